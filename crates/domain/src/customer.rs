@@ -1,0 +1,89 @@
+//! Customers, their contracts, and orders.
+
+use crate::ids::{CustomerId, OrderId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractState {
+    Active,
+    Ended,
+}
+
+impl ContractState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractState::Active => "active",
+            ContractState::Ended => "ended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(ContractState::Active),
+            "ended" => Some(ContractState::Ended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub name: String,
+    pub contract_ref: String,
+    pub contract_state: ContractState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Where an order stands. Pushing to Zoom comes with the onboarding work; until then an order
+/// waits as `pending` ("pending until the customer's Zoom account is linked").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Pending,
+    Applied,
+    Cancelled,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Pending => "pending",
+            OrderState::Applied => "applied",
+            OrderState::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(OrderState::Pending),
+            "applied" => Some(OrderState::Applied),
+            "cancelled" => Some(OrderState::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub state: OrderState,
+    pub number_count: i64,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// How an order picks its numbers from available inventory.
+#[derive(Clone, Debug, Default)]
+pub struct OrderPick {
+    pub count: u32,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// Largest order peerex accepts in one go; bigger ones are several orders.
+pub const MAX_ORDER_NUMBERS: u32 = 10_000;

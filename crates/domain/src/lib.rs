@@ -1,0 +1,19 @@
+//! peerex's domain: the types and rules every other crate builds on.
+//!
+//! Pure: no tokio, sqlx, axum or reqwest here. Values are parsed at the boundary into newtypes
+//! (`PhoneNumber`, ids) so that holding one means it is valid, and every change of a number's state
+//! goes through one function in [`number`] that refuses illegal moves and returns the events it causes.
+
+pub mod actor;
+pub mod clock;
+pub mod customer;
+pub mod ids;
+pub mod import;
+pub mod number;
+pub mod phone;
+
+pub use actor::Actor;
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use ids::{CustomerId, NumberId, OrderId, UserId};
+pub use number::{Number, NumberEvent, NumberState, TransitionError};
+pub use phone::{PhoneError, PhoneNumber};
