@@ -87,3 +87,26 @@ pub struct OrderPick {
 
 /// Largest order peerex accepts in one go; bigger ones are several orders.
 pub const MAX_ORDER_NUMBERS: u32 = 10_000;
+
+/// Why an order could not be placed or changed. The database is left as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("no such customer")]
+    CustomerNotFound,
+    #[error("the customer's contract has ended; no new orders")]
+    ContractEnded,
+    #[error("no such order")]
+    NotFound,
+    #[error("only {available} matching numbers are available; the order asks for {wanted}")]
+    NotEnough { wanted: u32, available: u32 },
+    #[error("an order takes 1 to {max} numbers")]
+    BadCount { max: u32 },
+    #[error("number {0} is not available")]
+    NumberNotAvailable(String),
+    #[error("number {0} is not in the inventory")]
+    UnknownNumber(String),
+    #[error("the order is {0}; only a pending order can be cancelled")]
+    NotPending(&'static str),
+    #[error(transparent)]
+    Transition(#[from] crate::number::TransitionError),
+}

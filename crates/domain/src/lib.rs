@@ -5,12 +5,14 @@
 //! goes through one function in [`number`] that refuses illegal moves and returns the events it causes.
 
 pub mod actor;
+pub mod auth;
 pub mod clock;
 pub mod customer;
 pub mod ids;
 pub mod import;
 pub mod number;
 pub mod phone;
+pub mod search;
 
 pub use actor::Actor;
 pub use clock::{Clock, FixedClock, SystemClock};

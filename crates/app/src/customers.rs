@@ -1,0 +1,46 @@
+//! Customers and their contracts.
+
+use crate::{conflict, App, AppError, Result};
+use domain::customer::{ContractState, Customer};
+use domain::CustomerId;
+
+fn required(field: &'static str, value: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(AppError::invalid(field, "is required"));
+    }
+    if v.chars().count() > max {
+        return Err(AppError::invalid(field, format!("is longer than {max} characters")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(AppError::invalid(field, "contains control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+impl App {
+    pub async fn create_customer(&self, name: &str, contract_ref: &str) -> Result<Customer> {
+        let customer = Customer {
+            id: CustomerId::new(),
+            name: required("name", name, 200)?,
+            contract_ref: required("contract_ref", contract_ref, 64)?,
+            contract_state: ContractState::Active,
+            created_at: self.now(),
+        };
+        self.store.insert_customer(&customer).await.map_err(|e| conflict(e, "contract_ref", "another customer has this contract reference"))?;
+        Ok(customer)
+    }
+
+    pub async fn customer(&self, id: CustomerId) -> Result<Customer> {
+        self.store.get_customer(id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Ends (or re-activates) a contract. An ended contract takes no new orders; its numbers stay
+    /// where they are until they are released.
+    pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<Customer> {
+        if !self.store.set_contract_state(id, state).await? {
+            return Err(AppError::NotFound);
+        }
+        self.customer(id).await
+    }
+}

@@ -1,0 +1,520 @@
+//! peerex's PostgreSQL dialect: for several `peerex serve` instances sharing one database.
+//!
+//! Same functions and signatures as `store-sqlite`. Differences that matter: orders claim numbers with
+//! `FOR UPDATE SKIP LOCKED` so concurrent orders never get the same number, and imports stream
+//! through `COPY`. Only `store` should use this crate.
+
+mod rows;
+
+use domain::auth::{ApiToken, Session, User};
+use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
+use domain::search::NumberQuery;
+use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
+use rows::{encode_tags, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub type Result<T> = std::result::Result<T, sqlx::Error>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Rows per multi-row statement (PostgreSQL allows 65,535 bound parameters).
+const INSERT_CHUNK: usize = 1_000;
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    // ---- numbers ------------------------------------------------------------------------------
+
+    /// Which of `e164s` are already in the inventory.
+    pub async fn existing_numbers(&self, e164s: &[&str]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in e164s.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new("SELECT e164 FROM numbers WHERE e164 IN (");
+            let mut sep = q.separated(", ");
+            for n in chunk {
+                sep.push_bind(*n);
+            }
+            q.push(")");
+            let rows: Vec<(String,)> = q.build_query_as().fetch_all(&self.pool).await?;
+            found.extend(rows.into_iter().map(|(n,)| n));
+        }
+        Ok(found)
+    }
+
+    /// Adds numbers and their creation events in one transaction: all or nothing. Streams both
+    /// tables through `COPY`, the fastest way into PostgreSQL.
+    pub async fn insert_numbers(&self, numbers: &[(Number, NumberEvent)], progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let mut copy = tx
+            .copy_in_raw("COPY numbers (id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at) FROM STDIN (FORMAT csv)")
+            .await?;
+        let mut buf = String::with_capacity(256 * INSERT_CHUNK);
+        for chunk in numbers.chunks(INSERT_CHUNK * 10) {
+            buf.clear();
+            for (n, _) in chunk {
+                copy_csv::number(&mut buf, n);
+            }
+            copy.send(buf.as_bytes()).await?;
+        }
+        copy.finish().await?;
+        let mut copy = tx.copy_in_raw("COPY number_events (number_id, at, actor, from_state, to_state, reason) FROM STDIN (FORMAT csv)").await?;
+        for chunk in numbers.chunks(INSERT_CHUNK * 10) {
+            buf.clear();
+            for (_, e) in chunk {
+                copy_csv::event(&mut buf, e);
+            }
+            copy.send(buf.as_bytes()).await?;
+            progress(chunk.len());
+        }
+        copy.finish().await?;
+        tx.commit().await
+    }
+
+    pub async fn search_numbers(&self, query: &NumberQuery) -> Result<Vec<Number>> {
+        let mut q = QueryBuilder::<Postgres>::new(NumberRow::SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some((from, inclusive)) = query.lower_bound() {
+            q.push(if inclusive { " AND e164 >= " } else { " AND e164 > " }).push_bind(from);
+        }
+        if let Some(prefix) = &query.prefix {
+            q.push(" AND e164 < ").push_bind(NumberQuery::prefix_upper(prefix));
+        }
+        if let Some(state) = query.state {
+            q.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(customer) = query.customer_id {
+            q.push(" AND customer_id = ").push_bind(customer.as_uuid());
+        }
+        if let Some(tag) = &query.tag {
+            q.push(" AND tags LIKE ").push_bind(format!("%,{tag},%"));
+        }
+        if let Some(region) = &query.region {
+            q.push(" AND region = ").push_bind(region.as_str());
+        }
+        q.push(" ORDER BY e164 LIMIT ").push_bind(i64::from(query.page_size()));
+        let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(NumberRow::into_number).collect()
+    }
+
+    pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM numbers GROUP BY state").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().filter_map(|(s, c)| NumberState::parse(&s).map(|s| (s, c))).collect())
+    }
+
+    pub async fn get_number(&self, id: NumberId) -> Result<Option<Number>> {
+        let sql = format!("{} WHERE id = $1", NumberRow::SELECT);
+        let row: Option<NumberRow> = sqlx::query_as(&sql).bind(id.as_uuid()).fetch_optional(&self.pool).await?;
+        row.map(NumberRow::into_number).transpose()
+    }
+
+    pub async fn get_number_by_e164(&self, e164: &str) -> Result<Option<Number>> {
+        let sql = format!("{} WHERE e164 = $1", NumberRow::SELECT);
+        let row: Option<NumberRow> = sqlx::query_as(&sql).bind(e164).fetch_optional(&self.pool).await?;
+        row.map(NumberRow::into_number).transpose()
+    }
+
+    pub async fn number_events(&self, id: NumberId) -> Result<Vec<NumberEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT number_id, at, actor, from_state, to_state, reason FROM number_events WHERE number_id = $1 ORDER BY id",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    // ---- customers ----------------------------------------------------------------------------
+
+    pub async fn insert_customer(&self, c: &Customer) -> Result<()> {
+        sqlx::query("INSERT INTO customers (id, name, contract_ref, contract_state, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(c.id.as_uuid())
+            .bind(&c.name)
+            .bind(&c.contract_ref)
+            .bind(c.contract_state.as_str())
+            .bind(c.created_at)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn list_customers(&self) -> Result<Vec<Customer>> {
+        let rows: Vec<rows::CustomerRow> = sqlx::query_as(rows::CustomerRow::SELECT_ALL).fetch_all(&self.pool).await?;
+        rows.into_iter().map(rows::CustomerRow::into_customer).collect()
+    }
+
+    pub async fn get_customer(&self, id: CustomerId) -> Result<Option<Customer>> {
+        let row: Option<rows::CustomerRow> = sqlx::query_as(rows::CustomerRow::SELECT_ONE).bind(id.as_uuid()).fetch_optional(&self.pool).await?;
+        row.map(rows::CustomerRow::into_customer).transpose()
+    }
+
+    pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {
+        let done = sqlx::query("UPDATE customers SET contract_state = $1 WHERE id = $2").bind(state.as_str()).bind(id.as_uuid()).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- users, sessions, tokens --------------------------------------------------------------
+
+    pub async fn insert_user(&self, u: &User) -> Result<()> {
+        sqlx::query("INSERT INTO users (id, email, password_hash, role, customer_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(u.id.as_uuid())
+            .bind(&u.email)
+            .bind(&u.password_hash)
+            .bind(u.role.as_str())
+            .bind(u.customer_id.map(|c| c.as_uuid()))
+            .bind(u.created_at)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let sql = format!("{} WHERE lower(email) = lower($1)", UserRow::SELECT);
+        let row: Option<UserRow> = sqlx::query_as(&sql).bind(email).fetch_optional(&self.pool).await?;
+        row.map(UserRow::into_user).transpose()
+    }
+
+    pub async fn list_users(&self, customer: Option<CustomerId>) -> Result<Vec<User>> {
+        let mut q = QueryBuilder::<Postgres>::new(UserRow::SELECT);
+        match customer {
+            Some(c) => q.push(" WHERE customer_id = ").push_bind(c.as_uuid()),
+            None => q.push(" WHERE customer_id IS NULL"),
+        };
+        q.push(" ORDER BY email");
+        let rows: Vec<UserRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    /// Records a failed sign-in; returns the count so far.
+    pub async fn record_login_failure(&self, id: UserId, lock_until: Option<OffsetDateTime>) -> Result<i64> {
+        sqlx::query_scalar("UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE($1, locked_until) WHERE id = $2 RETURNING failed_logins")
+            .bind(lock_until)
+            .bind(id.as_uuid())
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1").bind(id.as_uuid()).execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn set_password(&self, id: UserId, hash: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(id.as_uuid()).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_session(&self, s: &Session) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&s.id_hash)
+            .bind(s.user_id.as_uuid())
+            .bind(&s.csrf_token)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// The live session with this id hash and its user; expired sessions are not returned.
+    pub async fn session(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<(Session, User)>> {
+        let row: Option<SessionUserRow> = sqlx::query_as(SessionUserRow::SELECT).bind(id_hash).bind(now).fetch_optional(&self.pool).await?;
+        row.map(SessionUserRow::into_pair).transpose()
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?.rows_affected())
+    }
+
+    pub async fn insert_token(&self, t: &ApiToken) -> Result<()> {
+        sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scope, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(t.id)
+            .bind(&t.name)
+            .bind(&t.token_hash)
+            .bind(t.scope.as_str())
+            .bind(&t.created_by)
+            .bind(t.created_at)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
+        let sql = format!("{} WHERE token_hash = $1 AND revoked_at IS NULL", TokenRow::SELECT);
+        let row: Option<TokenRow> = sqlx::query_as(&sql).bind(hash).fetch_optional(&self.pool).await?;
+        row.map(TokenRow::into_token).transpose()
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        let sql = format!("{} ORDER BY created_at DESC", TokenRow::SELECT);
+        let rows: Vec<TokenRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(TokenRow::into_token).collect()
+    }
+
+    pub async fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(now).bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- orders -------------------------------------------------------------------------------
+
+    /// Creates an order and reserves its numbers in one transaction. With `explicit` numbers, each
+    /// must be available; otherwise `pick.count` numbers matching the filters are taken in E.164 order.
+    pub async fn create_order(
+        &self,
+        customer: CustomerId,
+        pick: &OrderPick,
+        explicit: &[String],
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query_as::<_, rows::CustomerRow>(&format!("{} FOR SHARE", rows::CustomerRow::SELECT_ONE)).bind(customer.as_uuid()).fetch_optional(&mut *tx).await? else {
+            return Ok(Err(OrderError::CustomerNotFound));
+        };
+        if row.into_customer()?.contract_state == ContractState::Ended {
+            return Ok(Err(OrderError::ContractEnded));
+        }
+        let candidates: Vec<Number> = if explicit.is_empty() {
+            let mut q = QueryBuilder::<Postgres>::new(NumberRow::SELECT);
+            q.push(" WHERE state = 'available'");
+            if let Some(prefix) = &pick.prefix {
+                q.push(" AND e164 >= ").push_bind(prefix.as_str()).push(" AND e164 < ").push_bind(NumberQuery::prefix_upper(prefix));
+            }
+            if let Some(region) = &pick.region {
+                q.push(" AND region = ").push_bind(region.as_str());
+            }
+            if let Some(tag) = &pick.tag {
+                q.push(" AND tags LIKE ").push_bind(format!("%,{tag},%"));
+            }
+            // SKIP LOCKED: a concurrent order passes over the rows this one holds and takes others.
+            q.push(" ORDER BY e164 LIMIT ").push_bind(i64::from(pick.count)).push(" FOR UPDATE SKIP LOCKED");
+            let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+            let found = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
+            if found.len() < pick.count as usize {
+                return Ok(Err(OrderError::NotEnough { wanted: pick.count, available: found.len() as u32 }));
+            }
+            found
+        } else {
+            let mut found = Vec::with_capacity(explicit.len());
+            let sql = format!("{} WHERE e164 = $1 FOR UPDATE", NumberRow::SELECT);
+            for e164 in explicit {
+                match sqlx::query_as::<_, NumberRow>(&sql).bind(e164).fetch_optional(&mut *tx).await? {
+                    None => return Ok(Err(OrderError::UnknownNumber(e164.clone()))),
+                    Some(r) => found.push(r.into_number()?),
+                }
+            }
+            found
+        };
+        let order = Order {
+            id: OrderId::new(),
+            customer_id: customer,
+            state: OrderState::Pending,
+            number_count: candidates.len() as i64,
+            created_by: by.to_string(),
+            created_at: now,
+        };
+        sqlx::query("INSERT INTO orders (id, customer_id, state, number_count, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(order.id.as_uuid())
+            .bind(customer.as_uuid())
+            .bind(order.state.as_str())
+            .bind(order.number_count)
+            .bind(&order.created_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut moves = Vec::with_capacity(candidates.len());
+        for n in candidates {
+            let e164 = n.e164.to_string();
+            match n.reserve(customer, order.id, by, now) {
+                Ok(m) => moves.push(m),
+                Err(_) => return Ok(Err(OrderError::NumberNotAvailable(e164))),
+            }
+        }
+        save_moves(&mut tx, &moves).await?;
+        tx.commit().await?;
+        Ok(Ok((order, moves.into_iter().map(|(n, _)| n).collect())))
+    }
+
+    /// Cancels a pending order; its numbers go back to `available`. `customer` confines the
+    /// lookup to one customer's orders when given.
+    pub async fn cancel_order(&self, id: OrderId, customer: Option<CustomerId>, by: &Actor, now: OffsetDateTime) -> Result<std::result::Result<Order, OrderError>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut order) = fetch_order(&mut tx, id).await?.filter(|o| customer.is_none_or(|c| c == o.customer_id)) else {
+            return Ok(Err(OrderError::NotFound));
+        };
+        if order.state != OrderState::Pending {
+            return Ok(Err(OrderError::NotPending(order.state.as_str())));
+        }
+        let sql = format!("{} WHERE order_id = $1 AND state = 'reserved' ORDER BY e164 FOR UPDATE", NumberRow::SELECT);
+        let rows: Vec<NumberRow> = sqlx::query_as(&sql).bind(id.as_uuid()).fetch_all(&mut *tx).await?;
+        let mut moves = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row.into_number()?.cancel_reservation(by, now) {
+                Ok(m) => moves.push(m),
+                Err(e) => return Ok(Err(e.into())),
+            }
+        }
+        save_moves(&mut tx, &moves).await?;
+        sqlx::query("UPDATE orders SET state = 'cancelled' WHERE id = $1").bind(id.as_uuid()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        order.state = OrderState::Cancelled;
+        Ok(Ok(order))
+    }
+
+    pub async fn get_order(&self, id: OrderId) -> Result<Option<Order>> {
+        let mut conn = self.pool.acquire().await?;
+        let row: Option<OrderRow> = sqlx::query_as(OrderRow::SELECT_ONE).bind(id.as_uuid()).fetch_optional(&mut *conn).await?;
+        row.map(OrderRow::into_order).transpose()
+    }
+
+    pub async fn list_orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
+        let mut q = QueryBuilder::<Postgres>::new(OrderRow::SELECT);
+        if let Some(c) = customer {
+            q.push(" WHERE customer_id = ").push_bind(c.as_uuid());
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<OrderRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(OrderRow::into_order).collect()
+    }
+
+    pub async fn order_numbers(&self, id: OrderId) -> Result<Vec<Number>> {
+        let sql = format!("{} WHERE order_id = $1 ORDER BY e164", NumberRow::SELECT);
+        let rows: Vec<NumberRow> = sqlx::query_as(&sql).bind(id.as_uuid()).fetch_all(&self.pool).await?;
+        rows.into_iter().map(NumberRow::into_number).collect()
+    }
+}
+
+async fn fetch_order(tx: &mut Transaction<'_, Postgres>, id: OrderId) -> Result<Option<Order>> {
+    let row: Option<OrderRow> = sqlx::query_as(&format!("{} FOR UPDATE", OrderRow::SELECT_ONE)).bind(id.as_uuid()).fetch_optional(&mut **tx).await?;
+    row.map(OrderRow::into_order).transpose()
+}
+
+/// Writes numbers after domain transitions, with their events, inside the caller's transaction.
+async fn save_moves(tx: &mut Transaction<'_, Postgres>, moves: &[(Number, NumberEvent)]) -> Result<()> {
+    for (n, _) in moves {
+        sqlx::query("UPDATE numbers SET state = $1, customer_id = $2, order_id = $3, reason = $4, aging_until = $5, updated_at = $6 WHERE id = $7")
+            .bind(n.state.as_str())
+            .bind(n.customer_id.map(|c| c.as_uuid()))
+            .bind(n.order_id.map(|o| o.as_uuid()))
+            .bind(n.reason.as_deref())
+            .bind(n.aging_until)
+            .bind(n.updated_at)
+            .bind(n.id.as_uuid())
+            .execute(&mut **tx)
+            .await?;
+    }
+    for chunk in moves.chunks(INSERT_CHUNK) {
+        insert_events(tx, chunk.iter().map(|(_, e)| e)).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events<'a>(tx: &mut Transaction<'_, Postgres>, events: impl Iterator<Item = &'a NumberEvent>) -> Result<()> {
+    let mut q = QueryBuilder::<Postgres>::new("INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ");
+    let mut any = false;
+    q.push_values(events.inspect(|_| any = true), |mut b, e| {
+        b.push_bind(e.number_id.as_uuid())
+            .push_bind(e.at)
+            .push_bind(e.actor.as_str())
+            .push_bind(e.from.map(NumberState::as_str))
+            .push_bind(e.to.as_str())
+            .push_bind(e.reason.as_deref());
+    });
+    if any {
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Rows in the CSV form `COPY ... (FORMAT csv)` reads: every text field quoted, an absent value empty.
+mod copy_csv {
+    use domain::{Number, NumberEvent};
+    use std::fmt::Write;
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    fn text(buf: &mut String, v: &str) {
+        buf.push('"');
+        for c in v.chars() {
+            if c == '"' {
+                buf.push('"');
+            }
+            buf.push(c);
+        }
+        buf.push('"');
+    }
+
+    fn opt(buf: &mut String, v: Option<&str>) {
+        if let Some(v) = v {
+            text(buf, v);
+        }
+    }
+
+    fn at(buf: &mut String, t: OffsetDateTime) {
+        buf.push_str(&t.format(&Rfc3339).unwrap_or_default());
+    }
+
+    pub fn number(buf: &mut String, n: &Number) {
+        let _ = write!(buf, "{},", n.id);
+        text(buf, n.e164.as_str());
+        let _ = write!(buf, ",{},", n.state.as_str());
+        if let Some(c) = n.customer_id {
+            let _ = write!(buf, "{c}");
+        }
+        buf.push(',');
+        if let Some(o) = n.order_id {
+            let _ = write!(buf, "{o}");
+        }
+        buf.push(',');
+        text(buf, &super::encode_tags(&n.tags));
+        for v in [&n.billing_ref, &n.region, &n.note, &n.reason] {
+            buf.push(',');
+            opt(buf, v.as_deref());
+        }
+        buf.push(',');
+        if let Some(t) = n.aging_until {
+            at(buf, t);
+        }
+        buf.push(',');
+        at(buf, n.updated_at);
+        buf.push('\n');
+    }
+
+    pub fn event(buf: &mut String, e: &NumberEvent) {
+        let _ = write!(buf, "{},", e.number_id);
+        at(buf, e.at);
+        buf.push(',');
+        text(buf, &e.actor);
+        buf.push(',');
+        opt(buf, e.from.map(|s| s.as_str()));
+        let _ = write!(buf, ",{},", e.to.as_str());
+        opt(buf, e.reason.as_deref());
+        buf.push('\n');
+    }
+}

@@ -1,0 +1,225 @@
+//! The database facade the rest of peerex uses: `Store` is an enum over the two dialects, each
+//! method dispatching to the dialect crate that holds the SQL. Errors leave here as [`DbError`], with
+//! a unique violation named by its constraint so the edges can say which field clashed.
+//!
+//! Depends on `domain` and the dialect crates only; knows nothing of HTTP or Zoom.
+
+use domain::auth::{ApiToken, Session, User};
+use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick};
+use domain::search::NumberQuery;
+use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
+use std::collections::HashSet;
+use store_postgres::PgStore;
+use store_sqlite::SqliteStore;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique constraint refused the write; `constraint` names it (e.g. `users_email_key`).
+    #[error("already exists ({constraint})")]
+    Conflict { constraint: String },
+    /// The database cannot be reached or is overloaded: worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                DbError::Conflict { constraint: db.constraint().map(str::to_owned).unwrap_or_else(|| unique_from_message(db.message())) }
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => DbError::Unavailable(e),
+            _ => DbError::Other(e),
+        }
+    }
+}
+
+/// SQLite names no constraint in its error, only "UNIQUE constraint failed: table.column"; map the
+/// columns back to the constraint names the PostgreSQL schema uses, so callers handle one name.
+fn unique_from_message(message: &str) -> String {
+    let cols = message.rsplit(": ").next().unwrap_or_default();
+    match cols {
+        "numbers.e164" => "numbers_e164_key",
+        "users.email" => "users_email_key",
+        "customers.contract_ref" => "customers_contract_ref_key",
+        "api_tokens.token_hash" => "api_tokens_token_hash_key",
+        other => other,
+    }
+    .to_owned()
+}
+
+pub type Result<T> = std::result::Result<T, DbError>;
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Calls the same method on whichever dialect this store is, mapping its error.
+macro_rules! dispatch {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await.map_err(DbError::from),
+            Store::Postgres(p) => p.$method($($arg),*).await.map_err(DbError::from),
+        }
+    };
+}
+
+impl Store {
+    /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect(url).await?))
+        } else {
+            Ok(Store::Sqlite(SqliteStore::connect(url).await?))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        dispatch!(self.migrate())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        dispatch!(self.ping())
+    }
+
+    pub async fn existing_numbers(&self, e164s: &[&str]) -> Result<HashSet<String>> {
+        dispatch!(self.existing_numbers(e164s))
+    }
+
+    pub async fn insert_numbers(&self, numbers: &[(Number, NumberEvent)], progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+        dispatch!(self.insert_numbers(numbers, progress))
+    }
+
+    pub async fn search_numbers(&self, query: &NumberQuery) -> Result<Vec<Number>> {
+        dispatch!(self.search_numbers(query))
+    }
+
+    pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>> {
+        dispatch!(self.count_by_state())
+    }
+
+    pub async fn get_number(&self, id: NumberId) -> Result<Option<Number>> {
+        dispatch!(self.get_number(id))
+    }
+
+    pub async fn get_number_by_e164(&self, e164: &str) -> Result<Option<Number>> {
+        dispatch!(self.get_number_by_e164(e164))
+    }
+
+    pub async fn number_events(&self, id: NumberId) -> Result<Vec<NumberEvent>> {
+        dispatch!(self.number_events(id))
+    }
+
+    pub async fn insert_customer(&self, c: &Customer) -> Result<()> {
+        dispatch!(self.insert_customer(c))
+    }
+
+    pub async fn list_customers(&self) -> Result<Vec<Customer>> {
+        dispatch!(self.list_customers())
+    }
+
+    pub async fn get_customer(&self, id: CustomerId) -> Result<Option<Customer>> {
+        dispatch!(self.get_customer(id))
+    }
+
+    pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {
+        dispatch!(self.set_contract_state(id, state))
+    }
+
+    pub async fn insert_user(&self, u: &User) -> Result<()> {
+        dispatch!(self.insert_user(u))
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        dispatch!(self.user_by_email(email))
+    }
+
+    /// A customer's users, or the operators when `customer` is `None`.
+    pub async fn list_users(&self, customer: Option<CustomerId>) -> Result<Vec<User>> {
+        dispatch!(self.list_users(customer))
+    }
+
+    pub async fn record_login_failure(&self, id: UserId, lock_until: Option<OffsetDateTime>) -> Result<i64> {
+        dispatch!(self.record_login_failure(id, lock_until))
+    }
+
+    pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
+        dispatch!(self.reset_login_failures(id))
+    }
+
+    pub async fn set_password(&self, id: UserId, hash: &str) -> Result<bool> {
+        dispatch!(self.set_password(id, hash))
+    }
+
+    pub async fn insert_session(&self, s: &Session) -> Result<()> {
+        dispatch!(self.insert_session(s))
+    }
+
+    pub async fn session(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<(Session, User)>> {
+        dispatch!(self.session(id_hash, now))
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        dispatch!(self.delete_session(id_hash))
+    }
+
+    pub async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64> {
+        dispatch!(self.delete_expired_sessions(now))
+    }
+
+    pub async fn insert_token(&self, t: &ApiToken) -> Result<()> {
+        dispatch!(self.insert_token(t))
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
+        dispatch!(self.token_by_hash(hash))
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        dispatch!(self.list_tokens())
+    }
+
+    pub async fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.revoke_token(id, now))
+    }
+
+    pub async fn create_order(
+        &self,
+        customer: CustomerId,
+        pick: &OrderPick,
+        explicit: &[String],
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
+        dispatch!(self.create_order(customer, pick, explicit, by, now))
+    }
+
+    pub async fn cancel_order(&self, id: OrderId, customer: Option<CustomerId>, by: &Actor, now: OffsetDateTime) -> Result<std::result::Result<Order, OrderError>> {
+        dispatch!(self.cancel_order(id, customer, by, now))
+    }
+
+    pub async fn get_order(&self, id: OrderId) -> Result<Option<Order>> {
+        dispatch!(self.get_order(id))
+    }
+
+    pub async fn list_orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
+        dispatch!(self.list_orders(customer, limit))
+    }
+
+    pub async fn order_numbers(&self, id: OrderId) -> Result<Vec<Number>> {
+        dispatch!(self.order_numbers(id))
+    }
+}
