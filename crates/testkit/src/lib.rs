@@ -28,6 +28,9 @@ use uuid::Uuid;
 
 pub use tempfile::TempDir;
 
+mod test_app;
+pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, PASSWORD, READER_EMAIL};
+
 /// The environment variable naming the PostgreSQL server tests create their databases on.
 pub const PG_URL_ENV: &str = "PEEREX_TEST_PG_URL";
 

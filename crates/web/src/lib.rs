@@ -1,0 +1,91 @@
+//! peerex's HTTP surfaces: the JSON API (`/api/v1`), the operator portal (`/operator`), `/healthz`
+//! and `/metrics`. Handlers parse input, call one `app` use-case and render; no SQL and no business
+//! rules here. Errors are mapped once, in [`error`].
+
+pub mod api;
+mod assets;
+pub mod error;
+mod metrics_layer;
+pub mod operator;
+pub mod session;
+
+use app::App;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::{Arc, OnceLock};
+
+/// How the portals present themselves; white-label, from configuration.
+#[derive(Clone, Debug)]
+pub struct Ui {
+    /// The carrier's name as customers know it.
+    pub carrier_name: String,
+    /// Mark cookies `Secure` (on whenever peerex is served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self { carrier_name: "Example Carrier".into(), secure_cookies: false }
+    }
+}
+
+#[derive(Clone)]
+pub struct WebState {
+    pub app: App,
+    pub ui: Arc<Ui>,
+    metrics: PrometheusHandle,
+}
+
+impl WebState {
+    pub fn new(app: App, ui: Ui) -> Self {
+        Self { app, ui: Arc::new(ui), metrics: prometheus() }
+    }
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then this handle still renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(|| async { axum::response::Redirect::to("/operator") }))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .nest("/api/v1", api::router())
+        .nest("/operator", operator::router())
+        .merge(assets::router())
+        .fallback(error::not_found_fallback)
+        .layer(axum::middleware::from_fn(metrics_layer::track))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
+    match state.app.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "database": state.app.store.backend()}))),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"})))
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<WebState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}

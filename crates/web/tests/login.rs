@@ -1,0 +1,69 @@
+//! Signing in to the operator portal, on both databases.
+
+use testkit::{hidden_value, Db, TestApp, ADMIN_EMAIL, PASSWORD};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Sqlite).await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Postgres).await })* }
+    };
+}
+
+on_both!(operator_signs_in_and_out, wrong_password_is_refused_and_repeated_failures_lock, form_without_csrf_changes_nothing);
+
+async fn operator_signs_in_and_out(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let client = t.browser();
+    // Not signed in: sent to the sign-in page, with the way back.
+    let r = client.get(format!("{}/operator", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/operator/login?next=/operator");
+
+    let (client, csrf) = t.operator_browser(ADMIN_EMAIL).await;
+    let home = client.get(format!("{}/operator", t.url)).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let body = home.text().await.unwrap();
+    assert!(body.contains("Number inventory") && body.contains(ADMIN_EMAIL));
+
+    let r = client.post(format!("{}/operator/logout", t.url)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let r = client.get(format!("{}/operator", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303, "signed out: back to the sign-in page");
+}
+
+async fn wrong_password_is_refused_and_repeated_failures_lock(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let client = t.browser();
+    let attempt = |password: &'static str| {
+        let client = client.clone();
+        let url = t.url.clone();
+        async move {
+            let page = client.get(format!("{url}/operator/login")).send().await.unwrap().text().await.unwrap();
+            let csrf = hidden_value(&page, "csrf").unwrap();
+            let r = client.post(format!("{url}/operator/login")).form(&[("email", ADMIN_EMAIL), ("password", password), ("csrf", &csrf)]).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = attempt("not the password").await;
+    assert_eq!(status, 401);
+    assert!(body.contains("wrong e-mail or password"));
+    for _ in 0..4 {
+        attempt("still wrong").await;
+    }
+    // Locked now, even with the right password.
+    let (status, body) = attempt(PASSWORD).await;
+    assert_eq!(status, 429);
+    assert!(body.contains("too many failed sign-ins"), "{body}");
+}
+
+async fn form_without_csrf_changes_nothing(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let client = t.browser();
+    let r = client.post(format!("{}/operator/login", t.url)).form(&[("email", ADMIN_EMAIL), ("password", PASSWORD)]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("peerex_session=")));
+    let (client, _) = t.operator_browser(ADMIN_EMAIL).await;
+    let r = client.post(format!("{}/operator/logout", t.url)).form(&[("csrf", "forged")]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(client.get(format!("{}/operator", t.url)).send().await.unwrap().status(), 200, "still signed in");
+}
