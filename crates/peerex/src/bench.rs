@@ -1,0 +1,179 @@
+//! `peerex bench import`: imports generated numbers through peerex and, in the same invocation, the
+//! raw floor for the same rows on the same database (SQLite: one prepared INSERT per row in one
+//! transaction; PostgreSQL: `COPY`), and prints the ratio. Then times search pages at that size.
+//! Absolute times on a shared machine are noise; the ratio is the result.
+
+use clap::Subcommand;
+use domain::number::NumberAttrs;
+use domain::search::NumberQuery;
+use domain::{Actor, NumberState};
+use rand::Rng;
+use sqlx::Connection;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Import N generated numbers on SQLite (and PostgreSQL with --postgres) against the raw floor.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// A PostgreSQL server URL to also run on (a fresh database is created there);
+        /// `scripts/pg-throwaway` starts one.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Search pages to time after the import.
+        #[arg(long, default_value_t = 2_000)]
+        searches: usize,
+    },
+}
+
+pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
+    let BenchCmd::Import { count, postgres, searches } = cmd;
+    anyhow::ensure!((1..=domain::import::MAX_IMPORT_NUMBERS as u64).contains(&count), "--count must be 1 to {}", domain::import::MAX_IMPORT_NUMBERS);
+    let dir = tempfile_dir()?;
+    let sqlite = format!("sqlite://{}", dir.join("bench.db").display());
+    let floor_sqlite = format!("sqlite://{}", dir.join("floor.db").display());
+    let mut results = vec![bench_one("sqlite", &sqlite, &floor_sqlite, count, searches).await?];
+    match postgres {
+        Some(base) => {
+            let (db, floor) = (fresh_pg(&base, "bench").await?, fresh_pg(&base, "floor").await?);
+            results.push(bench_one("postgres", &db, &floor, count, searches).await?);
+        }
+        None => eprintln!("(PostgreSQL skipped: pass --postgres URL; scripts/pg-throwaway starts a server)"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("\n{:<9} {:>10} {:>12} {:>12} {:>8} {:>12} {:>12}", "database", "numbers", "peerex s", "floor s", "ratio", "search p50", "search p99");
+    for r in &results {
+        println!(
+            "{:<9} {:>10} {:>12.2} {:>12.2} {:>7.2}x {:>9.2} ms {:>9.2} ms",
+            r.backend,
+            count,
+            r.peerex.as_secs_f64(),
+            r.floor.as_secs_f64(),
+            r.peerex.as_secs_f64() / r.floor.as_secs_f64(),
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3
+        );
+    }
+    println!("goals: import ratio <= 2.00x, search page p99 <= 50 ms");
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Result {
+    backend: &'static str,
+    peerex: Duration,
+    floor: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("peerex-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn fresh_pg(base: &str, what: &str) -> anyhow::Result<String> {
+    let name = format!("peerex_{what}_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(base).await?;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}")).execute(&mut conn).await?;
+    let (head, _) = base.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("--postgres must be a URL like postgres://user@host:port/db"))?;
+    Ok(format!("{head}/{name}"))
+}
+
+fn range(count: u64) -> String {
+    let first = 15_550_000_000u64;
+    format!("+{first}-+{}", first + count - 1)
+}
+
+async fn bench_one(backend: &'static str, url: &str, floor_url: &str, count: u64, searches: usize) -> anyhow::Result<Result> {
+    eprintln!("{backend}: importing {count} numbers through peerex...");
+    let store = store::Store::connect(url).await?;
+    store.migrate().await?;
+    let app = app::App::new(store, std::sync::Arc::new(domain::SystemClock), app::Settings::default());
+    let attrs = NumberAttrs { tags: vec!["bench".into()], region: Some("US".into()), ..Default::default() };
+    let rows = domain::import::parse_range(&range(count), &attrs).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    let outcome = app.import_numbers(domain::import::ImportPlan { rows, errors: Vec::new() }, &Actor::System("bench".into()), false, &|_| {}).await?;
+    let peerex = started.elapsed();
+    anyhow::ensure!(outcome.added as u64 == count, "import added {} of {count}", outcome.added);
+
+    eprintln!("{backend}: raw floor for the same rows...");
+    let floor = floor(backend, floor_url, count).await?;
+
+    eprintln!("{backend}: timing {searches} search pages...");
+    let mut rng = rand::thread_rng();
+    let mut times = Vec::with_capacity(searches);
+    for i in 0..searches {
+        let n = 15_550_000_000u64 + rng.gen_range(0..count);
+        let digits = rng.gen_range(6..=9);
+        let prefix = format!("+{}", &n.to_string()[..digits]);
+        let query = NumberQuery {
+            prefix: Some(prefix),
+            state: (i % 2 == 0).then_some(NumberState::Available),
+            tag: (i % 3 == 0).then(|| "bench".to_owned()),
+            after: (i % 4 == 0).then(|| format!("+{n}")),
+            limit: 100,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        app.search_numbers(&query).await?;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    Ok(Result { backend, peerex, floor, p50: pct(0.50), p99: pct(0.99) })
+}
+
+/// The fastest plain way to put the same rows into a same-shaped table on this database.
+async fn floor(backend: &str, url: &str, count: u64) -> anyhow::Result<Duration> {
+    let columns = "id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at";
+    let now = time::OffsetDateTime::now_utc();
+    if backend == "sqlite" {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use std::str::FromStr;
+        let opts = SqliteConnectOptions::from_str(url)?.create_if_missing(true).journal_mode(sqlx::sqlite::SqliteJournalMode::Wal).synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await?;
+        sqlx::raw_sql(
+            "CREATE TABLE numbers (id BLOB PRIMARY KEY, e164 TEXT NOT NULL UNIQUE, state TEXT NOT NULL, customer_id BLOB, order_id BLOB, \
+             tags TEXT NOT NULL, billing_ref TEXT, region TEXT, note TEXT, reason TEXT, aging_until TEXT, updated_at TEXT NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await?;
+        let started = Instant::now();
+        let mut tx = conn.begin().await?;
+        let sql = format!("INSERT INTO numbers ({columns}) VALUES (?, ?, 'available', NULL, NULL, ',bench,', NULL, 'US', NULL, NULL, NULL, ?)");
+        for i in 0..count {
+            sqlx::query(&sql).bind(uuid_v7()).bind(format!("+{}", 15_550_000_000u64 + i)).bind(now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(started.elapsed())
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::raw_sql(
+            "CREATE TABLE numbers (id uuid PRIMARY KEY, e164 text COLLATE \"C\" NOT NULL UNIQUE, state text NOT NULL, customer_id uuid, order_id uuid, \
+             tags text NOT NULL, billing_ref text, region text, note text, reason text, aging_until timestamptz, updated_at timestamptz NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await?;
+        let stamp = now.format(&time::format_description::well_known::Rfc3339)?;
+        let started = Instant::now();
+        let mut copy = conn.copy_in_raw(&format!("COPY numbers ({columns}) FROM STDIN (FORMAT csv)")).await?;
+        let mut buf = String::with_capacity(1 << 20);
+        for i in 0..count {
+            buf.push_str(&format!("{},\"+{}\",available,,,\",bench,\",,\"US\",,,,{stamp}\n", uuid_v7(), 15_550_000_000u64 + i));
+            if buf.len() > (1 << 20) - 256 {
+                copy.send(buf.as_bytes()).await?;
+                buf.clear();
+            }
+        }
+        copy.send(buf.as_bytes()).await?;
+        copy.finish().await?;
+        Ok(started.elapsed())
+    }
+}
+
+fn uuid_v7() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}

@@ -1,0 +1,151 @@
+//! Configuration: defaults, then a TOML file, then `PEEREX_*` environment variables, then flags.
+//! Secrets (the database URL's password) never print: `Debug` and `config show` redact them.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where peerex keeps its SQLite database and other files.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; empty means SQLite in `data_dir`.
+    pub database_url: String,
+    /// Address the portals and the API listen on.
+    pub listen: String,
+    /// The carrier's name as its customers know it (the portals are white-label).
+    pub carrier_name: String,
+    /// Mark cookies Secure: turn on whenever peerex is reached over HTTPS.
+    pub secure_cookies: bool,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter, like `info` or `peerex=debug,sqlx=warn`.
+    pub log_level: String,
+    /// Hours a portal session lasts.
+    pub session_hours: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("peerex-data"),
+            database_url: String::new(),
+            listen: "127.0.0.1:8080".into(),
+            carrier_name: "Example Carrier".into(),
+            secure_cookies: false,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            session_hours: 12,
+        }
+    }
+}
+
+pub const EXAMPLE: &str = r#"# peerex configuration. Every key is optional; the values shown are the defaults.
+# Each key can also be set in the environment as PEEREX_<KEY> (e.g. PEEREX_DATABASE_URL),
+# which wins over this file; command-line flags win over both.
+
+# Where peerex keeps its SQLite database.
+data_dir = "peerex-data"
+
+# Empty: SQLite at <data_dir>/peerex.db. For PostgreSQL (several `peerex serve` instances):
+#   database_url = "postgres://peerex:SECRET@db.internal/peerex"
+database_url = ""
+
+# Address of the portals, the JSON API, /healthz and /metrics.
+listen = "127.0.0.1:8080"
+
+# The carrier's name, shown in the portals.
+carrier_name = "Example Carrier"
+
+# Set to true when peerex is reached over HTTPS (cookies get the Secure flag).
+secure_cookies = false
+
+# "text" for people, "json" for log collectors.
+log_format = "text"
+log_level = "info"
+
+# How long a portal sign-in lasts, in hours.
+session_hours = 12
+"#;
+
+impl Config {
+    /// Loads the layers in order. `file` is the `--config` flag; without it `peerex.toml` in the
+    /// working directory is read if present.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("peerex.toml")),
+        }
+        let config: Config = figment.merge(Env::prefixed("PEEREX_").ignore(&["TEST_PG_URL"])).extract().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "configuration: log_format must be \"text\" or \"json\"");
+        anyhow::ensure!((1..=24 * 30).contains(&self.session_hours), "configuration: session_hours must be 1 to 720");
+        anyhow::ensure!(!self.carrier_name.trim().is_empty(), "configuration: carrier_name must not be empty");
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory (created if missing).
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if !self.database_url.trim().is_empty() {
+            return Ok(self.database_url.trim().to_owned());
+        }
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", self.data_dir.display()))?;
+        Ok(format!("sqlite://{}", self.data_dir.join("peerex.db").display()))
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((creds, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("carrier_name", &self.carrier_name)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("session_hours", &self.session_hours)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://peerex:hunter2@db/peerex"), "postgres://peerex:***@db/peerex");
+        assert_eq!(redact_url("sqlite://peerex-data/peerex.db"), "sqlite://peerex-data/peerex.db");
+        let c = Config { database_url: "postgres://u:topsecret@h/d".into(), ..Config::default() };
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn the_example_is_the_defaults() {
+        let from_example: Config = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
+        let defaults = Config::default();
+        assert_eq!(serde_json::to_value(&from_example).unwrap(), serde_json::to_value(&defaults).unwrap());
+    }
+}

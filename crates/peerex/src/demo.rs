@@ -1,0 +1,58 @@
+//! `peerex demo`: the platform on a throw-away SQLite database, seeded with an operator, a customer
+//! with its admin, 10,000 numbers and a pending order, so a person can look around in a minute.
+
+use crate::config::Config;
+use app::App;
+use domain::auth::Role;
+use domain::customer::OrderPick;
+use domain::Actor;
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+
+pub const OPERATOR_EMAIL: &str = "admin@carrier.example";
+pub const CUSTOMER_EMAIL: &str = "admin@acme.example";
+/// Demo credentials are printed on start; the database is thrown away.
+pub const DEMO_PASSWORD: &str = "peerex-demo-password";
+
+pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    crate::serve::init_logging(&config)?;
+    let dir = std::env::temp_dir().join(format!("peerex-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    config.data_dir = dir.clone();
+    config.database_url = String::new();
+    let app = crate::cli::open(&config).await?;
+    seed(&app).await?;
+
+    // 8080 unless it is taken: a demo that fails because another program holds a port helps nobody.
+    let wanted = listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listener = match TcpListener::bind(&wanted).await {
+        Ok(l) => l,
+        Err(_) => TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let base = format!("http://{}", listener.local_addr()?);
+    println!(
+        "\npeerex demo is running (data in {dir}; Ctrl-C to stop)\n\n  \
+         Operator portal  {base}/operator\n                   sign in as {OPERATOR_EMAIL} / {DEMO_PASSWORD}\n  \
+         Customer         Acme Corp (contract ACME-001), admin {CUSTOMER_EMAIL} / {DEMO_PASSWORD}\n  \
+         JSON API         {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)\n  \
+         Health, metrics  {base}/healthz  {base}/metrics\n",
+        dir = dir.display()
+    );
+    crate::serve::serve(app, &config, &wanted, Some(listener)).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo world. Also used by tests, so it goes through the same use-cases a person would.
+pub async fn seed(app: &App) -> anyhow::Result<()> {
+    let err = |e: app::AppError| anyhow::anyhow!("seeding the demo: {e}");
+    let by = Actor::System("demo".into());
+    app.create_user(OPERATOR_EMAIL, DEMO_PASSWORD, Role::Admin, None).await.map_err(err)?;
+    let acme = app.create_customer("Acme Corp", "ACME-001").await.map_err(err)?;
+    app.create_user(CUSTOMER_EMAIL, DEMO_PASSWORD, Role::CustomerAdmin, Some(acme.id)).await.map_err(err)?;
+    let attrs = domain::number::NumberAttrs { tags: vec!["demo".into()], region: Some("US-NY".into()), ..Default::default() };
+    app.import_range("+15550100000-+15550109999", &attrs, &by, false, &|_| {}).await.map_err(err)?;
+    let pick = OrderPick { count: 5, prefix: Some("+1555010".into()), ..Default::default() };
+    app.create_order(acme.id, pick, &[], &by).await.map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! `peerex`: one binary for the whole platform — the server, the demo, and the carrier's tooling.
+
+mod bench;
+mod cli;
+mod config;
+mod demo;
+mod serve;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
