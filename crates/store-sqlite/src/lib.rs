@@ -10,7 +10,7 @@ use domain::auth::{ApiToken, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
-use rows::{encode_tags, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow};
+use rows::{encode_tags, CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use std::collections::HashSet;
@@ -21,6 +21,58 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub type Result<T> = std::result::Result<T, sqlx::Error>;
+
+/// `SELECT <every column of numbers> FROM numbers <rest>`, checked against the schema at compile time.
+/// SQLite stores ids as blobs and times as text; the `AS "col: Type"` overrides say what they decode to.
+macro_rules! select_customers {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            CustomerRow,
+            "SELECT id AS \"id!: Uuid\", name, contract_ref, contract_state, created_at AS \"created_at!: OffsetDateTime\" FROM customers " + $rest $(, $arg)*
+        )
+    };
+}
+
+macro_rules! select_users {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            UserRow,
+            "SELECT id AS \"id!: Uuid\", email, password_hash, role, customer_id AS \"customer_id: Uuid\", failed_logins, \
+             locked_until AS \"locked_until: OffsetDateTime\", created_at AS \"created_at!: OffsetDateTime\" FROM users " + $rest $(, $arg)*
+        )
+    };
+}
+
+macro_rules! select_tokens {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            TokenRow,
+            "SELECT id AS \"id!: Uuid\", name, token_hash, scope, created_by, created_at AS \"created_at!: OffsetDateTime\", \
+             revoked_at AS \"revoked_at: OffsetDateTime\" FROM api_tokens " + $rest $(, $arg)*
+        )
+    };
+}
+
+macro_rules! select_orders {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            OrderRow,
+            "SELECT id AS \"id!: Uuid\", customer_id AS \"customer_id!: Uuid\", state, number_count, created_by, \
+             created_at AS \"created_at!: OffsetDateTime\" FROM orders " + $rest $(, $arg)*
+        )
+    };
+}
+
+macro_rules! select_numbers {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            NumberRow,
+            "SELECT id AS \"id!: Uuid\", e164, state, customer_id AS \"customer_id: Uuid\", order_id AS \"order_id: Uuid\", \
+             tags, billing_ref, region, note, reason, aging_until AS \"aging_until: OffsetDateTime\", \
+             updated_at AS \"updated_at!: OffsetDateTime\" FROM numbers " + $rest $(, $arg)*
+        )
+    };
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -58,7 +110,7 @@ impl SqliteStore {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map(|_| ())
+        sqlx::query_scalar!("SELECT 1 AS one").fetch_one(&self.reader).await.map(|_| ())
     }
 
     // ---- numbers ------------------------------------------------------------------------------
@@ -134,27 +186,29 @@ impl SqliteStore {
     }
 
     pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM numbers GROUP BY state").fetch_all(&self.reader).await?;
-        Ok(rows.into_iter().filter_map(|(s, c)| NumberState::parse(&s).map(|s| (s, c))).collect())
+        let rows = sqlx::query!(r#"SELECT state, COUNT(*) AS "count!: i64" FROM numbers GROUP BY state"#).fetch_all(&self.reader).await?;
+        Ok(rows.into_iter().filter_map(|r| NumberState::parse(&r.state).map(|s| (s, r.count))).collect())
     }
 
     pub async fn get_number(&self, id: NumberId) -> Result<Option<Number>> {
-        let sql = format!("{} WHERE id = ?", NumberRow::SELECT);
-        let row: Option<NumberRow> = sqlx::query_as(&sql).bind(id.as_uuid()).fetch_optional(&self.reader).await?;
+        let id = id.as_uuid();
+        let row = select_numbers!("WHERE id = ?", id).fetch_optional(&self.reader).await?;
         row.map(NumberRow::into_number).transpose()
     }
 
     pub async fn get_number_by_e164(&self, e164: &str) -> Result<Option<Number>> {
-        let sql = format!("{} WHERE e164 = ?", NumberRow::SELECT);
-        let row: Option<NumberRow> = sqlx::query_as(&sql).bind(e164).fetch_optional(&self.reader).await?;
+        let row = select_numbers!("WHERE e164 = ?", e164).fetch_optional(&self.reader).await?;
         row.map(NumberRow::into_number).transpose()
     }
 
     pub async fn number_events(&self, id: NumberId) -> Result<Vec<NumberEvent>> {
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT number_id, at, actor, from_state, to_state, reason FROM number_events WHERE number_id = ? ORDER BY id",
+        let id = id.as_uuid();
+        let rows = sqlx::query_as!(
+            EventRow,
+            r#"SELECT number_id AS "number_id!: Uuid", at AS "at!: OffsetDateTime", actor, from_state, to_state, reason
+               FROM number_events WHERE number_id = ? ORDER BY id"#,
+            id
         )
-        .bind(id.as_uuid())
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(EventRow::into_event).collect()
@@ -163,89 +217,83 @@ impl SqliteStore {
     // ---- customers ----------------------------------------------------------------------------
 
     pub async fn insert_customer(&self, c: &Customer) -> Result<()> {
-        sqlx::query("INSERT INTO customers (id, name, contract_ref, contract_state, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(c.id.as_uuid())
-            .bind(&c.name)
-            .bind(&c.contract_ref)
-            .bind(c.contract_state.as_str())
-            .bind(c.created_at)
+        let db_id = c.id.as_uuid();
+        let db_contract_state = c.contract_state.as_str();
+        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at) VALUES (?, ?, ?, ?, ?)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at)
             .execute(&self.writer)
             .await
             .map(|_| ())
     }
 
     pub async fn list_customers(&self) -> Result<Vec<Customer>> {
-        let rows: Vec<rows::CustomerRow> = sqlx::query_as(rows::CustomerRow::SELECT_ALL).fetch_all(&self.reader).await?;
-        rows.into_iter().map(rows::CustomerRow::into_customer).collect()
+        let rows = select_customers!("ORDER BY name, id").fetch_all(&self.reader).await?;
+        rows.into_iter().map(CustomerRow::into_customer).collect()
     }
 
     pub async fn get_customer(&self, id: CustomerId) -> Result<Option<Customer>> {
-        let row: Option<rows::CustomerRow> = sqlx::query_as(rows::CustomerRow::SELECT_ONE).bind(id.as_uuid()).fetch_optional(&self.reader).await?;
-        row.map(rows::CustomerRow::into_customer).transpose()
+        let id = id.as_uuid();
+        let row = select_customers!("WHERE id = ?", id).fetch_optional(&self.reader).await?;
+        row.map(CustomerRow::into_customer).transpose()
     }
 
     pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {
-        let done = sqlx::query("UPDATE customers SET contract_state = ? WHERE id = ?").bind(state.as_str()).bind(id.as_uuid()).execute(&self.writer).await?;
+        let db_state = state.as_str();
+        let db_id = id.as_uuid();
+        let done = sqlx::query!("UPDATE customers SET contract_state = ? WHERE id = ?", db_state, db_id).execute(&self.writer).await?;
         Ok(done.rows_affected() == 1)
     }
 
     // ---- users, sessions, tokens --------------------------------------------------------------
 
     pub async fn insert_user(&self, u: &User) -> Result<()> {
-        sqlx::query("INSERT INTO users (id, email, password_hash, role, customer_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(u.id.as_uuid())
-            .bind(&u.email)
-            .bind(&u.password_hash)
-            .bind(u.role.as_str())
-            .bind(u.customer_id.map(|c| c.as_uuid()))
-            .bind(u.created_at)
+        let db_id = u.id.as_uuid();
+        let db_role = u.role.as_str();
+        let db_customer_id = u.customer_id.map(|c| c.as_uuid());
+        sqlx::query!("INSERT INTO users (id, email, password_hash, role, customer_id, created_at) VALUES (?, ?, ?, ?, ?, ?)", db_id, u.email, u.password_hash, db_role, db_customer_id, u.created_at)
             .execute(&self.writer)
             .await
             .map(|_| ())
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let sql = format!("{} WHERE email = ?", UserRow::SELECT);
-        let row: Option<UserRow> = sqlx::query_as(&sql).bind(email).fetch_optional(&self.reader).await?;
+        let row = select_users!("WHERE email = ?", email).fetch_optional(&self.reader).await?;
         row.map(UserRow::into_user).transpose()
     }
 
     pub async fn list_users(&self, customer: Option<CustomerId>) -> Result<Vec<User>> {
-        let mut q = QueryBuilder::<Sqlite>::new(UserRow::SELECT);
-        match customer {
-            Some(c) => q.push(" WHERE customer_id = ").push_bind(c.as_uuid()),
-            None => q.push(" WHERE customer_id IS NULL"),
+        let rows = match customer.map(|c| c.as_uuid()) {
+            Some(c) => select_users!("WHERE customer_id = ? ORDER BY email", c).fetch_all(&self.reader).await?,
+            None => select_users!("WHERE customer_id IS NULL ORDER BY email").fetch_all(&self.reader).await?,
         };
-        q.push(" ORDER BY email");
-        let rows: Vec<UserRow> = q.build_query_as().fetch_all(&self.reader).await?;
         rows.into_iter().map(UserRow::into_user).collect()
     }
 
     /// Records a failed sign-in; returns the count so far.
     pub async fn record_login_failure(&self, id: UserId, lock_until: Option<OffsetDateTime>) -> Result<i64> {
-        sqlx::query_scalar("UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE(?, locked_until) WHERE id = ? RETURNING failed_logins")
-            .bind(lock_until)
-            .bind(id.as_uuid())
-            .fetch_one(&self.writer)
-            .await
+        let id = id.as_uuid();
+        sqlx::query_scalar!(
+            r#"UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE(?, locked_until) WHERE id = ? RETURNING failed_logins AS "failed_logins!: i64""#,
+            lock_until,
+            id
+        )
+        .fetch_one(&self.writer)
+        .await
     }
 
     pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?").bind(id.as_uuid()).execute(&self.writer).await.map(|_| ())
+        let db_id = id.as_uuid();
+        sqlx::query!("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", db_id).execute(&self.writer).await.map(|_| ())
     }
 
     pub async fn set_password(&self, id: UserId, hash: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?").bind(hash).bind(id.as_uuid()).execute(&self.writer).await?;
+        let db_id = id.as_uuid();
+        let done = sqlx::query!("UPDATE users SET password_hash = ? WHERE id = ?", hash, db_id).execute(&self.writer).await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn insert_session(&self, s: &Session) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&s.id_hash)
-            .bind(s.user_id.as_uuid())
-            .bind(&s.csrf_token)
-            .bind(s.created_at)
-            .bind(s.expires_at)
+        let db_user_id = s.user_id.as_uuid();
+        sqlx::query!("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)", s.id_hash, db_user_id, s.csrf_token, s.created_at, s.expires_at)
             .execute(&self.writer)
             .await
             .map(|_| ())
@@ -253,45 +301,48 @@ impl SqliteStore {
 
     /// The live session with this id hash and its user; expired sessions are not returned.
     pub async fn session(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<(Session, User)>> {
-        let row: Option<SessionUserRow> = sqlx::query_as(SessionUserRow::SELECT).bind(id_hash).bind(now).fetch_optional(&self.reader).await?;
+        let row = sqlx::query_as!(
+            SessionUserRow,
+            r#"SELECT s.id_hash AS "id_hash!", s.csrf_token, s.created_at AS "session_created_at!: OffsetDateTime", s.expires_at AS "expires_at!: OffsetDateTime",
+                      u.id AS "id!: Uuid", u.email, u.password_hash, u.role, u.customer_id AS "customer_id: Uuid", u.failed_logins,
+                      u.locked_until AS "locked_until: OffsetDateTime", u.created_at AS "created_at!: OffsetDateTime"
+               FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?"#,
+            id_hash,
+            now
+        )
+        .fetch_optional(&self.reader)
+        .await?;
         row.map(SessionUserRow::into_pair).transpose()
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(&self.writer).await.map(|_| ())
+        sqlx::query!("DELETE FROM sessions WHERE id_hash = ?", id_hash).execute(&self.writer).await.map(|_| ())
     }
 
     pub async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?").bind(now).execute(&self.writer).await?.rows_affected())
+        Ok(sqlx::query!("DELETE FROM sessions WHERE expires_at <= ?", now).execute(&self.writer).await?.rows_affected())
     }
 
     pub async fn insert_token(&self, t: &ApiToken) -> Result<()> {
-        sqlx::query("INSERT INTO api_tokens (id, name, token_hash, scope, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(t.id)
-            .bind(&t.name)
-            .bind(&t.token_hash)
-            .bind(t.scope.as_str())
-            .bind(&t.created_by)
-            .bind(t.created_at)
+        let db_scope = t.scope.as_str();
+        sqlx::query!("INSERT INTO api_tokens (id, name, token_hash, scope, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)", t.id, t.name, t.token_hash, db_scope, t.created_by, t.created_at)
             .execute(&self.writer)
             .await
             .map(|_| ())
     }
 
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
-        let sql = format!("{} WHERE token_hash = ? AND revoked_at IS NULL", TokenRow::SELECT);
-        let row: Option<TokenRow> = sqlx::query_as(&sql).bind(hash).fetch_optional(&self.reader).await?;
+        let row = select_tokens!("WHERE token_hash = ? AND revoked_at IS NULL", hash).fetch_optional(&self.reader).await?;
         row.map(TokenRow::into_token).transpose()
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        let sql = format!("{} ORDER BY created_at DESC", TokenRow::SELECT);
-        let rows: Vec<TokenRow> = sqlx::query_as(&sql).fetch_all(&self.reader).await?;
+        let rows = select_tokens!("ORDER BY created_at DESC").fetch_all(&self.reader).await?;
         rows.into_iter().map(TokenRow::into_token).collect()
     }
 
     pub async fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(now).bind(id).execute(&self.writer).await?;
+        let done = sqlx::query!("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", now, id).execute(&self.writer).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -310,7 +361,8 @@ impl SqliteStore {
         // The single writer connection serialises this transaction against every other write, so
         // two concurrent orders can never read the same available numbers.
         let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query_as::<_, rows::CustomerRow>(rows::CustomerRow::SELECT_ONE).bind(customer.as_uuid()).fetch_optional(&mut *tx).await? else {
+        let customer_uuid = customer.as_uuid();
+        let Some(row) = select_customers!("WHERE id = ?", customer_uuid).fetch_optional(&mut *tx).await? else {
             return Ok(Err(OrderError::CustomerNotFound));
         };
         if row.into_customer()?.contract_state == ContractState::Ended {
@@ -337,9 +389,8 @@ impl SqliteStore {
             found
         } else {
             let mut found = Vec::with_capacity(explicit.len());
-            let sql = format!("{} WHERE e164 = ?", NumberRow::SELECT);
             for e164 in explicit {
-                match sqlx::query_as::<_, NumberRow>(&sql).bind(e164).fetch_optional(&mut *tx).await? {
+                match select_numbers!("WHERE e164 = ?", e164).fetch_optional(&mut *tx).await? {
                     None => return Ok(Err(OrderError::UnknownNumber(e164.clone()))),
                     Some(r) => found.push(r.into_number()?),
                 }
@@ -354,13 +405,10 @@ impl SqliteStore {
             created_by: by.to_string(),
             created_at: now,
         };
-        sqlx::query("INSERT INTO orders (id, customer_id, state, number_count, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(order.id.as_uuid())
-            .bind(customer.as_uuid())
-            .bind(order.state.as_str())
-            .bind(order.number_count)
-            .bind(&order.created_by)
-            .bind(now)
+        let db_id = order.id.as_uuid();
+        let db_customer = customer.as_uuid();
+        let db_state = order.state.as_str();
+        sqlx::query!("INSERT INTO orders (id, customer_id, state, number_count, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)", db_id, db_customer, db_state, order.number_count, order.created_by, now)
             .execute(&mut *tx)
             .await?;
         let mut moves = Vec::with_capacity(candidates.len());
@@ -386,8 +434,8 @@ impl SqliteStore {
         if order.state != OrderState::Pending {
             return Ok(Err(OrderError::NotPending(order.state.as_str())));
         }
-        let sql = format!("{} WHERE order_id = ? AND state = 'reserved' ORDER BY e164", NumberRow::SELECT);
-        let rows: Vec<NumberRow> = sqlx::query_as(&sql).bind(id.as_uuid()).fetch_all(&mut *tx).await?;
+        let order_uuid = id.as_uuid();
+        let rows = select_numbers!("WHERE order_id = ? AND state = 'reserved' ORDER BY e164", order_uuid).fetch_all(&mut *tx).await?;
         let mut moves = Vec::with_capacity(rows.len());
         for row in rows {
             match row.into_number()?.cancel_reservation(by, now) {
@@ -396,51 +444,50 @@ impl SqliteStore {
             }
         }
         save_moves(&mut tx, &moves).await?;
-        sqlx::query("UPDATE orders SET state = 'cancelled' WHERE id = ?").bind(id.as_uuid()).execute(&mut *tx).await?;
+        let db_id = id.as_uuid();
+        sqlx::query!("UPDATE orders SET state = 'cancelled' WHERE id = ?", db_id).execute(&mut *tx).await?;
         tx.commit().await?;
         order.state = OrderState::Cancelled;
         Ok(Ok(order))
     }
 
     pub async fn get_order(&self, id: OrderId) -> Result<Option<Order>> {
-        let mut conn = self.reader.acquire().await?;
-        let row: Option<OrderRow> = sqlx::query_as(OrderRow::SELECT_ONE).bind(id.as_uuid()).fetch_optional(&mut *conn).await?;
+        let id = id.as_uuid();
+        let row = select_orders!("WHERE id = ?", id).fetch_optional(&self.reader).await?;
         row.map(OrderRow::into_order).transpose()
     }
 
     pub async fn list_orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
-        let mut q = QueryBuilder::<Sqlite>::new(OrderRow::SELECT);
-        if let Some(c) = customer {
-            q.push(" WHERE customer_id = ").push_bind(c.as_uuid());
-        }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
-        let rows: Vec<OrderRow> = q.build_query_as().fetch_all(&self.reader).await?;
+        let limit = i64::from(limit);
+        let rows = match customer.map(|c| c.as_uuid()) {
+            Some(c) => select_orders!("WHERE customer_id = ? ORDER BY id DESC LIMIT ?", c, limit).fetch_all(&self.reader).await?,
+            None => select_orders!("ORDER BY id DESC LIMIT ?", limit).fetch_all(&self.reader).await?,
+        };
         rows.into_iter().map(OrderRow::into_order).collect()
     }
 
     pub async fn order_numbers(&self, id: OrderId) -> Result<Vec<Number>> {
-        let sql = format!("{} WHERE order_id = ? ORDER BY e164", NumberRow::SELECT);
-        let rows: Vec<NumberRow> = sqlx::query_as(&sql).bind(id.as_uuid()).fetch_all(&self.reader).await?;
+        let id = id.as_uuid();
+        let rows = select_numbers!("WHERE order_id = ? ORDER BY e164", id).fetch_all(&self.reader).await?;
         rows.into_iter().map(NumberRow::into_number).collect()
     }
 }
 
 async fn fetch_order(tx: &mut Transaction<'_, Sqlite>, id: OrderId) -> Result<Option<Order>> {
-    let row: Option<OrderRow> = sqlx::query_as(OrderRow::SELECT_ONE).bind(id.as_uuid()).fetch_optional(&mut **tx).await?;
+    let id = id.as_uuid();
+    let row = select_orders!("WHERE id = ?", id).fetch_optional(&mut **tx).await?;
     row.map(OrderRow::into_order).transpose()
 }
 
 /// Writes numbers after domain transitions, with their events, inside the caller's transaction.
 async fn save_moves(tx: &mut Transaction<'_, Sqlite>, moves: &[(Number, NumberEvent)]) -> Result<()> {
     for (n, _) in moves {
-        sqlx::query("UPDATE numbers SET state = ?, customer_id = ?, order_id = ?, reason = ?, aging_until = ?, updated_at = ? WHERE id = ?")
-            .bind(n.state.as_str())
-            .bind(n.customer_id.map(|c| c.as_uuid()))
-            .bind(n.order_id.map(|o| o.as_uuid()))
-            .bind(n.reason.as_deref())
-            .bind(n.aging_until)
-            .bind(n.updated_at)
-            .bind(n.id.as_uuid())
+        let db_state = n.state.as_str();
+        let db_customer_id = n.customer_id.map(|c| c.as_uuid());
+        let db_order_id = n.order_id.map(|o| o.as_uuid());
+        let db_reason = n.reason.as_deref();
+        let db_id = n.id.as_uuid();
+        sqlx::query!("UPDATE numbers SET state = ?, customer_id = ?, order_id = ?, reason = ?, aging_until = ?, updated_at = ? WHERE id = ?", db_state, db_customer_id, db_order_id, db_reason, n.aging_until, n.updated_at, db_id)
             .execute(&mut **tx)
             .await?;
     }

@@ -32,18 +32,18 @@ fn decode_tags(s: &str) -> Vec<String> {
 
 #[derive(FromRow)]
 pub struct NumberRow {
-    id: Uuid,
-    e164: String,
-    state: String,
-    customer_id: Option<Uuid>,
-    order_id: Option<Uuid>,
-    tags: String,
-    billing_ref: Option<String>,
-    region: Option<String>,
-    note: Option<String>,
-    reason: Option<String>,
-    aging_until: Option<OffsetDateTime>,
-    updated_at: OffsetDateTime,
+    pub id: Uuid,
+    pub e164: String,
+    pub state: String,
+    pub customer_id: Option<Uuid>,
+    pub order_id: Option<Uuid>,
+    pub tags: String,
+    pub billing_ref: Option<String>,
+    pub region: Option<String>,
+    pub note: Option<String>,
+    pub reason: Option<String>,
+    pub aging_until: Option<OffsetDateTime>,
+    pub updated_at: OffsetDateTime,
 }
 
 impl NumberRow {
@@ -68,14 +68,13 @@ impl NumberRow {
     }
 }
 
-#[derive(FromRow)]
 pub struct EventRow {
-    number_id: Uuid,
-    at: OffsetDateTime,
-    actor: String,
-    from_state: Option<String>,
-    to_state: String,
-    reason: Option<String>,
+    pub number_id: Uuid,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: Option<String>,
 }
 
 impl EventRow {
@@ -91,18 +90,15 @@ impl EventRow {
     }
 }
 
-#[derive(FromRow)]
 pub struct CustomerRow {
-    id: Uuid,
-    name: String,
-    contract_ref: String,
-    contract_state: String,
-    created_at: OffsetDateTime,
+    pub id: Uuid,
+    pub name: String,
+    pub contract_ref: String,
+    pub contract_state: String,
+    pub created_at: OffsetDateTime,
 }
 
 impl CustomerRow {
-    pub const SELECT_ALL: &'static str = "SELECT id, name, contract_ref, contract_state, created_at FROM customers ORDER BY name, id";
-    pub const SELECT_ONE: &'static str = "SELECT id, name, contract_ref, contract_state, created_at FROM customers WHERE id = ?";
 
     pub fn into_customer(self) -> Result<Customer> {
         Ok(Customer {
@@ -115,21 +111,18 @@ impl CustomerRow {
     }
 }
 
-#[derive(FromRow)]
 pub struct UserRow {
-    id: Uuid,
-    email: String,
-    password_hash: String,
-    role: String,
-    customer_id: Option<Uuid>,
-    failed_logins: i64,
-    locked_until: Option<OffsetDateTime>,
-    created_at: OffsetDateTime,
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub customer_id: Option<Uuid>,
+    pub failed_logins: i64,
+    pub locked_until: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
 }
 
 impl UserRow {
-    pub const SELECT: &'static str = "SELECT id, email, password_hash, role, customer_id, failed_logins, locked_until, created_at FROM users";
-
     pub fn into_user(self) -> Result<User> {
         Ok(User {
             id: UserId::from_uuid(self.id),
@@ -144,23 +137,34 @@ impl UserRow {
     }
 }
 
-#[derive(FromRow)]
 pub struct SessionUserRow {
-    id_hash: String,
-    csrf_token: String,
-    session_created_at: OffsetDateTime,
-    expires_at: OffsetDateTime,
-    #[sqlx(flatten)]
-    user: UserRow,
+    pub id_hash: String,
+    pub csrf_token: String,
+    pub session_created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub customer_id: Option<Uuid>,
+    pub failed_logins: i64,
+    pub locked_until: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
 }
 
 impl SessionUserRow {
-    pub const SELECT: &'static str = "SELECT s.id_hash, s.csrf_token, s.created_at AS session_created_at, s.expires_at, \
-         u.id, u.email, u.password_hash, u.role, u.customer_id, u.failed_logins, u.locked_until, u.created_at \
-         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ? AND s.expires_at > ?";
-
     pub fn into_pair(self) -> Result<(Session, User)> {
-        let user = self.user.into_user()?;
+        let user = UserRow {
+            id: self.id,
+            email: self.email,
+            password_hash: self.password_hash,
+            role: self.role,
+            customer_id: self.customer_id,
+            failed_logins: self.failed_logins,
+            locked_until: self.locked_until,
+            created_at: self.created_at,
+        }
+        .into_user()?;
         let session = Session {
             id_hash: self.id_hash,
             user_id: user.id,
@@ -172,20 +176,17 @@ impl SessionUserRow {
     }
 }
 
-#[derive(FromRow)]
 pub struct TokenRow {
-    id: Uuid,
-    name: String,
-    token_hash: String,
-    scope: String,
-    created_by: String,
-    created_at: OffsetDateTime,
-    revoked_at: Option<OffsetDateTime>,
+    pub id: Uuid,
+    pub name: String,
+    pub token_hash: String,
+    pub scope: String,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 impl TokenRow {
-    pub const SELECT: &'static str = "SELECT id, name, token_hash, scope, created_by, created_at, revoked_at FROM api_tokens";
-
     pub fn into_token(self) -> Result<ApiToken> {
         Ok(ApiToken {
             id: self.id,
@@ -199,20 +200,16 @@ impl TokenRow {
     }
 }
 
-#[derive(FromRow)]
 pub struct OrderRow {
-    id: Uuid,
-    customer_id: Uuid,
-    state: String,
-    number_count: i64,
-    created_by: String,
-    created_at: OffsetDateTime,
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub state: String,
+    pub number_count: i64,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
 }
 
 impl OrderRow {
-    pub const SELECT: &'static str = "SELECT id, customer_id, state, number_count, created_by, created_at FROM orders";
-    pub const SELECT_ONE: &'static str = "SELECT id, customer_id, state, number_count, created_by, created_at FROM orders WHERE id = ?";
-
     pub fn into_order(self) -> Result<Order> {
         Ok(Order {
             id: OrderId::from_uuid(self.id),
