@@ -4,9 +4,12 @@
 //! Every form that changes something goes through [`may_change`]: the session's CSRF token first,
 //! then the operator's role, so a read-only operator can look at everything and change nothing.
 
+mod customers;
 mod import;
 mod login;
 mod numbers;
+mod orders;
+mod tokens;
 
 use crate::error::{error_page, render, PageError};
 use crate::session::Operator;
@@ -30,6 +33,9 @@ pub fn router() -> Router<WebState> {
         .route("/logout", post(login::logout))
         .merge(numbers::router())
         .merge(import::router())
+        .merge(customers::router())
+        .merge(orders::router())
+        .merge(tokens::router())
 }
 
 /// What every operator page's layout needs.

@@ -1,0 +1,167 @@
+//! Customers: the list, creating one, and one customer's contract, admins and orders.
+
+use super::orders::OrderRow;
+use super::{db, may_change, render_with, when, Chrome, FormError};
+use crate::error::PageError;
+use crate::session::Operator;
+use crate::WebState;
+use app::AppError;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use domain::auth::{Role, User};
+use domain::customer::{ContractState, Customer};
+use domain::CustomerId;
+use serde::Deserialize;
+
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/customers", get(list).post(create))
+        .route("/customers/{id}", get(detail))
+        .route("/customers/{id}/contract", post(set_contract))
+        .route("/customers/{id}/users", post(add_user))
+}
+
+/// How many of a customer's orders its page lists, newest first.
+const ORDERS_SHOWN: u32 = 50;
+
+/// A customer id from the path; garbage is as unknown as a well-formed id nobody has.
+pub fn customer_id(raw: &str) -> Result<CustomerId, PageError> {
+    raw.parse().map_err(|_| PageError(AppError::NotFound))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NewCustomer {
+    csrf: String,
+    name: String,
+    contract_ref: String,
+}
+
+#[derive(Template)]
+#[template(path = "operator/customers.html")]
+struct ListPage {
+    chrome: Chrome,
+    carrier: String,
+    customers: Vec<(Customer, String)>,
+    form: NewCustomer,
+    error: Option<FormError>,
+}
+
+impl ListPage {
+    fn bad(&self, field: &str) -> bool {
+        super::bad(&self.error, field)
+    }
+}
+
+async fn list_page(state: &WebState, op: &Operator, form: NewCustomer, error: Option<FormError>) -> Result<Response, PageError> {
+    let customers = state.app.store.list_customers().await.map_err(db)?.into_iter().map(|c| {
+        let created = when(c.created_at);
+        (c, created)
+    });
+    let chrome = Chrome::new(state, op, "customers");
+    let page = ListPage { carrier: chrome.carrier.clone(), chrome, customers: customers.collect(), form, error };
+    Ok(render_with(&page, page.error.as_ref()))
+}
+
+async fn list(State(state): State<WebState>, op: Operator) -> Result<Response, PageError> {
+    list_page(&state, &op, NewCustomer::default(), None).await
+}
+
+async fn create(State(state): State<WebState>, op: Operator, Form(form): Form<NewCustomer>) -> Result<Response, PageError> {
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    match state.app.create_customer(&form.name, &form.contract_ref).await {
+        Ok(c) => Ok(Redirect::to(&format!("/operator/customers/{}", c.id)).into_response()),
+        Err(e) => {
+            let error = Some(e.try_into()?);
+            list_page(&state, &op, form, error).await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NewUser {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Template)]
+#[template(path = "operator/customer.html")]
+struct DetailPage {
+    chrome: Chrome,
+    carrier: String,
+    c: Customer,
+    created: String,
+    users: Vec<(User, String)>,
+    orders: Vec<OrderRow>,
+    email: String,
+    error: Option<FormError>,
+}
+
+impl DetailPage {
+    fn bad(&self, field: &str) -> bool {
+        super::bad(&self.error, field)
+    }
+
+    fn ended(&self) -> bool {
+        self.c.contract_state == ContractState::Ended
+    }
+}
+
+async fn detail_page(state: &WebState, op: &Operator, id: CustomerId, email: String, error: Option<FormError>) -> Result<Response, PageError> {
+    let c = state.app.customer(id).await?;
+    let users = state.app.store.list_users(Some(id)).await.map_err(db)?.into_iter().map(|u| {
+        let created = when(u.created_at);
+        (u, created)
+    });
+    let orders = state.app.store.list_orders(Some(id), ORDERS_SHOWN).await.map_err(db)?.iter().map(|o| OrderRow::new(o, &c.name)).collect();
+    let chrome = Chrome::new(state, op, "customers");
+    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error };
+    Ok(render_with(&page, page.error.as_ref()))
+}
+
+async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<String>) -> Result<Response, PageError> {
+    detail_page(&state, &op, customer_id(&id)?, String::new(), None).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ContractForm {
+    csrf: String,
+    state: String,
+}
+
+async fn set_contract(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<ContractForm>) -> Result<Response, PageError> {
+    let id = customer_id(&id)?;
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    let Some(contract) = ContractState::parse(&form.state) else {
+        let error = FormError::new("state", "must be active or ended");
+        return detail_page(&state, &op, id, String::new(), Some(error)).await;
+    };
+    state.app.set_contract_state(id, contract).await?;
+    Ok(Redirect::to(&format!("/operator/customers/{id}")).into_response())
+}
+
+async fn add_user(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<NewUser>) -> Result<Response, PageError> {
+    let id = customer_id(&id)?;
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    // Unknown customer first, so a form posted to a made-up id is a 404 rather than a form error.
+    state.app.customer(id).await?;
+    match state.app.create_user(&form.email, &form.password, Role::CustomerAdmin, Some(id)).await {
+        Ok(_) => Ok(Redirect::to(&format!("/operator/customers/{id}#admins")).into_response()),
+        Err(e) => {
+            let error = Some(e.try_into()?);
+            detail_page(&state, &op, id, form.email, error).await
+        }
+    }
+}
