@@ -13,6 +13,7 @@ on_both!(
     range_import_applies_tags_and_a_bad_range_is_named,
     read_only_operator_may_preview_but_not_import,
     import_without_csrf_is_refused_and_writes_nothing,
+    upload_over_the_limit_is_refused_with_a_message,
     search_pages_through_results_with_next_links,
     bad_search_filter_is_named_on_the_form,
     export_streams_every_matching_number_as_csv,
@@ -110,6 +111,19 @@ async fn import_without_csrf_is_refused_and_writes_nothing(db: Db) {
     assert_eq!(status, 403);
     let (status, _) = import_csv(&t, &client, "forged", "import", "number\n+15550100000\n").await;
     assert_eq!(status, 403);
+    assert_eq!(total(&t).await, 0);
+}
+
+async fn upload_over_the_limit_is_refused_with_a_message(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (client, csrf) = t.operator_browser(ADMIN_EMAIL).await;
+    let mut csv = String::from("number\n");
+    while csv.len() <= web::operator::MAX_UPLOAD_BYTES {
+        csv.push_str("+15550100000\n");
+    }
+    let (status, page) = import_csv(&t, &client, &csrf, "import", &csv).await;
+    assert_eq!(status, 413);
+    assert!(page.contains("file: the upload is larger than 64 MiB"), "{page}");
     assert_eq!(total(&t).await, 0);
 }
 
