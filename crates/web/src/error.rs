@@ -19,8 +19,21 @@ pub struct Problem {
     pub field: Option<String>,
     /// Per-row problems of an import.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<RowErrorSchema>)]
     pub errors: Vec<domain::import::RowError>,
+}
+
+/// The OpenAPI schema of [`domain::import::RowError`], which knows nothing of OpenAPI.
+#[derive(utoipa::ToSchema)]
+#[schema(as = RowError)]
+#[allow(dead_code)]
+struct RowErrorSchema {
+    /// 1-based row in the file (the header is row 1), or position in a range; 0 for the file as a whole.
+    row: usize,
+    column: Option<String>,
+    /// The value at fault, cut to 80 characters.
+    value: String,
+    reason: String,
 }
 
 impl Problem {

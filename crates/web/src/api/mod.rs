@@ -2,6 +2,7 @@
 //! errors as `application/problem+json` naming the field, and an OpenAPI document generated from
 //! these handlers at `/api/v1/openapi.json`.
 
+mod extract;
 mod numbers;
 
 use crate::error::{ApiError, Problem};
@@ -20,9 +21,11 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "peerex API", description = "Number inventory, customers and orders of a carrier selling numbers to Zoom Phone."),
-    paths(numbers::search, numbers::detail),
-    components(schemas(Problem, numbers::NumberOut, numbers::NumberPage, numbers::EventOut, numbers::NumberDetail)),
-    modifiers(&BearerAuth)
+    paths(
+        numbers::search, numbers::detail, numbers::import, numbers::export,
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
 
@@ -34,6 +37,37 @@ impl utoipa::Modify for BearerAuth {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme("token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
         doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new("token", Vec::<String>::new())]);
+    }
+}
+
+/// Adds the answers every operation can give, so each handler declares only its own: 401 to all,
+/// 403 to writes (every write is a POST), and 400/413/415 to operations that take a body.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+            ResponseBuilder::new().description(description).content("application/problem+json", content).build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let writes = item.post.iter_mut().map(|op| (op, true));
+            for (op, write) in item.get.iter_mut().map(|op| (op, false)).chain(writes) {
+                let mut add = |status: &str, description: &str| {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
+                };
+                add("401", "no token, or an unknown or revoked one (with `WWW-Authenticate: Bearer`)");
+                if write {
+                    add("403", "the token's scope is `read`; this needs `write`");
+                }
+                if op.request_body.is_some() {
+                    add("400", "the body is not valid JSON");
+                    add("413", "the body is too large");
+                    add("415", "the body is not of a type this operation takes");
+                }
+            }
+        }
     }
 }
 

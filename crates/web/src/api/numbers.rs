@@ -1,20 +1,40 @@
-//! `/api/v1/numbers`: search the inventory and read a number with its audit trail.
+//! `/api/v1/numbers`: import into the inventory, search it, export it as CSV, and read a number with
+//! its audit trail.
 
+use super::extract::{body_rejection, media_type, JsonBody, Params};
 use super::Caller;
 use crate::error::{ApiError, Problem};
 use crate::WebState;
 use app::AppError;
-use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::auth::Scope;
-use domain::search::{parse_prefix, NumberQuery};
+use domain::import::{ImportPlan, MAX_FIELD_LEN, MAX_NOTE_LEN};
+use domain::number::NumberAttrs;
+use domain::search::{parse_prefix, NumberQuery, MAX_PAGE};
 use domain::{CustomerId, Number, NumberEvent, NumberId, NumberState};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// Largest CSV body an import accepts: several million rows of bare numbers, more than one import
+/// may add, so a bigger body is a mistake (or an attack) and is refused before it is read.
+pub const MAX_IMPORT_BODY: usize = 64 * 1024 * 1024;
+
+/// A refused import lists at most this many row problems (and says how many there are), so that a
+/// file of millions of bad rows does not become a response of hundreds of megabytes.
+const MAX_LISTED_ERRORS: usize = 10_000;
+
 pub fn router() -> Router<WebState> {
-    Router::new().route("/numbers", get(search)).route("/numbers/{id}", get(detail))
+    Router::new()
+        .route("/numbers", get(search))
+        .route("/numbers/import", post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BODY)))
+        .route("/numbers/export.csv", get(export))
+        .route("/numbers/{id}", get(detail))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -51,7 +71,9 @@ impl From<Number> for NumberOut {
     }
 }
 
+/// In microseconds: what PostgreSQL keeps, so an object reads the same when created and read back.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
@@ -63,6 +85,7 @@ pub struct NumberPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// E.164 prefix, like `+1555`.
     prefix: Option<String>,
@@ -104,7 +127,8 @@ impl SearchParams {
             state,
             customer_id,
             tag,
-            region: self.region.filter(|r| !r.trim().is_empty()),
+            // Checked like a stored value: a NUL byte, for one, is an error in PostgreSQL, not a miss.
+            region: text("region", self.region.as_deref(), MAX_FIELD_LEN)?,
             after,
             limit,
         })
@@ -112,9 +136,12 @@ impl SearchParams {
 }
 
 /// Search the inventory, one page at a time.
-#[utoipa::path(get, path = "/api/v1/numbers", params(SearchParams), tag = "numbers",
-    responses((status = 200, body = NumberPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn search(State(state): State<WebState>, caller: Caller, Query(params): Query<SearchParams>) -> Result<Json<NumberPage>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/numbers", params(SearchParams), tag = "numbers", operation_id = "search_numbers",
+    responses(
+        (status = 200, description = "a page of numbers in E.164 order", body = NumberPage),
+        (status = 422, description = "a filter is malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn search(State(state): State<WebState>, caller: Caller, Params(params): Params<SearchParams>) -> Result<Json<NumberPage>, ApiError> {
     caller.require(Scope::Read)?;
     let query = params.into_query()?;
     let numbers = state.app.search_numbers(&query).await?;
@@ -145,11 +172,209 @@ pub struct NumberDetail {
 }
 
 /// One number and its audit trail, oldest event first.
-#[utoipa::path(get, path = "/api/v1/numbers/{id}", tag = "numbers", params(("id" = String, Path, description = "number id")),
-    responses((status = 200, body = NumberDetail), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/api/v1/numbers/{id}", tag = "numbers", operation_id = "get_number", params(("id" = String, Path, description = "number id")),
+    responses(
+        (status = 200, description = "the number and its events", body = NumberDetail),
+        (status = 404, description = "no number has this id", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn detail(State(state): State<WebState>, caller: Caller, Path(id): Path<String>) -> Result<Json<NumberDetail>, ApiError> {
     caller.require(Scope::Read)?;
     let id: NumberId = id.parse().map_err(|_| AppError::NotFound)?;
     let (number, events) = state.app.number_detail(id).await?;
     Ok(Json(NumberDetail { number: number.into(), events: events.into_iter().map(EventOut::from).collect() }))
+}
+
+/// A range of numbers to add to the inventory, all with the same attributes.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RangeImport {
+    /// `FIRST-LAST`, both ends included.
+    #[schema(example = "+15550100000-+15550109999")]
+    range: String,
+    /// Letters, digits, `-`, `_`, `.` and `:`; one tag per string.
+    #[serde(default)]
+    tags: Vec<String>,
+    billing_ref: Option<String>,
+    region: Option<String>,
+    note: Option<String>,
+    /// Check the range and report what it would add, writing nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl RangeImport {
+    fn attrs(&self) -> Result<NumberAttrs, AppError> {
+        // A separator inside one string would silently make two tags.
+        if let Some(t) = self.tags.iter().find(|t| t.contains([';', ',', ' '])) {
+            return Err(AppError::invalid("tags", format!("{t:?} is more than one tag; give each tag as its own string")));
+        }
+        Ok(NumberAttrs {
+            tags: domain::import::parse_tags(&self.tags.join(",")).map_err(|m| AppError::invalid("tags", m))?,
+            billing_ref: text("billing_ref", self.billing_ref.as_deref(), MAX_FIELD_LEN)?,
+            region: text("region", self.region.as_deref(), MAX_FIELD_LEN)?,
+            note: text("note", self.note.as_deref(), MAX_NOTE_LEN)?,
+        })
+    }
+}
+
+/// The rules of a CSV cell: trimmed, empty means absent, bounded, no control characters.
+pub fn text(field: &'static str, value: Option<&str>, max: usize) -> Result<Option<String>, AppError> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.chars().count() > max {
+        Err(AppError::invalid(field, format!("is longer than {max} characters")))
+    } else if v.chars().any(char::is_control) {
+        Err(AppError::invalid(field, "contains control characters"))
+    } else {
+        Ok(Some(v.to_owned()))
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// Check the import and report what it would add, writing nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportResult {
+    /// Numbers added to the inventory; 0 on a dry run.
+    added: usize,
+    /// Numbers that are valid and not yet in the inventory.
+    valid: usize,
+    dry_run: bool,
+}
+
+/// Add numbers to the inventory, all or nothing.
+///
+/// Send a range as JSON, or a file as CSV whose header names the columns: `number` (required),
+/// `tags` (separated by `;`), `billing_ref`, `region`, `note`. If any row is bad (not E.164, a
+/// duplicate, already in the inventory...) every bad row is listed in the problem's `errors` and
+/// nothing is written.
+#[utoipa::path(post, path = "/api/v1/numbers/import", tag = "numbers", operation_id = "import_numbers", params(ImportParams),
+    request_body(description = "a range (JSON) or a file (CSV, at most 64 MiB)", content(
+        (RangeImport = "application/json"),
+        (String = "text/csv", example = "number,tags,region\n+15550100000,nyc;premium,US-NY\n"),
+    )),
+    responses(
+        (status = 200, description = "imported, or checked on a dry run", body = ImportResult),
+        (status = 409, description = "another import added some of these numbers meanwhile; nothing was imported", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the file is larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is neither application/json nor text/csv", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "bad rows, each listed in `errors` with its row, column, value and reason, or a bad range named in `field`; nothing was imported", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn import(State(state): State<WebState>, caller: Caller, Params(params): Params<ImportParams>, request: Request) -> axum::response::Result<Json<ImportResult>> {
+    caller.require(Scope::Write)?;
+    let actor = caller.actor();
+    let outcome = match media_type(request.headers()).as_deref() {
+        Some("application/json") => {
+            let JsonBody(body) = JsonBody::<RangeImport>::from_request(request, &state).await?;
+            let attrs = body.attrs().map_err(ApiError)?;
+            state.app.import_range(&body.range, &attrs, &actor, params.dry_run || body.dry_run, &|_| {}).await.map_err(ApiError)?
+        }
+        Some("text/csv") => {
+            // Refuse a declared oversize body before reading it; the limit layer catches the rest.
+            let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > MAX_IMPORT_BODY as u64) {
+                return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "an import file may have at most 64 MiB; split it").into());
+            }
+            let bytes = Bytes::from_request(request, &state).await.map_err(body_rejection)?;
+            // Parsing millions of rows is CPU work: keep it off the threads that serve requests.
+            let plan: ImportPlan = tokio::task::spawn_blocking(move || domain::import::parse_csv(&bytes[..])).await.map_err(|e| {
+                tracing::error!(error = %e, "CSV import parser failed");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side; it has been logged")
+            })?;
+            state.app.import_numbers(plan, &actor, params.dry_run, &|_| {}).await.map_err(ApiError)?
+        }
+        _ => return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "send a range as application/json or a file as text/csv").into()),
+    };
+    if !outcome.errors.is_empty() {
+        let total = outcome.errors.len();
+        let listed = if total > MAX_LISTED_ERRORS { format!("; the first {MAX_LISTED_ERRORS} are listed") } else { String::new() };
+        let mut problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-rows", format!("{total} rows have problems{listed}; nothing was imported"));
+        problem.errors = outcome.errors;
+        problem.errors.truncate(MAX_LISTED_ERRORS);
+        return Err(problem.into());
+    }
+    Ok(Json(ImportResult { added: outcome.added, valid: outcome.valid, dry_run: outcome.dry_run }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// E.164 prefix, like `+1555`.
+    prefix: Option<String>,
+    /// One of available, reserved, provisioning, active, release_pending, releasing, aging, suspended.
+    state: Option<String>,
+    customer_id: Option<String>,
+    tag: Option<String>,
+    region: Option<String>,
+}
+
+impl From<ExportParams> for SearchParams {
+    fn from(p: ExportParams) -> Self {
+        Self { prefix: p.prefix, state: p.state, customer_id: p.customer_id, tag: p.tag, region: p.region, after: None, limit: Some(MAX_PAGE) }
+    }
+}
+
+/// The import's columns first, then where the number stands. Values are written as stored, without
+/// spreadsheet formula escaping, so that what a program reads back is what peerex holds.
+const EXPORT_COLUMNS: [&str; 11] = ["number", "tags", "billing_ref", "region", "note", "id", "state", "customer_id", "order_id", "reason", "updated_at"];
+
+/// Export numbers as CSV.
+///
+/// Every number matching the search's filters, in E.164 order, streamed.
+#[utoipa::path(get, path = "/api/v1/numbers/export.csv", tag = "numbers", operation_id = "export_numbers", params(ExportParams),
+    responses(
+        (status = 200, description = "a CSV file with a header row; tags are separated by `;`", body = String, content_type = "text/csv"),
+        (status = 422, description = "a filter is malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn export(State(state): State<WebState>, caller: Caller, Params(params): Params<ExportParams>) -> Result<Response, ApiError> {
+    caller.require(Scope::Read)?;
+    let first = SearchParams::from(params).into_query()?;
+    let app = state.app.clone();
+    // One search page at a time along the keyset cursor: an export of millions of numbers holds one
+    // page in memory and no transaction open while the client reads.
+    let pages = stream::try_unfold(Some(first), move |query| {
+        let app = app.clone();
+        async move {
+            let Some(mut query) = query else {
+                return Ok(None);
+            };
+            let numbers = app.search_numbers(&query).await?;
+            let full = numbers.len() == query.page_size() as usize;
+            let chunk = csv_rows(&numbers)?;
+            query.after = numbers.last().map(|n| n.e164.to_string());
+            Ok::<_, axum::BoxError>(Some((chunk, full.then_some(query))))
+        }
+    });
+    let header = Bytes::from(format!("{}\n", EXPORT_COLUMNS.join(",")));
+    // Once the 200 is sent, a failure can only cut the body short; the log says why.
+    let body = stream::iter([Ok(header)]).chain(pages).inspect_err(|e| tracing::error!(error = %e, "number export failed part way"));
+    let headers = [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"numbers.csv\"")];
+    Ok((headers, Body::from_stream(body)).into_response())
+}
+
+fn csv_rows(numbers: &[Number]) -> Result<Bytes, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(numbers.len() * 96));
+    for n in numbers {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        w.write_record([
+            n.e164.to_string(),
+            n.tags.join(";"),
+            text(&n.billing_ref),
+            text(&n.region),
+            text(&n.note),
+            n.id.to_string(),
+            n.state.as_str().to_owned(),
+            n.customer_id.map(|c| c.to_string()).unwrap_or_default(),
+            n.order_id.map(|o| o.to_string()).unwrap_or_default(),
+            text(&n.reason),
+            rfc3339(n.updated_at),
+        ])?;
+    }
+    Ok(w.into_inner().map_err(|e| e.into_error())?.into())
 }
