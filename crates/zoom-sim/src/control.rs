@@ -1,0 +1,194 @@
+//! The test-control API under `/_sim/`, served only when [`crate::Options::control_api`] is on: reset
+//! the world, look inside it, play the customer's admin, inject faults, read the webhook delivery log
+//! and move the clock. Not Zoom's: nothing here pretends to be.
+
+use crate::faults::Fault;
+use crate::numbers::Number;
+use crate::phone::{assign_number, unassign_number};
+use crate::Simulator;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// One webhook as the simulator sent it (or tried to), for `GET /_sim/webhooks`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub event: String,
+    pub url: String,
+    pub client_id: String,
+    pub account_id: String,
+    /// The exact bytes sent, as signed.
+    pub body: String,
+    pub attempts: Vec<Attempt>,
+    /// `pending`, `delivered` or `failed`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Unix seconds, simulated time.
+    pub at: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+pub(crate) fn router() -> Router<Simulator> {
+    Router::new()
+        .route("/_sim/reset", post(reset))
+        .route("/_sim/accounts", get(accounts))
+        .route("/_sim/numbers", get(numbers))
+        .route("/_sim/numbers/{number}/assignment", put(assign).delete(unassign))
+        .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
+        .route("/_sim/webhooks", get(webhooks))
+        .route("/_sim/clock", get(clock))
+        .route("/_sim/clock/advance", post(advance))
+}
+
+struct ControlError(StatusCode, String);
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(message: impl Into<String>) -> ControlError {
+    ControlError(StatusCode::BAD_REQUEST, message.into())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ControlError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| bad(format!("{}: {}", e.path(), e.inner())))
+}
+
+async fn reset(State(sim): State<Simulator>) -> StatusCode {
+    sim.reset().await;
+    StatusCode::NO_CONTENT
+}
+
+async fn accounts(State(sim): State<Simulator>) -> Json<Value> {
+    let world = sim.world();
+    let accounts: Vec<Value> = sim.read(|s| {
+        world
+            .accounts()
+            .iter()
+            .map(|a| {
+                let installed: Vec<Value> = s
+                    .grants
+                    .iter()
+                    .filter(|(_, g)| g.account_id == a.id)
+                    .map(|(id, g)| {
+                        let name = world.app(&g.client_id).map(|app| app.name.as_str()).unwrap_or("");
+                        json!({ "grant_id": id, "client_id": g.client_id, "app_name": name, "user_id": g.user_id, "scopes": g.scopes, "installed_at": g.created_at })
+                    })
+                    .collect();
+                let users: Vec<Value> = a
+                    .all_users()
+                    .map(|u| json!({ "id": u.id, "email": u.email, "name": u.display_name(), "admin": u.id == a.admin.id, "phone_license": u.phone_license }))
+                    .collect();
+                let numbers = s.numbers.values().filter(|n| n.account_id == a.id).count();
+                json!({
+                    "id": a.id, "name": a.name, "account_number": a.account_number, "plan": a.plan, "zoom_phone": a.zoom_phone,
+                    "users": users, "installed_apps": installed, "phone_numbers": numbers,
+                })
+            })
+            .collect()
+    });
+    Json(json!({ "accounts": accounts }))
+}
+
+/// Every number with everything the simulator knows about it; `?account_id=` narrows to one account.
+async fn numbers(State(sim): State<Simulator>, uri: Uri) -> Json<Value> {
+    let q = crate::json::Query::parse(&uri);
+    let account = q.get("account_id").map(str::to_owned);
+    let numbers: Vec<Number> = sim.read(|s| s.numbers.values().filter(|n| account.as_ref().is_none_or(|a| &n.account_id == a)).cloned().collect());
+    Json(json!({ "numbers": numbers }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    /// Email or id; the account's admin when absent.
+    #[serde(default)]
+    user: Option<String>,
+}
+
+fn number_account<'w>(sim: &'w Simulator, number: &str) -> Result<&'w crate::world::Account, ControlError> {
+    let e164 = crate::e164::normalize(number).ok_or_else(|| bad("not an E.164 number"))?;
+    let account_id = sim.read(|s| s.numbers.get(&e164).map(|n| n.account_id.clone()));
+    account_id.and_then(|id| sim.world().account(&id)).ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no account has {e164}")))
+}
+
+/// Marks a number assigned, as the admin would in Zoom's pages; the same rules apply.
+async fn assign(State(sim): State<Simulator>, Path(number): Path<String>, body: Bytes) -> Result<Json<Number>, ControlError> {
+    let body: AssignBody = parse(&body)?;
+    let account = number_account(&sim, &number)?;
+    let user = match &body.user {
+        Some(who) => account.find_user(who).ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
+        None => &account.admin,
+    };
+    let n = sim.write(|s| assign_number(s, account, user, &number)).await.map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
+    Ok(Json(n))
+}
+
+/// Unbind.
+async fn unassign(State(sim): State<Simulator>, Path(number): Path<String>) -> Result<Json<Number>, ControlError> {
+    let account = number_account(&sim, &number)?;
+    let n = sim.write(|s| unassign_number(s, account, None, &number)).await.map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
+    Ok(Json(n))
+}
+
+async fn faults(State(sim): State<Simulator>) -> Json<Value> {
+    Json(json!({ "faults": sim.read(|s| s.faults.clone()) }))
+}
+
+async fn add_fault(State(sim): State<Simulator>, body: Bytes) -> Result<Response, ControlError> {
+    let fault: Fault = parse(&body)?;
+    fault.check().map_err(bad)?;
+    sim.write(|s| s.faults.push(fault.clone())).await;
+    Ok((StatusCode::CREATED, Json(fault)).into_response())
+}
+
+async fn clear_faults(State(sim): State<Simulator>) -> StatusCode {
+    sim.write(|s| s.faults.clear()).await;
+    StatusCode::NO_CONTENT
+}
+
+async fn webhooks(State(sim): State<Simulator>) -> Json<Value> {
+    Json(json!({ "deliveries": sim.read(|s| s.deliveries.clone()) }))
+}
+
+fn clock_json(sim: &Simulator) -> Json<Value> {
+    let now = sim.clock().now();
+    let rfc3339 = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    Json(json!({ "now": rfc3339, "unix": now.unix_timestamp(), "offset_ms": sim.clock().offset_ms() }))
+}
+
+async fn clock(State(sim): State<Simulator>) -> Json<Value> {
+    clock_json(&sim)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    #[serde(default)]
+    seconds: u64,
+    #[serde(default)]
+    ms: u64,
+}
+
+async fn advance(State(sim): State<Simulator>, body: Bytes) -> Result<Json<Value>, ControlError> {
+    let by: Advance = parse(&body)?;
+    sim.clock().advance(Duration::from_secs(by.seconds) + Duration::from_millis(by.ms));
+    // Persist the new offset with the rest of the state.
+    sim.write(|_| ()).await;
+    Ok(clock_json(&sim))
+}
