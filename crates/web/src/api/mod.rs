@@ -2,8 +2,10 @@
 //! errors as `application/problem+json` naming the field, and an OpenAPI document generated from
 //! these handlers at `/api/v1/openapi.json`.
 
+mod customers;
 mod extract;
 mod numbers;
+mod orders;
 
 use crate::error::{ApiError, Problem};
 use crate::WebState;
@@ -23,6 +25,8 @@ use utoipa::OpenApi;
     info(title = "peerex API", description = "Number inventory, customers and orders of a carrier selling numbers to Zoom Phone."),
     paths(
         numbers::search, numbers::detail, numbers::import, numbers::export,
+        customers::list_customers, customers::create_customer, customers::get_customer, customers::set_contract, customers::create_admin,
+        orders::list_orders, orders::create_order, orders::get_order, orders::cancel_order,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -75,6 +79,8 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .merge(numbers::router())
+        .merge(customers::router())
+        .merge(orders::router())
 }
 
 /// The caller of an API request, authenticated by `Authorization: Bearer pxt_...`.
