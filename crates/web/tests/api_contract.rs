@@ -1,0 +1,195 @@
+//! What holds for the whole JSON API: authentication and scopes, problem documents for bad bodies,
+//! and the OpenAPI document describing exactly the routes that exist.
+
+mod api_support;
+
+use api_support::{template_for, Api};
+use domain::auth::Scope;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashSet};
+use testkit::Db;
+
+on_both!(
+    every_route_refuses_a_missing_unknown_or_revoked_token,
+    read_token_reads_but_cannot_write,
+    malformed_or_mistyped_json_is_a_problem_naming_the_field,
+    openapi_document_describes_every_route,
+);
+
+/// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
+const ROUTES: [(&str, &str, &str); 13] = [
+    ("get", "/api/v1/numbers", "/numbers"),
+    ("post", "/api/v1/numbers/import", "/numbers/import"),
+    ("get", "/api/v1/numbers/export.csv", "/numbers/export.csv"),
+    ("get", "/api/v1/numbers/{id}", "/numbers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    ("get", "/api/v1/customers", "/customers"),
+    ("post", "/api/v1/customers", "/customers"),
+    ("get", "/api/v1/customers/{id}", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    ("post", "/api/v1/customers/{id}/contract", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/contract"),
+    ("post", "/api/v1/customers/{id}/admins", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/admins"),
+    ("get", "/api/v1/orders", "/orders"),
+    ("post", "/api/v1/orders", "/orders"),
+    ("get", "/api/v1/orders/{id}", "/orders/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    ("post", "/api/v1/orders/{id}/cancel", "/orders/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/cancel"),
+];
+
+fn method(name: &str) -> Method {
+    name.to_uppercase().parse().unwrap()
+}
+
+async fn every_route_refuses_a_missing_unknown_or_revoked_token(db: Db) {
+    let api = Api::spawn(db).await;
+    let (revoked, token) = api.t.app.create_token("old", Scope::Write, "test").await.unwrap();
+    assert!(api.t.app.store.revoke_token(token.id, api.t.app.now()).await.unwrap());
+    for (verb, _, path) in ROUTES {
+        for auth in [None, Some("Bearer pxt_unknown".to_owned()), Some(format!("Bearer {revoked}")), Some(format!("Basic {}", api.token)), Some(api.token.clone())] {
+            let mut request = api.anonymous(method(verb), path);
+            if let Some(auth) = &auth {
+                request = request.header("authorization", auth);
+            }
+            let r = api.send(request).await;
+            r.problem(401);
+            assert_eq!(r.headers["www-authenticate"], "Bearer", "{verb} {path}");
+        }
+    }
+}
+
+async fn read_token_reads_but_cannot_write(db: Db) {
+    let api = Api::spawn(db).await;
+    api.import_range("+15550100000-+15550100009", &[]).await;
+    let customer = api.customer("C-1").await;
+    let order = api.post("/orders", json!({"customer_id": customer, "count": 1})).await.ok(201)["id"].as_str().unwrap().to_owned();
+    let reader = api.t.token(Scope::Read).await;
+
+    for path in ["/numbers", "/numbers/export.csv", "/customers", &format!("/customers/{customer}"), "/orders", &format!("/orders/{order}")] {
+        let r = api.send(api.anonymous(Method::GET, path).bearer_auth(&reader)).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+    }
+    let writes = [
+        ("/numbers/import", json!({"range": "+15550200000-+15550200009"})),
+        ("/customers", json!({"name": "Example", "contract_ref": "C-2"})),
+        (&format!("/customers/{customer}/contract"), json!({"state": "ended"})),
+        (&format!("/customers/{customer}/admins"), json!({"email": "it@example.com", "password": "long enough password"})),
+        ("/orders", json!({"customer_id": customer, "count": 1})),
+        (&format!("/orders/{order}/cancel"), json!({})),
+    ];
+    for (path, body) in writes {
+        let p = api.send(api.anonymous(Method::POST, path).bearer_auth(&reader).json(&body)).await.problem(403);
+        assert!(p["detail"].as_str().unwrap().contains("not allowed"), "{p}");
+    }
+    assert_eq!(api.all_numbers("").await.len(), 10);
+    assert_eq!(api.all_numbers("state=reserved").await.len(), 1, "the order was not cancelled");
+    assert_eq!(api.get("/customers").await.ok(200)["customers"].as_array().unwrap().len(), 1);
+    assert_eq!(api.get(&format!("/customers/{customer}")).await.ok(200)["contract_state"], "active");
+}
+
+async fn malformed_or_mistyped_json_is_a_problem_naming_the_field(db: Db) {
+    let api = Api::spawn(db).await;
+    let raw = |body: &'static str| api.request(Method::POST, "/customers").header("content-type", "application/json").body(body);
+
+    for body in [r#"{"name": "Example","#, "", "not json", r#"{"name": "x", "contract_ref": "y"} {}"#] {
+        let p = api.send(raw(body)).await.problem(400);
+        assert!(p["detail"].as_str().unwrap().contains("not valid JSON"), "{body:?} -> {p}");
+    }
+    for (body, field) in [
+        (r#"{"name": 5, "contract_ref": "C-1"}"#, "name"),
+        (r#"{"name": "Example"}"#, "contract_ref"),
+        (r#"{"name": "Example", "contract_ref": "C-1", "contract_reference": "C-1"}"#, "contract_reference"),
+        (r#"[]"#, ""),
+    ] {
+        let p = api.send(raw(body)).await.problem(422);
+        if field.is_empty() {
+            assert!(p.get("field").is_none(), "{p}");
+        } else {
+            assert_eq!(p["field"], field, "{body} -> {p}");
+            assert!(p["detail"].as_str().unwrap().starts_with(&format!("{field}: ")), "{p}");
+        }
+    }
+    let r = api.send(api.request(Method::POST, "/customers").header("content-type", "text/plain").body(r#"{"name": "x", "contract_ref": "y"}"#)).await;
+    r.problem(415);
+    let r = api.send(api.request(Method::POST, "/customers").body(r#"{"name": "x", "contract_ref": "y"}"#)).await;
+    r.problem(415);
+    assert_eq!(api.get("/customers").await.ok(200)["customers"], json!([]));
+}
+
+async fn openapi_document_describes_every_route(db: Db) {
+    let api = Api::spawn(db).await;
+    let doc = &api.spec;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    assert_eq!(doc["components"]["securitySchemes"]["token"]["scheme"], "bearer");
+    assert_eq!(doc["security"], json!([{"token": []}]));
+
+    let mut listed = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for verb in item.as_object().unwrap().keys().filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str())) {
+            listed.insert((verb.clone(), path.clone()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(v, p, _)| (v.to_string(), p.to_string())).collect();
+    assert_eq!(listed, expected, "the document lists exactly the routes the API serves");
+
+    let mut operation_ids = HashSet::new();
+    for (verb, path, example) in ROUTES {
+        // The route exists on the server (a missing one would be the fallback's 404, not a 401).
+        let r = api.anonymous(method(verb), example).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{verb} {path} is not served");
+        assert_eq!(template_for(doc, &format!("/api/v1{example}")), Some(path));
+
+        let op = &doc["paths"][path][verb];
+        let at = format!("{verb} {path}");
+        assert!(operation_ids.insert(op["operationId"].as_str().unwrap().to_owned()), "{at}: operationId is not unique");
+        assert!(!op["tags"].as_array().unwrap().is_empty(), "{at} has no tag");
+        assert!(!op["summary"].as_str().unwrap_or_default().is_empty() || !op["description"].as_str().unwrap_or_default().is_empty(), "{at} is not described");
+        let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{at} declares no responses"));
+        assert!(responses.keys().any(|s| s.starts_with('2')), "{at} declares no success");
+        let mut needed = vec!["401"];
+        if verb == "post" {
+            needed.push("403");
+        }
+        if op.get("requestBody").is_some() {
+            needed.extend(["400", "415"]);
+            assert!(!op["requestBody"]["content"].as_object().unwrap().is_empty(), "{at}: request body without content");
+        }
+        if path.contains("{id}") {
+            needed.push("404");
+            assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "id" && p["in"] == "path"), "{at} does not declare its id");
+        }
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap();
+            match p["in"].as_str().unwrap() {
+                "path" => assert!(path.contains(&format!("{{{name}}}")), "{at}: parameter {name} is not in the path"),
+                "query" => assert_ne!(p["required"], true, "{at}: query parameter {name} is optional"),
+                other => panic!("{at}: parameter {name} in {other}"),
+            }
+        }
+        for status in needed {
+            assert!(responses.contains_key(status), "{at} does not declare {status}");
+        }
+        for (status, response) in responses {
+            assert!(!response["description"].as_str().unwrap_or_default().is_empty(), "{at} {status} has no description");
+            if !status.starts_with('2') {
+                let schema = &response["content"]["application/problem+json"]["schema"];
+                assert_eq!(schema["$ref"], "#/components/schemas/Problem", "{at} {status} is not a problem document");
+            }
+        }
+    }
+    assert_refs_resolve(doc, doc);
+    let problem = &doc["components"]["schemas"]["Problem"];
+    let required: Vec<&str> = problem["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(required, ["type", "title", "status", "detail"]);
+    assert_eq!(problem["properties"]["errors"]["items"]["$ref"], "#/components/schemas/RowError");
+}
+
+fn assert_refs_resolve(doc: &Value, node: &Value) {
+    match node {
+        Value::Object(map) => {
+            if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                assert!(doc.pointer(r.trim_start_matches('#')).is_some(), "dangling $ref {r}");
+            }
+            map.values().for_each(|v| assert_refs_resolve(doc, v));
+        }
+        Value::Array(items) => items.iter().for_each(|v| assert_refs_resolve(doc, v)),
+        _ => {}
+    }
+}
