@@ -28,8 +28,8 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/v2/users/me", get(me))
         .route("/v2/phone/users", get(phone_users))
         .route("/v2/phone/numbers", get(phone_numbers))
-        .route("/v2/phone/users/{user_id}/phone_numbers", axum::routing::post(assign))
-        .route("/v2/phone/users/{user_id}/phone_numbers/{phone_number_id}", delete(unassign))
+        .route("/v2/phone/users/{userId}/phone_numbers", axum::routing::post(assign))
+        .route("/v2/phone/users/{userId}/phone_numbers/{phoneNumberId}", delete(unassign))
 }
 
 /// Why a number could not be assigned or unassigned. Zoom publishes none of these texts [assume].

@@ -47,7 +47,11 @@ impl Sim {
     }
 
     pub async fn with(options: Options) -> Sim {
-        let sim = Simulator::new(world(), options).expect("simulator");
+        Sim::with_world(world(), options).await
+    }
+
+    pub async fn with_world(world: World, options: Options) -> Sim {
+        let sim = Simulator::new(world, options).expect("simulator");
         let (addr, handle) = sim.spawn("127.0.0.1:0".parse().expect("addr")).await.expect("spawn");
         Sim { sim, addr, url: format!("http://{addr}"), handle }
     }
