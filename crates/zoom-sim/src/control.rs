@@ -12,32 +12,9 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// One webhook as the simulator sent it (or tried to), for `GET /_sim/webhooks`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Delivery {
-    pub id: String,
-    pub event: String,
-    pub url: String,
-    pub client_id: String,
-    pub account_id: String,
-    /// The exact bytes sent, as signed.
-    pub body: String,
-    pub attempts: Vec<Attempt>,
-    /// `pending`, `delivered` or `failed`.
-    pub outcome: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Attempt {
-    /// Unix seconds, simulated time.
-    pub at: i64,
-    pub status: Option<u16>,
-    pub error: Option<String>,
-}
 
 pub(crate) fn router() -> Router<Simulator> {
     Router::new()
@@ -46,6 +23,8 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/_sim/numbers", get(numbers))
         .route("/_sim/numbers/{number}/assignment", put(assign).delete(unassign))
         .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
+        .route("/_sim/accounts/{account_id}/apps/{client_id}/remove", post(remove_app))
+        .route("/_sim/apps/{client_id}/validate-endpoint", post(validate_endpoint))
         .route("/_sim/webhooks", get(webhooks))
         .route("/_sim/clock", get(clock))
         .route("/_sim/clock/advance", post(advance))
@@ -162,6 +141,35 @@ async fn clear_faults(State(sim): State<Simulator>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveBody {
+    /// Who removes it (email or id); the account's admin when absent.
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// Manage > Added Apps > Remove, without the page: tokens end and `app_deauthorized` is queued.
+async fn remove_app(State(sim): State<Simulator>, Path((account_id, client_id)): Path<(String, String)>, body: Bytes) -> Result<StatusCode, ControlError> {
+    let body: RemoveBody = parse(&body)?;
+    let account = sim.world().account(&account_id).ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no account {account_id}")))?;
+    let user = match &body.user {
+        Some(who) => account.find_user(who).ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
+        None => &account.admin,
+    };
+    if sim.remove_app(&account.id, &client_id, &user.id).await {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ControlError(StatusCode::NOT_FOUND, format!("{client_id} is not added to {account_id}")))
+    }
+}
+
+/// Sends `endpoint.url_validation` to the app's event URL now and reports whether it answered right.
+async fn validate_endpoint(State(sim): State<Simulator>, Path(client_id): Path<String>) -> Result<Json<Value>, ControlError> {
+    let app = sim.world().app(&client_id).ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no app {client_id}")))?;
+    Ok(Json(sim.validate_endpoint(app).await))
+}
+
 async fn webhooks(State(sim): State<Simulator>) -> Json<Value> {
     Json(json!({ "deliveries": sim.read(|s| s.deliveries.clone()) }))
 }
@@ -188,7 +196,8 @@ struct Advance {
 async fn advance(State(sim): State<Simulator>, body: Bytes) -> Result<Json<Value>, ControlError> {
     let by: Advance = parse(&body)?;
     sim.clock().advance(Duration::from_secs(by.seconds) + Duration::from_millis(by.ms));
-    // Persist the new offset with the rest of the state.
+    // Persist the new offset with the rest of the state; retries that fell due go out now.
     sim.write(|_| ()).await;
+    sim.wake_webhooks();
     Ok(clock_json(&sim))
 }

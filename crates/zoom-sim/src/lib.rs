@@ -26,19 +26,23 @@ mod json;
 mod legacy;
 mod numbers;
 mod oauth;
+mod pages;
 mod peering;
 mod phone;
 mod state;
+mod webhooks;
 mod world;
 
 pub use clock::Clock;
 pub use state::StateError;
+pub use webhooks::{signature as webhook_signature, Attempt, Delivery};
 pub use world::{Account, App, AppKind, Carrier, FieldError, Plan, SeedNumber, User, World, WorldError};
 
 use axum::Router;
 use state::{Persist, SimState};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -99,6 +103,10 @@ struct Inner {
     clock: Clock,
     state: Mutex<SimState>,
     persist: Option<Persist>,
+    /// The webhook worker runs (started on first need, inside a Tokio runtime).
+    worker_started: AtomicBool,
+    /// Wakes the webhook worker: a delivery was queued or the clock moved.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,13 +123,19 @@ impl Simulator {
         let clock = Clock::default();
         let persist = options.state_file.clone().map(Persist::new);
         let state = match persist.as_ref().map(|p| p.load(&world)).transpose()?.flatten() {
-            Some(saved) => {
+            Some(mut saved) => {
                 clock.set_offset_ms(saved.clock_offset_ms);
+                // A delivery cut short by the stop is tried again.
+                for d in saved.deliveries.iter_mut().filter(|d| d.outcome == "sending") {
+                    d.outcome = "pending".into();
+                    d.next_attempt_at = Some(clock.unix());
+                }
                 saved
             }
             None => SimState::initial(&world),
         };
-        Ok(Simulator { inner: Arc::new(Inner { world, options, clock, state: Mutex::new(state), persist }) })
+        let inner = Inner { world, options, clock, state: Mutex::new(state), persist, worker_started: AtomicBool::new(false), wake: Arc::default() };
+        Ok(Simulator { inner: Arc::new(inner) })
     }
 
     pub fn world(&self) -> &World {
@@ -141,6 +155,7 @@ impl Simulator {
     pub fn router(&self) -> Router {
         let zoom = Router::new()
             .merge(oauth::router())
+            .merge(pages::router())
             .merge(peering::router())
             .merge(legacy::router())
             .merge(phone::router())
@@ -156,6 +171,7 @@ impl Simulator {
         let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = self.router();
+        self.ensure_webhook_worker();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;

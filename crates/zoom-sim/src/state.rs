@@ -29,7 +29,7 @@ pub(crate) struct SimState {
     pub consents: HashMap<String, Consent>,
     pub page_tokens: HashMap<String, PageCursor>,
     pub faults: Vec<crate::faults::Fault>,
-    pub deliveries: Vec<crate::control::Delivery>,
+    pub deliveries: Vec<crate::webhooks::Delivery>,
     #[serde(skip)]
     pub version: u64,
 }

@@ -1,0 +1,352 @@
+//! The zoom.us web pages a customer's admin walks in the carriers' guides, with Zoom's labels, plain
+//! server-rendered HTML: Profile; Advanced > App Marketplace > a category > an app > **Add** (then the
+//! consent page's **Allow**); Manage > Added Apps > **Remove**; Phone System Management > Phone Numbers
+//! with **Assigned** and **Unassigned** tabs, a number's page to assign it to a user, and **Unbind**.
+
+use crate::oauth::render;
+use crate::phone::{assign_number, unassign_number};
+use crate::state::Session;
+use crate::world::{Account, App, AppKind, User};
+use crate::Simulator;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub(crate) fn router() -> Router<Simulator> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/profile") }))
+        .route("/profile", get(profile))
+        .route("/marketplace", get(marketplace))
+        .route("/marketplace/apps/{client_id}", get(app_details))
+        .route("/marketplace/manage", get(manage))
+        .route("/marketplace/manage/{client_id}/remove", post(remove))
+        .route("/pbx/phone-numbers", get(numbers))
+        .route("/pbx/phone-numbers/{id}", get(number))
+        .route("/pbx/phone-numbers/{id}/assign", post(assign))
+        .route("/pbx/phone-numbers/{id}/unbind", post(unbind))
+}
+
+/// The signed-in user, or a redirect to the sign-in page that comes back here.
+struct Visitor<'w> {
+    account: &'w Account,
+    user: &'w User,
+}
+
+impl Visitor<'_> {
+    fn is_admin(&self) -> bool {
+        self.account.admin.id == self.user.id
+    }
+}
+
+/// Why a page is not shown: no sign-in (go and sign in, then come back), or not the account's admin.
+enum Refusal {
+    SignIn { next: String },
+    NotAdmin,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::SignIn { next } => {
+                let query = form_urlencoded::Serializer::new(String::new()).append_pair("next", &next).finish();
+                Redirect::to(&format!("/signin?{query}")).into_response()
+            }
+            Refusal::NotAdmin => message(StatusCode::FORBIDDEN, "Only your account admin can manage phone numbers."),
+        }
+    }
+}
+
+/// The visitor, or the refusal as the handler's response.
+macro_rules! or_refuse {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(refusal) => return refusal.into_response(),
+        }
+    };
+}
+
+fn visitor<'w>(sim: &'w Simulator, headers: &HeaderMap, uri: &Uri) -> Result<Visitor<'w>, Refusal> {
+    let found = sim.session(headers).and_then(|(_, Session { account_id, user_id })| {
+        let account = sim.world().account(&account_id)?;
+        let user = account.all_users().find(|u| u.id == user_id)?;
+        Some(Visitor { account, user })
+    });
+    found.ok_or_else(|| Refusal::SignIn { next: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned() })
+}
+
+/// Phone System Management is for admins [assume].
+fn admin<'w>(sim: &'w Simulator, headers: &HeaderMap, uri: &Uri) -> Result<Visitor<'w>, Refusal> {
+    let v = visitor(sim, headers, uri)?;
+    if v.is_admin() { Ok(v) } else { Err(Refusal::NotAdmin) }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct Message<'a> {
+    message: &'a str,
+}
+
+fn message(status: StatusCode, text: &str) -> Response {
+    render(status, &Message { message: text })
+}
+
+fn notice(uri: &Uri) -> Option<String> {
+    crate::json::Query::parse(uri).get("notice").map(str::to_owned)
+}
+
+fn with_notice(path: &str, text: &str) -> Redirect {
+    let query = form_urlencoded::Serializer::new(String::new()).append_pair("notice", text).finish();
+    Redirect::to(&crate::oauth::with_query(path, &query))
+}
+
+#[derive(Template)]
+#[template(path = "profile.html")]
+struct ProfilePage<'a> {
+    notice: Option<String>,
+    user_name: String,
+    user_email: &'a str,
+    account_name: &'a str,
+    account_id: &'a str,
+    is_admin: bool,
+    zoom_phone: bool,
+}
+
+async fn profile(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> Response {
+    let v = or_refuse!(visitor(&sim, &headers, &uri));
+    render(
+        StatusCode::OK,
+        &ProfilePage {
+            notice: notice(&uri),
+            user_name: v.user.display_name(),
+            user_email: &v.user.email,
+            account_name: &v.account.name,
+            account_id: &v.account.id,
+            is_admin: v.is_admin(),
+            zoom_phone: v.account.zoom_phone,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "marketplace.html")]
+struct MarketplacePage<'a> {
+    notice: Option<String>,
+    categories: Vec<&'a str>,
+    category: Option<String>,
+    apps: Vec<&'a App>,
+}
+
+/// Apps a Marketplace visitor can add: server-to-server apps are not listed.
+fn listed(sim: &Simulator) -> impl Iterator<Item = &App> {
+    sim.world().apps().iter().filter(|a| a.kind != AppKind::ServerToServer)
+}
+
+async fn marketplace(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> Response {
+    or_refuse!(visitor(&sim, &headers, &uri));
+    let mut categories: Vec<&str> = listed(&sim).map(|a| a.category.as_str()).collect();
+    categories.sort_unstable();
+    categories.dedup();
+    let category = crate::json::Query::parse(&uri).get("category").map(str::to_owned);
+    let apps = listed(&sim).filter(|a| Some(&a.category) == category.as_ref()).collect();
+    render(StatusCode::OK, &MarketplacePage { notice: notice(&uri), categories, category, apps })
+}
+
+#[derive(Template)]
+#[template(path = "app.html")]
+struct AppPage<'a> {
+    notice: Option<String>,
+    name: &'a str,
+    description: &'a str,
+    category: &'a str,
+    user_role: &'a str,
+    scopes: &'a [String],
+    installed: bool,
+    add_url: Option<String>,
+}
+
+async fn app_details(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(client_id): Path<String>) -> Response {
+    let v = or_refuse!(visitor(&sim, &headers, &uri));
+    let Some(app) = listed(&sim).find(|a| a.client_id == client_id) else {
+        return message(StatusCode::NOT_FOUND, "There is no such app.");
+    };
+    let installed = sim.read(|s| s.grants.values().any(|g| g.client_id == app.client_id && g.account_id == v.account.id));
+    // Add starts the app's authorization at its first redirect URI, without `state`: what a Marketplace
+    // install delivers to the app [seen].
+    let add_url = app.redirect_uris.first().map(|redirect| {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &app.client_id)
+            .append_pair("redirect_uri", redirect)
+            .finish();
+        format!("/oauth/authorize?{query}")
+    });
+    let user_role = if app.kind == AppKind::AdminManaged { "Account Admin" } else { "Any User" };
+    let page = AppPage {
+        notice: notice(&uri),
+        name: &app.name,
+        description: &app.description,
+        category: &app.category,
+        user_role,
+        scopes: &app.scopes,
+        installed,
+        add_url,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "manage.html")]
+struct ManagePage<'a> {
+    notice: Option<String>,
+    apps: Vec<&'a App>,
+}
+
+async fn manage(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> Response {
+    let v = or_refuse!(visitor(&sim, &headers, &uri));
+    let mut ids: Vec<String> = sim.read(|s| {
+        s.grants.values().filter(|g| g.account_id == v.account.id && (v.is_admin() || g.user_id == v.user.id)).map(|g| g.client_id.clone()).collect()
+    });
+    ids.sort_unstable();
+    ids.dedup();
+    let apps = ids.iter().filter_map(|id| sim.world().app(id)).collect();
+    render(StatusCode::OK, &ManagePage { notice: notice(&uri), apps })
+}
+
+async fn remove(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(client_id): Path<String>) -> Response {
+    let v = or_refuse!(visitor(&sim, &headers, &uri));
+    let name = sim.world().app(&client_id).map(|a| a.name.clone()).unwrap_or_default();
+    if sim.remove_app(&v.account.id, &client_id, &v.user.id).await {
+        with_notice("/marketplace/manage", &format!("{name} has been removed.")).into_response()
+    } else {
+        message(StatusCode::NOT_FOUND, "This app is not added to your account.")
+    }
+}
+
+impl Simulator {
+    /// Removes an app from an account: its authorizations and tokens end, and the app is sent
+    /// `app_deauthorized` [doc]. False when the app was not added there.
+    pub(crate) async fn remove_app(&self, account_id: &str, client_id: &str, by_user_id: &str) -> bool {
+        let Some(app) = self.world().app(client_id) else { return false };
+        let delivery = self.deauthorized_event(app, account_id, by_user_id);
+        let removed = self
+            .write(|s| {
+                let ids: Vec<String> = s.grants.iter().filter(|(_, g)| g.client_id == client_id && g.account_id == account_id).map(|(id, _)| id.clone()).collect();
+                for id in &ids {
+                    s.revoke_grant(id);
+                }
+                if !ids.is_empty() {
+                    s.deliveries.extend(delivery);
+                }
+                !ids.is_empty()
+            })
+            .await;
+        if removed {
+            self.ensure_webhook_worker();
+            self.wake_webhooks();
+        }
+        removed
+    }
+}
+
+struct Row {
+    id: String,
+    number: String,
+    carrier: String,
+    status: &'static str,
+    assignee: String,
+}
+
+#[derive(Template)]
+#[template(path = "numbers.html")]
+struct NumbersPage {
+    notice: Option<String>,
+    tab: String,
+    numbers: Vec<Row>,
+}
+
+fn carrier_name(sim: &Simulator, code: u32) -> String {
+    if code == sim.world().carrier().carrier_code { sim.world().carrier().name.clone() } else { format!("Carrier {code}") }
+}
+
+async fn numbers(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let tab = match crate::json::Query::parse(&uri).get("tab") {
+        Some("assigned") => "assigned",
+        _ => "unassigned",
+    };
+    let numbers = sim.read(|s| {
+        s.numbers
+            .values()
+            .filter(|n| n.account_id == v.account.id && n.assigned() == (tab == "assigned"))
+            .map(|n| Row {
+                id: n.id.clone(),
+                number: n.phone_number.clone(),
+                carrier: carrier_name(&sim, n.carrier_code),
+                status: if n.status { "Normal" } else { "Pending" },
+                assignee: n.assignee.as_deref().and_then(|id| v.account.find_user(id)).map(User::display_name).unwrap_or_default(),
+            })
+            .collect()
+    });
+    render(StatusCode::OK, &NumbersPage { notice: notice(&uri), tab: tab.into(), numbers })
+}
+
+#[derive(Template)]
+#[template(path = "number.html")]
+struct NumberPage {
+    notice: Option<String>,
+    id: String,
+    number: String,
+    carrier: String,
+    status: &'static str,
+    service_info: String,
+    assigned: bool,
+    assignee: String,
+    /// (id, "name <email>") of the users who can be given a number.
+    users: Vec<(String, String)>,
+}
+
+async fn number(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let Some(n) = sim.read(|s| s.numbers.values().find(|n| n.id == id && n.account_id == v.account.id).cloned()) else {
+        return message(StatusCode::NOT_FOUND, "There is no such number in your account.");
+    };
+    let page = NumberPage {
+        notice: notice(&uri),
+        id: n.id.clone(),
+        number: n.phone_number.clone(),
+        carrier: carrier_name(&sim, n.carrier_code),
+        status: if n.status { "Normal" } else { "Pending" },
+        service_info: n.service_info.clone().unwrap_or_default(),
+        assigned: n.assigned(),
+        assignee: n.assignee.as_deref().and_then(|u| v.account.find_user(u)).map(User::display_name).unwrap_or_else(|| "Unassigned".into()),
+        users: v.account.all_users().filter(|u| u.phone_license).map(|u| (u.id.clone(), format!("{} <{}>", u.display_name(), u.email))).collect(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+async fn assign(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>, body: Bytes) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let user_id = form_urlencoded::parse(&body).find(|(k, _)| k == "user").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let Some(user) = v.account.find_user(&user_id) else {
+        return message(StatusCode::BAD_REQUEST, "Choose a user.");
+    };
+    let page = format!("/pbx/phone-numbers/{id}");
+    match sim.write(|s| assign_number(s, v.account, user, &id)).await {
+        Ok(n) => with_notice(&page, &format!("{} is assigned to {}.", n.phone_number, user.display_name())).into_response(),
+        Err(e) => with_notice(&page, &e.message(&id)).into_response(),
+    }
+}
+
+async fn unbind(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let page = format!("/pbx/phone-numbers/{id}");
+    match sim.write(|s| unassign_number(s, v.account, None, &id)).await {
+        Ok(n) => with_notice(&page, &format!("{} is no longer assigned.", n.phone_number)).into_response(),
+        Err(e) => with_notice(&page, &e.message(&id)).into_response(),
+    }
+}
