@@ -5,6 +5,7 @@ use crate::{RefreshRotation, Simulator};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 
 /// The caller of a `/v2` operation, from its access token.
 #[derive(Clone, Debug)]
@@ -26,15 +27,18 @@ impl Caller {
 }
 
 impl FromRequestParts<Simulator> for Caller {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, sim: &Simulator) -> Result<Caller, ApiError> {
+    /// The token first, then the account's rate limit: an unauthenticated call counts against no one.
+    async fn from_request_parts(parts: &mut Parts, sim: &Simulator) -> Result<Caller, Response> {
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
         let (scheme, token) = header.split_once(' ').unwrap_or(("", ""));
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(ApiError::invalid_token());
+            return Err(ApiError::invalid_token().into_response());
         }
-        sim.authenticate(token.trim()).await
+        let caller = sim.authenticate(token.trim()).await.map_err(IntoResponse::into_response)?;
+        sim.take_light(&caller.account_id).map_err(IntoResponse::into_response)?;
+        Ok(caller)
     }
 }
 

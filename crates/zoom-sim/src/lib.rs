@@ -28,12 +28,14 @@ mod numbers;
 mod oauth;
 mod pages;
 mod peering;
+mod ratelimit;
 mod phone;
 mod state;
 mod webhooks;
 mod world;
 
 pub use clock::Clock;
+pub use ratelimit::RateLimit;
 pub use state::StateError;
 pub use webhooks::{signature as webhook_signature, Attempt, Delivery};
 pub use world::{Account, App, AppKind, Carrier, FieldError, Plan, SeedNumber, User, World, WorldError};
@@ -75,6 +77,8 @@ pub struct Options {
     /// The base URL clients reach the simulator at, returned as `api_url` in token responses; the
     /// request's `Host` when unset.
     pub public_url: Option<String>,
+    /// Per-account requests per second (LIGHT label); answered with 429 beyond it.
+    pub rate_limit: RateLimit,
 }
 
 impl Default for Options {
@@ -87,6 +91,7 @@ impl Default for Options {
             page_token_ttl: Duration::from_secs(900),
             refresh_rotation: RefreshRotation::default(),
             public_url: None,
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -107,6 +112,7 @@ struct Inner {
     worker_started: AtomicBool,
     /// Wakes the webhook worker: a delivery was queued or the clock moved.
     wake: Arc<tokio::sync::Notify>,
+    rate_windows: Mutex<ratelimit::Windows>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +140,16 @@ impl Simulator {
             }
             None => SimState::initial(&world),
         };
-        let inner = Inner { world, options, clock, state: Mutex::new(state), persist, worker_started: AtomicBool::new(false), wake: Arc::default() };
+        let inner = Inner {
+            world,
+            options,
+            clock,
+            state: Mutex::new(state),
+            persist,
+            worker_started: AtomicBool::new(false),
+            wake: Arc::default(),
+            rate_windows: Mutex::default(),
+        };
         Ok(Simulator { inner: Arc::new(inner) })
     }
 
