@@ -18,10 +18,10 @@
 
 mod auth;
 mod clock;
-pub mod control;
+mod control;
 mod e164;
 mod error;
-pub mod faults;
+mod faults;
 mod json;
 mod legacy;
 mod numbers;
