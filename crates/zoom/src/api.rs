@@ -1,0 +1,314 @@
+//! The REST calls peerex makes with a customer's access token: `users/me` and the Number Management
+//! API's peering numbers (REFERENCE §1, `openapi/number-management.openapi.json`).
+
+use crate::{Client, Me, NumberResult, NumberUpdate, Outcome, Page, PeeringNumber, ZoomError, MAX_BATCH};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tracing::Instrument;
+
+const PEERING_NUMBERS: &str = "number_management/peering_numbers";
+/// Zoom's maximum for this endpoint (REFERENCE §1 [doc]): fewer calls against the rate limit.
+const PAGE_SIZE: &str = "300";
+
+/// An answer that got through: a 2xx, or (for batches) Zoom's 400 "some data failed".
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl Client {
+    /// `GET /v2/users/me`: the user who authorized and their Zoom account.
+    pub async fn me(&self, access_token: &str) -> Result<Me, ZoomError> {
+        #[derive(Deserialize)]
+        struct Body {
+            id: String,
+            account_id: String,
+            #[serde(default)]
+            email: String,
+        }
+        let a = self.call(Method::GET, "users/me", access_token, &[], None, false).await?;
+        let b: Body = decode(&a.body)?;
+        Ok(Me { user_id: b.id, account_id: b.account_id, email: b.email })
+    }
+
+    /// One page of the account's peering numbers (`GET number_management/peering_numbers`). Pass the
+    /// previous page's `next_page_token` to go on; it expires after 15 minutes.
+    pub async fn list_peering_numbers(&self, access_token: &str, page_token: Option<&str>) -> Result<Page, ZoomError> {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            next_page_token: Option<String>,
+            // Required by the schema, but an account with none may leave it out.
+            #[serde(default)]
+            numbers: Vec<Item>,
+        }
+        #[derive(Deserialize)]
+        struct Item {
+            phone_number: String,
+            #[serde(default)]
+            sip_trunk_name: Option<String>,
+            #[serde(default)]
+            assigned: bool,
+        }
+        let mut query = vec![("page_size", PAGE_SIZE.to_owned())];
+        if let Some(t) = page_token.filter(|t| !t.is_empty()) {
+            query.push(("next_page_token", t.to_owned()));
+        }
+        let a = self.call(Method::GET, PEERING_NUMBERS, access_token, &query, None, false).await?;
+        let b: Body = decode(&a.body)?;
+        Ok(Page {
+            numbers: b
+                .numbers
+                .into_iter()
+                .map(|i| PeeringNumber { phone_number: i.phone_number, sip_trunk_name: i.sip_trunk_name, assigned: i.assigned })
+                .collect(),
+            // Zoom marks the last page with an empty string [doc].
+            next_page_token: b.next_page_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// `POST`: adds up to 200 numbers on `sip_trunk_name`, active, for Zoom Phone. More than 200 is
+    /// `ZoomError::Invalid` without a call. A number Zoom already has comes back `AlreadyDone`.
+    pub async fn add_peering_numbers(&self, access_token: &str, sip_trunk_name: &str, numbers: &[String]) -> Result<Vec<NumberResult>, ZoomError> {
+        check_batch(numbers.len())?;
+        let items: Vec<Value> =
+            numbers.iter().map(|n| json!({ "phone_number": n, "sip_trunk_name": sip_trunk_name, "status": true })).collect();
+        let body = json!({ "allocated_product": "ZOOM_PHONE", "phone_numbers": items });
+        let a = self.call(Method::POST, PEERING_NUMBERS, access_token, &[], Some(body), true).await;
+        per_number(numbers, a, Op::Add)
+    }
+
+    /// `PATCH`: changes up to 200 numbers (`None` fields stay as they are).
+    pub async fn update_peering_numbers(&self, access_token: &str, updates: &[NumberUpdate]) -> Result<Vec<NumberResult>, ZoomError> {
+        check_batch(updates.len())?;
+        let items: Vec<Value> = updates
+            .iter()
+            .map(|u| {
+                let mut item = json!({ "phone_number": u.phone_number });
+                let fields = [
+                    ("sip_trunk_name", u.sip_trunk_name.clone().map(Value::from)),
+                    ("status", u.status.map(Value::from)),
+                    ("billing_ref_id", u.billing_ref_id.clone().map(Value::from)),
+                    ("service_info", u.service_info.clone().map(Value::from)),
+                ];
+                for (k, v) in fields {
+                    if let Some(v) = v {
+                        item[k] = v;
+                    }
+                }
+                item
+            })
+            .collect();
+        let numbers: Vec<String> = updates.iter().map(|u| u.phone_number.clone()).collect();
+        let a = self.call(Method::PATCH, PEERING_NUMBERS, access_token, &[], Some(json!({ "phone_numbers": items })), true).await;
+        per_number(&numbers, a, Op::Update)
+    }
+
+    /// `DELETE`: removes up to 200 numbers. One Zoom no longer has comes back `AlreadyDone`; one assigned
+    /// to a user in Zoom is `Refused` with Zoom's reason.
+    pub async fn remove_peering_numbers(&self, access_token: &str, numbers: &[String]) -> Result<Vec<NumberResult>, ZoomError> {
+        check_batch(numbers.len())?;
+        // Repeated query parameters (REFERENCE §1: sources disagree; this is the documented encoding).
+        let query: Vec<(&str, String)> = numbers.iter().map(|n| ("phone_numbers", n.clone())).collect();
+        let a = self.call(Method::DELETE, PEERING_NUMBERS, access_token, &query, None, true).await;
+        per_number(numbers, a, Op::Remove)
+    }
+
+    /// One call to the REST API. Any answer but a 2xx is an error here, except, for a batch
+    /// (`partial`), a 400 with code 1000 ("some data failed"), which `per_number` reads.
+    async fn call(&self, method: Method, path: &str, token: &str, query: &[(&str, String)], body: Option<Value>, partial: bool) -> Result<Answer, ZoomError> {
+        let span = tracing::info_span!("zoom.api", %method, path, status = tracing::field::Empty, tracking_id = tracing::field::Empty);
+        async {
+            let url = self.inner.api_base.join(path).map_err(|e| ZoomError::Invalid(format!("api_base: {e}")))?;
+            let mut request = self.inner.http.request(method, url).bearer_auth(token).query(query);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.map_err(|e| transport_error(&e))?;
+            let status = response.status();
+            let span = tracing::Span::current();
+            span.record("status", status.as_u16());
+            if let Some(id) = response.headers().get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
+                span.record("tracking_id", id);
+            }
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| transport_error(&e))?.to_vec();
+            if status.is_success() {
+                return Ok(Answer { status, body });
+            }
+            let error = api_error(status, &headers, &body);
+            if partial && matches!(error, ZoomError::Refused { status: 400, code: 1000, .. }) {
+                // Zoom's list of failed numbers is not a published shape: keep the raw body in the log.
+                tracing::info!(body = %excerpt(&body), "Zoom refused some numbers");
+                return Ok(Answer { status, body });
+            }
+            tracing::warn!(error = %error, "Zoom refused the call");
+            Err(error)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn check_batch(len: usize) -> Result<(), ZoomError> {
+    match len {
+        0 => Err(ZoomError::Invalid("no phone numbers given".into())),
+        n if n > MAX_BATCH => Err(ZoomError::Invalid(format!("{n} phone numbers given; Zoom takes at most {MAX_BATCH} per call"))),
+        _ => Ok(()),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ZoomError> {
+    serde_json::from_slice(body).map_err(|e| ZoomError::Decode(format!("{e}: {}", excerpt(body))))
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.into_owned(),
+    }
+}
+
+/// Zoom's error body `{"code", "message"[, "errors"]}` (REFERENCE §5) as a `ZoomError`.
+fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ZoomError {
+    #[derive(Deserialize)]
+    struct Body {
+        code: Option<i64>,
+        message: Option<String>,
+    }
+    let parsed = serde_json::from_slice::<Body>(body).ok();
+    let code = parsed.as_ref().and_then(|b| b.code).unwrap_or(0);
+    let message = parsed.and_then(|b| b.message).unwrap_or_else(|| excerpt(body));
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => ZoomError::RateLimited { retry_after: retry_after(headers) },
+        StatusCode::UNAUTHORIZED => ZoomError::Unauthorized { message },
+        s if s.is_server_error() => ZoomError::Server { status: s.as_u16(), message },
+        s => ZoomError::Refused { status: s.as_u16(), code, message },
+    }
+}
+
+pub(crate) fn transport_error(e: &reqwest::Error) -> ZoomError {
+    if e.is_timeout() {
+        ZoomError::Timeout
+    } else if e.is_decode() {
+        ZoomError::Decode(e.to_string())
+    } else {
+        // Without the URL: it would carry phone numbers, and adds nothing to "connection refused".
+        ZoomError::Transport(error_chain(e))
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// How long Zoom asks us to wait: `Retry-After` in seconds or as a date (HTTP-date or the ISO-8601
+/// time Zoom sends for daily limits [seen]); else `X-RateLimit-Type: QPS` means the next second.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Duration {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(v) = header("retry-after") {
+        if let Ok(secs) = v.parse::<u64>() {
+            return Duration::from_secs(secs);
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+            .or_else(|_| time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822))
+            .ok()
+            .or_else(|| http_date(v));
+        if let Some(at) = at {
+            return Duration::try_from(at - now).unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
+        }
+    }
+    // No usable Retry-After: a per-second limit frees up within a second.
+    Duration::from_secs(1)
+}
+
+/// RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(v: &str) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(v, &format).ok().map(time::PrimitiveDateTime::assume_utc)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Update,
+    Remove,
+}
+
+/// Turns the answer to a batch into one result per number, in the caller's order. Success is only
+/// a 2xx; a 400 with code 1000 lists the numbers that failed and the rest were done
+/// (REFERENCE §1). Anything else is an error for the whole call: never success.
+fn per_number(numbers: &[String], answer: Result<Answer, ZoomError>, op: Op) -> Result<Vec<NumberResult>, ZoomError> {
+    let a = answer?;
+    let failures = if a.status.is_success() {
+        Vec::new()
+    } else if a.status == StatusCode::BAD_REQUEST {
+        partial_failures(&a.body, numbers).ok_or_else(|| ZoomError::Refused {
+            status: 400,
+            code: 1000,
+            message: format!("some numbers failed, but Zoom's answer does not say which: {}", excerpt(&a.body)),
+        })?
+    } else {
+        return Err(ZoomError::Decode(format!("unexpected status {}", a.status)));
+    };
+    Ok(numbers.iter().map(|n| NumberResult { phone_number: n.clone(), outcome: outcome(op, failures_for(&failures, n)) }).collect())
+}
+
+/// The per-number list of a code 1000 answer. The simulator sends `errors: [{phone_number, reason}]`;
+/// Zoom's documentation shows `{phoneNumber, reason}` items; the legacy API `unprocessed_numbers:
+/// [{phone_number, failure_reason}]`. Accept all of them, and nothing we cannot match to a number we
+/// sent: None then, and the caller treats the whole batch as refused.
+fn partial_failures(body: &[u8], sent: &[String]) -> Option<Vec<(String, String)>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let list = match &v {
+        Value::Array(items) => items,
+        Value::Object(o) => ["errors", "data", "failed_numbers", "unprocessed_numbers", "phone_numbers"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(Value::as_array))?,
+        _ => return None,
+    };
+    let text = |item: &Value, keys: &[&str]| keys.iter().find_map(|k| item.get(*k).and_then(Value::as_str)).map(str::to_owned);
+    let failures = list
+        .iter()
+        .map(|item| {
+            let number = text(item, &["phone_number", "phoneNumber", "number"])?;
+            let reason = text(item, &["reason", "failure_reason", "message", "error"]).unwrap_or_else(|| "Some data failed.".into());
+            sent.iter().any(|s| same_number(s, &number)).then_some((number, reason))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (!failures.is_empty()).then_some(failures)
+}
+
+fn failures_for<'a>(failures: &'a [(String, String)], number: &str) -> Option<&'a str> {
+    failures.iter().find(|(n, _)| same_number(n, number)).map(|(_, r)| r.as_str())
+}
+
+fn outcome(op: Op, failure: Option<&str>) -> Outcome {
+    let Some(reason) = failure else { return Outcome::Done };
+    let lower = reason.to_ascii_lowercase();
+    match op {
+        Op::Add if lower.contains("already exist") => Outcome::AlreadyDone,
+        Op::Remove if lower.contains("does not exist") => Outcome::AlreadyDone,
+        _ => Outcome::Refused { code: 1000, message: reason.to_owned() },
+    }
+}
+
+/// Zoom may echo `+12065550100` as `12065550100` (REFERENCE §6).
+fn same_number(a: &str, b: &str) -> bool {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    digits(a) == digits(b)
+}
