@@ -130,7 +130,7 @@ async fn faults(State(sim): State<Simulator>) -> Json<Value> {
 }
 
 async fn add_fault(State(sim): State<Simulator>, body: Bytes) -> Result<Response, ControlError> {
-    let fault: Fault = parse(&body)?;
+    let mut fault: Fault = parse(&body)?;
     fault.check().map_err(bad)?;
     sim.write(|s| s.faults.push(fault.clone())).await;
     Ok((StatusCode::CREATED, Json(fault)).into_response())

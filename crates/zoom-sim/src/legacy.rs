@@ -9,7 +9,9 @@ use crate::error::ApiError;
 use crate::json::{self, Query};
 use crate::numbers::{self, Add, Attributes, Failure, Number, Update};
 use crate::peering::{check_zoom_phone, numbers_to_remove, page_of_numbers, MAX_BATCH};
+use crate::faults::InjectedFailures;
 use crate::Simulator;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -108,7 +110,7 @@ fn unprocessed(status: StatusCode, failures: Vec<Failure>) -> Response {
     (status, Json(json!({ "unprocessed_numbers": list }))).into_response()
 }
 
-async fn add(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+async fn add(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
     caller.require(ADD)?;
     let body: Body = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -127,11 +129,11 @@ async fn add(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Resul
         })
         .collect();
     let now = sim.now();
-    let failures = sim.write(|s| numbers::add(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id }, items, now)).await;
+    let failures = sim.write(|s| numbers::add(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items, now)).await;
     Ok(unprocessed(StatusCode::CREATED, failures))
 }
 
-async fn update(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+async fn update(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
     caller.require(UPDATE)?;
     let body: Body = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -147,17 +149,17 @@ async fn update(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Re
             Update { phone_number: i.phone_number, sip_trunk_name: i.sip_trunk_name, status: i.status, attributes }
         })
         .collect();
-    let failures = sim.write(|s| numbers::update(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id }, items)).await;
+    let failures = sim.write(|s| numbers::update(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items)).await;
     Ok(unprocessed(StatusCode::OK, failures))
 }
 
-async fn remove(State(sim): State<Simulator>, caller: Caller, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
+async fn remove(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
     caller.require(DELETE)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
     let numbers = numbers_to_remove(&q, &body)?;
     check_batch(numbers.len())?;
-    let failures = sim.write(|s| numbers::remove(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id }, numbers)).await;
+    let failures = sim.write(|s| numbers::remove(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, numbers)).await;
     Ok(unprocessed(StatusCode::OK, failures))
 }
 

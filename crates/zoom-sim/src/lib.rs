@@ -19,6 +19,7 @@
 mod auth;
 mod clock;
 mod control;
+pub mod demo;
 mod e164;
 mod error;
 mod faults;

@@ -2,6 +2,7 @@
 //! [`crate::peering`] and [`crate::legacy`] only translate field names and error shapes.
 
 use crate::e164;
+use crate::faults::InjectedFailures;
 use crate::state::SimState;
 use crate::world::{derived_id, World};
 use serde::{Deserialize, Serialize};
@@ -147,7 +148,7 @@ pub(crate) struct Update {
 
 /// Why one number of a batch was not processed. The texts are Zoom's where Zoom published them
 /// (REFERENCE §1 [doc]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Reason {
     InvalidNumber,
     InvalidSipTrunk,
@@ -158,11 +159,14 @@ pub(crate) enum Reason {
     /// Adding a number Zoom already has, in any account or from any carrier [assume]: Zoom publishes no
     /// text for it; a client that pushes idempotently must recognise this one.
     AlreadyExists,
+    /// A failure injected through `/_sim/faults` (`fail_numbers`), with its reason.
+    Injected(String),
 }
 
 impl Reason {
-    pub fn text(self) -> &'static str {
+    pub fn text(&self) -> &str {
         match self {
+            Reason::Injected(reason) => reason,
             Reason::InvalidNumber => "Invalid number",
             Reason::InvalidSipTrunk => "Invalid Sip Trunk",
             Reason::DoesNotExist => "Phone number does not exist",
@@ -183,9 +187,16 @@ pub(crate) struct Failure {
 pub(crate) struct Scope<'a> {
     pub world: &'a World,
     pub account_id: &'a str,
+    /// Numbers an injected fault makes fail.
+    pub injected: Option<&'a InjectedFailures>,
 }
 
 impl Scope<'_> {
+    /// The reason an injected fault fails this number with, if one does.
+    fn injected(&self, e164: &str) -> Option<Reason> {
+        self.injected.and_then(|f| f.reason(e164)).map(|r| Reason::Injected(r.to_owned()))
+    }
+
     fn carrier_code(&self) -> u32 {
         self.world.carrier().carrier_code
     }
@@ -212,6 +223,10 @@ pub(crate) fn add(state: &mut SimState, scope: &Scope<'_>, items: Vec<Add>, now:
             failures.push(fail(Reason::InvalidNumber));
             continue;
         };
+        if let Some(reason) = scope.injected(&e164) {
+            failures.push(fail(reason));
+            continue;
+        }
         if !scope.known_trunk(&item.sip_trunk_name) {
             failures.push(fail(Reason::InvalidSipTrunk));
             continue;
@@ -235,6 +250,10 @@ pub(crate) fn update(state: &mut SimState, scope: &Scope<'_>, items: Vec<Update>
             failures.push(fail(Reason::InvalidNumber));
             continue;
         };
+        if let Some(reason) = scope.injected(&e164) {
+            failures.push(fail(reason));
+            continue;
+        }
         if item.sip_trunk_name.as_deref().is_some_and(|t| !scope.known_trunk(t)) {
             failures.push(fail(Reason::InvalidSipTrunk));
             continue;
@@ -262,6 +281,10 @@ pub(crate) fn remove(state: &mut SimState, scope: &Scope<'_>, phone_numbers: Vec
             failures.push(fail(Reason::InvalidNumber));
             continue;
         };
+        if let Some(reason) = scope.injected(&e164) {
+            failures.push(fail(reason));
+            continue;
+        }
         match scope.own(state, &e164) {
             None => failures.push(fail(Reason::DoesNotExist)),
             Some(n) if n.assigned() => failures.push(fail(Reason::Assigned)),
@@ -302,14 +325,14 @@ mod tests {
     #[test]
     fn a_batch_adds_the_good_numbers_and_names_the_bad_ones() {
         let (world, mut state) = setup();
-        let scope = Scope { world: &world, account_id: "acmeZoomAccount0000001" };
+        let scope = Scope { world: &world, account_id: "acmeZoomAccount0000001", injected: None };
         let failures = add(
             &mut state,
             &scope,
             vec![add_item("+12065550100", "example-carrier-us-east"), add_item("+1206", "example-carrier-us-east"), add_item("+12065550101", "nope")],
             0,
         );
-        assert_eq!(failures.iter().map(|f| f.reason).collect::<Vec<_>>(), vec![Reason::InvalidNumber, Reason::InvalidSipTrunk]);
+        assert_eq!(failures.iter().map(|f| f.reason.clone()).collect::<Vec<_>>(), vec![Reason::InvalidNumber, Reason::InvalidSipTrunk]);
         assert!(state.numbers.contains_key("+12065550100"));
         assert!(!state.numbers.contains_key("+12065550101"));
     }
@@ -317,7 +340,7 @@ mod tests {
     #[test]
     fn assigned_numbers_and_other_carriers_numbers_are_not_removed() {
         let (world, mut state) = setup();
-        let scope = Scope { world: &world, account_id: "acmeZoomAccount0000001" };
+        let scope = Scope { world: &world, account_id: "acmeZoomAccount0000001", injected: None };
         add(&mut state, &scope, vec![add_item("+12065550100", "example-carrier-us-east"), add_item("+12065550101", "example-carrier-us-east")], 0);
         if let Some(n) = state.numbers.get_mut("+12065550101") {
             n.assignee = Some("someone".into());

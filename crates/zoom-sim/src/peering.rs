@@ -5,7 +5,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{self, Query};
 use crate::numbers::{self, Add, AllocatedProduct, Attributes, Failure, MessageCapability, Number, NumberType, Update, VoiceDirection, VoiceMsgCapacity};
+use crate::faults::InjectedFailures;
 use crate::Simulator;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -139,7 +141,7 @@ fn some_data_failed(failures: Vec<Failure>) -> Result<Response, ApiError> {
     Err(ApiError::bad_request(1000, "Some data failed.").with_errors(errors))
 }
 
-async fn add(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+async fn add(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
     caller.require(ADD)?;
     let body: Body<InItem> = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -158,7 +160,7 @@ async fn add(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Resul
         })
         .collect();
     let now = sim.now();
-    let failures = sim.write(|s| numbers::add(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id }, items, now)).await;
+    let failures = sim.write(|s| numbers::add(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items, now)).await;
     if failures.is_empty() {
         Ok(StatusCode::CREATED.into_response())
     } else {
@@ -166,7 +168,7 @@ async fn add(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Resul
     }
 }
 
-async fn update(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+async fn update(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
     caller.require(UPDATE)?;
     let body: Body<InItem> = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -182,7 +184,7 @@ async fn update(State(sim): State<Simulator>, caller: Caller, body: Bytes) -> Re
             Update { phone_number: i.phone_number, sip_trunk_name: i.sip_trunk_name, status: i.status, attributes }
         })
         .collect();
-    let failures = sim.write(|s| numbers::update(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id }, items)).await;
+    let failures = sim.write(|s| numbers::update(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items)).await;
     if failures.is_empty() {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -205,13 +207,13 @@ pub(crate) fn numbers_to_remove(q: &Query, body: &[u8]) -> Result<Vec<String>, A
     Ok(numbers)
 }
 
-async fn remove(State(sim): State<Simulator>, caller: Caller, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
+async fn remove(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
     caller.require(DELETE)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
     let numbers = numbers_to_remove(&q, &body)?;
     check_batch(numbers.len())?;
-    let failures = sim.write(|s| numbers::remove(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id }, numbers)).await;
+    let failures = sim.write(|s| numbers::remove(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, numbers)).await;
     if failures.is_empty() {
         Ok(StatusCode::OK.into_response())
     } else {

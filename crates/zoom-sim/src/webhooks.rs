@@ -29,7 +29,7 @@ pub struct Delivery {
     /// The exact bytes sent.
     pub body: String,
     pub attempts: Vec<Attempt>,
-    /// `pending`, `sending`, `delivered` or `failed`.
+    /// `pending`, `sending`, `delivered`, `failed`, or `dropped` (by an injected fault).
     pub outcome: String,
     /// When the next attempt is due (unix seconds, simulated time), while pending.
     pub next_attempt_at: Option<i64>,
@@ -144,6 +144,22 @@ impl Simulator {
     }
 
     async fn attempt(&self, client: &reqwest::Client, d: Delivery) {
+        // An injected fault may lose it: as if Zoom never sent it, so no retry either.
+        let now = self.now();
+        let dropped = self
+            .write(|s| {
+                let dropped = crate::faults::take_webhook_drop(&mut s.faults, &d.event);
+                if let Some(rec) = s.deliveries.iter_mut().find(|r| dropped && r.id == d.id) {
+                    rec.attempts.push(Attempt { at: now, status: None, error: Some("dropped by an injected fault".into()) });
+                    rec.outcome = "dropped".into();
+                }
+                dropped
+            })
+            .await;
+        if dropped {
+            tracing::info!(event = %d.event, url = %d.url, "zoom-sim dropped a webhook (injected fault)");
+            return;
+        }
         let secret = self.world().app(&d.client_id).and_then(|a| a.secret_token.clone()).unwrap_or_default();
         // Each attempt is signed afresh, so a retry an hour later is not refused as a replay [assume].
         let ts = self.clock().unix();

@@ -180,3 +180,30 @@ async fn endpoint_url_validation_checks_the_apps_answer() {
     let v: Value = reqwest::Client::new().post(sim.url(&format!("/_sim/apps/{CARRIER_APP}/validate-endpoint"))).send().await.expect("validate").json().await.expect("json");
     assert_eq!(v["valid"], false, "{v}");
 }
+
+#[tokio::test]
+async fn a_dropped_webhook_never_arrives_is_not_retried_and_is_logged() {
+    let r = Receiver::default();
+    let sim = sim_with_event_url(&format!("{}/hook", receiver(r.clone()).await)).await;
+    let f = reqwest::Client::new().post(sim.url("/_sim/faults")).json(&json!({ "webhook": "app_deauthorized", "count": 1 })).send().await.expect("fault");
+    assert_eq!(f.status(), StatusCode::CREATED);
+    sim.install(ACME_ADMIN).await;
+    remove_app(&sim).await;
+    let d = settled(&sim, 1).await;
+    assert_eq!(d["outcome"], "dropped");
+    assert!(d["attempts"][0]["error"].as_str().expect("error").contains("dropped"), "{d}");
+    sim.advance(Duration::from_secs(2 * 3600)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(r.received.lock().expect("lock").is_empty(), "the app never heard of it, even hours later");
+
+    // The fault is spent: the next removal is delivered.
+    sim.install(ACME_ADMIN).await;
+    remove_app(&sim).await;
+    for _ in 0..100 {
+        if !r.received.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(r.received.lock().expect("lock").len(), 1);
+}
