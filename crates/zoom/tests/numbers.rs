@@ -1,0 +1,156 @@
+//! The Number Management API's peering numbers through the client, against the simulator: paging,
+//! batches of at most 200, and Zoom's per-number answers read as Done / AlreadyDone / Refused.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+use zoom::{NumberResult, NumberUpdate, Outcome, ZoomError};
+
+fn outcomes(results: &[NumberResult]) -> Vec<(&str, &Outcome)> {
+    results.iter().map(|r| (r.phone_number.as_str(), &r.outcome)).collect()
+}
+
+fn refused(message: &str) -> Outcome {
+    Outcome::Refused { code: 1000, message: message.into() }
+}
+
+#[tokio::test]
+async fn numbers_added_in_batches_of_200_are_listed_across_pages_as_unassigned() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let token = zoom.install(&client, ACME_ADMIN).await.access_token;
+    let all = numbers(0..650);
+    for batch in all.chunks(200) {
+        let results = client.add_peering_numbers(&token, TRUNK, batch).await.expect("add");
+        assert_eq!(results.len(), batch.len());
+        assert!(results.iter().zip(batch).all(|(r, n)| &r.phone_number == n && r.outcome == Outcome::Done), "{results:?}");
+    }
+
+    let (mut listed, mut pages, mut token_page) = (Vec::new(), 0, None::<String>);
+    loop {
+        let page = client.list_peering_numbers(&token, token_page.as_deref()).await.expect("list");
+        pages += 1;
+        listed.extend(page.numbers);
+        match page.next_page_token {
+            Some(t) => token_page = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "300 a page");
+    let mut got: Vec<&str> = listed.iter().map(|n| n.phone_number.as_str()).collect();
+    got.sort_unstable();
+    assert_eq!(got, all.iter().map(String::as_str).collect::<Vec<_>>(), "every number once, and only the carrier's");
+    assert!(listed.iter().all(|n| !n.assigned && n.sip_trunk_name.as_deref() == Some(TRUNK)));
+}
+
+#[tokio::test]
+async fn more_than_200_numbers_are_refused_before_anything_is_sent() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let token = zoom.install(&client, ACME_ADMIN).await.access_token;
+    let e = client.add_peering_numbers(&token, TRUNK, &numbers(0..201)).await.expect_err("201 numbers");
+    assert!(matches!(&e, ZoomError::Invalid(m) if m.contains("201") && m.contains("200")), "{e:?}");
+    assert!(matches!(client.remove_peering_numbers(&token, &numbers(0..201)).await, Err(ZoomError::Invalid(_))));
+    assert!(matches!(client.add_peering_numbers(&token, TRUNK, &[]).await, Err(ZoomError::Invalid(_))));
+    assert!(zoom.numbers(ACME).await.iter().all(|n| n["carrier_code"] != 8801), "nothing reached Zoom");
+    // 200 is fine.
+    let results = client.add_peering_numbers(&token, TRUNK, &numbers(0..200)).await.expect("200 numbers");
+    assert!(results.iter().all(|r| r.outcome == Outcome::Done));
+}
+
+#[tokio::test]
+async fn an_unknown_trunk_and_a_bad_number_are_refused_per_number_and_the_rest_are_added() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let token = zoom.install(&client, ACME_ADMIN).await.access_token;
+    let results = client.add_peering_numbers(&token, "no-such-trunk", &numbers(0..2)).await.expect("answer");
+    assert_eq!(outcomes(&results), vec![(number(0).as_str(), &refused("Invalid Sip Trunk")), (number(1).as_str(), &refused("Invalid Sip Trunk"))]);
+
+    let batch = vec![number(5), "12345".to_owned(), number(6)];
+    let results = client.add_peering_numbers(&token, TRUNK, &batch).await.expect("answer");
+    assert_eq!(outcomes(&results), vec![("+12065550005", &Outcome::Done), ("12345", &refused("Invalid number")), ("+12065550006", &Outcome::Done)]);
+    let listed = client.list_peering_numbers(&token, None).await.expect("list").numbers;
+    assert_eq!(listed.len(), 2);
+}
+
+#[tokio::test]
+async fn adding_a_number_zoom_already_has_converges() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let token = zoom.install(&client, ACME_ADMIN).await.access_token;
+    client.add_peering_numbers(&token, TRUNK, &numbers(0..1)).await.expect("first push");
+    let results = client.add_peering_numbers(&token, TRUNK, &numbers(0..2)).await.expect("second push");
+    assert_eq!(outcomes(&results), vec![("+12065550000", &Outcome::AlreadyDone), ("+12065550001", &Outcome::Done)]);
+}
+
+#[tokio::test]
+async fn removing_an_assigned_number_is_refused_with_zooms_reason_and_a_gone_one_converges() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let token = zoom.install(&client, ACME_ADMIN).await.access_token;
+    client.add_peering_numbers(&token, TRUNK, &numbers(0..2)).await.expect("add");
+    zoom.assign(&number(0)).await;
+    let listed = client.list_peering_numbers(&token, None).await.expect("list").numbers;
+    assert!(listed.iter().any(|n| n.phone_number == number(0) && n.assigned), "{listed:?}");
+
+    let results = client.remove_peering_numbers(&token, &numbers(0..3)).await.expect("remove");
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            ("+12065550000", &refused("Phone number is assigned")),
+            ("+12065550001", &Outcome::Done),
+            ("+12065550002", &Outcome::AlreadyDone),
+        ]
+    );
+    let left: Vec<String> = client.list_peering_numbers(&token, None).await.expect("list").numbers.into_iter().map(|n| n.phone_number).collect();
+    assert_eq!(left, vec![number(0)]);
+    // Removing the removed one again converges too.
+    let again = client.remove_peering_numbers(&token, &numbers(1..2)).await.expect("remove again");
+    assert_eq!(again[0].outcome, Outcome::AlreadyDone);
+}
+
+#[tokio::test]
+async fn updating_numbers_changes_them_and_an_unknown_one_is_refused() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let token = zoom.install(&client, ACME_ADMIN).await.access_token;
+    client.add_peering_numbers(&token, TRUNK, &numbers(0..1)).await.expect("add");
+    let updates = [
+        NumberUpdate { phone_number: number(0), status: Some(false), service_info: Some("Port-in pending".into()), ..Default::default() },
+        NumberUpdate { phone_number: number(9), status: Some(true), ..Default::default() },
+    ];
+    let results = client.update_peering_numbers(&token, &updates).await.expect("patch");
+    assert_eq!(outcomes(&results), vec![("+12065550000", &Outcome::Done), ("+12065550009", &refused("Phone number does not exist"))]);
+    let n = zoom.numbers(ACME).await.into_iter().find(|n| n["phone_number"] == number(0)).expect("number");
+    assert_eq!(n["status"], false, "{n}");
+    assert_eq!(n["service_info"], "Port-in pending", "{n}");
+}
+
+#[tokio::test]
+async fn an_injected_partial_failure_refuses_only_the_chosen_numbers() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let token = zoom.install(&client, ACME_ADMIN).await.access_token;
+    zoom.fault(json!({ "path": "/v2/number_management/peering_numbers", "method": "POST", "fail_numbers": [number(1)], "reason": "Internal error" })).await;
+    let results = client.add_peering_numbers(&token, TRUNK, &numbers(0..3)).await.expect("answer");
+    assert_eq!(outcomes(&results), vec![("+12065550000", &Outcome::Done), ("+12065550001", &refused("Internal error")), ("+12065550002", &Outcome::Done)]);
+    // Pushing the batch again converges: the two already there, the refused one now added.
+    let again = client.add_peering_numbers(&token, TRUNK, &numbers(0..3)).await.expect("answer");
+    assert_eq!(again.iter().map(|r| r.outcome.clone()).collect::<Vec<_>>(), vec![Outcome::AlreadyDone, Outcome::Done, Outcome::AlreadyDone]);
+}
+
+#[tokio::test]
+async fn a_token_of_another_account_sees_none_of_these_numbers() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let acme = zoom.install(&client, ACME_ADMIN).await.access_token;
+    let globex = zoom.install(&client, GLOBEX_ADMIN).await.access_token;
+    client.add_peering_numbers(&acme, TRUNK, &numbers(0..3)).await.expect("add");
+    let page = client.list_peering_numbers(&globex, None).await.expect("list");
+    assert!(page.numbers.is_empty() && page.next_page_token.is_none(), "{page:?}");
+    // And it cannot remove them: to Globex's account they do not exist.
+    let results = client.remove_peering_numbers(&globex, &numbers(0..1)).await.expect("answer");
+    assert_eq!(results[0].outcome, Outcome::AlreadyDone);
+    assert_eq!(client.list_peering_numbers(&acme, None).await.expect("list").numbers.len(), 3);
+}
