@@ -2,6 +2,7 @@
 //! the world, look inside it, play the customer's admin, inject faults, read the webhook delivery log
 //! and move the clock. Not Zoom's: nothing here pretends to be.
 
+use crate::events::{Change, EmergencyAddress};
 use crate::faults::Fault;
 use crate::numbers::Number;
 use crate::phone::{assign_number, unassign_number};
@@ -22,6 +23,8 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/_sim/accounts", get(accounts))
         .route("/_sim/numbers", get(numbers))
         .route("/_sim/numbers/{number}/assignment", put(assign).delete(unassign))
+        .route("/_sim/numbers/{number}/cnam", put(set_cnam))
+        .route("/_sim/numbers/{number}/emergency_address", put(set_emergency_address))
         .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
         .route("/_sim/accounts/{account_id}/apps/{client_id}/remove", post(remove_app))
         .route("/_sim/apps/{client_id}/validate-endpoint", post(validate_endpoint))
@@ -123,6 +126,33 @@ async fn unassign(State(sim): State<Simulator>, Path(number): Path<String>) -> R
     let account = number_account(&sim, &number)?;
     let n = sim.write(|s| unassign_number(s, account, None, &number)).await.map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
     Ok(Json(n))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CnamBody {
+    cnam: String,
+}
+
+/// The customer sets a number's caller ID name; the carrier's apps are sent the CNAM events.
+async fn set_cnam(State(sim): State<Simulator>, Path(number): Path<String>, body: Bytes) -> Result<Json<Value>, ControlError> {
+    let body: CnamBody = parse(&body)?;
+    change_number(&sim, &number, Change::Cnam(body.cnam)).await
+}
+
+/// The customer sets a number's emergency address; the carrier's apps are sent the address events.
+async fn set_emergency_address(State(sim): State<Simulator>, Path(number): Path<String>, body: Bytes) -> Result<Json<Value>, ControlError> {
+    let address: EmergencyAddress = parse(&body)?;
+    let address = address.tidy().map_err(bad)?;
+    change_number(&sim, &number, Change::EmergencyAddress(address)).await
+}
+
+async fn change_number(sim: &Simulator, number: &str, change: Change) -> Result<Json<Value>, ControlError> {
+    let account = number_account(sim, number)?;
+    let queued = sim.change_number(account, number, change).await.map_err(|e| bad(e.to_string()))?;
+    let n = sim.read(|s| crate::e164::normalize(number).and_then(|k| s.numbers.get(&k).cloned()));
+    let events: Vec<Value> = queued.iter().map(|d| json!({ "id": d.id, "event": d.event, "client_id": d.client_id, "url": d.url })).collect();
+    Ok(Json(json!({ "number": n, "webhooks": events })))
 }
 
 async fn faults(State(sim): State<Simulator>) -> Json<Value> {

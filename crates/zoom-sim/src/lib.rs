@@ -22,6 +22,7 @@ mod control;
 pub mod demo;
 mod e164;
 mod error;
+pub mod events;
 mod faults;
 mod json;
 mod legacy;

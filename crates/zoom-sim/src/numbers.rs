@@ -70,6 +70,12 @@ pub(crate) struct Number {
     /// The user it is assigned to, by id.
     pub assignee: Option<String>,
     pub added_at: i64,
+    /// Caller ID name the customer set in Zoom.
+    #[serde(default)]
+    pub cnam: Option<String>,
+    /// Emergency address the customer set in Zoom.
+    #[serde(default)]
+    pub emergency_address: Option<crate::events::EmergencyAddress>,
 }
 
 impl Number {
@@ -94,6 +100,8 @@ impl Number {
             message_capability: MessageCapability::NotApplicable,
             assignee: None,
             added_at: now,
+            cnam: None,
+            emergency_address: None,
         }
     }
 

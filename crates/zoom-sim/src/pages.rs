@@ -28,6 +28,8 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/pbx/phone-numbers/{id}", get(number))
         .route("/pbx/phone-numbers/{id}/assign", post(assign))
         .route("/pbx/phone-numbers/{id}/unbind", post(unbind))
+        .route("/pbx/phone-numbers/{id}/cnam", post(set_cnam))
+        .route("/pbx/phone-numbers/{id}/emergency-address", post(set_emergency_address))
 }
 
 /// The signed-in user, or a redirect to the sign-in page that comes back here.
@@ -308,6 +310,8 @@ struct NumberPage {
     assignee: String,
     /// (id, "name <email>") of the users who can be given a number.
     users: Vec<(String, String)>,
+    cnam: String,
+    address: crate::events::EmergencyAddress,
 }
 
 async fn number(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>) -> Response {
@@ -325,6 +329,15 @@ async fn number(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path
         assigned: n.assigned(),
         assignee: n.assignee.as_deref().and_then(|u| v.account.find_user(u)).map(User::display_name).unwrap_or_else(|| "Unassigned".into()),
         users: v.account.all_users().filter(|u| u.phone_license).map(|u| (u.id.clone(), format!("{} <{}>", u.display_name(), u.email))).collect(),
+        cnam: n.cnam.clone().unwrap_or_default(),
+        address: n.emergency_address.clone().unwrap_or(crate::events::EmergencyAddress {
+            address_line1: String::new(),
+            address_line2: None,
+            city: None,
+            zip: None,
+            state_code: None,
+            country: None,
+        }),
     };
     render(StatusCode::OK, &page)
 }
@@ -349,4 +362,43 @@ async fn unbind(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path
         Ok(n) => with_notice(&page, &format!("{} is no longer assigned.", n.phone_number)).into_response(),
         Err(e) => with_notice(&page, &e.message(&id)).into_response(),
     }
+}
+
+/// Caller ID Name > Save: the carrier hears of it through the CNAM events.
+async fn set_cnam(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>, body: Bytes) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let cnam = form_urlencoded::parse(&body).find(|(k, _)| k == "cnam").map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let page = format!("/pbx/phone-numbers/{id}");
+    match sim.change_number(v.account, &id, crate::events::Change::Cnam(cnam.clone())).await {
+        Ok(_) => with_notice(&page, &format!("Caller ID name set to {cnam}.")).into_response(),
+        Err(e) => with_notice(&page, &capitalized(&e.to_string())).into_response(),
+    }
+}
+
+/// Emergency Address > Save: the carrier hears of it through the emergency-address events.
+async fn set_emergency_address(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>, body: Bytes) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let field = |name: &str| form_urlencoded::parse(&body).find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let page = format!("/pbx/phone-numbers/{id}");
+    let address = crate::events::EmergencyAddress {
+        address_line1: field("address_line1").unwrap_or_default(),
+        address_line2: field("address_line2"),
+        city: field("city"),
+        zip: field("zip"),
+        state_code: field("state_code"),
+        country: field("country"),
+    };
+    let address = match address.tidy() {
+        Ok(a) => a,
+        Err(_) => return with_notice(&page, "Enter the street address (Address Line 1).").into_response(),
+    };
+    match sim.change_number(v.account, &id, crate::events::Change::EmergencyAddress(address)).await {
+        Ok(_) => with_notice(&page, "Emergency address saved.").into_response(),
+        Err(e) => with_notice(&page, &capitalized(&e.to_string())).into_response(),
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }

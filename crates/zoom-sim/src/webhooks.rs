@@ -81,17 +81,22 @@ impl Simulator {
                 "event_ts": ts,
             },
         });
-        Some(Delivery {
+        Some(self.delivery(app, &url, "app_deauthorized", account_id, body.to_string(), self.now()))
+    }
+
+    /// A delivery of `body` to `url`, due now.
+    pub(crate) fn delivery(&self, app: &App, url: &str, event: &str, account_id: &str, body: String, now: i64) -> Delivery {
+        Delivery {
             id: random_token(12),
-            event: "app_deauthorized".into(),
-            url,
+            event: event.into(),
+            url: url.into(),
             client_id: app.client_id.clone(),
             account_id: account_id.to_owned(),
-            body: body.to_string(),
+            body,
             attempts: Vec::new(),
             outcome: "pending".into(),
-            next_attempt_at: Some(self.now()),
-        })
+            next_attempt_at: Some(now),
+        }
     }
 
     /// Starts the delivery worker unless it runs already; it stops when the simulator is dropped.

@@ -67,6 +67,19 @@ pub struct App {
     /// The account that owns the app; required for server-to-server apps, whose tokens act on it.
     #[serde(default)]
     pub account_id: Option<String>,
+    /// Event subscriptions (sent to `event_url`): any of [`crate::events::PEERING_EVENTS`]; the two
+    /// `number_management.*` events when absent. `app_deauthorized` needs no subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+}
+
+impl App {
+    pub fn subscribes(&self, event: &str) -> bool {
+        match &self.events {
+            Some(events) => events.iter().any(|e| e == event),
+            None => crate::events::DEFAULT_EVENTS.contains(&event),
+        }
+    }
 }
 
 fn default_category() -> String {
@@ -309,6 +322,11 @@ impl World {
             for (name, url) in [("event_url", &app.event_url), ("deauthorization_url", &app.deauthorization_url)] {
                 if url.as_deref().is_some_and(|u| !is_http_url(u)) {
                     err(f(name), "must be an absolute http(s) URL");
+                }
+            }
+            for (j, e) in app.events.iter().flatten().enumerate() {
+                if !crate::events::PEERING_EVENTS.contains(&e.as_str()) {
+                    err(f(&format!("events[{j}]")), "not an event Zoom sends for peering numbers (number_management.peering_number_cnam_updated, ...)");
                 }
             }
             if (app.event_url.is_some() || app.deauthorization_url.is_some()) && app.secret_token.as_deref().is_none_or(str::is_empty) {

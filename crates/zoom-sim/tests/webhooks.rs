@@ -207,3 +207,108 @@ async fn a_dropped_webhook_never_arrives_is_not_retried_and_is_logged() {
     }
     assert_eq!(r.received.lock().expect("lock").len(), 1);
 }
+
+/// The request-body schema of a webhook in one of Zoom's event files.
+fn event_schema(file: &str, event: &str) -> Value {
+    let text = std::fs::read_to_string(support::schema::openapi_dir().join(file)).expect("event file");
+    let doc: Value = serde_json::from_str(&text).expect("json");
+    let op = if doc["webhooks"].is_object() { &doc["webhooks"][event]["post"] } else { &doc["paths"][event]["post"] };
+    let schema = op["requestBody"]["content"]["application/json"]["schema"].clone();
+    assert!(schema.is_object(), "{file} describes {event}");
+    schema
+}
+
+async fn received(r: &Receiver, n: usize) -> Vec<(HeaderMap, String)> {
+    for _ in 0..100 {
+        if r.received.lock().expect("lock").len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    r.received.lock().expect("lock").clone()
+}
+
+#[tokio::test]
+async fn a_customer_changing_cnam_or_emergency_address_sends_the_number_management_events() {
+    let r = Receiver::default();
+    let sim = sim_with_event_url(&format!("{}/hook", receiver(r.clone()).await)).await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&token, &[number(1)]).await;
+
+    // Through the control API.
+    let res = reqwest::Client::new().put(sim.url(&format!("/_sim/numbers/{}/cnam", number(1)))).json(&json!({ "cnam": "ACME ROBOTICS" })).send().await.expect("cnam");
+    assert_eq!(res.status(), StatusCode::OK);
+    let got = received(&r, 1).await;
+    assert_eq!(got.len(), 1);
+    let (headers, body) = &got[0];
+    let ts = headers["x-zm-request-timestamp"].to_str().expect("ts");
+    assert_eq!(headers["x-zm-signature"].to_str().expect("sig"), format!("v0={}", hmac_hex(SECRET, &format!("v0:{ts}:{body}"))));
+    let event: Value = serde_json::from_str(body).expect("json");
+    let errors = support::schema::validate(&event_schema("number-management-webhooks.json", "number_management.peering_number_cnam_updated"), &event);
+    assert!(errors.is_empty(), "{errors:?} in {event}");
+    assert_eq!(event["event"], "number_management.peering_number_cnam_updated");
+    assert_eq!(event["payload"], json!({ "account_id": ACME, "object": { "cnam": "ACME ROBOTICS", "carrier_code": CARRIER_CODE, "phone_numbers": [number(1)] } }));
+
+    // Through the number's page in Zoom, as the admin would.
+    let browser = sim.signed_in(ACME_ADMIN).await;
+    let n: Value = reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
+    let id = n["numbers"].as_array().expect("list").iter().find(|x| x["phone_number"] == number(1)).expect("number")["id"].as_str().expect("id").to_owned();
+    let page = browser.get(sim.url(&format!("/pbx/phone-numbers/{id}"))).send().await.expect("page").text().await.expect("html");
+    assert!(page.contains("Emergency Address") && page.contains("ACME ROBOTICS"), "{page}");
+    let form = [("address_line1", "55 Almaden Blvd"), ("address_line2", ""), ("city", "San Jose"), ("state_code", "CA"), ("zip", "95113"), ("country", "US")];
+    let res = browser.post(sim.url(&format!("/pbx/phone-numbers/{id}/emergency-address"))).form(&form).send().await.expect("save");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let got = received(&r, 2).await;
+    let event: Value = serde_json::from_str(&got[1].1).expect("json");
+    let errors = support::schema::validate(&event_schema("number-management-webhooks.json", "number_management.peering_number_emergency_address_updated"), &event);
+    assert!(errors.is_empty(), "{errors:?} in {event}");
+    assert_eq!(
+        event["payload"]["object"]["emergency_address"],
+        json!({ "address_line1": "55 Almaden Blvd", "city": "San Jose", "state_code": "CA", "zip": "95113", "country": "US" }),
+        "an empty line 2 is left out"
+    );
+    let log = deliveries(&sim).await;
+    assert_eq!(log.len(), 2);
+    assert!(log.iter().all(|d| d["outcome"] == "delivered"), "{log:?}");
+}
+
+#[tokio::test]
+async fn phone_generation_subscribers_get_the_phone_events_and_other_carriers_numbers_send_nothing() {
+    let r = Receiver::default();
+    let base = receiver(r.clone()).await;
+    let mut world: Value = serde_json::from_str(include_str!("../examples/world.json")).expect("json");
+    world["apps"][0]["event_url"] = json!(format!("{base}/hook"));
+    world["apps"][0]["events"] = json!(["phone.peering_number_cnam_updated"]);
+    let sim = Sim::with_world(zoom_sim::World::from_json(&world.to_string()).expect("world"), Options { control_api: true, ..Options::default() }).await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&token, &[number(1)]).await;
+    let put = |n: String, body: Value| {
+        let url = sim.url(&format!("/_sim/numbers/{n}/{}", if body.get("cnam").is_some() { "cnam" } else { "emergency_address" }));
+        async move { reqwest::Client::new().put(url).json(&body).send().await.expect("put") }
+    };
+
+    // Another carrier's number in the same account: Zoom keeps the change, this carrier hears nothing.
+    assert_eq!(put("+12065550900".into(), json!({ "cnam": "ALICE" })).await.status(), StatusCode::OK);
+    // Not subscribed to the emergency-address events.
+    assert_eq!(put(number(1), json!({ "address_line1": "1 Main St" })).await.status(), StatusCode::OK);
+    assert_eq!(put(number(1), json!({ "cnam": "ACME" })).await.status(), StatusCode::OK);
+    let got = received(&r, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.received.lock().expect("lock").len(), 1, "only the subscribed event about this carrier's number");
+    let event: Value = serde_json::from_str(&got[0].1).expect("json");
+    let errors = support::schema::validate(&event_schema("phone-peering-webhooks.subset.json", "phone.peering_number_cnam_updated"), &event);
+    assert!(errors.is_empty(), "{errors:?} in {event}");
+    assert_eq!(event["event"], "phone.peering_number_cnam_updated");
+    assert_eq!(event["payload"]["object"]["phone_numbers"], json!([number(1).trim_start_matches('+')]), "bare digits, as Zoom's Phone sample");
+
+    // Bad input is refused with the reason.
+    let res = put(number(1), json!({ "cnam": "A NAME LONGER THAN FIFTEEN" })).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = put(number(1), json!({ "address_line1": " " })).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(put(number(9), json!({ "cnam": "X" })).await.status(), StatusCode::NOT_FOUND);
+    let bad = json!({ "carrier": { "name": "C", "carrier_code": 1, "sip_trunk_names": ["t"] },
+        "apps": [{ "name": "A", "kind": "admin-managed", "client_id": "c", "client_secret": "s", "redirect_uris": ["http://x.example/cb"], "scopes": ["s"], "events": ["phone.number_assigned"] }] });
+    let e = zoom_sim::World::from_json(&bad.to_string()).expect_err("refused").to_string();
+    assert!(e.contains("apps[0].events[0]"), "{e}");
+}
