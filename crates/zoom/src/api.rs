@@ -31,12 +31,47 @@ impl Client {
         }
         let a = self.call(Method::GET, "users/me", access_token, &[], None, false).await?;
         let b: Body = decode(&a.body)?;
+        tracing::debug!(zoom_account = %b.account_id, "users/me");
         Ok(Me { user_id: b.id, account_id: b.account_id, email: b.email })
     }
 
     /// One page of the account's peering numbers (`GET number_management/peering_numbers`). Pass the
     /// previous page's `next_page_token` to go on; it expires after 15 minutes.
     pub async fn list_peering_numbers(&self, access_token: &str, page_token: Option<&str>) -> Result<Page, ZoomError> {
+        self.page(access_token, page_token, None).await
+    }
+
+    /// Every peering number of the account, page after page (300 a page, one call each). A page token
+    /// that expired on the way (a 400 with code 300) starts the listing over, once.
+    pub async fn list_all_peering_numbers(&self, access_token: &str) -> Result<Vec<PeeringNumber>, ZoomError> {
+        let (mut all, mut next, mut restarted) = (Vec::new(), None::<String>, false);
+        loop {
+            match self.page(access_token, next.as_deref(), None).await {
+                Ok(page) => {
+                    all.extend(page.numbers);
+                    match page.next_page_token {
+                        Some(t) => next = Some(t),
+                        None => return Ok(all),
+                    }
+                }
+                Err(ZoomError::Refused { status: 400, code: 300, .. }) if next.is_some() && !restarted => {
+                    tracing::info!("Zoom's page token expired; listing again from the start");
+                    (all, next, restarted) = (Vec::new(), None, true);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The account's peering number `phone_number`, if the account has it (`phone_number` filter).
+    /// Zoom answers "Phone number already exists" to a POST whichever account has the number; this
+    /// tells whether it is this one.
+    pub async fn find_peering_number(&self, access_token: &str, phone_number: &str) -> Result<Option<PeeringNumber>, ZoomError> {
+        let page = self.page(access_token, None, Some(phone_number)).await?;
+        Ok(page.numbers.into_iter().find(|n| same_number(&n.phone_number, phone_number)))
+    }
+
+    async fn page(&self, access_token: &str, page_token: Option<&str>, filter: Option<&str>) -> Result<Page, ZoomError> {
         #[derive(Deserialize)]
         struct Body {
             #[serde(default)]
@@ -56,6 +91,9 @@ impl Client {
         let mut query = vec![("page_size", PAGE_SIZE.to_owned())];
         if let Some(t) = page_token.filter(|t| !t.is_empty()) {
             query.push(("next_page_token", t.to_owned()));
+        }
+        if let Some(n) = filter {
+            query.push(("phone_number", n.to_owned()));
         }
         let a = self.call(Method::GET, PEERING_NUMBERS, access_token, &query, None, false).await?;
         let b: Body = decode(&a.body)?;
@@ -139,7 +177,7 @@ impl Client {
             if status.is_success() {
                 return Ok(Answer { status, body });
             }
-            let error = api_error(status, &headers, &body);
+            let error = api_error(status, &headers, &body, (self.inner.now)());
             if partial && matches!(error, ZoomError::Refused { status: 400, code: 1000, .. }) {
                 // Zoom's list of failed numbers is not a published shape: keep the raw body in the log.
                 tracing::info!(body = %excerpt(&body), "Zoom refused some numbers");
@@ -174,7 +212,7 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 /// Zoom's error body `{"code", "message"[, "errors"]}` (REFERENCE §5) as a `ZoomError`.
-fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ZoomError {
+fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8], now: time::OffsetDateTime) -> ZoomError {
     #[derive(Deserialize)]
     struct Body {
         code: Option<i64>,
@@ -184,7 +222,7 @@ fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ZoomError 
     let code = parsed.as_ref().and_then(|b| b.code).unwrap_or(0);
     let message = parsed.and_then(|b| b.message).unwrap_or_else(|| excerpt(body));
     match status {
-        StatusCode::TOO_MANY_REQUESTS => ZoomError::RateLimited { retry_after: retry_after(headers) },
+        StatusCode::TOO_MANY_REQUESTS => ZoomError::RateLimited { retry_after: retry_after(headers, now) },
         StatusCode::UNAUTHORIZED => ZoomError::Unauthorized { message },
         s if s.is_server_error() => ZoomError::Server { status: s.as_u16(), message },
         s => ZoomError::Refused { status: s.as_u16(), code, message },
@@ -213,25 +251,33 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// How long Zoom asks us to wait: `Retry-After` in seconds or as a date (HTTP-date or the ISO-8601
-/// time Zoom sends for daily limits [seen]); else `X-RateLimit-Type: QPS` means the next second.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Duration {
+/// How long Zoom asks us to wait: `Retry-After` in seconds or as a time (the ISO-8601 time Zoom sends
+/// for daily limits [seen], or an HTTP-date); without it, a daily limit (`X-RateLimit-Type:
+/// Daily-limit`) lasts until midnight UTC [assume], and a per-second one frees up within a second.
+pub(crate) fn retry_after(headers: &HeaderMap, now: time::OffsetDateTime) -> Duration {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(v) = header("retry-after") {
         if let Ok(secs) = v.parse::<u64>() {
             return Duration::from_secs(secs);
         }
-        let now = time::OffsetDateTime::now_utc();
         let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
             .or_else(|_| time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822))
             .ok()
             .or_else(|| http_date(v));
         if let Some(at) = at {
-            return Duration::try_from(at - now).unwrap_or(Duration::ZERO).max(Duration::from_secs(1));
+            return until(now, at);
         }
     }
-    // No usable Retry-After: a per-second limit frees up within a second.
+    if header("x-ratelimit-type").is_some_and(|t| t.to_ascii_lowercase().contains("daily")) {
+        let midnight = (now.date() + time::Duration::days(1)).midnight().assume_utc();
+        return until(now.to_offset(time::UtcOffset::UTC), midnight);
+    }
     Duration::from_secs(1)
+}
+
+/// At least a second: a time already past still means "not right now".
+fn until(now: time::OffsetDateTime, at: time::OffsetDateTime) -> Duration {
+    Duration::try_from(at - now).unwrap_or(Duration::ZERO).max(Duration::from_secs(1))
 }
 
 /// RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -311,4 +357,43 @@ fn outcome(op: Op, failure: Option<&str>) -> Outcome {
 fn same_number(a: &str, b: &str) -> bool {
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
     digits(a) == digits(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+    use time::macros::datetime;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_as_a_time_or_from_the_limit_type() {
+        let now = datetime!(2026-11-23 22:00:00 UTC);
+        assert_eq!(retry_after(&headers(&[("retry-after", "7")]), now), Duration::from_secs(7));
+        assert_eq!(retry_after(&headers(&[("retry-after", "2026-11-23T22:00:30Z")]), now), Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&[("retry-after", "Mon, 23 Nov 2026 22:01:00 GMT")]), now), Duration::from_secs(60));
+        assert_eq!(retry_after(&headers(&[("retry-after", "2026-11-23T21:00:00Z")]), now), Duration::from_secs(1), "a past time");
+        assert_eq!(retry_after(&headers(&[("x-ratelimit-type", "Daily-limit")]), now), Duration::from_secs(2 * 3600));
+        assert_eq!(retry_after(&headers(&[("x-ratelimit-type", "QPS")]), now), Duration::from_secs(1));
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_failure_list_is_matched_to_the_numbers_sent_whatever_their_spelling() {
+        let sent = vec!["+12065550001".to_owned(), "+12065550002".to_owned()];
+        let body = br#"{"code":1000,"message":"Some data failed.","errors":[{"phone_number":"12065550002","reason":"Invalid Sip Trunk"}]}"#;
+        assert_eq!(partial_failures(body, &sent), Some(vec![("12065550002".into(), "Invalid Sip Trunk".into())]));
+        let legacy = br#"{"unprocessed_numbers":[{"phone_number":"+12065550001","failure_reason":"Invalid number"}]}"#;
+        assert_eq!(partial_failures(legacy, &sent), Some(vec![("+12065550001".into(), "Invalid number".into())]));
+        assert_eq!(partial_failures(br#"{"code":1000,"message":"Some data failed."}"#, &sent), None, "no list");
+        assert_eq!(partial_failures(br#"{"errors":[]}"#, &sent), None, "an empty list");
+        assert_eq!(partial_failures(br#"{"errors":[{"field":"x","message":"y"}]}"#, &sent), None, "a validation list");
+    }
 }

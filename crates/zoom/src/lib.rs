@@ -176,7 +176,8 @@ pub struct NumberResult {
 pub enum Outcome {
     /// Added, updated or removed by this call.
     Done,
-    /// Zoom already had it (add) or no longer has it (remove): converged, not an error.
+    /// Zoom already had it (add) or no longer has it (remove): converged, not an error. Zoom's answer
+    /// to an add does not say *which* account has the number; `Client::find_peering_number` tells.
     AlreadyDone,
     /// Zoom refused this number, e.g. "Phone number is assigned"; `message` is Zoom's reason.
     Refused { code: i64, message: String },

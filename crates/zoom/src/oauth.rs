@@ -131,7 +131,7 @@ impl Client {
         let transport = |r| self.transport(&seen, r);
         let answer = request.request_async(&transport).instrument(span.clone()).await;
         record_status(&span, &seen);
-        answer.map_err(|e| failure(e, &seen))
+        answer.map_err(|e| failure(e, &seen, (self.inner.now)()))
     }
 
     /// reqwest under oauth2, remembering the answer's status and headers.
@@ -155,7 +155,7 @@ impl Client {
 
     fn tokens(&self, answer: Result<BasicTokenResponse, OAuthFailure>, seen: &Seen, span: &tracing::Span) -> Result<Tokens, ZoomError> {
         record_status(span, seen);
-        let t = answer.map_err(|e| failure(e, seen))?;
+        let t = answer.map_err(|e| failure(e, seen, (self.inner.now)()))?;
         // Zoom always rotates: an answer without a refresh token would strand the link.
         let refresh_token = t.refresh_token().ok_or_else(|| ZoomError::Decode("token answer without refresh_token".into()))?;
         let expires_in = t.expires_in().unwrap_or(Duration::from_secs(3600));
@@ -175,7 +175,7 @@ fn record_status(span: &tracing::Span, seen: &Seen) {
 }
 
 /// Maps an oauth2 failure to what the caller should do, using the status our transport saw.
-fn failure(e: OAuthFailure, seen: &Seen) -> ZoomError {
+fn failure(e: OAuthFailure, seen: &Seen, now: time::OffsetDateTime) -> ZoomError {
     let (status, headers) = match (&e, seen.get()) {
         (RequestTokenError::Request(e), _) => return crate::api::transport_error(e),
         (_, Some(s)) => s,
@@ -183,11 +183,13 @@ fn failure(e: OAuthFailure, seen: &Seen) -> ZoomError {
     };
     let message = match &e {
         RequestTokenError::ServerResponse(z) => z.to_string(),
+        // A success answer carries tokens: name the field we could not read, never quote the body.
+        RequestTokenError::Parse(p, _) if status.is_success() => format!("token answer: cannot read `{}`", p.path()),
         RequestTokenError::Parse(_, body) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
         other => other.to_string(),
     };
     if status == StatusCode::TOO_MANY_REQUESTS {
-        return ZoomError::RateLimited { retry_after: crate::api::retry_after(&headers) };
+        return ZoomError::RateLimited { retry_after: crate::api::retry_after(&headers, now) };
     }
     if status.is_server_error() {
         return ZoomError::Server { status: status.as_u16(), message };

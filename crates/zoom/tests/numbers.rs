@@ -42,6 +42,7 @@ async fn numbers_added_in_batches_of_200_are_listed_across_pages_as_unassigned()
     got.sort_unstable();
     assert_eq!(got, all.iter().map(String::as_str).collect::<Vec<_>>(), "every number once, and only the carrier's");
     assert!(listed.iter().all(|n| !n.assigned && n.sip_trunk_name.as_deref() == Some(TRUNK)));
+    assert_eq!(client.list_all_peering_numbers(&token).await.expect("list all"), listed, "the same pages in one call");
 }
 
 #[tokio::test]
@@ -153,4 +154,20 @@ async fn a_token_of_another_account_sees_none_of_these_numbers() {
     let results = client.remove_peering_numbers(&globex, &numbers(0..1)).await.expect("answer");
     assert_eq!(results[0].outcome, Outcome::AlreadyDone);
     assert_eq!(client.list_peering_numbers(&acme, None).await.expect("list").numbers.len(), 3);
+}
+
+#[tokio::test]
+async fn a_number_another_account_has_is_already_there_for_zoom_but_not_found_in_this_account() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let acme = zoom.install(&client, ACME_ADMIN).await.access_token;
+    let globex = zoom.install(&client, GLOBEX_ADMIN).await.access_token;
+    client.add_peering_numbers(&globex, TRUNK, &numbers(0..1)).await.expect("add to Globex");
+    // Zoom's answer does not say which account has it...
+    let results = client.add_peering_numbers(&acme, TRUNK, &numbers(0..1)).await.expect("add to Acme");
+    assert_eq!(results[0].outcome, Outcome::AlreadyDone);
+    // ...so a caller that must know asks.
+    assert_eq!(client.find_peering_number(&acme, &number(0)).await.expect("find"), None);
+    let found = client.find_peering_number(&globex, &number(0)).await.expect("find").expect("Globex has it");
+    assert_eq!((found.phone_number.as_str(), found.assigned), ("+12065550000", false));
 }
