@@ -158,36 +158,53 @@ impl Client {
     /// One call to the REST API. Any answer but a 2xx is an error here, except, for a batch
     /// (`partial`), a 400 with code 1000 ("some data failed"), which `per_number` reads.
     async fn call(&self, method: Method, path: &str, token: &str, query: &[(&str, String)], body: Option<Value>, partial: bool) -> Result<Answer, ZoomError> {
-        let span = tracing::info_span!("zoom.api", %method, path, status = tracing::field::Empty, tracking_id = tracing::field::Empty);
-        async {
-            let url = self.inner.api_base.join(path).map_err(|e| ZoomError::Invalid(format!("api_base: {e}")))?;
+        // Never the token; the Zoom account is on the caller's span (the app's job span).
+        let batch = body.as_ref().and_then(|b| b["phone_numbers"].as_array().map(Vec::len)).unwrap_or_else(|| query.iter().filter(|(k, _)| *k == "phone_numbers").count());
+        let span = tracing::info_span!(
+            "zoom.api",
+            %method,
+            path,
+            batch,
+            status = tracing::field::Empty,
+            tracking_id = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let result = async {
+            let url = self.inner.api_base.join(path).map_err(|e| (ZoomError::Invalid(format!("api_base: {e}")), String::new()))?;
             let mut request = self.inner.http.request(method, url).bearer_auth(token).query(query);
             if let Some(body) = body {
                 request = request.json(&body);
             }
-            let response = request.send().await.map_err(|e| transport_error(&e))?;
+            let response = request.send().await.map_err(|e| (transport_error(&e), String::new()))?;
             let status = response.status();
             let span = tracing::Span::current();
             span.record("status", status.as_u16());
+            // Zoom's support asks for it (REFERENCE §5).
             if let Some(id) = response.headers().get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
                 span.record("tracking_id", id);
             }
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| transport_error(&e))?.to_vec();
+            let body = response.bytes().await.map_err(|e| (transport_error(&e), String::new()))?.to_vec();
             if status.is_success() {
                 return Ok(Answer { status, body });
             }
-            let error = api_error(status, &headers, &body, (self.inner.now)());
-            if partial && matches!(error, ZoomError::Refused { status: 400, code: 1000, .. }) {
-                // Zoom's list of failed numbers is not a published shape: keep the raw body in the log.
-                tracing::info!(body = %excerpt(&body), "Zoom refused some numbers");
-                return Ok(Answer { status, body });
+            match api_error(status, &headers, &body, (self.inner.now)()) {
+                ZoomError::Refused { status: 400, code: 1000, .. } if partial => Ok(Answer { status, body }),
+                error => Err((error, excerpt(&body))),
             }
-            tracing::warn!(error = %error, "Zoom refused the call");
-            Err(error)
         }
-        .instrument(span)
-        .await
+        .instrument(span.clone())
+        .await;
+        span.record("elapsed_ms", u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        span.in_scope(|| match &result {
+            Ok(a) if a.status.is_success() => tracing::debug!("Zoom answered"),
+            // The list of failed numbers is not a published shape: keep the raw body in the log.
+            Ok(a) => tracing::info!(body = %excerpt(&a.body), "Zoom refused some numbers"),
+            Err((e, _)) if e.is_retryable() => tracing::info!(error = %e, "Zoom call failed; retryable"),
+            Err((e, body)) => tracing::warn!(error = %e, %body, "Zoom refused the call"),
+        });
+        result.map_err(|(e, _)| e)
     }
 }
 

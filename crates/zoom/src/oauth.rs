@@ -97,32 +97,39 @@ impl Client {
     /// Exchanges an authorization code. Marketplace installs come without state and without PKCE:
     /// `verifier` None.
     pub async fn exchange_code(&self, code: &str, verifier: Option<PkceVerifier>) -> Result<Tokens, ZoomError> {
-        let span = tracing::info_span!("zoom.oauth", grant = "authorization_code", pkce = verifier.is_some(), status = tracing::field::Empty);
+        let span = tracing::info_span!("zoom.oauth", grant = "authorization_code", pkce = verifier.is_some(), status = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
         let seen = Seen::default();
+        let started = std::time::Instant::now();
         let mut request = self.inner.oauth.exchange_code(AuthorizationCode::new(code.to_owned()));
         if let Some(v) = verifier {
             request = request.set_pkce_verifier(PkceCodeVerifier::new(v.0));
         }
         let transport = |r| self.transport(&seen, r);
         let answer = request.request_async(&transport).instrument(span.clone()).await;
-        self.tokens(answer, &seen, &span)
+        let tokens = self.tokens(answer, &seen);
+        finish(&span, &seen, started, tokens.as_ref().err());
+        tokens
     }
 
     /// Exchanges a refresh token. Zoom rotates them: persist the new pair before using it.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, ZoomError> {
-        let span = tracing::info_span!("zoom.oauth", grant = "refresh_token", status = tracing::field::Empty);
+        let span = tracing::info_span!("zoom.oauth", grant = "refresh_token", status = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
         let seen = Seen::default();
+        let started = std::time::Instant::now();
         let token = RefreshToken::new(refresh_token.to_owned());
         let transport = |r| self.transport(&seen, r);
         let answer = self.inner.oauth.exchange_refresh_token(&token).request_async(&transport).instrument(span.clone()).await;
-        self.tokens(answer, &seen, &span)
+        let tokens = self.tokens(answer, &seen);
+        finish(&span, &seen, started, tokens.as_ref().err());
+        tokens
     }
 
     /// Revokes a token, which ends the whole authorization in Zoom (its access and refresh tokens).
     /// An unknown token is not an error (RFC 7009 §2.2).
     pub async fn revoke(&self, token: &str) -> Result<(), ZoomError> {
-        let span = tracing::info_span!("zoom.oauth", grant = "revoke", status = tracing::field::Empty);
+        let span = tracing::info_span!("zoom.oauth", grant = "revoke", status = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
         let seen = Seen::default();
+        let started = std::time::Instant::now();
         let request = self
             .inner
             .oauth
@@ -130,8 +137,9 @@ impl Client {
             .map_err(|e| ZoomError::Invalid(format!("revocation: {e}")))?;
         let transport = |r| self.transport(&seen, r);
         let answer = request.request_async(&transport).instrument(span.clone()).await;
-        record_status(&span, &seen);
-        answer.map_err(|e| failure(e, &seen, (self.inner.now)()))
+        let done = answer.map_err(|e| failure(e, &seen, (self.inner.now)()));
+        finish(&span, &seen, started, done.as_ref().err());
+        done
     }
 
     /// reqwest under oauth2, remembering the answer's status and headers.
@@ -153,8 +161,7 @@ impl Client {
         Ok(out)
     }
 
-    fn tokens(&self, answer: Result<BasicTokenResponse, OAuthFailure>, seen: &Seen, span: &tracing::Span) -> Result<Tokens, ZoomError> {
-        record_status(span, seen);
+    fn tokens(&self, answer: Result<BasicTokenResponse, OAuthFailure>, seen: &Seen) -> Result<Tokens, ZoomError> {
         let t = answer.map_err(|e| failure(e, seen, (self.inner.now)()))?;
         // Zoom always rotates: an answer without a refresh token would strand the link.
         let refresh_token = t.refresh_token().ok_or_else(|| ZoomError::Decode("token answer without refresh_token".into()))?;
@@ -168,10 +175,17 @@ impl Client {
     }
 }
 
-fn record_status(span: &tracing::Span, seen: &Seen) {
+/// One log line per token-endpoint call, in its span: status, time, and the error (never a token).
+fn finish(span: &tracing::Span, seen: &Seen, started: std::time::Instant, error: Option<&ZoomError>) {
     if let Some((status, _)) = seen.get() {
         span.record("status", status.as_u16());
     }
+    span.record("elapsed_ms", u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    span.in_scope(|| match error {
+        None => tracing::debug!("Zoom answered"),
+        Some(e) if e.is_retryable() => tracing::info!(error = %e, "Zoom token call failed; retryable"),
+        Some(e) => tracing::warn!(error = %e, "Zoom refused the token call"),
+    });
 }
 
 /// Maps an oauth2 failure to what the caller should do, using the status our transport saw.
