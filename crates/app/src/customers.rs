@@ -26,6 +26,7 @@ impl App {
             contract_ref: required("contract_ref", contract_ref, 64)?,
             contract_state: ContractState::Active,
             created_at: self.now(),
+            zoom_trunk: None,
         };
         self.store.insert_customer(&customer).await.map_err(|e| conflict(e, "contract_ref", "another customer has this contract reference"))?;
         Ok(customer)

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod customers;
 pub mod inventory;
 pub mod orders;
+pub mod trunks;
 
 use domain::Clock;
 use std::sync::Arc;

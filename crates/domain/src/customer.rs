@@ -35,6 +35,9 @@ pub struct Customer {
     pub contract_state: ContractState,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The Zoom trunk (`sip_trunk_name`) its numbers are pushed under and its calls routed to;
+    /// without one, no number of the customer can be pushed to Zoom.
+    pub zoom_trunk: Option<String>,
 }
 
 /// Where an order stands. Pushing to Zoom comes with the onboarding work; until then an order

@@ -13,6 +13,7 @@ pub mod import;
 pub mod number;
 pub mod phone;
 pub mod search;
+pub mod trunk;
 
 pub use actor::Actor;
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -59,6 +59,9 @@ enum Command {
     /// Operator users.
     #[command(subcommand)]
     Users(UsersCmd),
+    /// Zoom trunks: where calls for customers' numbers are routed.
+    #[command(subcommand)]
+    Trunks(crate::trunks_cmd::TrunksCmd),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -148,6 +151,15 @@ enum CustomersCmd {
     End { id: String },
     /// Reactivate an ended contract.
     Reactivate { id: String },
+    /// Bind a customer to a Zoom trunk: its numbers are pushed under it and their calls routed to it.
+    SetTrunk {
+        id: String,
+        #[arg(required_unless_present = "none")]
+        trunk: Option<String>,
+        /// Leave the customer without a trunk.
+        #[arg(long, conflicts_with = "trunk")]
+        none: bool,
+    },
     /// Add a customer-admin user; the password is read from stdin or generated and printed once.
     AddAdmin {
         id: String,
@@ -259,6 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Numbers(cmd) => return numbers(&app, cmd).await,
         Command::Customers(cmd) => customers(&app, cmd).await?,
         Command::Orders(cmd) => orders(&app, cmd).await?,
+        Command::Trunks(cmd) => crate::trunks_cmd::run(&app, cmd).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
             let scope = Scope::parse(&scope).context("--scope must be read or write")?;
             let (clear, token) = app.create_token(&name, scope, &cli_actor().to_string()).await.map_err(user_error)?;
@@ -457,6 +470,7 @@ async fn customers(app: &App, cmd: CustomersCmd) -> anyhow::Result<()> {
             let c = app.set_contract_state(parse_customer(&id)?, ContractState::Active).await.map_err(user_error)?;
             println!("contract of {} is active again", c.name);
         }
+        CustomersCmd::SetTrunk { id, trunk, .. } => crate::trunks_cmd::set_customer_trunk(app, &id, trunk.as_deref()).await?,
         CustomersCmd::AddAdmin { id, email, password_stdin } => {
             let customer = parse_customer(&id)?;
             let (password, generated) = password(password_stdin)?;

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod demo;
 mod serve;
+mod trunks_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

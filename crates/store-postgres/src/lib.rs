@@ -5,6 +5,7 @@
 //! through `COPY`. Only `store` should use this crate.
 
 mod rows;
+mod trunks;
 
 use domain::auth::{ApiToken, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
@@ -33,7 +34,7 @@ macro_rules! select_numbers {
 
 macro_rules! select_customers {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
-        sqlx::query_as!(CustomerRow, "SELECT id, name, contract_ref, contract_state, created_at FROM customers " + $rest $(, $arg)*)
+        sqlx::query_as!(CustomerRow, "SELECT id, name, contract_ref, contract_state, created_at, zoom_trunk FROM customers " + $rest $(, $arg)*)
     };
 }
 

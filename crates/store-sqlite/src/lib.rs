@@ -5,6 +5,7 @@
 //! beside the writer. Only `store` should use this crate; it depends on nothing but `domain` and sqlx.
 
 mod rows;
+mod trunks;
 
 use domain::auth::{ApiToken, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
@@ -28,7 +29,7 @@ macro_rules! select_customers {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             CustomerRow,
-            "SELECT id AS \"id!: Uuid\", name, contract_ref, contract_state, created_at AS \"created_at!: OffsetDateTime\" FROM customers " + $rest $(, $arg)*
+            "SELECT id AS \"id!: Uuid\", name, contract_ref, contract_state, created_at AS \"created_at!: OffsetDateTime\", zoom_trunk FROM customers " + $rest $(, $arg)*
         )
     };
 }

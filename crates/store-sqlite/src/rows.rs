@@ -96,6 +96,7 @@ pub struct CustomerRow {
     pub contract_ref: String,
     pub contract_state: String,
     pub created_at: OffsetDateTime,
+    pub zoom_trunk: Option<String>,
 }
 
 impl CustomerRow {
@@ -107,6 +108,7 @@ impl CustomerRow {
             contract_ref: self.contract_ref,
             contract_state: ContractState::parse(&self.contract_state).ok_or_else(|| bad("contract state", &self.contract_state))?,
             created_at: self.created_at,
+            zoom_trunk: self.zoom_trunk,
         })
     }
 }

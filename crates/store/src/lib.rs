@@ -47,6 +47,7 @@ fn unique_from_message(message: &str) -> String {
         "users.email" => "users_email_key",
         "customers.contract_ref" => "customers_contract_ref_key",
         "api_tokens.token_hash" => "api_tokens_token_hash_key",
+        "zoom_trunks.name" => "zoom_trunks_pkey",
         other => other,
     }
     .to_owned()
@@ -69,6 +70,8 @@ macro_rules! dispatch {
         }
     };
 }
+
+mod trunks; // issue 7: Zoom trunks
 
 impl Store {
     /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.

@@ -66,7 +66,7 @@ fn numbers(first: u64, count: u64, region: &str, tags: &[&str]) -> Vec<(Number, 
 }
 
 async fn customer(store: &Store, name: &str) -> CustomerId {
-    let c = Customer { id: CustomerId::new(), name: name.into(), contract_ref: format!("C-{name}"), contract_state: ContractState::Active, created_at: now() };
+    let c = Customer { id: CustomerId::new(), name: name.into(), contract_ref: format!("C-{name}"), contract_state: ContractState::Active, created_at: now(), zoom_trunk: None };
     store.insert_customer(&c).await.unwrap();
     c.id
 }

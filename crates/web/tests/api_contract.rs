@@ -18,7 +18,13 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 13] = [
+const ROUTES: [(&str, &str, &str); 19] = [
+    ("get", "/api/v1/trunks", "/trunks"),
+    ("post", "/api/v1/trunks", "/trunks"),
+    ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
+    ("put", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
+    ("delete", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
+    ("post", "/api/v1/customers/{id}/trunk", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/trunk"),
     ("get", "/api/v1/numbers", "/numbers"),
     ("post", "/api/v1/numbers/import", "/numbers/import"),
     ("get", "/api/v1/numbers/export.csv", "/numbers/export.csv"),

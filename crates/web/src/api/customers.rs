@@ -60,11 +60,13 @@ pub struct CustomerOut {
     pub contract_ref: String,
     pub contract_state: Contract,
     pub created_at: String,
+    /// The Zoom trunk its numbers are pushed under and its calls routed to; `null` until set.
+    pub zoom_trunk: Option<String>,
 }
 
 impl From<Customer> for CustomerOut {
     fn from(c: Customer) -> Self {
-        Self { id: c.id.to_string(), name: c.name, contract_ref: c.contract_ref, contract_state: c.contract_state.into(), created_at: rfc3339(c.created_at) }
+        Self { id: c.id.to_string(), name: c.name, contract_ref: c.contract_ref, contract_state: c.contract_state.into(), created_at: rfc3339(c.created_at), zoom_trunk: c.zoom_trunk }
     }
 }
 
@@ -105,7 +107,7 @@ pub async fn create_customer(State(state): State<WebState>, caller: Caller, Json
 }
 
 /// Ids in paths that do not parse name nothing that exists.
-fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
+pub(super) fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     raw.parse().map_err(|_| ApiError(AppError::NotFound))
 }
 

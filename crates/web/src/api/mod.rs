@@ -6,6 +6,7 @@ mod customers;
 mod extract;
 mod numbers;
 mod orders;
+mod trunks;
 
 use crate::error::{ApiError, Problem};
 use crate::WebState;
@@ -27,6 +28,7 @@ use utoipa::OpenApi;
         numbers::search, numbers::detail, numbers::import, numbers::export,
         customers::list_customers, customers::create_customer, customers::get_customer, customers::set_contract, customers::create_admin,
         orders::list_orders, orders::create_order, orders::get_order, orders::cancel_order,
+        trunks::list_trunks, trunks::create_trunk, trunks::get_trunk, trunks::update_trunk, trunks::delete_trunk, trunks::set_customer_trunk,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -45,7 +47,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Adds the answers every operation can give, so each handler declares only its own: 401 to all,
-/// 403 to writes (every write is a POST), and 400/413/415 to operations that take a body.
+/// 403 to writes (POST, PUT, DELETE), and 400/413/415 to operations that take a body.
 struct CommonResponses;
 
 impl utoipa::Modify for CommonResponses {
@@ -56,7 +58,7 @@ impl utoipa::Modify for CommonResponses {
             ResponseBuilder::new().description(description).content("application/problem+json", content).build()
         };
         for item in doc.paths.paths.values_mut() {
-            let writes = item.post.iter_mut().map(|op| (op, true));
+            let writes = item.post.iter_mut().chain(item.put.iter_mut()).chain(item.delete.iter_mut()).map(|op| (op, true));
             for (op, write) in item.get.iter_mut().map(|op| (op, false)).chain(writes) {
                 let mut add = |status: &str, description: &str| {
                     op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
@@ -81,6 +83,7 @@ pub fn router() -> Router<WebState> {
         .merge(numbers::router())
         .merge(customers::router())
         .merge(orders::router())
+        .merge(trunks::router())
 }
 
 /// The caller of an API request, authenticated by `Authorization: Bearer pxt_...`.

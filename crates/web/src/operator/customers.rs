@@ -102,6 +102,8 @@ struct DetailPage {
     orders: Vec<OrderRow>,
     email: String,
     error: Option<FormError>,
+    /// Names of every Zoom trunk, for the trunk selector.
+    trunks: Vec<String>,
 }
 
 impl DetailPage {
@@ -122,7 +124,8 @@ async fn detail_page(state: &WebState, op: &Operator, id: CustomerId, email: Str
     });
     let orders = state.app.store.list_orders(Some(id), ORDERS_SHOWN).await.map_err(db)?.iter().map(|o| OrderRow::new(o, &c.name)).collect();
     let chrome = Chrome::new(state, op, "customers");
-    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error };
+    let trunks = state.app.trunks().await?.into_iter().map(|t| t.name.to_string()).collect();
+    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error, trunks };
     Ok(render_with(&page, page.error.as_ref()))
 }
 

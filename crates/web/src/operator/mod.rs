@@ -10,6 +10,7 @@ mod login;
 mod numbers;
 mod orders;
 mod tokens;
+mod trunks;
 
 use crate::error::{error_page, render, PageError};
 use crate::session::Operator;
@@ -36,6 +37,7 @@ pub fn router() -> Router<WebState> {
         .merge(customers::router())
         .merge(orders::router())
         .merge(tokens::router())
+        .merge(trunks::router())
 }
 
 /// What every operator page's layout needs.
