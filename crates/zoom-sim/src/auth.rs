@@ -37,7 +37,9 @@ impl FromRequestParts<Simulator> for Caller {
             return Err(ApiError::invalid_token().into_response());
         }
         let caller = sim.authenticate(token.trim()).await.map_err(IntoResponse::into_response)?;
-        sim.take_light(&caller.account_id).map_err(IntoResponse::into_response)?;
+        let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+        let label = crate::ratelimit::Label::of(parts.method.as_str(), route);
+        sim.take_quota(&caller.account_id, label).map_err(IntoResponse::into_response)?;
         Ok(caller)
     }
 }

@@ -1,6 +1,9 @@
 //! Zoom's per-account rate limits (REFERENCE §5, `openapi/rate-limits.yml`): every app installed on an
-//! account draws from one quota per rate-limit label, sized by the account's plan. Every operation the
-//! simulator serves is labelled LIGHT [doc], so LIGHT is the only label counted.
+//! account draws from one quota per rate-limit label, sized by the account's plan. The label of each
+//! operation is the one Zoom's OpenAPI files publish: every peering-number operation (both generations)
+//! and the admin's assign/unassign are LIGHT; listing the account's phone numbers (`GET /phone/numbers`)
+//! and phone users (`GET /phone/users`) are MEDIUM [doc]. No served operation is HEAVY or
+//! RESOURCE-INTENSIVE, so the daily caps (which only those carry) are not simulated.
 
 use crate::error::ApiError;
 use crate::world::Plan;
@@ -21,7 +24,41 @@ pub enum RateLimit {
     Off,
 }
 
+/// A rate-limit label, as Zoom publishes one per operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Label {
+    Light,
+    Medium,
+}
+
+impl Label {
+    /// The label of the operation `method route` (the route as matched, e.g. `/v2/phone/numbers`).
+    pub fn of(method: &str, route: &str) -> Label {
+        match (method, route) {
+            ("GET", "/v2/phone/numbers" | "/v2/phone/users") => Label::Medium,
+            _ => Label::Light,
+        }
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            Label::Light => "Light",
+            Label::Medium => "Medium",
+        }
+    }
+}
+
 impl RateLimit {
+    /// Requests per second for `label` on `plan`: Zoom Phone's table [doc]; with a fixed LIGHT limit,
+    /// MEDIUM gets half of it, as in Zoom's table.
+    fn limit(self, plan: Plan, label: Label) -> Option<u32> {
+        let light = self.light(plan)?;
+        Some(match label {
+            Label::Light => light,
+            Label::Medium => (light / 2).max(1),
+        })
+    }
+
     fn light(self, plan: Plan) -> Option<u32> {
         match (self, plan) {
             (RateLimit::Off, _) => None,
@@ -35,10 +72,11 @@ impl RateLimit {
 /// Requests counted in the current one-second window, per account. Not persisted: a restart forgets
 /// a second's worth of counting, as a Zoom failover would.
 #[derive(Default)]
-pub(crate) struct Windows(HashMap<String, (i64, u32)>);
+pub(crate) struct Windows(HashMap<(String, Label), (i64, u32)>);
 
 pub(crate) struct Limited {
     limit: u32,
+    label: Label,
 }
 
 impl IntoResponse for Limited {
@@ -47,7 +85,7 @@ impl IntoResponse for Limited {
     fn into_response(self) -> Response {
         let mut r = ApiError::rate_limited(1).into_response();
         let h = r.headers_mut();
-        h.insert("x-ratelimit-category", HeaderValue::from_static("Light"));
+        h.insert("x-ratelimit-category", HeaderValue::from_static(self.label.header()));
         h.insert("x-ratelimit-type", HeaderValue::from_static("QPS"));
         h.insert("x-ratelimit-limit", HeaderValue::from(self.limit));
         h.insert("x-ratelimit-remaining", HeaderValue::from(0));
@@ -56,18 +94,19 @@ impl IntoResponse for Limited {
 }
 
 impl Simulator {
-    /// Counts one LIGHT request of `account_id`; refused once the account's second is used up.
-    pub(crate) fn take_light(&self, account_id: &str) -> Result<(), Limited> {
+    /// Counts one request of `account_id` against its `label` quota; refused once the account's second
+    /// is used up.
+    pub(crate) fn take_quota(&self, account_id: &str, label: Label) -> Result<(), Limited> {
         let Some(plan) = self.world().account(account_id).map(|a| a.plan) else { return Ok(()) };
-        let Some(limit) = self.options().rate_limit.light(plan) else { return Ok(()) };
+        let Some(limit) = self.options().rate_limit.limit(plan, label) else { return Ok(()) };
         let second = self.clock().unix();
         let mut windows = self.inner.rate_windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (window, count) = windows.0.entry(account_id.to_owned()).or_insert((second, 0));
+        let (window, count) = windows.0.entry((account_id.to_owned(), label)).or_insert((second, 0));
         if *window != second {
             (*window, *count) = (second, 0);
         }
         if *count >= limit {
-            return Err(Limited { limit });
+            return Err(Limited { limit, label });
         }
         *count += 1;
         Ok(())
@@ -84,5 +123,16 @@ mod tests {
         assert_eq!(RateLimit::ByPlan.light(Plan::Business), Some(40));
         assert_eq!(RateLimit::PerSecond(5).light(Plan::Pro), Some(5));
         assert_eq!(RateLimit::Off.light(Plan::Enterprise), None);
+        assert_eq!(RateLimit::ByPlan.limit(Plan::Pro, Label::Medium), Some(10));
+        assert_eq!(RateLimit::ByPlan.limit(Plan::Business, Label::Medium), Some(20));
+    }
+
+    #[test]
+    fn labels_are_zoom_phones() {
+        assert_eq!(Label::of("GET", "/v2/phone/numbers"), Label::Medium);
+        assert_eq!(Label::of("GET", "/v2/phone/users"), Label::Medium);
+        assert_eq!(Label::of("POST", "/v2/phone/users/{userId}/phone_numbers"), Label::Light);
+        assert_eq!(Label::of("GET", "/v2/number_management/peering_numbers"), Label::Light);
+        assert_eq!(Label::of("DELETE", "/v2/phone/peering/numbers"), Label::Light);
     }
 }

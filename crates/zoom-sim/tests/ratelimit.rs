@@ -37,7 +37,7 @@ async fn an_account_over_its_limit_gets_429s_with_zooms_headers_and_others_do_no
     assert_zoom_error(limited, 429, 429).await;
 
     // The quota is the account's, not the app's; another account has its own.
-    let r = api(&admin_app).get(sim.url("/v2/phone/numbers")).send().await.expect("other app");
+    let r = api(&admin_app).delete(sim.url(&format!("/v2/phone/users/me/phone_numbers/{}", number(1)))).send().await.expect("other app");
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(api(&globex).get(sim.url(PEERING)).send().await.expect("globex").status(), StatusCode::OK);
 
@@ -53,4 +53,25 @@ async fn by_plan_a_pro_account_gets_20_a_second() {
     tokio::time::sleep(Duration::from_millis(1000 - u64::from(sim.sim.clock().now().millisecond()))).await;
     let ok = burst(&sim, &globex, 45).await.iter().filter(|r| r.status() == StatusCode::OK).count();
     assert!((20..=40).contains(&ok), "{ok}");
+}
+
+/// Listing the account's phone numbers and phone users is MEDIUM in Zoom's OpenAPI: half the LIGHT
+/// rate, counted apart from it.
+#[tokio::test]
+async fn medium_operations_have_their_own_smaller_quota() {
+    let sim = Sim::with(Options { control_api: true, rate_limit: RateLimit::PerSecond(6), ..Options::default() }).await;
+    let admin = sim.admin_token(ACME_ADMIN).await;
+    let carrier = sim.carrier_token(ACME_ADMIN).await;
+    tokio::time::sleep(Duration::from_millis(1000 - u64::from(sim.sim.clock().now().millisecond()))).await;
+    let mut responses = Vec::new();
+    for _ in 0..6 {
+        responses.push(api(&admin).get(sim.url("/v2/phone/numbers")).send().await.expect("list"));
+    }
+    let ok = responses.iter().filter(|r| r.status() == StatusCode::OK).count();
+    assert!((3..=5).contains(&ok), "MEDIUM is 3 a second here: {ok} of 6 served");
+    let limited = responses.into_iter().find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).expect("a 429");
+    assert_eq!(limited.headers()["x-ratelimit-category"], "Medium");
+    assert_eq!(limited.headers()["x-ratelimit-limit"], "3");
+    // The LIGHT quota is untouched by them.
+    assert_eq!(api(&carrier).get(sim.url(PEERING)).send().await.expect("light").status(), StatusCode::OK);
 }
