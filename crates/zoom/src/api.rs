@@ -111,7 +111,7 @@ impl Client {
     /// `POST`: adds up to 200 numbers on `sip_trunk_name`, active, for Zoom Phone. More than 200 is
     /// `ZoomError::Invalid` without a call. A number Zoom already has comes back `AlreadyDone`.
     pub async fn add_peering_numbers(&self, access_token: &str, sip_trunk_name: &str, numbers: &[String]) -> Result<Vec<NumberResult>, ZoomError> {
-        check_batch(numbers.len())?;
+        check_batch(numbers.iter().map(String::as_str))?;
         let items: Vec<Value> =
             numbers.iter().map(|n| json!({ "phone_number": n, "sip_trunk_name": sip_trunk_name, "status": true })).collect();
         let body = json!({ "allocated_product": "ZOOM_PHONE", "phone_numbers": items });
@@ -121,7 +121,7 @@ impl Client {
 
     /// `PATCH`: changes up to 200 numbers (`None` fields stay as they are).
     pub async fn update_peering_numbers(&self, access_token: &str, updates: &[NumberUpdate]) -> Result<Vec<NumberResult>, ZoomError> {
-        check_batch(updates.len())?;
+        check_batch(updates.iter().map(|u| u.phone_number.as_str()))?;
         let items: Vec<Value> = updates
             .iter()
             .map(|u| {
@@ -148,7 +148,7 @@ impl Client {
     /// `DELETE`: removes up to 200 numbers. One Zoom no longer has comes back `AlreadyDone`; one assigned
     /// to a user in Zoom is `Refused` with Zoom's reason.
     pub async fn remove_peering_numbers(&self, access_token: &str, numbers: &[String]) -> Result<Vec<NumberResult>, ZoomError> {
-        check_batch(numbers.len())?;
+        check_batch(numbers.iter().map(String::as_str))?;
         // Repeated query parameters (REFERENCE §1: sources disagree; this is the documented encoding).
         let query: Vec<(&str, String)> = numbers.iter().map(|n| ("phone_numbers", n.clone())).collect();
         let a = self.call(Method::DELETE, PEERING_NUMBERS, access_token, &query, None, true).await;
@@ -208,12 +208,22 @@ impl Client {
     }
 }
 
-fn check_batch(len: usize) -> Result<(), ZoomError> {
-    match len {
-        0 => Err(ZoomError::Invalid("no phone numbers given".into())),
-        n if n > MAX_BATCH => Err(ZoomError::Invalid(format!("{n} phone numbers given; Zoom takes at most {MAX_BATCH} per call"))),
-        _ => Ok(()),
+/// Zoom's batch limits, and no number twice: Zoom would answer the second "already exists" and the
+/// per-number results could not tell the two apart.
+fn check_batch<'a>(numbers: impl ExactSizeIterator<Item = &'a str>) -> Result<(), ZoomError> {
+    match numbers.len() {
+        0 => return Err(ZoomError::Invalid("no phone numbers given".into())),
+        n if n > MAX_BATCH => return Err(ZoomError::Invalid(format!("{n} phone numbers given; Zoom takes at most {MAX_BATCH} per call"))),
+        _ => {}
     }
+    let mut seen = std::collections::HashSet::new();
+    for n in numbers {
+        let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+        if !seen.insert(digits) {
+            return Err(ZoomError::Invalid(format!("phone number {n} is in the batch twice")));
+        }
+    }
+    Ok(())
 }
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ZoomError> {

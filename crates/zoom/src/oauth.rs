@@ -214,7 +214,10 @@ fn failure(e: OAuthFailure, seen: &Seen, now: time::OffsetDateTime) -> ZoomError
         RequestTokenError::ServerResponse(z) if matches!(z.error.as_str(), "invalid_grant" | "invalid_request") => {
             ZoomError::InvalidGrant { message }
         }
-        RequestTokenError::ServerResponse(_) if status == StatusCode::UNAUTHORIZED => ZoomError::Unauthorized { message },
+        // A bad client id or secret is configuration, not a token to refresh (Zoom answers it 400 [seen]).
+        RequestTokenError::ServerResponse(z) if z.error != "invalid_client" && status == StatusCode::UNAUTHORIZED => {
+            ZoomError::Unauthorized { message }
+        }
         RequestTokenError::ServerResponse(_) => ZoomError::Refused { status: status.as_u16(), code: 0, message },
         _ if status.is_success() => ZoomError::Decode(message),
         _ => ZoomError::Refused { status: status.as_u16(), code: 0, message },

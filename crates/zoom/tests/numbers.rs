@@ -54,6 +54,9 @@ async fn more_than_200_numbers_are_refused_before_anything_is_sent() {
     assert!(matches!(&e, ZoomError::Invalid(m) if m.contains("201") && m.contains("200")), "{e:?}");
     assert!(matches!(client.remove_peering_numbers(&token, &numbers(0..201)).await, Err(ZoomError::Invalid(_))));
     assert!(matches!(client.add_peering_numbers(&token, TRUNK, &[]).await, Err(ZoomError::Invalid(_))));
+    let twice = vec![number(1), number(2), "12065550001".to_owned()];
+    let e = client.add_peering_numbers(&token, TRUNK, &twice).await.expect_err("a number twice");
+    assert!(matches!(&e, ZoomError::Invalid(m) if m.contains("12065550001") && m.contains("twice")), "{e:?}");
     assert!(zoom.numbers(ACME).await.iter().all(|n| n["carrier_code"] != 8801), "nothing reached Zoom");
     // 200 is fine.
     let results = client.add_peering_numbers(&token, TRUNK, &numbers(0..200)).await.expect("200 numbers");
