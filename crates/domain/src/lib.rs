@@ -12,6 +12,7 @@ pub mod ids;
 pub mod import;
 pub mod number;
 pub mod phone;
+pub mod routing;
 pub mod search;
 pub mod trunk;
 

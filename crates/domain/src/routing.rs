@@ -1,0 +1,347 @@
+//! Call routing decisions (issue 7; the contract is `shared/routing/REFERENCE.md`): per call, may it
+//! pass, and over which Zoom trunk. Pure: the routing snapshot looks the numbers up and calls
+//! [`decide`]; the HTTP lookup API and the SIP redirect server only render its answer.
+
+use crate::number::NumberState;
+use crate::trunk::NumberingRule;
+use serde::Serialize;
+
+/// Which way the call goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// PSTN to Zoom: the called number must be in a customer's Zoom account.
+    Inbound,
+    /// Zoom to PSTN: the calling number must be the customer's, coming over its trunk.
+    Outbound,
+}
+
+impl Direction {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inbound" => Some(Direction::Inbound),
+            "outbound" => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// Why a call was refused (or, for `Allow`/`Route`, nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not in any customer's Zoom account: unknown, in stock, reserved, or on its way there.
+    NotProvisioned,
+    /// Released from Zoom (quarantine, or being removed).
+    Released,
+    /// Suspended by the carrier.
+    Suspended,
+    /// Suspended because the customer removed the app in Zoom.
+    Deauthorized,
+    /// The call came over another trunk than the calling number's customer's.
+    WrongTrunk,
+    /// The calling number is not one of the carrier's customers' numbers.
+    NotCustomerNumber,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotProvisioned => "not_provisioned",
+            Reason::Released => "released",
+            Reason::Suspended => "suspended",
+            Reason::Deauthorized => "deauthorized",
+            Reason::WrongTrunk => "wrong_trunk",
+            Reason::NotCustomerNumber => "not_customer_number",
+        }
+    }
+}
+
+/// What routing needs to know of one number (the snapshot keeps exactly this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NumberRouting<'a> {
+    pub state: NumberState,
+    /// A `suspended` number whose customer removed the app (rather than a carrier suspension).
+    pub deauthorized: bool,
+    /// The Zoom trunk of the number's customer, if it has one.
+    pub trunk: Option<&'a str>,
+}
+
+/// The answer, as both the HTTP API and the redirect server give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision<'a> {
+    /// Inbound: send the call to this Zoom trunk (SIP 302).
+    Route { trunk: &'a str },
+    /// Outbound: let the call through.
+    Allow,
+    /// Refuse with this SIP status (404, 480 or 403).
+    Reject { status: u16, reason: Reason },
+}
+
+impl Decision<'_> {
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Decision::Reject { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// The SIP status an SBC should act on: 302, 200 or the reject code.
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            Decision::Route { .. } => 302,
+            Decision::Allow => 200,
+            Decision::Reject { status, .. } => *status,
+        }
+    }
+}
+
+/// Why a number that exists but cannot carry calls does not, by state; `None` for states that route.
+fn not_routable(n: &NumberRouting<'_>) -> Option<Reason> {
+    match n.state {
+        NumberState::Active | NumberState::ReleasePending => None,
+        NumberState::Suspended if n.deauthorized => Some(Reason::Deauthorized),
+        NumberState::Suspended => Some(Reason::Suspended),
+        NumberState::Aging | NumberState::Releasing => Some(Reason::Released),
+        NumberState::Available | NumberState::Reserved | NumberState::Provisioning => Some(Reason::NotProvisioned),
+    }
+}
+
+/// The contract table. `from`/`to` are the numbers' routing facts (`None`: not in the inventory);
+/// `via_trunk` is the Zoom trunk an outbound call came over.
+pub fn decide<'a>(direction: Direction, from: Option<NumberRouting<'a>>, to: Option<NumberRouting<'a>>, via_trunk: Option<&str>) -> Decision<'a> {
+    match direction {
+        Direction::Inbound => {
+            let Some(to) = to else {
+                return Decision::Reject { status: 404, reason: Reason::NotProvisioned };
+            };
+            match (not_routable(&to), to.trunk) {
+                (Some(r @ (Reason::Suspended | Reason::Deauthorized)), _) => Decision::Reject { status: 480, reason: r },
+                (Some(r), _) => Decision::Reject { status: 404, reason: r },
+                // A customer without a trunk cannot have numbers in Zoom: nowhere to send the call.
+                (None, None) => Decision::Reject { status: 404, reason: Reason::NotProvisioned },
+                (None, Some(trunk)) => Decision::Route { trunk },
+            }
+        }
+        Direction::Outbound => {
+            let Some(from) = from else {
+                return Decision::Reject { status: 403, reason: Reason::NotCustomerNumber };
+            };
+            if let Some(r) = not_routable(&from) {
+                return Decision::Reject { status: 403, reason: r };
+            }
+            match (from.trunk, via_trunk) {
+                (Some(mine), Some(via)) if mine == via => Decision::Allow,
+                _ => Decision::Reject { status: 403, reason: Reason::WrongTrunk },
+            }
+        }
+    }
+}
+
+/// Why a Request-URI (or a number in a query) is not a phone number peerex can look up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberFormError {
+    #[error("not a sip:, sips: or tel: URI with a number as its user part")]
+    NotANumberUri,
+    #[error("the number has characters other than digits and visual separators")]
+    NotDigits,
+    #[error("the number has {0} digits; E.164 allows 8 to 15")]
+    Length(usize),
+}
+
+/// Turns what a carrier's switch sends (`sip:+15550100000@host;user=phone`, `tel:+1-555-010-0000`,
+/// `sip:0115550100000@host`, national `15550100000` or bare digits) into the E.164 number as an
+/// integer (the digits after `+`), by the trunk's numbering rule.
+pub fn normalize(uri: &str, rule: &NumberingRule) -> Result<u64, NumberFormError> {
+    let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
+    let user = if let Some(rest) = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:")) {
+        // The user part ends at '@'; without one the URI names a host, not a number.
+        let (user, _) = rest.split_once('@').ok_or(NumberFormError::NotANumberUri)?;
+        user
+    } else if let Some(rest) = uri.strip_prefix("tel:") {
+        rest
+    } else {
+        uri
+    };
+    // User parameters (`;npdi`, `;rn=...`, tel's `;phone-context=`) are not part of the number.
+    let user = user.split(';').next().unwrap_or_default();
+    normalize_digits(user, rule)
+}
+
+/// [`normalize`] for a bare number (`+...`, international, national or plain digits).
+pub fn normalize_digits(number: &str, rule: &NumberingRule) -> Result<u64, NumberFormError> {
+    let (plus, rest) = match number.strip_prefix('+') {
+        Some(r) => (true, r),
+        None => (false, number),
+    };
+    let mut digits = String::with_capacity(16);
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            // RFC 3966 visual separators
+            '-' | '.' | '(' | ')' | ' ' => {}
+            _ => return Err(NumberFormError::NotDigits),
+        }
+    }
+    if digits.is_empty() {
+        return Err(if plus || number.is_empty() { NumberFormError::Length(0) } else { NumberFormError::NotDigits });
+    }
+    let full = if plus {
+        digits
+    } else if let Some(intl) = digits.strip_prefix(rule.international_prefix()) {
+        intl.to_owned()
+    } else if let Some(national) = digits.strip_prefix(rule.national_prefix()).filter(|_| !rule.national_prefix().is_empty()) {
+        format!("{}{national}", rule.country_code())
+    } else if digits.starts_with(rule.country_code()) && digits.len() >= 11 {
+        // Long enough to already carry the country code (switches often drop the '+').
+        digits
+    } else {
+        format!("{}{digits}", rule.country_code())
+    };
+    if !(8..=15).contains(&full.len()) || full.starts_with('0') {
+        return Err(NumberFormError::Length(full.len()));
+    }
+    full.parse().map_err(|_| NumberFormError::NotDigits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use NumberState::*;
+
+    fn n(state: NumberState, trunk: Option<&str>) -> Option<NumberRouting<'_>> {
+        Some(NumberRouting { state, deauthorized: false, trunk })
+    }
+
+    fn rej(status: u16, reason: Reason) -> Decision<'static> {
+        Decision::Reject { status, reason }
+    }
+
+    #[test]
+    fn inbound_follows_the_contract_table() {
+        let t = Some("zoom-a");
+        let d = |to| decide(Direction::Inbound, None, to, None);
+        assert_eq!(d(n(Active, t)), Decision::Route { trunk: "zoom-a" });
+        assert_eq!(d(n(ReleasePending, t)), Decision::Route { trunk: "zoom-a" });
+        assert_eq!(d(n(Suspended, t)), rej(480, Reason::Suspended));
+        assert_eq!(d(Some(NumberRouting { state: Suspended, deauthorized: true, trunk: t })), rej(480, Reason::Deauthorized));
+        assert_eq!(d(None), rej(404, Reason::NotProvisioned));
+        for s in [Available, Reserved, Provisioning] {
+            assert_eq!(d(n(s, t)), rej(404, Reason::NotProvisioned), "{s}");
+        }
+        for s in [Aging, Releasing] {
+            assert_eq!(d(n(s, t)), rej(404, Reason::Released), "{s}");
+        }
+        assert_eq!(d(n(Active, None)), rej(404, Reason::NotProvisioned), "no trunk: nowhere to route");
+    }
+
+    #[test]
+    fn outbound_follows_the_contract_table() {
+        let t = Some("zoom-a");
+        let d = |from, via| decide(Direction::Outbound, from, None, via);
+        assert_eq!(d(n(Active, t), Some("zoom-a")), Decision::Allow);
+        assert_eq!(d(n(ReleasePending, t), Some("zoom-a")), Decision::Allow);
+        assert_eq!(d(n(Active, t), Some("zoom-b")), rej(403, Reason::WrongTrunk));
+        assert_eq!(d(n(Active, t), None), rej(403, Reason::WrongTrunk));
+        assert_eq!(d(n(Active, None), Some("zoom-a")), rej(403, Reason::WrongTrunk));
+        assert_eq!(d(n(Suspended, t), Some("zoom-a")), rej(403, Reason::Suspended));
+        assert_eq!(d(Some(NumberRouting { state: Suspended, deauthorized: true, trunk: t }), Some("zoom-a")), rej(403, Reason::Deauthorized));
+        assert_eq!(d(None, Some("zoom-a")), rej(403, Reason::NotCustomerNumber));
+        for s in [Available, Reserved, Provisioning] {
+            assert_eq!(d(n(s, t), Some("zoom-a")), rej(403, Reason::NotProvisioned), "{s}");
+        }
+        for s in [Aging, Releasing] {
+            assert_eq!(d(n(s, t), Some("zoom-a")), rej(403, Reason::Released), "{s}");
+        }
+    }
+
+    #[test]
+    fn every_state_has_a_decision_in_both_directions() {
+        for s in NumberState::ALL {
+            let inbound = decide(Direction::Inbound, None, n(s, Some("z")), None);
+            let outbound = decide(Direction::Outbound, n(s, Some("z")), None, Some("z"));
+            let routes = matches!(s, Active | ReleasePending);
+            assert_eq!(matches!(inbound, Decision::Route { .. }), routes, "{s}");
+            assert_eq!(outbound == Decision::Allow, routes, "{s}");
+            assert!([302, 404, 480].contains(&inbound.sip_status()) && [200, 403].contains(&outbound.sip_status()));
+        }
+    }
+
+    #[test]
+    fn request_uri_forms_normalize_to_e164() {
+        let nanp = NumberingRule::nanp();
+        for uri in [
+            "sip:+15550100000@carrier.example",
+            "sip:+15550100000@carrier.example;user=phone",
+            "<sip:+1-555-010-0000@carrier.example:5060;user=phone>",
+            "sips:15550100000@carrier.example",
+            "sip:5550100000@carrier.example",
+            "sip:01115550100000@carrier.example",
+            "sip:+15550100000;npdi;rn=+15550000000@carrier.example;user=phone",
+            "tel:+1-555-010-0000",
+            "tel:+1(555)010.0000;phone-context=example.com",
+            "+15550100000",
+            "15550100000",
+        ] {
+            assert_eq!(normalize(uri, &nanp), Ok(15550100000), "{uri}");
+        }
+        let uk = NumberingRule::new("44", "0", "00").unwrap();
+        for uri in ["sip:02071838750@x", "sip:00442071838750@x", "sip:442071838750@x", "tel:+44-20-7183-8750", "sip:2071838750@x"] {
+            assert_eq!(normalize(uri, &uk), Ok(442071838750), "{uri}");
+        }
+        assert_eq!(normalize("sip:carrier.example", &nanp), Err(NumberFormError::NotANumberUri));
+        assert_eq!(normalize("sip:alice@carrier.example", &nanp), Err(NumberFormError::NotDigits));
+        assert_eq!(normalize("sip:+@x", &nanp), Err(NumberFormError::Length(0)));
+        assert_eq!(normalize("sip:+1234@x", &nanp), Err(NumberFormError::Length(4)));
+        assert_eq!(normalize("sip:+1234567890123456@x", &nanp), Err(NumberFormError::Length(16)));
+        assert_eq!(normalize("sip:+0123456789@x", &nanp), Err(NumberFormError::Length(10)));
+        assert_eq!(normalize("sip:%31555@x", &nanp), Err(NumberFormError::NotDigits));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A rule and a national significant number that the rule's country could have.
+        fn rule_and_nsn() -> impl Strategy<Value = (NumberingRule, String)> {
+            let rules = prop_oneof![
+                Just(NumberingRule::nanp()),
+                Just(NumberingRule::new("44", "0", "00").unwrap()),
+                Just(NumberingRule::new("49", "0", "00").unwrap()),
+                Just(NumberingRule::new("33", "", "00").unwrap()),
+            ];
+            // The first digit is 2-9: a national number never starts with a trunk prefix.
+            (rules, "[2-9][0-9]{6,9}")
+        }
+
+        proptest! {
+            #[test]
+            fn every_form_of_a_number_normalizes_to_the_same_e164((rule, nsn) in rule_and_nsn(), host in "[a-z]{1,8}\\.example") {
+                let e164 = format!("{}{nsn}", rule.country_code());
+                let want: u64 = e164.parse().unwrap();
+                let mut forms = vec![
+                    format!("sip:+{e164}@{host}"),
+                    format!("sip:+{e164}@{host};user=phone"),
+                    format!("sips:+{e164}@{host}:5061;transport=tls"),
+                    format!("tel:+{e164}"),
+                    format!("sip:{}{e164}@{host}", rule.international_prefix()),
+                    format!("sip:{}{nsn}@{host};user=phone", rule.national_prefix()),
+                ];
+                if e164.len() >= 11 {
+                    forms.push(format!("sip:{e164}@{host}"));
+                }
+                for form in forms {
+                    prop_assert_eq!(normalize(&form, &rule), Ok(want), "{}", form);
+                }
+            }
+
+            #[test]
+            fn normalize_never_panics_and_only_returns_e164(uri in "\\PC{0,40}") {
+                if let Ok(n) = normalize(&uri, &NumberingRule::nanp()) {
+                    let s = n.to_string();
+                    prop_assert!((8..=15).contains(&s.len()));
+                }
+            }
+        }
+    }
+}
