@@ -11,6 +11,7 @@ pub mod customer;
 pub mod ids;
 pub mod import;
 pub mod number;
+pub mod onboarding;
 pub mod phone;
 pub mod routing;
 pub mod search;

@@ -61,6 +61,9 @@ macro_rules! select_orders {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+// After the select macros above, which it uses.
+mod onboarding;
+
 /// Rows per multi-row statement (PostgreSQL allows 65,535 bound parameters).
 const INSERT_CHUNK: usize = 1_000;
 

@@ -77,6 +77,9 @@ macro_rules! select_numbers {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+// After the select macros above, which it uses.
+mod onboarding;
+
 /// Rows per multi-row INSERT: SQLite allows 32,766 bound parameters per statement.
 const INSERT_CHUNK: usize = 1_000;
 

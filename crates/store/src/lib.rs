@@ -47,6 +47,8 @@ fn unique_from_message(message: &str) -> String {
         "users.email" => "users_email_key",
         "customers.contract_ref" => "customers_contract_ref_key",
         "api_tokens.token_hash" => "api_tokens_token_hash_key",
+        "zoom_links.zoom_account_id" => "zoom_links_account_live",
+        "zoom_links.customer_id" => "zoom_links_customer_live",
         "zoom_trunks.name" => "zoom_trunks_pkey",
         other => other,
     }
@@ -72,6 +74,7 @@ macro_rules! dispatch {
 }
 
 mod trunks; // issue 7: Zoom trunks
+mod onboarding; // issue 5: Zoom links, tokens, jobs
 
 impl Store {
     /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.

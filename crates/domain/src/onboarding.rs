@@ -1,0 +1,260 @@
+//! Onboarding from the Zoom Marketplace (DESIGN.md §2): a customer's link to a Zoom account, the jobs
+//! that carry number changes to Zoom, and the retry policy those jobs follow.
+
+use crate::ids::{CustomerId, OrderId};
+use serde::Serialize;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Most numbers Zoom takes in one POST or DELETE of peering numbers.
+pub const ZOOM_BATCH: usize = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Linked,
+    /// The customer removed the app in Zoom; tokens are gone, numbers suspended.
+    Removed,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Linked => "linked",
+            LinkState::Removed => "removed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "linked" => Some(LinkState::Linked),
+            "removed" => Some(LinkState::Removed),
+            _ => None,
+        }
+    }
+}
+
+/// A customer's link to a Zoom account.
+#[derive(Clone, Debug, Serialize)]
+pub struct ZoomLink {
+    pub id: Uuid,
+    pub customer_id: CustomerId,
+    pub zoom_account_id: String,
+    pub zoom_user_id: String,
+    pub state: LinkState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub linked_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub removed_at: Option<OffsetDateTime>,
+    /// Zoom's rate limit for this account: no call before this.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_polled_at: Option<OffsetDateTime>,
+}
+
+/// One line of a customer's link history, refusals included.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkEvent {
+    pub customer_id: Option<CustomerId>,
+    pub zoom_account_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `linked`, `relinked`, `refused`, `removed`.
+    pub kind: String,
+    pub message: String,
+}
+
+/// Why a link was refused; nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkRefused {
+    #[error("this Zoom account is already linked to another customer of {carrier}; sign in as that customer, or ask {carrier} to help")]
+    AccountTaken { carrier: String },
+    #[error("your account is already linked to another Zoom account ({0}); remove the app from that Zoom account first")]
+    CustomerLinkedElsewhere(String),
+    #[error("the customer's contract has ended")]
+    ContractEnded,
+}
+
+/// Encrypted tokens as stored: each token is `"<key id>:<base64>"`, opaque to the store.
+#[derive(Clone, Debug)]
+pub struct StoredTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: OffsetDateTime,
+    /// Bumped by every refresh; a refresh is a compare-and-swap on it.
+    pub generation: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Push some provisioning numbers (at most [`ZOOM_BATCH`]) to the account.
+    PushNumbers,
+    /// List the account's peering numbers to learn which are assigned to users.
+    PollNumbers,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::PushNumbers => "push_numbers",
+            JobKind::PollNumbers => "poll_numbers",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "push_numbers" => Some(JobKind::PushNumbers),
+            "poll_numbers" => Some(JobKind::PollNumbers),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 4] = [JobState::Pending, JobState::Running, JobState::Done, JobState::Failed];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A job of the outbox.
+#[derive(Clone, Debug, Serialize)]
+pub struct Job {
+    pub id: Uuid,
+    pub kind: JobKind,
+    /// JSON; its shape depends on `kind` (the app reads it).
+    pub payload: String,
+    pub customer_id: Option<CustomerId>,
+    pub order_id: Option<OrderId>,
+    pub zoom_account: Option<String>,
+    pub state: JobState,
+    pub attempts: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub run_after: OffsetDateTime,
+    pub lease_owner: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub lease_until: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Job {
+    pub fn new(kind: JobKind, payload: String, customer: Option<CustomerId>, order: Option<OrderId>, account: Option<String>, now: OffsetDateTime) -> Job {
+        Job {
+            id: Uuid::now_v7(),
+            kind,
+            payload,
+            customer_id: customer,
+            order_id: order,
+            zoom_account: account,
+            state: JobState::Pending,
+            attempts: 0,
+            run_after: now,
+            lease_owner: None,
+            lease_until: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// How a claimed job ended, recorded by the worker that holds its lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    Done,
+    /// Try again at `at` (a transient failure: 429, 5xx, timeout).
+    Retry { at: OffsetDateTime, error: String },
+    /// Given up; an operator can retry it from the Jobs page.
+    Failed { error: String },
+}
+
+/// What Zoom answered for one pushed number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushResult {
+    /// Zoom has the number now (added, or it already had it: converged).
+    Accepted,
+    /// Zoom refused it; the reason is kept on the number.
+    Refused(String),
+}
+
+/// Retries with exponential backoff and full jitter: attempt `n` (1-based) waits a random time up to
+/// `base * 2^(n-1)`, capped, so workers that failed together do not retry together.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub cap: Duration,
+    /// Attempts before a job is failed and left for an operator.
+    pub max_attempts: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { base: Duration::from_secs(2), cap: Duration::from_secs(600), max_attempts: 12 }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempts + 1`, given `jitter` in [0, 1). Never less than `floor`
+    /// (Zoom's Retry-After), never more than the cap unless Zoom asks for longer.
+    pub fn backoff(&self, attempts: i64, jitter: f64, floor: Option<Duration>) -> Duration {
+        let exp = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
+        let ceiling = self.base.saturating_mul(2u32.saturating_pow(exp)).min(self.cap);
+        // Half fixed, half random: a retry never comes immediately, and retries still spread out.
+        let wait = ceiling.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
+        floor.map_or(wait, |f| wait.max(f))
+    }
+
+    pub fn gives_up(&self, attempts: i64) -> bool {
+        attempts >= self.max_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let p = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60), max_attempts: 5 };
+        assert_eq!(p.backoff(1, 1.0, None), Duration::from_secs(1));
+        assert_eq!(p.backoff(3, 1.0, None), Duration::from_secs(4));
+        assert_eq!(p.backoff(3, 0.0, None), Duration::from_secs(2));
+        assert_eq!(p.backoff(20, 1.0, None), Duration::from_secs(60));
+        assert_eq!(p.backoff(1, 0.0, Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert!(!p.gives_up(4));
+        assert!(p.gives_up(5));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in JobState::ALL {
+            assert_eq!(JobState::parse(s.as_str()), Some(s));
+        }
+        for k in [JobKind::PushNumbers, JobKind::PollNumbers] {
+            assert_eq!(JobKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(LinkState::parse("removed"), Some(LinkState::Removed));
+    }
+}

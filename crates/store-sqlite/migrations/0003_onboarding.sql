@@ -1,0 +1,80 @@
+-- Onboarding from the Zoom Marketplace (SQLite): links between customers and Zoom accounts, their
+-- encrypted OAuth tokens, the jobs outbox that carries changes to Zoom, and what Zoom says of numbers.
+
+-- One row per link; a re-install of the same account by the same customer brings its row back to
+-- `linked`. At most one live link per Zoom account and per customer.
+CREATE TABLE zoom_links (
+    id              BLOB PRIMARY KEY,
+    customer_id     BLOB NOT NULL REFERENCES customers (id),
+    zoom_account_id TEXT NOT NULL,
+    -- the Zoom user who installed the app
+    zoom_user_id    TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('linked', 'removed')),
+    linked_at       TEXT NOT NULL,
+    removed_at      TEXT,
+    -- Zoom's per-account rate limit, shared by every worker: no call for this account before it.
+    not_before      TEXT,
+    last_polled_at  TEXT
+);
+CREATE UNIQUE INDEX zoom_links_account_live ON zoom_links (zoom_account_id) WHERE state = 'linked';
+CREATE UNIQUE INDEX zoom_links_customer_live ON zoom_links (customer_id) WHERE state = 'linked';
+CREATE INDEX zoom_links_customer ON zoom_links (customer_id, linked_at);
+
+-- What happened to a customer's link, refusals included, for operators.
+CREATE TABLE zoom_link_events (
+    id              INTEGER PRIMARY KEY,
+    customer_id     BLOB REFERENCES customers (id),
+    zoom_account_id TEXT NOT NULL,
+    at              TEXT NOT NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('linked', 'relinked', 'refused', 'removed')),
+    message         TEXT NOT NULL
+);
+CREATE INDEX zoom_link_events_customer ON zoom_link_events (customer_id, id);
+
+-- Tokens encrypted at rest ("<key id>:<base64 nonce+ciphertext>"). `generation` makes a refresh a
+-- compare-and-swap; the refresh lease keeps a second worker from spending the same refresh token.
+CREATE TABLE zoom_tokens (
+    link_id               BLOB PRIMARY KEY REFERENCES zoom_links (id) ON DELETE CASCADE,
+    access_token          TEXT NOT NULL,
+    refresh_token         TEXT NOT NULL,
+    expires_at            TEXT NOT NULL,
+    generation            INTEGER NOT NULL,
+    refresh_owner         TEXT,
+    refresh_lease_until   TEXT,
+    updated_at            TEXT NOT NULL
+);
+
+-- A Marketplace install whose admin was not signed in yet: the code waits here (encrypted), keyed by
+-- the hash of a cookie, never in a URL.
+CREATE TABLE zoom_pending_installs (
+    id_hash    TEXT PRIMARY KEY,
+    code       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+-- The outbox: a state change and the job that carries it to Zoom are written in one transaction.
+CREATE TABLE jobs (
+    id           BLOB PRIMARY KEY,
+    kind         TEXT NOT NULL CHECK (kind IN ('push_numbers', 'poll_numbers')),
+    payload      TEXT NOT NULL,
+    customer_id  BLOB REFERENCES customers (id),
+    order_id     BLOB REFERENCES orders (id),
+    -- the Zoom account whose rate limit (zoom_links.not_before) the job obeys
+    zoom_account TEXT,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    run_after    TEXT NOT NULL,
+    lease_owner  TEXT,
+    lease_until  TEXT,
+    last_error   TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX jobs_due ON jobs (state, run_after);
+CREATE INDEX jobs_order ON jobs (order_id) WHERE order_id IS NOT NULL;
+CREATE INDEX jobs_customer ON jobs (customer_id, state);
+
+-- What Zoom last said of an active number: assigned to a user or not, and when it was seen.
+ALTER TABLE numbers ADD COLUMN zoom_assigned INTEGER;
+ALTER TABLE numbers ADD COLUMN zoom_seen_at TEXT;

@@ -1,0 +1,614 @@
+//! Onboarding (SQLite): Zoom links and their encrypted tokens, pending Marketplace installs, the jobs
+//! outbox, and what Zoom says of numbers. Every change of a number goes through a domain transition and
+//! is saved with its event in the same transaction as the job that carries it to Zoom.
+//!
+//! SQLite has one writer connection, so claiming a job is a plain `UPDATE ... RETURNING`: no two
+//! workers can run it at once.
+
+use super::{save_moves, Result, SqliteStore};
+use crate::rows::NumberRow;
+use domain::customer::ContractState;
+use domain::onboarding::{Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens, ZoomLink, ZOOM_BATCH};
+use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn bad(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} {value:?} in the database").into())
+}
+
+struct LinkRow {
+    id: Uuid,
+    customer_id: Uuid,
+    zoom_account_id: String,
+    zoom_user_id: String,
+    state: String,
+    linked_at: OffsetDateTime,
+    removed_at: Option<OffsetDateTime>,
+    not_before: Option<OffsetDateTime>,
+    last_polled_at: Option<OffsetDateTime>,
+}
+
+impl LinkRow {
+    fn into_link(self) -> Result<ZoomLink> {
+        Ok(ZoomLink {
+            id: self.id,
+            customer_id: CustomerId::from_uuid(self.customer_id),
+            zoom_account_id: self.zoom_account_id,
+            zoom_user_id: self.zoom_user_id,
+            state: LinkState::parse(&self.state).ok_or_else(|| bad("link state", &self.state))?,
+            linked_at: self.linked_at,
+            removed_at: self.removed_at,
+            not_before: self.not_before,
+            last_polled_at: self.last_polled_at,
+        })
+    }
+}
+
+macro_rules! select_links {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            LinkRow,
+            "SELECT id AS \"id!: Uuid\", customer_id AS \"customer_id!: Uuid\", zoom_account_id, zoom_user_id, state, \
+             linked_at AS \"linked_at!: OffsetDateTime\", removed_at AS \"removed_at: OffsetDateTime\", \
+             not_before AS \"not_before: OffsetDateTime\", last_polled_at AS \"last_polled_at: OffsetDateTime\" FROM zoom_links " + $rest $(, $arg)*
+        )
+    };
+}
+
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    payload: String,
+    customer_id: Option<Uuid>,
+    order_id: Option<Uuid>,
+    zoom_account: Option<String>,
+    state: String,
+    attempts: i64,
+    run_after: OffsetDateTime,
+    lease_owner: Option<String>,
+    lease_until: Option<OffsetDateTime>,
+    last_error: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<Job> {
+        Ok(Job {
+            id: self.id,
+            kind: JobKind::parse(&self.kind).ok_or_else(|| bad("job kind", &self.kind))?,
+            payload: self.payload,
+            customer_id: self.customer_id.map(CustomerId::from_uuid),
+            order_id: self.order_id.map(OrderId::from_uuid),
+            zoom_account: self.zoom_account,
+            state: JobState::parse(&self.state).ok_or_else(|| bad("job state", &self.state))?,
+            attempts: self.attempts,
+            run_after: self.run_after,
+            lease_owner: self.lease_owner,
+            lease_until: self.lease_until,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+macro_rules! select_jobs {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            JobRow,
+            "SELECT id AS \"id!: Uuid\", kind, payload, customer_id AS \"customer_id: Uuid\", order_id AS \"order_id: Uuid\", zoom_account, state, attempts, \
+             run_after AS \"run_after!: OffsetDateTime\", lease_owner, lease_until AS \"lease_until: OffsetDateTime\", last_error, \
+             created_at AS \"created_at!: OffsetDateTime\", updated_at AS \"updated_at!: OffsetDateTime\" FROM jobs " + $rest $(, $arg)*
+        )
+    };
+}
+
+/// The payload of a push job: the numbers it carries.
+fn push_payload(numbers: &[&str]) -> String {
+    let quoted: Vec<String> = numbers.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("{{\"numbers\":[{}]}}", quoted.join(","))
+}
+
+impl SqliteStore {
+    // ---- pending installs ---------------------------------------------------------------------
+
+    pub async fn insert_pending_install(&self, id_hash: &str, code: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> Result<()> {
+        sqlx::query!("DELETE FROM zoom_pending_installs WHERE expires_at <= ?", now).execute(&self.writer).await?;
+        sqlx::query!("INSERT INTO zoom_pending_installs (id_hash, code, created_at, expires_at) VALUES (?, ?, ?, ?)", id_hash, code, now, expires_at)
+            .execute(&self.writer)
+            .await
+            .map(|_| ())
+    }
+
+    /// The waiting code, once: taking it deletes it.
+    pub async fn take_pending_install(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<String>> {
+        sqlx::query_scalar!(r#"DELETE FROM zoom_pending_installs WHERE id_hash = ? AND expires_at > ? RETURNING code AS "code!""#, id_hash, now)
+            .fetch_optional(&self.writer)
+            .await
+    }
+
+    // ---- links --------------------------------------------------------------------------------
+
+    /// The customer's latest link, live or removed.
+    pub async fn zoom_link(&self, customer: CustomerId) -> Result<Option<ZoomLink>> {
+        let c = customer.as_uuid();
+        let row = select_links!("WHERE customer_id = ? ORDER BY state = 'linked' DESC, linked_at DESC LIMIT 1", c).fetch_optional(&self.reader).await?;
+        row.map(LinkRow::into_link).transpose()
+    }
+
+    pub async fn live_link_by_account(&self, account: &str) -> Result<Option<ZoomLink>> {
+        let row = select_links!("WHERE zoom_account_id = ? AND state = 'linked'", account).fetch_optional(&self.reader).await?;
+        row.map(LinkRow::into_link).transpose()
+    }
+
+    pub async fn link_events(&self, customer: CustomerId, limit: u32) -> Result<Vec<LinkEvent>> {
+        let c = customer.as_uuid();
+        let limit = i64::from(limit);
+        let rows = sqlx::query!(
+            r#"SELECT customer_id AS "customer_id: Uuid", zoom_account_id, at AS "at!: OffsetDateTime", kind, message FROM zoom_link_events WHERE customer_id = ? ORDER BY id DESC LIMIT ?"#,
+            c,
+            limit
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LinkEvent { customer_id: r.customer_id.map(CustomerId::from_uuid), zoom_account_id: r.zoom_account_id, at: r.at, kind: r.kind, message: r.message })
+            .collect())
+    }
+
+    pub async fn record_link_refusal(&self, customer: Option<CustomerId>, account: &str, message: &str, now: OffsetDateTime) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_link_event(&mut tx, customer, account, "refused", message, now).await?;
+        tx.commit().await
+    }
+
+    /// Links `customer` to the Zoom `account` with its tokens and applies the customer's waiting
+    /// numbers, in one transaction. Refused, changing nothing, when either side is linked elsewhere.
+    /// Returns the link and how many numbers were queued for Zoom.
+    pub async fn link_zoom_account(
+        &self,
+        customer: CustomerId,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        carrier: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
+        let mut tx = self.writer.begin().await?;
+        let c = customer.as_uuid();
+        let contract = sqlx::query_scalar!("SELECT contract_state FROM customers WHERE id = ?", c).fetch_optional(&mut *tx).await?;
+        if contract.as_deref() != Some(ContractState::Active.as_str()) {
+            return Ok(Err(LinkRefused::ContractEnded));
+        }
+        let by_account = select_links!("WHERE zoom_account_id = ? AND state = 'linked'", account).fetch_optional(&mut *tx).await?;
+        if let Some(other) = &by_account {
+            if other.customer_id != c {
+                return Ok(Err(LinkRefused::AccountTaken { carrier: carrier.to_owned() }));
+            }
+        }
+        let by_customer = select_links!("WHERE customer_id = ? AND state = 'linked'", c).fetch_optional(&mut *tx).await?;
+        if let Some(other) = &by_customer {
+            if other.zoom_account_id != account {
+                return Ok(Err(LinkRefused::CustomerLinkedElsewhere(other.zoom_account_id.clone())));
+            }
+        }
+        let earlier = select_links!("WHERE customer_id = ? AND zoom_account_id = ? ORDER BY linked_at DESC LIMIT 1", c, account).fetch_optional(&mut *tx).await?;
+        let (link_id, kind) = match earlier {
+            Some(row) => {
+                sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = ?, linked_at = ?, removed_at = NULL WHERE id = ?", zoom_user, now, row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                (row.id, "relinked")
+            }
+            None => {
+                let id = Uuid::now_v7();
+                sqlx::query!("INSERT INTO zoom_links (id, customer_id, zoom_account_id, zoom_user_id, state, linked_at) VALUES (?, ?, ?, ?, 'linked', ?)", id, c, account, zoom_user, now)
+                    .execute(&mut *tx)
+                    .await?;
+                (id, "linked")
+            }
+        };
+        sqlx::query!(
+            "INSERT INTO zoom_tokens (link_id, access_token, refresh_token, expires_at, generation, updated_at) VALUES (?, ?, ?, ?, 1, ?) \
+             ON CONFLICT (link_id) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
+             expires_at = excluded.expires_at, generation = zoom_tokens.generation + 1, refresh_owner = NULL, refresh_lease_until = NULL, updated_at = excluded.updated_at",
+            link_id,
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+        let message = if kind == "linked" { format!("linked by Zoom user {zoom_user}") } else { format!("app installed again by Zoom user {zoom_user}") };
+        insert_link_event(&mut tx, Some(customer), account, kind, &message, now).await?;
+        // Whatever was in flight for this account before is superseded by this link.
+        cancel_account_jobs(&mut tx, account, "superseded by a new link", now).await?;
+        let queued = apply_in_tx(&mut tx, customer, account, true, by, now).await?;
+        enqueue_poll(&mut tx, customer, account, now).await?;
+        let link = select_links!("WHERE id = ?", link_id).fetch_one(&mut *tx).await?.into_link()?;
+        tx.commit().await?;
+        Ok(Ok((link, queued)))
+    }
+
+    /// Applies the customer's waiting numbers (reserved, never refused) to its live link: they go
+    /// `provisioning` and push jobs carry them to Zoom. Returns `None` without a live link.
+    pub async fn apply_pending_orders(&self, customer: CustomerId, by: &Actor, now: OffsetDateTime) -> Result<Option<usize>> {
+        let mut tx = self.writer.begin().await?;
+        let c = customer.as_uuid();
+        let Some(link) = select_links!("WHERE customer_id = ? AND state = 'linked'", c).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let queued = apply_in_tx(&mut tx, customer, &link.zoom_account_id, false, by, now).await?;
+        tx.commit().await?;
+        Ok(Some(queued))
+    }
+
+    /// The app was removed in Zoom: the link is marked removed, its tokens dropped, its jobs cancelled
+    /// and the customer's active / release_pending numbers suspended, in one transaction. `None` when
+    /// no live link has this account.
+    pub async fn unlink_zoom_account(&self, account: &str, reason: &str, by: &Actor, now: OffsetDateTime) -> Result<Option<(ZoomLink, usize)>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = select_links!("WHERE zoom_account_id = ? AND state = 'linked'", account).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let link = row.into_link()?;
+        let db_id = link.id;
+        sqlx::query!("UPDATE zoom_links SET state = 'removed', removed_at = ? WHERE id = ?", now, db_id).execute(&mut *tx).await?;
+        sqlx::query!("DELETE FROM zoom_tokens WHERE link_id = ?", db_id).execute(&mut *tx).await?;
+        cancel_account_jobs(&mut tx, account, "cancelled: the app was removed in Zoom", now).await?;
+        let c = link.customer_id.as_uuid();
+        let rows = select_numbers!("WHERE customer_id = ? AND state IN ('active', 'release_pending') ORDER BY e164", c).fetch_all(&mut *tx).await?;
+        let mut moves = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Ok(m) = row.into_number()?.suspend(reason, by, now) {
+                moves.push(m);
+            }
+        }
+        save_moves(&mut tx, &moves).await?;
+        insert_link_event(&mut tx, Some(link.customer_id), account, "removed", &format!("{reason}; {} numbers suspended", moves.len()), now).await?;
+        tx.commit().await?;
+        let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
+        Ok(Some((link, moves.len())))
+    }
+
+    /// Moves the account's `not_before` later (never earlier): every worker waits for it.
+    pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
+        sqlx::query!("UPDATE zoom_links SET not_before = ? WHERE zoom_account_id = ? AND state = 'linked' AND (not_before IS NULL OR not_before < ?)", until, account, until)
+            .execute(&self.writer)
+            .await
+            .map(|_| ())
+    }
+
+    // ---- tokens -------------------------------------------------------------------------------
+
+    pub async fn zoom_tokens(&self, link_id: Uuid) -> Result<Option<StoredTokens>> {
+        let row = sqlx::query!(
+            r#"SELECT access_token, refresh_token, expires_at AS "expires_at!: OffsetDateTime", generation FROM zoom_tokens WHERE link_id = ?"#,
+            link_id
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.map(|r| StoredTokens { access_token: r.access_token, refresh_token: r.refresh_token, expires_at: r.expires_at, generation: r.generation }))
+    }
+
+    /// Takes the right to spend the refresh token of `generation`: true for exactly one caller until
+    /// the lease ends or the refresh is finished.
+    pub async fn begin_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE zoom_tokens SET refresh_owner = ?, refresh_lease_until = ? WHERE link_id = ? AND generation = ? AND (refresh_lease_until IS NULL OR refresh_lease_until <= ?)",
+            owner,
+            lease_until,
+            link_id,
+            generation,
+            now
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores the refreshed tokens if `owner` still holds the refresh of `generation`.
+    pub async fn finish_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, tokens: &StoredTokens, now: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE zoom_tokens SET access_token = ?, refresh_token = ?, expires_at = ?, generation = generation + 1, refresh_owner = NULL, refresh_lease_until = NULL, updated_at = ? \
+             WHERE link_id = ? AND generation = ? AND refresh_owner = ?",
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            now,
+            link_id,
+            generation,
+            owner
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives up a refresh lease (the refresh failed before Zoom was told anything that matters).
+    pub async fn abandon_token_refresh(&self, link_id: Uuid, owner: &str) -> Result<()> {
+        sqlx::query!("UPDATE zoom_tokens SET refresh_owner = NULL, refresh_lease_until = NULL WHERE link_id = ? AND refresh_owner = ?", link_id, owner)
+            .execute(&self.writer)
+            .await
+            .map(|_| ())
+    }
+
+    // ---- jobs ---------------------------------------------------------------------------------
+
+    pub async fn insert_job(&self, job: &Job) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_job(&mut tx, job).await?;
+        tx.commit().await
+    }
+
+    /// Claims the next due job for `owner` until `lease_until`: a pending job whose time has come,
+    /// or a running one whose worker's lease ran out (it died). Jobs of an account that Zoom asked us
+    /// to leave alone (`not_before`) wait.
+    pub async fn claim_job(&self, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<Option<Job>> {
+        let row = sqlx::query!(
+            r#"UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
+               WHERE id = (SELECT j.id FROM jobs j
+                           WHERE ((j.state = 'pending' AND j.run_after <= ?) OR (j.state = 'running' AND j.lease_until <= ?))
+                             AND NOT EXISTS (SELECT 1 FROM zoom_links l WHERE l.zoom_account_id = j.zoom_account AND l.state = 'linked' AND l.not_before > ?)
+                           ORDER BY j.run_after, j.id LIMIT 1)
+               RETURNING id AS "id!: Uuid""#,
+            owner,
+            lease_until,
+            now,
+            now,
+            now,
+            now
+        )
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => select_jobs!("WHERE id = ?", r.id).fetch_one(&self.writer).await?.into_job().map(Some),
+        }
+    }
+
+    /// Records how a job ended, if `owner` still holds its lease (a worker whose lease ran out and
+    /// whose job was retaken must not overwrite the new worker's outcome).
+    pub async fn finish_job(&self, id: Uuid, owner: &str, end: &JobEnd, now: OffsetDateTime) -> Result<bool> {
+        let done = match end {
+            JobEnd::Done => {
+                sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'", now, id, owner)
+                    .execute(&self.writer)
+                    .await?
+            }
+            JobEnd::Retry { at, error } => {
+                sqlx::query!("UPDATE jobs SET state = 'pending', run_after = ?, lease_owner = NULL, lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'", at, error, now, id, owner)
+                    .execute(&self.writer)
+                    .await?
+            }
+            JobEnd::Failed { error } => {
+                sqlx::query!("UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'", error, now, id, owner)
+                    .execute(&self.writer)
+                    .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Zoom's answers for a push job: accepted numbers go `active`, refused ones back to `reserved`
+    /// with Zoom's reason, and the job is done, in one transaction. Numbers no longer `provisioning`
+    /// are left alone (a retaken job's answers converge). False if `owner` lost the lease.
+    pub async fn complete_push(&self, job_id: Uuid, owner: &str, results: &[(String, PushResult)], by: &Actor, now: OffsetDateTime) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let held = sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'", now, job_id, owner)
+            .execute(&mut *tx)
+            .await?;
+        if held.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let mut moves = Vec::with_capacity(results.len());
+        for (e164, result) in results {
+            let Some(row) = select_numbers!("WHERE e164 = ? AND state = 'provisioning'", e164).fetch_optional(&mut *tx).await? else {
+                continue;
+            };
+            let n = row.into_number()?;
+            let moved = match result {
+                PushResult::Accepted => n.zoom_accepted(by, now),
+                PushResult::Refused(reason) => n.zoom_refused_provisioning(reason, by, now),
+            };
+            if let Ok(m) = moved {
+                moves.push(m);
+            }
+        }
+        save_moves(&mut tx, &moves).await?;
+        let accepted: Vec<Uuid> = moves.iter().filter(|(n, _)| n.state == NumberState::Active).map(|(n, _)| n.id.as_uuid()).collect();
+        for id in accepted {
+            sqlx::query!("UPDATE numbers SET zoom_assigned = 0, zoom_seen_at = ? WHERE id = ? AND zoom_assigned IS NULL", now, id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// What a poll of the account's peering numbers found: `seen` is (number, assigned) for every
+    /// number Zoom listed. The poll job goes back to pending for `next_poll`. False if `owner` lost it.
+    pub async fn complete_poll(&self, job_id: Uuid, owner: &str, customer: CustomerId, seen: &[(String, bool)], now: OffsetDateTime, next_poll: OffsetDateTime) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let held = sqlx::query!(
+            "UPDATE jobs SET state = 'pending', run_after = ?, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
+            next_poll,
+            now,
+            job_id,
+            owner
+        )
+        .execute(&mut *tx)
+        .await?;
+        if held.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let c = customer.as_uuid();
+        for (e164, assigned) in seen {
+            sqlx::query!("UPDATE numbers SET zoom_assigned = ?, zoom_seen_at = ? WHERE e164 = ? AND customer_id = ?", assigned, now, e164, c).execute(&mut *tx).await?;
+        }
+        sqlx::query!("UPDATE zoom_links SET last_polled_at = ? WHERE customer_id = ? AND state = 'linked'", now, c).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>> {
+        let limit = i64::from(limit);
+        let rows = match state.map(JobState::as_str) {
+            Some(s) => select_jobs!("WHERE state = ? ORDER BY updated_at DESC, id DESC LIMIT ?", s, limit).fetch_all(&self.reader).await?,
+            None => select_jobs!("ORDER BY updated_at DESC, id DESC LIMIT ?", limit).fetch_all(&self.reader).await?,
+        };
+        rows.into_iter().map(JobRow::into_job).collect()
+    }
+
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        let rows = sqlx::query!(r#"SELECT state, COUNT(*) AS "n!: i64" FROM jobs GROUP BY state"#).fetch_all(&self.reader).await?;
+        rows.into_iter().map(|r| JobState::parse(&r.state).map(|s| (s, r.n)).ok_or_else(|| bad("job state", &r.state))).collect()
+    }
+
+    pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>> {
+        let o = order.as_uuid();
+        let rows = select_jobs!("WHERE order_id = ? ORDER BY id", o).fetch_all(&self.reader).await?;
+        rows.into_iter().map(JobRow::into_job).collect()
+    }
+
+    /// A failed job is tried again now, from a fresh count of attempts.
+    pub async fn retry_job(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query!("UPDATE jobs SET state = 'pending', attempts = 0, run_after = ?, updated_at = ? WHERE id = ? AND state = 'failed'", now, now, id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The numbers among `e164s` in the inventory, in any state.
+    pub async fn numbers_in(&self, e164s: &[String]) -> Result<Vec<Number>> {
+        let mut found = Vec::with_capacity(e164s.len());
+        for chunk in e164s.chunks(super::INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(NumberRow::SELECT);
+            q.push(" WHERE e164 IN (");
+            let mut sep = q.separated(", ");
+            for n in chunk {
+                sep.push_bind(n.clone());
+            }
+            q.push(") ORDER BY e164");
+            let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&self.reader).await?;
+            for r in rows {
+                found.push(r.into_number()?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// What Zoom last said of the customer's numbers: (number, assigned to a user, when seen).
+    pub async fn zoom_presence(&self, customer: CustomerId) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
+        let c = customer.as_uuid();
+        let rows = sqlx::query!(
+            r#"SELECT e164, zoom_assigned AS "zoom_assigned: bool", zoom_seen_at AS "zoom_seen_at: OffsetDateTime" FROM numbers WHERE customer_id = ? AND zoom_seen_at IS NOT NULL ORDER BY e164"#,
+            c
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.e164, r.zoom_assigned, r.zoom_seen_at)).collect())
+    }
+}
+
+async fn insert_link_event(tx: &mut Transaction<'_, Sqlite>, customer: Option<CustomerId>, account: &str, kind: &str, message: &str, now: OffsetDateTime) -> Result<()> {
+    let c = customer.map(|c| c.as_uuid());
+    sqlx::query!("INSERT INTO zoom_link_events (customer_id, zoom_account_id, at, kind, message) VALUES (?, ?, ?, ?, ?)", c, account, now, kind, message)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+async fn insert_job(tx: &mut Transaction<'_, Sqlite>, job: &Job) -> Result<()> {
+    let kind = job.kind.as_str();
+    let state = job.state.as_str();
+    let c = job.customer_id.map(|c| c.as_uuid());
+    let o = job.order_id.map(|o| o.as_uuid());
+    sqlx::query!(
+        "INSERT INTO jobs (id, kind, payload, customer_id, order_id, zoom_account, state, attempts, run_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        job.id,
+        kind,
+        job.payload,
+        c,
+        o,
+        job.zoom_account,
+        state,
+        job.attempts,
+        job.run_after,
+        job.created_at,
+        job.updated_at
+    )
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+async fn cancel_account_jobs(tx: &mut Transaction<'_, Sqlite>, account: &str, why: &str, now: OffsetDateTime) -> Result<()> {
+    sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = ?, updated_at = ? WHERE zoom_account = ? AND state IN ('pending', 'running')", why, now, account)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+/// Moves the customer's waiting numbers to `provisioning` (reserved ones never refused by Zoom, and
+/// suspended ones: the app is back) and queues push jobs, one per order per batch of 200. With
+/// `all_provisioning` (a new link), numbers already provisioning are queued too: their jobs were
+/// cancelled with the old link.
+async fn apply_in_tx(tx: &mut Transaction<'_, Sqlite>, customer: CustomerId, account: &str, all_provisioning: bool, by: &Actor, now: OffsetDateTime) -> Result<usize> {
+    let c = customer.as_uuid();
+    let rows = select_numbers!("WHERE customer_id = ? AND ((state = 'reserved' AND reason IS NULL) OR state = 'suspended') ORDER BY e164", c).fetch_all(&mut **tx).await?;
+    let mut moves = Vec::with_capacity(rows.len());
+    for row in rows {
+        let n = row.into_number()?;
+        let moved = if n.state == NumberState::Suspended { n.resume(by, now) } else { n.start_provisioning(by, now) };
+        if let Ok(m) = moved {
+            moves.push(m);
+        }
+    }
+    save_moves(tx, &moves).await?;
+    let mut to_push: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
+    if all_provisioning {
+        let moved: std::collections::HashSet<_> = to_push.iter().map(|n| n.id).collect();
+        let rows = select_numbers!("WHERE customer_id = ? AND state = 'provisioning' ORDER BY e164", c).fetch_all(&mut **tx).await?;
+        for row in rows {
+            let n = row.into_number()?;
+            if !moved.contains(&n.id) {
+                to_push.push(n);
+            }
+        }
+    }
+    // The orders of these numbers are applied now.
+    let mut orders: Vec<Option<OrderId>> = to_push.iter().map(|n| n.order_id).collect();
+    orders.sort();
+    orders.dedup();
+    for order in orders.iter().flatten() {
+        let o = order.as_uuid();
+        sqlx::query!("UPDATE orders SET state = 'applied' WHERE id = ? AND state = 'pending'", o).execute(&mut **tx).await?;
+    }
+    let queued = to_push.len();
+    for order in orders {
+        let mut numbers: Vec<&str> = to_push.iter().filter(|n| n.order_id == order).map(|n| n.e164.as_str()).collect();
+        numbers.sort_unstable();
+        for batch in numbers.chunks(ZOOM_BATCH) {
+            let job = Job::new(JobKind::PushNumbers, push_payload(batch), Some(customer), order, Some(account.to_owned()), now);
+            insert_job(tx, &job).await?;
+        }
+    }
+    Ok(queued)
+}
+
+/// One recurring poll job per account: queued unless one is waiting already.
+async fn enqueue_poll(tx: &mut Transaction<'_, Sqlite>, customer: CustomerId, account: &str, now: OffsetDateTime) -> Result<()> {
+    let waiting = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM jobs WHERE zoom_account = ? AND kind = 'poll_numbers' AND state IN ('pending', 'running')"#, account)
+        .fetch_one(&mut **tx)
+        .await?;
+    if waiting == 0 {
+        let job = Job::new(JobKind::PollNumbers, "{}".into(), Some(customer), None, Some(account.to_owned()), now);
+        insert_job(tx, &job).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Onboarding: Zoom links, encrypted tokens, pending installs, the jobs outbox (see the dialects).
+
+use crate::{DbError, Result, Store};
+use domain::onboarding::{Job, JobEnd, JobState, LinkEvent, LinkRefused, PushResult, StoredTokens, ZoomLink};
+use domain::{Actor, CustomerId, Number, OrderId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+impl Store {
+    pub async fn insert_pending_install(&self, id_hash: &str, code: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> Result<()> {
+        dispatch!(self.insert_pending_install(id_hash, code, now, expires_at))
+    }
+
+    /// The code waiting under `id_hash`, once: taking it deletes it. Expired codes are not returned.
+    pub async fn take_pending_install(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<String>> {
+        dispatch!(self.take_pending_install(id_hash, now))
+    }
+
+    /// The customer's link: the live one, else the latest removed one.
+    pub async fn zoom_link(&self, customer: CustomerId) -> Result<Option<ZoomLink>> {
+        dispatch!(self.zoom_link(customer))
+    }
+
+    pub async fn live_link_by_account(&self, account: &str) -> Result<Option<ZoomLink>> {
+        dispatch!(self.live_link_by_account(account))
+    }
+
+    /// The customer's link history, newest first.
+    pub async fn link_events(&self, customer: CustomerId, limit: u32) -> Result<Vec<LinkEvent>> {
+        dispatch!(self.link_events(customer, limit))
+    }
+
+    pub async fn record_link_refusal(&self, customer: Option<CustomerId>, account: &str, message: &str, now: OffsetDateTime) -> Result<()> {
+        dispatch!(self.record_link_refusal(customer, account, message, now))
+    }
+
+    /// Links the customer to a Zoom account and applies its waiting numbers, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn link_zoom_account(
+        &self,
+        customer: CustomerId,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        carrier: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
+        dispatch!(self.link_zoom_account(customer, account, zoom_user, tokens, carrier, by, now))
+    }
+
+    /// Queues the customer's waiting numbers for Zoom; `None` without a live link.
+    pub async fn apply_pending_orders(&self, customer: CustomerId, by: &Actor, now: OffsetDateTime) -> Result<Option<usize>> {
+        dispatch!(self.apply_pending_orders(customer, by, now))
+    }
+
+    /// The app was removed: link removed, tokens dropped, jobs cancelled, numbers suspended.
+    pub async fn unlink_zoom_account(&self, account: &str, reason: &str, by: &Actor, now: OffsetDateTime) -> Result<Option<(ZoomLink, usize)>> {
+        dispatch!(self.unlink_zoom_account(account, reason, by, now))
+    }
+
+    pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
+        dispatch!(self.set_not_before(account, until))
+    }
+
+    pub async fn zoom_tokens(&self, link_id: Uuid) -> Result<Option<StoredTokens>> {
+        dispatch!(self.zoom_tokens(link_id))
+    }
+
+    pub async fn begin_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.begin_token_refresh(link_id, generation, owner, lease_until, now))
+    }
+
+    pub async fn finish_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, tokens: &StoredTokens, now: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.finish_token_refresh(link_id, generation, owner, tokens, now))
+    }
+
+    pub async fn abandon_token_refresh(&self, link_id: Uuid, owner: &str) -> Result<()> {
+        dispatch!(self.abandon_token_refresh(link_id, owner))
+    }
+
+    pub async fn insert_job(&self, job: &Job) -> Result<()> {
+        dispatch!(self.insert_job(job))
+    }
+
+    pub async fn claim_job(&self, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<Option<Job>> {
+        dispatch!(self.claim_job(owner, lease_until, now))
+    }
+
+    pub async fn finish_job(&self, id: Uuid, owner: &str, end: &JobEnd, now: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.finish_job(id, owner, end, now))
+    }
+
+    pub async fn complete_push(&self, job_id: Uuid, owner: &str, results: &[(String, PushResult)], by: &Actor, now: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.complete_push(job_id, owner, results, by, now))
+    }
+
+    pub async fn complete_poll(&self, job_id: Uuid, owner: &str, customer: CustomerId, seen: &[(String, bool)], now: OffsetDateTime, next_poll: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.complete_poll(job_id, owner, customer, seen, now, next_poll))
+    }
+
+    pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>> {
+        dispatch!(self.list_jobs(state, limit))
+    }
+
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        dispatch!(self.job_counts())
+    }
+
+    pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>> {
+        dispatch!(self.order_jobs(order))
+    }
+
+    pub async fn retry_job(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.retry_job(id, now))
+    }
+
+    pub async fn numbers_in(&self, e164s: &[String]) -> Result<Vec<Number>> {
+        dispatch!(self.numbers_in(e164s))
+    }
+
+    /// (number, assigned to a user in Zoom, when Zoom was last asked) for the customer's numbers seen.
+    pub async fn zoom_presence(&self, customer: CustomerId) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
+        dispatch!(self.zoom_presence(customer))
+    }
+}
+
