@@ -68,6 +68,8 @@ enum Command {
     /// Benchmarks that print ratios against a baseline run in the same invocation.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// Run the Zoom simulator (OAuth, Marketplace, Provider Exchange API) and print its URLs and credentials.
+    ZoomSim(crate::zoom_sim_cmd::ZoomSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -258,6 +260,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { listen } => return crate::demo::run(config, listen).await,
         Command::Bench(cmd) => return crate::bench::run(cmd).await,
+        Command::ZoomSim(args) => {
+            crate::serve::init_logging(&config)?;
+            return crate::zoom_sim_cmd::run(args).await;
+        }
         _ => {}
     }
     crate::serve::init_logging(&config)?;
@@ -287,7 +293,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("password: {password}");
             }
         }
-        Command::Config(_) | Command::Demo { .. } | Command::Bench(_) => unreachable!("handled above"),
+        Command::Config(_) | Command::Demo { .. } | Command::Bench(_) | Command::ZoomSim(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -38,9 +38,19 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
          Health, metrics  {base}/healthz  {base}/metrics\n",
         dir = dir.display()
     );
+    let _zoom = start_zoom_simulator(&base).await?;
     crate::serve::serve(app, &config, &wanted, Some(listener)).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Zoom's side of the demo (crate `zoom-sim`, its demo world): Acme Corp's Zoom account with the same
+/// admin, and Demo Carrier's Marketplace app sending users back to `{base}/zoom/oauth/callback` and
+/// webhooks to `{base}/zoom/webhook`. Prints its URLs and the Zoom credentials; runs until dropped.
+async fn start_zoom_simulator(base: &str) -> anyhow::Result<crate::zoom_sim_cmd::Embedded> {
+    let zoom = crate::zoom_sim_cmd::start_for_demo(base).await?;
+    println!("Zoom simulator at {} (sign in as Acme's Zoom admin, App Marketplace > Carrier Provider Exchange > Add)\n{}", zoom.url, zoom.description);
+    Ok(zoom)
 }
 
 /// The demo world. Also used by tests, so it goes through the same use-cases a person would.

@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod serve;
 mod trunks_cmd;
+mod zoom_sim_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

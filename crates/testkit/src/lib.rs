@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 pub use tempfile::TempDir;
 
+pub mod sim;
 mod test_app;
 pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, PASSWORD, READER_EMAIL};
 
