@@ -11,6 +11,8 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 use tracing::Instrument;
@@ -74,6 +76,23 @@ pub(crate) fn client(config: &Config) -> Result<(OAuthClient, Option<url::Url>),
 
 type OAuthFailure = RequestTokenError<reqwest::Error, ZoomOAuthError>;
 
+/// reqwest under oauth2. A type rather than a closure: with a closure, the compiler cannot prove the
+/// request futures `Send` (rust-lang/rust#102211), and callers could not spawn or `await` them in
+/// axum handlers.
+struct Transport<'a> {
+    client: &'a Client,
+    seen: &'a Seen,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Transport<'_> {
+    type Error = reqwest::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.client.transport(self.seen, request))
+    }
+}
+
 /// What the transport saw of the last answer, for errors oauth2 does not carry.
 #[derive(Default)]
 struct Seen(Mutex<Option<(StatusCode, HeaderMap)>>);
@@ -104,8 +123,7 @@ impl Client {
         if let Some(v) = verifier {
             request = request.set_pkce_verifier(PkceCodeVerifier::new(v.0));
         }
-        let transport = |r| self.transport(&seen, r);
-        let answer = request.request_async(&transport).instrument(span.clone()).await;
+        let answer = request.request_async(&Transport { client: self, seen: &seen }).instrument(span.clone()).await;
         let tokens = self.tokens(answer, &seen);
         finish(&span, &seen, started, tokens.as_ref().err());
         tokens
@@ -117,7 +135,7 @@ impl Client {
         let seen = Seen::default();
         let started = std::time::Instant::now();
         let token = RefreshToken::new(refresh_token.to_owned());
-        let transport = |r| self.transport(&seen, r);
+        let transport = Transport { client: self, seen: &seen };
         let answer = self.inner.oauth.exchange_refresh_token(&token).request_async(&transport).instrument(span.clone()).await;
         let tokens = self.tokens(answer, &seen);
         finish(&span, &seen, started, tokens.as_ref().err());
@@ -135,8 +153,7 @@ impl Client {
             .oauth
             .revoke_token(StandardRevocableToken::AccessToken(AccessToken::new(token.to_owned())))
             .map_err(|e| ZoomError::Invalid(format!("revocation: {e}")))?;
-        let transport = |r| self.transport(&seen, r);
-        let answer = request.request_async(&transport).instrument(span.clone()).await;
+        let answer = request.request_async(&Transport { client: self, seen: &seen }).instrument(span.clone()).await;
         let done = answer.map_err(|e| failure(e, &seen, (self.inner.now)()));
         finish(&span, &seen, started, done.as_ref().err());
         done

@@ -158,3 +158,29 @@ async fn secrets_never_appear_in_debug_output() {
     }
     assert!(printed.contains(CLIENT_ID), "the client id is not a secret: {printed}");
 }
+
+/// Every call's future is `Send`, so it can run in a spawned task or an axum handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_can_run_in_a_spawned_task() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let code = zoom.marketplace_code(ACME_ADMIN).await;
+    let c = client.clone();
+    let tokens = tokio::spawn(async move { c.exchange_code(&code, None).await }).await.expect("join").expect("exchange");
+    let (c, t) = (client.clone(), tokens.clone());
+    let fresh = tokio::spawn(async move {
+        let fresh = c.refresh(&t.refresh_token).await?;
+        c.me(&fresh.access_token).await?;
+        c.add_peering_numbers(&fresh.access_token, TRUNK, &numbers(0..1)).await?;
+        c.update_peering_numbers(&fresh.access_token, &[zoom::NumberUpdate { phone_number: number(0), ..Default::default() }]).await?;
+        c.list_all_peering_numbers(&fresh.access_token).await?;
+        c.find_peering_number(&fresh.access_token, &number(0)).await?;
+        c.remove_peering_numbers(&fresh.access_token, &numbers(0..1)).await?;
+        Ok::<_, ZoomError>(fresh)
+    })
+    .await
+    .expect("join")
+    .expect("calls");
+    let c = client.clone();
+    tokio::spawn(async move { c.revoke(&fresh.access_token).await }).await.expect("join").expect("revoke");
+}
