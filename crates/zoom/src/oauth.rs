@@ -118,13 +118,13 @@ impl Client {
     pub async fn exchange_code(&self, code: &str, verifier: Option<PkceVerifier>) -> Result<Tokens, ZoomError> {
         let span = tracing::info_span!("zoom.oauth", grant = "authorization_code", pkce = verifier.is_some(), status = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
         let seen = Seen::default();
-        let started = std::time::Instant::now();
+        let (started, sent_at) = (std::time::Instant::now(), (self.inner.now)());
         let mut request = self.inner.oauth.exchange_code(AuthorizationCode::new(code.to_owned()));
         if let Some(v) = verifier {
             request = request.set_pkce_verifier(PkceCodeVerifier::new(v.0));
         }
         let answer = request.request_async(&Transport { client: self, seen: &seen }).instrument(span.clone()).await;
-        let tokens = self.tokens(answer, &seen);
+        let tokens = self.tokens(answer, &seen, sent_at);
         finish(&span, &seen, started, tokens.as_ref().err());
         tokens
     }
@@ -133,11 +133,11 @@ impl Client {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, ZoomError> {
         let span = tracing::info_span!("zoom.oauth", grant = "refresh_token", status = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
         let seen = Seen::default();
-        let started = std::time::Instant::now();
+        let (started, sent_at) = (std::time::Instant::now(), (self.inner.now)());
         let token = RefreshToken::new(refresh_token.to_owned());
         let transport = Transport { client: self, seen: &seen };
         let answer = self.inner.oauth.exchange_refresh_token(&token).request_async(&transport).instrument(span.clone()).await;
-        let tokens = self.tokens(answer, &seen);
+        let tokens = self.tokens(answer, &seen, sent_at);
         finish(&span, &seen, started, tokens.as_ref().err());
         tokens
     }
@@ -178,7 +178,8 @@ impl Client {
         Ok(out)
     }
 
-    fn tokens(&self, answer: Result<BasicTokenResponse, OAuthFailure>, seen: &Seen) -> Result<Tokens, ZoomError> {
+    /// `sent_at`: the token was issued after we asked, so counting its lifetime from then errs early.
+    fn tokens(&self, answer: Result<BasicTokenResponse, OAuthFailure>, seen: &Seen, sent_at: time::OffsetDateTime) -> Result<Tokens, ZoomError> {
         let t = answer.map_err(|e| failure(e, seen, (self.inner.now)()))?;
         // Zoom always rotates: an answer without a refresh token would strand the link.
         let refresh_token = t.refresh_token().ok_or_else(|| ZoomError::Decode("token answer without refresh_token".into()))?;
@@ -186,7 +187,7 @@ impl Client {
         Ok(Tokens {
             access_token: t.access_token().secret().clone(),
             refresh_token: refresh_token.secret().clone(),
-            expires_at: (self.inner.now)() + expires_in,
+            expires_at: sent_at + expires_in,
             scopes: t.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
         })
     }

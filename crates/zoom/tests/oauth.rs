@@ -184,3 +184,12 @@ async fn every_call_can_run_in_a_spawned_task() {
     let c = client.clone();
     tokio::spawn(async move { c.revoke(&fresh.access_token).await }).await.expect("join").expect("revoke");
 }
+
+#[tokio::test]
+async fn token_expiry_is_counted_on_the_injected_clock_from_when_we_asked() {
+    let zoom = Zoom::start().await;
+    let then = time::macros::datetime!(2030-01-01 12:00:00 UTC);
+    let client = zoom::Client::with_clock(zoom.config(), move || then).expect("client");
+    let tokens = zoom.install(&client, ACME_ADMIN).await;
+    assert_eq!(tokens.expires_at, then + Duration::from_secs(3599));
+}
