@@ -1,0 +1,120 @@
+// The Zoom simulator's seed journeys, as a customer's Zoom admin walks them, in headless Chromium:
+//  1. sign in to Zoom → App Marketplace → Carrier Provider Exchange → the carrier's app → Add → Allow →
+//     redirected to the app's redirect URI with a code and no state (a Marketplace install);
+//  2. Phone Numbers → Unassigned → a number → assign it to a user → Assigned → the number → Unbind.
+//
+//   node e2e/zoom-sim-journey.mjs SIM_URL EMAIL PASSWORD APP_NAME REDIRECT_URI NUMBER USER_EMAIL
+//
+// Uses Debian's /usr/bin/chromium (PEEREX_CHROMIUM overrides); never downloads a browser. With
+// PEEREX_E2E_SCREENSHOTS=DIR it saves screenshots of the key pages there. Prints the code it received
+// as `code: ...` and exits non-zero with a message naming the failed check.
+
+import { chromium } from 'playwright-core';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [base, email, password, appName, redirectUri, number, userEmail] = process.argv.slice(2);
+if (!userEmail) {
+  console.error('usage: node e2e/zoom-sim-journey.mjs SIM_URL EMAIL PASSWORD APP_NAME REDIRECT_URI NUMBER USER_EMAIL');
+  process.exit(2);
+}
+const executablePath = process.env.PEEREX_CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(executablePath)) {
+  console.error(`FAIL: ${executablePath} is missing; run scripts/test, which installs Chromium`);
+  process.exit(1);
+}
+const shots = process.env.PEEREX_E2E_SCREENSHOTS;
+
+class CheckFailed extends Error {}
+function check(ok, message) {
+  if (!ok) throw new CheckFailed(message);
+}
+const step = (message) => console.log(`ok: ${message}`);
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+page.setDefaultTimeout(15_000);
+
+async function shot(name) {
+  if (shots) await page.screenshot({ path: join(shots, `zoom-${name}.png`), fullPage: true });
+}
+
+async function numbersTab(tab) {
+  await page.getByRole('navigation', { name: 'Main menu' }).getByRole('link', { name: 'Phone Numbers', exact: true }).click();
+  await page.getByRole('tab', { name: tab, exact: true }).click();
+  await page.waitForURL(`**/pbx/phone-numbers?tab=${tab.toLowerCase()}`);
+  check((await page.getByRole('tab', { name: tab, exact: true }).getAttribute('aria-selected')) === 'true', `the ${tab} tab is selected`);
+}
+
+try {
+  // Sign in to Zoom.
+  await page.goto(`${base}/signin`);
+  await page.getByLabel('Email Address').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign In' }).click();
+  await page.waitForURL('**/profile');
+  check((await page.textContent('main')).includes(email), 'the profile shows who signed in');
+  step('signed in to Zoom');
+
+  // Advanced > App Marketplace > Carrier Provider Exchange > the app.
+  await page.getByRole('navigation', { name: 'Main menu' }).getByRole('link', { name: 'App Marketplace' }).click();
+  await page.getByRole('link', { name: 'Carrier Provider Exchange' }).click();
+  await page.getByRole('link', { name: appName }).click();
+  await page.getByRole('heading', { name: appName, level: 1 }).waitFor();
+  check((await page.textContent('#scopes')).includes('number_management_numbers:write:admin'), 'the app page lists its scopes');
+  await shot('app');
+  step('found the app under Carrier Provider Exchange');
+
+  // Add, then Allow: the browser lands on the app's redirect URI with a code and no state.
+  await page.getByRole('button', { name: 'Add' }).click();
+  await page.getByRole('button', { name: 'Allow' }).waitFor();
+  check((await page.textContent('#scopes')).includes('number_management_numbers:read:admin'), 'the consent page lists the scopes');
+  await shot('consent');
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await page.waitForURL((url) => url.href.startsWith(redirectUri));
+  const landed = new URL(page.url());
+  const code = landed.searchParams.get('code');
+  check(code, `the redirect carries a code: ${landed.href}`);
+  check(!landed.searchParams.has('state'), 'a Marketplace install sends no state');
+  check((await page.textContent('body')).includes('callback received'), 'the app received the redirect');
+  console.log(`code: ${code}`);
+  step('Add → Allow redirected to the app with a code');
+
+  // Phone System Management > Phone Numbers > Unassigned > the number > assign it to a user.
+  await page.goto(`${base}/profile`);
+  await numbersTab('Unassigned');
+  check((await page.textContent('#numbers')).includes(number), `${number} is listed as unassigned`);
+  await page.getByRole('link', { name: number }).click();
+  await page.getByRole('heading', { name: number, level: 1 }).waitFor();
+  await shot('number-unassigned');
+  const option = await page.locator('#user option', { hasText: userEmail }).getAttribute('value');
+  await page.getByLabel('Assign to').selectOption(option);
+  await page.getByRole('button', { name: 'Assign', exact: true }).click();
+  await page.getByRole('status').waitFor();
+  check((await page.textContent('[role=status]')).includes('is assigned to'), 'the page says the number is assigned');
+  step(`assigned ${number} to ${userEmail}`);
+
+  // Assigned tab lists it; Unbind from its page.
+  await numbersTab('Assigned');
+  check((await page.textContent('#numbers')).includes(number), `${number} is listed as assigned`);
+  await page.getByRole('link', { name: number }).click();
+  await shot('number-assigned');
+  await page.getByRole('button', { name: 'Unbind' }).click();
+  await page.getByRole('status').waitFor();
+  check((await page.textContent('[role=status]')).includes('is no longer assigned'), 'the page says the number was unbound');
+  await numbersTab('Unassigned');
+  check((await page.textContent('#numbers')).includes(number), `${number} is back under Unassigned`);
+  step('Assigned → Unbind → back to Unassigned');
+
+  console.log('all checks passed');
+  await browser.close();
+} catch (e) {
+  await shot('failure').catch(() => {});
+  console.error(e instanceof CheckFailed ? `FAIL: ${e.message}` : `FAIL: ${e.stack || e}`);
+  console.error(`(at ${page.url()})`);
+  await browser.close();
+  process.exit(1);
+}
