@@ -259,10 +259,10 @@ fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8], now: time::Of
 pub(crate) fn transport_error(e: &reqwest::Error) -> ZoomError {
     if e.is_timeout() {
         ZoomError::Timeout
-    } else if e.is_decode() {
-        ZoomError::Decode(e.to_string())
     } else {
-        // Without the URL: it would carry phone numbers, and adds nothing to "connection refused".
+        // A body cut short lands here too: the call's outcome is unknown, so it is retryable, not a
+        // Decode. The whole chain, because reqwest's top line alone ("error sending request") says
+        // nothing; no token is ever in a URL.
         ZoomError::Transport(error_chain(e))
     }
 }
@@ -296,8 +296,9 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: time::OffsetDateTime) -> Dur
         }
     }
     if header("x-ratelimit-type").is_some_and(|t| t.to_ascii_lowercase().contains("daily")) {
+        let now = now.to_offset(time::UtcOffset::UTC);
         let midnight = (now.date() + time::Duration::days(1)).midnight().assume_utc();
-        return until(now.to_offset(time::UtcOffset::UTC), midnight);
+        return until(now, midnight);
     }
     Duration::from_secs(1)
 }
