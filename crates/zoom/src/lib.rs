@@ -78,6 +78,17 @@ impl Client {
 
     /// A client that reads the time from `now` (to compute `Tokens::expires_at`), for an injected clock.
     pub fn with_clock(config: Config, now: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Result<Client, ZoomError> {
+        for (field, url) in [("oauth_base", &config.oauth_base), ("api_base", &config.api_base), ("redirect_uri", &config.redirect_uri)] {
+            if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+                return Err(ZoomError::Invalid(format!("{field}: {url} is not an http(s) URL")));
+            }
+        }
+        if config.timeout.is_zero() {
+            return Err(ZoomError::Invalid("timeout: must be more than zero".into()));
+        }
+        if config.client_id.is_empty() || config.client_secret.is_empty() {
+            return Err(ZoomError::Invalid("client_id and client_secret: both are needed".into()));
+        }
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)

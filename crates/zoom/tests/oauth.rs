@@ -193,3 +193,20 @@ async fn token_expiry_is_counted_on_the_injected_clock_from_when_we_asked() {
     let tokens = zoom.install(&client, ACME_ADMIN).await;
     assert_eq!(tokens.expires_at, then + Duration::from_secs(3599));
 }
+
+#[tokio::test]
+async fn a_configuration_that_cannot_work_is_refused_with_the_field_named() {
+    let zoom = Zoom::start().await;
+    let bad = [
+        (zoom::Config { api_base: "ftp://api.zoom.us/v2".parse().expect("url"), ..zoom.config() }, "api_base"),
+        (zoom::Config { oauth_base: "mailto:ops@zoom.us".parse().expect("url"), ..zoom.config() }, "oauth_base"),
+        (zoom::Config { timeout: Duration::ZERO, ..zoom.config() }, "timeout"),
+        (zoom::Config { client_secret: String::new(), ..zoom.config() }, "client_secret"),
+    ];
+    for (config, field) in bad {
+        match zoom::Client::new(config) {
+            Err(ZoomError::Invalid(m)) => assert!(m.contains(field), "{m}"),
+            other => panic!("{field}: expected Invalid, got {other:?}"),
+        }
+    }
+}
