@@ -1,11 +1,14 @@
 //! peerex's use-cases, each reading like the journey it serves: import numbers, place an order,
-//! sign in. The only crate that combines `domain` and `store` (and, later, `zoom`). HTTP and the CLI
-//! call these functions and only translate their errors.
+//! sign in, link a Zoom account. The only crate that combines `domain`, `store` and `zoom`. HTTP and
+//! the CLI call these functions and only translate their errors.
 
 pub mod auth;
 pub mod customers;
 pub mod inventory;
+pub mod jobs;
+pub mod onboarding;
 pub mod orders;
+pub mod token_keys;
 pub mod trunks;
 
 use domain::Clock;
@@ -33,11 +36,18 @@ pub struct App {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
+    /// How to reach Zoom; `None` when not configured (onboarding is then refused).
+    pub zoom: Option<Arc<onboarding::ZoomSetup>>,
 }
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Self { store, clock, settings }
+        Self { store, clock, settings, zoom: None }
+    }
+
+    pub fn with_zoom(mut self, zoom: onboarding::ZoomSetup) -> Self {
+        self.zoom = Some(Arc::new(zoom));
+        self
     }
 
     pub fn now(&self) -> time::OffsetDateTime {

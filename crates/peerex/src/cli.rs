@@ -494,7 +494,7 @@ async fn orders(app: &App, cmd: OrdersCmd) -> anyhow::Result<()> {
     match cmd {
         OrdersCmd::Create { customer, count, prefix, region, tag, numbers, json } => {
             let pick = OrderPick { count: count.unwrap_or(0), prefix: domain::search::parse_prefix(prefix.as_deref().unwrap_or_default()).map_err(|m| anyhow::anyhow!("--prefix: {m}"))?, region, tag };
-            let (order, reserved) = app.create_order(parse_customer(&customer)?, pick, &numbers, &cli_actor()).await.map_err(user_error)?;
+            let (order, reserved) = app.order_numbers(parse_customer(&customer)?, pick, &numbers, &cli_actor()).await.map_err(user_error)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"order": order, "numbers": reserved}))?);
             } else {

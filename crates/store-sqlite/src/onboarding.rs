@@ -169,6 +169,7 @@ impl SqliteStore {
     /// Links `customer` to the Zoom `account` with its tokens and applies the customer's waiting
     /// numbers, in one transaction. Refused, changing nothing, when either side is linked elsewhere.
     /// Returns the link and how many numbers were queued for Zoom.
+    #[allow(clippy::too_many_arguments)]
     pub async fn link_zoom_account(
         &self,
         customer: CustomerId,
@@ -481,6 +482,15 @@ impl SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Brings the customer's next poll of Zoom forward to `now` (an operator's "refresh from Zoom").
+    pub async fn poll_now(&self, customer: CustomerId, now: OffsetDateTime) -> Result<bool> {
+        let c = customer.as_uuid();
+        let done = sqlx::query!("UPDATE jobs SET run_after = ? WHERE customer_id = ? AND kind = 'poll_numbers' AND state = 'pending'", now, c)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// The numbers among `e164s` in the inventory, in any state.

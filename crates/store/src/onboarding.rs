@@ -115,6 +115,11 @@ impl Store {
         dispatch!(self.retry_job(id, now))
     }
 
+    /// Brings the customer's next poll of Zoom forward to `now`; false when none is waiting.
+    pub async fn poll_now(&self, customer: CustomerId, now: OffsetDateTime) -> Result<bool> {
+        dispatch!(self.poll_now(customer, now))
+    }
+
     pub async fn numbers_in(&self, e164s: &[String]) -> Result<Vec<Number>> {
         dispatch!(self.numbers_in(e164s))
     }

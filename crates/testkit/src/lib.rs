@@ -29,6 +29,8 @@ use uuid::Uuid;
 pub use tempfile::TempDir;
 
 pub mod sim;
+mod zoom_app;
+pub use zoom_app::{zoom_setup, ZoomApp};
 mod test_app;
 pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, PASSWORD, READER_EMAIL};
 

@@ -19,7 +19,7 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     pub app: App,
-    _dir: Option<crate::TempDir>,
+    pub(crate) _dir: Option<crate::TempDir>,
 }
 
 pub const ADMIN_EMAIL: &str = "admin@carrier.example";

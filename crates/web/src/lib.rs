@@ -7,7 +7,9 @@ mod assets;
 pub mod error;
 mod metrics_layer;
 pub mod operator;
+pub mod portal;
 pub mod session;
+pub mod zoom;
 
 use app::App;
 use axum::extract::State;
@@ -70,6 +72,8 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics_text))
         .nest("/api/v1", api::router())
         .nest("/operator", operator::router())
+        .nest("/portal", portal::router())
+        .nest("/zoom", zoom::router())
         .merge(assets::router())
         .fallback(error::not_found_fallback)
         .layer(axum::middleware::from_fn(metrics_layer::track))

@@ -163,7 +163,7 @@ pub async fn create_order(State(state): State<WebState>, caller: Caller, JsonBod
     caller.require(Scope::Write)?;
     let customer = body.customer_id;
     let (pick, explicit) = body.into_pick()?;
-    let (order, numbers) = state.app.create_order(customer, pick, &explicit, &caller.actor()).await.map_err(|e| match e {
+    let (order, numbers) = state.app.order_numbers(customer, pick, &explicit, &caller.actor()).await.map_err(|e| match e {
         // The customer is a field of the body, not the resource addressed.
         AppError::NotFound => AppError::invalid("customer_id", "no such customer"),
         e => e,

@@ -104,6 +104,10 @@ struct DetailPage {
     error: Option<FormError>,
     /// Names of every Zoom trunk, for the trunk selector.
     trunks: Vec<String>,
+    /// The Zoom link: state, account, since when (`None` when never linked).
+    zoom: Option<(String, String, String)>,
+    /// The link's history, refusals included: (when, kind, account, message).
+    zoom_events: Vec<(String, String, String, String)>,
 }
 
 impl DetailPage {
@@ -125,7 +129,12 @@ async fn detail_page(state: &WebState, op: &Operator, id: CustomerId, email: Str
     let orders = state.app.store.list_orders(Some(id), ORDERS_SHOWN).await.map_err(db)?.iter().map(|o| OrderRow::new(o, &c.name)).collect();
     let chrome = Chrome::new(state, op, "customers");
     let trunks = state.app.trunks().await?.into_iter().map(|t| t.name.to_string()).collect();
-    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error, trunks };
+    let zoom = state.app.store.zoom_link(id).await.map_err(db)?.map(|l| {
+        let since = when(l.removed_at.unwrap_or(l.linked_at));
+        (l.state.as_str().to_owned(), l.zoom_account_id, since)
+    });
+    let zoom_events = state.app.store.link_events(id, 20).await.map_err(db)?.into_iter().map(|e| (when(e.at), e.kind, e.zoom_account_id, e.message)).collect();
+    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error, trunks, zoom, zoom_events };
     Ok(render_with(&page, page.error.as_ref()))
 }
 

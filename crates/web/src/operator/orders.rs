@@ -125,7 +125,7 @@ async fn create(State(state): State<WebState>, op: Operator, Form(form): Form<Ne
         Ok(parsed) => parsed,
         Err(e) => return list_page(&state, &op, form, Some(e)).await,
     };
-    let error = match state.app.create_order(customer, pick, &explicit, &op.actor()).await {
+    let error = match state.app.order_numbers(customer, pick, &explicit, &op.actor()).await {
         Ok((order, _)) => return Ok(Redirect::to(&format!("/operator/orders/{}", order.id)).into_response()),
         // The customer came from a select: a missing one was deleted or made up, not a bad page.
         Err(AppError::NotFound) => FormError::new("customer", "no such customer"),
@@ -156,7 +156,7 @@ async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<Stri
     let names = customer_names(std::slice::from_ref(&customer));
     let meaning = match order.state {
         OrderState::Pending => "pending until the customer's Zoom account is linked",
-        OrderState::Applied => "applied: the numbers were pushed to the customer's Zoom account",
+        OrderState::Applied => "applied: the numbers are pushed to the customer's Zoom account",
         OrderState::Cancelled => "cancelled: its numbers went back to the inventory",
     };
     let chrome = Chrome::new(&state, &op, "orders");

@@ -1,0 +1,254 @@
+//! The job runner: workers drain the outbox that carries number changes to Zoom.
+//!
+//! A worker claims a job with a lease and commits; calls Zoom with no transaction or lock held; then
+//! records the answer in a new transaction, only if it still holds the lease. A worker that dies
+//! leaves its lease to run out and the job is taken again; handlers are idempotent (a number Zoom
+//! already has converges). Transient failures retry with backoff and jitter ([`RetryPolicy`]); Zoom's
+//! 429 moves the account's shared `not_before` so every worker on every instance waits.
+//!
+//! [`RetryPolicy`]: domain::onboarding::RetryPolicy
+
+use crate::onboarding::{ZoomCallError, ZoomSetup};
+use crate::{App, Result};
+use domain::onboarding::{Job, JobEnd, JobKind, PushResult};
+use domain::{Actor, NumberState};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tracing::Instrument;
+use zoom::{Outcome, ZoomError};
+
+/// How a job run ended, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    pub job: uuid::Uuid,
+    pub kind: JobKind,
+    pub end: JobEnd,
+}
+
+/// Background workers; dropping this stops them (a job cut short is retaken when its lease ends).
+pub struct Workers {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn stop(self) {}
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PushPayload {
+    numbers: Vec<String>,
+}
+
+impl App {
+    /// Claims one due job as `worker`, runs it and records the outcome. `None` when nothing is due.
+    pub async fn run_one_job(&self, worker: &str) -> Result<Option<JobRun>> {
+        let Some(z) = self.zoom.as_deref() else { return Ok(None) };
+        let now = self.now();
+        let lease = time::Duration::try_from(z.lease).unwrap_or(time::Duration::minutes(2));
+        let Some(job) = self.store.claim_job(worker, now + lease, now).await? else { return Ok(None) };
+        let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_deref().unwrap_or(""));
+        let end = async {
+            let end = match job.kind {
+                JobKind::PushNumbers => self.run_push(z, &job, worker).await,
+                JobKind::PollNumbers => self.run_poll(z, &job, worker).await,
+            };
+            match end {
+                Ok(Some(end)) => {
+                    self.record_end(z, &job, worker, &end).await?;
+                    Ok::<_, crate::AppError>(end)
+                }
+                // The handler recorded its outcome with its results.
+                Ok(None) => Ok(JobEnd::Done),
+                Err(e) => {
+                    let end = self.failure(z, &job, e).await?;
+                    self.record_end(z, &job, worker, &end).await?;
+                    Ok(end)
+                }
+            }
+        }
+        .instrument(span)
+        .await?;
+        if let JobEnd::Failed { error } = &end {
+            tracing::warn!(job = %job.id, %error, "job failed; an operator can retry it");
+        }
+        Ok(Some(JobRun { job: job.id, kind: job.kind, end }))
+    }
+
+    /// Runs every job that is due now, one after another, until none is left (jobs scheduled for
+    /// later, like retries and the next poll, stay). For deterministic tests.
+    pub async fn run_pending_jobs(&self) -> Result<Vec<JobRun>> {
+        let mut runs = Vec::new();
+        while let Some(run) = self.run_one_job("inline").await? {
+            runs.push(run);
+            if runs.len() > 100_000 {
+                break;
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Starts the configured number of background workers (none without Zoom).
+    pub fn spawn_workers(&self) -> Workers {
+        let count = self.zoom.as_deref().map_or(0, |z| z.workers);
+        let instance = uuid::Uuid::now_v7().simple().to_string();
+        let handles = (0..count)
+            .map(|i| {
+                let app = self.clone();
+                let worker = format!("{}-{i}", &instance[20..]);
+                tokio::spawn(async move {
+                    loop {
+                        match app.run_one_job(&worker).await {
+                            Ok(Some(_)) => continue,
+                            Ok(None) => tokio::time::sleep(Duration::from_millis(200)).await,
+                            Err(e) => {
+                                tracing::error!(error = %e, "job worker: database error; pausing");
+                                tokio::time::sleep(Duration::from_secs(2)).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Workers { handles }
+    }
+
+    async fn record_end(&self, _z: &ZoomSetup, job: &Job, worker: &str, end: &JobEnd) -> Result<()> {
+        if !self.store.finish_job(job.id, worker, end, self.now()).await? {
+            tracing::warn!(job = %job.id, "lease lost before the outcome was recorded; another worker has the job");
+        }
+        Ok(())
+    }
+
+    /// What a failed call means for the job: wait for Zoom's rate limit, retry with backoff, or give up.
+    async fn failure(&self, z: &ZoomSetup, job: &Job, e: ZoomCallError) -> Result<JobEnd> {
+        let now = self.now();
+        Ok(match e {
+            ZoomCallError::NoLink | ZoomCallError::NotConfigured => JobEnd::Done,
+            ZoomCallError::Zoom(ZoomError::RateLimited { retry_after }) => {
+                let at = now + time::Duration::try_from(retry_after.max(Duration::from_millis(200))).unwrap_or(time::Duration::seconds(1));
+                if let Some(account) = &job.zoom_account {
+                    self.store.set_not_before(account, at).await?;
+                }
+                // Not an attempt that failed: Zoom asked us to wait.
+                JobEnd::Retry { at, error: format!("Zoom's rate limit: waiting until {}", hms(at)) }
+            }
+            ZoomCallError::Zoom(e) if e.is_retryable() && !z.retry.gives_up(job.attempts) => {
+                let wait = z.retry.backoff(job.attempts, rand::random::<f64>(), e.retry_after());
+                let at = now + time::Duration::try_from(wait).unwrap_or(time::Duration::seconds(1));
+                JobEnd::Retry { at, error: format!("{e}; retrying at {}", hms(at)) }
+            }
+            ZoomCallError::Zoom(e) => JobEnd::Failed { error: e.to_string() },
+            ZoomCallError::Keys(e) => JobEnd::Failed { error: e.to_string() },
+            ZoomCallError::Db(e) => return Err(e.into()),
+        })
+    }
+
+    /// Pushes the job's numbers that are still `provisioning`; Zoom's per-number answers are recorded
+    /// with the job's end in one transaction.
+    async fn run_push(&self, z: &ZoomSetup, job: &Job, worker: &str) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
+        let Ok(payload) = serde_json::from_str::<PushPayload>(&job.payload) else {
+            return Ok(Some(JobEnd::Failed { error: "unreadable job payload".into() }));
+        };
+        let Some(account) = job.zoom_account.as_deref() else { return Ok(Some(JobEnd::Failed { error: "push job without a Zoom account".into() })) };
+        let Some(link) = self.store.live_link_by_account(account).await? else { return Err(ZoomCallError::NoLink) };
+        let numbers: Vec<String> =
+            self.store.numbers_in(&payload.numbers).await?.into_iter().filter(|n| n.state == NumberState::Provisioning && n.customer_id == Some(link.customer_id)).map(|n| n.e164.to_string()).collect();
+        let by = Actor::System("zoom-push".into());
+        if numbers.is_empty() {
+            self.store.complete_push(job.id, worker, &[], &by, self.now()).await?;
+            return Ok(None);
+        }
+        let trunk = match self.store.get_customer(link.customer_id).await? {
+            Some(c) => c.zoom_trunk.unwrap_or_else(|| z.default_trunk.clone()),
+            None => return Err(ZoomCallError::NoLink),
+        };
+        let mut token = self.access_token(&link, None).await?;
+        z.pacer.wait(account, z.requests_per_second).await;
+        let mut answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
+        if let Err(ZoomError::Unauthorized { .. }) = &answer {
+            token = self.access_token(&link, Some(&token)).await?;
+            z.pacer.wait(account, z.requests_per_second).await;
+            answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
+        }
+        let results: Vec<(String, PushResult)> = answer?
+            .into_iter()
+            .map(|r| {
+                let result = match r.outcome {
+                    Outcome::Done | Outcome::AlreadyDone => PushResult::Accepted,
+                    Outcome::Refused { message, .. } => PushResult::Refused(format!("Zoom: {message}")),
+                };
+                (r.phone_number, result)
+            })
+            .collect();
+        if !self.store.complete_push(job.id, worker, &results, &by, self.now()).await? {
+            tracing::warn!(job = %job.id, "lease lost before Zoom's answer was recorded; the job will be retaken and converge");
+        }
+        Ok(None)
+    }
+
+    /// Lists the account's peering numbers (every page) to learn which are assigned to users.
+    async fn run_poll(&self, z: &ZoomSetup, job: &Job, worker: &str) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
+        let Some(account) = job.zoom_account.as_deref() else { return Ok(Some(JobEnd::Failed { error: "poll job without a Zoom account".into() })) };
+        let Some(link) = self.store.live_link_by_account(account).await? else { return Err(ZoomCallError::NoLink) };
+        let mut token = self.access_token(&link, None).await?;
+        let mut seen = Vec::new();
+        let mut page_token: Option<String> = None;
+        let mut refreshed = false;
+        loop {
+            z.pacer.wait(account, z.requests_per_second).await;
+            let page = match z.client.list_peering_numbers(&token, page_token.as_deref()).await {
+                Err(ZoomError::Unauthorized { .. }) if !refreshed => {
+                    refreshed = true;
+                    token = self.access_token(&link, Some(&token)).await?;
+                    continue;
+                }
+                other => other?,
+            };
+            seen.extend(page.numbers.into_iter().map(|n| (n.phone_number, n.assigned)));
+            match page.next_page_token {
+                Some(t) => page_token = Some(t),
+                None => break,
+            }
+        }
+        let now = self.now();
+        let next = now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
+        self.store.complete_poll(job.id, worker, link.customer_id, &seen, now, next).await?;
+        Ok(None)
+    }
+}
+
+fn hms(t: OffsetDateTime) -> String {
+    t.format(time::macros::format_description!("[hour]:[minute]:[second] UTC")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onboarding::ZoomCallError;
+    use domain::onboarding::ZoomLink;
+
+    /// Workers run in spawned tasks: every future they await must be `Send` (checked when compiled).
+    #[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
+    fn worker_futures_are_send(app: &App, z: &'static ZoomSetup, job: &'static Job, e: ZoomCallError, link: &'static ZoomLink) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(app.run_one_job("w"));
+        is_send(app.run_push(z, job, "w"));
+        is_send(app.run_poll(z, job, "w"));
+        is_send(app.failure(z, job, e));
+        is_send(app.access_token(link, None));
+        is_send(app.complete_install(domain::CustomerId::new(), "code", &Actor::System("t".into())));
+    }
+
+    #[test]
+    fn hms_reads_as_utc() {
+        assert_eq!(hms(time::macros::datetime!(2026-11-23 10:04:05 UTC)), "10:04:05 UTC");
+    }
+}

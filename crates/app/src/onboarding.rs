@@ -1,0 +1,325 @@
+//! Onboarding from the Zoom Marketplace (DESIGN.md §2): the install's code is exchanged, the Zoom
+//! account is linked to the signed-in customer, and the customer's waiting numbers are pushed; ordering
+//! more with a link; app removal (`app_deauthorized`) suspends, a re-install resumes.
+//!
+//! Zoom is called only here and in [`crate::jobs`], never inside a database transaction.
+
+use crate::token_keys::{KeyError, TokenKeys};
+use crate::{App, AppError, Result};
+use domain::customer::{Order, OrderPick};
+use domain::onboarding::{LinkRefused, LinkState, RetryPolicy, StoredTokens, ZoomLink};
+use domain::{Actor, CustomerId, Number};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use time::OffsetDateTime;
+use zoom::webhook::{self, Event, WebhookError};
+
+/// How the platform talks to Zoom; `None` on [`App`] when Zoom is not configured.
+pub struct ZoomSetup {
+    pub client: zoom::Client,
+    pub keys: TokenKeys,
+    /// The Zoom app's webhook secret token (signature of `app_deauthorized`).
+    pub webhook_secret: String,
+    /// The SIP trunk numbers are pushed on when the customer has none of its own.
+    pub default_trunk: String,
+    /// How often each linked account's peering numbers are listed to learn `assigned`.
+    pub poll_every: Duration,
+    pub retry: RetryPolicy,
+    /// How old a webhook may be.
+    pub webhook_window: Duration,
+    /// How long an install code waits for the admin to sign in (Zoom's codes live 5 minutes).
+    pub code_ttl: Duration,
+    /// Calls per second per Zoom account this process allows itself (Zoom's LIGHT limit by plan);
+    /// 0 for no pacing. Zoom's 429s still move the shared `not_before` on top of this.
+    pub requests_per_second: f64,
+    /// Job workers `spawn_workers` starts.
+    pub workers: usize,
+    /// How long a claimed job is its worker's; longer than a Zoom call can take (a dead worker's job
+    /// is taken again after it).
+    pub lease: Duration,
+    /// The carrier's name, in refusals the customer reads.
+    pub carrier_name: String,
+    pub(crate) pacer: Pacer,
+    seen_webhooks: Mutex<HashMap<String, OffsetDateTime>>,
+}
+
+impl ZoomSetup {
+    pub fn new(client: zoom::Client, keys: TokenKeys, webhook_secret: String, default_trunk: String) -> ZoomSetup {
+        ZoomSetup {
+            client,
+            keys,
+            webhook_secret,
+            default_trunk,
+            poll_every: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            webhook_window: webhook::DEFAULT_WINDOW,
+            code_ttl: Duration::from_secs(300),
+            requests_per_second: 20.0,
+            workers: 4,
+            lease: Duration::from_secs(120),
+            carrier_name: "the carrier".into(),
+            pacer: Pacer::default(),
+            seen_webhooks: Mutex::default(),
+        }
+    }
+}
+
+/// Spaces one account's calls `1/rate` apart within this process, so a burst of jobs does not earn a
+/// 429 in the first place.
+#[derive(Default)]
+pub(crate) struct Pacer {
+    next: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl Pacer {
+    pub(crate) async fn wait(&self, account: &str, rate: f64) {
+        if rate <= 0.0 {
+            return;
+        }
+        let gap = Duration::from_secs_f64(1.0 / rate);
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            let slot = next.get(account).copied().filter(|s| *s > now).unwrap_or(now);
+            next.insert(account.to_owned(), slot + gap);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+/// Why the platform cannot talk to Zoom for a link right now.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoomCallError {
+    #[error("Zoom is not configured")]
+    NotConfigured,
+    #[error("the customer's Zoom link is gone")]
+    NoLink,
+    #[error(transparent)]
+    Zoom(#[from] zoom::ZoomError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Db(#[from] store::DbError),
+}
+
+/// What a webhook did.
+#[derive(Debug)]
+pub enum WebhookAnswer {
+    /// The body to answer `endpoint.url_validation` with.
+    UrlValidation(serde_json::Value),
+    /// The app was removed: the link is removed and `suspended` numbers suspended.
+    AppRemoved { customer: CustomerId, suspended: usize },
+    /// An event peerex does not act on.
+    Ignored(String),
+}
+
+/// Why a webhook was refused; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookRefused {
+    #[error("Zoom is not configured")]
+    NotConfigured,
+    #[error(transparent)]
+    Invalid(#[from] WebhookError),
+    #[error("this delivery was seen already")]
+    Replayed,
+    #[error("no customer is linked to Zoom account {0}")]
+    UnknownAccount(String),
+}
+
+pub const REMOVED_REASON: &str = "app removed in Zoom";
+
+impl App {
+    pub fn zoom(&self) -> Result<&ZoomSetup> {
+        self.zoom.as_deref().ok_or_else(|| AppError::Refused("Zoom is not configured on this platform".into()))
+    }
+
+    /// Keeps a Marketplace install's code server-side while the admin signs in. Returns the cookie
+    /// value that finds it again; the code itself is sealed in the database and never in a URL.
+    pub async fn stash_install_code(&self, code: &str) -> Result<String> {
+        let z = self.zoom()?;
+        let code = code.trim();
+        if code.is_empty() || code.len() > 2048 {
+            return Err(AppError::invalid("code", "is missing or too long"));
+        }
+        let cookie = crate::auth::random_secret();
+        let now = self.now();
+        let ttl = time::Duration::try_from(z.code_ttl).unwrap_or(time::Duration::minutes(5));
+        self.store.insert_pending_install(&crate::auth::digest(&cookie), &z.keys.seal("code", code), now, now + ttl).await?;
+        Ok(cookie)
+    }
+
+    /// The code stashed under `cookie`, once.
+    pub async fn take_install_code(&self, cookie: &str) -> Result<Option<String>> {
+        let z = self.zoom()?;
+        if cookie.is_empty() || cookie.len() > 128 {
+            return Ok(None);
+        }
+        match self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await? {
+            Some(sealed) => Ok(z.keys.open("code", &sealed).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Completes a Marketplace install for a signed-in customer admin: exchanges the code, learns the
+    /// Zoom account from `users/me`, links it and applies the customer's waiting numbers. A refusal
+    /// (account or customer linked elsewhere) changes nothing and is recorded for operators.
+    pub async fn complete_install(&self, customer: CustomerId, code: &str, by: &Actor) -> Result<(ZoomLink, usize)> {
+        let z = self.zoom()?;
+        let tokens = z.client.exchange_code(code, None).await.map_err(|e| zoom_refusal("exchange the authorization code with Zoom", e))?;
+        let me = z.client.me(&tokens.access_token).await.map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
+        let stored = StoredTokens {
+            access_token: z.keys.seal("access", &tokens.access_token),
+            refresh_token: z.keys.seal("refresh", &tokens.refresh_token),
+            expires_at: tokens.expires_at,
+            generation: 0,
+        };
+        let carrier = z.carrier_name.clone();
+        let now = self.now();
+        match self.store.link_zoom_account(customer, &me.account_id, &me.user_id, &stored, &carrier, by, now).await {
+            Ok(Ok(done)) => {
+                tracing::info!(customer = %customer, zoom_account = %me.account_id, queued = done.1, "Zoom account linked");
+                Ok(done)
+            }
+            Ok(Err(refused)) => {
+                tracing::warn!(customer = %customer, zoom_account = %me.account_id, reason = %refused, "Zoom link refused");
+                self.store.record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now).await?;
+                Err(AppError::Refused(refused.to_string()))
+            }
+            // Two installs racing for one account: the database's unique index decided.
+            Err(store::DbError::Conflict { constraint }) if constraint.starts_with("zoom_links_") => {
+                let refused = LinkRefused::AccountTaken { carrier };
+                self.store.record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now).await?;
+                Err(AppError::Refused(refused.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Places an order and, when the customer's Zoom account is linked, pushes it at once. A customer
+    /// who removed the app cannot order; one who never installed it gets a pending order (onboarding).
+    pub async fn order_numbers(&self, customer: CustomerId, pick: OrderPick, explicit: &[String], by: &Actor) -> Result<(Order, Vec<Number>)> {
+        let link = self.store.zoom_link(customer).await?;
+        if let Some(l) = link.as_ref().filter(|l| l.state == LinkState::Removed) {
+            return Err(AppError::Refused(format!(
+                "no order can be placed: the app was removed from Zoom account {} — install it again from the Zoom App Marketplace first",
+                l.zoom_account_id
+            )));
+        }
+        let (order, numbers) = self.create_order(customer, pick, explicit, by).await?;
+        if link.is_some() {
+            self.store.apply_pending_orders(customer, by, self.now()).await?;
+            let (order, numbers) = self.order(order.id, Some(customer)).await?;
+            return Ok((order, numbers));
+        }
+        Ok((order, numbers))
+    }
+
+    /// A customer's own order from the portal: only with a live link.
+    pub async fn order_more(&self, customer: CustomerId, pick: OrderPick, by: &Actor) -> Result<(Order, Vec<Number>)> {
+        match self.store.zoom_link(customer).await? {
+            Some(l) if l.state == LinkState::Linked => self.order_numbers(customer, pick, &[], by).await,
+            Some(l) => Err(AppError::Refused(format!(
+                "no order can be placed: the app was removed from Zoom account {} — install it again from the Zoom App Marketplace first",
+                l.zoom_account_id
+            ))),
+            None => Err(AppError::Refused("no order can be placed yet: your Zoom account is not linked — add the app from the Zoom App Marketplace first".into())),
+        }
+    }
+
+    /// A webhook from Zoom: signature and timestamp first, then the event. Refusals change nothing.
+    pub async fn zoom_webhook(&self, timestamp: &str, signature: &str, body: &[u8]) -> Result<std::result::Result<WebhookAnswer, WebhookRefused>> {
+        let Some(z) = self.zoom.as_deref() else { return Ok(Err(WebhookRefused::NotConfigured)) };
+        let now = self.now();
+        if let Err(e) = webhook::verify(&z.webhook_secret, timestamp, signature, body, now, z.webhook_window) {
+            return Ok(Err(e.into()));
+        }
+        let event = match webhook::parse(body) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if let Event::UrlValidation { plain_token } = &event {
+            return Ok(Ok(WebhookAnswer::UrlValidation(webhook::url_validation_response(&z.webhook_secret, plain_token))));
+        }
+        // A signed delivery seen within the window is a replay: act once.
+        {
+            let mut seen = z.seen_webhooks.lock().unwrap_or_else(|e| e.into_inner());
+            let window = time::Duration::try_from(z.webhook_window).unwrap_or(time::Duration::minutes(5));
+            seen.retain(|_, at| *at + window * 2 > now);
+            if seen.contains_key(signature.trim()) {
+                return Ok(Err(WebhookRefused::Replayed));
+            }
+            seen.insert(signature.trim().to_owned(), now);
+        }
+        match event {
+            Event::AppDeauthorized { account_id, .. } => {
+                let by = Actor::System("zoom:app_deauthorized".into());
+                match self.store.unlink_zoom_account(&account_id, REMOVED_REASON, &by, now).await? {
+                    Some((link, suspended)) => {
+                        tracing::info!(customer = %link.customer_id, zoom_account = %account_id, suspended, "app removed in Zoom");
+                        Ok(Ok(WebhookAnswer::AppRemoved { customer: link.customer_id, suspended }))
+                    }
+                    None => Ok(Err(WebhookRefused::UnknownAccount(account_id))),
+                }
+            }
+            Event::Other { event } => Ok(Ok(WebhookAnswer::Ignored(event))),
+            Event::UrlValidation { .. } => unreachable!("answered above"),
+        }
+    }
+
+    /// A usable access token for `link`: the stored one while it has a minute left, else a refresh.
+    /// A refresh is a compare-and-swap on the token row: exactly one worker spends the refresh token,
+    /// the others wait for its result. `stale` (after a 401) forces a refresh unless another worker
+    /// already refreshed since `stale` was read.
+    pub async fn access_token(&self, link: &ZoomLink, stale: Option<&str>) -> std::result::Result<String, ZoomCallError> {
+        let z = self.zoom.as_deref().ok_or(ZoomCallError::NotConfigured)?;
+        let owner = uuid::Uuid::now_v7().to_string();
+        for _ in 0..100 {
+            let Some(t) = self.store.zoom_tokens(link.id).await? else { return Err(ZoomCallError::NoLink) };
+            let now = self.now();
+            let access = z.keys.open("access", &t.access_token)?;
+            let fresh = t.expires_at > now + time::Duration::seconds(60);
+            if fresh && stale.is_none_or(|s| s != access) {
+                return Ok(access);
+            }
+            if self.store.begin_token_refresh(link.id, t.generation, &owner, now + time::Duration::seconds(30), now).await? {
+                let refresh = z.keys.open("refresh", &t.refresh_token)?;
+                match z.client.refresh(&refresh).await {
+                    Ok(new) => {
+                        // Stored before use: once the new pair is used the old refresh token is dead.
+                        let sealed = StoredTokens {
+                            access_token: z.keys.seal("access", &new.access_token),
+                            refresh_token: z.keys.seal("refresh", &new.refresh_token),
+                            expires_at: new.expires_at,
+                            generation: t.generation + 1,
+                        };
+                        if self.store.finish_token_refresh(link.id, t.generation, &owner, &sealed, self.now()).await? {
+                            return Ok(new.access_token);
+                        }
+                    }
+                    Err(e) => {
+                        self.store.abandon_token_refresh(link.id, &owner).await?;
+                        return Err(e.into());
+                    }
+                }
+            } else {
+                // Another worker is refreshing; its result lands in the row.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout))
+    }
+}
+
+/// A Zoom failure during an install, as the admin reads it.
+fn zoom_refusal(what: &str, e: zoom::ZoomError) -> AppError {
+    tracing::warn!(error = %e, "install: could not {what}");
+    match e {
+        zoom::ZoomError::InvalidGrant { .. } => {
+            AppError::Refused("Zoom did not accept this install's code (it was used already or has expired). Add the app again from the Zoom App Marketplace.".into())
+        }
+        e if e.is_retryable() => AppError::Refused(format!("Zoom could not be reached to {what}; try the install again in a minute.")),
+        e => AppError::Refused(format!("Zoom refused to {what}: {e}")),
+    }
+}

@@ -1,0 +1,86 @@
+//! The platform and the Zoom simulator together on real sockets, wired to each other as in
+//! `peerex demo`: the simulator's demo world sends the carrier app's users to this platform's OAuth
+//! callback and its webhooks to this platform's `/zoom/webhook`.
+
+use crate::sim::{self, ZoomSim};
+use crate::test_app::{Db, TestApp, ADMIN_EMAIL, PASSWORD, READER_EMAIL};
+use app::onboarding::ZoomSetup;
+use app::token_keys::TokenKeys;
+use app::{App, Settings};
+use domain::auth::Role;
+use domain::onboarding::RetryPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+
+pub struct ZoomApp {
+    pub platform: TestApp,
+    pub zoom: ZoomSim,
+}
+
+/// The platform's side of the wiring to a simulator at `zoom_url`, tuned for tests: short leases and
+/// backoff, no client-side pacing, two workers when workers are started.
+pub fn zoom_setup(zoom_url: &str, platform_url: &str) -> ZoomSetup {
+    let url = |s: &str| s.parse::<url::Url>().expect("a valid URL");
+    let config = zoom::Config {
+        oauth_base: url(zoom_url),
+        api_base: url(&format!("{zoom_url}/v2")),
+        client_id: sim::demo::CLIENT_ID.into(),
+        client_secret: sim::demo::CLIENT_SECRET.into(),
+        redirect_uri: url(&format!("{platform_url}/zoom/oauth/callback")),
+        timeout: Duration::from_secs(2),
+    };
+    let client = zoom::Client::new(config).expect("zoom client");
+    let mut setup = ZoomSetup::new(client, TokenKeys::generate("test"), sim::demo::SECRET_TOKEN.into(), sim::demo::SIP_TRUNK.into());
+    setup.lease = Duration::from_secs(5);
+    setup.retry = RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(2), max_attempts: 8 };
+    setup.requests_per_second = 0.0;
+    setup.workers = 2;
+    setup.carrier_name = sim::demo::CARRIER_NAME.into();
+    setup
+}
+
+impl ZoomApp {
+    /// The platform on `db` with an admin and a read-only operator, and the simulator's demo world
+    /// pointed at it. Job workers are not started: call `run_pending_jobs` or `spawn_workers`.
+    pub async fn spawn(db: Db) -> ZoomApp {
+        Self::spawn_tuned(db, |_| {}).await
+    }
+
+    /// As [`ZoomApp::spawn`], with the Zoom settings changed by `tune` first.
+    pub async fn spawn_tuned(db: Db, tune: impl FnOnce(&mut ZoomSetup)) -> ZoomApp {
+        let (dir, url) = match db {
+            Db::Sqlite => {
+                let (dir, path) = crate::sqlite_path();
+                (Some(dir), crate::sqlite_url(&path))
+            }
+            Db::Postgres => (None, crate::postgres_url().await),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let platform_url = format!("http://{addr}");
+        let zoom = sim::spawn(sim::demo::world(&platform_url).expect("demo world")).await;
+        let store = Store::connect(&url).await.expect("connect to test database");
+        store.migrate().await.expect("migrate test database");
+        let mut setup = zoom_setup(&zoom.url, &platform_url);
+        tune(&mut setup);
+        let app = App::new(store, Arc::new(domain::SystemClock), Settings::default()).with_zoom(setup);
+        app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
+        app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
+        let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
+        let state = web::WebState::new(app.clone(), ui);
+        tokio::spawn(async move {
+            axum::serve(listener, web::router(state)).await.expect("serve");
+        });
+        ZoomApp { platform: TestApp { addr, url: platform_url, app, _dir: dir }, zoom }
+    }
+
+    pub fn app(&self) -> &App {
+        &self.platform.app
+    }
+
+    /// Runs every job due now (pushes, polls) to the end; for deterministic tests.
+    pub async fn run_pending_jobs(&self) -> Vec<app::jobs::JobRun> {
+        self.platform.app.run_pending_jobs().await.expect("run pending jobs")
+    }
+}
