@@ -2,7 +2,9 @@
 //! pass, and over which Zoom trunk. Pure: the routing snapshot looks the numbers up and calls
 //! [`decide`]; the HTTP lookup API and the SIP redirect server only render its answer.
 
+use crate::ids::CustomerId;
 use crate::number::NumberState;
+use crate::phone::PhoneNumber;
 use crate::trunk::NumberingRule;
 use serde::Serialize;
 
@@ -65,6 +67,30 @@ pub struct NumberRouting<'a> {
     pub deauthorized: bool,
     /// The Zoom trunk of the number's customer, if it has one.
     pub trunk: Option<&'a str>,
+}
+
+/// A number as the routing snapshot loads it from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumberFacts {
+    pub e164: PhoneNumber,
+    pub state: NumberState,
+    pub customer: Option<CustomerId>,
+    /// Why it is in its state (for `suspended`: an app removal or a carrier suspension).
+    pub reason: Option<String>,
+}
+
+impl NumberFacts {
+    /// A suspension because the customer removed the app in Zoom, told apart from a carrier's own
+    /// suspension by the reason the suspension recorded.
+    pub fn deauthorized(&self) -> bool {
+        self.state == NumberState::Suspended && self.reason.as_deref().is_some_and(is_deauthorization)
+    }
+}
+
+/// Whether a suspension reason says the customer removed the app (Zoom's `app_deauthorized`).
+pub fn is_deauthorization(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("deauthoriz") || r.contains("app removed") || r.contains("removed the app") || r.contains("app was removed")
 }
 
 /// The answer, as both the HTTP API and the redirect server give it.

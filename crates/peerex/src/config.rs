@@ -26,6 +26,9 @@ pub struct Config {
     pub log_level: String,
     /// Hours a portal session lasts.
     pub session_hours: i64,
+    /// Call routing (issue 7): the route-lookup API and the SIP redirect server.
+    #[serde(default)]
+    pub routing: routing::RoutingConfig,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             log_format: "text".into(),
             log_level: "info".into(),
             session_hours: 12,
+            routing: routing::RoutingConfig::default(),
         }
     }
 }
@@ -69,6 +73,21 @@ log_level = "info"
 
 # How long a portal sign-in lasts, in hours.
 session_hours = 12
+
+# Call routing for the carrier's SIP edge (see README, "Routing"). Each listener is off while empty.
+[routing]
+# The route-lookup HTTP API (its own listener, so calls never queue behind portal traffic).
+http_listen = ""
+# The SIP redirect server, UDP and TCP on the same port.
+sip_listen = ""
+# When set, lookups must send "Authorization: Bearer <http_secret>".
+http_secret = ""
+# How inbound Request-URIs without a '+' become E.164 when no trunk is named.
+country_code = "1"
+national_prefix = "1"
+international_prefix = "011"
+# Seconds between generation checks against the database.
+check_seconds = 1
 "#;
 
 impl Config {

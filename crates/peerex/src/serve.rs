@@ -20,6 +20,9 @@ pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<Tcp
         None => TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?,
     };
     let ui = web::Ui { carrier_name: config.carrier_name.clone(), secure_cookies: config.secure_cookies };
+    if config.routing.enabled() {
+        routing::start(app.store.clone(), &config.routing).await?;
+    }
     let state = web::WebState::new(app, ui);
     tracing::info!(address = %listener.local_addr()?, "peerex is serving");
     axum::serve(listener, web::router(state)).with_graceful_shutdown(shutdown()).await?;

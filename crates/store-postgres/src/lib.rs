@@ -5,6 +5,7 @@
 //! through `COPY`. Only `store` should use this crate.
 
 mod rows;
+mod routing;
 mod trunks;
 
 use domain::auth::{ApiToken, Session, User};

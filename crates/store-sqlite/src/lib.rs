@@ -5,7 +5,9 @@
 //! beside the writer. Only `store` should use this crate; it depends on nothing but `domain` and sqlx.
 
 mod rows;
+mod routing;
 mod trunks;
+pub use routing::routing_wake;
 
 use domain::auth::{ApiToken, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
@@ -100,7 +102,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let memory = url.contains(":memory:");
         // An in-memory database exists per connection; it gets one connection for everything.
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let writer = routing::with_wake_hooks(SqlitePoolOptions::new()).max_connections(1).connect_with(options.clone()).await?;
         let reader = if memory { writer.clone() } else { SqlitePoolOptions::new().max_connections(8).connect_with(options).await? };
         Ok(Self { writer, reader })
     }

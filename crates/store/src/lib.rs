@@ -73,7 +73,9 @@ macro_rules! dispatch {
     };
 }
 
+mod routing; // issue 7: the routing snapshot's reads and change feed
 mod trunks; // issue 7: Zoom trunks
+pub use routing::RoutingWake;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
 
 impl Store {

@@ -1,0 +1,176 @@
+//! peerex's call routing at the carrier's SIP edge (issue 7; `shared/routing/REFERENCE.md`).
+//!
+//! [`Routing`] holds the in-memory [`snapshot::Snapshot`] derived from the database: loaded at
+//! start, then kept current from the `routing_changes` feed (woken in-process on SQLite, by
+//! LISTEN/NOTIFY on PostgreSQL) with a periodic generation check so that several instances
+//! converge. Two front ends answer from it: the route-lookup HTTP API ([`http`]) and the stateless
+//! SIP redirect server ([`sip`]). Depends on `domain` and `store`; never on `app` or `web`, so call
+//! traffic shares nothing with portal traffic but the database.
+
+pub mod follow;
+pub mod http;
+pub mod sip;
+pub mod snapshot;
+
+use domain::trunk::NumberingRule;
+use snapshot::Snapshot;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long the snapshot may go without a successful check against the database before outbound
+/// calls fail closed (503) rather than being decided on an old copy.
+pub const STALE_AFTER_MS: i64 = 30_000;
+
+/// The shared routing state: the snapshot and whether it can be trusted.
+#[derive(Clone)]
+pub struct Routing {
+    snapshot: Arc<RwLock<Snapshot>>,
+    ready: Arc<AtomicBool>,
+    last_sync_ms: Arc<AtomicI64>,
+    /// How inbound Request-URIs without a `+` become E.164 when no trunk is named.
+    pub numbering: Arc<NumberingRule>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Routing {
+    pub fn new(numbering: NumberingRule) -> Self {
+        Self { snapshot: Arc::default(), ready: Arc::default(), last_sync_ms: Arc::default(), numbering: Arc::new(numbering) }
+    }
+
+    /// The snapshot, for one decision. Hold the guard only as long as that takes.
+    pub fn read(&self) -> RwLockReadGuard<'_, Snapshot> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
+        self.snapshot.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn replace(&self, s: Snapshot) {
+        *self.write() = s;
+    }
+
+    /// Loaded at least once: decisions can be made.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Checked against the database recently enough to trust for outbound calls.
+    pub fn is_fresh(&self) -> bool {
+        self.is_ready() && now_ms() - self.last_sync_ms.load(Ordering::Acquire) < STALE_AFTER_MS
+    }
+
+    pub(crate) fn synced(&self) {
+        self.last_sync_ms.store(now_ms(), Ordering::Release);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn generation(&self) -> i64 {
+        self.read().generation
+    }
+}
+
+/// `[routing]` in peerex's configuration. Each listener is off while its address is empty.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Address of the route-lookup HTTP API, e.g. "127.0.0.1:8081".
+    pub http_listen: String,
+    /// Address of the SIP redirect server (UDP and TCP), e.g. "0.0.0.0:5060".
+    pub sip_listen: String,
+    /// When set, lookups must send `Authorization: Bearer <secret>`.
+    pub http_secret: String,
+    /// Numbering for inbound Request-URIs without a `+` (a trunk's own rule wins when named).
+    pub country_code: String,
+    pub national_prefix: String,
+    pub international_prefix: String,
+    /// Seconds between generation checks (the change feed usually wakes the snapshot sooner).
+    pub check_seconds: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            http_listen: String::new(),
+            sip_listen: String::new(),
+            http_secret: String::new(),
+            country_code: "1".into(),
+            national_prefix: "1".into(),
+            international_prefix: "011".into(),
+            check_seconds: 1,
+        }
+    }
+}
+
+impl RoutingConfig {
+    pub fn enabled(&self) -> bool {
+        !self.http_listen.is_empty() || !self.sip_listen.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("routing: {0}")]
+    Numbering(#[from] domain::trunk::TrunkError),
+    #[error("routing: cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// What [`start`] bound.
+#[derive(Clone)]
+pub struct Started {
+    pub routing: Routing,
+    pub http: Option<std::net::SocketAddr>,
+    pub sip: Option<std::net::SocketAddr>,
+}
+
+/// Binds the configured listeners and spawns the snapshot follower and the servers.
+pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Started, StartError> {
+    let numbering = NumberingRule::new(&config.country_code, &config.national_prefix, &config.international_prefix)?;
+    let routing = Routing::new(numbering);
+    let listen_err = |addr: &str| {
+        let addr = addr.to_owned();
+        move |source| StartError::Listen { addr, source }
+    };
+    let mut started = Started { routing: routing.clone(), http: None, sip: None };
+    if !config.http_listen.is_empty() {
+        let l = tokio::net::TcpListener::bind(&config.http_listen).await.map_err(listen_err(&config.http_listen))?;
+        started.http = l.local_addr().ok();
+        let secret = Some(config.http_secret.clone()).filter(|s| !s.is_empty());
+        let app = http::router(routing.clone(), secret);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!(error = %e, "routing lookup API stopped");
+            }
+        });
+    }
+    if !config.sip_listen.is_empty() {
+        let udp = tokio::net::UdpSocket::bind(&config.sip_listen).await.map_err(listen_err(&config.sip_listen))?;
+        let addr = udp.local_addr().map_err(listen_err(&config.sip_listen))?;
+        // TCP on the same port as UDP, as SIP peers expect.
+        let tcp = tokio::net::TcpListener::bind(addr).await.map_err(listen_err(&config.sip_listen))?;
+        started.sip = Some(addr);
+        tokio::spawn(sip::serve_udp(routing.clone(), udp));
+        tokio::spawn(sip::serve_tcp(routing.clone(), tcp));
+    }
+    let period = std::time::Duration::from_secs(config.check_seconds.max(1));
+    tokio::spawn(follow::Follower::new(store, routing).run(period));
+    tracing::info!(http = ?started.http, sip = ?started.sip, "call routing started");
+    Ok(started)
+}
+
+/// Waits until the snapshot has loaded (for tests and `demo`).
+pub async fn wait_ready(routing: &Routing, timeout: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + timeout;
+    while !routing.is_ready() {
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    true
+}

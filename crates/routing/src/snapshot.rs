@@ -1,0 +1,234 @@
+//! The routing snapshot: every number that is not `available`, keyed by its E.164 digits as a
+//! `u64`, in two parallel sorted vectors (8 + 4 bytes a number) plus a small overlay of recent
+//! changes that is merged in when it grows. Customers and trunks are small tables beside it.
+
+use domain::routing::{decide, Decision, Direction, NumberFacts, NumberRouting, Reason};
+use domain::trunk::{NumberingRule, ZoomTrunk};
+use domain::{CustomerId, NumberState};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Overlay entries before they are merged into the sorted vectors (a merge is one O(n) pass).
+const MERGE_AT: usize = 16_384;
+/// A number removed from the snapshot (made `available` again) in the overlay.
+const GONE: u32 = u32::MAX;
+
+/// A trunk as calls need it.
+#[derive(Debug)]
+pub struct Trunk {
+    pub name: String,
+    pub destinations: Vec<String>,
+    pub numbering: NumberingRule,
+}
+
+/// One answer, owned so it can leave the snapshot's lock.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub direction: Direction,
+    /// 302 (route), 200 (allow), or the reject status.
+    pub status: u16,
+    pub reason: Option<Reason>,
+    /// The Zoom trunk to route to (inbound 302).
+    pub trunk: Option<Arc<Trunk>>,
+    /// The number's customer, when it has one.
+    pub customer: Option<CustomerId>,
+    pub generation: i64,
+}
+
+#[derive(Default)]
+pub struct Snapshot {
+    keys: Vec<u64>,
+    /// state (4 bits) | deauthorized (1 bit) << 4 | customer index + 1 (27 bits) << 5; 0 = no customer
+    values: Vec<u32>,
+    overlay: HashMap<u64, u32>,
+    customers: Vec<(CustomerId, Option<u16>)>,
+    customer_index: HashMap<CustomerId, u32>,
+    trunks: Vec<Arc<Trunk>>,
+    /// The highest change id applied.
+    pub generation: i64,
+}
+
+fn state_code(s: NumberState) -> u32 {
+    NumberState::ALL.iter().position(|x| *x == s).unwrap_or(0) as u32
+}
+
+pub fn e164_key(digits: &str) -> Option<u64> {
+    digits.strip_prefix('+').unwrap_or(digits).parse().ok()
+}
+
+impl Snapshot {
+    /// Replaces customers and trunks (they are small; any change to them reloads both).
+    pub fn set_customers(&mut self, customers: Vec<(CustomerId, Option<String>)>, trunks: Vec<ZoomTrunk>) {
+        self.trunks = trunks
+            .into_iter()
+            .map(|t| Arc::new(Trunk { name: t.name.to_string(), destinations: t.destinations.iter().map(|d| d.to_string()).collect(), numbering: t.numbering }))
+            .collect();
+        let trunk_index: HashMap<&str, u16> = self.trunks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i as u16)).collect();
+        // Keep existing customers' indexes: packed numbers refer to them.
+        let mut fresh: HashMap<CustomerId, Option<u16>> = customers.into_iter().map(|(id, t)| (id, t.and_then(|t| trunk_index.get(t.as_str()).copied()))).collect();
+        for (id, trunk) in self.customers.iter_mut() {
+            *trunk = fresh.remove(id).flatten();
+        }
+        for (id, trunk) in fresh {
+            self.customer_index.insert(id, self.customers.len() as u32);
+            self.customers.push((id, trunk));
+        }
+    }
+
+    pub fn knows_customer(&self, id: CustomerId) -> bool {
+        self.customer_index.contains_key(&id)
+    }
+
+    fn pack(&self, f: &NumberFacts) -> u32 {
+        let customer = f.customer.and_then(|c| self.customer_index.get(&c)).map_or(0, |i| i + 1);
+        state_code(f.state) | (u32::from(f.deauthorized()) << 4) | (customer << 5)
+    }
+
+    /// Adds numbers during a full load; call [`Snapshot::finish_load`] after the last.
+    pub fn load(&mut self, facts: &[NumberFacts]) {
+        for f in facts {
+            if let Some(k) = e164_key(f.e164.as_str()) {
+                let v = self.pack(f);
+                self.keys.push(k);
+                self.values.push(v);
+            }
+        }
+    }
+
+    pub fn finish_load(&mut self) {
+        // The store pages in E.164 text order, which is not numeric order across lengths.
+        let mut pairs: Vec<(u64, u32)> = self.keys.drain(..).zip(self.values.drain(..)).collect();
+        pairs.sort_unstable_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        self.keys = pairs.iter().map(|p| p.0).collect();
+        self.values = pairs.iter().map(|p| p.1).collect();
+        self.keys.shrink_to_fit();
+        self.values.shrink_to_fit();
+    }
+
+    /// Applies a changed number (`facts`), or its absence (`None`: made available or gone).
+    pub fn apply(&mut self, key: u64, facts: Option<&NumberFacts>) {
+        let v = match facts {
+            Some(f) if f.state != NumberState::Available => self.pack(f),
+            _ => GONE,
+        };
+        self.overlay.insert(key, v);
+        if self.overlay.len() >= MERGE_AT {
+            self.merge();
+        }
+    }
+
+    fn merge(&mut self) {
+        let mut changes: Vec<(u64, u32)> = self.overlay.drain().collect();
+        changes.sort_unstable_by_key(|c| c.0);
+        let mut keys = Vec::with_capacity(self.keys.len() + changes.len());
+        let mut values = Vec::with_capacity(keys.capacity());
+        let (mut i, mut j) = (0, 0);
+        while i < self.keys.len() || j < changes.len() {
+            let take_change = j < changes.len() && (i >= self.keys.len() || changes[j].0 <= self.keys[i]);
+            if take_change {
+                if i < self.keys.len() && self.keys[i] == changes[j].0 {
+                    i += 1;
+                }
+                if changes[j].1 != GONE {
+                    keys.push(changes[j].0);
+                    values.push(changes[j].1);
+                }
+                j += 1;
+            } else {
+                keys.push(self.keys[i]);
+                values.push(self.values[i]);
+                i += 1;
+            }
+        }
+        self.keys = keys;
+        self.values = values;
+    }
+
+    fn packed(&self, key: u64) -> Option<u32> {
+        match self.overlay.get(&key) {
+            Some(&GONE) => None,
+            Some(&v) => Some(v),
+            None => self.keys.binary_search(&key).ok().map(|i| self.values[i]),
+        }
+    }
+
+    fn routing(&self, key: Option<u64>) -> (Option<NumberRouting<'_>>, Option<CustomerId>) {
+        let Some(v) = key.and_then(|k| self.packed(k)) else { return (None, None) };
+        let state = NumberState::ALL[(v & 0xF) as usize];
+        let customer = (v >> 5).checked_sub(1).and_then(|i| self.customers.get(i as usize));
+        let trunk = customer.and_then(|(_, t)| *t).map(|t| self.trunks[t as usize].name.as_str());
+        (Some(NumberRouting { state, deauthorized: v & 0x10 != 0, trunk }), customer.map(|(id, _)| *id))
+    }
+
+    /// Decides a call; `from`/`to` are E.164 keys (`None`: not a number, or not given).
+    pub fn decide(&self, direction: Direction, from: Option<u64>, to: Option<u64>, via_trunk: Option<&str>) -> Answer {
+        let (from_r, from_c) = self.routing(from);
+        let (to_r, to_c) = self.routing(to);
+        let d = decide(direction, from_r, to_r, via_trunk);
+        let trunk = match d {
+            Decision::Route { trunk } => self.trunk(trunk),
+            _ => None,
+        };
+        let customer = if direction == Direction::Inbound { to_c } else { from_c };
+        Answer { direction, status: d.sip_status(), reason: d.reason(), trunk, customer, generation: self.generation }
+    }
+
+    pub fn trunk(&self, name: &str) -> Option<Arc<Trunk>> {
+        self.trunks.iter().find(|t| t.name == name).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len() + self.overlay.values().filter(|v| **v != GONE).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held for the numbers themselves (the per-number cost the goal is about).
+    pub fn number_bytes(&self) -> usize {
+        self.keys.capacity() * 8 + self.values.capacity() * 4 + self.overlay.capacity() * 16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::PhoneNumber;
+
+    fn facts(e164: &str, state: NumberState, customer: Option<CustomerId>) -> NumberFacts {
+        NumberFacts { e164: PhoneNumber::from_trusted(e164.into()), state, customer, reason: None }
+    }
+
+    #[test]
+    fn lookups_see_loads_changes_and_merges() {
+        let c = CustomerId::new();
+        let trunk = ZoomTrunk::parse("zoom-a", &["sip:a.example"], NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
+        let mut s = Snapshot::default();
+        s.set_customers(vec![(c, Some("zoom-a".into()))], vec![trunk]);
+        s.load(&[facts("+15550100001", NumberState::Active, Some(c)), facts("+4930123456", NumberState::Suspended, Some(c))]);
+        s.finish_load();
+        let inbound = |s: &Snapshot, n: u64| {
+            let a = s.decide(Direction::Inbound, None, Some(n), None);
+            (a.status, a.reason)
+        };
+        assert_eq!(inbound(&s, 15550100001), (302, None));
+        assert_eq!(s.decide(Direction::Inbound, None, Some(15550100001), None).trunk.unwrap().destinations, ["sip:a.example"]);
+        assert_eq!(inbound(&s, 4930123456), (480, Some(Reason::Suspended)));
+        assert_eq!(inbound(&s, 15550100002), (404, Some(Reason::NotProvisioned)));
+
+        s.apply(15550100001, Some(&facts("+15550100001", NumberState::Aging, None)));
+        assert_eq!(inbound(&s, 15550100001), (404, Some(Reason::Released)));
+        s.apply(15550100001, None);
+        assert_eq!(inbound(&s, 15550100001), (404, Some(Reason::NotProvisioned)));
+        for n in 0..MERGE_AT as u64 + 10 {
+            s.apply(16000000000 + n, Some(&facts("+1", NumberState::Active, Some(c))));
+        }
+        assert!(s.overlay.len() < 100, "merged");
+        assert_eq!(inbound(&s, 16000000005), (302, None));
+        assert_eq!(inbound(&s, 15550100001), (404, Some(Reason::NotProvisioned)));
+        assert_eq!(inbound(&s, 4930123456), (480, Some(Reason::Suspended)));
+        assert_eq!(s.len(), MERGE_AT + 10 + 1);
+    }
+}

@@ -1,0 +1,110 @@
+//! What the routing snapshot reads (issue 7): numbers' routing facts, customers' trunks, and the
+//! `routing_changes` feed that triggers fill. Its triggers `NOTIFY peerex_routing` at commit, which
+//! every instance's snapshot LISTENs to.
+
+use crate::{Result, PgStore};
+use domain::routing::NumberFacts;
+use domain::{CustomerId, NumberState, PhoneNumber};
+use sqlx::{QueryBuilder, Postgres};
+use uuid::Uuid;
+
+struct FactsRow {
+    e164: String,
+    state: String,
+    customer_id: Option<Uuid>,
+    reason: Option<String>,
+}
+
+impl FactsRow {
+    fn into_facts(self) -> Result<NumberFacts> {
+        let state = NumberState::parse(&self.state).ok_or_else(|| sqlx::Error::Decode(format!("unexpected number state {:?}", self.state).into()))?;
+        Ok(NumberFacts { e164: PhoneNumber::from_trusted(self.e164), state, customer: self.customer_id.map(CustomerId::from_uuid), reason: self.reason })
+    }
+}
+
+/// Listens for `NOTIFY peerex_routing`, which the `routing_changes` triggers send at commit.
+pub const ROUTING_CHANNEL: &str = "peerex_routing";
+
+impl PgStore {
+    /// Every number that is not `available` (those decide like unknown ones), in E.164 order after
+    /// `after`, at most `limit`.
+    pub async fn routing_numbers(&self, after: &str, limit: i64) -> Result<Vec<NumberFacts>> {
+        let rows = sqlx::query_as!(
+            FactsRow,
+            r#"SELECT e164, state, customer_id , reason FROM numbers WHERE state <> 'available' AND e164 > $1 ORDER BY e164 LIMIT $2"#,
+            after,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(FactsRow::into_facts).collect()
+    }
+
+    /// The routing facts of these numbers (those not in the inventory are absent).
+    pub async fn routing_numbers_by_e164(&self, e164s: &[String]) -> Result<Vec<NumberFacts>> {
+        let mut out = Vec::with_capacity(e164s.len());
+        for chunk in e164s.chunks(crate::INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new("SELECT e164, state, customer_id, reason FROM numbers WHERE e164 IN (");
+            let mut sep = q.separated(", ");
+            for n in chunk {
+                sep.push_bind(n.as_str());
+            }
+            q.push(")");
+            let rows: Vec<(String, String, Option<Uuid>, Option<String>)> = q.build_query_as().fetch_all(&self.pool).await?;
+            for (e164, state, customer_id, reason) in rows {
+                out.push(FactsRow { e164, state, customer_id, reason }.into_facts()?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn routing_customers(&self) -> Result<Vec<(CustomerId, Option<String>)>> {
+        let rows = sqlx::query!(r#"SELECT id , zoom_trunk FROM customers"#).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (CustomerId::from_uuid(r.id), r.zoom_trunk)).collect())
+    }
+
+    /// Changes after `after`, oldest first: (id, number or `None` for customers/trunks).
+    pub async fn routing_changes(&self, after: i64, limit: i64) -> Result<Vec<(i64, Option<String>)>> {
+        let rows = sqlx::query!(r#"SELECT id AS "id!", e164 FROM routing_changes WHERE id > $1 ORDER BY id LIMIT $2"#, after, limit).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.id, r.e164)).collect())
+    }
+
+    /// A connection LISTENing to the routing feed's notifications.
+    pub async fn routing_listener(&self) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(ROUTING_CHANNEL).await?;
+        Ok(listener)
+    }
+
+    pub async fn routing_changes_by_id(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Postgres>::new("SELECT id, e164 FROM routing_changes WHERE id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build_query_as().fetch_all(&self.pool).await
+    }
+
+    /// (oldest, newest) change id kept; the newest is the routing generation. (0, 0) when empty.
+    pub async fn routing_generation(&self) -> Result<(i64, i64)> {
+        let r = sqlx::query!(r#"SELECT COALESCE(MIN(id), 0) AS "low!", COALESCE(MAX(id), 0) AS "high!" FROM routing_changes"#).fetch_one(&self.pool).await?;
+        Ok((r.low, r.high))
+    }
+
+    /// Forgets changes up to `upto`; a snapshot further behind rebuilds from the numbers.
+    pub async fn prune_routing_changes(&self, upto: i64) -> Result<u64> {
+        Ok(sqlx::query!("DELETE FROM routing_changes WHERE id <= $1", upto).execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Test and benchmark support: sets a number's state and customer directly, bypassing the
+    /// state machine and the audit trail (the routing triggers still see it, as they see any write).
+    pub async fn force_number_state(&self, e164: &str, state: &str, customer: Option<Uuid>) -> Result<bool> {
+        let done = sqlx::query!("UPDATE numbers SET state = $1, customer_id = $2 WHERE e164 = $3", state, customer, e164).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+

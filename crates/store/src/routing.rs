@@ -1,0 +1,68 @@
+//! What the routing snapshot reads (issue 7), and how it hears of changes: an in-process wake on
+//! SQLite, LISTEN/NOTIFY on PostgreSQL. The periodic generation check in `routing` covers anything
+//! either misses (another process writing to the SQLite file, a dropped LISTEN connection).
+
+use crate::{DbError, Result, Store};
+use domain::routing::NumberFacts;
+use domain::CustomerId;
+
+/// Wakes when the routing feed may have grown.
+pub enum RoutingWake {
+    Sqlite(tokio::sync::watch::Receiver<u64>),
+    Postgres(sqlx::postgres::PgListener),
+}
+
+impl RoutingWake {
+    /// Waits for the next wake. An error means the feed is gone (a lost connection): fall back to
+    /// the periodic check and listen again.
+    pub async fn changed(&mut self) -> Result<()> {
+        match self {
+            RoutingWake::Sqlite(rx) => rx.changed().await.map_err(|_| DbError::Other(sqlx::Error::PoolClosed)),
+            RoutingWake::Postgres(l) => l.recv().await.map(|_| ()).map_err(DbError::from),
+        }
+    }
+}
+
+impl Store {
+    pub async fn routing_numbers(&self, after: &str, limit: i64) -> Result<Vec<NumberFacts>> {
+        dispatch!(self.routing_numbers(after, limit))
+    }
+
+    pub async fn routing_numbers_by_e164(&self, e164s: &[String]) -> Result<Vec<NumberFacts>> {
+        dispatch!(self.routing_numbers_by_e164(e164s))
+    }
+
+    pub async fn routing_customers(&self) -> Result<Vec<(CustomerId, Option<String>)>> {
+        dispatch!(self.routing_customers())
+    }
+
+    pub async fn routing_changes(&self, after: i64, limit: i64) -> Result<Vec<(i64, Option<String>)>> {
+        dispatch!(self.routing_changes(after, limit))
+    }
+
+    pub async fn routing_changes_by_id(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
+        dispatch!(self.routing_changes_by_id(ids))
+    }
+
+    /// (oldest, newest) change id kept; the newest is the routing generation.
+    pub async fn routing_generation(&self) -> Result<(i64, i64)> {
+        dispatch!(self.routing_generation())
+    }
+
+    pub async fn prune_routing_changes(&self, upto: i64) -> Result<u64> {
+        dispatch!(self.prune_routing_changes(upto))
+    }
+
+    pub async fn routing_wake(&self) -> Result<RoutingWake> {
+        match self {
+            Store::Sqlite(_) => Ok(RoutingWake::Sqlite(store_sqlite::routing_wake())),
+            Store::Postgres(p) => Ok(RoutingWake::Postgres(p.routing_listener().await?)),
+        }
+    }
+
+    /// Test and benchmark support: sets a number's state and customer directly (no state machine,
+    /// no audit trail).
+    pub async fn force_number_state(&self, e164: &str, state: &str, customer: Option<uuid::Uuid>) -> Result<bool> {
+        dispatch!(self.force_number_state(e164, state, customer))
+    }
+}
