@@ -49,6 +49,11 @@ impl ZoomApp {
 
     /// As [`ZoomApp::spawn`], with the Zoom settings changed by `tune` first.
     pub async fn spawn_tuned(db: Db, tune: impl FnOnce(&mut ZoomSetup)) -> ZoomApp {
+        Self::spawn_full(db, sim::Options { control_api: true, ..sim::Options::default() }, tune).await
+    }
+
+    /// As [`ZoomApp::spawn_tuned`], with the simulator's options (a state file, to restart it).
+    pub async fn spawn_full(db: Db, options: sim::Options, tune: impl FnOnce(&mut ZoomSetup)) -> ZoomApp {
         let (dir, url) = match db {
             Db::Sqlite => {
                 let (dir, path) = crate::sqlite_path();
@@ -59,7 +64,7 @@ impl ZoomApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let platform_url = format!("http://{addr}");
-        let zoom = sim::spawn(sim::demo::world(&platform_url).expect("demo world")).await;
+        let zoom = sim::spawn_with(sim::demo::world(&platform_url).expect("demo world"), options).await;
         let store = Store::connect(&url).await.expect("connect to test database");
         store.migrate().await.expect("migrate test database");
         let mut setup = zoom_setup(&zoom.url, &platform_url);
@@ -82,5 +87,50 @@ impl ZoomApp {
     /// Runs every job due now (pushes, polls) to the end; for deterministic tests.
     pub async fn run_pending_jobs(&self) -> Vec<app::jobs::JobRun> {
         self.platform.app.run_pending_jobs().await.expect("run pending jobs")
+    }
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+impl ZoomApp {
+    /// The whole Marketplace install as a browser does it: sign in to Zoom as Acme's admin, Add →
+    /// Allow, land on the platform's callback, sign in to the portal as `portal_email` (password
+    /// [`PASSWORD`]). Panics unless the account ends up linked. Returns the signed-in browser.
+    pub async fn link_acme(&self, portal_email: &str) -> reqwest::Client {
+        let b = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let z = &self.zoom.url;
+        let r = b
+            .post(format!("{z}/signin"))
+            .form(&[("email", sim::demo::ACME_ADMIN_EMAIL), ("password", sim::demo::ACME_ADMIN_PASSWORD), ("next", "/profile")])
+            .send()
+            .await
+            .expect("zoom sign-in");
+        assert!(r.status().is_redirection(), "zoom sign-in: {}", r.status());
+        let redirect = format!("{}/zoom/oauth/callback", self.platform.url);
+        let page = b
+            .get(format!("{z}/oauth/authorize"))
+            .query(&[("response_type", "code"), ("client_id", sim::demo::CLIENT_ID), ("redirect_uri", redirect.as_str())])
+            .send()
+            .await
+            .expect("consent")
+            .text()
+            .await
+            .expect("consent page");
+        let consent = crate::hidden_value(&page, "consent").expect("consent form");
+        let r = b.post(format!("{z}/oauth/authorize")).form(&[("consent", consent.as_str()), ("decision", "allow")]).send().await.expect("allow");
+        let r = b.get(location(&r)).send().await.expect("callback");
+        assert_eq!(location(&r), "/portal/login");
+        let page = b.get(format!("{}/portal/login", self.platform.url)).send().await.expect("login").text().await.expect("login page");
+        let csrf = crate::hidden_value(&page, "csrf").expect("csrf");
+        let r = b
+            .post(format!("{}/portal/login", self.platform.url))
+            .form(&[("email", portal_email), ("password", PASSWORD), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .expect("portal sign-in");
+        assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
+        b
     }
 }

@@ -6,6 +6,7 @@
 
 mod customers;
 mod import;
+mod jobs;
 mod login;
 mod numbers;
 mod orders;
@@ -37,6 +38,7 @@ pub fn router() -> Router<WebState> {
         .merge(customers::router())
         .merge(orders::router())
         .merge(tokens::router())
+        .merge(jobs::router())
         .merge(trunks::router())
 }
 
