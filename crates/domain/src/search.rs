@@ -2,6 +2,7 @@
 
 use crate::ids::CustomerId;
 use crate::number::NumberState;
+use crate::PhoneNumber;
 
 pub const MAX_PAGE: u32 = 500;
 
@@ -58,6 +59,64 @@ pub fn parse_prefix(raw: &str) -> Result<Option<String>, String> {
     Ok(Some(with_plus))
 }
 
+/// Search filters as typed into a form, a query string or a command line (empty means "any").
+/// One parser for every surface, so the portal, the API and the CLI accept and refuse the same input.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawFilters<'a> {
+    pub prefix: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub customer: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub after: Option<&'a str>,
+}
+
+/// A filter that is wrong: `field` is one of prefix, state, customer, tag, region, after.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FilterError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// A filter that was typed: trimmed, and not empty.
+fn given(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl RawFilters<'_> {
+    pub fn parse(&self, limit: u32) -> Result<NumberQuery, FilterError> {
+        let err = |field: &'static str, message: String| FilterError { field, message };
+        let state = match given(self.state) {
+            None => None,
+            Some(s) => Some(NumberState::parse(s).ok_or_else(|| err("state", format!("there is no state {s:?}")))?),
+        };
+        let customer_id = match given(self.customer) {
+            None => None,
+            Some(c) => Some(c.parse::<CustomerId>().map_err(|_| err("customer", "is not a customer id".into()))?),
+        };
+        let tag = match crate::import::parse_tags(self.tag.unwrap_or_default()).map_err(|m| err("tag", m))?.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            _ => return Err(err("tag", "search for one tag at a time".into())),
+        };
+        let region = match given(self.region) {
+            None => None,
+            // Checked like a stored value: a NUL byte, for one, is an error in PostgreSQL, not a miss.
+            Some(r) if r.chars().count() > crate::import::MAX_FIELD_LEN => {
+                return Err(err("region", format!("is longer than {} characters", crate::import::MAX_FIELD_LEN)))
+            }
+            Some(r) if r.chars().any(char::is_control) => return Err(err("region", "contains control characters".into())),
+            Some(r) => Some(r.to_owned()),
+        };
+        let after = match given(self.after) {
+            None => None,
+            Some(a) => Some(PhoneNumber::parse(a).map_err(|e| err("after", e.to_string()))?.to_string()),
+        };
+        let prefix = parse_prefix(self.prefix.unwrap_or_default()).map_err(|m| err("prefix", m))?;
+        Ok(NumberQuery { prefix, state, customer_id, tag, region, after, limit })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +134,18 @@ mod tests {
         assert_eq!(parse_prefix("").unwrap(), None);
         assert!(parse_prefix("+1' OR 1=1 --").is_err());
         assert!(parse_prefix("%").is_err());
+    }
+
+    #[test]
+    fn filters_parse_or_name_the_wrong_field() {
+        let q = RawFilters { prefix: Some(" 1555 "), state: Some("available"), tag: Some("NYC"), region: Some(" "), ..Default::default() }.parse(10).unwrap();
+        assert_eq!((q.prefix.as_deref(), q.state, q.tag.as_deref(), q.region, q.limit), (Some("+1555"), Some(NumberState::Available), Some("nyc"), None, 10));
+        let field = |f: RawFilters| f.parse(10).unwrap_err().field;
+        assert_eq!(field(RawFilters { prefix: Some("abc"), ..Default::default() }), "prefix");
+        assert_eq!(field(RawFilters { state: Some("gone"), ..Default::default() }), "state");
+        assert_eq!(field(RawFilters { customer: Some("acme"), ..Default::default() }), "customer");
+        assert_eq!(field(RawFilters { tag: Some("a;b"), ..Default::default() }), "tag");
+        assert_eq!(field(RawFilters { region: Some("a\0b"), ..Default::default() }), "region");
+        assert_eq!(field(RawFilters { after: Some("12"), ..Default::default() }), "after");
     }
 }

@@ -34,14 +34,15 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
     let dir = tempfile_dir()?;
     let sqlite = format!("sqlite://{}", dir.join("bench.db").display());
     let floor_sqlite = format!("sqlite://{}", dir.join("floor.db").display());
-    let mut results = vec![bench_one("sqlite", &sqlite, &floor_sqlite, count, searches).await?];
-    match postgres {
-        Some(base) => {
-            let (db, floor) = (fresh_pg(&base, "bench").await?, fresh_pg(&base, "floor").await?);
-            results.push(bench_one("postgres", &db, &floor, count, searches).await?);
+    // Create the PostgreSQL databases first so a bad URL fails before the long SQLite run.
+    let pg = match postgres {
+        Some(base) => Some((fresh_pg(&base, "bench").await?, fresh_pg(&base, "floor").await?)),
+        None => {
+            eprintln!("(PostgreSQL skipped: pass --postgres URL; scripts/pg-throwaway starts a server)");
+            None
         }
-        None => eprintln!("(PostgreSQL skipped: pass --postgres URL; scripts/pg-throwaway starts a server)"),
-    }
+    };
+    let sqlite_result = bench_one("sqlite", &sqlite, &floor_sqlite, count, searches).await;
     let _ = std::fs::remove_dir_all(&dir);
     println!("\n{:<9} {:>10} {:>12} {:>12} {:>8} {:>12} {:>12}", "database", "numbers", "peerex s", "floor s", "ratio", "search p50", "search p99");
     for r in &results {
@@ -51,6 +52,12 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
             count,
             r.peerex.as_secs_f64(),
             r.floor.as_secs_f64(),
+    let mut results = vec![sqlite_result?];
+    print_row(&results[0], count);
+    if let Some((db, floor)) = pg {
+        results.push(bench_one("postgres", &db, &floor, count, searches).await?);
+        print_row(&results[1], count);
+    }
             r.peerex.as_secs_f64() / r.floor.as_secs_f64(),
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3
@@ -68,16 +75,32 @@ struct Result {
     p99: Duration,
 }
 
+/// Each database's figures as soon as they exist, so a later failure does not lose them.
+fn print_row(r: &Result, count: u64) {
+    eprintln!(
+        "{}: {count} numbers, peerex {:.2} s, floor {:.2} s ({:.2}x), search p50 {:.2} ms, p99 {:.2} ms",
+        r.backend,
+        r.peerex.as_secs_f64(),
+        r.floor.as_secs_f64(),
+        r.peerex.as_secs_f64() / r.floor.as_secs_f64(),
+        r.p50.as_secs_f64() * 1e3,
+        r.p99.as_secs_f64() * 1e3
+    );
+}
+
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("peerex-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
-async fn fresh_pg(base: &str, what: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_pg(base: &str, what: &str) -> anyhow::Result<String> {
     let name = format!("peerex_{what}_{}", std::process::id());
     let mut conn = sqlx::PgConnection::connect(base).await?;
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}")).execute(&mut conn).await?;
+    // One statement per call: PostgreSQL refuses DROP/CREATE DATABASE inside the implicit
+    // transaction a multi-statement simple query runs in.
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
     let (head, _) = base.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("--postgres must be a URL like postgres://user@host:port/db"))?;
     Ok(format!("{head}/{name}"))
 }

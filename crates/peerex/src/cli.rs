@@ -336,10 +336,15 @@ fn parse_order(id: &str) -> anyhow::Result<OrderId> {
 
 impl Filter {
     fn query(&self, after: Option<String>, limit: u32) -> anyhow::Result<NumberQuery> {
-        let prefix = domain::search::parse_prefix(self.prefix.as_deref().unwrap_or_default()).map_err(|m| anyhow::anyhow!("--prefix: {m}"))?;
-        let state = self.state.as_deref().map(|s| domain::NumberState::parse(s).ok_or_else(|| anyhow::anyhow!("--state: unknown state {s:?}"))).transpose()?;
-        let customer_id = self.customer.as_deref().map(parse_customer).transpose()?;
-        Ok(NumberQuery { prefix, state, customer_id, tag: self.tag.clone(), region: self.region.clone(), after, limit })
+        let raw = domain::search::RawFilters {
+            prefix: self.prefix.as_deref(),
+            state: self.state.as_deref(),
+            customer: self.customer.as_deref(),
+            tag: self.tag.as_deref(),
+            region: self.region.as_deref(),
+            after: after.as_deref(),
+        };
+        raw.parse(limit).map_err(|e| anyhow::anyhow!("--{}: {}", e.field, e.message))
     }
 }
 

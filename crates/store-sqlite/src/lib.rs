@@ -181,7 +181,8 @@ impl SqliteStore {
             q.push(" AND customer_id = ").push_bind(customer.as_uuid());
         }
         if let Some(tag) = &query.tag {
-            q.push(" AND tags LIKE ").push_bind(format!("%,{tag},%"));
+            // A substring test, not LIKE: tags may contain `_`, a LIKE wildcard.
+            q.push(" AND instr(tags, ").push_bind(format!(",{tag},")).push(") > 0");
         }
         if let Some(region) = &query.region {
             q.push(" AND region = ").push_bind(region.as_str());
@@ -384,7 +385,8 @@ impl SqliteStore {
                 q.push(" AND region = ").push_bind(region.as_str());
             }
             if let Some(tag) = &pick.tag {
-                q.push(" AND tags LIKE ").push_bind(format!("%,{tag},%"));
+                // A substring test, not LIKE: tags may contain `_`, a LIKE wildcard.
+                q.push(" AND instr(tags, ").push_bind(format!(",{tag},")).push(") > 0");
             }
             q.push(" ORDER BY e164 LIMIT ").push_bind(i64::from(pick.count));
             let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;

@@ -127,6 +127,9 @@ async fn search_pages_by_keyset_with_filters(store: Store) {
     // A tag filter matches whole tags only.
     let partial = store.search_numbers(&NumberQuery { tag: Some("prem".into()), limit: 500, ..Default::default() }).await.unwrap();
     assert!(partial.is_empty());
+    // `_` is a LIKE wildcard but only a character in a tag: "prem_um" is not "premium".
+    let underscore = store.search_numbers(&NumberQuery { tag: Some("prem_um".into()), limit: 500, ..Default::default() }).await.unwrap();
+    assert!(underscore.is_empty());
     let region = store.search_numbers(&NumberQuery { region: Some("DE".into()), limit: 500, ..Default::default() }).await.unwrap();
     assert_eq!(region.len(), 5);
     let reserved = store.search_numbers(&NumberQuery { state: Some(NumberState::Reserved), limit: 500, ..Default::default() }).await.unwrap();

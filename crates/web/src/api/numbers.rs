@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use domain::auth::Scope;
 use domain::import::{ImportPlan, MAX_FIELD_LEN, MAX_NOTE_LEN};
 use domain::number::NumberAttrs;
-use domain::search::{parse_prefix, NumberQuery, MAX_PAGE};
-use domain::{CustomerId, Number, NumberEvent, NumberId, NumberState};
+use domain::search::{NumberQuery, MAX_PAGE};
+use domain::{Number, NumberEvent, NumberId};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -102,36 +102,20 @@ pub struct SearchParams {
 
 impl SearchParams {
     pub fn into_query(self) -> Result<NumberQuery, AppError> {
-        let state = match self.state.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => Some(NumberState::parse(s).ok_or_else(|| AppError::invalid("state", format!("unknown state {s:?}")))?),
-        };
-        let customer_id = match self.customer_id.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => Some(s.parse::<CustomerId>().map_err(|_| AppError::invalid("customer_id", "is not a customer id"))?),
-        };
-        let tag = match self.tag.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(t) => Some(domain::import::parse_tags(t).map_err(|m| AppError::invalid("tag", m))?.into_iter().next().unwrap_or_default()),
-        };
-        let after = match self.after.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(a) => Some(domain::PhoneNumber::parse(a).map_err(|e| AppError::invalid("after", e.to_string()))?.to_string()),
-        };
         let limit = self.limit.unwrap_or(100);
         if !(1..=domain::search::MAX_PAGE).contains(&limit) {
             return Err(AppError::invalid("limit", format!("must be 1 to {}", domain::search::MAX_PAGE)));
         }
-        Ok(NumberQuery {
-            prefix: parse_prefix(self.prefix.as_deref().unwrap_or_default()).map_err(|m| AppError::invalid("prefix", m))?,
-            state,
-            customer_id,
-            tag,
-            // Checked like a stored value: a NUL byte, for one, is an error in PostgreSQL, not a miss.
-            region: text("region", self.region.as_deref(), MAX_FIELD_LEN)?,
-            after,
-            limit,
-        })
+        let raw = domain::search::RawFilters {
+            prefix: self.prefix.as_deref(),
+            state: self.state.as_deref(),
+            customer: self.customer_id.as_deref(),
+            tag: self.tag.as_deref(),
+            region: self.region.as_deref(),
+            after: self.after.as_deref(),
+        };
+        // The API calls the customer filter `customer_id`, like the field it returns.
+        raw.parse(limit).map_err(|e| AppError::invalid(if e.field == "customer" { "customer_id" } else { e.field }, e.message))
     }
 }
 

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use domain::customer::Customer;
-use domain::search::{parse_prefix, NumberQuery};
-use domain::{CustomerId, Number, NumberId, NumberState, PhoneNumber};
+use domain::search::NumberQuery;
+use domain::{CustomerId, Number, NumberId, NumberState};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -42,32 +42,15 @@ pub struct Filters {
 
 impl Filters {
     fn query(&self, limit: u32) -> Result<NumberQuery, FormError> {
-        let state = match self.state.trim() {
-            "" => None,
-            s => Some(NumberState::parse(s).ok_or_else(|| FormError::new("state", format!("there is no state {s:?}")))?),
+        let raw = domain::search::RawFilters {
+            prefix: Some(&self.prefix),
+            state: Some(&self.state),
+            customer: Some(&self.customer),
+            tag: Some(&self.tag),
+            region: Some(&self.region),
+            after: Some(&self.after),
         };
-        let customer_id = match self.customer.trim() {
-            "" => None,
-            c => Some(c.parse::<CustomerId>().map_err(|_| FormError::new("customer", "is not a customer id"))?),
-        };
-        let tag = match domain::import::parse_tags(&self.tag).map_err(|m| FormError::new("tag", m))?.as_slice() {
-            [] => None,
-            [one] => Some(one.clone()),
-            _ => return Err(FormError::new("tag", "search for one tag at a time")),
-        };
-        let after = match self.after.trim() {
-            "" => None,
-            a => Some(PhoneNumber::parse(a).map_err(|e| FormError::new("after", e.to_string()))?.to_string()),
-        };
-        Ok(NumberQuery {
-            prefix: parse_prefix(&self.prefix).map_err(|m| FormError::new("prefix", m))?,
-            state,
-            customer_id,
-            tag,
-            region: Some(self.region.trim().to_owned()).filter(|r| !r.is_empty()),
-            after,
-            limit,
-        })
+        raw.parse(limit).map_err(|e| FormError::new(e.field, e.message))
     }
 
     /// The filters as a query string (without `after`), for the next-page and export links.
