@@ -59,6 +59,7 @@ impl App {
             let end = match job.kind {
                 JobKind::PushNumbers => self.run_push(z, &job, worker).await,
                 JobKind::PollNumbers => self.run_poll(z, &job, worker).await,
+                JobKind::ReleaseNumbers => self.run_release(z, &job, worker).await,
             };
             match end {
                 Ok(Some(end)) => {

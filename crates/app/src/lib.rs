@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod onboarding;
 pub mod orders;
+pub mod release; // issue 6
 pub mod token_keys;
 pub mod trunks;
 
@@ -23,11 +24,13 @@ pub struct Settings {
     /// Failed sign-ins in a row before an account is locked for `lockout`.
     pub max_failed_logins: i64,
     pub lockout: time::Duration,
+    /// How long a number released from Zoom rests (`aging`) before it can be sold again.
+    pub release_quarantine: time::Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { session_ttl: time::Duration::hours(12), max_failed_logins: 5, lockout: time::Duration::minutes(15) }
+        Self { session_ttl: time::Duration::hours(12), max_failed_logins: 5, lockout: time::Duration::minutes(15), release_quarantine: domain::release::DEFAULT_QUARANTINE }
     }
 }
 

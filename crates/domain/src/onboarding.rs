@@ -93,6 +93,8 @@ pub enum JobKind {
     PushNumbers,
     /// List the account's peering numbers to learn which are assigned to users.
     PollNumbers,
+    /// Remove some releasing numbers (at most [`ZOOM_BATCH`]) from the account (issue 6).
+    ReleaseNumbers,
 }
 
 impl JobKind {
@@ -100,12 +102,14 @@ impl JobKind {
         match self {
             JobKind::PushNumbers => "push_numbers",
             JobKind::PollNumbers => "poll_numbers",
+            JobKind::ReleaseNumbers => "release_numbers",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "push_numbers" => Some(JobKind::PushNumbers),
             "poll_numbers" => Some(JobKind::PollNumbers),
+            "release_numbers" => Some(JobKind::ReleaseNumbers),
             _ => None,
         }
     }

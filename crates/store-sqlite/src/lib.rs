@@ -81,6 +81,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 // After the select macros above, which it uses.
 mod onboarding;
+mod release; // issue 6
 
 /// Rows per multi-row INSERT: SQLite allows 32,766 bound parameters per statement.
 const INSERT_CHUNK: usize = 1_000;

@@ -77,6 +77,7 @@ mod routing; // issue 7: the routing snapshot's reads and change feed
 mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
+mod release; // issue 6: releases approved by the customer
 
 impl Store {
     /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.

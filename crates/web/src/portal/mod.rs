@@ -5,6 +5,8 @@
 //! Every query is confined to the signed-in admin's customer: another customer's order is a 404.
 //! Every form carries the session's CSRF token.
 
+mod release; // issue 6: the Wait for Release tab
+
 use crate::error::{render, PageError};
 use crate::session::{cookie, csrf_refused, same_secret, set_cookie, LOGIN_CSRF_COOKIE};
 use crate::zoom::{install_refused, INSTALL_COOKIE};
@@ -40,6 +42,7 @@ pub fn router() -> Router<WebState> {
         .route("/orders", post(order_more))
         .route("/orders/{id}", get(order_page))
         .route("/orders/{id}/progress", get(order_progress))
+        .merge(release::router())
 }
 
 /// A signed-in customer admin. Without one, the browser is sent to the portal's sign-in.

@@ -1,0 +1,241 @@
+//! Releases (DESIGN.md §2 "Release"): the carrier starts the release of some of a customer's active
+//! numbers, the customer approves it ("Wait for Release" → "Release numbers"), and each number is
+//! removed from Zoom unless Zoom refuses (still assigned to a user there). The number's own moves are
+//! in [`crate::number`]; this module holds what a release is and how Zoom's answers read.
+
+use crate::ids::{CustomerId, NumberId};
+use serde::Serialize;
+use std::fmt;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What the customer reads when Zoom refuses to remove a number still assigned to a user.
+pub const UNBIND_MESSAGE: &str = "Unassign (Unbind) this number in Zoom, then release it again";
+
+/// Zoom's reason for refusing to remove a number that is assigned (REFERENCE: DELETE peering numbers).
+pub const ZOOM_ASSIGNED: &str = "Phone number is assigned";
+
+/// How long a released number rests before it can be sold again, unless configured otherwise.
+pub const DEFAULT_QUARANTINE: time::Duration = time::Duration::days(90);
+
+/// Where one number of a release is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    /// `release_pending`, waiting for the customer's approval.
+    Waiting,
+    /// Approved; being removed from Zoom.
+    Releasing,
+    /// Removed from Zoom; the number is `aging`.
+    Released,
+    /// Zoom refused; back to `release_pending` with the reason.
+    Refused,
+    /// The carrier withdrew the release; the number is `active` again.
+    Withdrawn,
+}
+
+impl LineState {
+    pub const ALL: [LineState; 5] = [LineState::Waiting, LineState::Releasing, LineState::Released, LineState::Refused, LineState::Withdrawn];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineState::Waiting => "waiting",
+            LineState::Releasing => "releasing",
+            LineState::Released => "released",
+            LineState::Refused => "refused",
+            LineState::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+
+    /// Whether the customer can (still, or again) approve this number.
+    pub fn approvable(self) -> bool {
+        matches!(self, LineState::Waiting | LineState::Refused)
+    }
+}
+
+impl fmt::Display for LineState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A release the carrier started, with how many of its numbers are where.
+#[derive(Clone, Debug, Serialize)]
+pub struct Release {
+    pub id: Uuid,
+    pub customer_id: CustomerId,
+    pub reason: String,
+    pub started_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub waiting: i64,
+    pub releasing: i64,
+    pub released: i64,
+    pub refused: i64,
+    pub withdrawn: i64,
+}
+
+impl Release {
+    /// Numbers that still need something from the customer or from Zoom.
+    pub fn open(&self) -> i64 {
+        self.waiting + self.releasing + self.refused
+    }
+}
+
+/// One number of a release, with what Zoom last said of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReleaseLine {
+    pub release_id: Uuid,
+    pub number_id: NumberId,
+    pub e164: String,
+    pub state: LineState,
+    /// Why the release was started.
+    pub release_reason: String,
+    /// Zoom's refusal, or what to do about it.
+    pub message: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Assigned to a user in Zoom, as last seen; `None` when Zoom has not been asked.
+    pub zoom_assigned: Option<bool>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub zoom_seen_at: Option<OffsetDateTime>,
+}
+
+/// What Zoom answered for one number of a removal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoveResult {
+    /// Zoom no longer has the number (removed now, or it was gone already: converged).
+    Removed,
+    /// Zoom kept it; the message is what the customer reads.
+    Refused(String),
+}
+
+/// What the customer reads for Zoom's refusal to remove a number.
+pub fn refusal_message(zoom_message: &str) -> String {
+    if zoom_message.trim().trim_end_matches('.').eq_ignore_ascii_case(ZOOM_ASSIGNED) {
+        UNBIND_MESSAGE.to_owned()
+    } else {
+        format!("Zoom refused to remove it: {}", zoom_message.trim())
+    }
+}
+
+/// The numbers of a CSV with their row numbers: the `e164` (or `number`) column when the first row
+/// is a header naming one, else the first column of every row. Errors name the row.
+pub fn csv_numbers(text: &str) -> Result<Vec<(usize, String)>, String> {
+    let text = text.trim_start_matches('\u{feff}');
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        rows.push(rec.map_err(|e| format!("row {}: {e}", i + 1))?);
+    }
+    let Some(first) = rows.first() else { return Ok(Vec::new()) };
+    let header = first.iter().position(|h| matches!(h.to_ascii_lowercase().as_str(), "e164" | "number" | "phone_number"));
+    let looks_like_header = first.iter().all(|h| !h.chars().any(|c| c.is_ascii_digit()));
+    let (column, skip) = match header {
+        Some(col) => (col, 1),
+        None if looks_like_header => return Err("row 1: the header has no e164 (or number) column".into()),
+        None => (0, 0),
+    };
+    Ok(rows.iter().enumerate().skip(skip).filter_map(|(i, r)| r.get(column).filter(|v| !v.is_empty()).map(|v| (i + 1, v.to_owned()))).collect())
+}
+
+/// Why a release could not be started; nothing changed. Each problem names the number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StartRefused {
+    #[error("numbers: give at least one number to release")]
+    Empty,
+    #[error("reason: say why the numbers are released")]
+    NoReason,
+    #[error("numbers: {}", .0.join("; "))]
+    Numbers(Vec<String>),
+}
+
+/// Why an approval was refused; nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApproveRefused {
+    #[error("tick at least one number to release")]
+    Empty,
+    /// An id that is not one of the customer's numbers waiting for release (never says whose).
+    #[error("not found")]
+    NotFound,
+    #[error("your Zoom account is not linked, so the numbers cannot be removed from Zoom; add the app in Zoom first")]
+    NoLink,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::Actor;
+    use crate::number::{Number, NumberAttrs, NumberState};
+    use crate::phone::PhoneNumber;
+
+    #[test]
+    fn an_assigned_number_reads_as_unbind_and_other_refusals_keep_zooms_words() {
+        assert_eq!(refusal_message("Phone number is assigned"), UNBIND_MESSAGE);
+        assert_eq!(refusal_message("phone number is assigned."), UNBIND_MESSAGE);
+        assert_eq!(refusal_message("Internal error"), "Zoom refused to remove it: Internal error");
+    }
+
+    #[test]
+    fn line_states_round_trip_and_only_waiting_or_refused_can_be_approved() {
+        for s in LineState::ALL {
+            assert_eq!(LineState::parse(s.as_str()), Some(s));
+        }
+        let approvable: Vec<_> = LineState::ALL.into_iter().filter(|s| s.approvable()).collect();
+        assert_eq!(approvable, vec![LineState::Waiting, LineState::Refused]);
+    }
+
+    /// The whole release of one number, refused once because it is assigned in Zoom, then released:
+    /// every move is an event, the reason travels with the number, the customer lets go at the end,
+    /// and the quarantine ends it back in stock.
+    #[test]
+    fn release_refused_then_released_then_back_in_stock_after_quarantine() {
+        let t0 = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let op = Actor::Operator("ops@carrier.example".into());
+        let admin = Actor::CustomerAdmin("admin@acme.example".into());
+        let worker = Actor::System("zoom-release".into());
+        let (mut n, _) = Number::imported(PhoneNumber::parse("+15550100001").unwrap(), NumberAttrs::default(), &op, t0);
+        n.state = NumberState::Active;
+        n.customer_id = Some(CustomerId::new());
+        let mut trail = Vec::new();
+        let mut step = |r: Result<(Number, crate::NumberEvent), crate::TransitionError>| {
+            let (n, e) = r.unwrap();
+            trail.push((e.from.unwrap(), e.to, e.reason.clone().unwrap_or_default()));
+            n
+        };
+        let n = step(n.start_release("contract ends", &op, t0));
+        assert_eq!(n.reason.as_deref(), Some("contract ends"));
+        let n = step(n.approve_release(&admin, t0));
+        let n = step(n.zoom_refused_release(&refusal_message(ZOOM_ASSIGNED), &worker, t0));
+        assert_eq!((n.state, n.reason.as_deref()), (NumberState::ReleasePending, Some(UNBIND_MESSAGE)));
+        let n = step(n.approve_release(&admin, t0));
+        let until = t0 + DEFAULT_QUARANTINE;
+        let n = step(n.zoom_removed(until, &worker, t0));
+        assert_eq!((n.state, n.customer_id, n.aging_until), (NumberState::Aging, None, Some(until)));
+        assert!(n.clone().quarantine_over(&worker, t0 + time::Duration::days(89)).is_err(), "not before the quarantine ends");
+        let n = step(n.quarantine_over(&worker, until));
+        assert_eq!((n.state, n.aging_until), (NumberState::Available, None));
+        use NumberState::*;
+        let moves: Vec<_> = trail.iter().map(|(f, t, _)| (*f, *t)).collect();
+        assert_eq!(
+            moves,
+            vec![(Active, ReleasePending), (ReleasePending, Releasing), (Releasing, ReleasePending), (ReleasePending, Releasing), (Releasing, Aging), (Aging, Available)]
+        );
+        assert_eq!(trail[2].2, UNBIND_MESSAGE);
+    }
+
+    #[test]
+    fn withdrawn_release_returns_the_number_active_without_a_reason() {
+        let t0 = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let op = Actor::Operator("ops@carrier.example".into());
+        let (mut n, _) = Number::imported(PhoneNumber::parse("+15550100002").unwrap(), NumberAttrs::default(), &op, t0);
+        n.state = NumberState::Active;
+        let (n, _) = n.start_release("mistake", &op, t0).unwrap();
+        let (n, e) = n.withdraw_release(&op, t0).unwrap();
+        assert_eq!((n.state, n.reason, e.reason.as_deref()), (NumberState::Active, None, Some("release withdrawn")));
+    }
+}

@@ -1,0 +1,166 @@
+//! The customer portal's **Wait for Release** tab (issue 6): the numbers the carrier wants to release,
+//! each with whether Zoom shows it assigned to a user (asked when the page loads), ticked and
+//! approved with **Release numbers**; then each number's result, refreshed while Zoom is at work.
+//!
+//! Only the signed-in admin of the numbers' customer can approve; another customer's number id in the
+//! form is a 404 and changes nothing. The form carries the session's CSRF token.
+
+use super::{db, CustomerAdmin, LinkView};
+use crate::error::{render, PageError};
+use crate::WebState;
+use app::release::ZoomLook;
+use app::AppError;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use domain::release::{LineState, ReleaseLine};
+use domain::NumberId;
+use time::OffsetDateTime;
+
+pub fn router() -> Router<WebState> {
+    Router::new().route("/releases", get(page).post(approve)).route("/releases/results", get(results))
+}
+
+/// One number on the tab.
+pub struct Row {
+    pub id: String,
+    pub e164: String,
+    /// Can be ticked: waiting for approval, or refused and waiting again.
+    pub tick: bool,
+    /// waiting, releasing, released, refused
+    pub kind: &'static str,
+    pub why: String,
+    /// What Zoom says of it: "Assigned to a user", "Unassigned", "Not in your Zoom account", ...
+    pub zoom: String,
+    pub result: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/release_results.html")]
+struct Results {
+    rows: Vec<Row>,
+    running: bool,
+    released: usize,
+    refused: usize,
+    waiting: usize,
+}
+
+#[derive(Template)]
+#[template(path = "portal/releases.html")]
+struct Page {
+    carrier: String,
+    customer: String,
+    email: String,
+    csrf: String,
+    link: LinkView,
+    /// "Checked with Zoom at ..." or why Zoom could not be asked.
+    zoom_note: String,
+    zoom_ok: bool,
+    any_tick: bool,
+    error: Option<String>,
+    results_html: String,
+}
+
+fn hms(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC).format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).unwrap_or_default()
+}
+
+fn zoom_text(line: &ReleaseLine, zoom: &ZoomLook) -> String {
+    if !line.state.approvable() {
+        return String::new();
+    }
+    let label = |assigned: bool| if assigned { "Assigned to a user" } else { "Unassigned" };
+    match zoom {
+        ZoomLook::Fresh { at, listed } => match listed.get(&line.e164) {
+            Some(a) => format!("{} (seen {})", label(*a), hms(*at)),
+            None => format!("Not in your Zoom account (seen {})", hms(*at)),
+        },
+        _ => match (line.zoom_assigned, line.zoom_seen_at) {
+            (Some(a), Some(at)) => format!("{} (last seen {})", label(a), hms(at)),
+            _ => "Not known yet".to_owned(),
+        },
+    }
+}
+
+fn results_of(lines: &[ReleaseLine], zoom: &ZoomLook) -> Results {
+    let rows: Vec<Row> = lines
+        .iter()
+        .map(|l| {
+            let (kind, result) = match l.state {
+                LineState::Waiting => ("waiting", "Waiting for your approval".to_owned()),
+                LineState::Releasing => ("releasing", "Being removed from Zoom…".to_owned()),
+                LineState::Released => ("released", "Released: removed from Zoom and from your numbers".to_owned()),
+                LineState::Refused => ("refused", format!("Not released: {}", l.message.clone().unwrap_or_default())),
+                LineState::Withdrawn => ("withdrawn", "Withdrawn by the carrier".to_owned()),
+            };
+            Row { id: l.number_id.to_string(), e164: l.e164.clone(), tick: l.state.approvable(), kind, why: l.release_reason.clone(), zoom: zoom_text(l, zoom), result }
+        })
+        .collect();
+    let count = |k: &str| rows.iter().filter(|r| r.kind == k).count();
+    Results { running: count("releasing") > 0, released: count("released"), refused: count("refused"), waiting: count("waiting"), rows }
+}
+
+async fn page_with(state: &WebState, admin: &CustomerAdmin, error: Option<String>, status: StatusCode) -> Result<Response, PageError> {
+    let c = admin.customer.id;
+    let wait = state.app.wait_for_release(c).await?;
+    let (zoom_note, zoom_ok) = match &wait.zoom {
+        ZoomLook::Fresh { at, .. } => (format!("Checked with Zoom at {}.", hms(*at)), true),
+        ZoomLook::Unreachable { error } => (format!("Zoom could not be reached just now ({error}); showing what Zoom said when last asked."), false),
+        ZoomLook::NotAsked => (String::new(), true),
+    };
+    let results = results_of(&wait.lines, &wait.zoom);
+    let link = state.app.store.zoom_link(c).await.map_err(db)?;
+    let page = Page {
+        carrier: state.ui.carrier_name.clone(),
+        customer: admin.customer.name.clone(),
+        email: admin.user.email.clone(),
+        csrf: admin.session.csrf_token.clone(),
+        link: LinkView::new(link.as_ref()),
+        zoom_note,
+        zoom_ok,
+        any_tick: results.rows.iter().any(|r| r.tick),
+        error,
+        results_html: results.render().map_err(|e| PageError(AppError::Refused(format!("cannot render: {e}"))))?,
+    };
+    let mut response = render(&page);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+async fn page(State(state): State<WebState>, admin: CustomerAdmin) -> Result<Response, PageError> {
+    page_with(&state, &admin, None, StatusCode::OK).await
+}
+
+/// The results table alone, which the page's htmx swaps in every few seconds while Zoom is at work.
+/// It does not ask Zoom again.
+async fn results(State(state): State<WebState>, admin: CustomerAdmin) -> Result<Response, PageError> {
+    let since = state.app.now() - time::Duration::days(7);
+    let lines = state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
+    Ok(render(&results_of(&lines, &ZoomLook::NotAsked)))
+}
+
+/// **Release numbers**: the ticked numbers (`number`, repeated) are approved for release.
+async fn approve(State(state): State<WebState>, admin: CustomerAdmin, body: Bytes) -> Result<Response, PageError> {
+    let mut csrf = String::new();
+    let mut ids = Vec::new();
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            // Not a number id at all: as unknown as another customer's.
+            "number" => ids.push(v.parse::<NumberId>().map_err(|_| PageError(AppError::NotFound))?),
+            _ => {}
+        }
+    }
+    if let Err(refused) = admin.check_csrf(&csrf) {
+        return Ok(refused);
+    }
+    match state.app.approve_release(admin.customer.id, &ids, &admin.actor()).await {
+        Ok(_) => Ok(Redirect::to("/portal/releases").into_response()),
+        Err(AppError::Refused(message)) => page_with(&state, &admin, Some(message), StatusCode::CONFLICT).await,
+        Err(e) => Err(PageError(e)),
+    }
+}

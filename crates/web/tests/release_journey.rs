@@ -1,0 +1,207 @@
+//! Releasing numbers with the customer's approval (issue 6), end to end over real sockets with the
+//! Zoom simulator, on SQLite and PostgreSQL: the carrier starts a release, the customer's admin sees
+//! the numbers on the Wait for Release tab with what Zoom says of each, ticks them and clicks Release
+//! numbers; the assigned one is refused with the Unbind message, the other released; after Unbind in
+//! Zoom it is released too, and the quarantine ends on an injected clock.
+
+mod release_support;
+
+use app::release::Selection;
+use domain::auth::Role;
+use domain::release::UNBIND_MESSAGE;
+use domain::{Actor, FixedClock, NumberState};
+use release_support::*;
+use reqwest::StatusCode;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::{hidden_value, Db, ZoomApp, PASSWORD};
+
+on_both!(
+    assigned_number_is_refused_and_the_other_released_then_unbind_and_release_again,
+    another_customers_number_or_a_forged_form_changes_nothing,
+    a_withdrawn_release_returns_the_numbers_to_active,
+    quarantine_ends_by_itself_on_the_injected_clock,
+);
+
+const A: &str = "+15550100000";
+const B: &str = "+15550100001";
+const C: &str = "+15550100002";
+
+async fn start(t: &ZoomApp, c: domain::CustomerId, numbers: &[&str]) -> domain::release::Release {
+    let by = Actor::Operator("ops@carrier.example".into());
+    t.app().start_release(c, Selection::List(numbers.iter().map(|s| s.to_string()).collect()), "contract change", &by).await.unwrap()
+}
+
+async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_release_again(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, portal) = acme_with_active_numbers(&t, 3).await;
+    assign_in_zoom(&t, A).await;
+
+    // The carrier starts the release: the numbers wait for the customer; calls still route.
+    let r = start(&t, acme, &[A, B]).await;
+    assert_eq!(r.waiting, 2);
+    assert_eq!(state_of(&t, A).await, (NumberState::ReleasePending, Some("contract change".into())));
+    assert_eq!(state_of(&t, C).await.0, NumberState::Active, "not in the release");
+
+    // Wait for Release: both listed, with what Zoom says of each, asked as the page loads.
+    let page = wait_page(&t, &portal).await;
+    assert!(page.contains("Checked with Zoom at"), "{page}");
+    assert!(row(&page, A).contains("Assigned to a user (seen"), "{}", row(&page, A));
+    assert!(row(&page, B).contains("Unassigned (seen"), "{}", row(&page, B));
+    assert!(row(&page, A).contains("Waiting for your approval") && row(&page, A).contains("contract change"));
+    assert!(!page.contains(&format!("data-number=\"{C}\"")), "an active number is not waiting");
+    assert!(page.contains("Release numbers"));
+
+    // Tick both, Release numbers: both releasing, and the page refreshes itself while Zoom works.
+    let (status, location) = release_numbers(&t, &portal, &[A, B]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/portal/releases"));
+    assert_eq!(state_of(&t, A).await.0, NumberState::Releasing);
+    let page = wait_page(&t, &portal).await;
+    assert!(row(&page, B).contains("Being removed from Zoom") && page.contains("hx-trigger=\"every 2s\""), "{page}");
+    assert!(tick_value(&page, B).is_none(), "a releasing number cannot be ticked again");
+
+    // The job: one released, the assigned one refused with the Unbind message.
+    let runs = t.run_pending_jobs().await;
+    assert!(runs.iter().any(|r| r.kind == domain::onboarding::JobKind::ReleaseNumbers), "{runs:?}");
+    assert_eq!(state_of(&t, A).await, (NumberState::ReleasePending, Some(UNBIND_MESSAGE.into())));
+    let b = t.app().store.get_number_by_e164(B).await.unwrap().unwrap();
+    assert_eq!((b.state, b.customer_id), (NumberState::Aging, None));
+    let until = b.aging_until.expect("quarantine end");
+    let days = (until - t.app().now()).whole_days();
+    assert!((89..=90).contains(&days), "quarantine of 90 days by default: {days}");
+    let page = wait_page(&t, &portal).await;
+    assert!(row(&page, B).contains("Released"), "{}", row(&page, B));
+    assert!(row(&page, A).contains(&format!("Not released: {UNBIND_MESSAGE}")), "{}", row(&page, A));
+    assert!(!page.contains("hx-trigger"), "stops refreshing when done");
+    let in_zoom = zoom_numbers(&t).await;
+    assert!(in_zoom.contains(&A.to_owned()) && !in_zoom.contains(&B.to_owned()), "{in_zoom:?}");
+
+    // The customer's numbers in the portal: the released one is gone.
+    let home = get_text(&portal, format!("{}/portal", t.platform.url)).await;
+    assert!(home.contains(A) && home.contains(C) && !home.contains(B), "{home}");
+    assert!(home.contains(UNBIND_MESSAGE), "the reason shows on the customer's numbers too");
+    // And in the management portal: the released one gone from the customer, the assigned one still there.
+    let ops = operator(&t).await;
+    let numbers = get_text(&ops, format!("{}/operator/numbers?customer={acme}", t.platform.url)).await;
+    assert!(numbers.contains(A) && numbers.contains(C) && !numbers.contains(B), "{numbers}");
+
+    // Unbind in Zoom, back to the portal: it shows Unassigned; release it again.
+    unbind_in_zoom(&t, A).await;
+    let page = wait_page(&t, &portal).await;
+    assert!(row(&page, A).contains("Unassigned (seen"), "{}", row(&page, A));
+    let (status, _) = release_numbers(&t, &portal, &[A]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    t.run_pending_jobs().await;
+    assert_eq!(state_of(&t, A).await.0, NumberState::Aging);
+    let page = wait_page(&t, &portal).await;
+    assert!(row(&page, A).contains("Released") && row(&page, B).contains("Released"), "{page}");
+    assert!(!page.contains("Release numbers</button>"), "nothing left to tick");
+    assert_eq!(zoom_numbers(&t).await, vec![C.to_owned()]);
+
+    // The audit trail tells the story, and the release's counts add up.
+    let a = t.app().store.get_number_by_e164(A).await.unwrap().unwrap();
+    let trail: Vec<_> = t.app().store.number_events(a.id).await.unwrap().into_iter().map(|e| (e.to, e.actor, e.reason.unwrap_or_default())).collect();
+    use NumberState::*;
+    let states: Vec<_> = trail.iter().map(|(s, _, _)| *s).collect();
+    assert_eq!(states, vec![Available, Reserved, Provisioning, Active, ReleasePending, Releasing, ReleasePending, Releasing, Aging]);
+    assert_eq!(trail[4].1, "operator:ops@carrier.example");
+    assert_eq!(trail[5].1, format!("customer:{ACME_ADMIN}"));
+    assert_eq!(trail[6].2, UNBIND_MESSAGE);
+    let (release, lines) = t.app().release(r.id).await.unwrap();
+    assert_eq!((release.released, release.open()), (2, 0));
+    assert!(lines.iter().all(|l| l.state == domain::release::LineState::Released));
+}
+
+async fn another_customers_number_or_a_forged_form_changes_nothing(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, portal) = acme_with_active_numbers(&t, 2).await;
+    start(&t, acme, &[A]).await;
+    let page = wait_page(&t, &portal).await;
+    let a_id = tick_value(&page, A).unwrap();
+    let csrf = hidden_value(&page, "csrf").unwrap();
+
+    // Another customer's admin, signed in to the portal, posts Acme's number: 404, nothing changes.
+    let globex = t.app().create_customer("Globex", "GLOBEX-1").await.unwrap();
+    t.app().create_user("admin@globex.example", PASSWORD, Role::CustomerAdmin, Some(globex.id)).await.unwrap();
+    let other = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = get_text(&other, format!("{}/portal/login", t.platform.url)).await;
+    let lc = hidden_value(&login, "csrf").unwrap();
+    other.post(format!("{}/portal/login", t.platform.url)).form(&[("email", "admin@globex.example"), ("password", PASSWORD), ("csrf", &lc)]).send().await.unwrap();
+    let theirs = get_text(&other, format!("{}/portal/releases", t.platform.url)).await;
+    assert!(theirs.contains("No numbers are waiting for release") && !theirs.contains(A), "{theirs}");
+    let other_csrf = hidden_value(&theirs, "csrf").unwrap();
+    let r = other.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", other_csrf.as_str()), ("number", a_id.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending);
+
+    // Acme's own admin: an active number's id, an unknown id or garbage among the ticks → 404, nothing changes.
+    let b_id = t.app().store.get_number_by_e164(B).await.unwrap().unwrap().id.to_string();
+    for bad in [b_id.as_str(), "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e", "not-an-id"] {
+        let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str()), ("number", a_id.as_str()), ("number", bad)]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
+        assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending, "{bad}");
+    }
+    assert_eq!(state_of(&t, B).await.0, NumberState::Active);
+
+    // Without the session's CSRF token: refused, nothing changes.
+    let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", "forged"), ("number", a_id.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Not signed in: to the sign-in page.
+    let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = anonymous.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str()), ("number", a_id.as_str())]).send().await.unwrap();
+    assert!(r.status().is_redirection() && r.headers()["location"] == "/portal/login");
+    // Nothing ticked: said so.
+    let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("tick at least one number"));
+    assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending);
+    assert!(t.run_pending_jobs().await.iter().all(|r| r.kind != domain::onboarding::JobKind::ReleaseNumbers), "no release job was queued");
+}
+
+async fn a_withdrawn_release_returns_the_numbers_to_active(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, portal) = acme_with_active_numbers(&t, 3).await;
+    let r = start(&t, acme, &[A, B]).await;
+    // Starting again for a number already waiting is refused, naming it; nothing changes.
+    let by = Actor::Operator("ops@carrier.example".into());
+    let e = t.app().start_release(acme, Selection::List(vec![B.into(), C.into()]), "again", &by).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("{B} is release_pending")), "{e}");
+    assert_eq!(state_of(&t, C).await.0, NumberState::Active);
+
+    assert_eq!(t.app().withdraw_release(r.id, &by).await.unwrap(), 2);
+    assert_eq!(states(&t, acme).await.iter().map(|(_, s, r)| (*s, r.clone())).collect::<Vec<_>>(), vec![(NumberState::Active, None); 3]);
+    let page = wait_page(&t, &portal).await;
+    assert!(page.contains("No numbers are waiting for release"), "{page}");
+    assert_eq!(zoom_numbers(&t).await.len(), 3, "Zoom was never asked to remove anything");
+    assert!(matches!(t.app().withdraw_release(uuid::Uuid::now_v7(), &by).await, Err(app::AppError::NotFound)));
+}
+
+async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, portal) = acme_with_active_numbers(&t, 2).await;
+    start(&t, acme, &[A, B]).await;
+    release_numbers(&t, &portal, &[A, B]).await;
+    t.run_pending_jobs().await;
+    assert_eq!(state_of(&t, A).await.0, NumberState::Aging);
+
+    // The same platform on a clock that only moves when told to.
+    let clock = Arc::new(FixedClock::new(t.app().now()));
+    let later = app::App { clock: clock.clone(), ..t.app().clone() };
+    clock.advance(time::Duration::days(89));
+    assert_eq!(later.release_tick().await.unwrap(), (0, 0), "still in quarantine");
+    assert_eq!(state_of(&t, A).await.0, NumberState::Aging);
+    clock.advance(time::Duration::days(1) + time::Duration::minutes(1));
+    assert_eq!(later.release_tick().await.unwrap(), (2, 0));
+    let a = t.app().store.get_number_by_e164(A).await.unwrap().unwrap();
+    assert_eq!((a.state, a.customer_id, a.aging_until), (NumberState::Available, None, None));
+    let last = t.app().store.number_events(a.id).await.unwrap().pop().unwrap();
+    assert_eq!((last.from, last.to, last.reason.as_deref()), (Some(NumberState::Aging), NumberState::Available, Some("quarantine over")));
+
+    // The sweep also runs by itself on a timer.
+    let (acme2_numbers, _) = (states(&t, acme).await, ());
+    assert!(acme2_numbers.is_empty(), "Acme has no numbers left");
+    let sweep = later.spawn_release_sweep(Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(sweep);
+    assert_eq!(t.app().store.count_by_state().await.unwrap().into_iter().find(|(s, _)| *s == NumberState::Aging).map_or(0, |(_, n)| n), 0);
+}
