@@ -63,7 +63,8 @@ impl Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NumberRouting<'a> {
     pub state: NumberState,
-    /// A `suspended` number whose customer removed the app (rather than a carrier suspension).
+    /// The number's customer removed the app in Zoom (its link is `removed`): a `suspended` number
+    /// then answers `deauthorized` rather than `suspended`.
     pub deauthorized: bool,
     /// The Zoom trunk of the number's customer, if it has one.
     pub trunk: Option<&'a str>,
@@ -75,22 +76,19 @@ pub struct NumberFacts {
     pub e164: PhoneNumber,
     pub state: NumberState,
     pub customer: Option<CustomerId>,
-    /// Why it is in its state (for `suspended`: an app removal or a carrier suspension).
+    /// Why it is in its state (kept for operators; routing decides on state and the customer's link).
     pub reason: Option<String>,
 }
 
-impl NumberFacts {
-    /// A suspension because the customer removed the app in Zoom, told apart from a carrier's own
-    /// suspension by the reason the suspension recorded.
-    pub fn deauthorized(&self) -> bool {
-        self.state == NumberState::Suspended && self.reason.as_deref().is_some_and(is_deauthorization)
-    }
-}
-
-/// Whether a suspension reason says the customer removed the app (Zoom's `app_deauthorized`).
-pub fn is_deauthorization(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    r.contains("deauthoriz") || r.contains("app removed") || r.contains("removed the app") || r.contains("app was removed")
+/// A customer as the routing snapshot loads it from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingCustomer {
+    pub id: CustomerId,
+    /// The customer's Zoom trunk (`sip_trunk_name`), if it has one.
+    pub trunk: Option<String>,
+    /// The customer removed the app in Zoom: it has a removed Zoom link and no live one. Told from
+    /// the link's state, never from a suspension's wording.
+    pub app_removed: bool,
 }
 
 /// The answer, as both the HTTP API and the redirect server give it.

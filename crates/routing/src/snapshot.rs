@@ -2,7 +2,7 @@
 //! `u64`, in two parallel sorted vectors (8 + 4 bytes a number) plus a small overlay of recent
 //! changes that is merged in when it grows. Customers and trunks are small tables beside it.
 
-use domain::routing::{decide, Decision, Direction, NumberFacts, NumberRouting, Reason};
+use domain::routing::{decide, Decision, Direction, NumberFacts, NumberRouting, Reason, RoutingCustomer};
 use domain::trunk::{NumberingRule, ZoomTrunk};
 use domain::{CustomerId, NumberState};
 use std::collections::HashMap;
@@ -19,6 +19,16 @@ pub struct Trunk {
     pub name: String,
     pub destinations: Vec<String>,
     pub numbering: NumberingRule,
+}
+
+/// A customer as calls need it: deciding `deauthorized` from its link (not per number) means an app
+/// removal or re-install changes one entry, not every number.
+#[derive(Debug)]
+struct Customer {
+    id: CustomerId,
+    /// Index into the trunks.
+    trunk: Option<u16>,
+    app_removed: bool,
 }
 
 /// One answer, owned so it can leave the snapshot's lock.
@@ -38,10 +48,10 @@ pub struct Answer {
 #[derive(Default)]
 pub struct Snapshot {
     keys: Vec<u64>,
-    /// state (4 bits) | deauthorized (1 bit) << 4 | customer index + 1 (27 bits) << 5; 0 = no customer
+    /// state (4 bits) | customer index + 1 (28 bits) << 4; 0 = no customer
     values: Vec<u32>,
     overlay: HashMap<u64, u32>,
-    customers: Vec<(CustomerId, Option<u16>)>,
+    customers: Vec<Customer>,
     customer_index: HashMap<CustomerId, u32>,
     trunks: Vec<Arc<Trunk>>,
     /// The highest change id applied.
@@ -58,20 +68,24 @@ pub fn e164_key(digits: &str) -> Option<u64> {
 
 impl Snapshot {
     /// Replaces customers and trunks (they are small; any change to them reloads both).
-    pub fn set_customers(&mut self, customers: Vec<(CustomerId, Option<String>)>, trunks: Vec<ZoomTrunk>) {
+    pub fn set_customers(&mut self, customers: Vec<RoutingCustomer>, trunks: Vec<ZoomTrunk>) {
         self.trunks = trunks
             .into_iter()
             .map(|t| Arc::new(Trunk { name: t.name.to_string(), destinations: t.destinations.iter().map(|d| d.to_string()).collect(), numbering: t.numbering }))
             .collect();
         let trunk_index: HashMap<&str, u16> = self.trunks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i as u16)).collect();
         // Keep existing customers' indexes: packed numbers refer to them.
-        let mut fresh: HashMap<CustomerId, Option<u16>> = customers.into_iter().map(|(id, t)| (id, t.and_then(|t| trunk_index.get(t.as_str()).copied()))).collect();
-        for (id, trunk) in self.customers.iter_mut() {
-            *trunk = fresh.remove(id).flatten();
+        let mut fresh: HashMap<CustomerId, Customer> = customers
+            .into_iter()
+            .map(|c| (c.id, Customer { id: c.id, trunk: c.trunk.and_then(|t| trunk_index.get(t.as_str()).copied()), app_removed: c.app_removed }))
+            .collect();
+        for c in self.customers.iter_mut() {
+            // A customer gone from the database keeps its slot, with nothing to route to.
+            *c = fresh.remove(&c.id).unwrap_or(Customer { id: c.id, trunk: None, app_removed: false });
         }
-        for (id, trunk) in fresh {
+        for (id, c) in fresh {
             self.customer_index.insert(id, self.customers.len() as u32);
-            self.customers.push((id, trunk));
+            self.customers.push(c);
         }
     }
 
@@ -81,7 +95,7 @@ impl Snapshot {
 
     fn pack(&self, f: &NumberFacts) -> u32 {
         let customer = f.customer.and_then(|c| self.customer_index.get(&c)).map_or(0, |i| i + 1);
-        state_code(f.state) | (u32::from(f.deauthorized()) << 4) | (customer << 5)
+        state_code(f.state) | (customer << 4)
     }
 
     /// Adds numbers during a full load; call [`Snapshot::finish_load`] after the last.
@@ -156,9 +170,10 @@ impl Snapshot {
     fn routing(&self, key: Option<u64>) -> (Option<NumberRouting<'_>>, Option<CustomerId>) {
         let Some(v) = key.and_then(|k| self.packed(k)) else { return (None, None) };
         let state = NumberState::ALL[(v & 0xF) as usize];
-        let customer = (v >> 5).checked_sub(1).and_then(|i| self.customers.get(i as usize));
-        let trunk = customer.and_then(|(_, t)| *t).map(|t| self.trunks[t as usize].name.as_str());
-        (Some(NumberRouting { state, deauthorized: v & 0x10 != 0, trunk }), customer.map(|(id, _)| *id))
+        let customer = (v >> 4).checked_sub(1).and_then(|i| self.customers.get(i as usize));
+        let trunk = customer.and_then(|c| c.trunk).map(|t| self.trunks[t as usize].name.as_str());
+        let deauthorized = customer.is_some_and(|c| c.app_removed);
+        (Some(NumberRouting { state, deauthorized, trunk }), customer.map(|c| c.id))
     }
 
     /// Decides a call; `from`/`to` are E.164 keys (`None`: not a number, or not given).
@@ -206,7 +221,7 @@ mod tests {
         let c = CustomerId::new();
         let trunk = ZoomTrunk::parse("zoom-a", &["sip:a.example"], NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
         let mut s = Snapshot::default();
-        s.set_customers(vec![(c, Some("zoom-a".into()))], vec![trunk]);
+        s.set_customers(vec![RoutingCustomer { id: c, trunk: Some("zoom-a".into()), app_removed: false }], vec![trunk.clone()]);
         s.load(&[facts("+15550100001", NumberState::Active, Some(c)), facts("+4930123456", NumberState::Suspended, Some(c))]);
         s.finish_load();
         let inbound = |s: &Snapshot, n: u64| {
@@ -230,5 +245,10 @@ mod tests {
         assert_eq!(inbound(&s, 15550100001), (404, Some(Reason::NotProvisioned)));
         assert_eq!(inbound(&s, 4930123456), (480, Some(Reason::Suspended)));
         assert_eq!(s.len(), MERGE_AT + 10 + 1);
+
+        // The customer removes the app: its suspended numbers say so; its other numbers are unchanged.
+        s.set_customers(vec![RoutingCustomer { id: c, trunk: Some("zoom-a".into()), app_removed: true }], vec![trunk]);
+        assert_eq!(inbound(&s, 4930123456), (480, Some(Reason::Deauthorized)));
+        assert_eq!(inbound(&s, 16000000005), (302, None));
     }
 }

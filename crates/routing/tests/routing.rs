@@ -18,10 +18,11 @@ macro_rules! on_both {
     };
 }
 
-on_both!(lookups_follow_the_contract_and_a_release_stops_routing_at_once, sipp_invites_get_302_480_404);
+on_both!(lookups_follow_the_contract_and_a_release_stops_routing_at_once, sipp_invites_get_302_480_404, removing_the_app_in_zoom_answers_deauthorized);
 
 struct World {
     store: Store,
+    customer: CustomerId,
     started: Started,
     _dir: Option<tempfile::TempDir>,
 }
@@ -60,7 +61,7 @@ async fn world(db: Db) -> World {
     let config = RoutingConfig { http_listen: "127.0.0.1:0".into(), sip_listen: "127.0.0.1:0".into(), ..Default::default() };
     let started = routing::start(store.clone(), &config).await.unwrap();
     assert!(routing::wait_ready(&started.routing, Duration::from_secs(10)).await, "snapshot loaded");
-    World { store, started, _dir: dir }
+    World { store, customer: c.id, started, _dir: dir }
 }
 
 async fn lookup(w: &World, query: &str) -> (u16, Value) {
@@ -109,8 +110,12 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
 
 /// Runs one sipp INVITE for `number`, expecting `status`; true when sipp saw it.
 fn sipp(sip: std::net::SocketAddr, transport: &str, number: &str, status: u16) -> bool {
+    sipp_scenario(sip, transport, number, &include_str!("sipp-expect.xml").replace("EXPECTED", &status.to_string()))
+}
+
+/// Runs one call of a sipp UAC `scenario` to `number`; true when it completed.
+fn sipp_scenario(sip: std::net::SocketAddr, transport: &str, number: &str, scenario: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = include_str!("sipp-expect.xml").replace("EXPECTED", &status.to_string());
     let path = dir.path().join("uac.xml");
     std::fs::write(&path, scenario).unwrap();
     let out = std::process::Command::new("sipp")
@@ -122,7 +127,7 @@ fn sipp(sip: std::net::SocketAddr, transport: &str, number: &str, status: u16) -
         .expect("sipp is installed (scripts/test installs sip-tester)");
     let ok = out.status.success();
     if !ok {
-        eprintln!("sipp {number} expecting {status}: {}\n{}", String::from_utf8_lossy(&out.stdout).lines().rev().take(5).collect::<Vec<_>>().join("\n"), std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default());
+        eprintln!("sipp {number}: {}\n{}", String::from_utf8_lossy(&out.stdout).lines().rev().take(5).collect::<Vec<_>>().join("\n"), std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default());
     }
     ok
 }
@@ -147,4 +152,177 @@ async fn sipp_invites_get_302_480_404(db: Db) {
     }
     // A wrong expectation fails: the test can tell.
     assert!(!tokio::task::spawn_blocking(move || sipp(sip, "u1", SUSPENDED, 302)).await.unwrap());
+}
+
+/// Polls the lookup API until `query` answers `reason`; how long that took.
+async fn until_reason(w: &World, query: &str, reason: &str) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        let (_, body) = lookup(w, query).await;
+        if body["reason"] == reason {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_millis(500), "{query}: still {body} after {:?}", t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
+    let w = world(db).await;
+    let now = time::OffsetDateTime::now_utc();
+    let by = Actor::System("test".into());
+    let tokens = domain::onboarding::StoredTokens { access_token: "a".into(), refresh_token: "r".into(), expires_at: now + time::Duration::hours(1), generation: 1 };
+    w.store.link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now).await.unwrap().unwrap();
+    // Linking queues the customer's suspended numbers for Zoom again; suspend one by hand.
+    set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
+    // Linked: the carrier's own suspension is `suspended`.
+    until_reason(&w, "to=%2B15550100002", "suspended").await;
+    assert_eq!(lookup(&w, "to=%2B15550100001").await.1["status"], 302);
+
+    // The app is removed (the reason's wording says nothing of apps): the link's state decides.
+    let (_, suspended) = w.store.unlink_zoom_account("zoom-acct-1", "webhook 7f3a", &by, now).await.unwrap().unwrap();
+    assert_eq!(suspended, 1, "the active number was suspended");
+    let took = until_reason(&w, "to=%2B15550100001", "deauthorized").await;
+    let (_, body) = lookup(&w, "to=%2B15550100001").await;
+    assert_eq!(body["status"], 480, "{body}");
+    assert_eq!(lookup(&w, "to=%2B15550100002").await.1["reason"], "deauthorized");
+    let (_, out) = lookup(&w, "direction=outbound&from=%2B15550100001&trunk=zoom-a").await;
+    assert_eq!((out["status"].as_u64(), out["reason"].as_str()), (Some(403), Some("deauthorized")), "{out}");
+    eprintln!("app removed -> deauthorized: {took:?}");
+
+    // Installed again: the link is live, so a suspension is the carrier's again.
+    w.store.link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now).await.unwrap().unwrap();
+    set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
+    until_reason(&w, "to=%2B15550100002", "suspended").await;
+}
+
+// ---- Kamailio (contrib/kamailio/kamailio.cfg) in front of peerex -------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_asking_the_redirect_server_routes_active_and_rejects_suspended() {
+    kamailio_routes_active_and_rejects_suspended(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_asking_the_lookup_api_routes_active_and_rejects_suspended() {
+    kamailio_routes_active_and_rejects_suspended(true).await
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SIGTERM first: Kamailio's main process then stops its children.
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(3) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something answers SIP OPTIONS on `port`.
+fn wait_for_sip(port: u16) -> bool {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let me = s.local_addr().unwrap();
+    let t0 = Instant::now();
+    let mut buf = [0u8; 2048];
+    while t0.elapsed() < Duration::from_secs(10) {
+        let msg = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ping-{n}\r\nFrom: <sip:ping@{me}>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: ping-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            n = t0.elapsed().as_micros()
+        );
+        let _ = s.send_to(msg.as_bytes(), ("127.0.0.1", port));
+        if let Ok(n) = s.recv(&mut buf) {
+            if buf[..n].starts_with(b"SIP/2.0 200") {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
+    let w = world(Db::Sqlite).await;
+    // Zoom's SBC for this trunk is a sipp UAS on this machine.
+    let zoom_port = free_udp_port();
+    let now = time::OffsetDateTime::now_utc();
+    let zoom = ZoomTrunk::parse("zoom-local", &[&format!("sip:127.0.0.1:{zoom_port}")], NumberingRule::nanp(), now).unwrap();
+    w.store.insert_trunk(&zoom).await.unwrap();
+    w.store.set_customer_trunk(w.customer, Some("zoom-local")).await.unwrap();
+    let t0 = Instant::now();
+    while lookup(&w, "to=%2B15550100001").await.1["trunk"] != "zoom-local" {
+        assert!(t0.elapsed() < Duration::from_secs(2), "trunk change not seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let uas_path = dir.path().join("zoom-uas.xml");
+    std::fs::write(&uas_path, include_str!("sipp-zoom-uas.xml").replace("E164_DIGITS", &ACTIVE[1..])).unwrap();
+    let uas = std::process::Command::new("sipp")
+        .args(["-sf", uas_path.to_str().unwrap(), "-i", "127.0.0.1", "-p", &zoom_port.to_string(), "-m", "1", "-nostdin", "-timeout", "30s"])
+        .args(["-trace_err", "-error_file", dir.path().join("uas-err.log").to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp is installed (scripts/test installs sip-tester)");
+    let mut uas = Child(uas);
+
+    let kamailio_port = free_udp_port();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/kamailio/kamailio.cfg");
+    let mut cmd = std::process::Command::new("kamailio");
+    cmd.args(["-f", config, "-DD", "-E", "-n", "2", "-m", "32", "-M", "8", "-Y", dir.path().to_str().unwrap()])
+        .arg("-A")
+        .arg(format!("LISTEN=udp:127.0.0.1:{kamailio_port}"))
+        .arg("-A")
+        .arg(format!("PEEREX_SIP=\"sip:{}\"", w.started.sip.unwrap()))
+        .arg("-A")
+        .arg(format!("PEEREX_HTTP=\"http://{}\"", w.started.http.unwrap()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("kamailio.log")).unwrap());
+    if http {
+        cmd.args(["-A", "WITH_HTTP"]);
+    }
+    let _kamailio = Child(cmd.spawn().expect("kamailio is installed (scripts/test installs it)"));
+    let kamailio_log = || std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default();
+    assert!(tokio::task::spawn_blocking(move || wait_for_sip(kamailio_port)).await.unwrap(), "kamailio did not start:\n{}", kamailio_log());
+
+    let kamailio: std::net::SocketAddr = ([127, 0, 0, 1], kamailio_port).into();
+    let call = include_str!("sipp-call-through.xml");
+    let rejected = include_str!("sipp-expect.xml").replace("EXPECTED", "480");
+    let (reached, refused, wrong) = tokio::task::spawn_blocking(move || {
+        (sipp_scenario(kamailio, "u1", ACTIVE, call), sipp_scenario(kamailio, "u1", SUSPENDED, &rejected), sipp_scenario(kamailio, "u1", SUSPENDED, call))
+    })
+    .await
+    .unwrap();
+    assert!(reached, "the call for the active number did not reach Zoom's SBC:\n{}", kamailio_log());
+    assert!(refused, "the call for the suspended number was not rejected with 480:\n{}", kamailio_log());
+    assert!(!wrong, "a call for the suspended number went through");
+    // The UAS took exactly one call, for the active number (its scenario checks the Request-URI).
+    let status = tokio::task::spawn_blocking(move || {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = uas.0.try_wait().unwrap() {
+                return Some(s);
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "Zoom's SBC stand-in did not complete the call: {status:?} {}", std::fs::read_to_string(dir.path().join("uas-err.log")).unwrap_or_default());
 }

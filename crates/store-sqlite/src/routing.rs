@@ -3,7 +3,7 @@
 //! the snapshot in this process (see [`install_wake_hooks`]).
 
 use crate::{Result, SqliteStore};
-use domain::routing::NumberFacts;
+use domain::routing::{NumberFacts, RoutingCustomer};
 use domain::{CustomerId, NumberState, PhoneNumber};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,9 +85,18 @@ impl SqliteStore {
         Ok(out)
     }
 
-    pub async fn routing_customers(&self) -> Result<Vec<(CustomerId, Option<String>)>> {
-        let rows = sqlx::query!(r#"SELECT id AS "id!: Uuid", zoom_trunk FROM customers"#).fetch_all(&self.reader).await?;
-        Ok(rows.into_iter().map(|r| (CustomerId::from_uuid(r.id), r.zoom_trunk)).collect())
+    /// Every customer with its trunk and whether it removed the app in Zoom (a removed link and no
+    /// live one).
+    pub async fn routing_customers(&self) -> Result<Vec<RoutingCustomer>> {
+        let rows = sqlx::query!(
+            r#"SELECT c.id AS "id!: Uuid", c.zoom_trunk,
+                   (EXISTS (SELECT 1 FROM zoom_links l WHERE l.customer_id = c.id AND l.state = 'removed')
+                    AND NOT EXISTS (SELECT 1 FROM zoom_links l WHERE l.customer_id = c.id AND l.state = 'linked')) AS "app_removed!: bool"
+               FROM customers c"#
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|r| RoutingCustomer { id: CustomerId::from_uuid(r.id), trunk: r.zoom_trunk, app_removed: r.app_removed }).collect())
     }
 
     /// Changes after `after`, oldest first: (id, number or `None` for customers/trunks).

@@ -3,8 +3,7 @@
 //! either misses (another process writing to the SQLite file, a dropped LISTEN connection).
 
 use crate::{DbError, Result, Store};
-use domain::routing::NumberFacts;
-use domain::CustomerId;
+use domain::routing::{NumberFacts, RoutingCustomer};
 
 /// Wakes when the routing feed may have grown.
 pub enum RoutingWake {
@@ -32,7 +31,8 @@ impl Store {
         dispatch!(self.routing_numbers_by_e164(e164s))
     }
 
-    pub async fn routing_customers(&self) -> Result<Vec<(CustomerId, Option<String>)>> {
+    /// Every customer with its trunk and whether it removed the app in Zoom.
+    pub async fn routing_customers(&self) -> Result<Vec<RoutingCustomer>> {
         dispatch!(self.routing_customers())
     }
 
