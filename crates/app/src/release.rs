@@ -34,7 +34,7 @@ const ZOOM_LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Which of a customer's numbers an operator releases.
 #[derive(Clone, Debug)]
 pub enum Selection {
-    /// Numbers as typed (E.164, any common spelling).
+    /// Numbers in E.164.
     List(Vec<String>),
     /// The customer's active numbers matching a filter.
     Filter { prefix: Option<String>, tag: Option<String>, region: Option<String> },

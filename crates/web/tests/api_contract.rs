@@ -18,7 +18,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 19] = [
+const ROUTES: [(&str, &str, &str); 23] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -38,6 +38,10 @@ const ROUTES: [(&str, &str, &str); 19] = [
     ("post", "/api/v1/orders", "/orders"),
     ("get", "/api/v1/orders/{id}", "/orders/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
     ("post", "/api/v1/orders/{id}/cancel", "/orders/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/cancel"),
+    ("get", "/api/v1/releases", "/releases"),
+    ("post", "/api/v1/releases", "/releases"),
+    ("get", "/api/v1/releases/{id}", "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    ("post", "/api/v1/releases/{id}/withdraw", "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/withdraw"),
 ];
 
 fn method(name: &str) -> Method {

@@ -6,6 +6,7 @@ mod customers;
 mod extract;
 mod numbers;
 mod orders;
+mod releases; // issue 6
 mod trunks;
 
 use crate::error::{ApiError, Problem};
@@ -29,6 +30,7 @@ use utoipa::OpenApi;
         customers::list_customers, customers::create_customer, customers::get_customer, customers::set_contract, customers::create_admin,
         orders::list_orders, orders::create_order, orders::get_order, orders::cancel_order,
         trunks::list_trunks, trunks::create_trunk, trunks::get_trunk, trunks::update_trunk, trunks::delete_trunk, trunks::set_customer_trunk,
+        releases::start_release, releases::list_releases, releases::get_release, releases::withdraw_release,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -84,6 +86,7 @@ pub fn router() -> Router<WebState> {
         .merge(customers::router())
         .merge(orders::router())
         .merge(trunks::router())
+        .merge(releases::router())
 }
 
 /// The caller of an API request, authenticated by `Authorization: Bearer pxt_...`.
