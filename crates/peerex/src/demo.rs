@@ -39,6 +39,7 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
         dir = dir.display()
     );
     let _zoom = start_zoom_simulator(&base).await?;
+    crate::routing_demo::start_routing_for_demo(&app, &mut config).await?;
     crate::serve::serve(app, &config, &wanted, Some(listener)).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod config;
 mod demo;
+mod routing_demo;
 mod serve;
 mod trunks_cmd;
 mod zoom_sim_cmd;
