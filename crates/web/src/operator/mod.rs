@@ -10,6 +10,7 @@ mod jobs;
 mod login;
 mod numbers;
 mod orders;
+mod releases; // issue 6
 mod tokens;
 mod trunks;
 
@@ -40,6 +41,7 @@ pub fn router() -> Router<WebState> {
         .merge(tokens::router())
         .merge(jobs::router())
         .merge(trunks::router())
+        .merge(releases::router())
 }
 
 /// What every operator page's layout needs.

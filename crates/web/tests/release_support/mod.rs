@@ -148,3 +148,17 @@ pub async fn settle(t: &ZoomApp, c: CustomerId, within: std::time::Duration) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A `multipart/form-data` body as a browser sends it: text fields, then an optional CSV file `file`.
+pub fn multipart(fields: &[(&str, &str)], file: Option<&str>) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "peerex-release-boundary-3kQ9";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+    }
+    if let Some(csv) = file {
+        body.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"numbers.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n"));
+    }
+    body.push_str(&format!("--{BOUNDARY}--\r\n"));
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body.into_bytes())
+}

@@ -1,0 +1,230 @@
+//! Releases (issue 6): an operator starts the release of some of a customer's active numbers (listed,
+//! as a CSV, or by filter) with a reason; they wait for the customer's approval in the customer
+//! portal. Operators see releases still waiting, with their age, and withdraw what still waits.
+
+use super::{db, may_change, render_with, when, Chrome, FormError};
+use crate::error::{render, PageError};
+use crate::session::Operator;
+use crate::WebState;
+use app::release::Selection;
+use app::AppError;
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use domain::customer::Customer;
+use domain::release::{Release, ReleaseLine};
+use domain::CustomerId;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+pub fn router() -> Router<WebState> {
+    Router::new().route("/releases", get(list).post(start)).route("/releases/{id}", get(detail)).route("/releases/{id}/withdraw", post(withdraw))
+}
+
+const RELEASES_SHOWN: u32 = 200;
+
+/// Releases waiting longer than this are marked overdue.
+const OVERDUE_DAYS: i64 = 14;
+
+pub struct ReleaseRow {
+    pub release: Release,
+    pub customer: String,
+    pub started: String,
+    /// "3 days", "5 hours", ...
+    pub age: String,
+    pub overdue: bool,
+}
+
+fn age(d: time::Duration) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if d.whole_days() >= 1 {
+        plural(d.whole_days(), "day")
+    } else if d.whole_hours() >= 1 {
+        plural(d.whole_hours(), "hour")
+    } else {
+        plural(d.whole_minutes().max(0), "minute")
+    }
+}
+
+impl ReleaseRow {
+    fn new(r: Release, names: &HashMap<CustomerId, String>, now: time::OffsetDateTime) -> Self {
+        let waited = now - r.started_at;
+        Self {
+            customer: names.get(&r.customer_id).cloned().unwrap_or_else(|| r.customer_id.to_string()),
+            started: when(r.started_at),
+            age: age(waited),
+            overdue: r.open() > 0 && waited.whole_days() >= OVERDUE_DAYS,
+            release: r,
+        }
+    }
+}
+
+/// What the new-release form was given, shown again with a refusal.
+#[derive(Default)]
+pub struct NewRelease {
+    pub csrf: String,
+    pub customer: String,
+    pub reason: String,
+    pub numbers: String,
+    pub prefix: String,
+    pub tag: String,
+    pub region: String,
+    pub csv: String,
+}
+
+impl NewRelease {
+    async fn read(mut form: Multipart) -> Result<Self, FormError> {
+        let mut f = NewRelease::default();
+        let broken = |e: axum::extract::multipart::MultipartError| FormError::new("file", format!("the form could not be read: {e}"));
+        while let Some(field) = form.next_field().await.map_err(broken)? {
+            let name = field.name().unwrap_or_default().to_owned();
+            let text = field.text().await.map_err(broken)?;
+            match name.as_str() {
+                "csrf" => f.csrf = text,
+                "customer" => f.customer = text,
+                "reason" => f.reason = text,
+                "numbers" => f.numbers = text,
+                "prefix" => f.prefix = text,
+                "tag" => f.tag = text,
+                "region" => f.region = text,
+                "file" => f.csv = text,
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
+
+    fn selection(&self) -> Result<(CustomerId, Selection), FormError> {
+        let customer = match self.customer.trim() {
+            "" => return Err(FormError::new("customer", "choose a customer")),
+            c => c.parse().map_err(|_| FormError::new("customer", "no such customer"))?,
+        };
+        let given = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let selection = if !self.csv.trim().is_empty() {
+            Selection::Csv(self.csv.clone())
+        } else if !self.numbers.trim().is_empty() {
+            // One per line, or a pasted CSV: the same reader takes both.
+            Selection::Csv(self.numbers.clone())
+        } else if given(&self.prefix).is_some() || given(&self.tag).is_some() || given(&self.region).is_some() {
+            Selection::Filter { prefix: given(&self.prefix), tag: given(&self.tag), region: given(&self.region) }
+        } else {
+            return Err(FormError::new("numbers", "list the numbers, upload a CSV, or give a filter (prefix, tag, region)"));
+        };
+        Ok((customer, selection))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "operator/releases.html")]
+struct ListPage {
+    chrome: Chrome,
+    carrier: String,
+    rows: Vec<ReleaseRow>,
+    all: bool,
+    customers: Vec<Customer>,
+    form: NewRelease,
+    error: Option<FormError>,
+}
+
+impl ListPage {
+    fn bad(&self, field: &str) -> bool {
+        super::bad(&self.error, field)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    state: String,
+    customer: String,
+}
+
+async fn list_page(state: &WebState, op: &Operator, all: bool, form: NewRelease, error: Option<FormError>) -> Result<Response, PageError> {
+    let customers = state.app.store.list_customers().await.map_err(db)?;
+    let names: HashMap<CustomerId, String> = customers.iter().map(|c| (c.id, c.name.clone())).collect();
+    let now = state.app.now();
+    let rows = state.app.releases(None, RELEASES_SHOWN).await?.into_iter().filter(|r| all || r.open() > 0).map(|r| ReleaseRow::new(r, &names, now)).collect();
+    let chrome = Chrome::new(state, op, "releases");
+    let page = ListPage { carrier: chrome.carrier.clone(), chrome, rows, all, customers, form, error };
+    Ok(render_with(&page, page.error.as_ref()))
+}
+
+async fn list(State(state): State<WebState>, op: Operator, Query(q): Query<ListQuery>) -> Result<Response, PageError> {
+    let form = NewRelease { customer: q.customer, ..Default::default() };
+    list_page(&state, &op, q.state == "all", form, None).await
+}
+
+async fn start(State(state): State<WebState>, op: Operator, form: Multipart) -> Result<Response, PageError> {
+    let form = match NewRelease::read(form).await {
+        Ok(f) => f,
+        Err(e) => return list_page(&state, &op, false, NewRelease::default(), Some(e)).await,
+    };
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    let (customer, selection) = match form.selection() {
+        Ok(s) => s,
+        Err(e) => return list_page(&state, &op, false, form, Some(e)).await,
+    };
+    let by = domain::Actor::Operator(op.user.email.clone());
+    match state.app.start_release(customer, selection, &form.reason, &by).await {
+        Ok(r) => Ok(Redirect::to(&format!("/operator/releases/{}", r.id)).into_response()),
+        Err(AppError::NotFound) => list_page(&state, &op, false, form, Some(FormError::new("customer", "no such customer"))).await,
+        Err(e) => {
+            let e = FormError::try_from(e)?;
+            list_page(&state, &op, false, form, Some(e)).await
+        }
+    }
+}
+
+pub struct LineRow {
+    pub line: ReleaseLine,
+    pub updated: String,
+    pub zoom: String,
+}
+
+#[derive(Template)]
+#[template(path = "operator/release.html")]
+struct DetailPage {
+    chrome: Chrome,
+    carrier: String,
+    row: ReleaseRow,
+    lines: Vec<LineRow>,
+}
+
+async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<String>) -> Result<Response, PageError> {
+    let id: uuid::Uuid = id.parse().map_err(|_| PageError(AppError::NotFound))?;
+    let (release, lines) = state.app.release(id).await?;
+    let customer = state.app.customer(release.customer_id).await?;
+    let names = HashMap::from([(customer.id, customer.name)]);
+    let lines = lines
+        .into_iter()
+        .map(|l| {
+            let zoom = match (l.zoom_assigned, l.zoom_seen_at) {
+                (Some(true), Some(at)) => format!("assigned to a user (seen {})", when(at)),
+                (Some(false), Some(at)) => format!("unassigned (seen {})", when(at)),
+                _ => String::new(),
+            };
+            LineRow { updated: when(l.updated_at), zoom, line: l }
+        })
+        .collect();
+    let chrome = Chrome::new(&state, &op, "releases");
+    Ok(render(&DetailPage { carrier: chrome.carrier.clone(), chrome, row: ReleaseRow::new(release, &names, state.app.now()), lines }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn withdraw(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+    let id: uuid::Uuid = id.parse().map_err(|_| PageError(AppError::NotFound))?;
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    state.app.withdraw_release(id, &domain::Actor::Operator(op.user.email.clone())).await?;
+    Ok(Redirect::to(&format!("/operator/releases/{id}")).into_response())
+}
