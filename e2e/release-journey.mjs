@@ -80,6 +80,7 @@ try {
   await resultSays(assigned, `Not released: ${UNBIND}`);
   check((await page.textContent('#released')).trim() === '1', 'one released');
   check((await page.textContent('#refused')).trim() === '1', 'one not released');
+  check(await page.getByRole('button', { name: 'Release numbers' }).isVisible(), 'the refreshed page offers to release the refused number again');
   await shot('results');
   step(`${other} released; ${assigned} refused: "${UNBIND}"`);
 

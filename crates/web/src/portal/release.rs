@@ -44,6 +44,8 @@ pub struct Row {
 struct Results {
     rows: Vec<Row>,
     running: bool,
+    /// Some number can be ticked: the Release numbers button shows (also after a refresh).
+    any_tick: bool,
     released: usize,
     refused: usize,
     waiting: usize,
@@ -60,7 +62,6 @@ struct Page {
     /// "Checked with Zoom at ..." or why Zoom could not be asked.
     zoom_note: String,
     zoom_ok: bool,
-    any_tick: bool,
     error: Option<String>,
     results_html: String,
 }
@@ -101,7 +102,7 @@ fn results_of(lines: &[ReleaseLine], zoom: &ZoomLook) -> Results {
         })
         .collect();
     let count = |k: &str| rows.iter().filter(|r| r.kind == k).count();
-    Results { running: count("releasing") > 0, released: count("released"), refused: count("refused"), waiting: count("waiting"), rows }
+    Results { running: count("releasing") > 0, any_tick: rows.iter().any(|r| r.tick), released: count("released"), refused: count("refused"), waiting: count("waiting"), rows }
 }
 
 async fn page_with(state: &WebState, admin: &CustomerAdmin, error: Option<String>, status: StatusCode) -> Result<Response, PageError> {
@@ -122,7 +123,6 @@ async fn page_with(state: &WebState, admin: &CustomerAdmin, error: Option<String
         link: LinkView::new(link.as_ref()),
         zoom_note,
         zoom_ok,
-        any_tick: results.rows.iter().any(|r| r.tick),
         error,
         results_html: results.render().map_err(|e| PageError(AppError::Refused(format!("cannot render: {e}"))))?,
     };
