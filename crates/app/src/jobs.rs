@@ -179,12 +179,28 @@ impl App {
             z.pacer.wait(account, z.requests_per_second).await;
             answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
         }
+        let stats = &z.stats;
+        let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        count(&stats.calls);
+        if matches!(answer, Err(ZoomError::RateLimited { .. })) {
+            count(&stats.rate_limited);
+        }
         let results: Vec<(String, PushResult)> = answer?
             .into_iter()
             .map(|r| {
                 let result = match r.outcome {
-                    Outcome::Done | Outcome::AlreadyDone => PushResult::Accepted,
-                    Outcome::Refused { message, .. } => PushResult::Refused(format!("Zoom: {message}")),
+                    Outcome::Done => {
+                        count(&stats.added);
+                        PushResult::Accepted
+                    }
+                    Outcome::AlreadyDone => {
+                        count(&stats.already_done);
+                        PushResult::Accepted
+                    }
+                    Outcome::Refused { message, .. } => {
+                        count(&stats.refused);
+                        PushResult::Refused(format!("Zoom: {message}"))
+                    }
                 };
                 (r.phone_number, result)
             })

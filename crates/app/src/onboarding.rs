@@ -40,6 +40,8 @@ pub struct ZoomSetup {
     pub lease: Duration,
     /// The carrier's name, in refusals the customer reads.
     pub carrier_name: String,
+    /// What pushes to Zoom did in this process (for `peerex bench push` and logs).
+    pub stats: PushStats,
     pub(crate) pacer: Pacer,
     seen_webhooks: Mutex<HashMap<String, OffsetDateTime>>,
 }
@@ -59,10 +61,24 @@ impl ZoomSetup {
             workers: 4,
             lease: Duration::from_secs(120),
             carrier_name: "the carrier".into(),
+            stats: PushStats::default(),
             pacer: Pacer::default(),
             seen_webhooks: Mutex::default(),
         }
     }
+}
+
+/// Counters of the pushes this process made. `already_done` counts numbers Zoom already had: a
+/// number pushed twice shows up there, so it measures duplicate pushes.
+#[derive(Default, Debug)]
+pub struct PushStats {
+    /// POSTs of peering numbers sent (whatever Zoom answered).
+    pub calls: std::sync::atomic::AtomicU64,
+    /// Calls Zoom answered 429.
+    pub rate_limited: std::sync::atomic::AtomicU64,
+    pub added: std::sync::atomic::AtomicU64,
+    pub already_done: std::sync::atomic::AtomicU64,
+    pub refused: std::sync::atomic::AtomicU64,
 }
 
 /// Spaces one account's calls `1/rate` apart within this process, so a burst of jobs does not earn a
@@ -179,6 +195,9 @@ impl App {
         let now = self.now();
         match self.store.link_zoom_account(customer, &me.account_id, &me.user_id, &stored, &carrier, by, now).await {
             Ok(Ok(done)) => {
+                // The first poll of the account's numbers: a minute on, or sooner when polls are frequent.
+                let first = now + time::Duration::try_from(z.poll_every.min(Duration::from_secs(60))).unwrap_or(time::Duration::minutes(1));
+                self.store.poll_now(customer, first).await?;
                 tracing::info!(customer = %customer, zoom_account = %me.account_id, queued = done.1, "Zoom account linked");
                 Ok(done)
             }

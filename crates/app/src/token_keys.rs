@@ -65,6 +65,11 @@ impl TokenKeys {
         Ok(TokenKeys { current_id, keys })
     }
 
+    /// A new random key as configuration writes it: `"<id>:<base64 of 32 bytes>"`.
+    pub fn new_key_setting(id: &str) -> String {
+        format!("{id}:{}", STANDARD.encode(ChaCha20Poly1305::generate_key(&mut OsRng)))
+    }
+
     /// A random key, for tests and the demo.
     pub fn generate(id: &str) -> TokenKeys {
         let key = ChaCha20Poly1305::generate_key(&mut OsRng);

@@ -5,7 +5,7 @@
 //! SQLite has one writer connection, so claiming a job is a plain `UPDATE ... RETURNING`: no two
 //! workers can run it at once.
 
-use super::{save_moves, Result, SqliteStore};
+use super::{insert_events, Result, SqliteStore};
 use crate::rows::NumberRow;
 use domain::customer::ContractState;
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens, ZoomLink, ZOOM_BATCH};
@@ -271,7 +271,7 @@ impl SqliteStore {
                 moves.push(m);
             }
         }
-        save_moves(&mut tx, &moves).await?;
+        save_state_moves(&mut tx, &moves).await?;
         insert_link_event(&mut tx, Some(link.customer_id), account, "removed", &format!("{reason}; {} numbers suspended", moves.len()), now).await?;
         tx.commit().await?;
         let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
@@ -408,22 +408,32 @@ impl SqliteStore {
         if held.rows_affected() != 1 {
             return Ok(false);
         }
+        let answers: std::collections::HashMap<&str, &PushResult> = results.iter().map(|(n, r)| (n.as_str(), r)).collect();
         let mut moves = Vec::with_capacity(results.len());
-        for (e164, result) in results {
-            let Some(row) = select_numbers!("WHERE e164 = ? AND state = 'provisioning'", e164).fetch_optional(&mut *tx).await? else {
-                continue;
-            };
-            let n = row.into_number()?;
-            let moved = match result {
-                PushResult::Accepted => n.zoom_accepted(by, now),
-                PushResult::Refused(reason) => n.zoom_refused_provisioning(reason, by, now),
-            };
-            if let Ok(m) = moved {
-                moves.push(m);
+        for chunk in results.chunks(super::INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(NumberRow::SELECT);
+            q.push(" WHERE state = 'provisioning' AND e164 IN (");
+            let mut sep = q.separated(", ");
+            for (e164, _) in chunk {
+                sep.push_bind(e164.clone());
+            }
+            q.push(")");
+            let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+            for row in rows {
+                let n = row.into_number()?;
+                let moved = match answers.get(n.e164.as_str()) {
+                    Some(PushResult::Accepted) => n.zoom_accepted(by, now),
+                    Some(PushResult::Refused(reason)) => n.zoom_refused_provisioning(reason, by, now),
+                    None => continue,
+                };
+                if let Ok(m) = moved {
+                    moves.push(m);
+                }
             }
         }
-        save_moves(&mut tx, &moves).await?;
+        save_state_moves(&mut tx, &moves).await?;
         let accepted: Vec<Uuid> = moves.iter().filter(|(n, _)| n.state == NumberState::Active).map(|(n, _)| n.id.as_uuid()).collect();
+        // Just added: Zoom lists it Unassigned until the customer assigns it.
         for id in accepted {
             sqlx::query!("UPDATE numbers SET zoom_assigned = 0, zoom_seen_at = ? WHERE id = ? AND zoom_assigned IS NULL", now, id).execute(&mut *tx).await?;
         }
@@ -448,8 +458,18 @@ impl SqliteStore {
             return Ok(false);
         }
         let c = customer.as_uuid();
-        for (e164, assigned) in seen {
-            sqlx::query!("UPDATE numbers SET zoom_assigned = ?, zoom_seen_at = ? WHERE e164 = ? AND customer_id = ?", assigned, now, e164, c).execute(&mut *tx).await?;
+        for flag in [true, false] {
+            let numbers: Vec<&str> = seen.iter().filter(|(_, a)| *a == flag).map(|(n, _)| n.as_str()).collect();
+            for chunk in numbers.chunks(super::INSERT_CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new("UPDATE numbers SET zoom_assigned = ");
+                q.push_bind(flag).push(", zoom_seen_at = ").push_bind(now).push(" WHERE customer_id = ").push_bind(c).push(" AND e164 IN (");
+                let mut sep = q.separated(", ");
+                for n in chunk {
+                    sep.push_bind(n.to_string());
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
         }
         sqlx::query!("UPDATE zoom_links SET last_polled_at = ? WHERE customer_id = ? AND state = 'linked'", now, c).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -579,7 +599,7 @@ async fn apply_in_tx(tx: &mut Transaction<'_, Sqlite>, customer: CustomerId, acc
             moves.push(m);
         }
     }
-    save_moves(tx, &moves).await?;
+    save_state_moves(tx, &moves).await?;
     let mut to_push: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
     if all_provisioning {
         let moved: std::collections::HashSet<_> = to_push.iter().map(|n| n.id).collect();
@@ -617,8 +637,36 @@ async fn enqueue_poll(tx: &mut Transaction<'_, Sqlite>, customer: CustomerId, ac
         .fetch_one(&mut **tx)
         .await?;
     if waiting == 0 {
-        let job = Job::new(JobKind::PollNumbers, "{}".into(), Some(customer), None, Some(account.to_owned()), now);
+        // A minute after linking: until the pushes land there is nothing in Zoom to learn, and a poll
+        // would spend the account's rate limit that the pushes need.
+        let mut job = Job::new(JobKind::PollNumbers, "{}".into(), Some(customer), None, Some(account.to_owned()), now);
+        job.run_after = now + time::Duration::minutes(1);
         insert_job(tx, &job).await?;
+    }
+    Ok(())
+}
+
+/// Saves moves that change only a number's state, reason and time (every onboarding transition), one
+/// UPDATE per (state, reason) and chunk instead of one per number, with their events.
+async fn save_state_moves(tx: &mut Transaction<'_, Sqlite>, moves: &[(Number, domain::NumberEvent)]) -> Result<()> {
+    let mut groups: std::collections::BTreeMap<(&str, Option<&str>, OffsetDateTime), Vec<Uuid>> = std::collections::BTreeMap::new();
+    for (n, _) in moves {
+        groups.entry((n.state.as_str(), n.reason.as_deref(), n.updated_at)).or_default().push(n.id.as_uuid());
+    }
+    for ((state, reason, at), ids) in groups {
+        for chunk in ids.chunks(super::INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE numbers SET state = ");
+            q.push_bind(state).push(", reason = ").push_bind(reason.map(str::to_owned)).push(", updated_at = ").push_bind(at).push(" WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut **tx).await?;
+        }
+    }
+    for chunk in moves.chunks(super::INSERT_CHUNK) {
+        insert_events(tx, chunk.iter().map(|(_, e)| e)).await?;
     }
     Ok(())
 }

@@ -108,11 +108,17 @@ struct DetailPage {
     zoom: Option<(String, String, String)>,
     /// The link's history, refusals included: (when, kind, account, message).
     zoom_events: Vec<(String, String, String, String)>,
+    /// What Zoom last said of the customer's numbers: (number, assigned to a user).
+    in_zoom: Vec<(String, bool)>,
 }
 
 impl DetailPage {
     fn bad(&self, field: &str) -> bool {
         super::bad(&self.error, field)
+    }
+
+    fn assigned_in_zoom(&self) -> usize {
+        self.in_zoom.iter().filter(|(_, a)| *a).count()
     }
 
     fn ended(&self) -> bool {
@@ -134,7 +140,8 @@ async fn detail_page(state: &WebState, op: &Operator, id: CustomerId, email: Str
         (l.state.as_str().to_owned(), l.zoom_account_id, since)
     });
     let zoom_events = state.app.store.link_events(id, 20).await.map_err(db)?.into_iter().map(|e| (when(e.at), e.kind, e.zoom_account_id, e.message)).collect();
-    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error, trunks, zoom, zoom_events };
+    let in_zoom = state.app.store.zoom_presence(id).await.map_err(db)?.into_iter().map(|(n, a, _)| (n, a.unwrap_or(false))).collect();
+    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error, trunks, zoom, zoom_events, in_zoom };
     Ok(render_with(&page, page.error.as_ref()))
 }
 

@@ -1,0 +1,74 @@
+//! Onboarding in a real browser: `e2e/zoom-onboarding.mjs` drives Debian's headless Chromium through
+//! the Zoom simulator's pages and the customer portal (install, sign in, push, assign, remove), with
+//! the platform's job workers running as in `peerex serve`. `scripts/test` installs Chromium and the
+//! e2e npm packages; when they are missing this test fails saying so.
+
+use domain::auth::Role;
+use domain::customer::OrderPick;
+use domain::number::NumberAttrs;
+use domain::{Actor, NumberState};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use testkit::sim::demo;
+use testkit::{Db, ZoomApp, PASSWORD};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const SCRIPT: &str = "e2e/zoom-onboarding.mjs";
+const TIME_LIMIT: Duration = Duration::from_secs(180);
+const ORDERED: u32 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_onboarding_journey_in_chromium() {
+    journey(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_onboarding_journey_in_chromium() {
+    journey(Db::Postgres).await;
+}
+
+async fn journey(db: Db) {
+    let root = testkit::repo_root();
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages");
+    assert!(root.join("e2e/node_modules/playwright-core").is_dir(), "e2e/node_modules is missing: run scripts/test (or `npm ci` in e2e/)");
+    let t = ZoomApp::spawn_tuned(db, |z| z.poll_every = Duration::from_secs(1)).await;
+    let app = t.app();
+    let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
+    app.create_user(demo::ACME_ADMIN_EMAIL, PASSWORD, Role::CustomerAdmin, Some(acme.id)).await.unwrap();
+    let by = Actor::System("test".into());
+    app.import_range("+15550100000-+15550100099", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
+    app.create_order(acme.id, OrderPick { count: ORDERED, ..Default::default() }, &[], &by).await.unwrap();
+    let _workers = app.spawn_workers();
+
+    let count = ORDERED.to_string();
+    let run = tokio::process::Command::new("node")
+        .arg(root.join(SCRIPT))
+        .args([
+            t.zoom.url.as_str(),
+            t.platform.url.as_str(),
+            demo::ACME_ADMIN_EMAIL,
+            demo::ACME_ADMIN_PASSWORD,
+            demo::ACME_ADMIN_EMAIL,
+            PASSWORD,
+            demo::APP_NAME,
+            demo::ACME_USER_EMAIL,
+            count.as_str(),
+        ])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
+        Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
+    };
+    let output = format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
+    assert!(output.contains("all checks passed"), "{SCRIPT} exited 0 without finishing its checks:\n{output}");
+    // What the browser saw is what the database holds.
+    let q = domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
+    let states: Vec<_> = app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
+    assert_eq!(states, vec![NumberState::Suspended; ORDERED as usize]);
+}
