@@ -245,7 +245,7 @@ pub(crate) fn add(state: &mut SimState, scope: &Scope<'_>, items: Vec<Add>, now:
         }
         let mut n = Number::new(e164.clone(), scope.account_id.to_owned(), scope.carrier_code(), item.sip_trunk_name, item.status, now);
         n.apply(item.attributes);
-        state.numbers.insert(e164, n);
+        state.insert_number(n);
     }
     failures
 }
@@ -297,7 +297,7 @@ pub(crate) fn remove(state: &mut SimState, scope: &Scope<'_>, phone_numbers: Vec
             None => failures.push(fail(Reason::DoesNotExist)),
             Some(n) if n.assigned() => failures.push(fail(Reason::Assigned)),
             Some(_) => {
-                state.numbers.remove(&e164);
+                state.remove_number(&e164);
             }
         }
     }
@@ -308,12 +308,12 @@ pub(crate) fn remove(state: &mut SimState, scope: &Scope<'_>, phone_numbers: Vec
 /// only `filter`.
 pub(crate) fn carrier_numbers(state: &SimState, world: &World, account_id: Option<&str>, filter: Option<&str>) -> Vec<(String, Number)> {
     let code = world.carrier().carrier_code;
-    state
-        .numbers
-        .values()
-        .filter(|n| n.carrier_code == code && account_id.is_none_or(|a| n.account_id == a) && filter.is_none_or(|f| n.phone_number == f))
-        .map(|n| (n.phone_number.clone(), n.clone()))
-        .collect()
+    let keep = |n: &&Number| n.carrier_code == code && filter.is_none_or(|f| n.phone_number == f);
+    let pick = |n: &Number| (n.phone_number.clone(), n.clone());
+    match account_id {
+        Some(a) => state.account_numbers(a).filter(keep).map(pick).collect(),
+        None => state.numbers.values().filter(keep).map(pick).collect(),
+    }
 }
 
 #[cfg(test)]

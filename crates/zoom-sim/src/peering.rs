@@ -271,13 +271,19 @@ pub(crate) async fn page_of_numbers(sim: &Simulator, q: &Query, account: Option<
     let filter = q.get("phone_number").filter(|f| !f.trim().is_empty()).map(|f| crate::e164::normalize(f).unwrap_or_default());
     let scope = format!("peering:{}:{}", account.unwrap_or("*"), filter.as_deref().unwrap_or(""));
     let (now, ttl) = (sim.now(), i64::try_from(sim.options().page_token_ttl.as_secs()).unwrap_or(i64::MAX));
-    sim.write(|s| {
-        let all = numbers::carrier_numbers(s, sim.world(), account, filter.as_deref());
-        s.paginate(&scope, q.get("next_page_token"), page_size, now, ttl, all)
-    })
-    .await
-    // Zoom's answer to an unknown or expired page token is not published [assume].
-    .map_err(|_| ApiError::bad_request(300, "The next page token is invalid or expired."))
+    // Read under the lock, and write only when there is a next page to remember: the common one-page
+    // listing then costs no write.
+    let (page, cursor) = sim
+        .read(|s| {
+            let all = numbers::carrier_numbers(s, sim.world(), account, filter.as_deref());
+            s.paginate_view(&scope, q.get("next_page_token"), page_size, now, ttl, all)
+        })
+        // Zoom's answer to an unknown or expired page token is not published [assume].
+        .map_err(|_| ApiError::bad_request(300, "The next page token is invalid or expired."))?;
+    if let Some((token, c)) = cursor {
+        sim.write(|s| s.page_tokens.insert(token, c)).await;
+    }
+    Ok(page)
 }
 
 async fn list(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
@@ -286,7 +292,15 @@ async fn list(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<
     check_carrier(&sim, q.int("carrier_code")?)?;
     let page = page_of_numbers(&sim, &q, Some(&caller.account_id), 300).await?;
     let numbers: Vec<Item> = page.items.into_iter().map(Item::from).collect();
-    Ok(Json(json!({ "next_page_token": page.next_page_token, "numbers": numbers, "total_records": page.total_records })).into_response())
+    Ok(Json(ListBody { next_page_token: page.next_page_token, numbers, total_records: page.total_records }).into_response())
+}
+
+/// A page of the listing, serialized straight from its items (this is the hottest answer).
+#[derive(Serialize)]
+struct ListBody {
+    next_page_token: String,
+    numbers: Vec<Item>,
+    total_records: usize,
 }
 
 async fn list_carrier(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {

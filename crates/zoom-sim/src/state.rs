@@ -7,7 +7,7 @@ use crate::world::World;
 use crate::e164;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +32,13 @@ pub(crate) struct SimState {
     pub deliveries: Vec<crate::webhooks::Delivery>,
     #[serde(skip)]
     pub version: u64,
+    /// When expired entries were last dropped (unix seconds): at most once a second, not on every write.
+    #[serde(skip)]
+    pub purged_at: i64,
+    /// The numbers of each account (E.164 keys of `numbers`), so listing one account's numbers does not
+    /// walk every account's. Kept by [`SimState::insert_number`] and [`SimState::remove_number`].
+    #[serde(skip)]
+    pub by_account: HashMap<String, BTreeSet<String>>,
 }
 
 /// One app authorized on one account by one user. A new authorization of the same app on the same
@@ -120,6 +127,9 @@ pub(crate) struct Page<T> {
 #[derive(Debug)]
 pub(crate) struct BadPageToken;
 
+/// A next-page token and the cursor it names, to be kept in [`SimState::page_tokens`].
+pub(crate) type NewCursor = (String, PageCursor);
+
 impl SimState {
     /// The state a world starts in: its seeded numbers and nothing else.
     pub fn initial(world: &World) -> SimState {
@@ -135,7 +145,7 @@ impl SimState {
                 numbers.insert(e164, n);
             }
         }
-        SimState {
+        let mut state = SimState {
             world_digest: world.digest(),
             clock_offset_ms: 0,
             numbers,
@@ -149,12 +159,46 @@ impl SimState {
             faults: Vec::new(),
             deliveries: Vec::new(),
             version: 0,
+            purged_at: 0,
+            by_account: HashMap::new(),
+        };
+        state.index_numbers();
+        state
+    }
+
+    /// Rebuilds [`SimState::by_account`] (after a load).
+    pub fn index_numbers(&mut self) {
+        self.by_account.clear();
+        for (e164, n) in &self.numbers {
+            self.by_account.entry(n.account_id.clone()).or_default().insert(e164.clone());
         }
+    }
+
+    pub fn insert_number(&mut self, n: Number) {
+        self.by_account.entry(n.account_id.clone()).or_default().insert(n.phone_number.clone());
+        self.numbers.insert(n.phone_number.clone(), n);
+    }
+
+    pub fn remove_number(&mut self, e164: &str) -> Option<Number> {
+        let n = self.numbers.remove(e164)?;
+        if let Some(set) = self.by_account.get_mut(&n.account_id) {
+            set.remove(e164);
+        }
+        Some(n)
+    }
+
+    /// The numbers of one account, in E.164 order.
+    pub fn account_numbers<'s>(&'s self, account_id: &str) -> impl Iterator<Item = &'s Number> + 's {
+        self.by_account.get(account_id).into_iter().flatten().filter_map(|k| self.numbers.get(k))
     }
 
     /// Forgets what has expired. Expired access tokens are kept a day longer so a caller is told its
     /// token expired rather than that it never existed.
     pub fn purge(&mut self, now: i64) {
+        if self.purged_at == now {
+            return;
+        }
+        self.purged_at = now;
         self.codes.retain(|_, c| c.expires_at > now || (c.redeemed_by.is_some() && c.expires_at + 3600 > now));
         self.consents.retain(|_, c| c.expires_at > now);
         self.page_tokens.retain(|_, p| p.expires_at > now);
@@ -178,6 +222,24 @@ impl SimState {
         ttl_secs: i64,
         all: Vec<(String, T)>,
     ) -> Result<Page<T>, BadPageToken> {
+        let (page, cursor) = self.paginate_view(scope, token, page_size, now, ttl_secs, all)?;
+        if let Some((t, c)) = cursor {
+            self.page_tokens.insert(t, c);
+        }
+        Ok(page)
+    }
+
+    /// [`SimState::paginate`] without changing the state: the next page's cursor, if there is a next
+    /// page, is returned for the caller to keep, so a last (or only) page needs no write.
+    pub fn paginate_view<T>(
+        &self,
+        scope: &str,
+        token: Option<&str>,
+        page_size: usize,
+        now: i64,
+        ttl_secs: i64,
+        all: Vec<(String, T)>,
+    ) -> Result<(Page<T>, Option<NewCursor>), BadPageToken> {
         let after = match token.filter(|t| !t.is_empty()) {
             None => None,
             Some(t) => match self.page_tokens.get(t) {
@@ -194,15 +256,12 @@ impl SimState {
             last = Some(k);
             items.push(v);
         }
-        let next_page_token = match (rest.peek(), last) {
-            (Some(_), Some(after)) => {
-                let t = random_token(24);
-                self.page_tokens.insert(t.clone(), PageCursor { scope: scope.to_owned(), after, expires_at: now + ttl_secs });
-                t
-            }
-            _ => String::new(),
+        let cursor = match (rest.peek(), last) {
+            (Some(_), Some(after)) => Some((random_token(24), PageCursor { scope: scope.to_owned(), after, expires_at: now + ttl_secs })),
+            _ => None,
         };
-        Ok(Page { items, next_page_token, total_records })
+        let next_page_token = cursor.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+        Ok((Page { items, next_page_token, total_records }, cursor))
     }
 }
 
@@ -246,7 +305,8 @@ impl Persist {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StateError::Read { path, source }),
         };
-        let state: SimState = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { path: path.clone(), message: e.to_string() })?;
+        let mut state: SimState = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { path: path.clone(), message: e.to_string() })?;
+        state.index_numbers();
         if state.world_digest != world.digest() {
             return Err(StateError::OtherWorld { path });
         }

@@ -15,6 +15,9 @@ pub struct World {
     carrier: Carrier,
     apps: Vec<App>,
     accounts: Vec<Account>,
+    /// Account id → position in `accounts`: every API call looks its account up.
+    #[serde(skip)]
+    account_index: std::collections::HashMap<String, usize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -201,8 +204,9 @@ impl World {
             // `.` is serde_path_to_error's name for the document root.
             if path == "." { WorldError::Parse(inner.to_string()) } else { WorldError::Parse(format!("{path}: {inner}")) }
         })?;
-        let mut world = World { carrier: raw.carrier, apps: raw.apps, accounts: raw.accounts };
+        let mut world = World { carrier: raw.carrier, apps: raw.apps, accounts: raw.accounts, account_index: Default::default() };
         world.fill_defaults();
+        world.account_index = world.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
         let errors = world.check();
         if errors.is_empty() {
             Ok(world)
@@ -228,7 +232,7 @@ impl World {
     }
 
     pub fn account(&self, id: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.id == id)
+        self.account_index.get(id).and_then(|i| self.accounts.get(*i))
     }
 
     /// The account a user belongs to, and the user, by email (case-insensitive, as Zoom's sign-in).
