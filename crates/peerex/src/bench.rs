@@ -26,10 +26,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 2_000)]
         searches: usize,
     },
+    /// Drive the Zoom simulator with 100 accounts at once, far above Zoom's 40 requests/s each.
+    ZoomSim(crate::bench_zoom_sim::ZoomSimBench),
 }
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
-    let BenchCmd::Import { count, postgres, searches } = cmd;
+    let (count, postgres, searches) = match cmd {
+        BenchCmd::Import { count, postgres, searches } => (count, postgres, searches),
+        BenchCmd::ZoomSim(args) => return crate::bench_zoom_sim::run(args).await,
+    };
     anyhow::ensure!((1..=domain::import::MAX_IMPORT_NUMBERS as u64).contains(&count), "--count must be 1 to {}", domain::import::MAX_IMPORT_NUMBERS);
     let dir = tempfile_dir()?;
     let sqlite = format!("sqlite://{}", dir.join("bench.db").display());

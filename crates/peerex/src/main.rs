@@ -1,6 +1,7 @@
 //! `peerex`: one binary for the whole platform — the server, the demo, and the carrier's tooling.
 
 mod bench;
+mod bench_zoom_sim;
 mod cli;
 mod config;
 mod demo;

@@ -192,5 +192,34 @@ async fn the_demo_starts_the_simulator_beside_the_platform() {
     let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let r = browser.post(format!("{zoom}/signin")).form(&[("email", "admin@acme.example"), ("password", "acme-zoom-password"), ("next", "/")]).send().await.expect("sign in");
     assert_eq!(r.status(), 303, "Acme's printed Zoom credentials sign in");
-    assert!(demo.stop());
+    // The platform answers too (and so is serving, with its Ctrl-C handling in place).
+    let health = reqwest::get(format!("{platform}/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(demo.stop(), "the demo stops cleanly");
+}
+
+/// `peerex bench zoom-sim`, small: it drives every account far above Zoom's limit, prints the
+/// capacity with limits off and shows the limits hold with them on.
+#[test]
+fn the_benchmark_prints_capacity_and_the_limits_hold() {
+    let out = Command::new(env!("CARGO_BIN_EXE_peerex"))
+        .args(["bench", "zoom-sim", "--accounts", "3", "--connections", "2", "--seconds", "1"])
+        .env("PEEREX_LOG_LEVEL", "warn")
+        .output()
+        .expect("run the benchmark");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let off = text.split("limits off (capacity):").nth(1).expect("a limits-off phase");
+    let on = text.split("Zoom's limits on").nth(1).expect("a limits-on phase");
+    let count = |section: &str, what: &str| -> u64 {
+        let after = section.split(what).nth(1).unwrap_or_else(|| panic!("{what} in {section}"));
+        after.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).expect("a count").parse().expect("number")
+    };
+    assert_eq!(count(off, "429 "), 0, "no 429 with limits off:\n{text}");
+    assert_eq!(count(off, "other "), 0, "no errors:\n{text}");
+    assert!(count(off, "2xx ") > 0, "{text}");
+    assert!(count(on, "429 ") > 0, "accounts driven above 40/s get 429s:\n{text}");
+    // Counted by the client's clock, so a request sent late in a second may be counted in the next.
+    assert!(count(on, "within one second: ") <= 45, "no account gets much more than 40 in a second:\n{text}");
+    assert!(text.contains("× Zoom's 40/s per account"), "{text}");
 }
