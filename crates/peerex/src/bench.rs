@@ -49,6 +49,12 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
     };
     let sqlite_result = bench_one("sqlite", &sqlite, &floor_sqlite, count, searches).await;
     let _ = std::fs::remove_dir_all(&dir);
+    let mut results = vec![sqlite_result?];
+    print_row(&results[0], count);
+    if let Some((db, floor)) = pg {
+        results.push(bench_one("postgres", &db, &floor, count, searches).await?);
+        print_row(&results[1], count);
+    }
     println!("\n{:<9} {:>10} {:>12} {:>12} {:>8} {:>12} {:>12}", "database", "numbers", "peerex s", "floor s", "ratio", "search p50", "search p99");
     for r in &results {
         println!(
@@ -57,12 +63,6 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
             count,
             r.peerex.as_secs_f64(),
             r.floor.as_secs_f64(),
-    let mut results = vec![sqlite_result?];
-    print_row(&results[0], count);
-    if let Some((db, floor)) = pg {
-        results.push(bench_one("postgres", &db, &floor, count, searches).await?);
-        print_row(&results[1], count);
-    }
             r.peerex.as_secs_f64() / r.floor.as_secs_f64(),
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3
