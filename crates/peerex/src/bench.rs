@@ -28,12 +28,15 @@ pub enum BenchCmd {
     },
     /// Drive the Zoom simulator with 100 accounts at once, far above Zoom's 40 requests/s each.
     ZoomSim(crate::bench_zoom_sim::ZoomSimBench),
+    /// Push 100,000 numbers to one Zoom account (the simulator at 40 requests/s) against the bound.
+    Push(crate::bench_push::PushBench),
 }
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
     let (count, postgres, searches) = match cmd {
         BenchCmd::Import { count, postgres, searches } => (count, postgres, searches),
         BenchCmd::ZoomSim(args) => return crate::bench_zoom_sim::run(args).await,
+        BenchCmd::Push(args) => return crate::bench_push::run(args).await,
     };
     anyhow::ensure!((1..=domain::import::MAX_IMPORT_NUMBERS as u64).contains(&count), "--count must be 1 to {}", domain::import::MAX_IMPORT_NUMBERS);
     let dir = tempfile_dir()?;

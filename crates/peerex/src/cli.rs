@@ -251,7 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Config(ConfigCmd::Example) => {
-            print!("{}", config::EXAMPLE);
+            print!("{}{}", config::EXAMPLE, crate::zoom_config::EXAMPLE);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Config(ConfigCmd::Show) => {
@@ -304,7 +304,11 @@ pub async fn open(config: &Config) -> anyhow::Result<App> {
     let store = store::Store::connect(&url).await.with_context(|| format!("cannot open the database {}", config::redact_url(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
     let settings = app::Settings { session_ttl: time::Duration::hours(config.session_hours), ..app::Settings::default() };
-    Ok(App::new(store, Arc::new(domain::SystemClock), settings))
+    let app = App::new(store, Arc::new(domain::SystemClock), settings);
+    Ok(match config.zoom.setup(&config.carrier_name)? {
+        Some(zoom) => app.with_zoom(zoom),
+        None => app,
+    })
 }
 
 fn cli_actor() -> Actor {

@@ -29,6 +29,9 @@ pub struct Config {
     /// Call routing (issue 7): the route-lookup API and the SIP redirect server.
     #[serde(default)]
     pub routing: routing::RoutingConfig,
+    /// The carrier's Zoom Marketplace app and where Zoom is (issue 5: onboarding).
+    #[serde(default)]
+    pub zoom: crate::zoom_config::ZoomConfig,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             log_level: "info".into(),
             session_hours: 12,
             routing: routing::RoutingConfig::default(),
+            zoom: crate::zoom_config::ZoomConfig::default(),
         }
     }
 }
@@ -102,7 +106,7 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("peerex.toml")),
         }
-        let config: Config = figment.merge(Env::prefixed("PEEREX_").ignore(&["TEST_PG_URL"])).extract().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let config: Config = figment.merge(Env::prefixed("PEEREX_").ignore(&["TEST_PG_URL"]).split("__")).extract().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         config.check()?;
         Ok(config)
     }
@@ -111,6 +115,7 @@ impl Config {
         anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "configuration: log_format must be \"text\" or \"json\"");
         anyhow::ensure!((1..=24 * 30).contains(&self.session_hours), "configuration: session_hours must be 1 to 720");
         anyhow::ensure!(!self.carrier_name.trim().is_empty(), "configuration: carrier_name must not be empty");
+        self.zoom.setup(&self.carrier_name)?;
         Ok(())
     }
 
@@ -145,6 +150,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field("session_hours", &self.session_hours)
+            .field("zoom", &self.zoom)
             .finish()
     }
 }

@@ -20,8 +20,6 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
     std::fs::create_dir_all(&dir)?;
     config.data_dir = dir.clone();
     config.database_url = String::new();
-    let app = crate::cli::open(&config).await?;
-    seed(&app).await?;
 
     // 8080 unless it is taken: a demo that fails because another program holds a port helps nobody.
     let wanted = listen.unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -30,19 +28,69 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
         Err(_) => TcpListener::bind("127.0.0.1:0").await?,
     };
     let base = format!("http://{}", listener.local_addr()?);
+    // Zoom first: the platform's Zoom client points at it.
+    let zoom = start_zoom_simulator(&base).await?;
+    config.carrier_name = zoom_sim::demo::CARRIER_NAME.into();
+    config.zoom = zoom_settings(&zoom.url, &base);
+    let app = crate::cli::open(&config).await?;
+    seed(&app).await?;
     println!(
         "\npeerex demo is running (data in {dir}; Ctrl-C to stop)\n\n  \
          Operator portal  {base}/operator\n                   sign in as {OPERATOR_EMAIL} / {DEMO_PASSWORD}\n  \
-         Customer         Acme Corp (contract ACME-001), admin {CUSTOMER_EMAIL} / {DEMO_PASSWORD}\n  \
+         Customer portal  {base}/portal\n                   Acme Corp (contract ACME-001), admin {CUSTOMER_EMAIL} / {DEMO_PASSWORD}\n  \
          JSON API         {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)\n  \
          Health, metrics  {base}/healthz  {base}/metrics\n",
         dir = dir.display()
     );
-    let _zoom = start_zoom_simulator(&base).await?;
+    print!("{}", journey(&base, &zoom.url));
     crate::routing_demo::start_routing_for_demo(&app, &mut config).await?;
     crate::serve::serve(app, &config, &wanted, Some(listener)).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The platform's `[zoom]` settings for the embedded simulator's demo world.
+pub fn zoom_settings(zoom_url: &str, base: &str) -> crate::zoom_config::ZoomConfig {
+    use zoom_sim::demo;
+    crate::zoom_config::ZoomConfig {
+        client_id: demo::CLIENT_ID.into(),
+        client_secret: demo::CLIENT_SECRET.into(),
+        redirect_uri: format!("{base}/zoom/oauth/callback"),
+        webhook_secret: demo::SECRET_TOKEN.into(),
+        token_key: app::token_keys::TokenKeys::new_key_setting("demo"),
+        old_token_keys: Vec::new(),
+        oauth_base: zoom_url.to_owned(),
+        api_base: format!("{zoom_url}/v2"),
+        sip_trunk_name: demo::SIP_TRUNK.into(),
+        // Short, so an assignment made in Zoom shows in the portal while you watch.
+        poll_seconds: 10,
+        requests_per_second: 40.0,
+        ..crate::zoom_config::ZoomConfig::default()
+    }
+}
+
+/// The steps of the onboarding journey, to walk by hand (issue 5).
+pub fn journey(base: &str, zoom_url: &str) -> String {
+    use zoom_sim::demo;
+    format!(
+        "Walk the Zoom journey by hand:\n  \
+         1. Acme Corp has a pending order of 5 numbers: {base}/operator/orders\n  \
+         2. In Zoom ({zoom_url}/signin) sign in as {zoom_admin} / {zoom_password}, then App Marketplace >\n     \
+            Carrier Provider Exchange > {app} > Add > Allow.\n  \
+         3. peerex says \"Please sign in so we can apply your new numbers.\": sign in as {CUSTOMER_EMAIL} / {DEMO_PASSWORD}.\n  \
+         4. The order's page in the portal shows each number being pushed: {base}/portal\n  \
+         5. In Zoom: Phone System Management > Phone Numbers > Unassigned ({zoom_url}/pbx/phone-numbers?tab=unassigned);\n     \
+            assign one to {user}.\n  \
+         6. Within 10 seconds both portals show it as assigned.\n  \
+         7. Order more numbers in the portal; they are pushed at once.\n  \
+         8. In Zoom: Manage > Added Apps > Remove ({zoom_url}/marketplace/manage). Both portals say the numbers are\n     \
+            suspended; add the app again (step 2) and they come back.\n  \
+         Operators watch the work at {base}/operator/jobs\n\n",
+        zoom_admin = demo::ACME_ADMIN_EMAIL,
+        zoom_password = demo::ACME_ADMIN_PASSWORD,
+        app = demo::APP_NAME,
+        user = demo::ACME_USER_EMAIL,
+    )
 }
 
 /// Zoom's side of the demo (crate `zoom-sim`, its demo world): Acme Corp's Zoom account with the same

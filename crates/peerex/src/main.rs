@@ -1,6 +1,7 @@
 //! `peerex`: one binary for the whole platform — the server, the demo, and the carrier's tooling.
 
 mod bench;
+mod bench_push;
 mod bench_zoom_sim;
 mod cli;
 mod config;
@@ -8,6 +9,7 @@ mod demo;
 mod routing_demo;
 mod serve;
 mod trunks_cmd;
+mod zoom_config;
 mod zoom_sim_cmd;
 
 use clap::Parser;

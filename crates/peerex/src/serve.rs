@@ -23,6 +23,8 @@ pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<Tcp
     if config.routing.enabled() {
         routing::start(app.store.clone(), &config.routing).await?;
     }
+    // Workers drain the outbox of changes for Zoom until the process ends.
+    let _workers = app.spawn_workers();
     let state = web::WebState::new(app, ui);
     tracing::info!(address = %listener.local_addr()?, "peerex is serving");
     axum::serve(listener, web::router(state)).with_graceful_shutdown(shutdown()).await?;

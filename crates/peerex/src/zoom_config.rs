@@ -1,0 +1,200 @@
+//! The `[zoom]` section of the configuration: who peerex is to Zoom (its Marketplace app), where Zoom
+//! is, and the key that seals Zoom's tokens at rest. Secrets never print.
+
+use app::onboarding::ZoomSetup;
+use app::token_keys::TokenKeys;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZoomConfig {
+    /// The carrier's Marketplace app (Zoom App Marketplace > Develop > the app > App Credentials).
+    /// Empty: Zoom is not configured, installs and pushes are refused.
+    pub client_id: String,
+    pub client_secret: String,
+    /// peerex's OAuth callback as registered with the app: `https://<peerex>/zoom/oauth/callback`.
+    pub redirect_uri: String,
+    /// The app's "Secret Token": Zoom signs its webhooks (`/zoom/webhook`) with it.
+    pub webhook_secret: String,
+    /// Seals Zoom's tokens at rest: `"<key id>:<base64 of 32 random bytes>"`.
+    pub token_key: String,
+    /// Former token keys, still able to open what they sealed (key rotation; see README).
+    pub old_token_keys: Vec<String>,
+    pub oauth_base: String,
+    pub api_base: String,
+    /// The SIP trunk a customer's numbers are pushed on when the customer has no trunk of its own.
+    pub sip_trunk_name: String,
+    /// Seconds a call to Zoom may take.
+    pub timeout_seconds: u64,
+    /// Seconds between two listings of a linked account's numbers (to learn which are assigned).
+    pub poll_seconds: u64,
+    /// Calls per second per Zoom account this instance allows itself (Zoom's LIGHT limit: 20 Pro,
+    /// 40 Business and up); 0 turns pacing off. Zoom's 429s are honoured on top, across instances.
+    pub requests_per_second: f64,
+    /// Job workers per instance.
+    pub workers: usize,
+}
+
+impl Default for ZoomConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: String::new(),
+            redirect_uri: String::new(),
+            webhook_secret: String::new(),
+            token_key: String::new(),
+            old_token_keys: Vec::new(),
+            oauth_base: "https://zoom.us".into(),
+            api_base: "https://api.zoom.us/v2".into(),
+            sip_trunk_name: String::new(),
+            timeout_seconds: 30,
+            poll_seconds: 300,
+            requests_per_second: 20.0,
+            workers: 4,
+        }
+    }
+}
+
+pub const EXAMPLE: &str = r#"
+# The carrier's Zoom Marketplace app (see README, "Zoom"). Empty client_id: Zoom is off.
+[zoom]
+client_id = ""
+client_secret = ""
+# Registered with the app as its redirect URL.
+redirect_uri = ""
+# The app's Secret Token: verifies Zoom's webhooks at /zoom/webhook.
+webhook_secret = ""
+# Seals Zoom's tokens at rest: "<key id>:<base64 of 32 bytes>" (head -c 32 /dev/urandom | base64).
+token_key = ""
+# Former keys, kept while tokens sealed with them remain (rotation).
+old_token_keys = []
+oauth_base = "https://zoom.us"
+api_base = "https://api.zoom.us/v2"
+# The SIP trunk numbers are pushed on when the customer has none of its own.
+sip_trunk_name = ""
+timeout_seconds = 30
+# How often each linked account's numbers are listed to learn which are assigned to users.
+poll_seconds = 300
+# Calls per second per Zoom account (Zoom's limit: 20 Pro, 40 Business and up); 0: no pacing.
+requests_per_second = 20.0
+workers = 4
+"#;
+
+fn redacted(s: &str) -> &'static str {
+    if s.is_empty() {
+        ""
+    } else {
+        "***"
+    }
+}
+
+impl fmt::Debug for ZoomConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZoomConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("redirect_uri", &self.redirect_uri)
+            .field("webhook_secret", &redacted(&self.webhook_secret))
+            .field("token_key", &redacted(&self.token_key))
+            .field("old_token_keys", &self.old_token_keys.iter().map(|_| "***").collect::<Vec<_>>())
+            .field("oauth_base", &self.oauth_base)
+            .field("api_base", &self.api_base)
+            .field("sip_trunk_name", &self.sip_trunk_name)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("poll_seconds", &self.poll_seconds)
+            .field("requests_per_second", &self.requests_per_second)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+impl ZoomConfig {
+    pub fn enabled(&self) -> bool {
+        !self.client_id.trim().is_empty()
+    }
+
+    /// The platform's Zoom wiring, or `None` when Zoom is not configured. Every missing or bad
+    /// setting is named.
+    pub fn setup(&self, carrier_name: &str) -> anyhow::Result<Option<ZoomSetup>> {
+        if !self.enabled() {
+            return Ok(None);
+        }
+        let need = |field: &str, v: &str| -> anyhow::Result<()> {
+            anyhow::ensure!(!v.trim().is_empty(), "configuration: zoom.{field} is required when zoom.client_id is set");
+            Ok(())
+        };
+        need("client_secret", &self.client_secret)?;
+        need("redirect_uri", &self.redirect_uri)?;
+        need("webhook_secret", &self.webhook_secret)?;
+        need("token_key", &self.token_key)?;
+        need("sip_trunk_name", &self.sip_trunk_name)?;
+        anyhow::ensure!((1..=300).contains(&self.timeout_seconds), "configuration: zoom.timeout_seconds must be 1 to 300");
+        anyhow::ensure!(self.poll_seconds >= 10, "configuration: zoom.poll_seconds must be at least 10");
+        anyhow::ensure!((0.0..=1000.0).contains(&self.requests_per_second), "configuration: zoom.requests_per_second must be 0 to 1000");
+        anyhow::ensure!((1..=64).contains(&self.workers), "configuration: zoom.workers must be 1 to 64");
+        let url = |field: &str, v: &str| v.trim().parse::<url::Url>().map_err(|e| anyhow::anyhow!("configuration: zoom.{field}: {e}"));
+        let config = zoom::Config {
+            oauth_base: url("oauth_base", &self.oauth_base)?,
+            api_base: url("api_base", &self.api_base)?,
+            client_id: self.client_id.trim().to_owned(),
+            client_secret: self.client_secret.trim().to_owned(),
+            redirect_uri: url("redirect_uri", &self.redirect_uri)?,
+            timeout: Duration::from_secs(self.timeout_seconds),
+        };
+        let client = zoom::Client::new(config).map_err(|e| anyhow::anyhow!("configuration: zoom: {e}"))?;
+        let keys = TokenKeys::new(&self.token_key, &self.old_token_keys).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let mut setup = ZoomSetup::new(client, keys, self.webhook_secret.trim().to_owned(), self.sip_trunk_name.trim().to_owned());
+        setup.poll_every = Duration::from_secs(self.poll_seconds);
+        setup.requests_per_second = self.requests_per_second;
+        setup.workers = self.workers;
+        // A lease outlives the slowest call (with a refresh before it) by a margin.
+        setup.lease = Duration::from_secs(self.timeout_seconds * 3 + 30);
+        setup.carrier_name = carrier_name.to_owned();
+        Ok(Some(setup))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configured() -> ZoomConfig {
+        ZoomConfig {
+            client_id: "id".into(),
+            client_secret: "topsecret-client".into(),
+            redirect_uri: "http://127.0.0.1:8080/zoom/oauth/callback".into(),
+            webhook_secret: "topsecret-webhook".into(),
+            token_key: format!("k1:{}", "A".repeat(43) + "="),
+            sip_trunk_name: "trunk-1".into(),
+            ..ZoomConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_example_is_the_defaults() {
+        use figment::providers::{Format, Toml};
+        let from_example: ZoomConfig = figment::Figment::from(Toml::string(EXAMPLE)).extract_inner("zoom").unwrap();
+        assert_eq!(from_example, ZoomConfig::default());
+        assert!(TokenKeys::new(&TokenKeys::new_key_setting("k1"), &[]).is_ok());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = configured();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains("AAAA"), "{shown}");
+        assert!(shown.contains("client_id: \"id\""));
+    }
+
+    #[tokio::test]
+    async fn a_complete_section_builds_and_a_missing_setting_is_named() {
+        assert!(ZoomConfig::default().setup("C").unwrap().is_none(), "off without a client id");
+        assert!(configured().setup("C").unwrap().is_some());
+        let e = ZoomConfig { webhook_secret: String::new(), ..configured() }.setup("C").err().unwrap();
+        assert_eq!(e.to_string(), "configuration: zoom.webhook_secret is required when zoom.client_id is set");
+        let e = ZoomConfig { token_key: "k1:short".into(), ..configured() }.setup("C").err().unwrap();
+        assert!(e.to_string().starts_with("configuration: zoom.token_key"), "{e}");
+    }
+}
