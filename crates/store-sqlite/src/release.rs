@@ -217,12 +217,12 @@ impl SqliteStore {
         rows.into_iter().map(LineRow::into_line).collect()
     }
 
-    /// What the customer's "Wait for Release" tab lists: numbers waiting, releasing or refused, and
-    /// those released since `released_since`.
+    /// What the customer's "Wait for Release" tab lists: numbers waiting or refused (while still
+    /// `release_pending`: not those suspended since), releasing, and those released since `released_since`.
     pub async fn customer_release_lines(&self, customer: CustomerId, released_since: OffsetDateTime) -> Result<Vec<ReleaseLine>> {
         let c = customer.as_uuid();
         let rows = select_lines!(
-            "WHERE r.customer_id = ? AND (l.state IN ('waiting', 'releasing', 'refused') OR (l.state = 'released' AND l.updated_at >= ?)) ORDER BY l.e164, l.updated_at DESC",
+            "WHERE r.customer_id = ? AND ((l.state IN ('waiting', 'refused') AND n.state = 'release_pending') OR l.state = 'releasing' OR (l.state = 'released' AND l.updated_at >= ?)) ORDER BY l.e164, l.updated_at DESC",
             c,
             released_since
         )

@@ -21,6 +21,7 @@ on_both!(
     another_customers_number_or_a_forged_form_changes_nothing,
     a_withdrawn_release_returns_the_numbers_to_active,
     quarantine_ends_by_itself_on_the_injected_clock,
+    numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_tab,
 );
 
 const A: &str = "+15550100000";
@@ -204,4 +205,27 @@ async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(sweep);
     assert_eq!(t.app().store.count_by_state().await.unwrap().into_iter().find(|(s, _)| *s == NumberState::Aging).map_or(0, |(_, n)| n), 0);
+}
+
+async fn numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_tab(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, portal) = acme_with_active_numbers(&t, 2).await;
+    start(&t, acme, &[A]).await;
+    let page = wait_page(&t, &portal).await;
+    let a_id = tick_value(&page, A).unwrap();
+    let csrf = hidden_value(&page, "csrf").unwrap();
+
+    // The admin removes the app in Zoom: the waiting number is suspended with the others.
+    let r = portal.post(format!("{}/marketplace/manage/{}/remove", t.zoom.url, testkit::sim::demo::CLIENT_ID)).send().await.unwrap();
+    assert!(r.status().is_redirection() || r.status().is_success(), "remove in Zoom: {}", r.status());
+    let start_wait = std::time::Instant::now();
+    while state_of(&t, A).await.0 != NumberState::Suspended {
+        assert!(start_wait.elapsed() < Duration::from_secs(10), "not suspended after the webhook");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = wait_page(&t, &portal).await;
+    assert!(page.contains("No numbers are waiting for release") && page.contains("The app was removed from your Zoom account"), "{page}");
+    let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str()), ("number", a_id.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "a suspended number cannot be released");
+    assert_eq!(state_of(&t, A).await.0, NumberState::Suspended);
 }
