@@ -62,6 +62,9 @@ enum Command {
     /// Zoom trunks: where calls for customers' numbers are routed.
     #[command(subcommand)]
     Trunks(crate::trunks_cmd::TrunksCmd),
+    /// Releases of customers' numbers, approved by the customer (issue 6).
+    #[command(subcommand)]
+    Releases(crate::releases_cmd::ReleasesCmd),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -278,6 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Customers(cmd) => customers(&app, cmd).await?,
         Command::Orders(cmd) => orders(&app, cmd).await?,
         Command::Trunks(cmd) => crate::trunks_cmd::run(&app, cmd).await?,
+        Command::Releases(cmd) => crate::releases_cmd::run(&app, cmd).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
             let scope = Scope::parse(&scope).context("--scope must be read or write")?;
             let (clear, token) = app.create_token(&name, scope, &cli_actor().to_string()).await.map_err(user_error)?;
@@ -303,7 +307,11 @@ pub async fn open(config: &Config) -> anyhow::Result<App> {
     let url = config.database_url()?;
     let store = store::Store::connect(&url).await.with_context(|| format!("cannot open the database {}", config::redact_url(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
-    let settings = app::Settings { session_ttl: time::Duration::hours(config.session_hours), ..app::Settings::default() };
+    let settings = app::Settings {
+        session_ttl: time::Duration::hours(config.session_hours),
+        release_quarantine: time::Duration::days(config.release_quarantine_days),
+        ..app::Settings::default()
+    };
     let app = App::new(store, Arc::new(domain::SystemClock), settings);
     Ok(match config.zoom.setup(&config.carrier_name)? {
         Some(zoom) => app.with_zoom(zoom),

@@ -26,6 +26,8 @@ pub struct Config {
     pub log_level: String,
     /// Hours a portal session lasts.
     pub session_hours: i64,
+    /// Days a number released from Zoom rests (`aging`) before it can be sold again (issue 6).
+    pub release_quarantine_days: i64,
     /// Call routing (issue 7): the route-lookup API and the SIP redirect server.
     #[serde(default)]
     pub routing: routing::RoutingConfig,
@@ -45,6 +47,7 @@ impl Default for Config {
             log_format: "text".into(),
             log_level: "info".into(),
             session_hours: 12,
+            release_quarantine_days: 90,
             routing: routing::RoutingConfig::default(),
             zoom: crate::zoom_config::ZoomConfig::default(),
         }
@@ -77,6 +80,9 @@ log_level = "info"
 
 # How long a portal sign-in lasts, in hours.
 session_hours = 12
+
+# Days a number released from a customer's Zoom account rests before it can be sold again.
+release_quarantine_days = 90
 
 # Call routing for the carrier's SIP edge (see README, "Routing"). Each listener is off while empty.
 [routing]
@@ -114,6 +120,7 @@ impl Config {
     fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "configuration: log_format must be \"text\" or \"json\"");
         anyhow::ensure!((1..=24 * 30).contains(&self.session_hours), "configuration: session_hours must be 1 to 720");
+        anyhow::ensure!((0..=3650).contains(&self.release_quarantine_days), "configuration: release_quarantine_days must be 0 to 3650");
         anyhow::ensure!(!self.carrier_name.trim().is_empty(), "configuration: carrier_name must not be empty");
         self.zoom.setup(&self.carrier_name)?;
         Ok(())
@@ -150,6 +157,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field("session_hours", &self.session_hours)
+            .field("release_quarantine_days", &self.release_quarantine_days)
             .field("zoom", &self.zoom)
             .finish()
     }

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod demo;
 mod routing_demo;
+mod releases_cmd;
 mod serve;
 mod trunks_cmd;
 mod zoom_config;

@@ -25,6 +25,8 @@ pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<Tcp
     }
     // Workers drain the outbox of changes for Zoom until the process ends.
     let _workers = app.spawn_workers();
+    // Quarantines end and unanswered releases converge by themselves (issue 6).
+    let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
     let state = web::WebState::new(app, ui);
     tracing::info!(address = %listener.local_addr()?, "peerex is serving");
     axum::serve(listener, web::router(state)).with_graceful_shutdown(shutdown()).await?;

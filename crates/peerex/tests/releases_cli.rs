@@ -1,0 +1,132 @@
+//! `peerex releases start|list|show|withdraw` (issue 6) on real databases, as an operator would run
+//! them: numbers are made active through the store's own onboarding steps (link, push answered by
+//! Zoom), then released by list, CSV and filter, followed and withdrawn from the command line.
+
+use domain::customer::OrderPick;
+use domain::number::NumberAttrs;
+use domain::onboarding::{PushResult, StoredTokens};
+use domain::{Actor, NumberState};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+struct Cli {
+    url: String,
+    dir: testkit::TempDir,
+    app: app::App,
+}
+
+impl Cli {
+    async fn on(db: testkit::Db) -> Cli {
+        let (dir, path) = testkit::sqlite_path();
+        let url = match db {
+            testkit::Db::Sqlite => testkit::sqlite_url(&path),
+            testkit::Db::Postgres => testkit::postgres_url().await,
+        };
+        let store = store::Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let app = app::App::new(store, Arc::new(domain::SystemClock), app::Settings::default());
+        Cli { url, dir, app }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_peerex")).args(args).env("PEEREX_DATABASE_URL", &self.url).current_dir(self.dir.path()).output().expect("run peerex")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "peerex {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    fn err(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "peerex {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    async fn state(&self, e164: &str) -> NumberState {
+        self.app.store.get_number_by_e164(e164).await.unwrap().unwrap().state
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::Cli::on(testkit::Db::Sqlite).await).await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::Cli::on(testkit::Db::Postgres).await).await })* }
+    };
+}
+
+on_both!(releases_are_started_followed_and_withdrawn_from_the_command_line);
+
+/// A customer with 5 active numbers from +15550100000 (linked and pushed, Zoom's answers recorded).
+async fn customer_with_active_numbers(cli: &Cli) -> String {
+    let app = &cli.app;
+    let by = Actor::System("test".into());
+    let c = app.create_customer("Acme Corp", "ACME-1").await.unwrap();
+    app.import_range("+15550100000-+15550100009", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
+    app.create_order(c.id, OrderPick { count: 5, ..Default::default() }, &[], &by).await.unwrap();
+    let now = app.now();
+    let tokens = StoredTokens { access_token: "k:a".into(), refresh_token: "k:r".into(), expires_at: now + time::Duration::hours(1), generation: 0 };
+    app.store.link_zoom_account(c.id, "acct-1", "user-1", &tokens, "Carrier", &by, now).await.unwrap().unwrap();
+    while let Some(job) = app.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap() {
+        let numbers: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+        let results: Vec<(String, PushResult)> = numbers["numbers"].as_array().map(|a| a.iter().map(|n| (n.as_str().unwrap().to_owned(), PushResult::Accepted)).collect()).unwrap_or_default();
+        if job.kind == domain::onboarding::JobKind::PushNumbers {
+            assert!(app.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
+        } else {
+            assert!(app.store.finish_job(job.id, "t", &domain::onboarding::JobEnd::Done, now).await.unwrap());
+        }
+    }
+    assert_eq!(cli.state("+15550100004").await, NumberState::Active);
+    c.id.to_string()
+}
+
+async fn releases_are_started_followed_and_withdrawn_from_the_command_line(cli: Cli) {
+    let c = customer_with_active_numbers(&cli).await;
+
+    let out = cli.ok(&["releases", "start", "--customer", &c, "--reason", "contract ends", "--number", "+15550100000,+15550100001"]);
+    assert!(out.contains("2 numbers wait for the customer's approval"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(cli.state("+15550100001").await, NumberState::ReleasePending);
+
+    let csv = cli.dir.path().join("release.csv");
+    std::fs::write(&csv, "e164,who\n+15550100002,sales\n").unwrap();
+    let out = cli.ok(&["releases", "start", "--customer", &c, "--reason", "csv", "--csv", csv.to_str().unwrap(), "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["waiting"], 1);
+    let out = cli.ok(&["releases", "start", "--customer", &c, "--reason", "filter", "--prefix", "+1555010000"]);
+    assert!(out.contains("2 numbers wait"), "{out}");
+
+    // Refusals name each number; nothing changes.
+    let e = cli.err(&["releases", "start", "--customer", &c, "--reason", "x", "--number", "+15550100000,+15550100009"]);
+    assert!(e.contains("+15550100000 is release_pending") && e.contains("+15550100009 is not this customer's number"), "{e}");
+    assert!(cli.err(&["releases", "start", "--customer", &c, "--reason", "x"]).contains("give --number, --csv, or a filter"));
+    assert!(cli.err(&["releases", "start", "--customer", "nope", "--reason", "x", "--number", "+15550100000"]).contains("--customer"));
+
+    let list = cli.ok(&["releases", "list"]);
+    assert_eq!(list.lines().count(), 4, "a header and three releases:\n{list}");
+    assert!(list.contains("contract ends") && list.contains(" 0m "), "{list}");
+    let show = cli.ok(&["releases", "show", &id]);
+    assert!(show.contains("+15550100000  waiting") && show.contains("+15550100001  waiting"), "{show}");
+
+    let out = cli.ok(&["releases", "withdraw", &id]);
+    assert!(out.contains("2 numbers are active again"), "{out}");
+    assert_eq!(cli.state("+15550100000").await, NumberState::Active);
+    assert_eq!(cli.ok(&["releases", "list"]).lines().count(), 3, "the withdrawn one no longer waits");
+    assert_eq!(cli.ok(&["releases", "list", "--all"]).lines().count(), 4);
+    let all: serde_json::Value = serde_json::from_str(&cli.ok(&["releases", "list", "--all", "--json"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    assert!(cli.err(&["releases", "withdraw", "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"]).contains("not found"));
+}
+
+#[test]
+fn the_quarantine_is_configured_in_days_and_checked() {
+    let peerex = || Command::new(env!("CARGO_BIN_EXE_peerex"));
+    let example = String::from_utf8(peerex().args(["config", "example"]).output().unwrap().stdout).unwrap();
+    assert!(example.contains("release_quarantine_days = 90"), "{example}");
+    let out = peerex().args(["config", "show"]).env("PEEREX_RELEASE_QUARANTINE_DAYS", "30").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("release_quarantine_days: 30"));
+    let out = peerex().args(["config", "show"]).env("PEEREX_RELEASE_QUARANTINE_DAYS", "-1").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("release_quarantine_days must be 0 to 3650"));
+}
