@@ -41,6 +41,15 @@ impl Routing {
         Self { snapshot: Arc::default(), ready: Arc::default(), last_sync_ms: Arc::default(), numbering: Arc::new(numbering) }
     }
 
+    /// Routing over a snapshot built in memory, ready at once and never refreshed (fuzzing,
+    /// benchmarks, tools): [`start`] is what follows the database.
+    pub fn from_snapshot(numbering: NumberingRule, snapshot: Snapshot) -> Self {
+        let r = Self::new(numbering);
+        r.replace(snapshot);
+        r.synced();
+        r
+    }
+
     /// The snapshot, for one decision. Hold the guard only as long as that takes.
     pub fn read(&self) -> RwLockReadGuard<'_, Snapshot> {
         self.snapshot.read().unwrap_or_else(|e| e.into_inner())
@@ -149,7 +158,7 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         });
     }
     if !config.sip_listen.is_empty() {
-        let udp = tokio::net::UdpSocket::bind(&config.sip_listen).await.map_err(listen_err(&config.sip_listen))?;
+        let udp = sip::bind_udp(&config.sip_listen).map_err(listen_err(&config.sip_listen))?;
         let addr = udp.local_addr().map_err(listen_err(&config.sip_listen))?;
         // TCP on the same port as UDP, as SIP peers expect.
         let tcp = tokio::net::TcpListener::bind(addr).await.map_err(listen_err(&config.sip_listen))?;
