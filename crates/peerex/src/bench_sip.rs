@@ -1,0 +1,563 @@
+//! `peerex bench sip` (issue 7): peerex's SIP redirect server against the Kamailio `htable` baseline
+//! of `shared/routing/` on the same numbers and the same sipp load, each server pinned to one core
+//! (sipp and tcpdump on the other); then the lookup API under `wrk`, change → decision latency
+//! through the database, and the snapshot's memory per number.
+//!
+//! Latency is INVITE → final response as tcpdump timestamps them on loopback (sipp's own RTTs come
+//! in 4 ms steps here); CPU is the server's user + system time over the load, per answered call.
+
+use domain::routing::{Direction, NumberFacts, RoutingCustomer};
+use domain::trunk::{NumberingRule, ZoomTrunk};
+use domain::{CustomerId, NumberState, PhoneNumber};
+use routing::snapshot::Snapshot;
+use std::collections::HashMap;
+use std::io::{BufRead, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct SipBench {
+    /// Numbers in both servers' tables.
+    #[arg(long, default_value_t = 1_000_000)]
+    numbers: u64,
+    /// INVITEs per second sipp sends.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds of load per server.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// The directory with kamailio-htable-redirect.cfg and sipp-redirect-uac.xml (shared/routing).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// The core servers are pinned to (sipp, wrk and tcpdump get the others).
+    #[arg(long, default_value_t = 1)]
+    server_core: usize,
+    /// Seconds of `wrk` against the lookup API.
+    #[arg(long, default_value_t = 10)]
+    http_seconds: u64,
+    /// Changes timed from the database to a decision.
+    #[arg(long, default_value_t = 200)]
+    changes: usize,
+    /// Internal: serve the redirect server and the lookup API over generated numbers (the child
+    /// process the benchmark pins to one core).
+    #[arg(long, hide = true)]
+    serve_only: bool,
+}
+
+const TRUNK: &str = "zoom-a";
+const FIRST: u64 = 15_550_000_000;
+
+/// The same table for both servers: every 20th number suspended, every 20th (offset 1) released
+/// (`aging`), the rest active, over 1,000 customers on one trunk.
+fn state_of(i: u64) -> NumberState {
+    match i % 20 {
+        0 => NumberState::Suspended,
+        1 => NumberState::Aging,
+        _ => NumberState::Active,
+    }
+}
+
+pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
+    if args.serve_only {
+        return serve_only(&args).await;
+    }
+    for (tool, package) in [("sipp", "sip-tester"), ("kamailio", "kamailio"), ("tcpdump", "tcpdump"), ("taskset", "util-linux"), ("wrk", "wrk")] {
+        anyhow::ensure!(which(tool), "bench sip needs `{tool}`: apt-get install {package}");
+    }
+    let baseline = baseline_dir(args.baseline.clone())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load_cores = (0..cores).filter(|c| *c != args.server_core).map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+    anyhow::ensure!(!load_cores.is_empty(), "bench sip needs two cores: one for the server, one for sipp");
+    let dir = tempdir()?;
+    println!(
+        "bench sip: {} numbers, {} INVITE/s for {} s per server, server on core {}, load on {load_cores} ({cores} cores; other builds on this machine add noise)",
+        args.numbers, args.rate, args.seconds, args.server_core
+    );
+    let csv = dir.join("calls.csv");
+    write_calls_csv(&csv, args.numbers, 100_000)?;
+    let scenario = baseline.join("sipp-redirect-uac.xml");
+
+    // --- Kamailio htable baseline
+    let kam = {
+        let port = free_udp_port()?;
+        let cfg = kamailio_config(&baseline, &dir, args.numbers, port)?;
+        let started = Instant::now();
+        let mut child = Guard(
+            Command::new("taskset")
+                .args(["-c", &args.server_core.to_string(), "kamailio", "-f"])
+                .arg(&cfg)
+                .args(["-DD", "-E", "-x", "tlsf", "-X", "tlsf", "-m", "1024", "-M", "64", "-Y"])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("kamailio.log"))?)
+                .spawn()?,
+        );
+        anyhow::ensure!(wait_for_sip(port, Duration::from_secs(300)), "kamailio did not answer OPTIONS; see {}", dir.join("kamailio.log").display());
+        println!("kamailio htable: loaded {} numbers in {:.1} s", args.numbers, started.elapsed().as_secs_f64());
+        let r = load(&args, &load_cores, &dir, "kamailio", port, &scenario, &csv, child.0.id())?;
+        child.stop();
+        r
+    };
+    print_load("kamailio htable", &kam);
+
+    // --- peerex's redirect server (and, after it, its lookup API) in a child pinned to one core
+    let exe = std::env::current_exe()?;
+    let mut child = Guard(
+        Command::new("taskset")
+            .args(["-c", &args.server_core.to_string()])
+            .arg(exe)
+            .args(["bench", "sip", "--serve-only", "--numbers", &args.numbers.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?,
+    );
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().expect("piped")).lines();
+    let mut ready = HashMap::new();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some((k, v)) = line.split_once('=') {
+            ready.insert(k.to_owned(), v.to_owned());
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    let sip: std::net::SocketAddr = ready.get("sip").ok_or_else(|| anyhow::anyhow!("the server child did not start"))?.parse()?;
+    let http = ready.get("http").cloned().unwrap_or_default();
+    println!(
+        "peerex snapshot: {} numbers built in {} ms, {} bytes for the numbers ({:.1} bytes/number; goal <= 64), process RSS +{:.1} MB",
+        args.numbers,
+        ready.get("build_ms").map_or("?", |s| s.as_str()),
+        ready.get("number_bytes").map_or("?", |s| s.as_str()),
+        ready.get("number_bytes").and_then(|b| b.parse::<f64>().ok()).unwrap_or(0.0) / args.numbers as f64,
+        ready.get("rss_delta").and_then(|b| b.parse::<f64>().ok()).unwrap_or(0.0) / 1e6,
+    );
+    let px = load(&args, &load_cores, &dir, "peerex", sip.port(), &scenario, &csv, child.0.id())?;
+    print_load("peerex redirect", &px);
+    println!(
+        "\n{:<18} {:>9} {:>10} {:>13} {:>10} {:>10}\n{:<18} {:>9} {:>10.1} {:>13.2} {:>10.3} {:>10.3}\n{:<18} {:>9} {:>10.1} {:>13.2} {:>10.3} {:>10.3}\n{:<18} {:>9} {:>10} {:>13.2} {:>10} {:>10.2}   (goals: <= 0.5 and <= 0.5)\n",
+        "server", "answered", "server CPU%", "CPU us/call", "p50 ms", "p99 ms",
+        "kamailio htable", kam.answered, kam.cpu_percent, kam.cpu_us_per_call, kam.p50_ms, kam.p99_ms,
+        "peerex redirect", px.answered, px.cpu_percent, px.cpu_us_per_call, px.p50_ms, px.p99_ms,
+        "peerex / kamailio", "", "", px.cpu_us_per_call / kam.cpu_us_per_call, "", px.p99_ms / kam.p99_ms,
+    );
+
+    // --- the lookup API under wrk
+    let (rps, p99) = wrk(&load_cores, &dir, &http, args.numbers, args.http_seconds, child.0.id())?;
+    println!("lookup API under wrk (16 connections, one core): {rps:.0} lookups/s (goal >= 80,000), p99 {p99:.3} ms (goal <= 0.5)");
+    child.stop();
+
+    // --- change -> decision, through the database
+    let lat = change_latency(&dir, args.changes).await?;
+    println!(
+        "change -> decision (SQLite, {} changes, one instance): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms)",
+        lat.len(),
+        pct(&lat, 0.50),
+        pct(&lat, 0.99),
+        lat.last().copied().unwrap_or(0.0)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Load {
+    sent: usize,
+    answered: usize,
+    cpu_percent: f64,
+    cpu_us_per_call: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn print_load(name: &str, l: &Load) {
+    println!(
+        "{name}: {} INVITEs, {} answered, server CPU {:.1}% of a core, {:.2} us CPU/call, INVITE->final p50 {:.3} ms p99 {:.3} ms",
+        l.sent, l.answered, l.cpu_percent, l.cpu_us_per_call, l.p50_ms, l.p99_ms
+    );
+}
+
+/// sipp at `rate` for `seconds` against `port`, with tcpdump on it; the server's CPU from /proc.
+#[allow(clippy::too_many_arguments)]
+fn load(args: &SipBench, load_cores: &str, dir: &Path, name: &str, port: u16, scenario: &Path, csv: &Path, server_pid: u32) -> anyhow::Result<Load> {
+    let pcap = dir.join(format!("{name}.pcap"));
+    let mut dump = Guard(
+        Command::new("taskset")
+            .args(["-c", load_cores, "tcpdump", "-i", "lo", "-n", "-s", "600", "-B", "65536", "-w"])
+            .arg(&pcap)
+            .arg(format!("udp port {port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let calls = args.rate * args.seconds;
+    let cpu0 = tree_cpu_seconds(server_pid);
+    let t0 = Instant::now();
+    let out = Command::new("taskset")
+        .args(["-c", load_cores, "sipp"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-sf")
+        .arg(scenario)
+        .arg("-inf")
+        .arg(csv)
+        .args(["-r", &args.rate.to_string(), "-rp", "1000", "-m", &calls.to_string(), "-l", "50000", "-i", "127.0.0.1", "-nostdin", "-timeout"])
+        .arg(format!("{}s", args.seconds + 30))
+        .args(["-recv_timeout", "5000", "-buff_size", "8388608"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = tree_cpu_seconds(server_pid) - cpu0;
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill").args(["-INT", &dump.0.id().to_string()]).status();
+    let _ = dump.0.wait();
+    let (sent, latencies) = invite_to_final(&std::fs::read(&pcap)?, port)?;
+    let _ = std::fs::remove_file(&pcap);
+    if !out.success() {
+        eprintln!("{name}: sipp ended with {out} (some calls failed or timed out)");
+    }
+    let answered = latencies.len();
+    Ok(Load {
+        sent,
+        answered,
+        cpu_percent: cpu / wall * 100.0,
+        cpu_us_per_call: cpu * 1e6 / answered.max(1) as f64,
+        p50_ms: pct(&latencies, 0.50),
+        p99_ms: pct(&latencies, 0.99),
+    })
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// From a pcap of the server's port: INVITEs sent (first copies) and, per Call-ID, milliseconds from
+/// the first INVITE to the first final response, sorted.
+fn invite_to_final(pcap: &[u8], port: u16) -> anyhow::Result<(usize, Vec<f64>)> {
+    anyhow::ensure!(pcap.len() >= 24, "empty capture");
+    let le = pcap[0..4] == [0xd4, 0xc3, 0xb2, 0xa1] || pcap[0..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+    anyhow::ensure!(le, "unexpected pcap format");
+    let nanos = pcap[0..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+    let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let linktype = u32le(&pcap[20..24]);
+    let link_len = match linktype {
+        1 => 14,   // Ethernet (loopback on Linux)
+        113 => 16, // Linux cooked
+        276 => 20, // Linux cooked v2
+        0 => 4,    // BSD loopback
+        other => anyhow::bail!("pcap link type {other}"),
+    };
+    let mut at = 24;
+    let mut invites: HashMap<Vec<u8>, f64> = HashMap::new();
+    let mut done: HashMap<Vec<u8>, f64> = HashMap::new();
+    while at + 16 <= pcap.len() {
+        let (sec, frac, incl) = (u32le(&pcap[at..]), u32le(&pcap[at + 4..]), u32le(&pcap[at + 8..]) as usize);
+        let t = f64::from(sec) * 1e3 + f64::from(frac) / if nanos { 1e6 } else { 1e3 };
+        let frame = &pcap[at + 16..(at + 16 + incl).min(pcap.len())];
+        at += 16 + incl;
+        let Some(ip) = frame.get(link_len..) else { continue };
+        if ip.first().map(|b| b >> 4) != Some(4) {
+            continue;
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let Some(udp) = ip.get(ihl..) else { continue };
+        if udp.len() < 8 {
+            continue;
+        }
+        let (sport, dport) = (u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]]));
+        let sip = &udp[8..];
+        let Some(call_id) = header(sip, b"\r\nCall-ID:").or_else(|| header(sip, b"\r\ni:")) else { continue };
+        if dport == port && sip.starts_with(b"INVITE ") {
+            invites.entry(call_id.to_vec()).or_insert(t);
+        } else if sport == port && sip.starts_with(b"SIP/2.0 ") && sip.get(8).is_some_and(|c| *c >= b'2') && header(sip, b"\r\nCSeq:").is_some_and(|c| c.ends_with(b"INVITE")) {
+            done.entry(call_id.to_vec()).or_insert(t);
+        }
+    }
+    let mut lat: Vec<f64> = done.iter().filter_map(|(id, t)| invites.get(id).map(|t0| t - t0)).collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok((invites.len(), lat))
+}
+
+fn header<'a>(msg: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let start = msg.windows(name.len()).position(|w| w.eq_ignore_ascii_case(name))? + name.len();
+    let rest = &msg[start..];
+    let end = rest.windows(2).position(|w| w == b"\r\n").unwrap_or(rest.len());
+    Some(rest[..end].trim_ascii())
+}
+
+/// User + system seconds of `pid` and its direct children (Kamailio's workers are its children).
+fn tree_cpu_seconds(pid: u32) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    for e in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // Fields after the command name, which may hold spaces: state ppid ... utime(14) stime(15).
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else { continue };
+        let f: Vec<&str> = after.split_whitespace().collect();
+        if f.len() < 13 {
+            continue;
+        }
+        let me: u32 = e.file_name().to_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let ppid: u32 = f[1].parse().unwrap_or(0);
+        // taskset exec()s the server: same pid.
+        if me == pid || ppid == pid {
+            ticks += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        }
+    }
+    ticks as f64 / tick
+}
+
+/// The baseline configuration on free ports, loading `numbers` rows from a db_text table.
+fn kamailio_config(baseline: &Path, dir: &Path, numbers: u64, port: u16) -> anyhow::Result<PathBuf> {
+    let db = dir.join("kamailio-dbtext");
+    std::fs::create_dir_all(&db)?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(db.join("numbers"))?);
+    writeln!(f, "e164(str) customer_id(str) trunk(str) state(str)")?;
+    for i in 0..numbers {
+        writeln!(f, "+{}:c{}:{TRUNK}:{}", FIRST + i, i % 1000, state_of(i).as_str())?;
+    }
+    f.flush()?;
+    let cfg = std::fs::read_to_string(baseline.join("kamailio-htable-redirect.cfg"))?;
+    let tcp = free_tcp_port()?;
+    let cfg = cfg
+        .replace("listen=udp:127.0.0.1:5070", &format!("listen=udp:127.0.0.1:{port}"))
+        .replace("listen=tcp:127.0.0.1:5071", &format!("listen=tcp:127.0.0.1:{tcp}"))
+        .replace("unix:/tmp/kamailio_ctl", &format!("unix:{}", dir.join("kamailio_ctl").display()))
+        .replace("text:///tmp/kamailio-dbtext", &format!("text://{}", db.display()));
+    anyhow::ensure!(cfg.contains(&format!(":{port}")), "the baseline config's listen line changed; update bench_sip.rs");
+    let path = dir.join("kamailio-baseline.cfg");
+    std::fs::write(&path, cfg)?;
+    Ok(path)
+}
+
+/// 100,000 calls drawn from the table (and 1 in 20 to numbers not in it), in random order.
+fn write_calls_csv(path: &Path, numbers: u64, calls: u64) -> anyhow::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "SEQUENTIAL")?;
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    for n in 0..calls {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let e164 = if n % 20 == 19 { FIRST + numbers + x % 1_000_000 } else { FIRST + x % numbers };
+        writeln!(f, "+{e164};")?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The child: builds the snapshot, serves SIP (UDP) and the lookup API, prints where, then runs
+/// until killed.
+async fn serve_only(args: &SipBench) -> anyhow::Result<ExitCode> {
+    let rss0 = rss_bytes();
+    let started = Instant::now();
+    let snapshot = build_snapshot(args.numbers)?;
+    let build_ms = started.elapsed().as_millis();
+    let number_bytes = snapshot.number_bytes();
+    let routing = routing::Routing::from_snapshot(NumberingRule::nanp(), snapshot);
+    let rss_delta = rss_bytes().saturating_sub(rss0);
+    let udp = routing::sip::bind_udp("127.0.0.1:0")?;
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("sip={}\nhttp={}\nbuild_ms={build_ms}\nnumber_bytes={number_bytes}\nrss_delta={rss_delta}\nready", udp.local_addr()?, http.local_addr()?);
+    tokio::spawn(routing::sip::serve_udp(routing.clone(), udp));
+    axum::serve(http, routing::http::router(routing, None)).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_snapshot(numbers: u64) -> anyhow::Result<Snapshot> {
+    let trunk = ZoomTrunk::parse(TRUNK, &["sip:zoom-a.zoom-peer.invalid;transport=tls"], NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH)?;
+    let customers: Vec<CustomerId> = (0..1000).map(|_| CustomerId::new()).collect();
+    let mut s = Snapshot::default();
+    s.set_customers(customers.iter().map(|c| RoutingCustomer { id: *c, trunk: Some(TRUNK.into()), app_removed: false }).collect(), vec![trunk]);
+    let mut page = Vec::with_capacity(50_000);
+    for i in 0..numbers {
+        let customer = if state_of(i) == NumberState::Aging { None } else { Some(customers[(i % 1000) as usize]) };
+        page.push(NumberFacts { e164: PhoneNumber::from_trusted(format!("+{}", FIRST + i)), state: state_of(i), customer, reason: None });
+        if page.len() == 50_000 {
+            s.load(&page);
+            page.clear();
+        }
+    }
+    s.load(&page);
+    s.finish_load();
+    Ok(s)
+}
+
+/// wrk with 16 keep-alive connections over random numbers; (requests/s, p99 ms).
+fn wrk(load_cores: &str, dir: &Path, http: &str, numbers: u64, seconds: u64, _server: u32) -> anyhow::Result<(f64, f64)> {
+    let script = dir.join("lookup.lua");
+    std::fs::write(
+        &script,
+        format!("math.randomseed(7)\nrequest = function()\n  return wrk.format(\"GET\", \"/route?to=%2B\" .. ({FIRST} + math.random(0, {}))) \nend\n", numbers - 1),
+    )?;
+    let out = Command::new("taskset")
+        .args(["-c", load_cores, "wrk", "-t2", "-c16", "--latency"])
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("http://{http}"))
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).map_or(f64::NAN, |v| wrk_ms(v.trim()));
+    if rps.is_nan() {
+        eprintln!("wrk said:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((rps, p99))
+}
+
+fn wrk_ms(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1e3,
+        "ms" => n,
+        "s" => n * 1e3,
+        _ => f64::NAN,
+    }
+}
+
+/// Milliseconds from a committed state change to the in-process snapshot deciding by it, sorted.
+async fn change_latency(dir: &Path, changes: usize) -> anyhow::Result<Vec<f64>> {
+    let url = format!("sqlite://{}", dir.join("changes.db").display());
+    let store = store::Store::connect(&url).await?;
+    store.migrate().await?;
+    let now = time::OffsetDateTime::now_utc();
+    let trunk = ZoomTrunk::parse(TRUNK, &["sip:zoom-a.example"], NumberingRule::nanp(), now)?;
+    store.insert_trunk(&trunk).await?;
+    let c = domain::customer::Customer {
+        id: CustomerId::new(),
+        name: "Bench".into(),
+        contract_ref: "B-1".into(),
+        contract_state: domain::customer::ContractState::Active,
+        created_at: now,
+        zoom_trunk: None,
+    };
+    store.insert_customer(&c).await?;
+    store.set_customer_trunk(c.id, Some(TRUNK)).await?;
+    let by = domain::Actor::System("bench".into());
+    let numbers: Vec<(domain::Number, domain::NumberEvent)> = (0..changes as u64)
+        .map(|i| domain::Number::imported(PhoneNumber::from_trusted(format!("+{}", FIRST + i)), Default::default(), &by, now))
+        .collect();
+    let numbers: Vec<domain::Number> = {
+        store.insert_numbers(&numbers, &|_| {}).await?;
+        numbers.into_iter().map(|(n, _)| n).collect()
+    };
+    for n in &numbers {
+        store.force_number_state(n.e164.as_str(), "active", Some(c.id.as_uuid())).await?;
+    }
+    let config = routing::RoutingConfig { http_listen: String::new(), sip_listen: String::new(), ..Default::default() };
+    let started = routing::start(store.clone(), &config).await?;
+    anyhow::ensure!(routing::wait_ready(&started.routing, Duration::from_secs(30)).await, "the snapshot did not load");
+    let mut out = Vec::with_capacity(changes);
+    for (i, n) in numbers.iter().enumerate() {
+        let key = FIRST + i as u64;
+        // Wait until the snapshot has the number routing, so each change is timed on its own.
+        let t = Instant::now();
+        while started.routing.read().decide(Direction::Inbound, None, Some(key), None).status != 302 {
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(10), "{} never routed", n.e164);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let t0 = Instant::now();
+        store.force_number_state(n.e164.as_str(), "aging", None).await?;
+        while started.routing.read().decide(Direction::Inbound, None, Some(key), None).status != 404 {
+            anyhow::ensure!(t0.elapsed() < Duration::from_secs(10), "{} still routed after 10 s", n.e164);
+            tokio::task::yield_now().await;
+        }
+        out.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    Ok(out)
+}
+
+// ---- small helpers ------------------------------------------------------------------------------
+
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
+struct Guard(Child);
+
+impl Guard {
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+fn which(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+fn baseline_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let candidates = match given {
+        Some(d) => vec![d],
+        None => vec![PathBuf::from("../shared/routing"), PathBuf::from("/work/shared/routing")],
+    };
+    candidates
+        .into_iter()
+        .find(|d| d.join("kamailio-htable-redirect.cfg").is_file())
+        .ok_or_else(|| anyhow::anyhow!("--baseline: no kamailio-htable-redirect.cfg (shared/routing) found"))
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("peerex-bench-sip-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn free_tcp_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until something answers SIP OPTIONS on `port`.
+fn wait_for_sip(port: u16, timeout: Duration) -> bool {
+    let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let Ok(me) = s.local_addr() else { return false };
+    let t0 = Instant::now();
+    let mut buf = [0u8; 2048];
+    while t0.elapsed() < timeout {
+        let msg = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ping-{n}\r\nFrom: <sip:ping@{me}>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: ping-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            n = t0.elapsed().as_micros()
+        );
+        let _ = s.send_to(msg.as_bytes(), ("127.0.0.1", port));
+        if let Ok(n) = s.recv(&mut buf) {
+            if buf[..n].starts_with(b"SIP/2.0 200") {
+                return true;
+            }
+        }
+    }
+    false
+}
