@@ -52,7 +52,7 @@ async function resultSays(number, text) {
 }
 
 async function openWaitForRelease() {
-  await page.getByRole('link', { name: 'Wait for Release' }).click();
+  await page.getByRole('link', { name: 'Wait for Release', exact: true }).click();
   await page.waitForURL('**/portal/releases');
   await page.getByRole('heading', { name: 'Wait for Release', level: 1 }).waitFor();
 }
@@ -64,6 +64,8 @@ try {
   await page.getByLabel('Password').fill(portalPassword);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${platform}/portal`);
+  await page.locator('#release-banner', { hasText: '2 numbers wait for your approval to release' }).waitFor();
+  step('the portal tells the admin that numbers wait for approval');
   await openWaitForRelease();
   check((await page.textContent('#zoom-checked')).includes('Checked with Zoom at'), 'the page asked Zoom as it loaded');
   check((await row(assigned).textContent()).includes('Assigned to a user'), `${assigned} shows as assigned to a user in Zoom`);

@@ -63,7 +63,7 @@ async fn zoom_5xx_and_a_timeout_during_the_delete_are_retried_and_every_number_i
     t.run_pending_jobs().await;
     assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing));
     let page = wait_page(&t, &portal).await;
-    assert!(page.contains("Being removed from Zoom") && page.contains("hx-trigger"), "{page}");
+    assert!(page.contains("Being removed from Zoom") && page.contains("hx-trigger=\"every 2s\""), "{page}");
 
     settle(&t, acme, Duration::from_secs(40)).await;
     all_released(&t, &numbers).await;

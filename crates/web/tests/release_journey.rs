@@ -44,6 +44,12 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     assert_eq!(state_of(&t, A).await, (NumberState::ReleasePending, Some("contract change".into())));
     assert_eq!(state_of(&t, C).await.0, NumberState::Active, "not in the release");
 
+    // Every portal page tells the admin (a banner it loads).
+    let home = get_text(&portal, format!("{}/portal", t.platform.url)).await;
+    assert!(home.contains("hx-get=\"/portal/releases/waiting\""), "{home}");
+    let banner = get_text(&portal, format!("{}/portal/releases/waiting", t.platform.url)).await;
+    assert!(banner.contains("2 numbers wait for your approval to release"), "{banner}");
+
     // Wait for Release: both listed, with what Zoom says of each, asked as the page loads.
     let page = wait_page(&t, &portal).await;
     assert!(page.contains("Checked with Zoom at"), "{page}");
@@ -73,7 +79,7 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     let page = wait_page(&t, &portal).await;
     assert!(row(&page, B).contains("Released"), "{}", row(&page, B));
     assert!(row(&page, A).contains(&format!("Not released: {UNBIND_MESSAGE}")), "{}", row(&page, A));
-    assert!(!page.contains("hx-trigger"), "stops refreshing when done");
+    assert!(!page.contains("hx-trigger=\"every 2s\""), "stops refreshing when done");
     let in_zoom = zoom_numbers(&t).await;
     assert!(in_zoom.contains(&A.to_owned()) && !in_zoom.contains(&B.to_owned()), "{in_zoom:?}");
 
@@ -98,6 +104,8 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     assert!(row(&page, A).contains("Released") && row(&page, B).contains("Released"), "{page}");
     assert!(!page.contains("Release numbers</button>"), "nothing left to tick");
     assert_eq!(zoom_numbers(&t).await, vec![C.to_owned()]);
+    let banner = get_text(&portal, format!("{}/portal/releases/waiting", t.platform.url)).await;
+    assert!(!banner.contains("wait for your approval") && banner.contains("hidden"), "{banner}");
 
     // The audit trail tells the story, and the release's counts add up.
     let a = t.app().store.get_number_by_e164(A).await.unwrap().unwrap();

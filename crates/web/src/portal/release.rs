@@ -22,7 +22,7 @@ use domain::NumberId;
 use time::OffsetDateTime;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/releases", get(page).post(approve)).route("/releases/results", get(results))
+    Router::new().route("/releases", get(page).post(approve)).route("/releases/results", get(results)).route("/releases/waiting", get(waiting_banner))
 }
 
 /// One number on the tab.
@@ -163,4 +163,17 @@ async fn approve(State(state): State<WebState>, admin: CustomerAdmin, body: Byte
         Err(AppError::Refused(message)) => page_with(&state, &admin, Some(message), StatusCode::CONFLICT).await,
         Err(e) => Err(PageError(e)),
     }
+}
+
+#[derive(Template)]
+#[template(path = "portal/release_banner.html")]
+struct Banner {
+    waiting: usize,
+}
+
+/// The banner every portal page loads (htmx) to tell the admin that numbers wait for approval.
+async fn waiting_banner(State(state): State<WebState>, admin: CustomerAdmin) -> Result<Response, PageError> {
+    let since = state.app.now() - time::Duration::days(7);
+    let lines = state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
+    Ok(render(&Banner { waiting: lines.iter().filter(|l| l.state.approvable()).count() }))
 }
