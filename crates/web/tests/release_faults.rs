@@ -21,6 +21,7 @@ on_both!(
     workers_killed_mid_release_are_replaced_and_every_number_is_released_once,
     a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out,
     a_release_job_that_ended_without_an_answer_is_converged_by_the_sweep,
+    when_zoom_cannot_be_asked_the_tab_says_so_and_shows_the_last_known_answer,
 );
 
 /// Starts the release of all the customer's numbers and approves it in the portal.
@@ -183,4 +184,29 @@ async fn a_release_job_that_ended_without_an_answer_is_converged_by_the_sweep(db
     t.run_pending_jobs().await;
     assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::ReleasePending));
     assert_eq!(zoom_numbers(&t).await.len(), 2);
+}
+
+async fn when_zoom_cannot_be_asked_the_tab_says_so_and_shows_the_last_known_answer(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, portal) = acme_with_active_numbers(&t, 2).await;
+    assign_in_zoom(&t, "+15550100000").await;
+    let by = Actor::Operator("ops@carrier.example".into());
+    t.app().start_release(acme, Selection::List(vec!["+15550100000".into(), "+15550100001".into()]), "contract ends", &by).await.unwrap();
+    let page = wait_page(&t, &portal).await;
+    assert!(row(&page, "+15550100000").contains("Assigned to a user (seen"), "{page}");
+
+    // Zoom answers 503 to the listing: the tab says so and shows what Zoom said last.
+    fault(&t, json!({ "path": PEERING, "method": "GET", "status": 503, "count": 1 })).await;
+    let page = wait_page(&t, &portal).await;
+    assert!(page.contains("Zoom could not be reached just now") && page.contains("showing what Zoom said when last asked"), "{page}");
+    assert!(row(&page, "+15550100000").contains("Assigned to a user (last seen"), "{page}");
+    assert!(row(&page, "+15550100001").contains("Unassigned (last seen"), "{page}");
+    // The customer can still release: Zoom decides when asked.
+    release_numbers(&t, &portal, &["+15550100001"]).await;
+    settle(&t, acme, Duration::from_secs(20)).await;
+    assert_eq!(state_of(&t, "+15550100001").await.0, NumberState::Aging);
+
+    // Zoom well again: fresh.
+    let page = wait_page(&t, &portal).await;
+    assert!(page.contains("Checked with Zoom at") && row(&page, "+15550100000").contains("Assigned to a user (seen"), "{page}");
 }
