@@ -22,6 +22,7 @@ on_both!(
     a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out,
     a_release_job_that_ended_without_an_answer_is_converged_by_the_sweep,
     when_zoom_cannot_be_asked_the_tab_says_so_and_shows_the_last_known_answer,
+    two_starts_or_two_approvals_at_once_change_each_number_once,
 );
 
 /// Starts the release of all the customer's numbers and approves it in the portal.
@@ -209,4 +210,26 @@ async fn when_zoom_cannot_be_asked_the_tab_says_so_and_shows_the_last_known_answ
     // Zoom well again: fresh.
     let page = wait_page(&t, &portal).await;
     assert!(page.contains("Checked with Zoom at") && row(&page, "+15550100000").contains("Assigned to a user (seen"), "{page}");
+}
+
+async fn two_starts_or_two_approvals_at_once_change_each_number_once(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, _) = acme_with_active_numbers(&t, 4).await;
+    let numbers: Vec<String> = states(&t, acme).await.into_iter().map(|(n, _, _)| n).collect();
+    let by = Actor::Operator("ops@carrier.example".into());
+    let (a, b) = tokio::join!(
+        t.app().start_release(acme, Selection::List(numbers.clone()), "first", &by),
+        t.app().start_release(acme, Selection::List(numbers.clone()), "second", &by)
+    );
+    assert!(a.is_ok() != b.is_ok(), "exactly one start wins: {:?} / {:?}", a.as_ref().map(|r| r.id), b.as_ref().map(|r| r.id));
+    assert_eq!(t.app().releases(Some(acme), 10).await.unwrap().len(), 1);
+
+    let ids: Vec<domain::NumberId> = t.app().store.numbers_in(&numbers).await.unwrap().into_iter().map(|n| n.id).collect();
+    let admin = Actor::CustomerAdmin(ACME_ADMIN.into());
+    let (a, b) = tokio::join!(t.app().approve_release(acme, &ids, &admin), t.app().approve_release(acme, &ids, &admin));
+    assert!(matches!((&a, &b), (Ok(4), Err(app::AppError::NotFound)) | (Err(app::AppError::NotFound), Ok(4))), "{a:?} / {b:?}");
+    let jobs = t.app().store.list_jobs(None, 100).await.unwrap();
+    assert_eq!(release_jobs(&jobs).len(), 1, "one removal queued");
+    settle(&t, acme, Duration::from_secs(20)).await;
+    all_released(&t, &numbers).await;
 }
