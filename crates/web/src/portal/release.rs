@@ -177,3 +177,37 @@ async fn waiting_banner(State(state): State<WebState>, admin: CustomerAdmin) -> 
     let lines = state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
     Ok(render(&Banner { waiting: lines.iter().filter(|l| l.state.approvable()).count() }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn line(e164: &str, state: LineState, assigned: Option<bool>) -> ReleaseLine {
+        let at = time::macros::datetime!(2026-11-23 10:00 UTC);
+        ReleaseLine {
+            release_id: uuid::Uuid::now_v7(),
+            number_id: NumberId::new(),
+            e164: e164.into(),
+            state,
+            release_reason: "contract ends".into(),
+            message: None,
+            updated_at: at,
+            zoom_assigned: assigned,
+            zoom_seen_at: assigned.map(|_| at),
+        }
+    }
+
+    #[test]
+    fn zoom_column_says_what_zoom_said_fresh_or_last_known() {
+        let at = time::macros::datetime!(2026-11-23 11:00:05 UTC);
+        let fresh = ZoomLook::Fresh { at, listed: HashMap::from([("+15550100000".to_owned(), true), ("+15550100001".to_owned(), false)]) };
+        assert_eq!(zoom_text(&line("+15550100000", LineState::Waiting, None), &fresh), "Assigned to a user (seen 2026-11-23 11:00:05 UTC)");
+        assert_eq!(zoom_text(&line("+15550100001", LineState::Refused, None), &fresh), "Unassigned (seen 2026-11-23 11:00:05 UTC)");
+        assert_eq!(zoom_text(&line("+15550100002", LineState::Waiting, None), &fresh), "Not in your Zoom account (seen 2026-11-23 11:00:05 UTC)");
+        let down = ZoomLook::Unreachable { error: "Zoom did not answer in time".into() };
+        assert_eq!(zoom_text(&line("+15550100000", LineState::Waiting, Some(true)), &down), "Assigned to a user (last seen 2026-11-23 10:00:00 UTC)");
+        assert_eq!(zoom_text(&line("+15550100000", LineState::Waiting, None), &down), "Not known yet");
+        assert_eq!(zoom_text(&line("+15550100000", LineState::Released, Some(true)), &fresh), "", "nothing to say of a released number");
+    }
+}
