@@ -181,6 +181,8 @@ async fn the_demo_starts_the_simulator_beside_the_platform() {
     });
     let mut demo = Running { child, lines, printed: Vec::new() };
     demo.wait_for(|l| l.contains("admin admin@acme.example / acme-zoom-password"));
+    // The simulator is printed as soon as it runs; the platform's URLs after the seeding.
+    demo.wait_for(|l| l.trim_start().starts_with("Operator portal"));
     let portal = demo.printed("Operator portal");
     let platform = portal.trim_end_matches("/operator");
     let zoom = demo.printed("API base").trim_end_matches("/v2").to_owned();
