@@ -434,8 +434,15 @@ impl SqliteStore {
         save_state_moves(&mut tx, &moves).await?;
         let accepted: Vec<Uuid> = moves.iter().filter(|(n, _)| n.state == NumberState::Active).map(|(n, _)| n.id.as_uuid()).collect();
         // Just added: Zoom lists it Unassigned until the customer assigns it.
-        for id in accepted {
-            sqlx::query!("UPDATE numbers SET zoom_assigned = 0, zoom_seen_at = ? WHERE id = ? AND zoom_assigned IS NULL", now, id).execute(&mut *tx).await?;
+        for chunk in accepted.chunks(super::INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE numbers SET zoom_assigned = ");
+            q.push_bind(false).push(", zoom_seen_at = ").push_bind(now).push(" WHERE zoom_assigned IS NULL AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
