@@ -1,0 +1,86 @@
+//! Calls during a release (issue 6), with the routing lookup API following the database, on SQLite
+//! and PostgreSQL: numbers waiting for the customer's approval still route; the one Zoom removed
+//! stops routing (404 `released`) at once; the one Zoom refused (assigned there) keeps routing.
+
+use app::release::Selection;
+use domain::auth::Role;
+use domain::customer::OrderPick;
+use domain::number::NumberAttrs;
+use domain::trunk::{NumberingRule, ZoomTrunk};
+use domain::{Actor, NumberState};
+use routing::RoutingConfig;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use testkit::{Db, ZoomApp, PASSWORD};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(testkit::Db::Sqlite).await })* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(testkit::Db::Postgres).await })* }
+    };
+}
+
+on_both!(waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_routing);
+
+const A: &str = "+15550100000";
+const B: &str = "+15550100001";
+
+async fn lookup(http: std::net::SocketAddr, e164: &str) -> Value {
+    let r = reqwest::get(format!("http://{http}/route?to={}", e164.replace('+', "%2B"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_routing(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let app = t.app();
+    let by = Actor::System("test".into());
+    let acme = app.create_customer("Acme Corp", "ACME-1").await.unwrap();
+    app.create_user("admin@acme.example", PASSWORD, Role::CustomerAdmin, Some(acme.id)).await.unwrap();
+    app.import_range("+15550100000-+15550100009", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
+    app.create_order(acme.id, OrderPick { count: 2, ..Default::default() }, &[], &by).await.unwrap();
+    t.link_acme("admin@acme.example").await;
+    t.run_pending_jobs().await;
+    let trunk = ZoomTrunk::parse("zoom-a", &["sip:zoom-a.example:5061;transport=tls"], NumberingRule::nanp(), app.now()).unwrap();
+    app.store.insert_trunk(&trunk).await.unwrap();
+    app.store.set_customer_trunk(acme.id, Some("zoom-a")).await.unwrap();
+    let config = RoutingConfig { http_listen: "127.0.0.1:0".into(), ..Default::default() };
+    let started = routing::start(app.store.clone(), &config).await.unwrap();
+    assert!(routing::wait_ready(&started.routing, Duration::from_secs(10)).await);
+    let http = started.http.unwrap();
+
+    // Waiting for the customer's approval: calls still route.
+    let r = reqwest::Client::new()
+        .put(format!("{}/_sim/numbers/%2B15550100000/assignment", t.zoom.url))
+        .json(&serde_json::json!({ "user": testkit::sim::demo::ACME_USER_EMAIL }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    app.start_release(acme.id, Selection::List(vec![A.into(), B.into()]), "contract ends", &Actor::Operator("ops@carrier.example".into())).await.unwrap();
+    for n in [A, B] {
+        assert_eq!(app.store.get_number_by_e164(n).await.unwrap().unwrap().state, NumberState::ReleasePending);
+        let body = lookup(http, n).await;
+        assert_eq!((body["decision"].as_str(), body["status"].as_u64()), (Some("route"), Some(302)), "{n}: {body}");
+    }
+
+    // Approved and removed from Zoom: B stops routing at once; A (assigned in Zoom, refused) keeps routing.
+    let ids: Vec<_> = app.store.numbers_in(&[A.to_owned(), B.to_owned()]).await.unwrap().into_iter().map(|n| n.id).collect();
+    app.approve_release(acme.id, &ids, &Actor::CustomerAdmin("admin@acme.example".into())).await.unwrap();
+    t.run_pending_jobs().await;
+    assert_eq!(app.store.get_number_by_e164(A).await.unwrap().unwrap().state, NumberState::ReleasePending);
+    assert_eq!(app.store.get_number_by_e164(B).await.unwrap().unwrap().state, NumberState::Aging);
+    // The snapshot follows the changes in order (releasing also answers 404 `released`); within the
+    // propagation goal it holds Zoom's answers.
+    let t0 = Instant::now();
+    loop {
+        let (a, b) = (lookup(http, A).await, lookup(http, B).await);
+        if b["status"] == 404 && a["status"] == 302 {
+            assert_eq!(b["reason"], "released");
+            assert_eq!(a["decision"], "route", "refused, still the customer's: {a}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_millis(500), "not converged after {:?}: A {a}, B {b}", t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
