@@ -359,6 +359,19 @@ impl SqliteStore {
         Ok(count)
     }
 
+    /// Lines still waiting (or refused) whose number left `release_pending` another way (suspended when
+    /// the app was removed in Zoom) are closed as withdrawn, saying why. Returns how many.
+    pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize> {
+        let done = sqlx::query!(
+            "UPDATE release_numbers SET state = 'withdrawn', message = 'left the release: the number is ' || (SELECT n.state FROM numbers n WHERE n.id = release_numbers.number_id), updated_at = ? \
+             WHERE state IN ('waiting', 'refused') AND (SELECT n.state FROM numbers n WHERE n.id = release_numbers.number_id) <> 'release_pending'",
+            now
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
     /// `aging` numbers whose quarantine ended by `now` go back to `available` (at most `limit`).
     pub async fn expire_quarantine(&self, limit: u32, by: &Actor, now: OffsetDateTime) -> Result<usize> {
         let mut tx = self.writer.begin().await?;

@@ -46,6 +46,11 @@ impl Store {
         dispatch!(self.converge_stuck_releases(message, by, now))
     }
 
+    /// Waiting lines whose number left `release_pending` another way are closed as withdrawn.
+    pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize> {
+        dispatch!(self.close_stale_release_lines(now))
+    }
+
     /// `aging` numbers whose quarantine is over go back to `available` (at most `limit`).
     pub async fn expire_quarantine(&self, limit: u32, by: &Actor, now: OffsetDateTime) -> Result<usize> {
         dispatch!(self.expire_quarantine(limit, by, now))

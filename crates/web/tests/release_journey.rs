@@ -236,4 +236,10 @@ async fn numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_ta
     let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str()), ("number", a_id.as_str())]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "a suspended number cannot be released");
     assert_eq!(state_of(&t, A).await.0, NumberState::Suspended);
+
+    // The sweep closes its line: operators no longer see it waiting, and see why.
+    t.app().release_tick().await.unwrap();
+    let (release, lines) = t.app().release(t.app().releases(Some(acme), 1).await.unwrap()[0].id).await.unwrap();
+    assert_eq!((release.waiting, release.withdrawn, release.open()), (0, 1, 0));
+    assert_eq!(lines[0].message.as_deref(), Some("left the release: the number is suspended"));
 }
