@@ -9,8 +9,7 @@
 // PEEREX_E2E_SCREENSHOTS=DIR it saves screenshots of the key pages there. Exits non-zero with a
 // message naming the failed check.
 
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import { check, CheckFailed, launchChromium, step } from './lib.mjs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,18 +19,7 @@ if (!base || !email || !password) {
   console.error('usage: node e2e/operator-import.mjs BASE_URL EMAIL PASSWORD');
   process.exit(2);
 }
-const executablePath = process.env.PEEREX_CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(executablePath)) {
-  console.error(`FAIL: ${executablePath} is missing; run scripts/test, which installs Chromium`);
-  process.exit(1);
-}
 const shots = process.env.PEEREX_E2E_SCREENSHOTS;
-
-class CheckFailed extends Error {}
-function check(ok, message) {
-  if (!ok) throw new CheckFailed(message);
-}
-const step = (message) => console.log(`ok: ${message}`);
 
 // A block of numbers of its own, so the script can run again against the same server.
 const block = `+1555${100 + Math.floor(Math.random() * 900)}`;
@@ -45,10 +33,7 @@ const badCsv = [
 ].join('\n');
 const goodCsv = ['number,tags,region,note', `${n(1)},e2e,US-NY,first`, `${n(2)},e2e,US-NY,fixed`, `${n(3)},e2e,US-NY,`].join('\n');
 
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 page.setDefaultTimeout(15_000);
 

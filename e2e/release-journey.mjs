@@ -10,8 +10,7 @@
 // Debian's /usr/bin/chromium (PEEREX_CHROMIUM overrides); never downloads a browser. With
 // PEEREX_E2E_SCREENSHOTS=DIR it saves screenshots there. Exits non-zero naming the failed check.
 
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import { check, CheckFailed, launchChromium, step } from './lib.mjs';
 import { join } from 'node:path';
 
 const [platform, sim, portalEmail, portalPassword, zoomEmail, zoomPassword, assigned, other] = process.argv.slice(2);
@@ -19,24 +18,10 @@ if (!other) {
   console.error('usage: node e2e/release-journey.mjs PLATFORM_URL SIM_URL PORTAL_EMAIL PORTAL_PASSWORD ZOOM_EMAIL ZOOM_PASSWORD ASSIGNED_NUMBER OTHER_NUMBER');
   process.exit(2);
 }
-const executablePath = process.env.PEEREX_CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(executablePath)) {
-  console.error(`FAIL: ${executablePath} is missing; run scripts/test, which installs Chromium`);
-  process.exit(1);
-}
 const shots = process.env.PEEREX_E2E_SCREENSHOTS;
 const UNBIND = 'Unassign (Unbind) this number in Zoom, then release it again';
 
-class CheckFailed extends Error {}
-function check(ok, message) {
-  if (!ok) throw new CheckFailed(message);
-}
-const step = (message) => console.log(`ok: ${message}`);
-
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 page.setDefaultTimeout(20_000);
 

@@ -10,8 +10,7 @@
 // Uses Debian's /usr/bin/chromium (PEEREX_CHROMIUM overrides); never downloads a browser. With
 // PEEREX_E2E_SCREENSHOTS=DIR it saves screenshots there. Exits non-zero naming the failed check.
 
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import { check, CheckFailed, launchChromium, step } from './lib.mjs';
 import { join } from 'node:path';
 
 const [zoom, peerex, zoomEmail, zoomPassword, portalEmail, portalPassword, appName, userEmail, countArg] = process.argv.slice(2);
@@ -20,23 +19,9 @@ if (!countArg) {
   process.exit(2);
 }
 const count = Number(countArg);
-const executablePath = process.env.PEEREX_CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(executablePath)) {
-  console.error(`FAIL: ${executablePath} is missing; run scripts/test, which installs Chromium`);
-  process.exit(1);
-}
 const shots = process.env.PEEREX_E2E_SCREENSHOTS;
 
-class CheckFailed extends Error {}
-function check(ok, message) {
-  if (!ok) throw new CheckFailed(message);
-}
-const step = (message) => console.log(`ok: ${message}`);
-
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 page.setDefaultTimeout(15_000);
 

@@ -9,8 +9,7 @@
 // PEEREX_E2E_SCREENSHOTS=DIR it saves screenshots of the key pages there. Prints the code it received
 // as `code: ...` and exits non-zero with a message naming the failed check.
 
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import { check, CheckFailed, launchChromium, step } from './lib.mjs';
 import { join } from 'node:path';
 
 const [base, email, password, appName, redirectUri, number, userEmail] = process.argv.slice(2);
@@ -18,23 +17,9 @@ if (!userEmail) {
   console.error('usage: node e2e/zoom-sim-journey.mjs SIM_URL EMAIL PASSWORD APP_NAME REDIRECT_URI NUMBER USER_EMAIL');
   process.exit(2);
 }
-const executablePath = process.env.PEEREX_CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(executablePath)) {
-  console.error(`FAIL: ${executablePath} is missing; run scripts/test, which installs Chromium`);
-  process.exit(1);
-}
 const shots = process.env.PEEREX_E2E_SCREENSHOTS;
 
-class CheckFailed extends Error {}
-function check(ok, message) {
-  if (!ok) throw new CheckFailed(message);
-}
-const step = (message) => console.log(`ok: ${message}`);
-
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 page.setDefaultTimeout(15_000);
 
