@@ -8,28 +8,7 @@ use domain::{Actor, CustomerId, Number, NumberState, OrderId, PhoneNumber, UserI
 use store::{DbError, Store};
 use time::OffsetDateTime;
 
-/// Runs each listed test body against a fresh SQLite file and a fresh PostgreSQL database.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_dir, path) = testkit::sqlite_path();
-                let store = super::open(&testkit::sqlite_url(&path)).await;
-                super::$name(store).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let store = super::open(&testkit::postgres_url().await).await;
-                super::$name(store).await;
-            })*
-        }
-    };
-}
-
-on_both!(
+testkit::store_tests_on_both!(
     import_writes_numbers_with_their_creation_events,
     duplicate_import_is_refused_whole,
     search_pages_by_keyset_with_filters,
@@ -40,12 +19,6 @@ on_both!(
     ended_contract_takes_no_orders,
     users_sessions_and_tokens,
 );
-
-async fn open(url: &str) -> Store {
-    let store = Store::connect(url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    store
-}
 
 fn now() -> OffsetDateTime {
     // Microsecond precision: what both databases keep.

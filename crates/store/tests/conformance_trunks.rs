@@ -6,33 +6,7 @@ use domain::CustomerId;
 use store::{DbError, Store};
 use time::OffsetDateTime;
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_dir, path) = testkit::sqlite_path();
-                let store = super::open(&testkit::sqlite_url(&path)).await;
-                super::$name(store).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let store = super::open(&testkit::postgres_url().await).await;
-                super::$name(store).await;
-            })*
-        }
-    };
-}
-
-on_both!(trunks_are_created_listed_changed_and_deleted, customer_is_bound_to_a_trunk_that_then_cannot_be_deleted);
-
-async fn open(url: &str) -> Store {
-    let store = Store::connect(url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    store
-}
+testkit::store_tests_on_both!(trunks_are_created_listed_changed_and_deleted, customer_is_bound_to_a_trunk_that_then_cannot_be_deleted);
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap()

@@ -9,27 +9,7 @@ use std::collections::HashSet;
 use store::Store;
 use time::{Duration, OffsetDateTime};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_dir, path) = testkit::sqlite_path();
-                let store = super::open(&testkit::sqlite_url(&path)).await;
-                super::$name(store).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let store = super::open(&testkit::postgres_url().await).await;
-                super::$name(store).await;
-            })*
-        }
-    };
-}
-
-on_both!(
+testkit::store_tests_on_both!(
     linking_applies_the_pending_order_in_batches_of_200,
     an_account_or_customer_linked_elsewhere_is_refused_and_nothing_changes,
     zoom_answers_activate_or_return_numbers_with_the_reason,
@@ -41,12 +21,6 @@ on_both!(
     a_waiting_install_code_is_taken_once,
     poll_records_assignment_and_reschedules,
 );
-
-async fn open(url: &str) -> Store {
-    let store = Store::connect(url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    store
-}
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap()

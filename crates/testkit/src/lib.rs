@@ -75,6 +75,36 @@ pub async fn postgres_url() -> String {
     with_database(base, &name)
 }
 
+/// A migrated store on `url`, for store tests.
+pub async fn migrated_store(url: &str) -> store::Store {
+    let store = store::Store::connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// Declares each listed `async fn name(store: store::Store)` of the calling module as two tests: one
+/// on a fresh SQLite file, one on a fresh PostgreSQL database, both migrated.
+#[macro_export]
+macro_rules! store_tests_on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_dir, path) = $crate::sqlite_path();
+                let store = $crate::migrated_store(&$crate::sqlite_url(&path)).await;
+                super::$name(store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = $crate::migrated_store(&$crate::postgres_url().await).await;
+                super::$name(store).await;
+            })*
+        }
+    };
+}
+
 /// A fresh SQLite database path (the file does not exist yet) inside a new temporary directory.
 ///
 /// Keep the returned [`TempDir`] alive for as long as the database is used: dropping it deletes the
