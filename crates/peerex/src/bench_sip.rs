@@ -39,6 +39,9 @@ pub struct SipBench {
     /// Changes timed from the database to a decision.
     #[arg(long, default_value_t = 200)]
     changes: usize,
+    /// Kamailio's shared memory in MB (its db_text copy of the table and the htable both live there).
+    #[arg(long, default_value_t = 4096)]
+    kamailio_shm_mb: u64,
     /// Internal: serve the redirect server and the lookup API over generated numbers (the child
     /// process the benchmark pins to one core).
     #[arg(long, hide = true)]
@@ -87,13 +90,18 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
             Command::new("taskset")
                 .args(["-c", &args.server_core.to_string(), "kamailio", "-f"])
                 .arg(&cfg)
-                .args(["-DD", "-E", "-x", "tlsf", "-X", "tlsf", "-m", "1024", "-M", "64", "-Y"])
+                .args(["-DD", "-E", "-x", "tlsf", "-X", "tlsf", "-M", "256", "-Y"])
                 .arg(&dir)
+                .arg("-m")
+                .arg(args.kamailio_shm_mb.to_string())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("kamailio.log"))?)
                 .spawn()?,
         );
-        anyhow::ensure!(wait_for_sip(port, Duration::from_secs(300)), "kamailio did not answer OPTIONS; see {}", dir.join("kamailio.log").display());
+        while !wait_for_sip(port, Duration::from_secs(2)) {
+            let gone = child.0.try_wait()?.is_some();
+            anyhow::ensure!(!gone && started.elapsed() < Duration::from_secs(1800), "kamailio did not answer OPTIONS; see {}", dir.join("kamailio.log").display());
+        }
         println!("kamailio htable: loaded {} numbers in {:.1} s", args.numbers, started.elapsed().as_secs_f64());
         let r = load(&args, &load_cores, &dir, "kamailio", port, &scenario, &csv, child.0.id())?;
         child.stop();
@@ -329,7 +337,9 @@ fn kamailio_config(baseline: &Path, dir: &Path, numbers: u64, port: u16) -> anyh
         .replace("listen=udp:127.0.0.1:5070", &format!("listen=udp:127.0.0.1:{port}"))
         .replace("listen=tcp:127.0.0.1:5071", &format!("listen=tcp:127.0.0.1:{tcp}"))
         .replace("unix:/tmp/kamailio_ctl", &format!("unix:{}", dir.join("kamailio_ctl").display()))
-        .replace("text:///tmp/kamailio-dbtext", &format!("text://{}", db.display()));
+        .replace("text:///tmp/kamailio-dbtext", &format!("text://{}", db.display()))
+        // db_text stops at 100,000 rows unless told otherwise.
+        .replace("loadmodule \"db_text.so\"\n", &format!("loadmodule \"db_text.so\"\nmodparam(\"db_text\", \"max_result_rows\", {})\n", numbers + 1));
     anyhow::ensure!(cfg.contains(&format!(":{port}")), "the baseline config's listen line changed; update bench_sip.rs");
     let path = dir.join("kamailio-baseline.cfg");
     std::fs::write(&path, cfg)?;
