@@ -226,6 +226,7 @@ fn load(args: &SipBench, load_cores: &str, dir: &Path, name: &str, port: u16, sc
     if !out.success() {
         eprintln!("{name}: sipp ended with {out} (some calls failed or timed out)");
     }
+    anyhow::ensure!(sent > 0, "{name}: sipp sent no INVITE (see {})", dir.display());
     let answered = latencies.len();
     Ok(Load {
         sent,
@@ -534,6 +535,8 @@ fn baseline_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .into_iter()
         .find(|d| d.join("kamailio-htable-redirect.cfg").is_file())
         .ok_or_else(|| anyhow::anyhow!("--baseline: no kamailio-htable-redirect.cfg (shared/routing) found"))
+        // sipp runs in the temporary directory: a relative path would not reach the scenario.
+        .and_then(|d| Ok(d.canonicalize()?))
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
