@@ -560,7 +560,8 @@ async fn insert_link_event(tx: &mut Transaction<'_, Postgres>, customer: Option<
         .map(|_| ())
 }
 
-async fn insert_job(tx: &mut Transaction<'_, Postgres>, job: &Job) -> Result<()> {
+/// Also used by the release module: a release job is written like any other outbox job.
+pub(crate) async fn insert_job(tx: &mut Transaction<'_, Postgres>, job: &Job) -> Result<()> {
     let kind = job.kind.as_str();
     let state = job.state.as_str();
     let c = job.customer_id.map(|c| c.as_uuid());

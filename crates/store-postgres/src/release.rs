@@ -3,11 +3,11 @@
 //! sweeps that end quarantines and converge releases whose job ended without an answer.
 
 use super::{save_moves, PgStore, Result};
+use super::onboarding::insert_job;
 use crate::rows::NumberRow;
 use domain::onboarding::{Job, JobKind, ZOOM_BATCH};
 use domain::release::{ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE};
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState};
-use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -388,28 +388,4 @@ impl PgStore {
         }
         tx.commit().await
     }
-}
-
-async fn insert_job(tx: &mut Transaction<'_, Postgres>, job: &Job) -> Result<()> {
-    let kind = job.kind.as_str();
-    let state = job.state.as_str();
-    let c = job.customer_id.map(|c| c.as_uuid());
-    let o = job.order_id.map(|o| o.as_uuid());
-    sqlx::query!(
-        "INSERT INTO jobs (id, kind, payload, customer_id, order_id, zoom_account, state, attempts, run_after, created_at, updated_at) VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, $11)",
-        job.id,
-        kind,
-        job.payload,
-        c,
-        o,
-        job.zoom_account,
-        state,
-        job.attempts,
-        job.run_after,
-        job.created_at,
-        job.updated_at
-    )
-    .execute(&mut **tx)
-    .await
-    .map(|_| ())
 }
