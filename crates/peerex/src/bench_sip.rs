@@ -381,10 +381,12 @@ async fn serve_only(args: &SipBench) -> anyhow::Result<ExitCode> {
     let routing = routing::Routing::from_snapshot(NumberingRule::nanp(), snapshot);
     let rss_delta = rss_bytes().saturating_sub(rss0);
     let udp = routing::sip::bind_udp("127.0.0.1:0")?;
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http = std::net::TcpListener::bind("127.0.0.1:0")?;
     println!("sip={}\nhttp={}\nbuild_ms={build_ms}\nnumber_bytes={number_bytes}\nrss_delta={rss_delta}\nready", udp.local_addr()?, http.local_addr()?);
     tokio::spawn(routing::sip::serve_udp(routing.clone(), udp));
-    axum::serve(http, routing::http::router(routing, None)).await?;
+    let lookup = routing::http::spawn(routing, http, None)?;
+    // Until killed (or the lookup thread dies).
+    tokio::task::spawn_blocking(move || lookup.join()).await?.map_err(|_| anyhow::anyhow!("the lookup API thread panicked"))?;
     Ok(ExitCode::SUCCESS)
 }
 

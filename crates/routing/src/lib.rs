@@ -147,15 +147,11 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
     };
     let mut started = Started { routing: routing.clone(), http: None, sip: None };
     if !config.http_listen.is_empty() {
-        let l = tokio::net::TcpListener::bind(&config.http_listen).await.map_err(listen_err(&config.http_listen))?;
+        let l = std::net::TcpListener::bind(&config.http_listen).map_err(listen_err(&config.http_listen))?;
         started.http = l.local_addr().ok();
         let secret = Some(config.http_secret.clone()).filter(|s| !s.is_empty());
-        let app = http::router(routing.clone(), secret);
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).await {
-                tracing::error!(error = %e, "routing lookup API stopped");
-            }
-        });
+        // Its own thread: lookups never queue behind portal or follower tasks.
+        http::spawn(routing.clone(), l, secret).map_err(listen_err(&config.http_listen))?;
     }
     if !config.sip_listen.is_empty() {
         let udp = sip::bind_udp(&config.sip_listen).map_err(listen_err(&config.sip_listen))?;
