@@ -16,7 +16,6 @@ use domain::CustomerId;
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,8 +26,8 @@ use tokio::time::Instant;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// More request headers than this gets 431.
 const MAX_HEADERS: usize = 32;
-/// A connection that completes no request for this long is closed (this also bounds a client
-/// that trickles a head in byte by byte).
+/// A connection that completes no request for this long (up to twice as long) is closed; this
+/// also bounds a client that trickles a head in byte by byte.
 pub const IDLE: Duration = Duration::from_secs(60);
 
 struct Shared {
@@ -77,7 +76,8 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
     let mut conn = Conn { shared, histogram: metrics::histogram!("peerex_routing_lookup_seconds"), body: Vec::with_capacity(1024) };
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
-    let mut last_answer = Instant::now();
+    // Whether a request was answered since the idle timer was last armed.
+    let mut answered = false;
     let idle = tokio::time::sleep(IDLE);
     tokio::pin!(idle);
     loop {
@@ -102,7 +102,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
             }
         }
         if !out.is_empty() {
-            last_answer = Instant::now();
+            answered = true;
             if stream.write_all(&out).await.is_err() {
                 return;
             }
@@ -115,16 +115,17 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         if input.capacity() - input.len() < 1024 {
             input.reserve(4096);
         }
-        // The idle timer is re-armed only when it fires, not per read: arming a timer per request
-        // would cost more than the lookup.
+        // The idle timer is re-armed only when it fires, not per request (that would cost a clock
+        // read and a timer update per lookup): a connection is closed after one to two IDLE
+        // periods without an answered request.
         let read = tokio::select! {
             biased;
             r = stream.read_buf(&mut input) => r,
             () = &mut idle => {
-                if last_answer.elapsed() >= IDLE {
+                if !std::mem::take(&mut answered) {
                     return;
                 }
-                idle.as_mut().reset(last_answer + IDLE);
+                idle.as_mut().reset(Instant::now() + IDLE);
                 continue;
             }
         };
@@ -181,7 +182,7 @@ impl Status {
 fn respond(out: &mut Vec<u8>, status: Status, extra: &[&str], body: &[u8], keep_alive: bool, head: bool) {
     out.extend_from_slice(status.line());
     out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
-    let _ = write!(out, "{}", body.len());
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for h in extra {
         out.extend_from_slice(h.as_bytes());
@@ -247,12 +248,17 @@ struct Health {
     generation: i64,
 }
 
-/// An E.164 number as `+digits`, written without an intermediate string.
+/// An E.164 number as `+digits`, written without going through `fmt`.
 struct Plus(u64);
 
 impl Serialize for Plus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("+{}", self.0))
+        let mut digits = itoa::Buffer::new();
+        let d = digits.format(self.0).as_bytes();
+        let mut buf = [0u8; 21];
+        buf[0] = b'+';
+        buf[1..=d.len()].copy_from_slice(d);
+        s.serialize_str(std::str::from_utf8(&buf[..=d.len()]).unwrap_or_default())
     }
 }
 
@@ -308,7 +314,7 @@ impl Serialize for Routes<'_> {
         let (Some(t), Some(to)) = (&self.answer.trunk, self.to) else { return s.collect_seq(std::iter::empty::<()>()) };
         let mut seq = s.serialize_seq(Some(t.destinations.len()))?;
         for d in &t.destinations {
-            seq.serialize_element(&Route { uri: crate::sip::contact_uri(d, to), dst_uri: d, headers: Extra { extra: Header(&t.name) } })?;
+            seq.serialize_element(&Route { uri: ContactUri { destination: d, e164: to }, dst_uri: d, headers: Extra { extra: Header(&t.name) } })?;
         }
         seq.end()
     }
@@ -316,7 +322,7 @@ impl Serialize for Routes<'_> {
 
 #[derive(Serialize)]
 struct Route<'a> {
-    uri: String,
+    uri: ContactUri<'a>,
     dst_uri: &'a str,
     headers: Extra<'a>,
 }
@@ -324,6 +330,21 @@ struct Route<'a> {
 #[derive(Serialize)]
 struct Extra<'a> {
     extra: Header<'a>,
+}
+
+/// [`crate::sip::contact_uri`] written straight into the body: `scheme:+e164@host` of the
+/// destination (a test keeps the two the same).
+struct ContactUri<'a> {
+    destination: &'a str,
+    e164: u64,
+}
+
+impl Serialize for ContactUri<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (scheme, rest) = self.destination.split_once(':').unwrap_or(("sip", self.destination));
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        s.collect_str(&format_args!("{scheme}:+{}@{host}", self.e164))
+    }
 }
 
 /// The header Kamailio adds to the forwarded INVITE: which trunk peerex chose.
@@ -479,5 +500,20 @@ impl Conn {
         self.body.clear();
         // Writing to a Vec cannot fail, and these types always serialize.
         let _ = serde_json::to_writer(&mut self.body, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_carry_the_same_contact_as_the_redirect_server() {
+        for d in ["sip:zoom-a.example:5061;transport=tls", "sips:user@zoom-b.example", "zoom-c.example", "sip:127.0.0.1:5080"] {
+            let json = serde_json::to_string(&ContactUri { destination: d, e164: 15550100001 }).unwrap();
+            assert_eq!(json, serde_json::to_string(&crate::sip::contact_uri(d, 15550100001)).unwrap(), "{d}");
+        }
+        assert_eq!(serde_json::to_string(&Plus(15550100001)).unwrap(), r#""+15550100001""#);
+        assert_eq!(serde_json::to_string(&Plus(u64::MAX)).unwrap(), format!("\"+{}\"", u64::MAX));
     }
 }
