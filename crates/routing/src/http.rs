@@ -343,7 +343,13 @@ impl Serialize for ContactUri<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (scheme, rest) = self.destination.split_once(':').unwrap_or(("sip", self.destination));
         let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        s.collect_str(&format_args!("{scheme}:+{}@{host}", self.e164))
+        let mut digits = itoa::Buffer::new();
+        let e164 = digits.format(self.e164);
+        let mut buf = [0u8; 256];
+        match concat(&mut buf, &[scheme, ":+", e164, "@", host]) {
+            Some(uri) => s.serialize_str(uri),
+            None => s.collect_str(&format_args!("{scheme}:+{e164}@{host}")),
+        }
     }
 }
 
@@ -352,8 +358,23 @@ struct Header<'a>(&'a str);
 
 impl Serialize for Header<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("X-Peerex-Trunk: {}\r\n", self.0))
+        let mut buf = [0u8; 256];
+        match concat(&mut buf, &["X-Peerex-Trunk: ", self.0, "\r\n"]) {
+            Some(h) => s.serialize_str(h),
+            None => s.collect_str(&format_args!("X-Peerex-Trunk: {}\r\n", self.0)),
+        }
     }
+}
+
+/// `parts` joined in `buf`, or None when they do not fit: cheaper than `fmt` for the short
+/// strings of an answer.
+fn concat<'b>(buf: &'b mut [u8], parts: &[&str]) -> Option<&'b str> {
+    let mut len = 0;
+    for p in parts {
+        buf.get_mut(len..len + p.len())?.copy_from_slice(p.as_bytes());
+        len += p.len();
+    }
+    std::str::from_utf8(&buf[..len]).ok()
 }
 
 /// What one request asked, once its head is parsed.
@@ -513,6 +534,11 @@ mod tests {
             let json = serde_json::to_string(&ContactUri { destination: d, e164: 15550100001 }).unwrap();
             assert_eq!(json, serde_json::to_string(&crate::sip::contact_uri(d, 15550100001)).unwrap(), "{d}");
         }
+        let long = format!("sip:{}.example", "z".repeat(300));
+        assert_eq!(serde_json::to_string(&ContactUri { destination: &long, e164: 1 }).unwrap(), serde_json::to_string(&crate::sip::contact_uri(&long, 1)).unwrap());
+        assert_eq!(serde_json::to_string(&Header("zoom-a")).unwrap(), r#""X-Peerex-Trunk: zoom-a\r\n""#);
+        let long = "t".repeat(300);
+        assert_eq!(serde_json::to_string(&Header(&long)).unwrap(), format!("\"X-Peerex-Trunk: {long}\\r\\n\""));
         assert_eq!(serde_json::to_string(&Plus(15550100001)).unwrap(), r#""+15550100001""#);
         assert_eq!(serde_json::to_string(&Plus(u64::MAX)).unwrap(), format!("\"+{}\"", u64::MAX));
     }
