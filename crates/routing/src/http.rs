@@ -97,7 +97,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         } else {
             input.drain(..used);
             if input.len() > MAX_HEAD {
-                respond(&mut out, Status::HeadTooLarge, &[], br#"{"detail":"the request head is larger than 16 KB"}"#, false, false);
+                respond(&mut out, Status::HeadTooLarge, &[], br#"{"detail":"the request head is larger than 16 KB"}"#, Persist::Close, false);
                 close = true;
             }
         }
@@ -177,9 +177,18 @@ impl Status {
     }
 }
 
-/// Appends one answer. `keep_alive` false adds `Connection: close`; `head` leaves the body out
-/// (HEAD) but keeps its length.
-fn respond(out: &mut Vec<u8>, status: Status, extra: &[&str], body: &[u8], keep_alive: bool, head: bool) {
+/// Whether the connection stays open after an answer, as the answer tells the client.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Persist {
+    /// HTTP/1.1's default: nothing to say.
+    KeepAlive,
+    /// An HTTP/1.0 client that asked for keep-alive only keeps the connection if told so.
+    KeepAlive10,
+    Close,
+}
+
+/// Appends one answer; `head` leaves the body out (HEAD) but keeps its length.
+fn respond(out: &mut Vec<u8>, status: Status, extra: &[&str], body: &[u8], persist: Persist, head: bool) {
     out.extend_from_slice(status.line());
     out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
@@ -188,8 +197,10 @@ fn respond(out: &mut Vec<u8>, status: Status, extra: &[&str], body: &[u8], keep_
         out.extend_from_slice(h.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
+    match persist {
+        Persist::KeepAlive => {}
+        Persist::KeepAlive10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Persist::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
     if !head {
@@ -383,7 +394,7 @@ struct Request<'b> {
     path: &'b str,
     query: &'b str,
     authorization: Option<&'b [u8]>,
-    keep_alive: bool,
+    persist: Persist,
 }
 
 impl Conn {
@@ -395,7 +406,7 @@ impl Conn {
         let n = match req.parse(input) {
             Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
             Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {
-                respond(out, Status::HeadTooLarge, &[], br#"{"detail":"the request head is larger than 16 KB or has more than 32 headers"}"#, false, false);
+                respond(out, Status::HeadTooLarge, &[], br#"{"detail":"the request head is larger than 16 KB or has more than 32 headers"}"#, Persist::Close, false);
                 return Some((input.len(), false));
             }
             Ok(httparse::Status::Partial) => return None,
@@ -423,11 +434,15 @@ impl Conn {
                 return Some((input.len(), false));
             }
         }
-        let keep_alive = !connection_close && (version == 1 || connection_keep_alive);
+        let persist = match (version, connection_close, connection_keep_alive) {
+            (_, true, _) | (0, false, false) => Persist::Close,
+            (0, false, true) => Persist::KeepAlive10,
+            _ => Persist::KeepAlive,
+        };
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let r = Request { method, path, query, authorization, keep_alive };
+        let r = Request { method, path, query, authorization, persist };
         self.answer(&r, out);
-        Some((n, keep_alive))
+        Some((n, persist != Persist::Close))
     }
 
     fn answer(&mut self, r: &Request<'_>, out: &mut Vec<u8>) {
@@ -436,21 +451,21 @@ impl Conn {
         match r.path {
             "/route" | "/healthz" if !allowed => {
                 self.json(&Detail { detail: "the lookup API answers GET only" });
-                respond(out, Status::MethodNotAllowed, &["Allow: GET, HEAD"], &self.body, r.keep_alive, false);
+                respond(out, Status::MethodNotAllowed, &["Allow: GET, HEAD"], &self.body, r.persist, false);
             }
             "/route" => self.route(r, out, head),
             "/healthz" => {
                 if self.shared.routing.is_ready() {
                     let generation = self.shared.routing.generation();
                     self.json(&Health { status: "ok", generation });
-                    respond(out, Status::Ok, &[], &self.body, r.keep_alive, head);
+                    respond(out, Status::Ok, &[], &self.body, r.persist, head);
                 } else {
-                    self.unavailable(out, "the routing snapshot is loading", r.keep_alive, head);
+                    self.unavailable(out, "the routing snapshot is loading", r.persist, head);
                 }
             }
             _ => {
                 self.json(&Detail { detail: "not found: the lookup API answers GET /route and GET /healthz" });
-                respond(out, Status::NotFound, &[], &self.body, r.keep_alive, head);
+                respond(out, Status::NotFound, &[], &self.body, r.persist, head);
             }
         }
     }
@@ -459,13 +474,13 @@ impl Conn {
         let started = std::time::Instant::now();
         if !self.authorized(r.authorization) {
             self.json(&Detail { detail: "send the lookup secret as 'Authorization: Bearer <secret>'" });
-            return respond(out, Status::Unauthorized, &["WWW-Authenticate: Bearer"], &self.body, r.keep_alive, head);
+            return respond(out, Status::Unauthorized, &["WWW-Authenticate: Bearer"], &self.body, r.persist, head);
         }
         let p = match Params::parse(r.query) {
             Ok(p) => p,
             Err(why) => {
                 self.json(&Detail { detail: &why });
-                return respond(out, Status::BadRequest, &[], &self.body, r.keep_alive, head);
+                return respond(out, Status::BadRequest, &[], &self.body, r.persist, head);
             }
         };
         let direction = match p.direction.as_deref().map(Direction::parse) {
@@ -473,16 +488,16 @@ impl Conn {
             Some(Some(d)) => d,
             Some(None) => {
                 self.json(&Detail { detail: "direction: must be inbound or outbound" });
-                return respond(out, Status::BadRequest, &[], &self.body, r.keep_alive, head);
+                return respond(out, Status::BadRequest, &[], &self.body, r.persist, head);
             }
         };
         if !self.shared.routing.is_ready() {
-            return self.unavailable(out, "the routing snapshot is loading", r.keep_alive, head);
+            return self.unavailable(out, "the routing snapshot is loading", r.persist, head);
         }
         // Outbound fails closed on a copy that has not been checked against the database lately;
         // inbound may use the last known good one.
         if direction == Direction::Outbound && !self.shared.routing.is_fresh() {
-            return self.unavailable(out, "the routing snapshot is out of date", r.keep_alive, head);
+            return self.unavailable(out, "the routing snapshot is out of date", r.persist, head);
         }
         let (answer, from, to) = {
             let routing = &self.shared.routing;
@@ -495,7 +510,7 @@ impl Conn {
         };
         self.histogram.record(started.elapsed().as_secs_f64());
         self.json(&Body::new(&answer, from, to));
-        respond(out, Status::Ok, &[], &self.body, r.keep_alive, head);
+        respond(out, Status::Ok, &[], &self.body, r.persist, head);
     }
 
     fn authorized(&self, header: Option<&[u8]>) -> bool {
@@ -505,15 +520,15 @@ impl Conn {
         given.len() == secret.len() && given.iter().zip(secret.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
-    fn unavailable(&mut self, out: &mut Vec<u8>, why: &str, keep_alive: bool, head: bool) {
+    fn unavailable(&mut self, out: &mut Vec<u8>, why: &str, persist: Persist, head: bool) {
         self.json(&Unavailable { decision: "unavailable", detail: why });
-        respond(out, Status::Unavailable, &["Retry-After: 1"], &self.body, keep_alive, head);
+        respond(out, Status::Unavailable, &["Retry-After: 1"], &self.body, persist, head);
     }
 
     /// A protocol error: answered, then the connection is closed.
     fn error(&mut self, out: &mut Vec<u8>, status: Status, why: &str) {
         self.json(&Detail { detail: why });
-        respond(out, status, &[], &self.body, false, false);
+        respond(out, status, &[], &self.body, Persist::Close, false);
     }
 
     /// Serializes `v` into the reused body buffer.
