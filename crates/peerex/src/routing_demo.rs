@@ -30,6 +30,7 @@ pub async fn start_routing_for_demo(app: &App, config: &mut Config) -> anyhow::R
         }
     }
     let settings = RoutingConfig { http_listen: prefer("127.0.0.1:8081", false), sip_listen: prefer("127.0.0.1:5062", true), ..config.routing.clone() };
+    web::install_metrics();
     let started = routing::start(app.store.clone(), &settings).await?;
     routing::wait_ready(&started.routing, Duration::from_secs(10)).await;
     config.routing = RoutingConfig::default();

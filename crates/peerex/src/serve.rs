@@ -21,6 +21,7 @@ pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<Tcp
     };
     let ui = web::Ui { carrier_name: config.carrier_name.clone(), secure_cookies: config.secure_cookies };
     if config.routing.enabled() {
+        web::install_metrics();
         routing::start(app.store.clone(), &config.routing).await?;
     }
     // Workers drain the outbox of changes for Zoom until the process ends.

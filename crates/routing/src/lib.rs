@@ -159,7 +159,7 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         // TCP on the same port as UDP, as SIP peers expect.
         let tcp = tokio::net::TcpListener::bind(addr).await.map_err(listen_err(&config.sip_listen))?;
         started.sip = Some(addr);
-        tokio::spawn(sip::serve_udp(routing.clone(), udp));
+        sip::spawn_udp(routing.clone(), udp).map_err(listen_err(&config.sip_listen))?;
         tokio::spawn(sip::serve_tcp(routing.clone(), tcp));
     }
     let period = std::time::Duration::from_secs(config.check_seconds.max(1));

@@ -9,11 +9,11 @@
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction};
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Largest message accepted (UDP datagram or TCP message); bigger ones are refused.
 pub const MAX_MESSAGE: usize = 65_535;
@@ -50,6 +50,58 @@ fn trim(s: &str) -> &str {
     s.trim_matches([' ', '\t'])
 }
 
+/// The header names a redirect server reads, long and compact forms (RFC 3261 §7.3.3).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Header {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    ContentLength,
+    Other,
+}
+
+fn header_kind(name: &str) -> Header {
+    // By length first: no lowercase copy of every header name.
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        1 => match name.as_bytes()[0].to_ascii_lowercase() {
+            b'v' => Header::Via,
+            b'f' => Header::From,
+            b't' => Header::To,
+            b'i' => Header::CallId,
+            b'l' => Header::ContentLength,
+            _ => Header::Other,
+        },
+        2 if is("to") => Header::To,
+        3 if is("via") => Header::Via,
+        4 if is("from") => Header::From,
+        4 if is("cseq") => Header::CSeq,
+        7 if is("call-id") => Header::CallId,
+        14 if is("content-length") => Header::ContentLength,
+        _ => Header::Other,
+    }
+}
+
+/// The lines of a message head, split at CRLF (a lone LF stays inside its line, as before).
+fn crlf_lines(head: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(head);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let mut from = 0;
+        while let Some(i) = memchr::memchr(b'\n', &r.as_bytes()[from..]).map(|i| i + from) {
+            if i > 0 && r.as_bytes()[i - 1] == b'\r' {
+                rest = Some(&r[i + 1..]);
+                return Some(&r[..i - 1]);
+            }
+            from = i + 1;
+        }
+        rest = None;
+        Some(r)
+    })
+}
+
 /// Splits a message into its request line and headers. Header names are matched case-insensitively,
 /// with RFC 3261's compact forms.
 pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
@@ -58,7 +110,7 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
     }
     let head_end = find(msg, b"\r\n\r\n").ok_or(Malformed::Silent)?;
     let head = std::str::from_utf8(&msg[..head_end]).map_err(|_| Malformed::Silent)?;
-    let mut lines = head.split("\r\n");
+    let mut lines = crlf_lines(head);
     let first = lines.next().unwrap_or_default();
     if first.starts_with("SIP/") {
         return Err(Malformed::Silent); // a response: a stateless redirect server sends none upstream
@@ -79,16 +131,7 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
         let Some((name, value)) = line.split_once(':') else {
             return Err(if r.vias.is_empty() { Malformed::Silent } else { Malformed::BadRequest("Malformed Header") });
         };
-        let value = trim(value);
-        match trim(name).to_ascii_lowercase().as_str() {
-            "via" | "v" => r.vias.push(value),
-            "from" | "f" => r.from = Some(value),
-            "to" | "t" => r.to = Some(value),
-            "call-id" | "i" => r.call_id = Some(value),
-            "cseq" => r.cseq = Some(value),
-            "content-length" | "l" => r.content_length = Some(value),
-            _ => {}
-        }
+        r.set(header_kind(trim(name)), trim(value));
     }
     if r.vias.is_empty() {
         return Err(Malformed::Silent);
@@ -96,27 +139,98 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
     Ok(r)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+impl<'a> Request<'a> {
+    fn set(&mut self, h: Header, value: &'a str) {
+        match h {
+            Header::Via => self.vias.push(value),
+            Header::From => self.from = Some(value),
+            Header::To => self.to = Some(value),
+            Header::CallId => self.call_id = Some(value),
+            Header::CSeq => self.cseq = Some(value),
+            Header::ContentLength => self.content_length = Some(value),
+            Header::Other => {}
+        }
+    }
 }
 
-/// The value of `;name=value` among a header's parameters (after the first `;`).
-fn param<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        trim(k).eq_ignore_ascii_case(name).then(|| trim(v))
-    })
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, needle)
 }
 
 fn has_param(header: &str, name: &str) -> bool {
     header.split(';').skip(1).any(|p| trim(p.split('=').next().unwrap_or_default()).eq_ignore_ascii_case(name))
 }
 
-/// The top Via's `sent-by` host and port.
-fn sent_by(via: &str) -> Option<(&str, Option<u16>)> {
-    let first = via.split(',').next()?;
-    let (_proto, rest) = trim(first).split_once([' ', '\t'])?;
-    let hostport = trim(rest.split(';').next()?);
+/// The top Via, read once per message: where the answer goes and what its Via says.
+struct TopVia<'a> {
+    /// The first value of the top Via header (a header may hold several, comma-separated).
+    first: &'a str,
+    /// What followed that value in the same header, echoed as it came.
+    rest: &'a str,
+    /// `sent-by`, when it could be read.
+    host: Option<&'a str>,
+    port: Option<u16>,
+    rport: bool,
+    branch: &'a str,
+}
+
+impl<'a> TopVia<'a> {
+    fn read(via: &'a str) -> Self {
+        let first = via.split(',').next().unwrap_or(via);
+        let rest = &via[first.len()..];
+        let mut params = first.split(';');
+        let (host, port) = params.next().and_then(sent_by).map_or((None, None), |(h, p)| (Some(h), p));
+        let (mut rport, mut branch) = (false, "");
+        for p in params {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let k = trim(k);
+            if k.eq_ignore_ascii_case("rport") {
+                rport = true;
+            } else if k.eq_ignore_ascii_case("branch") {
+                branch = trim(v);
+            }
+        }
+        Self { first, rest, host, port, rport, branch }
+    }
+
+    /// Where the response goes (RFC 3261 §18.2.2 with RFC 3581): the source port when `rport`
+    /// was asked for, else the Via's port; always the source address (what `received` says).
+    fn reply_to(&self, src: SocketAddr) -> SocketAddr {
+        if self.rport {
+            return src;
+        }
+        SocketAddr::new(src.ip(), self.port.unwrap_or(5060))
+    }
+
+    /// Writes the Via as the response carries it: `received` when the sent-by host is not the
+    /// source address, `rport` filled in when it was asked for.
+    fn write(&self, out: &mut Vec<u8>, src: SocketAddr) {
+        for (i, part) in self.first.split(';').enumerate() {
+            if i > 0 {
+                let key = trim(part.split('=').next().unwrap_or_default());
+                if key.eq_ignore_ascii_case("received") {
+                    continue; // written below, with the address it came from
+                }
+                out.push(b';');
+                if key.eq_ignore_ascii_case("rport") {
+                    let _ = write!(out, "rport={}", src.port());
+                    continue;
+                }
+            }
+            out.extend_from_slice(part.as_bytes());
+        }
+        let host_differs = self.host.is_none_or(|h| h.parse::<IpAddr>().ok() != Some(src.ip()));
+        if host_differs || self.rport {
+            let _ = write!(out, ";received={}", src.ip());
+        }
+        out.extend_from_slice(self.rest.as_bytes());
+    }
+}
+
+/// `sent-by` (the part of a Via value before its parameters): host and port.
+fn sent_by(value: &str) -> Option<(&str, Option<u16>)> {
+    let (_proto, hostport) = trim(value).split_once([' ', '\t'])?;
+    let hostport = trim(hostport);
     if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         return Some((host, after.strip_prefix(':').and_then(|p| p.parse().ok())));
@@ -127,60 +241,32 @@ fn sent_by(via: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
-/// Where the response goes (RFC 3261 §18.2.2 with RFC 3581): the source port when `rport` was
-/// asked for, else the Via's port; always the source address (it is what `received` will say).
+/// Where the response to `req` goes (see [`TopVia::reply_to`]).
 pub fn reply_to(req: &Request<'_>, src: SocketAddr) -> SocketAddr {
-    let top = req.vias[0];
-    if has_param(top, "rport") {
-        return src;
-    }
-    let port = sent_by(top).and_then(|(_, p)| p).unwrap_or(5060);
-    SocketAddr::new(src.ip(), port)
-}
-
-/// The top Via as the response carries it: `received` when the sent-by host is not the source
-/// address, `rport` filled in when it was asked for.
-fn response_top_via(top: &str, src: SocketAddr) -> String {
-    let first = top.split(',').next().unwrap_or(top);
-    let rest = &top[first.len()..];
-    let mut out = String::with_capacity(top.len() + 40);
-    let host_differs = sent_by(first).is_none_or(|(h, _)| h.parse::<IpAddr>().ok() != Some(src.ip()));
-    for (i, part) in first.split(';').enumerate() {
-        if i > 0 {
-            out.push(';');
-        }
-        let key = trim(part.split('=').next().unwrap_or_default());
-        if i > 0 && key.eq_ignore_ascii_case("rport") {
-            let _ = write!(out, "rport={}", src.port());
-        } else if i > 0 && key.eq_ignore_ascii_case("received") {
-            // replaced below
-            out.pop();
-        } else {
-            out.push_str(part);
-        }
-    }
-    if host_differs || has_param(first, "rport") {
-        let _ = write!(out, ";received={}", src.ip());
-    }
-    out.push_str(rest);
-    out
+    TopVia::read(req.vias[0]).reply_to(src)
 }
 
 /// FNV-1a: a stable tag from Call-ID and branch, so a retransmission gets the same To-tag.
-fn tag(call_id: &str, via: &str) -> String {
+fn write_tag(out: &mut Vec<u8>, call_id: &str, branch: &str) {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in call_id.bytes().chain(param(via, "branch").unwrap_or_default().bytes()) {
+    for b in call_id.bytes().chain(branch.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("px{h:016x}")
+    let _ = write!(out, "px{h:016x}");
 }
 
 /// `sip:host...` with the E.164 number as its user part: the Contact of a 302.
 pub fn contact_uri(destination: &str, e164: u64) -> String {
+    let mut out = Vec::with_capacity(destination.len() + 20);
+    write_contact_uri(&mut out, destination, e164);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn write_contact_uri(out: &mut Vec<u8>, destination: &str, e164: u64) {
     let (scheme, rest) = destination.split_once(':').unwrap_or(("sip", destination));
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    format!("{scheme}:+{e164}@{host}")
+    let _ = write!(out, "{scheme}:+{e164}@{host}");
 }
 
 fn phrase(status: u16) -> &'static str {
@@ -199,37 +285,44 @@ fn phrase(status: u16) -> &'static str {
     }
 }
 
-/// Builds a response to `req` (which has at least one Via).
-fn respond(req: &Request<'_>, src: SocketAddr, status: u16, reason_phrase: Option<&str>, extra: &str) -> Vec<u8> {
-    let mut out = String::with_capacity(512);
+/// Writes a response to `req` (whose top Via is `via`) into `out`; `extra` adds headers.
+fn respond(out: &mut Vec<u8>, req: &Request<'_>, via: &TopVia<'_>, src: SocketAddr, status: u16, reason_phrase: Option<&str>, extra: impl FnOnce(&mut Vec<u8>)) {
+    out.clear();
     let _ = write!(out, "SIP/2.0 {status} {}\r\n", reason_phrase.unwrap_or(phrase(status)));
-    for (i, via) in req.vias.iter().enumerate() {
+    for (i, v) in req.vias.iter().enumerate() {
+        out.extend_from_slice(b"Via: ");
         if i == 0 {
-            let _ = write!(out, "Via: {}\r\n", response_top_via(via, src));
+            via.write(out, src);
         } else {
-            let _ = write!(out, "Via: {via}\r\n");
+            out.extend_from_slice(v.as_bytes());
         }
+        out.extend_from_slice(b"\r\n");
     }
-    if let Some(f) = req.from {
-        let _ = write!(out, "From: {f}\r\n");
-    }
+    put_header(out, "From: ", req.from);
     if let Some(t) = req.to {
+        out.extend_from_slice(b"To: ");
+        out.extend_from_slice(t.as_bytes());
         if status > 100 && !has_param(t, "tag") {
-            let _ = write!(out, "To: {t};tag={}\r\n", tag(req.call_id.unwrap_or_default(), req.vias[0]));
-        } else {
-            let _ = write!(out, "To: {t}\r\n");
+            out.extend_from_slice(b";tag=");
+            write_tag(out, req.call_id.unwrap_or_default(), via.branch);
         }
+        out.extend_from_slice(b"\r\n");
     }
-    if let Some(c) = req.call_id {
-        let _ = write!(out, "Call-ID: {c}\r\n");
-    }
-    if let Some(c) = req.cseq {
-        let _ = write!(out, "CSeq: {c}\r\n");
-    }
-    out.push_str(extra);
-    out.push_str("Server: peerex\r\nContent-Length: 0\r\n\r\n");
-    out.into_bytes()
+    put_header(out, "Call-ID: ", req.call_id);
+    put_header(out, "CSeq: ", req.cseq);
+    extra(out);
+    out.extend_from_slice(b"Server: peerex\r\nContent-Length: 0\r\n\r\n");
 }
+
+fn put_header(out: &mut Vec<u8>, name: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn no_extra(_: &mut Vec<u8>) {}
 
 /// Whether `answer` is a whole SIP response with a status this server sends (fuzzing and tests).
 pub fn is_expected_answer(answer: &[u8]) -> bool {
@@ -239,41 +332,69 @@ pub fn is_expected_answer(answer: &[u8]) -> bool {
 
 /// The answer to one message, or `None` for silence.
 pub fn handle(routing: &Routing, msg: &[u8], src: SocketAddr) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut out = Vec::with_capacity(512);
+    handle_into(routing, msg, src, &mut out).map(|dest| (out, dest))
+}
+
+/// [`handle`] writing the answer into `out` (reused across messages); returns where it goes, or
+/// `None` for silence.
+pub fn handle_into(routing: &Routing, msg: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Option<SocketAddr> {
+    if msg.starts_with(b"ACK ") {
+        // Absorbed without reading further: nothing ever answers an ACK, not even a 400
+        // (RFC 3261 §17.2.1). Half of a redirect server's traffic is ACKs of its 3xx/4xx.
+        return None;
+    }
     let req = match parse(msg) {
         Ok(r) => r,
         Err(Malformed::Silent) => return None,
         Err(Malformed::BadRequest(why)) => {
             // `parse` only says BadRequest once it has a Via.
             let req = parse_vias_only(msg)?;
-            return Some((respond(&req, src, 400, Some(why), ""), reply_to(&req, src)));
+            let via = TopVia::read(req.vias[0]);
+            respond(out, &req, &via, src, 400, Some(why), no_extra);
+            return Some(via.reply_to(src));
         }
     };
-    let dest = reply_to(&req, src);
+    let via = TopVia::read(req.vias[0]);
+    let dest = via.reply_to(src);
     if req.bad_request_line {
-        return Some((respond(&req, src, 400, Some("Bad Request Line"), ""), dest));
+        respond(out, &req, &via, src, 400, Some("Bad Request Line"), no_extra);
+        return Some(dest);
     }
     if req.method == "ACK" {
         return None;
     }
     if req.from.is_none() || req.to.is_none() || req.call_id.is_none() || req.cseq.is_none() {
-        return Some((respond(&req, src, 400, Some("Missing Mandatory Header"), ""), dest));
+        respond(out, &req, &via, src, 400, Some("Missing Mandatory Header"), no_extra);
+        return Some(dest);
     }
     let cseq_ok = req.cseq.and_then(|c| c.split_once([' ', '\t'])).is_some_and(|(n, m)| n.parse::<u32>().is_ok() && trim(m) == req.method);
     if !cseq_ok {
-        return Some((respond(&req, src, 400, Some("Bad CSeq"), ""), dest));
+        respond(out, &req, &via, src, 400, Some("Bad CSeq"), no_extra);
+        return Some(dest);
     }
-    match req.content_length.map(|l| l.parse::<usize>()) {
-        Some(Ok(l)) if l > req.body_len => return Some((respond(&req, src, 400, Some("Bad Content-Length"), ""), dest)),
-        Some(Err(_)) => return Some((respond(&req, src, 400, Some("Bad Content-Length"), ""), dest)),
-        _ => {}
-    }
-    let out = match req.method {
-        "INVITE" => invite(routing, &req, src),
-        "OPTIONS" => respond(&req, src, 200, None, &format!("Allow: {ALLOW}\r\nAccept: application/sdp\r\n")),
-        "CANCEL" => respond(&req, src, 481, None, ""),
-        _ => respond(&req, src, 405, None, &format!("Allow: {ALLOW}\r\n")),
+    let bad_length = match req.content_length.map(|l| l.parse::<usize>()) {
+        Some(Ok(l)) => l > req.body_len,
+        Some(Err(_)) => true,
+        None => false,
     };
-    Some((out, dest))
+    if bad_length {
+        respond(out, &req, &via, src, 400, Some("Bad Content-Length"), no_extra);
+        return Some(dest);
+    }
+    let allow = |out: &mut Vec<u8>| {
+        let _ = write!(out, "Allow: {ALLOW}\r\n");
+    };
+    match req.method {
+        "INVITE" => invite(out, routing, &req, &via, src),
+        "OPTIONS" => respond(out, &req, &via, src, 200, None, |out| {
+            allow(out);
+            out.extend_from_slice(b"Accept: application/sdp\r\n");
+        }),
+        "CANCEL" => respond(out, &req, &via, src, 481, None, no_extra),
+        _ => respond(out, &req, &via, src, 405, None, allow),
+    }
+    Some(dest)
 }
 
 /// For a 400 on a message with a broken header: its Vias, From, To, Call-ID and CSeq if readable.
@@ -281,110 +402,277 @@ fn parse_vias_only(msg: &[u8]) -> Option<Request<'_>> {
     let end = find(msg, b"\r\n\r\n")?;
     let head = std::str::from_utf8(&msg[..end]).ok()?;
     let mut r = Request::default();
-    for line in head.split("\r\n").skip(1) {
+    for line in crlf_lines(head).skip(1) {
         if let Some((name, value)) = line.split_once(':') {
-            let value = trim(value);
-            match trim(name).to_ascii_lowercase().as_str() {
-                "via" | "v" => r.vias.push(value),
-                "from" | "f" => r.from = Some(value),
-                "to" | "t" => r.to = Some(value),
-                "call-id" | "i" => r.call_id = Some(value),
-                "cseq" => r.cseq = Some(value),
-                _ => {}
+            match header_kind(trim(name)) {
+                Header::ContentLength => {}
+                h => r.set(h, trim(value)),
             }
         }
     }
     (!r.vias.is_empty()).then_some(r)
 }
 
-fn invite(routing: &Routing, req: &Request<'_>, src: SocketAddr) -> Vec<u8> {
+fn invite(out: &mut Vec<u8>, routing: &Routing, req: &Request<'_>, via: &TopVia<'_>, src: SocketAddr) {
     if !routing.is_ready() {
-        return respond(req, src, 503, None, "Retry-After: 1\r\n");
+        return respond(out, req, via, src, 503, None, |out| out.extend_from_slice(b"Retry-After: 1\r\n"));
     }
     let uri = req.uri;
     if !(uri.starts_with("sip:") || uri.starts_with("sips:") || uri.starts_with("tel:")) {
-        return respond(req, src, 416, None, "");
+        return respond(out, req, via, src, 416, None, no_extra);
     }
     // Not a number (`sip:alice@...`, too long, ...): decided like an unknown number, 404.
     let to = normalize(uri, &routing.numbering).ok();
     let answer: Answer = routing.read().decide(Direction::Inbound, None, to, None);
-    let mut extra = String::with_capacity(160);
-    match (&answer.trunk, to) {
-        (Some(t), Some(n)) if answer.status == 302 => {
-            let count = t.destinations.len();
-            for (i, d) in t.destinations.iter().enumerate() {
-                // Most preferred first, with descending q-values (RFC 3261 §20.10).
-                let q = 1000 - (i * 1000 / count.max(1)).min(999);
-                let _ = write!(extra, "Contact: <{}>;q={}.{:03}\r\n", contact_uri(d, n), q / 1000, q % 1000);
+    respond(out, req, via, src, answer.status, None, |out| {
+        match (&answer.trunk, to) {
+            (Some(t), Some(n)) if answer.status == 302 => {
+                let count = t.destinations.len();
+                for (i, d) in t.destinations.iter().enumerate() {
+                    // Most preferred first, with descending q-values (RFC 3261 §20.10).
+                    let q = 1000 - (i * 1000 / count.max(1)).min(999);
+                    out.extend_from_slice(b"Contact: <");
+                    write_contact_uri(out, d, n);
+                    let _ = write!(out, ">;q={}.{:03}\r\n", q / 1000, q % 1000);
+                }
+            }
+            _ => {
+                let reason = answer.reason.map_or("not_provisioned", |r| r.as_str());
+                let _ = write!(out, "Reason: SIP;cause={};text=\"{reason}\"\r\nWarning: 399 peerex \"{reason}\"\r\n", answer.status);
             }
         }
-        _ => {
-            let reason = answer.reason.map_or("not_provisioned", |r| r.as_str());
-            let _ = write!(extra, "Reason: SIP;cause={};text=\"{reason}\"\r\nWarning: 399 peerex \"{reason}\"\r\n", answer.status);
-        }
-    }
-    let _ = write!(extra, "X-Peerex-Generation: {}\r\n", answer.generation);
-    respond(req, src, answer.status, None, &extra)
+        let _ = write!(out, "X-Peerex-Generation: {}\r\n", answer.generation);
+    });
 }
 
-fn record(method: &'static str, started: Instant) {
-    metrics::histogram!("peerex_sip_request_seconds", "method" => method).record(started.elapsed().as_secs_f64());
-}
+/// The request-time histogram of each method, looked up once (not per message).
+struct Timers([metrics::Histogram; 5]);
 
-fn method_label(msg: &[u8]) -> &'static str {
-    for m in ["INVITE", "ACK", "OPTIONS", "CANCEL"] {
-        if msg.starts_with(m.as_bytes()) {
-            return m;
-        }
+impl Timers {
+    const METHODS: [&'static str; 5] = ["INVITE", "ACK", "OPTIONS", "CANCEL", "other"];
+
+    fn new() -> Self {
+        Self(Self::METHODS.map(|m| metrics::histogram!("peerex_sip_request_seconds", "method" => m)))
     }
-    "other"
+
+    fn record(&self, msg: &[u8], started: Instant) {
+        let i = Self::METHODS[..4].iter().position(|m| msg.starts_with(m.as_bytes())).unwrap_or(4);
+        self.0[i].record(started.elapsed().as_secs_f64());
+    }
 }
 
 /// Receive buffer asked for on the UDP socket (the kernel caps it at `net.core.rmem_max`): a burst
 /// of INVITEs waits in it instead of being dropped and retransmitted half a second later.
 pub const UDP_RECEIVE_BUFFER: usize = 4 << 20;
 
-/// Binds the redirect server's UDP socket with a large receive buffer.
-pub fn bind_udp(addr: &str) -> std::io::Result<UdpSocket> {
+/// Binds the redirect server's UDP socket (blocking, for [`spawn_udp`]) with a large receive buffer.
+pub fn bind_udp(addr: &str) -> std::io::Result<std::net::UdpSocket> {
     use std::net::ToSocketAddrs;
     let addr = addr.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     // Best effort: a smaller buffer still works.
     let _ = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
-    socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
-/// Serves UDP on `socket` until the process ends. One task: a decision takes microseconds, and a
-/// single loop keeps a flood from one source from starving others of anything but its share.
-pub async fn serve_udp(routing: Routing, socket: UdpSocket) {
-    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+/// Serves UDP on `socket` from a thread of its own until the process ends. A decision takes
+/// microseconds, so one thread blocking in the kernel costs less per call than an async runtime's
+/// readiness round trips, and call traffic never waits behind anything else in the process.
+/// Metrics must be installed before this is called (the timers are looked up once).
+pub fn spawn_udp(routing: Routing, socket: std::net::UdpSocket) -> std::io::Result<std::thread::JoinHandle<()>> {
+    socket.set_nonblocking(false)?;
+    std::thread::Builder::new().name("peerex-sip-udp".into()).spawn(move || udp_loop(&routing, &socket))
+}
+
+#[cfg(target_os = "linux")]
+fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let timers = Timers::new();
+    let mut batch = mmsg::Batch::new();
+    let fd = socket.as_raw_fd();
     loop {
-        let (n, src) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
+        let n = match batch.recv(fd) {
+            Ok(n) => n,
             Err(e) => {
-                // ICMP port-unreachable from an earlier send surfaces here on some systems.
                 tracing::debug!(error = %e, "sip udp receive");
                 continue;
             }
         };
+        batch.answer(n, |msg, src, out| {
+            let started = Instant::now();
+            // No source: truncated (bigger than MAX_MESSAGE) or not IP; silence, as for any oversized message.
+            let dest = src.and_then(|src| handle_into(routing, msg, src, out));
+            timers.record(msg, started);
+            dest
+        });
+        batch.send(fd);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket) {
+    let timers = Timers::new();
+    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        let Ok((n, src)) = socket.recv_from(&mut buf) else { continue };
         let started = Instant::now();
-        if let Some((out, dest)) = handle(&routing, &buf[..n], src) {
-            let _ = socket.send_to(&out, dest).await;
+        if let Some(dest) = handle_into(routing, &buf[..n], src, &mut out) {
+            let _ = socket.send_to(&out, dest);
         }
-        record(method_label(&buf[..n]), started);
+        timers.record(&buf[..n], started);
+    }
+}
+
+/// Batched UDP with `recvmmsg`/`sendmmsg`: under load one system call takes every datagram waiting
+/// (up to [`mmsg::BATCH`]) and one sends every answer, instead of one call each.
+#[cfg(target_os = "linux")]
+mod mmsg {
+    use super::MAX_MESSAGE;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::RawFd;
+
+    pub const BATCH: usize = 32;
+
+    /// The receive headers point into `bufs`, `names` and `iov`, the send headers into `answers`,
+    /// `dests` and `send_iov`: all heap buffers that never grow or move once made, so the
+    /// pointers are set once and stay valid however the `Batch` itself moves.
+    pub struct Batch {
+        bufs: Vec<Vec<u8>>,
+        names: Vec<libc::sockaddr_storage>,
+        iov: Vec<libc::iovec>,
+        hdrs: Vec<libc::mmsghdr>,
+        /// Answers to send, with where each goes.
+        answers: Vec<Vec<u8>>,
+        dests: Vec<socket2::SockAddr>,
+        send_iov: Vec<libc::iovec>,
+        send_hdrs: Vec<libc::mmsghdr>,
+        queued: usize,
+    }
+
+    impl Batch {
+        pub fn new() -> Self {
+            let mut b = Self {
+                // One byte more than the largest message: a datagram that fills it was truncated.
+                bufs: (0..BATCH).map(|_| vec![0u8; MAX_MESSAGE + 1]).collect(),
+                // SAFETY: C structs (see `zeroed`).
+                names: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+                iov: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+                hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+                answers: (0..BATCH).map(|_| Vec::with_capacity(1024)).collect(),
+                dests: (0..BATCH).map(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)).into()).collect(),
+                send_iov: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+                send_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+                queued: 0,
+            };
+            for i in 0..BATCH {
+                b.iov[i] = libc::iovec { iov_base: b.bufs[i].as_mut_ptr().cast(), iov_len: b.bufs[i].len() };
+                let h = &mut b.hdrs[i].msg_hdr;
+                h.msg_name = (&raw mut b.names[i]).cast();
+                h.msg_iov = &raw mut b.iov[i];
+                h.msg_iovlen = 1;
+                let h = &mut b.send_hdrs[i].msg_hdr;
+                h.msg_iov = &raw mut b.send_iov[i];
+                h.msg_iovlen = 1;
+            }
+            b
+        }
+
+        /// Blocks until at least one datagram is there, then takes up to BATCH without waiting more.
+        pub fn recv(&mut self, fd: RawFd) -> std::io::Result<usize> {
+            for h in &mut self.hdrs {
+                // What the kernel wrote last time.
+                h.msg_len = 0;
+                h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_hdr.msg_flags = 0;
+            }
+            // SAFETY: every header points at a live buffer and address of this struct, sized as
+            // declared; the kernel writes at most that much.
+            let n = unsafe { libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(n as usize)
+        }
+
+        /// Calls `f` with each of the `n` datagrams of the last [`Batch::recv`], its source (`None`
+        /// when it was truncated) and a buffer for the answer; queues the answer when `f` says where
+        /// it goes.
+        pub fn answer(&mut self, n: usize, mut f: impl FnMut(&[u8], Option<SocketAddr>, &mut Vec<u8>) -> Option<SocketAddr>) {
+            for i in 0..n {
+                let h = &self.hdrs[i];
+                let len = (h.msg_len as usize).min(self.bufs[i].len());
+                let truncated = len > MAX_MESSAGE || h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+                let src = if truncated { None } else { socket_addr(&self.names[i]) };
+                if let Some(dest) = f(&self.bufs[i][..len], src, &mut self.answers[self.queued]) {
+                    self.dests[self.queued] = dest.into();
+                    self.queued += 1;
+                }
+            }
+        }
+
+        /// Sends every queued answer; one that the kernel refuses is dropped (UDP: the peer retransmits).
+        pub fn send(&mut self, fd: RawFd) {
+            for i in 0..self.queued {
+                // An answer's buffer may have grown (moved) while it was written: point at it now.
+                self.send_iov[i] = libc::iovec { iov_base: self.answers[i].as_mut_ptr().cast(), iov_len: self.answers[i].len() };
+                self.send_hdrs[i].msg_hdr.msg_name = self.dests[i].as_ptr() as *mut libc::c_void;
+                self.send_hdrs[i].msg_hdr.msg_namelen = self.dests[i].len();
+            }
+            let mut from = 0;
+            while from < self.queued {
+                // SAFETY: headers point at the answers and addresses above, which outlive the call.
+                let sent = unsafe { libc::sendmmsg(fd, self.send_hdrs[from..].as_mut_ptr(), (self.queued - from) as libc::c_uint, 0) };
+                if sent <= 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    tracing::debug!(error = %e, "sip udp send");
+                    from += 1; // skip the one that failed
+                } else {
+                    from += sent as usize;
+                }
+            }
+            self.queued = 0;
+        }
+    }
+
+    /// # Safety
+    /// Only for types valid as all zeros: the C structs here (sockaddr_storage, iovec, mmsghdr) and
+    /// arrays of them, which hold integers and pointers only.
+    unsafe fn zeroed<T>() -> T {
+        unsafe { std::mem::zeroed() }
+    }
+
+    fn socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match i32::from(s.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in for AF_INET; storage is large and aligned enough.
+                let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                Some(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port)).into())
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for sockaddr_in6.
+                let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                Some(SocketAddrV6::new(Ipv6Addr::from(a.sin6_addr.s6_addr), u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id).into())
+            }
+            _ => None,
+        }
     }
 }
 
 /// Serves TCP connections from `listener`: messages framed by Content-Length, answered on the
 /// connection they came on.
 pub async fn serve_tcp(routing: Routing, listener: TcpListener) {
+    let timers = std::sync::Arc::new(Timers::new());
     loop {
         match listener.accept().await {
             Ok((stream, src)) => {
                 let routing = routing.clone();
-                tokio::spawn(async move { tcp_connection(routing, stream, src).await });
+                let timers = timers.clone();
+                tokio::spawn(async move { tcp_connection(routing, stream, src, &timers).await });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sip tcp accept");
@@ -394,17 +682,18 @@ pub async fn serve_tcp(routing: Routing, listener: TcpListener) {
     }
 }
 
-async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr) {
+async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr, timers: &Timers) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
+    let mut out = Vec::with_capacity(1024);
     loop {
         // Take every complete message buffered so far.
         while let Some(end) = find(&buf, b"\r\n\r\n") {
             let head = &buf[..end];
             let len = std::str::from_utf8(head).ok().and_then(|h| {
-                h.split("\r\n").find_map(|l| {
+                crlf_lines(h).find_map(|l| {
                     let (n, v) = l.split_once(':')?;
-                    matches!(trim(n).to_ascii_lowercase().as_str(), "content-length" | "l").then(|| trim(v).parse::<usize>().ok()).flatten()
+                    (header_kind(trim(n)) == Header::ContentLength).then(|| trim(v).parse::<usize>().ok()).flatten()
                 })
             });
             let total = end + 4 + len.unwrap_or(0);
@@ -416,12 +705,10 @@ async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr
             }
             let msg: Vec<u8> = buf.drain(..total).collect();
             let started = Instant::now();
-            if let Some((out, _)) = handle(&routing, &msg, src) {
-                if stream.write_all(&out).await.is_err() {
-                    return;
-                }
+            if handle_into(&routing, &msg, src, &mut out).is_some() && stream.write_all(&out).await.is_err() {
+                return;
             }
-            record(method_label(&msg), started);
+            timers.record(&msg, started);
         }
         if buf.len() > MAX_MESSAGE {
             return;
@@ -439,6 +726,12 @@ mod tests {
     use crate::snapshot::Snapshot;
 
     const SRC: &str = "192.0.2.10:5070";
+
+    fn response_top_via(top: &str, src: SocketAddr) -> String {
+        let mut out = Vec::new();
+        TopVia::read(top).write(&mut out, src);
+        String::from_utf8(out).unwrap()
+    }
 
     fn invite(uri: &str) -> String {
         format!(
@@ -472,6 +765,7 @@ mod tests {
         let r = ready();
         let m = |method: &str| invite("sip:+15550100000@x").replace("INVITE", method);
         assert_eq!(answer(&r, &m("ACK")), None);
+        assert_eq!(answer(&r, "ACK sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10\r\nno colon\r\n\r\n"), None, "not even a 400 answers an ACK");
         assert!(answer(&r, &m("OPTIONS")).unwrap().starts_with("SIP/2.0 200 OK\r\n"));
         assert!(answer(&r, &m("CANCEL")).unwrap().starts_with("SIP/2.0 481 "));
         let bye = answer(&r, &m("BYE")).unwrap();
@@ -582,6 +876,39 @@ mod tests {
         for cut in 0..seeds[0].len() {
             check(&seeds[0][..cut]);
         }
+    }
+
+    /// A burst arrives faster than it is answered, so the receive loop takes several datagrams per
+    /// system call: every INVITE is answered exactly once, to its own sender, and a datagram as big
+    /// as UDP allows (garbage) or an ACK among them changes nothing.
+    #[test]
+    fn a_burst_over_udp_is_answered_once_per_invite() {
+        let server = bind_udp("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        spawn_udp(ready(), server).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let me = client.local_addr().unwrap();
+        const CALLS: usize = 200;
+        for i in 0..CALLS {
+            let msg = invite("sip:+15550100000@x").replace("192.0.2.10:5070", &me.to_string()).replace("a84b4c76e66710@pc33", &format!("burst-{i}"));
+            client.send_to(msg.as_bytes(), addr).unwrap();
+            if i == CALLS / 2 {
+                client.send_to(&vec![b'x'; 65_507], addr).unwrap();
+                client.send_to(msg.replace("INVITE", "ACK").as_bytes(), addr).unwrap();
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = vec![0u8; 65_536];
+        while seen.len() < CALLS {
+            let n = client.recv(&mut buf).expect("an answer for every INVITE");
+            let a = String::from_utf8_lossy(&buf[..n]).into_owned();
+            assert!(a.starts_with("SIP/2.0 404 Not Found\r\n"), "{a}");
+            let call = a.split("Call-ID: ").nth(1).and_then(|r| r.split("\r\n").next()).unwrap().to_owned();
+            assert!(seen.insert(call.clone()), "{call} answered twice");
+        }
+        client.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+        assert!(client.recv(&mut buf).is_err(), "nothing more: no answer to the garbage or the ACK");
     }
 
     #[test]

@@ -48,6 +48,12 @@ impl WebState {
     }
 }
 
+/// Installs the process-wide Prometheus recorder now. Call it before starting anything that looks
+/// its metric handles up once (the routing servers' threads), or their figures go nowhere.
+pub fn install_metrics() {
+    prometheus();
+}
+
 /// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
