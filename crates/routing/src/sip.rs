@@ -31,6 +31,11 @@ pub struct Request<'a> {
     pub call_id: Option<&'a str>,
     pub cseq: Option<&'a str>,
     pub content_length: Option<&'a str>,
+    /// `P-Asserted-Identity`: the calling number a carrier's proxy vouches for (outbound).
+    pub asserted: Option<&'a str>,
+    /// `X-Peerex-Trunk`: set by the carrier's proxy on a call that came from Zoom over that trunk,
+    /// which makes the INVITE an outbound (Zoom to PSTN) question.
+    pub peerex_trunk: Option<&'a str>,
     /// Bytes after the blank line.
     pub body_len: usize,
     /// The request line was not `METHOD SP URI SP SIP/2.0`.
@@ -59,6 +64,8 @@ enum Header {
     CallId,
     CSeq,
     ContentLength,
+    Asserted,
+    PeerexTrunk,
     Other,
 }
 
@@ -80,6 +87,8 @@ fn header_kind(name: &str) -> Header {
         4 if is("cseq") => Header::CSeq,
         7 if is("call-id") => Header::CallId,
         14 if is("content-length") => Header::ContentLength,
+        14 if is("x-peerex-trunk") => Header::PeerexTrunk,
+        19 if is("p-asserted-identity") => Header::Asserted,
         _ => Header::Other,
     }
 }
@@ -148,6 +157,8 @@ impl<'a> Request<'a> {
             Header::CallId => self.call_id = Some(value),
             Header::CSeq => self.cseq = Some(value),
             Header::ContentLength => self.content_length = Some(value),
+            Header::Asserted => self.asserted = Some(value),
+            Header::PeerexTrunk => self.peerex_trunk = Some(value),
             Header::Other => {}
         }
     }
@@ -421,6 +432,9 @@ fn invite(out: &mut Vec<u8>, routing: &Routing, req: &Request<'_>, via: &TopVia<
     if !(uri.starts_with("sip:") || uri.starts_with("sips:") || uri.starts_with("tel:")) {
         return respond(out, req, via, src, 416, None, no_extra);
     }
+    if let Some(trunk) = req.peerex_trunk {
+        return outbound(out, routing, req, via, src, trunk);
+    }
     // Not a number (`sip:alice@...`, too long, ...): decided like an unknown number, 404.
     let to = normalize(uri, &routing.numbering).ok();
     let answer: Answer = routing.read().decide(Direction::Inbound, None, to, None);
@@ -440,6 +454,44 @@ fn invite(out: &mut Vec<u8>, routing: &Routing, req: &Request<'_>, via: &TopVia<
                 let reason = answer.reason.map_or("not_provisioned", |r| r.as_str());
                 let _ = write!(out, "Reason: SIP;cause={};text=\"{reason}\"\r\nWarning: 399 peerex \"{reason}\"\r\n", answer.status);
             }
+        }
+        let _ = write!(out, "X-Peerex-Generation: {}\r\n", answer.generation);
+    });
+}
+
+/// The URI in a From / P-Asserted-Identity value: `"Name" <sip:+1...@host>;tag=x` → `sip:+1...@host`.
+fn header_uri(value: &str) -> &str {
+    match value.split_once('<') {
+        Some((_, rest)) => rest.split_once('>').map_or(rest, |(uri, _)| uri),
+        None => value.split(';').next().unwrap_or(value),
+    }
+}
+
+/// An outbound call (Zoom to PSTN) that came over Zoom trunk `trunk`: allowed when the calling
+/// number (P-Asserted-Identity, else From) is an active number of the customer on that trunk. Allowed
+/// gets 302 back to the Request-URI as dialled (the proxy carries on with its own routing);
+/// refused gets 403 with the reason. Fails closed (503) on a copy not checked against the database
+/// lately, as the lookup API does.
+fn outbound(out: &mut Vec<u8>, routing: &Routing, req: &Request<'_>, via: &TopVia<'_>, src: SocketAddr, trunk: &str) {
+    if !routing.is_fresh() {
+        return respond(out, req, via, src, 503, None, |out| out.extend_from_slice(b"Retry-After: 1\r\n"));
+    }
+    let trunk = trim(trunk);
+    let answer = {
+        let s = routing.read();
+        let rule = s.trunk(trunk).map(|t| t.numbering.clone());
+        let rule = rule.as_ref().unwrap_or(&routing.numbering);
+        let from = req.asserted.or(req.from).and_then(|v| normalize(header_uri(v), rule).ok());
+        let to = normalize(req.uri, rule).ok();
+        s.decide(Direction::Outbound, from, to, Some(trunk))
+    };
+    let status = if answer.status == 200 { 302 } else { answer.status };
+    respond(out, req, via, src, status, None, |out| {
+        if status == 302 {
+            let _ = write!(out, "Contact: <{}>\r\n", req.uri);
+        } else {
+            let reason = answer.reason.map_or("not_customer_number", |r| r.as_str());
+            let _ = write!(out, "Reason: SIP;cause={status};text=\"{reason}\"\r\nWarning: 399 peerex \"{reason}\"\r\n");
         }
         let _ = write!(out, "X-Peerex-Generation: {}\r\n", answer.generation);
     });
@@ -743,6 +795,18 @@ mod tests {
         handle(routing, msg.as_bytes(), SRC.parse().unwrap()).map(|(b, _)| String::from_utf8(b).unwrap())
     }
 
+    /// A customer on trunk zoom-a with +15550100001 active and +15550100002 suspended.
+    fn one_customer() -> Routing {
+        let mut c = Snapshot::default();
+        let t = domain::trunk::ZoomTrunk::parse("zoom-a", &["sip:a.example"], domain::trunk::NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
+        let id = domain::CustomerId::new();
+        c.set_customers(vec![domain::routing::RoutingCustomer { id, trunk: Some("zoom-a".into()), app_removed: false }], vec![t]);
+        let number = |e164: &str, state| domain::routing::NumberFacts { e164: domain::PhoneNumber::from_trusted(e164.into()), state, customer: Some(id), reason: None };
+        c.load(&[number("+15550100001", domain::NumberState::Active), number("+15550100002", domain::NumberState::Suspended)]);
+        c.finish_load();
+        Routing::from_snapshot(domain::trunk::NumberingRule::nanp(), c)
+    }
+
     fn ready() -> Routing {
         let r = Routing::new(domain::trunk::NumberingRule::nanp());
         r.synced();
@@ -817,13 +881,7 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/sip_message");
         let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
         assert!(seeds.len() >= 5, "fuzz seeds in {dir}");
-        let mut c = Snapshot::default();
-        let t = domain::trunk::ZoomTrunk::parse("zoom-a", &["sip:a.example"], domain::trunk::NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
-        let id = domain::CustomerId::new();
-        c.set_customers(vec![domain::routing::RoutingCustomer { id, trunk: Some("zoom-a".into()), app_removed: false }], vec![t]);
-        c.load(&[domain::routing::NumberFacts { e164: domain::PhoneNumber::from_trusted("+15550100001".into()), state: domain::NumberState::Active, customer: Some(id), reason: None }]);
-        c.finish_load();
-        let r = Routing::from_snapshot(domain::trunk::NumberingRule::nanp(), c);
+        let r = one_customer();
         let src: SocketAddr = SRC.parse().unwrap();
         let check = |msg: &[u8]| {
             if let Some((a, _)) = handle(&r, msg, src) {
@@ -909,6 +967,38 @@ mod tests {
         }
         client.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
         assert!(client.recv(&mut buf).is_err(), "nothing more: no answer to the garbage or the ACK");
+    }
+
+    /// Outbound (Zoom to PSTN): the proxy names the Zoom trunk the call came over; the calling
+    /// number decides. Allowed goes back to the dialled URI; refused is 403 with the reason.
+    #[test]
+    fn outbound_invites_are_decided_by_the_calling_number_and_the_trunk() {
+        let r = one_customer();
+        let call = |from: &str, trunk: &str, extra: &str| {
+            let m = invite("sip:+442071234567@carrier.example")
+                .replace("From: <sip:+15550000001@carrier.example>", &format!("From: \"Front desk\" <{from}>"))
+                .replace("Content-Length: 0", &format!("X-Peerex-Trunk: {trunk}\r\n{extra}Content-Length: 0"));
+            answer(&r, &m).unwrap()
+        };
+        let a = call("sip:+15550100001@zoom.example", "zoom-a", "");
+        assert!(a.starts_with("SIP/2.0 302 Moved Temporarily\r\n") && a.contains("Contact: <sip:+442071234567@carrier.example>\r\n"), "{a}");
+        for (from, trunk, extra, status, reason) in [
+            ("sip:+15550100001@zoom.example", "zoom-b", "", "403", "wrong_trunk"),
+            ("sip:+15550100002@zoom.example", "zoom-a", "", "403", "suspended"),
+            ("sip:+15559999999@zoom.example", "zoom-a", "", "403", "not_customer_number"),
+            ("sip:anonymous@anonymous.invalid", "zoom-a", "", "403", "not_customer_number"),
+            // The identity the proxy asserts wins over From.
+            ("sip:+15550100001@zoom.example", "zoom-a", "P-Asserted-Identity: <sip:+15559999999@zoom.example>\r\n", "403", "not_customer_number"),
+        ] {
+            let a = call(from, trunk, extra);
+            assert!(a.starts_with(&format!("SIP/2.0 {status} ")) && a.contains(&format!("Reason: SIP;cause={status};text=\"{reason}\"\r\n")), "{from} over {trunk}: {a}");
+        }
+        let asserted = call("sip:+15559999999@zoom.example", "zoom-a", "P-Asserted-Identity: <tel:+15550100001>\r\n");
+        assert!(asserted.starts_with("SIP/2.0 302 "), "{asserted}");
+        // A copy not checked against the database lately fails closed for outbound, not inbound.
+        r.last_sync_ms.store(0, std::sync::atomic::Ordering::Release);
+        assert!(call("sip:+15550100001@zoom.example", "zoom-a", "").starts_with("SIP/2.0 503 "));
+        assert!(answer(&r, &invite("sip:+15550100001@peerex.example")).unwrap().starts_with("SIP/2.0 302 "));
     }
 
     #[test]
