@@ -39,6 +39,10 @@ pub struct SipBench {
     /// Changes timed from the database to a decision.
     #[arg(long, default_value_t = 200)]
     changes: usize,
+    /// Also time change -> decision through PostgreSQL (LISTEN/NOTIFY), in a fresh database made on
+    /// this server (`scripts/pg-throwaway` starts one).
+    #[arg(long)]
+    postgres: Option<String>,
     /// Kamailio's shared memory in MB (its db_text copy of the table and the htable both live there).
     #[arg(long, default_value_t = 4096)]
     kamailio_shm_mb: u64,
@@ -157,14 +161,21 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     child.stop();
 
     // --- change -> decision, through the database
-    let lat = change_latency(&dir, args.changes).await?;
-    println!(
-        "change -> decision (SQLite, {} changes, one instance): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms)",
-        lat.len(),
-        pct(&lat, 0.50),
-        pct(&lat, 0.99),
-        lat.last().copied().unwrap_or(0.0)
-    );
+    let mut databases = vec![("SQLite", format!("sqlite://{}", dir.join("changes.db").display()))];
+    match &args.postgres {
+        Some(base) => databases.push(("PostgreSQL", crate::bench::fresh_pg(base, "sip_changes").await?)),
+        None => println!("(change -> decision on PostgreSQL skipped: pass --postgres URL)"),
+    }
+    for (name, url) in databases {
+        let lat = change_latency(&url, args.changes).await?;
+        println!(
+            "change -> decision ({name}, {} changes, one instance): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms)",
+            lat.len(),
+            pct(&lat, 0.50),
+            pct(&lat, 0.99),
+            lat.last().copied().unwrap_or(0.0)
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
 }
@@ -449,9 +460,8 @@ fn wrk_ms(v: &str) -> f64 {
 }
 
 /// Milliseconds from a committed state change to the in-process snapshot deciding by it, sorted.
-async fn change_latency(dir: &Path, changes: usize) -> anyhow::Result<Vec<f64>> {
-    let url = format!("sqlite://{}", dir.join("changes.db").display());
-    let store = store::Store::connect(&url).await?;
+async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
+    let store = store::Store::connect(url).await?;
     store.migrate().await?;
     let now = time::OffsetDateTime::now_utc();
     let trunk = ZoomTrunk::parse(TRUNK, &["sip:zoom-a.example"], NumberingRule::nanp(), now)?;
