@@ -16,6 +16,7 @@ use domain::CustomerId;
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +50,7 @@ pub fn spawn(routing: Routing, listener: std::net::TcpListener, secret: Option<S
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    tokio::spawn(tick_date());
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -60,6 +62,24 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+thread_local! {
+    /// The `Date` header line of answers (HTTP requires one from a server with a clock), formatted
+    /// twice a second on the lookup thread rather than per answer.
+    static DATE: RefCell<String> = RefCell::new(date_line());
+}
+
+fn date_line() -> String {
+    format!("Date: {}\r\n", httpdate::fmt_http_date(std::time::SystemTime::now()))
+}
+
+async fn tick_date() {
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        every.tick().await;
+        DATE.with(|d| *d.borrow_mut() = date_line());
     }
 }
 
@@ -193,6 +213,7 @@ fn respond(out: &mut Vec<u8>, status: Status, extra: &[&str], body: &[u8], persi
     out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
+    DATE.with(|d| out.extend_from_slice(d.borrow().as_bytes()));
     for h in extra {
         out.extend_from_slice(h.as_bytes());
         out.extend_from_slice(b"\r\n");

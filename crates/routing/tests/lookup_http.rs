@@ -87,6 +87,7 @@ fn pipelined_requests_in_one_write_get_answers_in_order_and_the_connection_stays
     let a = read_answer(&mut c);
     assert_eq!((a.status, a.header("content-type")), (200, Some("application/json")));
     assert_eq!(a.header("connection"), None, "HTTP/1.1 keeps the connection by default");
+    assert!(a.header("date").is_some_and(|d| d.ends_with(" GMT")), "{:?}", a.headers);
     assert_eq!(a.body["to"], "+15550000002", "{}", a.body);
     assert_eq!((a.body["decision"].as_str(), a.body["status"].as_u64(), a.body["reason"].as_str()), (Some("reject"), Some(404), Some("not_provisioned")));
     assert_eq!((a.body["direction"].as_str(), a.body["routing"].as_str(), a.body["routes"].as_array().map(Vec::len)), (Some("inbound"), Some("serial"), Some(0)));
