@@ -394,7 +394,8 @@ async fn serve_only(args: &SipBench) -> anyhow::Result<ExitCode> {
     let udp = routing::sip::bind_udp("127.0.0.1:0")?;
     let http = std::net::TcpListener::bind("127.0.0.1:0")?;
     println!("sip={}\nhttp={}\nbuild_ms={build_ms}\nnumber_bytes={number_bytes}\nrss_delta={rss_delta}\nready", udp.local_addr()?, http.local_addr()?);
-    routing::sip::spawn_udp(routing.clone(), udp)?;
+    // With the default per-source limit, as `serve` runs it (sipp's rate stays under it).
+    routing::sip::spawn_udp(routing.clone(), udp, routing::RoutingConfig::default().sip_source_limit)?;
     let lookup = routing::http::spawn(routing, http, None)?;
     // Until killed (or the lookup thread dies).
     tokio::task::spawn_blocking(move || lookup.join()).await?.map_err(|_| anyhow::anyhow!("the lookup API thread panicked"))?;

@@ -98,6 +98,10 @@ national_prefix = "1"
 international_prefix = "011"
 # Seconds between generation checks against the database.
 check_seconds = 1
+# Most UDP datagrams a second the redirect server reads from one address (0: no limit); the rest
+# are dropped unread, so one address flooding cannot crowd out calls. Keep it above twice the
+# calls a second of your busiest SBC.
+sip_source_limit = 50000
 "#;
 
 impl Config {

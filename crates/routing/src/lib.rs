@@ -99,6 +99,10 @@ pub struct RoutingConfig {
     pub international_prefix: String,
     /// Seconds between generation checks (the change feed usually wakes the snapshot sooner).
     pub check_seconds: u64,
+    /// Most UDP datagrams a second read from one address by the redirect server; the rest are
+    /// dropped unread so a flood from one address cannot crowd out calls. 0: no limit. Keep it
+    /// above twice the calls a second of the busiest SBC (INVITE and ACK).
+    pub sip_source_limit: u32,
 }
 
 impl Default for RoutingConfig {
@@ -111,6 +115,7 @@ impl Default for RoutingConfig {
             national_prefix: "1".into(),
             international_prefix: "011".into(),
             check_seconds: 1,
+            sip_source_limit: 50_000,
         }
     }
 }
@@ -159,7 +164,7 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         // TCP on the same port as UDP, as SIP peers expect.
         let tcp = tokio::net::TcpListener::bind(addr).await.map_err(listen_err(&config.sip_listen))?;
         started.sip = Some(addr);
-        sip::spawn_udp(routing.clone(), udp).map_err(listen_err(&config.sip_listen))?;
+        sip::spawn_udp(routing.clone(), udp, config.sip_source_limit).map_err(listen_err(&config.sip_listen))?;
         tokio::spawn(sip::serve_tcp(routing.clone(), tcp));
     }
     let period = std::time::Duration::from_secs(config.check_seconds.max(1));

@@ -15,8 +15,13 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Largest message accepted (UDP datagram or TCP message); bigger ones are refused.
+/// Largest message accepted over TCP (and by [`handle`]); bigger ones are refused.
 pub const MAX_MESSAGE: usize = 65_535;
+/// Largest datagram read over UDP. RFC 3261 §18.1.1 sends requests over 1300 bytes by TCP, so real
+/// ones are far smaller; a bigger datagram is read only this far and dropped as truncated, which
+/// keeps a flood of 64 KB datagrams from costing a full copy and scan each (and from crowding out
+/// calls).
+pub const MAX_UDP_MESSAGE: usize = 16_384;
 const ALLOW: &str = "INVITE, ACK, CANCEL, OPTIONS";
 
 /// A request as far as a redirect server needs it. Slices borrow the datagram.
@@ -532,15 +537,48 @@ pub fn bind_udp(addr: &str) -> std::io::Result<std::net::UdpSocket> {
 /// microseconds, so one thread blocking in the kernel costs less per call than an async runtime's
 /// readiness round trips, and call traffic never waits behind anything else in the process.
 /// Metrics must be installed before this is called (the timers are looked up once).
-pub fn spawn_udp(routing: Routing, socket: std::net::UdpSocket) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// `per_source` caps the datagrams read from one address in a second (0: no cap; see [`SourceLimit`]).
+pub fn spawn_udp(routing: Routing, socket: std::net::UdpSocket, per_source: u32) -> std::io::Result<std::thread::JoinHandle<()>> {
     socket.set_nonblocking(false)?;
-    std::thread::Builder::new().name("peerex-sip-udp".into()).spawn(move || udp_loop(&routing, &socket))
+    std::thread::Builder::new().name("peerex-sip-udp".into()).spawn(move || udp_loop(&routing, &socket, per_source))
+}
+
+/// At most `per_second` datagrams a second are read from one address; the rest are dropped unread.
+/// Why: when datagrams come faster than they are answered, the kernel drops whatever no longer fits
+/// in the socket buffer, calls included. Dropping a flood unread costs next to nothing, so one
+/// address flooding (OPTIONS storms, scanners) cannot crowd out everyone else. Set it above what
+/// the busiest SBC sends (two datagrams a call: INVITE and ACK).
+pub struct SourceLimit {
+    per_second: u32,
+    window: Option<Instant>,
+    counts: std::collections::HashMap<IpAddr, u32>,
+}
+
+impl SourceLimit {
+    pub fn new(per_second: u32) -> Self {
+        Self { per_second, window: None, counts: Default::default() }
+    }
+
+    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.per_second == 0 {
+            return true;
+        }
+        if self.window.is_none_or(|w| now.duration_since(w) >= std::time::Duration::from_secs(1)) {
+            self.window = Some(now);
+            self.counts.clear();
+        }
+        let c = self.counts.entry(ip).or_insert(0);
+        *c = c.saturating_add(1);
+        *c <= self.per_second
+    }
 }
 
 #[cfg(target_os = "linux")]
-fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket) {
+fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket, per_source: u32) {
     use std::os::fd::AsRawFd;
     let timers = Timers::new();
+    let shed_total = metrics::counter!("peerex_sip_shed_total");
+    let mut limit = SourceLimit::new(per_source);
     let mut batch = mmsg::Batch::new();
     let fd = socket.as_raw_fd();
     loop {
@@ -551,24 +589,32 @@ fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket) {
                 continue;
             }
         };
-        batch.answer(n, |msg, src, out| {
+        let now = Instant::now();
+        let shed = batch.answer(n, |ip| limit.admit(ip, now), |msg, src, out| {
             let started = Instant::now();
-            // No source: truncated (bigger than MAX_MESSAGE) or not IP; silence, as for any oversized message.
+            // No source: truncated (bigger than MAX_UDP_MESSAGE) or not IP; silence.
             let dest = src.and_then(|src| handle_into(routing, msg, src, out));
             timers.record(msg, started);
             dest
         });
+        if shed > 0 {
+            shed_total.increment(shed as u64);
+        }
         batch.send(fd);
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket) {
+fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket, per_source: u32) {
     let timers = Timers::new();
-    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut limit = SourceLimit::new(per_source);
+    let mut buf = vec![0u8; MAX_UDP_MESSAGE + 1];
     let mut out = Vec::with_capacity(1024);
     loop {
         let Ok((n, src)) = socket.recv_from(&mut buf) else { continue };
+        if n > MAX_UDP_MESSAGE || !limit.admit(src.ip(), Instant::now()) {
+            continue; // truncated, or over the source's limit: silence, as on Linux
+        }
         let started = Instant::now();
         if let Some(dest) = handle_into(routing, &buf[..n], src, &mut out) {
             let _ = socket.send_to(&out, dest);
@@ -581,7 +627,7 @@ fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket) {
 /// (up to [`mmsg::BATCH`]) and one sends every answer, instead of one call each.
 #[cfg(target_os = "linux")]
 mod mmsg {
-    use super::MAX_MESSAGE;
+    use super::MAX_UDP_MESSAGE;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::RawFd;
 
@@ -607,7 +653,7 @@ mod mmsg {
         pub fn new() -> Self {
             let mut b = Self {
                 // One byte more than the largest message: a datagram that fills it was truncated.
-                bufs: (0..BATCH).map(|_| vec![0u8; MAX_MESSAGE + 1]).collect(),
+                bufs: (0..BATCH).map(|_| vec![0u8; MAX_UDP_MESSAGE + 1]).collect(),
                 // SAFETY: C structs (see `zeroed`).
                 names: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
                 iov: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
@@ -651,17 +697,25 @@ mod mmsg {
         /// Calls `f` with each of the `n` datagrams of the last [`Batch::recv`], its source (`None`
         /// when it was truncated) and a buffer for the answer; queues the answer when `f` says where
         /// it goes.
-        pub fn answer(&mut self, n: usize, mut f: impl FnMut(&[u8], Option<SocketAddr>, &mut Vec<u8>) -> Option<SocketAddr>) {
+        /// `admit` says whether a datagram from an address is read at all (see [`SourceLimit`]).
+        /// Returns how many were not.
+        pub fn answer(&mut self, n: usize, mut admit: impl FnMut(std::net::IpAddr) -> bool, mut f: impl FnMut(&[u8], Option<SocketAddr>, &mut Vec<u8>) -> Option<SocketAddr>) -> usize {
+            let mut shed = 0;
             for i in 0..n {
                 let h = &self.hdrs[i];
                 let len = (h.msg_len as usize).min(self.bufs[i].len());
-                let truncated = len > MAX_MESSAGE || h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+                let truncated = len > MAX_UDP_MESSAGE || h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
                 let src = if truncated { None } else { socket_addr(&self.names[i]) };
+                if src.is_some_and(|a| !admit(a.ip())) {
+                    shed += 1;
+                    continue;
+                }
                 if let Some(dest) = f(&self.bufs[i][..len], src, &mut self.answers[self.queued]) {
                     self.dests[self.queued] = dest.into();
                     self.queued += 1;
                 }
             }
+            shed
         }
 
         /// Sends every queued answer; one that the kernel refuses is dropped (UDP: the peer retransmits).
@@ -943,8 +997,9 @@ mod tests {
     fn a_burst_over_udp_is_answered_once_per_invite() {
         let server = bind_udp("127.0.0.1:0").unwrap();
         let addr = server.local_addr().unwrap();
-        spawn_udp(ready(), server).unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        spawn_udp(ready(), server, 0).unwrap();
+        // A big receive buffer here too: the answers come before the burst is read.
+        let client = bind_udp("127.0.0.1:0").unwrap();
         client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
         let me = client.local_addr().unwrap();
         const CALLS: usize = 200;
@@ -999,6 +1054,19 @@ mod tests {
         r.last_sync_ms.store(0, std::sync::atomic::Ordering::Release);
         assert!(call("sip:+15550100001@zoom.example", "zoom-a", "").starts_with("SIP/2.0 503 "));
         assert!(answer(&r, &invite("sip:+15550100001@peerex.example")).unwrap().starts_with("SIP/2.0 302 "));
+    }
+
+    #[test]
+    fn one_address_gets_its_limit_a_second_and_others_theirs() {
+        let mut l = SourceLimit::new(3);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let t0 = Instant::now();
+        assert_eq!((0..5).map(|_| l.admit(a, t0)).collect::<Vec<_>>(), [true, true, true, false, false]);
+        assert!(l.admit(b, t0), "another address is not held back");
+        assert!(!l.admit(a, t0 + std::time::Duration::from_millis(999)));
+        assert!(l.admit(a, t0 + std::time::Duration::from_secs(1)), "a new second, a new allowance");
+        let mut none = SourceLimit::new(0);
+        assert!((0..100_000).all(|_| none.admit(a, t0)), "0 means no limit");
     }
 
     #[test]

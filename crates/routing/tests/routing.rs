@@ -143,6 +143,19 @@ async fn sipp_invites_get_302_480_404(db: Db) {
         }
         // TCP too, for one of them.
         r.push((ACTIVE, 302, sipp(sip, "t1", ACTIVE, 302)));
+        // Outbound (Zoom to PSTN), as the carrier's proxy asks: the Zoom trunk the call came in on
+        // in X-Peerex-Trunk; the calling number decides.
+        let outbound = |from: &str, status: u16| {
+            let scenario = include_str!("sipp-expect.xml")
+                .replace("EXPECTED", &status.to_string())
+                .replace("From: <sip:+15559990000@", &format!("From: <sip:{from}@"))
+                .replace("Max-Forwards: 70\nContent-Length: 0\n\n    ]]>\n  </send>\n  <recv response=\"100\"", "X-Peerex-Trunk: zoom-a\nMax-Forwards: 70\nContent-Length: 0\n\n    ]]>\n  </send>\n  <recv response=\"100\"");
+            assert!(scenario.contains("X-Peerex-Trunk"), "the scenario carries the trunk");
+            sipp_scenario(sip, "u1", "+442071234567", &scenario)
+        };
+        r.push((ACTIVE, 302, outbound(ACTIVE, 302)));
+        r.push((SUSPENDED, 403, outbound(SUSPENDED, 403)));
+        r.push((UNKNOWN, 403, outbound(UNKNOWN, 403)));
         r
     })
     .await
@@ -152,6 +165,60 @@ async fn sipp_invites_get_302_480_404(db: Db) {
     }
     // A wrong expectation fails: the test can tell.
     assert!(!tokio::task::spawn_blocking(move || sipp(sip, "u1", SUSPENDED, 302)).await.unwrap());
+}
+
+/// A flood of OPTIONS and garbage (truncated, bad Content-Length, big headers), after datagrams as big
+/// as UDP allows, from one source while real calls come from another: the calls still get their
+/// answers, and the OPTIONS theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_junk_and_options_does_not_stop_calls() {
+    let w = world(Db::Sqlite).await;
+    let sip = w.started.sip.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // Another address than the calls (sipp, 127.0.0.1): the limit is per address.
+            let s = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+            let me = s.local_addr().unwrap();
+            let options = format!("OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKflood;rport\r\nFrom: <sip:f@x>;tag=1\r\nTo: <sip:{sip}>\r\nCall-ID: flood\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+            let junk: Vec<Vec<u8>> = vec![
+                b"\xff\xfe garbage".to_vec(),
+                options.as_bytes()[..options.len() / 2].to_vec(),
+                format!("INVITE sip:+1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport\r\nX: {}\r\n\r\n", "a".repeat(600)).into_bytes(),
+                options.replace("Content-Length: 0", "Content-Length: 99").into_bytes(),
+                options.clone().into_bytes(),
+            ];
+            // Datagrams as big as UDP allows, a few (a flood of them fills any socket buffer).
+            let huge = format!("INVITE sip:+1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport\r\nX: {}\r\n\r\n", "a".repeat(65_000));
+            for _ in 0..20 {
+                s.send_to(huge.as_bytes(), sip).unwrap();
+            }
+            let (mut sent, mut i) = (0u64, 0usize);
+            s.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 2048];
+            let mut answered = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = s.send_to(&junk[i % junk.len()], sip);
+                i += 1;
+                sent += 1;
+                while let Ok(n) = s.recv(&mut buf) {
+                    answered += u64::from(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+                }
+            }
+            (sent, answered)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = tokio::task::spawn_blocking(move || [(ACTIVE, 302), (SUSPENDED, 480), (UNKNOWN, 404)].map(|(n, s)| (n, sipp(sip, "u1", n, s)))).await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, options_answered) = flood.join().unwrap();
+    eprintln!("flood: sent {sent}, options answered {options_answered}");
+    for (n, ok) in calls {
+        assert!(ok, "a call to {n} during the flood was not answered as the contract says");
+    }
+    assert!(sent > 1_000, "the flood sent {sent} messages");
+    assert!(options_answered > 0, "OPTIONS in the flood were answered too");
 }
 
 /// Polls the lookup API until `query` answers `reason`; how long that took.
