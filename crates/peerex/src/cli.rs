@@ -274,7 +274,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { listen } => {
             let listen = listen.unwrap_or_else(|| config.listen.clone());
-            crate::serve::serve(app, &config, &listen, None).await?;
+            let shutdown = crate::serve::Shutdown::catch()?;
+            crate::serve::serve(app, &config, &listen, None, shutdown).await?;
         }
         Command::Migrate => println!("database is up to date ({})", app.store.backend()),
         Command::Numbers(cmd) => return numbers(&app, cmd).await,

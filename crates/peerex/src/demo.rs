@@ -16,6 +16,7 @@ pub const DEMO_PASSWORD: &str = "peerex-demo-password";
 
 pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<ExitCode> {
     crate::serve::init_logging(&config)?;
+    let shutdown = crate::serve::Shutdown::catch()?;
     let dir = std::env::temp_dir().join(format!("peerex-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     config.data_dir = dir.clone();
@@ -44,7 +45,7 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
     );
     print!("{}", journey(&base, &zoom.url));
     crate::routing_demo::start_routing_for_demo(&app, &mut config).await?;
-    crate::serve::serve(app, &config, &wanted, Some(listener)).await?;
+    crate::serve::serve(app, &config, &wanted, Some(listener), shutdown).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -13,8 +13,9 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the portals and the API on `listen` until Ctrl-C / SIGTERM, letting requests in flight finish.
-pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<TcpListener>) -> anyhow::Result<()> {
+/// Serves the portals and the API on `listen` until `shutdown` (Ctrl-C / SIGTERM), letting requests
+/// in flight finish.
+pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<TcpListener>, shutdown: Shutdown) -> anyhow::Result<()> {
     let listener = match listener {
         Some(l) => l,
         None => TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?,
@@ -30,25 +31,41 @@ pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<Tcp
     let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
     let state = web::WebState::new(app, ui);
     tracing::info!(address = %listener.local_addr()?, "peerex is serving");
-    axum::serve(listener, web::router(state)).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, web::router(state)).with_graceful_shutdown(shutdown.wait()).await?;
     tracing::info!("peerex stopped");
     Ok(())
 }
 
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C and SIGTERM, caught from the moment this is made. Make it before printing where the
+/// server is: a signal that arrives as soon as the addresses are out (a script, a test) must stop
+/// the server cleanly, and one that arrives before the handlers exist kills the process instead.
+pub struct Shutdown {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Shutdown {
+    pub fn catch() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let catch = |kind| signal(kind).map_err(|e| anyhow::anyhow!("cannot catch signals: {e}"));
+            Ok(Self { signals: (catch(SignalKind::interrupt())?, catch(SignalKind::terminate())?) })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Until Ctrl-C or SIGTERM.
+    pub async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut int, mut term) = self.signals;
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -45,6 +45,7 @@ pub async fn run(args: ZoomSimArgs) -> anyhow::Result<ExitCode> {
         None => zoom_sim::demo::world(&args.platform_url)?,
     };
     let options = Options { control_api: args.control, state_file: args.state.clone(), rate_limit: args.rate_limit, ..Options::default() };
+    let shutdown = crate::serve::Shutdown::catch()?;
     let sim = Simulator::new(world, options)?;
     let (addr, handle) = sim.spawn(args.listen).await?;
     println!("\nZoom simulator is running (Ctrl-C to stop)\n");
@@ -53,7 +54,7 @@ pub async fn run(args: ZoomSimArgs) -> anyhow::Result<ExitCode> {
         println!("  State file       {}", state.display());
     }
     println!();
-    shutdown_signal().await;
+    shutdown.wait().await;
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -114,22 +115,4 @@ pub fn describe(sim: &Simulator, addr: SocketAddr) -> String {
         }
     }
     s
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
