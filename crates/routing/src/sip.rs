@@ -573,6 +573,19 @@ impl SourceLimit {
     }
 }
 
+/// A receive that failed. Interrupted, or an ICMP error from an earlier send that some systems
+/// report on the next receive: retried at once. Anything else (out of memory and the like) pauses
+/// the loop briefly rather than letting it spin.
+fn receive_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, Interrupted};
+    if matches!(e.kind(), Interrupted | ConnectionRefused | ConnectionReset) {
+        tracing::debug!(error = %e, "sip udp receive");
+    } else {
+        tracing::warn!(error = %e, "sip udp receive failed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket, per_source: u32) {
     use std::os::fd::AsRawFd;
@@ -585,7 +598,7 @@ fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket, per_source: u32) {
         let n = match batch.recv(fd) {
             Ok(n) => n,
             Err(e) => {
-                tracing::debug!(error = %e, "sip udp receive");
+                receive_failed(&e);
                 continue;
             }
         };
@@ -611,7 +624,13 @@ fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket, per_source: u32) {
     let mut buf = vec![0u8; MAX_UDP_MESSAGE + 1];
     let mut out = Vec::with_capacity(1024);
     loop {
-        let Ok((n, src)) = socket.recv_from(&mut buf) else { continue };
+        let (n, src) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) => {
+                receive_failed(&e);
+                continue;
+            }
+        };
         if n > MAX_UDP_MESSAGE || !limit.admit(src.ip(), Instant::now()) {
             continue; // truncated, or over the source's limit: silence, as on Linux
         }
@@ -633,9 +652,10 @@ mod mmsg {
 
     pub const BATCH: usize = 32;
 
-    /// The receive headers point into `bufs`, `names` and `iov`, the send headers into `answers`,
-    /// `dests` and `send_iov`: all heap buffers that never grow or move once made, so the
-    /// pointers are set once and stay valid however the `Batch` itself moves.
+    /// The receive headers point into `bufs`, `names` and `iov`, heap buffers that never grow or
+    /// move once made, so those pointers are set once and stay valid however the `Batch` moves.
+    /// The send headers point into `dests` and `send_iov` (likewise fixed) and at the answers,
+    /// which may grow while written, so those are set again before each send.
     pub struct Batch {
         bufs: Vec<Vec<u8>>,
         names: Vec<libc::sockaddr_storage>,
