@@ -159,10 +159,7 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         http::spawn(routing.clone(), l, secret).map_err(listen_err(&config.http_listen))?;
     }
     if !config.sip_listen.is_empty() {
-        let udp = sip::bind_udp(&config.sip_listen).map_err(listen_err(&config.sip_listen))?;
-        let addr = udp.local_addr().map_err(listen_err(&config.sip_listen))?;
-        // TCP on the same port as UDP, as SIP peers expect.
-        let tcp = tokio::net::TcpListener::bind(addr).await.map_err(listen_err(&config.sip_listen))?;
+        let (udp, tcp, addr) = bind_sip(&config.sip_listen).await.map_err(listen_err(&config.sip_listen))?;
         started.sip = Some(addr);
         sip::spawn_udp(routing.clone(), udp, config.sip_source_limit).map_err(listen_err(&config.sip_listen))?;
         tokio::spawn(sip::serve_tcp(routing.clone(), tcp));
@@ -171,6 +168,22 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
     tokio::spawn(follow::Follower::new(store, routing).run(period));
     tracing::info!(http = ?started.http, sip = ?started.sip, "call routing started");
     Ok(started)
+}
+
+/// The redirect server's UDP socket and, on the same port as SIP peers expect, its TCP listener.
+/// With port 0 the port UDP got may be taken for TCP already (other programs, parallel tests):
+/// then another port is tried.
+async fn bind_sip(listen: &str) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener, std::net::SocketAddr)> {
+    let mut attempts = 0;
+    loop {
+        let udp = sip::bind_udp(listen)?;
+        let addr = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && listen.ends_with(":0") && attempts < 20 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Waits until the snapshot has loaded (for tests and `demo`).
