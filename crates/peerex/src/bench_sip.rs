@@ -102,7 +102,7 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
                 .stderr(std::fs::File::create(dir.join("kamailio.log"))?)
                 .spawn()?,
         );
-        while !wait_for_sip(port, Duration::from_secs(2)) {
+        while !routing::sip::answers_options(port, Duration::from_secs(2)) {
             let gone = child.0.try_wait()?.is_some();
             anyhow::ensure!(!gone && started.elapsed() < Duration::from_secs(1800), "kamailio did not answer OPTIONS; see {}", dir.join("kamailio.log").display());
         }
@@ -571,26 +571,4 @@ fn free_udp_port() -> anyhow::Result<u16> {
 
 fn free_tcp_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Waits until something answers SIP OPTIONS on `port`.
-fn wait_for_sip(port: u16, timeout: Duration) -> bool {
-    let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    let Ok(me) = s.local_addr() else { return false };
-    let t0 = Instant::now();
-    let mut buf = [0u8; 2048];
-    while t0.elapsed() < timeout {
-        let msg = format!(
-            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ping-{n}\r\nFrom: <sip:ping@{me}>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: ping-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            n = t0.elapsed().as_micros()
-        );
-        let _ = s.send_to(msg.as_bytes(), ("127.0.0.1", port));
-        if let Ok(n) = s.recv(&mut buf) {
-            if buf[..n].starts_with(b"SIP/2.0 200") {
-                return true;
-            }
-        }
-    }
-    false
 }

@@ -789,6 +789,29 @@ mod mmsg {
     }
 }
 
+/// For tools and tests: waits up to `timeout` until something on 127.0.0.1:`port` answers an
+/// OPTIONS with 200 (this redirect server, or a Kamailio in front of it).
+pub fn answers_options(port: u16, timeout: std::time::Duration) -> bool {
+    let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") else { return false };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(100)));
+    let Ok(me) = s.local_addr() else { return false };
+    let t0 = Instant::now();
+    let mut buf = [0u8; 2048];
+    while t0.elapsed() < timeout {
+        let msg = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ping-{n}\r\nFrom: <sip:ping@{me}>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: ping-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            n = t0.elapsed().as_micros()
+        );
+        let _ = s.send_to(msg.as_bytes(), ("127.0.0.1", port));
+        if let Ok(n) = s.recv(&mut buf) {
+            if buf[..n].starts_with(b"SIP/2.0 200") {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Serves TCP connections from `listener`: messages framed by Content-Length, answered on the
 /// connection they came on.
 pub async fn serve_tcp(routing: Routing, listener: TcpListener) {

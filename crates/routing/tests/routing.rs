@@ -298,28 +298,6 @@ impl Drop for Child {
     }
 }
 
-/// Waits until something answers SIP OPTIONS on `port`.
-fn wait_for_sip(port: u16) -> bool {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let me = s.local_addr().unwrap();
-    let t0 = Instant::now();
-    let mut buf = [0u8; 2048];
-    while t0.elapsed() < Duration::from_secs(10) {
-        let msg = format!(
-            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-ping-{n}\r\nFrom: <sip:ping@{me}>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: ping-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            n = t0.elapsed().as_micros()
-        );
-        let _ = s.send_to(msg.as_bytes(), ("127.0.0.1", port));
-        if let Ok(n) = s.recv(&mut buf) {
-            if buf[..n].starts_with(b"SIP/2.0 200") {
-                return true;
-            }
-        }
-    }
-    false
-}
-
 async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
     let w = world(Db::Sqlite).await;
     // Zoom's SBC for this trunk is a sipp UAS on this machine.
@@ -363,7 +341,7 @@ async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
     }
     let _kamailio = Child(cmd.spawn().expect("kamailio is installed (scripts/test installs it)"));
     let kamailio_log = || std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default();
-    assert!(tokio::task::spawn_blocking(move || wait_for_sip(kamailio_port)).await.unwrap(), "kamailio did not start:\n{}", kamailio_log());
+    assert!(tokio::task::spawn_blocking(move || routing::sip::answers_options(kamailio_port, Duration::from_secs(10))).await.unwrap(), "kamailio did not start:\n{}", kamailio_log());
 
     let kamailio: std::net::SocketAddr = ([127, 0, 0, 1], kamailio_port).into();
     let call = include_str!("sipp-call-through.xml");
