@@ -1,44 +1,10 @@
 //! The `peerex` command line on real files and real databases, as an operator would run it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
-struct Cli {
-    url: String,
-    dir: testkit::TempDir,
-}
-
-impl Cli {
-    async fn on(db: testkit::Db) -> Cli {
-        let (dir, path) = testkit::sqlite_path();
-        let url = match db {
-            testkit::Db::Sqlite => testkit::sqlite_url(&path),
-            testkit::Db::Postgres => testkit::postgres_url().await,
-        };
-        Cli { url, dir }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_peerex"))
-            .args(args)
-            .env("PEEREX_DATABASE_URL", &self.url)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run peerex")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "peerex {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    fn file(&self, name: &str, content: &[u8]) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::File::create(&path).and_then(|mut f| f.write_all(content)).expect("write file");
-        path.display().to_string()
-    }
-}
+mod common;
+use common::Cli;
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {

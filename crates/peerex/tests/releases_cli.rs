@@ -6,42 +6,25 @@ use domain::customer::OrderPick;
 use domain::number::NumberAttrs;
 use domain::onboarding::{PushResult, StoredTokens};
 use domain::{Actor, NumberState};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 
-struct Cli {
-    url: String,
-    dir: testkit::TempDir,
+mod common;
+
+/// The command line on a fresh database, and the application over the same database to set up
+/// numbers and read their states.
+struct World {
+    cli: common::Cli,
     app: app::App,
 }
 
-impl Cli {
-    async fn on(db: testkit::Db) -> Cli {
-        let (dir, path) = testkit::sqlite_path();
-        let url = match db {
-            testkit::Db::Sqlite => testkit::sqlite_url(&path),
-            testkit::Db::Postgres => testkit::postgres_url().await,
-        };
-        let store = store::Store::connect(&url).await.unwrap();
+impl World {
+    async fn on(db: testkit::Db) -> World {
+        let cli = common::Cli::on(db).await;
+        let store = store::Store::connect(&cli.url).await.unwrap();
         store.migrate().await.unwrap();
         let app = app::App::new(store, Arc::new(domain::SystemClock), app::Settings::default());
-        Cli { url, dir, app }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_peerex")).args(args).env("PEEREX_DATABASE_URL", &self.url).current_dir(self.dir.path()).output().expect("run peerex")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "peerex {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    fn err(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "peerex {args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        World { cli, app }
     }
 
     async fn state(&self, e164: &str) -> NumberState {
@@ -51,16 +34,16 @@ impl Cli {
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::Cli::on(testkit::Db::Sqlite).await).await })* }
-        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::Cli::on(testkit::Db::Postgres).await).await })* }
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::World::on(testkit::Db::Sqlite).await).await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::World::on(testkit::Db::Postgres).await).await })* }
     };
 }
 
 on_both!(releases_are_started_followed_and_withdrawn_from_the_command_line);
 
 /// A customer with 5 active numbers from +15550100000 (linked and pushed, Zoom's answers recorded).
-async fn customer_with_active_numbers(cli: &Cli) -> String {
-    let app = &cli.app;
+async fn customer_with_active_numbers(w: &World) -> String {
+    let app = &w.app;
     let by = Actor::System("test".into());
     let c = app.create_customer("Acme Corp", "ACME-1").await.unwrap();
     app.import_range("+15550100000-+15550100009", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
@@ -77,46 +60,46 @@ async fn customer_with_active_numbers(cli: &Cli) -> String {
             assert!(app.store.finish_job(job.id, "t", &domain::onboarding::JobEnd::Done, now).await.unwrap());
         }
     }
-    assert_eq!(cli.state("+15550100004").await, NumberState::Active);
+    assert_eq!(w.state("+15550100004").await, NumberState::Active);
     c.id.to_string()
 }
 
-async fn releases_are_started_followed_and_withdrawn_from_the_command_line(cli: Cli) {
-    let c = customer_with_active_numbers(&cli).await;
+async fn releases_are_started_followed_and_withdrawn_from_the_command_line(w: World) {
+    let c = customer_with_active_numbers(&w).await;
 
-    let out = cli.ok(&["releases", "start", "--customer", &c, "--reason", "contract ends", "--number", "+15550100000,+15550100001"]);
+    let out = w.cli.ok(&["releases", "start", "--customer", &c, "--reason", "contract ends", "--number", "+15550100000,+15550100001"]);
     assert!(out.contains("2 numbers wait for the customer's approval"), "{out}");
     let id = out.split_whitespace().nth(1).unwrap().to_owned();
-    assert_eq!(cli.state("+15550100001").await, NumberState::ReleasePending);
+    assert_eq!(w.state("+15550100001").await, NumberState::ReleasePending);
 
-    let csv = cli.dir.path().join("release.csv");
+    let csv = w.cli.dir.path().join("release.csv");
     std::fs::write(&csv, "e164,who\n+15550100002,sales\n").unwrap();
-    let out = cli.ok(&["releases", "start", "--customer", &c, "--reason", "csv", "--csv", csv.to_str().unwrap(), "--json"]);
+    let out = w.cli.ok(&["releases", "start", "--customer", &c, "--reason", "csv", "--csv", csv.to_str().unwrap(), "--json"]);
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["waiting"], 1);
-    let out = cli.ok(&["releases", "start", "--customer", &c, "--reason", "filter", "--prefix", "+1555010000"]);
+    let out = w.cli.ok(&["releases", "start", "--customer", &c, "--reason", "filter", "--prefix", "+1555010000"]);
     assert!(out.contains("2 numbers wait"), "{out}");
 
     // Refusals name each number; nothing changes.
-    let e = cli.err(&["releases", "start", "--customer", &c, "--reason", "x", "--number", "+15550100000,+15550100009"]);
+    let e = w.cli.err(&["releases", "start", "--customer", &c, "--reason", "x", "--number", "+15550100000,+15550100009"]);
     assert!(e.contains("+15550100000 is release_pending") && e.contains("+15550100009 is not this customer's number"), "{e}");
-    assert!(cli.err(&["releases", "start", "--customer", &c, "--reason", "x"]).contains("give --number, --csv, or a filter"));
-    assert!(cli.err(&["releases", "start", "--customer", "nope", "--reason", "x", "--number", "+15550100000"]).contains("--customer"));
+    assert!(w.cli.err(&["releases", "start", "--customer", &c, "--reason", "x"]).contains("give --number, --csv, or a filter"));
+    assert!(w.cli.err(&["releases", "start", "--customer", "nope", "--reason", "x", "--number", "+15550100000"]).contains("--customer"));
 
-    let list = cli.ok(&["releases", "list"]);
+    let list = w.cli.ok(&["releases", "list"]);
     assert_eq!(list.lines().count(), 4, "a header and three releases:\n{list}");
     assert!(list.contains("contract ends") && list.contains(" 0m "), "{list}");
-    let show = cli.ok(&["releases", "show", &id]);
+    let show = w.cli.ok(&["releases", "show", &id]);
     assert!(show.contains("+15550100000  waiting") && show.contains("+15550100001  waiting"), "{show}");
 
-    let out = cli.ok(&["releases", "withdraw", &id]);
+    let out = w.cli.ok(&["releases", "withdraw", &id]);
     assert!(out.contains("2 numbers are active again"), "{out}");
-    assert_eq!(cli.state("+15550100000").await, NumberState::Active);
-    assert_eq!(cli.ok(&["releases", "list"]).lines().count(), 3, "the withdrawn one no longer waits");
-    assert_eq!(cli.ok(&["releases", "list", "--all"]).lines().count(), 4);
-    let all: serde_json::Value = serde_json::from_str(&cli.ok(&["releases", "list", "--all", "--json"])).unwrap();
+    assert_eq!(w.state("+15550100000").await, NumberState::Active);
+    assert_eq!(w.cli.ok(&["releases", "list"]).lines().count(), 3, "the withdrawn one no longer waits");
+    assert_eq!(w.cli.ok(&["releases", "list", "--all"]).lines().count(), 4);
+    let all: serde_json::Value = serde_json::from_str(&w.cli.ok(&["releases", "list", "--all", "--json"])).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 3);
-    assert!(cli.err(&["releases", "withdraw", "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"]).contains("not found"));
+    assert!(w.cli.err(&["releases", "withdraw", "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"]).contains("not found"));
 }
 
 #[test]

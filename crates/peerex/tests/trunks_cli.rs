@@ -1,39 +1,7 @@
 //! `peerex trunks` and `peerex customers set-trunk` as an operator runs them, on both databases.
 
-use std::process::{Command, Output};
-
-struct Cli {
-    url: String,
-    dir: testkit::TempDir,
-}
-
-impl Cli {
-    async fn on(db: testkit::Db) -> Cli {
-        let (dir, path) = testkit::sqlite_path();
-        let url = match db {
-            testkit::Db::Sqlite => testkit::sqlite_url(&path),
-            testkit::Db::Postgres => testkit::postgres_url().await,
-        };
-        Cli { url, dir }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_peerex")).args(args).env("PEEREX_DATABASE_URL", &self.url).current_dir(self.dir.path()).output().expect("run peerex")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "peerex {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    /// Runs a command that must fail; its error message.
-    fn err(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "peerex {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
+mod common;
+use common::Cli;
 
 #[tokio::test]
 async fn trunks_add_list_bind_and_remove_on_sqlite() {
