@@ -40,7 +40,8 @@ pub async fn start_routing_for_demo(app: &App, config: &mut Config) -> anyhow::R
          Lookup API       http://{http}/route?to=...\n  \
          Redirect server  sip:{sip} (UDP and TCP)\n  \
          Try it: curl 'http://{http}/route?to=%2B15550100000'\n          \
-         sipp {sip} -sn uac -s +15550100000 -m 1\n  \
+         sipp {sip} -sn uac -s +15550100000 -m 1 -trace_msg   (the answer is in uac_*_messages.log;\n          \
+         sipp's built-in scenario waits for a 200, so it counts the 302/404 as a failed call)\n  \
          Acme's numbers answer 404 not_provisioned until the journey above pushes them to Zoom, then route\n  \
          (302 to trunk {trunk}); after the app is removed in Zoom (step 8) they answer 480 deauthorized.\n"
     );
