@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 fn routing() -> &'static Routing {
     static R: OnceLock<Routing> = OnceLock::new();
-    R.get_or_init(|| Routing::from_snapshot(domain::trunk::NumberingRule::nanp(), Snapshot::default()))
+    R.get_or_init(|| {
+        Routing::from_snapshot(domain::trunk::NumberingRule::nanp(), Snapshot::default())
+    })
 }
 
 fuzz_target!(|data: &[u8]| {

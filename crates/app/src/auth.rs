@@ -24,11 +24,15 @@ pub struct NewSession {
 
 pub fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AppError::Refused(format!("cannot hash password: {e}")))
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Refused(format!("cannot hash password: {e}")))
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash)
+        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 /// A valid argon2 hash of nothing anyone knows, checked when the e-mail is unknown so that a wrong
@@ -51,7 +55,11 @@ pub fn digest(secret: &str) -> String {
 
 fn check_email(email: &str) -> Result<String> {
     let email = email.trim();
-    let ok = email.len() <= 254 && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')) && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(email.to_owned())
     } else {
@@ -61,7 +69,10 @@ fn check_email(email: &str) -> Result<String> {
 
 fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(AppError::invalid("password", format!("must have at least {MIN_PASSWORD_LEN} characters")));
+        return Err(AppError::invalid(
+            "password",
+            format!("must have at least {MIN_PASSWORD_LEN} characters"),
+        ));
     }
     if password.len() > 1024 {
         return Err(AppError::invalid("password", "is longer than 1024 bytes"));
@@ -71,12 +82,23 @@ fn check_password(password: &str) -> Result<()> {
 
 impl App {
     /// Creates an operator (`Admin`/`ReadOnly`) or, with a customer, a customer admin.
-    pub async fn create_user(&self, email: &str, password: &str, role: Role, customer: Option<CustomerId>) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+        customer: Option<CustomerId>,
+    ) -> Result<User> {
         let email = check_email(email)?;
         check_password(password)?;
         if role == Role::CustomerAdmin {
-            let id = customer.ok_or_else(|| AppError::invalid("customer", "a customer admin needs a customer"))?;
-            self.store.get_customer(id).await?.ok_or(AppError::invalid("customer", "no such customer"))?;
+            let id = customer.ok_or_else(|| {
+                AppError::invalid("customer", "a customer admin needs a customer")
+            })?;
+            self.store
+                .get_customer(id)
+                .await?
+                .ok_or(AppError::invalid("customer", "no such customer"))?;
         } else if customer.is_some() {
             return Err(AppError::invalid("role", "operators belong to no customer"));
         }
@@ -90,7 +112,10 @@ impl App {
             locked_until: None,
             created_at: self.now(),
         };
-        self.store.insert_user(&user).await.map_err(|e| conflict(e, "email", "a user with this e-mail already exists"))?;
+        self.store
+            .insert_user(&user)
+            .await
+            .map_err(|e| conflict(e, "email", "a user with this e-mail already exists"))?;
         Ok(user)
     }
 
@@ -106,7 +131,8 @@ impl App {
             return Err(AppError::Locked(((until - now).whole_seconds() + 59) / 60));
         }
         if !verify_password(password, &user.password_hash) {
-            let lock = (user.failed_logins + 1 >= self.settings.max_failed_logins).then(|| now + self.settings.lockout);
+            let lock = (user.failed_logins + 1 >= self.settings.max_failed_logins)
+                .then(|| now + self.settings.lockout);
             self.store.record_login_failure(user.id, lock).await?;
             tracing::warn!(user = %user.email, locked = lock.is_some(), "failed sign-in");
             return Err(match lock {
@@ -118,7 +144,13 @@ impl App {
             self.store.reset_login_failures(user.id).await?;
         }
         let cookie = random_secret();
-        let session = Session { id_hash: digest(&cookie), user_id: user.id, csrf_token: random_secret(), created_at: now, expires_at: now + self.settings.session_ttl };
+        let session = Session {
+            id_hash: digest(&cookie),
+            user_id: user.id,
+            csrf_token: random_secret(),
+            created_at: now,
+            expires_at: now + self.settings.session_ttl,
+        };
         self.store.insert_session(&session).await?;
         Ok(NewSession { cookie, session, user })
     }
@@ -136,7 +168,12 @@ impl App {
     }
 
     /// Creates an API token; the clear token is returned once and never stored.
-    pub async fn create_token(&self, name: &str, scope: Scope, created_by: &str) -> Result<(String, ApiToken)> {
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        created_by: &str,
+    ) -> Result<(String, ApiToken)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 64 {
             return Err(AppError::invalid("name", "give the token a name of 1 to 64 characters"));
@@ -173,7 +210,10 @@ mod tests {
         let h = hash_password("correct horse battery").unwrap();
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("wrong horse battery", &h));
-        assert_eq!(digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_ne!(random_secret(), random_secret());
     }
 

@@ -28,7 +28,9 @@ impl App {
             created_at: self.now(),
             zoom_trunk: None,
         };
-        self.store.insert_customer(&customer).await.map_err(|e| conflict(e, "contract_ref", "another customer has this contract reference"))?;
+        self.store.insert_customer(&customer).await.map_err(|e| {
+            conflict(e, "contract_ref", "another customer has this contract reference")
+        })?;
         Ok(customer)
     }
 
@@ -38,7 +40,11 @@ impl App {
 
     /// Ends (or re-activates) a contract. An ended contract takes no new orders; its numbers stay
     /// where they are until they are released.
-    pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<Customer> {
+    pub async fn set_contract_state(
+        &self,
+        id: CustomerId,
+        state: ContractState,
+    ) -> Result<Customer> {
         if !self.store.set_contract_state(id, state).await? {
             return Err(AppError::NotFound);
         }

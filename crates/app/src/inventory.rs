@@ -24,7 +24,13 @@ const EXISTING_CHUNK: usize = 10_000;
 impl App {
     /// Imports a parsed plan, all or nothing: rows already in the inventory are added to the plan's
     /// errors, and if there is any error, or on a dry run, nothing is written.
-    pub async fn import_numbers(&self, mut plan: ImportPlan, by: &Actor, dry_run: bool, progress: &(dyn Fn(usize) + Sync)) -> Result<ImportOutcome> {
+    pub async fn import_numbers(
+        &self,
+        mut plan: ImportPlan,
+        by: &Actor,
+        dry_run: bool,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<ImportOutcome> {
         let mut existing = std::collections::HashSet::new();
         for chunk in plan.rows.chunks(EXISTING_CHUNK) {
             let e164s: Vec<&str> = chunk.iter().map(|r| r.e164.as_str()).collect();
@@ -38,7 +44,11 @@ impl App {
             return Ok(ImportOutcome { added: 0, valid, errors: plan.errors, dry_run });
         }
         let now = self.now();
-        let numbers: Vec<(Number, NumberEvent)> = plan.rows.into_iter().map(|ImportRow { e164, attrs, .. }| Number::imported(e164, attrs, by, now)).collect();
+        let numbers: Vec<(Number, NumberEvent)> = plan
+            .rows
+            .into_iter()
+            .map(|ImportRow { e164, attrs, .. }| Number::imported(e164, attrs, by, now))
+            .collect();
         match self.store.insert_numbers(&numbers, progress).await {
             Ok(()) => Ok(ImportOutcome { added: numbers.len(), valid, errors: Vec::new(), dry_run }),
             // Another import added one of these numbers since the check: nothing was written.
@@ -47,8 +57,16 @@ impl App {
         }
     }
 
-    pub async fn import_range(&self, spec: &str, attrs: &NumberAttrs, by: &Actor, dry_run: bool, progress: &(dyn Fn(usize) + Sync)) -> Result<ImportOutcome> {
-        let rows = domain::import::parse_range(spec, attrs).map_err(|e| AppError::invalid("range", e.to_string()))?;
+    pub async fn import_range(
+        &self,
+        spec: &str,
+        attrs: &NumberAttrs,
+        by: &Actor,
+        dry_run: bool,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<ImportOutcome> {
+        let rows = domain::import::parse_range(spec, attrs)
+            .map_err(|e| AppError::invalid("range", e.to_string()))?;
         self.import_numbers(ImportPlan { rows, errors: Vec::new() }, by, dry_run, progress).await
     }
 

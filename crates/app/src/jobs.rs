@@ -53,7 +53,9 @@ impl App {
         let Some(z) = self.zoom.as_deref() else { return Ok(None) };
         let now = self.now();
         let lease = time::Duration::try_from(z.lease).unwrap_or(time::Duration::minutes(2));
-        let Some(job) = self.store.claim_job(worker, now + lease, now).await? else { return Ok(None) };
+        let Some(job) = self.store.claim_job(worker, now + lease, now).await? else {
+            return Ok(None);
+        };
         let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_deref().unwrap_or(""));
         let end = async {
             let end = match job.kind {
@@ -121,7 +123,13 @@ impl App {
         Workers { handles }
     }
 
-    async fn record_end(&self, _z: &ZoomSetup, job: &Job, worker: &str, end: &JobEnd) -> Result<()> {
+    async fn record_end(
+        &self,
+        _z: &ZoomSetup,
+        job: &Job,
+        worker: &str,
+        end: &JobEnd,
+    ) -> Result<()> {
         if !self.store.finish_job(job.id, worker, end, self.now()).await? {
             tracing::warn!(job = %job.id, "lease lost before the outcome was recorded; another worker has the job");
         }
@@ -134,7 +142,9 @@ impl App {
         Ok(match e {
             ZoomCallError::NoLink | ZoomCallError::NotConfigured => JobEnd::Done,
             ZoomCallError::Zoom(ZoomError::RateLimited { retry_after }) => {
-                let at = now + time::Duration::try_from(retry_after.max(Duration::from_millis(200))).unwrap_or(time::Duration::seconds(1));
+                let at = now
+                    + time::Duration::try_from(retry_after.max(Duration::from_millis(200)))
+                        .unwrap_or(time::Duration::seconds(1));
                 if let Some(account) = &job.zoom_account {
                     self.store.set_not_before(account, at).await?;
                 }
@@ -154,14 +164,31 @@ impl App {
 
     /// Pushes the job's numbers that are still `provisioning`; Zoom's per-number answers are recorded
     /// with the job's end in one transaction.
-    async fn run_push(&self, z: &ZoomSetup, job: &Job, worker: &str) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
+    async fn run_push(
+        &self,
+        z: &ZoomSetup,
+        job: &Job,
+        worker: &str,
+    ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
         let Ok(payload) = serde_json::from_str::<PushPayload>(&job.payload) else {
             return Ok(Some(JobEnd::Failed { error: "unreadable job payload".into() }));
         };
-        let Some(account) = job.zoom_account.as_deref() else { return Ok(Some(JobEnd::Failed { error: "push job without a Zoom account".into() })) };
-        let Some(link) = self.store.live_link_by_account(account).await? else { return Err(ZoomCallError::NoLink) };
-        let numbers: Vec<String> =
-            self.store.numbers_in(&payload.numbers).await?.into_iter().filter(|n| n.state == NumberState::Provisioning && n.customer_id == Some(link.customer_id)).map(|n| n.e164.to_string()).collect();
+        let Some(account) = job.zoom_account.as_deref() else {
+            return Ok(Some(JobEnd::Failed { error: "push job without a Zoom account".into() }));
+        };
+        let Some(link) = self.store.live_link_by_account(account).await? else {
+            return Err(ZoomCallError::NoLink);
+        };
+        let numbers: Vec<String> = self
+            .store
+            .numbers_in(&payload.numbers)
+            .await?
+            .into_iter()
+            .filter(|n| {
+                n.state == NumberState::Provisioning && n.customer_id == Some(link.customer_id)
+            })
+            .map(|n| n.e164.to_string())
+            .collect();
         let by = Actor::System("zoom-push".into());
         if numbers.is_empty() {
             self.store.complete_push(job.id, worker, &[], &by, self.now()).await?;
@@ -180,7 +207,8 @@ impl App {
             answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
         }
         let stats = &z.stats;
-        let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let count =
+            |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         count(&stats.calls);
         if matches!(answer, Err(ZoomError::RateLimited { .. })) {
             count(&stats.rate_limited);
@@ -212,9 +240,18 @@ impl App {
     }
 
     /// Lists the account's peering numbers (every page) to learn which are assigned to users.
-    async fn run_poll(&self, z: &ZoomSetup, job: &Job, worker: &str) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
-        let Some(account) = job.zoom_account.as_deref() else { return Ok(Some(JobEnd::Failed { error: "poll job without a Zoom account".into() })) };
-        let Some(link) = self.store.live_link_by_account(account).await? else { return Err(ZoomCallError::NoLink) };
+    async fn run_poll(
+        &self,
+        z: &ZoomSetup,
+        job: &Job,
+        worker: &str,
+    ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
+        let Some(account) = job.zoom_account.as_deref() else {
+            return Ok(Some(JobEnd::Failed { error: "poll job without a Zoom account".into() }));
+        };
+        let Some(link) = self.store.live_link_by_account(account).await? else {
+            return Err(ZoomCallError::NoLink);
+        };
         let mut token = self.access_token(&link, None).await?;
         let mut seen = Vec::new();
         let mut page_token: Option<String> = None;
@@ -236,7 +273,8 @@ impl App {
             }
         }
         let now = self.now();
-        let next = now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
+        let next =
+            now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
         self.store.complete_poll(job.id, worker, link.customer_id, &seen, now, next).await?;
         Ok(None)
     }
@@ -254,14 +292,24 @@ mod tests {
 
     /// Workers run in spawned tasks: every future they await must be `Send` (checked when compiled).
     #[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
-    fn worker_futures_are_send(app: &App, z: &'static ZoomSetup, job: &'static Job, e: ZoomCallError, link: &'static ZoomLink) {
+    fn worker_futures_are_send(
+        app: &App,
+        z: &'static ZoomSetup,
+        job: &'static Job,
+        e: ZoomCallError,
+        link: &'static ZoomLink,
+    ) {
         fn is_send<T: Send>(_: T) {}
         is_send(app.run_one_job("w"));
         is_send(app.run_push(z, job, "w"));
         is_send(app.run_poll(z, job, "w"));
         is_send(app.failure(z, job, e));
         is_send(app.access_token(link, None));
-        is_send(app.complete_install(domain::CustomerId::new(), "code", &Actor::System("t".into())));
+        is_send(app.complete_install(
+            domain::CustomerId::new(),
+            "code",
+            &Actor::System("t".into()),
+        ));
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { session_ttl: time::Duration::hours(12), max_failed_logins: 5, lockout: time::Duration::minutes(15), release_quarantine: domain::release::DEFAULT_QUARANTINE }
+        Self {
+            session_ttl: time::Duration::hours(12),
+            max_failed_logins: 5,
+            lockout: time::Duration::minutes(15),
+            release_quarantine: domain::release::DEFAULT_QUARANTINE,
+        }
     }
 }
 

@@ -47,7 +47,12 @@ pub struct ZoomSetup {
 }
 
 impl ZoomSetup {
-    pub fn new(client: zoom::Client, keys: TokenKeys, webhook_secret: String, default_trunk: String) -> ZoomSetup {
+    pub fn new(
+        client: zoom::Client,
+        keys: TokenKeys,
+        webhook_secret: String,
+        default_trunk: String,
+    ) -> ZoomSetup {
         ZoomSetup {
             client,
             keys,
@@ -148,7 +153,9 @@ pub const REMOVED_REASON: &str = "app removed in Zoom";
 
 impl App {
     pub fn zoom(&self) -> Result<&ZoomSetup> {
-        self.zoom.as_deref().ok_or_else(|| AppError::Refused("Zoom is not configured on this platform".into()))
+        self.zoom
+            .as_deref()
+            .ok_or_else(|| AppError::Refused("Zoom is not configured on this platform".into()))
     }
 
     /// Keeps a Marketplace install's code server-side while the admin signs in. Returns the cookie
@@ -162,7 +169,14 @@ impl App {
         let cookie = crate::auth::random_secret();
         let now = self.now();
         let ttl = time::Duration::try_from(z.code_ttl).unwrap_or(time::Duration::minutes(5));
-        self.store.insert_pending_install(&crate::auth::digest(&cookie), &z.keys.seal("code", code), now, now + ttl).await?;
+        self.store
+            .insert_pending_install(
+                &crate::auth::digest(&cookie),
+                &z.keys.seal("code", code),
+                now,
+                now + ttl,
+            )
+            .await?;
         Ok(cookie)
     }
 
@@ -181,10 +195,23 @@ impl App {
     /// Completes a Marketplace install for a signed-in customer admin: exchanges the code, learns the
     /// Zoom account from `users/me`, links it and applies the customer's waiting numbers. A refusal
     /// (account or customer linked elsewhere) changes nothing and is recorded for operators.
-    pub async fn complete_install(&self, customer: CustomerId, code: &str, by: &Actor) -> Result<(ZoomLink, usize)> {
+    pub async fn complete_install(
+        &self,
+        customer: CustomerId,
+        code: &str,
+        by: &Actor,
+    ) -> Result<(ZoomLink, usize)> {
         let z = self.zoom()?;
-        let tokens = z.client.exchange_code(code, None).await.map_err(|e| zoom_refusal("exchange the authorization code with Zoom", e))?;
-        let me = z.client.me(&tokens.access_token).await.map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
+        let tokens = z
+            .client
+            .exchange_code(code, None)
+            .await
+            .map_err(|e| zoom_refusal("exchange the authorization code with Zoom", e))?;
+        let me = z
+            .client
+            .me(&tokens.access_token)
+            .await
+            .map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
         let stored = StoredTokens {
             access_token: z.keys.seal("access", &tokens.access_token),
             refresh_token: z.keys.seal("refresh", &tokens.refresh_token),
@@ -193,23 +220,35 @@ impl App {
         };
         let carrier = z.carrier_name.clone();
         let now = self.now();
-        match self.store.link_zoom_account(customer, &me.account_id, &me.user_id, &stored, &carrier, by, now).await {
+        match self
+            .store
+            .link_zoom_account(customer, &me.account_id, &me.user_id, &stored, &carrier, by, now)
+            .await
+        {
             Ok(Ok(done)) => {
                 // The first poll of the account's numbers: a minute on, or sooner when polls are frequent.
-                let first = now + time::Duration::try_from(z.poll_every.min(Duration::from_secs(60))).unwrap_or(time::Duration::minutes(1));
+                let first = now
+                    + time::Duration::try_from(z.poll_every.min(Duration::from_secs(60)))
+                        .unwrap_or(time::Duration::minutes(1));
                 self.store.poll_now(customer, first).await?;
                 tracing::info!(customer = %customer, zoom_account = %me.account_id, queued = done.1, "Zoom account linked");
                 Ok(done)
             }
             Ok(Err(refused)) => {
                 tracing::warn!(customer = %customer, zoom_account = %me.account_id, reason = %refused, "Zoom link refused");
-                self.store.record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now).await?;
+                self.store
+                    .record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now)
+                    .await?;
                 Err(AppError::Refused(refused.to_string()))
             }
             // Two installs racing for one account: the database's unique index decided.
-            Err(store::DbError::Conflict { constraint }) if constraint.starts_with("zoom_links_") => {
+            Err(store::DbError::Conflict { constraint })
+                if constraint.starts_with("zoom_links_") =>
+            {
                 let refused = LinkRefused::AccountTaken { carrier };
-                self.store.record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now).await?;
+                self.store
+                    .record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now)
+                    .await?;
                 Err(AppError::Refused(refused.to_string()))
             }
             Err(e) => Err(e.into()),
@@ -218,7 +257,13 @@ impl App {
 
     /// Places an order and, when the customer's Zoom account is linked, pushes it at once. A customer
     /// who removed the app cannot order; one who never installed it gets a pending order (onboarding).
-    pub async fn order_numbers(&self, customer: CustomerId, pick: OrderPick, explicit: &[String], by: &Actor) -> Result<(Order, Vec<Number>)> {
+    pub async fn order_numbers(
+        &self,
+        customer: CustomerId,
+        pick: OrderPick,
+        explicit: &[String],
+        by: &Actor,
+    ) -> Result<(Order, Vec<Number>)> {
         let link = self.store.zoom_link(customer).await?;
         if let Some(l) = link.as_ref().filter(|l| l.state == LinkState::Removed) {
             return Err(AppError::Refused(format!(
@@ -236,7 +281,12 @@ impl App {
     }
 
     /// A customer's own order from the portal: only with a live link.
-    pub async fn order_more(&self, customer: CustomerId, pick: OrderPick, by: &Actor) -> Result<(Order, Vec<Number>)> {
+    pub async fn order_more(
+        &self,
+        customer: CustomerId,
+        pick: OrderPick,
+        by: &Actor,
+    ) -> Result<(Order, Vec<Number>)> {
         match self.store.zoom_link(customer).await? {
             Some(l) if l.state == LinkState::Linked => self.order_numbers(customer, pick, &[], by).await,
             Some(l) => Err(AppError::Refused(format!(
@@ -248,10 +298,17 @@ impl App {
     }
 
     /// A webhook from Zoom: signature and timestamp first, then the event. Refusals change nothing.
-    pub async fn zoom_webhook(&self, timestamp: &str, signature: &str, body: &[u8]) -> Result<std::result::Result<WebhookAnswer, WebhookRefused>> {
+    pub async fn zoom_webhook(
+        &self,
+        timestamp: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<std::result::Result<WebhookAnswer, WebhookRefused>> {
         let Some(z) = self.zoom.as_deref() else { return Ok(Err(WebhookRefused::NotConfigured)) };
         let now = self.now();
-        if let Err(e) = webhook::verify(&z.webhook_secret, timestamp, signature, body, now, z.webhook_window) {
+        if let Err(e) =
+            webhook::verify(&z.webhook_secret, timestamp, signature, body, now, z.webhook_window)
+        {
             return Ok(Err(e.into()));
         }
         let event = match webhook::parse(body) {
@@ -259,12 +316,16 @@ impl App {
             Err(e) => return Ok(Err(e.into())),
         };
         if let Event::UrlValidation { plain_token } = &event {
-            return Ok(Ok(WebhookAnswer::UrlValidation(webhook::url_validation_response(&z.webhook_secret, plain_token))));
+            return Ok(Ok(WebhookAnswer::UrlValidation(webhook::url_validation_response(
+                &z.webhook_secret,
+                plain_token,
+            ))));
         }
         // A signed delivery seen within the window is a replay: act once.
         {
             let mut seen = z.seen_webhooks.lock().unwrap_or_else(|e| e.into_inner());
-            let window = time::Duration::try_from(z.webhook_window).unwrap_or(time::Duration::minutes(5));
+            let window =
+                time::Duration::try_from(z.webhook_window).unwrap_or(time::Duration::minutes(5));
             seen.retain(|_, at| *at + window * 2 > now);
             if seen.contains_key(signature.trim()) {
                 return Ok(Err(WebhookRefused::Replayed));
@@ -291,18 +352,34 @@ impl App {
     /// A refresh is a compare-and-swap on the token row: exactly one worker spends the refresh token,
     /// the others wait for its result. `stale` (after a 401) forces a refresh unless another worker
     /// already refreshed since `stale` was read.
-    pub async fn access_token(&self, link: &ZoomLink, stale: Option<&str>) -> std::result::Result<String, ZoomCallError> {
+    pub async fn access_token(
+        &self,
+        link: &ZoomLink,
+        stale: Option<&str>,
+    ) -> std::result::Result<String, ZoomCallError> {
         let z = self.zoom.as_deref().ok_or(ZoomCallError::NotConfigured)?;
         let owner = uuid::Uuid::now_v7().to_string();
         for _ in 0..100 {
-            let Some(t) = self.store.zoom_tokens(link.id).await? else { return Err(ZoomCallError::NoLink) };
+            let Some(t) = self.store.zoom_tokens(link.id).await? else {
+                return Err(ZoomCallError::NoLink);
+            };
             let now = self.now();
             let access = z.keys.open("access", &t.access_token)?;
             let fresh = t.expires_at > now + time::Duration::seconds(60);
             if fresh && stale.is_none_or(|s| s != access) {
                 return Ok(access);
             }
-            if self.store.begin_token_refresh(link.id, t.generation, &owner, now + time::Duration::seconds(30), now).await? {
+            if self
+                .store
+                .begin_token_refresh(
+                    link.id,
+                    t.generation,
+                    &owner,
+                    now + time::Duration::seconds(30),
+                    now,
+                )
+                .await?
+            {
                 let refresh = z.keys.open("refresh", &t.refresh_token)?;
                 match z.client.refresh(&refresh).await {
                     Ok(new) => {
@@ -313,7 +390,17 @@ impl App {
                             expires_at: new.expires_at,
                             generation: t.generation + 1,
                         };
-                        if self.store.finish_token_refresh(link.id, t.generation, &owner, &sealed, self.now()).await? {
+                        if self
+                            .store
+                            .finish_token_refresh(
+                                link.id,
+                                t.generation,
+                                &owner,
+                                &sealed,
+                                self.now(),
+                            )
+                            .await?
+                        {
                             return Ok(new.access_token);
                         }
                     }

@@ -8,10 +8,17 @@ use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber};
 impl App {
     /// Reserves numbers for a customer: `pick.count` numbers matching its filters, or exactly the
     /// `explicit` numbers. One transaction: either every number is reserved or none.
-    pub async fn create_order(&self, customer: CustomerId, pick: OrderPick, explicit: &[String], by: &Actor) -> Result<(Order, Vec<Number>)> {
+    pub async fn create_order(
+        &self,
+        customer: CustomerId,
+        pick: OrderPick,
+        explicit: &[String],
+        by: &Actor,
+    ) -> Result<(Order, Vec<Number>)> {
         let mut list = Vec::with_capacity(explicit.len());
         for raw in explicit {
-            let n = PhoneNumber::parse(raw).map_err(|e| AppError::invalid("numbers", format!("{raw:?} is not E.164: {e}")))?;
+            let n = PhoneNumber::parse(raw)
+                .map_err(|e| AppError::invalid("numbers", format!("{raw:?} is not E.164: {e}")))?;
             if list.contains(&n.to_string()) {
                 return Err(AppError::invalid("numbers", format!("{n} is listed twice")));
             }
@@ -19,7 +26,10 @@ impl App {
         }
         let count = if list.is_empty() { pick.count } else { list.len() as u32 };
         if count == 0 || count > MAX_ORDER_NUMBERS {
-            return Err(AppError::invalid(if list.is_empty() { "count" } else { "numbers" }, OrderError::BadCount { max: MAX_ORDER_NUMBERS }.to_string()));
+            return Err(AppError::invalid(
+                if list.is_empty() { "count" } else { "numbers" },
+                OrderError::BadCount { max: MAX_ORDER_NUMBERS }.to_string(),
+            ));
         }
         if let Some(tag) = &pick.tag {
             domain::import::parse_tags(tag).map_err(|m| AppError::invalid("tag", m))?;
@@ -34,7 +44,12 @@ impl App {
 
     /// Cancels a pending order; its numbers return to `available`. With `customer`, only that
     /// customer's order is found (another customer's is "not found").
-    pub async fn cancel_order(&self, id: OrderId, customer: Option<CustomerId>, by: &Actor) -> Result<Order> {
+    pub async fn cancel_order(
+        &self,
+        id: OrderId,
+        customer: Option<CustomerId>,
+        by: &Actor,
+    ) -> Result<Order> {
         match self.store.cancel_order(id, customer, by, self.now()).await? {
             Ok(order) => Ok(order),
             Err(OrderError::NotFound) => Err(AppError::NotFound),
@@ -42,8 +57,17 @@ impl App {
         }
     }
 
-    pub async fn order(&self, id: OrderId, customer: Option<CustomerId>) -> Result<(Order, Vec<Number>)> {
-        let order = self.store.get_order(id).await?.filter(|o| customer.is_none_or(|c| c == o.customer_id)).ok_or(AppError::NotFound)?;
+    pub async fn order(
+        &self,
+        id: OrderId,
+        customer: Option<CustomerId>,
+    ) -> Result<(Order, Vec<Number>)> {
+        let order = self
+            .store
+            .get_order(id)
+            .await?
+            .filter(|o| customer.is_none_or(|c| c == o.customer_id))
+            .ok_or(AppError::NotFound)?;
         let numbers = self.store.order_numbers(id).await?;
         Ok((order, numbers))
     }

@@ -10,7 +10,9 @@
 use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::onboarding::{Job, JobEnd, LinkState};
-use domain::release::{refusal_message, ApproveRefused, Release, ReleaseLine, RemoveResult, StartRefused};
+use domain::release::{
+    refusal_message, ApproveRefused, Release, ReleaseLine, RemoveResult, StartRefused,
+};
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, NumberId, NumberState, PhoneNumber};
 use std::collections::HashMap;
@@ -75,7 +77,13 @@ struct ReleasePayload {
 impl App {
     /// Starts the release of some of `customer`'s active numbers with `reason`: they go
     /// `release_pending` (calls still route) and wait for the customer's approval.
-    pub async fn start_release(&self, customer: CustomerId, selection: Selection, reason: &str, by: &Actor) -> Result<Release> {
+    pub async fn start_release(
+        &self,
+        customer: CustomerId,
+        selection: Selection,
+        reason: &str,
+        by: &Actor,
+    ) -> Result<Release> {
         self.customer(customer).await?;
         if reason.trim().is_empty() {
             return Err(AppError::invalid("reason", "say why the numbers are released"));
@@ -84,35 +92,79 @@ impl App {
             return Err(AppError::invalid("reason", "is longer than 500 characters"));
         }
         let e164s = match selection {
-            Selection::List(raw) => parse_numbers("numbers", raw.iter().map(String::as_str).enumerate().map(|(i, s)| (i + 1, s)))?,
-            Selection::Csv(text) => parse_numbers("csv", csv_numbers(&text)?.iter().map(|(row, s)| (*row, s.as_str())))?,
-            Selection::Filter { prefix, tag, region } => self.active_matching(customer, prefix, tag, region).await?,
+            Selection::List(raw) => parse_numbers(
+                "numbers",
+                raw.iter().map(String::as_str).enumerate().map(|(i, s)| (i + 1, s)),
+            )?,
+            Selection::Csv(text) => {
+                parse_numbers("csv", csv_numbers(&text)?.iter().map(|(row, s)| (*row, s.as_str())))?
+            }
+            Selection::Filter { prefix, tag, region } => {
+                self.active_matching(customer, prefix, tag, region).await?
+            }
         };
         if e164s.is_empty() {
-            return Err(AppError::invalid("numbers", "no number to release: give at least one of the customer's active numbers"));
+            return Err(AppError::invalid(
+                "numbers",
+                "no number to release: give at least one of the customer's active numbers",
+            ));
         }
         if e164s.len() > MAX_RELEASE {
-            return Err(AppError::invalid("numbers", format!("{} numbers; one release takes at most {MAX_RELEASE}", e164s.len())));
+            return Err(AppError::invalid(
+                "numbers",
+                format!("{} numbers; one release takes at most {MAX_RELEASE}", e164s.len()),
+            ));
         }
         match self.store.start_release(customer, &e164s, reason, by, self.now()).await? {
             Ok(r) => {
                 tracing::info!(release = %r.id, customer = %customer, numbers = r.waiting, by = %by, "release started; waiting for the customer");
                 Ok(r)
             }
-            Err(StartRefused::Empty) => Err(AppError::invalid("numbers", "give at least one number to release")),
-            Err(StartRefused::NoReason) => Err(AppError::invalid("reason", "say why the numbers are released")),
-            Err(StartRefused::Numbers(problems)) => Err(AppError::invalid("numbers", problems.join("; "))),
+            Err(StartRefused::Empty) => {
+                Err(AppError::invalid("numbers", "give at least one number to release"))
+            }
+            Err(StartRefused::NoReason) => {
+                Err(AppError::invalid("reason", "say why the numbers are released"))
+            }
+            Err(StartRefused::Numbers(problems)) => {
+                Err(AppError::invalid("numbers", problems.join("; ")))
+            }
         }
     }
 
-    async fn active_matching(&self, customer: CustomerId, prefix: Option<String>, tag: Option<String>, region: Option<String>) -> Result<Vec<String>> {
+    async fn active_matching(
+        &self,
+        customer: CustomerId,
+        prefix: Option<String>,
+        tag: Option<String>,
+        region: Option<String>,
+    ) -> Result<Vec<String>> {
         let prefix = match prefix.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-            Some(p) if p.starts_with('+') && p.len() > 1 && p[1..].bytes().all(|b| b.is_ascii_digit()) => Some(p.to_owned()),
-            Some(p) => return Err(AppError::invalid("prefix", format!("{p:?} is not an E.164 prefix like +1555"))),
+            Some(p)
+                if p.starts_with('+')
+                    && p.len() > 1
+                    && p[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(p.to_owned())
+            }
+            Some(p) => {
+                return Err(AppError::invalid(
+                    "prefix",
+                    format!("{p:?} is not an E.164 prefix like +1555"),
+                ))
+            }
             None => None,
         };
         let clean = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-        let mut query = NumberQuery { prefix, state: Some(NumberState::Active), customer_id: Some(customer), tag: clean(tag), region: clean(region), after: None, limit: 1000 };
+        let mut query = NumberQuery {
+            prefix,
+            state: Some(NumberState::Active),
+            customer_id: Some(customer),
+            tag: clean(tag),
+            region: clean(region),
+            after: None,
+            limit: 1000,
+        };
         let mut found = Vec::new();
         loop {
             let page = self.store.search_numbers(&query).await?;
@@ -140,7 +192,13 @@ impl App {
 
     /// One release and its numbers.
     pub async fn release(&self, id: Uuid) -> Result<(Release, Vec<ReleaseLine>)> {
-        let r = self.store.list_releases(Some(id), None, 1).await?.into_iter().next().ok_or(AppError::NotFound)?;
+        let r = self
+            .store
+            .list_releases(Some(id), None, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(AppError::NotFound)?;
         let lines = self.store.release_lines(id).await?;
         Ok((r, lines))
     }
@@ -153,14 +211,22 @@ impl App {
         let waiting = lines.iter().any(|l| l.state.approvable());
         let zoom = if waiting { self.look_in_zoom(customer).await? } else { ZoomLook::NotAsked };
         // What was just recorded shows on the lines too.
-        let lines = if matches!(zoom, ZoomLook::Fresh { .. }) { self.store.customer_release_lines(customer, now - RESULTS_SHOWN_FOR).await? } else { lines };
+        let lines = if matches!(zoom, ZoomLook::Fresh { .. }) {
+            self.store.customer_release_lines(customer, now - RESULTS_SHOWN_FOR).await?
+        } else {
+            lines
+        };
         Ok(WaitForRelease { lines, zoom })
     }
 
     /// Lists the customer's numbers in Zoom now to learn which are assigned to users, and records it.
     async fn look_in_zoom(&self, customer: CustomerId) -> Result<ZoomLook> {
         let Some(z) = self.zoom.as_deref() else { return Ok(ZoomLook::NotAsked) };
-        let Some(link) = self.store.zoom_link(customer).await?.filter(|l| l.state == LinkState::Linked) else { return Ok(ZoomLook::NotAsked) };
+        let Some(link) =
+            self.store.zoom_link(customer).await?.filter(|l| l.state == LinkState::Linked)
+        else {
+            return Ok(ZoomLook::NotAsked);
+        };
         let ask = async {
             let mut token = self.access_token(&link, None).await?;
             match z.client.list_all_peering_numbers(&token).await {
@@ -181,7 +247,8 @@ impl App {
             Err(_) => return Ok(ZoomLook::Unreachable { error: ZoomError::Timeout.to_string() }),
         };
         let now = self.now();
-        let seen: Vec<(String, bool)> = listed.into_iter().map(|n| (n.phone_number, n.assigned)).collect();
+        let seen: Vec<(String, bool)> =
+            listed.into_iter().map(|n| (n.phone_number, n.assigned)).collect();
         self.store.record_zoom_presence(customer, &seen, now).await?;
         Ok(ZoomLook::Fresh { at: now, listed: seen.into_iter().collect() })
     }
@@ -189,14 +256,21 @@ impl App {
     /// The customer approves the release of `numbers` (ids of its numbers waiting for release): they
     /// go `releasing` and jobs remove them from Zoom. An id that is not one of them is `NotFound` and
     /// nothing changes. Returns how many were approved.
-    pub async fn approve_release(&self, customer: CustomerId, numbers: &[NumberId], by: &Actor) -> Result<usize> {
+    pub async fn approve_release(
+        &self,
+        customer: CustomerId,
+        numbers: &[NumberId],
+        by: &Actor,
+    ) -> Result<usize> {
         match self.store.approve_release(customer, numbers, by, self.now()).await? {
             Ok(n) => {
                 tracing::info!(customer = %customer, numbers = n, by = %by, "release approved by the customer");
                 Ok(n)
             }
             Err(ApproveRefused::NotFound) => Err(AppError::NotFound),
-            Err(e @ (ApproveRefused::Empty | ApproveRefused::NoLink)) => Err(AppError::Refused(e.to_string())),
+            Err(e @ (ApproveRefused::Empty | ApproveRefused::NoLink)) => {
+                Err(AppError::Refused(e.to_string()))
+            }
         }
     }
 
@@ -208,13 +282,20 @@ impl App {
     /// Removes a release job's numbers (those still `releasing`) from Zoom and records each answer.
     /// Transient failures retry with backoff; when Zoom cannot be reached for good, or refuses the
     /// whole call, every number goes back to waiting with the reason: none is left `releasing`.
-    pub(crate) async fn run_release(&self, z: &ZoomSetup, job: &Job, worker: &str) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
+    pub(crate) async fn run_release(
+        &self,
+        z: &ZoomSetup,
+        job: &Job,
+        worker: &str,
+    ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
         let by = Actor::System("zoom-release".into());
         let Ok(payload) = serde_json::from_str::<ReleasePayload>(&job.payload) else {
             // The periodic sweep puts its numbers back to waiting.
             return Ok(Some(JobEnd::Failed { error: "unreadable job payload".into() }));
         };
-        let Some(customer) = job.customer_id else { return Ok(Some(JobEnd::Failed { error: "release job without a customer".into() })) };
+        let Some(customer) = job.customer_id else {
+            return Ok(Some(JobEnd::Failed { error: "release job without a customer".into() }));
+        };
         let numbers: Vec<String> = self
             .store
             .numbers_in(&payload.numbers)
@@ -228,12 +309,17 @@ impl App {
             return Ok(None);
         }
         let link = match job.zoom_account.as_deref() {
-            Some(account) => self.store.live_link_by_account(account).await?.filter(|l| l.customer_id == customer),
+            Some(account) => self
+                .store
+                .live_link_by_account(account)
+                .await?
+                .filter(|l| l.customer_id == customer),
             None => None,
         };
         let Some(link) = link else {
             let why = "Your Zoom account is not linked any more, so the number could not be removed from Zoom; add the app in Zoom, then release it again";
-            let all: Vec<_> = numbers.iter().map(|n| (n.clone(), RemoveResult::Refused(why.into()))).collect();
+            let all: Vec<_> =
+                numbers.iter().map(|n| (n.clone(), RemoveResult::Refused(why.into()))).collect();
             self.on_zoom_result(job, worker, &all, &by).await?;
             return Ok(None);
         };
@@ -256,20 +342,33 @@ impl App {
                     .map(|r| {
                         let result = match r.outcome {
                             Outcome::Done | Outcome::AlreadyDone => RemoveResult::Removed,
-                            Outcome::Refused { message, .. } => RemoveResult::Refused(refusal_message(&message)),
+                            Outcome::Refused { message, .. } => {
+                                RemoveResult::Refused(refusal_message(&message))
+                            }
                         };
                         (r.phone_number, result)
                     })
                     .collect();
                 numbers
                     .iter()
-                    .map(|n| (n.clone(), by_number.remove(n).unwrap_or_else(|| RemoveResult::Refused("Zoom gave no answer for this number; release it again".into()))))
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            by_number.remove(n).unwrap_or_else(|| {
+                                RemoveResult::Refused(
+                                    "Zoom gave no answer for this number; release it again".into(),
+                                )
+                            }),
+                        )
+                    })
                     .collect()
             }
             Err(ZoomCallError::Db(e)) => return Err(ZoomCallError::Db(e)),
             // Zoom asked us to wait: not a failed attempt (the runner moves the account's not_before).
             Err(e @ ZoomCallError::Zoom(ZoomError::RateLimited { .. })) => return Err(e),
-            Err(ZoomCallError::Zoom(e)) if e.is_retryable() && !z.retry.gives_up(job.attempts) => return Err(ZoomCallError::Zoom(e)),
+            Err(ZoomCallError::Zoom(e)) if e.is_retryable() && !z.retry.gives_up(job.attempts) => {
+                return Err(ZoomCallError::Zoom(e))
+            }
             Err(e) => {
                 tracing::warn!(job = %job.id, error = %e, "release: giving up on Zoom; the numbers wait for the customer again");
                 let why = format!("Zoom could not remove it ({e}); release it again");
@@ -281,9 +380,19 @@ impl App {
     }
 
     /// Records Zoom's answers for a release job with the job's end, in one transaction.
-    async fn on_zoom_result(&self, job: &Job, worker: &str, results: &[(String, RemoveResult)], by: &Actor) -> std::result::Result<(), ZoomCallError> {
+    async fn on_zoom_result(
+        &self,
+        job: &Job,
+        worker: &str,
+        results: &[(String, RemoveResult)],
+        by: &Actor,
+    ) -> std::result::Result<(), ZoomCallError> {
         let now = self.now();
-        if !self.store.complete_release(job.id, worker, results, self.quarantine_until(now), by, now).await? {
+        if !self
+            .store
+            .complete_release(job.id, worker, results, self.quarantine_until(now), by, now)
+            .await?
+        {
             tracing::warn!(job = %job.id, "lease lost before Zoom's answer was recorded; the job will be retaken and converge");
         } else {
             let released = results.iter().filter(|(_, r)| *r == RemoveResult::Removed).count();
@@ -343,7 +452,10 @@ impl Drop for Sweep {
 }
 
 /// Parses numbers as typed, naming `field` and the row of each one that is not a phone number.
-fn parse_numbers<'a>(field: &'static str, raw: impl Iterator<Item = (usize, &'a str)>) -> Result<Vec<String>> {
+fn parse_numbers<'a>(
+    field: &'static str,
+    raw: impl Iterator<Item = (usize, &'a str)>,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for (row, s) in raw {
@@ -377,13 +489,19 @@ mod tests {
 
     #[test]
     fn csv_takes_the_e164_column_or_the_first_and_names_bad_rows() {
-        let with_header = csv_numbers("name,e164\nsales,+15550100001\nsupport, +15550100002 \n").unwrap();
-        assert_eq!(with_header, vec![(2, "+15550100001".to_owned()), (3, "+15550100002".to_owned())]);
+        let with_header =
+            csv_numbers("name,e164\nsales,+15550100001\nsupport, +15550100002 \n").unwrap();
+        assert_eq!(
+            with_header,
+            vec![(2, "+15550100001".to_owned()), (3, "+15550100002".to_owned())]
+        );
         let bare = csv_numbers("+15550100001\n+15550100002,extra\n").unwrap();
         assert_eq!(bare.len(), 2);
         let e = csv_numbers("name,owner\nx,y\n").unwrap_err().to_string();
         assert!(e.contains("csv") && e.contains("e164"), "{e}");
-        let e = parse_numbers("csv", [(2usize, "+15550100001"), (3, "nope")].into_iter()).unwrap_err().to_string();
+        let e = parse_numbers("csv", [(2usize, "+15550100001"), (3, "nope")].into_iter())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("csv: row 3: \"nope\""), "{e}");
     }
 }

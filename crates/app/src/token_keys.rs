@@ -39,12 +39,24 @@ fn parse_key(field: &'static str, raw: &str) -> Result<(String, ChaCha20Poly1305
         Some((id, b64)) => (id.trim(), b64.trim()),
         None => ("default", raw),
     };
-    if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(KeyError::Config { field, message: "the key id (before ':') must be 1 to 32 letters, digits, '-' or '_'".into() });
+    if id.is_empty()
+        || id.len() > 32
+        || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(KeyError::Config {
+            field,
+            message: "the key id (before ':') must be 1 to 32 letters, digits, '-' or '_'".into(),
+        });
     }
-    let bytes = STANDARD.decode(b64).map_err(|_| KeyError::Config { field, message: "is not base64 (make one with: head -c 32 /dev/urandom | base64)".into() })?;
+    let bytes = STANDARD.decode(b64).map_err(|_| KeyError::Config {
+        field,
+        message: "is not base64 (make one with: head -c 32 /dev/urandom | base64)".into(),
+    })?;
     if bytes.len() != 32 {
-        return Err(KeyError::Config { field, message: format!("must be 32 bytes of base64, got {} bytes", bytes.len()) });
+        return Err(KeyError::Config {
+            field,
+            message: format!("must be 32 bytes of base64, got {} bytes", bytes.len()),
+        });
     }
     Ok((id.to_owned(), ChaCha20Poly1305::new(Key::from_slice(&bytes))))
 }
@@ -58,7 +70,10 @@ impl TokenKeys {
         for raw in old {
             let k = parse_key("zoom.old_token_keys", raw)?;
             if keys.iter().any(|(id, _)| *id == k.0) {
-                return Err(KeyError::Config { field: "zoom.old_token_keys", message: format!("key id {:?} is used twice", k.0) });
+                return Err(KeyError::Config {
+                    field: "zoom.old_token_keys",
+                    message: format!("key id {:?} is used twice", k.0),
+                });
             }
             keys.push(k);
         }
@@ -73,14 +88,19 @@ impl TokenKeys {
     /// A random key, for tests and the demo.
     pub fn generate(id: &str) -> TokenKeys {
         let key = ChaCha20Poly1305::generate_key(&mut OsRng);
-        TokenKeys { current_id: id.to_owned(), keys: vec![(id.to_owned(), ChaCha20Poly1305::new(&key))] }
+        TokenKeys {
+            current_id: id.to_owned(),
+            keys: vec![(id.to_owned(), ChaCha20Poly1305::new(&key))],
+        }
     }
 
     pub fn seal(&self, purpose: &str, plain: &str) -> String {
         let cipher = &self.keys[0].1;
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         // Encryption with a valid key and nonce cannot fail for inputs this size.
-        let sealed = cipher.encrypt(&nonce, Payload { msg: plain.as_bytes(), aad: purpose.as_bytes() }).unwrap_or_default();
+        let sealed = cipher
+            .encrypt(&nonce, Payload { msg: plain.as_bytes(), aad: purpose.as_bytes() })
+            .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         format!("{}:{}", self.current_id, STANDARD.encode(out))
@@ -88,13 +108,20 @@ impl TokenKeys {
 
     pub fn open(&self, purpose: &str, sealed: &str) -> Result<String, KeyError> {
         let (id, b64) = sealed.split_once(':').ok_or(KeyError::Damaged)?;
-        let cipher = &self.keys.iter().find(|(k, _)| k == id).ok_or_else(|| KeyError::UnknownKey(id.to_owned()))?.1;
+        let cipher = &self
+            .keys
+            .iter()
+            .find(|(k, _)| k == id)
+            .ok_or_else(|| KeyError::UnknownKey(id.to_owned()))?
+            .1;
         let bytes = STANDARD.decode(b64).map_err(|_| KeyError::Damaged)?;
         if bytes.len() < 12 {
             return Err(KeyError::Damaged);
         }
         let (nonce, ct) = bytes.split_at(12);
-        let plain = cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: purpose.as_bytes() }).map_err(|_| KeyError::Damaged)?;
+        let plain = cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: purpose.as_bytes() })
+            .map_err(|_| KeyError::Damaged)?;
         String::from_utf8(plain).map_err(|_| KeyError::Damaged)
     }
 }
@@ -126,7 +153,8 @@ mod tests {
     fn rotation_new_key_seals_old_keys_still_open() {
         let old = TokenKeys::new(&format!("k1:{}", key(1)), &[]).unwrap();
         let sealed_before = old.seal("refresh", "r1");
-        let rotated = TokenKeys::new(&format!("k2:{}", key(2)), &[format!("k1:{}", key(1))]).unwrap();
+        let rotated =
+            TokenKeys::new(&format!("k2:{}", key(2)), &[format!("k1:{}", key(1))]).unwrap();
         assert_eq!(rotated.open("refresh", &sealed_before).unwrap(), "r1");
         assert!(rotated.seal("refresh", "r2").starts_with("k2:"));
         let dropped = TokenKeys::new(&format!("k2:{}", key(2)), &[]).unwrap();

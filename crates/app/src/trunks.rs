@@ -21,14 +21,19 @@ fn invalid(e: TrunkError) -> AppError {
 
 impl TrunkInput<'_> {
     fn numbering(&self) -> Result<NumberingRule> {
-        NumberingRule::new(self.country_code, self.national_prefix, self.international_prefix).map_err(invalid)
+        NumberingRule::new(self.country_code, self.national_prefix, self.international_prefix)
+            .map_err(invalid)
     }
 }
 
 impl App {
     pub async fn create_trunk(&self, name: &str, input: &TrunkInput<'_>) -> Result<ZoomTrunk> {
-        let trunk = ZoomTrunk::parse(name, &input.destinations, input.numbering()?, self.now()).map_err(invalid)?;
-        self.store.insert_trunk(&trunk).await.map_err(|e| conflict(e, "name", "a trunk with this name already exists"))?;
+        let trunk = ZoomTrunk::parse(name, &input.destinations, input.numbering()?, self.now())
+            .map_err(invalid)?;
+        self.store
+            .insert_trunk(&trunk)
+            .await
+            .map_err(|e| conflict(e, "name", "a trunk with this name already exists"))?;
         tracing::info!(trunk = %trunk.name, "zoom trunk created");
         Ok(trunk)
     }
@@ -62,18 +67,29 @@ impl App {
             return Ok(trunk);
         }
         let n = self.store.customers_on_trunk(name).await?;
-        Err(AppError::Refused(format!("{n} customer(s) use trunk {name}; move them to another trunk first")))
+        Err(AppError::Refused(format!(
+            "{n} customer(s) use trunk {name}; move them to another trunk first"
+        )))
     }
 
     /// Binds a customer to a Zoom trunk (or to none with `None`): its numbers are pushed under
     /// that trunk and calls to them are routed there.
-    pub async fn set_customer_trunk(&self, customer: CustomerId, trunk: Option<&str>) -> Result<Customer> {
+    pub async fn set_customer_trunk(
+        &self,
+        customer: CustomerId,
+        trunk: Option<&str>,
+    ) -> Result<Customer> {
         let trunk = match trunk.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
             Some(t) => {
-                let name = TrunkName::parse(t).map_err(|_| AppError::invalid("zoom_trunk", format!("there is no trunk named {t:?}")))?;
+                let name = TrunkName::parse(t).map_err(|_| {
+                    AppError::invalid("zoom_trunk", format!("there is no trunk named {t:?}"))
+                })?;
                 if self.store.get_trunk(name.as_str()).await?.is_none() {
-                    return Err(AppError::invalid("zoom_trunk", format!("there is no trunk named {t:?}")));
+                    return Err(AppError::invalid(
+                        "zoom_trunk",
+                        format!("there is no trunk named {t:?}"),
+                    ));
                 }
                 Some(name)
             }

@@ -49,12 +49,19 @@ impl ImportPlan {
     fn error(&mut self, row: usize, column: Option<&str>, value: &str, reason: impl Into<String>) {
         // A value is echoed back to the operator; keep the echo short.
         let value: String = value.chars().take(80).collect();
-        self.errors.push(RowError { row, column: column.map(str::to_owned), value, reason: reason.into() });
+        self.errors.push(RowError {
+            row,
+            column: column.map(str::to_owned),
+            value,
+            reason: reason.into(),
+        });
     }
 
     /// Marks every row whose number is in `existing` as already in inventory.
     pub fn reject_existing(&mut self, existing: &std::collections::HashSet<String>) {
-        let (keep, clash): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rows).into_iter().partition(|r| !existing.contains(r.e164.as_str()));
+        let (keep, clash): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rows)
+            .into_iter()
+            .partition(|r| !existing.contains(r.e164.as_str()));
         self.rows = keep;
         for r in clash {
             self.error(r.row, Some("number"), r.e164.as_str(), "already in inventory");
@@ -67,12 +74,20 @@ impl ImportPlan {
 /// fields are accepted. Rows are checked independently; the file's own problems come as row 0 or 1.
 pub fn parse_csv(input: impl Read) -> ImportPlan {
     let mut plan = ImportPlan::default();
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(LineLimit::new(input));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(LineLimit::new(input));
     let mut records = reader.byte_records();
 
     let header = match records.next() {
         None => {
-            plan.error(0, None, "", "the file is empty; the first line must be a header naming a 'number' column");
+            plan.error(
+                0,
+                None,
+                "",
+                "the file is empty; the first line must be a header naming a 'number' column",
+            );
             return plan;
         }
         Some(Err(e)) => {
@@ -86,9 +101,16 @@ pub fn parse_csv(input: impl Read) -> ImportPlan {
         let raw = if i == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
         let name = String::from_utf8_lossy(raw).trim().to_ascii_lowercase();
         match COLUMNS.iter().find(|c| **c == name) {
-            Some(c) if columns.contains(c) => plan.error(1, Some(c), &name, "column appears twice in the header"),
+            Some(c) if columns.contains(c) => {
+                plan.error(1, Some(c), &name, "column appears twice in the header")
+            }
             Some(c) => columns.push(c),
-            None => plan.error(1, None, &name, format!("unknown column; expected {}", COLUMNS.join(", "))),
+            None => plan.error(
+                1,
+                None,
+                &name,
+                format!("unknown column; expected {}", COLUMNS.join(", ")),
+            ),
         }
     }
     if !columns.contains(&"number") {
@@ -114,7 +136,12 @@ pub fn parse_csv(input: impl Read) -> ImportPlan {
             }
         };
         if record.len() != columns.len() {
-            plan.error(row, None, "", format!("expected {} fields, found {}", columns.len(), record.len()));
+            plan.error(
+                row,
+                None,
+                "",
+                format!("expected {} fields, found {}", columns.len(), record.len()),
+            );
             continue;
         }
         let mut fields: HashMap<&str, &str> = HashMap::new();
@@ -134,7 +161,12 @@ pub fn parse_csv(input: impl Read) -> ImportPlan {
             continue;
         }
         if plan.rows.len() >= MAX_IMPORT_NUMBERS {
-            plan.error(row, None, "", format!("an import may add at most {MAX_IMPORT_NUMBERS} numbers; split the file"));
+            plan.error(
+                row,
+                None,
+                "",
+                format!("an import may add at most {MAX_IMPORT_NUMBERS} numbers; split the file"),
+            );
             return plan;
         }
         let number = fields["number"];
@@ -153,7 +185,12 @@ pub fn parse_csv(input: impl Read) -> ImportPlan {
             }
         };
         if let Some(first) = seen.get(&e164) {
-            plan.error(row, Some("number"), number, format!("duplicate in file (first on row {first})"));
+            plan.error(
+                row,
+                Some("number"),
+                number,
+                format!("duplicate in file (first on row {first})"),
+            );
             continue;
         }
         seen.insert(e164.clone(), row);
@@ -168,8 +205,14 @@ fn parse_attrs<'a>(fields: &HashMap<&str, &'a str>) -> Result<NumberAttrs, Field
     let text = |col: &'static str, max: usize| -> Result<Option<String>, FieldError<'a>> {
         match fields.get(col).copied().filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) if v.chars().count() > max => Err((col, v, format!("field too long ({} characters, at most {max})", v.chars().count()))),
-            Some(v) if v.chars().any(char::is_control) => Err((col, v, "contains control characters".into())),
+            Some(v) if v.chars().count() > max => Err((
+                col,
+                v,
+                format!("field too long ({} characters, at most {max})", v.chars().count()),
+            )),
+            Some(v) if v.chars().any(char::is_control) => {
+                Err((col, v, "contains control characters".into()))
+            }
             Some(v) => Ok(Some(v.to_owned())),
         }
     };
@@ -191,10 +234,14 @@ pub fn parse_tags(raw: &str) -> Result<Vec<String>, String> {
     let mut tags: Vec<String> = Vec::new();
     for tag in raw.split([';', ',', ' ']).map(str::trim).filter(|t| !t.is_empty()) {
         if tag.len() > MAX_TAG_LEN {
-            return Err(format!("field too long: tag '{tag}' has more than {MAX_TAG_LEN} characters"));
+            return Err(format!(
+                "field too long: tag '{tag}' has more than {MAX_TAG_LEN} characters"
+            ));
         }
         if !tag.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
-            return Err(format!("tag '{tag}' may contain only letters, digits, '-', '_', '.' and ':'"));
+            return Err(format!(
+                "tag '{tag}' may contain only letters, digits, '-', '_', '.' and ':'"
+            ));
         }
         let tag = tag.to_ascii_lowercase();
         if !tags.contains(&tag) {
@@ -231,13 +278,28 @@ pub enum RangeError {
 
 /// Expands `+15550100000-+15550109999` into its numbers (both ends included).
 pub fn parse_range(spec: &str, attrs: &NumberAttrs) -> Result<Vec<ImportRow>, RangeError> {
-    let (a, b) = spec.trim().split_once("-+").map(|(a, b)| (a.trim(), format!("+{}", b.trim()))).ok_or(RangeError::Shape)?;
-    let first = PhoneNumber::parse(a).map_err(|error| RangeError::Number { which: "first", value: a.into(), error })?;
-    let last = PhoneNumber::parse(&b).map_err(|error| RangeError::Number { which: "last", value: b.clone(), error })?;
+    let (a, b) = spec
+        .trim()
+        .split_once("-+")
+        .map(|(a, b)| (a.trim(), format!("+{}", b.trim())))
+        .ok_or(RangeError::Shape)?;
+    let first = PhoneNumber::parse(a).map_err(|error| RangeError::Number {
+        which: "first",
+        value: a.into(),
+        error,
+    })?;
+    let last = PhoneNumber::parse(&b).map_err(|error| RangeError::Number {
+        which: "last",
+        value: b.clone(),
+        error,
+    })?;
     if first.digits().len() != last.digits().len() {
         return Err(RangeError::Lengths);
     }
-    let (lo, hi): (u64, u64) = (first.digits().parse().map_err(|_| RangeError::Shape)?, last.digits().parse().map_err(|_| RangeError::Shape)?);
+    let (lo, hi): (u64, u64) = (
+        first.digits().parse().map_err(|_| RangeError::Shape)?,
+        last.digits().parse().map_err(|_| RangeError::Shape)?,
+    );
     if hi < lo {
         return Err(RangeError::Backwards);
     }
@@ -250,7 +312,11 @@ pub fn parse_range(spec: &str, attrs: &NumberAttrs) -> Result<Vec<ImportRow>, Ra
     // code and length, so they are built directly rather than re-parsed a million times.
     Ok((lo..=hi)
         .enumerate()
-        .map(|(i, n)| ImportRow { row: i + 1, e164: PhoneNumber::from_trusted(format!("+{n:0width$}")), attrs: attrs.clone() })
+        .map(|(i, n)| ImportRow {
+            row: i + 1,
+            e164: PhoneNumber::from_trusted(format!("+{n:0width$}")),
+            attrs: attrs.clone(),
+        })
         .collect())
 }
 
@@ -280,7 +346,10 @@ impl<R: Read> Read for LineLimit<R> {
                 if self.since_newline > MAX_LINE_BYTES {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("line {} is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?", self.line),
+                        format!(
+                            "line {} is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?",
+                            self.line
+                        ),
                     ));
                 }
             }
@@ -310,7 +379,10 @@ mod tests {
 
     #[test]
     fn accepts_bom_crlf_quotes_and_column_order() {
-        let plan = parse_csv("\u{FEFF}Region,\"Number\"\r\n\"US, NY\",\"+15550100000\"\r\n\r\nUS,+15550100001\r\n".as_bytes());
+        let plan = parse_csv(
+            "\u{FEFF}Region,\"Number\"\r\n\"US, NY\",\"+15550100000\"\r\n\r\nUS,+15550100001\r\n"
+                .as_bytes(),
+        );
         assert!(plan.errors.is_empty(), "{:?}", plan.errors);
         assert_eq!(plan.rows.len(), 2);
         assert_eq!(plan.rows[0].attrs.region.as_deref(), Some("US, NY"));
@@ -344,7 +416,10 @@ mod tests {
     #[test]
     fn field_too_long_and_bad_tags_are_named() {
         let long = "x".repeat(MAX_FIELD_LEN + 1);
-        let plan = parse_csv(format!("number,billing_ref,tags\n+15550100000,{long},\n+15550100001,,bad!tag\n").as_bytes());
+        let plan = parse_csv(
+            format!("number,billing_ref,tags\n+15550100000,{long},\n+15550100001,,bad!tag\n")
+                .as_bytes(),
+        );
         assert_eq!(plan.errors[0].column.as_deref(), Some("billing_ref"));
         assert!(plan.errors[0].reason.starts_with("field too long"));
         assert_eq!(plan.errors[1].column.as_deref(), Some("tags"));
@@ -380,10 +455,22 @@ mod tests {
         assert_eq!(rows.len(), 10);
         assert_eq!(rows[9].e164.as_str(), "+15550100009");
         assert_eq!(parse_range("+15550100000", &NumberAttrs::default()), Err(RangeError::Shape));
-        assert_eq!(parse_range("+15550100009-+15550100000", &NumberAttrs::default()), Err(RangeError::Backwards));
-        assert_eq!(parse_range("+15550100000-+1555010000", &NumberAttrs::default()), Err(RangeError::Lengths));
-        assert!(matches!(parse_range("+15550000000-+15559999999", &NumberAttrs::default()), Err(RangeError::TooLarge { count: 10_000_000, .. })));
-        assert!(matches!(parse_range("+1x-+15550100000", &NumberAttrs::default()), Err(RangeError::Number { which: "first", .. })));
+        assert_eq!(
+            parse_range("+15550100009-+15550100000", &NumberAttrs::default()),
+            Err(RangeError::Backwards)
+        );
+        assert_eq!(
+            parse_range("+15550100000-+1555010000", &NumberAttrs::default()),
+            Err(RangeError::Lengths)
+        );
+        assert!(matches!(
+            parse_range("+15550000000-+15559999999", &NumberAttrs::default()),
+            Err(RangeError::TooLarge { count: 10_000_000, .. })
+        ));
+        assert!(matches!(
+            parse_range("+1x-+15550100000", &NumberAttrs::default()),
+            Err(RangeError::Number { which: "first", .. })
+        ));
     }
 
     #[test]

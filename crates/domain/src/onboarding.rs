@@ -125,7 +125,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub const ALL: [JobState; 4] = [JobState::Pending, JobState::Running, JobState::Done, JobState::Failed];
+    pub const ALL: [JobState; 4] =
+        [JobState::Pending, JobState::Running, JobState::Done, JobState::Failed];
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Pending => "pending",
@@ -164,7 +165,14 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(kind: JobKind, payload: String, customer: Option<CustomerId>, order: Option<OrderId>, account: Option<String>, now: OffsetDateTime) -> Job {
+    pub fn new(
+        kind: JobKind,
+        payload: String,
+        customer: Option<CustomerId>,
+        order: Option<OrderId>,
+        account: Option<String>,
+        now: OffsetDateTime,
+    ) -> Job {
         Job {
             id: Uuid::now_v7(),
             kind,
@@ -189,9 +197,14 @@ impl Job {
 pub enum JobEnd {
     Done,
     /// Try again at `at` (a transient failure: 429, 5xx, timeout).
-    Retry { at: OffsetDateTime, error: String },
+    Retry {
+        at: OffsetDateTime,
+        error: String,
+    },
     /// Given up; an operator can retry it from the Jobs page.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// What Zoom answered for one pushed number.
@@ -241,7 +254,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let p = RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60), max_attempts: 5 };
+        let p = RetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            max_attempts: 5,
+        };
         assert_eq!(p.backoff(1, 1.0, None), Duration::from_secs(1));
         assert_eq!(p.backoff(3, 1.0, None), Duration::from_secs(4));
         assert_eq!(p.backoff(3, 0.0, None), Duration::from_secs(2));

@@ -35,7 +35,13 @@ pub enum LineState {
 }
 
 impl LineState {
-    pub const ALL: [LineState; 5] = [LineState::Waiting, LineState::Releasing, LineState::Released, LineState::Refused, LineState::Withdrawn];
+    pub const ALL: [LineState; 5] = [
+        LineState::Waiting,
+        LineState::Releasing,
+        LineState::Released,
+        LineState::Refused,
+        LineState::Withdrawn,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,20 +133,33 @@ pub fn refusal_message(zoom_message: &str) -> String {
 /// is a header naming one, else the first column of every row. Errors name the row.
 pub fn csv_numbers(text: &str) -> Result<Vec<(usize, String)>, String> {
     let text = text.trim_start_matches('\u{feff}');
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut rows = Vec::new();
     for (i, rec) in reader.records().enumerate() {
         rows.push(rec.map_err(|e| format!("row {}: {e}", i + 1))?);
     }
     let Some(first) = rows.first() else { return Ok(Vec::new()) };
-    let header = first.iter().position(|h| matches!(h.to_ascii_lowercase().as_str(), "e164" | "number" | "phone_number"));
+    let header = first.iter().position(|h| {
+        matches!(h.to_ascii_lowercase().as_str(), "e164" | "number" | "phone_number")
+    });
     let looks_like_header = first.iter().all(|h| !h.chars().any(|c| c.is_ascii_digit()));
     let (column, skip) = match header {
         Some(col) => (col, 1),
-        None if looks_like_header => return Err("row 1: the header has no e164 (or number) column".into()),
+        None if looks_like_header => {
+            return Err("row 1: the header has no e164 (or number) column".into())
+        }
         None => (0, 0),
     };
-    Ok(rows.iter().enumerate().skip(skip).filter_map(|(i, r)| r.get(column).filter(|v| !v.is_empty()).map(|v| (i + 1, v.to_owned()))).collect())
+    Ok(rows
+        .iter()
+        .enumerate()
+        .skip(skip)
+        .filter_map(|(i, r)| r.get(column).filter(|v| !v.is_empty()).map(|v| (i + 1, v.to_owned())))
+        .collect())
 }
 
 /// Why a release could not be started; nothing changed. Each problem names the number.
@@ -198,7 +217,12 @@ mod tests {
         let op = Actor::Operator("ops@carrier.example".into());
         let admin = Actor::CustomerAdmin("admin@acme.example".into());
         let worker = Actor::System("zoom-release".into());
-        let (mut n, _) = Number::imported(PhoneNumber::parse("+15550100001").unwrap(), NumberAttrs::default(), &op, t0);
+        let (mut n, _) = Number::imported(
+            PhoneNumber::parse("+15550100001").unwrap(),
+            NumberAttrs::default(),
+            &op,
+            t0,
+        );
         n.state = NumberState::Active;
         n.customer_id = Some(CustomerId::new());
         let mut trail = Vec::new();
@@ -211,19 +235,35 @@ mod tests {
         assert_eq!(n.reason.as_deref(), Some("contract ends"));
         let n = step(n.approve_release(&admin, t0));
         let n = step(n.zoom_refused_release(&refusal_message(ZOOM_ASSIGNED), &worker, t0));
-        assert_eq!((n.state, n.reason.as_deref()), (NumberState::ReleasePending, Some(UNBIND_MESSAGE)));
+        assert_eq!(
+            (n.state, n.reason.as_deref()),
+            (NumberState::ReleasePending, Some(UNBIND_MESSAGE))
+        );
         let n = step(n.approve_release(&admin, t0));
         let until = t0 + DEFAULT_QUARANTINE;
         let n = step(n.zoom_removed(until, &worker, t0));
-        assert_eq!((n.state, n.customer_id, n.aging_until), (NumberState::Aging, None, Some(until)));
-        assert!(n.clone().quarantine_over(&worker, t0 + time::Duration::days(89)).is_err(), "not before the quarantine ends");
+        assert_eq!(
+            (n.state, n.customer_id, n.aging_until),
+            (NumberState::Aging, None, Some(until))
+        );
+        assert!(
+            n.clone().quarantine_over(&worker, t0 + time::Duration::days(89)).is_err(),
+            "not before the quarantine ends"
+        );
         let n = step(n.quarantine_over(&worker, until));
         assert_eq!((n.state, n.aging_until), (NumberState::Available, None));
         use NumberState::*;
         let moves: Vec<_> = trail.iter().map(|(f, t, _)| (*f, *t)).collect();
         assert_eq!(
             moves,
-            vec![(Active, ReleasePending), (ReleasePending, Releasing), (Releasing, ReleasePending), (ReleasePending, Releasing), (Releasing, Aging), (Aging, Available)]
+            vec![
+                (Active, ReleasePending),
+                (ReleasePending, Releasing),
+                (Releasing, ReleasePending),
+                (ReleasePending, Releasing),
+                (Releasing, Aging),
+                (Aging, Available)
+            ]
         );
         assert_eq!(trail[2].2, UNBIND_MESSAGE);
     }
@@ -232,10 +272,18 @@ mod tests {
     fn withdrawn_release_returns_the_number_active_without_a_reason() {
         let t0 = time::macros::datetime!(2026-11-23 10:00 UTC);
         let op = Actor::Operator("ops@carrier.example".into());
-        let (mut n, _) = Number::imported(PhoneNumber::parse("+15550100002").unwrap(), NumberAttrs::default(), &op, t0);
+        let (mut n, _) = Number::imported(
+            PhoneNumber::parse("+15550100002").unwrap(),
+            NumberAttrs::default(),
+            &op,
+            t0,
+        );
         n.state = NumberState::Active;
         let (n, _) = n.start_release("mistake", &op, t0).unwrap();
         let (n, e) = n.withdraw_release(&op, t0).unwrap();
-        assert_eq!((n.state, n.reason, e.reason.as_deref()), (NumberState::Active, None, Some("release withdrawn")));
+        assert_eq!(
+            (n.state, n.reason, e.reason.as_deref()),
+            (NumberState::Active, None, Some("release withdrawn"))
+        );
     }
 }

@@ -127,20 +127,29 @@ fn not_routable(n: &NumberRouting<'_>) -> Option<Reason> {
         NumberState::Suspended if n.deauthorized => Some(Reason::Deauthorized),
         NumberState::Suspended => Some(Reason::Suspended),
         NumberState::Aging | NumberState::Releasing => Some(Reason::Released),
-        NumberState::Available | NumberState::Reserved | NumberState::Provisioning => Some(Reason::NotProvisioned),
+        NumberState::Available | NumberState::Reserved | NumberState::Provisioning => {
+            Some(Reason::NotProvisioned)
+        }
     }
 }
 
 /// The contract table. `from`/`to` are the numbers' routing facts (`None`: not in the inventory);
 /// `via_trunk` is the Zoom trunk an outbound call came over.
-pub fn decide<'a>(direction: Direction, from: Option<NumberRouting<'a>>, to: Option<NumberRouting<'a>>, via_trunk: Option<&str>) -> Decision<'a> {
+pub fn decide<'a>(
+    direction: Direction,
+    from: Option<NumberRouting<'a>>,
+    to: Option<NumberRouting<'a>>,
+    via_trunk: Option<&str>,
+) -> Decision<'a> {
     match direction {
         Direction::Inbound => {
             let Some(to) = to else {
                 return Decision::Reject { status: 404, reason: Reason::NotProvisioned };
             };
             match (not_routable(&to), to.trunk) {
-                (Some(r @ (Reason::Suspended | Reason::Deauthorized)), _) => Decision::Reject { status: 480, reason: r },
+                (Some(r @ (Reason::Suspended | Reason::Deauthorized)), _) => {
+                    Decision::Reject { status: 480, reason: r }
+                }
                 (Some(r), _) => Decision::Reject { status: 404, reason: r },
                 // A customer without a trunk cannot have numbers in Zoom: nowhere to send the call.
                 (None, None) => Decision::Reject { status: 404, reason: Reason::NotProvisioned },
@@ -208,13 +217,19 @@ pub fn normalize_digits(number: &str, rule: &NumberingRule) -> Result<u64, Numbe
         }
     }
     if digits.is_empty() {
-        return Err(if plus || number.is_empty() { NumberFormError::Length(0) } else { NumberFormError::NotDigits });
+        return Err(if plus || number.is_empty() {
+            NumberFormError::Length(0)
+        } else {
+            NumberFormError::NotDigits
+        });
     }
     let full = if plus {
         digits
     } else if let Some(intl) = digits.strip_prefix(rule.international_prefix()) {
         intl.to_owned()
-    } else if let Some(national) = digits.strip_prefix(rule.national_prefix()).filter(|_| !rule.national_prefix().is_empty()) {
+    } else if let Some(national) =
+        digits.strip_prefix(rule.national_prefix()).filter(|_| !rule.national_prefix().is_empty())
+    {
         format!("{}{national}", rule.country_code())
     } else if digits.starts_with(rule.country_code()) && digits.len() >= 11 {
         // Long enough to already carry the country code (switches often drop the '+').
@@ -248,7 +263,10 @@ mod tests {
         assert_eq!(d(n(Active, t)), Decision::Route { trunk: "zoom-a" });
         assert_eq!(d(n(ReleasePending, t)), Decision::Route { trunk: "zoom-a" });
         assert_eq!(d(n(Suspended, t)), rej(480, Reason::Suspended));
-        assert_eq!(d(Some(NumberRouting { state: Suspended, deauthorized: true, trunk: t })), rej(480, Reason::Deauthorized));
+        assert_eq!(
+            d(Some(NumberRouting { state: Suspended, deauthorized: true, trunk: t })),
+            rej(480, Reason::Deauthorized)
+        );
         assert_eq!(d(None), rej(404, Reason::NotProvisioned));
         for s in [Available, Reserved, Provisioning] {
             assert_eq!(d(n(s, t)), rej(404, Reason::NotProvisioned), "{s}");
@@ -256,7 +274,11 @@ mod tests {
         for s in [Aging, Releasing] {
             assert_eq!(d(n(s, t)), rej(404, Reason::Released), "{s}");
         }
-        assert_eq!(d(n(Active, None)), rej(404, Reason::NotProvisioned), "no trunk: nowhere to route");
+        assert_eq!(
+            d(n(Active, None)),
+            rej(404, Reason::NotProvisioned),
+            "no trunk: nowhere to route"
+        );
     }
 
     #[test]
@@ -269,7 +291,13 @@ mod tests {
         assert_eq!(d(n(Active, t), None), rej(403, Reason::WrongTrunk));
         assert_eq!(d(n(Active, None), Some("zoom-a")), rej(403, Reason::WrongTrunk));
         assert_eq!(d(n(Suspended, t), Some("zoom-a")), rej(403, Reason::Suspended));
-        assert_eq!(d(Some(NumberRouting { state: Suspended, deauthorized: true, trunk: t }), Some("zoom-a")), rej(403, Reason::Deauthorized));
+        assert_eq!(
+            d(
+                Some(NumberRouting { state: Suspended, deauthorized: true, trunk: t }),
+                Some("zoom-a")
+            ),
+            rej(403, Reason::Deauthorized)
+        );
         assert_eq!(d(None, Some("zoom-a")), rej(403, Reason::NotCustomerNumber));
         for s in [Available, Reserved, Provisioning] {
             assert_eq!(d(n(s, t), Some("zoom-a")), rej(403, Reason::NotProvisioned), "{s}");
@@ -287,7 +315,10 @@ mod tests {
             let routes = matches!(s, Active | ReleasePending);
             assert_eq!(matches!(inbound, Decision::Route { .. }), routes, "{s}");
             assert_eq!(outbound == Decision::Allow, routes, "{s}");
-            assert!([302, 404, 480].contains(&inbound.sip_status()) && [200, 403].contains(&outbound.sip_status()));
+            assert!(
+                [302, 404, 480].contains(&inbound.sip_status())
+                    && [200, 403].contains(&outbound.sip_status())
+            );
         }
     }
 
@@ -310,7 +341,13 @@ mod tests {
             assert_eq!(normalize(uri, &nanp), Ok(15550100000), "{uri}");
         }
         let uk = NumberingRule::new("44", "0", "00").unwrap();
-        for uri in ["sip:02071838750@x", "sip:00442071838750@x", "sip:442071838750@x", "tel:+44-20-7183-8750", "sip:2071838750@x"] {
+        for uri in [
+            "sip:02071838750@x",
+            "sip:00442071838750@x",
+            "sip:442071838750@x",
+            "tel:+44-20-7183-8750",
+            "sip:2071838750@x",
+        ] {
             assert_eq!(normalize(uri, &uk), Ok(442071838750), "{uri}");
         }
         assert_eq!(normalize("sip:carrier.example", &nanp), Err(NumberFormError::NotANumberUri));

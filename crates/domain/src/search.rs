@@ -88,13 +88,22 @@ impl RawFilters<'_> {
         let err = |field: &'static str, message: String| FilterError { field, message };
         let state = match given(self.state) {
             None => None,
-            Some(s) => Some(NumberState::parse(s).ok_or_else(|| err("state", format!("there is no state {s:?}")))?),
+            Some(s) => Some(
+                NumberState::parse(s)
+                    .ok_or_else(|| err("state", format!("there is no state {s:?}")))?,
+            ),
         };
         let customer_id = match given(self.customer) {
             None => None,
-            Some(c) => Some(c.parse::<CustomerId>().map_err(|_| err("customer", "is not a customer id".into()))?),
+            Some(c) => Some(
+                c.parse::<CustomerId>()
+                    .map_err(|_| err("customer", "is not a customer id".into()))?,
+            ),
         };
-        let tag = match crate::import::parse_tags(self.tag.unwrap_or_default()).map_err(|m| err("tag", m))?.as_slice() {
+        let tag = match crate::import::parse_tags(self.tag.unwrap_or_default())
+            .map_err(|m| err("tag", m))?
+            .as_slice()
+        {
             [] => None,
             [one] => Some(one.clone()),
             _ => return Err(err("tag", "search for one tag at a time".into())),
@@ -103,14 +112,21 @@ impl RawFilters<'_> {
             None => None,
             // Checked like a stored value: a NUL byte, for one, is an error in PostgreSQL, not a miss.
             Some(r) if r.chars().count() > crate::import::MAX_FIELD_LEN => {
-                return Err(err("region", format!("is longer than {} characters", crate::import::MAX_FIELD_LEN)))
+                return Err(err(
+                    "region",
+                    format!("is longer than {} characters", crate::import::MAX_FIELD_LEN),
+                ))
             }
-            Some(r) if r.chars().any(char::is_control) => return Err(err("region", "contains control characters".into())),
+            Some(r) if r.chars().any(char::is_control) => {
+                return Err(err("region", "contains control characters".into()))
+            }
             Some(r) => Some(r.to_owned()),
         };
         let after = match given(self.after) {
             None => None,
-            Some(a) => Some(PhoneNumber::parse(a).map_err(|e| err("after", e.to_string()))?.to_string()),
+            Some(a) => {
+                Some(PhoneNumber::parse(a).map_err(|e| err("after", e.to_string()))?.to_string())
+            }
         };
         let prefix = parse_prefix(self.prefix.unwrap_or_default()).map_err(|m| err("prefix", m))?;
         Ok(NumberQuery { prefix, state, customer_id, tag, region, after, limit })
@@ -138,8 +154,19 @@ mod tests {
 
     #[test]
     fn filters_parse_or_name_the_wrong_field() {
-        let q = RawFilters { prefix: Some(" 1555 "), state: Some("available"), tag: Some("NYC"), region: Some(" "), ..Default::default() }.parse(10).unwrap();
-        assert_eq!((q.prefix.as_deref(), q.state, q.tag.as_deref(), q.region, q.limit), (Some("+1555"), Some(NumberState::Available), Some("nyc"), None, 10));
+        let q = RawFilters {
+            prefix: Some(" 1555 "),
+            state: Some("available"),
+            tag: Some("NYC"),
+            region: Some(" "),
+            ..Default::default()
+        }
+        .parse(10)
+        .unwrap();
+        assert_eq!(
+            (q.prefix.as_deref(), q.state, q.tag.as_deref(), q.region, q.limit),
+            (Some("+1555"), Some(NumberState::Available), Some("nyc"), None, 10)
+        );
         let field = |f: RawFilters| f.parse(10).unwrap_err().field;
         assert_eq!(field(RawFilters { prefix: Some("abc"), ..Default::default() }), "prefix");
         assert_eq!(field(RawFilters { state: Some("gone"), ..Default::default() }), "state");

@@ -53,7 +53,8 @@ pub struct TrunkName(String);
 impl TrunkName {
     pub fn parse(s: &str) -> Result<Self, TrunkError> {
         let s = s.trim();
-        let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -86,9 +87,13 @@ impl SipDestination {
         let host = rest.split([';', '?']).next().unwrap_or_default();
         let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
         let host_ok = !host.is_empty()
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            })
             && !host.starts_with(':');
-        let chars_ok = s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b',' | b'\\'));
+        let chars_ok = s.len() <= 256
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b',' | b'\\'));
         if host_ok && chars_ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -119,9 +124,16 @@ pub struct NumberingRule {
 }
 
 impl NumberingRule {
-    pub fn new(country_code: &str, national_prefix: &str, international_prefix: &str) -> Result<Self, TrunkError> {
-        let digits = |s: &str, range: std::ops::RangeInclusive<usize>| range.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
-        let (cc, np, ip) = (country_code.trim(), national_prefix.trim(), international_prefix.trim());
+    pub fn new(
+        country_code: &str,
+        national_prefix: &str,
+        international_prefix: &str,
+    ) -> Result<Self, TrunkError> {
+        let digits = |s: &str, range: std::ops::RangeInclusive<usize>| {
+            range.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        let (cc, np, ip) =
+            (country_code.trim(), national_prefix.trim(), international_prefix.trim());
         if !digits(cc, 1..=3) || cc.starts_with('0') {
             return Err(TrunkError::CountryCode);
         }
@@ -131,12 +143,20 @@ impl NumberingRule {
         if !digits(ip, 2..=4) {
             return Err(TrunkError::InternationalPrefix);
         }
-        Ok(Self { country_code: cc.to_owned(), national_prefix: np.to_owned(), international_prefix: ip.to_owned() })
+        Ok(Self {
+            country_code: cc.to_owned(),
+            national_prefix: np.to_owned(),
+            international_prefix: ip.to_owned(),
+        })
     }
 
     /// North America: `+1`, national prefix `1`, international prefix `011`.
     pub fn nanp() -> Self {
-        Self { country_code: "1".into(), national_prefix: "1".into(), international_prefix: "011".into() }
+        Self {
+            country_code: "1".into(),
+            national_prefix: "1".into(),
+            international_prefix: "011".into(),
+        }
     }
 
     pub fn country_code(&self) -> &str {
@@ -173,14 +193,28 @@ pub struct ZoomTrunk {
 
 impl ZoomTrunk {
     /// Builds a trunk from what an operator typed; the first refused field is named.
-    pub fn parse(name: &str, destinations: &[&str], numbering: NumberingRule, now: OffsetDateTime) -> Result<Self, TrunkError> {
-        Ok(Self { name: TrunkName::parse(name)?, destinations: parse_destinations(destinations)?, numbering, created_at: now })
+    pub fn parse(
+        name: &str,
+        destinations: &[&str],
+        numbering: NumberingRule,
+        now: OffsetDateTime,
+    ) -> Result<Self, TrunkError> {
+        Ok(Self {
+            name: TrunkName::parse(name)?,
+            destinations: parse_destinations(destinations)?,
+            numbering,
+            created_at: now,
+        })
     }
 }
 
 /// Parses a destination list; blank entries (a trailing newline in a form) are skipped.
 pub fn parse_destinations(list: &[&str]) -> Result<Vec<SipDestination>, TrunkError> {
-    let parsed = list.iter().filter(|d| !d.trim().is_empty()).map(|d| SipDestination::parse(d)).collect::<Result<Vec<_>, _>>()?;
+    let parsed = list
+        .iter()
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| SipDestination::parse(d))
+        .collect::<Result<Vec<_>, _>>()?;
     if parsed.is_empty() || parsed.len() > MAX_DESTINATIONS {
         return Err(TrunkError::DestinationCount);
     }
@@ -201,11 +235,21 @@ mod tests {
 
     #[test]
     fn destinations_are_sip_uris_safe_in_a_contact_header() {
-        for ok in ["sip:zoom-trunk-a.example:5061;transport=tls", "sips:203.0.113.7", "sip:[2001:db8::1]:5060", "sip:peer@sbc.example;transport=tcp"] {
+        for ok in [
+            "sip:zoom-trunk-a.example:5061;transport=tls",
+            "sips:203.0.113.7",
+            "sip:[2001:db8::1]:5060",
+            "sip:peer@sbc.example;transport=tcp",
+        ] {
             assert_eq!(SipDestination::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in ["http://x", "sip:", "sip:a b", "sip:a>b", "sip:a\r\nVia: x", "zoom.example", "sip:a,b"] {
-            assert!(matches!(SipDestination::parse(bad), Err(TrunkError::Destination(_))), "{bad:?}");
+        for bad in
+            ["http://x", "sip:", "sip:a b", "sip:a>b", "sip:a\r\nVia: x", "zoom.example", "sip:a,b"]
+        {
+            assert!(
+                matches!(SipDestination::parse(bad), Err(TrunkError::Destination(_))),
+                "{bad:?}"
+            );
         }
         assert_eq!(parse_destinations(&["", " "]), Err(TrunkError::DestinationCount));
         assert_eq!(parse_destinations(&["sip:a.example"; 9]), Err(TrunkError::DestinationCount));
@@ -214,7 +258,10 @@ mod tests {
 
     #[test]
     fn numbering_rules_name_the_bad_field() {
-        assert_eq!(NumberingRule::new("44", "0", "00").unwrap().to_string(), "+44, national prefix 0, international prefix 00");
+        assert_eq!(
+            NumberingRule::new("44", "0", "00").unwrap().to_string(),
+            "+44, national prefix 0, international prefix 00"
+        );
         assert_eq!(NumberingRule::new("0", "0", "00").unwrap_err().field(), "country_code");
         assert_eq!(NumberingRule::new("1234", "1", "011").unwrap_err().field(), "country_code");
         assert_eq!(NumberingRule::new("49", "x", "00").unwrap_err().field(), "national_prefix");

@@ -43,7 +43,11 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         BenchCmd::Push(args) => return crate::bench_push::run(args).await,
         BenchCmd::Sip(args) => return crate::bench_sip::run(args).await,
     };
-    anyhow::ensure!((1..=domain::import::MAX_IMPORT_NUMBERS as u64).contains(&count), "--count must be 1 to {}", domain::import::MAX_IMPORT_NUMBERS);
+    anyhow::ensure!(
+        (1..=domain::import::MAX_IMPORT_NUMBERS as u64).contains(&count),
+        "--count must be 1 to {}",
+        domain::import::MAX_IMPORT_NUMBERS
+    );
     let dir = tempfile_dir()?;
     let sqlite = format!("sqlite://{}", dir.join("bench.db").display());
     let floor_sqlite = format!("sqlite://{}", dir.join("floor.db").display());
@@ -51,7 +55,9 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
     let pg = match postgres {
         Some(base) => Some((fresh_pg(&base, "bench").await?, fresh_pg(&base, "floor").await?)),
         None => {
-            eprintln!("(PostgreSQL skipped: pass --postgres URL; scripts/pg-throwaway starts a server)");
+            eprintln!(
+                "(PostgreSQL skipped: pass --postgres URL; scripts/pg-throwaway starts a server)"
+            );
             None
         }
     };
@@ -63,7 +69,10 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         results.push(bench_one("postgres", &db, &floor, count, searches).await?);
         print_row(&results[1], count);
     }
-    println!("\n{:<9} {:>10} {:>12} {:>12} {:>8} {:>12} {:>12}", "database", "numbers", "peerex s", "floor s", "ratio", "search p50", "search p99");
+    println!(
+        "\n{:<9} {:>10} {:>12} {:>12} {:>8} {:>12} {:>12}",
+        "database", "numbers", "peerex s", "floor s", "ratio", "search p50", "search p99"
+    );
     for r in &results {
         println!(
             "{:<9} {:>10} {:>12.2} {:>12.2} {:>7.2}x {:>9.2} ms {:>9.2} ms",
@@ -114,7 +123,9 @@ pub(crate) async fn fresh_pg(base: &str, what: &str) -> anyhow::Result<String> {
     // transaction a multi-statement simple query runs in.
     sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await?;
     sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
-    let (head, _) = base.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("--postgres must be a URL like postgres://user@host:port/db"))?;
+    let (head, _) = base.rsplit_once('/').ok_or_else(|| {
+        anyhow::anyhow!("--postgres must be a URL like postgres://user@host:port/db")
+    })?;
     Ok(format!("{head}/{name}"))
 }
 
@@ -123,15 +134,31 @@ fn range(count: u64) -> String {
     format!("+{first}-+{}", first + count - 1)
 }
 
-async fn bench_one(backend: &'static str, url: &str, floor_url: &str, count: u64, searches: usize) -> anyhow::Result<Result> {
+async fn bench_one(
+    backend: &'static str,
+    url: &str,
+    floor_url: &str,
+    count: u64,
+    searches: usize,
+) -> anyhow::Result<Result> {
     eprintln!("{backend}: importing {count} numbers through peerex...");
     let store = store::Store::connect(url).await?;
     store.migrate().await?;
-    let app = app::App::new(store, std::sync::Arc::new(domain::SystemClock), app::Settings::default());
-    let attrs = NumberAttrs { tags: vec!["bench".into()], region: Some("US".into()), ..Default::default() };
-    let rows = domain::import::parse_range(&range(count), &attrs).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app =
+        app::App::new(store, std::sync::Arc::new(domain::SystemClock), app::Settings::default());
+    let attrs =
+        NumberAttrs { tags: vec!["bench".into()], region: Some("US".into()), ..Default::default() };
+    let rows =
+        domain::import::parse_range(&range(count), &attrs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
-    let outcome = app.import_numbers(domain::import::ImportPlan { rows, errors: Vec::new() }, &Actor::System("bench".into()), false, &|_| {}).await?;
+    let outcome = app
+        .import_numbers(
+            domain::import::ImportPlan { rows, errors: Vec::new() },
+            &Actor::System("bench".into()),
+            false,
+            &|_| {},
+        )
+        .await?;
     let peerex = started.elapsed();
     anyhow::ensure!(outcome.added as u64 == count, "import added {} of {count}", outcome.added);
 
@@ -175,7 +202,10 @@ async fn floor(backend: &str, url: &str, count: u64) -> anyhow::Result<Duration>
     if backend == "sqlite" {
         use sqlx::sqlite::SqliteConnectOptions;
         use std::str::FromStr;
-        let opts = SqliteConnectOptions::from_str(url)?.create_if_missing(true).journal_mode(sqlx::sqlite::SqliteJournalMode::Wal).synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
         let mut conn = sqlx::SqliteConnection::connect_with(&opts).await?;
         sqlx::raw_sql(&format!(
             "CREATE TABLE numbers (id BLOB PRIMARY KEY, e164 TEXT NOT NULL UNIQUE, state TEXT NOT NULL, customer_id BLOB, order_id BLOB, \
@@ -188,7 +218,12 @@ async fn floor(backend: &str, url: &str, count: u64) -> anyhow::Result<Duration>
         let mut tx = conn.begin().await?;
         let sql = format!("INSERT INTO numbers ({columns}) VALUES (?, ?, 'available', NULL, NULL, ',bench,', NULL, 'US', NULL, NULL, NULL, ?)");
         for i in 0..count {
-            sqlx::query(&sql).bind(uuid_v7()).bind(format!("+{}", 15_550_000_000u64 + i)).bind(now).execute(&mut *tx).await?;
+            sqlx::query(&sql)
+                .bind(uuid_v7())
+                .bind(format!("+{}", 15_550_000_000u64 + i))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(started.elapsed())
@@ -203,10 +238,15 @@ async fn floor(backend: &str, url: &str, count: u64) -> anyhow::Result<Duration>
         .await?;
         let stamp = now.format(&time::format_description::well_known::Rfc3339)?;
         let started = Instant::now();
-        let mut copy = conn.copy_in_raw(&format!("COPY numbers ({columns}) FROM STDIN (FORMAT csv)")).await?;
+        let mut copy =
+            conn.copy_in_raw(&format!("COPY numbers ({columns}) FROM STDIN (FORMAT csv)")).await?;
         let mut buf = String::with_capacity(1 << 20);
         for i in 0..count {
-            buf.push_str(&format!("{},\"+{}\",available,,,\",bench,\",,\"US\",,,,{stamp}\n", uuid_v7(), 15_550_000_000u64 + i));
+            buf.push_str(&format!(
+                "{},\"+{}\",available,,,\",bench,\",,\"US\",,,,{stamp}\n",
+                uuid_v7(),
+                15_550_000_000u64 + i
+            ));
             if buf.len() > (1 << 20) - 256 {
                 copy.send(buf.as_bytes()).await?;
                 buf.clear();

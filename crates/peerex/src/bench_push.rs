@@ -49,10 +49,17 @@ struct Run {
 }
 
 pub async fn run(args: PushBench) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!((200..=1_000_000).contains(&args.numbers), "--numbers must be 200 to 1,000,000");
+    anyhow::ensure!(
+        (200..=1_000_000).contains(&args.numbers),
+        "--numbers must be 200 to 1,000,000"
+    );
     anyhow::ensure!((1..=1000).contains(&args.rate), "--rate must be 1 to 1000");
     anyhow::ensure!((1..=64).contains(&args.workers), "--workers must be 1 to 64");
-    let options = Options { control_api: true, rate_limit: RateLimit::PerSecond(args.rate), ..Options::default() };
+    let options = Options {
+        control_api: true,
+        rate_limit: RateLimit::PerSecond(args.rate),
+        ..Options::default()
+    };
     let sim = Simulator::new(demo::world(PLATFORM)?, options)?;
     let (addr, _handle) = sim.spawn(([127, 0, 0, 1], 0).into()).await?;
     let zoom_url = format!("http://{addr}");
@@ -68,11 +75,27 @@ pub async fn run(args: PushBench) -> anyhow::Result<ExitCode> {
         let url = crate::bench::fresh_pg(base, "push").await?;
         runs.push(bench_one("postgres", &url, &zoom_url, &args).await?);
     } else {
-        eprintln!("(PostgreSQL skipped: pass --postgres URL; scripts/pg-throwaway starts a server)");
+        eprintln!(
+            "(PostgreSQL skipped: pass --postgres URL; scripts/pg-throwaway starts a server)"
+        );
     }
     let bound = f64::from(args.numbers) / 200.0 / f64::from(args.rate);
-    println!("\n{} numbers to one Zoom account at {} requests/s: bound {:.2} s (numbers / 200 / rate)", args.numbers, args.rate, bound);
-    println!("{:<9} {:>9} {:>9} {:>12} {:>7} {:>6} {:>9} {:>11} {:>9}", "database", "link s", "push s", "% of bound", "calls", "429s", "added", "duplicates", "active");
+    println!(
+        "\n{} numbers to one Zoom account at {} requests/s: bound {:.2} s (numbers / 200 / rate)",
+        args.numbers, args.rate, bound
+    );
+    println!(
+        "{:<9} {:>9} {:>9} {:>12} {:>7} {:>6} {:>9} {:>11} {:>9}",
+        "database",
+        "link s",
+        "push s",
+        "% of bound",
+        "calls",
+        "429s",
+        "added",
+        "duplicates",
+        "active"
+    );
     for r in &runs {
         println!(
             "{:<9} {:>9.2} {:>9.2} {:>11.1}% {:>7} {:>6} {:>9} {:>11} {:>9}",
@@ -91,8 +114,15 @@ pub async fn run(args: PushBench) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn bench_one(backend: &'static str, url: &str, zoom_url: &str, args: &PushBench) -> anyhow::Result<Run> {
-    let store = store::Store::connect(url).await.with_context(|| format!("cannot open {}", crate::config::redact_url(url)))?;
+async fn bench_one(
+    backend: &'static str,
+    url: &str,
+    zoom_url: &str,
+    args: &PushBench,
+) -> anyhow::Result<Run> {
+    let store = store::Store::connect(url)
+        .await
+        .with_context(|| format!("cannot open {}", crate::config::redact_url(url)))?;
     store.migrate().await?;
     let mut settings = crate::demo::zoom_settings(zoom_url, PLATFORM);
     // A hair under Zoom's limit: pacing exactly at it meets the edge of Zoom's one-second windows.
@@ -100,19 +130,31 @@ async fn bench_one(backend: &'static str, url: &str, zoom_url: &str, args: &Push
     settings.workers = args.workers;
     settings.poll_seconds = 3600;
     let zoom = settings.setup("Bench Carrier")?.context("zoom settings")?;
-    let app = App::new(store, Arc::new(domain::SystemClock), app::Settings::default()).with_zoom(zoom);
+    let app =
+        App::new(store, Arc::new(domain::SystemClock), app::Settings::default()).with_zoom(zoom);
     let err = |e: app::AppError| anyhow::anyhow!("{e}");
 
     eprintln!("{backend}: importing and ordering {} numbers...", args.numbers);
     let by = Actor::System("bench".into());
     let customer = app.create_customer("Acme Corp", "ACME-BENCH").await.map_err(err)?;
-    app.create_user(demo::ACME_ADMIN_EMAIL, "bench-password-123", Role::CustomerAdmin, Some(customer.id)).await.map_err(err)?;
+    app.create_user(
+        demo::ACME_ADMIN_EMAIL,
+        "bench-password-123",
+        Role::CustomerAdmin,
+        Some(customer.id),
+    )
+    .await
+    .map_err(err)?;
     let last = 15_550_000_000u64 + u64::from(args.numbers) - 1;
-    app.import_range(&format!("+15550000000-+{last}"), &Default::default(), &by, false, &|_| {}).await.map_err(err)?;
+    app.import_range(&format!("+15550000000-+{last}"), &Default::default(), &by, false, &|_| {})
+        .await
+        .map_err(err)?;
     let mut left = args.numbers;
     while left > 0 {
         let count = left.min(MAX_ORDER_NUMBERS);
-        app.create_order(customer.id, OrderPick { count, ..Default::default() }, &[], &by).await.map_err(err)?;
+        app.create_order(customer.id, OrderPick { count, ..Default::default() }, &[], &by)
+            .await
+            .map_err(err)?;
         left -= count;
     }
 
@@ -120,23 +162,37 @@ async fn bench_one(backend: &'static str, url: &str, zoom_url: &str, args: &Push
     eprintln!("{backend}: linking and pushing...");
     let start = Instant::now();
     let (_, queued) = app.complete_install(customer.id, &code, &by).await.map_err(err)?;
-    anyhow::ensure!(queued == args.numbers as usize, "the link queued {queued} numbers, not {}", args.numbers);
+    anyhow::ensure!(
+        queued == args.numbers as usize,
+        "the link queued {queued} numbers, not {}",
+        args.numbers
+    );
     let link = start.elapsed();
     let workers = app.spawn_workers();
     let pushing = Instant::now();
     loop {
         let counts = app.store.count_by_state().await?;
-        let provisioning = counts.iter().find(|(s, _)| *s == NumberState::Provisioning).map_or(0, |(_, n)| *n);
+        let provisioning =
+            counts.iter().find(|(s, _)| *s == NumberState::Provisioning).map_or(0, |(_, n)| *n);
         if provisioning == 0 {
             break;
         }
-        anyhow::ensure!(pushing.elapsed() < Duration::from_secs(3600), "still {provisioning} numbers provisioning after an hour");
+        anyhow::ensure!(
+            pushing.elapsed() < Duration::from_secs(3600),
+            "still {provisioning} numbers provisioning after an hour"
+        );
         // Not too often: counting every number is work the database would rather spend on the pushes.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let push = pushing.elapsed();
     drop(workers);
-    let active = app.store.count_by_state().await?.into_iter().find(|(s, _)| *s == NumberState::Active).map_or(0, |(_, n)| n);
+    let active = app
+        .store
+        .count_by_state()
+        .await?
+        .into_iter()
+        .find(|(s, _)| *s == NumberState::Active)
+        .map_or(0, |(_, n)| n);
     let z = app.zoom.as_deref().context("zoom")?;
     let s = &z.stats;
     let run = Run {
@@ -149,18 +205,39 @@ async fn bench_one(backend: &'static str, url: &str, zoom_url: &str, args: &Push
         duplicates: s.already_done.load(Ordering::Relaxed),
         active,
     };
-    eprintln!("{backend}: link {:.2} s, push {:.2} s, {} calls, {} 429s, {} duplicates", run.link.as_secs_f64(), run.push.as_secs_f64(), run.calls, run.rate_limited, run.duplicates);
+    eprintln!(
+        "{backend}: link {:.2} s, push {:.2} s, {} calls, {} 429s, {} duplicates",
+        run.link.as_secs_f64(),
+        run.push.as_secs_f64(),
+        run.calls,
+        run.rate_limited,
+        run.duplicates
+    );
     Ok(run)
 }
 
 /// Acme's admin signs in to Zoom and allows the carrier's app; the code Zoom redirects with.
 async fn authorize(zoom_url: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
-    http.post(format!("{zoom_url}/signin")).form(&[("email", demo::ACME_ADMIN_EMAIL), ("password", demo::ACME_ADMIN_PASSWORD), ("next", "/profile")]).send().await?;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    http.post(format!("{zoom_url}/signin"))
+        .form(&[
+            ("email", demo::ACME_ADMIN_EMAIL),
+            ("password", demo::ACME_ADMIN_PASSWORD),
+            ("next", "/profile"),
+        ])
+        .send()
+        .await?;
     let redirect = format!("{PLATFORM}/zoom/oauth/callback");
     let page = http
         .get(format!("{zoom_url}/oauth/authorize"))
-        .query(&[("response_type", "code"), ("client_id", demo::CLIENT_ID), ("redirect_uri", redirect.as_str())])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", demo::CLIENT_ID),
+            ("redirect_uri", redirect.as_str()),
+        ])
         .send()
         .await?
         .text()
@@ -168,9 +245,21 @@ async fn authorize(zoom_url: &str) -> anyhow::Result<String> {
     let marker = "name=\"consent\" value=\"";
     let start = page.find(marker).context("the consent page has no consent field")? + marker.len();
     let consent = &page[start..start + page[start..].find('"').context("consent value")?];
-    let r = http.post(format!("{zoom_url}/oauth/authorize")).form(&[("consent", consent), ("decision", "allow")]).send().await?;
-    let to = r.headers().get("location").and_then(|v| v.to_str().ok()).context("Allow did not redirect")?;
+    let r = http
+        .post(format!("{zoom_url}/oauth/authorize"))
+        .form(&[("consent", consent), ("decision", "allow")])
+        .send()
+        .await?;
+    let to = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("Allow did not redirect")?;
     let to = url::Url::parse(to)?;
-    let code = to.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).context("no code in the redirect")?;
+    let code = to
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("no code in the redirect")?;
     Ok(code)
 }

@@ -69,13 +69,26 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     if args.serve_only {
         return serve_only(&args).await;
     }
-    for (tool, package) in [("sipp", "sip-tester"), ("kamailio", "kamailio"), ("tcpdump", "tcpdump"), ("taskset", "util-linux"), ("wrk", "wrk")] {
+    for (tool, package) in [
+        ("sipp", "sip-tester"),
+        ("kamailio", "kamailio"),
+        ("tcpdump", "tcpdump"),
+        ("taskset", "util-linux"),
+        ("wrk", "wrk"),
+    ] {
         anyhow::ensure!(which(tool), "bench sip needs `{tool}`: apt-get install {package}");
     }
     let baseline = baseline_dir(args.baseline.clone())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load_cores = (0..cores).filter(|c| *c != args.server_core).map(|c| c.to_string()).collect::<Vec<_>>().join(",");
-    anyhow::ensure!(!load_cores.is_empty(), "bench sip needs two cores: one for the server, one for sipp");
+    let load_cores = (0..cores)
+        .filter(|c| *c != args.server_core)
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    anyhow::ensure!(
+        !load_cores.is_empty(),
+        "bench sip needs two cores: one for the server, one for sipp"
+    );
     let dir = tempdir()?;
     println!(
         "bench sip: {} numbers, {} INVITE/s for {} s per server, server on core {}, load on {load_cores} ({cores} cores; other builds on this machine add noise)",
@@ -104,9 +117,17 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
         );
         while !routing::sip::answers_options(port, Duration::from_secs(2)) {
             let gone = child.0.try_wait()?.is_some();
-            anyhow::ensure!(!gone && started.elapsed() < Duration::from_secs(1800), "kamailio did not answer OPTIONS; see {}", dir.join("kamailio.log").display());
+            anyhow::ensure!(
+                !gone && started.elapsed() < Duration::from_secs(1800),
+                "kamailio did not answer OPTIONS; see {}",
+                dir.join("kamailio.log").display()
+            );
         }
-        println!("kamailio htable: loaded {} numbers in {:.1} s", args.numbers, started.elapsed().as_secs_f64());
+        println!(
+            "kamailio htable: loaded {} numbers in {:.1} s",
+            args.numbers,
+            started.elapsed().as_secs_f64()
+        );
         let r = load(&args, &load_cores, &dir, "kamailio", port, &scenario, &csv, child.0.id())?;
         child.stop();
         r
@@ -135,7 +156,10 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    let sip: std::net::SocketAddr = ready.get("sip").ok_or_else(|| anyhow::anyhow!("the server child did not start"))?.parse()?;
+    let sip: std::net::SocketAddr = ready
+        .get("sip")
+        .ok_or_else(|| anyhow::anyhow!("the server child did not start"))?
+        .parse()?;
     let http = ready.get("http").cloned().unwrap_or_default();
     println!(
         "peerex snapshot: {} numbers built in {} ms, {} bytes for the numbers ({:.1} bytes/number; goal <= 64), process RSS +{:.1} MB",
@@ -163,7 +187,9 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     // --- change -> decision, through the database
     let mut databases = vec![("SQLite", format!("sqlite://{}", dir.join("changes.db").display()))];
     match &args.postgres {
-        Some(base) => databases.push(("PostgreSQL", crate::bench::fresh_pg(base, "sip_changes").await?)),
+        Some(base) => {
+            databases.push(("PostgreSQL", crate::bench::fresh_pg(base, "sip_changes").await?))
+        }
         None => println!("(change -> decision on PostgreSQL skipped: pass --postgres URL)"),
     }
     for (name, url) in databases {
@@ -198,7 +224,16 @@ fn print_load(name: &str, l: &Load) {
 
 /// sipp at `rate` for `seconds` against `port`, with tcpdump on it; the server's CPU from /proc.
 #[allow(clippy::too_many_arguments)]
-fn load(args: &SipBench, load_cores: &str, dir: &Path, name: &str, port: u16, scenario: &Path, csv: &Path, server_pid: u32) -> anyhow::Result<Load> {
+fn load(
+    args: &SipBench,
+    load_cores: &str,
+    dir: &Path,
+    name: &str,
+    port: u16,
+    scenario: &Path,
+    csv: &Path,
+    server_pid: u32,
+) -> anyhow::Result<Load> {
     let pcap = dir.join(format!("{name}.pcap"));
     let mut dump = Guard(
         Command::new("taskset")
@@ -220,7 +255,20 @@ fn load(args: &SipBench, load_cores: &str, dir: &Path, name: &str, port: u16, sc
         .arg(scenario)
         .arg("-inf")
         .arg(csv)
-        .args(["-r", &args.rate.to_string(), "-rp", "1000", "-m", &calls.to_string(), "-l", "50000", "-i", "127.0.0.1", "-nostdin", "-timeout"])
+        .args([
+            "-r",
+            &args.rate.to_string(),
+            "-rp",
+            "1000",
+            "-m",
+            &calls.to_string(),
+            "-l",
+            "50000",
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+        ])
         .arg(format!("{}s", args.seconds + 30))
         .args(["-recv_timeout", "5000", "-buff_size", "8388608"])
         .current_dir(dir)
@@ -276,7 +324,8 @@ fn invite_to_final(pcap: &[u8], port: u16) -> anyhow::Result<(usize, Vec<f64>)> 
     let mut invites: HashMap<Vec<u8>, f64> = HashMap::new();
     let mut done: HashMap<Vec<u8>, f64> = HashMap::new();
     while at + 16 <= pcap.len() {
-        let (sec, frac, incl) = (u32le(&pcap[at..]), u32le(&pcap[at + 4..]), u32le(&pcap[at + 8..]) as usize);
+        let (sec, frac, incl) =
+            (u32le(&pcap[at..]), u32le(&pcap[at + 4..]), u32le(&pcap[at + 8..]) as usize);
         let t = f64::from(sec) * 1e3 + f64::from(frac) / if nanos { 1e6 } else { 1e3 };
         let frame = &pcap[at + 16..(at + 16 + incl).min(pcap.len())];
         at += 16 + incl;
@@ -289,16 +338,24 @@ fn invite_to_final(pcap: &[u8], port: u16) -> anyhow::Result<(usize, Vec<f64>)> 
         if udp.len() < 8 {
             continue;
         }
-        let (sport, dport) = (u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]]));
+        let (sport, dport) =
+            (u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]]));
         let sip = &udp[8..];
-        let Some(call_id) = header(sip, b"\r\nCall-ID:").or_else(|| header(sip, b"\r\ni:")) else { continue };
+        let Some(call_id) = header(sip, b"\r\nCall-ID:").or_else(|| header(sip, b"\r\ni:")) else {
+            continue;
+        };
         if dport == port && sip.starts_with(b"INVITE ") {
             invites.entry(call_id.to_vec()).or_insert(t);
-        } else if sport == port && sip.starts_with(b"SIP/2.0 ") && sip.get(8).is_some_and(|c| *c >= b'2') && header(sip, b"\r\nCSeq:").is_some_and(|c| c.ends_with(b"INVITE")) {
+        } else if sport == port
+            && sip.starts_with(b"SIP/2.0 ")
+            && sip.get(8).is_some_and(|c| *c >= b'2')
+            && header(sip, b"\r\nCSeq:").is_some_and(|c| c.ends_with(b"INVITE"))
+        {
             done.entry(call_id.to_vec()).or_insert(t);
         }
     }
-    let mut lat: Vec<f64> = done.iter().filter_map(|(id, t)| invites.get(id).map(|t0| t - t0)).collect();
+    let mut lat: Vec<f64> =
+        done.iter().filter_map(|(id, t)| invites.get(id).map(|t0| t - t0)).collect();
     lat.sort_by(|a, b| a.total_cmp(b));
     Ok((invites.len(), lat))
 }
@@ -334,7 +391,12 @@ fn tree_cpu_seconds(pid: u32) -> f64 {
 }
 
 /// The baseline configuration on free ports, loading `numbers` rows from a db_text table.
-fn kamailio_config(baseline: &Path, dir: &Path, numbers: u64, port: u16) -> anyhow::Result<PathBuf> {
+fn kamailio_config(
+    baseline: &Path,
+    dir: &Path,
+    numbers: u64,
+    port: u16,
+) -> anyhow::Result<PathBuf> {
     let db = dir.join("kamailio-dbtext");
     std::fs::create_dir_all(&db)?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(db.join("numbers"))?);
@@ -351,8 +413,17 @@ fn kamailio_config(baseline: &Path, dir: &Path, numbers: u64, port: u16) -> anyh
         .replace("unix:/tmp/kamailio_ctl", &format!("unix:{}", dir.join("kamailio_ctl").display()))
         .replace("text:///tmp/kamailio-dbtext", &format!("text://{}", db.display()))
         // db_text stops at 100,000 rows unless told otherwise.
-        .replace("loadmodule \"db_text.so\"\n", &format!("loadmodule \"db_text.so\"\nmodparam(\"db_text\", \"max_result_rows\", {})\n", numbers + 1));
-    anyhow::ensure!(cfg.contains(&format!(":{port}")), "the baseline config's listen line changed; update bench_sip.rs");
+        .replace(
+            "loadmodule \"db_text.so\"\n",
+            &format!(
+                "loadmodule \"db_text.so\"\nmodparam(\"db_text\", \"max_result_rows\", {})\n",
+                numbers + 1
+            ),
+        );
+    anyhow::ensure!(
+        cfg.contains(&format!(":{port}")),
+        "the baseline config's listen line changed; update bench_sip.rs"
+    );
     let path = dir.join("kamailio-baseline.cfg");
     std::fs::write(&path, cfg)?;
     Ok(path)
@@ -377,7 +448,11 @@ fn write_calls_csv(path: &Path, numbers: u64, calls: u64) -> anyhow::Result<()> 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
@@ -395,22 +470,48 @@ async fn serve_only(args: &SipBench) -> anyhow::Result<ExitCode> {
     let http = std::net::TcpListener::bind("127.0.0.1:0")?;
     println!("sip={}\nhttp={}\nbuild_ms={build_ms}\nnumber_bytes={number_bytes}\nrss_delta={rss_delta}\nready", udp.local_addr()?, http.local_addr()?);
     // With the default per-source limit, as `serve` runs it (sipp's rate stays under it).
-    routing::sip::spawn_udp(routing.clone(), udp, routing::RoutingConfig::default().sip_source_limit)?;
+    routing::sip::spawn_udp(
+        routing.clone(),
+        udp,
+        routing::RoutingConfig::default().sip_source_limit,
+    )?;
     let lookup = routing::http::spawn(routing, http, None)?;
     // Until killed (or the lookup thread dies).
-    tokio::task::spawn_blocking(move || lookup.join()).await?.map_err(|_| anyhow::anyhow!("the lookup API thread panicked"))?;
+    tokio::task::spawn_blocking(move || lookup.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the lookup API thread panicked"))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn build_snapshot(numbers: u64) -> anyhow::Result<Snapshot> {
-    let trunk = ZoomTrunk::parse(TRUNK, &["sip:zoom-a.zoom-peer.invalid;transport=tls"], NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH)?;
+    let trunk = ZoomTrunk::parse(
+        TRUNK,
+        &["sip:zoom-a.zoom-peer.invalid;transport=tls"],
+        NumberingRule::nanp(),
+        time::OffsetDateTime::UNIX_EPOCH,
+    )?;
     let customers: Vec<CustomerId> = (0..1000).map(|_| CustomerId::new()).collect();
     let mut s = Snapshot::default();
-    s.set_customers(customers.iter().map(|c| RoutingCustomer { id: *c, trunk: Some(TRUNK.into()), app_removed: false }).collect(), vec![trunk]);
+    s.set_customers(
+        customers
+            .iter()
+            .map(|c| RoutingCustomer { id: *c, trunk: Some(TRUNK.into()), app_removed: false })
+            .collect(),
+        vec![trunk],
+    );
     let mut page = Vec::with_capacity(50_000);
     for i in 0..numbers {
-        let customer = if state_of(i) == NumberState::Aging { None } else { Some(customers[(i % 1000) as usize]) };
-        page.push(NumberFacts { e164: PhoneNumber::from_trusted(format!("+{}", FIRST + i)), state: state_of(i), customer, reason: None });
+        let customer = if state_of(i) == NumberState::Aging {
+            None
+        } else {
+            Some(customers[(i % 1000) as usize])
+        };
+        page.push(NumberFacts {
+            e164: PhoneNumber::from_trusted(format!("+{}", FIRST + i)),
+            state: state_of(i),
+            customer,
+            reason: None,
+        });
         if page.len() == 50_000 {
             s.load(&page);
             page.clear();
@@ -422,7 +523,14 @@ fn build_snapshot(numbers: u64) -> anyhow::Result<Snapshot> {
 }
 
 /// wrk with 16 keep-alive connections over random numbers; (requests/s, p99 ms).
-fn wrk(load_cores: &str, dir: &Path, http: &str, numbers: u64, seconds: u64, _server: u32) -> anyhow::Result<(f64, f64)> {
+fn wrk(
+    load_cores: &str,
+    dir: &Path,
+    http: &str,
+    numbers: u64,
+    seconds: u64,
+    _server: u32,
+) -> anyhow::Result<(f64, f64)> {
     let script = dir.join("lookup.lua");
     std::fs::write(
         &script,
@@ -436,15 +544,29 @@ fn wrk(load_cores: &str, dir: &Path, http: &str, numbers: u64, seconds: u64, _se
     let out = Command::new("taskset")
         // One wrk thread per load core: two threads on one core time-slice each other, and wrk's own
         // waiting shows up as lookup latency (p99 0.8-1.7 ms with -t2 against 0.2 ms with -t1 here).
-        .args(["-c", load_cores, "wrk", &format!("-t{}", load_cores.split(',').count()), "-c16", "--latency"])
+        .args([
+            "-c",
+            load_cores,
+            "wrk",
+            &format!("-t{}", load_cores.split(',').count()),
+            "-c16",
+            "--latency",
+        ])
         .arg(format!("-d{seconds}s"))
         .arg("-s")
         .arg(&script)
         .arg(format!("http://{http}"))
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
-    let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).map_or(f64::NAN, |v| wrk_ms(v.trim()));
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map_or(f64::NAN, |v| wrk_ms(v.trim()));
     if rps.is_nan() {
         eprintln!("wrk said:\n{text}{}", String::from_utf8_lossy(&out.stderr));
     }
@@ -481,7 +603,14 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
     store.set_customer_trunk(c.id, Some(TRUNK)).await?;
     let by = domain::Actor::System("bench".into());
     let numbers: Vec<(domain::Number, domain::NumberEvent)> = (0..changes as u64)
-        .map(|i| domain::Number::imported(PhoneNumber::from_trusted(format!("+{}", FIRST + i)), Default::default(), &by, now))
+        .map(|i| {
+            domain::Number::imported(
+                PhoneNumber::from_trusted(format!("+{}", FIRST + i)),
+                Default::default(),
+                &by,
+                now,
+            )
+        })
         .collect();
     let numbers: Vec<domain::Number> = {
         store.insert_numbers(&numbers, &|_| {}).await?;
@@ -490,22 +619,35 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
     for n in &numbers {
         store.force_number_state(n.e164.as_str(), "active", Some(c.id.as_uuid())).await?;
     }
-    let config = routing::RoutingConfig { http_listen: String::new(), sip_listen: String::new(), ..Default::default() };
+    let config = routing::RoutingConfig {
+        http_listen: String::new(),
+        sip_listen: String::new(),
+        ..Default::default()
+    };
     let started = routing::start(store.clone(), &config).await?;
-    anyhow::ensure!(routing::wait_ready(&started.routing, Duration::from_secs(30)).await, "the snapshot did not load");
+    anyhow::ensure!(
+        routing::wait_ready(&started.routing, Duration::from_secs(30)).await,
+        "the snapshot did not load"
+    );
     let mut out = Vec::with_capacity(changes);
     for (i, n) in numbers.iter().enumerate() {
         let key = FIRST + i as u64;
         // Wait until the snapshot has the number routing, so each change is timed on its own.
         let t = Instant::now();
-        while started.routing.read().decide(Direction::Inbound, None, Some(key), None).status != 302 {
+        while started.routing.read().decide(Direction::Inbound, None, Some(key), None).status != 302
+        {
             anyhow::ensure!(t.elapsed() < Duration::from_secs(10), "{} never routed", n.e164);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let t0 = Instant::now();
         store.force_number_state(n.e164.as_str(), "aging", None).await?;
-        while started.routing.read().decide(Direction::Inbound, None, Some(key), None).status != 404 {
-            anyhow::ensure!(t0.elapsed() < Duration::from_secs(10), "{} still routed after 10 s", n.e164);
+        while started.routing.read().decide(Direction::Inbound, None, Some(key), None).status != 404
+        {
+            anyhow::ensure!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{} still routed after 10 s",
+                n.e164
+            );
             tokio::task::yield_now().await;
         }
         out.push(t0.elapsed().as_secs_f64() * 1e3);
@@ -543,7 +685,8 @@ impl Drop for Guard {
 }
 
 fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 fn baseline_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -554,7 +697,9 @@ fn baseline_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     candidates
         .into_iter()
         .find(|d| d.join("kamailio-htable-redirect.cfg").is_file())
-        .ok_or_else(|| anyhow::anyhow!("--baseline: no kamailio-htable-redirect.cfg (shared/routing) found"))
+        .ok_or_else(|| {
+            anyhow::anyhow!("--baseline: no kamailio-htable-redirect.cfg (shared/routing) found")
+        })
         // sipp runs in the temporary directory: a relative path would not reach the scenario.
         .and_then(|d| Ok(d.canonicalize()?))
 }

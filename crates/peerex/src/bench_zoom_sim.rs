@@ -159,7 +159,11 @@ fn number(account: usize, j: usize) -> String {
 
 /// Starts `peerex zoom-sim` with `rate_limit`, installs the app on every account, drives the load,
 /// stops the simulator.
-async fn phase(world: &std::path::Path, rate_limit: &str, args: &ZoomSimBench) -> anyhow::Result<Phase> {
+async fn phase(
+    world: &std::path::Path,
+    rate_limit: &str,
+    args: &ZoomSimBench,
+) -> anyhow::Result<Phase> {
     let exe = std::env::current_exe().context("cannot find the peerex binary")?;
     let mut child = std::process::Command::new(exe)
         .args(["zoom-sim", "--listen", "127.0.0.1:0", "--rate-limit", rate_limit, "--world"])
@@ -179,7 +183,11 @@ async fn drive(child: &mut Child, args: &ZoomSimBench) -> anyhow::Result<Phase> 
     let base = api_base(child)?;
     let mut tokens = Vec::with_capacity(args.accounts);
     for i in 0..args.accounts {
-        tokens.push(install(&base, i).await.with_context(|| format!("installing the app on account {i}"))?);
+        tokens.push(
+            install(&base, i)
+                .await
+                .with_context(|| format!("installing the app on account {i}"))?,
+        );
     }
     let pid = child.id();
     let cpu_before = cpu_seconds(pid);
@@ -190,11 +198,22 @@ async fn drive(child: &mut Child, args: &ZoomSimBench) -> anyhow::Result<Phase> 
         let token = Arc::new(token);
         for c in 0..args.connections {
             let (token, base) = (token.clone(), base.clone());
-            tasks.push(tokio::spawn(async move { worker(base, token, account, c, deadline).await }));
+            tasks
+                .push(tokio::spawn(async move { worker(base, token, account, c, deadline).await }));
         }
     }
-    let mut p = Phase { requests: 0, ok: 0, limited: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new(), cpu: None, max_ok_in_a_second: 0 };
-    let mut per_second: std::collections::HashMap<(usize, u64), u64> = std::collections::HashMap::new();
+    let mut p = Phase {
+        requests: 0,
+        ok: 0,
+        limited: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+        cpu: None,
+        max_ok_in_a_second: 0,
+    };
+    let mut per_second: std::collections::HashMap<(usize, u64), u64> =
+        std::collections::HashMap::new();
     for t in tasks {
         let w = t.await?;
         p.requests += w.ok + w.limited + w.errors;
@@ -223,11 +242,29 @@ struct Worker {
     latencies_us: Vec<u32>,
 }
 
-async fn worker(base: String, token: Arc<String>, account: usize, conn: usize, deadline: Instant) -> Worker {
-    let mut w = Worker { account, ok_seconds: Vec::new(), ok: 0, limited: 0, errors: 0, latencies_us: Vec::new() };
-    let Some((host, prefix)) = base.strip_prefix("http://").and_then(|r| r.split_once('/')) else { return w };
+async fn worker(
+    base: String,
+    token: Arc<String>,
+    account: usize,
+    conn: usize,
+    deadline: Instant,
+) -> Worker {
+    let mut w = Worker {
+        account,
+        ok_seconds: Vec::new(),
+        ok: 0,
+        limited: 0,
+        errors: 0,
+        latencies_us: Vec::new(),
+    };
+    let Some((host, prefix)) = base.strip_prefix("http://").and_then(|r| r.split_once('/')) else {
+        return w;
+    };
     let path = format!("/{prefix}/number_management/peering_numbers");
-    let list = format!("GET {path}?page_size=30 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes();
+    let list = format!(
+        "GET {path}?page_size=30 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .into_bytes();
     let patches: Vec<Vec<u8>> = (0..NUMBERS_PER_ACCOUNT)
         .map(|j| {
             let body = serde_json::json!({ "phone_numbers": [{ "phone_number": number(account, j), "status": true }] }).to_string();
@@ -243,7 +280,8 @@ async fn worker(base: String, token: Arc<String>, account: usize, conn: usize, d
     let mut i = 0usize;
     while Instant::now() < deadline {
         if conn_io.is_none() {
-            conn_io = tokio::net::TcpStream::connect(host).await.ok().map(tokio::io::BufStream::new);
+            conn_io =
+                tokio::net::TcpStream::connect(host).await.ok().map(tokio::io::BufStream::new);
         }
         let Some(io) = conn_io.as_mut() else {
             w.errors += 1;
@@ -257,7 +295,12 @@ async fn worker(base: String, token: Arc<String>, account: usize, conn: usize, d
         match status {
             Some(200..=299) => {
                 w.ok += 1;
-                w.ok_seconds.push(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+                w.ok_seconds.push(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
+                );
             }
             Some(429) => w.limited += 1,
             Some(_) => w.errors += 1,
@@ -274,7 +317,11 @@ async fn worker(base: String, token: Arc<String>, account: usize, conn: usize, d
 /// One HTTP/1.1 request and its response on a kept-alive connection; the status, or None when the
 /// connection failed. A bare-bones client on purpose: the load generator shares the machine with the
 /// simulator, and every cycle it spends is one the simulator does not get.
-async fn exchange(io: &mut tokio::io::BufStream<tokio::net::TcpStream>, request: &[u8], body: &mut Vec<u8>) -> Option<u16> {
+async fn exchange(
+    io: &mut tokio::io::BufStream<tokio::net::TcpStream>,
+    request: &[u8],
+    body: &mut Vec<u8>,
+) -> Option<u16> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     io.write_all(request).await.ok()?;
     io.flush().await.ok()?;
@@ -320,9 +367,17 @@ fn api_base(child: &mut Child) -> anyhow::Result<String> {
 /// The Marketplace install as the account's admin does it: sign in, Allow, then the code exchange.
 async fn install(api_base: &str, account: usize) -> anyhow::Result<String> {
     let base = api_base.trim_end_matches("/v2");
-    let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let email = admin(account);
-    browser.post(format!("{base}/signin")).form(&[("email", email.as_str()), ("password", PASSWORD), ("next", "/")]).send().await?.error_for_status()?;
+    browser
+        .post(format!("{base}/signin"))
+        .form(&[("email", email.as_str()), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await?
+        .error_for_status()?;
     let consent_page = browser
         .get(format!("{base}/oauth/authorize"))
         .query(&[("response_type", "code"), ("client_id", CLIENT_ID), ("redirect_uri", REDIRECT)])
@@ -334,13 +389,30 @@ async fn install(api_base: &str, account: usize) -> anyhow::Result<String> {
     let marker = "name=\"consent\" value=\"";
     let start = consent_page.find(marker).context("no consent form")? + marker.len();
     let consent = consent_page[start..].split('"').next().unwrap_or_default();
-    let allowed = browser.post(format!("{base}/oauth/authorize")).form(&[("consent", consent), ("decision", "allow")]).send().await?;
-    let location = allowed.headers().get("location").and_then(|l| l.to_str().ok()).context("Allow did not redirect")?;
-    let code = location.split("code=").nth(1).and_then(|c| c.split('&').next()).context("no code in the redirect")?.to_owned();
+    let allowed = browser
+        .post(format!("{base}/oauth/authorize"))
+        .form(&[("consent", consent), ("decision", "allow")])
+        .send()
+        .await?;
+    let location = allowed
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .context("Allow did not redirect")?;
+    let code = location
+        .split("code=")
+        .nth(1)
+        .and_then(|c| c.split('&').next())
+        .context("no code in the redirect")?
+        .to_owned();
     let token: serde_json::Value = browser
         .post(format!("{base}/oauth/token"))
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ])
         .send()
         .await?
         .error_for_status()?

@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "peerex", version, about = "A carrier's platform for selling phone numbers to Zoom Phone customers over Cloud Peering")]
+#[command(
+    name = "peerex",
+    version,
+    about = "A carrier's platform for selling phone numbers to Zoom Phone customers over Cloud Peering"
+)]
 pub struct Cli {
     /// TOML configuration file (default: ./peerex.toml if present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -285,8 +289,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Releases(cmd) => crate::releases_cmd::run(&app, cmd).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
             let scope = Scope::parse(&scope).context("--scope must be read or write")?;
-            let (clear, token) = app.create_token(&name, scope, &cli_actor().to_string()).await.map_err(user_error)?;
-            eprintln!("API token {:?} ({}) created. Copy it now: it is not shown again.", token.name, token.scope.as_str());
+            let (clear, token) = app
+                .create_token(&name, scope, &cli_actor().to_string())
+                .await
+                .map_err(user_error)?;
+            eprintln!(
+                "API token {:?} ({}) created. Copy it now: it is not shown again.",
+                token.name,
+                token.scope.as_str()
+            );
             println!("{clear}");
         }
         Command::Users(UsersCmd::CreateAdmin { email, password_stdin, read_only }) => {
@@ -298,7 +309,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("password: {password}");
             }
         }
-        Command::Config(_) | Command::Demo { .. } | Command::Bench(_) | Command::ZoomSim(_) => unreachable!("handled above"),
+        Command::Config(_) | Command::Demo { .. } | Command::Bench(_) | Command::ZoomSim(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -306,7 +319,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Connects and migrates: every command works on a schema that is up to date.
 pub async fn open(config: &Config) -> anyhow::Result<App> {
     let url = config.database_url()?;
-    let store = store::Store::connect(&url).await.with_context(|| format!("cannot open the database {}", config::redact_url(&url)))?;
+    let store = store::Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config::redact_url(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
     let settings = app::Settings {
         session_ttl: time::Duration::hours(config.session_hours),
@@ -340,7 +355,8 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 }
 
 fn parse_customer(id: &str) -> anyhow::Result<CustomerId> {
-    id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a customer id (see `peerex customers list`)"))
+    id.parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a customer id (see `peerex customers list`)"))
 }
 
 fn parse_order(id: &str) -> anyhow::Result<OrderId> {
@@ -367,7 +383,9 @@ fn progress(len: usize, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({per_sec}, {eta} left)") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({per_sec}, {eta} left)")
+    {
         bar.set_style(style);
     }
     bar.set_message(what.to_owned());
@@ -380,14 +398,19 @@ async fn numbers(app: &App, cmd: NumbersCmd) -> anyhow::Result<ExitCode> {
             let by = cli_actor();
             let outcome = if let Some(range) = range {
                 let attrs = domain::number::NumberAttrs {
-                    tags: domain::import::parse_tags(tags.as_deref().unwrap_or_default()).map_err(|m| anyhow::anyhow!("--tags: {m}"))?,
+                    tags: domain::import::parse_tags(tags.as_deref().unwrap_or_default())
+                        .map_err(|m| anyhow::anyhow!("--tags: {m}"))?,
                     region,
                     ..Default::default()
                 };
-                let rows = domain::import::parse_range(&range, &attrs).map_err(|e| anyhow::anyhow!("--range: {e}"))?;
+                let rows = domain::import::parse_range(&range, &attrs)
+                    .map_err(|e| anyhow::anyhow!("--range: {e}"))?;
                 let bar = progress(rows.len(), "importing");
                 let plan = domain::import::ImportPlan { rows, errors: Vec::new() };
-                let outcome = app.import_numbers(plan, &by, dry_run, &|n| bar.inc(n as u64)).await.map_err(user_error)?;
+                let outcome = app
+                    .import_numbers(plan, &by, dry_run, &|n| bar.inc(n as u64))
+                    .await
+                    .map_err(user_error)?;
                 bar.finish_and_clear();
                 outcome
             } else {
@@ -395,11 +418,15 @@ async fn numbers(app: &App, cmd: NumbersCmd) -> anyhow::Result<ExitCode> {
                 let plan = if path.as_os_str() == "-" {
                     domain::import::parse_csv(std::io::stdin().lock())
                 } else {
-                    let f = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+                    let f = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
                     domain::import::parse_csv(std::io::BufReader::with_capacity(1 << 20, f))
                 };
                 let bar = progress(plan.rows.len(), "importing");
-                let outcome = app.import_numbers(plan, &by, dry_run, &|n| bar.inc(n as u64)).await.map_err(user_error)?;
+                let outcome = app
+                    .import_numbers(plan, &by, dry_run, &|n| bar.inc(n as u64))
+                    .await
+                    .map_err(user_error)?;
                 bar.finish_and_clear();
                 outcome
             };
@@ -426,7 +453,13 @@ async fn numbers(app: &App, cmd: NumbersCmd) -> anyhow::Result<ExitCode> {
             } else {
                 for n in &found {
                     let customer = n.customer_id.map(|c| c.to_string()).unwrap_or_default();
-                    println!("{:<16} {:<15} {:<36} {}", n.e164, n.state, customer, n.tags.join(","));
+                    println!(
+                        "{:<16} {:<15} {:<36} {}",
+                        n.e164,
+                        n.state,
+                        customer,
+                        n.tags.join(",")
+                    );
                 }
                 if found.len() == query.page_size() as usize {
                     if let Some(last) = found.last() {
@@ -438,22 +471,43 @@ async fn numbers(app: &App, cmd: NumbersCmd) -> anyhow::Result<ExitCode> {
         }
         NumbersCmd::Export { filter, output } => {
             let sink: Box<dyn Write> = match &output {
-                Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?),
+                Some(path) => Box::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot write {}", path.display()))?,
+                ),
                 None => Box::new(std::io::stdout().lock()),
             };
             let mut w = csv::Writer::from_writer(std::io::BufWriter::new(sink));
-            w.write_record(["number", "state", "customer_id", "tags", "billing_ref", "region", "note"])?;
+            w.write_record([
+                "number",
+                "state",
+                "customer_id",
+                "tags",
+                "billing_ref",
+                "region",
+                "note",
+            ])?;
             let mut query = filter.query(None, domain::search::MAX_PAGE)?;
             let mut count = 0usize;
             loop {
                 let page = app.search_numbers(&query).await.map_err(user_error)?;
                 for n in &page {
                     let customer = n.customer_id.map(|c| c.to_string()).unwrap_or_default();
-                    w.write_record([n.e164.as_str(), n.state.as_str(), &customer, &n.tags.join(";"), n.billing_ref.as_deref().unwrap_or(""), n.region.as_deref().unwrap_or(""), n.note.as_deref().unwrap_or("")])?;
+                    w.write_record([
+                        n.e164.as_str(),
+                        n.state.as_str(),
+                        &customer,
+                        &n.tags.join(";"),
+                        n.billing_ref.as_deref().unwrap_or(""),
+                        n.region.as_deref().unwrap_or(""),
+                        n.note.as_deref().unwrap_or(""),
+                    ])?;
                 }
                 count += page.len();
                 match page.last() {
-                    Some(last) if page.len() == query.page_size() as usize => query.after = Some(last.e164.to_string()),
+                    Some(last) if page.len() == query.page_size() as usize => {
+                        query.after = Some(last.e164.to_string())
+                    }
                     _ => break,
                 }
             }
@@ -482,23 +536,40 @@ async fn customers(app: &App, cmd: CustomersCmd) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for c in list {
-                    println!("{}  {:<12} {:<8} {}", c.id, c.contract_ref, c.contract_state.as_str(), c.name);
+                    println!(
+                        "{}  {:<12} {:<8} {}",
+                        c.id,
+                        c.contract_ref,
+                        c.contract_state.as_str(),
+                        c.name
+                    );
                 }
             }
         }
         CustomersCmd::End { id } => {
-            let c = app.set_contract_state(parse_customer(&id)?, ContractState::Ended).await.map_err(user_error)?;
+            let c = app
+                .set_contract_state(parse_customer(&id)?, ContractState::Ended)
+                .await
+                .map_err(user_error)?;
             println!("contract of {} ended: no new orders", c.name);
         }
         CustomersCmd::Reactivate { id } => {
-            let c = app.set_contract_state(parse_customer(&id)?, ContractState::Active).await.map_err(user_error)?;
+            let c = app
+                .set_contract_state(parse_customer(&id)?, ContractState::Active)
+                .await
+                .map_err(user_error)?;
             println!("contract of {} is active again", c.name);
         }
-        CustomersCmd::SetTrunk { id, trunk, .. } => crate::trunks_cmd::set_customer_trunk(app, &id, trunk.as_deref()).await?,
+        CustomersCmd::SetTrunk { id, trunk, .. } => {
+            crate::trunks_cmd::set_customer_trunk(app, &id, trunk.as_deref()).await?
+        }
         CustomersCmd::AddAdmin { id, email, password_stdin } => {
             let customer = parse_customer(&id)?;
             let (password, generated) = password(password_stdin)?;
-            let user = app.create_user(&email, &password, Role::CustomerAdmin, Some(customer)).await.map_err(user_error)?;
+            let user = app
+                .create_user(&email, &password, Role::CustomerAdmin, Some(customer))
+                .await
+                .map_err(user_error)?;
             println!("customer admin {} created", user.email);
             if generated {
                 println!("password: {password}");
@@ -511,10 +582,24 @@ async fn customers(app: &App, cmd: CustomersCmd) -> anyhow::Result<()> {
 async fn orders(app: &App, cmd: OrdersCmd) -> anyhow::Result<()> {
     match cmd {
         OrdersCmd::Create { customer, count, prefix, region, tag, numbers, json } => {
-            let pick = OrderPick { count: count.unwrap_or(0), prefix: domain::search::parse_prefix(prefix.as_deref().unwrap_or_default()).map_err(|m| anyhow::anyhow!("--prefix: {m}"))?, region, tag };
-            let (order, reserved) = app.order_numbers(parse_customer(&customer)?, pick, &numbers, &cli_actor()).await.map_err(user_error)?;
+            let pick = OrderPick {
+                count: count.unwrap_or(0),
+                prefix: domain::search::parse_prefix(prefix.as_deref().unwrap_or_default())
+                    .map_err(|m| anyhow::anyhow!("--prefix: {m}"))?,
+                region,
+                tag,
+            };
+            let (order, reserved) = app
+                .order_numbers(parse_customer(&customer)?, pick, &numbers, &cli_actor())
+                .await
+                .map_err(user_error)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"order": order, "numbers": reserved}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"order": order, "numbers": reserved})
+                    )?
+                );
             } else {
                 println!("order {} created: {} numbers reserved, pending until the customer's Zoom account is linked", order.id, reserved.len());
                 for n in reserved {
@@ -529,26 +614,45 @@ async fn orders(app: &App, cmd: OrdersCmd) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for o in list {
-                    println!("{}  {:<9} {:>6} numbers  customer {}", o.id, o.state.as_str(), o.number_count, o.customer_id);
+                    println!(
+                        "{}  {:<9} {:>6} numbers  customer {}",
+                        o.id,
+                        o.state.as_str(),
+                        o.number_count,
+                        o.customer_id
+                    );
                 }
             }
         }
         OrdersCmd::Show { id, json } => {
             let (order, numbers) = app.order(parse_order(&id)?, None).await.map_err(user_error)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"order": order, "numbers": numbers}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"order": order, "numbers": numbers})
+                    )?
+                );
             } else {
-                println!("order {} ({}) for customer {}, created by {}", order.id, order.state.as_str(), order.customer_id, order.created_by);
+                println!(
+                    "order {} ({}) for customer {}, created by {}",
+                    order.id,
+                    order.state.as_str(),
+                    order.customer_id,
+                    order.created_by
+                );
                 for n in numbers {
                     println!("  {:<16} {}", n.e164, n.state);
                 }
             }
         }
         OrdersCmd::Cancel { id } => {
-            let order = app.cancel_order(parse_order(&id)?, None, &cli_actor()).await.map_err(user_error)?;
+            let order = app
+                .cancel_order(parse_order(&id)?, None, &cli_actor())
+                .await
+                .map_err(user_error)?;
             println!("order {} cancelled; its numbers are available again", order.id);
         }
     }
     Ok(())
 }
-

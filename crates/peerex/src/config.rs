@@ -116,16 +116,31 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("peerex.toml")),
         }
-        let config: Config = figment.merge(Env::prefixed("PEEREX_").ignore(&["TEST_PG_URL"]).split("__")).extract().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let config: Config = figment
+            .merge(Env::prefixed("PEEREX_").ignore(&["TEST_PG_URL"]).split("__"))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(matches!(self.log_format.as_str(), "text" | "json"), "configuration: log_format must be \"text\" or \"json\"");
-        anyhow::ensure!((1..=24 * 30).contains(&self.session_hours), "configuration: session_hours must be 1 to 720");
-        anyhow::ensure!((0..=3650).contains(&self.release_quarantine_days), "configuration: release_quarantine_days must be 0 to 3650");
-        anyhow::ensure!(!self.carrier_name.trim().is_empty(), "configuration: carrier_name must not be empty");
+        anyhow::ensure!(
+            matches!(self.log_format.as_str(), "text" | "json"),
+            "configuration: log_format must be \"text\" or \"json\""
+        );
+        anyhow::ensure!(
+            (1..=24 * 30).contains(&self.session_hours),
+            "configuration: session_hours must be 1 to 720"
+        );
+        anyhow::ensure!(
+            (0..=3650).contains(&self.release_quarantine_days),
+            "configuration: release_quarantine_days must be 0 to 3650"
+        );
+        anyhow::ensure!(
+            !self.carrier_name.trim().is_empty(),
+            "configuration: carrier_name must not be empty"
+        );
         self.zoom.setup(&self.carrier_name)?;
         Ok(())
     }
@@ -135,7 +150,9 @@ impl Config {
         if !self.database_url.trim().is_empty() {
             return Ok(self.database_url.trim().to_owned());
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", self.data_dir.display()))?;
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data_dir {}: {e}", self.data_dir.display())
+        })?;
         Ok(format!("sqlite://{}", self.data_dir.join("peerex.db").display()))
     }
 }
@@ -173,7 +190,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://peerex:hunter2@db/peerex"), "postgres://peerex:***@db/peerex");
+        assert_eq!(
+            redact_url("postgres://peerex:hunter2@db/peerex"),
+            "postgres://peerex:***@db/peerex"
+        );
         assert_eq!(redact_url("sqlite://peerex-data/peerex.db"), "sqlite://peerex-data/peerex.db");
         let c = Config { database_url: "postgres://u:topsecret@h/d".into(), ..Config::default() };
         assert!(!format!("{c:?}").contains("topsecret"));
@@ -183,6 +203,9 @@ mod tests {
     fn the_example_is_the_defaults() {
         let from_example: Config = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
         let defaults = Config::default();
-        assert_eq!(serde_json::to_value(&from_example).unwrap(), serde_json::to_value(&defaults).unwrap());
+        assert_eq!(
+            serde_json::to_value(&from_example).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
     }
 }

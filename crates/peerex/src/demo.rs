@@ -109,9 +109,17 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     let by = Actor::System("demo".into());
     app.create_user(OPERATOR_EMAIL, DEMO_PASSWORD, Role::Admin, None).await.map_err(err)?;
     let acme = app.create_customer("Acme Corp", "ACME-001").await.map_err(err)?;
-    app.create_user(CUSTOMER_EMAIL, DEMO_PASSWORD, Role::CustomerAdmin, Some(acme.id)).await.map_err(err)?;
-    let attrs = domain::number::NumberAttrs { tags: vec!["demo".into()], region: Some("US-NY".into()), ..Default::default() };
-    app.import_range("+15550100000-+15550109999", &attrs, &by, false, &|_| {}).await.map_err(err)?;
+    app.create_user(CUSTOMER_EMAIL, DEMO_PASSWORD, Role::CustomerAdmin, Some(acme.id))
+        .await
+        .map_err(err)?;
+    let attrs = domain::number::NumberAttrs {
+        tags: vec!["demo".into()],
+        region: Some("US-NY".into()),
+        ..Default::default()
+    };
+    app.import_range("+15550100000-+15550109999", &attrs, &by, false, &|_| {})
+        .await
+        .map_err(err)?;
     let pick = OrderPick { count: 5, prefix: Some("+1555010".into()), ..Default::default() };
     app.create_order(acme.id, pick, &[], &by).await.map_err(err)?;
     Ok(())

@@ -75,9 +75,14 @@ pub async fn run(app: &App, cmd: ReleasesCmd) -> anyhow::Result<()> {
     let user = |e: app::AppError| anyhow::anyhow!("{e}");
     match cmd {
         ReleasesCmd::Start { customer, reason, numbers, csv, prefix, tag, region, json } => {
-            let customer = customer.parse().map_err(|_| anyhow::anyhow!("--customer: {customer:?} is not a customer id"))?;
+            let customer = customer
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--customer: {customer:?} is not a customer id"))?;
             let selection = if let Some(path) = csv {
-                Selection::Csv(std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?)
+                Selection::Csv(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )
             } else if !numbers.is_empty() {
                 Selection::List(numbers)
             } else if prefix.is_some() || tag.is_some() || region.is_some() {
@@ -85,24 +90,40 @@ pub async fn run(app: &App, cmd: ReleasesCmd) -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("give --number, --csv, or a filter (--prefix, --tag, --region)");
             };
-            let r = app.start_release(customer, selection, &reason, &actor()).await.map_err(user)?;
+            let r =
+                app.start_release(customer, selection, &reason, &actor()).await.map_err(user)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("release {} started: {} numbers wait for the customer's approval", r.id, r.waiting);
+                println!(
+                    "release {} started: {} numbers wait for the customer's approval",
+                    r.id, r.waiting
+                );
             }
         }
         ReleasesCmd::List { customer, all, json } => {
             let customer = match customer {
-                Some(c) => Some(c.parse().map_err(|_| anyhow::anyhow!("--customer: {c:?} is not a customer id"))?),
+                Some(c) => Some(
+                    c.parse()
+                        .map_err(|_| anyhow::anyhow!("--customer: {c:?} is not a customer id"))?,
+                ),
                 None => None,
             };
-            let list: Vec<_> = app.releases(customer, 500).await.map_err(user)?.into_iter().filter(|r| all || r.open() > 0).collect();
+            let list: Vec<_> = app
+                .releases(customer, 500)
+                .await
+                .map_err(user)?
+                .into_iter()
+                .filter(|r| all || r.open() > 0)
+                .collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 let now = app.now();
-                println!("{:<36}  {:<36}  {:>5}  {:>7}  {:>9}  {:>7}  {:>8}  reason", "release", "customer", "age", "waiting", "releasing", "refused", "released");
+                println!(
+                    "{:<36}  {:<36}  {:>5}  {:>7}  {:>9}  {:>7}  {:>8}  reason",
+                    "release", "customer", "age", "waiting", "releasing", "refused", "released"
+                );
                 for r in list {
                     println!(
                         "{:<36}  {:<36}  {:>5}  {:>7}  {:>9}  {:>7}  {:>8}  {}",
@@ -122,11 +143,28 @@ pub async fn run(app: &App, cmd: ReleasesCmd) -> anyhow::Result<()> {
             let id = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a release id"))?;
             let (r, lines) = app.release(id).await.map_err(user)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "release": r, "numbers": lines }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "release": r, "numbers": lines })
+                    )?
+                );
             } else {
-                println!("release {} for customer {}: {} (started by {}, {} ago)", r.id, r.customer_id, r.reason, r.started_by, age(r.started_at, app.now()));
+                println!(
+                    "release {} for customer {}: {} (started by {}, {} ago)",
+                    r.id,
+                    r.customer_id,
+                    r.reason,
+                    r.started_by,
+                    age(r.started_at, app.now())
+                );
                 for l in lines {
-                    println!("{}  {:<9}  {}", l.e164, l.state.as_str(), l.message.unwrap_or_default());
+                    println!(
+                        "{}  {:<9}  {}",
+                        l.e164,
+                        l.state.as_str(),
+                        l.message.unwrap_or_default()
+                    );
                 }
             }
         }

@@ -13,7 +13,11 @@ const DEMO_DESTINATION: &str = "sip:sbc.zoom-demo.invalid:5061;transport=tls";
 fn prefer(addr: &str, udp_too: bool) -> String {
     let tcp = std::net::TcpListener::bind(addr).is_ok();
     let udp = !udp_too || std::net::UdpSocket::bind(addr).is_ok();
-    if tcp && udp { addr.to_owned() } else { "127.0.0.1:0".to_owned() }
+    if tcp && udp {
+        addr.to_owned()
+    } else {
+        "127.0.0.1:0".to_owned()
+    }
 }
 
 /// Gives customers without a Zoom trunk the demo's, starts both routing listeners and prints how to
@@ -21,15 +25,26 @@ fn prefer(addr: &str, udp_too: bool) -> String {
 pub async fn start_routing_for_demo(app: &App, config: &mut Config) -> anyhow::Result<()> {
     let trunk = zoom_sim::demo::SIP_TRUNK;
     if app.trunk(trunk).await.is_err() {
-        let input = app::trunks::TrunkInput { destinations: vec![DEMO_DESTINATION], country_code: "1", national_prefix: "1", international_prefix: "011" };
+        let input = app::trunks::TrunkInput {
+            destinations: vec![DEMO_DESTINATION],
+            country_code: "1",
+            national_prefix: "1",
+            international_prefix: "011",
+        };
         app.create_trunk(trunk, &input).await.map_err(|e| anyhow::anyhow!("demo trunk: {e}"))?;
     }
     for c in app.store.list_customers().await? {
         if c.zoom_trunk.is_none() {
-            app.set_customer_trunk(c.id, Some(trunk)).await.map_err(|e| anyhow::anyhow!("demo trunk for {}: {e}", c.name))?;
+            app.set_customer_trunk(c.id, Some(trunk))
+                .await
+                .map_err(|e| anyhow::anyhow!("demo trunk for {}: {e}", c.name))?;
         }
     }
-    let settings = RoutingConfig { http_listen: prefer("127.0.0.1:8081", false), sip_listen: prefer("127.0.0.1:5062", true), ..config.routing.clone() };
+    let settings = RoutingConfig {
+        http_listen: prefer("127.0.0.1:8081", false),
+        sip_listen: prefer("127.0.0.1:5062", true),
+        ..config.routing.clone()
+    };
     web::install_metrics();
     let started = routing::start(app.store.clone(), &settings).await?;
     routing::wait_ready(&started.routing, Duration::from_secs(10)).await;

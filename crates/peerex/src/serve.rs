@@ -6,21 +6,34 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 pub fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log_level).map_err(|e| anyhow::anyhow!("configuration: log_level: {e}"))?;
+    let filter = EnvFilter::try_new(&config.log_level)
+        .map_err(|e| anyhow::anyhow!("configuration: log_level: {e}"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second initialisation (tests, demo) keeps the first subscriber.
-    let _ = if config.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let _ =
+        if config.log_format == "json" { builder.json().try_init() } else { builder.try_init() };
     Ok(())
 }
 
 /// Serves the portals and the API on `listen` until `shutdown` (Ctrl-C / SIGTERM), letting requests
 /// in flight finish.
-pub async fn serve(app: App, config: &Config, listen: &str, listener: Option<TcpListener>, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn serve(
+    app: App,
+    config: &Config,
+    listen: &str,
+    listener: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let listener = match listener {
         Some(l) => l,
-        None => TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?,
+        None => TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?,
     };
-    let ui = web::Ui { carrier_name: config.carrier_name.clone(), secure_cookies: config.secure_cookies };
+    let ui = web::Ui {
+        carrier_name: config.carrier_name.clone(),
+        secure_cookies: config.secure_cookies,
+    };
     if config.routing.enabled() {
         web::install_metrics();
         routing::start(app.store.clone(), &config.routing).await?;
@@ -49,7 +62,8 @@ impl Shutdown {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let catch = |kind| signal(kind).map_err(|e| anyhow::anyhow!("cannot catch signals: {e}"));
+            let catch =
+                |kind| signal(kind).map_err(|e| anyhow::anyhow!("cannot catch signals: {e}"));
             Ok(Self { signals: (catch(SignalKind::interrupt())?, catch(SignalKind::terminate())?) })
         }
         #[cfg(not(unix))]

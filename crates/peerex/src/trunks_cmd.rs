@@ -37,7 +37,14 @@ pub enum TrunksCmd {
 
 pub async fn run(app: &App, cmd: TrunksCmd) -> anyhow::Result<()> {
     match cmd {
-        TrunksCmd::Add { name, destinations, country_code, national_prefix, international_prefix, json } => {
+        TrunksCmd::Add {
+            name,
+            destinations,
+            country_code,
+            national_prefix,
+            international_prefix,
+            json,
+        } => {
             let input = TrunkInput {
                 destinations: destinations.iter().map(String::as_str).collect(),
                 country_code: &country_code,
@@ -48,7 +55,12 @@ pub async fn run(app: &App, cmd: TrunksCmd) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&t)?);
             } else {
-                println!("trunk {} created: {} destination(s); numbering {}", t.name, t.destinations.len(), t.numbering);
+                println!(
+                    "trunk {} created: {} destination(s); numbering {}",
+                    t.name,
+                    t.destinations.len(),
+                    t.numbering
+                );
             }
         }
         TrunksCmd::List { json } => {
@@ -72,7 +84,10 @@ pub async fn run(app: &App, cmd: TrunksCmd) -> anyhow::Result<()> {
 
 /// `peerex customers set-trunk ID (TRUNK | --none)`.
 pub async fn set_customer_trunk(app: &App, id: &str, trunk: Option<&str>) -> anyhow::Result<()> {
-    let customer = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a customer id (see `peerex customers list`)")).context("customers set-trunk")?;
+    let customer = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a customer id (see `peerex customers list`)"))
+        .context("customers set-trunk")?;
     let c = app.set_customer_trunk(customer, trunk).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     match &c.zoom_trunk {
         Some(t) => println!("{} now uses Zoom trunk {t}", c.name),

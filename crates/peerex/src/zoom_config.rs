@@ -122,7 +122,10 @@ impl ZoomConfig {
             return Ok(None);
         }
         let need = |field: &str, v: &str| -> anyhow::Result<()> {
-            anyhow::ensure!(!v.trim().is_empty(), "configuration: zoom.{field} is required when zoom.client_id is set");
+            anyhow::ensure!(
+                !v.trim().is_empty(),
+                "configuration: zoom.{field} is required when zoom.client_id is set"
+            );
             Ok(())
         };
         need("client_secret", &self.client_secret)?;
@@ -130,11 +133,27 @@ impl ZoomConfig {
         need("webhook_secret", &self.webhook_secret)?;
         need("token_key", &self.token_key)?;
         need("sip_trunk_name", &self.sip_trunk_name)?;
-        anyhow::ensure!((1..=300).contains(&self.timeout_seconds), "configuration: zoom.timeout_seconds must be 1 to 300");
-        anyhow::ensure!(self.poll_seconds >= 10, "configuration: zoom.poll_seconds must be at least 10");
-        anyhow::ensure!((0.0..=1000.0).contains(&self.requests_per_second), "configuration: zoom.requests_per_second must be 0 to 1000");
-        anyhow::ensure!((1..=64).contains(&self.workers), "configuration: zoom.workers must be 1 to 64");
-        let url = |field: &str, v: &str| v.trim().parse::<url::Url>().map_err(|e| anyhow::anyhow!("configuration: zoom.{field}: {e}"));
+        anyhow::ensure!(
+            (1..=300).contains(&self.timeout_seconds),
+            "configuration: zoom.timeout_seconds must be 1 to 300"
+        );
+        anyhow::ensure!(
+            self.poll_seconds >= 10,
+            "configuration: zoom.poll_seconds must be at least 10"
+        );
+        anyhow::ensure!(
+            (0.0..=1000.0).contains(&self.requests_per_second),
+            "configuration: zoom.requests_per_second must be 0 to 1000"
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&self.workers),
+            "configuration: zoom.workers must be 1 to 64"
+        );
+        let url = |field: &str, v: &str| {
+            v.trim()
+                .parse::<url::Url>()
+                .map_err(|e| anyhow::anyhow!("configuration: zoom.{field}: {e}"))
+        };
         let config = zoom::Config {
             oauth_base: url("oauth_base", &self.oauth_base)?,
             api_base: url("api_base", &self.api_base)?,
@@ -143,9 +162,16 @@ impl ZoomConfig {
             redirect_uri: url("redirect_uri", &self.redirect_uri)?,
             timeout: Duration::from_secs(self.timeout_seconds),
         };
-        let client = zoom::Client::new(config).map_err(|e| anyhow::anyhow!("configuration: zoom: {e}"))?;
-        let keys = TokenKeys::new(&self.token_key, &self.old_token_keys).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-        let mut setup = ZoomSetup::new(client, keys, self.webhook_secret.trim().to_owned(), self.sip_trunk_name.trim().to_owned());
+        let client =
+            zoom::Client::new(config).map_err(|e| anyhow::anyhow!("configuration: zoom: {e}"))?;
+        let keys = TokenKeys::new(&self.token_key, &self.old_token_keys)
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let mut setup = ZoomSetup::new(
+            client,
+            keys,
+            self.webhook_secret.trim().to_owned(),
+            self.sip_trunk_name.trim().to_owned(),
+        );
         setup.poll_every = Duration::from_secs(self.poll_seconds);
         setup.requests_per_second = self.requests_per_second;
         setup.workers = self.workers;
@@ -175,7 +201,8 @@ mod tests {
     #[test]
     fn the_example_is_the_defaults() {
         use figment::providers::{Format, Toml};
-        let from_example: ZoomConfig = figment::Figment::from(Toml::string(EXAMPLE)).extract_inner("zoom").unwrap();
+        let from_example: ZoomConfig =
+            figment::Figment::from(Toml::string(EXAMPLE)).extract_inner("zoom").unwrap();
         assert_eq!(from_example, ZoomConfig::default());
         assert!(TokenKeys::new(&TokenKeys::new_key_setting("k1"), &[]).is_ok());
     }
@@ -192,9 +219,14 @@ mod tests {
     async fn a_complete_section_builds_and_a_missing_setting_is_named() {
         assert!(ZoomConfig::default().setup("C").unwrap().is_none(), "off without a client id");
         assert!(configured().setup("C").unwrap().is_some());
-        let e = ZoomConfig { webhook_secret: String::new(), ..configured() }.setup("C").err().unwrap();
-        assert_eq!(e.to_string(), "configuration: zoom.webhook_secret is required when zoom.client_id is set");
-        let e = ZoomConfig { token_key: "k1:short".into(), ..configured() }.setup("C").err().unwrap();
+        let e =
+            ZoomConfig { webhook_secret: String::new(), ..configured() }.setup("C").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "configuration: zoom.webhook_secret is required when zoom.client_id is set"
+        );
+        let e =
+            ZoomConfig { token_key: "k1:short".into(), ..configured() }.setup("C").err().unwrap();
         assert!(e.to_string().starts_with("configuration: zoom.token_key"), "{e}");
     }
 }

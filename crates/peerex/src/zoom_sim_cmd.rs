@@ -15,7 +15,12 @@ pub struct ZoomSimArgs {
     world: Option<PathBuf>,
     /// With the demo world: the platform's base URL, where the app's OAuth redirect
     /// (/zoom/oauth/callback) and webhooks (/zoom/webhook) go.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080", conflicts_with = "world")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080",
+        conflicts_with = "world"
+    )]
     platform_url: String,
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:9090")]
@@ -35,7 +40,12 @@ fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
     match s {
         "by-plan" => Ok(RateLimit::ByPlan),
         "off" => Ok(RateLimit::Off),
-        n => n.parse::<u32>().ok().filter(|n| *n > 0).map(RateLimit::PerSecond).ok_or_else(|| format!("{s:?}: give by-plan, off or a positive number")),
+        n => n
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(RateLimit::PerSecond)
+            .ok_or_else(|| format!("{s:?}: give by-plan, off or a positive number")),
     }
 }
 
@@ -44,7 +54,12 @@ pub async fn run(args: ZoomSimArgs) -> anyhow::Result<ExitCode> {
         Some(path) => World::load(path)?,
         None => zoom_sim::demo::world(&args.platform_url)?,
     };
-    let options = Options { control_api: args.control, state_file: args.state.clone(), rate_limit: args.rate_limit, ..Options::default() };
+    let options = Options {
+        control_api: args.control,
+        state_file: args.state.clone(),
+        rate_limit: args.rate_limit,
+        ..Options::default()
+    };
     let shutdown = crate::serve::Shutdown::catch()?;
     let sim = Simulator::new(world, options)?;
     let (addr, handle) = sim.spawn(args.listen).await?;
@@ -77,7 +92,11 @@ pub async fn start_for_demo(platform_url: &str) -> anyhow::Result<Embedded> {
         Ok(running) => running,
         Err(_) => sim.spawn(([127, 0, 0, 1], 0).into()).await?,
     };
-    Ok(Embedded { url: format!("http://{addr}"), description: describe(&sim, addr), _handle: handle })
+    Ok(Embedded {
+        url: format!("http://{addr}"),
+        description: describe(&sim, addr),
+        _handle: handle,
+    })
 }
 
 /// Where things are and who can sign in, for a person at a terminal. Tests read the first words of
@@ -87,28 +106,53 @@ pub fn describe(sim: &Simulator, addr: SocketAddr) -> String {
     let world = sim.world();
     let mut s = String::new();
     let _ = writeln!(s, "  Sign in to Zoom  {base}/signin");
-    let _ = writeln!(s, "  App Marketplace  {base}/marketplace?category=Carrier%20Provider%20Exchange");
+    let _ =
+        writeln!(s, "  App Marketplace  {base}/marketplace?category=Carrier%20Provider%20Exchange");
     let _ = writeln!(s, "  Phone Numbers    {base}/pbx/phone-numbers");
     let _ = writeln!(s, "  OAuth            {base}/oauth/authorize  {base}/oauth/token");
     let _ = writeln!(s, "  API base         {base}/v2");
     if sim.options().control_api {
-        let _ = writeln!(s, "  Control API      {base}/_sim/  (e.g. {base}/_sim/accounts, {base}/_sim/webhooks)");
+        let _ = writeln!(
+            s,
+            "  Control API      {base}/_sim/  (e.g. {base}/_sim/accounts, {base}/_sim/webhooks)"
+        );
     } else {
         let _ = writeln!(s, "  Control API      off (--control serves it under /_sim/)");
     }
     let c = world.carrier();
-    let _ = writeln!(s, "  Carrier          {} (carrier_code {}), SIP trunks {}", c.name, c.carrier_code, c.sip_trunk_names.join(", "));
+    let _ = writeln!(
+        s,
+        "  Carrier          {} (carrier_code {}), SIP trunks {}",
+        c.name,
+        c.carrier_code,
+        c.sip_trunk_names.join(", ")
+    );
     for app in world.apps() {
-        let _ = writeln!(s, "  App              {} ({:?}): client_id {} / client_secret {}", app.name, app.kind, app.client_id, app.client_secret);
+        let _ = writeln!(
+            s,
+            "  App              {} ({:?}): client_id {} / client_secret {}",
+            app.name, app.kind, app.client_id, app.client_secret
+        );
         if !app.redirect_uris.is_empty() {
             let _ = writeln!(s, "                   redirect URI {}", app.redirect_uris.join(" "));
         }
         if let Some(url) = app.deauthorization_url.as_ref().or(app.event_url.as_ref()) {
-            let _ = writeln!(s, "                   webhooks to {url} (secret token {})", app.secret_token.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                s,
+                "                   webhooks to {url} (secret token {})",
+                app.secret_token.as_deref().unwrap_or("")
+            );
         }
     }
     for account in world.accounts() {
-        let _ = writeln!(s, "  Zoom account     {} ({}, {:?}{})", account.name, account.id, account.plan, if account.zoom_phone { ", Zoom Phone" } else { ", no Zoom Phone" });
+        let _ = writeln!(
+            s,
+            "  Zoom account     {} ({}, {:?}{})",
+            account.name,
+            account.id,
+            account.plan,
+            if account.zoom_phone { ", Zoom Phone" } else { ", no Zoom Phone" }
+        );
         for u in account.all_users() {
             let role = if u.id == account.admin.id { "admin" } else { "user" };
             let _ = writeln!(s, "                   {role} {} / {}", u.email, u.password);

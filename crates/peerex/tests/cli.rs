@@ -13,7 +13,11 @@ macro_rules! on_both {
     };
 }
 
-on_both!(csv_import_reports_every_bad_row_and_writes_nothing, import_search_export_and_order, bad_ids_and_impossible_orders_are_refused_clearly);
+on_both!(
+    csv_import_reports_every_bad_row_and_writes_nothing,
+    import_search_export_and_order,
+    bad_ids_and_impossible_orders_are_refused_clearly
+);
 
 fn csv_import_reports_every_bad_row_and_writes_nothing(cli: Cli) {
     let bad = cli.file("bad.csv", b"\xEF\xBB\xBFnumber,tags,region\r\n+15550100000,a;b,US\r\n5550100001,,\r\n\"+15550100000\",,\r\n+15550100002,,US,extra\r\n");
@@ -21,7 +25,10 @@ fn csv_import_reports_every_bad_row_and_writes_nothing(cli: Cli) {
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("row 3, number: \"5550100001\": not E.164"), "{text}");
-    assert!(text.contains("row 4, number: \"+15550100000\": duplicate in file (first on row 2)"), "{text}");
+    assert!(
+        text.contains("row 4, number: \"+15550100000\": duplicate in file (first on row 2)"),
+        "{text}"
+    );
     assert!(text.contains("row 5: \"\": expected 3 fields, found 4"), "{text}");
     assert!(text.contains("nothing was imported"));
     assert_eq!(cli.ok(&["numbers", "search", "--json"]).trim(), "[]");
@@ -34,35 +41,84 @@ fn csv_import_reports_every_bad_row_and_writes_nothing(cli: Cli) {
 
 fn import_search_export_and_order(cli: Cli) {
     let good = cli.file("good.csv", b"number,tags,billing_ref,region,note\n+15550100000,nyc;premium,B-1,US-NY,\"first, of many\"\n+15550100001,,,US-NY,\n");
-    assert!(cli.ok(&["numbers", "import", &good, "--dry-run"]).contains("dry run: 2 numbers would be added"));
+    assert!(cli
+        .ok(&["numbers", "import", &good, "--dry-run"])
+        .contains("dry run: 2 numbers would be added"));
     assert_eq!(cli.ok(&["numbers", "search", "--json"]).trim(), "[]", "a dry run writes nothing");
     assert!(cli.ok(&["numbers", "import", &good]).contains("added 2 numbers"));
     // Importing the same file again: every row is already in the inventory.
     let again = cli.run(&["numbers", "import", &good]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stdout).contains("already in inventory"));
-    assert!(cli.ok(&["numbers", "import", "--range", "+15550200000-+15550200099", "--tags", "bulk", "--region", "US-CA"]).contains("added 100 numbers"));
+    assert!(cli
+        .ok(&[
+            "numbers",
+            "import",
+            "--range",
+            "+15550200000-+15550200099",
+            "--tags",
+            "bulk",
+            "--region",
+            "US-CA"
+        ])
+        .contains("added 100 numbers"));
 
-    let found: serde_json::Value = serde_json::from_str(&cli.ok(&["numbers", "search", "--prefix", "+155502", "--tag", "bulk", "--limit", "500", "--json"])).unwrap();
+    let found: serde_json::Value = serde_json::from_str(&cli.ok(&[
+        "numbers", "search", "--prefix", "+155502", "--tag", "bulk", "--limit", "500", "--json",
+    ]))
+    .unwrap();
     assert_eq!(found.as_array().map(Vec::len), Some(100));
 
     let export = cli.ok(&["numbers", "export", "--prefix", "+1555010"]);
     let mut lines = export.lines();
     assert_eq!(lines.next(), Some("number,state,customer_id,tags,billing_ref,region,note"));
-    assert_eq!(lines.next(), Some("+15550100000,available,,nyc;premium,B-1,US-NY,\"first, of many\""));
+    assert_eq!(
+        lines.next(),
+        Some("+15550100000,available,,nyc;premium,B-1,US-NY,\"first, of many\"")
+    );
     assert_eq!(lines.count(), 1);
 
-    let customer: serde_json::Value = serde_json::from_str(&cli.ok(&["customers", "create", "--name", "Acme Corp", "--contract-ref", "ACME-1", "--json"])).unwrap();
+    let customer: serde_json::Value = serde_json::from_str(&cli.ok(&[
+        "customers",
+        "create",
+        "--name",
+        "Acme Corp",
+        "--contract-ref",
+        "ACME-1",
+        "--json",
+    ]))
+    .unwrap();
     let id = customer["id"].as_str().unwrap().to_owned();
-    let order = cli.ok(&["orders", "create", "--customer", &id, "--count", "10", "--prefix", "+155502", "--json"]);
+    let order = cli.ok(&[
+        "orders",
+        "create",
+        "--customer",
+        &id,
+        "--count",
+        "10",
+        "--prefix",
+        "+155502",
+        "--json",
+    ]);
     let order: serde_json::Value = serde_json::from_str(&order).unwrap();
     assert_eq!(order["numbers"].as_array().map(Vec::len), Some(10));
     assert_eq!(order["order"]["state"], "pending");
-    let reserved: serde_json::Value = serde_json::from_str(&cli.ok(&["numbers", "search", "--customer", &id, "--state", "reserved", "--json"])).unwrap();
+    let reserved: serde_json::Value = serde_json::from_str(&cli.ok(&[
+        "numbers",
+        "search",
+        "--customer",
+        &id,
+        "--state",
+        "reserved",
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(reserved.as_array().map(Vec::len), Some(10));
     let order_id = order["order"]["id"].as_str().unwrap();
     assert!(cli.ok(&["orders", "cancel", order_id]).contains("cancelled"));
-    let reserved: serde_json::Value = serde_json::from_str(&cli.ok(&["numbers", "search", "--state", "reserved", "--json"])).unwrap();
+    let reserved: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["numbers", "search", "--state", "reserved", "--json"]))
+            .unwrap();
     assert_eq!(reserved.as_array().map(Vec::len), Some(0));
 }
 
@@ -74,28 +130,58 @@ fn bad_ids_and_impossible_orders_are_refused_clearly(cli: Cli) {
     };
     assert!(err(&["orders", "cancel", "not-an-id"]).contains("is not an order id"));
     assert!(err(&["orders", "show", "01a20000-0000-7000-8000-000000000000"]).contains("not found"));
-    assert!(err(&["numbers", "import", "--range", "+15550000000-+15559999999"]).contains("at most 2000000"));
+    assert!(err(&["numbers", "import", "--range", "+15550000000-+15559999999"])
+        .contains("at most 2000000"));
     assert!(err(&["numbers", "search", "--prefix", "' OR 1=1"]).contains("--prefix"));
-    let c: serde_json::Value = serde_json::from_str(&cli.ok(&["customers", "create", "--name", "Acme", "--contract-ref", "A", "--json"])).unwrap();
+    let c: serde_json::Value = serde_json::from_str(&cli.ok(&[
+        "customers",
+        "create",
+        "--name",
+        "Acme",
+        "--contract-ref",
+        "A",
+        "--json",
+    ]))
+    .unwrap();
     let id = c["id"].as_str().unwrap();
-    assert!(err(&["customers", "create", "--name", "Other", "--contract-ref", "A"]).contains("contract_ref: another customer has this contract reference"));
-    assert!(err(&["orders", "create", "--customer", id, "--count", "1"]).contains("only 0 matching numbers are available; the order asks for 1"));
-    assert!(err(&["users", "create-admin", "--email", "not-an-email"]).contains("email: is not an e-mail address"));
+    assert!(err(&["customers", "create", "--name", "Other", "--contract-ref", "A"])
+        .contains("contract_ref: another customer has this contract reference"));
+    assert!(err(&["orders", "create", "--customer", id, "--count", "1"])
+        .contains("only 0 matching numbers are available; the order asks for 1"));
+    assert!(err(&["users", "create-admin", "--email", "not-an-email"])
+        .contains("email: is not an e-mail address"));
     let missing = cli.dir.path().join("missing.csv");
     assert!(err(&["numbers", "import", missing.to_str().unwrap()]).contains("cannot open"));
 }
 
 #[test]
 fn config_example_documents_every_key_and_secrets_never_print() {
-    let out = Command::new(env!("CARGO_BIN_EXE_peerex")).args(["config", "example"]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_peerex")).args(["config", "example"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for key in ["data_dir", "database_url", "listen", "carrier_name", "secure_cookies", "log_format", "session_hours"] {
+    for key in [
+        "data_dir",
+        "database_url",
+        "listen",
+        "carrier_name",
+        "secure_cookies",
+        "log_format",
+        "session_hours",
+    ] {
         assert!(text.contains(&format!("{key} =")), "{key} missing from the example");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_peerex")).args(["config", "show"]).env("PEEREX_DATABASE_URL", "postgres://peerex:s3cret@db/peerex").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_peerex"))
+        .args(["config", "show"])
+        .env("PEEREX_DATABASE_URL", "postgres://peerex:s3cret@db/peerex")
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("postgres://peerex:***@db/peerex") && !text.contains("s3cret"), "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_peerex")).args(["config", "show"]).env("PEEREX_LOG_FORMAT", "xml").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_peerex"))
+        .args(["config", "show"])
+        .env("PEEREX_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("log_format"));
 }
@@ -130,15 +216,21 @@ async fn demo_starts_seeded_and_prints_working_urls() {
     }
     let portal = portal.expect("the demo prints the operator portal URL");
     let base = portal.trim_end_matches("/operator").to_owned();
-    let health: serde_json::Value = reqwest::get(format!("{base}/healthz")).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value =
+        reqwest::get(format!("{base}/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     // The printed credentials sign in, and the seeded world is there.
     let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let page = client.get(format!("{base}/operator/login")).send().await.unwrap().text().await.unwrap();
+    let page =
+        client.get(format!("{base}/operator/login")).send().await.unwrap().text().await.unwrap();
     let csrf = testkit::hidden_value(&page, "csrf").unwrap();
     let home = client
         .post(format!("{base}/operator/login"))
-        .form(&[("email", "admin@carrier.example"), ("password", "peerex-demo-password"), ("csrf", &csrf)])
+        .form(&[
+            ("email", "admin@carrier.example"),
+            ("password", "peerex-demo-password"),
+            ("csrf", &csrf),
+        ])
         .send()
         .await
         .unwrap()
@@ -148,5 +240,8 @@ async fn demo_starts_seeded_and_prints_working_urls() {
     // SIGTERM, as a person's Ctrl-C would: the demo shuts down and removes its data.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
-    assert!(home.contains("9995") && home.contains("10000"), "dashboard shows 9,995 available of 10,000: {home}");
+    assert!(
+        home.contains("9995") && home.contains("10000"),
+        "dashboard shows 9,995 available of 10,000: {home}"
+    );
 }

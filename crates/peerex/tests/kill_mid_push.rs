@@ -96,12 +96,23 @@ impl Platform {
 
     fn cli(&self, args: &[&str]) -> String {
         let out = self.command().args(args).output().expect("run peerex");
-        assert!(out.status.success(), "peerex {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "peerex {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8")
     }
 
     async fn serve(&self) -> Proc {
-        let child = self.command().args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)]).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("start peerex serve");
+        let child = self
+            .command()
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start peerex serve");
         let proc = Proc(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -123,32 +134,77 @@ fn location(r: &reqwest::Response) -> String {
 /// Acme's admin adds the app in Zoom and allows it; then signs in to the portal: the account links
 /// and the pending order starts being pushed.
 async fn install(zoom: &str, base: &str) {
-    let b = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let r = b.post(format!("{zoom}/signin")).form(&[("email", demo::ACME_ADMIN_EMAIL), ("password", demo::ACME_ADMIN_PASSWORD), ("next", "/profile")]).send().await.expect("zoom sign-in");
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = b
+        .post(format!("{zoom}/signin"))
+        .form(&[
+            ("email", demo::ACME_ADMIN_EMAIL),
+            ("password", demo::ACME_ADMIN_PASSWORD),
+            ("next", "/profile"),
+        ])
+        .send()
+        .await
+        .expect("zoom sign-in");
     assert!(r.status().is_redirection(), "zoom sign-in: {}", r.status());
     let redirect = format!("{base}/zoom/oauth/callback");
     let page = b
         .get(format!("{zoom}/oauth/authorize"))
-        .query(&[("response_type", "code"), ("client_id", demo::CLIENT_ID), ("redirect_uri", redirect.as_str())])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", demo::CLIENT_ID),
+            ("redirect_uri", redirect.as_str()),
+        ])
         .send()
         .await
         .expect("consent")
         .text()
         .await
         .expect("consent page");
-    let consent = testkit::hidden_value(&page, "consent").unwrap_or_else(|| panic!("consent form: {page}"));
-    let r = b.post(format!("{zoom}/oauth/authorize")).form(&[("consent", consent.as_str()), ("decision", "allow")]).send().await.expect("allow");
+    let consent =
+        testkit::hidden_value(&page, "consent").unwrap_or_else(|| panic!("consent form: {page}"));
+    let r = b
+        .post(format!("{zoom}/oauth/authorize"))
+        .form(&[("consent", consent.as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .expect("allow");
     let r = b.get(location(&r)).send().await.expect("callback");
     assert_eq!(location(&r), "/portal/login");
-    let page = b.get(format!("{base}/portal/login")).send().await.expect("login").text().await.expect("login page");
+    let page = b
+        .get(format!("{base}/portal/login"))
+        .send()
+        .await
+        .expect("login")
+        .text()
+        .await
+        .expect("login page");
     let csrf = testkit::hidden_value(&page, "csrf").expect("csrf");
-    let r = b.post(format!("{base}/portal/login")).form(&[("email", CUSTOMER_EMAIL), ("password", CUSTOMER_PASSWORD), ("csrf", csrf.as_str())]).send().await.expect("portal sign-in");
+    let r = b
+        .post(format!("{base}/portal/login"))
+        .form(&[
+            ("email", CUSTOMER_EMAIL),
+            ("password", CUSTOMER_PASSWORD),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .expect("portal sign-in");
     assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
 }
 
 /// What Zoom's account holds: E.164 numbers, as many times as Zoom lists them.
 async fn zoom_numbers(zoom: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{zoom}/_sim/numbers?account_id={}", demo::ACME_ACCOUNT_ID)).await.expect("sim numbers").json().await.expect("json");
+    let v: Value =
+        reqwest::get(format!("{zoom}/_sim/numbers?account_id={}", demo::ACME_ACCOUNT_ID))
+            .await
+            .expect("sim numbers")
+            .json()
+            .await
+            .expect("json");
     v["numbers"].as_array().cloned().unwrap_or_default()
 }
 
@@ -162,7 +218,16 @@ async fn platform_numbers(base: &str, token: &str, customer: &str) -> Vec<Value>
         if let Some(a) = &after {
             q.push(("after", a.clone()));
         }
-        let page: Value = http.get(format!("{base}/api/v1/numbers")).bearer_auth(token).query(&q).send().await.expect("search").json().await.expect("json");
+        let page: Value = http
+            .get(format!("{base}/api/v1/numbers"))
+            .bearer_auth(token)
+            .query(&q)
+            .send()
+            .await
+            .expect("search")
+            .json()
+            .await
+            .expect("json");
         all.extend(page["numbers"].as_array().cloned().unwrap_or_default());
         match page["next_after"].as_str() {
             Some(a) => after = Some(a.to_owned()),
@@ -173,8 +238,19 @@ async fn platform_numbers(base: &str, token: &str, customer: &str) -> Vec<Value>
 
 /// POSTs of peering numbers Zoom has received: the delay fault spends one of its count on each.
 async fn delayed_posts(http: &reqwest::Client, zoom: &str) -> u64 {
-    let faults: Value = http.get(format!("{zoom}/_sim/faults")).send().await.expect("faults").json().await.expect("json");
-    let left = faults["faults"].as_array().and_then(|f| f.first()).and_then(|f| f["count"].as_u64()).expect("the delay fault is not spent");
+    let faults: Value = http
+        .get(format!("{zoom}/_sim/faults"))
+        .send()
+        .await
+        .expect("faults")
+        .json()
+        .await
+        .expect("json");
+    let left = faults["faults"]
+        .as_array()
+        .and_then(|f| f.first())
+        .and_then(|f| f["count"].as_u64())
+        .expect("the delay fault is not spent");
     DELAYED_POSTS - left
 }
 
@@ -190,18 +266,44 @@ async fn killed_mid_push_and_restarted(db: testkit::Db) {
         testkit::Db::Postgres => testkit::postgres_url().await,
     };
     // The platform's port is chosen first: the simulator's app must know its redirect URI.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let (_sim, zoom) = start_sim(&format!("http://127.0.0.1:{port}"));
     let p = Platform { db_url, dir, port, zoom: zoom.clone() };
 
     // The carrier's seed, with the CLI: a customer on the trunk, its admin, 1000 numbers ordered.
-    let customer: Value = serde_json::from_str(&p.cli(&["customers", "create", "--name", "Acme Corp", "--contract-ref", "C-KILL", "--json"])).expect("customer json");
+    let customer: Value = serde_json::from_str(&p.cli(&[
+        "customers",
+        "create",
+        "--name",
+        "Acme Corp",
+        "--contract-ref",
+        "C-KILL",
+        "--json",
+    ]))
+    .expect("customer json");
     let customer = customer["id"].as_str().expect("customer id").to_owned();
     p.cli(&["trunks", "add", demo::SIP_TRUNK, "--destination", "sip:sbc1.zoom.example:5061"]);
     p.cli(&["customers", "set-trunk", &customer, demo::SIP_TRUNK]);
-    let mut add_admin = p.command().args(["customers", "add-admin", &customer, "--email", CUSTOMER_EMAIL, "--password-stdin"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("add-admin");
-    add_admin.stdin.take().expect("stdin").write_all(format!("{CUSTOMER_PASSWORD}\n").as_bytes()).expect("password");
-    assert!(add_admin.wait_with_output().expect("add-admin").status.success(), "customers add-admin");
+    let mut add_admin = p
+        .command()
+        .args(["customers", "add-admin", &customer, "--email", CUSTOMER_EMAIL, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("add-admin");
+    add_admin
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{CUSTOMER_PASSWORD}\n").as_bytes())
+        .expect("password");
+    assert!(
+        add_admin.wait_with_output().expect("add-admin").status.success(),
+        "customers add-admin"
+    );
     p.cli(&["numbers", "import", "--range", "+15550300000-+15550301199"]);
     p.cli(&["orders", "create", "--customer", &customer, "--count", &ORDER.to_string()]);
     let token = p.cli(&["tokens", "create", "--name", "kill-test"]).trim().to_owned();
@@ -226,10 +328,28 @@ async fn killed_mid_push_and_restarted(db: testkit::Db) {
     }
     serve.0.kill().expect("kill -9 peerex serve");
     serve.0.wait().expect("reap");
-    assert_eq!(delayed_posts(&http, &zoom).await, 2, "peerex was killed with its second batch on its way to Zoom");
+    assert_eq!(
+        delayed_posts(&http, &zoom).await,
+        2,
+        "peerex was killed with its second batch on its way to Zoom"
+    );
     let in_zoom_at_kill = zoom_numbers(&zoom).await.len();
-    assert!((1..ORDER).contains(&in_zoom_at_kill), "Zoom had {in_zoom_at_kill} of {ORDER} numbers when peerex was killed");
-    let provisioning: Value = serde_json::from_str(&p.cli(&["numbers", "search", "--customer", &customer, "--state", "provisioning", "--limit", "500", "--json"])).expect("search json");
+    assert!(
+        (1..ORDER).contains(&in_zoom_at_kill),
+        "Zoom had {in_zoom_at_kill} of {ORDER} numbers when peerex was killed"
+    );
+    let provisioning: Value = serde_json::from_str(&p.cli(&[
+        "numbers",
+        "search",
+        "--customer",
+        &customer,
+        "--state",
+        "provisioning",
+        "--limit",
+        "500",
+        "--json",
+    ]))
+    .expect("search json");
     let provisioning_at_kill = provisioning.as_array().map(Vec::len).unwrap_or(0);
     assert!(provisioning_at_kill > 0, "some numbers were being pushed when peerex was killed");
     eprintln!("killed after {:.1} s: Zoom had {in_zoom_at_kill} numbers, {provisioning_at_kill}+ provisioning", started.elapsed().as_secs_f64());
@@ -246,8 +366,15 @@ async fn killed_mid_push_and_restarted(db: testkit::Db) {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    eprintln!("all active {:.1} s after the restart ({:.1} s in all)", restarted.elapsed().as_secs_f64(), started.elapsed().as_secs_f64());
-    let states: Vec<String> = ["reserved", "provisioning", "active", "suspended", "available"].iter().map(|s| format!("{s} {}", count_state(&numbers, s))).collect();
+    eprintln!(
+        "all active {:.1} s after the restart ({:.1} s in all)",
+        restarted.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    let states: Vec<String> = ["reserved", "provisioning", "active", "suspended", "available"]
+        .iter()
+        .map(|s| format!("{s} {}", count_state(&numbers, s)))
+        .collect();
     assert_eq!(numbers.len(), ORDER, "the customer has the order's numbers");
     assert_eq!(count_state(&numbers, "active"), ORDER, "every number active: {states:?}");
 
@@ -259,7 +386,10 @@ async fn killed_mid_push_and_restarted(db: testkit::Db) {
     assert_eq!(unique.len(), ORDER, "no number twice in Zoom");
     let ours: HashSet<&str> = numbers.iter().filter_map(|n| n["number"].as_str()).collect();
     assert_eq!(unique, ours, "Zoom has exactly the order's numbers");
-    assert!(in_zoom.iter().all(|n| n["sip_trunk_name"] == demo::SIP_TRUNK), "every number on the customer's trunk");
+    assert!(
+        in_zoom.iter().all(|n| n["sip_trunk_name"] == demo::SIP_TRUNK),
+        "every number on the customer's trunk"
+    );
     // The batch the killed process had on its way was sent again by the restarted one (Zoom's "already
     // there" counts as done); the other batches once, unless an answer came too late and was retried.
     // The delay fault spends one of its count per POST, so what is left tells how many were sent.
@@ -271,10 +401,28 @@ async fn killed_mid_push_and_restarted(db: testkit::Db) {
     // Each number's audit trail: reserved, provisioning, active — once each, in that order.
     for n in &numbers {
         let id = n["id"].as_str().expect("id");
-        let detail: Value = http.get(format!("{}/api/v1/numbers/{id}", p.base())).bearer_auth(&token).send().await.expect("detail").json().await.expect("json");
-        let trail: Vec<&str> = detail["events"].as_array().expect("events").iter().filter_map(|e| e["to"].as_str()).collect();
+        let detail: Value = http
+            .get(format!("{}/api/v1/numbers/{id}", p.base()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("detail")
+            .json()
+            .await
+            .expect("json");
+        let trail: Vec<&str> = detail["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["to"].as_str())
+            .collect();
         let story: Vec<&str> = trail.iter().copied().skip_while(|s| *s != "reserved").collect();
-        assert_eq!(story, ["reserved", "provisioning", "active"], "{}: trail {detail}", n["number"]);
+        assert_eq!(
+            story,
+            ["reserved", "provisioning", "active"],
+            "{}: trail {detail}",
+            n["number"]
+        );
     }
 }
 

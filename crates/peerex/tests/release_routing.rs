@@ -26,7 +26,8 @@ const A: &str = "+15550100000";
 const B: &str = "+15550100001";
 
 async fn lookup(http: std::net::SocketAddr, e164: &str) -> Value {
-    let r = reqwest::get(format!("http://{http}/route?to={}", e164.replace('+', "%2B"))).await.unwrap();
+    let r =
+        reqwest::get(format!("http://{http}/route?to={}", e164.replace('+', "%2B"))).await.unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
@@ -36,12 +37,24 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     let app = t.app();
     let by = Actor::System("test".into());
     let acme = app.create_customer("Acme Corp", "ACME-1").await.unwrap();
-    app.create_user("admin@acme.example", PASSWORD, Role::CustomerAdmin, Some(acme.id)).await.unwrap();
-    app.import_range("+15550100000-+15550100009", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
-    app.create_order(acme.id, OrderPick { count: 2, ..Default::default() }, &[], &by).await.unwrap();
+    app.create_user("admin@acme.example", PASSWORD, Role::CustomerAdmin, Some(acme.id))
+        .await
+        .unwrap();
+    app.import_range("+15550100000-+15550100009", &NumberAttrs::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
+    app.create_order(acme.id, OrderPick { count: 2, ..Default::default() }, &[], &by)
+        .await
+        .unwrap();
     t.link_acme("admin@acme.example").await;
     t.run_pending_jobs().await;
-    let trunk = ZoomTrunk::parse("zoom-a", &["sip:zoom-a.example:5061;transport=tls"], NumberingRule::nanp(), app.now()).unwrap();
+    let trunk = ZoomTrunk::parse(
+        "zoom-a",
+        &["sip:zoom-a.example:5061;transport=tls"],
+        NumberingRule::nanp(),
+        app.now(),
+    )
+    .unwrap();
     app.store.insert_trunk(&trunk).await.unwrap();
     app.store.set_customer_trunk(acme.id, Some("zoom-a")).await.unwrap();
     let config = RoutingConfig { http_listen: "127.0.0.1:0".into(), ..Default::default() };
@@ -57,18 +70,44 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
         .await
         .unwrap();
     assert!(r.status().is_success());
-    app.start_release(acme.id, Selection::List(vec![A.into(), B.into()]), "contract ends", &Actor::Operator("ops@carrier.example".into())).await.unwrap();
+    app.start_release(
+        acme.id,
+        Selection::List(vec![A.into(), B.into()]),
+        "contract ends",
+        &Actor::Operator("ops@carrier.example".into()),
+    )
+    .await
+    .unwrap();
     for n in [A, B] {
-        assert_eq!(app.store.get_number_by_e164(n).await.unwrap().unwrap().state, NumberState::ReleasePending);
+        assert_eq!(
+            app.store.get_number_by_e164(n).await.unwrap().unwrap().state,
+            NumberState::ReleasePending
+        );
         let body = lookup(http, n).await;
-        assert_eq!((body["decision"].as_str(), body["status"].as_u64()), (Some("route"), Some(302)), "{n}: {body}");
+        assert_eq!(
+            (body["decision"].as_str(), body["status"].as_u64()),
+            (Some("route"), Some(302)),
+            "{n}: {body}"
+        );
     }
 
     // Approved and removed from Zoom: B stops routing at once; A (assigned in Zoom, refused) keeps routing.
-    let ids: Vec<_> = app.store.numbers_in(&[A.to_owned(), B.to_owned()]).await.unwrap().into_iter().map(|n| n.id).collect();
-    app.approve_release(acme.id, &ids, &Actor::CustomerAdmin("admin@acme.example".into())).await.unwrap();
+    let ids: Vec<_> = app
+        .store
+        .numbers_in(&[A.to_owned(), B.to_owned()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    app.approve_release(acme.id, &ids, &Actor::CustomerAdmin("admin@acme.example".into()))
+        .await
+        .unwrap();
     t.run_pending_jobs().await;
-    assert_eq!(app.store.get_number_by_e164(A).await.unwrap().unwrap().state, NumberState::ReleasePending);
+    assert_eq!(
+        app.store.get_number_by_e164(A).await.unwrap().unwrap().state,
+        NumberState::ReleasePending
+    );
     assert_eq!(app.store.get_number_by_e164(B).await.unwrap().unwrap().state, NumberState::Aging);
     // The snapshot follows the changes in order (releasing also answers 404 `released`); within the
     // propagation goal it holds Zoom's answers.
@@ -80,7 +119,11 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
             assert_eq!(a["decision"], "route", "refused, still the customer's: {a}");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_millis(500), "not converged after {:?}: A {a}, B {b}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "not converged after {:?}: A {a}, B {b}",
+            t0.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -46,18 +46,40 @@ async fn customer_with_active_numbers(w: &World) -> String {
     let app = &w.app;
     let by = Actor::System("test".into());
     let c = app.create_customer("Acme Corp", "ACME-1").await.unwrap();
-    app.import_range("+15550100000-+15550100009", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
+    app.import_range("+15550100000-+15550100009", &NumberAttrs::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
     app.create_order(c.id, OrderPick { count: 5, ..Default::default() }, &[], &by).await.unwrap();
     let now = app.now();
-    let tokens = StoredTokens { access_token: "k:a".into(), refresh_token: "k:r".into(), expires_at: now + time::Duration::hours(1), generation: 0 };
-    app.store.link_zoom_account(c.id, "acct-1", "user-1", &tokens, "Carrier", &by, now).await.unwrap().unwrap();
-    while let Some(job) = app.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap() {
+    let tokens = StoredTokens {
+        access_token: "k:a".into(),
+        refresh_token: "k:r".into(),
+        expires_at: now + time::Duration::hours(1),
+        generation: 0,
+    };
+    app.store
+        .link_zoom_account(c.id, "acct-1", "user-1", &tokens, "Carrier", &by, now)
+        .await
+        .unwrap()
+        .unwrap();
+    while let Some(job) =
+        app.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap()
+    {
         let numbers: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
-        let results: Vec<(String, PushResult)> = numbers["numbers"].as_array().map(|a| a.iter().map(|n| (n.as_str().unwrap().to_owned(), PushResult::Accepted)).collect()).unwrap_or_default();
+        let results: Vec<(String, PushResult)> = numbers["numbers"]
+            .as_array()
+            .map(|a| {
+                a.iter().map(|n| (n.as_str().unwrap().to_owned(), PushResult::Accepted)).collect()
+            })
+            .unwrap_or_default();
         if job.kind == domain::onboarding::JobKind::PushNumbers {
             assert!(app.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
         } else {
-            assert!(app.store.finish_job(job.id, "t", &domain::onboarding::JobEnd::Done, now).await.unwrap());
+            assert!(app
+                .store
+                .finish_job(job.id, "t", &domain::onboarding::JobEnd::Done, now)
+                .await
+                .unwrap());
         }
     }
     assert_eq!(w.state("+15550100004").await, NumberState::Active);
@@ -67,49 +89,127 @@ async fn customer_with_active_numbers(w: &World) -> String {
 async fn releases_are_started_followed_and_withdrawn_from_the_command_line(w: World) {
     let c = customer_with_active_numbers(&w).await;
 
-    let out = w.cli.ok(&["releases", "start", "--customer", &c, "--reason", "contract ends", "--number", "+15550100000,+15550100001"]);
+    let out = w.cli.ok(&[
+        "releases",
+        "start",
+        "--customer",
+        &c,
+        "--reason",
+        "contract ends",
+        "--number",
+        "+15550100000,+15550100001",
+    ]);
     assert!(out.contains("2 numbers wait for the customer's approval"), "{out}");
     let id = out.split_whitespace().nth(1).unwrap().to_owned();
     assert_eq!(w.state("+15550100001").await, NumberState::ReleasePending);
 
     let csv = w.cli.dir.path().join("release.csv");
     std::fs::write(&csv, "e164,who\n+15550100002,sales\n").unwrap();
-    let out = w.cli.ok(&["releases", "start", "--customer", &c, "--reason", "csv", "--csv", csv.to_str().unwrap(), "--json"]);
+    let out = w.cli.ok(&[
+        "releases",
+        "start",
+        "--customer",
+        &c,
+        "--reason",
+        "csv",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--json",
+    ]);
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["waiting"], 1);
-    let out = w.cli.ok(&["releases", "start", "--customer", &c, "--reason", "filter", "--prefix", "+1555010000"]);
+    let out = w.cli.ok(&[
+        "releases",
+        "start",
+        "--customer",
+        &c,
+        "--reason",
+        "filter",
+        "--prefix",
+        "+1555010000",
+    ]);
     assert!(out.contains("2 numbers wait"), "{out}");
 
     // Refusals name each number; nothing changes.
-    let e = w.cli.err(&["releases", "start", "--customer", &c, "--reason", "x", "--number", "+15550100000,+15550100009"]);
-    assert!(e.contains("+15550100000 is release_pending") && e.contains("+15550100009 is not this customer's number"), "{e}");
-    assert!(w.cli.err(&["releases", "start", "--customer", &c, "--reason", "x"]).contains("give --number, --csv, or a filter"));
-    assert!(w.cli.err(&["releases", "start", "--customer", "nope", "--reason", "x", "--number", "+15550100000"]).contains("--customer"));
+    let e = w.cli.err(&[
+        "releases",
+        "start",
+        "--customer",
+        &c,
+        "--reason",
+        "x",
+        "--number",
+        "+15550100000,+15550100009",
+    ]);
+    assert!(
+        e.contains("+15550100000 is release_pending")
+            && e.contains("+15550100009 is not this customer's number"),
+        "{e}"
+    );
+    assert!(w
+        .cli
+        .err(&["releases", "start", "--customer", &c, "--reason", "x"])
+        .contains("give --number, --csv, or a filter"));
+    assert!(w
+        .cli
+        .err(&[
+            "releases",
+            "start",
+            "--customer",
+            "nope",
+            "--reason",
+            "x",
+            "--number",
+            "+15550100000"
+        ])
+        .contains("--customer"));
 
     let list = w.cli.ok(&["releases", "list"]);
     assert_eq!(list.lines().count(), 4, "a header and three releases:\n{list}");
     assert!(list.contains("contract ends") && list.contains(" 0m "), "{list}");
     let show = w.cli.ok(&["releases", "show", &id]);
-    assert!(show.contains("+15550100000  waiting") && show.contains("+15550100001  waiting"), "{show}");
+    assert!(
+        show.contains("+15550100000  waiting") && show.contains("+15550100001  waiting"),
+        "{show}"
+    );
 
     let out = w.cli.ok(&["releases", "withdraw", &id]);
     assert!(out.contains("2 numbers are active again"), "{out}");
     assert_eq!(w.state("+15550100000").await, NumberState::Active);
-    assert_eq!(w.cli.ok(&["releases", "list"]).lines().count(), 3, "the withdrawn one no longer waits");
+    assert_eq!(
+        w.cli.ok(&["releases", "list"]).lines().count(),
+        3,
+        "the withdrawn one no longer waits"
+    );
     assert_eq!(w.cli.ok(&["releases", "list", "--all"]).lines().count(), 4);
-    let all: serde_json::Value = serde_json::from_str(&w.cli.ok(&["releases", "list", "--all", "--json"])).unwrap();
+    let all: serde_json::Value =
+        serde_json::from_str(&w.cli.ok(&["releases", "list", "--all", "--json"])).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 3);
-    assert!(w.cli.err(&["releases", "withdraw", "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"]).contains("not found"));
+    assert!(w
+        .cli
+        .err(&["releases", "withdraw", "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"])
+        .contains("not found"));
 }
 
 #[test]
 fn the_quarantine_is_configured_in_days_and_checked() {
     let peerex = || Command::new(env!("CARGO_BIN_EXE_peerex"));
-    let example = String::from_utf8(peerex().args(["config", "example"]).output().unwrap().stdout).unwrap();
+    let example =
+        String::from_utf8(peerex().args(["config", "example"]).output().unwrap().stdout).unwrap();
     assert!(example.contains("release_quarantine_days = 90"), "{example}");
-    let out = peerex().args(["config", "show"]).env("PEEREX_RELEASE_QUARANTINE_DAYS", "30").output().unwrap();
+    let out = peerex()
+        .args(["config", "show"])
+        .env("PEEREX_RELEASE_QUARANTINE_DAYS", "30")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("release_quarantine_days: 30"));
-    let out = peerex().args(["config", "show"]).env("PEEREX_RELEASE_QUARANTINE_DAYS", "-1").output().unwrap();
+    let out = peerex()
+        .args(["config", "show"])
+        .env("PEEREX_RELEASE_QUARANTINE_DAYS", "-1")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("release_quarantine_days must be 0 to 3650"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("release_quarantine_days must be 0 to 3650")
+    );
 }

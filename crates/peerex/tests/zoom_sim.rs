@@ -34,7 +34,9 @@ impl Running {
         });
         let mut running = Running { child, lines, printed: Vec::new() };
         // The last thing printed is the accounts' users; wait for Acme's admin.
-        running.wait_for(|l| l.contains("admin admin@acme.example /") || l.contains("admin alice@acme.example /"));
+        running.wait_for(|l| {
+            l.contains("admin admin@acme.example /") || l.contains("admin alice@acme.example /")
+        });
         running
     }
 
@@ -49,12 +51,19 @@ impl Running {
                 }
             }
         }
-        panic!("peerex zoom-sim did not print what was expected; it printed:\n{}", self.printed.join("\n"));
+        panic!(
+            "peerex zoom-sim did not print what was expected; it printed:\n{}",
+            self.printed.join("\n")
+        );
     }
 
     /// The value printed after `label` (e.g. "API base").
     fn printed(&self, label: &str) -> String {
-        let line = self.printed.iter().find_map(|l| l.trim().strip_prefix(label)).unwrap_or_else(|| panic!("no {label:?} line in:\n{}", self.printed.join("\n")));
+        let line = self
+            .printed
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} line in:\n{}", self.printed.join("\n")));
         line.split_whitespace().next().unwrap_or_default().to_owned()
     }
 
@@ -91,7 +100,15 @@ async fn s2s_token(base: &str, id: &str, secret: &str, account: &str) -> reqwest
 async fn prints_working_urls_and_credentials_and_keeps_state_across_restarts() {
     let dir = testkit::TempDir::new().expect("tempdir");
     let state = dir.path().join("zoom-state.json");
-    let args = ["--listen", "127.0.0.1:0", "--control", "--platform-url", "http://127.0.0.1:7777", "--state", state.to_str().expect("utf-8")];
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--control",
+        "--platform-url",
+        "http://127.0.0.1:7777",
+        "--state",
+        state.to_str().expect("utf-8"),
+    ];
     let sim = Running::start(&args);
     let signin = sim.printed("Sign in to Zoom");
     let base = signin.trim_end_matches("/signin").to_owned();
@@ -104,32 +121,81 @@ async fn prints_working_urls_and_credentials_and_keeps_state_across_restarts() {
     assert!(text.contains("webhooks to http://127.0.0.1:7777/zoom/webhook"), "{text}");
     assert!(text.contains("Acme Corp"), "{text}");
     assert!(text.contains("admin admin@acme.example / acme-zoom-password"), "{text}");
-    assert!(text.contains("client_id demoCarrierS2SClientId / client_secret demoCarrierS2SClientSecret"), "{text}");
+    assert!(
+        text.contains(
+            "client_id demoCarrierS2SClientId / client_secret demoCarrierS2SClientSecret"
+        ),
+        "{text}"
+    );
 
     // The printed admin credentials sign in to the simulated zoom.us.
-    let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let r = browser.post(&signin).form(&[("email", "admin@acme.example"), ("password", "acme-zoom-password"), ("next", "/marketplace")]).send().await.expect("sign in");
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = browser
+        .post(&signin)
+        .form(&[
+            ("email", "admin@acme.example"),
+            ("password", "acme-zoom-password"),
+            ("next", "/marketplace"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
     assert_eq!(r.status(), 303, "the printed credentials sign in");
-    let market = browser.get(format!("{base}/marketplace?category=Carrier%20Provider%20Exchange")).send().await.expect("marketplace").text().await.expect("page");
+    let market = browser
+        .get(format!("{base}/marketplace?category=Carrier%20Provider%20Exchange"))
+        .send()
+        .await
+        .expect("marketplace")
+        .text()
+        .await
+        .expect("page");
     assert!(market.contains("Demo Carrier Cloud Peering for Zoom"), "{market}");
 
     // The printed server-to-server credentials give a token the API accepts.
-    let r = s2s_token(&base, "demoCarrierS2SClientId", "demoCarrierS2SClientSecret", "demoCarrierOwnAccount01").await;
+    let r = s2s_token(
+        &base,
+        "demoCarrierS2SClientId",
+        "demoCarrierS2SClientSecret",
+        "demoCarrierOwnAccount01",
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let token: serde_json::Value = r.json().await.expect("json");
     let access = token["access_token"].as_str().expect("access_token").to_owned();
-    let r = reqwest::Client::new().get(format!("{base}/v2/number_management/carrier/peering_numbers")).bearer_auth(&access).send().await.expect("list");
+    let r = reqwest::Client::new()
+        .get(format!("{base}/v2/number_management/carrier/peering_numbers"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("list");
     assert_eq!(r.status(), 200);
 
     // The control API is on.
-    let accounts: serde_json::Value = reqwest::get(format!("{base}/_sim/accounts")).await.expect("accounts").json().await.expect("json");
-    assert!(accounts["accounts"].as_array().expect("list").iter().any(|a| a["name"] == "Acme Corp"), "{accounts}");
+    let accounts: serde_json::Value = reqwest::get(format!("{base}/_sim/accounts"))
+        .await
+        .expect("accounts")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        accounts["accounts"].as_array().expect("list").iter().any(|a| a["name"] == "Acme Corp"),
+        "{accounts}"
+    );
     assert!(sim.stop(), "Ctrl-C ends it cleanly");
 
     // Restarted on the same state file, the token issued before still works.
     let sim = Running::start(&args);
     let base = sim.printed("API base").trim_end_matches("/v2").to_owned();
-    let r = reqwest::Client::new().get(format!("{base}/v2/number_management/carrier/peering_numbers")).bearer_auth(&access).send().await.expect("list");
+    let r = reqwest::Client::new()
+        .get(format!("{base}/v2/number_management/carrier/peering_numbers"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("list");
     assert_eq!(r.status(), 200, "the state survived the restart");
     assert!(sim.stop());
 }
@@ -143,7 +209,9 @@ async fn without_control_there_is_no_sim_api_and_a_world_file_is_used() {
     assert!(sim.all().contains("Example Carrier (carrier_code 8801)"), "{}", sim.all());
     let r = reqwest::get(format!("{base}/_sim/accounts")).await.expect("request");
     assert_eq!(r.status(), 404);
-    let r = reqwest::get(format!("{base}/.well-known/oauth-authorization-server")).await.expect("request");
+    let r = reqwest::get(format!("{base}/.well-known/oauth-authorization-server"))
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     assert!(sim.stop());
 }
@@ -152,8 +220,16 @@ async fn without_control_there_is_no_sim_api_and_a_world_file_is_used() {
 fn a_bad_world_file_is_refused_naming_the_field() {
     let dir = testkit::TempDir::new().expect("tempdir");
     let path = dir.path().join("world.json");
-    std::fs::write(&path, r#"{"carrier": {"name": "X", "carrier_code": 0, "sip_trunk_names": ["t"]}}"#).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_peerex")).args(["zoom-sim", "--listen", "127.0.0.1:0", "--world"]).arg(&path).output().expect("run");
+    std::fs::write(
+        &path,
+        r#"{"carrier": {"name": "X", "carrier_code": 0, "sip_trunk_names": ["t"]}}"#,
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_peerex"))
+        .args(["zoom-sim", "--listen", "127.0.0.1:0", "--world"])
+        .arg(&path)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("carrier.carrier_code"), "{err}");
@@ -189,10 +265,27 @@ async fn the_demo_starts_the_simulator_beside_the_platform() {
     let text = demo.all();
     assert!(text.contains(&format!("redirect URI {platform}/zoom/oauth/callback")), "{text}");
     assert!(text.contains(&format!("webhooks to {platform}/zoom/webhook")), "{text}");
-    let accounts: serde_json::Value = reqwest::get(format!("{zoom}/_sim/accounts")).await.expect("control API").json().await.expect("json");
-    assert!(accounts["accounts"].as_array().expect("list").iter().any(|a| a["name"] == "Acme Corp"), "{accounts}");
-    let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let r = browser.post(format!("{zoom}/signin")).form(&[("email", "admin@acme.example"), ("password", "acme-zoom-password"), ("next", "/")]).send().await.expect("sign in");
+    let accounts: serde_json::Value = reqwest::get(format!("{zoom}/_sim/accounts"))
+        .await
+        .expect("control API")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        accounts["accounts"].as_array().expect("list").iter().any(|a| a["name"] == "Acme Corp"),
+        "{accounts}"
+    );
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = browser
+        .post(format!("{zoom}/signin"))
+        .form(&[("email", "admin@acme.example"), ("password", "acme-zoom-password"), ("next", "/")])
+        .send()
+        .await
+        .expect("sign in");
     assert_eq!(r.status(), 303, "Acme's printed Zoom credentials sign in");
     // The platform answers too (and so is serving, with its Ctrl-C handling in place).
     let health = reqwest::get(format!("{platform}/healthz")).await.expect("healthz");
@@ -215,13 +308,21 @@ fn the_benchmark_prints_capacity_and_the_limits_hold() {
     let on = text.split("Zoom's limits on").nth(1).expect("a limits-on phase");
     let count = |section: &str, what: &str| -> u64 {
         let after = section.split(what).nth(1).unwrap_or_else(|| panic!("{what} in {section}"));
-        after.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).expect("a count").parse().expect("number")
+        after
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|s| !s.is_empty())
+            .expect("a count")
+            .parse()
+            .expect("number")
     };
     assert_eq!(count(off, "429 "), 0, "no 429 with limits off:\n{text}");
     assert_eq!(count(off, "other "), 0, "no errors:\n{text}");
     assert!(count(off, "2xx ") > 0, "{text}");
     assert!(count(on, "429 ") > 0, "accounts driven above 40/s get 429s:\n{text}");
     // Counted by the client's clock, so a request sent late in a second may be counted in the next.
-    assert!(count(on, "within one second: ") <= 45, "no account gets much more than 40 in a second:\n{text}");
+    assert!(
+        count(on, "within one second: ") <= 45,
+        "no account gets much more than 40 in a second:\n{text}"
+    );
     assert!(text.contains("× Zoom's 40/s per account"), "{text}");
 }

@@ -51,7 +51,13 @@ impl Follower {
         self.routing.synced();
         // Changes committed during the load have ids above `high`: the next catch-up applies them.
         self.catch_up().await?;
-        tracing::info!(numbers = n, bytes, generation = high, took_ms = started.elapsed().as_millis() as u64, "routing snapshot loaded");
+        tracing::info!(
+            numbers = n,
+            bytes,
+            generation = high,
+            took_ms = started.elapsed().as_millis() as u64,
+            "routing snapshot loaded"
+        );
         metrics::gauge!("peerex_routing_numbers").set(n as f64);
         Ok(())
     }
@@ -70,7 +76,9 @@ impl Follower {
             let gap_ids: Vec<i64> = self.gaps.iter().map(|g| g.0).collect();
             if !gap_ids.is_empty() {
                 let found = self.store.routing_changes_by_id(&gap_ids).await?;
-                self.gaps.retain(|(id, at)| !found.iter().any(|f| f.0 == *id) && at.elapsed() < GAP_WATCH);
+                self.gaps.retain(|(id, at)| {
+                    !found.iter().any(|f| f.0 == *id) && at.elapsed() < GAP_WATCH
+                });
                 changes.extend(found);
             }
             if changes.is_empty() {
@@ -95,7 +103,11 @@ impl Follower {
         Ok(applied)
     }
 
-    async fn apply(&mut self, changes: &[(i64, Option<String>)], generation: i64) -> Result<(), DbError> {
+    async fn apply(
+        &mut self,
+        changes: &[(i64, Option<String>)],
+        generation: i64,
+    ) -> Result<(), DbError> {
         let mut numbers: HashSet<String> = HashSet::new();
         let mut reload_customers = false;
         for (_, e164) in changes {
@@ -110,10 +122,16 @@ impl Follower {
         let facts = self.store.routing_numbers_by_e164(&numbers).await?;
         {
             let s = self.routing.read();
-            reload_customers |= facts.iter().any(|f| f.customer.is_some_and(|c| !s.knows_customer(c)));
+            reload_customers |=
+                facts.iter().any(|f| f.customer.is_some_and(|c| !s.knows_customer(c)));
         }
-        let customers = if reload_customers { Some((self.store.routing_customers().await?, self.store.list_trunks().await?)) } else { None };
-        let by_key: HashMap<u64, &domain::routing::NumberFacts> = facts.iter().filter_map(|f| e164_key(f.e164.as_str()).map(|k| (k, f))).collect();
+        let customers = if reload_customers {
+            Some((self.store.routing_customers().await?, self.store.list_trunks().await?))
+        } else {
+            None
+        };
+        let by_key: HashMap<u64, &domain::routing::NumberFacts> =
+            facts.iter().filter_map(|f| e164_key(f.e164.as_str()).map(|k| (k, f))).collect();
         let mut s = self.routing.write();
         if let Some((customers, trunks)) = customers {
             s.set_customers(customers, trunks);

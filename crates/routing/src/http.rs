@@ -38,7 +38,11 @@ struct Shared {
 
 /// Serves the lookup API on `listener` from a thread of its own ("peerex-lookup"); `secret`, when
 /// set, must come as `Authorization: Bearer <secret>`. The thread runs until the process ends.
-pub fn spawn(routing: Routing, listener: std::net::TcpListener, secret: Option<String>) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(
+    routing: Routing,
+    listener: std::net::TcpListener,
+    secret: Option<String>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     let listener = {
@@ -46,7 +50,9 @@ pub fn spawn(routing: Routing, listener: std::net::TcpListener, secret: Option<S
         TcpListener::from_std(listener)?
     };
     let shared = Arc::new(Shared { routing, secret: secret.map(String::into_boxed_str) });
-    std::thread::Builder::new().name("peerex-lookup".into()).spawn(move || rt.block_on(accept(listener, shared)))
+    std::thread::Builder::new()
+        .name("peerex-lookup".into())
+        .spawn(move || rt.block_on(accept(listener, shared)))
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Shared>) {
@@ -93,7 +99,11 @@ struct Conn {
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
     // Answers are small and the client waits for each: send them at once.
     let _ = stream.set_nodelay(true);
-    let mut conn = Conn { shared, histogram: metrics::histogram!("peerex_routing_lookup_seconds"), body: Vec::with_capacity(1024) };
+    let mut conn = Conn {
+        shared,
+        histogram: metrics::histogram!("peerex_routing_lookup_seconds"),
+        body: Vec::with_capacity(1024),
+    };
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     // Whether a request was answered since the idle timer was last armed.
@@ -117,7 +127,14 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         } else {
             input.drain(..used);
             if input.len() > MAX_HEAD {
-                respond(&mut out, Status::HeadTooLarge, &[], br#"{"detail":"the request head is larger than 16 KB"}"#, Persist::Close, false);
+                respond(
+                    &mut out,
+                    Status::HeadTooLarge,
+                    &[],
+                    br#"{"detail":"the request head is larger than 16 KB"}"#,
+                    Persist::Close,
+                    false,
+                );
                 close = true;
             }
         }
@@ -208,7 +225,14 @@ enum Persist {
 }
 
 /// Appends one answer; `head` leaves the body out (HEAD) but keeps its length.
-fn respond(out: &mut Vec<u8>, status: Status, extra: &[&str], body: &[u8], persist: Persist, head: bool) {
+fn respond(
+    out: &mut Vec<u8>,
+    status: Status,
+    extra: &[&str],
+    body: &[u8],
+    persist: Persist,
+    head: bool,
+) {
     out.extend_from_slice(status.line());
     out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
@@ -343,10 +367,16 @@ struct Routes<'a> {
 
 impl Serialize for Routes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (Some(t), Some(to)) = (&self.answer.trunk, self.to) else { return s.collect_seq(std::iter::empty::<()>()) };
+        let (Some(t), Some(to)) = (&self.answer.trunk, self.to) else {
+            return s.collect_seq(std::iter::empty::<()>());
+        };
         let mut seq = s.serialize_seq(Some(t.destinations.len()))?;
         for d in &t.destinations {
-            seq.serialize_element(&Route { uri: ContactUri { destination: d, e164: to }, dst_uri: d, headers: Extra { extra: Header(&t.name) } })?;
+            seq.serialize_element(&Route {
+                uri: ContactUri { destination: d, e164: to },
+                dst_uri: d,
+                headers: Extra { extra: Header(&t.name) },
+            })?;
         }
         seq.end()
     }
@@ -436,7 +466,8 @@ impl Conn {
                 return Some((input.len(), false));
             }
         };
-        let (version, method, target) = (req.version.unwrap_or(1), req.method.unwrap_or(""), req.path.unwrap_or(""));
+        let (version, method, target) =
+            (req.version.unwrap_or(1), req.method.unwrap_or(""), req.path.unwrap_or(""));
         let mut connection_close = false;
         let mut connection_keep_alive = false;
         let mut authorization = None;
@@ -449,7 +480,9 @@ impl Conn {
                 }
             } else if h.name.eq_ignore_ascii_case("authorization") {
                 authorization = Some(h.value);
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") || (h.name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0") {
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+                || (h.name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0")
+            {
                 // Lookups have no body; rather than skip one of unknown framing, refuse and close.
                 self.error(out, Status::BadRequest, "a lookup has no body");
                 return Some((input.len(), false));
@@ -472,7 +505,14 @@ impl Conn {
         match r.path {
             "/route" | "/healthz" if !allowed => {
                 self.json(&Detail { detail: "the lookup API answers GET only" });
-                respond(out, Status::MethodNotAllowed, &["Allow: GET, HEAD"], &self.body, r.persist, false);
+                respond(
+                    out,
+                    Status::MethodNotAllowed,
+                    &["Allow: GET, HEAD"],
+                    &self.body,
+                    r.persist,
+                    false,
+                );
             }
             "/route" => self.route(r, out, head),
             "/healthz" => {
@@ -485,7 +525,9 @@ impl Conn {
                 }
             }
             _ => {
-                self.json(&Detail { detail: "not found: the lookup API answers GET /route and GET /healthz" });
+                self.json(&Detail {
+                    detail: "not found: the lookup API answers GET /route and GET /healthz",
+                });
                 respond(out, Status::NotFound, &[], &self.body, r.persist, head);
             }
         }
@@ -494,8 +536,17 @@ impl Conn {
     fn route(&mut self, r: &Request<'_>, out: &mut Vec<u8>, head: bool) {
         let started = std::time::Instant::now();
         if !self.authorized(r.authorization) {
-            self.json(&Detail { detail: "send the lookup secret as 'Authorization: Bearer <secret>'" });
-            return respond(out, Status::Unauthorized, &["WWW-Authenticate: Bearer"], &self.body, r.persist, head);
+            self.json(&Detail {
+                detail: "send the lookup secret as 'Authorization: Bearer <secret>'",
+            });
+            return respond(
+                out,
+                Status::Unauthorized,
+                &["WWW-Authenticate: Bearer"],
+                &self.body,
+                r.persist,
+                head,
+            );
         }
         let p = match Params::parse(r.query) {
             Ok(p) => p,
@@ -538,7 +589,8 @@ impl Conn {
         let Some(secret) = &self.shared.secret else { return true };
         let given = header.and_then(|v| v.strip_prefix(b"Bearer ")).unwrap_or_default();
         // Constant time: the comparison must not tell how much of a guess was right.
-        given.len() == secret.len() && given.iter().zip(secret.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        given.len() == secret.len()
+            && given.iter().zip(secret.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
     fn unavailable(&mut self, out: &mut Vec<u8>, why: &str, persist: Persist, head: bool) {
@@ -566,15 +618,34 @@ mod tests {
 
     #[test]
     fn routes_carry_the_same_contact_as_the_redirect_server() {
-        for d in ["sip:zoom-a.example:5061;transport=tls", "sips:user@zoom-b.example", "zoom-c.example", "sip:127.0.0.1:5080"] {
-            let json = serde_json::to_string(&ContactUri { destination: d, e164: 15550100001 }).unwrap();
-            assert_eq!(json, serde_json::to_string(&crate::sip::contact_uri(d, 15550100001)).unwrap(), "{d}");
+        for d in [
+            "sip:zoom-a.example:5061;transport=tls",
+            "sips:user@zoom-b.example",
+            "zoom-c.example",
+            "sip:127.0.0.1:5080",
+        ] {
+            let json =
+                serde_json::to_string(&ContactUri { destination: d, e164: 15550100001 }).unwrap();
+            assert_eq!(
+                json,
+                serde_json::to_string(&crate::sip::contact_uri(d, 15550100001)).unwrap(),
+                "{d}"
+            );
         }
         let long = format!("sip:{}.example", "z".repeat(300));
-        assert_eq!(serde_json::to_string(&ContactUri { destination: &long, e164: 1 }).unwrap(), serde_json::to_string(&crate::sip::contact_uri(&long, 1)).unwrap());
-        assert_eq!(serde_json::to_string(&Header("zoom-a")).unwrap(), r#""X-Peerex-Trunk: zoom-a\r\n""#);
+        assert_eq!(
+            serde_json::to_string(&ContactUri { destination: &long, e164: 1 }).unwrap(),
+            serde_json::to_string(&crate::sip::contact_uri(&long, 1)).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_string(&Header("zoom-a")).unwrap(),
+            r#""X-Peerex-Trunk: zoom-a\r\n""#
+        );
         let long = "t".repeat(300);
-        assert_eq!(serde_json::to_string(&Header(&long)).unwrap(), format!("\"X-Peerex-Trunk: {long}\\r\\n\""));
+        assert_eq!(
+            serde_json::to_string(&Header(&long)).unwrap(),
+            format!("\"X-Peerex-Trunk: {long}\\r\\n\"")
+        );
         assert_eq!(serde_json::to_string(&Plus(15550100001)).unwrap(), r#""+15550100001""#);
         assert_eq!(serde_json::to_string(&Plus(u64::MAX)).unwrap(), format!("\"+{}\"", u64::MAX));
     }

@@ -38,7 +38,12 @@ pub(crate) fn now_ms() -> i64 {
 
 impl Routing {
     pub fn new(numbering: NumberingRule) -> Self {
-        Self { snapshot: Arc::default(), ready: Arc::default(), last_sync_ms: Arc::default(), numbering: Arc::new(numbering) }
+        Self {
+            snapshot: Arc::default(),
+            ready: Arc::default(),
+            last_sync_ms: Arc::default(),
+            numbering: Arc::new(numbering),
+        }
     }
 
     /// Routing over a snapshot built in memory, ready at once and never refreshed (fuzzing,
@@ -144,7 +149,11 @@ pub struct Started {
 
 /// Binds the configured listeners and spawns the snapshot follower and the servers.
 pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Started, StartError> {
-    let numbering = NumberingRule::new(&config.country_code, &config.national_prefix, &config.international_prefix)?;
+    let numbering = NumberingRule::new(
+        &config.country_code,
+        &config.national_prefix,
+        &config.international_prefix,
+    )?;
     let routing = Routing::new(numbering);
     let listen_err = |addr: &str| {
         let addr = addr.to_owned();
@@ -152,16 +161,19 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
     };
     let mut started = Started { routing: routing.clone(), http: None, sip: None };
     if !config.http_listen.is_empty() {
-        let l = std::net::TcpListener::bind(&config.http_listen).map_err(listen_err(&config.http_listen))?;
+        let l = std::net::TcpListener::bind(&config.http_listen)
+            .map_err(listen_err(&config.http_listen))?;
         started.http = l.local_addr().ok();
         let secret = Some(config.http_secret.clone()).filter(|s| !s.is_empty());
         // Its own thread: lookups never queue behind portal or follower tasks.
         http::spawn(routing.clone(), l, secret).map_err(listen_err(&config.http_listen))?;
     }
     if !config.sip_listen.is_empty() {
-        let (udp, tcp, addr) = bind_sip(&config.sip_listen).await.map_err(listen_err(&config.sip_listen))?;
+        let (udp, tcp, addr) =
+            bind_sip(&config.sip_listen).await.map_err(listen_err(&config.sip_listen))?;
         started.sip = Some(addr);
-        sip::spawn_udp(routing.clone(), udp, config.sip_source_limit).map_err(listen_err(&config.sip_listen))?;
+        sip::spawn_udp(routing.clone(), udp, config.sip_source_limit)
+            .map_err(listen_err(&config.sip_listen))?;
         tokio::spawn(sip::serve_tcp(routing.clone(), tcp));
     }
     let period = std::time::Duration::from_secs(config.check_seconds.max(1));
@@ -173,14 +185,22 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
 /// The redirect server's UDP socket and, on the same port as SIP peers expect, its TCP listener.
 /// With port 0 the port UDP got may be taken for TCP already (other programs, parallel tests):
 /// then another port is tried.
-async fn bind_sip(listen: &str) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener, std::net::SocketAddr)> {
+async fn bind_sip(
+    listen: &str,
+) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener, std::net::SocketAddr)> {
     let mut attempts = 0;
     loop {
         let udp = sip::bind_udp(listen)?;
         let addr = udp.local_addr()?;
         match tokio::net::TcpListener::bind(addr).await {
             Ok(tcp) => return Ok((udp, tcp, addr)),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && listen.ends_with(":0") && attempts < 20 => attempts += 1,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && listen.ends_with(":0")
+                    && attempts < 20 =>
+            {
+                attempts += 1
+            }
             Err(e) => return Err(e),
         }
     }

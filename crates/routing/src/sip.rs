@@ -132,7 +132,9 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
     let mut r = Request { body_len: msg.len() - head_end - 4, ..Default::default() };
     let mut parts = first.split(' ');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(u), Some("SIP/2.0"), None) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) && !u.is_empty() => {
+        (Some(m), Some(u), Some("SIP/2.0"), None)
+            if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) && !u.is_empty() =>
+        {
             r.method = m;
             r.uri = u;
         }
@@ -143,7 +145,11 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
             continue; // folded continuation (obsolete; RFC 3261 §7.3.1); ignored
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(if r.vias.is_empty() { Malformed::Silent } else { Malformed::BadRequest("Malformed Header") });
+            return Err(if r.vias.is_empty() {
+                Malformed::Silent
+            } else {
+                Malformed::BadRequest("Malformed Header")
+            });
         };
         r.set(header_kind(trim(name)), trim(value));
     }
@@ -174,7 +180,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn has_param(header: &str, name: &str) -> bool {
-    header.split(';').skip(1).any(|p| trim(p.split('=').next().unwrap_or_default()).eq_ignore_ascii_case(name))
+    header
+        .split(';')
+        .skip(1)
+        .any(|p| trim(p.split('=').next().unwrap_or_default()).eq_ignore_ascii_case(name))
 }
 
 /// The top Via, read once per message: where the answer goes and what its Via says.
@@ -195,7 +204,8 @@ impl<'a> TopVia<'a> {
         let first = via.split(',').next().unwrap_or(via);
         let rest = &via[first.len()..];
         let mut params = first.split(';');
-        let (host, port) = params.next().and_then(sent_by).map_or((None, None), |(h, p)| (Some(h), p));
+        let (host, port) =
+            params.next().and_then(sent_by).map_or((None, None), |(h, p)| (Some(h), p));
         let (mut rport, mut branch) = (false, "");
         for p in params {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
@@ -302,7 +312,15 @@ fn phrase(status: u16) -> &'static str {
 }
 
 /// Writes a response to `req` (whose top Via is `via`) into `out`; `extra` adds headers.
-fn respond(out: &mut Vec<u8>, req: &Request<'_>, via: &TopVia<'_>, src: SocketAddr, status: u16, reason_phrase: Option<&str>, extra: impl FnOnce(&mut Vec<u8>)) {
+fn respond(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    via: &TopVia<'_>,
+    src: SocketAddr,
+    status: u16,
+    reason_phrase: Option<&str>,
+    extra: impl FnOnce(&mut Vec<u8>),
+) {
     out.clear();
     let _ = write!(out, "SIP/2.0 {status} {}\r\n", reason_phrase.unwrap_or(phrase(status)));
     for (i, v) in req.vias.iter().enumerate() {
@@ -342,8 +360,13 @@ fn no_extra(_: &mut Vec<u8>) {}
 
 /// Whether `answer` is a whole SIP response with a status this server sends (fuzzing and tests).
 pub fn is_expected_answer(answer: &[u8]) -> bool {
-    const SENT: [&[u8]; 10] = [b"200", b"302", b"400", b"403", b"404", b"405", b"416", b"480", b"481", b"503"];
-    answer.starts_with(b"SIP/2.0 ") && answer.len() > 12 && SENT.contains(&&answer[8..11]) && answer[11] == b' ' && answer.ends_with(b"\r\nContent-Length: 0\r\n\r\n")
+    const SENT: [&[u8]; 10] =
+        [b"200", b"302", b"400", b"403", b"404", b"405", b"416", b"480", b"481", b"503"];
+    answer.starts_with(b"SIP/2.0 ")
+        && answer.len() > 12
+        && SENT.contains(&&answer[8..11])
+        && answer[11] == b' '
+        && answer.ends_with(b"\r\nContent-Length: 0\r\n\r\n")
 }
 
 /// The answer to one message, or `None` for silence.
@@ -354,7 +377,12 @@ pub fn handle(routing: &Routing, msg: &[u8], src: SocketAddr) -> Option<(Vec<u8>
 
 /// [`handle`] writing the answer into `out` (reused across messages); returns where it goes, or
 /// `None` for silence.
-pub fn handle_into(routing: &Routing, msg: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Option<SocketAddr> {
+pub fn handle_into(
+    routing: &Routing,
+    msg: &[u8],
+    src: SocketAddr,
+    out: &mut Vec<u8>,
+) -> Option<SocketAddr> {
     if msg.starts_with(b"ACK ") {
         // Absorbed without reading further: nothing ever answers an ACK, not even a 400
         // (RFC 3261 §17.2.1). Half of a redirect server's traffic is ACKs of its 3xx/4xx.
@@ -384,7 +412,10 @@ pub fn handle_into(routing: &Routing, msg: &[u8], src: SocketAddr, out: &mut Vec
         respond(out, &req, &via, src, 400, Some("Missing Mandatory Header"), no_extra);
         return Some(dest);
     }
-    let cseq_ok = req.cseq.and_then(|c| c.split_once([' ', '\t'])).is_some_and(|(n, m)| n.parse::<u32>().is_ok() && trim(m) == req.method);
+    let cseq_ok = req
+        .cseq
+        .and_then(|c| c.split_once([' ', '\t']))
+        .is_some_and(|(n, m)| n.parse::<u32>().is_ok() && trim(m) == req.method);
     if !cseq_ok {
         respond(out, &req, &via, src, 400, Some("Bad CSeq"), no_extra);
         return Some(dest);
@@ -429,9 +460,17 @@ fn parse_vias_only(msg: &[u8]) -> Option<Request<'_>> {
     (!r.vias.is_empty()).then_some(r)
 }
 
-fn invite(out: &mut Vec<u8>, routing: &Routing, req: &Request<'_>, via: &TopVia<'_>, src: SocketAddr) {
+fn invite(
+    out: &mut Vec<u8>,
+    routing: &Routing,
+    req: &Request<'_>,
+    via: &TopVia<'_>,
+    src: SocketAddr,
+) {
     if !routing.is_ready() {
-        return respond(out, req, via, src, 503, None, |out| out.extend_from_slice(b"Retry-After: 1\r\n"));
+        return respond(out, req, via, src, 503, None, |out| {
+            out.extend_from_slice(b"Retry-After: 1\r\n")
+        });
     }
     let uri = req.uri;
     if !(uri.starts_with("sip:") || uri.starts_with("sips:") || uri.starts_with("tel:")) {
@@ -477,9 +516,18 @@ fn header_uri(value: &str) -> &str {
 /// gets 302 back to the Request-URI as dialled (the proxy carries on with its own routing);
 /// refused gets 403 with the reason. Fails closed (503) on a copy not checked against the database
 /// lately, as the lookup API does.
-fn outbound(out: &mut Vec<u8>, routing: &Routing, req: &Request<'_>, via: &TopVia<'_>, src: SocketAddr, trunk: &str) {
+fn outbound(
+    out: &mut Vec<u8>,
+    routing: &Routing,
+    req: &Request<'_>,
+    via: &TopVia<'_>,
+    src: SocketAddr,
+    trunk: &str,
+) {
     if !routing.is_fresh() {
-        return respond(out, req, via, src, 503, None, |out| out.extend_from_slice(b"Retry-After: 1\r\n"));
+        return respond(out, req, via, src, 503, None, |out| {
+            out.extend_from_slice(b"Retry-After: 1\r\n")
+        });
     }
     let trunk = trim(trunk);
     let answer = {
@@ -509,7 +557,9 @@ impl Timers {
     const METHODS: [&'static str; 5] = ["INVITE", "ACK", "OPTIONS", "CANCEL", "other"];
 
     fn new() -> Self {
-        Self(Self::METHODS.map(|m| metrics::histogram!("peerex_sip_request_seconds", "method" => m)))
+        Self(
+            Self::METHODS.map(|m| metrics::histogram!("peerex_sip_request_seconds", "method" => m)),
+        )
     }
 
     fn record(&self, msg: &[u8], started: Instant) {
@@ -525,8 +575,15 @@ pub const UDP_RECEIVE_BUFFER: usize = 4 << 20;
 /// Binds the redirect server's UDP socket (blocking, for [`spawn_udp`]) with a large receive buffer.
 pub fn bind_udp(addr: &str) -> std::io::Result<std::net::UdpSocket> {
     use std::net::ToSocketAddrs;
-    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     // Best effort: a smaller buffer still works.
     let _ = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
     socket.bind(&addr.into())?;
@@ -538,9 +595,15 @@ pub fn bind_udp(addr: &str) -> std::io::Result<std::net::UdpSocket> {
 /// readiness round trips, and call traffic never waits behind anything else in the process.
 /// Metrics must be installed before this is called (the timers are looked up once).
 /// `per_source` caps the datagrams read from one address in a second (0: no cap; see [`SourceLimit`]).
-pub fn spawn_udp(routing: Routing, socket: std::net::UdpSocket, per_source: u32) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn_udp(
+    routing: Routing,
+    socket: std::net::UdpSocket,
+    per_source: u32,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     socket.set_nonblocking(false)?;
-    std::thread::Builder::new().name("peerex-sip-udp".into()).spawn(move || udp_loop(&routing, &socket, per_source))
+    std::thread::Builder::new()
+        .name("peerex-sip-udp".into())
+        .spawn(move || udp_loop(&routing, &socket, per_source))
 }
 
 /// At most `per_second` datagrams a second are read from one address; the rest are dropped unread.
@@ -603,13 +666,17 @@ fn udp_loop(routing: &Routing, socket: &std::net::UdpSocket, per_source: u32) {
             }
         };
         let now = Instant::now();
-        let shed = batch.answer(n, |ip| limit.admit(ip, now), |msg, src, out| {
-            let started = Instant::now();
-            // No source: truncated (bigger than MAX_UDP_MESSAGE) or not IP; silence.
-            let dest = src.and_then(|src| handle_into(routing, msg, src, out));
-            timers.record(msg, started);
-            dest
-        });
+        let shed = batch.answer(
+            n,
+            |ip| limit.admit(ip, now),
+            |msg, src, out| {
+                let started = Instant::now();
+                // No source: truncated (bigger than MAX_UDP_MESSAGE) or not IP; silence.
+                let dest = src.and_then(|src| handle_into(routing, msg, src, out));
+                timers.record(msg, started);
+                dest
+            },
+        );
         if shed > 0 {
             shed_total.increment(shed as u64);
         }
@@ -679,13 +746,18 @@ mod mmsg {
                 iov: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
                 hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
                 answers: (0..BATCH).map(|_| Vec::with_capacity(1024)).collect(),
-                dests: (0..BATCH).map(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)).into()).collect(),
+                dests: (0..BATCH)
+                    .map(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)).into())
+                    .collect(),
                 send_iov: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
                 send_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
                 queued: 0,
             };
             for i in 0..BATCH {
-                b.iov[i] = libc::iovec { iov_base: b.bufs[i].as_mut_ptr().cast(), iov_len: b.bufs[i].len() };
+                b.iov[i] = libc::iovec {
+                    iov_base: b.bufs[i].as_mut_ptr().cast(),
+                    iov_len: b.bufs[i].len(),
+                };
                 let h = &mut b.hdrs[i].msg_hdr;
                 h.msg_name = (&raw mut b.names[i]).cast();
                 h.msg_iov = &raw mut b.iov[i];
@@ -702,12 +774,21 @@ mod mmsg {
             for h in &mut self.hdrs {
                 // What the kernel wrote last time.
                 h.msg_len = 0;
-                h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_hdr.msg_namelen =
+                    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 h.msg_hdr.msg_flags = 0;
             }
             // SAFETY: every header points at a live buffer and address of this struct, sized as
             // declared; the kernel writes at most that much.
-            let n = unsafe { libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.hdrs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
             if n < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -719,7 +800,12 @@ mod mmsg {
         /// it goes.
         /// `admit` says whether a datagram from an address is read at all (see [`SourceLimit`]).
         /// Returns how many were not.
-        pub fn answer(&mut self, n: usize, mut admit: impl FnMut(std::net::IpAddr) -> bool, mut f: impl FnMut(&[u8], Option<SocketAddr>, &mut Vec<u8>) -> Option<SocketAddr>) -> usize {
+        pub fn answer(
+            &mut self,
+            n: usize,
+            mut admit: impl FnMut(std::net::IpAddr) -> bool,
+            mut f: impl FnMut(&[u8], Option<SocketAddr>, &mut Vec<u8>) -> Option<SocketAddr>,
+        ) -> usize {
             let mut shed = 0;
             for i in 0..n {
                 let h = &self.hdrs[i];
@@ -742,14 +828,24 @@ mod mmsg {
         pub fn send(&mut self, fd: RawFd) {
             for i in 0..self.queued {
                 // An answer's buffer may have grown (moved) while it was written: point at it now.
-                self.send_iov[i] = libc::iovec { iov_base: self.answers[i].as_mut_ptr().cast(), iov_len: self.answers[i].len() };
+                self.send_iov[i] = libc::iovec {
+                    iov_base: self.answers[i].as_mut_ptr().cast(),
+                    iov_len: self.answers[i].len(),
+                };
                 self.send_hdrs[i].msg_hdr.msg_name = self.dests[i].as_ptr() as *mut libc::c_void;
                 self.send_hdrs[i].msg_hdr.msg_namelen = self.dests[i].len();
             }
             let mut from = 0;
             while from < self.queued {
                 // SAFETY: headers point at the answers and addresses above, which outlive the call.
-                let sent = unsafe { libc::sendmmsg(fd, self.send_hdrs[from..].as_mut_ptr(), (self.queued - from) as libc::c_uint, 0) };
+                let sent = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        self.send_hdrs[from..].as_mut_ptr(),
+                        (self.queued - from) as libc::c_uint,
+                        0,
+                    )
+                };
                 if sent <= 0 {
                     let e = std::io::Error::last_os_error();
                     if e.kind() == std::io::ErrorKind::Interrupted {
@@ -776,13 +872,29 @@ mod mmsg {
         match i32::from(s.ss_family) {
             libc::AF_INET => {
                 // SAFETY: the kernel wrote a sockaddr_in for AF_INET; storage is large and aligned enough.
-                let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-                Some(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port)).into())
+                let a =
+                    unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                Some(
+                    SocketAddrV4::new(
+                        Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                        u16::from_be(a.sin_port),
+                    )
+                    .into(),
+                )
             }
             libc::AF_INET6 => {
                 // SAFETY: as above, for sockaddr_in6.
-                let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-                Some(SocketAddrV6::new(Ipv6Addr::from(a.sin6_addr.s6_addr), u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id).into())
+                let a =
+                    unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                Some(
+                    SocketAddrV6::new(
+                        Ipv6Addr::from(a.sin6_addr.s6_addr),
+                        u16::from_be(a.sin6_port),
+                        a.sin6_flowinfo,
+                        a.sin6_scope_id,
+                    )
+                    .into(),
+                )
             }
             _ => None,
         }
@@ -842,7 +954,9 @@ async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr
             let len = std::str::from_utf8(head).ok().and_then(|h| {
                 crlf_lines(h).find_map(|l| {
                     let (n, v) = l.split_once(':')?;
-                    (header_kind(trim(n)) == Header::ContentLength).then(|| trim(v).parse::<usize>().ok()).flatten()
+                    (header_kind(trim(n)) == Header::ContentLength)
+                        .then(|| trim(v).parse::<usize>().ok())
+                        .flatten()
                 })
             });
             let total = end + 4 + len.unwrap_or(0);
@@ -854,7 +968,9 @@ async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr
             }
             let msg: Vec<u8> = buf.drain(..total).collect();
             let started = Instant::now();
-            if handle_into(&routing, &msg, src, &mut out).is_some() && stream.write_all(&out).await.is_err() {
+            if handle_into(&routing, &msg, src, &mut out).is_some()
+                && stream.write_all(&out).await.is_err()
+            {
                 return;
             }
             timers.record(&msg, started);
@@ -862,7 +978,9 @@ async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr
         if buf.len() > MAX_MESSAGE {
             return;
         }
-        match tokio::time::timeout(std::time::Duration::from_secs(300), stream.read(&mut chunk)).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(300), stream.read(&mut chunk))
+            .await
+        {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
         }
@@ -889,17 +1007,39 @@ mod tests {
     }
 
     fn answer(routing: &Routing, msg: &str) -> Option<String> {
-        handle(routing, msg.as_bytes(), SRC.parse().unwrap()).map(|(b, _)| String::from_utf8(b).unwrap())
+        handle(routing, msg.as_bytes(), SRC.parse().unwrap())
+            .map(|(b, _)| String::from_utf8(b).unwrap())
     }
 
     /// A customer on trunk zoom-a with +15550100001 active and +15550100002 suspended.
     fn one_customer() -> Routing {
         let mut c = Snapshot::default();
-        let t = domain::trunk::ZoomTrunk::parse("zoom-a", &["sip:a.example"], domain::trunk::NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
+        let t = domain::trunk::ZoomTrunk::parse(
+            "zoom-a",
+            &["sip:a.example"],
+            domain::trunk::NumberingRule::nanp(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
         let id = domain::CustomerId::new();
-        c.set_customers(vec![domain::routing::RoutingCustomer { id, trunk: Some("zoom-a".into()), app_removed: false }], vec![t]);
-        let number = |e164: &str, state| domain::routing::NumberFacts { e164: domain::PhoneNumber::from_trusted(e164.into()), state, customer: Some(id), reason: None };
-        c.load(&[number("+15550100001", domain::NumberState::Active), number("+15550100002", domain::NumberState::Suspended)]);
+        c.set_customers(
+            vec![domain::routing::RoutingCustomer {
+                id,
+                trunk: Some("zoom-a".into()),
+                app_removed: false,
+            }],
+            vec![t],
+        );
+        let number = |e164: &str, state| domain::routing::NumberFacts {
+            e164: domain::PhoneNumber::from_trusted(e164.into()),
+            state,
+            customer: Some(id),
+            reason: None,
+        };
+        c.load(&[
+            number("+15550100001", domain::NumberState::Active),
+            number("+15550100002", domain::NumberState::Suspended),
+        ]);
         c.finish_load();
         Routing::from_snapshot(domain::trunk::NumberingRule::nanp(), c)
     }
@@ -918,7 +1058,11 @@ mod tests {
         assert!(a.contains("Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bK776asdhds;rport=5070;received=192.0.2.10\r\n"), "{a}");
         assert!(a.contains("Reason: SIP;cause=404;text=\"not_provisioned\"\r\n"), "{a}");
         assert!(a.contains("To: <sip:+15550100000@peerex.example;user=phone>;tag=px"), "{a}");
-        assert_eq!(Some(a), answer(&r, &invite("sip:+15550100000@peerex.example;user=phone")), "retransmission");
+        assert_eq!(
+            Some(a),
+            answer(&r, &invite("sip:+15550100000@peerex.example;user=phone")),
+            "retransmission"
+        );
     }
 
     #[test]
@@ -926,11 +1070,19 @@ mod tests {
         let r = ready();
         let m = |method: &str| invite("sip:+15550100000@x").replace("INVITE", method);
         assert_eq!(answer(&r, &m("ACK")), None);
-        assert_eq!(answer(&r, "ACK sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10\r\nno colon\r\n\r\n"), None, "not even a 400 answers an ACK");
+        assert_eq!(
+            answer(&r, "ACK sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10\r\nno colon\r\n\r\n"),
+            None,
+            "not even a 400 answers an ACK"
+        );
         assert!(answer(&r, &m("OPTIONS")).unwrap().starts_with("SIP/2.0 200 OK\r\n"));
         assert!(answer(&r, &m("CANCEL")).unwrap().starts_with("SIP/2.0 481 "));
         let bye = answer(&r, &m("BYE")).unwrap();
-        assert!(bye.starts_with("SIP/2.0 405 ") && bye.contains("Allow: INVITE, ACK, CANCEL, OPTIONS\r\n"), "{bye}");
+        assert!(
+            bye.starts_with("SIP/2.0 405 ")
+                && bye.contains("Allow: INVITE, ACK, CANCEL, OPTIONS\r\n"),
+            "{bye}"
+        );
     }
 
     #[test]
@@ -938,13 +1090,33 @@ mod tests {
         let r = ready();
         let good = invite("sip:+15550100000@x");
         assert_eq!(answer(&r, "garbage"), None);
-        assert_eq!(answer(&r, &good.replace("Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bK776asdhds;rport\r\n", "")), None, "no Via: nowhere to answer");
-        assert_eq!(answer(&r, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x\r\n\r\n"), None, "responses are dropped");
+        assert_eq!(
+            answer(
+                &r,
+                &good.replace(
+                    "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bK776asdhds;rport\r\n",
+                    ""
+                )
+            ),
+            None,
+            "no Via: nowhere to answer"
+        );
+        assert_eq!(
+            answer(&r, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x\r\n\r\n"),
+            None,
+            "responses are dropped"
+        );
         for (bad, why) in [
             (good.replace("Call-ID: a84b4c76e66710@pc33\r\n", ""), "Missing Mandatory Header"),
             (good.replace("CSeq: 314159 INVITE", "CSeq: x INVITE"), "Bad CSeq"),
             (good.replace("Content-Length: 0", "Content-Length: 10"), "Bad Content-Length"),
-            (good.replace("INVITE sip:+15550100000@x SIP/2.0", "INVITE sip:+15550100000@x SIP/3.0"), "Bad Request Line"),
+            (
+                good.replace(
+                    "INVITE sip:+15550100000@x SIP/2.0",
+                    "INVITE sip:+15550100000@x SIP/3.0",
+                ),
+                "Bad Request Line",
+            ),
             (good.replace("Max-Forwards: 70", "no colon here"), "Malformed Header"),
         ] {
             let a = answer(&r, &bad).unwrap_or_else(|| panic!("{why}: silence"));
@@ -963,10 +1135,22 @@ mod tests {
             reply_to(&parse(leaked.as_bytes()).unwrap(), src)
         };
         assert_eq!(with("SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bK1;rport"), src);
-        assert_eq!(with("SIP/2.0/UDP sbc.example:5080;branch=z9hG4bK1"), "192.0.2.10:5080".parse().unwrap());
-        assert_eq!(with("SIP/2.0/UDP sbc.example;branch=z9hG4bK1"), "192.0.2.10:5060".parse().unwrap());
-        assert_eq!(response_top_via("SIP/2.0/UDP sbc.example:5080;branch=z9hG4bK1", src), "SIP/2.0/UDP sbc.example:5080;branch=z9hG4bK1;received=192.0.2.10");
-        assert_eq!(response_top_via("SIP/2.0/UDP 192.0.2.10:5080;branch=z9hG4bK1", src), "SIP/2.0/UDP 192.0.2.10:5080;branch=z9hG4bK1");
+        assert_eq!(
+            with("SIP/2.0/UDP sbc.example:5080;branch=z9hG4bK1"),
+            "192.0.2.10:5080".parse().unwrap()
+        );
+        assert_eq!(
+            with("SIP/2.0/UDP sbc.example;branch=z9hG4bK1"),
+            "192.0.2.10:5060".parse().unwrap()
+        );
+        assert_eq!(
+            response_top_via("SIP/2.0/UDP sbc.example:5080;branch=z9hG4bK1", src),
+            "SIP/2.0/UDP sbc.example:5080;branch=z9hG4bK1;received=192.0.2.10"
+        );
+        assert_eq!(
+            response_top_via("SIP/2.0/UDP 192.0.2.10:5080;branch=z9hG4bK1", src),
+            "SIP/2.0/UDP 192.0.2.10:5080;branch=z9hG4bK1"
+        );
     }
 
     /// The fuzz target's check on stable: the seed corpus in fuzz/seeds, and many random mutations
@@ -976,14 +1160,25 @@ mod tests {
     #[test]
     fn parser_never_panics_on_the_fuzz_corpus_and_its_mutations() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/sip_message");
-        let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
         assert!(seeds.len() >= 5, "fuzz seeds in {dir}");
         let r = one_customer();
         let src: SocketAddr = SRC.parse().unwrap();
         let check = |msg: &[u8]| {
             if let Some((a, _)) = handle(&r, msg, src) {
-                assert!(is_expected_answer(&a), "{:?} -> {}", String::from_utf8_lossy(msg), String::from_utf8_lossy(&a));
-                assert!(find(msg, b"\r\n\r\n").is_some(), "answered a message without its blank line");
+                assert!(
+                    is_expected_answer(&a),
+                    "{:?} -> {}",
+                    String::from_utf8_lossy(msg),
+                    String::from_utf8_lossy(&a)
+                );
+                assert!(
+                    find(msg, b"\r\n\r\n").is_some(),
+                    "answered a message without its blank line"
+                );
             }
         };
         let mut seen_302 = false;
@@ -1000,7 +1195,16 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let junk: [&[u8]; 8] = [b"\r\n", b":", b";", b" ", b"\xff\xfe", b"Via: SIP/2.0/UDP [::1", b"CSeq: 99999999999 INVITE", b"Content-Length: -1"];
+        let junk: [&[u8]; 8] = [
+            b"\r\n",
+            b":",
+            b";",
+            b" ",
+            b"\xff\xfe",
+            b"Via: SIP/2.0/UDP [::1",
+            b"CSeq: 99999999999 INVITE",
+            b"Content-Length: -1",
+        ];
         for _ in 0..20_000 {
             let mut m = seeds[next() as usize % seeds.len()].clone();
             for _ in 0..1 + next() % 4 {
@@ -1047,7 +1251,9 @@ mod tests {
         let me = client.local_addr().unwrap();
         const CALLS: usize = 200;
         for i in 0..CALLS {
-            let msg = invite("sip:+15550100000@x").replace("192.0.2.10:5070", &me.to_string()).replace("a84b4c76e66710@pc33", &format!("burst-{i}"));
+            let msg = invite("sip:+15550100000@x")
+                .replace("192.0.2.10:5070", &me.to_string())
+                .replace("a84b4c76e66710@pc33", &format!("burst-{i}"));
             client.send_to(msg.as_bytes(), addr).unwrap();
             if i == CALLS / 2 {
                 client.send_to(&vec![b'x'; 65_507], addr).unwrap();
@@ -1060,11 +1266,19 @@ mod tests {
             let n = client.recv(&mut buf).expect("an answer for every INVITE");
             let a = String::from_utf8_lossy(&buf[..n]).into_owned();
             assert!(a.starts_with("SIP/2.0 404 Not Found\r\n"), "{a}");
-            let call = a.split("Call-ID: ").nth(1).and_then(|r| r.split("\r\n").next()).unwrap().to_owned();
+            let call = a
+                .split("Call-ID: ")
+                .nth(1)
+                .and_then(|r| r.split("\r\n").next())
+                .unwrap()
+                .to_owned();
             assert!(seen.insert(call.clone()), "{call} answered twice");
         }
         client.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
-        assert!(client.recv(&mut buf).is_err(), "nothing more: no answer to the garbage or the ACK");
+        assert!(
+            client.recv(&mut buf).is_err(),
+            "nothing more: no answer to the garbage or the ACK"
+        );
     }
 
     /// Outbound (Zoom to PSTN): the proxy names the Zoom trunk the call came over; the calling
@@ -1074,29 +1288,55 @@ mod tests {
         let r = one_customer();
         let call = |from: &str, trunk: &str, extra: &str| {
             let m = invite("sip:+442071234567@carrier.example")
-                .replace("From: <sip:+15550000001@carrier.example>", &format!("From: \"Front desk\" <{from}>"))
-                .replace("Content-Length: 0", &format!("X-Peerex-Trunk: {trunk}\r\n{extra}Content-Length: 0"));
+                .replace(
+                    "From: <sip:+15550000001@carrier.example>",
+                    &format!("From: \"Front desk\" <{from}>"),
+                )
+                .replace(
+                    "Content-Length: 0",
+                    &format!("X-Peerex-Trunk: {trunk}\r\n{extra}Content-Length: 0"),
+                );
             answer(&r, &m).unwrap()
         };
         let a = call("sip:+15550100001@zoom.example", "zoom-a", "");
-        assert!(a.starts_with("SIP/2.0 302 Moved Temporarily\r\n") && a.contains("Contact: <sip:+442071234567@carrier.example>\r\n"), "{a}");
+        assert!(
+            a.starts_with("SIP/2.0 302 Moved Temporarily\r\n")
+                && a.contains("Contact: <sip:+442071234567@carrier.example>\r\n"),
+            "{a}"
+        );
         for (from, trunk, extra, status, reason) in [
             ("sip:+15550100001@zoom.example", "zoom-b", "", "403", "wrong_trunk"),
             ("sip:+15550100002@zoom.example", "zoom-a", "", "403", "suspended"),
             ("sip:+15559999999@zoom.example", "zoom-a", "", "403", "not_customer_number"),
             ("sip:anonymous@anonymous.invalid", "zoom-a", "", "403", "not_customer_number"),
             // The identity the proxy asserts wins over From.
-            ("sip:+15550100001@zoom.example", "zoom-a", "P-Asserted-Identity: <sip:+15559999999@zoom.example>\r\n", "403", "not_customer_number"),
+            (
+                "sip:+15550100001@zoom.example",
+                "zoom-a",
+                "P-Asserted-Identity: <sip:+15559999999@zoom.example>\r\n",
+                "403",
+                "not_customer_number",
+            ),
         ] {
             let a = call(from, trunk, extra);
-            assert!(a.starts_with(&format!("SIP/2.0 {status} ")) && a.contains(&format!("Reason: SIP;cause={status};text=\"{reason}\"\r\n")), "{from} over {trunk}: {a}");
+            assert!(
+                a.starts_with(&format!("SIP/2.0 {status} "))
+                    && a.contains(&format!("Reason: SIP;cause={status};text=\"{reason}\"\r\n")),
+                "{from} over {trunk}: {a}"
+            );
         }
-        let asserted = call("sip:+15559999999@zoom.example", "zoom-a", "P-Asserted-Identity: <tel:+15550100001>\r\n");
+        let asserted = call(
+            "sip:+15559999999@zoom.example",
+            "zoom-a",
+            "P-Asserted-Identity: <tel:+15550100001>\r\n",
+        );
         assert!(asserted.starts_with("SIP/2.0 302 "), "{asserted}");
         // A copy not checked against the database lately fails closed for outbound, not inbound.
         r.last_sync_ms.store(0, std::sync::atomic::Ordering::Release);
         assert!(call("sip:+15550100001@zoom.example", "zoom-a", "").starts_with("SIP/2.0 503 "));
-        assert!(answer(&r, &invite("sip:+15550100001@peerex.example")).unwrap().starts_with("SIP/2.0 302 "));
+        assert!(answer(&r, &invite("sip:+15550100001@peerex.example"))
+            .unwrap()
+            .starts_with("SIP/2.0 302 "));
     }
 
     #[test]
@@ -1104,17 +1344,29 @@ mod tests {
         let mut l = SourceLimit::new(3);
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let t0 = Instant::now();
-        assert_eq!((0..5).map(|_| l.admit(a, t0)).collect::<Vec<_>>(), [true, true, true, false, false]);
+        assert_eq!(
+            (0..5).map(|_| l.admit(a, t0)).collect::<Vec<_>>(),
+            [true, true, true, false, false]
+        );
         assert!(l.admit(b, t0), "another address is not held back");
         assert!(!l.admit(a, t0 + std::time::Duration::from_millis(999)));
-        assert!(l.admit(a, t0 + std::time::Duration::from_secs(1)), "a new second, a new allowance");
+        assert!(
+            l.admit(a, t0 + std::time::Duration::from_secs(1)),
+            "a new second, a new allowance"
+        );
         let mut none = SourceLimit::new(0);
         assert!((0..100_000).all(|_| none.admit(a, t0)), "0 means no limit");
     }
 
     #[test]
     fn contact_carries_the_number_to_zoom() {
-        assert_eq!(contact_uri("sip:zoom-a.example:5061;transport=tls", 15550100000), "sip:+15550100000@zoom-a.example:5061;transport=tls");
-        assert_eq!(contact_uri("sips:trunk@zoom-b.example", 15550100000), "sips:+15550100000@zoom-b.example");
+        assert_eq!(
+            contact_uri("sip:zoom-a.example:5061;transport=tls", 15550100000),
+            "sip:+15550100000@zoom-a.example:5061;transport=tls"
+        );
+        assert_eq!(
+            contact_uri("sips:trunk@zoom-b.example", 15550100000),
+            "sips:+15550100000@zoom-b.example"
+        );
     }
 }

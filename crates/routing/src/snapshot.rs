@@ -4,7 +4,9 @@
 //! recent changes that is merged in when it grows.
 //! Customers and trunks are small tables beside it.
 
-use domain::routing::{decide, Decision, Direction, NumberFacts, NumberRouting, Reason, RoutingCustomer};
+use domain::routing::{
+    decide, Decision, Direction, NumberFacts, NumberRouting, Reason, RoutingCustomer,
+};
 use domain::trunk::{NumberingRule, ZoomTrunk};
 use domain::{CustomerId, NumberState};
 use std::collections::HashMap;
@@ -92,17 +94,37 @@ impl Snapshot {
     pub fn set_customers(&mut self, customers: Vec<RoutingCustomer>, trunks: Vec<ZoomTrunk>) {
         self.trunks = trunks
             .into_iter()
-            .map(|t| Arc::new(Trunk { name: t.name.to_string(), destinations: t.destinations.iter().map(|d| d.to_string()).collect(), numbering: t.numbering }))
+            .map(|t| {
+                Arc::new(Trunk {
+                    name: t.name.to_string(),
+                    destinations: t.destinations.iter().map(|d| d.to_string()).collect(),
+                    numbering: t.numbering,
+                })
+            })
             .collect();
-        let trunk_index: HashMap<&str, u16> = self.trunks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i as u16)).collect();
+        let trunk_index: HashMap<&str, u16> =
+            self.trunks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i as u16)).collect();
         // Keep existing customers' indexes: packed numbers refer to them.
         let mut fresh: HashMap<CustomerId, Customer> = customers
             .into_iter()
-            .map(|c| (c.id, Customer { id: c.id, trunk: c.trunk.and_then(|t| trunk_index.get(t.as_str()).copied()), app_removed: c.app_removed }))
+            .map(|c| {
+                (
+                    c.id,
+                    Customer {
+                        id: c.id,
+                        trunk: c.trunk.and_then(|t| trunk_index.get(t.as_str()).copied()),
+                        app_removed: c.app_removed,
+                    },
+                )
+            })
             .collect();
         for c in self.customers.iter_mut() {
             // A customer gone from the database keeps its slot, with nothing to route to.
-            *c = fresh.remove(&c.id).unwrap_or(Customer { id: c.id, trunk: None, app_removed: false });
+            *c = fresh.remove(&c.id).unwrap_or(Customer {
+                id: c.id,
+                trunk: None,
+                app_removed: false,
+            });
         }
         for (id, c) in fresh {
             self.customer_index.insert(id, self.customers.len() as u32);
@@ -236,7 +258,13 @@ impl Snapshot {
     }
 
     /// Decides a call; `from`/`to` are E.164 keys (`None`: not a number, or not given).
-    pub fn decide(&self, direction: Direction, from: Option<u64>, to: Option<u64>, via_trunk: Option<&str>) -> Answer {
+    pub fn decide(
+        &self,
+        direction: Direction,
+        from: Option<u64>,
+        to: Option<u64>,
+        via_trunk: Option<&str>,
+    ) -> Answer {
         let (from_r, from_c) = self.routing(from);
         let (to_r, to_c) = self.routing(to);
         let d = decide(direction, from_r, to_r, via_trunk);
@@ -245,7 +273,14 @@ impl Snapshot {
             _ => None,
         };
         let customer = if direction == Direction::Inbound { to_c } else { from_c };
-        Answer { direction, status: d.sip_status(), reason: d.reason(), trunk, customer, generation: self.generation }
+        Answer {
+            direction,
+            status: d.sip_status(),
+            reason: d.reason(),
+            trunk,
+            customer,
+            generation: self.generation,
+        }
     }
 
     pub fn trunk(&self, name: &str) -> Option<Arc<Trunk>> {
@@ -262,7 +297,9 @@ impl Snapshot {
 
     /// Bytes held for the numbers themselves (the per-number cost the goal is about).
     pub fn number_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<(u64, u32)>() + self.index.capacity() * 4 + self.overlay.capacity() * 16
+        self.entries.capacity() * std::mem::size_of::<(u64, u32)>()
+            + self.index.capacity() * 4
+            + self.overlay.capacity() * 16
     }
 }
 
@@ -281,8 +318,12 @@ mod tests {
         let c = CustomerId::new();
         let mut s = Snapshot::default();
         s.set_customers(vec![RoutingCustomer { id: c, trunk: None, app_removed: false }], vec![]);
-        let loaded: Vec<u64> = (0..50_000u64).map(|i| 15_550_000_000 + i * 3).chain((0..5_000).map(|i| 4_930_000_000 + i * 7919)).collect();
-        let page: Vec<NumberFacts> = loaded.iter().map(|n| facts(&format!("+{n}"), NumberState::Active, Some(c))).collect();
+        let loaded: Vec<u64> = (0..50_000u64)
+            .map(|i| 15_550_000_000 + i * 3)
+            .chain((0..5_000).map(|i| 4_930_000_000 + i * 7919))
+            .collect();
+        let page: Vec<NumberFacts> =
+            loaded.iter().map(|n| facts(&format!("+{n}"), NumberState::Active, Some(c))).collect();
         s.load(&page);
         s.finish_load();
         let active = state_code(NumberState::Active) | (1 << 4);
@@ -297,17 +338,32 @@ mod tests {
     #[test]
     fn lookups_see_loads_changes_and_merges() {
         let c = CustomerId::new();
-        let trunk = ZoomTrunk::parse("zoom-a", &["sip:a.example"], NumberingRule::nanp(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
+        let trunk = ZoomTrunk::parse(
+            "zoom-a",
+            &["sip:a.example"],
+            NumberingRule::nanp(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
         let mut s = Snapshot::default();
-        s.set_customers(vec![RoutingCustomer { id: c, trunk: Some("zoom-a".into()), app_removed: false }], vec![trunk.clone()]);
-        s.load(&[facts("+15550100001", NumberState::Active, Some(c)), facts("+4930123456", NumberState::Suspended, Some(c))]);
+        s.set_customers(
+            vec![RoutingCustomer { id: c, trunk: Some("zoom-a".into()), app_removed: false }],
+            vec![trunk.clone()],
+        );
+        s.load(&[
+            facts("+15550100001", NumberState::Active, Some(c)),
+            facts("+4930123456", NumberState::Suspended, Some(c)),
+        ]);
         s.finish_load();
         let inbound = |s: &Snapshot, n: u64| {
             let a = s.decide(Direction::Inbound, None, Some(n), None);
             (a.status, a.reason)
         };
         assert_eq!(inbound(&s, 15550100001), (302, None));
-        assert_eq!(s.decide(Direction::Inbound, None, Some(15550100001), None).trunk.unwrap().destinations, ["sip:a.example"]);
+        assert_eq!(
+            s.decide(Direction::Inbound, None, Some(15550100001), None).trunk.unwrap().destinations,
+            ["sip:a.example"]
+        );
         assert_eq!(inbound(&s, 4930123456), (480, Some(Reason::Suspended)));
         assert_eq!(inbound(&s, 15550100002), (404, Some(Reason::NotProvisioned)));
 
@@ -325,7 +381,10 @@ mod tests {
         assert_eq!(s.len(), MERGE_AT + 10 + 1);
 
         // The customer removes the app: its suspended numbers say so; its other numbers are unchanged.
-        s.set_customers(vec![RoutingCustomer { id: c, trunk: Some("zoom-a".into()), app_removed: true }], vec![trunk]);
+        s.set_customers(
+            vec![RoutingCustomer { id: c, trunk: Some("zoom-a".into()), app_removed: true }],
+            vec![trunk],
+        );
         assert_eq!(inbound(&s, 4930123456), (480, Some(Reason::Deauthorized)));
         assert_eq!(inbound(&s, 16000000005), (302, None));
     }

@@ -18,7 +18,11 @@ macro_rules! on_both {
     };
 }
 
-on_both!(lookups_follow_the_contract_and_a_release_stops_routing_at_once, sipp_invites_get_302_480_404, removing_the_app_in_zoom_answers_deauthorized);
+on_both!(
+    lookups_follow_the_contract_and_a_release_stops_routing_at_once,
+    sipp_invites_get_302_480_404,
+    removing_the_app_in_zoom_answers_deauthorized
+);
 
 struct World {
     store: Store,
@@ -47,25 +51,49 @@ async fn world(db: Db) -> World {
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let trunk = ZoomTrunk::parse("zoom-a", &["sip:zoom-a.example:5061;transport=tls"], NumberingRule::nanp(), now).unwrap();
+    let trunk = ZoomTrunk::parse(
+        "zoom-a",
+        &["sip:zoom-a.example:5061;transport=tls"],
+        NumberingRule::nanp(),
+        now,
+    )
+    .unwrap();
     store.insert_trunk(&trunk).await.unwrap();
-    let c = Customer { id: CustomerId::new(), name: "Acme".into(), contract_ref: "C-1".into(), contract_state: ContractState::Active, created_at: now, zoom_trunk: None };
+    let c = Customer {
+        id: CustomerId::new(),
+        name: "Acme".into(),
+        contract_ref: "C-1".into(),
+        contract_state: ContractState::Active,
+        created_at: now,
+        zoom_trunk: None,
+    };
     store.insert_customer(&c).await.unwrap();
     store.set_customer_trunk(c.id, Some("zoom-a")).await.unwrap();
     let by = Actor::System("test".into());
-    let numbers: Vec<_> = [ACTIVE, SUSPENDED, RELEASED].iter().map(|n| Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by, now)).collect();
+    let numbers: Vec<_> = [ACTIVE, SUSPENDED, RELEASED]
+        .iter()
+        .map(|n| Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by, now))
+        .collect();
     store.insert_numbers(&numbers, &|_| {}).await.unwrap();
     set_state(&store, ACTIVE, "active", Some(c.id)).await;
     set_state(&store, SUSPENDED, "suspended", Some(c.id)).await;
     set_state(&store, RELEASED, "aging", None).await;
-    let config = RoutingConfig { http_listen: "127.0.0.1:0".into(), sip_listen: "127.0.0.1:0".into(), ..Default::default() };
+    let config = RoutingConfig {
+        http_listen: "127.0.0.1:0".into(),
+        sip_listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
     let started = routing::start(store.clone(), &config).await.unwrap();
-    assert!(routing::wait_ready(&started.routing, Duration::from_secs(10)).await, "snapshot loaded");
+    assert!(
+        routing::wait_ready(&started.routing, Duration::from_secs(10)).await,
+        "snapshot loaded"
+    );
     World { store, customer: c.id, started, _dir: dir }
 }
 
 async fn lookup(w: &World, query: &str) -> (u16, Value) {
-    let r = reqwest::get(format!("http://{}/route?{query}", w.started.http.unwrap())).await.unwrap();
+    let r =
+        reqwest::get(format!("http://{}/route?{query}", w.started.http.unwrap())).await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
@@ -73,7 +101,11 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
     let w = world(db).await;
     let (status, body) = lookup(&w, "to=sip:%2B15550100001@peerex.example;user=phone").await;
     assert_eq!(status, 200);
-    assert_eq!((body["decision"].as_str(), body["status"].as_u64(), body["trunk"].as_str()), (Some("route"), Some(302), Some("zoom-a")), "{body}");
+    assert_eq!(
+        (body["decision"].as_str(), body["status"].as_u64(), body["trunk"].as_str()),
+        (Some("route"), Some(302), Some("zoom-a")),
+        "{body}"
+    );
     assert_eq!(body["routes"][0]["uri"], "sip:+15550100001@zoom-a.example:5061;transport=tls");
     assert_eq!(body["routes"][0]["dst_uri"], "sip:zoom-a.example:5061;transport=tls");
     for (query, want, reason) in [
@@ -85,7 +117,11 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
     ] {
         let (status, body) = lookup(&w, query).await;
         assert_eq!(status, 200, "{query}: unknown numbers are decisions, never HTTP errors");
-        assert_eq!((body["status"].as_u64(), body["reason"].as_str()), (Some(want), Some(reason)), "{query}: {body}");
+        assert_eq!(
+            (body["status"].as_u64(), body["reason"].as_str()),
+            (Some(want), Some(reason)),
+            "{query}: {body}"
+        );
     }
     let (_, body) = lookup(&w, "direction=outbound&from=%2B15550100001&trunk=zoom-a").await;
     assert_eq!(body["decision"], "allow");
@@ -110,7 +146,12 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
 
 /// Runs one sipp INVITE for `number`, expecting `status`; true when sipp saw it.
 fn sipp(sip: std::net::SocketAddr, transport: &str, number: &str, status: u16) -> bool {
-    sipp_scenario(sip, transport, number, &include_str!("sipp-expect.xml").replace("EXPECTED", &status.to_string()))
+    sipp_scenario(
+        sip,
+        transport,
+        number,
+        &include_str!("sipp-expect.xml").replace("EXPECTED", &status.to_string()),
+    )
 }
 
 /// Runs one call of a sipp UAC `scenario` to `number`; true when it completed.
@@ -120,14 +161,39 @@ fn sipp_scenario(sip: std::net::SocketAddr, transport: &str, number: &str, scena
     std::fs::write(&path, scenario).unwrap();
     let out = std::process::Command::new("sipp")
         .arg(sip.to_string())
-        .args(["-sf", path.to_str().unwrap(), "-s", number, "-m", "1", "-t", transport, "-i", "127.0.0.1", "-p", "0", "-timeout", "10s", "-nostdin"])
+        .args([
+            "-sf",
+            path.to_str().unwrap(),
+            "-s",
+            number,
+            "-m",
+            "1",
+            "-t",
+            transport,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-timeout",
+            "10s",
+            "-nostdin",
+        ])
         .args(["-trace_err", "-error_file", dir.path().join("err.log").to_str().unwrap()])
         .current_dir(dir.path())
         .output()
         .expect("sipp is installed (scripts/test installs sip-tester)");
     let ok = out.status.success();
     if !ok {
-        eprintln!("sipp {number}: {}\n{}", String::from_utf8_lossy(&out.stdout).lines().rev().take(5).collect::<Vec<_>>().join("\n"), std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default());
+        eprintln!(
+            "sipp {number}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default()
+        );
     }
     ok
 }
@@ -185,12 +251,19 @@ async fn a_flood_of_junk_and_options_does_not_stop_calls() {
             let junk: Vec<Vec<u8>> = vec![
                 b"\xff\xfe garbage".to_vec(),
                 options.as_bytes()[..options.len() / 2].to_vec(),
-                format!("INVITE sip:+1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport\r\nX: {}\r\n\r\n", "a".repeat(600)).into_bytes(),
+                format!(
+                    "INVITE sip:+1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport\r\nX: {}\r\n\r\n",
+                    "a".repeat(600)
+                )
+                .into_bytes(),
                 options.replace("Content-Length: 0", "Content-Length: 99").into_bytes(),
                 options.clone().into_bytes(),
             ];
             // Datagrams as big as UDP allows, a few (a flood of them fills any socket buffer).
-            let huge = format!("INVITE sip:+1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport\r\nX: {}\r\n\r\n", "a".repeat(65_000));
+            let huge = format!(
+                "INVITE sip:+1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport\r\nX: {}\r\n\r\n",
+                "a".repeat(65_000)
+            );
             for _ in 0..20 {
                 s.send_to(huge.as_bytes(), sip).unwrap();
             }
@@ -210,7 +283,11 @@ async fn a_flood_of_junk_and_options_does_not_stop_calls() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let calls = tokio::task::spawn_blocking(move || [(ACTIVE, 302), (SUSPENDED, 480), (UNKNOWN, 404)].map(|(n, s)| (n, sipp(sip, "u1", n, s)))).await.unwrap();
+    let calls = tokio::task::spawn_blocking(move || {
+        [(ACTIVE, 302), (SUSPENDED, 480), (UNKNOWN, 404)].map(|(n, s)| (n, sipp(sip, "u1", n, s)))
+    })
+    .await
+    .unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sent, options_answered) = flood.join().unwrap();
     eprintln!("flood: sent {sent}, options answered {options_answered}");
@@ -229,7 +306,11 @@ async fn until_reason(w: &World, query: &str, reason: &str) -> Duration {
         if body["reason"] == reason {
             return t0.elapsed();
         }
-        assert!(t0.elapsed() < Duration::from_millis(500), "{query}: still {body} after {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "{query}: still {body} after {:?}",
+            t0.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -238,8 +319,17 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
     let w = world(db).await;
     let now = time::OffsetDateTime::now_utc();
     let by = Actor::System("test".into());
-    let tokens = domain::onboarding::StoredTokens { access_token: "a".into(), refresh_token: "r".into(), expires_at: now + time::Duration::hours(1), generation: 1 };
-    w.store.link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now).await.unwrap().unwrap();
+    let tokens = domain::onboarding::StoredTokens {
+        access_token: "a".into(),
+        refresh_token: "r".into(),
+        expires_at: now + time::Duration::hours(1),
+        generation: 1,
+    };
+    w.store
+        .link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now)
+        .await
+        .unwrap()
+        .unwrap();
     // Linking queues the customer's suspended numbers for Zoom again; suspend one by hand.
     set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
     // Linked: the carrier's own suspension is `suspended`.
@@ -247,18 +337,31 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
     assert_eq!(lookup(&w, "to=%2B15550100001").await.1["status"], 302);
 
     // The app is removed (the reason's wording says nothing of apps): the link's state decides.
-    let (_, suspended) = w.store.unlink_zoom_account("zoom-acct-1", "webhook 7f3a", &by, now).await.unwrap().unwrap();
+    let (_, suspended) = w
+        .store
+        .unlink_zoom_account("zoom-acct-1", "webhook 7f3a", &by, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(suspended, 1, "the active number was suspended");
     let took = until_reason(&w, "to=%2B15550100001", "deauthorized").await;
     let (_, body) = lookup(&w, "to=%2B15550100001").await;
     assert_eq!(body["status"], 480, "{body}");
     assert_eq!(lookup(&w, "to=%2B15550100002").await.1["reason"], "deauthorized");
     let (_, out) = lookup(&w, "direction=outbound&from=%2B15550100001&trunk=zoom-a").await;
-    assert_eq!((out["status"].as_u64(), out["reason"].as_str()), (Some(403), Some("deauthorized")), "{out}");
+    assert_eq!(
+        (out["status"].as_u64(), out["reason"].as_str()),
+        (Some(403), Some("deauthorized")),
+        "{out}"
+    );
     eprintln!("app removed -> deauthorized: {took:?}");
 
     // Installed again: the link is live, so a suspension is the carrier's again.
-    w.store.link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now).await.unwrap().unwrap();
+    w.store
+        .link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now)
+        .await
+        .unwrap()
+        .unwrap();
     set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
     until_reason(&w, "to=%2B15550100002", "suspended").await;
 }
@@ -285,7 +388,8 @@ struct Child(std::process::Child);
 impl Drop for Child {
     fn drop(&mut self) {
         // SIGTERM first: Kamailio's main process then stops its children.
-        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ =
+            std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(3) {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -303,7 +407,13 @@ async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
     // Zoom's SBC for this trunk is a sipp UAS on this machine.
     let zoom_port = free_udp_port();
     let now = time::OffsetDateTime::now_utc();
-    let zoom = ZoomTrunk::parse("zoom-local", &[&format!("sip:127.0.0.1:{zoom_port}")], NumberingRule::nanp(), now).unwrap();
+    let zoom = ZoomTrunk::parse(
+        "zoom-local",
+        &[&format!("sip:127.0.0.1:{zoom_port}")],
+        NumberingRule::nanp(),
+        now,
+    )
+    .unwrap();
     w.store.insert_trunk(&zoom).await.unwrap();
     w.store.set_customer_trunk(w.customer, Some("zoom-local")).await.unwrap();
     let t0 = Instant::now();
@@ -314,9 +424,25 @@ async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
 
     let dir = tempfile::tempdir().unwrap();
     let uas_path = dir.path().join("zoom-uas.xml");
-    std::fs::write(&uas_path, include_str!("sipp-zoom-uas.xml").replace("E164_DIGITS", &ACTIVE[1..])).unwrap();
+    std::fs::write(
+        &uas_path,
+        include_str!("sipp-zoom-uas.xml").replace("E164_DIGITS", &ACTIVE[1..]),
+    )
+    .unwrap();
     let uas = std::process::Command::new("sipp")
-        .args(["-sf", uas_path.to_str().unwrap(), "-i", "127.0.0.1", "-p", &zoom_port.to_string(), "-m", "1", "-nostdin", "-timeout", "30s"])
+        .args([
+            "-sf",
+            uas_path.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &zoom_port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+        ])
         .args(["-trace_err", "-error_file", dir.path().join("uas-err.log").to_str().unwrap()])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
@@ -327,32 +453,67 @@ async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
     let kamailio_port = free_udp_port();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/kamailio/kamailio.cfg");
     let mut cmd = std::process::Command::new("kamailio");
-    cmd.args(["-f", config, "-DD", "-E", "-n", "2", "-m", "32", "-M", "8", "-Y", dir.path().to_str().unwrap()])
-        .arg("-A")
-        .arg(format!("LISTEN=udp:127.0.0.1:{kamailio_port}"))
-        .arg("-A")
-        .arg(format!("PEEREX_SIP=\"sip:{}\"", w.started.sip.unwrap()))
-        .arg("-A")
-        .arg(format!("PEEREX_HTTP=\"http://{}\"", w.started.http.unwrap()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("kamailio.log")).unwrap());
+    cmd.args([
+        "-f",
+        config,
+        "-DD",
+        "-E",
+        "-n",
+        "2",
+        "-m",
+        "32",
+        "-M",
+        "8",
+        "-Y",
+        dir.path().to_str().unwrap(),
+    ])
+    .arg("-A")
+    .arg(format!("LISTEN=udp:127.0.0.1:{kamailio_port}"))
+    .arg("-A")
+    .arg(format!("PEEREX_SIP=\"sip:{}\"", w.started.sip.unwrap()))
+    .arg("-A")
+    .arg(format!("PEEREX_HTTP=\"http://{}\"", w.started.http.unwrap()))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(dir.path().join("kamailio.log")).unwrap());
     if http {
         cmd.args(["-A", "WITH_HTTP"]);
     }
     let _kamailio = Child(cmd.spawn().expect("kamailio is installed (scripts/test installs it)"));
-    let kamailio_log = || std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default();
-    assert!(tokio::task::spawn_blocking(move || routing::sip::answers_options(kamailio_port, Duration::from_secs(10))).await.unwrap(), "kamailio did not start:\n{}", kamailio_log());
+    let kamailio_log =
+        || std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default();
+    assert!(
+        tokio::task::spawn_blocking(move || routing::sip::answers_options(
+            kamailio_port,
+            Duration::from_secs(10)
+        ))
+        .await
+        .unwrap(),
+        "kamailio did not start:\n{}",
+        kamailio_log()
+    );
 
     let kamailio: std::net::SocketAddr = ([127, 0, 0, 1], kamailio_port).into();
     let call = include_str!("sipp-call-through.xml");
     let rejected = include_str!("sipp-expect.xml").replace("EXPECTED", "480");
     let (reached, refused, wrong) = tokio::task::spawn_blocking(move || {
-        (sipp_scenario(kamailio, "u1", ACTIVE, call), sipp_scenario(kamailio, "u1", SUSPENDED, &rejected), sipp_scenario(kamailio, "u1", SUSPENDED, call))
+        (
+            sipp_scenario(kamailio, "u1", ACTIVE, call),
+            sipp_scenario(kamailio, "u1", SUSPENDED, &rejected),
+            sipp_scenario(kamailio, "u1", SUSPENDED, call),
+        )
     })
     .await
     .unwrap();
-    assert!(reached, "the call for the active number did not reach Zoom's SBC:\n{}", kamailio_log());
-    assert!(refused, "the call for the suspended number was not rejected with 480:\n{}", kamailio_log());
+    assert!(
+        reached,
+        "the call for the active number did not reach Zoom's SBC:\n{}",
+        kamailio_log()
+    );
+    assert!(
+        refused,
+        "the call for the suspended number was not rejected with 480:\n{}",
+        kamailio_log()
+    );
     assert!(!wrong, "a call for the suspended number went through");
     // The UAS took exactly one call, for the active number (its scenario checks the Request-URI).
     let status = tokio::task::spawn_blocking(move || {
@@ -369,5 +530,9 @@ async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
     })
     .await
     .unwrap();
-    assert!(status.is_some_and(|s| s.success()), "Zoom's SBC stand-in did not complete the call: {status:?} {}", std::fs::read_to_string(dir.path().join("uas-err.log")).unwrap_or_default());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "Zoom's SBC stand-in did not complete the call: {status:?} {}",
+        std::fs::read_to_string(dir.path().join("uas-err.log")).unwrap_or_default()
+    );
 }

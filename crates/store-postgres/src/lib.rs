@@ -4,15 +4,17 @@
 //! `FOR UPDATE SKIP LOCKED` so concurrent orders never get the same number, and imports stream
 //! through `COPY`. Only `store` should use this crate.
 
-mod rows;
 mod routing;
+mod rows;
 mod trunks;
 
 use domain::auth::{ApiToken, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
-use rows::{encode_tags, CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow};
+use rows::{
+    encode_tags, CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use std::collections::HashSet;
@@ -77,7 +79,11 @@ pub struct PgStore {
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -95,13 +101,20 @@ impl PgStore {
     pub async fn existing_numbers(&self, e164s: &[&str]) -> Result<HashSet<String>> {
         // One array parameter per call instead of a bind per number: a million-row import checks
         // its numbers in a hundred round trips of index probes.
-        let rows: Vec<String> = sqlx::query_scalar("SELECT e164 FROM numbers WHERE e164 = ANY($1)").bind(e164s).fetch_all(&self.pool).await?;
+        let rows: Vec<String> = sqlx::query_scalar("SELECT e164 FROM numbers WHERE e164 = ANY($1)")
+            .bind(e164s)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().collect())
     }
 
     /// Adds numbers and their creation events in one transaction: all or nothing. Streams both
     /// tables through `COPY`, the fastest way into PostgreSQL.
-    pub async fn insert_numbers(&self, numbers: &[(Number, NumberEvent)], progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+    pub async fn insert_numbers(
+        &self,
+        numbers: &[(Number, NumberEvent)],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let mut copy = tx
             .copy_in_raw("COPY numbers (id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at) FROM STDIN (FORMAT csv)")
@@ -156,8 +169,14 @@ impl PgStore {
     }
 
     pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>> {
-        let rows = sqlx::query!(r#"SELECT state, COUNT(*) AS "count!" FROM numbers GROUP BY state"#).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().filter_map(|r| NumberState::parse(&r.state).map(|s| (s, r.count))).collect())
+        let rows =
+            sqlx::query!(r#"SELECT state, COUNT(*) AS "count!" FROM numbers GROUP BY state"#)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| NumberState::parse(&r.state).map(|s| (s, r.count)))
+            .collect())
     }
 
     pub async fn get_number(&self, id: NumberId) -> Result<Option<Number>> {
@@ -204,7 +223,10 @@ impl PgStore {
     pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {
         let db_state = state.as_str();
         let db_id = id.as_uuid();
-        let done = sqlx::query!("UPDATE customers SET contract_state = $1 WHERE id = $2", db_state, db_id).execute(&self.pool).await?;
+        let done =
+            sqlx::query!("UPDATE customers SET contract_state = $1 WHERE id = $2", db_state, db_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -221,20 +243,34 @@ impl PgStore {
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let row = select_users!("WHERE lower(email) = lower($1)", email).fetch_optional(&self.pool).await?;
+        let row = select_users!("WHERE lower(email) = lower($1)", email)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(UserRow::into_user).transpose()
     }
 
     pub async fn list_users(&self, customer: Option<CustomerId>) -> Result<Vec<User>> {
         let rows = match customer.map(|c| c.as_uuid()) {
-            Some(c) => select_users!("WHERE customer_id = $1 ORDER BY email", c).fetch_all(&self.pool).await?,
-            None => select_users!("WHERE customer_id IS NULL ORDER BY email").fetch_all(&self.pool).await?,
+            Some(c) => {
+                select_users!("WHERE customer_id = $1 ORDER BY email", c)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                select_users!("WHERE customer_id IS NULL ORDER BY email")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         rows.into_iter().map(UserRow::into_user).collect()
     }
 
     /// Records a failed sign-in; returns the count so far.
-    pub async fn record_login_failure(&self, id: UserId, lock_until: Option<OffsetDateTime>) -> Result<i64> {
+    pub async fn record_login_failure(
+        &self,
+        id: UserId,
+        lock_until: Option<OffsetDateTime>,
+    ) -> Result<i64> {
         let id = id.as_uuid();
         sqlx::query_scalar!("UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE($1, locked_until) WHERE id = $2 RETURNING failed_logins", lock_until, id)
             .fetch_one(&self.pool)
@@ -243,12 +279,17 @@ impl PgStore {
 
     pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
         let db_id = id.as_uuid();
-        sqlx::query!("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", db_id).execute(&self.pool).await.map(|_| ())
+        sqlx::query!("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", db_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn set_password(&self, id: UserId, hash: &str) -> Result<bool> {
         let db_id = id.as_uuid();
-        let done = sqlx::query!("UPDATE users SET password_hash = $1 WHERE id = $2", hash, db_id).execute(&self.pool).await?;
+        let done = sqlx::query!("UPDATE users SET password_hash = $1 WHERE id = $2", hash, db_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -261,7 +302,11 @@ impl PgStore {
     }
 
     /// The live session with this id hash and its user; expired sessions are not returned.
-    pub async fn session(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<(Session, User)>> {
+    pub async fn session(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, User)>> {
         let row = sqlx::query_as!(
             SessionUserRow,
             r#"SELECT s.id_hash, s.csrf_token, s.created_at AS session_created_at, s.expires_at,
@@ -276,11 +321,17 @@ impl PgStore {
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query!("DELETE FROM sessions WHERE id_hash = $1", id_hash).execute(&self.pool).await.map(|_| ())
+        sqlx::query!("DELETE FROM sessions WHERE id_hash = $1", id_hash)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64> {
-        Ok(sqlx::query!("DELETE FROM sessions WHERE expires_at <= $1", now).execute(&self.pool).await?.rows_affected())
+        Ok(sqlx::query!("DELETE FROM sessions WHERE expires_at <= $1", now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     pub async fn insert_token(&self, t: &ApiToken) -> Result<()> {
@@ -292,7 +343,9 @@ impl PgStore {
     }
 
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
-        let row = select_tokens!("WHERE token_hash = $1 AND revoked_at IS NULL", hash).fetch_optional(&self.pool).await?;
+        let row = select_tokens!("WHERE token_hash = $1 AND revoked_at IS NULL", hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(TokenRow::into_token).transpose()
     }
 
@@ -302,7 +355,13 @@ impl PgStore {
     }
 
     pub async fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
-        let done = sqlx::query!("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", now, id).execute(&self.pool).await?;
+        let done = sqlx::query!(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            now,
+            id
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -320,7 +379,10 @@ impl PgStore {
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
         let mut tx = self.pool.begin().await?;
         let customer_uuid = customer.as_uuid();
-        let Some(row) = select_customers!("WHERE id = $1 FOR SHARE", customer_uuid).fetch_optional(&mut *tx).await? else {
+        let Some(row) = select_customers!("WHERE id = $1 FOR SHARE", customer_uuid)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             return Ok(Err(OrderError::CustomerNotFound));
         };
         if row.into_customer()?.contract_state == ContractState::Ended {
@@ -330,7 +392,10 @@ impl PgStore {
             let mut q = QueryBuilder::<Postgres>::new(NumberRow::SELECT);
             q.push(" WHERE state = 'available'");
             if let Some(prefix) = &pick.prefix {
-                q.push(" AND e164 >= ").push_bind(prefix.as_str()).push(" AND e164 < ").push_bind(NumberQuery::prefix_upper(prefix));
+                q.push(" AND e164 >= ")
+                    .push_bind(prefix.as_str())
+                    .push(" AND e164 < ")
+                    .push_bind(NumberQuery::prefix_upper(prefix));
             }
             if let Some(region) = &pick.region {
                 q.push(" AND region = ").push_bind(region.as_str());
@@ -340,17 +405,25 @@ impl PgStore {
                 q.push(" AND strpos(tags, ").push_bind(format!(",{tag},")).push(") > 0");
             }
             // SKIP LOCKED: a concurrent order passes over the rows this one holds and takes others.
-            q.push(" ORDER BY e164 LIMIT ").push_bind(i64::from(pick.count)).push(" FOR UPDATE SKIP LOCKED");
+            q.push(" ORDER BY e164 LIMIT ")
+                .push_bind(i64::from(pick.count))
+                .push(" FOR UPDATE SKIP LOCKED");
             let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
             let found = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
             if found.len() < pick.count as usize {
-                return Ok(Err(OrderError::NotEnough { wanted: pick.count, available: found.len() as u32 }));
+                return Ok(Err(OrderError::NotEnough {
+                    wanted: pick.count,
+                    available: found.len() as u32,
+                }));
             }
             found
         } else {
             let mut found = Vec::with_capacity(explicit.len());
             for e164 in explicit {
-                match select_numbers!("WHERE e164 = $1 FOR UPDATE", e164).fetch_optional(&mut *tx).await? {
+                match select_numbers!("WHERE e164 = $1 FOR UPDATE", e164)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
                     None => return Ok(Err(OrderError::UnknownNumber(e164.clone()))),
                     Some(r) => found.push(r.into_number()?),
                 }
@@ -386,16 +459,29 @@ impl PgStore {
 
     /// Cancels a pending order; its numbers go back to `available`. `customer` confines the
     /// lookup to one customer's orders when given.
-    pub async fn cancel_order(&self, id: OrderId, customer: Option<CustomerId>, by: &Actor, now: OffsetDateTime) -> Result<std::result::Result<Order, OrderError>> {
+    pub async fn cancel_order(
+        &self,
+        id: OrderId,
+        customer: Option<CustomerId>,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Order, OrderError>> {
         let mut tx = self.pool.begin().await?;
-        let Some(mut order) = fetch_order(&mut tx, id).await?.filter(|o| customer.is_none_or(|c| c == o.customer_id)) else {
+        let Some(mut order) =
+            fetch_order(&mut tx, id).await?.filter(|o| customer.is_none_or(|c| c == o.customer_id))
+        else {
             return Ok(Err(OrderError::NotFound));
         };
         if order.state != OrderState::Pending {
             return Ok(Err(OrderError::NotPending(order.state.as_str())));
         }
         let order_uuid = id.as_uuid();
-        let rows = select_numbers!("WHERE order_id = $1 AND state = 'reserved' ORDER BY e164 FOR UPDATE", order_uuid).fetch_all(&mut *tx).await?;
+        let rows = select_numbers!(
+            "WHERE order_id = $1 AND state = 'reserved' ORDER BY e164 FOR UPDATE",
+            order_uuid
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let mut moves = Vec::with_capacity(rows.len());
         for row in rows {
             match row.into_number()?.cancel_reservation(by, now) {
@@ -405,7 +491,9 @@ impl PgStore {
         }
         save_moves(&mut tx, &moves).await?;
         let db_id = id.as_uuid();
-        sqlx::query!("UPDATE orders SET state = 'cancelled' WHERE id = $1", db_id).execute(&mut *tx).await?;
+        sqlx::query!("UPDATE orders SET state = 'cancelled' WHERE id = $1", db_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         order.state = OrderState::Cancelled;
         Ok(Ok(order))
@@ -417,18 +505,29 @@ impl PgStore {
         row.map(OrderRow::into_order).transpose()
     }
 
-    pub async fn list_orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
+    pub async fn list_orders(
+        &self,
+        customer: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
         let limit = i64::from(limit);
         let rows = match customer.map(|c| c.as_uuid()) {
-            Some(c) => select_orders!("WHERE customer_id = $1 ORDER BY id DESC LIMIT $2", c, limit).fetch_all(&self.pool).await?,
-            None => select_orders!("ORDER BY id DESC LIMIT $1", limit).fetch_all(&self.pool).await?,
+            Some(c) => {
+                select_orders!("WHERE customer_id = $1 ORDER BY id DESC LIMIT $2", c, limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                select_orders!("ORDER BY id DESC LIMIT $1", limit).fetch_all(&self.pool).await?
+            }
         };
         rows.into_iter().map(OrderRow::into_order).collect()
     }
 
     pub async fn order_numbers(&self, id: OrderId) -> Result<Vec<Number>> {
         let id = id.as_uuid();
-        let rows = select_numbers!("WHERE order_id = $1 ORDER BY e164", id).fetch_all(&self.pool).await?;
+        let rows =
+            select_numbers!("WHERE order_id = $1 ORDER BY e164", id).fetch_all(&self.pool).await?;
         rows.into_iter().map(NumberRow::into_number).collect()
     }
 }
@@ -440,7 +539,10 @@ async fn fetch_order(tx: &mut Transaction<'_, Postgres>, id: OrderId) -> Result<
 }
 
 /// Writes numbers after domain transitions, with their events, inside the caller's transaction.
-async fn save_moves(tx: &mut Transaction<'_, Postgres>, moves: &[(Number, NumberEvent)]) -> Result<()> {
+async fn save_moves(
+    tx: &mut Transaction<'_, Postgres>,
+    moves: &[(Number, NumberEvent)],
+) -> Result<()> {
     for (n, _) in moves {
         let db_state = n.state.as_str();
         let db_customer_id = n.customer_id.map(|c| c.as_uuid());
@@ -457,8 +559,13 @@ async fn save_moves(tx: &mut Transaction<'_, Postgres>, moves: &[(Number, Number
     Ok(())
 }
 
-async fn insert_events<'a>(tx: &mut Transaction<'_, Postgres>, events: impl Iterator<Item = &'a NumberEvent>) -> Result<()> {
-    let mut q = QueryBuilder::<Postgres>::new("INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ");
+async fn insert_events<'a>(
+    tx: &mut Transaction<'_, Postgres>,
+    events: impl Iterator<Item = &'a NumberEvent>,
+) -> Result<()> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ",
+    );
     let mut any = false;
     q.push_values(events.inspect(|_| any = true), |mut b, e| {
         b.push_bind(e.number_id.as_uuid())

@@ -5,10 +5,13 @@
 //! Workers on several instances claim jobs with `FOR UPDATE SKIP LOCKED`, so two never take the same
 //! job and none waits for another's row lock.
 
-use super::{insert_events, Result, PgStore};
+use super::{insert_events, PgStore, Result};
 use crate::rows::NumberRow;
 use domain::customer::ContractState;
-use domain::onboarding::{Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens, ZoomLink, ZOOM_BATCH};
+use domain::onboarding::{
+    Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens,
+    ZoomLink, ZOOM_BATCH,
+};
 use domain::{Actor, CustomerId, Number, NumberState, OrderId};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 use time::OffsetDateTime;
@@ -115,8 +118,16 @@ fn push_payload(numbers: &[&str]) -> String {
 impl PgStore {
     // ---- pending installs ---------------------------------------------------------------------
 
-    pub async fn insert_pending_install(&self, id_hash: &str, code: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> Result<()> {
-        sqlx::query!("DELETE FROM zoom_pending_installs WHERE expires_at <= $1", now).execute(&self.pool).await?;
+    pub async fn insert_pending_install(
+        &self,
+        id_hash: &str,
+        code: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query!("DELETE FROM zoom_pending_installs WHERE expires_at <= $1", now)
+            .execute(&self.pool)
+            .await?;
         sqlx::query!("INSERT INTO zoom_pending_installs (id_hash, code, created_at, expires_at) VALUES ($1, $2, $3, $4)", id_hash, code, now, expires_at)
             .execute(&self.pool)
             .await
@@ -124,7 +135,11 @@ impl PgStore {
     }
 
     /// The waiting code, once: taking it deletes it.
-    pub async fn take_pending_install(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<String>> {
+    pub async fn take_pending_install(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>> {
         sqlx::query_scalar!(r#"DELETE FROM zoom_pending_installs WHERE id_hash = $1 AND expires_at > $2 RETURNING code AS "code!""#, id_hash, now)
             .fetch_optional(&self.pool)
             .await
@@ -135,12 +150,19 @@ impl PgStore {
     /// The customer's latest link, live or removed.
     pub async fn zoom_link(&self, customer: CustomerId) -> Result<Option<ZoomLink>> {
         let c = customer.as_uuid();
-        let row = select_links!("WHERE customer_id = $1 ORDER BY state = 'linked' DESC, linked_at DESC LIMIT 1", c).fetch_optional(&self.pool).await?;
+        let row = select_links!(
+            "WHERE customer_id = $1 ORDER BY state = 'linked' DESC, linked_at DESC LIMIT 1",
+            c
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(LinkRow::into_link).transpose()
     }
 
     pub async fn live_link_by_account(&self, account: &str) -> Result<Option<ZoomLink>> {
-        let row = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account).fetch_optional(&self.pool).await?;
+        let row = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(LinkRow::into_link).transpose()
     }
 
@@ -156,11 +178,23 @@ impl PgStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| LinkEvent { customer_id: r.customer_id.map(CustomerId::from_uuid), zoom_account_id: r.zoom_account_id, at: r.at, kind: r.kind, message: r.message })
+            .map(|r| LinkEvent {
+                customer_id: r.customer_id.map(CustomerId::from_uuid),
+                zoom_account_id: r.zoom_account_id,
+                at: r.at,
+                kind: r.kind,
+                message: r.message,
+            })
             .collect())
     }
 
-    pub async fn record_link_refusal(&self, customer: Option<CustomerId>, account: &str, message: &str, now: OffsetDateTime) -> Result<()> {
+    pub async fn record_link_refusal(
+        &self,
+        customer: Option<CustomerId>,
+        account: &str,
+        message: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         insert_link_event(&mut tx, customer, account, "refused", message, now).await?;
         tx.commit().await
@@ -182,23 +216,37 @@ impl PgStore {
     ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
         let mut tx = self.pool.begin().await?;
         let c = customer.as_uuid();
-        let contract = sqlx::query_scalar!("SELECT contract_state FROM customers WHERE id = $1", c).fetch_optional(&mut *tx).await?;
+        let contract = sqlx::query_scalar!("SELECT contract_state FROM customers WHERE id = $1", c)
+            .fetch_optional(&mut *tx)
+            .await?;
         if contract.as_deref() != Some(ContractState::Active.as_str()) {
             return Ok(Err(LinkRefused::ContractEnded));
         }
-        let by_account = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account).fetch_optional(&mut *tx).await?;
+        let by_account = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(other) = &by_account {
             if other.customer_id != c {
                 return Ok(Err(LinkRefused::AccountTaken { carrier: carrier.to_owned() }));
             }
         }
-        let by_customer = select_links!("WHERE customer_id = $1 AND state = 'linked'", c).fetch_optional(&mut *tx).await?;
+        let by_customer = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(other) = &by_customer {
             if other.zoom_account_id != account {
-                return Ok(Err(LinkRefused::CustomerLinkedElsewhere(other.zoom_account_id.clone())));
+                return Ok(Err(LinkRefused::CustomerLinkedElsewhere(
+                    other.zoom_account_id.clone(),
+                )));
             }
         }
-        let earlier = select_links!("WHERE customer_id = $1 AND zoom_account_id = $2 ORDER BY linked_at DESC LIMIT 1", c, account).fetch_optional(&mut *tx).await?;
+        let earlier = select_links!(
+            "WHERE customer_id = $1 AND zoom_account_id = $2 ORDER BY linked_at DESC LIMIT 1",
+            c,
+            account
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         let (link_id, kind) = match earlier {
             Some(row) => {
                 sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = $1, linked_at = $2, removed_at = NULL WHERE id = $3", zoom_user, now, row.id)
@@ -226,23 +274,36 @@ impl PgStore {
         )
         .execute(&mut *tx)
         .await?;
-        let message = if kind == "linked" { format!("linked by Zoom user {zoom_user}") } else { format!("app installed again by Zoom user {zoom_user}") };
+        let message = if kind == "linked" {
+            format!("linked by Zoom user {zoom_user}")
+        } else {
+            format!("app installed again by Zoom user {zoom_user}")
+        };
         insert_link_event(&mut tx, Some(customer), account, kind, &message, now).await?;
         // Whatever was in flight for this account before is superseded by this link.
         cancel_account_jobs(&mut tx, account, "superseded by a new link", now).await?;
         let queued = apply_in_tx(&mut tx, customer, account, true, by, now).await?;
         enqueue_poll(&mut tx, customer, account, now).await?;
-        let link = select_links!("WHERE id = $1", link_id).fetch_one(&mut *tx).await?.into_link()?;
+        let link =
+            select_links!("WHERE id = $1", link_id).fetch_one(&mut *tx).await?.into_link()?;
         tx.commit().await?;
         Ok(Ok((link, queued)))
     }
 
     /// Applies the customer's waiting numbers (reserved, never refused) to its live link: they go
     /// `provisioning` and push jobs carry them to Zoom. Returns `None` without a live link.
-    pub async fn apply_pending_orders(&self, customer: CustomerId, by: &Actor, now: OffsetDateTime) -> Result<Option<usize>> {
+    pub async fn apply_pending_orders(
+        &self,
+        customer: CustomerId,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<usize>> {
         let mut tx = self.pool.begin().await?;
         let c = customer.as_uuid();
-        let Some(link) = select_links!("WHERE customer_id = $1 AND state = 'linked'", c).fetch_optional(&mut *tx).await? else {
+        let Some(link) = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             return Ok(None);
         };
         let queued = apply_in_tx(&mut tx, customer, &link.zoom_account_id, false, by, now).await?;
@@ -253,18 +314,39 @@ impl PgStore {
     /// The app was removed in Zoom: the link is marked removed, its tokens dropped, its jobs cancelled
     /// and the customer's active / release_pending numbers suspended, in one transaction. `None` when
     /// no live link has this account.
-    pub async fn unlink_zoom_account(&self, account: &str, reason: &str, by: &Actor, now: OffsetDateTime) -> Result<Option<(ZoomLink, usize)>> {
+    pub async fn unlink_zoom_account(
+        &self,
+        account: &str,
+        reason: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<(ZoomLink, usize)>> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account).fetch_optional(&mut *tx).await? else {
+        let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             return Ok(None);
         };
         let link = row.into_link()?;
         let db_id = link.id;
-        sqlx::query!("UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2", now, db_id).execute(&mut *tx).await?;
+        sqlx::query!(
+            "UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2",
+            now,
+            db_id
+        )
+        .execute(&mut *tx)
+        .await?;
         sqlx::query!("DELETE FROM zoom_tokens WHERE link_id = $1", db_id).execute(&mut *tx).await?;
-        cancel_account_jobs(&mut tx, account, "cancelled: the app was removed in Zoom", now).await?;
+        cancel_account_jobs(&mut tx, account, "cancelled: the app was removed in Zoom", now)
+            .await?;
         let c = link.customer_id.as_uuid();
-        let rows = select_numbers!("WHERE customer_id = $1 AND state IN ('active', 'release_pending') ORDER BY e164", c).fetch_all(&mut *tx).await?;
+        let rows = select_numbers!(
+            "WHERE customer_id = $1 AND state IN ('active', 'release_pending') ORDER BY e164",
+            c
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let mut moves = Vec::with_capacity(rows.len());
         for row in rows {
             if let Ok(m) = row.into_number()?.suspend(reason, by, now) {
@@ -272,7 +354,15 @@ impl PgStore {
             }
         }
         save_state_moves(&mut tx, &moves).await?;
-        insert_link_event(&mut tx, Some(link.customer_id), account, "removed", &format!("{reason}; {} numbers suspended", moves.len()), now).await?;
+        insert_link_event(
+            &mut tx,
+            Some(link.customer_id),
+            account,
+            "removed",
+            &format!("{reason}; {} numbers suspended", moves.len()),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
         Ok(Some((link, moves.len())))
@@ -295,12 +385,24 @@ impl PgStore {
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| StoredTokens { access_token: r.access_token, refresh_token: r.refresh_token, expires_at: r.expires_at, generation: r.generation }))
+        Ok(row.map(|r| StoredTokens {
+            access_token: r.access_token,
+            refresh_token: r.refresh_token,
+            expires_at: r.expires_at,
+            generation: r.generation,
+        }))
     }
 
     /// Takes the right to spend the refresh token of `generation`: true for exactly one caller until
     /// the lease ends or the refresh is finished.
-    pub async fn begin_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<bool> {
+    pub async fn begin_token_refresh(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        owner: &str,
+        lease_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let done = sqlx::query!(
             "UPDATE zoom_tokens SET refresh_owner = $1, refresh_lease_until = $2 WHERE link_id = $3 AND generation = $4 AND (refresh_lease_until IS NULL OR refresh_lease_until <= $5)",
             owner,
@@ -315,7 +417,14 @@ impl PgStore {
     }
 
     /// Stores the refreshed tokens if `owner` still holds the refresh of `generation`.
-    pub async fn finish_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, tokens: &StoredTokens, now: OffsetDateTime) -> Result<bool> {
+    pub async fn finish_token_refresh(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        owner: &str,
+        tokens: &StoredTokens,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let done = sqlx::query!(
             "UPDATE zoom_tokens SET access_token = $1, refresh_token = $2, expires_at = $3, generation = generation + 1, refresh_owner = NULL, refresh_lease_until = NULL, updated_at = $4 \
              WHERE link_id = $5 AND generation = $6 AND refresh_owner = $7",
@@ -351,7 +460,12 @@ impl PgStore {
     /// Claims the next due job for `owner` until `lease_until`: a pending job whose time has come,
     /// or a running one whose worker's lease ran out (it died). Jobs of an account that Zoom asked us
     /// to leave alone (`not_before`) wait.
-    pub async fn claim_job(&self, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<Option<Job>> {
+    pub async fn claim_job(
+        &self,
+        owner: &str,
+        lease_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Job>> {
         let row = sqlx::query!(
             r#"UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
                WHERE id = (SELECT j.id FROM jobs j
@@ -370,13 +484,23 @@ impl PgStore {
         .await?;
         match row {
             None => Ok(None),
-            Some(r) => select_jobs!("WHERE id = $1", r.id).fetch_one(&self.pool).await?.into_job().map(Some),
+            Some(r) => select_jobs!("WHERE id = $1", r.id)
+                .fetch_one(&self.pool)
+                .await?
+                .into_job()
+                .map(Some),
         }
     }
 
     /// Records how a job ended, if `owner` still holds its lease (a worker whose lease ran out and
     /// whose job was retaken must not overwrite the new worker's outcome).
-    pub async fn finish_job(&self, id: Uuid, owner: &str, end: &JobEnd, now: OffsetDateTime) -> Result<bool> {
+    pub async fn finish_job(
+        &self,
+        id: Uuid,
+        owner: &str,
+        end: &JobEnd,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let done = match end {
             JobEnd::Done => {
                 sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, id, owner)
@@ -400,7 +524,14 @@ impl PgStore {
     /// Zoom's answers for a push job: accepted numbers go `active`, refused ones back to `reserved`
     /// with Zoom's reason, and the job is done, in one transaction. Numbers no longer `provisioning`
     /// are left alone (a retaken job's answers converge). False if `owner` lost the lease.
-    pub async fn complete_push(&self, job_id: Uuid, owner: &str, results: &[(String, PushResult)], by: &Actor, now: OffsetDateTime) -> Result<bool> {
+    pub async fn complete_push(
+        &self,
+        job_id: Uuid,
+        owner: &str,
+        results: &[(String, PushResult)],
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let held = sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, job_id, owner)
             .execute(&mut *tx)
@@ -408,7 +539,8 @@ impl PgStore {
         if held.rows_affected() != 1 {
             return Ok(false);
         }
-        let answers: std::collections::HashMap<&str, &PushResult> = results.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        let answers: std::collections::HashMap<&str, &PushResult> =
+            results.iter().map(|(n, r)| (n.as_str(), r)).collect();
         let mut moves = Vec::with_capacity(results.len());
         for chunk in results.chunks(super::INSERT_CHUNK) {
             let mut q = QueryBuilder::<Postgres>::new(NumberRow::SELECT);
@@ -423,7 +555,9 @@ impl PgStore {
                 let n = row.into_number()?;
                 let moved = match answers.get(n.e164.as_str()) {
                     Some(PushResult::Accepted) => n.zoom_accepted(by, now),
-                    Some(PushResult::Refused(reason)) => n.zoom_refused_provisioning(reason, by, now),
+                    Some(PushResult::Refused(reason)) => {
+                        n.zoom_refused_provisioning(reason, by, now)
+                    }
                     None => continue,
                 };
                 if let Ok(m) = moved {
@@ -432,11 +566,18 @@ impl PgStore {
             }
         }
         save_state_moves(&mut tx, &moves).await?;
-        let accepted: Vec<Uuid> = moves.iter().filter(|(n, _)| n.state == NumberState::Active).map(|(n, _)| n.id.as_uuid()).collect();
+        let accepted: Vec<Uuid> = moves
+            .iter()
+            .filter(|(n, _)| n.state == NumberState::Active)
+            .map(|(n, _)| n.id.as_uuid())
+            .collect();
         // Just added: Zoom lists it Unassigned until the customer assigns it.
         for chunk in accepted.chunks(super::INSERT_CHUNK) {
             let mut q = QueryBuilder::<Postgres>::new("UPDATE numbers SET zoom_assigned = ");
-            q.push_bind(false).push(", zoom_seen_at = ").push_bind(now).push(" WHERE zoom_assigned IS NULL AND id IN (");
+            q.push_bind(false)
+                .push(", zoom_seen_at = ")
+                .push_bind(now)
+                .push(" WHERE zoom_assigned IS NULL AND id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);
@@ -450,7 +591,15 @@ impl PgStore {
 
     /// What a poll of the account's peering numbers found: `seen` is (number, assigned) for every
     /// number Zoom listed. The poll job goes back to pending for `next_poll`. False if `owner` lost it.
-    pub async fn complete_poll(&self, job_id: Uuid, owner: &str, customer: CustomerId, seen: &[(String, bool)], now: OffsetDateTime, next_poll: OffsetDateTime) -> Result<bool> {
+    pub async fn complete_poll(
+        &self,
+        job_id: Uuid,
+        owner: &str,
+        customer: CustomerId,
+        seen: &[(String, bool)],
+        now: OffsetDateTime,
+        next_poll: OffsetDateTime,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let held = sqlx::query!(
             "UPDATE jobs SET state = 'pending', run_after = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
@@ -466,10 +615,16 @@ impl PgStore {
         }
         let c = customer.as_uuid();
         for flag in [true, false] {
-            let numbers: Vec<&str> = seen.iter().filter(|(_, a)| *a == flag).map(|(n, _)| n.as_str()).collect();
+            let numbers: Vec<&str> =
+                seen.iter().filter(|(_, a)| *a == flag).map(|(n, _)| n.as_str()).collect();
             for chunk in numbers.chunks(super::INSERT_CHUNK) {
                 let mut q = QueryBuilder::<Postgres>::new("UPDATE numbers SET zoom_assigned = ");
-                q.push_bind(flag).push(", zoom_seen_at = ").push_bind(now).push(" WHERE customer_id = ").push_bind(c).push(" AND e164 IN (");
+                q.push_bind(flag)
+                    .push(", zoom_seen_at = ")
+                    .push_bind(now)
+                    .push(" WHERE customer_id = ")
+                    .push_bind(c)
+                    .push(" AND e164 IN (");
                 let mut sep = q.separated(", ");
                 for n in chunk {
                     sep.push_bind(n.to_string());
@@ -478,7 +633,13 @@ impl PgStore {
                 q.build().execute(&mut *tx).await?;
             }
         }
-        sqlx::query!("UPDATE zoom_links SET last_polled_at = $1 WHERE customer_id = $2 AND state = 'linked'", now, c).execute(&mut *tx).await?;
+        sqlx::query!(
+            "UPDATE zoom_links SET last_polled_at = $1 WHERE customer_id = $2 AND state = 'linked'",
+            now,
+            c
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -486,15 +647,35 @@ impl PgStore {
     pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>> {
         let limit = i64::from(limit);
         let rows = match state.map(JobState::as_str) {
-            Some(s) => select_jobs!("WHERE state = $1 ORDER BY updated_at DESC, id DESC LIMIT $2", s, limit).fetch_all(&self.pool).await?,
-            None => select_jobs!("ORDER BY updated_at DESC, id DESC LIMIT $1", limit).fetch_all(&self.pool).await?,
+            Some(s) => {
+                select_jobs!(
+                    "WHERE state = $1 ORDER BY updated_at DESC, id DESC LIMIT $2",
+                    s,
+                    limit
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                select_jobs!("ORDER BY updated_at DESC, id DESC LIMIT $1", limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         rows.into_iter().map(JobRow::into_job).collect()
     }
 
     pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
-        let rows = sqlx::query!(r#"SELECT state, COUNT(*) AS "n!: i64" FROM jobs GROUP BY state"#).fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| JobState::parse(&r.state).map(|s| (s, r.n)).ok_or_else(|| bad("job state", &r.state))).collect()
+        let rows = sqlx::query!(r#"SELECT state, COUNT(*) AS "n!: i64" FROM jobs GROUP BY state"#)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                JobState::parse(&r.state)
+                    .map(|s| (s, r.n))
+                    .ok_or_else(|| bad("job state", &r.state))
+            })
+            .collect()
     }
 
     pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>> {
@@ -540,7 +721,10 @@ impl PgStore {
     }
 
     /// What Zoom last said of the customer's numbers: (number, assigned to a user, when seen).
-    pub async fn zoom_presence(&self, customer: CustomerId) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
+    pub async fn zoom_presence(
+        &self,
+        customer: CustomerId,
+    ) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
         let c = customer.as_uuid();
         let rows = sqlx::query!(
             r#"SELECT e164, zoom_assigned AS "zoom_assigned: bool", zoom_seen_at AS "zoom_seen_at: OffsetDateTime" FROM numbers WHERE customer_id = $1 AND zoom_seen_at IS NOT NULL ORDER BY e164"#,
@@ -552,7 +736,14 @@ impl PgStore {
     }
 }
 
-async fn insert_link_event(tx: &mut Transaction<'_, Postgres>, customer: Option<CustomerId>, account: &str, kind: &str, message: &str, now: OffsetDateTime) -> Result<()> {
+async fn insert_link_event(
+    tx: &mut Transaction<'_, Postgres>,
+    customer: Option<CustomerId>,
+    account: &str,
+    kind: &str,
+    message: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
     let c = customer.map(|c| c.as_uuid());
     sqlx::query!("INSERT INTO zoom_link_events (customer_id, zoom_account_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)", c, account, now, kind, message)
         .execute(&mut **tx)
@@ -585,7 +776,12 @@ pub(crate) async fn insert_job(tx: &mut Transaction<'_, Postgres>, job: &Job) ->
     .map(|_| ())
 }
 
-async fn cancel_account_jobs(tx: &mut Transaction<'_, Postgres>, account: &str, why: &str, now: OffsetDateTime) -> Result<()> {
+async fn cancel_account_jobs(
+    tx: &mut Transaction<'_, Postgres>,
+    account: &str,
+    why: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
     sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = $1, updated_at = $2 WHERE zoom_account = $3 AND state IN ('pending', 'running')", why, now, account)
         .execute(&mut **tx)
         .await
@@ -596,13 +792,24 @@ async fn cancel_account_jobs(tx: &mut Transaction<'_, Postgres>, account: &str, 
 /// suspended ones: the app is back) and queues push jobs, one per order per batch of 200. With
 /// `all_provisioning` (a new link), numbers already provisioning are queued too: their jobs were
 /// cancelled with the old link.
-async fn apply_in_tx(tx: &mut Transaction<'_, Postgres>, customer: CustomerId, account: &str, all_provisioning: bool, by: &Actor, now: OffsetDateTime) -> Result<usize> {
+async fn apply_in_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    customer: CustomerId,
+    account: &str,
+    all_provisioning: bool,
+    by: &Actor,
+    now: OffsetDateTime,
+) -> Result<usize> {
     let c = customer.as_uuid();
     let rows = select_numbers!("WHERE customer_id = $1 AND ((state = 'reserved' AND reason IS NULL) OR state = 'suspended') ORDER BY e164", c).fetch_all(&mut **tx).await?;
     let mut moves = Vec::with_capacity(rows.len());
     for row in rows {
         let n = row.into_number()?;
-        let moved = if n.state == NumberState::Suspended { n.resume(by, now) } else { n.start_provisioning(by, now) };
+        let moved = if n.state == NumberState::Suspended {
+            n.resume(by, now)
+        } else {
+            n.start_provisioning(by, now)
+        };
         if let Ok(m) = moved {
             moves.push(m);
         }
@@ -611,7 +818,10 @@ async fn apply_in_tx(tx: &mut Transaction<'_, Postgres>, customer: CustomerId, a
     let mut to_push: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
     if all_provisioning {
         let moved: std::collections::HashSet<_> = to_push.iter().map(|n| n.id).collect();
-        let rows = select_numbers!("WHERE customer_id = $1 AND state = 'provisioning' ORDER BY e164", c).fetch_all(&mut **tx).await?;
+        let rows =
+            select_numbers!("WHERE customer_id = $1 AND state = 'provisioning' ORDER BY e164", c)
+                .fetch_all(&mut **tx)
+                .await?;
         for row in rows {
             let n = row.into_number()?;
             if !moved.contains(&n.id) {
@@ -625,14 +835,24 @@ async fn apply_in_tx(tx: &mut Transaction<'_, Postgres>, customer: CustomerId, a
     orders.dedup();
     for order in orders.iter().flatten() {
         let o = order.as_uuid();
-        sqlx::query!("UPDATE orders SET state = 'applied' WHERE id = $1 AND state = 'pending'", o).execute(&mut **tx).await?;
+        sqlx::query!("UPDATE orders SET state = 'applied' WHERE id = $1 AND state = 'pending'", o)
+            .execute(&mut **tx)
+            .await?;
     }
     let queued = to_push.len();
     for order in orders {
-        let mut numbers: Vec<&str> = to_push.iter().filter(|n| n.order_id == order).map(|n| n.e164.as_str()).collect();
+        let mut numbers: Vec<&str> =
+            to_push.iter().filter(|n| n.order_id == order).map(|n| n.e164.as_str()).collect();
         numbers.sort_unstable();
         for batch in numbers.chunks(ZOOM_BATCH) {
-            let job = Job::new(JobKind::PushNumbers, push_payload(batch), Some(customer), order, Some(account.to_owned()), now);
+            let job = Job::new(
+                JobKind::PushNumbers,
+                push_payload(batch),
+                Some(customer),
+                order,
+                Some(account.to_owned()),
+                now,
+            );
             insert_job(tx, &job).await?;
         }
     }
@@ -640,14 +860,26 @@ async fn apply_in_tx(tx: &mut Transaction<'_, Postgres>, customer: CustomerId, a
 }
 
 /// One recurring poll job per account: queued unless one is waiting already.
-async fn enqueue_poll(tx: &mut Transaction<'_, Postgres>, customer: CustomerId, account: &str, now: OffsetDateTime) -> Result<()> {
+async fn enqueue_poll(
+    tx: &mut Transaction<'_, Postgres>,
+    customer: CustomerId,
+    account: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
     let waiting = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM jobs WHERE zoom_account = $1 AND kind = 'poll_numbers' AND state IN ('pending', 'running')"#, account)
         .fetch_one(&mut **tx)
         .await?;
     if waiting == 0 {
         // A minute after linking: until the pushes land there is nothing in Zoom to learn, and a poll
         // would spend the account's rate limit that the pushes need.
-        let mut job = Job::new(JobKind::PollNumbers, "{}".into(), Some(customer), None, Some(account.to_owned()), now);
+        let mut job = Job::new(
+            JobKind::PollNumbers,
+            "{}".into(),
+            Some(customer),
+            None,
+            Some(account.to_owned()),
+            now,
+        );
         job.run_after = now + time::Duration::minutes(1);
         insert_job(tx, &job).await?;
     }
@@ -656,15 +888,27 @@ async fn enqueue_poll(tx: &mut Transaction<'_, Postgres>, customer: CustomerId, 
 
 /// Saves moves that change only a number's state, reason and time (every onboarding transition), one
 /// UPDATE per (state, reason) and chunk instead of one per number, with their events.
-async fn save_state_moves(tx: &mut Transaction<'_, Postgres>, moves: &[(Number, domain::NumberEvent)]) -> Result<()> {
-    let mut groups: std::collections::BTreeMap<(&str, Option<&str>, OffsetDateTime), Vec<Uuid>> = std::collections::BTreeMap::new();
+async fn save_state_moves(
+    tx: &mut Transaction<'_, Postgres>,
+    moves: &[(Number, domain::NumberEvent)],
+) -> Result<()> {
+    let mut groups: std::collections::BTreeMap<(&str, Option<&str>, OffsetDateTime), Vec<Uuid>> =
+        std::collections::BTreeMap::new();
     for (n, _) in moves {
-        groups.entry((n.state.as_str(), n.reason.as_deref(), n.updated_at)).or_default().push(n.id.as_uuid());
+        groups
+            .entry((n.state.as_str(), n.reason.as_deref(), n.updated_at))
+            .or_default()
+            .push(n.id.as_uuid());
     }
     for ((state, reason, at), ids) in groups {
         for chunk in ids.chunks(super::INSERT_CHUNK) {
             let mut q = QueryBuilder::<Postgres>::new("UPDATE numbers SET state = ");
-            q.push_bind(state).push(", reason = ").push_bind(reason.map(str::to_owned)).push(", updated_at = ").push_bind(at).push(" WHERE id IN (");
+            q.push_bind(state)
+                .push(", reason = ")
+                .push_bind(reason.map(str::to_owned))
+                .push(", updated_at = ")
+                .push_bind(at)
+                .push(" WHERE id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);

@@ -2,11 +2,13 @@
 //! jobs that carry it to Zoom (one transaction: the outbox), Zoom's per-number answers, and the
 //! sweeps that end quarantines and converge releases whose job ended without an answer.
 
-use super::{save_moves, PgStore, Result};
 use super::onboarding::insert_job;
+use super::{save_moves, PgStore, Result};
 use crate::rows::NumberRow;
 use domain::onboarding::{Job, JobKind, ZOOM_BATCH};
-use domain::release::{ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE};
+use domain::release::{
+    ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE,
+};
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState};
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -67,7 +69,8 @@ impl LineRow {
             release_id: self.release_id,
             number_id: NumberId::from_uuid(self.number_id),
             e164: self.e164,
-            state: LineState::parse(&self.state).ok_or_else(|| bad("release line state", &self.state))?,
+            state: LineState::parse(&self.state)
+                .ok_or_else(|| bad("release line state", &self.state))?,
             release_reason: self.release_reason,
             message: self.message,
             updated_at: self.updated_at,
@@ -98,7 +101,14 @@ impl PgStore {
     /// Starts the release of `customer`'s `e164s` (all active, all the customer's) with `reason`: the
     /// numbers go `release_pending` and a release records them, in one transaction. Refused with
     /// every number at fault named, changing nothing.
-    pub async fn start_release(&self, customer: CustomerId, e164s: &[String], reason: &str, by: &Actor, now: OffsetDateTime) -> Result<std::result::Result<Release, StartRefused>> {
+    pub async fn start_release(
+        &self,
+        customer: CustomerId,
+        e164s: &[String],
+        reason: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Release, StartRefused>> {
         let reason = reason.trim();
         if reason.is_empty() {
             return Ok(Err(StartRefused::NoReason));
@@ -111,7 +121,10 @@ impl PgStore {
         }
         let mut tx = self.pool.begin().await?;
         let mut found: HashMap<String, Number> = HashMap::with_capacity(wanted.len());
-        let rows: Vec<NumberRow> = select_numbers!("WHERE e164 = ANY($1) FOR UPDATE", &wanted as &[&str]).fetch_all(&mut *tx).await?;
+        let rows: Vec<NumberRow> =
+            select_numbers!("WHERE e164 = ANY($1) FOR UPDATE", &wanted as &[&str])
+                .fetch_all(&mut *tx)
+                .await?;
         for r in rows {
             let n = r.into_number()?;
             found.insert(n.e164.to_string(), n);
@@ -121,8 +134,11 @@ impl PgStore {
         for e164 in &wanted {
             match found.remove(*e164) {
                 None => problems.push(format!("{e164} is not in the inventory")),
-                Some(n) if n.customer_id != Some(customer) => problems.push(format!("{e164} is not this customer's number")),
-                Some(n) if n.state != NumberState::Active => problems.push(format!("{e164} is {}; only active numbers can be released", n.state)),
+                Some(n) if n.customer_id != Some(customer) => {
+                    problems.push(format!("{e164} is not this customer's number"))
+                }
+                Some(n) if n.state != NumberState::Active => problems
+                    .push(format!("{e164} is {}; only active numbers can be released", n.state)),
                 Some(n) => match n.start_release(reason, by, now) {
                     Ok(m) => moves.push(m),
                     Err(e) => problems.push(e.to_string()),
@@ -151,14 +167,34 @@ impl PgStore {
         }
         tx.commit().await?;
         let waiting = i64::try_from(moves.len()).unwrap_or(i64::MAX);
-        Ok(Ok(Release { id, customer_id: customer, reason: reason.to_owned(), started_by, started_at: now, waiting, releasing: 0, released: 0, refused: 0, withdrawn: 0 }))
+        Ok(Ok(Release {
+            id,
+            customer_id: customer,
+            reason: reason.to_owned(),
+            started_by,
+            started_at: now,
+            waiting,
+            releasing: 0,
+            released: 0,
+            refused: 0,
+            withdrawn: 0,
+        }))
     }
 
     /// Withdraws what is still waiting in a release (waiting or refused numbers go back to `active`);
     /// numbers already approved go on. `None` for an unknown release; else how many were withdrawn.
-    pub async fn withdraw_release(&self, id: Uuid, by: &Actor, now: OffsetDateTime) -> Result<Option<usize>> {
+    pub async fn withdraw_release(
+        &self,
+        id: Uuid,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<usize>> {
         let mut tx = self.pool.begin().await?;
-        if sqlx::query_scalar!(r#"SELECT id AS "id!: Uuid" FROM releases WHERE id = $1"#, id).fetch_optional(&mut *tx).await?.is_none() {
+        if sqlx::query_scalar!(r#"SELECT id AS "id!: Uuid" FROM releases WHERE id = $1"#, id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
             return Ok(None);
         }
         let ids = sqlx::query_scalar!(r#"SELECT number_id AS "number_id!: Uuid" FROM release_numbers WHERE release_id = $1 AND state IN ('waiting', 'refused')"#, id)
@@ -166,7 +202,11 @@ impl PgStore {
             .await?;
         let mut moves = Vec::with_capacity(ids.len());
         for nid in ids {
-            if let Some(row) = select_numbers!("WHERE id = $1 AND state = 'release_pending' FOR UPDATE", nid).fetch_optional(&mut *tx).await? {
+            if let Some(row) =
+                select_numbers!("WHERE id = $1 AND state = 'release_pending' FOR UPDATE", nid)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            {
                 if let Ok(m) = row.into_number()?.withdraw_release(by, now) {
                     moves.push(m);
                 }
@@ -179,7 +219,12 @@ impl PgStore {
     }
 
     /// Releases, newest first: one (`id`), a customer's, or all.
-    pub async fn list_releases(&self, id: Option<Uuid>, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Release>> {
+    pub async fn list_releases(
+        &self,
+        id: Option<Uuid>,
+        customer: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<Release>> {
         let c = customer.map(|c| c.as_uuid());
         let limit = i64::from(limit);
         let rows = sqlx::query_as!(
@@ -204,13 +249,19 @@ impl PgStore {
 
     /// Every number of one release.
     pub async fn release_lines(&self, id: Uuid) -> Result<Vec<ReleaseLine>> {
-        let rows = select_lines!("WHERE l.release_id = $1 ORDER BY l.e164", id).fetch_all(&self.pool).await?;
+        let rows = select_lines!("WHERE l.release_id = $1 ORDER BY l.e164", id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(LineRow::into_line).collect()
     }
 
     /// What the customer's "Wait for Release" tab lists: numbers waiting or refused (while still
     /// `release_pending`: not those suspended since), releasing, and those released since `released_since`.
-    pub async fn customer_release_lines(&self, customer: CustomerId, released_since: OffsetDateTime) -> Result<Vec<ReleaseLine>> {
+    pub async fn customer_release_lines(
+        &self,
+        customer: CustomerId,
+        released_since: OffsetDateTime,
+    ) -> Result<Vec<ReleaseLine>> {
         let c = customer.as_uuid();
         let rows = select_lines!(
             "WHERE r.customer_id = $1 AND ((l.state IN ('waiting', 'refused') AND n.state = 'release_pending') OR l.state = 'releasing' OR (l.state = 'released' AND l.updated_at >= $2)) ORDER BY l.e164, l.updated_at DESC",
@@ -225,7 +276,13 @@ impl PgStore {
     /// The customer approves the release of `numbers`: each must be one of the customer's numbers
     /// waiting for release, else nothing changes (`NotFound`, never saying whose). They go
     /// `releasing` and jobs of at most 200 carry them to Zoom, in one transaction. Returns how many.
-    pub async fn approve_release(&self, customer: CustomerId, numbers: &[NumberId], by: &Actor, now: OffsetDateTime) -> Result<std::result::Result<usize, ApproveRefused>> {
+    pub async fn approve_release(
+        &self,
+        customer: CustomerId,
+        numbers: &[NumberId],
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<usize, ApproveRefused>> {
         let mut ids: Vec<Uuid> = numbers.iter().map(|n| n.as_uuid()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -234,10 +291,22 @@ impl PgStore {
         }
         let mut tx = self.pool.begin().await?;
         let c = customer.as_uuid();
-        let account = sqlx::query_scalar!("SELECT zoom_account_id FROM zoom_links WHERE customer_id = $1 AND state = 'linked'", c).fetch_optional(&mut *tx).await?;
+        let account = sqlx::query_scalar!(
+            "SELECT zoom_account_id FROM zoom_links WHERE customer_id = $1 AND state = 'linked'",
+            c
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         let mut moves = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some(row) = select_numbers!("WHERE id = $1 AND customer_id = $2 AND state = 'release_pending' FOR UPDATE", id, c).fetch_optional(&mut *tx).await? else {
+            let Some(row) = select_numbers!(
+                "WHERE id = $1 AND customer_id = $2 AND state = 'release_pending' FOR UPDATE",
+                id,
+                c
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
                 return Ok(Err(ApproveRefused::NotFound));
             };
             let open = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM release_numbers WHERE number_id = $1 AND state IN ('waiting', 'refused')"#, id).fetch_one(&mut *tx).await?;
@@ -256,7 +325,14 @@ impl PgStore {
         let approved_by = by.to_string();
         for batch in moves.chunks(ZOOM_BATCH) {
             let e164s: Vec<&str> = batch.iter().map(|(n, _)| n.e164.as_str()).collect();
-            let job = Job::new(JobKind::ReleaseNumbers, numbers_payload(&e164s), Some(customer), None, Some(account.clone()), now);
+            let job = Job::new(
+                JobKind::ReleaseNumbers,
+                numbers_payload(&e164s),
+                Some(customer),
+                None,
+                Some(account.clone()),
+                now,
+            );
             insert_job(&mut tx, &job).await?;
             for (n, _) in batch {
                 let nid = n.id.as_uuid();
@@ -279,7 +355,15 @@ impl PgStore {
     /// Zoom's answers for a release job: removed numbers go `aging` until `until`, refused ones back to
     /// `release_pending` with the message, and the job is done, in one transaction. Numbers no longer
     /// `releasing` are left alone (a retaken job converges). False if `owner` lost the lease.
-    pub async fn complete_release(&self, job_id: Uuid, owner: &str, results: &[(String, RemoveResult)], until: OffsetDateTime, by: &Actor, now: OffsetDateTime) -> Result<bool> {
+    pub async fn complete_release(
+        &self,
+        job_id: Uuid,
+        owner: &str,
+        results: &[(String, RemoveResult)],
+        until: OffsetDateTime,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let held = sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, job_id, owner)
             .execute(&mut *tx)
@@ -288,14 +372,22 @@ impl PgStore {
             return Ok(false);
         }
         for (e164, result) in results {
-            let Some(row) = select_numbers!("WHERE e164 = $1 AND state = 'releasing' FOR UPDATE", e164).fetch_optional(&mut *tx).await? else {
+            let Some(row) =
+                select_numbers!("WHERE e164 = $1 AND state = 'releasing' FOR UPDATE", e164)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            else {
                 continue;
             };
             let n = row.into_number()?;
             let nid = n.id.as_uuid();
             let (moved, line, message) = match result {
-                RemoveResult::Removed => (n.zoom_removed(until, by, now), LineState::Released, None),
-                RemoveResult::Refused(m) => (n.zoom_refused_release(m, by, now), LineState::Refused, Some(m.as_str())),
+                RemoveResult::Removed => {
+                    (n.zoom_removed(until, by, now), LineState::Released, None)
+                }
+                RemoveResult::Refused(m) => {
+                    (n.zoom_refused_release(m, by, now), LineState::Refused, Some(m.as_str()))
+                }
             };
             let Ok(m) = moved else { continue };
             save_moves(&mut tx, std::slice::from_ref(&m)).await?;
@@ -310,7 +402,13 @@ impl PgStore {
                 }
                 // Zoom just told us it is assigned.
                 RemoveResult::Refused(m) if m == UNBIND_MESSAGE => {
-                    sqlx::query!("UPDATE numbers SET zoom_assigned = true, zoom_seen_at = $1 WHERE id = $2", now, nid).execute(&mut *tx).await?;
+                    sqlx::query!(
+                        "UPDATE numbers SET zoom_assigned = true, zoom_seen_at = $1 WHERE id = $2",
+                        now,
+                        nid
+                    )
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 RemoveResult::Refused(_) => {}
             }
@@ -321,7 +419,12 @@ impl PgStore {
 
     /// Numbers left `releasing` by a job that ended without answering for them (failed, or cancelled
     /// with its link) go back to `release_pending` with `message` and the job's last error. Returns how many.
-    pub async fn converge_stuck_releases(&self, message: &str, by: &Actor, now: OffsetDateTime) -> Result<usize> {
+    pub async fn converge_stuck_releases(
+        &self,
+        message: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let stuck = sqlx::query!(
             r#"SELECT l.number_id AS "number_id!: Uuid", j.last_error FROM release_numbers l LEFT JOIN jobs j ON j.id = l.job_id
@@ -331,7 +434,11 @@ impl PgStore {
         .await?;
         let mut count = 0;
         for s in stuck {
-            let Some(row) = select_numbers!("WHERE id = $1 AND state = 'releasing' FOR UPDATE", s.number_id).fetch_optional(&mut *tx).await? else {
+            let Some(row) =
+                select_numbers!("WHERE id = $1 AND state = 'releasing' FOR UPDATE", s.number_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            else {
                 continue;
             };
             let why = match s.last_error.as_deref() {
@@ -364,7 +471,12 @@ impl PgStore {
     }
 
     /// `aging` numbers whose quarantine ended by `now` go back to `available` (at most `limit`).
-    pub async fn expire_quarantine(&self, limit: u32, by: &Actor, now: OffsetDateTime) -> Result<usize> {
+    pub async fn expire_quarantine(
+        &self,
+        limit: u32,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let limit = i64::from(limit);
         let rows = select_numbers!("WHERE state = 'aging' AND aging_until <= $1 ORDER BY aging_until LIMIT $2 FOR UPDATE SKIP LOCKED", now, limit).fetch_all(&mut *tx).await?;
@@ -380,7 +492,12 @@ impl PgStore {
     }
 
     /// What Zoom listed just now for the customer: (number, assigned to a user).
-    pub async fn record_zoom_presence(&self, customer: CustomerId, seen: &[(String, bool)], now: OffsetDateTime) -> Result<()> {
+    pub async fn record_zoom_presence(
+        &self,
+        customer: CustomerId,
+        seen: &[(String, bool)],
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let c = customer.as_uuid();
         let mut tx = self.pool.begin().await?;
         for (e164, assigned) in seen {

@@ -2,10 +2,10 @@
 //! `routing_changes` feed that triggers fill. Its triggers `NOTIFY peerex_routing` at commit, which
 //! every instance's snapshot LISTENs to.
 
-use crate::{Result, PgStore};
+use crate::{PgStore, Result};
 use domain::routing::{NumberFacts, RoutingCustomer};
 use domain::{CustomerId, NumberState, PhoneNumber};
-use sqlx::{QueryBuilder, Postgres};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 struct FactsRow {
@@ -17,8 +17,15 @@ struct FactsRow {
 
 impl FactsRow {
     fn into_facts(self) -> Result<NumberFacts> {
-        let state = NumberState::parse(&self.state).ok_or_else(|| sqlx::Error::Decode(format!("unexpected number state {:?}", self.state).into()))?;
-        Ok(NumberFacts { e164: PhoneNumber::from_trusted(self.e164), state, customer: self.customer_id.map(CustomerId::from_uuid), reason: self.reason })
+        let state = NumberState::parse(&self.state).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unexpected number state {:?}", self.state).into())
+        })?;
+        Ok(NumberFacts {
+            e164: PhoneNumber::from_trusted(self.e164),
+            state,
+            customer: self.customer_id.map(CustomerId::from_uuid),
+            reason: self.reason,
+        })
     }
 }
 
@@ -44,13 +51,16 @@ impl PgStore {
     pub async fn routing_numbers_by_e164(&self, e164s: &[String]) -> Result<Vec<NumberFacts>> {
         let mut out = Vec::with_capacity(e164s.len());
         for chunk in e164s.chunks(crate::INSERT_CHUNK) {
-            let mut q = QueryBuilder::<Postgres>::new("SELECT e164, state, customer_id, reason FROM numbers WHERE e164 IN (");
+            let mut q = QueryBuilder::<Postgres>::new(
+                "SELECT e164, state, customer_id, reason FROM numbers WHERE e164 IN (",
+            );
             let mut sep = q.separated(", ");
             for n in chunk {
                 sep.push_bind(n.as_str());
             }
             q.push(")");
-            let rows: Vec<(String, String, Option<Uuid>, Option<String>)> = q.build_query_as().fetch_all(&self.pool).await?;
+            let rows: Vec<(String, String, Option<Uuid>, Option<String>)> =
+                q.build_query_as().fetch_all(&self.pool).await?;
             for (e164, state, customer_id, reason) in rows {
                 out.push(FactsRow { e164, state, customer_id, reason }.into_facts()?);
             }
@@ -69,12 +79,29 @@ impl PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| RoutingCustomer { id: CustomerId::from_uuid(r.id), trunk: r.zoom_trunk, app_removed: r.app_removed }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| RoutingCustomer {
+                id: CustomerId::from_uuid(r.id),
+                trunk: r.zoom_trunk,
+                app_removed: r.app_removed,
+            })
+            .collect())
     }
 
     /// Changes after `after`, oldest first: (id, number or `None` for customers/trunks).
-    pub async fn routing_changes(&self, after: i64, limit: i64) -> Result<Vec<(i64, Option<String>)>> {
-        let rows = sqlx::query!(r#"SELECT id AS "id!", e164 FROM routing_changes WHERE id > $1 ORDER BY id LIMIT $2"#, after, limit).fetch_all(&self.pool).await?;
+    pub async fn routing_changes(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Option<String>)>> {
+        let rows = sqlx::query!(
+            r#"SELECT id AS "id!", e164 FROM routing_changes WHERE id > $1 ORDER BY id LIMIT $2"#,
+            after,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(|r| (r.id, r.e164)).collect())
     }
 
@@ -89,7 +116,8 @@ impl PgStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Postgres>::new("SELECT id, e164 FROM routing_changes WHERE id IN (");
+        let mut q =
+            QueryBuilder::<Postgres>::new("SELECT id, e164 FROM routing_changes WHERE id IN (");
         let mut sep = q.separated(", ");
         for id in ids {
             sep.push_bind(*id);
@@ -106,14 +134,28 @@ impl PgStore {
 
     /// Forgets changes up to `upto`; a snapshot further behind rebuilds from the numbers.
     pub async fn prune_routing_changes(&self, upto: i64) -> Result<u64> {
-        Ok(sqlx::query!("DELETE FROM routing_changes WHERE id <= $1", upto).execute(&self.pool).await?.rows_affected())
+        Ok(sqlx::query!("DELETE FROM routing_changes WHERE id <= $1", upto)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// Test and benchmark support: sets a number's state and customer directly, bypassing the
     /// state machine and the audit trail (the routing triggers still see it, as they see any write).
-    pub async fn force_number_state(&self, e164: &str, state: &str, customer: Option<Uuid>) -> Result<bool> {
-        let done = sqlx::query!("UPDATE numbers SET state = $1, customer_id = $2 WHERE e164 = $3", state, customer, e164).execute(&self.pool).await?;
+    pub async fn force_number_state(
+        &self,
+        e164: &str,
+        state: &str,
+        customer: Option<Uuid>,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE numbers SET state = $1, customer_id = $2 WHERE e164 = $3",
+            state,
+            customer,
+            e164
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }
-

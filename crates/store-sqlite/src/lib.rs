@@ -4,8 +4,8 @@
 //! peerex instead of failing with SQLITE_BUSY) and reads use a separate pool. WAL lets readers run
 //! beside the writer. Only `store` should use this crate; it depends on nothing but `domain` and sqlx.
 
-mod rows;
 mod routing;
+mod rows;
 mod trunks;
 pub use routing::routing_wake;
 
@@ -13,7 +13,9 @@ use domain::auth::{ApiToken, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
-use rows::{encode_tags, CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow};
+use rows::{
+    encode_tags, CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 use std::collections::HashSet;
@@ -103,8 +105,15 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let memory = url.contains(":memory:");
         // An in-memory database exists per connection; it gets one connection for everything.
-        let writer = routing::with_wake_hooks(SqlitePoolOptions::new()).max_connections(1).connect_with(options.clone()).await?;
-        let reader = if memory { writer.clone() } else { SqlitePoolOptions::new().max_connections(8).connect_with(options).await? };
+        let writer = routing::with_wake_hooks(SqlitePoolOptions::new())
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new().max_connections(8).connect_with(options).await?
+        };
         Ok(Self { writer, reader })
     }
 
@@ -139,7 +148,11 @@ impl SqliteStore {
     }
 
     /// Adds numbers and their creation events in one transaction: all or nothing.
-    pub async fn insert_numbers(&self, numbers: &[(Number, NumberEvent)], progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+    pub async fn insert_numbers(
+        &self,
+        numbers: &[(Number, NumberEvent)],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         for chunk in numbers.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -194,8 +207,14 @@ impl SqliteStore {
     }
 
     pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>> {
-        let rows = sqlx::query!(r#"SELECT state, COUNT(*) AS "count!: i64" FROM numbers GROUP BY state"#).fetch_all(&self.reader).await?;
-        Ok(rows.into_iter().filter_map(|r| NumberState::parse(&r.state).map(|s| (s, r.count))).collect())
+        let rows =
+            sqlx::query!(r#"SELECT state, COUNT(*) AS "count!: i64" FROM numbers GROUP BY state"#)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| NumberState::parse(&r.state).map(|s| (s, r.count)))
+            .collect())
     }
 
     pub async fn get_number(&self, id: NumberId) -> Result<Option<Number>> {
@@ -247,7 +266,10 @@ impl SqliteStore {
     pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {
         let db_state = state.as_str();
         let db_id = id.as_uuid();
-        let done = sqlx::query!("UPDATE customers SET contract_state = ? WHERE id = ?", db_state, db_id).execute(&self.writer).await?;
+        let done =
+            sqlx::query!("UPDATE customers SET contract_state = ? WHERE id = ?", db_state, db_id)
+                .execute(&self.writer)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -270,14 +292,26 @@ impl SqliteStore {
 
     pub async fn list_users(&self, customer: Option<CustomerId>) -> Result<Vec<User>> {
         let rows = match customer.map(|c| c.as_uuid()) {
-            Some(c) => select_users!("WHERE customer_id = ? ORDER BY email", c).fetch_all(&self.reader).await?,
-            None => select_users!("WHERE customer_id IS NULL ORDER BY email").fetch_all(&self.reader).await?,
+            Some(c) => {
+                select_users!("WHERE customer_id = ? ORDER BY email", c)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            None => {
+                select_users!("WHERE customer_id IS NULL ORDER BY email")
+                    .fetch_all(&self.reader)
+                    .await?
+            }
         };
         rows.into_iter().map(UserRow::into_user).collect()
     }
 
     /// Records a failed sign-in; returns the count so far.
-    pub async fn record_login_failure(&self, id: UserId, lock_until: Option<OffsetDateTime>) -> Result<i64> {
+    pub async fn record_login_failure(
+        &self,
+        id: UserId,
+        lock_until: Option<OffsetDateTime>,
+    ) -> Result<i64> {
         let id = id.as_uuid();
         sqlx::query_scalar!(
             r#"UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE(?, locked_until) WHERE id = ? RETURNING failed_logins AS "failed_logins!: i64""#,
@@ -290,12 +324,17 @@ impl SqliteStore {
 
     pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
         let db_id = id.as_uuid();
-        sqlx::query!("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", db_id).execute(&self.writer).await.map(|_| ())
+        sqlx::query!("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", db_id)
+            .execute(&self.writer)
+            .await
+            .map(|_| ())
     }
 
     pub async fn set_password(&self, id: UserId, hash: &str) -> Result<bool> {
         let db_id = id.as_uuid();
-        let done = sqlx::query!("UPDATE users SET password_hash = ? WHERE id = ?", hash, db_id).execute(&self.writer).await?;
+        let done = sqlx::query!("UPDATE users SET password_hash = ? WHERE id = ?", hash, db_id)
+            .execute(&self.writer)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -308,7 +347,11 @@ impl SqliteStore {
     }
 
     /// The live session with this id hash and its user; expired sessions are not returned.
-    pub async fn session(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<(Session, User)>> {
+    pub async fn session(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, User)>> {
         let row = sqlx::query_as!(
             SessionUserRow,
             r#"SELECT s.id_hash AS "id_hash!", s.csrf_token, s.created_at AS "session_created_at!: OffsetDateTime", s.expires_at AS "expires_at!: OffsetDateTime",
@@ -324,11 +367,17 @@ impl SqliteStore {
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query!("DELETE FROM sessions WHERE id_hash = ?", id_hash).execute(&self.writer).await.map(|_| ())
+        sqlx::query!("DELETE FROM sessions WHERE id_hash = ?", id_hash)
+            .execute(&self.writer)
+            .await
+            .map(|_| ())
     }
 
     pub async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64> {
-        Ok(sqlx::query!("DELETE FROM sessions WHERE expires_at <= ?", now).execute(&self.writer).await?.rows_affected())
+        Ok(sqlx::query!("DELETE FROM sessions WHERE expires_at <= ?", now)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
     }
 
     pub async fn insert_token(&self, t: &ApiToken) -> Result<()> {
@@ -340,7 +389,9 @@ impl SqliteStore {
     }
 
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
-        let row = select_tokens!("WHERE token_hash = ? AND revoked_at IS NULL", hash).fetch_optional(&self.reader).await?;
+        let row = select_tokens!("WHERE token_hash = ? AND revoked_at IS NULL", hash)
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(TokenRow::into_token).transpose()
     }
 
@@ -350,7 +401,13 @@ impl SqliteStore {
     }
 
     pub async fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
-        let done = sqlx::query!("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", now, id).execute(&self.writer).await?;
+        let done = sqlx::query!(
+            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            now,
+            id
+        )
+        .execute(&self.writer)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -370,7 +427,9 @@ impl SqliteStore {
         // two concurrent orders can never read the same available numbers.
         let mut tx = self.writer.begin().await?;
         let customer_uuid = customer.as_uuid();
-        let Some(row) = select_customers!("WHERE id = ?", customer_uuid).fetch_optional(&mut *tx).await? else {
+        let Some(row) =
+            select_customers!("WHERE id = ?", customer_uuid).fetch_optional(&mut *tx).await?
+        else {
             return Ok(Err(OrderError::CustomerNotFound));
         };
         if row.into_customer()?.contract_state == ContractState::Ended {
@@ -380,7 +439,10 @@ impl SqliteStore {
             let mut q = QueryBuilder::<Sqlite>::new(NumberRow::SELECT);
             q.push(" WHERE state = 'available'");
             if let Some(prefix) = &pick.prefix {
-                q.push(" AND e164 >= ").push_bind(prefix.as_str()).push(" AND e164 < ").push_bind(NumberQuery::prefix_upper(prefix));
+                q.push(" AND e164 >= ")
+                    .push_bind(prefix.as_str())
+                    .push(" AND e164 < ")
+                    .push_bind(NumberQuery::prefix_upper(prefix));
             }
             if let Some(region) = &pick.region {
                 q.push(" AND region = ").push_bind(region.as_str());
@@ -393,7 +455,10 @@ impl SqliteStore {
             let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
             let found = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
             if found.len() < pick.count as usize {
-                return Ok(Err(OrderError::NotEnough { wanted: pick.count, available: found.len() as u32 }));
+                return Ok(Err(OrderError::NotEnough {
+                    wanted: pick.count,
+                    available: found.len() as u32,
+                }));
             }
             found
         } else {
@@ -435,16 +500,27 @@ impl SqliteStore {
 
     /// Cancels a pending order; its numbers go back to `available`. `customer` confines the
     /// lookup to one customer's orders when given.
-    pub async fn cancel_order(&self, id: OrderId, customer: Option<CustomerId>, by: &Actor, now: OffsetDateTime) -> Result<std::result::Result<Order, OrderError>> {
+    pub async fn cancel_order(
+        &self,
+        id: OrderId,
+        customer: Option<CustomerId>,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Order, OrderError>> {
         let mut tx = self.writer.begin().await?;
-        let Some(mut order) = fetch_order(&mut tx, id).await?.filter(|o| customer.is_none_or(|c| c == o.customer_id)) else {
+        let Some(mut order) =
+            fetch_order(&mut tx, id).await?.filter(|o| customer.is_none_or(|c| c == o.customer_id))
+        else {
             return Ok(Err(OrderError::NotFound));
         };
         if order.state != OrderState::Pending {
             return Ok(Err(OrderError::NotPending(order.state.as_str())));
         }
         let order_uuid = id.as_uuid();
-        let rows = select_numbers!("WHERE order_id = ? AND state = 'reserved' ORDER BY e164", order_uuid).fetch_all(&mut *tx).await?;
+        let rows =
+            select_numbers!("WHERE order_id = ? AND state = 'reserved' ORDER BY e164", order_uuid)
+                .fetch_all(&mut *tx)
+                .await?;
         let mut moves = Vec::with_capacity(rows.len());
         for row in rows {
             match row.into_number()?.cancel_reservation(by, now) {
@@ -454,7 +530,9 @@ impl SqliteStore {
         }
         save_moves(&mut tx, &moves).await?;
         let db_id = id.as_uuid();
-        sqlx::query!("UPDATE orders SET state = 'cancelled' WHERE id = ?", db_id).execute(&mut *tx).await?;
+        sqlx::query!("UPDATE orders SET state = 'cancelled' WHERE id = ?", db_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         order.state = OrderState::Cancelled;
         Ok(Ok(order))
@@ -466,18 +544,29 @@ impl SqliteStore {
         row.map(OrderRow::into_order).transpose()
     }
 
-    pub async fn list_orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
+    pub async fn list_orders(
+        &self,
+        customer: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
         let limit = i64::from(limit);
         let rows = match customer.map(|c| c.as_uuid()) {
-            Some(c) => select_orders!("WHERE customer_id = ? ORDER BY id DESC LIMIT ?", c, limit).fetch_all(&self.reader).await?,
-            None => select_orders!("ORDER BY id DESC LIMIT ?", limit).fetch_all(&self.reader).await?,
+            Some(c) => {
+                select_orders!("WHERE customer_id = ? ORDER BY id DESC LIMIT ?", c, limit)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            None => {
+                select_orders!("ORDER BY id DESC LIMIT ?", limit).fetch_all(&self.reader).await?
+            }
         };
         rows.into_iter().map(OrderRow::into_order).collect()
     }
 
     pub async fn order_numbers(&self, id: OrderId) -> Result<Vec<Number>> {
         let id = id.as_uuid();
-        let rows = select_numbers!("WHERE order_id = ? ORDER BY e164", id).fetch_all(&self.reader).await?;
+        let rows =
+            select_numbers!("WHERE order_id = ? ORDER BY e164", id).fetch_all(&self.reader).await?;
         rows.into_iter().map(NumberRow::into_number).collect()
     }
 }
@@ -489,7 +578,10 @@ async fn fetch_order(tx: &mut Transaction<'_, Sqlite>, id: OrderId) -> Result<Op
 }
 
 /// Writes numbers after domain transitions, with their events, inside the caller's transaction.
-async fn save_moves(tx: &mut Transaction<'_, Sqlite>, moves: &[(Number, NumberEvent)]) -> Result<()> {
+async fn save_moves(
+    tx: &mut Transaction<'_, Sqlite>,
+    moves: &[(Number, NumberEvent)],
+) -> Result<()> {
     for (n, _) in moves {
         let db_state = n.state.as_str();
         let db_customer_id = n.customer_id.map(|c| c.as_uuid());
@@ -506,8 +598,13 @@ async fn save_moves(tx: &mut Transaction<'_, Sqlite>, moves: &[(Number, NumberEv
     Ok(())
 }
 
-async fn insert_events<'a>(tx: &mut Transaction<'_, Sqlite>, events: impl Iterator<Item = &'a NumberEvent>) -> Result<()> {
-    let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ");
+async fn insert_events<'a>(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: impl Iterator<Item = &'a NumberEvent>,
+) -> Result<()> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ",
+    );
     let mut any = false;
     q.push_values(events.inspect(|_| any = true), |mut b, e| {
         b.push_bind(e.number_id.as_uuid())

@@ -19,8 +19,15 @@ struct FactsRow {
 
 impl FactsRow {
     fn into_facts(self) -> Result<NumberFacts> {
-        let state = NumberState::parse(&self.state).ok_or_else(|| sqlx::Error::Decode(format!("unexpected number state {:?}", self.state).into()))?;
-        Ok(NumberFacts { e164: PhoneNumber::from_trusted(self.e164), state, customer: self.customer_id.map(CustomerId::from_uuid), reason: self.reason })
+        let state = NumberState::parse(&self.state).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unexpected number state {:?}", self.state).into())
+        })?;
+        Ok(NumberFacts {
+            e164: PhoneNumber::from_trusted(self.e164),
+            state,
+            customer: self.customer_id.map(CustomerId::from_uuid),
+            reason: self.reason,
+        })
     }
 }
 
@@ -36,7 +43,10 @@ fn wake_sender() -> &'static tokio::sync::watch::Sender<u64> {
 
 /// Installed on the writer connection: SQLite's update hook sees the triggers' inserts into
 /// `routing_changes`; the pool's release hook (after the transaction ended) then wakes listeners.
-pub(crate) async fn install_wake_hooks(conn: &mut SqliteConnection, dirty: Arc<AtomicBool>) -> std::result::Result<(), sqlx::Error> {
+pub(crate) async fn install_wake_hooks(
+    conn: &mut SqliteConnection,
+    dirty: Arc<AtomicBool>,
+) -> std::result::Result<(), sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
     handle.set_update_hook(move |change| {
         if change.table == "routing_changes" {
@@ -71,13 +81,16 @@ impl SqliteStore {
     pub async fn routing_numbers_by_e164(&self, e164s: &[String]) -> Result<Vec<NumberFacts>> {
         let mut out = Vec::with_capacity(e164s.len());
         for chunk in e164s.chunks(crate::INSERT_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT e164, state, customer_id, reason FROM numbers WHERE e164 IN (");
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT e164, state, customer_id, reason FROM numbers WHERE e164 IN (",
+            );
             let mut sep = q.separated(", ");
             for n in chunk {
                 sep.push_bind(n.as_str());
             }
             q.push(")");
-            let rows: Vec<(String, String, Option<Uuid>, Option<String>)> = q.build_query_as().fetch_all(&self.reader).await?;
+            let rows: Vec<(String, String, Option<Uuid>, Option<String>)> =
+                q.build_query_as().fetch_all(&self.reader).await?;
             for (e164, state, customer_id, reason) in rows {
                 out.push(FactsRow { e164, state, customer_id, reason }.into_facts()?);
             }
@@ -96,11 +109,22 @@ impl SqliteStore {
         )
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.into_iter().map(|r| RoutingCustomer { id: CustomerId::from_uuid(r.id), trunk: r.zoom_trunk, app_removed: r.app_removed }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| RoutingCustomer {
+                id: CustomerId::from_uuid(r.id),
+                trunk: r.zoom_trunk,
+                app_removed: r.app_removed,
+            })
+            .collect())
     }
 
     /// Changes after `after`, oldest first: (id, number or `None` for customers/trunks).
-    pub async fn routing_changes(&self, after: i64, limit: i64) -> Result<Vec<(i64, Option<String>)>> {
+    pub async fn routing_changes(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Option<String>)>> {
         let rows = sqlx::query!(r#"SELECT id AS "id!: i64", e164 FROM routing_changes WHERE id > ? ORDER BY id LIMIT ?"#, after, limit).fetch_all(&self.reader).await?;
         Ok(rows.into_iter().map(|r| (r.id, r.e164)).collect())
     }
@@ -109,7 +133,8 @@ impl SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, e164 FROM routing_changes WHERE id IN (");
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT id, e164 FROM routing_changes WHERE id IN (");
         let mut sep = q.separated(", ");
         for id in ids {
             sep.push_bind(*id);
@@ -126,19 +151,36 @@ impl SqliteStore {
 
     /// Forgets changes up to `upto`; a snapshot further behind rebuilds from the numbers.
     pub async fn prune_routing_changes(&self, upto: i64) -> Result<u64> {
-        Ok(sqlx::query!("DELETE FROM routing_changes WHERE id <= ?", upto).execute(&self.writer).await?.rows_affected())
+        Ok(sqlx::query!("DELETE FROM routing_changes WHERE id <= ?", upto)
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
     }
 
     /// Test and benchmark support: sets a number's state and customer directly, bypassing the
     /// state machine and the audit trail (the routing triggers still see it, as they see any write).
-    pub async fn force_number_state(&self, e164: &str, state: &str, customer: Option<Uuid>) -> Result<bool> {
-        let done = sqlx::query!("UPDATE numbers SET state = ?, customer_id = ? WHERE e164 = ?", state, customer, e164).execute(&self.writer).await?;
+    pub async fn force_number_state(
+        &self,
+        e164: &str,
+        state: &str,
+        customer: Option<Uuid>,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE numbers SET state = ?, customer_id = ? WHERE e164 = ?",
+            state,
+            customer,
+            e164
+        )
+        .execute(&self.writer)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }
 
 /// The writer pool's options with the routing wake hooks installed.
-pub(crate) fn with_wake_hooks(options: sqlx::sqlite::SqlitePoolOptions) -> sqlx::sqlite::SqlitePoolOptions {
+pub(crate) fn with_wake_hooks(
+    options: sqlx::sqlite::SqlitePoolOptions,
+) -> sqlx::sqlite::SqlitePoolOptions {
     let dirty = Arc::new(AtomicBool::new(false));
     let on_release = dirty.clone();
     options

@@ -3,7 +3,9 @@
 
 use domain::auth::{ApiToken, Role, Scope, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderState};
-use domain::{CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, PhoneNumber, UserId};
+use domain::{
+    CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, PhoneNumber, UserId,
+};
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -100,13 +102,13 @@ pub struct CustomerRow {
 }
 
 impl CustomerRow {
-
     pub fn into_customer(self) -> Result<Customer> {
         Ok(Customer {
             id: CustomerId::from_uuid(self.id),
             name: self.name,
             contract_ref: self.contract_ref,
-            contract_state: ContractState::parse(&self.contract_state).ok_or_else(|| bad("contract state", &self.contract_state))?,
+            contract_state: ContractState::parse(&self.contract_state)
+                .ok_or_else(|| bad("contract state", &self.contract_state))?,
             created_at: self.created_at,
             zoom_trunk: self.zoom_trunk,
         })

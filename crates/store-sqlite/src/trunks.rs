@@ -16,11 +16,23 @@ pub(crate) struct TrunkRow {
 
 impl TrunkRow {
     fn into_trunk(self) -> Result<ZoomTrunk> {
-        let bad = |e: domain::trunk::TrunkError| sqlx::Error::Decode(format!("trunk {:?} in the database: {e}", self.name).into());
+        let bad = |e: domain::trunk::TrunkError| {
+            sqlx::Error::Decode(format!("trunk {:?} in the database: {e}", self.name).into())
+        };
         Ok(ZoomTrunk {
             name: TrunkName::parse(&self.name).map_err(bad)?,
-            destinations: self.destinations.lines().map(SipDestination::parse).collect::<std::result::Result<_, _>>().map_err(bad)?,
-            numbering: NumberingRule::new(&self.country_code, &self.national_prefix, &self.international_prefix).map_err(bad)?,
+            destinations: self
+                .destinations
+                .lines()
+                .map(SipDestination::parse)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(bad)?,
+            numbering: NumberingRule::new(
+                &self.country_code,
+                &self.national_prefix,
+                &self.international_prefix,
+            )
+            .map_err(bad)?,
             created_at: self.created_at,
         })
     }
@@ -33,7 +45,11 @@ fn join(destinations: &[SipDestination]) -> String {
 impl SqliteStore {
     pub async fn insert_trunk(&self, t: &ZoomTrunk) -> Result<()> {
         let (name, destinations) = (t.name.as_str(), join(&t.destinations));
-        let (cc, np, ip) = (t.numbering.country_code(), t.numbering.national_prefix(), t.numbering.international_prefix());
+        let (cc, np, ip) = (
+            t.numbering.country_code(),
+            t.numbering.national_prefix(),
+            t.numbering.international_prefix(),
+        );
         sqlx::query!(
             "INSERT INTO zoom_trunks (name, destinations, country_code, national_prefix, international_prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             name, destinations, cc, np, ip, t.created_at
@@ -67,7 +83,11 @@ impl SqliteStore {
     /// Replaces a trunk's destinations and numbering rule; false if there is no such trunk.
     pub async fn update_trunk(&self, t: &ZoomTrunk) -> Result<bool> {
         let (name, destinations) = (t.name.as_str(), join(&t.destinations));
-        let (cc, np, ip) = (t.numbering.country_code(), t.numbering.national_prefix(), t.numbering.international_prefix());
+        let (cc, np, ip) = (
+            t.numbering.country_code(),
+            t.numbering.national_prefix(),
+            t.numbering.international_prefix(),
+        );
         let done = sqlx::query!(
             "UPDATE zoom_trunks SET destinations = ?, country_code = ?, national_prefix = ?, international_prefix = ? WHERE name = ?",
             destinations, cc, np, ip, name
@@ -86,14 +106,21 @@ impl SqliteStore {
     }
 
     pub async fn customers_on_trunk(&self, name: &str) -> Result<i64> {
-        sqlx::query_scalar!(r#"SELECT COUNT(*) AS "count!: i64" FROM customers WHERE zoom_trunk = ?"#, name).fetch_one(&self.reader).await
+        sqlx::query_scalar!(
+            r#"SELECT COUNT(*) AS "count!: i64" FROM customers WHERE zoom_trunk = ?"#,
+            name
+        )
+        .fetch_one(&self.reader)
+        .await
     }
 
     /// Binds a customer to a trunk (or to none); false if there is no such customer. An unknown
     /// trunk is refused by the foreign key.
     pub async fn set_customer_trunk(&self, id: CustomerId, trunk: Option<&str>) -> Result<bool> {
         let db_id = id.as_uuid();
-        let done = sqlx::query!("UPDATE customers SET zoom_trunk = ? WHERE id = ?", trunk, db_id).execute(&self.writer).await?;
+        let done = sqlx::query!("UPDATE customers SET zoom_trunk = ? WHERE id = ?", trunk, db_id)
+            .execute(&self.writer)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -29,10 +29,15 @@ pub enum DbError {
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                DbError::Conflict { constraint: db.constraint().map(str::to_owned).unwrap_or_else(|| unique_from_message(db.message())) }
+            sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict {
+                constraint: db
+                    .constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| unique_from_message(db.message())),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                DbError::Unavailable(e)
             }
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => DbError::Unavailable(e),
             _ => DbError::Other(e),
         }
     }
@@ -108,7 +113,11 @@ impl Store {
         dispatch!(self.existing_numbers(e164s))
     }
 
-    pub async fn insert_numbers(&self, numbers: &[(Number, NumberEvent)], progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+    pub async fn insert_numbers(
+        &self,
+        numbers: &[(Number, NumberEvent)],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
         dispatch!(self.insert_numbers(numbers, progress))
     }
 
@@ -161,7 +170,11 @@ impl Store {
         dispatch!(self.list_users(customer))
     }
 
-    pub async fn record_login_failure(&self, id: UserId, lock_until: Option<OffsetDateTime>) -> Result<i64> {
+    pub async fn record_login_failure(
+        &self,
+        id: UserId,
+        lock_until: Option<OffsetDateTime>,
+    ) -> Result<i64> {
         dispatch!(self.record_login_failure(id, lock_until))
     }
 
@@ -177,7 +190,11 @@ impl Store {
         dispatch!(self.insert_session(s))
     }
 
-    pub async fn session(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<(Session, User)>> {
+    pub async fn session(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, User)>> {
         dispatch!(self.session(id_hash, now))
     }
 
@@ -216,7 +233,13 @@ impl Store {
         dispatch!(self.create_order(customer, pick, explicit, by, now))
     }
 
-    pub async fn cancel_order(&self, id: OrderId, customer: Option<CustomerId>, by: &Actor, now: OffsetDateTime) -> Result<std::result::Result<Order, OrderError>> {
+    pub async fn cancel_order(
+        &self,
+        id: OrderId,
+        customer: Option<CustomerId>,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Order, OrderError>> {
         dispatch!(self.cancel_order(id, customer, by, now))
     }
 
@@ -224,7 +247,11 @@ impl Store {
         dispatch!(self.get_order(id))
     }
 
-    pub async fn list_orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
+    pub async fn list_orders(
+        &self,
+        customer: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
         dispatch!(self.list_orders(customer, limit))
     }
 

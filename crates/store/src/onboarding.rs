@@ -1,18 +1,30 @@
 //! Onboarding: Zoom links, encrypted tokens, pending installs, the jobs outbox (see the dialects).
 
 use crate::{DbError, Result, Store};
-use domain::onboarding::{Job, JobEnd, JobState, LinkEvent, LinkRefused, PushResult, StoredTokens, ZoomLink};
+use domain::onboarding::{
+    Job, JobEnd, JobState, LinkEvent, LinkRefused, PushResult, StoredTokens, ZoomLink,
+};
 use domain::{Actor, CustomerId, Number, OrderId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 impl Store {
-    pub async fn insert_pending_install(&self, id_hash: &str, code: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> Result<()> {
+    pub async fn insert_pending_install(
+        &self,
+        id_hash: &str,
+        code: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
         dispatch!(self.insert_pending_install(id_hash, code, now, expires_at))
     }
 
     /// The code waiting under `id_hash`, once: taking it deletes it. Expired codes are not returned.
-    pub async fn take_pending_install(&self, id_hash: &str, now: OffsetDateTime) -> Result<Option<String>> {
+    pub async fn take_pending_install(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>> {
         dispatch!(self.take_pending_install(id_hash, now))
     }
 
@@ -30,7 +42,13 @@ impl Store {
         dispatch!(self.link_events(customer, limit))
     }
 
-    pub async fn record_link_refusal(&self, customer: Option<CustomerId>, account: &str, message: &str, now: OffsetDateTime) -> Result<()> {
+    pub async fn record_link_refusal(
+        &self,
+        customer: Option<CustomerId>,
+        account: &str,
+        message: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         dispatch!(self.record_link_refusal(customer, account, message, now))
     }
 
@@ -50,12 +68,23 @@ impl Store {
     }
 
     /// Queues the customer's waiting numbers for Zoom; `None` without a live link.
-    pub async fn apply_pending_orders(&self, customer: CustomerId, by: &Actor, now: OffsetDateTime) -> Result<Option<usize>> {
+    pub async fn apply_pending_orders(
+        &self,
+        customer: CustomerId,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<usize>> {
         dispatch!(self.apply_pending_orders(customer, by, now))
     }
 
     /// The app was removed: link removed, tokens dropped, jobs cancelled, numbers suspended.
-    pub async fn unlink_zoom_account(&self, account: &str, reason: &str, by: &Actor, now: OffsetDateTime) -> Result<Option<(ZoomLink, usize)>> {
+    pub async fn unlink_zoom_account(
+        &self,
+        account: &str,
+        reason: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<(ZoomLink, usize)>> {
         dispatch!(self.unlink_zoom_account(account, reason, by, now))
     }
 
@@ -67,11 +96,25 @@ impl Store {
         dispatch!(self.zoom_tokens(link_id))
     }
 
-    pub async fn begin_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<bool> {
+    pub async fn begin_token_refresh(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        owner: &str,
+        lease_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         dispatch!(self.begin_token_refresh(link_id, generation, owner, lease_until, now))
     }
 
-    pub async fn finish_token_refresh(&self, link_id: Uuid, generation: i64, owner: &str, tokens: &StoredTokens, now: OffsetDateTime) -> Result<bool> {
+    pub async fn finish_token_refresh(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        owner: &str,
+        tokens: &StoredTokens,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         dispatch!(self.finish_token_refresh(link_id, generation, owner, tokens, now))
     }
 
@@ -83,19 +126,45 @@ impl Store {
         dispatch!(self.insert_job(job))
     }
 
-    pub async fn claim_job(&self, owner: &str, lease_until: OffsetDateTime, now: OffsetDateTime) -> Result<Option<Job>> {
+    pub async fn claim_job(
+        &self,
+        owner: &str,
+        lease_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Job>> {
         dispatch!(self.claim_job(owner, lease_until, now))
     }
 
-    pub async fn finish_job(&self, id: Uuid, owner: &str, end: &JobEnd, now: OffsetDateTime) -> Result<bool> {
+    pub async fn finish_job(
+        &self,
+        id: Uuid,
+        owner: &str,
+        end: &JobEnd,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         dispatch!(self.finish_job(id, owner, end, now))
     }
 
-    pub async fn complete_push(&self, job_id: Uuid, owner: &str, results: &[(String, PushResult)], by: &Actor, now: OffsetDateTime) -> Result<bool> {
+    pub async fn complete_push(
+        &self,
+        job_id: Uuid,
+        owner: &str,
+        results: &[(String, PushResult)],
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         dispatch!(self.complete_push(job_id, owner, results, by, now))
     }
 
-    pub async fn complete_poll(&self, job_id: Uuid, owner: &str, customer: CustomerId, seen: &[(String, bool)], now: OffsetDateTime, next_poll: OffsetDateTime) -> Result<bool> {
+    pub async fn complete_poll(
+        &self,
+        job_id: Uuid,
+        owner: &str,
+        customer: CustomerId,
+        seen: &[(String, bool)],
+        now: OffsetDateTime,
+        next_poll: OffsetDateTime,
+    ) -> Result<bool> {
         dispatch!(self.complete_poll(job_id, owner, customer, seen, now, next_poll))
     }
 
@@ -125,8 +194,10 @@ impl Store {
     }
 
     /// (number, assigned to a user in Zoom, when Zoom was last asked) for the customer's numbers seen.
-    pub async fn zoom_presence(&self, customer: CustomerId) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
+    pub async fn zoom_presence(
+        &self,
+        customer: CustomerId,
+    ) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
         dispatch!(self.zoom_presence(customer))
     }
 }
-

@@ -16,7 +16,9 @@ impl RoutingWake {
     /// the periodic check and listen again.
     pub async fn changed(&mut self) -> Result<()> {
         match self {
-            RoutingWake::Sqlite(rx) => rx.changed().await.map_err(|_| DbError::Other(sqlx::Error::PoolClosed)),
+            RoutingWake::Sqlite(rx) => {
+                rx.changed().await.map_err(|_| DbError::Other(sqlx::Error::PoolClosed))
+            }
             RoutingWake::Postgres(l) => l.recv().await.map(|_| ()).map_err(DbError::from),
         }
     }
@@ -36,7 +38,11 @@ impl Store {
         dispatch!(self.routing_customers())
     }
 
-    pub async fn routing_changes(&self, after: i64, limit: i64) -> Result<Vec<(i64, Option<String>)>> {
+    pub async fn routing_changes(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Option<String>)>> {
         dispatch!(self.routing_changes(after, limit))
     }
 
@@ -62,7 +68,12 @@ impl Store {
 
     /// Test and benchmark support: sets a number's state and customer directly (no state machine,
     /// no audit trail).
-    pub async fn force_number_state(&self, e164: &str, state: &str, customer: Option<uuid::Uuid>) -> Result<bool> {
+    pub async fn force_number_state(
+        &self,
+        e164: &str,
+        state: &str,
+        customer: Option<uuid::Uuid>,
+    ) -> Result<bool> {
         dispatch!(self.force_number_state(e164, state, customer))
     }
 }

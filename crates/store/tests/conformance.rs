@@ -29,17 +29,33 @@ fn ops() -> Actor {
     Actor::Operator("ops@carrier.example".into())
 }
 
-fn numbers(first: u64, count: u64, region: &str, tags: &[&str]) -> Vec<(Number, domain::NumberEvent)> {
+fn numbers(
+    first: u64,
+    count: u64,
+    region: &str,
+    tags: &[&str],
+) -> Vec<(Number, domain::NumberEvent)> {
     (first..first + count)
         .map(|n| {
-            let attrs = NumberAttrs { tags: tags.iter().map(|t| t.to_string()).collect(), region: Some(region.into()), ..Default::default() };
+            let attrs = NumberAttrs {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                region: Some(region.into()),
+                ..Default::default()
+            };
             Number::imported(PhoneNumber::parse(&format!("+{n}")).unwrap(), attrs, &ops(), now())
         })
         .collect()
 }
 
 async fn customer(store: &Store, name: &str) -> CustomerId {
-    let c = Customer { id: CustomerId::new(), name: name.into(), contract_ref: format!("C-{name}"), contract_state: ContractState::Active, created_at: now(), zoom_trunk: None };
+    let c = Customer {
+        id: CustomerId::new(),
+        name: name.into(),
+        contract_ref: format!("C-{name}"),
+        contract_state: ContractState::Active,
+        created_at: now(),
+        zoom_trunk: None,
+    };
     store.insert_customer(&c).await.unwrap();
     c.id
 }
@@ -47,7 +63,12 @@ async fn customer(store: &Store, name: &str) -> CustomerId {
 async fn import_writes_numbers_with_their_creation_events(store: Store) {
     let batch = numbers(15550100000, 2_500, "US-NY", &["nyc", "premium"]);
     let seen = std::sync::atomic::AtomicUsize::new(0);
-    store.insert_numbers(&batch, &|n| { seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed); }).await.unwrap();
+    store
+        .insert_numbers(&batch, &|n| {
+            seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        })
+        .await
+        .unwrap();
     assert_eq!(seen.into_inner(), 2_500);
     let n = store.get_number_by_e164("+15550100042").await.unwrap().expect("imported");
     assert_eq!(n.state, NumberState::Available);
@@ -58,7 +79,8 @@ async fn import_writes_numbers_with_their_creation_events(store: Store) {
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].from, events[0].to), (None, NumberState::Available));
     assert_eq!(events[0].actor, "operator:ops@carrier.example");
-    let existing = store.existing_numbers(&["+15550100000", "+15550199999", "+15550102499"]).await.unwrap();
+    let existing =
+        store.existing_numbers(&["+15550100000", "+15550199999", "+15550102499"]).await.unwrap();
     assert_eq!(existing.len(), 2);
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 2_500)]);
 }
@@ -77,14 +99,25 @@ async fn duplicate_import_is_refused_whole(store: Store) {
 
 async fn search_pages_by_keyset_with_filters(store: Store) {
     store.insert_numbers(&numbers(15550100000, 120, "US-NY", &["nyc"]), &|_| {}).await.unwrap();
-    store.insert_numbers(&numbers(15560100000, 30, "US-CA", &["sfo", "premium"]), &|_| {}).await.unwrap();
+    store
+        .insert_numbers(&numbers(15560100000, 30, "US-CA", &["sfo", "premium"]), &|_| {})
+        .await
+        .unwrap();
     store.insert_numbers(&numbers(4930123400, 5, "DE", &[]), &|_| {}).await.unwrap();
 
     // Walk all of +1555 in pages of 50: every number once, in order.
     let mut all = Vec::new();
     let mut after = None;
     loop {
-        let page = store.search_numbers(&NumberQuery { prefix: Some("+1555".into()), after: after.clone(), limit: 50, ..Default::default() }).await.unwrap();
+        let page = store
+            .search_numbers(&NumberQuery {
+                prefix: Some("+1555".into()),
+                after: after.clone(),
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -95,45 +128,101 @@ async fn search_pages_by_keyset_with_filters(store: Store) {
     assert!(all.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(all[0], "+15550100000");
 
-    let tagged = store.search_numbers(&NumberQuery { tag: Some("premium".into()), limit: 500, ..Default::default() }).await.unwrap();
+    let tagged = store
+        .search_numbers(&NumberQuery {
+            tag: Some("premium".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(tagged.len(), 30);
     // A tag filter matches whole tags only.
-    let partial = store.search_numbers(&NumberQuery { tag: Some("prem".into()), limit: 500, ..Default::default() }).await.unwrap();
+    let partial = store
+        .search_numbers(&NumberQuery { tag: Some("prem".into()), limit: 500, ..Default::default() })
+        .await
+        .unwrap();
     assert!(partial.is_empty());
     // `_` is a LIKE wildcard but only a character in a tag: "prem_um" is not "premium".
-    let underscore = store.search_numbers(&NumberQuery { tag: Some("prem_um".into()), limit: 500, ..Default::default() }).await.unwrap();
+    let underscore = store
+        .search_numbers(&NumberQuery {
+            tag: Some("prem_um".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(underscore.is_empty());
-    let region = store.search_numbers(&NumberQuery { region: Some("DE".into()), limit: 500, ..Default::default() }).await.unwrap();
+    let region = store
+        .search_numbers(&NumberQuery {
+            region: Some("DE".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(region.len(), 5);
-    let reserved = store.search_numbers(&NumberQuery { state: Some(NumberState::Reserved), limit: 500, ..Default::default() }).await.unwrap();
+    let reserved = store
+        .search_numbers(&NumberQuery {
+            state: Some(NumberState::Reserved),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(reserved.is_empty());
     // SQL metacharacters are just characters.
-    let odd = store.search_numbers(&NumberQuery { tag: Some("%' OR 1=1 --".into()), limit: 500, ..Default::default() }).await.unwrap();
+    let odd = store
+        .search_numbers(&NumberQuery {
+            tag: Some("%' OR 1=1 --".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(odd.is_empty());
 }
 
 async fn order_reserves_numbers_and_cancel_returns_them(store: Store) {
     store.insert_numbers(&numbers(15550100000, 20, "US-NY", &["nyc"]), &|_| {}).await.unwrap();
     let acme = customer(&store, "acme").await;
-    let pick = OrderPick { count: 5, prefix: Some("+1555".into()), region: Some("US-NY".into()), tag: Some("nyc".into()) };
-    let (order, reserved) = store.create_order(acme, &pick, &[], &ops(), now()).await.unwrap().unwrap();
+    let pick = OrderPick {
+        count: 5,
+        prefix: Some("+1555".into()),
+        region: Some("US-NY".into()),
+        tag: Some("nyc".into()),
+    };
+    let (order, reserved) =
+        store.create_order(acme, &pick, &[], &ops(), now()).await.unwrap().unwrap();
     assert_eq!(order.state, OrderState::Pending);
     assert_eq!(order.number_count, 5);
     assert_eq!(reserved.len(), 5);
     for n in &reserved {
         let stored = store.get_number(n.id).await.unwrap().unwrap();
-        assert_eq!((stored.state, stored.customer_id, stored.order_id), (NumberState::Reserved, Some(acme), Some(order.id)));
+        assert_eq!(
+            (stored.state, stored.customer_id, stored.order_id),
+            (NumberState::Reserved, Some(acme), Some(order.id))
+        );
         let trail = store.number_events(n.id).await.unwrap();
-        assert_eq!(trail.last().map(|e| (e.from, e.to)), Some((Some(NumberState::Available), NumberState::Reserved)));
+        assert_eq!(
+            trail.last().map(|e| (e.from, e.to)),
+            Some((Some(NumberState::Available), NumberState::Reserved))
+        );
     }
     assert_eq!(store.order_numbers(order.id).await.unwrap().len(), 5);
     assert_eq!(store.list_orders(Some(acme), 10).await.unwrap().len(), 1);
-    let mine = store.search_numbers(&NumberQuery { customer_id: Some(acme), limit: 100, ..Default::default() }).await.unwrap();
+    let mine = store
+        .search_numbers(&NumberQuery { customer_id: Some(acme), limit: 100, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(mine.len(), 5);
 
     // Another customer cannot cancel it; its owner (or an operator) can.
     let other = customer(&store, "other").await;
-    assert_eq!(store.cancel_order(order.id, Some(other), &ops(), now()).await.unwrap().unwrap_err(), OrderError::NotFound);
+    assert_eq!(
+        store.cancel_order(order.id, Some(other), &ops(), now()).await.unwrap().unwrap_err(),
+        OrderError::NotFound
+    );
     let cancelled = store.cancel_order(order.id, Some(acme), &ops(), now()).await.unwrap().unwrap();
     assert_eq!(cancelled.state, OrderState::Cancelled);
     for n in &reserved {
@@ -141,18 +230,38 @@ async fn order_reserves_numbers_and_cancel_returns_them(store: Store) {
         assert_eq!((stored.state, stored.customer_id), (NumberState::Available, None));
         assert_eq!(store.number_events(n.id).await.unwrap().len(), 3);
     }
-    assert_eq!(store.cancel_order(order.id, None, &ops(), now()).await.unwrap().unwrap_err(), OrderError::NotPending("cancelled"));
-    assert_eq!(store.cancel_order(OrderId::new(), None, &ops(), now()).await.unwrap().unwrap_err(), OrderError::NotFound);
+    assert_eq!(
+        store.cancel_order(order.id, None, &ops(), now()).await.unwrap().unwrap_err(),
+        OrderError::NotPending("cancelled")
+    );
+    assert_eq!(
+        store.cancel_order(OrderId::new(), None, &ops(), now()).await.unwrap().unwrap_err(),
+        OrderError::NotFound
+    );
 }
 
 async fn order_for_more_than_available_changes_nothing(store: Store) {
     store.insert_numbers(&numbers(15550100000, 3, "US", &[]), &|_| {}).await.unwrap();
     let acme = customer(&store, "acme").await;
-    let err = store.create_order(acme, &OrderPick { count: 4, ..Default::default() }, &[], &ops(), now()).await.unwrap().unwrap_err();
+    let err = store
+        .create_order(acme, &OrderPick { count: 4, ..Default::default() }, &[], &ops(), now())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err, OrderError::NotEnough { wanted: 4, available: 3 });
     assert!(store.list_orders(None, 10).await.unwrap().is_empty());
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 3)]);
-    let err = store.create_order(CustomerId::new(), &OrderPick { count: 1, ..Default::default() }, &[], &ops(), now()).await.unwrap().unwrap_err();
+    let err = store
+        .create_order(
+            CustomerId::new(),
+            &OrderPick { count: 1, ..Default::default() },
+            &[],
+            &ops(),
+            now(),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err, OrderError::CustomerNotFound);
 }
 
@@ -162,12 +271,23 @@ async fn explicit_order_refuses_a_taken_number_and_changes_nothing(store: Store)
     let first = vec!["+15550100001".to_string()];
     store.create_order(acme, &OrderPick::default(), &first, &ops(), now()).await.unwrap().unwrap();
     let second = vec!["+15550100000".to_string(), "+15550100001".to_string()];
-    let err = store.create_order(acme, &OrderPick::default(), &second, &ops(), now()).await.unwrap().unwrap_err();
+    let err = store
+        .create_order(acme, &OrderPick::default(), &second, &ops(), now())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err, OrderError::NumberNotAvailable("+15550100001".into()));
-    assert_eq!(store.get_number_by_e164("+15550100000").await.unwrap().unwrap().state, NumberState::Available);
+    assert_eq!(
+        store.get_number_by_e164("+15550100000").await.unwrap().unwrap().state,
+        NumberState::Available
+    );
     assert_eq!(store.list_orders(None, 10).await.unwrap().len(), 1);
     let unknown = vec!["+15559999999".to_string()];
-    let err = store.create_order(acme, &OrderPick::default(), &unknown, &ops(), now()).await.unwrap().unwrap_err();
+    let err = store
+        .create_order(acme, &OrderPick::default(), &unknown, &ops(), now())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err, OrderError::UnknownNumber("+15559999999".into()));
 }
 
@@ -177,7 +297,17 @@ async fn concurrent_orders_never_get_the_same_number(store: Store) {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.create_order(acme, &OrderPick { count: 20, ..Default::default() }, &[], &ops(), now()).await }));
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_order(
+                    acme,
+                    &OrderPick { count: 20, ..Default::default() },
+                    &[],
+                    &ops(),
+                    now(),
+                )
+                .await
+        }));
     }
     let mut taken = std::collections::HashSet::new();
     for t in tasks {
@@ -189,14 +319,22 @@ async fn concurrent_orders_never_get_the_same_number(store: Store) {
     }
     assert_eq!(taken.len(), 160);
     let states = store.count_by_state().await.unwrap();
-    assert!(states.contains(&(NumberState::Reserved, 160)) && states.contains(&(NumberState::Available, 40)), "{states:?}");
+    assert!(
+        states.contains(&(NumberState::Reserved, 160))
+            && states.contains(&(NumberState::Available, 40)),
+        "{states:?}"
+    );
 }
 
 async fn ended_contract_takes_no_orders(store: Store) {
     store.insert_numbers(&numbers(15550100000, 3, "US", &[]), &|_| {}).await.unwrap();
     let acme = customer(&store, "acme").await;
     assert!(store.set_contract_state(acme, ContractState::Ended).await.unwrap());
-    let err = store.create_order(acme, &OrderPick { count: 1, ..Default::default() }, &[], &ops(), now()).await.unwrap().unwrap_err();
+    let err = store
+        .create_order(acme, &OrderPick { count: 1, ..Default::default() }, &[], &ops(), now())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err, OrderError::ContractEnded);
     assert!(!store.set_contract_state(CustomerId::new(), ContractState::Ended).await.unwrap());
 }
@@ -220,7 +358,8 @@ async fn users_sessions_and_tokens(store: Store) {
         DbError::Conflict { constraint } => assert_eq!(constraint, "users_email_key"),
         other => panic!("{other:?}"),
     }
-    let found = store.user_by_email("admin@acme.example").await.unwrap().expect("case-insensitive lookup");
+    let found =
+        store.user_by_email("admin@acme.example").await.unwrap().expect("case-insensitive lookup");
     assert_eq!(found.id, user.id);
     assert_eq!(store.list_users(Some(acme)).await.unwrap().len(), 1);
     assert!(store.list_users(None).await.unwrap().is_empty());
@@ -232,15 +371,32 @@ async fn users_sessions_and_tokens(store: Store) {
     store.reset_login_failures(user.id).await.unwrap();
     assert_eq!(store.user_by_email("admin@acme.example").await.unwrap().unwrap().failed_logins, 0);
 
-    let session = Session { id_hash: "h1".into(), user_id: user.id, csrf_token: "c1".into(), created_at: now(), expires_at: now() + time::Duration::hours(1) };
+    let session = Session {
+        id_hash: "h1".into(),
+        user_id: user.id,
+        csrf_token: "c1".into(),
+        created_at: now(),
+        expires_at: now() + time::Duration::hours(1),
+    };
     store.insert_session(&session).await.unwrap();
     let (s, u) = store.session("h1", now()).await.unwrap().expect("live session");
     assert_eq!((s.csrf_token.as_str(), u.id), ("c1", user.id));
-    assert!(store.session("h1", now() + time::Duration::hours(2)).await.unwrap().is_none(), "expired session must not be returned");
+    assert!(
+        store.session("h1", now() + time::Duration::hours(2)).await.unwrap().is_none(),
+        "expired session must not be returned"
+    );
     assert_eq!(store.delete_expired_sessions(now() + time::Duration::hours(2)).await.unwrap(), 1);
     assert!(store.session("h1", now()).await.unwrap().is_none());
 
-    let token = ApiToken { id: uuid::Uuid::now_v7(), name: "oss".into(), token_hash: "th".into(), scope: Scope::Write, created_by: "ops".into(), created_at: now(), revoked_at: None };
+    let token = ApiToken {
+        id: uuid::Uuid::now_v7(),
+        name: "oss".into(),
+        token_hash: "th".into(),
+        scope: Scope::Write,
+        created_by: "ops".into(),
+        created_at: now(),
+        revoked_at: None,
+    };
     store.insert_token(&token).await.unwrap();
     assert_eq!(store.token_by_hash("th").await.unwrap().map(|t| t.scope), Some(Scope::Write));
     assert!(store.revoke_token(token.id, now()).await.unwrap());

@@ -3,7 +3,9 @@
 
 use domain::customer::{ContractState, Customer, OrderPick, OrderState};
 use domain::number::NumberAttrs;
-use domain::onboarding::{JobEnd, JobKind, JobState, LinkRefused, LinkState, PushResult, StoredTokens};
+use domain::onboarding::{
+    JobEnd, JobKind, JobState, LinkRefused, LinkState, PushResult, StoredTokens,
+};
 use domain::{Actor, CustomerId, Number, NumberState, OrderId, PhoneNumber};
 use std::collections::HashSet;
 use store::Store;
@@ -31,21 +33,51 @@ fn by() -> Actor {
 }
 
 fn tokens(tag: &str) -> StoredTokens {
-    StoredTokens { access_token: format!("k1:access-{tag}"), refresh_token: format!("k1:refresh-{tag}"), expires_at: now() + Duration::hours(1), generation: 0 }
+    StoredTokens {
+        access_token: format!("k1:access-{tag}"),
+        refresh_token: format!("k1:refresh-{tag}"),
+        expires_at: now() + Duration::hours(1),
+        generation: 0,
+    }
 }
 
 async fn customer(store: &Store, name: &str) -> CustomerId {
-    let c = Customer { id: CustomerId::new(), name: name.into(), contract_ref: format!("C-{name}"), contract_state: ContractState::Active, created_at: now(), zoom_trunk: None };
+    let c = Customer {
+        id: CustomerId::new(),
+        name: name.into(),
+        contract_ref: format!("C-{name}"),
+        contract_state: ContractState::Active,
+        created_at: now(),
+        zoom_trunk: None,
+    };
     store.insert_customer(&c).await.unwrap();
     c.id
 }
 
 /// A customer with `count` reserved numbers in one pending order starting at `first`.
-async fn customer_with_order(store: &Store, name: &str, first: u64, count: u64) -> (CustomerId, OrderId) {
-    let batch: Vec<_> = (first..first + count).map(|n| Number::imported(PhoneNumber::parse(&format!("+{n}")).unwrap(), NumberAttrs::default(), &by(), now())).collect();
+async fn customer_with_order(
+    store: &Store,
+    name: &str,
+    first: u64,
+    count: u64,
+) -> (CustomerId, OrderId) {
+    let batch: Vec<_> = (first..first + count)
+        .map(|n| {
+            Number::imported(
+                PhoneNumber::parse(&format!("+{n}")).unwrap(),
+                NumberAttrs::default(),
+                &by(),
+                now(),
+            )
+        })
+        .collect();
     store.insert_numbers(&batch, &|_| {}).await.unwrap();
     let c = customer(store, name).await;
-    let pick = OrderPick { count: count as u32, prefix: Some(format!("+{first}").chars().take(8).collect()), ..Default::default() };
+    let pick = OrderPick {
+        count: count as u32,
+        prefix: Some(format!("+{first}").chars().take(8).collect()),
+        ..Default::default()
+    };
     let (order, _) = store.create_order(c, &pick, &[], &by(), now()).await.unwrap().unwrap();
     (c, order.id)
 }
@@ -64,21 +96,43 @@ async fn claim_all(store: &Store, owner: &str, at: OffsetDateTime) -> Vec<domain
 
 async fn linking_applies_the_pending_order_in_batches_of_200(store: Store) {
     let (c, order) = customer_with_order(&store, "acme", 15550100000, 450).await;
-    let (link, queued) = store.link_zoom_account(c, "acct-1", "user-1", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
-    assert_eq!((link.state, link.zoom_account_id.as_str(), queued), (LinkState::Linked, "acct-1", 450));
+    let (link, queued) = store
+        .link_zoom_account(c, "acct-1", "user-1", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (link.state, link.zoom_account_id.as_str(), queued),
+        (LinkState::Linked, "acct-1", 450)
+    );
     assert!(states(&store, order).await.iter().all(|s| *s == NumberState::Provisioning));
     assert_eq!(store.get_order(order).await.unwrap().unwrap().state, OrderState::Applied);
     let jobs = claim_all(&store, "w1", now()).await;
-    let mut sizes: Vec<usize> = jobs.iter().filter(|j| j.kind == JobKind::PushNumbers).map(|j| j.payload.matches('+').count()).collect();
+    let mut sizes: Vec<usize> = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::PushNumbers)
+        .map(|j| j.payload.matches('+').count())
+        .collect();
     sizes.sort();
     assert_eq!(sizes, vec![50, 200, 200]);
-    assert_eq!(jobs.iter().filter(|j| j.kind == JobKind::PollNumbers).count(), 0, "the first poll comes a minute later");
+    assert_eq!(
+        jobs.iter().filter(|j| j.kind == JobKind::PollNumbers).count(),
+        0,
+        "the first poll comes a minute later"
+    );
     let polls = claim_all(&store, "w1", now() + Duration::seconds(61)).await;
-    assert_eq!(polls.iter().filter(|j| j.kind == JobKind::PollNumbers).count(), 1, "the poll is due after a minute");
+    assert_eq!(
+        polls.iter().filter(|j| j.kind == JobKind::PollNumbers).count(),
+        1,
+        "the poll is due after a minute"
+    );
     assert!(jobs.iter().all(|j| j.zoom_account.as_deref() == Some("acct-1") && j.attempts == 1));
     let n = store.get_number_by_e164("+15550100007").await.unwrap().unwrap();
     let trail = store.number_events(n.id).await.unwrap();
-    assert_eq!(trail.last().map(|e| (e.from, e.to)), Some((Some(NumberState::Reserved), NumberState::Provisioning)));
+    assert_eq!(
+        trail.last().map(|e| (e.from, e.to)),
+        Some((Some(NumberState::Reserved), NumberState::Provisioning))
+    );
     let events = store.link_events(c, 10).await.unwrap();
     assert_eq!(events[0].kind, "linked");
     assert!(store.zoom_tokens(link.id).await.unwrap().is_some());
@@ -87,12 +141,24 @@ async fn linking_applies_the_pending_order_in_batches_of_200(store: Store) {
 async fn an_account_or_customer_linked_elsewhere_is_refused_and_nothing_changes(store: Store) {
     let (acme, _) = customer_with_order(&store, "acme", 15550100000, 3).await;
     let (globex, globex_order) = customer_with_order(&store, "globex", 15550200000, 3).await;
-    store.link_zoom_account(acme, "acct-acme", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
-    let refused = store.link_zoom_account(globex, "acct-acme", "u", &tokens("b"), "Carrier", &by(), now()).await.unwrap().unwrap_err();
+    store
+        .link_zoom_account(acme, "acct-acme", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = store
+        .link_zoom_account(globex, "acct-acme", "u", &tokens("b"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(refused, LinkRefused::AccountTaken { .. }), "{refused:?}");
     assert!(store.zoom_link(globex).await.unwrap().is_none());
     assert!(states(&store, globex_order).await.iter().all(|s| *s == NumberState::Reserved));
-    let refused = store.link_zoom_account(acme, "acct-other", "u", &tokens("c"), "Carrier", &by(), now()).await.unwrap().unwrap_err();
+    let refused = store
+        .link_zoom_account(acme, "acct-other", "u", &tokens("c"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(refused, LinkRefused::CustomerLinkedElsewhere("acct-acme".into()));
     assert_eq!(store.zoom_link(acme).await.unwrap().unwrap().zoom_account_id, "acct-acme");
     assert!(store.live_link_by_account("acct-other").await.unwrap().is_none());
@@ -102,17 +168,31 @@ async fn an_account_or_customer_linked_elsewhere_is_refused_and_nothing_changes(
 
 async fn zoom_answers_activate_or_return_numbers_with_the_reason(store: Store) {
     let (c, order) = customer_with_order(&store, "acme", 15550100000, 3).await;
-    store.link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
-    let push = claim_all(&store, "w1", now()).await.into_iter().find(|j| j.kind == JobKind::PushNumbers).unwrap();
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let push = claim_all(&store, "w1", now())
+        .await
+        .into_iter()
+        .find(|j| j.kind == JobKind::PushNumbers)
+        .unwrap();
     let results = vec![
         ("+15550100000".to_owned(), PushResult::Accepted),
         ("+15550100001".to_owned(), PushResult::Refused("Invalid Sip Trunk".into())),
         ("+15550100002".to_owned(), PushResult::Accepted),
     ];
-    assert!(!store.complete_push(push.id, "someone-else", &results, &by(), now()).await.unwrap(), "only the lease holder records");
+    assert!(
+        !store.complete_push(push.id, "someone-else", &results, &by(), now()).await.unwrap(),
+        "only the lease holder records"
+    );
     assert!(store.complete_push(push.id, "w1", &results, &by(), now()).await.unwrap());
     let numbers = store.order_numbers(order).await.unwrap();
-    assert_eq!(numbers.iter().map(|n| n.state).collect::<Vec<_>>(), vec![NumberState::Active, NumberState::Reserved, NumberState::Active]);
+    assert_eq!(
+        numbers.iter().map(|n| n.state).collect::<Vec<_>>(),
+        vec![NumberState::Active, NumberState::Reserved, NumberState::Active]
+    );
     assert_eq!(numbers[1].reason.as_deref(), Some("Invalid Sip Trunk"));
     // The same answers again (a retaken job) change nothing.
     assert!(!store.complete_push(push.id, "w1", &results, &by(), now()).await.unwrap());
@@ -124,37 +204,78 @@ async fn zoom_answers_activate_or_return_numbers_with_the_reason(store: Store) {
 
 async fn jobs_are_leased_and_a_dead_workers_job_is_retaken(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 3).await;
-    store.link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     store.poll_now(c, now()).await.unwrap();
     let taken = claim_all(&store, "dead-worker", now()).await;
     assert_eq!(taken.len(), 2);
-    assert!(store.claim_job("w2", now() + Duration::minutes(1), now() + Duration::seconds(30)).await.unwrap().is_none(), "leases still held");
+    assert!(
+        store
+            .claim_job("w2", now() + Duration::minutes(1), now() + Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "leases still held"
+    );
     let later = now() + Duration::minutes(2);
     let retaken = claim_all(&store, "w2", later).await;
-    assert_eq!(retaken.iter().map(|j| j.id).collect::<HashSet<_>>(), taken.iter().map(|j| j.id).collect::<HashSet<_>>());
+    assert_eq!(
+        retaken.iter().map(|j| j.id).collect::<HashSet<_>>(),
+        taken.iter().map(|j| j.id).collect::<HashSet<_>>()
+    );
     assert!(retaken.iter().all(|j| j.attempts == 2 && j.lease_owner.as_deref() == Some("w2")));
     // The dead worker wakes up: its outcome is refused, the new owner's is kept.
     assert!(!store.finish_job(taken[0].id, "dead-worker", &JobEnd::Done, later).await.unwrap());
     let at = later + Duration::seconds(10);
-    assert!(store.finish_job(taken[0].id, "w2", &JobEnd::Retry { at, error: "Zoom answered 503".into() }, later).await.unwrap());
-    assert!(store.claim_job("w3", later + Duration::minutes(1), later).await.unwrap().is_none(), "retry waits until its time");
+    assert!(store
+        .finish_job(
+            taken[0].id,
+            "w2",
+            &JobEnd::Retry { at, error: "Zoom answered 503".into() },
+            later
+        )
+        .await
+        .unwrap());
+    assert!(
+        store.claim_job("w3", later + Duration::minutes(1), later).await.unwrap().is_none(),
+        "retry waits until its time"
+    );
     let again = store.claim_job("w3", at + Duration::minutes(1), at).await.unwrap().unwrap();
     assert_eq!((again.id, again.last_error.as_deref()), (taken[0].id, Some("Zoom answered 503")));
-    assert!(store.finish_job(again.id, "w3", &JobEnd::Failed { error: "gave up".into() }, at).await.unwrap());
+    assert!(store
+        .finish_job(again.id, "w3", &JobEnd::Failed { error: "gave up".into() }, at)
+        .await
+        .unwrap());
     let failed = store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert!(store.retry_job(again.id, at).await.unwrap());
-    assert_eq!(store.claim_job("w4", at + Duration::minutes(1), at).await.unwrap().unwrap().attempts, 1);
+    assert_eq!(
+        store.claim_job("w4", at + Duration::minutes(1), at).await.unwrap().unwrap().attempts,
+        1
+    );
 }
 
 async fn concurrent_workers_never_claim_the_same_job(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 2_000).await;
-    store.link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store.poll_now(c, now()).await.unwrap());
     let mut tasks = Vec::new();
     for w in 0..6 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { claim_all(&store, &format!("w{w}"), now()).await.into_iter().map(|j| j.id).collect::<Vec<_>>() }));
+        tasks.push(tokio::spawn(async move {
+            claim_all(&store, &format!("w{w}"), now())
+                .await
+                .into_iter()
+                .map(|j| j.id)
+                .collect::<Vec<_>>()
+        }));
     }
     let mut all = Vec::new();
     for t in tasks {
@@ -166,39 +287,86 @@ async fn concurrent_workers_never_claim_the_same_job(store: Store) {
 
 async fn rate_limited_account_waits_for_not_before(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 3).await;
-    store.link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     store.set_not_before("acct-1", now() + Duration::seconds(5)).await.unwrap();
     store.set_not_before("acct-1", now() + Duration::seconds(1)).await.unwrap(); // never earlier
-    assert!(store.claim_job("w", now() + Duration::minutes(1), now() + Duration::seconds(4)).await.unwrap().is_none());
-    assert!(store.claim_job("w", now() + Duration::minutes(1), now() + Duration::seconds(5)).await.unwrap().is_some());
+    assert!(store
+        .claim_job("w", now() + Duration::minutes(1), now() + Duration::seconds(4))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .claim_job("w", now() + Duration::minutes(1), now() + Duration::seconds(5))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn app_removal_suspends_and_reinstall_resumes(store: Store) {
     let (c, order) = customer_with_order(&store, "acme", 15550100000, 3).await;
-    store.link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     let jobs = claim_all(&store, "w", now()).await;
     let push = jobs.iter().find(|j| j.kind == JobKind::PushNumbers).unwrap();
-    let results: Vec<_> = ["+15550100000", "+15550100001", "+15550100002"].iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
+    let results: Vec<_> = ["+15550100000", "+15550100001", "+15550100002"]
+        .iter()
+        .map(|n| (n.to_string(), PushResult::Accepted))
+        .collect();
     store.complete_push(push.id, "w", &results, &by(), now()).await.unwrap();
-    assert!(store.unlink_zoom_account("acct-unknown", "app removed", &by(), now()).await.unwrap().is_none());
-    let (link, suspended) = store.unlink_zoom_account("acct-1", "app removed in Zoom", &by(), now()).await.unwrap().unwrap();
+    assert!(store
+        .unlink_zoom_account("acct-unknown", "app removed", &by(), now())
+        .await
+        .unwrap()
+        .is_none());
+    let (link, suspended) = store
+        .unlink_zoom_account("acct-1", "app removed in Zoom", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((link.state, suspended), (LinkState::Removed, 3));
     assert!(states(&store, order).await.iter().all(|s| *s == NumberState::Suspended));
     assert!(store.zoom_tokens(link.id).await.unwrap().is_none(), "tokens dropped");
-    assert!(store.claim_job("w", now() + Duration::minutes(1), now() + Duration::minutes(5)).await.unwrap().is_none(), "the poll job is cancelled");
-    assert_eq!(store.apply_pending_orders(c, &by(), now()).await.unwrap(), None, "no orders without a link");
+    assert!(
+        store
+            .claim_job("w", now() + Duration::minutes(1), now() + Duration::minutes(5))
+            .await
+            .unwrap()
+            .is_none(),
+        "the poll job is cancelled"
+    );
+    assert_eq!(
+        store.apply_pending_orders(c, &by(), now()).await.unwrap(),
+        None,
+        "no orders without a link"
+    );
     assert_eq!(store.zoom_link(c).await.unwrap().unwrap().state, LinkState::Removed);
     // Installed again: the same link row comes back, numbers go through provisioning again.
-    let (again, queued) = store.link_zoom_account(c, "acct-1", "u", &tokens("b"), "Carrier", &by(), now()).await.unwrap().unwrap();
+    let (again, queued) = store
+        .link_zoom_account(c, "acct-1", "u", &tokens("b"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.id, again.state, queued), (link.id, LinkState::Linked, 3));
     assert!(states(&store, order).await.iter().all(|s| *s == NumberState::Provisioning));
-    let kinds: Vec<_> = store.link_events(c, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<_> =
+        store.link_events(c, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec!["relinked", "removed", "linked"]);
 }
 
 async fn two_refreshers_never_spend_one_refresh_token(store: Store) {
     let c = customer(&store, "acme").await;
-    let (link, _) = store.link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
+    let (link, _) = store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     let seen = store.zoom_tokens(link.id).await.unwrap().unwrap();
     let mut tasks = Vec::new();
     for w in 0..2 {
@@ -206,11 +374,24 @@ async fn two_refreshers_never_spend_one_refresh_token(store: Store) {
         let generation = seen.generation;
         tasks.push(tokio::spawn(async move {
             let owner = format!("w{w}");
-            if !store.begin_token_refresh(link.id, generation, &owner, now() + Duration::seconds(30), now()).await.unwrap() {
+            if !store
+                .begin_token_refresh(
+                    link.id,
+                    generation,
+                    &owner,
+                    now() + Duration::seconds(30),
+                    now(),
+                )
+                .await
+                .unwrap()
+            {
                 return 0;
             }
             let fresh = tokens(&owner);
-            assert!(store.finish_token_refresh(link.id, generation, &owner, &fresh, now()).await.unwrap());
+            assert!(store
+                .finish_token_refresh(link.id, generation, &owner, &fresh, now())
+                .await
+                .unwrap());
             1
         }));
     }
@@ -223,36 +404,94 @@ async fn two_refreshers_never_spend_one_refresh_token(store: Store) {
     assert_eq!(after.generation, seen.generation + 1);
     assert!(after.refresh_token.starts_with("k1:refresh-w"));
     // A refresher still holding the old generation cannot overwrite the new tokens.
-    assert!(!store.begin_token_refresh(link.id, seen.generation, "late", now() + Duration::seconds(30), now()).await.unwrap());
-    assert!(!store.finish_token_refresh(link.id, seen.generation, "late", &tokens("late"), now()).await.unwrap());
+    assert!(!store
+        .begin_token_refresh(link.id, seen.generation, "late", now() + Duration::seconds(30), now())
+        .await
+        .unwrap());
+    assert!(!store
+        .finish_token_refresh(link.id, seen.generation, "late", &tokens("late"), now())
+        .await
+        .unwrap());
     // A lease that ran out (its worker died) can be taken over.
-    assert!(store.begin_token_refresh(link.id, after.generation, "dies", now() + Duration::seconds(30), now()).await.unwrap());
-    assert!(!store.begin_token_refresh(link.id, after.generation, "next", now() + Duration::seconds(60), now() + Duration::seconds(10)).await.unwrap());
-    assert!(store.begin_token_refresh(link.id, after.generation, "next", now() + Duration::seconds(90), now() + Duration::seconds(31)).await.unwrap());
+    assert!(store
+        .begin_token_refresh(
+            link.id,
+            after.generation,
+            "dies",
+            now() + Duration::seconds(30),
+            now()
+        )
+        .await
+        .unwrap());
+    assert!(!store
+        .begin_token_refresh(
+            link.id,
+            after.generation,
+            "next",
+            now() + Duration::seconds(60),
+            now() + Duration::seconds(10)
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .begin_token_refresh(
+            link.id,
+            after.generation,
+            "next",
+            now() + Duration::seconds(90),
+            now() + Duration::seconds(31)
+        )
+        .await
+        .unwrap());
 }
 
 async fn a_waiting_install_code_is_taken_once(store: Store) {
-    store.insert_pending_install("h1", "k1:code", now(), now() + Duration::minutes(5)).await.unwrap();
-    store.insert_pending_install("h2", "k1:old", now(), now() + Duration::minutes(5)).await.unwrap();
+    store
+        .insert_pending_install("h1", "k1:code", now(), now() + Duration::minutes(5))
+        .await
+        .unwrap();
+    store
+        .insert_pending_install("h2", "k1:old", now(), now() + Duration::minutes(5))
+        .await
+        .unwrap();
     assert_eq!(store.take_pending_install("h1", now()).await.unwrap().as_deref(), Some("k1:code"));
     assert_eq!(store.take_pending_install("h1", now()).await.unwrap(), None);
-    assert_eq!(store.take_pending_install("h2", now() + Duration::minutes(6)).await.unwrap(), None, "expired");
+    assert_eq!(
+        store.take_pending_install("h2", now() + Duration::minutes(6)).await.unwrap(),
+        None,
+        "expired"
+    );
 }
 
 async fn poll_records_assignment_and_reschedules(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 2).await;
-    store.link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now()).await.unwrap().unwrap();
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
     store.poll_now(c, now()).await.unwrap();
     let jobs = claim_all(&store, "w", now()).await;
     let poll = jobs.iter().find(|j| j.kind == JobKind::PollNumbers).unwrap();
     let push = jobs.iter().find(|j| j.kind == JobKind::PushNumbers).unwrap();
     store.finish_job(push.id, "w", &JobEnd::Done, now()).await.unwrap();
-    let seen = vec![("+15550100000".to_owned(), true), ("+15550100001".to_owned(), false), ("+19999999999".to_owned(), true)];
+    let seen = vec![
+        ("+15550100000".to_owned(), true),
+        ("+15550100001".to_owned(), false),
+        ("+19999999999".to_owned(), true),
+    ];
     let next = now() + Duration::minutes(5);
     assert!(store.complete_poll(poll.id, "w", c, &seen, now(), next).await.unwrap());
     let presence = store.zoom_presence(c).await.unwrap();
-    assert_eq!(presence.iter().map(|(n, a, _)| (n.as_str(), *a)).collect::<Vec<_>>(), vec![("+15550100000", Some(true)), ("+15550100001", Some(false))]);
-    assert!(store.claim_job("w", now() + Duration::minutes(10), now() + Duration::minutes(4)).await.unwrap().is_none());
+    assert_eq!(
+        presence.iter().map(|(n, a, _)| (n.as_str(), *a)).collect::<Vec<_>>(),
+        vec![("+15550100000", Some(true)), ("+15550100001", Some(false))]
+    );
+    assert!(store
+        .claim_job("w", now() + Duration::minutes(10), now() + Duration::minutes(4))
+        .await
+        .unwrap()
+        .is_none());
     let again = store.claim_job("w", now() + Duration::minutes(10), next).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (poll.id, 1));
     assert!(store.zoom_link(c).await.unwrap().unwrap().last_polled_at.is_some());

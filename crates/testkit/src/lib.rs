@@ -61,14 +61,9 @@ pub async fn postgres_url() -> String {
         Ok(Err(e)) => panic!("testkit: cannot connect to the test PostgreSQL at {base}: {e}"),
         Err(_) => panic!("testkit: timed out connecting to the test PostgreSQL at {base}"),
     };
-    CLEANED
-        .get_or_init(|| drop_stale_databases(&mut conn))
-        .await;
+    CLEANED.get_or_init(|| drop_stale_databases(&mut conn)).await;
     let name = format!("{DB_PREFIX}{}", Uuid::now_v7().simple());
-    if let Err(e) = conn
-        .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-        .await
-    {
+    if let Err(e) = conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await {
         panic!("testkit: CREATE DATABASE {name} on {base} failed: {e}");
     }
     let _ = conn.close().await;
@@ -137,9 +132,8 @@ pub fn with_database(url: &str, database: &str) -> String {
         None => (url, None),
     };
     let authority_start = main.find("://").map_or(0, |i| i + 3);
-    let authority_end = main[authority_start..]
-        .find('/')
-        .map_or(main.len(), |i| authority_start + i);
+    let authority_end =
+        main[authority_start..].find('/').map_or(main.len(), |i| authority_start + i);
     let mut out = format!("{}/{database}", &main[..authority_end]);
     if let Some(query) = query {
         out.push('?');
@@ -222,8 +216,7 @@ fn lock_file(path: &Path) -> File {
         .write(true)
         .open(path)
         .unwrap_or_else(|e| panic!("testkit: cannot open {}: {e}", path.display()));
-    file.lock()
-        .unwrap_or_else(|e| panic!("testkit: cannot lock {}: {e}", path.display()));
+    file.lock().unwrap_or_else(|e| panic!("testkit: cannot lock {}: {e}", path.display()));
     file
 }
 
@@ -263,23 +256,16 @@ async fn drop_stale_databases(conn: &mut PgConnection) {
     .await
     .map(|rows| rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
     .unwrap_or_default();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     for name in names {
         let Some(created) = created_at(&name) else {
             continue;
         };
         if now.saturating_sub(created) > STALE_AFTER {
-            let _ = conn
-                .execute(format!(r#"DROP DATABASE IF EXISTS "{name}""#).as_str())
-                .await;
+            let _ = conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}""#).as_str()).await;
         }
     }
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *conn)
-        .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut *conn).await;
 }
 
 /// When a database named by [`postgres_url`] was created (since the Unix epoch).
@@ -302,15 +288,9 @@ mod tests {
             with_database("postgres://postgres@127.0.0.1:5432/postgres", "t_1"),
             "postgres://postgres@127.0.0.1:5432/t_1"
         );
+        assert_eq!(with_database("postgres://u:p@db:5432", "t_1"), "postgres://u:p@db:5432/t_1");
         assert_eq!(
-            with_database("postgres://u:p@db:5432", "t_1"),
-            "postgres://u:p@db:5432/t_1"
-        );
-        assert_eq!(
-            with_database(
-                "postgresql://u@db/x?sslmode=disable&application_name=a/b",
-                "t_1"
-            ),
+            with_database("postgresql://u@db/x?sslmode=disable&application_name=a/b", "t_1"),
             "postgresql://u@db/t_1?sslmode=disable&application_name=a/b"
         );
         assert_eq!(

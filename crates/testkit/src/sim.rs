@@ -35,6 +35,9 @@ pub async fn spawn(world: World) -> ZoomSim {
 /// `world` on a free loopback port with these options.
 pub async fn spawn_with(world: World, options: Options) -> ZoomSim {
     let sim = Simulator::new(world, options).expect("testkit: cannot start the Zoom simulator");
-    let (addr, handle) = sim.spawn(([127, 0, 0, 1], 0).into()).await.expect("testkit: cannot bind the Zoom simulator");
+    let (addr, handle) = sim
+        .spawn(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("testkit: cannot bind the Zoom simulator");
     ZoomSim { addr, url: format!("http://{addr}"), sim, handle }
 }

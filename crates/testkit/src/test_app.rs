@@ -52,13 +52,24 @@ impl TestApp {
 
     /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
     pub fn browser(&self) -> reqwest::Client {
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
     }
 
     /// A browser signed in to the operator portal as `email`, and its CSRF token.
     pub async fn operator_browser(&self, email: &str) -> (reqwest::Client, String) {
         let client = self.browser();
-        let page = client.get(format!("{}/operator/login", self.url)).send().await.expect("login page").text().await.expect("body");
+        let page = client
+            .get(format!("{}/operator/login", self.url))
+            .send()
+            .await
+            .expect("login page")
+            .text()
+            .await
+            .expect("body");
         let csrf = hidden_value(&page, "csrf").expect("login form has a csrf field");
         let response = client
             .post(format!("{}/operator/login", self.url))
@@ -67,8 +78,16 @@ impl TestApp {
             .await
             .expect("sign in");
         assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER, "sign-in should redirect");
-        let home = client.get(format!("{}/operator", self.url)).send().await.expect("home").text().await.expect("body");
-        let csrf = hidden_value(&home, "csrf").expect("signed-in pages carry the session's csrf token");
+        let home = client
+            .get(format!("{}/operator", self.url))
+            .send()
+            .await
+            .expect("home")
+            .text()
+            .await
+            .expect("body");
+        let csrf =
+            hidden_value(&home, "csrf").expect("signed-in pages carry the session's csrf token");
         (client, csrf)
     }
 

@@ -31,9 +31,18 @@ pub fn zoom_setup(zoom_url: &str, platform_url: &str) -> ZoomSetup {
         timeout: Duration::from_secs(2),
     };
     let client = zoom::Client::new(config).expect("zoom client");
-    let mut setup = ZoomSetup::new(client, TokenKeys::generate("test"), sim::demo::SECRET_TOKEN.into(), sim::demo::SIP_TRUNK.into());
+    let mut setup = ZoomSetup::new(
+        client,
+        TokenKeys::generate("test"),
+        sim::demo::SECRET_TOKEN.into(),
+        sim::demo::SIP_TRUNK.into(),
+    );
     setup.lease = Duration::from_secs(5);
-    setup.retry = RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(2), max_attempts: 8 };
+    setup.retry = RetryPolicy {
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(2),
+        max_attempts: 8,
+    };
     setup.requests_per_second = 0.0;
     setup.workers = 2;
     setup.carrier_name = sim::demo::CARRIER_NAME.into();
@@ -49,11 +58,16 @@ impl ZoomApp {
 
     /// As [`ZoomApp::spawn`], with the Zoom settings changed by `tune` first.
     pub async fn spawn_tuned(db: Db, tune: impl FnOnce(&mut ZoomSetup)) -> ZoomApp {
-        Self::spawn_full(db, sim::Options { control_api: true, ..sim::Options::default() }, tune).await
+        Self::spawn_full(db, sim::Options { control_api: true, ..sim::Options::default() }, tune)
+            .await
     }
 
     /// As [`ZoomApp::spawn_tuned`], with the simulator's options (a state file, to restart it).
-    pub async fn spawn_full(db: Db, options: sim::Options, tune: impl FnOnce(&mut ZoomSetup)) -> ZoomApp {
+    pub async fn spawn_full(
+        db: Db,
+        options: sim::Options,
+        tune: impl FnOnce(&mut ZoomSetup),
+    ) -> ZoomApp {
         let (dir, url) = match db {
             Db::Sqlite => {
                 let (dir, path) = crate::sqlite_path();
@@ -64,12 +78,14 @@ impl ZoomApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let platform_url = format!("http://{addr}");
-        let zoom = sim::spawn_with(sim::demo::world(&platform_url).expect("demo world"), options).await;
+        let zoom =
+            sim::spawn_with(sim::demo::world(&platform_url).expect("demo world"), options).await;
         let store = Store::connect(&url).await.expect("connect to test database");
         store.migrate().await.expect("migrate test database");
         let mut setup = zoom_setup(&zoom.url, &platform_url);
         tune(&mut setup);
-        let app = App::new(store, Arc::new(domain::SystemClock), Settings::default()).with_zoom(setup);
+        let app =
+            App::new(store, Arc::new(domain::SystemClock), Settings::default()).with_zoom(setup);
         app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
@@ -99,11 +115,19 @@ impl ZoomApp {
     /// Allow, land on the platform's callback, sign in to the portal as `portal_email` (password
     /// [`PASSWORD`]). Panics unless the account ends up linked. Returns the signed-in browser.
     pub async fn link_acme(&self, portal_email: &str) -> reqwest::Client {
-        let b = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let b = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
         let z = &self.zoom.url;
         let r = b
             .post(format!("{z}/signin"))
-            .form(&[("email", sim::demo::ACME_ADMIN_EMAIL), ("password", sim::demo::ACME_ADMIN_PASSWORD), ("next", "/profile")])
+            .form(&[
+                ("email", sim::demo::ACME_ADMIN_EMAIL),
+                ("password", sim::demo::ACME_ADMIN_PASSWORD),
+                ("next", "/profile"),
+            ])
             .send()
             .await
             .expect("zoom sign-in");
@@ -111,7 +135,11 @@ impl ZoomApp {
         let redirect = format!("{}/zoom/oauth/callback", self.platform.url);
         let page = b
             .get(format!("{z}/oauth/authorize"))
-            .query(&[("response_type", "code"), ("client_id", sim::demo::CLIENT_ID), ("redirect_uri", redirect.as_str())])
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", sim::demo::CLIENT_ID),
+                ("redirect_uri", redirect.as_str()),
+            ])
             .send()
             .await
             .expect("consent")
@@ -119,10 +147,22 @@ impl ZoomApp {
             .await
             .expect("consent page");
         let consent = crate::hidden_value(&page, "consent").expect("consent form");
-        let r = b.post(format!("{z}/oauth/authorize")).form(&[("consent", consent.as_str()), ("decision", "allow")]).send().await.expect("allow");
+        let r = b
+            .post(format!("{z}/oauth/authorize"))
+            .form(&[("consent", consent.as_str()), ("decision", "allow")])
+            .send()
+            .await
+            .expect("allow");
         let r = b.get(location(&r)).send().await.expect("callback");
         assert_eq!(location(&r), "/portal/login");
-        let page = b.get(format!("{}/portal/login", self.platform.url)).send().await.expect("login").text().await.expect("login page");
+        let page = b
+            .get(format!("{}/portal/login", self.platform.url))
+            .send()
+            .await
+            .expect("login")
+            .text()
+            .await
+            .expect("login page");
         let csrf = crate::hidden_value(&page, "csrf").expect("csrf");
         let r = b
             .post(format!("{}/portal/login", self.platform.url))

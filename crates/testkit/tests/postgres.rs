@@ -2,10 +2,7 @@ use sqlx::{Connection, PgConnection};
 
 async fn current_database(url: &str) -> String {
     let mut conn = PgConnection::connect(url).await.expect("connect");
-    let one: i32 = sqlx::query_scalar("SELECT 1")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
     assert_eq!(one, 1);
     let tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
@@ -14,10 +11,8 @@ async fn current_database(url: &str) -> String {
     .await
     .unwrap();
     assert_eq!(tables, 0, "a fresh database is empty");
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let name: String =
+        sqlx::query_scalar("SELECT current_database()").fetch_one(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     name
 }
@@ -33,10 +28,7 @@ async fn each_call_gives_a_fresh_database() {
 
     // What one test does to its database is invisible in another's.
     let mut conn = PgConnection::connect(&a).await.unwrap();
-    sqlx::query("CREATE TABLE t (x int)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query("CREATE TABLE t (x int)").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     current_database(&b).await;
 }
@@ -54,9 +46,7 @@ async fn concurrent_calls_work() {
 }
 
 async fn futures_join(n: usize) -> Vec<String> {
-    let tasks: Vec<_> = (0..n)
-        .map(|_| tokio::spawn(testkit::postgres_url()))
-        .collect();
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(testkit::postgres_url())).collect();
     let mut urls = Vec::new();
     for task in tasks {
         urls.push(task.await.unwrap());

@@ -66,15 +66,34 @@ impl IntoResponse for Problem {
 /// the API and the portal never disagree about what an error means.
 pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<&'static str>, String) {
     match e {
-        AppError::Invalid { field, message } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some(field), format!("{field}: {message}")),
+        AppError::Invalid { field, message } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            Some(field),
+            format!("{field}: {message}"),
+        ),
         AppError::NotFound => (StatusCode::NOT_FOUND, "not-found", None, "not found".into()),
-        AppError::Conflict { field, message } => (StatusCode::CONFLICT, "conflict", Some(field), format!("{field}: {message}")),
+        AppError::Conflict { field, message } => {
+            (StatusCode::CONFLICT, "conflict", Some(field), format!("{field}: {message}"))
+        }
         AppError::Refused(m) => (StatusCode::CONFLICT, "refused", None, m.clone()),
-        AppError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad-credentials", None, e.to_string()),
+        AppError::BadCredentials => {
+            (StatusCode::UNAUTHORIZED, "bad-credentials", None, e.to_string())
+        }
         AppError::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "locked", None, e.to_string()),
         AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None, "not allowed".into()),
-        AppError::Db(store::DbError::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, "the database is unavailable; try again shortly".into()),
-        AppError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, "something went wrong on our side; it has been logged".into()),
+        AppError::Db(store::DbError::Unavailable(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            None,
+            "the database is unavailable; try again shortly".into(),
+        ),
+        AppError::Db(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            None,
+            "something went wrong on our side; it has been logged".into(),
+        ),
     }
 }
 
@@ -127,7 +146,11 @@ impl IntoResponse for PageError {
 }
 
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let page = ErrorPage { status: status.as_u16(), title: status.canonical_reason().unwrap_or("Error"), message };
+    let page = ErrorPage {
+        status: status.as_u16(),
+        title: status.canonical_reason().unwrap_or("Error"),
+        message,
+    };
     let mut response = render(&page);
     *response.status_mut() = status;
     response
@@ -146,7 +169,12 @@ pub fn render(t: &impl askama::Template) -> Response {
 
 pub async fn not_found_fallback(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no such endpoint: {}", uri.path())).into_response()
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no such endpoint: {}", uri.path()),
+        )
+        .into_response()
     } else {
         error_page(StatusCode::NOT_FOUND, "There is no such page.")
     }

@@ -31,7 +31,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure when configured.
 pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> String {
-    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}", if secure { "; Secure" } else { "" })
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// Compares two secrets in time independent of where they differ.
@@ -87,11 +90,19 @@ impl Operator {
 impl FromRequestParts<WebState> for Operator {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
         let to_login = |parts: &Parts| {
-            let here = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.to_string(), |u| u.0.to_string());
-            let next = if parts.method == axum::http::Method::GET { here } else { "/operator".into() };
-            Redirect::to(&format!("/operator/login?next={}", encode_component(&next))).into_response()
+            let here = parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or_else(|| parts.uri.to_string(), |u| u.0.to_string());
+            let next =
+                if parts.method == axum::http::Method::GET { here } else { "/operator".into() };
+            Redirect::to(&format!("/operator/login?next={}", encode_component(&next)))
+                .into_response()
         };
         let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(to_login(parts));
@@ -108,7 +119,9 @@ impl FromRequestParts<WebState> for Operator {
 pub fn encode_component(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -136,7 +149,10 @@ mod tests {
 
     #[test]
     fn next_stays_on_site() {
-        assert_eq!(safe_next(Some("/operator/numbers?prefix=%2B1")), "/operator/numbers?prefix=%2B1");
+        assert_eq!(
+            safe_next(Some("/operator/numbers?prefix=%2B1")),
+            "/operator/numbers?prefix=%2B1"
+        );
         for evil in ["https://evil.example", "//evil.example", "/operator\\@evil", "/elsewhere"] {
             assert_eq!(safe_next(Some(evil)), "/operator", "{evil}");
         }

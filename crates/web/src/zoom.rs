@@ -50,13 +50,22 @@ pub struct InstallPage<'a> {
 pub fn install_refused(state: &WebState, message: &str) -> Response {
     let advice = "Nothing was changed. If this Zoom account should belong to your company, contact us; \
                   if you meant another Zoom account, sign in to Zoom with that account and add the app again.";
-    let page = InstallPage { carrier: &state.ui.carrier_name, title: "Your Zoom account could not be linked", message, advice };
+    let page = InstallPage {
+        carrier: &state.ui.carrier_name,
+        title: "Your Zoom account could not be linked",
+        message,
+        advice,
+    };
     let mut response = render(&page);
     *response.status_mut() = StatusCode::CONFLICT;
     response
 }
 
-async fn callback(State(state): State<WebState>, headers: HeaderMap, Query(q): Query<Callback>) -> Response {
+async fn callback(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<Callback>,
+) -> Response {
     let Some(code) = q.code.filter(|c| !c.trim().is_empty()) else {
         let message = match q.error.as_deref() {
             Some("access_denied") => "The app was not allowed in Zoom, so nothing was linked.",
@@ -74,7 +83,9 @@ async fn callback(State(state): State<WebState>, headers: HeaderMap, Query(q): Q
             Ok(cookie) => {
                 let ttl = state.app.zoom.as_deref().map_or(300, |z| z.code_ttl.as_secs() as i64);
                 let mut response = Redirect::to("/portal/login").into_response();
-                if let Ok(v) = set_cookie(INSTALL_COOKIE, &cookie, ttl, state.ui.secure_cookies).parse() {
+                if let Ok(v) =
+                    set_cookie(INSTALL_COOKIE, &cookie, ttl, state.ui.secure_cookies).parse()
+                {
                     response.headers_mut().append(header::SET_COOKIE, v);
                 }
                 response
@@ -85,7 +96,8 @@ async fn callback(State(state): State<WebState>, headers: HeaderMap, Query(q): Q
 }
 
 async fn webhook(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (ts, sig) = (header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
     let refused = |status: StatusCode, message: String| {
         tracing::warn!(%status, %message, "webhook refused");
@@ -93,17 +105,30 @@ async fn webhook(State(state): State<WebState>, headers: HeaderMap, body: Bytes)
     };
     match state.app.zoom_webhook(&ts, &sig, &body).await {
         Ok(Ok(WebhookAnswer::UrlValidation(answer))) => Json(answer).into_response(),
-        Ok(Ok(WebhookAnswer::AppRemoved { customer, suspended })) => Json(serde_json::json!({ "customer": customer, "suspended": suspended })).into_response(),
-        Ok(Ok(WebhookAnswer::Ignored(event))) => Json(serde_json::json!({ "ignored": event })).into_response(),
+        Ok(Ok(WebhookAnswer::AppRemoved { customer, suspended })) => {
+            Json(serde_json::json!({ "customer": customer, "suspended": suspended }))
+                .into_response()
+        }
+        Ok(Ok(WebhookAnswer::Ignored(event))) => {
+            Json(serde_json::json!({ "ignored": event })).into_response()
+        }
         Ok(Err(e @ WebhookRefused::NotConfigured)) => refused(StatusCode::NOT_FOUND, e.to_string()),
-        Ok(Err(WebhookRefused::Invalid(zoom::webhook::WebhookError::Malformed(m)))) => refused(StatusCode::BAD_REQUEST, m),
+        Ok(Err(WebhookRefused::Invalid(zoom::webhook::WebhookError::Malformed(m)))) => {
+            refused(StatusCode::BAD_REQUEST, m)
+        }
         Ok(Err(e @ WebhookRefused::Invalid(_))) => refused(StatusCode::UNAUTHORIZED, e.to_string()),
         Ok(Err(e @ WebhookRefused::Replayed)) => refused(StatusCode::CONFLICT, e.to_string()),
-        Ok(Err(e @ WebhookRefused::UnknownAccount(_))) => refused(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e @ WebhookRefused::UnknownAccount(_))) => {
+            refused(StatusCode::NOT_FOUND, e.to_string())
+        }
         // A database failure: 5xx, so Zoom delivers again later.
         Err(e) => {
             tracing::error!(error = %e, "webhook failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": "try again later" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "error": "try again later" })),
+            )
+                .into_response()
         }
     }
 }

@@ -24,7 +24,11 @@ const ROUTES: [(&str, &str, &str); 23] = [
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
     ("put", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
     ("delete", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
-    ("post", "/api/v1/customers/{id}/trunk", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/trunk"),
+    (
+        "post",
+        "/api/v1/customers/{id}/trunk",
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/trunk",
+    ),
     ("get", "/api/v1/numbers", "/numbers"),
     ("post", "/api/v1/numbers/import", "/numbers/import"),
     ("get", "/api/v1/numbers/export.csv", "/numbers/export.csv"),
@@ -32,8 +36,16 @@ const ROUTES: [(&str, &str, &str); 23] = [
     ("get", "/api/v1/customers", "/customers"),
     ("post", "/api/v1/customers", "/customers"),
     ("get", "/api/v1/customers/{id}", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
-    ("post", "/api/v1/customers/{id}/contract", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/contract"),
-    ("post", "/api/v1/customers/{id}/admins", "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/admins"),
+    (
+        "post",
+        "/api/v1/customers/{id}/contract",
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/contract",
+    ),
+    (
+        "post",
+        "/api/v1/customers/{id}/admins",
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/admins",
+    ),
     ("get", "/api/v1/orders", "/orders"),
     ("post", "/api/v1/orders", "/orders"),
     ("get", "/api/v1/orders/{id}", "/orders/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
@@ -41,7 +53,11 @@ const ROUTES: [(&str, &str, &str); 23] = [
     ("get", "/api/v1/releases", "/releases"),
     ("post", "/api/v1/releases", "/releases"),
     ("get", "/api/v1/releases/{id}", "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
-    ("post", "/api/v1/releases/{id}/withdraw", "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/withdraw"),
+    (
+        "post",
+        "/api/v1/releases/{id}/withdraw",
+        "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/withdraw",
+    ),
 ];
 
 fn method(name: &str) -> Method {
@@ -53,7 +69,13 @@ async fn every_route_refuses_a_missing_unknown_or_revoked_token(db: Db) {
     let (revoked, token) = api.t.app.create_token("old", Scope::Write, "test").await.unwrap();
     assert!(api.t.app.store.revoke_token(token.id, api.t.app.now()).await.unwrap());
     for (verb, _, path) in ROUTES {
-        for auth in [None, Some("Bearer pxt_unknown".to_owned()), Some(format!("Bearer {revoked}")), Some(format!("Basic {}", api.token)), Some(api.token.clone())] {
+        for auth in [
+            None,
+            Some("Bearer pxt_unknown".to_owned()),
+            Some(format!("Bearer {revoked}")),
+            Some(format!("Basic {}", api.token)),
+            Some(api.token.clone()),
+        ] {
             let mut request = api.anonymous(method(verb), path);
             if let Some(auth) = &auth {
                 request = request.header("authorization", auth);
@@ -69,10 +91,21 @@ async fn read_token_reads_but_cannot_write(db: Db) {
     let api = Api::spawn(db).await;
     api.import_range("+15550100000-+15550100009", &[]).await;
     let customer = api.customer("C-1").await;
-    let order = api.post("/orders", json!({"customer_id": customer, "count": 1})).await.ok(201)["id"].as_str().unwrap().to_owned();
+    let order = api.post("/orders", json!({"customer_id": customer, "count": 1})).await.ok(201)
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let reader = api.t.token(Scope::Read).await;
 
-    for path in ["/numbers", "/numbers/export.csv", "/customers", &format!("/customers/{customer}"), "/orders", &format!("/orders/{order}")] {
+    for path in [
+        "/numbers",
+        "/numbers/export.csv",
+        "/customers",
+        &format!("/customers/{customer}"),
+        "/orders",
+        &format!("/orders/{order}"),
+    ] {
         let r = api.send(api.anonymous(Method::GET, path).bearer_auth(&reader)).await;
         assert_eq!(r.status, 200, "GET {path}: {}", r.text);
     }
@@ -80,32 +113,50 @@ async fn read_token_reads_but_cannot_write(db: Db) {
         ("/numbers/import", json!({"range": "+15550200000-+15550200009"})),
         ("/customers", json!({"name": "Example", "contract_ref": "C-2"})),
         (&format!("/customers/{customer}/contract"), json!({"state": "ended"})),
-        (&format!("/customers/{customer}/admins"), json!({"email": "it@example.com", "password": "long enough password"})),
+        (
+            &format!("/customers/{customer}/admins"),
+            json!({"email": "it@example.com", "password": "long enough password"}),
+        ),
         ("/orders", json!({"customer_id": customer, "count": 1})),
         (&format!("/orders/{order}/cancel"), json!({})),
     ];
     for (path, body) in writes {
-        let p = api.send(api.anonymous(Method::POST, path).bearer_auth(&reader).json(&body)).await.problem(403);
+        let p = api
+            .send(api.anonymous(Method::POST, path).bearer_auth(&reader).json(&body))
+            .await
+            .problem(403);
         assert!(p["detail"].as_str().unwrap().contains("not allowed"), "{p}");
     }
     assert_eq!(api.all_numbers("").await.len(), 10);
     assert_eq!(api.all_numbers("state=reserved").await.len(), 1, "the order was not cancelled");
     assert_eq!(api.get("/customers").await.ok(200)["customers"].as_array().unwrap().len(), 1);
-    assert_eq!(api.get(&format!("/customers/{customer}")).await.ok(200)["contract_state"], "active");
+    assert_eq!(
+        api.get(&format!("/customers/{customer}")).await.ok(200)["contract_state"],
+        "active"
+    );
 }
 
 async fn malformed_or_mistyped_json_is_a_problem_naming_the_field(db: Db) {
     let api = Api::spawn(db).await;
-    let raw = |body: &'static str| api.request(Method::POST, "/customers").header("content-type", "application/json").body(body);
+    let raw = |body: &'static str| {
+        api.request(Method::POST, "/customers")
+            .header("content-type", "application/json")
+            .body(body)
+    };
 
-    for body in [r#"{"name": "Example","#, "", "not json", r#"{"name": "x", "contract_ref": "y"} {}"#] {
+    for body in
+        [r#"{"name": "Example","#, "", "not json", r#"{"name": "x", "contract_ref": "y"} {}"#]
+    {
         let p = api.send(raw(body)).await.problem(400);
         assert!(p["detail"].as_str().unwrap().contains("not valid JSON"), "{body:?} -> {p}");
     }
     for (body, field) in [
         (r#"{"name": 5, "contract_ref": "C-1"}"#, "name"),
         (r#"{"name": "Example"}"#, "contract_ref"),
-        (r#"{"name": "Example", "contract_ref": "C-1", "contract_reference": "C-1"}"#, "contract_reference"),
+        (
+            r#"{"name": "Example", "contract_ref": "C-1", "contract_reference": "C-1"}"#,
+            "contract_reference",
+        ),
         (r#"[]"#, ""),
     ] {
         let p = api.send(raw(body)).await.problem(422);
@@ -116,9 +167,17 @@ async fn malformed_or_mistyped_json_is_a_problem_naming_the_field(db: Db) {
             assert!(p["detail"].as_str().unwrap().starts_with(&format!("{field}: ")), "{p}");
         }
     }
-    let r = api.send(api.request(Method::POST, "/customers").header("content-type", "text/plain").body(r#"{"name": "x", "contract_ref": "y"}"#)).await;
+    let r = api
+        .send(
+            api.request(Method::POST, "/customers")
+                .header("content-type", "text/plain")
+                .body(r#"{"name": "x", "contract_ref": "y"}"#),
+        )
+        .await;
     r.problem(415);
-    let r = api.send(api.request(Method::POST, "/customers").body(r#"{"name": "x", "contract_ref": "y"}"#)).await;
+    let r = api
+        .send(api.request(Method::POST, "/customers").body(r#"{"name": "x", "contract_ref": "y"}"#))
+        .await;
     r.problem(415);
     assert_eq!(api.get("/customers").await.ok(200)["customers"], json!([]));
 }
@@ -132,11 +191,17 @@ async fn openapi_document_describes_every_route(db: Db) {
 
     let mut listed = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        for verb in item.as_object().unwrap().keys().filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str())) {
+        for verb in item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str()))
+        {
             listed.insert((verb.clone(), path.clone()));
         }
     }
-    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(v, p, _)| (v.to_string(), p.to_string())).collect();
+    let expected: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|(v, p, _)| (v.to_string(), p.to_string())).collect();
     assert_eq!(listed, expected, "the document lists exactly the routes the API serves");
 
     let mut operation_ids = HashSet::new();
@@ -148,10 +213,18 @@ async fn openapi_document_describes_every_route(db: Db) {
 
         let op = &doc["paths"][path][verb];
         let at = format!("{verb} {path}");
-        assert!(operation_ids.insert(op["operationId"].as_str().unwrap().to_owned()), "{at}: operationId is not unique");
+        assert!(
+            operation_ids.insert(op["operationId"].as_str().unwrap().to_owned()),
+            "{at}: operationId is not unique"
+        );
         assert!(!op["tags"].as_array().unwrap().is_empty(), "{at} has no tag");
-        assert!(!op["summary"].as_str().unwrap_or_default().is_empty() || !op["description"].as_str().unwrap_or_default().is_empty(), "{at} is not described");
-        let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{at} declares no responses"));
+        assert!(
+            !op["summary"].as_str().unwrap_or_default().is_empty()
+                || !op["description"].as_str().unwrap_or_default().is_empty(),
+            "{at} is not described"
+        );
+        let responses =
+            op["responses"].as_object().unwrap_or_else(|| panic!("{at} declares no responses"));
         assert!(responses.keys().any(|s| s.starts_with('2')), "{at} declares no success");
         let mut needed = vec!["401"];
         if verb == "post" {
@@ -159,17 +232,32 @@ async fn openapi_document_describes_every_route(db: Db) {
         }
         if op.get("requestBody").is_some() {
             needed.extend(["400", "415"]);
-            assert!(!op["requestBody"]["content"].as_object().unwrap().is_empty(), "{at}: request body without content");
+            assert!(
+                !op["requestBody"]["content"].as_object().unwrap().is_empty(),
+                "{at}: request body without content"
+            );
         }
         if path.contains("{id}") {
             needed.push("404");
-            assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "id" && p["in"] == "path"), "{at} does not declare its id");
+            assert!(
+                op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == "id" && p["in"] == "path"),
+                "{at} does not declare its id"
+            );
         }
         for p in op["parameters"].as_array().into_iter().flatten() {
             let name = p["name"].as_str().unwrap();
             match p["in"].as_str().unwrap() {
-                "path" => assert!(path.contains(&format!("{{{name}}}")), "{at}: parameter {name} is not in the path"),
-                "query" => assert_ne!(p["required"], true, "{at}: query parameter {name} is optional"),
+                "path" => assert!(
+                    path.contains(&format!("{{{name}}}")),
+                    "{at}: parameter {name} is not in the path"
+                ),
+                "query" => {
+                    assert_ne!(p["required"], true, "{at}: query parameter {name} is optional")
+                }
                 other => panic!("{at}: parameter {name} in {other}"),
             }
         }
@@ -177,16 +265,23 @@ async fn openapi_document_describes_every_route(db: Db) {
             assert!(responses.contains_key(status), "{at} does not declare {status}");
         }
         for (status, response) in responses {
-            assert!(!response["description"].as_str().unwrap_or_default().is_empty(), "{at} {status} has no description");
+            assert!(
+                !response["description"].as_str().unwrap_or_default().is_empty(),
+                "{at} {status} has no description"
+            );
             if !status.starts_with('2') {
                 let schema = &response["content"]["application/problem+json"]["schema"];
-                assert_eq!(schema["$ref"], "#/components/schemas/Problem", "{at} {status} is not a problem document");
+                assert_eq!(
+                    schema["$ref"], "#/components/schemas/Problem",
+                    "{at} {status} is not a problem document"
+                );
             }
         }
     }
     assert_refs_resolve(doc, doc);
     let problem = &doc["components"]["schemas"]["Problem"];
-    let required: Vec<&str> = problem["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let required: Vec<&str> =
+        problem["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(required, ["type", "title", "status", "detail"]);
     assert_eq!(problem["properties"]["errors"]["items"]["$ref"], "#/components/schemas/RowError");
 }

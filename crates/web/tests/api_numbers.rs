@@ -44,10 +44,30 @@ async fn range_import_adds_numbers_that_search_finds(db: Db) {
 async fn csv_with_bad_rows_lists_each_row_and_imports_nothing(db: Db) {
     let api = Api::spawn(db).await;
     let csv = "number,tags,region\n+15550100000,nyc,US-NY\n5550100001,,\n+15550100002,bad!tag,\n+15550100000,,\n+15550100003,,\n";
-    let r = api.send(api.request(Method::POST, "/numbers/import").header("content-type", "text/csv").body(csv)).await;
+    let r = api
+        .send(
+            api.request(Method::POST, "/numbers/import")
+                .header("content-type", "text/csv")
+                .body(csv),
+        )
+        .await;
     let p = r.problem(422);
-    let errors: Vec<(u64, &str, &str)> = p["errors"].as_array().unwrap().iter().map(|e| (e["row"].as_u64().unwrap(), e["column"].as_str().unwrap(), e["value"].as_str().unwrap())).collect();
-    assert_eq!(errors, [(3, "number", "5550100001"), (4, "tags", "bad!tag"), (5, "number", "+15550100000")]);
+    let errors: Vec<(u64, &str, &str)> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["column"].as_str().unwrap(),
+                e["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [(3, "number", "5550100001"), (4, "tags", "bad!tag"), (5, "number", "+15550100000")]
+    );
     assert!(p["errors"][0]["reason"].as_str().unwrap().contains("E.164"), "{p}");
     assert!(p["errors"][2]["reason"].as_str().unwrap().contains("duplicate"), "{p}");
     assert!(p["detail"].as_str().unwrap().contains("nothing was imported"), "{p}");
@@ -57,7 +77,14 @@ async fn csv_with_bad_rows_lists_each_row_and_imports_nothing(db: Db) {
 async fn good_csv_is_imported_with_its_columns(db: Db) {
     let api = Api::spawn(db).await;
     let csv = "\u{FEFF}Number,Tags,Billing_Ref,Region,Note\r\n+15550100000,nyc;premium,B-1,\"US, NY\",first\r\n+15550100001,,,,\r\n";
-    let r = api.send(api.request(Method::POST, "/numbers/import").header("content-type", "text/csv; charset=utf-8").body(csv)).await.ok(200);
+    let r = api
+        .send(
+            api.request(Method::POST, "/numbers/import")
+                .header("content-type", "text/csv; charset=utf-8")
+                .body(csv),
+        )
+        .await
+        .ok(200);
     assert_eq!(r, json!({"added": 2, "valid": 2, "dry_run": false}));
     let found = api.all_numbers("").await;
     assert_eq!(numbers_of(&found), ["+15550100000", "+15550100001"]);
@@ -70,13 +97,29 @@ async fn good_csv_is_imported_with_its_columns(db: Db) {
 
 async fn dry_run_reports_and_writes_nothing(db: Db) {
     let api = Api::spawn(db).await;
-    let r = api.post("/numbers/import", json!({"range": "+15550100000-+15550100009", "dry_run": true})).await.ok(200);
+    let r = api
+        .post("/numbers/import", json!({"range": "+15550100000-+15550100009", "dry_run": true}))
+        .await
+        .ok(200);
     assert_eq!(r, json!({"added": 0, "valid": 10, "dry_run": true}));
     let csv = "number\n+15550100000\n+15550100001\n";
-    let r = api.send(api.request(Method::POST, "/numbers/import?dry_run=true").header("content-type", "text/csv").body(csv)).await.ok(200);
+    let r = api
+        .send(
+            api.request(Method::POST, "/numbers/import?dry_run=true")
+                .header("content-type", "text/csv")
+                .body(csv),
+        )
+        .await
+        .ok(200);
     assert_eq!(r, json!({"added": 0, "valid": 2, "dry_run": true}));
     // A dry run still finds every bad row.
-    let r = api.send(api.request(Method::POST, "/numbers/import?dry_run=true").header("content-type", "text/csv").body("number\nnope\n")).await;
+    let r = api
+        .send(
+            api.request(Method::POST, "/numbers/import?dry_run=true")
+                .header("content-type", "text/csv")
+                .body("number\nnope\n"),
+        )
+        .await;
     assert_eq!(r.problem(422)["errors"][0]["row"], 2);
     assert!(api.all_numbers("").await.is_empty());
 }
@@ -86,7 +129,8 @@ async fn numbers_already_in_inventory_refuse_the_whole_import(db: Db) {
     api.import_range("+15550100005-+15550100009", &[]).await;
     let r = api.post("/numbers/import", json!({"range": "+15550100000-+15550100009"})).await;
     let p = r.problem(422);
-    let rows: Vec<u64> = p["errors"].as_array().unwrap().iter().map(|e| e["row"].as_u64().unwrap()).collect();
+    let rows: Vec<u64> =
+        p["errors"].as_array().unwrap().iter().map(|e| e["row"].as_u64().unwrap()).collect();
     assert_eq!(rows, [6, 7, 8, 9, 10], "{p}");
     assert_eq!(p["errors"][0]["reason"], "already in inventory");
     assert_eq!(api.all_numbers("").await.len(), 5, "the new numbers of the range were not added");
@@ -129,7 +173,9 @@ async fn oversized_csv_is_refused_before_it_is_read(db: Db) {
             answer.extend_from_slice(&chunk[..n]);
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("an answer without the body being sent");
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("an answer without the body being sent");
     let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 413"), "{answer}");
     assert!(answer.contains("content-type: application/problem+json"), "{answer}");
@@ -137,9 +183,16 @@ async fn oversized_csv_is_refused_before_it_is_read(db: Db) {
 
 async fn unsupported_body_type_is_refused(db: Db) {
     let api = Api::spawn(db).await;
-    let r = api.send(api.request(Method::POST, "/numbers/import").header("content-type", "application/xml").body("<numbers/>")).await;
+    let r = api
+        .send(
+            api.request(Method::POST, "/numbers/import")
+                .header("content-type", "application/xml")
+                .body("<numbers/>"),
+        )
+        .await;
     r.problem(415);
-    let r = api.send(api.request(Method::POST, "/numbers/import").body("number\n+15550100000\n")).await;
+    let r =
+        api.send(api.request(Method::POST, "/numbers/import").body("number\n+15550100000\n")).await;
     r.problem(415);
 }
 
@@ -150,7 +203,10 @@ async fn pagination_walks_every_number_exactly_once(db: Db) {
     for limit in [7, 50, 500] {
         let (mut seen, mut after, mut pages) = (Vec::new(), String::new(), 0);
         loop {
-            let page = api.get(&format!("/numbers?prefix=%2B1555&limit={limit}&after={after}")).await.ok(200);
+            let page = api
+                .get(&format!("/numbers?prefix=%2B1555&limit={limit}&after={after}"))
+                .await
+                .ok(200);
             pages += 1;
             let numbers = numbers_of(page["numbers"].as_array().unwrap());
             assert!(numbers.len() <= limit);
@@ -161,9 +217,17 @@ async fn pagination_walks_every_number_exactly_once(db: Db) {
             }
         }
         assert_eq!(seen.len(), 250, "limit {limit}");
-        assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 250, "limit {limit}: a number came twice");
+        assert_eq!(
+            seen.iter().collect::<HashSet<_>>().len(),
+            250,
+            "limit {limit}: a number came twice"
+        );
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "limit {limit}: E.164 order");
-        assert_eq!(pages, 250_usize.div_ceil(limit) + usize::from(250 % limit == 0), "limit {limit}");
+        assert_eq!(
+            pages,
+            250_usize.div_ceil(limit) + usize::from(250 % limit == 0),
+            "limit {limit}"
+        );
     }
     for bad in ["limit=0", "limit=501", "limit=ten", "after=15550100000"] {
         let p = api.get(&format!("/numbers?{bad}")).await.problem(422);
@@ -181,7 +245,10 @@ async fn export_streams_matching_numbers_as_csv(db: Db) {
     assert_eq!(r.status, 200);
     assert!(r.content_type().starts_with("text/csv"));
     let lines: Vec<&str> = r.text.lines().collect();
-    assert_eq!(lines[0], "number,tags,billing_ref,region,note,id,state,customer_id,order_id,reason,updated_at");
+    assert_eq!(
+        lines[0],
+        "number,tags,billing_ref,region,note,id,state,customer_id,order_id,reason,updated_at"
+    );
     assert_eq!(lines.len(), 1 + 1201 + 3);
     let numbers: HashSet<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(numbers.len(), 1204, "every number once");
@@ -205,7 +272,17 @@ async fn export_streams_matching_numbers_as_csv(db: Db) {
 async fn sql_metacharacters_in_search_are_harmless(db: Db) {
     let api = Api::spawn(db).await;
     api.import_range("+15550100000-+15550100004", &["nyc"]).await;
-    let payloads = ["' OR '1'='1", "'; DROP TABLE numbers; --", "%", "_", "\\", "\" OR \"\"=\"", "1) OR (1=1", "nyc%' --", "\u{0}"];
+    let payloads = [
+        "' OR '1'='1",
+        "'; DROP TABLE numbers; --",
+        "%",
+        "_",
+        "\\",
+        "\" OR \"\"=\"",
+        "1) OR (1=1",
+        "nyc%' --",
+        "\u{0}",
+    ];
     for param in ["prefix", "state", "customer_id", "tag", "region", "after", "limit"] {
         for payload in payloads {
             let path = format!("/numbers?{param}={}", urlencode(payload));
@@ -216,8 +293,13 @@ async fn sql_metacharacters_in_search_are_harmless(db: Db) {
                 other => panic!("{path} answered {other}: {}", r.text),
             }
             if !["after", "limit"].contains(&param) {
-                let r = api.get(&format!("/numbers/export.csv?{param}={}", urlencode(payload))).await;
-                assert!(r.status == 422 || r.text.lines().count() == 1, "{param}={payload:?}: {}", r.text);
+                let r =
+                    api.get(&format!("/numbers/export.csv?{param}={}", urlencode(payload))).await;
+                assert!(
+                    r.status == 422 || r.text.lines().count() == 1,
+                    "{param}={payload:?}: {}",
+                    r.text
+                );
             }
         }
     }

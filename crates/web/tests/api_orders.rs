@@ -33,8 +33,13 @@ async fn order_is_created_read_listed_and_cancelled(db: Db) {
     assert_eq!(order["number_count"], 3);
     assert_eq!(order["created_by"], "token:test");
     let numbers = order["numbers"].as_array().unwrap();
-    assert_eq!(numbers.iter().map(|n| n["number"].as_str().unwrap()).collect::<Vec<_>>(), ["+15550100000", "+15550100001", "+15550100002"]);
-    assert!(numbers.iter().all(|n| n["state"] == "reserved" && n["customer_id"] == customer.as_str() && n["order_id"] == id));
+    assert_eq!(
+        numbers.iter().map(|n| n["number"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["+15550100000", "+15550100001", "+15550100002"]
+    );
+    assert!(numbers.iter().all(|n| n["state"] == "reserved"
+        && n["customer_id"] == customer.as_str()
+        && n["order_id"] == id));
 
     assert_eq!(api.get(&format!("/orders/{id}")).await.ok(200), order);
     let list = api.get(&format!("/orders?customer_id={customer}")).await.ok(200);
@@ -53,15 +58,39 @@ async fn order_is_created_read_listed_and_cancelled(db: Db) {
 async fn order_picks_by_prefix_region_and_tag(db: Db) {
     let api = Api::spawn(db).await;
     api.import_range("+15550100000-+15550100009", &["nyc"]).await;
-    api.post("/numbers/import", json!({"range": "+15550200000-+15550200009", "tags": ["sfo"], "region": "US-CA"})).await.ok(200);
+    api.post(
+        "/numbers/import",
+        json!({"range": "+15550200000-+15550200009", "tags": ["sfo"], "region": "US-CA"}),
+    )
+    .await
+    .ok(200);
     let customer = api.customer("C-1").await;
-    let numbers = |order: &Value| order["numbers"].as_array().unwrap().iter().map(|n| n["number"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let numbers = |order: &Value| {
+        order["numbers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["number"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
 
-    let order = api.post("/orders", json!({"customer_id": customer, "count": 2, "tag": "SFO"})).await.ok(201);
+    let order = api
+        .post("/orders", json!({"customer_id": customer, "count": 2, "tag": "SFO"}))
+        .await
+        .ok(201);
     assert_eq!(numbers(&order), ["+15550200000", "+15550200001"]);
-    let order = api.post("/orders", json!({"customer_id": customer, "count": 1, "region": "US-CA", "prefix": "1555020000"})).await.ok(201);
+    let order = api
+        .post(
+            "/orders",
+            json!({"customer_id": customer, "count": 1, "region": "US-CA", "prefix": "1555020000"}),
+        )
+        .await
+        .ok(201);
     assert_eq!(numbers(&order), ["+15550200002"]);
-    let order = api.post("/orders", json!({"customer_id": customer, "numbers": ["+15550100009"]})).await.ok(201);
+    let order = api
+        .post("/orders", json!({"customer_id": customer, "numbers": ["+15550100009"]}))
+        .await
+        .ok(201);
     assert_eq!(numbers(&order), ["+15550100009"]);
     assert_eq!(count(&api, "state=reserved").await, 4);
 }
@@ -72,7 +101,10 @@ async fn not_enough_numbers_is_refused_and_nothing_is_reserved(db: Db) {
     let customer = api.customer("C-1").await;
     let p = api.post("/orders", json!({"customer_id": customer, "count": 11})).await.problem(409);
     assert_eq!(p["detail"], "only 10 matching numbers are available; the order asks for 11");
-    let p = api.post("/orders", json!({"customer_id": customer, "count": 1, "prefix": "+1666"})).await.problem(409);
+    let p = api
+        .post("/orders", json!({"customer_id": customer, "count": 1, "prefix": "+1666"}))
+        .await
+        .problem(409);
     assert!(p["detail"].as_str().unwrap().starts_with("only 0 matching numbers"), "{p}");
     assert_eq!(count(&api, "state=reserved").await, 0);
     assert_eq!(api.get("/orders").await.ok(200)["orders"], json!([]));
@@ -82,13 +114,34 @@ async fn explicit_list_with_a_taken_number_reserves_nothing(db: Db) {
     let api = Api::spawn(db).await;
     api.import_range("+15550100000-+15550100009", &[]).await;
     let customer = api.customer("C-1").await;
-    api.post("/orders", json!({"customer_id": customer, "numbers": ["+15550100005"]})).await.ok(201);
+    api.post("/orders", json!({"customer_id": customer, "numbers": ["+15550100005"]}))
+        .await
+        .ok(201);
 
-    let p = api.post("/orders", json!({"customer_id": customer, "numbers": ["+15550100004", "+15550100005"]})).await.problem(409);
+    let p = api
+        .post(
+            "/orders",
+            json!({"customer_id": customer, "numbers": ["+15550100004", "+15550100005"]}),
+        )
+        .await
+        .problem(409);
     assert_eq!(p["detail"], "number +15550100005 is not available");
-    let p = api.post("/orders", json!({"customer_id": customer, "numbers": ["+15550100004", "+15559999999"]})).await.problem(409);
+    let p = api
+        .post(
+            "/orders",
+            json!({"customer_id": customer, "numbers": ["+15550100004", "+15559999999"]}),
+        )
+        .await
+        .problem(409);
     assert_eq!(p["detail"], "number +15559999999 is not in the inventory");
-    assert_eq!(api.all_numbers("state=reserved").await.iter().map(|n| n["number"].clone()).collect::<Vec<_>>(), [json!("+15550100005")]);
+    assert_eq!(
+        api.all_numbers("state=reserved")
+            .await
+            .iter()
+            .map(|n| n["number"].clone())
+            .collect::<Vec<_>>(),
+        [json!("+15550100005")]
+    );
     assert_eq!(api.get("/orders").await.ok(200)["orders"].as_array().unwrap().len(), 1);
 }
 

@@ -34,7 +34,8 @@ async fn trunk_is_created_read_changed_and_deleted(db: Db) {
     assert_eq!(p["field"], "name");
 
     let change = json!({"destinations": ["sips:zoom-new.example"], "numbering": {"country_code": "44", "national_prefix": "0", "international_prefix": "00"}});
-    let t = api.send(api.request(Method::PUT, "/trunks/carrier-us-east").json(&change)).await.ok(200);
+    let t =
+        api.send(api.request(Method::PUT, "/trunks/carrier-us-east").json(&change)).await.ok(200);
     assert_eq!(t["destinations"], json!(["sips:zoom-new.example"]));
     assert_eq!(api.get("/trunks/carrier-us-east").await.ok(200)["numbering"]["country_code"], "44");
     assert_eq!(api.get("/trunks").await.ok(200)["trunks"].as_array().unwrap().len(), 1);
@@ -75,9 +76,15 @@ async fn customer_is_bound_to_a_trunk_which_then_cannot_be_deleted(db: Db) {
     let customer = api.customer("C-1").await;
     assert_eq!(api.get(&format!("/customers/{customer}")).await.ok(200)["zoom_trunk"], json!(null));
 
-    let p = api.post(&format!("/customers/{customer}/trunk"), json!({"zoom_trunk": "no-such"})).await.problem(422);
+    let p = api
+        .post(&format!("/customers/{customer}/trunk"), json!({"zoom_trunk": "no-such"}))
+        .await
+        .problem(422);
     assert_eq!(p["field"], "zoom_trunk");
-    let c = api.post(&format!("/customers/{customer}/trunk"), json!({"zoom_trunk": "zoom-a"})).await.ok(200);
+    let c = api
+        .post(&format!("/customers/{customer}/trunk"), json!({"zoom_trunk": "zoom-a"}))
+        .await
+        .ok(200);
     assert_eq!(c["zoom_trunk"], "zoom-a");
     assert_eq!(api.get("/customers").await.ok(200)["customers"][0]["zoom_trunk"], "zoom-a");
 
@@ -85,8 +92,16 @@ async fn customer_is_bound_to_a_trunk_which_then_cannot_be_deleted(db: Db) {
     assert!(p["detail"].as_str().unwrap().contains("1 customer(s) use trunk zoom-a"), "{p}");
     api.get("/trunks/zoom-a").await.ok(200);
 
-    api.post("/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/trunk", json!({"zoom_trunk": "zoom-a"})).await.problem(404);
-    let c = api.post(&format!("/customers/{customer}/trunk"), json!({"zoom_trunk": null})).await.ok(200);
+    api.post(
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/trunk",
+        json!({"zoom_trunk": "zoom-a"}),
+    )
+    .await
+    .problem(404);
+    let c = api
+        .post(&format!("/customers/{customer}/trunk"), json!({"zoom_trunk": null}))
+        .await
+        .ok(200);
     assert_eq!(c["zoom_trunk"], json!(null));
     api.send(api.request(Method::DELETE, "/trunks/zoom-a")).await.ok(200);
 }

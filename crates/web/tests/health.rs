@@ -6,7 +6,8 @@ use testkit::{Db, TestApp};
 async fn healthz_reports_the_database_and_metrics_count_requests_by_route() {
     for db in [Db::Sqlite, Db::Postgres] {
         let t = TestApp::spawn(db).await;
-        let health: serde_json::Value = reqwest::get(format!("{}/healthz", t.url)).await.unwrap().json().await.unwrap();
+        let health: serde_json::Value =
+            reqwest::get(format!("{}/healthz", t.url)).await.unwrap().json().await.unwrap();
         assert_eq!(health["status"], "ok");
         assert_eq!(health["database"], if db == Db::Sqlite { "sqlite" } else { "postgres" });
 
@@ -16,8 +17,18 @@ async fn healthz_reports_the_database_and_metrics_count_requests_by_route() {
         assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
         let text = metrics.text().await.unwrap();
         assert!(text.contains("peerex_http_requests_total"), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("peerex_http_requests_total") && l.contains("route=\"/healthz\"") && l.contains("status=\"200\"")), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("peerex_http_requests_total") && l.contains("status=\"404\"")), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("peerex_http_requests_total")
+                && l.contains("route=\"/healthz\"")
+                && l.contains("status=\"200\"")),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("peerex_http_requests_total") && l.contains("status=\"404\"")
+            ),
+            "{text}"
+        );
         assert!(text.contains("peerex_http_request_duration_seconds_bucket"), "{text}");
     }
 }

@@ -9,7 +9,11 @@ macro_rules! on_both {
     };
 }
 
-on_both!(operator_signs_in_and_out, wrong_password_is_refused_and_repeated_failures_lock, form_without_csrf_changes_nothing);
+on_both!(
+    operator_signs_in_and_out,
+    wrong_password_is_refused_and_repeated_failures_lock,
+    form_without_csrf_changes_nothing
+);
 
 async fn operator_signs_in_and_out(db: Db) {
     let t = TestApp::spawn(db).await;
@@ -25,7 +29,12 @@ async fn operator_signs_in_and_out(db: Db) {
     let body = home.text().await.unwrap();
     assert!(body.contains("Number inventory") && body.contains(ADMIN_EMAIL));
 
-    let r = client.post(format!("{}/operator/logout", t.url)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let r = client
+        .post(format!("{}/operator/logout", t.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     let r = client.get(format!("{}/operator", t.url)).send().await.unwrap();
     assert_eq!(r.status(), 303, "signed out: back to the sign-in page");
@@ -38,9 +47,21 @@ async fn wrong_password_is_refused_and_repeated_failures_lock(db: Db) {
         let client = client.clone();
         let url = t.url.clone();
         async move {
-            let page = client.get(format!("{url}/operator/login")).send().await.unwrap().text().await.unwrap();
+            let page = client
+                .get(format!("{url}/operator/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             let csrf = hidden_value(&page, "csrf").unwrap();
-            let r = client.post(format!("{url}/operator/login")).form(&[("email", ADMIN_EMAIL), ("password", password), ("csrf", &csrf)]).send().await.unwrap();
+            let r = client
+                .post(format!("{url}/operator/login"))
+                .form(&[("email", ADMIN_EMAIL), ("password", password), ("csrf", &csrf)])
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
@@ -59,11 +80,28 @@ async fn wrong_password_is_refused_and_repeated_failures_lock(db: Db) {
 async fn form_without_csrf_changes_nothing(db: Db) {
     let t = TestApp::spawn(db).await;
     let client = t.browser();
-    let r = client.post(format!("{}/operator/login", t.url)).form(&[("email", ADMIN_EMAIL), ("password", PASSWORD)]).send().await.unwrap();
+    let r = client
+        .post(format!("{}/operator/login", t.url))
+        .form(&[("email", ADMIN_EMAIL), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("peerex_session=")));
+    assert!(r
+        .headers()
+        .get("set-cookie")
+        .is_none_or(|c| !c.to_str().unwrap().contains("peerex_session=")));
     let (client, _) = t.operator_browser(ADMIN_EMAIL).await;
-    let r = client.post(format!("{}/operator/logout", t.url)).form(&[("csrf", "forged")]).send().await.unwrap();
+    let r = client
+        .post(format!("{}/operator/logout", t.url))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(client.get(format!("{}/operator", t.url)).send().await.unwrap().status(), 200, "still signed in");
+    assert_eq!(
+        client.get(format!("{}/operator", t.url)).send().await.unwrap().status(),
+        200,
+        "still signed in"
+    );
 }

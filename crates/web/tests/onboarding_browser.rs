@@ -30,15 +30,27 @@ async fn postgres_onboarding_journey_in_chromium() {
 
 async fn journey(db: Db) {
     let root = testkit::repo_root();
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages");
-    assert!(root.join("e2e/node_modules/playwright-core").is_dir(), "e2e/node_modules is missing: run scripts/test (or `npm ci` in e2e/)");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages"
+    );
+    assert!(
+        root.join("e2e/node_modules/playwright-core").is_dir(),
+        "e2e/node_modules is missing: run scripts/test (or `npm ci` in e2e/)"
+    );
     let t = ZoomApp::spawn_tuned(db, |z| z.poll_every = Duration::from_secs(1)).await;
     let app = t.app();
     let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
-    app.create_user(demo::ACME_ADMIN_EMAIL, PASSWORD, Role::CustomerAdmin, Some(acme.id)).await.unwrap();
+    app.create_user(demo::ACME_ADMIN_EMAIL, PASSWORD, Role::CustomerAdmin, Some(acme.id))
+        .await
+        .unwrap();
     let by = Actor::System("test".into());
-    app.import_range("+15550100000-+15550100099", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
-    app.create_order(acme.id, OrderPick { count: ORDERED, ..Default::default() }, &[], &by).await.unwrap();
+    app.import_range("+15550100000-+15550100099", &NumberAttrs::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
+    app.create_order(acme.id, OrderPick { count: ORDERED, ..Default::default() }, &[], &by)
+        .await
+        .unwrap();
     let _workers = app.spawn_workers();
 
     let count = ORDERED.to_string();
@@ -64,11 +76,20 @@ async fn journey(db: Db) {
         Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
         Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
     };
-    let output = format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let output = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
-    assert!(output.contains("all checks passed"), "{SCRIPT} exited 0 without finishing its checks:\n{output}");
+    assert!(
+        output.contains("all checks passed"),
+        "{SCRIPT} exited 0 without finishing its checks:\n{output}"
+    );
     // What the browser saw is what the database holds.
-    let q = domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
-    let states: Vec<_> = app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
+    let q =
+        domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
+    let states: Vec<_> =
+        app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
     assert_eq!(states, vec![NumberState::Suspended; ORDERED as usize]);
 }

@@ -19,7 +19,10 @@ const TIME_LIMIT: Duration = Duration::from_secs(180);
 
 async fn import_flow_works_in_chromium(db: Db) {
     let root = testkit::repo_root();
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages"
+    );
     assert!(
         root.join("e2e/node_modules/playwright-core").is_dir(),
         "e2e/node_modules is missing: run scripts/test, which runs `npm ci` in e2e/ (or run it there yourself)"
@@ -39,7 +42,14 @@ async fn import_flow_works_in_chromium(db: Db) {
         Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
         Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
     };
-    let output = format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let output = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
-    assert!(output.contains("all checks passed"), "{SCRIPT} exited 0 without finishing its checks:\n{output}");
+    assert!(
+        output.contains("all checks passed"),
+        "{SCRIPT} exited 0 without finishing its checks:\n{output}"
+    );
 }

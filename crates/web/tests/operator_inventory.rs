@@ -31,15 +31,28 @@ async fn preview_with_bad_rows_shows_each_reason_and_writes_nothing(db: Db) {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Preview: 3 rows have problems"), "{page}");
     // Each row's problem, with its row and the value at fault.
-    assert!(page.contains("<td class=\"num\">3</td>") && page.contains("5550100001") && page.contains("not E.164"), "{page}");
+    assert!(
+        page.contains("<td class=\"num\">3</td>")
+            && page.contains("5550100001")
+            && page.contains("not E.164"),
+        "{page}"
+    );
     assert!(page.contains("duplicate in file (first on row 2)"), "{page}");
-    assert!(page.contains("<td class=\"num\">6</td>") && page.contains("already in inventory"), "{page}");
+    assert!(
+        page.contains("<td class=\"num\">6</td>") && page.contains("already in inventory"),
+        "{page}"
+    );
     assert_eq!(total(&t).await, 1, "a preview writes nothing");
 
     // Importing the same file is refused whole: the two good rows are not added either.
     let (status, page) = import_csv(&t, &client, &csrf, "import", BAD_CSV).await;
     assert_eq!(status, 422);
-    assert!(page.contains("Nothing was imported") && page.contains("not E.164") && page.contains("duplicate in file"), "{page}");
+    assert!(
+        page.contains("Nothing was imported")
+            && page.contains("not E.164")
+            && page.contains("duplicate in file"),
+        "{page}"
+    );
     assert_eq!(total(&t).await, 1);
 }
 
@@ -61,7 +74,11 @@ async fn good_import_is_found_by_prefix_and_its_page_shows_the_imported_audit_en
     let (status, page) = get(&t, &client, "/operator/numbers?prefix=%2B1555").await;
     assert_eq!(status, 200);
     assert_eq!(number_rows(&page), 2, "{page}");
-    assert!(page.contains("+15550100000") && page.contains("+15550100001") && !page.contains("+442071838750"));
+    assert!(
+        page.contains("+15550100000")
+            && page.contains("+15550100001")
+            && !page.contains("+442071838750")
+    );
     let (_, by_tag) = get(&t, &client, "/operator/numbers?tag=premium").await;
     assert_eq!(number_rows(&by_tag), 1);
     let (_, by_region) = get(&t, &client, "/operator/numbers?region=GB-LND&state=available").await;
@@ -70,25 +87,41 @@ async fn good_import_is_found_by_prefix_and_its_page_shows_the_imported_audit_en
 
     let (status, detail) = get(&t, &client, &first_number_link(&page).unwrap()).await;
     assert_eq!(status, 200);
-    assert!(detail.contains("+15550100000") && detail.contains("lobby, 1st floor") && detail.contains("B-1"), "{detail}");
-    assert!(detail.contains("Audit trail") && detail.contains("imported") && detail.contains(&format!("operator:{ADMIN_EMAIL}")), "{detail}");
+    assert!(
+        detail.contains("+15550100000")
+            && detail.contains("lobby, 1st floor")
+            && detail.contains("B-1"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Audit trail")
+            && detail.contains("imported")
+            && detail.contains(&format!("operator:{ADMIN_EMAIL}")),
+        "{detail}"
+    );
 }
 
 async fn range_import_applies_tags_and_a_bad_range_is_named(db: Db) {
     let t = TestApp::spawn(db).await;
     let (client, csrf) = t.operator_browser(ADMIN_EMAIL).await;
-    let (status, page) = import_range(&t, &client, &csrf, "import", "+15550100000-+15550100009", "trial").await;
+    let (status, page) =
+        import_range(&t, &client, &csrf, "import", "+15550100000-+15550100009", "trial").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Imported 10 numbers"), "{page}");
     let (_, found) = get(&t, &client, "/operator/numbers?tag=trial").await;
     assert_eq!(number_rows(&found), 10);
 
-    let (status, page) = import_range(&t, &client, &csrf, "import", "+15550100009-+15550100000", "").await;
+    let (status, page) =
+        import_range(&t, &client, &csrf, "import", "+15550100009-+15550100000", "").await;
     assert_eq!(status, 422);
     assert!(page.contains("range: the last number is before the first"), "{page}");
-    let (status, page) = import_range(&t, &client, &csrf, "preview", "+15550200000-+15550200001", "bad!tag").await;
+    let (status, page) =
+        import_range(&t, &client, &csrf, "preview", "+15550200000-+15550200001", "bad!tag").await;
     assert_eq!(status, 422);
-    assert!(page.contains("tags: tag &#39;bad!tag&#39;") || page.contains("tags: tag 'bad!tag'"), "{page}");
+    assert!(
+        page.contains("tags: tag &#39;bad!tag&#39;") || page.contains("tags: tag 'bad!tag'"),
+        "{page}"
+    );
     assert_eq!(total(&t).await, 10);
 }
 
@@ -153,7 +186,10 @@ async fn bad_search_filter_is_named_on_the_form(db: Db) {
     let (client, _) = t.operator_browser(ADMIN_EMAIL).await;
     let (status, page) = get(&t, &client, "/operator/numbers?prefix=abc").await;
     assert_eq!(status, 422);
-    assert!(page.contains("prefix: a prefix is + and up to 15 digits") && page.contains("aria-invalid"), "{page}");
+    assert!(
+        page.contains("prefix: a prefix is + and up to 15 digits") && page.contains("aria-invalid"),
+        "{page}"
+    );
     let (status, page) = get(&t, &client, "/operator/numbers?state=lost").await;
     assert_eq!(status, 422);
     assert!(page.contains("state: there is no state"), "{page}");
@@ -168,9 +204,16 @@ async fn export_streams_every_matching_number_as_csv(db: Db) {
     let (client, _) = t.operator_browser(READER_EMAIL).await;
 
     let (_, page) = get(&t, &client, "/operator/numbers?prefix=%2B1555010&tag=bulk").await;
-    assert!(page.contains("href=\"/operator/numbers/export.csv?prefix=%2B1555010&#38;tag=bulk\""), "the export link keeps the filters: {page}");
+    assert!(
+        page.contains("href=\"/operator/numbers/export.csv?prefix=%2B1555010&#38;tag=bulk\""),
+        "the export link keeps the filters: {page}"
+    );
 
-    let r = client.get(format!("{}/operator/numbers/export.csv?prefix=%2B1555010&tag=bulk", t.url)).send().await.unwrap();
+    let r = client
+        .get(format!("{}/operator/numbers/export.csv?prefix=%2B1555010&tag=bulk", t.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     assert!(r.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
@@ -185,19 +228,41 @@ async fn export_streams_every_matching_number_as_csv(db: Db) {
 
     // A customer's numbers carry its id; notes with commas are quoted.
     let customer = t.app.create_customer("Acme", "C-1").await.unwrap();
-    let pick = domain::customer::OrderPick { count: 2, prefix: Some("+1555020".into()), ..Default::default() };
-    t.app.create_order(customer.id, pick, &[], &domain::Actor::System("test".into())).await.unwrap();
-    let body = client.get(format!("{}/operator/numbers/export.csv?customer={}", t.url, customer.id)).send().await.unwrap().text().await.unwrap();
+    let pick = domain::customer::OrderPick {
+        count: 2,
+        prefix: Some("+1555020".into()),
+        ..Default::default()
+    };
+    t.app
+        .create_order(customer.id, pick, &[], &domain::Actor::System("test".into()))
+        .await
+        .unwrap();
+    let body = client
+        .get(format!("{}/operator/numbers/export.csv?customer={}", t.url, customer.id))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(body, format!("number,state,customer_id,tags,billing_ref,region,note\n+15550200000,reserved,{0},bulk,,,\n+15550200001,reserved,{0},bulk,,,\n", customer.id));
 
-    let r = client.get(format!("{}/operator/numbers/export.csv?prefix=nope", t.url)).send().await.unwrap();
+    let r = client
+        .get(format!("{}/operator/numbers/export.csv?prefix=nope", t.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
 }
 
 async fn unknown_or_garbage_number_is_404(db: Db) {
     let t = TestApp::spawn(db).await;
     let (client, _) = t.operator_browser(ADMIN_EMAIL).await;
-    for path in [format!("/operator/numbers/{}", uuid::Uuid::now_v7()), "/operator/numbers/garbage".into(), "/operator/numbers/%27%3B--".into()] {
+    for path in [
+        format!("/operator/numbers/{}", uuid::Uuid::now_v7()),
+        "/operator/numbers/garbage".into(),
+        "/operator/numbers/%27%3B--".into(),
+    ] {
         let (status, page) = get(&t, &client, &path).await;
         assert_eq!(status, 404, "{path}");
         assert!(page.contains("not found"), "{page}");

@@ -26,7 +26,10 @@ const B: &str = "+15550100001";
 
 async fn release_journey_works_in_chromium(db: Db) {
     let root = testkit::repo_root();
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages"
+    );
     assert!(
         root.join("e2e/node_modules/playwright-core").is_dir(),
         "e2e/node_modules is missing: run scripts/test, which runs `npm ci` in e2e/ (or run it there yourself)"
@@ -35,13 +38,25 @@ async fn release_journey_works_in_chromium(db: Db) {
     let (acme, _) = acme_with_active_numbers(&t, 2).await;
     assign_in_zoom(&t, A).await;
     let by = Actor::Operator("ops@carrier.example".into());
-    t.app().start_release(acme, Selection::List(vec![A.into(), B.into()]), "contract change", &by).await.unwrap();
+    t.app()
+        .start_release(acme, Selection::List(vec![A.into(), B.into()]), "contract change", &by)
+        .await
+        .unwrap();
     let workers = t.app().spawn_workers();
 
     // tokio's Command: the platform and the simulator run on this test's runtime and must keep serving.
     let run = tokio::process::Command::new("node")
         .arg(root.join(SCRIPT))
-        .args([t.platform.url.as_str(), t.zoom.url.as_str(), ACME_ADMIN, PASSWORD, demo::ACME_ADMIN_EMAIL, demo::ACME_ADMIN_PASSWORD, A, B])
+        .args([
+            t.platform.url.as_str(),
+            t.zoom.url.as_str(),
+            ACME_ADMIN,
+            PASSWORD,
+            demo::ACME_ADMIN_EMAIL,
+            demo::ACME_ADMIN_PASSWORD,
+            A,
+            B,
+        ])
         .current_dir(&root)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -52,9 +67,16 @@ async fn release_journey_works_in_chromium(db: Db) {
         Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
     };
     drop(workers);
-    let output = format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let output = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
-    assert!(output.contains("all checks passed"), "{SCRIPT} exited 0 without finishing its checks:\n{output}");
+    assert!(
+        output.contains("all checks passed"),
+        "{SCRIPT} exited 0 without finishing its checks:\n{output}"
+    );
 
     // What the browser saw is what the platform and Zoom hold.
     for n in [A, B] {

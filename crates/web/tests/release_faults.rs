@@ -29,7 +29,10 @@ on_both!(
 async fn release_all(t: &ZoomApp, c: CustomerId, portal: &reqwest::Client) -> Vec<String> {
     let numbers: Vec<String> = states(t, c).await.into_iter().map(|(n, _, _)| n).collect();
     let by = Actor::Operator("ops@carrier.example".into());
-    t.app().start_release(c, Selection::List(numbers.clone()), "end of contract", &by).await.unwrap();
+    t.app()
+        .start_release(c, Selection::List(numbers.clone()), "end of contract", &by)
+        .await
+        .unwrap();
     let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
     let (status, _) = release_numbers(t, portal, &refs).await;
     assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
@@ -42,7 +45,15 @@ async fn all_released(t: &ZoomApp, numbers: &[String]) {
     for e164 in numbers {
         let n = t.app().store.get_number_by_e164(e164).await.unwrap().unwrap();
         assert_eq!((n.state, n.customer_id), (NumberState::Aging, None), "{e164}");
-        let aged = t.app().store.number_events(n.id).await.unwrap().into_iter().filter(|e| e.to == NumberState::Aging).count();
+        let aged = t
+            .app()
+            .store
+            .number_events(n.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.to == NumberState::Aging)
+            .count();
         assert_eq!(aged, 1, "{e164} released once");
     }
     let left = zoom_numbers(t).await;
@@ -65,7 +76,10 @@ async fn zoom_5xx_and_a_timeout_during_the_delete_are_retried_and_every_number_i
     t.run_pending_jobs().await;
     assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing));
     let page = wait_page(&t, &portal).await;
-    assert!(page.contains("Being removed from Zoom") && page.contains("hx-trigger=\"every 2s\""), "{page}");
+    assert!(
+        page.contains("Being removed from Zoom") && page.contains("hx-trigger=\"every 2s\""),
+        "{page}"
+    );
 
     settle(&t, acme, Duration::from_secs(40)).await;
     all_released(&t, &numbers).await;
@@ -85,12 +99,19 @@ async fn a_partial_failure_leaves_that_number_waiting_with_zooms_reason(db: Db) 
     settle(&t, acme, Duration::from_secs(20)).await;
 
     let (state, reason) = state_of(&t, "+15550100001").await;
-    assert_eq!((state, reason.as_deref()), (NumberState::ReleasePending, Some("Zoom refused to remove it: Internal error")));
+    assert_eq!(
+        (state, reason.as_deref()),
+        (NumberState::ReleasePending, Some("Zoom refused to remove it: Internal error"))
+    );
     for n in ["+15550100000", "+15550100002"] {
         assert_eq!(state_of(&t, n).await.0, NumberState::Aging, "{n}");
     }
     let page = wait_page(&t, &portal).await;
-    assert!(row(&page, "+15550100001").contains("Not released: Zoom refused to remove it: Internal error"), "{page}");
+    assert!(
+        row(&page, "+15550100001")
+            .contains("Not released: Zoom refused to remove it: Internal error"),
+        "{page}"
+    );
 
     // Released again once Zoom is well: converged.
     release_numbers(&t, &portal, &["+15550100001"]).await;
@@ -101,14 +122,19 @@ async fn a_partial_failure_leaves_that_number_waiting_with_zooms_reason(db: Db) 
 async fn zoom_down_for_good_puts_every_number_back_waiting_with_the_reason(db: Db) {
     let t = ZoomApp::spawn_tuned(db, |z| z.retry.max_attempts = 3).await;
     let (acme, portal) = acme_with_active_numbers(&t, 3).await;
-    fault(&t, json!({ "path": PEERING, "method": "DELETE", "status": 503, "error_rate": 1.0 })).await;
+    fault(&t, json!({ "path": PEERING, "method": "DELETE", "status": 503, "error_rate": 1.0 }))
+        .await;
     let numbers = release_all(&t, acme, &portal).await;
     settle(&t, acme, Duration::from_secs(30)).await;
 
     for (e164, state, reason) in states(&t, acme).await {
         let reason = reason.unwrap_or_default();
         assert_eq!(state, NumberState::ReleasePending, "{e164}");
-        assert!(reason.starts_with("Zoom could not remove it (Zoom answered 503") && reason.ends_with("release it again"), "{e164}: {reason}");
+        assert!(
+            reason.starts_with("Zoom could not remove it (Zoom answered 503")
+                && reason.ends_with("release it again"),
+            "{e164}: {reason}"
+        );
     }
     assert_eq!(zoom_numbers(&t).await.len(), 3, "still in Zoom");
     let page = wait_page(&t, &portal).await;
@@ -131,14 +157,21 @@ async fn workers_killed_mid_release_are_replaced_and_every_number_is_released_on
     let workers = t.app().spawn_workers();
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(workers);
-    assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing), "nothing recorded by the dead workers");
+    assert!(
+        states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing),
+        "nothing recorded by the dead workers"
+    );
 
     // The instance comes back: the dead worker's lease runs out and its job is taken again.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let workers = t.app().spawn_workers();
     let start = std::time::Instant::now();
     while states(&t, acme).await.iter().any(|(_, s, _)| *s == NumberState::Releasing) {
-        assert!(start.elapsed() < Duration::from_secs(20), "still releasing: {:?}", states(&t, acme).await);
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still releasing: {:?}",
+            states(&t, acme).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(workers);
@@ -151,7 +184,13 @@ async fn a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out(d
     let numbers = release_all(&t, acme, &portal).await;
     // A worker claims the release job and dies before calling Zoom.
     let now = t.app().now();
-    let job = t.app().store.claim_job("dead-worker", now + time::Duration::seconds(1), now).await.unwrap().expect("a due job");
+    let job = t
+        .app()
+        .store
+        .claim_job("dead-worker", now + time::Duration::seconds(1), now)
+        .await
+        .unwrap()
+        .expect("a due job");
     assert_eq!(job.kind, JobKind::ReleaseNumbers);
     assert!(t.run_pending_jobs().await.is_empty(), "the dead worker's lease still holds");
     assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing));
@@ -162,7 +201,14 @@ async fn a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out(d
     let runs = t.run_pending_jobs().await;
     assert!(runs.iter().any(|r| r.job == job.id), "retaken: {runs:?}");
     all_released(&t, &numbers).await;
-    assert!(!t.app().store.finish_job(job.id, "dead-worker", &JobEnd::Done, t.app().now()).await.unwrap(), "the dead worker lost its lease");
+    assert!(
+        !t.app()
+            .store
+            .finish_job(job.id, "dead-worker", &JobEnd::Done, t.app().now())
+            .await
+            .unwrap(),
+        "the dead worker lost its lease"
+    );
 }
 
 async fn a_release_job_that_ended_without_an_answer_is_converged_by_the_sweep(db: Db) {
@@ -171,13 +217,31 @@ async fn a_release_job_that_ended_without_an_answer_is_converged_by_the_sweep(db
     release_all(&t, acme, &portal).await;
     // The job is failed with the numbers still releasing (as an operator-visible failure would leave them).
     let now = t.app().now();
-    let job = t.app().store.claim_job("w", now + time::Duration::seconds(30), now).await.unwrap().unwrap();
-    assert!(t.app().store.finish_job(job.id, "w", &JobEnd::Failed { error: "boom".into() }, now).await.unwrap());
+    let job = t
+        .app()
+        .store
+        .claim_job("w", now + time::Duration::seconds(30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(t
+        .app()
+        .store
+        .finish_job(job.id, "w", &JobEnd::Failed { error: "boom".into() }, now)
+        .await
+        .unwrap());
     assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing));
 
     assert_eq!(t.app().release_tick().await.unwrap(), (0, 2));
     for (e164, state, reason) in states(&t, acme).await {
-        assert_eq!((state, reason.as_deref()), (NumberState::ReleasePending, Some("The removal from Zoom did not finish; release it again (boom)")), "{e164}");
+        assert_eq!(
+            (state, reason.as_deref()),
+            (
+                NumberState::ReleasePending,
+                Some("The removal from Zoom did not finish; release it again (boom)")
+            ),
+            "{e164}"
+        );
     }
     assert_eq!(t.app().release_tick().await.unwrap(), (0, 0), "once");
     // An operator retrying the failed job later changes nothing: its numbers wait for the customer.
@@ -192,14 +256,26 @@ async fn when_zoom_cannot_be_asked_the_tab_says_so_and_shows_the_last_known_answ
     let (acme, portal) = acme_with_active_numbers(&t, 2).await;
     assign_in_zoom(&t, "+15550100000").await;
     let by = Actor::Operator("ops@carrier.example".into());
-    t.app().start_release(acme, Selection::List(vec!["+15550100000".into(), "+15550100001".into()]), "contract ends", &by).await.unwrap();
+    t.app()
+        .start_release(
+            acme,
+            Selection::List(vec!["+15550100000".into(), "+15550100001".into()]),
+            "contract ends",
+            &by,
+        )
+        .await
+        .unwrap();
     let page = wait_page(&t, &portal).await;
     assert!(row(&page, "+15550100000").contains("Assigned to a user (seen"), "{page}");
 
     // Zoom answers 503 to the listing: the tab says so and shows what Zoom said last.
     fault(&t, json!({ "path": PEERING, "method": "GET", "status": 503, "count": 1 })).await;
     let page = wait_page(&t, &portal).await;
-    assert!(page.contains("Zoom could not be reached just now") && page.contains("showing what Zoom said when last asked"), "{page}");
+    assert!(
+        page.contains("Zoom could not be reached just now")
+            && page.contains("showing what Zoom said when last asked"),
+        "{page}"
+    );
     assert!(row(&page, "+15550100000").contains("Assigned to a user (last seen"), "{page}");
     assert!(row(&page, "+15550100001").contains("Unassigned (last seen"), "{page}");
     // The customer can still release: Zoom decides when asked.
@@ -209,7 +285,11 @@ async fn when_zoom_cannot_be_asked_the_tab_says_so_and_shows_the_last_known_answ
 
     // Zoom well again: fresh.
     let page = wait_page(&t, &portal).await;
-    assert!(page.contains("Checked with Zoom at") && row(&page, "+15550100000").contains("Assigned to a user (seen"), "{page}");
+    assert!(
+        page.contains("Checked with Zoom at")
+            && row(&page, "+15550100000").contains("Assigned to a user (seen"),
+        "{page}"
+    );
 }
 
 async fn two_starts_or_two_approvals_at_once_change_each_number_once(db: Db) {
@@ -221,13 +301,28 @@ async fn two_starts_or_two_approvals_at_once_change_each_number_once(db: Db) {
         t.app().start_release(acme, Selection::List(numbers.clone()), "first", &by),
         t.app().start_release(acme, Selection::List(numbers.clone()), "second", &by)
     );
-    assert!(a.is_ok() != b.is_ok(), "exactly one start wins: {:?} / {:?}", a.as_ref().map(|r| r.id), b.as_ref().map(|r| r.id));
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one start wins: {:?} / {:?}",
+        a.as_ref().map(|r| r.id),
+        b.as_ref().map(|r| r.id)
+    );
     assert_eq!(t.app().releases(Some(acme), 10).await.unwrap().len(), 1);
 
-    let ids: Vec<domain::NumberId> = t.app().store.numbers_in(&numbers).await.unwrap().into_iter().map(|n| n.id).collect();
+    let ids: Vec<domain::NumberId> =
+        t.app().store.numbers_in(&numbers).await.unwrap().into_iter().map(|n| n.id).collect();
     let admin = Actor::CustomerAdmin(ACME_ADMIN.into());
-    let (a, b) = tokio::join!(t.app().approve_release(acme, &ids, &admin), t.app().approve_release(acme, &ids, &admin));
-    assert!(matches!((&a, &b), (Ok(4), Err(app::AppError::NotFound)) | (Err(app::AppError::NotFound), Ok(4))), "{a:?} / {b:?}");
+    let (a, b) = tokio::join!(
+        t.app().approve_release(acme, &ids, &admin),
+        t.app().approve_release(acme, &ids, &admin)
+    );
+    assert!(
+        matches!(
+            (&a, &b),
+            (Ok(4), Err(app::AppError::NotFound)) | (Err(app::AppError::NotFound), Ok(4))
+        ),
+        "{a:?} / {b:?}"
+    );
     let jobs = t.app().store.list_jobs(None, 100).await.unwrap();
     assert_eq!(release_jobs(&jobs).len(), 1, "one removal queued");
     settle(&t, acme, Duration::from_secs(20)).await;

@@ -30,7 +30,15 @@ const C: &str = "+15550100002";
 
 async fn start(t: &ZoomApp, c: domain::CustomerId, numbers: &[&str]) -> domain::release::Release {
     let by = Actor::Operator("ops@carrier.example".into());
-    t.app().start_release(c, Selection::List(numbers.iter().map(|s| s.to_string()).collect()), "contract change", &by).await.unwrap()
+    t.app()
+        .start_release(
+            c,
+            Selection::List(numbers.iter().map(|s| s.to_string()).collect()),
+            "contract change",
+            &by,
+        )
+        .await
+        .unwrap()
 }
 
 async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_release_again(db: Db) {
@@ -41,7 +49,10 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     // The carrier starts the release: the numbers wait for the customer; calls still route.
     let r = start(&t, acme, &[A, B]).await;
     assert_eq!(r.waiting, 2);
-    assert_eq!(state_of(&t, A).await, (NumberState::ReleasePending, Some("contract change".into())));
+    assert_eq!(
+        state_of(&t, A).await,
+        (NumberState::ReleasePending, Some("contract change".into()))
+    );
     assert_eq!(state_of(&t, C).await.0, NumberState::Active, "not in the release");
 
     // Every portal page tells the admin (a banner it loads).
@@ -55,7 +66,10 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     assert!(page.contains("Checked with Zoom at"), "{page}");
     assert!(row(&page, A).contains("Assigned to a user (seen"), "{}", row(&page, A));
     assert!(row(&page, B).contains("Unassigned (seen"), "{}", row(&page, B));
-    assert!(row(&page, A).contains("Waiting for your approval") && row(&page, A).contains("contract change"));
+    assert!(
+        row(&page, A).contains("Waiting for your approval")
+            && row(&page, A).contains("contract change")
+    );
     assert!(!page.contains(&format!("data-number=\"{C}\"")), "an active number is not waiting");
     assert!(page.contains("Release numbers"));
 
@@ -64,7 +78,11 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/portal/releases"));
     assert_eq!(state_of(&t, A).await.0, NumberState::Releasing);
     let page = wait_page(&t, &portal).await;
-    assert!(row(&page, B).contains("Being removed from Zoom") && page.contains("hx-trigger=\"every 2s\""), "{page}");
+    assert!(
+        row(&page, B).contains("Being removed from Zoom")
+            && page.contains("hx-trigger=\"every 2s\""),
+        "{page}"
+    );
     assert!(tick_value(&page, B).is_none(), "a releasing number cannot be ticked again");
 
     // The job: one released, the assigned one refused with the Unbind message.
@@ -78,7 +96,11 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     assert!((89..=90).contains(&days), "quarantine of 90 days by default: {days}");
     let page = wait_page(&t, &portal).await;
     assert!(row(&page, B).contains("Released"), "{}", row(&page, B));
-    assert!(row(&page, A).contains(&format!("Not released: {UNBIND_MESSAGE}")), "{}", row(&page, A));
+    assert!(
+        row(&page, A).contains(&format!("Not released: {UNBIND_MESSAGE}")),
+        "{}",
+        row(&page, A)
+    );
     assert!(!page.contains("hx-trigger=\"every 2s\""), "stops refreshing when done");
     let in_zoom = zoom_numbers(&t).await;
     assert!(in_zoom.contains(&A.to_owned()) && !in_zoom.contains(&B.to_owned()), "{in_zoom:?}");
@@ -89,7 +111,8 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     assert!(home.contains(UNBIND_MESSAGE), "the reason shows on the customer's numbers too");
     // And in the management portal: the released one gone from the customer, the assigned one still there.
     let ops = operator(&t).await;
-    let numbers = get_text(&ops, format!("{}/operator/numbers?customer={acme}", t.platform.url)).await;
+    let numbers =
+        get_text(&ops, format!("{}/operator/numbers?customer={acme}", t.platform.url)).await;
     assert!(numbers.contains(A) && numbers.contains(C) && !numbers.contains(B), "{numbers}");
 
     // Unbind in Zoom, back to the portal: it shows Unassigned; release it again.
@@ -109,10 +132,31 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
 
     // The audit trail tells the story, and the release's counts add up.
     let a = t.app().store.get_number_by_e164(A).await.unwrap().unwrap();
-    let trail: Vec<_> = t.app().store.number_events(a.id).await.unwrap().into_iter().map(|e| (e.to, e.actor, e.reason.unwrap_or_default())).collect();
+    let trail: Vec<_> = t
+        .app()
+        .store
+        .number_events(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.to, e.actor, e.reason.unwrap_or_default()))
+        .collect();
     use NumberState::*;
     let states: Vec<_> = trail.iter().map(|(s, _, _)| *s).collect();
-    assert_eq!(states, vec![Available, Reserved, Provisioning, Active, ReleasePending, Releasing, ReleasePending, Releasing, Aging]);
+    assert_eq!(
+        states,
+        vec![
+            Available,
+            Reserved,
+            Provisioning,
+            Active,
+            ReleasePending,
+            Releasing,
+            ReleasePending,
+            Releasing,
+            Aging
+        ]
+    );
     assert_eq!(trail[4].1, "operator:ops@carrier.example");
     assert_eq!(trail[5].1, format!("customer:{ACME_ADMIN}"));
     assert_eq!(trail[6].2, UNBIND_MESSAGE);
@@ -131,40 +175,87 @@ async fn another_customers_number_or_a_forged_form_changes_nothing(db: Db) {
 
     // Another customer's admin, signed in to the portal, posts Acme's number: 404, nothing changes.
     let globex = t.app().create_customer("Globex", "GLOBEX-1").await.unwrap();
-    t.app().create_user("admin@globex.example", PASSWORD, Role::CustomerAdmin, Some(globex.id)).await.unwrap();
-    let other = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    t.app()
+        .create_user("admin@globex.example", PASSWORD, Role::CustomerAdmin, Some(globex.id))
+        .await
+        .unwrap();
+    let other = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let login = get_text(&other, format!("{}/portal/login", t.platform.url)).await;
     let lc = hidden_value(&login, "csrf").unwrap();
-    other.post(format!("{}/portal/login", t.platform.url)).form(&[("email", "admin@globex.example"), ("password", PASSWORD), ("csrf", &lc)]).send().await.unwrap();
+    other
+        .post(format!("{}/portal/login", t.platform.url))
+        .form(&[("email", "admin@globex.example"), ("password", PASSWORD), ("csrf", &lc)])
+        .send()
+        .await
+        .unwrap();
     let theirs = get_text(&other, format!("{}/portal/releases", t.platform.url)).await;
-    assert!(theirs.contains("No numbers are waiting for release") && !theirs.contains(A), "{theirs}");
+    assert!(
+        theirs.contains("No numbers are waiting for release") && !theirs.contains(A),
+        "{theirs}"
+    );
     let other_csrf = hidden_value(&theirs, "csrf").unwrap();
-    let r = other.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", other_csrf.as_str()), ("number", a_id.as_str())]).send().await.unwrap();
+    let r = other
+        .post(format!("{}/portal/releases", t.platform.url))
+        .form(&[("csrf", other_csrf.as_str()), ("number", a_id.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending);
 
     // Acme's own admin: an active number's id, an unknown id or garbage among the ticks → 404, nothing changes.
     let b_id = t.app().store.get_number_by_e164(B).await.unwrap().unwrap().id.to_string();
     for bad in [b_id.as_str(), "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e", "not-an-id"] {
-        let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str()), ("number", a_id.as_str()), ("number", bad)]).send().await.unwrap();
+        let r = portal
+            .post(format!("{}/portal/releases", t.platform.url))
+            .form(&[("csrf", csrf.as_str()), ("number", a_id.as_str()), ("number", bad)])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
         assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending, "{bad}");
     }
     assert_eq!(state_of(&t, B).await.0, NumberState::Active);
 
     // Without the session's CSRF token: refused, nothing changes.
-    let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", "forged"), ("number", a_id.as_str())]).send().await.unwrap();
+    let r = portal
+        .post(format!("{}/portal/releases", t.platform.url))
+        .form(&[("csrf", "forged"), ("number", a_id.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Not signed in: to the sign-in page.
-    let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = anonymous.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str()), ("number", a_id.as_str())]).send().await.unwrap();
+    let anonymous =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = anonymous
+        .post(format!("{}/portal/releases", t.platform.url))
+        .form(&[("csrf", csrf.as_str()), ("number", a_id.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_redirection() && r.headers()["location"] == "/portal/login");
     // Nothing ticked: said so.
-    let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let r = portal
+        .post(format!("{}/portal/releases", t.platform.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("tick at least one number"));
     assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending);
-    assert!(t.run_pending_jobs().await.iter().all(|r| r.kind != domain::onboarding::JobKind::ReleaseNumbers), "no release job was queued");
+    assert!(
+        t.run_pending_jobs()
+            .await
+            .iter()
+            .all(|r| r.kind != domain::onboarding::JobKind::ReleaseNumbers),
+        "no release job was queued"
+    );
 }
 
 async fn a_withdrawn_release_returns_the_numbers_to_active(db: Db) {
@@ -173,16 +264,27 @@ async fn a_withdrawn_release_returns_the_numbers_to_active(db: Db) {
     let r = start(&t, acme, &[A, B]).await;
     // Starting again for a number already waiting is refused, naming it; nothing changes.
     let by = Actor::Operator("ops@carrier.example".into());
-    let e = t.app().start_release(acme, Selection::List(vec![B.into(), C.into()]), "again", &by).await.unwrap_err().to_string();
+    let e = t
+        .app()
+        .start_release(acme, Selection::List(vec![B.into(), C.into()]), "again", &by)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&format!("{B} is release_pending")), "{e}");
     assert_eq!(state_of(&t, C).await.0, NumberState::Active);
 
     assert_eq!(t.app().withdraw_release(r.id, &by).await.unwrap(), 2);
-    assert_eq!(states(&t, acme).await.iter().map(|(_, s, r)| (*s, r.clone())).collect::<Vec<_>>(), vec![(NumberState::Active, None); 3]);
+    assert_eq!(
+        states(&t, acme).await.iter().map(|(_, s, r)| (*s, r.clone())).collect::<Vec<_>>(),
+        vec![(NumberState::Active, None); 3]
+    );
     let page = wait_page(&t, &portal).await;
     assert!(page.contains("No numbers are waiting for release"), "{page}");
     assert_eq!(zoom_numbers(&t).await.len(), 3, "Zoom was never asked to remove anything");
-    assert!(matches!(t.app().withdraw_release(uuid::Uuid::now_v7(), &by).await, Err(app::AppError::NotFound)));
+    assert!(matches!(
+        t.app().withdraw_release(uuid::Uuid::now_v7(), &by).await,
+        Err(app::AppError::NotFound)
+    ));
 }
 
 async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
@@ -204,7 +306,10 @@ async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
     let a = t.app().store.get_number_by_e164(A).await.unwrap().unwrap();
     assert_eq!((a.state, a.customer_id, a.aging_until), (NumberState::Available, None, None));
     let last = t.app().store.number_events(a.id).await.unwrap().pop().unwrap();
-    assert_eq!((last.from, last.to, last.reason.as_deref()), (Some(NumberState::Aging), NumberState::Available, Some("quarantine over")));
+    assert_eq!(
+        (last.from, last.to, last.reason.as_deref()),
+        (Some(NumberState::Aging), NumberState::Available, Some("quarantine over"))
+    );
 
     // The sweep also runs by itself on a timer.
     let (acme2_numbers, _) = (states(&t, acme).await, ());
@@ -212,7 +317,17 @@ async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
     let sweep = later.spawn_release_sweep(Duration::from_millis(50));
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(sweep);
-    assert_eq!(t.app().store.count_by_state().await.unwrap().into_iter().find(|(s, _)| *s == NumberState::Aging).map_or(0, |(_, n)| n), 0);
+    assert_eq!(
+        t.app()
+            .store
+            .count_by_state()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(s, _)| *s == NumberState::Aging)
+            .map_or(0, |(_, n)| n),
+        0
+    );
 }
 
 async fn numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_tab(db: Db) {
@@ -224,22 +339,40 @@ async fn numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_ta
     let csrf = hidden_value(&page, "csrf").unwrap();
 
     // The admin removes the app in Zoom: the waiting number is suspended with the others.
-    let r = portal.post(format!("{}/marketplace/manage/{}/remove", t.zoom.url, testkit::sim::demo::CLIENT_ID)).send().await.unwrap();
-    assert!(r.status().is_redirection() || r.status().is_success(), "remove in Zoom: {}", r.status());
+    let r = portal
+        .post(format!("{}/marketplace/manage/{}/remove", t.zoom.url, testkit::sim::demo::CLIENT_ID))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "remove in Zoom: {}",
+        r.status()
+    );
     let start_wait = std::time::Instant::now();
     while state_of(&t, A).await.0 != NumberState::Suspended {
         assert!(start_wait.elapsed() < Duration::from_secs(10), "not suspended after the webhook");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let page = wait_page(&t, &portal).await;
-    assert!(page.contains("No numbers are waiting for release") && page.contains("The app was removed from your Zoom account"), "{page}");
-    let r = portal.post(format!("{}/portal/releases", t.platform.url)).form(&[("csrf", csrf.as_str()), ("number", a_id.as_str())]).send().await.unwrap();
+    assert!(
+        page.contains("No numbers are waiting for release")
+            && page.contains("The app was removed from your Zoom account"),
+        "{page}"
+    );
+    let r = portal
+        .post(format!("{}/portal/releases", t.platform.url))
+        .form(&[("csrf", csrf.as_str()), ("number", a_id.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "a suspended number cannot be released");
     assert_eq!(state_of(&t, A).await.0, NumberState::Suspended);
 
     // The sweep closes its line: operators no longer see it waiting, and see why.
     t.app().release_tick().await.unwrap();
-    let (release, lines) = t.app().release(t.app().releases(Some(acme), 1).await.unwrap()[0].id).await.unwrap();
+    let (release, lines) =
+        t.app().release(t.app().releases(Some(acme), 1).await.unwrap()[0].id).await.unwrap();
     assert_eq!((release.waiting, release.withdrawn, release.open()), (0, 1, 0));
     assert_eq!(lines[0].message.as_deref(), Some("left the release: the number is suspended"));
 }

@@ -42,24 +42,55 @@ async fn acme(t: &ZoomApp, ordered: u32) -> CustomerId {
     let c = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
     app.create_user(ADMIN, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
     let by = Actor::System("test".into());
-    app.import_range("+15550100000-+15550100999", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
-    app.create_order(c.id, OrderPick { count: ordered, ..Default::default() }, &[], &by).await.unwrap();
+    app.import_range("+15550100000-+15550100999", &NumberAttrs::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
+    app.create_order(c.id, OrderPick { count: ordered, ..Default::default() }, &[], &by)
+        .await
+        .unwrap();
     c.id
 }
 
 async fn fault(t: &ZoomApp, f: Value) {
-    let r = reqwest::Client::new().post(format!("{}/_sim/faults", t.zoom.url)).json(&f).send().await.unwrap();
-    assert_eq!(r.status(), reqwest::StatusCode::CREATED, "{f}: {}", r.text().await.unwrap_or_default());
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/faults", t.zoom.url))
+        .json(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::CREATED,
+        "{f}: {}",
+        r.text().await.unwrap_or_default()
+    );
 }
 
 async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Option<String>)> {
     let q = domain::search::NumberQuery { customer_id: Some(c), limit: 500, ..Default::default() };
-    t.app().store.search_numbers(&q).await.unwrap().into_iter().map(|n| (n.e164.to_string(), n.state, n.reason)).collect()
+    t.app()
+        .store
+        .search_numbers(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.e164.to_string(), n.state, n.reason))
+        .collect()
 }
 
 async fn zoom_numbers(url: &str) -> Vec<String> {
-    let v: Value = reqwest::get(format!("{url}/_sim/numbers?account_id={}", demo::ACME_ACCOUNT_ID)).await.unwrap().json().await.unwrap();
-    v["numbers"].as_array().unwrap().iter().map(|n| n["phone_number"].as_str().unwrap().to_owned()).collect()
+    let v: Value = reqwest::get(format!("{url}/_sim/numbers?account_id={}", demo::ACME_ACCOUNT_ID))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["phone_number"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Waits until no number of the customer is provisioning.
@@ -70,24 +101,43 @@ async fn settled(t: &ZoomApp, c: CustomerId, within: Duration) {
         if !s.iter().any(|(_, st, _)| *st == NumberState::Provisioning) {
             return;
         }
-        assert!(start.elapsed() < within, "still provisioning after {within:?}: {} numbers", s.iter().filter(|(_, st, _)| *st == NumberState::Provisioning).count());
+        assert!(
+            start.elapsed() < within,
+            "still provisioning after {within:?}: {} numbers",
+            s.iter().filter(|(_, st, _)| *st == NumberState::Provisioning).count()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Each number's trail went reserved → provisioning → active exactly once.
 async fn pushed_once(t: &ZoomApp, c: CustomerId) {
-    for (e164, _, _) in states(t, c).await.into_iter().filter(|(_, s, _)| *s == NumberState::Active) {
+    for (e164, _, _) in states(t, c).await.into_iter().filter(|(_, s, _)| *s == NumberState::Active)
+    {
         let n = t.app().store.get_number_by_e164(&e164).await.unwrap().unwrap();
-        let to: Vec<_> = t.app().store.number_events(n.id).await.unwrap().into_iter().map(|e| e.to).collect();
-        assert_eq!(to, vec![NumberState::Available, NumberState::Reserved, NumberState::Provisioning, NumberState::Active], "{e164}");
+        let to: Vec<_> =
+            t.app().store.number_events(n.id).await.unwrap().into_iter().map(|e| e.to).collect();
+        assert_eq!(
+            to,
+            vec![
+                NumberState::Available,
+                NumberState::Reserved,
+                NumberState::Provisioning,
+                NumberState::Active
+            ],
+            "{e164}"
+        );
     }
 }
 
 async fn bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_right(db: Db) {
     let t = ZoomApp::spawn(db).await;
     let c = acme(&t, 450).await;
-    fault(&t, json!({"path": PEERING, "method": "POST", "status": 429, "retry_after": 1, "count": 3})).await;
+    fault(
+        &t,
+        json!({"path": PEERING, "method": "POST", "status": 429, "retry_after": 1, "count": 3}),
+    )
+    .await;
     fault(&t, json!({"path": PEERING, "method": "POST", "status": 503, "count": 2})).await;
     fault(&t, json!({"path": PEERING, "method": "POST", "timeout_ms": 2500, "count": 1})).await;
     // Then every push is served, but Zoom refuses one number in whichever batch carries it.
@@ -100,7 +150,10 @@ async fn bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_
     let s = states(&t, c).await;
     let refused: Vec<_> = s.iter().filter(|(_, st, _)| *st == NumberState::Reserved).collect();
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!((refused[0].0.as_str(), refused[0].2.as_deref()), ("+15550100007", Some("Zoom: Invalid Sip Trunk")));
+    assert_eq!(
+        (refused[0].0.as_str(), refused[0].2.as_deref()),
+        ("+15550100007", Some("Zoom: Invalid Sip Trunk"))
+    );
     assert_eq!(s.iter().filter(|(_, st, _)| *st == NumberState::Active).count(), 449);
     let mut in_zoom = zoom_numbers(&t.zoom.url).await;
     in_zoom.sort();
@@ -111,9 +164,13 @@ async fn bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_
     pushed_once(&t, c).await;
     let failed = t.app().store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
     assert!(failed.is_empty(), "{failed:?}");
-    let left: Value = reqwest::get(format!("{}/_sim/faults", t.zoom.url)).await.unwrap().json().await.unwrap();
+    let left: Value =
+        reqwest::get(format!("{}/_sim/faults", t.zoom.url)).await.unwrap().json().await.unwrap();
     let left = left["faults"].as_array().cloned().unwrap_or_default();
-    assert!(left.len() == 1 && left[0]["fail_numbers"].is_array(), "every 429, 5xx and timeout was met: {left:?}");
+    assert!(
+        left.len() == 1 && left[0]["fail_numbers"].is_array(),
+        "every 429, 5xx and timeout was met: {left:?}"
+    );
 }
 
 async fn a_failed_push_waits_for_retry_and_the_order_page_says_so(db: Db) {
@@ -123,12 +180,26 @@ async fn a_failed_push_waits_for_retry_and_the_order_page_says_so(db: Db) {
     let b = t.link_acme(ADMIN).await;
     t.run_pending_jobs().await;
     let order = t.app().store.list_orders(Some(c), 1).await.unwrap()[0].id;
-    let page = b.get(format!("{}/portal/orders/{order}", t.platform.url)).send().await.unwrap().text().await.unwrap();
+    let page = b
+        .get(format!("{}/portal/orders/{order}", t.platform.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(page.matches("Waiting for retry: Zoom answered 500").count(), 3, "{page}");
     assert!(page.contains("hx-trigger=\"every 2s\""));
     tokio::time::sleep(Duration::from_secs(2)).await;
     t.run_pending_jobs().await;
-    let page = b.get(format!("{}/portal/orders/{order}/progress", t.platform.url)).send().await.unwrap().text().await.unwrap();
+    let page = b
+        .get(format!("{}/portal/orders/{order}/progress", t.platform.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(page.matches("Pushed: in your Zoom account").count(), 3, "{page}");
 }
 
@@ -142,7 +213,11 @@ async fn workers_killed_mid_push_are_replaced_and_numbers_are_pushed_once(db: Db
     tokio::time::sleep(Duration::from_millis(700)).await;
     drop(workers);
     let mid = states(&t, c).await;
-    assert_eq!(mid.iter().filter(|(_, s, _)| *s == NumberState::Provisioning).count(), 400, "killed before any answer was recorded");
+    assert_eq!(
+        mid.iter().filter(|(_, s, _)| *s == NumberState::Provisioning).count(),
+        400,
+        "killed before any answer was recorded"
+    );
     let running = t.app().store.list_jobs(Some(JobState::Running), 10).await.unwrap();
     assert_eq!(running.len(), 2, "both pushes were in flight");
     // The instance comes back: the dead workers' leases run out and their jobs are taken again.
@@ -154,13 +229,22 @@ async fn workers_killed_mid_push_are_replaced_and_numbers_are_pushed_once(db: Db
     assert_eq!(zoom.len(), 400, "each number once in Zoom");
     pushed_once(&t, c).await;
     let jobs = t.app().store.list_jobs(None, 10).await.unwrap();
-    assert!(jobs.iter().filter(|j| j.kind == domain::onboarding::JobKind::PushNumbers).all(|j| j.state == JobState::Done && j.attempts == 2), "{jobs:?}");
+    assert!(
+        jobs.iter()
+            .filter(|j| j.kind == domain::onboarding::JobKind::PushNumbers)
+            .all(|j| j.state == JobState::Done && j.attempts == 2),
+        "{jobs:?}"
+    );
 }
 
 async fn the_simulator_restarting_mid_push_loses_nothing(db: Db) {
     let (dir, _) = testkit::sqlite_path();
     let state_file = dir.path().join("zoom.json");
-    let options = testkit::sim::Options { control_api: true, state_file: Some(state_file.clone()), ..Default::default() };
+    let options = testkit::sim::Options {
+        control_api: true,
+        state_file: Some(state_file.clone()),
+        ..Default::default()
+    };
     let t = ZoomApp::spawn_full(db, options.clone(), |_| {}).await;
     let c = acme(&t, 600).await;
     t.link_acme(ADMIN).await;
@@ -176,7 +260,10 @@ async fn the_simulator_restarting_mid_push_loses_nothing(db: Db) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let sim = testkit::sim::Simulator::new(world, options).unwrap();
     let (_, handle) = sim.spawn(addr).await.unwrap();
-    let t = ZoomApp { platform, zoom: testkit::sim::ZoomSim { addr, url: format!("http://{addr}"), sim, handle } };
+    let t = ZoomApp {
+        platform,
+        zoom: testkit::sim::ZoomSim { addr, url: format!("http://{addr}"), sim, handle },
+    };
     settled(&t, c, Duration::from_secs(30)).await;
     drop(workers);
     assert!(states(&t, c).await.iter().all(|(_, s, _)| *s == NumberState::Active));
@@ -191,18 +278,40 @@ async fn operators_see_failed_jobs_and_retry_them(db: Db) {
     t.link_acme(ADMIN).await;
     t.run_pending_jobs().await;
     let (op, csrf) = t.platform.operator_browser(testkit::ADMIN_EMAIL).await;
-    let page = op.get(format!("{}/operator/jobs", t.platform.url)).send().await.unwrap().text().await.unwrap();
+    let page = op
+        .get(format!("{}/operator/jobs", t.platform.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("push_numbers") && page.contains("Zoom answered 503"), "{page}");
     let failed = t.app().store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     // A read-only operator sees it but cannot retry.
     let (reader, reader_csrf) = t.platform.operator_browser(testkit::READER_EMAIL).await;
-    let r = reader.post(format!("{}/operator/jobs/{}/retry", t.platform.url, failed[0].id)).form(&[("csrf", reader_csrf.as_str())]).send().await.unwrap();
+    let r = reader
+        .post(format!("{}/operator/jobs/{}/retry", t.platform.url, failed[0].id))
+        .form(&[("csrf", reader_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
-    let r = op.post(format!("{}/operator/jobs/{}/retry", t.platform.url, failed[0].id)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let r = op
+        .post(format!("{}/operator/jobs/{}/retry", t.platform.url, failed[0].id))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
     t.run_pending_jobs().await;
     assert!(states(&t, c).await.iter().all(|(_, s, _)| *s == NumberState::Active));
-    let r = op.post(format!("{}/operator/jobs/{}/retry", t.platform.url, failed[0].id)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let r = op
+        .post(format!("{}/operator/jobs/{}/retry", t.platform.url, failed[0].id))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::CONFLICT, "a done job is not retried");
 }

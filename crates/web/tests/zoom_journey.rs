@@ -34,7 +34,11 @@ on_both!(
 const ACME_ADMIN: &str = "admin@acme.example";
 
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -47,15 +51,32 @@ async fn customer(t: &ZoomApp, name: &str, admin: &str, first: u64, ordered: u32
     let c = app.create_customer(name, &format!("C-{name}")).await.unwrap();
     app.create_user(admin, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
     let by = Actor::System("test".into());
-    app.import_range(&format!("+{first}-+{}", first + 19), &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
-    let pick = OrderPick { count: ordered, prefix: Some(format!("+{first}").chars().take(9).collect()), ..Default::default() };
+    app.import_range(
+        &format!("+{first}-+{}", first + 19),
+        &NumberAttrs::default(),
+        &by,
+        false,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let pick = OrderPick {
+        count: ordered,
+        prefix: Some(format!("+{first}").chars().take(9).collect()),
+        ..Default::default()
+    };
     app.create_order(c.id, pick, &[], &by).await.unwrap();
     c.id
 }
 
 /// Signs in to (simulated) Zoom.
 async fn zoom_sign_in(b: &reqwest::Client, t: &ZoomApp, email: &str, password: &str) {
-    let r = b.post(format!("{}/signin", t.zoom.url)).form(&[("email", email), ("password", password), ("next", "/profile")]).send().await.unwrap();
+    let r = b
+        .post(format!("{}/signin", t.zoom.url))
+        .form(&[("email", email), ("password", password), ("next", "/profile")])
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_redirection(), "Zoom sign-in: {}", r.status());
 }
 
@@ -63,19 +84,44 @@ async fn zoom_sign_in(b: &reqwest::Client, t: &ZoomApp, email: &str, password: &
 /// the browser: the platform's callback with a code.
 async fn zoom_allow(b: &reqwest::Client, t: &ZoomApp) -> String {
     let redirect = format!("{}/zoom/oauth/callback", t.platform.url);
-    let r = b.get(format!("{}/oauth/authorize", t.zoom.url)).query(&[("response_type", "code"), ("client_id", demo::CLIENT_ID), ("redirect_uri", &redirect)]).send().await.unwrap();
+    let r = b
+        .get(format!("{}/oauth/authorize", t.zoom.url))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", demo::CLIENT_ID),
+            ("redirect_uri", &redirect),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "consent page");
     let consent = hidden_value(&r.text().await.unwrap(), "consent").expect("consent form");
-    let r = b.post(format!("{}/oauth/authorize", t.zoom.url)).form(&[("consent", consent.as_str()), ("decision", "allow")]).send().await.unwrap();
+    let r = b
+        .post(format!("{}/oauth/authorize", t.zoom.url))
+        .form(&[("consent", consent.as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .unwrap();
     let to = location(&r);
     assert!(to.starts_with(&redirect) && to.contains("code=") && !to.contains("state="), "{to}");
     to
 }
 
 async fn portal_sign_in(b: &reqwest::Client, t: &ZoomApp, email: &str) -> reqwest::Response {
-    let page = b.get(format!("{}/portal/login", t.platform.url)).send().await.unwrap().text().await.unwrap();
+    let page = b
+        .get(format!("{}/portal/login", t.platform.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = hidden_value(&page, "csrf").unwrap();
-    b.post(format!("{}/portal/login", t.platform.url)).form(&[("email", email), ("password", PASSWORD), ("csrf", &csrf)]).send().await.unwrap()
+    b.post(format!("{}/portal/login", t.platform.url))
+        .form(&[("email", email), ("password", PASSWORD), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn get_text(b: &reqwest::Client, url: String) -> String {
@@ -90,7 +136,12 @@ async fn states(t: &ZoomApp, c: CustomerId) -> Vec<NumberState> {
 }
 
 async fn zoom_numbers(t: &ZoomApp, account: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{}/_sim/numbers?account_id={account}", t.zoom.url)).await.unwrap().json().await.unwrap();
+    let v: Value = reqwest::get(format!("{}/_sim/numbers?account_id={account}", t.zoom.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     v["numbers"].as_array().cloned().unwrap_or_default()
 }
 
@@ -100,7 +151,10 @@ async fn install(b: &reqwest::Client, t: &ZoomApp, admin: &str) -> reqwest::Resp
     let r = b.get(&callback).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to = location(&r);
-    assert_eq!(to, "/portal/login", "not signed in: to the sign-in, and the code is not in the URL");
+    assert_eq!(
+        to, "/portal/login",
+        "not signed in: to the sign-in, and the code is not in the URL"
+    );
     let login = get_text(b, format!("{}{to}", t.platform.url)).await;
     assert!(login.contains("Please sign in so we can apply your new numbers."), "{login}");
     portal_sign_in(b, t, admin).await
@@ -116,18 +170,30 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
     let r = install(&b, &t, ACME_ADMIN).await;
     assert_eq!((r.status(), location(&r)), (StatusCode::SEE_OTHER, "/portal".to_owned()));
     let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
-    assert!(home.contains(&format!("Linked to Zoom account <span class=\"mono\">{}</span>", demo::ACME_ACCOUNT_ID)), "{home}");
+    assert!(
+        home.contains(&format!(
+            "Linked to Zoom account <span class=\"mono\">{}</span>",
+            demo::ACME_ACCOUNT_ID
+        )),
+        "{home}"
+    );
     assert_eq!(states(&t, acme).await, vec![NumberState::Provisioning; 5]);
     let order = t.app().store.list_orders(Some(acme), 10).await.unwrap()[0].id;
     let page = get_text(&b, format!("{}/portal/orders/{order}", t.platform.url)).await;
-    assert!(page.contains("Being pushed to Zoom") && page.contains("hx-trigger=\"every 2s\""), "refreshes itself while work runs: {page}");
+    assert!(
+        page.contains("Being pushed to Zoom") && page.contains("hx-trigger=\"every 2s\""),
+        "refreshes itself while work runs: {page}"
+    );
 
     // Pushed: active here, Unassigned in Zoom on the customer's trunk.
     t.run_pending_jobs().await;
     assert_eq!(states(&t, acme).await, vec![NumberState::Active; 5]);
     let in_zoom = zoom_numbers(&t, demo::ACME_ACCOUNT_ID).await;
     assert_eq!(in_zoom.len(), 5);
-    assert!(in_zoom.iter().all(|n| n["sip_trunk_name"] == demo::SIP_TRUNK && n["assignee"].is_null()), "{in_zoom:?}");
+    assert!(
+        in_zoom.iter().all(|n| n["sip_trunk_name"] == demo::SIP_TRUNK && n["assignee"].is_null()),
+        "{in_zoom:?}"
+    );
     let page = get_text(&b, format!("{}/portal/orders/{order}", t.platform.url)).await;
     assert_eq!(page.matches("Pushed: in your Zoom account").count(), 5);
     assert!(!page.contains("hx-trigger"), "stops refreshing when done");
@@ -145,11 +211,19 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
     assert!(t.app().store.poll_now(acme, t.app().now()).await.unwrap());
     t.run_pending_jobs().await;
     let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
-    assert_eq!((home.matches("Assigned to a user").count(), home.matches("Unassigned").count()), (1, 4));
+    assert_eq!(
+        (home.matches("Assigned to a user").count(), home.matches("Unassigned").count()),
+        (1, 4)
+    );
 
     // Ordering more with a link: reserved and pushed at once.
     let csrf = hidden_value(&home, "csrf").unwrap();
-    let r = b.post(format!("{}/portal/orders", t.platform.url)).form(&[("count", "3"), ("csrf", &csrf)]).send().await.unwrap();
+    let r = b
+        .post(format!("{}/portal/orders", t.platform.url))
+        .form(&[("count", "3"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(&r).starts_with("/portal/orders/"));
     t.run_pending_jobs().await;
@@ -157,17 +231,38 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
     assert_eq!(zoom_numbers(&t, demo::ACME_ACCOUNT_ID).await.len(), 8);
 
     // The admin removes the app in Zoom: the signed webhook suspends the numbers.
-    let r = b.post(format!("{}/marketplace/manage/{}/remove", t.zoom.url, demo::CLIENT_ID)).send().await.unwrap();
-    assert!(r.status().is_redirection() || r.status().is_success(), "remove in Zoom: {}", r.status());
+    let r = b
+        .post(format!("{}/marketplace/manage/{}/remove", t.zoom.url, demo::CLIENT_ID))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "remove in Zoom: {}",
+        r.status()
+    );
     let mut waited = 0;
     while states(&t, acme).await != vec![NumberState::Suspended; 8] {
         waited += 1;
-        assert!(waited < 100, "numbers not suspended after the webhook: {:?}", states(&t, acme).await);
+        assert!(
+            waited < 100,
+            "numbers not suspended after the webhook: {:?}",
+            states(&t, acme).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
-    assert!(home.contains("The app was removed from your Zoom account") && home.contains("Your contract and your numbers are still yours"), "{home}");
-    let r = b.post(format!("{}/portal/orders", t.platform.url)).form(&[("count", "1"), ("csrf", &csrf)]).send().await.unwrap();
+    assert!(
+        home.contains("The app was removed from your Zoom account")
+            && home.contains("Your contract and your numbers are still yours"),
+        "{home}"
+    );
+    let r = b
+        .post(format!("{}/portal/orders", t.platform.url))
+        .form(&[("count", "1"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("the app was removed from Zoom account"));
     let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
@@ -180,11 +275,19 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
     assert_eq!(states(&t, acme).await, vec![NumberState::Provisioning; 8]);
     t.run_pending_jobs().await;
     assert_eq!(states(&t, acme).await, vec![NumberState::Active; 8]);
-    assert_eq!(zoom_numbers(&t, demo::ACME_ACCOUNT_ID).await.len(), 8, "pushed again, converged, no duplicates");
+    assert_eq!(
+        zoom_numbers(&t, demo::ACME_ACCOUNT_ID).await.len(),
+        8,
+        "pushed again, converged, no duplicates"
+    );
     let n = t.app().store.get_number_by_e164("+15550100000").await.unwrap().unwrap();
-    let trail: Vec<_> = t.app().store.number_events(n.id).await.unwrap().into_iter().map(|e| e.to).collect();
+    let trail: Vec<_> =
+        t.app().store.number_events(n.id).await.unwrap().into_iter().map(|e| e.to).collect();
     use NumberState::*;
-    assert_eq!(trail, vec![Available, Reserved, Provisioning, Active, Suspended, Provisioning, Active]);
+    assert_eq!(
+        trail,
+        vec![Available, Reserved, Provisioning, Active, Suspended, Provisioning, Active]
+    );
 }
 
 async fn a_zoom_account_linked_twice_is_refused_and_operators_see_it(db: Db) {
@@ -202,7 +305,11 @@ async fn a_zoom_account_linked_twice_is_refused_and_operators_see_it(db: Db) {
     let r = install(&other, &t, "admin@globex.example").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let page = r.text().await.unwrap();
-    assert!(page.contains("Your Zoom account could not be linked") && page.contains("already linked to another customer"), "{page}");
+    assert!(
+        page.contains("Your Zoom account could not be linked")
+            && page.contains("already linked to another customer"),
+        "{page}"
+    );
     assert!(t.app().store.zoom_link(globex).await.unwrap().is_none());
     assert_eq!(states(&t, globex).await, vec![NumberState::Reserved; 2], "nothing changed");
 
@@ -212,30 +319,53 @@ async fn a_zoom_account_linked_twice_is_refused_and_operators_see_it(db: Db) {
     let r = b.get(&callback).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("already linked to another Zoom account"));
-    assert_eq!(t.app().store.zoom_link(acme).await.unwrap().unwrap().zoom_account_id, demo::ACME_ACCOUNT_ID);
+    assert_eq!(
+        t.app().store.zoom_link(acme).await.unwrap().unwrap().zoom_account_id,
+        demo::ACME_ACCOUNT_ID
+    );
 
     // Operators see both refusals on the customers' pages.
     let (op, _) = t.platform.operator_browser(testkit::ADMIN_EMAIL).await;
     let page = get_text(&op, format!("{}/operator/customers/{globex}", t.platform.url)).await;
-    assert!(page.contains("refused") && page.contains("already linked to another customer"), "{page}");
+    assert!(
+        page.contains("refused") && page.contains("already linked to another customer"),
+        "{page}"
+    );
     let page = get_text(&op, format!("{}/operator/customers/{acme}", t.platform.url)).await;
-    assert!(page.contains(demo::ACME_ACCOUNT_ID) && page.contains("already linked to another Zoom account"), "{page}");
+    assert!(
+        page.contains(demo::ACME_ACCOUNT_ID)
+            && page.contains("already linked to another Zoom account"),
+        "{page}"
+    );
 }
 
 async fn ordering_without_a_link_is_refused_with_the_reason(db: Db) {
     let t = ZoomApp::spawn(db).await;
     let c = customer(&t, "Initech", "admin@initech.example", 15550300000, 1).await;
     let b = browser();
-    assert_eq!(portal_sign_in(&b, &t, "admin@initech.example").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        portal_sign_in(&b, &t, "admin@initech.example").await.status(),
+        StatusCode::SEE_OTHER
+    );
     let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
     assert!(home.contains("Your Zoom account is not linked yet"), "{home}");
     let csrf = hidden_value(&home, "csrf").unwrap();
-    let r = b.post(format!("{}/portal/orders", t.platform.url)).form(&[("count", "2"), ("csrf", &csrf)]).send().await.unwrap();
+    let r = b
+        .post(format!("{}/portal/orders", t.platform.url))
+        .form(&[("count", "2"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("your Zoom account is not linked"));
     assert_eq!(t.app().store.list_orders(Some(c), 10).await.unwrap().len(), 1, "no new order");
     // Without the session's CSRF token the form is refused.
-    let r = b.post(format!("{}/portal/orders", t.platform.url)).form(&[("count", "2"), ("csrf", "forged")]).send().await.unwrap();
+    let r = b
+        .post(format!("{}/portal/orders", t.platform.url))
+        .form(&[("count", "2"), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
@@ -257,13 +387,34 @@ async fn forged_stale_replayed_unknown_and_malformed_webhooks_change_nothing(db:
     };
     let send = |body: String, ts: i64, secret: &'static str| {
         let sig = zoom::webhook::signature(secret, &ts.to_string(), body.as_bytes());
-        http.post(&url).header("x-zm-request-timestamp", ts.to_string()).header("x-zm-signature", sig).header("content-type", "application/json").body(body).send()
+        http.post(&url)
+            .header("x-zm-request-timestamp", ts.to_string())
+            .header("x-zm-signature", sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
     };
     let real = deauth(demo::ACME_ACCOUNT_ID);
-    assert_eq!(send(real.clone(), now, "not-the-secret").await.unwrap().status(), StatusCode::UNAUTHORIZED, "forged");
-    assert_eq!(send(real.clone(), now - 3600, demo::SECRET_TOKEN).await.unwrap().status(), StatusCode::UNAUTHORIZED, "stale");
-    assert_eq!(send(deauth("someoneElsesAccount"), now, demo::SECRET_TOKEN).await.unwrap().status(), StatusCode::NOT_FOUND, "unknown account");
-    assert_eq!(send("{\"event\": 42}".into(), now, demo::SECRET_TOKEN).await.unwrap().status(), StatusCode::BAD_REQUEST, "malformed");
+    assert_eq!(
+        send(real.clone(), now, "not-the-secret").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "forged"
+    );
+    assert_eq!(
+        send(real.clone(), now - 3600, demo::SECRET_TOKEN).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "stale"
+    );
+    assert_eq!(
+        send(deauth("someoneElsesAccount"), now, demo::SECRET_TOKEN).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "unknown account"
+    );
+    assert_eq!(
+        send("{\"event\": 42}".into(), now, demo::SECRET_TOKEN).await.unwrap().status(),
+        StatusCode::BAD_REQUEST,
+        "malformed"
+    );
     let unsigned = http.post(&url).body(real.clone()).send().await.unwrap();
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED, "no signature");
     assert_eq!(states(&t, acme).await, vec![NumberState::Active; 2], "nothing changed");
@@ -277,5 +428,9 @@ async fn forged_stale_replayed_unknown_and_malformed_webhooks_change_nothing(db:
     let ts = now - 1;
     assert_eq!(send(real.clone(), ts, demo::SECRET_TOKEN).await.unwrap().status(), StatusCode::OK);
     assert_eq!(states(&t, acme).await, vec![NumberState::Suspended; 2]);
-    assert_eq!(send(real, ts, demo::SECRET_TOKEN).await.unwrap().status(), StatusCode::CONFLICT, "replayed");
+    assert_eq!(
+        send(real, ts, demo::SECRET_TOKEN).await.unwrap().status(),
+        StatusCode::CONFLICT,
+        "replayed"
+    );
 }

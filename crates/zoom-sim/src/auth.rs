@@ -37,7 +37,8 @@ impl FromRequestParts<Simulator> for Caller {
             return Err(ApiError::invalid_token().into_response());
         }
         let caller = sim.authenticate(token.trim()).await.map_err(IntoResponse::into_response)?;
-        let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+        let route =
+            parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
         let label = crate::ratelimit::Label::of(parts.method.as_str(), route);
         sim.take_quota(&caller.account_id, label).map_err(IntoResponse::into_response)?;
         Ok(caller)
@@ -52,17 +53,29 @@ impl Simulator {
             if t.expires_at <= now {
                 return Err(ApiError::expired_token());
             }
-            let caller = Caller { account_id: t.account_id.clone(), user_id: t.user_id.clone(), scopes: t.scopes.clone() };
+            let caller = Caller {
+                account_id: t.account_id.clone(),
+                user_id: t.user_id.clone(),
+                scopes: t.scopes.clone(),
+            };
             // Using a new generation's access token retires the refresh tokens before it.
-            let retire = t.grant_id.as_ref().and_then(|g| s.grants.get(g).filter(|grant| grant.floor < t.generation).map(|_| (g.clone(), t.generation)));
+            let retire = t.grant_id.as_ref().and_then(|g| {
+                s.grants
+                    .get(g)
+                    .filter(|grant| grant.floor < t.generation)
+                    .map(|_| (g.clone(), t.generation))
+            });
             Ok((caller, retire))
         })?;
-        if let (RefreshRotation::OnFirstUseOfNew, Some((grant_id, generation))) = (self.options().refresh_rotation, retire_below) {
+        if let (RefreshRotation::OnFirstUseOfNew, Some((grant_id, generation))) =
+            (self.options().refresh_rotation, retire_below)
+        {
             self.write(|s| {
                 if let Some(g) = s.grants.get_mut(&grant_id) {
                     g.floor = g.floor.max(generation);
                 }
-                s.refresh_tokens.retain(|_, r| r.grant_id != grant_id || r.generation >= generation);
+                s.refresh_tokens
+                    .retain(|_, r| r.grant_id != grant_id || r.generation >= generation);
             })
             .await;
         }

@@ -91,7 +91,13 @@ async fn accounts(State(sim): State<Simulator>) -> Json<Value> {
 async fn numbers(State(sim): State<Simulator>, uri: Uri) -> Json<Value> {
     let q = crate::json::Query::parse(&uri);
     let account = q.get("account_id").map(str::to_owned);
-    let numbers: Vec<Number> = sim.read(|s| s.numbers.values().filter(|n| account.as_ref().is_none_or(|a| &n.account_id == a)).cloned().collect());
+    let numbers: Vec<Number> = sim.read(|s| {
+        s.numbers
+            .values()
+            .filter(|n| account.as_ref().is_none_or(|a| &n.account_id == a))
+            .cloned()
+            .collect()
+    });
     Json(json!({ "numbers": numbers }))
 }
 
@@ -103,28 +109,48 @@ struct AssignBody {
     user: Option<String>,
 }
 
-fn number_account<'w>(sim: &'w Simulator, number: &str) -> Result<&'w crate::world::Account, ControlError> {
+fn number_account<'w>(
+    sim: &'w Simulator,
+    number: &str,
+) -> Result<&'w crate::world::Account, ControlError> {
     let e164 = crate::e164::normalize(number).ok_or_else(|| bad("not an E.164 number"))?;
     let account_id = sim.read(|s| s.numbers.get(&e164).map(|n| n.account_id.clone()));
-    account_id.and_then(|id| sim.world().account(&id)).ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no account has {e164}")))
+    account_id
+        .and_then(|id| sim.world().account(&id))
+        .ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no account has {e164}")))
 }
 
 /// Marks a number assigned, as the admin would in Zoom's pages; the same rules apply.
-async fn assign(State(sim): State<Simulator>, Path(number): Path<String>, body: Bytes) -> Result<Json<Number>, ControlError> {
+async fn assign(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+    body: Bytes,
+) -> Result<Json<Number>, ControlError> {
     let body: AssignBody = parse(&body)?;
     let account = number_account(&sim, &number)?;
     let user = match &body.user {
-        Some(who) => account.find_user(who).ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
+        Some(who) => account
+            .find_user(who)
+            .ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
         None => &account.admin,
     };
-    let n = sim.write(|s| assign_number(s, account, user, &number)).await.map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
+    let n = sim
+        .write(|s| assign_number(s, account, user, &number))
+        .await
+        .map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
     Ok(Json(n))
 }
 
 /// Unbind.
-async fn unassign(State(sim): State<Simulator>, Path(number): Path<String>) -> Result<Json<Number>, ControlError> {
+async fn unassign(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+) -> Result<Json<Number>, ControlError> {
     let account = number_account(&sim, &number)?;
-    let n = sim.write(|s| unassign_number(s, account, None, &number)).await.map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
+    let n = sim
+        .write(|s| unassign_number(s, account, None, &number))
+        .await
+        .map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
     Ok(Json(n))
 }
 
@@ -135,23 +161,39 @@ struct CnamBody {
 }
 
 /// The customer sets a number's caller ID name; the carrier's apps are sent the CNAM events.
-async fn set_cnam(State(sim): State<Simulator>, Path(number): Path<String>, body: Bytes) -> Result<Json<Value>, ControlError> {
+async fn set_cnam(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
     let body: CnamBody = parse(&body)?;
     change_number(&sim, &number, Change::Cnam(body.cnam)).await
 }
 
 /// The customer sets a number's emergency address; the carrier's apps are sent the address events.
-async fn set_emergency_address(State(sim): State<Simulator>, Path(number): Path<String>, body: Bytes) -> Result<Json<Value>, ControlError> {
+async fn set_emergency_address(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ControlError> {
     let address: EmergencyAddress = parse(&body)?;
     let address = address.tidy().map_err(bad)?;
     change_number(&sim, &number, Change::EmergencyAddress(address)).await
 }
 
-async fn change_number(sim: &Simulator, number: &str, change: Change) -> Result<Json<Value>, ControlError> {
+async fn change_number(
+    sim: &Simulator,
+    number: &str,
+    change: Change,
+) -> Result<Json<Value>, ControlError> {
     let account = number_account(sim, number)?;
-    let queued = sim.change_number(account, number, change).await.map_err(|e| bad(e.to_string()))?;
+    let queued =
+        sim.change_number(account, number, change).await.map_err(|e| bad(e.to_string()))?;
     let n = sim.read(|s| crate::e164::normalize(number).and_then(|k| s.numbers.get(&k).cloned()));
-    let events: Vec<Value> = queued.iter().map(|d| json!({ "id": d.id, "event": d.event, "client_id": d.client_id, "url": d.url })).collect();
+    let events: Vec<Value> = queued
+        .iter()
+        .map(|d| json!({ "id": d.id, "event": d.event, "client_id": d.client_id, "url": d.url }))
+        .collect();
     Ok(Json(json!({ "number": n, "webhooks": events })))
 }
 
@@ -180,23 +222,41 @@ struct RemoveBody {
 }
 
 /// Manage > Added Apps > Remove, without the page: tokens end and `app_deauthorized` is queued.
-async fn remove_app(State(sim): State<Simulator>, Path((account_id, client_id)): Path<(String, String)>, body: Bytes) -> Result<StatusCode, ControlError> {
+async fn remove_app(
+    State(sim): State<Simulator>,
+    Path((account_id, client_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ControlError> {
     let body: RemoveBody = parse(&body)?;
-    let account = sim.world().account(&account_id).ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no account {account_id}")))?;
+    let account = sim
+        .world()
+        .account(&account_id)
+        .ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no account {account_id}")))?;
     let user = match &body.user {
-        Some(who) => account.find_user(who).ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
+        Some(who) => account
+            .find_user(who)
+            .ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
         None => &account.admin,
     };
     if sim.remove_app(&account.id, &client_id, &user.id).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ControlError(StatusCode::NOT_FOUND, format!("{client_id} is not added to {account_id}")))
+        Err(ControlError(
+            StatusCode::NOT_FOUND,
+            format!("{client_id} is not added to {account_id}"),
+        ))
     }
 }
 
 /// Sends `endpoint.url_validation` to the app's event URL now and reports whether it answered right.
-async fn validate_endpoint(State(sim): State<Simulator>, Path(client_id): Path<String>) -> Result<Json<Value>, ControlError> {
-    let app = sim.world().app(&client_id).ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no app {client_id}")))?;
+async fn validate_endpoint(
+    State(sim): State<Simulator>,
+    Path(client_id): Path<String>,
+) -> Result<Json<Value>, ControlError> {
+    let app = sim
+        .world()
+        .app(&client_id)
+        .ok_or_else(|| ControlError(StatusCode::NOT_FOUND, format!("no app {client_id}")))?;
     Ok(Json(sim.validate_endpoint(app).await))
 }
 
@@ -207,7 +267,9 @@ async fn webhooks(State(sim): State<Simulator>) -> Json<Value> {
 fn clock_json(sim: &Simulator) -> Json<Value> {
     let now = sim.clock().now();
     let rfc3339 = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    Json(json!({ "now": rfc3339, "unix": now.unix_timestamp(), "offset_ms": sim.clock().offset_ms() }))
+    Json(
+        json!({ "now": rfc3339, "unix": now.unix_timestamp(), "offset_ms": sim.clock().offset_ms() }),
+    )
 }
 
 async fn clock(State(sim): State<Simulator>) -> Json<Value> {

@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(app.redirect_uris, ["http://127.0.0.1:8080/zoom/oauth/callback"]);
         assert_eq!(app.deauthorization_url.as_deref(), Some("http://127.0.0.1:8080/zoom/webhook"));
         let (account, admin) = world.user_by_email(super::ACME_ADMIN_EMAIL).expect("Acme's admin");
-        assert_eq!((account.name.as_str(), admin.id.as_str()), ("Acme Corp", account.admin.id.as_str()));
+        assert_eq!(
+            (account.name.as_str(), admin.id.as_str()),
+            ("Acme Corp", account.admin.id.as_str())
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 pub(crate) fn normalize(raw: &str) -> Option<String> {
     let s = raw.trim();
     let digits = s.strip_prefix('+').unwrap_or(s);
-    let ok = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    let ok = (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
     ok.then(|| format!("+{digits}"))
 }
 
@@ -23,7 +25,15 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_e164() {
-        for bad in ["", "+", "+0123456789", "+1206555010x", "+1234567890123456", "++12065550100", "+1 206 555 0100"] {
+        for bad in [
+            "",
+            "+",
+            "+0123456789",
+            "+1206555010x",
+            "+1234567890123456",
+            "++12065550100",
+            "+1 206 555 0100",
+        ] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }
     }

@@ -35,7 +35,10 @@ impl ApiError {
     /// A token without any of the operation's scopes: HTTP 400, code 4711 [seen], listing the scopes
     /// that would have done.
     pub fn missing_scopes(accepted: &[&str]) -> ApiError {
-        ApiError::bad_request(4711, format!("Invalid access token, does not contain scopes:[{}].", accepted.join(", ")))
+        ApiError::bad_request(
+            4711,
+            format!("Invalid access token, does not contain scopes:[{}].", accepted.join(", ")),
+        )
     }
 
     /// A request that does not match the operation's schema: code 300 with the field named, Zoom's
@@ -68,7 +71,11 @@ impl ApiError {
 
     /// An injected server error; the body is shaped like any other Zoom error [assume].
     pub fn injected(status: StatusCode, retry_after: Option<u64>) -> ApiError {
-        let mut e = ApiError::new(status, i64::from(status.as_u16()), status.canonical_reason().unwrap_or("Error"));
+        let mut e = ApiError::new(
+            status,
+            i64::from(status.as_u16()),
+            status.canonical_reason().unwrap_or("Error"),
+        );
         e.retry_after = retry_after;
         e
     }
@@ -113,6 +120,7 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "reason": self.reason, "error": self.error }))).into_response()
+        (self.status, axum::Json(json!({ "reason": self.reason, "error": self.error })))
+            .into_response()
     }
 }

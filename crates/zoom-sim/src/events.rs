@@ -11,12 +11,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub const CNAM_UPDATED: &str = "number_management.peering_number_cnam_updated";
-pub const EMERGENCY_ADDRESS_UPDATED: &str = "number_management.peering_number_emergency_address_updated";
+pub const EMERGENCY_ADDRESS_UPDATED: &str =
+    "number_management.peering_number_emergency_address_updated";
 pub const LEGACY_CNAM_UPDATED: &str = "phone.peering_number_cnam_updated";
 pub const LEGACY_EMERGENCY_ADDRESS_UPDATED: &str = "phone.peering_number_emergency_address_updated";
 
 /// Every event an app can subscribe to in a world file (`apps[].events`).
-pub const PEERING_EVENTS: [&str; 4] = [CNAM_UPDATED, EMERGENCY_ADDRESS_UPDATED, LEGACY_CNAM_UPDATED, LEGACY_EMERGENCY_ADDRESS_UPDATED];
+pub const PEERING_EVENTS: [&str; 4] = [
+    CNAM_UPDATED,
+    EMERGENCY_ADDRESS_UPDATED,
+    LEGACY_CNAM_UPDATED,
+    LEGACY_EMERGENCY_ADDRESS_UPDATED,
+];
 
 /// What an app subscribes to when its world entry lists no `events`: the Number Management events, the
 /// generation Zoom keeps [assume].
@@ -45,7 +51,13 @@ impl EmergencyAddress {
         if self.address_line1.trim().is_empty() {
             return Err("address_line1 must not be empty".into());
         }
-        for part in [&mut self.address_line2, &mut self.city, &mut self.zip, &mut self.state_code, &mut self.country] {
+        for part in [
+            &mut self.address_line2,
+            &mut self.city,
+            &mut self.zip,
+            &mut self.state_code,
+            &mut self.country,
+        ] {
             if part.as_deref().is_some_and(|p| p.trim().is_empty()) {
                 *part = None;
             }
@@ -65,7 +77,9 @@ impl Change {
     fn events(&self) -> [&'static str; 2] {
         match self {
             Change::Cnam(_) => [CNAM_UPDATED, LEGACY_CNAM_UPDATED],
-            Change::EmergencyAddress(_) => [EMERGENCY_ADDRESS_UPDATED, LEGACY_EMERGENCY_ADDRESS_UPDATED],
+            Change::EmergencyAddress(_) => {
+                [EMERGENCY_ADDRESS_UPDATED, LEGACY_EMERGENCY_ADDRESS_UPDATED]
+            }
         }
     }
 }
@@ -83,7 +97,12 @@ impl Simulator {
     /// `/_sim/`): the number keeps it, and when this carrier added the number, each of the carrier's
     /// apps installed on the account with an event URL is sent the events it subscribes to.
     /// Returns the deliveries queued.
-    pub(crate) async fn change_number(&self, account: &Account, id_or_number: &str, change: Change) -> Result<Vec<Delivery>, ChangeError> {
+    pub(crate) async fn change_number(
+        &self,
+        account: &Account,
+        id_or_number: &str,
+        change: Change,
+    ) -> Result<Vec<Delivery>, ChangeError> {
         if let Change::Cnam(c) = &change {
             // CNAM is at most 15 characters in North America [assume: the common CNAM limit].
             if c.trim().is_empty() || c.chars().count() > 15 {
@@ -95,7 +114,8 @@ impl Simulator {
         let now = self.now();
         let queued = self
             .write(|s| {
-                let n = crate::phone::find_number(s, &account.id, id_or_number).ok_or(ChangeError::NoSuchNumber)?;
+                let n = crate::phone::find_number(s, &account.id, id_or_number)
+                    .ok_or(ChangeError::NoSuchNumber)?;
                 match &change {
                     Change::Cnam(c) => n.cnam = Some(c.clone()),
                     Change::EmergencyAddress(a) => n.emergency_address = Some(a.clone()),
@@ -117,8 +137,21 @@ impl Simulator {
         Ok(queued)
     }
 
-    fn number_events(&self, s: &SimState, account_id: &str, number: &str, change: &Change, ts: i64, now: i64) -> Vec<Delivery> {
-        let mut installed: Vec<&str> = s.grants.values().filter(|g| g.account_id == account_id).map(|g| g.client_id.as_str()).collect();
+    fn number_events(
+        &self,
+        s: &SimState,
+        account_id: &str,
+        number: &str,
+        change: &Change,
+        ts: i64,
+        now: i64,
+    ) -> Vec<Delivery> {
+        let mut installed: Vec<&str> = s
+            .grants
+            .values()
+            .filter(|g| g.account_id == account_id)
+            .map(|g| g.client_id.as_str())
+            .collect();
         installed.sort_unstable();
         installed.dedup();
         let mut out = Vec::new();
@@ -126,7 +159,11 @@ impl Simulator {
             let Some(url) = &app.event_url else { continue };
             for event in change.events().into_iter().filter(|e| app.subscribes(e)) {
                 // The Number Management example sends `+E.164`, the Phone one bare digits [doc: the samples].
-                let shown = if event.starts_with("phone.") { number.trim_start_matches('+') } else { number };
+                let shown = if event.starts_with("phone.") {
+                    number.trim_start_matches('+')
+                } else {
+                    number
+                };
                 let mut object = json!({ "carrier_code": self.world().carrier().carrier_code, "phone_numbers": [shown] });
                 match change {
                     Change::Cnam(c) => object["cnam"] = json!(c),

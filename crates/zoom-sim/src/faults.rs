@@ -111,14 +111,21 @@ impl Fault {
             }
             return Ok(());
         }
-        let Some(path) = &self.path else { return Err("give a path (a call to affect) or a webhook (an event to drop)".into()) };
+        let Some(path) = &self.path else {
+            return Err("give a path (a call to affect) or a webhook (an event to drop)".into());
+        };
         if !path.starts_with('/') {
             return Err("path must start with /".into());
         }
         if path.starts_with("/_sim") {
             return Err("faults cannot be injected into the test-control API".into());
         }
-        if self.status.is_none() && self.delay_ms.is_none() && self.error_rate.is_none() && self.timeout_ms.is_none() && self.fail_numbers.is_empty() {
+        if self.status.is_none()
+            && self.delay_ms.is_none()
+            && self.error_rate.is_none()
+            && self.timeout_ms.is_none()
+            && self.fail_numbers.is_empty()
+        {
             return Err("give a status, delay_ms, error_rate, timeout_ms or fail_numbers".into());
         }
         if let Some(s) = self.status {
@@ -137,18 +144,23 @@ impl Fault {
         if !self.fail_numbers.is_empty() && (self.status.is_some() || self.error_rate.is_some()) {
             return Err("fail_numbers serves the call: it takes no status or error_rate".into());
         }
-        if self.method.as_deref().is_some_and(|m| !self.fail_numbers.is_empty() && !["POST", "PATCH", "DELETE"].iter().any(|x| x.eq_ignore_ascii_case(m))) {
+        if self.method.as_deref().is_some_and(|m| {
+            !self.fail_numbers.is_empty()
+                && !["POST", "PATCH", "DELETE"].iter().any(|x| x.eq_ignore_ascii_case(m))
+        }) {
             return Err("fail_numbers applies to POST, PATCH or DELETE".into());
         }
         for (i, n) in self.fail_numbers.iter_mut().enumerate() {
-            *n = crate::e164::normalize(n).ok_or_else(|| format!("fail_numbers[{i}]: not an E.164 number"))?;
+            *n = crate::e164::normalize(n)
+                .ok_or_else(|| format!("fail_numbers[{i}]: not an E.164 number"))?;
         }
         Ok(())
     }
 
     fn matches(&self, method: &str, path: &str, pattern: Option<&str>) -> bool {
         let Some(p) = &self.path else { return false };
-        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && (p == path || Some(p.as_str()) == pattern)
+        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && (p == path || Some(p.as_str()) == pattern)
     }
 
     /// Whether this fault drops a webhook of `event`.
@@ -209,14 +221,21 @@ fn take(faults: &mut Vec<Fault>, method: &str, path: &str, pattern: Option<&str>
     None
 }
 
-pub(crate) async fn inject(State(sim): State<Simulator>, matched: Option<MatchedPath>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn inject(
+    State(sim): State<Simulator>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let (method, path) = (request.method().as_str().to_owned(), request.uri().path().to_owned());
     let pattern = matched.as_ref().map(MatchedPath::as_str);
     let has_faults = sim.read(|s| s.faults.iter().any(|f| f.path.is_some()));
     if !has_faults {
         return next.run(request).await;
     }
-    let Some(fault) = sim.write(|s| take(&mut s.faults, &method, &path, pattern)).await else { return next.run(request).await };
+    let Some(fault) = sim.write(|s| take(&mut s.faults, &method, &path, pattern)).await else {
+        return next.run(request).await;
+    };
     tracing::info!(%method, %path, ?fault, "zoom-sim injecting a fault");
     if let Some(ms) = fault.delay_ms {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -233,7 +252,9 @@ pub(crate) async fn inject(State(sim): State<Simulator>, matched: Option<Matched
     }
     let status = fault.status.or(fault.error_rate.map(|_| 500));
     match status.and_then(|s| StatusCode::from_u16(s).ok()) {
-        Some(StatusCode::TOO_MANY_REQUESTS) => ApiError::rate_limited(fault.retry_after.unwrap_or(1)).into_response(),
+        Some(StatusCode::TOO_MANY_REQUESTS) => {
+            ApiError::rate_limited(fault.retry_after.unwrap_or(1)).into_response()
+        }
         Some(status) => ApiError::injected(status, fault.retry_after).into_response(),
         None => next.run(request).await,
     }
@@ -247,8 +268,14 @@ impl http_body::Body for Hangup {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
-        Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "zoom-sim: injected timeout"))))
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "zoom-sim: injected timeout",
+        ))))
     }
 }
 
@@ -257,7 +284,10 @@ mod tests {
     use super::*;
 
     fn rate_fault(rate: f64, seed: u64) -> Fault {
-        let mut f: Fault = serde_json::from_value(serde_json::json!({ "path": "/x", "error_rate": rate, "seed": seed })).expect("fault");
+        let mut f: Fault = serde_json::from_value(
+            serde_json::json!({ "path": "/x", "error_rate": rate, "seed": seed }),
+        )
+        .expect("fault");
         f.check().expect("valid");
         f
     }

@@ -40,14 +40,24 @@ impl Query {
         self.0
             .iter()
             .filter(|(k, _)| k == name || k.strip_suffix("[]") == Some(name))
-            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>())
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.trim().parse().map(Some).map_err(|_| ApiError::validation(name, "must be an integer")),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::validation(name, "must be an integer")),
         }
     }
 

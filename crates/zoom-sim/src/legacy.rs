@@ -6,25 +6,29 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::faults::InjectedFailures;
 use crate::json::{self, Query};
 use crate::numbers::{self, Add, Attributes, Failure, Number, Update};
 use crate::peering::{check_zoom_phone, numbers_to_remove, page_of_numbers, MAX_BATCH};
-use crate::faults::InjectedFailures;
 use crate::Simulator;
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
-const READ: &[&str] = &["phone:read:admin", "phone_peering:read:admin", "phone:read:list_peering_numbers:admin"];
-const ADD: &[&str] = &["phone:write:admin", "phone_peering:write:admin", "phone:write:peering_number:admin"];
-const UPDATE: &[&str] = &["phone:write:admin", "phone_peering:write:admin", "phone:update:peering_number:admin"];
-const DELETE: &[&str] = &["phone:write:admin", "phone_peering:write:admin", "phone:delete:peering_number:admin"];
+const READ: &[&str] =
+    &["phone:read:admin", "phone_peering:read:admin", "phone:read:list_peering_numbers:admin"];
+const ADD: &[&str] =
+    &["phone:write:admin", "phone_peering:write:admin", "phone:write:peering_number:admin"];
+const UPDATE: &[&str] =
+    &["phone:write:admin", "phone_peering:write:admin", "phone:update:peering_number:admin"];
+const DELETE: &[&str] =
+    &["phone:write:admin", "phone_peering:write:admin", "phone:delete:peering_number:admin"];
 
 pub(crate) fn router() -> Router<Simulator> {
     Router::new()
@@ -75,22 +79,34 @@ impl InItem {
             return Err(ApiError::validation(&field("status"), "is required"));
         }
         if self.billing_reference_id.as_ref().is_some_and(|b| b.chars().count() > 32) {
-            return Err(ApiError::validation(&field("billing_reference_id"), "must be at most 32 characters"));
+            return Err(ApiError::validation(
+                &field("billing_reference_id"),
+                "must be at most 32 characters",
+            ));
         }
         if self.service_info.as_ref().is_some_and(|s| s.chars().count() > 255) {
-            return Err(ApiError::validation(&field("service_info"), "must be at most 255 characters"));
+            return Err(ApiError::validation(
+                &field("service_info"),
+                "must be at most 255 characters",
+            ));
         }
         Ok(())
     }
 
     fn attributes(&mut self) -> Attributes {
-        Attributes { billing_ref_id: self.billing_reference_id.take(), service_info: self.service_info.take(), ..Attributes::default() }
+        Attributes {
+            billing_ref_id: self.billing_reference_id.take(),
+            service_info: self.service_info.take(),
+            ..Attributes::default()
+        }
     }
 }
 
 fn check_carrier(sim: &Simulator, code: Option<i64>) -> Result<(), ApiError> {
     match code {
-        Some(c) if c != i64::from(sim.world().carrier().carrier_code) => Err(ApiError::bad_request(404, "Unknown carrier.")),
+        Some(c) if c != i64::from(sim.world().carrier().carrier_code) => {
+            Err(ApiError::bad_request(404, "Unknown carrier."))
+        }
         _ => Ok(()),
     }
 }
@@ -99,18 +115,29 @@ fn check_batch(len: usize) -> Result<(), ApiError> {
     match len {
         // Not published for this generation [assume].
         0 => Err(ApiError::validation("phone_numbers", "must contain at least one phone number")),
-        n if n > MAX_BATCH => Err(ApiError::bad_request(300, "Validation Failed. Batch adding phone numbers is limited to 200 per request.")),
+        n if n > MAX_BATCH => Err(ApiError::bad_request(
+            300,
+            "Validation Failed. Batch adding phone numbers is limited to 200 per request.",
+        )),
         _ => Ok(()),
     }
 }
 
 /// Partial results ride in the 2xx body; the list is always present, empty when all went well [assume].
 fn unprocessed(status: StatusCode, failures: Vec<Failure>) -> Response {
-    let list: Vec<_> = failures.into_iter().map(|f| json!({ "phone_number": f.phone_number, "failure_reason": f.reason.text() })).collect();
+    let list: Vec<_> = failures
+        .into_iter()
+        .map(|f| json!({ "phone_number": f.phone_number, "failure_reason": f.reason.text() }))
+        .collect();
     (status, Json(json!({ "unprocessed_numbers": list }))).into_response()
 }
 
-async fn add(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
+async fn add(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    injected: Option<Extension<InjectedFailures>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(ADD)?;
     let body: Body = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -125,15 +152,38 @@ async fn add(State(sim): State<Simulator>, caller: Caller, injected: Option<Exte
         .filter_map(|mut i| {
             let attributes = i.attributes();
             // Both were checked above.
-            Some(Add { sip_trunk_name: i.sip_trunk_name?, status: i.status?, phone_number: i.phone_number, attributes })
+            Some(Add {
+                sip_trunk_name: i.sip_trunk_name?,
+                status: i.status?,
+                phone_number: i.phone_number,
+                attributes,
+            })
         })
         .collect();
     let now = sim.now();
-    let failures = sim.write(|s| numbers::add(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items, now)).await;
+    let failures = sim
+        .write(|s| {
+            numbers::add(
+                s,
+                &numbers::Scope {
+                    world: sim.world(),
+                    account_id: &caller.account_id,
+                    injected: injected.as_ref().map(|e| &e.0),
+                },
+                items,
+                now,
+            )
+        })
+        .await;
     Ok(unprocessed(StatusCode::CREATED, failures))
 }
 
-async fn update(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
+async fn update(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    injected: Option<Extension<InjectedFailures>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(UPDATE)?;
     let body: Body = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -146,20 +196,55 @@ async fn update(State(sim): State<Simulator>, caller: Caller, injected: Option<E
         .into_iter()
         .map(|mut i| {
             let attributes = i.attributes();
-            Update { phone_number: i.phone_number, sip_trunk_name: i.sip_trunk_name, status: i.status, attributes }
+            Update {
+                phone_number: i.phone_number,
+                sip_trunk_name: i.sip_trunk_name,
+                status: i.status,
+                attributes,
+            }
         })
         .collect();
-    let failures = sim.write(|s| numbers::update(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items)).await;
+    let failures = sim
+        .write(|s| {
+            numbers::update(
+                s,
+                &numbers::Scope {
+                    world: sim.world(),
+                    account_id: &caller.account_id,
+                    injected: injected.as_ref().map(|e| &e.0),
+                },
+                items,
+            )
+        })
+        .await;
     Ok(unprocessed(StatusCode::OK, failures))
 }
 
-async fn remove(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
+async fn remove(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    injected: Option<Extension<InjectedFailures>>,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(DELETE)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
     let numbers = numbers_to_remove(&q, &body)?;
     check_batch(numbers.len())?;
-    let failures = sim.write(|s| numbers::remove(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, numbers)).await;
+    let failures = sim
+        .write(|s| {
+            numbers::remove(
+                s,
+                &numbers::Scope {
+                    world: sim.world(),
+                    account_id: &caller.account_id,
+                    injected: injected.as_ref().map(|e| &e.0),
+                },
+                numbers,
+            )
+        })
+        .await;
     Ok(unprocessed(StatusCode::OK, failures))
 }
 
@@ -194,7 +279,11 @@ impl Item {
     }
 }
 
-async fn list(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
+async fn list(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     caller.require(READ)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
@@ -203,7 +292,11 @@ async fn list(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<
     Ok(Json(json!({ "next_page_token": page.next_page_token, "numbers": numbers, "total_records": page.total_records })).into_response())
 }
 
-async fn list_carrier(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
+async fn list_carrier(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     caller.require(READ)?;
     let q = Query::parse(&uri);
     let page = page_of_numbers(&sim, &q, None, 200).await?;
@@ -211,7 +304,10 @@ async fn list_carrier(State(sim): State<Simulator>, caller: Caller, uri: Uri) ->
         .items
         .into_iter()
         .map(|n| {
-            let account = sim.world().account(&n.account_id).map(|a| (a.name.clone(), a.account_number.clone()));
+            let account = sim
+                .world()
+                .account(&n.account_id)
+                .map(|a| (a.name.clone(), a.account_number.clone()));
             let mut item = Item::from(n);
             if let Some((name, number)) = account {
                 item.customer_account_name = Some(name);

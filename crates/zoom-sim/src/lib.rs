@@ -30,8 +30,8 @@ mod numbers;
 mod oauth;
 mod pages;
 mod peering;
-mod ratelimit;
 mod phone;
+mod ratelimit;
 mod state;
 mod webhooks;
 mod world;
@@ -40,7 +40,9 @@ pub use clock::Clock;
 pub use ratelimit::RateLimit;
 pub use state::StateError;
 pub use webhooks::{signature as webhook_signature, Attempt, Delivery};
-pub use world::{Account, App, AppKind, Carrier, FieldError, Plan, SeedNumber, User, World, WorldError};
+pub use world::{
+    Account, App, AppKind, Carrier, FieldError, Plan, SeedNumber, User, World, WorldError,
+};
 
 use axum::Router;
 use state::{Persist, SimState};
@@ -178,13 +180,16 @@ impl Simulator {
             .merge(phone::router())
             // A route layer, so faults see the matched route and apply only to routes that exist.
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), faults::inject));
-        let router = if self.inner.options.control_api { zoom.merge(control::router()) } else { zoom };
+        let router =
+            if self.inner.options.control_api { zoom.merge(control::router()) } else { zoom };
         router.fallback(json::not_found).with_state(self.clone())
     }
 
     /// Serves the simulator on `addr` (port 0 picks a free one) until the handle is shut down or dropped.
     pub async fn spawn(&self, addr: SocketAddr) -> Result<(SocketAddr, SimHandle), StartError> {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = self.router();
@@ -238,7 +243,9 @@ impl Simulator {
         if let (Some(persist), Some((version, bytes))) = (&self.inner.persist, snapshot) {
             let saved = match bytes {
                 Ok(bytes) => persist.save(version, bytes).await,
-                Err(e) => Err(StateError::Write { path: String::new(), source: std::io::Error::other(e) }),
+                Err(e) => {
+                    Err(StateError::Write { path: String::new(), source: std::io::Error::other(e) })
+                }
             };
             if let Err(e) = saved {
                 tracing::error!(error = %e, "zoom-sim could not persist its state");

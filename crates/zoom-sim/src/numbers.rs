@@ -79,7 +79,14 @@ pub(crate) struct Number {
 }
 
 impl Number {
-    pub fn new(phone_number: String, account_id: String, carrier_code: u32, sip_trunk_name: String, status: bool, now: i64) -> Number {
+    pub fn new(
+        phone_number: String,
+        account_id: String,
+        carrier_code: u32,
+        sip_trunk_name: String,
+        status: bool,
+        now: i64,
+    ) -> Number {
         Number {
             id: derived_id("number", &phone_number),
             phone_number,
@@ -113,7 +120,14 @@ impl Number {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = a.$field { self.$field = v; } )* };
         }
-        set!(allocated_product, voice_direction, voice_msg_capacity, outbound_dialer_not_supported, outbound_cli_share_not_supported, message_capability);
+        set!(
+            allocated_product,
+            voice_direction,
+            voice_msg_capacity,
+            outbound_dialer_not_supported,
+            outbound_cli_share_not_supported,
+            message_capability
+        );
         if a.billing_ref_id.is_some() {
             self.billing_ref_id = a.billing_ref_id;
         }
@@ -216,14 +230,22 @@ impl Scope<'_> {
     /// The number, if this carrier added it to this account. Anything else "does not exist" for the
     /// caller: another carrier's numbers and other accounts' numbers are not its business [doc].
     fn own<'s>(&self, state: &'s mut SimState, e164: &str) -> Option<&'s mut Number> {
-        state.numbers.get_mut(e164).filter(|n| n.account_id == self.account_id && n.carrier_code == self.carrier_code())
+        state
+            .numbers
+            .get_mut(e164)
+            .filter(|n| n.account_id == self.account_id && n.carrier_code == self.carrier_code())
     }
 }
 
 /// Adds what it can and reports the rest; Zoom's "Some data failed" processes the good numbers of a
 /// batch [assume]: nothing public says whether a 1000 error is all-or-nothing, and a partial result is
 /// what the legacy generation documents.
-pub(crate) fn add(state: &mut SimState, scope: &Scope<'_>, items: Vec<Add>, now: i64) -> Vec<Failure> {
+pub(crate) fn add(
+    state: &mut SimState,
+    scope: &Scope<'_>,
+    items: Vec<Add>,
+    now: i64,
+) -> Vec<Failure> {
     let mut failures = Vec::new();
     for item in items {
         let fail = |reason| Failure { phone_number: item.phone_number.clone(), reason };
@@ -243,7 +265,14 @@ pub(crate) fn add(state: &mut SimState, scope: &Scope<'_>, items: Vec<Add>, now:
             failures.push(fail(Reason::AlreadyExists));
             continue;
         }
-        let mut n = Number::new(e164.clone(), scope.account_id.to_owned(), scope.carrier_code(), item.sip_trunk_name, item.status, now);
+        let mut n = Number::new(
+            e164.clone(),
+            scope.account_id.to_owned(),
+            scope.carrier_code(),
+            item.sip_trunk_name,
+            item.status,
+            now,
+        );
         n.apply(item.attributes);
         state.insert_number(n);
     }
@@ -281,7 +310,11 @@ pub(crate) fn update(state: &mut SimState, scope: &Scope<'_>, items: Vec<Update>
     failures
 }
 
-pub(crate) fn remove(state: &mut SimState, scope: &Scope<'_>, phone_numbers: Vec<String>) -> Vec<Failure> {
+pub(crate) fn remove(
+    state: &mut SimState,
+    scope: &Scope<'_>,
+    phone_numbers: Vec<String>,
+) -> Vec<Failure> {
     let mut failures = Vec::new();
     for raw in phone_numbers {
         let fail = |reason| Failure { phone_number: raw.clone(), reason };
@@ -306,7 +339,12 @@ pub(crate) fn remove(state: &mut SimState, scope: &Scope<'_>, phone_numbers: Vec
 
 /// The numbers this carrier added to `account_id` (or to every account when None), sorted, optionally
 /// only `filter`.
-pub(crate) fn carrier_numbers(state: &SimState, world: &World, account_id: Option<&str>, filter: Option<&str>) -> Vec<(String, Number)> {
+pub(crate) fn carrier_numbers(
+    state: &SimState,
+    world: &World,
+    account_id: Option<&str>,
+    filter: Option<&str>,
+) -> Vec<(String, Number)> {
     let code = world.carrier().carrier_code;
     let keep = |n: &&Number| n.carrier_code == code && filter.is_none_or(|f| n.phone_number == f);
     let pick = |n: &Number| (n.phone_number.clone(), n.clone());
@@ -327,7 +365,12 @@ mod tests {
     }
 
     fn add_item(n: &str, trunk: &str) -> Add {
-        Add { phone_number: n.into(), sip_trunk_name: trunk.into(), status: true, attributes: Attributes::default() }
+        Add {
+            phone_number: n.into(),
+            sip_trunk_name: trunk.into(),
+            status: true,
+            attributes: Attributes::default(),
+        }
     }
 
     #[test]
@@ -337,10 +380,17 @@ mod tests {
         let failures = add(
             &mut state,
             &scope,
-            vec![add_item("+12065550100", "example-carrier-us-east"), add_item("+1206", "example-carrier-us-east"), add_item("+12065550101", "nope")],
+            vec![
+                add_item("+12065550100", "example-carrier-us-east"),
+                add_item("+1206", "example-carrier-us-east"),
+                add_item("+12065550101", "nope"),
+            ],
             0,
         );
-        assert_eq!(failures.iter().map(|f| f.reason.clone()).collect::<Vec<_>>(), vec![Reason::InvalidNumber, Reason::InvalidSipTrunk]);
+        assert_eq!(
+            failures.iter().map(|f| f.reason.clone()).collect::<Vec<_>>(),
+            vec![Reason::InvalidNumber, Reason::InvalidSipTrunk]
+        );
         assert!(state.numbers.contains_key("+12065550100"));
         assert!(!state.numbers.contains_key("+12065550101"));
     }
@@ -349,11 +399,23 @@ mod tests {
     fn assigned_numbers_and_other_carriers_numbers_are_not_removed() {
         let (world, mut state) = setup();
         let scope = Scope { world: &world, account_id: "acmeZoomAccount0000001", injected: None };
-        add(&mut state, &scope, vec![add_item("+12065550100", "example-carrier-us-east"), add_item("+12065550101", "example-carrier-us-east")], 0);
+        add(
+            &mut state,
+            &scope,
+            vec![
+                add_item("+12065550100", "example-carrier-us-east"),
+                add_item("+12065550101", "example-carrier-us-east"),
+            ],
+            0,
+        );
         if let Some(n) = state.numbers.get_mut("+12065550101") {
             n.assignee = Some("someone".into());
         }
-        let failures = remove(&mut state, &scope, vec!["+12065550100".into(), "+12065550101".into(), "+12065550900".into()]);
+        let failures = remove(
+            &mut state,
+            &scope,
+            vec!["+12065550100".into(), "+12065550101".into(), "+12065550900".into()],
+        );
         assert_eq!(
             failures,
             vec![

@@ -3,7 +3,9 @@
 //! `account_credentials`; `/oauth/revoke`.
 
 use crate::error::OAuthError;
-use crate::state::{random_token, AccessToken, AuthCode, Consent, Grant, Pkce, RefreshToken, Session, SimState};
+use crate::state::{
+    random_token, AccessToken, AuthCode, Consent, Grant, Pkce, RefreshToken, Session, SimState,
+};
 use crate::world::AppKind;
 use crate::{RefreshRotation, Simulator};
 use askama::Template;
@@ -73,7 +75,11 @@ fn error_page(message: &str) -> Response {
 
 /// Only paths on this server, so the sign-in form cannot be used to redirect elsewhere.
 fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/" }
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
 }
 
 fn form(bytes: &[u8]) -> Vec<(String, String)> {
@@ -86,14 +92,21 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 async fn signin_page(uri: Uri) -> Response {
     let q = crate::json::Query::parse(&uri);
-    render(StatusCode::OK, &SigninPage { next: local_path(q.get("next").unwrap_or("/")), email: "", error: None })
+    render(
+        StatusCode::OK,
+        &SigninPage { next: local_path(q.get("next").unwrap_or("/")), email: "", error: None },
+    )
 }
 
 async fn signin(State(sim): State<Simulator>, body: Bytes) -> Response {
     let f = form(&body);
     let (email, password) = (field(&f, "email").unwrap_or(""), field(&f, "password").unwrap_or(""));
     let next = local_path(field(&f, "next").unwrap_or("/")).to_owned();
-    let found = sim.world().user_by_email(email).filter(|(_, u)| u.password == password).map(|(a, u)| (a.id.clone(), u.id.clone()));
+    let found = sim
+        .world()
+        .user_by_email(email)
+        .filter(|(_, u)| u.password == password)
+        .map(|(a, u)| (a.id.clone(), u.id.clone()));
     let Some((account_id, user_id)) = found else {
         let page = SigninPage { next: &next, email, error: Some("Incorrect email or password") };
         return render(StatusCode::UNAUTHORIZED, &page);
@@ -140,26 +153,36 @@ async fn authorize(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -
     if app.kind == AppKind::ServerToServer {
         return error_page("This app cannot be authorized by a user");
     }
-    let Some(redirect_uri) = q.get("redirect_uri").filter(|r| app.redirect_uris.iter().any(|u| u == r)) else {
+    let Some(redirect_uri) =
+        q.get("redirect_uri").filter(|r| app.redirect_uris.iter().any(|u| u == r))
+    else {
         return error_page("Invalid redirect");
     };
     if q.get("response_type") != Some("code") {
         return error_page("Invalid response_type");
     }
-    let pkce = match (q.get("code_challenge").filter(|c| !c.is_empty()), q.get("code_challenge_method")) {
-        (None, _) => None,
-        // RFC 7636 §4.3: without a method, the challenge is plain.
-        (Some(c), None | Some("plain")) => Some(Pkce { challenge: c.to_owned(), method: "plain".into() }),
-        (Some(c), Some("S256")) => Some(Pkce { challenge: c.to_owned(), method: "S256".into() }),
-        (Some(_), Some(_)) => return error_page("Invalid code_challenge_method"),
-    };
+    let pkce =
+        match (q.get("code_challenge").filter(|c| !c.is_empty()), q.get("code_challenge_method")) {
+            (None, _) => None,
+            // RFC 7636 §4.3: without a method, the challenge is plain.
+            (Some(c), None | Some("plain")) => {
+                Some(Pkce { challenge: c.to_owned(), method: "plain".into() })
+            }
+            (Some(c), Some("S256")) => {
+                Some(Pkce { challenge: c.to_owned(), method: "S256".into() })
+            }
+            (Some(_), Some(_)) => return error_page("Invalid code_challenge_method"),
+        };
     let Some((sid, session)) = sim.session(&headers) else {
         let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/oauth/authorize");
-        let query = form_urlencoded::Serializer::new(String::new()).append_pair("next", next).finish();
+        let query =
+            form_urlencoded::Serializer::new(String::new()).append_pair("next", next).finish();
         return Redirect::to(&format!("/signin?{query}")).into_response();
     };
     let world = sim.world();
-    let (Some(account), Some((_, user))) = (world.account(&session.account_id), world.user(&session.user_id)) else {
+    let (Some(account), Some((_, user))) =
+        (world.account(&session.account_id), world.user(&session.user_id))
+    else {
         return error_page("Your session has ended; sign in again");
     };
     // Only an admin can add an app for the whole account [assume: Zoom's Marketplace says so in its
@@ -251,25 +274,45 @@ fn client(sim: &Simulator, headers: &HeaderMap) -> Result<crate::world::App, OAu
         .ok_or_else(OAuthError::invalid_client)?;
     let (id, secret) = basic.split_once(':').ok_or_else(OAuthError::invalid_client)?;
     // RFC 6749 §2.3.1: both halves are form-urlencoded before being joined.
-    let decode = |s: &str| form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let decode = |s: &str| {
+        form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
     let (id, secret) = (decode(id), decode(secret));
-    sim.world().app(&id).filter(|a| a.client_secret == secret).cloned().ok_or_else(OAuthError::invalid_client)
+    sim.world()
+        .app(&id)
+        .filter(|a| a.client_secret == secret)
+        .cloned()
+        .ok_or_else(OAuthError::invalid_client)
 }
 
 fn api_url(sim: &Simulator, headers: &HeaderMap) -> String {
     match &sim.options().public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
-        None => format!("http://{}", headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")),
+        None => format!(
+            "http://{}",
+            headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1")
+        ),
     }
 }
 
-async fn token(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Result<Response, OAuthError> {
+async fn token(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
     let app = client(&sim, &headers)?;
     let f = form(&body);
     let issued = match field(&f, "grant_type") {
         Some("authorization_code") => sim.exchange_code(&app, &f).await?,
-        Some("refresh_token") => sim.refresh(&app, field(&f, "refresh_token").unwrap_or("")).await?,
-        Some("account_credentials") => sim.account_credentials(&app, field(&f, "account_id").unwrap_or("")).await?,
+        Some("refresh_token") => {
+            sim.refresh(&app, field(&f, "refresh_token").unwrap_or("")).await?
+        }
+        Some("account_credentials") => {
+            sim.account_credentials(&app, field(&f, "account_id").unwrap_or("")).await?
+        }
         _ => return Err(OAuthError::new("unsupported_grant_type", "Unsupported grant type")),
     };
     // Zoom answers `expires_in` of an hour's token as 3599 [doc].
@@ -294,17 +337,28 @@ struct Issued {
 }
 
 impl Simulator {
-    async fn exchange_code(&self, app: &crate::world::App, f: &[(String, String)]) -> Result<Issued, OAuthError> {
+    async fn exchange_code(
+        &self,
+        app: &crate::world::App,
+        f: &[(String, String)],
+    ) -> Result<Issued, OAuthError> {
         let code = field(f, "code").unwrap_or("").to_owned();
         let redirect_uri = field(f, "redirect_uri").map(str::to_owned);
         let verifier = field(f, "code_verifier").map(str::to_owned);
-        let (now, ttl, scopes) = (self.now(), secs(self.options().access_token_ttl), app.scopes.clone());
+        let (now, ttl, scopes) =
+            (self.now(), secs(self.options().access_token_ttl), app.scopes.clone());
         let client_id = app.client_id.clone();
         let kind = app.kind;
         self.write(move |s| {
             // Zoom's answer to an unknown, used or foreign code [seen].
-            let invalid = || OAuthError::new("invalid_request", format!("Invalid authorization code {code}"));
-            let c = s.codes.get(&code).filter(|c| c.client_id == client_id).cloned().ok_or_else(invalid)?;
+            let invalid =
+                || OAuthError::new("invalid_request", format!("Invalid authorization code {code}"));
+            let c = s
+                .codes
+                .get(&code)
+                .filter(|c| c.client_id == client_id)
+                .cloned()
+                .ok_or_else(invalid)?;
             if let Some(grant) = c.redeemed_by {
                 s.revoke_grant(&grant);
                 return Err(invalid());
@@ -325,14 +379,25 @@ impl Simulator {
             let replaced: Vec<String> = s
                 .grants
                 .iter()
-                .filter(|(_, g)| g.client_id == c.client_id && g.account_id == c.account_id && (kind != AppKind::UserManaged || g.user_id == c.user_id))
+                .filter(|(_, g)| {
+                    g.client_id == c.client_id
+                        && g.account_id == c.account_id
+                        && (kind != AppKind::UserManaged || g.user_id == c.user_id)
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in replaced {
                 s.revoke_grant(&id);
             }
             let grant_id = random_token(12);
-            let grant = Grant { client_id: c.client_id, account_id: c.account_id, user_id: c.user_id, scopes, created_at: now, floor: 0 };
+            let grant = Grant {
+                client_id: c.client_id,
+                account_id: c.account_id,
+                user_id: c.user_id,
+                scopes,
+                created_at: now,
+                floor: 0,
+            };
             let issued = issue(s, &grant_id, &grant, 0, now + ttl);
             s.grants.insert(grant_id.clone(), grant);
             if let Some(rec) = s.codes.get_mut(&code) {
@@ -343,18 +408,33 @@ impl Simulator {
         .await
     }
 
-    async fn refresh(&self, app: &crate::world::App, refresh_token: &str) -> Result<Issued, OAuthError> {
-        let (now, ttl, rotation) = (self.now(), secs(self.options().access_token_ttl), self.options().refresh_rotation);
+    async fn refresh(
+        &self,
+        app: &crate::world::App,
+        refresh_token: &str,
+    ) -> Result<Issued, OAuthError> {
+        let (now, ttl, rotation) =
+            (self.now(), secs(self.options().access_token_ttl), self.options().refresh_rotation);
         let client_id = app.client_id.clone();
         let refresh_token = refresh_token.to_owned();
         self.write(move |s| {
-            let r = s.refresh_tokens.get(&refresh_token).cloned().ok_or_else(OAuthError::invalid_grant)?;
-            let grant = s.grants.get(&r.grant_id).filter(|g| g.client_id == client_id && r.generation >= g.floor).cloned().ok_or_else(OAuthError::invalid_grant)?;
+            let r = s
+                .refresh_tokens
+                .get(&refresh_token)
+                .cloned()
+                .ok_or_else(OAuthError::invalid_grant)?;
+            let grant = s
+                .grants
+                .get(&r.grant_id)
+                .filter(|g| g.client_id == client_id && r.generation >= g.floor)
+                .cloned()
+                .ok_or_else(OAuthError::invalid_grant)?;
             let next = r.generation + 1;
             // Tokens issued after this one belong to a refresh whose answer the client never used;
             // they are replaced by this one's.
             s.refresh_tokens.retain(|_, t| t.grant_id != r.grant_id || t.generation < next);
-            s.access_tokens.retain(|_, t| t.grant_id.as_ref() != Some(&r.grant_id) || t.generation < next);
+            s.access_tokens
+                .retain(|_, t| t.grant_id.as_ref() != Some(&r.grant_id) || t.generation < next);
             let floor = match rotation {
                 RefreshRotation::Immediate => next,
                 // Using generation g's refresh token is a use of "the new one" for generation g - 1.
@@ -370,11 +450,19 @@ impl Simulator {
     }
 
     /// Server-to-Server OAuth: an hour's token for the app owner's own account, no refresh token [doc].
-    async fn account_credentials(&self, app: &crate::world::App, account_id: &str) -> Result<Issued, OAuthError> {
+    async fn account_credentials(
+        &self,
+        app: &crate::world::App,
+        account_id: &str,
+    ) -> Result<Issued, OAuthError> {
         if app.kind != AppKind::ServerToServer {
             return Err(OAuthError::new("unsupported_grant_type", "Unsupported grant type"));
         }
-        let owner = app.account_id.as_deref().and_then(|id| self.world().account(id)).filter(|a| a.id == account_id);
+        let owner = app
+            .account_id
+            .as_deref()
+            .and_then(|id| self.world().account(id))
+            .filter(|a| a.id == account_id);
         let Some(account) = owner else {
             return Err(OAuthError::new("invalid_request", "Invalid account_id"));
         };
@@ -393,7 +481,13 @@ impl Simulator {
     }
 }
 
-fn issue(s: &mut SimState, grant_id: &str, grant: &Grant, generation: u32, expires_at: i64) -> Issued {
+fn issue(
+    s: &mut SimState,
+    grant_id: &str,
+    grant: &Grant,
+    generation: u32,
+    expires_at: i64,
+) -> Issued {
     let (access_token, refresh_token) = (random_token(32), random_token(32));
     s.access_tokens.insert(
         access_token.clone(),
@@ -407,14 +501,16 @@ fn issue(s: &mut SimState, grant_id: &str, grant: &Grant, generation: u32, expir
             expires_at,
         },
     );
-    s.refresh_tokens.insert(refresh_token.clone(), RefreshToken { grant_id: grant_id.to_owned(), generation });
+    s.refresh_tokens
+        .insert(refresh_token.clone(), RefreshToken { grant_id: grant_id.to_owned(), generation });
     Issued { access_token, refresh_token: Some(refresh_token), scopes: grant.scopes.clone() }
 }
 
 /// RFC 7636 §4.6.
 fn pkce_matches(pkce: &Pkce, verifier: &str) -> bool {
     let computed = match pkce.method.as_str() {
-        "S256" => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+        "S256" => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes())),
         _ => verifier.to_owned(),
     };
     constant_time_eq(computed.as_bytes(), pkce.challenge.as_bytes())
@@ -426,7 +522,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `POST /oauth/revoke` [seen]: revoking any token of an authorization ends the authorization. An
 /// unknown token is not an error (RFC 7009 §2.2).
-async fn revoke(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Result<Response, OAuthError> {
+async fn revoke(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
     let app = client(&sim, &headers)?;
     let f = form(&body);
     let token = field(&f, "token").unwrap_or("").to_owned();
@@ -442,7 +542,9 @@ async fn revoke(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -
             (_, Some(r)) => Some(r.grant_id.clone()),
             _ => None,
         };
-        if let Some(g) = grant.filter(|g| s.grants.get(g).is_some_and(|g| g.client_id == app.client_id)) {
+        if let Some(g) =
+            grant.filter(|g| s.grants.get(g).is_some_and(|g| g.client_id == app.client_id))
+        {
             s.revoke_grant(&g);
         }
     })
@@ -472,7 +574,10 @@ mod tests {
 
     #[test]
     fn pkce_s256_matches_rfc_7636_appendix_b() {
-        let pkce = Pkce { challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(), method: "S256".into() };
+        let pkce = Pkce {
+            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            method: "S256".into(),
+        };
         assert!(pkce_matches(&pkce, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
         assert!(!pkce_matches(&pkce, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK"));
     }

@@ -54,10 +54,14 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Refusal::SignIn { next } => {
-                let query = form_urlencoded::Serializer::new(String::new()).append_pair("next", &next).finish();
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", &next)
+                    .finish();
                 Redirect::to(&format!("/signin?{query}")).into_response()
             }
-            Refusal::NotAdmin => message(StatusCode::FORBIDDEN, "Only your account admin can manage phone numbers."),
+            Refusal::NotAdmin => {
+                message(StatusCode::FORBIDDEN, "Only your account admin can manage phone numbers.")
+            }
         }
     }
 }
@@ -78,13 +82,19 @@ fn visitor<'w>(sim: &'w Simulator, headers: &HeaderMap, uri: &Uri) -> Result<Vis
         let user = account.all_users().find(|u| u.id == user_id)?;
         Some(Visitor { account, user })
     });
-    found.ok_or_else(|| Refusal::SignIn { next: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned() })
+    found.ok_or_else(|| Refusal::SignIn {
+        next: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned(),
+    })
 }
 
 /// Phone System Management is for admins [assume].
 fn admin<'w>(sim: &'w Simulator, headers: &HeaderMap, uri: &Uri) -> Result<Visitor<'w>, Refusal> {
     let v = visitor(sim, headers, uri)?;
-    if v.is_admin() { Ok(v) } else { Err(Refusal::NotAdmin) }
+    if v.is_admin() {
+        Ok(v)
+    } else {
+        Err(Refusal::NotAdmin)
+    }
 }
 
 #[derive(Template)]
@@ -102,7 +112,8 @@ fn notice(uri: &Uri) -> Option<String> {
 }
 
 fn with_notice(path: &str, text: &str) -> Redirect {
-    let query = form_urlencoded::Serializer::new(String::new()).append_pair("notice", text).finish();
+    let query =
+        form_urlencoded::Serializer::new(String::new()).append_pair("notice", text).finish();
     Redirect::to(&crate::oauth::with_query(path, &query))
 }
 
@@ -171,12 +182,19 @@ struct AppPage<'a> {
     add_url: Option<String>,
 }
 
-async fn app_details(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(client_id): Path<String>) -> Response {
+async fn app_details(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(client_id): Path<String>,
+) -> Response {
     let v = or_refuse!(visitor(&sim, &headers, &uri));
     let Some(app) = listed(&sim).find(|a| a.client_id == client_id) else {
         return message(StatusCode::NOT_FOUND, "There is no such app.");
     };
-    let installed = sim.read(|s| s.grants.values().any(|g| g.client_id == app.client_id && g.account_id == v.account.id));
+    let installed = sim.read(|s| {
+        s.grants.values().any(|g| g.client_id == app.client_id && g.account_id == v.account.id)
+    });
     // Add starts the app's authorization at its first redirect URI, without `state`: what a Marketplace
     // install delivers to the app [seen].
     let add_url = app.redirect_uris.first().map(|redirect| {
@@ -211,7 +229,11 @@ struct ManagePage<'a> {
 async fn manage(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> Response {
     let v = or_refuse!(visitor(&sim, &headers, &uri));
     let mut ids: Vec<String> = sim.read(|s| {
-        s.grants.values().filter(|g| g.account_id == v.account.id && (v.is_admin() || g.user_id == v.user.id)).map(|g| g.client_id.clone()).collect()
+        s.grants
+            .values()
+            .filter(|g| g.account_id == v.account.id && (v.is_admin() || g.user_id == v.user.id))
+            .map(|g| g.client_id.clone())
+            .collect()
     });
     ids.sort_unstable();
     ids.dedup();
@@ -219,7 +241,12 @@ async fn manage(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> R
     render(StatusCode::OK, &ManagePage { notice: notice(&uri), apps })
 }
 
-async fn remove(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(client_id): Path<String>) -> Response {
+async fn remove(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(client_id): Path<String>,
+) -> Response {
     let v = or_refuse!(visitor(&sim, &headers, &uri));
     let name = sim.world().app(&client_id).map(|a| a.name.clone()).unwrap_or_default();
     if sim.remove_app(&v.account.id, &client_id, &v.user.id).await {
@@ -232,12 +259,22 @@ async fn remove(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path
 impl Simulator {
     /// Removes an app from an account: its authorizations and tokens end, and the app is sent
     /// `app_deauthorized` [doc]. False when the app was not added there.
-    pub(crate) async fn remove_app(&self, account_id: &str, client_id: &str, by_user_id: &str) -> bool {
+    pub(crate) async fn remove_app(
+        &self,
+        account_id: &str,
+        client_id: &str,
+        by_user_id: &str,
+    ) -> bool {
         let Some(app) = self.world().app(client_id) else { return false };
         let delivery = self.deauthorized_event(app, account_id, by_user_id);
         let removed = self
             .write(|s| {
-                let ids: Vec<String> = s.grants.iter().filter(|(_, g)| g.client_id == client_id && g.account_id == account_id).map(|(id, _)| id.clone()).collect();
+                let ids: Vec<String> = s
+                    .grants
+                    .iter()
+                    .filter(|(_, g)| g.client_id == client_id && g.account_id == account_id)
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 for id in &ids {
                     s.revoke_grant(id);
                 }
@@ -272,7 +309,11 @@ struct NumbersPage {
 }
 
 fn carrier_name(sim: &Simulator, code: u32) -> String {
-    if code == sim.world().carrier().carrier_code { sim.world().carrier().name.clone() } else { format!("Carrier {code}") }
+    if code == sim.world().carrier().carrier_code {
+        sim.world().carrier().name.clone()
+    } else {
+        format!("Carrier {code}")
+    }
 }
 
 async fn numbers(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> Response {
@@ -290,7 +331,12 @@ async fn numbers(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> 
                 number: n.phone_number.clone(),
                 carrier: carrier_name(&sim, n.carrier_code),
                 status: if n.status { "Normal" } else { "Pending" },
-                assignee: n.assignee.as_deref().and_then(|id| v.account.find_user(id)).map(User::display_name).unwrap_or_default(),
+                assignee: n
+                    .assignee
+                    .as_deref()
+                    .and_then(|id| v.account.find_user(id))
+                    .map(User::display_name)
+                    .unwrap_or_default(),
             })
             .collect()
     });
@@ -314,9 +360,16 @@ struct NumberPage {
     address: crate::events::EmergencyAddress,
 }
 
-async fn number(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>) -> Response {
+async fn number(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
     let v = or_refuse!(admin(&sim, &headers, &uri));
-    let Some(n) = sim.read(|s| s.numbers.values().find(|n| n.id == id && n.account_id == v.account.id).cloned()) else {
+    let Some(n) = sim
+        .read(|s| s.numbers.values().find(|n| n.id == id && n.account_id == v.account.id).cloned())
+    else {
         return message(StatusCode::NOT_FOUND, "There is no such number in your account.");
     };
     let page = NumberPage {
@@ -327,8 +380,18 @@ async fn number(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path
         status: if n.status { "Normal" } else { "Pending" },
         service_info: n.service_info.clone().unwrap_or_default(),
         assigned: n.assigned(),
-        assignee: n.assignee.as_deref().and_then(|u| v.account.find_user(u)).map(User::display_name).unwrap_or_else(|| "Unassigned".into()),
-        users: v.account.all_users().filter(|u| u.phone_license).map(|u| (u.id.clone(), format!("{} <{}>", u.display_name(), u.email))).collect(),
+        assignee: n
+            .assignee
+            .as_deref()
+            .and_then(|u| v.account.find_user(u))
+            .map(User::display_name)
+            .unwrap_or_else(|| "Unassigned".into()),
+        users: v
+            .account
+            .all_users()
+            .filter(|u| u.phone_license)
+            .map(|u| (u.id.clone(), format!("{} <{}>", u.display_name(), u.email)))
+            .collect(),
         cnam: n.cnam.clone().unwrap_or_default(),
         address: n.emergency_address.clone().unwrap_or(crate::events::EmergencyAddress {
             address_line1: String::new(),
@@ -342,32 +405,60 @@ async fn number(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path
     render(StatusCode::OK, &page)
 }
 
-async fn assign(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>, body: Bytes) -> Response {
+async fn assign(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let v = or_refuse!(admin(&sim, &headers, &uri));
-    let user_id = form_urlencoded::parse(&body).find(|(k, _)| k == "user").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let user_id = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "user")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
     let Some(user) = v.account.find_user(&user_id) else {
         return message(StatusCode::BAD_REQUEST, "Choose a user.");
     };
     let page = format!("/pbx/phone-numbers/{id}");
     match sim.write(|s| assign_number(s, v.account, user, &id)).await {
-        Ok(n) => with_notice(&page, &format!("{} is assigned to {}.", n.phone_number, user.display_name())).into_response(),
+        Ok(n) => with_notice(
+            &page,
+            &format!("{} is assigned to {}.", n.phone_number, user.display_name()),
+        )
+        .into_response(),
         Err(e) => with_notice(&page, &e.message(&id)).into_response(),
     }
 }
 
-async fn unbind(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>) -> Response {
+async fn unbind(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
     let v = or_refuse!(admin(&sim, &headers, &uri));
     let page = format!("/pbx/phone-numbers/{id}");
     match sim.write(|s| unassign_number(s, v.account, None, &id)).await {
-        Ok(n) => with_notice(&page, &format!("{} is no longer assigned.", n.phone_number)).into_response(),
+        Ok(n) => with_notice(&page, &format!("{} is no longer assigned.", n.phone_number))
+            .into_response(),
         Err(e) => with_notice(&page, &e.message(&id)).into_response(),
     }
 }
 
 /// Caller ID Name > Save: the carrier hears of it through the CNAM events.
-async fn set_cnam(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>, body: Bytes) -> Response {
+async fn set_cnam(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let v = or_refuse!(admin(&sim, &headers, &uri));
-    let cnam = form_urlencoded::parse(&body).find(|(k, _)| k == "cnam").map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let cnam = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "cnam")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
     let page = format!("/pbx/phone-numbers/{id}");
     match sim.change_number(v.account, &id, crate::events::Change::Cnam(cnam.clone())).await {
         Ok(_) => with_notice(&page, &format!("Caller ID name set to {cnam}.")).into_response(),
@@ -376,9 +467,20 @@ async fn set_cnam(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Pa
 }
 
 /// Emergency Address > Save: the carrier hears of it through the emergency-address events.
-async fn set_emergency_address(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri, Path(id): Path<String>, body: Bytes) -> Response {
+async fn set_emergency_address(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let v = or_refuse!(admin(&sim, &headers, &uri));
-    let field = |name: &str| form_urlencoded::parse(&body).find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let field = |name: &str| {
+        form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let page = format!("/pbx/phone-numbers/{id}");
     let address = crate::events::EmergencyAddress {
         address_line1: field("address_line1").unwrap_or_default(),
@@ -390,9 +492,12 @@ async fn set_emergency_address(State(sim): State<Simulator>, headers: HeaderMap,
     };
     let address = match address.tidy() {
         Ok(a) => a,
-        Err(_) => return with_notice(&page, "Enter the street address (Address Line 1).").into_response(),
+        Err(_) => {
+            return with_notice(&page, "Enter the street address (Address Line 1).").into_response()
+        }
     };
-    match sim.change_number(v.account, &id, crate::events::Change::EmergencyAddress(address)).await {
+    match sim.change_number(v.account, &id, crate::events::Change::EmergencyAddress(address)).await
+    {
         Ok(_) => with_notice(&page, "Emergency address saved.").into_response(),
         Err(e) => with_notice(&page, &capitalized(&e.to_string())).into_response(),
     }

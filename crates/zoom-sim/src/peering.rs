@@ -3,16 +3,19 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::{self, Query};
-use crate::numbers::{self, Add, AllocatedProduct, Attributes, Failure, MessageCapability, Number, NumberType, Update, VoiceDirection, VoiceMsgCapacity};
 use crate::faults::InjectedFailures;
+use crate::json::{self, Query};
+use crate::numbers::{
+    self, Add, AllocatedProduct, Attributes, Failure, MessageCapability, Number, NumberType,
+    Update, VoiceDirection, VoiceMsgCapacity,
+};
 use crate::Simulator;
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,11 +23,18 @@ use serde_json::json;
 const PATH: &str = "/v2/number_management/peering_numbers";
 
 // Scopes per operation, classic then granular, as the OpenAPI's `security` lists them [doc].
-const READ: &[&str] = &["number_management_numbers:read:admin", "number_management:read:list_peering_numbers:admin"];
-const READ_CARRIER: &[&str] = &["number_management_numbers:read:admin", "number_management:read:list_carrier_peering_numbers:admin"];
-const ADD: &[&str] = &["number_management_numbers:write:admin", "number_management:write:peering_number:admin"];
-const UPDATE: &[&str] = &["number_management_numbers:write:admin", "number_management:update:peering_number:admin"];
-const DELETE: &[&str] = &["number_management_numbers:write:admin", "number_management:delete:peering_number:admin"];
+const READ: &[&str] =
+    &["number_management_numbers:read:admin", "number_management:read:list_peering_numbers:admin"];
+const READ_CARRIER: &[&str] = &[
+    "number_management_numbers:read:admin",
+    "number_management:read:list_carrier_peering_numbers:admin",
+];
+const ADD: &[&str] =
+    &["number_management_numbers:write:admin", "number_management:write:peering_number:admin"];
+const UPDATE: &[&str] =
+    &["number_management_numbers:write:admin", "number_management:update:peering_number:admin"];
+const DELETE: &[&str] =
+    &["number_management_numbers:write:admin", "number_management:delete:peering_number:admin"];
 
 pub(crate) const MAX_BATCH: usize = 200;
 
@@ -93,16 +103,25 @@ impl InItem {
     /// (`billing_ref_id` <= 60, `service_info` <= 255) [doc].
     fn check(&self, i: usize, adding: bool) -> Result<(), ApiError> {
         if adding && self.sip_trunk_name.is_none() {
-            return Err(ApiError::validation(&format!("phone_numbers[{i}].sip_trunk_name"), "is required"));
+            return Err(ApiError::validation(
+                &format!("phone_numbers[{i}].sip_trunk_name"),
+                "is required",
+            ));
         }
         if adding && self.status.is_none() {
             return Err(ApiError::validation(&format!("phone_numbers[{i}].status"), "is required"));
         }
         if self.billing_ref_id.as_ref().is_some_and(|b| b.chars().count() > 60) {
-            return Err(ApiError::validation(&format!("phone_numbers[{i}].billing_ref_id"), "must be at most 60 characters"));
+            return Err(ApiError::validation(
+                &format!("phone_numbers[{i}].billing_ref_id"),
+                "must be at most 60 characters",
+            ));
         }
         if self.service_info.as_ref().is_some_and(|s| s.chars().count() > 255) {
-            return Err(ApiError::validation(&format!("phone_numbers[{i}].service_info"), "must be at most 255 characters"));
+            return Err(ApiError::validation(
+                &format!("phone_numbers[{i}].service_info"),
+                "must be at most 255 characters",
+            ));
         }
         Ok(())
     }
@@ -112,7 +131,9 @@ impl InItem {
 /// carrier (REFERENCE §1 [doc]).
 pub(crate) fn check_carrier(sim: &Simulator, code: Option<i64>) -> Result<(), ApiError> {
     match code {
-        Some(c) if c != i64::from(sim.world().carrier().carrier_code) => Err(ApiError::bad_request(1001, "Carrier not found")),
+        Some(c) if c != i64::from(sim.world().carrier().carrier_code) => {
+            Err(ApiError::bad_request(1001, "Carrier not found"))
+        }
         _ => Ok(()),
     }
 }
@@ -120,7 +141,9 @@ pub(crate) fn check_carrier(sim: &Simulator, code: Option<i64>) -> Result<(), Ap
 fn check_batch(len: usize) -> Result<(), ApiError> {
     match len {
         0 => Err(ApiError::bad_request(1002, "Request data cannot be empty")),
-        n if n > MAX_BATCH => Err(ApiError::bad_request(1003, "Too many numbers, should less than 200")),
+        n if n > MAX_BATCH => {
+            Err(ApiError::bad_request(1003, "Too many numbers, should less than 200"))
+        }
         _ => Ok(()),
     }
 }
@@ -137,11 +160,19 @@ pub(crate) fn check_zoom_phone(sim: &Simulator, account_id: &str) -> Result<(), 
 /// The per-number failures of a batch: `400 {"code":1000,"message":"Some data failed.","errors":[...]}`
 /// (REFERENCE §1 [assume] for the list's shape).
 fn some_data_failed(failures: Vec<Failure>) -> Result<Response, ApiError> {
-    let errors = failures.into_iter().map(|f| json!({ "phone_number": f.phone_number, "reason": f.reason.text() })).collect();
+    let errors = failures
+        .into_iter()
+        .map(|f| json!({ "phone_number": f.phone_number, "reason": f.reason.text() }))
+        .collect();
     Err(ApiError::bad_request(1000, "Some data failed.").with_errors(errors))
 }
 
-async fn add(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
+async fn add(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    injected: Option<Extension<InjectedFailures>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(ADD)?;
     let body: Body<InItem> = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -156,11 +187,29 @@ async fn add(State(sim): State<Simulator>, caller: Caller, injected: Option<Exte
         .filter_map(|mut i| {
             let attributes = i.attributes(body.allocated_product);
             // Both were checked above.
-            Some(Add { sip_trunk_name: i.sip_trunk_name?, status: i.status?, phone_number: i.phone_number, attributes })
+            Some(Add {
+                sip_trunk_name: i.sip_trunk_name?,
+                status: i.status?,
+                phone_number: i.phone_number,
+                attributes,
+            })
         })
         .collect();
     let now = sim.now();
-    let failures = sim.write(|s| numbers::add(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items, now)).await;
+    let failures = sim
+        .write(|s| {
+            numbers::add(
+                s,
+                &numbers::Scope {
+                    world: sim.world(),
+                    account_id: &caller.account_id,
+                    injected: injected.as_ref().map(|e| &e.0),
+                },
+                items,
+                now,
+            )
+        })
+        .await;
     if failures.is_empty() {
         Ok(StatusCode::CREATED.into_response())
     } else {
@@ -168,7 +217,12 @@ async fn add(State(sim): State<Simulator>, caller: Caller, injected: Option<Exte
     }
 }
 
-async fn update(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, body: Bytes) -> Result<Response, ApiError> {
+async fn update(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    injected: Option<Extension<InjectedFailures>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(UPDATE)?;
     let body: Body<InItem> = json::body(&body)?;
     check_carrier(&sim, body.carrier_code)?;
@@ -181,10 +235,27 @@ async fn update(State(sim): State<Simulator>, caller: Caller, injected: Option<E
         .into_iter()
         .map(|mut i| {
             let attributes = i.attributes(body.allocated_product);
-            Update { phone_number: i.phone_number, sip_trunk_name: i.sip_trunk_name, status: i.status, attributes }
+            Update {
+                phone_number: i.phone_number,
+                sip_trunk_name: i.sip_trunk_name,
+                status: i.status,
+                attributes,
+            }
         })
         .collect();
-    let failures = sim.write(|s| numbers::update(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, items)).await;
+    let failures = sim
+        .write(|s| {
+            numbers::update(
+                s,
+                &numbers::Scope {
+                    world: sim.world(),
+                    account_id: &caller.account_id,
+                    injected: injected.as_ref().map(|e| &e.0),
+                },
+                items,
+            )
+        })
+        .await;
     if failures.is_empty() {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -207,13 +278,31 @@ pub(crate) fn numbers_to_remove(q: &Query, body: &[u8]) -> Result<Vec<String>, A
     Ok(numbers)
 }
 
-async fn remove(State(sim): State<Simulator>, caller: Caller, injected: Option<Extension<InjectedFailures>>, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
+async fn remove(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    injected: Option<Extension<InjectedFailures>>,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(DELETE)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
     let numbers = numbers_to_remove(&q, &body)?;
     check_batch(numbers.len())?;
-    let failures = sim.write(|s| numbers::remove(s, &numbers::Scope { world: sim.world(), account_id: &caller.account_id, injected: injected.as_ref().map(|e| &e.0) }, numbers)).await;
+    let failures = sim
+        .write(|s| {
+            numbers::remove(
+                s,
+                &numbers::Scope {
+                    world: sim.world(),
+                    account_id: &caller.account_id,
+                    injected: injected.as_ref().map(|e| &e.0),
+                },
+                numbers,
+            )
+        })
+        .await;
     if failures.is_empty() {
         Ok(StatusCode::OK.into_response())
     } else {
@@ -265,12 +354,21 @@ impl Item {
 }
 
 /// A page of the carrier's numbers in one account (Some) or in all of them (None).
-pub(crate) async fn page_of_numbers(sim: &Simulator, q: &Query, account: Option<&str>, max_page: usize) -> Result<crate::state::Page<Number>, ApiError> {
+pub(crate) async fn page_of_numbers(
+    sim: &Simulator,
+    q: &Query,
+    account: Option<&str>,
+    max_page: usize,
+) -> Result<crate::state::Page<Number>, ApiError> {
     let page_size = q.page_size(30, max_page)?;
     // A filter that is not a number matches nothing rather than failing [assume].
-    let filter = q.get("phone_number").filter(|f| !f.trim().is_empty()).map(|f| crate::e164::normalize(f).unwrap_or_default());
+    let filter = q
+        .get("phone_number")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| crate::e164::normalize(f).unwrap_or_default());
     let scope = format!("peering:{}:{}", account.unwrap_or("*"), filter.as_deref().unwrap_or(""));
-    let (now, ttl) = (sim.now(), i64::try_from(sim.options().page_token_ttl.as_secs()).unwrap_or(i64::MAX));
+    let (now, ttl) =
+        (sim.now(), i64::try_from(sim.options().page_token_ttl.as_secs()).unwrap_or(i64::MAX));
     // Read under the lock, and write only when there is a next page to remember: the common one-page
     // listing then costs no write.
     let (page, cursor) = sim
@@ -286,13 +384,22 @@ pub(crate) async fn page_of_numbers(sim: &Simulator, q: &Query, account: Option<
     Ok(page)
 }
 
-async fn list(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
+async fn list(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     caller.require(READ)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
     let page = page_of_numbers(&sim, &q, Some(&caller.account_id), 300).await?;
     let numbers: Vec<Item> = page.items.into_iter().map(Item::from).collect();
-    Ok(Json(ListBody { next_page_token: page.next_page_token, numbers, total_records: page.total_records }).into_response())
+    Ok(Json(ListBody {
+        next_page_token: page.next_page_token,
+        numbers,
+        total_records: page.total_records,
+    })
+    .into_response())
 }
 
 /// A page of the listing, serialized straight from its items (this is the hottest answer).
@@ -303,7 +410,11 @@ struct ListBody {
     total_records: usize,
 }
 
-async fn list_carrier(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
+async fn list_carrier(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     caller.require(READ_CARRIER)?;
     let q = Query::parse(&uri);
     let page = page_of_numbers(&sim, &q, None, 300).await?;
@@ -311,7 +422,10 @@ async fn list_carrier(State(sim): State<Simulator>, caller: Caller, uri: Uri) ->
         .items
         .into_iter()
         .map(|n| {
-            let account = sim.world().account(&n.account_id).map(|a| (a.name.clone(), a.account_number.clone()));
+            let account = sim
+                .world()
+                .account(&n.account_id)
+                .map(|a| (a.name.clone(), a.account_number.clone()));
             let mut item = Item::from(n);
             if let Some((name, number)) = account {
                 item.customer_account_name = Some(name);

@@ -17,11 +17,22 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-const READ_USER: &[&str] = &["user:read", "user:read:admin", "user:read:user", "user:read:user:admin"];
+const READ_USER: &[&str] =
+    &["user:read", "user:read:admin", "user:read:user", "user:read:user:admin"];
 const LIST_USERS: &[&str] = &["phone:read:admin", "phone:read:list_users:admin"];
 const LIST_NUMBERS: &[&str] = &["phone:read:admin", "phone:read:list_numbers:admin"];
-const ASSIGN: &[&str] = &["phone:write", "phone:write:admin", "phone:write:user_number", "phone:write:user_number:admin"];
-const UNASSIGN: &[&str] = &["phone:write", "phone:write:admin", "phone:delete:user_number", "phone:delete:user_number:admin"];
+const ASSIGN: &[&str] = &[
+    "phone:write",
+    "phone:write:admin",
+    "phone:write:user_number",
+    "phone:write:user_number:admin",
+];
+const UNASSIGN: &[&str] = &[
+    "phone:write",
+    "phone:write:admin",
+    "phone:delete:user_number",
+    "phone:delete:user_number:admin",
+];
 
 pub(crate) fn router() -> Router<Simulator> {
     Router::new()
@@ -49,23 +60,40 @@ impl AssignError {
             AssignError::NoSuchNumber => format!("Phone number does not exist: {number}."),
             AssignError::NoLicense => "The user has not been assigned a Zoom Phone license.".into(),
             AssignError::Inactive => format!("Phone number {number} is not active yet."),
-            AssignError::ContactCenterOnly => format!("Phone number {number} is allocated to Zoom Contact Center."),
-            AssignError::AssignedToSomeoneElse => format!("Phone number {number} is already assigned."),
-            AssignError::NotAssignedToUser => format!("Phone number {number} is not assigned to this user."),
+            AssignError::ContactCenterOnly => {
+                format!("Phone number {number} is allocated to Zoom Contact Center.")
+            }
+            AssignError::AssignedToSomeoneElse => {
+                format!("Phone number {number} is already assigned.")
+            }
+            AssignError::NotAssignedToUser => {
+                format!("Phone number {number} is not assigned to this user.")
+            }
         }
     }
 }
 
 /// A number of `account` by E.164 (with or without `+`) or by its id.
-pub(crate) fn find_number<'s>(state: &'s mut SimState, account_id: &str, id_or_number: &str) -> Option<&'s mut Number> {
+pub(crate) fn find_number<'s>(
+    state: &'s mut SimState,
+    account_id: &str,
+    id_or_number: &str,
+) -> Option<&'s mut Number> {
     let key = crate::e164::normalize(id_or_number)
         .filter(|k| state.numbers.contains_key(k))
-        .or_else(|| state.numbers.values().find(|n| n.id == id_or_number).map(|n| n.phone_number.clone()))?;
+        .or_else(|| {
+            state.numbers.values().find(|n| n.id == id_or_number).map(|n| n.phone_number.clone())
+        })?;
     state.numbers.get_mut(&key).filter(|n| n.account_id == account_id)
 }
 
 /// What the admin does with Phone Numbers > Unassigned > a number > assign to a user.
-pub(crate) fn assign_number(state: &mut SimState, account: &Account, user: &User, id_or_number: &str) -> Result<Number, AssignError> {
+pub(crate) fn assign_number(
+    state: &mut SimState,
+    account: &Account,
+    user: &User,
+    id_or_number: &str,
+) -> Result<Number, AssignError> {
     let n = find_number(state, &account.id, id_or_number).ok_or(AssignError::NoSuchNumber)?;
     if !user.phone_license {
         return Err(AssignError::NoLicense);
@@ -87,7 +115,12 @@ pub(crate) fn assign_number(state: &mut SimState, account: &Account, user: &User
 }
 
 /// Unbind: the number goes back to Unassigned. With `user` Some, only if it is that user's.
-pub(crate) fn unassign_number(state: &mut SimState, account: &Account, user: Option<&User>, id_or_number: &str) -> Result<Number, AssignError> {
+pub(crate) fn unassign_number(
+    state: &mut SimState,
+    account: &Account,
+    user: Option<&User>,
+    id_or_number: &str,
+) -> Result<Number, AssignError> {
     let n = find_number(state, &account.id, id_or_number).ok_or(AssignError::NoSuchNumber)?;
     if let Some(u) = user {
         if n.assignee.as_deref() != Some(u.id.as_str()) {
@@ -99,13 +132,17 @@ pub(crate) fn unassign_number(state: &mut SimState, account: &Account, user: Opt
 }
 
 fn account_of<'w>(world: &'w World, caller: &Caller) -> Result<&'w Account, ApiError> {
-    world.account(&caller.account_id).ok_or_else(|| ApiError::not_found(2001, "Account does not exist."))
+    world
+        .account(&caller.account_id)
+        .ok_or_else(|| ApiError::not_found(2001, "Account does not exist."))
 }
 
 /// `{userId}`: `me`, an id or an email, in the caller's account [doc].
 fn user_of<'w>(account: &'w Account, caller: &Caller, user_id: &str) -> Result<&'w User, ApiError> {
     let key = if user_id == "me" { caller.user_id.as_str() } else { user_id };
-    account.find_user(key).ok_or_else(|| ApiError::not_found(1001, format!("User does not exist: {user_id}.")))
+    account
+        .find_user(key)
+        .ok_or_else(|| ApiError::not_found(1001, format!("User does not exist: {user_id}.")))
 }
 
 async fn me(State(sim): State<Simulator>, caller: Caller) -> Result<Response, ApiError> {
@@ -129,7 +166,12 @@ async fn me(State(sim): State<Simulator>, caller: Caller) -> Result<Response, Ap
 }
 
 fn user_numbers(state: &SimState, user: &User) -> Vec<Value> {
-    state.numbers.values().filter(|n| n.assignee.as_deref() == Some(user.id.as_str())).map(|n| json!({ "id": n.id, "number": n.phone_number })).collect()
+    state
+        .numbers
+        .values()
+        .filter(|n| n.assignee.as_deref() == Some(user.id.as_str()))
+        .map(|n| json!({ "id": n.id, "number": n.phone_number }))
+        .collect()
 }
 
 async fn phone_users(State(sim): State<Simulator>, caller: Caller) -> Result<Response, ApiError> {
@@ -147,7 +189,11 @@ async fn phone_users(State(sim): State<Simulator>, caller: Caller) -> Result<Res
 
 /// A number as `GET /phone/numbers` shows it.
 pub(crate) fn number_json(world: &World, account: &Account, n: &Number) -> Value {
-    let carrier_name = if n.carrier_code == world.carrier().carrier_code { world.carrier().name.clone() } else { format!("Carrier {}", n.carrier_code) };
+    let carrier_name = if n.carrier_code == world.carrier().carrier_code {
+        world.carrier().name.clone()
+    } else {
+        format!("Carrier {}", n.carrier_code)
+    };
     let mut v = json!({
         "id": n.id,
         "number": n.phone_number,
@@ -162,7 +208,11 @@ pub(crate) fn number_json(world: &World, account: &Account, n: &Number) -> Value
     v
 }
 
-async fn phone_numbers(State(sim): State<Simulator>, caller: Caller, uri: Uri) -> Result<Response, ApiError> {
+async fn phone_numbers(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     caller.require(LIST_NUMBERS)?;
     let account = account_of(sim.world(), &caller)?;
     let q = Query::parse(&uri);
@@ -174,22 +224,31 @@ async fn phone_numbers(State(sim): State<Simulator>, caller: Caller, uri: Uri) -
         _ => return Err(ApiError::validation("type", "must be assigned, unassigned, byoc or all")),
     };
     let page_size = q.page_size(30, 100)?;
-    let filter = q.get("phone_number").filter(|f| !f.trim().is_empty()).map(|f| crate::e164::normalize(f).unwrap_or_default());
+    let filter = q
+        .get("phone_number")
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| crate::e164::normalize(f).unwrap_or_default());
     let scope = format!("phone:{}:{kind}:{}", account.id, filter.as_deref().unwrap_or(""));
-    let (now, ttl) = (sim.now(), i64::try_from(sim.options().page_token_ttl.as_secs()).unwrap_or(i64::MAX));
+    let (now, ttl) =
+        (sim.now(), i64::try_from(sim.options().page_token_ttl.as_secs()).unwrap_or(i64::MAX));
     let page = sim
         .write(|s| {
             let all: Vec<(String, Number)> = s
                 .numbers
                 .values()
-                .filter(|n| n.account_id == account.id && want(n) && filter.as_ref().is_none_or(|f| &n.phone_number == f))
+                .filter(|n| {
+                    n.account_id == account.id
+                        && want(n)
+                        && filter.as_ref().is_none_or(|f| &n.phone_number == f)
+                })
                 .map(|n| (n.phone_number.clone(), n.clone()))
                 .collect();
             s.paginate(&scope, q.get("next_page_token"), page_size, now, ttl, all)
         })
         .await
         .map_err(|_| ApiError::bad_request(300, "The next page token is invalid or expired."))?;
-    let numbers: Vec<Value> = page.items.iter().map(|n| number_json(sim.world(), account, n)).collect();
+    let numbers: Vec<Value> =
+        page.items.iter().map(|n| number_json(sim.world(), account, n)).collect();
     Ok(Json(json!({ "next_page_token": page.next_page_token, "page_size": page_size, "phone_numbers": numbers, "total_records": page.total_records })).into_response())
 }
 
@@ -208,7 +267,12 @@ struct NumberRef {
     number: Option<String>,
 }
 
-async fn assign(State(sim): State<Simulator>, caller: Caller, Path(user_id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn assign(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(ASSIGN)?;
     let account = account_of(sim.world(), &caller)?;
     let user = user_of(account, &caller, &user_id)?;
@@ -218,7 +282,9 @@ async fn assign(State(sim): State<Simulator>, caller: Caller, Path(user_id): Pat
     }
     let mut refs = Vec::new();
     for (i, r) in body.phone_numbers.into_iter().enumerate() {
-        refs.push(r.id.or(r.number).ok_or_else(|| ApiError::validation(&format!("phone_numbers[{i}]"), "give an id or a number"))?);
+        refs.push(r.id.or(r.number).ok_or_else(|| {
+            ApiError::validation(&format!("phone_numbers[{i}]"), "give an id or a number")
+        })?);
     }
     // All or nothing: an admin's assignment either happens or is refused with its reason.
     let assigned = sim
@@ -240,10 +306,16 @@ async fn assign(State(sim): State<Simulator>, caller: Caller, Path(user_id): Pat
     Ok(Json(json!({ "phone_numbers": assigned })).into_response())
 }
 
-async fn unassign(State(sim): State<Simulator>, caller: Caller, Path((user_id, number)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn unassign(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    Path((user_id, number)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     caller.require(UNASSIGN)?;
     let account = account_of(sim.world(), &caller)?;
     let user = user_of(account, &caller, &user_id)?;
-    sim.write(|s| unassign_number(s, account, Some(user), &number)).await.map_err(|e| ApiError::bad_request(300, e.message(&number)))?;
+    sim.write(|s| unassign_number(s, account, Some(user), &number))
+        .await
+        .map_err(|e| ApiError::bad_request(300, e.message(&number)))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

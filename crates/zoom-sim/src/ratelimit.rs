@@ -100,8 +100,10 @@ impl Simulator {
         let Some(plan) = self.world().account(account_id).map(|a| a.plan) else { return Ok(()) };
         let Some(limit) = self.options().rate_limit.limit(plan, label) else { return Ok(()) };
         let second = self.clock().unix();
-        let mut windows = self.inner.rate_windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (window, count) = windows.0.entry((account_id.to_owned(), label)).or_insert((second, 0));
+        let mut windows =
+            self.inner.rate_windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (window, count) =
+            windows.0.entry((account_id.to_owned(), label)).or_insert((second, 0));
         if *window != second {
             (*window, *count) = (second, 0);
         }

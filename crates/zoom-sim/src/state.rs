@@ -2,9 +2,9 @@
 //! tokens, sign-in sessions, page tokens, injected faults and the webhook delivery log. The whole value
 //! is what `--state FILE` persists, so a restarted simulator carries on where it stopped.
 
+use crate::e164;
 use crate::numbers::Number;
 use crate::world::World;
-use crate::e164;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -138,9 +138,20 @@ impl SimState {
             for seed in &account.phone_numbers {
                 // The world was validated, so every seeded number normalizes.
                 let Some(e164) = e164::normalize(&seed.phone_number) else { continue };
-                let assignee = seed.assigned_to.as_deref().and_then(|who| account.find_user(who)).map(|u| u.id.clone());
+                let assignee = seed
+                    .assigned_to
+                    .as_deref()
+                    .and_then(|who| account.find_user(who))
+                    .map(|u| u.id.clone());
                 let carrier_code = seed.carrier_code.unwrap_or(world.carrier().carrier_code);
-                let mut n = Number::new(e164.clone(), account.id.clone(), carrier_code, seed.sip_trunk_name.clone(), seed.status, 0);
+                let mut n = Number::new(
+                    e164.clone(),
+                    account.id.clone(),
+                    carrier_code,
+                    seed.sip_trunk_name.clone(),
+                    seed.status,
+                    0,
+                );
                 n.assignee = assignee;
                 numbers.insert(e164, n);
             }
@@ -188,7 +199,10 @@ impl SimState {
     }
 
     /// The numbers of one account, in E.164 order.
-    pub fn account_numbers<'s>(&'s self, account_id: &str) -> impl Iterator<Item = &'s Number> + 's {
+    pub fn account_numbers<'s>(
+        &'s self,
+        account_id: &str,
+    ) -> impl Iterator<Item = &'s Number> + 's {
         self.by_account.get(account_id).into_iter().flatten().filter_map(|k| self.numbers.get(k))
     }
 
@@ -199,7 +213,9 @@ impl SimState {
             return;
         }
         self.purged_at = now;
-        self.codes.retain(|_, c| c.expires_at > now || (c.redeemed_by.is_some() && c.expires_at + 3600 > now));
+        self.codes.retain(|_, c| {
+            c.expires_at > now || (c.redeemed_by.is_some() && c.expires_at + 3600 > now)
+        });
         self.consents.retain(|_, c| c.expires_at > now);
         self.page_tokens.retain(|_, p| p.expires_at > now);
         self.access_tokens.retain(|_, t| t.expires_at + 86_400 > now);
@@ -248,7 +264,8 @@ impl SimState {
             },
         };
         let total_records = all.len();
-        let mut rest = all.into_iter().filter(|(k, _)| after.as_ref().is_none_or(|a| k > a)).peekable();
+        let mut rest =
+            all.into_iter().filter(|(k, _)| after.as_ref().is_none_or(|a| k > a)).peekable();
         let mut items = Vec::new();
         let mut last = None;
         while items.len() < page_size {
@@ -257,7 +274,10 @@ impl SimState {
             items.push(v);
         }
         let cursor = match (rest.peek(), last) {
-            (Some(_), Some(after)) => Some((random_token(24), PageCursor { scope: scope.to_owned(), after, expires_at: now + ttl_secs })),
+            (Some(_), Some(after)) => Some((
+                random_token(24),
+                PageCursor { scope: scope.to_owned(), after, expires_at: now + ttl_secs },
+            )),
             _ => None,
         };
         let next_page_token = cursor.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
@@ -279,7 +299,9 @@ pub enum StateError {
     Read { path: String, source: std::io::Error },
     #[error("the state file {path} is not a simulator state: {message}")]
     Corrupt { path: String, message: String },
-    #[error("the state file {path} was written for another world; use that world or remove the file")]
+    #[error(
+        "the state file {path} was written for another world; use that world or remove the file"
+    )]
     OtherWorld { path: String },
     #[error("cannot write the state file {path}: {source}")]
     Write { path: String, source: std::io::Error },
@@ -305,7 +327,8 @@ impl Persist {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StateError::Read { path, source }),
         };
-        let mut state: SimState = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { path: path.clone(), message: e.to_string() })?;
+        let mut state: SimState = serde_json::from_slice(&bytes)
+            .map_err(|e| StateError::Corrupt { path: path.clone(), message: e.to_string() })?;
         state.index_numbers();
         if state.world_digest != world.digest() {
             return Err(StateError::OtherWorld { path });
@@ -324,7 +347,10 @@ impl Persist {
         let result = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        result.map_err(|source| StateError::Write { path: self.path.display().to_string(), source })?;
+        result.map_err(|source| StateError::Write {
+            path: self.path.display().to_string(),
+            source,
+        })?;
         *written = version;
         Ok(())
     }
@@ -333,7 +359,10 @@ impl Persist {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
@@ -385,6 +414,9 @@ mod tests {
         let s = SimState::initial(&world);
         let n = &s.numbers["+12065550900"];
         assert_eq!(n.carrier_code, 9999);
-        assert_eq!(n.assignee.as_deref(), Some(world::derived_id("user", "alice@acme.example").as_str()));
+        assert_eq!(
+            n.assignee.as_deref(),
+            Some(world::derived_id("user", "alice@acme.example").as_str())
+        );
     }
 }

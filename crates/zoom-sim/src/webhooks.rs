@@ -50,21 +50,31 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 
 pub(crate) fn hmac_hex(secret: &str, message: &str) -> String {
     // HMAC takes keys of any length: this `else` is never taken.
-    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) else { return String::new() };
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
     mac.update(message.as_bytes());
     hex(&mac.finalize().into_bytes())
 }
 
 fn rfc3339_ms(unix_ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     t.format(&f).unwrap_or_default()
 }
 
 impl Simulator {
     /// Queues `app_deauthorized` for an app removed from an account by `user_id`. Goes to the
     /// deauthorization URL, else the event URL; an app with neither is not told.
-    pub(crate) fn deauthorized_event(&self, app: &App, account_id: &str, user_id: &str) -> Option<Delivery> {
+    pub(crate) fn deauthorized_event(
+        &self,
+        app: &App,
+        account_id: &str,
+        user_id: &str,
+    ) -> Option<Delivery> {
         let url = app.deauthorization_url.clone().or_else(|| app.event_url.clone())?;
         let ts = self.clock().unix_ms();
         // Zoom's samples put `event_ts` at the top in some places and inside `payload` in others
@@ -85,7 +95,15 @@ impl Simulator {
     }
 
     /// A delivery of `body` to `url`, due now.
-    pub(crate) fn delivery(&self, app: &App, url: &str, event: &str, account_id: &str, body: String, now: i64) -> Delivery {
+    pub(crate) fn delivery(
+        &self,
+        app: &App,
+        url: &str,
+        event: &str,
+        account_id: &str,
+        body: String,
+        now: i64,
+    ) -> Delivery {
         Delivery {
             id: random_token(12),
             event: event.into(),
@@ -101,7 +119,9 @@ impl Simulator {
 
     /// Starts the delivery worker unless it runs already; it stops when the simulator is dropped.
     pub(crate) fn ensure_webhook_worker(&self) {
-        if tokio::runtime::Handle::try_current().is_err() || self.inner.worker_started.swap(true, Ordering::SeqCst) {
+        if tokio::runtime::Handle::try_current().is_err()
+            || self.inner.worker_started.swap(true, Ordering::SeqCst)
+        {
             return;
         }
         let weak = std::sync::Arc::downgrade(&self.inner);
@@ -130,7 +150,11 @@ impl Simulator {
 
     async fn claim_due(&self) -> Vec<Delivery> {
         let now = self.now();
-        let due = self.read(|s| s.deliveries.iter().any(|d| d.outcome == "pending" && d.next_attempt_at.is_some_and(|t| t <= now)));
+        let due = self.read(|s| {
+            s.deliveries
+                .iter()
+                .any(|d| d.outcome == "pending" && d.next_attempt_at.is_some_and(|t| t <= now))
+        });
         if !due {
             return Vec::new();
         }
@@ -155,7 +179,11 @@ impl Simulator {
             .write(|s| {
                 let dropped = crate::faults::take_webhook_drop(&mut s.faults, &d.event);
                 if let Some(rec) = s.deliveries.iter_mut().find(|r| dropped && r.id == d.id) {
-                    rec.attempts.push(Attempt { at: now, status: None, error: Some("dropped by an injected fault".into()) });
+                    rec.attempts.push(Attempt {
+                        at: now,
+                        status: None,
+                        error: Some("dropped by an injected fault".into()),
+                    });
                     rec.outcome = "dropped".into();
                 }
                 dropped
@@ -165,7 +193,8 @@ impl Simulator {
             tracing::info!(event = %d.event, url = %d.url, "zoom-sim dropped a webhook (injected fault)");
             return;
         }
-        let secret = self.world().app(&d.client_id).and_then(|a| a.secret_token.clone()).unwrap_or_default();
+        let secret =
+            self.world().app(&d.client_id).and_then(|a| a.secret_token.clone()).unwrap_or_default();
         // Each attempt is signed afresh, so a retry an hour later is not refused as a replay [assume].
         let ts = self.clock().unix();
         let sent = client
@@ -230,7 +259,9 @@ impl Simulator {
         let status = response.status().as_u16();
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         let expected = hmac_hex(&secret, &plain);
-        let valid = (200..300).contains(&status) && answer["plainToken"] == plain.as_str() && answer["encryptedToken"] == expected.as_str();
+        let valid = (200..300).contains(&status)
+            && answer["plainToken"] == plain.as_str()
+            && answer["encryptedToken"] == expected.as_str();
         json!({ "valid": valid, "status": status, "response": answer })
     }
 }
@@ -245,7 +276,10 @@ mod tests {
         let sig = signature("Jefe", 1, "x");
         assert_eq!(sig.len(), 3 + 64);
         assert!(sig.starts_with("v0="));
-        assert_eq!(hmac_hex("Jefe", "what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hmac_hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

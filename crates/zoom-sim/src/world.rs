@@ -192,7 +192,8 @@ struct Raw {
 impl World {
     pub fn load(path: impl AsRef<Path>) -> Result<World, WorldError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| WorldError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| WorldError::Read { path: path.display().to_string(), source })?;
         World::from_json(&text)
     }
 
@@ -202,11 +203,21 @@ impl World {
             let path = e.path().to_string();
             let inner = e.into_inner();
             // `.` is serde_path_to_error's name for the document root.
-            if path == "." { WorldError::Parse(inner.to_string()) } else { WorldError::Parse(format!("{path}: {inner}")) }
+            if path == "." {
+                WorldError::Parse(inner.to_string())
+            } else {
+                WorldError::Parse(format!("{path}: {inner}"))
+            }
         })?;
-        let mut world = World { carrier: raw.carrier, apps: raw.apps, accounts: raw.accounts, account_index: Default::default() };
+        let mut world = World {
+            carrier: raw.carrier,
+            apps: raw.apps,
+            accounts: raw.accounts,
+            account_index: Default::default(),
+        };
         world.fill_defaults();
-        world.account_index = world.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        world.account_index =
+            world.accounts.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
         let errors = world.check();
         if errors.is_empty() {
             Ok(world)
@@ -237,7 +248,9 @@ impl World {
 
     /// The account a user belongs to, and the user, by email (case-insensitive, as Zoom's sign-in).
     pub fn user_by_email(&self, email: &str) -> Option<(&Account, &User)> {
-        self.accounts.iter().find_map(|a| a.all_users().find(|u| u.email.eq_ignore_ascii_case(email)).map(|u| (a, u)))
+        self.accounts.iter().find_map(|a| {
+            a.all_users().find(|u| u.email.eq_ignore_ascii_case(email)).map(|u| (a, u))
+        })
     }
 
     pub fn user(&self, id: &str) -> Option<(&Account, &User)> {
@@ -255,7 +268,8 @@ impl World {
         for account in &mut self.accounts {
             if account.account_number.is_empty() {
                 let h = Sha256::digest(format!("account:{}", account.id).as_bytes());
-                let n = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) % 9_000_000_000;
+                let n = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+                    % 9_000_000_000;
                 account.account_number = (1_000_000_000 + n).to_string();
             }
             for user in std::iter::once(&mut account.admin).chain(account.users.iter_mut()) {
@@ -268,7 +282,9 @@ impl World {
 
     fn check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let mut err = |field: String, message: &str| errors.push(FieldError { field, message: message.to_owned() });
+        let mut err = |field: String, message: &str| {
+            errors.push(FieldError { field, message: message.to_owned() })
+        };
 
         let c = &self.carrier;
         if c.name.trim().is_empty() {
@@ -292,7 +308,11 @@ impl World {
         let mut client_ids = HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
             let f = |name: &str| format!("apps[{i}].{name}");
-            for (name, value) in [("name", &app.name), ("client_id", &app.client_id), ("client_secret", &app.client_secret)] {
+            for (name, value) in [
+                ("name", &app.name),
+                ("client_id", &app.client_id),
+                ("client_secret", &app.client_secret),
+            ] {
                 if value.trim().is_empty() {
                     err(f(name), "must not be empty");
                 }
@@ -304,12 +324,20 @@ impl World {
                 err(f("scopes"), "an app needs at least one scope");
             }
             if app.scopes.iter().any(|s| s.trim().is_empty() || s.contains(' ')) {
-                err(f("scopes"), "scopes are single words such as number_management_numbers:read:admin");
+                err(
+                    f("scopes"),
+                    "scopes are single words such as number_management_numbers:read:admin",
+                );
             }
             match app.kind {
                 AppKind::ServerToServer => match &app.account_id {
-                    None => err(f("account_id"), "a server-to-server app must name the account that owns it"),
-                    Some(id) if self.account(id).is_none() => err(f("account_id"), "no account in this world has this id"),
+                    None => err(
+                        f("account_id"),
+                        "a server-to-server app must name the account that owns it",
+                    ),
+                    Some(id) if self.account(id).is_none() => {
+                        err(f("account_id"), "no account in this world has this id")
+                    }
                     Some(_) => {}
                 },
                 AppKind::UserManaged | AppKind::AdminManaged => {
@@ -320,10 +348,15 @@ impl World {
             }
             for (j, uri) in app.redirect_uris.iter().enumerate() {
                 if !is_http_url(uri) || uri.contains('#') {
-                    err(f(&format!("redirect_uris[{j}]")), "must be an absolute http(s) URL without a fragment");
+                    err(
+                        f(&format!("redirect_uris[{j}]")),
+                        "must be an absolute http(s) URL without a fragment",
+                    );
                 }
             }
-            for (name, url) in [("event_url", &app.event_url), ("deauthorization_url", &app.deauthorization_url)] {
+            for (name, url) in
+                [("event_url", &app.event_url), ("deauthorization_url", &app.deauthorization_url)]
+            {
                 if url.as_deref().is_some_and(|u| !is_http_url(u)) {
                     err(f(name), "must be an absolute http(s) URL");
                 }
@@ -333,8 +366,13 @@ impl World {
                     err(f(&format!("events[{j}]")), "not an event Zoom sends for peering numbers (number_management.peering_number_cnam_updated, ...)");
                 }
             }
-            if (app.event_url.is_some() || app.deauthorization_url.is_some()) && app.secret_token.as_deref().is_none_or(str::is_empty) {
-                err(f("secret_token"), "an app that receives webhooks needs a secret token to sign them");
+            if (app.event_url.is_some() || app.deauthorization_url.is_some())
+                && app.secret_token.as_deref().is_none_or(str::is_empty)
+            {
+                err(
+                    f("secret_token"),
+                    "an app that receives webhooks needs a secret token to sign them",
+                );
             }
         }
 
@@ -358,7 +396,10 @@ impl World {
                 if !is_email(&user.email) {
                     err(f(&format!("{path}.email")), "must be an email address");
                 } else if !emails.insert(user.email.to_ascii_lowercase()) {
-                    err(f(&format!("{path}.email")), "another user has the same email; sign-in needs it to be unique");
+                    err(
+                        f(&format!("{path}.email")),
+                        "another user has the same email; sign-in needs it to be unique",
+                    );
                 }
                 if user.password.is_empty() {
                     err(f(&format!("{path}.password")), "must not be empty");
@@ -371,7 +412,9 @@ impl World {
                 let f = |name: &str| format!("accounts[{i}].phone_numbers[{j}].{name}");
                 match e164::normalize(&n.phone_number) {
                     None => err(f("phone_number"), "must be an E.164 number such as +12065550100"),
-                    Some(e) if !numbers.insert(e.clone()) => err(f("phone_number"), "the number appears twice in this world"),
+                    Some(e) if !numbers.insert(e.clone()) => {
+                        err(f("phone_number"), "the number appears twice in this world")
+                    }
                     Some(_) => {}
                 }
                 let ours = n.carrier_code.is_none_or(|code| code == c.carrier_code);
@@ -380,8 +423,12 @@ impl World {
                 }
                 if let Some(who) = &n.assigned_to {
                     match account.find_user(who) {
-                        None => err(f("assigned_to"), "no user of this account has this email or id"),
-                        Some(u) if !u.phone_license => err(f("assigned_to"), "the user has no Zoom Phone license"),
+                        None => {
+                            err(f("assigned_to"), "no user of this account has this email or id")
+                        }
+                        Some(u) if !u.phone_license => {
+                            err(f("assigned_to"), "the user has no Zoom Phone license")
+                        }
                         Some(_) => {}
                     }
                 }
@@ -407,7 +454,11 @@ impl User {
     pub fn display_name(&self) -> String {
         let name = format!("{} {}", self.first_name, self.last_name);
         let name = name.trim();
-        if name.is_empty() { self.email.clone() } else { name.to_owned() }
+        if name.is_empty() {
+            self.email.clone()
+        } else {
+            name.to_owned()
+        }
     }
 }
 
@@ -451,7 +502,9 @@ mod tests {
         v["carrier"]["sip_trunk_names"] = serde_json::json!([]);
         v["accounts"][0]["users"][0]["email"] = serde_json::json!("not-an-email");
         v["apps"][0]["redirect_uris"] = serde_json::json!(["/relative"]);
-        let Err(WorldError::Invalid(errors)) = World::from_json(&v.to_string()) else { panic!("must be refused") };
+        let Err(WorldError::Invalid(errors)) = World::from_json(&v.to_string()) else {
+            panic!("must be refused")
+        };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"carrier.sip_trunk_names"), "{fields:?}");
         assert!(fields.contains(&"accounts[0].users[0].email"), "{fields:?}");

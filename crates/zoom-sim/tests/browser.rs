@@ -45,15 +45,22 @@ async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn marketplace_install_and_number_assignment_work_in_chromium() {
     let root = repo_root();
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages"
+    );
     assert!(
         root.join("e2e/node_modules/playwright-core").is_dir(),
         "e2e/node_modules is missing: run scripts/test, which runs `npm ci` in e2e/ (or run it there yourself)"
     );
     let (callback, seen) = receiver().await;
-    let mut world: Value = serde_json::from_str(include_str!("../examples/world.json")).expect("json");
+    let mut world: Value =
+        serde_json::from_str(include_str!("../examples/world.json")).expect("json");
     world["apps"][0]["redirect_uris"] = json!([callback]);
-    world["accounts"][0]["phone_numbers"].as_array_mut().expect("numbers").push(json!({ "phone_number": NUMBER, "sip_trunk_name": TRUNK }));
+    world["accounts"][0]["phone_numbers"]
+        .as_array_mut()
+        .expect("numbers")
+        .push(json!({ "phone_number": NUMBER, "sip_trunk_name": TRUNK }));
     let world = zoom_sim::World::from_json(&world.to_string()).expect("world");
     let app_name = world.app(CARRIER_APP).expect("app").name.clone();
     let sim = Sim::with_world(world, Options { control_api: true, ..Options::default() }).await;
@@ -61,7 +68,15 @@ async fn marketplace_install_and_number_assignment_work_in_chromium() {
     // tokio's Command: the simulator runs on this test's runtime and must keep serving.
     let run = tokio::process::Command::new("node")
         .arg(root.join(SCRIPT))
-        .args([sim.url.as_str(), ACME_ADMIN.0, ACME_ADMIN.1, &app_name, &callback, NUMBER, ACME_BOB.0])
+        .args([
+            sim.url.as_str(),
+            ACME_ADMIN.0,
+            ACME_ADMIN.1,
+            &app_name,
+            &callback,
+            NUMBER,
+            ACME_BOB.0,
+        ])
         .current_dir(&root)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -71,18 +86,37 @@ async fn marketplace_install_and_number_assignment_work_in_chromium() {
         Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
         Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
     };
-    let output = format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let output = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
-    assert!(output.contains("all checks passed"), "{SCRIPT} exited 0 without finishing its checks:\n{output}");
+    assert!(
+        output.contains("all checks passed"),
+        "{SCRIPT} exited 0 without finishing its checks:\n{output}"
+    );
 
     // The app's endpoint got the code, and it is a real one: the carrier exchanges it for tokens.
     let queries = seen.lock().expect("lock").clone();
     assert_eq!(queries.len(), 1, "{queries:?}");
     let code = queries[0].strip_prefix("code=").expect("only a code, no state").to_owned();
-    let r = sim.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &callback)]).await;
+    let r = sim
+        .token_request(
+            (CARRIER_APP, CARRIER_SECRET),
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &callback)],
+        )
+        .await;
     assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", r.text().await.unwrap_or_default());
     // The walk ended with the number unbound.
-    let numbers: Value = reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
-    let n = numbers["numbers"].as_array().expect("list").iter().find(|n| n["phone_number"] == NUMBER).expect("the number").clone();
+    let numbers: Value =
+        reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
+    let n = numbers["numbers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|n| n["phone_number"] == NUMBER)
+        .expect("the number")
+        .clone();
     assert_eq!(n["assignee"], Value::Null, "{n}");
 }

@@ -18,7 +18,11 @@ async fn post_fault(sim: &Sim, fault: Value) -> reqwest::Response {
 async fn injected_429s_carry_retry_after_and_then_calls_succeed_again() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
-    let r = post_fault(&sim, json!({ "path": PEERING, "method": "GET", "count": 2, "status": 429, "retry_after": 3 })).await;
+    let r = post_fault(
+        &sim,
+        json!({ "path": PEERING, "method": "GET", "count": 2, "status": 429, "retry_after": 3 }),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 
     // A POST is not affected; the next two GETs are; the third is served.
@@ -29,8 +33,12 @@ async fn injected_429s_carry_retry_after_and_then_calls_succeed_again() {
         let body = assert_zoom_error(r, 429, 429).await;
         assert!(body["message"].as_str().expect("message").contains("rate limit"));
     }
-    assert_eq!(api(&token).get(sim.url(PEERING)).send().await.expect("get").status(), StatusCode::OK);
-    let faults: Value = reqwest::get(sim.url("/_sim/faults")).await.expect("faults").json().await.expect("json");
+    assert_eq!(
+        api(&token).get(sim.url(PEERING)).send().await.expect("get").status(),
+        StatusCode::OK
+    );
+    let faults: Value =
+        reqwest::get(sim.url("/_sim/faults")).await.expect("faults").json().await.expect("json");
     assert_eq!(faults["faults"], json!([]));
 }
 
@@ -38,17 +46,34 @@ async fn injected_429s_carry_retry_after_and_then_calls_succeed_again() {
 async fn faults_match_route_patterns_and_can_delay_or_fail_with_any_error() {
     let sim = Sim::start().await;
     let admin = sim.admin_token(ACME_ADMIN).await;
-    post_fault(&sim, json!({ "path": "/v2/phone/users/{userId}/phone_numbers/{phoneNumberId}", "status": 500 })).await;
-    let r = api(&admin).delete(sim.url(&format!("/v2/phone/users/me/phone_numbers/{}", number(1)))).send().await.expect("delete");
+    post_fault(
+        &sim,
+        json!({ "path": "/v2/phone/users/{userId}/phone_numbers/{phoneNumberId}", "status": 500 }),
+    )
+    .await;
+    let r = api(&admin)
+        .delete(sim.url(&format!("/v2/phone/users/me/phone_numbers/{}", number(1))))
+        .send()
+        .await
+        .expect("delete");
     assert_zoom_error(r, 500, 500).await;
 
     post_fault(&sim, json!({ "path": "/oauth/token", "delay_ms": 300 })).await;
     let started = Instant::now();
-    let r = sim.token_request((S2S_APP, S2S_SECRET), &[("grant_type", "account_credentials"), ("account_id", "exampleCarrierOwnAccount")]).await;
+    let r = sim
+        .token_request(
+            (S2S_APP, S2S_SECRET),
+            &[("grant_type", "account_credentials"), ("account_id", "exampleCarrierOwnAccount")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK, "a delay alone still serves the call");
     assert!(started.elapsed() >= Duration::from_millis(300));
 
-    for bad in [json!({ "path": PEERING }), json!({ "path": "/_sim/reset", "status": 500 }), json!({ "path": PEERING, "status": 200 })] {
+    for bad in [
+        json!({ "path": PEERING }),
+        json!({ "path": "/_sim/reset", "status": 500 }),
+        json!({ "path": PEERING, "status": 200 }),
+    ] {
         assert_eq!(post_fault(&sim, bad).await.status(), StatusCode::BAD_REQUEST);
     }
 }
@@ -59,32 +84,83 @@ async fn the_world_can_be_inspected_changed_and_reset() {
     let token = sim.carrier_token(ACME_ADMIN).await;
     sim.add_numbers(&token, &[number(1)]).await;
 
-    let accounts: Value = reqwest::get(sim.url("/_sim/accounts")).await.expect("accounts").json().await.expect("json");
-    let acme = accounts["accounts"].as_array().expect("accounts").iter().find(|a| a["id"] == ACME).expect("acme").clone();
+    let accounts: Value = reqwest::get(sim.url("/_sim/accounts"))
+        .await
+        .expect("accounts")
+        .json()
+        .await
+        .expect("json");
+    let acme = accounts["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .find(|a| a["id"] == ACME)
+        .expect("acme")
+        .clone();
     assert_eq!(acme["installed_apps"][0]["client_id"], CARRIER_APP);
     assert_eq!(acme["phone_numbers"], 2);
 
     let client = reqwest::Client::new();
-    let r = client.put(sim.url(&format!("/_sim/numbers/{}/assignment", number(1)))).json(&json!({ "user": ACME_BOB.0 })).send().await.expect("assign");
+    let r = client
+        .put(sim.url(&format!("/_sim/numbers/{}/assignment", number(1))))
+        .json(&json!({ "user": ACME_BOB.0 }))
+        .send()
+        .await
+        .expect("assign");
     assert_eq!(r.status(), StatusCode::OK);
     let n: Value = r.json().await.expect("json");
     assert!(n["assignee"].is_string());
-    let r = client.put(sim.url(&format!("/_sim/numbers/{}/assignment", number(1)))).json(&json!({ "user": "carol@acme.example" })).send().await.expect("assign");
-    assert_eq!(r.status(), StatusCode::CONFLICT, "Carol has no Zoom Phone license and the number is Bob's");
-    let r = client.delete(sim.url(&format!("/_sim/numbers/{}/assignment", number(1)))).send().await.expect("unassign");
+    let r = client
+        .put(sim.url(&format!("/_sim/numbers/{}/assignment", number(1))))
+        .json(&json!({ "user": "carol@acme.example" }))
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "Carol has no Zoom Phone license and the number is Bob's"
+    );
+    let r = client
+        .delete(sim.url(&format!("/_sim/numbers/{}/assignment", number(1))))
+        .send()
+        .await
+        .expect("unassign");
     assert_eq!(r.json::<Value>().await.expect("json")["assignee"], Value::Null);
 
-    let numbers: Value = reqwest::get(sim.url(&format!("/_sim/numbers?account_id={ACME}"))).await.expect("numbers").json().await.expect("json");
+    let numbers: Value = reqwest::get(sim.url(&format!("/_sim/numbers?account_id={ACME}")))
+        .await
+        .expect("numbers")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(numbers["numbers"].as_array().expect("numbers").len(), 2);
 
-    let clock: Value = client.post(sim.url("/_sim/clock/advance")).json(&json!({ "seconds": 90 })).send().await.expect("advance").json().await.expect("json");
+    let clock: Value = client
+        .post(sim.url("/_sim/clock/advance"))
+        .json(&json!({ "seconds": 90 }))
+        .send()
+        .await
+        .expect("advance")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(clock["offset_ms"], 90_000);
 
-    assert_eq!(client.post(sim.url("/_sim/reset")).send().await.expect("reset").status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        client.post(sim.url("/_sim/reset")).send().await.expect("reset").status(),
+        StatusCode::NO_CONTENT
+    );
     assert_zoom_error(api(&token).get(sim.url(PEERING)).send().await.expect("get"), 401, 124).await;
-    let numbers: Value = reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
-    assert_eq!(numbers["numbers"].as_array().expect("numbers").len(), 1, "only the world's seeded number is left");
-    let clock: Value = reqwest::get(sim.url("/_sim/clock")).await.expect("clock").json().await.expect("json");
+    let numbers: Value =
+        reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
+    assert_eq!(
+        numbers["numbers"].as_array().expect("numbers").len(),
+        1,
+        "only the world's seeded number is left"
+    );
+    let clock: Value =
+        reqwest::get(sim.url("/_sim/clock")).await.expect("clock").json().await.expect("json");
     assert_eq!(clock["offset_ms"], 0);
 }
 
@@ -99,7 +175,8 @@ async fn the_control_api_is_off_unless_enabled() {
 async fn a_restarted_simulator_carries_on_from_its_state_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("zoom-sim.json");
-    let options = Options { control_api: true, state_file: Some(file.clone()), ..Options::default() };
+    let options =
+        Options { control_api: true, state_file: Some(file.clone()), ..Options::default() };
 
     let first = Sim::with(options.clone()).await;
     let tokens = first.install(ACME_ADMIN).await;
@@ -108,13 +185,38 @@ async fn a_restarted_simulator_carries_on_from_its_state_file() {
     first.advance(Duration::from_secs(600)).await;
     first.handle.shutdown().await;
     assert!(file.exists());
-    assert!(std::fs::read_dir(dir.path()).expect("dir").all(|e| !e.expect("entry").file_name().to_string_lossy().ends_with(".tmp")), "no temporary file left behind");
+    assert!(
+        std::fs::read_dir(dir.path()).expect("dir").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")),
+        "no temporary file left behind"
+    );
 
     let second = Sim::with(options).await;
-    assert!(second.sim.clock().offset_ms() >= 600_000, "simulated time does not go back on restart");
-    let list: Value = api(&access).get(second.url(PEERING)).send().await.expect("get").json().await.expect("json");
+    assert!(
+        second.sim.clock().offset_ms() >= 600_000,
+        "simulated time does not go back on restart"
+    );
+    let list: Value = api(&access)
+        .get(second.url(PEERING))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(list["total_records"], 2, "the old token and the numbers survived");
-    let r = second.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().expect("refresh"))]).await;
+    let r = second
+        .token_request(
+            (CARRIER_APP, CARRIER_SECRET),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().expect("refresh")),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -127,12 +229,15 @@ async fn a_state_file_of_another_world_is_refused() {
     sim.reset().await;
     assert!(file.exists());
 
-    let mut other: Value = serde_json::from_str(include_str!("../examples/world.json")).expect("json");
+    let mut other: Value =
+        serde_json::from_str(include_str!("../examples/world.json")).expect("json");
     other["carrier"]["name"] = json!("Another Carrier");
     let other = zoom_sim::World::from_json(&other.to_string()).expect("world");
     assert!(matches!(Simulator::new(other, options), Err(StateError::OtherWorld { .. })));
 
     std::fs::write(&file, "{ not a state").expect("write");
-    let e = Simulator::new(world(), Options { state_file: Some(file), ..Options::default() }).err().expect("refused");
+    let e = Simulator::new(world(), Options { state_file: Some(file), ..Options::default() })
+        .err()
+        .expect("refused");
     assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
 }

@@ -39,8 +39,14 @@ async fn a_partly_bad_batch_is_created_and_the_rest_come_back_unprocessed() {
 
     let list = legacy_list(&sim, &token).await;
     assert_eq!(list["total_records"], 2);
-    assert_eq!(list["numbers"][0], json!({ "phone_number": number(1), "sip_trunk_name": TRUNK, "status": 1, "assigned": 0, "billing_reference_id": "acct-1" }));
-    assert_eq!(list["numbers"][1]["status"], 0, "bare digits were stored as +E.164 and status 0 kept");
+    assert_eq!(
+        list["numbers"][0],
+        json!({ "phone_number": number(1), "sip_trunk_name": TRUNK, "status": 1, "assigned": 0, "billing_reference_id": "acct-1" })
+    );
+    assert_eq!(
+        list["numbers"][1]["status"], 0,
+        "bare digits were stored as +E.164 and status 0 kept"
+    );
     assert_eq!(list["numbers"][1]["phone_number"], "+12065550003");
 }
 
@@ -54,7 +60,8 @@ async fn both_generations_see_one_state() {
     let r = api(&token).patch(sim.url(LEGACY)).json(&json!({ "phone_numbers": [{ "phone_number": number(1), "status": 0, "billing_reference_id": "b-7" }] })).send().await.expect("patch");
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["unprocessed_numbers"], json!([]));
-    let new: Value = api(&token).get(sim.url(NEW)).send().await.expect("get").json().await.expect("json");
+    let new: Value =
+        api(&token).get(sim.url(NEW)).send().await.expect("get").json().await.expect("json");
     assert_eq!(new["numbers"][0]["status"], false);
     assert_eq!(new["numbers"][0]["billing_ref_id"], "b-7");
 }
@@ -64,10 +71,24 @@ async fn removing_reports_assigned_and_unknown_numbers_as_unprocessed() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
     sim.add_numbers(&token, &[number(1), number(2)]).await;
-    let r = reqwest::Client::new().put(sim.url(&format!("/_sim/numbers/{}/assignment", number(2)))).json(&json!({ "user": ACME_BOB.0 })).send().await.expect("assign");
+    let r = reqwest::Client::new()
+        .put(sim.url(&format!("/_sim/numbers/{}/assignment", number(2))))
+        .json(&json!({ "user": ACME_BOB.0 }))
+        .send()
+        .await
+        .expect("assign");
     assert_eq!(r.status(), StatusCode::OK);
 
-    let r = api(&token).delete(sim.url(LEGACY)).query(&[("phone_numbers", number(1)), ("phone_numbers", number(2)), ("phone_numbers", "+12065550900".into())]).send().await.expect("delete");
+    let r = api(&token)
+        .delete(sim.url(LEGACY))
+        .query(&[
+            ("phone_numbers", number(1)),
+            ("phone_numbers", number(2)),
+            ("phone_numbers", "+12065550900".into()),
+        ])
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.expect("json");
     assert_eq!(
@@ -86,8 +107,15 @@ async fn removing_reports_assigned_and_unknown_numbers_as_unprocessed() {
 async fn the_legacy_limits_and_errors_are_its_own() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
-    let items: Vec<Value> = (0..201).map(|i| json!({ "phone_number": number(i), "sip_trunk_name": TRUNK, "status": 1 })).collect();
-    let r = api(&token).post(sim.url(LEGACY)).json(&json!({ "phone_numbers": items })).send().await.expect("post");
+    let items: Vec<Value> = (0..201)
+        .map(|i| json!({ "phone_number": number(i), "sip_trunk_name": TRUNK, "status": 1 }))
+        .collect();
+    let r = api(&token)
+        .post(sim.url(LEGACY))
+        .json(&json!({ "phone_numbers": items }))
+        .send()
+        .await
+        .expect("post");
     assert_zoom_error(r, 400, 300).await;
     let r = api(&token).post(sim.url(LEGACY)).json(&json!({ "carrier_code": 1, "phone_numbers": [{ "phone_number": number(1), "sip_trunk_name": TRUNK, "status": 1 }] })).send().await.expect("post");
     assert_zoom_error(r, 400, 404).await;
@@ -99,7 +127,15 @@ async fn the_legacy_limits_and_errors_are_its_own() {
     // Pages stop at 200.
     sim.add_numbers(&token, &(0..200).map(number).collect::<Vec<_>>()).await;
     sim.add_numbers(&token, &(200..210).map(number).collect::<Vec<_>>()).await;
-    let v: Value = api(&token).get(sim.url(LEGACY)).query(&[("page_size", "300")]).send().await.expect("get").json().await.expect("json");
+    let v: Value = api(&token)
+        .get(sim.url(LEGACY))
+        .query(&[("page_size", "300")])
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["numbers"].as_array().expect("numbers").len(), 200);
     assert!(!v["next_page_token"].as_str().expect("token").is_empty());
 }
@@ -109,7 +145,14 @@ async fn the_carrier_wide_legacy_listing_uses_integer_flags() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
     sim.add_numbers(&token, &[number(1)]).await;
-    let v: Value = api(&token).get(sim.url("/v2/phone/carrier_peering/numbers")).send().await.expect("get").json().await.expect("json");
+    let v: Value = api(&token)
+        .get(sim.url("/v2/phone/carrier_peering/numbers"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["numbers"][0]["status"], 1);
     assert_eq!(v["numbers"][0]["customer_account_name"], "Acme Robotics");
 }

@@ -36,20 +36,30 @@ async fn code_flow_with_pkce_keeps_state_and_tells_the_app_which_account_authori
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
-    let r = anonymous.get(sim.url("/oauth/authorize")).query(&query).send().await.expect("authorize");
+    let r =
+        anonymous.get(sim.url("/oauth/authorize")).query(&query).send().await.expect("authorize");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let location = r.headers()["location"].to_str().expect("location").to_owned();
     assert!(location.starts_with("/signin?next=%2Foauth%2Fauthorize"), "{location}");
 
     let back = sim.authorize(ACME_ADMIN, &query).await;
     assert_eq!(back.as_str().split('?').next(), Some(CARRIER_REDIRECT));
-    assert_eq!(query_value(&back, "state").as_deref(), Some("xyz-123"), "a flow the carrier started keeps its state");
+    assert_eq!(
+        query_value(&back, "state").as_deref(),
+        Some("xyz-123"),
+        "a flow the carrier started keeps its state"
+    );
     let code = query_value(&back, "code").expect("code");
 
     let r = sim
         .token_request(
             (CARRIER_APP, CARRIER_SECRET),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CARRIER_REDIRECT), ("code_verifier", &verifier)],
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CARRIER_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -57,10 +67,15 @@ async fn code_flow_with_pkce_keeps_state_and_tells_the_app_which_account_authori
     assert_eq!(t["token_type"], "bearer");
     assert_eq!(t["expires_in"], 3599);
     assert!(t["refresh_token"].is_string());
-    assert!(t["scope"].as_str().expect("scope").split(' ').any(|s| s == "number_management_numbers:write:admin"));
+    assert!(t["scope"]
+        .as_str()
+        .expect("scope")
+        .split(' ')
+        .any(|s| s == "number_management_numbers:write:admin"));
     assert_eq!(t["api_url"], sim.url);
 
-    let user: Value = me(&sim, t["access_token"].as_str().expect("token")).await.json().await.expect("json");
+    let user: Value =
+        me(&sim, t["access_token"].as_str().expect("token")).await.json().await.expect("json");
     assert_eq!(user["account_id"], ACME);
     assert_eq!(user["email"], ACME_ADMIN.0);
 }
@@ -68,7 +83,16 @@ async fn code_flow_with_pkce_keeps_state_and_tells_the_app_which_account_authori
 #[tokio::test]
 async fn a_marketplace_style_install_arrives_without_state() {
     let sim = Sim::start().await;
-    let back = sim.authorize(ACME_ADMIN, &[("response_type", "code"), ("client_id", CARRIER_APP), ("redirect_uri", CARRIER_REDIRECT)]).await;
+    let back = sim
+        .authorize(
+            ACME_ADMIN,
+            &[
+                ("response_type", "code"),
+                ("client_id", CARRIER_APP),
+                ("redirect_uri", CARRIER_REDIRECT),
+            ],
+        )
+        .await;
     assert!(query_value(&back, "code").is_some());
     assert_eq!(query_value(&back, "state"), None);
 }
@@ -77,18 +101,45 @@ async fn a_marketplace_style_install_arrives_without_state() {
 async fn a_wrong_or_missing_pkce_verifier_is_refused() {
     let sim = Sim::start().await;
     let (verifier, challenge) = pkce_pair();
-    let q = [("response_type", "code"), ("client_id", CARRIER_APP), ("redirect_uri", CARRIER_REDIRECT), ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+    let q = [
+        ("response_type", "code"),
+        ("client_id", CARRIER_APP),
+        ("redirect_uri", CARRIER_REDIRECT),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
     for bad in [None, Some("not-the-verifier")] {
         let code = query_value(&sim.authorize(ACME_ADMIN, &q).await, "code").expect("code");
-        let mut form = vec![("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CARRIER_REDIRECT)];
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CARRIER_REDIRECT),
+        ];
         form.extend(bad.map(|v| ("code_verifier", v)));
-        token_error(sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await, "invalid_request").await;
+        token_error(
+            sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await,
+            "invalid_request",
+        )
+        .await;
     }
     // The plain method compares the verifier itself.
-    let q = [("response_type", "code"), ("client_id", CARRIER_APP), ("redirect_uri", CARRIER_REDIRECT), ("code_challenge", verifier.as_str())];
+    let q = [
+        ("response_type", "code"),
+        ("client_id", CARRIER_APP),
+        ("redirect_uri", CARRIER_REDIRECT),
+        ("code_challenge", verifier.as_str()),
+    ];
     let code = query_value(&sim.authorize(ACME_ADMIN, &q).await, "code").expect("code");
     let r = sim
-        .token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CARRIER_REDIRECT), ("code_verifier", &verifier)])
+        .token_request(
+            (CARRIER_APP, CARRIER_SECRET),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CARRIER_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
@@ -97,13 +148,25 @@ async fn a_wrong_or_missing_pkce_verifier_is_refused() {
 async fn a_code_works_once_and_reusing_it_revokes_what_it_gave() {
     let sim = Sim::start().await;
     let code = sim.code(ACME_ADMIN, CARRIER_APP, CARRIER_REDIRECT).await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CARRIER_REDIRECT)];
-    let first: Value = sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await.json().await.expect("json");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CARRIER_REDIRECT),
+    ];
+    let first: Value =
+        sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await.json().await.expect("json");
     let token = first["access_token"].as_str().expect("token");
     assert_eq!(me(&sim, token).await.status(), StatusCode::OK);
 
-    let again = token_error(sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await, "invalid_request").await;
-    assert!(again["reason"].as_str().expect("reason").starts_with("Invalid authorization code"), "{again}");
+    let again = token_error(
+        sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await,
+        "invalid_request",
+    )
+    .await;
+    assert!(
+        again["reason"].as_str().expect("reason").starts_with("Invalid authorization code"),
+        "{again}"
+    );
     assert_zoom_error(me(&sim, token).await, 401, 124).await;
 }
 
@@ -112,7 +175,16 @@ async fn codes_expire_after_five_minutes() {
     let sim = Sim::start().await;
     let code = sim.code(ACME_ADMIN, CARRIER_APP, CARRIER_REDIRECT).await;
     sim.advance(Duration::from_secs(301)).await;
-    let r = sim.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CARRIER_REDIRECT)]).await;
+    let r = sim
+        .token_request(
+            (CARRIER_APP, CARRIER_SECRET),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CARRIER_REDIRECT),
+            ],
+        )
+        .await;
     token_error(r, "invalid_request").await;
 }
 
@@ -120,20 +192,46 @@ async fn codes_expire_after_five_minutes() {
 async fn bad_client_credentials_and_redirect_mismatches_are_refused() {
     let sim = Sim::start().await;
     let code = sim.code(ACME_ADMIN, CARRIER_APP, CARRIER_REDIRECT).await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CARRIER_REDIRECT)];
-    let body = token_error(sim.token_request((CARRIER_APP, "wrong-secret"), &form).await, "invalid_client").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CARRIER_REDIRECT),
+    ];
+    let body = token_error(
+        sim.token_request((CARRIER_APP, "wrong-secret"), &form).await,
+        "invalid_client",
+    )
+    .await;
     assert_eq!(body["reason"], "Invalid client_id or client_secret");
-    let r = reqwest::Client::new().post(sim.url("/oauth/token")).form(&form).send().await.expect("no auth");
+    let r = reqwest::Client::new()
+        .post(sim.url("/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .expect("no auth");
     token_error(r, "invalid_client").await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "http://127.0.0.1:8080/elsewhere")];
-    token_error(sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await, "invalid_request").await;
-    token_error(sim.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "password")]).await, "unsupported_grant_type").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://127.0.0.1:8080/elsewhere"),
+    ];
+    token_error(sim.token_request((CARRIER_APP, CARRIER_SECRET), &form).await, "invalid_request")
+        .await;
+    token_error(
+        sim.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "password")]).await,
+        "unsupported_grant_type",
+    )
+    .await;
 
     // An unregistered redirect URI is shown as an error, never redirected to.
     let b = sim.signed_in(ACME_ADMIN).await;
     let r = b
         .get(sim.url("/oauth/authorize"))
-        .query(&[("response_type", "code"), ("client_id", CARRIER_APP), ("redirect_uri", "https://attacker.example/cb")])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", CARRIER_APP),
+            ("redirect_uri", "https://attacker.example/cb"),
+        ])
         .send()
         .await
         .expect("authorize");
@@ -147,18 +245,32 @@ async fn only_the_account_admin_can_add_an_admin_managed_app() {
     let b = sim.signed_in(ACME_BOB).await;
     let r = b
         .get(sim.url("/oauth/authorize"))
-        .query(&[("response_type", "code"), ("client_id", CARRIER_APP), ("redirect_uri", CARRIER_REDIRECT)])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", CARRIER_APP),
+            ("redirect_uri", CARRIER_REDIRECT),
+        ])
         .send()
         .await
         .expect("authorize");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.expect("page").contains("Only your account admin"));
-    let r = sim.browser().post(sim.url("/signin")).form(&[("email", ACME_ADMIN.0), ("password", "wrong")]).send().await.expect("sign in");
+    let r = sim
+        .browser()
+        .post(sim.url("/signin"))
+        .form(&[("email", ACME_ADMIN.0), ("password", "wrong")])
+        .send()
+        .await
+        .expect("sign in");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn refresh(sim: &Sim, refresh_token: &str) -> reqwest::Response {
-    sim.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    sim.token_request(
+        (CARRIER_APP, CARRIER_SECRET),
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
+    )
+    .await
 }
 
 fn field(v: &Value, name: &str) -> String {
@@ -172,7 +284,8 @@ async fn refresh_tokens_rotate_and_the_old_one_stops_once_the_new_one_is_used() 
     let r0 = field(&first, "refresh_token");
 
     let second: Value = refresh(&sim, &r0).await.json().await.expect("json");
-    let (lost_access, lost_refresh) = (field(&second, "access_token"), field(&second, "refresh_token"));
+    let (lost_access, lost_refresh) =
+        (field(&second, "access_token"), field(&second, "refresh_token"));
     assert_ne!(lost_refresh, r0, "a refresh returns a new refresh token");
 
     // The new pair has not been used yet, so a client that lost that answer may retry with the old
@@ -195,7 +308,12 @@ async fn refresh_tokens_rotate_and_the_old_one_stops_once_the_new_one_is_used() 
 
 #[tokio::test]
 async fn with_immediate_rotation_an_exchanged_refresh_token_never_works_again() {
-    let sim = Sim::with(Options { control_api: true, refresh_rotation: RefreshRotation::Immediate, ..Options::default() }).await;
+    let sim = Sim::with(Options {
+        control_api: true,
+        refresh_rotation: RefreshRotation::Immediate,
+        ..Options::default()
+    })
+    .await;
     let first = sim.install(ACME_ADMIN).await;
     let r0 = field(&first, "refresh_token");
     let second: Value = refresh(&sim, &r0).await.json().await.expect("json");
@@ -205,7 +323,12 @@ async fn with_immediate_rotation_an_exchanged_refresh_token_never_works_again() 
 
 #[tokio::test]
 async fn access_tokens_expire_and_a_refresh_gives_a_working_one() {
-    let sim = Sim::with(Options { control_api: true, access_token_ttl: Duration::from_secs(60), ..Options::default() }).await;
+    let sim = Sim::with(Options {
+        control_api: true,
+        access_token_ttl: Duration::from_secs(60),
+        ..Options::default()
+    })
+    .await;
     let t = sim.install(ACME_ADMIN).await;
     assert_eq!(t["expires_in"], 59);
     let access = field(&t, "access_token");
@@ -247,14 +370,29 @@ async fn revoking_a_token_ends_the_authorization() {
 #[tokio::test]
 async fn server_to_server_apps_get_an_hours_token_for_their_own_account_only() {
     let sim = Sim::start().await;
-    let r = sim.token_request((S2S_APP, S2S_SECRET), &[("grant_type", "account_credentials"), ("account_id", "exampleCarrierOwnAccount")]).await;
+    let r = sim
+        .token_request(
+            (S2S_APP, S2S_SECRET),
+            &[("grant_type", "account_credentials"), ("account_id", "exampleCarrierOwnAccount")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let t: Value = r.json().await.expect("json");
     assert_eq!(t["expires_in"], 3599);
     assert!(t.get("refresh_token").is_none(), "{t}");
-    let r = sim.token_request((S2S_APP, S2S_SECRET), &[("grant_type", "account_credentials"), ("account_id", ACME)]).await;
+    let r = sim
+        .token_request(
+            (S2S_APP, S2S_SECRET),
+            &[("grant_type", "account_credentials"), ("account_id", ACME)],
+        )
+        .await;
     token_error(r, "invalid_request").await;
-    let r = sim.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "account_credentials"), ("account_id", ACME)]).await;
+    let r = sim
+        .token_request(
+            (CARRIER_APP, CARRIER_SECRET),
+            &[("grant_type", "account_credentials"), ("account_id", ACME)],
+        )
+        .await;
     token_error(r, "unsupported_grant_type").await;
 }
 

@@ -8,12 +8,20 @@ use support::*;
 
 /// The `action` of the first form posting to a path that contains `part`.
 fn form_action(html: &str, part: &str) -> String {
-    html.split("action=\"").skip(1).filter_map(|s| s.split('"').next()).find(|a| a.contains(part)).unwrap_or_else(|| panic!("no form for {part} in {html}")).to_owned()
+    html.split("action=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .find(|a| a.contains(part))
+        .unwrap_or_else(|| panic!("no form for {part} in {html}"))
+        .to_owned()
 }
 
 /// The `href` of the first link whose text contains `label`.
 fn link(html: &str, label: &str) -> String {
-    let at = html.find(&format!(">{label}")).or_else(|| html.find(label)).unwrap_or_else(|| panic!("no {label:?} in {html}"));
+    let at = html
+        .find(&format!(">{label}"))
+        .or_else(|| html.find(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {html}"));
     let start = html[..at].rfind("href=\"").expect("href") + 6;
     html[start..].split('"').next().expect("link").replace("&amp;", "&").replace("&#38;", "&")
 }
@@ -44,26 +52,52 @@ async fn install_from_the_marketplace_and_remove_it_again() {
     let category = page(&b, &sim, &link(&marketplace, "Carrier Provider Exchange")).await;
     assert!(!category.contains("Provider Portal"), "server-to-server apps are not listed");
     let details = page(&b, &sim, &link(&category, "Example Carrier Cloud Peering for Zoom")).await;
-    for label in ["Requirements", "Permissions", "Scopes", "number_management_numbers:write:admin", "Account Admin"] {
+    for label in [
+        "Requirements",
+        "Permissions",
+        "Scopes",
+        "number_management_numbers:write:admin",
+        "Account Admin",
+    ] {
         assert!(details.contains(label), "{label}");
     }
     let consent = page(&b, &sim, &link(&details, "Add")).await;
     assert!(consent.contains("Allow"));
     let consent_id = hidden(&consent, "consent").expect("consent");
-    let r = b.post(sim.url("/oauth/authorize")).form(&[("consent", consent_id.as_str()), ("decision", "allow")]).send().await.expect("allow");
-    let back = reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
+    let r = b
+        .post(sim.url("/oauth/authorize"))
+        .form(&[("consent", consent_id.as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .expect("allow");
+    let back =
+        reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
     assert_eq!(back.as_str().split('?').next(), Some(CARRIER_REDIRECT));
     assert!(query_value(&back, "code").is_some());
     assert_eq!(query_value(&back, "state"), None, "a Marketplace install carries no state");
     let code = query_value(&back, "code").expect("code");
-    let t = sim.token_request((CARRIER_APP, CARRIER_SECRET), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CARRIER_REDIRECT)]).await;
+    let t = sim
+        .token_request(
+            (CARRIER_APP, CARRIER_SECRET),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CARRIER_REDIRECT),
+            ],
+        )
+        .await;
     assert_eq!(t.status(), StatusCode::OK);
 
     let manage = page(&b, &sim, &link(&marketplace, "Manage")).await;
-    assert!(manage.contains("Added Apps") && manage.contains("Example Carrier Cloud Peering for Zoom"));
+    assert!(
+        manage.contains("Added Apps") && manage.contains("Example Carrier Cloud Peering for Zoom")
+    );
     let action = form_action(&manage, "/remove");
     let after = follow(&b, &sim, b.post(sim.url(&action)).send().await.expect("remove")).await;
-    assert!(after.contains("has been removed") && after.contains("No apps have been added"), "{after}");
+    assert!(
+        after.contains("has been removed") && after.contains("No apps have been added"),
+        "{after}"
+    );
 }
 
 #[tokio::test]
@@ -78,14 +112,32 @@ async fn assign_a_number_to_a_user_then_unbind_it() {
     let unassigned = page(&b, &sim, &link(&numbers, "Unassigned")).await;
     let properties = page(&b, &sim, &link(&unassigned, &number(1))).await;
     let action = form_action(&properties, "/assign");
-    let bob = properties.split("<option value=\"").skip(1).find(|o| o.contains(ACME_BOB.0)).and_then(|o| o.split('"').next()).expect("Bob").to_owned();
-    let after = follow(&b, &sim, b.post(sim.url(&action)).form(&[("user", bob.as_str())]).send().await.expect("assign")).await;
+    let bob = properties
+        .split("<option value=\"")
+        .skip(1)
+        .find(|o| o.contains(ACME_BOB.0))
+        .and_then(|o| o.split('"').next())
+        .expect("Bob")
+        .to_owned();
+    let after = follow(
+        &b,
+        &sim,
+        b.post(sim.url(&action)).form(&[("user", bob.as_str())]).send().await.expect("assign"),
+    )
+    .await;
     assert!(after.contains("is assigned to Bob Builder") && after.contains("Unbind"), "{after}");
 
     let assigned = page(&b, &sim, "/pbx/phone-numbers?tab=assigned").await;
     assert!(assigned.contains(&number(1)) && assigned.contains("Bob Builder"));
     assert!(!page(&b, &sim, "/pbx/phone-numbers?tab=unassigned").await.contains(&number(1)));
-    let peering: serde_json::Value = api(&token).get(sim.url("/v2/number_management/peering_numbers")).send().await.expect("get").json().await.expect("json");
+    let peering: serde_json::Value = api(&token)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(peering["numbers"][0]["assigned"], true, "the carrier sees it assigned");
 
     let properties = page(&b, &sim, &link(&assigned, &number(1))).await;
@@ -96,5 +148,8 @@ async fn assign_a_number_to_a_user_then_unbind_it() {
 
     // Only the admin manages phone numbers.
     let bob = sim.signed_in(ACME_BOB).await;
-    assert_eq!(bob.get(sim.url("/pbx/phone-numbers")).send().await.expect("page").status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        bob.get(sim.url("/pbx/phone-numbers")).send().await.expect("page").status(),
+        StatusCode::FORBIDDEN
+    );
 }

@@ -17,7 +17,12 @@ async fn list(sim: &Sim, token: &str, query: &[(&str, &str)]) -> Value {
 }
 
 fn phone_numbers(page: &Value) -> Vec<String> {
-    page["numbers"].as_array().expect("numbers").iter().map(|n| n["phone_number"].as_str().expect("phone_number").to_owned()).collect()
+    page["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .map(|n| n["phone_number"].as_str().expect("phone_number").to_owned())
+        .collect()
 }
 
 async fn remove(sim: &Sim, token: &str, numbers: &[&str]) -> reqwest::Response {
@@ -54,7 +59,8 @@ async fn pushed_numbers_are_listed_page_by_page_and_the_last_page_has_an_empty_t
     // Another account of the same carrier sees none of them; the other carrier's number never shows.
     let globex = sim.carrier_token(GLOBEX_ADMIN).await;
     assert_eq!(list(&sim, &globex, &[]).await["total_records"], 0);
-    assert!(!phone_numbers(&list(&sim, &token, &[("page_size", "300")]).await).contains(&"+12065550900".to_owned()));
+    assert!(!phone_numbers(&list(&sim, &token, &[("page_size", "300")]).await)
+        .contains(&"+12065550900".to_owned()));
 }
 
 #[tokio::test]
@@ -65,7 +71,12 @@ async fn page_tokens_expire_after_fifteen_minutes() {
     let page = list(&sim, &token, &[("page_size", "1")]).await;
     let next = page["next_page_token"].as_str().expect("token").to_owned();
     sim.advance(Duration::from_secs(15 * 60 + 1)).await;
-    let r = api(&token).get(sim.url(PEERING)).query(&[("page_size", "1"), ("next_page_token", next.as_str())]).send().await.expect("list");
+    let r = api(&token)
+        .get(sim.url(PEERING))
+        .query(&[("page_size", "1"), ("next_page_token", next.as_str())])
+        .send()
+        .await
+        .expect("list");
     assert_zoom_error(r, 400, 300).await;
 }
 
@@ -73,12 +84,28 @@ async fn page_tokens_expire_after_fifteen_minutes() {
 async fn more_than_200_numbers_or_none_at_all_are_refused_whole() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
-    let items: Vec<Value> = (0..201).map(|i| json!({ "phone_number": number(i), "sip_trunk_name": TRUNK, "status": true })).collect();
-    let r = api(&token).post(sim.url(PEERING)).json(&json!({ "phone_numbers": items })).send().await.expect("post");
+    let items: Vec<Value> = (0..201)
+        .map(|i| json!({ "phone_number": number(i), "sip_trunk_name": TRUNK, "status": true }))
+        .collect();
+    let r = api(&token)
+        .post(sim.url(PEERING))
+        .json(&json!({ "phone_numbers": items }))
+        .send()
+        .await
+        .expect("post");
     assert_zoom_error(r, 400, 1003).await;
-    assert_eq!(list(&sim, &token, &[]).await["total_records"], 0, "nothing of a refused batch is added");
+    assert_eq!(
+        list(&sim, &token, &[]).await["total_records"],
+        0,
+        "nothing of a refused batch is added"
+    );
 
-    let r = api(&token).post(sim.url(PEERING)).json(&json!({ "phone_numbers": [] })).send().await.expect("post");
+    let r = api(&token)
+        .post(sim.url(PEERING))
+        .json(&json!({ "phone_numbers": [] }))
+        .send()
+        .await
+        .expect("post");
     assert_zoom_error(r, 400, 1002).await;
     let many: Vec<String> = (0..201).map(number).collect();
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
@@ -120,16 +147,36 @@ async fn an_assigned_number_is_not_removed_and_the_reason_says_so() {
 
     // The customer's admin gives number 2 to Bob.
     let admin = sim.admin_token(ACME_ADMIN).await;
-    let r = api(&admin).post(sim.url(&format!("/v2/phone/users/{}/phone_numbers", ACME_BOB.0))).json(&json!({ "phone_numbers": [{ "number": number(2) }] })).send().await.expect("assign");
+    let r = api(&admin)
+        .post(sim.url(&format!("/v2/phone/users/{}/phone_numbers", ACME_BOB.0)))
+        .json(&json!({ "phone_numbers": [{ "number": number(2) }] }))
+        .send()
+        .await
+        .expect("assign");
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap_or_default());
-    assert_eq!(list(&sim, &token, &[("phone_number", &number(2))]).await["numbers"][0]["assigned"], true);
+    assert_eq!(
+        list(&sim, &token, &[("phone_number", &number(2))]).await["numbers"][0]["assigned"],
+        true
+    );
 
-    let error = assert_zoom_error(remove(&sim, &token, &[&number(1), &number(2)]).await, 400, 1000).await;
-    assert_eq!(error["errors"], json!([{ "phone_number": number(2), "reason": "Phone number is assigned" }]));
-    assert_eq!(phone_numbers(&list(&sim, &token, &[]).await), vec![number(2)], "number 1 went, number 2 stayed");
+    let error =
+        assert_zoom_error(remove(&sim, &token, &[&number(1), &number(2)]).await, 400, 1000).await;
+    assert_eq!(
+        error["errors"],
+        json!([{ "phone_number": number(2), "reason": "Phone number is assigned" }])
+    );
+    assert_eq!(
+        phone_numbers(&list(&sim, &token, &[]).await),
+        vec![number(2)],
+        "number 1 went, number 2 stayed"
+    );
 
     // Unbind, and the release goes through.
-    let r = api(&admin).delete(sim.url(&format!("/v2/phone/users/{}/phone_numbers/{}", ACME_BOB.0, number(2)))).send().await.expect("unassign");
+    let r = api(&admin)
+        .delete(sim.url(&format!("/v2/phone/users/{}/phone_numbers/{}", ACME_BOB.0, number(2))))
+        .send()
+        .await
+        .expect("unassign");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(remove(&sim, &token, &[&number(2)]).await.status(), StatusCode::OK);
     assert_eq!(list(&sim, &token, &[]).await["total_records"], 0);
@@ -143,10 +190,17 @@ async fn only_numbers_this_carrier_added_to_this_account_can_be_changed_or_remov
     sim.add_numbers(&globex, &[number(5)]).await;
 
     // Another carrier's number in Acme's own account, and this carrier's number in another account.
-    let error = assert_zoom_error(remove(&sim, &acme, &["+12065550900", &number(5)]).await, 400, 1000).await;
+    let error =
+        assert_zoom_error(remove(&sim, &acme, &["+12065550900", &number(5)]).await, 400, 1000)
+            .await;
     assert_eq!(error["errors"][0]["reason"], "Phone number does not exist");
     assert_eq!(error["errors"][1]["reason"], "Phone number does not exist");
-    let r = api(&acme).patch(sim.url(PEERING)).json(&json!({ "phone_numbers": [{ "phone_number": "+12065550900", "status": false }] })).send().await.expect("patch");
+    let r = api(&acme)
+        .patch(sim.url(PEERING))
+        .json(&json!({ "phone_numbers": [{ "phone_number": "+12065550900", "status": false }] }))
+        .send()
+        .await
+        .expect("patch");
     assert_zoom_error(r, 400, 1000).await;
     assert_eq!(list(&sim, &globex, &[]).await["total_records"], 1);
 }
@@ -162,10 +216,20 @@ async fn numbers_can_be_updated_and_patch_answers_204() {
     let r = api(&token).patch(sim.url(PEERING)).json(&body).send().await.expect("patch");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let n = &list(&sim, &token, &[]).await["numbers"][0];
-    assert_eq!((n["status"].clone(), n["sip_trunk_name"].clone(), n["billing_ref_id"].clone()), (json!(false), json!("example-carrier-us-west"), json!("cust-42")));
+    assert_eq!(
+        (n["status"].clone(), n["sip_trunk_name"].clone(), n["billing_ref_id"].clone()),
+        (json!(false), json!("example-carrier-us-west"), json!("cust-42"))
+    );
     assert_eq!(n["voice_direction"], "INBOUND_ONLY");
 
-    let r = api(&token).patch(sim.url(PEERING)).json(&json!({ "phone_numbers": [{ "phone_number": number(1), "sip_trunk_name": "nope" }] })).send().await.expect("patch");
+    let r = api(&token)
+        .patch(sim.url(PEERING))
+        .json(
+            &json!({ "phone_numbers": [{ "phone_number": number(1), "sip_trunk_name": "nope" }] }),
+        )
+        .send()
+        .await
+        .expect("patch");
     assert_eq!(assert_zoom_error(r, 400, 1000).await["errors"][0]["reason"], "Invalid Sip Trunk");
 }
 
@@ -176,10 +240,20 @@ async fn delete_takes_repeated_parameters_a_comma_list_or_a_json_body() {
     sim.add_numbers(&token, &(0..6).map(number).collect::<Vec<_>>()).await;
     assert_eq!(remove(&sim, &token, &[&number(0), &number(1)]).await.status(), StatusCode::OK);
     let comma = format!("{},{}", number(2), number(3));
-    let r = api(&token).delete(sim.url(PEERING)).query(&[("phone_numbers", comma.as_str())]).send().await.expect("delete");
+    let r = api(&token)
+        .delete(sim.url(PEERING))
+        .query(&[("phone_numbers", comma.as_str())])
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), StatusCode::OK);
     // Bare digits are accepted as well as +E.164.
-    let r = api(&token).delete(sim.url(PEERING)).json(&json!({ "phone_numbers": [number(4), number(5).trim_start_matches('+')] })).send().await.expect("delete");
+    let r = api(&token)
+        .delete(sim.url(PEERING))
+        .json(&json!({ "phone_numbers": [number(4), number(5).trim_start_matches('+')] }))
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(list(&sim, &token, &[]).await["total_records"], 0);
 }
@@ -188,21 +262,44 @@ async fn delete_takes_repeated_parameters_a_comma_list_or_a_json_body() {
 async fn malformed_requests_wrong_carriers_and_missing_scopes_get_zoom_errors() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
-    let post = |body: &'static str| api(&token).post(sim.url(PEERING)).header("content-type", "application/json").body(body).send();
+    let post = |body: &'static str| {
+        api(&token)
+            .post(sim.url(PEERING))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     assert_zoom_error(post("{not json").await.expect("post"), 400, 300).await;
     let e = assert_zoom_error(post(r#"{"phone_numbers":[{"phone_number":"+12065550001","status":"yes","sip_trunk_name":"x"}]}"#).await.expect("post"), 400, 300).await;
     assert_eq!(e["errors"][0]["field"], "phone_numbers[0].status", "{e}");
-    let e = assert_zoom_error(post(r#"{"phone_numbers":[{"phone_number":"+12065550001","status":true}]}"#).await.expect("post"), 400, 300).await;
+    let e = assert_zoom_error(
+        post(r#"{"phone_numbers":[{"phone_number":"+12065550001","status":true}]}"#)
+            .await
+            .expect("post"),
+        400,
+        300,
+    )
+    .await;
     assert_eq!(e["errors"][0]["field"], "phone_numbers[0].sip_trunk_name", "{e}");
     let r = api(&token).post(sim.url(PEERING)).json(&json!({ "carrier_code": 1234, "phone_numbers": [{ "phone_number": number(1), "sip_trunk_name": TRUNK, "status": true }] })).send().await.expect("post");
     assert_zoom_error(r, 400, 1001).await;
-    let r = api(&token).get(sim.url(PEERING)).query(&[("carrier_code", CARRIER_CODE.to_string())]).send().await.expect("get");
+    let r = api(&token)
+        .get(sim.url(PEERING))
+        .query(&[("carrier_code", CARRIER_CODE.to_string())])
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
 
     // The admin script has no number_management scopes.
     let admin = sim.admin_token(ACME_ADMIN).await;
-    let e = assert_zoom_error(api(&admin).get(sim.url(PEERING)).send().await.expect("get"), 400, 4711).await;
-    assert!(e["message"].as_str().expect("message").contains("number_management_numbers:read:admin"), "{e}");
+    let e =
+        assert_zoom_error(api(&admin).get(sim.url(PEERING)).send().await.expect("get"), 400, 4711)
+            .await;
+    assert!(
+        e["message"].as_str().expect("message").contains("number_management_numbers:read:admin"),
+        "{e}"
+    );
     assert_zoom_error(reqwest::get(sim.url(PEERING)).await.expect("no token"), 401, 124).await;
 }
 
@@ -220,12 +317,19 @@ async fn the_carrier_wide_listing_names_each_numbers_customer() {
     sim.add_numbers(&sim.carrier_token(ACME_ADMIN).await, &[number(1)]).await;
     sim.add_numbers(&sim.carrier_token(GLOBEX_ADMIN).await, &[number(2)]).await;
     let t: Value = sim
-        .token_request((S2S_APP, S2S_SECRET), &[("grant_type", "account_credentials"), ("account_id", "exampleCarrierOwnAccount")])
+        .token_request(
+            (S2S_APP, S2S_SECRET),
+            &[("grant_type", "account_credentials"), ("account_id", "exampleCarrierOwnAccount")],
+        )
         .await
         .json()
         .await
         .expect("json");
-    let r = api(t["access_token"].as_str().expect("token")).get(sim.url("/v2/number_management/carrier/peering_numbers")).send().await.expect("get");
+    let r = api(t["access_token"].as_str().expect("token"))
+        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
     let page: Value = r.json().await.expect("json");
     assert_eq!(page["total_records"], 2, "{page}");
@@ -239,14 +343,32 @@ async fn the_admins_number_list_shows_assigned_and_unassigned_numbers() {
     let sim = Sim::start().await;
     sim.add_numbers(&sim.carrier_token(ACME_ADMIN).await, &[number(1), number(2)]).await;
     let admin = sim.admin_token(ACME_ADMIN).await;
-    let r = api(&admin).post(sim.url("/v2/phone/users/me/phone_numbers")).json(&json!({ "phone_numbers": [{ "number": number(1) }] })).send().await.expect("assign");
+    let r = api(&admin)
+        .post(sim.url("/v2/phone/users/me/phone_numbers"))
+        .json(&json!({ "phone_numbers": [{ "number": number(1) }] }))
+        .send()
+        .await
+        .expect("assign");
     assert_eq!(r.status(), StatusCode::OK);
     let listed = |kind: &'static str| {
         let admin = admin.clone();
         let url = sim.url("/v2/phone/numbers");
         async move {
-            let v: Value = api(&admin).get(url).query(&[("type", kind)]).send().await.expect("list").json().await.expect("json");
-            v["phone_numbers"].as_array().expect("phone_numbers").iter().map(|n| n["number"].as_str().expect("number").to_owned()).collect::<Vec<_>>()
+            let v: Value = api(&admin)
+                .get(url)
+                .query(&[("type", kind)])
+                .send()
+                .await
+                .expect("list")
+                .json()
+                .await
+                .expect("json");
+            v["phone_numbers"]
+                .as_array()
+                .expect("phone_numbers")
+                .iter()
+                .map(|n| n["number"].as_str().expect("number").to_owned())
+                .collect::<Vec<_>>()
         }
     };
     // +12065550900 is the other carrier's, assigned to Alice in the world file.
@@ -254,10 +376,25 @@ async fn the_admins_number_list_shows_assigned_and_unassigned_numbers() {
     assert_eq!(listed("unassigned").await, vec![number(2)]);
 
     // Carol has no Zoom Phone license: Zoom refuses; Bob cannot take Alice's number.
-    let r = api(&admin).post(sim.url("/v2/phone/users/carol@acme.example/phone_numbers")).json(&json!({ "phone_numbers": [{ "number": number(2) }] })).send().await.expect("assign");
+    let r = api(&admin)
+        .post(sim.url("/v2/phone/users/carol@acme.example/phone_numbers"))
+        .json(&json!({ "phone_numbers": [{ "number": number(2) }] }))
+        .send()
+        .await
+        .expect("assign");
     assert_zoom_error(r, 400, 300).await;
-    let r = api(&admin).post(sim.url(&format!("/v2/phone/users/{}/phone_numbers", ACME_BOB.0))).json(&json!({ "phone_numbers": [{ "number": number(1) }] })).send().await.expect("assign");
+    let r = api(&admin)
+        .post(sim.url(&format!("/v2/phone/users/{}/phone_numbers", ACME_BOB.0)))
+        .json(&json!({ "phone_numbers": [{ "number": number(1) }] }))
+        .send()
+        .await
+        .expect("assign");
     assert_zoom_error(r, 400, 300).await;
-    let r = api(&admin).post(sim.url("/v2/phone/users/nobody@acme.example/phone_numbers")).json(&json!({ "phone_numbers": [{ "number": number(2) }] })).send().await.expect("assign");
+    let r = api(&admin)
+        .post(sim.url("/v2/phone/users/nobody@acme.example/phone_numbers"))
+        .json(&json!({ "phone_numbers": [{ "number": number(2) }] }))
+        .send()
+        .await
+        .expect("assign");
     assert_zoom_error(r, 404, 1001).await;
 }

@@ -57,14 +57,16 @@ fn hmac_hex(secret: &str, message: &str) -> String {
 }
 
 async fn sim_with_event_url(url: &str) -> Sim {
-    let mut world: Value = serde_json::from_str(include_str!("../examples/world.json")).expect("json");
+    let mut world: Value =
+        serde_json::from_str(include_str!("../examples/world.json")).expect("json");
     world["apps"][0]["event_url"] = json!(url);
     let world = zoom_sim::World::from_json(&world.to_string()).expect("world");
     Sim::with_world(world, Options { control_api: true, ..Options::default() }).await
 }
 
 async fn deliveries(sim: &Sim) -> Vec<Value> {
-    let v: Value = reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    let v: Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
     v["deliveries"].as_array().expect("deliveries").clone()
 }
 
@@ -72,7 +74,9 @@ async fn deliveries(sim: &Sim) -> Vec<Value> {
 async fn settled(sim: &Sim, attempts: usize) -> Value {
     for _ in 0..100 {
         if let Some(d) = deliveries(sim).await.first() {
-            if d["attempts"].as_array().expect("attempts").len() == attempts && d["outcome"] != "sending" {
+            if d["attempts"].as_array().expect("attempts").len() == attempts
+                && d["outcome"] != "sending"
+            {
                 return d.clone();
             }
         }
@@ -82,7 +86,11 @@ async fn settled(sim: &Sim, attempts: usize) -> Value {
 }
 
 async fn remove_app(sim: &Sim) {
-    let r = reqwest::Client::new().post(sim.url(&format!("/_sim/accounts/{ACME}/apps/{CARRIER_APP}/remove"))).send().await.expect("remove");
+    let r = reqwest::Client::new()
+        .post(sim.url(&format!("/_sim/accounts/{ACME}/apps/{CARRIER_APP}/remove")))
+        .send()
+        .await
+        .expect("remove");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
 
@@ -99,19 +107,33 @@ async fn removing_the_app_sends_a_signed_app_deauthorized_and_ends_its_tokens() 
     assert_eq!(d["event"], "app_deauthorized");
     let (headers, body) = r.received.lock().expect("lock")[0].clone();
     let ts = headers["x-zm-request-timestamp"].to_str().expect("ts");
-    assert_eq!(headers["x-zm-signature"].to_str().expect("sig"), format!("v0={}", hmac_hex(SECRET, &format!("v0:{ts}:{body}"))));
+    assert_eq!(
+        headers["x-zm-signature"].to_str().expect("sig"),
+        format!("v0={}", hmac_hex(SECRET, &format!("v0:{ts}:{body}")))
+    );
     assert_eq!(body, d["body"].as_str().expect("body"), "the log holds the exact bytes sent");
     let event: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(event["event"], "app_deauthorized");
     assert!(event["event_ts"].is_i64());
     let payload = &event["payload"];
-    assert_eq!((payload["account_id"].as_str(), payload["client_id"].as_str()), (Some(ACME), Some(CARRIER_APP)));
+    assert_eq!(
+        (payload["account_id"].as_str(), payload["client_id"].as_str()),
+        (Some(ACME), Some(CARRIER_APP))
+    );
     assert!(payload["user_id"].is_string() && payload["signature"].is_string());
     assert!(payload["deauthorization_time"].as_str().expect("time").ends_with('Z'));
 
-    let r = api(&token).get(sim.url("/v2/number_management/peering_numbers")).send().await.expect("get");
+    let r = api(&token)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let again = reqwest::Client::new().post(sim.url(&format!("/_sim/accounts/{ACME}/apps/{CARRIER_APP}/remove"))).send().await.expect("remove");
+    let again = reqwest::Client::new()
+        .post(sim.url(&format!("/_sim/accounts/{ACME}/apps/{CARRIER_APP}/remove")))
+        .send()
+        .await
+        .expect("remove");
     assert_eq!(again.status(), StatusCode::NOT_FOUND, "it is not added any more");
 }
 
@@ -138,7 +160,8 @@ async fn server_errors_are_retried_after_5_20_and_60_minutes_then_given_up() {
     }
     let d = settled(&sim, 4).await;
     assert_eq!(d["outcome"], "failed");
-    let statuses: Vec<_> = d["attempts"].as_array().expect("attempts").iter().map(|a| a["status"].clone()).collect();
+    let statuses: Vec<_> =
+        d["attempts"].as_array().expect("attempts").iter().map(|a| a["status"].clone()).collect();
     assert_eq!(statuses, vec![json!(500), json!(503), json!(502), json!(500)]);
     sim.advance(Duration::from_secs(3 * 3600)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -172,12 +195,26 @@ async fn an_unreachable_endpoint_is_retried() {
 async fn endpoint_url_validation_checks_the_apps_answer() {
     let base = receiver(Receiver::default()).await;
     let sim = sim_with_event_url(&format!("{base}/validate")).await;
-    let v: Value = reqwest::Client::new().post(sim.url(&format!("/_sim/apps/{CARRIER_APP}/validate-endpoint"))).send().await.expect("validate").json().await.expect("json");
+    let v: Value = reqwest::Client::new()
+        .post(sim.url(&format!("/_sim/apps/{CARRIER_APP}/validate-endpoint")))
+        .send()
+        .await
+        .expect("validate")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["valid"], true, "{v}");
 
     // An endpoint that only says 200 has not proved it holds the secret.
     let sim = sim_with_event_url(&format!("{base}/hook")).await;
-    let v: Value = reqwest::Client::new().post(sim.url(&format!("/_sim/apps/{CARRIER_APP}/validate-endpoint"))).send().await.expect("validate").json().await.expect("json");
+    let v: Value = reqwest::Client::new()
+        .post(sim.url(&format!("/_sim/apps/{CARRIER_APP}/validate-endpoint")))
+        .send()
+        .await
+        .expect("validate")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["valid"], false, "{v}");
 }
 
@@ -185,7 +222,12 @@ async fn endpoint_url_validation_checks_the_apps_answer() {
 async fn a_dropped_webhook_never_arrives_is_not_retried_and_is_logged() {
     let r = Receiver::default();
     let sim = sim_with_event_url(&format!("{}/hook", receiver(r.clone()).await)).await;
-    let f = reqwest::Client::new().post(sim.url("/_sim/faults")).json(&json!({ "webhook": "app_deauthorized", "count": 1 })).send().await.expect("fault");
+    let f = reqwest::Client::new()
+        .post(sim.url("/_sim/faults"))
+        .json(&json!({ "webhook": "app_deauthorized", "count": 1 }))
+        .send()
+        .await
+        .expect("fault");
     assert_eq!(f.status(), StatusCode::CREATED);
     sim.install(ACME_ADMIN).await;
     remove_app(&sim).await;
@@ -194,7 +236,10 @@ async fn a_dropped_webhook_never_arrives_is_not_retried_and_is_logged() {
     assert!(d["attempts"][0]["error"].as_str().expect("error").contains("dropped"), "{d}");
     sim.advance(Duration::from_secs(2 * 3600)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(r.received.lock().expect("lock").is_empty(), "the app never heard of it, even hours later");
+    assert!(
+        r.received.lock().expect("lock").is_empty(),
+        "the app never heard of it, even hours later"
+    );
 
     // The fault is spent: the next removal is delivered.
     sim.install(ACME_ADMIN).await;
@@ -210,9 +255,14 @@ async fn a_dropped_webhook_never_arrives_is_not_retried_and_is_logged() {
 
 /// The request-body schema of a webhook in one of Zoom's event files.
 fn event_schema(file: &str, event: &str) -> Value {
-    let text = std::fs::read_to_string(support::schema::openapi_dir().join(file)).expect("event file");
+    let text =
+        std::fs::read_to_string(support::schema::openapi_dir().join(file)).expect("event file");
     let doc: Value = serde_json::from_str(&text).expect("json");
-    let op = if doc["webhooks"].is_object() { &doc["webhooks"][event]["post"] } else { &doc["paths"][event]["post"] };
+    let op = if doc["webhooks"].is_object() {
+        &doc["webhooks"][event]["post"]
+    } else {
+        &doc["paths"][event]["post"]
+    };
     let schema = op["requestBody"]["content"]["application/json"]["schema"].clone();
     assert!(schema.is_object(), "{file} describes {event}");
     schema
@@ -236,31 +286,82 @@ async fn a_customer_changing_cnam_or_emergency_address_sends_the_number_manageme
     sim.add_numbers(&token, &[number(1)]).await;
 
     // Through the control API.
-    let res = reqwest::Client::new().put(sim.url(&format!("/_sim/numbers/{}/cnam", number(1)))).json(&json!({ "cnam": "ACME ROBOTICS" })).send().await.expect("cnam");
+    let res = reqwest::Client::new()
+        .put(sim.url(&format!("/_sim/numbers/{}/cnam", number(1))))
+        .json(&json!({ "cnam": "ACME ROBOTICS" }))
+        .send()
+        .await
+        .expect("cnam");
     assert_eq!(res.status(), StatusCode::OK);
     let got = received(&r, 1).await;
     assert_eq!(got.len(), 1);
     let (headers, body) = &got[0];
     let ts = headers["x-zm-request-timestamp"].to_str().expect("ts");
-    assert_eq!(headers["x-zm-signature"].to_str().expect("sig"), format!("v0={}", hmac_hex(SECRET, &format!("v0:{ts}:{body}"))));
+    assert_eq!(
+        headers["x-zm-signature"].to_str().expect("sig"),
+        format!("v0={}", hmac_hex(SECRET, &format!("v0:{ts}:{body}")))
+    );
     let event: Value = serde_json::from_str(body).expect("json");
-    let errors = support::schema::validate(&event_schema("number-management-webhooks.json", "number_management.peering_number_cnam_updated"), &event);
+    let errors = support::schema::validate(
+        &event_schema(
+            "number-management-webhooks.json",
+            "number_management.peering_number_cnam_updated",
+        ),
+        &event,
+    );
     assert!(errors.is_empty(), "{errors:?} in {event}");
     assert_eq!(event["event"], "number_management.peering_number_cnam_updated");
-    assert_eq!(event["payload"], json!({ "account_id": ACME, "object": { "cnam": "ACME ROBOTICS", "carrier_code": CARRIER_CODE, "phone_numbers": [number(1)] } }));
+    assert_eq!(
+        event["payload"],
+        json!({ "account_id": ACME, "object": { "cnam": "ACME ROBOTICS", "carrier_code": CARRIER_CODE, "phone_numbers": [number(1)] } })
+    );
 
     // Through the number's page in Zoom, as the admin would.
     let browser = sim.signed_in(ACME_ADMIN).await;
-    let n: Value = reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
-    let id = n["numbers"].as_array().expect("list").iter().find(|x| x["phone_number"] == number(1)).expect("number")["id"].as_str().expect("id").to_owned();
-    let page = browser.get(sim.url(&format!("/pbx/phone-numbers/{id}"))).send().await.expect("page").text().await.expect("html");
+    let n: Value =
+        reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
+    let id = n["numbers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|x| x["phone_number"] == number(1))
+        .expect("number")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let page = browser
+        .get(sim.url(&format!("/pbx/phone-numbers/{id}")))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
     assert!(page.contains("Emergency Address") && page.contains("ACME ROBOTICS"), "{page}");
-    let form = [("address_line1", "55 Almaden Blvd"), ("address_line2", ""), ("city", "San Jose"), ("state_code", "CA"), ("zip", "95113"), ("country", "US")];
-    let res = browser.post(sim.url(&format!("/pbx/phone-numbers/{id}/emergency-address"))).form(&form).send().await.expect("save");
+    let form = [
+        ("address_line1", "55 Almaden Blvd"),
+        ("address_line2", ""),
+        ("city", "San Jose"),
+        ("state_code", "CA"),
+        ("zip", "95113"),
+        ("country", "US"),
+    ];
+    let res = browser
+        .post(sim.url(&format!("/pbx/phone-numbers/{id}/emergency-address")))
+        .form(&form)
+        .send()
+        .await
+        .expect("save");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let got = received(&r, 2).await;
     let event: Value = serde_json::from_str(&got[1].1).expect("json");
-    let errors = support::schema::validate(&event_schema("number-management-webhooks.json", "number_management.peering_number_emergency_address_updated"), &event);
+    let errors = support::schema::validate(
+        &event_schema(
+            "number-management-webhooks.json",
+            "number_management.peering_number_emergency_address_updated",
+        ),
+        &event,
+    );
     assert!(errors.is_empty(), "{errors:?} in {event}");
     assert_eq!(
         event["payload"]["object"]["emergency_address"],
@@ -273,33 +374,59 @@ async fn a_customer_changing_cnam_or_emergency_address_sends_the_number_manageme
 }
 
 #[tokio::test]
-async fn phone_generation_subscribers_get_the_phone_events_and_other_carriers_numbers_send_nothing() {
+async fn phone_generation_subscribers_get_the_phone_events_and_other_carriers_numbers_send_nothing()
+{
     let r = Receiver::default();
     let base = receiver(r.clone()).await;
-    let mut world: Value = serde_json::from_str(include_str!("../examples/world.json")).expect("json");
+    let mut world: Value =
+        serde_json::from_str(include_str!("../examples/world.json")).expect("json");
     world["apps"][0]["event_url"] = json!(format!("{base}/hook"));
     world["apps"][0]["events"] = json!(["phone.peering_number_cnam_updated"]);
-    let sim = Sim::with_world(zoom_sim::World::from_json(&world.to_string()).expect("world"), Options { control_api: true, ..Options::default() }).await;
+    let sim = Sim::with_world(
+        zoom_sim::World::from_json(&world.to_string()).expect("world"),
+        Options { control_api: true, ..Options::default() },
+    )
+    .await;
     let token = sim.carrier_token(ACME_ADMIN).await;
     sim.add_numbers(&token, &[number(1)]).await;
     let put = |n: String, body: Value| {
-        let url = sim.url(&format!("/_sim/numbers/{n}/{}", if body.get("cnam").is_some() { "cnam" } else { "emergency_address" }));
+        let url = sim.url(&format!(
+            "/_sim/numbers/{n}/{}",
+            if body.get("cnam").is_some() { "cnam" } else { "emergency_address" }
+        ));
         async move { reqwest::Client::new().put(url).json(&body).send().await.expect("put") }
     };
 
     // Another carrier's number in the same account: Zoom keeps the change, this carrier hears nothing.
-    assert_eq!(put("+12065550900".into(), json!({ "cnam": "ALICE" })).await.status(), StatusCode::OK);
+    assert_eq!(
+        put("+12065550900".into(), json!({ "cnam": "ALICE" })).await.status(),
+        StatusCode::OK
+    );
     // Not subscribed to the emergency-address events.
-    assert_eq!(put(number(1), json!({ "address_line1": "1 Main St" })).await.status(), StatusCode::OK);
+    assert_eq!(
+        put(number(1), json!({ "address_line1": "1 Main St" })).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(put(number(1), json!({ "cnam": "ACME" })).await.status(), StatusCode::OK);
     let got = received(&r, 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(r.received.lock().expect("lock").len(), 1, "only the subscribed event about this carrier's number");
+    assert_eq!(
+        r.received.lock().expect("lock").len(),
+        1,
+        "only the subscribed event about this carrier's number"
+    );
     let event: Value = serde_json::from_str(&got[0].1).expect("json");
-    let errors = support::schema::validate(&event_schema("phone-peering-webhooks.subset.json", "phone.peering_number_cnam_updated"), &event);
+    let errors = support::schema::validate(
+        &event_schema("phone-peering-webhooks.subset.json", "phone.peering_number_cnam_updated"),
+        &event,
+    );
     assert!(errors.is_empty(), "{errors:?} in {event}");
     assert_eq!(event["event"], "phone.peering_number_cnam_updated");
-    assert_eq!(event["payload"]["object"]["phone_numbers"], json!([number(1).trim_start_matches('+')]), "bare digits, as Zoom's Phone sample");
+    assert_eq!(
+        event["payload"]["object"]["phone_numbers"],
+        json!([number(1).trim_start_matches('+')]),
+        "bare digits, as Zoom's Phone sample"
+    );
 
     // Bad input is refused with the reason.
     let res = put(number(1), json!({ "cnam": "A NAME LONGER THAN FIFTEEN" })).await;

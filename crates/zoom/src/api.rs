@@ -1,7 +1,9 @@
 //! The REST calls peerex makes with a customer's access token: `users/me` and the Number Management
 //! API's peering numbers (REFERENCE §1, `openapi/number-management.openapi.json`).
 
-use crate::{Client, Me, NumberResult, NumberUpdate, Outcome, Page, PeeringNumber, ZoomError, MAX_BATCH};
+use crate::{
+    Client, Me, NumberResult, NumberUpdate, Outcome, Page, PeeringNumber, ZoomError, MAX_BATCH,
+};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -37,13 +39,20 @@ impl Client {
 
     /// One page of the account's peering numbers (`GET number_management/peering_numbers`). Pass the
     /// previous page's `next_page_token` to go on; it expires after 15 minutes.
-    pub async fn list_peering_numbers(&self, access_token: &str, page_token: Option<&str>) -> Result<Page, ZoomError> {
+    pub async fn list_peering_numbers(
+        &self,
+        access_token: &str,
+        page_token: Option<&str>,
+    ) -> Result<Page, ZoomError> {
         self.page(access_token, page_token, None).await
     }
 
     /// Every peering number of the account, page after page (300 a page, one call each). A page token
     /// that expired on the way (a 400 with code 300) starts the listing over, once.
-    pub async fn list_all_peering_numbers(&self, access_token: &str) -> Result<Vec<PeeringNumber>, ZoomError> {
+    pub async fn list_all_peering_numbers(
+        &self,
+        access_token: &str,
+    ) -> Result<Vec<PeeringNumber>, ZoomError> {
         let (mut all, mut next, mut restarted) = (Vec::new(), None::<String>, false);
         loop {
             match self.page(access_token, next.as_deref(), None).await {
@@ -54,7 +63,9 @@ impl Client {
                         None => return Ok(all),
                     }
                 }
-                Err(ZoomError::Refused { status: 400, code: 300, .. }) if next.is_some() && !restarted => {
+                Err(ZoomError::Refused { status: 400, code: 300, .. })
+                    if next.is_some() && !restarted =>
+                {
                     tracing::info!("Zoom's page token expired; listing again from the start");
                     (all, next, restarted) = (Vec::new(), None, true);
                 }
@@ -66,12 +77,21 @@ impl Client {
     /// The account's peering number `phone_number`, if the account has it (`phone_number` filter).
     /// Zoom answers "Phone number already exists" to a POST whichever account has the number; this
     /// tells whether it is this one.
-    pub async fn find_peering_number(&self, access_token: &str, phone_number: &str) -> Result<Option<PeeringNumber>, ZoomError> {
+    pub async fn find_peering_number(
+        &self,
+        access_token: &str,
+        phone_number: &str,
+    ) -> Result<Option<PeeringNumber>, ZoomError> {
         let page = self.page(access_token, None, Some(phone_number)).await?;
         Ok(page.numbers.into_iter().find(|n| same_number(&n.phone_number, phone_number)))
     }
 
-    async fn page(&self, access_token: &str, page_token: Option<&str>, filter: Option<&str>) -> Result<Page, ZoomError> {
+    async fn page(
+        &self,
+        access_token: &str,
+        page_token: Option<&str>,
+        filter: Option<&str>,
+    ) -> Result<Page, ZoomError> {
         #[derive(Deserialize)]
         struct Body {
             #[serde(default)]
@@ -101,7 +121,11 @@ impl Client {
             numbers: b
                 .numbers
                 .into_iter()
-                .map(|i| PeeringNumber { phone_number: i.phone_number, sip_trunk_name: i.sip_trunk_name, assigned: i.assigned })
+                .map(|i| PeeringNumber {
+                    phone_number: i.phone_number,
+                    sip_trunk_name: i.sip_trunk_name,
+                    assigned: i.assigned,
+                })
                 .collect(),
             // Zoom marks the last page with an empty string [doc].
             next_page_token: b.next_page_token.filter(|t| !t.is_empty()),
@@ -110,17 +134,28 @@ impl Client {
 
     /// `POST`: adds up to 200 numbers on `sip_trunk_name`, active, for Zoom Phone. More than 200 is
     /// `ZoomError::Invalid` without a call. A number Zoom already has comes back `AlreadyDone`.
-    pub async fn add_peering_numbers(&self, access_token: &str, sip_trunk_name: &str, numbers: &[String]) -> Result<Vec<NumberResult>, ZoomError> {
+    pub async fn add_peering_numbers(
+        &self,
+        access_token: &str,
+        sip_trunk_name: &str,
+        numbers: &[String],
+    ) -> Result<Vec<NumberResult>, ZoomError> {
         check_batch(numbers.iter().map(String::as_str))?;
-        let items: Vec<Value> =
-            numbers.iter().map(|n| json!({ "phone_number": n, "sip_trunk_name": sip_trunk_name, "status": true })).collect();
+        let items: Vec<Value> = numbers
+            .iter()
+            .map(|n| json!({ "phone_number": n, "sip_trunk_name": sip_trunk_name, "status": true }))
+            .collect();
         let body = json!({ "allocated_product": "ZOOM_PHONE", "phone_numbers": items });
         let a = self.call(Method::POST, PEERING_NUMBERS, access_token, &[], Some(body), true).await;
         per_number(numbers, a, Op::Add)
     }
 
     /// `PATCH`: changes up to 200 numbers (`None` fields stay as they are).
-    pub async fn update_peering_numbers(&self, access_token: &str, updates: &[NumberUpdate]) -> Result<Vec<NumberResult>, ZoomError> {
+    pub async fn update_peering_numbers(
+        &self,
+        access_token: &str,
+        updates: &[NumberUpdate],
+    ) -> Result<Vec<NumberResult>, ZoomError> {
         check_batch(updates.iter().map(|u| u.phone_number.as_str()))?;
         let items: Vec<Value> = updates
             .iter()
@@ -141,25 +176,50 @@ impl Client {
             })
             .collect();
         let numbers: Vec<String> = updates.iter().map(|u| u.phone_number.clone()).collect();
-        let a = self.call(Method::PATCH, PEERING_NUMBERS, access_token, &[], Some(json!({ "phone_numbers": items })), true).await;
+        let a = self
+            .call(
+                Method::PATCH,
+                PEERING_NUMBERS,
+                access_token,
+                &[],
+                Some(json!({ "phone_numbers": items })),
+                true,
+            )
+            .await;
         per_number(&numbers, a, Op::Update)
     }
 
     /// `DELETE`: removes up to 200 numbers. One Zoom no longer has comes back `AlreadyDone`; one assigned
     /// to a user in Zoom is `Refused` with Zoom's reason.
-    pub async fn remove_peering_numbers(&self, access_token: &str, numbers: &[String]) -> Result<Vec<NumberResult>, ZoomError> {
+    pub async fn remove_peering_numbers(
+        &self,
+        access_token: &str,
+        numbers: &[String],
+    ) -> Result<Vec<NumberResult>, ZoomError> {
         check_batch(numbers.iter().map(String::as_str))?;
         // Repeated query parameters (REFERENCE §1: sources disagree; this is the documented encoding).
-        let query: Vec<(&str, String)> = numbers.iter().map(|n| ("phone_numbers", n.clone())).collect();
+        let query: Vec<(&str, String)> =
+            numbers.iter().map(|n| ("phone_numbers", n.clone())).collect();
         let a = self.call(Method::DELETE, PEERING_NUMBERS, access_token, &query, None, true).await;
         per_number(numbers, a, Op::Remove)
     }
 
     /// One call to the REST API. Any answer but a 2xx is an error here, except, for a batch
     /// (`partial`), a 400 with code 1000 ("some data failed"), which `per_number` reads.
-    async fn call(&self, method: Method, path: &str, token: &str, query: &[(&str, String)], body: Option<Value>, partial: bool) -> Result<Answer, ZoomError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        partial: bool,
+    ) -> Result<Answer, ZoomError> {
         // Never the token; the Zoom account is on the caller's span (the app's job span).
-        let batch = body.as_ref().and_then(|b| b["phone_numbers"].as_array().map(Vec::len)).unwrap_or_else(|| query.iter().filter(|(k, _)| *k == "phone_numbers").count());
+        let batch = body
+            .as_ref()
+            .and_then(|b| b["phone_numbers"].as_array().map(Vec::len))
+            .unwrap_or_else(|| query.iter().filter(|(k, _)| *k == "phone_numbers").count());
         let span = tracing::info_span!(
             "zoom.api",
             %method,
@@ -171,26 +231,36 @@ impl Client {
         );
         let started = std::time::Instant::now();
         let result = async {
-            let url = self.inner.api_base.join(path).map_err(|e| (ZoomError::Invalid(format!("api_base: {e}")), String::new()))?;
+            let url = self
+                .inner
+                .api_base
+                .join(path)
+                .map_err(|e| (ZoomError::Invalid(format!("api_base: {e}")), String::new()))?;
             let mut request = self.inner.http.request(method, url).bearer_auth(token).query(query);
             if let Some(body) = body {
                 request = request.json(&body);
             }
-            let response = request.send().await.map_err(|e| (transport_error(&e), String::new()))?;
+            let response =
+                request.send().await.map_err(|e| (transport_error(&e), String::new()))?;
             let status = response.status();
             let span = tracing::Span::current();
             span.record("status", status.as_u16());
             // Zoom's support asks for it (REFERENCE §5).
-            if let Some(id) = response.headers().get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
+            if let Some(id) =
+                response.headers().get("x-zm-trackingid").and_then(|v| v.to_str().ok())
+            {
                 span.record("tracking_id", id);
             }
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| (transport_error(&e), String::new()))?.to_vec();
+            let body =
+                response.bytes().await.map_err(|e| (transport_error(&e), String::new()))?.to_vec();
             if status.is_success() {
                 return Ok(Answer { status, body });
             }
             match api_error(status, &headers, &body, (self.inner.now)()) {
-                ZoomError::Refused { status: 400, code: 1000, .. } if partial => Ok(Answer { status, body }),
+                ZoomError::Refused { status: 400, code: 1000, .. } if partial => {
+                    Ok(Answer { status, body })
+                }
                 error => Err((error, excerpt(&body))),
             }
         }
@@ -201,7 +271,9 @@ impl Client {
             Ok(a) if a.status.is_success() => tracing::debug!("Zoom answered"),
             // The list of failed numbers is not a published shape: keep the raw body in the log.
             Ok(a) => tracing::info!(body = %excerpt(&a.body), "Zoom refused some numbers"),
-            Err((e, _)) if e.is_retryable() => tracing::info!(error = %e, "Zoom call failed; retryable"),
+            Err((e, _)) if e.is_retryable() => {
+                tracing::info!(error = %e, "Zoom call failed; retryable")
+            }
             Err((e, body)) => tracing::warn!(error = %e, %body, "Zoom refused the call"),
         });
         result.map_err(|(e, _)| e)
@@ -213,7 +285,11 @@ impl Client {
 fn check_batch<'a>(numbers: impl ExactSizeIterator<Item = &'a str>) -> Result<(), ZoomError> {
     match numbers.len() {
         0 => return Err(ZoomError::Invalid("no phone numbers given".into())),
-        n if n > MAX_BATCH => return Err(ZoomError::Invalid(format!("{n} phone numbers given; Zoom takes at most {MAX_BATCH} per call"))),
+        n if n > MAX_BATCH => {
+            return Err(ZoomError::Invalid(format!(
+                "{n} phone numbers given; Zoom takes at most {MAX_BATCH} per call"
+            )))
+        }
         _ => {}
     }
     let mut seen = std::collections::HashSet::new();
@@ -239,7 +315,12 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 /// Zoom's error body `{"code", "message"[, "errors"]}` (REFERENCE §5) as a `ZoomError`.
-fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8], now: time::OffsetDateTime) -> ZoomError {
+fn api_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: time::OffsetDateTime,
+) -> ZoomError {
     #[derive(Deserialize)]
     struct Body {
         code: Option<i64>,
@@ -249,7 +330,9 @@ fn api_error(status: StatusCode, headers: &HeaderMap, body: &[u8], now: time::Of
     let code = parsed.as_ref().and_then(|b| b.code).unwrap_or(0);
     let message = parsed.and_then(|b| b.message).unwrap_or_else(|| excerpt(body));
     match status {
-        StatusCode::TOO_MANY_REQUESTS => ZoomError::RateLimited { retry_after: retry_after(headers, now) },
+        StatusCode::TOO_MANY_REQUESTS => {
+            ZoomError::RateLimited { retry_after: retry_after(headers, now) }
+        }
         StatusCode::UNAUTHORIZED => ZoomError::Unauthorized { message },
         s if s.is_server_error() => ZoomError::Server { status: s.as_u16(), message },
         s => ZoomError::Refused { status: s.as_u16(), code, message },
@@ -288,7 +371,9 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: time::OffsetDateTime) -> Dur
             return Duration::from_secs(secs);
         }
         let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-            .or_else(|_| time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822))
+            .or_else(|_| {
+                time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822)
+            })
             .ok()
             .or_else(|| http_date(v));
         if let Some(at) = at {
@@ -326,7 +411,11 @@ enum Op {
 /// Turns the answer to a batch into one result per number, in the caller's order. Success is only
 /// a 2xx; a 400 with code 1000 lists the numbers that failed and the rest were done
 /// (REFERENCE §1). Anything else is an error for the whole call: never success.
-fn per_number(numbers: &[String], answer: Result<Answer, ZoomError>, op: Op) -> Result<Vec<NumberResult>, ZoomError> {
+fn per_number(
+    numbers: &[String],
+    answer: Result<Answer, ZoomError>,
+    op: Op,
+) -> Result<Vec<NumberResult>, ZoomError> {
     let a = answer?;
     let failures = if a.status.is_success() {
         Vec::new()
@@ -334,12 +423,21 @@ fn per_number(numbers: &[String], answer: Result<Answer, ZoomError>, op: Op) -> 
         partial_failures(&a.body, numbers).ok_or_else(|| ZoomError::Refused {
             status: 400,
             code: 1000,
-            message: format!("some numbers failed, but Zoom's answer does not say which: {}", excerpt(&a.body)),
+            message: format!(
+                "some numbers failed, but Zoom's answer does not say which: {}",
+                excerpt(&a.body)
+            ),
         })?
     } else {
         return Err(ZoomError::Decode(format!("unexpected status {}", a.status)));
     };
-    Ok(numbers.iter().map(|n| NumberResult { phone_number: n.clone(), outcome: outcome(op, failures_for(&failures, n)) }).collect())
+    Ok(numbers
+        .iter()
+        .map(|n| NumberResult {
+            phone_number: n.clone(),
+            outcome: outcome(op, failures_for(&failures, n)),
+        })
+        .collect())
 }
 
 /// The per-number list of a code 1000 answer. The simulator sends `errors: [{phone_number, reason}]`;
@@ -350,17 +448,22 @@ fn partial_failures(body: &[u8], sent: &[String]) -> Option<Vec<(String, String)
     let v: Value = serde_json::from_slice(body).ok()?;
     let list = match &v {
         Value::Array(items) => items,
-        Value::Object(o) => ["errors", "data", "failed_numbers", "unprocessed_numbers", "phone_numbers"]
-            .iter()
-            .find_map(|k| o.get(*k).and_then(Value::as_array))?,
+        Value::Object(o) => {
+            ["errors", "data", "failed_numbers", "unprocessed_numbers", "phone_numbers"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(Value::as_array))?
+        }
         _ => return None,
     };
-    let text = |item: &Value, keys: &[&str]| keys.iter().find_map(|k| item.get(*k).and_then(Value::as_str)).map(str::to_owned);
+    let text = |item: &Value, keys: &[&str]| {
+        keys.iter().find_map(|k| item.get(*k).and_then(Value::as_str)).map(str::to_owned)
+    };
     let failures = list
         .iter()
         .map(|item| {
             let number = text(item, &["phone_number", "phoneNumber", "number"])?;
-            let reason = text(item, &["reason", "failure_reason", "message", "error"]).unwrap_or_else(|| "Some data failed.".into());
+            let reason = text(item, &["reason", "failure_reason", "message", "error"])
+                .unwrap_or_else(|| "Some data failed.".into());
             sent.iter().any(|s| same_number(s, &number)).then_some((number, reason))
         })
         .collect::<Option<Vec<_>>>()?;
@@ -405,11 +508,27 @@ mod tests {
     fn retry_after_is_read_in_seconds_as_a_time_or_from_the_limit_type() {
         let now = datetime!(2026-11-23 22:00:00 UTC);
         assert_eq!(retry_after(&headers(&[("retry-after", "7")]), now), Duration::from_secs(7));
-        assert_eq!(retry_after(&headers(&[("retry-after", "2026-11-23T22:00:30Z")]), now), Duration::from_secs(30));
-        assert_eq!(retry_after(&headers(&[("retry-after", "Mon, 23 Nov 2026 22:01:00 GMT")]), now), Duration::from_secs(60));
-        assert_eq!(retry_after(&headers(&[("retry-after", "2026-11-23T21:00:00Z")]), now), Duration::from_secs(1), "a past time");
-        assert_eq!(retry_after(&headers(&[("x-ratelimit-type", "Daily-limit")]), now), Duration::from_secs(2 * 3600));
-        assert_eq!(retry_after(&headers(&[("x-ratelimit-type", "QPS")]), now), Duration::from_secs(1));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2026-11-23T22:00:30Z")]), now),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "Mon, 23 Nov 2026 22:01:00 GMT")]), now),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2026-11-23T21:00:00Z")]), now),
+            Duration::from_secs(1),
+            "a past time"
+        );
+        assert_eq!(
+            retry_after(&headers(&[("x-ratelimit-type", "Daily-limit")]), now),
+            Duration::from_secs(2 * 3600)
+        );
+        assert_eq!(
+            retry_after(&headers(&[("x-ratelimit-type", "QPS")]), now),
+            Duration::from_secs(1)
+        );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), Duration::from_secs(1));
     }
 
@@ -417,11 +536,25 @@ mod tests {
     fn a_failure_list_is_matched_to_the_numbers_sent_whatever_their_spelling() {
         let sent = vec!["+12065550001".to_owned(), "+12065550002".to_owned()];
         let body = br#"{"code":1000,"message":"Some data failed.","errors":[{"phone_number":"12065550002","reason":"Invalid Sip Trunk"}]}"#;
-        assert_eq!(partial_failures(body, &sent), Some(vec![("12065550002".into(), "Invalid Sip Trunk".into())]));
+        assert_eq!(
+            partial_failures(body, &sent),
+            Some(vec![("12065550002".into(), "Invalid Sip Trunk".into())])
+        );
         let legacy = br#"{"unprocessed_numbers":[{"phone_number":"+12065550001","failure_reason":"Invalid number"}]}"#;
-        assert_eq!(partial_failures(legacy, &sent), Some(vec![("+12065550001".into(), "Invalid number".into())]));
-        assert_eq!(partial_failures(br#"{"code":1000,"message":"Some data failed."}"#, &sent), None, "no list");
+        assert_eq!(
+            partial_failures(legacy, &sent),
+            Some(vec![("+12065550001".into(), "Invalid number".into())])
+        );
+        assert_eq!(
+            partial_failures(br#"{"code":1000,"message":"Some data failed."}"#, &sent),
+            None,
+            "no list"
+        );
         assert_eq!(partial_failures(br#"{"errors":[]}"#, &sent), None, "an empty list");
-        assert_eq!(partial_failures(br#"{"errors":[{"field":"x","message":"y"}]}"#, &sent), None, "a validation list");
+        assert_eq!(
+            partial_failures(br#"{"errors":[{"field":"x","message":"y"}]}"#, &sent),
+            None,
+            "a validation list"
+        );
     }
 }

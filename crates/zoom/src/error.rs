@@ -36,7 +36,13 @@ pub enum ZoomError {
 impl ZoomError {
     /// Whether the same call may succeed later without anything changing on our side.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ZoomError::RateLimited { .. } | ZoomError::Server { .. } | ZoomError::Timeout | ZoomError::Transport(_))
+        matches!(
+            self,
+            ZoomError::RateLimited { .. }
+                | ZoomError::Server { .. }
+                | ZoomError::Timeout
+                | ZoomError::Transport(_)
+        )
     }
 
     /// The wait Zoom asked for, if it asked.

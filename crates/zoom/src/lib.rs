@@ -67,7 +67,9 @@ struct Inner {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("api_base", &self.inner.api_base.as_str()).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("api_base", &self.inner.api_base.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,8 +79,15 @@ impl Client {
     }
 
     /// A client that reads the time from `now` (to compute `Tokens::expires_at`), for an injected clock.
-    pub fn with_clock(config: Config, now: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Result<Client, ZoomError> {
-        for (field, url) in [("oauth_base", &config.oauth_base), ("api_base", &config.api_base), ("redirect_uri", &config.redirect_uri)] {
+    pub fn with_clock(
+        config: Config,
+        now: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
+    ) -> Result<Client, ZoomError> {
+        for (field, url) in [
+            ("oauth_base", &config.oauth_base),
+            ("api_base", &config.api_base),
+            ("redirect_uri", &config.redirect_uri),
+        ] {
             if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
                 return Err(ZoomError::Invalid(format!("{field}: {url} is not an http(s) URL")));
             }
@@ -104,7 +113,9 @@ impl Client {
         if !api_base.path().ends_with('/') {
             api_base.set_path(&format!("{}/", api_base.path()));
         }
-        Ok(Client { inner: Arc::new(Inner { http, oauth, api_base, plain_oauth_base, now: Box::new(now) }) })
+        Ok(Client {
+            inner: Arc::new(Inner { http, oauth, api_base, plain_oauth_base, now: Box::new(now) }),
+        })
     }
 }
 

@@ -29,7 +29,14 @@ pub enum WebhookError {
 /// Checks `x-zm-signature: v0=hex(HMAC-SHA256(secret, "v0:{timestamp}:{body}"))` over the raw body, in
 /// constant time, and that `x-zm-request-timestamp` (seconds since the epoch) is within `window` of
 /// `now` either way. An empty `timestamp` or `signature` is a missing header.
-pub fn verify(secret: &str, timestamp: &str, signature: &str, body: &[u8], now: OffsetDateTime, window: Duration) -> Result<(), WebhookError> {
+pub fn verify(
+    secret: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+    now: OffsetDateTime,
+    window: Duration,
+) -> Result<(), WebhookError> {
     let (timestamp, signature) = (timestamp.trim(), signature.trim());
     if timestamp.is_empty() {
         return Err(WebhookError::MissingHeader(TIMESTAMP_HEADER));
@@ -37,15 +44,21 @@ pub fn verify(secret: &str, timestamp: &str, signature: &str, body: &[u8], now: 
     if signature.is_empty() {
         return Err(WebhookError::MissingHeader(SIGNATURE_HEADER));
     }
-    let given = signature.strip_prefix("v0=").and_then(|h| hex::decode(h).ok()).ok_or(WebhookError::BadSignature)?;
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| WebhookError::BadSignature)?;
+    let given = signature
+        .strip_prefix("v0=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or(WebhookError::BadSignature)?;
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| WebhookError::BadSignature)?;
     mac.update(b"v0:");
     mac.update(timestamp.as_bytes());
     mac.update(b":");
     mac.update(body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&given).map_err(|_| WebhookError::BadSignature)?;
-    let sent: i64 = timestamp.parse().map_err(|_| WebhookError::Malformed(format!("{TIMESTAMP_HEADER} is not a number of seconds")))?;
+    let sent: i64 = timestamp.parse().map_err(|_| {
+        WebhookError::Malformed(format!("{TIMESTAMP_HEADER} is not a number of seconds"))
+    })?;
     let skew = (now.unix_timestamp() - sent).unsigned_abs();
     if skew > window.as_secs() {
         return Err(WebhookError::StaleTimestamp);
@@ -57,19 +70,36 @@ pub fn verify(secret: &str, timestamp: &str, signature: &str, body: &[u8], now: 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Zoom checks the endpoint: answer with `url_validation_response` within 3 s.
-    UrlValidation { plain_token: String },
+    UrlValidation {
+        plain_token: String,
+    },
     /// The app was removed from the account: drop its tokens.
-    AppDeauthorized { account_id: String, user_id: String, client_id: String, deauthorization_time: Option<String> },
-    Other { event: String },
+    AppDeauthorized {
+        account_id: String,
+        user_id: String,
+        client_id: String,
+        deauthorization_time: Option<String>,
+    },
+    Other {
+        event: String,
+    },
 }
 
 /// Parses a (verified) webhook body.
 pub fn parse(body: &[u8]) -> Result<Event, WebhookError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(format!("not JSON: {e}")))?;
-    let event = v.get("event").and_then(Value::as_str).ok_or_else(|| WebhookError::Malformed("no `event`".into()))?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| WebhookError::Malformed(format!("not JSON: {e}")))?;
+    let event = v
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or_else(|| WebhookError::Malformed("no `event`".into()))?;
     let payload = v.get("payload").unwrap_or(&Value::Null);
     let field = |name: &str| -> Result<String, WebhookError> {
-        payload.get(name).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| WebhookError::Malformed(format!("{event}: no `payload.{name}`")))
+        payload
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| WebhookError::Malformed(format!("{event}: no `payload.{name}`")))
     };
     Ok(match event {
         "endpoint.url_validation" => Event::UrlValidation { plain_token: field("plainToken")? },
@@ -102,7 +132,8 @@ pub fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
 
 fn hmac(secret: &str, message: &[u8]) -> Vec<u8> {
     // HMAC takes keys of any length; this cannot fail.
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
     mac.update(message);
     mac.finalize().into_bytes().to_vec()
 }
@@ -119,10 +150,29 @@ mod tests {
         let body = br#"{"event":"app_deauthorized"}"#;
         let sig = signature(SECRET, "1700000000", body);
         assert_eq!(verify(SECRET, "1700000000", &sig, body, now, DEFAULT_WINDOW), Ok(()));
-        assert_eq!(verify(SECRET, "1700000000", &sig, br#"{"event":"app_deauthorized "}"#, now, DEFAULT_WINDOW), Err(WebhookError::BadSignature));
-        assert_eq!(verify("another secret", "1700000000", &sig, body, now, DEFAULT_WINDOW), Err(WebhookError::BadSignature));
-        assert_eq!(verify(SECRET, "1700000000", "v0=zz", body, now, DEFAULT_WINDOW), Err(WebhookError::BadSignature));
-        assert_eq!(verify(SECRET, "1700000000", &sig[3..], body, now, DEFAULT_WINDOW), Err(WebhookError::BadSignature));
+        assert_eq!(
+            verify(
+                SECRET,
+                "1700000000",
+                &sig,
+                br#"{"event":"app_deauthorized "}"#,
+                now,
+                DEFAULT_WINDOW
+            ),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify("another secret", "1700000000", &sig, body, now, DEFAULT_WINDOW),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify(SECRET, "1700000000", "v0=zz", body, now, DEFAULT_WINDOW),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify(SECRET, "1700000000", &sig[3..], body, now, DEFAULT_WINDOW),
+            Err(WebhookError::BadSignature)
+        );
     }
 
     #[test]

@@ -29,7 +29,12 @@ async fn an_injected_429_is_rate_limited_with_zooms_retry_after() {
 
 #[tokio::test]
 async fn the_accounts_per_second_limit_is_rate_limited() {
-    let zoom = Zoom::with(Options { control_api: true, rate_limit: RateLimit::PerSecond(2), ..Options::default() }).await;
+    let zoom = Zoom::with(Options {
+        control_api: true,
+        rate_limit: RateLimit::PerSecond(2),
+        ..Options::default()
+    })
+    .await;
     let client = zoom.client();
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
     let mut limited = None;
@@ -59,14 +64,20 @@ async fn a_server_error_is_retryable_and_not_success() {
 #[tokio::test]
 async fn a_call_slower_than_the_timeout_times_out() {
     let zoom = Zoom::start().await;
-    let client = zoom::Client::new(zoom::Config { timeout: Duration::from_millis(300), ..zoom.config() }).expect("client");
+    let client =
+        zoom::Client::new(zoom::Config { timeout: Duration::from_millis(300), ..zoom.config() })
+            .expect("client");
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
     zoom.fault(json!({ "path": PEERING, "method": "GET", "delay_ms": 1500 })).await;
     let started = std::time::Instant::now();
     let e = client.list_peering_numbers(&token, None).await.expect_err("slow");
     assert_eq!(e, ZoomError::Timeout);
     assert!(e.is_retryable());
-    assert!(started.elapsed() < Duration::from_millis(1200), "gave up at the timeout: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "gave up at the timeout: {:?}",
+        started.elapsed()
+    );
     // The token endpoint has the same patience.
     zoom.fault(json!({ "path": "/oauth/token", "delay_ms": 1500 })).await;
     assert_eq!(client.refresh("whatever").await, Err(ZoomError::Timeout));
@@ -75,7 +86,9 @@ async fn a_call_slower_than_the_timeout_times_out() {
 #[tokio::test]
 async fn a_dropped_connection_is_a_transport_error_never_success() {
     let zoom = Zoom::start().await;
-    let client = zoom::Client::new(zoom::Config { timeout: Duration::from_millis(500), ..zoom.config() }).expect("client");
+    let client =
+        zoom::Client::new(zoom::Config { timeout: Duration::from_millis(500), ..zoom.config() })
+            .expect("client");
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
     // The simulator holds the call, then hangs up without answering (its `timeout_ms` fault).
     zoom.fault(json!({ "path": PEERING, "method": "POST", "timeout_ms": 100 })).await;
@@ -151,16 +164,28 @@ async fn a_success_status_with_a_body_we_cannot_read_is_a_decode_error() {
 async fn a_4xx_we_cannot_read_is_refused_for_the_whole_batch() {
     let addr = answering("400 Bad Request", "text/html", "<html></html>").await;
     let client = client_for(addr);
-    let e = client.add_peering_numbers("t", TRUNK, &numbers(0..2)).await.expect_err("unreadable 400");
-    assert!(matches!(&e, ZoomError::Refused { status: 400, code: 0, message } if message.contains("<html>")), "{e:?}");
+    let e =
+        client.add_peering_numbers("t", TRUNK, &numbers(0..2)).await.expect_err("unreadable 400");
+    assert!(
+        matches!(&e, ZoomError::Refused { status: 400, code: 0, message } if message.contains("<html>")),
+        "{e:?}"
+    );
     assert!(!e.is_retryable());
 }
 
 #[tokio::test]
 async fn a_some_data_failed_answer_that_names_no_number_we_sent_is_refused_for_the_whole_batch() {
-    let addr = answering("400 Bad Request", "application/json", r#"{"code":1000,"message":"Some data failed.","errors":[{"phone_number":"+19999999"}]}"#).await;
+    let addr = answering(
+        "400 Bad Request",
+        "application/json",
+        r#"{"code":1000,"message":"Some data failed.","errors":[{"phone_number":"+19999999"}]}"#,
+    )
+    .await;
     let client = client_for(addr);
-    let e = client.remove_peering_numbers("t", &numbers(0..2)).await.expect_err("cannot tell which failed");
+    let e = client
+        .remove_peering_numbers("t", &numbers(0..2))
+        .await
+        .expect_err("cannot tell which failed");
     assert!(matches!(e, ZoomError::Refused { status: 400, code: 1000, .. }), "{e:?}");
 }
 

@@ -24,7 +24,13 @@ async fn numbers_added_in_batches_of_200_are_listed_across_pages_as_unassigned()
     for batch in all.chunks(200) {
         let results = client.add_peering_numbers(&token, TRUNK, batch).await.expect("add");
         assert_eq!(results.len(), batch.len());
-        assert!(results.iter().zip(batch).all(|(r, n)| &r.phone_number == n && r.outcome == Outcome::Done), "{results:?}");
+        assert!(
+            results
+                .iter()
+                .zip(batch)
+                .all(|(r, n)| &r.phone_number == n && r.outcome == Outcome::Done),
+            "{results:?}"
+        );
     }
 
     let (mut listed, mut pages, mut token_page) = (Vec::new(), 0, None::<String>);
@@ -40,9 +46,17 @@ async fn numbers_added_in_batches_of_200_are_listed_across_pages_as_unassigned()
     assert_eq!(pages, 3, "300 a page");
     let mut got: Vec<&str> = listed.iter().map(|n| n.phone_number.as_str()).collect();
     got.sort_unstable();
-    assert_eq!(got, all.iter().map(String::as_str).collect::<Vec<_>>(), "every number once, and only the carrier's");
+    assert_eq!(
+        got,
+        all.iter().map(String::as_str).collect::<Vec<_>>(),
+        "every number once, and only the carrier's"
+    );
     assert!(listed.iter().all(|n| !n.assigned && n.sip_trunk_name.as_deref() == Some(TRUNK)));
-    assert_eq!(client.list_all_peering_numbers(&token).await.expect("list all"), listed, "the same pages in one call");
+    assert_eq!(
+        client.list_all_peering_numbers(&token).await.expect("list all"),
+        listed,
+        "the same pages in one call"
+    );
 }
 
 #[tokio::test]
@@ -50,16 +64,30 @@ async fn more_than_200_numbers_are_refused_before_anything_is_sent() {
     let zoom = Zoom::start().await;
     let client = zoom.client();
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
-    let e = client.add_peering_numbers(&token, TRUNK, &numbers(0..201)).await.expect_err("201 numbers");
+    let e =
+        client.add_peering_numbers(&token, TRUNK, &numbers(0..201)).await.expect_err("201 numbers");
     assert!(matches!(&e, ZoomError::Invalid(m) if m.contains("201") && m.contains("200")), "{e:?}");
-    assert!(matches!(client.remove_peering_numbers(&token, &numbers(0..201)).await, Err(ZoomError::Invalid(_))));
-    assert!(matches!(client.add_peering_numbers(&token, TRUNK, &[]).await, Err(ZoomError::Invalid(_))));
+    assert!(matches!(
+        client.remove_peering_numbers(&token, &numbers(0..201)).await,
+        Err(ZoomError::Invalid(_))
+    ));
+    assert!(matches!(
+        client.add_peering_numbers(&token, TRUNK, &[]).await,
+        Err(ZoomError::Invalid(_))
+    ));
     let twice = vec![number(1), number(2), "12065550001".to_owned()];
     let e = client.add_peering_numbers(&token, TRUNK, &twice).await.expect_err("a number twice");
-    assert!(matches!(&e, ZoomError::Invalid(m) if m.contains("12065550001") && m.contains("twice")), "{e:?}");
-    assert!(zoom.numbers(ACME).await.iter().all(|n| n["carrier_code"] != 8801), "nothing reached Zoom");
+    assert!(
+        matches!(&e, ZoomError::Invalid(m) if m.contains("12065550001") && m.contains("twice")),
+        "{e:?}"
+    );
+    assert!(
+        zoom.numbers(ACME).await.iter().all(|n| n["carrier_code"] != 8801),
+        "nothing reached Zoom"
+    );
     // 200 is fine.
-    let results = client.add_peering_numbers(&token, TRUNK, &numbers(0..200)).await.expect("200 numbers");
+    let results =
+        client.add_peering_numbers(&token, TRUNK, &numbers(0..200)).await.expect("200 numbers");
     assert!(results.iter().all(|r| r.outcome == Outcome::Done));
 }
 
@@ -68,12 +96,26 @@ async fn an_unknown_trunk_and_a_bad_number_are_refused_per_number_and_the_rest_a
     let zoom = Zoom::start().await;
     let client = zoom.client();
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
-    let results = client.add_peering_numbers(&token, "no-such-trunk", &numbers(0..2)).await.expect("answer");
-    assert_eq!(outcomes(&results), vec![(number(0).as_str(), &refused("Invalid Sip Trunk")), (number(1).as_str(), &refused("Invalid Sip Trunk"))]);
+    let results =
+        client.add_peering_numbers(&token, "no-such-trunk", &numbers(0..2)).await.expect("answer");
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            (number(0).as_str(), &refused("Invalid Sip Trunk")),
+            (number(1).as_str(), &refused("Invalid Sip Trunk"))
+        ]
+    );
 
     let batch = vec![number(5), "12345".to_owned(), number(6)];
     let results = client.add_peering_numbers(&token, TRUNK, &batch).await.expect("answer");
-    assert_eq!(outcomes(&results), vec![("+12065550005", &Outcome::Done), ("12345", &refused("Invalid number")), ("+12065550006", &Outcome::Done)]);
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            ("+12065550005", &Outcome::Done),
+            ("12345", &refused("Invalid number")),
+            ("+12065550006", &Outcome::Done)
+        ]
+    );
     let listed = client.list_peering_numbers(&token, None).await.expect("list").numbers;
     assert_eq!(listed.len(), 2);
 }
@@ -84,8 +126,12 @@ async fn adding_a_number_zoom_already_has_converges() {
     let client = zoom.client();
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
     client.add_peering_numbers(&token, TRUNK, &numbers(0..1)).await.expect("first push");
-    let results = client.add_peering_numbers(&token, TRUNK, &numbers(0..2)).await.expect("second push");
-    assert_eq!(outcomes(&results), vec![("+12065550000", &Outcome::AlreadyDone), ("+12065550001", &Outcome::Done)]);
+    let results =
+        client.add_peering_numbers(&token, TRUNK, &numbers(0..2)).await.expect("second push");
+    assert_eq!(
+        outcomes(&results),
+        vec![("+12065550000", &Outcome::AlreadyDone), ("+12065550001", &Outcome::Done)]
+    );
 }
 
 #[tokio::test]
@@ -107,7 +153,14 @@ async fn removing_an_assigned_number_is_refused_with_zooms_reason_and_a_gone_one
             ("+12065550002", &Outcome::AlreadyDone),
         ]
     );
-    let left: Vec<String> = client.list_peering_numbers(&token, None).await.expect("list").numbers.into_iter().map(|n| n.phone_number).collect();
+    let left: Vec<String> = client
+        .list_peering_numbers(&token, None)
+        .await
+        .expect("list")
+        .numbers
+        .into_iter()
+        .map(|n| n.phone_number)
+        .collect();
     assert_eq!(left, vec![number(0)]);
     // Removing the removed one again converges too.
     let again = client.remove_peering_numbers(&token, &numbers(1..2)).await.expect("remove again");
@@ -121,12 +174,28 @@ async fn updating_numbers_changes_them_and_an_unknown_one_is_refused() {
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
     client.add_peering_numbers(&token, TRUNK, &numbers(0..1)).await.expect("add");
     let updates = [
-        NumberUpdate { phone_number: number(0), status: Some(false), service_info: Some("Port-in pending".into()), ..Default::default() },
+        NumberUpdate {
+            phone_number: number(0),
+            status: Some(false),
+            service_info: Some("Port-in pending".into()),
+            ..Default::default()
+        },
         NumberUpdate { phone_number: number(9), status: Some(true), ..Default::default() },
     ];
     let results = client.update_peering_numbers(&token, &updates).await.expect("patch");
-    assert_eq!(outcomes(&results), vec![("+12065550000", &Outcome::Done), ("+12065550009", &refused("Phone number does not exist"))]);
-    let n = zoom.numbers(ACME).await.into_iter().find(|n| n["phone_number"] == number(0)).expect("number");
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            ("+12065550000", &Outcome::Done),
+            ("+12065550009", &refused("Phone number does not exist"))
+        ]
+    );
+    let n = zoom
+        .numbers(ACME)
+        .await
+        .into_iter()
+        .find(|n| n["phone_number"] == number(0))
+        .expect("number");
     assert_eq!(n["status"], false, "{n}");
     assert_eq!(n["service_info"], "Port-in pending", "{n}");
 }
@@ -138,10 +207,20 @@ async fn an_injected_partial_failure_refuses_only_the_chosen_numbers() {
     let token = zoom.install(&client, ACME_ADMIN).await.access_token;
     zoom.fault(json!({ "path": "/v2/number_management/peering_numbers", "method": "POST", "fail_numbers": [number(1)], "reason": "Internal error" })).await;
     let results = client.add_peering_numbers(&token, TRUNK, &numbers(0..3)).await.expect("answer");
-    assert_eq!(outcomes(&results), vec![("+12065550000", &Outcome::Done), ("+12065550001", &refused("Internal error")), ("+12065550002", &Outcome::Done)]);
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            ("+12065550000", &Outcome::Done),
+            ("+12065550001", &refused("Internal error")),
+            ("+12065550002", &Outcome::Done)
+        ]
+    );
     // Pushing the batch again converges: the two already there, the refused one now added.
     let again = client.add_peering_numbers(&token, TRUNK, &numbers(0..3)).await.expect("answer");
-    assert_eq!(again.iter().map(|r| r.outcome.clone()).collect::<Vec<_>>(), vec![Outcome::AlreadyDone, Outcome::Done, Outcome::AlreadyDone]);
+    assert_eq!(
+        again.iter().map(|r| r.outcome.clone()).collect::<Vec<_>>(),
+        vec![Outcome::AlreadyDone, Outcome::Done, Outcome::AlreadyDone]
+    );
 }
 
 #[tokio::test]
@@ -167,10 +246,15 @@ async fn a_number_another_account_has_is_already_there_for_zoom_but_not_found_in
     let globex = zoom.install(&client, GLOBEX_ADMIN).await.access_token;
     client.add_peering_numbers(&globex, TRUNK, &numbers(0..1)).await.expect("add to Globex");
     // Zoom's answer does not say which account has it...
-    let results = client.add_peering_numbers(&acme, TRUNK, &numbers(0..1)).await.expect("add to Acme");
+    let results =
+        client.add_peering_numbers(&acme, TRUNK, &numbers(0..1)).await.expect("add to Acme");
     assert_eq!(results[0].outcome, Outcome::AlreadyDone);
     // ...so a caller that must know asks.
     assert_eq!(client.find_peering_number(&acme, &number(0)).await.expect("find"), None);
-    let found = client.find_peering_number(&globex, &number(0)).await.expect("find").expect("Globex has it");
+    let found = client
+        .find_peering_number(&globex, &number(0))
+        .await
+        .expect("find")
+        .expect("Globex has it");
     assert_eq!((found.phone_number.as_str(), found.assigned), ("+12065550000", false));
 }

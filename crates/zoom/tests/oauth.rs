@@ -25,8 +25,15 @@ async fn a_carrier_started_flow_keeps_its_state_and_proves_pkce_then_learns_the_
     let before = OffsetDateTime::now_utc();
     let tokens = client.exchange_code(&code, Some(verifier)).await.expect("exchange");
     let lifetime = tokens.expires_at - before;
-    assert!(lifetime > time::Duration::seconds(3590) && lifetime <= time::Duration::seconds(3600), "Zoom's 3599 s: {lifetime}");
-    assert!(tokens.scopes.iter().any(|s| s == "number_management_numbers:write:admin"), "{:?}", tokens.scopes);
+    assert!(
+        lifetime > time::Duration::seconds(3590) && lifetime <= time::Duration::seconds(3600),
+        "Zoom's 3599 s: {lifetime}"
+    );
+    assert!(
+        tokens.scopes.iter().any(|s| s == "number_management_numbers:write:admin"),
+        "{:?}",
+        tokens.scopes
+    );
 
     let me = client.me(&tokens.access_token).await.expect("users/me");
     assert_eq!(me.account_id, ACME);
@@ -38,11 +45,18 @@ async fn a_carrier_started_flow_keeps_its_state_and_proves_pkce_then_learns_the_
 async fn a_carrier_started_flow_without_the_right_verifier_is_an_invalid_grant() {
     let zoom = Zoom::start().await;
     let client = zoom.client();
-    for verifier in [None, Some(PkceVerifier::new("a-verifier-that-is-not-the-one-for-this-challenge-0123456789".into()))] {
+    for verifier in [
+        None,
+        Some(PkceVerifier::new(
+            "a-verifier-that-is-not-the-one-for-this-challenge-0123456789".into(),
+        )),
+    ] {
         let (authorize, _kept) = client.authorize_url("s");
         let code = query_value(&zoom.allow(ACME_ADMIN, &authorize).await, "code").expect("code");
         match client.exchange_code(&code, verifier).await {
-            Err(ZoomError::InvalidGrant { message }) => assert!(message.contains("code_verifier"), "{message}"),
+            Err(ZoomError::InvalidGrant { message }) => {
+                assert!(message.contains("code_verifier"), "{message}")
+            }
             other => panic!("expected InvalidGrant, got {other:?}"),
         }
     }
@@ -54,7 +68,10 @@ async fn a_marketplace_install_has_no_state_nor_pkce_and_its_code_works_once() {
     let client = zoom.client();
     let code = zoom.marketplace_code(GLOBEX_ADMIN).await;
     let tokens = client.exchange_code(&code, None).await.expect("exchange");
-    assert_eq!(client.me(&tokens.access_token).await.expect("me").account_id, "globexZoomAccount00002");
+    assert_eq!(
+        client.me(&tokens.access_token).await.expect("me").account_id,
+        "globexZoomAccount00002"
+    );
 
     // Replaying the code is refused, and Zoom revokes what the code gave (it may have leaked).
     assert!(matches!(client.exchange_code(&code, None).await, Err(ZoomError::InvalidGrant { .. })));
@@ -82,7 +99,9 @@ async fn refresh_rotates_and_the_old_refresh_token_is_refused_once_the_new_pair_
     assert_eq!(client.me(&second.access_token).await.expect("new token works").account_id, ACME);
 
     match client.refresh(&first.refresh_token).await {
-        Err(ZoomError::InvalidGrant { message }) => assert!(message.contains("Invalid Token"), "{message}"),
+        Err(ZoomError::InvalidGrant { message }) => {
+            assert!(message.contains("Invalid Token"), "{message}")
+        }
         other => panic!("the spent refresh token must be refused, got {other:?}"),
     }
     let third = client.refresh(&second.refresh_token).await.expect("the new refresh token works");
@@ -113,7 +132,10 @@ async fn revoking_ends_the_authorization_for_both_tokens() {
     let tokens = zoom.install(&client, ACME_ADMIN).await;
     client.revoke(&tokens.access_token).await.expect("revoke");
     assert!(matches!(client.me(&tokens.access_token).await, Err(ZoomError::Unauthorized { .. })));
-    assert!(matches!(client.refresh(&tokens.refresh_token).await, Err(ZoomError::InvalidGrant { .. })));
+    assert!(matches!(
+        client.refresh(&tokens.refresh_token).await,
+        Err(ZoomError::InvalidGrant { .. })
+    ));
     // Revoking again (an unknown token) is not an error (RFC 7009 §2.2).
     client.revoke(&tokens.access_token).await.expect("revoke twice");
 }
@@ -122,9 +144,13 @@ async fn revoking_ends_the_authorization_for_both_tokens() {
 async fn a_wrong_client_secret_is_refused_not_taken_for_a_bad_grant() {
     let zoom = Zoom::start().await;
     let code = zoom.marketplace_code(ACME_ADMIN).await;
-    let client = zoom::Client::new(zoom::Config { client_secret: "not-the-secret".into(), ..zoom.config() }).expect("client");
+    let client =
+        zoom::Client::new(zoom::Config { client_secret: "not-the-secret".into(), ..zoom.config() })
+            .expect("client");
     match client.exchange_code(&code, None).await {
-        Err(ZoomError::Refused { status: 400, message, .. }) => assert!(message.contains("invalid_client"), "{message}"),
+        Err(ZoomError::Refused { status: 400, message, .. }) => {
+            assert!(message.contains("invalid_client"), "{message}")
+        }
         other => panic!("expected Refused, got {other:?}"),
     }
 }
@@ -134,7 +160,8 @@ async fn the_token_endpoint_rate_limit_and_server_errors_are_retryable() {
     let zoom = Zoom::start().await;
     let client = zoom.client();
     let tokens = zoom.install(&client, ACME_ADMIN).await;
-    zoom.fault(serde_json::json!({ "path": "/oauth/token", "status": 429, "retry_after": 3 })).await;
+    zoom.fault(serde_json::json!({ "path": "/oauth/token", "status": 429, "retry_after": 3 }))
+        .await;
     let e = client.refresh(&tokens.refresh_token).await.expect_err("429");
     assert_eq!(e, ZoomError::RateLimited { retry_after: Duration::from_secs(3) });
     assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
@@ -153,7 +180,12 @@ async fn secrets_never_appear_in_debug_output() {
     let (_, verifier) = client.authorize_url("s");
     let tokens = zoom.install(&client, ACME_ADMIN).await;
     let printed = format!("{:?} {:?} {:?} {:?}", zoom.config(), client, tokens, verifier);
-    for secret in [CLIENT_SECRET, tokens.access_token.as_str(), tokens.refresh_token.as_str(), verifier.secret()] {
+    for secret in [
+        CLIENT_SECRET,
+        tokens.access_token.as_str(),
+        tokens.refresh_token.as_str(),
+        verifier.secret(),
+    ] {
         assert!(!printed.contains(secret), "a secret was printed: {printed}");
     }
     assert!(printed.contains(CLIENT_ID), "the client id is not a secret: {printed}");
@@ -166,13 +198,20 @@ async fn every_call_can_run_in_a_spawned_task() {
     let client = zoom.client();
     let code = zoom.marketplace_code(ACME_ADMIN).await;
     let c = client.clone();
-    let tokens = tokio::spawn(async move { c.exchange_code(&code, None).await }).await.expect("join").expect("exchange");
+    let tokens = tokio::spawn(async move { c.exchange_code(&code, None).await })
+        .await
+        .expect("join")
+        .expect("exchange");
     let (c, t) = (client.clone(), tokens.clone());
     let fresh = tokio::spawn(async move {
         let fresh = c.refresh(&t.refresh_token).await?;
         c.me(&fresh.access_token).await?;
         c.add_peering_numbers(&fresh.access_token, TRUNK, &numbers(0..1)).await?;
-        c.update_peering_numbers(&fresh.access_token, &[zoom::NumberUpdate { phone_number: number(0), ..Default::default() }]).await?;
+        c.update_peering_numbers(
+            &fresh.access_token,
+            &[zoom::NumberUpdate { phone_number: number(0), ..Default::default() }],
+        )
+        .await?;
         c.list_all_peering_numbers(&fresh.access_token).await?;
         c.find_peering_number(&fresh.access_token, &number(0)).await?;
         c.remove_peering_numbers(&fresh.access_token, &numbers(0..1)).await?;
@@ -182,7 +221,10 @@ async fn every_call_can_run_in_a_spawned_task() {
     .expect("join")
     .expect("calls");
     let c = client.clone();
-    tokio::spawn(async move { c.revoke(&fresh.access_token).await }).await.expect("join").expect("revoke");
+    tokio::spawn(async move { c.revoke(&fresh.access_token).await })
+        .await
+        .expect("join")
+        .expect("revoke");
 }
 
 #[tokio::test]
@@ -198,8 +240,20 @@ async fn token_expiry_is_counted_on_the_injected_clock_from_when_we_asked() {
 async fn a_configuration_that_cannot_work_is_refused_with_the_field_named() {
     let zoom = Zoom::start().await;
     let bad = [
-        (zoom::Config { api_base: "ftp://api.zoom.us/v2".parse().expect("url"), ..zoom.config() }, "api_base"),
-        (zoom::Config { oauth_base: "mailto:ops@zoom.us".parse().expect("url"), ..zoom.config() }, "oauth_base"),
+        (
+            zoom::Config {
+                api_base: "ftp://api.zoom.us/v2".parse().expect("url"),
+                ..zoom.config()
+            },
+            "api_base",
+        ),
+        (
+            zoom::Config {
+                oauth_base: "mailto:ops@zoom.us".parse().expect("url"),
+                ..zoom.config()
+            },
+            "oauth_base",
+        ),
         (zoom::Config { timeout: Duration::ZERO, ..zoom.config() }, "timeout"),
         (zoom::Config { client_secret: String::new(), ..zoom.config() }, "client_secret"),
     ];

@@ -15,7 +15,8 @@ use zoom::webhook::{self, Event, WebhookError, DEFAULT_WINDOW};
 
 /// What peerex's endpoint does with a delivery, minus the database: verify, parse, answer.
 async fn receive(events: Arc<Mutex<Vec<Event>>>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let header =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let checked = webhook::verify(
         WEBHOOK_SECRET,
         &header(webhook::TIMESTAMP_HEADER),
@@ -28,7 +29,10 @@ async fn receive(events: Arc<Mutex<Vec<Event>>>, headers: HeaderMap, body: Bytes
         return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
     }
     match webhook::parse(&body) {
-        Ok(Event::UrlValidation { plain_token }) => axum::Json(webhook::url_validation_response(WEBHOOK_SECRET, &plain_token)).into_response(),
+        Ok(Event::UrlValidation { plain_token }) => {
+            axum::Json(webhook::url_validation_response(WEBHOOK_SECRET, &plain_token))
+                .into_response()
+        }
         Ok(event) => {
             events.lock().expect("lock").push(event);
             StatusCode::OK.into_response()
@@ -41,19 +45,28 @@ async fn receive(events: Arc<Mutex<Vec<Event>>>, headers: HeaderMap, body: Bytes
 async fn zoom_with_receiver() -> (Zoom, Arc<Mutex<Vec<Event>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let app = axum::Router::new().route("/zoom/webhooks", axum::routing::post(move |h: HeaderMap, b: Bytes| receive(seen.clone(), h, b)));
+    let app = axum::Router::new().route(
+        "/zoom/webhooks",
+        axum::routing::post(move |h: HeaderMap, b: Bytes| receive(seen.clone(), h, b)),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut world = world_json();
     world["apps"][0]["event_url"] = json!(format!("http://{addr}/zoom/webhooks"));
-    (Zoom::with_world(world, zoom_sim::Options { control_api: true, ..Default::default() }).await, events)
+    (
+        Zoom::with_world(world, zoom_sim::Options { control_api: true, ..Default::default() })
+            .await,
+        events,
+    )
 }
 
 #[tokio::test]
 async fn the_endpoint_validation_is_answered_as_zoom_checks_it() {
     let (zoom, _) = zoom_with_receiver().await;
-    let answer = zoom.control(reqwest::Method::POST, &format!("/_sim/apps/{CLIENT_ID}/validate-endpoint"), None).await;
+    let answer = zoom
+        .control(reqwest::Method::POST, &format!("/_sim/apps/{CLIENT_ID}/validate-endpoint"), None)
+        .await;
     assert_eq!(answer["valid"], true, "{answer}");
 }
 
@@ -62,7 +75,12 @@ async fn an_app_removal_arrives_signed_and_names_the_account() {
     let (zoom, events) = zoom_with_receiver().await;
     let client = zoom.client();
     zoom.install(&client, ACME_ADMIN).await;
-    zoom.control(reqwest::Method::POST, &format!("/_sim/accounts/{ACME}/apps/{CLIENT_ID}/remove"), Some(json!({}))).await;
+    zoom.control(
+        reqwest::Method::POST,
+        &format!("/_sim/accounts/{ACME}/apps/{CLIENT_ID}/remove"),
+        Some(json!({})),
+    )
+    .await;
     let mut got = None;
     for _ in 0..100 {
         if let Some(e) = events.lock().expect("lock").first().cloned() {
@@ -94,7 +112,11 @@ fn a_delivery_signed_as_zoom_signs_is_accepted_within_the_window_either_way() {
     let body = r#"{"event":"app_deauthorized","payload":{"account_id":"a"}}"#;
     for skew in [0, -299, 299] {
         let (ts, sig) = signed(now.unix_timestamp() + skew, body);
-        assert_eq!(webhook::verify(WEBHOOK_SECRET, &ts, &sig, body.as_bytes(), now, DEFAULT_WINDOW), Ok(()), "skew {skew}");
+        assert_eq!(
+            webhook::verify(WEBHOOK_SECRET, &ts, &sig, body.as_bytes(), now, DEFAULT_WINDOW),
+            Ok(()),
+            "skew {skew}"
+        );
     }
     // Our own signature helper agrees with the simulator's.
     let (ts, sig) = signed(now.unix_timestamp(), body);
@@ -106,19 +128,30 @@ fn forged_stale_and_incomplete_deliveries_are_refused() {
     let now = OffsetDateTime::now_utc();
     let body = r#"{"event":"app_deauthorized","payload":{"account_id":"a"}}"#;
     let (ts, sig) = signed(now.unix_timestamp(), body);
-    let verify = |ts: &str, sig: &str, body: &str| webhook::verify(WEBHOOK_SECRET, ts, sig, body.as_bytes(), now, DEFAULT_WINDOW);
+    let verify = |ts: &str, sig: &str, body: &str| {
+        webhook::verify(WEBHOOK_SECRET, ts, sig, body.as_bytes(), now, DEFAULT_WINDOW)
+    };
 
     let forged = format!("v0={}", hex_of(b"forged"));
     assert_eq!(verify(&ts, &forged, body), Err(WebhookError::BadSignature));
-    let other_secret = zoom_sim::webhook_signature("another app's secret", now.unix_timestamp(), body);
+    let other_secret =
+        zoom_sim::webhook_signature("another app's secret", now.unix_timestamp(), body);
     assert_eq!(verify(&ts, &other_secret, body), Err(WebhookError::BadSignature));
-    assert_eq!(verify(&ts, &sig, &body.replace("\"a\"", "\"b\"")), Err(WebhookError::BadSignature), "body changed");
+    assert_eq!(
+        verify(&ts, &sig, &body.replace("\"a\"", "\"b\"")),
+        Err(WebhookError::BadSignature),
+        "body changed"
+    );
     let later = (now.unix_timestamp() + 1).to_string();
     assert_eq!(verify(&later, &sig, body), Err(WebhookError::BadSignature), "timestamp changed");
 
     for skew in [-301, 301, -86_400] {
         let (old_ts, old_sig) = signed(now.unix_timestamp() + skew, body);
-        assert_eq!(verify(&old_ts, &old_sig, body), Err(WebhookError::StaleTimestamp), "skew {skew}");
+        assert_eq!(
+            verify(&old_ts, &old_sig, body),
+            Err(WebhookError::StaleTimestamp),
+            "skew {skew}"
+        );
     }
 
     assert_eq!(verify("", &sig, body), Err(WebhookError::MissingHeader("x-zm-request-timestamp")));
@@ -133,16 +166,24 @@ fn hex_of(bytes: &[u8]) -> String {
 fn events_are_parsed_and_malformed_bodies_refused() {
     let v = |v: Value| v.to_string().into_bytes();
     assert_eq!(
-        webhook::parse(&v(json!({ "event": "endpoint.url_validation", "payload": { "plainToken": "p1" } }))),
+        webhook::parse(&v(
+            json!({ "event": "endpoint.url_validation", "payload": { "plainToken": "p1" } })
+        )),
         Ok(Event::UrlValidation { plain_token: "p1".into() })
     );
     assert_eq!(
-        webhook::parse(&v(json!({ "event": "number_management.peering_number_cnam_updated", "payload": {} }))),
+        webhook::parse(&v(
+            json!({ "event": "number_management.peering_number_cnam_updated", "payload": {} })
+        )),
         Ok(Event::Other { event: "number_management.peering_number_cnam_updated".into() })
     );
     assert!(matches!(webhook::parse(b"not json"), Err(WebhookError::Malformed(_))));
-    assert!(matches!(webhook::parse(&v(json!({ "payload": {} }))), Err(WebhookError::Malformed(_))));
-    match webhook::parse(&v(json!({ "event": "app_deauthorized", "payload": { "user_id": "u" } }))) {
+    assert!(matches!(
+        webhook::parse(&v(json!({ "payload": {} }))),
+        Err(WebhookError::Malformed(_))
+    ));
+    match webhook::parse(&v(json!({ "event": "app_deauthorized", "payload": { "user_id": "u" } })))
+    {
         Err(WebhookError::Malformed(m)) => assert!(m.contains("account_id"), "{m}"),
         other => panic!("expected Malformed, got {other:?}"),
     }

@@ -23,20 +23,34 @@ impl Cli {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_peerex")).args(args).env("PEEREX_DATABASE_URL", &self.url).current_dir(self.dir.path()).output().expect("run peerex")
+        Command::new(env!("CARGO_BIN_EXE_peerex"))
+            .args(args)
+            .env("PEEREX_DATABASE_URL", &self.url)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run peerex")
     }
 
     /// Runs a command that must succeed; its standard output.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "peerex {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "peerex {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8")
     }
 
     /// Runs a command that must fail; its error message.
     pub fn err(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "peerex {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "peerex {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 

@@ -66,7 +66,14 @@ pub struct CustomerOut {
 
 impl From<Customer> for CustomerOut {
     fn from(c: Customer) -> Self {
-        Self { id: c.id.to_string(), name: c.name, contract_ref: c.contract_ref, contract_state: c.contract_state.into(), created_at: rfc3339(c.created_at), zoom_trunk: c.zoom_trunk }
+        Self {
+            id: c.id.to_string(),
+            name: c.name,
+            contract_ref: c.contract_ref,
+            contract_state: c.contract_state.into(),
+            created_at: rfc3339(c.created_at),
+            zoom_trunk: c.zoom_trunk,
+        }
     }
 }
 
@@ -77,7 +84,10 @@ pub struct CustomerList {
 
 /// List every customer.
 #[utoipa::path(get, path = "/api/v1/customers", tag = "customers", responses((status = 200, description = "all customers", body = CustomerList)))]
-pub async fn list_customers(State(state): State<WebState>, caller: Caller) -> Result<Json<CustomerList>, ApiError> {
+pub async fn list_customers(
+    State(state): State<WebState>,
+    caller: Caller,
+) -> Result<Json<CustomerList>, ApiError> {
     caller.require(Scope::Read)?;
     let customers = state.app.store.list_customers().await.map_err(AppError::from)?;
     Ok(Json(CustomerList { customers: customers.into_iter().map(CustomerOut::from).collect() }))
@@ -99,7 +109,11 @@ pub struct NewCustomer {
         (status = 409, description = "another customer has this `contract_ref`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field is missing or malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_customer(State(state): State<WebState>, caller: Caller, JsonBody(body): JsonBody<NewCustomer>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_customer(
+    State(state): State<WebState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewCustomer>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Write)?;
     let customer = state.app.create_customer(&body.name, &body.contract_ref).await?;
     let location = format!("/api/v1/customers/{}", customer.id);
@@ -117,7 +131,11 @@ pub(super) fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
         (status = 200, description = "the customer", body = CustomerOut),
         (status = 404, description = "no customer has this id", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_customer(State(state): State<WebState>, caller: Caller, Path(id): Path<String>) -> Result<Json<CustomerOut>, ApiError> {
+pub async fn get_customer(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CustomerOut>, ApiError> {
     caller.require(Scope::Read)?;
     Ok(Json(state.app.customer(customer_id(&id)?).await?.into()))
 }
@@ -137,7 +155,12 @@ pub struct ContractChange {
         (status = 404, description = "no customer has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`state` is not `active` or `ended`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn set_contract(State(state): State<WebState>, caller: Caller, Path(id): Path<String>, JsonBody(body): JsonBody<ContractChange>) -> Result<Json<CustomerOut>, ApiError> {
+pub async fn set_contract(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ContractChange>,
+) -> Result<Json<CustomerOut>, ApiError> {
     caller.require(Scope::Write)?;
     Ok(Json(state.app.set_contract_state(customer_id(&id)?, body.state.into()).await?.into()))
 }
@@ -165,7 +188,13 @@ pub struct UserOut {
 
 impl From<User> for UserOut {
     fn from(u: User) -> Self {
-        Self { id: u.id.to_string(), email: u.email, role: u.role.as_str().to_owned(), customer_id: u.customer_id.map(|c| c.to_string()), created_at: rfc3339(u.created_at) }
+        Self {
+            id: u.id.to_string(),
+            email: u.email,
+            role: u.role.as_str().to_owned(),
+            customer_id: u.customer_id.map(|c| c.to_string()),
+            created_at: rfc3339(u.created_at),
+        }
     }
 }
 
@@ -179,13 +208,22 @@ impl From<User> for UserOut {
         (status = 409, description = "a user with this `email` already exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`email` or `password` is not acceptable; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_admin(State(state): State<WebState>, caller: Caller, Path(id): Path<String>, JsonBody(body): JsonBody<NewAdmin>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_admin(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<NewAdmin>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Write)?;
     let customer = customer_id(&id)?;
-    let user = state.app.create_user(&body.email, &body.password, Role::CustomerAdmin, Some(customer)).await.map_err(|e| match e {
-        // The customer is the path's, not a field the caller typed.
-        AppError::Invalid { field: "customer", .. } => AppError::NotFound,
-        e => e,
-    })?;
+    let user = state
+        .app
+        .create_user(&body.email, &body.password, Role::CustomerAdmin, Some(customer))
+        .await
+        .map_err(|e| match e {
+            // The customer is the path's, not a field the caller typed.
+            AppError::Invalid { field: "customer", .. } => AppError::NotFound,
+            e => e,
+        })?;
     Ok((StatusCode::CREATED, Json(UserOut::from(user))))
 }

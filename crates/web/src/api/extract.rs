@@ -16,8 +16,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        if media_type(req.headers()).is_none_or(|m| m != "application/json" && !m.ends_with("+json")) {
-            return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "send the body as JSON with 'Content-Type: application/json'"));
+        if media_type(req.headers())
+            .is_none_or(|m| m != "application/json" && !m.ends_with("+json"))
+        {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as JSON with 'Content-Type: application/json'",
+            ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         decode_json(&bytes).map(JsonBody)
@@ -57,7 +63,8 @@ pub fn body_rejection(r: BytesRejection) -> Problem {
 #[allow(clippy::result_large_err)]
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| json_problem(&e.path().to_string(), e.inner()))?;
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| json_problem(&e.path().to_string(), e.inner()))?;
     de.end().map_err(|e| json_problem(".", &e))?;
     Ok(value)
 }
@@ -69,7 +76,11 @@ fn json_problem(path: &str, e: &serde_json::Error) -> Problem {
     let message = message.strip_suffix(&position).unwrap_or(&message);
     match e.classify() {
         serde_json::error::Category::Data => invalid(field_of(path, message), message),
-        _ => Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("the body is not valid JSON: {message}{position}")),
+        _ => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            format!("the body is not valid JSON: {message}{position}"),
+        ),
     }
 }
 
@@ -118,7 +129,10 @@ mod tests {
         assert_eq!((p.status, p.field.as_deref()), (422, Some("name")));
         assert_eq!(problem("{}").field.as_deref(), Some("name"));
         assert_eq!(problem(r#"{"name": "x", "nmbers": []}"#).field.as_deref(), Some("nmbers"));
-        assert_eq!(problem(r#"{"name": "x", "numbers": [1, "2"]}"#).field.as_deref(), Some("numbers[1]"));
+        assert_eq!(
+            problem(r#"{"name": "x", "numbers": [1, "2"]}"#).field.as_deref(),
+            Some("numbers[1]")
+        );
     }
 
     #[test]

@@ -43,8 +43,14 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new("token", Vec::<String>::new())]);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "token",
+            Vec::<String>::new(),
+        )]);
     }
 }
 
@@ -56,16 +62,31 @@ impl utoipa::Modify for CommonResponses {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let problem = |description: &str| {
-            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
-            ResponseBuilder::new().description(description).content("application/problem+json", content).build()
+            let content =
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/problem+json", content)
+                .build()
         };
         for item in doc.paths.paths.values_mut() {
-            let writes = item.post.iter_mut().chain(item.put.iter_mut()).chain(item.delete.iter_mut()).map(|op| (op, true));
+            let writes = item
+                .post
+                .iter_mut()
+                .chain(item.put.iter_mut())
+                .chain(item.delete.iter_mut())
+                .map(|op| (op, true));
             for (op, write) in item.get.iter_mut().map(|op| (op, false)).chain(writes) {
                 let mut add = |status: &str, description: &str| {
-                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
                 };
-                add("401", "no token, or an unknown or revoked one (with `WWW-Authenticate: Bearer`)");
+                add(
+                    "401",
+                    "no token, or an unknown or revoked one (with `WWW-Authenticate: Bearer`)",
+                );
                 if write {
                     add("403", "the token's scope is `read`; this needs `write`");
                 }
@@ -112,13 +133,19 @@ impl Caller {
 impl FromRequestParts<WebState> for Caller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
         let unauthorized = |detail: &str| {
-            let mut r = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            let mut r =
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             r
         };
-        let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        else {
             return Err(unauthorized("send an API token as 'Authorization: Bearer <token>'"));
         };
         let Some(bearer) = value.strip_prefix("Bearer ") else {

@@ -104,7 +104,10 @@ impl SearchParams {
     pub fn into_query(self) -> Result<NumberQuery, AppError> {
         let limit = self.limit.unwrap_or(100);
         if !(1..=domain::search::MAX_PAGE).contains(&limit) {
-            return Err(AppError::invalid("limit", format!("must be 1 to {}", domain::search::MAX_PAGE)));
+            return Err(AppError::invalid(
+                "limit",
+                format!("must be 1 to {}", domain::search::MAX_PAGE),
+            ));
         }
         let raw = domain::search::RawFilters {
             prefix: self.prefix.as_deref(),
@@ -115,7 +118,12 @@ impl SearchParams {
             after: self.after.as_deref(),
         };
         // The API calls the customer filter `customer_id`, like the field it returns.
-        raw.parse(limit).map_err(|e| AppError::invalid(if e.field == "customer" { "customer_id" } else { e.field }, e.message))
+        raw.parse(limit).map_err(|e| {
+            AppError::invalid(
+                if e.field == "customer" { "customer_id" } else { e.field },
+                e.message,
+            )
+        })
     }
 }
 
@@ -125,11 +133,17 @@ impl SearchParams {
         (status = 200, description = "a page of numbers in E.164 order", body = NumberPage),
         (status = 422, description = "a filter is malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn search(State(state): State<WebState>, caller: Caller, Params(params): Params<SearchParams>) -> Result<Json<NumberPage>, ApiError> {
+pub async fn search(
+    State(state): State<WebState>,
+    caller: Caller,
+    Params(params): Params<SearchParams>,
+) -> Result<Json<NumberPage>, ApiError> {
     caller.require(Scope::Read)?;
     let query = params.into_query()?;
     let numbers = state.app.search_numbers(&query).await?;
-    let next_after = (numbers.len() == query.page_size() as usize).then(|| numbers.last().map(|n| n.e164.to_string())).flatten();
+    let next_after = (numbers.len() == query.page_size() as usize)
+        .then(|| numbers.last().map(|n| n.e164.to_string()))
+        .flatten();
     Ok(Json(NumberPage { numbers: numbers.into_iter().map(NumberOut::from).collect(), next_after }))
 }
 
@@ -144,7 +158,13 @@ pub struct EventOut {
 
 impl From<NumberEvent> for EventOut {
     fn from(e: NumberEvent) -> Self {
-        Self { at: rfc3339(e.at), actor: e.actor, from: e.from.map(|s| s.as_str().to_owned()), to: e.to.as_str().to_owned(), reason: e.reason }
+        Self {
+            at: rfc3339(e.at),
+            actor: e.actor,
+            from: e.from.map(|s| s.as_str().to_owned()),
+            to: e.to.as_str().to_owned(),
+            reason: e.reason,
+        }
     }
 }
 
@@ -161,11 +181,18 @@ pub struct NumberDetail {
         (status = 200, description = "the number and its events", body = NumberDetail),
         (status = 404, description = "no number has this id", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn detail(State(state): State<WebState>, caller: Caller, Path(id): Path<String>) -> Result<Json<NumberDetail>, ApiError> {
+pub async fn detail(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<NumberDetail>, ApiError> {
     caller.require(Scope::Read)?;
     let id: NumberId = id.parse().map_err(|_| AppError::NotFound)?;
     let (number, events) = state.app.number_detail(id).await?;
-    Ok(Json(NumberDetail { number: number.into(), events: events.into_iter().map(EventOut::from).collect() }))
+    Ok(Json(NumberDetail {
+        number: number.into(),
+        events: events.into_iter().map(EventOut::from).collect(),
+    }))
 }
 
 /// A range of numbers to add to the inventory, all with the same attributes.
@@ -190,10 +217,14 @@ impl RangeImport {
     fn attrs(&self) -> Result<NumberAttrs, AppError> {
         // A separator inside one string would silently make two tags.
         if let Some(t) = self.tags.iter().find(|t| t.contains([';', ',', ' '])) {
-            return Err(AppError::invalid("tags", format!("{t:?} is more than one tag; give each tag as its own string")));
+            return Err(AppError::invalid(
+                "tags",
+                format!("{t:?} is more than one tag; give each tag as its own string"),
+            ));
         }
         Ok(NumberAttrs {
-            tags: domain::import::parse_tags(&self.tags.join(",")).map_err(|m| AppError::invalid("tags", m))?,
+            tags: domain::import::parse_tags(&self.tags.join(","))
+                .map_err(|m| AppError::invalid("tags", m))?,
             billing_ref: text("billing_ref", self.billing_ref.as_deref(), MAX_FIELD_LEN)?,
             region: text("region", self.region.as_deref(), MAX_FIELD_LEN)?,
             note: text("note", self.note.as_deref(), MAX_NOTE_LEN)?,
@@ -202,7 +233,11 @@ impl RangeImport {
 }
 
 /// The rules of a CSV cell: trimmed, empty means absent, bounded, no control characters.
-pub fn text(field: &'static str, value: Option<&str>, max: usize) -> Result<Option<String>, AppError> {
+pub fn text(
+    field: &'static str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, AppError> {
     let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -250,35 +285,78 @@ pub struct ImportResult {
         (status = 415, description = "the body is neither application/json nor text/csv", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "bad rows, each listed in `errors` with its row, column, value and reason, or a bad range named in `field`; nothing was imported", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn import(State(state): State<WebState>, caller: Caller, Params(params): Params<ImportParams>, request: Request) -> axum::response::Result<Json<ImportResult>> {
+pub async fn import(
+    State(state): State<WebState>,
+    caller: Caller,
+    Params(params): Params<ImportParams>,
+    request: Request,
+) -> axum::response::Result<Json<ImportResult>> {
     caller.require(Scope::Write)?;
     let actor = caller.actor();
     let outcome = match media_type(request.headers()).as_deref() {
         Some("application/json") => {
             let JsonBody(body) = JsonBody::<RangeImport>::from_request(request, &state).await?;
             let attrs = body.attrs().map_err(ApiError)?;
-            state.app.import_range(&body.range, &attrs, &actor, params.dry_run || body.dry_run, &|_| {}).await.map_err(ApiError)?
+            state
+                .app
+                .import_range(&body.range, &attrs, &actor, params.dry_run || body.dry_run, &|_| {})
+                .await
+                .map_err(ApiError)?
         }
         Some("text/csv") => {
             // Refuse a declared oversize body before reading it; the limit layer catches the rest.
-            let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let declared = request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
             if declared.is_some_and(|n| n > MAX_IMPORT_BODY as u64) {
-                return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "an import file may have at most 64 MiB; split it").into());
+                return Err(Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    "an import file may have at most 64 MiB; split it",
+                )
+                .into());
             }
             let bytes = Bytes::from_request(request, &state).await.map_err(body_rejection)?;
             // Parsing millions of rows is CPU work: keep it off the threads that serve requests.
-            let plan: ImportPlan = tokio::task::spawn_blocking(move || domain::import::parse_csv(&bytes[..])).await.map_err(|e| {
-                tracing::error!(error = %e, "CSV import parser failed");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side; it has been logged")
-            })?;
-            state.app.import_numbers(plan, &actor, params.dry_run, &|_| {}).await.map_err(ApiError)?
+            let plan: ImportPlan =
+                tokio::task::spawn_blocking(move || domain::import::parse_csv(&bytes[..]))
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "CSV import parser failed");
+                        Problem::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            "something went wrong on our side; it has been logged",
+                        )
+                    })?;
+            state
+                .app
+                .import_numbers(plan, &actor, params.dry_run, &|_| {})
+                .await
+                .map_err(ApiError)?
         }
-        _ => return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "send a range as application/json or a file as text/csv").into()),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send a range as application/json or a file as text/csv",
+            )
+            .into())
+        }
     };
     if !outcome.errors.is_empty() {
         let total = outcome.errors.len();
-        let listed = if total > MAX_LISTED_ERRORS { format!("; the first {MAX_LISTED_ERRORS} are listed") } else { String::new() };
-        let mut problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-rows", format!("{total} rows have problems{listed}; nothing was imported"));
+        let listed = if total > MAX_LISTED_ERRORS {
+            format!("; the first {MAX_LISTED_ERRORS} are listed")
+        } else {
+            String::new()
+        };
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-rows",
+            format!("{total} rows have problems{listed}; nothing was imported"),
+        );
         problem.errors = outcome.errors;
         problem.errors.truncate(MAX_LISTED_ERRORS);
         return Err(problem.into());
@@ -300,13 +378,33 @@ pub struct ExportParams {
 
 impl From<ExportParams> for SearchParams {
     fn from(p: ExportParams) -> Self {
-        Self { prefix: p.prefix, state: p.state, customer_id: p.customer_id, tag: p.tag, region: p.region, after: None, limit: Some(MAX_PAGE) }
+        Self {
+            prefix: p.prefix,
+            state: p.state,
+            customer_id: p.customer_id,
+            tag: p.tag,
+            region: p.region,
+            after: None,
+            limit: Some(MAX_PAGE),
+        }
     }
 }
 
 /// The import's columns first, then where the number stands. Values are written as stored, without
 /// spreadsheet formula escaping, so that what a program reads back is what peerex holds.
-const EXPORT_COLUMNS: [&str; 11] = ["number", "tags", "billing_ref", "region", "note", "id", "state", "customer_id", "order_id", "reason", "updated_at"];
+const EXPORT_COLUMNS: [&str; 11] = [
+    "number",
+    "tags",
+    "billing_ref",
+    "region",
+    "note",
+    "id",
+    "state",
+    "customer_id",
+    "order_id",
+    "reason",
+    "updated_at",
+];
 
 /// Export numbers as CSV.
 ///
@@ -316,7 +414,11 @@ const EXPORT_COLUMNS: [&str; 11] = ["number", "tags", "billing_ref", "region", "
         (status = 200, description = "a CSV file with a header row; tags are separated by `;`", body = String, content_type = "text/csv"),
         (status = 422, description = "a filter is malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn export(State(state): State<WebState>, caller: Caller, Params(params): Params<ExportParams>) -> Result<Response, ApiError> {
+pub async fn export(
+    State(state): State<WebState>,
+    caller: Caller,
+    Params(params): Params<ExportParams>,
+) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let first = SearchParams::from(params).into_query()?;
     let app = state.app.clone();
@@ -337,8 +439,13 @@ pub async fn export(State(state): State<WebState>, caller: Caller, Params(params
     });
     let header = Bytes::from(format!("{}\n", EXPORT_COLUMNS.join(",")));
     // Once the 200 is sent, a failure can only cut the body short; the log says why.
-    let body = stream::iter([Ok(header)]).chain(pages).inspect_err(|e| tracing::error!(error = %e, "number export failed part way"));
-    let headers = [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"numbers.csv\"")];
+    let body = stream::iter([Ok(header)])
+        .chain(pages)
+        .inspect_err(|e| tracing::error!(error = %e, "number export failed part way"));
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (header::CONTENT_DISPOSITION, "attachment; filename=\"numbers.csv\""),
+    ];
     Ok((headers, Body::from_stream(body)).into_response())
 }
 

@@ -84,11 +84,18 @@ pub struct ListParams {
         (status = 200, description = "orders, newest first", body = OrderList),
         (status = 422, description = "a parameter is malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_orders(State(state): State<WebState>, caller: Caller, Params(params): Params<ListParams>) -> Result<Json<OrderList>, ApiError> {
+pub async fn list_orders(
+    State(state): State<WebState>,
+    caller: Caller,
+    Params(params): Params<ListParams>,
+) -> Result<Json<OrderList>, ApiError> {
     caller.require(Scope::Read)?;
     let customer = match params.customer_id.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(s.parse::<CustomerId>().map_err(|_| AppError::invalid("customer_id", "is not a customer id"))?),
+        Some(s) => Some(
+            s.parse::<CustomerId>()
+                .map_err(|_| AppError::invalid("customer_id", "is not a customer id"))?,
+        ),
     };
     let limit = params.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
@@ -124,22 +131,36 @@ impl NewOrder {
     fn into_pick(self) -> Result<(OrderPick, Vec<String>), AppError> {
         let filtered = self.prefix.is_some() || self.region.is_some() || self.tag.is_some();
         match (self.count, self.numbers) {
-            (Some(_), Some(_)) => Err(AppError::invalid("numbers", "give either count or numbers, not both")),
-            (None, None) => Err(AppError::invalid("count", "give count (how many numbers to pick) or numbers (which ones)")),
-            (None, Some(_)) if filtered => Err(AppError::invalid("numbers", "prefix, region and tag narrow a count, not a list of numbers")),
-            (None, Some(list)) if list.is_empty() => Err(AppError::invalid("numbers", "list at least one number")),
+            (Some(_), Some(_)) => {
+                Err(AppError::invalid("numbers", "give either count or numbers, not both"))
+            }
+            (None, None) => Err(AppError::invalid(
+                "count",
+                "give count (how many numbers to pick) or numbers (which ones)",
+            )),
+            (None, Some(_)) if filtered => Err(AppError::invalid(
+                "numbers",
+                "prefix, region and tag narrow a count, not a list of numbers",
+            )),
+            (None, Some(list)) if list.is_empty() => {
+                Err(AppError::invalid("numbers", "list at least one number"))
+            }
             (None, Some(list)) => Ok((OrderPick::default(), list)),
             (Some(count), None) => {
                 let tag = match self.tag.as_deref() {
                     None => None,
-                    Some(raw) => match domain::import::parse_tags(raw).map_err(|m| AppError::invalid("tag", m))?.as_slice() {
+                    Some(raw) => match domain::import::parse_tags(raw)
+                        .map_err(|m| AppError::invalid("tag", m))?
+                        .as_slice()
+                    {
                         [one] => Some(one.clone()),
                         _ => return Err(AppError::invalid("tag", "give one tag")),
                     },
                 };
                 let pick = OrderPick {
                     count,
-                    prefix: parse_prefix(self.prefix.as_deref().unwrap_or_default()).map_err(|m| AppError::invalid("prefix", m))?,
+                    prefix: parse_prefix(self.prefix.as_deref().unwrap_or_default())
+                        .map_err(|m| AppError::invalid("prefix", m))?,
                     region: text("region", self.region.as_deref(), MAX_FIELD_LEN)?,
                     tag,
                 };
@@ -159,17 +180,28 @@ impl NewOrder {
         (status = 409, description = "refused, and nothing reserved: not enough matching numbers, a listed number is not available or not in the inventory, or the contract has ended; `detail` says which", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field is missing or malformed, or `customer_id` names no customer; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_order(State(state): State<WebState>, caller: Caller, JsonBody(body): JsonBody<NewOrder>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_order(
+    State(state): State<WebState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewOrder>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Write)?;
     let customer = body.customer_id;
     let (pick, explicit) = body.into_pick()?;
-    let (order, numbers) = state.app.order_numbers(customer, pick, &explicit, &caller.actor()).await.map_err(|e| match e {
-        // The customer is a field of the body, not the resource addressed.
-        AppError::NotFound => AppError::invalid("customer_id", "no such customer"),
-        e => e,
-    })?;
+    let (order, numbers) =
+        state.app.order_numbers(customer, pick, &explicit, &caller.actor()).await.map_err(|e| {
+            match e {
+                // The customer is a field of the body, not the resource addressed.
+                AppError::NotFound => AppError::invalid("customer_id", "no such customer"),
+                e => e,
+            }
+        })?;
     let location = format!("/api/v1/orders/{}", order.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(OrderDetail::new(order, numbers))))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(OrderDetail::new(order, numbers)),
+    ))
 }
 
 fn order_id(raw: &str) -> Result<OrderId, ApiError> {
@@ -182,7 +214,11 @@ fn order_id(raw: &str) -> Result<OrderId, ApiError> {
         (status = 200, description = "the order and its numbers", body = OrderDetail),
         (status = 404, description = "no order has this id", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_order(State(state): State<WebState>, caller: Caller, Path(id): Path<String>) -> Result<Json<OrderDetail>, ApiError> {
+pub async fn get_order(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<OrderDetail>, ApiError> {
     caller.require(Scope::Read)?;
     let (order, numbers) = state.app.order(order_id(&id)?, None).await?;
     Ok(Json(OrderDetail::new(order, numbers)))
@@ -195,7 +231,11 @@ pub async fn get_order(State(state): State<WebState>, caller: Caller, Path(id): 
         (status = 404, description = "no order has this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the order is not pending", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn cancel_order(State(state): State<WebState>, caller: Caller, Path(id): Path<String>) -> Result<Json<OrderOut>, ApiError> {
+pub async fn cancel_order(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<OrderOut>, ApiError> {
     caller.require(Scope::Write)?;
     Ok(Json(state.app.cancel_order(order_id(&id)?, None, &caller.actor()).await?.into()))
 }

@@ -142,9 +142,19 @@ impl NewRelease {
         match (self.numbers.take(), self.csv.take(), filtered) {
             (Some(list), None, false) => Ok(Selection::List(list)),
             (None, Some(csv), false) => Ok(Selection::Csv(csv)),
-            (None, None, true) => Ok(Selection::Filter { prefix: self.prefix.take(), tag: self.tag.take(), region: self.region.take() }),
-            (None, None, false) => Err(AppError::invalid("numbers", "give numbers, csv, or a filter (prefix, tag, region)")),
-            _ => Err(AppError::invalid("numbers", "give only one of numbers, csv, or a filter (prefix, tag, region)")),
+            (None, None, true) => Ok(Selection::Filter {
+                prefix: self.prefix.take(),
+                tag: self.tag.take(),
+                region: self.region.take(),
+            }),
+            (None, None, false) => Err(AppError::invalid(
+                "numbers",
+                "give numbers, csv, or a filter (prefix, tag, region)",
+            )),
+            _ => Err(AppError::invalid(
+                "numbers",
+                "give only one of numbers, csv, or a filter (prefix, tag, region)",
+            )),
         }
     }
 }
@@ -159,16 +169,27 @@ impl NewRelease {
         (status = 201, description = "started; `Location` is its URL", body = ReleaseDetail),
         (status = 422, description = "a field is missing or malformed, a number is not the customer's active number, or `customer_id` names no customer; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn start_release(State(state): State<WebState>, caller: Caller, JsonBody(mut body): JsonBody<NewRelease>) -> Result<impl IntoResponse, ApiError> {
+pub async fn start_release(
+    State(state): State<WebState>,
+    caller: Caller,
+    JsonBody(mut body): JsonBody<NewRelease>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Write)?;
     let selection = body.selection()?;
-    let release = state.app.start_release(body.customer_id, selection, &body.reason, &caller.actor()).await.map_err(|e| match e {
-        AppError::NotFound => AppError::invalid("customer_id", "no such customer"),
-        e => e,
-    })?;
+    let release = state
+        .app
+        .start_release(body.customer_id, selection, &body.reason, &caller.actor())
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound => AppError::invalid("customer_id", "no such customer"),
+            e => e,
+        })?;
     let (release, lines) = state.app.release(release.id).await?;
     let location = format!("/api/v1/releases/{}", release.id);
-    let detail = ReleaseDetail { release: ReleaseOut::new(release, state.app.now()), numbers: lines.into_iter().map(ReleaseLineOut::from).collect() };
+    let detail = ReleaseDetail {
+        release: ReleaseOut::new(release, state.app.now()),
+        numbers: lines.into_iter().map(ReleaseLineOut::from).collect(),
+    };
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(detail)))
 }
 
@@ -189,11 +210,18 @@ pub struct ListParams {
         (status = 200, description = "releases, newest first", body = ReleaseList),
         (status = 422, description = "a parameter is malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_releases(State(state): State<WebState>, caller: Caller, Params(params): Params<ListParams>) -> Result<Json<ReleaseList>, ApiError> {
+pub async fn list_releases(
+    State(state): State<WebState>,
+    caller: Caller,
+    Params(params): Params<ListParams>,
+) -> Result<Json<ReleaseList>, ApiError> {
     caller.require(Scope::Read)?;
     let customer = match params.customer_id.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(s.parse::<CustomerId>().map_err(|_| AppError::invalid("customer_id", "is not a customer id"))?),
+        Some(s) => Some(
+            s.parse::<CustomerId>()
+                .map_err(|_| AppError::invalid("customer_id", "is not a customer id"))?,
+        ),
     };
     let open_only = match params.state.as_deref().unwrap_or("open") {
         "open" => true,
@@ -206,7 +234,13 @@ pub async fn list_releases(State(state): State<WebState>, caller: Caller, Params
     }
     let now = state.app.now();
     let releases = state.app.releases(customer, limit).await?;
-    Ok(Json(ReleaseList { releases: releases.into_iter().filter(|r| !open_only || r.open() > 0).map(|r| ReleaseOut::new(r, now)).collect() }))
+    Ok(Json(ReleaseList {
+        releases: releases
+            .into_iter()
+            .filter(|r| !open_only || r.open() > 0)
+            .map(|r| ReleaseOut::new(r, now))
+            .collect(),
+    }))
 }
 
 fn release_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
@@ -219,10 +253,17 @@ fn release_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
         (status = 200, description = "the release and its numbers", body = ReleaseDetail),
         (status = 404, description = "no release has this id", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_release(State(state): State<WebState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ReleaseDetail>, ApiError> {
+pub async fn get_release(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ReleaseDetail>, ApiError> {
     caller.require(Scope::Read)?;
     let (release, lines) = state.app.release(release_id(&id)?).await?;
-    Ok(Json(ReleaseDetail { release: ReleaseOut::new(release, state.app.now()), numbers: lines.into_iter().map(ReleaseLineOut::from).collect() }))
+    Ok(Json(ReleaseDetail {
+        release: ReleaseOut::new(release, state.app.now()),
+        numbers: lines.into_iter().map(ReleaseLineOut::from).collect(),
+    }))
 }
 
 /// Withdraw a release: its numbers still waiting (or refused by Zoom) go back to `active`.
@@ -233,7 +274,11 @@ pub async fn get_release(State(state): State<WebState>, caller: Caller, Path(id)
         (status = 200, description = "how many numbers went back to active, and the release now", body = Withdrawn),
         (status = 404, description = "no release has this id", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn withdraw_release(State(state): State<WebState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Withdrawn>, ApiError> {
+pub async fn withdraw_release(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Withdrawn>, ApiError> {
     caller.require(Scope::Write)?;
     let id = release_id(&id)?;
     let withdrawn = state.app.withdraw_release(id, &caller.actor()).await?;

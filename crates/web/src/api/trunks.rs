@@ -99,9 +99,14 @@ fn input<'a>(destinations: &'a [String], n: &'a Numbering) -> TrunkInput<'a> {
 
 /// List the Zoom trunks.
 #[utoipa::path(get, path = "/api/v1/trunks", tag = "trunks", responses((status = 200, description = "every trunk", body = TrunkList)))]
-pub async fn list_trunks(State(state): State<WebState>, caller: Caller) -> Result<Json<TrunkList>, ApiError> {
+pub async fn list_trunks(
+    State(state): State<WebState>,
+    caller: Caller,
+) -> Result<Json<TrunkList>, ApiError> {
     caller.require(Scope::Read)?;
-    Ok(Json(TrunkList { trunks: state.app.trunks().await?.into_iter().map(TrunkOut::from).collect() }))
+    Ok(Json(TrunkList {
+        trunks: state.app.trunks().await?.into_iter().map(TrunkOut::from).collect(),
+    }))
 }
 
 /// Add a Zoom trunk.
@@ -114,7 +119,11 @@ pub async fn list_trunks(State(state): State<WebState>, caller: Caller) -> Resul
         (status = 409, description = "a trunk with this `name` exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field is missing or malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_trunk(State(state): State<WebState>, caller: Caller, JsonBody(body): JsonBody<NewTrunk>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_trunk(
+    State(state): State<WebState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewTrunk>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Write)?;
     let t = state.app.create_trunk(&body.name, &input(&body.destinations, &body.numbering)).await?;
     let location = format!("/api/v1/trunks/{}", t.name);
@@ -127,7 +136,11 @@ pub async fn create_trunk(State(state): State<WebState>, caller: Caller, JsonBod
         (status = 200, description = "the trunk", body = TrunkOut),
         (status = 404, description = "no trunk has this name", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_trunk(State(state): State<WebState>, caller: Caller, Path(name): Path<String>) -> Result<Json<TrunkOut>, ApiError> {
+pub async fn get_trunk(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<TrunkOut>, ApiError> {
     caller.require(Scope::Read)?;
     Ok(Json(state.app.trunk(&name).await?.into()))
 }
@@ -142,9 +155,16 @@ pub async fn get_trunk(State(state): State<WebState>, caller: Caller, Path(name)
         (status = 404, description = "no trunk has this name", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field is missing or malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn update_trunk(State(state): State<WebState>, caller: Caller, Path(name): Path<String>, JsonBody(body): JsonBody<TrunkChange>) -> Result<Json<TrunkOut>, ApiError> {
+pub async fn update_trunk(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<TrunkChange>,
+) -> Result<Json<TrunkOut>, ApiError> {
     caller.require(Scope::Write)?;
-    Ok(Json(state.app.update_trunk(&name, &input(&body.destinations, &body.numbering)).await?.into()))
+    Ok(Json(
+        state.app.update_trunk(&name, &input(&body.destinations, &body.numbering)).await?.into(),
+    ))
 }
 
 /// Delete a trunk no customer uses.
@@ -154,7 +174,11 @@ pub async fn update_trunk(State(state): State<WebState>, caller: Caller, Path(na
         (status = 404, description = "no trunk has this name", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "customers still use the trunk; bind them to another first", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete_trunk(State(state): State<WebState>, caller: Caller, Path(name): Path<String>) -> Result<Json<TrunkOut>, ApiError> {
+pub async fn delete_trunk(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<TrunkOut>, ApiError> {
     caller.require(Scope::Write)?;
     Ok(Json(state.app.delete_trunk(&name).await?.into()))
 }
@@ -176,7 +200,12 @@ pub struct CustomerTrunk {
         (status = 404, description = "no customer has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "there is no trunk named `zoom_trunk`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn set_customer_trunk(State(state): State<WebState>, caller: Caller, Path(id): Path<String>, JsonBody(body): JsonBody<CustomerTrunk>) -> Result<Json<CustomerOut>, ApiError> {
+pub async fn set_customer_trunk(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CustomerTrunk>,
+) -> Result<Json<CustomerOut>, ApiError> {
     caller.require(Scope::Write)?;
     let id = customer_id(&id)?;
     state.app.customer(id).await?;

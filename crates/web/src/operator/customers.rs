@@ -56,13 +56,24 @@ impl ListPage {
     }
 }
 
-async fn list_page(state: &WebState, op: &Operator, form: NewCustomer, error: Option<FormError>) -> Result<Response, PageError> {
+async fn list_page(
+    state: &WebState,
+    op: &Operator,
+    form: NewCustomer,
+    error: Option<FormError>,
+) -> Result<Response, PageError> {
     let customers = state.app.store.list_customers().await.map_err(db)?.into_iter().map(|c| {
         let created = when(c.created_at);
         (c, created)
     });
     let chrome = Chrome::new(state, op, "customers");
-    let page = ListPage { carrier: chrome.carrier.clone(), chrome, customers: customers.collect(), form, error };
+    let page = ListPage {
+        carrier: chrome.carrier.clone(),
+        chrome,
+        customers: customers.collect(),
+        form,
+        error,
+    };
     Ok(render_with(&page, page.error.as_ref()))
 }
 
@@ -70,7 +81,11 @@ async fn list(State(state): State<WebState>, op: Operator) -> Result<Response, P
     list_page(&state, &op, NewCustomer::default(), None).await
 }
 
-async fn create(State(state): State<WebState>, op: Operator, Form(form): Form<NewCustomer>) -> Result<Response, PageError> {
+async fn create(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(form): Form<NewCustomer>,
+) -> Result<Response, PageError> {
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
@@ -126,26 +141,73 @@ impl DetailPage {
     }
 }
 
-async fn detail_page(state: &WebState, op: &Operator, id: CustomerId, email: String, error: Option<FormError>) -> Result<Response, PageError> {
+async fn detail_page(
+    state: &WebState,
+    op: &Operator,
+    id: CustomerId,
+    email: String,
+    error: Option<FormError>,
+) -> Result<Response, PageError> {
     let c = state.app.customer(id).await?;
     let users = state.app.store.list_users(Some(id)).await.map_err(db)?.into_iter().map(|u| {
         let created = when(u.created_at);
         (u, created)
     });
-    let orders = state.app.store.list_orders(Some(id), ORDERS_SHOWN).await.map_err(db)?.iter().map(|o| OrderRow::new(o, &c.name)).collect();
+    let orders = state
+        .app
+        .store
+        .list_orders(Some(id), ORDERS_SHOWN)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|o| OrderRow::new(o, &c.name))
+        .collect();
     let chrome = Chrome::new(state, op, "customers");
     let trunks = state.app.trunks().await?.into_iter().map(|t| t.name.to_string()).collect();
     let zoom = state.app.store.zoom_link(id).await.map_err(db)?.map(|l| {
         let since = when(l.removed_at.unwrap_or(l.linked_at));
         (l.state.as_str().to_owned(), l.zoom_account_id, since)
     });
-    let zoom_events = state.app.store.link_events(id, 20).await.map_err(db)?.into_iter().map(|e| (when(e.at), e.kind, e.zoom_account_id, e.message)).collect();
-    let in_zoom = state.app.store.zoom_presence(id).await.map_err(db)?.into_iter().map(|(n, a, _)| (n, a.unwrap_or(false))).collect();
-    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(c.created_at), c, users: users.collect(), orders, email, error, trunks, zoom, zoom_events, in_zoom };
+    let zoom_events = state
+        .app
+        .store
+        .link_events(id, 20)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|e| (when(e.at), e.kind, e.zoom_account_id, e.message))
+        .collect();
+    let in_zoom = state
+        .app
+        .store
+        .zoom_presence(id)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|(n, a, _)| (n, a.unwrap_or(false)))
+        .collect();
+    let page = DetailPage {
+        carrier: chrome.carrier.clone(),
+        chrome,
+        created: when(c.created_at),
+        c,
+        users: users.collect(),
+        orders,
+        email,
+        error,
+        trunks,
+        zoom,
+        zoom_events,
+        in_zoom,
+    };
     Ok(render_with(&page, page.error.as_ref()))
 }
 
-async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<String>) -> Result<Response, PageError> {
+async fn detail(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
     detail_page(&state, &op, customer_id(&id)?, String::new(), None).await
 }
 
@@ -156,7 +218,12 @@ struct ContractForm {
     state: String,
 }
 
-async fn set_contract(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<ContractForm>) -> Result<Response, PageError> {
+async fn set_contract(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<ContractForm>,
+) -> Result<Response, PageError> {
     let id = customer_id(&id)?;
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
@@ -169,7 +236,12 @@ async fn set_contract(State(state): State<WebState>, op: Operator, Path(id): Pat
     Ok(Redirect::to(&format!("/operator/customers/{id}")).into_response())
 }
 
-async fn add_user(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<NewUser>) -> Result<Response, PageError> {
+async fn add_user(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<NewUser>,
+) -> Result<Response, PageError> {
     let id = customer_id(&id)?;
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);

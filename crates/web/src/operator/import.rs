@@ -26,7 +26,8 @@ pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
 const MAX_ERRORS_SHOWN: usize = 10_000;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/import", get(form).post(submit).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
+    Router::new()
+        .route("/import", get(form).post(submit).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
 }
 
 /// The form's fields as submitted.
@@ -65,10 +66,22 @@ impl Upload {
     fn range_attrs(&self) -> Result<NumberAttrs, FormError> {
         let tags = domain::import::parse_tags(&self.tags).map_err(|m| FormError::new("tags", m))?;
         let region = self.region.trim();
-        if region.chars().count() > domain::import::MAX_FIELD_LEN || region.chars().any(char::is_control) {
-            return Err(FormError::new("region", format!("must be at most {} characters, without control characters", domain::import::MAX_FIELD_LEN)));
+        if region.chars().count() > domain::import::MAX_FIELD_LEN
+            || region.chars().any(char::is_control)
+        {
+            return Err(FormError::new(
+                "region",
+                format!(
+                    "must be at most {} characters, without control characters",
+                    domain::import::MAX_FIELD_LEN
+                ),
+            ));
         }
-        Ok(NumberAttrs { tags, region: Some(region.to_owned()).filter(|r| !r.is_empty()), ..NumberAttrs::default() })
+        Ok(NumberAttrs {
+            tags,
+            region: Some(region.to_owned()).filter(|r| !r.is_empty()),
+            ..NumberAttrs::default()
+        })
     }
 }
 
@@ -120,7 +133,11 @@ async fn form(State(state): State<WebState>, op: Operator) -> Response {
     render_with(&ImportPage::new(&state, &op), None)
 }
 
-async fn submit(State(state): State<WebState>, op: Operator, form: Multipart) -> Result<Response, PageError> {
+async fn submit(
+    State(state): State<WebState>,
+    op: Operator,
+    form: Multipart,
+) -> Result<Response, PageError> {
     let mut page = ImportPage::new(&state, &op);
     let upload = match Upload::read(form).await {
         Ok(u) => u,
@@ -136,11 +153,13 @@ async fn submit(State(state): State<WebState>, op: Operator, form: Multipart) ->
     };
     // A preview writes nothing, so read-only operators may check a file too.
     let dry_run = upload.action != "import";
-    let allowed = if dry_run { op.check_csrf(&upload.csrf) } else { super::may_change(&op, &upload.csrf) };
+    let allowed =
+        if dry_run { op.check_csrf(&upload.csrf) } else { super::may_change(&op, &upload.csrf) };
     if let Err(refused) = allowed {
         return Ok(refused);
     }
-    (page.range, page.tags, page.region) = (upload.range.clone(), upload.tags.clone(), upload.region.clone());
+    (page.range, page.tags, page.region) =
+        (upload.range.clone(), upload.tags.clone(), upload.region.clone());
     match import(&state, &op, upload, dry_run).await {
         Ok(outcome) => {
             let failed = !dry_run && outcome.error_count > 0;
@@ -174,29 +193,58 @@ impl TryFrom<Refused> for FormError {
     }
 }
 
-async fn import(state: &WebState, op: &Operator, upload: Upload, dry_run: bool) -> Result<Outcome, Refused> {
+async fn import(
+    state: &WebState,
+    op: &Operator,
+    upload: Upload,
+    dry_run: bool,
+) -> Result<Outcome, Refused> {
     let has_file = !upload.file_name.is_empty() || !upload.file.is_empty();
     let has_range = !upload.range.trim().is_empty();
     let no_progress = |_: usize| {};
     let (source, outcome) = match (has_file, has_range) {
-        (true, true) => return Err(Refused::Form(FormError::new("range", "give either a file or a range, not both"))),
-        (false, false) => return Err(Refused::Form(FormError::new("file", "choose a CSV file to upload, or enter a range"))),
+        (true, true) => {
+            return Err(Refused::Form(FormError::new(
+                "range",
+                "give either a file or a range, not both",
+            )))
+        }
+        (false, false) => {
+            return Err(Refused::Form(FormError::new(
+                "file",
+                "choose a CSV file to upload, or enter a range",
+            )))
+        }
         (true, false) => {
             if !upload.tags.trim().is_empty() || !upload.region.trim().is_empty() {
-                return Err(Refused::Form(FormError::new("tags", "tags and region apply to a range; a file gives them per row in its columns")));
+                return Err(Refused::Form(FormError::new(
+                    "tags",
+                    "tags and region apply to a range; a file gives them per row in its columns",
+                )));
             }
             let file = upload.file;
-            let plan = tokio::task::spawn_blocking(move || parse_csv(&file[..])).await.map_err(|e| {
-                tracing::error!(error = %e, "CSV parser failed");
-                Refused::Form(FormError { status: StatusCode::INTERNAL_SERVER_ERROR, ..FormError::new("file", "could not be read because of a fault on our side; it has been logged") })
-            })?;
-            let source = if upload.file_name.is_empty() { "the file".to_owned() } else { upload.file_name };
+            let plan =
+                tokio::task::spawn_blocking(move || parse_csv(&file[..])).await.map_err(|e| {
+                    tracing::error!(error = %e, "CSV parser failed");
+                    Refused::Form(FormError {
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        ..FormError::new(
+                            "file",
+                            "could not be read because of a fault on our side; it has been logged",
+                        )
+                    })
+                })?;
+            let source =
+                if upload.file_name.is_empty() { "the file".to_owned() } else { upload.file_name };
             (source, state.app.import_numbers(plan, &op.actor(), dry_run, &no_progress).await)
         }
         (false, true) => {
             let attrs = upload.range_attrs().map_err(Refused::Form)?;
             let range = upload.range.trim();
-            (format!("the range {range}"), state.app.import_range(range, &attrs, &op.actor(), dry_run, &no_progress).await)
+            (
+                format!("the range {range}"),
+                state.app.import_range(range, &attrs, &op.actor(), dry_run, &no_progress).await,
+            )
         }
     };
     let ImportOutcome { added, valid, mut errors, dry_run } = outcome.map_err(Refused::App)?;

@@ -43,15 +43,24 @@ struct Filter {
     state: String,
 }
 
-async fn list(State(state): State<WebState>, op: Operator, Query(f): Query<Filter>) -> Result<Response, PageError> {
+async fn list(
+    State(state): State<WebState>,
+    op: Operator,
+    Query(f): Query<Filter>,
+) -> Result<Response, PageError> {
     // Failed first: that is what an operator comes here for.
     let filter = match f.state.as_str() {
         "" => Some(JobState::Failed),
         "all" => None,
-        s => Some(JobState::parse(s).ok_or_else(|| PageError(AppError::invalid("state", "must be pending, running, done, failed or all")))?),
+        s => Some(JobState::parse(s).ok_or_else(|| {
+            PageError(AppError::invalid("state", "must be pending, running, done, failed or all"))
+        })?),
     };
     let found = state.app.store.job_counts().await.map_err(db)?;
-    let counts = JobState::ALL.iter().map(|s| (s.as_str(), found.iter().find(|(f, _)| f == s).map_or(0, |(_, n)| *n))).collect();
+    let counts = JobState::ALL
+        .iter()
+        .map(|s| (s.as_str(), found.iter().find(|(f, _)| f == s).map_or(0, |(_, n)| *n)))
+        .collect();
     let jobs = state
         .app
         .store
@@ -59,10 +68,21 @@ async fn list(State(state): State<WebState>, op: Operator, Query(f): Query<Filte
         .await
         .map_err(db)?
         .into_iter()
-        .map(|job| JobRow { numbers: job.payload.matches('+').count(), run_after: when(job.run_after), updated: when(job.updated_at), job })
+        .map(|job| JobRow {
+            numbers: job.payload.matches('+').count(),
+            run_after: when(job.run_after),
+            updated: when(job.updated_at),
+            job,
+        })
         .collect();
     let chrome = Chrome::new(&state, &op, "jobs");
-    Ok(render(&JobsPage { carrier: chrome.carrier.clone(), chrome, counts, shown: filter.map_or("all", JobState::as_str), jobs }))
+    Ok(render(&JobsPage {
+        carrier: chrome.carrier.clone(),
+        chrome,
+        counts,
+        shown: filter.map_or("all", JobState::as_str),
+        jobs,
+    }))
 }
 
 #[derive(Deserialize, Default)]
@@ -71,13 +91,20 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn retry(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn retry(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     let id: uuid::Uuid = id.parse().map_err(|_| PageError(AppError::NotFound))?;
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
     if !state.app.store.retry_job(id, state.app.now()).await.map_err(db)? {
-        return Err(PageError(AppError::Refused("only a failed job can be retried; this one is not failed (any more)".into())));
+        return Err(PageError(AppError::Refused(
+            "only a failed job can be retried; this one is not failed (any more)".into(),
+        )));
     }
     tracing::info!(job = %id, by = %op.user.email, "job retried by an operator");
     Ok(Redirect::to("/operator/jobs?state=pending").into_response())

@@ -1,7 +1,10 @@
 //! Signing in and out of the operator portal.
 
 use crate::error::{render, PageError};
-use crate::session::{cookie, csrf_refused, safe_next, same_secret, set_cookie, Operator, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::session::{
+    cookie, csrf_refused, safe_next, same_secret, set_cookie, Operator, LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+};
 use crate::WebState;
 use app::AppError;
 use askama::Template;
@@ -31,7 +34,13 @@ pub async fn form(State(state): State<WebState>, Query(q): Query<NextQuery>) -> 
     login_page(&state, safe_next(q.next.as_deref()), "", None, StatusCode::OK)
 }
 
-fn login_page(state: &WebState, next: &str, email: &str, error: Option<String>, status: StatusCode) -> Response {
+fn login_page(
+    state: &WebState,
+    next: &str,
+    email: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let csrf = app::auth::random_secret();
     let page = LoginPage { carrier: &state.ui.carrier_name, csrf: &csrf, next, email, error };
     let mut response = render(&page);
@@ -53,7 +62,11 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn submit(State(state): State<WebState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+pub async fn submit(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(expected, &f.csrf) {
         return csrf_refused();
@@ -63,7 +76,9 @@ pub async fn submit(State(state): State<WebState>, headers: HeaderMap, Form(f): 
         Ok(new) if new.user.role.is_operator() => {
             let max_age = (new.session.expires_at - new.session.created_at).whole_seconds();
             let mut response = Redirect::to(&next).into_response();
-            if let Ok(v) = set_cookie(SESSION_COOKIE, &new.cookie, max_age, state.ui.secure_cookies).parse() {
+            if let Ok(v) =
+                set_cookie(SESSION_COOKIE, &new.cookie, max_age, state.ui.secure_cookies).parse()
+            {
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
             response
@@ -72,10 +87,20 @@ pub async fn submit(State(state): State<WebState>, headers: HeaderMap, Form(f): 
         // for a wrong password.
         Ok(new) => {
             let _ = state.app.sign_out(&new.cookie).await;
-            login_page(&state, &next, &f.email, Some(AppError::BadCredentials.to_string()), StatusCode::UNAUTHORIZED)
+            login_page(
+                &state,
+                &next,
+                &f.email,
+                Some(AppError::BadCredentials.to_string()),
+                StatusCode::UNAUTHORIZED,
+            )
         }
         Err(e @ (AppError::BadCredentials | AppError::Locked(_))) => {
-            let status = if matches!(e, AppError::Locked(_)) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
+            let status = if matches!(e, AppError::Locked(_)) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
             login_page(&state, &next, &f.email, Some(e.to_string()), status)
         }
         Err(e) => PageError(e).into_response(),
@@ -88,7 +113,11 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-pub async fn logout(State(state): State<WebState>, op: Operator, Form(f): Form<CsrfForm>) -> Response {
+pub async fn logout(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if let Err(refused) = op.check_csrf(&f.csrf) {
         return refused;
     }
@@ -101,4 +130,3 @@ pub async fn logout(State(state): State<WebState>, op: Operator, Form(f): Form<C
     }
     response
 }
-

@@ -56,7 +56,13 @@ pub struct Chrome {
 
 impl Chrome {
     pub fn new(state: &WebState, op: &Operator, here: &'static str) -> Self {
-        Self { carrier: state.ui.carrier_name.clone(), email: op.user.email.clone(), csrf: op.csrf().to_owned(), admin: op.is_admin(), here }
+        Self {
+            carrier: state.ui.carrier_name.clone(),
+            email: op.user.email.clone(),
+            csrf: op.csrf().to_owned(),
+            admin: op.is_admin(),
+            here,
+        }
     }
 }
 
@@ -80,7 +86,11 @@ pub struct FormError {
 
 impl FormError {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, field: Some(field), message: format!("{field}: {}", message.into()) }
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            field: Some(field),
+            message: format!("{field}: {}", message.into()),
+        }
     }
 
     /// Whether this error is about `field` (templates mark that input).
@@ -122,7 +132,10 @@ fn render_with(page: &impl Template, error: Option<&FormError>) -> Response {
 /// Timestamps as operators read them: UTC to the second.
 fn when(t: OffsetDateTime) -> String {
     let utc = t.to_offset(time::UtcOffset::UTC);
-    utc.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).unwrap_or_default()
+    utc.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+    ))
+    .unwrap_or_default()
 }
 
 fn db(e: store::DbError) -> PageError {
@@ -140,7 +153,10 @@ struct Dashboard {
 
 async fn dashboard(State(state): State<WebState>, op: Operator) -> Result<Response, PageError> {
     let found = state.app.store.count_by_state().await.map_err(db)?;
-    let counts: Vec<(NumberState, i64)> = NumberState::ALL.iter().map(|s| (*s, found.iter().find(|(f, _)| f == s).map_or(0, |(_, c)| *c))).collect();
+    let counts: Vec<(NumberState, i64)> = NumberState::ALL
+        .iter()
+        .map(|s| (*s, found.iter().find(|(f, _)| f == s).map_or(0, |(_, c)| *c)))
+        .collect();
     let total = counts.iter().map(|(_, c)| c).sum();
     let chrome = Chrome::new(&state, &op, "home");
     Ok(render(&Dashboard { carrier: chrome.carrier.clone(), chrome, counts, total }))
@@ -158,8 +174,16 @@ mod tests {
 
     #[test]
     fn user_errors_become_form_messages_and_db_errors_do_not() {
-        let e = FormError::try_from(AppError::Conflict { field: "contract_ref", message: "taken".into() }).ok().unwrap();
-        assert_eq!((e.status, e.field, e.message.as_str()), (StatusCode::CONFLICT, Some("contract_ref"), "contract_ref: taken"));
+        let e = FormError::try_from(AppError::Conflict {
+            field: "contract_ref",
+            message: "taken".into(),
+        })
+        .ok()
+        .unwrap();
+        assert_eq!(
+            (e.status, e.field, e.message.as_str()),
+            (StatusCode::CONFLICT, Some("contract_ref"), "contract_ref: taken")
+        );
         assert!(FormError::try_from(AppError::NotFound).is_err());
     }
 }

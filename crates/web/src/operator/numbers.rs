@@ -20,13 +20,17 @@ use serde::Deserialize;
 use std::collections::HashMap;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/numbers", get(search)).route("/numbers/export.csv", get(export)).route("/numbers/{id}", get(detail))
+    Router::new()
+        .route("/numbers", get(search))
+        .route("/numbers/export.csv", get(export))
+        .route("/numbers/{id}", get(detail))
 }
 
 const PAGE_SIZE: u32 = 100;
 /// The export walks the search in pages this big: few round trips, bounded memory.
 const EXPORT_PAGE_SIZE: u32 = domain::search::MAX_PAGE;
-pub const EXPORT_COLUMNS: [&str; 7] = ["number", "state", "customer_id", "tags", "billing_ref", "region", "note"];
+pub const EXPORT_COLUMNS: [&str; 7] =
+    ["number", "state", "customer_id", "tags", "billing_ref", "region", "note"];
 
 /// The search form as typed; empty means "any".
 #[derive(Deserialize, Default)]
@@ -55,12 +59,18 @@ impl Filters {
 
     /// The filters as a query string (without `after`), for the next-page and export links.
     fn query_string(&self) -> String {
-        [("prefix", &self.prefix), ("state", &self.state), ("customer", &self.customer), ("tag", &self.tag), ("region", &self.region)]
-            .iter()
-            .filter(|(_, v)| !v.trim().is_empty())
-            .map(|(k, v)| format!("{k}={}", encode_component(v.trim())))
-            .collect::<Vec<_>>()
-            .join("&")
+        [
+            ("prefix", &self.prefix),
+            ("state", &self.state),
+            ("customer", &self.customer),
+            ("tag", &self.tag),
+            ("region", &self.region),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", encode_component(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
     }
 }
 
@@ -81,7 +91,9 @@ impl NumberRow {
             id: n.id,
             e164: n.e164.to_string(),
             state: n.state,
-            customer: n.customer_id.map(|c| (c, names.get(&c).cloned().unwrap_or_else(|| c.to_string()))),
+            customer: n
+                .customer_id
+                .map(|c| (c, names.get(&c).cloned().unwrap_or_else(|| c.to_string()))),
             tags: n.tags.join(", "),
             region: n.region.clone().unwrap_or_default(),
             updated: when(n.updated_at),
@@ -115,7 +127,11 @@ impl SearchPage {
     }
 }
 
-async fn search(State(state): State<WebState>, op: Operator, Query(f): Query<Filters>) -> Result<Response, PageError> {
+async fn search(
+    State(state): State<WebState>,
+    op: Operator,
+    Query(f): Query<Filters>,
+) -> Result<Response, PageError> {
     let customers = state.app.store.list_customers().await.map_err(db)?;
     let names = customer_names(&customers);
     let (rows, next, error) = match f.query(PAGE_SIZE + 1) {
@@ -148,7 +164,11 @@ async fn search(State(state): State<WebState>, op: Operator, Query(f): Query<Fil
 
 /// Streams every number the filters match as CSV, page by page, so the export of a million numbers
 /// holds one page in memory, and stops reading the database when the client goes away.
-async fn export(State(state): State<WebState>, _op: Operator, Query(f): Query<Filters>) -> Response {
+async fn export(
+    State(state): State<WebState>,
+    _op: Operator,
+    Query(f): Query<Filters>,
+) -> Response {
     let query = match f.query(EXPORT_PAGE_SIZE) {
         Ok(q) => q,
         Err(e) => return error_page(e.status, &e.message),
@@ -157,13 +177,22 @@ async fn export(State(state): State<WebState>, _op: Operator, Query(f): Query<Fi
     let pages = stream::unfold(Some((state.app, query)), |cursor| async move {
         let (app, query) = cursor?;
         Some(match next_page(&app, &query).await {
-            Ok((chunk, after)) => (Ok(chunk), after.map(|after| (app, NumberQuery { after: Some(after), ..query }))),
+            Ok((chunk, after)) => {
+                (Ok(chunk), after.map(|after| (app, NumberQuery { after: Some(after), ..query })))
+            }
             // The status line is long gone: all a client can be told is that the body broke off.
             Err(e) => (Err(e), None),
         })
     });
     let body = Body::from_stream(stream::once(async { header }).chain(pages));
-    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"numbers.csv\"")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"numbers.csv\""),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// One page of the export as CSV, and the cursor of the page after it (`None` on the last).
@@ -172,7 +201,9 @@ async fn next_page(app: &App, query: &NumberQuery) -> std::io::Result<(Bytes, Op
         tracing::error!(error = ?e, "number export failed part way");
         std::io::Error::other("export failed")
     })?;
-    let after = (page.len() >= query.page_size() as usize).then(|| page.last().map(|n| n.e164.to_string())).flatten();
+    let after = (page.len() >= query.page_size() as usize)
+        .then(|| page.last().map(|n| n.e164.to_string()))
+        .flatten();
     let chunk = csv_chunk(|w| {
         page.iter().try_for_each(|n| {
             w.write_record([
@@ -190,7 +221,9 @@ async fn next_page(app: &App, query: &NumberQuery) -> std::io::Result<(Bytes, Op
     Ok((chunk, after))
 }
 
-fn csv_chunk(write: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> std::io::Result<Bytes> {
+fn csv_chunk(
+    write: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>,
+) -> std::io::Result<Bytes> {
     let mut w = csv::Writer::from_writer(Vec::new());
     write(&mut w).map_err(std::io::Error::other)?;
     w.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
@@ -216,7 +249,11 @@ struct EventRow {
     reason: String,
 }
 
-async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<String>) -> Result<Response, PageError> {
+async fn detail(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
     let id: NumberId = id.parse().map_err(|_| AppError::NotFound)?;
     let (n, events) = state.app.number_detail(id).await?;
     let customer = match n.customer_id {
@@ -234,7 +271,15 @@ async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<Stri
         })
         .collect();
     let chrome = Chrome::new(&state, &op, "numbers");
-    Ok(render(&DetailPage { carrier: chrome.carrier.clone(), chrome, updated: when(n.updated_at), aging_until: n.aging_until.map(when), n, customer, events }))
+    Ok(render(&DetailPage {
+        carrier: chrome.carrier.clone(),
+        chrome,
+        updated: when(n.updated_at),
+        aging_until: n.aging_until.map(when),
+        n,
+        customer,
+        events,
+    }))
 }
 
 #[cfg(test)]
@@ -243,9 +288,17 @@ mod tests {
 
     #[test]
     fn filters_parse_and_round_trip_into_links() {
-        let f = Filters { prefix: " 1555 ".into(), state: "available".into(), tag: "NYC".into(), ..Filters::default() };
+        let f = Filters {
+            prefix: " 1555 ".into(),
+            state: "available".into(),
+            tag: "NYC".into(),
+            ..Filters::default()
+        };
         let q = f.query(10).ok().unwrap();
-        assert_eq!((q.prefix.as_deref(), q.state, q.tag.as_deref()), (Some("+1555"), Some(NumberState::Available), Some("nyc")));
+        assert_eq!(
+            (q.prefix.as_deref(), q.state, q.tag.as_deref()),
+            (Some("+1555"), Some(NumberState::Available), Some("nyc"))
+        );
         assert_eq!(f.query_string(), "prefix=1555&state=available&tag=NYC");
     }
 

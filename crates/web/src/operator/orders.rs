@@ -17,7 +17,10 @@ use domain::{CustomerId, OrderId};
 use serde::Deserialize;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/orders", get(list).post(create)).route("/orders/{id}", get(detail)).route("/orders/{id}/cancel", post(cancel))
+    Router::new()
+        .route("/orders", get(list).post(create))
+        .route("/orders/{id}", get(detail))
+        .route("/orders/{id}/cancel", post(cancel))
 }
 
 const RECENT_ORDERS: u32 = 100;
@@ -34,7 +37,14 @@ pub struct OrderRow {
 
 impl OrderRow {
     pub fn new(o: &Order, customer: &str) -> Self {
-        Self { id: o.id, customer_id: o.customer_id, customer: customer.to_owned(), state: o.state.as_str(), count: o.number_count, created: when(o.created_at) }
+        Self {
+            id: o.id,
+            customer_id: o.customer_id,
+            customer: customer.to_owned(),
+            state: o.state.as_str(),
+            count: o.number_count,
+            created: when(o.created_at),
+        }
     }
 }
 
@@ -57,15 +67,29 @@ impl NewOrder {
             "" => return Err(FormError::new("customer", "choose a customer")),
             c => c.parse().map_err(|_| FormError::new("customer", "no such customer"))?,
         };
-        let explicit: Vec<String> = self.numbers.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        let explicit: Vec<String> = self
+            .numbers
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
         if !explicit.is_empty() {
             return Ok((customer, OrderPick::default(), explicit));
         }
         let count = match self.count.trim() {
-            "" => return Err(FormError::new("count", "give how many numbers to reserve, or list the numbers")),
+            "" => {
+                return Err(FormError::new(
+                    "count",
+                    "give how many numbers to reserve, or list the numbers",
+                ))
+            }
             c => c.parse().map_err(|_| FormError::new("count", "must be a whole number"))?,
         };
-        let tag = match domain::import::parse_tags(&self.tag).map_err(|m| FormError::new("tag", m))?.as_slice() {
+        let tag = match domain::import::parse_tags(&self.tag)
+            .map_err(|m| FormError::new("tag", m))?
+            .as_slice()
+        {
             [] => None,
             [one] => Some(one.clone()),
             _ => return Err(FormError::new("tag", "give one tag")),
@@ -97,11 +121,19 @@ impl ListPage {
     }
 }
 
-async fn list_page(state: &WebState, op: &Operator, form: NewOrder, error: Option<FormError>) -> Result<Response, PageError> {
+async fn list_page(
+    state: &WebState,
+    op: &Operator,
+    form: NewOrder,
+    error: Option<FormError>,
+) -> Result<Response, PageError> {
     let customers = state.app.store.list_customers().await.map_err(db)?;
     let names = customer_names(&customers);
     let orders = state.app.store.list_orders(None, RECENT_ORDERS).await.map_err(db)?;
-    let orders = orders.iter().map(|o| OrderRow::new(o, names.get(&o.customer_id).map_or("?", String::as_str))).collect();
+    let orders = orders
+        .iter()
+        .map(|o| OrderRow::new(o, names.get(&o.customer_id).map_or("?", String::as_str)))
+        .collect();
     let chrome = Chrome::new(state, op, "orders");
     let page = ListPage { carrier: chrome.carrier.clone(), chrome, orders, customers, form, error };
     Ok(render_with(&page, page.error.as_ref()))
@@ -112,12 +144,20 @@ struct Preselect {
     customer: Option<String>,
 }
 
-async fn list(State(state): State<WebState>, op: Operator, Query(q): Query<Preselect>) -> Result<Response, PageError> {
+async fn list(
+    State(state): State<WebState>,
+    op: Operator,
+    Query(q): Query<Preselect>,
+) -> Result<Response, PageError> {
     let form = NewOrder { customer: q.customer.unwrap_or_default(), ..NewOrder::default() };
     list_page(&state, &op, form, None).await
 }
 
-async fn create(State(state): State<WebState>, op: Operator, Form(form): Form<NewOrder>) -> Result<Response, PageError> {
+async fn create(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(form): Form<NewOrder>,
+) -> Result<Response, PageError> {
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
@@ -126,7 +166,9 @@ async fn create(State(state): State<WebState>, op: Operator, Form(form): Form<Ne
         Err(e) => return list_page(&state, &op, form, Some(e)).await,
     };
     let error = match state.app.order_numbers(customer, pick, &explicit, &op.actor()).await {
-        Ok((order, _)) => return Ok(Redirect::to(&format!("/operator/orders/{}", order.id)).into_response()),
+        Ok((order, _)) => {
+            return Ok(Redirect::to(&format!("/operator/orders/{}", order.id)).into_response())
+        }
         // The customer came from a select: a missing one was deleted or made up, not a bad page.
         Err(AppError::NotFound) => FormError::new("customer", "no such customer"),
         Err(e) => e.try_into()?,
@@ -150,7 +192,11 @@ struct DetailPage {
     numbers: Vec<NumberRow>,
 }
 
-async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<String>) -> Result<Response, PageError> {
+async fn detail(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
     let (order, numbers) = state.app.order(order_id(&id)?, None).await?;
     let customer = state.app.customer(order.customer_id).await?;
     let names = customer_names(std::slice::from_ref(&customer));
@@ -176,7 +222,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn cancel(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn cancel(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     let id = order_id(&id)?;
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);

@@ -20,7 +20,10 @@ use serde::Deserialize;
 use std::collections::HashMap;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/releases", get(list).post(start)).route("/releases/{id}", get(detail)).route("/releases/{id}/withdraw", post(withdraw))
+    Router::new()
+        .route("/releases", get(list).post(start))
+        .route("/releases/{id}", get(detail))
+        .route("/releases/{id}/withdraw", post(withdraw))
 }
 
 const RELEASES_SHOWN: u32 = 200;
@@ -52,7 +55,10 @@ impl ReleaseRow {
     fn new(r: Release, names: &HashMap<CustomerId, String>, now: time::OffsetDateTime) -> Self {
         let waited = now - r.started_at;
         Self {
-            customer: names.get(&r.customer_id).cloned().unwrap_or_else(|| r.customer_id.to_string()),
+            customer: names
+                .get(&r.customer_id)
+                .cloned()
+                .unwrap_or_else(|| r.customer_id.to_string()),
             started: when(r.started_at),
             age: age(waited),
             overdue: r.open() > 0 && waited.whole_days() >= OVERDUE_DAYS,
@@ -77,7 +83,9 @@ pub struct NewRelease {
 impl NewRelease {
     async fn read(mut form: Multipart) -> Result<Self, FormError> {
         let mut f = NewRelease::default();
-        let broken = |e: axum::extract::multipart::MultipartError| FormError::new("file", format!("the form could not be read: {e}"));
+        let broken = |e: axum::extract::multipart::MultipartError| {
+            FormError::new("file", format!("the form could not be read: {e}"))
+        };
         while let Some(field) = form.next_field().await.map_err(broken)? {
             let name = field.name().unwrap_or_default().to_owned();
             let text = field.text().await.map_err(broken)?;
@@ -107,10 +115,20 @@ impl NewRelease {
         } else if !self.numbers.trim().is_empty() {
             // One per line, or a pasted CSV: the same reader takes both.
             Selection::Csv(self.numbers.clone())
-        } else if given(&self.prefix).is_some() || given(&self.tag).is_some() || given(&self.region).is_some() {
-            Selection::Filter { prefix: given(&self.prefix), tag: given(&self.tag), region: given(&self.region) }
+        } else if given(&self.prefix).is_some()
+            || given(&self.tag).is_some()
+            || given(&self.region).is_some()
+        {
+            Selection::Filter {
+                prefix: given(&self.prefix),
+                tag: given(&self.tag),
+                region: given(&self.region),
+            }
         } else {
-            return Err(FormError::new("numbers", "list the numbers, upload a CSV, or give a filter (prefix, tag, region)"));
+            return Err(FormError::new(
+                "numbers",
+                "list the numbers, upload a CSV, or give a filter (prefix, tag, region)",
+            ));
         };
         Ok((customer, selection))
     }
@@ -141,22 +159,45 @@ struct ListQuery {
     customer: String,
 }
 
-async fn list_page(state: &WebState, op: &Operator, all: bool, form: NewRelease, error: Option<FormError>) -> Result<Response, PageError> {
+async fn list_page(
+    state: &WebState,
+    op: &Operator,
+    all: bool,
+    form: NewRelease,
+    error: Option<FormError>,
+) -> Result<Response, PageError> {
     let customers = state.app.store.list_customers().await.map_err(db)?;
-    let names: HashMap<CustomerId, String> = customers.iter().map(|c| (c.id, c.name.clone())).collect();
+    let names: HashMap<CustomerId, String> =
+        customers.iter().map(|c| (c.id, c.name.clone())).collect();
     let now = state.app.now();
-    let rows = state.app.releases(None, RELEASES_SHOWN).await?.into_iter().filter(|r| all || r.open() > 0).map(|r| ReleaseRow::new(r, &names, now)).collect();
+    let rows = state
+        .app
+        .releases(None, RELEASES_SHOWN)
+        .await?
+        .into_iter()
+        .filter(|r| all || r.open() > 0)
+        .map(|r| ReleaseRow::new(r, &names, now))
+        .collect();
     let chrome = Chrome::new(state, op, "releases");
-    let page = ListPage { carrier: chrome.carrier.clone(), chrome, rows, all, customers, form, error };
+    let page =
+        ListPage { carrier: chrome.carrier.clone(), chrome, rows, all, customers, form, error };
     Ok(render_with(&page, page.error.as_ref()))
 }
 
-async fn list(State(state): State<WebState>, op: Operator, Query(q): Query<ListQuery>) -> Result<Response, PageError> {
+async fn list(
+    State(state): State<WebState>,
+    op: Operator,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
     let form = NewRelease { customer: q.customer, ..Default::default() };
     list_page(&state, &op, q.state == "all", form, None).await
 }
 
-async fn start(State(state): State<WebState>, op: Operator, form: Multipart) -> Result<Response, PageError> {
+async fn start(
+    State(state): State<WebState>,
+    op: Operator,
+    form: Multipart,
+) -> Result<Response, PageError> {
     let form = match NewRelease::read(form).await {
         Ok(f) => f,
         Err(e) => return list_page(&state, &op, false, NewRelease::default(), Some(e)).await,
@@ -171,7 +212,16 @@ async fn start(State(state): State<WebState>, op: Operator, form: Multipart) -> 
     let by = domain::Actor::Operator(op.user.email.clone());
     match state.app.start_release(customer, selection, &form.reason, &by).await {
         Ok(r) => Ok(Redirect::to(&format!("/operator/releases/{}", r.id)).into_response()),
-        Err(AppError::NotFound) => list_page(&state, &op, false, form, Some(FormError::new("customer", "no such customer"))).await,
+        Err(AppError::NotFound) => {
+            list_page(
+                &state,
+                &op,
+                false,
+                form,
+                Some(FormError::new("customer", "no such customer")),
+            )
+            .await
+        }
         Err(e) => {
             let e = FormError::try_from(e)?;
             list_page(&state, &op, false, form, Some(e)).await
@@ -194,7 +244,11 @@ struct DetailPage {
     lines: Vec<LineRow>,
 }
 
-async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<String>) -> Result<Response, PageError> {
+async fn detail(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
     let id: uuid::Uuid = id.parse().map_err(|_| PageError(AppError::NotFound))?;
     let (release, lines) = state.app.release(id).await?;
     let customer = state.app.customer(release.customer_id).await?;
@@ -211,7 +265,12 @@ async fn detail(State(state): State<WebState>, op: Operator, Path(id): Path<Stri
         })
         .collect();
     let chrome = Chrome::new(&state, &op, "releases");
-    Ok(render(&DetailPage { carrier: chrome.carrier.clone(), chrome, row: ReleaseRow::new(release, &names, state.app.now()), lines }))
+    Ok(render(&DetailPage {
+        carrier: chrome.carrier.clone(),
+        chrome,
+        row: ReleaseRow::new(release, &names, state.app.now()),
+        lines,
+    }))
 }
 
 #[derive(Deserialize, Default)]
@@ -220,7 +279,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn withdraw(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn withdraw(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     let id: uuid::Uuid = id.parse().map_err(|_| PageError(AppError::NotFound))?;
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);

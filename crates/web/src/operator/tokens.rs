@@ -16,7 +16,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/tokens", get(list).post(create)).route("/tokens/{id}/revoke", post(revoke))
+    Router::new()
+        .route("/tokens", get(list).post(create))
+        .route("/tokens/{id}/revoke", post(revoke))
 }
 
 struct TokenRow {
@@ -56,15 +58,26 @@ impl ListPage {
     }
 }
 
-async fn list_page(state: &WebState, op: &Operator, form: NewToken, created: Option<Created>, error: Option<FormError>) -> Result<Response, PageError> {
+async fn list_page(
+    state: &WebState,
+    op: &Operator,
+    form: NewToken,
+    created: Option<Created>,
+    error: Option<FormError>,
+) -> Result<Response, PageError> {
     let tokens = state.app.store.list_tokens().await.map_err(db)?;
-    let tokens = tokens.into_iter().map(|t| TokenRow { created: when(t.created_at), revoked: t.revoked_at.map(when), t }).collect();
+    let tokens = tokens
+        .into_iter()
+        .map(|t| TokenRow { created: when(t.created_at), revoked: t.revoked_at.map(when), t })
+        .collect();
     let chrome = Chrome::new(state, op, "tokens");
     let page = ListPage { carrier: chrome.carrier.clone(), chrome, tokens, created, form, error };
     let mut response = render_with(&page, page.error.as_ref());
     if page.created.is_some() {
         // The page holds a secret: keep it out of caches and the back-forward history's disk copy.
-        response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     }
     Ok(response)
 }
@@ -73,15 +86,35 @@ async fn list(State(state): State<WebState>, op: Operator) -> Result<Response, P
     list_page(&state, &op, NewToken::default(), None, None).await
 }
 
-async fn create(State(state): State<WebState>, op: Operator, Form(form): Form<NewToken>) -> Result<Response, PageError> {
+async fn create(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(form): Form<NewToken>,
+) -> Result<Response, PageError> {
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
     let Some(scope) = Scope::parse(&form.scope) else {
-        return list_page(&state, &op, form, None, Some(FormError::new("scope", "choose read or write"))).await;
+        return list_page(
+            &state,
+            &op,
+            form,
+            None,
+            Some(FormError::new("scope", "choose read or write")),
+        )
+        .await;
     };
     match state.app.create_token(&form.name, scope, &op.user.email).await {
-        Ok((clear, token)) => list_page(&state, &op, NewToken::default(), Some(Created { name: token.name, clear }), None).await,
+        Ok((clear, token)) => {
+            list_page(
+                &state,
+                &op,
+                NewToken::default(),
+                Some(Created { name: token.name, clear }),
+                None,
+            )
+            .await
+        }
         Err(e) => {
             let error = Some(e.try_into()?);
             list_page(&state, &op, form, None, error).await
@@ -95,7 +128,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn revoke(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn revoke(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
     let id: Uuid = id.parse().map_err(|_| PageError(AppError::NotFound))?;
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);

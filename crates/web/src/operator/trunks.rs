@@ -86,13 +86,19 @@ impl ListPage {
     }
 }
 
-async fn list_page(state: &WebState, op: &Operator, form: TrunkForm, error: Option<FormError>) -> Result<Response, PageError> {
+async fn list_page(
+    state: &WebState,
+    op: &Operator,
+    form: TrunkForm,
+    error: Option<FormError>,
+) -> Result<Response, PageError> {
     let trunks = state.app.trunks().await?.into_iter().map(|t| {
         let created = when(t.created_at);
         (t, created)
     });
     let chrome = Chrome::new(state, op, "trunks");
-    let page = ListPage { carrier: chrome.carrier.clone(), chrome, trunks: trunks.collect(), form, error };
+    let page =
+        ListPage { carrier: chrome.carrier.clone(), chrome, trunks: trunks.collect(), form, error };
     Ok(render_with(&page, page.error.as_ref()))
 }
 
@@ -100,7 +106,11 @@ async fn list(State(state): State<WebState>, op: Operator) -> Result<Response, P
     list_page(&state, &op, TrunkForm::default(), None).await
 }
 
-async fn create(State(state): State<WebState>, op: Operator, Form(form): Form<TrunkForm>) -> Result<Response, PageError> {
+async fn create(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(form): Form<TrunkForm>,
+) -> Result<Response, PageError> {
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
@@ -131,20 +141,43 @@ impl DetailPage {
     }
 }
 
-async fn detail_page(state: &WebState, op: &Operator, name: &str, form: Option<TrunkForm>, error: Option<FormError>) -> Result<Response, PageError> {
+async fn detail_page(
+    state: &WebState,
+    op: &Operator,
+    name: &str,
+    form: Option<TrunkForm>,
+    error: Option<FormError>,
+) -> Result<Response, PageError> {
     let t = state.app.trunk(name).await?;
     let customers = state.app.store.customers_on_trunk(name).await.map_err(db)?;
     let chrome = Chrome::new(state, op, "trunks");
     let form = form.unwrap_or_else(|| TrunkForm::from_trunk(&t));
-    let page = DetailPage { carrier: chrome.carrier.clone(), chrome, created: when(t.created_at), t, customers, form, error };
+    let page = DetailPage {
+        carrier: chrome.carrier.clone(),
+        chrome,
+        created: when(t.created_at),
+        t,
+        customers,
+        form,
+        error,
+    };
     Ok(render_with(&page, page.error.as_ref()))
 }
 
-async fn detail(State(state): State<WebState>, op: Operator, Path(name): Path<String>) -> Result<Response, PageError> {
+async fn detail(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
     detail_page(&state, &op, &name, None, None).await
 }
 
-async fn update(State(state): State<WebState>, op: Operator, Path(name): Path<String>, Form(form): Form<TrunkForm>) -> Result<Response, PageError> {
+async fn update(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(name): Path<String>,
+    Form(form): Form<TrunkForm>,
+) -> Result<Response, PageError> {
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
@@ -163,7 +196,12 @@ struct CsrfOnly {
     csrf: String,
 }
 
-async fn delete(State(state): State<WebState>, op: Operator, Path(name): Path<String>, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+async fn delete(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
@@ -184,7 +222,12 @@ struct CustomerTrunkForm {
     zoom_trunk: String,
 }
 
-async fn set_customer_trunk(State(state): State<WebState>, op: Operator, Path(id): Path<String>, Form(form): Form<CustomerTrunkForm>) -> Result<Response, PageError> {
+async fn set_customer_trunk(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CustomerTrunkForm>,
+) -> Result<Response, PageError> {
     let id = customer_id(&id)?;
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);

@@ -68,7 +68,10 @@ impl CustomerAdmin {
 }
 
 /// The customer admin signed in on this request, if any.
-pub async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Option<CustomerAdmin>, AppError> {
+pub async fn signed_in(
+    state: &WebState,
+    headers: &HeaderMap,
+) -> Result<Option<CustomerAdmin>, AppError> {
     let Some(value) = cookie(headers, PORTAL_SESSION_COOKIE) else { return Ok(None) };
     match state.app.session(value).await? {
         Some((session, user)) if user.role == Role::CustomerAdmin => {
@@ -83,7 +86,10 @@ pub async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Option<C
 impl FromRequestParts<WebState> for CustomerAdmin {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
         match signed_in(state, &parts.headers).await {
             Ok(Some(admin)) => Ok(admin),
             Ok(None) => Err(Redirect::to("/portal/login").into_response()),
@@ -114,7 +120,13 @@ struct LoginPage<'a> {
     error: Option<String>,
 }
 
-fn login_page(state: &WebState, headers: &HeaderMap, email: &str, error: Option<String>, status: StatusCode) -> Response {
+fn login_page(
+    state: &WebState,
+    headers: &HeaderMap,
+    email: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let csrf = app::auth::random_secret();
     let install = cookie(headers, INSTALL_COOKIE).is_some();
     let page = LoginPage { carrier: &state.ui.carrier_name, csrf: &csrf, email, install, error };
@@ -138,7 +150,11 @@ struct LoginForm {
     csrf: String,
 }
 
-async fn login_submit(State(state): State<WebState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login_submit(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(expected, &f.csrf) {
         return csrf_refused();
@@ -148,16 +164,27 @@ async fn login_submit(State(state): State<WebState>, headers: HeaderMap, Form(f)
         // An operator's password is right, but this is the customers' portal.
         Ok(new) => {
             let _ = state.app.sign_out(&new.cookie).await;
-            return login_page(&state, &headers, &f.email, Some(AppError::BadCredentials.to_string()), StatusCode::UNAUTHORIZED);
+            return login_page(
+                &state,
+                &headers,
+                &f.email,
+                Some(AppError::BadCredentials.to_string()),
+                StatusCode::UNAUTHORIZED,
+            );
         }
         Err(e @ (AppError::BadCredentials | AppError::Locked(_))) => {
-            let status = if matches!(e, AppError::Locked(_)) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
+            let status = if matches!(e, AppError::Locked(_)) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
             return login_page(&state, &headers, &f.email, Some(e.to_string()), status);
         }
         Err(e) => return PageError(e).into_response(),
     };
     let max_age = (new.session.expires_at - new.session.created_at).whole_seconds();
-    let session_cookie = set_cookie(PORTAL_SESSION_COOKIE, &new.cookie, max_age, state.ui.secure_cookies);
+    let session_cookie =
+        set_cookie(PORTAL_SESSION_COOKIE, &new.cookie, max_age, state.ui.secure_cookies);
     // A Zoom install was waiting for this sign-in: carry on with its code.
     let mut response = match cookie(&headers, INSTALL_COOKIE) {
         Some(install) => match state.app.take_install_code(install).await {
@@ -181,7 +208,10 @@ async fn login_submit(State(state): State<WebState>, headers: HeaderMap, Form(f)
     response
 }
 
-async fn signed_in_from(state: &WebState, session_cookie: &str) -> Result<Option<CustomerAdmin>, AppError> {
+async fn signed_in_from(
+    state: &WebState,
+    session_cookie: &str,
+) -> Result<Option<CustomerAdmin>, AppError> {
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("{PORTAL_SESSION_COOKIE}={session_cookie}").parse() {
         headers.insert(header::COOKIE, v);
@@ -195,7 +225,11 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(State(state): State<WebState>, admin: CustomerAdmin, Form(f): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(state): State<WebState>,
+    admin: CustomerAdmin,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if let Err(refused) = admin.check_csrf(&f.csrf) {
         return refused;
     }
@@ -225,7 +259,11 @@ impl LinkView {
             Some(l) => LinkView {
                 state: l.state.as_str(),
                 account: l.zoom_account_id.clone(),
-                since: when(if l.state == LinkState::Removed { l.removed_at.unwrap_or(l.linked_at) } else { l.linked_at }),
+                since: when(if l.state == LinkState::Removed {
+                    l.removed_at.unwrap_or(l.linked_at)
+                } else {
+                    l.linked_at
+                }),
             },
         }
     }
@@ -248,7 +286,12 @@ pub struct PortalOrder {
 
 impl PortalOrder {
     fn new(o: &Order) -> Self {
-        Self { id: o.id, state: o.state.as_str(), count: o.number_count, created: when(o.created_at) }
+        Self {
+            id: o.id,
+            state: o.state.as_str(),
+            count: o.number_count,
+            created: when(o.created_at),
+        }
     }
 }
 
@@ -266,7 +309,10 @@ struct HomePage {
     error: Option<String>,
 }
 
-fn zoom_label(presence: &HashMap<String, (Option<bool>, Option<OffsetDateTime>)>, n: &Number) -> &'static str {
+fn zoom_label(
+    presence: &HashMap<String, (Option<bool>, Option<OffsetDateTime>)>,
+    n: &Number,
+) -> &'static str {
     if n.state != NumberState::Active && n.state != NumberState::ReleasePending {
         return "";
     }
@@ -277,18 +323,43 @@ fn zoom_label(presence: &HashMap<String, (Option<bool>, Option<OffsetDateTime>)>
     }
 }
 
-async fn home_page(state: &WebState, admin: &CustomerAdmin, count: String, error: Option<String>) -> Result<Response, PageError> {
+async fn home_page(
+    state: &WebState,
+    admin: &CustomerAdmin,
+    count: String,
+    error: Option<String>,
+) -> Result<Response, PageError> {
     let c = admin.customer.id;
     let link = state.app.store.zoom_link(c).await.map_err(db)?;
     let query = NumberQuery { customer_id: Some(c), limit: NUMBERS_SHOWN, ..Default::default() };
     let numbers = state.app.store.search_numbers(&query).await.map_err(db)?;
-    let presence: HashMap<String, (Option<bool>, Option<OffsetDateTime>)> =
-        state.app.store.zoom_presence(c).await.map_err(db)?.into_iter().map(|(n, a, at)| (n, (a, at))).collect();
+    let presence: HashMap<String, (Option<bool>, Option<OffsetDateTime>)> = state
+        .app
+        .store
+        .zoom_presence(c)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|(n, a, at)| (n, (a, at)))
+        .collect();
     let numbers = numbers
         .iter()
-        .map(|n| PortalNumber { e164: n.e164.to_string(), state: n.state.as_str(), zoom: zoom_label(&presence, n), reason: n.reason.clone().unwrap_or_default() })
+        .map(|n| PortalNumber {
+            e164: n.e164.to_string(),
+            state: n.state.as_str(),
+            zoom: zoom_label(&presence, n),
+            reason: n.reason.clone().unwrap_or_default(),
+        })
         .collect();
-    let orders = state.app.store.list_orders(Some(c), 50).await.map_err(db)?.iter().map(PortalOrder::new).collect();
+    let orders = state
+        .app
+        .store
+        .list_orders(Some(c), 50)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(PortalOrder::new)
+        .collect();
     let status = if error.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
     let page = HomePage {
         carrier: state.ui.carrier_name.clone(),
@@ -317,17 +388,35 @@ struct OrderForm {
     count: String,
 }
 
-async fn order_more(State(state): State<WebState>, admin: CustomerAdmin, Form(f): Form<OrderForm>) -> Result<Response, PageError> {
+async fn order_more(
+    State(state): State<WebState>,
+    admin: CustomerAdmin,
+    Form(f): Form<OrderForm>,
+) -> Result<Response, PageError> {
     if let Err(refused) = admin.check_csrf(&f.csrf) {
         return Ok(refused);
     }
     let count = match f.count.trim().parse::<u32>() {
         Ok(n) => n,
-        Err(_) => return home_page(&state, &admin, f.count, Some("count: give how many numbers you want, as a whole number".into())).await,
+        Err(_) => {
+            return home_page(
+                &state,
+                &admin,
+                f.count,
+                Some("count: give how many numbers you want, as a whole number".into()),
+            )
+            .await
+        }
     };
-    match state.app.order_more(admin.customer.id, OrderPick { count, ..Default::default() }, &admin.actor()).await {
+    match state
+        .app
+        .order_more(admin.customer.id, OrderPick { count, ..Default::default() }, &admin.actor())
+        .await
+    {
         Ok((order, _)) => Ok(Redirect::to(&format!("/portal/orders/{}", order.id)).into_response()),
-        Err(e @ (AppError::Refused(_) | AppError::Invalid { .. })) => home_page(&state, &admin, f.count, Some(e.to_string())).await,
+        Err(e @ (AppError::Refused(_) | AppError::Invalid { .. })) => {
+            home_page(&state, &admin, f.count, Some(e.to_string())).await
+        }
         Err(e) => Err(PageError(e)),
     }
 }
@@ -367,29 +456,52 @@ struct ProgressView {
     waiting: usize,
 }
 
-async fn progress_of(state: &WebState, admin: &CustomerAdmin, raw: &str) -> Result<(Order, ProgressView), PageError> {
+async fn progress_of(
+    state: &WebState,
+    admin: &CustomerAdmin,
+    raw: &str,
+) -> Result<(Order, ProgressView), PageError> {
     let id: OrderId = raw.parse().map_err(|_| PageError(AppError::NotFound))?;
     let (order, numbers) = state.app.order(id, Some(admin.customer.id)).await?;
     let jobs = state.app.store.order_jobs(id).await.map_err(db)?;
     let retrying = |e164: &str| {
-        jobs.iter().filter(|j| j.state == JobState::Pending || j.state == JobState::Running || j.state == JobState::Failed).find(|j| j.last_error.is_some() && j.payload.contains(&format!("\"{e164}\"")))
+        jobs.iter()
+            .filter(|j| {
+                j.state == JobState::Pending
+                    || j.state == JobState::Running
+                    || j.state == JobState::Failed
+            })
+            .find(|j| j.last_error.is_some() && j.payload.contains(&format!("\"{e164}\"")))
     };
     let rows: Vec<Progress> = numbers
         .iter()
         .map(|n| {
             let e164 = n.e164.to_string();
             let (kind, text) = match n.state {
-                NumberState::Active | NumberState::ReleasePending => ("pushed", "Pushed: in your Zoom account".to_owned()),
+                NumberState::Active | NumberState::ReleasePending => {
+                    ("pushed", "Pushed: in your Zoom account".to_owned())
+                }
                 NumberState::Reserved => match &n.reason {
                     Some(r) => ("refused", format!("Refused by Zoom: {r}")),
                     None => ("waiting", "Waiting for your Zoom account to be linked".to_owned()),
                 },
                 NumberState::Provisioning => match retrying(&e164) {
-                    Some(j) if j.state == JobState::Failed => ("retry", format!("Stopped after repeated errors; we are on it ({})", j.last_error.clone().unwrap_or_default())),
-                    Some(j) => ("retry", format!("Waiting for retry: {}", j.last_error.clone().unwrap_or_default())),
+                    Some(j) if j.state == JobState::Failed => (
+                        "retry",
+                        format!(
+                            "Stopped after repeated errors; we are on it ({})",
+                            j.last_error.clone().unwrap_or_default()
+                        ),
+                    ),
+                    Some(j) => (
+                        "retry",
+                        format!("Waiting for retry: {}", j.last_error.clone().unwrap_or_default()),
+                    ),
                     None => ("pushing", "Being pushed to Zoom".to_owned()),
                 },
-                NumberState::Suspended => ("suspended", "Suspended: the app was removed in Zoom".to_owned()),
+                NumberState::Suspended => {
+                    ("suspended", "Suspended: the app was removed in Zoom".to_owned())
+                }
                 other => ("other", other.as_str().to_owned()),
             };
             Progress { e164, state: n.state.as_str(), kind, text }
@@ -407,7 +519,11 @@ async fn progress_of(state: &WebState, admin: &CustomerAdmin, raw: &str) -> Resu
     Ok((order, view))
 }
 
-async fn order_page(State(state): State<WebState>, admin: CustomerAdmin, Path(id): Path<String>) -> Result<Response, PageError> {
+async fn order_page(
+    State(state): State<WebState>,
+    admin: CustomerAdmin,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
     let (order, progress) = progress_of(&state, &admin, &id).await?;
     let link = state.app.store.zoom_link(admin.customer.id).await.map_err(db)?;
     Ok(render(&OrderPage {
@@ -418,12 +534,18 @@ async fn order_page(State(state): State<WebState>, admin: CustomerAdmin, Path(id
         order: PortalOrder::new(&order),
         link: LinkView::new(link.as_ref()),
         running: progress.running,
-        progress_html: progress.render().map_err(|e| PageError(AppError::Refused(format!("cannot render: {e}"))))?,
+        progress_html: progress
+            .render()
+            .map_err(|e| PageError(AppError::Refused(format!("cannot render: {e}"))))?,
     }))
 }
 
 /// The progress table alone, which the order page's htmx swaps in every few seconds while work runs.
-async fn order_progress(State(state): State<WebState>, admin: CustomerAdmin, Path(id): Path<String>) -> Result<Response, PageError> {
+async fn order_progress(
+    State(state): State<WebState>,
+    admin: CustomerAdmin,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
     let (_, progress) = progress_of(&state, &admin, &id).await?;
     Ok(render(&progress))
 }
@@ -433,5 +555,7 @@ fn db(e: store::DbError) -> PageError {
 }
 
 fn when(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC).format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+        .unwrap_or_default()
 }

@@ -22,7 +22,10 @@ use domain::NumberId;
 use time::OffsetDateTime;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/releases", get(page).post(approve)).route("/releases/results", get(results)).route("/releases/waiting", get(waiting_banner))
+    Router::new()
+        .route("/releases", get(page).post(approve))
+        .route("/releases/results", get(results))
+        .route("/releases/waiting", get(waiting_banner))
 }
 
 /// One number on the tab.
@@ -67,7 +70,11 @@ struct Page {
 }
 
 fn hms(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC).format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+        ))
+        .unwrap_or_default()
 }
 
 fn zoom_text(line: &ReleaseLine, zoom: &ZoomLook) -> String {
@@ -94,18 +101,42 @@ fn results_of(lines: &[ReleaseLine], zoom: &ZoomLook) -> Results {
             let (kind, result) = match l.state {
                 LineState::Waiting => ("waiting", "Waiting for your approval".to_owned()),
                 LineState::Releasing => ("releasing", "Being removed from Zoom…".to_owned()),
-                LineState::Released => ("released", "Released: removed from Zoom and from your numbers".to_owned()),
-                LineState::Refused => ("refused", format!("Not released: {}", l.message.clone().unwrap_or_default())),
+                LineState::Released => {
+                    ("released", "Released: removed from Zoom and from your numbers".to_owned())
+                }
+                LineState::Refused => {
+                    ("refused", format!("Not released: {}", l.message.clone().unwrap_or_default()))
+                }
                 LineState::Withdrawn => ("withdrawn", "Withdrawn by the carrier".to_owned()),
             };
-            Row { id: l.number_id.to_string(), e164: l.e164.clone(), tick: l.state.approvable(), kind, why: l.release_reason.clone(), zoom: zoom_text(l, zoom), result }
+            Row {
+                id: l.number_id.to_string(),
+                e164: l.e164.clone(),
+                tick: l.state.approvable(),
+                kind,
+                why: l.release_reason.clone(),
+                zoom: zoom_text(l, zoom),
+                result,
+            }
         })
         .collect();
     let count = |k: &str| rows.iter().filter(|r| r.kind == k).count();
-    Results { running: count("releasing") > 0, any_tick: rows.iter().any(|r| r.tick), released: count("released"), refused: count("refused"), waiting: count("waiting"), rows }
+    Results {
+        running: count("releasing") > 0,
+        any_tick: rows.iter().any(|r| r.tick),
+        released: count("released"),
+        refused: count("refused"),
+        waiting: count("waiting"),
+        rows,
+    }
 }
 
-async fn page_with(state: &WebState, admin: &CustomerAdmin, error: Option<String>, status: StatusCode) -> Result<Response, PageError> {
+async fn page_with(
+    state: &WebState,
+    admin: &CustomerAdmin,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
     let c = admin.customer.id;
     let wait = state.app.wait_for_release(c).await?;
     let (zoom_note, zoom_ok) = match &wait.zoom {
@@ -124,7 +155,9 @@ async fn page_with(state: &WebState, admin: &CustomerAdmin, error: Option<String
         zoom_note,
         zoom_ok,
         error,
-        results_html: results.render().map_err(|e| PageError(AppError::Refused(format!("cannot render: {e}"))))?,
+        results_html: results
+            .render()
+            .map_err(|e| PageError(AppError::Refused(format!("cannot render: {e}"))))?,
     };
     let mut response = render(&page);
     *response.status_mut() = status;
@@ -137,14 +170,22 @@ async fn page(State(state): State<WebState>, admin: CustomerAdmin) -> Result<Res
 
 /// The results table alone, which the page's htmx swaps in every few seconds while Zoom is at work.
 /// It does not ask Zoom again.
-async fn results(State(state): State<WebState>, admin: CustomerAdmin) -> Result<Response, PageError> {
+async fn results(
+    State(state): State<WebState>,
+    admin: CustomerAdmin,
+) -> Result<Response, PageError> {
     let since = state.app.now() - time::Duration::days(7);
-    let lines = state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
+    let lines =
+        state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
     Ok(render(&results_of(&lines, &ZoomLook::NotAsked)))
 }
 
 /// **Release numbers**: the ticked numbers (`number`, repeated) are approved for release.
-async fn approve(State(state): State<WebState>, admin: CustomerAdmin, body: Bytes) -> Result<Response, PageError> {
+async fn approve(
+    State(state): State<WebState>,
+    admin: CustomerAdmin,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let mut csrf = String::new();
     let mut ids = Vec::new();
     for (k, v) in form_urlencoded::parse(&body) {
@@ -160,7 +201,9 @@ async fn approve(State(state): State<WebState>, admin: CustomerAdmin, body: Byte
     }
     match state.app.approve_release(admin.customer.id, &ids, &admin.actor()).await {
         Ok(_) => Ok(Redirect::to("/portal/releases").into_response()),
-        Err(AppError::Refused(message)) => page_with(&state, &admin, Some(message), StatusCode::CONFLICT).await,
+        Err(AppError::Refused(message)) => {
+            page_with(&state, &admin, Some(message), StatusCode::CONFLICT).await
+        }
         Err(e) => Err(PageError(e)),
     }
 }
@@ -172,9 +215,13 @@ struct Banner {
 }
 
 /// The banner every portal page loads (htmx) to tell the admin that numbers wait for approval.
-async fn waiting_banner(State(state): State<WebState>, admin: CustomerAdmin) -> Result<Response, PageError> {
+async fn waiting_banner(
+    State(state): State<WebState>,
+    admin: CustomerAdmin,
+) -> Result<Response, PageError> {
     let since = state.app.now() - time::Duration::days(7);
-    let lines = state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
+    let lines =
+        state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
     Ok(render(&Banner { waiting: lines.iter().filter(|l| l.state.approvable()).count() }))
 }
 
@@ -201,13 +248,38 @@ mod tests {
     #[test]
     fn zoom_column_says_what_zoom_said_fresh_or_last_known() {
         let at = time::macros::datetime!(2026-11-23 11:00:05 UTC);
-        let fresh = ZoomLook::Fresh { at, listed: HashMap::from([("+15550100000".to_owned(), true), ("+15550100001".to_owned(), false)]) };
-        assert_eq!(zoom_text(&line("+15550100000", LineState::Waiting, None), &fresh), "Assigned to a user (seen 2026-11-23 11:00:05 UTC)");
-        assert_eq!(zoom_text(&line("+15550100001", LineState::Refused, None), &fresh), "Unassigned (seen 2026-11-23 11:00:05 UTC)");
-        assert_eq!(zoom_text(&line("+15550100002", LineState::Waiting, None), &fresh), "Not in your Zoom account (seen 2026-11-23 11:00:05 UTC)");
+        let fresh = ZoomLook::Fresh {
+            at,
+            listed: HashMap::from([
+                ("+15550100000".to_owned(), true),
+                ("+15550100001".to_owned(), false),
+            ]),
+        };
+        assert_eq!(
+            zoom_text(&line("+15550100000", LineState::Waiting, None), &fresh),
+            "Assigned to a user (seen 2026-11-23 11:00:05 UTC)"
+        );
+        assert_eq!(
+            zoom_text(&line("+15550100001", LineState::Refused, None), &fresh),
+            "Unassigned (seen 2026-11-23 11:00:05 UTC)"
+        );
+        assert_eq!(
+            zoom_text(&line("+15550100002", LineState::Waiting, None), &fresh),
+            "Not in your Zoom account (seen 2026-11-23 11:00:05 UTC)"
+        );
         let down = ZoomLook::Unreachable { error: "Zoom did not answer in time".into() };
-        assert_eq!(zoom_text(&line("+15550100000", LineState::Waiting, Some(true)), &down), "Assigned to a user (last seen 2026-11-23 10:00:00 UTC)");
-        assert_eq!(zoom_text(&line("+15550100000", LineState::Waiting, None), &down), "Not known yet");
-        assert_eq!(zoom_text(&line("+15550100000", LineState::Released, Some(true)), &fresh), "", "nothing to say of a released number");
+        assert_eq!(
+            zoom_text(&line("+15550100000", LineState::Waiting, Some(true)), &down),
+            "Assigned to a user (last seen 2026-11-23 10:00:00 UTC)"
+        );
+        assert_eq!(
+            zoom_text(&line("+15550100000", LineState::Waiting, None), &down),
+            "Not known yet"
+        );
+        assert_eq!(
+            zoom_text(&line("+15550100000", LineState::Released, Some(true)), &fresh),
+            "",
+            "nothing to say of a released number"
+        );
     }
 }

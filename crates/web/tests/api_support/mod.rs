@@ -37,7 +37,14 @@ impl Api {
         let t = TestApp::spawn(db).await;
         let token = t.token(Scope::Write).await;
         let client = reqwest::Client::new();
-        let spec = client.get(format!("{}/api/v1/openapi.json", t.url)).send().await.unwrap().json().await.unwrap();
+        let spec = client
+            .get(format!("{}/api/v1/openapi.json", t.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         Api { t, client, token, spec }
     }
 
@@ -56,7 +63,11 @@ impl Api {
         let method = request.method().as_str().to_ascii_lowercase();
         let path = request.url().path().to_owned();
         let response = self.client.execute(request).await.unwrap();
-        let reply = Reply { status: response.status().as_u16(), headers: response.headers().clone(), text: response.text().await.unwrap() };
+        let reply = Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        };
         check_against_spec(&self.spec, &method, &path, &reply);
         reply
     }
@@ -84,7 +95,9 @@ impl Api {
     }
 
     pub async fn import_range(&self, range: &str, tags: &[&str]) -> Value {
-        self.post("/numbers/import", serde_json::json!({"range": range, "tags": tags})).await.ok(200)
+        self.post("/numbers/import", serde_json::json!({"range": range, "tags": tags}))
+            .await
+            .ok(200)
     }
 
     /// Creates a customer and returns its id.
@@ -135,7 +148,8 @@ pub fn template_for<'a>(spec: &'a Value, path: &str) -> Option<&'a str> {
         .keys()
         .filter_map(|template| {
             let parts: Vec<&str> = template.split('/').collect();
-            let fits = parts.len() == segments.len() && parts.iter().zip(&segments).all(|(p, s)| p.starts_with('{') || p == s);
+            let fits = parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(p, s)| p.starts_with('{') || p == s);
             fits.then(|| (parts.iter().filter(|p| !p.starts_with('{')).count(), template.as_str()))
         })
         .max()
@@ -146,18 +160,34 @@ fn check_against_spec(spec: &Value, method: &str, path: &str, reply: &Reply) {
     if path.ends_with("/openapi.json") {
         return;
     }
-    let template = template_for(spec, path).unwrap_or_else(|| panic!("{path} is not in the OpenAPI document"));
+    let template =
+        template_for(spec, path).unwrap_or_else(|| panic!("{path} is not in the OpenAPI document"));
     let operation = &spec["paths"][template][method];
     assert!(operation.is_object(), "{method} {template} is not in the OpenAPI document");
     let response = &operation["responses"][reply.status.to_string()];
-    assert!(response.is_object(), "{method} {template} answered {}, which it does not declare: {}", reply.status, reply.text);
+    assert!(
+        response.is_object(),
+        "{method} {template} answered {}, which it does not declare: {}",
+        reply.status,
+        reply.text
+    );
     let media = reply.content_type().split(';').next().unwrap().trim();
     let declared = &response["content"][media];
-    assert!(declared.is_object(), "{method} {template} answered {} as {media:?}, declared {}", reply.status, response["content"]);
+    assert!(
+        declared.is_object(),
+        "{method} {template} answered {} as {media:?}, declared {}",
+        reply.status,
+        response["content"]
+    );
     if media.ends_with("json") {
         let body: Value = serde_json::from_str(&reply.text).unwrap();
         let errors = validate(spec, &declared["schema"], &body);
-        assert!(errors.is_empty(), "{method} {template} {}: the body does not match its schema:\n{}\n{body:#}", reply.status, errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {}: the body does not match its schema:\n{}\n{body:#}",
+            reply.status,
+            errors.join("\n")
+        );
     }
 }
 
@@ -173,7 +203,10 @@ pub fn validate(spec: &Value, schema: &Value, value: &Value) -> Vec<String> {
 
 fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
     match schema["$ref"].as_str() {
-        Some(r) => resolve(spec, spec.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("dangling $ref {r}"))),
+        Some(r) => resolve(
+            spec,
+            spec.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("dangling $ref {r}")),
+        ),
         None => schema,
     }
 }
@@ -181,7 +214,9 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
 /// The properties a schema declares, including those of its `allOf` parts.
 fn declared<'a>(spec: &'a Value, schema: &'a Value, into: &mut Vec<&'a str>) {
     let schema = resolve(spec, schema);
-    into.extend(schema["properties"].as_object().into_iter().flat_map(|p| p.keys().map(String::as_str)));
+    into.extend(
+        schema["properties"].as_object().into_iter().flat_map(|p| p.keys().map(String::as_str)),
+    );
     for part in schema["allOf"].as_array().into_iter().flatten() {
         declared(spec, part, into);
     }
@@ -236,7 +271,9 @@ fn check_shape(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &m
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    if !types.is_empty() && !types.iter().any(|t| *t == actual || (*t == "number" && actual == "integer")) {
+    if !types.is_empty()
+        && !types.iter().any(|t| *t == actual || (*t == "number" && actual == "integer"))
+    {
         errors.push(format!("{at}: is {actual}, the schema says {types:?}"));
         return;
     }

@@ -32,16 +32,45 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (Strin
 }
 
 /// Submits the import form with a CSV file; `action` is `preview` or `import`.
-pub async fn import_csv(t: &TestApp, client: &Client, csrf: &str, action: &str, csv: &str) -> (u16, String) {
-    let (content_type, body) = multipart(&[("csrf", csrf), ("action", action)], Some(("numbers.csv", csv.as_bytes())));
-    let r = client.post(format!("{}/operator/import", t.url)).header("content-type", content_type).body(body).send().await.unwrap();
+pub async fn import_csv(
+    t: &TestApp,
+    client: &Client,
+    csrf: &str,
+    action: &str,
+    csv: &str,
+) -> (u16, String) {
+    let (content_type, body) =
+        multipart(&[("csrf", csrf), ("action", action)], Some(("numbers.csv", csv.as_bytes())));
+    let r = client
+        .post(format!("{}/operator/import", t.url))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// Submits the import form with a range.
-pub async fn import_range(t: &TestApp, client: &Client, csrf: &str, action: &str, range: &str, tags: &str) -> (u16, String) {
-    let (content_type, body) = multipart(&[("csrf", csrf), ("action", action), ("range", range), ("tags", tags), ("region", "")], Some(("", b"")));
-    let r = client.post(format!("{}/operator/import", t.url)).header("content-type", content_type).body(body).send().await.unwrap();
+pub async fn import_range(
+    t: &TestApp,
+    client: &Client,
+    csrf: &str,
+    action: &str,
+    range: &str,
+    tags: &str,
+) -> (u16, String) {
+    let (content_type, body) = multipart(
+        &[("csrf", csrf), ("action", action), ("range", range), ("tags", tags), ("region", "")],
+        Some(("", b"")),
+    );
+    let r = client
+        .post(format!("{}/operator/import", t.url))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -51,7 +80,12 @@ pub async fn get(t: &TestApp, client: &Client, path: &str) -> (u16, String) {
 }
 
 /// Posts a form; returns the status, the `Location` (for redirects) and the body.
-pub async fn post(t: &TestApp, client: &Client, path: &str, form: &[(&str, &str)]) -> (u16, Option<String>, String) {
+pub async fn post(
+    t: &TestApp,
+    client: &Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, Option<String>, String) {
     let r = client.post(format!("{}{path}", t.url)).form(form).send().await.unwrap();
     let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
     (r.status().as_u16(), location, r.text().await.unwrap())
@@ -59,14 +93,24 @@ pub async fn post(t: &TestApp, client: &Client, path: &str, form: &[(&str, &str)
 
 /// Adds numbers straight through the use-case, for tests about something else.
 pub async fn seed_range(t: &TestApp, range: &str, tags: &[&str]) {
-    let attrs = domain::number::NumberAttrs { tags: tags.iter().map(|t| t.to_string()).collect(), ..Default::default() };
+    let attrs = domain::number::NumberAttrs {
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
+    };
     let actor = domain::Actor::System("test".into());
     let outcome = t.app.import_range(range, &attrs, &actor, false, &|_| {}).await.unwrap();
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
 }
 
 pub async fn count(t: &TestApp, state: domain::NumberState) -> i64 {
-    t.app.store.count_by_state().await.unwrap().into_iter().find(|(s, _)| *s == state).map_or(0, |(_, c)| c)
+    t.app
+        .store
+        .count_by_state()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| *s == state)
+        .map_or(0, |(_, c)| c)
 }
 
 pub async fn total(t: &TestApp) -> i64 {

@@ -36,18 +36,31 @@ pub async fn acme_with_active_numbers(t: &ZoomApp, count: u32) -> (CustomerId, C
     let c = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
     app.create_user(ACME_ADMIN, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
     let by = Actor::System("test".into());
-    app.import_range("+15550100000-+15550100049", &NumberAttrs::default(), &by, false, &|_| {}).await.unwrap();
+    app.import_range("+15550100000-+15550100049", &NumberAttrs::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
     app.create_order(c.id, OrderPick { count, ..Default::default() }, &[], &by).await.unwrap();
     let browser = t.link_acme(ACME_ADMIN).await;
     t.run_pending_jobs().await;
-    assert_eq!(states(t, c.id).await.iter().filter(|(_, s, _)| *s == NumberState::Active).count(), count as usize, "pushed and active");
+    assert_eq!(
+        states(t, c.id).await.iter().filter(|(_, s, _)| *s == NumberState::Active).count(),
+        count as usize,
+        "pushed and active"
+    );
     (c.id, browser)
 }
 
 /// The customer's numbers: (e164, state, reason), by number.
 pub async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Option<String>)> {
     let q = domain::search::NumberQuery { customer_id: Some(c), limit: 1000, ..Default::default() };
-    t.app().store.search_numbers(&q).await.unwrap().into_iter().map(|n| (n.e164.to_string(), n.state, n.reason)).collect()
+    t.app()
+        .store
+        .search_numbers(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.e164.to_string(), n.state, n.reason))
+        .collect()
 }
 
 pub async fn state_of(t: &ZoomApp, e164: &str) -> (NumberState, Option<String>) {
@@ -57,8 +70,19 @@ pub async fn state_of(t: &ZoomApp, e164: &str) -> (NumberState, Option<String>) 
 
 /// The numbers Zoom has for Acme's account.
 pub async fn zoom_numbers(t: &ZoomApp) -> Vec<String> {
-    let v: Value = reqwest::get(format!("{}/_sim/numbers?account_id={}", t.zoom.url, demo::ACME_ACCOUNT_ID)).await.unwrap().json().await.unwrap();
-    v["numbers"].as_array().unwrap().iter().map(|n| n["phone_number"].as_str().unwrap().to_owned()).collect()
+    let v: Value =
+        reqwest::get(format!("{}/_sim/numbers?account_id={}", t.zoom.url, demo::ACME_ACCOUNT_ID))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    v["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["phone_number"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Assigns the number to Acme's user in Zoom (as the admin would in Zoom's Phone Numbers page).
@@ -74,12 +98,17 @@ pub async fn assign_in_zoom(t: &ZoomApp, e164: &str) {
 
 /// Unbind in Zoom.
 pub async fn unbind_in_zoom(t: &ZoomApp, e164: &str) {
-    let r = Client::new().delete(format!("{}/_sim/numbers/{}/assignment", t.zoom.url, e164.replace('+', "%2B"))).send().await.unwrap();
+    let r = Client::new()
+        .delete(format!("{}/_sim/numbers/{}/assignment", t.zoom.url, e164.replace('+', "%2B")))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "unbind in Zoom: {}", r.status());
 }
 
 pub async fn fault(t: &ZoomApp, f: Value) {
-    let r = Client::new().post(format!("{}/_sim/faults", t.zoom.url)).json(&f).send().await.unwrap();
+    let r =
+        Client::new().post(format!("{}/_sim/faults", t.zoom.url)).json(&f).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{f}: {}", r.text().await.unwrap_or_default());
 }
 
@@ -117,19 +146,37 @@ pub async fn release_numbers(t: &ZoomApp, b: &Client, e164s: &[&str]) -> (Status
     let csrf = hidden_value(&page, "csrf").unwrap();
     let mut form = vec![("csrf".to_owned(), csrf)];
     for e in e164s {
-        form.push(("number".to_owned(), tick_value(&page, e).unwrap_or_else(|| panic!("{e} cannot be ticked:\n{page}"))));
+        form.push((
+            "number".to_owned(),
+            tick_value(&page, e).unwrap_or_else(|| panic!("{e} cannot be ticked:\n{page}")),
+        ));
     }
     let r = b.post(format!("{}/portal/releases", t.platform.url)).form(&form).send().await.unwrap();
-    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let location =
+        r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     (r.status(), location)
 }
 
 /// An operator's browser, signed in.
 pub async fn operator(t: &ZoomApp) -> Client {
-    let b = Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let b = Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let page = get_text(&b, format!("{}/operator/login", t.platform.url)).await;
     let csrf = hidden_value(&page, "csrf").unwrap();
-    let r = b.post(format!("{}/operator/login", t.platform.url)).form(&[("email", ADMIN_EMAIL), ("password", PASSWORD), ("csrf", &csrf), ("next", "/operator")]).send().await.unwrap();
+    let r = b
+        .post(format!("{}/operator/login", t.platform.url))
+        .form(&[
+            ("email", ADMIN_EMAIL),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+            ("next", "/operator"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_redirection(), "operator sign-in: {}", r.status());
     b
 }
@@ -144,7 +191,10 @@ pub async fn settle(t: &ZoomApp, c: CustomerId, within: std::time::Duration) {
         if releasing == 0 {
             return;
         }
-        assert!(start.elapsed() < within, "{releasing} numbers still releasing after {within:?}: {s:?}");
+        assert!(
+            start.elapsed() < within,
+            "{releasing} numbers still releasing after {within:?}: {s:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -154,7 +204,9 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<&str>) -> (String, Vec<u8
     const BOUNDARY: &str = "peerex-release-boundary-3kQ9";
     let mut body = String::new();
     for (name, value) in fields {
-        body.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
     }
     if let Some(csv) = file {
         body.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"numbers.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n"));

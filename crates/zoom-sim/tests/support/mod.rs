@@ -62,13 +62,22 @@ impl Sim {
 
     /// A browser: keeps cookies, does not follow redirects (tests look at them).
     pub fn browser(&self) -> reqwest::Client {
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
     }
 
     /// Signs `who` in to the simulated zoom.us and returns that browser.
     pub async fn signed_in(&self, who: (&str, &str)) -> reqwest::Client {
         let b = self.browser();
-        let r = b.post(self.url("/signin")).form(&[("email", who.0), ("password", who.1), ("next", "/")]).send().await.expect("sign in");
+        let r = b
+            .post(self.url("/signin"))
+            .form(&[("email", who.0), ("password", who.1), ("next", "/")])
+            .send()
+            .await
+            .expect("sign in");
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "sign-in should redirect");
         b
     }
@@ -82,7 +91,12 @@ impl Sim {
         let page = r.text().await.expect("page");
         assert!(page.contains("Allow"), "{page}");
         let consent = hidden(&page, "consent").expect("consent field");
-        let r = b.post(self.url("/oauth/authorize")).form(&[("consent", consent.as_str()), ("decision", "allow")]).send().await.expect("allow");
+        let r = b
+            .post(self.url("/oauth/authorize"))
+            .form(&[("consent", consent.as_str()), ("decision", "allow")])
+            .send()
+            .await
+            .expect("allow");
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let location = r.headers()["location"].to_str().expect("location").to_owned();
         reqwest::Url::parse(&location).expect("redirect is a URL")
@@ -90,12 +104,27 @@ impl Sim {
 
     /// A code for `client_id` authorized by `who` (no PKCE, no state, as from the Marketplace).
     pub async fn code(&self, who: (&str, &str), client_id: &str, redirect: &str) -> String {
-        let url = self.authorize(who, &[("response_type", "code"), ("client_id", client_id), ("redirect_uri", redirect)]).await;
+        let url = self
+            .authorize(
+                who,
+                &[("response_type", "code"), ("client_id", client_id), ("redirect_uri", redirect)],
+            )
+            .await;
         query_value(&url, "code").expect("code")
     }
 
-    pub async fn token_request(&self, client: (&str, &str), form: &[(&str, &str)]) -> reqwest::Response {
-        reqwest::Client::new().post(self.url("/oauth/token")).basic_auth(client.0, Some(client.1)).form(form).send().await.expect("token request")
+    pub async fn token_request(
+        &self,
+        client: (&str, &str),
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/oauth/token"))
+            .basic_auth(client.0, Some(client.1))
+            .form(form)
+            .send()
+            .await
+            .expect("token request")
     }
 
     /// Installs the carrier's app on `who`'s account and returns the token response.
@@ -103,9 +132,23 @@ impl Sim {
         self.install_app(who, (CARRIER_APP, CARRIER_SECRET), CARRIER_REDIRECT).await
     }
 
-    pub async fn install_app(&self, who: (&str, &str), client: (&str, &str), redirect: &str) -> Value {
+    pub async fn install_app(
+        &self,
+        who: (&str, &str),
+        client: (&str, &str),
+        redirect: &str,
+    ) -> Value {
         let code = self.code(who, client.0, redirect).await;
-        let r = self.token_request(client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect)]).await;
+        let r = self
+            .token_request(
+                client,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", redirect),
+                ],
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.expect("token json")
     }
@@ -117,18 +160,31 @@ impl Sim {
 
     /// An access token of the admin script (phone:read/write:admin) on `who`'s account.
     pub async fn admin_token(&self, who: (&str, &str)) -> String {
-        self.install_app(who, (ADMIN_APP, ADMIN_SECRET), ADMIN_REDIRECT).await["access_token"].as_str().expect("access_token").to_owned()
+        self.install_app(who, (ADMIN_APP, ADMIN_SECRET), ADMIN_REDIRECT).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     pub async fn advance(&self, by: Duration) {
-        let r = reqwest::Client::new().post(self.url("/_sim/clock/advance")).json(&serde_json::json!({ "ms": by.as_millis() as u64 })).send().await.expect("advance");
+        let r = reqwest::Client::new()
+            .post(self.url("/_sim/clock/advance"))
+            .json(&serde_json::json!({ "ms": by.as_millis() as u64 }))
+            .send()
+            .await
+            .expect("advance");
         assert_eq!(r.status(), StatusCode::OK);
     }
 
     /// Adds numbers through the new API; panics unless Zoom answers 201.
     pub async fn add_numbers(&self, token: &str, numbers: &[String]) {
         let items: Vec<Value> = numbers.iter().map(|n| serde_json::json!({ "phone_number": n, "sip_trunk_name": TRUNK, "status": true })).collect();
-        let r = api(token).post(self.url("/v2/number_management/peering_numbers")).json(&serde_json::json!({ "phone_numbers": items })).send().await.expect("add");
+        let r = api(token)
+            .post(self.url("/v2/number_management/peering_numbers"))
+            .json(&serde_json::json!({ "phone_numbers": items }))
+            .send()
+            .await
+            .expect("add");
         assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
     }
 }
@@ -165,7 +221,8 @@ pub fn number(i: usize) -> String {
 
 pub fn pkce_pair() -> (String, String) {
     let verifier = "a-test-code-verifier-that-is-long-enough-for-rfc-7636-0123456789".to_owned();
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 

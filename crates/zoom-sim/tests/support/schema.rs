@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 /// Where Zoom's OpenAPI files are: `$ZOOM_OPENAPI_DIR`, else `shared/zoom/openapi` beside the checkout.
 pub fn openapi_dir() -> PathBuf {
-    std::env::var_os("ZOOM_OPENAPI_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zoom/openapi"))
+    std::env::var_os("ZOOM_OPENAPI_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zoom/openapi")
+    })
 }
 
 pub struct OpenApi {
@@ -21,7 +21,9 @@ pub struct OpenApi {
 impl OpenApi {
     pub fn load(file: &str) -> OpenApi {
         let path = openapi_dir().join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("Zoom's OpenAPI file {} (set ZOOM_OPENAPI_DIR): {e}", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("Zoom's OpenAPI file {} (set ZOOM_OPENAPI_DIR): {e}", path.display())
+        });
         OpenApi { doc: serde_json::from_str(&text).expect("OpenAPI file is JSON"), prefix: "/v2" }
     }
 
@@ -70,12 +72,20 @@ impl OpenApi {
     /// Panics, listing every violation, unless `value` fits the response schema.
     pub fn check_response(&self, path: &str, method: &str, status: u16, value: &Value) {
         let errors = validate(self.response_schema(path, method, status), value);
-        assert!(errors.is_empty(), "{method} {path} {status} does not match Zoom's OpenAPI:\n  {}\nbody: {value:#}", errors.join("\n  "));
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {status} does not match Zoom's OpenAPI:\n  {}\nbody: {value:#}",
+            errors.join("\n  ")
+        );
     }
 
     pub fn check_request(&self, path: &str, method: &str, value: &Value) {
         let errors = validate(self.request_schema(path, method), value);
-        assert!(errors.is_empty(), "request to {method} {path} does not match Zoom's OpenAPI:\n  {}", errors.join("\n  "));
+        assert!(
+            errors.is_empty(),
+            "request to {method} {path} does not match Zoom's OpenAPI:\n  {}",
+            errors.join("\n  ")
+        );
     }
 }
 
@@ -114,7 +124,9 @@ fn check(schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     }
     if let Some(s) = value.as_str() {
         let len = s.chars().count() as u64;
-        if schema["maxLength"].as_u64().is_some_and(|m| len > m) || schema["minLength"].as_u64().is_some_and(|m| len < m) {
+        if schema["maxLength"].as_u64().is_some_and(|m| len > m)
+            || schema["minLength"].as_u64().is_some_and(|m| len < m)
+        {
             errors.push(format!("{at}: length {len} is outside the schema's bounds"));
         }
     }
@@ -139,7 +151,9 @@ fn check(schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     }
     if let Some(items) = value.as_array() {
         let len = items.len() as u64;
-        if schema["maxItems"].as_u64().is_some_and(|m| len > m) || schema["minItems"].as_u64().is_some_and(|m| len < m) {
+        if schema["maxItems"].as_u64().is_some_and(|m| len > m)
+            || schema["minItems"].as_u64().is_some_and(|m| len < m)
+        {
             errors.push(format!("{at}: {len} items is outside the schema's bounds"));
         }
         for (i, item) in items.iter().enumerate() {

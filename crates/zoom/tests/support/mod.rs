@@ -17,7 +17,8 @@ pub const GLOBEX_ADMIN: (&str, &str) = ("gina@globex.example", "gina-zoom-passwo
 pub const TRUNK: &str = "example-carrier-us-east";
 
 pub fn world_json() -> Value {
-    serde_json::from_str(include_str!("../../../zoom-sim/examples/world.json")).expect("example world")
+    serde_json::from_str(include_str!("../../../zoom-sim/examples/world.json"))
+        .expect("example world")
 }
 
 pub struct Zoom {
@@ -38,7 +39,8 @@ impl Zoom {
     }
 
     pub async fn with_world(world: Value, options: Options) -> Zoom {
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("zoom=debug").try_init();
+        let _ =
+            tracing_subscriber::fmt().with_test_writer().with_env_filter("zoom=debug").try_init();
         let world = World::from_json(&world.to_string()).expect("valid world");
         let sim = Simulator::new(world, options).expect("simulator");
         let (addr, handle) = sim.spawn("127.0.0.1:0".parse().expect("addr")).await.expect("spawn");
@@ -63,14 +65,28 @@ impl Zoom {
     /// Signs `who` in to the simulated zoom.us, opens `authorize` (a full URL) and clicks Allow;
     /// returns where Zoom sent the browser back to.
     pub async fn allow(&self, who: (&str, &str), authorize: &url::Url) -> url::Url {
-        let b = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("browser");
-        let r = b.post(format!("{}/signin", self.url)).form(&[("email", who.0), ("password", who.1), ("next", "/")]).send().await.expect("sign in");
+        let b = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("browser");
+        let r = b
+            .post(format!("{}/signin", self.url))
+            .form(&[("email", who.0), ("password", who.1), ("next", "/")])
+            .send()
+            .await
+            .expect("sign in");
         assert_eq!(r.status(), 303, "sign-in redirects");
         let r = b.get(authorize.as_str()).send().await.expect("authorize");
         assert_eq!(r.status(), 200, "consent page");
         let page = r.text().await.expect("page");
         let consent = hidden(&page, "consent").expect("consent field");
-        let r = b.post(format!("{}/oauth/authorize", self.url)).form(&[("consent", consent.as_str()), ("decision", "allow")]).send().await.expect("allow");
+        let r = b
+            .post(format!("{}/oauth/authorize", self.url))
+            .form(&[("consent", consent.as_str()), ("decision", "allow")])
+            .send()
+            .await
+            .expect("allow");
         assert_eq!(r.status(), 303);
         r.headers()["location"].to_str().expect("location").parse().expect("redirect is a URL")
     }
@@ -78,7 +94,10 @@ impl Zoom {
     /// A Marketplace install's code: Add, Allow, no state, no PKCE.
     pub async fn marketplace_code(&self, who: (&str, &str)) -> String {
         let mut url: url::Url = format!("{}/oauth/authorize", self.url).parse().expect("url");
-        url.query_pairs_mut().append_pair("response_type", "code").append_pair("client_id", CLIENT_ID).append_pair("redirect_uri", REDIRECT);
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("redirect_uri", REDIRECT);
         let back = self.allow(who, &url).await;
         assert_eq!(query_value(&back, "state"), None);
         query_value(&back, "code").expect("code")
@@ -99,7 +118,11 @@ impl Zoom {
         let status = r.status();
         let text = r.text().await.expect("body");
         assert!(status.is_success(), "{path}: {status} {text}");
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("control JSON") }
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("control JSON")
+        }
     }
 
     /// `POST /_sim/faults`.
@@ -108,20 +131,34 @@ impl Zoom {
     }
 
     pub async fn advance(&self, by: Duration) {
-        self.control(reqwest::Method::POST, "/_sim/clock/advance", Some(json!({ "ms": by.as_millis() as u64 }))).await;
+        self.control(
+            reqwest::Method::POST,
+            "/_sim/clock/advance",
+            Some(json!({ "ms": by.as_millis() as u64 })),
+        )
+        .await;
     }
 
     /// Assigns `number` to the account admin, as the admin would in Zoom.
     pub async fn assign(&self, number: &str) {
-        self.control(reqwest::Method::PUT, &format!("/_sim/numbers/{}/assignment", number.replace('+', "%2B")), Some(json!({}))).await;
+        self.control(
+            reqwest::Method::PUT,
+            &format!("/_sim/numbers/{}/assignment", number.replace('+', "%2B")),
+            Some(json!({})),
+        )
+        .await;
     }
 
     /// Every number the simulator knows in `account`.
     pub async fn numbers(&self, account: &str) -> Vec<Value> {
-        let v = self.control(reqwest::Method::GET, &format!("/_sim/numbers?account_id={account}"), None).await;
+        let v = self
+            .control(reqwest::Method::GET, &format!("/_sim/numbers?account_id={account}"), None)
+            .await;
         match v {
             Value::Array(a) => a,
-            Value::Object(mut o) => o.remove("numbers").and_then(|n| n.as_array().cloned()).unwrap_or_default(),
+            Value::Object(mut o) => {
+                o.remove("numbers").and_then(|n| n.as_array().cloned()).unwrap_or_default()
+            }
             _ => Vec::new(),
         }
     }
