@@ -118,7 +118,12 @@ type Moved = Result<(Number, NumberEvent), TransitionError>;
 
 impl Number {
     /// A number entering the inventory: `available`, with its creation event.
-    pub fn imported(e164: PhoneNumber, attrs: NumberAttrs, by: &Actor, now: OffsetDateTime) -> (Number, NumberEvent) {
+    pub fn imported(
+        e164: PhoneNumber,
+        attrs: NumberAttrs,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> (Number, NumberEvent) {
         let number = Number {
             id: NumberId::new(),
             e164,
@@ -145,7 +150,13 @@ impl Number {
     }
 
     /// available → reserved: an order picks the number for a customer.
-    pub fn reserve(self, customer: CustomerId, order: OrderId, by: &Actor, now: OffsetDateTime) -> Moved {
+    pub fn reserve(
+        self,
+        customer: CustomerId,
+        order: OrderId,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Moved {
         self.require(&[NumberState::Available], "reserved")?;
         let mut n = self;
         n.customer_id = Some(customer);
@@ -270,8 +281,21 @@ impl Number {
         TransitionError { number: self.e164.to_string(), from: self.state, action }
     }
 
-    fn moved(mut self, to: NumberState, by: &Actor, now: OffsetDateTime, reason: Option<String>) -> (Number, NumberEvent) {
-        let event = NumberEvent { number_id: self.id, at: now, actor: by.to_string(), from: Some(self.state), to, reason };
+    fn moved(
+        mut self,
+        to: NumberState,
+        by: &Actor,
+        now: OffsetDateTime,
+        reason: Option<String>,
+    ) -> (Number, NumberEvent) {
+        let event = NumberEvent {
+            number_id: self.id,
+            at: now,
+            actor: by.to_string(),
+            from: Some(self.state),
+            to,
+            reason,
+        };
         self.state = to;
         self.updated_at = now;
         (self, event)
@@ -288,7 +312,12 @@ mod tests {
     }
 
     fn number_in(state: NumberState) -> Number {
-        let (mut n, _) = Number::imported(PhoneNumber::parse("+15550100000").unwrap(), NumberAttrs::default(), &Actor::System("test".into()), now());
+        let (mut n, _) = Number::imported(
+            PhoneNumber::parse("+15550100000").unwrap(),
+            NumberAttrs::default(),
+            &Actor::System("test".into()),
+            now(),
+        );
         n.state = state;
         if state.is_held_by_customer() {
             n.customer_id = Some(CustomerId::new());
@@ -300,19 +329,36 @@ mod tests {
         n
     }
 
+    /// One transition under test: its name and the function that performs it.
+    type Transition = (&'static str, fn(Number) -> Moved);
+
     /// Every transition, by name, with the one function that performs it.
-    fn transitions() -> Vec<(&'static str, fn(Number) -> Moved)> {
+    fn transitions() -> Vec<Transition> {
         vec![
-            ("reserve", |n| n.reserve(CustomerId::new(), OrderId::new(), &Actor::System("t".into()), now())),
+            ("reserve", |n| {
+                n.reserve(CustomerId::new(), OrderId::new(), &Actor::System("t".into()), now())
+            }),
             ("cancel_reservation", |n| n.cancel_reservation(&Actor::System("t".into()), now())),
             ("start_provisioning", |n| n.start_provisioning(&Actor::System("t".into()), now())),
             ("zoom_accepted", |n| n.zoom_accepted(&Actor::System("t".into()), now())),
-            ("zoom_refused_provisioning", |n| n.zoom_refused_provisioning("Invalid sip trunk", &Actor::System("t".into()), now())),
-            ("start_release", |n| n.start_release("contract change", &Actor::System("t".into()), now())),
+            ("zoom_refused_provisioning", |n| {
+                n.zoom_refused_provisioning("Invalid sip trunk", &Actor::System("t".into()), now())
+            }),
+            ("start_release", |n| {
+                n.start_release("contract change", &Actor::System("t".into()), now())
+            }),
             ("withdraw_release", |n| n.withdraw_release(&Actor::System("t".into()), now())),
             ("approve_release", |n| n.approve_release(&Actor::System("t".into()), now())),
-            ("zoom_removed", |n| n.zoom_removed(now() + time::Duration::days(90), &Actor::System("t".into()), now())),
-            ("zoom_refused_release", |n| n.zoom_refused_release("Phone number is assigned", &Actor::System("t".into()), now())),
+            ("zoom_removed", |n| {
+                n.zoom_removed(now() + time::Duration::days(90), &Actor::System("t".into()), now())
+            }),
+            ("zoom_refused_release", |n| {
+                n.zoom_refused_release(
+                    "Phone number is assigned",
+                    &Actor::System("t".into()),
+                    now(),
+                )
+            }),
             ("quarantine_over", |n| n.quarantine_over(&Actor::System("t".into()), now())),
             ("suspend", |n| n.suspend("app removed in Zoom", &Actor::System("t".into()), now())),
             ("resume", |n| n.resume(&Actor::System("t".into()), now())),
@@ -342,7 +388,8 @@ mod tests {
         let mut checked = 0;
         for (name, run) in transitions() {
             for from in NumberState::ALL {
-                let expected = LEGAL.iter().find(|(n, f, _)| *n == name && *f == from).map(|(_, _, to)| *to);
+                let expected =
+                    LEGAL.iter().find(|(n, f, _)| *n == name && *f == from).map(|(_, _, to)| *to);
                 let before = number_in(from);
                 let id = before.id;
                 match (run(before), expected) {
@@ -358,8 +405,12 @@ mod tests {
                         assert_eq!(err.from, from);
                         assert!(err.to_string().contains("+15550100000"), "{err}");
                     }
-                    (Ok((after, _)), None) => panic!("{name} from {from} must be refused, went to {}", after.state),
-                    (Err(err), Some(to)) => panic!("{name} from {from} must go to {to}, refused: {err}"),
+                    (Ok((after, _)), None) => {
+                        panic!("{name} from {from} must be refused, went to {}", after.state)
+                    }
+                    (Err(err), Some(to)) => {
+                        panic!("{name} from {from} must go to {to}, refused: {err}")
+                    }
                 }
                 checked += 1;
             }
@@ -388,7 +439,9 @@ mod tests {
     #[test]
     fn refusals_keep_zoom_reason_and_release_frees_the_customer() {
         let by = Actor::System("worker".into());
-        let (n, ev) = number_in(Provisioning).zoom_refused_provisioning("Invalid sip trunk", &by, now()).unwrap();
+        let (n, ev) = number_in(Provisioning)
+            .zoom_refused_provisioning("Invalid sip trunk", &by, now())
+            .unwrap();
         assert_eq!(n.reason.as_deref(), Some("Invalid sip trunk"));
         assert_eq!(ev.reason.as_deref(), Some("Invalid sip trunk"));
         let until = now() + time::Duration::days(90);
@@ -406,7 +459,12 @@ mod tests {
 
     #[test]
     fn imported_numbers_are_available_with_a_creation_event() {
-        let (n, ev) = Number::imported(PhoneNumber::parse("+4930123456").unwrap(), NumberAttrs::default(), &Actor::Operator("a@b.c".into()), now());
+        let (n, ev) = Number::imported(
+            PhoneNumber::parse("+4930123456").unwrap(),
+            NumberAttrs::default(),
+            &Actor::Operator("a@b.c".into()),
+            now(),
+        );
         assert_eq!(n.state, Available);
         assert_eq!((ev.from, ev.to), (None, Available));
     }
