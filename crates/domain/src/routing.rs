@@ -1,4 +1,4 @@
-//! Call routing decisions (issue 7; the contract is `shared/routing/REFERENCE.md`): per call, may it
+//! Call routing decisions (issue 7; the contract is `reference/routing/REFERENCE.md`): per call, may it
 //! pass, and over which Zoom trunk. Pure: the routing snapshot looks the numbers up and calls
 //! [`decide`]; the HTTP lookup API and the SIP redirect server only render its answer.
 

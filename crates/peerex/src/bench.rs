@@ -30,7 +30,7 @@ pub enum BenchCmd {
     ZoomSim(crate::bench_zoom_sim::ZoomSimBench),
     /// Push 100,000 numbers to one Zoom account (the simulator at 40 requests/s) against the bound.
     Push(crate::bench_push::PushBench),
-    /// The SIP redirect server against Kamailio's htable baseline (shared/routing) on 1,000,000
+    /// The SIP redirect server against Kamailio's htable baseline (reference/routing) on 1,000,000
     /// numbers at 10,000 calls/s, each pinned to one core; the lookup API under wrk; change to
     /// decision latency; snapshot memory per number.
     Sip(crate::bench_sip::SipBench),

@@ -1,5 +1,5 @@
 //! `peerex bench sip` (issue 7): peerex's SIP redirect server against the Kamailio `htable` baseline
-//! of `shared/routing/` on the same numbers and the same sipp load, each server pinned to one core
+//! of `reference/routing/` on the same numbers and the same sipp load, each server pinned to one core
 //! (sipp and tcpdump on the other); then the lookup API under `wrk`, change → decision latency
 //! through the database, and the snapshot's memory per number.
 //!
@@ -27,7 +27,8 @@ pub struct SipBench {
     /// Seconds of load per server.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
-    /// The directory with kamailio-htable-redirect.cfg and sipp-redirect-uac.xml (shared/routing).
+    /// A directory with another kamailio-htable-redirect.cfg and sipp-redirect-uac.xml to measure
+    /// against; by default the copies of `reference/routing/` compiled into peerex.
     #[arg(long)]
     baseline: Option<PathBuf>,
     /// The core servers are pinned to (sipp, wrk and tcpdump get the others).
@@ -78,7 +79,8 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     ] {
         anyhow::ensure!(which(tool), "bench sip needs `{tool}`: apt-get install {package}");
     }
-    let baseline = baseline_dir(args.baseline.clone())?;
+    let dir = tempdir()?;
+    let baseline = baseline_dir(args.baseline.clone(), &dir)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let load_cores = (0..cores)
         .filter(|c| *c != args.server_core)
@@ -89,7 +91,6 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
         !load_cores.is_empty(),
         "bench sip needs two cores: one for the server, one for sipp"
     );
-    let dir = tempdir()?;
     println!(
         "bench sip: {} numbers, {} INVITE/s for {} s per server, server on core {}, load on {load_cores} ({cores} cores; other builds on this machine add noise)",
         args.numbers, args.rate, args.seconds, args.server_core
@@ -689,19 +690,34 @@ fn which(tool: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
-fn baseline_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let candidates = match given {
-        Some(d) => vec![d],
-        None => vec![PathBuf::from("../shared/routing"), PathBuf::from("/work/shared/routing")],
+/// The baseline's Kamailio configuration and sipp scenario (`reference/routing/`, where they say
+/// where they came from), compiled in so the benchmark runs from any directory.
+const BASELINE_CFG: &str = include_str!("../../../reference/routing/kamailio-htable-redirect.cfg");
+const BASELINE_SCENARIO: &str = include_str!("../../../reference/routing/sipp-redirect-uac.xml");
+
+/// The directory holding the baseline's configuration and scenario: `given`, or `work` with the
+/// compiled-in copies written into it.
+fn baseline_dir(given: Option<PathBuf>, work: &Path) -> anyhow::Result<PathBuf> {
+    let dir = match given {
+        Some(d) => {
+            anyhow::ensure!(
+                d.join("kamailio-htable-redirect.cfg").is_file()
+                    && d.join("sipp-redirect-uac.xml").is_file(),
+                "--baseline {}: needs kamailio-htable-redirect.cfg and sipp-redirect-uac.xml",
+                d.display()
+            );
+            d
+        }
+        None => {
+            let d = work.join("baseline");
+            std::fs::create_dir_all(&d)?;
+            std::fs::write(d.join("kamailio-htable-redirect.cfg"), BASELINE_CFG)?;
+            std::fs::write(d.join("sipp-redirect-uac.xml"), BASELINE_SCENARIO)?;
+            d
+        }
     };
-    candidates
-        .into_iter()
-        .find(|d| d.join("kamailio-htable-redirect.cfg").is_file())
-        .ok_or_else(|| {
-            anyhow::anyhow!("--baseline: no kamailio-htable-redirect.cfg (shared/routing) found")
-        })
-        // sipp runs in the temporary directory: a relative path would not reach the scenario.
-        .and_then(|d| Ok(d.canonicalize()?))
+    // sipp runs in the temporary directory: a relative path would not reach the scenario.
+    Ok(dir.canonicalize()?)
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {

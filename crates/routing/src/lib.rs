@@ -1,4 +1,4 @@
-//! peerex's call routing at the carrier's SIP edge (issue 7; `shared/routing/REFERENCE.md`).
+//! peerex's call routing at the carrier's SIP edge (issue 7; `reference/routing/REFERENCE.md`).
 //!
 //! [`Routing`] holds the in-memory [`snapshot::Snapshot`] derived from the database: loaded at
 //! start, then kept current from the `routing_changes` feed (woken in-process on SQLite, by

@@ -1,6 +1,6 @@
 //! A stand-in for Zoom's side of Cloud Peering: the Zoom OAuth server with its sign-in and consent
 //! pages, both generations of the Provider Exchange API over one state, the admin's phone-number API,
-//! and a test-control API under `/_sim/`. Faithful to `shared/zoom/REFERENCE.md`; where Zoom's public
+//! and a test-control API under `/_sim/`. Faithful to `reference/zoom/REFERENCE.md`; where Zoom's public
 //! material is silent the code says `[assume]` and the README lists the choice.
 //!
 //! It shares no code with peerex's platform crates (domain, store, app, web) and must not: it plays

@@ -1,5 +1,5 @@
 //! The simulator's answers checked against Zoom's published OpenAPI files (read from
-//! `shared/zoom/openapi/` at test time): required fields present with the right JSON types, enums and
+//! `reference/zoom/openapi/` at test time): required fields present with the right JSON types, enums and
 //! limits respected, the declared success statuses, the operations' scopes. Requests are checked too,
 //! so these tests speak only what a client written from the same files would send.
 

@@ -1,6 +1,6 @@
 //! peerex's typed client for Zoom: OAuth (authorization code with PKCE, rotating refresh tokens,
 //! revocation) through the `oauth2` crate, `GET /v2/users/me`, the Number Management API's peering
-//! numbers, and verification of Zoom's webhooks. `shared/zoom/REFERENCE.md` is what it follows.
+//! numbers, and verification of Zoom's webhooks. `reference/zoom/REFERENCE.md` is what it follows.
 //!
 //! It must not depend on peerex's domain, store, app or web crates: it speaks Zoom's language (strings,
 //! Zoom's codes) and the `app` crate translates. Secrets (client secret, tokens, PKCE verifiers) never

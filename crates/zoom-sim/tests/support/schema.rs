@@ -5,10 +5,11 @@
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// Where Zoom's OpenAPI files are: `$ZOOM_OPENAPI_DIR`, else `shared/zoom/openapi` beside the checkout.
+/// Where Zoom's OpenAPI files are: `$ZOOM_OPENAPI_DIR` (to check against newer ones), else the copy
+/// in the repository's `reference/zoom/openapi`.
 pub fn openapi_dir() -> PathBuf {
     std::env::var_os("ZOOM_OPENAPI_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zoom/openapi")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reference/zoom/openapi")
     })
 }
 
