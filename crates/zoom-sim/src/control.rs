@@ -238,7 +238,7 @@ async fn remove_app(
             .ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
         None => &account.admin,
     };
-    if sim.remove_app(&account.id, &client_id, &user.id).await {
+    if sim.remove_app(&account.id, &client_id, &user.id, None).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ControlError(

@@ -22,6 +22,7 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/profile", get(profile))
         .route("/marketplace", get(marketplace))
         .route("/marketplace/apps/{client_id}", get(app_details))
+        .route("/marketplace/apps/{client_id}/remove", post(remove_from_app_page))
         .route("/marketplace/manage", get(manage))
         .route("/marketplace/manage/{client_id}/remove", post(remove))
         .route("/pbx/phone-numbers", get(numbers))
@@ -179,6 +180,9 @@ struct AppPage<'a> {
     user_role: &'a str,
     scopes: &'a [String],
     installed: bool,
+    /// Whether this visitor may remove it here (Manage > Added Apps > the app > Remove).
+    removable: bool,
+    client_id: &'a str,
     add_url: Option<String>,
 }
 
@@ -192,8 +196,14 @@ async fn app_details(
     let Some(app) = listed(&sim).find(|a| a.client_id == client_id) else {
         return message(StatusCode::NOT_FOUND, "There is no such app.");
     };
-    let installed = sim.read(|s| {
-        s.grants.values().any(|g| g.client_id == app.client_id && g.account_id == v.account.id)
+    let (installed, own) = sim.read(|s| {
+        let mut grants = s
+            .grants
+            .values()
+            .filter(|g| g.client_id == app.client_id && g.account_id == v.account.id)
+            .peekable();
+        let installed = grants.peek().is_some();
+        (installed, grants.any(|g| g.user_id == v.user.id))
     });
     // Add starts the app's authorization at its first redirect URI, without `state`: what a Marketplace
     // install delivers to the app [seen].
@@ -214,6 +224,8 @@ async fn app_details(
         user_role,
         scopes: &app.scopes,
         installed,
+        removable: installed && (v.is_admin() || (app.kind == AppKind::UserManaged && own)),
+        client_id: &app.client_id,
         add_url,
     };
     render(StatusCode::OK, &page)
@@ -241,6 +253,7 @@ async fn manage(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> R
     render(StatusCode::OK, &ManagePage { notice: notice(&uri), apps })
 }
 
+/// Remove beside the app in Manage > Added Apps.
 async fn remove(
     State(sim): State<Simulator>,
     headers: HeaderMap,
@@ -248,22 +261,65 @@ async fn remove(
     Path(client_id): Path<String>,
 ) -> Response {
     let v = or_refuse!(visitor(&sim, &headers, &uri));
-    let name = sim.world().app(&client_id).map(|a| a.name.clone()).unwrap_or_default();
-    if sim.remove_app(&v.account.id, &client_id, &v.user.id).await {
-        with_notice("/marketplace/manage", &format!("{name} has been removed.")).into_response()
+    remove_for(&sim, &v, &client_id, "/marketplace/manage").await
+}
+
+/// Remove on the added app's own page (Manage > Added Apps > the app > Remove), as the carriers' guides
+/// tell customers to: the same removal as the list's.
+async fn remove_from_app_page(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(client_id): Path<String>,
+) -> Response {
+    let v = or_refuse!(visitor(&sim, &headers, &uri));
+    let page = format!("/marketplace/apps/{}", path_segment(&client_id));
+    remove_for(&sim, &v, &client_id, &page).await
+}
+
+/// An admin-managed app is the account's: only its admin removes it. A user-managed one is each user's:
+/// a user removes their own authorization, the admin anyone's [assume: Zoom's Marketplace pages say
+/// so; its API material is silent].
+async fn remove_for(sim: &Simulator, v: &Visitor<'_>, client_id: &str, back_to: &str) -> Response {
+    let Some(app) = sim.world().app(client_id) else {
+        return message(StatusCode::NOT_FOUND, "This app is not added to your account.");
+    };
+    let only_user = match (app.kind, v.is_admin()) {
+        (_, true) => None,
+        (AppKind::UserManaged, false) => Some(v.user.id.as_str()),
+        (_, false) => {
+            return message(StatusCode::FORBIDDEN, "Only your account admin can remove this app.")
+        }
+    };
+    if sim.remove_app(&v.account.id, client_id, &v.user.id, only_user).await {
+        with_notice(back_to, &format!("{} has been removed.", app.name)).into_response()
     } else {
         message(StatusCode::NOT_FOUND, "This app is not added to your account.")
     }
 }
 
+/// `s` as one path segment: every byte but RFC 3986's unreserved ones percent-encoded.
+pub(crate) fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl Simulator {
-    /// Removes an app from an account: its authorizations and tokens end, and the app is sent
-    /// `app_deauthorized` [doc]. False when the app was not added there.
+    /// Removes an app from an account (with `only_user`, only that user's authorization of it): its
+    /// authorizations and tokens end, and the app is sent `app_deauthorized` [doc]. False when the app
+    /// was not added there.
     pub(crate) async fn remove_app(
         &self,
         account_id: &str,
         client_id: &str,
         by_user_id: &str,
+        only_user: Option<&str>,
     ) -> bool {
         let Some(app) = self.world().app(client_id) else { return false };
         let delivery = self.deauthorized_event(app, account_id, by_user_id);
@@ -272,7 +328,11 @@ impl Simulator {
                 let ids: Vec<String> = s
                     .grants
                     .iter()
-                    .filter(|(_, g)| g.client_id == client_id && g.account_id == account_id)
+                    .filter(|(_, g)| {
+                        g.client_id == client_id
+                            && g.account_id == account_id
+                            && only_user.is_none_or(|u| g.user_id == u)
+                    })
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in &ids {

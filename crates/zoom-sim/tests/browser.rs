@@ -1,7 +1,8 @@
 //! The seed journeys in a real browser: `e2e/zoom-sim-journey.mjs` drives Debian's headless Chromium
 //! against the simulator: Marketplace → Add → Allow lands on the app's redirect URI (a tiny receiver
-//! here) with a code, and Phone Numbers → assign → Unbind. `scripts/test` installs Chromium and e2e's
-//! npm packages; when they are missing this test fails saying so, rather than passing without looking.
+//! here that exchanges the code, as the carrier's platform does) with a code, Phone Numbers → assign →
+//! Unbind, and Manage → Added Apps → the app → Remove. `scripts/test` installs Chromium and e2e's npm
+//! packages; when they are missing this test fails saying so, rather than passing without looking.
 
 mod support;
 
@@ -22,28 +23,57 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
-/// The app's side of the redirect: records the query it was called with.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// What the app's redirect endpoint saw: each query, and the token endpoint's answer to its code.
+#[derive(Clone, Default)]
+struct Seen {
+    queries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokens: std::sync::Arc<std::sync::Mutex<Vec<(u16, Value)>>>,
+    /// The simulator's URL, known once it runs (the world names the receiver first).
+    sim: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+/// The app's side of the redirect: records the query and exchanges the code at once, as the carrier's
+/// platform does, so the app is added by the time the browser walks on.
+async fn receiver() -> (String, Seen) {
+    let seen = Seen::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let callback = format!("http://{addr}/zoom/oauth/callback");
     let record = seen.clone();
+    let redirect = callback.clone();
     let app = axum::Router::new().route(
         "/zoom/oauth/callback",
         axum::routing::get(move |uri: axum::http::Uri| {
-            let record = record.clone();
+            let (record, redirect) = (record.clone(), redirect.clone());
             async move {
-                record.lock().expect("lock").push(uri.query().unwrap_or("").to_owned());
+                let query = uri.query().unwrap_or("").to_owned();
+                record.queries.lock().expect("lock").push(query.clone());
+                let code = query.strip_prefix("code=").unwrap_or("").to_owned();
+                let sim = record.sim.get().cloned().unwrap_or_default();
+                let r = reqwest::Client::new()
+                    .post(format!("{sim}/oauth/token"))
+                    .basic_auth(CARRIER_APP, Some(CARRIER_SECRET))
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code.as_str()),
+                        ("redirect_uri", redirect.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .expect("token request");
+                let status = r.status().as_u16();
+                let body = r.json().await.unwrap_or(Value::Null);
+                record.tokens.lock().expect("lock").push((status, body));
                 axum::response::Html("<h1>callback received</h1>")
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (format!("http://{addr}/zoom/oauth/callback"), seen)
+    (callback, seen)
 }
 
 #[tokio::test]
-async fn marketplace_install_and_number_assignment_work_in_chromium() {
+async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
     let root = repo_root();
     assert!(
         Path::new(CHROMIUM).exists(),
@@ -64,6 +94,7 @@ async fn marketplace_install_and_number_assignment_work_in_chromium() {
     let world = zoom_sim::World::from_json(&world.to_string()).expect("world");
     let app_name = world.app(CARRIER_APP).expect("app").name.clone();
     let sim = Sim::with_world(world, Options { control_api: true, ..Options::default() }).await;
+    seen.sim.set(sim.url.clone()).expect("set once");
 
     // tokio's Command: the simulator runs on this test's runtime and must keep serving.
     let run = tokio::process::Command::new("node")
@@ -97,17 +128,27 @@ async fn marketplace_install_and_number_assignment_work_in_chromium() {
         "{SCRIPT} exited 0 without finishing its checks:\n{output}"
     );
 
-    // The app's endpoint got the code, and it is a real one: the carrier exchanges it for tokens.
-    let queries = seen.lock().expect("lock").clone();
+    // The app's endpoint got a code and no state, and the code was a real one: it gave tokens.
+    let queries = seen.queries.lock().expect("lock").clone();
     assert_eq!(queries.len(), 1, "{queries:?}");
-    let code = queries[0].strip_prefix("code=").expect("only a code, no state").to_owned();
-    let r = sim
-        .token_request(
-            (CARRIER_APP, CARRIER_SECRET),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &callback)],
-        )
-        .await;
-    assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", r.text().await.unwrap_or_default());
+    assert!(queries[0].starts_with("code=") && !queries[0].contains("state="), "{queries:?}");
+    let tokens = seen.tokens.lock().expect("lock").clone();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].0, 200, "{:?}", tokens[0].1);
+    // Remove on the app's page ended those tokens and sent app_deauthorized.
+    let access = tokens[0].1["access_token"].as_str().expect("access token");
+    let r = api(access).get(sim.url("/v2/users/me")).send().await.expect("me");
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED, "the tokens ended with the removal");
+    let log: Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    assert!(
+        log["deliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .any(|d| d["event"] == "app_deauthorized" && d["client_id"] == CARRIER_APP),
+        "{log}"
+    );
     // The walk ended with the number unbound.
     let numbers: Value =
         reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");

@@ -153,3 +153,52 @@ async fn assign_a_number_to_a_user_then_unbind_it() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// The carrier's guide, literally: Manage > Added Apps > *the app* > **Remove**, on the app's own page.
+#[tokio::test]
+async fn an_added_apps_own_page_removes_it_as_the_list_does() {
+    let sim = Sim::start().await;
+    let t = sim.install(ACME_ADMIN).await;
+    let access = t["access_token"].as_str().expect("access").to_owned();
+    let b = sim.signed_in(ACME_ADMIN).await;
+
+    let marketplace = page(&b, &sim, "/marketplace").await;
+    let manage = page(&b, &sim, &link(&marketplace, "Manage")).await;
+    let details = page(&b, &sim, &link(&manage, "Example Carrier Cloud Peering for Zoom")).await;
+    assert!(details.contains("This app is added to your account"), "{details}");
+    let action = form_action(&details, "/remove");
+    let after = follow(&b, &sim, b.post(sim.url(&action)).send().await.expect("remove")).await;
+    assert!(after.contains("has been removed"), "{after}");
+    assert!(!after.contains("This app is added to your account"), "{after}");
+
+    // The same effect as Remove beside the app in the list: tokens end, app_deauthorized is queued.
+    let r = api(&access).get(sim.url("/v2/users/me")).send().await.expect("me");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let log: serde_json::Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    let events: Vec<&str> = log["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter_map(|d| d["event"].as_str())
+        .collect();
+    assert_eq!(events, ["app_deauthorized"]);
+    assert!(page(&b, &sim, "/marketplace/manage").await.contains("No apps have been added"));
+}
+
+#[tokio::test]
+async fn only_the_account_admin_removes_an_admin_managed_app() {
+    let sim = Sim::start().await;
+    let t = sim.install(ACME_ADMIN).await;
+    let bob = sim.signed_in(ACME_BOB).await;
+    for path in [
+        format!("/marketplace/manage/{CARRIER_APP}/remove"),
+        format!("/marketplace/apps/{CARRIER_APP}/remove"),
+    ] {
+        let r = bob.post(sim.url(&path)).send().await.expect("remove");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let access = t["access_token"].as_str().expect("access");
+    let r = api(access).get(sim.url("/v2/users/me")).send().await.expect("me");
+    assert_eq!(r.status(), StatusCode::OK, "the app is still added");
+}
