@@ -241,3 +241,114 @@ async fn a_state_file_of_another_world_is_refused() {
         .expect("refused");
     assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
 }
+
+/// What Zoom support or another tool does to numbers behind the carrier's back: delete one, move it to
+/// another SIP trunk, deactivate it, give it to another account. The API shows the result and nothing
+/// tells the carrier: no webhook.
+#[tokio::test]
+async fn numbers_are_deleted_re_trunked_deactivated_and_reassigned_silently() {
+    let sim = Sim::start().await;
+    let acme = sim.carrier_token(ACME_ADMIN).await;
+    let globex = sim.carrier_token(GLOBEX_ADMIN).await;
+    sim.add_numbers(&acme, &(1..=5).map(number).collect::<Vec<_>>()).await;
+    let client = reqwest::Client::new();
+    for n in [number(1), number(4)] {
+        let r = client
+            .put(sim.url(&format!("/_sim/numbers/{n}/assignment")))
+            .json(&json!({ "user": ACME_BOB.0 }))
+            .send()
+            .await
+            .expect("assign");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let changed = |n: usize, body: Value| {
+        let client = client.clone();
+        let url = sim.url(&format!("/_sim/numbers/{}", number(n)));
+        async move { client.patch(url).json(&body).send().await.expect("patch") }
+    };
+
+    // Deleted even though assigned: support does not ask the customer to unbind first.
+    let r = client.delete(sim.url(&format!("/_sim/numbers/{}", number(1)))).send().await;
+    assert_eq!(r.expect("delete").status(), StatusCode::OK);
+    let r = changed(2, json!({ "sip_trunk_name": "example-carrier-us-west" })).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["sip_trunk_name"], "example-carrier-us-west");
+    assert_eq!(changed(3, json!({ "status": false })).await.status(), StatusCode::OK);
+    let r = changed(4, json!({ "account_id": GLOBEX })).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let moved: Value = r.json().await.expect("json");
+    assert_eq!((moved["account_id"].as_str(), &moved["assignee"]), (Some(GLOBEX), &Value::Null));
+
+    // The carrier sees it all only by listing.
+    let page: Value = api(&sim.s2s_token().await)
+        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let listed: Vec<(String, String, bool, bool, String)> = page["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .map(|n| {
+            (
+                n["phone_number"].as_str().expect("number").to_owned(),
+                n["sip_trunk_name"].as_str().expect("trunk").to_owned(),
+                n["status"].as_bool().expect("status"),
+                n["assigned"].as_bool().expect("assigned"),
+                n["customer_account_name"].as_str().expect("customer").to_owned(),
+            )
+        })
+        .collect();
+    let row = |n, trunk: &str, status, assigned, customer: &str| {
+        (number(n), trunk.to_owned(), status, assigned, customer.to_owned())
+    };
+    assert_eq!(
+        listed,
+        vec![
+            row(2, "example-carrier-us-west", true, false, "Acme Robotics"),
+            row(3, TRUNK, false, false, "Acme Robotics"),
+            row(4, TRUNK, true, false, "Globex"),
+            row(5, TRUNK, true, false, "Acme Robotics"),
+        ]
+    );
+    let in_account = |token: String| {
+        let url = sim.url(PEERING);
+        async move {
+            let v: Value =
+                api(&token).get(url).send().await.expect("list").json().await.expect("json");
+            v["numbers"]
+                .as_array()
+                .expect("numbers")
+                .iter()
+                .map(|n| n["phone_number"].as_str().expect("number").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(in_account(acme.clone()).await, vec![number(2), number(3), number(5)]);
+    assert_eq!(in_account(globex).await, vec![number(4)]);
+    let log: Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    assert_eq!(log["deliveries"], json!([]), "no webhook tells the carrier");
+
+    // Changes Zoom could not make are refused, naming the field; nothing changes.
+    for (body, field) in [
+        (json!({ "sip_trunk_name": "nobodys-trunk" }), "sip_trunk_name"),
+        (json!({ "account_id": "noSuchAccount" }), "account_id"),
+        (json!({ "status": "off" }), "status"),
+        (json!({ "trunk": TRUNK }), "trunk"),
+        (json!({}), "sip_trunk_name"),
+    ] {
+        let r = changed(5, body.clone()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let e: Value = r.json().await.expect("json");
+        assert!(e["error"].as_str().expect("error").contains(field), "{body}: {e}");
+    }
+    let r = client.delete(sim.url(&format!("/_sim/numbers/{}", number(1)))).send().await;
+    assert_eq!(r.expect("delete").status(), StatusCode::NOT_FOUND, "already gone");
+    let r = changed(1, json!({ "status": false })).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(in_account(acme).await, vec![number(2), number(3), number(5)]);
+}
