@@ -5,7 +5,7 @@
 use crate::events::{Change, EmergencyAddress};
 use crate::faults::Fault;
 use crate::numbers::Number;
-use crate::phone::{assign_number, unassign_number};
+use crate::phone::{assign_number, return_number, unassign_number};
 use crate::Simulator;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -24,6 +24,7 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/_sim/numbers", get(numbers))
         .route("/_sim/numbers/{number}", patch(change_silently).delete(delete_silently))
         .route("/_sim/numbers/{number}/assignment", put(assign).delete(unassign))
+        .route("/_sim/numbers/{number}/returned", put(mark_returned).delete(unmark_returned))
         .route("/_sim/numbers/{number}/cnam", put(set_cnam))
         .route("/_sim/numbers/{number}/emergency_address", put(set_emergency_address))
         .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
@@ -172,6 +173,7 @@ async fn change_silently(
                 n.assignee = None;
                 n.cnam = None;
                 n.emergency_address = None;
+                n.returned_at = None;
                 n
             }
             _ => s.numbers.get_mut(&e164).ok_or_else(|| no_number(&e164))?,
@@ -238,6 +240,37 @@ async fn unassign(
         .await
         .map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
     Ok(Json(n))
+}
+
+/// The customer marks the number Returned, as on its page in Zoom (409 when it is assigned).
+async fn mark_returned(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+) -> Result<Json<Number>, ControlError> {
+    let account = number_account(&sim, &number)?;
+    let now = sim.now();
+    let n = sim
+        .write(|s| return_number(s, account, &number, now))
+        .await
+        .map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
+    Ok(Json(n))
+}
+
+/// Takes the Returned mark off (for tests; Zoom's pages offer the customer no undo [assume]).
+async fn unmark_returned(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+) -> Result<Json<Number>, ControlError> {
+    let e164 = e164_of(&number)?;
+    let n = sim
+        .write(|s| {
+            s.numbers.get_mut(&e164).map(|n| {
+                n.returned_at = None;
+                n.clone()
+            })
+        })
+        .await;
+    n.map(Json).ok_or_else(|| no_number(&e164))
 }
 
 #[derive(Deserialize)]

@@ -76,6 +76,30 @@ pub(crate) struct Number {
     /// Emergency address the customer set in Zoom.
     #[serde(default)]
     pub emergency_address: Option<crate::events::EmergencyAddress>,
+    /// When the customer marked it Returned (gave it back to the carrier), unix seconds.
+    #[serde(default)]
+    pub returned_at: Option<i64>,
+}
+
+/// The Provider Portal's "Number Pool Status" of a customer's number: In Use, or Returned when "the
+/// phone number was unassigned by the customer and returned to the carrier" [doc: Zoom support
+/// KB0076464]. The API's name and values for it are not published [assume]: `number_pool_status`,
+/// `IN_USE` | `RETURNED`, as the Number Management generation spells its other enums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum PoolStatus {
+    InUse,
+    Returned,
+}
+
+impl PoolStatus {
+    /// As the Provider Portal shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            PoolStatus::InUse => "In Use",
+            PoolStatus::Returned => "Returned",
+        }
+    }
 }
 
 impl Number {
@@ -109,11 +133,20 @@ impl Number {
             added_at: now,
             cnam: None,
             emergency_address: None,
+            returned_at: None,
         }
     }
 
     pub fn assigned(&self) -> bool {
         self.assignee.is_some()
+    }
+
+    pub fn pool_status(&self) -> PoolStatus {
+        if self.returned_at.is_some() {
+            PoolStatus::Returned
+        } else {
+            PoolStatus::InUse
+        }
     }
 
     fn apply(&mut self, a: Attributes) {

@@ -4,7 +4,7 @@
 //! with **Assigned** and **Unassigned** tabs, a number's page to assign it to a user, and **Unbind**.
 
 use crate::oauth::render;
-use crate::phone::{assign_number, unassign_number};
+use crate::phone::{assign_number, return_number, unassign_number};
 use crate::state::Session;
 use crate::world::{Account, App, AppKind, User};
 use crate::Simulator;
@@ -29,6 +29,7 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/pbx/phone-numbers/{id}", get(number))
         .route("/pbx/phone-numbers/{id}/assign", post(assign))
         .route("/pbx/phone-numbers/{id}/unbind", post(unbind))
+        .route("/pbx/phone-numbers/{id}/return", post(return_to_carrier))
         .route("/pbx/phone-numbers/{id}/cnam", post(set_cnam))
         .route("/pbx/phone-numbers/{id}/emergency-address", post(set_emergency_address))
 }
@@ -357,6 +358,7 @@ struct Row {
     number: String,
     carrier: String,
     status: &'static str,
+    pool_status: &'static str,
     assignee: String,
 }
 
@@ -391,6 +393,7 @@ async fn numbers(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> 
                 number: n.phone_number.clone(),
                 carrier: carrier_name(&sim, n.carrier_code),
                 status: if n.status { "Normal" } else { "Pending" },
+                pool_status: n.pool_status().label(),
                 assignee: n
                     .assignee
                     .as_deref()
@@ -411,6 +414,8 @@ struct NumberPage {
     number: String,
     carrier: String,
     status: &'static str,
+    pool_status: &'static str,
+    returned: bool,
     service_info: String,
     assigned: bool,
     assignee: String,
@@ -438,6 +443,8 @@ async fn number(
         number: n.phone_number.clone(),
         carrier: carrier_name(&sim, n.carrier_code),
         status: if n.status { "Normal" } else { "Pending" },
+        pool_status: n.pool_status().label(),
+        returned: n.returned_at.is_some(),
         service_info: n.service_info.clone().unwrap_or_default(),
         assigned: n.assigned(),
         assignee: n
@@ -502,6 +509,30 @@ async fn unbind(
     match sim.write(|s| unassign_number(s, v.account, None, &id)).await {
         Ok(n) => with_notice(&page, &format!("{} is no longer assigned.", n.phone_number))
             .into_response(),
+        Err(e) => with_notice(&page, &e.message(&id)).into_response(),
+    }
+}
+
+/// Return to Carrier: the customer gives the number back; the carrier sees it Returned when it lists.
+async fn return_to_carrier(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let page = format!("/pbx/phone-numbers/{}", path_segment(&id));
+    let now = sim.now();
+    match sim.write(|s| return_number(s, v.account, &id, now)).await {
+        Ok(n) => with_notice(
+            &page,
+            &format!(
+                "{} has been returned to {}.",
+                n.phone_number,
+                carrier_name(&sim, n.carrier_code)
+            ),
+        )
+        .into_response(),
         Err(e) => with_notice(&page, &e.message(&id)).into_response(),
     }
 }

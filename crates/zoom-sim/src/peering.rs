@@ -7,7 +7,7 @@ use crate::faults::InjectedFailures;
 use crate::json::{self, Query};
 use crate::numbers::{
     self, Add, AllocatedProduct, Attributes, Failure, MessageCapability, Number, NumberType,
-    Update, VoiceDirection, VoiceMsgCapacity,
+    PoolStatus, Update, VoiceDirection, VoiceMsgCapacity,
 };
 use crate::Simulator;
 use axum::body::Bytes;
@@ -337,6 +337,8 @@ struct Item {
     outbound_dialer_not_supported: bool,
     outbound_cli_share_not_supported: bool,
     message_capability: MessageCapability,
+    /// Whether the customer gave the number back (Returned) [assume, see [`PoolStatus`]].
+    number_pool_status: PoolStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer_account_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -347,6 +349,7 @@ impl Item {
     fn from(n: Number) -> Item {
         Item {
             assigned: n.assigned(),
+            number_pool_status: n.pool_status(),
             phone_number: n.phone_number,
             sip_trunk_name: n.sip_trunk_name,
             status: n.status,

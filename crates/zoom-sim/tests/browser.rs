@@ -1,7 +1,7 @@
 //! The seed journeys in a real browser: `e2e/zoom-sim-journey.mjs` drives Debian's headless Chromium
 //! against the simulator: Marketplace → Add → Allow lands on the app's redirect URI (a tiny receiver
 //! here that exchanges the code, as the carrier's platform does) with a code, Phone Numbers → assign →
-//! Unbind, and Manage → Added Apps → the app → Remove. `scripts/test` installs Chromium and e2e's npm
+//! Unbind → Return to Carrier, and Manage → Added Apps → the app → Remove. `scripts/test` installs Chromium and e2e's npm
 //! packages; when they are missing this test fails saying so, rather than passing without looking.
 
 mod support;
@@ -149,6 +149,17 @@ async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
             .any(|d| d["event"] == "app_deauthorized" && d["client_id"] == CARRIER_APP),
         "{log}"
     );
+    // The carrier's listing shows the number Returned.
+    let listed: Value = api(&sim.s2s_token().await)
+        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+        .query(&[("phone_number", NUMBER)])
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["numbers"][0]["number_pool_status"], "RETURNED", "{listed}");
     // The walk ended with the number unbound.
     let numbers: Value =
         reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");

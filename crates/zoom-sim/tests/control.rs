@@ -352,3 +352,47 @@ async fn numbers_are_deleted_re_trunked_deactivated_and_reassigned_silently() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(in_account(acme).await, vec![number(2), number(3), number(5)]);
 }
+
+/// The customer's Returned mark without the page, and taken off again (tests only: Zoom's pages offer
+/// no undo).
+#[tokio::test]
+async fn the_returned_mark_is_set_and_cleared_through_the_control_api() {
+    let sim = Sim::start().await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&token, &[number(1), number(2)]).await;
+    let client = reqwest::Client::new();
+    let url = |n: usize| sim.url(&format!("/_sim/numbers/{}/returned", number(n)));
+    let r = client.put(url(1)).send().await.expect("return");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.json::<Value>().await.expect("json")["returned_at"].is_i64());
+    let pool = |token: String| {
+        let url = sim.url(PEERING);
+        async move {
+            let v: Value =
+                api(&token).get(url).send().await.expect("list").json().await.expect("json");
+            v["numbers"]
+                .as_array()
+                .expect("numbers")
+                .iter()
+                .map(|n| n["number_pool_status"].as_str().expect("pool status").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(pool(token.clone()).await, ["RETURNED", "IN_USE"]);
+
+    let r = client
+        .put(sim.url(&format!("/_sim/numbers/{}/assignment", number(2))))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client.put(url(2)).send().await.expect("return");
+    assert_eq!(r.status(), StatusCode::CONFLICT, "an assigned number is unbound first");
+
+    let r = client.delete(url(1)).send().await.expect("unmark");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(pool(token).await, ["IN_USE", "IN_USE"]);
+    let r = client.put(sim.url("/_sim/numbers/+19995550000/returned")).send().await.expect("put");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

@@ -202,3 +202,92 @@ async fn only_the_account_admin_removes_an_admin_managed_app() {
     let r = api(access).get(sim.url("/v2/users/me")).send().await.expect("me");
     assert_eq!(r.status(), StatusCode::OK, "the app is still added");
 }
+
+fn pool_status(page: &serde_json::Value, n: &str) -> serde_json::Value {
+    page["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .find(|x| x["phone_number"] == n)
+        .unwrap_or_else(|| panic!("{n} in {page}"))["number_pool_status"]
+        .clone()
+}
+
+/// The customer gives a number back: Phone Numbers > the number > **Return to Carrier**. The carrier
+/// sees it Returned in the API's listings (no webhook tells it), and the number can no longer be
+/// given to a user. An assigned number is unbound first.
+#[tokio::test]
+async fn the_customer_marks_a_number_returned_and_the_carrier_sees_it_listed() {
+    let sim = Sim::start().await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&token, &[number(1), number(2)]).await;
+    let r = reqwest::Client::new()
+        .put(sim.url(&format!("/_sim/numbers/{}/assignment", number(2))))
+        .json(&serde_json::json!({ "user": ACME_BOB.0 }))
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = sim.signed_in(ACME_ADMIN).await;
+
+    let unassigned = page(&b, &sim, "/pbx/phone-numbers?tab=unassigned").await;
+    let properties = page(&b, &sim, &link(&unassigned, &number(1))).await;
+    let action = form_action(&properties, "/return");
+    let after = follow(&b, &sim, b.post(sim.url(&action)).send().await.expect("return")).await;
+    assert!(after.contains("has been returned to Example Carrier"), "{after}");
+    assert!(!after.contains("Return to Carrier"), "returned once is enough: {after}");
+    assert!(page(&b, &sim, "/pbx/phone-numbers?tab=unassigned").await.contains("Returned"));
+
+    let listed: serde_json::Value = api(&token)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pool_status(&listed, &number(1)), "RETURNED");
+    assert_eq!(pool_status(&listed, &number(2)), "IN_USE");
+    let carrier_wide: serde_json::Value = api(&sim.s2s_token().await)
+        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pool_status(&carrier_wide, &number(1)), "RETURNED");
+    let log: serde_json::Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    assert_eq!(log["deliveries"], serde_json::json!([]), "Zoom publishes no event for it");
+
+    // A returned number is not given to a user, on the page or through the API.
+    assert!(!after.contains(">Assign</button>"), "{after}");
+    let admin = sim.admin_token(ACME_ADMIN).await;
+    let r = api(&admin)
+        .post(sim.url("/v2/phone/users/me/phone_numbers"))
+        .json(&serde_json::json!({ "phone_numbers": [{ "number": number(1) }] }))
+        .send()
+        .await
+        .expect("assign");
+    let e = assert_zoom_error(r, 400, 300).await;
+    assert!(e["message"].as_str().expect("message").contains("returned"), "{e}");
+
+    // An assigned number offers no Return; asked anyway, it is refused and stays in use.
+    let assigned = page(&b, &sim, "/pbx/phone-numbers?tab=assigned").await;
+    let properties = page(&b, &sim, &link(&assigned, &number(2))).await;
+    assert!(!properties.contains("Return to Carrier"), "{properties}");
+    let id = link(&assigned, &number(2)).rsplit('/').next().expect("id").to_owned();
+    let r = b.post(sim.url(&format!("/pbx/phone-numbers/{id}/return"))).send().await.expect("post");
+    let after = follow(&b, &sim, r).await;
+    assert!(after.contains("Unbind it"), "{after}");
+    let listed: serde_json::Value = api(&token)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pool_status(&listed, &number(2)), "IN_USE");
+}
