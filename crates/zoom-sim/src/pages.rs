@@ -35,21 +35,24 @@ pub(crate) fn router() -> Router<Simulator> {
 }
 
 /// The signed-in user, or a redirect to the sign-in page that comes back here.
-struct Visitor<'w> {
-    account: &'w Account,
-    user: &'w User,
+pub(crate) struct Visitor<'w> {
+    pub account: &'w Account,
+    pub user: &'w User,
 }
 
 impl Visitor<'_> {
-    fn is_admin(&self) -> bool {
+    pub fn is_admin(&self) -> bool {
         self.account.admin.id == self.user.id
     }
 }
 
-/// Why a page is not shown: no sign-in (go and sign in, then come back), or not the account's admin.
-enum Refusal {
+/// Why a page is not shown: no sign-in (go and sign in, then come back), not the account's admin, or
+/// not for this account at all.
+pub(crate) enum Refusal {
     SignIn { next: String },
     NotAdmin,
+    Forbidden(&'static str),
+    NotFound(&'static str),
 }
 
 impl IntoResponse for Refusal {
@@ -64,6 +67,8 @@ impl IntoResponse for Refusal {
             Refusal::NotAdmin => {
                 message(StatusCode::FORBIDDEN, "Only your account admin can manage phone numbers.")
             }
+            Refusal::Forbidden(text) => message(StatusCode::FORBIDDEN, text),
+            Refusal::NotFound(text) => message(StatusCode::NOT_FOUND, text),
         }
     }
 }
@@ -78,7 +83,11 @@ macro_rules! or_refuse {
     };
 }
 
-fn visitor<'w>(sim: &'w Simulator, headers: &HeaderMap, uri: &Uri) -> Result<Visitor<'w>, Refusal> {
+pub(crate) fn visitor<'w>(
+    sim: &'w Simulator,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Visitor<'w>, Refusal> {
     let found = sim.session(headers).and_then(|(_, Session { account_id, user_id })| {
         let account = sim.world().account(&account_id)?;
         let user = account.all_users().find(|u| u.id == user_id)?;
@@ -105,15 +114,15 @@ struct Message<'a> {
     message: &'a str,
 }
 
-fn message(status: StatusCode, text: &str) -> Response {
+pub(crate) fn message(status: StatusCode, text: &str) -> Response {
     render(status, &Message { message: text })
 }
 
-fn notice(uri: &Uri) -> Option<String> {
+pub(crate) fn notice(uri: &Uri) -> Option<String> {
     crate::json::Query::parse(uri).get("notice").map(str::to_owned)
 }
 
-fn with_notice(path: &str, text: &str) -> Redirect {
+pub(crate) fn with_notice(path: &str, text: &str) -> Redirect {
     let query =
         form_urlencoded::Serializer::new(String::new()).append_pair("notice", text).finish();
     Redirect::to(&crate::oauth::with_query(path, &query))

@@ -1,8 +1,10 @@
 //! The seed journeys in a real browser: `e2e/zoom-sim-journey.mjs` drives Debian's headless Chromium
 //! against the simulator: Marketplace → Add → Allow lands on the app's redirect URI (a tiny receiver
 //! here that exchanges the code, as the carrier's platform does) with a code, Phone Numbers → assign →
-//! Unbind → Return to Carrier, and Manage → Added Apps → the app → Remove. `scripts/test` installs Chromium and e2e's npm
-//! packages; when they are missing this test fails saying so, rather than passing without looking.
+//! Unbind → Return to Carrier, and Manage → Added Apps → the app → Remove; and
+//! `e2e/zoom-sim-provider-portal.mjs`, the carrier's staff in the Provider Portal: Import by CSV,
+//! Export, Remove by CSV, the Numbers tab's filter. `scripts/test` installs Chromium and e2e's npm
+//! packages; when they are missing these tests fail saying so, rather than passing without looking.
 
 mod support;
 
@@ -14,7 +16,8 @@ use support::*;
 use zoom_sim::Options;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const SCRIPT: &str = "e2e/zoom-sim-journey.mjs";
+const JOURNEY: &str = "zoom-sim-journey.mjs";
+const PROVIDER_PORTAL: &str = "zoom-sim-provider-portal.mjs";
 /// Generous: the first Chromium start on a cold machine is slow.
 const TIME_LIMIT: Duration = Duration::from_secs(180);
 const NUMBER: &str = "+12065550123";
@@ -72,8 +75,9 @@ async fn receiver() -> (String, Seen) {
     (callback, seen)
 }
 
-#[tokio::test]
-async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
+/// Runs `e2e/{script}` with `args` in Node and headless Chromium; panics with its output unless every
+/// check passed.
+async fn run_script(script: &str, args: &[&str]) {
     let root = repo_root();
     assert!(
         Path::new(CHROMIUM).exists(),
@@ -83,6 +87,33 @@ async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
         root.join("e2e/node_modules/playwright-core").is_dir(),
         "e2e/node_modules is missing: run scripts/test, which runs `npm ci` in e2e/ (or run it there yourself)"
     );
+    // tokio's Command: the simulator runs on this test's runtime and must keep serving.
+    let run = tokio::process::Command::new("node")
+        .arg(root.join("e2e").join(script))
+        .args(args)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
+        Err(_) => panic!("{script} did not finish within {TIME_LIMIT:?}"),
+    };
+    let output = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed ({}):\n{output}", out.status);
+    assert!(
+        output.contains("all checks passed"),
+        "{script} exited 0 without finishing its checks:\n{output}"
+    );
+}
+
+#[tokio::test]
+async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
     let (callback, seen) = receiver().await;
     let mut world: Value =
         serde_json::from_str(include_str!("../examples/world.json")).expect("json");
@@ -96,37 +127,11 @@ async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
     let sim = Sim::with_world(world, Options { control_api: true, ..Options::default() }).await;
     seen.sim.set(sim.url.clone()).expect("set once");
 
-    // tokio's Command: the simulator runs on this test's runtime and must keep serving.
-    let run = tokio::process::Command::new("node")
-        .arg(root.join(SCRIPT))
-        .args([
-            sim.url.as_str(),
-            ACME_ADMIN.0,
-            ACME_ADMIN.1,
-            &app_name,
-            &callback,
-            NUMBER,
-            ACME_BOB.0,
-        ])
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
-        Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
-    };
-    let output = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
-    assert!(
-        output.contains("all checks passed"),
-        "{SCRIPT} exited 0 without finishing its checks:\n{output}"
-    );
+    run_script(
+        JOURNEY,
+        &[sim.url.as_str(), ACME_ADMIN.0, ACME_ADMIN.1, &app_name, &callback, NUMBER, ACME_BOB.0],
+    )
+    .await;
 
     // The app's endpoint got a code and no state, and the code was a real one: it gave tokens.
     let queries = seen.queries.lock().expect("lock").clone();
@@ -171,4 +176,55 @@ async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
         .expect("the number")
         .clone();
     assert_eq!(n["assignee"], Value::Null, "{n}");
+}
+
+#[tokio::test]
+async fn provider_portal_import_export_remove_and_filter_work_in_chromium() {
+    let sim = Sim::start().await;
+    let acme = sim.carrier_token(ACME_ADMIN).await;
+    let (returned, assigned) = (number(50), number(51));
+    sim.add_numbers(&acme, &[returned.clone(), assigned.clone()]).await;
+    let client = reqwest::Client::new();
+    let r = client.put(sim.url(&format!("/_sim/numbers/{returned}/returned"))).send().await;
+    assert_eq!(r.expect("return").status(), reqwest::StatusCode::OK);
+    let r = client
+        .put(sim.url(&format!("/_sim/numbers/{assigned}/assignment")))
+        .json(&json!({ "user": ACME_BOB.0 }))
+        .send()
+        .await;
+    assert_eq!(r.expect("assign").status(), reqwest::StatusCode::OK);
+    let imported = [number(1), number(2), number(3)];
+
+    run_script(
+        PROVIDER_PORTAL,
+        &[
+            sim.url.as_str(),
+            CARRIER_ADMIN.0,
+            CARRIER_ADMIN.1,
+            "Acme Robotics",
+            TRUNK,
+            &imported.join(","),
+            &returned,
+            &assigned,
+        ],
+    )
+    .await;
+
+    // The API sees what the carrier's staff did: two imported numbers stay, one was removed.
+    let v: Value = api(&acme)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let listed: Vec<&str> = v["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .map(|n| n["phone_number"].as_str().expect("number"))
+        .collect();
+    assert_eq!(listed, [&imported[1], &imported[2], &returned, &assigned]);
+    assert_eq!(v["numbers"][0]["billing_ref_id"], "acct-0002");
 }
