@@ -79,8 +79,10 @@ async fn accounts(State(sim): State<Simulator>) -> Json<Value> {
                     .map(|u| json!({ "id": u.id, "email": u.email, "name": u.display_name(), "admin": u.id == a.admin.id, "phone_license": u.phone_license }))
                     .collect();
                 let numbers = s.numbers.values().filter(|n| n.account_id == a.id).count();
+                let carrier_account = world.carrier_account().is_some_and(|c| c.id == a.id);
                 json!({
                     "id": a.id, "name": a.name, "account_number": a.account_number, "plan": a.plan, "zoom_phone": a.zoom_phone,
+                    "carrier_account": carrier_account,
                     "users": users, "installed_apps": installed, "phone_numbers": numbers,
                 })
             })

@@ -99,6 +99,14 @@ async fn the_world_can_be_inspected_changed_and_reset() {
         .clone();
     assert_eq!(acme["installed_apps"][0]["client_id"], CARRIER_APP);
     assert_eq!(acme["phone_numbers"], 2);
+    let own: Vec<&Value> = accounts["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter(|a| a["carrier_account"] == true)
+        .collect();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["id"], CARRIER_ACCOUNT, "the carrier's own account is marked");
 
     let client = reqwest::Client::new();
     let r = client
