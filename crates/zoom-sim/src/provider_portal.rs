@@ -268,10 +268,10 @@ async fn uploaded(multipart: Result<Multipart, MultipartRejection>) -> Result<Ve
 
 fn no_access(sim: &Simulator, account: &Account) -> FileError {
     FileError::file(format!(
-            "{} has not given {} access to its account (its admin has not added your app, or removed it).",
-            account.name,
-            sim.world().carrier().name
-        ))
+        "{} has not given {} access to its account (its admin has not added your app, or removed it).",
+        account.name,
+        sim.world().carrier().name
+    ))
 }
 
 /// Import: the file's numbers are added to the customer's account, all of them or none.
