@@ -1,7 +1,10 @@
 // The Zoom simulator's seed journeys, as a customer's Zoom admin walks them, in headless Chromium:
 //  1. sign in to Zoom → App Marketplace → Carrier Provider Exchange → the carrier's app → Add → Allow →
 //     redirected to the app's redirect URI with a code and no state (a Marketplace install);
-//  2. Phone Numbers → Unassigned → a number → assign it to a user → Assigned → the number → Unbind.
+//  2. Phone Numbers → Unassigned → a number → assign it to a user → Assigned → the number → Unbind →
+//     Return to Carrier (the number shows Returned);
+//  3. App Marketplace → Manage → Added Apps → the app → Remove (on the app's own page, as the carrier's
+//     guide says).
 //
 //   node e2e/zoom-sim-journey.mjs SIM_URL EMAIL PASSWORD APP_NAME REDIRECT_URI NUMBER USER_EMAIL
 //
@@ -93,6 +96,36 @@ try {
   await numbersTab('Unassigned');
   check((await page.textContent('#numbers')).includes(number), `${number} is back under Unassigned`);
   step('Assigned → Unbind → back to Unassigned');
+
+  // The number's page > Return to Carrier: the customer gives it back; it shows Returned.
+  await page.getByRole('link', { name: number }).click();
+  await page.getByRole('heading', { name: number, level: 1 }).waitFor();
+  await page.getByRole('button', { name: 'Return to Carrier' }).click();
+  await page.getByRole('status').waitFor();
+  check((await page.textContent('[role=status]')).includes('has been returned to'), 'the page says the number was returned');
+  check((await page.textContent('#pool-status')).trim() === 'Returned', 'the number shows Returned');
+  check((await page.getByRole('button', { name: 'Assign', exact: true }).count()) === 0, 'a returned number cannot be assigned');
+  await shot('number-returned');
+  await numbersTab('Unassigned');
+  check((await page.locator('#numbers tr', { hasText: number }).textContent()).includes('Returned'), `${number} is listed as Returned`);
+  step('the number → Return to Carrier → Returned');
+
+  // Manage > Added Apps > the app > Remove.
+  await page.getByRole('navigation', { name: 'Main menu' }).getByRole('link', { name: 'App Marketplace' }).click();
+  await page.getByRole('link', { name: 'Manage', exact: true }).click();
+  await page.getByRole('heading', { name: 'Added Apps' }).waitFor();
+  await page.locator('#added-apps').getByRole('link', { name: appName }).click();
+  await page.getByRole('heading', { name: appName, level: 1 }).waitFor();
+  check((await page.textContent('main')).includes('This app is added to your account'), 'the app page says the app is added');
+  await shot('app-added');
+  await page.getByRole('button', { name: 'Remove' }).click();
+  await page.getByRole('status').waitFor();
+  check((await page.textContent('[role=status]')).includes('has been removed'), 'the page says the app was removed');
+  check(!(await page.textContent('main')).includes('This app is added to your account'), 'the app is no longer added');
+  await page.getByRole('navigation', { name: 'Main menu' }).getByRole('link', { name: 'App Marketplace' }).click();
+  await page.getByRole('link', { name: 'Manage', exact: true }).click();
+  check((await page.textContent('main')).includes('No apps have been added'), 'Added Apps is empty');
+  step('Manage → Added Apps → the app → Remove');
 
   console.log('all checks passed');
   await browser.close();

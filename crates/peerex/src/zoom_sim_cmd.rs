@@ -109,6 +109,13 @@ pub fn describe(sim: &Simulator, addr: SocketAddr) -> String {
     let _ =
         writeln!(s, "  App Marketplace  {base}/marketplace?category=Carrier%20Provider%20Exchange");
     let _ = writeln!(s, "  Phone Numbers    {base}/pbx/phone-numbers");
+    if let Some(own) = world.carrier_account() {
+        let _ = writeln!(
+            s,
+            "  Provider Portal  {base}/provider-portal  (the carrier's staff: {} / {})",
+            own.admin.email, own.admin.password
+        );
+    }
     let _ = writeln!(s, "  OAuth            {base}/oauth/authorize  {base}/oauth/token");
     let _ = writeln!(s, "  API base         {base}/v2");
     if sim.options().control_api {

@@ -114,7 +114,12 @@ async fn prints_working_urls_and_credentials_and_keeps_state_across_restarts() {
     let base = signin.trim_end_matches("/signin").to_owned();
     assert_eq!(sim.printed("API base"), format!("{base}/v2"));
     assert_eq!(sim.printed("Control API"), format!("{base}/_sim/"));
+    assert_eq!(sim.printed("Provider Portal"), format!("{base}/provider-portal"));
     let text = sim.all();
+    assert!(
+        text.contains("the carrier's staff: ops@demo-carrier.example / ops-zoom-password"),
+        "{text}"
+    );
     // The demo world: the platform's seeded customer and carrier, the app pointed at the platform.
     assert!(text.contains("Demo Carrier (carrier_code 7001)"), "{text}");
     assert!(text.contains("redirect URI http://127.0.0.1:7777/zoom/oauth/callback"), "{text}");

@@ -5,13 +5,13 @@
 use crate::events::{Change, EmergencyAddress};
 use crate::faults::Fault;
 use crate::numbers::Number;
-use crate::phone::{assign_number, unassign_number};
+use crate::phone::{assign_number, return_number, unassign_number};
 use crate::Simulator;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,7 +22,9 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/_sim/reset", post(reset))
         .route("/_sim/accounts", get(accounts))
         .route("/_sim/numbers", get(numbers))
+        .route("/_sim/numbers/{number}", patch(change_silently).delete(delete_silently))
         .route("/_sim/numbers/{number}/assignment", put(assign).delete(unassign))
+        .route("/_sim/numbers/{number}/returned", put(mark_returned).delete(unmark_returned))
         .route("/_sim/numbers/{number}/cnam", put(set_cnam))
         .route("/_sim/numbers/{number}/emergency_address", put(set_emergency_address))
         .route("/_sim/faults", get(faults).post(add_fault).delete(clear_faults))
@@ -77,8 +79,10 @@ async fn accounts(State(sim): State<Simulator>) -> Json<Value> {
                     .map(|u| json!({ "id": u.id, "email": u.email, "name": u.display_name(), "admin": u.id == a.admin.id, "phone_license": u.phone_license }))
                     .collect();
                 let numbers = s.numbers.values().filter(|n| n.account_id == a.id).count();
+                let carrier_account = world.carrier_account().is_some_and(|c| c.id == a.id);
                 json!({
                     "id": a.id, "name": a.name, "account_number": a.account_number, "plan": a.plan, "zoom_phone": a.zoom_phone,
+                    "carrier_account": carrier_account,
                     "users": users, "installed_apps": installed, "phone_numbers": numbers,
                 })
             })
@@ -99,6 +103,92 @@ async fn numbers(State(sim): State<Simulator>, uri: Uri) -> Json<Value> {
             .collect()
     });
     Json(json!({ "numbers": numbers }))
+}
+
+fn e164_of(number: &str) -> Result<String, ControlError> {
+    crate::e164::normalize(number).ok_or_else(|| bad("not an E.164 number"))
+}
+
+fn no_number(e164: &str) -> ControlError {
+    ControlError(StatusCode::NOT_FOUND, format!("no account has {e164}"))
+}
+
+/// Zoom support (or another tool) deletes a number: gone at once, assigned or not, and nothing tells the
+/// carrier. Answers the number as it was.
+async fn delete_silently(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+) -> Result<Json<Number>, ControlError> {
+    let e164 = e164_of(&number)?;
+    let removed = sim.write(|s| s.remove_number(&e164)).await;
+    removed.map(Json).ok_or_else(|| no_number(&e164))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilentChange {
+    /// Re-trunk: another of the carrier's SIP trunks.
+    #[serde(default)]
+    sip_trunk_name: Option<String>,
+    /// Deactivate (false) or activate (true).
+    #[serde(default)]
+    status: Option<bool>,
+    /// Reassign to another account.
+    #[serde(default)]
+    account_id: Option<String>,
+}
+
+/// Zoom support (or another tool) re-trunks, deactivates or reassigns a number. No webhook: Zoom
+/// publishes none for such changes [doc, by absence]. A reassigned number leaves its user, caller ID
+/// name, emergency address and Returned mark behind: they were the old account's [assume].
+async fn change_silently(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+    body: Bytes,
+) -> Result<Json<Number>, ControlError> {
+    let change: SilentChange = parse(&body)?;
+    if change.sip_trunk_name.is_none() && change.status.is_none() && change.account_id.is_none() {
+        return Err(bad("give sip_trunk_name, status or account_id"));
+    }
+    let e164 = e164_of(&number)?;
+    if let Some(id) = &change.account_id {
+        if sim.world().account(id).is_none() {
+            return Err(bad(format!("account_id: no account {id}")));
+        }
+    }
+    let carrier = sim.world().carrier();
+    sim.write(|s| {
+        let n = s.numbers.get(&e164).ok_or_else(|| no_number(&e164))?;
+        if let Some(t) = &change.sip_trunk_name {
+            // Zoom knows only the carrier's own trunks for its numbers; another carrier's are its own.
+            let known = carrier.sip_trunk_names.contains(t);
+            if (n.carrier_code == carrier.carrier_code && !known) || t.trim().is_empty() {
+                return Err(bad(format!(
+                    "sip_trunk_name: {t} is not one of the carrier's SIP trunks ({})",
+                    carrier.sip_trunk_names.join(", ")
+                )));
+            }
+        }
+        let n = match &change.account_id {
+            Some(to) if *to != n.account_id => {
+                let n = s.move_number(&e164, to).ok_or_else(|| no_number(&e164))?;
+                n.assignee = None;
+                n.cnam = None;
+                n.emergency_address = None;
+                n.returned_at = None;
+                n
+            }
+            _ => s.numbers.get_mut(&e164).ok_or_else(|| no_number(&e164))?,
+        };
+        if let Some(t) = change.sip_trunk_name {
+            n.sip_trunk_name = t;
+        }
+        if let Some(status) = change.status {
+            n.status = status;
+        }
+        Ok(Json(n.clone()))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -152,6 +242,37 @@ async fn unassign(
         .await
         .map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
     Ok(Json(n))
+}
+
+/// The customer marks the number Returned, as on its page in Zoom (409 when it is assigned).
+async fn mark_returned(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+) -> Result<Json<Number>, ControlError> {
+    let account = number_account(&sim, &number)?;
+    let now = sim.now();
+    let n = sim
+        .write(|s| return_number(s, account, &number, now))
+        .await
+        .map_err(|e| ControlError(StatusCode::CONFLICT, e.message(&number)))?;
+    Ok(Json(n))
+}
+
+/// Takes the Returned mark off (for tests; Zoom's pages offer the customer no undo [assume]).
+async fn unmark_returned(
+    State(sim): State<Simulator>,
+    Path(number): Path<String>,
+) -> Result<Json<Number>, ControlError> {
+    let e164 = e164_of(&number)?;
+    let n = sim
+        .write(|s| {
+            s.numbers.get_mut(&e164).map(|n| {
+                n.returned_at = None;
+                n.clone()
+            })
+        })
+        .await;
+    n.map(Json).ok_or_else(|| no_number(&e164))
 }
 
 #[derive(Deserialize)]
@@ -238,7 +359,7 @@ async fn remove_app(
             .ok_or_else(|| bad(format!("{} has no user {who}", account.name)))?,
         None => &account.admin,
     };
-    if sim.remove_app(&account.id, &client_id, &user.id).await {
+    if sim.remove_app(&account.id, &client_id, &user.id, None).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ControlError(

@@ -9,7 +9,9 @@ use crate::error::ApiError;
 use crate::faults::InjectedFailures;
 use crate::json::{self, Query};
 use crate::numbers::{self, Add, Attributes, Failure, Number, Update};
-use crate::peering::{check_zoom_phone, numbers_to_remove, page_of_numbers, MAX_BATCH};
+use crate::peering::{
+    check_zoom_phone, numbers_to_remove, page_of_numbers, require_carrier_account, MAX_BATCH,
+};
 use crate::Simulator;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -287,7 +289,7 @@ async fn list(
     caller.require(READ)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
-    let page = page_of_numbers(&sim, &q, Some(&caller.account_id), 200).await?;
+    let page = page_of_numbers(&sim, &q, "legacy", Some(&caller.account_id), 200).await?;
     let numbers: Vec<Item> = page.items.into_iter().map(Item::from).collect();
     Ok(Json(json!({ "next_page_token": page.next_page_token, "numbers": numbers, "total_records": page.total_records })).into_response())
 }
@@ -298,8 +300,11 @@ async fn list_carrier(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     caller.require(READ)?;
+    require_carrier_account(&sim, &caller)?;
     let q = Query::parse(&uri);
-    let page = page_of_numbers(&sim, &q, None, 200).await?;
+    // The July 2026 `customer_account_number` filter came to the Number Management generation only; the
+    // deprecated Phone generation lists every customer's numbers whatever it is given [assume].
+    let page = page_of_numbers(&sim, &q, "legacy-carrier", None, 200).await?;
     let numbers: Vec<Item> = page
         .items
         .into_iter()

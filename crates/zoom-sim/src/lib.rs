@@ -31,6 +31,8 @@ mod oauth;
 mod pages;
 mod peering;
 mod phone;
+mod portal_csv;
+mod provider_portal;
 mod ratelimit;
 mod state;
 mod webhooks;
@@ -175,6 +177,7 @@ impl Simulator {
         let zoom = Router::new()
             .merge(oauth::router())
             .merge(pages::router())
+            .merge(provider_portal::router())
             .merge(peering::router())
             .merge(legacy::router())
             .merge(phone::router())

@@ -76,6 +76,30 @@ pub(crate) struct Number {
     /// Emergency address the customer set in Zoom.
     #[serde(default)]
     pub emergency_address: Option<crate::events::EmergencyAddress>,
+    /// When the customer marked it Returned (gave it back to the carrier), unix seconds.
+    #[serde(default)]
+    pub returned_at: Option<i64>,
+}
+
+/// The Provider Portal's "Number Pool Status" of a customer's number: In Use, or Returned when "the
+/// phone number was unassigned by the customer and returned to the carrier" [doc: Zoom support
+/// KB0076464]. The API's name and values for it are not published [assume]: `number_pool_status`,
+/// `IN_USE` | `RETURNED`, as the Number Management generation spells its other enums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum PoolStatus {
+    InUse,
+    Returned,
+}
+
+impl PoolStatus {
+    /// As the Provider Portal shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            PoolStatus::InUse => "In Use",
+            PoolStatus::Returned => "Returned",
+        }
+    }
 }
 
 impl Number {
@@ -109,11 +133,20 @@ impl Number {
             added_at: now,
             cnam: None,
             emergency_address: None,
+            returned_at: None,
         }
     }
 
     pub fn assigned(&self) -> bool {
         self.assignee.is_some()
+    }
+
+    pub fn pool_status(&self) -> PoolStatus {
+        if self.returned_at.is_some() {
+            PoolStatus::Returned
+        } else {
+            PoolStatus::InUse
+        }
     }
 
     fn apply(&mut self, a: Attributes) {
@@ -237,6 +270,34 @@ impl Scope<'_> {
     }
 }
 
+/// Why `item` cannot be added to the scope's account now, or its E.164 form.
+fn addable(state: &SimState, scope: &Scope<'_>, item: &Add) -> Result<String, Reason> {
+    let e164 = e164::normalize(&item.phone_number).ok_or(Reason::InvalidNumber)?;
+    if let Some(reason) = scope.injected(&e164) {
+        return Err(reason);
+    }
+    if !scope.known_trunk(&item.sip_trunk_name) {
+        return Err(Reason::InvalidSipTrunk);
+    }
+    if state.numbers.contains_key(&e164) {
+        return Err(Reason::AlreadyExists);
+    }
+    Ok(e164)
+}
+
+fn insert(state: &mut SimState, scope: &Scope<'_>, e164: String, item: Add, now: i64) {
+    let mut n = Number::new(
+        e164,
+        scope.account_id.to_owned(),
+        scope.carrier_code(),
+        item.sip_trunk_name,
+        item.status,
+        now,
+    );
+    n.apply(item.attributes);
+    state.insert_number(n);
+}
+
 /// Adds what it can and reports the rest; Zoom's "Some data failed" processes the good numbers of a
 /// batch [assume]: nothing public says whether a 1000 error is all-or-nothing, and a partial result is
 /// what the legacy generation documents.
@@ -248,35 +309,40 @@ pub(crate) fn add(
 ) -> Vec<Failure> {
     let mut failures = Vec::new();
     for item in items {
-        let fail = |reason| Failure { phone_number: item.phone_number.clone(), reason };
-        let Some(e164) = e164::normalize(&item.phone_number) else {
-            failures.push(fail(Reason::InvalidNumber));
-            continue;
-        };
-        if let Some(reason) = scope.injected(&e164) {
-            failures.push(fail(reason));
-            continue;
+        match addable(state, scope, &item) {
+            Ok(e164) => insert(state, scope, e164, item, now),
+            Err(reason) => failures.push(Failure { phone_number: item.phone_number, reason }),
         }
-        if !scope.known_trunk(&item.sip_trunk_name) {
-            failures.push(fail(Reason::InvalidSipTrunk));
-            continue;
-        }
-        if state.numbers.contains_key(&e164) {
-            failures.push(fail(Reason::AlreadyExists));
-            continue;
-        }
-        let mut n = Number::new(
-            e164.clone(),
-            scope.account_id.to_owned(),
-            scope.carrier_code(),
-            item.sip_trunk_name,
-            item.status,
-            now,
-        );
-        n.apply(item.attributes);
-        state.insert_number(n);
     }
     failures
+}
+
+/// Adds every item or none: the failures by the item's position, a number given twice failing the
+/// second time as one Zoom already has.
+pub(crate) fn add_all(
+    state: &mut SimState,
+    scope: &Scope<'_>,
+    items: Vec<Add>,
+    now: i64,
+) -> Result<usize, Vec<(usize, Reason)>> {
+    let mut failures = Vec::new();
+    let mut keys = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        match addable(state, scope, item) {
+            Ok(e164) if !seen.insert(e164.clone()) => failures.push((i, Reason::AlreadyExists)),
+            Ok(e164) => keys.push(e164),
+            Err(reason) => failures.push((i, reason)),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures);
+    }
+    let added = items.len();
+    for (e164, item) in keys.into_iter().zip(items) {
+        insert(state, scope, e164, item, now);
+    }
+    Ok(added)
 }
 
 pub(crate) fn update(state: &mut SimState, scope: &Scope<'_>, items: Vec<Update>) -> Vec<Failure> {
@@ -310,6 +376,19 @@ pub(crate) fn update(state: &mut SimState, scope: &Scope<'_>, items: Vec<Update>
     failures
 }
 
+/// Why `raw` cannot be removed from the scope's account, or its E.164 form.
+fn removable(state: &mut SimState, scope: &Scope<'_>, raw: &str) -> Result<String, Reason> {
+    let e164 = e164::normalize(raw).ok_or(Reason::InvalidNumber)?;
+    if let Some(reason) = scope.injected(&e164) {
+        return Err(reason);
+    }
+    match scope.own(state, &e164) {
+        None => Err(Reason::DoesNotExist),
+        Some(n) if n.assigned() => Err(Reason::Assigned),
+        Some(_) => Ok(e164),
+    }
+}
+
 pub(crate) fn remove(
     state: &mut SimState,
     scope: &Scope<'_>,
@@ -317,24 +396,40 @@ pub(crate) fn remove(
 ) -> Vec<Failure> {
     let mut failures = Vec::new();
     for raw in phone_numbers {
-        let fail = |reason| Failure { phone_number: raw.clone(), reason };
-        let Some(e164) = e164::normalize(&raw) else {
-            failures.push(fail(Reason::InvalidNumber));
-            continue;
-        };
-        if let Some(reason) = scope.injected(&e164) {
-            failures.push(fail(reason));
-            continue;
-        }
-        match scope.own(state, &e164) {
-            None => failures.push(fail(Reason::DoesNotExist)),
-            Some(n) if n.assigned() => failures.push(fail(Reason::Assigned)),
-            Some(_) => {
+        match removable(state, scope, &raw) {
+            Ok(e164) => {
                 state.remove_number(&e164);
             }
+            Err(reason) => failures.push(Failure { phone_number: raw, reason }),
         }
     }
     failures
+}
+
+/// Removes every number or none: the failures by the number's position. A number given twice is
+/// removed once.
+pub(crate) fn remove_all(
+    state: &mut SimState,
+    scope: &Scope<'_>,
+    phone_numbers: &[String],
+) -> Result<usize, Vec<(usize, Reason)>> {
+    let mut failures = Vec::new();
+    let mut keys = std::collections::BTreeSet::new();
+    for (i, raw) in phone_numbers.iter().enumerate() {
+        match removable(state, scope, raw) {
+            Ok(e164) => {
+                keys.insert(e164);
+            }
+            Err(reason) => failures.push((i, reason)),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures);
+    }
+    for e164 in &keys {
+        state.remove_number(e164);
+    }
+    Ok(keys.len())
 }
 
 /// The numbers this carrier added to `account_id` (or to every account when None), sorted, optionally
@@ -424,5 +519,44 @@ mod tests {
             ]
         );
         assert!(!state.numbers.contains_key("+12065550100"));
+    }
+
+    #[test]
+    fn an_all_or_nothing_batch_with_one_bad_number_changes_nothing() {
+        let (world, mut state) = setup();
+        let scope = Scope { world: &world, account_id: "acmeZoomAccount0000001", injected: None };
+        let before = state.numbers.len();
+        let failures = add_all(
+            &mut state,
+            &scope,
+            vec![
+                add_item("+12065550100", "example-carrier-us-east"),
+                add_item("+12065550101", "nope"),
+                add_item("+12065550100", "example-carrier-us-east"),
+            ],
+            0,
+        )
+        .expect_err("refused");
+        assert_eq!(failures, vec![(1, Reason::InvalidSipTrunk), (2, Reason::AlreadyExists)]);
+        assert_eq!(state.numbers.len(), before);
+
+        let added = add_all(
+            &mut state,
+            &scope,
+            vec![
+                add_item("+12065550100", "example-carrier-us-east"),
+                add_item("+12065550101", "example-carrier-us-east"),
+            ],
+            0,
+        );
+        assert_eq!(added, Ok(2));
+        if let Some(n) = state.numbers.get_mut("+12065550101") {
+            n.assignee = Some("someone".into());
+        }
+        let failures =
+            remove_all(&mut state, &scope, &["+12065550100".into(), "+12065550101".into()])
+                .expect_err("refused");
+        assert_eq!(failures, vec![(1, Reason::Assigned)]);
+        assert!(state.numbers.contains_key("+12065550100"), "nothing was removed");
     }
 }

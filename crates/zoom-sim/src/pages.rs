@@ -4,7 +4,7 @@
 //! with **Assigned** and **Unassigned** tabs, a number's page to assign it to a user, and **Unbind**.
 
 use crate::oauth::render;
-use crate::phone::{assign_number, unassign_number};
+use crate::phone::{assign_number, return_number, unassign_number};
 use crate::state::Session;
 use crate::world::{Account, App, AppKind, User};
 use crate::Simulator;
@@ -22,32 +22,37 @@ pub(crate) fn router() -> Router<Simulator> {
         .route("/profile", get(profile))
         .route("/marketplace", get(marketplace))
         .route("/marketplace/apps/{client_id}", get(app_details))
+        .route("/marketplace/apps/{client_id}/remove", post(remove_from_app_page))
         .route("/marketplace/manage", get(manage))
         .route("/marketplace/manage/{client_id}/remove", post(remove))
         .route("/pbx/phone-numbers", get(numbers))
         .route("/pbx/phone-numbers/{id}", get(number))
         .route("/pbx/phone-numbers/{id}/assign", post(assign))
         .route("/pbx/phone-numbers/{id}/unbind", post(unbind))
+        .route("/pbx/phone-numbers/{id}/return", post(return_to_carrier))
         .route("/pbx/phone-numbers/{id}/cnam", post(set_cnam))
         .route("/pbx/phone-numbers/{id}/emergency-address", post(set_emergency_address))
 }
 
 /// The signed-in user, or a redirect to the sign-in page that comes back here.
-struct Visitor<'w> {
-    account: &'w Account,
-    user: &'w User,
+pub(crate) struct Visitor<'w> {
+    pub account: &'w Account,
+    pub user: &'w User,
 }
 
 impl Visitor<'_> {
-    fn is_admin(&self) -> bool {
+    pub fn is_admin(&self) -> bool {
         self.account.admin.id == self.user.id
     }
 }
 
-/// Why a page is not shown: no sign-in (go and sign in, then come back), or not the account's admin.
-enum Refusal {
+/// Why a page is not shown: no sign-in (go and sign in, then come back), not the account's admin, or
+/// not for this account at all.
+pub(crate) enum Refusal {
     SignIn { next: String },
     NotAdmin,
+    Forbidden(&'static str),
+    NotFound(&'static str),
 }
 
 impl IntoResponse for Refusal {
@@ -62,6 +67,8 @@ impl IntoResponse for Refusal {
             Refusal::NotAdmin => {
                 message(StatusCode::FORBIDDEN, "Only your account admin can manage phone numbers.")
             }
+            Refusal::Forbidden(text) => message(StatusCode::FORBIDDEN, text),
+            Refusal::NotFound(text) => message(StatusCode::NOT_FOUND, text),
         }
     }
 }
@@ -76,7 +83,11 @@ macro_rules! or_refuse {
     };
 }
 
-fn visitor<'w>(sim: &'w Simulator, headers: &HeaderMap, uri: &Uri) -> Result<Visitor<'w>, Refusal> {
+pub(crate) fn visitor<'w>(
+    sim: &'w Simulator,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Visitor<'w>, Refusal> {
     let found = sim.session(headers).and_then(|(_, Session { account_id, user_id })| {
         let account = sim.world().account(&account_id)?;
         let user = account.all_users().find(|u| u.id == user_id)?;
@@ -103,15 +114,15 @@ struct Message<'a> {
     message: &'a str,
 }
 
-fn message(status: StatusCode, text: &str) -> Response {
+pub(crate) fn message(status: StatusCode, text: &str) -> Response {
     render(status, &Message { message: text })
 }
 
-fn notice(uri: &Uri) -> Option<String> {
+pub(crate) fn notice(uri: &Uri) -> Option<String> {
     crate::json::Query::parse(uri).get("notice").map(str::to_owned)
 }
 
-fn with_notice(path: &str, text: &str) -> Redirect {
+pub(crate) fn with_notice(path: &str, text: &str) -> Redirect {
     let query =
         form_urlencoded::Serializer::new(String::new()).append_pair("notice", text).finish();
     Redirect::to(&crate::oauth::with_query(path, &query))
@@ -179,6 +190,9 @@ struct AppPage<'a> {
     user_role: &'a str,
     scopes: &'a [String],
     installed: bool,
+    /// Whether this visitor may remove it here (Manage > Added Apps > the app > Remove).
+    removable: bool,
+    client_id: &'a str,
     add_url: Option<String>,
 }
 
@@ -192,8 +206,14 @@ async fn app_details(
     let Some(app) = listed(&sim).find(|a| a.client_id == client_id) else {
         return message(StatusCode::NOT_FOUND, "There is no such app.");
     };
-    let installed = sim.read(|s| {
-        s.grants.values().any(|g| g.client_id == app.client_id && g.account_id == v.account.id)
+    let (installed, own) = sim.read(|s| {
+        let mut grants = s
+            .grants
+            .values()
+            .filter(|g| g.client_id == app.client_id && g.account_id == v.account.id)
+            .peekable();
+        let installed = grants.peek().is_some();
+        (installed, grants.any(|g| g.user_id == v.user.id))
     });
     // Add starts the app's authorization at its first redirect URI, without `state`: what a Marketplace
     // install delivers to the app [seen].
@@ -214,6 +234,8 @@ async fn app_details(
         user_role,
         scopes: &app.scopes,
         installed,
+        removable: installed && (v.is_admin() || (app.kind == AppKind::UserManaged && own)),
+        client_id: &app.client_id,
         add_url,
     };
     render(StatusCode::OK, &page)
@@ -241,6 +263,7 @@ async fn manage(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> R
     render(StatusCode::OK, &ManagePage { notice: notice(&uri), apps })
 }
 
+/// Remove beside the app in Manage > Added Apps.
 async fn remove(
     State(sim): State<Simulator>,
     headers: HeaderMap,
@@ -248,22 +271,65 @@ async fn remove(
     Path(client_id): Path<String>,
 ) -> Response {
     let v = or_refuse!(visitor(&sim, &headers, &uri));
-    let name = sim.world().app(&client_id).map(|a| a.name.clone()).unwrap_or_default();
-    if sim.remove_app(&v.account.id, &client_id, &v.user.id).await {
-        with_notice("/marketplace/manage", &format!("{name} has been removed.")).into_response()
+    remove_for(&sim, &v, &client_id, "/marketplace/manage").await
+}
+
+/// Remove on the added app's own page (Manage > Added Apps > the app > Remove), as the carriers' guides
+/// tell customers to: the same removal as the list's.
+async fn remove_from_app_page(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(client_id): Path<String>,
+) -> Response {
+    let v = or_refuse!(visitor(&sim, &headers, &uri));
+    let page = format!("/marketplace/apps/{}", path_segment(&client_id));
+    remove_for(&sim, &v, &client_id, &page).await
+}
+
+/// An admin-managed app is the account's: only its admin removes it. A user-managed one is each user's:
+/// a user removes their own authorization, the admin anyone's [assume: Zoom's Marketplace pages say
+/// so; its API material is silent].
+async fn remove_for(sim: &Simulator, v: &Visitor<'_>, client_id: &str, back_to: &str) -> Response {
+    let Some(app) = sim.world().app(client_id) else {
+        return message(StatusCode::NOT_FOUND, "This app is not added to your account.");
+    };
+    let only_user = match (app.kind, v.is_admin()) {
+        (_, true) => None,
+        (AppKind::UserManaged, false) => Some(v.user.id.as_str()),
+        (_, false) => {
+            return message(StatusCode::FORBIDDEN, "Only your account admin can remove this app.")
+        }
+    };
+    if sim.remove_app(&v.account.id, client_id, &v.user.id, only_user).await {
+        with_notice(back_to, &format!("{} has been removed.", app.name)).into_response()
     } else {
         message(StatusCode::NOT_FOUND, "This app is not added to your account.")
     }
 }
 
+/// `s` as one path segment: every byte but RFC 3986's unreserved ones percent-encoded.
+pub(crate) fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl Simulator {
-    /// Removes an app from an account: its authorizations and tokens end, and the app is sent
-    /// `app_deauthorized` [doc]. False when the app was not added there.
+    /// Removes an app from an account (with `only_user`, only that user's authorization of it): its
+    /// authorizations and tokens end, and the app is sent `app_deauthorized` [doc]. False when the app
+    /// was not added there.
     pub(crate) async fn remove_app(
         &self,
         account_id: &str,
         client_id: &str,
         by_user_id: &str,
+        only_user: Option<&str>,
     ) -> bool {
         let Some(app) = self.world().app(client_id) else { return false };
         let delivery = self.deauthorized_event(app, account_id, by_user_id);
@@ -272,7 +338,11 @@ impl Simulator {
                 let ids: Vec<String> = s
                     .grants
                     .iter()
-                    .filter(|(_, g)| g.client_id == client_id && g.account_id == account_id)
+                    .filter(|(_, g)| {
+                        g.client_id == client_id
+                            && g.account_id == account_id
+                            && only_user.is_none_or(|u| g.user_id == u)
+                    })
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in &ids {
@@ -297,6 +367,7 @@ struct Row {
     number: String,
     carrier: String,
     status: &'static str,
+    pool_status: &'static str,
     assignee: String,
 }
 
@@ -331,6 +402,7 @@ async fn numbers(State(sim): State<Simulator>, headers: HeaderMap, uri: Uri) -> 
                 number: n.phone_number.clone(),
                 carrier: carrier_name(&sim, n.carrier_code),
                 status: if n.status { "Normal" } else { "Pending" },
+                pool_status: n.pool_status().label(),
                 assignee: n
                     .assignee
                     .as_deref()
@@ -351,6 +423,8 @@ struct NumberPage {
     number: String,
     carrier: String,
     status: &'static str,
+    pool_status: &'static str,
+    returned: bool,
     service_info: String,
     assigned: bool,
     assignee: String,
@@ -378,6 +452,8 @@ async fn number(
         number: n.phone_number.clone(),
         carrier: carrier_name(&sim, n.carrier_code),
         status: if n.status { "Normal" } else { "Pending" },
+        pool_status: n.pool_status().label(),
+        returned: n.returned_at.is_some(),
         service_info: n.service_info.clone().unwrap_or_default(),
         assigned: n.assigned(),
         assignee: n
@@ -442,6 +518,30 @@ async fn unbind(
     match sim.write(|s| unassign_number(s, v.account, None, &id)).await {
         Ok(n) => with_notice(&page, &format!("{} is no longer assigned.", n.phone_number))
             .into_response(),
+        Err(e) => with_notice(&page, &e.message(&id)).into_response(),
+    }
+}
+
+/// Return to Carrier: the customer gives the number back; the carrier sees it Returned when it lists.
+async fn return_to_carrier(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let v = or_refuse!(admin(&sim, &headers, &uri));
+    let page = format!("/pbx/phone-numbers/{}", path_segment(&id));
+    let now = sim.now();
+    match sim.write(|s| return_number(s, v.account, &id, now)).await {
+        Ok(n) => with_notice(
+            &page,
+            &format!(
+                "{} has been returned to {}.",
+                n.phone_number,
+                carrier_name(&sim, n.carrier_code)
+            ),
+        )
+        .into_response(),
         Err(e) => with_notice(&page, &e.message(&id)).into_response(),
     }
 }

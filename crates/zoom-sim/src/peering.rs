@@ -7,7 +7,7 @@ use crate::faults::InjectedFailures;
 use crate::json::{self, Query};
 use crate::numbers::{
     self, Add, AllocatedProduct, Attributes, Failure, MessageCapability, Number, NumberType,
-    Update, VoiceDirection, VoiceMsgCapacity,
+    PoolStatus, Update, VoiceDirection, VoiceMsgCapacity,
 };
 use crate::Simulator;
 use axum::body::Bytes;
@@ -145,6 +145,17 @@ fn check_batch(len: usize) -> Result<(), ApiError> {
             Err(ApiError::bad_request(1003, "Too many numbers, should less than 200"))
         }
         _ => Ok(()),
+    }
+}
+
+/// The carrier-wide listing is the Provider Portal's (`x-permissions: ProviderPortal:Read` [doc]), and the
+/// Provider Portal exists only in the carrier's own bound account [doc: Zoom support KB0076464]: a token of
+/// any other account, such as the carrier app's token on a customer's account, is refused. The OpenAPI
+/// declares 403 "You do not have permission."; the body's code is not published [assume].
+pub(crate) fn require_carrier_account(sim: &Simulator, caller: &Caller) -> Result<(), ApiError> {
+    match sim.world().carrier_account() {
+        Some(a) if a.id == caller.account_id => Ok(()),
+        _ => Err(ApiError::new(StatusCode::FORBIDDEN, 403, "You do not have permission.")),
     }
 }
 
@@ -326,6 +337,8 @@ struct Item {
     outbound_dialer_not_supported: bool,
     outbound_cli_share_not_supported: bool,
     message_capability: MessageCapability,
+    /// Whether the customer gave the number back (Returned) [assume, see [`PoolStatus`]].
+    number_pool_status: PoolStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer_account_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -336,6 +349,7 @@ impl Item {
     fn from(n: Number) -> Item {
         Item {
             assigned: n.assigned(),
+            number_pool_status: n.pool_status(),
             phone_number: n.phone_number,
             sip_trunk_name: n.sip_trunk_name,
             status: n.status,
@@ -353,10 +367,12 @@ impl Item {
     }
 }
 
-/// A page of the carrier's numbers in one account (Some) or in all of them (None).
+/// A page of the carrier's numbers in one account (Some) or in all of them (None). `listing` names the
+/// listing, so that its page tokens are refused by any other.
 pub(crate) async fn page_of_numbers(
     sim: &Simulator,
     q: &Query,
+    listing: &str,
     account: Option<&str>,
     max_page: usize,
 ) -> Result<crate::state::Page<Number>, ApiError> {
@@ -366,7 +382,7 @@ pub(crate) async fn page_of_numbers(
         .get("phone_number")
         .filter(|f| !f.trim().is_empty())
         .map(|f| crate::e164::normalize(f).unwrap_or_default());
-    let scope = format!("peering:{}:{}", account.unwrap_or("*"), filter.as_deref().unwrap_or(""));
+    let scope = format!("{listing}:{}:{}", account.unwrap_or("*"), filter.as_deref().unwrap_or(""));
     let (now, ttl) =
         (sim.now(), i64::try_from(sim.options().page_token_ttl.as_secs()).unwrap_or(i64::MAX));
     // Read under the lock, and write only when there is a next page to remember: the common one-page
@@ -392,7 +408,7 @@ async fn list(
     caller.require(READ)?;
     let q = Query::parse(&uri);
     check_carrier(&sim, q.int("carrier_code")?)?;
-    let page = page_of_numbers(&sim, &q, Some(&caller.account_id), 300).await?;
+    let page = page_of_numbers(&sim, &q, "peering", Some(&caller.account_id), 300).await?;
     let numbers: Vec<Item> = page.items.into_iter().map(Item::from).collect();
     Ok(Json(ListBody {
         next_page_token: page.next_page_token,
@@ -416,8 +432,16 @@ async fn list_carrier(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     caller.require(READ_CARRIER)?;
+    require_carrier_account(&sim, &caller)?;
     let q = Query::parse(&uri);
-    let page = page_of_numbers(&sim, &q, None, 300).await?;
+    // Zoom added `customer_account_number` in July 2026 [doc: changelog]; an account number no customer
+    // has lists nothing (the empty id is no account's).
+    let account = q
+        .get("customer_account_number")
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|f| sim.world().account_by_number(f).map(|a| a.id.as_str()).unwrap_or(""));
+    let page = page_of_numbers(&sim, &q, "carrier", account, 300).await?;
     let numbers: Vec<Item> = page
         .items
         .into_iter()

@@ -52,6 +52,8 @@ pub(crate) enum AssignError {
     ContactCenterOnly,
     AssignedToSomeoneElse,
     NotAssignedToUser,
+    Returned,
+    AssignedCannotReturn,
 }
 
 impl AssignError {
@@ -68,6 +70,12 @@ impl AssignError {
             }
             AssignError::NotAssignedToUser => {
                 format!("Phone number {number} is not assigned to this user.")
+            }
+            AssignError::Returned => {
+                format!("Phone number {number} has been returned to its carrier.")
+            }
+            AssignError::AssignedCannotReturn => {
+                format!("Phone number {number} is assigned to a user. Unbind it, then return it.")
             }
         }
     }
@@ -105,6 +113,10 @@ pub(crate) fn assign_number(
     if n.allocated_product == AllocatedProduct::ZoomContactCenter {
         return Err(AssignError::ContactCenterOnly);
     }
+    // The customer gave it back; it is the carrier's to remove, not the customer's to use [assume].
+    if n.returned_at.is_some() {
+        return Err(AssignError::Returned);
+    }
     match &n.assignee {
         Some(other) if *other != user.id => Err(AssignError::AssignedToSomeoneElse),
         _ => {
@@ -128,6 +140,23 @@ pub(crate) fn unassign_number(
         }
     }
     n.assignee = None;
+    Ok(n.clone())
+}
+
+/// The customer marks a number Returned: "unassigned by the customer and returned to the carrier"
+/// [doc: Zoom support KB0076464], so an assigned number is unbound first [assume]. Returning it again
+/// changes nothing. Zoom publishes no webhook for it [doc, by absence]: the carrier learns it by listing.
+pub(crate) fn return_number(
+    state: &mut SimState,
+    account: &Account,
+    id_or_number: &str,
+    now: i64,
+) -> Result<Number, AssignError> {
+    let n = find_number(state, &account.id, id_or_number).ok_or(AssignError::NoSuchNumber)?;
+    if n.assigned() {
+        return Err(AssignError::AssignedCannotReturn);
+    }
+    n.returned_at.get_or_insert(now);
     Ok(n.clone())
 }
 

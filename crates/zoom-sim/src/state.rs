@@ -198,6 +198,14 @@ impl SimState {
         Some(n)
     }
 
+    /// Moves a number to another account, keeping the index right.
+    pub fn move_number(&mut self, e164: &str, to_account: &str) -> Option<&mut Number> {
+        let mut n = self.remove_number(e164)?;
+        n.account_id = to_account.to_owned();
+        self.insert_number(n);
+        self.numbers.get_mut(e164)
+    }
+
     /// The numbers of one account, in E.164 order.
     pub fn account_numbers<'s>(
         &'s self,

@@ -28,6 +28,11 @@ pub struct Carrier {
     pub carrier_code: u32,
     /// The `sip_trunk_name`s Zoom knows for this carrier; numbers on any other trunk are refused.
     pub sip_trunk_names: Vec<String>,
+    /// The carrier's own Zoom account: the Provider Exchange partner's bound account, the only one with
+    /// the Provider Portal and the carrier-wide listing. When absent, the account that owns the world's
+    /// first server-to-server app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +251,22 @@ impl World {
         self.account_index.get(id).and_then(|i| self.accounts.get(*i))
     }
 
+    /// The carrier's own account (see [`Carrier::account_id`]), if the world has one.
+    pub fn carrier_account(&self) -> Option<&Account> {
+        let id = self.carrier.account_id.as_deref().or_else(|| {
+            self.apps
+                .iter()
+                .find(|a| a.kind == AppKind::ServerToServer)
+                .and_then(|a| a.account_id.as_deref())
+        })?;
+        self.account(id)
+    }
+
+    /// The account whose `customer_account_number` this is.
+    pub fn account_by_number(&self, number: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.account_number == number)
+    }
+
     /// The account a user belongs to, and the user, by email (case-insensitive, as Zoom's sign-in).
     pub fn user_by_email(&self, email: &str) -> Option<(&Account, &User)> {
         self.accounts.iter().find_map(|a| {
@@ -295,6 +316,11 @@ impl World {
         }
         if c.sip_trunk_names.is_empty() {
             err("carrier.sip_trunk_names".into(), "the carrier needs at least one SIP trunk");
+        }
+        if let Some(id) = &c.account_id {
+            if self.account(id).is_none() {
+                err("carrier.account_id".into(), "no account in this world has this id");
+            }
         }
         let mut trunks = HashSet::new();
         for (i, t) in c.sip_trunk_names.iter().enumerate() {
@@ -377,6 +403,7 @@ impl World {
         }
 
         let mut account_ids = HashSet::new();
+        let mut account_numbers = HashSet::new();
         let mut emails = HashSet::new();
         let mut user_ids = HashSet::new();
         let mut numbers = HashSet::new();
@@ -389,6 +416,9 @@ impl World {
             }
             if account.name.trim().is_empty() {
                 err(f("name"), "must not be empty");
+            }
+            if !account_numbers.insert(&account.account_number) {
+                err(f("account_number"), "another account has the same account_number");
             }
             let users = std::iter::once(("admin".to_owned(), &account.admin))
                 .chain(account.users.iter().enumerate().map(|(j, u)| (format!("users[{j}]"), u)));
@@ -502,6 +532,9 @@ mod tests {
         v["carrier"]["sip_trunk_names"] = serde_json::json!([]);
         v["accounts"][0]["users"][0]["email"] = serde_json::json!("not-an-email");
         v["apps"][0]["redirect_uris"] = serde_json::json!(["/relative"]);
+        v["carrier"]["account_id"] = serde_json::json!("noSuchAccount");
+        v["accounts"][0]["account_number"] = serde_json::json!("1234567890");
+        v["accounts"][1]["account_number"] = serde_json::json!("1234567890");
         let Err(WorldError::Invalid(errors)) = World::from_json(&v.to_string()) else {
             panic!("must be refused")
         };
@@ -509,6 +542,24 @@ mod tests {
         assert!(fields.contains(&"carrier.sip_trunk_names"), "{fields:?}");
         assert!(fields.contains(&"accounts[0].users[0].email"), "{fields:?}");
         assert!(fields.contains(&"apps[0].redirect_uris[0]"), "{fields:?}");
+        assert!(fields.contains(&"carrier.account_id"), "{fields:?}");
+        assert!(fields.contains(&"accounts[1].account_number"), "{fields:?}");
+    }
+
+    #[test]
+    fn the_carriers_own_account_is_named_or_the_server_to_server_apps_owner() {
+        let world = World::from_json(EXAMPLE).expect("valid");
+        assert_eq!(
+            world.carrier_account().map(|a| a.id.as_str()),
+            Some("exampleCarrierOwnAccount")
+        );
+        let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).expect("json");
+        v["carrier"].as_object_mut().expect("carrier").remove("account_id");
+        let world = World::from_json(&v.to_string()).expect("valid");
+        assert_eq!(
+            world.carrier_account().map(|a| a.id.as_str()),
+            Some("exampleCarrierOwnAccount")
+        );
     }
 
     #[test]

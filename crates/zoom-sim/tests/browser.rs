@@ -1,7 +1,10 @@
 //! The seed journeys in a real browser: `e2e/zoom-sim-journey.mjs` drives Debian's headless Chromium
 //! against the simulator: Marketplace → Add → Allow lands on the app's redirect URI (a tiny receiver
-//! here) with a code, and Phone Numbers → assign → Unbind. `scripts/test` installs Chromium and e2e's
-//! npm packages; when they are missing this test fails saying so, rather than passing without looking.
+//! here that exchanges the code, as the carrier's platform does) with a code, Phone Numbers → assign →
+//! Unbind → Return to Carrier, and Manage → Added Apps → the app → Remove; and
+//! `e2e/zoom-sim-provider-portal.mjs`, the carrier's staff in the Provider Portal: Import by CSV,
+//! Export, Remove by CSV, the Numbers tab's filter. `scripts/test` installs Chromium and e2e's npm
+//! packages; when they are missing these tests fail saying so, rather than passing without looking.
 
 mod support;
 
@@ -13,7 +16,8 @@ use support::*;
 use zoom_sim::Options;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const SCRIPT: &str = "e2e/zoom-sim-journey.mjs";
+const JOURNEY: &str = "zoom-sim-journey.mjs";
+const PROVIDER_PORTAL: &str = "zoom-sim-provider-portal.mjs";
 /// Generous: the first Chromium start on a cold machine is slow.
 const TIME_LIMIT: Duration = Duration::from_secs(180);
 const NUMBER: &str = "+12065550123";
@@ -22,28 +26,58 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
-/// The app's side of the redirect: records the query it was called with.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// What the app's redirect endpoint saw: each query, and the token endpoint's answer to its code.
+#[derive(Clone, Default)]
+struct Seen {
+    queries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokens: std::sync::Arc<std::sync::Mutex<Vec<(u16, Value)>>>,
+    /// The simulator's URL, known once it runs (the world names the receiver first).
+    sim: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+/// The app's side of the redirect: records the query and exchanges the code at once, as the carrier's
+/// platform does, so the app is added by the time the browser walks on.
+async fn receiver() -> (String, Seen) {
+    let seen = Seen::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let callback = format!("http://{addr}/zoom/oauth/callback");
     let record = seen.clone();
+    let redirect = callback.clone();
     let app = axum::Router::new().route(
         "/zoom/oauth/callback",
         axum::routing::get(move |uri: axum::http::Uri| {
-            let record = record.clone();
+            let (record, redirect) = (record.clone(), redirect.clone());
             async move {
-                record.lock().expect("lock").push(uri.query().unwrap_or("").to_owned());
+                let query = uri.query().unwrap_or("").to_owned();
+                record.queries.lock().expect("lock").push(query.clone());
+                let code = query.strip_prefix("code=").unwrap_or("").to_owned();
+                let sim = record.sim.get().cloned().unwrap_or_default();
+                let r = reqwest::Client::new()
+                    .post(format!("{sim}/oauth/token"))
+                    .basic_auth(CARRIER_APP, Some(CARRIER_SECRET))
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code.as_str()),
+                        ("redirect_uri", redirect.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .expect("token request");
+                let status = r.status().as_u16();
+                let body = r.json().await.unwrap_or(Value::Null);
+                record.tokens.lock().expect("lock").push((status, body));
                 axum::response::Html("<h1>callback received</h1>")
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (format!("http://{addr}/zoom/oauth/callback"), seen)
+    (callback, seen)
 }
 
-#[tokio::test]
-async fn marketplace_install_and_number_assignment_work_in_chromium() {
+/// Runs `e2e/{script}` with `args` in Node and headless Chromium; panics with its output unless every
+/// check passed.
+async fn run_script(script: &str, args: &[&str]) {
     let root = repo_root();
     assert!(
         Path::new(CHROMIUM).exists(),
@@ -53,6 +87,33 @@ async fn marketplace_install_and_number_assignment_work_in_chromium() {
         root.join("e2e/node_modules/playwright-core").is_dir(),
         "e2e/node_modules is missing: run scripts/test, which runs `npm ci` in e2e/ (or run it there yourself)"
     );
+    // tokio's Command: the simulator runs on this test's runtime and must keep serving.
+    let run = tokio::process::Command::new("node")
+        .arg(root.join("e2e").join(script))
+        .args(args)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
+        Err(_) => panic!("{script} did not finish within {TIME_LIMIT:?}"),
+    };
+    let output = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed ({}):\n{output}", out.status);
+    assert!(
+        output.contains("all checks passed"),
+        "{script} exited 0 without finishing its checks:\n{output}"
+    );
+}
+
+#[tokio::test]
+async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
     let (callback, seen) = receiver().await;
     let mut world: Value =
         serde_json::from_str(include_str!("../examples/world.json")).expect("json");
@@ -64,50 +125,46 @@ async fn marketplace_install_and_number_assignment_work_in_chromium() {
     let world = zoom_sim::World::from_json(&world.to_string()).expect("world");
     let app_name = world.app(CARRIER_APP).expect("app").name.clone();
     let sim = Sim::with_world(world, Options { control_api: true, ..Options::default() }).await;
+    seen.sim.set(sim.url.clone()).expect("set once");
 
-    // tokio's Command: the simulator runs on this test's runtime and must keep serving.
-    let run = tokio::process::Command::new("node")
-        .arg(root.join(SCRIPT))
-        .args([
-            sim.url.as_str(),
-            ACME_ADMIN.0,
-            ACME_ADMIN.1,
-            &app_name,
-            &callback,
-            NUMBER,
-            ACME_BOB.0,
-        ])
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
-        Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
-    };
-    let output = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
-    assert!(
-        output.contains("all checks passed"),
-        "{SCRIPT} exited 0 without finishing its checks:\n{output}"
-    );
+    run_script(
+        JOURNEY,
+        &[sim.url.as_str(), ACME_ADMIN.0, ACME_ADMIN.1, &app_name, &callback, NUMBER, ACME_BOB.0],
+    )
+    .await;
 
-    // The app's endpoint got the code, and it is a real one: the carrier exchanges it for tokens.
-    let queries = seen.lock().expect("lock").clone();
+    // The app's endpoint got a code and no state, and the code was a real one: it gave tokens.
+    let queries = seen.queries.lock().expect("lock").clone();
     assert_eq!(queries.len(), 1, "{queries:?}");
-    let code = queries[0].strip_prefix("code=").expect("only a code, no state").to_owned();
-    let r = sim
-        .token_request(
-            (CARRIER_APP, CARRIER_SECRET),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &callback)],
-        )
-        .await;
-    assert_eq!(r.status(), reqwest::StatusCode::OK, "{}", r.text().await.unwrap_or_default());
+    assert!(queries[0].starts_with("code=") && !queries[0].contains("state="), "{queries:?}");
+    let tokens = seen.tokens.lock().expect("lock").clone();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].0, 200, "{:?}", tokens[0].1);
+    // Remove on the app's page ended those tokens and sent app_deauthorized.
+    let access = tokens[0].1["access_token"].as_str().expect("access token");
+    let r = api(access).get(sim.url("/v2/users/me")).send().await.expect("me");
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED, "the tokens ended with the removal");
+    let log: Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    assert!(
+        log["deliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .any(|d| d["event"] == "app_deauthorized" && d["client_id"] == CARRIER_APP),
+        "{log}"
+    );
+    // The carrier's listing shows the number Returned.
+    let listed: Value = api(&sim.s2s_token().await)
+        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+        .query(&[("phone_number", NUMBER)])
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["numbers"][0]["number_pool_status"], "RETURNED", "{listed}");
     // The walk ended with the number unbound.
     let numbers: Value =
         reqwest::get(sim.url("/_sim/numbers")).await.expect("numbers").json().await.expect("json");
@@ -119,4 +176,55 @@ async fn marketplace_install_and_number_assignment_work_in_chromium() {
         .expect("the number")
         .clone();
     assert_eq!(n["assignee"], Value::Null, "{n}");
+}
+
+#[tokio::test]
+async fn provider_portal_import_export_remove_and_filter_work_in_chromium() {
+    let sim = Sim::start().await;
+    let acme = sim.carrier_token(ACME_ADMIN).await;
+    let (returned, assigned) = (number(50), number(51));
+    sim.add_numbers(&acme, &[returned.clone(), assigned.clone()]).await;
+    let client = reqwest::Client::new();
+    let r = client.put(sim.url(&format!("/_sim/numbers/{returned}/returned"))).send().await;
+    assert_eq!(r.expect("return").status(), reqwest::StatusCode::OK);
+    let r = client
+        .put(sim.url(&format!("/_sim/numbers/{assigned}/assignment")))
+        .json(&json!({ "user": ACME_BOB.0 }))
+        .send()
+        .await;
+    assert_eq!(r.expect("assign").status(), reqwest::StatusCode::OK);
+    let imported = [number(1), number(2), number(3)];
+
+    run_script(
+        PROVIDER_PORTAL,
+        &[
+            sim.url.as_str(),
+            CARRIER_ADMIN.0,
+            CARRIER_ADMIN.1,
+            "Acme Robotics",
+            TRUNK,
+            &imported.join(","),
+            &returned,
+            &assigned,
+        ],
+    )
+    .await;
+
+    // The API sees what the carrier's staff did: two imported numbers stay, one was removed.
+    let v: Value = api(&acme)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let listed: Vec<&str> = v["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .map(|n| n["phone_number"].as_str().expect("number"))
+        .collect();
+    assert_eq!(listed, [&imported[1], &imported[2], &returned, &assigned]);
+    assert_eq!(v["numbers"][0]["billing_ref_id"], "acct-0002");
 }

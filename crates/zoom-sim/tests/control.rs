@@ -99,6 +99,14 @@ async fn the_world_can_be_inspected_changed_and_reset() {
         .clone();
     assert_eq!(acme["installed_apps"][0]["client_id"], CARRIER_APP);
     assert_eq!(acme["phone_numbers"], 2);
+    let own: Vec<&Value> = accounts["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter(|a| a["carrier_account"] == true)
+        .collect();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["id"], CARRIER_ACCOUNT, "the carrier's own account is marked");
 
     let client = reqwest::Client::new();
     let r = client
@@ -240,4 +248,159 @@ async fn a_state_file_of_another_world_is_refused() {
         .err()
         .expect("refused");
     assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
+}
+
+/// What Zoom support or another tool does to numbers behind the carrier's back: delete one, move it to
+/// another SIP trunk, deactivate it, give it to another account. The API shows the result and nothing
+/// tells the carrier: no webhook.
+#[tokio::test]
+async fn numbers_are_deleted_re_trunked_deactivated_and_reassigned_silently() {
+    let sim = Sim::start().await;
+    let acme = sim.carrier_token(ACME_ADMIN).await;
+    let globex = sim.carrier_token(GLOBEX_ADMIN).await;
+    sim.add_numbers(&acme, &(1..=5).map(number).collect::<Vec<_>>()).await;
+    let client = reqwest::Client::new();
+    for n in [number(1), number(4)] {
+        let r = client
+            .put(sim.url(&format!("/_sim/numbers/{n}/assignment")))
+            .json(&json!({ "user": ACME_BOB.0 }))
+            .send()
+            .await
+            .expect("assign");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let changed = |n: usize, body: Value| {
+        let client = client.clone();
+        let url = sim.url(&format!("/_sim/numbers/{}", number(n)));
+        async move { client.patch(url).json(&body).send().await.expect("patch") }
+    };
+
+    // Deleted even though assigned: support does not ask the customer to unbind first.
+    let r = client.delete(sim.url(&format!("/_sim/numbers/{}", number(1)))).send().await;
+    assert_eq!(r.expect("delete").status(), StatusCode::OK);
+    let r = changed(2, json!({ "sip_trunk_name": "example-carrier-us-west" })).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["sip_trunk_name"], "example-carrier-us-west");
+    assert_eq!(changed(3, json!({ "status": false })).await.status(), StatusCode::OK);
+    let r = changed(4, json!({ "account_id": GLOBEX })).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let moved: Value = r.json().await.expect("json");
+    assert_eq!((moved["account_id"].as_str(), &moved["assignee"]), (Some(GLOBEX), &Value::Null));
+
+    // The carrier sees it all only by listing.
+    let page: Value = api(&sim.s2s_token().await)
+        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let listed: Vec<(String, String, bool, bool, String)> = page["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .map(|n| {
+            (
+                n["phone_number"].as_str().expect("number").to_owned(),
+                n["sip_trunk_name"].as_str().expect("trunk").to_owned(),
+                n["status"].as_bool().expect("status"),
+                n["assigned"].as_bool().expect("assigned"),
+                n["customer_account_name"].as_str().expect("customer").to_owned(),
+            )
+        })
+        .collect();
+    let row = |n, trunk: &str, status, assigned, customer: &str| {
+        (number(n), trunk.to_owned(), status, assigned, customer.to_owned())
+    };
+    assert_eq!(
+        listed,
+        vec![
+            row(2, "example-carrier-us-west", true, false, "Acme Robotics"),
+            row(3, TRUNK, false, false, "Acme Robotics"),
+            row(4, TRUNK, true, false, "Globex"),
+            row(5, TRUNK, true, false, "Acme Robotics"),
+        ]
+    );
+    let in_account = |token: String| {
+        let url = sim.url(PEERING);
+        async move {
+            let v: Value =
+                api(&token).get(url).send().await.expect("list").json().await.expect("json");
+            v["numbers"]
+                .as_array()
+                .expect("numbers")
+                .iter()
+                .map(|n| n["phone_number"].as_str().expect("number").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(in_account(acme.clone()).await, vec![number(2), number(3), number(5)]);
+    assert_eq!(in_account(globex).await, vec![number(4)]);
+    let log: Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    assert_eq!(log["deliveries"], json!([]), "no webhook tells the carrier");
+
+    // Changes Zoom could not make are refused, naming the field; nothing changes.
+    for (body, field) in [
+        (json!({ "sip_trunk_name": "nobodys-trunk" }), "sip_trunk_name"),
+        (json!({ "account_id": "noSuchAccount" }), "account_id"),
+        (json!({ "status": "off" }), "status"),
+        (json!({ "trunk": TRUNK }), "trunk"),
+        (json!({}), "sip_trunk_name"),
+    ] {
+        let r = changed(5, body.clone()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let e: Value = r.json().await.expect("json");
+        assert!(e["error"].as_str().expect("error").contains(field), "{body}: {e}");
+    }
+    let r = client.delete(sim.url(&format!("/_sim/numbers/{}", number(1)))).send().await;
+    assert_eq!(r.expect("delete").status(), StatusCode::NOT_FOUND, "already gone");
+    let r = changed(1, json!({ "status": false })).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(in_account(acme).await, vec![number(2), number(3), number(5)]);
+}
+
+/// The customer's Returned mark without the page, and taken off again (tests only: Zoom's pages offer
+/// no undo).
+#[tokio::test]
+async fn the_returned_mark_is_set_and_cleared_through_the_control_api() {
+    let sim = Sim::start().await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&token, &[number(1), number(2)]).await;
+    let client = reqwest::Client::new();
+    let url = |n: usize| sim.url(&format!("/_sim/numbers/{}/returned", number(n)));
+    let r = client.put(url(1)).send().await.expect("return");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.json::<Value>().await.expect("json")["returned_at"].is_i64());
+    let pool = |token: String| {
+        let url = sim.url(PEERING);
+        async move {
+            let v: Value =
+                api(&token).get(url).send().await.expect("list").json().await.expect("json");
+            v["numbers"]
+                .as_array()
+                .expect("numbers")
+                .iter()
+                .map(|n| n["number_pool_status"].as_str().expect("pool status").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(pool(token.clone()).await, ["RETURNED", "IN_USE"]);
+
+    let r = client
+        .put(sim.url(&format!("/_sim/numbers/{}/assignment", number(2))))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client.put(url(2)).send().await.expect("return");
+    assert_eq!(r.status(), StatusCode::CONFLICT, "an assigned number is unbound first");
+
+    let r = client.delete(url(1)).send().await.expect("unmark");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(pool(token).await, ["IN_USE", "IN_USE"]);
+    let r = client.put(sim.url("/_sim/numbers/+19995550000/returned")).send().await.expect("put");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -145,7 +145,7 @@ async fn the_carrier_wide_legacy_listing_uses_integer_flags() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
     sim.add_numbers(&token, &[number(1)]).await;
-    let v: Value = api(&token)
+    let v: Value = api(&sim.s2s_token().await)
         .get(sim.url("/v2/phone/carrier_peering/numbers"))
         .send()
         .await

@@ -50,7 +50,10 @@ async fn install_from_the_marketplace_and_remove_it_again() {
     let profile = page(&b, &sim, "/profile").await;
     let marketplace = page(&b, &sim, &link(&profile, "App Marketplace")).await;
     let category = page(&b, &sim, &link(&marketplace, "Carrier Provider Exchange")).await;
-    assert!(!category.contains("Provider Portal"), "server-to-server apps are not listed");
+    assert!(
+        !category.contains("Example Carrier Provider Portal"),
+        "server-to-server apps are not listed"
+    );
     let details = page(&b, &sim, &link(&category, "Example Carrier Cloud Peering for Zoom")).await;
     for label in [
         "Requirements",
@@ -152,4 +155,142 @@ async fn assign_a_number_to_a_user_then_unbind_it() {
         bob.get(sim.url("/pbx/phone-numbers")).send().await.expect("page").status(),
         StatusCode::FORBIDDEN
     );
+}
+
+/// The carrier's guide, literally: Manage > Added Apps > *the app* > **Remove**, on the app's own page.
+#[tokio::test]
+async fn an_added_apps_own_page_removes_it_as_the_list_does() {
+    let sim = Sim::start().await;
+    let t = sim.install(ACME_ADMIN).await;
+    let access = t["access_token"].as_str().expect("access").to_owned();
+    let b = sim.signed_in(ACME_ADMIN).await;
+
+    let marketplace = page(&b, &sim, "/marketplace").await;
+    let manage = page(&b, &sim, &link(&marketplace, "Manage")).await;
+    let details = page(&b, &sim, &link(&manage, "Example Carrier Cloud Peering for Zoom")).await;
+    assert!(details.contains("This app is added to your account"), "{details}");
+    let action = form_action(&details, "/remove");
+    let after = follow(&b, &sim, b.post(sim.url(&action)).send().await.expect("remove")).await;
+    assert!(after.contains("has been removed"), "{after}");
+    assert!(!after.contains("This app is added to your account"), "{after}");
+
+    // The same effect as Remove beside the app in the list: tokens end, app_deauthorized is queued.
+    let r = api(&access).get(sim.url("/v2/users/me")).send().await.expect("me");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let log: serde_json::Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    let events: Vec<&str> = log["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter_map(|d| d["event"].as_str())
+        .collect();
+    assert_eq!(events, ["app_deauthorized"]);
+    assert!(page(&b, &sim, "/marketplace/manage").await.contains("No apps have been added"));
+}
+
+#[tokio::test]
+async fn only_the_account_admin_removes_an_admin_managed_app() {
+    let sim = Sim::start().await;
+    let t = sim.install(ACME_ADMIN).await;
+    let bob = sim.signed_in(ACME_BOB).await;
+    for path in [
+        format!("/marketplace/manage/{CARRIER_APP}/remove"),
+        format!("/marketplace/apps/{CARRIER_APP}/remove"),
+    ] {
+        let r = bob.post(sim.url(&path)).send().await.expect("remove");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let access = t["access_token"].as_str().expect("access");
+    let r = api(access).get(sim.url("/v2/users/me")).send().await.expect("me");
+    assert_eq!(r.status(), StatusCode::OK, "the app is still added");
+}
+
+fn pool_status(page: &serde_json::Value, n: &str) -> serde_json::Value {
+    page["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .find(|x| x["phone_number"] == n)
+        .unwrap_or_else(|| panic!("{n} in {page}"))["number_pool_status"]
+        .clone()
+}
+
+/// The customer gives a number back: Phone Numbers > the number > **Return to Carrier**. The carrier
+/// sees it Returned in the API's listings (no webhook tells it), and the number can no longer be
+/// given to a user. An assigned number is unbound first.
+#[tokio::test]
+async fn the_customer_marks_a_number_returned_and_the_carrier_sees_it_listed() {
+    let sim = Sim::start().await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&token, &[number(1), number(2)]).await;
+    let r = reqwest::Client::new()
+        .put(sim.url(&format!("/_sim/numbers/{}/assignment", number(2))))
+        .json(&serde_json::json!({ "user": ACME_BOB.0 }))
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = sim.signed_in(ACME_ADMIN).await;
+
+    let unassigned = page(&b, &sim, "/pbx/phone-numbers?tab=unassigned").await;
+    let properties = page(&b, &sim, &link(&unassigned, &number(1))).await;
+    let action = form_action(&properties, "/return");
+    let after = follow(&b, &sim, b.post(sim.url(&action)).send().await.expect("return")).await;
+    assert!(after.contains("has been returned to Example Carrier"), "{after}");
+    assert!(!after.contains("Return to Carrier"), "returned once is enough: {after}");
+    assert!(page(&b, &sim, "/pbx/phone-numbers?tab=unassigned").await.contains("Returned"));
+
+    let listed: serde_json::Value = api(&token)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pool_status(&listed, &number(1)), "RETURNED");
+    assert_eq!(pool_status(&listed, &number(2)), "IN_USE");
+    let carrier_wide: serde_json::Value = api(&sim.s2s_token().await)
+        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pool_status(&carrier_wide, &number(1)), "RETURNED");
+    let log: serde_json::Value =
+        reqwest::get(sim.url("/_sim/webhooks")).await.expect("log").json().await.expect("json");
+    assert_eq!(log["deliveries"], serde_json::json!([]), "Zoom publishes no event for it");
+
+    // A returned number is not given to a user, on the page or through the API.
+    assert!(!after.contains(">Assign</button>"), "{after}");
+    let admin = sim.admin_token(ACME_ADMIN).await;
+    let r = api(&admin)
+        .post(sim.url("/v2/phone/users/me/phone_numbers"))
+        .json(&serde_json::json!({ "phone_numbers": [{ "number": number(1) }] }))
+        .send()
+        .await
+        .expect("assign");
+    let e = assert_zoom_error(r, 400, 300).await;
+    assert!(e["message"].as_str().expect("message").contains("returned"), "{e}");
+
+    // An assigned number offers no Return; asked anyway, it is refused and stays in use.
+    let assigned = page(&b, &sim, "/pbx/phone-numbers?tab=assigned").await;
+    let properties = page(&b, &sim, &link(&assigned, &number(2))).await;
+    assert!(!properties.contains("Return to Carrier"), "{properties}");
+    let id = link(&assigned, &number(2)).rsplit('/').next().expect("id").to_owned();
+    let r = b.post(sim.url(&format!("/pbx/phone-numbers/{id}/return"))).send().await.expect("post");
+    let after = follow(&b, &sim, r).await;
+    assert!(after.contains("Unbind it"), "{after}");
+    let listed: serde_json::Value = api(&token)
+        .get(sim.url("/v2/number_management/peering_numbers"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pool_status(&listed, &number(2)), "IN_USE");
 }

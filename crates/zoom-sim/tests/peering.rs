@@ -311,31 +311,102 @@ async fn an_account_without_zoom_phone_cannot_receive_numbers() {
     assert_zoom_error(r, 400, 300).await;
 }
 
+const CARRIER_WIDE: &str = "/v2/number_management/carrier/peering_numbers";
+
+async fn carrier_list(sim: &Sim, token: &str, query: &[(&str, &str)]) -> Value {
+    let r = api(token).get(sim.url(CARRIER_WIDE)).query(query).send().await.expect("list");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.expect("json")
+}
+
 #[tokio::test]
 async fn the_carrier_wide_listing_names_each_numbers_customer() {
     let sim = Sim::start().await;
     sim.add_numbers(&sim.carrier_token(ACME_ADMIN).await, &[number(1)]).await;
     sim.add_numbers(&sim.carrier_token(GLOBEX_ADMIN).await, &[number(2)]).await;
-    let t: Value = sim
-        .token_request(
-            (S2S_APP, S2S_SECRET),
-            &[("grant_type", "account_credentials"), ("account_id", "exampleCarrierOwnAccount")],
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
-    let r = api(t["access_token"].as_str().expect("token"))
-        .get(sim.url("/v2/number_management/carrier/peering_numbers"))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(r.status(), StatusCode::OK);
-    let page: Value = r.json().await.expect("json");
+    let page = carrier_list(&sim, &sim.s2s_token().await, &[]).await;
     assert_eq!(page["total_records"], 2, "{page}");
     assert_eq!(page["numbers"][0]["customer_account_name"], "Acme Robotics");
     assert_eq!(page["numbers"][1]["customer_account_name"], "Globex");
-    assert!(page["numbers"][0]["customer_account_number"].is_string());
+    assert_eq!(page["numbers"][0]["customer_account_number"], sim.account_number(ACME).await);
+    assert_eq!(page["numbers"][1]["customer_account_number"], sim.account_number(GLOBEX).await);
+}
+
+/// The carrier-wide listing is the Provider Portal's (`ProviderPortal:Read`): a token of the carrier's own
+/// account. The carrier app's token on a customer's account sees that customer's numbers only, through
+/// the per-account listing; asking it for every customer's is refused.
+#[tokio::test]
+async fn the_carrier_wide_listing_needs_a_token_of_the_carriers_own_account() {
+    let sim = Sim::start().await;
+    let acme = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&acme, &[number(1)]).await;
+    sim.add_numbers(&sim.carrier_token(GLOBEX_ADMIN).await, &[number(2)]).await;
+    for path in [CARRIER_WIDE, "/v2/phone/carrier_peering/numbers"] {
+        let r = api(&acme).get(sim.url(path)).send().await.expect("list");
+        let body = assert_zoom_error(r, 403, 403).await;
+        assert!(!body.to_string().contains(&number(2)), "{body}");
+    }
+    assert_eq!(carrier_list(&sim, &sim.s2s_token().await, &[]).await["total_records"], 2);
+}
+
+/// `customer_account_number` (Zoom added it in July 2026) narrows the listing to one customer; its pages
+/// follow each other with `next_page_token`, a token belongs to its own filter and expires after 15
+/// minutes.
+#[tokio::test]
+async fn the_carrier_wide_listing_filters_by_customer_account_number_page_by_page() {
+    let sim = Sim::start().await;
+    let acme: Vec<String> = (0..5).map(number).collect();
+    let globex: Vec<String> = (10..13).map(number).collect();
+    sim.add_numbers(&sim.carrier_token(ACME_ADMIN).await, &acme).await;
+    sim.add_numbers(&sim.carrier_token(GLOBEX_ADMIN).await, &globex).await;
+    let s2s = sim.s2s_token().await;
+    let acme_number = sim.account_number(ACME).await;
+
+    let mut seen = Vec::new();
+    let filter = ("customer_account_number", acme_number.as_str());
+    let mut page = carrier_list(&sim, &s2s, &[filter, ("page_size", "2")]).await;
+    assert_eq!(page["total_records"], 5, "{page}");
+    let first_token = page["next_page_token"].as_str().expect("token").to_owned();
+    loop {
+        for n in page["numbers"].as_array().expect("numbers") {
+            assert_eq!(n["customer_account_number"], acme_number.as_str(), "{n}");
+        }
+        seen.extend(phone_numbers(&page));
+        let next = page["next_page_token"].as_str().expect("next_page_token").to_owned();
+        if next.is_empty() {
+            break;
+        }
+        page = carrier_list(&sim, &s2s, &[filter, ("page_size", "2"), ("next_page_token", &next)])
+            .await;
+    }
+    assert_eq!(seen, acme, "every one of Acme's numbers once, in order, and no one else's");
+
+    let globex_number = sim.account_number(GLOBEX).await;
+    let g = carrier_list(&sim, &s2s, &[("customer_account_number", globex_number.as_str())]).await;
+    assert_eq!(phone_numbers(&g), globex);
+    let none = carrier_list(&sim, &s2s, &[("customer_account_number", "9999999999")]).await;
+    assert_eq!(
+        (none["total_records"].clone(), none["next_page_token"].clone()),
+        (json!(0), json!(""))
+    );
+
+    // A token from the filtered listing is not one of the unfiltered listing's, or another filter's.
+    for query in [vec![], vec![("customer_account_number", globex_number.as_str())]] {
+        let mut query = query;
+        query.push(("next_page_token", first_token.as_str()));
+        let r = api(&s2s).get(sim.url(CARRIER_WIDE)).query(&query).send().await.expect("list");
+        assert_zoom_error(r, 400, 300).await;
+    }
+    // Page tokens expire after 15 minutes.
+    sim.advance(Duration::from_secs(15 * 60)).await;
+    let s2s = sim.s2s_token().await;
+    let r = api(&s2s)
+        .get(sim.url(CARRIER_WIDE))
+        .query(&[filter, ("page_size", "2"), ("next_page_token", &first_token)])
+        .send()
+        .await
+        .expect("list");
+    assert_zoom_error(r, 400, 300).await;
 }
 
 #[tokio::test]

@@ -109,3 +109,36 @@ async fn medium_operations_have_their_own_smaller_quota() {
         StatusCode::OK
     );
 }
+
+/// The carrier-wide listing is LIGHT, as Zoom's file labels it, and counts against the carrier's own
+/// account, whose token it takes: a customer's quota is untouched.
+#[tokio::test]
+async fn the_carrier_wide_listing_is_light_on_the_carriers_own_quota() {
+    let sim = Sim::with(Options {
+        control_api: true,
+        rate_limit: RateLimit::PerSecond(2),
+        ..Options::default()
+    })
+    .await;
+    let acme = sim.carrier_token(ACME_ADMIN).await;
+    let s2s = sim.s2s_token().await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = api(&s2s)
+            .get(sim.url("/v2/number_management/carrier/peering_numbers"))
+            .send()
+            .await
+            .expect("call");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 within 10 calls at 2 a second");
+    assert_eq!(limited.headers()["x-ratelimit-category"], "Light");
+    assert_eq!(
+        api(&acme).get(sim.url(PEERING)).send().await.expect("acme").status(),
+        StatusCode::OK,
+        "the customer's quota is its own"
+    );
+}

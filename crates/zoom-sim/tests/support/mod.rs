@@ -22,6 +22,10 @@ pub const ADMIN_SECRET: &str = "phoneAdminScriptClientSecret";
 pub const ADMIN_REDIRECT: &str = "http://127.0.0.1:8081/callback";
 
 pub const ACME: &str = "acmeZoomAccount0000001";
+pub const GLOBEX: &str = "globexZoomAccount00002";
+/// The carrier's own Zoom account: its Provider Portal, and what its server-to-server app acts on.
+pub const CARRIER_ACCOUNT: &str = "exampleCarrierOwnAccount";
+pub const CARRIER_ADMIN: (&str, &str) = ("ops@carrier.example", "ops-zoom-password");
 pub const ACME_ADMIN: (&str, &str) = ("alice@acme.example", "alice-zoom-password");
 pub const ACME_BOB: (&str, &str) = ("bob@acme.example", "bob-zoom-password");
 pub const GLOBEX_ADMIN: (&str, &str) = ("gina@globex.example", "gina-zoom-password");
@@ -156,6 +160,38 @@ impl Sim {
     /// An access token of the carrier's app on `who`'s account.
     pub async fn carrier_token(&self, who: (&str, &str)) -> String {
         self.install(who).await["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// A server-to-server token of the carrier's own account (`account_credentials`): what the
+    /// carrier-wide listing needs.
+    pub async fn s2s_token(&self) -> String {
+        let r = self
+            .token_request(
+                (S2S_APP, S2S_SECRET),
+                &[("grant_type", "account_credentials"), ("account_id", CARRIER_ACCOUNT)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let t: Value = r.json().await.expect("token json");
+        t["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// The customer account number (`customer_account_number`) of an account, from `/_sim/accounts`.
+    pub async fn account_number(&self, account_id: &str) -> String {
+        let v: Value = reqwest::get(self.url("/_sim/accounts"))
+            .await
+            .expect("accounts")
+            .json()
+            .await
+            .expect("json");
+        v["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .find(|a| a["id"] == account_id)
+            .and_then(|a| a["account_number"].as_str())
+            .expect("account_number")
+            .to_owned()
     }
 
     /// An access token of the admin script (phone:read/write:admin) on `who`'s account.
