@@ -9,7 +9,7 @@
 //! wait behind portal tasks or hop between threads. Per connection: every complete request in
 //! what was read is answered, and the answers go out in one write (pipelining works).
 
-use crate::listen::{Gate, Limits, Permit, Watch};
+use crate::listen::{write_watched, Gate, Limits, Permit, Watch};
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction, Reason};
@@ -175,7 +175,7 @@ async fn connection(
         }
         if !out.is_empty() {
             watch.progress = true;
-            if stream.write_all(&out).await.is_err() {
+            if !write_watched(&mut stream, &out, &mut watch, &mut tick).await {
                 return;
             }
             out.clear();

@@ -202,6 +202,37 @@ impl Watch {
     }
 }
 
+/// Writes all of `out` to `stream`, unless the peer stops reading: the connection's tick goes on
+/// while the write waits, and a write still stalled a whole period after the last progress closes
+/// the connection (false). A client that sends requests and never reads the answers would
+/// otherwise hold its connection open for ever.
+pub(crate) async fn write_watched(
+    stream: &mut tokio::net::TcpStream,
+    out: &[u8],
+    watch: &mut Watch,
+    tick: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let mut written = 0;
+    while written < out.len() {
+        tokio::select! {
+            biased;
+            r = stream.write(&out[written..]) => match r {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => written += n,
+            },
+            () = tick.as_mut() => {
+                if watch.tick(true) {
+                    return false;
+                }
+                let next = tokio::time::Instant::now() + watch.limits.header_timeout;
+                tick.as_mut().reset(next);
+            }
+        }
+    }
+    true
+}
+
 /// Warns when the process may run out of file descriptors before these listeners reach their
 /// bounds (the soft `RLIMIT_NOFILE` is often 1,024): then the bound protects nothing.
 pub(crate) fn check_descriptors(wanted: usize) {

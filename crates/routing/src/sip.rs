@@ -6,14 +6,14 @@
 //! says, with `received`/`rport` (RFC 3581). Anything malformed gets 400 when it can be answered at
 //! all, and silence when it cannot (no usable Via); the parser never panics (see fuzz/).
 
-use crate::listen::{Gate, Limits, Watch};
+use crate::listen::{write_watched, Gate, Limits, Watch};
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Largest message accepted over TCP (and by [`handle`]); bigger ones are refused.
@@ -1007,7 +1007,7 @@ async fn tcp_connection(
             watch.progress = true;
             let started = Instant::now();
             if handle_into(&routing, &msg, src, &mut out).is_some()
-                && stream.write_all(&out).await.is_err()
+                && !write_watched(&mut stream, &out, &mut watch, &mut tick).await
             {
                 return;
             }

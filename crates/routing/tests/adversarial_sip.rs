@@ -319,6 +319,52 @@ async fn slow_and_half_open_connections_do_not_stop_lookups_or_sip_over_tcp() {
     }
 }
 
+/// A client that sends requests and never reads the answers (its receive window closed) is cut off
+/// within two header timeouts, on both listeners, rather than holding its connection for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_closed() {
+    let w = world_with(Db::Sqlite, |c| {
+        c.header_timeout_seconds = 1;
+        c.idle_timeout_seconds = 60;
+    })
+    .await;
+    let (http, sip) = (w.started.http.unwrap(), w.started.sip.unwrap());
+    let outcome = tokio::task::spawn_blocking(move || {
+        [("lookup API", http), ("SIP over TCP", sip)].map(|(name, server)| {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.set_recv_buffer_size(4096).unwrap();
+            s.bind(&SocketAddr::from(([127, 0, 0, 5], 0)).into()).unwrap();
+            s.connect(&server.into()).unwrap();
+            let mut s: TcpStream = s.into();
+            let me = s.local_addr().unwrap();
+            let one = if name == "lookup API" {
+                b"GET /healthz HTTP/1.1\r\n\r\n".to_vec()
+            } else {
+                format!("OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-r\r\nFrom: <sip:p@{me}>;tag=1\r\nTo: <sip:{server}>\r\nCall-ID: reads-nothing\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").into_bytes()
+            };
+            // Far more answers than the socket buffers on both sides hold.
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let burst = one.repeat(100_000);
+            let _ = s.write_all(&burst);
+            std::thread::sleep(Duration::from_millis(3_000));
+            // Cut off: draining what was sent reaches the end (or a reset); still served: the
+            // server goes on answering and the read waits.
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut rest = Vec::new();
+            let closed = match s.read_to_end(&mut rest) {
+                Ok(_) => true,
+                Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            };
+            (name, closed)
+        })
+    })
+    .await
+    .unwrap();
+    for (name, closed) in outcome {
+        assert!(closed, "{name}: a client reading none of its answers was left connected");
+    }
+}
+
 /// A lookup (`/healthz`) or an OPTIONS over a new connection from `ip` gets its answer.
 fn ask_alive(listener: &str, ip: &str, server: SocketAddr) -> bool {
     let answer = if listener == "lookup API" {
