@@ -396,8 +396,43 @@ async fn openapi_document_states_the_limits_the_handlers_enforce(db: Db) {
     let over = api.post("/numbers/import", range(json!({"tags": tags(max + 1)}))).await;
     assert!(refused_for(&over, "tags"), "{} tags: {}", max + 1, over.text);
 
+    for (field, other) in [("name", "contract_ref"), ("contract_ref", "name")] {
+        let max = limit(property(&doc, "NewCustomer", field), "maxLength") as usize;
+        for (n, refused) in [(max, false), (max + 1, true)] {
+            let value = format!("{n:0>n$}");
+            let r =
+                api.post("/customers", json!({field: value, other: format!("{field}-{n}")})).await;
+            assert_eq!(refused_for(&r, field), refused, "{field} of {n}: {}", r.text);
+            if !refused {
+                assert_eq!(r.status, 201, "{field} of {n}: {}", r.text);
+            }
+        }
+    }
+    let max = limit(property(&doc, "NewTrunk", "name"), "maxLength") as usize;
+    let numbering =
+        json!({"country_code": "1", "national_prefix": "1", "international_prefix": "011"});
+    for (n, refused) in [(max, false), (max + 1, true)] {
+        let trunk = json!({"name": "t".repeat(n), "destinations": ["sip:a.example"], "numbering": numbering});
+        let r = api.post("/trunks", trunk).await;
+        assert_eq!(refused_for(&r, "name"), refused, "trunk name of {n}: {}", r.text);
+    }
+    let max = limit(property(&doc, "NewTrunk", "destinations"), "maxItems") as usize;
+    for (n, refused) in [(max, false), (max + 1, true)] {
+        let destinations: Vec<String> = (0..n).map(|i| format!("sip:d{i}.example")).collect();
+        let trunk = json!({"name": format!("many-{n}"), "destinations": destinations, "numbering": numbering});
+        let r = api.post("/trunks", trunk).await;
+        assert_eq!(refused_for(&r, "destinations"), refused, "{n} destinations: {}", r.text);
+    }
+
     let customer =
         api.post("/customers", json!({"name": "Acme", "contract_ref": "C-1"})).await.ok(201);
+    let max = limit(property(&doc, "NewRelease", "reason"), "maxLength") as usize;
+    for (n, refused) in [(max, false), (max + 1, true)] {
+        let release = json!({"customer_id": customer["id"], "reason": "r".repeat(n), "numbers": ["+15550100000"]});
+        // Within the limit it may still be refused (the number is not the customer's), not for its reason.
+        let r = api.post("/releases", release).await;
+        assert_eq!(refused_for(&r, "reason"), refused, "a reason of {n}: {}", r.text);
+    }
     let order = |extra: Value| {
         let mut body = json!({"customer_id": customer["id"]});
         body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

@@ -121,7 +121,7 @@ pub struct NewRelease {
     #[schema(value_type = String, format = Uuid)]
     customer_id: CustomerId,
     /// Why; the customer sees it.
-    #[schema(example = "contract ends on 2026-12-31")]
+    #[schema(example = "contract ends on 2026-12-31", min_length = 1, max_length = 500)]
     reason: String,
     /// These numbers (E.164).
     #[schema(example = json!(["+15550100000", "+15550100001"]))]
