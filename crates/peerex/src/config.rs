@@ -92,6 +92,11 @@ http_listen = ""
 sip_listen = ""
 # When set, lookups must send "Authorization: Bearer <http_secret>".
 http_secret = ""
+# Addresses or networks of the carrier's own SIP proxies, e.g. ["192.0.2.10", "10.1.0.0/24"]. Only
+# these may say which Zoom trunk a call came over: the redirect server believes X-Peerex-Trunk (an
+# outbound call, Zoom to PSTN) only from them (403 untrusted_source otherwise), and the lookup API
+# answers outbound lookups only from them (HTTP 403 otherwise). Empty: no outbound call is allowed.
+trusted_proxies = []
 # How inbound Request-URIs without a '+' become E.164 when no trunk is named.
 country_code = "1"
 national_prefix = "1"
@@ -102,6 +107,15 @@ check_seconds = 1
 # are dropped unread, so one address flooding cannot crowd out calls. Keep it above twice the
 # calls a second of your busiest SBC.
 sip_source_limit = 50000
+# Bounds on each TCP listener (the lookup API, SIP over TCP). Connections open at once from
+# addresses other than trusted_proxies (more are closed as they arrive; trusted proxies are never
+# turned away by this bound), and from any one address.
+max_connections = 512
+max_connections_per_source = 64
+# Seconds a connection has to send a complete request after opening or starting one (closed after
+# one to two of these otherwise), and seconds it may stay idle between requests.
+header_timeout_seconds = 5
+idle_timeout_seconds = 120
 "#;
 
 impl Config {

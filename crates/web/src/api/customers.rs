@@ -96,9 +96,9 @@ pub async fn list_customers(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
-    #[schema(example = "Example Corp")]
+    #[schema(example = "Example Corp", min_length = 1, max_length = 200)]
     name: String,
-    #[schema(example = "C-2024-0001")]
+    #[schema(example = "C-2024-0001", min_length = 1, max_length = 64)]
     contract_ref: String,
 }
 
