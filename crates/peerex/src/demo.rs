@@ -33,6 +33,8 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
     let zoom = start_zoom_simulator(&base).await?;
     config.carrier_name = zoom_sim::demo::CARRIER_NAME.into();
     config.zoom = zoom_settings(&zoom.url, &base);
+    // /metrics needs a token; the demo makes one and prints it.
+    config.http.metrics_token = app::auth::random_secret();
     let app = crate::cli::open(&config).await?;
     seed(&app).await?;
     println!(
@@ -40,8 +42,10 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
          Operator portal  {base}/operator\n                   sign in as {OPERATOR_EMAIL} / {DEMO_PASSWORD}\n  \
          Customer portal  {base}/portal\n                   Acme Corp (contract ACME-001), admin {CUSTOMER_EMAIL} / {DEMO_PASSWORD}\n  \
          JSON API         {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)\n  \
-         Health, metrics  {base}/healthz  {base}/metrics\n",
-        dir = dir.display()
+         Health           {base}/healthz\n  \
+         Metrics          curl -H 'Authorization: Bearer {token}' {base}/metrics\n",
+        dir = dir.display(),
+        token = config.http.metrics_token,
     );
     print!("{}", journey(&base, &zoom.url));
     crate::routing_demo::start_routing_for_demo(&app, &mut config).await?;

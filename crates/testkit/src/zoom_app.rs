@@ -90,9 +90,7 @@ impl ZoomApp {
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
         let state = web::WebState::new(app.clone(), ui);
-        tokio::spawn(async move {
-            axum::serve(listener, web::router(state)).await.expect("serve");
-        });
+        crate::test_app::serve(listener, state, web::listener::Limits::default());
         ZoomApp { platform: TestApp { addr, url: platform_url, app, _dir: dir }, zoom }
     }
 
