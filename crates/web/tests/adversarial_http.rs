@@ -134,3 +134,246 @@ async fn metrics_answer_only_the_configured_token() {
     assert_eq!(client.get(&url).bearer_auth("guess").send().await.unwrap().status(), 401);
     assert_eq!(client.get(&url).bearer_auth(METRICS_TOKEN).send().await.unwrap().status(), 200);
 }
+
+// ---- signing in -----------------------------------------------------------------------------
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
+        }
+    };
+}
+
+on_both!(
+    forty_raced_guesses_are_evaluated_at_most_five_times,
+    a_stranger_cannot_lock_a_real_user_out,
+    unknown_and_known_emails_get_the_same_answers,
+);
+
+/// A browser on `from` (an address of this machine), keeping cookies, not following redirects.
+fn browser_from(from: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A browser on `from` holding the sign-in form of the operator portal: (browser, its csrf).
+async fn at_sign_in(t: &TestApp, from: &str) -> (reqwest::Client, String) {
+    let b = browser_from(from);
+    let page = b.get(format!("{}/operator/login", t.url)).send().await.unwrap();
+    let csrf = testkit::hidden_value(&page.text().await.unwrap(), "csrf").unwrap();
+    (b, csrf)
+}
+
+/// Submits the sign-in form: (status, page without its one-time csrf token).
+async fn submit(
+    t: &TestApp,
+    (b, csrf): &(reqwest::Client, String),
+    email: &str,
+    password: &str,
+) -> (u16, String) {
+    let r = b
+        .post(format!("{}/operator/login", t.url))
+        .form(&[("email", email), ("password", password), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    // What differs between two answers that say the same: the new form's token, the e-mail typed.
+    let body = match testkit::hidden_value(&body, "csrf") {
+        Some(token) => body.replace(&token, "CSRF"),
+        None => body,
+    };
+    (status, body.replace(email, "EMAIL"))
+}
+
+async fn forty_raced_guesses_are_evaluated_at_most_five_times(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let mut forms = Vec::new();
+    for _ in 0..40 {
+        forms.push(at_sign_in(&t, "127.0.0.1").await);
+    }
+    let answers = futures_util::future::join_all(
+        forms.iter().map(|f| submit(&t, f, testkit::ADMIN_EMAIL, "a wrong guess")),
+    )
+    .await;
+    let evaluated = answers.iter().filter(|(s, _)| *s == 401).count();
+    let refused = answers.iter().filter(|(s, _)| *s == 429).count();
+    assert!(evaluated <= 5, "{evaluated} guesses were checked: {:?}", statuses(&answers));
+    assert_eq!(evaluated + refused, 40, "{:?}", statuses(&answers));
+    // The limit is reached: the right password from the same place waits too.
+    let (status, body) =
+        submit(&t, &at_sign_in(&t, "127.0.0.1").await, testkit::ADMIN_EMAIL, testkit::PASSWORD)
+            .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("Too many failed sign-ins"), "{body}");
+}
+
+fn statuses(answers: &[(u16, String)]) -> Vec<u16> {
+    answers.iter().map(|(s, _)| *s).collect()
+}
+
+async fn a_stranger_cannot_lock_a_real_user_out(db: Db) {
+    let t = TestApp::spawn(db).await;
+    // A stranger tries 30 passwords, one after another, then 30 more at once.
+    for _ in 0..30 {
+        let form = at_sign_in(&t, STRANGER).await;
+        let (status, _) = submit(&t, &form, testkit::ADMIN_EMAIL, "a stranger's guess").await;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    let mut forms = Vec::new();
+    for _ in 0..30 {
+        forms.push(at_sign_in(&t, STRANGER).await);
+    }
+    futures_util::future::join_all(
+        forms.iter().map(|f| submit(&t, f, testkit::ADMIN_EMAIL, "a stranger's guess")),
+    )
+    .await;
+    // The stranger is stopped...
+    let (status, _) =
+        submit(&t, &at_sign_in(&t, STRANGER).await, testkit::ADMIN_EMAIL, testkit::PASSWORD).await;
+    assert_eq!(status, 429, "the stranger is refused even with the right password");
+    // ...and the real user, elsewhere, signs in.
+    let started = Instant::now();
+    let (status, body) =
+        submit(&t, &at_sign_in(&t, "127.0.0.1").await, testkit::ADMIN_EMAIL, testkit::PASSWORD)
+            .await;
+    assert_eq!(status, 303, "the real user is kept out: {body}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
+async fn unknown_and_known_emails_get_the_same_answers(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    let (mut known_time, mut unknown_time) = (Vec::new(), Vec::new());
+    for _ in 0..8 {
+        let started = Instant::now();
+        known.push(
+            submit(&t, &at_sign_in(&t, "127.0.0.3").await, testkit::ADMIN_EMAIL, "wrong password")
+                .await,
+        );
+        known_time.push(started.elapsed());
+        let started = Instant::now();
+        unknown.push(
+            submit(
+                &t,
+                &at_sign_in(&t, "127.0.0.4").await,
+                "nobody@carrier.example",
+                "wrong password",
+            )
+            .await,
+        );
+        unknown_time.push(started.elapsed());
+    }
+    for (i, (k, u)) in known.iter().zip(&unknown).enumerate() {
+        assert_eq!(k, u, "attempt {} differs for a known and an unknown e-mail", i + 1);
+    }
+    known_time.sort();
+    unknown_time.sort();
+    let (k, u) = (known_time[4].as_secs_f64(), unknown_time[4].as_secs_f64());
+    assert!(k / u < 2.5 && u / k < 2.5, "median time known {k:.3}s, unknown {u:.3}s");
+}
+
+#[tokio::test]
+async fn a_sign_in_csrf_pair_made_up_by_anyone_is_refused() {
+    let t = TestApp::spawn(Db::Sqlite).await;
+    // The double-submit check only compared the cookie with the field: anyone who could plant a
+    // cookie (a sibling subdomain, a man in the middle on plain HTTP) could submit for the browser.
+    for portal in ["operator", "portal"] {
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/{portal}/login", t.url))
+            .header("cookie", "peerex_login_csrf=made-up-by-the-attacker")
+            .form(&[
+                ("email", testkit::ADMIN_EMAIL),
+                ("password", testkit::PASSWORD),
+                ("csrf", "made-up-by-the-attacker"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{portal}: a made-up pair was accepted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_do_not_hold_up_other_requests() {
+    let t = TestApp::spawn(Db::Sqlite).await;
+    // 60 sign-ins with wrong passwords from 60 addresses (no throttle stops them before the hash).
+    let mut forms = Vec::new();
+    for i in 0..60 {
+        forms.push(at_sign_in(&t, &format!("127.0.1.{}", i + 1)).await);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let (url, done) = (t.url.clone(), done.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut worst = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                let r = client.get(format!("{url}/healthz")).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                worst = worst.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            worst
+        })
+    };
+    let t = &t;
+    let answers = futures_util::future::join_all(forms.iter().enumerate().map(|(i, f)| {
+        let email = format!("user{i}@carrier.example");
+        async move { submit(t, f, &email, "not the password").await.0 }
+    }))
+    .await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst = probe.await.unwrap();
+    assert!(answers.iter().all(|s| [401, 429, 503].contains(s)), "{answers:?}");
+    let checked = answers.iter().filter(|s| **s == 401).count();
+    assert!(checked >= 50, "only {checked} passwords were checked: {answers:?}");
+    assert!(
+        worst < Duration::from_millis(300),
+        "/healthz took {worst:?} while passwords were checked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_beyond_what_can_wait_are_answered_busy_at_once() {
+    let t = TestApp::spawn(Db::Sqlite).await;
+    let mut forms = Vec::new();
+    for i in 0..150 {
+        forms.push(at_sign_in(&t, &format!("127.0.2.{}", i + 1)).await);
+    }
+    let t = &t;
+    let answers = futures_util::future::join_all(forms.iter().enumerate().map(|(i, f)| {
+        let email = format!("user{i}@carrier.example");
+        async move {
+            let started = Instant::now();
+            let status = submit(t, f, &email, "not the password").await.0;
+            (status, started.elapsed())
+        }
+    }))
+    .await;
+    let busy: Vec<Duration> = answers.iter().filter(|(s, _)| *s == 503).map(|(_, d)| *d).collect();
+    let checked = answers.iter().filter(|(s, _)| *s == 401).count();
+    assert!(busy.len() >= 50, "{} busy, {checked} checked", busy.len());
+    assert!(checked >= 50, "{} busy, {checked} checked", busy.len());
+    let slowest_busy = busy.iter().max().copied().unwrap_or_default();
+    let slowest_checked = answers.iter().filter(|(s, _)| *s == 401).map(|(_, d)| *d).max().unwrap();
+    assert!(
+        slowest_busy < slowest_checked / 2,
+        "busy answers took up to {slowest_busy:?}, checks up to {slowest_checked:?}"
+    );
+}

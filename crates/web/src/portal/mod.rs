@@ -8,7 +8,10 @@
 mod release; // issue 6: the Wait for Release tab
 
 use crate::error::{render, PageError};
-use crate::session::{cookie, csrf_refused, same_secret, set_cookie, LOGIN_CSRF_COOKIE};
+use crate::session::{
+    cookie, csrf_refused, login_csrf, login_csrf_ok, same_secret, set_cookie, sign_in_status,
+    ClientIp,
+};
 use crate::zoom::{install_refused, INSTALL_COOKIE};
 use crate::WebState;
 use app::AppError;
@@ -120,26 +123,29 @@ struct LoginPage<'a> {
     error: Option<String>,
 }
 
-fn login_page(
+async fn login_page(
     state: &WebState,
     headers: &HeaderMap,
     email: &str,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let csrf = app::auth::random_secret();
+    let (csrf, csrf_cookie) = match login_csrf(state).await {
+        Ok(pair) => pair,
+        Err(e) => return PageError(e).into_response(),
+    };
     let install = cookie(headers, INSTALL_COOKIE).is_some();
     let page = LoginPage { carrier: &state.ui.carrier_name, csrf: &csrf, email, install, error };
     let mut response = render(&page);
     *response.status_mut() = status;
-    if let Ok(v) = set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.ui.secure_cookies).parse() {
+    if let Ok(v) = csrf_cookie.parse() {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
 }
 
 async fn login_form(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    login_page(&state, &headers, "", None, StatusCode::OK)
+    login_page(&state, &headers, "", None, StatusCode::OK).await
 }
 
 #[derive(Deserialize, Default)]
@@ -152,14 +158,16 @@ struct LoginForm {
 
 async fn login_submit(
     State(state): State<WebState>,
+    ClientIp(source): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same_secret(expected, &f.csrf) {
-        return csrf_refused();
+    match login_csrf_ok(&state, &headers, &f.csrf).await {
+        Ok(true) => {}
+        Ok(false) => return csrf_refused(),
+        Err(e) => return PageError(e).into_response(),
     }
-    let new = match state.app.sign_in(&f.email, &f.password).await {
+    let new = match state.app.sign_in(&f.email, &f.password, source).await {
         Ok(new) if new.user.role == Role::CustomerAdmin => new,
         // An operator's password is right, but this is the customers' portal.
         Ok(new) => {
@@ -170,15 +178,12 @@ async fn login_submit(
                 &f.email,
                 Some(AppError::BadCredentials.to_string()),
                 StatusCode::UNAUTHORIZED,
-            );
+            )
+            .await;
         }
-        Err(e @ (AppError::BadCredentials | AppError::Locked(_))) => {
-            let status = if matches!(e, AppError::Locked(_)) {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            return login_page(&state, &headers, &f.email, Some(e.to_string()), status);
+        Err(e @ (AppError::BadCredentials | AppError::Locked(_) | AppError::Busy(_))) => {
+            let status = sign_in_status(&e);
+            return login_page(&state, &headers, &f.email, Some(e.to_string()), status).await;
         }
         Err(e) => return PageError(e).into_response(),
     };
