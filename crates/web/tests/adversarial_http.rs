@@ -150,6 +150,20 @@ macro_rules! on_both {
     };
 }
 
+/// As `on_both!`, for tests whose platform talks to the Zoom simulator.
+macro_rules! on_both_zoom {
+    ($($name:ident),* $(,)?) => {
+        mod zoom_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
+        }
+        mod zoom_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
+        }
+    };
+}
+
 on_both!(
     forty_raced_guesses_are_evaluated_at_most_five_times,
     a_stranger_cannot_lock_a_real_user_out,
@@ -376,4 +390,151 @@ async fn sign_ins_beyond_what_can_wait_are_answered_busy_at_once() {
         slowest_busy < slowest_checked / 2,
         "busy answers took up to {slowest_busy:?}, checks up to {slowest_checked:?}"
     );
+}
+
+// ---- linking a Zoom account -----------------------------------------------------------------
+
+on_both_zoom!(a_forged_oauth_callback_links_nothing_without_the_admins_confirmation);
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// Signs in to (simulated) Zoom, adds the carrier's app and allows it, as the Marketplace does (no
+/// `state`), and keeps the URL Zoom sends the browser to instead of following it.
+async fn authorize_in_zoom(t: &testkit::ZoomApp, email: &str, password: &str) -> String {
+    use testkit::sim::demo;
+    let b = browser_from("127.0.0.1");
+    let r = b
+        .post(format!("{}/signin", t.zoom.url))
+        .form(&[("email", email), ("password", password), ("next", "/profile")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "Zoom sign-in: {}", r.status());
+    let redirect = format!("{}/zoom/oauth/callback", t.platform.url);
+    let page = b
+        .get(format!("{}/oauth/authorize", t.zoom.url))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", demo::CLIENT_ID),
+            ("redirect_uri", &redirect),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let consent = testkit::hidden_value(&page, "consent").expect("consent form");
+    let r = b
+        .post(format!("{}/oauth/authorize", t.zoom.url))
+        .form(&[("consent", consent.as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .unwrap();
+    let to = location(&r);
+    assert!(to.starts_with(&redirect) && to.contains("code="), "{to}");
+    to
+}
+
+async fn a_forged_oauth_callback_links_nothing_without_the_admins_confirmation(db: Db) {
+    use domain::NumberState;
+    use testkit::sim::demo;
+    let t = testkit::ZoomApp::spawn(db).await;
+    let app = t.app();
+    let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
+    app.create_user(
+        "admin@acme.example",
+        testkit::PASSWORD,
+        domain::auth::Role::CustomerAdmin,
+        Some(acme.id),
+    )
+    .await
+    .unwrap();
+    let by = domain::Actor::System("test".into());
+    app.import_range("+15550100000-+15550100009", &Default::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
+    app.create_order(
+        acme.id,
+        domain::customer::OrderPick { count: 3, ..Default::default() },
+        &[],
+        &by,
+    )
+    .await
+    .unwrap();
+
+    // The attacker authorizes the app in a Zoom account of their own and keeps the callback URL.
+    let forged = authorize_in_zoom(&t, "ops@demo-carrier.example", "ops-zoom-password").await;
+
+    // Acme's admin, signed in to the portal, is made to open it.
+    let victim = browser_from("127.0.0.1");
+    let page = victim.get(format!("{}/portal/login", t.platform.url)).send().await.unwrap();
+    let csrf = testkit::hidden_value(&page.text().await.unwrap(), "csrf").unwrap();
+    let r = victim
+        .post(format!("{}/portal/login", t.platform.url))
+        .form(&[
+            ("email", "admin@acme.example"),
+            ("password", testkit::PASSWORD),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/portal");
+    let r = victim.get(&forged).send().await.unwrap();
+    assert_eq!(location(&r), "/portal/install", "the callback only leads to the confirmation");
+    let linked = app.store.zoom_link(acme.id).await.unwrap();
+    assert!(linked.is_none(), "linked by opening a URL: {linked:?}");
+
+    // The confirmation page names the Zoom account it would link, as Zoom named it.
+    let r = victim.get(format!("{}/portal/install", t.platform.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    for shown in [demo::CARRIER_ACCOUNT_ID, "ops@demo-carrier.example", "Acme Corp"] {
+        assert!(page.contains(shown), "the confirmation does not show {shown}: {page}");
+    }
+
+    // Another site posting the confirmation for the admin's browser lacks the session's token.
+    let r = victim
+        .post(format!("{}/portal/install", t.platform.url))
+        .form(&[("account", demo::CARRIER_ACCOUNT_ID), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(app.store.zoom_link(acme.id).await.unwrap().is_none());
+
+    // The admin does not recognise the account and says no: nothing was linked or pushed.
+    let csrf = testkit::hidden_value(&page, "csrf").unwrap();
+    let r = victim
+        .post(format!("{}/portal/install/cancel", t.platform.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/portal");
+    assert_eq!(
+        victim.get(format!("{}/portal/install", t.platform.url)).send().await.unwrap().status(),
+        404
+    );
+    assert!(app.store.zoom_link(acme.id).await.unwrap().is_none());
+    t.run_pending_jobs().await;
+    let q =
+        domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
+    let states: Vec<_> =
+        app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
+    assert_eq!(states, vec![NumberState::Reserved; 3]);
+    let pushed: serde_json::Value = reqwest::get(format!(
+        "{}/_sim/numbers?account_id={}",
+        t.zoom.url,
+        demo::CARRIER_ACCOUNT_ID
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(pushed["numbers"].as_array().map_or(0, Vec::len), 0, "{pushed}");
 }

@@ -5,6 +5,7 @@
 //! Every query is confined to the signed-in admin's customer: another customer's order is a 404.
 //! Every form carries the session's CSRF token.
 
+mod install;
 mod release; // issue 6: the Wait for Release tab
 
 use crate::error::{render, PageError};
@@ -12,7 +13,7 @@ use crate::session::{
     cookie, csrf_refused, login_csrf, login_csrf_ok, same_secret, set_cookie, sign_in_status,
     ClientIp,
 };
-use crate::zoom::{install_refused, INSTALL_COOKIE};
+use crate::zoom::INSTALL_COOKIE;
 use crate::WebState;
 use app::AppError;
 use askama::Template;
@@ -46,6 +47,7 @@ pub fn router() -> Router<WebState> {
         .route("/orders/{id}", get(order_page))
         .route("/orders/{id}/progress", get(order_progress))
         .merge(release::router())
+        .merge(install::router())
 }
 
 /// A signed-in customer admin. Without one, the browser is sent to the portal's sign-in.
@@ -61,7 +63,7 @@ impl CustomerAdmin {
     }
 
     #[allow(clippy::result_large_err)]
-    fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
+    pub(crate) fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
         if same_secret(submitted, &self.session.csrf_token) {
             Ok(())
         } else {
@@ -98,15 +100,6 @@ impl FromRequestParts<WebState> for CustomerAdmin {
             Ok(None) => Err(Redirect::to("/portal/login").into_response()),
             Err(e) => Err(PageError(e).into_response()),
         }
-    }
-}
-
-/// Links the admin's customer to the Zoom account of an install code, then shows the portal.
-pub async fn apply_install(state: &WebState, admin: &CustomerAdmin, code: &str) -> Response {
-    match state.app.complete_install(admin.customer.id, code, &admin.actor()).await {
-        Ok(_) => Redirect::to("/portal").into_response(),
-        Err(AppError::Refused(message)) => install_refused(state, &message),
-        Err(e) => PageError(e).into_response(),
     }
 }
 
@@ -190,43 +183,18 @@ async fn login_submit(
     let max_age = (new.session.expires_at - new.session.created_at).whole_seconds();
     let session_cookie =
         set_cookie(PORTAL_SESSION_COOKIE, &new.cookie, max_age, state.ui.secure_cookies);
-    // A Zoom install was waiting for this sign-in: carry on with its code.
-    let mut response = match cookie(&headers, INSTALL_COOKIE) {
-        Some(install) => match state.app.take_install_code(install).await {
-            Ok(Some(code)) => match signed_in_from(&state, &new.cookie).await {
-                Ok(Some(admin)) => apply_install(&state, &admin, &code).await,
-                Ok(None) => Redirect::to("/portal").into_response(),
-                Err(e) => PageError(e).into_response(),
-            },
-            Ok(None) => install_refused(&state, "The Zoom install waited too long for the sign-in and has expired. Add the app again from the Zoom App Marketplace."),
-            Err(e) => PageError(e).into_response(),
-        },
-        None => Redirect::to("/portal").into_response(),
-    };
-    let headers = response.headers_mut();
+    // A Zoom install is waiting for this sign-in: on to its confirmation.
+    let to = if cookie(&headers, INSTALL_COOKIE).is_some() { "/portal/install" } else { "/portal" };
+    let mut response = Redirect::to(to).into_response();
     if let Ok(v) = session_cookie.parse() {
-        headers.append(header::SET_COOKIE, v);
-    }
-    if let Ok(v) = set_cookie(INSTALL_COOKIE, "", 0, state.ui.secure_cookies).parse() {
-        headers.append(header::SET_COOKIE, v);
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
 }
 
-async fn signed_in_from(
-    state: &WebState,
-    session_cookie: &str,
-) -> Result<Option<CustomerAdmin>, AppError> {
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = format!("{PORTAL_SESSION_COOKIE}={session_cookie}").parse() {
-        headers.insert(header::COOKIE, v);
-    }
-    signed_in(state, &headers).await
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct CsrfForm {
+pub(crate) struct CsrfForm {
     csrf: String,
 }
 
@@ -261,6 +229,11 @@ impl LinkView {
     fn new(link: Option<&ZoomLink>) -> LinkView {
         match link {
             None => LinkView { state: "none", account: String::new(), since: String::new() },
+            Some(l) if l.state == LinkState::Linked && l.reauth_needed_at.is_some() => LinkView {
+                state: "needs_reauth",
+                account: l.zoom_account_id.clone(),
+                since: when(l.reauth_needed_at.unwrap_or(l.linked_at)),
+            },
             Some(l) => LinkView {
                 state: l.state.as_str(),
                 account: l.zoom_account_id.clone(),
