@@ -82,14 +82,15 @@ pub fn journey(base: &str, zoom_url: &str) -> String {
          1. Acme Corp has a pending order of 5 numbers: {base}/operator/orders\n  \
          2. In Zoom ({zoom_url}/signin) sign in as {zoom_admin} / {zoom_password}, then App Marketplace >\n     \
             Carrier Provider Exchange > {app} > Add > Allow.\n  \
-         3. peerex says \"Please sign in so we can apply your new numbers.\": sign in as {CUSTOMER_EMAIL} / {DEMO_PASSWORD}.\n  \
+         3. peerex says \"Please sign in so we can apply your new numbers.\": sign in as {CUSTOMER_EMAIL} / {DEMO_PASSWORD},\n     \
+            check the Zoom account peerex names and press \"Link this Zoom account\".\n  \
          4. The order's page in the portal shows each number being pushed: {base}/portal\n  \
          5. In Zoom: Phone System Management > Phone Numbers > Unassigned ({zoom_url}/pbx/phone-numbers?tab=unassigned);\n     \
             assign one to {user}.\n  \
          6. Within 10 seconds both portals show it as assigned.\n  \
          7. Order more numbers in the portal; they are pushed at once.\n  \
          8. In Zoom: Manage > Added Apps > Remove ({zoom_url}/marketplace/manage). Both portals say the numbers are\n     \
-            suspended; add the app again (step 2) and they come back.\n  \
+            suspended; add the app again (steps 2-3) and they come back.\n  \
          Operators watch the work at {base}/operator/jobs\n\n",
         zoom_admin = demo::ACME_ADMIN_EMAIL,
         zoom_password = demo::ACME_ADMIN_PASSWORD,
