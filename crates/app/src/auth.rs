@@ -264,7 +264,8 @@ impl App {
         };
         let Ok(issued) = issued.parse::<i64>() else { return Ok(false) };
         let age = self.now().unix_timestamp() - issued;
-        if !(0..=LOGIN_CSRF_TTL_SECS).contains(&age) || nonce.len() > 64 {
+        // A minute's grace the other way: another instance's clock may run a little ahead.
+        if !(-60..=LOGIN_CSRF_TTL_SECS).contains(&age) || nonce.len() > 64 {
             return Ok(false);
         }
         let key = self.login_csrf_key().await?;

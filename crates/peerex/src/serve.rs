@@ -131,3 +131,26 @@ impl Shutdown {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct passed by pointer.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        if lim.rlim_max > 1024 {
+            let lowered = libc::rlimit { rlim_cur: 1024, rlim_max: lim.rlim_max };
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        }
+        assert_eq!(raise_fd_limit(), Some(lim.rlim_max));
+        // A wish beyond the limit is cut to what it can hold, with the reserve kept.
+        let room = usize::try_from(lim.rlim_max - FD_RESERVE).unwrap();
+        assert_eq!(fit_connections(usize::MAX), room.max(64));
+        assert_eq!(fit_connections(10), 10);
+    }
+}
