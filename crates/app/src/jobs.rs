@@ -17,6 +17,9 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 use zoom::{Outcome, ZoomError};
 
+/// How long a job of a link Zoom no longer accepts waits before it looks again.
+const REAUTH_RECHECK: time::Duration = time::Duration::hours(1);
+
 /// How a job run ended, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRun {
@@ -141,6 +144,11 @@ impl App {
         let now = self.now();
         Ok(match e {
             ZoomCallError::NoLink | ZoomCallError::NotConfigured => JobEnd::Done,
+            // Nothing can reach Zoom for this account until the app is authorized again; a new
+            // install of the account brings waiting jobs forward (`renew_link_tokens`).
+            e @ ZoomCallError::NeedsReauth { .. } => {
+                JobEnd::Retry { at: now + REAUTH_RECHECK, error: e.to_string() }
+            }
             ZoomCallError::Zoom(ZoomError::RateLimited { retry_after }) => {
                 let at = now
                     + time::Duration::try_from(retry_after.max(Duration::from_millis(200)))
@@ -305,11 +313,13 @@ mod tests {
         is_send(app.run_poll(z, job, "w"));
         is_send(app.failure(z, job, e));
         is_send(app.access_token(link, None));
-        is_send(app.complete_install(
+        is_send(app.confirm_install(
             domain::CustomerId::new(),
-            "code",
+            "cookie",
+            "account",
             &Actor::System("t".into()),
         ));
+        is_send(app.begin_install("code"));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 
 use crate::token_keys::{KeyError, TokenKeys};
 use crate::{App, AppError, Result};
-use domain::customer::{Order, OrderPick};
-use domain::onboarding::{LinkRefused, LinkState, RetryPolicy, StoredTokens, ZoomLink};
+use domain::customer::{ContractState, Order, OrderPick};
+use domain::onboarding::{
+    LinkRefused, LinkState, PendingInstall, RetryPolicy, StoredTokens, ZoomLink,
+};
 use domain::{Actor, CustomerId, Number};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,8 +30,8 @@ pub struct ZoomSetup {
     pub retry: RetryPolicy,
     /// How old a webhook may be.
     pub webhook_window: Duration,
-    /// How long an install code waits for the admin to sign in (Zoom's codes live 5 minutes).
-    pub code_ttl: Duration,
+    /// How long an exchanged install waits for a customer admin to sign in and confirm it.
+    pub install_ttl: Duration,
     /// Calls per second per Zoom account this process allows itself (Zoom's LIGHT limit by plan);
     /// 0 for no pacing. Zoom's 429s still move the shared `not_before` on top of this.
     pub requests_per_second: f64,
@@ -61,7 +63,7 @@ impl ZoomSetup {
             poll_every: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             webhook_window: webhook::DEFAULT_WINDOW,
-            code_ttl: Duration::from_secs(300),
+            install_ttl: Duration::from_secs(15 * 60),
             requests_per_second: 20.0,
             workers: 4,
             lease: Duration::from_secs(120),
@@ -117,12 +119,36 @@ pub enum ZoomCallError {
     NotConfigured,
     #[error("the customer's Zoom link is gone")]
     NoLink,
+    /// Zoom refused the link's refresh token (`invalid_grant`): nothing reaches Zoom for this
+    /// account until the app is authorized again (a new install of the same account renews it).
+    #[error("Zoom no longer accepts the authorization of Zoom account {account} ({reason}): the customer must add the app again in Zoom")]
+    NeedsReauth { account: String, reason: String },
     #[error(transparent)]
     Zoom(#[from] zoom::ZoomError),
     #[error(transparent)]
     Keys(#[from] KeyError),
     #[error(transparent)]
     Db(#[from] store::DbError),
+}
+
+/// What the OAuth callback made of an install.
+pub struct InstallStarted {
+    /// The value of the browser's install cookie, which finds the waiting install again.
+    pub cookie: String,
+    /// The account's live link, whose tokens were renewed, when it has one already.
+    pub renewed: Option<ZoomLink>,
+    pub pending: PendingInstall,
+}
+
+/// What confirming a waiting install would do for a customer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InstallCheck {
+    /// Ask the admin to confirm the link.
+    Confirm,
+    /// The account is this customer's link already (its tokens were renewed): nothing to ask.
+    AlreadyLinked,
+    /// Refused, with what to tell the admin; recorded for operators.
+    Refused(String),
 }
 
 /// What a webhook did.
@@ -158,50 +184,21 @@ impl App {
             .ok_or_else(|| AppError::Refused("Zoom is not configured on this platform".into()))
     }
 
-    /// Keeps a Marketplace install's code server-side while the admin signs in. Returns the cookie
-    /// value that finds it again; the code itself is sealed in the database and never in a URL.
-    pub async fn stash_install_code(&self, code: &str) -> Result<String> {
+    /// The first half of a Marketplace install, at the OAuth callback: the code is exchanged and
+    /// `users/me` says which Zoom account authorized. Nothing is linked: the install waits, sealed in
+    /// the database under a cookie of the browser that opened the callback, for a signed-in
+    /// customer admin to confirm it ([`App::confirm_install`]) — a code in a URL proves nothing
+    /// about who opened it.
+    ///
+    /// When the account is already linked to a customer, its new tokens replace that link's at
+    /// once: Zoom revoked the old ones when it authorized the app again, and these belong to the
+    /// same account. (`renewed` says so; whoever confirms later is checked as usual.)
+    pub async fn begin_install(&self, code: &str) -> Result<InstallStarted> {
         let z = self.zoom()?;
         let code = code.trim();
         if code.is_empty() || code.len() > 2048 {
             return Err(AppError::invalid("code", "is missing or too long"));
         }
-        let cookie = crate::auth::random_secret();
-        let now = self.now();
-        let ttl = time::Duration::try_from(z.code_ttl).unwrap_or(time::Duration::minutes(5));
-        self.store
-            .insert_pending_install(
-                &crate::auth::digest(&cookie),
-                &z.keys.seal("code", code),
-                now,
-                now + ttl,
-            )
-            .await?;
-        Ok(cookie)
-    }
-
-    /// The code stashed under `cookie`, once.
-    pub async fn take_install_code(&self, cookie: &str) -> Result<Option<String>> {
-        let z = self.zoom()?;
-        if cookie.is_empty() || cookie.len() > 128 {
-            return Ok(None);
-        }
-        match self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await? {
-            Some(sealed) => Ok(z.keys.open("code", &sealed).ok()),
-            None => Ok(None),
-        }
-    }
-
-    /// Completes a Marketplace install for a signed-in customer admin: exchanges the code, learns the
-    /// Zoom account from `users/me`, links it and applies the customer's waiting numbers. A refusal
-    /// (account or customer linked elsewhere) changes nothing and is recorded for operators.
-    pub async fn complete_install(
-        &self,
-        customer: CustomerId,
-        code: &str,
-        by: &Actor,
-    ) -> Result<(ZoomLink, usize)> {
-        let z = self.zoom()?;
         let tokens = z
             .client
             .exchange_code(code, None)
@@ -212,17 +209,111 @@ impl App {
             .me(&tokens.access_token)
             .await
             .map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
-        let stored = StoredTokens {
+        let sealed = StoredTokens {
             access_token: z.keys.seal("access", &tokens.access_token),
             refresh_token: z.keys.seal("refresh", &tokens.refresh_token),
             expires_at: tokens.expires_at,
             generation: 0,
         };
+        let now = self.now();
+        let renewed =
+            self.store.renew_link_tokens(&me.account_id, &me.user_id, &sealed, now).await?;
+        if let Some(link) = &renewed {
+            tracing::info!(customer = %link.customer_id, zoom_account = %me.account_id, "app authorized again: the link's tokens renewed");
+        }
+        let ttl = time::Duration::try_from(z.install_ttl).unwrap_or(time::Duration::minutes(15));
+        let pending = PendingInstall {
+            zoom_account_id: me.account_id,
+            zoom_user_id: me.user_id,
+            zoom_email: me.email,
+            zoom_name: me.name,
+            zoom_account_number: me.account_number,
+            tokens: sealed,
+            created_at: now,
+            valid_until: now + ttl,
+        };
+        let cookie = crate::auth::random_secret();
+        self.store.insert_pending_install(&crate::auth::digest(&cookie), &pending).await?;
+        Ok(InstallStarted { cookie, renewed, pending })
+    }
+
+    /// The install waiting for the browser holding `cookie`, if any (and not expired).
+    pub async fn pending_install(&self, cookie: &str) -> Result<Option<PendingInstall>> {
+        if cookie.is_empty() || cookie.len() > 128 {
+            return Ok(None);
+        }
+        Ok(self.store.pending_install(&crate::auth::digest(cookie), self.now()).await?)
+    }
+
+    /// What confirming `pending` would do for `customer`, before asking: link it, nothing (it is
+    /// the customer's link already, renewed at the callback), or a refusal. Refusals and the
+    /// already-linked case end the install; refusals are recorded for operators.
+    pub async fn check_install(
+        &self,
+        customer: CustomerId,
+        cookie: &str,
+        pending: &PendingInstall,
+    ) -> Result<InstallCheck> {
+        let carrier = self.zoom()?.carrier_name.clone();
+        let account = &pending.zoom_account_id;
+        let refused = match self.store.live_link_by_account(account).await? {
+            Some(l) if l.customer_id == customer => {
+                self.cancel_install(cookie).await?;
+                return Ok(InstallCheck::AlreadyLinked);
+            }
+            Some(_) => Some(LinkRefused::AccountTaken { carrier }),
+            None => match self.store.zoom_link(customer).await? {
+                Some(l) if l.state == LinkState::Linked => {
+                    Some(LinkRefused::CustomerLinkedElsewhere(l.zoom_account_id))
+                }
+                _ if self.customer(customer).await?.contract_state != ContractState::Active => {
+                    Some(LinkRefused::ContractEnded)
+                }
+                _ => None,
+            },
+        };
+        match refused {
+            None => Ok(InstallCheck::Confirm),
+            Some(r) => {
+                tracing::warn!(customer = %customer, zoom_account = %account, reason = %r, "Zoom link refused");
+                self.store
+                    .record_link_refusal(Some(customer), account, &r.to_string(), self.now())
+                    .await?;
+                self.cancel_install(cookie).await?;
+                Ok(InstallCheck::Refused(r.to_string()))
+            }
+        }
+    }
+
+    /// The customer admin confirmed linking the Zoom account `account` (as the confirmation page
+    /// named it) to `customer`: the install waiting under `cookie` is taken (once) and linked, and
+    /// the customer's waiting numbers are queued for Zoom. A refusal (either side linked elsewhere,
+    /// an account other than the one confirmed) changes nothing and is recorded for operators.
+    pub async fn confirm_install(
+        &self,
+        customer: CustomerId,
+        cookie: &str,
+        account: &str,
+        by: &Actor,
+    ) -> Result<(ZoomLink, usize)> {
+        let z = self.zoom()?;
+        let taken = if cookie.is_empty() || cookie.len() > 128 {
+            None
+        } else {
+            self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await?
+        };
+        let Some(p) = taken else {
+            return Err(AppError::Refused("No Zoom install is waiting for this browser (it was confirmed already, or waited too long). Add the app again from the Zoom App Marketplace.".into()));
+        };
+        if p.zoom_account_id != account {
+            return Err(AppError::Refused(format!("The Zoom install waiting here is for Zoom account {}, not the one you confirmed; nothing was linked. Add the app again from the Zoom App Marketplace.", p.zoom_account_id)));
+        }
         let carrier = z.carrier_name.clone();
         let now = self.now();
+        let stored = StoredTokens { generation: 0, ..p.tokens };
         match self
             .store
-            .link_zoom_account(customer, &me.account_id, &me.user_id, &stored, &carrier, by, now)
+            .link_zoom_account(customer, account, &p.zoom_user_id, &stored, &carrier, by, now)
             .await
         {
             Ok(Ok(done)) => {
@@ -231,13 +322,13 @@ impl App {
                     + time::Duration::try_from(z.poll_every.min(Duration::from_secs(60)))
                         .unwrap_or(time::Duration::minutes(1));
                 self.store.poll_now(customer, first).await?;
-                tracing::info!(customer = %customer, zoom_account = %me.account_id, queued = done.1, "Zoom account linked");
+                tracing::info!(customer = %customer, zoom_account = %account, queued = done.1, by = %by, "Zoom account linked");
                 Ok(done)
             }
             Ok(Err(refused)) => {
-                tracing::warn!(customer = %customer, zoom_account = %me.account_id, reason = %refused, "Zoom link refused");
+                tracing::warn!(customer = %customer, zoom_account = %account, reason = %refused, "Zoom link refused");
                 self.store
-                    .record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now)
+                    .record_link_refusal(Some(customer), account, &refused.to_string(), now)
                     .await?;
                 Err(AppError::Refused(refused.to_string()))
             }
@@ -247,12 +338,21 @@ impl App {
             {
                 let refused = LinkRefused::AccountTaken { carrier };
                 self.store
-                    .record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now)
+                    .record_link_refusal(Some(customer), account, &refused.to_string(), now)
                     .await?;
                 Err(AppError::Refused(refused.to_string()))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Forgets the install waiting under `cookie` (the admin said no, or it was refused). Its
+    /// tokens are not revoked: when the account is linked already they are that link's now.
+    pub async fn cancel_install(&self, cookie: &str) -> Result<()> {
+        if !cookie.is_empty() && cookie.len() <= 128 {
+            self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await?;
+        }
+        Ok(())
     }
 
     /// Places an order and, when the customer's Zoom account is linked, pushes it at once. A customer
@@ -358,6 +458,12 @@ impl App {
         stale: Option<&str>,
     ) -> std::result::Result<String, ZoomCallError> {
         let z = self.zoom.as_deref().ok_or(ZoomCallError::NotConfigured)?;
+        if let Some(reason) = link.reauth_needed_at.and(link.reauth_reason.clone()) {
+            return Err(ZoomCallError::NeedsReauth {
+                account: link.zoom_account_id.clone(),
+                reason,
+            });
+        }
         let owner = uuid::Uuid::now_v7().to_string();
         for _ in 0..100 {
             let Some(t) = self.store.zoom_tokens(link.id).await? else {
@@ -403,6 +509,23 @@ impl App {
                         {
                             return Ok(new.access_token);
                         }
+                    }
+                    Err(zoom::ZoomError::InvalidGrant { message }) => {
+                        // Zoom will not take this refresh token again (the app was authorized
+                        // again, or the grant revoked): say so where operators and the customer
+                        // look, instead of failing job after job behind a healthy-looking link.
+                        self.store.abandon_token_refresh(link.id, &owner).await?;
+                        if self
+                            .store
+                            .mark_link_reauth(link.id, t.generation, &message, self.now())
+                            .await?
+                        {
+                            tracing::warn!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, %message, "Zoom refused the link's refresh token: it needs the app authorized again");
+                        }
+                        return Err(ZoomCallError::NeedsReauth {
+                            account: link.zoom_account_id.clone(),
+                            reason: message,
+                        });
                     }
                     Err(e) => {
                         self.store.abandon_token_refresh(link.id, &owner).await?;

@@ -51,6 +51,28 @@ pub struct ZoomLink {
     pub not_before: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_polled_at: Option<OffsetDateTime>,
+    /// Since when Zoom refuses the link's refresh token (`invalid_grant`): nothing reaches Zoom for
+    /// this customer until the app is authorized again for the account.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub reauth_needed_at: Option<OffsetDateTime>,
+    /// What Zoom said when it refused.
+    pub reauth_reason: Option<String>,
+}
+
+/// A Marketplace install whose code was exchanged at the callback, waiting for a signed-in customer
+/// admin to confirm which customer the Zoom account is linked to. Who authorized and in which
+/// account is what Zoom's `users/me` said with the install's own token.
+#[derive(Clone, Debug)]
+pub struct PendingInstall {
+    pub zoom_account_id: String,
+    pub zoom_user_id: String,
+    pub zoom_email: String,
+    pub zoom_name: String,
+    pub zoom_account_number: String,
+    /// Sealed; `generation` is unused here.
+    pub tokens: StoredTokens,
+    pub created_at: OffsetDateTime,
+    pub valid_until: OffsetDateTime,
 }
 
 /// One line of a customer's link history, refusals included.

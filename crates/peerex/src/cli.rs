@@ -258,7 +258,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Config(ConfigCmd::Example) => {
-            print!("{}{}", config::EXAMPLE, crate::zoom_config::EXAMPLE);
+            print!(
+                "{}{}{}",
+                config::EXAMPLE,
+                crate::zoom_config::EXAMPLE,
+                web::http_config::EXAMPLE
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Command::Config(ConfigCmd::Show) => {

@@ -131,8 +131,8 @@ fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-/// Acme's admin adds the app in Zoom and allows it; then signs in to the portal: the account links
-/// and the pending order starts being pushed.
+/// Acme's admin adds the app in Zoom and allows it; then signs in to the portal and confirms the
+/// Zoom account: the account links and the pending order starts being pushed.
 async fn install(zoom: &str, base: &str) {
     let b = reqwest::Client::builder()
         .cookie_store(true)
@@ -173,7 +173,7 @@ async fn install(zoom: &str, base: &str) {
         .await
         .expect("allow");
     let r = b.get(location(&r)).send().await.expect("callback");
-    assert_eq!(location(&r), "/portal/login");
+    assert_eq!(location(&r), "/portal/install");
     let page = b
         .get(format!("{base}/portal/login"))
         .send()
@@ -193,6 +193,8 @@ async fn install(zoom: &str, base: &str) {
         .send()
         .await
         .expect("portal sign-in");
+    assert_eq!(location(&r), "/portal/install", "{}", r.text().await.unwrap_or_default());
+    let r = testkit::confirm_install(&b, base).await;
     assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
 }
 

@@ -67,6 +67,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 // After the select macros above, which it uses.
 mod onboarding;
 mod release; // issue 6
+mod sign_in;
 
 /// Rows per multi-row statement (PostgreSQL allows 65,535 bound parameters).
 const INSERT_CHUNK: usize = 1_000;

@@ -9,8 +9,8 @@ use super::{insert_events, PgStore, Result};
 use crate::rows::NumberRow;
 use domain::customer::ContractState;
 use domain::onboarding::{
-    Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens,
-    ZoomLink, ZOOM_BATCH,
+    Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PendingInstall, PushResult,
+    StoredTokens, ZoomLink, ZOOM_BATCH,
 };
 use domain::{Actor, CustomerId, Number, NumberState, OrderId};
 use sqlx::{Postgres, QueryBuilder, Transaction};
@@ -31,6 +31,8 @@ struct LinkRow {
     removed_at: Option<OffsetDateTime>,
     not_before: Option<OffsetDateTime>,
     last_polled_at: Option<OffsetDateTime>,
+    reauth_needed_at: Option<OffsetDateTime>,
+    reauth_reason: Option<String>,
 }
 
 impl LinkRow {
@@ -45,6 +47,8 @@ impl LinkRow {
             removed_at: self.removed_at,
             not_before: self.not_before,
             last_polled_at: self.last_polled_at,
+            reauth_needed_at: self.reauth_needed_at,
+            reauth_reason: self.reauth_reason,
         })
     }
 }
@@ -55,7 +59,8 @@ macro_rules! select_links {
             LinkRow,
             "SELECT id AS \"id!: Uuid\", customer_id AS \"customer_id!: Uuid\", zoom_account_id, zoom_user_id, state, \
              linked_at AS \"linked_at!: OffsetDateTime\", removed_at AS \"removed_at: OffsetDateTime\", \
-             not_before AS \"not_before: OffsetDateTime\", last_polled_at AS \"last_polled_at: OffsetDateTime\" FROM zoom_links " + $rest $(, $arg)*
+             not_before AS \"not_before: OffsetDateTime\", last_polled_at AS \"last_polled_at: OffsetDateTime\", \
+             reauth_needed_at AS \"reauth_needed_at: OffsetDateTime\", reauth_reason FROM zoom_links " + $rest $(, $arg)*
         )
     };
 }
@@ -109,6 +114,39 @@ macro_rules! select_jobs {
     };
 }
 
+struct PendingRow {
+    zoom_account_id: String,
+    zoom_user_id: String,
+    zoom_email: String,
+    zoom_name: String,
+    zoom_account_number: String,
+    access_token: String,
+    refresh_token: String,
+    token_expires_at: OffsetDateTime,
+    created_at: OffsetDateTime,
+    valid_until: OffsetDateTime,
+}
+
+impl PendingRow {
+    fn into_pending(self) -> PendingInstall {
+        PendingInstall {
+            zoom_account_id: self.zoom_account_id,
+            zoom_user_id: self.zoom_user_id,
+            zoom_email: self.zoom_email,
+            zoom_name: self.zoom_name,
+            zoom_account_number: self.zoom_account_number,
+            tokens: StoredTokens {
+                access_token: self.access_token,
+                refresh_token: self.refresh_token,
+                expires_at: self.token_expires_at,
+                generation: 0,
+            },
+            created_at: self.created_at,
+            valid_until: self.valid_until,
+        }
+    }
+}
+
 /// The payload of a push job: the numbers it carries.
 fn push_payload(numbers: &[&str]) -> String {
     let quoted: Vec<String> = numbers.iter().map(|n| format!("\"{n}\"")).collect();
@@ -118,31 +156,66 @@ fn push_payload(numbers: &[&str]) -> String {
 impl PgStore {
     // ---- pending installs ---------------------------------------------------------------------
 
-    pub async fn insert_pending_install(
-        &self,
-        id_hash: &str,
-        code: &str,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<()> {
-        sqlx::query!("DELETE FROM zoom_pending_installs WHERE expires_at <= $1", now)
+    pub async fn insert_pending_install(&self, id_hash: &str, p: &PendingInstall) -> Result<()> {
+        sqlx::query!("DELETE FROM zoom_pending_installs WHERE valid_until <= $1", p.created_at)
             .execute(&self.pool)
             .await?;
-        sqlx::query!("INSERT INTO zoom_pending_installs (id_hash, code, created_at, expires_at) VALUES ($1, $2, $3, $4)", id_hash, code, now, expires_at)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query!(
+            "INSERT INTO zoom_pending_installs (id_hash, zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, \
+             access_token, refresh_token, token_expires_at, created_at, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            id_hash,
+            p.zoom_account_id,
+            p.zoom_user_id,
+            p.zoom_email,
+            p.zoom_name,
+            p.zoom_account_number,
+            p.tokens.access_token,
+            p.tokens.refresh_token,
+            p.tokens.expires_at,
+            p.created_at,
+            p.valid_until
+        )
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 
-    /// The waiting code, once: taking it deletes it.
+    /// The install waiting under `id_hash`, if it has not expired.
+    pub async fn pending_install(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingInstall>> {
+        let row = sqlx::query_as!(
+            PendingRow,
+            "SELECT zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, access_token, refresh_token, \
+             token_expires_at, created_at, valid_until FROM zoom_pending_installs WHERE id_hash = $1 AND valid_until > $2",
+            id_hash,
+            now
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(PendingRow::into_pending))
+    }
+
+    /// The install waiting under `id_hash`, once: taking it deletes it, so one install is confirmed
+    /// at most once.
     pub async fn take_pending_install(
         &self,
         id_hash: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<String>> {
-        sqlx::query_scalar!(r#"DELETE FROM zoom_pending_installs WHERE id_hash = $1 AND expires_at > $2 RETURNING code AS "code!""#, id_hash, now)
-            .fetch_optional(&self.pool)
-            .await
+    ) -> Result<Option<PendingInstall>> {
+        let row = sqlx::query_as!(
+            PendingRow,
+            "DELETE FROM zoom_pending_installs WHERE id_hash = $1 AND valid_until > $2 \
+             RETURNING zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, access_token, refresh_token, \
+             token_expires_at, created_at, valid_until",
+            id_hash,
+            now
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(PendingRow::into_pending))
     }
 
     // ---- links --------------------------------------------------------------------------------
@@ -249,7 +322,7 @@ impl PgStore {
         .await?;
         let (link_id, kind) = match earlier {
             Some(row) => {
-                sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = $1, linked_at = $2, removed_at = NULL WHERE id = $3", zoom_user, now, row.id)
+                sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = $1, linked_at = $2, removed_at = NULL, reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $3", zoom_user, now, row.id)
                     .execute(&mut *tx)
                     .await?;
                 (row.id, "relinked")
@@ -374,6 +447,125 @@ impl PgStore {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+
+    /// New tokens for the account's live link (the app was authorized again for the same Zoom
+    /// account, which revokes the tokens Zoom gave before): stored, the need for re-authorization
+    /// cleared, and the account's waiting jobs due now, in one transaction. The link's row is locked
+    /// first, as [`PgStore::mark_link_reauth`] does, so the two never interleave. `None` without a
+    /// live link for the account.
+    pub async fn renew_link_tokens(
+        &self,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        now: OffsetDateTime,
+    ) -> Result<Option<ZoomLink>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            select_links!("WHERE zoom_account_id = $1 AND state = 'linked' FOR UPDATE", account)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let link = row.into_link()?;
+        sqlx::query!(
+            "UPDATE zoom_tokens SET access_token = $1, refresh_token = $2, expires_at = $3, generation = generation + 1, \
+             refresh_owner = NULL, refresh_lease_until = NULL, updated_at = $4 WHERE link_id = $5",
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            now,
+            link.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE zoom_links SET reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $1",
+            link.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE jobs SET run_after = $1, attempts = 0, updated_at = $1 WHERE zoom_account = $2 AND state = 'pending' AND run_after > $1",
+            now,
+            account
+        )
+        .execute(&mut *tx)
+        .await?;
+        let message = match &link.reauth_needed_at {
+            Some(_) => {
+                format!("authorized again by Zoom user {zoom_user}: Zoom accepts peerex again")
+            }
+            None => format!("authorized again by Zoom user {zoom_user}: new tokens kept"),
+        };
+        insert_link_event(&mut tx, Some(link.customer_id), account, "reauthorized", &message, now)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ZoomLink { reauth_needed_at: None, reauth_reason: None, ..link }))
+    }
+
+    /// Zoom refused the refresh token of `generation` (`invalid_grant`): the link needs the app
+    /// authorized again. Only if those tokens are still the link's (new ones may have arrived
+    /// meanwhile) and it is not marked already; true when this call marked it.
+    pub async fn mark_link_reauth(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let Some(link) = select_links!(
+            "WHERE id = $1 AND state = 'linked' AND reauth_needed_at IS NULL FOR UPDATE",
+            link_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        let current =
+            sqlx::query_scalar!("SELECT generation FROM zoom_tokens WHERE link_id = $1", link_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current != Some(generation) {
+            return Ok(false);
+        }
+        sqlx::query!(
+            "UPDATE zoom_links SET reauth_needed_at = $1, reauth_reason = $2 WHERE id = $3",
+            now,
+            reason,
+            link_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        let link = link.into_link()?;
+        let message = format!(
+            "Zoom refused the link's authorization ({reason}): the customer must add the app again"
+        );
+        insert_link_event(
+            &mut tx,
+            Some(link.customer_id),
+            &link.zoom_account_id,
+            "needs_reauth",
+            &message,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Live links Zoom no longer accepts, oldest first.
+    pub async fn links_needing_reauth(&self) -> Result<Vec<ZoomLink>> {
+        let rows = select_links!(
+            "WHERE state = 'linked' AND reauth_needed_at IS NOT NULL ORDER BY reauth_needed_at"
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(LinkRow::into_link).collect()
     }
 
     // ---- tokens -------------------------------------------------------------------------------

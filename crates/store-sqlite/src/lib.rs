@@ -84,6 +84,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 // After the select macros above, which it uses.
 mod onboarding;
 mod release; // issue 6
+mod sign_in;
 
 /// Rows per multi-row INSERT: SQLite allows 32,766 bound parameters per statement.
 const INSERT_CHUNK: usize = 1_000;

@@ -83,6 +83,7 @@ mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
 mod release; // issue 6: releases approved by the customer
+mod sign_in;
 
 impl Store {
     /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.

@@ -2,30 +2,63 @@
 
 use crate::{DbError, Result, Store};
 use domain::onboarding::{
-    Job, JobEnd, JobState, LinkEvent, LinkRefused, PushResult, StoredTokens, ZoomLink,
+    Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult, StoredTokens,
+    ZoomLink,
 };
 use domain::{Actor, CustomerId, Number, OrderId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 impl Store {
-    pub async fn insert_pending_install(
-        &self,
-        id_hash: &str,
-        code: &str,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<()> {
-        dispatch!(self.insert_pending_install(id_hash, code, now, expires_at))
+    /// Keeps an exchanged install until a customer admin confirms it, under the hash of the
+    /// browser's cookie. Expired installs are dropped on the way.
+    pub async fn insert_pending_install(&self, id_hash: &str, p: &PendingInstall) -> Result<()> {
+        dispatch!(self.insert_pending_install(id_hash, p))
     }
 
-    /// The code waiting under `id_hash`, once: taking it deletes it. Expired codes are not returned.
+    /// The install waiting under `id_hash`, unless expired.
+    pub async fn pending_install(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingInstall>> {
+        dispatch!(self.pending_install(id_hash, now))
+    }
+
+    /// The install waiting under `id_hash`, once: taking it deletes it. Expired installs are not returned.
     pub async fn take_pending_install(
         &self,
         id_hash: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<PendingInstall>> {
         dispatch!(self.take_pending_install(id_hash, now))
+    }
+
+    /// New tokens for the account's live link: kept, the need for re-authorization cleared, the
+    /// account's waiting jobs due now. `None` without a live link for the account.
+    pub async fn renew_link_tokens(
+        &self,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        now: OffsetDateTime,
+    ) -> Result<Option<ZoomLink>> {
+        dispatch!(self.renew_link_tokens(account, zoom_user, tokens, now))
+    }
+
+    /// Marks the link as needing re-authorization if its tokens are still those of `generation`.
+    pub async fn mark_link_reauth(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        dispatch!(self.mark_link_reauth(link_id, generation, reason, now))
+    }
+
+    pub async fn links_needing_reauth(&self) -> Result<Vec<ZoomLink>> {
+        dispatch!(self.links_needing_reauth())
     }
 
     /// The customer's link: the live one, else the latest removed one.

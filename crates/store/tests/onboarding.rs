@@ -4,7 +4,7 @@
 use domain::customer::{ContractState, Customer, OrderPick, OrderState};
 use domain::number::NumberAttrs;
 use domain::onboarding::{
-    JobEnd, JobKind, JobState, LinkRefused, LinkState, PushResult, StoredTokens,
+    JobEnd, JobKind, JobState, LinkRefused, LinkState, PendingInstall, PushResult, StoredTokens,
 };
 use domain::{Actor, CustomerId, Number, NumberState, OrderId, PhoneNumber};
 use std::collections::HashSet;
@@ -20,7 +20,8 @@ testkit::store_tests_on_both!(
     rate_limited_account_waits_for_not_before,
     app_removal_suspends_and_reinstall_resumes,
     two_refreshers_never_spend_one_refresh_token,
-    a_waiting_install_code_is_taken_once,
+    a_waiting_install_is_seen_then_taken_once,
+    new_tokens_renew_a_live_link_and_a_refused_refresh_marks_it_once,
     poll_records_assignment_and_reschedules,
 );
 
@@ -445,22 +446,78 @@ async fn two_refreshers_never_spend_one_refresh_token(store: Store) {
         .unwrap());
 }
 
-async fn a_waiting_install_code_is_taken_once(store: Store) {
-    store
-        .insert_pending_install("h1", "k1:code", now(), now() + Duration::minutes(5))
-        .await
-        .unwrap();
-    store
-        .insert_pending_install("h2", "k1:old", now(), now() + Duration::minutes(5))
-        .await
-        .unwrap();
-    assert_eq!(store.take_pending_install("h1", now()).await.unwrap().as_deref(), Some("k1:code"));
-    assert_eq!(store.take_pending_install("h1", now()).await.unwrap(), None);
-    assert_eq!(
-        store.take_pending_install("h2", now() + Duration::minutes(6)).await.unwrap(),
-        None,
+fn pending(account: &str, tag: &str) -> PendingInstall {
+    PendingInstall {
+        zoom_account_id: account.into(),
+        zoom_user_id: "u1".into(),
+        zoom_email: "admin@acme.example".into(),
+        zoom_name: "Acme Admin".into(),
+        zoom_account_number: "12345".into(),
+        tokens: tokens(tag),
+        created_at: now(),
+        valid_until: now() + Duration::minutes(15),
+    }
+}
+
+async fn a_waiting_install_is_seen_then_taken_once(store: Store) {
+    store.insert_pending_install("h1", &pending("acct-1", "a")).await.unwrap();
+    store.insert_pending_install("h2", &pending("acct-2", "b")).await.unwrap();
+    let seen = store.pending_install("h1", now()).await.unwrap().expect("waiting");
+    assert_eq!((seen.zoom_account_id.as_str(), seen.zoom_name.as_str()), ("acct-1", "Acme Admin"));
+    assert_eq!(seen.tokens.refresh_token, "k1:refresh-a");
+    // Looking does not take it; taking does, once, even when two take at once.
+    let (one, two) = tokio::join!(
+        store.take_pending_install("h1", now()),
+        store.take_pending_install("h1", now())
+    );
+    let taken = [one.unwrap(), two.unwrap()].into_iter().flatten().count();
+    assert_eq!(taken, 1);
+    assert!(store.pending_install("h1", now()).await.unwrap().is_none());
+    assert!(
+        store.take_pending_install("h2", now() + Duration::minutes(16)).await.unwrap().is_none(),
         "expired"
     );
+}
+
+async fn new_tokens_renew_a_live_link_and_a_refused_refresh_marks_it_once(store: Store) {
+    let (c, _) = customer_with_order(&store, "acme", 15550100000, 2).await;
+    let (link, _) = store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let generation = store.zoom_tokens(link.id).await.unwrap().unwrap().generation;
+    // Zoom refused the refresh token: marked once, and the customer's history says so.
+    assert!(store.mark_link_reauth(link.id, generation, "Invalid Token!", now()).await.unwrap());
+    assert!(!store.mark_link_reauth(link.id, generation, "again", now()).await.unwrap());
+    let marked = store.zoom_link(c).await.unwrap().unwrap();
+    assert_eq!(marked.reauth_needed_at, Some(now()));
+    assert_eq!(marked.reauth_reason.as_deref(), Some("Invalid Token!"));
+    assert_eq!(store.links_needing_reauth().await.unwrap().len(), 1);
+    // Jobs waiting for an hour become due when new tokens for the account arrive.
+    let job = store.claim_job("w", now() + Duration::minutes(2), now()).await.unwrap().unwrap();
+    let later = JobEnd::Retry { at: now() + Duration::hours(1), error: "waiting".into() };
+    store.finish_job(job.id, "w", &later, now()).await.unwrap();
+    let t1 = now() + Duration::seconds(10);
+    let renewed = store.renew_link_tokens("acct-1", "u2", &tokens("b"), t1).await.unwrap().unwrap();
+    assert_eq!((renewed.customer_id, renewed.reauth_needed_at), (c, None));
+    let stored = store.zoom_tokens(link.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.refresh_token.as_str(), stored.generation),
+        ("k1:refresh-b", generation + 1)
+    );
+    assert!(store.zoom_link(c).await.unwrap().unwrap().reauth_needed_at.is_none());
+    assert!(
+        store.claim_job("w", t1 + Duration::minutes(2), t1).await.unwrap().is_some(),
+        "due now"
+    );
+    // A refresh that failed with the old tokens cannot mark the renewed link.
+    assert!(!store.mark_link_reauth(link.id, generation, "late", t1).await.unwrap());
+    let kinds: Vec<String> =
+        store.link_events(c, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["reauthorized", "needs_reauth", "linked"]);
+    // No live link for an account: nothing to renew.
+    assert!(store.renew_link_tokens("acct-9", "u", &tokens("c"), t1).await.unwrap().is_none());
 }
 
 async fn poll_records_assignment_and_reschedules(store: Store) {

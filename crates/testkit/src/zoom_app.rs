@@ -90,9 +90,7 @@ impl ZoomApp {
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
         let state = web::WebState::new(app.clone(), ui);
-        tokio::spawn(async move {
-            axum::serve(listener, web::router(state)).await.expect("serve");
-        });
+        crate::test_app::serve(listener, state, web::listener::Limits::default());
         ZoomApp { platform: TestApp { addr, url: platform_url, app, _dir: dir }, zoom }
     }
 
@@ -113,7 +111,8 @@ fn location(r: &reqwest::Response) -> String {
 impl ZoomApp {
     /// The whole Marketplace install as a browser does it: sign in to Zoom as Acme's admin, Add →
     /// Allow, land on the platform's callback, sign in to the portal as `portal_email` (password
-    /// [`PASSWORD`]). Panics unless the account ends up linked. Returns the signed-in browser.
+    /// [`PASSWORD`]), confirm the Zoom account. Panics unless the account ends up linked. Returns
+    /// the signed-in browser.
     pub async fn link_acme(&self, portal_email: &str) -> reqwest::Client {
         let b = reqwest::Client::builder()
             .cookie_store(true)
@@ -154,7 +153,7 @@ impl ZoomApp {
             .await
             .expect("allow");
         let r = b.get(location(&r)).send().await.expect("callback");
-        assert_eq!(location(&r), "/portal/login");
+        assert_eq!(location(&r), "/portal/install");
         let page = b
             .get(format!("{}/portal/login", self.platform.url))
             .send()
@@ -170,7 +169,30 @@ impl ZoomApp {
             .send()
             .await
             .expect("portal sign-in");
+        assert_eq!(location(&r), "/portal/install", "{}", r.text().await.unwrap_or_default());
+        let r = confirm_install(&b, &self.platform.url).await;
         assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
         b
     }
+}
+
+/// A signed-in customer admin's browser, with a Zoom install waiting, confirms it on
+/// `/portal/install` as shown. Returns the confirmation's answer.
+pub async fn confirm_install(b: &reqwest::Client, platform_url: &str) -> reqwest::Response {
+    let page = b
+        .get(format!("{platform_url}/portal/install"))
+        .send()
+        .await
+        .expect("confirmation page")
+        .text()
+        .await
+        .expect("confirmation page");
+    let csrf = crate::hidden_value(&page, "csrf").unwrap_or_else(|| panic!("no form: {page}"));
+    let account =
+        crate::hidden_value(&page, "account").unwrap_or_else(|| panic!("no form: {page}"));
+    b.post(format!("{platform_url}/portal/install"))
+        .form(&[("csrf", csrf.as_str()), ("account", account.as_str())])
+        .send()
+        .await
+        .expect("confirm")
 }

@@ -167,6 +167,10 @@ pub struct Me {
     pub user_id: String,
     pub account_id: String,
     pub email: String,
+    /// The user's name as Zoom shows it (`display_name`, else first and last name); may be empty.
+    pub name: String,
+    /// The account's number as Zoom shows it to its admins; may be empty.
+    pub account_number: String,
 }
 
 /// One page of an account's peering numbers.

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use domain::auth::{Role, User};
 use domain::customer::{ContractState, Customer};
+use domain::onboarding::LinkState;
 use domain::CustomerId;
 use serde::Deserialize;
 
@@ -119,8 +120,11 @@ struct DetailPage {
     error: Option<FormError>,
     /// Names of every Zoom trunk, for the trunk selector.
     trunks: Vec<String>,
-    /// The Zoom link: state, account, since when (`None` when never linked).
+    /// The Zoom link: state (`linked`, `removed`, or `needs_reauth` for a live link Zoom no longer
+    /// accepts), account, since when (`None` when never linked).
     zoom: Option<(String, String, String)>,
+    /// What Zoom said when it refused the link's authorization.
+    reauth_reason: String,
     /// The link's history, refusals included: (when, kind, account, message).
     zoom_events: Vec<(String, String, String, String)>,
     /// What Zoom last said of the customer's numbers: (number, assigned to a user).
@@ -164,9 +168,14 @@ async fn detail_page(
         .collect();
     let chrome = Chrome::new(state, op, "customers");
     let trunks = state.app.trunks().await?.into_iter().map(|t| t.name.to_string()).collect();
-    let zoom = state.app.store.zoom_link(id).await.map_err(db)?.map(|l| {
-        let since = when(l.removed_at.unwrap_or(l.linked_at));
-        (l.state.as_str().to_owned(), l.zoom_account_id, since)
+    let link = state.app.store.zoom_link(id).await.map_err(db)?;
+    let reauth_reason = link.as_ref().and_then(|l| l.reauth_reason.clone()).unwrap_or_default();
+    let zoom = link.map(|l| match l.reauth_needed_at.filter(|_| l.state == LinkState::Linked) {
+        Some(at) => ("needs_reauth".to_owned(), l.zoom_account_id, when(at)),
+        None => {
+            let since = when(l.removed_at.unwrap_or(l.linked_at));
+            (l.state.as_str().to_owned(), l.zoom_account_id, since)
+        }
     });
     let zoom_events = state
         .app
@@ -197,6 +206,7 @@ async fn detail_page(
         error,
         trunks,
         zoom,
+        reauth_reason,
         zoom_events,
         in_zoom,
     };
