@@ -352,19 +352,19 @@ impl SqliteStore {
                 moves.push(m);
             }
         }
-        save_state_moves(&mut tx, &moves).await?;
+        let suspended = save_state_moves(&mut tx, &moves).await?.len();
         insert_link_event(
             &mut tx,
             Some(link.customer_id),
             account,
             "removed",
-            &format!("{reason}; {} numbers suspended", moves.len()),
+            &format!("{reason}; {suspended} numbers suspended"),
             now,
         )
         .await?;
         tx.commit().await?;
         let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
-        Ok(Some((link, moves.len())))
+        Ok(Some((link, suspended)))
     }
 
     /// Moves the account's `not_before` later (never earlier): every worker waits for it.
@@ -564,10 +564,10 @@ impl SqliteStore {
                 }
             }
         }
-        save_state_moves(&mut tx, &moves).await?;
+        let moved = save_state_moves(&mut tx, &moves).await?;
         let accepted: Vec<Uuid> = moves
             .iter()
-            .filter(|(n, _)| n.state == NumberState::Active)
+            .filter(|(n, _)| n.state == NumberState::Active && moved.contains(&n.id.as_uuid()))
             .map(|(n, _)| n.id.as_uuid())
             .collect();
         // Just added: Zoom lists it Unassigned until the customer assigns it.
@@ -810,8 +810,11 @@ async fn apply_in_tx(
             moves.push(m);
         }
     }
-    save_state_moves(tx, &moves).await?;
-    let mut to_push: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
+    // Jobs are cut only from the numbers this transaction moved: an order applied at the same time
+    // by another request queues the others.
+    let moved = save_state_moves(tx, &moves).await?;
+    let mut to_push: Vec<Number> =
+        moves.into_iter().map(|(n, _)| n).filter(|n| moved.contains(&n.id.as_uuid())).collect();
     if all_provisioning {
         let moved: std::collections::HashSet<_> = to_push.iter().map(|n| n.id).collect();
         let rows =
@@ -883,20 +886,29 @@ async fn enqueue_poll(
 }
 
 /// Saves moves that change only a number's state, reason and time (every onboarding transition), one
-/// UPDATE per (state, reason) and chunk instead of one per number, with their events.
+/// UPDATE per (from, to, reason) and chunk instead of one per number, with their events. Each UPDATE is
+/// a compare-and-set on the state the move starts from: a number another transaction moved first is
+/// left alone and gets no event. Returns the ids of the numbers this transaction moved.
 async fn save_state_moves(
     tx: &mut Transaction<'_, Sqlite>,
     moves: &[(Number, domain::NumberEvent)],
-) -> Result<()> {
-    let mut groups: std::collections::BTreeMap<(&str, Option<&str>, OffsetDateTime), Vec<Uuid>> =
+) -> Result<std::collections::HashSet<Uuid>> {
+    type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>, OffsetDateTime);
+    let mut groups: std::collections::BTreeMap<Group<'_>, Vec<Uuid>> =
         std::collections::BTreeMap::new();
-    for (n, _) in moves {
+    for (n, e) in moves {
         groups
-            .entry((n.state.as_str(), n.reason.as_deref(), n.updated_at))
+            .entry((
+                e.from.map(NumberState::as_str),
+                n.state.as_str(),
+                n.reason.as_deref(),
+                n.updated_at,
+            ))
             .or_default()
             .push(n.id.as_uuid());
     }
-    for ((state, reason, at), ids) in groups {
+    let mut moved = std::collections::HashSet::with_capacity(moves.len());
+    for ((from, state, reason, at), ids) in groups {
         for chunk in ids.chunks(super::INSERT_CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new("UPDATE numbers SET state = ");
             q.push_bind(state)
@@ -910,11 +922,17 @@ async fn save_state_moves(
                 sep.push_bind(*id);
             }
             q.push(")");
-            q.build().execute(&mut **tx).await?;
+            if let Some(from) = from {
+                q.push(" AND state = ").push_bind(from);
+            }
+            q.push(" RETURNING id");
+            moved.extend(q.build_query_scalar::<Uuid>().fetch_all(&mut **tx).await?);
         }
     }
-    for chunk in moves.chunks(super::INSERT_CHUNK) {
-        insert_events(tx, chunk.iter().map(|(_, e)| e)).await?;
+    let events: Vec<&domain::NumberEvent> =
+        moves.iter().map(|(_, e)| e).filter(|e| moved.contains(&e.number_id.as_uuid())).collect();
+    for chunk in events.chunks(super::INSERT_CHUNK) {
+        insert_events(tx, chunk.iter().copied()).await?;
     }
-    Ok(())
+    Ok(moved)
 }

@@ -22,6 +22,7 @@ testkit::store_tests_on_both!(
     two_refreshers_never_spend_one_refresh_token,
     a_waiting_install_code_is_taken_once,
     poll_records_assignment_and_reschedules,
+    concurrent_orders_queue_each_number_once,
 );
 
 fn now() -> OffsetDateTime {
@@ -495,4 +496,77 @@ async fn poll_records_assignment_and_reschedules(store: Store) {
     let again = store.claim_job("w", now() + Duration::minutes(10), next).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (poll.id, 1));
     assert!(store.zoom_link(c).await.unwrap().unwrap().last_polled_at.is_some());
+}
+
+/// Four clients each place one-number orders for one linked customer at once; every order applies the
+/// customer's waiting numbers. Each number is moved to `provisioning` by exactly one of them and
+/// carried by exactly one push job.
+async fn concurrent_orders_queue_each_number_once(store: Store) {
+    const CLIENTS: u64 = 4;
+    const ORDERS: u64 = 60;
+    let first = 15550100000;
+    let batch: Vec<_> = (first..first + CLIENTS * ORDERS)
+        .map(|n| {
+            Number::imported(
+                PhoneNumber::parse(&format!("+{n}")).unwrap(),
+                NumberAttrs::default(),
+                &by(),
+                now(),
+            )
+        })
+        .collect();
+    store.insert_numbers(&batch, &|_| {}).await.unwrap();
+    let c = customer(&store, "acme").await;
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..ORDERS {
+                let pick = OrderPick { count: 1, ..Default::default() };
+                store.create_order(c, &pick, &[], &by(), now()).await.unwrap().unwrap();
+                store.apply_pending_orders(c, &by(), now()).await.unwrap().unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut queued: Vec<String> = Vec::new();
+    for job in store.list_jobs(Some(JobState::Pending), 10_000).await.unwrap() {
+        if job.kind == JobKind::PushNumbers {
+            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+            queued.extend(
+                payload["numbers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned()),
+            );
+        }
+    }
+    let distinct: HashSet<&String> = queued.iter().collect();
+    let total = (CLIENTS * ORDERS) as usize;
+    assert_eq!(
+        (queued.len(), distinct.len()),
+        (total, total),
+        "every number queued once ({} pushes for {} numbers)",
+        queued.len(),
+        distinct.len()
+    );
+    for e164 in queued.iter().take(40) {
+        let n = store.get_number_by_e164(e164).await.unwrap().unwrap();
+        let to_provisioning = store
+            .number_events(n.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.to == NumberState::Provisioning)
+            .count();
+        assert_eq!(to_provisioning, 1, "{e164}: one move to provisioning in its trail");
+    }
 }
