@@ -10,7 +10,7 @@ use crate::rows::NumberRow;
 use domain::customer::ContractState;
 use domain::onboarding::{
     Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens,
-    ZoomLink, ZOOM_BATCH,
+    Unlinked, ZoomLink, ZOOM_BATCH,
 };
 use domain::{Actor, CustomerId, Number, NumberState, OrderId};
 use sqlx::{Postgres, QueryBuilder, Transaction};
@@ -107,6 +107,11 @@ macro_rules! select_jobs {
              created_at AS \"created_at!: OffsetDateTime\", updated_at AS \"updated_at!: OffsetDateTime\" FROM jobs " + $rest $(, $arg)*
         )
     };
+}
+
+/// Microseconds since the epoch (the budget's unit).
+fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
 
 /// The payload of a push job: the numbers it carries.
@@ -314,29 +319,42 @@ impl PgStore {
     /// The app was removed in Zoom: the link is marked removed, its tokens dropped, its jobs cancelled
     /// and the customer's active / release_pending numbers suspended, in one transaction. `None` when
     /// no live link has this account.
+    ///
+    /// `removed_at` is when Zoom says the app was removed: a link made after it (the app installed
+    /// again since) is left alone, so a late or re-sent `app_deauthorized` cannot undo a re-install.
     pub async fn unlink_zoom_account(
         &self,
         account: &str,
         reason: &str,
+        removed_at: OffsetDateTime,
         by: &Actor,
         now: OffsetDateTime,
-    ) -> Result<Option<(ZoomLink, usize)>> {
+    ) -> Result<Unlinked> {
         let mut tx = self.pool.begin().await?;
         let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
             .fetch_optional(&mut *tx)
             .await?
         else {
-            return Ok(None);
+            return Ok(Unlinked::NoLink);
         };
         let link = row.into_link()?;
         let db_id = link.id;
-        sqlx::query!(
-            "UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2",
+        // Compare-and-set: a concurrent removal or re-install decides first.
+        let done = sqlx::query!(
+            "UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2 AND state = 'linked' AND linked_at <= $3",
             now,
-            db_id
+            db_id,
+            removed_at
         )
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(if link.linked_at > removed_at {
+                Unlinked::Newer(link)
+            } else {
+                Unlinked::NoLink
+            });
+        }
         sqlx::query!("DELETE FROM zoom_tokens WHERE link_id = $1", db_id).execute(&mut *tx).await?;
         cancel_account_jobs(&mut tx, account, "cancelled: the app was removed in Zoom", now)
             .await?;
@@ -365,15 +383,62 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
-        Ok(Some((link, suspended)))
+        Ok(Unlinked::Removed { link, suspended })
     }
 
-    /// Moves the account's `not_before` later (never earlier): every worker waits for it.
+    /// Moves the account's `not_before` later (never earlier): no worker claims its jobs before it, and
+    /// no call already under way takes a slot of its budget before it either.
     pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query!("UPDATE zoom_links SET not_before = $1 WHERE zoom_account_id = $2 AND state = 'linked' AND (not_before IS NULL OR not_before < $3)", until, account, until)
+            .execute(&mut *tx)
+            .await?;
+        let until_us = micros(until);
+        sqlx::query!(
+            "INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, $2) ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us = GREATEST(zoom_rate_budget.next_slot_us, excluded.next_slot_us)",
+            account,
+            until_us
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Takes the next slot of the account's request budget, shared by every worker of every instance:
+    /// returns when the call may be made (microseconds since the epoch, never before `now_us`) and
+    /// moves the budget on by `gap_us`, in one statement.
+    pub async fn take_zoom_slot(&self, account: &str, now_us: i64, gap_us: i64) -> Result<i64> {
+        let next = sqlx::query_scalar!(
+            "INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, $2::bigint + $3::bigint) ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us = GREATEST(zoom_rate_budget.next_slot_us, $2::bigint) + $3::bigint RETURNING next_slot_us",
+            account,
+            now_us,
+            gap_us
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next - gap_us)
+    }
+
+    /// Remembers a webhook delivery by the digest of its verified content until `keep_until`: true the
+    /// first time, false when any instance has seen it already. Deliveries kept long enough are forgotten.
+    pub async fn remember_webhook(
+        &self,
+        digest: &str,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> Result<bool> {
+        sqlx::query!("DELETE FROM zoom_webhook_deliveries WHERE keep_until < $1", now)
             .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .await?;
+        let done = sqlx::query!(
+            "INSERT INTO zoom_webhook_deliveries (digest, seen_at, keep_until) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+            digest,
+            now,
+            keep_until
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- tokens -------------------------------------------------------------------------------
@@ -519,6 +584,39 @@ impl PgStore {
             }
         };
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends the lease `owner` holds on a running job (its heartbeat). False when the lease is gone:
+    /// the job ended, or another worker took it after the lease ran out.
+    pub async fn extend_job_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+            lease_until,
+            id,
+            owner
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hands the running jobs of `owner` back (a clean stop): pending again at once, the attempt not
+    /// counted. Returns how many.
+    pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET state = 'pending', run_after = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE lease_owner = $3 AND state = 'running'",
+            now,
+            now,
+            owner
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Zoom's answers for a push job: accepted numbers go `active`, refused ones back to `reserved`
