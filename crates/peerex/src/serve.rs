@@ -38,13 +38,19 @@ pub async fn serve(
         web::install_metrics();
         routing::start(app.store.clone(), &config.routing).await?;
     }
-    // Workers drain the outbox of changes for Zoom until the process ends.
-    let _workers = app.spawn_workers();
+    // Workers drain the outbox of changes for Zoom until the process is told to stop; then they hand
+    // the jobs they hold back at once, for another instance to take (requests in flight still finish).
+    let workers = app.spawn_workers();
     // Quarantines end and unanswered releases converge by themselves (issue 6).
     let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
     let state = web::WebState::new(app, ui);
     tracing::info!(address = %listener.local_addr()?, "peerex is serving");
-    axum::serve(listener, web::router(state)).with_graceful_shutdown(shutdown.wait()).await?;
+    let stop = async move {
+        shutdown.wait().await;
+        tracing::info!("stopping: handing jobs back");
+        workers.shutdown().await;
+    };
+    axum::serve(listener, web::router(state)).with_graceful_shutdown(stop).await?;
     tracing::info!("peerex stopped");
     Ok(())
 }
