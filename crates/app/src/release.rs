@@ -423,7 +423,8 @@ impl App {
 
     /// The periodic sweep: `aging` numbers whose quarantine is over return to `available`, numbers
     /// left `releasing` by a job that ended without an answer wait for the customer again, and lines of
-    /// numbers suspended since are closed. Returns (back in stock, converged).
+    /// numbers that left `release_pending` another way than the app's removal are closed. Returns
+    /// (back in stock, converged).
     pub async fn release_tick(&self) -> Result<(usize, usize)> {
         let by = Actor::System("release-sweep".into());
         let mut expired = 0;
@@ -435,7 +436,7 @@ impl App {
             }
         }
         let converged = self.store.converge_stuck_releases(UNFINISHED, &by, self.now()).await?;
-        // Numbers suspended by the app's removal left their release; their lines say so.
+        // Numbers that left their release another way than the app's removal: their lines say so.
         let closed = self.store.close_stale_release_lines(self.now()).await?;
         if expired > 0 || converged > 0 || closed > 0 {
             tracing::info!(expired, converged, closed, "release sweep");

@@ -12,6 +12,7 @@ use domain::onboarding::{
     Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens,
     Unlinked, ZoomLink, ZOOM_BATCH,
 };
+use domain::release::ON_HOLD_MESSAGE;
 use domain::{Actor, CustomerId, Number, NumberState, OrderId};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -370,7 +371,24 @@ impl SqliteStore {
                 moves.push(m);
             }
         }
-        let suspended = save_state_moves(&mut tx, &moves).await?.len();
+        let suspended_ids = save_state_moves(&mut tx, &moves).await?;
+        let suspended = suspended_ids.len();
+        // A release waiting for these numbers waits on: the numbers come back when the app is
+        // installed again (see `resume_releases`).
+        let held: Vec<Uuid> = suspended_ids.into_iter().collect();
+        for chunk in held.chunks(super::INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE release_numbers SET message = ");
+            q.push_bind(ON_HOLD_MESSAGE)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
         insert_link_event(
             &mut tx,
             Some(link.customer_id),
@@ -684,6 +702,7 @@ impl SqliteStore {
             q.push(")");
             q.build().execute(&mut *tx).await?;
         }
+        resume_releases(&mut tx, &moves, &accepted, by, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -956,6 +975,56 @@ async fn apply_in_tx(
         }
     }
     Ok(queued)
+}
+
+/// Numbers just accepted by Zoom that a release still waits for (they were suspended when the app
+/// was removed, and came back with its re-install) wait for the customer's approval again:
+/// `release_pending` with the release's reason, their lines waiting without the on-hold message.
+async fn resume_releases(
+    tx: &mut Transaction<'_, Sqlite>,
+    moves: &[(Number, domain::NumberEvent)],
+    accepted: &[Uuid],
+    by: &Actor,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut reasons: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
+    for chunk in accepted.chunks(super::INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT l.number_id, r.reason FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.state IN ('waiting', 'refused') AND l.number_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        reasons.extend(rows);
+    }
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    let mut again = Vec::with_capacity(reasons.len());
+    for (n, _) in moves {
+        if let Some(reason) = reasons.get(&n.id.as_uuid()) {
+            if let Ok(m) = n.clone().start_release(reason, by, now) {
+                again.push(m);
+            }
+        }
+    }
+    let waiting: Vec<Uuid> = save_state_moves(tx, &again).await?.into_iter().collect();
+    for chunk in waiting.chunks(super::INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE release_numbers SET state = 'waiting', message = NULL, updated_at = ",
+        );
+        q.push_bind(now).push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// One recurring poll job per account: queued unless one is waiting already.
