@@ -66,6 +66,7 @@ async fn world(db: Db) -> World {
         contract_state: ContractState::Active,
         created_at: now,
         zoom_trunk: None,
+        number_limit: None,
     };
     store.insert_customer(&c).await.unwrap();
     store.set_customer_trunk(c.id, Some("zoom-a")).await.unwrap();

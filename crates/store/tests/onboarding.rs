@@ -54,6 +54,7 @@ async fn customer(store: &Store, name: &str) -> CustomerId {
         contract_state: ContractState::Active,
         created_at: now(),
         zoom_trunk: None,
+        number_limit: None,
     };
     store.insert_customer(&c).await.unwrap();
     c.id
