@@ -8,11 +8,9 @@ use crate::token_keys::{KeyError, TokenKeys};
 use crate::{App, AppError, Result};
 use domain::customer::{ContractState, Order, OrderPick};
 use domain::onboarding::{
-    LinkRefused, LinkState, PendingInstall, RetryPolicy, StoredTokens, ZoomLink,
+    LinkRefused, LinkState, PendingInstall, RetryPolicy, StoredTokens, Unlinked, ZoomLink,
 };
 use domain::{Actor, CustomerId, Number};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 use zoom::webhook::{self, Event, WebhookError};
@@ -23,8 +21,6 @@ pub struct ZoomSetup {
     pub keys: TokenKeys,
     /// The Zoom app's webhook secret token (signature of `app_deauthorized`).
     pub webhook_secret: String,
-    /// The SIP trunk numbers are pushed on when the customer has none of its own.
-    pub default_trunk: String,
     /// How often each linked account's peering numbers are listed to learn `assigned`.
     pub poll_every: Duration,
     pub retry: RetryPolicy,
@@ -32,45 +28,37 @@ pub struct ZoomSetup {
     pub webhook_window: Duration,
     /// How long an exchanged install waits for a customer admin to sign in and confirm it.
     pub install_ttl: Duration,
-    /// Calls per second per Zoom account this process allows itself (Zoom's LIGHT limit by plan);
-    /// 0 for no pacing. Zoom's 429s still move the shared `not_before` on top of this.
+    /// Calls per second per Zoom account, shared by every worker of every instance on the database
+    /// (Zoom's LIGHT limit by plan); 0 for no pacing. Zoom's 429s move the account's budget and
+    /// `not_before` on top of this.
     pub requests_per_second: f64,
     /// Job workers `spawn_workers` starts.
     pub workers: usize,
-    /// How long a claimed job is its worker's; longer than a Zoom call can take (a dead worker's job
-    /// is taken again after it).
+    /// How long a claimed job is its worker's without a heartbeat: the worker renews it every third
+    /// of it while the job runs, so a job outlives any call, and a dead instance's job is taken again
+    /// this long after its last heartbeat.
     pub lease: Duration,
     /// The carrier's name, in refusals the customer reads.
     pub carrier_name: String,
     /// What pushes to Zoom did in this process (for `peerex bench push` and logs).
     pub stats: PushStats,
-    pub(crate) pacer: Pacer,
-    seen_webhooks: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 impl ZoomSetup {
-    pub fn new(
-        client: zoom::Client,
-        keys: TokenKeys,
-        webhook_secret: String,
-        default_trunk: String,
-    ) -> ZoomSetup {
+    pub fn new(client: zoom::Client, keys: TokenKeys, webhook_secret: String) -> ZoomSetup {
         ZoomSetup {
             client,
             keys,
             webhook_secret,
-            default_trunk,
             poll_every: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             webhook_window: webhook::DEFAULT_WINDOW,
             install_ttl: Duration::from_secs(15 * 60),
             requests_per_second: 20.0,
             workers: 4,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(15),
             carrier_name: "the carrier".into(),
             stats: PushStats::default(),
-            pacer: Pacer::default(),
-            seen_webhooks: Mutex::default(),
         }
     }
 }
@@ -86,30 +74,6 @@ pub struct PushStats {
     pub added: std::sync::atomic::AtomicU64,
     pub already_done: std::sync::atomic::AtomicU64,
     pub refused: std::sync::atomic::AtomicU64,
-}
-
-/// Spaces one account's calls `1/rate` apart within this process, so a burst of jobs does not earn a
-/// 429 in the first place.
-#[derive(Default)]
-pub(crate) struct Pacer {
-    next: Mutex<HashMap<String, std::time::Instant>>,
-}
-
-impl Pacer {
-    pub(crate) async fn wait(&self, account: &str, rate: f64) {
-        if rate <= 0.0 {
-            return;
-        }
-        let gap = Duration::from_secs_f64(1.0 / rate);
-        let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            let slot = next.get(account).copied().filter(|s| *s > now).unwrap_or(now);
-            next.insert(account.to_owned(), slot + gap);
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
 }
 
 /// Why the platform cannot talk to Zoom for a link right now.
@@ -129,6 +93,10 @@ pub enum ZoomCallError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Db(#[from] store::DbError),
+    /// The account's shared request budget is spent until then (by the other workers and instances,
+    /// or by Zoom's 429): the call was not made.
+    #[error("the Zoom account's request budget is used up until {}", crate::jobs::hms(*.0))]
+    Budget(OffsetDateTime),
 }
 
 /// What the OAuth callback made of an install.
@@ -421,26 +389,50 @@ impl App {
                 plain_token,
             ))));
         }
-        // A signed delivery seen within the window is a replay: act once.
-        {
-            let mut seen = z.seen_webhooks.lock().unwrap_or_else(|e| e.into_inner());
-            let window =
-                time::Duration::try_from(z.webhook_window).unwrap_or(time::Duration::minutes(5));
-            seen.retain(|_, at| *at + window * 2 > now);
-            if seen.contains_key(signature.trim()) {
-                return Ok(Err(WebhookRefused::Replayed));
-            }
-            seen.insert(signature.trim().to_owned(), now);
+        // A delivery seen within the window is a replay, whichever instance saw it and however its
+        // signature header is written: the memory is in the database, keyed on the signed content.
+        let window =
+            time::Duration::try_from(z.webhook_window).unwrap_or(time::Duration::minutes(5));
+        let sent = timestamp
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .unwrap_or(now);
+        let digest = webhook::content_digest(timestamp, body);
+        let keep_until = sent.max(now) + window + time::Duration::seconds(1);
+        if !self.store.remember_webhook(&digest, now, keep_until).await? {
+            return Ok(Err(WebhookRefused::Replayed));
         }
         match event {
             Event::AppDeauthorized { account_id, .. } => {
                 let by = Actor::System("zoom:app_deauthorized".into());
-                match self.store.unlink_zoom_account(&account_id, REMOVED_REASON, &by, now).await? {
-                    Some((link, suspended)) => {
+                // Zoom re-sends a delivery it thinks failed, signed afresh: what decides is when the
+                // app was removed, not when this copy was sent.
+                let removed_at = webhook::event_time(body).unwrap_or(sent);
+                match self
+                    .store
+                    .unlink_zoom_account_removed_at(
+                        &account_id,
+                        REMOVED_REASON,
+                        removed_at,
+                        &by,
+                        now,
+                    )
+                    .await?
+                {
+                    Unlinked::Removed { link, suspended } => {
                         tracing::info!(customer = %link.customer_id, zoom_account = %account_id, suspended, "app removed in Zoom");
                         Ok(Ok(WebhookAnswer::AppRemoved { customer: link.customer_id, suspended }))
                     }
-                    None => Ok(Err(WebhookRefused::UnknownAccount(account_id))),
+                    Unlinked::Newer(link) => {
+                        tracing::info!(customer = %link.customer_id, zoom_account = %account_id, %removed_at, linked_at = %link.linked_at, "app_deauthorized older than the current install; ignored");
+                        Ok(Ok(WebhookAnswer::Ignored(
+                            "app_deauthorized: the app was installed again after this removal"
+                                .into(),
+                        )))
+                    }
+                    Unlinked::NoLink => Ok(Err(WebhookRefused::UnknownAccount(account_id))),
                 }
             }
             Event::Other { event } => Ok(Ok(WebhookAnswer::Ignored(event))),
@@ -465,6 +457,11 @@ impl App {
             });
         }
         let owner = uuid::Uuid::now_v7().to_string();
+        // The refresh lease outlives the refresh call, whatever the configured timeout: while it is
+        // held no other worker spends the same rotating refresh token.
+        let call = z.client.timeout() + Duration::from_secs(1);
+        let lease = time::Duration::try_from(call + Duration::from_secs(30))
+            .unwrap_or(time::Duration::minutes(10));
         for _ in 0..100 {
             let Some(t) = self.store.zoom_tokens(link.id).await? else {
                 return Err(ZoomCallError::NoLink);
@@ -477,17 +474,14 @@ impl App {
             }
             if self
                 .store
-                .begin_token_refresh(
-                    link.id,
-                    t.generation,
-                    &owner,
-                    now + time::Duration::seconds(30),
-                    now,
-                )
+                .begin_token_refresh(link.id, t.generation, &owner, now + lease, now)
                 .await?
             {
                 let refresh = z.keys.open("refresh", &t.refresh_token)?;
-                match z.client.refresh(&refresh).await {
+                let answer = tokio::time::timeout(call, z.client.refresh(&refresh))
+                    .await
+                    .unwrap_or(Err(zoom::ZoomError::Timeout));
+                match answer {
                     Ok(new) => {
                         // Stored before use: once the new pair is used the old refresh token is dead.
                         let sealed = StoredTokens {
@@ -538,6 +532,35 @@ impl App {
             }
         }
         Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout))
+    }
+}
+
+impl App {
+    /// Waits for a slot of the account's request budget before a call to Zoom. The budget is in the
+    /// database, shared by every worker of every instance, so together they stay under
+    /// `requests_per_second`; a 429 from Zoom moves it on. A slot further off than a few seconds is
+    /// not waited for: `Budget` says until when (a job is retried then).
+    pub(crate) async fn zoom_slot(
+        &self,
+        z: &ZoomSetup,
+        account: &str,
+    ) -> std::result::Result<(), ZoomCallError> {
+        const LONGEST_WAIT: Duration = Duration::from_secs(5);
+        let gap_us = if z.requests_per_second > 0.0 {
+            (1_000_000.0 / z.requests_per_second).ceil() as i64
+        } else {
+            0
+        };
+        let now = self.now();
+        let now_us = i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+        let slot = self.store.take_zoom_slot(account, now_us, gap_us).await?;
+        let wait = Duration::from_micros(u64::try_from(slot - now_us).unwrap_or(0));
+        if wait > LONGEST_WAIT {
+            let until = now + time::Duration::try_from(wait).unwrap_or(time::Duration::minutes(1));
+            return Err(ZoomCallError::Budget(until));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 }
 

@@ -98,6 +98,18 @@ pub enum LinkRefused {
     ContractEnded,
 }
 
+/// What an `app_deauthorized` did to the account's link.
+#[derive(Clone, Debug)]
+pub enum Unlinked {
+    /// The live link is removed and `suspended` numbers suspended.
+    Removed { link: ZoomLink, suspended: usize },
+    /// The live link was made after the removal the event reports (the app was installed again
+    /// since): it is left alone.
+    Newer(ZoomLink),
+    /// No live link has this Zoom account.
+    NoLink,
+}
+
 /// Encrypted tokens as stored: each token is `"<key id>:<base64>"`, opaque to the store.
 #[derive(Clone, Debug)]
 pub struct StoredTokens {

@@ -38,8 +38,9 @@ pub async fn serve(
         web::install_metrics();
         routing::start(app.store.clone(), &config.routing).await?;
     }
-    // Workers drain the outbox of changes for Zoom until the process ends.
-    let _workers = app.spawn_workers();
+    // Workers drain the outbox of changes for Zoom until the process is told to stop; then they hand
+    // the jobs they hold back at once, for another instance to take (requests in flight still finish).
+    let workers = app.spawn_workers();
     // Quarantines end and unanswered releases converge by themselves (issue 6).
     let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
     let mut limits = config.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
@@ -47,7 +48,12 @@ pub async fn serve(
     limits.max_connections = fit_connections(limits.max_connections);
     let state = web::WebState::new(app, ui).with_access(access);
     tracing::info!(address = %listener.local_addr()?, max_connections = limits.max_connections, "peerex is serving");
-    web::listener::serve(listener, web::router(state), limits, shutdown.wait()).await?;
+    let stop = async move {
+        shutdown.wait().await;
+        tracing::info!("stopping: handing jobs back");
+        workers.shutdown().await;
+    };
+    web::listener::serve(listener, web::router(state), limits, stop).await?;
     tracing::info!("peerex stopped");
     Ok(())
 }

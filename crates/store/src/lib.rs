@@ -154,6 +154,16 @@ impl Store {
         dispatch!(self.get_customer(id))
     }
 
+    /// How many numbers the customer holds (every state but available and aging).
+    pub async fn numbers_held(&self, id: CustomerId) -> Result<u32> {
+        dispatch!(self.numbers_held(id))
+    }
+
+    /// Sets (or lifts, with `None`) the most numbers the customer may hold; false for an unknown id.
+    pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<bool> {
+        dispatch!(self.set_number_limit(id, limit))
+    }
+
     pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {
         dispatch!(self.set_contract_state(id, state))
     }

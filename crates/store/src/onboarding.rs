@@ -3,7 +3,7 @@
 use crate::{DbError, Result, Store};
 use domain::onboarding::{
     Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult, StoredTokens,
-    ZoomLink,
+    Unlinked, ZoomLink,
 };
 use domain::{Actor, CustomerId, Number, OrderId};
 use time::OffsetDateTime;
@@ -110,7 +110,7 @@ impl Store {
         dispatch!(self.apply_pending_orders(customer, by, now))
     }
 
-    /// The app was removed: link removed, tokens dropped, jobs cancelled, numbers suspended.
+    /// The app was removed (now): link removed, tokens dropped, jobs cancelled, numbers suspended.
     pub async fn unlink_zoom_account(
         &self,
         account: &str,
@@ -118,11 +118,45 @@ impl Store {
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<Option<(ZoomLink, usize)>> {
-        dispatch!(self.unlink_zoom_account(account, reason, by, now))
+        Ok(match self.unlink_zoom_account_removed_at(account, reason, now, by, now).await? {
+            Unlinked::Removed { link, suspended } => Some((link, suspended)),
+            Unlinked::Newer(_) | Unlinked::NoLink => None,
+        })
     }
 
+    /// The app was removed at `removed_at` (Zoom's time): as [`Store::unlink_zoom_account`], unless the
+    /// live link was made after that (a re-install), which is left alone.
+    pub async fn unlink_zoom_account_removed_at(
+        &self,
+        account: &str,
+        reason: &str,
+        removed_at: OffsetDateTime,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Unlinked> {
+        dispatch!(self.unlink_zoom_account(account, reason, removed_at, by, now))
+    }
+
+    /// Zoom's 429: no job of the account is claimed, and no call takes a slot, before `until`.
     pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
         dispatch!(self.set_not_before(account, until))
+    }
+
+    /// Takes the next slot of the account's shared request budget (see the dialects); when the call
+    /// may be made, in microseconds since the epoch.
+    pub async fn take_zoom_slot(&self, account: &str, now_us: i64, gap_us: i64) -> Result<i64> {
+        dispatch!(self.take_zoom_slot(account, now_us, gap_us))
+    }
+
+    /// Remembers a webhook delivery by the digest of its verified content: false when any instance
+    /// has seen it already.
+    pub async fn remember_webhook(
+        &self,
+        digest: &str,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> Result<bool> {
+        dispatch!(self.remember_webhook(digest, now, keep_until))
     }
 
     pub async fn zoom_tokens(&self, link_id: Uuid) -> Result<Option<StoredTokens>> {
@@ -176,6 +210,21 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool> {
         dispatch!(self.finish_job(id, owner, end, now))
+    }
+
+    /// A running job's heartbeat: false when `owner` no longer holds it.
+    pub async fn extend_job_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
+        dispatch!(self.extend_job_lease(id, owner, lease_until))
+    }
+
+    /// A clean stop: `owner`'s running jobs are pending again at once. Returns how many.
+    pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64> {
+        dispatch!(self.hand_back_job(owner, now))
     }
 
     pub async fn complete_push(

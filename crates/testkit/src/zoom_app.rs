@@ -31,13 +31,9 @@ pub fn zoom_setup(zoom_url: &str, platform_url: &str) -> ZoomSetup {
         timeout: Duration::from_secs(2),
     };
     let client = zoom::Client::new(config).expect("zoom client");
-    let mut setup = ZoomSetup::new(
-        client,
-        TokenKeys::generate("test"),
-        sim::demo::SECRET_TOKEN.into(),
-        sim::demo::SIP_TRUNK.into(),
-    );
-    setup.lease = Duration::from_secs(5);
+    let mut setup =
+        ZoomSetup::new(client, TokenKeys::generate("test"), sim::demo::SECRET_TOKEN.into());
+    setup.lease = Duration::from_secs(3);
     setup.retry = RetryPolicy {
         base: Duration::from_millis(100),
         cap: Duration::from_secs(2),
@@ -96,6 +92,22 @@ impl ZoomApp {
 
     pub fn app(&self) -> &App {
         &self.platform.app
+    }
+
+    /// Binds `customer` to the demo's Zoom trunk (created the first time): without a trunk of its own
+    /// no number of a customer is pushed to Zoom.
+    pub async fn bind_demo_trunk(&self, customer: domain::CustomerId) {
+        let app = self.app();
+        if app.trunk(sim::demo::SIP_TRUNK).await.is_err() {
+            let input = app::trunks::TrunkInput {
+                destinations: vec!["sip:sbc.zoom-test.invalid:5061;transport=tls"],
+                country_code: "1",
+                national_prefix: "1",
+                international_prefix: "011",
+            };
+            app.create_trunk(sim::demo::SIP_TRUNK, &input).await.expect("demo trunk");
+        }
+        app.set_customer_trunk(customer, Some(sim::demo::SIP_TRUNK)).await.expect("bind trunk");
     }
 
     /// Runs every job due now (pushes, polls) to the end; for deterministic tests.

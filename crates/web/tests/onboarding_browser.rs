@@ -138,6 +138,7 @@ async fn journey(db: Db) {
     let t = ZoomApp::spawn_tuned(db, |z| z.poll_every = Duration::from_secs(1)).await;
     let app = t.app();
     let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
+    t.bind_demo_trunk(acme.id).await;
     app.create_user(demo::ACME_ADMIN_EMAIL, PASSWORD, Role::CustomerAdmin, Some(acme.id))
         .await
         .unwrap();

@@ -51,6 +51,7 @@ fn location(r: &reqwest::Response) -> String {
 async fn customer(t: &ZoomApp, name: &str, admin: &str, first: u64, ordered: u32) -> CustomerId {
     let app = t.app();
     let c = app.create_customer(name, &format!("C-{name}")).await.unwrap();
+    t.bind_demo_trunk(c.id).await;
     app.create_user(admin, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
     let by = Actor::System("test".into());
     app.import_range(
@@ -399,8 +400,11 @@ async fn forged_stale_replayed_unknown_and_malformed_webhooks_change_nothing(db:
     let url = format!("{}/zoom/webhook", t.platform.url);
     let http = reqwest::Client::new();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let removed_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let deauth = |account: &str| {
-        serde_json::json!({"event": "app_deauthorized", "event_ts": now * 1000, "payload": {"account_id": account, "user_id": "u", "client_id": demo::CLIENT_ID, "deauthorization_time": "2026-01-01T00:00:00Z"}})
+        serde_json::json!({"event": "app_deauthorized", "event_ts": now * 1000, "payload": {"account_id": account, "user_id": "u", "client_id": demo::CLIENT_ID, "deauthorization_time": removed_at}})
             .to_string()
     };
     let send = |body: String, ts: i64, secret: &'static str| {

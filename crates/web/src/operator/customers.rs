@@ -22,6 +22,7 @@ pub fn router() -> Router<WebState> {
         .route("/customers", get(list).post(create))
         .route("/customers/{id}", get(detail))
         .route("/customers/{id}/contract", post(set_contract))
+        .route("/customers/{id}/number-limit", post(set_number_limit))
         .route("/customers/{id}/users", post(add_user))
 }
 
@@ -129,6 +130,8 @@ struct DetailPage {
     zoom_events: Vec<(String, String, String, String)>,
     /// What Zoom last said of the customer's numbers: (number, assigned to a user).
     in_zoom: Vec<(String, bool)>,
+    /// How many numbers the customer holds (what its number limit counts).
+    held: u32,
 }
 
 impl DetailPage {
@@ -195,7 +198,9 @@ async fn detail_page(
         .into_iter()
         .map(|(n, a, _)| (n, a.unwrap_or(false)))
         .collect();
+    let held = state.app.numbers_held(id).await?;
     let page = DetailPage {
+        held,
         carrier: chrome.carrier.clone(),
         chrome,
         created: when(c.created_at),
@@ -244,6 +249,51 @@ async fn set_contract(
     };
     state.app.set_contract_state(id, contract).await?;
     Ok(Redirect::to(&format!("/operator/customers/{id}")).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LimitForm {
+    csrf: String,
+    /// Empty for no limit.
+    number_limit: String,
+}
+
+async fn set_number_limit(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<LimitForm>,
+) -> Result<Response, PageError> {
+    let id = customer_id(&id)?;
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    state.app.customer(id).await?;
+    let raw = form.number_limit.trim().replace([',', '_', ' '], "");
+    let limit = if raw.is_empty() {
+        Ok(None)
+    } else {
+        raw.parse::<u32>().map(Some).map_err(|_| {
+            AppError::invalid(
+                "number_limit",
+                format!(
+                    "{:?} is not a whole number from 0 to {}; leave it empty for no limit",
+                    form.number_limit,
+                    domain::customer::MAX_NUMBER_LIMIT
+                ),
+            )
+        })
+    };
+    match limit {
+        Ok(limit) => match state.app.set_number_limit(id, limit).await {
+            Ok(_) => {
+                Ok(Redirect::to(&format!("/operator/customers/{id}#number-limit")).into_response())
+            }
+            Err(e) => detail_page(&state, &op, id, String::new(), Some(e.try_into()?)).await,
+        },
+        Err(e) => detail_page(&state, &op, id, String::new(), Some(e.try_into()?)).await,
+    }
 }
 
 async fn add_user(
