@@ -600,7 +600,6 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
         created_at: now,
         zoom_trunk: None,
         number_limit: None,
-        number_limit: None,
     };
     store.insert_customer(&c).await?;
     store.set_customer_trunk(c.id, Some(TRUNK)).await?;
