@@ -29,6 +29,8 @@ mod numbers;
 mod orders;
 #[path = "release.rs"]
 mod release;
+#[path = "routing_facts.rs"]
+mod routing_facts;
 #[path = "sign_in.rs"]
 mod sign_in;
 #[path = "tokens.rs"]
