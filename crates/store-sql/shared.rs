@@ -1,4 +1,4 @@
-//! The queries both dialects share, written once. Each dialect crate declares this folder as its
+//! The queries both dialects share, written once. Each dialect crate declares this file as its
 //! module `shared` (`#[path = "../../store-sql/shared.rs"]`) after defining `Db` (its sqlx
 //! database), `DialectStore` (its store, with `writer()` and `reader()` pools), `SUBSTRING_POSITION`
 //! and the `job_claim_lock!` macro. The `sqlx::query!` macros below expand in each dialect crate, so
