@@ -34,6 +34,9 @@ pub struct Config {
     /// The carrier's Zoom Marketplace app and where Zoom is (issue 5: onboarding).
     #[serde(default)]
     pub zoom: crate::zoom_config::ZoomConfig,
+    /// The main listener's limits, trusted proxies, and who may read `/metrics`.
+    #[serde(default)]
+    pub http: web::http_config::HttpConfig,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             release_quarantine_days: 90,
             routing: routing::RoutingConfig::default(),
             zoom: crate::zoom_config::ZoomConfig::default(),
+            http: web::http_config::HttpConfig::default(),
         }
     }
 }
@@ -156,6 +160,8 @@ impl Config {
             "configuration: carrier_name must not be empty"
         );
         self.zoom.setup(&self.carrier_name)?;
+        self.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        self.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(())
     }
 
@@ -194,6 +200,7 @@ impl fmt::Debug for Config {
             .field("session_hours", &self.session_hours)
             .field("release_quarantine_days", &self.release_quarantine_days)
             .field("zoom", &self.zoom)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -211,6 +218,13 @@ mod tests {
         assert_eq!(redact_url("sqlite://peerex-data/peerex.db"), "sqlite://peerex-data/peerex.db");
         let c = Config { database_url: "postgres://u:topsecret@h/d".into(), ..Config::default() };
         assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn the_http_example_is_the_defaults() {
+        let from_example: web::http_config::HttpConfig =
+            Figment::from(Toml::string(web::http_config::EXAMPLE)).extract_inner("http").unwrap();
+        assert!(from_example == web::http_config::HttpConfig::default());
     }
 
     #[test]

@@ -165,6 +165,7 @@ async fn a_large_change_reaches_every_instance_while_others_commit(db: Db) {
         contract_state: ContractState::Active,
         created_at: now,
         zoom_trunk: None,
+        number_limit: None,
     };
     store.insert_customer(&customer).await.unwrap();
     store.set_customer_trunk(customer.id, Some("zoom-a")).await.unwrap();

@@ -9,7 +9,9 @@ mod rows;
 mod trunks;
 
 use domain::auth::{ApiToken, Session, User};
-use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
+use domain::customer::{
+    check_number_limit, ContractState, Customer, Order, OrderError, OrderPick, OrderState,
+};
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
 use rows::{
@@ -37,7 +39,7 @@ macro_rules! select_numbers {
 
 macro_rules! select_customers {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
-        sqlx::query_as!(CustomerRow, "SELECT id, name, contract_ref, contract_state, created_at, zoom_trunk FROM customers " + $rest $(, $arg)*)
+        sqlx::query_as!(CustomerRow, "SELECT id, name, contract_ref, contract_state, created_at, zoom_trunk, number_limit FROM customers " + $rest $(, $arg)*)
     };
 }
 
@@ -67,6 +69,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 // After the select macros above, which it uses.
 mod onboarding;
 mod release; // issue 6
+mod sign_in;
 
 /// Rows per multi-row statement (PostgreSQL allows 65,535 bound parameters).
 const INSERT_CHUNK: usize = 1_000;
@@ -203,10 +206,27 @@ impl PgStore {
     pub async fn insert_customer(&self, c: &Customer) -> Result<()> {
         let db_id = c.id.as_uuid();
         let db_contract_state = c.contract_state.as_str();
-        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at) VALUES ($1, $2, $3, $4, $5)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at)
+        let limit = c.number_limit.map(i64::from);
+        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at, number_limit) VALUES ($1, $2, $3, $4, $5, $6)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at, limit)
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+
+    /// Sets (or, with `None`, lifts) the most numbers the customer may hold. False for an unknown id.
+    pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<bool> {
+        let db_id = id.as_uuid();
+        let limit = limit.map(i64::from);
+        let done =
+            sqlx::query!("UPDATE customers SET number_limit = $1 WHERE id = $2", limit, db_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many numbers the customer holds: what its number limit counts.
+    pub async fn numbers_held(&self, id: CustomerId) -> Result<u32> {
+        numbers_held(&self.pool, id.as_uuid()).await
     }
 
     pub async fn list_customers(&self) -> Result<Vec<Customer>> {
@@ -379,14 +399,25 @@ impl PgStore {
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
         let mut tx = self.pool.begin().await?;
         let customer_uuid = customer.as_uuid();
-        let Some(row) = select_customers!("WHERE id = $1 FOR SHARE", customer_uuid)
+        // The customer's row is locked for the whole order, so concurrent orders for one customer
+        // (on any instance) take their turn: each counts what the others reserved before it.
+        // NO KEY UPDATE, not UPDATE: rows that merely reference the customer are not held up.
+        let Some(row) = select_customers!("WHERE id = $1 FOR NO KEY UPDATE", customer_uuid)
             .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(Err(OrderError::CustomerNotFound));
         };
-        if row.into_customer()?.contract_state == ContractState::Ended {
+        let c = row.into_customer()?;
+        if c.contract_state == ContractState::Ended {
             return Ok(Err(OrderError::ContractEnded));
+        }
+        if c.number_limit.is_some() {
+            let held = numbers_held(&mut *tx, customer_uuid).await?;
+            let wanted = if explicit.is_empty() { pick.count } else { explicit.len() as u32 };
+            if let Err(e) = check_number_limit(c.number_limit, held, wanted) {
+                return Ok(Err(e));
+            }
         }
         let candidates: Vec<Number> = if explicit.is_empty() {
             let mut q = QueryBuilder::<Postgres>::new(NumberRow::SELECT);
@@ -646,4 +677,19 @@ mod copy_csv {
         opt(buf, e.reason.as_deref());
         buf.push('\n');
     }
+}
+
+/// The numbers a customer holds (every state but `available` and `aging`): what its number limit
+/// counts.
+async fn numbers_held<'e>(
+    e: impl sqlx::Executor<'e, Database = Postgres>,
+    customer: Uuid,
+) -> Result<u32> {
+    let held = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM numbers WHERE customer_id = $1 AND state NOT IN ('available', 'aging')"#,
+        customer
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(u32::try_from(held).unwrap_or(u32::MAX))
 }

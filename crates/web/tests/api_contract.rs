@@ -19,7 +19,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 23] = [
+const ROUTES: [(&str, &str, &str); 24] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -41,6 +41,11 @@ const ROUTES: [(&str, &str, &str); 23] = [
         "post",
         "/api/v1/customers/{id}/contract",
         "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/contract",
+    ),
+    (
+        "post",
+        "/api/v1/customers/{id}/number_limit",
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/number_limit",
     ),
     (
         "post",

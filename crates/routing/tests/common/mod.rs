@@ -60,6 +60,7 @@ pub async fn world_with(db: Db, tune: impl FnOnce(&mut RoutingConfig)) -> World 
         contract_state: ContractState::Active,
         created_at: now,
         zoom_trunk: None,
+        number_limit: None,
     };
     store.insert_customer(&c).await.unwrap();
     store.set_customer_trunk(c.id, Some("zoom-a")).await.unwrap();
