@@ -38,6 +38,8 @@ pub struct Request<'a> {
     /// wrong with it.
     pub problem: Option<&'static str>,
     max_forwards: Option<&'a str>,
+    /// The To header has a `tag` parameter (the request is inside a dialog).
+    pub to_tagged: bool,
 }
 
 /// Why a message was not parsed into a [`Request`].
@@ -154,7 +156,7 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
         .map_err(|_| Malformed::BadRequest("Header Not UTF-8"))?;
     let mut lines = crlf_lines(head);
     let first = lines.next().unwrap_or_default();
-    if first.starts_with("SIP/") {
+    if first.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("SIP/")) {
         return Err(Malformed::Silent); // a response: a stateless redirect server sends none upstream
     }
     let mut r = Request { body_len: msg.len() - head_end - 4, ..Default::default() };
@@ -181,10 +183,7 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
 /// line break and the whitespace after it are LWS) and bytes that are not UTF-8 replaced (the
 /// request then answered 400 `Header Not UTF-8`). The mended copy is kept in `mended`; only these
 /// rare messages pay for one.
-pub fn parse_mended<'a>(
-    msg: &'a [u8],
-    mended: &'a mut Vec<u8>,
-) -> Result<Request<'a>, Malformed> {
+pub fn parse_mended<'a>(msg: &'a [u8], mended: &'a mut Vec<u8>) -> Result<Request<'a>, Malformed> {
     let why = match parse(msg) {
         Err(Malformed::Folded) => None,
         Err(Malformed::BadRequest(why)) => Some(why),
@@ -213,7 +212,7 @@ fn unfold(msg: &mut [u8]) {
     let start = leading_crlfs(msg);
     let end = find(&msg[start..], b"\r\n\r\n").map_or(msg.len(), |e| start + e);
     let mut i = start;
-    while i + 2 < end + 2 && i + 2 < msg.len() {
+    while i < end && i + 2 < msg.len() {
         if msg[i] == b'\r' && msg[i + 1] == b'\n' && matches!(msg[i + 2], b' ' | b'\t') {
             msg[i] = b' ';
             msg[i + 1] = b' ';
@@ -239,7 +238,8 @@ impl<'a> Request<'a> {
         match (parts.next(), parts.next(), parts.next()) {
             (Some(uri), Some(version), None) if is_token(method) && !uri.is_empty() => {
                 self.uri = uri;
-                if version != "SIP/2.0" {
+                // RFC 3261 §7.1: the version is case-insensitive.
+                if !version.eq_ignore_ascii_case("SIP/2.0") {
                     if is_sip_version(version) {
                         self.other_version = true;
                     } else {
@@ -255,67 +255,75 @@ impl<'a> Request<'a> {
     }
 
     fn set(&mut self, h: Header, value: &'a str) {
-        fn single<'a>(slot: &mut Option<&'a str>, value: &'a str) -> bool {
-            slot.replace(value).is_none_or(|first| {
-                *slot = Some(first); // the first copy is the one echoed
-                false
-            })
+        /// A header RFC 3261 allows once: the first copy is kept (and echoed), a second is the
+        /// 400's reason.
+        fn once<'a>(
+            slot: &mut Option<&'a str>,
+            value: &'a str,
+            twice: &'static str,
+        ) -> Option<&'static str> {
+            match slot {
+                None => {
+                    *slot = Some(value);
+                    None
+                }
+                Some(_) => Some(twice),
+            }
         }
-        let ok = match h {
+        let problem = match h {
             Header::Via => {
                 self.vias.push(value);
-                true
+                None
             }
-            Header::From => single(&mut self.from, value) || return self.flag("Duplicate From"),
-            Header::To => single(&mut self.to, value) || return self.flag("Duplicate To"),
-            Header::CallId => {
-                single(&mut self.call_id, value) || return self.flag("Duplicate Call-ID")
-            }
-            Header::CSeq => single(&mut self.cseq, value) || return self.flag("Duplicate CSeq"),
+            Header::From => once(&mut self.from, value, "Duplicate From"),
+            Header::To => once(&mut self.to, value, "Duplicate To"),
+            Header::CallId => once(&mut self.call_id, value, "Duplicate Call-ID"),
+            Header::CSeq => once(&mut self.cseq, value, "Duplicate CSeq"),
             Header::ContentLength => match self.content_length {
-                None => {
-                    self.content_length = Some(value);
-                    true
+                Some(first) if digits(first).is_none() || digits(first) != digits(value) => {
+                    Some("Conflicting Content-Length")
                 }
-                Some(first) if digits(first).is_some() && digits(first) == digits(value) => {
-                    return self.flag("Duplicate Content-Length")
-                }
-                Some(_) => return self.flag("Conflicting Content-Length"),
+                _ => once(&mut self.content_length, value, "Duplicate Content-Length"),
             },
-            Header::ContentType => {
-                single(&mut self.content_type, value) || return self.flag("Duplicate Content-Type")
-            }
-            Header::MaxForwards => {
-                single(&mut self.max_forwards, value) || return self.flag("Duplicate Max-Forwards")
-            }
+            Header::ContentType => once(&mut self.content_type, value, "Duplicate Content-Type"),
+            Header::MaxForwards => once(&mut self.max_forwards, value, "Duplicate Max-Forwards"),
             Header::Require => {
                 self.require.push(value);
-                true
+                None
             }
             Header::Asserted => {
                 self.asserted.push(value);
-                true
+                None
             }
-            Header::PeerexTrunk => {
-                single(&mut self.peerex_trunk, value)
-                    || return self.flag("Duplicate X-Peerex-Trunk")
-            }
-            Header::Other => true,
+            Header::PeerexTrunk => once(&mut self.peerex_trunk, value, "Duplicate X-Peerex-Trunk"),
+            Header::Other => None,
         };
-        debug_assert!(ok);
+        if let Some(why) = problem {
+            self.flag(why);
+        }
     }
 
     /// What can only be judged once every header is read.
     fn check(&mut self) {
-        for (value, bad, several) in [
-            (self.from, "Bad From", "Duplicate From"),
-            (self.to, "Bad To", "Duplicate To"),
+        for (is_to, value, bad, several) in [
+            (false, self.from, "Bad From", "Duplicate From"),
+            (true, self.to, "Bad To", "Duplicate To"),
         ] {
             match value.map(name_addr) {
                 Some(None) => self.flag(bad),
-                Some(Some(n)) if n.rest.is_some() => self.flag(several),
-                _ => {}
+                Some(Some(n)) => {
+                    if n.rest.is_some() {
+                        self.flag(several);
+                    }
+                    if is_to {
+                        self.to_tagged = has_param(n.params, "tag");
+                    }
+                }
+                None => {}
             }
+        }
+        if self.max_forwards.is_some_and(|m| digits(m).is_none()) {
+            self.flag("Bad Max-Forwards");
         }
         if self.call_id.is_some_and(|c| c.is_empty() || c.contains([' ', '\t', ','])) {
             self.flag("Bad Call-ID");
@@ -353,7 +361,8 @@ impl<'a> Request<'a> {
 
 /// `SIP/x.y` with digits: a version, if not ours.
 fn is_sip_version(v: &str) -> bool {
-    v.strip_prefix("SIP/").and_then(|n| n.split_once('.')).is_some_and(|(a, b)| {
+    let number = v.get(..4).filter(|p| p.eq_ignore_ascii_case("SIP/")).map(|_| &v[4..]);
+    number.and_then(|n| n.split_once('.')).is_some_and(|(a, b)| {
         !a.is_empty() && !b.is_empty() && (a.bytes().chain(b.bytes())).all(|c| c.is_ascii_digit())
     })
 }
@@ -375,8 +384,7 @@ fn is_request_uri(uri: &str) -> bool {
     while i < r.len() {
         match r[i] {
             b'%' => {
-                if !(i + 2 < r.len() + 0
-                    && r[i + 1].is_ascii_hexdigit()
+                if !(r.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
                     && r.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
                 {
                     return false;
@@ -384,7 +392,9 @@ fn is_request_uri(uri: &str) -> bool {
                 i += 3;
                 continue;
             }
-            c if c.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]".contains(&c) => {}
+            // `#` is not the grammar's unescaped, but feature codes (`*67#`) come so from PBXs
+            // and SBCs, and nothing is ambiguous about it.
+            c if c.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]#".contains(&c) => {}
             _ => return false,
         }
         i += 1;
@@ -662,8 +672,10 @@ pub(super) fn name_addr(value: &str) -> Option<NameAddr<'_>> {
         c.lws();
         true
     } else {
-        // Tokens and LWS: a display name if '<' follows, else the start of an addr-spec.
-        while c.token().is_some() || c.lws() {}
+        // Tokens and LWS: a display name if '<' follows, else the start of an addr-spec. UTF-8
+        // is let into the tokens: SBCs send unquoted names like `José <sip:...>`, and nothing is
+        // ambiguous about them.
+        while !c.take_while(|b| is_token_char(b) || b >= 0x80).is_empty() || c.lws() {}
         c.peek() == Some(b'<')
     };
     let uri = if bracketed {
@@ -706,7 +718,10 @@ pub(super) fn name_addr(value: &str) -> Option<NameAddr<'_>> {
 
 /// Whether header parameters (as [`NameAddr::params`] gives them) include `name`.
 pub(super) fn has_param(params: &str, name: &str) -> bool {
-    params.split(';').skip(1).any(|p| trim(p.split('=').next().unwrap_or_default()).eq_ignore_ascii_case(name))
+    params
+        .split(';')
+        .skip(1)
+        .any(|p| trim(p.split('=').next().unwrap_or_default()).eq_ignore_ascii_case(name))
 }
 
 /// The top Via, read once per message: where the answer goes and what its Via says.

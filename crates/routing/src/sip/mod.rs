@@ -2,9 +2,12 @@
 //! with the customer's Zoom trunk in Contact, or 404 / 480 / 403 with `Reason` and `Warning`.
 //! Nothing is kept per call: a retransmitted INVITE gets the same bytes (the To-tag is derived from
 //! Call-ID and the Via branch), ACK is absorbed, CANCEL finds no transaction (481), OPTIONS gets
-//! 200 so SBC keep-alives work, other methods 405 with `Allow`. Responses go where the top Via
-//! says, with `received`/`rport` (RFC 3581). Anything malformed gets 400 when it can be answered at
-//! all, and silence when it cannot (no usable Via); the parser never panics (see fuzz/).
+//! 200 so SBC keep-alives work, other methods 405 (known) or 501 (unknown) with `Allow`; before
+//! that a request is checked as a UAS must (RFC 3261 §8.2: 505, 416, 420, 415). Responses go where
+//! the top Via says, with `received`/`rport` (RFC 3581). The parser reads RFC 3261's grammar
+//! (folding, compact forms, tokens) and passes RFC 4475's torture tests; anything malformed gets 400
+//! naming what is wrong when it can be answered at all, and silence when it cannot (no usable Via);
+//! it never panics (see fuzz/).
 //!
 //! By job: [`message`] reads a request, [`reply`] decides and writes the answer, `udp` and `tcp`
 //! carry them (with `mmsg` batching UDP's system calls on Linux).

@@ -2,7 +2,7 @@
 //! decision for an INVITE) and how the answer is written, byte for byte the same for a
 //! retransmission.
 
-use super::message::{has_param, parse, parse_vias_only, trim, Malformed, Request, TopVia};
+use super::message::{cseq, name_addr, parse_mended, trim, Malformed, Request, TopVia};
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction};
@@ -10,6 +10,26 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, OPTIONS";
+/// The bodies a request may carry: SDP, and SIP-I/SIP-T's multipart with ISUP (RFC 3204). None is
+/// read; another type is refused with 415 as RFC 3261 §8.2.3 requires of a UAS.
+const ACCEPT: &str = "application/sdp, multipart/mixed, multipart/alternative, application/isup";
+/// The option tags `Require` may name (RFC 3261 §8.2.2.3): those this server honours by what it
+/// never does (a redirect server sends no provisional response to make reliable, and no 2xx that
+/// would start a session timer).
+const SUPPORTED: [&str; 2] = ["100rel", "timer"];
+/// RFC 3261's methods and the extensions registered since: known, so 405 rather than 501.
+const KNOWN_METHODS: [&str; 10] = [
+    "BYE",
+    "REGISTER",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "INFO",
+    "REFER",
+    "MESSAGE",
+    "UPDATE",
+];
 
 /// FNV-1a: a stable tag from Call-ID and branch, so a retransmission gets the same To-tag.
 fn write_tag(out: &mut Vec<u8>, call_id: &str, branch: &str) {
@@ -42,10 +62,14 @@ fn phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        415 => "Unsupported Media Type",
         416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
+        505 => "Version Not Supported",
         _ => "Unknown",
     }
 }
@@ -75,7 +99,7 @@ fn respond(
     if let Some(t) = req.to {
         out.extend_from_slice(b"To: ");
         out.extend_from_slice(t.as_bytes());
-        if status > 100 && !has_param(t, "tag") {
+        if status > 100 && !req.to_tagged {
             out.extend_from_slice(b";tag=");
             write_tag(out, req.call_id.unwrap_or_default(), via.branch);
         }
@@ -99,8 +123,10 @@ fn no_extra(_: &mut Vec<u8>) {}
 
 /// Whether `answer` is a whole SIP response with a status this server sends (fuzzing and tests).
 pub fn is_expected_answer(answer: &[u8]) -> bool {
-    const SENT: [&[u8]; 10] =
-        [b"200", b"302", b"400", b"403", b"404", b"405", b"416", b"480", b"481", b"503"];
+    const SENT: [&[u8]; 14] = [
+        b"200", b"302", b"400", b"403", b"404", b"405", b"415", b"416", b"420", b"480", b"481",
+        b"501", b"503", b"505",
+    ];
     answer.starts_with(b"SIP/2.0 ")
         && answer.len() > 12
         && SENT.contains(&&answer[8..11])
@@ -127,62 +153,124 @@ pub fn handle_into(
         // (RFC 3261 §17.2.1). Half of a redirect server's traffic is ACKs of its 3xx/4xx.
         return None;
     }
-    let req = match parse(msg) {
+    // Only a message with folded lines or bytes that are not UTF-8 is copied into this.
+    let mut mended = Vec::new();
+    let req = match parse_mended(msg, &mut mended) {
         Ok(r) => r,
-        Err(Malformed::Silent) => return None,
-        Err(Malformed::BadRequest(why)) => {
-            // Answered only when a Via can be read (silence otherwise). Bytes that are not UTF-8
-            // are replaced for reading the headers to echo; a copy is made only then.
-            let lossy = String::from_utf8_lossy(msg);
-            let req = parse_vias_only(lossy.as_bytes())?;
-            let via = TopVia::read(req.vias[0]);
-            respond(out, &req, &via, src, 400, Some(why), no_extra);
-            return Some(via.reply_to(src));
-        }
+        Err(Malformed::Silent | Malformed::BadRequest(_) | Malformed::Folded) => return None,
     };
-    let via = TopVia::read(req.vias[0]);
-    let dest = via.reply_to(src);
-    if req.bad_request_line {
-        respond(out, &req, &via, src, 400, Some("Bad Request Line"), no_extra);
-        return Some(dest);
-    }
     if req.method == "ACK" {
         return None;
     }
-    if req.from.is_none() || req.to.is_none() || req.call_id.is_none() || req.cseq.is_none() {
-        respond(out, &req, &via, src, 400, Some("Missing Mandatory Header"), no_extra);
+    let via = TopVia::read(req.vias[0]);
+    let dest = via.reply_to(src);
+    if let Err(refusal) = precheck(&req) {
+        refuse(out, &req, &via, src, refusal);
         return Some(dest);
     }
-    let cseq_ok = req
-        .cseq
-        .and_then(|c| c.split_once([' ', '\t']))
-        .is_some_and(|(n, m)| n.parse::<u32>().is_ok() && trim(m) == req.method);
-    if !cseq_ok {
-        respond(out, &req, &via, src, 400, Some("Bad CSeq"), no_extra);
-        return Some(dest);
-    }
-    let bad_length = match req.content_length.map(|l| l.parse::<usize>()) {
-        Some(Ok(l)) => l > req.body_len,
-        Some(Err(_)) => true,
-        None => false,
-    };
-    if bad_length {
-        respond(out, &req, &via, src, 400, Some("Bad Content-Length"), no_extra);
-        return Some(dest);
-    }
-    let allow = |out: &mut Vec<u8>| {
-        let _ = write!(out, "Allow: {ALLOW}\r\n");
-    };
     match req.method {
         "INVITE" => invite(out, routing, &req, &via, src),
         "OPTIONS" => respond(out, &req, &via, src, 200, None, |out| {
-            allow(out);
-            out.extend_from_slice(b"Accept: application/sdp\r\n");
+            let _ = write!(out, "Allow: {ALLOW}\r\nAccept: {ACCEPT}\r\n");
         }),
-        "CANCEL" => respond(out, &req, &via, src, 481, None, no_extra),
-        _ => respond(out, &req, &via, src, 405, None, allow),
+        _ => respond(out, &req, &via, src, 481, None, no_extra), // CANCEL: no transaction here
     }
     Some(dest)
+}
+
+fn refuse(out: &mut Vec<u8>, req: &Request<'_>, via: &TopVia<'_>, src: SocketAddr, why: Refusal) {
+    match why {
+        Refusal::BadRequest(why) => respond(out, req, via, src, 400, Some(why), no_extra),
+        Refusal::Version => respond(out, req, via, src, 505, None, no_extra),
+        Refusal::Method(status) => respond(out, req, via, src, status, None, |out| {
+            let _ = write!(out, "Allow: {ALLOW}\r\n");
+        }),
+        Refusal::Scheme => respond(out, req, via, src, 416, None, no_extra),
+        Refusal::Extension => respond(out, req, via, src, 420, None, |out| {
+            out.extend_from_slice(b"Unsupported: ");
+            for (i, option) in unsupported(req).enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(option.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        }),
+        Refusal::MediaType => respond(out, req, via, src, 415, None, |out| {
+            let _ = write!(out, "Accept: {ACCEPT}\r\n");
+        }),
+    }
+}
+
+/// Why a request is refused before it is acted on.
+enum Refusal {
+    /// 400: it breaks RFC 3261's grammar or rules; the phrase says how.
+    BadRequest(&'static str),
+    /// 505: another SIP version.
+    Version,
+    /// 501 (a method nobody registered) or 405 (a method this server does not serve), with Allow.
+    Method(u16),
+    /// 416: a Request-URI scheme other than sip, sips or tel.
+    Scheme,
+    /// 420: `Require` names an option this server does not support, listed in `Unsupported`.
+    Extension,
+    /// 415: a body of a type this server does not accept, Accept saying which it does.
+    MediaType,
+}
+
+/// The checks a UAS makes before acting on a request, in RFC 3261 §8.2's order: the message (400,
+/// 505), the method (§8.2.1: 501 or 405), the Request-URI (§8.2.2.1: 416), extensions (§8.2.2.3:
+/// 420), the body (§8.2.3: 415). A CSeq naming another method is judged after the method, so an
+/// unknown method gets 501 whatever its CSeq says (RFC 4475 §3.1.2.18).
+fn precheck(req: &Request<'_>) -> Result<(), Refusal> {
+    if let Some(why) = req.problem {
+        return Err(Refusal::BadRequest(why));
+    }
+    if req.other_version {
+        return Err(Refusal::Version);
+    }
+    let method = req.method;
+    let ours = matches!(method, "INVITE" | "OPTIONS" | "CANCEL");
+    if !ours && !KNOWN_METHODS.contains(&method) {
+        return Err(Refusal::Method(501));
+    }
+    if req.cseq.and_then(cseq).is_none_or(|(_, m)| m != method) {
+        return Err(Refusal::BadRequest("Bad CSeq"));
+    }
+    if !ours {
+        return Err(Refusal::Method(405));
+    }
+    let scheme = req.uri.split_once(':').map_or("", |(s, _)| s);
+    if !["sip", "sips", "tel"].iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+        return Err(Refusal::Scheme);
+    }
+    if method == "CANCEL" {
+        return Ok(()); // Require does not apply to CANCEL (RFC 3261 §8.2.2.3), nor does a body
+    }
+    if unsupported(req).next().is_some() {
+        return Err(Refusal::Extension);
+    }
+    if req.body() > 0 {
+        let media = req.content_type.map_or("", |t| trim(t.split(';').next().unwrap_or_default()));
+        let accepted = media.is_empty()
+            || ["application/sdp", "application/isup"]
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(media))
+            || media.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
+        if !accepted {
+            return Err(Refusal::MediaType);
+        }
+    }
+    Ok(())
+}
+
+/// The options `Require` names that this server does not support, as written.
+fn unsupported<'a, 'r>(req: &'r Request<'a>) -> impl Iterator<Item = &'a str> + 'r {
+    req.require
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(trim)
+        .filter(|o| !o.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(o)))
 }
 
 fn invite(
@@ -245,6 +333,18 @@ fn header_uri(value: &str) -> &str {
     }
 }
 
+/// The URIs of P-Asserted-Identity's values, in order, over every header and comma.
+fn asserted_identities<'a>(values: &'a [&'a str]) -> impl Iterator<Item = &'a str> + 'a {
+    values.iter().flat_map(|v| {
+        let mut rest = Some(*v);
+        std::iter::from_fn(move || {
+            let n = name_addr(rest?)?;
+            rest = n.rest;
+            Some(n.uri)
+        })
+    })
+}
+
 /// An outbound call (Zoom to PSTN) that came over Zoom trunk `trunk`: allowed when the calling
 /// number (P-Asserted-Identity, else From) is an active number of the customer on that trunk. Allowed
 /// gets 302 back to the Request-URI as dialled (the proxy carries on with its own routing);
@@ -268,7 +368,13 @@ fn outbound(
         let s = routing.read();
         let rule = s.trunk(trunk).map(|t| t.numbering.clone());
         let rule = rule.as_ref().unwrap_or(&routing.numbering);
-        let from = req.asserted.or(req.from).and_then(|v| normalize(header_uri(v), rule).ok());
+        let from = if req.asserted.is_empty() {
+            req.from.and_then(|v| normalize(header_uri(v), rule).ok())
+        } else {
+            // RFC 3325 allows a SIP and a tel identity, in one header or two: the first that is a
+            // number is the caller's.
+            asserted_identities(&req.asserted).find_map(|uri| normalize(uri, rule).ok())
+        };
         let to = normalize(req.uri, rule).ok();
         s.decide(Direction::Outbound, from, to, Some(trunk))
     };

@@ -1,7 +1,7 @@
 //! TCP: connections held within the listener's bounds, messages framed by Content-Length and
 //! answered on the connection they came on.
 
-use super::message::{crlf_lines, find, header_kind, trim, Header};
+use super::message::{announced_length, find};
 use super::{handle_into, Timers, MAX_MESSAGE};
 use crate::listen::{write_watched, Gate, Limits, Watch};
 use crate::Routing;
@@ -57,21 +57,49 @@ async fn tcp_connection(
     let mut watch = Watch::new(limits);
     let tick = tokio::time::sleep(limits.header_timeout);
     tokio::pin!(tick);
+    // The first CRLF of a keep-alive ping came alone: a CRLF next completes it.
+    let mut half_ping = false;
     loop {
-        // Take every complete message buffered so far.
-        while let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]);
-            let len = crlf_lines(&head).find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                (header_kind(trim(n)) == Header::ContentLength)
-                    .then(|| trim(v).parse::<usize>().ok())
-                    .flatten()
-            });
-            let total = end + 4 + len.unwrap_or(0);
+        // Take every complete message (and keep-alive) buffered so far.
+        loop {
+            // RFC 5626 §4.4.1: CRLFCRLF is a ping, answered with a CRLF pong; a lone CRLF between
+            // messages is ignored (RFC 3261 §7.5).
+            if buf.starts_with(b"\r\n") && half_ping || buf.starts_with(b"\r\n\r\n") {
+                buf.drain(..if half_ping { 2 } else { 4 });
+                half_ping = false;
+                watch.progress = true;
+                if !write_watched(&mut stream, b"\r\n", &mut watch, &mut tick).await {
+                    return;
+                }
+                continue;
+            }
+            if buf == b"\r\n" {
+                // Ignored, but it may be the first half of a ping.
+                buf.clear();
+                half_ping = true;
+                break;
+            }
+            if buf.starts_with(b"\r\n") {
+                if buf == b"\r\n\r" {
+                    break; // the rest of a ping is still to come
+                }
+                buf.drain(..2);
+                continue;
+            }
+            if buf.is_empty() {
+                break;
+            }
+            half_ping = false;
+            let Some(end) = find(&buf, b"\r\n\r\n") else { break };
+            // Content-Length frames the stream (RFC 3261 §18.3); when it cannot be read, or two
+            // disagree, where the next message starts is lost: the message is answered (400) and
+            // the connection closed.
+            let framed = announced_length(&buf[..end]);
+            let total = end + 4 + framed.unwrap_or(0);
             if total > MAX_MESSAGE {
                 return; // a stream we cannot frame any more: close it
             }
-            if buf.len() < total {
+            if framed.is_ok() && buf.len() < total {
                 break;
             }
             let msg: Vec<u8> = buf.drain(..total).collect();
@@ -84,6 +112,9 @@ async fn tcp_connection(
                 return;
             }
             timers.record(&msg, started);
+            if framed.is_err() {
+                return;
+            }
         }
         if buf.len() > MAX_MESSAGE {
             return;

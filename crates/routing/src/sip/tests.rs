@@ -92,11 +92,42 @@ fn methods_get_their_answers() {
     );
     assert!(answer(&r, &m("OPTIONS")).unwrap().starts_with("SIP/2.0 200 OK\r\n"));
     assert!(answer(&r, &m("CANCEL")).unwrap().starts_with("SIP/2.0 481 "));
-    let bye = answer(&r, &m("BYE")).unwrap();
+    for (method, status) in [("BYE", "405"), ("REGISTER", "405"), ("FOO", "501"), ("invite", "501")]
+    {
+        let a = answer(&r, &m(method)).unwrap();
+        assert!(
+            a.starts_with(&format!("SIP/2.0 {status} "))
+                && a.contains("Allow: INVITE, ACK, CANCEL, OPTIONS\r\n"),
+            "{method}: {a}"
+        );
+    }
+    let require = |options: &str| {
+        answer(
+            &r,
+            &m("OPTIONS").replace("Max-Forwards", &format!("Require: {options}\r\nMax-Forwards")),
+        )
+        .unwrap()
+    };
+    assert!(require("100rel, timer").starts_with("SIP/2.0 200 "));
+    let a = require("100rel, gruu,x-foo");
     assert!(
-        bye.starts_with("SIP/2.0 405 ") && bye.contains("Allow: INVITE, ACK, CANCEL, OPTIONS\r\n"),
-        "{bye}"
+        a.starts_with("SIP/2.0 420 Bad Extension\r\n")
+            && a.contains("Unsupported: gruu, x-foo\r\n"),
+        "{a}"
     );
+    let typed = |t: &str| {
+        answer(
+            &r,
+            &m("OPTIONS").replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!("Content-Type: {t}\r\nContent-Length: 3\r\n\r\nv=0"),
+            ),
+        )
+        .unwrap()
+    };
+    assert!(typed("Application/SDP").starts_with("SIP/2.0 200 "));
+    assert!(typed("multipart/mixed;boundary=x").starts_with("SIP/2.0 200 "));
+    assert!(typed("text/plain").starts_with("SIP/2.0 415 "));
 }
 
 #[test]
@@ -118,12 +149,30 @@ fn malformed_requests_get_400_or_silence() {
         "responses are dropped"
     );
     for (bad, why) in [
-        (good.replace("Call-ID: a84b4c76e66710@pc33\r\n", ""), "Missing Mandatory Header"),
+        (good.replace("Call-ID: a84b4c76e66710@pc33\r\n", ""), "Missing Call-ID"),
         (good.replace("CSeq: 314159 INVITE", "CSeq: x INVITE"), "Bad CSeq"),
         (good.replace("Content-Length: 0", "Content-Length: 10"), "Bad Content-Length"),
         (
-            good.replace("INVITE sip:+15550100000@x SIP/2.0", "INVITE sip:+15550100000@x SIP/3.0"),
+            good.replace("INVITE sip:+15550100000@x SIP/2.0", "INVITE sip:+15550100000@x SIP/2"),
             "Bad Request Line",
+        ),
+        (good.replace("To:", "T\u{e9}:"), "Malformed Header"),
+        (
+            good.replace(
+                "CSeq: 314159 INVITE\r\n",
+                "CSeq: 314159 INVITE\r\nCSeq: 314160 INVITE\r\n",
+            ),
+            "Duplicate CSeq",
+        ),
+        (
+            good.replace("Content-Length: 0", "Content-Length: 0\r\nl: 1"),
+            "Conflicting Content-Length",
+        ),
+        (good.replace(";rport", ";;rport"), "Bad Via"),
+        (good.replace("Call-ID: a84b4c76e66710@pc33", "Call-ID: a, b"), "Bad Call-ID"),
+        (
+            good.replace("<sip:+15550000001@carrier.example>", "\"unterminated <sip:x@y>"),
+            "Bad From",
         ),
         (good.replace("Max-Forwards: 70", "no colon here"), "Malformed Header"),
     ] {
@@ -131,6 +180,17 @@ fn malformed_requests_get_400_or_silence() {
         assert!(a.starts_with(&format!("SIP/2.0 400 {why}\r\n")), "{why}: {a}");
     }
     assert!(answer(&r, &invite("http://x")).unwrap().starts_with("SIP/2.0 416 "));
+    assert!(
+        answer(&r, &invite("http://x").replace("INVITE", "OPTIONS"))
+            .unwrap()
+            .starts_with("SIP/2.0 416 "),
+        "every method served"
+    );
+    assert!(answer(&r, &invite("<sip:x@y>"))
+        .unwrap()
+        .starts_with("SIP/2.0 400 Bad Request-URI\r\n"));
+    let other = answer(&r, &good.replace("SIP/2.0\r\n", "SIP/3.0\r\n")).unwrap();
+    assert!(other.starts_with("SIP/2.0 505 "), "{other}");
     assert!(answer(&r, &invite("sip:alice@x")).unwrap().starts_with("SIP/2.0 404 "));
 }
 
@@ -165,11 +225,14 @@ fn replies_go_where_via_says() {
 #[test]
 fn parser_never_panics_on_the_fuzz_corpus_and_its_mutations() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/sip_message");
-    let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    assert!(seeds.len() >= 5, "fuzz seeds in {dir}");
+    let rfc = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rfc4475");
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for d in [dir, rfc] {
+        let mut files: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort(); // the same mutations on every run
+        seeds.extend(files.iter().map(|f| std::fs::read(f).unwrap()));
+    }
+    assert!(seeds.len() >= 60, "fuzz seeds in {dir} and {rfc}");
     let r = one_customer();
     let src: SocketAddr = SRC.parse().unwrap();
     let check = |msg: &[u8]| {
