@@ -2,7 +2,7 @@
 //! decision for an INVITE) and how the answer is written, byte for byte the same for a
 //! retransmission.
 
-use super::message::{cseq, name_addr, parse_mended, trim, Malformed, Request, TopVia};
+use super::message::{cseq, name_addr, parse_mended, trim, Request, TopVia};
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction};
@@ -155,10 +155,8 @@ pub fn handle_into(
     }
     // Only a message with folded lines or bytes that are not UTF-8 is copied into this.
     let mut mended = Vec::new();
-    let req = match parse_mended(msg, &mut mended) {
-        Ok(r) => r,
-        Err(Malformed::Silent | Malformed::BadRequest(_) | Malformed::Folded) => return None,
-    };
+    // Not answerable (no Via, a response, no blank line): silence.
+    let Ok(req) = parse_mended(msg, &mut mended) else { return None };
     if req.method == "ACK" {
         return None;
     }

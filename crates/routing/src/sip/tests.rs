@@ -109,6 +109,12 @@ fn methods_get_their_answers() {
         .unwrap()
     };
     assert!(require("100rel, timer").starts_with("SIP/2.0 200 "));
+    let proxy_only =
+        m("OPTIONS").replace("Max-Forwards", "Proxy-Require: x-proxy-only\r\nMax-Forwards");
+    assert!(
+        answer(&r, &proxy_only).unwrap().starts_with("SIP/2.0 200 "),
+        "Proxy-Require is for proxies (RFC 3261 §20.29)"
+    );
     let a = require("100rel, gruu,x-foo");
     assert!(
         a.starts_with("SIP/2.0 420 Bad Extension\r\n")
@@ -192,6 +198,19 @@ fn malformed_requests_get_400_or_silence() {
     let other = answer(&r, &good.replace("SIP/2.0\r\n", "SIP/3.0\r\n")).unwrap();
     assert!(other.starts_with("SIP/2.0 505 "), "{other}");
     assert!(answer(&r, &invite("sip:alice@x")).unwrap().starts_with("SIP/2.0 404 "));
+    // Liberal where nothing is ambiguous: what PBXs and SBCs send beyond the letter of the grammar.
+    for (liberal, what) in [
+        (good.replace("SIP/2.0\r\n", "sip/2.0\r\n"), "the version in lower case (RFC 3261 §7.1)"),
+        (invite("sip:*67#@x"), "an unescaped # in a feature code"),
+        (
+            good.replace("From: <", "From: Jos\u{e9} M\u{fc}ller <"),
+            "an unquoted UTF-8 display name",
+        ),
+        (good.replace("To:", "tO  :"), "a header name in any case, LWS before the colon"),
+    ] {
+        let a = answer(&r, &liberal).unwrap();
+        assert!(a.starts_with("SIP/2.0 404 "), "{what}: {a}");
+    }
 }
 
 #[test]
