@@ -1,7 +1,7 @@
 // Onboarding from the Zoom Marketplace, as the customer's admin does it, in headless Chromium, through
 // the (simulated) Zoom pages and peerex's customer portal (issue 5, steps 2-6 and 8):
 // Zoom sign-in → App Marketplace → Carrier Provider Exchange → the app → Add → Allow → peerex asks to
-// sign in → the order's numbers are pushed, the order page updating itself → in Zoom the numbers are
+// sign in → peerex names the Zoom account and the admin confirms the link → the order's numbers are pushed, the order page updating itself → in Zoom the numbers are
 // Unassigned; assign one → the portal shows it assigned → Manage → Added Apps → Remove → the portal
 // says the numbers are suspended.
 //
@@ -63,9 +63,17 @@ try {
   await page.getByLabel('E-mail').fill(portalEmail);
   await page.getByLabel('Password').fill(portalPassword);
   await page.getByRole('button', { name: 'Sign in' }).click();
+
+  // peerex names the Zoom account the install is for; nothing is linked until the admin confirms.
+  await page.waitForURL(`${peerex}/portal/install`);
+  const account = (await page.locator('#zoom-account').textContent()).trim();
+  check(account.length > 0, 'the confirmation names the Zoom account');
+  check((await page.locator('#zoom-user').textContent()).includes(zoomEmail), `the confirmation names who added the app in Zoom (${zoomEmail})`);
+  await shot('confirm');
+  await page.getByRole('button', { name: 'Link this Zoom account' }).click();
   await page.waitForURL(`${peerex}/portal`);
-  check((await page.textContent('#zoom-banner')).includes('Linked to Zoom account'), 'the portal says the Zoom account is linked');
-  step('signed in to the portal: the Zoom account is linked');
+  check((await page.textContent('#zoom-banner')).includes(`Linked to Zoom account ${account}`), 'the portal says the Zoom account is linked');
+  step(`signed in and confirmed: Zoom account ${account} is linked`);
 
   // 4-5. The order's page shows each number's progress and refreshes itself until all are pushed.
   await page.locator('a[href^="/portal/orders/"]').first().click();

@@ -8,11 +8,19 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine;
 use domain::auth::{ApiToken, Role, Scope, Session, User};
+use domain::sign_in::Admission;
 use domain::{CustomerId, UserId};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{OnceCell, Semaphore};
 
 pub const MIN_PASSWORD_LEN: usize = 10;
+/// How long a sign-in form stays valid.
+pub const LOGIN_CSRF_TTL_SECS: i64 = 3600;
 pub const TOKEN_PREFIX: &str = "pxt_";
 
 /// A new session: the cookie value (shown to the browser once) and what is stored.
@@ -40,6 +48,35 @@ fn verify_password(password: &str, hash: &str) -> bool {
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_password(&random_secret()).unwrap_or_default())
+}
+
+/// Password checks and what they share: how many may wait, how many run, the sign-in form's key.
+pub struct Hashing {
+    admitted: Arc<Semaphore>,
+    running: Semaphore,
+    attempts: AtomicU64,
+    login_csrf_key: OnceCell<String>,
+}
+
+impl Hashing {
+    pub(crate) fn new(concurrency: usize, queue: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Hashing {
+            admitted: Arc::new(Semaphore::new(concurrency + queue)),
+            running: Semaphore::new(concurrency),
+            attempts: AtomicU64::new(0),
+            login_csrf_key: OnceCell::new(),
+        }
+    }
+}
+
+fn login_csrf_tag(key: &str, issued: i64, nonce: &str) -> String {
+    // HMAC takes keys of any length, so this never fails; an empty tag is never accepted.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(format!("peerex login form|{issued}|{nonce}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
 pub fn random_secret() -> String {
@@ -119,30 +156,52 @@ impl App {
         Ok(user)
     }
 
-    /// Checks e-mail and password and opens a session. After `max_failed_logins` failures in a row the
-    /// account is locked for `lockout`, even for the right password, which stops password guessing.
-    pub async fn sign_in(&self, email: &str, password: &str) -> Result<NewSession> {
+    /// Checks e-mail and password from `source` (the client's address) and opens a session.
+    ///
+    /// Every attempt is counted under its address, its account, and the account at that address,
+    /// before the password is checked (`domain::sign_in` has the rules), so parallel guesses get
+    /// no more checks than sequential ones, and nobody elsewhere can lock the account. Unknown
+    /// e-mails are counted and checked (against a decoy hash) exactly like known ones. Password
+    /// checks run on the blocking pool, at most `hash_concurrency` at once; when too many wait,
+    /// the attempt is answered [`AppError::Busy`] at once and not counted.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Result<NewSession> {
+        let Ok(_admitted) = self.hashing.admitted.clone().try_acquire_owned() else {
+            return Err(AppError::Busy(1));
+        };
+        let email = email.trim();
+        let source = source.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let keys = domain::sign_in::keys(email, &source).map(|k| digest(&k));
+        let policy = &self.settings.sign_in;
         let now = self.now();
-        let Some(user) = self.store.user_by_email(email.trim()).await? else {
-            verify_password(password, decoy_hash());
+        self.maybe_purge_throttle(now).await;
+        match self.store.admit_sign_in(&keys, policy, now).await? {
+            Admission::Refused { until } => {
+                tracing::warn!(%source, "sign-in refused: too many failures");
+                return Err(AppError::Locked(((until - now).whole_seconds() + 59).max(60) / 60));
+            }
+            Admission::Busy { until } => {
+                return Err(AppError::Busy((until - now).whole_seconds().max(1)));
+            }
+            Admission::Check { not_before: Some(at) } => {
+                let wait = std::time::Duration::try_from(at - now).unwrap_or_default();
+                tokio::time::sleep(wait).await;
+            }
+            Admission::Check { not_before: None } => {}
+        }
+        let user = self.store.user_by_email(email).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let right = self.check_password(password, hash).await? && user.is_some();
+        self.store.settle_sign_in(&keys, right, policy, self.now()).await?;
+        let Some(user) = user.filter(|_| right) else {
+            tracing::warn!(%source, "failed sign-in");
             return Err(AppError::BadCredentials);
         };
-        if let Some(until) = user.locked_until.filter(|u| *u > now) {
-            return Err(AppError::Locked(((until - now).whole_seconds() + 59) / 60));
-        }
-        if !verify_password(password, &user.password_hash) {
-            let lock = (user.failed_logins + 1 >= self.settings.max_failed_logins)
-                .then(|| now + self.settings.lockout);
-            self.store.record_login_failure(user.id, lock).await?;
-            tracing::warn!(user = %user.email, locked = lock.is_some(), "failed sign-in");
-            return Err(match lock {
-                Some(_) => AppError::Locked(self.settings.lockout.whole_minutes()),
-                None => AppError::BadCredentials,
-            });
-        }
-        if user.failed_logins > 0 || user.locked_until.is_some() {
-            self.store.reset_login_failures(user.id).await?;
-        }
+        let now = self.now();
         let cookie = random_secret();
         let session = Session {
             id_hash: digest(&cookie),
@@ -153,6 +212,79 @@ impl App {
         };
         self.store.insert_session(&session).await?;
         Ok(NewSession { cookie, session, user })
+    }
+
+    /// Verifies `password` against `hash` (a decoy when there is no user) off the request threads,
+    /// at most `hash_concurrency` at once.
+    async fn check_password(&self, password: &str, hash: Option<String>) -> Result<bool> {
+        if password.len() > 1024 {
+            return Ok(false);
+        }
+        let _running = self.hashing.running.acquire().await.map_err(|_| AppError::Busy(1))?;
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || match hash {
+            Some(h) => verify_password(&password, &h),
+            None => {
+                verify_password(&password, decoy_hash());
+                false
+            }
+        })
+        .await
+        .map_err(|_| AppError::Busy(1))
+    }
+
+    /// Now and then (one attempt in 256), forgets counters idle for a day.
+    async fn maybe_purge_throttle(&self, now: time::OffsetDateTime) {
+        if self.hashing.attempts.fetch_add(1, Ordering::Relaxed) & 255 != 0 {
+            return;
+        }
+        if let Err(e) = self.store.purge_sign_in_throttle(now - time::Duration::days(1), now).await
+        {
+            tracing::warn!(error = %e, "cannot purge sign-in counters");
+        }
+    }
+
+    /// A token for the sign-in form, which has no session yet: the time it was made, a nonce, and
+    /// an HMAC of both under a key every instance shares. It goes into the form and a cookie; a
+    /// submission needs both to match and the HMAC to be ours, so no pair made up elsewhere passes.
+    pub async fn login_csrf_token(&self) -> Result<String> {
+        let key = self.login_csrf_key().await?;
+        let issued = self.now().unix_timestamp();
+        let nonce = random_secret();
+        let tag = login_csrf_tag(&key, issued, &nonce);
+        Ok(format!("{issued}.{nonce}.{tag}"))
+    }
+
+    /// Whether `token` is one of ours, less than an hour old.
+    pub async fn login_csrf_valid(&self, token: &str) -> Result<bool> {
+        let mut parts = token.splitn(3, '.');
+        let (Some(issued), Some(nonce), Some(tag)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(false);
+        };
+        let Ok(issued) = issued.parse::<i64>() else { return Ok(false) };
+        let age = self.now().unix_timestamp() - issued;
+        // A minute's grace the other way: another instance's clock may run a little ahead.
+        if !(-60..=LOGIN_CSRF_TTL_SECS).contains(&age) || nonce.len() > 64 {
+            return Ok(false);
+        }
+        let key = self.login_csrf_key().await?;
+        let expected = login_csrf_tag(&key, issued, nonce);
+        Ok(!tag.is_empty()
+            && expected.len() == tag.len()
+            && expected.bytes().zip(tag.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0)
+    }
+
+    async fn login_csrf_key(&self) -> Result<String> {
+        self.hashing
+            .login_csrf_key
+            .get_or_try_init(|| async {
+                Ok::<_, AppError>(
+                    self.store.server_secret("login_csrf", &random_secret(), self.now()).await?,
+                )
+            })
+            .await
+            .cloned()
     }
 
     /// The live session behind a cookie value, if any.

@@ -1,7 +1,7 @@
 //! Customers and their contracts.
 
 use crate::{conflict, App, AppError, Result};
-use domain::customer::{ContractState, Customer};
+use domain::customer::{ContractState, Customer, MAX_NUMBER_LIMIT};
 use domain::CustomerId;
 
 fn required(field: &'static str, value: &str, max: usize) -> Result<String> {
@@ -27,6 +27,7 @@ impl App {
             contract_state: ContractState::Active,
             created_at: self.now(),
             zoom_trunk: None,
+            number_limit: None,
         };
         self.store.insert_customer(&customer).await.map_err(|e| {
             conflict(e, "contract_ref", "another customer has this contract reference")
@@ -49,5 +50,28 @@ impl App {
             return Err(AppError::NotFound);
         }
         self.customer(id).await
+    }
+
+    /// Sets the most numbers the customer may hold at once (reserved, being pushed, active, waiting
+    /// for release, suspended), or lifts it with `None`. Orders beyond it are refused, naming it;
+    /// numbers the customer holds already stay when the limit is lowered below them.
+    pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<Customer> {
+        if limit.is_some_and(|l| l > MAX_NUMBER_LIMIT) {
+            return Err(AppError::invalid(
+                "number_limit",
+                format!("must be 0 to {MAX_NUMBER_LIMIT}, or empty for no limit"),
+            ));
+        }
+        if !self.store.set_number_limit(id, limit).await? {
+            return Err(AppError::NotFound);
+        }
+        let c = self.customer(id).await?;
+        tracing::info!(customer = %id, limit = ?limit, "number limit set");
+        Ok(c)
+    }
+
+    /// How many numbers the customer holds (what its number limit counts).
+    pub async fn numbers_held(&self, id: CustomerId) -> Result<u32> {
+        Ok(self.store.numbers_held(id).await?)
     }
 }

@@ -1,10 +1,14 @@
 //! The job runner: workers drain the outbox that carries number changes to Zoom.
 //!
-//! A worker claims a job with a lease and commits; calls Zoom with no transaction or lock held; then
-//! records the answer in a new transaction, only if it still holds the lease. A worker that dies
-//! leaves its lease to run out and the job is taken again; handlers are idempotent (a number Zoom
-//! already has converges). Transient failures retry with backoff and jitter ([`RetryPolicy`]); Zoom's
-//! 429 moves the account's shared `not_before` so every worker on every instance waits.
+//! A worker claims a job with a short lease and commits; calls Zoom with no transaction or lock held;
+//! then records the answer in a new transaction, only if it still holds the lease. While the job runs
+//! a heartbeat renews the lease, so a slow call never loses it; a worker that dies stops renewing and
+//! its job is taken again once the lease runs out (seconds, not minutes), and a clean stop hands its
+//! jobs back at once ([`Workers::shutdown`]). Handlers are idempotent (a number Zoom already has
+//! converges). Every call to Zoom first takes a slot of the account's request budget, shared in the
+//! database by every worker of every instance; transient failures retry with backoff and jitter
+//! ([`RetryPolicy`]); Zoom's 429 moves the account's budget and `not_before` so every worker on every
+//! instance waits.
 //!
 //! [`RetryPolicy`]: domain::onboarding::RetryPolicy
 
@@ -17,6 +21,9 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 use zoom::{Outcome, ZoomError};
 
+/// How long a job of a link Zoom no longer accepts waits before it looks again.
+const REAUTH_RECHECK: time::Duration = time::Duration::hours(1);
+
 /// How a job run ended, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRun {
@@ -25,13 +32,46 @@ pub struct JobRun {
     pub end: JobEnd,
 }
 
-/// Background workers; dropping this stops them (a job cut short is retaken when its lease ends).
+/// What an operator reads on a push job for a customer without a Zoom trunk.
+pub const NO_TRUNK: &str = "the customer has no Zoom trunk, so its numbers cannot be pushed to Zoom: bind it to one (its page in the operator portal, or `peerex customers set-trunk`), then retry this job";
+
+/// Background workers; dropping this stops them at once (a job cut short is retaken when its lease
+/// runs out); [`Workers::shutdown`] also hands their jobs back.
 pub struct Workers {
     handles: Vec<tokio::task::JoinHandle<()>>,
+    names: Vec<String>,
+    app: Option<App>,
 }
 
 impl Workers {
     pub fn stop(self) {}
+
+    /// A clean stop: the workers stop where they are (a Zoom call under way is abandoned; handlers
+    /// converge when the job runs again) and the jobs they held are handed back, pending again at
+    /// once, so another instance takes them now rather than when the lease would have run out.
+    /// Returns how many jobs were handed back.
+    pub async fn shutdown(mut self) -> u64 {
+        for h in &self.handles {
+            h.abort();
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.await;
+        }
+        let Some(app) = self.app.take() else { return 0 };
+        let mut handed = 0;
+        for name in &self.names {
+            match app.store.hand_back_job(name, app.now()).await {
+                Ok(n) => handed += n,
+                Err(e) => {
+                    tracing::warn!(worker = %name, error = %e, "cannot hand its job back; it is retaken when its lease runs out")
+                }
+            }
+        }
+        if handed > 0 {
+            tracing::info!(jobs = handed, "jobs handed back for another instance to take");
+        }
+        handed
+    }
 }
 
 impl Drop for Workers {
@@ -52,12 +92,12 @@ impl App {
     pub async fn run_one_job(&self, worker: &str) -> Result<Option<JobRun>> {
         let Some(z) = self.zoom.as_deref() else { return Ok(None) };
         let now = self.now();
-        let lease = time::Duration::try_from(z.lease).unwrap_or(time::Duration::minutes(2));
+        let lease = time::Duration::try_from(z.lease).unwrap_or(time::Duration::seconds(15));
         let Some(job) = self.store.claim_job(worker, now + lease, now).await? else {
             return Ok(None);
         };
         let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_deref().unwrap_or(""));
-        let end = async {
+        let work = async {
             let end = match job.kind {
                 JobKind::PushNumbers => self.run_push(z, &job, worker).await,
                 JobKind::PollNumbers => self.run_poll(z, &job, worker).await,
@@ -77,8 +117,15 @@ impl App {
                 }
             }
         }
-        .instrument(span)
-        .await?;
+        .instrument(span);
+        let end = tokio::select! {
+            biased;
+            end = work => end?,
+            () = self.heartbeat(z, &job, worker) => {
+                tracing::warn!(job = %job.id, "lease lost (another worker has taken the job); this run stops");
+                JobEnd::Retry { at: self.now(), error: "lease lost to another worker".into() }
+            }
+        };
         if let JobEnd::Failed { error } = &end {
             tracing::warn!(job = %job.id, %error, "job failed; an operator can retry it");
         }
@@ -98,14 +145,33 @@ impl App {
         Ok(runs)
     }
 
+    /// Renews `worker`'s lease on `job` every third of the lease until the lease is lost (the job
+    /// ended, or another worker took it); never returns while the lease is held.
+    async fn heartbeat(&self, z: &ZoomSetup, job: &Job, worker: &str) {
+        let every = (z.lease / 3).max(Duration::from_millis(50));
+        let lease = time::Duration::try_from(z.lease).unwrap_or(time::Duration::seconds(15));
+        loop {
+            tokio::time::sleep(every).await;
+            match self.store.extend_job_lease(job.id, worker, self.now() + lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "job heartbeat: database error; trying again")
+                }
+            }
+        }
+    }
+
     /// Starts the configured number of background workers (none without Zoom).
     pub fn spawn_workers(&self) -> Workers {
         let count = self.zoom.as_deref().map_or(0, |z| z.workers);
         let instance = uuid::Uuid::now_v7().simple().to_string();
-        let handles = (0..count)
-            .map(|i| {
+        let names: Vec<String> = (0..count).map(|i| format!("{}-{i}", &instance[20..])).collect();
+        let handles = names
+            .iter()
+            .map(|worker| {
                 let app = self.clone();
-                let worker = format!("{}-{i}", &instance[20..]);
+                let worker = worker.clone();
                 tokio::spawn(async move {
                     loop {
                         match app.run_one_job(&worker).await {
@@ -120,7 +186,7 @@ impl App {
                 })
             })
             .collect();
-        Workers { handles }
+        Workers { handles, names, app: Some(self.clone()) }
     }
 
     async fn record_end(
@@ -141,6 +207,11 @@ impl App {
         let now = self.now();
         Ok(match e {
             ZoomCallError::NoLink | ZoomCallError::NotConfigured => JobEnd::Done,
+            // Nothing can reach Zoom for this account until the app is authorized again; a new
+            // install of the account brings waiting jobs forward (`renew_link_tokens`).
+            e @ ZoomCallError::NeedsReauth { .. } => {
+                JobEnd::Retry { at: now + REAUTH_RECHECK, error: e.to_string() }
+            }
             ZoomCallError::Zoom(ZoomError::RateLimited { retry_after }) => {
                 let at = now
                     + time::Duration::try_from(retry_after.max(Duration::from_millis(200)))
@@ -157,6 +228,12 @@ impl App {
                 JobEnd::Retry { at, error: format!("{e}; retrying at {}", hms(at)) }
             }
             ZoomCallError::Zoom(e) => JobEnd::Failed { error: e.to_string() },
+            ZoomCallError::Budget(at) => {
+                if let Some(account) = &job.zoom_account {
+                    self.store.set_not_before(account, at).await?;
+                }
+                JobEnd::Retry { at, error: format!("Zoom's rate limit: waiting until {}", hms(at)) }
+            }
             ZoomCallError::Keys(e) => JobEnd::Failed { error: e.to_string() },
             ZoomCallError::Db(e) => return Err(e.into()),
         })
@@ -194,16 +271,21 @@ impl App {
             self.store.complete_push(job.id, worker, &[], &by, self.now()).await?;
             return Ok(None);
         }
+        // Zoom would put the numbers on whatever trunk it is told: without the customer's own there
+        // is no right one, and the operator has to choose.
         let trunk = match self.store.get_customer(link.customer_id).await? {
-            Some(c) => c.zoom_trunk.unwrap_or_else(|| z.default_trunk.clone()),
+            Some(c) => match c.zoom_trunk {
+                Some(t) => t,
+                None => return Ok(Some(JobEnd::Failed { error: NO_TRUNK.into() })),
+            },
             None => return Err(ZoomCallError::NoLink),
         };
         let mut token = self.access_token(&link, None).await?;
-        z.pacer.wait(account, z.requests_per_second).await;
+        self.zoom_slot(z, account).await?;
         let mut answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
         if let Err(ZoomError::Unauthorized { .. }) = &answer {
             token = self.access_token(&link, Some(&token)).await?;
-            z.pacer.wait(account, z.requests_per_second).await;
+            self.zoom_slot(z, account).await?;
             answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
         }
         let stats = &z.stats;
@@ -257,7 +339,7 @@ impl App {
         let mut page_token: Option<String> = None;
         let mut refreshed = false;
         loop {
-            z.pacer.wait(account, z.requests_per_second).await;
+            self.zoom_slot(z, account).await?;
             let page = match z.client.list_peering_numbers(&token, page_token.as_deref()).await {
                 Err(ZoomError::Unauthorized { .. }) if !refreshed => {
                     refreshed = true;
@@ -280,7 +362,7 @@ impl App {
     }
 }
 
-fn hms(t: OffsetDateTime) -> String {
+pub(crate) fn hms(t: OffsetDateTime) -> String {
     t.format(time::macros::format_description!("[hour]:[minute]:[second] UTC")).unwrap_or_default()
 }
 
@@ -305,11 +387,13 @@ mod tests {
         is_send(app.run_poll(z, job, "w"));
         is_send(app.failure(z, job, e));
         is_send(app.access_token(link, None));
-        is_send(app.complete_install(
+        is_send(app.confirm_install(
             domain::CustomerId::new(),
-            "code",
+            "cookie",
+            "account",
             &Actor::System("t".into()),
         ));
+        is_send(app.begin_install("code"));
     }
 
     #[test]

@@ -21,9 +21,12 @@ use store::{DbError, Store};
 pub struct Settings {
     /// How long a browser session lasts without being used again.
     pub session_ttl: time::Duration,
-    /// Failed sign-ins in a row before an account is locked for `lockout`.
-    pub max_failed_logins: i64,
-    pub lockout: time::Duration,
+    /// How many passwords may be tried, from where (`domain::sign_in`).
+    pub sign_in: domain::sign_in::SignInPolicy,
+    /// Password checks running at once (each takes a core for tens of milliseconds) ...
+    pub hash_concurrency: usize,
+    /// ... and waiting; beyond that a sign-in is answered "busy" at once.
+    pub hash_queue: usize,
     /// How long a number released from Zoom rests (`aging`) before it can be sold again.
     pub release_quarantine: time::Duration,
 }
@@ -32,8 +35,12 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             session_ttl: time::Duration::hours(12),
-            max_failed_logins: 5,
-            lockout: time::Duration::minutes(15),
+            sign_in: domain::sign_in::SignInPolicy::default(),
+            // Half the cores: the other half keeps answering everything else.
+            hash_concurrency: std::thread::available_parallelism()
+                .map_or(1, |n| n.get() / 2)
+                .max(1),
+            hash_queue: 64,
             release_quarantine: domain::release::DEFAULT_QUARANTINE,
         }
     }
@@ -46,11 +53,14 @@ pub struct App {
     pub settings: Settings,
     /// How to reach Zoom; `None` when not configured (onboarding is then refused).
     pub zoom: Option<Arc<onboarding::ZoomSetup>>,
+    /// Password checks in flight and what they share; clones share it.
+    pub hashing: Arc<auth::Hashing>,
 }
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Self { store, clock, settings, zoom: None }
+        let hashing = Arc::new(auth::Hashing::new(settings.hash_concurrency, settings.hash_queue));
+        Self { store, clock, settings, zoom: None, hashing }
     }
 
     pub fn with_zoom(mut self, zoom: onboarding::ZoomSetup) -> Self {
@@ -80,8 +90,12 @@ pub enum AppError {
     Refused(String),
     #[error("wrong e-mail or password")]
     BadCredentials,
-    #[error("too many failed sign-ins; try again after {0} minutes")]
+    /// Too many failed sign-ins from here; minutes to wait.
+    #[error("Too many failed sign-ins from here: try again in {0} minutes.")]
     Locked(i64),
+    /// Too much at once (password checks, a slowed-down account); seconds to wait.
+    #[error("Too many sign-ins at once: try again in a few seconds.")]
+    Busy(i64),
     #[error("not allowed")]
     Forbidden,
     #[error(transparent)]

@@ -6,11 +6,11 @@
 
 use crate::token_keys::{KeyError, TokenKeys};
 use crate::{App, AppError, Result};
-use domain::customer::{Order, OrderPick};
-use domain::onboarding::{LinkRefused, LinkState, RetryPolicy, StoredTokens, ZoomLink};
+use domain::customer::{ContractState, Order, OrderPick};
+use domain::onboarding::{
+    LinkRefused, LinkState, PendingInstall, RetryPolicy, StoredTokens, Unlinked, ZoomLink,
+};
 use domain::{Actor, CustomerId, Number};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 use zoom::webhook::{self, Event, WebhookError};
@@ -21,54 +21,44 @@ pub struct ZoomSetup {
     pub keys: TokenKeys,
     /// The Zoom app's webhook secret token (signature of `app_deauthorized`).
     pub webhook_secret: String,
-    /// The SIP trunk numbers are pushed on when the customer has none of its own.
-    pub default_trunk: String,
     /// How often each linked account's peering numbers are listed to learn `assigned`.
     pub poll_every: Duration,
     pub retry: RetryPolicy,
     /// How old a webhook may be.
     pub webhook_window: Duration,
-    /// How long an install code waits for the admin to sign in (Zoom's codes live 5 minutes).
-    pub code_ttl: Duration,
-    /// Calls per second per Zoom account this process allows itself (Zoom's LIGHT limit by plan);
-    /// 0 for no pacing. Zoom's 429s still move the shared `not_before` on top of this.
+    /// How long an exchanged install waits for a customer admin to sign in and confirm it.
+    pub install_ttl: Duration,
+    /// Calls per second per Zoom account, shared by every worker of every instance on the database
+    /// (Zoom's LIGHT limit by plan); 0 for no pacing. Zoom's 429s move the account's budget and
+    /// `not_before` on top of this.
     pub requests_per_second: f64,
     /// Job workers `spawn_workers` starts.
     pub workers: usize,
-    /// How long a claimed job is its worker's; longer than a Zoom call can take (a dead worker's job
-    /// is taken again after it).
+    /// How long a claimed job is its worker's without a heartbeat: the worker renews it every third
+    /// of it while the job runs, so a job outlives any call, and a dead instance's job is taken again
+    /// this long after its last heartbeat.
     pub lease: Duration,
     /// The carrier's name, in refusals the customer reads.
     pub carrier_name: String,
     /// What pushes to Zoom did in this process (for `peerex bench push` and logs).
     pub stats: PushStats,
-    pub(crate) pacer: Pacer,
-    seen_webhooks: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 impl ZoomSetup {
-    pub fn new(
-        client: zoom::Client,
-        keys: TokenKeys,
-        webhook_secret: String,
-        default_trunk: String,
-    ) -> ZoomSetup {
+    pub fn new(client: zoom::Client, keys: TokenKeys, webhook_secret: String) -> ZoomSetup {
         ZoomSetup {
             client,
             keys,
             webhook_secret,
-            default_trunk,
             poll_every: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             webhook_window: webhook::DEFAULT_WINDOW,
-            code_ttl: Duration::from_secs(300),
+            install_ttl: Duration::from_secs(15 * 60),
             requests_per_second: 20.0,
             workers: 4,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(15),
             carrier_name: "the carrier".into(),
             stats: PushStats::default(),
-            pacer: Pacer::default(),
-            seen_webhooks: Mutex::default(),
         }
     }
 }
@@ -86,30 +76,6 @@ pub struct PushStats {
     pub refused: std::sync::atomic::AtomicU64,
 }
 
-/// Spaces one account's calls `1/rate` apart within this process, so a burst of jobs does not earn a
-/// 429 in the first place.
-#[derive(Default)]
-pub(crate) struct Pacer {
-    next: Mutex<HashMap<String, std::time::Instant>>,
-}
-
-impl Pacer {
-    pub(crate) async fn wait(&self, account: &str, rate: f64) {
-        if rate <= 0.0 {
-            return;
-        }
-        let gap = Duration::from_secs_f64(1.0 / rate);
-        let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            let slot = next.get(account).copied().filter(|s| *s > now).unwrap_or(now);
-            next.insert(account.to_owned(), slot + gap);
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-}
-
 /// Why the platform cannot talk to Zoom for a link right now.
 #[derive(Debug, thiserror::Error)]
 pub enum ZoomCallError {
@@ -117,12 +83,40 @@ pub enum ZoomCallError {
     NotConfigured,
     #[error("the customer's Zoom link is gone")]
     NoLink,
+    /// Zoom refused the link's refresh token (`invalid_grant`): nothing reaches Zoom for this
+    /// account until the app is authorized again (a new install of the same account renews it).
+    #[error("Zoom no longer accepts the authorization of Zoom account {account} ({reason}): the customer must add the app again in Zoom")]
+    NeedsReauth { account: String, reason: String },
     #[error(transparent)]
     Zoom(#[from] zoom::ZoomError),
     #[error(transparent)]
     Keys(#[from] KeyError),
     #[error(transparent)]
     Db(#[from] store::DbError),
+    /// The account's shared request budget is spent until then (by the other workers and instances,
+    /// or by Zoom's 429): the call was not made.
+    #[error("the Zoom account's request budget is used up until {}", crate::jobs::hms(*.0))]
+    Budget(OffsetDateTime),
+}
+
+/// What the OAuth callback made of an install.
+pub struct InstallStarted {
+    /// The value of the browser's install cookie, which finds the waiting install again.
+    pub cookie: String,
+    /// The account's live link, whose tokens were renewed, when it has one already.
+    pub renewed: Option<ZoomLink>,
+    pub pending: PendingInstall,
+}
+
+/// What confirming a waiting install would do for a customer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InstallCheck {
+    /// Ask the admin to confirm the link.
+    Confirm,
+    /// The account is this customer's link already (its tokens were renewed): nothing to ask.
+    AlreadyLinked,
+    /// Refused, with what to tell the admin; recorded for operators.
+    Refused(String),
 }
 
 /// What a webhook did.
@@ -158,50 +152,21 @@ impl App {
             .ok_or_else(|| AppError::Refused("Zoom is not configured on this platform".into()))
     }
 
-    /// Keeps a Marketplace install's code server-side while the admin signs in. Returns the cookie
-    /// value that finds it again; the code itself is sealed in the database and never in a URL.
-    pub async fn stash_install_code(&self, code: &str) -> Result<String> {
+    /// The first half of a Marketplace install, at the OAuth callback: the code is exchanged and
+    /// `users/me` says which Zoom account authorized. Nothing is linked: the install waits, sealed in
+    /// the database under a cookie of the browser that opened the callback, for a signed-in
+    /// customer admin to confirm it ([`App::confirm_install`]) — a code in a URL proves nothing
+    /// about who opened it.
+    ///
+    /// When the account is already linked to a customer, its new tokens replace that link's at
+    /// once: Zoom revoked the old ones when it authorized the app again, and these belong to the
+    /// same account. (`renewed` says so; whoever confirms later is checked as usual.)
+    pub async fn begin_install(&self, code: &str) -> Result<InstallStarted> {
         let z = self.zoom()?;
         let code = code.trim();
         if code.is_empty() || code.len() > 2048 {
             return Err(AppError::invalid("code", "is missing or too long"));
         }
-        let cookie = crate::auth::random_secret();
-        let now = self.now();
-        let ttl = time::Duration::try_from(z.code_ttl).unwrap_or(time::Duration::minutes(5));
-        self.store
-            .insert_pending_install(
-                &crate::auth::digest(&cookie),
-                &z.keys.seal("code", code),
-                now,
-                now + ttl,
-            )
-            .await?;
-        Ok(cookie)
-    }
-
-    /// The code stashed under `cookie`, once.
-    pub async fn take_install_code(&self, cookie: &str) -> Result<Option<String>> {
-        let z = self.zoom()?;
-        if cookie.is_empty() || cookie.len() > 128 {
-            return Ok(None);
-        }
-        match self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await? {
-            Some(sealed) => Ok(z.keys.open("code", &sealed).ok()),
-            None => Ok(None),
-        }
-    }
-
-    /// Completes a Marketplace install for a signed-in customer admin: exchanges the code, learns the
-    /// Zoom account from `users/me`, links it and applies the customer's waiting numbers. A refusal
-    /// (account or customer linked elsewhere) changes nothing and is recorded for operators.
-    pub async fn complete_install(
-        &self,
-        customer: CustomerId,
-        code: &str,
-        by: &Actor,
-    ) -> Result<(ZoomLink, usize)> {
-        let z = self.zoom()?;
         let tokens = z
             .client
             .exchange_code(code, None)
@@ -212,17 +177,111 @@ impl App {
             .me(&tokens.access_token)
             .await
             .map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
-        let stored = StoredTokens {
+        let sealed = StoredTokens {
             access_token: z.keys.seal("access", &tokens.access_token),
             refresh_token: z.keys.seal("refresh", &tokens.refresh_token),
             expires_at: tokens.expires_at,
             generation: 0,
         };
+        let now = self.now();
+        let renewed =
+            self.store.renew_link_tokens(&me.account_id, &me.user_id, &sealed, now).await?;
+        if let Some(link) = &renewed {
+            tracing::info!(customer = %link.customer_id, zoom_account = %me.account_id, "app authorized again: the link's tokens renewed");
+        }
+        let ttl = time::Duration::try_from(z.install_ttl).unwrap_or(time::Duration::minutes(15));
+        let pending = PendingInstall {
+            zoom_account_id: me.account_id,
+            zoom_user_id: me.user_id,
+            zoom_email: me.email,
+            zoom_name: me.name,
+            zoom_account_number: me.account_number,
+            tokens: sealed,
+            created_at: now,
+            valid_until: now + ttl,
+        };
+        let cookie = crate::auth::random_secret();
+        self.store.insert_pending_install(&crate::auth::digest(&cookie), &pending).await?;
+        Ok(InstallStarted { cookie, renewed, pending })
+    }
+
+    /// The install waiting for the browser holding `cookie`, if any (and not expired).
+    pub async fn pending_install(&self, cookie: &str) -> Result<Option<PendingInstall>> {
+        if cookie.is_empty() || cookie.len() > 128 {
+            return Ok(None);
+        }
+        Ok(self.store.pending_install(&crate::auth::digest(cookie), self.now()).await?)
+    }
+
+    /// What confirming `pending` would do for `customer`, before asking: link it, nothing (it is
+    /// the customer's link already, renewed at the callback), or a refusal. Refusals and the
+    /// already-linked case end the install; refusals are recorded for operators.
+    pub async fn check_install(
+        &self,
+        customer: CustomerId,
+        cookie: &str,
+        pending: &PendingInstall,
+    ) -> Result<InstallCheck> {
+        let carrier = self.zoom()?.carrier_name.clone();
+        let account = &pending.zoom_account_id;
+        let refused = match self.store.live_link_by_account(account).await? {
+            Some(l) if l.customer_id == customer => {
+                self.cancel_install(cookie).await?;
+                return Ok(InstallCheck::AlreadyLinked);
+            }
+            Some(_) => Some(LinkRefused::AccountTaken { carrier }),
+            None => match self.store.zoom_link(customer).await? {
+                Some(l) if l.state == LinkState::Linked => {
+                    Some(LinkRefused::CustomerLinkedElsewhere(l.zoom_account_id))
+                }
+                _ if self.customer(customer).await?.contract_state != ContractState::Active => {
+                    Some(LinkRefused::ContractEnded)
+                }
+                _ => None,
+            },
+        };
+        match refused {
+            None => Ok(InstallCheck::Confirm),
+            Some(r) => {
+                tracing::warn!(customer = %customer, zoom_account = %account, reason = %r, "Zoom link refused");
+                self.store
+                    .record_link_refusal(Some(customer), account, &r.to_string(), self.now())
+                    .await?;
+                self.cancel_install(cookie).await?;
+                Ok(InstallCheck::Refused(r.to_string()))
+            }
+        }
+    }
+
+    /// The customer admin confirmed linking the Zoom account `account` (as the confirmation page
+    /// named it) to `customer`: the install waiting under `cookie` is taken (once) and linked, and
+    /// the customer's waiting numbers are queued for Zoom. A refusal (either side linked elsewhere,
+    /// an account other than the one confirmed) changes nothing and is recorded for operators.
+    pub async fn confirm_install(
+        &self,
+        customer: CustomerId,
+        cookie: &str,
+        account: &str,
+        by: &Actor,
+    ) -> Result<(ZoomLink, usize)> {
+        let z = self.zoom()?;
+        let taken = if cookie.is_empty() || cookie.len() > 128 {
+            None
+        } else {
+            self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await?
+        };
+        let Some(p) = taken else {
+            return Err(AppError::Refused("No Zoom install is waiting for this browser (it was confirmed already, or waited too long). Add the app again from the Zoom App Marketplace.".into()));
+        };
+        if p.zoom_account_id != account {
+            return Err(AppError::Refused(format!("The Zoom install waiting here is for Zoom account {}, not the one you confirmed; nothing was linked. Add the app again from the Zoom App Marketplace.", p.zoom_account_id)));
+        }
         let carrier = z.carrier_name.clone();
         let now = self.now();
+        let stored = StoredTokens { generation: 0, ..p.tokens };
         match self
             .store
-            .link_zoom_account(customer, &me.account_id, &me.user_id, &stored, &carrier, by, now)
+            .link_zoom_account(customer, account, &p.zoom_user_id, &stored, &carrier, by, now)
             .await
         {
             Ok(Ok(done)) => {
@@ -231,13 +290,13 @@ impl App {
                     + time::Duration::try_from(z.poll_every.min(Duration::from_secs(60)))
                         .unwrap_or(time::Duration::minutes(1));
                 self.store.poll_now(customer, first).await?;
-                tracing::info!(customer = %customer, zoom_account = %me.account_id, queued = done.1, "Zoom account linked");
+                tracing::info!(customer = %customer, zoom_account = %account, queued = done.1, by = %by, "Zoom account linked");
                 Ok(done)
             }
             Ok(Err(refused)) => {
-                tracing::warn!(customer = %customer, zoom_account = %me.account_id, reason = %refused, "Zoom link refused");
+                tracing::warn!(customer = %customer, zoom_account = %account, reason = %refused, "Zoom link refused");
                 self.store
-                    .record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now)
+                    .record_link_refusal(Some(customer), account, &refused.to_string(), now)
                     .await?;
                 Err(AppError::Refused(refused.to_string()))
             }
@@ -247,12 +306,21 @@ impl App {
             {
                 let refused = LinkRefused::AccountTaken { carrier };
                 self.store
-                    .record_link_refusal(Some(customer), &me.account_id, &refused.to_string(), now)
+                    .record_link_refusal(Some(customer), account, &refused.to_string(), now)
                     .await?;
                 Err(AppError::Refused(refused.to_string()))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Forgets the install waiting under `cookie` (the admin said no, or it was refused). Its
+    /// tokens are not revoked: when the account is linked already they are that link's now.
+    pub async fn cancel_install(&self, cookie: &str) -> Result<()> {
+        if !cookie.is_empty() && cookie.len() <= 128 {
+            self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await?;
+        }
+        Ok(())
     }
 
     /// Places an order and, when the customer's Zoom account is linked, pushes it at once. A customer
@@ -321,26 +389,50 @@ impl App {
                 plain_token,
             ))));
         }
-        // A signed delivery seen within the window is a replay: act once.
-        {
-            let mut seen = z.seen_webhooks.lock().unwrap_or_else(|e| e.into_inner());
-            let window =
-                time::Duration::try_from(z.webhook_window).unwrap_or(time::Duration::minutes(5));
-            seen.retain(|_, at| *at + window * 2 > now);
-            if seen.contains_key(signature.trim()) {
-                return Ok(Err(WebhookRefused::Replayed));
-            }
-            seen.insert(signature.trim().to_owned(), now);
+        // A delivery seen within the window is a replay, whichever instance saw it and however its
+        // signature header is written: the memory is in the database, keyed on the signed content.
+        let window =
+            time::Duration::try_from(z.webhook_window).unwrap_or(time::Duration::minutes(5));
+        let sent = timestamp
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .unwrap_or(now);
+        let digest = webhook::content_digest(timestamp, body);
+        let keep_until = sent.max(now) + window + time::Duration::seconds(1);
+        if !self.store.remember_webhook(&digest, now, keep_until).await? {
+            return Ok(Err(WebhookRefused::Replayed));
         }
         match event {
             Event::AppDeauthorized { account_id, .. } => {
                 let by = Actor::System("zoom:app_deauthorized".into());
-                match self.store.unlink_zoom_account(&account_id, REMOVED_REASON, &by, now).await? {
-                    Some((link, suspended)) => {
+                // Zoom re-sends a delivery it thinks failed, signed afresh: what decides is when the
+                // app was removed, not when this copy was sent.
+                let removed_at = webhook::event_time(body).unwrap_or(sent);
+                match self
+                    .store
+                    .unlink_zoom_account_removed_at(
+                        &account_id,
+                        REMOVED_REASON,
+                        removed_at,
+                        &by,
+                        now,
+                    )
+                    .await?
+                {
+                    Unlinked::Removed { link, suspended } => {
                         tracing::info!(customer = %link.customer_id, zoom_account = %account_id, suspended, "app removed in Zoom");
                         Ok(Ok(WebhookAnswer::AppRemoved { customer: link.customer_id, suspended }))
                     }
-                    None => Ok(Err(WebhookRefused::UnknownAccount(account_id))),
+                    Unlinked::Newer(link) => {
+                        tracing::info!(customer = %link.customer_id, zoom_account = %account_id, %removed_at, linked_at = %link.linked_at, "app_deauthorized older than the current install; ignored");
+                        Ok(Ok(WebhookAnswer::Ignored(
+                            "app_deauthorized: the app was installed again after this removal"
+                                .into(),
+                        )))
+                    }
+                    Unlinked::NoLink => Ok(Err(WebhookRefused::UnknownAccount(account_id))),
                 }
             }
             Event::Other { event } => Ok(Ok(WebhookAnswer::Ignored(event))),
@@ -358,7 +450,18 @@ impl App {
         stale: Option<&str>,
     ) -> std::result::Result<String, ZoomCallError> {
         let z = self.zoom.as_deref().ok_or(ZoomCallError::NotConfigured)?;
+        if let Some(reason) = link.reauth_needed_at.and(link.reauth_reason.clone()) {
+            return Err(ZoomCallError::NeedsReauth {
+                account: link.zoom_account_id.clone(),
+                reason,
+            });
+        }
         let owner = uuid::Uuid::now_v7().to_string();
+        // The refresh lease outlives the refresh call, whatever the configured timeout: while it is
+        // held no other worker spends the same rotating refresh token.
+        let call = z.client.timeout() + Duration::from_secs(1);
+        let lease = time::Duration::try_from(call + Duration::from_secs(30))
+            .unwrap_or(time::Duration::minutes(10));
         for _ in 0..100 {
             let Some(t) = self.store.zoom_tokens(link.id).await? else {
                 return Err(ZoomCallError::NoLink);
@@ -371,17 +474,14 @@ impl App {
             }
             if self
                 .store
-                .begin_token_refresh(
-                    link.id,
-                    t.generation,
-                    &owner,
-                    now + time::Duration::seconds(30),
-                    now,
-                )
+                .begin_token_refresh(link.id, t.generation, &owner, now + lease, now)
                 .await?
             {
                 let refresh = z.keys.open("refresh", &t.refresh_token)?;
-                match z.client.refresh(&refresh).await {
+                let answer = tokio::time::timeout(call, z.client.refresh(&refresh))
+                    .await
+                    .unwrap_or(Err(zoom::ZoomError::Timeout));
+                match answer {
                     Ok(new) => {
                         // Stored before use: once the new pair is used the old refresh token is dead.
                         let sealed = StoredTokens {
@@ -404,6 +504,23 @@ impl App {
                             return Ok(new.access_token);
                         }
                     }
+                    Err(zoom::ZoomError::InvalidGrant { message }) => {
+                        // Zoom will not take this refresh token again (the app was authorized
+                        // again, or the grant revoked): say so where operators and the customer
+                        // look, instead of failing job after job behind a healthy-looking link.
+                        self.store.abandon_token_refresh(link.id, &owner).await?;
+                        if self
+                            .store
+                            .mark_link_reauth(link.id, t.generation, &message, self.now())
+                            .await?
+                        {
+                            tracing::warn!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, %message, "Zoom refused the link's refresh token: it needs the app authorized again");
+                        }
+                        return Err(ZoomCallError::NeedsReauth {
+                            account: link.zoom_account_id.clone(),
+                            reason: message,
+                        });
+                    }
                     Err(e) => {
                         self.store.abandon_token_refresh(link.id, &owner).await?;
                         return Err(e.into());
@@ -415,6 +532,35 @@ impl App {
             }
         }
         Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout))
+    }
+}
+
+impl App {
+    /// Waits for a slot of the account's request budget before a call to Zoom. The budget is in the
+    /// database, shared by every worker of every instance, so together they stay under
+    /// `requests_per_second`; a 429 from Zoom moves it on. A slot further off than a few seconds is
+    /// not waited for: `Budget` says until when (a job is retried then).
+    pub(crate) async fn zoom_slot(
+        &self,
+        z: &ZoomSetup,
+        account: &str,
+    ) -> std::result::Result<(), ZoomCallError> {
+        const LONGEST_WAIT: Duration = Duration::from_secs(5);
+        let gap_us = if z.requests_per_second > 0.0 {
+            (1_000_000.0 / z.requests_per_second).ceil() as i64
+        } else {
+            0
+        };
+        let now = self.now();
+        let now_us = i64::try_from(now.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+        let slot = self.store.take_zoom_slot(account, now_us, gap_us).await?;
+        let wait = Duration::from_micros(u64::try_from(slot - now_us).unwrap_or(0));
+        if wait > LONGEST_WAIT {
+            let until = now + time::Duration::try_from(wait).unwrap_or(time::Duration::minutes(1));
+            return Err(ZoomCallError::Budget(until));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 }
 

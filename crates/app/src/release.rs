@@ -227,14 +227,33 @@ impl App {
         else {
             return Ok(ZoomLook::NotAsked);
         };
+        // Page by page, each call taking a slot of the account's shared budget.
         let ask = async {
             let mut token = self.access_token(&link, None).await?;
-            match z.client.list_all_peering_numbers(&token).await {
-                Err(ZoomError::Unauthorized { .. }) => {
-                    token = self.access_token(&link, Some(&token)).await?;
-                    Ok::<_, ZoomCallError>(z.client.list_all_peering_numbers(&token).await?)
+            let (mut all, mut next, mut refreshed, mut restarted) =
+                (Vec::new(), None::<String>, false, false);
+            loop {
+                self.zoom_slot(z, &link.zoom_account_id).await?;
+                match z.client.list_peering_numbers(&token, next.as_deref()).await {
+                    Ok(page) => {
+                        all.extend(page.numbers);
+                        match page.next_page_token {
+                            Some(t) => next = Some(t),
+                            None => return Ok::<_, ZoomCallError>(all),
+                        }
+                    }
+                    Err(ZoomError::Unauthorized { .. }) if !refreshed => {
+                        refreshed = true;
+                        token = self.access_token(&link, Some(&token)).await?;
+                    }
+                    // The page token expired on the way: list again from the start, once.
+                    Err(ZoomError::Refused { status: 400, code: 300, .. })
+                        if next.is_some() && !restarted =>
+                    {
+                        (all, next, restarted) = (Vec::new(), None, true);
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                other => Ok(other?),
             }
         };
         let listed = match tokio::time::timeout(ZOOM_LOOK_TIMEOUT, ask).await {
@@ -325,11 +344,11 @@ impl App {
         };
         let answer = async {
             let mut token = self.access_token(&link, None).await?;
-            z.pacer.wait(&link.zoom_account_id, z.requests_per_second).await;
+            self.zoom_slot(z, &link.zoom_account_id).await?;
             let mut answer = z.client.remove_peering_numbers(&token, &numbers).await;
             if let Err(ZoomError::Unauthorized { .. }) = &answer {
                 token = self.access_token(&link, Some(&token)).await?;
-                z.pacer.wait(&link.zoom_account_id, z.requests_per_second).await;
+                self.zoom_slot(z, &link.zoom_account_id).await?;
                 answer = z.client.remove_peering_numbers(&token, &numbers).await;
             }
             Ok::<_, ZoomCallError>(answer?)
@@ -366,6 +385,7 @@ impl App {
             Err(ZoomCallError::Db(e)) => return Err(ZoomCallError::Db(e)),
             // Zoom asked us to wait: not a failed attempt (the runner moves the account's not_before).
             Err(e @ ZoomCallError::Zoom(ZoomError::RateLimited { .. })) => return Err(e),
+            Err(e @ ZoomCallError::Budget(_)) => return Err(e),
             Err(ZoomCallError::Zoom(e)) if e.is_retryable() && !z.retry.gives_up(job.attempts) => {
                 return Err(ZoomCallError::Zoom(e))
             }
@@ -403,7 +423,8 @@ impl App {
 
     /// The periodic sweep: `aging` numbers whose quarantine is over return to `available`, numbers
     /// left `releasing` by a job that ended without an answer wait for the customer again, and lines of
-    /// numbers suspended since are closed. Returns (back in stock, converged).
+    /// numbers that left `release_pending` another way than the app's removal are closed. Returns
+    /// (back in stock, converged).
     pub async fn release_tick(&self) -> Result<(usize, usize)> {
         let by = Actor::System("release-sweep".into());
         let mut expired = 0;
@@ -415,7 +436,7 @@ impl App {
             }
         }
         let converged = self.store.converge_stuck_releases(UNFINISHED, &by, self.now()).await?;
-        // Numbers suspended by the app's removal left their release; their lines say so.
+        // Numbers that left their release another way than the app's removal: their lines say so.
         let closed = self.store.close_stale_release_lines(self.now()).await?;
         if expired > 0 || converged > 0 || closed > 0 {
             tracing::info!(expired, converged, closed, "release sweep");

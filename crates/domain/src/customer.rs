@@ -38,6 +38,23 @@ pub struct Customer {
     /// The Zoom trunk (`sip_trunk_name`) its numbers are pushed under and its calls routed to;
     /// without one, no number of the customer can be pushed to Zoom.
     pub zoom_trunk: Option<String>,
+    /// The most numbers the customer may hold at once (reserved, being pushed, active, waiting for
+    /// release, suspended), set by the carrier's operators; `None`: no limit. Orders beyond it are
+    /// refused.
+    pub number_limit: Option<u32>,
+}
+
+/// Highest number limit an operator can set.
+pub const MAX_NUMBER_LIMIT: u32 = 10_000_000;
+
+/// Whether an order of `wanted` more numbers fits a customer's `limit` when it holds `held`.
+pub fn check_number_limit(limit: Option<u32>, held: u32, wanted: u32) -> Result<(), OrderError> {
+    match limit {
+        Some(limit) if u64::from(held) + u64::from(wanted) > u64::from(limit) => {
+            Err(OrderError::OverLimit { limit, held, wanted })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Where an order stands. Pushing to Zoom comes with the onboarding work; until then an order
@@ -108,8 +125,30 @@ pub enum OrderError {
     NumberNotAvailable(String),
     #[error("number {0} is not in the inventory")]
     UnknownNumber(String),
+    #[error("number limit: at most {limit} numbers may be held at once; {held} are held and this order asks for {wanted} more (the carrier can raise the limit)")]
+    OverLimit { limit: u32, held: u32, wanted: u32 },
     #[error("the order is {0}; only a pending order can be cancelled")]
     NotPending(&'static str),
     #[error(transparent)]
     Transition(#[from] crate::number::TransitionError),
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn an_order_fits_the_limit_or_is_refused_naming_it() {
+        assert_eq!(check_number_limit(None, 5_000, 5_000), Ok(()));
+        assert_eq!(check_number_limit(Some(10), 7, 3), Ok(()));
+        let e = check_number_limit(Some(10), 8, 3).unwrap_err();
+        assert_eq!(e, OrderError::OverLimit { limit: 10, held: 8, wanted: 3 });
+        assert!(
+            e.to_string()
+                .starts_with("number limit: at most 10 numbers may be held at once; 8 are held"),
+            "{e}"
+        );
+        assert!(check_number_limit(Some(0), 0, 1).is_err());
+        assert!(check_number_limit(Some(u32::MAX), u32::MAX, 1).is_err(), "no overflow");
+    }
 }

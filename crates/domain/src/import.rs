@@ -20,6 +20,31 @@ pub const MAX_NOTE_LEN: usize = 500;
 
 pub const COLUMNS: [&str; 5] = ["number", "tags", "billing_ref", "region", "note"];
 
+/// What a spreadsheet reads as the start of a formula in a CSV cell ("CSV injection": a note of
+/// `=HYPERLINK(...)` would run in the operator's spreadsheet), and the quote that neutralises it.
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A free-text cell (tags, billing reference, region, note, reason) written for a spreadsheet: one
+/// that starts like a formula, or with the quote this adds, gets a leading `'`, which spreadsheets
+/// take as "text". [`parse_csv`] takes it off again, so an export imports as it was. E.164 numbers
+/// are not written through this: they are `+` and digits only, which no spreadsheet can run, and
+/// other tools read them as they are.
+pub fn spreadsheet_cell(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.starts_with(FORMULA_START) || v.starts_with('\'') {
+        format!("'{v}").into()
+    } else {
+        v.into()
+    }
+}
+
+/// A cell as [`spreadsheet_cell`] wrote it, back as it was.
+fn unquote_cell(v: &str) -> &str {
+    match v.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_START) || rest.starts_with('\'') => rest,
+        _ => v,
+    }
+}
+
 /// A number ready to be added, with the row it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportRow {
@@ -149,7 +174,7 @@ pub fn parse_csv(input: impl Read) -> ImportPlan {
         for (col, raw) in columns.iter().zip(record.iter()) {
             match std::str::from_utf8(raw) {
                 Ok(v) => {
-                    fields.insert(col, v.trim());
+                    fields.insert(col, unquote_cell(v.trim()));
                 }
                 Err(_) => {
                     plan.error(row, Some(col), &String::from_utf8_lossy(raw), "is not valid UTF-8");
@@ -375,6 +400,40 @@ mod tests {
         assert_eq!(plan.rows[0].attrs.tags, vec!["nyc", "premium"]);
         assert_eq!(plan.rows[0].attrs.region.as_deref(), Some("US-NY"));
         assert_eq!(plan.rows[1].attrs, NumberAttrs::default());
+    }
+
+    /// Cells a spreadsheet would run as formulas are written quoted and read back as they were;
+    /// cells that merely start with a quote survive too, and an unquoted file reads as before.
+    #[test]
+    fn spreadsheet_cells_are_neutralised_and_read_back_as_they_were() {
+        let values =
+            ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2", "@SUM(A1)", "'=x", "'plain", "ok"];
+        let quoted: Vec<String> = values.iter().map(|v| spreadsheet_cell(v).into_owned()).collect();
+        assert_eq!(
+            quoted,
+            [
+                "'=HYPERLINK(\"http://x\",\"y\")",
+                "'+1+1",
+                "'-2",
+                "'@SUM(A1)",
+                "''=x",
+                "''plain",
+                "ok"
+            ]
+        );
+        for (v, q) in values.iter().zip(&quoted) {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["number", "note", "region"]).unwrap();
+            w.write_record(["+15550100000", q, q]).unwrap();
+            let plan = parse_csv(&w.into_inner().unwrap()[..]);
+            assert!(plan.errors.is_empty(), "{v}: {:?}", plan.errors);
+            assert_eq!(plan.rows[0].attrs.note.as_deref(), Some(*v));
+            assert_eq!(plan.rows[0].attrs.region.as_deref(), Some(*v));
+        }
+        let plan = parse_csv("number,tags\n'+15550100000,'-a;b\n".as_bytes());
+        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+        assert_eq!(plan.rows[0].e164.as_str(), "+15550100000");
+        assert_eq!(plan.rows[0].attrs.tags, ["-a", "b"]);
     }
 
     #[test]

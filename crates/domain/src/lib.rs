@@ -16,6 +16,7 @@ pub mod phone;
 pub mod release; // issue 6: releases approved by the customer
 pub mod routing;
 pub mod search;
+pub mod sign_in;
 pub mod trunk;
 
 pub use actor::Actor;

@@ -51,6 +51,28 @@ pub struct ZoomLink {
     pub not_before: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_polled_at: Option<OffsetDateTime>,
+    /// Since when Zoom refuses the link's refresh token (`invalid_grant`): nothing reaches Zoom for
+    /// this customer until the app is authorized again for the account.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub reauth_needed_at: Option<OffsetDateTime>,
+    /// What Zoom said when it refused.
+    pub reauth_reason: Option<String>,
+}
+
+/// A Marketplace install whose code was exchanged at the callback, waiting for a signed-in customer
+/// admin to confirm which customer the Zoom account is linked to. Who authorized and in which
+/// account is what Zoom's `users/me` said with the install's own token.
+#[derive(Clone, Debug)]
+pub struct PendingInstall {
+    pub zoom_account_id: String,
+    pub zoom_user_id: String,
+    pub zoom_email: String,
+    pub zoom_name: String,
+    pub zoom_account_number: String,
+    /// Sealed; `generation` is unused here.
+    pub tokens: StoredTokens,
+    pub created_at: OffsetDateTime,
+    pub valid_until: OffsetDateTime,
 }
 
 /// One line of a customer's link history, refusals included.
@@ -74,6 +96,18 @@ pub enum LinkRefused {
     CustomerLinkedElsewhere(String),
     #[error("the customer's contract has ended")]
     ContractEnded,
+}
+
+/// What an `app_deauthorized` did to the account's link.
+#[derive(Clone, Debug)]
+pub enum Unlinked {
+    /// The live link is removed and `suspended` numbers suspended.
+    Removed { link: ZoomLink, suspended: usize },
+    /// The live link was made after the removal the event reports (the app was installed again
+    /// since): it is left alone.
+    Newer(ZoomLink),
+    /// No live link has this Zoom account.
+    NoLink,
 }
 
 /// Encrypted tokens as stored: each token is `"<key id>:<base64>"`, opaque to the store.

@@ -12,6 +12,10 @@ use uuid::Uuid;
 /// What the customer reads when Zoom refuses to remove a number still assigned to a user.
 pub const UNBIND_MESSAGE: &str = "Unassign (Unbind) this number in Zoom, then release it again";
 
+/// What a number waiting for release says while the app is removed from the customer's Zoom account
+/// (the number is suspended); once the app is installed again it waits for approval again.
+pub const ON_HOLD_MESSAGE: &str = "On hold: the app was removed in Zoom; waits for approval again once the app is installed again";
+
 /// Zoom's reason for refusing to remove a number that is assigned (REFERENCE: DELETE peering numbers).
 pub const ZOOM_ASSIGNED: &str = "Phone number is assigned";
 

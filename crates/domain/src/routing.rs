@@ -91,6 +91,31 @@ pub struct RoutingCustomer {
     pub app_removed: bool,
 }
 
+/// One read of the `routing_changes` feed, all of it from one database snapshot.
+///
+/// Change ids come from a sequence taken when a change is written, not when its transaction
+/// commits, so on PostgreSQL a transaction still open can hold ids below those already read. Such
+/// transactions are in `open`; the reader watches them and asks for their changes again by
+/// transaction (`watched`), not by id, until they have ended. SQLite has one writer at a time, so
+/// its ids commit in order and `open` is always empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedRead {
+    /// Changes after the id asked from, oldest first, at most the page asked for; then every change
+    /// of a watched transaction (now committed) at or below that id. `None`: customers, links or
+    /// trunks changed.
+    pub changes: Vec<(i64, Option<String>)>,
+    /// How many of `changes` are from after the id asked from: a full page means more may follow.
+    pub newer: usize,
+    /// The transactions open at this read (any of them may still commit changes with lower ids).
+    pub open: Vec<i64>,
+    /// The oldest and newest change id kept (0, 0 when the feed is empty).
+    pub low: i64,
+    pub high: i64,
+    /// Every transaction before this one had ended at this read (PostgreSQL); pruning spares the
+    /// changes of transactions after a horizon taken a while ago, which a reader may not have seen.
+    pub horizon: Option<i64>,
+}
+
 /// The answer, as both the HTTP API and the redirect server give it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision<'a> {

@@ -137,6 +137,15 @@ async fn bench_one(
     eprintln!("{backend}: importing and ordering {} numbers...", args.numbers);
     let by = Actor::System("bench".into());
     let customer = app.create_customer("Acme Corp", "ACME-BENCH").await.map_err(err)?;
+    // Numbers are pushed on the customer's own Zoom trunk.
+    let trunk = app::trunks::TrunkInput {
+        destinations: vec!["sip:sbc.zoom-bench.invalid:5061;transport=tls"],
+        country_code: "1",
+        national_prefix: "1",
+        international_prefix: "011",
+    };
+    app.create_trunk(demo::SIP_TRUNK, &trunk).await.map_err(err)?;
+    app.set_customer_trunk(customer.id, Some(demo::SIP_TRUNK)).await.map_err(err)?;
     app.create_user(
         demo::ACME_ADMIN_EMAIL,
         "bench-password-123",
@@ -161,7 +170,11 @@ async fn bench_one(
     let code = authorize(zoom_url).await?;
     eprintln!("{backend}: linking and pushing...");
     let start = Instant::now();
-    let (_, queued) = app.complete_install(customer.id, &code, &by).await.map_err(err)?;
+    // The callback's half (exchange, users/me), then the customer admin's confirmation.
+    let started = app.begin_install(&code).await.map_err(err)?;
+    let account = started.pending.zoom_account_id.clone();
+    let (_, queued) =
+        app.confirm_install(customer.id, &started.cookie, &account, &by).await.map_err(err)?;
     anyhow::ensure!(
         queued == args.numbers as usize,
         "the link queued {queued} numbers, not {}",

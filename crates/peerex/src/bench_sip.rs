@@ -599,6 +599,7 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
         contract_state: domain::customer::ContractState::Active,
         created_at: now,
         zoom_trunk: None,
+        number_limit: None,
     };
     store.insert_customer(&c).await?;
     store.set_customer_trunk(c.id, Some(TRUNK)).await?;

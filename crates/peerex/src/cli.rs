@@ -169,6 +169,16 @@ enum CustomersCmd {
         #[arg(long, conflicts_with = "trunk")]
         none: bool,
     },
+    /// Set the most numbers a customer may hold at once (reserved, being pushed, active, waiting for
+    /// release, suspended); orders beyond it are refused.
+    SetLimit {
+        id: String,
+        #[arg(required_unless_present = "none")]
+        limit: Option<u32>,
+        /// Lift the limit.
+        #[arg(long, conflicts_with = "limit")]
+        none: bool,
+    },
     /// Add a customer-admin user; the password is read from stdin or generated and printed once.
     AddAdmin {
         id: String,
@@ -258,7 +268,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Config(ConfigCmd::Example) => {
-            print!("{}{}", config::EXAMPLE, crate::zoom_config::EXAMPLE);
+            print!(
+                "{}{}{}",
+                config::EXAMPLE,
+                crate::zoom_config::EXAMPLE,
+                web::http_config::EXAMPLE
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Command::Config(ConfigCmd::Show) => {
@@ -562,6 +577,15 @@ async fn customers(app: &App, cmd: CustomersCmd) -> anyhow::Result<()> {
         }
         CustomersCmd::SetTrunk { id, trunk, .. } => {
             crate::trunks_cmd::set_customer_trunk(app, &id, trunk.as_deref()).await?
+        }
+        CustomersCmd::SetLimit { id, limit, .. } => {
+            let id = parse_customer(&id)?;
+            let c = app.set_number_limit(id, limit).await.map_err(user_error)?;
+            let held = app.numbers_held(id).await.map_err(user_error)?;
+            match c.number_limit {
+                Some(l) => println!("{} may hold at most {l} numbers (holds {held})", c.name),
+                None => println!("{} has no number limit (holds {held})", c.name),
+            }
         }
         CustomersCmd::AddAdmin { id, email, password_stdin } => {
             let customer = parse_customer(&id)?;

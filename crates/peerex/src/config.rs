@@ -34,6 +34,9 @@ pub struct Config {
     /// The carrier's Zoom Marketplace app and where Zoom is (issue 5: onboarding).
     #[serde(default)]
     pub zoom: crate::zoom_config::ZoomConfig,
+    /// The main listener's limits, trusted proxies, and who may read `/metrics`.
+    #[serde(default)]
+    pub http: web::http_config::HttpConfig,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             release_quarantine_days: 90,
             routing: routing::RoutingConfig::default(),
             zoom: crate::zoom_config::ZoomConfig::default(),
+            http: web::http_config::HttpConfig::default(),
         }
     }
 }
@@ -92,6 +96,11 @@ http_listen = ""
 sip_listen = ""
 # When set, lookups must send "Authorization: Bearer <http_secret>".
 http_secret = ""
+# Addresses or networks of the carrier's own SIP proxies, e.g. ["192.0.2.10", "10.1.0.0/24"]. Only
+# these may say which Zoom trunk a call came over: the redirect server believes X-Peerex-Trunk (an
+# outbound call, Zoom to PSTN) only from them (403 untrusted_source otherwise), and the lookup API
+# answers outbound lookups only from them (HTTP 403 otherwise). Empty: no outbound call is allowed.
+trusted_proxies = []
 # How inbound Request-URIs without a '+' become E.164 when no trunk is named.
 country_code = "1"
 national_prefix = "1"
@@ -102,6 +111,15 @@ check_seconds = 1
 # are dropped unread, so one address flooding cannot crowd out calls. Keep it above twice the
 # calls a second of your busiest SBC.
 sip_source_limit = 50000
+# Bounds on each TCP listener (the lookup API, SIP over TCP). Connections open at once from
+# addresses other than trusted_proxies (more are closed as they arrive; trusted proxies are never
+# turned away by this bound), and from any one address.
+max_connections = 512
+max_connections_per_source = 64
+# Seconds a connection has to send a complete request after opening or starting one (closed after
+# one to two of these otherwise), and seconds it may stay idle between requests.
+header_timeout_seconds = 5
+idle_timeout_seconds = 120
 "#;
 
 impl Config {
@@ -142,6 +160,8 @@ impl Config {
             "configuration: carrier_name must not be empty"
         );
         self.zoom.setup(&self.carrier_name)?;
+        self.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        self.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(())
     }
 
@@ -180,6 +200,7 @@ impl fmt::Debug for Config {
             .field("session_hours", &self.session_hours)
             .field("release_quarantine_days", &self.release_quarantine_days)
             .field("zoom", &self.zoom)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -197,6 +218,13 @@ mod tests {
         assert_eq!(redact_url("sqlite://peerex-data/peerex.db"), "sqlite://peerex-data/peerex.db");
         let c = Config { database_url: "postgres://u:topsecret@h/d".into(), ..Config::default() };
         assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn the_http_example_is_the_defaults() {
+        let from_example: web::http_config::HttpConfig =
+            Figment::from(Toml::string(web::http_config::EXAMPLE)).extract_inner("http").unwrap();
+        assert!(from_example == web::http_config::HttpConfig::default());
     }
 
     #[test]

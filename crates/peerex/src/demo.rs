@@ -33,6 +33,8 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
     let zoom = start_zoom_simulator(&base).await?;
     config.carrier_name = zoom_sim::demo::CARRIER_NAME.into();
     config.zoom = zoom_settings(&zoom.url, &base);
+    // /metrics needs a token; the demo makes one and prints it.
+    config.http.metrics_token = app::auth::random_secret();
     let app = crate::cli::open(&config).await?;
     seed(&app).await?;
     println!(
@@ -40,8 +42,10 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
          Operator portal  {base}/operator\n                   sign in as {OPERATOR_EMAIL} / {DEMO_PASSWORD}\n  \
          Customer portal  {base}/portal\n                   Acme Corp (contract ACME-001), admin {CUSTOMER_EMAIL} / {DEMO_PASSWORD}\n  \
          JSON API         {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)\n  \
-         Health, metrics  {base}/healthz  {base}/metrics\n",
-        dir = dir.display()
+         Health           {base}/healthz\n  \
+         Metrics          curl -H 'Authorization: Bearer {token}' {base}/metrics\n",
+        dir = dir.display(),
+        token = config.http.metrics_token,
     );
     print!("{}", journey(&base, &zoom.url));
     crate::routing_demo::start_routing_for_demo(&app, &mut config).await?;
@@ -78,14 +82,15 @@ pub fn journey(base: &str, zoom_url: &str) -> String {
          1. Acme Corp has a pending order of 5 numbers: {base}/operator/orders\n  \
          2. In Zoom ({zoom_url}/signin) sign in as {zoom_admin} / {zoom_password}, then App Marketplace >\n     \
             Carrier Provider Exchange > {app} > Add > Allow.\n  \
-         3. peerex says \"Please sign in so we can apply your new numbers.\": sign in as {CUSTOMER_EMAIL} / {DEMO_PASSWORD}.\n  \
+         3. peerex says \"Please sign in so we can apply your new numbers.\": sign in as {CUSTOMER_EMAIL} / {DEMO_PASSWORD},\n     \
+            check the Zoom account peerex names and press \"Link this Zoom account\".\n  \
          4. The order's page in the portal shows each number being pushed: {base}/portal\n  \
          5. In Zoom: Phone System Management > Phone Numbers > Unassigned ({zoom_url}/pbx/phone-numbers?tab=unassigned);\n     \
             assign one to {user}.\n  \
          6. Within 10 seconds both portals show it as assigned.\n  \
          7. Order more numbers in the portal; they are pushed at once.\n  \
          8. In Zoom: Manage > Added Apps > Remove ({zoom_url}/marketplace/manage). Both portals say the numbers are\n     \
-            suspended; add the app again (step 2) and they come back.\n  \
+            suspended; add the app again (steps 2-3) and they come back.\n  \
          Operators watch the work at {base}/operator/jobs\n\n",
         zoom_admin = demo::ACME_ADMIN_EMAIL,
         zoom_password = demo::ACME_ADMIN_PASSWORD,

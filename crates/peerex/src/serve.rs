@@ -38,15 +38,69 @@ pub async fn serve(
         web::install_metrics();
         routing::start(app.store.clone(), &config.routing).await?;
     }
-    // Workers drain the outbox of changes for Zoom until the process ends.
-    let _workers = app.spawn_workers();
+    // Workers drain the outbox of changes for Zoom until the process is told to stop; then they hand
+    // the jobs they hold back at once, for another instance to take (requests in flight still finish).
+    let workers = app.spawn_workers();
     // Quarantines end and unanswered releases converge by themselves (issue 6).
     let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
-    let state = web::WebState::new(app, ui);
-    tracing::info!(address = %listener.local_addr()?, "peerex is serving");
-    axum::serve(listener, web::router(state)).with_graceful_shutdown(shutdown.wait()).await?;
+    let mut limits = config.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let access = config.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    limits.max_connections = fit_connections(limits.max_connections);
+    let state = web::WebState::new(app, ui).with_access(access);
+    tracing::info!(address = %listener.local_addr()?, max_connections = limits.max_connections, "peerex is serving");
+    let stop = async move {
+        shutdown.wait().await;
+        tracing::info!("stopping: handing jobs back");
+        workers.shutdown().await;
+    };
+    web::listener::serve(listener, web::router(state), limits, stop).await?;
     tracing::info!("peerex stopped");
     Ok(())
+}
+
+/// File descriptors kept for everything but the main listener's connections: database pools, the
+/// routing listeners, Zoom clients, logs.
+const FD_RESERVE: u64 = 512;
+
+/// Raises the soft limit of open files to the hard limit, so the number of connections peerex can
+/// hold is set by `http.max_connections` and not by the shell it was started from. Returns the
+/// limit now in force.
+pub fn raise_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                lim = raised;
+            }
+        }
+        Some(lim.rlim_cur)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// `wanted` connections, or fewer when the open-files limit cannot hold them with the reserve.
+fn fit_connections(wanted: usize) -> usize {
+    let Some(files) = raise_fd_limit() else { return wanted };
+    let room = usize::try_from(files.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX).max(64);
+    if wanted > room {
+        tracing::warn!(
+            wanted,
+            open_files = files,
+            using = room,
+            "http.max_connections is more than the open-files limit allows; using fewer"
+        );
+        room
+    } else {
+        wanted
+    }
 }
 
 /// Ctrl-C and SIGTERM, caught from the moment this is made. Make it before printing where the
@@ -81,5 +135,28 @@ impl Shutdown {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct passed by pointer.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        if lim.rlim_max > 1024 {
+            let lowered = libc::rlimit { rlim_cur: 1024, rlim_max: lim.rlim_max };
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        }
+        assert_eq!(raise_fd_limit(), Some(lim.rlim_max));
+        // A wish beyond the limit is cut to what it can hold, with the reserve kept.
+        let room = usize::try_from(lim.rlim_max - FD_RESERVE).unwrap();
+        assert_eq!(fit_connections(usize::MAX), room.max(64));
+        assert_eq!(fit_connections(10), 10);
     }
 }

@@ -24,17 +24,21 @@ pub struct ZoomConfig {
     pub old_token_keys: Vec<String>,
     pub oauth_base: String,
     pub api_base: String,
-    /// The SIP trunk a customer's numbers are pushed on when the customer has no trunk of its own.
+    /// No longer used: a customer's numbers are pushed on the customer's own Zoom trunk, and a customer
+    /// without one is not pushed (README, "Routing"). Still read, so older files load.
     pub sip_trunk_name: String,
     /// Seconds a call to Zoom may take.
     pub timeout_seconds: u64,
     /// Seconds between two listings of a linked account's numbers (to learn which are assigned).
     pub poll_seconds: u64,
-    /// Calls per second per Zoom account this instance allows itself (Zoom's LIGHT limit: 20 Pro,
-    /// 40 Business and up); 0 turns pacing off. Zoom's 429s are honoured on top, across instances.
+    /// Calls per second per Zoom account, shared by every instance on the database (Zoom's LIGHT
+    /// limit: 20 Pro, 40 Business and up); 0 turns pacing off. Zoom's 429s are honoured on top.
     pub requests_per_second: f64,
     /// Job workers per instance.
     pub workers: usize,
+    /// Seconds a claimed job stays its worker's without a heartbeat (renewed every third of it while
+    /// the job runs): a dead instance's jobs are taken again this long after its last heartbeat.
+    pub lease_seconds: u64,
 }
 
 impl Default for ZoomConfig {
@@ -53,6 +57,7 @@ impl Default for ZoomConfig {
             poll_seconds: 300,
             requests_per_second: 20.0,
             workers: 4,
+            lease_seconds: 15,
         }
     }
 }
@@ -72,14 +77,18 @@ token_key = ""
 old_token_keys = []
 oauth_base = "https://zoom.us"
 api_base = "https://api.zoom.us/v2"
-# The SIP trunk numbers are pushed on when the customer has none of its own.
+# No longer used (a customer's numbers go on its own Zoom trunk; one without is not pushed).
 sip_trunk_name = ""
 timeout_seconds = 30
 # How often each linked account's numbers are listed to learn which are assigned to users.
 poll_seconds = 300
-# Calls per second per Zoom account (Zoom's limit: 20 Pro, 40 Business and up); 0: no pacing.
+# Calls per second per Zoom account, shared by every instance on the database (Zoom's limit: 20 Pro,
+# 40 Business and up); 0: no pacing.
 requests_per_second = 20.0
+# Job workers per instance.
 workers = 4
+# Seconds a job stays its worker's without a heartbeat: a dead instance's jobs are taken again after it.
+lease_seconds = 15
 "#;
 
 fn redacted(s: &str) -> &'static str {
@@ -106,6 +115,7 @@ impl fmt::Debug for ZoomConfig {
             .field("poll_seconds", &self.poll_seconds)
             .field("requests_per_second", &self.requests_per_second)
             .field("workers", &self.workers)
+            .field("lease_seconds", &self.lease_seconds)
             .finish()
     }
 }
@@ -132,7 +142,6 @@ impl ZoomConfig {
         need("redirect_uri", &self.redirect_uri)?;
         need("webhook_secret", &self.webhook_secret)?;
         need("token_key", &self.token_key)?;
-        need("sip_trunk_name", &self.sip_trunk_name)?;
         anyhow::ensure!(
             (1..=300).contains(&self.timeout_seconds),
             "configuration: zoom.timeout_seconds must be 1 to 300"
@@ -148,6 +157,10 @@ impl ZoomConfig {
         anyhow::ensure!(
             (1..=64).contains(&self.workers),
             "configuration: zoom.workers must be 1 to 64"
+        );
+        anyhow::ensure!(
+            (3..=600).contains(&self.lease_seconds),
+            "configuration: zoom.lease_seconds must be 3 to 600"
         );
         let url = |field: &str, v: &str| {
             v.trim()
@@ -166,17 +179,11 @@ impl ZoomConfig {
             zoom::Client::new(config).map_err(|e| anyhow::anyhow!("configuration: zoom: {e}"))?;
         let keys = TokenKeys::new(&self.token_key, &self.old_token_keys)
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-        let mut setup = ZoomSetup::new(
-            client,
-            keys,
-            self.webhook_secret.trim().to_owned(),
-            self.sip_trunk_name.trim().to_owned(),
-        );
+        let mut setup = ZoomSetup::new(client, keys, self.webhook_secret.trim().to_owned());
         setup.poll_every = Duration::from_secs(self.poll_seconds);
         setup.requests_per_second = self.requests_per_second;
         setup.workers = self.workers;
-        // A lease outlives the slowest call (with a refresh before it) by a margin.
-        setup.lease = Duration::from_secs(self.timeout_seconds * 3 + 30);
+        setup.lease = Duration::from_secs(self.lease_seconds);
         setup.carrier_name = carrier_name.to_owned();
         Ok(Some(setup))
     }

@@ -37,6 +37,7 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     let app = t.app();
     let by = Actor::System("test".into());
     let acme = app.create_customer("Acme Corp", "ACME-1").await.unwrap();
+    t.bind_demo_trunk(acme.id).await;
     app.create_user("admin@acme.example", PASSWORD, Role::CustomerAdmin, Some(acme.id))
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 
 use crate::snapshot::{e164_key, Snapshot};
 use crate::Routing;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use store::{DbError, Store};
 
@@ -13,25 +13,49 @@ const LOAD_PAGE: i64 = 50_000;
 const CHANGE_PAGE: i64 = 20_000;
 /// Changes kept in the feed; an instance further behind rebuilds from the numbers.
 pub const KEEP_CHANGES: i64 = 1_000_000;
-/// How long a hole in the change ids is watched: on PostgreSQL a transaction that took a lower id
-/// may commit after a higher one was seen.
-const GAP_WATCH: Duration = Duration::from_secs(30);
+/// Pruning spares the changes of transactions that ended less than this long ago: a follower
+/// watching such a transaction may not have read them yet.
+const PRUNE_GRACE: Duration = Duration::from_secs(600);
+/// How often the feed is checked for pruning (and a horizon for it sampled).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// Follows the `routing_changes` feed into a [`Routing`] snapshot.
+///
+/// Change ids are taken when a change is written, not when it commits: on PostgreSQL a transaction
+/// can hold ids below those already read and commit after them (an app removal suspending 100,000
+/// numbers while other changes commit). Rather than watching holes in the ids (unbounded, and
+/// never sure when to give up on one), the follower watches the transactions that were open when it
+/// read: each later read also asks for their changes at or below what it had read, and a
+/// transaction stops being watched only once a read sees it ended, in the same snapshot that reads
+/// its changes. So no change is skipped however large or late, and nothing is given up on a timer.
 pub struct Follower {
     store: Store,
     routing: Routing,
-    gaps: Vec<(i64, Instant)>,
+    /// Transactions open at the last read (PostgreSQL; always empty on SQLite).
+    watched: Vec<i64>,
+    /// When the feed was last read.
+    last_read: Instant,
+    /// Pruning horizons sampled along the way, oldest first (PostgreSQL).
+    horizons: VecDeque<(Instant, i64)>,
 }
 
 impl Follower {
     pub fn new(store: Store, routing: Routing) -> Self {
-        Self { store, routing, gaps: Vec::new() }
+        Self {
+            store,
+            routing,
+            watched: Vec::new(),
+            last_read: Instant::now(),
+            horizons: VecDeque::new(),
+        }
     }
 
     /// Rebuilds the snapshot from the database.
     pub async fn load(&mut self) -> Result<(), DbError> {
         let started = Instant::now();
-        let (_, high) = self.store.routing_generation().await?;
+        // The transactions open now may commit changes below `high` after the numbers are read:
+        // they are watched from here on.
+        let head = self.store.routing_feed_head().await?;
         let mut s = Snapshot::default();
         s.set_customers(self.store.routing_customers().await?, self.store.list_trunks().await?);
         let mut after = String::new();
@@ -44,17 +68,19 @@ impl Follower {
             }
         }
         s.finish_load();
-        s.generation = high;
+        s.generation = head.high;
         let (n, bytes) = (s.len(), s.number_bytes());
         self.routing.replace(s);
-        self.gaps.clear();
+        self.watched = head.open;
+        self.last_read = Instant::now();
         self.routing.synced();
-        // Changes committed during the load have ids above `high`: the next catch-up applies them.
+        // Changes committed during the load have ids above `high`, or belong to a watched
+        // transaction: the next catch-up applies them.
         self.catch_up().await?;
         tracing::info!(
             numbers = n,
             bytes,
-            generation = high,
+            generation = head.high,
             took_ms = started.elapsed().as_millis() as u64,
             "routing snapshot loaded"
         );
@@ -62,45 +88,61 @@ impl Follower {
         Ok(())
     }
 
-    /// Applies every change after the snapshot's generation; returns how many were applied.
+    /// Applies every change after the snapshot's generation, and every change of a watched
+    /// transaction that has committed since; returns how many were applied.
     pub async fn catch_up(&mut self) -> Result<usize, DbError> {
-        let (low, high) = self.store.routing_generation().await?;
-        let mut generation = self.routing.generation();
-        if high < generation || (low > generation + 1 && high > generation) {
-            // The feed was pruned past us (or the database was replaced): start over.
+        if !self.watched.is_empty() && self.last_read.elapsed() > PRUNE_GRACE / 2 {
+            // Unable to read for so long that a watched transaction's changes may have been pruned
+            // meanwhile (by another instance): rebuild rather than risk missing them.
             return Box::pin(self.load()).await.map(|_| 0);
         }
+        let mut generation = self.routing.generation();
         let mut applied = 0;
-        while high > generation || !self.gaps.is_empty() {
-            let mut changes = self.store.routing_changes(generation, CHANGE_PAGE).await?;
-            let gap_ids: Vec<i64> = self.gaps.iter().map(|g| g.0).collect();
-            if !gap_ids.is_empty() {
-                let found = self.store.routing_changes_by_id(&gap_ids).await?;
-                self.gaps.retain(|(id, at)| {
-                    !found.iter().any(|f| f.0 == *id) && at.elapsed() < GAP_WATCH
-                });
-                changes.extend(found);
+        loop {
+            let read = self.store.routing_feed(generation, CHANGE_PAGE, &self.watched).await?;
+            self.last_read = Instant::now();
+            if read.high < generation || (read.low > generation + 1 && read.high > generation) {
+                // The feed was pruned past us (or the database was replaced): start over.
+                return Box::pin(self.load()).await.map(|_| 0);
             }
-            if changes.is_empty() {
+            self.watched = read.open;
+            if read.changes.is_empty() {
                 break;
             }
-            let mut last = generation;
-            for (id, _) in &changes {
-                if *id > last + 1 && *id > generation {
-                    let now = Instant::now();
-                    self.gaps.extend((last + 1..*id).take(1_000).map(|g| (g, now)));
-                }
-                last = last.max(*id);
-            }
-            self.apply(&changes, last).await?;
-            applied += changes.len();
+            let last =
+                read.changes[..read.newer].last().map_or(generation, |c| c.0).max(generation);
+            self.apply(&read.changes, last).await?;
+            applied += read.changes.len();
             generation = last;
-            if (changes.len() as i64) < CHANGE_PAGE {
+            if (read.newer as i64) < CHANGE_PAGE {
                 break;
             }
         }
         self.routing.synced();
         Ok(applied)
+    }
+
+    /// Keeps the feed to [`KEEP_CHANGES`], sparing changes of transactions that ended within
+    /// [`PRUNE_GRACE`] (by a horizon sampled at least that long ago).
+    async fn prune(&mut self) -> Result<(), DbError> {
+        let head = self.store.routing_feed_head().await?;
+        let now = Instant::now();
+        if let Some(h) = head.horizon {
+            self.horizons.push_back((now, h));
+        }
+        // The newest sample at least PRUNE_GRACE old is the horizon; older ones are no longer needed.
+        while self.horizons.get(1).is_some_and(|(at, _)| now.duration_since(*at) >= PRUNE_GRACE) {
+            self.horizons.pop_front();
+        }
+        let horizon = self
+            .horizons
+            .front()
+            .filter(|(at, _)| now.duration_since(*at) >= PRUNE_GRACE)
+            .map(|(_, h)| *h);
+        if head.high - head.low > KEEP_CHANGES {
+            self.store.prune_routing_changes(head.high - KEEP_CHANGES, horizon).await?;
+        }
+        Ok(())
     }
 
     async fn apply(
@@ -172,12 +214,10 @@ impl Follower {
             if let Err(e) = self.catch_up().await {
                 tracing::error!(error = %e, "routing snapshot: cannot read changes");
             }
-            if last_prune.elapsed() > Duration::from_secs(60) {
+            if last_prune.elapsed() > PRUNE_EVERY {
                 last_prune = Instant::now();
-                if let Ok((low, high)) = self.store.routing_generation().await {
-                    if high - low > KEEP_CHANGES {
-                        let _ = self.store.prune_routing_changes(high - KEEP_CHANGES).await;
-                    }
+                if let Err(e) = self.prune().await {
+                    tracing::warn!(error = %e, "routing change feed: cannot prune");
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! wait behind portal tasks or hop between threads. Per connection: every complete request in
 //! what was read is answered, and the answers go out in one write (pipelining works).
 
+use crate::listen::{write_watched, Gate, Limits, Permit, Watch};
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction, Reason};
@@ -27,10 +28,6 @@ use tokio::time::Instant;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// More request headers than this gets 431.
 const MAX_HEADERS: usize = 32;
-/// A connection that completes no request for this long (up to twice as long) is closed; this
-/// also bounds a client that trickles a head in byte by byte.
-pub const IDLE: Duration = Duration::from_secs(60);
-
 struct Shared {
     routing: Routing,
     secret: Option<Box<str>>,
@@ -38,10 +35,23 @@ struct Shared {
 
 /// Serves the lookup API on `listener` from a thread of its own ("peerex-lookup"); `secret`, when
 /// set, must come as `Authorization: Bearer <secret>`. The thread runs until the process ends.
+/// The listener's bounds are [`Limits::default`].
 pub fn spawn(
     routing: Routing,
     listener: std::net::TcpListener,
     secret: Option<String>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    spawn_with(routing, listener, secret, Limits::default())
+}
+
+/// [`spawn`] with the listener's bounds: connections in total and per address (trusted proxies
+/// are never turned away by the total), and how long a request head and an idle connection may
+/// take.
+pub fn spawn_with(
+    routing: Routing,
+    listener: std::net::TcpListener,
+    secret: Option<String>,
+    limits: Limits,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
@@ -49,19 +59,34 @@ pub fn spawn(
         let _in_rt = rt.enter();
         TcpListener::from_std(listener)?
     };
+    let gate = Gate::new(limits, routing.trusted_proxies().clone(), "lookup");
     let shared = Arc::new(Shared { routing, secret: secret.map(String::into_boxed_str) });
     std::thread::Builder::new()
         .name("peerex-lookup".into())
-        .spawn(move || rt.block_on(accept(listener, shared)))
+        .spawn(move || rt.block_on(accept(listener, shared, gate)))
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+/// Sent (if the socket takes it at once) to a connection over the listener's bounds, then closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 41\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"detail\":\"too many connections, retry\"}\n";
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>, gate: Gate) {
     tokio::spawn(tick_date());
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(stream, shared.clone()));
-            }
+            Ok((stream, peer)) => match gate.admit(peer.ip()) {
+                Some(permit) => {
+                    let trusted = gate.trusts(peer.ip());
+                    tokio::spawn(connection(
+                        stream,
+                        shared.clone(),
+                        trusted,
+                        permit,
+                        gate.limits(),
+                    ));
+                }
+                // Never waited on: a client that reads nothing must not hold this loop.
+                None => drop(stream.try_write(TOO_MANY)),
+            },
             Err(e) => {
                 // Out of file descriptors and the like: pause instead of spinning.
                 tracing::warn!(error = %e, "routing lookup API: accept failed");
@@ -94,22 +119,32 @@ struct Conn {
     shared: Arc<Shared>,
     histogram: metrics::Histogram,
     body: Vec<u8>,
+    /// The peer is a trusted proxy: it may ask outbound lookups (which name the call's trunk).
+    trusted: bool,
 }
 
-async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn connection(
+    mut stream: TcpStream,
+    shared: Arc<Shared>,
+    trusted: bool,
+    _permit: Permit,
+    limits: Limits,
+) {
     // Answers are small and the client waits for each: send them at once.
     let _ = stream.set_nodelay(true);
     let mut conn = Conn {
         shared,
         histogram: metrics::histogram!("peerex_routing_lookup_seconds"),
         body: Vec::with_capacity(1024),
+        trusted,
     };
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
-    // Whether a request was answered since the idle timer was last armed.
-    let mut answered = false;
-    let idle = tokio::time::sleep(IDLE);
-    tokio::pin!(idle);
+    let mut watch = Watch::new(limits);
+    // One timer per connection, re-armed only when it fires (not per request, which would cost a
+    // clock read and a timer update per lookup).
+    let tick = tokio::time::sleep(limits.header_timeout);
+    tokio::pin!(tick);
     loop {
         let mut used = 0;
         let mut close = false;
@@ -139,8 +174,8 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
             }
         }
         if !out.is_empty() {
-            answered = true;
-            if stream.write_all(&out).await.is_err() {
+            watch.progress = true;
+            if !write_watched(&mut stream, &out, &mut watch, &mut tick).await {
                 return;
             }
             out.clear();
@@ -152,17 +187,16 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         if input.capacity() - input.len() < 1024 {
             input.reserve(4096);
         }
-        // The idle timer is re-armed only when it fires, not per request (that would cost a clock
-        // read and a timer update per lookup): a connection is closed after one to two IDLE
-        // periods without an answered request.
         let read = tokio::select! {
             biased;
             r = stream.read_buf(&mut input) => r,
-            () = &mut idle => {
-                if !std::mem::take(&mut answered) {
+            () = &mut tick => {
+                // A head too slow, a connection that never asked, or one idle too long: closed
+                // without an answer (a client this slow is not waiting for one).
+                if watch.tick(!input.is_empty()) {
                     return;
                 }
-                idle.as_mut().reset(Instant::now() + IDLE);
+                tick.as_mut().reset(Instant::now() + limits.header_timeout);
                 continue;
             }
         };
@@ -194,6 +228,7 @@ enum Status {
     Ok,
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     HeadTooLarge,
@@ -206,6 +241,7 @@ impl Status {
             Status::Ok => b"HTTP/1.1 200 OK\r\n",
             Status::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
             Status::Unauthorized => b"HTTP/1.1 401 Unauthorized\r\n",
+            Status::Forbidden => b"HTTP/1.1 403 Forbidden\r\n",
             Status::NotFound => b"HTTP/1.1 404 Not Found\r\n",
             Status::MethodNotAllowed => b"HTTP/1.1 405 Method Not Allowed\r\n",
             Status::HeadTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
@@ -268,10 +304,13 @@ struct Params<'q> {
 }
 
 impl<'q> Params<'q> {
-    /// Unknown parameters are ignored; one given twice is refused, naming it.
+    /// Unknown parameters are ignored; one given twice, or not UTF-8 once decoded, is refused,
+    /// naming it.
     fn parse(query: &'q str) -> Result<Self, String> {
         let mut p = Params::default();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let Ok(k) = form_decode(k) else { continue };
             let slot = match &*k {
                 "to" => &mut p.to,
                 "from" => &mut p.from,
@@ -279,12 +318,45 @@ impl<'q> Params<'q> {
                 "trunk" => &mut p.trunk,
                 _ => continue,
             };
+            let v = form_decode(v)
+                .map_err(|()| format!("{k}: not valid UTF-8 once percent-decoded"))?;
             if slot.replace(v).is_some() {
                 return Err(format!("{k}: given more than once"));
             }
         }
         Ok(p)
     }
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte, a `%` not followed
+/// by two hex digits stays as it is), refusing bytes that are not UTF-8 rather than replacing them:
+/// a number that arrived garbled must not be decided as some other (or no) number.
+fn form_decode(s: &str) -> Result<Cow<'_, str>, ()> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(Cow::Borrowed(s));
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| ())
 }
 
 #[derive(Serialize)]
@@ -563,6 +635,15 @@ impl Conn {
                 return respond(out, Status::BadRequest, &[], &self.body, r.persist, head);
             }
         };
+        if direction == Direction::Outbound && !self.trusted {
+            // An outbound lookup names the trunk the call came over, which only the carrier's own
+            // proxy may assert: from anyone else it would let a caller pick a customer's number and
+            // trunk and get the call let through (toll fraud).
+            self.json(&Detail {
+                detail: "direction: outbound lookups are answered only for the addresses in [routing] trusted_proxies",
+            });
+            return respond(out, Status::Forbidden, &[], &self.body, r.persist, head);
+        }
         if !self.shared.routing.is_ready() {
             return self.unavailable(out, "the routing snapshot is loading", r.persist, head);
         }

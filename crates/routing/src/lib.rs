@@ -9,6 +9,7 @@
 
 pub mod follow;
 pub mod http;
+pub mod listen;
 pub mod sip;
 pub mod snapshot;
 
@@ -30,6 +31,9 @@ pub struct Routing {
     last_sync_ms: Arc<AtomicI64>,
     /// How inbound Request-URIs without a `+` become E.164 when no trunk is named.
     pub numbering: Arc<NumberingRule>,
+    /// The carrier's own proxies: the only sources believed when they say which Zoom trunk a call
+    /// came over. Empty: nobody is.
+    trusted: Arc<listen::Networks>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -43,7 +47,23 @@ impl Routing {
             ready: Arc::default(),
             last_sync_ms: Arc::default(),
             numbering: Arc::new(numbering),
+            trusted: Arc::default(),
         }
+    }
+
+    /// Believes trunk assertions (SIP `X-Peerex-Trunk`, outbound lookups) from these sources only.
+    pub fn with_trusted_proxies(mut self, trusted: listen::Networks) -> Self {
+        self.trusted = Arc::new(trusted);
+        self
+    }
+
+    /// Whether `ip` is one of the carrier's proxies, which alone may assert a call's Zoom trunk.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted.contains(ip)
+    }
+
+    pub fn trusted_proxies(&self) -> &listen::Networks {
+        &self.trusted
     }
 
     /// Routing over a snapshot built in memory, ready at once and never refreshed (fuzzing,
@@ -98,6 +118,12 @@ pub struct RoutingConfig {
     pub sip_listen: String,
     /// When set, lookups must send `Authorization: Bearer <secret>`.
     pub http_secret: String,
+    /// Addresses or networks (`192.0.2.10`, `10.1.0.0/24`, `2001:db8::/32`) of the carrier's own
+    /// SIP proxies. Only from these does the redirect server believe `X-Peerex-Trunk` (which makes
+    /// an INVITE an outbound call, Zoom to PSTN) and does the lookup API answer outbound lookups;
+    /// from anyone else an INVITE carrying it gets 403 `untrusted_source` and an outbound lookup
+    /// HTTP 403. Empty (the default): no outbound call is ever allowed.
+    pub trusted_proxies: Vec<String>,
     /// Numbering for inbound Request-URIs without a `+` (a trunk's own rule wins when named).
     pub country_code: String,
     pub national_prefix: String,
@@ -108,6 +134,16 @@ pub struct RoutingConfig {
     /// dropped unread so a flood from one address cannot crowd out calls. 0: no limit. Keep it
     /// above twice the calls a second of the busiest SBC (INVITE and ACK).
     pub sip_source_limit: u32,
+    /// Connections open at once on each TCP listener (the lookup API, SIP over TCP) from addresses
+    /// that are not trusted proxies; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Connections open at once on each TCP listener from one address.
+    pub max_connections_per_source: usize,
+    /// Seconds a TCP connection has to send a complete request (HTTP head, SIP message) after it
+    /// opens or starts one; it is closed after one to two of these otherwise.
+    pub header_timeout_seconds: u64,
+    /// Seconds a TCP connection may go without a request before it is closed.
+    pub idle_timeout_seconds: u64,
 }
 
 impl Default for RoutingConfig {
@@ -121,6 +157,11 @@ impl Default for RoutingConfig {
             international_prefix: "011".into(),
             check_seconds: 1,
             sip_source_limit: 50_000,
+            trusted_proxies: Vec::new(),
+            max_connections: listen::Limits::default().max_connections,
+            max_connections_per_source: listen::Limits::default().max_per_source,
+            header_timeout_seconds: listen::Limits::default().header_timeout.as_secs(),
+            idle_timeout_seconds: listen::Limits::default().idle_timeout.as_secs(),
         }
     }
 }
@@ -129,12 +170,24 @@ impl RoutingConfig {
     pub fn enabled(&self) -> bool {
         !self.http_listen.is_empty() || !self.sip_listen.is_empty()
     }
+
+    /// The bounds on each TCP listener.
+    pub fn limits(&self) -> listen::Limits {
+        listen::Limits {
+            max_connections: self.max_connections,
+            max_per_source: self.max_connections_per_source.max(1),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds.max(1)),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_seconds.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("routing: {0}")]
     Numbering(#[from] domain::trunk::TrunkError),
+    #[error("routing: trusted_proxies: {0}")]
+    Trusted(String),
     #[error("routing: cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -154,7 +207,9 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         &config.national_prefix,
         &config.international_prefix,
     )?;
-    let routing = Routing::new(numbering);
+    let trusted = listen::Networks::parse(&config.trusted_proxies).map_err(StartError::Trusted)?;
+    let routing = Routing::new(numbering).with_trusted_proxies(trusted);
+    let limits = config.limits();
     let listen_err = |addr: &str| {
         let addr = addr.to_owned();
         move |source| StartError::Listen { addr, source }
@@ -166,7 +221,8 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         started.http = l.local_addr().ok();
         let secret = Some(config.http_secret.clone()).filter(|s| !s.is_empty());
         // Its own thread: lookups never queue behind portal or follower tasks.
-        http::spawn(routing.clone(), l, secret).map_err(listen_err(&config.http_listen))?;
+        http::spawn_with(routing.clone(), l, secret, limits)
+            .map_err(listen_err(&config.http_listen))?;
     }
     if !config.sip_listen.is_empty() {
         let (udp, tcp, addr) =
@@ -174,8 +230,10 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         started.sip = Some(addr);
         sip::spawn_udp(routing.clone(), udp, config.sip_source_limit)
             .map_err(listen_err(&config.sip_listen))?;
-        tokio::spawn(sip::serve_tcp(routing.clone(), tcp));
+        tokio::spawn(sip::serve_tcp_with(routing.clone(), tcp, limits));
     }
+    let listeners = usize::from(started.http.is_some()) + usize::from(started.sip.is_some());
+    listen::check_descriptors(listeners * limits.max_connections);
     let period = std::time::Duration::from_secs(config.check_seconds.max(1));
     tokio::spawn(follow::Follower::new(store, routing).run(period));
     tracing::info!(http = ?started.http, sip = ?started.sip, "call routing started");

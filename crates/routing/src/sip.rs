@@ -6,13 +6,14 @@
 //! says, with `received`/`rport` (RFC 3581). Anything malformed gets 400 when it can be answered at
 //! all, and silence when it cannot (no usable Via); the parser never panics (see fuzz/).
 
+use crate::listen::{write_watched, Gate, Limits, Watch};
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Largest message accepted over TCP (and by [`handle`]); bigger ones are refused.
@@ -123,7 +124,9 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
         return Err(Malformed::Silent);
     }
     let head_end = find(msg, b"\r\n\r\n").ok_or(Malformed::Silent)?;
-    let head = std::str::from_utf8(&msg[..head_end]).map_err(|_| Malformed::Silent)?;
+    // RFC 3261 §7.3.1: header text is UTF-8. Not: 400 when there is a Via to answer to.
+    let head = std::str::from_utf8(&msg[..head_end])
+        .map_err(|_| Malformed::BadRequest("Header Not UTF-8"))?;
     let mut lines = crlf_lines(head);
     let first = lines.next().unwrap_or_default();
     if first.starts_with("SIP/") {
@@ -392,8 +395,10 @@ pub fn handle_into(
         Ok(r) => r,
         Err(Malformed::Silent) => return None,
         Err(Malformed::BadRequest(why)) => {
-            // `parse` only says BadRequest once it has a Via.
-            let req = parse_vias_only(msg)?;
+            // Answered only when a Via can be read (silence otherwise). Bytes that are not UTF-8
+            // are replaced for reading the headers to echo; a copy is made only then.
+            let lossy = String::from_utf8_lossy(msg);
+            let req = parse_vias_only(lossy.as_bytes())?;
             let via = TopVia::read(req.vias[0]);
             respond(out, &req, &via, src, 400, Some(why), no_extra);
             return Some(via.reply_to(src));
@@ -477,6 +482,15 @@ fn invite(
         return respond(out, req, via, src, 416, None, no_extra);
     }
     if let Some(trunk) = req.peerex_trunk {
+        if !routing.trusts(src.ip()) {
+            // Only the carrier's own proxy may say which Zoom trunk a call came over: believed from
+            // anyone else, a caller could name a customer's number and trunk and have the call let
+            // out to a gateway of its choosing (toll fraud). Refused, never decided.
+            metrics::counter!("peerex_sip_untrusted_total").increment(1);
+            return respond(out, req, via, src, 403, None, |out| {
+                out.extend_from_slice(b"Reason: SIP;cause=403;text=\"untrusted_source\"\r\nWarning: 399 peerex \"untrusted_source: X-Peerex-Trunk from an address not in trusted_proxies\"\r\n");
+            });
+        }
         return outbound(out, routing, req, via, src, trunk);
     }
     // Not a number (`sip:alice@...`, too long, ...): decided like an unknown number, 404.
@@ -925,16 +939,31 @@ pub fn answers_options(port: u16, timeout: std::time::Duration) -> bool {
 }
 
 /// Serves TCP connections from `listener`: messages framed by Content-Length, answered on the
-/// connection they came on.
+/// connection they came on. The listener's bounds are [`Limits::default`].
 pub async fn serve_tcp(routing: Routing, listener: TcpListener) {
+    serve_tcp_with(routing, listener, Limits::default()).await
+}
+
+/// [`serve_tcp`] with the listener's bounds: connections in total and per address (trusted proxies
+/// are never turned away by the total), how long a message may take to arrive, and how long a
+/// connection may idle.
+pub async fn serve_tcp_with(routing: Routing, listener: TcpListener, limits: Limits) {
     let timers = std::sync::Arc::new(Timers::new());
+    let gate = Gate::new(limits, routing.trusted_proxies().clone(), "sip_tcp");
     loop {
         match listener.accept().await {
-            Ok((stream, src)) => {
-                let routing = routing.clone();
-                let timers = timers.clone();
-                tokio::spawn(async move { tcp_connection(routing, stream, src, &timers).await });
-            }
+            // Over the bounds: closed at once (SIP has no answer without a request to answer).
+            Ok((stream, src)) => match gate.admit(src.ip()) {
+                Some(permit) => {
+                    let routing = routing.clone();
+                    let timers = timers.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        tcp_connection(routing, stream, src, &timers, limits).await
+                    });
+                }
+                None => drop(stream),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "sip tcp accept");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -943,21 +972,28 @@ pub async fn serve_tcp(routing: Routing, listener: TcpListener) {
     }
 }
 
-async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr, timers: &Timers) {
+async fn tcp_connection(
+    routing: Routing,
+    mut stream: TcpStream,
+    src: SocketAddr,
+    timers: &Timers,
+    limits: Limits,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     let mut out = Vec::with_capacity(1024);
+    let mut watch = Watch::new(limits);
+    let tick = tokio::time::sleep(limits.header_timeout);
+    tokio::pin!(tick);
     loop {
         // Take every complete message buffered so far.
         while let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = &buf[..end];
-            let len = std::str::from_utf8(head).ok().and_then(|h| {
-                crlf_lines(h).find_map(|l| {
-                    let (n, v) = l.split_once(':')?;
-                    (header_kind(trim(n)) == Header::ContentLength)
-                        .then(|| trim(v).parse::<usize>().ok())
-                        .flatten()
-                })
+            let head = String::from_utf8_lossy(&buf[..end]);
+            let len = crlf_lines(&head).find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                (header_kind(trim(n)) == Header::ContentLength)
+                    .then(|| trim(v).parse::<usize>().ok())
+                    .flatten()
             });
             let total = end + 4 + len.unwrap_or(0);
             if total > MAX_MESSAGE {
@@ -967,9 +1003,11 @@ async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr
                 break;
             }
             let msg: Vec<u8> = buf.drain(..total).collect();
+            // Any whole message counts (an ACK, a keep-alive), answered or not.
+            watch.progress = true;
             let started = Instant::now();
             if handle_into(&routing, &msg, src, &mut out).is_some()
-                && stream.write_all(&out).await.is_err()
+                && !write_watched(&mut stream, &out, &mut watch, &mut tick).await
             {
                 return;
             }
@@ -978,11 +1016,20 @@ async fn tcp_connection(routing: Routing, mut stream: TcpStream, src: SocketAddr
         if buf.len() > MAX_MESSAGE {
             return;
         }
-        match tokio::time::timeout(std::time::Duration::from_secs(300), stream.read(&mut chunk))
-            .await
-        {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        tokio::select! {
+            biased;
+            r = stream.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+            () = &mut tick => {
+                // A message too slow to arrive, a connection that never sent one, or one idle too
+                // long: closed.
+                if watch.tick(!buf.is_empty()) {
+                    return;
+                }
+                tick.as_mut().reset(tokio::time::Instant::now() + limits.header_timeout);
+            }
         }
     }
 }
@@ -1041,7 +1088,10 @@ mod tests {
             number("+15550100002", domain::NumberState::Suspended),
         ]);
         c.finish_load();
+        // SRC is the carrier's proxy: it may say which Zoom trunk a call came over.
+        let trusted = crate::listen::Networks::parse(&[SRC.split(':').next().unwrap()]).unwrap();
         Routing::from_snapshot(domain::trunk::NumberingRule::nanp(), c)
+            .with_trusted_proxies(trusted)
     }
 
     fn ready() -> Routing {

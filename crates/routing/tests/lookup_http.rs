@@ -9,9 +9,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// A lookup server over an empty snapshot (every number is `not_provisioned`).
+/// A lookup server over an empty snapshot (every number is `not_provisioned`), whose trusted proxy
+/// is this test (127.0.0.1), so it may ask outbound lookups.
 fn server(secret: Option<&str>) -> SocketAddr {
-    serve(Routing::from_snapshot(NumberingRule::nanp(), Snapshot::default()), secret)
+    let trusted = routing::listen::Networks::parse(&["127.0.0.1"]).unwrap();
+    let routing = Routing::from_snapshot(NumberingRule::nanp(), Snapshot::default())
+        .with_trusted_proxies(trusted);
+    serve(routing, secret)
 }
 
 fn serve(routing: Routing, secret: Option<&str>) -> SocketAddr {
@@ -299,7 +303,8 @@ fn with_a_secret_lookups_without_it_get_401() {
 
 #[test]
 fn before_the_snapshot_has_loaded_lookups_get_503_with_retry_after() {
-    let addr = serve(Routing::new(NumberingRule::nanp()), None);
+    let trusted = routing::listen::Networks::parse(&["127.0.0.1"]).unwrap();
+    let addr = serve(Routing::new(NumberingRule::nanp()).with_trusted_proxies(trusted), None);
     for path in
         ["/route?to=%2B15550000002", "/route?direction=outbound&from=%2B15550000002", "/healthz"]
     {

@@ -1,14 +1,11 @@
 //! Call routing end to end on both databases: numbers in the store, the snapshot following them,
 //! the HTTP lookup API and the SIP redirect server on real sockets, and real `sipp` INVITEs.
 
-use domain::customer::{ContractState, Customer};
-use domain::number::NumberAttrs;
-use domain::trunk::{NumberingRule, ZoomTrunk};
-use domain::{Actor, CustomerId, Number, PhoneNumber};
-use routing::{RoutingConfig, Started};
-use serde_json::Value;
+mod common;
+
+use common::*;
+use domain::Actor;
 use std::time::{Duration, Instant};
-use store::Store;
 use testkit::Db;
 
 macro_rules! on_both {
@@ -23,79 +20,6 @@ on_both!(
     sipp_invites_get_302_480_404,
     removing_the_app_in_zoom_answers_deauthorized
 );
-
-struct World {
-    store: Store,
-    customer: CustomerId,
-    started: Started,
-    _dir: Option<tempfile::TempDir>,
-}
-
-const ACTIVE: &str = "+15550100001";
-const SUSPENDED: &str = "+15550100002";
-const RELEASED: &str = "+15550100003";
-const UNKNOWN: &str = "+15550100999";
-
-async fn set_state(store: &Store, e164: &str, state: &str, customer: Option<CustomerId>) {
-    assert!(store.force_number_state(e164, state, customer.map(|c| c.as_uuid())).await.unwrap());
-}
-
-async fn world(db: Db) -> World {
-    let (url, dir) = match db {
-        Db::Sqlite => {
-            let (dir, path) = testkit::sqlite_path();
-            (testkit::sqlite_url(&path), Some(dir))
-        }
-        Db::Postgres => (testkit::postgres_url().await, None),
-    };
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let trunk = ZoomTrunk::parse(
-        "zoom-a",
-        &["sip:zoom-a.example:5061;transport=tls"],
-        NumberingRule::nanp(),
-        now,
-    )
-    .unwrap();
-    store.insert_trunk(&trunk).await.unwrap();
-    let c = Customer {
-        id: CustomerId::new(),
-        name: "Acme".into(),
-        contract_ref: "C-1".into(),
-        contract_state: ContractState::Active,
-        created_at: now,
-        zoom_trunk: None,
-    };
-    store.insert_customer(&c).await.unwrap();
-    store.set_customer_trunk(c.id, Some("zoom-a")).await.unwrap();
-    let by = Actor::System("test".into());
-    let numbers: Vec<_> = [ACTIVE, SUSPENDED, RELEASED]
-        .iter()
-        .map(|n| Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by, now))
-        .collect();
-    store.insert_numbers(&numbers, &|_| {}).await.unwrap();
-    set_state(&store, ACTIVE, "active", Some(c.id)).await;
-    set_state(&store, SUSPENDED, "suspended", Some(c.id)).await;
-    set_state(&store, RELEASED, "aging", None).await;
-    let config = RoutingConfig {
-        http_listen: "127.0.0.1:0".into(),
-        sip_listen: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
-    let started = routing::start(store.clone(), &config).await.unwrap();
-    assert!(
-        routing::wait_ready(&started.routing, Duration::from_secs(10)).await,
-        "snapshot loaded"
-    );
-    World { store, customer: c.id, started, _dir: dir }
-}
-
-async fn lookup(w: &World, query: &str) -> (u16, Value) {
-    let r =
-        reqwest::get(format!("http://{}/route?{query}", w.started.http.unwrap())).await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
 
 async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db) {
     let w = world(db).await;
@@ -142,60 +66,6 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     eprintln!("change -> decision: {:?}", t0.elapsed());
-}
-
-/// Runs one sipp INVITE for `number`, expecting `status`; true when sipp saw it.
-fn sipp(sip: std::net::SocketAddr, transport: &str, number: &str, status: u16) -> bool {
-    sipp_scenario(
-        sip,
-        transport,
-        number,
-        &include_str!("sipp-expect.xml").replace("EXPECTED", &status.to_string()),
-    )
-}
-
-/// Runs one call of a sipp UAC `scenario` to `number`; true when it completed.
-fn sipp_scenario(sip: std::net::SocketAddr, transport: &str, number: &str, scenario: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("uac.xml");
-    std::fs::write(&path, scenario).unwrap();
-    let out = std::process::Command::new("sipp")
-        .arg(sip.to_string())
-        .args([
-            "-sf",
-            path.to_str().unwrap(),
-            "-s",
-            number,
-            "-m",
-            "1",
-            "-t",
-            transport,
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-timeout",
-            "10s",
-            "-nostdin",
-        ])
-        .args(["-trace_err", "-error_file", dir.path().join("err.log").to_str().unwrap()])
-        .current_dir(dir.path())
-        .output()
-        .expect("sipp is installed (scripts/test installs sip-tester)");
-    let ok = out.status.success();
-    if !ok {
-        eprintln!(
-            "sipp {number}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .join("\n"),
-            std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default()
-        );
-    }
-    ok
 }
 
 async fn sipp_invites_get_302_480_404(db: Db) {
@@ -378,121 +248,17 @@ async fn kamailio_asking_the_lookup_api_routes_active_and_rejects_suspended() {
     kamailio_routes_active_and_rejects_suspended(true).await
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        // SIGTERM first: Kamailio's main process then stops its children.
-        let _ =
-            std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(3) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
     let w = world(Db::Sqlite).await;
     // Zoom's SBC for this trunk is a sipp UAS on this machine.
     let zoom_port = free_udp_port();
-    let now = time::OffsetDateTime::now_utc();
-    let zoom = ZoomTrunk::parse(
-        "zoom-local",
-        &[&format!("sip:127.0.0.1:{zoom_port}")],
-        NumberingRule::nanp(),
-        now,
-    )
-    .unwrap();
-    w.store.insert_trunk(&zoom).await.unwrap();
-    w.store.set_customer_trunk(w.customer, Some("zoom-local")).await.unwrap();
-    let t0 = Instant::now();
-    while lookup(&w, "to=%2B15550100001").await.1["trunk"] != "zoom-local" {
-        assert!(t0.elapsed() < Duration::from_secs(2), "trunk change not seen");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-
+    use_trunk(&w, "zoom-local", &format!("sip:127.0.0.1:{zoom_port}")).await;
     let dir = tempfile::tempdir().unwrap();
-    let uas_path = dir.path().join("zoom-uas.xml");
-    std::fs::write(
-        &uas_path,
-        include_str!("sipp-zoom-uas.xml").replace("E164_DIGITS", &ACTIVE[1..]),
-    )
-    .unwrap();
-    let uas = std::process::Command::new("sipp")
-        .args([
-            "-sf",
-            uas_path.to_str().unwrap(),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &zoom_port.to_string(),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-        ])
-        .args(["-trace_err", "-error_file", dir.path().join("uas-err.log").to_str().unwrap()])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("sipp is installed (scripts/test installs sip-tester)");
-    let mut uas = Child(uas);
+    let uas = spawn_uas(dir.path(), "zoom-uas", "127.0.0.1", zoom_port, &ACTIVE[1..]);
+    let defines: Vec<String> = if http { vec!["WITH_HTTP".into()] } else { vec![] };
+    let k = Kamailio::start(&w, dir.path(), &defines).await;
 
-    let kamailio_port = free_udp_port();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/kamailio/kamailio.cfg");
-    let mut cmd = std::process::Command::new("kamailio");
-    cmd.args([
-        "-f",
-        config,
-        "-DD",
-        "-E",
-        "-n",
-        "2",
-        "-m",
-        "32",
-        "-M",
-        "8",
-        "-Y",
-        dir.path().to_str().unwrap(),
-    ])
-    .arg("-A")
-    .arg(format!("LISTEN=udp:127.0.0.1:{kamailio_port}"))
-    .arg("-A")
-    .arg(format!("PEEREX_SIP=\"sip:{}\"", w.started.sip.unwrap()))
-    .arg("-A")
-    .arg(format!("PEEREX_HTTP=\"http://{}\"", w.started.http.unwrap()))
-    .stdout(std::process::Stdio::null())
-    .stderr(std::fs::File::create(dir.path().join("kamailio.log")).unwrap());
-    if http {
-        cmd.args(["-A", "WITH_HTTP"]);
-    }
-    let _kamailio = Child(cmd.spawn().expect("kamailio is installed (scripts/test installs it)"));
-    let kamailio_log =
-        || std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default();
-    assert!(
-        tokio::task::spawn_blocking(move || routing::sip::answers_options(
-            kamailio_port,
-            Duration::from_secs(10)
-        ))
-        .await
-        .unwrap(),
-        "kamailio did not start:\n{}",
-        kamailio_log()
-    );
-
-    let kamailio: std::net::SocketAddr = ([127, 0, 0, 1], kamailio_port).into();
+    let kamailio = k.addr;
     let call = include_str!("sipp-call-through.xml");
     let rejected = include_str!("sipp-expect.xml").replace("EXPECTED", "480");
     let (reached, refused, wrong) = tokio::task::spawn_blocking(move || {
@@ -504,35 +270,15 @@ async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
     })
     .await
     .unwrap();
-    assert!(
-        reached,
-        "the call for the active number did not reach Zoom's SBC:\n{}",
-        kamailio_log()
-    );
-    assert!(
-        refused,
-        "the call for the suspended number was not rejected with 480:\n{}",
-        kamailio_log()
-    );
+    assert!(reached, "the call for the active number did not reach Zoom's SBC:\n{}", k.log());
+    assert!(refused, "the call for the suspended number was not rejected with 480:\n{}", k.log());
     assert!(!wrong, "a call for the suspended number went through");
     // The UAS took exactly one call, for the active number (its scenario checks the Request-URI).
-    let status = tokio::task::spawn_blocking(move || {
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = uas.0.try_wait().unwrap() {
-                return Some(s);
-            }
-            if t0.elapsed() > Duration::from_secs(10) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "Zoom's SBC stand-in did not complete the call: {status:?} {}",
-        std::fs::read_to_string(dir.path().join("uas-err.log")).unwrap_or_default()
+    let status = uas_done(uas, Duration::from_secs(10)).await;
+    assert_eq!(
+        status,
+        Some(true),
+        "Zoom's SBC stand-in did not complete the call: {}",
+        std::fs::read_to_string(dir.path().join("zoom-uas-err.log")).unwrap_or_default()
     );
 }

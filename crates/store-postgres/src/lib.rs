@@ -4,17 +4,18 @@
 //! `FOR UPDATE SKIP LOCKED` so concurrent orders never get the same number, and imports stream
 //! through `COPY`. Only `store` should use this crate.
 
+mod bulk;
 mod routing;
 mod rows;
 mod trunks;
 
 use domain::auth::{ApiToken, Session, User};
-use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
+use domain::customer::{
+    check_number_limit, ContractState, Customer, Order, OrderError, OrderPick, OrderState,
+};
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
-use rows::{
-    encode_tags, CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow,
-};
+use rows::{CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use std::collections::HashSet;
@@ -37,7 +38,7 @@ macro_rules! select_numbers {
 
 macro_rules! select_customers {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
-        sqlx::query_as!(CustomerRow, "SELECT id, name, contract_ref, contract_state, created_at, zoom_trunk FROM customers " + $rest $(, $arg)*)
+        sqlx::query_as!(CustomerRow, "SELECT id, name, contract_ref, contract_state, created_at, zoom_trunk, number_limit FROM customers " + $rest $(, $arg)*)
     };
 }
 
@@ -67,6 +68,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 // After the select macros above, which it uses.
 mod onboarding;
 mod release; // issue 6
+mod sign_in;
 
 /// Rows per multi-row statement (PostgreSQL allows 65,535 bound parameters).
 const INSERT_CHUNK: usize = 1_000;
@@ -117,33 +119,7 @@ impl PgStore {
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let mut rows = copy_binary::Rows::default();
-        let mut copy = tx
-            .copy_in_raw("COPY numbers (id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at) FROM STDIN (FORMAT binary)")
-            .await?;
-        for chunk in numbers.chunks(INSERT_CHUNK * 10) {
-            for (n, _) in chunk {
-                rows.number(n);
-            }
-            copy.send(rows.bytes()).await?;
-            rows.clear();
-        }
-        rows.finish();
-        copy.send(rows.bytes()).await?;
-        rows.clear();
-        copy.finish().await?;
-        let mut copy = tx.copy_in_raw("COPY number_events (number_id, at, actor, from_state, to_state, reason) FROM STDIN (FORMAT binary)").await?;
-        for chunk in numbers.chunks(INSERT_CHUNK * 10) {
-            for (_, e) in chunk {
-                rows.event(e);
-            }
-            copy.send(rows.bytes()).await?;
-            rows.clear();
-            progress(chunk.len());
-        }
-        rows.finish();
-        copy.send(rows.bytes()).await?;
-        copy.finish().await?;
+        bulk::insert_numbers(&mut tx, numbers, progress).await?;
         tx.commit().await
     }
 
@@ -209,10 +185,27 @@ impl PgStore {
     pub async fn insert_customer(&self, c: &Customer) -> Result<()> {
         let db_id = c.id.as_uuid();
         let db_contract_state = c.contract_state.as_str();
-        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at) VALUES ($1, $2, $3, $4, $5)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at)
+        let limit = c.number_limit.map(i64::from);
+        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at, number_limit) VALUES ($1, $2, $3, $4, $5, $6)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at, limit)
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+
+    /// Sets (or, with `None`, lifts) the most numbers the customer may hold. False for an unknown id.
+    pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<bool> {
+        let db_id = id.as_uuid();
+        let limit = limit.map(i64::from);
+        let done =
+            sqlx::query!("UPDATE customers SET number_limit = $1 WHERE id = $2", limit, db_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many numbers the customer holds: what its number limit counts.
+    pub async fn numbers_held(&self, id: CustomerId) -> Result<u32> {
+        numbers_held(&self.pool, id.as_uuid()).await
     }
 
     pub async fn list_customers(&self) -> Result<Vec<Customer>> {
@@ -385,14 +378,25 @@ impl PgStore {
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
         let mut tx = self.pool.begin().await?;
         let customer_uuid = customer.as_uuid();
-        let Some(row) = select_customers!("WHERE id = $1 FOR SHARE", customer_uuid)
+        // The customer's row is locked for the whole order, so concurrent orders for one customer
+        // (on any instance) take their turn: each counts what the others reserved before it.
+        // NO KEY UPDATE, not UPDATE: rows that merely reference the customer are not held up.
+        let Some(row) = select_customers!("WHERE id = $1 FOR NO KEY UPDATE", customer_uuid)
             .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(Err(OrderError::CustomerNotFound));
         };
-        if row.into_customer()?.contract_state == ContractState::Ended {
+        let c = row.into_customer()?;
+        if c.contract_state == ContractState::Ended {
             return Ok(Err(OrderError::ContractEnded));
+        }
+        if c.number_limit.is_some() {
+            let held = numbers_held(&mut *tx, customer_uuid).await?;
+            let wanted = if explicit.is_empty() { pick.count } else { explicit.len() as u32 };
+            if let Err(e) = check_number_limit(c.number_limit, held, wanted) {
+                return Ok(Err(e));
+            }
         }
         let candidates: Vec<Number> = if explicit.is_empty() {
             let mut q = QueryBuilder::<Postgres>::new(NumberRow::SELECT);
@@ -587,123 +591,17 @@ async fn insert_events<'a>(
     Ok(())
 }
 
-/// Rows in the binary form `COPY ... (FORMAT binary)` reads: a header, then per row its field count
-/// and each field as its length and value in the type's binary form (length -1 for NULL), then a
-/// trailer. Written straight into one reused buffer: no allocation per row.
-mod copy_binary {
-    use domain::{Number, NumberEvent};
-    use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
-
-    /// The signature, then 32-bit flags and header extension length, both 0.
-    const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
-
-    /// One table's stream, sent a buffer at a time: `bytes` to send, then `clear`.
-    #[derive(Default)]
-    pub struct Rows {
-        buf: Vec<u8>,
-        started: bool,
-        /// The last tags seen and their encoding: an import's rows mostly share them.
-        tags: Option<(Vec<String>, String)>,
-    }
-
-    fn value(buf: &mut Vec<u8>, v: &[u8]) {
-        // Every value here is far below 2 GiB (bounded fields, UUIDs, times).
-        buf.extend_from_slice(&(v.len() as i32).to_be_bytes());
-        buf.extend_from_slice(v);
-    }
-
-    fn null(buf: &mut Vec<u8>) {
-        buf.extend_from_slice(&(-1i32).to_be_bytes());
-    }
-
-    fn text(buf: &mut Vec<u8>, v: Option<&str>) {
-        match v {
-            Some(v) => value(buf, v.as_bytes()),
-            None => null(buf),
-        }
-    }
-
-    fn uuid(buf: &mut Vec<u8>, v: Option<uuid::Uuid>) {
-        match v {
-            Some(v) => value(buf, v.as_bytes()),
-            None => null(buf),
-        }
-    }
-
-    /// `timestamptz`: microseconds since 2000-01-01 UTC, truncated as sqlx encodes times.
-    fn at(buf: &mut Vec<u8>, v: Option<OffsetDateTime>) {
-        const PG_EPOCH: PrimitiveDateTime = PrimitiveDateTime::new(
-            match Date::from_calendar_date(2000, Month::January, 1) {
-                Ok(d) => d,
-                Err(_) => panic!("2000-01-01 is a date"),
-            },
-            Time::MIDNIGHT,
-        );
-        match v {
-            Some(v) => {
-                let micros = (v - PG_EPOCH.assume_utc()).whole_microseconds() as i64;
-                value(buf, &micros.to_be_bytes())
-            }
-            None => null(buf),
-        }
-    }
-
-    impl Rows {
-        fn row(&mut self, fields: i16) {
-            if !self.started {
-                self.buf.extend_from_slice(HEADER);
-                self.started = true;
-            }
-            self.buf.extend_from_slice(&fields.to_be_bytes());
-        }
-
-        pub fn number(&mut self, n: &Number) {
-            self.row(12);
-            let b = &mut self.buf;
-            uuid(b, Some(n.id.as_uuid()));
-            text(b, Some(n.e164.as_str()));
-            text(b, Some(n.state.as_str()));
-            uuid(b, n.customer_id.map(|c| c.as_uuid()));
-            uuid(b, n.order_id.map(|o| o.as_uuid()));
-            let tags = match &self.tags {
-                Some((seen, encoded)) if *seen == n.tags => encoded,
-                _ => &self.tags.insert((n.tags.clone(), super::encode_tags(&n.tags))).1,
-            };
-            text(b, Some(tags));
-            text(b, n.billing_ref.as_deref());
-            text(b, n.region.as_deref());
-            text(b, n.note.as_deref());
-            text(b, n.reason.as_deref());
-            at(b, n.aging_until);
-            at(b, Some(n.updated_at));
-        }
-
-        pub fn event(&mut self, e: &NumberEvent) {
-            self.row(6);
-            let b = &mut self.buf;
-            uuid(b, Some(e.number_id.as_uuid()));
-            at(b, Some(e.at));
-            text(b, Some(&e.actor));
-            text(b, e.from.map(|s| s.as_str()));
-            text(b, Some(e.to.as_str()));
-            text(b, e.reason.as_deref());
-        }
-
-        /// Ends the stream (the next row starts a new one).
-        pub fn finish(&mut self) {
-            if !self.started {
-                self.buf.extend_from_slice(HEADER);
-            }
-            self.buf.extend_from_slice(&(-1i16).to_be_bytes());
-            self.started = false;
-        }
-
-        pub fn bytes(&self) -> &[u8] {
-            &self.buf
-        }
-
-        pub fn clear(&mut self) {
-            self.buf.clear();
-        }
-    }
+/// The numbers a customer holds (every state but `available` and `aging`): what its number limit
+/// counts.
+async fn numbers_held<'e>(
+    e: impl sqlx::Executor<'e, Database = Postgres>,
+    customer: Uuid,
+) -> Result<u32> {
+    let held = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM numbers WHERE customer_id = $1 AND state NOT IN ('available', 'aging')"#,
+        customer
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(u32::try_from(held).unwrap_or(u32::MAX))
 }

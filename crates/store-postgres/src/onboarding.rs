@@ -9,9 +9,10 @@ use super::{insert_events, PgStore, Result};
 use crate::rows::NumberRow;
 use domain::customer::ContractState;
 use domain::onboarding::{
-    Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PushResult, StoredTokens,
-    ZoomLink, ZOOM_BATCH,
+    Job, JobEnd, JobKind, JobState, LinkEvent, LinkRefused, LinkState, PendingInstall, PushResult,
+    StoredTokens, Unlinked, ZoomLink, ZOOM_BATCH,
 };
+use domain::release::ON_HOLD_MESSAGE;
 use domain::{Actor, CustomerId, Number, NumberState, OrderId};
 use sqlx::{Postgres, QueryBuilder, Transaction};
 use time::OffsetDateTime;
@@ -31,6 +32,8 @@ struct LinkRow {
     removed_at: Option<OffsetDateTime>,
     not_before: Option<OffsetDateTime>,
     last_polled_at: Option<OffsetDateTime>,
+    reauth_needed_at: Option<OffsetDateTime>,
+    reauth_reason: Option<String>,
 }
 
 impl LinkRow {
@@ -45,6 +48,8 @@ impl LinkRow {
             removed_at: self.removed_at,
             not_before: self.not_before,
             last_polled_at: self.last_polled_at,
+            reauth_needed_at: self.reauth_needed_at,
+            reauth_reason: self.reauth_reason,
         })
     }
 }
@@ -55,7 +60,8 @@ macro_rules! select_links {
             LinkRow,
             "SELECT id AS \"id!: Uuid\", customer_id AS \"customer_id!: Uuid\", zoom_account_id, zoom_user_id, state, \
              linked_at AS \"linked_at!: OffsetDateTime\", removed_at AS \"removed_at: OffsetDateTime\", \
-             not_before AS \"not_before: OffsetDateTime\", last_polled_at AS \"last_polled_at: OffsetDateTime\" FROM zoom_links " + $rest $(, $arg)*
+             not_before AS \"not_before: OffsetDateTime\", last_polled_at AS \"last_polled_at: OffsetDateTime\", \
+             reauth_needed_at AS \"reauth_needed_at: OffsetDateTime\", reauth_reason FROM zoom_links " + $rest $(, $arg)*
         )
     };
 }
@@ -109,6 +115,44 @@ macro_rules! select_jobs {
     };
 }
 
+struct PendingRow {
+    zoom_account_id: String,
+    zoom_user_id: String,
+    zoom_email: String,
+    zoom_name: String,
+    zoom_account_number: String,
+    access_token: String,
+    refresh_token: String,
+    token_expires_at: OffsetDateTime,
+    created_at: OffsetDateTime,
+    valid_until: OffsetDateTime,
+}
+
+impl PendingRow {
+    fn into_pending(self) -> PendingInstall {
+        PendingInstall {
+            zoom_account_id: self.zoom_account_id,
+            zoom_user_id: self.zoom_user_id,
+            zoom_email: self.zoom_email,
+            zoom_name: self.zoom_name,
+            zoom_account_number: self.zoom_account_number,
+            tokens: StoredTokens {
+                access_token: self.access_token,
+                refresh_token: self.refresh_token,
+                expires_at: self.token_expires_at,
+                generation: 0,
+            },
+            created_at: self.created_at,
+            valid_until: self.valid_until,
+        }
+    }
+}
+
+/// Microseconds since the epoch (the budget's unit).
+fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
 /// The payload of a push job: the numbers it carries.
 fn push_payload(numbers: &[&str]) -> String {
     let quoted: Vec<String> = numbers.iter().map(|n| format!("\"{n}\"")).collect();
@@ -118,31 +162,66 @@ fn push_payload(numbers: &[&str]) -> String {
 impl PgStore {
     // ---- pending installs ---------------------------------------------------------------------
 
-    pub async fn insert_pending_install(
-        &self,
-        id_hash: &str,
-        code: &str,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<()> {
-        sqlx::query!("DELETE FROM zoom_pending_installs WHERE expires_at <= $1", now)
+    pub async fn insert_pending_install(&self, id_hash: &str, p: &PendingInstall) -> Result<()> {
+        sqlx::query!("DELETE FROM zoom_pending_installs WHERE valid_until <= $1", p.created_at)
             .execute(&self.pool)
             .await?;
-        sqlx::query!("INSERT INTO zoom_pending_installs (id_hash, code, created_at, expires_at) VALUES ($1, $2, $3, $4)", id_hash, code, now, expires_at)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query!(
+            "INSERT INTO zoom_pending_installs (id_hash, zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, \
+             access_token, refresh_token, token_expires_at, created_at, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            id_hash,
+            p.zoom_account_id,
+            p.zoom_user_id,
+            p.zoom_email,
+            p.zoom_name,
+            p.zoom_account_number,
+            p.tokens.access_token,
+            p.tokens.refresh_token,
+            p.tokens.expires_at,
+            p.created_at,
+            p.valid_until
+        )
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 
-    /// The waiting code, once: taking it deletes it.
+    /// The install waiting under `id_hash`, if it has not expired.
+    pub async fn pending_install(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingInstall>> {
+        let row = sqlx::query_as!(
+            PendingRow,
+            "SELECT zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, access_token, refresh_token, \
+             token_expires_at, created_at, valid_until FROM zoom_pending_installs WHERE id_hash = $1 AND valid_until > $2",
+            id_hash,
+            now
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(PendingRow::into_pending))
+    }
+
+    /// The install waiting under `id_hash`, once: taking it deletes it, so one install is confirmed
+    /// at most once.
     pub async fn take_pending_install(
         &self,
         id_hash: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<String>> {
-        sqlx::query_scalar!(r#"DELETE FROM zoom_pending_installs WHERE id_hash = $1 AND expires_at > $2 RETURNING code AS "code!""#, id_hash, now)
-            .fetch_optional(&self.pool)
-            .await
+    ) -> Result<Option<PendingInstall>> {
+        let row = sqlx::query_as!(
+            PendingRow,
+            "DELETE FROM zoom_pending_installs WHERE id_hash = $1 AND valid_until > $2 \
+             RETURNING zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, access_token, refresh_token, \
+             token_expires_at, created_at, valid_until",
+            id_hash,
+            now
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(PendingRow::into_pending))
     }
 
     // ---- links --------------------------------------------------------------------------------
@@ -249,7 +328,7 @@ impl PgStore {
         .await?;
         let (link_id, kind) = match earlier {
             Some(row) => {
-                sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = $1, linked_at = $2, removed_at = NULL WHERE id = $3", zoom_user, now, row.id)
+                sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = $1, linked_at = $2, removed_at = NULL, reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $3", zoom_user, now, row.id)
                     .execute(&mut *tx)
                     .await?;
                 (row.id, "relinked")
@@ -314,29 +393,42 @@ impl PgStore {
     /// The app was removed in Zoom: the link is marked removed, its tokens dropped, its jobs cancelled
     /// and the customer's active / release_pending numbers suspended, in one transaction. `None` when
     /// no live link has this account.
+    ///
+    /// `removed_at` is when Zoom says the app was removed: a link made after it (the app installed
+    /// again since) is left alone, so a late or re-sent `app_deauthorized` cannot undo a re-install.
     pub async fn unlink_zoom_account(
         &self,
         account: &str,
         reason: &str,
+        removed_at: OffsetDateTime,
         by: &Actor,
         now: OffsetDateTime,
-    ) -> Result<Option<(ZoomLink, usize)>> {
+    ) -> Result<Unlinked> {
         let mut tx = self.pool.begin().await?;
         let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
             .fetch_optional(&mut *tx)
             .await?
         else {
-            return Ok(None);
+            return Ok(Unlinked::NoLink);
         };
         let link = row.into_link()?;
         let db_id = link.id;
-        sqlx::query!(
-            "UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2",
+        // Compare-and-set: a concurrent removal or re-install decides first.
+        let done = sqlx::query!(
+            "UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2 AND state = 'linked' AND linked_at <= $3",
             now,
-            db_id
+            db_id,
+            removed_at
         )
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(if link.linked_at > removed_at {
+                Unlinked::Newer(link)
+            } else {
+                Unlinked::NoLink
+            });
+        }
         sqlx::query!("DELETE FROM zoom_tokens WHERE link_id = $1", db_id).execute(&mut *tx).await?;
         cancel_account_jobs(&mut tx, account, "cancelled: the app was removed in Zoom", now)
             .await?;
@@ -353,27 +445,210 @@ impl PgStore {
                 moves.push(m);
             }
         }
-        save_state_moves(&mut tx, &moves).await?;
+        let suspended_ids = save_state_moves(&mut tx, &moves).await?;
+        let suspended = suspended_ids.len();
+        // A release waiting for these numbers waits on: the numbers come back when the app is
+        // installed again (see `resume_releases`).
+        let held: Vec<Uuid> = suspended_ids.into_iter().collect();
+        for chunk in held.chunks(super::INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new("UPDATE release_numbers SET message = ");
+            q.push_bind(ON_HOLD_MESSAGE)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
         insert_link_event(
             &mut tx,
             Some(link.customer_id),
             account,
             "removed",
-            &format!("{reason}; {} numbers suspended", moves.len()),
+            &format!("{reason}; {suspended} numbers suspended"),
             now,
         )
         .await?;
         tx.commit().await?;
         let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
-        Ok(Some((link, moves.len())))
+        Ok(Unlinked::Removed { link, suspended })
     }
 
-    /// Moves the account's `not_before` later (never earlier): every worker waits for it.
+    /// Moves the account's `not_before` later (never earlier): no worker claims its jobs before it, and
+    /// no call already under way takes a slot of its budget before it either.
     pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query!("UPDATE zoom_links SET not_before = $1 WHERE zoom_account_id = $2 AND state = 'linked' AND (not_before IS NULL OR not_before < $3)", until, account, until)
+            .execute(&mut *tx)
+            .await?;
+        let until_us = micros(until);
+        sqlx::query!(
+            "INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, $2) ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us = GREATEST(zoom_rate_budget.next_slot_us, excluded.next_slot_us)",
+            account,
+            until_us
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Takes the next slot of the account's request budget, shared by every worker of every instance:
+    /// returns when the call may be made (microseconds since the epoch, never before `now_us`) and
+    /// moves the budget on by `gap_us`, in one statement.
+    pub async fn take_zoom_slot(&self, account: &str, now_us: i64, gap_us: i64) -> Result<i64> {
+        let next = sqlx::query_scalar!(
+            "INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, $2::bigint + $3::bigint) ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us = GREATEST(zoom_rate_budget.next_slot_us, $2::bigint) + $3::bigint RETURNING next_slot_us",
+            account,
+            now_us,
+            gap_us
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next - gap_us)
+    }
+
+    /// Remembers a webhook delivery by the digest of its verified content until `keep_until`: true the
+    /// first time, false when any instance has seen it already. Deliveries kept long enough are forgotten.
+    pub async fn remember_webhook(
+        &self,
+        digest: &str,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> Result<bool> {
+        sqlx::query!("DELETE FROM zoom_webhook_deliveries WHERE keep_until < $1", now)
             .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .await?;
+        let done = sqlx::query!(
+            "INSERT INTO zoom_webhook_deliveries (digest, seen_at, keep_until) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+            digest,
+            now,
+            keep_until
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// New tokens for the account's live link (the app was authorized again for the same Zoom
+    /// account, which revokes the tokens Zoom gave before): stored, the need for re-authorization
+    /// cleared, and the account's waiting jobs due now, in one transaction. The link's row is locked
+    /// first, as [`PgStore::mark_link_reauth`] does, so the two never interleave. `None` without a
+    /// live link for the account.
+    pub async fn renew_link_tokens(
+        &self,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        now: OffsetDateTime,
+    ) -> Result<Option<ZoomLink>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            select_links!("WHERE zoom_account_id = $1 AND state = 'linked' FOR UPDATE", account)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let link = row.into_link()?;
+        sqlx::query!(
+            "UPDATE zoom_tokens SET access_token = $1, refresh_token = $2, expires_at = $3, generation = generation + 1, \
+             refresh_owner = NULL, refresh_lease_until = NULL, updated_at = $4 WHERE link_id = $5",
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            now,
+            link.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE zoom_links SET reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $1",
+            link.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE jobs SET run_after = $1, attempts = 0, updated_at = $1 WHERE zoom_account = $2 AND state = 'pending' AND run_after > $1",
+            now,
+            account
+        )
+        .execute(&mut *tx)
+        .await?;
+        let message = match &link.reauth_needed_at {
+            Some(_) => {
+                format!("authorized again by Zoom user {zoom_user}: Zoom accepts peerex again")
+            }
+            None => format!("authorized again by Zoom user {zoom_user}: new tokens kept"),
+        };
+        insert_link_event(&mut tx, Some(link.customer_id), account, "reauthorized", &message, now)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ZoomLink { reauth_needed_at: None, reauth_reason: None, ..link }))
+    }
+
+    /// Zoom refused the refresh token of `generation` (`invalid_grant`): the link needs the app
+    /// authorized again. Only if those tokens are still the link's (new ones may have arrived
+    /// meanwhile) and it is not marked already; true when this call marked it.
+    pub async fn mark_link_reauth(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let Some(link) = select_links!(
+            "WHERE id = $1 AND state = 'linked' AND reauth_needed_at IS NULL FOR UPDATE",
+            link_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        let current =
+            sqlx::query_scalar!("SELECT generation FROM zoom_tokens WHERE link_id = $1", link_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current != Some(generation) {
+            return Ok(false);
+        }
+        sqlx::query!(
+            "UPDATE zoom_links SET reauth_needed_at = $1, reauth_reason = $2 WHERE id = $3",
+            now,
+            reason,
+            link_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        let link = link.into_link()?;
+        let message = format!(
+            "Zoom refused the link's authorization ({reason}): the customer must add the app again"
+        );
+        insert_link_event(
+            &mut tx,
+            Some(link.customer_id),
+            &link.zoom_account_id,
+            "needs_reauth",
+            &message,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Live links Zoom no longer accepts, oldest first.
+    pub async fn links_needing_reauth(&self) -> Result<Vec<ZoomLink>> {
+        let rows = select_links!(
+            "WHERE state = 'linked' AND reauth_needed_at IS NOT NULL ORDER BY reauth_needed_at"
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(LinkRow::into_link).collect()
     }
 
     // ---- tokens -------------------------------------------------------------------------------
@@ -521,6 +796,39 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Extends the lease `owner` holds on a running job (its heartbeat). False when the lease is gone:
+    /// the job ended, or another worker took it after the lease ran out.
+    pub async fn extend_job_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+            lease_until,
+            id,
+            owner
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hands the running jobs of `owner` back (a clean stop): pending again at once, the attempt not
+    /// counted. Returns how many.
+    pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET state = 'pending', run_after = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE lease_owner = $3 AND state = 'running'",
+            now,
+            now,
+            owner
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Zoom's answers for a push job: accepted numbers go `active`, refused ones back to `reserved`
     /// with Zoom's reason, and the job is done, in one transaction. Numbers no longer `provisioning`
     /// are left alone (a retaken job's answers converge). False if `owner` lost the lease.
@@ -565,10 +873,10 @@ impl PgStore {
                 }
             }
         }
-        save_state_moves(&mut tx, &moves).await?;
+        let moved = save_state_moves(&mut tx, &moves).await?;
         let accepted: Vec<Uuid> = moves
             .iter()
-            .filter(|(n, _)| n.state == NumberState::Active)
+            .filter(|(n, _)| n.state == NumberState::Active && moved.contains(&n.id.as_uuid()))
             .map(|(n, _)| n.id.as_uuid())
             .collect();
         // Just added: Zoom lists it Unassigned until the customer assigns it.
@@ -585,6 +893,7 @@ impl PgStore {
             q.push(")");
             q.build().execute(&mut *tx).await?;
         }
+        resume_releases(&mut tx, &moves, &accepted, by, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -801,7 +1110,9 @@ async fn apply_in_tx(
     now: OffsetDateTime,
 ) -> Result<usize> {
     let c = customer.as_uuid();
-    let rows = select_numbers!("WHERE customer_id = $1 AND ((state = 'reserved' AND reason IS NULL) OR state = 'suspended') ORDER BY e164", c).fetch_all(&mut **tx).await?;
+    // Locked in one order (e164) so concurrent applies wait for each other instead of deadlocking;
+    // a row another apply moved meanwhile no longer matches when its lock is granted.
+    let rows = select_numbers!("WHERE customer_id = $1 AND ((state = 'reserved' AND reason IS NULL) OR state = 'suspended') ORDER BY e164 FOR UPDATE", c).fetch_all(&mut **tx).await?;
     let mut moves = Vec::with_capacity(rows.len());
     for row in rows {
         let n = row.into_number()?;
@@ -814,8 +1125,11 @@ async fn apply_in_tx(
             moves.push(m);
         }
     }
-    save_state_moves(tx, &moves).await?;
-    let mut to_push: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
+    // Jobs are cut only from the numbers this transaction moved: an order applied at the same time
+    // by another request queues the others.
+    let moved = save_state_moves(tx, &moves).await?;
+    let mut to_push: Vec<Number> =
+        moves.into_iter().map(|(n, _)| n).filter(|n| moved.contains(&n.id.as_uuid())).collect();
     if all_provisioning {
         let moved: std::collections::HashSet<_> = to_push.iter().map(|n| n.id).collect();
         let rows =
@@ -859,6 +1173,56 @@ async fn apply_in_tx(
     Ok(queued)
 }
 
+/// Numbers just accepted by Zoom that a release still waits for (they were suspended when the app
+/// was removed, and came back with its re-install) wait for the customer's approval again:
+/// `release_pending` with the release's reason, their lines waiting without the on-hold message.
+async fn resume_releases(
+    tx: &mut Transaction<'_, Postgres>,
+    moves: &[(Number, domain::NumberEvent)],
+    accepted: &[Uuid],
+    by: &Actor,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut reasons: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
+    for chunk in accepted.chunks(super::INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT l.number_id, r.reason FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.state IN ('waiting', 'refused') AND l.number_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        reasons.extend(rows);
+    }
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    let mut again = Vec::with_capacity(reasons.len());
+    for (n, _) in moves {
+        if let Some(reason) = reasons.get(&n.id.as_uuid()) {
+            if let Ok(m) = n.clone().start_release(reason, by, now) {
+                again.push(m);
+            }
+        }
+    }
+    let waiting: Vec<Uuid> = save_state_moves(tx, &again).await?.into_iter().collect();
+    for chunk in waiting.chunks(super::INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "UPDATE release_numbers SET state = 'waiting', message = NULL, updated_at = ",
+        );
+        q.push_bind(now).push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// One recurring poll job per account: queued unless one is waiting already.
 async fn enqueue_poll(
     tx: &mut Transaction<'_, Postgres>,
@@ -887,20 +1251,29 @@ async fn enqueue_poll(
 }
 
 /// Saves moves that change only a number's state, reason and time (every onboarding transition), one
-/// UPDATE per (state, reason) and chunk instead of one per number, with their events.
+/// UPDATE per (from, to, reason) and chunk instead of one per number, with their events. Each UPDATE is
+/// a compare-and-set on the state the move starts from: a number another transaction moved first is
+/// left alone and gets no event. Returns the ids of the numbers this transaction moved.
 async fn save_state_moves(
     tx: &mut Transaction<'_, Postgres>,
     moves: &[(Number, domain::NumberEvent)],
-) -> Result<()> {
-    let mut groups: std::collections::BTreeMap<(&str, Option<&str>, OffsetDateTime), Vec<Uuid>> =
+) -> Result<std::collections::HashSet<Uuid>> {
+    type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>, OffsetDateTime);
+    let mut groups: std::collections::BTreeMap<Group<'_>, Vec<Uuid>> =
         std::collections::BTreeMap::new();
-    for (n, _) in moves {
+    for (n, e) in moves {
         groups
-            .entry((n.state.as_str(), n.reason.as_deref(), n.updated_at))
+            .entry((
+                e.from.map(NumberState::as_str),
+                n.state.as_str(),
+                n.reason.as_deref(),
+                n.updated_at,
+            ))
             .or_default()
             .push(n.id.as_uuid());
     }
-    for ((state, reason, at), ids) in groups {
+    let mut moved = std::collections::HashSet::with_capacity(moves.len());
+    for ((from, state, reason, at), ids) in groups {
         for chunk in ids.chunks(super::INSERT_CHUNK) {
             let mut q = QueryBuilder::<Postgres>::new("UPDATE numbers SET state = ");
             q.push_bind(state)
@@ -914,11 +1287,17 @@ async fn save_state_moves(
                 sep.push_bind(*id);
             }
             q.push(")");
-            q.build().execute(&mut **tx).await?;
+            if let Some(from) = from {
+                q.push(" AND state = ").push_bind(from);
+            }
+            q.push(" RETURNING id");
+            moved.extend(q.build_query_scalar::<Uuid>().fetch_all(&mut **tx).await?);
         }
     }
-    for chunk in moves.chunks(super::INSERT_CHUNK) {
-        insert_events(tx, chunk.iter().map(|(_, e)| e)).await?;
+    let events: Vec<&domain::NumberEvent> =
+        moves.iter().map(|(_, e)| e).filter(|e| moved.contains(&e.number_id.as_uuid())).collect();
+    for chunk in events.chunks(super::INSERT_CHUNK) {
+        insert_events(tx, chunk.iter().copied()).await?;
     }
-    Ok(())
+    Ok(moved)
 }

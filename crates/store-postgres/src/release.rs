@@ -457,12 +457,13 @@ impl PgStore {
         Ok(count)
     }
 
-    /// Lines still waiting (or refused) whose number left `release_pending` another way (suspended when
-    /// the app was removed in Zoom) are closed as withdrawn, saying why. Returns how many.
+    /// Lines still waiting (or refused) whose number left `release_pending` another way are closed as
+    /// withdrawn, saying why. Not those of numbers suspended with the app's removal (or being pushed
+    /// again after its re-install): they are on hold and wait again. Returns how many.
     pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize> {
         let done = sqlx::query!(
             "UPDATE release_numbers l SET state = 'withdrawn', message = 'left the release: the number is ' || n.state, updated_at = $1 \
-             FROM numbers n WHERE n.id = l.number_id AND l.state IN ('waiting', 'refused') AND n.state <> 'release_pending'",
+             FROM numbers n WHERE n.id = l.number_id AND l.state IN ('waiting', 'refused') AND n.state NOT IN ('release_pending', 'suspended', 'provisioning')",
             now
         )
         .execute(&self.pool)

@@ -3,7 +3,7 @@
 //! every instance's snapshot LISTENs to.
 
 use crate::{PgStore, Result};
-use domain::routing::{NumberFacts, RoutingCustomer};
+use domain::routing::{FeedRead, NumberFacts, RoutingCustomer};
 use domain::{CustomerId, NumberState, PhoneNumber};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -31,6 +31,26 @@ impl FactsRow {
 
 /// Listens for `NOTIFY peerex_routing`, which the `routing_changes` triggers send at commit.
 pub const ROUTING_CHANNEL: &str = "peerex_routing";
+
+/// The feed's bounds and open transactions, in the snapshot of the statement (or the transaction,
+/// under REPEATABLE READ) that runs this.
+async fn head(conn: &mut sqlx::PgConnection) -> Result<FeedRead> {
+    let r = sqlx::query!(
+        r#"SELECT COALESCE(MIN(id), 0) AS "low!", COALESCE(MAX(id), 0) AS "high!",
+                  ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) x) AS "open!",
+                  pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS "horizon!"
+           FROM routing_changes"#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(FeedRead {
+        open: r.open,
+        low: r.low,
+        high: r.high,
+        horizon: Some(r.horizon),
+        ..FeedRead::default()
+    })
+}
 
 impl PgStore {
     /// Every number that is not `available` (those decide like unknown ones), in E.164 order after
@@ -89,20 +109,45 @@ impl PgStore {
             .collect())
     }
 
-    /// Changes after `after`, oldest first: (id, number or `None` for customers/trunks).
-    pub async fn routing_changes(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, Option<String>)>> {
-        let rows = sqlx::query!(
+    /// Where the feed stands (no changes read), in one statement and so one snapshot: the
+    /// transactions open now may still commit changes with ids at or below `high`.
+    pub async fn routing_feed_head(&self) -> Result<FeedRead> {
+        head(&mut *self.pool.acquire().await?).await
+    }
+
+    /// The changes after `after` (at most `limit`) and those of the `watched` transactions at or
+    /// below it, with the transactions still open, all from one snapshot (see [`FeedRead`]).
+    pub async fn routing_feed(&self, after: i64, limit: i64, watched: &[i64]) -> Result<FeedRead> {
+        let mut tx = self.pool.begin().await?;
+        // One snapshot for every statement below: what is open and what is visible must agree, or a
+        // transaction could commit between them and be neither read nor watched.
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let mut read = head(&mut tx).await?;
+        read.changes = sqlx::query!(
             r#"SELECT id AS "id!", e164 FROM routing_changes WHERE id > $1 ORDER BY id LIMIT $2"#,
             after,
             limit
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.e164)).collect())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.e164))
+        .collect();
+        read.newer = read.changes.len();
+        if !watched.is_empty() {
+            let late = sqlx::query!(
+                r#"SELECT id AS "id!", e164 FROM routing_changes WHERE xid = ANY($1) AND id <= $2 ORDER BY id"#,
+                watched,
+                after
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            read.changes.extend(late.into_iter().map(|r| (r.id, r.e164)));
+        }
+        tx.commit().await?;
+        Ok(read)
     }
 
     /// A connection LISTENing to the routing feed's notifications.
@@ -112,32 +157,18 @@ impl PgStore {
         Ok(listener)
     }
 
-    pub async fn routing_changes_by_id(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q =
-            QueryBuilder::<Postgres>::new("SELECT id, e164 FROM routing_changes WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        q.push(")");
-        q.build_query_as().fetch_all(&self.pool).await
-    }
-
-    /// (oldest, newest) change id kept; the newest is the routing generation. (0, 0) when empty.
-    pub async fn routing_generation(&self) -> Result<(i64, i64)> {
-        let r = sqlx::query!(r#"SELECT COALESCE(MIN(id), 0) AS "low!", COALESCE(MAX(id), 0) AS "high!" FROM routing_changes"#).fetch_one(&self.pool).await?;
-        Ok((r.low, r.high))
-    }
-
-    /// Forgets changes up to `upto`; a snapshot further behind rebuilds from the numbers.
-    pub async fn prune_routing_changes(&self, upto: i64) -> Result<u64> {
-        Ok(sqlx::query!("DELETE FROM routing_changes WHERE id <= $1", upto)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+    /// Forgets changes up to `upto`, sparing those of transactions at or after `horizon` (a
+    /// [`FeedRead::horizon`] taken a while ago): a reader may be about to read them as late changes.
+    /// A snapshot further behind rebuilds from the numbers.
+    pub async fn prune_routing_changes(&self, upto: i64, horizon: Option<i64>) -> Result<u64> {
+        Ok(sqlx::query!(
+            "DELETE FROM routing_changes WHERE id <= $1 AND (xid IS NULL OR xid < $2)",
+            upto,
+            horizon.unwrap_or(0)
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Test and benchmark support: sets a number's state and customer directly, bypassing the

@@ -13,19 +13,33 @@
 use domain::{Number, NumberEvent};
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::sqlite::LockedSqliteHandle;
+use sqlx::{Sqlite, Transaction};
 use std::borrow::Cow;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Rows per multi-row INSERT: about as fast as SQLite loads rows (one statement per row is half as
 /// fast again; more rows per statement gain nothing), 2,400 parameters of the 32,766 allowed.
-pub(crate) const ROWS_PER_STATEMENT: usize = 200;
+const ROWS_PER_STATEMENT: usize = 200;
 
 const NUMBERS_INSERT: &str = "INSERT INTO numbers (id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at) VALUES ";
 const NUMBER_COLUMNS: usize = 12;
 const EVENTS_INSERT: &str =
     "INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) VALUES ";
 const EVENT_COLUMNS: usize = 6;
+
+/// Numbers an import writes between two yields to the runtime (tens of milliseconds of SQLite work).
+const IMPORT_SLICE: usize = 25 * ROWS_PER_STATEMENT;
+
+/// Runs SQLite work that takes a while on this thread, telling a multi-threaded runtime to move its
+/// other tasks elsewhere meanwhile (a current-thread runtime, as in tests, just runs it).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
 
 /// `head` followed by `rows` groups of `columns` placeholders.
 fn values_sql(head: &str, rows: usize, columns: usize) -> String {
@@ -59,9 +73,25 @@ impl Stamp {
     }
 }
 
+/// Writes `numbers` and their events in the caller's transaction (which it rolls back on error), a
+/// slice at a time so the import yields to other tasks and reports progress between slices.
+pub(crate) async fn insert_numbers(
+    tx: &mut Transaction<'_, Sqlite>,
+    numbers: &[(Number, NumberEvent)],
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(), sqlx::Error> {
+    for slice in numbers.chunks(IMPORT_SLICE) {
+        let mut handle = tx.lock_handle().await?;
+        blocking(|| insert_slice(&mut handle, slice))?;
+        drop(handle);
+        progress(slice.len());
+    }
+    Ok(())
+}
+
 /// Writes `numbers` and their events with multi-row INSERTs on the locked connection, in whatever
-/// transaction it has open (the caller's, which it rolls back on error).
-pub(crate) fn insert_numbers(
+/// transaction it has open.
+fn insert_slice(
     handle: &mut LockedSqliteHandle<'_>,
     numbers: &[(Number, NumberEvent)],
 ) -> Result<(), sqlx::Error> {

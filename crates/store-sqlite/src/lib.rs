@@ -11,7 +11,9 @@ mod trunks;
 pub use routing::routing_wake;
 
 use domain::auth::{ApiToken, Session, User};
-use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick, OrderState};
+use domain::customer::{
+    check_number_limit, ContractState, Customer, Order, OrderError, OrderPick, OrderState,
+};
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
 use rows::{CustomerRow, EventRow, NumberRow, OrderRow, SessionUserRow, TokenRow, UserRow};
@@ -32,7 +34,7 @@ macro_rules! select_customers {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             CustomerRow,
-            "SELECT id AS \"id!: Uuid\", name, contract_ref, contract_state, created_at AS \"created_at!: OffsetDateTime\", zoom_trunk FROM customers " + $rest $(, $arg)*
+            "SELECT id AS \"id!: Uuid\", name, contract_ref, contract_state, created_at AS \"created_at!: OffsetDateTime\", zoom_trunk, number_limit FROM customers " + $rest $(, $arg)*
         )
     };
 }
@@ -83,22 +85,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 // After the select macros above, which it uses.
 mod onboarding;
 mod release; // issue 6
+mod sign_in;
 
 /// Rows per multi-row INSERT: SQLite allows 32,766 bound parameters per statement.
 const INSERT_CHUNK: usize = 1_000;
-
-/// Numbers an import writes between two yields to the runtime (tens of milliseconds of SQLite work).
-const IMPORT_SLICE: usize = 25 * bulk::ROWS_PER_STATEMENT;
-
-/// Runs SQLite work that takes a while on this thread, telling a multi-threaded runtime to move its
-/// other tasks elsewhere meanwhile (a current-thread runtime, as in tests, just runs it).
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -193,12 +183,7 @@ impl SqliteStore {
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        for slice in numbers.chunks(IMPORT_SLICE) {
-            let mut handle = tx.lock_handle().await?;
-            blocking(|| bulk::insert_numbers(&mut handle, slice))?;
-            drop(handle);
-            progress(slice.len());
-        }
+        bulk::insert_numbers(&mut tx, numbers, progress).await?;
         tx.commit().await
     }
 
@@ -269,10 +254,26 @@ impl SqliteStore {
     pub async fn insert_customer(&self, c: &Customer) -> Result<()> {
         let db_id = c.id.as_uuid();
         let db_contract_state = c.contract_state.as_str();
-        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at) VALUES (?, ?, ?, ?, ?)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at)
+        let limit = c.number_limit.map(i64::from);
+        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at, number_limit) VALUES (?, ?, ?, ?, ?, ?)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at, limit)
             .execute(&self.writer)
             .await
             .map(|_| ())
+    }
+
+    /// Sets (or, with `None`, lifts) the most numbers the customer may hold. False for an unknown id.
+    pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<bool> {
+        let db_id = id.as_uuid();
+        let limit = limit.map(i64::from);
+        let done = sqlx::query!("UPDATE customers SET number_limit = ? WHERE id = ?", limit, db_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many numbers the customer holds: what its number limit counts.
+    pub async fn numbers_held(&self, id: CustomerId) -> Result<u32> {
+        numbers_held(&self.reader, id.as_uuid()).await
     }
 
     pub async fn list_customers(&self) -> Result<Vec<Customer>> {
@@ -455,8 +456,16 @@ impl SqliteStore {
         else {
             return Ok(Err(OrderError::CustomerNotFound));
         };
-        if row.into_customer()?.contract_state == ContractState::Ended {
+        let c = row.into_customer()?;
+        if c.contract_state == ContractState::Ended {
             return Ok(Err(OrderError::ContractEnded));
+        }
+        if c.number_limit.is_some() {
+            let held = numbers_held(&mut *tx, customer_uuid).await?;
+            let wanted = if explicit.is_empty() { pick.count } else { explicit.len() as u32 };
+            if let Err(e) = check_number_limit(c.number_limit, held, wanted) {
+                return Ok(Err(e));
+            }
         }
         let candidates: Vec<Number> = if explicit.is_empty() {
             let mut q = QueryBuilder::<Sqlite>::new(NumberRow::SELECT);
@@ -641,6 +650,21 @@ async fn insert_events<'a>(
         q.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// The numbers a customer holds (every state but `available` and `aging`): what its number limit
+/// counts.
+async fn numbers_held<'e>(
+    e: impl sqlx::Executor<'e, Database = Sqlite>,
+    customer: Uuid,
+) -> Result<u32> {
+    let held = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM numbers WHERE customer_id = ? AND state NOT IN ('available', 'aging')"#,
+        customer
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(u32::try_from(held).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]

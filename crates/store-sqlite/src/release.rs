@@ -466,12 +466,13 @@ impl SqliteStore {
         Ok(count)
     }
 
-    /// Lines still waiting (or refused) whose number left `release_pending` another way (suspended when
-    /// the app was removed in Zoom) are closed as withdrawn, saying why. Returns how many.
+    /// Lines still waiting (or refused) whose number left `release_pending` another way are closed as
+    /// withdrawn, saying why. Not those of numbers suspended with the app's removal (or being pushed
+    /// again after its re-install): they are on hold and wait again. Returns how many.
     pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize> {
         let done = sqlx::query!(
             "UPDATE release_numbers SET state = 'withdrawn', message = 'left the release: the number is ' || (SELECT n.state FROM numbers n WHERE n.id = release_numbers.number_id), updated_at = ? \
-             WHERE state IN ('waiting', 'refused') AND (SELECT n.state FROM numbers n WHERE n.id = release_numbers.number_id) <> 'release_pending'",
+             WHERE state IN ('waiting', 'refused') AND (SELECT n.state FROM numbers n WHERE n.id = release_numbers.number_id) NOT IN ('release_pending', 'suspended', 'provisioning')",
             now
         )
         .execute(&self.writer)

@@ -3,7 +3,7 @@
 //! the snapshot in this process (see [`install_wake_hooks`]).
 
 use crate::{Result, SqliteStore};
-use domain::routing::{NumberFacts, RoutingCustomer};
+use domain::routing::{FeedRead, NumberFacts, RoutingCustomer};
 use domain::{CustomerId, NumberState, PhoneNumber};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,38 +119,34 @@ impl SqliteStore {
             .collect())
     }
 
-    /// Changes after `after`, oldest first: (id, number or `None` for customers/trunks).
-    pub async fn routing_changes(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, Option<String>)>> {
-        let rows = sqlx::query!(r#"SELECT id AS "id!: i64", e164 FROM routing_changes WHERE id > ? ORDER BY id LIMIT ?"#, after, limit).fetch_all(&self.reader).await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.e164)).collect())
-    }
-
-    pub async fn routing_changes_by_id(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT id, e164 FROM routing_changes WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        q.push(")");
-        q.build_query_as().fetch_all(&self.reader).await
-    }
-
-    /// (oldest, newest) change id kept; the newest is the routing generation. (0, 0) when empty.
-    pub async fn routing_generation(&self) -> Result<(i64, i64)> {
+    /// Where the feed stands (no changes read). Nothing is ever open: one writer at a time.
+    pub async fn routing_feed_head(&self) -> Result<FeedRead> {
         let r = sqlx::query!(r#"SELECT COALESCE(MIN(id), 0) AS "low!: i64", COALESCE(MAX(id), 0) AS "high!: i64" FROM routing_changes"#).fetch_one(&self.reader).await?;
-        Ok((r.low, r.high))
+        Ok(FeedRead { low: r.low, high: r.high, ..FeedRead::default() })
+    }
+
+    /// The changes after `after`, at most `limit`, oldest first. SQLite's one writer commits change
+    /// ids in order, so no transaction is ever watched and `watched` is empty.
+    pub async fn routing_feed(&self, after: i64, limit: i64, _watched: &[i64]) -> Result<FeedRead> {
+        // A read transaction: the bounds and the changes from one snapshot.
+        let mut tx = self.reader.begin().await?;
+        let r = sqlx::query!(r#"SELECT COALESCE(MIN(id), 0) AS "low!: i64", COALESCE(MAX(id), 0) AS "high!: i64" FROM routing_changes"#).fetch_one(&mut *tx).await?;
+        let rows = sqlx::query!(r#"SELECT id AS "id!: i64", e164 FROM routing_changes WHERE id > ? ORDER BY id LIMIT ?"#, after, limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let changes: Vec<(i64, Option<String>)> =
+            rows.into_iter().map(|r| (r.id, r.e164)).collect();
+        Ok(FeedRead {
+            newer: changes.len(),
+            changes,
+            low: r.low,
+            high: r.high,
+            ..FeedRead::default()
+        })
     }
 
     /// Forgets changes up to `upto`; a snapshot further behind rebuilds from the numbers.
-    pub async fn prune_routing_changes(&self, upto: i64) -> Result<u64> {
+    /// (`horizon` is PostgreSQL's: nothing commits late here.)
+    pub async fn prune_routing_changes(&self, upto: i64, _horizon: Option<i64>) -> Result<u64> {
         Ok(sqlx::query!("DELETE FROM routing_changes WHERE id <= ?", upto)
             .execute(&self.writer)
             .await?

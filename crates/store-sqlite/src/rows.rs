@@ -99,6 +99,7 @@ pub struct CustomerRow {
     pub contract_state: String,
     pub created_at: OffsetDateTime,
     pub zoom_trunk: Option<String>,
+    pub number_limit: Option<i64>,
 }
 
 impl CustomerRow {
@@ -111,6 +112,7 @@ impl CustomerRow {
                 .ok_or_else(|| bad("contract state", &self.contract_state))?,
             created_at: self.created_at,
             zoom_trunk: self.zoom_trunk,
+            number_limit: self.number_limit.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         })
     }
 }

@@ -83,6 +83,7 @@ mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
 mod release; // issue 6: releases approved by the customer
+mod sign_in;
 
 impl Store {
     /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.
@@ -151,6 +152,16 @@ impl Store {
 
     pub async fn get_customer(&self, id: CustomerId) -> Result<Option<Customer>> {
         dispatch!(self.get_customer(id))
+    }
+
+    /// How many numbers the customer holds (every state but available and aging).
+    pub async fn numbers_held(&self, id: CustomerId) -> Result<u32> {
+        dispatch!(self.numbers_held(id))
+    }
+
+    /// Sets (or lifts, with `None`) the most numbers the customer may hold; false for an unknown id.
+    pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<bool> {
+        dispatch!(self.set_number_limit(id, limit))
     }
 
     pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {

@@ -2,30 +2,63 @@
 
 use crate::{DbError, Result, Store};
 use domain::onboarding::{
-    Job, JobEnd, JobState, LinkEvent, LinkRefused, PushResult, StoredTokens, ZoomLink,
+    Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult, StoredTokens,
+    Unlinked, ZoomLink,
 };
 use domain::{Actor, CustomerId, Number, OrderId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 impl Store {
-    pub async fn insert_pending_install(
-        &self,
-        id_hash: &str,
-        code: &str,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<()> {
-        dispatch!(self.insert_pending_install(id_hash, code, now, expires_at))
+    /// Keeps an exchanged install until a customer admin confirms it, under the hash of the
+    /// browser's cookie. Expired installs are dropped on the way.
+    pub async fn insert_pending_install(&self, id_hash: &str, p: &PendingInstall) -> Result<()> {
+        dispatch!(self.insert_pending_install(id_hash, p))
     }
 
-    /// The code waiting under `id_hash`, once: taking it deletes it. Expired codes are not returned.
+    /// The install waiting under `id_hash`, unless expired.
+    pub async fn pending_install(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingInstall>> {
+        dispatch!(self.pending_install(id_hash, now))
+    }
+
+    /// The install waiting under `id_hash`, once: taking it deletes it. Expired installs are not returned.
     pub async fn take_pending_install(
         &self,
         id_hash: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<PendingInstall>> {
         dispatch!(self.take_pending_install(id_hash, now))
+    }
+
+    /// New tokens for the account's live link: kept, the need for re-authorization cleared, the
+    /// account's waiting jobs due now. `None` without a live link for the account.
+    pub async fn renew_link_tokens(
+        &self,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        now: OffsetDateTime,
+    ) -> Result<Option<ZoomLink>> {
+        dispatch!(self.renew_link_tokens(account, zoom_user, tokens, now))
+    }
+
+    /// Marks the link as needing re-authorization if its tokens are still those of `generation`.
+    pub async fn mark_link_reauth(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        dispatch!(self.mark_link_reauth(link_id, generation, reason, now))
+    }
+
+    pub async fn links_needing_reauth(&self) -> Result<Vec<ZoomLink>> {
+        dispatch!(self.links_needing_reauth())
     }
 
     /// The customer's link: the live one, else the latest removed one.
@@ -77,7 +110,7 @@ impl Store {
         dispatch!(self.apply_pending_orders(customer, by, now))
     }
 
-    /// The app was removed: link removed, tokens dropped, jobs cancelled, numbers suspended.
+    /// The app was removed (now): link removed, tokens dropped, jobs cancelled, numbers suspended.
     pub async fn unlink_zoom_account(
         &self,
         account: &str,
@@ -85,11 +118,45 @@ impl Store {
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<Option<(ZoomLink, usize)>> {
-        dispatch!(self.unlink_zoom_account(account, reason, by, now))
+        Ok(match self.unlink_zoom_account_removed_at(account, reason, now, by, now).await? {
+            Unlinked::Removed { link, suspended } => Some((link, suspended)),
+            Unlinked::Newer(_) | Unlinked::NoLink => None,
+        })
     }
 
+    /// The app was removed at `removed_at` (Zoom's time): as [`Store::unlink_zoom_account`], unless the
+    /// live link was made after that (a re-install), which is left alone.
+    pub async fn unlink_zoom_account_removed_at(
+        &self,
+        account: &str,
+        reason: &str,
+        removed_at: OffsetDateTime,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Unlinked> {
+        dispatch!(self.unlink_zoom_account(account, reason, removed_at, by, now))
+    }
+
+    /// Zoom's 429: no job of the account is claimed, and no call takes a slot, before `until`.
     pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
         dispatch!(self.set_not_before(account, until))
+    }
+
+    /// Takes the next slot of the account's shared request budget (see the dialects); when the call
+    /// may be made, in microseconds since the epoch.
+    pub async fn take_zoom_slot(&self, account: &str, now_us: i64, gap_us: i64) -> Result<i64> {
+        dispatch!(self.take_zoom_slot(account, now_us, gap_us))
+    }
+
+    /// Remembers a webhook delivery by the digest of its verified content: false when any instance
+    /// has seen it already.
+    pub async fn remember_webhook(
+        &self,
+        digest: &str,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> Result<bool> {
+        dispatch!(self.remember_webhook(digest, now, keep_until))
     }
 
     pub async fn zoom_tokens(&self, link_id: Uuid) -> Result<Option<StoredTokens>> {
@@ -143,6 +210,21 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool> {
         dispatch!(self.finish_job(id, owner, end, now))
+    }
+
+    /// A running job's heartbeat: false when `owner` no longer holds it.
+    pub async fn extend_job_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
+        dispatch!(self.extend_job_lease(id, owner, lease_until))
+    }
+
+    /// A clean stop: `owner`'s running jobs are pending again at once. Returns how many.
+    pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64> {
+        dispatch!(self.hand_back_job(owner, now))
     }
 
     pub async fn complete_push(

@@ -3,7 +3,7 @@
 //! either misses (another process writing to the SQLite file, a dropped LISTEN connection).
 
 use crate::{DbError, Result, Store};
-use domain::routing::{NumberFacts, RoutingCustomer};
+use domain::routing::{FeedRead, NumberFacts, RoutingCustomer};
 
 /// Wakes when the routing feed may have grown.
 pub enum RoutingWake {
@@ -38,25 +38,20 @@ impl Store {
         dispatch!(self.routing_customers())
     }
 
-    pub async fn routing_changes(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, Option<String>)>> {
-        dispatch!(self.routing_changes(after, limit))
+    /// Where the feed stands: its bounds and the transactions open now (see [`FeedRead`]).
+    pub async fn routing_feed_head(&self) -> Result<FeedRead> {
+        dispatch!(self.routing_feed_head())
     }
 
-    pub async fn routing_changes_by_id(&self, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>> {
-        dispatch!(self.routing_changes_by_id(ids))
+    /// The changes after `after` (at most `limit`), and those of the `watched` transactions that
+    /// have committed since they were seen open, from one snapshot (see [`FeedRead`]).
+    pub async fn routing_feed(&self, after: i64, limit: i64, watched: &[i64]) -> Result<FeedRead> {
+        dispatch!(self.routing_feed(after, limit, watched))
     }
 
-    /// (oldest, newest) change id kept; the newest is the routing generation.
-    pub async fn routing_generation(&self) -> Result<(i64, i64)> {
-        dispatch!(self.routing_generation())
-    }
-
-    pub async fn prune_routing_changes(&self, upto: i64) -> Result<u64> {
-        dispatch!(self.prune_routing_changes(upto))
+    /// Forgets changes up to `upto`, sparing those of transactions from `horizon` on.
+    pub async fn prune_routing_changes(&self, upto: i64, horizon: Option<i64>) -> Result<u64> {
+        dispatch!(self.prune_routing_changes(upto, horizon))
     }
 
     pub async fn routing_wake(&self) -> Result<RoutingWake> {

@@ -18,6 +18,7 @@ testkit::store_tests_on_both!(
     concurrent_orders_never_get_the_same_number,
     ended_contract_takes_no_orders,
     users_sessions_and_tokens,
+    concurrent_orders_never_pass_the_customers_number_limit,
 );
 
 fn now() -> OffsetDateTime {
@@ -55,6 +56,7 @@ async fn customer(store: &Store, name: &str) -> CustomerId {
         contract_state: ContractState::Active,
         created_at: now(),
         zoom_trunk: None,
+        number_limit: None,
     };
     store.insert_customer(&c).await.unwrap();
     c.id
@@ -402,4 +404,56 @@ async fn users_sessions_and_tokens(store: Store) {
     assert!(store.revoke_token(token.id, now()).await.unwrap());
     assert!(store.token_by_hash("th").await.unwrap().is_none());
     assert_eq!(store.list_tokens().await.unwrap()[0].revoked_at, Some(now()));
+}
+
+/// Acme may hold 25 numbers and holds 5. Eight clients order 5 numbers each at once (40 wanted): four
+/// orders fit and the rest are refused naming the limit, whichever order they come in; the limit
+/// counts what every concurrent order reserved.
+async fn concurrent_orders_never_pass_the_customers_number_limit(store: Store) {
+    store.insert_numbers(&numbers(15550100000, 200, "US", &[]), &|_| {}).await.unwrap();
+    let acme = customer(&store, "acme").await;
+    let globex = customer(&store, "globex").await;
+    let five = OrderPick { count: 5, ..Default::default() };
+    store.create_order(acme, &five, &[], &ops(), now()).await.unwrap().unwrap();
+    assert!(store.set_number_limit(acme, Some(25)).await.unwrap());
+    assert!(!store.set_number_limit(CustomerId::new(), Some(25)).await.unwrap());
+    assert_eq!(store.get_customer(acme).await.unwrap().unwrap().number_limit, Some(25));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, five) = (store.clone(), five.clone());
+        tasks.push(tokio::spawn(async move {
+            store.create_order(acme, &five, &[], &ops(), now()).await.unwrap()
+        }));
+    }
+    let (mut placed, mut refused) = (0, Vec::new());
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => placed += 1,
+            Err(e) => refused.push(e),
+        }
+    }
+    assert_eq!(placed, 4, "{refused:?}");
+    assert!(
+        refused.iter().all(|e| *e == OrderError::OverLimit { limit: 25, held: 25, wanted: 5 }),
+        "{refused:?}"
+    );
+    assert_eq!(store.numbers_held(acme).await.unwrap(), 25);
+    // Another customer has no limit; an explicit list counts its numbers.
+    store
+        .create_order(globex, &OrderPick { count: 50, ..Default::default() }, &[], &ops(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.set_number_limit(acme, Some(26)).await.unwrap());
+    let two = ["+15550100199".to_owned(), "+15550100198".to_owned()];
+    assert_eq!(
+        store
+            .create_order(acme, &OrderPick::default(), &two, &ops(), now())
+            .await
+            .unwrap()
+            .unwrap_err(),
+        OrderError::OverLimit { limit: 26, held: 25, wanted: 2 }
+    );
+    assert!(store.set_number_limit(acme, None).await.unwrap());
+    store.create_order(acme, &OrderPick::default(), &two, &ops(), now()).await.unwrap().unwrap();
 }

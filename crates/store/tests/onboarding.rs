@@ -4,7 +4,7 @@
 use domain::customer::{ContractState, Customer, OrderPick, OrderState};
 use domain::number::NumberAttrs;
 use domain::onboarding::{
-    JobEnd, JobKind, JobState, LinkRefused, LinkState, PushResult, StoredTokens,
+    JobEnd, JobKind, JobState, LinkRefused, LinkState, PendingInstall, PushResult, StoredTokens,
 };
 use domain::{Actor, CustomerId, Number, NumberState, OrderId, PhoneNumber};
 use std::collections::HashSet;
@@ -20,8 +20,14 @@ testkit::store_tests_on_both!(
     rate_limited_account_waits_for_not_before,
     app_removal_suspends_and_reinstall_resumes,
     two_refreshers_never_spend_one_refresh_token,
-    a_waiting_install_code_is_taken_once,
+    a_waiting_install_is_seen_then_taken_once,
+    new_tokens_renew_a_live_link_and_a_refused_refresh_marks_it_once,
     poll_records_assignment_and_reschedules,
+    concurrent_orders_queue_each_number_once,
+    the_request_budget_is_shared_and_a_429_moves_it,
+    a_webhook_delivery_is_remembered_once_until_its_window_ends,
+    a_removal_older_than_the_link_leaves_it_alone,
+    a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back,
 );
 
 fn now() -> OffsetDateTime {
@@ -49,6 +55,7 @@ async fn customer(store: &Store, name: &str) -> CustomerId {
         contract_state: ContractState::Active,
         created_at: now(),
         zoom_trunk: None,
+        number_limit: None,
     };
     store.insert_customer(&c).await.unwrap();
     c.id
@@ -445,22 +452,78 @@ async fn two_refreshers_never_spend_one_refresh_token(store: Store) {
         .unwrap());
 }
 
-async fn a_waiting_install_code_is_taken_once(store: Store) {
-    store
-        .insert_pending_install("h1", "k1:code", now(), now() + Duration::minutes(5))
-        .await
-        .unwrap();
-    store
-        .insert_pending_install("h2", "k1:old", now(), now() + Duration::minutes(5))
-        .await
-        .unwrap();
-    assert_eq!(store.take_pending_install("h1", now()).await.unwrap().as_deref(), Some("k1:code"));
-    assert_eq!(store.take_pending_install("h1", now()).await.unwrap(), None);
-    assert_eq!(
-        store.take_pending_install("h2", now() + Duration::minutes(6)).await.unwrap(),
-        None,
+fn pending(account: &str, tag: &str) -> PendingInstall {
+    PendingInstall {
+        zoom_account_id: account.into(),
+        zoom_user_id: "u1".into(),
+        zoom_email: "admin@acme.example".into(),
+        zoom_name: "Acme Admin".into(),
+        zoom_account_number: "12345".into(),
+        tokens: tokens(tag),
+        created_at: now(),
+        valid_until: now() + Duration::minutes(15),
+    }
+}
+
+async fn a_waiting_install_is_seen_then_taken_once(store: Store) {
+    store.insert_pending_install("h1", &pending("acct-1", "a")).await.unwrap();
+    store.insert_pending_install("h2", &pending("acct-2", "b")).await.unwrap();
+    let seen = store.pending_install("h1", now()).await.unwrap().expect("waiting");
+    assert_eq!((seen.zoom_account_id.as_str(), seen.zoom_name.as_str()), ("acct-1", "Acme Admin"));
+    assert_eq!(seen.tokens.refresh_token, "k1:refresh-a");
+    // Looking does not take it; taking does, once, even when two take at once.
+    let (one, two) = tokio::join!(
+        store.take_pending_install("h1", now()),
+        store.take_pending_install("h1", now())
+    );
+    let taken = [one.unwrap(), two.unwrap()].into_iter().flatten().count();
+    assert_eq!(taken, 1);
+    assert!(store.pending_install("h1", now()).await.unwrap().is_none());
+    assert!(
+        store.take_pending_install("h2", now() + Duration::minutes(16)).await.unwrap().is_none(),
         "expired"
     );
+}
+
+async fn new_tokens_renew_a_live_link_and_a_refused_refresh_marks_it_once(store: Store) {
+    let (c, _) = customer_with_order(&store, "acme", 15550100000, 2).await;
+    let (link, _) = store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let generation = store.zoom_tokens(link.id).await.unwrap().unwrap().generation;
+    // Zoom refused the refresh token: marked once, and the customer's history says so.
+    assert!(store.mark_link_reauth(link.id, generation, "Invalid Token!", now()).await.unwrap());
+    assert!(!store.mark_link_reauth(link.id, generation, "again", now()).await.unwrap());
+    let marked = store.zoom_link(c).await.unwrap().unwrap();
+    assert_eq!(marked.reauth_needed_at, Some(now()));
+    assert_eq!(marked.reauth_reason.as_deref(), Some("Invalid Token!"));
+    assert_eq!(store.links_needing_reauth().await.unwrap().len(), 1);
+    // Jobs waiting for an hour become due when new tokens for the account arrive.
+    let job = store.claim_job("w", now() + Duration::minutes(2), now()).await.unwrap().unwrap();
+    let later = JobEnd::Retry { at: now() + Duration::hours(1), error: "waiting".into() };
+    store.finish_job(job.id, "w", &later, now()).await.unwrap();
+    let t1 = now() + Duration::seconds(10);
+    let renewed = store.renew_link_tokens("acct-1", "u2", &tokens("b"), t1).await.unwrap().unwrap();
+    assert_eq!((renewed.customer_id, renewed.reauth_needed_at), (c, None));
+    let stored = store.zoom_tokens(link.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.refresh_token.as_str(), stored.generation),
+        ("k1:refresh-b", generation + 1)
+    );
+    assert!(store.zoom_link(c).await.unwrap().unwrap().reauth_needed_at.is_none());
+    assert!(
+        store.claim_job("w", t1 + Duration::minutes(2), t1).await.unwrap().is_some(),
+        "due now"
+    );
+    // A refresh that failed with the old tokens cannot mark the renewed link.
+    assert!(!store.mark_link_reauth(link.id, generation, "late", t1).await.unwrap());
+    let kinds: Vec<String> =
+        store.link_events(c, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["reauthorized", "needs_reauth", "linked"]);
+    // No live link for an account: nothing to renew.
+    assert!(store.renew_link_tokens("acct-9", "u", &tokens("c"), t1).await.unwrap().is_none());
 }
 
 async fn poll_records_assignment_and_reschedules(store: Store) {
@@ -495,4 +558,194 @@ async fn poll_records_assignment_and_reschedules(store: Store) {
     let again = store.claim_job("w", now() + Duration::minutes(10), next).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (poll.id, 1));
     assert!(store.zoom_link(c).await.unwrap().unwrap().last_polled_at.is_some());
+}
+
+/// Four clients each place one-number orders for one linked customer at once; every order applies the
+/// customer's waiting numbers. Each number is moved to `provisioning` by exactly one of them and
+/// carried by exactly one push job.
+async fn concurrent_orders_queue_each_number_once(store: Store) {
+    const CLIENTS: u64 = 4;
+    const ORDERS: u64 = 60;
+    let first = 15550100000;
+    let batch: Vec<_> = (first..first + CLIENTS * ORDERS)
+        .map(|n| {
+            Number::imported(
+                PhoneNumber::parse(&format!("+{n}")).unwrap(),
+                NumberAttrs::default(),
+                &by(),
+                now(),
+            )
+        })
+        .collect();
+    store.insert_numbers(&batch, &|_| {}).await.unwrap();
+    let c = customer(&store, "acme").await;
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..ORDERS {
+                let pick = OrderPick { count: 1, ..Default::default() };
+                store.create_order(c, &pick, &[], &by(), now()).await.unwrap().unwrap();
+                store.apply_pending_orders(c, &by(), now()).await.unwrap().unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut queued: Vec<String> = Vec::new();
+    for job in store.list_jobs(Some(JobState::Pending), 10_000).await.unwrap() {
+        if job.kind == JobKind::PushNumbers {
+            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+            queued.extend(
+                payload["numbers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned()),
+            );
+        }
+    }
+    let distinct: HashSet<&String> = queued.iter().collect();
+    let total = (CLIENTS * ORDERS) as usize;
+    assert_eq!(
+        (queued.len(), distinct.len()),
+        (total, total),
+        "every number queued once ({} pushes for {} numbers)",
+        queued.len(),
+        distinct.len()
+    );
+    for e164 in queued.iter().take(40) {
+        let n = store.get_number_by_e164(e164).await.unwrap().unwrap();
+        let to_provisioning = store
+            .number_events(n.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.to == NumberState::Provisioning)
+            .count();
+        assert_eq!(to_provisioning, 1, "{e164}: one move to provisioning in its trail");
+    }
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// Eight workers (of any instances) take slots of one account's budget at once, 25 ms apart: each
+/// gets its own slot, one gap after another. Another account has its own budget; a 429 moves it.
+async fn the_request_budget_is_shared_and_a_429_moves_it(store: Store) {
+    let start = micros(now());
+    let gap = 25_000;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.take_zoom_slot("acct-1", start, gap).await.unwrap()
+        }));
+    }
+    let mut slots = Vec::new();
+    for t in tasks {
+        slots.push(t.await.unwrap());
+    }
+    slots.sort_unstable();
+    assert_eq!(slots, (0..8).map(|k| start + k * gap).collect::<Vec<_>>());
+    assert_eq!(store.take_zoom_slot("acct-2", start, gap).await.unwrap(), start, "its own budget");
+    // Idle for a while: the next call may go at once.
+    let later = start + 10_000_000;
+    assert_eq!(store.take_zoom_slot("acct-1", later, gap).await.unwrap(), later);
+    // Zoom answered 429 with Retry-After: no slot before it, for calls already under way too.
+    store.set_not_before("acct-1", now() + Duration::seconds(60)).await.unwrap();
+    let slot = store.take_zoom_slot("acct-1", later + gap, gap).await.unwrap();
+    assert_eq!(slot, micros(now() + Duration::seconds(60)));
+    store.set_not_before("acct-1", now() + Duration::seconds(30)).await.unwrap(); // never earlier
+    assert_eq!(store.take_zoom_slot("acct-1", later, gap).await.unwrap(), slot + gap);
+}
+
+/// The replay memory: a delivery is taken once, by whichever instance gets it first; it is forgotten
+/// once its window is over (the window refuses it then).
+async fn a_webhook_delivery_is_remembered_once_until_its_window_ends(store: Store) {
+    let keep = now() + Duration::minutes(5);
+    assert!(store.remember_webhook("d1", now(), keep).await.unwrap());
+    assert!(!store.remember_webhook("d1", now() + Duration::seconds(1), keep).await.unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.remember_webhook("d2", now(), keep).await.unwrap()
+        }));
+    }
+    let mut first = 0;
+    for t in tasks {
+        first += usize::from(t.await.unwrap());
+    }
+    assert_eq!(first, 1, "one instance acts on a delivery");
+    let later = now() + Duration::minutes(6);
+    assert!(store.remember_webhook("d1", later, later + Duration::minutes(5)).await.unwrap());
+}
+
+/// `app_deauthorized` says when the app was removed: a link made after that is left alone.
+async fn a_removal_older_than_the_link_leaves_it_alone(store: Store) {
+    let (c, order) = customer_with_order(&store, "acme", 15550100000, 2).await;
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let older = now() - Duration::seconds(30);
+    match store
+        .unlink_zoom_account_removed_at("acct-1", "app removed", older, &by(), now())
+        .await
+        .unwrap()
+    {
+        domain::onboarding::Unlinked::Newer(link) => assert_eq!(link.linked_at, now()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.zoom_link(c).await.unwrap().unwrap().state, LinkState::Linked);
+    assert!(states(&store, order).await.iter().all(|s| *s == NumberState::Provisioning));
+    match store
+        .unlink_zoom_account_removed_at("acct-1", "app removed", now(), &by(), now())
+        .await
+        .unwrap()
+    {
+        domain::onboarding::Unlinked::Removed { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.unlink_zoom_account_removed_at("acct-1", "again", now(), &by(), now()).await.unwrap(),
+        domain::onboarding::Unlinked::NoLink
+    ));
+}
+
+/// A heartbeat extends the lease its holder has, and nobody else's; a clean stop hands the job
+/// back: pending at once, its attempt not counted.
+async fn a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back(store: Store) {
+    let (c, _) = customer_with_order(&store, "acme", 15550100000, 2).await;
+    store
+        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let job = store.claim_job("w1", now() + Duration::seconds(15), now()).await.unwrap().unwrap();
+    let t1 = now() + Duration::seconds(10);
+    assert!(store.extend_job_lease(job.id, "w1", t1 + Duration::seconds(15)).await.unwrap());
+    assert!(!store.extend_job_lease(job.id, "w2", t1 + Duration::seconds(15)).await.unwrap());
+    assert!(
+        store
+            .claim_job("w2", t1 + Duration::seconds(30), t1 + Duration::seconds(14))
+            .await
+            .unwrap()
+            .is_none(),
+        "the lease was extended"
+    );
+    assert_eq!(store.hand_back_job("w2", t1).await.unwrap(), 0, "not w2's");
+    assert_eq!(store.hand_back_job("w1", t1).await.unwrap(), 1);
+    assert!(!store.extend_job_lease(job.id, "w1", t1 + Duration::seconds(15)).await.unwrap());
+    let again = store.claim_job("w2", t1 + Duration::seconds(15), t1).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (job.id, 1), "handed back: the attempt is not counted");
 }

@@ -30,9 +30,9 @@ pub use tempfile::TempDir;
 
 pub mod sim;
 mod zoom_app;
-pub use zoom_app::{zoom_setup, ZoomApp};
+pub use zoom_app::{confirm_install, zoom_setup, ZoomApp};
 mod test_app;
-pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, PASSWORD, READER_EMAIL};
+pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, METRICS_TOKEN, PASSWORD, READER_EMAIL};
 
 /// The environment variable naming the PostgreSQL server tests create their databases on.
 pub const PG_URL_ENV: &str = "PEEREX_TEST_PG_URL";

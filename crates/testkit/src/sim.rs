@@ -8,7 +8,7 @@
 //! ```
 
 use std::net::SocketAddr;
-pub use zoom_sim::{demo, Options, Simulator, World};
+pub use zoom_sim::{demo, Options, RefreshRotation, Simulator, World};
 
 /// A running simulator; stops when dropped.
 pub struct ZoomSim {

@@ -25,10 +25,35 @@ pub struct TestApp {
 pub const ADMIN_EMAIL: &str = "admin@carrier.example";
 pub const READER_EMAIL: &str = "reader@carrier.example";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The bearer token test platforms' `/metrics` answers.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
+/// Serves `state` on `listener` through peerex's own listener loop (limits, peer addresses).
+pub(crate) fn serve(
+    listener: tokio::net::TcpListener,
+    state: web::WebState,
+    limits: web::listener::Limits,
+) {
+    let access = web::http_config::Access {
+        metrics_token: Some(METRICS_TOKEN.into()),
+        trusted_proxies: limits.trusted_proxies.clone(),
+    };
+    let router = web::router(state.with_access(access));
+    tokio::spawn(async move {
+        web::listener::serve(listener, router, limits, std::future::pending())
+            .await
+            .expect("serve");
+    });
+}
 
 impl TestApp {
     /// Starts peerex on `db` with an admin and a read-only operator (password [`PASSWORD`]).
     pub async fn spawn(db: Db) -> TestApp {
+        Self::spawn_limited(db, web::listener::Limits::default()).await
+    }
+
+    /// As [`TestApp::spawn`], with the listener's limits given.
+    pub async fn spawn_limited(db: Db, limits: web::listener::Limits) -> TestApp {
         let (dir, url) = match db {
             Db::Sqlite => {
                 let (dir, path) = crate::sqlite_path();
@@ -44,9 +69,7 @@ impl TestApp {
         let state = web::WebState::new(app.clone(), web::Ui::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
-            axum::serve(listener, web::router(state)).await.expect("serve");
-        });
+        serve(listener, state, limits);
         TestApp { addr, url: format!("http://{addr}"), app, _dir: dir }
     }
 

@@ -31,13 +31,9 @@ pub fn zoom_setup(zoom_url: &str, platform_url: &str) -> ZoomSetup {
         timeout: Duration::from_secs(2),
     };
     let client = zoom::Client::new(config).expect("zoom client");
-    let mut setup = ZoomSetup::new(
-        client,
-        TokenKeys::generate("test"),
-        sim::demo::SECRET_TOKEN.into(),
-        sim::demo::SIP_TRUNK.into(),
-    );
-    setup.lease = Duration::from_secs(5);
+    let mut setup =
+        ZoomSetup::new(client, TokenKeys::generate("test"), sim::demo::SECRET_TOKEN.into());
+    setup.lease = Duration::from_secs(3);
     setup.retry = RetryPolicy {
         base: Duration::from_millis(100),
         cap: Duration::from_secs(2),
@@ -90,14 +86,28 @@ impl ZoomApp {
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
         let state = web::WebState::new(app.clone(), ui);
-        tokio::spawn(async move {
-            axum::serve(listener, web::router(state)).await.expect("serve");
-        });
+        crate::test_app::serve(listener, state, web::listener::Limits::default());
         ZoomApp { platform: TestApp { addr, url: platform_url, app, _dir: dir }, zoom }
     }
 
     pub fn app(&self) -> &App {
         &self.platform.app
+    }
+
+    /// Binds `customer` to the demo's Zoom trunk (created the first time): without a trunk of its own
+    /// no number of a customer is pushed to Zoom.
+    pub async fn bind_demo_trunk(&self, customer: domain::CustomerId) {
+        let app = self.app();
+        if app.trunk(sim::demo::SIP_TRUNK).await.is_err() {
+            let input = app::trunks::TrunkInput {
+                destinations: vec!["sip:sbc.zoom-test.invalid:5061;transport=tls"],
+                country_code: "1",
+                national_prefix: "1",
+                international_prefix: "011",
+            };
+            app.create_trunk(sim::demo::SIP_TRUNK, &input).await.expect("demo trunk");
+        }
+        app.set_customer_trunk(customer, Some(sim::demo::SIP_TRUNK)).await.expect("bind trunk");
     }
 
     /// Runs every job due now (pushes, polls) to the end; for deterministic tests.
@@ -113,7 +123,8 @@ fn location(r: &reqwest::Response) -> String {
 impl ZoomApp {
     /// The whole Marketplace install as a browser does it: sign in to Zoom as Acme's admin, Add →
     /// Allow, land on the platform's callback, sign in to the portal as `portal_email` (password
-    /// [`PASSWORD`]). Panics unless the account ends up linked. Returns the signed-in browser.
+    /// [`PASSWORD`]), confirm the Zoom account. Panics unless the account ends up linked. Returns
+    /// the signed-in browser.
     pub async fn link_acme(&self, portal_email: &str) -> reqwest::Client {
         let b = reqwest::Client::builder()
             .cookie_store(true)
@@ -154,7 +165,7 @@ impl ZoomApp {
             .await
             .expect("allow");
         let r = b.get(location(&r)).send().await.expect("callback");
-        assert_eq!(location(&r), "/portal/login");
+        assert_eq!(location(&r), "/portal/install");
         let page = b
             .get(format!("{}/portal/login", self.platform.url))
             .send()
@@ -170,7 +181,30 @@ impl ZoomApp {
             .send()
             .await
             .expect("portal sign-in");
+        assert_eq!(location(&r), "/portal/install", "{}", r.text().await.unwrap_or_default());
+        let r = confirm_install(&b, &self.platform.url).await;
         assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
         b
     }
+}
+
+/// A signed-in customer admin's browser, with a Zoom install waiting, confirms it on
+/// `/portal/install` as shown. Returns the confirmation's answer.
+pub async fn confirm_install(b: &reqwest::Client, platform_url: &str) -> reqwest::Response {
+    let page = b
+        .get(format!("{platform_url}/portal/install"))
+        .send()
+        .await
+        .expect("confirmation page")
+        .text()
+        .await
+        .expect("confirmation page");
+    let csrf = crate::hidden_value(&page, "csrf").unwrap_or_else(|| panic!("no form: {page}"));
+    let account =
+        crate::hidden_value(&page, "account").unwrap_or_else(|| panic!("no form: {page}"));
+    b.post(format!("{platform_url}/portal/install"))
+        .form(&[("csrf", csrf.as_str()), ("account", account.as_str())])
+        .send()
+        .await
+        .expect("confirm")
 }

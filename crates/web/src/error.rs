@@ -81,6 +81,7 @@ pub fn classify(e: &AppError) -> (StatusCode, &'static str, Option<&'static str>
             (StatusCode::UNAUTHORIZED, "bad-credentials", None, e.to_string())
         }
         AppError::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "locked", None, e.to_string()),
+        AppError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy", None, e.to_string()),
         AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None, "not allowed".into()),
         AppError::Db(store::DbError::Unavailable(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -5,6 +5,8 @@
 pub mod api;
 mod assets;
 pub mod error;
+pub mod http_config;
+pub mod listener;
 mod metrics_layer;
 pub mod operator;
 pub mod portal;
@@ -13,8 +15,8 @@ pub mod zoom;
 
 use app::App;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -39,12 +41,19 @@ impl Default for Ui {
 pub struct WebState {
     pub app: App,
     pub ui: Arc<Ui>,
+    pub access: Arc<http_config::Access>,
     metrics: PrometheusHandle,
 }
 
 impl WebState {
     pub fn new(app: App, ui: Ui) -> Self {
-        Self { app, ui: Arc::new(ui), metrics: prometheus() }
+        Self { app, ui: Arc::new(ui), access: Arc::default(), metrics: prometheus() }
+    }
+
+    /// Which proxies are trusted and who may read `/metrics` (nobody by default).
+    pub fn with_access(mut self, access: http_config::Access) -> Self {
+        self.access = Arc::new(access);
+        self
     }
 }
 
@@ -104,6 +113,26 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics_text(State(state): State<WebState>) -> impl IntoResponse {
+/// Only for `Authorization: Bearer <metrics_token>`: the figures say how busy the platform is and
+/// what fails, which is nobody else's business. Without a token configured, nobody reads them here.
+async fn metrics_text(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    let Some(token) = state.access.metrics_token.as_deref() else {
+        return (StatusCode::NOT_FOUND, "/metrics is off: set http.metrics_token\n")
+            .into_response();
+    };
+    let offered = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !session::same_secret(offered.trim(), token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "/metrics needs Authorization: Bearer <http.metrics_token>\n",
+        )
+            .into_response();
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+        .into_response()
 }

@@ -2,7 +2,9 @@
 //!
 //! The session cookie holds 32 random bytes; the database holds their SHA-256 and a CSRF token per
 //! session. Every form that changes something carries that token in a hidden `csrf` field and is
-//! refused without it. The sign-in form, which has no session yet, uses a double-submit cookie.
+//! refused without it. The sign-in form, which has no session yet, carries a token the server signed
+//! (`App::login_csrf_token`) both in the form and in a cookie; a submission needs the two to match
+//! and the signature to be the server's.
 
 use crate::error::{error_page, PageError};
 use crate::WebState;
@@ -45,6 +47,50 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 /// The page shown for a form without a valid CSRF token.
 pub fn csrf_refused() -> Response {
     error_page(StatusCode::FORBIDDEN, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+}
+
+/// The client's address as far as peerex can tell (see [`crate::http_config::client_ip`]).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<WebState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(crate::http_config::client_ip(parts, &state.access)))
+    }
+}
+
+/// A new sign-in form token and the `Set-Cookie` value that goes with it.
+pub async fn login_csrf(state: &WebState) -> Result<(String, String), AppError> {
+    let token = state.app.login_csrf_token().await?;
+    let max_age = app::auth::LOGIN_CSRF_TTL_SECS;
+    let cookie = set_cookie(LOGIN_CSRF_COOKIE, &token, max_age, state.ui.secure_cookies);
+    Ok((token, cookie))
+}
+
+/// Whether a sign-in form's submitted token matches its cookie and is the server's own.
+pub async fn login_csrf_ok(
+    state: &WebState,
+    headers: &HeaderMap,
+    submitted: &str,
+) -> Result<bool, AppError> {
+    let expected = cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same_secret(expected, submitted) {
+        return Ok(false);
+    }
+    state.app.login_csrf_valid(submitted).await
+}
+
+/// The page for a sign-in that was not checked: too many failures (429) or too busy (503).
+pub fn sign_in_status(e: &AppError) -> StatusCode {
+    match e {
+        AppError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    }
 }
 
 /// A signed-in operator. Extracting it from a request without a live operator session redirects the

@@ -1,15 +1,17 @@
 //! `/zoom`: where Zoom sends people and events. The OAuth callback of a Marketplace install, and the
 //! webhook endpoint (`app_deauthorized`, `endpoint.url_validation`).
 //!
-//! The install's code arrives in the callback's query string (Zoom's choice). It is used at once when
-//! a customer admin is signed in; otherwise it is sealed in the database under a random cookie and the
-//! browser is sent to the sign-in page by a URL without it, so no later URL (and no log) holds it.
+//! The install's code arrives in the callback's query string (Zoom's choice; a Marketplace install has
+//! no `state`). It is exchanged at once, and the install (the Zoom account it is for, its sealed
+//! tokens) waits in the database under a random `HttpOnly` cookie of this browser until a signed-in
+//! customer admin confirms it on `/portal/install`. The browser goes there by a URL without the code,
+//! so no later URL (and no log) holds it.
 
 use crate::error::{error_page, render};
-use crate::portal::{self, CustomerAdmin};
 use crate::session::set_cookie;
 use crate::WebState;
 use app::onboarding::{WebhookAnswer, WebhookRefused};
+use app::AppError;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -61,11 +63,7 @@ pub fn install_refused(state: &WebState, message: &str) -> Response {
     response
 }
 
-async fn callback(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Query(q): Query<Callback>,
-) -> Response {
+async fn callback(State(state): State<WebState>, Query(q): Query<Callback>) -> Response {
     let Some(code) = q.code.filter(|c| !c.trim().is_empty()) else {
         let message = match q.error.as_deref() {
             Some("access_denied") => "The app was not allowed in Zoom, so nothing was linked.",
@@ -73,25 +71,19 @@ async fn callback(
         };
         return error_page(StatusCode::BAD_REQUEST, message);
     };
-    let admin: Option<CustomerAdmin> = match portal::signed_in(&state, &headers).await {
-        Ok(a) => a,
-        Err(e) => return crate::error::PageError(e).into_response(),
-    };
-    match admin {
-        Some(admin) => portal::apply_install(&state, &admin, &code).await,
-        None => match state.app.stash_install_code(&code).await {
-            Ok(cookie) => {
-                let ttl = state.app.zoom.as_deref().map_or(300, |z| z.code_ttl.as_secs() as i64);
-                let mut response = Redirect::to("/portal/login").into_response();
-                if let Ok(v) =
-                    set_cookie(INSTALL_COOKIE, &cookie, ttl, state.ui.secure_cookies).parse()
-                {
-                    response.headers_mut().append(header::SET_COOKIE, v);
-                }
-                response
+    match state.app.begin_install(&code).await {
+        Ok(started) => {
+            let ttl = state.app.zoom.as_deref().map_or(900, |z| z.install_ttl.as_secs() as i64);
+            let mut response = Redirect::to("/portal/install").into_response();
+            if let Ok(v) =
+                set_cookie(INSTALL_COOKIE, &started.cookie, ttl, state.ui.secure_cookies).parse()
+            {
+                response.headers_mut().append(header::SET_COOKIE, v);
             }
-            Err(e) => crate::error::PageError(e).into_response(),
-        },
+            response
+        }
+        Err(AppError::Refused(message)) => install_refused(&state, &message),
+        Err(e) => crate::error::PageError(e).into_response(),
     }
 }
 

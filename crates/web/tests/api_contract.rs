@@ -15,10 +15,11 @@ on_both!(
     read_token_reads_but_cannot_write,
     malformed_or_mistyped_json_is_a_problem_naming_the_field,
     openapi_document_describes_every_route,
+    openapi_document_states_the_limits_the_handlers_enforce,
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 23] = [
+const ROUTES: [(&str, &str, &str); 24] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -40,6 +41,11 @@ const ROUTES: [(&str, &str, &str); 23] = [
         "post",
         "/api/v1/customers/{id}/contract",
         "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/contract",
+    ),
+    (
+        "post",
+        "/api/v1/customers/{id}/number_limit",
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/number_limit",
     ),
     (
         "post",
@@ -297,4 +303,156 @@ fn assert_refs_resolve(doc: &Value, node: &Value) {
         Value::Array(items) => items.iter().for_each(|v| assert_refs_resolve(doc, v)),
         _ => {}
     }
+}
+
+/// A query parameter of an operation in the OpenAPI document.
+fn param<'a>(doc: &'a Value, verb: &str, path: &str, name: &str) -> &'a Value {
+    doc["paths"][path][verb]["parameters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{verb} {path} has parameters"))
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| &p["schema"])
+        .unwrap_or_else(|| panic!("{verb} {path} documents {name}"))
+}
+
+/// A property of a request body schema in the document's components.
+fn property<'a>(doc: &'a Value, schema: &str, name: &str) -> &'a Value {
+    let p = &doc["components"]["schemas"][schema]["properties"][name];
+    assert!(!p.is_null(), "{schema}.{name} is documented");
+    p
+}
+
+fn limit(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} stated in {v}"))
+}
+
+/// The limits the OpenAPI document states are the ones the handlers enforce: a request at each
+/// stated limit is not refused for it, one just past it is refused naming the field, and every
+/// stated enum value is accepted while others are refused.
+async fn openapi_document_states_the_limits_the_handlers_enforce(db: Db) {
+    let api = Api::spawn(db).await;
+    let doc = api.spec.clone();
+    let refused_for =
+        |r: &api_support::Reply, field: &str| r.status == 422 && r.json()["field"] == field;
+
+    // Page sizes.
+    for (path, api_path) in [
+        ("/api/v1/numbers", "/numbers"),
+        ("/api/v1/orders", "/orders"),
+        ("/api/v1/releases", "/releases"),
+    ] {
+        let schema = param(&doc, "get", path, "limit");
+        let (min, max) = (limit(schema, "minimum"), limit(schema, "maximum"));
+        for (value, refused) in [(min, false), (max, false), (min - 1, true), (max + 1, true)] {
+            let r = api.get(&format!("{api_path}?limit={value}")).await;
+            assert_eq!(refused_for(&r, "limit"), refused, "{path}?limit={value}: {}", r.text);
+            if !refused {
+                assert_eq!(r.status, 200, "{path}?limit={value}: {}", r.text);
+            }
+        }
+    }
+
+    // Enumerations: every stated value accepted, anything else refused.
+    for (path, api_path, name, expect) in [
+        (
+            "/api/v1/numbers",
+            "/numbers",
+            "state",
+            domain::NumberState::ALL.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>(),
+        ),
+        ("/api/v1/numbers/export.csv", "/numbers/export.csv", "state", vec![]),
+        ("/api/v1/releases", "/releases", "state", vec!["open".into(), "all".into()]),
+    ] {
+        let values: Vec<String> = param(&doc, "get", path, name)["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} {name} states its values"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        if !expect.is_empty() {
+            assert_eq!(values, expect, "{path} {name}: the values the handler takes");
+        }
+        for v in &values {
+            let r = api.get(&format!("{api_path}?{name}={v}")).await;
+            assert_eq!(r.status, 200, "{path}?{name}={v}: {}", r.text);
+        }
+        let r = api.get(&format!("{api_path}?{name}=bogus")).await;
+        assert!(refused_for(&r, name), "{path}?{name}=bogus: {}", r.text);
+    }
+
+    // Lengths and counts in request bodies (a dry run: nothing is written).
+    let range = |extra: Value| {
+        let mut body = json!({"range": "+15550100000-+15550100001", "dry_run": true});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for field in ["billing_ref", "region", "note"] {
+        let max = limit(property(&doc, "RangeImport", field), "maxLength") as usize;
+        let at = api.post("/numbers/import", range(json!({field: "x".repeat(max)}))).await;
+        assert_eq!(at.status, 200, "{field} at {max}: {}", at.text);
+        let over = api.post("/numbers/import", range(json!({field: "x".repeat(max + 1)}))).await;
+        assert!(refused_for(&over, field), "{field} at {}: {}", max + 1, over.text);
+    }
+    let max = limit(property(&doc, "RangeImport", "tags"), "maxItems") as usize;
+    let tags = |n: usize| (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>();
+    let at = api.post("/numbers/import", range(json!({"tags": tags(max)}))).await;
+    assert_eq!(at.status, 200, "{max} tags: {}", at.text);
+    let over = api.post("/numbers/import", range(json!({"tags": tags(max + 1)}))).await;
+    assert!(refused_for(&over, "tags"), "{} tags: {}", max + 1, over.text);
+
+    for (field, other) in [("name", "contract_ref"), ("contract_ref", "name")] {
+        let max = limit(property(&doc, "NewCustomer", field), "maxLength") as usize;
+        for (n, refused) in [(max, false), (max + 1, true)] {
+            let value = format!("{n:0>n$}");
+            let r =
+                api.post("/customers", json!({field: value, other: format!("{field}-{n}")})).await;
+            assert_eq!(refused_for(&r, field), refused, "{field} of {n}: {}", r.text);
+            if !refused {
+                assert_eq!(r.status, 201, "{field} of {n}: {}", r.text);
+            }
+        }
+    }
+    let max = limit(property(&doc, "NewTrunk", "name"), "maxLength") as usize;
+    let numbering =
+        json!({"country_code": "1", "national_prefix": "1", "international_prefix": "011"});
+    for (n, refused) in [(max, false), (max + 1, true)] {
+        let trunk = json!({"name": "t".repeat(n), "destinations": ["sip:a.example"], "numbering": numbering});
+        let r = api.post("/trunks", trunk).await;
+        assert_eq!(refused_for(&r, "name"), refused, "trunk name of {n}: {}", r.text);
+    }
+    let max = limit(property(&doc, "NewTrunk", "destinations"), "maxItems") as usize;
+    for (n, refused) in [(max, false), (max + 1, true)] {
+        let destinations: Vec<String> = (0..n).map(|i| format!("sip:d{i}.example")).collect();
+        let trunk = json!({"name": format!("many-{n}"), "destinations": destinations, "numbering": numbering});
+        let r = api.post("/trunks", trunk).await;
+        assert_eq!(refused_for(&r, "destinations"), refused, "{n} destinations: {}", r.text);
+    }
+
+    let customer =
+        api.post("/customers", json!({"name": "Acme", "contract_ref": "C-1"})).await.ok(201);
+    let max = limit(property(&doc, "NewRelease", "reason"), "maxLength") as usize;
+    for (n, refused) in [(max, false), (max + 1, true)] {
+        let release = json!({"customer_id": customer["id"], "reason": "r".repeat(n), "numbers": ["+15550100000"]});
+        // Within the limit it may still be refused (the number is not the customer's), not for its reason.
+        let r = api.post("/releases", release).await;
+        assert_eq!(refused_for(&r, "reason"), refused, "a reason of {n}: {}", r.text);
+    }
+    let order = |extra: Value| {
+        let mut body = json!({"customer_id": customer["id"]});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let count = property(&doc, "NewOrder", "count");
+    let (min, max) = (limit(count, "minimum"), limit(count, "maximum"));
+    for (value, refused) in [(min, false), (max, false), (min - 1, true), (max + 1, true)] {
+        // Within the limits an order may still fail for want of numbers, but not for its count.
+        let r = api.post("/orders", order(json!({"count": value}))).await;
+        assert_eq!(refused_for(&r, "count"), refused, "count {value}: {}", r.text);
+    }
+    let max = limit(property(&doc, "NewOrder", "region"), "maxLength") as usize;
+    let r = api.post("/orders", order(json!({"count": 1, "region": "x".repeat(max)}))).await;
+    assert!(!refused_for(&r, "region"), "region at {max}: {}", r.text);
+    let r = api.post("/orders", order(json!({"count": 1, "region": "x".repeat(max + 1)}))).await;
+    assert!(refused_for(&r, "region"), "region at {}: {}", max + 1, r.text);
 }

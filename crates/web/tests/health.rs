@@ -1,6 +1,6 @@
 //! `/healthz` and `/metrics`, as a load balancer and Prometheus see them.
 
-use testkit::{Db, TestApp};
+use testkit::{Db, TestApp, METRICS_TOKEN};
 
 #[tokio::test]
 async fn healthz_reports_the_database_and_metrics_count_requests_by_route() {
@@ -13,7 +13,12 @@ async fn healthz_reports_the_database_and_metrics_count_requests_by_route() {
 
         // A 404 and a redirect, then the counters must show both, labelled by route pattern.
         assert_eq!(reqwest::get(format!("{}/no/such/page", t.url)).await.unwrap().status(), 404);
-        let metrics = reqwest::get(format!("{}/metrics", t.url)).await.unwrap();
+        let metrics = reqwest::Client::new()
+            .get(format!("{}/metrics", t.url))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
         let text = metrics.text().await.unwrap();
         assert!(text.contains("peerex_http_requests_total"), "{text}");

@@ -74,7 +74,7 @@ async fn wrong_password_is_refused_and_repeated_failures_lock(db: Db) {
     // Locked now, even with the right password.
     let (status, body) = attempt(PASSWORD).await;
     assert_eq!(status, 429);
-    assert!(body.contains("too many failed sign-ins"), "{body}");
+    assert!(body.contains("Too many failed sign-ins"), "{body}");
 }
 
 async fn form_without_csrf_changes_nothing(db: Db) {

@@ -1,7 +1,9 @@
 //! Onboarding in a real browser: `e2e/zoom-onboarding.mjs` drives Debian's headless Chromium through
-//! the Zoom simulator's pages and the customer portal (install, sign in, push, assign, remove), with
-//! the platform's job workers running as in `peerex serve`. `scripts/test` installs Chromium and the
-//! e2e npm packages; when they are missing this test fails saying so.
+//! the Zoom simulator's pages and the customer portal (install, sign in, confirm, push, assign,
+//! remove), with the platform's job workers running as in `peerex serve`; `e2e/forged-install.mjs`
+//! plays the forged OAuth callback (an attacker's code opened by a signed-in admin of another
+//! customer). `scripts/test` installs Chromium and the e2e npm packages; when they are missing these
+//! tests fail saying so.
 
 use domain::auth::Role;
 use domain::customer::OrderPick;
@@ -15,6 +17,7 @@ use testkit::{Db, ZoomApp, PASSWORD};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const SCRIPT: &str = "e2e/zoom-onboarding.mjs";
+const FORGED: &str = "e2e/forged-install.mjs";
 const TIME_LIMIT: Duration = Duration::from_secs(180);
 const ORDERED: u32 = 3;
 
@@ -28,7 +31,18 @@ async fn postgres_onboarding_journey_in_chromium() {
     journey(Db::Postgres).await;
 }
 
-async fn journey(db: Db) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_forged_callback_in_chromium_links_nothing() {
+    forged_callback(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_forged_callback_in_chromium_links_nothing() {
+    forged_callback(Db::Postgres).await;
+}
+
+/// The repository root, once Chromium and the e2e packages are known to be there.
+fn browser_ready() -> std::path::PathBuf {
     let root = testkit::repo_root();
     assert!(
         Path::new(CHROMIUM).exists(),
@@ -38,7 +52,38 @@ async fn journey(db: Db) {
         root.join("e2e/node_modules/playwright-core").is_dir(),
         "e2e/node_modules is missing: run scripts/test (or `npm ci` in e2e/)"
     );
-    let t = ZoomApp::spawn_tuned(db, |z| z.poll_every = Duration::from_secs(1)).await;
+    root
+}
+
+/// Runs `script` with `args` under node; panics with its output unless it finished its checks.
+async fn run_script(root: &Path, script: &str, args: &[&str]) {
+    let run = tokio::process::Command::new("node")
+        .arg(root.join(script))
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
+        Err(_) => panic!("{script} did not finish within {TIME_LIMIT:?}"),
+    };
+    let output = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed ({}):\n{output}", out.status);
+    assert!(
+        output.contains("all checks passed"),
+        "{script} exited 0 without finishing its checks:\n{output}"
+    );
+}
+
+async fn forged_callback(db: Db) {
+    let root = browser_ready();
+    let t = ZoomApp::spawn(db).await;
     let app = t.app();
     let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
     app.create_user(demo::ACME_ADMIN_EMAIL, PASSWORD, Role::CustomerAdmin, Some(acme.id))
@@ -52,11 +97,65 @@ async fn journey(db: Db) {
         .await
         .unwrap();
     let _workers = app.spawn_workers();
+    run_script(
+        &root,
+        FORGED,
+        &[
+            t.zoom.url.as_str(),
+            t.platform.url.as_str(),
+            "ops@demo-carrier.example",
+            "ops-zoom-password",
+            demo::CARRIER_ACCOUNT_ID,
+            demo::ACME_ADMIN_EMAIL,
+            PASSWORD,
+            demo::APP_NAME,
+            "Acme Corp",
+        ],
+    )
+    .await;
+    // What the browser saw is what the database and Zoom hold: no link, nothing pushed.
+    assert!(app.store.zoom_link(acme.id).await.unwrap().is_none());
+    let q =
+        domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
+    let states: Vec<_> =
+        app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
+    assert_eq!(states, vec![NumberState::Reserved; ORDERED as usize]);
+    let pushed: serde_json::Value = reqwest::get(format!(
+        "{}/_sim/numbers?account_id={}",
+        t.zoom.url,
+        demo::CARRIER_ACCOUNT_ID
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(pushed["numbers"].as_array().map_or(0, Vec::len), 0, "{pushed}");
+}
+
+async fn journey(db: Db) {
+    let root = browser_ready();
+    let t = ZoomApp::spawn_tuned(db, |z| z.poll_every = Duration::from_secs(1)).await;
+    let app = t.app();
+    let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
+    t.bind_demo_trunk(acme.id).await;
+    app.create_user(demo::ACME_ADMIN_EMAIL, PASSWORD, Role::CustomerAdmin, Some(acme.id))
+        .await
+        .unwrap();
+    let by = Actor::System("test".into());
+    app.import_range("+15550100000-+15550100099", &NumberAttrs::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
+    app.create_order(acme.id, OrderPick { count: ORDERED, ..Default::default() }, &[], &by)
+        .await
+        .unwrap();
+    let _workers = app.spawn_workers();
 
     let count = ORDERED.to_string();
-    let run = tokio::process::Command::new("node")
-        .arg(root.join(SCRIPT))
-        .args([
+    run_script(
+        &root,
+        SCRIPT,
+        &[
             t.zoom.url.as_str(),
             t.platform.url.as_str(),
             demo::ACME_ADMIN_EMAIL,
@@ -66,26 +165,9 @@ async fn journey(db: Db) {
             demo::APP_NAME,
             demo::ACME_USER_EMAIL,
             count.as_str(),
-        ])
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
-        Err(_) => panic!("{SCRIPT} did not finish within {TIME_LIMIT:?}"),
-    };
-    let output = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{SCRIPT} failed ({}):\n{output}", out.status);
-    assert!(
-        output.contains("all checks passed"),
-        "{SCRIPT} exited 0 without finishing its checks:\n{output}"
-    );
+        ],
+    )
+    .await;
     // What the browser saw is what the database holds.
     let q =
         domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };

@@ -17,6 +17,7 @@ on_both!(
     search_pages_through_results_with_next_links,
     bad_search_filter_is_named_on_the_form,
     export_streams_every_matching_number_as_csv,
+    export_cells_a_spreadsheet_would_run_are_neutralised_and_import_back,
     unknown_or_garbage_number_is_404,
 );
 
@@ -253,6 +254,54 @@ async fn export_streams_every_matching_number_as_csv(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
+}
+
+/// Text an importer (or Zoom, or a customer) put in a number's cells that a spreadsheet would run
+/// as a formula is exported with a leading `'` (shown as text); numbers keep their `+` as they are;
+/// and the cells read back through peerex's import as they were.
+async fn export_cells_a_spreadsheet_would_run_are_neutralised_and_import_back(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let (client, csrf) = t.operator_browser(ADMIN_EMAIL).await;
+    let csv = "number,tags,billing_ref,region,note\n\
+               +15550100000,-x;y,=1+2,@SUM(A1),\"=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\"\n\
+               +15550100001,plain,B-1,US-NY,'quoted\n";
+    let (status, page) = import_csv(&t, &client, &csrf, "import", csv).await;
+    assert_eq!(status, 200, "{page}");
+    let body = client
+        .get(format!("{}/operator/numbers/export.csv?prefix=%2B1555010", t.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines[1],
+        "+15550100000,available,,'-x;y,'=1+2,'@SUM(A1),\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""
+    );
+    assert_eq!(lines[2], "+15550100001,available,,plain,B-1,US-NY,''quoted");
+    // No cell of the file starts a formula.
+    let mut exported = csv::Reader::from_reader(body.as_bytes());
+    let rows: Vec<csv::StringRecord> = exported.records().map(Result::unwrap).collect();
+    for r in &rows {
+        for cell in r.iter().skip(3) {
+            assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?} in {r:?}");
+        }
+    }
+    // The importable columns of the export read back as they were imported.
+    let mut again = csv::Writer::from_writer(Vec::new());
+    again.write_record(["number", "tags", "billing_ref", "region", "note"]).unwrap();
+    for r in &rows {
+        again.write_record([&r[0], &r[3], &r[4], &r[5], &r[6]]).unwrap();
+    }
+    let plan = domain::import::parse_csv(&again.into_inner().unwrap()[..]);
+    let original = domain::import::parse_csv(csv.as_bytes());
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    let attrs = |p: &domain::import::ImportPlan| {
+        p.rows.iter().map(|r| (r.e164.clone(), r.attrs.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(attrs(&plan), attrs(&original));
 }
 
 async fn unknown_or_garbage_number_is_404(db: Db) {

@@ -21,7 +21,7 @@ on_both!(
     another_customers_number_or_a_forged_form_changes_nothing,
     a_withdrawn_release_returns_the_numbers_to_active,
     quarantine_ends_by_itself_on_the_injected_clock,
-    numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_tab,
+    a_release_waiting_when_the_app_is_removed_waits_again_after_the_reinstall,
 );
 
 const A: &str = "+15550100000";
@@ -330,15 +330,24 @@ async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
     );
 }
 
-async fn numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_tab(db: Db) {
+/// A release waits for the customer when the app is removed in Zoom: its numbers are suspended with
+/// the others and leave the Wait for Release tab; operators see the release on hold and why. When the
+/// app is installed again the numbers come back through provisioning and wait for approval again,
+/// and the customer can release them.
+async fn a_release_waiting_when_the_app_is_removed_waits_again_after_the_reinstall(db: Db) {
     let t = ZoomApp::spawn(db).await;
-    let (acme, portal) = acme_with_active_numbers(&t, 2).await;
-    start(&t, acme, &[A]).await;
+    let (acme, portal) = acme_with_active_numbers(&t, 3).await;
+    // B is assigned in Zoom: approving it is refused with the Unbind message, and it waits again.
+    assign_in_zoom(&t, B).await;
+    let release = start(&t, acme, &[A, B]).await;
+    assert_eq!(release_numbers(&t, &portal, &[B]).await.0, StatusCode::SEE_OTHER);
+    settle(&t, acme, Duration::from_secs(10)).await;
     let page = wait_page(&t, &portal).await;
     let a_id = tick_value(&page, A).unwrap();
+    assert!(tick_value(&page, B).is_some(), "refused, approvable again: {page}");
     let csrf = hidden_value(&page, "csrf").unwrap();
 
-    // The admin removes the app in Zoom: the waiting number is suspended with the others.
+    // The admin removes the app in Zoom: the waiting numbers are suspended with the others.
     let r = portal
         .post(format!("{}/marketplace/manage/{}/remove", t.zoom.url, testkit::sim::demo::CLIENT_ID))
         .send()
@@ -354,6 +363,7 @@ async fn numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_ta
         assert!(start_wait.elapsed() < Duration::from_secs(10), "not suspended after the webhook");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(state_of(&t, B).await.0, NumberState::Suspended);
     let page = wait_page(&t, &portal).await;
     assert!(
         page.contains("No numbers are waiting for release")
@@ -369,10 +379,48 @@ async fn numbers_suspended_when_the_app_is_removed_leave_the_wait_for_release_ta
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "a suspended number cannot be released");
     assert_eq!(state_of(&t, A).await.0, NumberState::Suspended);
 
-    // The sweep closes its line: operators no longer see it waiting, and see why.
+    // Operators see the release on hold, with why; the sweep leaves it so.
     t.app().release_tick().await.unwrap();
-    let (release, lines) =
-        t.app().release(t.app().releases(Some(acme), 1).await.unwrap()[0].id).await.unwrap();
-    assert_eq!((release.waiting, release.withdrawn, release.open()), (0, 1, 0));
-    assert_eq!(lines[0].message.as_deref(), Some("left the release: the number is suspended"));
+    let (r, lines) = t.app().release(release.id).await.unwrap();
+    assert_eq!((r.open(), r.withdrawn), (2, 0), "{r:?}");
+    assert!(
+        lines.iter().all(|l| l.message.as_deref() == Some(domain::release::ON_HOLD_MESSAGE)),
+        "{lines:?}"
+    );
+    let ops = operator(&t).await;
+    let page = get_text(&ops, format!("{}/operator/releases/{}", t.platform.url, release.id)).await;
+    assert!(page.contains("On hold: the app was removed in Zoom"), "{page}");
+
+    // Installed again: the numbers are pushed again and wait for the customer's approval again.
+    unbind_in_zoom(&t, B).await;
+    t.link_acme(ACME_ADMIN).await;
+    t.run_pending_jobs().await;
+    for n in [A, B] {
+        assert_eq!(
+            state_of(&t, n).await,
+            (NumberState::ReleasePending, Some("contract change".into())),
+            "{n}"
+        );
+    }
+    assert_eq!(state_of(&t, C).await.0, NumberState::Active, "not in the release");
+    let (r, lines) = t.app().release(release.id).await.unwrap();
+    assert_eq!((r.waiting, r.refused), (2, 0), "{r:?}");
+    assert!(lines.iter().all(|l| l.message.is_none()), "{lines:?}");
+    let a = t.app().store.get_number_by_e164(A).await.unwrap().unwrap();
+    let trail: Vec<_> =
+        t.app().store.number_events(a.id).await.unwrap().into_iter().map(|e| e.to).collect();
+    assert_eq!(
+        trail[trail.len() - 4..],
+        [
+            NumberState::Suspended,
+            NumberState::Provisioning,
+            NumberState::Active,
+            NumberState::ReleasePending
+        ]
+    );
+    let (status, _) = release_numbers(&t, &portal, &[A, B]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    settle(&t, acme, Duration::from_secs(10)).await;
+    assert_eq!(state_of(&t, A).await.0, NumberState::Aging);
+    assert_eq!(state_of(&t, B).await.0, NumberState::Aging);
 }

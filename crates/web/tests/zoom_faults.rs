@@ -40,6 +40,7 @@ const PEERING: &str = "/v2/number_management/peering_numbers";
 async fn acme(t: &ZoomApp, ordered: u32) -> CustomerId {
     let app = t.app();
     let c = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
+    t.bind_demo_trunk(c.id).await;
     app.create_user(ADMIN, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
     let by = Actor::System("test".into());
     app.import_range("+15550100000-+15550100999", &NumberAttrs::default(), &by, false, &|_| {})

@@ -29,6 +29,8 @@ on_both!(
     a_zoom_account_linked_twice_is_refused_and_operators_see_it,
     ordering_without_a_link_is_refused_with_the_reason,
     forged_stale_replayed_unknown_and_malformed_webhooks_change_nothing,
+    an_install_refused_for_another_customer_keeps_the_first_customer_working,
+    a_refused_refresh_token_shows_where_people_look_and_a_new_install_recovers,
 );
 
 const ACME_ADMIN: &str = "admin@acme.example";
@@ -49,6 +51,7 @@ fn location(r: &reqwest::Response) -> String {
 async fn customer(t: &ZoomApp, name: &str, admin: &str, first: u64, ordered: u32) -> CustomerId {
     let app = t.app();
     let c = app.create_customer(name, &format!("C-{name}")).await.unwrap();
+    t.bind_demo_trunk(c.id).await;
     app.create_user(admin, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
     let by = Actor::System("test".into());
     app.import_range(
@@ -145,19 +148,30 @@ async fn zoom_numbers(t: &ZoomApp, account: &str) -> Vec<Value> {
     v["numbers"].as_array().cloned().unwrap_or_default()
 }
 
-/// The whole install journey for `admin`, from Zoom's Allow to the portal: returns the portal page.
+/// The whole install journey for `admin`, from Zoom's Allow to the portal: the callback, the
+/// sign-in, the confirmation page and, when it asks, the confirmation. Returns the last answer:
+/// the confirmation's (303 to the portal) or the page's refusal.
 async fn install(b: &reqwest::Client, t: &ZoomApp, admin: &str) -> reqwest::Response {
     let callback = zoom_allow(b, t).await;
     let r = b.get(&callback).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let to = location(&r);
-    assert_eq!(
-        to, "/portal/login",
-        "not signed in: to the sign-in, and the code is not in the URL"
-    );
-    let login = get_text(b, format!("{}{to}", t.platform.url)).await;
+    assert_eq!(location(&r), "/portal/install", "the code is not in the URL");
+    let r = b.get(format!("{}/portal/install", t.platform.url)).send().await.unwrap();
+    assert_eq!(location(&r), "/portal/login", "not signed in: to the sign-in");
+    let login = get_text(b, format!("{}/portal/login", t.platform.url)).await;
     assert!(login.contains("Please sign in so we can apply your new numbers."), "{login}");
-    portal_sign_in(b, t, admin).await
+    let r = portal_sign_in(b, t, admin).await;
+    assert_eq!(location(&r), "/portal/install", "signed in: on to the confirmation");
+    confirm_if_asked(b, t).await
+}
+
+/// Opens the confirmation page; confirms when it asks, else returns its answer (a refusal).
+async fn confirm_if_asked(b: &reqwest::Client, t: &ZoomApp) -> reqwest::Response {
+    let r = b.get(format!("{}/portal/install", t.platform.url)).send().await.unwrap();
+    if r.status() != StatusCode::OK {
+        return r;
+    }
+    testkit::confirm_install(b, &t.platform.url).await
 }
 
 async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db) {
@@ -268,9 +282,12 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
     let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
     assert!(t.app().store.zoom_tokens(link.id).await.unwrap().is_none(), "tokens dropped");
 
-    // Installed again while signed in: straight back, numbers go through provisioning to active.
+    // Installed again while signed in: confirmed, numbers go through provisioning to active.
     let callback = zoom_allow(&b, &t).await;
     let r = b.get(&callback).send().await.unwrap();
+    assert_eq!((r.status(), location(&r)), (StatusCode::SEE_OTHER, "/portal/install".to_owned()));
+    assert_eq!(states(&t, acme).await, vec![NumberState::Suspended; 8], "not before confirming");
+    let r = confirm_if_asked(&b, &t).await;
     assert_eq!((r.status(), location(&r)), (StatusCode::SEE_OTHER, "/portal".to_owned()));
     assert_eq!(states(&t, acme).await, vec![NumberState::Provisioning; 8]);
     t.run_pending_jobs().await;
@@ -317,6 +334,8 @@ async fn a_zoom_account_linked_twice_is_refused_and_operators_see_it(db: Db) {
     zoom_sign_in(&b, &t, "ops@demo-carrier.example", "ops-zoom-password").await;
     let callback = zoom_allow(&b, &t).await;
     let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(location(&r), "/portal/install");
+    let r = confirm_if_asked(&b, &t).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("already linked to another Zoom account"));
     assert_eq!(
@@ -381,8 +400,11 @@ async fn forged_stale_replayed_unknown_and_malformed_webhooks_change_nothing(db:
     let url = format!("{}/zoom/webhook", t.platform.url);
     let http = reqwest::Client::new();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let removed_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let deauth = |account: &str| {
-        serde_json::json!({"event": "app_deauthorized", "event_ts": now * 1000, "payload": {"account_id": account, "user_id": "u", "client_id": demo::CLIENT_ID, "deauthorization_time": "2026-01-01T00:00:00Z"}})
+        serde_json::json!({"event": "app_deauthorized", "event_ts": now * 1000, "payload": {"account_id": account, "user_id": "u", "client_id": demo::CLIENT_ID, "deauthorization_time": removed_at}})
             .to_string()
     };
     let send = |body: String, ts: i64, secret: &'static str| {
@@ -433,4 +455,95 @@ async fn forged_stale_replayed_unknown_and_malformed_webhooks_change_nothing(db:
         StatusCode::CONFLICT,
         "replayed"
     );
+}
+
+/// Orders `count` more numbers for the customer (with its live link, they are pushed).
+async fn order_more(t: &ZoomApp, c: CustomerId, count: u32) {
+    let by = Actor::System("test".into());
+    t.app().order_numbers(c, OrderPick { count, ..Default::default() }, &[], &by).await.unwrap();
+}
+
+async fn an_install_refused_for_another_customer_keeps_the_first_customer_working(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let acme = customer(&t, "Acme Corp", ACME_ADMIN, 15550100000, 2).await;
+    customer(&t, "Globex", "admin@globex.example", 15550200000, 2).await;
+    let b = browser();
+    zoom_sign_in(&b, &t, demo::ACME_ADMIN_EMAIL, demo::ACME_ADMIN_PASSWORD).await;
+    install(&b, &t, ACME_ADMIN).await;
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, acme).await, vec![NumberState::Active; 2]);
+
+    // Acme's Zoom admin adds the app again, this time for Globex: Zoom authorizes it again, which
+    // revokes the tokens Acme's link holds; Globex is refused.
+    let other = browser();
+    zoom_sign_in(&other, &t, demo::ACME_ADMIN_EMAIL, demo::ACME_ADMIN_PASSWORD).await;
+    assert_eq!(install(&other, &t, "admin@globex.example").await.status(), StatusCode::CONFLICT);
+
+    // Acme carries on: the new tokens are the same account's, kept for Acme's link.
+    order_more(&t, acme, 2).await;
+    let runs = t.run_pending_jobs().await;
+    assert_eq!(states(&t, acme).await, vec![NumberState::Active; 4], "{runs:?}");
+    assert_eq!(zoom_numbers(&t, demo::ACME_ACCOUNT_ID).await.len(), 4);
+    let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
+    assert!(link.reauth_needed_at.is_none(), "{link:?}");
+    let kinds: Vec<String> =
+        t.app().store.link_events(acme, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&"reauthorized".to_owned()), "{kinds:?}");
+}
+
+async fn a_refused_refresh_token_shows_where_people_look_and_a_new_install_recovers(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let acme = customer(&t, "Acme Corp", ACME_ADMIN, 15550100000, 2).await;
+    let b = browser();
+    zoom_sign_in(&b, &t, demo::ACME_ADMIN_EMAIL, demo::ACME_ADMIN_PASSWORD).await;
+    install(&b, &t, ACME_ADMIN).await;
+    t.run_pending_jobs().await;
+
+    // Zoom stops accepting the link's authorization (revoked: every token of the grant is dead).
+    let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
+    let sealed = t.app().store.zoom_tokens(link.id).await.unwrap().unwrap();
+    let refresh =
+        t.app().zoom.as_ref().unwrap().keys.open("refresh", &sealed.refresh_token).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth/revoke", t.zoom.url))
+        .basic_auth(demo::CLIENT_ID, Some(demo::CLIENT_SECRET))
+        .form(&[("token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    order_more(&t, acme, 2).await;
+    t.run_pending_jobs().await;
+    let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
+    assert!(link.reauth_needed_at.is_some(), "the link looks healthy: {link:?}");
+
+    // Operators see it on the customer's page and on Jobs; the customer in the portal, with what to do.
+    let (op, _) = t.platform.operator_browser(testkit::ADMIN_EMAIL).await;
+    let page = get_text(&op, format!("{}/operator/customers/{acme}", t.platform.url)).await;
+    assert!(
+        page.contains("needs re-authorization") && page.contains("add the app again"),
+        "{page}"
+    );
+    let page = get_text(&op, format!("{}/operator/jobs?state=pending", t.platform.url)).await;
+    assert!(page.contains("id=\"reauth\"") && page.contains(demo::ACME_ACCOUNT_ID), "{page}");
+    assert!(
+        page.contains("Zoom no longer accepts the authorization"),
+        "the waiting job says why: {page}"
+    );
+    let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
+    assert!(home.contains("Zoom no longer accepts") && home.contains("Add → Allow"), "{home}");
+    assert_eq!(states(&t, acme).await[2..], [NumberState::Provisioning; 2]);
+
+    // Acme's admin adds the app again: the same account, the same customer, nothing to confirm;
+    // the waiting push goes through without anyone retrying it.
+    let callback = zoom_allow(&b, &t).await;
+    let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(location(&r), "/portal/install");
+    let r = b.get(format!("{}/portal/install", t.platform.url)).send().await.unwrap();
+    assert_eq!(location(&r), "/portal", "already this customer's link");
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, acme).await, vec![NumberState::Active; 4]);
+    assert!(t.app().store.zoom_link(acme).await.unwrap().unwrap().reauth_needed_at.is_none());
+    let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
+    assert!(home.contains("Linked to Zoom account"), "{home}");
 }

@@ -80,10 +80,14 @@ async fn accounts(State(sim): State<Simulator>) -> Json<Value> {
                     .collect();
                 let numbers = s.numbers.values().filter(|n| n.account_id == a.id).count();
                 let carrier_account = world.carrier_account().is_some_and(|c| c.id == a.id);
+                let mut rate = serde_json::Map::new();
+                for (label, limit, tally) in sim.rate_tally(&a.id) {
+                    rate.insert(label.into(), json!({ "limit": limit, "busiest_second": tally.busiest_second, "refused": tally.refused }));
+                }
                 json!({
                     "id": a.id, "name": a.name, "account_number": a.account_number, "plan": a.plan, "zoom_phone": a.zoom_phone,
                     "carrier_account": carrier_account,
-                    "users": users, "installed_apps": installed, "phone_numbers": numbers,
+                    "users": users, "installed_apps": installed, "phone_numbers": numbers, "rate_limit": rate,
                 })
             })
             .collect()

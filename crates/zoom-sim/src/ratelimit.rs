@@ -69,10 +69,21 @@ impl RateLimit {
     }
 }
 
-/// Requests counted in the current one-second window, per account. Not persisted: a restart forgets
-/// a second's worth of counting, as a Zoom failover would.
+/// Requests counted in the current one-second window, per account, and a tally of every window so
+/// far. Not persisted: a restart forgets a second's worth of counting, as a Zoom failover would.
 #[derive(Default)]
-pub(crate) struct Windows(HashMap<(String, Label), (i64, u32)>);
+pub(crate) struct Windows {
+    current: HashMap<(String, Label), (i64, u32)>,
+    tally: HashMap<(String, Label), Tally>,
+}
+
+/// What a test checks of an account's use of a quota: the most requests that arrived in one second
+/// (refused ones included), and how many were refused with 429.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub busiest_second: u32,
+    pub refused: u64,
+}
 
 pub(crate) struct Limited {
     limit: u32,
@@ -102,16 +113,38 @@ impl Simulator {
         let second = self.clock().unix();
         let mut windows =
             self.inner.rate_windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (window, count) =
-            windows.0.entry((account_id.to_owned(), label)).or_insert((second, 0));
+        let key = (account_id.to_owned(), label);
+        let (window, count) = windows.current.entry(key.clone()).or_insert((second, 0));
         if *window != second {
             (*window, *count) = (second, 0);
         }
-        if *count >= limit {
+        // Refused requests count towards the busiest second too: it says how hard the account was
+        // pushed, not how much got through.
+        *count += 1;
+        let arrived = *count;
+        let tally = windows.tally.entry(key).or_default();
+        tally.busiest_second = tally.busiest_second.max(arrived);
+        if arrived > limit {
+            tally.refused += 1;
             return Err(Limited { limit, label });
         }
-        *count += 1;
         Ok(())
+    }
+
+    /// The account's LIGHT and MEDIUM quotas: (label, limit per second, tally) for each.
+    pub(crate) fn rate_tally(&self, account_id: &str) -> Vec<(&'static str, Option<u32>, Tally)> {
+        let plan = self.world().account(account_id).map(|a| a.plan);
+        let windows =
+            self.inner.rate_windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        [(Label::Light, "light"), (Label::Medium, "medium")]
+            .into_iter()
+            .map(|(label, name)| {
+                let limit = plan.and_then(|p| self.options().rate_limit.limit(p, label));
+                let tally =
+                    windows.tally.get(&(account_id.to_owned(), label)).copied().unwrap_or_default();
+                (name, limit, tally)
+            })
+            .collect()
     }
 }
 

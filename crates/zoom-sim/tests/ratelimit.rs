@@ -57,6 +57,24 @@ async fn an_account_over_its_limit_gets_429s_with_zooms_headers_and_others_do_no
         StatusCode::OK
     );
 
+    // The control API tells how hard each account was pushed: the busiest second counts refused
+    // requests too (8 in one second here, or fewer when the burst straddled two), and the 429s.
+    let accounts: serde_json::Value = reqwest::get(sim.url("/_sim/accounts"))
+        .await
+        .expect("accounts")
+        .json()
+        .await
+        .expect("json");
+    let acme_rate = accounts["accounts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["id"] == ACME))
+        .map(|a| a["rate_limit"]["light"].clone())
+        .expect("acme's light quota");
+    assert_eq!(acme_rate["limit"], 3);
+    let busiest = acme_rate["busiest_second"].as_u64().expect("busiest_second");
+    assert!((5..=9).contains(&busiest), "{acme_rate}");
+    assert_eq!(acme_rate["refused"].as_u64(), Some(9 - ok as u64), "{acme_rate}");
+
     // The next second is a new window.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(

@@ -30,11 +30,30 @@ impl Client {
             account_id: String,
             #[serde(default)]
             email: String,
+            #[serde(default)]
+            display_name: String,
+            #[serde(default)]
+            first_name: String,
+            #[serde(default)]
+            last_name: String,
+            // A number in Zoom's answers; a string would do as well.
+            #[serde(default)]
+            account_number: Option<serde_json::Value>,
         }
         let a = self.call(Method::GET, "users/me", access_token, &[], None, false).await?;
         let b: Body = decode(&a.body)?;
         tracing::debug!(zoom_account = %b.account_id, "users/me");
-        Ok(Me { user_id: b.id, account_id: b.account_id, email: b.email })
+        let name = if b.display_name.trim().is_empty() {
+            format!("{} {}", b.first_name.trim(), b.last_name.trim()).trim().to_owned()
+        } else {
+            b.display_name.trim().to_owned()
+        };
+        let account_number = match b.account_number {
+            Some(serde_json::Value::String(s)) => s,
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        Ok(Me { user_id: b.id, account_id: b.account_id, email: b.email, name, account_number })
     }
 
     /// One page of the account's peering numbers (`GET number_management/peering_numbers`). Pass the

@@ -63,6 +63,8 @@ struct Inner {
     /// The `http://` base the transport puts back where oauth2 was given `https://` (see `oauth.rs`).
     plain_oauth_base: Option<url::Url>,
     now: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
+    /// The longest a call can take, connecting included.
+    timeout: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -98,6 +100,7 @@ impl Client {
         if config.client_id.is_empty() || config.client_secret.is_empty() {
             return Err(ZoomError::Invalid("client_id and client_secret: both are needed".into()));
         }
+        let timeout = config.timeout;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -114,8 +117,21 @@ impl Client {
             api_base.set_path(&format!("{}/", api_base.path()));
         }
         Ok(Client {
-            inner: Arc::new(Inner { http, oauth, api_base, plain_oauth_base, now: Box::new(now) }),
+            inner: Arc::new(Inner {
+                http,
+                oauth,
+                api_base,
+                plain_oauth_base,
+                now: Box::new(now),
+                timeout,
+            }),
         })
+    }
+
+    /// The longest one call to Zoom can take (the configured timeout): a lease held across a call
+    /// must outlive it.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
     }
 }
 
@@ -167,6 +183,10 @@ pub struct Me {
     pub user_id: String,
     pub account_id: String,
     pub email: String,
+    /// The user's name as Zoom shows it (`display_name`, else first and last name); may be empty.
+    pub name: String,
+    /// The account's number as Zoom shows it to its admins; may be empty.
+    pub account_number: String,
 }
 
 /// One page of an account's peering numbers.

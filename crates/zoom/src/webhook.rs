@@ -66,6 +66,42 @@ pub fn verify(
     Ok(())
 }
 
+/// SHA-256 (hex) of what a delivery's signature covers, `v0:{timestamp}:{body}`: the same delivery
+/// has the same digest however its signature header is written (upper-case hex, spaces), so a replay
+/// memory keyed on it cannot be passed by re-casing the header. Call it after [`verify`].
+pub fn content_digest(timestamp: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(b"v0:");
+    h.update(timestamp.trim().as_bytes());
+    h.update(b":");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// When the event happened, as Zoom says in the (verified) body: `payload.deauthorization_time`
+/// (RFC 3339) for `app_deauthorized`, else `event_ts` (milliseconds since the epoch) at the top or in
+/// `payload`. Zoom signs each delivery attempt afresh, so the request timestamp tells when it was
+/// sent, not when the event happened.
+pub fn event_time(body: &[u8]) -> Option<OffsetDateTime> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let payload = v.get("payload");
+    let rfc3339 =
+        payload.and_then(|p| p.get("deauthorization_time")).and_then(Value::as_str).and_then(|s| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        });
+    let millis = || {
+        [v.get("event_ts"), payload.and_then(|p| p.get("event_ts"))]
+            .into_iter()
+            .flatten()
+            .find_map(Value::as_i64)
+            .and_then(|ms| {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+            })
+    };
+    rfc3339.or_else(millis)
+}
+
 /// The events peerex reads; every other one is `Other` with its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -143,6 +179,28 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "exampleCarrierWebhookSecret";
+
+    #[test]
+    fn the_digest_covers_what_is_signed_and_nothing_else() {
+        let d = content_digest("1700000000", b"{}");
+        assert_eq!(d.len(), 64);
+        assert_eq!(d, content_digest(" 1700000000 ", b"{}"));
+        assert_ne!(d, content_digest("1700000001", b"{}"));
+        assert_ne!(d, content_digest("1700000000", b"{ }"));
+    }
+
+    #[test]
+    fn event_time_reads_deauthorization_time_then_event_ts() {
+        let t = |body: &str| event_time(body.as_bytes()).map(OffsetDateTime::unix_timestamp);
+        assert_eq!(
+            t(r#"{"event_ts":1,"payload":{"deauthorization_time":"2023-11-14T22:13:20.000Z"}}"#),
+            Some(1_700_000_000)
+        );
+        assert_eq!(t(r#"{"event_ts":1700000000123,"payload":{}}"#), Some(1_700_000_000));
+        assert_eq!(t(r#"{"payload":{"event_ts":1700000000000}}"#), Some(1_700_000_000));
+        assert_eq!(t(r#"{"payload":{}}"#), None);
+        assert_eq!(t("not json"), None);
+    }
 
     #[test]
     fn a_signature_made_as_zoom_makes_it_verifies_and_a_changed_body_does_not() {

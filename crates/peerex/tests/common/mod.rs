@@ -2,6 +2,8 @@
 // Each test file compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::Write;
 use std::process::{Command, Output};
 

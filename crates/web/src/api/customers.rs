@@ -22,6 +22,7 @@ pub fn router() -> Router<WebState> {
         .route("/customers", get(list_customers).post(create_customer))
         .route("/customers/{id}", get(get_customer))
         .route("/customers/{id}/contract", post(set_contract))
+        .route("/customers/{id}/number_limit", post(set_number_limit))
         .route("/customers/{id}/admins", post(create_admin))
 }
 
@@ -62,6 +63,9 @@ pub struct CustomerOut {
     pub created_at: String,
     /// The Zoom trunk its numbers are pushed under and its calls routed to; `null` until set.
     pub zoom_trunk: Option<String>,
+    /// The most numbers it may hold at once (reserved, being pushed, active, waiting for release,
+    /// suspended); orders beyond it are refused. `null`: no limit.
+    pub number_limit: Option<u32>,
 }
 
 impl From<Customer> for CustomerOut {
@@ -73,6 +77,7 @@ impl From<Customer> for CustomerOut {
             contract_state: c.contract_state.into(),
             created_at: rfc3339(c.created_at),
             zoom_trunk: c.zoom_trunk,
+            number_limit: c.number_limit,
         }
     }
 }
@@ -96,9 +101,9 @@ pub async fn list_customers(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
-    #[schema(example = "Example Corp")]
+    #[schema(example = "Example Corp", min_length = 1, max_length = 200)]
     name: String,
-    #[schema(example = "C-2024-0001")]
+    #[schema(example = "C-2024-0001", min_length = 1, max_length = 64)]
     contract_ref: String,
 }
 
@@ -163,6 +168,48 @@ pub async fn set_contract(
 ) -> Result<Json<CustomerOut>, ApiError> {
     caller.require(Scope::Write)?;
     Ok(Json(state.app.set_contract_state(customer_id(&id)?, body.state.into()).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberLimit {
+    /// The most numbers the customer may hold at once, or `null` for no limit.
+    #[schema(example = 500, minimum = 0, maximum = 10000000)]
+    number_limit: Option<i64>,
+}
+
+/// Set (or lift) a customer's number limit.
+///
+/// The most numbers the customer may hold at once: reserved, being pushed to Zoom, active, waiting for
+/// release or suspended. An order that would take it past the limit is refused (409) naming the
+/// limit, however many orders run at once; numbers it holds already stay when the limit is lowered.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/number_limit", tag = "customers", params(("id" = String, Path, description = "customer id")), request_body = NumberLimit,
+    responses(
+        (status = 200, description = "the customer as it is now", body = CustomerOut),
+        (status = 404, description = "no customer has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`number_limit` is negative or too large", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_number_limit(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<NumberLimit>,
+) -> Result<Json<CustomerOut>, ApiError> {
+    caller.require(Scope::Write)?;
+    let id = customer_id(&id)?;
+    let limit = match body.number_limit {
+        None => None,
+        Some(n) => Some(u32::try_from(n).map_err(|_| {
+            AppError::invalid(
+                "number_limit",
+                format!(
+                    "must be 0 to {}, or null for no limit",
+                    domain::customer::MAX_NUMBER_LIMIT
+                ),
+            )
+        })?),
+    };
+    Ok(Json(state.app.set_number_limit(id, limit).await?.into()))
 }
 
 /// No `Debug`: the password must not reach a log.

@@ -27,7 +27,7 @@ use utoipa::OpenApi;
     info(title = "peerex API", description = "Number inventory, customers and orders of a carrier selling numbers to Zoom Phone."),
     paths(
         numbers::search, numbers::detail, numbers::import, numbers::export,
-        customers::list_customers, customers::create_customer, customers::get_customer, customers::set_contract, customers::create_admin,
+        customers::list_customers, customers::create_customer, customers::get_customer, customers::set_contract, customers::set_number_limit, customers::create_admin,
         orders::list_orders, orders::create_order, orders::get_order, orders::cancel_order,
         trunks::list_trunks, trunks::create_trunk, trunks::get_trunk, trunks::update_trunk, trunks::delete_trunk, trunks::set_customer_trunk,
         releases::start_release, releases::list_releases, releases::get_release, releases::withdraw_release,

@@ -89,15 +89,33 @@ pub struct NumberPage {
 pub struct SearchParams {
     /// E.164 prefix, like `+1555`.
     prefix: Option<String>,
-    /// One of available, reserved, provisioning, active, release_pending, releasing, aging, suspended.
+    /// Only numbers in this state.
+    #[param(inline, value_type = Option<StateName>)]
     state: Option<String>,
     customer_id: Option<String>,
     tag: Option<String>,
     region: Option<String>,
     /// The `next_after` of the previous page.
     after: Option<String>,
-    /// Page size, 1 to 500 (default 100).
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+}
+
+/// A number's state, as the filters take it (the names of `domain::NumberState`).
+#[derive(ToSchema)]
+#[schema(as = NumberStateName)]
+#[allow(dead_code)] // describes the accepted strings; filters are parsed by `domain::search`
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    Available,
+    Reserved,
+    Provisioning,
+    Active,
+    ReleasePending,
+    Releasing,
+    Aging,
+    Suspended,
 }
 
 impl SearchParams {
@@ -202,11 +220,15 @@ pub struct RangeImport {
     /// `FIRST-LAST`, both ends included.
     #[schema(example = "+15550100000-+15550109999")]
     range: String,
-    /// Letters, digits, `-`, `_`, `.` and `:`; one tag per string.
+    /// Letters, digits, `-`, `_`, `.` and `:`, at most 32 characters each; one tag per string.
     #[serde(default)]
+    #[schema(max_items = 16)]
     tags: Vec<String>,
+    #[schema(max_length = 128)]
     billing_ref: Option<String>,
+    #[schema(max_length = 128)]
     region: Option<String>,
+    #[schema(max_length = 500)]
     note: Option<String>,
     /// Check the range and report what it would add, writing nothing.
     #[serde(default)]
@@ -369,7 +391,8 @@ pub async fn import(
 pub struct ExportParams {
     /// E.164 prefix, like `+1555`.
     prefix: Option<String>,
-    /// One of available, reserved, provisioning, active, release_pending, releasing, aging, suspended.
+    /// Only numbers in this state.
+    #[param(inline, value_type = Option<StateName>)]
     state: Option<String>,
     customer_id: Option<String>,
     tag: Option<String>,
@@ -408,7 +431,9 @@ const EXPORT_COLUMNS: [&str; 11] = [
 
 /// Export numbers as CSV.
 ///
-/// Every number matching the search's filters, in E.164 order, streamed.
+/// Every number matching the search's filters, in E.164 order, streamed. Values are written as
+/// stored, for programs: a cell may start with `=`, `+`, `-` or `@`. To open an export in a
+/// spreadsheet, take the operator portal's, whose free-text cells are neutralised.
 #[utoipa::path(get, path = "/api/v1/numbers/export.csv", tag = "numbers", operation_id = "export_numbers", params(ExportParams),
     responses(
         (status = 200, description = "a CSV file with a header row; tags are separated by `;`", body = String, content_type = "text/csv"),

@@ -74,7 +74,8 @@ pub struct OrderList {
 pub struct ListParams {
     /// Only this customer's orders.
     customer_id: Option<String>,
-    /// How many of the newest orders, 1 to 500 (default 100).
+    /// How many of the newest orders (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -118,6 +119,7 @@ pub struct NewOrder {
     /// Pick only numbers starting with this E.164 prefix, like `+1555`.
     prefix: Option<String>,
     /// Pick only numbers of this region.
+    #[schema(max_length = 128)]
     region: Option<String>,
     /// Pick only numbers with this tag.
     tag: Option<String>,

@@ -121,7 +121,7 @@ pub struct NewRelease {
     #[schema(value_type = String, format = Uuid)]
     customer_id: CustomerId,
     /// Why; the customer sees it.
-    #[schema(example = "contract ends on 2026-12-31")]
+    #[schema(example = "contract ends on 2026-12-31", min_length = 1, max_length = 500)]
     reason: String,
     /// These numbers (E.164).
     #[schema(example = json!(["+15550100000", "+15550100001"]))]
@@ -199,9 +199,20 @@ pub struct ListParams {
     /// Only this customer's releases.
     customer_id: Option<String>,
     /// `open` (default: numbers still waiting, releasing or refused) or `all`.
+    #[param(inline, value_type = Option<ReleaseListState>)]
     state: Option<String>,
-    /// How many of the newest releases, 1 to 500 (default 100).
+    /// How many of the newest releases (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+}
+
+/// Which releases a list shows.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the accepted strings; `list_releases` reads them
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseListState {
+    Open,
+    All,
 }
 
 /// List releases, the newest first, with their age.

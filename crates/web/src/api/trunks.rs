@@ -74,9 +74,10 @@ pub struct TrunkList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTrunk {
-    #[schema(example = "carrier-us-east")]
+    /// Letters, digits, `.`, `_` and `-`.
+    #[schema(example = "carrier-us-east", min_length = 1, max_length = 64)]
     name: String,
-    #[schema(example = json!(["sip:zoom-trunk-a.example:5061;transport=tls"]))]
+    #[schema(example = json!(["sip:zoom-trunk-a.example:5061;transport=tls"]), min_items = 1, max_items = 8)]
     destinations: Vec<String>,
     numbering: Numbering,
 }
@@ -84,6 +85,7 @@ pub struct NewTrunk {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkChange {
+    #[schema(min_items = 1, max_items = 8)]
     destinations: Vec<String>,
     numbering: Numbering,
 }

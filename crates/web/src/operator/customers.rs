@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use domain::auth::{Role, User};
 use domain::customer::{ContractState, Customer};
+use domain::onboarding::LinkState;
 use domain::CustomerId;
 use serde::Deserialize;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<WebState> {
         .route("/customers", get(list).post(create))
         .route("/customers/{id}", get(detail))
         .route("/customers/{id}/contract", post(set_contract))
+        .route("/customers/{id}/number-limit", post(set_number_limit))
         .route("/customers/{id}/users", post(add_user))
 }
 
@@ -119,12 +121,17 @@ struct DetailPage {
     error: Option<FormError>,
     /// Names of every Zoom trunk, for the trunk selector.
     trunks: Vec<String>,
-    /// The Zoom link: state, account, since when (`None` when never linked).
+    /// The Zoom link: state (`linked`, `removed`, or `needs_reauth` for a live link Zoom no longer
+    /// accepts), account, since when (`None` when never linked).
     zoom: Option<(String, String, String)>,
+    /// What Zoom said when it refused the link's authorization.
+    reauth_reason: String,
     /// The link's history, refusals included: (when, kind, account, message).
     zoom_events: Vec<(String, String, String, String)>,
     /// What Zoom last said of the customer's numbers: (number, assigned to a user).
     in_zoom: Vec<(String, bool)>,
+    /// How many numbers the customer holds (what its number limit counts).
+    held: u32,
 }
 
 impl DetailPage {
@@ -164,9 +171,14 @@ async fn detail_page(
         .collect();
     let chrome = Chrome::new(state, op, "customers");
     let trunks = state.app.trunks().await?.into_iter().map(|t| t.name.to_string()).collect();
-    let zoom = state.app.store.zoom_link(id).await.map_err(db)?.map(|l| {
-        let since = when(l.removed_at.unwrap_or(l.linked_at));
-        (l.state.as_str().to_owned(), l.zoom_account_id, since)
+    let link = state.app.store.zoom_link(id).await.map_err(db)?;
+    let reauth_reason = link.as_ref().and_then(|l| l.reauth_reason.clone()).unwrap_or_default();
+    let zoom = link.map(|l| match l.reauth_needed_at.filter(|_| l.state == LinkState::Linked) {
+        Some(at) => ("needs_reauth".to_owned(), l.zoom_account_id, when(at)),
+        None => {
+            let since = when(l.removed_at.unwrap_or(l.linked_at));
+            (l.state.as_str().to_owned(), l.zoom_account_id, since)
+        }
     });
     let zoom_events = state
         .app
@@ -186,7 +198,9 @@ async fn detail_page(
         .into_iter()
         .map(|(n, a, _)| (n, a.unwrap_or(false)))
         .collect();
+    let held = state.app.numbers_held(id).await?;
     let page = DetailPage {
+        held,
         carrier: chrome.carrier.clone(),
         chrome,
         created: when(c.created_at),
@@ -197,6 +211,7 @@ async fn detail_page(
         error,
         trunks,
         zoom,
+        reauth_reason,
         zoom_events,
         in_zoom,
     };
@@ -234,6 +249,51 @@ async fn set_contract(
     };
     state.app.set_contract_state(id, contract).await?;
     Ok(Redirect::to(&format!("/operator/customers/{id}")).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LimitForm {
+    csrf: String,
+    /// Empty for no limit.
+    number_limit: String,
+}
+
+async fn set_number_limit(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<LimitForm>,
+) -> Result<Response, PageError> {
+    let id = customer_id(&id)?;
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    state.app.customer(id).await?;
+    let raw = form.number_limit.trim().replace([',', '_', ' '], "");
+    let limit = if raw.is_empty() {
+        Ok(None)
+    } else {
+        raw.parse::<u32>().map(Some).map_err(|_| {
+            AppError::invalid(
+                "number_limit",
+                format!(
+                    "{:?} is not a whole number from 0 to {}; leave it empty for no limit",
+                    form.number_limit,
+                    domain::customer::MAX_NUMBER_LIMIT
+                ),
+            )
+        })
+    };
+    match limit {
+        Ok(limit) => match state.app.set_number_limit(id, limit).await {
+            Ok(_) => {
+                Ok(Redirect::to(&format!("/operator/customers/{id}#number-limit")).into_response())
+            }
+            Err(e) => detail_page(&state, &op, id, String::new(), Some(e.try_into()?)).await,
+        },
+        Err(e) => detail_page(&state, &op, id, String::new(), Some(e.try_into()?)).await,
+    }
 }
 
 async fn add_user(

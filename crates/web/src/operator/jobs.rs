@@ -35,6 +35,9 @@ struct JobsPage {
     counts: Vec<(&'static str, i64)>,
     shown: &'static str,
     jobs: Vec<JobRow>,
+    /// Links Zoom no longer accepts: (customer id, Zoom account, since, what Zoom said). Their jobs
+    /// wait, so they are named above the jobs.
+    reauth: Vec<(String, String, String, String)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +78,23 @@ async fn list(
             job,
         })
         .collect();
+    let reauth = state
+        .app
+        .store
+        .links_needing_reauth()
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|l| {
+            let since = l.reauth_needed_at.map(when).unwrap_or_default();
+            (
+                l.customer_id.to_string(),
+                l.zoom_account_id,
+                since,
+                l.reauth_reason.unwrap_or_default(),
+            )
+        })
+        .collect();
     let chrome = Chrome::new(&state, &op, "jobs");
     Ok(render(&JobsPage {
         carrier: chrome.carrier.clone(),
@@ -82,6 +102,7 @@ async fn list(
         counts,
         shown: filter.map_or("all", JobState::as_str),
         jobs,
+        reauth,
     }))
 }
 

@@ -2,8 +2,8 @@
 
 use crate::error::{render, PageError};
 use crate::session::{
-    cookie, csrf_refused, safe_next, same_secret, set_cookie, Operator, LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
+    csrf_refused, login_csrf, login_csrf_ok, safe_next, set_cookie, sign_in_status, ClientIp,
+    Operator, SESSION_COOKIE,
 };
 use crate::WebState;
 use app::AppError;
@@ -31,21 +31,24 @@ pub struct NextQuery {
 
 /// Shows the form and sets the double-submit cookie it is checked against.
 pub async fn form(State(state): State<WebState>, Query(q): Query<NextQuery>) -> Response {
-    login_page(&state, safe_next(q.next.as_deref()), "", None, StatusCode::OK)
+    login_page(&state, safe_next(q.next.as_deref()), "", None, StatusCode::OK).await
 }
 
-fn login_page(
+async fn login_page(
     state: &WebState,
     next: &str,
     email: &str,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let csrf = app::auth::random_secret();
+    let (csrf, csrf_cookie) = match login_csrf(state).await {
+        Ok(pair) => pair,
+        Err(e) => return PageError(e).into_response(),
+    };
     let page = LoginPage { carrier: &state.ui.carrier_name, csrf: &csrf, next, email, error };
     let mut response = render(&page);
     *response.status_mut() = status;
-    if let Ok(v) = set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.ui.secure_cookies).parse() {
+    if let Ok(v) = csrf_cookie.parse() {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
@@ -64,15 +67,17 @@ pub struct LoginForm {
 
 pub async fn submit(
     State(state): State<WebState>,
+    ClientIp(source): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same_secret(expected, &f.csrf) {
-        return csrf_refused();
+    match login_csrf_ok(&state, &headers, &f.csrf).await {
+        Ok(true) => {}
+        Ok(false) => return csrf_refused(),
+        Err(e) => return PageError(e).into_response(),
     }
     let next = safe_next(f.next.as_deref()).to_owned();
-    match state.app.sign_in(&f.email, &f.password).await {
+    match state.app.sign_in(&f.email, &f.password, source).await {
         Ok(new) if new.user.role.is_operator() => {
             let max_age = (new.session.expires_at - new.session.created_at).whole_seconds();
             let mut response = Redirect::to(&next).into_response();
@@ -94,14 +99,10 @@ pub async fn submit(
                 Some(AppError::BadCredentials.to_string()),
                 StatusCode::UNAUTHORIZED,
             )
+            .await
         }
-        Err(e @ (AppError::BadCredentials | AppError::Locked(_))) => {
-            let status = if matches!(e, AppError::Locked(_)) {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            login_page(&state, &next, &f.email, Some(e.to_string()), status)
+        Err(e @ (AppError::BadCredentials | AppError::Locked(_) | AppError::Busy(_))) => {
+            login_page(&state, &next, &f.email, Some(e.to_string()), sign_in_status(&e)).await
         }
         Err(e) => PageError(e).into_response(),
     }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use domain::customer::Customer;
+use domain::import::spreadsheet_cell;
 use domain::search::NumberQuery;
 use domain::{CustomerId, Number, NumberId, NumberState};
 use futures_util::stream::{self, StreamExt};
@@ -206,19 +207,25 @@ async fn next_page(app: &App, query: &NumberQuery) -> std::io::Result<(Bytes, Op
         .flatten();
     let chunk = csv_chunk(|w| {
         page.iter().try_for_each(|n| {
+            // Free text is written so a spreadsheet cannot run it as a formula; the import reads it
+            // back as it was. Numbers, states and ids cannot start a formula and stay as they are.
             w.write_record([
                 n.e164.as_str(),
                 n.state.as_str(),
                 &n.customer_id.map(|c| c.to_string()).unwrap_or_default(),
                 // `;` as the import reads tags, so an export can be imported elsewhere as it is.
-                &n.tags.join(";"),
-                n.billing_ref.as_deref().unwrap_or_default(),
-                n.region.as_deref().unwrap_or_default(),
-                n.note.as_deref().unwrap_or_default(),
+                &spreadsheet_cell(&n.tags.join(";")),
+                &text_cell(&n.billing_ref),
+                &text_cell(&n.region),
+                &text_cell(&n.note),
             ])
         })
     })?;
     Ok((chunk, after))
+}
+
+fn text_cell(v: &Option<String>) -> std::borrow::Cow<'_, str> {
+    spreadsheet_cell(v.as_deref().unwrap_or_default())
 }
 
 fn csv_chunk(

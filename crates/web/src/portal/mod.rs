@@ -5,11 +5,15 @@
 //! Every query is confined to the signed-in admin's customer: another customer's order is a 404.
 //! Every form carries the session's CSRF token.
 
+mod install;
 mod release; // issue 6: the Wait for Release tab
 
 use crate::error::{render, PageError};
-use crate::session::{cookie, csrf_refused, same_secret, set_cookie, LOGIN_CSRF_COOKIE};
-use crate::zoom::{install_refused, INSTALL_COOKIE};
+use crate::session::{
+    cookie, csrf_refused, login_csrf, login_csrf_ok, same_secret, set_cookie, sign_in_status,
+    ClientIp,
+};
+use crate::zoom::INSTALL_COOKIE;
 use crate::WebState;
 use app::AppError;
 use askama::Template;
@@ -43,6 +47,7 @@ pub fn router() -> Router<WebState> {
         .route("/orders/{id}", get(order_page))
         .route("/orders/{id}/progress", get(order_progress))
         .merge(release::router())
+        .merge(install::router())
 }
 
 /// A signed-in customer admin. Without one, the browser is sent to the portal's sign-in.
@@ -58,7 +63,7 @@ impl CustomerAdmin {
     }
 
     #[allow(clippy::result_large_err)]
-    fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
+    pub(crate) fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
         if same_secret(submitted, &self.session.csrf_token) {
             Ok(())
         } else {
@@ -98,15 +103,6 @@ impl FromRequestParts<WebState> for CustomerAdmin {
     }
 }
 
-/// Links the admin's customer to the Zoom account of an install code, then shows the portal.
-pub async fn apply_install(state: &WebState, admin: &CustomerAdmin, code: &str) -> Response {
-    match state.app.complete_install(admin.customer.id, code, &admin.actor()).await {
-        Ok(_) => Redirect::to("/portal").into_response(),
-        Err(AppError::Refused(message)) => install_refused(state, &message),
-        Err(e) => PageError(e).into_response(),
-    }
-}
-
 // ---- sign-in ------------------------------------------------------------------------------------
 
 #[derive(Template)]
@@ -120,26 +116,29 @@ struct LoginPage<'a> {
     error: Option<String>,
 }
 
-fn login_page(
+async fn login_page(
     state: &WebState,
     headers: &HeaderMap,
     email: &str,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let csrf = app::auth::random_secret();
+    let (csrf, csrf_cookie) = match login_csrf(state).await {
+        Ok(pair) => pair,
+        Err(e) => return PageError(e).into_response(),
+    };
     let install = cookie(headers, INSTALL_COOKIE).is_some();
     let page = LoginPage { carrier: &state.ui.carrier_name, csrf: &csrf, email, install, error };
     let mut response = render(&page);
     *response.status_mut() = status;
-    if let Ok(v) = set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, state.ui.secure_cookies).parse() {
+    if let Ok(v) = csrf_cookie.parse() {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
 }
 
 async fn login_form(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    login_page(&state, &headers, "", None, StatusCode::OK)
+    login_page(&state, &headers, "", None, StatusCode::OK).await
 }
 
 #[derive(Deserialize, Default)]
@@ -152,14 +151,16 @@ struct LoginForm {
 
 async fn login_submit(
     State(state): State<WebState>,
+    ClientIp(source): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same_secret(expected, &f.csrf) {
-        return csrf_refused();
+    match login_csrf_ok(&state, &headers, &f.csrf).await {
+        Ok(true) => {}
+        Ok(false) => return csrf_refused(),
+        Err(e) => return PageError(e).into_response(),
     }
-    let new = match state.app.sign_in(&f.email, &f.password).await {
+    let new = match state.app.sign_in(&f.email, &f.password, source).await {
         Ok(new) if new.user.role == Role::CustomerAdmin => new,
         // An operator's password is right, but this is the customers' portal.
         Ok(new) => {
@@ -170,58 +171,30 @@ async fn login_submit(
                 &f.email,
                 Some(AppError::BadCredentials.to_string()),
                 StatusCode::UNAUTHORIZED,
-            );
+            )
+            .await;
         }
-        Err(e @ (AppError::BadCredentials | AppError::Locked(_))) => {
-            let status = if matches!(e, AppError::Locked(_)) {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            return login_page(&state, &headers, &f.email, Some(e.to_string()), status);
+        Err(e @ (AppError::BadCredentials | AppError::Locked(_) | AppError::Busy(_))) => {
+            let status = sign_in_status(&e);
+            return login_page(&state, &headers, &f.email, Some(e.to_string()), status).await;
         }
         Err(e) => return PageError(e).into_response(),
     };
     let max_age = (new.session.expires_at - new.session.created_at).whole_seconds();
     let session_cookie =
         set_cookie(PORTAL_SESSION_COOKIE, &new.cookie, max_age, state.ui.secure_cookies);
-    // A Zoom install was waiting for this sign-in: carry on with its code.
-    let mut response = match cookie(&headers, INSTALL_COOKIE) {
-        Some(install) => match state.app.take_install_code(install).await {
-            Ok(Some(code)) => match signed_in_from(&state, &new.cookie).await {
-                Ok(Some(admin)) => apply_install(&state, &admin, &code).await,
-                Ok(None) => Redirect::to("/portal").into_response(),
-                Err(e) => PageError(e).into_response(),
-            },
-            Ok(None) => install_refused(&state, "The Zoom install waited too long for the sign-in and has expired. Add the app again from the Zoom App Marketplace."),
-            Err(e) => PageError(e).into_response(),
-        },
-        None => Redirect::to("/portal").into_response(),
-    };
-    let headers = response.headers_mut();
+    // A Zoom install is waiting for this sign-in: on to its confirmation.
+    let to = if cookie(&headers, INSTALL_COOKIE).is_some() { "/portal/install" } else { "/portal" };
+    let mut response = Redirect::to(to).into_response();
     if let Ok(v) = session_cookie.parse() {
-        headers.append(header::SET_COOKIE, v);
-    }
-    if let Ok(v) = set_cookie(INSTALL_COOKIE, "", 0, state.ui.secure_cookies).parse() {
-        headers.append(header::SET_COOKIE, v);
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
 }
 
-async fn signed_in_from(
-    state: &WebState,
-    session_cookie: &str,
-) -> Result<Option<CustomerAdmin>, AppError> {
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = format!("{PORTAL_SESSION_COOKIE}={session_cookie}").parse() {
-        headers.insert(header::COOKIE, v);
-    }
-    signed_in(state, &headers).await
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct CsrfForm {
+pub(crate) struct CsrfForm {
     csrf: String,
 }
 
@@ -256,6 +229,11 @@ impl LinkView {
     fn new(link: Option<&ZoomLink>) -> LinkView {
         match link {
             None => LinkView { state: "none", account: String::new(), since: String::new() },
+            Some(l) if l.state == LinkState::Linked && l.reauth_needed_at.is_some() => LinkView {
+                state: "needs_reauth",
+                account: l.zoom_account_id.clone(),
+                since: when(l.reauth_needed_at.unwrap_or(l.linked_at)),
+            },
             Some(l) => LinkView {
                 state: l.state.as_str(),
                 account: l.zoom_account_id.clone(),

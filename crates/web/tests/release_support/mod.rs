@@ -34,6 +34,7 @@ pub const PEERING: &str = "/v2/number_management/peering_numbers";
 pub async fn acme_with_active_numbers(t: &ZoomApp, count: u32) -> (CustomerId, Client) {
     let app = t.app();
     let c = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
+    t.bind_demo_trunk(c.id).await;
     app.create_user(ACME_ADMIN, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
     let by = Actor::System("test".into());
     app.import_range("+15550100000-+15550100049", &NumberAttrs::default(), &by, false, &|_| {})

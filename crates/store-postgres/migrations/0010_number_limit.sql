@@ -1,0 +1,3 @@
+-- The most numbers a customer may hold at once (reserved, being pushed, active, waiting for release,
+-- suspended), set by the carrier's operators (PostgreSQL). NULL: no limit.
+ALTER TABLE customers ADD COLUMN number_limit bigint CHECK (number_limit >= 0);

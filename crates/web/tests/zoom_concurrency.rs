@@ -1,0 +1,317 @@
+//! Talking to Zoom safely when several workers or instances share one database: webhook replays and
+//! late removals, the refresh token's lease, job leases kept alive by a heartbeat and handed back on
+//! a clean stop, and numbers never pushed without the customer's own trunk. Each "instance" is an
+//! `App` with its own Zoom wiring (and so its own memory) over the one database; on SQLite and
+//! PostgreSQL.
+
+use app::App;
+use domain::auth::Role;
+use domain::customer::OrderPick;
+use domain::number::NumberAttrs;
+use domain::onboarding::JobState;
+use domain::{Actor, CustomerId, FixedClock, NumberState};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::sim::demo;
+use testkit::{Db, ZoomApp, PASSWORD};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
+        }
+    };
+}
+
+on_both!(
+    a_replayed_or_late_removal_never_undoes_a_reinstall,
+    a_refresh_slower_than_30_seconds_keeps_its_lease,
+    a_customer_without_a_trunk_is_not_pushed_and_operators_see_why,
+    a_slow_call_keeps_its_job_and_a_clean_stop_hands_it_back,
+);
+
+const ADMIN: &str = "admin@acme.example";
+const PEERING: &str = "/v2/number_management/peering_numbers";
+
+/// Acme with its admin, `ordered` numbers ordered from +15550100000, on the demo's trunk if `trunk`.
+async fn acme(t: &ZoomApp, ordered: u32, trunk: bool) -> CustomerId {
+    let app = t.app();
+    let c = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
+    if trunk {
+        t.bind_demo_trunk(c.id).await;
+    }
+    app.create_user(ADMIN, PASSWORD, Role::CustomerAdmin, Some(c.id)).await.unwrap();
+    let by = Actor::System("test".into());
+    app.import_range("+15550100000-+15550100999", &NumberAttrs::default(), &by, false, &|_| {})
+        .await
+        .unwrap();
+    if ordered > 0 {
+        app.create_order(c.id, OrderPick { count: ordered, ..Default::default() }, &[], &by)
+            .await
+            .unwrap();
+    }
+    c.id
+}
+
+/// Another instance on the same database: its own Zoom wiring and memory, the same store and
+/// token keys (as every instance of one deployment has).
+fn another_instance(t: &ZoomApp) -> App {
+    instance_with_timeout(t, Duration::from_secs(2))
+}
+
+/// As [`another_instance`], with Zoom's calls allowed to take `timeout`.
+fn instance_with_timeout(t: &ZoomApp, timeout: Duration) -> App {
+    let mut setup = testkit::zoom_setup(&t.zoom.url, &t.platform.url);
+    let url = |s: String| s.parse::<url::Url>().unwrap();
+    setup.client = zoom::Client::new(zoom::Config {
+        oauth_base: url(t.zoom.url.clone()),
+        api_base: url(t.zoom.api_base()),
+        client_id: demo::CLIENT_ID.into(),
+        client_secret: demo::CLIENT_SECRET.into(),
+        redirect_uri: url(format!("{}/zoom/oauth/callback", t.platform.url)),
+        timeout,
+    })
+    .unwrap();
+    setup.keys = t.app().zoom.as_ref().unwrap().keys.clone();
+    App { zoom: Some(Arc::new(setup)), ..t.app().clone() }
+}
+
+async fn fault(t: &ZoomApp, f: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/faults", t.zoom.url))
+        .json(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED, "{f}");
+}
+
+async fn states(t: &ZoomApp, c: CustomerId) -> Vec<NumberState> {
+    let q = domain::search::NumberQuery { customer_id: Some(c), limit: 500, ..Default::default() };
+    t.app().store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect()
+}
+
+async fn in_zoom(t: &ZoomApp) -> Vec<Value> {
+    let v: Value =
+        reqwest::get(format!("{}/_sim/numbers?account_id={}", t.zoom.url, demo::ACME_ACCOUNT_ID))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    v["numbers"].as_array().cloned().unwrap_or_default()
+}
+
+/// `app_deauthorized` for a removal at `at`, signed as Zoom signs it when sent at `sent`.
+fn deauthorization(
+    at: time::OffsetDateTime,
+    sent: time::OffsetDateTime,
+) -> (String, String, Vec<u8>) {
+    let body = json!({
+        "event": "app_deauthorized",
+        "event_ts": at.unix_timestamp_nanos() / 1_000_000,
+        "payload": {
+            "account_id": demo::ACME_ACCOUNT_ID,
+            "user_id": "acmeAdmin",
+            "client_id": demo::CLIENT_ID,
+            "deauthorization_time": at.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        }
+    })
+    .to_string()
+    .into_bytes();
+    let ts = sent.unix_timestamp().to_string();
+    let signature = zoom::webhook::signature(demo::SECRET_TOKEN, &ts, &body);
+    (ts, signature, body)
+}
+
+/// The app is removed (the webhook reaches one instance) and installed again. Then: the same delivery
+/// replayed to another instance, or to the first with the signature's hex re-cased, is refused; and
+/// Zoom's re-sending of the old removal (signed afresh) is ignored, being older than the install.
+/// The fresh install stays linked and its numbers active throughout.
+async fn a_replayed_or_late_removal_never_undoes_a_reinstall(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let c = acme(&t, 3, true).await;
+    t.link_acme(ADMIN).await;
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+    let (one, two) = (t.app().clone(), another_instance(&t));
+
+    let removed_at = time::OffsetDateTime::now_utc();
+    let (ts, sig, body) = deauthorization(removed_at, removed_at);
+    match one.zoom_webhook(&ts, &sig, &body).await.unwrap() {
+        Ok(app::onboarding::WebhookAnswer::AppRemoved { suspended: 3, .. }) => {}
+        other => panic!("the removal suspends the three numbers: {other:?}"),
+    }
+    assert_eq!(states(&t, c).await, vec![NumberState::Suspended; 3]);
+
+    // Installed again, a moment later.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    t.link_acme(ADMIN).await;
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+
+    let upper = format!("v0={}", sig.trim_start_matches("v0=").to_uppercase());
+    for (instance, signature) in [(&two, &sig), (&one, &upper), (&two, &upper)] {
+        match instance.zoom_webhook(&ts, signature, &body).await.unwrap() {
+            Err(app::onboarding::WebhookRefused::Replayed) => {}
+            other => panic!("a replay is refused: {other:?}"),
+        }
+    }
+    // Zoom sends the old removal again, signed now (a retry after a lost answer): a new delivery of
+    // an event older than the install.
+    let resent =
+        deauthorization(removed_at, time::OffsetDateTime::now_utc() + time::Duration::seconds(2));
+    match two.zoom_webhook(&resent.0, &resent.1, &resent.2).await.unwrap() {
+        Ok(app::onboarding::WebhookAnswer::Ignored(why)) => {
+            assert!(why.contains("installed again"), "{why}")
+        }
+        other => panic!("an old removal is ignored: {other:?}"),
+    }
+    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+    let link = t.app().store.zoom_link(c).await.unwrap().unwrap();
+    assert_eq!(link.state, domain::onboarding::LinkState::Linked);
+    assert_eq!(in_zoom(&t).await.len(), 3);
+}
+
+/// Zoom's timeout is configured at 60 s. One worker's refresh is under way (Zoom holds the answer)
+/// while 40 s pass on the platform's clock; a second worker then needs a fresh token. It waits for
+/// the first's result instead of spending the same rotating refresh token (Zoom would answer
+/// `invalid_grant` to one of them).
+async fn a_refresh_slower_than_30_seconds_keeps_its_lease(db: Db) {
+    let options = testkit::sim::Options {
+        control_api: true,
+        refresh_rotation: testkit::sim::RefreshRotation::Immediate,
+        ..Default::default()
+    };
+    let t = ZoomApp::spawn_full(db, options, |_| {}).await;
+    let c = acme(&t, 0, true).await;
+    t.link_acme(ADMIN).await;
+    let link = t.app().store.zoom_link(c).await.unwrap().unwrap();
+
+    let clock = Arc::new(FixedClock::new(t.app().now()));
+    let slow = |t: &ZoomApp| App {
+        clock: clock.clone(),
+        ..instance_with_timeout(t, Duration::from_secs(60))
+    };
+    let (first, second) = (slow(&t), slow(&t));
+    let stale = first.access_token(&link, None).await.unwrap();
+
+    fault(&t, json!({"path": "/oauth/token", "method": "POST", "delay_ms": 1500, "count": 1}))
+        .await;
+    let refreshing = {
+        let (first, link, stale) = (first.clone(), link.clone(), stale.clone());
+        tokio::spawn(async move { first.access_token(&link, Some(&stale)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(time::Duration::seconds(40));
+    let waited = second.access_token(&link, Some(&stale)).await;
+    let refreshed = refreshing.await.unwrap();
+    let refreshed = refreshed.expect("the first worker's refresh");
+    let waited = waited.expect("the second worker waits for the first's refresh");
+    assert_ne!(refreshed, stale);
+    assert_eq!(waited, refreshed, "both use the one refreshed token");
+}
+
+/// A customer with no Zoom trunk of its own: its push job fails with the reason and Zoom gets
+/// nothing; operators see why on the Jobs page; once bound to a trunk, Retry pushes the numbers on it.
+async fn a_customer_without_a_trunk_is_not_pushed_and_operators_see_why(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let c = acme(&t, 3, false).await;
+    t.link_acme(ADMIN).await;
+    t.run_pending_jobs().await;
+    assert!(in_zoom(&t).await.is_empty(), "nothing pushed without a trunk");
+    assert_eq!(states(&t, c).await, vec![NumberState::Provisioning; 3]);
+    let failed = t.app().store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].last_error.as_deref(), Some(app::jobs::NO_TRUNK));
+    let (op, csrf) = t.platform.operator_browser(testkit::ADMIN_EMAIL).await;
+    let page = op
+        .get(format!("{}/operator/jobs", t.platform.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("the customer has no Zoom trunk"), "{page}");
+
+    t.bind_demo_trunk(c).await;
+    let r = op
+        .post(format!("{}/operator/jobs/{}/retry", t.platform.url, failed[0].id))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+    let zoom = in_zoom(&t).await;
+    assert_eq!(zoom.len(), 3);
+    assert!(zoom.iter().all(|n| n["sip_trunk_name"] == demo::SIP_TRUNK), "{zoom:?}");
+}
+
+/// The job lease is 3 s (testkit), Zoom's timeout 90 s. Zoom holds a push for 5 s: the worker's heartbeat keeps its job,
+/// so another instance's idle workers never take it and Zoom sees one POST. Then, with Zoom holding
+/// the next push for a minute, a clean stop hands that job back at once and the other instance
+/// finishes it without waiting for the lease.
+async fn a_slow_call_keeps_its_job_and_a_clean_stop_hands_it_back(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let c = acme(&t, 200, true).await;
+    fault(&t, json!({"path": PEERING, "method": "POST", "delay_ms": 5000, "count": 1})).await;
+    t.link_acme(ADMIN).await;
+    // Zoom's calls may take 90 s here.
+    let one = instance_with_timeout(&t, Duration::from_secs(90)).spawn_workers();
+    let two = instance_with_timeout(&t, Duration::from_secs(90)).spawn_workers();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while states(&t, c).await != vec![NumberState::Active; 200] {
+        assert!(Instant::now() < deadline, "the push never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let push = t
+        .app()
+        .store
+        .list_jobs(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.kind == domain::onboarding::JobKind::PushNumbers)
+        .unwrap();
+    assert_eq!((push.state, push.attempts), (JobState::Done, 1), "taken once: {push:?}");
+    drop(two);
+
+    // More numbers; Zoom holds their push for a minute while instance one's worker waits.
+    let by = Actor::System("test".into());
+    fault(&t, json!({"path": PEERING, "method": "POST", "delay_ms": 60_000, "count": 1})).await;
+    t.app()
+        .order_numbers(c, OrderPick { count: 10, ..Default::default() }, &[], &by)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let running = t.app().store.list_jobs(Some(JobState::Running), 10).await.unwrap();
+        if let Some(j) =
+            running.into_iter().find(|j| j.kind == domain::onboarding::JobKind::PushNumbers)
+        {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the second push never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // the POST is on its way
+    assert_eq!(one.shutdown().await, 1, "one job handed back");
+    let back = t.app().store.list_jobs(Some(JobState::Pending), 10).await.unwrap();
+    let back = back.iter().find(|j| j.id == held.id).expect("pending again");
+    assert_eq!((back.lease_owner.as_deref(), back.attempts), (None, 0), "{back:?}");
+    let stopped = Instant::now();
+    let _two = another_instance(&t).spawn_workers();
+    while states(&t, c).await.iter().filter(|s| **s == NumberState::Active).count() < 210 {
+        assert!(stopped.elapsed() < Duration::from_secs(2), "taken at once, not after the lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
