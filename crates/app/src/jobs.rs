@@ -46,6 +46,11 @@ pub struct Workers {
 impl Workers {
     pub fn stop(self) {}
 
+    /// The workers' names: a job a worker has claimed names it as its lease owner.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// A clean stop: the workers stop where they are (a Zoom call under way is abandoned; handlers
     /// converge when the job runs again) and the jobs they held are handed back, pending again at
     /// once, so another instance takes them now rather than when the lease would have run out.

@@ -85,12 +85,7 @@ impl App {
         by: &Actor,
     ) -> Result<Release> {
         self.customer(customer).await?;
-        if reason.trim().is_empty() {
-            return Err(AppError::invalid("reason", "say why the numbers are released"));
-        }
-        if reason.len() > 500 {
-            return Err(AppError::invalid("reason", "is longer than 500 characters"));
-        }
+        domain::release::check_reason(reason).map_err(|e| AppError::invalid("reason", e))?;
         let e164s = match selection {
             Selection::List(raw) => parse_numbers(
                 "numbers",

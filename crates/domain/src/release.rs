@@ -124,6 +124,21 @@ pub enum RemoveResult {
     Refused(String),
 }
 
+/// The longest reason a release may carry, in characters (what the portals and the API promise).
+pub const REASON_MAX_CHARS: usize = 500;
+
+/// Checks a release's reason: said (not blank) and at most [`REASON_MAX_CHARS`] characters —
+/// characters, not bytes, so a reason in Japanese or with accents gets the same room as one in English.
+pub fn check_reason(reason: &str) -> Result<(), &'static str> {
+    if reason.trim().is_empty() {
+        return Err("say why the numbers are released");
+    }
+    if reason.chars().count() > REASON_MAX_CHARS {
+        return Err("is longer than 500 characters");
+    }
+    Ok(())
+}
+
 /// What the customer reads for Zoom's refusal to remove a number.
 pub fn refusal_message(zoom_message: &str) -> String {
     if zoom_message.trim().trim_end_matches('.').eq_ignore_ascii_case(ZOOM_ASSIGNED) {
@@ -191,6 +206,15 @@ pub enum ApproveRefused {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reason_is_said_and_counted_in_characters() {
+        assert!(super::check_reason("  ").is_err());
+        assert!(super::check_reason("contract ended").is_ok());
+        assert!(super::check_reason(&"é".repeat(500)).is_ok(), "500 characters, 1000 bytes");
+        assert!(super::check_reason(&"契".repeat(500)).is_ok());
+        assert_eq!(super::check_reason(&"a".repeat(501)), Err("is longer than 500 characters"));
+    }
+
     use super::*;
     use crate::actor::Actor;
     use crate::number::{Number, NumberAttrs, NumberState};

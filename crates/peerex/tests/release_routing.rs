@@ -110,8 +110,9 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
         NumberState::ReleasePending
     );
     assert_eq!(app.store.get_number_by_e164(B).await.unwrap().unwrap().state, NumberState::Aging);
-    // The snapshot follows the changes in order (releasing also answers 404 `released`); within the
-    // propagation goal it holds Zoom's answers.
+    // The snapshot follows the changes in order (releasing also answers 404 `released`) and comes to
+    // hold Zoom's answers. How fast is a goal `peerex bench sip` measures; the bound below only keeps
+    // a lost change from hanging the test.
     let t0 = Instant::now();
     loop {
         let (a, b) = (lookup(http, A).await, lookup(http, B).await);
@@ -121,7 +122,7 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
             break;
         }
         assert!(
-            t0.elapsed() < Duration::from_millis(500),
+            t0.elapsed() < Duration::from_secs(10),
             "not converged after {:?}: A {a}, B {b}",
             t0.elapsed()
         );

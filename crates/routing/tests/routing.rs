@@ -51,7 +51,9 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
     assert_eq!(body["decision"], "allow");
     assert_eq!(lookup(&w, "direction=sideways&to=1").await.0, 400);
 
-    // Released: the next lookups stop routing it, well within the propagation goal.
+    // Released: the lookups stop routing it without a restart or a reload. How fast is a goal
+    // (p99 <= 100 ms) that `peerex bench sip` measures; here the bound only keeps a lost change
+    // from hanging the test on a loaded machine.
     let before = body["generation"].as_i64().unwrap();
     let t0 = Instant::now();
     set_state(&w.store, ACTIVE, "aging", None).await;
@@ -62,7 +64,7 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
             assert!(body["generation"].as_i64().unwrap() > before);
             break;
         }
-        assert!(t0.elapsed() < Duration::from_millis(500), "still routed after {:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(10), "still routed after {:?}", t0.elapsed());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     eprintln!("change -> decision: {:?}", t0.elapsed());
@@ -168,7 +170,8 @@ async fn a_flood_of_junk_and_options_does_not_stop_calls() {
     assert!(options_answered > 0, "OPTIONS in the flood were answered too");
 }
 
-/// Polls the lookup API until `query` answers `reason`; how long that took.
+/// Polls the lookup API until `query` answers `reason`; how long that took. Gives up (fails) after
+/// 10 s: the speed goal is `peerex bench sip`'s to measure, not a loaded test machine's.
 async fn until_reason(w: &World, query: &str, reason: &str) -> Duration {
     let t0 = Instant::now();
     loop {
@@ -177,7 +180,7 @@ async fn until_reason(w: &World, query: &str, reason: &str) -> Duration {
             return t0.elapsed();
         }
         assert!(
-            t0.elapsed() < Duration::from_millis(500),
+            t0.elapsed() < Duration::from_secs(10),
             "{query}: still {body} after {:?}",
             t0.elapsed()
         );

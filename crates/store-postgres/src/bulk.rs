@@ -118,7 +118,7 @@ impl Rows {
         uuid(b, n.order_id.map(|o| o.as_uuid()));
         let tags = match &self.tags {
             Some((seen, encoded)) if *seen == n.tags => encoded,
-            _ => &self.tags.insert((n.tags.clone(), crate::rows::encode_tags(&n.tags))).1,
+            _ => &self.tags.insert((n.tags.clone(), crate::shared::encode_tags(&n.tags))).1,
         };
         text(b, Some(tags));
         text(b, n.billing_ref.as_deref());

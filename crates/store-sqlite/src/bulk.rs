@@ -118,7 +118,7 @@ fn insert_slice(
         };
         for (i, (n, _)) in chunk.iter().enumerate() {
             if tags.0 != Some(n.tags.as_slice()) {
-                tags = (Some(n.tags.as_slice()), crate::rows::encode_tags(&n.tags));
+                tags = (Some(n.tags.as_slice()), crate::shared::encode_tags(&n.tags));
             }
             let at = i * NUMBER_COLUMNS;
             bind(insert, at + 1, &n.id.as_uuid().as_bytes()[..])?;

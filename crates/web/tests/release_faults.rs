@@ -155,8 +155,35 @@ async fn workers_killed_mid_release_are_replaced_and_every_number_is_released_on
     fault(&t, json!({ "path": PEERING, "method": "DELETE", "delay_ms": 800, "count": 1 })).await;
     let numbers = release_all(&t, acme, &portal).await;
     let workers = t.app().spawn_workers();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The delay is taken (the fault leaves the simulator's list) when the DELETE arrives: from then
+    // on a worker is waiting on Zoom, and that is when it dies.
+    let sim = reqwest::Client::new();
+    let waited = std::time::Instant::now();
+    loop {
+        let listed: serde_json::Value = sim
+            .get(format!("{}/_sim/faults", t.zoom.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["faults"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(10), "no worker called Zoom: {listed}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let names = workers.names().to_vec();
     drop(workers);
+    let jobs = t.app().store.list_jobs(None, 100).await.unwrap();
+    let job = release_jobs(&jobs)[0];
+    assert_eq!(job.state, JobState::Running, "killed while the call was in flight");
+    assert!(
+        job.lease_owner.as_ref().is_some_and(|w| names.contains(w)),
+        "held by a killed worker: {:?} of {names:?}",
+        job.lease_owner
+    );
     assert!(
         states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing),
         "nothing recorded by the dead workers"

@@ -238,8 +238,11 @@ impl Kamailio {
         let port = free_udp_port();
         let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/kamailio/kamailio.cfg");
         let log = dir.join("kamailio.log");
+        // One UDP worker: with two, a callee's 180 and 200 can be relayed by different processes and
+        // reach the caller in the wrong order on a loaded machine, which sipp's caller takes as a
+        // failed call. The order of answers is what these tests rely on, not Kamailio's parallelism.
         let mut cmd = std::process::Command::new("kamailio");
-        cmd.args(["-f", config, "-DD", "-E", "-n", "2", "-m", "32", "-M", "8", "-Y"])
+        cmd.args(["-f", config, "-DD", "-E", "-n", "1", "-m", "32", "-M", "8", "-Y"])
             .arg(dir)
             .arg("-A")
             .arg(format!("LISTEN=udp:127.0.0.1:{port}"))

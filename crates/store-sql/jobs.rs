@@ -1,0 +1,518 @@
+//! The job outbox: jobs written in the transaction whose change they carry to Zoom, leased by workers
+//! (claiming is the dialects' own: `claim_job`), and finished with Zoom's answers. Every finish is a
+//! compare-and-set on the worker's lease (`... AND lease_owner = $owner AND state = 'running'`), and
+//! the numbers an answer moves move only from the state they were read in, so a job retaken after
+//! its lease ran out, or an app removed meanwhile, can never be overwritten by a late answer.
+
+use super::rows::{bad, NumberRow};
+use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
+use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
+use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use sqlx::{QueryBuilder, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    payload: String,
+    customer_id: Option<Uuid>,
+    order_id: Option<Uuid>,
+    zoom_account: Option<String>,
+    state: String,
+    attempts: i64,
+    run_after: OffsetDateTime,
+    lease_owner: Option<String>,
+    lease_until: Option<OffsetDateTime>,
+    last_error: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<Job> {
+        Ok(Job {
+            id: self.id,
+            kind: JobKind::parse(&self.kind).ok_or_else(|| bad("job kind", &self.kind))?,
+            payload: self.payload,
+            customer_id: self.customer_id.map(CustomerId::from_uuid),
+            order_id: self.order_id.map(OrderId::from_uuid),
+            zoom_account: self.zoom_account,
+            state: JobState::parse(&self.state).ok_or_else(|| bad("job state", &self.state))?,
+            attempts: self.attempts,
+            run_after: self.run_after,
+            lease_owner: self.lease_owner,
+            lease_until: self.lease_until,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+macro_rules! select_jobs {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            JobRow,
+            "SELECT id AS \"id!: Uuid\", kind AS \"kind!\", CAST(payload AS TEXT) AS \"payload!: String\", customer_id AS \"customer_id?: Uuid\", order_id AS \"order_id?: Uuid\", \
+             zoom_account AS \"zoom_account?\", state AS \"state!\", attempts AS \"attempts!: i64\", \
+             run_after AS \"run_after!: OffsetDateTime\", lease_owner AS \"lease_owner?\", lease_until AS \"lease_until?: OffsetDateTime\", last_error AS \"last_error?\", \
+             created_at AS \"created_at!: OffsetDateTime\", updated_at AS \"updated_at!: OffsetDateTime\" FROM jobs " + $rest $(, $arg)*
+        )
+    };
+}
+
+/// Defines `claim_job`. Claiming is where the dialects differ: PostgreSQL's workers on several
+/// instances pass over the job rows others are claiming (`FOR UPDATE SKIP LOCKED`), while SQLite's
+/// single writer connection runs one claim at a time. The dialect's `job_claim_lock!` calls this with
+/// its own `$lock`.
+macro_rules! claim_job_with {
+    ($lock:tt) => {
+        impl DialectStore {
+            /// Claims the next due job for `owner` until `lease_until`: a pending job whose time has come,
+            /// or a running one whose worker's lease ran out (it died). Jobs of an account that Zoom asked us
+            /// to leave alone (`not_before`) wait.
+            ///
+            /// `$lock` is what the dialect adds to the query that picks the job (its `job_claim_lock!`).
+            pub async fn claim_job(
+                &self,
+                owner: &str,
+                lease_until: OffsetDateTime,
+                now: OffsetDateTime,
+            ) -> Result<Option<Job>> {
+                let row = sqlx::query!(
+                    r#"UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
+                       WHERE id = (SELECT j.id FROM jobs j
+                                   WHERE ((j.state = 'pending' AND j.run_after <= $3) OR (j.state = 'running' AND j.lease_until <= $3))
+                                     AND NOT EXISTS (SELECT 1 FROM zoom_links l WHERE l.zoom_account_id = j.zoom_account AND l.state = 'linked' AND l.not_before > $3)
+                                   ORDER BY j.run_after, j.id LIMIT 1 "# + $lock + r#")
+                       RETURNING id AS "id!: Uuid""#,
+                    owner,
+                    lease_until,
+                    now
+                )
+                .fetch_optional(self.writer())
+                .await?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => select_jobs!("WHERE id = $1", r.id)
+                        .fetch_one(self.writer())
+                        .await?
+                        .into_job()
+                        .map(Some),
+                }
+            }
+        }
+    };
+}
+
+job_claim_lock!(claim_job_with);
+
+/// The payload of a push job: the numbers it carries.
+pub(crate) fn push_payload(numbers: &[&str]) -> String {
+    let quoted: Vec<String> = numbers.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("{{\"numbers\":[{}]}}", quoted.join(","))
+}
+
+impl DialectStore {
+    pub async fn insert_job(&self, job: &Job) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        insert_job(&mut tx, job).await?;
+        tx.commit().await
+    }
+
+    /// Records how a job ended, if `owner` still holds its lease (a worker whose lease ran out and
+    /// whose job was retaken must not overwrite the new worker's outcome).
+    pub async fn finish_job(
+        &self,
+        id: Uuid,
+        owner: &str,
+        end: &JobEnd,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = match end {
+            JobEnd::Done => {
+                sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, id, owner)
+                    .execute(self.writer())
+                    .await?
+            }
+            JobEnd::Retry { at, error } => {
+                sqlx::query!("UPDATE jobs SET state = 'pending', run_after = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state = 'running'", at, error, now, id, owner)
+                    .execute(self.writer())
+                    .await?
+            }
+            JobEnd::Failed { error } => {
+                sqlx::query!("UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_until = NULL, last_error = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'", error, now, id, owner)
+                    .execute(self.writer())
+                    .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends the lease `owner` holds on a running job (its heartbeat). False when the lease is gone:
+    /// the job ended, or another worker took it after the lease ran out.
+    pub async fn extend_job_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+            lease_until,
+            id,
+            owner
+        )
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hands the running jobs of `owner` back (a clean stop): pending again at once, the attempt not
+    /// counted. Returns how many.
+    pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET state = 'pending', run_after = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE lease_owner = $3 AND state = 'running'",
+            now,
+            now,
+            owner
+        )
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Zoom's answers for a push job: accepted numbers go `active`, refused ones back to `reserved`
+    /// with Zoom's reason, and the job is done, in one transaction. Numbers no longer `provisioning`
+    /// are left alone (a retaken job's answers converge). False if `owner` lost the lease.
+    pub async fn complete_push(
+        &self,
+        job_id: Uuid,
+        owner: &str,
+        results: &[(String, PushResult)],
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let held = sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, job_id, owner)
+            .execute(&mut *tx)
+            .await?;
+        if held.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let answers: std::collections::HashMap<&str, &PushResult> =
+            results.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        let mut moves = Vec::with_capacity(results.len());
+        for chunk in results.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(NumberRow::SELECT);
+            q.push(" WHERE state = 'provisioning' AND e164 IN (");
+            let mut sep = q.separated(", ");
+            for (e164, _) in chunk {
+                sep.push_bind(e164.clone());
+            }
+            q.push(")");
+            let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+            for row in rows {
+                let n = row.into_number()?;
+                let moved = match answers.get(n.e164.as_str()) {
+                    Some(PushResult::Accepted) => n.zoom_accepted(by, now),
+                    Some(PushResult::Refused(reason)) => {
+                        n.zoom_refused_provisioning(reason, by, now)
+                    }
+                    None => continue,
+                };
+                if let Ok(m) = moved {
+                    moves.push(m);
+                }
+            }
+        }
+        let moved = save_state_moves(&mut tx, &moves).await?;
+        let accepted: Vec<Uuid> = moves
+            .iter()
+            .filter(|(n, _)| n.state == NumberState::Active && moved.contains(&n.id.as_uuid()))
+            .map(|(n, _)| n.id.as_uuid())
+            .collect();
+        // Just added: Zoom lists it Unassigned until the customer assigns it.
+        for chunk in accepted.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE numbers SET zoom_assigned = ");
+            q.push_bind(false)
+                .push(", zoom_seen_at = ")
+                .push_bind(now)
+                .push(" WHERE zoom_assigned IS NULL AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        resume_releases(&mut tx, &moves, &accepted, by, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// What a poll of the account's peering numbers found: `seen` is (number, assigned) for every
+    /// number Zoom listed. The poll job goes back to pending for `next_poll`. False if `owner` lost it.
+    pub async fn complete_poll(
+        &self,
+        job_id: Uuid,
+        owner: &str,
+        customer: CustomerId,
+        seen: &[(String, bool)],
+        now: OffsetDateTime,
+        next_poll: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let held = sqlx::query!(
+            "UPDATE jobs SET state = 'pending', run_after = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
+            next_poll,
+            now,
+            job_id,
+            owner
+        )
+        .execute(&mut *tx)
+        .await?;
+        if held.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let c = customer.as_uuid();
+        for flag in [true, false] {
+            let numbers: Vec<&str> =
+                seen.iter().filter(|(_, a)| *a == flag).map(|(n, _)| n.as_str()).collect();
+            for chunk in numbers.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::<Db>::new("UPDATE numbers SET zoom_assigned = ");
+                q.push_bind(flag)
+                    .push(", zoom_seen_at = ")
+                    .push_bind(now)
+                    .push(" WHERE customer_id = ")
+                    .push_bind(c)
+                    .push(" AND e164 IN (");
+                let mut sep = q.separated(", ");
+                for n in chunk {
+                    sep.push_bind(n.to_string());
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        sqlx::query!(
+            "UPDATE zoom_links SET last_polled_at = $1 WHERE customer_id = $2 AND state = 'linked'",
+            now,
+            c
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>> {
+        let limit = i64::from(limit);
+        let rows = match state.map(JobState::as_str) {
+            Some(s) => {
+                select_jobs!(
+                    "WHERE state = $1 ORDER BY updated_at DESC, id DESC LIMIT $2",
+                    s,
+                    limit
+                )
+                .fetch_all(self.reader())
+                .await?
+            }
+            None => {
+                select_jobs!("ORDER BY updated_at DESC, id DESC LIMIT $1", limit)
+                    .fetch_all(self.reader())
+                    .await?
+            }
+        };
+        rows.into_iter().map(JobRow::into_job).collect()
+    }
+
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        let rows = sqlx::query!(r#"SELECT state, COUNT(*) AS "n!: i64" FROM jobs GROUP BY state"#)
+            .fetch_all(self.reader())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                JobState::parse(&r.state)
+                    .map(|s| (s, r.n))
+                    .ok_or_else(|| bad("job state", &r.state))
+            })
+            .collect()
+    }
+
+    pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>> {
+        let o = order.as_uuid();
+        let rows =
+            select_jobs!("WHERE order_id = $1 ORDER BY id", o).fetch_all(self.reader()).await?;
+        rows.into_iter().map(JobRow::into_job).collect()
+    }
+
+    /// A failed job is tried again now, from a fresh count of attempts.
+    pub async fn retry_job(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
+        let done = sqlx::query!("UPDATE jobs SET state = 'pending', attempts = 0, run_after = $1, updated_at = $2 WHERE id = $3 AND state = 'failed'", now, now, id)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Brings the customer's next poll of Zoom forward to `now` (an operator's "refresh from Zoom").
+    pub async fn poll_now(&self, customer: CustomerId, now: OffsetDateTime) -> Result<bool> {
+        let c = customer.as_uuid();
+        let done = sqlx::query!("UPDATE jobs SET run_after = $1 WHERE customer_id = $2 AND kind = 'poll_numbers' AND state = 'pending'", now, c)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The numbers among `e164s` in the inventory, in any state.
+    pub async fn numbers_in(&self, e164s: &[String]) -> Result<Vec<Number>> {
+        let mut found = Vec::with_capacity(e164s.len());
+        for chunk in e164s.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(NumberRow::SELECT);
+            q.push(" WHERE e164 IN (");
+            let mut sep = q.separated(", ");
+            for n in chunk {
+                sep.push_bind(n.clone());
+            }
+            q.push(") ORDER BY e164");
+            let rows: Vec<NumberRow> = q.build_query_as().fetch_all(self.reader()).await?;
+            for r in rows {
+                found.push(r.into_number()?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// What Zoom last said of the customer's numbers: (number, assigned to a user, when seen).
+    pub async fn zoom_presence(
+        &self,
+        customer: CustomerId,
+    ) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
+        let c = customer.as_uuid();
+        let rows = sqlx::query!(
+            r#"SELECT e164, zoom_assigned AS "zoom_assigned: bool", zoom_seen_at AS "zoom_seen_at: OffsetDateTime" FROM numbers WHERE customer_id = $1 AND zoom_seen_at IS NOT NULL ORDER BY e164"#,
+            c
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.e164, r.zoom_assigned, r.zoom_seen_at)).collect())
+    }
+}
+
+/// Also used by the release module: a release job is written like any other outbox job.
+pub(crate) async fn insert_job(tx: &mut Transaction<'_, Db>, job: &Job) -> Result<()> {
+    let kind = job.kind.as_str();
+    let state = job.state.as_str();
+    let c = job.customer_id.map(|c| c.as_uuid());
+    let o = job.order_id.map(|o| o.as_uuid());
+    // Bound as JSON: PostgreSQL's column is `jsonb`, SQLite's text.
+    let payload: serde_json::Value = serde_json::from_str(&job.payload)
+        .map_err(|e| sqlx::Error::Encode(format!("job payload is not JSON: {e}").into()))?;
+    sqlx::query!(
+        "INSERT INTO jobs (id, kind, payload, customer_id, order_id, zoom_account, state, attempts, run_after, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        job.id,
+        kind,
+        payload,
+        c,
+        o,
+        job.zoom_account,
+        state,
+        job.attempts,
+        job.run_after,
+        job.created_at,
+        job.updated_at
+    )
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+pub(crate) async fn cancel_account_jobs(
+    tx: &mut Transaction<'_, Db>,
+    account: &str,
+    why: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = $1, updated_at = $2 WHERE zoom_account = $3 AND state IN ('pending', 'running')", why, now, account)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+/// Numbers just accepted by Zoom that a release still waits for (they were suspended when the app
+/// was removed, and came back with its re-install) wait for the customer's approval again:
+/// `release_pending` with the release's reason, their lines waiting without the on-hold message.
+async fn resume_releases(
+    tx: &mut Transaction<'_, Db>,
+    moves: &[(Number, domain::NumberEvent)],
+    accepted: &[Uuid],
+    by: &Actor,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut reasons: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
+    for chunk in accepted.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT l.number_id, r.reason FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.state IN ('waiting', 'refused') AND l.number_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        reasons.extend(rows);
+    }
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    let mut again = Vec::with_capacity(reasons.len());
+    for (n, _) in moves {
+        if let Some(reason) = reasons.get(&n.id.as_uuid()) {
+            if let Ok(m) = n.clone().start_release(reason, by, now) {
+                again.push(m);
+            }
+        }
+    }
+    let waiting: Vec<Uuid> = save_state_moves(tx, &again).await?.into_iter().collect();
+    for chunk in waiting.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(
+            "UPDATE release_numbers SET state = 'waiting', message = NULL, updated_at = ",
+        );
+        q.push_bind(now).push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// One recurring poll job per account: queued unless one is waiting already.
+pub(crate) async fn enqueue_poll(
+    tx: &mut Transaction<'_, Db>,
+    customer: CustomerId,
+    account: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let waiting = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM jobs WHERE zoom_account = $1 AND kind = 'poll_numbers' AND state IN ('pending', 'running')"#, account)
+        .fetch_one(&mut **tx)
+        .await?;
+    if waiting == 0 {
+        // A minute after linking: until the pushes land there is nothing in Zoom to learn, and a poll
+        // would spend the account's rate limit that the pushes need.
+        let mut job = Job::new(
+            JobKind::PollNumbers,
+            "{}".into(),
+            Some(customer),
+            None,
+            Some(account.to_owned()),
+            now,
+        );
+        job.run_after = now + time::Duration::minutes(1);
+        insert_job(tx, &job).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,595 @@
+//! Zoom links: a customer's link to its Zoom account (made by installing the app, ended by removing
+//! it), the link's history, and what linking and unlinking do to the customer's numbers and jobs.
+//! Also the account's shared request budget and the webhook deliveries already seen.
+//!
+//! Every change is a compare-and-set: a link is removed only while it is still `linked` and older
+//! than the removal; numbers move only from the state they were read in (`save_state_moves`).
+
+use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job, push_payload};
+use super::rows::{bad, NumberRow};
+use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
+use domain::customer::ContractState;
+use domain::onboarding::{
+    Job, JobKind, LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink, ZOOM_BATCH,
+};
+use domain::release::ON_HOLD_MESSAGE;
+use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use sqlx::{QueryBuilder, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+struct LinkRow {
+    id: Uuid,
+    customer_id: Uuid,
+    zoom_account_id: String,
+    zoom_user_id: String,
+    state: String,
+    linked_at: OffsetDateTime,
+    removed_at: Option<OffsetDateTime>,
+    not_before: Option<OffsetDateTime>,
+    last_polled_at: Option<OffsetDateTime>,
+    reauth_needed_at: Option<OffsetDateTime>,
+    reauth_reason: Option<String>,
+}
+
+impl LinkRow {
+    fn into_link(self) -> Result<ZoomLink> {
+        Ok(ZoomLink {
+            id: self.id,
+            customer_id: CustomerId::from_uuid(self.customer_id),
+            zoom_account_id: self.zoom_account_id,
+            zoom_user_id: self.zoom_user_id,
+            state: LinkState::parse(&self.state).ok_or_else(|| bad("link state", &self.state))?,
+            linked_at: self.linked_at,
+            removed_at: self.removed_at,
+            not_before: self.not_before,
+            last_polled_at: self.last_polled_at,
+            reauth_needed_at: self.reauth_needed_at,
+            reauth_reason: self.reauth_reason,
+        })
+    }
+}
+
+macro_rules! select_links {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            LinkRow,
+            "SELECT id AS \"id!: Uuid\", customer_id AS \"customer_id!: Uuid\", zoom_account_id, zoom_user_id, state, \
+             linked_at AS \"linked_at!: OffsetDateTime\", removed_at AS \"removed_at: OffsetDateTime\", \
+             not_before AS \"not_before: OffsetDateTime\", last_polled_at AS \"last_polled_at: OffsetDateTime\", \
+             reauth_needed_at AS \"reauth_needed_at: OffsetDateTime\", reauth_reason FROM zoom_links " + $rest $(, $arg)*
+        )
+    };
+}
+
+/// Microseconds since the epoch (the budget's unit).
+fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+impl DialectStore {
+    /// The customer's latest link, live or removed.
+    pub async fn zoom_link(&self, customer: CustomerId) -> Result<Option<ZoomLink>> {
+        let c = customer.as_uuid();
+        let row = select_links!(
+            "WHERE customer_id = $1 ORDER BY state = 'linked' DESC, linked_at DESC LIMIT 1",
+            c
+        )
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(LinkRow::into_link).transpose()
+    }
+
+    pub async fn live_link_by_account(&self, account: &str) -> Result<Option<ZoomLink>> {
+        let row = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+            .fetch_optional(self.reader())
+            .await?;
+        row.map(LinkRow::into_link).transpose()
+    }
+
+    pub async fn link_events(&self, customer: CustomerId, limit: u32) -> Result<Vec<LinkEvent>> {
+        let c = customer.as_uuid();
+        let limit = i64::from(limit);
+        let rows = sqlx::query!(
+            r#"SELECT customer_id AS "customer_id: Uuid", zoom_account_id, at AS "at!: OffsetDateTime", kind, message FROM zoom_link_events WHERE customer_id = $1 ORDER BY id DESC LIMIT $2"#,
+            c,
+            limit
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LinkEvent {
+                customer_id: r.customer_id.map(CustomerId::from_uuid),
+                zoom_account_id: r.zoom_account_id,
+                at: r.at,
+                kind: r.kind,
+                message: r.message,
+            })
+            .collect())
+    }
+
+    pub async fn record_link_refusal(
+        &self,
+        customer: Option<CustomerId>,
+        account: &str,
+        message: &str,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        insert_link_event(&mut tx, customer, account, "refused", message, now).await?;
+        tx.commit().await
+    }
+
+    /// Links `customer` to the Zoom `account` with its tokens and applies the customer's waiting
+    /// numbers, in one transaction. Refused, changing nothing, when either side is linked elsewhere.
+    /// Returns the link and how many numbers were queued for Zoom.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn link_zoom_account(
+        &self,
+        customer: CustomerId,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        carrier: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
+        let mut tx = self.writer().begin().await?;
+        let c = customer.as_uuid();
+        let contract = sqlx::query_scalar!("SELECT contract_state FROM customers WHERE id = $1", c)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if contract.as_deref() != Some(ContractState::Active.as_str()) {
+            return Ok(Err(LinkRefused::ContractEnded));
+        }
+        let by_account = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(other) = &by_account {
+            if other.customer_id != c {
+                return Ok(Err(LinkRefused::AccountTaken { carrier: carrier.to_owned() }));
+            }
+        }
+        let by_customer = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(other) = &by_customer {
+            if other.zoom_account_id != account {
+                return Ok(Err(LinkRefused::CustomerLinkedElsewhere(
+                    other.zoom_account_id.clone(),
+                )));
+            }
+        }
+        let earlier = select_links!(
+            "WHERE customer_id = $1 AND zoom_account_id = $2 ORDER BY linked_at DESC LIMIT 1",
+            c,
+            account
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (link_id, kind) = match earlier {
+            Some(row) => {
+                sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = $1, linked_at = $2, removed_at = NULL, reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $3", zoom_user, now, row.id)
+                    .execute(&mut *tx)
+                    .await?;
+                (row.id, "relinked")
+            }
+            None => {
+                let id = Uuid::now_v7();
+                sqlx::query!("INSERT INTO zoom_links (id, customer_id, zoom_account_id, zoom_user_id, state, linked_at) VALUES ($1, $2, $3, $4, 'linked', $5)", id, c, account, zoom_user, now)
+                    .execute(&mut *tx)
+                    .await?;
+                (id, "linked")
+            }
+        };
+        sqlx::query!(
+            "INSERT INTO zoom_tokens (link_id, access_token, refresh_token, expires_at, generation, updated_at) VALUES ($1, $2, $3, $4, 1, $5) \
+             ON CONFLICT (link_id) DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
+             expires_at = excluded.expires_at, generation = zoom_tokens.generation + 1, refresh_owner = NULL, refresh_lease_until = NULL, updated_at = excluded.updated_at",
+            link_id,
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+        let message = if kind == "linked" {
+            format!("linked by Zoom user {zoom_user}")
+        } else {
+            format!("app installed again by Zoom user {zoom_user}")
+        };
+        insert_link_event(&mut tx, Some(customer), account, kind, &message, now).await?;
+        // Whatever was in flight for this account before is superseded by this link.
+        cancel_account_jobs(&mut tx, account, "superseded by a new link", now).await?;
+        let queued = apply_in_tx(&mut tx, customer, account, true, by, now).await?;
+        enqueue_poll(&mut tx, customer, account, now).await?;
+        let link =
+            select_links!("WHERE id = $1", link_id).fetch_one(&mut *tx).await?.into_link()?;
+        tx.commit().await?;
+        Ok(Ok((link, queued)))
+    }
+
+    /// Applies the customer's waiting numbers (reserved, never refused) to its live link: they go
+    /// `provisioning` and push jobs carry them to Zoom. Returns `None` without a live link.
+    pub async fn apply_pending_orders(
+        &self,
+        customer: CustomerId,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<usize>> {
+        let mut tx = self.writer().begin().await?;
+        let c = customer.as_uuid();
+        let Some(link) = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let queued = apply_in_tx(&mut tx, customer, &link.zoom_account_id, false, by, now).await?;
+        tx.commit().await?;
+        Ok(Some(queued))
+    }
+
+    /// The app was removed in Zoom: the link is marked removed, its tokens dropped, its jobs cancelled
+    /// and the customer's active / release_pending numbers suspended, in one transaction. `None` when
+    /// no live link has this account.
+    ///
+    /// `removed_at` is when Zoom says the app was removed: a link made after it (the app installed
+    /// again since) is left alone, so a late or re-sent `app_deauthorized` cannot undo a re-install.
+    pub async fn unlink_zoom_account(
+        &self,
+        account: &str,
+        reason: &str,
+        removed_at: OffsetDateTime,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Unlinked> {
+        let mut tx = self.writer().begin().await?;
+        let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Unlinked::NoLink);
+        };
+        let link = row.into_link()?;
+        let db_id = link.id;
+        // Compare-and-set: a concurrent removal or re-install decides first.
+        let done = sqlx::query!(
+            "UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2 AND state = 'linked' AND linked_at <= $3",
+            now,
+            db_id,
+            removed_at
+        )
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(if link.linked_at > removed_at {
+                Unlinked::Newer(link)
+            } else {
+                Unlinked::NoLink
+            });
+        }
+        sqlx::query!("DELETE FROM zoom_tokens WHERE link_id = $1", db_id).execute(&mut *tx).await?;
+        cancel_account_jobs(&mut tx, account, "cancelled: the app was removed in Zoom", now)
+            .await?;
+        let c = link.customer_id.as_uuid();
+        let rows = select_numbers!(
+            "WHERE customer_id = $1 AND state IN ('active', 'release_pending') ORDER BY e164",
+            c
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut moves = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Ok(m) = row.into_number()?.suspend(reason, by, now) {
+                moves.push(m);
+            }
+        }
+        let suspended_ids = save_state_moves(&mut tx, &moves).await?;
+        let suspended = suspended_ids.len();
+        // A release waiting for these numbers waits on: the numbers come back when the app is
+        // installed again (see `resume_releases`).
+        let held: Vec<Uuid> = suspended_ids.into_iter().collect();
+        for chunk in held.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE release_numbers SET message = ");
+            q.push_bind(ON_HOLD_MESSAGE)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        insert_link_event(
+            &mut tx,
+            Some(link.customer_id),
+            account,
+            "removed",
+            &format!("{reason}; {suspended} numbers suspended"),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
+        Ok(Unlinked::Removed { link, suspended })
+    }
+
+    /// New tokens for the account's live link (the app was authorized again for the same Zoom
+    /// account, which revokes the tokens Zoom gave before): stored, the need for re-authorization
+    /// cleared, and the account's waiting jobs due now, in one transaction. `None` without a live
+    /// link for the account.
+    pub async fn renew_link_tokens(
+        &self,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        now: OffsetDateTime,
+    ) -> Result<Option<ZoomLink>> {
+        let mut tx = self.writer().begin().await?;
+        let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let link = row.into_link()?;
+        // The tokens' row first, then the link's, as `mark_link_reauth` does: on PostgreSQL the two
+        // queue on the tokens' row, and each then finds what the other wrote. No tokens or no live
+        // link any more: the app was removed meanwhile.
+        let renewed = sqlx::query!(
+            "UPDATE zoom_tokens SET access_token = $1, refresh_token = $2, expires_at = $3, generation = generation + 1, \
+             refresh_owner = NULL, refresh_lease_until = NULL, updated_at = $4 WHERE link_id = $5",
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            now,
+            link.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        let cleared = sqlx::query!(
+            "UPDATE zoom_links SET reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $1 AND state = 'linked'",
+            link.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if renewed.rows_affected() != 1 || cleared.rows_affected() != 1 {
+            return Ok(None);
+        }
+        sqlx::query!(
+            "UPDATE jobs SET run_after = $1, attempts = 0, updated_at = $2 WHERE zoom_account = $3 AND state = 'pending' AND run_after > $4",
+            now,
+            now,
+            account,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+        let message = match &link.reauth_needed_at {
+            Some(_) => {
+                format!("authorized again by Zoom user {zoom_user}: Zoom accepts peerex again")
+            }
+            None => format!("authorized again by Zoom user {zoom_user}: new tokens kept"),
+        };
+        insert_link_event(&mut tx, Some(link.customer_id), account, "reauthorized", &message, now)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ZoomLink { reauth_needed_at: None, reauth_reason: None, ..link }))
+    }
+
+    /// Zoom refused the refresh token of `generation` (`invalid_grant`): the link needs the app
+    /// authorized again. Only if those tokens are still the link's (new ones may have arrived
+    /// meanwhile) and it is not marked already; true when this call marked it.
+    pub async fn mark_link_reauth(
+        &self,
+        link_id: Uuid,
+        generation: i64,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        // Compare-and-set on the tokens' generation, on their own row (a subquery would read them
+        // as they were when this statement began): new tokens stored meanwhile win.
+        let current = sqlx::query!(
+            "UPDATE zoom_tokens SET generation = generation WHERE link_id = $1 AND generation = $2",
+            link_id,
+            generation
+        )
+        .execute(&mut *tx)
+        .await?;
+        if current.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let done = sqlx::query!(
+            "UPDATE zoom_links SET reauth_needed_at = $1, reauth_reason = $2 WHERE id = $3 AND state = 'linked' AND reauth_needed_at IS NULL",
+            now,
+            reason,
+            link_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let link =
+            select_links!("WHERE id = $1", link_id).fetch_one(&mut *tx).await?.into_link()?;
+        let message = format!(
+            "Zoom refused the link's authorization ({reason}): the customer must add the app again"
+        );
+        insert_link_event(
+            &mut tx,
+            Some(link.customer_id),
+            &link.zoom_account_id,
+            "needs_reauth",
+            &message,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Live links Zoom no longer accepts, oldest first.
+    pub async fn links_needing_reauth(&self) -> Result<Vec<ZoomLink>> {
+        let rows = select_links!(
+            "WHERE state = 'linked' AND reauth_needed_at IS NOT NULL ORDER BY reauth_needed_at"
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(LinkRow::into_link).collect()
+    }
+
+    // ---- the account's request budget, webhook deliveries -----------------------------------
+
+    /// Moves the account's `not_before` later (never earlier): no worker claims its jobs before it, and
+    /// no call already under way takes a slot of its budget before it either.
+    pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query!("UPDATE zoom_links SET not_before = $1 WHERE zoom_account_id = $2 AND state = 'linked' AND (not_before IS NULL OR not_before < $3)", until, account, until)
+            .execute(&mut *tx)
+            .await?;
+        let until_us = micros(until);
+        sqlx::query!(
+            "INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, $2) ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us = CASE WHEN excluded.next_slot_us > zoom_rate_budget.next_slot_us THEN excluded.next_slot_us ELSE zoom_rate_budget.next_slot_us END",
+            account,
+            until_us
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Takes the next slot of the account's request budget, shared by every worker of every instance:
+    /// returns when the call may be made (microseconds since the epoch, never before `now_us`) and
+    /// moves the budget on by `gap_us`, in one statement.
+    pub async fn take_zoom_slot(&self, account: &str, now_us: i64, gap_us: i64) -> Result<i64> {
+        let next = sqlx::query_scalar!(
+            r#"INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, CAST($2 AS BIGINT) + CAST($3 AS BIGINT))
+               ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us =
+                   CASE WHEN zoom_rate_budget.next_slot_us > CAST($2 AS BIGINT) THEN zoom_rate_budget.next_slot_us ELSE CAST($2 AS BIGINT) END + CAST($3 AS BIGINT)
+               RETURNING next_slot_us AS "next_slot_us!: i64""#,
+            account,
+            now_us,
+            gap_us
+        )
+        .fetch_one(self.writer())
+        .await?;
+        Ok(next - gap_us)
+    }
+
+    /// Remembers a webhook delivery by the digest of its verified content until `keep_until`: true the
+    /// first time, false when any instance has seen it already. Deliveries kept long enough are forgotten.
+    pub async fn remember_webhook(
+        &self,
+        digest: &str,
+        now: OffsetDateTime,
+        keep_until: OffsetDateTime,
+    ) -> Result<bool> {
+        sqlx::query!("DELETE FROM zoom_webhook_deliveries WHERE keep_until < $1", now)
+            .execute(self.writer())
+            .await?;
+        let done = sqlx::query!(
+            "INSERT INTO zoom_webhook_deliveries (digest, seen_at, keep_until) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+            digest,
+            now,
+            keep_until
+        )
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+async fn insert_link_event(
+    tx: &mut Transaction<'_, Db>,
+    customer: Option<CustomerId>,
+    account: &str,
+    kind: &str,
+    message: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let c = customer.map(|c| c.as_uuid());
+    sqlx::query!("INSERT INTO zoom_link_events (customer_id, zoom_account_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)", c, account, now, kind, message)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+/// Moves the customer's waiting numbers to `provisioning` (reserved ones never refused by Zoom, and
+/// suspended ones: the app is back) and queues push jobs, one per order per batch of 200. With
+/// `all_provisioning` (a new link), numbers already provisioning are queued too: their jobs were
+/// cancelled with the old link.
+async fn apply_in_tx(
+    tx: &mut Transaction<'_, Db>,
+    customer: CustomerId,
+    account: &str,
+    all_provisioning: bool,
+    by: &Actor,
+    now: OffsetDateTime,
+) -> Result<usize> {
+    let c = customer.as_uuid();
+    let rows = select_numbers!("WHERE customer_id = $1 AND ((state = 'reserved' AND reason IS NULL) OR state = 'suspended') ORDER BY e164", c).fetch_all(&mut **tx).await?;
+    let mut moves = Vec::with_capacity(rows.len());
+    for row in rows {
+        let n = row.into_number()?;
+        let moved = if n.state == NumberState::Suspended {
+            n.resume(by, now)
+        } else {
+            n.start_provisioning(by, now)
+        };
+        if let Ok(m) = moved {
+            moves.push(m);
+        }
+    }
+    // Jobs are cut only from the numbers this transaction moved: an order applied at the same time
+    // by another request queues the others.
+    let moved = save_state_moves(tx, &moves).await?;
+    let mut to_push: Vec<Number> =
+        moves.into_iter().map(|(n, _)| n).filter(|n| moved.contains(&n.id.as_uuid())).collect();
+    if all_provisioning {
+        let moved: std::collections::HashSet<_> = to_push.iter().map(|n| n.id).collect();
+        let rows =
+            select_numbers!("WHERE customer_id = $1 AND state = 'provisioning' ORDER BY e164", c)
+                .fetch_all(&mut **tx)
+                .await?;
+        for row in rows {
+            let n = row.into_number()?;
+            if !moved.contains(&n.id) {
+                to_push.push(n);
+            }
+        }
+    }
+    // The orders of these numbers are applied now.
+    let mut orders: Vec<Option<OrderId>> = to_push.iter().map(|n| n.order_id).collect();
+    orders.sort();
+    orders.dedup();
+    for order in orders.iter().flatten() {
+        let o = order.as_uuid();
+        sqlx::query!("UPDATE orders SET state = 'applied' WHERE id = $1 AND state = 'pending'", o)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let queued = to_push.len();
+    for order in orders {
+        let mut numbers: Vec<&str> =
+            to_push.iter().filter(|n| n.order_id == order).map(|n| n.e164.as_str()).collect();
+        numbers.sort_unstable();
+        for batch in numbers.chunks(ZOOM_BATCH) {
+            let job = Job::new(
+                JobKind::PushNumbers,
+                push_payload(batch),
+                Some(customer),
+                order,
+                Some(account.to_owned()),
+                now,
+            );
+            insert_job(tx, &job).await?;
+        }
+    }
+    Ok(queued)
+}

@@ -1,0 +1,130 @@
+//! Saving numbers after domain transitions. Every write is a compare-and-set on the state the
+//! transition started from, so a number another transaction (or instance) moved meanwhile is never
+//! overwritten with a decision taken on what it was before: the caller learns which numbers moved and
+//! retries or refuses. Row locks are not needed for this, and both dialects behave alike.
+
+use super::{Db, Result};
+use domain::{Number, NumberEvent, NumberId, NumberState};
+use sqlx::{QueryBuilder, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Rows per multi-row statement: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
+pub(crate) const INSERT_CHUNK: usize = 1_000;
+
+/// Writes numbers after domain transitions, with their events, inside the caller's transaction. A
+/// number no longer in the state its transition started from is left alone and gets no event; their
+/// ids are returned, so an empty list means every move was saved. A caller that needs all or nothing
+/// drops the transaction when the list is not empty.
+pub(crate) async fn save_moves(
+    tx: &mut Transaction<'_, Db>,
+    moves: &[(Number, NumberEvent)],
+) -> Result<Vec<NumberId>> {
+    let mut moved_away = Vec::new();
+    let mut saved = Vec::with_capacity(moves.len());
+    for (n, e) in moves {
+        let db_state = n.state.as_str();
+        let db_customer_id = n.customer_id.map(|c| c.as_uuid());
+        let db_order_id = n.order_id.map(|o| o.as_uuid());
+        let db_reason = n.reason.as_deref();
+        let db_id = n.id.as_uuid();
+        let expected = e.from.map(NumberState::as_str);
+        let done = sqlx::query!(
+            "UPDATE numbers SET state = $1, customer_id = $2, order_id = $3, reason = $4, aging_until = $5, updated_at = $6 \
+             WHERE id = $7 AND state = COALESCE($8, state)",
+            db_state,
+            db_customer_id,
+            db_order_id,
+            db_reason,
+            n.aging_until,
+            n.updated_at,
+            db_id,
+            expected
+        )
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            saved.push(e);
+        } else {
+            moved_away.push(n.id);
+        }
+    }
+    for chunk in saved.chunks(INSERT_CHUNK) {
+        insert_events(tx, chunk.iter().copied()).await?;
+    }
+    Ok(moved_away)
+}
+
+/// Saves moves that change only a number's state, reason and time (every onboarding transition), one
+/// UPDATE per (from, to, reason) and chunk instead of one per number, with their events. Each UPDATE is
+/// a compare-and-set on the state the move starts from: a number another transaction moved first is
+/// left alone and gets no event. Returns the ids of the numbers this transaction moved.
+pub(crate) async fn save_state_moves(
+    tx: &mut Transaction<'_, Db>,
+    moves: &[(Number, domain::NumberEvent)],
+) -> Result<std::collections::HashSet<Uuid>> {
+    type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>, OffsetDateTime);
+    let mut groups: std::collections::BTreeMap<Group<'_>, Vec<Uuid>> =
+        std::collections::BTreeMap::new();
+    for (n, e) in moves {
+        groups
+            .entry((
+                e.from.map(NumberState::as_str),
+                n.state.as_str(),
+                n.reason.as_deref(),
+                n.updated_at,
+            ))
+            .or_default()
+            .push(n.id.as_uuid());
+    }
+    let mut moved = std::collections::HashSet::with_capacity(moves.len());
+    for ((from, state, reason, at), ids) in groups {
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE numbers SET state = ");
+            q.push_bind(state)
+                .push(", reason = ")
+                .push_bind(reason.map(str::to_owned))
+                .push(", updated_at = ")
+                .push_bind(at)
+                .push(" WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            if let Some(from) = from {
+                q.push(" AND state = ").push_bind(from);
+            }
+            q.push(" RETURNING id");
+            moved.extend(q.build_query_scalar::<Uuid>().fetch_all(&mut **tx).await?);
+        }
+    }
+    let events: Vec<&domain::NumberEvent> =
+        moves.iter().map(|(_, e)| e).filter(|e| moved.contains(&e.number_id.as_uuid())).collect();
+    for chunk in events.chunks(INSERT_CHUNK) {
+        insert_events(tx, chunk.iter().copied()).await?;
+    }
+    Ok(moved)
+}
+
+pub(crate) async fn insert_events<'a>(
+    tx: &mut Transaction<'_, Db>,
+    events: impl Iterator<Item = &'a NumberEvent>,
+) -> Result<()> {
+    let mut q = QueryBuilder::<Db>::new(
+        "INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ",
+    );
+    let mut any = false;
+    q.push_values(events.inspect(|_| any = true), |mut b, e| {
+        b.push_bind(e.number_id.as_uuid())
+            .push_bind(e.at)
+            .push_bind(e.actor.as_str())
+            .push_bind(e.from.map(NumberState::as_str))
+            .push_bind(e.to.as_str())
+            .push_bind(e.reason.as_deref());
+    });
+    if any {
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The queries both dialects share, written once. Each dialect crate declares this file as its
+//! module `shared` (`#[path = "../../store-sql/shared.rs"]`) after defining `Db` (its sqlx
+//! database), `DialectStore` (its store, with `writer()` and `reader()` pools), `SUBSTRING_POSITION`
+//! and the `job_claim_lock!` macro. The `sqlx::query!` macros below expand in each dialect crate, so
+//! every query is checked at compile time against both schemas, each through its own offline data
+//! (`.sqlx/`); where the dialects' type inference differs, `AS "col!: Type"` overrides settle it.
+//! No query reads the database's clock: the time is always a bound parameter.
+
+#[macro_use]
+#[path = "select.rs"]
+mod select;
+#[path = "moves.rs"]
+pub(crate) mod moves;
+#[path = "rows.rs"]
+mod rows;
+
+#[macro_use]
+#[path = "jobs.rs"]
+mod jobs;
+#[path = "customers.rs"]
+mod customers;
+#[path = "installs.rs"]
+mod installs;
+#[path = "links.rs"]
+mod links;
+#[path = "numbers.rs"]
+mod numbers;
+#[path = "orders.rs"]
+mod orders;
+#[path = "release.rs"]
+mod release;
+#[path = "routing_facts.rs"]
+mod routing_facts;
+#[path = "sign_in.rs"]
+mod sign_in;
+#[path = "tokens.rs"]
+mod tokens;
+#[path = "trunks.rs"]
+mod trunks;
+#[path = "users.rs"]
+mod users;
+
+use crate::{Db, DialectStore, Result, SUBSTRING_POSITION};
+pub(crate) use moves::INSERT_CHUNK;
+use moves::{save_moves, save_state_moves};
+pub(crate) use rows::encode_tags;

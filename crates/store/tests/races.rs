@@ -1,0 +1,314 @@
+//! Two requests racing on the same numbers, on SQLite and PostgreSQL: every state change is a
+//! compare-and-set, so whichever request wins, the numbers end in states the state machine allows,
+//! each in one place. Each race runs many times so that an interleaving that breaks it can show up.
+
+use domain::customer::{ContractState, Customer, OrderError, OrderPick, OrderState};
+use domain::number::NumberAttrs;
+use domain::onboarding::{JobKind, JobState, PushResult, StoredTokens};
+use domain::release::{ApproveRefused, LineState};
+use domain::{Actor, CustomerId, Number, NumberState, OrderId, PhoneNumber};
+use std::collections::HashMap;
+use std::sync::Arc;
+use store::Store;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Barrier;
+
+testkit::store_tests_on_both!(
+    an_order_cancelled_while_the_install_links_it_ends_one_way,
+    a_release_withdrawn_while_it_is_approved_ends_one_way,
+    an_app_removed_while_a_push_finishes_leaves_no_number_active,
+);
+
+/// Races per test: enough for an unguarded read-then-write to lose at least once on PostgreSQL.
+const ROUNDS: u64 = 50;
+/// Numbers per race.
+const NUMBERS: u64 = 6;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap()
+}
+
+fn by() -> Actor {
+    Actor::System("race".into())
+}
+
+fn tokens() -> StoredTokens {
+    StoredTokens {
+        access_token: "k1:access".into(),
+        refresh_token: "k1:refresh".into(),
+        expires_at: now() + Duration::hours(1),
+        generation: 0,
+    }
+}
+
+fn e164s(round: u64) -> Vec<String> {
+    let first = 15550000000 + round * 100;
+    (first..first + NUMBERS).map(|n| format!("+{n}")).collect()
+}
+
+/// Round `round`'s customer, with its numbers reserved in one pending order.
+async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId) {
+    let numbers: Vec<_> = e164s(round)
+        .iter()
+        .map(|n| {
+            Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by(), now())
+        })
+        .collect();
+    store.insert_numbers(&numbers, &|_| {}).await.unwrap();
+    let c = Customer {
+        id: CustomerId::new(),
+        name: format!("customer {round}"),
+        contract_ref: format!("C-{round}"),
+        contract_state: ContractState::Active,
+        created_at: now(),
+        zoom_trunk: None,
+        number_limit: None,
+    };
+    store.insert_customer(&c).await.unwrap();
+    let (order, _) = store
+        .create_order(c.id, &OrderPick::default(), &e164s(round), &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    (c.id, order.id)
+}
+
+fn account(round: u64) -> String {
+    format!("acct-{round}")
+}
+
+async fn link(store: &Store, c: CustomerId, round: u64) {
+    store
+        .link_zoom_account(c, &account(round), "u", &tokens(), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The push job of round `round`'s numbers, claimed by `owner`.
+async fn claim_push(store: &Store, owner: &str) -> uuid::Uuid {
+    loop {
+        let job = store
+            .claim_job(owner, now() + Duration::hours(1), now() + Duration::minutes(2))
+            .await
+            .unwrap()
+            .expect("a push job is due");
+        if job.kind == JobKind::PushNumbers {
+            return job.id;
+        }
+        store.finish_job(job.id, owner, &domain::onboarding::JobEnd::Done, now()).await.unwrap();
+    }
+}
+
+async fn numbers(store: &Store, round: u64) -> Vec<Number> {
+    let mut found = Vec::new();
+    for e164 in e164s(round) {
+        found.push(store.get_number_by_e164(&e164).await.unwrap().unwrap());
+    }
+    found
+}
+
+/// Numbers queued for Zoom by pending push jobs, and how many times each.
+async fn queued_pushes(store: &Store) -> HashMap<String, usize> {
+    let mut queued = HashMap::new();
+    for job in store.list_jobs(Some(JobState::Pending), 100_000).await.unwrap() {
+        if job.kind == JobKind::PushNumbers {
+            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+            for n in payload["numbers"].as_array().unwrap() {
+                *queued.entry(n.as_str().unwrap().to_owned()).or_default() += 1;
+            }
+        }
+    }
+    queued
+}
+
+/// What every number must satisfy whoever won: a number held is held by a customer, a number not
+/// held belongs to nobody and to no order.
+fn assert_consistent(n: &Number, round: u64) {
+    match n.state {
+        NumberState::Available | NumberState::Aging => assert!(
+            n.customer_id.is_none() && n.order_id.is_none(),
+            "round {round}: {} is {} but still has customer {:?} / order {:?}",
+            n.e164,
+            n.state,
+            n.customer_id,
+            n.order_id
+        ),
+        _ => assert!(
+            n.customer_id.is_some(),
+            "round {round}: {} is {} with no customer",
+            n.e164,
+            n.state
+        ),
+    }
+}
+
+/// Runs `a` and `b` at the same moment, each on its own task (and so its own connection).
+async fn race<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: std::future::Future<Output = RA> + Send + 'static,
+    B: std::future::Future<Output = RB> + Send + 'static,
+    RA: Send + 'static,
+    RB: Send + 'static,
+{
+    let start = Arc::new(Barrier::new(2));
+    let (sa, sb) = (start.clone(), start);
+    let ta = tokio::spawn(async move {
+        sa.wait().await;
+        a.await
+    });
+    let tb = tokio::spawn(async move {
+        sb.wait().await;
+        b.await
+    });
+    (ta.await.unwrap(), tb.await.unwrap())
+}
+
+async fn an_order_cancelled_while_the_install_links_it_ends_one_way(store: Store) {
+    for round in 0..ROUNDS {
+        let (c, order) = customer_with_order(&store, round).await;
+        let (s1, s2) = (store.clone(), store.clone());
+        let (cancelled, linked) = race(
+            async move { s1.cancel_order(order, None, &by(), now()).await.unwrap() },
+            async move {
+                s2.link_zoom_account(c, &account(round), "u", &tokens(), "Carrier", &by(), now())
+                    .await
+                    .unwrap()
+                    .unwrap()
+            },
+        )
+        .await;
+        let numbers = numbers(&store, round).await;
+        numbers.iter().for_each(|n| assert_consistent(n, round));
+        let queued = queued_pushes(&store).await;
+        let order_now = store.get_order(order).await.unwrap().unwrap().state;
+        match cancelled {
+            Ok(_) => {
+                assert_eq!(order_now, OrderState::Cancelled, "round {round}");
+                assert!(
+                    numbers.iter().all(|n| n.state == NumberState::Available),
+                    "round {round}: cancelled, yet {numbers:?}"
+                );
+                assert!(
+                    numbers.iter().all(|n| !queued.contains_key(n.e164.as_str())),
+                    "round {round}: a cancelled number is queued for Zoom"
+                );
+                assert_eq!(linked.1, 0, "round {round}: the link queued cancelled numbers");
+            }
+            Err(OrderError::NotPending(_)) => {
+                assert_eq!(order_now, OrderState::Applied, "round {round}");
+                for n in &numbers {
+                    assert_eq!(
+                        (n.state, n.customer_id),
+                        (NumberState::Provisioning, Some(c)),
+                        "round {round}"
+                    );
+                    assert_eq!(
+                        queued.get(n.e164.as_str()),
+                        Some(&1),
+                        "round {round}: {} queued once",
+                        n.e164
+                    );
+                }
+                assert_eq!(linked.1, NUMBERS as usize, "round {round}");
+            }
+            Err(e) => panic!("round {round}: the cancellation failed otherwise: {e}"),
+        }
+    }
+}
+
+async fn a_release_withdrawn_while_it_is_approved_ends_one_way(store: Store) {
+    for round in 0..ROUNDS {
+        let (c, _) = customer_with_order(&store, round).await;
+        link(&store, c, round).await;
+        let push = claim_push(&store, "w").await;
+        let accepted: Vec<_> =
+            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
+        assert!(store.complete_push(push, "w", &accepted, &by(), now()).await.unwrap());
+        let release = store
+            .start_release(c, &e164s(round), "contract ends", &by(), now())
+            .await
+            .unwrap()
+            .unwrap();
+        let ids: Vec<_> = numbers(&store, round).await.iter().map(|n| n.id).collect();
+        let (s1, s2) = (store.clone(), store.clone());
+        let (withdrawn, approved) = race(
+            async move { s1.withdraw_release(release.id, &by(), now()).await.unwrap().unwrap() },
+            async move { s2.approve_release(c, &ids, &by(), now()).await.unwrap() },
+        )
+        .await;
+        let numbers = numbers(&store, round).await;
+        numbers.iter().for_each(|n| assert_consistent(n, round));
+        let lines: HashMap<_, _> = store
+            .release_lines(release.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.number_id, l.state))
+            .collect();
+        match approved {
+            Ok(count) => {
+                assert_eq!((count, withdrawn), (NUMBERS as usize, 0), "round {round}");
+                for n in &numbers {
+                    assert_eq!(
+                        (n.state, lines[&n.id]),
+                        (NumberState::Releasing, LineState::Releasing),
+                        "round {round}: {}",
+                        n.e164
+                    );
+                }
+            }
+            Err(ApproveRefused::NotFound) => {
+                assert_eq!(withdrawn, NUMBERS as usize, "round {round}");
+                for n in &numbers {
+                    assert_eq!(
+                        (n.state, lines[&n.id]),
+                        (NumberState::Active, LineState::Withdrawn),
+                        "round {round}: {}",
+                        n.e164
+                    );
+                }
+            }
+            Err(e) => panic!("round {round}: the approval failed otherwise: {e}"),
+        }
+    }
+}
+
+async fn an_app_removed_while_a_push_finishes_leaves_no_number_active(store: Store) {
+    for round in 0..ROUNDS {
+        let (c, _) = customer_with_order(&store, round).await;
+        link(&store, c, round).await;
+        let push = claim_push(&store, "w").await;
+        let accepted: Vec<_> =
+            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
+        let (s1, s2) = (store.clone(), store.clone());
+        let (pushed, removed) = race(
+            async move { s1.complete_push(push, "w", &accepted, &by(), now()).await.unwrap() },
+            async move {
+                s2.unlink_zoom_account(&account(round), "app removed", &by(), now()).await.unwrap()
+            },
+        )
+        .await;
+        let (_, suspended) = removed.expect("the link was live");
+        let numbers = numbers(&store, round).await;
+        numbers.iter().for_each(|n| assert_consistent(n, round));
+        for n in &numbers {
+            assert_eq!(n.customer_id, Some(c), "round {round}: {}", n.e164);
+        }
+        if pushed {
+            // Zoom's answer landed first: the removal then suspended what it activated.
+            assert_eq!(suspended, NUMBERS as usize, "round {round}");
+            assert!(
+                numbers.iter().all(|n| n.state == NumberState::Suspended),
+                "round {round}: {numbers:?}"
+            );
+        } else {
+            // The removal came first and cancelled the job: the answer changed nothing.
+            assert_eq!(suspended, 0, "round {round}");
+            assert!(
+                numbers.iter().all(|n| n.state == NumberState::Provisioning),
+                "round {round}: {numbers:?}"
+            );
+        }
+    }
+}
