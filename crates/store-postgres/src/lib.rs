@@ -5,6 +5,7 @@
 //! own: connecting and migrating, imports streamed through `COPY`, job claiming with
 //! `FOR UPDATE SKIP LOCKED`, and the routing feed's LISTEN/NOTIFY. Only `store` should use this crate.
 
+mod bulk;
 mod routing;
 
 use domain::{Number, NumberEvent};
@@ -36,7 +37,6 @@ macro_rules! job_claim_lock {
 #[macro_use]
 #[path = "../../store-sql/shared.rs"]
 mod shared;
-use shared::{encode_tags, INSERT_CHUNK};
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -86,102 +86,14 @@ impl PgStore {
     }
 
     /// Adds numbers and their creation events in one transaction: all or nothing. Streams both
-    /// tables through `COPY`, the fastest way into PostgreSQL.
+    /// tables through binary `COPY` (see `bulk`), the fastest way into PostgreSQL.
     pub async fn insert_numbers(
         &self,
         numbers: &[(Number, NumberEvent)],
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let mut copy = tx
-            .copy_in_raw("COPY numbers (id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at) FROM STDIN (FORMAT csv)")
-            .await?;
-        let mut buf = String::with_capacity(256 * INSERT_CHUNK);
-        for chunk in numbers.chunks(INSERT_CHUNK * 10) {
-            buf.clear();
-            for (n, _) in chunk {
-                copy_csv::number(&mut buf, n);
-            }
-            copy.send(buf.as_bytes()).await?;
-        }
-        copy.finish().await?;
-        let mut copy = tx.copy_in_raw("COPY number_events (number_id, at, actor, from_state, to_state, reason) FROM STDIN (FORMAT csv)").await?;
-        for chunk in numbers.chunks(INSERT_CHUNK * 10) {
-            buf.clear();
-            for (_, e) in chunk {
-                copy_csv::event(&mut buf, e);
-            }
-            copy.send(buf.as_bytes()).await?;
-            progress(chunk.len());
-        }
-        copy.finish().await?;
+        bulk::insert_numbers(&mut tx, numbers, progress).await?;
         tx.commit().await
-    }
-}
-
-/// Rows in the CSV form `COPY ... (FORMAT csv)` reads: every text field quoted, an absent value empty.
-mod copy_csv {
-    use domain::{Number, NumberEvent};
-    use std::fmt::Write;
-    use time::format_description::well_known::Rfc3339;
-    use time::OffsetDateTime;
-
-    fn text(buf: &mut String, v: &str) {
-        buf.push('"');
-        for c in v.chars() {
-            if c == '"' {
-                buf.push('"');
-            }
-            buf.push(c);
-        }
-        buf.push('"');
-    }
-
-    fn opt(buf: &mut String, v: Option<&str>) {
-        if let Some(v) = v {
-            text(buf, v);
-        }
-    }
-
-    fn at(buf: &mut String, t: OffsetDateTime) {
-        buf.push_str(&t.format(&Rfc3339).unwrap_or_default());
-    }
-
-    pub fn number(buf: &mut String, n: &Number) {
-        let _ = write!(buf, "{},", n.id);
-        text(buf, n.e164.as_str());
-        let _ = write!(buf, ",{},", n.state.as_str());
-        if let Some(c) = n.customer_id {
-            let _ = write!(buf, "{c}");
-        }
-        buf.push(',');
-        if let Some(o) = n.order_id {
-            let _ = write!(buf, "{o}");
-        }
-        buf.push(',');
-        text(buf, &crate::encode_tags(&n.tags));
-        for v in [&n.billing_ref, &n.region, &n.note, &n.reason] {
-            buf.push(',');
-            opt(buf, v.as_deref());
-        }
-        buf.push(',');
-        if let Some(t) = n.aging_until {
-            at(buf, t);
-        }
-        buf.push(',');
-        at(buf, n.updated_at);
-        buf.push('\n');
-    }
-
-    pub fn event(buf: &mut String, e: &NumberEvent) {
-        let _ = write!(buf, "{},", e.number_id);
-        at(buf, e.at);
-        buf.push(',');
-        text(buf, &e.actor);
-        buf.push(',');
-        opt(buf, e.from.map(|s| s.as_str()));
-        let _ = write!(buf, ",{},", e.to.as_str());
-        opt(buf, e.reason.as_deref());
-        buf.push('\n');
     }
 }

@@ -8,6 +8,7 @@
 //! schema (and checked against its offline data, `.sqlx/`). This crate holds what is SQLite's own:
 //! connecting and migrating, the import's multi-row inserts, and the routing feed's wake hooks.
 
+mod bulk;
 mod routing;
 pub use routing::routing_wake;
 
@@ -40,8 +41,7 @@ macro_rules! job_claim_lock {
 #[macro_use]
 #[path = "../../store-sql/shared.rs"]
 mod shared;
-use shared::moves::insert_events;
-use shared::{encode_tags, INSERT_CHUNK};
+use shared::INSERT_CHUNK;
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -97,9 +97,34 @@ impl SqliteStore {
     // ---- the import ---------------------------------------------------------------------------
 
     /// Which of `e164s` are already in the inventory.
+    ///
+    /// Looked up a thousand at a time in E.164 order: when the numbers between a thousand's first
+    /// and last are few in the inventory (always so for a block being imported), one range read
+    /// returns them all and they are matched here; otherwise the thousand are probed by value. So
+    /// no lookup reads more than twice its count of rows, and an import of new blocks reads almost
+    /// nothing instead of binding every number.
     pub async fn existing_numbers(&self, e164s: &[&str]) -> Result<HashSet<String>> {
+        let mut sorted = e164s.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let mut found = HashSet::new();
-        for chunk in e164s.chunks(INSERT_CHUNK) {
+        for chunk in sorted.chunks(INSERT_CHUNK) {
+            let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
+            let limit = 2 * chunk.len() as i64;
+            let in_span = sqlx::query_scalar!(
+                "SELECT e164 FROM numbers WHERE e164 >= ? AND e164 <= ? ORDER BY e164 LIMIT ?",
+                first,
+                last,
+                limit
+            )
+            .fetch_all(&self.reader)
+            .await?;
+            if (in_span.len() as i64) < limit {
+                found.extend(
+                    in_span.into_iter().filter(|n| chunk.binary_search(&n.as_str()).is_ok()),
+                );
+                continue;
+            }
             let mut q = QueryBuilder::<Sqlite>::new("SELECT e164 FROM numbers WHERE e164 IN (");
             let mut sep = q.separated(", ");
             for n in chunk {
@@ -112,35 +137,72 @@ impl SqliteStore {
         Ok(found)
     }
 
-    /// Adds numbers and their creation events in one transaction: all or nothing.
+    /// Adds numbers and their creation events in one transaction: all or nothing. The rows go
+    /// through SQLite's C API on the writer's own connection (see `bulk`).
     pub async fn insert_numbers(
         &self,
         numbers: &[(Number, NumberEvent)],
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        for chunk in numbers.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO numbers (id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, (n, _)| {
-                b.push_bind(n.id.as_uuid())
-                    .push_bind(n.e164.as_str())
-                    .push_bind(n.state.as_str())
-                    .push_bind(n.customer_id.map(|c| c.as_uuid()))
-                    .push_bind(n.order_id.map(|o| o.as_uuid()))
-                    .push_bind(encode_tags(&n.tags))
-                    .push_bind(n.billing_ref.as_deref())
-                    .push_bind(n.region.as_deref())
-                    .push_bind(n.note.as_deref())
-                    .push_bind(n.reason.as_deref())
-                    .push_bind(n.aging_until)
-                    .push_bind(n.updated_at);
-            });
-            q.build().execute(&mut *tx).await?;
-            insert_events(&mut tx, chunk.iter().map(|(_, e)| e)).await?;
-            progress(chunk.len());
-        }
+        bulk::insert_numbers(&mut tx, numbers, progress).await?;
         tx.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::NumberId;
+    use uuid::Uuid;
+
+    /// Migration 0012 rebuilds `number_events`: every event written before it must remain, with its
+    /// id, and the table must still take new events.
+    #[tokio::test]
+    async fn rebuilding_number_events_keeps_every_event() {
+        let dir = std::env::temp_dir().join(format!("peerex-0012-{}", std::process::id()));
+        let before = dir.join("migrations");
+        std::fs::create_dir_all(&before).unwrap();
+        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for f in std::fs::read_dir(&all).unwrap() {
+            let f = f.unwrap();
+            if f.file_name().to_string_lossy().as_ref() < "0012" {
+                std::fs::copy(f.path(), before.join(f.file_name())).unwrap();
+            }
+        }
+        let store = SqliteStore::open_file(&dir.join("peerex.db")).await.unwrap();
+        sqlx::migrate::Migrator::new(before.as_path())
+            .await
+            .unwrap()
+            .run(&store.writer)
+            .await
+            .unwrap();
+        let id = Uuid::now_v7();
+        sqlx::query("INSERT INTO numbers (id, e164, state, tags, updated_at) VALUES (?, '+15550100000', 'available', '', '2026-01-01T00:00:00Z')")
+            .bind(id)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO number_events (id, number_id, at, actor, to_state, reason) VALUES (41, ?, '2026-01-01T00:00:00Z', 'system:test', 'available', 'imported')")
+            .bind(id)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let events = store.number_events(NumberId::from_uuid(id)).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].actor.as_str(), events[0].reason.as_deref()),
+            ("system:test", Some("imported"))
+        );
+        let next: i64 = sqlx::query_scalar("INSERT INTO number_events (number_id, at, actor, to_state) VALUES (?, '2026-01-02T00:00:00Z', 'system:test', 'aging') RETURNING id")
+            .bind(id)
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(next, 42);
+        assert_eq!(store.number_events(NumberId::from_uuid(id)).await.unwrap().len(), 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
