@@ -13,12 +13,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use testkit::{Db, ZoomApp, PASSWORD};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(testkit::Db::Sqlite).await })* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(testkit::Db::Postgres).await })* }
-    };
-}
+use testkit::on_both;
 
 on_both!(waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_routing);
 

@@ -8,12 +8,7 @@ use domain::Actor;
 use std::time::{Duration, Instant};
 use testkit::Db;
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(testkit::Db::Sqlite).await })* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(testkit::Db::Postgres).await })* }
-    };
-}
+use testkit::on_both;
 
 on_both!(
     lookups_follow_the_contract_and_a_release_stops_routing_at_once,

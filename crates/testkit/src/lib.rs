@@ -77,6 +77,28 @@ pub async fn migrated_store(url: &str) -> store::Store {
     store
 }
 
+/// Declares each listed `async fn name(db: Db)` of the calling module as two tests, `sqlite::name` and
+/// `postgres::name`, on a two-thread runtime (`current_thread:` first for a one-thread runtime).
+#[macro_export]
+macro_rules! on_both {
+    (@tests $flavor:tt $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test $flavor]
+            async fn $name() { super::$name($crate::Db::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test $flavor]
+            async fn $name() { super::$name($crate::Db::Postgres).await; })*
+        }
+    };
+    (current_thread: $($name:ident),* $(,)?) => {
+        $crate::on_both!(@tests (flavor = "current_thread") $($name),*);
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both!(@tests (flavor = "multi_thread", worker_threads = 2) $($name),*);
+    };
+}
+
 /// Declares each listed `async fn name(store: store::Store)` of the calling module as two tests: one
 /// on a fresh SQLite file, one on a fresh PostgreSQL database, both migrated.
 #[macro_export]

@@ -137,18 +137,7 @@ async fn metrics_answer_only_the_configured_token() {
 
 // ---- signing in -----------------------------------------------------------------------------
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
-        }
-    };
-}
+use testkit::on_both;
 
 /// As `on_both!`, for tests whose platform talks to the Zoom simulator.
 macro_rules! on_both_zoom {

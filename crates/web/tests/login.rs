@@ -2,14 +2,7 @@
 
 use testkit::{hidden_value, Db, TestApp, ADMIN_EMAIL, PASSWORD};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Sqlite).await })* }
-        mod postgres { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Postgres).await })* }
-    };
-}
-
-on_both!(
+testkit::on_both!(current_thread:
     operator_signs_in_and_out,
     wrong_password_is_refused_and_repeated_failures_lock,
     form_without_csrf_changes_nothing

@@ -16,18 +16,7 @@ use std::time::{Duration, Instant};
 use testkit::sim::demo;
 use testkit::{Db, ZoomApp, PASSWORD};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
-        }
-    };
-}
+use testkit::on_both;
 
 on_both!(
     a_replayed_or_late_removal_never_undoes_a_reinstall,

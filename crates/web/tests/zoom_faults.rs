@@ -13,18 +13,7 @@ use std::time::{Duration, Instant};
 use testkit::sim::demo;
 use testkit::{Db, ZoomApp, PASSWORD};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
-        }
-    };
-}
+use testkit::on_both;
 
 on_both!(
     bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_right,

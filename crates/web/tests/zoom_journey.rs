@@ -11,18 +11,7 @@ use std::time::Duration;
 use testkit::sim::demo;
 use testkit::{hidden_value, Db, ZoomApp, PASSWORD};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
-        }
-    };
-}
+use testkit::on_both;
 
 on_both!(
     install_sign_in_link_push_assign_order_more_remove_and_reinstall,

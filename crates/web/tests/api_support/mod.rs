@@ -9,13 +9,10 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 use testkit::{Db, TestApp};
 
-/// Runs each listed `async fn name(db: Db)` as a test on SQLite and on PostgreSQL.
+/// `testkit::on_both!` for the tests that use this module (one-thread runtime).
 #[macro_export]
 macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Sqlite).await })* }
-        mod postgres { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Postgres).await })* }
-    };
+    ($($name:ident),* $(,)?) => { testkit::on_both!(current_thread: $($name),*); };
 }
 
 pub struct Api {

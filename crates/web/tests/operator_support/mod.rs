@@ -5,13 +5,10 @@
 use reqwest::Client;
 use testkit::TestApp;
 
-/// Runs each listed `async fn name(db: Db)` once on SQLite and once on PostgreSQL.
+/// `testkit::on_both!` for the tests that use this module (one-thread runtime).
 #[macro_export]
 macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Sqlite).await })* }
-        mod postgres { $(#[tokio::test] async fn $name() { super::$name(testkit::Db::Postgres).await })* }
-    };
+    ($($name:ident),* $(,)?) => { testkit::on_both!(current_thread: $($name),*); };
 }
 
 const BOUNDARY: &str = "peerex-test-boundary-7MA4YWxkTrZu0gW";

@@ -11,19 +11,10 @@ use serde_json::Value;
 use testkit::sim::demo;
 use testkit::{hidden_value, ZoomApp, ADMIN_EMAIL, PASSWORD};
 
-/// Runs each listed `async fn name(db: Db)` once on SQLite and once on PostgreSQL.
+/// `testkit::on_both!` for the tests that use this module.
 #[macro_export]
 macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
-        }
-    };
+    ($($name:ident),* $(,)?) => { testkit::on_both!($($name),*); };
 }
 
 pub const ACME_ADMIN: &str = "admin@acme.example";
