@@ -30,7 +30,7 @@ pub use tempfile::TempDir;
 
 pub mod sim;
 mod zoom_app;
-pub use zoom_app::{confirm_install, zoom_setup, ZoomApp};
+pub use zoom_app::{confirm_install, link_acme_at, zoom_setup, ZoomApp};
 mod test_app;
 pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, METRICS_TOKEN, PASSWORD, READER_EMAIL};
 

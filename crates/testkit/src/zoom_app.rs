@@ -121,71 +121,82 @@ fn location(r: &reqwest::Response) -> String {
 }
 
 impl ZoomApp {
-    /// The whole Marketplace install as a browser does it: sign in to Zoom as Acme's admin, Add →
-    /// Allow, land on the platform's callback, sign in to the portal as `portal_email` (password
-    /// [`PASSWORD`]), confirm the Zoom account. Panics unless the account ends up linked. Returns
-    /// the signed-in browser.
+    /// The whole Marketplace install as a browser does it (see [`link_acme_at`]), signing in to the
+    /// portal as `portal_email` with [`PASSWORD`]. Returns the signed-in browser.
     pub async fn link_acme(&self, portal_email: &str) -> reqwest::Client {
-        let b = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        let z = &self.zoom.url;
-        let r = b
-            .post(format!("{z}/signin"))
-            .form(&[
-                ("email", sim::demo::ACME_ADMIN_EMAIL),
-                ("password", sim::demo::ACME_ADMIN_PASSWORD),
-                ("next", "/profile"),
-            ])
-            .send()
-            .await
-            .expect("zoom sign-in");
-        assert!(r.status().is_redirection(), "zoom sign-in: {}", r.status());
-        let redirect = format!("{}/zoom/oauth/callback", self.platform.url);
-        let page = b
-            .get(format!("{z}/oauth/authorize"))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", sim::demo::CLIENT_ID),
-                ("redirect_uri", redirect.as_str()),
-            ])
-            .send()
-            .await
-            .expect("consent")
-            .text()
-            .await
-            .expect("consent page");
-        let consent = crate::hidden_value(&page, "consent").expect("consent form");
-        let r = b
-            .post(format!("{z}/oauth/authorize"))
-            .form(&[("consent", consent.as_str()), ("decision", "allow")])
-            .send()
-            .await
-            .expect("allow");
-        let r = b.get(location(&r)).send().await.expect("callback");
-        assert_eq!(location(&r), "/portal/install");
-        let page = b
-            .get(format!("{}/portal/login", self.platform.url))
-            .send()
-            .await
-            .expect("login")
-            .text()
-            .await
-            .expect("login page");
-        let csrf = crate::hidden_value(&page, "csrf").expect("csrf");
-        let r = b
-            .post(format!("{}/portal/login", self.platform.url))
-            .form(&[("email", portal_email), ("password", PASSWORD), ("csrf", csrf.as_str())])
-            .send()
-            .await
-            .expect("portal sign-in");
-        assert_eq!(location(&r), "/portal/install", "{}", r.text().await.unwrap_or_default());
-        let r = confirm_install(&b, &self.platform.url).await;
-        assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
-        b
+        link_acme_at(&self.zoom.url, &self.platform.url, portal_email, PASSWORD).await
     }
+}
+
+/// The whole Marketplace install as a browser does it, against the simulator at `zoom` and the
+/// platform at `platform_url`: sign in to Zoom as Acme's admin, Add → Allow, land on the platform's
+/// callback, sign in to the portal as `portal_email`, confirm the Zoom account. Panics unless the
+/// account ends up linked. Returns the signed-in browser.
+pub async fn link_acme_at(
+    zoom: &str,
+    platform_url: &str,
+    portal_email: &str,
+    portal_password: &str,
+) -> reqwest::Client {
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = b
+        .post(format!("{zoom}/signin"))
+        .form(&[
+            ("email", sim::demo::ACME_ADMIN_EMAIL),
+            ("password", sim::demo::ACME_ADMIN_PASSWORD),
+            ("next", "/profile"),
+        ])
+        .send()
+        .await
+        .expect("zoom sign-in");
+    assert!(r.status().is_redirection(), "zoom sign-in: {}", r.status());
+    let redirect = format!("{platform_url}/zoom/oauth/callback");
+    let page = b
+        .get(format!("{zoom}/oauth/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", sim::demo::CLIENT_ID),
+            ("redirect_uri", redirect.as_str()),
+        ])
+        .send()
+        .await
+        .expect("consent")
+        .text()
+        .await
+        .expect("consent page");
+    let consent =
+        crate::hidden_value(&page, "consent").unwrap_or_else(|| panic!("consent form: {page}"));
+    let r = b
+        .post(format!("{zoom}/oauth/authorize"))
+        .form(&[("consent", consent.as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .expect("allow");
+    let r = b.get(location(&r)).send().await.expect("callback");
+    assert_eq!(location(&r), "/portal/install");
+    let page = b
+        .get(format!("{platform_url}/portal/login"))
+        .send()
+        .await
+        .expect("login")
+        .text()
+        .await
+        .expect("login page");
+    let csrf = crate::hidden_value(&page, "csrf").expect("csrf");
+    let r = b
+        .post(format!("{platform_url}/portal/login"))
+        .form(&[("email", portal_email), ("password", portal_password), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("portal sign-in");
+    assert_eq!(location(&r), "/portal/install", "{}", r.text().await.unwrap_or_default());
+    let r = confirm_install(&b, platform_url).await;
+    assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
+    b
 }
 
 /// A signed-in customer admin's browser, with a Zoom install waiting, confirms it on

@@ -346,75 +346,10 @@ impl Cluster {
     }
 }
 
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-}
-
 /// Acme's admin adds the app in Zoom and allows it; then signs in to the portal at `base` and
 /// confirms the Zoom account: the account links and the pending order starts being pushed.
 pub async fn install(zoom: &str, base: &str) {
-    let b = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let r = b
-        .post(format!("{zoom}/signin"))
-        .form(&[
-            ("email", demo::ACME_ADMIN_EMAIL),
-            ("password", demo::ACME_ADMIN_PASSWORD),
-            ("next", "/profile"),
-        ])
-        .send()
-        .await
-        .expect("zoom sign-in");
-    assert!(r.status().is_redirection(), "zoom sign-in: {}", r.status());
-    let redirect = format!("{base}/zoom/oauth/callback");
-    let page = b
-        .get(format!("{zoom}/oauth/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", demo::CLIENT_ID),
-            ("redirect_uri", redirect.as_str()),
-        ])
-        .send()
-        .await
-        .expect("consent")
-        .text()
-        .await
-        .expect("consent page");
-    let consent =
-        testkit::hidden_value(&page, "consent").unwrap_or_else(|| panic!("consent form: {page}"));
-    let r = b
-        .post(format!("{zoom}/oauth/authorize"))
-        .form(&[("consent", consent.as_str()), ("decision", "allow")])
-        .send()
-        .await
-        .expect("allow");
-    let r = b.get(location(&r)).send().await.expect("callback");
-    assert_eq!(location(&r), "/portal/install");
-    let page = b
-        .get(format!("{base}/portal/login"))
-        .send()
-        .await
-        .expect("login")
-        .text()
-        .await
-        .expect("login page");
-    let csrf = testkit::hidden_value(&page, "csrf").expect("csrf");
-    let r = b
-        .post(format!("{base}/portal/login"))
-        .form(&[
-            ("email", CUSTOMER_EMAIL),
-            ("password", CUSTOMER_PASSWORD),
-            ("csrf", csrf.as_str()),
-        ])
-        .send()
-        .await
-        .expect("portal sign-in");
-    assert_eq!(location(&r), "/portal/install", "{}", r.text().await.unwrap_or_default());
-    let r = testkit::confirm_install(&b, base).await;
-    assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
+    testkit::link_acme_at(zoom, base, CUSTOMER_EMAIL, CUSTOMER_PASSWORD).await;
 }
 
 /// The customer's numbers as the API at `base` lists them (every page).
