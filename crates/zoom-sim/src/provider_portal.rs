@@ -301,29 +301,8 @@ async fn import(
     let lines: Vec<u64> = rows.iter().map(|r| r.row).collect();
     let items = rows.into_iter().map(|r| r.add).collect();
     let now = sim.now();
-    let done = sim
-        .write(|s| {
-            if !connected(s, &account.id) {
-                return Err(vec![no_access(&sim, account)]);
-            }
-            let scope =
-                numbers::Scope { world: sim.world(), account_id: &account.id, injected: None };
-            numbers::add_all(s, &scope, items, now).map_err(|failures| {
-                failures
-                    .into_iter()
-                    .map(|(i, reason)| row_error(lines.get(i).copied().unwrap_or(0), &reason))
-                    .collect()
-            })
-        })
-        .await;
-    match done {
-        Ok(n) => with_notice(
-            &format!("{HOME}/customers/{}", path_segment(&account.id)),
-            &format!("{n} {} added to {}.", plural(n), account.name),
-        )
-        .into_response(),
-        Err(errors) => fail(errors),
-    }
+    apply_rows(&sim, account, &lines, "added to", |s, scope| numbers::add_all(s, scope, items, now))
+        .await
 }
 
 /// Remove: the file's numbers are removed from the customer's account, all of them or none. An assigned
@@ -349,14 +328,30 @@ async fn remove(
         Err(errors) => return fail(errors),
     };
     let (lines, numbers): (Vec<u64>, Vec<String>) = rows.into_iter().unzip();
+    apply_rows(&sim, account, &lines, "removed from", |s, scope| {
+        numbers::remove_all(s, scope, &numbers)
+    })
+    .await
+}
+
+/// Applies a checked file's rows to the customer's account in one write, all of them or none (`op`
+/// names the items it refused by index; `lines` gives each item's row in the file), then shows the
+/// customer's page with what was done ("3 numbers added to Acme Corp.") or the rows' errors.
+async fn apply_rows(
+    sim: &Simulator,
+    account: &Account,
+    lines: &[u64],
+    done_to: &str,
+    op: impl FnOnce(&mut SimState, &numbers::Scope<'_>) -> Result<usize, Vec<(usize, Reason)>>,
+) -> Response {
     let done = sim
         .write(|s| {
             if !connected(s, &account.id) {
-                return Err(vec![no_access(&sim, account)]);
+                return Err(vec![no_access(sim, account)]);
             }
             let scope =
                 numbers::Scope { world: sim.world(), account_id: &account.id, injected: None };
-            numbers::remove_all(s, &scope, &numbers).map_err(|failures| {
+            op(s, &scope).map_err(|failures| {
                 failures
                     .into_iter()
                     .map(|(i, reason)| row_error(lines.get(i).copied().unwrap_or(0), &reason))
@@ -367,10 +362,10 @@ async fn remove(
     match done {
         Ok(n) => with_notice(
             &format!("{HOME}/customers/{}", path_segment(&account.id)),
-            &format!("{n} {} removed from {}.", plural(n), account.name),
+            &format!("{n} {} {done_to} {}.", plural(n), account.name),
         )
         .into_response(),
-        Err(errors) => fail(errors),
+        Err(errors) => customer_page(sim, account, None, errors),
     }
 }
 
