@@ -11,9 +11,7 @@ use domain::{Actor, NumberState};
 use routing::RoutingConfig;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use testkit::{Db, ZoomApp, PASSWORD};
-
-use testkit::on_both;
+use testkit::{on_both, Db, ZoomApp, PASSWORD};
 
 on_both!(waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_routing);
 

@@ -6,9 +6,7 @@ mod common;
 use common::*;
 use domain::Actor;
 use std::time::{Duration, Instant};
-use testkit::Db;
-
-use testkit::on_both;
+use testkit::{on_both, Db};
 
 on_both!(
     lookups_follow_the_contract_and_a_release_stops_routing_at_once,

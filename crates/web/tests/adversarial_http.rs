@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use testkit::{Db, TestApp, METRICS_TOKEN};
+use testkit::{on_both, Db, TestApp, METRICS_TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -137,26 +137,11 @@ async fn metrics_answer_only_the_configured_token() {
 
 // ---- signing in -----------------------------------------------------------------------------
 
-use testkit::on_both;
-
-/// As `on_both!`, for tests whose platform talks to the Zoom simulator.
-macro_rules! on_both_zoom {
-    ($($name:ident),* $(,)?) => {
-        mod zoom_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Sqlite).await; })*
-        }
-        mod zoom_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(testkit::Db::Postgres).await; })*
-        }
-    };
-}
-
 on_both!(
     forty_raced_guesses_are_evaluated_at_most_five_times,
     a_stranger_cannot_lock_a_real_user_out,
     unknown_and_known_emails_get_the_same_answers,
+    a_forged_oauth_callback_links_nothing_without_the_admins_confirmation,
 );
 
 /// A browser on `from` (an address of this machine), keeping cookies, not following redirects.
@@ -390,8 +375,6 @@ async fn sign_ins_beyond_what_can_wait_are_answered_busy_at_once() {
 }
 
 // ---- linking a Zoom account -----------------------------------------------------------------
-
-on_both_zoom!(a_forged_oauth_callback_links_nothing_without_the_admins_confirmation);
 
 fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()

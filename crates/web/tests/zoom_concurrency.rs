@@ -14,9 +14,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::sim::demo;
-use testkit::{Db, ZoomApp, PASSWORD};
-
-use testkit::on_both;
+use testkit::{on_both, Db, ZoomApp, PASSWORD};
 
 on_both!(
     a_replayed_or_late_removal_never_undoes_a_reinstall,

@@ -11,9 +11,7 @@ use domain::{Actor, CustomerId, NumberState};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use testkit::sim::demo;
-use testkit::{Db, ZoomApp, PASSWORD};
-
-use testkit::on_both;
+use testkit::{on_both, Db, ZoomApp, PASSWORD};
 
 on_both!(
     bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_right,

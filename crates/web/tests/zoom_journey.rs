@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 use testkit::sim::demo;
-use testkit::{hidden_value, Db, ZoomApp, PASSWORD};
-
-use testkit::on_both;
+use testkit::{hidden_value, on_both, Db, ZoomApp, PASSWORD};
 
 on_both!(
     install_sign_in_link_push_assign_order_more_remove_and_reinstall,
