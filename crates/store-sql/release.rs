@@ -8,9 +8,10 @@
 //! win: the one that comes second finds the number moved and refuses (approval) or passes it over
 //! (withdrawal, sweeps).
 
-use super::jobs::insert_job;
+use super::jobs::{finish_held_job, insert_job};
 use super::rows::NumberRow;
 use super::{save_moves, Db, DialectStore, Result, INSERT_CHUNK};
+use domain::job::JobPayload;
 use domain::onboarding::{Job, JobKind, ZOOM_BATCH};
 use domain::release::{
     ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE,
@@ -96,12 +97,6 @@ macro_rules! select_lines {
              FROM release_numbers l JOIN releases r ON r.id = l.release_id JOIN numbers n ON n.id = l.number_id " + $rest $(, $arg)*
         )
     };
-}
-
-/// The payload of a release job: the numbers it carries.
-fn numbers_payload(numbers: &[&str]) -> String {
-    let quoted: Vec<String> = numbers.iter().map(|n| format!("\"{n}\"")).collect();
-    format!("{{\"numbers\":[{}]}}", quoted.join(","))
 }
 
 impl DialectStore {
@@ -352,10 +347,10 @@ impl DialectStore {
         moves.sort_by(|a, b| a.0.e164.as_str().cmp(b.0.e164.as_str()));
         let approved_by = by.to_string();
         for batch in moves.chunks(ZOOM_BATCH) {
-            let e164s: Vec<&str> = batch.iter().map(|(n, _)| n.e164.as_str()).collect();
+            let e164s = batch.iter().map(|(n, _)| n.e164.clone()).collect();
             let job = Job::new(
                 JobKind::ReleaseNumbers,
-                numbers_payload(&e164s),
+                JobPayload::numbers(e164s),
                 Some(customer),
                 None,
                 Some(account.clone()),
@@ -397,10 +392,7 @@ impl DialectStore {
         now: OffsetDateTime,
     ) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let held = sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, job_id, owner)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() != 1 {
+        if !finish_held_job(&mut tx, job_id, owner, now).await? {
             return Ok(false);
         }
         for (e164, result) in results {
