@@ -7,9 +7,11 @@
 use super::rows::{bad, NumberRow};
 use super::{save_state_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::job::{JobEvent, JobPayload};
+use domain::link::plan_restore_releases;
 use domain::machine::StateMachine;
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
-use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use domain::push::plan_push_answers;
+use domain::{Actor, CustomerId, Number, NumberId, NumberState, OrderId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -209,12 +211,10 @@ impl DialectStore {
         if !finish_held_job(&mut tx, job_id, owner, now).await? {
             return Ok(false);
         }
-        let answers: std::collections::HashMap<&str, &PushResult> =
-            results.iter().map(|(n, r)| (n.as_str(), r)).collect();
-        let mut moves = Vec::with_capacity(results.len());
+        let mut numbers = Vec::with_capacity(results.len());
         for chunk in results.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new(NumberRow::SELECT);
-            q.push(" WHERE state = 'provisioning' AND e164 IN (");
+            q.push(" WHERE e164 IN (");
             let mut sep = q.separated(", ");
             for (e164, _) in chunk {
                 sep.push_bind(e164.clone());
@@ -222,19 +222,10 @@ impl DialectStore {
             q.push(")");
             let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
             for row in rows {
-                let n = row.into_number()?;
-                let moved = match answers.get(n.e164.as_str()) {
-                    Some(PushResult::Accepted) => n.zoom_accepted(by, now),
-                    Some(PushResult::Refused(reason)) => {
-                        n.zoom_refused_provisioning(reason, by, now)
-                    }
-                    None => continue,
-                };
-                if let Ok(m) = moved {
-                    moves.push(m);
-                }
+                numbers.push(row.into_number()?);
             }
         }
+        let moves = plan_push_answers(numbers, results, by, now);
         let moved = save_state_moves(&mut tx, &moves).await?;
         let accepted: Vec<Uuid> = moves
             .iter()
@@ -499,14 +490,10 @@ async fn resume_releases(
     if reasons.is_empty() {
         return Ok(());
     }
-    let mut again = Vec::with_capacity(reasons.len());
-    for (n, _) in moves {
-        if let Some(reason) = reasons.get(&n.id.as_uuid()) {
-            if let Ok(m) = n.clone().start_release(reason, by, now) {
-                again.push(m);
-            }
-        }
-    }
+    let activated: Vec<Number> = moves.iter().map(|(n, _)| n.clone()).collect();
+    let open: std::collections::HashMap<NumberId, String> =
+        reasons.into_iter().map(|(id, reason)| (NumberId::from_uuid(id), reason)).collect();
+    let again = plan_restore_releases(&activated, &open, by, now);
     let waiting: Vec<Uuid> = save_state_moves(tx, &again).await?.into_iter().collect();
     for chunk in waiting.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::<Db>::new(

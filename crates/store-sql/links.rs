@@ -7,9 +7,11 @@
 
 use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job};
 use super::rows::{bad, NumberRow};
-use super::{save_state_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
+use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::customer::{ContractState, OrderEvent, OrderState};
-use domain::link::{plan_app_removal, plan_suspension, removal_message, KeepLink, LinkMove};
+use domain::link::{
+    plan_app_removal, plan_link, plan_suspension, removal_message, KeepLink, LinkFacts, LinkPlan,
+};
 use domain::machine::StateMachine;
 use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
 use domain::push::{cut_push_jobs, plan_apply, Application};
@@ -171,48 +173,50 @@ impl DialectStore {
         let contract = sqlx::query_scalar!("SELECT contract_state FROM customers WHERE id = $1", c)
             .fetch_optional(&mut *tx)
             .await?;
-        if contract.as_deref() != Some(ContractState::Active.as_str()) {
-            return Ok(Some(Err(LinkRefused::ContractEnded)));
-        }
-        let by_account = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+        // No such customer: nothing to link to, as for an ended contract.
+        let contract =
+            contract.and_then(|c| ContractState::parse(&c)).unwrap_or(ContractState::Ended);
+        let live_for_account =
+            select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(LinkRow::into_link)
+                .transpose()?;
+        let live_for_customer = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
             .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(other) = &by_account {
-            if other.customer_id != c {
-                return Ok(Some(Err(LinkRefused::AccountTaken { carrier: carrier.to_owned() })));
-            }
-        }
-        let by_customer = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(other) = &by_customer {
-            if other.zoom_account_id != account {
-                return Ok(Some(Err(LinkRefused::CustomerLinkedElsewhere(
-                    other.zoom_account_id.clone(),
-                ))));
-            }
-        }
+            .await?
+            .map(LinkRow::into_link)
+            .transpose()?;
         let earlier = select_links!(
             "WHERE customer_id = $1 AND zoom_account_id = $2 ORDER BY linked_at DESC LIMIT 1",
             c,
             account
         )
         .fetch_optional(&mut *tx)
-        .await?;
-        let (link_id, kind) = match earlier {
-            Some(row) => {
-                let earlier = row.into_link()?;
-                let install = step(earlier.state, LinkMove::Install)?;
-                let (to, from) = (install.to.as_str(), install.from.as_str());
-                let done = sqlx::query!("UPDATE zoom_links SET state = $1, zoom_user_id = $2, linked_at = $3, removed_at = NULL, reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $4 AND state = $5", to, zoom_user, now, earlier.id, from)
+        .await?
+        .map(LinkRow::into_link)
+        .transpose()?;
+        let facts = LinkFacts {
+            customer,
+            account,
+            contract,
+            live_for_account: live_for_account.as_ref(),
+            live_for_customer: live_for_customer.as_ref(),
+            earlier: earlier.as_ref(),
+        };
+        let (link_id, kind) = match plan_link(facts, carrier) {
+            Err(refused) => return Ok(Some(Err(refused))),
+            Ok(LinkPlan::Again { link, step }) => {
+                let (to, from) = (step.to.as_str(), step.from.as_str());
+                let done = sqlx::query!("UPDATE zoom_links SET state = $1, zoom_user_id = $2, linked_at = $3, removed_at = NULL, reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $4 AND state = $5", to, zoom_user, now, link, from)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() != 1 {
                     return Ok(None);
                 }
-                (earlier.id, "relinked")
+                (link, "relinked")
             }
-            None => {
+            Ok(LinkPlan::New) => {
                 let id = Uuid::now_v7();
                 let state = LinkState::Linked.as_str();
                 sqlx::query!("INSERT INTO zoom_links (id, customer_id, zoom_account_id, zoom_user_id, state, linked_at) VALUES ($1, $2, $3, $4, $5, $6)", id, c, account, zoom_user, state, now)

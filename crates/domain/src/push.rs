@@ -4,7 +4,7 @@
 use crate::ids::{CustomerId, OrderId};
 use crate::job::JobPayload;
 use crate::number::{Number, NumberEvent, NumberState};
-use crate::onboarding::{Job, JobKind, ZOOM_BATCH};
+use crate::onboarding::{Job, JobKind, PushResult, ZOOM_BATCH};
 use crate::Actor;
 use time::OffsetDateTime;
 
@@ -89,6 +89,28 @@ pub fn cut_push_jobs(
         }
     }
     PushJobs { jobs, orders: orders.into_iter().flatten().collect() }
+}
+
+/// What Zoom's answers to a push change: each number it accepted goes `active`, each it refused
+/// back to `reserved` with Zoom's reason (kept for the operator). Numbers no longer `provisioning`
+/// (a retaken job's late answer, an app removed meanwhile) and numbers Zoom did not answer for are
+/// left as they are.
+pub fn plan_push_answers(
+    numbers: Vec<Number>,
+    answers: &[(String, PushResult)],
+    by: &Actor,
+    now: OffsetDateTime,
+) -> Vec<(Number, NumberEvent)> {
+    let answers: std::collections::HashMap<&str, &PushResult> =
+        answers.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    numbers
+        .into_iter()
+        .filter_map(|n| match answers.get(n.e164.as_str()) {
+            Some(PushResult::Accepted) => n.zoom_accepted(by, now).ok(),
+            Some(PushResult::Refused(reason)) => n.zoom_refused_provisioning(reason, by, now).ok(),
+            None => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -197,5 +219,39 @@ mod tests {
     fn nothing_to_push_cuts_no_job() {
         let cut = cut_push_jobs(CustomerId::new(), "acct", &[], now());
         assert!(cut.jobs.is_empty() && cut.orders.is_empty());
+    }
+
+    #[test]
+    fn zoom_answers_activate_or_hand_back_only_numbers_still_provisioning() {
+        let c = CustomerId::new();
+        let o = Some(OrderId::new());
+        let numbers = vec![
+            number(1, Provisioning, c, o),
+            number(2, Provisioning, c, o),
+            number(3, Suspended, c, o),
+            number(4, Provisioning, c, o),
+        ];
+        let answers = vec![
+            ("+15550000001".to_owned(), PushResult::Accepted),
+            ("+15550000002".to_owned(), PushResult::Refused("Zoom: Invalid sip trunk".into())),
+            ("+15550000003".to_owned(), PushResult::Accepted),
+        ];
+        let moves = plan_push_answers(numbers, &answers, &by(), now());
+        let got: Vec<_> = moves
+            .iter()
+            .map(|(n, e)| (n.e164.to_string(), e.from, n.state, n.reason.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("+15550000001".into(), Some(Provisioning), Active, None),
+                (
+                    "+15550000002".into(),
+                    Some(Provisioning),
+                    Reserved,
+                    Some("Zoom: Invalid sip trunk".into())
+                ),
+            ]
+        );
     }
 }
