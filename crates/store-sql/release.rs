@@ -11,10 +11,9 @@
 use super::jobs::{finish_held_job, insert_job};
 use super::rows::NumberRow;
 use super::{save_moves, Db, DialectStore, Result, INSERT_CHUNK};
-use domain::job::JobPayload;
-use domain::onboarding::{Job, JobKind, ZOOM_BATCH};
 use domain::release::{
-    ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE,
+    cut_release_jobs, ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused,
+    UNBIND_MESSAGE,
 };
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState};
 use sqlx::QueryBuilder;
@@ -344,21 +343,12 @@ impl DialectStore {
             // Withdrawn (or otherwise moved) since it was read: nothing is saved.
             return Ok(Err(ApproveRefused::NotFound));
         }
-        moves.sort_by(|a, b| a.0.e164.as_str().cmp(b.0.e164.as_str()));
+        let approved: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
         let approved_by = by.to_string();
-        for batch in moves.chunks(ZOOM_BATCH) {
-            let e164s = batch.iter().map(|(n, _)| n.e164.clone()).collect();
-            let job = Job::new(
-                JobKind::ReleaseNumbers,
-                JobPayload::numbers(e164s),
-                Some(customer),
-                None,
-                Some(account.clone()),
-                now,
-            );
+        for (job, ids) in cut_release_jobs(customer, &account, &approved, now) {
             insert_job(&mut tx, &job).await?;
-            for (n, _) in batch {
-                let nid = n.id.as_uuid();
+            for id in ids {
+                let nid = id.as_uuid();
                 let line = sqlx::query!(
                     "UPDATE release_numbers SET state = 'releasing', message = NULL, job_id = $1, approved_by = $2, approved_at = $3, updated_at = $4 WHERE number_id = $5 AND state IN ('waiting', 'refused')",
                     job.id,
@@ -376,7 +366,7 @@ impl DialectStore {
             }
         }
         tx.commit().await?;
-        Ok(Ok(moves.len()))
+        Ok(Ok(approved.len()))
     }
 
     /// Zoom's answers for a release job: removed numbers go `aging` until `until`, refused ones back to
