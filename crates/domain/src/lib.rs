@@ -13,6 +13,7 @@ pub mod import;
 pub mod number;
 pub mod onboarding;
 pub mod phone;
+pub mod reconcile;
 pub mod release; // issue 6: releases approved by the customer
 pub mod routing;
 pub mod search;
