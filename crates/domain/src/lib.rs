@@ -17,7 +17,8 @@ pub mod number;
 pub mod onboarding;
 pub mod phone;
 pub mod push;
-pub mod release; // issue 6: releases approved by the customer
+pub mod reconcile;
+pub mod release;
 pub mod routing;
 pub mod search;
 pub mod sign_in;
