@@ -47,6 +47,18 @@ pub struct SipBench {
     /// Kamailio's shared memory in MB (its db_text copy of the table and the htable both live there).
     #[arg(long, default_value_t = 4096)]
     kamailio_shm_mb: u64,
+    /// Only time the redirect server's message handling in this process, no sockets and no other
+    /// server: parse and answer a few typical requests (an SBC's INVITE with two Vias and SDP, a
+    /// compact-form INVITE, an OPTIONS keep-alive, an INVITE for an unknown number), printing the
+    /// best of `--rounds` rounds of `--iterations` each in ns/message. Needs none of the tools.
+    #[arg(long)]
+    in_process: bool,
+    /// Rounds for `--in-process` (the best is reported, the others show the noise).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Messages handled per round for `--in-process`.
+    #[arg(long, default_value_t = 200_000)]
+    iterations: usize,
     /// Internal: serve the redirect server and the lookup API over generated numbers (the child
     /// process the benchmark pins to one core).
     #[arg(long, hide = true)]
@@ -69,6 +81,9 @@ fn state_of(i: u64) -> NumberState {
 pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     if args.serve_only {
         return serve_only(&args).await;
+    }
+    if args.in_process {
+        return in_process(&args);
     }
     for (tool, package) in [
         ("sipp", "sip-tester"),
@@ -455,6 +470,152 @@ fn rss_bytes() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// What `--in-process` times: requests as carriers' SBCs send them, each with the status it must get.
+const IN_PROCESS: [(&str, &str, &str); 4] = [
+    (
+        "INVITE, SBC, 2 Vias + SDP",
+        "302",
+        "INVITE sip:+15550000002@peerex.example;user=phone SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-524287-1---7b2c1a3f9e0d4c68;rport\r\n\
+         Via: SIP/2.0/UDP 198.51.100.20:5060;branch=z9hG4bK-d8754z-9a1f3c2e;received=198.51.100.20\r\n\
+         Max-Forwards: 69\r\n\
+         From: \"ACME Corp\" <sip:+12125550123@sbc.carrier.example;user=phone>;tag=as5a1b2c3d\r\n\
+         To: <sip:+15550000002@peerex.example;user=phone>\r\n\
+         Call-ID: 3c2f6a9e-1b7d-4e0a-9c5f-2d8b7e6a1f40@192.0.2.10\r\n\
+         CSeq: 102 INVITE\r\n\
+         Contact: <sip:+12125550123@192.0.2.10:5060;transport=udp>\r\n\
+         P-Asserted-Identity: <sip:+12125550123@sbc.carrier.example;user=phone>\r\n\
+         Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, INFO, UPDATE\r\n\
+         Supported: replaces, timer\r\n\
+         User-Agent: SBC/5.2\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: 231\r\n\
+         \r\n\
+         v=0\r\n\
+         o=- 1736342381 1736342381 IN IP4 192.0.2.10\r\n\
+         s=-\r\n\
+         c=IN IP4 192.0.2.10\r\n\
+         t=0 0\r\n\
+         m=audio 30000 RTP/AVP 0 8 18 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:18 G729/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\n\
+         a=sendrecv\r\n",
+    ),
+    (
+        "INVITE, compact form",
+        "302",
+        "INVITE sip:+15550000003@peerex.example SIP/2.0\r\n\
+         v: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-c0mp4ct;rport\r\n\
+         f: <sip:+12125550123@sbc.carrier.example>;tag=c1\r\n\
+         t: <sip:+15550000003@peerex.example>\r\n\
+         i: compact-1@192.0.2.10\r\n\
+         CSeq: 1 INVITE\r\n\
+         m: <sip:+12125550123@192.0.2.10>\r\n\
+         Max-Forwards: 70\r\n\
+         l: 0\r\n\
+         \r\n",
+    ),
+    (
+        "OPTIONS keep-alive",
+        "200",
+        "OPTIONS sip:peerex.example SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-ka-77;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:ping@sbc.carrier.example>;tag=ka77\r\n\
+         To: <sip:peerex.example>\r\n\
+         Call-ID: keepalive-77@192.0.2.10\r\n\
+         CSeq: 77 OPTIONS\r\n\
+         Content-Length: 0\r\n\
+         \r\n",
+    ),
+    (
+        "INVITE, unknown number (404)",
+        "404",
+        "INVITE sip:+15559999999@peerex.example;user=phone SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-524287-1---0f0e0d0c0b0a0908;rport\r\n\
+         Via: SIP/2.0/UDP 198.51.100.20:5060;branch=z9hG4bK-d8754z-77aa;received=198.51.100.20\r\n\
+         Max-Forwards: 69\r\n\
+         From: \"ACME Corp\" <sip:+12125550123@sbc.carrier.example;user=phone>;tag=as77\r\n\
+         To: <sip:+15559999999@peerex.example;user=phone>\r\n\
+         Call-ID: 9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4@192.0.2.10\r\n\
+         CSeq: 102 INVITE\r\n\
+         Contact: <sip:+12125550123@192.0.2.10:5060>\r\n\
+         Content-Length: 0\r\n\
+         \r\n",
+    ),
+];
+
+/// `--in-process`: each of [`IN_PROCESS`] handled as the UDP loop does (`handle_into` with a reused
+/// buffer), over the benchmark's table of `--numbers`, on one thread; the best round in ns/message of
+/// the thread's CPU time, and of wall time.
+fn in_process(args: &SipBench) -> anyhow::Result<ExitCode> {
+    let routing =
+        routing::Routing::from_snapshot(NumberingRule::nanp(), build_snapshot(args.numbers)?);
+    let src: std::net::SocketAddr = "192.0.2.10:5060".parse()?;
+    let mut out = Vec::with_capacity(1024);
+    println!(
+        "bench sip --in-process: parse + answer, {} numbers, best of {} x {} (run it pinned, e.g. `taskset -c 1`)",
+        args.numbers, args.rounds, args.iterations
+    );
+    let mut total = 0.0;
+    for (name, status, msg) in IN_PROCESS {
+        let msg = msg.as_bytes();
+        routing::sip::handle_into(&routing, msg, src, &mut out)
+            .ok_or_else(|| anyhow::anyhow!("{name}: no answer"))?;
+        anyhow::ensure!(
+            out.get(8..11) == Some(status.as_bytes()),
+            "{name}: answered {}, not {status}",
+            String::from_utf8_lossy(&out[..out.len().min(40)])
+        );
+        let per_message = |seconds: f64| seconds * 1e9 / args.iterations.max(1) as f64;
+        let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..args.rounds.max(1))
+            .map(|_| {
+                let (t0, c0) = (Instant::now(), thread_cpu_seconds());
+                for _ in 0..args.iterations {
+                    let dest = routing::sip::handle_into(
+                        &routing,
+                        std::hint::black_box(msg),
+                        src,
+                        &mut out,
+                    );
+                    std::hint::black_box((dest, &out));
+                }
+                (per_message(t0.elapsed().as_secs_f64()), per_message(thread_cpu_seconds() - c0))
+            })
+            .unzip();
+        wall.sort_by(|a, b| a.total_cmp(b));
+        cpu.sort_by(|a, b| a.total_cmp(b));
+        total += cpu[0];
+        println!(
+            "{name:<30} {status}  {:>6.0} ns/message CPU (best; median {:.0}), wall {:.0} (best; median {:.0}), {} bytes",
+            cpu[0],
+            cpu[cpu.len() / 2],
+            wall[0],
+            wall[wall.len() / 2],
+            msg.len()
+        );
+    }
+    println!(
+        "{:<30}      {:>6.0} ns/message CPU (mean of the bests)",
+        "all",
+        total / IN_PROCESS.len() as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This thread's CPU time: the figure that holds when other work shares the core (wall time counts
+/// the time it waited).
+fn thread_cpu_seconds() -> f64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec for the call to fill in.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return f64::NAN;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 /// The child: builds the snapshot, serves SIP (UDP) and the lookup API, prints where, then runs

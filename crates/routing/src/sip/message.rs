@@ -3,6 +3,11 @@
 //! From and To, the request line), and its top Via (where the answer goes and what the answer's
 //! Via says). Slices borrow the message: a copy is made only of a message with folded header lines
 //! or bytes that are not UTF-8.
+//!
+//! This is the redirect server's hot path, written by hand for speed (every request is read here):
+//! one pass over the header lines, byte classes looked up in a table, each header's value read once
+//! (the top Via's reading is kept for the answer), no allocation for an ordinary request (repeated
+//! headers are held inline up to [`Values`]' capacity).
 
 use super::MAX_MESSAGE;
 use std::io::Write as _;
@@ -15,7 +20,7 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub uri: &'a str,
     /// Every Via header value, in order (a header with several comma-separated values counts once).
-    pub vias: Vec<&'a str>,
+    pub vias: Values<'a>,
     pub from: Option<&'a str>,
     pub to: Option<&'a str>,
     pub call_id: Option<&'a str>,
@@ -23,10 +28,10 @@ pub struct Request<'a> {
     pub content_length: Option<&'a str>,
     pub content_type: Option<&'a str>,
     /// Every `Require` value (a list: comma-separated, in one header or several).
-    pub require: Vec<&'a str>,
+    pub require: Values<'a>,
     /// Every `P-Asserted-Identity` value: the calling number a carrier's proxy vouches for
     /// (outbound), up to two identities (RFC 3325: a SIP and a tel URI), in one header or two.
-    pub asserted: Vec<&'a str>,
+    pub asserted: Values<'a>,
     /// `X-Peerex-Trunk`: set by the carrier's proxy on a call that came from Zoom over that trunk,
     /// which makes the INVITE an outbound (Zoom to PSTN) question.
     pub peerex_trunk: Option<&'a str>,
@@ -40,6 +45,50 @@ pub struct Request<'a> {
     max_forwards: Option<&'a str>,
     /// The To header has a `tag` parameter (the request is inside a dialog).
     pub to_tagged: bool,
+    /// The top Via's first value as read when the parse met it (None: it does not read as the
+    /// grammar says), so the answer does not read it again.
+    top: Option<ViaParm<'a>>,
+    /// A Via value that does not read as the grammar says (flagged once every header is read).
+    bad_via: bool,
+    /// CSeq's method, when CSeq reads as the grammar says.
+    pub(super) cseq_method: Option<&'a str>,
+    /// Content-Length as a number, when it is one.
+    length: Option<usize>,
+}
+
+/// Values of a header that may come several times, in order. The first few are held inline, so an
+/// ordinary request (two or three Vias, an identity or two) costs no allocation.
+#[derive(Debug, Default)]
+pub struct Values<'a> {
+    inline: [&'a str; 4],
+    len: usize,
+    more: Vec<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    fn push(&mut self, v: &'a str) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = v,
+            None => self.more.push(v),
+        }
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn first(&self) -> Option<&'a str> {
+        (self.len > 0).then_some(self.inline[0])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.inline[..self.len.min(self.inline.len())].iter().chain(&self.more).copied()
+    }
 }
 
 /// Why a message was not parsed into a [`Request`].
@@ -55,13 +104,70 @@ pub enum Malformed {
 }
 
 /// LWS around a value, as the grammar's SWS allows.
+#[inline]
 pub(super) fn trim(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+    let b = s.as_bytes();
+    let (mut start, mut end) = (0, b.len());
+    while start < end && matches!(b[start], b' ' | b'\t') {
+        start += 1;
+    }
+    while end > start && matches!(b[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    &s[start..end]
 }
 
-/// RFC 3261 §25.1: `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`.
+/// Byte classes of RFC 3261 §25.1, one table read per byte.
+const TOKEN: u8 = 1;
+/// What a Request-URI holds unescaped (plus `#`, see [`is_request_uri`]).
+const URIC: u8 = 2;
+/// A Via's host name (`sent-by` that is not an IPv6 reference).
+const HOST: u8 = 4;
+/// A parameter value that is not quoted: a token or a host (IPv6 references included).
+const PARAM: u8 = 8;
+
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    const fn any(b: u8, set: &[u8]) -> bool {
+        let mut i = 0;
+        while i < set.len() {
+            if set[i] == b {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        // RFC 3261 §25.1: `token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")`.
+        if alnum || any(b, b"-.!%*_+`'~") {
+            t[i] |= TOKEN | PARAM;
+        }
+        if any(b, b":[]") {
+            t[i] |= PARAM;
+        }
+        if alnum || any(b, b"-_.!~*'();/?:@&=+$,[]#") {
+            t[i] |= URIC;
+        }
+        if alnum || any(b, b"-._") {
+            t[i] |= HOST;
+        }
+        i += 1;
+    }
+    t
+}
+
+fn is(class: u8, b: u8) -> bool {
+    CLASS[usize::from(b)] & class != 0
+}
+
 pub(super) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    is(TOKEN, b)
 }
 
 pub(super) fn is_token(s: &str) -> bool {
@@ -150,7 +256,7 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
         return Err(Malformed::Silent);
     }
     let msg = &msg[leading_crlfs(msg)..];
-    let head_end = find(msg, b"\r\n\r\n").ok_or(Malformed::Silent)?;
+    let head_end = find_blank_line(msg).ok_or(Malformed::Silent)?;
     // RFC 3261 §7.3.1: header text is UTF-8. Not: 400 when there is a Via to answer to.
     let head = std::str::from_utf8(&msg[..head_end])
         .map_err(|_| Malformed::BadRequest("Header Not UTF-8"))?;
@@ -162,15 +268,21 @@ pub fn parse(msg: &[u8]) -> Result<Request<'_>, Malformed> {
     let mut r = Request { body_len: msg.len() - head_end - 4, ..Default::default() };
     r.request_line(first);
     for line in lines {
-        if line.starts_with([' ', '\t']) {
+        let b = line.as_bytes();
+        if matches!(b.first(), Some(b' ' | b'\t')) {
             return Err(Malformed::Folded);
         }
-        match line.split_once(':') {
-            Some((name, value)) if is_token(trim(name)) => {
-                r.set(header_kind(trim(name)), trim(value))
-            }
-            _ => r.flag("Malformed Header"),
+        // `field-name HCOLON field-value`: a token, LWS, the colon.
+        let name_end = b.iter().position(|&c| !is_token_char(c)).unwrap_or(b.len());
+        let mut colon = name_end;
+        while matches!(b.get(colon), Some(b' ' | b'\t')) {
+            colon += 1;
         }
+        if name_end == 0 || b.get(colon) != Some(&b':') {
+            r.flag("Malformed Header");
+            continue;
+        }
+        r.set(header_kind(&line[..name_end]), trim(&line[colon + 1..]));
     }
     if r.vias.is_empty() {
         return Err(Malformed::Silent);
@@ -210,7 +322,7 @@ pub fn parse_mended<'a>(msg: &'a [u8], mended: &'a mut Vec<u8>) -> Result<Reques
 /// spaces, keeping every offset.
 fn unfold(msg: &mut [u8]) {
     let start = leading_crlfs(msg);
-    let end = find(&msg[start..], b"\r\n\r\n").map_or(msg.len(), |e| start + e);
+    let end = find_blank_line(&msg[start..]).map_or(msg.len(), |e| start + e);
     let mut i = start;
     while i < end && i + 2 < msg.len() {
         if msg[i] == b'\r' && msg[i + 1] == b'\n' && matches!(msg[i + 2], b' ' | b'\t') {
@@ -229,14 +341,22 @@ impl<'a> Request<'a> {
 
     /// `Method SP Request-URI SP SIP-Version` (RFC 3261 §7.1), single spaces, nothing after.
     fn request_line(&mut self, line: &'a str) {
-        let mut parts = line.split(' ');
-        let method = parts.next().unwrap_or_default();
-        if is_token(method) {
+        let space = |s: &str| memchr::memchr(b' ', s.as_bytes());
+        let method = &line[..space(line).unwrap_or(line.len())];
+        let token = is_token(method);
+        if token {
             // Kept even when the rest is wrong: an ACK is never answered, not even with a 400.
             self.method = method;
         }
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(uri), Some(version), None) if is_token(method) && !uri.is_empty() => {
+        // Exactly three parts, one space between each.
+        let rest = line.get(method.len() + 1..);
+        let parts = rest.and_then(|rest| {
+            let (uri, version) = rest.split_at(space(rest)?);
+            let version = &version[1..];
+            space(version).is_none().then_some((uri, version))
+        });
+        match parts {
+            Some((uri, version)) if token && !uri.is_empty() => {
                 self.uri = uri;
                 // RFC 3261 §7.1: the version is case-insensitive.
                 if !version.eq_ignore_ascii_case("SIP/2.0") {
@@ -272,6 +392,22 @@ impl<'a> Request<'a> {
         }
         let problem = match h {
             Header::Via => {
+                // Read here, once: the top value's reading is what the answer's Via is built from.
+                let rest = if self.vias.is_empty() {
+                    self.top = via_parm(value);
+                    match &self.top {
+                        Some(v) => v.next.map(|n| &value[n..]),
+                        None => {
+                            self.bad_via = true;
+                            None
+                        }
+                    }
+                } else {
+                    Some(value)
+                };
+                if rest.is_some_and(|rest| !vias_read(rest)) {
+                    self.bad_via = true;
+                }
                 self.vias.push(value);
                 None
             }
@@ -316,7 +452,7 @@ impl<'a> Request<'a> {
                         self.flag(several);
                     }
                     if is_to {
-                        self.to_tagged = has_param(n.params, "tag");
+                        self.to_tagged = n.tagged;
                     }
                 }
                 None => {}
@@ -325,21 +461,31 @@ impl<'a> Request<'a> {
         if self.max_forwards.is_some_and(|m| digits(m).is_none()) {
             self.flag("Bad Max-Forwards");
         }
-        if self.call_id.is_some_and(|c| c.is_empty() || c.contains([' ', '\t', ','])) {
+        if self
+            .call_id
+            .is_some_and(|c| c.is_empty() || c.bytes().any(|b| matches!(b, b' ' | b'\t' | b',')))
+        {
             self.flag("Bad Call-ID");
         }
-        if !self.vias.iter().all(|v| vias_read(v)) {
+        if self.bad_via {
             self.flag("Bad Via");
         }
-        if self.cseq.is_some_and(|c| cseq(c).is_none()) {
-            self.flag("Bad CSeq");
+        if let Some(c) = self.cseq {
+            self.cseq_method = cseq(c).map(|(_, m)| m);
+            if self.cseq_method.is_none() {
+                self.flag("Bad CSeq");
+            }
         }
-        match self.content_length.map(digits) {
-            Some(None) => self.flag("Bad Content-Length"),
-            // Over UDP the datagram ends the message: a body shorter than announced is truncated
-            // (RFC 3261 §18.3). Over TCP the stream is framed by it, so this never happens there.
-            Some(Some(l)) if l > self.body_len => self.flag("Bad Content-Length"),
-            _ => {}
+        if let Some(l) = self.content_length {
+            self.length = digits(l);
+            match self.length {
+                None => self.flag("Bad Content-Length"),
+                // Over UDP the datagram ends the message: a body shorter than announced is
+                // truncated (RFC 3261 §18.3). Over TCP the stream is framed by it, so this never
+                // happens there.
+                Some(l) if l > self.body_len => self.flag("Bad Content-Length"),
+                _ => {}
+            }
         }
         for (missing, why) in [
             (self.from.is_none(), "Missing From"),
@@ -355,7 +501,7 @@ impl<'a> Request<'a> {
 
     /// The body's length: what Content-Length announces, else the rest of the datagram.
     pub fn body(&self) -> usize {
-        self.content_length.and_then(digits).unwrap_or(self.body_len)
+        self.length.unwrap_or(self.body_len)
     }
 }
 
@@ -374,7 +520,7 @@ fn is_request_uri(uri: &str) -> bool {
     let Some((scheme, rest)) = uri.split_once(':') else { return false };
     let b = scheme.as_bytes();
     if b.first().is_none_or(|c| !c.is_ascii_alphabetic())
-        || !b.iter().all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
+        || !b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
         || rest.is_empty()
     {
         return false;
@@ -394,7 +540,7 @@ fn is_request_uri(uri: &str) -> bool {
             }
             // `#` is not the grammar's unescaped, but feature codes (`*67#`) come so from PBXs
             // and SBCs, and nothing is ambiguous about it.
-            c if c.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]#".contains(&c) => {}
+            c if is(URIC, c) => {}
             _ => return false,
         }
         i += 1;
@@ -413,8 +559,9 @@ pub(super) fn digits(s: &str) -> Option<usize> {
 
 /// `CSeq: 1*DIGIT LWS Method` (RFC 3261 §20.16), the number below 2**32: (number, method).
 pub(super) fn cseq(value: &str) -> Option<(u32, &str)> {
-    let (n, m) = trim(value).split_once([' ', '\t'])?;
-    let m = trim(m);
+    let value = trim(value);
+    let at = value.bytes().position(|b| matches!(b, b' ' | b'\t'))?;
+    let (n, m) = (&value[..at], trim(&value[at + 1..]));
     if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || !is_token(m) {
         return None;
     }
@@ -423,6 +570,14 @@ pub(super) fn cseq(value: &str) -> Option<(u32, &str)> {
 
 pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
+}
+
+/// Where the blank line ending a message's head starts (its CRLFCRLF), with the searcher built
+/// once rather than per message.
+pub(super) fn find_blank_line(hay: &[u8]) -> Option<usize> {
+    static BLANK: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    BLANK.find(hay)
 }
 
 /// The body length the head of a message on a stream announces (RFC 3261 §18.3: Content-Length
@@ -493,15 +648,21 @@ impl<'a> Cursor<'a> {
 
     /// `SWS c SWS`: the separator with the whitespace the grammar allows around it.
     fn sep(&mut self, c: u8) -> bool {
+        self.sep_at(c).is_some()
+    }
+
+    /// [`Self::sep`], saying where the separator is.
+    fn sep_at(&mut self, c: u8) -> Option<usize> {
         let at = self.i;
         self.lws();
         if self.peek() == Some(c) {
+            let sep = self.i;
             self.i += 1;
             self.lws();
-            true
+            Some(sep)
         } else {
             self.i = at;
-            false
+            None
         }
     }
 
@@ -536,11 +697,7 @@ impl<'a> Cursor<'a> {
     /// with the byte range from its `;` to its end. False on a parameter with no name or value.
     fn params(&mut self, mut each: impl FnMut(&'a [u8], &'a [u8], (usize, usize))) -> bool {
         loop {
-            let semi = self.i;
-            if !self.sep(b';') {
-                return true;
-            }
-            let from = semi + self.s[semi..].iter().position(|&c| c == b';').unwrap_or(0);
+            let Some(from) = self.sep_at(b';') else { return true };
             let Some(name) = self.token() else { return false };
             let mut value: &[u8] = b"";
             if self.sep(b'=') {
@@ -551,7 +708,7 @@ impl<'a> Cursor<'a> {
                     }
                 } else {
                     // token, or host (IPv6 references included)
-                    self.take_while(|c| is_token_char(c) || b":[]".contains(&c));
+                    self.take_while(|c| is(PARAM, c));
                 }
                 value = &self.s[at..self.i];
                 if value.is_empty() {
@@ -564,7 +721,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// One Via value (`via-parm`, RFC 3261 §20.42) as read.
-#[derive(Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct ViaParm<'a> {
     host: &'a str,
     port: Option<u16>,
@@ -601,7 +758,7 @@ fn via_parm(value: &str) -> Option<ViaParm<'_>> {
         c.i += 1;
         std::str::from_utf8(&h[1..]).ok().filter(|h| h.parse::<std::net::Ipv6Addr>().is_ok())?
     } else {
-        let h = c.take_while(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        let h = c.take_while(|b| is(HOST, b));
         std::str::from_utf8(h).ok().filter(|h| !h.is_empty())?
     };
     let mut v = ViaParm { host, ..Default::default() };
@@ -652,8 +809,8 @@ fn vias_read(mut value: &str) -> bool {
 pub(super) struct NameAddr<'a> {
     /// The URI, without its angle brackets.
     pub uri: &'a str,
-    /// The header parameters (`;tag=...`), as written.
-    pub params: &'a str,
+    /// Whether the header parameters (`;tag=...`) include `tag`.
+    pub tagged: bool,
     /// After a comma: the next value (invalid in From and To, where one is allowed).
     pub rest: Option<&'a str>,
 }
@@ -702,26 +859,17 @@ pub(super) fn name_addr(value: &str) -> Option<NameAddr<'_>> {
     if uri.is_empty() || !uri.contains(':') {
         return None;
     }
-    let params_at = c.i;
-    if !c.params(|_, _, _| {}) {
+    let mut tagged = false;
+    if !c.params(|name, _, _| tagged |= name.eq_ignore_ascii_case(b"tag")) {
         return None;
     }
-    let params = &value[params_at..c.i];
     c.lws();
     let rest = match c.peek() {
         None => None,
         Some(b',') => Some(&value[c.i + 1..]),
         Some(_) => return None,
     };
-    Some(NameAddr { uri, params, rest })
-}
-
-/// Whether header parameters (as [`NameAddr::params`] gives them) include `name`.
-pub(super) fn has_param(params: &str, name: &str) -> bool {
-    params
-        .split(';')
-        .skip(1)
-        .any(|p| trim(p.split('=').next().unwrap_or_default()).eq_ignore_ascii_case(name))
+    Some(NameAddr { uri, tagged, rest })
 }
 
 /// The top Via, read once per message: where the answer goes and what its Via says.
@@ -743,8 +891,18 @@ pub(super) struct TopVia<'a> {
 }
 
 impl<'a> TopVia<'a> {
+    /// The top Via of a parsed request, as the parse read it.
+    pub(super) fn of(req: &Request<'a>) -> Self {
+        Self::from_parm(req.vias.first().unwrap_or_default(), req.top)
+    }
+
+    #[cfg(test)]
     pub(super) fn read(via: &'a str) -> Self {
-        match via_parm(via) {
+        Self::from_parm(via, via_parm(via))
+    }
+
+    fn from_parm(via: &'a str, parm: Option<ViaParm<'a>>) -> Self {
+        match parm {
             Some(v) => {
                 let rest = v.next.map_or("", |n| &via[n - 1..]);
                 Self {
@@ -795,14 +953,28 @@ impl<'a> TopVia<'a> {
         for (start, end) in cut.into_iter().flatten() {
             out.extend_from_slice(&first[at..start]);
             if Some((start, end)) == self.rport {
-                let _ = write!(out, ";rport={}", src.port());
+                out.extend_from_slice(b";rport=");
+                out.extend_from_slice(itoa::Buffer::new().format(src.port()).as_bytes());
             } // `received` is written below, with the address it came from
             at = end;
         }
         out.extend_from_slice(&first[at..]);
         let host_differs = self.host.is_none_or(|h| h.parse::<IpAddr>().ok() != Some(src.ip()));
         if host_differs || self.rport.is_some() {
-            let _ = write!(out, ";received={}", src.ip());
+            out.extend_from_slice(b";received=");
+            match src.ip() {
+                IpAddr::V4(ip) => {
+                    for (i, octet) in ip.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b'.');
+                        }
+                        out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+                    }
+                }
+                IpAddr::V6(ip) => {
+                    let _ = write!(out, "{ip}");
+                }
+            }
         }
         out.extend_from_slice(self.rest.as_bytes());
     }
@@ -810,5 +982,5 @@ impl<'a> TopVia<'a> {
 
 /// Where the response to `req` goes (see [`TopVia::reply_to`]).
 pub fn reply_to(req: &Request<'_>, src: SocketAddr) -> SocketAddr {
-    TopVia::read(req.vias[0]).reply_to(src)
+    TopVia::of(req).reply_to(src)
 }

@@ -2,7 +2,7 @@
 //! decision for an INVITE) and how the answer is written, byte for byte the same for a
 //! retransmission.
 
-use super::message::{cseq, name_addr, parse_mended, trim, Request, TopVia};
+use super::message::{name_addr, parse_mended, trim, Request, TopVia, Values};
 use crate::snapshot::Answer;
 use crate::Routing;
 use domain::routing::{normalize, Direction};
@@ -38,7 +38,33 @@ fn write_tag(out: &mut Vec<u8>, call_id: &str, branch: &str) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    let _ = write!(out, "px{h:016x}");
+    out.extend_from_slice(b"px");
+    for shift in (0..16).rev() {
+        out.push(b"0123456789abcdef"[(h >> (shift * 4)) as usize & 0xf]);
+    }
+}
+
+/// Writes a number. The answer is written by hand rather than with `write!`: formatting was a
+/// tenth of the time an INVITE took.
+fn put_number(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `Reason` and `Warning` saying why a call is refused.
+fn put_reason(out: &mut Vec<u8>, status: u16, reason: &str) {
+    out.extend_from_slice(b"Reason: SIP;cause=");
+    put_number(out, status);
+    out.extend_from_slice(b";text=\"");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\"\r\nWarning: 399 peerex \"");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\"\r\n");
+}
+
+fn put_generation(out: &mut Vec<u8>, generation: i64) {
+    out.extend_from_slice(b"X-Peerex-Generation: ");
+    put_number(out, generation);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `sip:host...` with the E.164 number as its user part: the Contact of a 302.
@@ -51,7 +77,11 @@ pub fn contact_uri(destination: &str, e164: u64) -> String {
 fn write_contact_uri(out: &mut Vec<u8>, destination: &str, e164: u64) {
     let (scheme, rest) = destination.split_once(':').unwrap_or(("sip", destination));
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let _ = write!(out, "{scheme}:+{e164}@{host}");
+    out.extend_from_slice(scheme.as_bytes());
+    out.extend_from_slice(b":+");
+    put_number(out, e164);
+    out.push(b'@');
+    out.extend_from_slice(host.as_bytes());
 }
 
 fn phrase(status: u16) -> &'static str {
@@ -85,7 +115,11 @@ fn respond(
     extra: impl FnOnce(&mut Vec<u8>),
 ) {
     out.clear();
-    let _ = write!(out, "SIP/2.0 {status} {}\r\n", reason_phrase.unwrap_or(phrase(status)));
+    out.extend_from_slice(b"SIP/2.0 ");
+    put_number(out, status);
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase.unwrap_or(phrase(status)).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (i, v) in req.vias.iter().enumerate() {
         out.extend_from_slice(b"Via: ");
         if i == 0 {
@@ -160,7 +194,7 @@ pub fn handle_into(
     if req.method == "ACK" {
         return None;
     }
-    let via = TopVia::read(req.vias[0]);
+    let via = TopVia::of(&req);
     let dest = via.reply_to(src);
     if let Err(refusal) = precheck(&req) {
         refuse(out, &req, &via, src, refusal);
@@ -232,7 +266,7 @@ fn precheck(req: &Request<'_>) -> Result<(), Refusal> {
     if !ours && !KNOWN_METHODS.contains(&method) {
         return Err(Refusal::Method(501));
     }
-    if req.cseq.and_then(cseq).is_none_or(|(_, m)| m != method) {
+    if req.cseq_method.is_none_or(|m| m != method) {
         return Err(Refusal::BadRequest("Bad CSeq"));
     }
     if !ours {
@@ -311,15 +345,18 @@ fn invite(
                     let q = 1000 - (i * 1000 / count.max(1)).min(999);
                     out.extend_from_slice(b"Contact: <");
                     write_contact_uri(out, d, n);
-                    let _ = write!(out, ">;q={}.{:03}\r\n", q / 1000, q % 1000);
+                    let digit = |d: usize| b'0' + (d % 10) as u8;
+                    out.extend_from_slice(b">;q=");
+                    out.extend_from_slice(&[digit(q / 1000), b'.', digit(q / 100), digit(q / 10)]);
+                    out.extend_from_slice(&[digit(q), b'\r', b'\n']);
                 }
             }
             _ => {
                 let reason = answer.reason.map_or("not_provisioned", |r| r.as_str());
-                let _ = write!(out, "Reason: SIP;cause={};text=\"{reason}\"\r\nWarning: 399 peerex \"{reason}\"\r\n", answer.status);
+                put_reason(out, answer.status, reason);
             }
         }
-        let _ = write!(out, "X-Peerex-Generation: {}\r\n", answer.generation);
+        put_generation(out, answer.generation);
     });
 }
 
@@ -332,9 +369,9 @@ fn header_uri(value: &str) -> &str {
 }
 
 /// The URIs of P-Asserted-Identity's values, in order, over every header and comma.
-fn asserted_identities<'a>(values: &'a [&'a str]) -> impl Iterator<Item = &'a str> + 'a {
+fn asserted_identities<'a>(values: &'a Values<'a>) -> impl Iterator<Item = &'a str> + 'a {
     values.iter().flat_map(|v| {
-        let mut rest = Some(*v);
+        let mut rest = Some(v);
         std::iter::from_fn(move || {
             let n = name_addr(rest?)?;
             rest = n.rest;
@@ -389,11 +426,13 @@ fn outbound(
     let status = if answer.status == 200 { 302 } else { answer.status };
     respond(out, req, via, src, status, None, |out| {
         if status == 302 {
-            let _ = write!(out, "Contact: <{}>\r\n", req.uri);
+            out.extend_from_slice(b"Contact: <");
+            out.extend_from_slice(req.uri.as_bytes());
+            out.extend_from_slice(b">\r\n");
         } else {
             let reason = answer.reason.map_or("not_customer_number", |r| r.as_str());
-            let _ = write!(out, "Reason: SIP;cause={status};text=\"{reason}\"\r\nWarning: 399 peerex \"{reason}\"\r\n");
+            put_reason(out, status, reason);
         }
-        let _ = write!(out, "X-Peerex-Generation: {}\r\n", answer.generation);
+        put_generation(out, answer.generation);
     });
 }
