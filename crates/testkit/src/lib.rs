@@ -2,6 +2,8 @@
 //!
 //! - [`postgres_url`]: the URL of a fresh, empty PostgreSQL database for one test.
 //! - [`sqlite_path`]: a fresh SQLite file path in a temporary directory removed on drop.
+//! - [`TestClock`]: the clock [`TestApp`] and [`ZoomApp`] run on, which tests move on instead of
+//!   sleeping.
 //!
 //! # Which PostgreSQL
 //!
@@ -28,9 +30,11 @@ use uuid::Uuid;
 
 pub use tempfile::TempDir;
 
+mod clock;
+pub use clock::TestClock;
 pub mod sim;
 mod zoom_app;
-pub use zoom_app::{confirm_install, link_acme_at, zoom_setup, ZoomApp};
+pub use zoom_app::{confirm_install, link_acme_at, zoom_setup, zoom_setup_on, ZoomApp};
 mod test_app;
 pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, METRICS_TOKEN, PASSWORD, READER_EMAIL};
 
