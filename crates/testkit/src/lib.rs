@@ -2,6 +2,7 @@
 //!
 //! - [`postgres_url`]: the URL of a fresh, empty PostgreSQL database for one test.
 //! - [`sqlite_path`]: a fresh SQLite file path in a temporary directory removed on drop.
+//! - [`run_browser_script`]: a script of `e2e/` under Node, driving headless Chromium.
 //! - [`TestClock`]: the clock [`TestApp`] and [`ZoomApp`] run on, which tests move on instead of
 //!   sleeping.
 //!
@@ -30,6 +31,8 @@ use uuid::Uuid;
 
 pub use tempfile::TempDir;
 
+mod browser;
+pub use browser::{chromium, run_browser_script, CHROMIUM_ENV, SCRIPT_TIME_LIMIT};
 mod clock;
 pub use clock::TestClock;
 pub mod sim;
