@@ -129,18 +129,18 @@ impl ZoomApp {
 
     /// Moves the clock on to when the next pending job comes due: its retry's backoff, or Zoom's rate
     /// limit on its account, has passed. Returns that time, or `None` (the clock left alone) when no
-    /// job is waiting, or when the next is further than `beyond` from now (the next poll of Zoom,
-    /// say, which a test waiting for a retry should not bring forward).
-    ///
-    /// For tests that run jobs inline ([`ZoomApp::run_pending_jobs`]): with workers running, moving
-    /// the clock past their leases would hand their jobs to others.
+    /// job is waiting, when the next is further than `beyond` from now (the next poll of Zoom, say,
+    /// which a test waiting for a retry should not bring forward), or while a job is running: moving
+    /// the clock then could cut a live worker's lease short and hand its job to another.
     pub async fn skip_to_next_job(&self, beyond: time::Duration) -> Option<time::OffsetDateTime> {
         use domain::onboarding::JobState;
         let store = &self.app().store;
         let mut next = None;
         for j in store.list_jobs(None, 10_000).await.expect("list jobs") {
-            if j.state != JobState::Pending {
-                continue;
+            match j.state {
+                JobState::Running => return None,
+                JobState::Pending => {}
+                _ => continue,
             }
             let mut due = j.run_after;
             // The account's share of Zoom's rate limit holds its jobs back too.
