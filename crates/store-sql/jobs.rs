@@ -5,9 +5,13 @@
 //! its lease ran out, or an app removed meanwhile, can never be overwritten by a late answer.
 
 use super::rows::{bad, NumberRow};
-use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
+use super::{save_state_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
+use domain::job::{JobEvent, JobPayload};
+use domain::link::plan_restore_releases;
+use domain::machine::StateMachine;
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
-use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use domain::push::plan_push_answers;
+use domain::{Actor, CustomerId, Number, NumberId, NumberState, OrderId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -34,7 +38,8 @@ impl JobRow {
         Ok(Job {
             id: self.id,
             kind: JobKind::parse(&self.kind).ok_or_else(|| bad("job kind", &self.kind))?,
-            payload: self.payload,
+            payload: serde_json::from_str(&self.payload)
+                .map_err(|_| bad("job payload", &self.payload))?,
             customer_id: self.customer_id.map(CustomerId::from_uuid),
             order_id: self.order_id.map(OrderId::from_uuid),
             zoom_account: self.zoom_account,
@@ -80,16 +85,24 @@ macro_rules! claim_job_with {
                 lease_until: OffsetDateTime,
                 now: OffsetDateTime,
             ) -> Result<Option<Job>> {
+                let claim = step(JobState::Pending, JobEvent::Claim)?;
+                let reclaim = step(JobState::Running, JobEvent::Reclaim)?;
+                debug_assert_eq!(claim.to, reclaim.to);
+                let (to, due, expired) =
+                    (claim.to.as_str(), claim.from.as_str(), reclaim.from.as_str());
                 let row = sqlx::query!(
-                    r#"UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
+                    r#"UPDATE jobs SET state = $4, lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
                        WHERE id = (SELECT j.id FROM jobs j
-                                   WHERE ((j.state = 'pending' AND j.run_after <= $3) OR (j.state = 'running' AND j.lease_until <= $3))
+                                   WHERE ((j.state = $5 AND j.run_after <= $3) OR (j.state = $6 AND j.lease_until <= $3))
                                      AND NOT EXISTS (SELECT 1 FROM zoom_links l WHERE l.zoom_account_id = j.zoom_account AND l.state = 'linked' AND l.not_before > $3)
                                    ORDER BY j.run_after, j.id LIMIT 1 "# + $lock + r#")
                        RETURNING id AS "id!: Uuid""#,
                     owner,
                     lease_until,
-                    now
+                    now,
+                    to,
+                    due,
+                    expired
                 )
                 .fetch_optional(self.writer())
                 .await?;
@@ -108,12 +121,6 @@ macro_rules! claim_job_with {
 
 job_claim_lock!(claim_job_with);
 
-/// The payload of a push job: the numbers it carries.
-pub(crate) fn push_payload(numbers: &[&str]) -> String {
-    let quoted: Vec<String> = numbers.iter().map(|n| format!("\"{n}\"")).collect();
-    format!("{{\"numbers\":[{}]}}", quoted.join(","))
-}
-
 impl DialectStore {
     pub async fn insert_job(&self, job: &Job) -> Result<()> {
         let mut tx = self.writer().begin().await?;
@@ -130,19 +137,21 @@ impl DialectStore {
         end: &JobEnd,
         now: OffsetDateTime,
     ) -> Result<bool> {
+        let moved = step(JobState::Running, end.event())?;
+        let (to, from) = (moved.to.as_str(), moved.from.as_str());
         let done = match end {
             JobEnd::Done => {
-                sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, id, owner)
+                sqlx::query!("UPDATE jobs SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = $5", to, now, id, owner, from)
                     .execute(self.writer())
                     .await?
             }
             JobEnd::Retry { at, error } => {
-                sqlx::query!("UPDATE jobs SET state = 'pending', run_after = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state = 'running'", at, error, now, id, owner)
+                sqlx::query!("UPDATE jobs SET state = $1, run_after = $2, lease_owner = NULL, lease_until = NULL, last_error = $3, updated_at = $4 WHERE id = $5 AND lease_owner = $6 AND state = $7", to, at, error, now, id, owner, from)
                     .execute(self.writer())
                     .await?
             }
             JobEnd::Failed { error } => {
-                sqlx::query!("UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_until = NULL, last_error = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'", error, now, id, owner)
+                sqlx::query!("UPDATE jobs SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state = $6", to, error, now, id, owner, from)
                     .execute(self.writer())
                     .await?
             }
@@ -172,11 +181,15 @@ impl DialectStore {
     /// Hands the running jobs of `owner` back (a clean stop): pending again at once, the attempt not
     /// counted. Returns how many.
     pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64> {
+        let back = step(JobState::Running, JobEvent::HandBack)?;
+        let (to, from) = (back.to.as_str(), back.from.as_str());
         let done = sqlx::query!(
-            "UPDATE jobs SET state = 'pending', run_after = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE lease_owner = $3 AND state = 'running'",
+            "UPDATE jobs SET state = $1, run_after = $2, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, lease_owner = NULL, lease_until = NULL, updated_at = $3 WHERE lease_owner = $4 AND state = $5",
+            to,
             now,
             now,
-            owner
+            owner,
+            from
         )
         .execute(self.writer())
         .await?;
@@ -195,18 +208,13 @@ impl DialectStore {
         now: OffsetDateTime,
     ) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let held = sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, job_id, owner)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() != 1 {
+        if !finish_held_job(&mut tx, job_id, owner, now).await? {
             return Ok(false);
         }
-        let answers: std::collections::HashMap<&str, &PushResult> =
-            results.iter().map(|(n, r)| (n.as_str(), r)).collect();
-        let mut moves = Vec::with_capacity(results.len());
+        let mut numbers = Vec::with_capacity(results.len());
         for chunk in results.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new(NumberRow::SELECT);
-            q.push(" WHERE state = 'provisioning' AND e164 IN (");
+            q.push(" WHERE e164 IN (");
             let mut sep = q.separated(", ");
             for (e164, _) in chunk {
                 sep.push_bind(e164.clone());
@@ -214,19 +222,10 @@ impl DialectStore {
             q.push(")");
             let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
             for row in rows {
-                let n = row.into_number()?;
-                let moved = match answers.get(n.e164.as_str()) {
-                    Some(PushResult::Accepted) => n.zoom_accepted(by, now),
-                    Some(PushResult::Refused(reason)) => {
-                        n.zoom_refused_provisioning(reason, by, now)
-                    }
-                    None => continue,
-                };
-                if let Ok(m) = moved {
-                    moves.push(m);
-                }
+                numbers.push(row.into_number()?);
             }
         }
+        let moves = plan_push_answers(numbers, results, by, now);
         let moved = save_state_moves(&mut tx, &moves).await?;
         let accepted: Vec<Uuid> = moves
             .iter()
@@ -264,12 +263,16 @@ impl DialectStore {
         next_poll: OffsetDateTime,
     ) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
+        let again = step(JobState::Running, JobEvent::Reschedule)?;
+        let (to, from) = (again.to.as_str(), again.from.as_str());
         let held = sqlx::query!(
-            "UPDATE jobs SET state = 'pending', run_after = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
+            "UPDATE jobs SET state = $1, run_after = $2, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $3 WHERE id = $4 AND lease_owner = $5 AND state = $6",
+            to,
             next_poll,
             now,
             job_id,
-            owner
+            owner,
+            from
         )
         .execute(&mut *tx)
         .await?;
@@ -350,7 +353,9 @@ impl DialectStore {
 
     /// A failed job is tried again now, from a fresh count of attempts.
     pub async fn retry_job(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
-        let done = sqlx::query!("UPDATE jobs SET state = 'pending', attempts = 0, run_after = $1, updated_at = $2 WHERE id = $3 AND state = 'failed'", now, now, id)
+        let again = step(JobState::Failed, JobEvent::OperatorRetry)?;
+        let (to, from) = (again.to.as_str(), again.from.as_str());
+        let done = sqlx::query!("UPDATE jobs SET state = $1, attempts = 0, run_after = $2, updated_at = $3 WHERE id = $4 AND state = $5", to, now, now, id, from)
             .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
@@ -407,8 +412,8 @@ pub(crate) async fn insert_job(tx: &mut Transaction<'_, Db>, job: &Job) -> Resul
     let c = job.customer_id.map(|c| c.as_uuid());
     let o = job.order_id.map(|o| o.as_uuid());
     // Bound as JSON: PostgreSQL's column is `jsonb`, SQLite's text.
-    let payload: serde_json::Value = serde_json::from_str(&job.payload)
-        .map_err(|e| sqlx::Error::Encode(format!("job payload is not JSON: {e}").into()))?;
+    let payload =
+        serde_json::to_value(&job.payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query!(
         "INSERT INTO jobs (id, kind, payload, customer_id, order_id, zoom_account, state, attempts, run_after, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         job.id,
@@ -434,10 +439,29 @@ pub(crate) async fn cancel_account_jobs(
     why: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = $1, updated_at = $2 WHERE zoom_account = $3 AND state IN ('pending', 'running')", why, now, account)
+    for cancel in JobState::steps(JobEvent::Cancel) {
+        let (to, from) = (cancel.to.as_str(), cancel.from.as_str());
+        sqlx::query!("UPDATE jobs SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated_at = $3 WHERE zoom_account = $4 AND state = $5", to, why, now, account, from)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ends a job with Zoom's answer recorded, if `owner` still holds its lease (the compare-and-set a
+/// retaken job's late answer fails). Also used by the release module.
+pub(crate) async fn finish_held_job(
+    tx: &mut Transaction<'_, Db>,
+    id: Uuid,
+    owner: &str,
+    now: OffsetDateTime,
+) -> Result<bool> {
+    let done = step(JobState::Running, JobEvent::Done)?;
+    let (to, from) = (done.to.as_str(), done.from.as_str());
+    let held = sqlx::query!("UPDATE jobs SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND state = $5", to, now, id, owner, from)
         .execute(&mut **tx)
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(held.rows_affected() == 1)
 }
 
 /// Numbers just accepted by Zoom that a release still waits for (they were suspended when the app
@@ -466,14 +490,10 @@ async fn resume_releases(
     if reasons.is_empty() {
         return Ok(());
     }
-    let mut again = Vec::with_capacity(reasons.len());
-    for (n, _) in moves {
-        if let Some(reason) = reasons.get(&n.id.as_uuid()) {
-            if let Ok(m) = n.clone().start_release(reason, by, now) {
-                again.push(m);
-            }
-        }
-    }
+    let activated: Vec<Number> = moves.iter().map(|(n, _)| n.clone()).collect();
+    let open: std::collections::HashMap<NumberId, String> =
+        reasons.into_iter().map(|(id, reason)| (NumberId::from_uuid(id), reason)).collect();
+    let again = plan_restore_releases(&activated, &open, by, now);
     let waiting: Vec<Uuid> = save_state_moves(tx, &again).await?.into_iter().collect();
     for chunk in waiting.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::<Db>::new(
@@ -505,7 +525,7 @@ pub(crate) async fn enqueue_poll(
         // would spend the account's rate limit that the pushes need.
         let mut job = Job::new(
             JobKind::PollNumbers,
-            "{}".into(),
+            JobPayload::default(),
             Some(customer),
             None,
             Some(account.to_owned()),

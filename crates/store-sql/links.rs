@@ -5,15 +5,18 @@
 //! Every change is a compare-and-set: a link is removed only while it is still `linked` and older
 //! than the removal; numbers move only from the state they were read in (`save_state_moves`).
 
-use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job, push_payload};
+use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job};
 use super::rows::{bad, NumberRow};
 use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
-use domain::customer::ContractState;
-use domain::onboarding::{
-    Job, JobKind, LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink, ZOOM_BATCH,
+use domain::customer::{ContractState, OrderEvent, OrderState};
+use domain::link::{
+    plan_app_removal, plan_link, plan_suspension, removal_message, KeepLink, LinkFacts, LinkPlan,
 };
+use domain::machine::StateMachine;
+use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
+use domain::push::{cut_push_jobs, plan_apply, Application};
 use domain::release::ON_HOLD_MESSAGE;
-use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use domain::{Actor, CustomerId, Number};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -61,6 +64,9 @@ macro_rules! select_links {
         )
     };
 }
+
+/// How many times a link is tried when its row moved between its read and its write.
+const LINK_ATTEMPTS: usize = 5;
 
 /// Microseconds since the epoch (the budget's unit).
 fn micros(t: OffsetDateTime) -> i64 {
@@ -135,49 +141,85 @@ impl DialectStore {
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
+        // The link row moved between its read and its write (another install of the same account
+        // and customer, or its removal): read it again and decide on what it has become.
+        for _ in 0..LINK_ATTEMPTS {
+            if let Some(done) = self
+                .try_link_zoom_account(customer, account, zoom_user, tokens, carrier, by, now)
+                .await?
+            {
+                return Ok(done);
+            }
+        }
+        Err(sqlx::Error::Protocol(format!(
+            "the link of Zoom account {account} kept changing while it was being made; try again"
+        )))
+    }
+
+    /// `None` when the link row moved since it was read; nothing is saved then.
+    #[allow(clippy::too_many_arguments)]
+    async fn try_link_zoom_account(
+        &self,
+        customer: CustomerId,
+        account: &str,
+        zoom_user: &str,
+        tokens: &StoredTokens,
+        carrier: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<std::result::Result<(ZoomLink, usize), LinkRefused>>> {
         let mut tx = self.writer().begin().await?;
         let c = customer.as_uuid();
         let contract = sqlx::query_scalar!("SELECT contract_state FROM customers WHERE id = $1", c)
             .fetch_optional(&mut *tx)
             .await?;
-        if contract.as_deref() != Some(ContractState::Active.as_str()) {
-            return Ok(Err(LinkRefused::ContractEnded));
-        }
-        let by_account = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+        // No such customer: nothing to link to, as for an ended contract.
+        let contract =
+            contract.and_then(|c| ContractState::parse(&c)).unwrap_or(ContractState::Ended);
+        let live_for_account =
+            select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(LinkRow::into_link)
+                .transpose()?;
+        let live_for_customer = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
             .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(other) = &by_account {
-            if other.customer_id != c {
-                return Ok(Err(LinkRefused::AccountTaken { carrier: carrier.to_owned() }));
-            }
-        }
-        let by_customer = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(other) = &by_customer {
-            if other.zoom_account_id != account {
-                return Ok(Err(LinkRefused::CustomerLinkedElsewhere(
-                    other.zoom_account_id.clone(),
-                )));
-            }
-        }
+            .await?
+            .map(LinkRow::into_link)
+            .transpose()?;
         let earlier = select_links!(
             "WHERE customer_id = $1 AND zoom_account_id = $2 ORDER BY linked_at DESC LIMIT 1",
             c,
             account
         )
         .fetch_optional(&mut *tx)
-        .await?;
-        let (link_id, kind) = match earlier {
-            Some(row) => {
-                sqlx::query!("UPDATE zoom_links SET state = 'linked', zoom_user_id = $1, linked_at = $2, removed_at = NULL, reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $3", zoom_user, now, row.id)
+        .await?
+        .map(LinkRow::into_link)
+        .transpose()?;
+        let facts = LinkFacts {
+            customer,
+            account,
+            contract,
+            live_for_account: live_for_account.as_ref(),
+            live_for_customer: live_for_customer.as_ref(),
+            earlier: earlier.as_ref(),
+        };
+        let (link_id, kind) = match plan_link(facts, carrier) {
+            Err(refused) => return Ok(Some(Err(refused))),
+            Ok(LinkPlan::Again { link, step }) => {
+                let (to, from) = (step.to.as_str(), step.from.as_str());
+                let done = sqlx::query!("UPDATE zoom_links SET state = $1, zoom_user_id = $2, linked_at = $3, removed_at = NULL, reauth_needed_at = NULL, reauth_reason = NULL WHERE id = $4 AND state = $5", to, zoom_user, now, link, from)
                     .execute(&mut *tx)
                     .await?;
-                (row.id, "relinked")
+                if done.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                (link, "relinked")
             }
-            None => {
+            Ok(LinkPlan::New) => {
                 let id = Uuid::now_v7();
-                sqlx::query!("INSERT INTO zoom_links (id, customer_id, zoom_account_id, zoom_user_id, state, linked_at) VALUES ($1, $2, $3, $4, 'linked', $5)", id, c, account, zoom_user, now)
+                let state = LinkState::Linked.as_str();
+                sqlx::query!("INSERT INTO zoom_links (id, customer_id, zoom_account_id, zoom_user_id, state, linked_at) VALUES ($1, $2, $3, $4, $5, $6)", id, c, account, zoom_user, state, now)
                     .execute(&mut *tx)
                     .await?;
                 (id, "linked")
@@ -203,12 +245,12 @@ impl DialectStore {
         insert_link_event(&mut tx, Some(customer), account, kind, &message, now).await?;
         // Whatever was in flight for this account before is superseded by this link.
         cancel_account_jobs(&mut tx, account, "superseded by a new link", now).await?;
-        let queued = apply_in_tx(&mut tx, customer, account, true, by, now).await?;
+        let queued = apply_in_tx(&mut tx, customer, account, Application::NewLink, by, now).await?;
         enqueue_poll(&mut tx, customer, account, now).await?;
         let link =
             select_links!("WHERE id = $1", link_id).fetch_one(&mut *tx).await?.into_link()?;
         tx.commit().await?;
-        Ok(Ok((link, queued)))
+        Ok(Some(Ok((link, queued))))
     }
 
     /// Applies the customer's waiting numbers (reserved, never refused) to its live link: they go
@@ -227,7 +269,9 @@ impl DialectStore {
         else {
             return Ok(None);
         };
-        let queued = apply_in_tx(&mut tx, customer, &link.zoom_account_id, false, by, now).await?;
+        let queued =
+            apply_in_tx(&mut tx, customer, &link.zoom_account_id, Application::LiveLink, by, now)
+                .await?;
         tx.commit().await?;
         Ok(Some(queued))
     }
@@ -255,23 +299,29 @@ impl DialectStore {
         };
         let link = row.into_link()?;
         let db_id = link.id;
+        let removed = match plan_app_removal(&link, removed_at) {
+            Ok(step) => step,
+            Err(KeepLink::Newer) => return Ok(Unlinked::Newer(link)),
+            Err(KeepLink::NotLive) => return Ok(Unlinked::NoLink),
+        };
         // Compare-and-set: a concurrent removal or re-install decides first.
+        let (to, from) = (removed.to.as_str(), removed.from.as_str());
         let done = sqlx::query!(
-            "UPDATE zoom_links SET state = 'removed', removed_at = $1 WHERE id = $2 AND state = 'linked' AND linked_at <= $3",
+            "UPDATE zoom_links SET state = $1, removed_at = $2 WHERE id = $3 AND state = $4 AND linked_at <= $5",
+            to,
             now,
             db_id,
+            from,
             removed_at
         )
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
-            return Ok(if link.linked_at > removed_at {
-                Unlinked::Newer(link)
-            } else {
-                Unlinked::NoLink
-            });
+            return Ok(Unlinked::NoLink);
         }
         sqlx::query!("DELETE FROM zoom_tokens WHERE link_id = $1", db_id).execute(&mut *tx).await?;
+        // Cancelling the account's jobs waits for a push finishing at the same time (its job row),
+        // so the numbers read below include those it activated: they are suspended, not left active.
         cancel_account_jobs(&mut tx, account, "cancelled: the app was removed in Zoom", now)
             .await?;
         let c = link.customer_id.as_uuid();
@@ -281,12 +331,8 @@ impl DialectStore {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let mut moves = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Ok(m) = row.into_number()?.suspend(reason, by, now) {
-                moves.push(m);
-            }
-        }
+        let numbers = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
+        let moves = plan_suspension(link.customer_id, numbers, reason, by, now);
         let suspended_ids = save_state_moves(&mut tx, &moves).await?;
         let suspended = suspended_ids.len();
         // A release waiting for these numbers waits on: the numbers come back when the app is
@@ -310,12 +356,12 @@ impl DialectStore {
             Some(link.customer_id),
             account,
             "removed",
-            &format!("{reason}; {suspended} numbers suspended"),
+            &removal_message(reason, suspended),
             now,
         )
         .await?;
         tx.commit().await?;
-        let link = ZoomLink { state: LinkState::Removed, removed_at: Some(now), ..link };
+        let link = ZoomLink { state: removed.to, removed_at: Some(now), ..link };
         Ok(Unlinked::Removed { link, suspended })
     }
 
@@ -520,76 +566,48 @@ async fn insert_link_event(
         .map(|_| ())
 }
 
-/// Moves the customer's waiting numbers to `provisioning` (reserved ones never refused by Zoom, and
-/// suspended ones: the app is back) and queues push jobs, one per order per batch of 200. With
-/// `all_provisioning` (a new link), numbers already provisioning are queued too: their jobs were
-/// cancelled with the old link.
+/// Applies the customer's waiting numbers to its Zoom `account` ([`plan_apply`] decides which move
+/// and which are pushed again), applies their orders, and queues the push jobs [`cut_push_jobs`]
+/// cuts. Jobs are cut only from the numbers this transaction moved: an order applied at the same
+/// time by another request queues the others.
 async fn apply_in_tx(
     tx: &mut Transaction<'_, Db>,
     customer: CustomerId,
     account: &str,
-    all_provisioning: bool,
+    why: Application,
     by: &Actor,
     now: OffsetDateTime,
 ) -> Result<usize> {
     let c = customer.as_uuid();
-    let rows = select_numbers!("WHERE customer_id = $1 AND ((state = 'reserved' AND reason IS NULL) OR state = 'suspended') ORDER BY e164", c).fetch_all(&mut **tx).await?;
-    let mut moves = Vec::with_capacity(rows.len());
-    for row in rows {
-        let n = row.into_number()?;
-        let moved = if n.state == NumberState::Suspended {
-            n.resume(by, now)
-        } else {
-            n.start_provisioning(by, now)
-        };
-        if let Ok(m) = moved {
-            moves.push(m);
-        }
-    }
-    // Jobs are cut only from the numbers this transaction moved: an order applied at the same time
-    // by another request queues the others.
-    let moved = save_state_moves(tx, &moves).await?;
-    let mut to_push: Vec<Number> =
-        moves.into_iter().map(|(n, _)| n).filter(|n| moved.contains(&n.id.as_uuid())).collect();
-    if all_provisioning {
-        let moved: std::collections::HashSet<_> = to_push.iter().map(|n| n.id).collect();
-        let rows =
-            select_numbers!("WHERE customer_id = $1 AND state = 'provisioning' ORDER BY e164", c)
-                .fetch_all(&mut **tx)
+    let rows = select_numbers!(
+        "WHERE customer_id = $1 AND state IN ('reserved', 'suspended', 'provisioning') ORDER BY e164",
+        c
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let numbers = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
+    let plan = plan_apply(customer, numbers, why, by, now);
+    let moved = save_state_moves(tx, &plan.moves).await?;
+    let mut to_push: Vec<Number> = plan
+        .moves
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| moved.contains(&n.id.as_uuid()))
+        .collect();
+    to_push.extend(plan.again);
+    let cut = cut_push_jobs(customer, account, &to_push, now);
+    // The orders of these numbers are applied now (those applied before stay as they are).
+    for apply in OrderState::steps(OrderEvent::Apply) {
+        let (to, from) = (apply.to.as_str(), apply.from.as_str());
+        for order in &cut.orders {
+            let o = order.as_uuid();
+            sqlx::query!("UPDATE orders SET state = $1 WHERE id = $2 AND state = $3", to, o, from)
+                .execute(&mut **tx)
                 .await?;
-        for row in rows {
-            let n = row.into_number()?;
-            if !moved.contains(&n.id) {
-                to_push.push(n);
-            }
         }
     }
-    // The orders of these numbers are applied now.
-    let mut orders: Vec<Option<OrderId>> = to_push.iter().map(|n| n.order_id).collect();
-    orders.sort();
-    orders.dedup();
-    for order in orders.iter().flatten() {
-        let o = order.as_uuid();
-        sqlx::query!("UPDATE orders SET state = 'applied' WHERE id = $1 AND state = 'pending'", o)
-            .execute(&mut **tx)
-            .await?;
+    for job in &cut.jobs {
+        insert_job(tx, job).await?;
     }
-    let queued = to_push.len();
-    for order in orders {
-        let mut numbers: Vec<&str> =
-            to_push.iter().filter(|n| n.order_id == order).map(|n| n.e164.as_str()).collect();
-        numbers.sort_unstable();
-        for batch in numbers.chunks(ZOOM_BATCH) {
-            let job = Job::new(
-                JobKind::PushNumbers,
-                push_payload(batch),
-                Some(customer),
-                order,
-                Some(account.to_owned()),
-                now,
-            );
-            insert_job(tx, &job).await?;
-        }
-    }
-    Ok(queued)
+    Ok(to_push.len())
 }

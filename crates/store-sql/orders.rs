@@ -3,15 +3,16 @@
 //! Numbers move by compare-and-set on the state they were read in ([`save_moves`]): two orders that
 //! picked the same available number cannot both reserve it, and a cancellation cannot put back a
 //! number an install has just started provisioning. The order itself moves the same way
-//! (`... WHERE state = 'pending'`), after its numbers, the order an install takes them in too.
+//! (`... WHERE state = <from>`, the step taken from the order's state machine), after its numbers, the order an install takes them in too.
 
 use super::customers::numbers_held;
 use super::numbers::push_tag_filter;
 use super::rows::{CustomerRow, NumberRow, OrderRow};
 use super::{save_moves, Db, DialectStore, Result};
 use domain::customer::{
-    check_number_limit, ContractState, Order, OrderError, OrderPick, OrderState,
+    check_number_limit, ContractState, Order, OrderError, OrderEvent, OrderPick, OrderState,
 };
+use domain::machine::StateMachine;
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, OrderId};
 use sqlx::{QueryBuilder, Transaction};
@@ -177,9 +178,9 @@ impl DialectStore {
         else {
             return Ok(Some(Err(OrderError::NotFound)));
         };
-        if order.state != OrderState::Pending {
+        let Ok(cancel) = order.state.on(OrderEvent::Cancel) else {
             return Ok(Some(Err(OrderError::NotPending(order.state.as_str()))));
-        }
+        };
         let order_uuid = id.as_uuid();
         let rows =
             select_numbers!("WHERE order_id = $1 AND state = 'reserved' ORDER BY e164", order_uuid)
@@ -196,9 +197,12 @@ impl DialectStore {
             return Ok(None);
         }
         let db_id = id.as_uuid();
+        let (to, from) = (cancel.to.as_str(), cancel.from.as_str());
         let done = sqlx::query!(
-            "UPDATE orders SET state = 'cancelled' WHERE id = $1 AND state = 'pending'",
-            db_id
+            "UPDATE orders SET state = $1 WHERE id = $2 AND state = $3",
+            to,
+            db_id,
+            from
         )
         .execute(&mut *tx)
         .await?;
@@ -206,7 +210,7 @@ impl DialectStore {
             return Ok(None);
         }
         tx.commit().await?;
-        order.state = OrderState::Cancelled;
+        order.state = cancel.to;
         Ok(Some(Ok(order)))
     }
 

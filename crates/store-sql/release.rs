@@ -8,12 +8,12 @@
 //! win: the one that comes second finds the number moved and refuses (approval) or passes it over
 //! (withdrawal, sweeps).
 
-use super::jobs::insert_job;
+use super::jobs::{finish_held_job, insert_job};
 use super::rows::NumberRow;
 use super::{save_moves, Db, DialectStore, Result, INSERT_CHUNK};
-use domain::onboarding::{Job, JobKind, ZOOM_BATCH};
 use domain::release::{
-    ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE,
+    cut_release_jobs, ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused,
+    UNBIND_MESSAGE,
 };
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState};
 use sqlx::QueryBuilder;
@@ -96,12 +96,6 @@ macro_rules! select_lines {
              FROM release_numbers l JOIN releases r ON r.id = l.release_id JOIN numbers n ON n.id = l.number_id " + $rest $(, $arg)*
         )
     };
-}
-
-/// The payload of a release job: the numbers it carries.
-fn numbers_payload(numbers: &[&str]) -> String {
-    let quoted: Vec<String> = numbers.iter().map(|n| format!("\"{n}\"")).collect();
-    format!("{{\"numbers\":[{}]}}", quoted.join(","))
 }
 
 impl DialectStore {
@@ -349,21 +343,12 @@ impl DialectStore {
             // Withdrawn (or otherwise moved) since it was read: nothing is saved.
             return Ok(Err(ApproveRefused::NotFound));
         }
-        moves.sort_by(|a, b| a.0.e164.as_str().cmp(b.0.e164.as_str()));
+        let approved: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
         let approved_by = by.to_string();
-        for batch in moves.chunks(ZOOM_BATCH) {
-            let e164s: Vec<&str> = batch.iter().map(|(n, _)| n.e164.as_str()).collect();
-            let job = Job::new(
-                JobKind::ReleaseNumbers,
-                numbers_payload(&e164s),
-                Some(customer),
-                None,
-                Some(account.clone()),
-                now,
-            );
+        for (job, ids) in cut_release_jobs(customer, &account, &approved, now) {
             insert_job(&mut tx, &job).await?;
-            for (n, _) in batch {
-                let nid = n.id.as_uuid();
+            for id in ids {
+                let nid = id.as_uuid();
                 let line = sqlx::query!(
                     "UPDATE release_numbers SET state = 'releasing', message = NULL, job_id = $1, approved_by = $2, approved_at = $3, updated_at = $4 WHERE number_id = $5 AND state IN ('waiting', 'refused')",
                     job.id,
@@ -381,7 +366,7 @@ impl DialectStore {
             }
         }
         tx.commit().await?;
-        Ok(Ok(moves.len()))
+        Ok(Ok(approved.len()))
     }
 
     /// Zoom's answers for a release job: removed numbers go `aging` until `until`, refused ones back to
@@ -397,10 +382,7 @@ impl DialectStore {
         now: OffsetDateTime,
     ) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
-        let held = sqlx::query!("UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'", now, job_id, owner)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() != 1 {
+        if !finish_held_job(&mut tx, job_id, owner, now).await? {
             return Ok(false);
         }
         for (e164, result) in results {

@@ -44,3 +44,12 @@ use crate::{Db, DialectStore, Result, SUBSTRING_POSITION};
 pub(crate) use moves::INSERT_CHUNK;
 use moves::{save_moves, save_state_moves};
 pub(crate) use rows::encode_tags;
+
+/// The step `event` takes from `from` in its state machine. The store asks only for steps its
+/// callers' states allow; a refusal here is a bug, reported as a failed write.
+fn step<S: domain::machine::StateMachine>(
+    from: S,
+    event: S::Event,
+) -> Result<domain::machine::Step<S>> {
+    from.on(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}

@@ -87,11 +87,6 @@ impl Drop for Workers {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct PushPayload {
-    numbers: Vec<String>,
-}
-
 impl App {
     /// Claims one due job as `worker`, runs it and records the outcome. `None` when nothing is due.
     pub async fn run_one_job(&self, worker: &str) -> Result<Option<JobRun>> {
@@ -252,9 +247,7 @@ impl App {
         job: &Job,
         worker: &str,
     ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
-        let Ok(payload) = serde_json::from_str::<PushPayload>(&job.payload) else {
-            return Ok(Some(JobEnd::Failed { error: "unreadable job payload".into() }));
-        };
+        let carried: Vec<String> = job.payload.numbers.iter().map(ToString::to_string).collect();
         let Some(account) = job.zoom_account.as_deref() else {
             return Ok(Some(JobEnd::Failed { error: "push job without a Zoom account".into() }));
         };
@@ -263,7 +256,7 @@ impl App {
         };
         let numbers: Vec<String> = self
             .store
-            .numbers_in(&payload.numbers)
+            .numbers_in(&carried)
             .await?
             .into_iter()
             .filter(|n| {

@@ -6,7 +6,8 @@
 
 use crate::token_keys::{KeyError, TokenKeys};
 use crate::{App, AppError, Result};
-use domain::customer::{ContractState, Order, OrderPick};
+use domain::customer::{Order, OrderPick};
+use domain::link::{plan_link, LinkFacts};
 use domain::onboarding::{
     LinkRefused, LinkState, PendingInstall, RetryPolicy, StoredTokens, Unlinked, ZoomLink,
 };
@@ -224,22 +225,24 @@ impl App {
     ) -> Result<InstallCheck> {
         let carrier = self.zoom()?.carrier_name.clone();
         let account = &pending.zoom_account_id;
-        let refused = match self.store.live_link_by_account(account).await? {
-            Some(l) if l.customer_id == customer => {
-                self.cancel_install(cookie).await?;
-                return Ok(InstallCheck::AlreadyLinked);
-            }
-            Some(_) => Some(LinkRefused::AccountTaken { carrier }),
-            None => match self.store.zoom_link(customer).await? {
-                Some(l) if l.state == LinkState::Linked => {
-                    Some(LinkRefused::CustomerLinkedElsewhere(l.zoom_account_id))
-                }
-                _ if self.customer(customer).await?.contract_state != ContractState::Active => {
-                    Some(LinkRefused::ContractEnded)
-                }
-                _ => None,
-            },
+        let live_for_account = self.store.live_link_by_account(account).await?;
+        if live_for_account.as_ref().is_some_and(|l| l.customer_id == customer) {
+            self.cancel_install(cookie).await?;
+            return Ok(InstallCheck::AlreadyLinked);
+        }
+        let live_for_customer =
+            self.store.zoom_link(customer).await?.filter(|l| l.state == LinkState::Linked);
+        let facts = LinkFacts {
+            customer,
+            account,
+            contract: self.customer(customer).await?.contract_state,
+            live_for_account: live_for_account.as_ref(),
+            live_for_customer: live_for_customer.as_ref(),
+            earlier: None,
         };
+        // The same rules the confirming transaction applies (`link_zoom_account`), asked early so
+        // the admin is not asked to confirm what would be refused.
+        let refused = plan_link(facts, &carrier).err();
         match refused {
             None => Ok(InstallCheck::Confirm),
             Some(r) => {

@@ -69,11 +69,6 @@ impl WaitForRelease {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct ReleasePayload {
-    numbers: Vec<String>,
-}
-
 impl App {
     /// Starts the release of some of `customer`'s active numbers with `reason`: they go
     /// `release_pending` (calls still route) and wait for the customer's approval.
@@ -303,16 +298,13 @@ impl App {
         worker: &str,
     ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
         let by = Actor::System("zoom-release".into());
-        let Ok(payload) = serde_json::from_str::<ReleasePayload>(&job.payload) else {
-            // The periodic sweep puts its numbers back to waiting.
-            return Ok(Some(JobEnd::Failed { error: "unreadable job payload".into() }));
-        };
+        let carried: Vec<String> = job.payload.numbers.iter().map(ToString::to_string).collect();
         let Some(customer) = job.customer_id else {
             return Ok(Some(JobEnd::Failed { error: "release job without a customer".into() }));
         };
         let numbers: Vec<String> = self
             .store
-            .numbers_in(&payload.numbers)
+            .numbers_in(&carried)
             .await?
             .into_iter()
             .filter(|n| n.state == NumberState::Releasing && n.customer_id == Some(customer))

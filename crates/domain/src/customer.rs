@@ -1,6 +1,7 @@
 //! Customers, their contracts, and orders.
 
 use crate::ids::{CustomerId, OrderId};
+use crate::machine::StateMachine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -85,6 +86,36 @@ impl OrderState {
     }
 }
 
+/// What happens to an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderEvent {
+    /// Its numbers are pushed to the customer's linked Zoom account.
+    Apply,
+    /// Withdrawn before it was applied; its numbers go back to inventory.
+    Cancel,
+}
+
+/// An order's life: `pending` until it is applied to a linked Zoom account or cancelled; both ends
+/// are final (numbers of an applied order that Zoom refused are retried as numbers, not as an order).
+impl StateMachine for OrderState {
+    type Event = OrderEvent;
+    const STATES: &'static [Self] =
+        &[OrderState::Pending, OrderState::Applied, OrderState::Cancelled];
+    const WHAT: &'static str = "order";
+
+    fn next(self, event: OrderEvent) -> Option<Self> {
+        match (self, event) {
+            (OrderState::Pending, OrderEvent::Apply) => Some(OrderState::Applied),
+            (OrderState::Pending, OrderEvent::Cancel) => Some(OrderState::Cancelled),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Order {
     pub id: OrderId,
@@ -150,5 +181,29 @@ mod limit_tests {
         );
         assert!(check_number_limit(Some(0), 0, 1).is_err());
         assert!(check_number_limit(Some(u32::MAX), u32::MAX, 1).is_err(), "no overflow");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::assert_table;
+    use OrderEvent::*;
+    use OrderState::*;
+
+    #[test]
+    fn order_moves_exactly_as_the_table_says() {
+        assert_table(
+            &[Apply, Cancel],
+            &[(Pending, Apply, Applied), (Pending, Cancel, Cancelled)],
+            &[Applied, Cancelled],
+        );
+    }
+
+    #[test]
+    fn order_state_names_round_trip() {
+        for s in OrderState::STATES {
+            assert_eq!(OrderState::parse(s.as_str()), Some(*s));
+        }
     }
 }

@@ -10,10 +10,15 @@ pub mod clock;
 pub mod customer;
 pub mod ids;
 pub mod import;
+pub mod job;
+pub mod link;
+pub mod machine;
 pub mod number;
 pub mod onboarding;
 pub mod phone;
-pub mod release; // issue 6: releases approved by the customer
+pub mod push;
+pub mod reconcile;
+pub mod release;
 pub mod routing;
 pub mod search;
 pub mod sign_in;

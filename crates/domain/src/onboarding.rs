@@ -2,6 +2,7 @@
 //! that carry number changes to Zoom, and the retry policy those jobs follow.
 
 use crate::ids::{CustomerId, OrderId};
+use crate::job::JobPayload;
 use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -179,8 +180,8 @@ impl JobState {
 pub struct Job {
     pub id: Uuid,
     pub kind: JobKind,
-    /// JSON; its shape depends on `kind` (the app reads it).
-    pub payload: String,
+    /// The numbers it carries (none for a poll).
+    pub payload: JobPayload,
     pub customer_id: Option<CustomerId>,
     pub order_id: Option<OrderId>,
     pub zoom_account: Option<String>,
@@ -201,7 +202,7 @@ pub struct Job {
 impl Job {
     pub fn new(
         kind: JobKind,
-        payload: String,
+        payload: JobPayload,
         customer: Option<CustomerId>,
         order: Option<OrderId>,
         account: Option<String>,

@@ -4,6 +4,9 @@
 //! in [`crate::number`]; this module holds what a release is and how Zoom's answers read.
 
 use crate::ids::{CustomerId, NumberId};
+use crate::job::JobPayload;
+use crate::number::Number;
+use crate::onboarding::{Job, JobKind, ZOOM_BATCH};
 use serde::Serialize;
 use std::fmt;
 use time::OffsetDateTime;
@@ -204,6 +207,34 @@ pub enum ApproveRefused {
     NoLink,
 }
 
+/// Cuts the removal of approved numbers into release jobs for the customer's Zoom `account`: at
+/// most [`ZOOM_BATCH`] numbers each (Zoom's limit for one call), in E.164 order. Each job comes with
+/// the numbers whose release lines it carries.
+pub fn cut_release_jobs(
+    customer: CustomerId,
+    account: &str,
+    numbers: &[Number],
+    now: OffsetDateTime,
+) -> Vec<(Job, Vec<NumberId>)> {
+    let mut sorted: Vec<&Number> = numbers.iter().collect();
+    sorted.sort_by(|a, b| a.e164.cmp(&b.e164));
+    sorted.dedup_by_key(|n| n.id);
+    sorted
+        .chunks(ZOOM_BATCH)
+        .map(|batch| {
+            let job = Job::new(
+                JobKind::ReleaseNumbers,
+                JobPayload::numbers(batch.iter().map(|n| n.e164.clone()).collect()),
+                Some(customer),
+                None,
+                Some(account.to_owned()),
+                now,
+            );
+            (job, batch.iter().map(|n| n.id).collect())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -313,5 +344,42 @@ mod tests {
             (n.state, n.reason, e.reason.as_deref()),
             (NumberState::Active, None, Some("release withdrawn"))
         );
+    }
+
+    #[test]
+    fn approved_numbers_are_removed_in_batches_of_zoom_size_in_e164_order() {
+        use crate::number::NumberAttrs;
+        let now = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let by = crate::Actor::System("t".into());
+        let numbers: Vec<Number> = (0..ZOOM_BATCH + 3)
+            .rev()
+            .map(|i| {
+                let e164 = crate::PhoneNumber::parse(&format!("+1555{i:07}")).unwrap();
+                Number::imported(e164, NumberAttrs::default(), &by, now).0
+            })
+            .collect();
+        let c = CustomerId::new();
+        let jobs = cut_release_jobs(c, "acct", &numbers, now);
+        let sizes: Vec<usize> = jobs
+            .iter()
+            .map(|(j, ids)| {
+                assert_eq!(j.payload.numbers.len(), ids.len());
+                ids.len()
+            })
+            .collect();
+        assert_eq!(sizes, [ZOOM_BATCH, 3]);
+        let (first, ids) = &jobs[0];
+        assert_eq!(first.kind, JobKind::ReleaseNumbers);
+        assert_eq!(
+            (first.customer_id, first.order_id, first.zoom_account.as_deref()),
+            (Some(c), None, Some("acct"))
+        );
+        assert_eq!(first.payload.numbers[0].as_str(), "+15550000000");
+        assert!(first.payload.numbers.windows(2).all(|w| w[0] < w[1]));
+        let by_id: std::collections::HashMap<_, _> =
+            numbers.iter().map(|n| (n.id, &n.e164)).collect();
+        let carried: Vec<_> = ids.iter().map(|id| by_id[id].clone()).collect();
+        assert_eq!(carried, first.payload.numbers, "each job's lines are its numbers");
+        assert!(cut_release_jobs(c, "acct", &[], now).is_empty());
     }
 }

@@ -211,6 +211,11 @@ pub enum NumberFormError {
 /// `sip:0115550100000@host`, national `15550100000` or bare digits) into the E.164 number as an
 /// integer (the digits after `+`), by the trunk's numbering rule.
 pub fn normalize(uri: &str, rule: &NumberingRule) -> Result<u64, NumberFormError> {
+    normalize_digits(user_part(uri)?, rule)
+}
+
+/// The number a `sip:`, `sips:` or `tel:` URI (or a bare number) carries, as written.
+fn user_part(uri: &str) -> Result<&str, NumberFormError> {
     let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
     let user = if let Some(rest) = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:")) {
         // The user part ends at '@'; without one the URI names a host, not a number.
@@ -222,8 +227,142 @@ pub fn normalize(uri: &str, rule: &NumberingRule) -> Result<u64, NumberFormError
         uri
     };
     // User parameters (`;npdi`, `;rn=...`, tel's `;phone-context=`) are not part of the number.
-    let user = user.split(';').next().unwrap_or_default();
-    normalize_digits(user, rule)
+    Ok(user.split(';').next().unwrap_or_default())
+}
+
+/// The emergency numbers a call to which is never refused, whoever calls, over whichever trunk, in
+/// whatever state peerex holds the caller or its copy of the database. Kept as E.164 digits with
+/// the country code (`44999`, `61000`, `49112`): outside the US and Canada Zoom hands an emergency
+/// call to the peering carrier as `+<country code><short code>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmergencyNumbers(Vec<u64>);
+
+/// `(country code, short codes)` peerex treats as emergency numbers unless the carrier configures
+/// its own list: the public emergency numbers of the countries Zoom Phone serves through peering.
+const DEFAULT_EMERGENCY: &[(&str, &[&str])] = &[
+    ("1", &["911", "933"]),
+    ("44", &["999", "112"]),
+    ("353", &["999", "112"]),
+    ("49", &["112", "110"]),
+    ("33", &["112", "15", "17", "18", "114"]),
+    ("34", &["112", "091", "061", "080"]),
+    ("39", &["112", "113", "115", "118"]),
+    ("31", &["112"]),
+    ("32", &["112", "101"]),
+    ("41", &["112", "117", "118", "144"]),
+    ("43", &["112", "122", "133", "144"]),
+    ("45", &["112"]),
+    ("46", &["112"]),
+    ("47", &["112", "110", "113"]),
+    ("48", &["112", "997", "998", "999"]),
+    ("351", &["112"]),
+    ("358", &["112"]),
+    ("30", &["112", "100", "166", "199"]),
+    ("420", &["112", "150", "155", "158"]),
+    ("61", &["000", "112", "106"]),
+    ("64", &["111"]),
+    ("65", &["999", "995"]),
+    ("81", &["110", "119", "118"]),
+    ("82", &["112", "119"]),
+    ("91", &["112", "100", "101", "102", "108"]),
+    ("52", &["911"]),
+    ("55", &["190", "192", "193"]),
+    ("27", &["10111", "112"]),
+    ("852", &["999", "112"]),
+    ("971", &["999", "112", "997", "998"]),
+];
+
+/// Why an entry of the carrier's emergency list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("emergency_numbers: {entry:?} {why}")]
+pub struct EmergencyListError {
+    pub entry: String,
+    pub why: &'static str,
+}
+
+impl Default for EmergencyNumbers {
+    fn default() -> Self {
+        let mut all: Vec<u64> = DEFAULT_EMERGENCY
+            .iter()
+            .flat_map(|(cc, codes)| {
+                codes.iter().filter_map(move |c| format!("{cc}{c}").parse().ok())
+            })
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        Self(all)
+    }
+}
+
+impl EmergencyNumbers {
+    /// The carrier's own list, each entry `+` country code and short code (`+44999`).
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, EmergencyListError> {
+        let mut all = Vec::with_capacity(entries.len());
+        for e in entries {
+            let entry = e.as_ref().trim();
+            let refuse = |why| EmergencyListError { entry: entry.to_owned(), why };
+            let digits = entry
+                .strip_prefix('+')
+                .ok_or_else(|| refuse("must start with + and the country code, like +44999"))?;
+            if !(3..=10).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(refuse("must be + and 3 to 10 digits"));
+            }
+            if digits.starts_with('0') {
+                return Err(refuse("must start with a country code (not 0)"));
+            }
+            all.push(digits.parse().map_err(|_| refuse("is not a number"))?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(Self(all))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The numbers, as E.164 digits, in ascending order.
+    pub fn numbers(&self) -> &[u64] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `uri` (a Request-URI or a number, in any form [`normalize`] takes) dials an emergency
+    /// number, and which. `+44999`, `44999`, `0044999` and, over a trunk numbering for +44, `999`
+    /// all name `44999`; a long number never matches a short code.
+    pub fn dialled(&self, uri: &str, rule: &NumberingRule) -> Option<u64> {
+        let user = user_part(uri).ok()?;
+        let (plus, rest) = match user.strip_prefix('+') {
+            Some(r) => (true, r),
+            None => (false, user),
+        };
+        let mut digits = String::with_capacity(12);
+        for c in rest.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                '-' | '.' | '(' | ')' | ' ' => {}
+                _ => return None,
+            }
+        }
+        if digits.is_empty() || digits.len() > 13 {
+            return None;
+        }
+        let is = |d: &str| d.parse::<u64>().ok().filter(|n| self.0.binary_search(n).is_ok());
+        if plus {
+            return is(&digits);
+        }
+        if let Some(intl) = digits.strip_prefix(rule.international_prefix()) {
+            if let Some(n) = is(intl) {
+                return Some(n);
+            }
+        }
+        // The country code written without `+` (switches often drop it), else a short code dialled
+        // as in the trunk's country.
+        is(&digits).or_else(|| is(&format!("{}{digits}", rule.country_code())))
+    }
 }
 
 /// [`normalize`] for a bare number (`+...`, international, national or plain digits).
@@ -279,6 +418,60 @@ mod tests {
 
     fn rej(status: u16, reason: Reason) -> Decision<'static> {
         Decision::Reject { status, reason }
+    }
+
+    #[test]
+    fn emergency_numbers_are_recognised_in_every_form_sent() {
+        let list = EmergencyNumbers::default();
+        let uk = NumberingRule::new("44", "0", "00").unwrap();
+        for uri in [
+            "+44999",
+            "tel:+44999",
+            "sip:+44999@zoom.example;user=phone",
+            "<sip:+44-999@10.0.0.1>",
+            "sip:44999@gw",
+            "sip:0044999@gw",
+            "sip:999@gw",
+            "sip:112;npdi@gw",
+        ] {
+            let expected = if uri.contains("112") { 44112 } else { 44999 };
+            assert_eq!(list.dialled(uri, &uk), Some(expected), "{uri}");
+        }
+        let nanp = NumberingRule::nanp();
+        for (uri, expected) in
+            [("+61000", 61000), ("+49112", 49112), ("sip:911@gw", 1911), ("+1911", 1911)]
+        {
+            assert_eq!(list.dialled(uri, &nanp), Some(expected), "{uri}");
+        }
+        for uri in [
+            "+442071234567",
+            "sip:+4499@gw",
+            "sip:999@gw",     // 999 is no emergency number in +1
+            "sip:gw.example", // no user part
+            "+44999x",
+            "",
+        ] {
+            assert_eq!(list.dialled(uri, &nanp), None, "{uri}");
+        }
+        assert_eq!(list.dialled("+442071234567", &uk), None);
+    }
+
+    #[test]
+    fn a_carriers_own_emergency_list_replaces_the_defaults() {
+        let list = EmergencyNumbers::parse(&["+44999", " +3323 "]).unwrap();
+        assert_eq!(list.len(), 2);
+        let fr = NumberingRule::new("33", "0", "00").unwrap();
+        assert_eq!(list.dialled("sip:23@gw", &fr), Some(3323));
+        assert_eq!(list.dialled("+33112", &fr), None);
+        for (bad, why) in [
+            ("44999", "must start with +"),
+            ("+4a9", "3 to 10"),
+            ("+0999", "country code"),
+            ("+1", "3 to 10"),
+        ] {
+            let e = EmergencyNumbers::parse(&[bad]).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

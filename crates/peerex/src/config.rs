@@ -101,6 +101,10 @@ http_secret = ""
 # outbound call, Zoom to PSTN) only from them (403 untrusted_source otherwise), and the lookup API
 # answers outbound lookups only from them (HTTP 403 otherwise). Empty: no outbound call is allowed.
 trusted_proxies = []
+# Emergency numbers an outbound call to which is always let through (any caller, any state, even on
+# a stale copy of the database), each "+" country code and short code, e.g. ["+44999", "+44112"].
+# Empty: peerex's default list of the common codes (README, "Emergency calls").
+emergency_numbers = []
 # How inbound Request-URIs without a '+' become E.164 when no trunk is named.
 country_code = "1"
 national_prefix = "1"

@@ -65,13 +65,8 @@ async fn customer_with_active_numbers(w: &World) -> String {
     while let Some(job) =
         app.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap()
     {
-        let numbers: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
-        let results: Vec<(String, PushResult)> = numbers["numbers"]
-            .as_array()
-            .map(|a| {
-                a.iter().map(|n| (n.as_str().unwrap().to_owned(), PushResult::Accepted)).collect()
-            })
-            .unwrap_or_default();
+        let results: Vec<(String, PushResult)> =
+            job.payload.numbers.iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
         if job.kind == domain::onboarding::JobKind::PushNumbers {
             assert!(app.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
         } else {

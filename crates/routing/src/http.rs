@@ -405,6 +405,9 @@ struct Body<'a> {
     version: &'static str,
     routing: &'static str,
     routes: Routes<'a>,
+    /// An outbound call to an emergency number, let through whatever else is true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    emergency: bool,
 }
 
 impl<'a> Body<'a> {
@@ -427,6 +430,7 @@ impl<'a> Body<'a> {
             version: "1.0",
             routing: "serial",
             routes: Routes { answer: a, to },
+            emergency: a.emergency,
         }
     }
 }
@@ -643,6 +647,19 @@ impl Conn {
                 detail: "direction: outbound lookups are answered only for the addresses in [routing] trusted_proxies",
             });
             return respond(out, Status::Forbidden, &[], &self.body, r.persist, head);
+        }
+        if direction == Direction::Outbound {
+            let to = p.to.as_deref().unwrap_or_default();
+            if let Some(n) = self.shared.routing.emergency_call(to, p.trunk.as_deref()) {
+                let answer = Answer::emergency(self.shared.routing.generation());
+                self.histogram.record(started.elapsed().as_secs_f64());
+                let from = p
+                    .from
+                    .as_deref()
+                    .and_then(|u| normalize(u, &self.shared.routing.numbering).ok());
+                self.json(&Body::new(&answer, from, Some(n)));
+                return respond(out, Status::Ok, &[], &self.body, r.persist, head);
+            }
         }
         if !self.shared.routing.is_ready() {
             return self.unavailable(out, "the routing snapshot is loading", r.persist, head);

@@ -13,6 +13,7 @@ pub mod listen;
 pub mod sip;
 pub mod snapshot;
 
+use domain::routing::EmergencyNumbers;
 use domain::trunk::NumberingRule;
 use snapshot::Snapshot;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -34,6 +35,9 @@ pub struct Routing {
     /// The carrier's own proxies: the only sources believed when they say which Zoom trunk a call
     /// came over. Empty: nobody is.
     trusted: Arc<listen::Networks>,
+    /// Outbound calls to these are let through whatever else is true.
+    emergency: Arc<EmergencyNumbers>,
+    emergency_calls: metrics::Counter,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -48,7 +52,27 @@ impl Routing {
             last_sync_ms: Arc::default(),
             numbering: Arc::new(numbering),
             trusted: Arc::default(),
+            emergency: Arc::default(),
+            emergency_calls: metrics::counter!("peerex_routing_emergency_calls_total"),
         }
+    }
+
+    /// Replaces the default emergency numbers with the carrier's list.
+    pub fn with_emergency_numbers(mut self, list: EmergencyNumbers) -> Self {
+        self.emergency = Arc::new(list);
+        self
+    }
+
+    /// Whether an outbound call (Zoom to PSTN) dialling `to` over Zoom trunk `trunk` is an emergency
+    /// call. Such a call is never refused: not for its calling number, its customer's state or
+    /// trunk, nor a copy of the database that is stale or still loading. Counted when it is.
+    pub fn emergency_call(&self, to: &str, trunk: Option<&str>) -> Option<u64> {
+        let rule = trunk.and_then(|t| self.read().trunk(t)).map(|t| t.numbering.clone());
+        let found = self.emergency.dialled(to, rule.as_ref().unwrap_or(&self.numbering));
+        if found.is_some() {
+            self.emergency_calls.increment(1);
+        }
+        found
     }
 
     /// Believes trunk assertions (SIP `X-Peerex-Trunk`, outbound lookups) from these sources only.
@@ -130,6 +154,10 @@ pub struct RoutingConfig {
     pub international_prefix: String,
     /// Seconds between generation checks (the change feed usually wakes the snapshot sooner).
     pub check_seconds: u64,
+    /// The emergency numbers outbound calls to which are always let through, each `+` country code
+    /// and short code (`+44999`). Empty (the default): peerex's list of the common codes (see
+    /// `domain::routing::EmergencyNumbers`); a list given replaces it.
+    pub emergency_numbers: Vec<String>,
     /// Most UDP datagrams a second read from one address by the redirect server; the rest are
     /// dropped unread so a flood from one address cannot crowd out calls. 0: no limit. Keep it
     /// above twice the calls a second of the busiest SBC (INVITE and ACK).
@@ -158,6 +186,7 @@ impl Default for RoutingConfig {
             check_seconds: 1,
             sip_source_limit: 50_000,
             trusted_proxies: Vec::new(),
+            emergency_numbers: Vec::new(),
             max_connections: listen::Limits::default().max_connections,
             max_connections_per_source: listen::Limits::default().max_per_source,
             header_timeout_seconds: listen::Limits::default().header_timeout.as_secs(),
@@ -188,6 +217,8 @@ pub enum StartError {
     Numbering(#[from] domain::trunk::TrunkError),
     #[error("routing: trusted_proxies: {0}")]
     Trusted(String),
+    #[error("routing: {0}")]
+    Emergency(#[from] domain::routing::EmergencyListError),
     #[error("routing: cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -208,7 +239,13 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
         &config.international_prefix,
     )?;
     let trusted = listen::Networks::parse(&config.trusted_proxies).map_err(StartError::Trusted)?;
-    let routing = Routing::new(numbering).with_trusted_proxies(trusted);
+    let emergency = if config.emergency_numbers.is_empty() {
+        EmergencyNumbers::default()
+    } else {
+        EmergencyNumbers::parse(&config.emergency_numbers)?
+    };
+    let routing =
+        Routing::new(numbering).with_trusted_proxies(trusted).with_emergency_numbers(emergency);
     let limits = config.limits();
     let listen_err = |addr: &str| {
         let addr = addr.to_owned();

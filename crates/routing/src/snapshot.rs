@@ -47,6 +47,23 @@ pub struct Answer {
     /// The number's customer, when it has one.
     pub customer: Option<CustomerId>,
     pub generation: i64,
+    /// An outbound call to an emergency number: allowed without looking at anything else.
+    pub emergency: bool,
+}
+
+impl Answer {
+    /// The answer to an outbound emergency call, whatever the snapshot holds.
+    pub fn emergency(generation: i64) -> Self {
+        Answer {
+            direction: Direction::Outbound,
+            status: 200,
+            reason: None,
+            trunk: None,
+            customer: None,
+            generation,
+            emergency: true,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -280,6 +297,7 @@ impl Snapshot {
             trunk,
             customer,
             generation: self.generation,
+            emergency: false,
         }
     }
 

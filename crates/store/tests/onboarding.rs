@@ -118,7 +118,7 @@ async fn linking_applies_the_pending_order_in_batches_of_200(store: Store) {
     let mut sizes: Vec<usize> = jobs
         .iter()
         .filter(|j| j.kind == JobKind::PushNumbers)
-        .map(|j| j.payload.matches('+').count())
+        .map(|j| j.payload.numbers.len())
         .collect();
     sizes.sort();
     assert_eq!(sizes, vec![50, 200, 200]);
@@ -601,14 +601,7 @@ async fn concurrent_orders_queue_each_number_once(store: Store) {
     let mut queued: Vec<String> = Vec::new();
     for job in store.list_jobs(Some(JobState::Pending), 10_000).await.unwrap() {
         if job.kind == JobKind::PushNumbers {
-            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
-            queued.extend(
-                payload["numbers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n.as_str().unwrap().to_owned()),
-            );
+            queued.extend(job.payload.numbers.iter().map(ToString::to_string));
         }
     }
     let distinct: HashSet<&String> = queued.iter().collect();

@@ -113,9 +113,8 @@ async fn queued_pushes(store: &Store) -> HashMap<String, usize> {
     let mut queued = HashMap::new();
     for job in store.list_jobs(Some(JobState::Pending), 100_000).await.unwrap() {
         if job.kind == JobKind::PushNumbers {
-            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
-            for n in payload["numbers"].as_array().unwrap() {
-                *queued.entry(n.as_str().unwrap().to_owned()).or_default() += 1;
+            for n in &job.payload.numbers {
+                *queued.entry(n.to_string()).or_default() += 1;
             }
         }
     }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 const PEERING_NUMBERS: &str = "number_management/peering_numbers";
+/// Every number the carrier pushed, across accounts: needs the carrier's Server-to-Server token.
+const CARRIER_PEERING_NUMBERS: &str = "number_management/carrier/peering_numbers";
 /// Zoom's maximum for this endpoint (REFERENCE §1 [doc]): fewer calls against the rate limit.
 const PAGE_SIZE: &str = "300";
 
@@ -63,7 +65,22 @@ impl Client {
         access_token: &str,
         page_token: Option<&str>,
     ) -> Result<Page, ZoomError> {
-        self.page(access_token, page_token, None).await
+        self.page(PEERING_NUMBERS, access_token, page_token, &[]).await
+    }
+
+    /// One page of every number the carrier pushed, in every account
+    /// (`GET number_management/carrier/peering_numbers`), with each number's account number;
+    /// `account_number` keeps one account's. `access_token` is the carrier's Server-to-Server token
+    /// ([`Client::account_token`]).
+    pub async fn list_carrier_peering_numbers(
+        &self,
+        access_token: &str,
+        page_token: Option<&str>,
+        account_number: Option<&str>,
+    ) -> Result<Page, ZoomError> {
+        let filter: Vec<_> =
+            account_number.map(|a| ("customer_account_number", a.to_owned())).into_iter().collect();
+        self.page(CARRIER_PEERING_NUMBERS, access_token, page_token, &filter).await
     }
 
     /// Every peering number of the account, page after page (300 a page, one call each). A page token
@@ -74,7 +91,7 @@ impl Client {
     ) -> Result<Vec<PeeringNumber>, ZoomError> {
         let (mut all, mut next, mut restarted) = (Vec::new(), None::<String>, false);
         loop {
-            match self.page(access_token, next.as_deref(), None).await {
+            match self.page(PEERING_NUMBERS, access_token, next.as_deref(), &[]).await {
                 Ok(page) => {
                     all.extend(page.numbers);
                     match page.next_page_token {
@@ -101,15 +118,17 @@ impl Client {
         access_token: &str,
         phone_number: &str,
     ) -> Result<Option<PeeringNumber>, ZoomError> {
-        let page = self.page(access_token, None, Some(phone_number)).await?;
+        let filter = [("phone_number", phone_number.to_owned())];
+        let page = self.page(PEERING_NUMBERS, access_token, None, &filter).await?;
         Ok(page.numbers.into_iter().find(|n| same_number(&n.phone_number, phone_number)))
     }
 
     async fn page(
         &self,
+        path: &str,
         access_token: &str,
         page_token: Option<&str>,
-        filter: Option<&str>,
+        filter: &[(&str, String)],
     ) -> Result<Page, ZoomError> {
         #[derive(Deserialize)]
         struct Body {
@@ -126,15 +145,23 @@ impl Client {
             sip_trunk_name: Option<String>,
             #[serde(default)]
             assigned: bool,
+            // Required by the schema; a number without it is taken as active, as Zoom adds them.
+            #[serde(default = "active")]
+            status: bool,
+            #[serde(default)]
+            number_pool_status: Option<String>,
+            #[serde(default)]
+            customer_account_number: Option<String>,
+        }
+        fn active() -> bool {
+            true
         }
         let mut query = vec![("page_size", PAGE_SIZE.to_owned())];
         if let Some(t) = page_token.filter(|t| !t.is_empty()) {
             query.push(("next_page_token", t.to_owned()));
         }
-        if let Some(n) = filter {
-            query.push(("phone_number", n.to_owned()));
-        }
-        let a = self.call(Method::GET, PEERING_NUMBERS, access_token, &query, None, false).await?;
+        query.extend(filter.iter().cloned());
+        let a = self.call(Method::GET, path, access_token, &query, None, false).await?;
         let b: Body = decode(&a.body)?;
         Ok(Page {
             numbers: b
@@ -144,6 +171,11 @@ impl Client {
                     phone_number: i.phone_number,
                     sip_trunk_name: i.sip_trunk_name,
                     assigned: i.assigned,
+                    active: i.status,
+                    returned: i
+                        .number_pool_status
+                        .is_some_and(|s| s.eq_ignore_ascii_case("RETURNED")),
+                    customer_account_number: i.customer_account_number.filter(|a| !a.is_empty()),
                 })
                 .collect(),
             // Zoom marks the last page with an empty string [doc].

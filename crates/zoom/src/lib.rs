@@ -65,6 +65,11 @@ struct Inner {
     now: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
     /// The longest a call can take, connecting included.
     timeout: Duration,
+    /// For the grants oauth2 does not know (`account_credentials`): the token URL and the client's
+    /// credentials, sent as HTTP Basic like every other token call.
+    token_url: url::Url,
+    client_id: String,
+    client_secret: String,
 }
 
 impl fmt::Debug for Client {
@@ -111,6 +116,10 @@ impl Client {
             .build()
             .map_err(|e| ZoomError::Invalid(format!("cannot build the HTTP client: {e}")))?;
         let (oauth, plain_oauth_base) = oauth::client(&config)?;
+        let token_url = config
+            .oauth_base
+            .join("/oauth/token")
+            .map_err(|e| ZoomError::Invalid(format!("oauth_base: {e}")))?;
         let mut api_base = config.api_base;
         // `join` replaces the last segment unless the base ends with a slash.
         if !api_base.path().ends_with('/') {
@@ -124,6 +133,9 @@ impl Client {
                 plain_oauth_base,
                 now: Box::new(now),
                 timeout,
+                token_url,
+                client_id: config.client_id,
+                client_secret: config.client_secret,
             }),
         })
     }
@@ -177,6 +189,23 @@ impl fmt::Debug for Tokens {
     }
 }
 
+/// A Server-to-Server OAuth access token for the app owner's own account: no refresh token, ask
+/// again once it expires.
+#[derive(Clone)]
+pub struct AccountToken {
+    pub access_token: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl fmt::Debug for AccountToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// `GET /v2/users/me`: who authorized, and in which Zoom account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Me {
@@ -204,6 +233,13 @@ pub struct PeeringNumber {
     pub sip_trunk_name: Option<String>,
     /// Bound to a user, queue, auto receptionist... in Zoom. There is no webhook for it: list to learn it.
     pub assigned: bool,
+    /// Zoom's `status`: false while inactive (e.g. a port-in not yet complete).
+    pub active: bool,
+    /// The customer gave the number back to the carrier in Zoom ("Returned" in the Provider Portal;
+    /// `number_pool_status` `RETURNED` [assume, REFERENCE]).
+    pub returned: bool,
+    /// The carrier-wide listing only: the Zoom account the number is in, by its account number.
+    pub customer_account_number: Option<String>,
 }
 
 /// One number's result from a POST, PATCH or DELETE, in the order the numbers were given.

@@ -2,7 +2,7 @@
 //! refresh (Zoom rotates refresh tokens), revocation. Our own transport wraps reqwest so that the
 //! answer's status and headers (429, `Retry-After`, 5xx) survive into `ZoomError`.
 
-use crate::{Client, Config, PkceVerifier, Tokens, ZoomError};
+use crate::{AccountToken, Client, Config, PkceVerifier, Tokens, ZoomError};
 use oauth2::basic::{BasicTokenIntrospectionResponse, BasicTokenResponse};
 use oauth2::http::{HeaderMap, StatusCode};
 use oauth2::{
@@ -176,6 +176,54 @@ impl Client {
         let tokens = self.tokens(answer, &seen, sent_at);
         finish(&span, &seen, started, tokens.as_ref().err());
         tokens
+    }
+
+    /// Server-to-Server OAuth: an access token for the app owner's own account (`account_id`), from
+    /// the `account_credentials` grant, which oauth2 does not know. Zoom gives no refresh token.
+    pub async fn account_token(&self, account_id: &str) -> Result<AccountToken, ZoomError> {
+        let span = tracing::info_span!(
+            "zoom.oauth",
+            grant = "account_credentials",
+            status = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty
+        );
+        let seen = Seen::default();
+        let (started, sent_at) = (std::time::Instant::now(), (self.inner.now)());
+        let answer = async {
+            let response = self
+                .inner
+                .http
+                .post(self.inner.token_url.clone())
+                .basic_auth(&self.inner.client_id, Some(&self.inner.client_secret))
+                .form(&[("grant_type", "account_credentials"), ("account_id", account_id)])
+                .send()
+                .await
+                .map_err(|e| crate::api::transport_error(&e))?;
+            let (status, headers) = (response.status(), response.headers().clone());
+            *seen.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((status, headers));
+            let body = response.bytes().await.map_err(|e| crate::api::transport_error(&e))?;
+            let parsed = if status.is_success() {
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
+                    .map_err(|e| RequestTokenError::Parse(e, body.to_vec()))
+            } else {
+                Err(match serde_json::from_slice::<ZoomOAuthError>(&body) {
+                    Ok(z) => RequestTokenError::ServerResponse(z),
+                    Err(_) => RequestTokenError::Other(format!("HTTP {status}")),
+                })
+            };
+            let t: BasicTokenResponse =
+                parsed.map_err(|e| failure(e, &seen, (self.inner.now)()))?;
+            let expires_in = t.expires_in().unwrap_or(Duration::from_secs(3600));
+            Ok(AccountToken {
+                access_token: t.access_token().secret().clone(),
+                expires_at: sent_at + expires_in,
+            })
+        }
+        .instrument(span.clone())
+        .await;
+        finish(&span, &seen, started, answer.as_ref().err());
+        answer
     }
 
     /// Revokes a token, which ends the whole authorization in Zoom (its access and refresh tokens).

@@ -258,3 +258,85 @@ async fn a_number_another_account_has_is_already_there_for_zoom_but_not_found_in
         .expect("Globex has it");
     assert_eq!((found.phone_number.as_str(), found.assigned), ("+12065550000", false));
 }
+
+/// What the reconciler reads: the carrier's own Server-to-Server token, and the carrier-wide listing
+/// with each number's account, status and Returned mark, after Zoom-side changes peerex did not make.
+#[tokio::test]
+async fn the_carrier_wide_listing_shows_every_account_with_status_and_returned() {
+    let zoom = Zoom::start().await;
+    let client = zoom.client();
+    let acme = zoom.install(&client, ACME_ADMIN).await.access_token;
+    let globex = zoom.install(&client, GLOBEX_ADMIN).await.access_token;
+    client.add_peering_numbers(&acme, TRUNK, &numbers(0..3)).await.expect("add to Acme");
+    client.add_peering_numbers(&globex, TRUNK, &numbers(3..5)).await.expect("add to Globex");
+    // Zoom support deactivates one; Acme's admin gives one back.
+    let n1 = number(1).replace('+', "%2B");
+    zoom.control(
+        reqwest::Method::PATCH,
+        &format!("/_sim/numbers/{n1}"),
+        Some(json!({"status": false})),
+    )
+    .await;
+    let n2 = number(2).replace('+', "%2B");
+    zoom.control(reqwest::Method::PUT, &format!("/_sim/numbers/{n2}/returned"), Some(json!({})))
+        .await;
+
+    // The customer's OAuth app may not use the carrier's grant.
+    assert!(matches!(
+        client.account_token("exampleCarrierOwnAccount").await,
+        Err(ZoomError::Refused { status: 400, .. } | ZoomError::InvalidGrant { .. })
+    ));
+    let s2s = zoom::Client::new(zoom::Config {
+        client_id: "exampleCarrierS2SClientId".into(),
+        client_secret: "exampleCarrierS2SClientSecret".into(),
+        ..zoom.config()
+    })
+    .expect("client");
+    assert!(
+        s2s.account_token(ACME).await.is_err(),
+        "the carrier's credentials are for its own account only"
+    );
+    let carrier = s2s.account_token("exampleCarrierOwnAccount").await.expect("S2S token");
+    // A customer's token cannot read the carrier-wide listing.
+    assert!(client.list_carrier_peering_numbers(&acme, None, None).await.is_err());
+
+    let page =
+        s2s.list_carrier_peering_numbers(&carrier.access_token, None, None).await.expect("list");
+    assert_eq!(page.next_page_token, None);
+    let mut got: Vec<_> = page
+        .numbers
+        .iter()
+        .map(|n| {
+            (n.phone_number.as_str(), n.active, n.returned, n.customer_account_number.is_some())
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        vec![
+            (number(0).as_str(), true, false, true),
+            (number(1).as_str(), false, false, true),
+            (number(2).as_str(), true, true, true),
+            (number(3).as_str(), true, false, true),
+            (number(4).as_str(), true, false, true),
+        ]
+    );
+    let acme_number = page
+        .numbers
+        .iter()
+        .find(|n| n.phone_number == number(0))
+        .and_then(|n| n.customer_account_number.clone())
+        .expect("account number");
+    let only_acme = s2s
+        .list_carrier_peering_numbers(&carrier.access_token, None, Some(&acme_number))
+        .await
+        .expect("filtered");
+    let mut acme_numbers: Vec<_> =
+        only_acme.numbers.iter().map(|n| n.phone_number.clone()).collect();
+    acme_numbers.sort_unstable();
+    assert_eq!(acme_numbers, numbers(0..3));
+    // The customer's own listing carries status and Returned too.
+    let own = client.list_all_peering_numbers(&acme).await.expect("Acme's list");
+    assert!(own.iter().any(|n| n.phone_number == number(1) && !n.active));
+    assert!(own.iter().any(|n| n.phone_number == number(2) && n.returned));
+}

@@ -278,11 +278,6 @@ fn invite(
     via: &TopVia<'_>,
     src: SocketAddr,
 ) {
-    if !routing.is_ready() {
-        return respond(out, req, via, src, 503, None, |out| {
-            out.extend_from_slice(b"Retry-After: 1\r\n")
-        });
-    }
     let uri = req.uri;
     if !(uri.starts_with("sip:") || uri.starts_with("sips:") || uri.starts_with("tel:")) {
         return respond(out, req, via, src, 416, None, no_extra);
@@ -298,6 +293,11 @@ fn invite(
             });
         }
         return outbound(out, routing, req, via, src, trunk);
+    }
+    if !routing.is_ready() {
+        return respond(out, req, via, src, 503, None, |out| {
+            out.extend_from_slice(b"Retry-After: 1\r\n")
+        });
     }
     // Not a number (`sip:alice@...`, too long, ...): decided like an unknown number, 404.
     let to = normalize(uri, &routing.numbering).ok();
@@ -356,12 +356,22 @@ fn outbound(
     src: SocketAddr,
     trunk: &str,
 ) {
+    let trunk = trim(trunk);
+    if routing.emergency_call(req.uri, Some(trunk)).is_some() {
+        let generation = routing.generation();
+        return respond(out, req, via, src, 302, None, |out| {
+            let _ = write!(
+                out,
+                "Contact: <{}>\r\nX-Peerex-Emergency: yes\r\nX-Peerex-Generation: {generation}\r\n",
+                req.uri
+            );
+        });
+    }
     if !routing.is_fresh() {
         return respond(out, req, via, src, 503, None, |out| {
             out.extend_from_slice(b"Retry-After: 1\r\n")
         });
     }
-    let trunk = trim(trunk);
     let answer = {
         let s = routing.read();
         let rule = s.trunk(trunk).map(|t| t.numbering.clone());

@@ -235,6 +235,16 @@ pub struct Kamailio {
 
 impl Kamailio {
     pub async fn start(w: &World, dir: &Path, defines: &[String]) -> Kamailio {
+        Kamailio::start_at(w.started.sip.unwrap(), w.started.http.unwrap(), dir, defines).await
+    }
+
+    /// Kamailio asking peerex at these addresses (which need not answer).
+    pub async fn start_at(
+        peerex_sip: std::net::SocketAddr,
+        peerex_http: std::net::SocketAddr,
+        dir: &Path,
+        defines: &[String],
+    ) -> Kamailio {
         let port = free_udp_port();
         let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/kamailio/kamailio.cfg");
         let log = dir.join("kamailio.log");
@@ -247,9 +257,9 @@ impl Kamailio {
             .arg("-A")
             .arg(format!("LISTEN=udp:127.0.0.1:{port}"))
             .arg("-A")
-            .arg(format!("PEEREX_SIP=\"sip:{}\"", w.started.sip.unwrap()))
+            .arg(format!("PEEREX_SIP=\"sip:{peerex_sip}\""))
             .arg("-A")
-            .arg(format!("PEEREX_HTTP=\"http://{}\"", w.started.http.unwrap()))
+            .arg(format!("PEEREX_HTTP=\"http://{peerex_http}\""))
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         for d in defines {

@@ -72,7 +72,7 @@ async fn list(
         .map_err(db)?
         .into_iter()
         .map(|job| JobRow {
-            numbers: job.payload.matches('+').count(),
+            numbers: job.payload.numbers.len(),
             run_after: when(job.run_after),
             updated: when(job.updated_at),
             job,

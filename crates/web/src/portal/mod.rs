@@ -442,14 +442,14 @@ async fn progress_of(
     let id: OrderId = raw.parse().map_err(|_| PageError(AppError::NotFound))?;
     let (order, numbers) = state.app.order(id, Some(admin.customer.id)).await?;
     let jobs = state.app.store.order_jobs(id).await.map_err(db)?;
-    let retrying = |e164: &str| {
+    let retrying = |e164: &domain::PhoneNumber| {
         jobs.iter()
             .filter(|j| {
                 j.state == JobState::Pending
                     || j.state == JobState::Running
                     || j.state == JobState::Failed
             })
-            .find(|j| j.last_error.is_some() && j.payload.contains(&format!("\"{e164}\"")))
+            .find(|j| j.last_error.is_some() && j.payload.carries(e164))
     };
     let rows: Vec<Progress> = numbers
         .iter()
@@ -463,7 +463,7 @@ async fn progress_of(
                     Some(r) => ("refused", format!("Refused by Zoom: {r}")),
                     None => ("waiting", "Waiting for your Zoom account to be linked".to_owned()),
                 },
-                NumberState::Provisioning => match retrying(&e164) {
+                NumberState::Provisioning => match retrying(&n.e164) {
                     Some(j) if j.state == JobState::Failed => (
                         "retry",
                         format!(
