@@ -2,6 +2,9 @@
 //!
 //! - [`postgres_url`]: the URL of a fresh, empty PostgreSQL database for one test.
 //! - [`sqlite_path`]: a fresh SQLite file path in a temporary directory removed on drop.
+//! - [`run_browser_script`]: a script of `e2e/` under Node, driving headless Chromium.
+//! - [`TestClock`]: the clock [`TestApp`] and [`ZoomApp`] run on, which tests move on instead of
+//!   sleeping.
 //!
 //! # Which PostgreSQL
 //!
@@ -28,9 +31,13 @@ use uuid::Uuid;
 
 pub use tempfile::TempDir;
 
+mod browser;
+pub use browser::{chromium, run_browser_script, CHROMIUM_ENV, SCRIPT_TIME_LIMIT};
+mod clock;
+pub use clock::TestClock;
 pub mod sim;
 mod zoom_app;
-pub use zoom_app::{confirm_install, link_acme_at, zoom_setup, ZoomApp};
+pub use zoom_app::{confirm_install, link_acme_at, zoom_setup, zoom_setup_on, ZoomApp};
 mod test_app;
 pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, METRICS_TOKEN, PASSWORD, READER_EMAIL};
 

@@ -4,6 +4,7 @@
 
 use crate::sim::{self, ZoomSim};
 use crate::test_app::{Db, TestApp, ADMIN_EMAIL, PASSWORD, READER_EMAIL};
+use crate::TestClock;
 use app::onboarding::ZoomSetup;
 use app::token_keys::TokenKeys;
 use app::{App, Settings};
@@ -21,6 +22,11 @@ pub struct ZoomApp {
 /// The platform's side of the wiring to a simulator at `zoom_url`, tuned for tests: short leases and
 /// backoff, no client-side pacing, two workers when workers are started.
 pub fn zoom_setup(zoom_url: &str, platform_url: &str) -> ZoomSetup {
+    zoom_setup_on(zoom_url, platform_url, &TestClock::new())
+}
+
+/// As [`zoom_setup`], with the Zoom client reading `clock` (when a token it gets expires).
+pub fn zoom_setup_on(zoom_url: &str, platform_url: &str, clock: &TestClock) -> ZoomSetup {
     let url = |s: &str| s.parse::<url::Url>().expect("a valid URL");
     let config = zoom::Config {
         oauth_base: url(zoom_url),
@@ -30,7 +36,8 @@ pub fn zoom_setup(zoom_url: &str, platform_url: &str) -> ZoomSetup {
         redirect_uri: url(&format!("{platform_url}/zoom/oauth/callback")),
         timeout: Duration::from_secs(2),
     };
-    let client = zoom::Client::new(config).expect("zoom client");
+    let clock = clock.clone();
+    let client = zoom::Client::with_clock(config, move || clock.now()).expect("zoom client");
     let mut setup =
         ZoomSetup::new(client, TokenKeys::generate("test"), sim::demo::SECRET_TOKEN.into());
     setup.lease = Duration::from_secs(3);
@@ -78,20 +85,25 @@ impl ZoomApp {
             sim::spawn_with(sim::demo::world(&platform_url).expect("demo world"), options).await;
         let store = Store::connect(&url).await.expect("connect to test database");
         store.migrate().await.expect("migrate test database");
-        let mut setup = zoom_setup(&zoom.url, &platform_url);
+        let clock = TestClock::new();
+        let mut setup = zoom_setup_on(&zoom.url, &platform_url, &clock);
         tune(&mut setup);
-        let app =
-            App::new(store, Arc::new(domain::SystemClock), Settings::default()).with_zoom(setup);
+        let app = App::new(store, Arc::new(clock.clone()), Settings::default()).with_zoom(setup);
         app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
         let state = web::WebState::new(app.clone(), ui);
         crate::test_app::serve(listener, state, web::listener::Limits::default());
-        ZoomApp { platform: TestApp { addr, url: platform_url, app, _dir: dir }, zoom }
+        ZoomApp { platform: TestApp { addr, url: platform_url, app, clock, _dir: dir }, zoom }
     }
 
     pub fn app(&self) -> &App {
         &self.platform.app
+    }
+
+    /// The clock the platform reads (the simulator keeps its own).
+    pub fn clock(&self) -> &TestClock {
+        &self.platform.clock
     }
 
     /// Binds `customer` to the demo's Zoom trunk (created the first time): without a trunk of its own
@@ -113,6 +125,39 @@ impl ZoomApp {
     /// Runs every job due now (pushes, polls) to the end; for deterministic tests.
     pub async fn run_pending_jobs(&self) -> Vec<app::jobs::JobRun> {
         self.platform.app.run_pending_jobs().await.expect("run pending jobs")
+    }
+
+    /// Moves the clock on to when the next pending job comes due: its retry's backoff, or Zoom's rate
+    /// limit on its account, has passed. Returns that time, or `None` (the clock left alone) when no
+    /// job is waiting, when the next is further than `beyond` from now (the next poll of Zoom, say,
+    /// which a test waiting for a retry should not bring forward), or while a job is running: moving
+    /// the clock then could cut a live worker's lease short and hand its job to another.
+    pub async fn skip_to_next_job(&self, beyond: time::Duration) -> Option<time::OffsetDateTime> {
+        use domain::onboarding::JobState;
+        let store = &self.app().store;
+        let mut next = None;
+        for j in store.list_jobs(None, 10_000).await.expect("list jobs") {
+            match j.state {
+                JobState::Running => return None,
+                JobState::Pending => {}
+                _ => continue,
+            }
+            let mut due = j.run_after;
+            // The account's share of Zoom's rate limit holds its jobs back too.
+            if let Some(account) = &j.zoom_account {
+                let link = store.live_link_by_account(account).await.expect("link");
+                if let Some(not_before) = link.and_then(|l| l.not_before) {
+                    due = due.max(not_before);
+                }
+            }
+            next = Some(next.map_or(due, |n: time::OffsetDateTime| n.min(due)));
+        }
+        let next = next?;
+        if next - self.clock().now() > beyond {
+            return None;
+        }
+        self.clock().advance_to(next);
+        Some(next)
     }
 }
 

@@ -5,6 +5,7 @@ use testkit::{hidden_value, Db, TestApp, ADMIN_EMAIL, PASSWORD};
 testkit::on_both!(current_thread:
     operator_signs_in_and_out,
     wrong_password_is_refused_and_repeated_failures_lock,
+    a_session_ends_when_it_has_not_been_used_for_its_lifetime,
     form_without_csrf_changes_nothing
 );
 
@@ -68,6 +69,25 @@ async fn wrong_password_is_refused_and_repeated_failures_lock(db: Db) {
     let (status, body) = attempt(PASSWORD).await;
     assert_eq!(status, 429);
     assert!(body.contains("Too many failed sign-ins"), "{body}");
+    // The first block lasts a minute on the platform's clock: still locked well inside it...
+    t.clock.advance(time::Duration::seconds(50));
+    assert_eq!(attempt(PASSWORD).await.0, 429);
+    // ... and once it is over, the right password signs in.
+    t.clock.advance(time::Duration::seconds(11));
+    assert_eq!(attempt(PASSWORD).await.0, 303);
+}
+
+async fn a_session_ends_when_it_has_not_been_used_for_its_lifetime(db: Db) {
+    let t = TestApp::spawn(db).await;
+    let ttl = t.app.settings.session_ttl;
+    let (client, _) = t.operator_browser(ADMIN_EMAIL).await;
+    let home = || client.get(format!("{}/operator", t.url)).send();
+    t.clock.advance(ttl - time::Duration::minutes(1));
+    assert_eq!(home().await.unwrap().status(), 200, "a minute before its end");
+    t.clock.advance(ttl + time::Duration::minutes(1));
+    let r = home().await.unwrap();
+    assert_eq!(r.status(), 303, "ended: back to the sign-in page");
+    assert_eq!(r.headers()["location"], "/operator/login?next=/operator");
 }
 
 async fn form_without_csrf_changes_nothing(db: Db) {

@@ -9,16 +9,12 @@ use domain::auth::Role;
 use domain::customer::OrderPick;
 use domain::number::NumberAttrs;
 use domain::{Actor, NumberState};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 use testkit::sim::demo;
 use testkit::{Db, ZoomApp, PASSWORD};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const SCRIPT: &str = "e2e/zoom-onboarding.mjs";
-const FORGED: &str = "e2e/forged-install.mjs";
-const TIME_LIMIT: Duration = Duration::from_secs(180);
+const SCRIPT: &str = "zoom-onboarding.mjs";
+const FORGED: &str = "forged-install.mjs";
 const ORDERED: u32 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,48 +37,7 @@ async fn postgres_forged_callback_in_chromium_links_nothing() {
     forged_callback(Db::Postgres).await;
 }
 
-/// The repository root, once Chromium and the e2e packages are known to be there.
-fn browser_ready() -> std::path::PathBuf {
-    let root = testkit::repo_root();
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages"
-    );
-    assert!(
-        root.join("e2e/node_modules/playwright-core").is_dir(),
-        "e2e/node_modules is missing: run scripts/test (or `npm ci` in e2e/)"
-    );
-    root
-}
-
-/// Runs `script` with `args` under node; panics with its output unless it finished its checks.
-async fn run_script(root: &Path, script: &str, args: &[&str]) {
-    let run = tokio::process::Command::new("node")
-        .arg(root.join(script))
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
-        Err(_) => panic!("{script} did not finish within {TIME_LIMIT:?}"),
-    };
-    let output = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{script} failed ({}):\n{output}", out.status);
-    assert!(
-        output.contains("all checks passed"),
-        "{script} exited 0 without finishing its checks:\n{output}"
-    );
-}
-
 async fn forged_callback(db: Db) {
-    let root = browser_ready();
     let t = ZoomApp::spawn(db).await;
     let app = t.app();
     let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
@@ -97,8 +52,7 @@ async fn forged_callback(db: Db) {
         .await
         .unwrap();
     let _workers = app.spawn_workers();
-    run_script(
-        &root,
+    testkit::run_browser_script(
         FORGED,
         &[
             t.zoom.url.as_str(),
@@ -111,6 +65,7 @@ async fn forged_callback(db: Db) {
             demo::APP_NAME,
             "Acme Corp",
         ],
+        &[],
     )
     .await;
     // What the browser saw is what the database and Zoom hold: no link, nothing pushed.
@@ -134,7 +89,6 @@ async fn forged_callback(db: Db) {
 }
 
 async fn journey(db: Db) {
-    let root = browser_ready();
     let t = ZoomApp::spawn_tuned(db, |z| z.poll_every = Duration::from_secs(1)).await;
     let app = t.app();
     let acme = app.create_customer("Acme Corp", "ACME-001").await.unwrap();
@@ -152,8 +106,7 @@ async fn journey(db: Db) {
     let _workers = app.spawn_workers();
 
     let count = ORDERED.to_string();
-    run_script(
-        &root,
+    testkit::run_browser_script(
         SCRIPT,
         &[
             t.zoom.url.as_str(),
@@ -166,6 +119,7 @@ async fn journey(db: Db) {
             demo::ACME_USER_EMAIL,
             count.as_str(),
         ],
+        &[],
     )
     .await;
     // What the browser saw is what the database holds.

@@ -149,7 +149,8 @@ async fn zoom_down_for_good_puts_every_number_back_waiting_with_the_reason(db: D
 }
 
 async fn workers_killed_mid_release_are_replaced_and_every_number_is_released_once(db: Db) {
-    let t = ZoomApp::spawn_tuned(db, |z| z.lease = Duration::from_secs(1)).await;
+    // A lease longer than the test may take: it runs out only because the clock is moved on.
+    let t = ZoomApp::spawn_tuned(db, |z| z.lease = Duration::from_secs(60)).await;
     let (acme, portal) = acme_with_active_numbers(&t, 5).await;
     // Zoom takes its time: the workers die while their DELETE is in flight.
     fault(&t, json!({ "path": PEERING, "method": "DELETE", "delay_ms": 800, "count": 1 })).await;
@@ -190,8 +191,13 @@ async fn workers_killed_mid_release_are_replaced_and_every_number_is_released_on
     );
 
     // The instance comes back: the dead worker's lease runs out and its job is taken again.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
     let workers = t.app().spawn_workers();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing),
+        "the dead worker's lease still holds"
+    );
+    t.clock().advance(time::Duration::seconds(61));
     let start = std::time::Instant::now();
     while states(&t, acme).await.iter().any(|(_, s, _)| *s == NumberState::Releasing) {
         assert!(
@@ -214,7 +220,7 @@ async fn a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out(d
     let job = t
         .app()
         .store
-        .claim_job("dead-worker", now + time::Duration::seconds(1), now)
+        .claim_job("dead-worker", now + time::Duration::minutes(1), now)
         .await
         .unwrap()
         .expect("a due job");
@@ -224,7 +230,9 @@ async fn a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out(d
     // Its answer, had it come late, would not count.
     assert!(!t.app().store.finish_job(job.id, "someone-else", &JobEnd::Done, now).await.unwrap());
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    t.clock().advance(time::Duration::seconds(59));
+    assert!(t.run_pending_jobs().await.is_empty(), "a second before the lease runs out");
+    t.clock().advance(time::Duration::seconds(1));
     let runs = t.run_pending_jobs().await;
     assert!(runs.iter().any(|r| r.job == job.id), "retaken: {runs:?}");
     all_released(&t, &numbers).await;

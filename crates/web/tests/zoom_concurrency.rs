@@ -9,7 +9,7 @@ use domain::auth::Role;
 use domain::customer::OrderPick;
 use domain::number::NumberAttrs;
 use domain::onboarding::JobState;
-use domain::{Actor, CustomerId, FixedClock, NumberState};
+use domain::{Actor, CustomerId, NumberState};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,17 +56,28 @@ fn another_instance(t: &ZoomApp) -> App {
 fn instance_with_timeout(t: &ZoomApp, timeout: Duration) -> App {
     let mut setup = testkit::zoom_setup(&t.zoom.url, &t.platform.url);
     let url = |s: String| s.parse::<url::Url>().unwrap();
-    setup.client = zoom::Client::new(zoom::Config {
-        oauth_base: url(t.zoom.url.clone()),
-        api_base: url(t.zoom.api_base()),
-        client_id: demo::CLIENT_ID.into(),
-        client_secret: demo::CLIENT_SECRET.into(),
-        redirect_uri: url(format!("{}/zoom/oauth/callback", t.platform.url)),
-        timeout,
-    })
+    let clock = t.clock().clone();
+    setup.client = zoom::Client::with_clock(
+        zoom::Config {
+            oauth_base: url(t.zoom.url.clone()),
+            api_base: url(t.zoom.api_base()),
+            client_id: demo::CLIENT_ID.into(),
+            client_secret: demo::CLIENT_SECRET.into(),
+            redirect_uri: url(format!("{}/zoom/oauth/callback", t.platform.url)),
+            timeout,
+        },
+        move || clock.now(),
+    )
     .unwrap();
     setup.keys = t.app().zoom.as_ref().unwrap().keys.clone();
     App { zoom: Some(Arc::new(setup)), ..t.app().clone() }
+}
+
+/// The faults the simulator has not used up yet.
+async fn faults_left(t: &ZoomApp) -> Vec<Value> {
+    let left: Value =
+        reqwest::get(format!("{}/_sim/faults", t.zoom.url)).await.unwrap().json().await.unwrap();
+    left["faults"].as_array().cloned().unwrap_or_default()
 }
 
 async fn fault(t: &ZoomApp, f: Value) {
@@ -129,7 +140,7 @@ async fn a_replayed_or_late_removal_never_undoes_a_reinstall(db: Db) {
     assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
     let (one, two) = (t.app().clone(), another_instance(&t));
 
-    let removed_at = time::OffsetDateTime::now_utc();
+    let removed_at = t.clock().now();
     let (ts, sig, body) = deauthorization(removed_at, removed_at);
     match one.zoom_webhook(&ts, &sig, &body).await.unwrap() {
         Ok(app::onboarding::WebhookAnswer::AppRemoved { suspended: 3, .. }) => {}
@@ -138,7 +149,7 @@ async fn a_replayed_or_late_removal_never_undoes_a_reinstall(db: Db) {
     assert_eq!(states(&t, c).await, vec![NumberState::Suspended; 3]);
 
     // Installed again, a moment later.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    t.clock().advance(time::Duration::seconds(1));
     t.link_acme(ADMIN).await;
     t.run_pending_jobs().await;
     assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
@@ -152,8 +163,7 @@ async fn a_replayed_or_late_removal_never_undoes_a_reinstall(db: Db) {
     }
     // Zoom sends the old removal again, signed now (a retry after a lost answer): a new delivery of
     // an event older than the install.
-    let resent =
-        deauthorization(removed_at, time::OffsetDateTime::now_utc() + time::Duration::seconds(2));
+    let resent = deauthorization(removed_at, t.clock().now() + time::Duration::seconds(2));
     match two.zoom_webhook(&resent.0, &resent.1, &resent.2).await.unwrap() {
         Ok(app::onboarding::WebhookAnswer::Ignored(why)) => {
             assert!(why.contains("installed again"), "{why}")
@@ -181,11 +191,7 @@ async fn a_refresh_slower_than_30_seconds_keeps_its_lease(db: Db) {
     t.link_acme(ADMIN).await;
     let link = t.app().store.zoom_link(c).await.unwrap().unwrap();
 
-    let clock = Arc::new(FixedClock::new(t.app().now()));
-    let slow = |t: &ZoomApp| App {
-        clock: clock.clone(),
-        ..instance_with_timeout(t, Duration::from_secs(60))
-    };
+    let slow = |t: &ZoomApp| instance_with_timeout(t, Duration::from_secs(60));
     let (first, second) = (slow(&t), slow(&t));
     let stale = first.access_token(&link, None).await.unwrap();
 
@@ -195,8 +201,13 @@ async fn a_refresh_slower_than_30_seconds_keeps_its_lease(db: Db) {
         let (first, link, stale) = (first.clone(), link.clone(), stale.clone());
         tokio::spawn(async move { first.access_token(&link, Some(&stale)).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    clock.advance(time::Duration::seconds(40));
+    // The delay leaves the simulator's list when the first worker's request arrives.
+    let start = Instant::now();
+    while !faults_left(&t).await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the first refresh never reached Zoom");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    t.clock().advance(time::Duration::seconds(40));
     let waited = second.access_token(&link, Some(&stale)).await;
     let refreshed = refreshing.await.unwrap();
     let refreshed = refreshed.expect("the first worker's refresh");

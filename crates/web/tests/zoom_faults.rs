@@ -54,6 +54,13 @@ async fn fault(t: &ZoomApp, f: Value) {
     );
 }
 
+/// The faults the simulator has not used up yet.
+async fn faults_left(t: &ZoomApp) -> Vec<Value> {
+    let left: Value =
+        reqwest::get(format!("{}/_sim/faults", t.zoom.url)).await.unwrap().json().await.unwrap();
+    left["faults"].as_array().cloned().unwrap_or_default()
+}
+
 async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Option<String>)> {
     let q = domain::search::NumberQuery { customer_id: Some(c), limit: 500, ..Default::default() };
     t.app()
@@ -81,7 +88,8 @@ async fn zoom_numbers(url: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until no number of the customer is provisioning.
+/// Waits until no number of the customer is provisioning, moving the platform's clock on to each
+/// retry (its backoff, Zoom's Retry-After) while no job is running rather than waiting for it.
 async fn settled(t: &ZoomApp, c: CustomerId, within: Duration) {
     let start = Instant::now();
     loop {
@@ -94,6 +102,7 @@ async fn settled(t: &ZoomApp, c: CustomerId, within: Duration) {
             "still provisioning after {within:?}: {} numbers",
             s.iter().filter(|(_, st, _)| *st == NumberState::Provisioning).count()
         );
+        t.skip_to_next_job(time::Duration::minutes(1)).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -152,9 +161,7 @@ async fn bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_
     pushed_once(&t, c).await;
     let failed = t.app().store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
     assert!(failed.is_empty(), "{failed:?}");
-    let left: Value =
-        reqwest::get(format!("{}/_sim/faults", t.zoom.url)).await.unwrap().json().await.unwrap();
-    let left = left["faults"].as_array().cloned().unwrap_or_default();
+    let left = faults_left(&t).await;
     assert!(
         left.len() == 1 && left[0]["fail_numbers"].is_array(),
         "every 429, 5xx and timeout was met: {left:?}"
@@ -162,7 +169,13 @@ async fn bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_
 }
 
 async fn a_failed_push_waits_for_retry_and_the_order_page_says_so(db: Db) {
-    let t = ZoomApp::spawn_tuned(db, |z| z.retry.base = Duration::from_secs(2)).await;
+    // A retry ten minutes off (at the earliest half of that, with the jitter): it comes only
+    // because the clock is moved on.
+    let t = ZoomApp::spawn_tuned(db, |z| {
+        z.retry.base = Duration::from_secs(600);
+        z.retry.cap = Duration::from_secs(600);
+    })
+    .await;
     let c = acme(&t, 3).await;
     fault(&t, json!({"path": PEERING, "method": "POST", "status": 500, "count": 1})).await;
     let b = t.link_acme(ADMIN).await;
@@ -178,7 +191,14 @@ async fn a_failed_push_waits_for_retry_and_the_order_page_says_so(db: Db) {
         .unwrap();
     assert_eq!(page.matches("Waiting for retry: Zoom answered 500").count(), 3, "{page}");
     assert!(page.contains("hx-trigger=\"every 2s\""));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    t.clock().advance(time::Duration::minutes(4));
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, c).await.len(), 3);
+    assert!(
+        states(&t, c).await.iter().all(|(_, s, _)| *s == NumberState::Provisioning),
+        "not retried before its backoff"
+    );
+    t.clock().advance(time::Duration::minutes(6));
     t.run_pending_jobs().await;
     let page = b
         .get(format!("{}/portal/orders/{order}/progress", t.platform.url))
@@ -192,13 +212,19 @@ async fn a_failed_push_waits_for_retry_and_the_order_page_says_so(db: Db) {
 }
 
 async fn workers_killed_mid_push_are_replaced_and_numbers_are_pushed_once(db: Db) {
-    let t = ZoomApp::spawn(db).await;
+    // A lease longer than the test may take: it runs out only because the clock is moved on.
+    let t = ZoomApp::spawn_tuned(db, |z| z.lease = Duration::from_secs(60)).await;
     let c = acme(&t, 400).await;
     // Zoom takes its time: the workers die while their calls are in flight (Zoom still adds the numbers).
     fault(&t, json!({"path": PEERING, "method": "POST", "delay_ms": 1500, "count": 2})).await;
     t.link_acme(ADMIN).await;
     let workers = t.app().spawn_workers();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Each delay leaves the simulator's list when its POST arrives: then both calls are in flight.
+    let start = Instant::now();
+    while !faults_left(&t).await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the workers never called Zoom");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drop(workers);
     let mid = states(&t, c).await;
     assert_eq!(
@@ -210,6 +236,7 @@ async fn workers_killed_mid_push_are_replaced_and_numbers_are_pushed_once(db: Db
     assert_eq!(running.len(), 2, "both pushes were in flight");
     // The instance comes back: the dead workers' leases run out and their jobs are taken again.
     let workers = t.app().spawn_workers();
+    t.clock().advance(time::Duration::seconds(61));
     settled(&t, c, Duration::from_secs(30)).await;
     drop(workers);
     assert!(states(&t, c).await.iter().all(|(_, s, _)| *s == NumberState::Active));

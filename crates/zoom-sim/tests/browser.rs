@@ -9,22 +9,12 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 use support::*;
 use zoom_sim::Options;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const JOURNEY: &str = "zoom-sim-journey.mjs";
 const PROVIDER_PORTAL: &str = "zoom-sim-provider-portal.mjs";
-/// Generous: the first Chromium start on a cold machine is slow.
-const TIME_LIMIT: Duration = Duration::from_secs(180);
 const NUMBER: &str = "+12065550123";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 /// What the app's redirect endpoint saw: each query, and the token endpoint's answer to its code.
 #[derive(Clone, Default)]
@@ -75,43 +65,6 @@ async fn receiver() -> (String, Seen) {
     (callback, seen)
 }
 
-/// Runs `e2e/{script}` with `args` in Node and headless Chromium; panics with its output unless every
-/// check passed.
-async fn run_script(script: &str, args: &[&str]) {
-    let root = repo_root();
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run scripts/test, which installs Chromium and the e2e npm packages"
-    );
-    assert!(
-        root.join("e2e/node_modules/playwright-core").is_dir(),
-        "e2e/node_modules is missing: run scripts/test, which runs `npm ci` in e2e/ (or run it there yourself)"
-    );
-    // tokio's Command: the simulator runs on this test's runtime and must keep serving.
-    let run = tokio::process::Command::new("node")
-        .arg(root.join("e2e").join(script))
-        .args(args)
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(TIME_LIMIT, run).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => panic!("cannot run node ({e}): install Node.js 20 or later (scripts/test installs npm and node)"),
-        Err(_) => panic!("{script} did not finish within {TIME_LIMIT:?}"),
-    };
-    let output = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{script} failed ({}):\n{output}", out.status);
-    assert!(
-        output.contains("all checks passed"),
-        "{script} exited 0 without finishing its checks:\n{output}"
-    );
-}
-
 #[tokio::test]
 async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
     let (callback, seen) = receiver().await;
@@ -127,9 +80,10 @@ async fn marketplace_install_number_assignment_and_removal_work_in_chromium() {
     let sim = Sim::with_world(world, Options { control_api: true, ..Options::default() }).await;
     seen.sim.set(sim.url.clone()).expect("set once");
 
-    run_script(
+    testkit::run_browser_script(
         JOURNEY,
         &[sim.url.as_str(), ACME_ADMIN.0, ACME_ADMIN.1, &app_name, &callback, NUMBER, ACME_BOB.0],
+        &[],
     )
     .await;
 
@@ -195,7 +149,7 @@ async fn provider_portal_import_export_remove_and_filter_work_in_chromium() {
     assert_eq!(r.expect("assign").status(), reqwest::StatusCode::OK);
     let imported = [number(1), number(2), number(3)];
 
-    run_script(
+    testkit::run_browser_script(
         PROVIDER_PORTAL,
         &[
             sim.url.as_str(),
@@ -207,6 +161,7 @@ async fn provider_portal_import_export_remove_and_filter_work_in_chromium() {
             &returned,
             &assigned,
         ],
+        &[],
     )
     .await;
 
