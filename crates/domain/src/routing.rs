@@ -334,34 +334,44 @@ impl EmergencyNumbers {
     /// number, and which. `+44999`, `44999`, `0044999` and, over a trunk numbering for +44, `999`
     /// all name `44999`; a long number never matches a short code.
     pub fn dialled(&self, uri: &str, rule: &NumberingRule) -> Option<u64> {
+        if self.0.is_empty() {
+            return None;
+        }
         let user = user_part(uri).ok()?;
         let (plus, rest) = match user.strip_prefix('+') {
             Some(r) => (true, r),
             None => (false, user),
         };
-        let mut digits = String::with_capacity(12);
-        for c in rest.chars() {
-            match c {
-                '0'..='9' => digits.push(c),
-                '-' | '.' | '(' | ')' | ' ' => {}
+        // On every outbound call: the digits on the stack, no allocation.
+        let (mut buf, mut n) = ([0u8; 13], 0);
+        for b in rest.bytes() {
+            match b {
+                b'0'..=b'9' => {
+                    *buf.get_mut(n)? = b;
+                    n += 1;
+                }
+                b'-' | b'.' | b'(' | b')' | b' ' => {}
                 _ => return None,
             }
         }
-        if digits.is_empty() || digits.len() > 13 {
+        let digits = &buf[..n];
+        if digits.is_empty() || (plus && digits[0] == b'0') {
             return None;
         }
-        let is = |d: &str| d.parse::<u64>().ok().filter(|n| self.0.binary_search(n).is_ok());
+        let value = |d: &[u8]| d.iter().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+        let is = |v: u64| self.0.binary_search(&v).is_ok().then_some(v);
         if plus {
-            return is(&digits);
+            return is(value(digits));
         }
-        if let Some(intl) = digits.strip_prefix(rule.international_prefix()) {
-            if let Some(n) = is(intl) {
-                return Some(n);
+        if let Some(intl) = digits.strip_prefix(rule.international_prefix().as_bytes()) {
+            if let Some(v) = is(value(intl)).filter(|_| !intl.is_empty()) {
+                return Some(v);
             }
         }
         // The country code written without `+` (switches often drop it), else a short code dialled
-        // as in the trunk's country.
-        is(&digits).or_else(|| is(&format!("{}{digits}", rule.country_code())))
+        // as in the trunk's country (`000` over +61 is 61000: the zeros count).
+        let national = value(rule.country_code().as_bytes()) * 10u64.pow(n as u32) + value(digits);
+        is(value(digits)).or_else(|| is(national))
     }
 }
 

@@ -67,8 +67,9 @@ impl Routing {
     /// call. Such a call is never refused: not for its calling number, its customer's state or
     /// trunk, nor a copy of the database that is stale or still loading. Counted when it is.
     pub fn emergency_call(&self, to: &str, trunk: Option<&str>) -> Option<u64> {
-        let rule = trunk.and_then(|t| self.read().trunk(t)).map(|t| t.numbering.clone());
-        let found = self.emergency.dialled(to, rule.as_ref().unwrap_or(&self.numbering));
+        let trunk = trunk.and_then(|t| self.read().trunk(t));
+        let rule = trunk.as_ref().map_or(&*self.numbering, |t| &t.numbering);
+        let found = self.emergency.dialled(to, rule);
         if found.is_some() {
             self.emergency_calls.increment(1);
         }
