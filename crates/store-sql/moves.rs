@@ -1,7 +1,9 @@
 //! Saving numbers after domain transitions. Every write is a compare-and-set on the state the
-//! transition started from, so a number another transaction (or instance) moved meanwhile is never
-//! overwritten with a decision taken on what it was before: the caller learns which numbers moved and
-//! retries or refuses. Row locks are not needed for this, and both dialects behave alike.
+//! transition started from and on the number's version (its count of state changes, one more after
+//! each transition), so a number another transaction (or instance) moved meanwhile is never
+//! overwritten with a decision taken on what it was before, even when it has come back to the same
+//! state since: the caller learns which numbers moved and retries or refuses. Row locks are not
+//! needed for this, and both dialects behave alike.
 
 use super::{Db, Result};
 use domain::{Number, NumberEvent, NumberId, NumberState};
@@ -29,17 +31,20 @@ pub(crate) async fn save_moves(
         let db_reason = n.reason.as_deref();
         let db_id = n.id.as_uuid();
         let expected = e.from.map(NumberState::as_str);
+        let read_version = n.version - 1;
         let done = sqlx::query!(
-            "UPDATE numbers SET state = $1, customer_id = $2, order_id = $3, reason = $4, aging_until = $5, updated_at = $6 \
-             WHERE id = $7 AND state = COALESCE($8, state)",
+            "UPDATE numbers SET state = $1, customer_id = $2, order_id = $3, reason = $4, aging_until = $5, updated_at = $6, version = $7 \
+             WHERE id = $8 AND state = COALESCE($9, state) AND version = $10",
             db_state,
             db_customer_id,
             db_order_id,
             db_reason,
             n.aging_until,
             n.updated_at,
+            n.version,
             db_id,
-            expected
+            expected,
+            read_version
         )
         .execute(&mut **tx)
         .await?;
@@ -56,14 +61,16 @@ pub(crate) async fn save_moves(
 }
 
 /// Saves moves that change only a number's state, reason and time (every onboarding transition), one
-/// UPDATE per (from, to, reason) and chunk instead of one per number, with their events. Each UPDATE is
-/// a compare-and-set on the state the move starts from: a number another transaction moved first is
-/// left alone and gets no event. Returns the ids of the numbers this transaction moved.
+/// UPDATE per (from, to, reason, version) and chunk instead of one per number, with their events
+/// (numbers moved together have mostly been through the same changes, so share a version). Each UPDATE
+/// is a compare-and-set on the state the move starts from and the version it was read at: a number
+/// another transaction moved first is left alone and gets no event. Returns the ids of the numbers
+/// this transaction moved.
 pub(crate) async fn save_state_moves(
     tx: &mut Transaction<'_, Db>,
     moves: &[(Number, domain::NumberEvent)],
 ) -> Result<std::collections::HashSet<Uuid>> {
-    type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>, OffsetDateTime);
+    type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>, OffsetDateTime, i64);
     let mut groups: std::collections::BTreeMap<Group<'_>, Vec<Uuid>> =
         std::collections::BTreeMap::new();
     for (n, e) in moves {
@@ -73,12 +80,13 @@ pub(crate) async fn save_state_moves(
                 n.state.as_str(),
                 n.reason.as_deref(),
                 n.updated_at,
+                n.version,
             ))
             .or_default()
             .push(n.id.as_uuid());
     }
     let mut moved = std::collections::HashSet::with_capacity(moves.len());
-    for ((from, state, reason, at), ids) in groups {
+    for ((from, state, reason, at, version), ids) in groups {
         for chunk in ids.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new("UPDATE numbers SET state = ");
             q.push_bind(state)
@@ -86,7 +94,11 @@ pub(crate) async fn save_state_moves(
                 .push_bind(reason.map(str::to_owned))
                 .push(", updated_at = ")
                 .push_bind(at)
-                .push(" WHERE id IN (");
+                .push(", version = ")
+                .push_bind(version)
+                .push(" WHERE version = ")
+                .push_bind(version - 1)
+                .push(" AND id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);

@@ -95,7 +95,7 @@ impl DialectStore {
         customer: Option<Uuid>,
     ) -> Result<bool> {
         let done = sqlx::query!(
-            "UPDATE numbers SET state = $1, customer_id = $2 WHERE e164 = $3",
+            "UPDATE numbers SET state = $1, customer_id = $2, version = version + 1 WHERE e164 = $3",
             state,
             customer,
             e164

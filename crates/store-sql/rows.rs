@@ -46,11 +46,12 @@ pub struct NumberRow {
     pub reason: Option<String>,
     pub aging_until: Option<OffsetDateTime>,
     pub updated_at: OffsetDateTime,
+    pub version: i64,
 }
 
 impl NumberRow {
     pub const SELECT: &'static str =
-        "SELECT id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at FROM numbers";
+        "SELECT id, e164, state, customer_id, order_id, tags, billing_ref, region, note, reason, aging_until, updated_at, version FROM numbers";
 
     pub fn into_number(self) -> Result<Number> {
         Ok(Number {
@@ -66,6 +67,7 @@ impl NumberRow {
             reason: self.reason,
             aging_until: self.aging_until,
             updated_at: self.updated_at,
+            version: self.version,
         })
     }
 }

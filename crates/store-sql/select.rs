@@ -49,7 +49,7 @@ macro_rules! select_numbers {
             NumberRow,
             "SELECT id AS \"id!: Uuid\", e164 AS \"e164!\", state AS \"state!\", customer_id AS \"customer_id?: Uuid\", order_id AS \"order_id?: Uuid\", \
              tags AS \"tags!\", billing_ref AS \"billing_ref?\", region AS \"region?\", note AS \"note?\", reason AS \"reason?\", \
-             aging_until AS \"aging_until?: OffsetDateTime\", updated_at AS \"updated_at!: OffsetDateTime\" FROM numbers " + $rest $(, $arg)*
+             aging_until AS \"aging_until?: OffsetDateTime\", updated_at AS \"updated_at!: OffsetDateTime\", version AS \"version!: i64\" FROM numbers " + $rest $(, $arg)*
         )
     };
 }

@@ -82,6 +82,11 @@ pub struct Number {
     pub aging_until: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// How many state changes the number has been through. A transition counts one more, and the
+    /// store saves it only over the count it read: a number that left its state and came back
+    /// since it was read is then refused like one still elsewhere, not mistaken for one that stayed.
+    #[serde(skip)]
+    pub version: i64,
 }
 
 /// One line of a number's audit trail.
@@ -137,6 +142,7 @@ impl Number {
             reason: None,
             aging_until: None,
             updated_at: now,
+            version: 0,
         };
         let event = NumberEvent {
             number_id: number.id,
@@ -298,6 +304,7 @@ impl Number {
         };
         self.state = to;
         self.updated_at = now;
+        self.version += 1;
         (self, event)
     }
 }
@@ -390,11 +397,13 @@ mod tests {
             for from in NumberState::ALL {
                 let expected =
                     LEGAL.iter().find(|(n, f, _)| *n == name && *f == from).map(|(_, _, to)| *to);
-                let before = number_in(from);
+                let mut before = number_in(from);
+                before.version = 7;
                 let id = before.id;
                 match (run(before), expected) {
                     (Ok((after, event)), Some(to)) => {
                         assert_eq!(after.state, to, "{name} from {from}");
+                        assert_eq!(after.version, 8, "{name} from {from} counts one change");
                         assert_eq!(event.from, Some(from));
                         assert_eq!(event.to, to);
                         assert_eq!(event.number_id, id);

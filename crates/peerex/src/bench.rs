@@ -212,7 +212,7 @@ async fn floor(backend: &str, url: &str, count: u64) -> anyhow::Result<Duration>
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(&format!(
                 "CREATE TABLE numbers (id BLOB PRIMARY KEY, e164 TEXT NOT NULL UNIQUE, state TEXT NOT NULL, customer_id BLOB, order_id BLOB, \
-                 tags TEXT NOT NULL, billing_ref TEXT, region TEXT, note TEXT, reason TEXT, aging_until TEXT, updated_at TEXT NOT NULL); \
+                 tags TEXT NOT NULL, billing_ref TEXT, region TEXT, note TEXT, reason TEXT, aging_until TEXT, updated_at TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0); \
                  {FLOOR_INDEXES}",
             ))?;
             let started = Instant::now();
@@ -239,7 +239,7 @@ async fn floor(backend: &str, url: &str, count: u64) -> anyhow::Result<Duration>
         let mut conn = sqlx::PgConnection::connect(url).await?;
         sqlx::raw_sql(&format!(
             "CREATE TABLE numbers (id uuid PRIMARY KEY, e164 text COLLATE \"C\" NOT NULL UNIQUE, state text NOT NULL, customer_id uuid, order_id uuid, \
-             tags text NOT NULL, billing_ref text, region text, note text, reason text, aging_until timestamptz, updated_at timestamptz NOT NULL); \
+             tags text NOT NULL, billing_ref text, region text, note text, reason text, aging_until timestamptz, updated_at timestamptz NOT NULL, version bigint NOT NULL DEFAULT 0); \
              {FLOOR_INDEXES}",
         ))
         .execute(&mut conn)

@@ -38,6 +38,8 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 DbError::Unavailable(e)
             }
+            // Still aborted after the retries of `dispatch!`: busy, worth trying again later.
+            _ if transient(&e) => DbError::Unavailable(e),
             _ => DbError::Other(e),
         }
     }
@@ -68,14 +70,53 @@ pub enum Store {
     Postgres(PgStore),
 }
 
-/// Calls the same method on whichever dialect this store is, mapping its error.
+/// Calls the same method on whichever dialect this store is, mapping its error. Every dialect method
+/// is one transaction (or one statement), so one the database aborted to break a deadlock or a
+/// serialization conflict ([`transient`]) left nothing behind and is run again whole, a few times
+/// with a short jittered pause ([`retry_pause`]), before its error reaches the caller.
 macro_rules! dispatch {
-    ($self:ident.$method:ident($($arg:expr),*)) => {
-        match $self {
-            Store::Sqlite(s) => s.$method($($arg),*).await.map_err(DbError::from),
-            Store::Postgres(p) => p.$method($($arg),*).await.map_err(DbError::from),
+    ($self:ident.$method:ident($($arg:expr),*)) => {{
+        let mut attempt = 1;
+        loop {
+            let result = match $self {
+                Store::Sqlite(s) => s.$method($($arg),*).await,
+                Store::Postgres(p) => p.$method($($arg),*).await,
+            };
+            match result {
+                Err(e) if $crate::transient(&e) && attempt < $crate::ATTEMPTS => {
+                    tokio::time::sleep($crate::retry_pause(attempt)).await;
+                    attempt += 1;
+                }
+                done => break done.map_err($crate::DbError::from),
+            }
         }
-    };
+    }};
+}
+
+/// How many times a store operation is run when the database keeps aborting it as [`transient`].
+const ATTEMPTS: u32 = 3;
+
+/// Whether the database aborted the transaction only because of what ran beside it, so running it
+/// again may succeed: a deadlock it broke (PostgreSQL 40P01) or a serialization failure (40001);
+/// on SQLite, a transaction whose snapshot another connection's write made stale (SQLITE_BUSY_SNAPSHOT,
+/// which the busy timeout does not wait out).
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001" | "517"))
+        }
+        _ => false,
+    }
+}
+
+/// The pause before attempt `attempt + 1`: 10 ms doubled per attempt, jittered to half to one and
+/// a half times that, so two transactions that collided do not collide again in step.
+fn retry_pause(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = 10_000u64 << (attempt - 1).min(6);
+    // A fresh RandomState is randomly keyed: enough randomness for a jitter, with no dependency.
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    std::time::Duration::from_micros(base / 2 + random % base)
 }
 
 mod routing; // issue 7: the routing snapshot's reads and change feed

@@ -1,6 +1,6 @@
 //! Onboarding: Zoom links, encrypted tokens, pending installs, the jobs outbox (see the dialects).
 
-use crate::{DbError, Result, Store};
+use crate::{Result, Store};
 use domain::onboarding::{
     Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult, StoredTokens,
     Unlinked, ZoomLink,

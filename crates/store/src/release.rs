@@ -1,6 +1,6 @@
 //! Releases approved by the customer (issue 6; see the dialects).
 
-use crate::{DbError, Result, Store};
+use crate::{Result, Store};
 use domain::release::{ApproveRefused, Release, ReleaseLine, RemoveResult, StartRefused};
 use domain::{Actor, CustomerId, NumberId};
 use time::OffsetDateTime;

@@ -1,6 +1,6 @@
 //! Sign-in throttling counters and server secrets (see the dialects and `domain::sign_in`).
 
-use crate::{DbError, Result, Store};
+use crate::{Result, Store};
 use domain::sign_in::{Admission, SignInPolicy};
 use time::OffsetDateTime;
 

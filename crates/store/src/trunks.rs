@@ -1,6 +1,6 @@
 //! Zoom trunks and the customer → trunk binding (issue 7).
 
-use crate::{DbError, Result, Store};
+use crate::{Result, Store};
 use domain::trunk::ZoomTrunk;
 use domain::CustomerId;
 

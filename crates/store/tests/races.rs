@@ -17,6 +17,7 @@ testkit::store_tests_on_both!(
     an_order_cancelled_while_the_install_links_it_ends_one_way,
     a_release_withdrawn_while_it_is_approved_ends_one_way,
     an_app_removed_while_a_push_finishes_leaves_no_number_active,
+    two_orders_taking_the_same_numbers_in_opposite_order_end_one_way,
 );
 
 /// Races per test: enough for an unguarded read-then-write to lose at least once on PostgreSQL.
@@ -71,6 +72,21 @@ async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId)
         .unwrap()
         .unwrap();
     (c.id, order.id)
+}
+
+/// A customer of its own for each side of a race (orders of one customer take turns on its row).
+async fn customer(store: &Store, name: String) -> CustomerId {
+    let c = Customer {
+        id: CustomerId::new(),
+        contract_ref: format!("C-{name}"),
+        name,
+        contract_state: ContractState::Active,
+        created_at: now(),
+        zoom_trunk: None,
+        number_limit: None,
+    };
+    store.insert_customer(&c).await.unwrap();
+    c.id
 }
 
 fn account(round: u64) -> String {
@@ -309,5 +325,121 @@ async fn an_app_removed_while_a_push_finishes_leaves_no_number_active(store: Sto
                 "round {round}: {numbers:?}"
             );
         }
+    }
+}
+
+/// Two orders naming the same numbers, one in E.164 order and one in reverse, each writes its numbers
+/// in its own order: on PostgreSQL each holds the first half the other still needs and the server
+/// aborts one to break the deadlock. The store runs the aborted one again, which then finds the
+/// numbers taken: the customer is told which number is no longer available, never a database error.
+async fn two_orders_taking_the_same_numbers_in_opposite_order_end_one_way(store: Store) {
+    for round in 0..ROUNDS {
+        let imported: Vec<_> = e164s(round)
+            .iter()
+            .map(|n| {
+                Number::imported(
+                    PhoneNumber::parse(n).unwrap(),
+                    NumberAttrs::default(),
+                    &by(),
+                    now(),
+                )
+            })
+            .collect();
+        store.insert_numbers(&imported, &|_| {}).await.unwrap();
+        let (a, b) = (
+            customer(&store, format!("{round}a")).await,
+            customer(&store, format!("{round}b")).await,
+        );
+        let (forward, backward) =
+            (e164s(round), e164s(round).into_iter().rev().collect::<Vec<_>>());
+        let (s1, s2) = (store.clone(), store.clone());
+        let (got_a, got_b) = race(
+            async move { s1.create_order(a, &OrderPick::default(), &forward, &by(), now()).await },
+            async move { s2.create_order(b, &OrderPick::default(), &backward, &by(), now()).await },
+        )
+        .await;
+        let got_a = got_a.unwrap_or_else(|e| panic!("round {round}: order a: {e}"));
+        let got_b = got_b.unwrap_or_else(|e| panic!("round {round}: order b: {e}"));
+        let winner = match (&got_a, &got_b) {
+            (Ok(_), Err(OrderError::NumberNotAvailable(_))) => a,
+            (Err(OrderError::NumberNotAvailable(_)), Ok(_)) => b,
+            other => panic!("round {round}: not one order and one refusal: {other:?}"),
+        };
+        for n in numbers(&store, round).await {
+            assert_eq!(
+                (n.state, n.customer_id),
+                (NumberState::Reserved, Some(winner)),
+                "round {round}: {}",
+                n.e164
+            );
+        }
+    }
+}
+
+/// An order that read a number as available must not reserve it if, before it wrote, the number was
+/// reserved by another order and came back (that order cancelled): the number is in the state the
+/// order read, but not the number it read. The first order's write is held between its read and its
+/// write by a lock on the other number it names; SQLite's single writer runs each store transaction
+/// whole, so there the interleaving cannot happen and this runs on PostgreSQL only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_that_left_and_came_back_is_not_reserved_on_what_was_read_before() {
+    use sqlx::{Connection, PgConnection};
+    let url = testkit::postgres_url().await;
+    let store = testkit::migrated_store(&url).await;
+    let imported: Vec<_> = e164s(0)
+        .iter()
+        .take(2)
+        .map(|n| {
+            Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by(), now())
+        })
+        .collect();
+    store.insert_numbers(&imported, &|_| {}).await.unwrap();
+    let (held, aba) = (imported[0].0.e164.to_string(), imported[1].0.e164.to_string());
+    let (first, second) =
+        (customer(&store, "first".into()).await, customer(&store, "second".into()).await);
+
+    let mut lock = PgConnection::connect(&url).await.unwrap();
+    let mut watch = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("SELECT id FROM numbers WHERE e164 = $1 FOR UPDATE")
+        .bind(&held)
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let s = store.clone();
+    let names = vec![held.clone(), aba.clone()];
+    let order = tokio::spawn(async move {
+        s.create_order(first, &OrderPick::default(), &names, &by(), now()).await.unwrap()
+    });
+    // The first order has read both numbers and waits to write the held one.
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (other, _) = store
+        .create_order(second, &OrderPick::default(), std::slice::from_ref(&aba), &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    store.cancel_order(other.id, None, &by(), now()).await.unwrap().unwrap();
+    let back = store.get_number_by_e164(&aba).await.unwrap().unwrap();
+    assert_eq!(back.state, NumberState::Available, "the number came back");
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+
+    match order.await.unwrap() {
+        Err(OrderError::NumberNotAvailable(n)) => assert_eq!(n, aba),
+        other => panic!("the order reserved on what it read before the number moved: {other:?}"),
+    }
+    for e164 in [&held, &aba] {
+        let n = store.get_number_by_e164(e164).await.unwrap().unwrap();
+        assert_eq!((n.state, n.customer_id), (NumberState::Available, None), "{e164}");
     }
 }
