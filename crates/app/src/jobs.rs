@@ -13,8 +13,8 @@
 //! [`RetryPolicy`]: domain::onboarding::RetryPolicy
 
 use crate::onboarding::{ZoomCallError, ZoomSetup};
-use crate::{App, Result};
-use domain::onboarding::{Job, JobEnd, JobKind, PushResult};
+use crate::{App, AppError, Result};
+use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
 use domain::{Actor, NumberState};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -369,6 +369,31 @@ impl App {
 
 pub(crate) fn hms(t: OffsetDateTime) -> String {
     t.format(time::macros::format_description!("[hour]:[minute]:[second] UTC")).unwrap_or_default()
+}
+
+/// The outbox as operators watch it.
+impl App {
+    /// How many jobs are in each state (states with none are left out).
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        Ok(self.store.job_counts().await?)
+    }
+
+    /// Jobs newest first (at most `limit`), all or those in `state`.
+    pub async fn jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>> {
+        Ok(self.store.list_jobs(state, limit).await?)
+    }
+
+    /// Runs a failed job again from its first attempt; refused for a job that is not failed (any
+    /// more, or at all).
+    pub async fn retry_job(&self, id: uuid::Uuid, by: &Actor) -> Result<()> {
+        if !self.store.retry_job(id, self.now()).await? {
+            return Err(AppError::Refused(
+                "only a failed job can be retried; this one is not failed (any more)".into(),
+            ));
+        }
+        tracing::info!(job = %id, by = %by, "job retried");
+        Ok(())
+    }
 }
 
 #[cfg(test)]

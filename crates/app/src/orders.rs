@@ -3,6 +3,7 @@
 
 use crate::{App, AppError, Result};
 use domain::customer::{Order, OrderError, OrderPick, MAX_ORDER_NUMBERS};
+use domain::onboarding::Job;
 use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber};
 
 impl App {
@@ -55,6 +56,24 @@ impl App {
             Err(OrderError::NotFound) => Err(AppError::NotFound),
             Err(e) => Err(AppError::Refused(e.to_string())),
         }
+    }
+
+    /// Orders newest first (at most `limit`), a customer's or everyone's.
+    pub async fn orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
+        Ok(self.store.list_orders(customer, limit).await?)
+    }
+
+    /// The jobs carrying an order's numbers to Zoom. With `customer`, only that customer's order is
+    /// found (another customer's is "not found").
+    pub async fn order_jobs(&self, id: OrderId, customer: Option<CustomerId>) -> Result<Vec<Job>> {
+        if let Some(c) = customer {
+            self.store
+                .get_order(id)
+                .await?
+                .filter(|o| o.customer_id == c)
+                .ok_or(AppError::NotFound)?;
+        }
+        Ok(self.store.order_jobs(id).await?)
     }
 
     pub async fn order(

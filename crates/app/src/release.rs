@@ -198,6 +198,11 @@ impl App {
         Ok((r, lines))
     }
 
+    /// The lines of the customer's "Wait for Release" tab as last recorded, without asking Zoom.
+    pub async fn release_lines_shown(&self, customer: CustomerId) -> Result<Vec<ReleaseLine>> {
+        Ok(self.store.customer_release_lines(customer, self.now() - RESULTS_SHOWN_FOR).await?)
+    }
+
     /// The customer's "Wait for Release" tab: its numbers waiting (with what Zoom says of each, asked
     /// now), being released, refused, and released lately.
     pub async fn wait_for_release(&self, customer: CustomerId) -> Result<WaitForRelease> {

@@ -46,6 +46,11 @@ impl App {
         self.store.get_trunk(name).await?.ok_or(AppError::NotFound)
     }
 
+    /// How many customers are bound to the trunk.
+    pub async fn customers_on_trunk(&self, name: &str) -> Result<i64> {
+        Ok(self.store.customers_on_trunk(name).await?)
+    }
+
     /// Replaces a trunk's destinations and numbering rule; its name (what Zoom knows) stays.
     pub async fn update_trunk(&self, name: &str, input: &TrunkInput<'_>) -> Result<ZoomTrunk> {
         let mut trunk = self.trunk(name).await?;

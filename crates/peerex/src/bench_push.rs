@@ -184,7 +184,7 @@ async fn bench_one(
     let workers = app.spawn_workers();
     let pushing = Instant::now();
     loop {
-        let counts = app.store.count_by_state().await?;
+        let counts = app.count_by_state().await?;
         let provisioning =
             counts.iter().find(|(s, _)| *s == NumberState::Provisioning).map_or(0, |(_, n)| *n);
         if provisioning == 0 {
@@ -200,7 +200,6 @@ async fn bench_one(
     let push = pushing.elapsed();
     drop(workers);
     let active = app
-        .store
         .count_by_state()
         .await?
         .into_iter()

@@ -49,10 +49,10 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
         app.now(),
     )
     .unwrap();
-    app.store.insert_trunk(&trunk).await.unwrap();
-    app.store.set_customer_trunk(acme.id, Some("zoom-a")).await.unwrap();
+    t.store().insert_trunk(&trunk).await.unwrap();
+    t.store().set_customer_trunk(acme.id, Some("zoom-a")).await.unwrap();
     let config = RoutingConfig { http_listen: "127.0.0.1:0".into(), ..Default::default() };
-    let started = routing::start(app.store.clone(), &config).await.unwrap();
+    let started = routing::start(app.routing_source(), &config).await.unwrap();
     assert!(routing::wait_ready(&started.routing, Duration::from_secs(10)).await);
     let http = started.http.unwrap();
 
@@ -74,7 +74,7 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     .unwrap();
     for n in [A, B] {
         assert_eq!(
-            app.store.get_number_by_e164(n).await.unwrap().unwrap().state,
+            t.store().get_number_by_e164(n).await.unwrap().unwrap().state,
             NumberState::ReleasePending
         );
         let body = lookup(http, n).await;
@@ -86,8 +86,8 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     }
 
     // Approved and removed from Zoom: B stops routing at once; A (assigned in Zoom, refused) keeps routing.
-    let ids: Vec<_> = app
-        .store
+    let ids: Vec<_> = t
+        .store()
         .numbers_in(&[A.to_owned(), B.to_owned()])
         .await
         .unwrap()
@@ -99,10 +99,10 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
         .unwrap();
     t.run_pending_jobs().await;
     assert_eq!(
-        app.store.get_number_by_e164(A).await.unwrap().unwrap().state,
+        t.store().get_number_by_e164(A).await.unwrap().unwrap().state,
         NumberState::ReleasePending
     );
-    assert_eq!(app.store.get_number_by_e164(B).await.unwrap().unwrap().state, NumberState::Aging);
+    assert_eq!(t.store().get_number_by_e164(B).await.unwrap().unwrap().state, NumberState::Aging);
     // The snapshot follows the changes in order (releasing also answers 404 `released`) and comes to
     // hold Zoom's answers. How fast is a goal `peerex bench sip` measures; the bound below only keeps
     // a lost change from hanging the test.

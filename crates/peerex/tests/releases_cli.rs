@@ -16,6 +16,8 @@ mod common;
 struct World {
     cli: common::Cli,
     app: app::App,
+    /// The same database, for steps no use-case offers (a worker's claim, Zoom's answers).
+    store: store::Store,
 }
 
 impl World {
@@ -23,12 +25,13 @@ impl World {
         let cli = common::Cli::on(db).await;
         let store = store::Store::connect(&cli.url).await.unwrap();
         store.migrate().await.unwrap();
-        let app = app::App::new(store, Arc::new(domain::SystemClock), app::Settings::default());
-        World { cli, app }
+        let app =
+            app::App::new(store.clone(), Arc::new(domain::SystemClock), app::Settings::default());
+        World { cli, app, store }
     }
 
     async fn state(&self, e164: &str) -> NumberState {
-        self.app.store.get_number_by_e164(e164).await.unwrap().unwrap().state
+        self.store.get_number_by_e164(e164).await.unwrap().unwrap().state
     }
 }
 
@@ -57,13 +60,13 @@ async fn customer_with_active_numbers(w: &World) -> String {
         expires_at: now + time::Duration::hours(1),
         generation: 0,
     };
-    app.store
+    w.store
         .link_zoom_account(c.id, "acct-1", "user-1", &tokens, "Carrier", &by, now)
         .await
         .unwrap()
         .unwrap();
     while let Some(job) =
-        app.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap()
+        w.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap()
     {
         let numbers: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
         let results: Vec<(String, PushResult)> = numbers["numbers"]
@@ -73,9 +76,9 @@ async fn customer_with_active_numbers(w: &World) -> String {
             })
             .unwrap_or_default();
         if job.kind == domain::onboarding::JobKind::PushNumbers {
-            assert!(app.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
+            assert!(w.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
         } else {
-            assert!(app
+            assert!(w
                 .store
                 .finish_job(job.id, "t", &domain::onboarding::JobEnd::Done, now)
                 .await

@@ -80,18 +80,23 @@ impl ZoomApp {
         store.migrate().await.expect("migrate test database");
         let mut setup = zoom_setup(&zoom.url, &platform_url);
         tune(&mut setup);
-        let app =
-            App::new(store, Arc::new(domain::SystemClock), Settings::default()).with_zoom(setup);
+        let app = App::new(store.clone(), Arc::new(domain::SystemClock), Settings::default())
+            .with_zoom(setup);
         app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
         let state = web::WebState::new(app.clone(), ui);
         crate::test_app::serve(listener, state, web::listener::Limits::default());
-        ZoomApp { platform: TestApp { addr, url: platform_url, app, _dir: dir }, zoom }
+        ZoomApp { platform: TestApp { addr, url: platform_url, app, store, _dir: dir }, zoom }
     }
 
     pub fn app(&self) -> &App {
         &self.platform.app
+    }
+
+    /// The platform's database, for tests that set up or check what no use-case shows.
+    pub fn store(&self) -> &Store {
+        &self.platform.store
     }
 
     /// Binds `customer` to the demo's Zoom trunk (created the first time): without a trunk of its own

@@ -94,7 +94,7 @@ pub async fn list_customers(
     caller: Caller,
 ) -> Result<Json<CustomerList>, ApiError> {
     caller.require(Scope::Read)?;
-    let customers = state.app.store.list_customers().await.map_err(AppError::from)?;
+    let customers = state.app.customers().await?;
     Ok(Json(CustomerList { customers: customers.into_iter().map(CustomerOut::from).collect() }))
 }
 

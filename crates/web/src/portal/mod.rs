@@ -206,7 +206,7 @@ async fn logout(
     if let Err(refused) = admin.check_csrf(&f.csrf) {
         return refused;
     }
-    if let Err(e) = state.app.store.delete_session(&admin.session.id_hash).await {
+    if let Err(e) = state.app.end_session(&admin.session).await {
         return PageError(e.into()).into_response();
     }
     let mut response = Redirect::to("/portal/login").into_response();
@@ -308,18 +308,11 @@ async fn home_page(
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let c = admin.customer.id;
-    let link = state.app.store.zoom_link(c).await.map_err(db)?;
+    let link = state.app.zoom_link(c).await?;
     let query = NumberQuery { customer_id: Some(c), limit: NUMBERS_SHOWN, ..Default::default() };
-    let numbers = state.app.store.search_numbers(&query).await.map_err(db)?;
-    let presence: HashMap<String, (Option<bool>, Option<OffsetDateTime>)> = state
-        .app
-        .store
-        .zoom_presence(c)
-        .await
-        .map_err(db)?
-        .into_iter()
-        .map(|(n, a, at)| (n, (a, at)))
-        .collect();
+    let numbers = state.app.search_numbers(&query).await?;
+    let presence: HashMap<String, (Option<bool>, Option<OffsetDateTime>)> =
+        state.app.zoom_presence(c).await?.into_iter().map(|(n, a, at)| (n, (a, at))).collect();
     let numbers = numbers
         .iter()
         .map(|n| PortalNumber {
@@ -329,15 +322,7 @@ async fn home_page(
             reason: n.reason.clone().unwrap_or_default(),
         })
         .collect();
-    let orders = state
-        .app
-        .store
-        .list_orders(Some(c), 50)
-        .await
-        .map_err(db)?
-        .iter()
-        .map(PortalOrder::new)
-        .collect();
+    let orders = state.app.orders(Some(c), 50).await?.iter().map(PortalOrder::new).collect();
     let status = if error.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
     let page = HomePage {
         carrier: state.ui.carrier_name.clone(),
@@ -441,7 +426,7 @@ async fn progress_of(
 ) -> Result<(Order, ProgressView), PageError> {
     let id: OrderId = raw.parse().map_err(|_| PageError(AppError::NotFound))?;
     let (order, numbers) = state.app.order(id, Some(admin.customer.id)).await?;
-    let jobs = state.app.store.order_jobs(id).await.map_err(db)?;
+    let jobs = state.app.order_jobs(id, Some(admin.customer.id)).await?;
     let retrying = |e164: &str| {
         jobs.iter()
             .filter(|j| {
@@ -503,7 +488,7 @@ async fn order_page(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let (order, progress) = progress_of(&state, &admin, &id).await?;
-    let link = state.app.store.zoom_link(admin.customer.id).await.map_err(db)?;
+    let link = state.app.zoom_link(admin.customer.id).await?;
     Ok(render(&OrderPage {
         carrier: state.ui.carrier_name.clone(),
         customer: admin.customer.name.clone(),
@@ -526,10 +511,6 @@ async fn order_progress(
 ) -> Result<Response, PageError> {
     let (_, progress) = progress_of(&state, &admin, &id).await?;
     Ok(render(&progress))
-}
-
-fn db(e: store::DbError) -> PageError {
-    PageError(AppError::Db(e))
 }
 
 fn when(t: OffsetDateTime) -> String {
