@@ -7,7 +7,7 @@
 use super::rows::{bad, NumberRow};
 use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
-use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use domain::{Actor, CustomerId, Number, NumberState, OrderId, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -37,7 +37,7 @@ impl JobRow {
             payload: self.payload,
             customer_id: self.customer_id.map(CustomerId::from_uuid),
             order_id: self.order_id.map(OrderId::from_uuid),
-            zoom_account: self.zoom_account,
+            zoom_account: self.zoom_account.map(ZoomAccountId::from_trusted),
             state: JobState::parse(&self.state).ok_or_else(|| bad("job state", &self.state))?,
             attempts: self.attempts,
             run_after: self.run_after,
@@ -406,6 +406,7 @@ pub(crate) async fn insert_job(tx: &mut Transaction<'_, Db>, job: &Job) -> Resul
     let state = job.state.as_str();
     let c = job.customer_id.map(|c| c.as_uuid());
     let o = job.order_id.map(|o| o.as_uuid());
+    let account = job.zoom_account.as_ref().map(ZoomAccountId::as_str);
     // Bound as JSON: PostgreSQL's column is `jsonb`, SQLite's text.
     let payload: serde_json::Value = serde_json::from_str(&job.payload)
         .map_err(|e| sqlx::Error::Encode(format!("job payload is not JSON: {e}").into()))?;
@@ -416,7 +417,7 @@ pub(crate) async fn insert_job(tx: &mut Transaction<'_, Db>, job: &Job) -> Resul
         payload,
         c,
         o,
-        job.zoom_account,
+        account,
         state,
         job.attempts,
         job.run_after,
@@ -508,7 +509,7 @@ pub(crate) async fn enqueue_poll(
             "{}".into(),
             Some(customer),
             None,
-            Some(account.to_owned()),
+            Some(ZoomAccountId::from_trusted(account.to_owned())),
             now,
         );
         job.run_after = now + time::Duration::minutes(1);

@@ -13,7 +13,7 @@ use domain::onboarding::{
     Job, JobKind, LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink, ZOOM_BATCH,
 };
 use domain::release::ON_HOLD_MESSAGE;
-use domain::{Actor, CustomerId, Number, NumberState, OrderId};
+use domain::{Actor, CustomerId, Number, NumberState, OrderId, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -37,7 +37,7 @@ impl LinkRow {
         Ok(ZoomLink {
             id: self.id,
             customer_id: CustomerId::from_uuid(self.customer_id),
-            zoom_account_id: self.zoom_account_id,
+            zoom_account_id: ZoomAccountId::from_trusted(self.zoom_account_id),
             zoom_user_id: self.zoom_user_id,
             state: LinkState::parse(&self.state).ok_or_else(|| bad("link state", &self.state))?,
             linked_at: self.linked_at,
@@ -101,7 +101,7 @@ impl DialectStore {
             .into_iter()
             .map(|r| LinkEvent {
                 customer_id: r.customer_id.map(CustomerId::from_uuid),
-                zoom_account_id: r.zoom_account_id,
+                zoom_account_id: ZoomAccountId::from_trusted(r.zoom_account_id),
                 at: r.at,
                 kind: r.kind,
                 message: r.message,
@@ -156,9 +156,9 @@ impl DialectStore {
             .await?;
         if let Some(other) = &by_customer {
             if other.zoom_account_id != account {
-                return Ok(Err(LinkRefused::CustomerLinkedElsewhere(
+                return Ok(Err(LinkRefused::CustomerLinkedElsewhere(ZoomAccountId::from_trusted(
                     other.zoom_account_id.clone(),
-                )));
+                ))));
             }
         }
         let earlier = select_links!(
@@ -424,7 +424,7 @@ impl DialectStore {
         insert_link_event(
             &mut tx,
             Some(link.customer_id),
-            &link.zoom_account_id,
+            link.zoom_account_id.as_str(),
             "needs_reauth",
             &message,
             now,
@@ -585,7 +585,7 @@ async fn apply_in_tx(
                 push_payload(batch),
                 Some(customer),
                 order,
-                Some(account.to_owned()),
+                Some(ZoomAccountId::from_trusted(account.to_owned())),
                 now,
             );
             insert_job(tx, &job).await?;

@@ -15,7 +15,7 @@ use domain::onboarding::{Job, JobKind, ZOOM_BATCH};
 use domain::release::{
     ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE,
 };
-use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState};
+use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, ZoomAccountId};
 use sqlx::QueryBuilder;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -358,7 +358,7 @@ impl DialectStore {
                 numbers_payload(&e164s),
                 Some(customer),
                 None,
-                Some(account.clone()),
+                Some(ZoomAccountId::from_trusted(account.clone())),
                 now,
             );
             insert_job(&mut tx, &job).await?;

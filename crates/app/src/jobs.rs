@@ -15,7 +15,7 @@
 use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
-use domain::{Actor, NumberState};
+use domain::{Actor, NumberState, ZoomAccountId};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -101,7 +101,7 @@ impl App {
         let Some(job) = self.store.claim_job(worker, now + lease, now).await? else {
             return Ok(None);
         };
-        let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_deref().unwrap_or(""));
+        let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_ref().map_or("", ZoomAccountId::as_str));
         let work = async {
             let end = match job.kind {
                 JobKind::PushNumbers => self.run_push(z, &job, worker).await,
@@ -255,7 +255,7 @@ impl App {
         let Ok(payload) = serde_json::from_str::<PushPayload>(&job.payload) else {
             return Ok(Some(JobEnd::Failed { error: "unreadable job payload".into() }));
         };
-        let Some(account) = job.zoom_account.as_deref() else {
+        let Some(account) = job.zoom_account.as_ref() else {
             return Ok(Some(JobEnd::Failed { error: "push job without a Zoom account".into() }));
         };
         let Some(link) = self.store.live_link_by_account(account).await? else {
@@ -333,7 +333,7 @@ impl App {
         job: &Job,
         worker: &str,
     ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
-        let Some(account) = job.zoom_account.as_deref() else {
+        let Some(account) = job.zoom_account.as_ref() else {
             return Ok(Some(JobEnd::Failed { error: "poll job without a Zoom account".into() }));
         };
         let Some(link) = self.store.live_link_by_account(account).await? else {

@@ -327,7 +327,7 @@ impl App {
             self.on_zoom_result(job, worker, &[], &by).await?;
             return Ok(None);
         }
-        let link = match job.zoom_account.as_deref() {
+        let link = match job.zoom_account.as_ref() {
             Some(account) => self
                 .store
                 .live_link_by_account(account)

@@ -2,6 +2,7 @@
 //! that carry number changes to Zoom, and the retry policy those jobs follow.
 
 use crate::ids::{CustomerId, OrderId};
+use crate::zoom_account::ZoomAccountId;
 use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -39,7 +40,7 @@ impl LinkState {
 pub struct ZoomLink {
     pub id: Uuid,
     pub customer_id: CustomerId,
-    pub zoom_account_id: String,
+    pub zoom_account_id: ZoomAccountId,
     pub zoom_user_id: String,
     pub state: LinkState,
     #[serde(with = "time::serde::rfc3339")]
@@ -64,7 +65,7 @@ pub struct ZoomLink {
 /// account is what Zoom's `users/me` said with the install's own token.
 #[derive(Clone, Debug)]
 pub struct PendingInstall {
-    pub zoom_account_id: String,
+    pub zoom_account_id: ZoomAccountId,
     pub zoom_user_id: String,
     pub zoom_email: String,
     pub zoom_name: String,
@@ -79,7 +80,7 @@ pub struct PendingInstall {
 #[derive(Clone, Debug, Serialize)]
 pub struct LinkEvent {
     pub customer_id: Option<CustomerId>,
-    pub zoom_account_id: String,
+    pub zoom_account_id: ZoomAccountId,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     /// `linked`, `relinked`, `refused`, `removed`.
@@ -93,7 +94,7 @@ pub enum LinkRefused {
     #[error("this Zoom account is already linked to another customer of {carrier}; sign in as that customer, or ask {carrier} to help")]
     AccountTaken { carrier: String },
     #[error("your account is already linked to another Zoom account ({0}); remove the app from that Zoom account first")]
-    CustomerLinkedElsewhere(String),
+    CustomerLinkedElsewhere(ZoomAccountId),
     #[error("the customer's contract has ended")]
     ContractEnded,
 }
@@ -183,7 +184,7 @@ pub struct Job {
     pub payload: String,
     pub customer_id: Option<CustomerId>,
     pub order_id: Option<OrderId>,
-    pub zoom_account: Option<String>,
+    pub zoom_account: Option<ZoomAccountId>,
     pub state: JobState,
     pub attempts: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -204,7 +205,7 @@ impl Job {
         payload: String,
         customer: Option<CustomerId>,
         order: Option<OrderId>,
-        account: Option<String>,
+        account: Option<ZoomAccountId>,
         now: OffsetDateTime,
     ) -> Job {
         Job {

@@ -173,8 +173,10 @@ async fn bench_one(
     // The callback's half (exchange, users/me), then the customer admin's confirmation.
     let started = app.begin_install(&code).await.map_err(err)?;
     let account = started.pending.zoom_account_id.clone();
-    let (_, queued) =
-        app.confirm_install(customer.id, &started.cookie, &account, &by).await.map_err(err)?;
+    let (_, queued) = app
+        .confirm_install(customer.id, &started.cookie, account.as_str(), &by)
+        .await
+        .map_err(err)?;
     anyhow::ensure!(
         queued == args.numbers as usize,
         "the link queued {queued} numbers, not {}",

@@ -61,7 +61,7 @@ async fn customer_with_active_numbers(w: &World) -> String {
         generation: 0,
     };
     w.store
-        .link_zoom_account(c.id, "acct-1", "user-1", &tokens, "Carrier", &by, now)
+        .link_zoom_account(c.id, &acct("acct-1"), "user-1", &tokens, "Carrier", &by, now)
         .await
         .unwrap()
         .unwrap();
@@ -215,4 +215,8 @@ fn the_quarantine_is_configured_in_days_and_checked() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("release_quarantine_days must be 0 to 3650")
     );
+}
+
+fn acct(id: &str) -> domain::ZoomAccountId {
+    domain::ZoomAccountId::parse(id).unwrap()
 }

@@ -73,8 +73,8 @@ async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId)
     (c.id, order.id)
 }
 
-fn account(round: u64) -> String {
-    format!("acct-{round}")
+fn account(round: u64) -> domain::ZoomAccountId {
+    domain::ZoomAccountId::parse(&format!("acct-{round}")).unwrap()
 }
 
 async fn link(store: &Store, c: CustomerId, round: u64) {

@@ -172,10 +172,10 @@ async fn detail_page(
     let link = state.app.zoom_link(id).await?;
     let reauth_reason = link.as_ref().and_then(|l| l.reauth_reason.clone()).unwrap_or_default();
     let zoom = link.map(|l| match l.reauth_needed_at.filter(|_| l.state == LinkState::Linked) {
-        Some(at) => ("needs_reauth".to_owned(), l.zoom_account_id, when(at)),
+        Some(at) => ("needs_reauth".to_owned(), l.zoom_account_id.to_string(), when(at)),
         None => {
             let since = when(l.removed_at.unwrap_or(l.linked_at));
-            (l.state.as_str().to_owned(), l.zoom_account_id, since)
+            (l.state.as_str().to_owned(), l.zoom_account_id.to_string(), since)
         }
     });
     let zoom_events = state
@@ -183,7 +183,7 @@ async fn detail_page(
         .link_events(id, 20)
         .await?
         .into_iter()
-        .map(|e| (when(e.at), e.kind, e.zoom_account_id, e.message))
+        .map(|e| (when(e.at), e.kind, e.zoom_account_id.to_string(), e.message))
         .collect();
     let in_zoom = state
         .app

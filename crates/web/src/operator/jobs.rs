@@ -85,7 +85,7 @@ async fn list(
             let since = l.reauth_needed_at.map(when).unwrap_or_default();
             (
                 l.customer_id.to_string(),
-                l.zoom_account_id,
+                l.zoom_account_id.to_string(),
                 since,
                 l.reauth_reason.unwrap_or_default(),
             )

@@ -231,12 +231,12 @@ impl LinkView {
             None => LinkView { state: "none", account: String::new(), since: String::new() },
             Some(l) if l.state == LinkState::Linked && l.reauth_needed_at.is_some() => LinkView {
                 state: "needs_reauth",
-                account: l.zoom_account_id.clone(),
+                account: l.zoom_account_id.to_string(),
                 since: when(l.reauth_needed_at.unwrap_or(l.linked_at)),
             },
             Some(l) => LinkView {
                 state: l.state.as_str(),
-                account: l.zoom_account_id.clone(),
+                account: l.zoom_account_id.to_string(),
                 since: when(if l.state == LinkState::Removed {
                     l.removed_at.unwrap_or(l.linked_at)
                 } else {
