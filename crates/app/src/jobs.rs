@@ -287,11 +287,11 @@ impl App {
         };
         let mut token = self.access_token(&link, None).await?;
         self.zoom_slot(z, account).await?;
-        let mut answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
+        let mut answer = z.client.add_peering_numbers(&token, trunk.as_str(), &numbers).await;
         if let Err(ZoomError::Unauthorized { .. }) = &answer {
             token = self.access_token(&link, Some(&token)).await?;
             self.zoom_slot(z, account).await?;
-            answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
+            answer = z.client.add_peering_numbers(&token, trunk.as_str(), &numbers).await;
         }
         let stats = &z.stats;
         let count =

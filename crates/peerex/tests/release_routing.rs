@@ -50,7 +50,10 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     )
     .unwrap();
     t.store().insert_trunk(&trunk).await.unwrap();
-    t.store().set_customer_trunk(acme.id, Some("zoom-a")).await.unwrap();
+    t.store()
+        .set_customer_trunk(acme.id, Some(&domain::trunk::TrunkName::parse("zoom-a").unwrap()))
+        .await
+        .unwrap();
     let config = RoutingConfig { http_listen: "127.0.0.1:0".into(), ..Default::default() };
     let started = routing::start(app.routing_source(), &config).await.unwrap();
     assert!(routing::wait_ready(&started.routing, Duration::from_secs(10)).await);

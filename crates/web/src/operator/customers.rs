@@ -146,6 +146,11 @@ impl DetailPage {
     fn ended(&self) -> bool {
         self.c.contract_state == ContractState::Ended
     }
+
+    /// Whether the customer is bound to the trunk called `name`.
+    fn bound_to(&self, name: &str) -> bool {
+        self.c.zoom_trunk.as_ref().is_some_and(|t| t.as_str() == name)
+    }
 }
 
 async fn detail_page(
