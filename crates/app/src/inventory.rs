@@ -4,7 +4,7 @@ use crate::{App, AppError, Result};
 use domain::import::{ImportPlan, ImportRow, RowError};
 use domain::number::NumberAttrs;
 use domain::search::NumberQuery;
-use domain::{Actor, Number, NumberEvent, NumberId, NumberState};
+use domain::{Actor, Number, NumberEvent, NumberId, NumberState, PhoneNumber};
 use serde::Serialize;
 
 /// What an import did, or would do on a dry run.
@@ -33,7 +33,7 @@ impl App {
     ) -> Result<ImportOutcome> {
         let mut existing = std::collections::HashSet::new();
         for chunk in plan.rows.chunks(EXISTING_CHUNK) {
-            let e164s: Vec<&str> = chunk.iter().map(|r| r.e164.as_str()).collect();
+            let e164s: Vec<&PhoneNumber> = chunk.iter().map(|r| &r.e164).collect();
             existing.extend(self.store.existing_numbers(&e164s).await?);
         }
         if !existing.is_empty() {

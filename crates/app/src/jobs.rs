@@ -263,7 +263,7 @@ impl App {
         };
         let numbers: Vec<String> = self
             .store
-            .numbers_in(&payload.numbers)
+            .numbers_in(&crate::release::parse_listed(&payload.numbers))
             .await?
             .into_iter()
             .filter(|n| {

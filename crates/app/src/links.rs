@@ -3,7 +3,7 @@
 
 use crate::{App, Result};
 use domain::onboarding::{LinkEvent, ZoomLink};
-use domain::CustomerId;
+use domain::{CustomerId, PhoneNumber};
 use time::OffsetDateTime;
 
 impl App {
@@ -27,7 +27,7 @@ impl App {
     pub async fn zoom_presence(
         &self,
         customer: CustomerId,
-    ) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
+    ) -> Result<Vec<(PhoneNumber, Option<bool>, Option<OffsetDateTime>)>> {
         Ok(self.store.zoom_presence(customer).await?)
     }
 }

@@ -20,10 +20,10 @@ impl App {
         for raw in explicit {
             let n = PhoneNumber::parse(raw)
                 .map_err(|e| AppError::invalid("numbers", format!("{raw:?} is not E.164: {e}")))?;
-            if list.contains(&n.to_string()) {
+            if list.contains(&n) {
                 return Err(AppError::invalid("numbers", format!("{n} is listed twice")));
             }
-            list.push(n.to_string());
+            list.push(n);
         }
         let count = if list.is_empty() { pick.count } else { list.len() as u32 };
         if count == 0 || count > MAX_ORDER_NUMBERS {

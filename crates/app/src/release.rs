@@ -133,7 +133,7 @@ impl App {
         prefix: Option<String>,
         tag: Option<String>,
         region: Option<String>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<PhoneNumber>> {
         let prefix = match prefix.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
             Some(p)
                 if p.starts_with('+')
@@ -165,7 +165,7 @@ impl App {
             let page = self.store.search_numbers(&query).await?;
             let last = page.last().map(|n| n.e164.to_string());
             let full = page.len() >= query.limit as usize;
-            found.extend(page.into_iter().map(|n| n.e164.to_string()));
+            found.extend(page.into_iter().map(|n| n.e164));
             match last {
                 Some(last) if full && found.len() <= MAX_RELEASE => query.after = Some(last),
                 _ => return Ok(found),
@@ -317,7 +317,7 @@ impl App {
         };
         let numbers: Vec<String> = self
             .store
-            .numbers_in(&payload.numbers)
+            .numbers_in(&parse_listed(&payload.numbers))
             .await?
             .into_iter()
             .filter(|n| n.state == NumberState::Releasing && n.customer_id == Some(customer))
@@ -473,10 +473,15 @@ impl Drop for Sweep {
 }
 
 /// Parses numbers as typed, naming `field` and the row of each one that is not a phone number.
+/// The numbers a job lists (it wrote them in E.164); anything else names no number of ours.
+pub(crate) fn parse_listed(listed: &[String]) -> Vec<PhoneNumber> {
+    listed.iter().filter_map(|n| PhoneNumber::parse(n).ok()).collect()
+}
+
 fn parse_numbers<'a>(
     field: &'static str,
     raw: impl Iterator<Item = (usize, &'a str)>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<PhoneNumber>> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for (row, s) in raw {
@@ -485,7 +490,7 @@ fn parse_numbers<'a>(
             continue;
         }
         match PhoneNumber::parse(s) {
-            Ok(n) => out.push(n.to_string()),
+            Ok(n) => out.push(n),
             Err(e) => bad.push(format!("row {row}: {s:?}: {e}")),
         }
     }

@@ -7,7 +7,7 @@ use domain::auth::Role;
 use domain::customer::OrderPick;
 use domain::number::NumberAttrs;
 use domain::trunk::{NumberingRule, ZoomTrunk};
-use domain::{Actor, NumberState};
+use domain::{Actor, NumberState, PhoneNumber};
 use routing::RoutingConfig;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -77,7 +77,12 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     .unwrap();
     for n in [A, B] {
         assert_eq!(
-            t.store().get_number_by_e164(n).await.unwrap().unwrap().state,
+            t.store()
+                .get_number_by_e164(&domain::PhoneNumber::parse(n).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
             NumberState::ReleasePending
         );
         let body = lookup(http, n).await;
@@ -91,7 +96,7 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     // Approved and removed from Zoom: B stops routing at once; A (assigned in Zoom, refused) keeps routing.
     let ids: Vec<_> = t
         .store()
-        .numbers_in(&[A.to_owned(), B.to_owned()])
+        .numbers_in(&[PhoneNumber::parse(A).unwrap(), PhoneNumber::parse(B).unwrap()])
         .await
         .unwrap()
         .into_iter()
@@ -102,10 +107,23 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
         .unwrap();
     t.run_pending_jobs().await;
     assert_eq!(
-        t.store().get_number_by_e164(A).await.unwrap().unwrap().state,
+        t.store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(A).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         NumberState::ReleasePending
     );
-    assert_eq!(t.store().get_number_by_e164(B).await.unwrap().unwrap().state, NumberState::Aging);
+    assert_eq!(
+        t.store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(B).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        NumberState::Aging
+    );
     // The snapshot follows the changes in order (releasing also answers 404 `released`) and comes to
     // hold Zoom's answers. How fast is a goal `peerex bench sip` measures; the bound below only keeps
     // a lost change from hanging the test.

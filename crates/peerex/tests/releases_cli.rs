@@ -31,7 +31,12 @@ impl World {
     }
 
     async fn state(&self, e164: &str) -> NumberState {
-        self.store.get_number_by_e164(e164).await.unwrap().unwrap().state
+        self.store
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state
     }
 }
 

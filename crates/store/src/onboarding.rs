@@ -5,7 +5,7 @@ use domain::onboarding::{
     Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult, StoredTokens,
     Unlinked, ZoomLink,
 };
-use domain::{Actor, CustomerId, Number, OrderId, ZoomAccountId};
+use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber, ZoomAccountId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -288,15 +288,17 @@ impl Store {
         dispatch!(self.poll_now(customer, now))
     }
 
-    pub async fn numbers_in(&self, e164s: &[String]) -> Result<Vec<Number>> {
-        dispatch!(self.numbers_in(e164s))
+    pub async fn numbers_in(&self, numbers: &[PhoneNumber]) -> Result<Vec<Number>> {
+        let e164s = crate::texts(numbers);
+        dispatch!(self.numbers_in(&e164s))
     }
 
     /// (number, assigned to a user in Zoom, when Zoom was last asked) for the customer's numbers seen.
     pub async fn zoom_presence(
         &self,
         customer: CustomerId,
-    ) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
-        dispatch!(self.zoom_presence(customer))
+    ) -> Result<Vec<(PhoneNumber, Option<bool>, Option<OffsetDateTime>)>> {
+        let seen = dispatch!(self.zoom_presence(customer))?;
+        Ok(seen.into_iter().map(|(n, a, at)| (PhoneNumber::from_trusted(n), a, at)).collect())
     }
 }

@@ -134,7 +134,11 @@ async fn linking_applies_the_pending_order_in_batches_of_200(store: Store) {
         "the poll is due after a minute"
     );
     assert!(jobs.iter().all(|j| j.zoom_account == Some(acct("acct-1")) && j.attempts == 1));
-    let n = store.get_number_by_e164("+15550100007").await.unwrap().unwrap();
+    let n = store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100007").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let trail = store.number_events(n.id).await.unwrap();
     assert_eq!(
         trail.last().map(|e| (e.from, e.to)),
@@ -629,7 +633,11 @@ async fn concurrent_orders_queue_each_number_once(store: Store) {
         distinct.len()
     );
     for e164 in queued.iter().take(40) {
-        let n = store.get_number_by_e164(e164).await.unwrap().unwrap();
+        let n = store
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let to_provisioning = store
             .number_events(n.id)
             .await

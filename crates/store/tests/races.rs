@@ -41,18 +41,16 @@ fn tokens() -> StoredTokens {
     }
 }
 
-fn e164s(round: u64) -> Vec<String> {
+fn e164s(round: u64) -> Vec<PhoneNumber> {
     let first = 15550000000 + round * 100;
-    (first..first + NUMBERS).map(|n| format!("+{n}")).collect()
+    (first..first + NUMBERS).map(|n| PhoneNumber::parse(&format!("+{n}")).unwrap()).collect()
 }
 
 /// Round `round`'s customer, with its numbers reserved in one pending order.
 async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId) {
     let numbers: Vec<_> = e164s(round)
-        .iter()
-        .map(|n| {
-            Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by(), now())
-        })
+        .into_iter()
+        .map(|n| Number::imported(n, NumberAttrs::default(), &by(), now()))
         .collect();
     store.insert_numbers(&numbers, &|_| {}).await.unwrap();
     let c = Customer {
@@ -223,7 +221,7 @@ async fn a_release_withdrawn_while_it_is_approved_ends_one_way(store: Store) {
         link(&store, c, round).await;
         let push = claim_push(&store, "w").await;
         let accepted: Vec<_> =
-            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
+            e164s(round).into_iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
         assert!(store.complete_push(push, "w", &accepted, &by(), now()).await.unwrap());
         let release = store
             .start_release(c, &e164s(round), "contract ends", &by(), now())
@@ -280,7 +278,7 @@ async fn an_app_removed_while_a_push_finishes_leaves_no_number_active(store: Sto
         link(&store, c, round).await;
         let push = claim_push(&store, "w").await;
         let accepted: Vec<_> =
-            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
+            e164s(round).into_iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
         let (s1, s2) = (store.clone(), store.clone());
         let (pushed, removed) = race(
             async move { s1.complete_push(push, "w", &accepted, &by(), now()).await.unwrap() },

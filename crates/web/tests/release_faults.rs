@@ -8,7 +8,7 @@ mod release_support;
 
 use app::release::Selection;
 use domain::onboarding::{JobEnd, JobKind, JobState};
-use domain::{Actor, CustomerId, NumberState};
+use domain::{Actor, CustomerId, NumberState, PhoneNumber};
 use release_support::*;
 use serde_json::json;
 use std::time::Duration;
@@ -43,7 +43,12 @@ async fn release_all(t: &ZoomApp, c: CustomerId, portal: &reqwest::Client) -> Ve
 /// releasing → aging exactly once.
 async fn all_released(t: &ZoomApp, numbers: &[String]) {
     for e164 in numbers {
-        let n = t.store().get_number_by_e164(e164).await.unwrap().unwrap();
+        let n = t
+            .store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((n.state, n.customer_id), (NumberState::Aging, None), "{e164}");
         let aged = t
             .app()
@@ -325,8 +330,9 @@ async fn two_starts_or_two_approvals_at_once_change_each_number_once(db: Db) {
     );
     assert_eq!(t.app().releases(Some(acme), 10).await.unwrap().len(), 1);
 
+    let parsed: Vec<PhoneNumber> = numbers.iter().map(|n| PhoneNumber::parse(n).unwrap()).collect();
     let ids: Vec<domain::NumberId> =
-        t.store().numbers_in(&numbers).await.unwrap().into_iter().map(|n| n.id).collect();
+        t.store().numbers_in(&parsed).await.unwrap().into_iter().map(|n| n.id).collect();
     let admin = Actor::CustomerAdmin(ACME_ADMIN.into());
     let (a, b) = tokio::join!(
         t.app().approve_release(acme, &ids, &admin),

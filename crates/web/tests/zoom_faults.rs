@@ -101,7 +101,12 @@ async fn settled(t: &ZoomApp, c: CustomerId, within: Duration) {
 async fn pushed_once(t: &ZoomApp, c: CustomerId) {
     for (e164, _, _) in states(t, c).await.into_iter().filter(|(_, s, _)| *s == NumberState::Active)
     {
-        let n = t.store().get_number_by_e164(&e164).await.unwrap().unwrap();
+        let n = t
+            .store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(&e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let to: Vec<_> =
             t.app().number_detail(n.id).await.unwrap().1.into_iter().map(|e| e.to).collect();
         assert_eq!(

@@ -284,7 +284,12 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
         8,
         "pushed again, converged, no duplicates"
     );
-    let n = t.store().get_number_by_e164("+15550100000").await.unwrap().unwrap();
+    let n = t
+        .store()
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100000").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let trail: Vec<_> =
         t.app().number_detail(n.id).await.unwrap().1.into_iter().map(|e| e.to).collect();
     use NumberState::*;

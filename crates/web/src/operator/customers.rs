@@ -195,7 +195,7 @@ async fn detail_page(
         .zoom_presence(id)
         .await?
         .into_iter()
-        .map(|(n, a, _)| (n, a.unwrap_or(false)))
+        .map(|(n, a, _)| (n.to_string(), a.unwrap_or(false)))
         .collect();
     let held = state.app.numbers_held(id).await?;
     let page = DetailPage {

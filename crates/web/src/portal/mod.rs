@@ -27,7 +27,7 @@ use domain::auth::{Role, Session, User};
 use domain::customer::{Customer, Order, OrderPick};
 use domain::onboarding::{JobState, LinkState, ZoomLink};
 use domain::search::NumberQuery;
-use domain::{Actor, Number, NumberState, OrderId};
+use domain::{Actor, Number, NumberState, OrderId, PhoneNumber};
 use serde::Deserialize;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -288,13 +288,13 @@ struct HomePage {
 }
 
 fn zoom_label(
-    presence: &HashMap<String, (Option<bool>, Option<OffsetDateTime>)>,
+    presence: &HashMap<PhoneNumber, (Option<bool>, Option<OffsetDateTime>)>,
     n: &Number,
 ) -> &'static str {
     if n.state != NumberState::Active && n.state != NumberState::ReleasePending {
         return "";
     }
-    match presence.get(n.e164.as_str()).and_then(|(a, _)| *a) {
+    match presence.get(&n.e164).and_then(|(a, _)| *a) {
         Some(true) => "Assigned to a user",
         Some(false) => "Unassigned",
         None => "",
@@ -311,7 +311,7 @@ async fn home_page(
     let link = state.app.zoom_link(c).await?;
     let query = NumberQuery { customer_id: Some(c), limit: NUMBERS_SHOWN, ..Default::default() };
     let numbers = state.app.search_numbers(&query).await?;
-    let presence: HashMap<String, (Option<bool>, Option<OffsetDateTime>)> =
+    let presence: HashMap<PhoneNumber, (Option<bool>, Option<OffsetDateTime>)> =
         state.app.zoom_presence(c).await?.into_iter().map(|(n, a, at)| (n, (a, at))).collect();
     let numbers = numbers
         .iter()

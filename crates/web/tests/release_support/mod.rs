@@ -55,7 +55,12 @@ pub async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Opt
 }
 
 pub async fn state_of(t: &ZoomApp, e164: &str) -> (NumberState, Option<String>) {
-    let n = t.store().get_number_by_e164(e164).await.unwrap().unwrap();
+    let n = t
+        .store()
+        .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     (n.state, n.reason)
 }
 
