@@ -123,7 +123,7 @@ pub async fn logout(
         return refused;
     }
     if let Err(e) = state.app.end_session(&op.session).await {
-        return PageError(e.into()).into_response();
+        return PageError(e).into_response();
     }
     let mut response = Redirect::to("/operator/login").into_response();
     if let Ok(v) = set_cookie(SESSION_COOKIE, "", 0, state.ui.secure_cookies).parse() {

@@ -207,7 +207,7 @@ async fn logout(
         return refused;
     }
     if let Err(e) = state.app.end_session(&admin.session).await {
-        return PageError(e.into()).into_response();
+        return PageError(e).into_response();
     }
     let mut response = Redirect::to("/portal/login").into_response();
     if let Ok(v) = set_cookie(PORTAL_SESSION_COOKIE, "", 0, state.ui.secure_cookies).parse() {
