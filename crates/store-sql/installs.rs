@@ -3,6 +3,7 @@
 
 use super::{DialectStore, Result};
 use domain::onboarding::{PendingInstall, StoredTokens};
+use domain::ZoomAccountId;
 use time::OffsetDateTime;
 
 struct PendingRow {
@@ -21,7 +22,7 @@ struct PendingRow {
 impl PendingRow {
     fn into_pending(self) -> PendingInstall {
         PendingInstall {
-            zoom_account_id: self.zoom_account_id,
+            zoom_account_id: ZoomAccountId::from_trusted(self.zoom_account_id),
             zoom_user_id: self.zoom_user_id,
             zoom_email: self.zoom_email,
             zoom_name: self.zoom_name,
@@ -43,11 +44,12 @@ impl DialectStore {
         sqlx::query!("DELETE FROM zoom_pending_installs WHERE valid_until <= $1", p.created_at)
             .execute(self.writer())
             .await?;
+        let account = p.zoom_account_id.as_str();
         sqlx::query!(
             "INSERT INTO zoom_pending_installs (id_hash, zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, \
              access_token, refresh_token, token_expires_at, created_at, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             id_hash,
-            p.zoom_account_id,
+            account,
             p.zoom_user_id,
             p.zoom_email,
             p.zoom_name,

@@ -11,7 +11,7 @@ use domain::link::plan_restore_releases;
 use domain::machine::StateMachine;
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
 use domain::push::plan_push_answers;
-use domain::{Actor, CustomerId, Number, NumberId, NumberState, OrderId};
+use domain::{Actor, CustomerId, Number, NumberId, NumberState, OrderId, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -42,7 +42,7 @@ impl JobRow {
                 .map_err(|_| bad("job payload", &self.payload))?,
             customer_id: self.customer_id.map(CustomerId::from_uuid),
             order_id: self.order_id.map(OrderId::from_uuid),
-            zoom_account: self.zoom_account,
+            zoom_account: self.zoom_account.map(ZoomAccountId::from_trusted),
             state: JobState::parse(&self.state).ok_or_else(|| bad("job state", &self.state))?,
             attempts: self.attempts,
             run_after: self.run_after,
@@ -411,6 +411,7 @@ pub(crate) async fn insert_job(tx: &mut Transaction<'_, Db>, job: &Job) -> Resul
     let state = job.state.as_str();
     let c = job.customer_id.map(|c| c.as_uuid());
     let o = job.order_id.map(|o| o.as_uuid());
+    let account = job.zoom_account.as_ref().map(ZoomAccountId::as_str);
     // Bound as JSON: PostgreSQL's column is `jsonb`, SQLite's text.
     let payload =
         serde_json::to_value(&job.payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
@@ -421,7 +422,7 @@ pub(crate) async fn insert_job(tx: &mut Transaction<'_, Db>, job: &Job) -> Resul
         payload,
         c,
         o,
-        job.zoom_account,
+        account,
         state,
         job.attempts,
         job.run_after,
@@ -528,7 +529,7 @@ pub(crate) async fn enqueue_poll(
             JobPayload::default(),
             Some(customer),
             None,
-            Some(account.to_owned()),
+            Some(ZoomAccountId::from_trusted(account.to_owned())),
             now,
         );
         job.run_after = now + time::Duration::minutes(1);

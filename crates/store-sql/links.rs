@@ -16,7 +16,7 @@ use domain::machine::StateMachine;
 use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
 use domain::push::{cut_push_jobs, plan_apply, Application};
 use domain::release::ON_HOLD_MESSAGE;
-use domain::{Actor, CustomerId, Number};
+use domain::{Actor, CustomerId, Number, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -40,7 +40,7 @@ impl LinkRow {
         Ok(ZoomLink {
             id: self.id,
             customer_id: CustomerId::from_uuid(self.customer_id),
-            zoom_account_id: self.zoom_account_id,
+            zoom_account_id: ZoomAccountId::from_trusted(self.zoom_account_id),
             zoom_user_id: self.zoom_user_id,
             state: LinkState::parse(&self.state).ok_or_else(|| bad("link state", &self.state))?,
             linked_at: self.linked_at,
@@ -107,7 +107,7 @@ impl DialectStore {
             .into_iter()
             .map(|r| LinkEvent {
                 customer_id: r.customer_id.map(CustomerId::from_uuid),
-                zoom_account_id: r.zoom_account_id,
+                zoom_account_id: ZoomAccountId::from_trusted(r.zoom_account_id),
                 at: r.at,
                 kind: r.kind,
                 message: r.message,
@@ -470,7 +470,7 @@ impl DialectStore {
         insert_link_event(
             &mut tx,
             Some(link.customer_id),
-            &link.zoom_account_id,
+            link.zoom_account_id.as_str(),
             "needs_reauth",
             &message,
             now,
@@ -595,7 +595,8 @@ async fn apply_in_tx(
         .filter(|n| moved.contains(&n.id.as_uuid()))
         .collect();
     to_push.extend(plan.again);
-    let cut = cut_push_jobs(customer, account, &to_push, now);
+    let cut =
+        cut_push_jobs(customer, &ZoomAccountId::from_trusted(account.to_owned()), &to_push, now);
     // The orders of these numbers are applied now (those applied before stay as they are).
     for apply in OrderState::steps(OrderEvent::Apply) {
         let (to, from) = (apply.to.as_str(), apply.from.as_str());

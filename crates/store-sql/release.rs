@@ -15,7 +15,7 @@ use domain::release::{
     cut_release_jobs, ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused,
     UNBIND_MESSAGE,
 };
-use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState};
+use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, ZoomAccountId};
 use sqlx::QueryBuilder;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -345,7 +345,9 @@ impl DialectStore {
         }
         let approved: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
         let approved_by = by.to_string();
-        for (job, ids) in cut_release_jobs(customer, &account, &approved, now) {
+        for (job, ids) in
+            cut_release_jobs(customer, &ZoomAccountId::from_trusted(account), &approved, now)
+        {
             insert_job(&mut tx, &job).await?;
             for id in ids {
                 let nid = id.as_uuid();

@@ -3,6 +3,7 @@
 
 use domain::auth::{ApiToken, Role, Scope, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderState};
+use domain::trunk::TrunkName;
 use domain::{
     CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, PhoneNumber, UserId,
 };
@@ -113,7 +114,10 @@ impl CustomerRow {
             contract_state: ContractState::parse(&self.contract_state)
                 .ok_or_else(|| bad("contract state", &self.contract_state))?,
             created_at: self.created_at,
-            zoom_trunk: self.zoom_trunk,
+            zoom_trunk: self
+                .zoom_trunk
+                .map(|t| TrunkName::parse(&t).map_err(|_| bad("trunk name", &t)))
+                .transpose()?,
             number_limit: self.number_limit.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         })
     }

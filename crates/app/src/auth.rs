@@ -9,7 +9,7 @@ use argon2::Argon2;
 use base64::Engine;
 use domain::auth::{ApiToken, Role, Scope, Session, User};
 use domain::sign_in::Admission;
-use domain::{CustomerId, UserId};
+use domain::{Actor, CustomerId, UserId};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -297,6 +297,35 @@ impl App {
 
     pub async fn sign_out(&self, cookie: &str) -> Result<()> {
         Ok(self.store.delete_session(&digest(cookie)).await?)
+    }
+
+    /// Ends a signed-in session: its cookie no longer opens anything.
+    pub async fn end_session(&self, session: &Session) -> Result<()> {
+        Ok(self.store.delete_session(&session.id_hash).await?)
+    }
+
+    /// A customer's users, or the operators with `None`.
+    pub async fn users(&self, customer: Option<CustomerId>) -> Result<Vec<User>> {
+        Ok(self.store.list_users(customer).await?)
+    }
+
+    /// Every API token, revoked ones included.
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        Ok(self.store.list_tokens().await?)
+    }
+
+    /// Revokes a token: it opens nothing from now on. Revoking twice is done, not an error;
+    /// revoking a token that never existed is `NotFound`.
+    pub async fn revoke_token(&self, id: uuid::Uuid, by: &Actor) -> Result<()> {
+        if self.store.revoke_token(id, self.now()).await? {
+            tracing::info!(token = %id, by = %by, "API token revoked");
+            return Ok(());
+        }
+        if self.store.list_tokens().await?.iter().any(|t| t.id == id) {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
     }
 
     /// Creates an API token; the clear token is returned once and never stored.

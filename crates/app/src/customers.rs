@@ -35,6 +35,11 @@ impl App {
         Ok(customer)
     }
 
+    /// Every customer, by name.
+    pub async fn customers(&self) -> Result<Vec<Customer>> {
+        Ok(self.store.list_customers().await?)
+    }
+
     pub async fn customer(&self, id: CustomerId) -> Result<Customer> {
         self.store.get_customer(id).await?.ok_or(AppError::NotFound)
     }

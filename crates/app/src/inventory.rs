@@ -4,7 +4,7 @@ use crate::{App, AppError, Result};
 use domain::import::{ImportPlan, ImportRow, RowError};
 use domain::number::NumberAttrs;
 use domain::search::NumberQuery;
-use domain::{Actor, Number, NumberEvent, NumberId};
+use domain::{Actor, Number, NumberEvent, NumberId, NumberState, PhoneNumber};
 use serde::Serialize;
 
 /// What an import did, or would do on a dry run.
@@ -33,7 +33,7 @@ impl App {
     ) -> Result<ImportOutcome> {
         let mut existing = std::collections::HashSet::new();
         for chunk in plan.rows.chunks(EXISTING_CHUNK) {
-            let e164s: Vec<&str> = chunk.iter().map(|r| r.e164.as_str()).collect();
+            let e164s: Vec<&PhoneNumber> = chunk.iter().map(|r| &r.e164).collect();
             existing.extend(self.store.existing_numbers(&e164s).await?);
         }
         if !existing.is_empty() {
@@ -72,6 +72,11 @@ impl App {
 
     pub async fn search_numbers(&self, query: &NumberQuery) -> Result<Vec<Number>> {
         Ok(self.store.search_numbers(query).await?)
+    }
+
+    /// How many numbers are in each state (states with none are left out).
+    pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>> {
+        Ok(self.store.count_by_state().await?)
     }
 
     /// A number and its audit trail, oldest first.

@@ -13,9 +13,9 @@
 //! [`RetryPolicy`]: domain::onboarding::RetryPolicy
 
 use crate::onboarding::{ZoomCallError, ZoomSetup};
-use crate::{App, Result};
-use domain::onboarding::{Job, JobEnd, JobKind, PushResult};
-use domain::{Actor, NumberState};
+use crate::{App, AppError, Result};
+use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
+use domain::{Actor, NumberState, ZoomAccountId};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -96,7 +96,7 @@ impl App {
         let Some(job) = self.store.claim_job(worker, now + lease, now).await? else {
             return Ok(None);
         };
-        let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_deref().unwrap_or(""));
+        let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_ref().map_or("", ZoomAccountId::as_str));
         let work = async {
             let end = match job.kind {
                 JobKind::PushNumbers => self.run_push(z, &job, worker).await,
@@ -247,8 +247,7 @@ impl App {
         job: &Job,
         worker: &str,
     ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
-        let carried: Vec<String> = job.payload.numbers.iter().map(ToString::to_string).collect();
-        let Some(account) = job.zoom_account.as_deref() else {
+        let Some(account) = job.zoom_account.as_ref() else {
             return Ok(Some(JobEnd::Failed { error: "push job without a Zoom account".into() }));
         };
         let Some(link) = self.store.live_link_by_account(account).await? else {
@@ -256,7 +255,7 @@ impl App {
         };
         let numbers: Vec<String> = self
             .store
-            .numbers_in(&carried)
+            .numbers_in(&job.payload.numbers)
             .await?
             .into_iter()
             .filter(|n| {
@@ -280,11 +279,11 @@ impl App {
         };
         let mut token = self.access_token(&link, None).await?;
         self.zoom_slot(z, account).await?;
-        let mut answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
+        let mut answer = z.client.add_peering_numbers(&token, trunk.as_str(), &numbers).await;
         if let Err(ZoomError::Unauthorized { .. }) = &answer {
             token = self.access_token(&link, Some(&token)).await?;
             self.zoom_slot(z, account).await?;
-            answer = z.client.add_peering_numbers(&token, &trunk, &numbers).await;
+            answer = z.client.add_peering_numbers(&token, trunk.as_str(), &numbers).await;
         }
         let stats = &z.stats;
         let count =
@@ -326,7 +325,7 @@ impl App {
         job: &Job,
         worker: &str,
     ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
-        let Some(account) = job.zoom_account.as_deref() else {
+        let Some(account) = job.zoom_account.as_ref() else {
             return Ok(Some(JobEnd::Failed { error: "poll job without a Zoom account".into() }));
         };
         let Some(link) = self.store.live_link_by_account(account).await? else {
@@ -362,6 +361,31 @@ impl App {
 
 pub(crate) fn hms(t: OffsetDateTime) -> String {
     t.format(time::macros::format_description!("[hour]:[minute]:[second] UTC")).unwrap_or_default()
+}
+
+/// The outbox as operators watch it.
+impl App {
+    /// How many jobs are in each state (states with none are left out).
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        Ok(self.store.job_counts().await?)
+    }
+
+    /// Jobs newest first (at most `limit`), all or those in `state`.
+    pub async fn jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>> {
+        Ok(self.store.list_jobs(state, limit).await?)
+    }
+
+    /// Runs a failed job again from its first attempt; refused for a job that is not failed (any
+    /// more, or at all).
+    pub async fn retry_job(&self, id: uuid::Uuid, by: &Actor) -> Result<()> {
+        if !self.store.retry_job(id, self.now()).await? {
+            return Err(AppError::Refused(
+                "only a failed job can be retried; this one is not failed (any more)".into(),
+            ));
+        }
+        tracing::info!(job = %id, by = %by, "job retried");
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod customers;
 pub mod inventory;
 pub mod jobs;
+pub mod links;
 pub mod onboarding;
 pub mod orders;
 pub mod release; // issue 6
@@ -48,7 +49,9 @@ impl Default for Settings {
 
 #[derive(Clone)]
 pub struct App {
-    pub store: Store,
+    /// Only the use-cases reach the database: web and the CLI call them (and the narrow accessors
+    /// below for routing and health checks).
+    pub(crate) store: Store,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     /// How to reach Zoom; `None` when not configured (onboarding is then refused).
@@ -70,6 +73,22 @@ impl App {
 
     pub fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
+    }
+
+    /// What the routing snapshot follows: its reads and change feed, which live with the store.
+    pub fn routing_source(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Which database this is (`sqlite` or `postgres`).
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// Whether the database answers; its kind when it does (health checks).
+    pub async fn health(&self) -> Result<&'static str> {
+        self.store.ping().await?;
+        Ok(self.store.backend())
     }
 }
 

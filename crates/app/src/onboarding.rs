@@ -11,7 +11,7 @@ use domain::link::{plan_link, LinkFacts};
 use domain::onboarding::{
     LinkRefused, LinkState, PendingInstall, RetryPolicy, StoredTokens, Unlinked, ZoomLink,
 };
-use domain::{Actor, CustomerId, Number};
+use domain::{Actor, CustomerId, Number, ZoomAccountId};
 use std::time::Duration;
 use time::OffsetDateTime;
 use zoom::webhook::{self, Event, WebhookError};
@@ -87,7 +87,7 @@ pub enum ZoomCallError {
     /// Zoom refused the link's refresh token (`invalid_grant`): nothing reaches Zoom for this
     /// account until the app is authorized again (a new install of the same account renews it).
     #[error("Zoom no longer accepts the authorization of Zoom account {account} ({reason}): the customer must add the app again in Zoom")]
-    NeedsReauth { account: String, reason: String },
+    NeedsReauth { account: ZoomAccountId, reason: String },
     #[error(transparent)]
     Zoom(#[from] zoom::ZoomError),
     #[error(transparent)]
@@ -178,6 +178,10 @@ impl App {
             .me(&tokens.access_token)
             .await
             .map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
+        let account = ZoomAccountId::parse(&me.account_id).map_err(|e| {
+            tracing::warn!(zoom_account = ?me.account_id, error = %e, "install: users/me named an unusable account id");
+            AppError::Refused(format!("Zoom named an account id that cannot be linked ({e}); nothing was changed. Add the app again from the Zoom App Marketplace."))
+        })?;
         let sealed = StoredTokens {
             access_token: z.keys.seal("access", &tokens.access_token),
             refresh_token: z.keys.seal("refresh", &tokens.refresh_token),
@@ -185,14 +189,13 @@ impl App {
             generation: 0,
         };
         let now = self.now();
-        let renewed =
-            self.store.renew_link_tokens(&me.account_id, &me.user_id, &sealed, now).await?;
+        let renewed = self.store.renew_link_tokens(&account, &me.user_id, &sealed, now).await?;
         if let Some(link) = &renewed {
-            tracing::info!(customer = %link.customer_id, zoom_account = %me.account_id, "app authorized again: the link's tokens renewed");
+            tracing::info!(customer = %link.customer_id, zoom_account = %account, "app authorized again: the link's tokens renewed");
         }
         let ttl = time::Duration::try_from(z.install_ttl).unwrap_or(time::Duration::minutes(15));
         let pending = PendingInstall {
-            zoom_account_id: me.account_id,
+            zoom_account_id: account,
             zoom_user_id: me.user_id,
             zoom_email: me.email,
             zoom_name: me.name,
@@ -234,7 +237,7 @@ impl App {
             self.store.zoom_link(customer).await?.filter(|l| l.state == LinkState::Linked);
         let facts = LinkFacts {
             customer,
-            account,
+            account: account.as_str(),
             contract: self.customer(customer).await?.contract_state,
             live_for_account: live_for_account.as_ref(),
             live_for_customer: live_for_customer.as_ref(),
@@ -276,9 +279,10 @@ impl App {
         let Some(p) = taken else {
             return Err(AppError::Refused("No Zoom install is waiting for this browser (it was confirmed already, or waited too long). Add the app again from the Zoom App Marketplace.".into()));
         };
-        if p.zoom_account_id != account {
+        if ZoomAccountId::parse(account).ok().as_ref() != Some(&p.zoom_account_id) {
             return Err(AppError::Refused(format!("The Zoom install waiting here is for Zoom account {}, not the one you confirmed; nothing was linked. Add the app again from the Zoom App Marketplace.", p.zoom_account_id)));
         }
+        let account = &p.zoom_account_id;
         let carrier = z.carrier_name.clone();
         let now = self.now();
         let stored = StoredTokens { generation: 0, ..p.tokens };
@@ -409,19 +413,17 @@ impl App {
         }
         match event {
             Event::AppDeauthorized { account_id, .. } => {
+                // An id no link can have is no link's.
+                let Ok(account) = ZoomAccountId::parse(&account_id) else {
+                    return Ok(Err(WebhookRefused::UnknownAccount(account_id)));
+                };
                 let by = Actor::System("zoom:app_deauthorized".into());
                 // Zoom re-sends a delivery it thinks failed, signed afresh: what decides is when the
                 // app was removed, not when this copy was sent.
                 let removed_at = webhook::event_time(body).unwrap_or(sent);
                 match self
                     .store
-                    .unlink_zoom_account_removed_at(
-                        &account_id,
-                        REMOVED_REASON,
-                        removed_at,
-                        &by,
-                        now,
-                    )
+                    .unlink_zoom_account_removed_at(&account, REMOVED_REASON, removed_at, &by, now)
                     .await?
                 {
                     Unlinked::Removed { link, suspended } => {
@@ -546,7 +548,7 @@ impl App {
     pub(crate) async fn zoom_slot(
         &self,
         z: &ZoomSetup,
-        account: &str,
+        account: &ZoomAccountId,
     ) -> std::result::Result<(), ZoomCallError> {
         const LONGEST_WAIT: Duration = Duration::from_secs(5);
         let gap_us = if z.requests_per_second > 0.0 {

@@ -3,6 +3,7 @@
 
 use crate::{App, AppError, Result};
 use domain::customer::{Order, OrderError, OrderPick, MAX_ORDER_NUMBERS};
+use domain::onboarding::Job;
 use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber};
 
 impl App {
@@ -19,10 +20,10 @@ impl App {
         for raw in explicit {
             let n = PhoneNumber::parse(raw)
                 .map_err(|e| AppError::invalid("numbers", format!("{raw:?} is not E.164: {e}")))?;
-            if list.contains(&n.to_string()) {
+            if list.contains(&n) {
                 return Err(AppError::invalid("numbers", format!("{n} is listed twice")));
             }
-            list.push(n.to_string());
+            list.push(n);
         }
         let count = if list.is_empty() { pick.count } else { list.len() as u32 };
         if count == 0 || count > MAX_ORDER_NUMBERS {
@@ -55,6 +56,24 @@ impl App {
             Err(OrderError::NotFound) => Err(AppError::NotFound),
             Err(e) => Err(AppError::Refused(e.to_string())),
         }
+    }
+
+    /// Orders newest first (at most `limit`), a customer's or everyone's.
+    pub async fn orders(&self, customer: Option<CustomerId>, limit: u32) -> Result<Vec<Order>> {
+        Ok(self.store.list_orders(customer, limit).await?)
+    }
+
+    /// The jobs carrying an order's numbers to Zoom. With `customer`, only that customer's order is
+    /// found (another customer's is "not found").
+    pub async fn order_jobs(&self, id: OrderId, customer: Option<CustomerId>) -> Result<Vec<Job>> {
+        if let Some(c) = customer {
+            self.store
+                .get_order(id)
+                .await?
+                .filter(|o| o.customer_id == c)
+                .ok_or(AppError::NotFound)?;
+        }
+        Ok(self.store.order_jobs(id).await?)
     }
 
     pub async fn order(

@@ -128,7 +128,7 @@ impl App {
         prefix: Option<String>,
         tag: Option<String>,
         region: Option<String>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<PhoneNumber>> {
         let prefix = match prefix.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
             Some(p)
                 if p.starts_with('+')
@@ -160,7 +160,7 @@ impl App {
             let page = self.store.search_numbers(&query).await?;
             let last = page.last().map(|n| n.e164.to_string());
             let full = page.len() >= query.limit as usize;
-            found.extend(page.into_iter().map(|n| n.e164.to_string()));
+            found.extend(page.into_iter().map(|n| n.e164));
             match last {
                 Some(last) if full && found.len() <= MAX_RELEASE => query.after = Some(last),
                 _ => return Ok(found),
@@ -191,6 +191,11 @@ impl App {
             .ok_or(AppError::NotFound)?;
         let lines = self.store.release_lines(id).await?;
         Ok((r, lines))
+    }
+
+    /// The lines of the customer's "Wait for Release" tab as last recorded, without asking Zoom.
+    pub async fn release_lines_shown(&self, customer: CustomerId) -> Result<Vec<ReleaseLine>> {
+        Ok(self.store.customer_release_lines(customer, self.now() - RESULTS_SHOWN_FOR).await?)
     }
 
     /// The customer's "Wait for Release" tab: its numbers waiting (with what Zoom says of each, asked
@@ -298,13 +303,12 @@ impl App {
         worker: &str,
     ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
         let by = Actor::System("zoom-release".into());
-        let carried: Vec<String> = job.payload.numbers.iter().map(ToString::to_string).collect();
         let Some(customer) = job.customer_id else {
             return Ok(Some(JobEnd::Failed { error: "release job without a customer".into() }));
         };
         let numbers: Vec<String> = self
             .store
-            .numbers_in(&carried)
+            .numbers_in(&job.payload.numbers)
             .await?
             .into_iter()
             .filter(|n| n.state == NumberState::Releasing && n.customer_id == Some(customer))
@@ -314,7 +318,7 @@ impl App {
             self.on_zoom_result(job, worker, &[], &by).await?;
             return Ok(None);
         }
-        let link = match job.zoom_account.as_deref() {
+        let link = match job.zoom_account.as_ref() {
             Some(account) => self
                 .store
                 .live_link_by_account(account)
@@ -463,7 +467,7 @@ impl Drop for Sweep {
 fn parse_numbers<'a>(
     field: &'static str,
     raw: impl Iterator<Item = (usize, &'a str)>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<PhoneNumber>> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for (row, s) in raw {
@@ -472,7 +476,7 @@ fn parse_numbers<'a>(
             continue;
         }
         match PhoneNumber::parse(s) {
-            Ok(n) => out.push(n.to_string()),
+            Ok(n) => out.push(n),
             Err(e) => bad.push(format!("row {row}: {s:?}: {e}")),
         }
     }

@@ -42,8 +42,16 @@ impl App {
         Ok(self.store.list_trunks().await?)
     }
 
+    /// The trunk called `name`; a name no trunk can have is as unknown as a missing one.
     pub async fn trunk(&self, name: &str) -> Result<ZoomTrunk> {
-        self.store.get_trunk(name).await?.ok_or(AppError::NotFound)
+        let name = TrunkName::parse(name).map_err(|_| AppError::NotFound)?;
+        self.store.get_trunk(&name).await?.ok_or(AppError::NotFound)
+    }
+
+    /// How many customers are bound to the trunk.
+    pub async fn customers_on_trunk(&self, name: &str) -> Result<i64> {
+        let name = TrunkName::parse(name).map_err(|_| AppError::NotFound)?;
+        Ok(self.store.customers_on_trunk(&name).await?)
     }
 
     /// Replaces a trunk's destinations and numbering rule; its name (what Zoom knows) stays.
@@ -62,13 +70,14 @@ impl App {
     /// lose their route).
     pub async fn delete_trunk(&self, name: &str) -> Result<ZoomTrunk> {
         let trunk = self.trunk(name).await?;
-        if self.store.delete_trunk(name).await? {
-            tracing::info!(trunk = name, "zoom trunk deleted");
+        if self.store.delete_trunk(&trunk.name).await? {
+            tracing::info!(trunk = %trunk.name, "zoom trunk deleted");
             return Ok(trunk);
         }
-        let n = self.store.customers_on_trunk(name).await?;
+        let n = self.store.customers_on_trunk(&trunk.name).await?;
         Err(AppError::Refused(format!(
-            "{n} customer(s) use trunk {name}; move them to another trunk first"
+            "{n} customer(s) use trunk {}; move them to another trunk first",
+            trunk.name
         )))
     }
 
@@ -85,7 +94,7 @@ impl App {
                 let name = TrunkName::parse(t).map_err(|_| {
                     AppError::invalid("zoom_trunk", format!("there is no trunk named {t:?}"))
                 })?;
-                if self.store.get_trunk(name.as_str()).await?.is_none() {
+                if self.store.get_trunk(&name).await?.is_none() {
                     return Err(AppError::invalid(
                         "zoom_trunk",
                         format!("there is no trunk named {t:?}"),
@@ -94,7 +103,7 @@ impl App {
                 Some(name)
             }
         };
-        if !self.store.set_customer_trunk(customer, trunk.as_ref().map(TrunkName::as_str)).await? {
+        if !self.store.set_customer_trunk(customer, trunk.as_ref()).await? {
             return Err(AppError::NotFound);
         }
         self.customer(customer).await

@@ -2,6 +2,7 @@
 
 use crate::ids::{CustomerId, OrderId};
 use crate::machine::StateMachine;
+use crate::trunk::TrunkName;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -38,7 +39,7 @@ pub struct Customer {
     pub created_at: OffsetDateTime,
     /// The Zoom trunk (`sip_trunk_name`) its numbers are pushed under and its calls routed to;
     /// without one, no number of the customer can be pushed to Zoom.
-    pub zoom_trunk: Option<String>,
+    pub zoom_trunk: Option<TrunkName>,
     /// The most numbers the customer may hold at once (reserved, being pushed, active, waiting for
     /// release, suspended), set by the carrier's operators; `None`: no limit. Orders beyond it are
     /// refused.

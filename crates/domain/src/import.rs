@@ -83,10 +83,9 @@ impl ImportPlan {
     }
 
     /// Marks every row whose number is in `existing` as already in inventory.
-    pub fn reject_existing(&mut self, existing: &std::collections::HashSet<String>) {
-        let (keep, clash): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rows)
-            .into_iter()
-            .partition(|r| !existing.contains(r.e164.as_str()));
+    pub fn reject_existing(&mut self, existing: &std::collections::HashSet<PhoneNumber>) {
+        let (keep, clash): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.rows).into_iter().partition(|r| !existing.contains(&r.e164));
         self.rows = keep;
         for r in clash {
             self.error(r.row, Some("number"), r.e164.as_str(), "already in inventory");
@@ -535,7 +534,7 @@ mod tests {
     #[test]
     fn existing_numbers_become_row_errors() {
         let mut plan = parse_csv("number\n+15550100000\n+15550100001\n".as_bytes());
-        plan.reject_existing(&["+15550100001".to_string()].into_iter().collect());
+        plan.reject_existing(&[PhoneNumber::parse("+15550100001").unwrap()].into_iter().collect());
         assert_eq!(plan.rows.len(), 1);
         assert_eq!(reasons(&plan), vec![(3, "already in inventory".to_string())]);
     }

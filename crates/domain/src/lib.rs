@@ -23,9 +23,11 @@ pub mod routing;
 pub mod search;
 pub mod sign_in;
 pub mod trunk;
+pub mod zoom_account;
 
 pub use actor::Actor;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use ids::{CustomerId, NumberId, OrderId, UserId};
 pub use number::{Number, NumberEvent, NumberState, TransitionError};
 pub use phone::{PhoneError, PhoneNumber};
+pub use zoom_account::{ZoomAccountError, ZoomAccountId};

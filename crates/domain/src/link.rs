@@ -175,7 +175,7 @@ mod tests {
         ZoomLink {
             id: uuid::Uuid::now_v7(),
             customer_id: customer,
-            zoom_account_id: "acct".into(),
+            zoom_account_id: crate::ZoomAccountId::parse("acct").unwrap(),
             zoom_user_id: "u".into(),
             state,
             linked_at,
@@ -289,10 +289,12 @@ mod tests {
             Err(LinkRefused::AccountTaken { carrier: "Carrier".into() })
         );
         let mut elsewhere = link(c, Linked, now());
-        elsewhere.zoom_account_id = "other".into();
+        elsewhere.zoom_account_id = crate::ZoomAccountId::parse("other").unwrap();
         assert_eq!(
             plan_link(facts(c, "acct", (None, Some(&elsewhere), None)), "Carrier"),
-            Err(LinkRefused::CustomerLinkedElsewhere("other".into()))
+            Err(LinkRefused::CustomerLinkedElsewhere(
+                crate::ZoomAccountId::parse("other").unwrap()
+            ))
         );
         let ended =
             LinkFacts { contract: ContractState::Ended, ..facts(c, "acct", (None, None, None)) };

@@ -3,6 +3,7 @@
 
 use crate::ids::{CustomerId, OrderId};
 use crate::job::JobPayload;
+use crate::zoom_account::ZoomAccountId;
 use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -40,7 +41,7 @@ impl LinkState {
 pub struct ZoomLink {
     pub id: Uuid,
     pub customer_id: CustomerId,
-    pub zoom_account_id: String,
+    pub zoom_account_id: ZoomAccountId,
     pub zoom_user_id: String,
     pub state: LinkState,
     #[serde(with = "time::serde::rfc3339")]
@@ -65,7 +66,7 @@ pub struct ZoomLink {
 /// account is what Zoom's `users/me` said with the install's own token.
 #[derive(Clone, Debug)]
 pub struct PendingInstall {
-    pub zoom_account_id: String,
+    pub zoom_account_id: ZoomAccountId,
     pub zoom_user_id: String,
     pub zoom_email: String,
     pub zoom_name: String,
@@ -80,7 +81,7 @@ pub struct PendingInstall {
 #[derive(Clone, Debug, Serialize)]
 pub struct LinkEvent {
     pub customer_id: Option<CustomerId>,
-    pub zoom_account_id: String,
+    pub zoom_account_id: ZoomAccountId,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     /// `linked`, `relinked`, `refused`, `removed`.
@@ -94,7 +95,7 @@ pub enum LinkRefused {
     #[error("this Zoom account is already linked to another customer of {carrier}; sign in as that customer, or ask {carrier} to help")]
     AccountTaken { carrier: String },
     #[error("your account is already linked to another Zoom account ({0}); remove the app from that Zoom account first")]
-    CustomerLinkedElsewhere(String),
+    CustomerLinkedElsewhere(ZoomAccountId),
     #[error("the customer's contract has ended")]
     ContractEnded,
 }
@@ -184,7 +185,7 @@ pub struct Job {
     pub payload: JobPayload,
     pub customer_id: Option<CustomerId>,
     pub order_id: Option<OrderId>,
-    pub zoom_account: Option<String>,
+    pub zoom_account: Option<ZoomAccountId>,
     pub state: JobState,
     pub attempts: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -205,7 +206,7 @@ impl Job {
         payload: JobPayload,
         customer: Option<CustomerId>,
         order: Option<OrderId>,
-        account: Option<String>,
+        account: Option<ZoomAccountId>,
         now: OffsetDateTime,
     ) -> Job {
         Job {

@@ -5,6 +5,7 @@ use crate::ids::{CustomerId, OrderId};
 use crate::job::JobPayload;
 use crate::number::{Number, NumberEvent, NumberState};
 use crate::onboarding::{Job, JobKind, PushResult, ZOOM_BATCH};
+use crate::zoom_account::ZoomAccountId;
 use crate::Actor;
 use time::OffsetDateTime;
 
@@ -64,7 +65,7 @@ pub struct PushJobs {
 /// for one call), numbers in E.164 order, so an order's progress can be followed job by job.
 pub fn cut_push_jobs(
     customer: CustomerId,
-    account: &str,
+    account: &ZoomAccountId,
     numbers: &[Number],
     now: OffsetDateTime,
 ) -> PushJobs {
@@ -83,7 +84,7 @@ pub fn cut_push_jobs(
                 JobPayload::numbers(batch.to_vec()),
                 Some(customer),
                 order,
-                Some(account.to_owned()),
+                Some(account.clone()),
                 now,
             ));
         }
@@ -116,6 +117,10 @@ pub fn plan_push_answers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn acct() -> ZoomAccountId {
+        ZoomAccountId::parse("acct").unwrap()
+    }
     use crate::number::NumberAttrs;
     use crate::PhoneNumber;
     use NumberState::*;
@@ -189,7 +194,7 @@ mod tests {
         }
         numbers.push(number(9_000, Provisioning, c, Some(o2)));
         numbers.push(number(9_001, Provisioning, c, None));
-        let cut = cut_push_jobs(c, "acct", &numbers, now());
+        let cut = cut_push_jobs(c, &acct(), &numbers, now());
         let mut want_orders = vec![o1, o2];
         want_orders.sort();
         assert_eq!(cut.orders, want_orders);
@@ -207,7 +212,10 @@ mod tests {
         assert_eq!(sizes, want);
         for j in &cut.jobs {
             assert_eq!(j.kind, JobKind::PushNumbers);
-            assert_eq!((j.customer_id, j.zoom_account.as_deref()), (Some(c), Some("acct")));
+            assert_eq!(
+                (j.customer_id, j.zoom_account.as_ref().map(|a| a.as_str())),
+                (Some(c), Some("acct"))
+            );
             assert!(j.payload.numbers.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
         }
         let first = cut.jobs.iter().find(|j| j.order_id == Some(o1)).unwrap();
@@ -217,7 +225,7 @@ mod tests {
 
     #[test]
     fn nothing_to_push_cuts_no_job() {
-        let cut = cut_push_jobs(CustomerId::new(), "acct", &[], now());
+        let cut = cut_push_jobs(CustomerId::new(), &acct(), &[], now());
         assert!(cut.jobs.is_empty() && cut.orders.is_empty());
     }
 

@@ -7,6 +7,7 @@ use crate::ids::{CustomerId, NumberId};
 use crate::job::JobPayload;
 use crate::number::Number;
 use crate::onboarding::{Job, JobKind, ZOOM_BATCH};
+use crate::zoom_account::ZoomAccountId;
 use serde::Serialize;
 use std::fmt;
 use time::OffsetDateTime;
@@ -212,7 +213,7 @@ pub enum ApproveRefused {
 /// the numbers whose release lines it carries.
 pub fn cut_release_jobs(
     customer: CustomerId,
-    account: &str,
+    account: &ZoomAccountId,
     numbers: &[Number],
     now: OffsetDateTime,
 ) -> Vec<(Job, Vec<NumberId>)> {
@@ -227,7 +228,7 @@ pub fn cut_release_jobs(
                 JobPayload::numbers(batch.iter().map(|n| n.e164.clone()).collect()),
                 Some(customer),
                 None,
-                Some(account.to_owned()),
+                Some(account.clone()),
                 now,
             );
             (job, batch.iter().map(|n| n.id).collect())
@@ -237,6 +238,10 @@ pub fn cut_release_jobs(
 
 #[cfg(test)]
 mod tests {
+    fn acct() -> crate::ZoomAccountId {
+        crate::ZoomAccountId::parse("acct").unwrap()
+    }
+
     #[test]
     fn a_reason_is_said_and_counted_in_characters() {
         assert!(super::check_reason("  ").is_err());
@@ -359,7 +364,7 @@ mod tests {
             })
             .collect();
         let c = CustomerId::new();
-        let jobs = cut_release_jobs(c, "acct", &numbers, now);
+        let jobs = cut_release_jobs(c, &acct(), &numbers, now);
         let sizes: Vec<usize> = jobs
             .iter()
             .map(|(j, ids)| {
@@ -371,7 +376,7 @@ mod tests {
         let (first, ids) = &jobs[0];
         assert_eq!(first.kind, JobKind::ReleaseNumbers);
         assert_eq!(
-            (first.customer_id, first.order_id, first.zoom_account.as_deref()),
+            (first.customer_id, first.order_id, first.zoom_account.as_ref().map(|a| a.as_str())),
             (Some(c), None, Some("acct"))
         );
         assert_eq!(first.payload.numbers[0].as_str(), "+15550000000");
@@ -380,6 +385,6 @@ mod tests {
             numbers.iter().map(|n| (n.id, &n.e164)).collect();
         let carried: Vec<_> = ids.iter().map(|id| by_id[id].clone()).collect();
         assert_eq!(carried, first.payload.numbers, "each job's lines are its numbers");
-        assert!(cut_release_jobs(c, "acct", &[], now).is_empty());
+        assert!(cut_release_jobs(c, &acct(), &[], now).is_empty());
     }
 }

@@ -173,8 +173,10 @@ async fn bench_one(
     // The callback's half (exchange, users/me), then the customer admin's confirmation.
     let started = app.begin_install(&code).await.map_err(err)?;
     let account = started.pending.zoom_account_id.clone();
-    let (_, queued) =
-        app.confirm_install(customer.id, &started.cookie, &account, &by).await.map_err(err)?;
+    let (_, queued) = app
+        .confirm_install(customer.id, &started.cookie, account.as_str(), &by)
+        .await
+        .map_err(err)?;
     anyhow::ensure!(
         queued == args.numbers as usize,
         "the link queued {queued} numbers, not {}",
@@ -184,7 +186,7 @@ async fn bench_one(
     let workers = app.spawn_workers();
     let pushing = Instant::now();
     loop {
-        let counts = app.store.count_by_state().await?;
+        let counts = app.count_by_state().await?;
         let provisioning =
             counts.iter().find(|(s, _)| *s == NumberState::Provisioning).map_or(0, |(_, n)| *n);
         if provisioning == 0 {
@@ -200,7 +202,6 @@ async fn bench_one(
     let push = pushing.elapsed();
     drop(workers);
     let active = app
-        .store
         .count_by_state()
         .await?
         .into_iter()

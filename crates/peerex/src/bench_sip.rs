@@ -763,7 +763,7 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
         number_limit: None,
     };
     store.insert_customer(&c).await?;
-    store.set_customer_trunk(c.id, Some(TRUNK)).await?;
+    store.set_customer_trunk(c.id, Some(&domain::trunk::TrunkName::parse(TRUNK).unwrap())).await?;
     let by = domain::Actor::System("bench".into());
     let numbers: Vec<(domain::Number, domain::NumberEvent)> = (0..changes as u64)
         .map(|i| {

@@ -296,7 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let shutdown = crate::serve::Shutdown::catch()?;
             crate::serve::serve(app, &config, &listen, None, shutdown).await?;
         }
-        Command::Migrate => println!("database is up to date ({})", app.store.backend()),
+        Command::Migrate => println!("database is up to date ({})", app.backend()),
         Command::Numbers(cmd) => return numbers(&app, cmd).await,
         Command::Customers(cmd) => customers(&app, cmd).await?,
         Command::Orders(cmd) => orders(&app, cmd).await?,
@@ -546,7 +546,7 @@ async fn customers(app: &App, cmd: CustomersCmd) -> anyhow::Result<()> {
             }
         }
         CustomersCmd::List { json } => {
-            let list = app.store.list_customers().await?;
+            let list = app.customers().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -633,7 +633,7 @@ async fn orders(app: &App, cmd: OrdersCmd) -> anyhow::Result<()> {
         }
         OrdersCmd::List { customer, json } => {
             let customer = customer.as_deref().map(parse_customer).transpose()?;
-            let list = app.store.list_orders(customer, 100).await?;
+            let list = app.orders(customer, 100).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {

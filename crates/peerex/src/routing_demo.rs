@@ -33,7 +33,7 @@ pub async fn start_routing_for_demo(app: &App, config: &mut Config) -> anyhow::R
         };
         app.create_trunk(trunk, &input).await.map_err(|e| anyhow::anyhow!("demo trunk: {e}"))?;
     }
-    for c in app.store.list_customers().await? {
+    for c in app.customers().await? {
         if c.zoom_trunk.is_none() {
             app.set_customer_trunk(c.id, Some(trunk))
                 .await
@@ -46,7 +46,7 @@ pub async fn start_routing_for_demo(app: &App, config: &mut Config) -> anyhow::R
         ..config.routing.clone()
     };
     web::install_metrics();
-    let started = routing::start(app.store.clone(), &settings).await?;
+    let started = routing::start(app.routing_source(), &settings).await?;
     routing::wait_ready(&started.routing, Duration::from_secs(10)).await;
     config.routing = RoutingConfig::default();
     let (http, sip) = (started.http.expect("http listener"), started.sip.expect("sip listener"));

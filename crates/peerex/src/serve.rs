@@ -36,7 +36,7 @@ pub async fn serve(
     };
     if config.routing.enabled() {
         web::install_metrics();
-        routing::start(app.store.clone(), &config.routing).await?;
+        routing::start(app.routing_source(), &config.routing).await?;
     }
     // Workers drain the outbox of changes for Zoom until the process is told to stop; then they hand
     // the jobs they hold back at once, for another instance to take (requests in flight still finish).

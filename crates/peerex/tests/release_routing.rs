@@ -7,7 +7,7 @@ use domain::auth::Role;
 use domain::customer::OrderPick;
 use domain::number::NumberAttrs;
 use domain::trunk::{NumberingRule, ZoomTrunk};
-use domain::{Actor, NumberState};
+use domain::{Actor, NumberState, PhoneNumber};
 use routing::RoutingConfig;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -49,10 +49,13 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
         app.now(),
     )
     .unwrap();
-    app.store.insert_trunk(&trunk).await.unwrap();
-    app.store.set_customer_trunk(acme.id, Some("zoom-a")).await.unwrap();
+    t.store().insert_trunk(&trunk).await.unwrap();
+    t.store()
+        .set_customer_trunk(acme.id, Some(&domain::trunk::TrunkName::parse("zoom-a").unwrap()))
+        .await
+        .unwrap();
     let config = RoutingConfig { http_listen: "127.0.0.1:0".into(), ..Default::default() };
-    let started = routing::start(app.store.clone(), &config).await.unwrap();
+    let started = routing::start(app.routing_source(), &config).await.unwrap();
     assert!(routing::wait_ready(&started.routing, Duration::from_secs(10)).await);
     let http = started.http.unwrap();
 
@@ -74,7 +77,12 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     .unwrap();
     for n in [A, B] {
         assert_eq!(
-            app.store.get_number_by_e164(n).await.unwrap().unwrap().state,
+            t.store()
+                .get_number_by_e164(&domain::PhoneNumber::parse(n).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
             NumberState::ReleasePending
         );
         let body = lookup(http, n).await;
@@ -86,9 +94,9 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
     }
 
     // Approved and removed from Zoom: B stops routing at once; A (assigned in Zoom, refused) keeps routing.
-    let ids: Vec<_> = app
-        .store
-        .numbers_in(&[A.to_owned(), B.to_owned()])
+    let ids: Vec<_> = t
+        .store()
+        .numbers_in(&[PhoneNumber::parse(A).unwrap(), PhoneNumber::parse(B).unwrap()])
         .await
         .unwrap()
         .into_iter()
@@ -99,10 +107,23 @@ async fn waiting_numbers_route_a_released_one_stops_and_a_refused_one_keeps_rout
         .unwrap();
     t.run_pending_jobs().await;
     assert_eq!(
-        app.store.get_number_by_e164(A).await.unwrap().unwrap().state,
+        t.store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(A).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         NumberState::ReleasePending
     );
-    assert_eq!(app.store.get_number_by_e164(B).await.unwrap().unwrap().state, NumberState::Aging);
+    assert_eq!(
+        t.store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(B).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        NumberState::Aging
+    );
     // The snapshot follows the changes in order (releasing also answers 404 `released`) and comes to
     // hold Zoom's answers. How fast is a goal `peerex bench sip` measures; the bound below only keeps
     // a lost change from hanging the test.

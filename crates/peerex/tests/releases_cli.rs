@@ -16,6 +16,8 @@ mod common;
 struct World {
     cli: common::Cli,
     app: app::App,
+    /// The same database, for steps no use-case offers (a worker's claim, Zoom's answers).
+    store: store::Store,
 }
 
 impl World {
@@ -23,12 +25,18 @@ impl World {
         let cli = common::Cli::on(db).await;
         let store = store::Store::connect(&cli.url).await.unwrap();
         store.migrate().await.unwrap();
-        let app = app::App::new(store, Arc::new(domain::SystemClock), app::Settings::default());
-        World { cli, app }
+        let app =
+            app::App::new(store.clone(), Arc::new(domain::SystemClock), app::Settings::default());
+        World { cli, app, store }
     }
 
     async fn state(&self, e164: &str) -> NumberState {
-        self.app.store.get_number_by_e164(e164).await.unwrap().unwrap().state
+        self.store
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state
     }
 }
 
@@ -57,20 +65,20 @@ async fn customer_with_active_numbers(w: &World) -> String {
         expires_at: now + time::Duration::hours(1),
         generation: 0,
     };
-    app.store
-        .link_zoom_account(c.id, "acct-1", "user-1", &tokens, "Carrier", &by, now)
+    w.store
+        .link_zoom_account(c.id, &acct("acct-1"), "user-1", &tokens, "Carrier", &by, now)
         .await
         .unwrap()
         .unwrap();
     while let Some(job) =
-        app.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap()
+        w.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap()
     {
         let results: Vec<(String, PushResult)> =
             job.payload.numbers.iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
         if job.kind == domain::onboarding::JobKind::PushNumbers {
-            assert!(app.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
+            assert!(w.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
         } else {
-            assert!(app
+            assert!(w
                 .store
                 .finish_job(job.id, "t", &domain::onboarding::JobEnd::Done, now)
                 .await
@@ -207,4 +215,8 @@ fn the_quarantine_is_configured_in_days_and_checked() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("release_quarantine_days must be 0 to 3650")
     );
+}
+
+fn acct(id: &str) -> domain::ZoomAccountId {
+    domain::ZoomAccountId::parse(id).unwrap()
 }

@@ -168,7 +168,10 @@ async fn a_large_change_reaches_every_instance_while_others_commit(db: Db) {
         number_limit: None,
     };
     store.insert_customer(&customer).await.unwrap();
-    store.set_customer_trunk(customer.id, Some("zoom-a")).await.unwrap();
+    store
+        .set_customer_trunk(customer.id, Some(&domain::trunk::TrunkName::parse("zoom-a").unwrap()))
+        .await
+        .unwrap();
     let by = Actor::System("test".into());
     let numbers: Vec<_> = (FIRST..FIRST + BIG)
         .chain(OTHER_FIRST..OTHER_FIRST + OTHERS)

@@ -192,7 +192,15 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
         generation: 1,
     };
     w.store
-        .link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now)
+        .link_zoom_account(
+            w.customer,
+            &acct("zoom-acct-1"),
+            "zoom-user-1",
+            &tokens,
+            "Carrier",
+            &by,
+            now,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -205,7 +213,7 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
     // The app is removed (the reason's wording says nothing of apps): the link's state decides.
     let (_, suspended) = w
         .store
-        .unlink_zoom_account("zoom-acct-1", "webhook 7f3a", &by, now)
+        .unlink_zoom_account(&acct("zoom-acct-1"), "webhook 7f3a", &by, now)
         .await
         .unwrap()
         .unwrap();
@@ -224,7 +232,15 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
 
     // Installed again: the link is live, so a suspension is the carrier's again.
     w.store
-        .link_zoom_account(w.customer, "zoom-acct-1", "zoom-user-1", &tokens, "Carrier", &by, now)
+        .link_zoom_account(
+            w.customer,
+            &acct("zoom-acct-1"),
+            "zoom-user-1",
+            &tokens,
+            "Carrier",
+            &by,
+            now,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -277,4 +293,8 @@ async fn kamailio_routes_active_and_rejects_suspended(http: bool) {
         "Zoom's SBC stand-in did not complete the call: {}",
         std::fs::read_to_string(dir.path().join("zoom-uas-err.log")).unwrap_or_default()
     );
+}
+
+fn acct(id: &str) -> domain::ZoomAccountId {
+    domain::ZoomAccountId::parse(id).unwrap()
 }

@@ -7,7 +7,9 @@
 use domain::auth::{ApiToken, Session, User};
 use domain::customer::{ContractState, Customer, Order, OrderError, OrderPick};
 use domain::search::NumberQuery;
-use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, UserId};
+use domain::{
+    Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, OrderId, PhoneNumber, UserId,
+};
 use std::collections::HashSet;
 use store_postgres::PgStore;
 use store_sqlite::SqliteStore;
@@ -63,6 +65,11 @@ fn unique_from_message(message: &str) -> String {
 }
 
 pub type Result<T> = std::result::Result<T, DbError>;
+
+/// Numbers as the dialects bind them.
+fn texts(numbers: &[PhoneNumber]) -> Vec<String> {
+    numbers.iter().map(|n| n.as_str().to_owned()).collect()
+}
 
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -151,8 +158,11 @@ impl Store {
         dispatch!(self.ping())
     }
 
-    pub async fn existing_numbers(&self, e164s: &[&str]) -> Result<HashSet<String>> {
-        dispatch!(self.existing_numbers(e164s))
+    /// Which of `numbers` are in the inventory already.
+    pub async fn existing_numbers(&self, numbers: &[&PhoneNumber]) -> Result<HashSet<PhoneNumber>> {
+        let e164s: Vec<&str> = numbers.iter().map(|n| n.as_str()).collect();
+        let found = dispatch!(self.existing_numbers(&e164s))?;
+        Ok(found.into_iter().map(PhoneNumber::from_trusted).collect())
     }
 
     pub async fn insert_numbers(
@@ -175,8 +185,8 @@ impl Store {
         dispatch!(self.get_number(id))
     }
 
-    pub async fn get_number_by_e164(&self, e164: &str) -> Result<Option<Number>> {
-        dispatch!(self.get_number_by_e164(e164))
+    pub async fn get_number_by_e164(&self, e164: &PhoneNumber) -> Result<Option<Number>> {
+        dispatch!(self.get_number_by_e164(e164.as_str()))
     }
 
     pub async fn number_events(&self, id: NumberId) -> Result<Vec<NumberEvent>> {
@@ -278,11 +288,12 @@ impl Store {
         &self,
         customer: CustomerId,
         pick: &OrderPick,
-        explicit: &[String],
+        explicit: &[PhoneNumber],
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
-        dispatch!(self.create_order(customer, pick, explicit, by, now))
+        let explicit = texts(explicit);
+        dispatch!(self.create_order(customer, pick, &explicit, by, now))
     }
 
     pub async fn cancel_order(

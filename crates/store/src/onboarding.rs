@@ -5,7 +5,7 @@ use domain::onboarding::{
     Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult, StoredTokens,
     Unlinked, ZoomLink,
 };
-use domain::{Actor, CustomerId, Number, OrderId};
+use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber, ZoomAccountId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,12 +38,12 @@ impl Store {
     /// account's waiting jobs due now. `None` without a live link for the account.
     pub async fn renew_link_tokens(
         &self,
-        account: &str,
+        account: &ZoomAccountId,
         zoom_user: &str,
         tokens: &StoredTokens,
         now: OffsetDateTime,
     ) -> Result<Option<ZoomLink>> {
-        dispatch!(self.renew_link_tokens(account, zoom_user, tokens, now))
+        dispatch!(self.renew_link_tokens(account.as_str(), zoom_user, tokens, now))
     }
 
     /// Marks the link as needing re-authorization if its tokens are still those of `generation`.
@@ -66,8 +66,8 @@ impl Store {
         dispatch!(self.zoom_link(customer))
     }
 
-    pub async fn live_link_by_account(&self, account: &str) -> Result<Option<ZoomLink>> {
-        dispatch!(self.live_link_by_account(account))
+    pub async fn live_link_by_account(&self, account: &ZoomAccountId) -> Result<Option<ZoomLink>> {
+        dispatch!(self.live_link_by_account(account.as_str()))
     }
 
     /// The customer's link history, newest first.
@@ -78,11 +78,11 @@ impl Store {
     pub async fn record_link_refusal(
         &self,
         customer: Option<CustomerId>,
-        account: &str,
+        account: &ZoomAccountId,
         message: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        dispatch!(self.record_link_refusal(customer, account, message, now))
+        dispatch!(self.record_link_refusal(customer, account.as_str(), message, now))
     }
 
     /// Links the customer to a Zoom account and applies its waiting numbers, in one transaction.
@@ -90,14 +90,22 @@ impl Store {
     pub async fn link_zoom_account(
         &self,
         customer: CustomerId,
-        account: &str,
+        account: &ZoomAccountId,
         zoom_user: &str,
         tokens: &StoredTokens,
         carrier: &str,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
-        dispatch!(self.link_zoom_account(customer, account, zoom_user, tokens, carrier, by, now))
+        dispatch!(self.link_zoom_account(
+            customer,
+            account.as_str(),
+            zoom_user,
+            tokens,
+            carrier,
+            by,
+            now
+        ))
     }
 
     /// Queues the customer's waiting numbers for Zoom; `None` without a live link.
@@ -113,7 +121,7 @@ impl Store {
     /// The app was removed (now): link removed, tokens dropped, jobs cancelled, numbers suspended.
     pub async fn unlink_zoom_account(
         &self,
-        account: &str,
+        account: &ZoomAccountId,
         reason: &str,
         by: &Actor,
         now: OffsetDateTime,
@@ -128,24 +136,33 @@ impl Store {
     /// live link was made after that (a re-install), which is left alone.
     pub async fn unlink_zoom_account_removed_at(
         &self,
-        account: &str,
+        account: &ZoomAccountId,
         reason: &str,
         removed_at: OffsetDateTime,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<Unlinked> {
-        dispatch!(self.unlink_zoom_account(account, reason, removed_at, by, now))
+        dispatch!(self.unlink_zoom_account(account.as_str(), reason, removed_at, by, now))
     }
 
     /// Zoom's 429: no job of the account is claimed, and no call takes a slot, before `until`.
-    pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
-        dispatch!(self.set_not_before(account, until))
+    pub async fn set_not_before(
+        &self,
+        account: &ZoomAccountId,
+        until: OffsetDateTime,
+    ) -> Result<()> {
+        dispatch!(self.set_not_before(account.as_str(), until))
     }
 
     /// Takes the next slot of the account's shared request budget (see the dialects); when the call
     /// may be made, in microseconds since the epoch.
-    pub async fn take_zoom_slot(&self, account: &str, now_us: i64, gap_us: i64) -> Result<i64> {
-        dispatch!(self.take_zoom_slot(account, now_us, gap_us))
+    pub async fn take_zoom_slot(
+        &self,
+        account: &ZoomAccountId,
+        now_us: i64,
+        gap_us: i64,
+    ) -> Result<i64> {
+        dispatch!(self.take_zoom_slot(account.as_str(), now_us, gap_us))
     }
 
     /// Remembers a webhook delivery by the digest of its verified content: false when any instance
@@ -271,15 +288,17 @@ impl Store {
         dispatch!(self.poll_now(customer, now))
     }
 
-    pub async fn numbers_in(&self, e164s: &[String]) -> Result<Vec<Number>> {
-        dispatch!(self.numbers_in(e164s))
+    pub async fn numbers_in(&self, numbers: &[PhoneNumber]) -> Result<Vec<Number>> {
+        let e164s = crate::texts(numbers);
+        dispatch!(self.numbers_in(&e164s))
     }
 
     /// (number, assigned to a user in Zoom, when Zoom was last asked) for the customer's numbers seen.
     pub async fn zoom_presence(
         &self,
         customer: CustomerId,
-    ) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
-        dispatch!(self.zoom_presence(customer))
+    ) -> Result<Vec<(PhoneNumber, Option<bool>, Option<OffsetDateTime>)>> {
+        let seen = dispatch!(self.zoom_presence(customer))?;
+        Ok(seen.into_iter().map(|(n, a, at)| (PhoneNumber::from_trusted(n), a, at)).collect())
     }
 }

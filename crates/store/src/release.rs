@@ -2,7 +2,7 @@
 
 use crate::{Result, Store};
 use domain::release::{ApproveRefused, Release, ReleaseLine, RemoveResult, StartRefused};
-use domain::{Actor, CustomerId, NumberId};
+use domain::{Actor, CustomerId, NumberId, PhoneNumber};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -11,12 +11,13 @@ impl Store {
     pub async fn start_release(
         &self,
         customer: CustomerId,
-        e164s: &[String],
+        numbers: &[PhoneNumber],
         reason: &str,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<Release, StartRefused>> {
-        dispatch!(self.start_release(customer, e164s, reason, by, now))
+        let e164s = crate::texts(numbers);
+        dispatch!(self.start_release(customer, &e164s, reason, by, now))
     }
 
     /// Withdraws what still waits in a release; `None` for an unknown release.

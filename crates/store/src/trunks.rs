@@ -1,7 +1,7 @@
 //! Zoom trunks and the customer → trunk binding (issue 7).
 
 use crate::{Result, Store};
-use domain::trunk::ZoomTrunk;
+use domain::trunk::{TrunkName, ZoomTrunk};
 use domain::CustomerId;
 
 impl Store {
@@ -14,8 +14,8 @@ impl Store {
         dispatch!(self.list_trunks())
     }
 
-    pub async fn get_trunk(&self, name: &str) -> Result<Option<ZoomTrunk>> {
-        dispatch!(self.get_trunk(name))
+    pub async fn get_trunk(&self, name: &TrunkName) -> Result<Option<ZoomTrunk>> {
+        dispatch!(self.get_trunk(name.as_str()))
     }
 
     /// Replaces a trunk's destinations and numbering rule; false if there is no such trunk.
@@ -24,16 +24,20 @@ impl Store {
     }
 
     /// Deletes a trunk no customer uses; false if it does not exist or a customer still uses it.
-    pub async fn delete_trunk(&self, name: &str) -> Result<bool> {
-        dispatch!(self.delete_trunk(name))
+    pub async fn delete_trunk(&self, name: &TrunkName) -> Result<bool> {
+        dispatch!(self.delete_trunk(name.as_str()))
     }
 
-    pub async fn customers_on_trunk(&self, name: &str) -> Result<i64> {
-        dispatch!(self.customers_on_trunk(name))
+    pub async fn customers_on_trunk(&self, name: &TrunkName) -> Result<i64> {
+        dispatch!(self.customers_on_trunk(name.as_str()))
     }
 
     /// Binds a customer to a trunk, or to none; false if there is no such customer.
-    pub async fn set_customer_trunk(&self, id: CustomerId, trunk: Option<&str>) -> Result<bool> {
-        dispatch!(self.set_customer_trunk(id, trunk))
+    pub async fn set_customer_trunk(
+        &self,
+        id: CustomerId,
+        trunk: Option<&TrunkName>,
+    ) -> Result<bool> {
+        dispatch!(self.set_customer_trunk(id, trunk.map(TrunkName::as_str)))
     }
 }

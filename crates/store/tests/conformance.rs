@@ -72,7 +72,11 @@ async fn import_writes_numbers_with_their_creation_events(store: Store) {
         .await
         .unwrap();
     assert_eq!(seen.into_inner(), 2_500);
-    let n = store.get_number_by_e164("+15550100042").await.unwrap().expect("imported");
+    let n = store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100042").unwrap())
+        .await
+        .unwrap()
+        .expect("imported");
     assert_eq!(n.state, NumberState::Available);
     assert_eq!(n.tags, vec!["nyc", "premium"]);
     assert_eq!(n.region.as_deref(), Some("US-NY"));
@@ -81,8 +85,8 @@ async fn import_writes_numbers_with_their_creation_events(store: Store) {
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].from, events[0].to), (None, NumberState::Available));
     assert_eq!(events[0].actor, "operator:ops@carrier.example");
-    let existing =
-        store.existing_numbers(&["+15550100000", "+15550199999", "+15550102499"]).await.unwrap();
+    let asked = e164s(&["+15550100000", "+15550199999", "+15550102499"]);
+    let existing = store.existing_numbers(&asked.iter().collect::<Vec<_>>()).await.unwrap();
     assert_eq!(existing.len(), 2);
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 2_500)]);
 }
@@ -95,7 +99,11 @@ async fn duplicate_import_is_refused_whole(store: Store) {
         DbError::Conflict { constraint } => assert_eq!(constraint, "numbers_e164_key"),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert!(store.get_number_by_e164("+15550100012").await.unwrap().is_none());
+    assert!(store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100012").unwrap())
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 10)]);
 }
 
@@ -270,9 +278,9 @@ async fn order_for_more_than_available_changes_nothing(store: Store) {
 async fn explicit_order_refuses_a_taken_number_and_changes_nothing(store: Store) {
     store.insert_numbers(&numbers(15550100000, 3, "US", &[]), &|_| {}).await.unwrap();
     let acme = customer(&store, "acme").await;
-    let first = vec!["+15550100001".to_string()];
+    let first = e164s(&["+15550100001"]);
     store.create_order(acme, &OrderPick::default(), &first, &ops(), now()).await.unwrap().unwrap();
-    let second = vec!["+15550100000".to_string(), "+15550100001".to_string()];
+    let second = e164s(&["+15550100000", "+15550100001"]);
     let err = store
         .create_order(acme, &OrderPick::default(), &second, &ops(), now())
         .await
@@ -280,11 +288,16 @@ async fn explicit_order_refuses_a_taken_number_and_changes_nothing(store: Store)
         .unwrap_err();
     assert_eq!(err, OrderError::NumberNotAvailable("+15550100001".into()));
     assert_eq!(
-        store.get_number_by_e164("+15550100000").await.unwrap().unwrap().state,
+        store
+            .get_number_by_e164(&domain::PhoneNumber::parse("+15550100000").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         NumberState::Available
     );
     assert_eq!(store.list_orders(None, 10).await.unwrap().len(), 1);
-    let unknown = vec!["+15559999999".to_string()];
+    let unknown = e164s(&["+15559999999"]);
     let err = store
         .create_order(acme, &OrderPick::default(), &unknown, &ops(), now())
         .await
@@ -445,7 +458,7 @@ async fn concurrent_orders_never_pass_the_customers_number_limit(store: Store) {
         .unwrap()
         .unwrap();
     assert!(store.set_number_limit(acme, Some(26)).await.unwrap());
-    let two = ["+15550100199".to_owned(), "+15550100198".to_owned()];
+    let two = e164s(&["+15550100199", "+15550100198"]);
     assert_eq!(
         store
             .create_order(acme, &OrderPick::default(), &two, &ops(), now())
@@ -456,4 +469,8 @@ async fn concurrent_orders_never_pass_the_customers_number_limit(store: Store) {
     );
     assert!(store.set_number_limit(acme, None).await.unwrap());
     store.create_order(acme, &OrderPick::default(), &two, &ops(), now()).await.unwrap().unwrap();
+}
+
+fn e164s(numbers: &[&str]) -> Vec<PhoneNumber> {
+    numbers.iter().map(|n| PhoneNumber::parse(n).unwrap()).collect()
 }

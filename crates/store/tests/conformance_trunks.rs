@@ -1,7 +1,7 @@
 //! Zoom trunks and the customer → trunk binding (issue 7), checked identically on SQLite and PostgreSQL.
 
 use domain::customer::{ContractState, Customer};
-use domain::trunk::{NumberingRule, ZoomTrunk};
+use domain::trunk::{NumberingRule, TrunkName, ZoomTrunk};
 use domain::CustomerId;
 use store::{DbError, Store};
 use time::OffsetDateTime;
@@ -36,7 +36,7 @@ async fn trunks_are_created_listed_changed_and_deleted(store: Store) {
 
     let all = store.list_trunks().await.unwrap();
     assert_eq!(all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["zoom-a", "zoom-b"]);
-    let a = store.get_trunk("zoom-a").await.unwrap().unwrap();
+    let a = store.get_trunk(&name("zoom-a")).await.unwrap().unwrap();
     assert_eq!(
         a.destinations.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
         ["sip:a1.zoom.example:5061;transport=tls", "sip:a2.zoom.example:5061;transport=tls"]
@@ -48,16 +48,16 @@ async fn trunks_are_created_listed_changed_and_deleted(store: Store) {
     changed.destinations = trunk("x", &["sip:new.zoom.example"]).destinations;
     changed.numbering = NumberingRule::nanp();
     assert!(store.update_trunk(&changed).await.unwrap());
-    let a = store.get_trunk("zoom-a").await.unwrap().unwrap();
+    let a = store.get_trunk(&name("zoom-a")).await.unwrap().unwrap();
     assert_eq!(
         (a.destinations[0].as_str(), a.destinations.len(), a.numbering.clone()),
         ("sip:new.zoom.example", 1, NumberingRule::nanp())
     );
     assert!(!store.update_trunk(&trunk("nope", &["sip:x.example"])).await.unwrap());
 
-    assert!(store.delete_trunk("zoom-b").await.unwrap());
-    assert!(!store.delete_trunk("zoom-b").await.unwrap());
-    assert!(store.get_trunk("zoom-b").await.unwrap().is_none());
+    assert!(store.delete_trunk(&name("zoom-b")).await.unwrap());
+    assert!(!store.delete_trunk(&name("zoom-b")).await.unwrap());
+    assert!(store.get_trunk(&name("zoom-b")).await.unwrap().is_none());
 }
 
 async fn customer_is_bound_to_a_trunk_that_then_cannot_be_deleted(store: Store) {
@@ -74,21 +74,28 @@ async fn customer_is_bound_to_a_trunk_that_then_cannot_be_deleted(store: Store) 
     store.insert_customer(&c).await.unwrap();
     assert_eq!(store.get_customer(c.id).await.unwrap().unwrap().zoom_trunk, None);
 
-    assert!(store.set_customer_trunk(c.id, Some("zoom-a")).await.unwrap());
+    assert!(store.set_customer_trunk(c.id, Some(&name("zoom-a"))).await.unwrap());
     assert_eq!(
-        store.get_customer(c.id).await.unwrap().unwrap().zoom_trunk.as_deref(),
+        store.get_customer(c.id).await.unwrap().unwrap().zoom_trunk.as_ref().map(TrunkName::as_str),
         Some("zoom-a")
     );
-    assert_eq!(store.list_customers().await.unwrap()[0].zoom_trunk.as_deref(), Some("zoom-a"));
-    assert_eq!(store.customers_on_trunk("zoom-a").await.unwrap(), 1);
-    assert!(!store.delete_trunk("zoom-a").await.unwrap(), "a trunk in use stays");
-    assert!(store.get_trunk("zoom-a").await.unwrap().is_some());
+    assert_eq!(
+        store.list_customers().await.unwrap()[0].zoom_trunk.as_ref().map(TrunkName::as_str),
+        Some("zoom-a")
+    );
+    assert_eq!(store.customers_on_trunk(&name("zoom-a")).await.unwrap(), 1);
+    assert!(!store.delete_trunk(&name("zoom-a")).await.unwrap(), "a trunk in use stays");
+    assert!(store.get_trunk(&name("zoom-a")).await.unwrap().is_some());
 
     // The foreign key refuses a trunk that does not exist.
-    assert!(store.set_customer_trunk(c.id, Some("no-such-trunk")).await.is_err());
-    assert!(!store.set_customer_trunk(CustomerId::new(), Some("zoom-a")).await.unwrap());
+    assert!(store.set_customer_trunk(c.id, Some(&name("no-such-trunk"))).await.is_err());
+    assert!(!store.set_customer_trunk(CustomerId::new(), Some(&name("zoom-a"))).await.unwrap());
 
     assert!(store.set_customer_trunk(c.id, None).await.unwrap());
     assert_eq!(store.get_customer(c.id).await.unwrap().unwrap().zoom_trunk, None);
-    assert!(store.delete_trunk("zoom-a").await.unwrap());
+    assert!(store.delete_trunk(&name("zoom-a")).await.unwrap());
+}
+
+fn name(s: &str) -> TrunkName {
+    TrunkName::parse(s).unwrap()
 }

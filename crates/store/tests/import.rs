@@ -51,7 +51,11 @@ async fn large_import_writes_every_number_with_its_event(store: Store) {
     assert_eq!(seen.into_inner(), 5_201);
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 5_201)]);
     for e164 in ["+15550100000", "+15550104999", "+15550105000", "+15550105200"] {
-        let n = store.get_number_by_e164(e164).await.unwrap().expect("imported");
+        let n = store
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .expect("imported");
         assert_eq!(n.tags, vec!["bulk"]);
         assert_eq!(n.region.as_deref(), Some("US"));
         assert_eq!(n.updated_at, now());
@@ -74,7 +78,11 @@ async fn import_refused_in_a_later_slice_writes_nothing(store: Store) {
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 1)]);
-    assert!(store.get_number_by_e164("+15550100000").await.unwrap().is_none());
+    assert!(store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100000").unwrap())
+        .await
+        .unwrap()
+        .is_none());
     // The store is usable afterwards: the same numbers without the clash go in.
     store.insert_numbers(&numbers(15550100000, 6_000), &|_| {}).await.unwrap();
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 6_001)]);
@@ -92,11 +100,12 @@ async fn existing_numbers_are_exactly_those_present(store: Store) {
         let store = store.clone();
         let present = present.clone();
         async move {
-            let e164s: Vec<String> = asked.iter().map(|n| format!("+{n}")).collect();
-            let refs: Vec<&str> = e164s.iter().map(String::as_str).collect();
+            let e164 = |n: &u64| PhoneNumber::parse(&format!("+{n}")).unwrap();
+            let e164s: Vec<PhoneNumber> = asked.iter().map(e164).collect();
+            let refs: Vec<&PhoneNumber> = e164s.iter().collect();
             let found = store.existing_numbers(&refs).await.unwrap();
-            let want: HashSet<String> =
-                asked.iter().filter(|n| present.contains(n)).map(|n| format!("+{n}")).collect();
+            let want: HashSet<PhoneNumber> =
+                asked.iter().filter(|n| present.contains(n)).map(e164).collect();
             assert_eq!(found, want, "asked {} numbers from +{}", asked.len(), asked[0]);
         }
     };
@@ -154,8 +163,16 @@ async fn bad_rows_in_the_middle_of_a_big_file_import_nothing(store: Store) {
     assert!(errors[0].2.starts_with("not E.164"), "{errors:?}");
     assert_eq!((errors[1].0, errors[1].1), (9_000, Some("tags")));
     assert!(store.count_by_state().await.unwrap().is_empty());
-    assert!(store.get_number_by_e164("+15550100000").await.unwrap().is_none());
-    assert!(store.get_number_by_e164("+15550111999").await.unwrap().is_none());
+    assert!(store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100000").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550111999").unwrap())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// A number twice in the file and two numbers already in the inventory, far apart in a big file:
@@ -179,8 +196,16 @@ async fn duplicates_in_the_file_and_in_the_inventory_are_named_and_import_nothin
         ]
     );
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 2)]);
-    assert!(store.get_number_by_e164("+15550100000").await.unwrap().is_none());
-    let kept = store.get_number_by_e164("+15550107000").await.unwrap().expect("in inventory");
+    assert!(store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100000").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    let kept = store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550107000").unwrap())
+        .await
+        .unwrap()
+        .expect("in inventory");
     assert_eq!(kept.tags, vec!["bulk"]);
     assert_eq!(store.number_events(kept.id).await.unwrap().len(), 1);
 }
@@ -193,7 +218,11 @@ async fn good_big_file_imports_every_number_with_its_event(store: Store) {
     assert_eq!(outcome.added, 12_000);
     assert_eq!(store.count_by_state().await.unwrap(), vec![(NumberState::Available, 12_000)]);
     for (e164, row) in [("+15550100000", 2), ("+15550106000", 6_002), ("+15550111999", 12_001)] {
-        let n = store.get_number_by_e164(e164).await.unwrap().expect("imported");
+        let n = store
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .expect("imported");
         assert_eq!(n.tags, vec!["bulk", "us"]);
         assert_eq!(n.region.as_deref(), Some("US"));
         assert_eq!(n.note, Some(format!("line {row}")));

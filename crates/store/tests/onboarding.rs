@@ -104,7 +104,7 @@ async fn claim_all(store: &Store, owner: &str, at: OffsetDateTime) -> Vec<domain
 async fn linking_applies_the_pending_order_in_batches_of_200(store: Store) {
     let (c, order) = customer_with_order(&store, "acme", 15550100000, 450).await;
     let (link, queued) = store
-        .link_zoom_account(c, "acct-1", "user-1", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "user-1", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -133,8 +133,12 @@ async fn linking_applies_the_pending_order_in_batches_of_200(store: Store) {
         1,
         "the poll is due after a minute"
     );
-    assert!(jobs.iter().all(|j| j.zoom_account.as_deref() == Some("acct-1") && j.attempts == 1));
-    let n = store.get_number_by_e164("+15550100007").await.unwrap().unwrap();
+    assert!(jobs.iter().all(|j| j.zoom_account == Some(acct("acct-1")) && j.attempts == 1));
+    let n = store
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100007").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let trail = store.number_events(n.id).await.unwrap();
     assert_eq!(
         trail.last().map(|e| (e.from, e.to)),
@@ -149,12 +153,12 @@ async fn an_account_or_customer_linked_elsewhere_is_refused_and_nothing_changes(
     let (acme, _) = customer_with_order(&store, "acme", 15550100000, 3).await;
     let (globex, globex_order) = customer_with_order(&store, "globex", 15550200000, 3).await;
     store
-        .link_zoom_account(acme, "acct-acme", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(acme, &acct("acct-acme"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
     let refused = store
-        .link_zoom_account(globex, "acct-acme", "u", &tokens("b"), "Carrier", &by(), now())
+        .link_zoom_account(globex, &acct("acct-acme"), "u", &tokens("b"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap_err();
@@ -162,21 +166,24 @@ async fn an_account_or_customer_linked_elsewhere_is_refused_and_nothing_changes(
     assert!(store.zoom_link(globex).await.unwrap().is_none());
     assert!(states(&store, globex_order).await.iter().all(|s| *s == NumberState::Reserved));
     let refused = store
-        .link_zoom_account(acme, "acct-other", "u", &tokens("c"), "Carrier", &by(), now())
+        .link_zoom_account(acme, &acct("acct-other"), "u", &tokens("c"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap_err();
-    assert_eq!(refused, LinkRefused::CustomerLinkedElsewhere("acct-acme".into()));
+    assert_eq!(refused, LinkRefused::CustomerLinkedElsewhere(acct("acct-acme")));
     assert_eq!(store.zoom_link(acme).await.unwrap().unwrap().zoom_account_id, "acct-acme");
-    assert!(store.live_link_by_account("acct-other").await.unwrap().is_none());
-    store.record_link_refusal(Some(acme), "acct-other", &refused.to_string(), now()).await.unwrap();
+    assert!(store.live_link_by_account(&acct("acct-other")).await.unwrap().is_none());
+    store
+        .record_link_refusal(Some(acme), &acct("acct-other"), &refused.to_string(), now())
+        .await
+        .unwrap();
     assert_eq!(store.link_events(acme, 10).await.unwrap()[0].kind, "refused");
 }
 
 async fn zoom_answers_activate_or_return_numbers_with_the_reason(store: Store) {
     let (c, order) = customer_with_order(&store, "acme", 15550100000, 3).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -212,7 +219,7 @@ async fn zoom_answers_activate_or_return_numbers_with_the_reason(store: Store) {
 async fn jobs_are_leased_and_a_dead_workers_job_is_retaken(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 3).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -268,7 +275,7 @@ async fn jobs_are_leased_and_a_dead_workers_job_is_retaken(store: Store) {
 async fn concurrent_workers_never_claim_the_same_job(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 2_000).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -295,12 +302,12 @@ async fn concurrent_workers_never_claim_the_same_job(store: Store) {
 async fn rate_limited_account_waits_for_not_before(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 3).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
-    store.set_not_before("acct-1", now() + Duration::seconds(5)).await.unwrap();
-    store.set_not_before("acct-1", now() + Duration::seconds(1)).await.unwrap(); // never earlier
+    store.set_not_before(&acct("acct-1"), now() + Duration::seconds(5)).await.unwrap();
+    store.set_not_before(&acct("acct-1"), now() + Duration::seconds(1)).await.unwrap(); // never earlier
     assert!(store
         .claim_job("w", now() + Duration::minutes(1), now() + Duration::seconds(4))
         .await
@@ -316,7 +323,7 @@ async fn rate_limited_account_waits_for_not_before(store: Store) {
 async fn app_removal_suspends_and_reinstall_resumes(store: Store) {
     let (c, order) = customer_with_order(&store, "acme", 15550100000, 3).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -328,12 +335,12 @@ async fn app_removal_suspends_and_reinstall_resumes(store: Store) {
         .collect();
     store.complete_push(push.id, "w", &results, &by(), now()).await.unwrap();
     assert!(store
-        .unlink_zoom_account("acct-unknown", "app removed", &by(), now())
+        .unlink_zoom_account(&acct("acct-unknown"), "app removed", &by(), now())
         .await
         .unwrap()
         .is_none());
     let (link, suspended) = store
-        .unlink_zoom_account("acct-1", "app removed in Zoom", &by(), now())
+        .unlink_zoom_account(&acct("acct-1"), "app removed in Zoom", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -356,7 +363,7 @@ async fn app_removal_suspends_and_reinstall_resumes(store: Store) {
     assert_eq!(store.zoom_link(c).await.unwrap().unwrap().state, LinkState::Removed);
     // Installed again: the same link row comes back, numbers go through provisioning again.
     let (again, queued) = store
-        .link_zoom_account(c, "acct-1", "u", &tokens("b"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("b"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -370,7 +377,7 @@ async fn app_removal_suspends_and_reinstall_resumes(store: Store) {
 async fn two_refreshers_never_spend_one_refresh_token(store: Store) {
     let c = customer(&store, "acme").await;
     let (link, _) = store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -454,7 +461,7 @@ async fn two_refreshers_never_spend_one_refresh_token(store: Store) {
 
 fn pending(account: &str, tag: &str) -> PendingInstall {
     PendingInstall {
-        zoom_account_id: account.into(),
+        zoom_account_id: acct(account),
         zoom_user_id: "u1".into(),
         zoom_email: "admin@acme.example".into(),
         zoom_name: "Acme Admin".into(),
@@ -488,7 +495,7 @@ async fn a_waiting_install_is_seen_then_taken_once(store: Store) {
 async fn new_tokens_renew_a_live_link_and_a_refused_refresh_marks_it_once(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 2).await;
     let (link, _) = store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -505,7 +512,8 @@ async fn new_tokens_renew_a_live_link_and_a_refused_refresh_marks_it_once(store:
     let later = JobEnd::Retry { at: now() + Duration::hours(1), error: "waiting".into() };
     store.finish_job(job.id, "w", &later, now()).await.unwrap();
     let t1 = now() + Duration::seconds(10);
-    let renewed = store.renew_link_tokens("acct-1", "u2", &tokens("b"), t1).await.unwrap().unwrap();
+    let renewed =
+        store.renew_link_tokens(&acct("acct-1"), "u2", &tokens("b"), t1).await.unwrap().unwrap();
     assert_eq!((renewed.customer_id, renewed.reauth_needed_at), (c, None));
     let stored = store.zoom_tokens(link.id).await.unwrap().unwrap();
     assert_eq!(
@@ -523,13 +531,17 @@ async fn new_tokens_renew_a_live_link_and_a_refused_refresh_marks_it_once(store:
         store.link_events(c, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["reauthorized", "needs_reauth", "linked"]);
     // No live link for an account: nothing to renew.
-    assert!(store.renew_link_tokens("acct-9", "u", &tokens("c"), t1).await.unwrap().is_none());
+    assert!(store
+        .renew_link_tokens(&acct("acct-9"), "u", &tokens("c"), t1)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn poll_records_assignment_and_reschedules(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 2).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -580,7 +592,7 @@ async fn concurrent_orders_queue_each_number_once(store: Store) {
     store.insert_numbers(&batch, &|_| {}).await.unwrap();
     let c = customer(&store, "acme").await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -614,7 +626,11 @@ async fn concurrent_orders_queue_each_number_once(store: Store) {
         distinct.len()
     );
     for e164 in queued.iter().take(40) {
-        let n = store.get_number_by_e164(e164).await.unwrap().unwrap();
+        let n = store
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let to_provisioning = store
             .number_events(n.id)
             .await
@@ -639,7 +655,7 @@ async fn the_request_budget_is_shared_and_a_429_moves_it(store: Store) {
     for _ in 0..8 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.take_zoom_slot("acct-1", start, gap).await.unwrap()
+            store.take_zoom_slot(&acct("acct-1"), start, gap).await.unwrap()
         }));
     }
     let mut slots = Vec::new();
@@ -648,16 +664,20 @@ async fn the_request_budget_is_shared_and_a_429_moves_it(store: Store) {
     }
     slots.sort_unstable();
     assert_eq!(slots, (0..8).map(|k| start + k * gap).collect::<Vec<_>>());
-    assert_eq!(store.take_zoom_slot("acct-2", start, gap).await.unwrap(), start, "its own budget");
+    assert_eq!(
+        store.take_zoom_slot(&acct("acct-2"), start, gap).await.unwrap(),
+        start,
+        "its own budget"
+    );
     // Idle for a while: the next call may go at once.
     let later = start + 10_000_000;
-    assert_eq!(store.take_zoom_slot("acct-1", later, gap).await.unwrap(), later);
+    assert_eq!(store.take_zoom_slot(&acct("acct-1"), later, gap).await.unwrap(), later);
     // Zoom answered 429 with Retry-After: no slot before it, for calls already under way too.
-    store.set_not_before("acct-1", now() + Duration::seconds(60)).await.unwrap();
-    let slot = store.take_zoom_slot("acct-1", later + gap, gap).await.unwrap();
+    store.set_not_before(&acct("acct-1"), now() + Duration::seconds(60)).await.unwrap();
+    let slot = store.take_zoom_slot(&acct("acct-1"), later + gap, gap).await.unwrap();
     assert_eq!(slot, micros(now() + Duration::seconds(60)));
-    store.set_not_before("acct-1", now() + Duration::seconds(30)).await.unwrap(); // never earlier
-    assert_eq!(store.take_zoom_slot("acct-1", later, gap).await.unwrap(), slot + gap);
+    store.set_not_before(&acct("acct-1"), now() + Duration::seconds(30)).await.unwrap(); // never earlier
+    assert_eq!(store.take_zoom_slot(&acct("acct-1"), later, gap).await.unwrap(), slot + gap);
 }
 
 /// The replay memory: a delivery is taken once, by whichever instance gets it first; it is forgotten
@@ -686,13 +706,13 @@ async fn a_webhook_delivery_is_remembered_once_until_its_window_ends(store: Stor
 async fn a_removal_older_than_the_link_leaves_it_alone(store: Store) {
     let (c, order) = customer_with_order(&store, "acme", 15550100000, 2).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
     let older = now() - Duration::seconds(30);
     match store
-        .unlink_zoom_account_removed_at("acct-1", "app removed", older, &by(), now())
+        .unlink_zoom_account_removed_at(&acct("acct-1"), "app removed", older, &by(), now())
         .await
         .unwrap()
     {
@@ -702,7 +722,7 @@ async fn a_removal_older_than_the_link_leaves_it_alone(store: Store) {
     assert_eq!(store.zoom_link(c).await.unwrap().unwrap().state, LinkState::Linked);
     assert!(states(&store, order).await.iter().all(|s| *s == NumberState::Provisioning));
     match store
-        .unlink_zoom_account_removed_at("acct-1", "app removed", now(), &by(), now())
+        .unlink_zoom_account_removed_at(&acct("acct-1"), "app removed", now(), &by(), now())
         .await
         .unwrap()
     {
@@ -710,7 +730,10 @@ async fn a_removal_older_than_the_link_leaves_it_alone(store: Store) {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        store.unlink_zoom_account_removed_at("acct-1", "again", now(), &by(), now()).await.unwrap(),
+        store
+            .unlink_zoom_account_removed_at(&acct("acct-1"), "again", now(), &by(), now())
+            .await
+            .unwrap(),
         domain::onboarding::Unlinked::NoLink
     ));
 }
@@ -720,7 +743,7 @@ async fn a_removal_older_than_the_link_leaves_it_alone(store: Store) {
 async fn a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back(store: Store) {
     let (c, _) = customer_with_order(&store, "acme", 15550100000, 2).await;
     store
-        .link_zoom_account(c, "acct-1", "u", &tokens("a"), "Carrier", &by(), now())
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -741,4 +764,8 @@ async fn a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back(store: Store) {
     assert!(!store.extend_job_lease(job.id, "w1", t1 + Duration::seconds(15)).await.unwrap());
     let again = store.claim_job("w2", t1 + Duration::seconds(15), t1).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (job.id, 1), "handed back: the attempt is not counted");
+}
+
+fn acct(id: &str) -> domain::ZoomAccountId {
+    domain::ZoomAccountId::parse(id).unwrap()
 }

@@ -42,18 +42,16 @@ fn tokens() -> StoredTokens {
     }
 }
 
-fn e164s(round: u64) -> Vec<String> {
+fn e164s(round: u64) -> Vec<PhoneNumber> {
     let first = 15550000000 + round * 100;
-    (first..first + NUMBERS).map(|n| format!("+{n}")).collect()
+    (first..first + NUMBERS).map(|n| PhoneNumber::parse(&format!("+{n}")).unwrap()).collect()
 }
 
 /// Round `round`'s customer, with its numbers reserved in one pending order.
 async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId) {
     let numbers: Vec<_> = e164s(round)
-        .iter()
-        .map(|n| {
-            Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by(), now())
-        })
+        .into_iter()
+        .map(|n| Number::imported(n, NumberAttrs::default(), &by(), now()))
         .collect();
     store.insert_numbers(&numbers, &|_| {}).await.unwrap();
     let c = Customer {
@@ -89,8 +87,8 @@ async fn customer(store: &Store, name: String) -> CustomerId {
     c.id
 }
 
-fn account(round: u64) -> String {
-    format!("acct-{round}")
+fn account(round: u64) -> domain::ZoomAccountId {
+    domain::ZoomAccountId::parse(&format!("acct-{round}")).unwrap()
 }
 
 async fn link(store: &Store, c: CustomerId, round: u64) {
@@ -238,7 +236,7 @@ async fn a_release_withdrawn_while_it_is_approved_ends_one_way(store: Store) {
         link(&store, c, round).await;
         let push = claim_push(&store, "w").await;
         let accepted: Vec<_> =
-            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
+            e164s(round).into_iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
         assert!(store.complete_push(push, "w", &accepted, &by(), now()).await.unwrap());
         let release = store
             .start_release(c, &e164s(round), "contract ends", &by(), now())
@@ -295,7 +293,7 @@ async fn an_app_removed_while_a_push_finishes_leaves_no_number_active(store: Sto
         link(&store, c, round).await;
         let push = claim_push(&store, "w").await;
         let accepted: Vec<_> =
-            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
+            e164s(round).into_iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
         let (s1, s2) = (store.clone(), store.clone());
         let (pushed, removed) = race(
             async move { s1.complete_push(push, "w", &accepted, &by(), now()).await.unwrap() },
@@ -336,14 +334,7 @@ async fn two_orders_taking_the_same_numbers_in_opposite_order_end_one_way(store:
     for round in 0..ROUNDS {
         let imported: Vec<_> = e164s(round)
             .iter()
-            .map(|n| {
-                Number::imported(
-                    PhoneNumber::parse(n).unwrap(),
-                    NumberAttrs::default(),
-                    &by(),
-                    now(),
-                )
-            })
+            .map(|n| Number::imported(n.clone(), NumberAttrs::default(), &by(), now()))
             .collect();
         store.insert_numbers(&imported, &|_| {}).await.unwrap();
         let (a, b) = (
@@ -389,12 +380,10 @@ async fn a_number_that_left_and_came_back_is_not_reserved_on_what_was_read_befor
     let imported: Vec<_> = e164s(0)
         .iter()
         .take(2)
-        .map(|n| {
-            Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by(), now())
-        })
+        .map(|n| Number::imported(n.clone(), NumberAttrs::default(), &by(), now()))
         .collect();
     store.insert_numbers(&imported, &|_| {}).await.unwrap();
-    let (held, aba) = (imported[0].0.e164.to_string(), imported[1].0.e164.to_string());
+    let (held, aba) = (imported[0].0.e164.clone(), imported[1].0.e164.clone());
     let (first, second) =
         (customer(&store, "first".into()).await, customer(&store, "second".into()).await);
 
@@ -402,7 +391,7 @@ async fn a_number_that_left_and_came_back_is_not_reserved_on_what_was_read_befor
     let mut watch = PgConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
     sqlx::query("SELECT id FROM numbers WHERE e164 = $1 FOR UPDATE")
-        .bind(&held)
+        .bind(held.as_str())
         .execute(&mut lock)
         .await
         .unwrap();
@@ -435,7 +424,7 @@ async fn a_number_that_left_and_came_back_is_not_reserved_on_what_was_read_befor
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
 
     match order.await.unwrap() {
-        Err(OrderError::NumberNotAvailable(n)) => assert_eq!(n, aba),
+        Err(OrderError::NumberNotAvailable(n)) => assert_eq!(n, aba.as_str()),
         other => panic!("the order reserved on what it read before the number moved: {other:?}"),
     }
     for e164 in [&held, &aba] {

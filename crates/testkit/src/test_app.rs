@@ -21,6 +21,8 @@ pub struct TestApp {
     pub app: App,
     /// The clock `app` reads: move it on to make time pass.
     pub clock: crate::TestClock,
+    /// The database under `app`, for tests that set up or check what no use-case shows.
+    pub store: Store,
     pub(crate) _dir: Option<crate::TempDir>,
 }
 
@@ -66,14 +68,14 @@ impl TestApp {
         let store = Store::connect(&url).await.expect("connect to test database");
         store.migrate().await.expect("migrate test database");
         let clock = crate::TestClock::new();
-        let app = App::new(store, Arc::new(clock.clone()), Settings::default());
+        let app = App::new(store.clone(), Arc::new(clock.clone()), Settings::default());
         app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let state = web::WebState::new(app.clone(), web::Ui::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         serve(listener, state, limits);
-        TestApp { addr, url: format!("http://{addr}"), app, clock, _dir: dir }
+        TestApp { addr, url: format!("http://{addr}"), app, clock, store, _dir: dir }
     }
 
     /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).

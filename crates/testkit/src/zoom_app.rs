@@ -88,13 +88,17 @@ impl ZoomApp {
         let clock = TestClock::new();
         let mut setup = zoom_setup_on(&zoom.url, &platform_url, &clock);
         tune(&mut setup);
-        let app = App::new(store, Arc::new(clock.clone()), Settings::default()).with_zoom(setup);
+        let app =
+            App::new(store.clone(), Arc::new(clock.clone()), Settings::default()).with_zoom(setup);
         app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };
         let state = web::WebState::new(app.clone(), ui);
         crate::test_app::serve(listener, state, web::listener::Limits::default());
-        ZoomApp { platform: TestApp { addr, url: platform_url, app, clock, _dir: dir }, zoom }
+        ZoomApp {
+            platform: TestApp { addr, url: platform_url, app, clock, store, _dir: dir },
+            zoom,
+        }
     }
 
     pub fn app(&self) -> &App {
@@ -104,6 +108,11 @@ impl ZoomApp {
     /// The clock the platform reads (the simulator keeps its own).
     pub fn clock(&self) -> &TestClock {
         &self.platform.clock
+    }
+
+    /// The platform's database, for tests that set up or check what no use-case shows.
+    pub fn store(&self) -> &Store {
+        &self.platform.store
     }
 
     /// Binds `customer` to the demo's Zoom trunk (created the first time): without a trunk of its own
@@ -134,7 +143,7 @@ impl ZoomApp {
     /// the clock then could cut a live worker's lease short and hand its job to another.
     pub async fn skip_to_next_job(&self, beyond: time::Duration) -> Option<time::OffsetDateTime> {
         use domain::onboarding::JobState;
-        let store = &self.app().store;
+        let store = &self.platform.store;
         let mut next = None;
         for j in store.list_jobs(None, 10_000).await.expect("list jobs") {
             match j.state {

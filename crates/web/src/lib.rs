@@ -98,11 +98,10 @@ pub fn router(state: WebState) -> Router {
 }
 
 async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
-    match state.app.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok", "database": state.app.store.backend()})),
-        ),
+    match state.app.health().await {
+        Ok(backend) => {
+            (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "database": backend})))
+        }
         Err(e) => {
             tracing::error!(error = %e, "health check: database unreachable");
             (

@@ -465,7 +465,7 @@ async fn a_forged_oauth_callback_links_nothing_without_the_admins_confirmation(d
     assert_eq!(location(&r), "/portal");
     let r = victim.get(&forged).send().await.unwrap();
     assert_eq!(location(&r), "/portal/install", "the callback only leads to the confirmation");
-    let linked = app.store.zoom_link(acme.id).await.unwrap();
+    let linked = app.zoom_link(acme.id).await.unwrap();
     assert!(linked.is_none(), "linked by opening a URL: {linked:?}");
 
     // The confirmation page names the Zoom account it would link, as Zoom named it.
@@ -484,7 +484,7 @@ async fn a_forged_oauth_callback_links_nothing_without_the_admins_confirmation(d
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(app.store.zoom_link(acme.id).await.unwrap().is_none());
+    assert!(app.zoom_link(acme.id).await.unwrap().is_none());
 
     // The admin does not recognise the account and says no: nothing was linked or pushed.
     let csrf = testkit::hidden_value(&page, "csrf").unwrap();
@@ -499,12 +499,12 @@ async fn a_forged_oauth_callback_links_nothing_without_the_admins_confirmation(d
         victim.get(format!("{}/portal/install", t.platform.url)).send().await.unwrap().status(),
         404
     );
-    assert!(app.store.zoom_link(acme.id).await.unwrap().is_none());
+    assert!(app.zoom_link(acme.id).await.unwrap().is_none());
     t.run_pending_jobs().await;
     let q =
         domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
     let states: Vec<_> =
-        app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
+        app.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
     assert_eq!(states, vec![NumberState::Reserved; 3]);
     let pushed: serde_json::Value = reqwest::get(format!(
         "{}/_sim/numbers?account_id={}",

@@ -111,7 +111,7 @@ async fn customer_admin_is_created_without_echoing_the_password(db: Db) {
     assert_eq!(admin["email"], "it@example.com");
     assert_eq!(admin["role"], "customer_admin");
     assert_eq!(admin["customer_id"], id.as_str());
-    let users = api.t.app.store.list_users(Some(id.parse().unwrap())).await.unwrap();
+    let users = api.t.app.users(Some(id.parse().unwrap())).await.unwrap();
     assert_eq!(users.len(), 1);
     assert_ne!(users[0].password_hash, password);
 

@@ -69,11 +69,11 @@ async fn forged_callback(db: Db) {
     )
     .await;
     // What the browser saw is what the database and Zoom hold: no link, nothing pushed.
-    assert!(app.store.zoom_link(acme.id).await.unwrap().is_none());
+    assert!(app.zoom_link(acme.id).await.unwrap().is_none());
     let q =
         domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
     let states: Vec<_> =
-        app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
+        app.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
     assert_eq!(states, vec![NumberState::Reserved; ORDERED as usize]);
     let pushed: serde_json::Value = reqwest::get(format!(
         "{}/_sim/numbers?account_id={}",
@@ -126,6 +126,6 @@ async fn journey(db: Db) {
     let q =
         domain::search::NumberQuery { customer_id: Some(acme.id), limit: 10, ..Default::default() };
     let states: Vec<_> =
-        app.store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
+        app.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect();
     assert_eq!(states, vec![NumberState::Suspended; ORDERED as usize]);
 }

@@ -27,7 +27,7 @@ async fn customer_is_created_and_a_duplicate_contract_ref_is_named(db: Db) {
     .await;
     assert_eq!(status, 303);
     let location = location.unwrap();
-    let id = t.app.store.list_customers().await.unwrap()[0].id;
+    let id = t.app.customers().await.unwrap()[0].id;
     assert_eq!(location, format!("/operator/customers/{id}"));
     let (status, page) = get(&t, &client, &location).await;
     assert_eq!(status, 200);
@@ -48,7 +48,7 @@ async fn customer_is_created_and_a_duplicate_contract_ref_is_named(db: Db) {
     assert_eq!(status, 409);
     assert!(page.contains("contract_ref: another customer has this contract reference"), "{page}");
     assert!(page.contains("value=\"Acme again\""), "the form keeps what was typed");
-    assert_eq!(t.app.store.list_customers().await.unwrap().len(), 1);
+    assert_eq!(t.app.customers().await.unwrap().len(), 1);
 
     let (_, list) = get(&t, &client, "/operator/customers").await;
     assert!(
@@ -68,7 +68,7 @@ async fn missing_name_is_named_and_nothing_is_created(db: Db) {
     .await;
     assert_eq!(status, 422);
     assert!(page.contains("name: is required") && page.contains("aria-invalid"), "{page}");
-    assert!(t.app.store.list_customers().await.unwrap().is_empty());
+    assert!(t.app.customers().await.unwrap().is_empty());
 }
 
 async fn contract_ends_and_is_reactivated(db: Db) {
@@ -133,7 +133,7 @@ async fn customer_admin_is_added_and_bad_ones_are_named(db: Db) {
     )
     .await;
     assert_eq!(status, 303);
-    let users = t.app.store.list_users(Some(c.id)).await.unwrap();
+    let users = t.app.users(Some(c.id)).await.unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].role, domain::auth::Role::CustomerAdmin);
     let (_, page) = get(&t, &client, &format!("/operator/customers/{}", c.id)).await;
@@ -165,7 +165,7 @@ async fn customer_admin_is_added_and_bad_ones_are_named(db: Db) {
     .await;
     assert_eq!(status, 409);
     assert!(page.contains("email: a user with this e-mail already exists"), "{page}");
-    assert_eq!(t.app.store.list_users(Some(c.id)).await.unwrap().len(), 1);
+    assert_eq!(t.app.users(Some(c.id)).await.unwrap().len(), 1);
 }
 
 async fn read_only_operator_gets_403_and_nothing_changes(db: Db) {
@@ -205,12 +205,12 @@ async fn read_only_operator_gets_403_and_nothing_changes(db: Db) {
     )
     .await;
     assert_eq!(status, 403);
-    assert_eq!(t.app.store.list_customers().await.unwrap().len(), 1);
+    assert_eq!(t.app.customers().await.unwrap().len(), 1);
     assert_eq!(
         t.app.customer(c.id).await.unwrap().contract_state,
         domain::customer::ContractState::Active
     );
-    assert!(t.app.store.list_users(Some(c.id)).await.unwrap().is_empty());
+    assert!(t.app.users(Some(c.id)).await.unwrap().is_empty());
 }
 
 async fn form_without_csrf_is_403_and_nothing_changes(db: Db) {
@@ -229,7 +229,7 @@ async fn form_without_csrf_is_403_and_nothing_changes(db: Db) {
     )
     .await;
     assert_eq!(status, 403);
-    assert_eq!(t.app.store.list_customers().await.unwrap().len(), 1);
+    assert_eq!(t.app.customers().await.unwrap().len(), 1);
     assert_eq!(
         t.app.customer(c.id).await.unwrap().contract_state,
         domain::customer::ContractState::Active

@@ -107,7 +107,7 @@ async fn order_for_more_than_available_is_refused_and_reserves_nothing(db: Db) {
     );
     assert!(page.contains("value=\"50\""), "the form keeps what was typed");
     assert_eq!(count(&t, NumberState::Reserved).await, 0);
-    assert!(t.app.store.list_orders(None, 10).await.unwrap().is_empty());
+    assert!(t.app.orders(None, 10).await.unwrap().is_empty());
 }
 
 async fn order_of_listed_numbers_reserves_exactly_those(db: Db) {

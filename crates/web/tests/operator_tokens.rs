@@ -102,7 +102,7 @@ async fn token_without_a_name_is_named(db: Db) {
     .await;
     assert_eq!(status, 422);
     assert!(page.contains("scope: choose read or write"), "{page}");
-    assert!(t.app.store.list_tokens().await.unwrap().is_empty());
+    assert!(t.app.tokens().await.unwrap().is_empty());
 }
 
 async fn read_only_or_csrf_less_token_change_is_403(db: Db) {
@@ -145,7 +145,7 @@ async fn read_only_or_csrf_less_token_change_is_403(db: Db) {
             .0,
         403
     );
-    let tokens = t.app.store.list_tokens().await.unwrap();
+    let tokens = t.app.tokens().await.unwrap();
     assert_eq!(tokens.len(), 1);
     assert!(tokens[0].revoked_at.is_none());
 }

@@ -64,7 +64,16 @@ async fn trunk_is_created_changed_and_chosen_for_a_customer(db: Db) {
     )
     .await;
     assert_eq!(status, 303);
-    assert_eq!(t.app.customer(c.id).await.unwrap().zoom_trunk.as_deref(), Some("zoom-us"));
+    assert_eq!(
+        t.app
+            .customer(c.id)
+            .await
+            .unwrap()
+            .zoom_trunk
+            .as_ref()
+            .map(domain::trunk::TrunkName::as_str),
+        Some("zoom-us")
+    );
     let (_, page) = get(&t, &client, &path).await;
     assert!(
         page.contains("href=\"/operator/trunks/zoom-us\"") && page.contains("selected"),

@@ -8,7 +8,7 @@ mod release_support;
 
 use app::release::Selection;
 use domain::onboarding::{JobEnd, JobKind, JobState};
-use domain::{Actor, CustomerId, NumberState};
+use domain::{Actor, CustomerId, NumberState, PhoneNumber};
 use release_support::*;
 use serde_json::json;
 use std::time::Duration;
@@ -43,14 +43,19 @@ async fn release_all(t: &ZoomApp, c: CustomerId, portal: &reqwest::Client) -> Ve
 /// releasing → aging exactly once.
 async fn all_released(t: &ZoomApp, numbers: &[String]) {
     for e164 in numbers {
-        let n = t.app().store.get_number_by_e164(e164).await.unwrap().unwrap();
+        let n = t
+            .store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((n.state, n.customer_id), (NumberState::Aging, None), "{e164}");
         let aged = t
             .app()
-            .store
-            .number_events(n.id)
+            .number_detail(n.id)
             .await
             .unwrap()
+            .1
             .into_iter()
             .filter(|e| e.to == NumberState::Aging)
             .count();
@@ -83,7 +88,7 @@ async fn zoom_5xx_and_a_timeout_during_the_delete_are_retried_and_every_number_i
 
     settle(&t, acme, Duration::from_secs(40)).await;
     all_released(&t, &numbers).await;
-    let jobs = t.app().store.list_jobs(None, 100).await.unwrap();
+    let jobs = t.app().jobs(None, 100).await.unwrap();
     let job = release_jobs(&jobs)[0];
     assert_eq!(job.state, JobState::Done);
     assert!(job.attempts >= 4, "two 5xx and a timeout, then success: {} attempts", job.attempts);
@@ -177,7 +182,7 @@ async fn workers_killed_mid_release_are_replaced_and_every_number_is_released_on
     }
     let names = workers.names().to_vec();
     drop(workers);
-    let jobs = t.app().store.list_jobs(None, 100).await.unwrap();
+    let jobs = t.app().jobs(None, 100).await.unwrap();
     let job = release_jobs(&jobs)[0];
     assert_eq!(job.state, JobState::Running, "killed while the call was in flight");
     assert!(
@@ -218,8 +223,7 @@ async fn a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out(d
     // A worker claims the release job and dies before calling Zoom.
     let now = t.app().now();
     let job = t
-        .app()
-        .store
+        .store()
         .claim_job("dead-worker", now + time::Duration::minutes(1), now)
         .await
         .unwrap()
@@ -228,7 +232,7 @@ async fn a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out(d
     assert!(t.run_pending_jobs().await.is_empty(), "the dead worker's lease still holds");
     assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing));
     // Its answer, had it come late, would not count.
-    assert!(!t.app().store.finish_job(job.id, "someone-else", &JobEnd::Done, now).await.unwrap());
+    assert!(!t.store().finish_job(job.id, "someone-else", &JobEnd::Done, now).await.unwrap());
 
     t.clock().advance(time::Duration::seconds(59));
     assert!(t.run_pending_jobs().await.is_empty(), "a second before the lease runs out");
@@ -237,11 +241,7 @@ async fn a_job_claimed_by_a_dead_worker_is_taken_again_when_its_lease_runs_out(d
     assert!(runs.iter().any(|r| r.job == job.id), "retaken: {runs:?}");
     all_released(&t, &numbers).await;
     assert!(
-        !t.app()
-            .store
-            .finish_job(job.id, "dead-worker", &JobEnd::Done, t.app().now())
-            .await
-            .unwrap(),
+        !t.store().finish_job(job.id, "dead-worker", &JobEnd::Done, t.app().now()).await.unwrap(),
         "the dead worker lost its lease"
     );
 }
@@ -252,16 +252,10 @@ async fn a_release_job_that_ended_without_an_answer_is_converged_by_the_sweep(db
     release_all(&t, acme, &portal).await;
     // The job is failed with the numbers still releasing (as an operator-visible failure would leave them).
     let now = t.app().now();
-    let job = t
-        .app()
-        .store
-        .claim_job("w", now + time::Duration::seconds(30), now)
-        .await
-        .unwrap()
-        .unwrap();
+    let job =
+        t.store().claim_job("w", now + time::Duration::seconds(30), now).await.unwrap().unwrap();
     assert!(t
-        .app()
-        .store
+        .store()
         .finish_job(job.id, "w", &JobEnd::Failed { error: "boom".into() }, now)
         .await
         .unwrap());
@@ -280,7 +274,7 @@ async fn a_release_job_that_ended_without_an_answer_is_converged_by_the_sweep(db
     }
     assert_eq!(t.app().release_tick().await.unwrap(), (0, 0), "once");
     // An operator retrying the failed job later changes nothing: its numbers wait for the customer.
-    assert!(t.app().store.retry_job(job.id, t.app().now()).await.unwrap());
+    t.app().retry_job(job.id, &domain::Actor::System("test".into())).await.unwrap();
     t.run_pending_jobs().await;
     assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::ReleasePending));
     assert_eq!(zoom_numbers(&t).await.len(), 2);
@@ -344,8 +338,9 @@ async fn two_starts_or_two_approvals_at_once_change_each_number_once(db: Db) {
     );
     assert_eq!(t.app().releases(Some(acme), 10).await.unwrap().len(), 1);
 
+    let parsed: Vec<PhoneNumber> = numbers.iter().map(|n| PhoneNumber::parse(n).unwrap()).collect();
     let ids: Vec<domain::NumberId> =
-        t.app().store.numbers_in(&numbers).await.unwrap().into_iter().map(|n| n.id).collect();
+        t.store().numbers_in(&parsed).await.unwrap().into_iter().map(|n| n.id).collect();
     let admin = Actor::CustomerAdmin(ACME_ADMIN.into());
     let (a, b) = tokio::join!(
         t.app().approve_release(acme, &ids, &admin),
@@ -358,7 +353,7 @@ async fn two_starts_or_two_approvals_at_once_change_each_number_once(db: Db) {
         ),
         "{a:?} / {b:?}"
     );
-    let jobs = t.app().store.list_jobs(None, 100).await.unwrap();
+    let jobs = t.app().jobs(None, 100).await.unwrap();
     assert_eq!(release_jobs(&jobs).len(), 1, "one removal queued");
     settle(&t, acme, Duration::from_secs(20)).await;
     all_released(&t, &numbers).await;

@@ -11,7 +11,6 @@ use domain::number::NumberAttrs;
 use domain::onboarding::JobState;
 use domain::{Actor, CustomerId, NumberState};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::sim::demo;
 use testkit::{on_both, Db, ZoomApp, PASSWORD};
@@ -70,7 +69,7 @@ fn instance_with_timeout(t: &ZoomApp, timeout: Duration) -> App {
     )
     .unwrap();
     setup.keys = t.app().zoom.as_ref().unwrap().keys.clone();
-    App { zoom: Some(Arc::new(setup)), ..t.app().clone() }
+    t.app().clone().with_zoom(setup)
 }
 
 /// The faults the simulator has not used up yet.
@@ -92,7 +91,7 @@ async fn fault(t: &ZoomApp, f: Value) {
 
 async fn states(t: &ZoomApp, c: CustomerId) -> Vec<NumberState> {
     let q = domain::search::NumberQuery { customer_id: Some(c), limit: 500, ..Default::default() };
-    t.app().store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect()
+    t.app().search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect()
 }
 
 async fn in_zoom(t: &ZoomApp) -> Vec<Value> {
@@ -171,7 +170,7 @@ async fn a_replayed_or_late_removal_never_undoes_a_reinstall(db: Db) {
         other => panic!("an old removal is ignored: {other:?}"),
     }
     assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
-    let link = t.app().store.zoom_link(c).await.unwrap().unwrap();
+    let link = t.app().zoom_link(c).await.unwrap().unwrap();
     assert_eq!(link.state, domain::onboarding::LinkState::Linked);
     assert_eq!(in_zoom(&t).await.len(), 3);
 }
@@ -189,7 +188,7 @@ async fn a_refresh_slower_than_30_seconds_keeps_its_lease(db: Db) {
     let t = ZoomApp::spawn_full(db, options, |_| {}).await;
     let c = acme(&t, 0, true).await;
     t.link_acme(ADMIN).await;
-    let link = t.app().store.zoom_link(c).await.unwrap().unwrap();
+    let link = t.app().zoom_link(c).await.unwrap().unwrap();
 
     let slow = |t: &ZoomApp| instance_with_timeout(t, Duration::from_secs(60));
     let (first, second) = (slow(&t), slow(&t));
@@ -225,7 +224,7 @@ async fn a_customer_without_a_trunk_is_not_pushed_and_operators_see_why(db: Db) 
     t.run_pending_jobs().await;
     assert!(in_zoom(&t).await.is_empty(), "nothing pushed without a trunk");
     assert_eq!(states(&t, c).await, vec![NumberState::Provisioning; 3]);
-    let failed = t.app().store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
+    let failed = t.app().jobs(Some(JobState::Failed), 10).await.unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].last_error.as_deref(), Some(app::jobs::NO_TRUNK));
     let (op, csrf) = t.platform.operator_browser(testkit::ADMIN_EMAIL).await;
@@ -273,8 +272,7 @@ async fn a_slow_call_keeps_its_job_and_a_clean_stop_hands_it_back(db: Db) {
     }
     let push = t
         .app()
-        .store
-        .list_jobs(None, 10)
+        .jobs(None, 10)
         .await
         .unwrap()
         .into_iter()
@@ -292,7 +290,7 @@ async fn a_slow_call_keeps_its_job_and_a_clean_stop_hands_it_back(db: Db) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let held = loop {
-        let running = t.app().store.list_jobs(Some(JobState::Running), 10).await.unwrap();
+        let running = t.app().jobs(Some(JobState::Running), 10).await.unwrap();
         if let Some(j) =
             running.into_iter().find(|j| j.kind == domain::onboarding::JobKind::PushNumbers)
         {
@@ -303,7 +301,7 @@ async fn a_slow_call_keeps_its_job_and_a_clean_stop_hands_it_back(db: Db) {
     };
     tokio::time::sleep(Duration::from_millis(200)).await; // the POST is on its way
     assert_eq!(one.shutdown().await, 1, "one job handed back");
-    let back = t.app().store.list_jobs(Some(JobState::Pending), 10).await.unwrap();
+    let back = t.app().jobs(Some(JobState::Pending), 10).await.unwrap();
     let back = back.iter().find(|j| j.id == held.id).expect("pending again");
     assert_eq!((back.lease_owner.as_deref(), back.attempts), (None, 0), "{back:?}");
     let stopped = Instant::now();

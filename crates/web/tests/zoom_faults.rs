@@ -64,7 +64,6 @@ async fn faults_left(t: &ZoomApp) -> Vec<Value> {
 async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Option<String>)> {
     let q = domain::search::NumberQuery { customer_id: Some(c), limit: 500, ..Default::default() };
     t.app()
-        .store
         .search_numbers(&q)
         .await
         .unwrap()
@@ -111,9 +110,14 @@ async fn settled(t: &ZoomApp, c: CustomerId, within: Duration) {
 async fn pushed_once(t: &ZoomApp, c: CustomerId) {
     for (e164, _, _) in states(t, c).await.into_iter().filter(|(_, s, _)| *s == NumberState::Active)
     {
-        let n = t.app().store.get_number_by_e164(&e164).await.unwrap().unwrap();
+        let n = t
+            .store()
+            .get_number_by_e164(&domain::PhoneNumber::parse(&e164).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let to: Vec<_> =
-            t.app().store.number_events(n.id).await.unwrap().into_iter().map(|e| e.to).collect();
+            t.app().number_detail(n.id).await.unwrap().1.into_iter().map(|e| e.to).collect();
         assert_eq!(
             to,
             vec![
@@ -159,7 +163,7 @@ async fn bursts_of_429_5xx_timeouts_and_a_partial_failure_end_with_every_number_
     assert_eq!((before, in_zoom.len()), (449, 449), "each number once in Zoom");
     assert!(!in_zoom.contains(&"+15550100007".to_owned()));
     pushed_once(&t, c).await;
-    let failed = t.app().store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
+    let failed = t.app().jobs(Some(JobState::Failed), 10).await.unwrap();
     assert!(failed.is_empty(), "{failed:?}");
     let left = faults_left(&t).await;
     assert!(
@@ -180,7 +184,7 @@ async fn a_failed_push_waits_for_retry_and_the_order_page_says_so(db: Db) {
     fault(&t, json!({"path": PEERING, "method": "POST", "status": 500, "count": 1})).await;
     let b = t.link_acme(ADMIN).await;
     t.run_pending_jobs().await;
-    let order = t.app().store.list_orders(Some(c), 1).await.unwrap()[0].id;
+    let order = t.app().orders(Some(c), 1).await.unwrap()[0].id;
     let page = b
         .get(format!("{}/portal/orders/{order}", t.platform.url))
         .send()
@@ -232,7 +236,7 @@ async fn workers_killed_mid_push_are_replaced_and_numbers_are_pushed_once(db: Db
         400,
         "killed before any answer was recorded"
     );
-    let running = t.app().store.list_jobs(Some(JobState::Running), 10).await.unwrap();
+    let running = t.app().jobs(Some(JobState::Running), 10).await.unwrap();
     assert_eq!(running.len(), 2, "both pushes were in flight");
     // The instance comes back: the dead workers' leases run out and their jobs are taken again.
     let workers = t.app().spawn_workers();
@@ -243,7 +247,7 @@ async fn workers_killed_mid_push_are_replaced_and_numbers_are_pushed_once(db: Db
     let zoom = zoom_numbers(&t.zoom.url).await;
     assert_eq!(zoom.len(), 400, "each number once in Zoom");
     pushed_once(&t, c).await;
-    let jobs = t.app().store.list_jobs(None, 10).await.unwrap();
+    let jobs = t.app().jobs(None, 10).await.unwrap();
     assert!(
         jobs.iter()
             .filter(|j| j.kind == domain::onboarding::JobKind::PushNumbers)
@@ -302,7 +306,7 @@ async fn operators_see_failed_jobs_and_retry_them(db: Db) {
         .await
         .unwrap();
     assert!(page.contains("push_numbers") && page.contains("Zoom answered 503"), "{page}");
-    let failed = t.app().store.list_jobs(Some(JobState::Failed), 10).await.unwrap();
+    let failed = t.app().jobs(Some(JobState::Failed), 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     // A read-only operator sees it but cannot retry.
     let (reader, reader_csrf) = t.platform.operator_browser(testkit::READER_EMAIL).await;

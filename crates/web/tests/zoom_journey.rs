@@ -122,7 +122,7 @@ async fn get_text(b: &reqwest::Client, url: String) -> String {
 
 async fn states(t: &ZoomApp, c: CustomerId) -> Vec<NumberState> {
     let q = domain::search::NumberQuery { customer_id: Some(c), limit: 500, ..Default::default() };
-    t.app().store.search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect()
+    t.app().search_numbers(&q).await.unwrap().into_iter().map(|n| n.state).collect()
 }
 
 async fn zoom_numbers(t: &ZoomApp, account: &str) -> Vec<Value> {
@@ -179,7 +179,7 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
         "{home}"
     );
     assert_eq!(states(&t, acme).await, vec![NumberState::Provisioning; 5]);
-    let order = t.app().store.list_orders(Some(acme), 10).await.unwrap()[0].id;
+    let order = t.app().orders(Some(acme), 10).await.unwrap()[0].id;
     let page = get_text(&b, format!("{}/portal/orders/{order}", t.platform.url)).await;
     assert!(
         page.contains("Being pushed to Zoom") && page.contains("hx-trigger=\"every 2s\""),
@@ -209,7 +209,7 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
         .await
         .unwrap();
     assert!(r.status().is_success(), "assign in Zoom: {}", r.status());
-    assert!(t.app().store.poll_now(acme, t.app().now()).await.unwrap());
+    assert!(t.store().poll_now(acme, t.app().now()).await.unwrap());
     t.run_pending_jobs().await;
     let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
     assert_eq!(
@@ -266,8 +266,8 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("the app was removed from Zoom account"));
-    let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
-    assert!(t.app().store.zoom_tokens(link.id).await.unwrap().is_none(), "tokens dropped");
+    let link = t.app().zoom_link(acme).await.unwrap().unwrap();
+    assert!(t.store().zoom_tokens(link.id).await.unwrap().is_none(), "tokens dropped");
 
     // Installed again while signed in: confirmed, numbers go through provisioning to active.
     let callback = zoom_allow(&b, &t).await;
@@ -284,9 +284,14 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
         8,
         "pushed again, converged, no duplicates"
     );
-    let n = t.app().store.get_number_by_e164("+15550100000").await.unwrap().unwrap();
+    let n = t
+        .store()
+        .get_number_by_e164(&domain::PhoneNumber::parse("+15550100000").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let trail: Vec<_> =
-        t.app().store.number_events(n.id).await.unwrap().into_iter().map(|e| e.to).collect();
+        t.app().number_detail(n.id).await.unwrap().1.into_iter().map(|e| e.to).collect();
     use NumberState::*;
     assert_eq!(
         trail,
@@ -314,7 +319,7 @@ async fn a_zoom_account_linked_twice_is_refused_and_operators_see_it(db: Db) {
             && page.contains("already linked to another customer"),
         "{page}"
     );
-    assert!(t.app().store.zoom_link(globex).await.unwrap().is_none());
+    assert!(t.app().zoom_link(globex).await.unwrap().is_none());
     assert_eq!(states(&t, globex).await, vec![NumberState::Reserved; 2], "nothing changed");
 
     // Acme (linked) installs the app from another Zoom account.
@@ -326,7 +331,7 @@ async fn a_zoom_account_linked_twice_is_refused_and_operators_see_it(db: Db) {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("already linked to another Zoom account"));
     assert_eq!(
-        t.app().store.zoom_link(acme).await.unwrap().unwrap().zoom_account_id,
+        t.app().zoom_link(acme).await.unwrap().unwrap().zoom_account_id,
         demo::ACME_ACCOUNT_ID
     );
 
@@ -364,7 +369,7 @@ async fn ordering_without_a_link_is_refused_with_the_reason(db: Db) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("your Zoom account is not linked"));
-    assert_eq!(t.app().store.list_orders(Some(c), 10).await.unwrap().len(), 1, "no new order");
+    assert_eq!(t.app().orders(Some(c), 10).await.unwrap().len(), 1, "no new order");
     // Without the session's CSRF token the form is refused.
     let r = b
         .post(format!("{}/portal/orders", t.platform.url))
@@ -471,10 +476,10 @@ async fn an_install_refused_for_another_customer_keeps_the_first_customer_workin
     let runs = t.run_pending_jobs().await;
     assert_eq!(states(&t, acme).await, vec![NumberState::Active; 4], "{runs:?}");
     assert_eq!(zoom_numbers(&t, demo::ACME_ACCOUNT_ID).await.len(), 4);
-    let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
+    let link = t.app().zoom_link(acme).await.unwrap().unwrap();
     assert!(link.reauth_needed_at.is_none(), "{link:?}");
     let kinds: Vec<String> =
-        t.app().store.link_events(acme, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+        t.app().link_events(acme, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"reauthorized".to_owned()), "{kinds:?}");
 }
 
@@ -487,8 +492,8 @@ async fn a_refused_refresh_token_shows_where_people_look_and_a_new_install_recov
     t.run_pending_jobs().await;
 
     // Zoom stops accepting the link's authorization (revoked: every token of the grant is dead).
-    let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
-    let sealed = t.app().store.zoom_tokens(link.id).await.unwrap().unwrap();
+    let link = t.app().zoom_link(acme).await.unwrap().unwrap();
+    let sealed = t.store().zoom_tokens(link.id).await.unwrap().unwrap();
     let refresh =
         t.app().zoom.as_ref().unwrap().keys.open("refresh", &sealed.refresh_token).unwrap();
     let r = reqwest::Client::new()
@@ -501,7 +506,7 @@ async fn a_refused_refresh_token_shows_where_people_look_and_a_new_install_recov
     assert!(r.status().is_success());
     order_more(&t, acme, 2).await;
     t.run_pending_jobs().await;
-    let link = t.app().store.zoom_link(acme).await.unwrap().unwrap();
+    let link = t.app().zoom_link(acme).await.unwrap().unwrap();
     assert!(link.reauth_needed_at.is_some(), "the link looks healthy: {link:?}");
 
     // Operators see it on the customer's page and on Jobs; the customer in the portal, with what to do.
@@ -530,7 +535,7 @@ async fn a_refused_refresh_token_shows_where_people_look_and_a_new_install_recov
     assert_eq!(location(&r), "/portal", "already this customer's link");
     t.run_pending_jobs().await;
     assert_eq!(states(&t, acme).await, vec![NumberState::Active; 4]);
-    assert!(t.app().store.zoom_link(acme).await.unwrap().unwrap().reauth_needed_at.is_none());
+    assert!(t.app().zoom_link(acme).await.unwrap().unwrap().reauth_needed_at.is_none());
     let home = get_text(&b, format!("{}/portal", t.platform.url)).await;
     assert!(home.contains("Linked to Zoom account"), "{home}");
 }

@@ -63,7 +63,10 @@ pub async fn world_with(db: Db, tune: impl FnOnce(&mut RoutingConfig)) -> World 
         number_limit: None,
     };
     store.insert_customer(&c).await.unwrap();
-    store.set_customer_trunk(c.id, Some("zoom-a")).await.unwrap();
+    store
+        .set_customer_trunk(c.id, Some(&domain::trunk::TrunkName::parse("zoom-a").unwrap()))
+        .await
+        .unwrap();
     let by = Actor::System("test".into());
     let numbers: Vec<_> = [ACTIVE, SUSPENDED, RELEASED]
         .iter()
@@ -291,7 +294,7 @@ pub async fn use_trunk(w: &World, name: &str, destination: &str) {
     let now = time::OffsetDateTime::now_utc();
     let zoom = ZoomTrunk::parse(name, &[destination], NumberingRule::nanp(), now).unwrap();
     w.store.insert_trunk(&zoom).await.unwrap();
-    w.store.set_customer_trunk(w.customer, Some(name)).await.unwrap();
+    w.store.set_customer_trunk(w.customer, Some(&zoom.name)).await.unwrap();
     let t0 = Instant::now();
     while lookup(w, "to=%2B15550100001").await.1["trunk"] != name {
         assert!(t0.elapsed() < Duration::from_secs(2), "trunk change not seen");

@@ -76,7 +76,7 @@ impl From<Customer> for CustomerOut {
             contract_ref: c.contract_ref,
             contract_state: c.contract_state.into(),
             created_at: rfc3339(c.created_at),
-            zoom_trunk: c.zoom_trunk,
+            zoom_trunk: c.zoom_trunk.map(|t| t.to_string()),
             number_limit: c.number_limit,
         }
     }
@@ -94,7 +94,7 @@ pub async fn list_customers(
     caller: Caller,
 ) -> Result<Json<CustomerList>, ApiError> {
     caller.require(Scope::Read)?;
-    let customers = state.app.store.list_customers().await.map_err(AppError::from)?;
+    let customers = state.app.customers().await?;
     Ok(Json(CustomerList { customers: customers.into_iter().map(CustomerOut::from).collect() }))
 }
 

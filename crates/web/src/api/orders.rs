@@ -102,7 +102,7 @@ pub async fn list_orders(
     if !(1..=500).contains(&limit) {
         return Err(AppError::invalid("limit", "must be 1 to 500").into());
     }
-    let orders = state.app.store.list_orders(customer, limit).await.map_err(AppError::from)?;
+    let orders = state.app.orders(customer, limit).await?;
     Ok(Json(OrderList { orders: orders.into_iter().map(OrderOut::from).collect() }))
 }
 

@@ -1,7 +1,7 @@
 //! Customers: the list, creating one, and one customer's contract, admins and orders.
 
 use super::orders::OrderRow;
-use super::{db, may_change, render_with, when, Chrome, FormError};
+use super::{may_change, render_with, when, Chrome, FormError};
 use crate::error::PageError;
 use crate::session::Operator;
 use crate::WebState;
@@ -64,7 +64,7 @@ async fn list_page(
     form: NewCustomer,
     error: Option<FormError>,
 ) -> Result<Response, PageError> {
-    let customers = state.app.store.list_customers().await.map_err(db)?.into_iter().map(|c| {
+    let customers = state.app.customers().await?.into_iter().map(|c| {
         let created = when(c.created_at);
         (c, created)
     });
@@ -146,6 +146,11 @@ impl DetailPage {
     fn ended(&self) -> bool {
         self.c.contract_state == ContractState::Ended
     }
+
+    /// Whether the customer is bound to the trunk called `name`.
+    fn bound_to(&self, name: &str) -> bool {
+        self.c.zoom_trunk.as_ref().is_some_and(|t| t.as_str() == name)
+    }
 }
 
 async fn detail_page(
@@ -156,47 +161,41 @@ async fn detail_page(
     error: Option<FormError>,
 ) -> Result<Response, PageError> {
     let c = state.app.customer(id).await?;
-    let users = state.app.store.list_users(Some(id)).await.map_err(db)?.into_iter().map(|u| {
+    let users = state.app.users(Some(id)).await?.into_iter().map(|u| {
         let created = when(u.created_at);
         (u, created)
     });
     let orders = state
         .app
-        .store
-        .list_orders(Some(id), ORDERS_SHOWN)
-        .await
-        .map_err(db)?
+        .orders(Some(id), ORDERS_SHOWN)
+        .await?
         .iter()
         .map(|o| OrderRow::new(o, &c.name))
         .collect();
     let chrome = Chrome::new(state, op, "customers");
     let trunks = state.app.trunks().await?.into_iter().map(|t| t.name.to_string()).collect();
-    let link = state.app.store.zoom_link(id).await.map_err(db)?;
+    let link = state.app.zoom_link(id).await?;
     let reauth_reason = link.as_ref().and_then(|l| l.reauth_reason.clone()).unwrap_or_default();
     let zoom = link.map(|l| match l.reauth_needed_at.filter(|_| l.state == LinkState::Linked) {
-        Some(at) => ("needs_reauth".to_owned(), l.zoom_account_id, when(at)),
+        Some(at) => ("needs_reauth".to_owned(), l.zoom_account_id.to_string(), when(at)),
         None => {
             let since = when(l.removed_at.unwrap_or(l.linked_at));
-            (l.state.as_str().to_owned(), l.zoom_account_id, since)
+            (l.state.as_str().to_owned(), l.zoom_account_id.to_string(), since)
         }
     });
     let zoom_events = state
         .app
-        .store
         .link_events(id, 20)
-        .await
-        .map_err(db)?
+        .await?
         .into_iter()
-        .map(|e| (when(e.at), e.kind, e.zoom_account_id, e.message))
+        .map(|e| (when(e.at), e.kind, e.zoom_account_id.to_string(), e.message))
         .collect();
     let in_zoom = state
         .app
-        .store
         .zoom_presence(id)
-        .await
-        .map_err(db)?
+        .await?
         .into_iter()
-        .map(|(n, a, _)| (n, a.unwrap_or(false)))
+        .map(|(n, a, _)| (n.to_string(), a.unwrap_or(false)))
         .collect();
     let held = state.app.numbers_held(id).await?;
     let page = DetailPage {

@@ -1,7 +1,7 @@
 //! Jobs: the outbox that carries number changes to Zoom, as operators watch it — what waits, what
 //! runs, what failed and why — with a Retry button for failed jobs.
 
-use super::{db, may_change, when, Chrome};
+use super::{may_change, when, Chrome};
 use crate::error::{render, PageError};
 use crate::session::Operator;
 use crate::WebState;
@@ -59,17 +59,15 @@ async fn list(
             PageError(AppError::invalid("state", "must be pending, running, done, failed or all"))
         })?),
     };
-    let found = state.app.store.job_counts().await.map_err(db)?;
+    let found = state.app.job_counts().await?;
     let counts = JobState::ALL
         .iter()
         .map(|s| (s.as_str(), found.iter().find(|(f, _)| f == s).map_or(0, |(_, n)| *n)))
         .collect();
     let jobs = state
         .app
-        .store
-        .list_jobs(filter, JOBS_SHOWN)
-        .await
-        .map_err(db)?
+        .jobs(filter, JOBS_SHOWN)
+        .await?
         .into_iter()
         .map(|job| JobRow {
             numbers: job.payload.numbers.len(),
@@ -80,16 +78,14 @@ async fn list(
         .collect();
     let reauth = state
         .app
-        .store
         .links_needing_reauth()
-        .await
-        .map_err(db)?
+        .await?
         .into_iter()
         .map(|l| {
             let since = l.reauth_needed_at.map(when).unwrap_or_default();
             (
                 l.customer_id.to_string(),
-                l.zoom_account_id,
+                l.zoom_account_id.to_string(),
                 since,
                 l.reauth_reason.unwrap_or_default(),
             )
@@ -122,11 +118,6 @@ async fn retry(
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
-    if !state.app.store.retry_job(id, state.app.now()).await.map_err(db)? {
-        return Err(PageError(AppError::Refused(
-            "only a failed job can be retried; this one is not failed (any more)".into(),
-        )));
-    }
-    tracing::info!(job = %id, by = %op.user.email, "job retried by an operator");
+    state.app.retry_job(id, &op.actor()).await?;
     Ok(Redirect::to("/operator/jobs?state=pending").into_response())
 }

@@ -122,8 +122,8 @@ pub async fn logout(
     if let Err(refused) = op.check_csrf(&f.csrf) {
         return refused;
     }
-    if let Err(e) = state.app.store.delete_session(&op.session.id_hash).await {
-        return PageError(e.into()).into_response();
+    if let Err(e) = state.app.end_session(&op.session).await {
+        return PageError(e).into_response();
     }
     let mut response = Redirect::to("/operator/login").into_response();
     if let Ok(v) = set_cookie(SESSION_COOKIE, "", 0, state.ui.secure_cookies).parse() {

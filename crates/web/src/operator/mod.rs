@@ -138,10 +138,6 @@ fn when(t: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-fn db(e: store::DbError) -> PageError {
-    PageError(AppError::Db(e))
-}
-
 #[derive(Template)]
 #[template(path = "operator/dashboard.html")]
 struct Dashboard {
@@ -152,7 +148,7 @@ struct Dashboard {
 }
 
 async fn dashboard(State(state): State<WebState>, op: Operator) -> Result<Response, PageError> {
-    let found = state.app.store.count_by_state().await.map_err(db)?;
+    let found = state.app.count_by_state().await?;
     let counts: Vec<(NumberState, i64)> = NumberState::ALL
         .iter()
         .map(|s| (*s, found.iter().find(|(f, _)| f == s).map_or(0, |(_, c)| *c)))

@@ -1,6 +1,6 @@
 //! Inventory: search with keyset pages, a CSV export of a whole search, a number with its audit trail.
 
-use super::{db, render_with, when, Chrome, FormError};
+use super::{render_with, when, Chrome, FormError};
 use crate::error::{error_page, render, PageError};
 use crate::session::{encode_component, Operator};
 use crate::WebState;
@@ -133,7 +133,7 @@ async fn search(
     op: Operator,
     Query(f): Query<Filters>,
 ) -> Result<Response, PageError> {
-    let customers = state.app.store.list_customers().await.map_err(db)?;
+    let customers = state.app.customers().await?;
     let names = customer_names(&customers);
     let (rows, next, error) = match f.query(PAGE_SIZE + 1) {
         Ok(q) => {
@@ -264,7 +264,7 @@ async fn detail(
     let id: NumberId = id.parse().map_err(|_| AppError::NotFound)?;
     let (n, events) = state.app.number_detail(id).await?;
     let customer = match n.customer_id {
-        Some(c) => state.app.store.get_customer(c).await.map_err(db)?,
+        Some(c) => Some(state.app.customer(c).await?),
         None => None,
     };
     let events = events

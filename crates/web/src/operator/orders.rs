@@ -1,7 +1,7 @@
 //! Orders: the recent ones, placing one for a customer, and one order with its numbers.
 
 use super::numbers::{customer_names, NumberRow};
-use super::{db, may_change, render_with, when, Chrome, FormError};
+use super::{may_change, render_with, when, Chrome, FormError};
 use crate::error::{render, PageError};
 use crate::session::Operator;
 use crate::WebState;
@@ -127,9 +127,9 @@ async fn list_page(
     form: NewOrder,
     error: Option<FormError>,
 ) -> Result<Response, PageError> {
-    let customers = state.app.store.list_customers().await.map_err(db)?;
+    let customers = state.app.customers().await?;
     let names = customer_names(&customers);
-    let orders = state.app.store.list_orders(None, RECENT_ORDERS).await.map_err(db)?;
+    let orders = state.app.orders(None, RECENT_ORDERS).await?;
     let orders = orders
         .iter()
         .map(|o| OrderRow::new(o, names.get(&o.customer_id).map_or("?", String::as_str)))

@@ -2,7 +2,7 @@
 //! as a CSV, or by filter) with a reason; they wait for the customer's approval in the customer
 //! portal. Operators see releases still waiting, with their age, and withdraw what still waits.
 
-use super::{db, may_change, render_with, when, Chrome, FormError};
+use super::{may_change, render_with, when, Chrome, FormError};
 use crate::error::{render, PageError};
 use crate::session::Operator;
 use crate::WebState;
@@ -166,7 +166,7 @@ async fn list_page(
     form: NewRelease,
     error: Option<FormError>,
 ) -> Result<Response, PageError> {
-    let customers = state.app.store.list_customers().await.map_err(db)?;
+    let customers = state.app.customers().await?;
     let names: HashMap<CustomerId, String> =
         customers.iter().map(|c| (c.id, c.name.clone())).collect();
     let now = state.app.now();

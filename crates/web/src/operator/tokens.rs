@@ -1,6 +1,6 @@
 //! API tokens for the carrier's OSS/BSS: list, create (the clear token is shown once), revoke.
 
-use super::{db, may_change, render_with, when, Chrome, FormError};
+use super::{may_change, render_with, when, Chrome, FormError};
 use crate::error::PageError;
 use crate::session::Operator;
 use crate::WebState;
@@ -65,7 +65,7 @@ async fn list_page(
     created: Option<Created>,
     error: Option<FormError>,
 ) -> Result<Response, PageError> {
-    let tokens = state.app.store.list_tokens().await.map_err(db)?;
+    let tokens = state.app.tokens().await?;
     let tokens = tokens
         .into_iter()
         .map(|t| TokenRow { created: when(t.created_at), revoked: t.revoked_at.map(when), t })
@@ -138,10 +138,6 @@ async fn revoke(
     if let Err(refused) = may_change(&op, &form.csrf) {
         return Ok(refused);
     }
-    let revoked = state.app.store.revoke_token(id, state.app.now()).await.map_err(db)?;
-    // Revoking twice is done, not an error; revoking what never existed is.
-    if !revoked && !state.app.store.list_tokens().await.map_err(db)?.iter().any(|t| t.id == id) {
-        return Err(PageError(AppError::NotFound));
-    }
+    state.app.revoke_token(id, &op.actor()).await?;
     Ok(Redirect::to("/operator/tokens").into_response())
 }

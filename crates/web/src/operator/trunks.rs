@@ -2,7 +2,7 @@
 //! and the selector on a customer's page that binds the customer to one.
 
 use super::customers::customer_id;
-use super::{db, may_change, render_with, when, Chrome, FormError};
+use super::{may_change, render_with, when, Chrome, FormError};
 use crate::error::PageError;
 use crate::session::Operator;
 use crate::WebState;
@@ -149,7 +149,7 @@ async fn detail_page(
     error: Option<FormError>,
 ) -> Result<Response, PageError> {
     let t = state.app.trunk(name).await?;
-    let customers = state.app.store.customers_on_trunk(name).await.map_err(db)?;
+    let customers = state.app.customers_on_trunk(name).await?;
     let chrome = Chrome::new(state, op, "trunks");
     let form = form.unwrap_or_else(|| TrunkForm::from_trunk(&t));
     let page = DetailPage {

@@ -69,7 +69,7 @@ async fn page(
             customer: admin.customer.name.clone(),
             email: admin.user.email.clone(),
             csrf: admin.session.csrf_token.clone(),
-            account: p.zoom_account_id,
+            account: p.zoom_account_id.to_string(),
             account_number: p.zoom_account_number,
             zoom_name: p.zoom_name,
             zoom_email: p.zoom_email,

@@ -27,7 +27,7 @@ use domain::auth::{Role, Session, User};
 use domain::customer::{Customer, Order, OrderPick};
 use domain::onboarding::{JobState, LinkState, ZoomLink};
 use domain::search::NumberQuery;
-use domain::{Actor, Number, NumberState, OrderId};
+use domain::{Actor, Number, NumberState, OrderId, PhoneNumber};
 use serde::Deserialize;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -206,8 +206,8 @@ async fn logout(
     if let Err(refused) = admin.check_csrf(&f.csrf) {
         return refused;
     }
-    if let Err(e) = state.app.store.delete_session(&admin.session.id_hash).await {
-        return PageError(e.into()).into_response();
+    if let Err(e) = state.app.end_session(&admin.session).await {
+        return PageError(e).into_response();
     }
     let mut response = Redirect::to("/portal/login").into_response();
     if let Ok(v) = set_cookie(PORTAL_SESSION_COOKIE, "", 0, state.ui.secure_cookies).parse() {
@@ -231,12 +231,12 @@ impl LinkView {
             None => LinkView { state: "none", account: String::new(), since: String::new() },
             Some(l) if l.state == LinkState::Linked && l.reauth_needed_at.is_some() => LinkView {
                 state: "needs_reauth",
-                account: l.zoom_account_id.clone(),
+                account: l.zoom_account_id.to_string(),
                 since: when(l.reauth_needed_at.unwrap_or(l.linked_at)),
             },
             Some(l) => LinkView {
                 state: l.state.as_str(),
-                account: l.zoom_account_id.clone(),
+                account: l.zoom_account_id.to_string(),
                 since: when(if l.state == LinkState::Removed {
                     l.removed_at.unwrap_or(l.linked_at)
                 } else {
@@ -288,13 +288,13 @@ struct HomePage {
 }
 
 fn zoom_label(
-    presence: &HashMap<String, (Option<bool>, Option<OffsetDateTime>)>,
+    presence: &HashMap<PhoneNumber, (Option<bool>, Option<OffsetDateTime>)>,
     n: &Number,
 ) -> &'static str {
     if n.state != NumberState::Active && n.state != NumberState::ReleasePending {
         return "";
     }
-    match presence.get(n.e164.as_str()).and_then(|(a, _)| *a) {
+    match presence.get(&n.e164).and_then(|(a, _)| *a) {
         Some(true) => "Assigned to a user",
         Some(false) => "Unassigned",
         None => "",
@@ -308,18 +308,11 @@ async fn home_page(
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let c = admin.customer.id;
-    let link = state.app.store.zoom_link(c).await.map_err(db)?;
+    let link = state.app.zoom_link(c).await?;
     let query = NumberQuery { customer_id: Some(c), limit: NUMBERS_SHOWN, ..Default::default() };
-    let numbers = state.app.store.search_numbers(&query).await.map_err(db)?;
-    let presence: HashMap<String, (Option<bool>, Option<OffsetDateTime>)> = state
-        .app
-        .store
-        .zoom_presence(c)
-        .await
-        .map_err(db)?
-        .into_iter()
-        .map(|(n, a, at)| (n, (a, at)))
-        .collect();
+    let numbers = state.app.search_numbers(&query).await?;
+    let presence: HashMap<PhoneNumber, (Option<bool>, Option<OffsetDateTime>)> =
+        state.app.zoom_presence(c).await?.into_iter().map(|(n, a, at)| (n, (a, at))).collect();
     let numbers = numbers
         .iter()
         .map(|n| PortalNumber {
@@ -329,15 +322,7 @@ async fn home_page(
             reason: n.reason.clone().unwrap_or_default(),
         })
         .collect();
-    let orders = state
-        .app
-        .store
-        .list_orders(Some(c), 50)
-        .await
-        .map_err(db)?
-        .iter()
-        .map(PortalOrder::new)
-        .collect();
+    let orders = state.app.orders(Some(c), 50).await?.iter().map(PortalOrder::new).collect();
     let status = if error.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
     let page = HomePage {
         carrier: state.ui.carrier_name.clone(),
@@ -441,7 +426,7 @@ async fn progress_of(
 ) -> Result<(Order, ProgressView), PageError> {
     let id: OrderId = raw.parse().map_err(|_| PageError(AppError::NotFound))?;
     let (order, numbers) = state.app.order(id, Some(admin.customer.id)).await?;
-    let jobs = state.app.store.order_jobs(id).await.map_err(db)?;
+    let jobs = state.app.order_jobs(id, Some(admin.customer.id)).await?;
     let retrying = |e164: &domain::PhoneNumber| {
         jobs.iter()
             .filter(|j| {
@@ -503,7 +488,7 @@ async fn order_page(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let (order, progress) = progress_of(&state, &admin, &id).await?;
-    let link = state.app.store.zoom_link(admin.customer.id).await.map_err(db)?;
+    let link = state.app.zoom_link(admin.customer.id).await?;
     Ok(render(&OrderPage {
         carrier: state.ui.carrier_name.clone(),
         customer: admin.customer.name.clone(),
@@ -526,10 +511,6 @@ async fn order_progress(
 ) -> Result<Response, PageError> {
     let (_, progress) = progress_of(&state, &admin, &id).await?;
     Ok(render(&progress))
-}
-
-fn db(e: store::DbError) -> PageError {
-    PageError(AppError::Db(e))
 }
 
 fn when(t: OffsetDateTime) -> String {

@@ -5,7 +5,7 @@
 //! Only the signed-in admin of the numbers' customer can approve; another customer's number id in the
 //! form is a 404 and changes nothing. The form carries the session's CSRF token.
 
-use super::{db, CustomerAdmin, LinkView};
+use super::{CustomerAdmin, LinkView};
 use crate::error::{render, PageError};
 use crate::WebState;
 use app::release::ZoomLook;
@@ -145,7 +145,7 @@ async fn page_with(
         ZoomLook::NotAsked => (String::new(), true),
     };
     let results = results_of(&wait.lines, &wait.zoom);
-    let link = state.app.store.zoom_link(c).await.map_err(db)?;
+    let link = state.app.zoom_link(c).await?;
     let page = Page {
         carrier: state.ui.carrier_name.clone(),
         customer: admin.customer.name.clone(),
@@ -174,9 +174,7 @@ async fn results(
     State(state): State<WebState>,
     admin: CustomerAdmin,
 ) -> Result<Response, PageError> {
-    let since = state.app.now() - time::Duration::days(7);
-    let lines =
-        state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
+    let lines = state.app.release_lines_shown(admin.customer.id).await?;
     Ok(render(&results_of(&lines, &ZoomLook::NotAsked)))
 }
 
@@ -219,9 +217,7 @@ async fn waiting_banner(
     State(state): State<WebState>,
     admin: CustomerAdmin,
 ) -> Result<Response, PageError> {
-    let since = state.app.now() - time::Duration::days(7);
-    let lines =
-        state.app.store.customer_release_lines(admin.customer.id, since).await.map_err(db)?;
+    let lines = state.app.release_lines_shown(admin.customer.id).await?;
     Ok(render(&Banner { waiting: lines.iter().filter(|l| l.state.approvable()).count() }))
 }
 

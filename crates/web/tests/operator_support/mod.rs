@@ -101,7 +101,6 @@ pub async fn seed_range(t: &TestApp, range: &str, tags: &[&str]) {
 
 pub async fn count(t: &TestApp, state: domain::NumberState) -> i64 {
     t.app
-        .store
         .count_by_state()
         .await
         .unwrap()
@@ -111,7 +110,7 @@ pub async fn count(t: &TestApp, state: domain::NumberState) -> i64 {
 }
 
 pub async fn total(t: &TestApp) -> i64 {
-    t.app.store.count_by_state().await.unwrap().into_iter().map(|(_, c)| c).sum()
+    t.app.count_by_state().await.unwrap().into_iter().map(|(_, c)| c).sum()
 }
 
 /// The path of the first number's page linked from a table of numbers.

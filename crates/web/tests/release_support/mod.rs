@@ -46,7 +46,6 @@ pub async fn acme_with_active_numbers(t: &ZoomApp, count: u32) -> (CustomerId, C
 pub async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Option<String>)> {
     let q = domain::search::NumberQuery { customer_id: Some(c), limit: 1000, ..Default::default() };
     t.app()
-        .store
         .search_numbers(&q)
         .await
         .unwrap()
@@ -56,7 +55,12 @@ pub async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Opt
 }
 
 pub async fn state_of(t: &ZoomApp, e164: &str) -> (NumberState, Option<String>) {
-    let n = t.app().store.get_number_by_e164(e164).await.unwrap().unwrap();
+    let n = t
+        .store()
+        .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     (n.state, n.reason)
 }
 
