@@ -191,19 +191,23 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
         expires_at: now + time::Duration::hours(1),
         generation: 1,
     };
-    w.store
-        .link_zoom_account(
-            w.customer,
-            &acct("zoom-acct-1"),
-            "zoom-user-1",
-            &tokens,
-            "Carrier",
-            &by,
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    // The customer installs the app in Zoom (again, later in the test).
+    let install = || async {
+        w.store
+            .link_zoom_account(
+                w.customer,
+                &acct("zoom-acct-1"),
+                "zoom-user-1",
+                &tokens,
+                "Carrier",
+                &by,
+                now,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    };
+    install().await;
     // Linking queues the customer's suspended numbers for Zoom again; suspend one by hand.
     set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
     // Linked: the carrier's own suspension is `suspended`.
@@ -231,19 +235,7 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
     eprintln!("app removed -> deauthorized: {took:?}");
 
     // Installed again: the link is live, so a suspension is the carrier's again.
-    w.store
-        .link_zoom_account(
-            w.customer,
-            &acct("zoom-acct-1"),
-            "zoom-user-1",
-            &tokens,
-            "Carrier",
-            &by,
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    install().await;
     set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
     until_reason(&w, "to=%2B15550100002", "suspended").await;
 }

@@ -1,7 +1,7 @@
 //! The store's behaviour, checked identically on SQLite and PostgreSQL: every test here runs on both.
 
 use domain::auth::{ApiToken, Role, Scope, Session, User};
-use domain::customer::{ContractState, Customer, OrderError, OrderPick, OrderState};
+use domain::customer::{ContractState, OrderError, OrderPick, OrderState};
 use domain::number::NumberAttrs;
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, Number, NumberState, OrderId, PhoneNumber, UserId};
@@ -49,17 +49,7 @@ fn numbers(
 }
 
 async fn customer(store: &Store, name: &str) -> CustomerId {
-    let c = Customer {
-        id: CustomerId::new(),
-        name: name.into(),
-        contract_ref: format!("C-{name}"),
-        contract_state: ContractState::Active,
-        created_at: now(),
-        zoom_trunk: None,
-        number_limit: None,
-    };
-    store.insert_customer(&c).await.unwrap();
-    c.id
+    testkit::insert_customer(store, name).await
 }
 
 async fn import_writes_numbers_with_their_creation_events(store: Store) {

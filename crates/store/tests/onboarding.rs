@@ -1,7 +1,7 @@
 //! Onboarding in the store, checked identically on SQLite and PostgreSQL: links, tokens, the jobs
 //! outbox, and the number moves they carry.
 
-use domain::customer::{ContractState, Customer, OrderPick, OrderState};
+use domain::customer::{OrderPick, OrderState};
 use domain::number::NumberAttrs;
 use domain::onboarding::{
     JobEnd, JobKind, JobState, LinkRefused, LinkState, PendingInstall, PushResult, StoredTokens,
@@ -48,17 +48,7 @@ fn tokens(tag: &str) -> StoredTokens {
 }
 
 async fn customer(store: &Store, name: &str) -> CustomerId {
-    let c = Customer {
-        id: CustomerId::new(),
-        name: name.into(),
-        contract_ref: format!("C-{name}"),
-        contract_state: ContractState::Active,
-        created_at: now(),
-        zoom_trunk: None,
-        number_limit: None,
-    };
-    store.insert_customer(&c).await.unwrap();
-    c.id
+    testkit::insert_customer(store, name).await
 }
 
 /// A customer with `count` reserved numbers in one pending order starting at `first`.

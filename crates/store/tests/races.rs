@@ -74,17 +74,7 @@ async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId)
 
 /// A customer of its own for each side of a race (orders of one customer take turns on its row).
 async fn customer(store: &Store, name: String) -> CustomerId {
-    let c = Customer {
-        id: CustomerId::new(),
-        contract_ref: format!("C-{name}"),
-        name,
-        contract_state: ContractState::Active,
-        created_at: now(),
-        zoom_trunk: None,
-        number_limit: None,
-    };
-    store.insert_customer(&c).await.unwrap();
-    c.id
+    testkit::insert_customer(store, &name).await
 }
 
 fn account(round: u64) -> domain::ZoomAccountId {

@@ -129,6 +129,21 @@ macro_rules! store_tests_on_both {
     };
 }
 
+/// A customer named `name` with an active contract (reference `C-<name>`), written straight to `store`.
+pub async fn insert_customer(store: &store::Store, name: &str) -> domain::CustomerId {
+    let c = domain::customer::Customer {
+        id: domain::CustomerId::new(),
+        name: name.into(),
+        contract_ref: format!("C-{name}"),
+        contract_state: domain::customer::ContractState::Active,
+        created_at: time::OffsetDateTime::now_utc(),
+        zoom_trunk: None,
+        number_limit: None,
+    };
+    store.insert_customer(&c).await.unwrap();
+    c.id
+}
+
 /// A fresh SQLite database path (the file does not exist yet) inside a new temporary directory.
 ///
 /// Keep the returned [`TempDir`] alive for as long as the database is used: dropping it deletes the

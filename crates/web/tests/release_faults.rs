@@ -43,12 +43,7 @@ async fn release_all(t: &ZoomApp, c: CustomerId, portal: &reqwest::Client) -> Ve
 /// releasing → aging exactly once.
 async fn all_released(t: &ZoomApp, numbers: &[String]) {
     for e164 in numbers {
-        let n = t
-            .store()
-            .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let n = number(t, e164).await;
         assert_eq!((n.state, n.customer_id), (NumberState::Aging, None), "{e164}");
         let aged = t
             .app()

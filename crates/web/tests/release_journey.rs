@@ -88,12 +88,7 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     let runs = t.run_pending_jobs().await;
     assert!(runs.iter().any(|r| r.kind == domain::onboarding::JobKind::ReleaseNumbers), "{runs:?}");
     assert_eq!(state_of(&t, A).await, (NumberState::ReleasePending, Some(UNBIND_MESSAGE.into())));
-    let b = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(B).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let b = number(&t, B).await;
     assert_eq!((b.state, b.customer_id), (NumberState::Aging, None));
     let until = b.aging_until.expect("quarantine end");
     let days = (until - t.app().now()).whole_days();
@@ -135,12 +130,7 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     assert!(!banner.contains("wait for your approval") && banner.contains("hidden"), "{banner}");
 
     // The audit trail tells the story, and the release's counts add up.
-    let a = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(A).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let a = number(&t, A).await;
     let trail: Vec<_> = t
         .app()
         .number_detail(a.id)
@@ -217,14 +207,7 @@ async fn another_customers_number_or_a_forged_form_changes_nothing(db: Db) {
     assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending);
 
     // Acme's own admin: an active number's id, an unknown id or garbage among the ticks → 404, nothing changes.
-    let b_id = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(B).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-        .to_string();
+    let b_id = number(&t, B).await.id.to_string();
     for bad in [b_id.as_str(), "0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e", "not-an-id"] {
         let r = portal
             .post(format!("{}/portal/releases", t.platform.url))
@@ -317,12 +300,7 @@ async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
     assert_eq!(state_of(&t, A).await.0, NumberState::Aging);
     clock.advance(time::Duration::days(1) + time::Duration::minutes(1));
     assert_eq!(later.release_tick().await.unwrap(), (2, 0));
-    let a = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(A).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let a = number(&t, A).await;
     assert_eq!((a.state, a.customer_id, a.aging_until), (NumberState::Available, None, None));
     let last = t.app().number_detail(a.id).await.unwrap().1.pop().unwrap();
     assert_eq!(
@@ -334,12 +312,7 @@ async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
     // calling `release_tick`.
     // (The portal's session ended months ago on this clock: the admin approves through the app.)
     start(&t, acme, &[C]).await;
-    let c = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(C).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = number(&t, C).await;
     let admin = Actor::CustomerAdmin(ACME_ADMIN.into());
     assert_eq!(t.app().approve_release(acme, &[c.id], &admin).await.unwrap(), 1);
     t.run_pending_jobs().await;
@@ -352,12 +325,7 @@ async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(sweep);
-    let c = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(C).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = number(&t, C).await;
     let last = t.app().number_detail(c.id).await.unwrap().1.pop().unwrap();
     assert_eq!(
         (last.from, last.to, last.reason.as_deref()),
@@ -441,12 +409,7 @@ async fn a_release_waiting_when_the_app_is_removed_waits_again_after_the_reinsta
     let (r, lines) = t.app().release(release.id).await.unwrap();
     assert_eq!((r.waiting, r.refused), (2, 0), "{r:?}");
     assert!(lines.iter().all(|l| l.message.is_none()), "{lines:?}");
-    let a = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(A).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let a = number(&t, A).await;
     let trail: Vec<_> =
         t.app().number_detail(a.id).await.unwrap().1.into_iter().map(|e| e.to).collect();
     assert_eq!(

@@ -54,13 +54,14 @@ pub async fn states(t: &ZoomApp, c: CustomerId) -> Vec<(String, NumberState, Opt
         .collect()
 }
 
+/// The number `e164` as the platform's database holds it.
+pub async fn number(t: &ZoomApp, e164: &str) -> domain::Number {
+    let e164 = domain::PhoneNumber::parse(e164).unwrap();
+    t.store().get_number_by_e164(&e164).await.unwrap().unwrap()
+}
+
 pub async fn state_of(t: &ZoomApp, e164: &str) -> (NumberState, Option<String>) {
-    let n = t
-        .store()
-        .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let n = number(t, e164).await;
     (n.state, n.reason)
 }
 
