@@ -648,35 +648,32 @@ impl Conn {
             });
             return respond(out, Status::Forbidden, &[], &self.body, r.persist, head);
         }
-        if direction == Direction::Outbound {
-            let to = p.to.as_deref().unwrap_or_default();
-            if let Some(n) = self.shared.routing.emergency_call(to, p.trunk.as_deref()) {
-                let answer = Answer::emergency(self.shared.routing.generation());
-                self.histogram.record(started.elapsed().as_secs_f64());
-                let from = p
-                    .from
-                    .as_deref()
-                    .and_then(|u| normalize(u, &self.shared.routing.numbering).ok());
-                self.json(&Body::new(&answer, from, Some(n)));
-                return respond(out, Status::Ok, &[], &self.body, r.persist, head);
-            }
-        }
-        if !self.shared.routing.is_ready() {
-            return self.unavailable(out, "the routing snapshot is loading", r.persist, head);
-        }
-        // Outbound fails closed on a copy that has not been checked against the database lately;
-        // inbound may use the last known good one.
-        if direction == Direction::Outbound && !self.shared.routing.is_fresh() {
-            return self.unavailable(out, "the routing snapshot is out of date", r.persist, head);
-        }
-        let (answer, from, to) = {
+        let decided = {
             let routing = &self.shared.routing;
             let s = routing.read();
             let trunk = p.trunk.as_deref().and_then(|t| s.trunk(t));
             let rule = trunk.as_ref().map_or(&*routing.numbering, |t| &t.numbering);
-            let to = p.to.as_deref().and_then(|u| normalize(u, rule).ok());
             let from = p.from.as_deref().and_then(|u| normalize(u, rule).ok());
-            (s.decide(direction, from, to, p.trunk.as_deref()), from, to)
+            let emergency = match (direction, p.to.as_deref()) {
+                (Direction::Outbound, Some(to)) => routing.emergency_call(to, rule),
+                _ => None,
+            };
+            if let Some(n) = emergency {
+                Ok((Answer::emergency(s.generation), from, Some(n)))
+            } else if !routing.is_ready() {
+                Err("the routing snapshot is loading")
+            } else if direction == Direction::Outbound && !routing.is_fresh() {
+                // Outbound fails closed on a copy that has not been checked against the database
+                // lately; inbound may use the last known good one.
+                Err("the routing snapshot is out of date")
+            } else {
+                let to = p.to.as_deref().and_then(|u| normalize(u, rule).ok());
+                Ok((s.decide(direction, from, to, p.trunk.as_deref()), from, to))
+            }
+        };
+        let (answer, from, to) = match decided {
+            Ok(d) => d,
+            Err(why) => return self.unavailable(out, why, r.persist, head),
         };
         self.histogram.record(started.elapsed().as_secs_f64());
         self.json(&Body::new(&answer, from, to));

@@ -63,12 +63,11 @@ impl Routing {
         self
     }
 
-    /// Whether an outbound call (Zoom to PSTN) dialling `to` over Zoom trunk `trunk` is an emergency
-    /// call. Such a call is never refused: not for its calling number, its customer's state or
-    /// trunk, nor a copy of the database that is stale or still loading. Counted when it is.
-    pub fn emergency_call(&self, to: &str, trunk: Option<&str>) -> Option<u64> {
-        let trunk = trunk.and_then(|t| self.read().trunk(t));
-        let rule = trunk.as_ref().map_or(&*self.numbering, |t| &t.numbering);
+    /// Whether an outbound call (Zoom to PSTN) dialling `to`, read by the numbering `rule` of the
+    /// trunk it came over, is an emergency call. Such a call is never refused: not for its calling
+    /// number, its customer's state or trunk, nor a copy of the database that is stale or still
+    /// loading. Counted when it is.
+    pub fn emergency_call(&self, to: &str, rule: &NumberingRule) -> Option<u64> {
         let found = self.emergency.dialled(to, rule);
         if found.is_some() {
             self.emergency_calls.increment(1);

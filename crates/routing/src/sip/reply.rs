@@ -394,34 +394,30 @@ fn outbound(
     trunk: &str,
 ) {
     let trunk = trim(trunk);
-    if routing.emergency_call(req.uri, Some(trunk)).is_some() {
-        let generation = routing.generation();
-        return respond(out, req, via, src, 302, None, |out| {
-            let _ = write!(
-                out,
-                "Contact: <{}>\r\nX-Peerex-Emergency: yes\r\nX-Peerex-Generation: {generation}\r\n",
-                req.uri
-            );
-        });
-    }
-    if !routing.is_fresh() {
+    let answer = {
+        let s = routing.read();
+        let named = s.trunk(trunk);
+        let rule = named.as_ref().map_or(&*routing.numbering, |t| &t.numbering);
+        if routing.emergency_call(req.uri, rule).is_some() {
+            Some(Answer::emergency(s.generation))
+        } else if !routing.is_fresh() {
+            None
+        } else {
+            let from = if req.asserted.is_empty() {
+                req.from.and_then(|v| normalize(header_uri(v), rule).ok())
+            } else {
+                // RFC 3325 allows a SIP and a tel identity, in one header or two: the first that is a
+                // number is the caller's.
+                asserted_identities(&req.asserted).find_map(|uri| normalize(uri, rule).ok())
+            };
+            let to = normalize(req.uri, rule).ok();
+            Some(s.decide(Direction::Outbound, from, to, Some(trunk)))
+        }
+    };
+    let Some(answer) = answer else {
         return respond(out, req, via, src, 503, None, |out| {
             out.extend_from_slice(b"Retry-After: 1\r\n")
         });
-    }
-    let answer = {
-        let s = routing.read();
-        let rule = s.trunk(trunk).map(|t| t.numbering.clone());
-        let rule = rule.as_ref().unwrap_or(&routing.numbering);
-        let from = if req.asserted.is_empty() {
-            req.from.and_then(|v| normalize(header_uri(v), rule).ok())
-        } else {
-            // RFC 3325 allows a SIP and a tel identity, in one header or two: the first that is a
-            // number is the caller's.
-            asserted_identities(&req.asserted).find_map(|uri| normalize(uri, rule).ok())
-        };
-        let to = normalize(req.uri, rule).ok();
-        s.decide(Direction::Outbound, from, to, Some(trunk))
     };
     let status = if answer.status == 200 { 302 } else { answer.status };
     respond(out, req, via, src, status, None, |out| {
@@ -429,6 +425,9 @@ fn outbound(
             out.extend_from_slice(b"Contact: <");
             out.extend_from_slice(req.uri.as_bytes());
             out.extend_from_slice(b">\r\n");
+            if answer.emergency {
+                out.extend_from_slice(b"X-Peerex-Emergency: yes\r\n");
+            }
         } else {
             let reason = answer.reason.map_or("not_customer_number", |r| r.as_str());
             put_reason(out, status, reason);
