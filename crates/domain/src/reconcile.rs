@@ -11,7 +11,7 @@ use crate::ids::CustomerId;
 use crate::number::NumberState;
 use crate::phone::PhoneNumber;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use time::{Duration, OffsetDateTime};
 
@@ -243,10 +243,7 @@ pub fn compare(
 ) -> Vec<Observation> {
     let by_number: HashMap<&PhoneNumber, &Held> = held.iter().map(|h| (&h.e164, h)).collect();
     let mut out = Vec::new();
-    let mut seen: HashMap<&PhoneNumber, &Listed> = HashMap::with_capacity(listed.len());
-    for l in listed {
-        seen.insert(&l.e164, l);
-    }
+    let seen: HashSet<&PhoneNumber> = listed.iter().map(|l| &l.e164).collect();
     for l in listed {
         match by_number.get(&l.e164) {
             Some(h) => {
@@ -271,7 +268,7 @@ pub fn compare(
         }
     }
     for h in held {
-        if seen.contains_key(&h.e164) {
+        if seen.contains(&h.e164) {
             continue;
         }
         if let Some(o) = compare_unlisted(scope, h, thresholds, now) {
@@ -311,12 +308,13 @@ fn compare_listed(h: &Held, l: &Listed) -> Option<Observation> {
         return obs(FindingKind::ReturnedByCustomer, "marked Returned in Zoom".into());
     }
     if h.state == NumberState::Provisioning {
-        return (!h.job_open).then(|| Observation {
-            kind: FindingKind::PushAnswerLost,
-            e164: h.e164.clone(),
-            customer: h.customer,
-            detail: "provisioning in peerex, already in the customer's Zoom account".into(),
-        });
+        if h.job_open {
+            return None;
+        }
+        return obs(
+            FindingKind::PushAnswerLost,
+            "provisioning in peerex, already in the customer's Zoom account".into(),
+        );
     }
     if h.state == NumberState::Releasing {
         return None;
