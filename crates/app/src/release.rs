@@ -154,6 +154,7 @@ impl App {
             region: clean(region),
             after: None,
             limit: 1000,
+            ..NumberQuery::default()
         };
         let mut found = Vec::new();
         loop {
