@@ -15,6 +15,7 @@ use axum::Router;
 use domain::customer::Customer;
 use domain::import::spreadsheet_cell;
 use domain::search::NumberQuery;
+use domain::zoom_facts::{FactChange, NumberFacts};
 use domain::{CustomerId, Number, NumberId, NumberState};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -246,6 +247,92 @@ struct DetailPage {
     updated: String,
     aging_until: Option<String>,
     events: Vec<EventRow>,
+    zoom: ZoomView,
+}
+
+/// What the customer's Zoom account says of the number.
+struct ZoomView {
+    address: Option<String>,
+    address_changed: String,
+    /// Active without the emergency address the carrier requires.
+    missing: bool,
+    cnam: Option<String>,
+    cnam_changed: String,
+    /// Zoom's capability fields (label, value), from its last listing.
+    capabilities: Vec<(&'static str, String)>,
+    listed: Option<String>,
+    history: Vec<ZoomEventRow>,
+}
+
+struct ZoomEventRow {
+    changed: String,
+    received: String,
+    what: &'static str,
+    value: String,
+    account: String,
+}
+
+impl ZoomView {
+    fn new(
+        app: &App,
+        n: &Number,
+        facts: Option<&NumberFacts>,
+        history: Vec<domain::zoom_facts::FactRecord>,
+    ) -> Self {
+        let f = facts.cloned().unwrap_or_default();
+        let at = |t: Option<time::OffsetDateTime>| t.map(when).unwrap_or_default();
+        let capabilities = f
+            .listing
+            .as_ref()
+            .map(|l| {
+                let restrictions = l.outbound_restrictions();
+                [
+                    ("Number type", l.number_type.clone()),
+                    ("Voice direction", l.voice_direction.clone()),
+                    ("Voice capacity", l.voice_msg_capacity.clone()),
+                    ("Messaging", l.message_capability.clone()),
+                    (
+                        "Outbound restrictions",
+                        Some(if restrictions.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            restrictions.join(", ")
+                        }),
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect()
+            })
+            .unwrap_or_default();
+        ZoomView {
+            missing: app.e911_flagged(n, facts),
+            address: f.emergency_address.as_ref().map(|a| a.one_line()),
+            address_changed: at(f.emergency_address_changed_at),
+            cnam: f.cnam.as_ref().map(|c| c.as_str().to_owned()),
+            cnam_changed: at(f.cnam_changed_at),
+            capabilities,
+            listed: f.listed_at.map(when),
+            history: history
+                .into_iter()
+                .map(|r| {
+                    let (what, value) = match &r.change {
+                        FactChange::EmergencyAddress { address } => {
+                            ("Emergency address", address.one_line())
+                        }
+                        FactChange::Cnam { cnam } => ("Caller ID name", cnam.as_str().to_owned()),
+                    };
+                    ZoomEventRow {
+                        changed: when(r.changed_at),
+                        received: when(r.received_at),
+                        what,
+                        value,
+                        account: r.zoom_account,
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 struct EventRow {
@@ -263,6 +350,9 @@ async fn detail(
 ) -> Result<Response, PageError> {
     let id: NumberId = id.parse().map_err(|_| AppError::NotFound)?;
     let (n, events) = state.app.number_detail(id).await?;
+    let facts = state.app.number_facts(std::slice::from_ref(&n)).await?;
+    let history = state.app.number_fact_history(id).await?;
+    let zoom = ZoomView::new(&state.app, &n, facts.get(&n.id), history);
     let customer = match n.customer_id {
         Some(c) => Some(state.app.customer(c).await?),
         None => None,
@@ -286,6 +376,7 @@ async fn detail(
         n,
         customer,
         events,
+        zoom,
     }))
 }
 
