@@ -21,6 +21,7 @@ testkit::on_both!(
     addresses_and_names_set_in_zoom_are_recorded_shown_and_flagged,
     replayed_late_forged_and_foreign_events_change_nothing,
     the_customer_portal_shows_the_address_and_the_missing_flag_in_a_browser,
+    a_lost_event_leaves_the_flag_until_the_customer_saves_again_and_twins_count_once,
 );
 
 const ACME_ADMIN: &str = "admin@acme.example";
@@ -407,4 +408,42 @@ async fn the_customer_portal_shows_the_address_and_the_missing_flag_in_a_browser
         &[],
     )
     .await;
+}
+
+async fn a_lost_event_leaves_the_flag_until_the_customer_saves_again_and_twins_count_once(db: Db) {
+    let l = linked(db).await;
+    // Zoom loses the event (an injected fault): nothing tells peerex, the number stays flagged.
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/faults", l.t.zoom.url))
+        .json(&json!({ "webhook": "number_management.peering_number_emergency_address_updated" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "fault: {}", r.text().await.unwrap());
+    l.set_address(N0, "3 LOST ST").await;
+    let log = l.deliveries_done().await;
+    assert!(log.iter().any(|d| d["outcome"] == "dropped"), "{log:?}");
+    assert_eq!(l.flagged().await, [N0, N1, N2], "still flagged: peerex never heard of it");
+    assert_eq!(l.detail(N0).await["zoom_events"], json!([]));
+
+    // The customer saves it again; this time it arrives.
+    l.set_address(N0, "3 LOST ST").await;
+    assert_eq!(l.flagged().await, [N1, N2]);
+
+    // Zoom's legacy twin of the same change (bare digits, `phone.*`) is the same event: kept once.
+    let log = l.deliveries_done().await;
+    let body = log
+        .iter()
+        .rev()
+        .find(|d| d["outcome"] == "delivered")
+        .and_then(|d| d["body"].as_str())
+        .unwrap();
+    let mut twin: Value = serde_json::from_str(body).unwrap();
+    twin["event"] = json!("phone.peering_number_emergency_address_updated");
+    twin["payload"]["object"]["phone_numbers"] = json!([N0.trim_start_matches('+')]);
+    let r = l.deliver(&twin.to_string(), demo::SECRET_TOKEN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["already_recorded"], json!([N0.trim_start_matches('+')]), "{answer}");
+    assert_eq!(l.detail(N0).await["zoom_events"].as_array().unwrap().len(), 1);
 }
