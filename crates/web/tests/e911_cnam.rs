@@ -299,6 +299,27 @@ async fn addresses_and_names_set_in_zoom_are_recorded_shown_and_flagged(db: Db) 
         .unwrap();
     assert!(page.contains("Missing: active without the emergency address"), "{page}");
     assert!(page.contains("no outbound dialer"), "{page}");
+    // The inventory finds the flagged numbers, and its export takes the same filter.
+    let filtered = format!("customer={}&e911=missing", l.acme);
+    let page = op
+        .get(format!("{}/operator/numbers?{filtered}", l.t.platform.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(N1) && page.contains(N2) && !page.contains(N0), "{page}");
+    assert_eq!(page.matches("no emergency address</span>").count(), 2, "{page}");
+    let csv = op
+        .get(format!("{}/operator/numbers/export.csv?{filtered}", l.t.platform.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
 
     // The customer portal's number list.
     let home = l

@@ -44,9 +44,24 @@ pub struct Filters {
     tag: String,
     region: String,
     after: String,
+    /// `missing`: only the numbers flagged for a missing emergency address.
+    e911: String,
 }
 
 impl Filters {
+    /// The search, with the flag filter as the carrier's rule makes it; `None` when nothing can
+    /// match (the flag asked for while no address is required).
+    fn query_on(&self, app: &App, limit: u32) -> Result<Option<NumberQuery>, FormError> {
+        let mut q = self.query(limit)?;
+        if self.e911.trim() == "missing" {
+            match app.missing_address_filter() {
+                Some(prefixes) => q.emergency_address_missing = Some(prefixes),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(q))
+    }
+
     fn query(&self, limit: u32) -> Result<NumberQuery, FormError> {
         let raw = domain::search::RawFilters {
             prefix: Some(&self.prefix),
@@ -67,6 +82,7 @@ impl Filters {
             ("customer", &self.customer),
             ("tag", &self.tag),
             ("region", &self.region),
+            ("e911", &self.e911),
         ]
         .iter()
         .filter(|(_, v)| !v.trim().is_empty())
@@ -85,6 +101,8 @@ pub struct NumberRow {
     pub tags: String,
     pub region: String,
     pub updated: String,
+    /// Active without the emergency address the carrier requires (inventory search only).
+    pub e911_missing: bool,
 }
 
 impl NumberRow {
@@ -99,6 +117,7 @@ impl NumberRow {
             tags: n.tags.join(", "),
             region: n.region.clone().unwrap_or_default(),
             updated: when(n.updated_at),
+            e911_missing: false,
         }
     }
 }
@@ -121,6 +140,8 @@ struct SearchPage {
     filters: String,
     first_page: bool,
     error: Option<FormError>,
+    /// The carrier requires emergency addresses for some numbers: offer the flag filter.
+    e911_required: bool,
 }
 
 impl SearchPage {
@@ -136,18 +157,28 @@ async fn search(
 ) -> Result<Response, PageError> {
     let customers = state.app.customers().await?;
     let names = customer_names(&customers);
-    let (rows, next, error) = match f.query(PAGE_SIZE + 1) {
-        Ok(q) => {
+    let (rows, next, error) = match f.query_on(&state.app, PAGE_SIZE + 1) {
+        Ok(Some(q)) => {
             let mut found = state.app.search_numbers(&q).await?;
             // One more than a page tells whether a next page exists without counting.
             let next = (found.len() > PAGE_SIZE as usize).then(|| {
                 found.truncate(PAGE_SIZE as usize);
                 found.last().map(|n| encode_component(n.e164.as_str()))
             });
-            (found.iter().map(|n| NumberRow::new(n, &names)).collect(), next.flatten(), None)
+            let facts = state.app.number_facts(&found).await?;
+            let rows = found
+                .iter()
+                .map(|n| NumberRow {
+                    e911_missing: state.app.e911_flagged(n, facts.get(&n.id)),
+                    ..NumberRow::new(n, &names)
+                })
+                .collect();
+            (rows, next.flatten(), None)
         }
+        Ok(None) => (Vec::new(), None, None),
         Err(e) => (Vec::new(), None, Some(e)),
     };
+    let e911_required = state.app.missing_address_filter().is_some();
     let chrome = Chrome::new(&state, &op, "numbers");
     let page = SearchPage {
         carrier: chrome.carrier.clone(),
@@ -160,6 +191,7 @@ async fn search(
         rows,
         next,
         error,
+        e911_required,
     };
     Ok(render_with(&page, page.error.as_ref()))
 }
@@ -171,12 +203,13 @@ async fn export(
     _op: Operator,
     Query(f): Query<Filters>,
 ) -> Response {
-    let query = match f.query(EXPORT_PAGE_SIZE) {
+    let query = match f.query_on(&state.app, EXPORT_PAGE_SIZE) {
         Ok(q) => q,
         Err(e) => return error_page(e.status, &e.message),
     };
     let header = csv_chunk(|w| w.write_record(EXPORT_COLUMNS));
-    let pages = stream::unfold(Some((state.app, query)), |cursor| async move {
+    // A flag filter nothing can match exports the header alone.
+    let pages = stream::unfold(query.map(|q| (state.app, q)), |cursor| async move {
         let (app, query) = cursor?;
         Some(match next_page(&app, &query).await {
             Ok((chunk, after)) => {
