@@ -5,12 +5,13 @@
 //! unique key `number_zoom_events_once`, and a current value is replaced only by a newer event in
 //! the upsert's own `WHERE`, so two instances taking the same or crossing events agree.
 
-use super::{Db, DialectStore, Result};
+use super::{Db, DialectStore, Result, INSERT_CHUNK};
 use domain::zoom_facts::{
     Cnam, EmergencyAddress, FactChange, FactOutcome, FactRecord, NumberFacts, ZoomListing,
 };
 use domain::{CustomerId, NumberId, PhoneNumber};
 use sqlx::{FromRow, QueryBuilder};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -249,7 +250,7 @@ impl DialectStore {
     ) -> Result<()> {
         let customer = customer.as_uuid();
         let mut tx = self.writer().begin().await?;
-        let held: std::collections::HashMap<String, Uuid> = sqlx::query!(
+        let held: HashMap<String, Uuid> = sqlx::query!(
             r#"SELECT id AS "id!: Uuid", e164 AS "e164!" FROM numbers WHERE customer_id = $1"#,
             customer
         )
@@ -258,29 +259,35 @@ impl DialectStore {
         .into_iter()
         .map(|r| (r.e164, r.id))
         .collect();
-        for (e164, l) in listed {
-            let Some(id) = held.get(e164) else { continue };
-            sqlx::query!(
+        // One row per number (a listing names each once; a repeat would be one row written twice).
+        let rows: HashMap<Uuid, &ZoomListing> =
+            listed.iter().filter_map(|(e164, l)| held.get(e164).map(|id| (*id, l))).collect();
+        let rows: Vec<(Uuid, &ZoomListing)> = rows.into_iter().collect();
+        // Many rows a statement: an account's listing can hold tens of thousands of numbers.
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(
                 "INSERT INTO number_zoom_facts (number_id, customer_id, number_type, voice_direction, voice_msg_capacity, \
-                 message_capability, outbound_dialer_not_supported, outbound_cli_share_not_supported, listed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (number_id, customer_id) DO UPDATE SET number_type = excluded.number_type, \
+                 message_capability, outbound_dialer_not_supported, outbound_cli_share_not_supported, listed_at) ",
+            );
+            q.push_values(chunk, |mut row, (id, l)| {
+                row.push_bind(*id)
+                    .push_bind(customer)
+                    .push_bind(l.number_type.clone())
+                    .push_bind(l.voice_direction.clone())
+                    .push_bind(l.voice_msg_capacity.clone())
+                    .push_bind(l.message_capability.clone())
+                    .push_bind(l.outbound_dialer_not_supported)
+                    .push_bind(l.outbound_cli_share_not_supported)
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT (number_id, customer_id) DO UPDATE SET number_type = excluded.number_type, \
                  voice_direction = excluded.voice_direction, voice_msg_capacity = excluded.voice_msg_capacity, \
                  message_capability = excluded.message_capability, \
                  outbound_dialer_not_supported = excluded.outbound_dialer_not_supported, \
                  outbound_cli_share_not_supported = excluded.outbound_cli_share_not_supported, listed_at = excluded.listed_at",
-                id,
-                customer,
-                l.number_type,
-                l.voice_direction,
-                l.voice_msg_capacity,
-                l.message_capability,
-                l.outbound_dialer_not_supported,
-                l.outbound_cli_share_not_supported,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

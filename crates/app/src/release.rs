@@ -262,9 +262,14 @@ impl App {
             Err(_) => return Ok(ZoomLook::Unreachable { error: ZoomError::Timeout.to_string() }),
         };
         let now = self.now();
+        let capabilities: Vec<_> = listed
+            .iter()
+            .map(|n| (n.phone_number.clone(), crate::number_facts::listing(&n.capabilities)))
+            .collect();
         let seen: Vec<(String, bool)> =
             listed.into_iter().map(|n| (n.phone_number, n.assigned)).collect();
         self.store.record_zoom_presence(customer, &seen, now).await?;
+        self.store.record_zoom_listing(customer, &capabilities, now).await?;
         Ok(ZoomLook::Fresh { at: now, listed: seen.into_iter().collect() })
     }
 

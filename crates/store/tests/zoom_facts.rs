@@ -15,6 +15,7 @@ testkit::store_tests_on_both!(
     another_customers_number_is_refused_and_its_own_customer_may_set_it,
     two_instances_recording_the_same_event_keep_it_once,
     listed_capabilities_are_kept_and_the_missing_address_filter_counts_active_numbers,
+    a_listing_of_thousands_of_numbers_is_kept_whole,
 );
 
 fn now() -> OffsetDateTime {
@@ -198,4 +199,35 @@ async fn listed_capabilities_are_kept_and_the_missing_address_filter_counts_acti
         .await
         .unwrap();
     assert_eq!(missing(&["+1"]).await, [us]);
+}
+
+async fn a_listing_of_thousands_of_numbers_is_kept_whole(store: Store) {
+    let acme = testkit::insert_customer(&store, "Acme").await;
+    let by = Actor::System("test".into());
+    let batch: Vec<_> = (0..2_500u64)
+        .map(|i| {
+            let e164 = PhoneNumber::parse(&format!("+1555020{i:04}")).unwrap();
+            let (mut n, e) = Number::imported(e164, NumberAttrs::default(), &by, now());
+            n.state = NumberState::Active;
+            n.customer_id = Some(acme);
+            (n, e)
+        })
+        .collect();
+    store.insert_numbers(&batch, &|_| {}).await.unwrap();
+    let listing = |direction: &str| ZoomListing {
+        voice_direction: Some(direction.into()),
+        ..ZoomListing::default()
+    };
+    let listed: Vec<(String, ZoomListing)> =
+        batch.iter().map(|(n, _)| (n.e164.to_string(), listing("INBOUND_ONLY"))).collect();
+    let started = std::time::Instant::now();
+    store.record_zoom_listing(acme, &listed, now()).await.unwrap();
+    // Listed again: every row updated in place.
+    let listed: Vec<_> = listed.into_iter().map(|(n, _)| (n, listing("OUTBOUND_ONLY"))).collect();
+    store.record_zoom_listing(acme, &listed, now()).await.unwrap();
+    eprintln!("{}: two listings of 2,500 numbers kept in {:?}", store.backend(), started.elapsed());
+    let ids: Vec<NumberId> = batch.iter().map(|(n, _)| n.id).collect();
+    let facts = store.number_facts(&ids).await.unwrap();
+    assert_eq!(facts.len(), 2_500);
+    assert!(facts.values().all(|f| f.listing == Some(listing("OUTBOUND_ONLY"))));
 }
