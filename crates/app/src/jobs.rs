@@ -360,7 +360,11 @@ impl App {
         let next =
             now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
         self.store.complete_poll(job.id, worker, link.customer_id, &seen, now, next).await?;
-        self.store.record_zoom_listing(link.customer_id, &listed, now).await?;
+        // What the numbers can do is shown, never acted on: the poll is done (and rescheduled)
+        // whether or not it is kept this time; the next poll keeps it.
+        if let Err(e) = self.store.record_zoom_listing(link.customer_id, &listed, now).await {
+            tracing::warn!(customer = %link.customer_id, error = %e, "Zoom's capability fields not kept this poll");
+        }
         Ok(None)
     }
 }

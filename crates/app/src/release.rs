@@ -269,7 +269,10 @@ impl App {
         let seen: Vec<(String, bool)> =
             listed.into_iter().map(|n| (n.phone_number, n.assigned)).collect();
         self.store.record_zoom_presence(customer, &seen, now).await?;
-        self.store.record_zoom_listing(customer, &capabilities, now).await?;
+        // Shown, never acted on: a failure to keep them does not cost the customer the page.
+        if let Err(e) = self.store.record_zoom_listing(customer, &capabilities, now).await {
+            tracing::warn!(customer = %customer, error = %e, "Zoom's capability fields not kept");
+        }
         Ok(ZoomLook::Fresh { at: now, listed: seen.into_iter().collect() })
     }
 
