@@ -192,6 +192,11 @@ fn address_event(account: &str, numbers: &[&str], line1: &str, event_ts: i64) ->
 
 async fn addresses_and_names_set_in_zoom_are_recorded_shown_and_flagged(db: Db) {
     let l = linked(db).await;
+    // The filter is documented for the search and the export.
+    for path in ["/api/v1/numbers", "/api/v1/numbers/export.csv"] {
+        let params = l.spec["paths"][path]["get"]["parameters"].as_array().unwrap();
+        assert!(params.iter().any(|p| p["name"] == "emergency_address_missing"), "{path}");
+    }
     // Active +1 numbers without an address are flagged, everywhere.
     assert_eq!(l.flagged().await, [N0, N1, N2]);
     assert_eq!(l.number(N0).await["emergency_address_missing"], true);
