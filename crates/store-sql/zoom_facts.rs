@@ -178,8 +178,12 @@ impl DialectStore {
         let mut tx = self.writer().begin().await?;
         let mut out = Vec::with_capacity(numbers.len());
         for &e164 in numbers {
+            // An UPDATE that changes nothing rather than a SELECT: it locks the number's row, so a
+            // release of the number running at the same time either waits for this event (and then
+            // forgets what it recorded) or goes first (and this finds the number no longer the
+            // customer's). A plain read could record a fact just after the release forgot them.
             let id = sqlx::query_scalar!(
-                r#"SELECT id AS "id!: Uuid" FROM numbers WHERE e164 = $1 AND customer_id = $2"#,
+                r#"UPDATE numbers SET version = version WHERE e164 = $1 AND customer_id = $2 RETURNING id AS "id!: Uuid""#,
                 e164,
                 customer
             )
@@ -262,7 +266,9 @@ impl DialectStore {
         // One row per number (a listing names each once; a repeat would be one row written twice).
         let rows: HashMap<Uuid, &ZoomListing> =
             listed.iter().filter_map(|(e164, l)| held.get(e164).map(|id| (*id, l))).collect();
-        let rows: Vec<(Uuid, &ZoomListing)> = rows.into_iter().collect();
+        // In the order of the rows' keys, so two listings written at once lock rows in the same order.
+        let mut rows: Vec<(Uuid, &ZoomListing)> = rows.into_iter().collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
         // Many rows a statement: an account's listing can hold tens of thousands of numbers.
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new(

@@ -1,6 +1,7 @@
 //! Emergency addresses, caller ID names and Zoom's capability fields in the store, identically on
 //! SQLite and PostgreSQL: events kept once, the newest current, another customer's number refused.
 
+use domain::customer::OrderPick;
 use domain::number::NumberAttrs;
 use domain::search::NumberQuery;
 use domain::zoom_facts::{
@@ -16,6 +17,7 @@ testkit::store_tests_on_both!(
     two_instances_recording_the_same_event_keep_it_once,
     listed_capabilities_are_kept_and_the_missing_address_filter_counts_active_numbers,
     a_listing_of_thousands_of_numbers_is_kept_whole,
+    a_number_sold_again_to_the_same_customer_starts_without_an_address,
 );
 
 fn now() -> OffsetDateTime {
@@ -230,4 +232,32 @@ async fn a_listing_of_thousands_of_numbers_is_kept_whole(store: Store) {
     let facts = store.number_facts(&ids).await.unwrap();
     assert_eq!(facts.len(), 2_500);
     assert!(facts.values().all(|f| f.listing == Some(listing("OUTBOUND_ONLY"))));
+}
+
+/// What Zoom said of a number belongs to one holding of it: a number the customer gave back and
+/// ordered again is a new number in Zoom, with no emergency address until the customer sets one.
+async fn a_number_sold_again_to_the_same_customer_starts_without_an_address(store: Store) {
+    let acme = testkit::insert_customer(&store, "Acme").await;
+    let by = Actor::System("test".into());
+    let e164 = PhoneNumber::parse("+15550100009").unwrap();
+    let (n, e) = Number::imported(e164.clone(), NumberAttrs::default(), &by, now());
+    let id = n.id;
+    store.insert_numbers(&[(n, e)], &|_| {}).await.unwrap();
+    let pick = OrderPick { count: 1, ..Default::default() };
+    let (first, _) =
+        store.create_order(acme, &pick, &[e164.clone()], &by, now()).await.unwrap().unwrap();
+    let set = event("e1", 1_000, &["+15550100009"], address("1 FIRST ST"));
+    assert_eq!(store.record_number_fact(acme, &set, now()).await.unwrap(), [FactOutcome::Recorded]);
+    assert_eq!(line1(&store, id).await.as_deref(), Some("1 FIRST ST"));
+
+    store.cancel_order(first.id, Some(acme), &by, now()).await.unwrap().unwrap();
+    store.create_order(acme, &pick, &[e164], &by, now()).await.unwrap().unwrap();
+    assert_eq!(
+        line1(&store, id).await,
+        None,
+        "the address of the earlier holding is not the new one's"
+    );
+
+    let history = store.number_fact_history(id).await.unwrap();
+    assert_eq!(history.len(), 1, "the history of the earlier holding is kept");
 }

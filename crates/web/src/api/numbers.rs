@@ -669,9 +669,14 @@ fn csv_rows(
             n.order_id.map(|o| o.to_string()).unwrap_or_default(),
             text(&n.reason),
             rfc3339(n.updated_at),
-            f.and_then(|f| f.emergency_address.as_ref()).map(|a| a.one_line()).unwrap_or_default(),
+            // Written by the customer in Zoom, not by the carrier: neutralised for spreadsheets.
+            f.and_then(|f| f.emergency_address.as_ref())
+                .map(|a| domain::import::spreadsheet_cell(&a.one_line()).into_owned())
+                .unwrap_or_default(),
             app.e911_flagged(n, f).to_string(),
-            f.and_then(|f| f.cnam.as_ref()).map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            f.and_then(|f| f.cnam.as_ref())
+                .map(|c| domain::import::spreadsheet_cell(c.as_str()).into_owned())
+                .unwrap_or_default(),
             text(&listing.number_type),
             text(&listing.voice_direction),
             text(&listing.voice_msg_capacity),
