@@ -29,14 +29,23 @@ pub enum FactError {
     NoAddressLine,
     #[error("the caller ID name is empty")]
     EmptyCnam,
-    #[error("{0} is longer than {MAX_PART_LEN} characters or holds control characters")]
+    #[error("{0} is longer than {MAX_PART_LEN} characters or holds control or invisible formatting characters")]
     BadText(&'static str),
 }
 
-/// Trimmed, empty as absent, bounded, no control characters.
+/// Characters that change how text around them is shown without being seen: bidirectional
+/// overrides and isolates, zero-width characters, the byte order mark. An address holding them can
+/// read differently on the operator's page than what Zoom stores.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Trimmed, empty as absent, bounded, no control or invisible formatting characters.
 fn part(name: &'static str, v: Option<&str>) -> Result<Option<String>, FactError> {
     let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-    if v.chars().count() > MAX_PART_LEN || v.chars().any(char::is_control) {
+    if v.chars().count() > MAX_PART_LEN
+        || v.chars().any(|c| c.is_control() || is_invisible_format(c))
+    {
         return Err(FactError::BadText(name));
     }
     Ok(Some(v.to_owned()))
@@ -319,6 +328,15 @@ mod tests {
         .unwrap();
         assert_eq!(a.one_line(), "55 ALMADEN BLVD, 13F, SAN JOSE, CA 95113, US");
         assert!(EmergencyAddress::new("a\u{0}b", None, None, None, None, None).is_err());
+        // A right-to-left override would show "1 MAIN ST" reversed around it on every page.
+        assert_eq!(
+            EmergencyAddress::new("1 \u{202E}TS NIAM", None, None, None, None, None),
+            Err(FactError::BadText("address_line1"))
+        );
+        assert!(
+            Cnam::parse("ACME\u{200B}").is_err(),
+            "a zero-width space is refused in a caller ID name"
+        );
         assert_eq!(Cnam::parse("  "), Err(FactError::EmptyCnam));
     }
 
