@@ -104,7 +104,7 @@ impl App {
             }
         }
         if !done.refused.is_empty() {
-            tracing::warn!(customer = %link.customer_id, zoom_account = %event.account, numbers = ?done.refused, kind = event.change.kind(), "Zoom event names numbers that are not the linked customer's; not recorded for them");
+            tracing::warn!(customer = %link.customer_id, zoom_account = %event.account, refused = done.refused.len(), first = ?done.refused.first(), kind = event.change.kind(), "Zoom event names numbers that are not the linked customer's; not recorded for them");
         }
         if done.recorded.is_empty() && done.already.is_empty() {
             return Ok(Err(WebhookRefused::NotTheAccountsNumbers(done.refused)));

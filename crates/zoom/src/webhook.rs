@@ -194,6 +194,9 @@ pub fn number_event_id(account_id: &str, event_ts: i64, change: &NumberChange) -
     hex::encode(h.finalize())
 }
 
+/// Most numbers one number event may name.
+pub const MAX_EVENT_NUMBERS: usize = 10_000;
+
 fn number_changed(event: &str, v: &Value) -> Result<NumberChanged, WebhookError> {
     let bad = |what: &str| WebhookError::Malformed(format!("{event}: {what}"));
     let payload = v.get("payload").ok_or_else(|| bad("no `payload`"))?;
@@ -208,10 +211,16 @@ fn number_changed(event: &str, v: &Value) -> Result<NumberChanged, WebhookError>
         .flatten()
         .find_map(Value::as_i64)
         .ok_or_else(|| bad("no `event_ts`"))?;
-    let phone_numbers: Vec<String> = object
+    let listed = object
         .get("phone_numbers")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad("no `payload.object.phone_numbers`"))?
+        .ok_or_else(|| bad("no `payload.object.phone_numbers`"))?;
+    // One change a person makes in Zoom names a handful of numbers; a bound keeps one event from
+    // holding the database's writer for its whole body.
+    if listed.len() > MAX_EVENT_NUMBERS {
+        return Err(bad("more than 10,000 numbers in `payload.object.phone_numbers`"));
+    }
+    let phone_numbers: Vec<String> = listed
         .iter()
         .map(|n| match n {
             Value::String(s) => Some(s.clone()),
@@ -387,5 +396,18 @@ mod tests {
         let hex = answer["encryptedToken"].as_str().expect("hex");
         assert_eq!(hex.len(), 64);
         assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn a_number_event_naming_more_numbers_than_a_person_changes_is_malformed() {
+        let numbers: Vec<String> =
+            (0..=MAX_EVENT_NUMBERS).map(|i| format!("+1800{i:07}")).collect();
+        let body = serde_json::json!({
+            "event": "number_management.peering_number_cnam_updated",
+            "event_ts": 1619155436400_i64,
+            "payload": {"account_id": "Mt6sv4u0TAyPkwgsL2lxiA", "object": {"cnam": "ACME", "phone_numbers": numbers}}
+        });
+        let err = parse(body.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("more than 10,000 numbers"), "{err}");
     }
 }
