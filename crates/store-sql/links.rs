@@ -7,7 +7,7 @@
 
 use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job};
 use super::rows::{bad, NumberRow};
-use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
+use super::{push_list, save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::customer::{ContractState, OrderEvent, OrderState};
 use domain::link::{
     plan_app_removal, plan_link, plan_suspension, removal_message, KeepLink, LinkFacts, LinkPlan,
@@ -15,7 +15,7 @@ use domain::link::{
 use domain::machine::StateMachine;
 use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
 use domain::push::{cut_push_jobs, plan_apply, Application};
-use domain::release::ON_HOLD_MESSAGE;
+use domain::release::{LineState, ON_HOLD_MESSAGE};
 use domain::{Actor, CustomerId, Number, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
@@ -343,7 +343,9 @@ impl DialectStore {
             q.push_bind(ON_HOLD_MESSAGE)
                 .push(", updated_at = ")
                 .push_bind(now)
-                .push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+                .push(" WHERE state IN ");
+            push_list(&mut q, LineState::approvable_states().into_iter().map(LineState::as_str));
+            q.push(" AND number_id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);

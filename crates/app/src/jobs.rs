@@ -15,7 +15,7 @@
 use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
-use domain::{Actor, NumberState, ZoomAccountId};
+use domain::{Actor, NumberState, PhoneNumber, ZoomAccountId};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -292,9 +292,9 @@ impl App {
         if matches!(answer, Err(ZoomError::RateLimited { .. })) {
             count(&stats.rate_limited);
         }
-        let results: Vec<(String, PushResult)> = answer?
+        let results: Vec<(PhoneNumber, PushResult)> = answer?
             .into_iter()
-            .map(|r| {
+            .filter_map(|r| {
                 let result = match r.outcome {
                     Outcome::Done => {
                         count(&stats.added);
@@ -309,7 +309,7 @@ impl App {
                         PushResult::Refused(format!("Zoom: {message}"))
                     }
                 };
-                (r.phone_number, result)
+                Some((zoom_number(&r.phone_number)?, result))
             })
             .collect();
         if !self.store.complete_push(job.id, worker, &results, &by, self.now()).await? {
@@ -345,7 +345,11 @@ impl App {
                 }
                 other => other?,
             };
-            seen.extend(page.numbers.into_iter().map(|n| (n.phone_number, n.assigned)));
+            seen.extend(
+                page.numbers
+                    .iter()
+                    .filter_map(|n| Some((zoom_number(&n.phone_number)?, n.assigned))),
+            );
             match page.next_page_token {
                 Some(t) => page_token = Some(t),
                 None => break,
@@ -356,6 +360,19 @@ impl App {
             now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
         self.store.complete_poll(job.id, worker, link.customer_id, &seen, now, next).await?;
         Ok(None)
+    }
+}
+
+/// A number as Zoom wrote it in an answer or a list, when it is E.164. Zoom may write one without
+/// its `+` (REFERENCE §6); no number of the inventory is written so, so such a one matches nothing
+/// and is passed over.
+pub(crate) fn zoom_number(written: &str) -> Option<PhoneNumber> {
+    match PhoneNumber::parse(written) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::debug!(number = written, error = %e, "Zoom named a number that is not E.164; passed over");
+            None
+        }
     }
 }
 

@@ -66,11 +66,6 @@ fn unique_from_message(message: &str) -> String {
 
 pub type Result<T> = std::result::Result<T, DbError>;
 
-/// Numbers as the dialects bind them.
-fn texts(numbers: &[PhoneNumber]) -> Vec<String> {
-    numbers.iter().map(|n| n.as_str().to_owned()).collect()
-}
-
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqliteStore),
@@ -186,7 +181,7 @@ impl Store {
     }
 
     pub async fn get_number_by_e164(&self, e164: &PhoneNumber) -> Result<Option<Number>> {
-        dispatch!(self.get_number_by_e164(e164.as_str()))
+        dispatch!(self.get_number_by_e164(e164))
     }
 
     pub async fn number_events(&self, id: NumberId) -> Result<Vec<NumberEvent>> {
@@ -292,8 +287,7 @@ impl Store {
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
-        let explicit = texts(explicit);
-        dispatch!(self.create_order(customer, pick, &explicit, by, now))
+        dispatch!(self.create_order(customer, pick, explicit, by, now))
     }
 
     pub async fn cancel_order(

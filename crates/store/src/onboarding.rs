@@ -248,7 +248,7 @@ impl Store {
         &self,
         job_id: Uuid,
         owner: &str,
-        results: &[(String, PushResult)],
+        results: &[(PhoneNumber, PushResult)],
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<bool> {
@@ -260,7 +260,7 @@ impl Store {
         job_id: Uuid,
         owner: &str,
         customer: CustomerId,
-        seen: &[(String, bool)],
+        seen: &[(PhoneNumber, bool)],
         now: OffsetDateTime,
         next_poll: OffsetDateTime,
     ) -> Result<bool> {
@@ -289,8 +289,7 @@ impl Store {
     }
 
     pub async fn numbers_in(&self, numbers: &[PhoneNumber]) -> Result<Vec<Number>> {
-        let e164s = crate::texts(numbers);
-        dispatch!(self.numbers_in(&e164s))
+        dispatch!(self.numbers_in(numbers))
     }
 
     /// (number, assigned to a user in Zoom, when Zoom was last asked) for the customer's numbers seen.
@@ -298,7 +297,6 @@ impl Store {
         &self,
         customer: CustomerId,
     ) -> Result<Vec<(PhoneNumber, Option<bool>, Option<OffsetDateTime>)>> {
-        let seen = dispatch!(self.zoom_presence(customer))?;
-        Ok(seen.into_iter().map(|(n, a, at)| (PhoneNumber::from_trusted(n), a, at)).collect())
+        dispatch!(self.zoom_presence(customer))
     }
 }

@@ -16,8 +16,7 @@ impl Store {
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<Release, StartRefused>> {
-        let e164s = crate::texts(numbers);
-        dispatch!(self.start_release(customer, &e164s, reason, by, now))
+        dispatch!(self.start_release(customer, numbers, reason, by, now))
     }
 
     /// Withdraws what still waits in a release; `None` for an unknown release.
@@ -69,7 +68,7 @@ impl Store {
         &self,
         job_id: Uuid,
         owner: &str,
-        results: &[(String, RemoveResult)],
+        results: &[(PhoneNumber, RemoveResult)],
         until: OffsetDateTime,
         by: &Actor,
         now: OffsetDateTime,
@@ -106,7 +105,7 @@ impl Store {
     pub async fn record_zoom_presence(
         &self,
         customer: CustomerId,
-        seen: &[(String, bool)],
+        seen: &[(PhoneNumber, bool)],
         now: OffsetDateTime,
     ) -> Result<()> {
         dispatch!(self.record_zoom_presence(customer, seen, now))

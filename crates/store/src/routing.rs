@@ -4,6 +4,7 @@
 
 use crate::{DbError, Result, Store};
 use domain::routing::{FeedRead, NumberFacts, RoutingCustomer};
+use domain::{CustomerId, NumberState, PhoneNumber};
 
 /// Wakes when the routing feed may have grown.
 pub enum RoutingWake {
@@ -25,11 +26,17 @@ impl RoutingWake {
 }
 
 impl Store {
-    pub async fn routing_numbers(&self, after: &str, limit: i64) -> Result<Vec<NumberFacts>> {
+    /// Every number that is not `available`, in E.164 order after `after` (from the first when
+    /// `None`), at most `limit`.
+    pub async fn routing_numbers(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: i64,
+    ) -> Result<Vec<NumberFacts>> {
         dispatch!(self.routing_numbers(after, limit))
     }
 
-    pub async fn routing_numbers_by_e164(&self, e164s: &[String]) -> Result<Vec<NumberFacts>> {
+    pub async fn routing_numbers_by_e164(&self, e164s: &[PhoneNumber]) -> Result<Vec<NumberFacts>> {
         dispatch!(self.routing_numbers_by_e164(e164s))
     }
 
@@ -65,9 +72,9 @@ impl Store {
     /// no audit trail).
     pub async fn force_number_state(
         &self,
-        e164: &str,
-        state: &str,
-        customer: Option<uuid::Uuid>,
+        e164: &PhoneNumber,
+        state: NumberState,
+        customer: Option<CustomerId>,
     ) -> Result<bool> {
         dispatch!(self.force_number_state(e164, state, customer))
     }
