@@ -64,6 +64,31 @@ fn unique_from_message(message: &str) -> String {
     .to_owned()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::ProgressOnce;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_retried_operation_reports_each_row_once() {
+        let heard = Mutex::new(Vec::new());
+        let progress = |rows| heard.lock().unwrap().push(rows);
+        let once = ProgressOnce::new(&progress);
+        // The first attempt writes two slices, then the database aborts it.
+        let first = once.attempt();
+        first(500);
+        first(500);
+        // The second runs whole: its first 1000 rows were reported already.
+        let second = once.attempt();
+        for _ in 0..3 {
+            second(500);
+        }
+        second(200);
+        assert_eq!(*heard.lock().unwrap(), [500, 500, 500, 200]);
+        assert_eq!(heard.lock().unwrap().iter().sum::<usize>(), 1700, "every row once");
+    }
+}
+
 pub type Result<T> = std::result::Result<T, DbError>;
 
 #[derive(Clone, Debug)]
@@ -121,6 +146,36 @@ fn retry_pause(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_micros(base / 2 + random % base)
 }
 
+/// Passes on the progress (rows done, as increments) of an operation `dispatch!` may run again: an
+/// attempt the database aborted reported rows that the next attempt reports again, so each attempt
+/// counts its rows from zero and only rows beyond the most any attempt reached are passed on.
+struct ProgressOnce<'a> {
+    progress: &'a (dyn Fn(usize) + Sync),
+    /// The most rows any attempt has reported (all passed on).
+    reported: std::sync::atomic::AtomicUsize,
+    /// The rows the current attempt has reported.
+    this_attempt: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> ProgressOnce<'a> {
+    fn new(progress: &'a (dyn Fn(usize) + Sync)) -> Self {
+        Self { progress, reported: 0.into(), this_attempt: 0.into() }
+    }
+
+    /// The progress callback of a new attempt.
+    fn attempt(&self) -> impl Fn(usize) + Sync + '_ {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.this_attempt.store(0, Relaxed);
+        move |rows| {
+            let done = self.this_attempt.fetch_add(rows, Relaxed) + rows;
+            let before = self.reported.fetch_max(done, Relaxed);
+            if done > before {
+                (self.progress)(done - before);
+            }
+        }
+    }
+}
+
 mod routing; // issue 7: the routing snapshot's reads and change feed
 mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;
@@ -160,12 +215,16 @@ impl Store {
         Ok(found.into_iter().map(PhoneNumber::from_trusted).collect())
     }
 
+    /// Adds numbers and their creation events, all or nothing; `progress` hears of each row once,
+    /// however many times the insert is run again (see [`ProgressOnce`]).
     pub async fn insert_numbers(
         &self,
         numbers: &[(Number, NumberEvent)],
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
-        dispatch!(self.insert_numbers(numbers, progress))
+        let once = ProgressOnce::new(progress);
+        // `dispatch!` evaluates its arguments again for each attempt: each starts counting from zero.
+        dispatch!(self.insert_numbers(numbers, &once.attempt()))
     }
 
     pub async fn search_numbers(&self, query: &NumberQuery) -> Result<Vec<Number>> {
