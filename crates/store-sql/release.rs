@@ -469,8 +469,8 @@ impl DialectStore {
     /// with its link) go back to `release_pending` with `message` and the job's last error, as
     /// [`plan_unfinished_release`] says. Returns how many.
     ///
-    /// Only lines whose job has ended (by [`JobState::ended`]) are read, not every line in flight: a
-    /// large approval under way would otherwise be read whole at every sweep.
+    /// Only lines whose job has ended (by [`JobState::ended`]) are read, not every line in flight:
+    /// a large approval under way would otherwise be read whole at every sweep.
     pub async fn converge_stuck_releases(
         &self,
         message: &str,
@@ -524,10 +524,10 @@ impl DialectStore {
     }
 
     /// Lines the customer has not approved whose number left `release_pending` another way are
-    /// closed as withdrawn, saying why ([`plan_stale_lines`]). Not those of numbers suspended with the
-    /// app's removal (or being pushed again after its re-install): they are on hold and wait again.
-    /// Only lines whose number is in one of [`stale_number_states`] are read: the sweep finds none
-    /// most of the time. Returns how many.
+    /// closed as withdrawn, saying why ([`plan_stale_lines`]). Not those of numbers suspended with
+    /// the app's removal (or being pushed again after its re-install): they are on hold and wait
+    /// again. Only lines whose number is in one of [`stale_number_states`] are read: the sweep
+    /// finds none most of the time. Returns how many.
     pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize> {
         let mut tx = self.writer().begin().await?;
         let mut q = QueryBuilder::<Db>::new(

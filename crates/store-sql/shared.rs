@@ -45,8 +45,8 @@ pub(crate) use moves::INSERT_CHUNK;
 use moves::{save_moves, save_state_moves};
 pub(crate) use rows::encode_tags;
 
-/// Appends `(<each value bound>)` to a query, for an `IN` whose values (states) a domain rule names:
-/// they are bound, not written into the SQL text.
+/// Appends `(<each value bound>)` to a query, for an `IN` whose values (states) a domain rule
+/// names: they are bound, not written into the SQL text.
 fn push_list<'a>(
     q: &mut sqlx::QueryBuilder<'a, Db>,
     values: impl IntoIterator<Item = &'static str>,

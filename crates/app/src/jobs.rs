@@ -370,7 +370,7 @@ pub(crate) fn zoom_number(written: &str) -> Option<PhoneNumber> {
     match PhoneNumber::parse(written) {
         Ok(n) => Some(n),
         Err(e) => {
-            tracing::debug!(number = written, error = %e, "Zoom named a number that is not E.164; passed over");
+            tracing::debug!(number = written, error = %e, "Zoom named a number that is not E.164");
             None
         }
     }

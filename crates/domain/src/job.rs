@@ -93,8 +93,8 @@ impl JobState {
     }
 }
 
-/// How long after a link its first poll of Zoom runs: until the pushes land there is nothing in Zoom
-/// to learn, and a poll would spend the account's rate limit that the pushes need.
+/// How long after a link its first poll of Zoom runs: until the pushes land there is nothing in
+/// Zoom to learn, and a poll would spend the account's rate limit that the pushes need.
 pub const FIRST_POLL_AFTER: time::Duration = time::Duration::minutes(1);
 
 /// The recurring poll of a linked account's numbers, one per account: a new poll job, unless one of

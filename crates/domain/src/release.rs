@@ -91,9 +91,11 @@ pub enum LineEvent {
     Approve,
     /// Zoom no longer has it.
     ZoomRemoved,
-    /// Zoom refused to remove it, or its job ended without an answer: it waits for the customer again.
+    /// Zoom refused to remove it, or its job ended without an answer: it waits for the customer
+    /// again.
     ZoomRefused,
-    /// The carrier withdrew the release, or the number left it another way (see [`plan_stale_lines`]).
+    /// The carrier withdrew the release, or the number left it another way (see
+    /// [`plan_stale_lines`]).
     Withdraw,
     /// The app was installed again and Zoom has the number once more: it waits for approval again,
     /// without the message of the time it was on hold or refused.
@@ -110,9 +112,10 @@ impl LineEvent {
     ];
 }
 
-/// A release line's life: `waiting` for the customer, who approves it (`releasing`); Zoom removes it
-/// (`released`) or refuses (`refused`, which the customer may approve again). A line the customer has
-/// not approved (waiting or refused) may be `withdrawn`. Released and withdrawn lines are history.
+/// A release line's life: `waiting` for the customer, who approves it (`releasing`); Zoom removes
+/// it (`released`) or refuses (`refused`, which the customer may approve again). A line the
+/// customer has not approved (waiting or refused) may be `withdrawn`. Released and withdrawn lines
+/// are history.
 impl StateMachine for LineState {
     type Event = LineEvent;
     const STATES: &'static [Self] = &LineState::ALL;
@@ -285,8 +288,8 @@ impl RemoveResult {
 
 /// Whether a line the customer has not approved yet stays open while its number is in `state`: the
 /// number waits for approval (`release_pending`), or is on hold while the app is removed in Zoom
-/// (`suspended`) or being pushed again after its re-install (`provisioning`). In any other state the
-/// number left the release another way, and its line is closed.
+/// (`suspended`) or being pushed again after its re-install (`provisioning`). In any other state
+/// the number left the release another way, and its line is closed.
 pub fn line_stays_open(number: NumberState) -> bool {
     matches!(
         number,

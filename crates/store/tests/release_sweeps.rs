@@ -1,5 +1,6 @@
-//! The release sweeps on both databases: lines whose number left the release another way are closed,
-//! and numbers left `releasing` by a job that ended without an answer wait for the customer again.
+//! The release sweeps on both databases: lines whose number left the release another way are
+//! closed, and numbers left `releasing` by a job that ended without an answer wait for the customer
+//! again.
 
 use domain::customer::OrderPick;
 use domain::number::NumberAttrs;
