@@ -253,7 +253,7 @@ impl App {
         let Some(link) = self.store.live_link_by_account(account).await? else {
             return Err(ZoomCallError::NoLink);
         };
-        let numbers: Vec<String> = self
+        let pushed: Vec<PhoneNumber> = self
             .store
             .numbers_in(&job.payload.numbers)
             .await?
@@ -261,8 +261,9 @@ impl App {
             .filter(|n| {
                 n.state == NumberState::Provisioning && n.customer_id == Some(link.customer_id)
             })
-            .map(|n| n.e164.to_string())
+            .map(|n| n.e164)
             .collect();
+        let numbers: Vec<String> = pushed.iter().map(PhoneNumber::to_string).collect();
         let by = Actor::System("zoom-push".into());
         if numbers.is_empty() {
             self.store.complete_push(job.id, worker, &[], &by, self.now()).await?;
@@ -292,6 +293,8 @@ impl App {
         if matches!(answer, Err(ZoomError::RateLimited { .. })) {
             count(&stats.rate_limited);
         }
+        let sent: std::collections::HashMap<&str, &PhoneNumber> =
+            pushed.iter().map(|n| (n.as_str(), n)).collect();
         let results: Vec<(PhoneNumber, PushResult)> = answer?
             .into_iter()
             .filter_map(|r| {
@@ -309,7 +312,8 @@ impl App {
                         PushResult::Refused(format!("Zoom: {message}"))
                     }
                 };
-                Some((zoom_number(&r.phone_number)?, result))
+                // Zoom answers for the numbers it was sent, as they were written.
+                Some(((*sent.get(r.phone_number.as_str())?).clone(), result))
             })
             .collect();
         if !self.store.complete_push(job.id, worker, &results, &by, self.now()).await? {
@@ -348,7 +352,7 @@ impl App {
             seen.extend(
                 page.numbers
                     .iter()
-                    .filter_map(|n| Some((zoom_number(&n.phone_number)?, n.assigned))),
+                    .filter_map(|n| Some((PhoneNumber::listed(&n.phone_number)?, n.assigned))),
             );
             match page.next_page_token {
                 Some(t) => page_token = Some(t),
@@ -360,19 +364,6 @@ impl App {
             now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
         self.store.complete_poll(job.id, worker, link.customer_id, &seen, now, next).await?;
         Ok(None)
-    }
-}
-
-/// A number as Zoom wrote it in an answer or a list, when it is E.164. Zoom may write one without
-/// its `+` (REFERENCE §6); no number of the inventory is written so, so such a one matches nothing
-/// and is passed over.
-pub(crate) fn zoom_number(written: &str) -> Option<PhoneNumber> {
-    match PhoneNumber::parse(written) {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::debug!(number = written, error = %e, "Zoom named a number that is not E.164");
-            None
-        }
     }
 }
 

@@ -263,7 +263,7 @@ impl App {
         let now = self.now();
         let seen: Vec<(PhoneNumber, bool)> = listed
             .iter()
-            .filter_map(|n| Some((crate::jobs::zoom_number(&n.phone_number)?, n.assigned)))
+            .filter_map(|n| Some((PhoneNumber::listed(&n.phone_number)?, n.assigned)))
             .collect();
         self.store.record_zoom_presence(customer, &seen, now).await?;
         Ok(ZoomLook::Fresh { at: now, listed: seen.into_iter().collect() })

@@ -146,12 +146,8 @@ fn stored_numbers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D
     let raw = Vec::<String>::deserialize(d)?;
     raw.into_iter()
         .map(|s| {
-            let digits = s.strip_prefix('+').unwrap_or_default();
-            if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(PhoneNumber::from_trusted(s))
-            } else {
-                Err(serde::de::Error::custom(format!("{s:?} is not an E.164 number")))
-            }
+            PhoneNumber::listed(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an E.164 number")))
         })
         .collect()
 }
