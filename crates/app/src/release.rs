@@ -154,6 +154,7 @@ impl App {
             region: clean(region),
             after: None,
             limit: 1000,
+            ..NumberQuery::default()
         };
         let mut found = Vec::new();
         loop {
@@ -261,11 +262,21 @@ impl App {
             Err(_) => return Ok(ZoomLook::Unreachable { error: ZoomError::Timeout.to_string() }),
         };
         let now = self.now();
-        let seen: Vec<(PhoneNumber, bool)> = listed
-            .iter()
-            .filter_map(|n| Some((PhoneNumber::listed(&n.phone_number)?, n.assigned)))
+        let listed: Vec<_> = listed
+            .into_iter()
+            .filter_map(|n| Some((PhoneNumber::listed(&n.phone_number)?, n)))
             .collect();
+        let capabilities: Vec<_> = listed
+            .iter()
+            .map(|(number, n)| (number.clone(), crate::number_facts::listing(&n.capabilities)))
+            .collect();
+        let seen: Vec<(PhoneNumber, bool)> =
+            listed.into_iter().map(|(number, n)| (number, n.assigned)).collect();
         self.store.record_zoom_presence(customer, &seen, now).await?;
+        // Shown, never acted on: a failure to keep them does not cost the customer the page.
+        if let Err(e) = self.store.record_zoom_listing(customer, &capabilities, now).await {
+            tracing::warn!(customer = %customer, error = %e, "Zoom's capability fields not kept");
+        }
         Ok(ZoomLook::Fresh { at: now, listed: seen.into_iter().collect() })
     }
 

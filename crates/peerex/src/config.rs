@@ -37,6 +37,18 @@ pub struct Config {
     /// The main listener's limits, trusted proxies, and who may read `/metrics`.
     #[serde(default)]
     pub http: web::http_config::HttpConfig,
+    /// What the carrier requires of its numbers.
+    #[serde(default)]
+    pub numbers: NumbersConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumbersConfig {
+    /// Which active numbers must have an emergency address set in Zoom: `false` (none), `true`
+    /// (all), or the countries' E.164 prefixes (`["+1"]`). Those without one are flagged.
+    #[serde(default)]
+    pub e911_required: domain::zoom_facts::E911Required,
 }
 
 impl Default for Config {
@@ -54,6 +66,7 @@ impl Default for Config {
             routing: routing::RoutingConfig::default(),
             zoom: crate::zoom_config::ZoomConfig::default(),
             http: web::http_config::HttpConfig::default(),
+            numbers: NumbersConfig::default(),
         }
     }
 }
@@ -124,6 +137,13 @@ max_connections_per_source = 64
 # one to two of these otherwise), and seconds it may stay idle between requests.
 header_timeout_seconds = 5
 idle_timeout_seconds = 120
+
+# What the carrier requires of its numbers (see README, "Emergency addresses and caller ID names").
+[numbers]
+# Which active numbers must have an emergency (E911) address set in the customer's Zoom account:
+# false (none), true (all), or a list of country prefixes, e.g. ["+1"] for the US and Canada. An
+# active number without one is flagged in both portals, the API, the export and /metrics.
+e911_required = false
 "#;
 
 impl Config {
@@ -164,6 +184,10 @@ impl Config {
             "configuration: carrier_name must not be empty"
         );
         self.zoom.setup(&self.carrier_name)?;
+        self.numbers
+            .e911_required
+            .check()
+            .map_err(|e| anyhow::anyhow!("configuration: numbers.{e}"))?;
         self.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         self.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(())
@@ -205,6 +229,7 @@ impl fmt::Debug for Config {
             .field("release_quarantine_days", &self.release_quarantine_days)
             .field("zoom", &self.zoom)
             .field("http", &self.http)
+            .field("numbers", &self.numbers)
             .finish()
     }
 }
@@ -229,6 +254,26 @@ mod tests {
         let from_example: web::http_config::HttpConfig =
             Figment::from(Toml::string(web::http_config::EXAMPLE)).extract_inner("http").unwrap();
         assert!(from_example == web::http_config::HttpConfig::default());
+    }
+
+    #[test]
+    fn e911_required_takes_a_bool_or_country_prefixes_and_refuses_others() {
+        let read = |toml: &str| -> Config {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract()
+                .unwrap()
+        };
+        let c = read("[numbers]\ne911_required = [\"+1\", \"+44\"]\n");
+        assert_eq!(
+            c.numbers.e911_required,
+            domain::zoom_facts::E911Required::Countries(vec!["+1".into(), "+44".into()])
+        );
+        assert!(c.check().is_ok());
+        let c = read("[numbers]\ne911_required = true\n");
+        assert_eq!(c.numbers.e911_required, domain::zoom_facts::E911Required::All(true));
+        let e = read("[numbers]\ne911_required = [\"US\"]\n").check().unwrap_err().to_string();
+        assert!(e.contains("numbers.e911_required") && e.contains("\"US\""), "{e}");
     }
 
     #[test]
