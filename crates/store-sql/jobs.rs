@@ -5,13 +5,16 @@
 //! its lease ran out, or an app removed meanwhile, can never be overwritten by a late answer.
 
 use super::rows::{bad, NumberRow};
-use super::{save_state_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
-use domain::job::{JobEvent, JobPayload};
+use super::{push_list, save_state_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
+use domain::job::{plan_poll, JobEvent};
 use domain::link::plan_restore_releases;
 use domain::machine::StateMachine;
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
 use domain::push::plan_push_answers;
-use domain::{Actor, CustomerId, Number, NumberId, NumberState, OrderId, ZoomAccountId};
+use domain::release::{LineEvent, LineState};
+use domain::{
+    Actor, CustomerId, Number, NumberId, NumberState, OrderId, PhoneNumber, ZoomAccountId,
+};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -203,7 +206,7 @@ impl DialectStore {
         &self,
         job_id: Uuid,
         owner: &str,
-        results: &[(String, PushResult)],
+        results: &[(PhoneNumber, PushResult)],
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<bool> {
@@ -217,7 +220,7 @@ impl DialectStore {
             q.push(" WHERE e164 IN (");
             let mut sep = q.separated(", ");
             for (e164, _) in chunk {
-                sep.push_bind(e164.clone());
+                sep.push_bind(e164.as_str());
             }
             q.push(")");
             let rows: Vec<NumberRow> = q.build_query_as().fetch_all(&mut *tx).await?;
@@ -258,7 +261,7 @@ impl DialectStore {
         job_id: Uuid,
         owner: &str,
         customer: CustomerId,
-        seen: &[(String, bool)],
+        seen: &[(PhoneNumber, bool)],
         now: OffsetDateTime,
         next_poll: OffsetDateTime,
     ) -> Result<bool> {
@@ -293,7 +296,7 @@ impl DialectStore {
                     .push(" AND e164 IN (");
                 let mut sep = q.separated(", ");
                 for n in chunk {
-                    sep.push_bind(n.to_string());
+                    sep.push_bind(*n);
                 }
                 q.push(")");
                 q.build().execute(&mut *tx).await?;
@@ -364,21 +367,28 @@ impl DialectStore {
     /// Brings the customer's next poll of Zoom forward to `now` (an operator's "refresh from Zoom").
     pub async fn poll_now(&self, customer: CustomerId, now: OffsetDateTime) -> Result<bool> {
         let c = customer.as_uuid();
-        let done = sqlx::query!("UPDATE jobs SET run_after = $1 WHERE customer_id = $2 AND kind = 'poll_numbers' AND state = 'pending'", now, c)
-            .execute(self.writer())
-            .await?;
+        let (kind, waiting) = (JobKind::PollNumbers.as_str(), JobState::Pending.as_str());
+        let done = sqlx::query!(
+            "UPDATE jobs SET run_after = $1 WHERE customer_id = $2 AND kind = $3 AND state = $4",
+            now,
+            c,
+            kind,
+            waiting
+        )
+        .execute(self.writer())
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// The numbers among `e164s` in the inventory, in any state.
-    pub async fn numbers_in(&self, e164s: &[String]) -> Result<Vec<Number>> {
+    pub async fn numbers_in(&self, e164s: &[PhoneNumber]) -> Result<Vec<Number>> {
         let mut found = Vec::with_capacity(e164s.len());
         for chunk in e164s.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new(NumberRow::SELECT);
             q.push(" WHERE e164 IN (");
             let mut sep = q.separated(", ");
             for n in chunk {
-                sep.push_bind(n.clone());
+                sep.push_bind(n.as_str());
             }
             q.push(") ORDER BY e164");
             let rows: Vec<NumberRow> = q.build_query_as().fetch_all(self.reader()).await?;
@@ -393,7 +403,7 @@ impl DialectStore {
     pub async fn zoom_presence(
         &self,
         customer: CustomerId,
-    ) -> Result<Vec<(String, Option<bool>, Option<OffsetDateTime>)>> {
+    ) -> Result<Vec<(PhoneNumber, Option<bool>, Option<OffsetDateTime>)>> {
         let c = customer.as_uuid();
         let rows = sqlx::query!(
             r#"SELECT e164, zoom_assigned AS "zoom_assigned: bool", zoom_seen_at AS "zoom_seen_at: OffsetDateTime" FROM numbers WHERE customer_id = $1 AND zoom_seen_at IS NOT NULL ORDER BY e164"#,
@@ -401,7 +411,10 @@ impl DialectStore {
         )
         .fetch_all(self.reader())
         .await?;
-        Ok(rows.into_iter().map(|r| (r.e164, r.zoom_assigned, r.zoom_seen_at)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (PhoneNumber::from_trusted(r.e164), r.zoom_assigned, r.zoom_seen_at))
+            .collect())
     }
 }
 
@@ -478,8 +491,10 @@ async fn resume_releases(
     let mut reasons: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
     for chunk in accepted.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT l.number_id, r.reason FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.state IN ('waiting', 'refused') AND l.number_id IN (",
+            "SELECT l.number_id, r.reason FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.state IN ",
         );
+        push_list(&mut q, LineState::approvable_states().into_iter().map(LineState::as_str));
+        q.push(" AND l.number_id IN (");
         let mut sep = q.separated(", ");
         for id in chunk {
             sep.push_bind(*id);
@@ -496,43 +511,47 @@ async fn resume_releases(
         reasons.into_iter().map(|(id, reason)| (NumberId::from_uuid(id), reason)).collect();
     let again = plan_restore_releases(&activated, &open, by, now);
     let waiting: Vec<Uuid> = save_state_moves(tx, &again).await?.into_iter().collect();
-    for chunk in waiting.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::<Db>::new(
-            "UPDATE release_numbers SET state = 'waiting', message = NULL, updated_at = ",
-        );
-        q.push_bind(now).push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
+    for resume in LineState::steps(LineEvent::Resume) {
+        for chunk in waiting.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE release_numbers SET state = ");
+            q.push_bind(resume.to.as_str())
+                .push(", message = NULL, updated_at = ")
+                .push_bind(now)
+                .push(" WHERE state = ")
+                .push_bind(resume.from.as_str())
+                .push(" AND number_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut **tx).await?;
         }
-        q.push(")");
-        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
 
-/// One recurring poll job per account: queued unless one is waiting already.
+/// The account's recurring poll job, as [`plan_poll`] decides it from the states of the account's
+/// poll jobs (one per link it ever had: few).
 pub(crate) async fn enqueue_poll(
     tx: &mut Transaction<'_, Db>,
     customer: CustomerId,
     account: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
-    let waiting = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM jobs WHERE zoom_account = $1 AND kind = 'poll_numbers' AND state IN ('pending', 'running')"#, account)
-        .fetch_one(&mut **tx)
-        .await?;
-    if waiting == 0 {
-        // A minute after linking: until the pushes land there is nothing in Zoom to learn, and a poll
-        // would spend the account's rate limit that the pushes need.
-        let mut job = Job::new(
-            JobKind::PollNumbers,
-            JobPayload::default(),
-            Some(customer),
-            None,
-            Some(ZoomAccountId::from_trusted(account.to_owned())),
-            now,
-        );
-        job.run_after = now + time::Duration::minutes(1);
+    let kind = JobKind::PollNumbers.as_str();
+    let states = sqlx::query_scalar!(
+        r#"SELECT state AS "state!" FROM jobs WHERE zoom_account = $1 AND kind = $2"#,
+        account,
+        kind
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|s| JobState::parse(s).ok_or_else(|| bad("job state", s)))
+    .collect::<Result<Vec<_>>>()?;
+    let account = ZoomAccountId::from_trusted(account.to_owned());
+    if let Some(job) = plan_poll(customer, &account, &states, now) {
         insert_job(tx, &job).await?;
     }
     Ok(())

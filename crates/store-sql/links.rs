@@ -7,7 +7,7 @@
 
 use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job};
 use super::rows::{bad, NumberRow};
-use super::{save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
+use super::{push_list, save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::customer::{ContractState, OrderEvent, OrderState};
 use domain::link::{
     plan_app_removal, plan_link, plan_suspension, removal_message, KeepLink, LinkFacts, LinkPlan,
@@ -15,7 +15,7 @@ use domain::link::{
 use domain::machine::StateMachine;
 use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
 use domain::push::{cut_push_jobs, plan_apply, Application};
-use domain::release::ON_HOLD_MESSAGE;
+use domain::release::{LineState, ON_HOLD_MESSAGE};
 use domain::{Actor, CustomerId, Number, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
@@ -86,7 +86,8 @@ impl DialectStore {
         row.map(LinkRow::into_link).transpose()
     }
 
-    pub async fn live_link_by_account(&self, account: &str) -> Result<Option<ZoomLink>> {
+    pub async fn live_link_by_account(&self, account: &ZoomAccountId) -> Result<Option<ZoomLink>> {
+        let account = account.as_str();
         let row = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
             .fetch_optional(self.reader())
             .await?;
@@ -118,10 +119,11 @@ impl DialectStore {
     pub async fn record_link_refusal(
         &self,
         customer: Option<CustomerId>,
-        account: &str,
+        account: &ZoomAccountId,
         message: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
+        let account = account.as_str();
         let mut tx = self.writer().begin().await?;
         insert_link_event(&mut tx, customer, account, "refused", message, now).await?;
         tx.commit().await
@@ -134,13 +136,14 @@ impl DialectStore {
     pub async fn link_zoom_account(
         &self,
         customer: CustomerId,
-        account: &str,
+        account: &ZoomAccountId,
         zoom_user: &str,
         tokens: &StoredTokens,
         carrier: &str,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
+        let account = account.as_str();
         // The link row moved between its read and its write (another install of the same account
         // and customer, or its removal): read it again and decide on what it has become.
         for _ in 0..LINK_ATTEMPTS {
@@ -284,12 +287,13 @@ impl DialectStore {
     /// again since) is left alone, so a late or re-sent `app_deauthorized` cannot undo a re-install.
     pub async fn unlink_zoom_account(
         &self,
-        account: &str,
+        account: &ZoomAccountId,
         reason: &str,
         removed_at: OffsetDateTime,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<Unlinked> {
+        let account = account.as_str();
         let mut tx = self.writer().begin().await?;
         let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
             .fetch_optional(&mut *tx)
@@ -343,7 +347,9 @@ impl DialectStore {
             q.push_bind(ON_HOLD_MESSAGE)
                 .push(", updated_at = ")
                 .push_bind(now)
-                .push(" WHERE state IN ('waiting', 'refused') AND number_id IN (");
+                .push(" WHERE state IN ");
+            push_list(&mut q, LineState::approvable_states().into_iter().map(LineState::as_str));
+            q.push(" AND number_id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);
@@ -371,11 +377,12 @@ impl DialectStore {
     /// link for the account.
     pub async fn renew_link_tokens(
         &self,
-        account: &str,
+        account: &ZoomAccountId,
         zoom_user: &str,
         tokens: &StoredTokens,
         now: OffsetDateTime,
     ) -> Result<Option<ZoomLink>> {
+        let account = account.as_str();
         let mut tx = self.writer().begin().await?;
         let Some(row) = select_links!("WHERE zoom_account_id = $1 AND state = 'linked'", account)
             .fetch_optional(&mut *tx)
@@ -494,7 +501,12 @@ impl DialectStore {
 
     /// Moves the account's `not_before` later (never earlier): no worker claims its jobs before it, and
     /// no call already under way takes a slot of its budget before it either.
-    pub async fn set_not_before(&self, account: &str, until: OffsetDateTime) -> Result<()> {
+    pub async fn set_not_before(
+        &self,
+        account: &ZoomAccountId,
+        until: OffsetDateTime,
+    ) -> Result<()> {
+        let account = account.as_str();
         let mut tx = self.writer().begin().await?;
         sqlx::query!("UPDATE zoom_links SET not_before = $1 WHERE zoom_account_id = $2 AND state = 'linked' AND (not_before IS NULL OR not_before < $3)", until, account, until)
             .execute(&mut *tx)
@@ -513,7 +525,13 @@ impl DialectStore {
     /// Takes the next slot of the account's request budget, shared by every worker of every instance:
     /// returns when the call may be made (microseconds since the epoch, never before `now_us`) and
     /// moves the budget on by `gap_us`, in one statement.
-    pub async fn take_zoom_slot(&self, account: &str, now_us: i64, gap_us: i64) -> Result<i64> {
+    pub async fn take_zoom_slot(
+        &self,
+        account: &ZoomAccountId,
+        now_us: i64,
+        gap_us: i64,
+    ) -> Result<i64> {
+        let account = account.as_str();
         let next = sqlx::query_scalar!(
             r#"INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, CAST($2 AS BIGINT) + CAST($3 AS BIGINT))
                ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us =

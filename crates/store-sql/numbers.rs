@@ -3,7 +3,7 @@
 use super::rows::{EventRow, NumberRow};
 use super::{Db, DialectStore, Result, SUBSTRING_POSITION};
 use domain::search::NumberQuery;
-use domain::{Number, NumberEvent, NumberId, NumberState};
+use domain::{Number, NumberEvent, NumberId, NumberState, PhoneNumber};
 use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -56,7 +56,8 @@ impl DialectStore {
         row.map(NumberRow::into_number).transpose()
     }
 
-    pub async fn get_number_by_e164(&self, e164: &str) -> Result<Option<Number>> {
+    pub async fn get_number_by_e164(&self, e164: &PhoneNumber) -> Result<Option<Number>> {
+        let e164 = e164.as_str();
         let row = select_numbers!("WHERE e164 = $1", e164).fetch_optional(self.reader()).await?;
         row.map(NumberRow::into_number).transpose()
     }

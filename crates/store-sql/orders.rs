@@ -14,7 +14,7 @@ use domain::customer::{
 };
 use domain::machine::StateMachine;
 use domain::search::NumberQuery;
-use domain::{Actor, CustomerId, Number, OrderId};
+use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -29,7 +29,7 @@ impl DialectStore {
         &self,
         customer: CustomerId,
         pick: &OrderPick,
-        explicit: &[String],
+        explicit: &[PhoneNumber],
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
@@ -47,7 +47,7 @@ impl DialectStore {
         &self,
         customer: CustomerId,
         pick: &OrderPick,
-        explicit: &[String],
+        explicit: &[PhoneNumber],
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
@@ -107,8 +107,9 @@ impl DialectStore {
         } else {
             let mut found = Vec::with_capacity(explicit.len());
             for e164 in explicit {
-                match select_numbers!("WHERE e164 = $1", e164).fetch_optional(&mut *tx).await? {
-                    None => return Ok(Err(OrderError::UnknownNumber(e164.clone()))),
+                let text = e164.as_str();
+                match select_numbers!("WHERE e164 = $1", text).fetch_optional(&mut *tx).await? {
+                    None => return Ok(Err(OrderError::UnknownNumber(e164.to_string()))),
                     Some(r) => found.push(r.into_number()?),
                 }
             }

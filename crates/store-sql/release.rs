@@ -10,12 +10,17 @@
 
 use super::jobs::{finish_held_job, insert_job};
 use super::rows::NumberRow;
-use super::{save_moves, Db, DialectStore, Result, INSERT_CHUNK};
+use super::{push_list, save_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
+use domain::machine::StateMachine;
+use domain::onboarding::JobState;
 use domain::release::{
-    cut_release_jobs, ApproveRefused, LineState, Release, ReleaseLine, RemoveResult, StartRefused,
-    UNBIND_MESSAGE,
+    cut_release_jobs, plan_stale_lines, plan_unfinished_release, release_job_ended,
+    stale_number_states, ApproveRefused, LineEvent, LineState, OpenLine, Release, ReleaseLine,
+    RemoveResult, StartRefused, UNBIND_MESSAGE,
 };
-use domain::{Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, ZoomAccountId};
+use domain::{
+    Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, PhoneNumber, ZoomAccountId,
+};
 use sqlx::QueryBuilder;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -75,7 +80,7 @@ impl LineRow {
         Ok(ReleaseLine {
             release_id: self.release_id,
             number_id: NumberId::from_uuid(self.number_id),
-            e164: self.e164,
+            e164: PhoneNumber::from_trusted(self.e164),
             state: LineState::parse(&self.state)
                 .ok_or_else(|| bad("release line state", &self.state))?,
             release_reason: self.release_reason,
@@ -105,7 +110,7 @@ impl DialectStore {
     pub async fn start_release(
         &self,
         customer: CustomerId,
-        e164s: &[String],
+        e164s: &[PhoneNumber],
         reason: &str,
         by: &Actor,
         now: OffsetDateTime,
@@ -114,7 +119,7 @@ impl DialectStore {
         if reason.is_empty() {
             return Ok(Err(StartRefused::NoReason));
         }
-        let mut wanted: Vec<&str> = e164s.iter().map(String::as_str).collect();
+        let mut wanted: Vec<&str> = e164s.iter().map(PhoneNumber::as_str).collect();
         wanted.sort_unstable();
         wanted.dedup();
         if wanted.is_empty() {
@@ -174,10 +179,11 @@ impl DialectStore {
         let c = customer.as_uuid();
         let started_by = by.to_string();
         sqlx::query!("INSERT INTO releases (id, customer_id, reason, started_by, started_at) VALUES ($1, $2, $3, $4, $5)", id, c, reason, started_by, now).execute(&mut *tx).await?;
+        let start = LineState::START.as_str();
         for (n, _) in &moves {
             let nid = n.id.as_uuid();
             let e164 = n.e164.as_str();
-            sqlx::query!("INSERT INTO release_numbers (release_id, number_id, e164, state, updated_at) VALUES ($1, $2, $3, 'waiting', $4)", id, nid, e164, now)
+            sqlx::query!("INSERT INTO release_numbers (release_id, number_id, e164, state, updated_at) VALUES ($1, $2, $3, $4, $5)", id, nid, e164, start, now)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -213,11 +219,17 @@ impl DialectStore {
         {
             return Ok(None);
         }
+        let withdraw = LineState::steps(LineEvent::Withdraw);
+        let mut ids = Vec::new();
+        for line in &withdraw {
+            let from = line.from.as_str();
+            ids.extend(sqlx::query_scalar!(r#"SELECT number_id AS "number_id!: Uuid" FROM release_numbers WHERE release_id = $1 AND state = $2"#, id, from)
+                .fetch_all(&mut *tx)
+                .await?);
+        }
         // In id order, the order an approval writes them in: on PostgreSQL the two then queue on
         // the first number they share instead of each holding one the other waits for.
-        let ids = sqlx::query_scalar!(r#"SELECT number_id AS "number_id!: Uuid" FROM release_numbers WHERE release_id = $1 AND state IN ('waiting', 'refused') ORDER BY number_id"#, id)
-            .fetch_all(&mut *tx)
-            .await?;
+        ids.sort_unstable();
         let mut moves = Vec::with_capacity(ids.len());
         for nid in ids {
             if let Some(row) = select_numbers!("WHERE id = $1 AND state = 'release_pending'", nid)
@@ -232,7 +244,10 @@ impl DialectStore {
         // A number approved (or otherwise moved) since it was read goes on; its line, no longer
         // waiting, is not withdrawn either.
         let moved = save_moves(&mut tx, &moves).await?;
-        sqlx::query!("UPDATE release_numbers SET state = 'withdrawn', updated_at = $1 WHERE release_id = $2 AND state IN ('waiting', 'refused')", now, id).execute(&mut *tx).await?;
+        for line in withdraw {
+            let (to, from) = (line.to.as_str(), line.from.as_str());
+            sqlx::query!("UPDATE release_numbers SET state = $1, updated_at = $2 WHERE release_id = $3 AND state = $4", to, now, id, from).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(Some(moves.len() - moved.len()))
     }
@@ -328,8 +343,13 @@ impl DialectStore {
             else {
                 return Ok(Err(ApproveRefused::NotFound));
             };
-            let open = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM release_numbers WHERE number_id = $1 AND state IN ('waiting', 'refused')"#, id).fetch_one(&mut *tx).await?;
-            if open == 0 {
+            let lines = sqlx::query_scalar!(
+                r#"SELECT state AS "state!" FROM release_numbers WHERE number_id = $1"#,
+                id
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            if !lines.iter().any(|s| LineState::parse(s).is_some_and(LineState::approvable)) {
                 return Ok(Err(ApproveRefused::NotFound));
             }
             match row.into_number()?.approve_release(by, now) {
@@ -345,23 +365,31 @@ impl DialectStore {
         }
         let approved: Vec<Number> = moves.into_iter().map(|(n, _)| n).collect();
         let approved_by = by.to_string();
+        let approve = LineState::steps(LineEvent::Approve);
         for (job, ids) in
             cut_release_jobs(customer, &ZoomAccountId::from_trusted(account), &approved, now)
         {
             insert_job(&mut tx, &job).await?;
             for id in ids {
                 let nid = id.as_uuid();
-                let line = sqlx::query!(
-                    "UPDATE release_numbers SET state = 'releasing', message = NULL, job_id = $1, approved_by = $2, approved_at = $3, updated_at = $4 WHERE number_id = $5 AND state IN ('waiting', 'refused')",
-                    job.id,
-                    approved_by,
-                    now,
-                    now,
-                    nid
-                )
-                .execute(&mut *tx)
-                .await?;
-                if line.rows_affected() != 1 {
+                let mut moved = 0;
+                for line in &approve {
+                    let (to, from) = (line.to.as_str(), line.from.as_str());
+                    moved += sqlx::query!(
+                        "UPDATE release_numbers SET state = $1, message = NULL, job_id = $2, approved_by = $3, approved_at = $4, updated_at = $5 WHERE number_id = $6 AND state = $7",
+                        to,
+                        job.id,
+                        approved_by,
+                        now,
+                        now,
+                        nid,
+                        from
+                    )
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                if moved != 1 {
                     // Its line was withdrawn since it was read: nothing is saved.
                     return Ok(Err(ApproveRefused::NotFound));
                 }
@@ -378,7 +406,7 @@ impl DialectStore {
         &self,
         job_id: Uuid,
         owner: &str,
-        results: &[(String, RemoveResult)],
+        results: &[(PhoneNumber, RemoveResult)],
         until: OffsetDateTime,
         by: &Actor,
         now: OffsetDateTime,
@@ -388,6 +416,7 @@ impl DialectStore {
             return Ok(false);
         }
         for (e164, result) in results {
+            let e164 = e164.as_str();
             let Some(row) = select_numbers!("WHERE e164 = $1 AND state = 'releasing'", e164)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -396,20 +425,17 @@ impl DialectStore {
             };
             let n = row.into_number()?;
             let nid = n.id.as_uuid();
-            let (moved, line, message) = match result {
-                RemoveResult::Removed => {
-                    (n.zoom_removed(until, by, now), LineState::Released, None)
-                }
-                RemoveResult::Refused(m) => {
-                    (n.zoom_refused_release(m, by, now), LineState::Refused, Some(m.as_str()))
-                }
+            let (moved, message) = match result {
+                RemoveResult::Removed => (n.zoom_removed(until, by, now), None),
+                RemoveResult::Refused(m) => (n.zoom_refused_release(m, by, now), Some(m.as_str())),
             };
             let Ok(m) = moved else { continue };
             if !save_moves(&mut tx, std::slice::from_ref(&m)).await?.is_empty() {
                 continue;
             }
-            let line = line.as_str();
-            sqlx::query!("UPDATE release_numbers SET state = $1, message = $2, updated_at = $3 WHERE number_id = $4 AND state = 'releasing'", line, message, now, nid)
+            let line = step(LineState::Releasing, result.line_event())?;
+            let (to, from) = (line.to.as_str(), line.from.as_str());
+            sqlx::query!("UPDATE release_numbers SET state = $1, message = $2, updated_at = $3 WHERE number_id = $4 AND state = $5", to, message, now, nid, from)
                 .execute(&mut *tx)
                 .await?;
             match result {
@@ -440,7 +466,11 @@ impl DialectStore {
     }
 
     /// Numbers left `releasing` by a job that ended without answering for them (failed, or cancelled
-    /// with its link) go back to `release_pending` with `message` and the job's last error. Returns how many.
+    /// with its link) go back to `release_pending` with `message` and the job's last error, as
+    /// [`plan_unfinished_release`] says. Returns how many.
+    ///
+    /// Only lines whose job has ended (by [`JobState::ended`]) are read, not every line in flight:
+    /// a large approval under way would otherwise be read whole at every sweep.
     pub async fn converge_stuck_releases(
         &self,
         message: &str,
@@ -448,50 +478,94 @@ impl DialectStore {
         now: OffsetDateTime,
     ) -> Result<usize> {
         let mut tx = self.writer().begin().await?;
-        let stuck = sqlx::query!(
-            r#"SELECT l.number_id AS "number_id!: Uuid", j.last_error AS "last_error?" FROM release_numbers l LEFT JOIN jobs j ON j.id = l.job_id
-               WHERE l.state = 'releasing' AND (j.id IS NULL OR j.state IN ('done', 'failed'))"#
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT l.number_id, j.state, j.last_error FROM release_numbers l LEFT JOIN jobs j ON j.id = l.job_id WHERE l.state = ",
+        );
+        q.push_bind(LineState::Releasing.as_str()).push(" AND (j.id IS NULL OR j.state IN ");
+        push_list(&mut q, JobState::ALL.into_iter().filter(|s| s.ended()).map(JobState::as_str));
+        q.push(")");
+        let stuck: Vec<(Uuid, Option<String>, Option<String>)> =
+            q.build_query_as().fetch_all(&mut *tx).await?;
         let mut count = 0;
-        for s in stuck {
-            let Some(row) = select_numbers!("WHERE id = $1 AND state = 'releasing'", s.number_id)
+        for (number_id, job_state, last_error) in stuck {
+            let job = match job_state {
+                Some(s) => Some(JobState::parse(&s).ok_or_else(|| bad("job state", &s))?),
+                None => None,
+            };
+            if !release_job_ended(job) {
+                continue;
+            }
+            let Some(row) = select_numbers!("WHERE id = $1 AND state = 'releasing'", number_id)
                 .fetch_optional(&mut *tx)
                 .await?
             else {
                 continue;
             };
-            let why = match s.last_error.as_deref() {
-                Some(e) if !e.is_empty() => format!("{message} ({e})"),
-                _ => message.to_owned(),
+            let Some((n, event, line, why)) = plan_unfinished_release(
+                row.into_number()?,
+                message,
+                last_error.as_deref(),
+                by,
+                now,
+            ) else {
+                continue;
             };
-            if let Ok(m) = row.into_number()?.zoom_refused_release(&why, by, now) {
-                if !save_moves(&mut tx, std::slice::from_ref(&m)).await?.is_empty() {
-                    continue;
-                }
-                sqlx::query!("UPDATE release_numbers SET state = 'refused', message = $1, updated_at = $2 WHERE number_id = $3 AND state = 'releasing'", why, now, s.number_id)
-                    .execute(&mut *tx)
-                    .await?;
-                count += 1;
+            if !save_moves(&mut tx, &[(n, event)]).await?.is_empty() {
+                continue;
             }
+            let (to, from) = (line.to.as_str(), line.from.as_str());
+            sqlx::query!("UPDATE release_numbers SET state = $1, message = $2, updated_at = $3 WHERE number_id = $4 AND state = $5", to, why, now, number_id, from)
+                .execute(&mut *tx)
+                .await?;
+            count += 1;
         }
         tx.commit().await?;
         Ok(count)
     }
 
-    /// Lines still waiting (or refused) whose number left `release_pending` another way are closed as
-    /// withdrawn, saying why. Not those of numbers suspended with the app's removal (or being pushed
-    /// again after its re-install): they are on hold and wait again. Returns how many.
+    /// Lines the customer has not approved whose number left `release_pending` another way are
+    /// closed as withdrawn, saying why ([`plan_stale_lines`]). Not those of numbers suspended with
+    /// the app's removal (or being pushed again after its re-install): they are on hold and wait
+    /// again. Only lines whose number is in one of [`stale_number_states`] are read: the sweep
+    /// finds none most of the time. Returns how many.
     pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize> {
-        let done = sqlx::query!(
-            "UPDATE release_numbers SET state = 'withdrawn', message = 'left the release: the number is ' || (SELECT n.state FROM numbers n WHERE n.id = release_numbers.number_id), updated_at = $1 \
-             WHERE state IN ('waiting', 'refused') AND (SELECT n.state FROM numbers n WHERE n.id = release_numbers.number_id) NOT IN ('release_pending', 'suspended', 'provisioning')",
-            now
-        )
-        .execute(self.writer())
-        .await?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        let mut tx = self.writer().begin().await?;
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT l.release_id, l.number_id, l.state, n.state FROM release_numbers l JOIN numbers n ON n.id = l.number_id WHERE l.state IN ",
+        );
+        push_list(&mut q, LineState::approvable_states().into_iter().map(LineState::as_str));
+        q.push(" AND n.state IN ");
+        push_list(&mut q, stale_number_states().into_iter().map(NumberState::as_str));
+        let rows: Vec<(Uuid, Uuid, String, String)> =
+            q.build_query_as().fetch_all(&mut *tx).await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for (release_id, number_id, line, number) in rows {
+            lines.push(OpenLine {
+                release_id,
+                number_id: NumberId::from_uuid(number_id),
+                state: LineState::parse(&line).ok_or_else(|| bad("release line state", &line))?,
+                number: NumberState::parse(&number).ok_or_else(|| bad("number state", &number))?,
+            });
+        }
+        let mut closed = 0;
+        for close in plan_stale_lines(&lines) {
+            let (to, from) = (close.step.to.as_str(), close.step.from.as_str());
+            let nid = close.number_id.as_uuid();
+            closed += sqlx::query!(
+                "UPDATE release_numbers SET state = $1, message = $2, updated_at = $3 WHERE release_id = $4 AND number_id = $5 AND state = $6",
+                to,
+                close.message,
+                now,
+                close.release_id,
+                nid,
+                from
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(usize::try_from(closed).unwrap_or(usize::MAX))
     }
 
     /// `aging` numbers whose quarantine ended by `now` go back to `available` (at most `limit`).
@@ -526,12 +600,13 @@ impl DialectStore {
     pub async fn record_zoom_presence(
         &self,
         customer: CustomerId,
-        seen: &[(String, bool)],
+        seen: &[(PhoneNumber, bool)],
         now: OffsetDateTime,
     ) -> Result<()> {
         let c = customer.as_uuid();
         let mut tx = self.writer().begin().await?;
         for (e164, assigned) in seen {
+            let e164 = e164.as_str();
             sqlx::query!("UPDATE numbers SET zoom_assigned = $1, zoom_seen_at = $2 WHERE e164 = $3 AND customer_id = $4", assigned, now, e164, c).execute(&mut *tx).await?;
         }
         tx.commit().await

@@ -31,8 +31,13 @@ impl FactsRow {
 
 impl DialectStore {
     /// Every number that is not `available` (those decide like unknown ones), in E.164 order after
-    /// `after`, at most `limit`.
-    pub async fn routing_numbers(&self, after: &str, limit: i64) -> Result<Vec<NumberFacts>> {
+    /// `after` (from the first when `None`), at most `limit`.
+    pub async fn routing_numbers(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: i64,
+    ) -> Result<Vec<NumberFacts>> {
+        let after = after.map_or("", PhoneNumber::as_str);
         let rows = sqlx::query_as!(
             FactsRow,
             r#"SELECT e164 AS "e164!", state AS "state!", customer_id AS "customer_id?: Uuid", reason AS "reason?" FROM numbers WHERE state <> 'available' AND e164 > $1 ORDER BY e164 LIMIT $2"#,
@@ -45,7 +50,7 @@ impl DialectStore {
     }
 
     /// The routing facts of these numbers (those not in the inventory are absent).
-    pub async fn routing_numbers_by_e164(&self, e164s: &[String]) -> Result<Vec<NumberFacts>> {
+    pub async fn routing_numbers_by_e164(&self, e164s: &[PhoneNumber]) -> Result<Vec<NumberFacts>> {
         let mut out = Vec::with_capacity(e164s.len());
         for chunk in e164s.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new(
@@ -90,10 +95,12 @@ impl DialectStore {
     /// state machine and the audit trail (the routing triggers still see it, as they see any write).
     pub async fn force_number_state(
         &self,
-        e164: &str,
-        state: &str,
-        customer: Option<Uuid>,
+        e164: &PhoneNumber,
+        state: NumberState,
+        customer: Option<CustomerId>,
     ) -> Result<bool> {
+        let (e164, state) = (e164.as_str(), state.as_str());
+        let customer = customer.map(|c| c.as_uuid());
         let done = sqlx::query!(
             "UPDATE numbers SET state = $1, customer_id = $2, version = version + 1 WHERE e164 = $3",
             state,

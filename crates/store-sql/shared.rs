@@ -47,6 +47,20 @@ pub(crate) use moves::INSERT_CHUNK;
 use moves::{save_moves, save_state_moves};
 pub(crate) use rows::encode_tags;
 
+/// Appends `(<each value bound>)` to a query, for an `IN` whose values (states) a domain rule
+/// names: they are bound, not written into the SQL text.
+fn push_list<'a>(
+    q: &mut sqlx::QueryBuilder<'a, Db>,
+    values: impl IntoIterator<Item = &'static str>,
+) {
+    q.push("(");
+    let mut sep = q.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    q.push(")");
+}
+
 /// The step `event` takes from `from` in its state machine. The store asks only for steps its
 /// callers' states allow; a refusal here is a bug, reported as a failed write.
 fn step<S: domain::machine::StateMachine>(

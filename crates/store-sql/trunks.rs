@@ -69,7 +69,8 @@ impl DialectStore {
         rows.into_iter().map(TrunkRow::into_trunk).collect()
     }
 
-    pub async fn get_trunk(&self, name: &str) -> Result<Option<ZoomTrunk>> {
+    pub async fn get_trunk(&self, name: &TrunkName) -> Result<Option<ZoomTrunk>> {
+        let name = name.as_str();
         let row = sqlx::query_as!(
             TrunkRow,
             r#"SELECT name AS "name!", destinations, country_code, national_prefix, international_prefix, created_at AS "created_at!: OffsetDateTime" FROM zoom_trunks WHERE name = $1"#,
@@ -98,14 +99,16 @@ impl DialectStore {
     }
 
     /// Deletes a trunk no customer uses; false if it does not exist or a customer still uses it.
-    pub async fn delete_trunk(&self, name: &str) -> Result<bool> {
+    pub async fn delete_trunk(&self, name: &TrunkName) -> Result<bool> {
+        let name = name.as_str();
         let done = sqlx::query!("DELETE FROM zoom_trunks WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM customers WHERE zoom_trunk = $2)", name, name)
             .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn customers_on_trunk(&self, name: &str) -> Result<i64> {
+    pub async fn customers_on_trunk(&self, name: &TrunkName) -> Result<i64> {
+        let name = name.as_str();
         sqlx::query_scalar!(
             r#"SELECT COUNT(*) AS "count!: i64" FROM customers WHERE zoom_trunk = $1"#,
             name
@@ -116,7 +119,12 @@ impl DialectStore {
 
     /// Binds a customer to a trunk (or to none); false if there is no such customer. An unknown
     /// trunk is refused by the foreign key.
-    pub async fn set_customer_trunk(&self, id: CustomerId, trunk: Option<&str>) -> Result<bool> {
+    pub async fn set_customer_trunk(
+        &self,
+        id: CustomerId,
+        trunk: Option<&TrunkName>,
+    ) -> Result<bool> {
+        let trunk = trunk.map(TrunkName::as_str);
         let db_id = id.as_uuid();
         let done = sqlx::query!("UPDATE customers SET zoom_trunk = $1 WHERE id = $2", trunk, db_id)
             .execute(self.writer())

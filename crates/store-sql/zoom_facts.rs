@@ -249,7 +249,7 @@ impl DialectStore {
     pub async fn record_zoom_listing(
         &self,
         customer: CustomerId,
-        listed: &[(String, ZoomListing)],
+        listed: &[(PhoneNumber, ZoomListing)],
         now: OffsetDateTime,
     ) -> Result<()> {
         let customer = customer.as_uuid();
@@ -264,8 +264,10 @@ impl DialectStore {
         .map(|r| (r.e164, r.id))
         .collect();
         // One row per number (a listing names each once; a repeat would be one row written twice).
-        let rows: HashMap<Uuid, &ZoomListing> =
-            listed.iter().filter_map(|(e164, l)| held.get(e164).map(|id| (*id, l))).collect();
+        let rows: HashMap<Uuid, &ZoomListing> = listed
+            .iter()
+            .filter_map(|(e164, l)| held.get(e164.as_str()).map(|id| (*id, l)))
+            .collect();
         // In the order of the rows' keys, so two listings written at once lock rows in the same order.
         let mut rows: Vec<(Uuid, &ZoomListing)> = rows.into_iter().collect();
         rows.sort_unstable_by_key(|(id, _)| *id);

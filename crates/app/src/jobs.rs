@@ -15,7 +15,7 @@
 use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
-use domain::{Actor, NumberState, ZoomAccountId};
+use domain::{Actor, NumberState, PhoneNumber, ZoomAccountId};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -253,7 +253,7 @@ impl App {
         let Some(link) = self.store.live_link_by_account(account).await? else {
             return Err(ZoomCallError::NoLink);
         };
-        let numbers: Vec<String> = self
+        let pushed: Vec<PhoneNumber> = self
             .store
             .numbers_in(&job.payload.numbers)
             .await?
@@ -261,8 +261,9 @@ impl App {
             .filter(|n| {
                 n.state == NumberState::Provisioning && n.customer_id == Some(link.customer_id)
             })
-            .map(|n| n.e164.to_string())
+            .map(|n| n.e164)
             .collect();
+        let numbers: Vec<String> = pushed.iter().map(PhoneNumber::to_string).collect();
         let by = Actor::System("zoom-push".into());
         if numbers.is_empty() {
             self.store.complete_push(job.id, worker, &[], &by, self.now()).await?;
@@ -292,9 +293,11 @@ impl App {
         if matches!(answer, Err(ZoomError::RateLimited { .. })) {
             count(&stats.rate_limited);
         }
-        let results: Vec<(String, PushResult)> = answer?
+        let sent: std::collections::HashMap<&str, &PhoneNumber> =
+            pushed.iter().map(|n| (n.as_str(), n)).collect();
+        let results: Vec<(PhoneNumber, PushResult)> = answer?
             .into_iter()
-            .map(|r| {
+            .filter_map(|r| {
                 let result = match r.outcome {
                     Outcome::Done => {
                         count(&stats.added);
@@ -309,7 +312,8 @@ impl App {
                         PushResult::Refused(format!("Zoom: {message}"))
                     }
                 };
-                (r.phone_number, result)
+                // Zoom answers for the numbers it was sent, as they were written.
+                Some(((*sent.get(r.phone_number.as_str())?).clone(), result))
             })
             .collect();
         if !self.store.complete_push(job.id, worker, &results, &by, self.now()).await? {
@@ -347,9 +351,9 @@ impl App {
                 other => other?,
             };
             for n in page.numbers {
-                listed
-                    .push((n.phone_number.clone(), crate::number_facts::listing(&n.capabilities)));
-                seen.push((n.phone_number, n.assigned));
+                let Some(number) = PhoneNumber::listed(&n.phone_number) else { continue };
+                listed.push((number.clone(), crate::number_facts::listing(&n.capabilities)));
+                seen.push((number, n.assigned));
             }
             match page.next_page_token {
                 Some(t) => page_token = Some(t),

@@ -48,7 +48,7 @@ pub enum Selection {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ZoomLook {
     /// Asked just now; numbers Zoom did not list are not in the customer's Zoom account.
-    Fresh { at: OffsetDateTime, listed: HashMap<String, bool> },
+    Fresh { at: OffsetDateTime, listed: HashMap<PhoneNumber, bool> },
     /// Zoom could not be asked; each line shows what was last seen.
     Unreachable { error: String },
     /// Nothing is waiting, or the account is not linked: Zoom was not asked.
@@ -262,12 +262,16 @@ impl App {
             Err(_) => return Ok(ZoomLook::Unreachable { error: ZoomError::Timeout.to_string() }),
         };
         let now = self.now();
+        let listed: Vec<_> = listed
+            .into_iter()
+            .filter_map(|n| Some((PhoneNumber::listed(&n.phone_number)?, n)))
+            .collect();
         let capabilities: Vec<_> = listed
             .iter()
-            .map(|n| (n.phone_number.clone(), crate::number_facts::listing(&n.capabilities)))
+            .map(|(number, n)| (number.clone(), crate::number_facts::listing(&n.capabilities)))
             .collect();
-        let seen: Vec<(String, bool)> =
-            listed.into_iter().map(|n| (n.phone_number, n.assigned)).collect();
+        let seen: Vec<(PhoneNumber, bool)> =
+            listed.into_iter().map(|(number, n)| (number, n.assigned)).collect();
         self.store.record_zoom_presence(customer, &seen, now).await?;
         // Shown, never acted on: a failure to keep them does not cost the customer the page.
         if let Err(e) = self.store.record_zoom_listing(customer, &capabilities, now).await {
@@ -315,13 +319,13 @@ impl App {
         let Some(customer) = job.customer_id else {
             return Ok(Some(JobEnd::Failed { error: "release job without a customer".into() }));
         };
-        let numbers: Vec<String> = self
+        let numbers: Vec<PhoneNumber> = self
             .store
             .numbers_in(&job.payload.numbers)
             .await?
             .into_iter()
             .filter(|n| n.state == NumberState::Releasing && n.customer_id == Some(customer))
-            .map(|n| n.e164.to_string())
+            .map(|n| n.e164)
             .collect();
         if numbers.is_empty() {
             self.on_zoom_result(job, worker, &[], &by).await?;
@@ -342,19 +346,20 @@ impl App {
             self.on_zoom_result(job, worker, &all, &by).await?;
             return Ok(None);
         };
+        let written: Vec<String> = numbers.iter().map(PhoneNumber::to_string).collect();
         let answer = async {
             let mut token = self.access_token(&link, None).await?;
             self.zoom_slot(z, &link.zoom_account_id).await?;
-            let mut answer = z.client.remove_peering_numbers(&token, &numbers).await;
+            let mut answer = z.client.remove_peering_numbers(&token, &written).await;
             if let Err(ZoomError::Unauthorized { .. }) = &answer {
                 token = self.access_token(&link, Some(&token)).await?;
                 self.zoom_slot(z, &link.zoom_account_id).await?;
-                answer = z.client.remove_peering_numbers(&token, &numbers).await;
+                answer = z.client.remove_peering_numbers(&token, &written).await;
             }
             Ok::<_, ZoomCallError>(answer?)
         }
         .await;
-        let results: Vec<(String, RemoveResult)> = match answer {
+        let results: Vec<(PhoneNumber, RemoveResult)> = match answer {
             Ok(results) => {
                 let mut by_number: HashMap<String, RemoveResult> = results
                     .into_iter()
@@ -373,7 +378,7 @@ impl App {
                     .map(|n| {
                         (
                             n.clone(),
-                            by_number.remove(n).unwrap_or_else(|| {
+                            by_number.remove(n.as_str()).unwrap_or_else(|| {
                                 RemoveResult::Refused(
                                     "Zoom gave no answer for this number; release it again".into(),
                                 )
@@ -404,7 +409,7 @@ impl App {
         &self,
         job: &Job,
         worker: &str,
-        results: &[(String, RemoveResult)],
+        results: &[(PhoneNumber, RemoveResult)],
         by: &Actor,
     ) -> std::result::Result<(), ZoomCallError> {
         let now = self.now();

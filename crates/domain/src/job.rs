@@ -2,9 +2,11 @@
 //! cancelled), and the one payload every job carries, written by the store and read by the runner
 //! and the portals.
 
+use crate::ids::CustomerId;
 use crate::machine::StateMachine;
-use crate::onboarding::{JobEnd, JobState};
+use crate::onboarding::{Job, JobEnd, JobKind, JobState};
 use crate::phone::PhoneNumber;
+use crate::zoom_account::ZoomAccountId;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// What happens to a job.
@@ -84,6 +86,40 @@ impl StateMachine for JobState {
     }
 }
 
+impl JobState {
+    /// Whether no worker will run the job any more: done, or failed until an operator retries it.
+    pub fn ended(self) -> bool {
+        self.next(JobEvent::Claim).is_none() && self.next(JobEvent::Reclaim).is_none()
+    }
+}
+
+/// How long after a link its first poll of Zoom runs: until the pushes land there is nothing in
+/// Zoom to learn, and a poll would spend the account's rate limit that the pushes need.
+pub const FIRST_POLL_AFTER: time::Duration = time::Duration::minutes(1);
+
+/// The recurring poll of a linked account's numbers, one per account: a new poll job, unless one of
+/// the account's poll jobs (`existing`: their states) has not ended.
+pub fn plan_poll(
+    customer: CustomerId,
+    account: &ZoomAccountId,
+    existing: &[JobState],
+    now: time::OffsetDateTime,
+) -> Option<Job> {
+    if existing.iter().any(|s| !s.ended()) {
+        return None;
+    }
+    let mut job = Job::new(
+        JobKind::PollNumbers,
+        JobPayload::default(),
+        Some(customer),
+        None,
+        Some(account.clone()),
+        now,
+    );
+    job.run_after = now + FIRST_POLL_AFTER;
+    Some(job)
+}
+
 /// What a job carries. Push and release jobs carry the numbers they move (at most
 /// [`crate::onboarding::ZOOM_BATCH`]); a poll carries nothing. Stored as JSON
 /// (`{"numbers": ["+1…", …]}`, `{}` when empty).
@@ -110,12 +146,8 @@ fn stored_numbers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PhoneNumber>, D
     let raw = Vec::<String>::deserialize(d)?;
     raw.into_iter()
         .map(|s| {
-            let digits = s.strip_prefix('+').unwrap_or_default();
-            if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(PhoneNumber::from_trusted(s))
-            } else {
-                Err(serde::de::Error::custom(format!("{s:?} is not an E.164 number")))
-            }
+            PhoneNumber::listed(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an E.164 number")))
         })
         .collect()
 }
@@ -156,6 +188,28 @@ mod tests {
         let failed = JobEnd::Failed { error: "400".into() };
         assert_eq!(Running.on(failed.event()).unwrap().to, Failed);
         assert!(Pending.on(JobEnd::Done.event()).is_err(), "only a running job is finished");
+    }
+
+    #[test]
+    fn a_job_has_ended_when_no_worker_may_take_it() {
+        let ended: Vec<_> = JobState::ALL.into_iter().filter(|s| s.ended()).collect();
+        assert_eq!(ended, [JobState::Done, Failed]);
+    }
+
+    #[test]
+    fn an_account_gets_one_poll_a_minute_after_linking_unless_one_is_live() {
+        let now = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let (c, a) = (CustomerId::new(), ZoomAccountId::parse("acct").unwrap());
+        let job = plan_poll(c, &a, &[JobState::Done, Failed], now).expect("none live");
+        assert_eq!(
+            (job.kind, job.state, job.customer_id, job.zoom_account.as_ref(), job.run_after),
+            (JobKind::PollNumbers, Pending, Some(c), Some(&a), now + FIRST_POLL_AFTER)
+        );
+        assert!(job.payload.numbers.is_empty());
+        assert!(plan_poll(c, &a, &[], now).is_some());
+        for live in [Pending, Running] {
+            assert!(plan_poll(c, &a, &[JobState::Done, live], now).is_none(), "{live:?}");
+        }
     }
 
     #[test]

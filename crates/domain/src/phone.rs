@@ -50,6 +50,16 @@ impl PhoneNumber {
         Ok(Self(s.to_owned()))
     }
 
+    /// A number another system lists (Zoom's peering numbers), checked for E.164's shape only: a `+`
+    /// and 8 to 15 digits, as written, or `None`. Enough to look it up among the inventory's numbers,
+    /// every one of which [`PhoneNumber::parse`] admitted; a full parse of each listed number (a
+    /// large account lists tens of thousands at every poll) would cost more than it proves.
+    pub fn listed(written: &str) -> Option<Self> {
+        let digits = written.strip_prefix('+')?;
+        let e164 = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        e164.then(|| Self(written.to_owned()))
+    }
+
     /// Rebuilds a number that was validated before it was stored.
     /// Only the store uses this, on values it wrote itself.
     pub fn from_trusted(stored: String) -> Self {
@@ -63,6 +73,23 @@ impl PhoneNumber {
     /// The digits without the `+`.
     pub fn digits(&self) -> &str {
         &self.0[1..]
+    }
+}
+
+#[cfg(test)]
+mod listed_tests {
+    use super::PhoneNumber;
+
+    #[test]
+    fn a_listed_number_is_taken_as_written_when_it_has_e164s_shape() {
+        for ok in ["+15550100001", "+4930123456", "+123456789012345"] {
+            assert_eq!(PhoneNumber::listed(ok).map(|n| n.0), Some(ok.to_owned()), "{ok}");
+        }
+        // Zoom may write a number without its `+` (REFERENCE §6): it matches no inventory number.
+        for not in ["15550100001", "+1555", "+1234567890123456", "+1555 0100", " +15550100001", ""]
+        {
+            assert_eq!(PhoneNumber::listed(not), None, "{not:?}");
+        }
     }
 }
 

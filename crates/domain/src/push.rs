@@ -5,6 +5,7 @@ use crate::ids::{CustomerId, OrderId};
 use crate::job::JobPayload;
 use crate::number::{Number, NumberEvent, NumberState};
 use crate::onboarding::{Job, JobKind, PushResult, ZOOM_BATCH};
+use crate::phone::PhoneNumber;
 use crate::zoom_account::ZoomAccountId;
 use crate::Actor;
 use time::OffsetDateTime;
@@ -98,15 +99,15 @@ pub fn cut_push_jobs(
 /// left as they are.
 pub fn plan_push_answers(
     numbers: Vec<Number>,
-    answers: &[(String, PushResult)],
+    answers: &[(PhoneNumber, PushResult)],
     by: &Actor,
     now: OffsetDateTime,
 ) -> Vec<(Number, NumberEvent)> {
-    let answers: std::collections::HashMap<&str, &PushResult> =
-        answers.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    let answers: std::collections::HashMap<&PhoneNumber, &PushResult> =
+        answers.iter().map(|(n, r)| (n, r)).collect();
     numbers
         .into_iter()
-        .filter_map(|n| match answers.get(n.e164.as_str()) {
+        .filter_map(|n| match answers.get(&n.e164) {
             Some(PushResult::Accepted) => n.zoom_accepted(by, now).ok(),
             Some(PushResult::Refused(reason)) => n.zoom_refused_provisioning(reason, by, now).ok(),
             None => None,
@@ -239,11 +240,12 @@ mod tests {
             number(3, Suspended, c, o),
             number(4, Provisioning, c, o),
         ];
-        let answers = vec![
-            ("+15550000001".to_owned(), PushResult::Accepted),
-            ("+15550000002".to_owned(), PushResult::Refused("Zoom: Invalid sip trunk".into())),
-            ("+15550000003".to_owned(), PushResult::Accepted),
-        ];
+        let answers = [
+            ("+15550000001", PushResult::Accepted),
+            ("+15550000002", PushResult::Refused("Zoom: Invalid sip trunk".into())),
+            ("+15550000003", PushResult::Accepted),
+        ]
+        .map(|(n, r)| (PhoneNumber::parse(n).unwrap(), r));
         let moves = plan_push_answers(numbers, &answers, &by(), now());
         let got: Vec<_> = moves
             .iter()

@@ -5,9 +5,14 @@
 
 use crate::ids::{CustomerId, NumberId};
 use crate::job::JobPayload;
+use crate::machine::{StateMachine, Step};
 use crate::number::Number;
+use crate::number::{NumberEvent, NumberState};
+use crate::onboarding::JobState;
 use crate::onboarding::{Job, JobKind, ZOOM_BATCH};
+use crate::phone::PhoneNumber;
 use crate::zoom_account::ZoomAccountId;
+use crate::Actor;
 use serde::Serialize;
 use std::fmt;
 use time::OffsetDateTime;
@@ -65,9 +70,72 @@ impl LineState {
         Self::ALL.into_iter().find(|l| l.as_str() == s)
     }
 
+    /// Where a number starts when a release takes it.
+    pub const START: LineState = LineState::Waiting;
+
     /// Whether the customer can (still, or again) approve this number.
     pub fn approvable(self) -> bool {
-        matches!(self, LineState::Waiting | LineState::Refused)
+        self.next(LineEvent::Approve).is_some()
+    }
+
+    /// The states the customer can approve a number in: the lines a release still waits for.
+    pub fn approvable_states() -> Vec<LineState> {
+        Self::ALL.into_iter().filter(|s| s.approvable()).collect()
+    }
+}
+
+/// What happens to one number of a release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineEvent {
+    /// The customer approves it: a job removes it from Zoom.
+    Approve,
+    /// Zoom no longer has it.
+    ZoomRemoved,
+    /// Zoom refused to remove it, or its job ended without an answer: it waits for the customer
+    /// again.
+    ZoomRefused,
+    /// The carrier withdrew the release, or the number left it another way (see
+    /// [`plan_stale_lines`]).
+    Withdraw,
+    /// The app was installed again and Zoom has the number once more: it waits for approval again,
+    /// without the message of the time it was on hold or refused.
+    Resume,
+}
+
+impl LineEvent {
+    pub const ALL: [LineEvent; 5] = [
+        LineEvent::Approve,
+        LineEvent::ZoomRemoved,
+        LineEvent::ZoomRefused,
+        LineEvent::Withdraw,
+        LineEvent::Resume,
+    ];
+}
+
+/// A release line's life: `waiting` for the customer, who approves it (`releasing`); Zoom removes
+/// it (`released`) or refuses (`refused`, which the customer may approve again). A line the
+/// customer has not approved (waiting or refused) may be `withdrawn`. Released and withdrawn lines
+/// are history.
+impl StateMachine for LineState {
+    type Event = LineEvent;
+    const STATES: &'static [Self] = &LineState::ALL;
+    const WHAT: &'static str = "release line";
+
+    fn next(self, event: LineEvent) -> Option<Self> {
+        use LineEvent as E;
+        use LineState as S;
+        match (self, event) {
+            (S::Waiting | S::Refused, E::Approve) => Some(S::Releasing),
+            (S::Releasing, E::ZoomRemoved) => Some(S::Released),
+            (S::Releasing, E::ZoomRefused) => Some(S::Refused),
+            (S::Waiting | S::Refused, E::Withdraw) => Some(S::Withdrawn),
+            (S::Waiting | S::Refused, E::Resume) => Some(S::Waiting),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -105,7 +173,7 @@ impl Release {
 pub struct ReleaseLine {
     pub release_id: Uuid,
     pub number_id: NumberId,
-    pub e164: String,
+    pub e164: PhoneNumber,
     pub state: LineState,
     /// Why the release was started.
     pub release_reason: String,
@@ -208,6 +276,93 @@ pub enum ApproveRefused {
     NoLink,
 }
 
+impl RemoveResult {
+    /// What Zoom's answer does to the number's release line.
+    pub fn line_event(&self) -> LineEvent {
+        match self {
+            RemoveResult::Removed => LineEvent::ZoomRemoved,
+            RemoveResult::Refused(_) => LineEvent::ZoomRefused,
+        }
+    }
+}
+
+/// Whether a line the customer has not approved yet stays open while its number is in `state`: the
+/// number waits for approval (`release_pending`), or is on hold while the app is removed in Zoom
+/// (`suspended`) or being pushed again after its re-install (`provisioning`). In any other state
+/// the number left the release another way, and its line is closed.
+pub fn line_stays_open(number: NumberState) -> bool {
+    matches!(
+        number,
+        NumberState::ReleasePending | NumberState::Suspended | NumberState::Provisioning
+    )
+}
+
+/// The number states whose open lines [`plan_stale_lines`] closes: what the sweep looks for.
+pub fn stale_number_states() -> Vec<NumberState> {
+    NumberState::ALL.into_iter().filter(|&s| !line_stays_open(s)).collect()
+}
+
+/// A release line as the sweep reads it, with its number's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenLine {
+    pub release_id: Uuid,
+    pub number_id: NumberId,
+    pub state: LineState,
+    pub number: NumberState,
+}
+
+/// A line to close, the compare-and-set that closes it, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseLine {
+    pub release_id: Uuid,
+    pub number_id: NumberId,
+    pub step: Step<LineState>,
+    pub message: String,
+}
+
+/// Which lines a release no longer waits for: those not approved yet whose number left
+/// `release_pending` another way (see [`line_stays_open`]), closed as withdrawn, saying why.
+pub fn plan_stale_lines(lines: &[OpenLine]) -> Vec<CloseLine> {
+    lines
+        .iter()
+        .filter(|l| !line_stays_open(l.number))
+        .filter_map(|l| {
+            let step = l.state.on(LineEvent::Withdraw).ok()?;
+            Some(CloseLine {
+                release_id: l.release_id,
+                number_id: l.number_id,
+                step,
+                message: format!("left the release: the number is {}", l.number),
+            })
+        })
+        .collect()
+}
+
+/// Whether a number `releasing` under a job in state `job` (`None`: the job is gone) will never get
+/// Zoom's answer: no worker runs its job any more.
+pub fn release_job_ended(job: Option<JobState>) -> bool {
+    job.is_none_or(JobState::ended)
+}
+
+/// What a number left `releasing` by a job that ended without answering for it becomes: back to
+/// `release_pending`, its line refused with `message` and the job's last error, so the customer
+/// can approve it again. `None` when the number is no longer `releasing` (it moved meanwhile).
+pub fn plan_unfinished_release(
+    number: Number,
+    message: &str,
+    last_error: Option<&str>,
+    by: &Actor,
+    now: OffsetDateTime,
+) -> Option<(Number, NumberEvent, Step<LineState>, String)> {
+    let why = match last_error {
+        Some(e) if !e.is_empty() => format!("{message} ({e})"),
+        _ => message.to_owned(),
+    };
+    let (n, e) = number.zoom_refused_release(&why, by, now).ok()?;
+    let step = LineState::Releasing.on(LineEvent::ZoomRefused).ok()?;
+    Some((n, e, step, why))
+}
+
 /// Cuts the removal of approved numbers into release jobs for the customer's Zoom `account`: at
 /// most [`ZOOM_BATCH`] numbers each (Zoom's limit for one call), in E.164 order. Each job comes with
 /// the numbers whose release lines it carries.
@@ -252,9 +407,112 @@ mod tests {
     }
 
     use super::*;
-    use crate::actor::Actor;
-    use crate::number::{Number, NumberAttrs, NumberState};
-    use crate::phone::PhoneNumber;
+    use crate::number::NumberAttrs;
+
+    #[test]
+    fn release_line_moves_exactly_as_the_table_says() {
+        use LineEvent::*;
+        use LineState::*;
+        crate::machine::assert_table(
+            &LineEvent::ALL,
+            &[
+                (Waiting, Approve, Releasing),
+                (Refused, Approve, Releasing),
+                (Releasing, ZoomRemoved, Released),
+                (Releasing, ZoomRefused, Refused),
+                (Waiting, Withdraw, Withdrawn),
+                (Refused, Withdraw, Withdrawn),
+                (Waiting, Resume, Waiting),
+                (Refused, Resume, Waiting),
+            ],
+            &[Released, Withdrawn],
+        );
+        assert_eq!(LineState::START, Waiting);
+        assert_eq!(RemoveResult::Removed.line_event(), ZoomRemoved);
+        assert_eq!(RemoveResult::Refused("no".into()).line_event(), ZoomRefused);
+    }
+
+    #[test]
+    fn a_line_not_approved_is_closed_once_its_number_left_the_release_another_way() {
+        let line = |state, number| OpenLine {
+            release_id: Uuid::now_v7(),
+            number_id: NumberId::new(),
+            state,
+            number,
+        };
+        let mut lines = Vec::new();
+        for number in NumberState::ALL {
+            for state in LineState::ALL {
+                lines.push(line(state, number));
+            }
+        }
+        let closed = plan_stale_lines(&lines);
+        for l in &lines {
+            let close = closed.iter().find(|c| c.number_id == l.number_id);
+            let stays = l.number == NumberState::ReleasePending
+                || l.number == NumberState::Suspended
+                || l.number == NumberState::Provisioning
+                || !l.state.approvable();
+            assert_eq!(close.is_none(), stays, "{l:?}");
+            if let Some(c) = close {
+                assert_eq!(
+                    (c.release_id, c.step.from, c.step.to),
+                    (l.release_id, l.state, LineState::Withdrawn)
+                );
+                assert_eq!(
+                    c.message,
+                    format!("left the release: the number is {}", l.number.as_str())
+                );
+            }
+        }
+        let stale = stale_number_states();
+        assert!(stale.contains(&NumberState::Active) && stale.contains(&NumberState::Aging));
+        assert!(!stale.contains(&NumberState::ReleasePending));
+        assert!(lines
+            .iter()
+            .filter(|l| !stale.contains(&l.number))
+            .all(|l| !closed.iter().any(|c| c.number_id == l.number_id)));
+    }
+
+    #[test]
+    fn a_release_whose_job_ended_unanswered_waits_for_the_customer_with_the_jobs_error() {
+        use crate::onboarding::JobState;
+        assert!(release_job_ended(None), "the job is gone");
+        assert!(
+            release_job_ended(Some(JobState::Done)) && release_job_ended(Some(JobState::Failed))
+        );
+        assert!(
+            !release_job_ended(Some(JobState::Pending))
+                && !release_job_ended(Some(JobState::Running))
+        );
+
+        let now = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let by = Actor::System("release-sweep".into());
+        let (mut n, _) = Number::imported(
+            PhoneNumber::parse("+15550100001").unwrap(),
+            NumberAttrs::default(),
+            &by,
+            now,
+        );
+        n.state = NumberState::Releasing;
+        let (moved, event, step, why) =
+            plan_unfinished_release(n.clone(), "unfinished", Some("503"), &by, now).unwrap();
+        assert_eq!(
+            (moved.state, event.to, why.as_str()),
+            (NumberState::ReleasePending, NumberState::ReleasePending, "unfinished (503)")
+        );
+        assert_eq!((step.from, step.to), (LineState::Releasing, LineState::Refused));
+        for none in [None, Some("")] {
+            let (.., why) =
+                plan_unfinished_release(n.clone(), "unfinished", none, &by, now).unwrap();
+            assert_eq!(why, "unfinished");
+        }
+        n.state = NumberState::Aging;
+        assert!(
+            plan_unfinished_release(n, "unfinished", None, &by, now).is_none(),
+            "moved meanwhile"
+        );
+    }
 
     #[test]
     fn an_assigned_number_reads_as_unbind_and_other_refusals_keep_zooms_words() {

@@ -103,7 +103,7 @@ pub struct FeedRead {
     /// Changes after the id asked from, oldest first, at most the page asked for; then every change
     /// of a watched transaction (now committed) at or below that id. `None`: customers, links or
     /// trunks changed.
-    pub changes: Vec<(i64, Option<String>)>,
+    pub changes: Vec<(i64, Option<PhoneNumber>)>,
     /// How many of `changes` are from after the id asked from: a full page means more may follow.
     pub newer: usize,
     /// The transactions open at this read (any of them may still commit changes with lower ids).

@@ -780,7 +780,7 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
         numbers.into_iter().map(|(n, _)| n).collect()
     };
     for n in &numbers {
-        store.force_number_state(n.e164.as_str(), "active", Some(c.id.as_uuid())).await?;
+        store.force_number_state(&n.e164, domain::NumberState::Active, Some(c.id)).await?;
     }
     let config = routing::RoutingConfig {
         http_listen: String::new(),
@@ -803,7 +803,7 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let t0 = Instant::now();
-        store.force_number_state(n.e164.as_str(), "aging", None).await?;
+        store.force_number_state(&n.e164, domain::NumberState::Aging, None).await?;
         while started.routing.read().decide(Direction::Inbound, None, Some(key), None).status != 404
         {
             anyhow::ensure!(

@@ -73,8 +73,8 @@ async fn customer_with_active_numbers(w: &World) -> String {
     while let Some(job) =
         w.store.claim_job("t", now + time::Duration::minutes(1), now).await.unwrap()
     {
-        let results: Vec<(String, PushResult)> =
-            job.payload.numbers.iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
+        let results: Vec<(domain::PhoneNumber, PushResult)> =
+            job.payload.numbers.iter().map(|n| (n.clone(), PushResult::Accepted)).collect();
         if job.kind == domain::onboarding::JobKind::PushNumbers {
             assert!(w.store.complete_push(job.id, "t", &results, &by, now).await.unwrap());
         } else {

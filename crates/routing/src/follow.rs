@@ -3,6 +3,7 @@
 
 use crate::snapshot::{e164_key, Snapshot};
 use crate::Routing;
+use domain::PhoneNumber;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use store::{DbError, Store};
@@ -58,12 +59,12 @@ impl Follower {
         let head = self.store.routing_feed_head().await?;
         let mut s = Snapshot::default();
         s.set_customers(self.store.routing_customers().await?, self.store.list_trunks().await?);
-        let mut after = String::new();
+        let mut after = None;
         loop {
-            let page = self.store.routing_numbers(&after, LOAD_PAGE).await?;
+            let page = self.store.routing_numbers(after.as_ref(), LOAD_PAGE).await?;
             s.load(&page);
             match page.last() {
-                Some(last) if page.len() as i64 == LOAD_PAGE => after = last.e164.to_string(),
+                Some(last) if page.len() as i64 == LOAD_PAGE => after = Some(last.e164.clone()),
                 _ => break,
             }
         }
@@ -147,10 +148,10 @@ impl Follower {
 
     async fn apply(
         &mut self,
-        changes: &[(i64, Option<String>)],
+        changes: &[(i64, Option<PhoneNumber>)],
         generation: i64,
     ) -> Result<(), DbError> {
-        let mut numbers: HashSet<String> = HashSet::new();
+        let mut numbers: HashSet<PhoneNumber> = HashSet::new();
         let mut reload_customers = false;
         for (_, e164) in changes {
             match e164 {
@@ -160,7 +161,7 @@ impl Follower {
                 None => reload_customers = true,
             }
         }
-        let numbers: Vec<String> = numbers.into_iter().collect();
+        let numbers: Vec<PhoneNumber> = numbers.into_iter().collect();
         let facts = self.store.routing_numbers_by_e164(&numbers).await?;
         {
             let s = self.routing.read();
@@ -179,7 +180,7 @@ impl Follower {
             s.set_customers(customers, trunks);
         }
         for n in &numbers {
-            if let Some(k) = e164_key(n) {
+            if let Some(k) = e164_key(n.as_str()) {
                 s.apply(k, by_key.get(&k).copied());
             }
         }

@@ -39,6 +39,10 @@ fn e164(n: u64) -> String {
     format!("+{n}")
 }
 
+fn phone(n: u64) -> domain::PhoneNumber {
+    domain::PhoneNumber::parse(&e164(n)).unwrap()
+}
+
 /// Answers' SIP statuses for `numbers`, asked of the lookup API at `addr` (pipelined, 500 a write).
 fn statuses(addr: SocketAddr, numbers: &[u64]) -> Vec<u64> {
     let s = TcpStream::connect(addr).unwrap();
@@ -223,15 +227,19 @@ async fn a_large_change_reaches_every_instance_while_others_commit(db: Db) {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (store, stop) = (store.clone(), stop.clone());
-        let c = customer.id.as_uuid();
+        let c = customer.id;
         tokio::spawn(async move {
             // Each change its own transaction, committed at once; back and forth until told to stop,
             // ending on `suspended`.
             let mut round = 0u32;
             loop {
-                let state = if round.is_multiple_of(2) { "suspended" } else { "active" };
+                let state = if round.is_multiple_of(2) {
+                    domain::NumberState::Suspended
+                } else {
+                    domain::NumberState::Active
+                };
                 for n in OTHER_FIRST..OTHER_FIRST + OTHERS {
-                    store.force_number_state(&e164(n), state, Some(c)).await.unwrap();
+                    store.force_number_state(&phone(n), state, Some(c)).await.unwrap();
                 }
                 round += 1;
                 if !round.is_multiple_of(2) && stop.load(Ordering::Acquire) {
@@ -264,6 +272,6 @@ async fn a_large_change_reaches_every_instance_while_others_commit(db: Db) {
     eprintln!("the big change reached every instance {:?} after its commit", t1.elapsed());
     until_all(&instances, others, 480, Duration::from_secs(10)).await;
     // A change after all that still arrives everywhere.
-    store.force_number_state(&e164(FIRST), "aging", None).await.unwrap();
+    store.force_number_state(&phone(FIRST), domain::NumberState::Aging, None).await.unwrap();
     until_all(&instances, vec![FIRST], 404, Duration::from_secs(10)).await;
 }

@@ -49,7 +49,7 @@ async fn lookups_follow_the_contract_and_a_release_stops_routing_at_once(db: Db)
     // from hanging the test on a loaded machine.
     let before = body["generation"].as_i64().unwrap();
     let t0 = Instant::now();
-    set_state(&w.store, ACTIVE, "aging", None).await;
+    set_state(&w.store, ACTIVE, domain::NumberState::Aging, None).await;
     loop {
         let (_, body) = lookup(&w, "to=%2B15550100001").await;
         if body["status"] == 404 {
@@ -209,7 +209,7 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
     };
     install().await;
     // Linking queues the customer's suspended numbers for Zoom again; suspend one by hand.
-    set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
+    set_state(&w.store, SUSPENDED, domain::NumberState::Suspended, Some(w.customer)).await;
     // Linked: the carrier's own suspension is `suspended`.
     until_reason(&w, "to=%2B15550100002", "suspended").await;
     assert_eq!(lookup(&w, "to=%2B15550100001").await.1["status"], 302);
@@ -236,7 +236,7 @@ async fn removing_the_app_in_zoom_answers_deauthorized(db: Db) {
 
     // Installed again: the link is live, so a suspension is the carrier's again.
     install().await;
-    set_state(&w.store, SUSPENDED, "suspended", Some(w.customer)).await;
+    set_state(&w.store, SUSPENDED, domain::NumberState::Suspended, Some(w.customer)).await;
     until_reason(&w, "to=%2B15550100002", "suspended").await;
 }
 

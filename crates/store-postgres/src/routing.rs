@@ -4,6 +4,7 @@
 
 use crate::{PgStore, Result};
 use domain::routing::FeedRead;
+use domain::PhoneNumber;
 
 /// Listens for `NOTIFY peerex_routing`, which the `routing_changes` triggers send at commit.
 pub const ROUTING_CHANNEL: &str = "peerex_routing";
@@ -53,7 +54,7 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
-        .map(|r| (r.id, r.e164))
+        .map(|r| (r.id, r.e164.map(PhoneNumber::from_trusted)))
         .collect();
         read.newer = read.changes.len();
         if !watched.is_empty() {
@@ -64,7 +65,8 @@ impl PgStore {
             )
             .fetch_all(&mut *tx)
             .await?;
-            read.changes.extend(late.into_iter().map(|r| (r.id, r.e164)));
+            read.changes
+                .extend(late.into_iter().map(|r| (r.id, r.e164.map(PhoneNumber::from_trusted))));
         }
         tx.commit().await?;
         Ok(read)

@@ -4,6 +4,7 @@
 
 use crate::{Result, SqliteStore};
 use domain::routing::FeedRead;
+use domain::PhoneNumber;
 use sqlx::SqliteConnection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -54,8 +55,8 @@ impl SqliteStore {
         let r = sqlx::query!(r#"SELECT COALESCE(MIN(id), 0) AS "low!: i64", COALESCE(MAX(id), 0) AS "high!: i64" FROM routing_changes"#).fetch_one(&mut *tx).await?;
         let rows = sqlx::query!(r#"SELECT id AS "id!: i64", e164 FROM routing_changes WHERE id > ? ORDER BY id LIMIT ?"#, after, limit).fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        let changes: Vec<(i64, Option<String>)> =
-            rows.into_iter().map(|r| (r.id, r.e164)).collect();
+        let changes: Vec<(i64, Option<PhoneNumber>)> =
+            rows.into_iter().map(|r| (r.id, r.e164.map(PhoneNumber::from_trusted))).collect();
         Ok(FeedRead {
             newer: changes.len(),
             changes,

@@ -64,12 +64,32 @@ fn unique_from_message(message: &str) -> String {
     .to_owned()
 }
 
-pub type Result<T> = std::result::Result<T, DbError>;
+#[cfg(test)]
+mod tests {
+    use super::ProgressOnce;
+    use std::sync::Mutex;
 
-/// Numbers as the dialects bind them.
-fn texts(numbers: &[PhoneNumber]) -> Vec<String> {
-    numbers.iter().map(|n| n.as_str().to_owned()).collect()
+    #[test]
+    fn a_retried_operation_reports_each_row_once() {
+        let heard = Mutex::new(Vec::new());
+        let progress = |rows| heard.lock().unwrap().push(rows);
+        let once = ProgressOnce::new(&progress);
+        // The first attempt writes two slices, then the database aborts it.
+        let first = once.attempt();
+        first(500);
+        first(500);
+        // The second runs whole: its first 1000 rows were reported already.
+        let second = once.attempt();
+        for _ in 0..3 {
+            second(500);
+        }
+        second(200);
+        assert_eq!(*heard.lock().unwrap(), [500, 500, 500, 200]);
+        assert_eq!(heard.lock().unwrap().iter().sum::<usize>(), 1700, "every row once");
+    }
 }
+
+pub type Result<T> = std::result::Result<T, DbError>;
 
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -100,6 +120,24 @@ macro_rules! dispatch {
     }};
 }
 
+/// Declares methods that only pass their arguments to the same method of the dialect (through
+/// [`dispatch!`]), each written as its signature alone:
+/// `pub async fn name(&self, arg: Type) -> Result<T>;`. A method that converts what it passes or
+/// what it returns is written out in full instead.
+macro_rules! forward {
+    ($(
+        $(#[$attr:meta])*
+        pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;
+    )*) => {
+        $(
+            $(#[$attr])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                dispatch!(self.$name($($arg),*))
+            }
+        )*
+    };
+}
+
 /// How many times a store operation is run when the database keeps aborting it as [`transient`].
 const ATTEMPTS: u32 = 3;
 
@@ -124,6 +162,36 @@ fn retry_pause(attempt: u32) -> std::time::Duration {
     // A fresh RandomState is randomly keyed: enough randomness for a jitter, with no dependency.
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     std::time::Duration::from_micros(base / 2 + random % base)
+}
+
+/// Passes on the progress (rows done, as increments) of an operation `dispatch!` may run again: an
+/// attempt the database aborted reported rows that the next attempt reports again, so each attempt
+/// counts its rows from zero and only rows beyond the most any attempt reached are passed on.
+struct ProgressOnce<'a> {
+    progress: &'a (dyn Fn(usize) + Sync),
+    /// The most rows any attempt has reported (all passed on).
+    reported: std::sync::atomic::AtomicUsize,
+    /// The rows the current attempt has reported.
+    this_attempt: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> ProgressOnce<'a> {
+    fn new(progress: &'a (dyn Fn(usize) + Sync)) -> Self {
+        Self { progress, reported: 0.into(), this_attempt: 0.into() }
+    }
+
+    /// The progress callback of a new attempt.
+    fn attempt(&self) -> impl Fn(usize) + Sync + '_ {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.this_attempt.store(0, Relaxed);
+        move |rows| {
+            let done = self.this_attempt.fetch_add(rows, Relaxed) + rows;
+            let before = self.reported.fetch_max(done, Relaxed);
+            if done > before {
+                (self.progress)(done - before);
+            }
+        }
+    }
 }
 
 mod routing; // issue 7: the routing snapshot's reads and change feed
@@ -151,12 +219,10 @@ impl Store {
         }
     }
 
-    pub async fn migrate(&self) -> Result<()> {
-        dispatch!(self.migrate())
-    }
+    forward! {
+        pub async fn migrate(&self) -> Result<()>;
 
-    pub async fn ping(&self) -> Result<()> {
-        dispatch!(self.ping())
+        pub async fn ping(&self) -> Result<()>;
     }
 
     /// Which of `numbers` are in the inventory already.
@@ -166,160 +232,110 @@ impl Store {
         Ok(found.into_iter().map(PhoneNumber::from_trusted).collect())
     }
 
+    /// Adds numbers and their creation events, all or nothing; `progress` hears of each row once,
+    /// however many times the insert is run again (see `ProgressOnce`).
     pub async fn insert_numbers(
         &self,
         numbers: &[(Number, NumberEvent)],
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<()> {
-        dispatch!(self.insert_numbers(numbers, progress))
+        let once = ProgressOnce::new(progress);
+        // `dispatch!` evaluates its arguments for each attempt: each counts from zero.
+        dispatch!(self.insert_numbers(numbers, &once.attempt()))
     }
 
-    pub async fn search_numbers(&self, query: &NumberQuery) -> Result<Vec<Number>> {
-        dispatch!(self.search_numbers(query))
-    }
+    forward! {
+        pub async fn search_numbers(&self, query: &NumberQuery) -> Result<Vec<Number>>;
 
-    pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>> {
-        dispatch!(self.count_by_state())
-    }
+        pub async fn count_by_state(&self) -> Result<Vec<(NumberState, i64)>>;
 
-    pub async fn get_number(&self, id: NumberId) -> Result<Option<Number>> {
-        dispatch!(self.get_number(id))
-    }
+        pub async fn get_number(&self, id: NumberId) -> Result<Option<Number>>;
 
-    pub async fn get_number_by_e164(&self, e164: &PhoneNumber) -> Result<Option<Number>> {
-        dispatch!(self.get_number_by_e164(e164.as_str()))
-    }
+        pub async fn get_number_by_e164(&self, e164: &PhoneNumber) -> Result<Option<Number>>;
 
-    pub async fn number_events(&self, id: NumberId) -> Result<Vec<NumberEvent>> {
-        dispatch!(self.number_events(id))
-    }
+        pub async fn number_events(&self, id: NumberId) -> Result<Vec<NumberEvent>>;
 
-    pub async fn insert_customer(&self, c: &Customer) -> Result<()> {
-        dispatch!(self.insert_customer(c))
-    }
+        pub async fn insert_customer(&self, c: &Customer) -> Result<()>;
 
-    pub async fn list_customers(&self) -> Result<Vec<Customer>> {
-        dispatch!(self.list_customers())
-    }
+        pub async fn list_customers(&self) -> Result<Vec<Customer>>;
 
-    pub async fn get_customer(&self, id: CustomerId) -> Result<Option<Customer>> {
-        dispatch!(self.get_customer(id))
-    }
+        pub async fn get_customer(&self, id: CustomerId) -> Result<Option<Customer>>;
 
-    /// How many numbers the customer holds (every state but available and aging).
-    pub async fn numbers_held(&self, id: CustomerId) -> Result<u32> {
-        dispatch!(self.numbers_held(id))
-    }
+        /// How many numbers the customer holds (every state but available and aging).
+        pub async fn numbers_held(&self, id: CustomerId) -> Result<u32>;
 
-    /// Sets (or lifts, with `None`) the most numbers the customer may hold; false for an unknown id.
-    pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<bool> {
-        dispatch!(self.set_number_limit(id, limit))
-    }
+        /// Sets (or lifts, with `None`) the most numbers the customer may hold; false for an
+        /// unknown id.
+        pub async fn set_number_limit(&self, id: CustomerId, limit: Option<u32>) -> Result<bool>;
 
-    pub async fn set_contract_state(&self, id: CustomerId, state: ContractState) -> Result<bool> {
-        dispatch!(self.set_contract_state(id, state))
-    }
+        pub async fn set_contract_state(
+            &self,
+            id: CustomerId,
+            state: ContractState,
+        ) -> Result<bool>;
 
-    pub async fn insert_user(&self, u: &User) -> Result<()> {
-        dispatch!(self.insert_user(u))
-    }
+        pub async fn insert_user(&self, u: &User) -> Result<()>;
 
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        dispatch!(self.user_by_email(email))
-    }
+        pub async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
 
-    /// A customer's users, or the operators when `customer` is `None`.
-    pub async fn list_users(&self, customer: Option<CustomerId>) -> Result<Vec<User>> {
-        dispatch!(self.list_users(customer))
-    }
+        /// A customer's users, or the operators when `customer` is `None`.
+        pub async fn list_users(&self, customer: Option<CustomerId>) -> Result<Vec<User>>;
 
-    pub async fn record_login_failure(
-        &self,
-        id: UserId,
-        lock_until: Option<OffsetDateTime>,
-    ) -> Result<i64> {
-        dispatch!(self.record_login_failure(id, lock_until))
-    }
+        pub async fn record_login_failure(
+            &self,
+            id: UserId,
+            lock_until: Option<OffsetDateTime>,
+        ) -> Result<i64>;
 
-    pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
-        dispatch!(self.reset_login_failures(id))
-    }
+        pub async fn reset_login_failures(&self, id: UserId) -> Result<()>;
 
-    pub async fn set_password(&self, id: UserId, hash: &str) -> Result<bool> {
-        dispatch!(self.set_password(id, hash))
-    }
+        pub async fn set_password(&self, id: UserId, hash: &str) -> Result<bool>;
 
-    pub async fn insert_session(&self, s: &Session) -> Result<()> {
-        dispatch!(self.insert_session(s))
-    }
+        pub async fn insert_session(&self, s: &Session) -> Result<()>;
 
-    pub async fn session(
-        &self,
-        id_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<(Session, User)>> {
-        dispatch!(self.session(id_hash, now))
-    }
+        pub async fn session(
+            &self,
+            id_hash: &str,
+            now: OffsetDateTime,
+        ) -> Result<Option<(Session, User)>>;
 
-    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        dispatch!(self.delete_session(id_hash))
-    }
+        pub async fn delete_session(&self, id_hash: &str) -> Result<()>;
 
-    pub async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64> {
-        dispatch!(self.delete_expired_sessions(now))
-    }
+        pub async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64>;
 
-    pub async fn insert_token(&self, t: &ApiToken) -> Result<()> {
-        dispatch!(self.insert_token(t))
-    }
+        pub async fn insert_token(&self, t: &ApiToken) -> Result<()>;
 
-    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
-        dispatch!(self.token_by_hash(hash))
-    }
+        pub async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
 
-    pub async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        dispatch!(self.list_tokens())
-    }
+        pub async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
 
-    pub async fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
-        dispatch!(self.revoke_token(id, now))
-    }
+        pub async fn revoke_token(&self, id: Uuid, now: OffsetDateTime) -> Result<bool>;
 
-    pub async fn create_order(
-        &self,
-        customer: CustomerId,
-        pick: &OrderPick,
-        explicit: &[PhoneNumber],
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
-        let explicit = texts(explicit);
-        dispatch!(self.create_order(customer, pick, &explicit, by, now))
-    }
+        pub async fn create_order(
+            &self,
+            customer: CustomerId,
+            pick: &OrderPick,
+            explicit: &[PhoneNumber],
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>>;
 
-    pub async fn cancel_order(
-        &self,
-        id: OrderId,
-        customer: Option<CustomerId>,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<std::result::Result<Order, OrderError>> {
-        dispatch!(self.cancel_order(id, customer, by, now))
-    }
+        pub async fn cancel_order(
+            &self,
+            id: OrderId,
+            customer: Option<CustomerId>,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<std::result::Result<Order, OrderError>>;
 
-    pub async fn get_order(&self, id: OrderId) -> Result<Option<Order>> {
-        dispatch!(self.get_order(id))
-    }
+        pub async fn get_order(&self, id: OrderId) -> Result<Option<Order>>;
 
-    pub async fn list_orders(
-        &self,
-        customer: Option<CustomerId>,
-        limit: u32,
-    ) -> Result<Vec<Order>> {
-        dispatch!(self.list_orders(customer, limit))
-    }
+        pub async fn list_orders(
+            &self,
+            customer: Option<CustomerId>,
+            limit: u32,
+        ) -> Result<Vec<Order>>;
 
-    pub async fn order_numbers(&self, id: OrderId) -> Result<Vec<Number>> {
-        dispatch!(self.order_numbers(id))
+        pub async fn order_numbers(&self, id: OrderId) -> Result<Vec<Number>>;
     }
 }

@@ -10,112 +10,88 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 impl Store {
-    /// Keeps an exchanged install until a customer admin confirms it, under the hash of the
-    /// browser's cookie. Expired installs are dropped on the way.
-    pub async fn insert_pending_install(&self, id_hash: &str, p: &PendingInstall) -> Result<()> {
-        dispatch!(self.insert_pending_install(id_hash, p))
-    }
+    forward! {
+        /// Keeps an exchanged install until a customer admin confirms it, under the hash of the
+        /// browser's cookie. Expired installs are dropped on the way.
+        pub async fn insert_pending_install(&self, id_hash: &str, p: &PendingInstall) -> Result<()>;
 
-    /// The install waiting under `id_hash`, unless expired.
-    pub async fn pending_install(
-        &self,
-        id_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<PendingInstall>> {
-        dispatch!(self.pending_install(id_hash, now))
-    }
+        /// The install waiting under `id_hash`, unless expired.
+        pub async fn pending_install(
+            &self,
+            id_hash: &str,
+            now: OffsetDateTime,
+        ) -> Result<Option<PendingInstall>>;
 
-    /// The install waiting under `id_hash`, once: taking it deletes it. Expired installs are not returned.
-    pub async fn take_pending_install(
-        &self,
-        id_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<PendingInstall>> {
-        dispatch!(self.take_pending_install(id_hash, now))
-    }
+        /// The install waiting under `id_hash`, once: taking it deletes it. Expired installs are
+        /// not returned.
+        pub async fn take_pending_install(
+            &self,
+            id_hash: &str,
+            now: OffsetDateTime,
+        ) -> Result<Option<PendingInstall>>;
 
-    /// New tokens for the account's live link: kept, the need for re-authorization cleared, the
-    /// account's waiting jobs due now. `None` without a live link for the account.
-    pub async fn renew_link_tokens(
-        &self,
-        account: &ZoomAccountId,
-        zoom_user: &str,
-        tokens: &StoredTokens,
-        now: OffsetDateTime,
-    ) -> Result<Option<ZoomLink>> {
-        dispatch!(self.renew_link_tokens(account.as_str(), zoom_user, tokens, now))
-    }
+        /// New tokens for the account's live link: kept, the need for re-authorization cleared, the
+        /// account's waiting jobs due now. `None` without a live link for the account.
+        pub async fn renew_link_tokens(
+            &self,
+            account: &ZoomAccountId,
+            zoom_user: &str,
+            tokens: &StoredTokens,
+            now: OffsetDateTime,
+        ) -> Result<Option<ZoomLink>>;
 
-    /// Marks the link as needing re-authorization if its tokens are still those of `generation`.
-    pub async fn mark_link_reauth(
-        &self,
-        link_id: Uuid,
-        generation: i64,
-        reason: &str,
-        now: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.mark_link_reauth(link_id, generation, reason, now))
-    }
+        /// Marks the link as needing re-authorization if its tokens are still those of
+        /// `generation`.
+        pub async fn mark_link_reauth(
+            &self,
+            link_id: Uuid,
+            generation: i64,
+            reason: &str,
+            now: OffsetDateTime,
+        ) -> Result<bool>;
 
-    pub async fn links_needing_reauth(&self) -> Result<Vec<ZoomLink>> {
-        dispatch!(self.links_needing_reauth())
-    }
+        pub async fn links_needing_reauth(&self) -> Result<Vec<ZoomLink>>;
 
-    /// The customer's link: the live one, else the latest removed one.
-    pub async fn zoom_link(&self, customer: CustomerId) -> Result<Option<ZoomLink>> {
-        dispatch!(self.zoom_link(customer))
-    }
+        /// The customer's link: the live one, else the latest removed one.
+        pub async fn zoom_link(&self, customer: CustomerId) -> Result<Option<ZoomLink>>;
 
-    pub async fn live_link_by_account(&self, account: &ZoomAccountId) -> Result<Option<ZoomLink>> {
-        dispatch!(self.live_link_by_account(account.as_str()))
-    }
+        pub async fn live_link_by_account(
+            &self,
+            account: &ZoomAccountId,
+        ) -> Result<Option<ZoomLink>>;
 
-    /// The customer's link history, newest first.
-    pub async fn link_events(&self, customer: CustomerId, limit: u32) -> Result<Vec<LinkEvent>> {
-        dispatch!(self.link_events(customer, limit))
-    }
+        /// The customer's link history, newest first.
+        pub async fn link_events(&self, customer: CustomerId, limit: u32) -> Result<Vec<LinkEvent>>;
 
-    pub async fn record_link_refusal(
-        &self,
-        customer: Option<CustomerId>,
-        account: &ZoomAccountId,
-        message: &str,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        dispatch!(self.record_link_refusal(customer, account.as_str(), message, now))
-    }
+        pub async fn record_link_refusal(
+            &self,
+            customer: Option<CustomerId>,
+            account: &ZoomAccountId,
+            message: &str,
+            now: OffsetDateTime,
+        ) -> Result<()>;
 
-    /// Links the customer to a Zoom account and applies its waiting numbers, in one transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn link_zoom_account(
-        &self,
-        customer: CustomerId,
-        account: &ZoomAccountId,
-        zoom_user: &str,
-        tokens: &StoredTokens,
-        carrier: &str,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>> {
-        dispatch!(self.link_zoom_account(
-            customer,
-            account.as_str(),
-            zoom_user,
-            tokens,
-            carrier,
-            by,
-            now
-        ))
-    }
+        /// Links the customer to a Zoom account and applies its waiting numbers, in one
+        /// transaction.
+        #[allow(clippy::too_many_arguments)]
+        pub async fn link_zoom_account(
+            &self,
+            customer: CustomerId,
+            account: &ZoomAccountId,
+            zoom_user: &str,
+            tokens: &StoredTokens,
+            carrier: &str,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<std::result::Result<(ZoomLink, usize), LinkRefused>>;
 
-    /// Queues the customer's waiting numbers for Zoom; `None` without a live link.
-    pub async fn apply_pending_orders(
-        &self,
-        customer: CustomerId,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<Option<usize>> {
-        dispatch!(self.apply_pending_orders(customer, by, now))
+        /// Queues the customer's waiting numbers for Zoom; `None` without a live link.
+        pub async fn apply_pending_orders(
+            &self,
+            customer: CustomerId,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<Option<usize>>;
     }
 
     /// The app was removed (now): link removed, tokens dropped, jobs cancelled, numbers suspended.
@@ -142,163 +118,122 @@ impl Store {
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<Unlinked> {
-        dispatch!(self.unlink_zoom_account(account.as_str(), reason, removed_at, by, now))
+        dispatch!(self.unlink_zoom_account(account, reason, removed_at, by, now))
     }
 
-    /// Zoom's 429: no job of the account is claimed, and no call takes a slot, before `until`.
-    pub async fn set_not_before(
-        &self,
-        account: &ZoomAccountId,
-        until: OffsetDateTime,
-    ) -> Result<()> {
-        dispatch!(self.set_not_before(account.as_str(), until))
-    }
+    forward! {
+        /// Zoom's 429: no job of the account is claimed, and no call takes a slot, before `until`.
+        pub async fn set_not_before(
+            &self,
+            account: &ZoomAccountId,
+            until: OffsetDateTime,
+        ) -> Result<()>;
 
-    /// Takes the next slot of the account's shared request budget (see the dialects); when the call
-    /// may be made, in microseconds since the epoch.
-    pub async fn take_zoom_slot(
-        &self,
-        account: &ZoomAccountId,
-        now_us: i64,
-        gap_us: i64,
-    ) -> Result<i64> {
-        dispatch!(self.take_zoom_slot(account.as_str(), now_us, gap_us))
-    }
+        /// Takes the next slot of the account's shared request budget (see the dialects); when the
+        /// call may be made, in microseconds since the epoch.
+        pub async fn take_zoom_slot(
+            &self,
+            account: &ZoomAccountId,
+            now_us: i64,
+            gap_us: i64,
+        ) -> Result<i64>;
 
-    /// Remembers a webhook delivery by the digest of its verified content: false when any instance
-    /// has seen it already.
-    pub async fn remember_webhook(
-        &self,
-        digest: &str,
-        now: OffsetDateTime,
-        keep_until: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.remember_webhook(digest, now, keep_until))
-    }
+        /// Remembers a webhook delivery by the digest of its verified content: false when any
+        /// instance has seen it already.
+        pub async fn remember_webhook(
+            &self,
+            digest: &str,
+            now: OffsetDateTime,
+            keep_until: OffsetDateTime,
+        ) -> Result<bool>;
 
-    pub async fn zoom_tokens(&self, link_id: Uuid) -> Result<Option<StoredTokens>> {
-        dispatch!(self.zoom_tokens(link_id))
-    }
+        pub async fn zoom_tokens(&self, link_id: Uuid) -> Result<Option<StoredTokens>>;
 
-    pub async fn begin_token_refresh(
-        &self,
-        link_id: Uuid,
-        generation: i64,
-        owner: &str,
-        lease_until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.begin_token_refresh(link_id, generation, owner, lease_until, now))
-    }
+        pub async fn begin_token_refresh(
+            &self,
+            link_id: Uuid,
+            generation: i64,
+            owner: &str,
+            lease_until: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> Result<bool>;
 
-    pub async fn finish_token_refresh(
-        &self,
-        link_id: Uuid,
-        generation: i64,
-        owner: &str,
-        tokens: &StoredTokens,
-        now: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.finish_token_refresh(link_id, generation, owner, tokens, now))
-    }
+        pub async fn finish_token_refresh(
+            &self,
+            link_id: Uuid,
+            generation: i64,
+            owner: &str,
+            tokens: &StoredTokens,
+            now: OffsetDateTime,
+        ) -> Result<bool>;
 
-    pub async fn abandon_token_refresh(&self, link_id: Uuid, owner: &str) -> Result<()> {
-        dispatch!(self.abandon_token_refresh(link_id, owner))
-    }
+        pub async fn abandon_token_refresh(&self, link_id: Uuid, owner: &str) -> Result<()>;
 
-    pub async fn insert_job(&self, job: &Job) -> Result<()> {
-        dispatch!(self.insert_job(job))
-    }
+        pub async fn insert_job(&self, job: &Job) -> Result<()>;
 
-    pub async fn claim_job(
-        &self,
-        owner: &str,
-        lease_until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<Option<Job>> {
-        dispatch!(self.claim_job(owner, lease_until, now))
-    }
+        pub async fn claim_job(
+            &self,
+            owner: &str,
+            lease_until: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> Result<Option<Job>>;
 
-    pub async fn finish_job(
-        &self,
-        id: Uuid,
-        owner: &str,
-        end: &JobEnd,
-        now: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.finish_job(id, owner, end, now))
-    }
+        pub async fn finish_job(
+            &self,
+            id: Uuid,
+            owner: &str,
+            end: &JobEnd,
+            now: OffsetDateTime,
+        ) -> Result<bool>;
 
-    /// A running job's heartbeat: false when `owner` no longer holds it.
-    pub async fn extend_job_lease(
-        &self,
-        id: Uuid,
-        owner: &str,
-        lease_until: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.extend_job_lease(id, owner, lease_until))
-    }
+        /// A running job's heartbeat: false when `owner` no longer holds it.
+        pub async fn extend_job_lease(
+            &self,
+            id: Uuid,
+            owner: &str,
+            lease_until: OffsetDateTime,
+        ) -> Result<bool>;
 
-    /// A clean stop: `owner`'s running jobs are pending again at once. Returns how many.
-    pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64> {
-        dispatch!(self.hand_back_job(owner, now))
-    }
+        /// A clean stop: `owner`'s running jobs are pending again at once. Returns how many.
+        pub async fn hand_back_job(&self, owner: &str, now: OffsetDateTime) -> Result<u64>;
 
-    pub async fn complete_push(
-        &self,
-        job_id: Uuid,
-        owner: &str,
-        results: &[(String, PushResult)],
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.complete_push(job_id, owner, results, by, now))
-    }
+        pub async fn complete_push(
+            &self,
+            job_id: Uuid,
+            owner: &str,
+            results: &[(PhoneNumber, PushResult)],
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<bool>;
 
-    pub async fn complete_poll(
-        &self,
-        job_id: Uuid,
-        owner: &str,
-        customer: CustomerId,
-        seen: &[(String, bool)],
-        now: OffsetDateTime,
-        next_poll: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.complete_poll(job_id, owner, customer, seen, now, next_poll))
-    }
+        pub async fn complete_poll(
+            &self,
+            job_id: Uuid,
+            owner: &str,
+            customer: CustomerId,
+            seen: &[(PhoneNumber, bool)],
+            now: OffsetDateTime,
+            next_poll: OffsetDateTime,
+        ) -> Result<bool>;
 
-    pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>> {
-        dispatch!(self.list_jobs(state, limit))
-    }
+        pub async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>>;
 
-    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
-        dispatch!(self.job_counts())
-    }
+        pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>>;
 
-    pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>> {
-        dispatch!(self.order_jobs(order))
-    }
+        pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>>;
 
-    pub async fn retry_job(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
-        dispatch!(self.retry_job(id, now))
-    }
+        pub async fn retry_job(&self, id: Uuid, now: OffsetDateTime) -> Result<bool>;
 
-    /// Brings the customer's next poll of Zoom forward to `now`; false when none is waiting.
-    pub async fn poll_now(&self, customer: CustomerId, now: OffsetDateTime) -> Result<bool> {
-        dispatch!(self.poll_now(customer, now))
-    }
+        /// Brings the customer's next poll of Zoom forward to `now`; false when none is waiting.
+        pub async fn poll_now(&self, customer: CustomerId, now: OffsetDateTime) -> Result<bool>;
 
-    pub async fn numbers_in(&self, numbers: &[PhoneNumber]) -> Result<Vec<Number>> {
-        let e164s = crate::texts(numbers);
-        dispatch!(self.numbers_in(&e164s))
-    }
+        pub async fn numbers_in(&self, numbers: &[PhoneNumber]) -> Result<Vec<Number>>;
 
-    /// (number, assigned to a user in Zoom, when Zoom was last asked) for the customer's numbers seen.
-    pub async fn zoom_presence(
-        &self,
-        customer: CustomerId,
-    ) -> Result<Vec<(PhoneNumber, Option<bool>, Option<OffsetDateTime>)>> {
-        let seen = dispatch!(self.zoom_presence(customer))?;
-        Ok(seen.into_iter().map(|(n, a, at)| (PhoneNumber::from_trusted(n), a, at)).collect())
+        /// (number, assigned to a user in Zoom, when Zoom was last asked) for the customer's
+        /// numbers seen.
+        pub async fn zoom_presence(
+            &self,
+            customer: CustomerId,
+        ) -> Result<Vec<(PhoneNumber, Option<bool>, Option<OffsetDateTime>)>>;
     }
 }

@@ -7,108 +7,91 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 impl Store {
-    /// Starts the release of the customer's active `e164s`: all or nothing, every refusal named.
-    pub async fn start_release(
-        &self,
-        customer: CustomerId,
-        numbers: &[PhoneNumber],
-        reason: &str,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<std::result::Result<Release, StartRefused>> {
-        let e164s = crate::texts(numbers);
-        dispatch!(self.start_release(customer, &e164s, reason, by, now))
-    }
+    forward! {
+        /// Starts the release of the customer's active `e164s`: all or nothing, every refusal
+        /// named.
+        pub async fn start_release(
+            &self,
+            customer: CustomerId,
+            numbers: &[PhoneNumber],
+            reason: &str,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<std::result::Result<Release, StartRefused>>;
 
-    /// Withdraws what still waits in a release; `None` for an unknown release.
-    pub async fn withdraw_release(
-        &self,
-        id: Uuid,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<Option<usize>> {
-        dispatch!(self.withdraw_release(id, by, now))
-    }
+        /// Withdraws what still waits in a release; `None` for an unknown release.
+        pub async fn withdraw_release(
+            &self,
+            id: Uuid,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<Option<usize>>;
 
-    /// Releases newest first: one (`id`), a customer's, or all.
-    pub async fn list_releases(
-        &self,
-        id: Option<Uuid>,
-        customer: Option<CustomerId>,
-        limit: u32,
-    ) -> Result<Vec<Release>> {
-        dispatch!(self.list_releases(id, customer, limit))
-    }
+        /// Releases newest first: one (`id`), a customer's, or all.
+        pub async fn list_releases(
+            &self,
+            id: Option<Uuid>,
+            customer: Option<CustomerId>,
+            limit: u32,
+        ) -> Result<Vec<Release>>;
 
-    pub async fn release_lines(&self, id: Uuid) -> Result<Vec<ReleaseLine>> {
-        dispatch!(self.release_lines(id))
-    }
+        pub async fn release_lines(&self, id: Uuid) -> Result<Vec<ReleaseLine>>;
 
-    /// The customer's numbers waiting, releasing or refused, and those released since `released_since`.
-    pub async fn customer_release_lines(
-        &self,
-        customer: CustomerId,
-        released_since: OffsetDateTime,
-    ) -> Result<Vec<ReleaseLine>> {
-        dispatch!(self.customer_release_lines(customer, released_since))
-    }
+        /// The customer's numbers waiting, releasing or refused, and those released since
+        /// `released_since`.
+        pub async fn customer_release_lines(
+            &self,
+            customer: CustomerId,
+            released_since: OffsetDateTime,
+        ) -> Result<Vec<ReleaseLine>>;
 
-    /// The customer's approval: numbers `releasing` and their jobs queued, in one transaction.
-    pub async fn approve_release(
-        &self,
-        customer: CustomerId,
-        numbers: &[NumberId],
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<std::result::Result<usize, ApproveRefused>> {
-        dispatch!(self.approve_release(customer, numbers, by, now))
-    }
+        /// The customer's approval: numbers `releasing` and their jobs queued, in one transaction.
+        pub async fn approve_release(
+            &self,
+            customer: CustomerId,
+            numbers: &[NumberId],
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<std::result::Result<usize, ApproveRefused>>;
 
-    /// Zoom's per-number answers for a release job, with the job's end; false if the lease was lost.
-    pub async fn complete_release(
-        &self,
-        job_id: Uuid,
-        owner: &str,
-        results: &[(String, RemoveResult)],
-        until: OffsetDateTime,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.complete_release(job_id, owner, results, until, by, now))
-    }
+        /// Zoom's per-number answers for a release job, with the job's end; false if the lease was
+        /// lost.
+        pub async fn complete_release(
+            &self,
+            job_id: Uuid,
+            owner: &str,
+            results: &[(PhoneNumber, RemoveResult)],
+            until: OffsetDateTime,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<bool>;
 
-    /// Numbers left `releasing` by a job that ended go back to `release_pending` with `message`.
-    pub async fn converge_stuck_releases(
-        &self,
-        message: &str,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<usize> {
-        dispatch!(self.converge_stuck_releases(message, by, now))
-    }
+        /// Numbers left `releasing` by a job that ended go back to `release_pending` with
+        /// `message`.
+        pub async fn converge_stuck_releases(
+            &self,
+            message: &str,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<usize>;
 
-    /// Waiting lines whose number left `release_pending` another way are closed as withdrawn.
-    pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize> {
-        dispatch!(self.close_stale_release_lines(now))
-    }
+        /// Waiting lines whose number left `release_pending` another way are closed as withdrawn.
+        pub async fn close_stale_release_lines(&self, now: OffsetDateTime) -> Result<usize>;
 
-    /// `aging` numbers whose quarantine is over go back to `available` (at most `limit`).
-    pub async fn expire_quarantine(
-        &self,
-        limit: u32,
-        by: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<usize> {
-        dispatch!(self.expire_quarantine(limit, by, now))
-    }
+        /// `aging` numbers whose quarantine is over go back to `available` (at most `limit`).
+        pub async fn expire_quarantine(
+            &self,
+            limit: u32,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<usize>;
 
-    /// What Zoom listed just now for the customer: (number, assigned to a user).
-    pub async fn record_zoom_presence(
-        &self,
-        customer: CustomerId,
-        seen: &[(String, bool)],
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        dispatch!(self.record_zoom_presence(customer, seen, now))
+        /// What Zoom listed just now for the customer: (number, assigned to a user).
+        pub async fn record_zoom_presence(
+            &self,
+            customer: CustomerId,
+            seen: &[(PhoneNumber, bool)],
+            now: OffsetDateTime,
+        ) -> Result<()>;
     }
 }

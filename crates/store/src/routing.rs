@@ -4,6 +4,7 @@
 
 use crate::{DbError, Result, Store};
 use domain::routing::{FeedRead, NumberFacts, RoutingCustomer};
+use domain::{CustomerId, NumberState, PhoneNumber};
 
 /// Wakes when the routing feed may have grown.
 pub enum RoutingWake {
@@ -25,33 +26,37 @@ impl RoutingWake {
 }
 
 impl Store {
-    pub async fn routing_numbers(&self, after: &str, limit: i64) -> Result<Vec<NumberFacts>> {
-        dispatch!(self.routing_numbers(after, limit))
-    }
+    forward! {
+        /// Every number that is not `available`, in E.164 order after `after` (from the first when
+        /// `None`), at most `limit`.
+        pub async fn routing_numbers(
+            &self,
+            after: Option<&PhoneNumber>,
+            limit: i64,
+        ) -> Result<Vec<NumberFacts>>;
 
-    pub async fn routing_numbers_by_e164(&self, e164s: &[String]) -> Result<Vec<NumberFacts>> {
-        dispatch!(self.routing_numbers_by_e164(e164s))
-    }
+        pub async fn routing_numbers_by_e164(
+            &self,
+            e164s: &[PhoneNumber],
+        ) -> Result<Vec<NumberFacts>>;
 
-    /// Every customer with its trunk and whether it removed the app in Zoom.
-    pub async fn routing_customers(&self) -> Result<Vec<RoutingCustomer>> {
-        dispatch!(self.routing_customers())
-    }
+        /// Every customer with its trunk and whether it removed the app in Zoom.
+        pub async fn routing_customers(&self) -> Result<Vec<RoutingCustomer>>;
 
-    /// Where the feed stands: its bounds and the transactions open now (see [`FeedRead`]).
-    pub async fn routing_feed_head(&self) -> Result<FeedRead> {
-        dispatch!(self.routing_feed_head())
-    }
+        /// Where the feed stands: its bounds and the transactions open now (see [`FeedRead`]).
+        pub async fn routing_feed_head(&self) -> Result<FeedRead>;
 
-    /// The changes after `after` (at most `limit`), and those of the `watched` transactions that
-    /// have committed since they were seen open, from one snapshot (see [`FeedRead`]).
-    pub async fn routing_feed(&self, after: i64, limit: i64, watched: &[i64]) -> Result<FeedRead> {
-        dispatch!(self.routing_feed(after, limit, watched))
-    }
+        /// The changes after `after` (at most `limit`), and those of the `watched` transactions
+        /// that have committed since they were seen open, from one snapshot (see [`FeedRead`]).
+        pub async fn routing_feed(
+            &self,
+            after: i64,
+            limit: i64,
+            watched: &[i64],
+        ) -> Result<FeedRead>;
 
-    /// Forgets changes up to `upto`, sparing those of transactions from `horizon` on.
-    pub async fn prune_routing_changes(&self, upto: i64, horizon: Option<i64>) -> Result<u64> {
-        dispatch!(self.prune_routing_changes(upto, horizon))
+        /// Forgets changes up to `upto`, sparing those of transactions from `horizon` on.
+        pub async fn prune_routing_changes(&self, upto: i64, horizon: Option<i64>) -> Result<u64>;
     }
 
     pub async fn routing_wake(&self) -> Result<RoutingWake> {
@@ -61,14 +66,14 @@ impl Store {
         }
     }
 
-    /// Test and benchmark support: sets a number's state and customer directly (no state machine,
-    /// no audit trail).
-    pub async fn force_number_state(
-        &self,
-        e164: &str,
-        state: &str,
-        customer: Option<uuid::Uuid>,
-    ) -> Result<bool> {
-        dispatch!(self.force_number_state(e164, state, customer))
+    forward! {
+        /// Test and benchmark support: sets a number's state and customer directly (no state
+        /// machine, no audit trail).
+        pub async fn force_number_state(
+            &self,
+            e164: &PhoneNumber,
+            state: NumberState,
+            customer: Option<CustomerId>,
+        ) -> Result<bool>;
     }
 }

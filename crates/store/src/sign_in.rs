@@ -5,43 +5,37 @@ use domain::sign_in::{Admission, SignInPolicy};
 use time::OffsetDateTime;
 
 impl Store {
-    /// Decides a sign-in attempt by the counters under `keys` (source, account, account at source,
-    /// already hashed) and counts it, atomically across instances.
-    pub async fn admit_sign_in(
-        &self,
-        keys: &[String; 3],
-        policy: &SignInPolicy,
-        now: OffsetDateTime,
-    ) -> Result<Admission> {
-        dispatch!(self.admit_sign_in(keys, policy, now))
-    }
+    forward! {
+        /// Decides a sign-in attempt by the counters under `keys` (source, account, account at
+        /// source, already hashed) and counts it, atomically across instances.
+        pub async fn admit_sign_in(
+            &self,
+            keys: &[String; 3],
+            policy: &SignInPolicy,
+            now: OffsetDateTime,
+        ) -> Result<Admission>;
 
-    /// Records how a checked attempt ended.
-    pub async fn settle_sign_in(
-        &self,
-        keys: &[String; 3],
-        succeeded: bool,
-        policy: &SignInPolicy,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        dispatch!(self.settle_sign_in(keys, succeeded, policy, now))
-    }
+        /// Records how a checked attempt ended.
+        pub async fn settle_sign_in(
+            &self,
+            keys: &[String; 3],
+            succeeded: bool,
+            policy: &SignInPolicy,
+            now: OffsetDateTime,
+        ) -> Result<()>;
 
-    pub async fn purge_sign_in_throttle(
-        &self,
-        before: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<u64> {
-        dispatch!(self.purge_sign_in_throttle(before, now))
-    }
+        pub async fn purge_sign_in_throttle(
+            &self,
+            before: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> Result<u64>;
 
-    /// The shared secret called `name`, made from `fresh` by whoever asks first.
-    pub async fn server_secret(
-        &self,
-        name: &str,
-        fresh: &str,
-        now: OffsetDateTime,
-    ) -> Result<String> {
-        dispatch!(self.server_secret(name, fresh, now))
+        /// The shared secret called `name`, made from `fresh` by whoever asks first.
+        pub async fn server_secret(
+            &self,
+            name: &str,
+            fresh: &str,
+            now: OffsetDateTime,
+        ) -> Result<String>;
     }
 }

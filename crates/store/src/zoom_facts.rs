@@ -27,7 +27,7 @@ impl Store {
     pub async fn record_zoom_listing(
         &self,
         customer: CustomerId,
-        listed: &[(String, ZoomListing)],
+        listed: &[(PhoneNumber, ZoomListing)],
         now: OffsetDateTime,
     ) -> Result<()> {
         dispatch!(self.record_zoom_listing(customer, listed, now))

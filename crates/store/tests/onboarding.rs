@@ -34,6 +34,10 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap()
 }
 
+fn pn(e164: &str) -> PhoneNumber {
+    PhoneNumber::parse(e164).unwrap()
+}
+
 fn by() -> Actor {
     Actor::System("test".into())
 }
@@ -183,9 +187,9 @@ async fn zoom_answers_activate_or_return_numbers_with_the_reason(store: Store) {
         .find(|j| j.kind == JobKind::PushNumbers)
         .unwrap();
     let results = vec![
-        ("+15550100000".to_owned(), PushResult::Accepted),
-        ("+15550100001".to_owned(), PushResult::Refused("Invalid Sip Trunk".into())),
-        ("+15550100002".to_owned(), PushResult::Accepted),
+        (pn("+15550100000"), PushResult::Accepted),
+        (pn("+15550100001"), PushResult::Refused("Invalid Sip Trunk".into())),
+        (pn("+15550100002"), PushResult::Accepted),
     ];
     assert!(
         !store.complete_push(push.id, "someone-else", &results, &by(), now()).await.unwrap(),
@@ -321,7 +325,7 @@ async fn app_removal_suspends_and_reinstall_resumes(store: Store) {
     let push = jobs.iter().find(|j| j.kind == JobKind::PushNumbers).unwrap();
     let results: Vec<_> = ["+15550100000", "+15550100001", "+15550100002"]
         .iter()
-        .map(|n| (n.to_string(), PushResult::Accepted))
+        .map(|n| (pn(n), PushResult::Accepted))
         .collect();
     store.complete_push(push.id, "w", &results, &by(), now()).await.unwrap();
     assert!(store
@@ -540,11 +544,8 @@ async fn poll_records_assignment_and_reschedules(store: Store) {
     let poll = jobs.iter().find(|j| j.kind == JobKind::PollNumbers).unwrap();
     let push = jobs.iter().find(|j| j.kind == JobKind::PushNumbers).unwrap();
     store.finish_job(push.id, "w", &JobEnd::Done, now()).await.unwrap();
-    let seen = vec![
-        ("+15550100000".to_owned(), true),
-        ("+15550100001".to_owned(), false),
-        ("+19999999999".to_owned(), true),
-    ];
+    let seen =
+        vec![(pn("+15550100000"), true), (pn("+15550100001"), false), (pn("+19999999999"), true)];
     let next = now() + Duration::minutes(5);
     assert!(store.complete_poll(poll.id, "w", c, &seen, now(), next).await.unwrap());
     let presence = store.zoom_presence(c).await.unwrap();

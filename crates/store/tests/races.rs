@@ -226,7 +226,7 @@ async fn a_release_withdrawn_while_it_is_approved_ends_one_way(store: Store) {
         link(&store, c, round).await;
         let push = claim_push(&store, "w").await;
         let accepted: Vec<_> =
-            e164s(round).into_iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
+            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
         assert!(store.complete_push(push, "w", &accepted, &by(), now()).await.unwrap());
         let release = store
             .start_release(c, &e164s(round), "contract ends", &by(), now())
@@ -283,7 +283,7 @@ async fn an_app_removed_while_a_push_finishes_leaves_no_number_active(store: Sto
         link(&store, c, round).await;
         let push = claim_push(&store, "w").await;
         let accepted: Vec<_> =
-            e164s(round).into_iter().map(|n| (n.to_string(), PushResult::Accepted)).collect();
+            e164s(round).into_iter().map(|n| (n, PushResult::Accepted)).collect();
         let (s1, s2) = (store.clone(), store.clone());
         let (pushed, removed) = race(
             async move { s1.complete_push(push, "w", &accepted, &by(), now()).await.unwrap() },

@@ -164,7 +164,10 @@ async fn listed_capabilities_are_kept_and_the_missing_address_filter_counts_acti
     store
         .record_zoom_listing(
             acme,
-            &[("+15550100000".into(), listing.clone()), ("+19990000000".into(), listing.clone())],
+            &[
+                (PhoneNumber::parse("+15550100000").unwrap(), listing.clone()),
+                (PhoneNumber::parse("+19990000000").unwrap(), listing.clone()),
+            ],
             now(),
         )
         .await
@@ -220,8 +223,8 @@ async fn a_listing_of_thousands_of_numbers_is_kept_whole(store: Store) {
         voice_direction: Some(direction.into()),
         ..ZoomListing::default()
     };
-    let listed: Vec<(String, ZoomListing)> =
-        batch.iter().map(|(n, _)| (n.e164.to_string(), listing("INBOUND_ONLY"))).collect();
+    let listed: Vec<(PhoneNumber, ZoomListing)> =
+        batch.iter().map(|(n, _)| (n.e164.clone(), listing("INBOUND_ONLY"))).collect();
     let started = std::time::Instant::now();
     store.record_zoom_listing(acme, &listed, now()).await.unwrap();
     // Listed again: every row updated in place.

@@ -5,7 +5,7 @@
 use domain::customer::{ContractState, Customer};
 use domain::number::NumberAttrs;
 use domain::trunk::{NumberingRule, ZoomTrunk};
-use domain::{Actor, CustomerId, Number, PhoneNumber};
+use domain::{Actor, CustomerId, Number, NumberState, PhoneNumber};
 use routing::{RoutingConfig, Started};
 use serde_json::Value;
 use std::path::Path;
@@ -25,8 +25,14 @@ pub const SUSPENDED: &str = "+15550100002";
 pub const RELEASED: &str = "+15550100003";
 pub const UNKNOWN: &str = "+15550100999";
 
-pub async fn set_state(store: &Store, e164: &str, state: &str, customer: Option<CustomerId>) {
-    assert!(store.force_number_state(e164, state, customer.map(|c| c.as_uuid())).await.unwrap());
+pub async fn set_state(
+    store: &Store,
+    e164: &str,
+    state: NumberState,
+    customer: Option<CustomerId>,
+) {
+    let e164 = PhoneNumber::parse(e164).unwrap();
+    assert!(store.force_number_state(&e164, state, customer).await.unwrap());
 }
 
 pub async fn world(db: Db) -> World {
@@ -73,9 +79,9 @@ pub async fn world_with(db: Db, tune: impl FnOnce(&mut RoutingConfig)) -> World 
         .map(|n| Number::imported(PhoneNumber::parse(n).unwrap(), NumberAttrs::default(), &by, now))
         .collect();
     store.insert_numbers(&numbers, &|_| {}).await.unwrap();
-    set_state(&store, ACTIVE, "active", Some(c.id)).await;
-    set_state(&store, SUSPENDED, "suspended", Some(c.id)).await;
-    set_state(&store, RELEASED, "aging", None).await;
+    set_state(&store, ACTIVE, NumberState::Active, Some(c.id)).await;
+    set_state(&store, SUSPENDED, NumberState::Suspended, Some(c.id)).await;
+    set_state(&store, RELEASED, NumberState::Aging, None).await;
     let mut config = RoutingConfig {
         http_listen: "127.0.0.1:0".into(),
         sip_listen: "127.0.0.1:0".into(),

@@ -84,7 +84,7 @@ impl From<ReleaseLine> for ReleaseLineOut {
     fn from(l: ReleaseLine) -> Self {
         Self {
             number_id: l.number_id.to_string(),
-            number: l.e164,
+            number: l.e164.to_string(),
             state: l.state.as_str().to_owned(),
             message: l.message,
             updated_at: rfc3339(l.updated_at),

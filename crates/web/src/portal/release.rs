@@ -111,7 +111,7 @@ fn results_of(lines: &[ReleaseLine], zoom: &ZoomLook) -> Results {
             };
             Row {
                 id: l.number_id.to_string(),
-                e164: l.e164.clone(),
+                e164: l.e164.to_string(),
                 tick: l.state.approvable(),
                 kind,
                 why: l.release_reason.clone(),
@@ -231,7 +231,7 @@ mod tests {
         ReleaseLine {
             release_id: uuid::Uuid::now_v7(),
             number_id: NumberId::new(),
-            e164: e164.into(),
+            e164: domain::PhoneNumber::parse(e164).unwrap(),
             state,
             release_reason: "contract ends".into(),
             message: None,
@@ -247,8 +247,8 @@ mod tests {
         let fresh = ZoomLook::Fresh {
             at,
             listed: HashMap::from([
-                ("+15550100000".to_owned(), true),
-                ("+15550100001".to_owned(), false),
+                (domain::PhoneNumber::parse("+15550100000").unwrap(), true),
+                (domain::PhoneNumber::parse("+15550100001").unwrap(), false),
             ]),
         };
         assert_eq!(
