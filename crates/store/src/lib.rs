@@ -129,9 +129,10 @@ fn retry_pause(attempt: u32) -> std::time::Duration {
 mod routing; // issue 7: the routing snapshot's reads and change feed
 mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;
+mod findings;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
 mod release; // issue 6: releases approved by the customer
-mod sign_in;
+mod sign_in; // reconciliation
 
 impl Store {
     /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.
