@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod links;
 pub mod onboarding;
 pub mod orders;
+pub mod reconcile;
 pub mod release; // issue 6
 pub mod token_keys;
 pub mod trunks;

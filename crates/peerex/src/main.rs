@@ -7,6 +7,7 @@ mod bench_zoom_sim;
 mod cli;
 mod config;
 mod demo;
+mod reconcile_cmd;
 mod releases_cmd;
 mod routing_demo;
 mod serve;

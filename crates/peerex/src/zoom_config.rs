@@ -39,6 +39,9 @@ pub struct ZoomConfig {
     /// Seconds a claimed job stays its worker's without a heartbeat (renewed every third of it while
     /// the job runs): a dead instance's jobs are taken again this long after its last heartbeat.
     pub lease_seconds: u64,
+    /// Minutes between two reconciliations of each linked account with Zoom (and of the routing
+    /// instances with the database), shared by every instance; 0: only `peerex reconcile`.
+    pub reconcile_minutes: u64,
 }
 
 impl Default for ZoomConfig {
@@ -58,6 +61,7 @@ impl Default for ZoomConfig {
             requests_per_second: 20.0,
             workers: 4,
             lease_seconds: 15,
+            reconcile_minutes: 15,
         }
     }
 }
@@ -89,6 +93,9 @@ requests_per_second = 20.0
 workers = 4
 # Seconds a job stays its worker's without a heartbeat: a dead instance's jobs are taken again after it.
 lease_seconds = 15
+# Minutes between two reconciliations of each linked account with Zoom (one instance runs each; the
+# listing shares the account's request budget with pushes); 0: only `peerex reconcile`.
+reconcile_minutes = 15
 "#;
 
 fn redacted(s: &str) -> &'static str {
@@ -116,6 +123,7 @@ impl fmt::Debug for ZoomConfig {
             .field("requests_per_second", &self.requests_per_second)
             .field("workers", &self.workers)
             .field("lease_seconds", &self.lease_seconds)
+            .field("reconcile_minutes", &self.reconcile_minutes)
             .finish()
     }
 }
@@ -162,6 +170,10 @@ impl ZoomConfig {
             (3..=600).contains(&self.lease_seconds),
             "configuration: zoom.lease_seconds must be 3 to 600"
         );
+        anyhow::ensure!(
+            self.reconcile_minutes <= 7 * 24 * 60,
+            "configuration: zoom.reconcile_minutes must be 0 to 10080"
+        );
         let url = |field: &str, v: &str| {
             v.trim()
                 .parse::<url::Url>()
@@ -185,6 +197,7 @@ impl ZoomConfig {
         setup.workers = self.workers;
         setup.lease = Duration::from_secs(self.lease_seconds);
         setup.carrier_name = carrier_name.to_owned();
+        setup.reconcile.every = Duration::from_secs(self.reconcile_minutes * 60);
         Ok(Some(setup))
     }
 }

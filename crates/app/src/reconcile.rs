@@ -1,0 +1,501 @@
+//! Reconciliation: peerex, Zoom and the routing instances compared, and what disagrees recorded as
+//! findings an operator reads (DESIGN.md §7).
+//!
+//! One cycle per linked Zoom account: every page of the account's peering numbers is read through the
+//! account's request budget (the one pushes use, shared by every instance), then the listing is
+//! compared with what peerex holds ([`domain::reconcile::compare`]). A listing is compared only
+//! when every page of it was read: a cycle that Zoom interrupts (429s past the budget's patience, 5xx,
+//! timeouts, page tokens that keep expiring) records nothing and is run again on the next schedule, so
+//! a missing page never looks like numbers gone from Zoom. One more cycle compares every routing
+//! instance's position with the database's.
+//!
+//! Each scope's cycle runs under a lease in the database, so two instances never run the same
+//! account's cycle at once, and the schedule is shared: a scope is due `every` after its last
+//! complete cycle, whichever instance ran it.
+
+use crate::onboarding::{ZoomCallError, ZoomSetup};
+use crate::{App, Result};
+use domain::findings::{Finding, FindingQuery, Recorded, Seen};
+use domain::onboarding::ZoomLink;
+use domain::reconcile::{compare, routing_behind, FindingKind, Listed, Scope, Thresholds};
+use domain::{CustomerId, PhoneNumber, ZoomAccountId};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::Duration;
+use tracing::Instrument;
+use zoom::ZoomError;
+
+/// How reconciliation runs.
+#[derive(Clone, Debug)]
+pub struct ReconcileSettings {
+    /// How often each scope is compared (0: never on a schedule; `peerex reconcile` still runs).
+    pub every: Duration,
+    /// How long a cycle's lease lasts: a cycle that dies is run by another instance after it.
+    pub lease: Duration,
+    pub thresholds: Thresholds,
+    /// How long a routing instance may be behind a generation the database reached before it is a
+    /// finding (a follower is always a moment behind a commit).
+    pub routing_grace: time::Duration,
+    /// A routing instance silent for longer has stopped; it is forgotten rather than reported.
+    pub routing_silent: time::Duration,
+    /// Failed calls to Zoom in a row (429, 5xx, timeouts) after which a cycle gives up until the next.
+    pub max_failures: u32,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(15 * 60),
+            lease: Duration::from_secs(10 * 60),
+            thresholds: Thresholds::default(),
+            routing_grace: time::Duration::minutes(1),
+            routing_silent: time::Duration::minutes(10),
+            max_failures: 5,
+        }
+    }
+}
+
+/// What to reconcile.
+#[derive(Clone, Debug, Default)]
+pub struct ReconcileRequest {
+    /// Only this customer's account (and not the routing instances).
+    pub customer: Option<CustomerId>,
+    /// Compute the findings without writing anything.
+    pub dry_run: bool,
+}
+
+/// How one scope's cycle ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every page read and compared; the findings recorded (unless a dry run).
+    Complete,
+    /// Not run: another instance runs it, or it is not due.
+    Skipped(String),
+    /// Zoom interrupted the listing: nothing was compared or recorded.
+    Incomplete(String),
+}
+
+/// One scope's cycle.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cycle {
+    /// `account:<Zoom account id>` or `routing`.
+    pub scope: String,
+    pub customer: Option<CustomerId>,
+    pub zoom_account: Option<ZoomAccountId>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Pages of Zoom's listing read, and numbers it listed.
+    pub pages: u32,
+    pub listed: usize,
+    /// What the comparison found (empty unless complete).
+    pub findings: Vec<SeenOut>,
+    /// What recording them changed (`None` in a dry run or when not complete).
+    pub recorded: Option<Recorded>,
+}
+
+/// A finding as one cycle saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeenOut {
+    pub kind: FindingKind,
+    pub subject: String,
+    pub customer: Option<CustomerId>,
+    pub detail: String,
+    pub repair: domain::reconcile::Repair,
+}
+
+impl From<&Seen> for SeenOut {
+    fn from(s: &Seen) -> Self {
+        SeenOut {
+            kind: s.kind,
+            subject: s.subject.clone(),
+            customer: s.customer,
+            detail: s.detail.clone(),
+            repair: s.kind.repair(),
+        }
+    }
+}
+
+/// Every cycle a run made.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReconcileReport {
+    pub dry_run: bool,
+    pub cycles: Vec<Cycle>,
+}
+
+impl ReconcileReport {
+    pub fn findings(&self) -> impl Iterator<Item = &SeenOut> {
+        self.cycles.iter().flat_map(|c| c.findings.iter())
+    }
+}
+
+/// A listing Zoom did not let the cycle finish.
+struct Interrupted(String);
+
+const ROUTING_SCOPE: &str = "routing";
+
+fn account_scope(account: &ZoomAccountId) -> String {
+    format!("account:{account}")
+}
+
+impl App {
+    /// Runs a cycle now for every linked account (or `customer`'s) and the routing instances,
+    /// whenever they last ran; a scope another instance is running now is skipped.
+    pub async fn reconcile(&self, req: &ReconcileRequest) -> Result<ReconcileReport> {
+        self.reconcile_due(req, None).await
+    }
+
+    /// The scheduled run: the scopes whose last complete cycle is at least `every` old.
+    pub async fn reconcile_scheduled(&self) -> Result<ReconcileReport> {
+        let every = self.zoom.as_deref().map(|z| z.reconcile.every).unwrap_or_default();
+        self.reconcile_due(&ReconcileRequest::default(), Some(every)).await
+    }
+
+    async fn reconcile_due(
+        &self,
+        req: &ReconcileRequest,
+        every: Option<Duration>,
+    ) -> Result<ReconcileReport> {
+        let z = self.zoom()?;
+        let mut cycles = Vec::new();
+        let links = self.store.live_links().await?;
+        for (customer, account) in links {
+            if req.customer.is_some_and(|c| c != customer) {
+                continue;
+            }
+            cycles.push(self.reconcile_account(z, customer, &account, req.dry_run, every).await?);
+        }
+        if req.customer.is_none() {
+            cycles.push(self.reconcile_routing(z, req.dry_run, every).await?);
+        }
+        Ok(ReconcileReport { dry_run: req.dry_run, cycles })
+    }
+
+    /// Takes `scope`'s lease for this cycle (a dry run takes none: it writes nothing).
+    async fn take_scope(
+        &self,
+        z: &ZoomSetup,
+        scope: &str,
+        owner: &str,
+        every: Option<Duration>,
+    ) -> Result<Option<String>> {
+        let now = self.now();
+        let lease =
+            time::Duration::try_from(z.reconcile.lease).unwrap_or(time::Duration::minutes(10));
+        let due_before = match every {
+            Some(e) => now - time::Duration::try_from(e).unwrap_or(time::Duration::minutes(15)),
+            None => now,
+        };
+        if self.store.take_reconcile_lease(scope, owner, now, now + lease, due_before).await? {
+            Ok(None)
+        } else if every.is_some() {
+            Ok(Some("not due, or another instance is running it".into()))
+        } else {
+            Ok(Some("another instance is running it now".into()))
+        }
+    }
+
+    async fn reconcile_account(
+        &self,
+        z: &ZoomSetup,
+        customer: CustomerId,
+        account: &ZoomAccountId,
+        dry_run: bool,
+        every: Option<Duration>,
+    ) -> Result<Cycle> {
+        let scope = account_scope(account);
+        let mut cycle = Cycle {
+            scope: scope.clone(),
+            customer: Some(customer),
+            zoom_account: Some(account.clone()),
+            outcome: Outcome::Complete,
+            pages: 0,
+            listed: 0,
+            findings: Vec::new(),
+            recorded: None,
+        };
+        let owner = uuid::Uuid::now_v7().to_string();
+        if !dry_run {
+            if let Some(why) = self.take_scope(z, &scope, &owner, every).await? {
+                cycle.outcome = Outcome::Skipped(why);
+                return Ok(cycle);
+            }
+        }
+        let span = tracing::info_span!("reconcile", %account, %customer);
+        let result = self.compare_account(z, customer, account, &mut cycle).instrument(span).await;
+        let completed = match result {
+            Ok(Ok(seen)) => {
+                cycle.findings = seen.iter().map(SeenOut::from).collect();
+                if !dry_run {
+                    let (id, now) = (uuid::Uuid::now_v7(), self.now());
+                    let recorded =
+                        self.store.record_findings(&scope, Some(account), &seen, id, now).await;
+                    match recorded {
+                        Ok(r) => cycle.recorded = Some(r),
+                        Err(e) => {
+                            self.store.release_reconcile_lease(&scope, &owner, None).await?;
+                            return Err(e.into());
+                        }
+                    }
+                }
+                true
+            }
+            Ok(Err(Interrupted(why))) => {
+                tracing::info!(reason = %why, "reconciliation interrupted; nothing compared");
+                cycle.outcome = Outcome::Incomplete(why);
+                false
+            }
+            Err(e) => {
+                if !dry_run {
+                    self.store.release_reconcile_lease(&scope, &owner, None).await?;
+                }
+                return Err(e);
+            }
+        };
+        if !dry_run {
+            let at = completed.then(|| self.now());
+            self.store.release_reconcile_lease(&scope, &owner, at).await?;
+        }
+        Ok(cycle)
+    }
+
+    /// Lists the account in full and compares it with what peerex holds.
+    async fn compare_account(
+        &self,
+        z: &ZoomSetup,
+        customer: CustomerId,
+        account: &ZoomAccountId,
+        cycle: &mut Cycle,
+    ) -> Result<std::result::Result<Vec<Seen>, Interrupted>> {
+        let Some(link) = self.store.zoom_link(customer).await? else {
+            return Ok(Err(Interrupted("the account's link is gone".into())));
+        };
+        let listed = match self.list_account(z, &link, cycle).await {
+            Ok(l) => l,
+            Err(ZoomCallError::Db(e)) => return Err(e.into()),
+            Err(e) => return Ok(Err(Interrupted(e.to_string()))),
+        };
+        let listed = match listed {
+            Ok(l) => l,
+            Err(i) => return Ok(Err(i)),
+        };
+        cycle.listed = listed.len();
+        let numbers: Vec<PhoneNumber> = listed.iter().map(|l| l.e164.clone()).collect();
+        let held = self.store.held_for_reconcile(customer, &numbers).await?;
+        let known: HashSet<&PhoneNumber> = held.iter().map(|h| &h.e164).collect();
+        let observations = compare(
+            Scope::Account(account.as_str()),
+            &held,
+            &listed,
+            |p| known.contains(p),
+            z.reconcile.thresholds,
+            self.now(),
+        );
+        Ok(Ok(observations.into_iter().map(Seen::from).collect()))
+    }
+
+    /// Every page of the account's peering numbers, each call through the account's request budget.
+    /// A 429 moves the budget on for every instance and the page is asked again when it allows; a
+    /// 5xx or timeout is retried with backoff; an expired page token starts the listing over. More
+    /// than `max_failures` in a row, or a budget spent for longer than a call may wait, interrupts.
+    async fn list_account(
+        &self,
+        z: &ZoomSetup,
+        link: &ZoomLink,
+        cycle: &mut Cycle,
+    ) -> std::result::Result<std::result::Result<Vec<Listed>, Interrupted>, ZoomCallError> {
+        let account = &link.zoom_account_id;
+        let mut token = self.access_token(link, None).await?;
+        let (mut all, mut next) = (Vec::new(), None::<String>);
+        let (mut refreshed, mut restarts, mut failures) = (false, 0u32, 0u32);
+        loop {
+            match self.zoom_slot(z, account).await {
+                Ok(()) => {}
+                Err(ZoomCallError::Budget(at)) => {
+                    return Ok(Err(Interrupted(format!(
+                        "the account's request budget is used up until {}",
+                        crate::jobs::hms(at)
+                    ))))
+                }
+                Err(e) => return Err(e),
+            }
+            match z.client.list_peering_numbers(&token, next.as_deref()).await {
+                Ok(page) => {
+                    cycle.pages += 1;
+                    failures = 0;
+                    all.extend(page.numbers.into_iter().filter_map(|n| listed(account, n)));
+                    match page.next_page_token {
+                        Some(t) => next = Some(t),
+                        None => return Ok(Ok(all)),
+                    }
+                }
+                Err(ZoomError::Unauthorized { .. }) if !refreshed => {
+                    refreshed = true;
+                    token = self.access_token(link, Some(&token)).await?;
+                }
+                Err(ZoomError::Refused { status: 400, code: 300, .. })
+                    if next.is_some() && restarts < 2 =>
+                {
+                    tracing::info!(
+                        "Zoom's page token expired mid-listing; listing again from the start"
+                    );
+                    restarts += 1;
+                    (all, next) = (Vec::new(), None);
+                }
+                Err(ZoomError::RateLimited { retry_after })
+                    if failures < z.reconcile.max_failures =>
+                {
+                    failures += 1;
+                    let until = self.now()
+                        + time::Duration::try_from(retry_after)
+                            .unwrap_or(time::Duration::seconds(1));
+                    self.store.set_not_before(account, until).await?;
+                }
+                Err(e) if e.is_retryable() && failures < z.reconcile.max_failures => {
+                    failures += 1;
+                    let wait = z.retry.backoff(i64::from(failures), rand::random::<f64>(), None);
+                    tracing::info!(error = %e, ?wait, "listing for reconciliation failed; retrying the page");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Ok(Err(Interrupted(format!("Zoom: {e}")))),
+            }
+        }
+    }
+
+    /// Compares every routing instance's position with the generation the database had
+    /// `routing_grace` ago.
+    async fn reconcile_routing(
+        &self,
+        z: &ZoomSetup,
+        dry_run: bool,
+        every: Option<Duration>,
+    ) -> Result<Cycle> {
+        let mut cycle = Cycle {
+            scope: ROUTING_SCOPE.into(),
+            customer: None,
+            zoom_account: None,
+            outcome: Outcome::Complete,
+            pages: 0,
+            listed: 0,
+            findings: Vec::new(),
+            recorded: None,
+        };
+        if dry_run {
+            cycle.outcome = Outcome::Skipped(
+                "routing positions are sampled only by a cycle that records".into(),
+            );
+            return Ok(cycle);
+        }
+        let owner = uuid::Uuid::now_v7().to_string();
+        if let Some(why) = self.take_scope(z, ROUTING_SCOPE, &owner, every).await? {
+            cycle.outcome = Outcome::Skipped(why);
+            return Ok(cycle);
+        }
+        let r = &z.reconcile;
+        let result = async {
+            let head = self.store.routing_feed_head().await?.high;
+            let now = self.now();
+            let grace = r.routing_grace;
+            let sample = self
+                .store
+                .sample_routing_generation(head, now, now - grace * 10, now - grace)
+                .await?;
+            let instances = self.store.routing_instances(now - r.routing_silent).await?;
+            cycle.listed = instances.len();
+            let behind = match sample {
+                Some((generation, at)) => routing_behind(&instances, generation, at, grace, now),
+                None => Vec::new(),
+            };
+            let seen: Vec<Seen> = behind
+                .into_iter()
+                .map(|(instance, detail)| Seen {
+                    kind: FindingKind::RoutingBehind,
+                    subject: instance,
+                    customer: None,
+                    detail,
+                })
+                .collect();
+            cycle.findings = seen.iter().map(SeenOut::from).collect();
+            let recorded = self
+                .store
+                .record_findings(ROUTING_SCOPE, None, &seen, uuid::Uuid::now_v7(), now)
+                .await?;
+            cycle.recorded = Some(recorded);
+            Ok::<_, store::DbError>(())
+        }
+        .await;
+        let at = result.is_ok().then(|| self.now());
+        self.store.release_reconcile_lease(ROUTING_SCOPE, &owner, at).await?;
+        result?;
+        Ok(cycle)
+    }
+
+    /// Findings, newest sighting first.
+    pub async fn findings(&self, q: &FindingQuery) -> Result<Vec<Finding>> {
+        Ok(self.store.list_findings(q).await?)
+    }
+
+    /// Open findings per kind, every kind included.
+    pub async fn open_finding_counts(&self) -> Result<Vec<(FindingKind, i64)>> {
+        Ok(self.store.open_finding_counts().await?)
+    }
+
+    /// Runs [`App::reconcile_scheduled`] every `tick` until the returned handle is dropped; each scope
+    /// runs when due (`every` after its last complete cycle, on any instance).
+    pub fn spawn_reconciler(&self, tick: Duration) -> Reconciler {
+        let app = self.clone();
+        let handle = tokio::spawn(async move {
+            let mut t = tokio::time::interval(tick);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                t.tick().await;
+                match app.reconcile_scheduled().await {
+                    Ok(report) => {
+                        let found = report.findings().count();
+                        let ran = report
+                            .cycles
+                            .iter()
+                            .filter(|c| !matches!(c.outcome, Outcome::Skipped(_)))
+                            .count();
+                        if ran > 0 {
+                            tracing::info!(cycles = ran, findings = found, "reconciliation ran");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "reconciliation: error"),
+                }
+            }
+        });
+        Reconciler { handle }
+    }
+}
+
+/// The scheduled reconciliation; dropping it stops it.
+pub struct Reconciler {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Reconciler {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// One number of Zoom's listing, as the comparison reads it; a number that is not E.164 is left out
+/// (and logged): peerex holds only E.164 numbers, and Zoom may drop the `+` (REFERENCE §6).
+fn listed(account: &ZoomAccountId, n: zoom::PeeringNumber) -> Option<Listed> {
+    let raw = n.phone_number.trim();
+    let e164 = if raw.starts_with('+') { raw.to_owned() } else { format!("+{raw}") };
+    match PhoneNumber::parse(&e164) {
+        Ok(e164) => Some(Listed {
+            e164,
+            account: account.as_str().to_owned(),
+            trunk: n.sip_trunk_name,
+            active: n.active,
+            returned: n.returned,
+        }),
+        Err(e) => {
+            tracing::warn!(number = %n.phone_number, error = %e, "Zoom listed a number that is not E.164");
+            None
+        }
+    }
+}
