@@ -24,6 +24,8 @@ on_both!(
     zoom_failing_mid_listing_reports_nothing_that_is_not_there,
     expired_page_tokens_never_make_a_partial_listing_look_like_drift,
     two_cycles_at_once_leave_one_set_of_findings,
+    a_routing_instance_left_behind_is_found_and_closed_once_it_catches_up,
+    the_schedule_runs_each_scope_once_per_interval,
 );
 
 const UNKNOWN: &str = "+15559990001";
@@ -366,4 +368,61 @@ async fn two_cycles_at_once_leave_one_set_of_findings(db: Db) {
         Some((0, 3, 0))
     );
     assert_eq!(t.app().findings(&FindingQuery::default()).await.unwrap().len(), 3);
+}
+
+async fn a_routing_instance_left_behind_is_found_and_closed_once_it_catches_up(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 3).await;
+    let head = t.app().routing_source().routing_feed_head().await.unwrap().high;
+    assert!(head > 0, "the pushes moved the routing generation");
+    let store = t.store();
+    let report = |instance: &'static str, generation: i64| {
+        let (store, now) = (store.clone(), t.app().now());
+        async move { store.report_routing_instance(instance, generation, now).await.unwrap() }
+    };
+    report("sbc-a", head).await;
+    report("sbc-b", head - 1).await;
+    // The first cycle samples the database's generation; nobody is behind a sample not yet old.
+    let r = reconcile(&t).await;
+    assert!(r.findings().next().is_none(), "{r:?}");
+
+    t.clock().advance(time::Duration::minutes(2));
+    report("sbc-a", head).await;
+    report("sbc-b", head - 1).await;
+    reconcile(&t).await;
+    let found = open(&t).await;
+    assert_eq!(found, vec![(FindingKind::RoutingBehind, "sbc-b".to_owned())]);
+    let f = &t.app().findings(&FindingQuery::default()).await.unwrap()[0];
+    assert!(
+        f.detail.contains(&format!("serves generation {} of {head}", head - 1)),
+        "{}",
+        f.detail
+    );
+
+    // It catches up: closed. An instance that stops reporting is forgotten, not reported.
+    t.clock().advance(time::Duration::minutes(2));
+    report("sbc-b", head).await;
+    reconcile(&t).await;
+    assert!(open(&t).await.is_empty());
+    t.clock().advance(time::Duration::minutes(20));
+    reconcile(&t).await;
+    assert!(open(&t).await.is_empty(), "silent instances are gone, not behind");
+}
+
+async fn the_schedule_runs_each_scope_once_per_interval(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 2).await;
+    let ran = |r: &ReconcileReport| {
+        r.cycles.iter().filter(|c| c.outcome == Outcome::Complete).map(|c| c.scope.clone()).count()
+    };
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert_eq!(ran(&r), 2, "never run: due now ({r:?})");
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert_eq!(ran(&r), 0, "just ran: not due ({r:?})");
+    t.clock().advance(time::Duration::minutes(14));
+    assert_eq!(ran(&t.app().reconcile_scheduled().await.unwrap()), 0);
+    t.clock().advance(time::Duration::minutes(2));
+    assert_eq!(ran(&t.app().reconcile_scheduled().await.unwrap()), 2, "15 minutes on: due");
+    // Asked for by an operator, a cycle runs whenever the last one was.
+    assert_eq!(ran(&reconcile(&t).await), 2);
 }
