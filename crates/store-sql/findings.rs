@@ -5,9 +5,11 @@
 //! subject exists (the `findings_open` unique index, met with an upsert), closed only while still
 //! open and not seen by the cycle closing it; a lease is taken only once free.
 
+use super::jobs::insert_job;
 use super::rows::bad;
 use super::{Db, DialectStore, Result, INSERT_CHUNK};
 use domain::findings::{Finding, FindingQuery, Recorded, RepairState, Seen, NO_LONGER_SEEN};
+use domain::onboarding::Job;
 use domain::reconcile::{FindingKind, InstanceSeen};
 use domain::{CustomerId, NumberState};
 use sqlx::{FromRow, QueryBuilder};
@@ -137,8 +139,9 @@ impl DialectStore {
                 out.still_open += 1;
             }
         }
+        // One whose repair was queued is gone because of it: it says who repaired it.
         let closed = sqlx::query!(
-            "UPDATE findings SET resolved_at = $1, resolved_by = $2, version = version + 1 WHERE scope = $3 AND resolved_at IS NULL AND seen_in <> $4",
+            "UPDATE findings SET resolved_at = $1, resolved_by = CASE WHEN repair_state = 'queued' THEN 'repaired by ' || repaired_by ELSE $2 END, repair_state = CASE WHEN repair_state = 'queued' THEN 'repaired' ELSE repair_state END, version = version + 1 WHERE scope = $3 AND resolved_at IS NULL AND seen_in <> $4",
             now,
             NO_LONGER_SEEN,
             scope,
@@ -189,6 +192,31 @@ impl DialectStore {
                     .ok_or_else(|| bad("finding kind", &r.kind))
             })
             .collect()
+    }
+
+    /// Queues repairs: the `findings` (each still open with its repair proposed) are marked queued by
+    /// `by`, and the `jobs` that carry the repairs are written, in one transaction. False, with
+    /// nothing written, if any of them is no longer open and proposed (queued by someone else first,
+    /// or closed meanwhile): a repair is never queued twice.
+    pub async fn queue_repairs(&self, findings: &[Uuid], jobs: &[Job], by: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        for id in findings {
+            let done = sqlx::query!(
+                "UPDATE findings SET repair_state = 'queued', repaired_by = $1, version = version + 1 WHERE id = $2 AND repair_state = 'proposed' AND resolved_at IS NULL",
+                by,
+                id
+            )
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
+        for job in jobs {
+            insert_job(&mut tx, job).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Every live link: (customer, Zoom account), by account.

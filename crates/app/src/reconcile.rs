@@ -14,13 +14,14 @@
 //! complete cycle, whichever instance ran it.
 
 use crate::onboarding::{ZoomCallError, ZoomSetup};
-use crate::{App, Result};
-use domain::findings::{Finding, FindingQuery, Recorded, Seen};
-use domain::onboarding::ZoomLink;
-use domain::reconcile::{compare, routing_behind, FindingKind, Listed, Scope, Thresholds};
-use domain::{CustomerId, PhoneNumber, ZoomAccountId};
+use crate::{App, AppError, Result};
+use domain::findings::{Finding, FindingQuery, Recorded, RepairState, Seen, ZoomFix, ZoomRepair};
+use domain::job::JobPayload;
+use domain::onboarding::{Job, JobEnd, JobKind, ZoomLink};
+use domain::reconcile::{compare, routing_behind, FindingKind, Listed, Repair, Scope, Thresholds};
+use domain::{Actor, CustomerId, NumberState, PhoneNumber, ZoomAccountId};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use tracing::Instrument;
 use zoom::ZoomError;
@@ -40,6 +41,9 @@ pub struct ReconcileSettings {
     pub routing_silent: time::Duration,
     /// Failed calls to Zoom in a row (429, 5xx, timeouts) after which a cycle gives up until the next.
     pub max_failures: u32,
+    /// Queue the automatic repairs of what each cycle finds (by "reconciler"); off, an operator
+    /// asks for them.
+    pub auto_repair: bool,
 }
 
 impl Default for ReconcileSettings {
@@ -51,6 +55,7 @@ impl Default for ReconcileSettings {
             routing_grace: time::Duration::minutes(1),
             routing_silent: time::Duration::minutes(10),
             max_failures: 5,
+            auto_repair: false,
         }
     }
 }
@@ -231,7 +236,16 @@ impl App {
                     let recorded =
                         self.store.record_findings(&scope, Some(account), &seen, id, now).await;
                     match recorded {
-                        Ok(r) => cycle.recorded = Some(r),
+                        Ok(r) => {
+                            cycle.recorded = Some(r);
+                            if z.reconcile.auto_repair {
+                                let which = RepairWhich::Automatic { customer: Some(customer) };
+                                let by = Actor::System("reconciler".into());
+                                if let Err(e) = self.repair_findings(&which, &by).await {
+                                    tracing::warn!(error = %e, "reconciliation: cannot queue repairs");
+                                }
+                            }
+                        }
                         Err(e) => {
                             self.store.release_reconcile_lease(&scope, &owner, None).await?;
                             return Err(e.into());
@@ -497,5 +511,204 @@ fn listed(account: &ZoomAccountId, n: zoom::PeeringNumber) -> Option<Listed> {
             tracing::warn!(number = %n.phone_number, error = %e, "Zoom listed a number that is not E.164");
             None
         }
+    }
+}
+
+/// Which findings to repair.
+#[derive(Clone, Debug)]
+pub enum RepairWhich {
+    /// These, one by one: each that cannot be repaired automatically is refused with why.
+    Ids(Vec<uuid::Uuid>),
+    /// Every open finding (of this customer) whose repair is automatic and not queued yet.
+    Automatic { customer: Option<CustomerId> },
+}
+
+/// What asking for repairs did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Repairs {
+    /// Findings whose repair is now in the outbox.
+    pub queued: Vec<uuid::Uuid>,
+    /// Jobs written to carry them.
+    pub jobs: usize,
+    /// Findings not repaired, and why.
+    pub refused: Vec<(uuid::Uuid, String)>,
+}
+
+impl App {
+    /// Queues the repairs of findings through the outbox, like every change carried to Zoom
+    /// (retried, rate-limited, audited with `by`). Only automatic repairs run this way: the others
+    /// (a number peerex does not know, one in another account, one to remove or release) wait for a
+    /// person. A finding already queued is not queued again, whoever asks.
+    pub async fn repair_findings(&self, which: &RepairWhich, by: &Actor) -> Result<Repairs> {
+        let open = FindingQuery { open: Some(true), limit: 100_000, ..Default::default() };
+        let mut open = self.store.list_findings(&open).await?;
+        let mut out = Repairs::default();
+        match which {
+            RepairWhich::Ids(ids) => {
+                for id in ids {
+                    if !open.iter().any(|f| f.id == *id) {
+                        out.refused.push((*id, "not an open finding".into()));
+                    }
+                }
+                open.retain(|f| ids.contains(&f.id));
+            }
+            RepairWhich::Automatic { customer } => open.retain(|f| {
+                f.repair.automatic()
+                    && f.repair_state == RepairState::Proposed
+                    && customer.is_none_or(|c| f.customer == Some(c))
+            }),
+        }
+        type Key = (CustomerId, ZoomAccountId, Option<ZoomFix>);
+        let mut groups: BTreeMap<Key, Vec<PhoneNumber>> = BTreeMap::new();
+        let mut ids = Vec::new();
+        for f in open {
+            if f.repair_state != RepairState::Proposed {
+                let why = match f.repair_state {
+                    RepairState::Manual => {
+                        format!("not automatic ({}): a person decides", f.repair.as_str())
+                    }
+                    s => format!("its repair is {} already", s.as_str()),
+                };
+                out.refused.push((f.id, why));
+                continue;
+            }
+            let (Some(customer), Some(account), Ok(number)) =
+                (f.customer, f.zoom_account.clone(), PhoneNumber::parse(&f.subject))
+            else {
+                out.refused.push((f.id, "no customer's number to repair".into()));
+                continue;
+            };
+            let fix = match (ZoomFix::of(f.repair), f.repair) {
+                (Some(fix), _) => Some(fix),
+                // Zoom has it, or the push never ran: the push job converges either way.
+                (None, Repair::MarkActive | Repair::RunJobAgain) => {
+                    let held = self.store.get_number_by_e164(&number).await?;
+                    if held.is_none_or(|n| n.state != NumberState::Provisioning) {
+                        out.refused.push((
+                            f.id,
+                            "only a provisioning number's push is queued again".into(),
+                        ));
+                        continue;
+                    }
+                    None
+                }
+                _ => {
+                    out.refused.push((f.id, format!("not automatic ({})", f.repair.as_str())));
+                    continue;
+                }
+            };
+            groups
+                .entry((customer, ZoomAccountId::from_trusted(account.clone()), fix))
+                .or_default()
+                .push(number);
+            ids.push(f.id);
+        }
+        let now = self.now();
+        let mut jobs = Vec::new();
+        for ((customer, account, fix), numbers) in groups {
+            for chunk in numbers.chunks(domain::onboarding::ZOOM_BATCH) {
+                let mut payload = JobPayload::numbers(chunk.to_vec());
+                payload.repair = fix.map(|fix| ZoomRepair { fix, by: by.to_string() });
+                jobs.push(Job::new(
+                    JobKind::PushNumbers,
+                    payload,
+                    Some(customer),
+                    None,
+                    Some(account.clone()),
+                    now,
+                ));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        if !self.store.queue_repairs(&ids, &jobs, &by.to_string()).await? {
+            return Err(AppError::Refused(
+                "some of these findings were queued by someone else, or closed, meanwhile: nothing was queued; look again".into(),
+            ));
+        }
+        tracing::info!(findings = ids.len(), jobs = jobs.len(), %by, "repairs queued");
+        out.queued = ids;
+        out.jobs = jobs.len();
+        Ok(out)
+    }
+
+    /// Runs a repair job: the fix in Zoom for the numbers peerex still holds for the account's
+    /// customer (never any other), with Zoom's answer per number.
+    pub(crate) async fn run_repair(
+        &self,
+        z: &ZoomSetup,
+        job: &Job,
+    ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
+        let (Some(repair), Some(account)) = (&job.payload.repair, job.zoom_account.as_ref()) else {
+            return Ok(Some(JobEnd::Failed {
+                error: "repair job without a repair or account".into(),
+            }));
+        };
+        let Some(link) = self.store.live_link_by_account(account).await? else {
+            return Err(ZoomCallError::NoLink);
+        };
+        let numbers: Vec<String> = self
+            .store
+            .numbers_in(&job.payload.numbers)
+            .await?
+            .into_iter()
+            .filter(|n| {
+                n.customer_id == Some(link.customer_id)
+                    && matches!(n.state, NumberState::Active | NumberState::ReleasePending)
+            })
+            .map(|n| n.e164.to_string())
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Some(JobEnd::Done));
+        }
+        let trunk = match self.store.get_customer(link.customer_id).await? {
+            Some(c) => match c.zoom_trunk {
+                Some(t) => t.as_str().to_owned(),
+                None => return Ok(Some(JobEnd::Failed { error: crate::jobs::NO_TRUNK.into() })),
+            },
+            None => return Err(ZoomCallError::NoLink),
+        };
+        let updates: Vec<zoom::NumberUpdate> = numbers
+            .iter()
+            .map(|n| zoom::NumberUpdate {
+                phone_number: n.clone(),
+                sip_trunk_name: Some(trunk.clone()),
+                status: Some(true),
+                billing_ref_id: None,
+                service_info: None,
+            })
+            .collect();
+        let mut token = self.access_token(&link, None).await?;
+        let mut refreshed = false;
+        let results = loop {
+            self.zoom_slot(z, account).await?;
+            let answer = match repair.fix {
+                ZoomFix::Add => z.client.add_peering_numbers(&token, &trunk, &numbers).await,
+                ZoomFix::Update => z.client.update_peering_numbers(&token, &updates).await,
+            };
+            match answer {
+                Err(ZoomError::Unauthorized { .. }) if !refreshed => {
+                    refreshed = true;
+                    token = self.access_token(&link, Some(&token)).await?;
+                }
+                other => break other?,
+            }
+        };
+        let refused: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| match r.outcome {
+                zoom::Outcome::Refused { message, .. } => {
+                    Some(format!("{}: {message}", r.phone_number))
+                }
+                _ => None,
+            })
+            .collect();
+        tracing::info!(by = %repair.by, fix = ?repair.fix, numbers = numbers.len(), refused = refused.len(), "repair carried to Zoom");
+        Ok(Some(if refused.is_empty() {
+            JobEnd::Done
+        } else {
+            JobEnd::Failed { error: format!("Zoom refused the repair of {}", refused.join("; ")) }
+        }))
     }
 }

@@ -72,6 +72,35 @@ impl From<Observation> for Seen {
     }
 }
 
+/// What a repair job does in Zoom to the numbers it carries (only numbers peerex still holds, for the
+/// customer whose account the job is for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoomFix {
+    /// Add them again on the customer's trunk, active ([`Repair::PushAgain`]).
+    Add,
+    /// Set them on the customer's trunk, active ([`Repair::SetTrunk`], [`Repair::Activate`]).
+    Update,
+}
+
+impl ZoomFix {
+    /// The fix a repair makes in Zoom, if it is one made in Zoom by a repair job.
+    pub fn of(repair: Repair) -> Option<ZoomFix> {
+        match repair {
+            Repair::PushAgain => Some(ZoomFix::Add),
+            Repair::SetTrunk | Repair::Activate => Some(ZoomFix::Update),
+            _ => None,
+        }
+    }
+}
+
+/// A repair carried by the outbox: what to do, and who asked for it (the audit trail).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoomRepair {
+    pub fix: ZoomFix,
+    pub by: String,
+}
+
 /// A finding as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {

@@ -4,7 +4,7 @@
 //! seen) unless `--dry-run`. Drift is a report, not a failure: the exit code is 0.
 
 use anyhow::Context;
-use app::reconcile::{Outcome, ReconcileRequest};
+use app::reconcile::{Outcome, ReconcileRequest, RepairWhich};
 use app::App;
 use clap::Args;
 
@@ -14,8 +14,12 @@ pub struct ReconcileArgs {
     #[arg(long)]
     customer: Option<String>,
     /// Compare and print without recording anything.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "repair")]
     dry_run: bool,
+    /// Then queue the automatic repairs of every open finding (of the customer) through the job
+    /// outbox; the others wait for a person.
+    #[arg(long)]
+    repair: bool,
     #[arg(long)]
     json: bool,
 }
@@ -29,9 +33,26 @@ pub async fn run(app: &App, args: ReconcileArgs) -> anyhow::Result<()> {
     };
     let req = ReconcileRequest { customer, dry_run: args.dry_run };
     let report = app.reconcile(&req).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let repairs = if args.repair {
+        let by = domain::Actor::System(format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        ));
+        let which = RepairWhich::Automatic { customer };
+        Some(app.repair_findings(&which, &by).await.map_err(|e| anyhow::anyhow!("{e}"))?)
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut out = serde_json::to_value(&report)?;
+        if let Some(r) = &repairs {
+            out["repairs"] = serde_json::to_value(r)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
+    }
+    if let Some(r) = &repairs {
+        println!("repairs queued for {} findings in {} jobs", r.queued.len(), r.jobs);
     }
     for c in &report.cycles {
         let what = match &c.outcome {

@@ -42,6 +42,9 @@ pub struct ZoomConfig {
     /// Minutes between two reconciliations of each linked account with Zoom (and of the routing
     /// instances with the database), shared by every instance; 0: only `peerex reconcile`.
     pub reconcile_minutes: u64,
+    /// Queue the automatic repairs of what reconciliation finds (a number gone from Zoom pushed
+    /// again, a trunk or status set back); off: an operator asks for them.
+    pub reconcile_auto_repair: bool,
 }
 
 impl Default for ZoomConfig {
@@ -62,6 +65,7 @@ impl Default for ZoomConfig {
             workers: 4,
             lease_seconds: 15,
             reconcile_minutes: 15,
+            reconcile_auto_repair: false,
         }
     }
 }
@@ -96,6 +100,9 @@ lease_seconds = 15
 # Minutes between two reconciliations of each linked account with Zoom (one instance runs each; the
 # listing shares the account's request budget with pushes); 0: only `peerex reconcile`.
 reconcile_minutes = 15
+# Queue the automatic repairs of what it finds (push again, trunk or status set back); never removes
+# or moves a number. Off: an operator asks (`peerex reconcile --repair`, the API).
+reconcile_auto_repair = false
 "#;
 
 fn redacted(s: &str) -> &'static str {
@@ -124,6 +131,7 @@ impl fmt::Debug for ZoomConfig {
             .field("workers", &self.workers)
             .field("lease_seconds", &self.lease_seconds)
             .field("reconcile_minutes", &self.reconcile_minutes)
+            .field("reconcile_auto_repair", &self.reconcile_auto_repair)
             .finish()
     }
 }
@@ -198,6 +206,7 @@ impl ZoomConfig {
         setup.lease = Duration::from_secs(self.lease_seconds);
         setup.carrier_name = carrier_name.to_owned();
         setup.reconcile.every = Duration::from_secs(self.reconcile_minutes * 60);
+        setup.reconcile.auto_repair = self.reconcile_auto_repair;
         Ok(Some(setup))
     }
 }

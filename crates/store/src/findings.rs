@@ -35,6 +35,17 @@ impl Store {
             .collect())
     }
 
+    /// Marks the findings' repairs queued by `by` and writes the jobs carrying them, in one
+    /// transaction; false (nothing written) if any was queued by someone else first, or closed.
+    pub async fn queue_repairs(
+        &self,
+        findings: &[Uuid],
+        jobs: &[domain::onboarding::Job],
+        by: &str,
+    ) -> Result<bool> {
+        dispatch!(self.queue_repairs(findings, jobs, by))
+    }
+
     /// Every live link: (customer, Zoom account).
     pub async fn live_links(&self) -> Result<Vec<(CustomerId, ZoomAccountId)>> {
         let rows = dispatch!(self.live_links())?;

@@ -19,7 +19,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 25] = [
+const ROUTES: [(&str, &str, &str); 26] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -65,6 +65,7 @@ const ROUTES: [(&str, &str, &str); 25] = [
         "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/withdraw",
     ),
     ("get", "/api/v1/findings", "/findings"),
+    ("post", "/api/v1/findings/repair", "/findings/repair"),
 ];
 
 fn method(name: &str) -> Method {

@@ -26,6 +26,7 @@ on_both!(
     two_cycles_at_once_leave_one_set_of_findings,
     a_routing_instance_left_behind_is_found_and_closed_once_it_catches_up,
     the_schedule_runs_each_scope_once_per_interval,
+    repairs_go_through_the_outbox_once_and_the_next_cycle_closes_them,
 );
 
 const UNKNOWN: &str = "+15559990001";
@@ -425,4 +426,109 @@ async fn the_schedule_runs_each_scope_once_per_interval(db: Db) {
     assert_eq!(ran(&t.app().reconcile_scheduled().await.unwrap()), 2, "15 minutes on: due");
     // Asked for by an operator, a cycle runs whenever the last one was.
     assert_eq!(ran(&reconcile(&t).await), 2);
+}
+
+async fn repairs_go_through_the_outbox_once_and_the_next_cycle_closes_them(db: Db) {
+    use app::reconcile::RepairWhich;
+    use domain::findings::RepairState;
+    let t = ZoomApp::spawn(db).await;
+    let (acme, _) = acme_with_active_numbers(&t, 6).await;
+    sim_send(&t, reqwest::Method::DELETE, &format!("/_sim/numbers/{}", enc(&n(0)))).await;
+    sim_patch(&t, &n(1), json!({ "sip_trunk_name": demo::SIP_TRUNK_2 })).await;
+    sim_patch(&t, &n(2), json!({ "status": false })).await;
+    force(&t, &n(3), "provisioning", Some(acme)).await;
+    provider_portal_import(&t, UNKNOWN).await;
+    reconcile(&t).await;
+    assert_eq!(open(&t).await.len(), 5);
+
+    // Two operators ask for every automatic repair at once: each is queued once.
+    let (a, b) = (t.app().clone(), t.app().clone());
+    let which = RepairWhich::Automatic { customer: None };
+    let by = Actor::Operator("ops@carrier.example".into());
+    let (ra, rb) = tokio::join!(a.repair_findings(&which, &by), b.repair_findings(&which, &by));
+    let queued: usize = [ra, rb].into_iter().map(|r| r.map_or(0, |r| r.queued.len())).sum();
+    assert_eq!(queued, 4, "the unknown number is never repaired by itself");
+    let jobs = t.store().list_jobs(Some(domain::onboarding::JobState::Pending), 100).await.unwrap();
+    let repairs: Vec<_> =
+        jobs.iter().filter(|j| j.kind == domain::onboarding::JobKind::PushNumbers).collect();
+    assert_eq!(repairs.len(), 3, "add again, set trunk and status, finish the lost push: {jobs:?}");
+
+    // Asked again, one by one: refused with why, nothing queued twice.
+    let all =
+        t.app().findings(&FindingQuery { open: Some(true), ..Default::default() }).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|f| f.id).collect();
+    let again = t.app().repair_findings(&RepairWhich::Ids(ids), &by).await.unwrap();
+    assert_eq!((again.queued.len(), again.refused.len()), (0, 5), "{again:?}");
+    let unknown = all.iter().find(|f| f.kind == FindingKind::UnknownToPeerex).unwrap();
+    let why = &again.refused.iter().find(|(id, _)| *id == unknown.id).unwrap().1;
+    assert!(why.contains("a person decides"), "{why}");
+
+    // The outbox carries them to Zoom; the next cycle closes them, saying who repaired them.
+    t.run_pending_jobs().await;
+    let in_zoom: Value =
+        reqwest::get(format!("{}/_sim/numbers?account_id={}", t.zoom.url, demo::ACME_ACCOUNT_ID))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let zoom = |e164: String| {
+        in_zoom["numbers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["phone_number"] == e164.as_str())
+            .cloned()
+    };
+    for i in [0, 1, 2] {
+        let z = zoom(n(i)).unwrap_or_else(|| panic!("{} back in Zoom", n(i)));
+        assert_eq!(
+            (z["sip_trunk_name"].as_str(), z["status"].as_bool()),
+            (Some(demo::SIP_TRUNK), Some(true)),
+            "{z}"
+        );
+    }
+    assert!(
+        zoom(UNKNOWN.into()).is_some(),
+        "peerex never deletes from Zoom a number it does not know"
+    );
+    assert_eq!(number(&t, &n(3)).await.state, domain::NumberState::Active);
+    let r = reconcile(&t).await;
+    assert_eq!(
+        account_cycle(&r).recorded.map(|r| (r.opened, r.still_open, r.closed)),
+        Some((0, 1, 4))
+    );
+    assert_eq!(open(&t).await, vec![(FindingKind::UnknownToPeerex, UNKNOWN.to_owned())]);
+    let closed =
+        t.app().findings(&FindingQuery { open: Some(false), ..Default::default() }).await.unwrap();
+    assert_eq!(closed.len(), 4);
+    for f in closed {
+        assert_eq!(f.repair_state, RepairState::Repaired, "{f:?}");
+        assert!(
+            f.resolved_by
+                .as_deref()
+                .is_some_and(|b| b.starts_with("repaired by") && b.contains("ops@carrier.example")),
+            "{f:?}"
+        );
+    }
+
+    // The API: nothing automatic left; the unknown number refused with why.
+    let token = t.platform.token(domain::auth::Scope::Write).await;
+    let post = |body: Value| {
+        let (url, token) = (format!("{}/api/v1/findings/repair", t.platform.url), token.clone());
+        async move {
+            let r = Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, v) = post(json!({ "all_automatic": true })).await;
+    assert_eq!(
+        (status, v["queued"].clone(), v["jobs"].clone()),
+        (StatusCode::OK, json!([]), json!(0))
+    );
+    let (status, v) = post(json!({ "finding_ids": [unknown.id] })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["refused"][0]["id"], unknown.id.to_string());
+    let (status, _) = post(json!({ "all_automatic": true, "finding_ids": [unknown.id] })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }

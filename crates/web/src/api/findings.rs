@@ -1,14 +1,15 @@
 //! `/api/v1/findings`: what reconciliation found where peerex, Zoom and the routing instances
 //! disagree, each with when it was first and last seen and the repair peerex proposes.
 
-use super::extract::Params;
+use super::extract::{JsonBody, Params};
 use super::numbers::rfc3339;
 use super::Caller;
 use crate::error::{ApiError, Problem};
 use crate::WebState;
+use app::reconcile::RepairWhich;
 use app::AppError;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::auth::Scope;
 use domain::findings::{Finding, FindingQuery};
@@ -18,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/findings", get(list_findings))
+    Router::new()
+        .route("/findings", get(list_findings))
+        .route("/findings/repair", post(repair_findings))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -133,4 +136,75 @@ pub async fn list_findings(
     let q = FindingQuery { kind, customer, open, limit };
     let findings = state.app.findings(&q).await?;
     Ok(Json(FindingList { findings: findings.into_iter().map(FindingOut::from).collect() }))
+}
+
+/// Either the findings listed, or every open one whose repair is automatic (of one customer).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepairRequest {
+    /// These findings; each that cannot be repaired automatically is refused with why.
+    #[schema(value_type = Option<Vec<String>>)]
+    finding_ids: Option<Vec<uuid::Uuid>>,
+    /// Instead: every open finding whose repair is automatic and not queued yet.
+    #[serde(default)]
+    all_automatic: bool,
+    /// With `all_automatic`: only this customer's.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    customer_id: Option<CustomerId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RefusedRepair {
+    #[schema(format = Uuid)]
+    id: String,
+    reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RepairOut {
+    /// Findings whose repair is now in the job outbox.
+    queued: Vec<String>,
+    /// Jobs written to carry them to Zoom.
+    jobs: usize,
+    refused: Vec<RefusedRepair>,
+}
+
+/// Queue repairs of findings through the job outbox.
+///
+/// Only automatic repairs run this way (push a number gone from Zoom again, set its trunk or
+/// status back, finish a push whose answer was lost); the others wait for a person. A finding
+/// already queued is never queued twice.
+#[utoipa::path(post, path = "/api/v1/findings/repair", tag = "findings", request_body = RepairRequest,
+    responses(
+        (status = 200, description = "what was queued, and what was refused with why", body = RepairOut),
+        (status = 409, description = "some of the findings were queued by someone else, or closed, meanwhile: nothing was queued", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "a field is missing or malformed; `field` names it", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn repair_findings(
+    State(state): State<WebState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RepairRequest>,
+) -> Result<Json<RepairOut>, ApiError> {
+    caller.require(Scope::Write)?;
+    let which = match (body.finding_ids, body.all_automatic) {
+        (Some(ids), false) if !ids.is_empty() => RepairWhich::Ids(ids),
+        (None, true) => RepairWhich::Automatic { customer: body.customer_id },
+        _ => {
+            return Err(AppError::invalid(
+                "finding_ids",
+                "give finding_ids, or all_automatic: true (not both)",
+            )
+            .into())
+        }
+    };
+    let r = state.app.repair_findings(&which, &caller.actor()).await?;
+    Ok(Json(RepairOut {
+        queued: r.queued.iter().map(|id| id.to_string()).collect(),
+        jobs: r.jobs,
+        refused: r
+            .refused
+            .into_iter()
+            .map(|(id, reason)| RefusedRepair { id: id.to_string(), reason })
+            .collect(),
+    }))
 }
