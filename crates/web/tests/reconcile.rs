@@ -257,6 +257,29 @@ async fn each_drift_is_found_as_its_kind_and_closed_once_gone(db: Db) {
     assert!(page.contains("Push it to the customer&#39;s Zoom account again"), "{page}");
     assert!(page.contains("id=\"drift-gone_from_zoom\">2<"), "{page}");
     assert!(!page.contains(&format!("data-subject=\"{}\"", n(1))), "closed ones are not shown");
+
+    // Repair one from the page: its push goes through the outbox, and the next cycle closes it.
+    let row = |page: &str, subject: &str| {
+        let start = page.find(&format!("data-subject=\"{subject}\"")).unwrap();
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(testkit::hidden_value(&row(&page, UNKNOWN), "finding").is_none(), "a person decides");
+    let finding = testkit::hidden_value(&row(&page, &n(0)), "finding").expect("a Repair button");
+    let csrf = testkit::hidden_value(&page, "csrf").unwrap();
+    let r = ops
+        .post(format!("{}/operator/drift/repair", t.platform.url))
+        .form(&[("csrf", csrf.as_str()), ("finding", finding.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/operator/drift?queued=1&refused=0");
+    let page = get_text(&ops, format!("{}{to}", t.platform.url)).await;
+    assert!(page.contains("1 repairs queued"), "{page}");
+    t.run_pending_jobs().await;
+    reconcile(&t).await;
+    assert!(!open(&t).await.contains(&(GoneFromZoom, n(0))), "pushed again and closed");
 }
 
 /// Acme with `count` active numbers from +15550200000 (several pages of Zoom's listing).

@@ -1,22 +1,24 @@
 //! Drift: where peerex, Zoom and the routing instances disagree, as the reconciler last found it —
 //! each open finding in plain words, with when it was first and last seen and what peerex proposes.
 
-use super::{when, Chrome};
+use super::{may_change, when, Chrome};
 use crate::error::{render, PageError};
 use crate::session::Operator;
 use crate::WebState;
+use app::reconcile::RepairWhich;
 use app::AppError;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Form;
 use axum::Router;
 use domain::findings::{Finding, FindingQuery};
 use domain::reconcile::{FindingKind, Repair};
 use serde::Deserialize;
 
 pub fn router() -> Router<WebState> {
-    Router::new().route("/drift", get(list))
+    Router::new().route("/drift", get(list)).route("/drift/repair", post(repair))
 }
 
 const SHOWN: u32 = 500;
@@ -52,6 +54,9 @@ pub fn repair_words(r: Repair) -> &'static str {
 }
 
 pub struct DriftRow {
+    pub id: String,
+    /// An operator may queue its repair now.
+    pub repairable: bool,
     pub kind: &'static str,
     pub kind_code: &'static str,
     pub subject: String,
@@ -67,6 +72,9 @@ pub struct DriftRow {
 impl From<Finding> for DriftRow {
     fn from(f: Finding) -> Self {
         DriftRow {
+            id: f.id.to_string(),
+            repairable: f.repair.automatic()
+                && f.repair_state == domain::findings::RepairState::Proposed,
             kind: kind_words(f.kind),
             kind_code: f.kind.as_str(),
             subject: f.subject,
@@ -90,12 +98,16 @@ struct DriftPage {
     counts: Vec<(&'static str, &'static str, i64)>,
     shown: Option<&'static str>,
     rows: Vec<DriftRow>,
+    /// What the last repair did, shown above the table.
+    message: String,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Filter {
     kind: String,
+    queued: Option<usize>,
+    refused: Option<usize>,
 }
 
 async fn list(
@@ -126,5 +138,40 @@ async fn list(
         counts,
         shown: kind.map(kind_words),
         rows,
+        message: match (f.queued, f.refused) {
+            (Some(q), Some(r)) if r > 0 => {
+                format!("{q} repairs queued; {r} findings need a person or were queued already.")
+            }
+            (Some(q), _) => format!("{q} repairs queued: the job outbox carries them to Zoom."),
+            _ => String::new(),
+        },
     }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RepairForm {
+    csrf: String,
+    /// One finding; empty: every open finding whose repair is automatic.
+    finding: String,
+}
+
+/// Queues one finding's repair, or every automatic one, through the outbox.
+async fn repair(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(form): Form<RepairForm>,
+) -> Result<Response, PageError> {
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    let which = if form.finding.is_empty() {
+        RepairWhich::Automatic { customer: None }
+    } else {
+        let id = form.finding.parse().map_err(|_| PageError(AppError::NotFound))?;
+        RepairWhich::Ids(vec![id])
+    };
+    let r = state.app.repair_findings(&which, &op.actor()).await?;
+    let to = format!("/operator/drift?queued={}&refused={}", r.queued.len(), r.refused.len());
+    Ok(Redirect::to(&to).into_response())
 }
