@@ -45,6 +45,9 @@ pub struct ZoomConfig {
     /// Queue the automatic repairs of what reconciliation finds (a number gone from Zoom pushed
     /// again, a trunk or status set back); off: an operator asks for them.
     pub reconcile_auto_repair: bool,
+    /// Minutes a number may stay `provisioning` or `releasing` with no job working on it before
+    /// reconciliation reports it stuck.
+    pub reconcile_stuck_minutes: u64,
 }
 
 impl Default for ZoomConfig {
@@ -66,6 +69,7 @@ impl Default for ZoomConfig {
             lease_seconds: 15,
             reconcile_minutes: 15,
             reconcile_auto_repair: false,
+            reconcile_stuck_minutes: 30,
         }
     }
 }
@@ -103,6 +107,8 @@ reconcile_minutes = 15
 # Queue the automatic repairs of what it finds (push again, trunk or status set back); never removes
 # or moves a number. Off: an operator asks (`peerex reconcile --repair`, the API).
 reconcile_auto_repair = false
+# Minutes a number may stay provisioning or releasing with no job on it before it is reported stuck.
+reconcile_stuck_minutes = 30
 "#;
 
 fn redacted(s: &str) -> &'static str {
@@ -132,6 +138,7 @@ impl fmt::Debug for ZoomConfig {
             .field("lease_seconds", &self.lease_seconds)
             .field("reconcile_minutes", &self.reconcile_minutes)
             .field("reconcile_auto_repair", &self.reconcile_auto_repair)
+            .field("reconcile_stuck_minutes", &self.reconcile_stuck_minutes)
             .finish()
     }
 }
@@ -182,6 +189,10 @@ impl ZoomConfig {
             self.reconcile_minutes <= 7 * 24 * 60,
             "configuration: zoom.reconcile_minutes must be 0 to 10080"
         );
+        anyhow::ensure!(
+            (1..=7 * 24 * 60).contains(&self.reconcile_stuck_minutes),
+            "configuration: zoom.reconcile_stuck_minutes must be 1 to 10080"
+        );
         let url = |field: &str, v: &str| {
             v.trim()
                 .parse::<url::Url>()
@@ -207,6 +218,9 @@ impl ZoomConfig {
         setup.carrier_name = carrier_name.to_owned();
         setup.reconcile.every = Duration::from_secs(self.reconcile_minutes * 60);
         setup.reconcile.auto_repair = self.reconcile_auto_repair;
+        setup.reconcile.thresholds.stuck_after = time::Duration::minutes(
+            i64::try_from(self.reconcile_stuck_minutes).unwrap_or(i64::MAX / 60_000),
+        );
         Ok(Some(setup))
     }
 }
