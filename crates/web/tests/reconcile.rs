@@ -27,6 +27,7 @@ on_both!(
     a_routing_instance_left_behind_is_found_and_closed_once_it_catches_up,
     the_schedule_runs_each_scope_once_per_interval,
     repairs_go_through_the_outbox_once_and_the_next_cycle_closes_them,
+    a_repair_whose_worker_died_is_taken_again_and_converges,
 );
 
 const UNKNOWN: &str = "+15559990001";
@@ -553,4 +554,35 @@ async fn repairs_go_through_the_outbox_once_and_the_next_cycle_closes_them(db: D
     assert_eq!(v["refused"][0]["id"], unknown.id.to_string());
     let (status, _) = post(json!({ "all_automatic": true, "finding_ids": [unknown.id] })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn a_repair_whose_worker_died_is_taken_again_and_converges(db: Db) {
+    use app::reconcile::RepairWhich;
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 3).await;
+    sim_send(&t, reqwest::Method::DELETE, &format!("/_sim/numbers/{}", enc(&n(0)))).await;
+    sim_patch(&t, &n(1), json!({ "status": false })).await;
+    reconcile(&t).await;
+    let by = Actor::Operator("ops@carrier.example".into());
+    let which = RepairWhich::Automatic { customer: None };
+    assert_eq!(t.app().repair_findings(&which, &by).await.unwrap().jobs, 2);
+
+    // A worker claims both repairs and dies (kill -9: no answer recorded, no lease handed back).
+    let now = t.app().now();
+    let lease = now + time::Duration::seconds(3);
+    for _ in 0..2 {
+        assert!(t.store().claim_job("dead-worker", lease, now).await.unwrap().is_some());
+    }
+    assert!(t.run_pending_jobs().await.is_empty(), "the dead worker's lease still holds them");
+    // Its lease runs out: another worker takes them; running them again converges.
+    t.clock().advance(time::Duration::seconds(4));
+    let runs = t.run_pending_jobs().await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r.end == domain::onboarding::JobEnd::Done), "{runs:?}");
+    let r = reconcile(&t).await;
+    assert_eq!(
+        account_cycle(&r).recorded.map(|r| (r.opened, r.still_open, r.closed)),
+        Some((0, 0, 2))
+    );
+    assert!(open(&t).await.is_empty());
 }
