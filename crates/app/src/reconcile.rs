@@ -695,15 +695,26 @@ impl App {
                 other => break other?,
             }
         };
-        let refused: Vec<String> = results
-            .into_iter()
-            .filter_map(|r| match r.outcome {
+        let mut refused = Vec::new();
+        for r in results {
+            match r.outcome {
                 zoom::Outcome::Refused { message, .. } => {
-                    Some(format!("{}: {message}", r.phone_number))
+                    refused.push(format!("{}: {message}", r.phone_number))
                 }
-                _ => None,
-            })
-            .collect();
+                // Zoom says "already exists" for a number in any account: added again only if it is
+                // in this one; one in another account is not peerex's to move.
+                zoom::Outcome::AlreadyDone if repair.fix == ZoomFix::Add => {
+                    self.zoom_slot(z, account).await?;
+                    if z.client.find_peering_number(&token, &r.phone_number).await?.is_none() {
+                        refused.push(format!(
+                            "{}: Zoom has it in another account; move it back there, or correct peerex",
+                            r.phone_number
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
         tracing::info!(by = %repair.by, fix = ?repair.fix, numbers = numbers.len(), refused = refused.len(), "repair carried to Zoom");
         Ok(Some(if refused.is_empty() {
             JobEnd::Done

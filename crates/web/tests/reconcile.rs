@@ -28,6 +28,7 @@ on_both!(
     the_schedule_runs_each_scope_once_per_interval,
     repairs_go_through_the_outbox_once_and_the_next_cycle_closes_them,
     a_repair_whose_worker_died_is_taken_again_and_converges,
+    a_repair_never_takes_a_number_from_another_zoom_account,
 );
 
 const UNKNOWN: &str = "+15559990001";
@@ -585,4 +586,37 @@ async fn a_repair_whose_worker_died_is_taken_again_and_converges(db: Db) {
         Some((0, 0, 2))
     );
     assert!(open(&t).await.is_empty());
+}
+
+async fn a_repair_never_takes_a_number_from_another_zoom_account(db: Db) {
+    use app::reconcile::RepairWhich;
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 2).await;
+    sim_patch(&t, &n(0), json!({ "account_id": demo::CARRIER_ACCOUNT_ID })).await;
+    reconcile(&t).await;
+    assert_eq!(open(&t).await, vec![(FindingKind::GoneFromZoom, n(0))]);
+    let by = Actor::Operator("ops@carrier.example".into());
+    let which = RepairWhich::Automatic { customer: None };
+    assert_eq!(t.app().repair_findings(&which, &by).await.unwrap().jobs, 1);
+    let runs = t.run_pending_jobs().await;
+    let [run] = runs.as_slice() else { panic!("{runs:?}") };
+    match &run.end {
+        domain::onboarding::JobEnd::Failed { error } => {
+            assert!(error.contains(&n(0)) && error.contains("another account"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let moved: Value = reqwest::get(format!(
+        "{}/_sim/numbers?account_id={}",
+        t.zoom.url,
+        demo::CARRIER_ACCOUNT_ID
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(moved["numbers"][0]["phone_number"], n(0).as_str(), "left where it is");
+    reconcile(&t).await;
+    assert_eq!(open(&t).await, vec![(FindingKind::GoneFromZoom, n(0))], "still open");
 }
