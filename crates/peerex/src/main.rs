@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_push;
+mod bench_reconcile;
 mod bench_sip;
 mod bench_zoom_sim;
 mod cli;
