@@ -118,6 +118,21 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
     wait_for_no_job(&app).await?;
     let req = ReconcileRequest { customer: Some(customer.id), dry_run: false };
 
+    // The floor: the same listing straight through the client, with no pacing and no database.
+    let link = app.zoom_link(customer.id).await.map_err(err)?.context("the link")?;
+    let token = app.access_token(&link, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let z = app.zoom.as_deref().context("zoom")?;
+    let t = Instant::now();
+    let raw = z.client.list_all_peering_numbers(&token).await?;
+    let raw_took = t.elapsed();
+    anyhow::ensure!(
+        raw.len() == args.numbers as usize,
+        "the raw listing has {} numbers",
+        raw.len()
+    );
+    // Its calls count against the account's limit: let that second pass.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
     // A converged account: nothing found, at the pace Zoom allows.
     let t = Instant::now();
     let report = app.reconcile(&req).await.map_err(err)?;
@@ -180,6 +195,11 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
     println!(
         "\n{} numbers in one Zoom account at {} requests/s: {pages} pages, bound {bound:.2} s (pages / rate)",
         args.numbers, args.rate
+    );
+    println!(
+        "raw listing (the client alone, no pacing, no database): {:.2} s, {:.1}% of the bound",
+        raw_took.as_secs_f64(),
+        100.0 * bound / raw_took.as_secs_f64()
     );
     println!(
         "converged cycle: {:.2} s, {:.1}% of the bound, {converged} findings",
