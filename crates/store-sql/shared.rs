@@ -19,6 +19,8 @@ mod rows;
 mod jobs;
 #[path = "customers.rs"]
 mod customers;
+#[path = "findings.rs"]
+mod findings;
 #[path = "installs.rs"]
 mod installs;
 #[path = "links.rs"]

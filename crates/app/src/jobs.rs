@@ -99,6 +99,10 @@ impl App {
         let span = tracing::info_span!("job", id = %job.id, kind = job.kind.as_str(), attempt = job.attempts, account = job.zoom_account.as_ref().map_or("", ZoomAccountId::as_str));
         let work = async {
             let end = match job.kind {
+                // A push that repairs drift the reconciler found (see `reconcile`).
+                JobKind::PushNumbers if job.payload.repair.is_some() => {
+                    self.run_repair(z, &job).await
+                }
                 JobKind::PushNumbers => self.run_push(z, &job, worker).await,
                 JobKind::PollNumbers => self.run_poll(z, &job, worker).await,
                 JobKind::ReleaseNumbers => self.run_release(z, &job, worker).await,

@@ -43,6 +43,8 @@ pub struct ZoomSetup {
     pub carrier_name: String,
     /// What pushes to Zoom did in this process (for `peerex bench push` and logs).
     pub stats: PushStats,
+    /// How the reconciler compares Zoom with peerex (through the same request budget).
+    pub reconcile: crate::reconcile::ReconcileSettings,
 }
 
 impl ZoomSetup {
@@ -60,6 +62,7 @@ impl ZoomSetup {
             lease: Duration::from_secs(15),
             carrier_name: "the carrier".into(),
             stats: PushStats::default(),
+            reconcile: crate::reconcile::ReconcileSettings::default(),
         }
     }
 }

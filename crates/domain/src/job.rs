@@ -127,11 +127,14 @@ pub fn plan_poll(
 pub struct JobPayload {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "stored_numbers")]
     pub numbers: Vec<PhoneNumber>,
+    /// A push that repairs drift the reconciler found, rather than one of an order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<crate::findings::ZoomRepair>,
 }
 
 impl JobPayload {
     pub fn numbers(numbers: Vec<PhoneNumber>) -> Self {
-        JobPayload { numbers }
+        JobPayload { numbers, repair: None }
     }
 
     /// Whether the job carries `number`.

@@ -8,6 +8,7 @@ pub mod actor;
 pub mod auth;
 pub mod clock;
 pub mod customer;
+pub mod findings;
 pub mod ids;
 pub mod import;
 pub mod job;

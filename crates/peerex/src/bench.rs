@@ -30,6 +30,8 @@ pub enum BenchCmd {
     ZoomSim(crate::bench_zoom_sim::ZoomSimBench),
     /// Push 100,000 numbers to one Zoom account (the simulator at 40 requests/s) against the bound.
     Push(crate::bench_push::PushBench),
+    /// Reconcile a converged Zoom account against the listing's bound; inject drift, find, repair.
+    Reconcile(crate::bench_reconcile::ReconcileBench),
     /// The SIP redirect server against Kamailio's htable baseline (reference/routing) on 1,000,000
     /// numbers at 10,000 calls/s, each pinned to one core; the lookup API under wrk; change to
     /// decision latency; snapshot memory per number.
@@ -41,6 +43,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         BenchCmd::Import { count, postgres, searches } => (count, postgres, searches),
         BenchCmd::ZoomSim(args) => return crate::bench_zoom_sim::run(args).await,
         BenchCmd::Push(args) => return crate::bench_push::run(args).await,
+        BenchCmd::Reconcile(args) => return crate::bench_reconcile::run(args).await,
         BenchCmd::Sip(args) => return crate::bench_sip::run(args).await,
     };
     anyhow::ensure!(

@@ -231,7 +231,7 @@ async fn bench_one(
 }
 
 /// Acme's admin signs in to Zoom and allows the carrier's app; the code Zoom redirects with.
-async fn authorize(zoom_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn authorize(zoom_url: &str) -> anyhow::Result<String> {
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

@@ -69,6 +69,8 @@ enum Command {
     /// Releases of customers' numbers, approved by the customer (issue 6).
     #[command(subcommand)]
     Releases(crate::releases_cmd::ReleasesCmd),
+    /// Compare peerex with Zoom and the routing instances now, and print what disagrees.
+    Reconcile(crate::reconcile_cmd::ReconcileArgs),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -302,6 +304,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(cmd) => orders(&app, cmd).await?,
         Command::Trunks(cmd) => crate::trunks_cmd::run(&app, cmd).await?,
         Command::Releases(cmd) => crate::releases_cmd::run(&app, cmd).await?,
+        Command::Reconcile(args) => crate::reconcile_cmd::run(&app, args).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
             let scope = Scope::parse(&scope).context("--scope must be read or write")?;
             let (clear, token) = app

@@ -2,11 +2,13 @@
 
 mod bench;
 mod bench_push;
+mod bench_reconcile;
 mod bench_sip;
 mod bench_zoom_sim;
 mod cli;
 mod config;
 mod demo;
+mod reconcile_cmd;
 mod releases_cmd;
 mod routing_demo;
 mod serve;

@@ -39,6 +39,15 @@ pub struct ZoomConfig {
     /// Seconds a claimed job stays its worker's without a heartbeat (renewed every third of it while
     /// the job runs): a dead instance's jobs are taken again this long after its last heartbeat.
     pub lease_seconds: u64,
+    /// Minutes between two reconciliations of each linked account with Zoom (and of the routing
+    /// instances with the database), shared by every instance; 0: only `peerex reconcile`.
+    pub reconcile_minutes: u64,
+    /// Queue the automatic repairs of what reconciliation finds (a number gone from Zoom pushed
+    /// again, a trunk or status set back); off: an operator asks for them.
+    pub reconcile_auto_repair: bool,
+    /// Minutes a number may stay `provisioning` or `releasing` with no job working on it before
+    /// reconciliation reports it stuck.
+    pub reconcile_stuck_minutes: u64,
 }
 
 impl Default for ZoomConfig {
@@ -58,6 +67,9 @@ impl Default for ZoomConfig {
             requests_per_second: 20.0,
             workers: 4,
             lease_seconds: 15,
+            reconcile_minutes: 15,
+            reconcile_auto_repair: false,
+            reconcile_stuck_minutes: 30,
         }
     }
 }
@@ -89,6 +101,14 @@ requests_per_second = 20.0
 workers = 4
 # Seconds a job stays its worker's without a heartbeat: a dead instance's jobs are taken again after it.
 lease_seconds = 15
+# Minutes between two reconciliations of each linked account with Zoom (one instance runs each; the
+# listing shares the account's request budget with pushes); 0: only `peerex reconcile`.
+reconcile_minutes = 15
+# Queue the automatic repairs of what it finds (push again, trunk or status set back); never removes
+# or moves a number. Off: an operator asks (`peerex reconcile --repair`, the API).
+reconcile_auto_repair = false
+# Minutes a number may stay provisioning or releasing with no job on it before it is reported stuck.
+reconcile_stuck_minutes = 30
 "#;
 
 fn redacted(s: &str) -> &'static str {
@@ -116,6 +136,9 @@ impl fmt::Debug for ZoomConfig {
             .field("requests_per_second", &self.requests_per_second)
             .field("workers", &self.workers)
             .field("lease_seconds", &self.lease_seconds)
+            .field("reconcile_minutes", &self.reconcile_minutes)
+            .field("reconcile_auto_repair", &self.reconcile_auto_repair)
+            .field("reconcile_stuck_minutes", &self.reconcile_stuck_minutes)
             .finish()
     }
 }
@@ -162,6 +185,14 @@ impl ZoomConfig {
             (3..=600).contains(&self.lease_seconds),
             "configuration: zoom.lease_seconds must be 3 to 600"
         );
+        anyhow::ensure!(
+            self.reconcile_minutes <= 7 * 24 * 60,
+            "configuration: zoom.reconcile_minutes must be 0 to 10080"
+        );
+        anyhow::ensure!(
+            (1..=7 * 24 * 60).contains(&self.reconcile_stuck_minutes),
+            "configuration: zoom.reconcile_stuck_minutes must be 1 to 10080"
+        );
         let url = |field: &str, v: &str| {
             v.trim()
                 .parse::<url::Url>()
@@ -185,6 +216,11 @@ impl ZoomConfig {
         setup.workers = self.workers;
         setup.lease = Duration::from_secs(self.lease_seconds);
         setup.carrier_name = carrier_name.to_owned();
+        setup.reconcile.every = Duration::from_secs(self.reconcile_minutes * 60);
+        setup.reconcile.auto_repair = self.reconcile_auto_repair;
+        setup.reconcile.thresholds.stuck_after = time::Duration::minutes(
+            i64::try_from(self.reconcile_stuck_minutes).unwrap_or(i64::MAX / 60_000),
+        );
         Ok(Some(setup))
     }
 }

@@ -38,7 +38,14 @@ pub struct Follower {
     last_read: Instant,
     /// Pruning horizons sampled along the way, oldest first (PostgreSQL).
     horizons: VecDeque<(Instant, i64)>,
+    /// This follower's name in `routing_instances`, where the reconciler reads how far it has got.
+    instance: String,
+    /// The generation last reported there, and when.
+    reported: Option<(i64, Instant)>,
 }
+
+/// How often a follower whose generation has not moved still says where it is.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
 
 impl Follower {
     pub fn new(store: Store, routing: Routing) -> Self {
@@ -48,7 +55,22 @@ impl Follower {
             watched: Vec::new(),
             last_read: Instant::now(),
             horizons: VecDeque::new(),
+            instance: instance_name(),
+            reported: None,
         }
+    }
+
+    /// Records the generation this snapshot has applied in the database, when it moved or every
+    /// [`REPORT_EVERY`]: the reconciler reports a follower left behind.
+    async fn report(&mut self) -> Result<(), DbError> {
+        let generation = self.routing.generation();
+        if self.reported.is_some_and(|(g, at)| g == generation && at.elapsed() < REPORT_EVERY) {
+            return Ok(());
+        }
+        let now = time::OffsetDateTime::now_utc();
+        self.store.report_routing_instance(&self.instance, generation, now).await?;
+        self.reported = Some((generation, Instant::now()));
+        Ok(())
     }
 
     /// Rebuilds the snapshot from the database.
@@ -214,6 +236,8 @@ impl Follower {
             }
             if let Err(e) = self.catch_up().await {
                 tracing::error!(error = %e, "routing snapshot: cannot read changes");
+            } else if let Err(e) = self.report().await {
+                tracing::warn!(error = %e, "routing snapshot: cannot report its generation");
             }
             if last_prune.elapsed() > PRUNE_EVERY {
                 last_prune = Instant::now();
@@ -223,4 +247,13 @@ impl Follower {
             }
         }
     }
+}
+
+/// A name for this follower that no other process shares: the host, the process and a random part
+/// (two followers in one process are two instances).
+fn instance_name() -> String {
+    let host =
+        std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "peerex".into());
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &id[20..])
 }

@@ -139,6 +139,15 @@ async fn metrics_text(State(state): State<WebState>, headers: HeaderMap) -> Resp
             tracing::warn!(error = %e, "metrics: cannot count numbers missing an emergency address")
         }
     }
+    // Read at each scrape, so every kind is there (0 included) whichever instance ran the cycle.
+    match state.app.open_finding_counts().await {
+        Ok(counts) => {
+            for (kind, n) in counts {
+                metrics::gauge!("peerex_findings_open", "kind" => kind.as_str()).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count open findings"),
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
         .into_response()
 }

@@ -19,7 +19,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 24] = [
+const ROUTES: [(&str, &str, &str); 26] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -64,6 +64,8 @@ const ROUTES: [(&str, &str, &str); 24] = [
         "/api/v1/releases/{id}/withdraw",
         "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/withdraw",
     ),
+    ("get", "/api/v1/findings", "/findings"),
+    ("post", "/api/v1/findings/repair", "/findings/repair"),
 ];
 
 fn method(name: &str) -> Method {

@@ -4,6 +4,7 @@
 
 mod customers;
 mod extract;
+mod findings;
 mod numbers;
 mod orders;
 mod releases; // issue 6
@@ -31,6 +32,7 @@ use utoipa::OpenApi;
         orders::list_orders, orders::create_order, orders::get_order, orders::cancel_order,
         trunks::list_trunks, trunks::create_trunk, trunks::get_trunk, trunks::update_trunk, trunks::delete_trunk, trunks::set_customer_trunk,
         releases::start_release, releases::list_releases, releases::get_release, releases::withdraw_release,
+        findings::list_findings, findings::repair_findings,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -108,6 +110,7 @@ pub fn router() -> Router<WebState> {
         .merge(orders::router())
         .merge(trunks::router())
         .merge(releases::router())
+        .merge(findings::router())
 }
 
 /// The caller of an API request, authenticated by `Authorization: Bearer pxt_...`.

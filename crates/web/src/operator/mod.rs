@@ -5,6 +5,7 @@
 //! then the operator's role, so a read-only operator can look at everything and change nothing.
 
 mod customers;
+mod drift;
 mod import;
 mod jobs;
 mod login;
@@ -40,6 +41,7 @@ pub fn router() -> Router<WebState> {
         .merge(orders::router())
         .merge(tokens::router())
         .merge(jobs::router())
+        .merge(drift::router())
         .merge(trunks::router())
         .merge(releases::router())
 }

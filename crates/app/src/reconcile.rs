@@ -1,0 +1,725 @@
+//! Reconciliation: peerex, Zoom and the routing instances compared, and what disagrees recorded as
+//! findings an operator reads (DESIGN.md §7).
+//!
+//! One cycle per linked Zoom account: every page of the account's peering numbers is read through the
+//! account's request budget (the one pushes use, shared by every instance), then the listing is
+//! compared with what peerex holds ([`domain::reconcile::compare`]). A listing is compared only
+//! when every page of it was read: a cycle that Zoom interrupts (429s past the budget's patience, 5xx,
+//! timeouts, page tokens that keep expiring) records nothing and is run again on the next schedule, so
+//! a missing page never looks like numbers gone from Zoom. One more cycle compares every routing
+//! instance's position with the database's.
+//!
+//! Each scope's cycle runs under a lease in the database, so two instances never run the same
+//! account's cycle at once, and the schedule is shared: a scope is due `every` after its last
+//! complete cycle, whichever instance ran it.
+
+use crate::onboarding::{ZoomCallError, ZoomSetup};
+use crate::{App, AppError, Result};
+use domain::findings::{Finding, FindingQuery, Recorded, RepairState, Seen, ZoomFix, ZoomRepair};
+use domain::job::JobPayload;
+use domain::onboarding::{Job, JobEnd, JobKind, ZoomLink};
+use domain::reconcile::{compare, routing_behind, FindingKind, Listed, Repair, Scope, Thresholds};
+use domain::{Actor, CustomerId, NumberState, PhoneNumber, ZoomAccountId};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use tracing::Instrument;
+use zoom::ZoomError;
+
+/// How reconciliation runs.
+#[derive(Clone, Debug)]
+pub struct ReconcileSettings {
+    /// How often each scope is compared (0: never on a schedule; `peerex reconcile` still runs).
+    pub every: Duration,
+    /// How long a cycle's lease lasts: a cycle that dies is run by another instance after it.
+    pub lease: Duration,
+    pub thresholds: Thresholds,
+    /// How long a routing instance may be behind a generation the database reached before it is a
+    /// finding (a follower is always a moment behind a commit).
+    pub routing_grace: time::Duration,
+    /// A routing instance silent for longer has stopped; it is forgotten rather than reported.
+    pub routing_silent: time::Duration,
+    /// Failed calls to Zoom in a row (429, 5xx, timeouts) after which a cycle gives up until the next.
+    pub max_failures: u32,
+    /// Queue the automatic repairs of what each cycle finds (by "reconciler"); off, an operator
+    /// asks for them.
+    pub auto_repair: bool,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(15 * 60),
+            lease: Duration::from_secs(10 * 60),
+            thresholds: Thresholds::default(),
+            routing_grace: time::Duration::minutes(1),
+            routing_silent: time::Duration::minutes(10),
+            max_failures: 5,
+            auto_repair: false,
+        }
+    }
+}
+
+/// What to reconcile.
+#[derive(Clone, Debug, Default)]
+pub struct ReconcileRequest {
+    /// Only this customer's account (and not the routing instances).
+    pub customer: Option<CustomerId>,
+    /// Compute the findings without writing anything.
+    pub dry_run: bool,
+}
+
+/// How one scope's cycle ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every page read and compared; the findings recorded (unless a dry run).
+    Complete,
+    /// Not run: another instance runs it, or it is not due.
+    Skipped(String),
+    /// Zoom interrupted the listing: nothing was compared or recorded.
+    Incomplete(String),
+}
+
+/// One scope's cycle.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cycle {
+    /// `account:<Zoom account id>` or `routing`.
+    pub scope: String,
+    pub customer: Option<CustomerId>,
+    pub zoom_account: Option<ZoomAccountId>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Pages of Zoom's listing read, and numbers it listed.
+    pub pages: u32,
+    pub listed: usize,
+    /// What the comparison found (empty unless complete).
+    pub findings: Vec<SeenOut>,
+    /// What recording them changed (`None` in a dry run or when not complete).
+    pub recorded: Option<Recorded>,
+}
+
+/// A finding as one cycle saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeenOut {
+    pub kind: FindingKind,
+    pub subject: String,
+    pub customer: Option<CustomerId>,
+    pub detail: String,
+    pub repair: domain::reconcile::Repair,
+}
+
+impl From<&Seen> for SeenOut {
+    fn from(s: &Seen) -> Self {
+        SeenOut {
+            kind: s.kind,
+            subject: s.subject.clone(),
+            customer: s.customer,
+            detail: s.detail.clone(),
+            repair: s.kind.repair(),
+        }
+    }
+}
+
+/// Every cycle a run made.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReconcileReport {
+    pub dry_run: bool,
+    pub cycles: Vec<Cycle>,
+}
+
+impl ReconcileReport {
+    pub fn findings(&self) -> impl Iterator<Item = &SeenOut> {
+        self.cycles.iter().flat_map(|c| c.findings.iter())
+    }
+}
+
+/// A listing Zoom did not let the cycle finish.
+struct Interrupted(String);
+
+const ROUTING_SCOPE: &str = "routing";
+
+fn account_scope(account: &ZoomAccountId) -> String {
+    format!("account:{account}")
+}
+
+impl App {
+    /// Runs a cycle now for every linked account (or `customer`'s) and the routing instances,
+    /// whenever they last ran; a scope another instance is running now is skipped.
+    pub async fn reconcile(&self, req: &ReconcileRequest) -> Result<ReconcileReport> {
+        self.reconcile_due(req, None).await
+    }
+
+    /// The scheduled run: the scopes whose last complete cycle is at least `every` old.
+    pub async fn reconcile_scheduled(&self) -> Result<ReconcileReport> {
+        let every = self.zoom.as_deref().map(|z| z.reconcile.every).unwrap_or_default();
+        self.reconcile_due(&ReconcileRequest::default(), Some(every)).await
+    }
+
+    async fn reconcile_due(
+        &self,
+        req: &ReconcileRequest,
+        every: Option<Duration>,
+    ) -> Result<ReconcileReport> {
+        let z = self.zoom()?;
+        let mut cycles = Vec::new();
+        let links = self.store.live_links().await?;
+        for (customer, account) in links {
+            if req.customer.is_some_and(|c| c != customer) {
+                continue;
+            }
+            cycles.push(self.reconcile_account(z, customer, &account, req.dry_run, every).await?);
+        }
+        if req.customer.is_none() {
+            cycles.push(self.reconcile_routing(z, req.dry_run, every).await?);
+        }
+        Ok(ReconcileReport { dry_run: req.dry_run, cycles })
+    }
+
+    /// Takes `scope`'s lease for this cycle (a dry run takes none: it writes nothing).
+    async fn take_scope(
+        &self,
+        z: &ZoomSetup,
+        scope: &str,
+        owner: &str,
+        every: Option<Duration>,
+    ) -> Result<Option<String>> {
+        let now = self.now();
+        let lease =
+            time::Duration::try_from(z.reconcile.lease).unwrap_or(time::Duration::minutes(10));
+        let due_before = match every {
+            Some(e) => now - time::Duration::try_from(e).unwrap_or(time::Duration::minutes(15)),
+            None => now,
+        };
+        if self.store.take_reconcile_lease(scope, owner, now, now + lease, due_before).await? {
+            Ok(None)
+        } else if every.is_some() {
+            Ok(Some("not due, or another instance is running it".into()))
+        } else {
+            Ok(Some("another instance is running it now".into()))
+        }
+    }
+
+    async fn reconcile_account(
+        &self,
+        z: &ZoomSetup,
+        customer: CustomerId,
+        account: &ZoomAccountId,
+        dry_run: bool,
+        every: Option<Duration>,
+    ) -> Result<Cycle> {
+        let scope = account_scope(account);
+        let mut cycle = Cycle {
+            scope: scope.clone(),
+            customer: Some(customer),
+            zoom_account: Some(account.clone()),
+            outcome: Outcome::Complete,
+            pages: 0,
+            listed: 0,
+            findings: Vec::new(),
+            recorded: None,
+        };
+        let owner = uuid::Uuid::now_v7().to_string();
+        if !dry_run {
+            if let Some(why) = self.take_scope(z, &scope, &owner, every).await? {
+                cycle.outcome = Outcome::Skipped(why);
+                return Ok(cycle);
+            }
+        }
+        let span = tracing::info_span!("reconcile", %account, %customer);
+        let result = self.compare_account(z, customer, account, &mut cycle).instrument(span).await;
+        let completed = match result {
+            Ok(Ok(seen)) => {
+                cycle.findings = seen.iter().map(SeenOut::from).collect();
+                if !dry_run {
+                    let (id, now) = (uuid::Uuid::now_v7(), self.now());
+                    let recorded =
+                        self.store.record_findings(&scope, Some(account), &seen, id, now).await;
+                    match recorded {
+                        Ok(r) => {
+                            cycle.recorded = Some(r);
+                            if z.reconcile.auto_repair {
+                                let which = RepairWhich::Automatic { customer: Some(customer) };
+                                let by = Actor::System("reconciler".into());
+                                if let Err(e) = self.repair_findings(&which, &by).await {
+                                    tracing::warn!(error = %e, "reconciliation: cannot queue repairs");
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            self.store.release_reconcile_lease(&scope, &owner, None).await?;
+                            return Err(e.into());
+                        }
+                    }
+                }
+                true
+            }
+            Ok(Err(Interrupted(why))) => {
+                tracing::info!(reason = %why, "reconciliation interrupted; nothing compared");
+                cycle.outcome = Outcome::Incomplete(why);
+                false
+            }
+            Err(e) => {
+                if !dry_run {
+                    self.store.release_reconcile_lease(&scope, &owner, None).await?;
+                }
+                return Err(e);
+            }
+        };
+        if !dry_run {
+            let at = completed.then(|| self.now());
+            self.store.release_reconcile_lease(&scope, &owner, at).await?;
+        }
+        Ok(cycle)
+    }
+
+    /// Lists the account in full and compares it with what peerex holds.
+    async fn compare_account(
+        &self,
+        z: &ZoomSetup,
+        customer: CustomerId,
+        account: &ZoomAccountId,
+        cycle: &mut Cycle,
+    ) -> Result<std::result::Result<Vec<Seen>, Interrupted>> {
+        let Some(link) = self.store.zoom_link(customer).await? else {
+            return Ok(Err(Interrupted("the account's link is gone".into())));
+        };
+        let listed = match self.list_account(z, &link, cycle).await {
+            Ok(l) => l,
+            Err(ZoomCallError::Db(e)) => return Err(e.into()),
+            Err(e) => return Ok(Err(Interrupted(e.to_string()))),
+        };
+        let listed = match listed {
+            Ok(l) => l,
+            Err(i) => return Ok(Err(i)),
+        };
+        cycle.listed = listed.len();
+        let numbers: Vec<PhoneNumber> = listed.iter().map(|l| l.e164.clone()).collect();
+        let held = self.store.held_for_reconcile(customer, &numbers).await?;
+        let known: HashSet<&PhoneNumber> = held.iter().map(|h| &h.e164).collect();
+        let observations = compare(
+            Scope::Account(account.as_str()),
+            &held,
+            &listed,
+            |p| known.contains(p),
+            z.reconcile.thresholds,
+            self.now(),
+        );
+        Ok(Ok(observations.into_iter().map(Seen::from).collect()))
+    }
+
+    /// Every page of the account's peering numbers, each call through the account's request budget.
+    /// A 429 moves the budget on for every instance and the page is asked again when it allows; a
+    /// 5xx or timeout is retried with backoff; an expired page token starts the listing over. More
+    /// than `max_failures` in a row, or a budget spent for longer than a call may wait, interrupts.
+    async fn list_account(
+        &self,
+        z: &ZoomSetup,
+        link: &ZoomLink,
+        cycle: &mut Cycle,
+    ) -> std::result::Result<std::result::Result<Vec<Listed>, Interrupted>, ZoomCallError> {
+        let account = &link.zoom_account_id;
+        let mut token = self.access_token(link, None).await?;
+        let (mut all, mut next) = (Vec::new(), None::<String>);
+        let (mut refreshed, mut restarts, mut failures) = (false, 0u32, 0u32);
+        loop {
+            match self.zoom_slot(z, account).await {
+                Ok(()) => {}
+                Err(ZoomCallError::Budget(at)) => {
+                    return Ok(Err(Interrupted(format!(
+                        "the account's request budget is used up until {}",
+                        crate::jobs::hms(at)
+                    ))))
+                }
+                Err(e) => return Err(e),
+            }
+            match z.client.list_peering_numbers(&token, next.as_deref()).await {
+                Ok(page) => {
+                    cycle.pages += 1;
+                    failures = 0;
+                    all.extend(page.numbers.into_iter().filter_map(|n| listed(account, n)));
+                    match page.next_page_token {
+                        Some(t) => next = Some(t),
+                        None => return Ok(Ok(all)),
+                    }
+                }
+                Err(ZoomError::Unauthorized { .. }) if !refreshed => {
+                    refreshed = true;
+                    token = self.access_token(link, Some(&token)).await?;
+                }
+                Err(ZoomError::Refused { status: 400, code: 300, .. })
+                    if next.is_some() && restarts < 2 =>
+                {
+                    tracing::info!(
+                        "Zoom's page token expired mid-listing; listing again from the start"
+                    );
+                    restarts += 1;
+                    (all, next) = (Vec::new(), None);
+                }
+                Err(ZoomError::RateLimited { retry_after })
+                    if failures < z.reconcile.max_failures =>
+                {
+                    failures += 1;
+                    let until = self.now()
+                        + time::Duration::try_from(retry_after)
+                            .unwrap_or(time::Duration::seconds(1));
+                    self.store.set_not_before(account, until).await?;
+                }
+                Err(e) if e.is_retryable() && failures < z.reconcile.max_failures => {
+                    failures += 1;
+                    let wait = z.retry.backoff(i64::from(failures), rand::random::<f64>(), None);
+                    tracing::info!(error = %e, ?wait, "listing for reconciliation failed; retrying the page");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Ok(Err(Interrupted(format!("Zoom: {e}")))),
+            }
+        }
+    }
+
+    /// Compares every routing instance's position with the generation the database had
+    /// `routing_grace` ago.
+    async fn reconcile_routing(
+        &self,
+        z: &ZoomSetup,
+        dry_run: bool,
+        every: Option<Duration>,
+    ) -> Result<Cycle> {
+        let mut cycle = Cycle {
+            scope: ROUTING_SCOPE.into(),
+            customer: None,
+            zoom_account: None,
+            outcome: Outcome::Complete,
+            pages: 0,
+            listed: 0,
+            findings: Vec::new(),
+            recorded: None,
+        };
+        if dry_run {
+            cycle.outcome = Outcome::Skipped(
+                "routing positions are sampled only by a cycle that records".into(),
+            );
+            return Ok(cycle);
+        }
+        let owner = uuid::Uuid::now_v7().to_string();
+        if let Some(why) = self.take_scope(z, ROUTING_SCOPE, &owner, every).await? {
+            cycle.outcome = Outcome::Skipped(why);
+            return Ok(cycle);
+        }
+        let r = &z.reconcile;
+        let result = async {
+            let head = self.store.routing_feed_head().await?.high;
+            let now = self.now();
+            let grace = r.routing_grace;
+            let sample = self
+                .store
+                .sample_routing_generation(head, now, now - grace * 10, now - grace)
+                .await?;
+            let instances = self.store.routing_instances(now - r.routing_silent).await?;
+            cycle.listed = instances.len();
+            let behind = match sample {
+                Some((generation, at)) => routing_behind(&instances, generation, at, grace, now),
+                None => Vec::new(),
+            };
+            let seen: Vec<Seen> = behind
+                .into_iter()
+                .map(|(instance, detail)| Seen {
+                    kind: FindingKind::RoutingBehind,
+                    subject: instance,
+                    customer: None,
+                    detail,
+                })
+                .collect();
+            cycle.findings = seen.iter().map(SeenOut::from).collect();
+            let recorded = self
+                .store
+                .record_findings(ROUTING_SCOPE, None, &seen, uuid::Uuid::now_v7(), now)
+                .await?;
+            cycle.recorded = Some(recorded);
+            Ok::<_, store::DbError>(())
+        }
+        .await;
+        let at = result.is_ok().then(|| self.now());
+        self.store.release_reconcile_lease(ROUTING_SCOPE, &owner, at).await?;
+        result?;
+        Ok(cycle)
+    }
+
+    /// Findings, newest sighting first.
+    pub async fn findings(&self, q: &FindingQuery) -> Result<Vec<Finding>> {
+        Ok(self.store.list_findings(q).await?)
+    }
+
+    /// Open findings per kind, every kind included.
+    pub async fn open_finding_counts(&self) -> Result<Vec<(FindingKind, i64)>> {
+        Ok(self.store.open_finding_counts().await?)
+    }
+
+    /// Runs [`App::reconcile_scheduled`] every `tick` until the returned handle is dropped; each scope
+    /// runs when due (`every` after its last complete cycle, on any instance).
+    pub fn spawn_reconciler(&self, tick: Duration) -> Reconciler {
+        let app = self.clone();
+        let handle = tokio::spawn(async move {
+            let mut t = tokio::time::interval(tick);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                t.tick().await;
+                match app.reconcile_scheduled().await {
+                    Ok(report) => {
+                        let found = report.findings().count();
+                        let ran = report
+                            .cycles
+                            .iter()
+                            .filter(|c| !matches!(c.outcome, Outcome::Skipped(_)))
+                            .count();
+                        if ran > 0 {
+                            tracing::info!(cycles = ran, findings = found, "reconciliation ran");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "reconciliation: error"),
+                }
+            }
+        });
+        Reconciler { handle }
+    }
+}
+
+/// The scheduled reconciliation; dropping it stops it.
+pub struct Reconciler {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Reconciler {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// One number of Zoom's listing, as the comparison reads it; a number that is not E.164 is left out
+/// (and logged): peerex holds only E.164 numbers, and Zoom may drop the `+` (REFERENCE §6).
+fn listed(account: &ZoomAccountId, n: zoom::PeeringNumber) -> Option<Listed> {
+    let raw = n.phone_number.trim();
+    let e164 = if raw.starts_with('+') { raw.to_owned() } else { format!("+{raw}") };
+    match PhoneNumber::parse(&e164) {
+        Ok(e164) => Some(Listed {
+            e164,
+            account: account.as_str().to_owned(),
+            trunk: n.sip_trunk_name,
+            active: n.active,
+            returned: n.returned,
+        }),
+        Err(e) => {
+            tracing::warn!(number = %n.phone_number, error = %e, "Zoom listed a number that is not E.164");
+            None
+        }
+    }
+}
+
+/// Which findings to repair.
+#[derive(Clone, Debug)]
+pub enum RepairWhich {
+    /// These, one by one: each that cannot be repaired automatically is refused with why.
+    Ids(Vec<uuid::Uuid>),
+    /// Every open finding (of this customer) whose repair is automatic and not queued yet.
+    Automatic { customer: Option<CustomerId> },
+}
+
+/// What asking for repairs did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Repairs {
+    /// Findings whose repair is now in the outbox.
+    pub queued: Vec<uuid::Uuid>,
+    /// Jobs written to carry them.
+    pub jobs: usize,
+    /// Findings not repaired, and why.
+    pub refused: Vec<(uuid::Uuid, String)>,
+}
+
+impl App {
+    /// Queues the repairs of findings through the outbox, like every change carried to Zoom
+    /// (retried, rate-limited, audited with `by`). Only automatic repairs run this way: the others
+    /// (a number peerex does not know, one in another account, one to remove or release) wait for a
+    /// person. A finding already queued is not queued again, whoever asks.
+    pub async fn repair_findings(&self, which: &RepairWhich, by: &Actor) -> Result<Repairs> {
+        let open = FindingQuery { open: Some(true), limit: 100_000, ..Default::default() };
+        let mut open = self.store.list_findings(&open).await?;
+        let mut out = Repairs::default();
+        match which {
+            RepairWhich::Ids(ids) => {
+                for id in ids {
+                    if !open.iter().any(|f| f.id == *id) {
+                        out.refused.push((*id, "not an open finding".into()));
+                    }
+                }
+                open.retain(|f| ids.contains(&f.id));
+            }
+            RepairWhich::Automatic { customer } => open.retain(|f| {
+                f.repair.automatic()
+                    && f.repair_state == RepairState::Proposed
+                    && customer.is_none_or(|c| f.customer == Some(c))
+            }),
+        }
+        type Key = (CustomerId, ZoomAccountId, Option<ZoomFix>);
+        let mut groups: BTreeMap<Key, Vec<PhoneNumber>> = BTreeMap::new();
+        let mut ids = Vec::new();
+        for f in open {
+            if f.repair_state != RepairState::Proposed {
+                let why = match f.repair_state {
+                    RepairState::Manual => {
+                        format!("not automatic ({}): a person decides", f.repair.as_str())
+                    }
+                    s => format!("its repair is {} already", s.as_str()),
+                };
+                out.refused.push((f.id, why));
+                continue;
+            }
+            let (Some(customer), Some(account), Ok(number)) =
+                (f.customer, f.zoom_account.clone(), PhoneNumber::parse(&f.subject))
+            else {
+                out.refused.push((f.id, "no customer's number to repair".into()));
+                continue;
+            };
+            let fix = match (ZoomFix::of(f.repair), f.repair) {
+                (Some(fix), _) => Some(fix),
+                // Zoom has it, or the push never ran: the push job converges either way.
+                (None, Repair::MarkActive | Repair::RunJobAgain) => {
+                    let held = self.store.get_number_by_e164(&number).await?;
+                    if held.is_none_or(|n| n.state != NumberState::Provisioning) {
+                        out.refused.push((
+                            f.id,
+                            "only a provisioning number's push is queued again".into(),
+                        ));
+                        continue;
+                    }
+                    None
+                }
+                _ => {
+                    out.refused.push((f.id, format!("not automatic ({})", f.repair.as_str())));
+                    continue;
+                }
+            };
+            groups
+                .entry((customer, ZoomAccountId::from_trusted(account.clone()), fix))
+                .or_default()
+                .push(number);
+            ids.push(f.id);
+        }
+        let now = self.now();
+        let mut jobs = Vec::new();
+        for ((customer, account, fix), numbers) in groups {
+            for chunk in numbers.chunks(domain::onboarding::ZOOM_BATCH) {
+                let mut payload = JobPayload::numbers(chunk.to_vec());
+                payload.repair = fix.map(|fix| ZoomRepair { fix, by: by.to_string() });
+                jobs.push(Job::new(
+                    JobKind::PushNumbers,
+                    payload,
+                    Some(customer),
+                    None,
+                    Some(account.clone()),
+                    now,
+                ));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        if !self.store.queue_repairs(&ids, &jobs, &by.to_string()).await? {
+            return Err(AppError::Refused(
+                "some of these findings were queued by someone else, or closed, meanwhile: nothing was queued; look again".into(),
+            ));
+        }
+        tracing::info!(findings = ids.len(), jobs = jobs.len(), %by, "repairs queued");
+        out.queued = ids;
+        out.jobs = jobs.len();
+        Ok(out)
+    }
+
+    /// Runs a repair job: the fix in Zoom for the numbers peerex still holds for the account's
+    /// customer (never any other), with Zoom's answer per number.
+    pub(crate) async fn run_repair(
+        &self,
+        z: &ZoomSetup,
+        job: &Job,
+    ) -> std::result::Result<Option<JobEnd>, ZoomCallError> {
+        let (Some(repair), Some(account)) = (&job.payload.repair, job.zoom_account.as_ref()) else {
+            return Ok(Some(JobEnd::Failed {
+                error: "repair job without a repair or account".into(),
+            }));
+        };
+        let Some(link) = self.store.live_link_by_account(account).await? else {
+            return Err(ZoomCallError::NoLink);
+        };
+        let numbers: Vec<String> = self
+            .store
+            .numbers_in(&job.payload.numbers)
+            .await?
+            .into_iter()
+            .filter(|n| {
+                n.customer_id == Some(link.customer_id)
+                    && matches!(n.state, NumberState::Active | NumberState::ReleasePending)
+            })
+            .map(|n| n.e164.to_string())
+            .collect();
+        if numbers.is_empty() {
+            return Ok(Some(JobEnd::Done));
+        }
+        let trunk = match self.store.get_customer(link.customer_id).await? {
+            Some(c) => match c.zoom_trunk {
+                Some(t) => t.as_str().to_owned(),
+                None => return Ok(Some(JobEnd::Failed { error: crate::jobs::NO_TRUNK.into() })),
+            },
+            None => return Err(ZoomCallError::NoLink),
+        };
+        let updates: Vec<zoom::NumberUpdate> = numbers
+            .iter()
+            .map(|n| zoom::NumberUpdate {
+                phone_number: n.clone(),
+                sip_trunk_name: Some(trunk.clone()),
+                status: Some(true),
+                billing_ref_id: None,
+                service_info: None,
+            })
+            .collect();
+        let mut token = self.access_token(&link, None).await?;
+        let mut refreshed = false;
+        let results = loop {
+            self.zoom_slot(z, account).await?;
+            let answer = match repair.fix {
+                ZoomFix::Add => z.client.add_peering_numbers(&token, &trunk, &numbers).await,
+                ZoomFix::Update => z.client.update_peering_numbers(&token, &updates).await,
+            };
+            match answer {
+                Err(ZoomError::Unauthorized { .. }) if !refreshed => {
+                    refreshed = true;
+                    token = self.access_token(&link, Some(&token)).await?;
+                }
+                other => break other?,
+            }
+        };
+        let mut refused = Vec::new();
+        for r in results {
+            match r.outcome {
+                zoom::Outcome::Refused { message, .. } => {
+                    refused.push(format!("{}: {message}", r.phone_number))
+                }
+                // Zoom says "already exists" for a number in any account: added again only if it is
+                // in this one; one in another account is not peerex's to move.
+                zoom::Outcome::AlreadyDone if repair.fix == ZoomFix::Add => {
+                    self.zoom_slot(z, account).await?;
+                    if z.client.find_peering_number(&token, &r.phone_number).await?.is_none() {
+                        refused.push(format!(
+                            "{}: Zoom has it in another account; move it back there, or correct peerex",
+                            r.phone_number
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        tracing::info!(by = %repair.by, fix = ?repair.fix, numbers = numbers.len(), refused = refused.len(), "repair carried to Zoom");
+        Ok(Some(if refused.is_empty() {
+            JobEnd::Done
+        } else {
+            JobEnd::Failed { error: format!("Zoom refused the repair of {}", refused.join("; ")) }
+        }))
+    }
+}

@@ -1,0 +1,372 @@
+//! Reconciliation: the findings each cycle records, the routing instances' positions, and the lease
+//! that keeps two instances from running the same scope's cycle at once.
+//!
+//! Every write is a compare-and-set: a finding is opened only where no open one of its kind and
+//! subject exists (the `findings_open` unique index, met with an upsert), closed only while still
+//! open and not seen by the cycle closing it; a lease is taken only once free.
+
+use super::jobs::insert_job;
+use super::rows::bad;
+use super::{Db, DialectStore, Result, INSERT_CHUNK};
+use domain::findings::{Finding, FindingQuery, Recorded, RepairState, Seen, NO_LONGER_SEEN};
+use domain::onboarding::Job;
+use domain::reconcile::{FindingKind, InstanceSeen};
+use domain::{CustomerId, NumberState};
+use sqlx::{FromRow, QueryBuilder};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(FromRow)]
+struct FindingRow {
+    id: Uuid,
+    kind: String,
+    subject: String,
+    customer_id: Option<Uuid>,
+    zoom_account: Option<String>,
+    detail: String,
+    repair_state: String,
+    repaired_by: Option<String>,
+    first_seen: OffsetDateTime,
+    last_seen: OffsetDateTime,
+    resolved_at: Option<OffsetDateTime>,
+    resolved_by: Option<String>,
+}
+
+impl FindingRow {
+    const SELECT: &'static str = "SELECT id, kind, subject, customer_id, zoom_account, detail, repair_state, repaired_by, first_seen, last_seen, resolved_at, resolved_by FROM findings";
+
+    fn into_finding(self) -> Result<Finding> {
+        let kind = FindingKind::parse(&self.kind).ok_or_else(|| bad("finding kind", &self.kind))?;
+        Ok(Finding {
+            id: self.id,
+            kind,
+            subject: self.subject,
+            customer: self.customer_id.map(CustomerId::from_uuid),
+            zoom_account: self.zoom_account,
+            detail: self.detail,
+            repair: kind.repair(),
+            repair_state: RepairState::parse(&self.repair_state)
+                .ok_or_else(|| bad("repair state", &self.repair_state))?,
+            repaired_by: self.repaired_by,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            resolved_at: self.resolved_at,
+            resolved_by: self.resolved_by,
+        })
+    }
+}
+
+/// One number as the reconciler compares it: its state and customer, the customer's trunk and live
+/// Zoom account, and whether a push or release job of the customer is still waiting or running.
+#[derive(FromRow)]
+struct HeldRow {
+    e164: String,
+    state: String,
+    customer_id: Option<Uuid>,
+    updated_at: OffsetDateTime,
+    zoom_trunk: Option<String>,
+    zoom_account: Option<String>,
+    job_open: bool,
+}
+
+impl HeldRow {
+    const SELECT: &'static str = "SELECT n.e164, n.state, n.customer_id, n.updated_at, c.zoom_trunk, l.zoom_account_id AS zoom_account, EXISTS (SELECT 1 FROM jobs j WHERE j.customer_id = n.customer_id AND j.state IN ('pending', 'running') AND j.kind <> 'poll_numbers') AS job_open FROM numbers n LEFT JOIN customers c ON c.id = n.customer_id LEFT JOIN zoom_links l ON l.customer_id = n.customer_id AND l.state = 'linked'";
+
+    fn into_held(self) -> Result<domain::reconcile::Held> {
+        Ok(domain::reconcile::Held {
+            state: NumberState::parse(&self.state)
+                .ok_or_else(|| bad("number state", &self.state))?,
+            e164: domain::PhoneNumber::from_trusted(self.e164),
+            customer: self.customer_id.map(CustomerId::from_uuid),
+            account: self.zoom_account,
+            trunk: self.zoom_trunk,
+            since: self.updated_at,
+            job_open: self.job_open,
+        })
+    }
+}
+
+impl DialectStore {
+    /// Records what one cycle of `scope` observed, in one transaction: findings not open yet are
+    /// opened, open ones seen again have their last sighting and detail brought up to date, and the
+    /// scope's open findings this cycle did not observe are closed as no longer seen.
+    pub async fn record_findings(
+        &self,
+        scope: &str,
+        zoom_account: Option<&str>,
+        seen: &[Seen],
+        cycle: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Recorded> {
+        // One order for every writer: two cycles upserting the same findings never wait on each
+        // other in a cycle.
+        let mut seen: Vec<&Seen> = seen.iter().collect();
+        seen.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
+        seen.dedup_by(|a, b| a.kind == b.kind && a.subject == b.subject);
+        let mut out = Recorded::default();
+        let mut tx = self.writer().begin().await?;
+        for s in seen {
+            let id = Uuid::now_v7();
+            let (kind, repair) = (s.kind.as_str(), s.kind.repair());
+            let (repair_s, state) = (repair.as_str(), RepairState::initial(repair).as_str());
+            let customer = s.customer.map(|c| c.as_uuid());
+            let kept = sqlx::query_scalar!(
+                r#"INSERT INTO findings (id, kind, subject, scope, customer_id, zoom_account, detail, repair, repair_state, first_seen, last_seen, seen_in)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                   ON CONFLICT (kind, subject) WHERE resolved_at IS NULL DO UPDATE SET
+                       last_seen = excluded.last_seen, seen_in = excluded.seen_in, detail = excluded.detail,
+                       scope = excluded.scope, customer_id = excluded.customer_id,
+                       zoom_account = excluded.zoom_account, version = findings.version + 1
+                   RETURNING id AS "id!: Uuid""#,
+                id,
+                kind,
+                s.subject,
+                scope,
+                customer,
+                zoom_account,
+                s.detail,
+                repair_s,
+                state,
+                now,
+                now,
+                cycle
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if kept == id {
+                out.opened += 1;
+            } else {
+                out.still_open += 1;
+            }
+        }
+        // One whose repair was queued is gone because of it: it says who repaired it.
+        let closed = sqlx::query!(
+            "UPDATE findings SET resolved_at = $1, resolved_by = CASE WHEN repair_state = 'queued' THEN 'repaired by ' || repaired_by ELSE $2 END, repair_state = CASE WHEN repair_state = 'queued' THEN 'repaired' ELSE repair_state END, version = version + 1 WHERE scope = $3 AND resolved_at IS NULL AND seen_in <> $4",
+            now,
+            NO_LONGER_SEEN,
+            scope,
+            cycle
+        )
+        .execute(&mut *tx)
+        .await?;
+        out.closed = closed.rows_affected();
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn list_findings(&self, q: &FindingQuery) -> Result<Vec<Finding>> {
+        let mut b = QueryBuilder::<Db>::new(FindingRow::SELECT);
+        b.push(" WHERE 1 = 1");
+        if let Some(k) = q.kind {
+            b.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(c) = q.customer {
+            b.push(" AND customer_id = ").push_bind(c.as_uuid());
+        }
+        match q.open {
+            Some(true) => {
+                b.push(" AND resolved_at IS NULL");
+            }
+            Some(false) => {
+                b.push(" AND resolved_at IS NOT NULL");
+            }
+            None => {}
+        }
+        let limit = if q.limit == 0 { 500 } else { i64::from(q.limit) };
+        b.push(" ORDER BY last_seen DESC, kind, subject LIMIT ").push_bind(limit);
+        let rows: Vec<FindingRow> = b.build_query_as().fetch_all(self.reader()).await?;
+        rows.into_iter().map(FindingRow::into_finding).collect()
+    }
+
+    /// How many findings of each kind are open (kinds with none are left out).
+    pub async fn open_finding_counts(&self) -> Result<Vec<(FindingKind, i64)>> {
+        let rows = sqlx::query!(
+            r#"SELECT kind, COUNT(*) AS "n!: i64" FROM findings WHERE resolved_at IS NULL GROUP BY kind"#
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                FindingKind::parse(&r.kind)
+                    .map(|k| (k, r.n))
+                    .ok_or_else(|| bad("finding kind", &r.kind))
+            })
+            .collect()
+    }
+
+    /// Queues repairs: the `findings` (each still open with its repair proposed) are marked queued by
+    /// `by`, and the `jobs` that carry the repairs are written, in one transaction. False, with
+    /// nothing written, if any of them is no longer open and proposed (queued by someone else first,
+    /// or closed meanwhile): a repair is never queued twice.
+    pub async fn queue_repairs(&self, findings: &[Uuid], jobs: &[Job], by: &str) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        for id in findings {
+            let done = sqlx::query!(
+                "UPDATE findings SET repair_state = 'queued', repaired_by = $1, version = version + 1 WHERE id = $2 AND repair_state = 'proposed' AND resolved_at IS NULL",
+                by,
+                id
+            )
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
+        for job in jobs {
+            insert_job(&mut tx, job).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every live link: (customer, Zoom account), by account.
+    pub async fn live_links(&self) -> Result<Vec<(Uuid, String)>> {
+        let rows = sqlx::query!(
+            r#"SELECT customer_id AS "customer_id!: Uuid", zoom_account_id FROM zoom_links WHERE state = 'linked' ORDER BY zoom_account_id"#
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.customer_id, r.zoom_account_id)).collect())
+    }
+
+    /// The numbers a comparison of `customer`'s account covers: the customer's own and any of
+    /// `also` (the numbers the account's listing names), each once.
+    pub async fn held_for_reconcile(
+        &self,
+        customer: Uuid,
+        also: &[String],
+    ) -> Result<Vec<domain::reconcile::Held>> {
+        let mut b = QueryBuilder::<Db>::new(HeldRow::SELECT);
+        b.push(" WHERE n.customer_id = ").push_bind(customer);
+        let mut rows: Vec<HeldRow> = b.build_query_as().fetch_all(self.reader()).await?;
+        let mine: std::collections::HashSet<String> = rows.iter().map(|r| r.e164.clone()).collect();
+        let others: Vec<&String> = also.iter().filter(|e| !mine.contains(*e)).collect();
+        for chunk in others.chunks(INSERT_CHUNK) {
+            let mut b = QueryBuilder::<Db>::new(HeldRow::SELECT);
+            b.push(" WHERE n.e164 IN (");
+            let mut sep = b.separated(", ");
+            for e in chunk {
+                sep.push_bind((*e).clone());
+            }
+            b.push(")");
+            rows.extend(b.build_query_as::<HeldRow>().fetch_all(self.reader()).await?);
+        }
+        rows.into_iter().map(HeldRow::into_held).collect()
+    }
+
+    /// A routing follower's position: the generation it has applied, as of `now`. A report older than
+    /// the one stored is ignored.
+    pub async fn report_routing_instance(
+        &self,
+        instance: &str,
+        generation: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query!(
+            "INSERT INTO routing_instances (instance, generation, reported_at) VALUES ($1, $2, $3) ON CONFLICT (instance) DO UPDATE SET generation = excluded.generation, reported_at = excluded.reported_at WHERE routing_instances.reported_at <= excluded.reported_at",
+            instance,
+            generation,
+            now
+        )
+        .execute(self.writer())
+        .await
+        .map(|_| ())
+    }
+
+    /// The routing instances that reported since `since`; those silent for longer are forgotten (an
+    /// instance that stopped is not one that is behind).
+    pub async fn routing_instances(&self, since: OffsetDateTime) -> Result<Vec<InstanceSeen>> {
+        sqlx::query!("DELETE FROM routing_instances WHERE reported_at < $1", since)
+            .execute(self.writer())
+            .await?;
+        let rows = sqlx::query!(
+            r#"SELECT instance AS "instance!", generation AS "generation!: i64", reported_at AS "reported_at!: OffsetDateTime" FROM routing_instances ORDER BY instance"#
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| InstanceSeen {
+                instance: r.instance,
+                generation: r.generation,
+                reported_at: r.reported_at,
+            })
+            .collect())
+    }
+
+    /// Keeps a sample of the database's routing generation, forgets those before `keep_since`, and
+    /// answers the newest sample taken at or before `as_of`: the generation the database had by then.
+    pub async fn sample_routing_generation(
+        &self,
+        generation: i64,
+        now: OffsetDateTime,
+        keep_since: OffsetDateTime,
+        as_of: OffsetDateTime,
+    ) -> Result<Option<(i64, OffsetDateTime)>> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query!(
+            "INSERT INTO routing_generation_samples (sampled_at, generation) VALUES ($1, $2)",
+            now,
+            generation
+        )
+        .execute(&mut *tx)
+        .await?;
+        // The newest sample before `keep_since` stays: it may be the one `as_of` needs.
+        sqlx::query!(
+            "DELETE FROM routing_generation_samples WHERE sampled_at < $1 AND sampled_at < (SELECT MAX(sampled_at) FROM routing_generation_samples WHERE sampled_at <= $2)",
+            keep_since,
+            as_of
+        )
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query!(
+            r#"SELECT generation AS "generation!: i64", sampled_at AS "sampled_at!: OffsetDateTime" FROM routing_generation_samples WHERE sampled_at <= $1 ORDER BY sampled_at DESC LIMIT 1"#,
+            as_of
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map(|r| (r.generation, r.sampled_at)))
+    }
+
+    /// Takes the lease on `scope`'s reconciliation for `owner` until `until`, if nobody holds it and
+    /// its last cycle completed at or before `due_before`. False otherwise: nothing changed.
+    pub async fn take_reconcile_lease(
+        &self,
+        scope: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        due_before: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "INSERT INTO reconcile_leases (scope, owner, lease_until) VALUES ($1, $2, $3) ON CONFLICT (scope) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until WHERE (reconcile_leases.lease_until IS NULL OR reconcile_leases.lease_until <= $4) AND (reconcile_leases.completed_at IS NULL OR reconcile_leases.completed_at <= $5)",
+            scope,
+            owner,
+            until,
+            now,
+            due_before
+        )
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives the lease back; `completed` records the cycle as complete (the schedule counts from it).
+    pub async fn release_reconcile_lease(
+        &self,
+        scope: &str,
+        owner: &str,
+        completed: Option<OffsetDateTime>,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE reconcile_leases SET owner = NULL, lease_until = NULL, completed_at = COALESCE($1, completed_at) WHERE scope = $2 AND owner = $3",
+            completed,
+            scope,
+            owner
+        )
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

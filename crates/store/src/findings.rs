@@ -1,0 +1,112 @@
+//! Reconciliation: findings, the routing instances' positions, and the reconciliation lease.
+
+use crate::{Result, Store};
+use domain::findings::{Finding, FindingQuery, Recorded, Seen};
+use domain::reconcile::{FindingKind, Held, InstanceSeen};
+use domain::{CustomerId, PhoneNumber, ZoomAccountId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+impl Store {
+    /// Records one cycle of `scope` in one transaction: opens new findings, keeps the ones seen
+    /// again, closes the scope's open ones not seen by `cycle`.
+    pub async fn record_findings(
+        &self,
+        scope: &str,
+        zoom_account: Option<&ZoomAccountId>,
+        seen: &[Seen],
+        cycle: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Recorded> {
+        let account = zoom_account.map(ZoomAccountId::as_str);
+        dispatch!(self.record_findings(scope, account, seen, cycle, now))
+    }
+
+    pub async fn list_findings(&self, q: &FindingQuery) -> Result<Vec<Finding>> {
+        dispatch!(self.list_findings(q))
+    }
+
+    /// Open findings per kind, every kind included (0 when none).
+    pub async fn open_finding_counts(&self) -> Result<Vec<(FindingKind, i64)>> {
+        let counts = dispatch!(self.open_finding_counts())?;
+        Ok(FindingKind::ALL
+            .into_iter()
+            .map(|k| (k, counts.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n)))
+            .collect())
+    }
+
+    /// Marks the findings' repairs queued by `by` and writes the jobs carrying them, in one
+    /// transaction; false (nothing written) if any was queued by someone else first, or closed.
+    pub async fn queue_repairs(
+        &self,
+        findings: &[Uuid],
+        jobs: &[domain::onboarding::Job],
+        by: &str,
+    ) -> Result<bool> {
+        dispatch!(self.queue_repairs(findings, jobs, by))
+    }
+
+    /// Every live link: (customer, Zoom account).
+    pub async fn live_links(&self) -> Result<Vec<(CustomerId, ZoomAccountId)>> {
+        let rows = dispatch!(self.live_links())?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, a)| (CustomerId::from_uuid(c), ZoomAccountId::from_trusted(a)))
+            .collect())
+    }
+
+    /// The numbers a comparison of `customer`'s Zoom account covers: the customer's own, and those
+    /// of `listed` (what the account's listing names) whoever holds them.
+    pub async fn held_for_reconcile(
+        &self,
+        customer: CustomerId,
+        listed: &[PhoneNumber],
+    ) -> Result<Vec<Held>> {
+        let also: Vec<String> = listed.iter().map(|p| p.as_str().to_owned()).collect();
+        let c = customer.as_uuid();
+        dispatch!(self.held_for_reconcile(c, &also))
+    }
+
+    pub async fn report_routing_instance(
+        &self,
+        instance: &str,
+        generation: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        dispatch!(self.report_routing_instance(instance, generation, now))
+    }
+
+    pub async fn routing_instances(&self, since: OffsetDateTime) -> Result<Vec<InstanceSeen>> {
+        dispatch!(self.routing_instances(since))
+    }
+
+    pub async fn sample_routing_generation(
+        &self,
+        generation: i64,
+        now: OffsetDateTime,
+        keep_since: OffsetDateTime,
+        as_of: OffsetDateTime,
+    ) -> Result<Option<(i64, OffsetDateTime)>> {
+        dispatch!(self.sample_routing_generation(generation, now, keep_since, as_of))
+    }
+
+    pub async fn take_reconcile_lease(
+        &self,
+        scope: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        due_before: OffsetDateTime,
+    ) -> Result<bool> {
+        dispatch!(self.take_reconcile_lease(scope, owner, now, until, due_before))
+    }
+
+    pub async fn release_reconcile_lease(
+        &self,
+        scope: &str,
+        owner: &str,
+        completed: Option<OffsetDateTime>,
+    ) -> Result<bool> {
+        dispatch!(self.release_reconcile_lease(scope, owner, completed))
+    }
+}

@@ -1,0 +1,184 @@
+//! Findings, routing positions and the reconciliation lease, on SQLite and PostgreSQL: a cycle's
+//! write opens, keeps and closes findings in one transaction; an open finding exists once per kind
+//! and number however many cycles race; a lease is held by one owner at a time.
+
+use domain::findings::{FindingQuery, RepairState, Seen, NO_LONGER_SEEN};
+use domain::reconcile::FindingKind;
+use domain::ZoomAccountId;
+use std::sync::Arc;
+use store::Store;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+testkit::store_tests_on_both!(
+    a_cycle_opens_keeps_and_closes_the_findings_of_its_scope,
+    racing_cycles_leave_one_open_finding_per_kind_and_number,
+    the_reconciliation_lease_is_one_owners_until_given_back,
+    routing_positions_are_kept_and_stale_instances_forgotten,
+);
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn seen(kind: FindingKind, subject: &str) -> Seen {
+    Seen { kind, subject: subject.into(), customer: None, detail: format!("{kind} {subject}") }
+}
+
+async fn open(store: &Store) -> Vec<(FindingKind, String)> {
+    let q = FindingQuery { open: Some(true), ..Default::default() };
+    let mut v: Vec<_> =
+        store.list_findings(&q).await.unwrap().into_iter().map(|f| (f.kind, f.subject)).collect();
+    v.sort();
+    v
+}
+
+async fn a_cycle_opens_keeps_and_closes_the_findings_of_its_scope(store: Store) {
+    let acct = ZoomAccountId::from_trusted("acct-a".into());
+    let a = "account:acct-a";
+    let first = [
+        seen(FindingKind::GoneFromZoom, "+15550100001"),
+        seen(FindingKind::WrongTrunk, "+15550100002"),
+        seen(FindingKind::UnknownToPeerex, "+15550100003"),
+    ];
+    let r = store.record_findings(a, Some(&acct), &first, Uuid::now_v7(), t0()).await.unwrap();
+    assert_eq!((r.opened, r.still_open, r.closed), (3, 0, 0));
+    // Another scope's findings are not this one's to close.
+    let other = [seen(FindingKind::RoutingBehind, "instance-1")];
+    store.record_findings("routing", None, &other, Uuid::now_v7(), t0()).await.unwrap();
+
+    // The same clock reading: only the cycle tells old sightings from new ones.
+    let second = [first[0].clone(), first[2].clone()];
+    let r = store.record_findings(a, Some(&acct), &second, Uuid::now_v7(), t0()).await.unwrap();
+    assert_eq!((r.opened, r.still_open, r.closed), (0, 2, 1));
+    assert_eq!(
+        open(&store).await,
+        vec![
+            (FindingKind::UnknownToPeerex, "+15550100003".into()),
+            (FindingKind::GoneFromZoom, "+15550100001".into()),
+            (FindingKind::RoutingBehind, "instance-1".into()),
+        ]
+    );
+    let all = store.list_findings(&FindingQuery::default()).await.unwrap();
+    let closed = all.iter().find(|f| f.kind == FindingKind::WrongTrunk).unwrap();
+    assert_eq!(closed.resolved_by.as_deref(), Some(NO_LONGER_SEEN));
+    assert_eq!(closed.resolved_at, Some(t0()));
+    let unknown = all.iter().find(|f| f.kind == FindingKind::UnknownToPeerex).unwrap();
+    assert_eq!(unknown.repair_state, RepairState::Manual, "never automatic");
+    assert_eq!(unknown.zoom_account.as_deref(), Some("acct-a"));
+
+    // Seen again later: first seen stays, last seen moves.
+    let later = t0() + Duration::minutes(15);
+    store.record_findings(a, Some(&acct), &second, Uuid::now_v7(), later).await.unwrap();
+    let gone = store
+        .list_findings(&FindingQuery {
+            kind: Some(FindingKind::GoneFromZoom),
+            open: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!((gone[0].first_seen, gone[0].last_seen), (t0(), later));
+
+    // The drift comes back after it was closed: a new finding, the old one stays closed.
+    let r = store.record_findings(a, Some(&acct), &first, Uuid::now_v7(), later).await.unwrap();
+    assert_eq!((r.opened, r.still_open, r.closed), (1, 2, 0));
+    let trunk = FindingQuery { kind: Some(FindingKind::WrongTrunk), ..Default::default() };
+    assert_eq!(store.list_findings(&trunk).await.unwrap().len(), 2);
+
+    let counts = store.open_finding_counts().await.unwrap();
+    assert_eq!(counts.len(), FindingKind::ALL.len(), "every kind, 0 included");
+    let n = |k| counts.iter().find(|(c, _)| *c == k).unwrap().1;
+    assert_eq!(
+        (n(FindingKind::GoneFromZoom), n(FindingKind::WrongTrunk), n(FindingKind::Stuck)),
+        (1, 1, 0)
+    );
+}
+
+async fn racing_cycles_leave_one_open_finding_per_kind_and_number(store: Store) {
+    let acct = ZoomAccountId::from_trusted("acct-a".into());
+    let findings: Arc<Vec<Seen>> = Arc::new(
+        (0..40)
+            .map(|i| seen(FindingKind::GoneFromZoom, &format!("+1555010{i:04}")))
+            .chain((0..40).map(|i| seen(FindingKind::InactiveInZoom, &format!("+1555020{i:04}"))))
+            .collect(),
+    );
+    for round in 0..5 {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, findings, acct) = (store.clone(), findings.clone(), acct.clone());
+                tokio::spawn(async move {
+                    store
+                        .record_findings(
+                            "account:acct-a",
+                            Some(&acct),
+                            &findings,
+                            Uuid::now_v7(),
+                            t0() + Duration::minutes(round),
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(open(&store).await.len(), 80, "round {round}");
+        let all = store.list_findings(&FindingQuery::default()).await.unwrap();
+        assert_eq!(all.len(), 80, "nothing closed, nothing twice (round {round})");
+    }
+}
+
+async fn the_reconciliation_lease_is_one_owners_until_given_back(store: Store) {
+    let (s, lease) = ("account:acct-a", Duration::minutes(5));
+    assert!(store.take_reconcile_lease(s, "one", t0(), t0() + lease, t0()).await.unwrap());
+    assert!(!store.take_reconcile_lease(s, "two", t0(), t0() + lease, t0()).await.unwrap());
+    // Another scope is free.
+    assert!(store
+        .take_reconcile_lease("account:b", "two", t0(), t0() + lease, t0())
+        .await
+        .unwrap());
+    assert!(!store.release_reconcile_lease(s, "two", Some(t0())).await.unwrap(), "not its lease");
+    assert!(store.release_reconcile_lease(s, "one", Some(t0())).await.unwrap());
+    // Completed at t0: not due again before t0 + 15 min on the schedule, but a run asked for now is.
+    let t1 = t0() + Duration::minutes(1);
+    let due = t1 - Duration::minutes(15);
+    assert!(!store.take_reconcile_lease(s, "two", t1, t1 + lease, due).await.unwrap());
+    assert!(store.take_reconcile_lease(s, "two", t1, t1 + lease, t1).await.unwrap());
+    // A lease that ran out (its owner died) is taken over.
+    let t2 = t1 + lease;
+    assert!(store.take_reconcile_lease(s, "three", t2, t2 + lease, t2).await.unwrap());
+    assert!(!store.release_reconcile_lease(s, "two", None).await.unwrap());
+}
+
+async fn routing_positions_are_kept_and_stale_instances_forgotten(store: Store) {
+    store.report_routing_instance("a", 10, t0()).await.unwrap();
+    store.report_routing_instance("b", 7, t0()).await.unwrap();
+    store.report_routing_instance("b", 9, t0() + Duration::seconds(5)).await.unwrap();
+    store.report_routing_instance("b", 8, t0() + Duration::seconds(1)).await.unwrap(); // late
+    let seen = store.routing_instances(t0() - Duration::minutes(10)).await.unwrap();
+    let pos: Vec<_> = seen.iter().map(|i| (i.instance.as_str(), i.generation)).collect();
+    assert_eq!(pos, vec![("a", 10), ("b", 9)]);
+    let seen = store.routing_instances(t0() + Duration::seconds(1)).await.unwrap();
+    assert_eq!(seen.len(), 1, "a silent instance is forgotten");
+
+    // The generation the database had a while ago, from the samples.
+    let keep = t0() - Duration::hours(1);
+    assert_eq!(
+        store.sample_routing_generation(5, t0(), keep, t0() - Duration::seconds(1)).await.unwrap(),
+        None
+    );
+    let t1 = t0() + Duration::seconds(30);
+    assert_eq!(
+        store.sample_routing_generation(8, t1, keep, t1 - Duration::seconds(10)).await.unwrap(),
+        Some((5, t0()))
+    );
+    let t2 = t1 + Duration::seconds(30);
+    assert_eq!(
+        store.sample_routing_generation(9, t2, t2, t2 - Duration::seconds(10)).await.unwrap(),
+        Some((8, t1)),
+        "the newest sample old enough stays when older ones are pruned"
+    );
+}
