@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod demo;
 mod releases_cmd;
+mod route_cmd;
 mod routing_demo;
 mod serve;
 mod trunks_cmd;
