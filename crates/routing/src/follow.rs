@@ -23,6 +23,9 @@ pub const KEEP_CHANGES: i64 = 1_000_000;
 const PRUNE_GRACE: Duration = Duration::from_secs(600);
 /// How often the feed is checked for pruning (and a horizon for it sampled).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often LISTEN is tried again when there is none (a lost connection; a replica, where
+/// LISTEN is refused and the feed is polled).
+const LISTEN_AGAIN: Duration = Duration::from_secs(30);
 /// How often "still cannot reach the database" is logged while it lasts.
 const REPEAT_LOG: Duration = Duration::from_secs(60);
 
@@ -390,6 +393,7 @@ impl Follower {
         }
         self.recovered();
         let mut wake = self.wake().await;
+        let mut last_listen = Instant::now();
         let mut last_prune = Instant::now();
         loop {
             match wake.as_mut() {
@@ -397,12 +401,16 @@ impl Follower {
                     r = w.changed() => if let Err(e) = r {
                         tracing::warn!(error = %e, "routing change feed lost; polling until it is back");
                         wake = None;
+                        last_listen = Instant::now();
                     },
                     _ = tokio::time::sleep(period) => {}
                 },
                 None => {
                     tokio::time::sleep(period).await;
-                    wake = self.wake().await;
+                    if last_listen.elapsed() >= LISTEN_AGAIN {
+                        last_listen = Instant::now();
+                        wake = self.wake().await;
+                    }
                 }
             }
             match self.catch_up().await {
