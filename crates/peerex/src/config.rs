@@ -137,6 +137,10 @@ state_dir = ""
 snapshot_write_seconds = 60
 # Seconds one database round trip may take before the database counts as unreachable.
 query_timeout_seconds = 10
+# Threads answering SIP over UDP and serving the lookup API, each with a socket of its own on the
+# same address (SO_REUSEPORT); no lock is shared between them per call. 0: one per core.
+sip_threads = 1
+http_threads = 1
 "#;
 
 impl Config {

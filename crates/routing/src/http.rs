@@ -65,17 +65,40 @@ pub fn spawn_serving(
     limits: Limits,
     metrics: Option<crate::RenderMetrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    listener.set_nonblocking(true)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    let listener = {
-        let _in_rt = rt.enter();
-        TcpListener::from_std(listener)?
-    };
+    let mut threads = spawn_threads(routing, vec![listener], secret, limits, metrics)?;
+    threads.pop().ok_or_else(|| std::io::Error::other("no listener"))
+}
+
+/// [`spawn_serving`] on several listeners of one address (`crate::listen::bind_tcp`), a thread
+/// each, with one bound on connections for all of them. Each thread answers the connections its
+/// listener accepted from start to end: nothing is shared between them per request.
+pub fn spawn_threads(
+    routing: Routing,
+    listeners: Vec<std::net::TcpListener>,
+    secret: Option<String>,
+    limits: Limits,
+    metrics: Option<crate::RenderMetrics>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let gate = Gate::new(limits, routing.trusted_proxies().clone(), "lookup");
     let shared = Arc::new(Shared { routing, secret: secret.map(String::into_boxed_str), metrics });
-    std::thread::Builder::new()
-        .name("peerex-lookup".into())
-        .spawn(move || rt.block_on(accept(listener, shared, gate)))
+    let n = listeners.len();
+    let mut threads = Vec::with_capacity(n);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        listener.set_nonblocking(true)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+        let listener = {
+            let _in_rt = rt.enter();
+            TcpListener::from_std(listener)?
+        };
+        let (shared, gate) = (shared.clone(), gate.clone());
+        let name = if n == 1 { "peerex-lookup".to_owned() } else { format!("peerex-lookup-{i}") };
+        threads.push(
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || rt.block_on(accept(listener, shared, gate)))?,
+        );
+    }
+    Ok(threads)
 }
 
 /// Sent (if the socket takes it at once) to a connection over the listener's bounds, then closed.

@@ -13,12 +13,13 @@ pub mod listen;
 pub mod lkg;
 pub mod sip;
 pub mod snapshot;
+pub mod striped;
 
 use domain::routing::EmergencyNumbers;
 use domain::trunk::NumberingRule;
 use snapshot::Snapshot;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long the snapshot may go, by default, without a successful check against the database
@@ -28,7 +29,8 @@ pub const STALE_AFTER_MS: i64 = 30_000;
 /// The shared routing state: the snapshot and whether it can be trusted.
 #[derive(Clone)]
 pub struct Routing {
-    snapshot: Arc<RwLock<Snapshot>>,
+    /// Read by every call on every core, written by the follower: see [`striped`].
+    snapshot: Arc<striped::Striped<Snapshot>>,
     ready: Arc<AtomicBool>,
     last_sync_ms: Arc<AtomicI64>,
     /// How inbound Request-URIs without a `+` become E.164 when no trunk is named.
@@ -110,12 +112,12 @@ impl Routing {
     }
 
     /// The snapshot, for one decision. Hold the guard only as long as that takes.
-    pub fn read(&self) -> RwLockReadGuard<'_, Snapshot> {
-        self.snapshot.read().unwrap_or_else(|e| e.into_inner())
+    pub fn read(&self) -> striped::ReadGuard<'_, Snapshot> {
+        self.snapshot.read()
     }
 
-    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
-        self.snapshot.write().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn write(&self) -> striped::WriteGuard<'_, Snapshot> {
+        self.snapshot.write()
     }
 
     pub(crate) fn replace(&self, s: Snapshot) {
@@ -218,6 +220,12 @@ pub struct RoutingConfig {
     /// Seconds one database round trip may take before the database counts as unreachable
     /// (a network that silently drops packets would otherwise hold the follower for minutes).
     pub query_timeout_seconds: u64,
+    /// Threads answering SIP over UDP, each on a socket of its own bound to `sip_listen` with
+    /// `SO_REUSEPORT` (the kernel spreads senders over them by address and port). 0: one per core.
+    pub sip_threads: usize,
+    /// Threads serving the lookup API, each with a listener of its own on `http_listen`
+    /// (`SO_REUSEPORT`). 0: one per core.
+    pub http_threads: usize,
 }
 
 impl Default for RoutingConfig {
@@ -241,6 +249,8 @@ impl Default for RoutingConfig {
             state_dir: String::new(),
             snapshot_write_seconds: 60,
             query_timeout_seconds: 10,
+            sip_threads: 1,
+            http_threads: 1,
         }
     }
 }
@@ -248,6 +258,14 @@ impl Default for RoutingConfig {
 impl RoutingConfig {
     pub fn enabled(&self) -> bool {
         !self.http_listen.is_empty() || !self.sip_listen.is_empty()
+    }
+
+    /// Threads for `n` (0: one per core).
+    fn threads(n: usize) -> usize {
+        match n {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// The bounds on each TCP listener.
@@ -328,20 +346,24 @@ pub async fn start_with(
     };
     let mut started = Started { routing: routing.clone(), http: None, sip: None };
     if !config.http_listen.is_empty() {
-        let l = std::net::TcpListener::bind(&config.http_listen)
+        let threads = RoutingConfig::threads(config.http_threads);
+        let listeners = listen::bind_tcp(&config.http_listen, threads)
             .map_err(listen_err(&config.http_listen))?;
-        started.http = l.local_addr().ok();
+        started.http = listeners.first().and_then(|l| l.local_addr().ok());
         let secret = Some(config.http_secret.clone()).filter(|s| !s.is_empty());
-        // Its own thread: lookups never queue behind portal or follower tasks.
-        http::spawn_serving(routing.clone(), l, secret, limits, options.metrics.clone())
+        // Threads of their own: lookups never queue behind portal or follower tasks.
+        http::spawn_threads(routing.clone(), listeners, secret, limits, options.metrics.clone())
             .map_err(listen_err(&config.http_listen))?;
     }
     if !config.sip_listen.is_empty() {
+        let threads = RoutingConfig::threads(config.sip_threads);
         let (udp, tcp, addr) =
-            bind_sip(&config.sip_listen).await.map_err(listen_err(&config.sip_listen))?;
+            bind_sip(&config.sip_listen, threads).await.map_err(listen_err(&config.sip_listen))?;
         started.sip = Some(addr);
-        sip::spawn_udp(routing.clone(), udp, config.sip_source_limit)
-            .map_err(listen_err(&config.sip_listen))?;
+        for socket in udp {
+            sip::spawn_udp(routing.clone(), socket, config.sip_source_limit)
+                .map_err(listen_err(&config.sip_listen))?;
+        }
         tokio::spawn(sip::serve_tcp_with(routing.clone(), tcp, limits));
     }
     let listeners = usize::from(started.http.is_some()) + usize::from(started.sip.is_some());
@@ -375,16 +397,17 @@ async fn report_age(routing: Routing) {
     }
 }
 
-/// The redirect server's UDP socket and, on the same port as SIP peers expect, its TCP listener.
-/// With port 0 the port UDP got may be taken for TCP already (other programs, parallel tests):
-/// then another port is tried.
+/// The redirect server's UDP sockets (`threads` of them on one address) and, on the same port as
+/// SIP peers expect, its TCP listener. With port 0 the port UDP got may be taken for TCP already
+/// (other programs, parallel tests): then another port is tried.
 async fn bind_sip(
     listen: &str,
-) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener, std::net::SocketAddr)> {
+    threads: usize,
+) -> std::io::Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener, std::net::SocketAddr)> {
     let mut attempts = 0;
     loop {
-        let udp = sip::bind_udp(listen)?;
-        let addr = udp.local_addr()?;
+        let udp = sip::bind_udp_shared(listen, threads)?;
+        let addr = udp[0].local_addr()?;
         match tokio::net::TcpListener::bind(addr).await {
             Ok(tcp) => return Ok((udp, tcp, addr)),
             Err(e)
