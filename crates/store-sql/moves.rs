@@ -57,6 +57,23 @@ pub(crate) async fn save_moves(
     for chunk in saved.chunks(INSERT_CHUNK) {
         insert_events(tx, chunk.iter().copied()).await?;
     }
+    // A number that left its customer forgets what Zoom said of it for that customer (its emergency
+    // address, caller ID name, listing): sold again, even to the same customer, it starts with none,
+    // as Zoom does. The history of events stays.
+    let left: Vec<Uuid> = moves
+        .iter()
+        .filter(|(n, _)| n.customer_id.is_none() && !moved_away.contains(&n.id))
+        .map(|(n, _)| n.id.as_uuid())
+        .collect();
+    for chunk in left.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM number_zoom_facts WHERE number_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(&mut **tx).await?;
+    }
     Ok(moved_away)
 }
 

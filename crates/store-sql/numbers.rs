@@ -30,6 +30,9 @@ impl DialectStore {
         if let Some(region) = &query.region {
             q.push(" AND region = ").push_bind(region.as_str());
         }
+        if let Some(prefixes) = &query.emergency_address_missing {
+            super::zoom_facts::push_missing_address_filter(&mut q, prefixes);
+        }
         q.push(" ORDER BY e164 LIMIT ").push_bind(i64::from(query.page_size()));
         let rows: Vec<NumberRow> = q.build_query_as().fetch_all(self.reader()).await?;
         rows.into_iter().map(NumberRow::into_number).collect()

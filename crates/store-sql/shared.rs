@@ -39,6 +39,8 @@ mod tokens;
 mod trunks;
 #[path = "users.rs"]
 mod users;
+#[path = "zoom_facts.rs"]
+mod zoom_facts;
 
 use crate::{Db, DialectStore, Result, SUBSTRING_POSITION};
 pub(crate) use moves::INSERT_CHUNK;

@@ -333,6 +333,7 @@ impl App {
         };
         let mut token = self.access_token(&link, None).await?;
         let mut seen = Vec::new();
+        let mut listed = Vec::new();
         let mut page_token: Option<String> = None;
         let mut refreshed = false;
         loop {
@@ -345,7 +346,11 @@ impl App {
                 }
                 other => other?,
             };
-            seen.extend(page.numbers.into_iter().map(|n| (n.phone_number, n.assigned)));
+            for n in page.numbers {
+                listed
+                    .push((n.phone_number.clone(), crate::number_facts::listing(&n.capabilities)));
+                seen.push((n.phone_number, n.assigned));
+            }
             match page.next_page_token {
                 Some(t) => page_token = Some(t),
                 None => break,
@@ -355,6 +360,11 @@ impl App {
         let next =
             now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
         self.store.complete_poll(job.id, worker, link.customer_id, &seen, now, next).await?;
+        // What the numbers can do is shown, never acted on: the poll is done (and rescheduled)
+        // whether or not it is kept this time; the next poll keeps it.
+        if let Err(e) = self.store.record_zoom_listing(link.customer_id, &listed, now).await {
+            tracing::warn!(customer = %link.customer_id, error = %e, "Zoom's capability fields not kept this poll");
+        }
         Ok(None)
     }
 }

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod inventory;
 pub mod jobs;
 pub mod links;
+pub mod number_facts;
 pub mod onboarding;
 pub mod orders;
 pub mod release; // issue 6
@@ -30,6 +31,8 @@ pub struct Settings {
     pub hash_queue: usize,
     /// How long a number released from Zoom rests (`aging`) before it can be sold again.
     pub release_quarantine: time::Duration,
+    /// Which active numbers must have an emergency address in Zoom (flagged when they have none).
+    pub e911_required: domain::zoom_facts::E911Required,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
                 .max(1),
             hash_queue: 64,
             release_quarantine: domain::release::DEFAULT_QUARANTINE,
+            e911_required: domain::zoom_facts::E911Required::default(),
         }
     }
 }

@@ -127,6 +127,8 @@ pub enum WebhookAnswer {
     UrlValidation(serde_json::Value),
     /// The app was removed: the link is removed and `suspended` numbers suspended.
     AppRemoved { customer: CustomerId, suspended: usize },
+    /// An emergency-address or CNAM event, recorded for the numbers that are the customer's.
+    NumberFacts(crate::number_facts::FactsRecorded),
     /// An event peerex does not act on.
     Ignored(String),
 }
@@ -142,6 +144,9 @@ pub enum WebhookRefused {
     Replayed,
     #[error("no customer is linked to Zoom account {0}")]
     UnknownAccount(String),
+    /// Only the Zoom account a number's customer is linked to may speak for the number.
+    #[error("not numbers of the customer linked to this Zoom account: {}", .0.join(", "))]
+    NotTheAccountsNumbers(Vec<String>),
 }
 
 pub const REMOVED_REASON: &str = "app removed in Zoom";
@@ -440,6 +445,7 @@ impl App {
                     Unlinked::NoLink => Ok(Err(WebhookRefused::UnknownAccount(account_id))),
                 }
             }
+            Event::NumberChanged(e) => self.on_number_event(e).await,
             Event::Other { event } => Ok(Ok(WebhookAnswer::Ignored(event))),
             Event::UrlValidation { .. } => unreachable!("answered above"),
         }

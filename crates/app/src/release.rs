@@ -154,6 +154,7 @@ impl App {
             region: clean(region),
             after: None,
             limit: 1000,
+            ..NumberQuery::default()
         };
         let mut found = Vec::new();
         loop {
@@ -261,9 +262,17 @@ impl App {
             Err(_) => return Ok(ZoomLook::Unreachable { error: ZoomError::Timeout.to_string() }),
         };
         let now = self.now();
+        let capabilities: Vec<_> = listed
+            .iter()
+            .map(|n| (n.phone_number.clone(), crate::number_facts::listing(&n.capabilities)))
+            .collect();
         let seen: Vec<(String, bool)> =
             listed.into_iter().map(|n| (n.phone_number, n.assigned)).collect();
         self.store.record_zoom_presence(customer, &seen, now).await?;
+        // Shown, never acted on: a failure to keep them does not cost the customer the page.
+        if let Err(e) = self.store.record_zoom_listing(customer, &capabilities, now).await {
+            tracing::warn!(customer = %customer, error = %e, "Zoom's capability fields not kept");
+        }
         Ok(ZoomLook::Fresh { at: now, listed: seen.into_iter().collect() })
     }
 

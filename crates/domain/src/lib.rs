@@ -24,6 +24,7 @@ pub mod search;
 pub mod sign_in;
 pub mod trunk;
 pub mod zoom_account;
+pub mod zoom_facts;
 
 pub use actor::Actor;
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -17,6 +17,10 @@ pub struct NumberQuery {
     /// Return numbers after this one (the last of the previous page).
     pub after: Option<String>,
     pub limit: u32,
+    /// Only active numbers with no emergency address from their customer's Zoom account, among
+    /// those starting with one of these prefixes (any number when empty): the carrier's flag
+    /// (`zoom_facts::E911Required`).
+    pub emergency_address_missing: Option<Vec<String>>,
 }
 
 impl NumberQuery {
@@ -129,7 +133,16 @@ impl RawFilters<'_> {
             }
         };
         let prefix = parse_prefix(self.prefix.unwrap_or_default()).map_err(|m| err("prefix", m))?;
-        Ok(NumberQuery { prefix, state, customer_id, tag, region, after, limit })
+        Ok(NumberQuery {
+            prefix,
+            state,
+            customer_id,
+            tag,
+            region,
+            after,
+            limit,
+            emergency_address_missing: None,
+        })
     }
 }
 

@@ -354,6 +354,7 @@ pub async fn open(config: &Config) -> anyhow::Result<App> {
     let settings = app::Settings {
         session_ttl: time::Duration::hours(config.session_hours),
         release_quarantine: time::Duration::days(config.release_quarantine_days),
+        e911_required: config.numbers.e911_required.clone(),
         ..app::Settings::default()
     };
     let app = App::new(store, Arc::new(domain::SystemClock), settings);

@@ -37,6 +37,18 @@ pub struct Config {
     /// The main listener's limits, trusted proxies, and who may read `/metrics`.
     #[serde(default)]
     pub http: web::http_config::HttpConfig,
+    /// What the carrier requires of its numbers.
+    #[serde(default)]
+    pub numbers: NumbersConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumbersConfig {
+    /// Which active numbers must have an emergency address set in Zoom: `false` (none), `true`
+    /// (all), or the countries' E.164 prefixes (`["+1"]`). Those without one are flagged.
+    #[serde(default)]
+    pub e911_required: domain::zoom_facts::E911Required,
 }
 
 impl Default for Config {
@@ -54,6 +66,7 @@ impl Default for Config {
             routing: routing::RoutingConfig::default(),
             zoom: crate::zoom_config::ZoomConfig::default(),
             http: web::http_config::HttpConfig::default(),
+            numbers: NumbersConfig::default(),
         }
     }
 }
@@ -141,6 +154,13 @@ query_timeout_seconds = 10
 # same address (SO_REUSEPORT); no lock is shared between them per call. 0: one per core.
 sip_threads = 1
 http_threads = 1
+
+# What the carrier requires of its numbers (see README, "Emergency addresses and caller ID names").
+[numbers]
+# Which active numbers must have an emergency (E911) address set in the customer's Zoom account:
+# false (none), true (all), or a list of country prefixes, e.g. ["+1"] for the US and Canada. An
+# active number without one is flagged in both portals, the API, the export and /metrics.
+e911_required = false
 "#;
 
 impl Config {
@@ -181,6 +201,10 @@ impl Config {
             "configuration: carrier_name must not be empty"
         );
         self.zoom.setup(&self.carrier_name)?;
+        self.numbers
+            .e911_required
+            .check()
+            .map_err(|e| anyhow::anyhow!("configuration: numbers.{e}"))?;
         self.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         self.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(())
@@ -222,6 +246,7 @@ impl fmt::Debug for Config {
             .field("release_quarantine_days", &self.release_quarantine_days)
             .field("zoom", &self.zoom)
             .field("http", &self.http)
+            .field("numbers", &self.numbers)
             .finish()
     }
 }
@@ -246,6 +271,26 @@ mod tests {
         let from_example: web::http_config::HttpConfig =
             Figment::from(Toml::string(web::http_config::EXAMPLE)).extract_inner("http").unwrap();
         assert!(from_example == web::http_config::HttpConfig::default());
+    }
+
+    #[test]
+    fn e911_required_takes_a_bool_or_country_prefixes_and_refuses_others() {
+        let read = |toml: &str| -> Config {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract()
+                .unwrap()
+        };
+        let c = read("[numbers]\ne911_required = [\"+1\", \"+44\"]\n");
+        assert_eq!(
+            c.numbers.e911_required,
+            domain::zoom_facts::E911Required::Countries(vec!["+1".into(), "+44".into()])
+        );
+        assert!(c.check().is_ok());
+        let c = read("[numbers]\ne911_required = true\n");
+        assert_eq!(c.numbers.e911_required, domain::zoom_facts::E911Required::All(true));
+        let e = read("[numbers]\ne911_required = [\"US\"]\n").check().unwrap_err().to_string();
+        assert!(e.contains("numbers.e911_required") && e.contains("\"US\""), "{e}");
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
     let zoom = start_zoom_simulator(&base).await?;
     config.carrier_name = zoom_sim::demo::CARRIER_NAME.into();
     config.zoom = zoom_settings(&zoom.url, &base);
+    // The demo's numbers are North American: show the carrier's flag for those without an
+    // emergency address, unless the configuration says otherwise.
+    if config.numbers.e911_required == domain::zoom_facts::E911Required::default() {
+        config.numbers.e911_required =
+            domain::zoom_facts::E911Required::Countries(vec!["+1".into()]);
+    }
     // /metrics needs a token; the demo makes one and prints it.
     config.http.metrics_token = app::auth::random_secret();
     let app = crate::cli::open(&config).await?;
@@ -88,7 +94,9 @@ pub fn journey(base: &str, zoom_url: &str) -> String {
          5. In Zoom: Phone System Management > Phone Numbers > Unassigned ({zoom_url}/pbx/phone-numbers?tab=unassigned);\n     \
             assign one to {user}.\n  \
          6. Within 10 seconds both portals show it as assigned.\n  \
-         7. Order more numbers in the portal; they are pushed at once.\n  \
+         7. Order more numbers in the portal; they are pushed at once. Active numbers without an emergency\n     \
+            address are flagged in both portals; in Zoom open a number (Phone Numbers) and Save Emergency Address\n     \
+            or Save Caller ID Name: both portals show it, and the operator's number page its history.\n  \
          8. In Zoom: Manage > Added Apps > Remove ({zoom_url}/marketplace/manage). Both portals say the numbers are\n     \
             suspended; add the app again (steps 2-3) and they come back.\n  \
          Operators watch the work at {base}/operator/jobs\n\n",

@@ -132,6 +132,7 @@ pub use routing::RoutingWake;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
 mod release; // issue 6: releases approved by the customer
 mod sign_in;
+mod zoom_facts;
 
 impl Store {
     /// Connects by URL: `postgres://` or `postgresql://` for PostgreSQL, `sqlite:` for SQLite.

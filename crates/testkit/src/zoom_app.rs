@@ -65,10 +65,26 @@ impl ZoomApp {
             .await
     }
 
+    /// As [`ZoomApp::spawn`], with the platform's use-case settings (what the carrier requires of
+    /// its numbers, say).
+    pub async fn spawn_with_settings(db: Db, settings: Settings) -> ZoomApp {
+        let options = sim::Options { control_api: true, ..sim::Options::default() };
+        Self::spawn_configured(db, options, settings, |_| {}).await
+    }
+
     /// As [`ZoomApp::spawn_tuned`], with the simulator's options (a state file, to restart it).
     pub async fn spawn_full(
         db: Db,
         options: sim::Options,
+        tune: impl FnOnce(&mut ZoomSetup),
+    ) -> ZoomApp {
+        Self::spawn_configured(db, options, Settings::default(), tune).await
+    }
+
+    async fn spawn_configured(
+        db: Db,
+        options: sim::Options,
+        settings: Settings,
         tune: impl FnOnce(&mut ZoomSetup),
     ) -> ZoomApp {
         let (dir, url) = match db {
@@ -88,8 +104,7 @@ impl ZoomApp {
         let clock = TestClock::new();
         let mut setup = zoom_setup_on(&zoom.url, &platform_url, &clock);
         tune(&mut setup);
-        let app =
-            App::new(store.clone(), Arc::new(clock.clone()), Settings::default()).with_zoom(setup);
+        let app = App::new(store.clone(), Arc::new(clock.clone()), settings).with_zoom(setup);
         app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let ui = web::Ui { carrier_name: sim::demo::CARRIER_NAME.into(), ..web::Ui::default() };

@@ -138,6 +138,13 @@ async fn metrics_text(State(state): State<WebState>, headers: HeaderMap) -> Resp
         )
             .into_response();
     }
+    // Counted when read: the flag follows the database, whichever instance changed it.
+    match state.app.count_missing_emergency_address().await {
+        Ok(n) => metrics::gauge!("peerex_numbers_missing_emergency_address").set(n as f64),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot count numbers missing an emergency address")
+        }
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
         .into_response()
 }

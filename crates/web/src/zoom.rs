@@ -1,5 +1,6 @@
 //! `/zoom`: where Zoom sends people and events. The OAuth callback of a Marketplace install, and the
-//! webhook endpoint (`app_deauthorized`, `endpoint.url_validation`).
+//! webhook endpoint (`app_deauthorized`, `endpoint.url_validation`, the numbers' emergency-address and
+//! CNAM events).
 //!
 //! The install's code arrives in the callback's query string (Zoom's choice; a Marketplace install has
 //! no `state`). It is exchanged at once, and the install (the Zoom account it is for, its sealed
@@ -101,6 +102,10 @@ async fn webhook(State(state): State<WebState>, headers: HeaderMap, body: Bytes)
             Json(serde_json::json!({ "customer": customer, "suspended": suspended }))
                 .into_response()
         }
+        Ok(Ok(WebhookAnswer::NumberFacts(done))) => Json(serde_json::json!({
+            "recorded": done.recorded, "already_recorded": done.already, "refused": done.refused,
+        }))
+        .into_response(),
         Ok(Ok(WebhookAnswer::Ignored(event))) => {
             Json(serde_json::json!({ "ignored": event })).into_response()
         }
@@ -112,6 +117,9 @@ async fn webhook(State(state): State<WebState>, headers: HeaderMap, body: Bytes)
         Ok(Err(e @ WebhookRefused::Replayed)) => refused(StatusCode::CONFLICT, e.to_string()),
         Ok(Err(e @ WebhookRefused::UnknownAccount(_))) => {
             refused(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Ok(Err(e @ WebhookRefused::NotTheAccountsNumbers(_))) => {
+            refused(StatusCode::FORBIDDEN, e.to_string())
         }
         // A database failure: 5xx, so Zoom delivers again later.
         Err(e) => {

@@ -247,7 +247,9 @@ async fn export_streams_matching_numbers_as_csv(db: Db) {
     let lines: Vec<&str> = r.text.lines().collect();
     assert_eq!(
         lines[0],
-        "number,tags,billing_ref,region,note,id,state,customer_id,order_id,reason,updated_at"
+        "number,tags,billing_ref,region,note,id,state,customer_id,order_id,reason,updated_at,\
+         emergency_address,emergency_address_missing,cnam,number_type,voice_direction,\
+         voice_msg_capacity,message_capability,outbound_restrictions"
     );
     assert_eq!(lines.len(), 1 + 1201 + 3);
     let numbers: HashSet<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();

@@ -140,6 +140,28 @@ struct SilentChange {
     /// Reassign to another account.
     #[serde(default)]
     account_id: Option<String>,
+    /// Change what the number can do, as the carrier would with a PATCH (or Zoom support without
+    /// one): the listing's capability fields.
+    #[serde(default)]
+    voice_direction: Option<crate::numbers::VoiceDirection>,
+    #[serde(default)]
+    voice_msg_capacity: Option<crate::numbers::VoiceMsgCapacity>,
+    #[serde(default)]
+    message_capability: Option<crate::numbers::MessageCapability>,
+    #[serde(default)]
+    outbound_dialer_not_supported: Option<bool>,
+    #[serde(default)]
+    outbound_cli_share_not_supported: Option<bool>,
+}
+
+impl SilentChange {
+    fn capabilities(&self) -> bool {
+        self.voice_direction.is_some()
+            || self.voice_msg_capacity.is_some()
+            || self.message_capability.is_some()
+            || self.outbound_dialer_not_supported.is_some()
+            || self.outbound_cli_share_not_supported.is_some()
+    }
 }
 
 /// Zoom support (or another tool) re-trunks, deactivates or reassigns a number. No webhook: Zoom
@@ -151,8 +173,12 @@ async fn change_silently(
     body: Bytes,
 ) -> Result<Json<Number>, ControlError> {
     let change: SilentChange = parse(&body)?;
-    if change.sip_trunk_name.is_none() && change.status.is_none() && change.account_id.is_none() {
-        return Err(bad("give sip_trunk_name, status or account_id"));
+    if change.sip_trunk_name.is_none()
+        && change.status.is_none()
+        && change.account_id.is_none()
+        && !change.capabilities()
+    {
+        return Err(bad("give sip_trunk_name, status, account_id or a capability field"));
     }
     let e164 = e164_of(&number)?;
     if let Some(id) = &change.account_id {
@@ -190,6 +216,16 @@ async fn change_silently(
         if let Some(status) = change.status {
             n.status = status;
         }
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = change.$field { n.$field = v; } )* };
+        }
+        set!(
+            voice_direction,
+            voice_msg_capacity,
+            message_capability,
+            outbound_dialer_not_supported,
+            outbound_cli_share_not_supported
+        );
         Ok(Json(n.clone()))
     })
     .await

@@ -152,6 +152,18 @@ impl Client {
             number_pool_status: Option<String>,
             #[serde(default)]
             customer_account_number: Option<String>,
+            #[serde(default)]
+            number_type: Option<String>,
+            #[serde(default)]
+            voice_direction: Option<String>,
+            #[serde(default)]
+            voice_msg_capacity: Option<String>,
+            #[serde(default)]
+            message_capability: Option<String>,
+            #[serde(default)]
+            outbound_dialer_not_supported: Option<bool>,
+            #[serde(default)]
+            outbound_cli_share_not_supported: Option<bool>,
         }
         fn active() -> bool {
             true
@@ -176,6 +188,14 @@ impl Client {
                         .number_pool_status
                         .is_some_and(|s| s.eq_ignore_ascii_case("RETURNED")),
                     customer_account_number: i.customer_account_number.filter(|a| !a.is_empty()),
+                    capabilities: crate::Capabilities {
+                        number_type: i.number_type,
+                        voice_direction: i.voice_direction,
+                        voice_msg_capacity: i.voice_msg_capacity,
+                        message_capability: i.message_capability,
+                        outbound_dialer_not_supported: i.outbound_dialer_not_supported,
+                        outbound_cli_share_not_supported: i.outbound_cli_share_not_supported,
+                    },
                 })
                 .collect(),
             // Zoom marks the last page with an empty string [doc].

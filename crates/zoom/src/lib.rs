@@ -240,6 +240,21 @@ pub struct PeeringNumber {
     pub returned: bool,
     /// The carrier-wide listing only: the Zoom account the number is in, by its account number.
     pub customer_account_number: Option<String>,
+    /// What the number can do in Zoom, as listed.
+    pub capabilities: Capabilities,
+}
+
+/// A listed number's capability fields, in Zoom's spelling (`INBOUND_AND_OUTBOUND`...); absent when
+/// Zoom leaves them out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Not in the published listing schema (only in what a carrier sends); read when present.
+    pub number_type: Option<String>,
+    pub voice_direction: Option<String>,
+    pub voice_msg_capacity: Option<String>,
+    pub message_capability: Option<String>,
+    pub outbound_dialer_not_supported: Option<bool>,
+    pub outbound_cli_share_not_supported: Option<bool>,
 }
 
 /// One number's result from a POST, PATCH or DELETE, in the order the numbers were given.

@@ -116,9 +116,139 @@ pub enum Event {
         client_id: String,
         deauthorization_time: Option<String>,
     },
+    /// The customer changed the emergency address or the caller ID name of numbers the carrier
+    /// added (`number_management.peering_number_*_updated`, or the legacy `phone.*` twins).
+    NumberChanged(NumberChanged),
     Other {
         event: String,
     },
+}
+
+/// A number event's content, as Zoom sent it (numbers not yet checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberChanged {
+    /// The same for every delivery of the event, and for its legacy twin: see [`number_event_id`].
+    pub event_id: String,
+    pub account_id: String,
+    /// Milliseconds since the epoch.
+    pub event_ts: i64,
+    /// As Zoom wrote them: `+E.164` in the Number Management events, bare digits in the Phone ones.
+    pub phone_numbers: Vec<String>,
+    pub change: NumberChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberChange {
+    EmergencyAddress(EmergencyAddress),
+    Cnam(String),
+}
+
+/// `payload.object.emergency_address` (`address_line1` required) [doc].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct EmergencyAddress {
+    pub address_line1: String,
+    #[serde(default)]
+    pub address_line2: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub zip: Option<String>,
+    #[serde(default)]
+    pub state_code: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+/// Zoom's number events carry no id of their own, and Zoom signs each delivery afresh, so the event
+/// is named by what it says: the SHA-256 (hex) of its kind, account, `event_ts` and new value. A
+/// redelivery, and the legacy `phone.*` twin of the same change, get the same id [assume].
+pub fn number_event_id(account_id: &str, event_ts: i64, change: &NumberChange) -> String {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    let mut part = |s: &str| {
+        h.update(s.as_bytes());
+        // A separator no part holds, so ("ab", "c") and ("a", "bc") differ.
+        h.update([0x1f]);
+    };
+    part(account_id);
+    part(&event_ts.to_string());
+    match change {
+        NumberChange::Cnam(c) => {
+            part("cnam");
+            part(c);
+        }
+        NumberChange::EmergencyAddress(a) => {
+            part("emergency_address");
+            for p in [
+                Some(&a.address_line1),
+                a.address_line2.as_ref(),
+                a.city.as_ref(),
+                a.zip.as_ref(),
+                a.state_code.as_ref(),
+                a.country.as_ref(),
+            ] {
+                part(p.map_or("", String::as_str));
+            }
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Most numbers one number event may name.
+pub const MAX_EVENT_NUMBERS: usize = 10_000;
+
+fn number_changed(event: &str, v: &Value) -> Result<NumberChanged, WebhookError> {
+    let bad = |what: &str| WebhookError::Malformed(format!("{event}: {what}"));
+    let payload = v.get("payload").ok_or_else(|| bad("no `payload`"))?;
+    let account_id = payload
+        .get("account_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no `payload.account_id`"))?
+        .to_owned();
+    let object = payload.get("object").ok_or_else(|| bad("no `payload.object`"))?;
+    let event_ts = [v.get("event_ts"), payload.get("event_ts")]
+        .into_iter()
+        .flatten()
+        .find_map(Value::as_i64)
+        .ok_or_else(|| bad("no `event_ts`"))?;
+    let listed = object
+        .get("phone_numbers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no `payload.object.phone_numbers`"))?;
+    // One change a person makes in Zoom names a handful of numbers; a bound keeps one event from
+    // holding the database's writer for its whole body.
+    if listed.len() > MAX_EVENT_NUMBERS {
+        return Err(bad("more than 10,000 numbers in `payload.object.phone_numbers`"));
+    }
+    let phone_numbers: Vec<String> = listed
+        .iter()
+        .map(|n| match n {
+            Value::String(s) => Some(s.clone()),
+            // Bare digits may come as a JSON number in the legacy samples' spirit.
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad("a phone number that is not a string"))?;
+    let change = if event.ends_with("cnam_updated") {
+        NumberChange::Cnam(
+            object
+                .get("cnam")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("no `payload.object.cnam`"))?
+                .to_owned(),
+        )
+    } else {
+        let a = object
+            .get("emergency_address")
+            .ok_or_else(|| bad("no `payload.object.emergency_address`"))?;
+        NumberChange::EmergencyAddress(
+            serde_json::from_value(a.clone())
+                .map_err(|e| bad(&format!("emergency_address: {e}")))?,
+        )
+    };
+    let event_id = number_event_id(&account_id, event_ts, &change);
+    Ok(NumberChanged { event_id, account_id, event_ts, phone_numbers, change })
 }
 
 /// Parses a (verified) webhook body.
@@ -150,6 +280,10 @@ pub fn parse(body: &[u8]) -> Result<Event, WebhookError> {
                 _ => None,
             }),
         },
+        "number_management.peering_number_emergency_address_updated"
+        | "number_management.peering_number_cnam_updated"
+        | "phone.peering_number_emergency_address_updated"
+        | "phone.peering_number_cnam_updated" => Event::NumberChanged(number_changed(event, &v)?),
         other => Event::Other { event: other.to_owned() },
     })
 }
@@ -234,11 +368,46 @@ mod tests {
     }
 
     #[test]
+    fn zooms_documented_address_event_parses_and_its_twin_has_the_same_id() {
+        let body = r#"{"event":"number_management.peering_number_emergency_address_updated","event_ts":1619155436400,"payload":{"account_id":"Mt6sv4u0TAyPkwgsL2lxiA","object":{"emergency_address":{"address_line1":"55 ALMADEN BLVD","address_line2":"13F","city":"SAN JOSE","country":"US","state_code":"CA","zip":"95113"},"carrier_code":3457,"phone_numbers":["+18008001000"]}}}"#;
+        let Ok(Event::NumberChanged(e)) = parse(body.as_bytes()) else { panic!("parsed") };
+        assert_eq!((e.account_id.as_str(), e.event_ts), ("Mt6sv4u0TAyPkwgsL2lxiA", 1619155436400));
+        assert_eq!(e.phone_numbers, ["+18008001000"]);
+        let NumberChange::EmergencyAddress(a) = &e.change else { panic!("an address") };
+        assert_eq!((a.city.as_deref(), a.zip.as_deref()), (Some("SAN JOSE"), Some("95113")));
+        let twin = body
+            .replace("number_management.", "phone.")
+            .replace("\"+18008001000\"", "\"18008001000\"")
+            .replace("\"carrier_code\":3457,", "");
+        let Ok(Event::NumberChanged(t)) = parse(twin.as_bytes()) else { panic!("parsed") };
+        assert_eq!(t.event_id, e.event_id);
+        let cnam = r#"{"event":"number_management.peering_number_cnam_updated","event_ts":1619155436400,"payload":{"account_id":"Mt6sv4u0TAyPkwgsL2lxiA","object":{"cnam":"ACME","carrier_code":3457,"phone_numbers":["+18008001000"]}}}"#;
+        let Ok(Event::NumberChanged(c)) = parse(cnam.as_bytes()) else { panic!("parsed") };
+        assert_eq!(c.change, NumberChange::Cnam("ACME".into()));
+        assert_ne!(c.event_id, e.event_id);
+        let no_ts = cnam.replace("\"event_ts\":1619155436400,", "");
+        assert!(matches!(parse(no_ts.as_bytes()), Err(WebhookError::Malformed(_))));
+    }
+
+    #[test]
     fn url_validation_matches_zooms_documented_example_formula() {
         let answer = url_validation_response("secret", "qgg8vlvZRS6UYooatFL8Aw");
         assert_eq!(answer["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
         let hex = answer["encryptedToken"].as_str().expect("hex");
         assert_eq!(hex.len(), 64);
         assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn a_number_event_naming_more_numbers_than_a_person_changes_is_malformed() {
+        let numbers: Vec<String> =
+            (0..=MAX_EVENT_NUMBERS).map(|i| format!("+1800{i:07}")).collect();
+        let body = serde_json::json!({
+            "event": "number_management.peering_number_cnam_updated",
+            "event_ts": 1619155436400_i64,
+            "payload": {"account_id": "Mt6sv4u0TAyPkwgsL2lxiA", "object": {"cnam": "ACME", "phone_numbers": numbers}}
+        });
+        let err = parse(body.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("more than 10,000 numbers"), "{err}");
     }
 }

@@ -172,11 +172,15 @@ fn events_are_parsed_and_malformed_bodies_refused() {
         Ok(Event::UrlValidation { plain_token: "p1".into() })
     );
     assert_eq!(
-        webhook::parse(&v(
-            json!({ "event": "number_management.peering_number_cnam_updated", "payload": {} })
-        )),
-        Ok(Event::Other { event: "number_management.peering_number_cnam_updated".into() })
+        webhook::parse(&v(json!({ "event": "phone.callee_ringing", "payload": {} }))),
+        Ok(Event::Other { event: "phone.callee_ringing".into() })
     );
+    match webhook::parse(&v(
+        json!({ "event": "number_management.peering_number_cnam_updated", "payload": {} }),
+    )) {
+        Err(WebhookError::Malformed(m)) => assert!(m.contains("account_id"), "{m}"),
+        other => panic!("a number event without its payload: expected Malformed, got {other:?}"),
+    }
     assert!(matches!(webhook::parse(b"not json"), Err(WebhookError::Malformed(_))));
     assert!(matches!(
         webhook::parse(&v(json!({ "payload": {} }))),

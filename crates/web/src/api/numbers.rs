@@ -16,9 +16,11 @@ use domain::auth::Scope;
 use domain::import::{ImportPlan, MAX_FIELD_LEN, MAX_NOTE_LEN};
 use domain::number::NumberAttrs;
 use domain::search::{NumberQuery, MAX_PAGE};
+use domain::zoom_facts::{EmergencyAddress, FactChange, FactRecord, NumberFacts};
 use domain::{Number, NumberEvent, NumberId};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
 
 /// Largest CSV body an import accepts: several million rows of bare numbers, more than one import
@@ -53,6 +55,103 @@ pub struct NumberOut {
     pub updated_at: String,
 }
 
+/// A number with what the customer's Zoom account says of it.
+#[derive(Serialize, ToSchema)]
+pub struct ListedNumber {
+    #[serde(flatten)]
+    pub number: NumberOut,
+    #[serde(flatten)]
+    pub zoom: ZoomFactsOut,
+}
+
+/// The emergency address and caller ID name the customer set in Zoom, the number's capabilities as
+/// Zoom lists them, and the carrier's flag for an active number without a required address.
+#[derive(Serialize, ToSchema)]
+pub struct ZoomFactsOut {
+    pub emergency_address: Option<AddressOut>,
+    /// When the customer set it in Zoom (Zoom's event time).
+    pub emergency_address_changed_at: Option<String>,
+    /// Active, the carrier requires an emergency address for it (`[numbers] e911_required`), and
+    /// Zoom has sent none.
+    pub emergency_address_missing: bool,
+    /// The caller ID name (CNAM) set in Zoom.
+    pub cnam: Option<String>,
+    pub cnam_changed_at: Option<String>,
+    /// From the last listing of the customer's Zoom account; absent until peerex has listed it.
+    pub zoom_capabilities: Option<CapabilitiesOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AddressOut {
+    pub address_line1: String,
+    pub address_line2: Option<String>,
+    pub city: Option<String>,
+    pub zip: Option<String>,
+    pub state_code: Option<String>,
+    pub country: Option<String>,
+}
+
+impl From<&EmergencyAddress> for AddressOut {
+    fn from(a: &EmergencyAddress) -> Self {
+        let own = |v: Option<&str>| v.map(str::to_owned);
+        Self {
+            address_line1: a.line1().to_owned(),
+            address_line2: own(a.line2()),
+            city: own(a.city()),
+            zip: own(a.zip()),
+            state_code: own(a.state_code()),
+            country: own(a.country()),
+        }
+    }
+}
+
+/// In Zoom's spelling (`INBOUND_AND_OUTBOUND`, `NOT_APPLICABLE`...).
+#[derive(Serialize, ToSchema)]
+pub struct CapabilitiesOut {
+    pub number_type: Option<String>,
+    pub voice_direction: Option<String>,
+    pub voice_msg_capacity: Option<String>,
+    pub message_capability: Option<String>,
+    pub outbound_dialer_not_supported: Option<bool>,
+    pub outbound_cli_share_not_supported: Option<bool>,
+    pub listed_at: String,
+}
+
+impl ZoomFactsOut {
+    pub fn new(facts: Option<&NumberFacts>, missing: bool) -> Self {
+        let f = facts.cloned().unwrap_or_default();
+        Self {
+            emergency_address: f.emergency_address.as_ref().map(AddressOut::from),
+            emergency_address_changed_at: f.emergency_address_changed_at.map(rfc3339),
+            emergency_address_missing: missing,
+            cnam: f.cnam.map(|c| c.as_str().to_owned()),
+            cnam_changed_at: f.cnam_changed_at.map(rfc3339),
+            zoom_capabilities: f.listing.zip(f.listed_at).map(|(l, at)| CapabilitiesOut {
+                number_type: l.number_type,
+                voice_direction: l.voice_direction,
+                voice_msg_capacity: l.voice_msg_capacity,
+                message_capability: l.message_capability,
+                outbound_dialer_not_supported: l.outbound_dialer_not_supported,
+                outbound_cli_share_not_supported: l.outbound_cli_share_not_supported,
+                listed_at: rfc3339(at),
+            }),
+        }
+    }
+}
+
+/// The numbers with what Zoom says of each.
+async fn with_facts(app: &app::App, numbers: Vec<Number>) -> Result<Vec<ListedNumber>, AppError> {
+    let facts = app.number_facts(&numbers).await?;
+    Ok(numbers
+        .into_iter()
+        .map(|n| {
+            let f = facts.get(&n.id);
+            let zoom = ZoomFactsOut::new(f, app.e911_flagged(&n, f));
+            ListedNumber { number: NumberOut::from(n), zoom }
+        })
+        .collect())
+}
+
 impl From<Number> for NumberOut {
     fn from(n: Number) -> Self {
         Self {
@@ -79,7 +178,7 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 
 #[derive(Serialize, ToSchema)]
 pub struct NumberPage {
-    pub numbers: Vec<NumberOut>,
+    pub numbers: Vec<ListedNumber>,
     /// Pass as `after` to get the next page; absent on the last page.
     pub next_after: Option<String>,
 }
@@ -100,6 +199,9 @@ pub struct SearchParams {
     /// Page size (default 100).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// `true`: only the flagged numbers, active without the emergency address the carrier requires
+    /// (none when `[numbers] e911_required` is off).
+    emergency_address_missing: Option<bool>,
 }
 
 /// A number's state, as the filters take it (the names of `domain::NumberState`).
@@ -145,6 +247,20 @@ impl SearchParams {
     }
 }
 
+/// The search `params` ask for, with the flag filter as the carrier's rule makes it; `None` when
+/// nothing can match (the flag asked for while no address is required).
+fn query_of(app: &app::App, params: SearchParams) -> Result<Option<NumberQuery>, AppError> {
+    let flagged = params.emergency_address_missing == Some(true);
+    let mut query = params.into_query()?;
+    if flagged {
+        match app.missing_address_filter() {
+            Some(prefixes) => query.emergency_address_missing = Some(prefixes),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(query))
+}
+
 /// Search the inventory, one page at a time.
 #[utoipa::path(get, path = "/api/v1/numbers", params(SearchParams), tag = "numbers", operation_id = "search_numbers",
     responses(
@@ -157,12 +273,14 @@ pub async fn search(
     Params(params): Params<SearchParams>,
 ) -> Result<Json<NumberPage>, ApiError> {
     caller.require(Scope::Read)?;
-    let query = params.into_query()?;
+    let Some(query) = query_of(&state.app, params)? else {
+        return Ok(Json(NumberPage { numbers: Vec::new(), next_after: None }));
+    };
     let numbers = state.app.search_numbers(&query).await?;
     let next_after = (numbers.len() == query.page_size() as usize)
         .then(|| numbers.last().map(|n| n.e164.to_string()))
         .flatten();
-    Ok(Json(NumberPage { numbers: numbers.into_iter().map(NumberOut::from).collect(), next_after }))
+    Ok(Json(NumberPage { numbers: with_facts(&state.app, numbers).await?, next_after }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -189,8 +307,45 @@ impl From<NumberEvent> for EventOut {
 #[derive(Serialize, ToSchema)]
 pub struct NumberDetail {
     #[serde(flatten)]
-    pub number: NumberOut,
+    pub number: ListedNumber,
     pub events: Vec<EventOut>,
+    /// Every emergency-address and CNAM change Zoom sent for the number, newest first.
+    pub zoom_events: Vec<ZoomEventOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ZoomEventOut {
+    /// `emergency_address` or `cnam`.
+    pub kind: String,
+    pub emergency_address: Option<AddressOut>,
+    pub cnam: Option<String>,
+    /// When the customer made the change in Zoom (Zoom's event time).
+    pub changed_at: String,
+    /// When peerex received it.
+    pub received_at: String,
+    pub zoom_account_id: String,
+    pub customer_id: String,
+    /// Names Zoom's event (the same for every delivery of it).
+    pub event_id: String,
+}
+
+impl From<FactRecord> for ZoomEventOut {
+    fn from(r: FactRecord) -> Self {
+        let (emergency_address, cnam) = match &r.change {
+            FactChange::EmergencyAddress { address } => (Some(AddressOut::from(address)), None),
+            FactChange::Cnam { cnam } => (None, Some(cnam.as_str().to_owned())),
+        };
+        Self {
+            kind: r.change.kind().to_owned(),
+            emergency_address,
+            cnam,
+            changed_at: rfc3339(r.changed_at),
+            received_at: rfc3339(r.received_at),
+            zoom_account_id: r.zoom_account,
+            customer_id: r.customer_id.to_string(),
+            event_id: r.event_id,
+        }
+    }
 }
 
 /// One number and its audit trail, oldest event first.
@@ -207,9 +362,12 @@ pub async fn detail(
     caller.require(Scope::Read)?;
     let id: NumberId = id.parse().map_err(|_| AppError::NotFound)?;
     let (number, events) = state.app.number_detail(id).await?;
+    let history = state.app.number_fact_history(id).await?;
+    let number = with_facts(&state.app, vec![number]).await?.pop().ok_or(AppError::NotFound)?;
     Ok(Json(NumberDetail {
-        number: number.into(),
+        number,
         events: events.into_iter().map(EventOut::from).collect(),
+        zoom_events: history.into_iter().map(ZoomEventOut::from).collect(),
     }))
 }
 
@@ -397,6 +555,8 @@ pub struct ExportParams {
     customer_id: Option<String>,
     tag: Option<String>,
     region: Option<String>,
+    /// `true`: only the numbers flagged for a missing emergency address.
+    emergency_address_missing: Option<bool>,
 }
 
 impl From<ExportParams> for SearchParams {
@@ -409,13 +569,16 @@ impl From<ExportParams> for SearchParams {
             region: p.region,
             after: None,
             limit: Some(MAX_PAGE),
+            emergency_address_missing: p.emergency_address_missing,
         }
     }
 }
 
-/// The import's columns first, then where the number stands. Values are written as stored, without
-/// spreadsheet formula escaping, so that what a program reads back is what peerex holds.
-const EXPORT_COLUMNS: [&str; 11] = [
+/// The import's columns first, then where the number stands, then what the customer's Zoom account
+/// says of it (the address on one line; `emergency_address_missing` is `true` for a flagged number;
+/// the outbound restrictions separated by `;`). Values are written as stored, without spreadsheet
+/// formula escaping, so that what a program reads back is what peerex holds.
+const EXPORT_COLUMNS: [&str; 19] = [
     "number",
     "tags",
     "billing_ref",
@@ -427,6 +590,14 @@ const EXPORT_COLUMNS: [&str; 11] = [
     "order_id",
     "reason",
     "updated_at",
+    "emergency_address",
+    "emergency_address_missing",
+    "cnam",
+    "number_type",
+    "voice_direction",
+    "voice_msg_capacity",
+    "message_capability",
+    "outbound_restrictions",
 ];
 
 /// Export numbers as CSV.
@@ -445,11 +616,12 @@ pub async fn export(
     Params(params): Params<ExportParams>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let first = SearchParams::from(params).into_query()?;
+    // A flag filter nothing can match (no address required) exports the header alone.
+    let first = query_of(&state.app, SearchParams::from(params))?;
     let app = state.app.clone();
     // One search page at a time along the keyset cursor: an export of millions of numbers holds one
     // page in memory and no transaction open while the client reads.
-    let pages = stream::try_unfold(Some(first), move |query| {
+    let pages = stream::try_unfold(first, move |query| {
         let app = app.clone();
         async move {
             let Some(mut query) = query else {
@@ -457,7 +629,8 @@ pub async fn export(
             };
             let numbers = app.search_numbers(&query).await?;
             let full = numbers.len() == query.page_size() as usize;
-            let chunk = csv_rows(&numbers)?;
+            let facts = app.number_facts(&numbers).await?;
+            let chunk = csv_rows(&app, &numbers, &facts)?;
             query.after = numbers.last().map(|n| n.e164.to_string());
             Ok::<_, axum::BoxError>(Some((chunk, full.then_some(query))))
         }
@@ -474,10 +647,16 @@ pub async fn export(
     Ok((headers, Body::from_stream(body)).into_response())
 }
 
-fn csv_rows(numbers: &[Number]) -> Result<Bytes, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(numbers.len() * 96));
+fn csv_rows(
+    app: &app::App,
+    numbers: &[Number],
+    facts: &HashMap<NumberId, NumberFacts>,
+) -> Result<Bytes, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(numbers.len() * 128));
     for n in numbers {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let f = facts.get(&n.id);
+        let listing = f.and_then(|f| f.listing.clone()).unwrap_or_default();
         w.write_record([
             n.e164.to_string(),
             n.tags.join(";"),
@@ -490,6 +669,19 @@ fn csv_rows(numbers: &[Number]) -> Result<Bytes, csv::Error> {
             n.order_id.map(|o| o.to_string()).unwrap_or_default(),
             text(&n.reason),
             rfc3339(n.updated_at),
+            // Written by the customer in Zoom, not by the carrier: neutralised for spreadsheets.
+            f.and_then(|f| f.emergency_address.as_ref())
+                .map(|a| domain::import::spreadsheet_cell(&a.one_line()).into_owned())
+                .unwrap_or_default(),
+            app.e911_flagged(n, f).to_string(),
+            f.and_then(|f| f.cnam.as_ref())
+                .map(|c| domain::import::spreadsheet_cell(c.as_str()).into_owned())
+                .unwrap_or_default(),
+            text(&listing.number_type),
+            text(&listing.voice_direction),
+            text(&listing.voice_msg_capacity),
+            text(&listing.message_capability),
+            listing.outbound_restrictions().join(";"),
         ])?;
     }
     Ok(w.into_inner().map_err(|e| e.into_error())?.into())

@@ -15,6 +15,7 @@ use axum::Router;
 use domain::customer::Customer;
 use domain::import::spreadsheet_cell;
 use domain::search::NumberQuery;
+use domain::zoom_facts::{FactChange, NumberFacts};
 use domain::{CustomerId, Number, NumberId, NumberState};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -43,9 +44,24 @@ pub struct Filters {
     tag: String,
     region: String,
     after: String,
+    /// `missing`: only the numbers flagged for a missing emergency address.
+    e911: String,
 }
 
 impl Filters {
+    /// The search, with the flag filter as the carrier's rule makes it; `None` when nothing can
+    /// match (the flag asked for while no address is required).
+    fn query_on(&self, app: &App, limit: u32) -> Result<Option<NumberQuery>, FormError> {
+        let mut q = self.query(limit)?;
+        if self.e911.trim() == "missing" {
+            match app.missing_address_filter() {
+                Some(prefixes) => q.emergency_address_missing = Some(prefixes),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(q))
+    }
+
     fn query(&self, limit: u32) -> Result<NumberQuery, FormError> {
         let raw = domain::search::RawFilters {
             prefix: Some(&self.prefix),
@@ -66,6 +82,7 @@ impl Filters {
             ("customer", &self.customer),
             ("tag", &self.tag),
             ("region", &self.region),
+            ("e911", &self.e911),
         ]
         .iter()
         .filter(|(_, v)| !v.trim().is_empty())
@@ -84,6 +101,8 @@ pub struct NumberRow {
     pub tags: String,
     pub region: String,
     pub updated: String,
+    /// Active without the emergency address the carrier requires (inventory search only).
+    pub e911_missing: bool,
 }
 
 impl NumberRow {
@@ -98,6 +117,7 @@ impl NumberRow {
             tags: n.tags.join(", "),
             region: n.region.clone().unwrap_or_default(),
             updated: when(n.updated_at),
+            e911_missing: false,
         }
     }
 }
@@ -120,6 +140,8 @@ struct SearchPage {
     filters: String,
     first_page: bool,
     error: Option<FormError>,
+    /// The carrier requires emergency addresses for some numbers: offer the flag filter.
+    e911_required: bool,
 }
 
 impl SearchPage {
@@ -135,18 +157,28 @@ async fn search(
 ) -> Result<Response, PageError> {
     let customers = state.app.customers().await?;
     let names = customer_names(&customers);
-    let (rows, next, error) = match f.query(PAGE_SIZE + 1) {
-        Ok(q) => {
+    let (rows, next, error) = match f.query_on(&state.app, PAGE_SIZE + 1) {
+        Ok(Some(q)) => {
             let mut found = state.app.search_numbers(&q).await?;
             // One more than a page tells whether a next page exists without counting.
             let next = (found.len() > PAGE_SIZE as usize).then(|| {
                 found.truncate(PAGE_SIZE as usize);
                 found.last().map(|n| encode_component(n.e164.as_str()))
             });
-            (found.iter().map(|n| NumberRow::new(n, &names)).collect(), next.flatten(), None)
+            let facts = state.app.number_facts(&found).await?;
+            let rows = found
+                .iter()
+                .map(|n| NumberRow {
+                    e911_missing: state.app.e911_flagged(n, facts.get(&n.id)),
+                    ..NumberRow::new(n, &names)
+                })
+                .collect();
+            (rows, next.flatten(), None)
         }
+        Ok(None) => (Vec::new(), None, None),
         Err(e) => (Vec::new(), None, Some(e)),
     };
+    let e911_required = state.app.missing_address_filter().is_some();
     let chrome = Chrome::new(&state, &op, "numbers");
     let page = SearchPage {
         carrier: chrome.carrier.clone(),
@@ -159,6 +191,7 @@ async fn search(
         rows,
         next,
         error,
+        e911_required,
     };
     Ok(render_with(&page, page.error.as_ref()))
 }
@@ -170,12 +203,13 @@ async fn export(
     _op: Operator,
     Query(f): Query<Filters>,
 ) -> Response {
-    let query = match f.query(EXPORT_PAGE_SIZE) {
+    let query = match f.query_on(&state.app, EXPORT_PAGE_SIZE) {
         Ok(q) => q,
         Err(e) => return error_page(e.status, &e.message),
     };
     let header = csv_chunk(|w| w.write_record(EXPORT_COLUMNS));
-    let pages = stream::unfold(Some((state.app, query)), |cursor| async move {
+    // A flag filter nothing can match exports the header alone.
+    let pages = stream::unfold(query.map(|q| (state.app, q)), |cursor| async move {
         let (app, query) = cursor?;
         Some(match next_page(&app, &query).await {
             Ok((chunk, after)) => {
@@ -246,6 +280,92 @@ struct DetailPage {
     updated: String,
     aging_until: Option<String>,
     events: Vec<EventRow>,
+    zoom: ZoomView,
+}
+
+/// What the customer's Zoom account says of the number.
+struct ZoomView {
+    address: Option<String>,
+    address_changed: String,
+    /// Active without the emergency address the carrier requires.
+    missing: bool,
+    cnam: Option<String>,
+    cnam_changed: String,
+    /// Zoom's capability fields (label, value), from its last listing.
+    capabilities: Vec<(&'static str, String)>,
+    listed: Option<String>,
+    history: Vec<ZoomEventRow>,
+}
+
+struct ZoomEventRow {
+    changed: String,
+    received: String,
+    what: &'static str,
+    value: String,
+    account: String,
+}
+
+impl ZoomView {
+    fn new(
+        app: &App,
+        n: &Number,
+        facts: Option<&NumberFacts>,
+        history: Vec<domain::zoom_facts::FactRecord>,
+    ) -> Self {
+        let f = facts.cloned().unwrap_or_default();
+        let at = |t: Option<time::OffsetDateTime>| t.map(when).unwrap_or_default();
+        let capabilities = f
+            .listing
+            .as_ref()
+            .map(|l| {
+                let restrictions = l.outbound_restrictions();
+                [
+                    ("Number type", l.number_type.clone()),
+                    ("Voice direction", l.voice_direction.clone()),
+                    ("Voice capacity", l.voice_msg_capacity.clone()),
+                    ("Messaging", l.message_capability.clone()),
+                    (
+                        "Outbound restrictions",
+                        Some(if restrictions.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            restrictions.join(", ")
+                        }),
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect()
+            })
+            .unwrap_or_default();
+        ZoomView {
+            missing: app.e911_flagged(n, facts),
+            address: f.emergency_address.as_ref().map(|a| a.one_line()),
+            address_changed: at(f.emergency_address_changed_at),
+            cnam: f.cnam.as_ref().map(|c| c.as_str().to_owned()),
+            cnam_changed: at(f.cnam_changed_at),
+            capabilities,
+            listed: f.listed_at.map(when),
+            history: history
+                .into_iter()
+                .map(|r| {
+                    let (what, value) = match &r.change {
+                        FactChange::EmergencyAddress { address } => {
+                            ("Emergency address", address.one_line())
+                        }
+                        FactChange::Cnam { cnam } => ("Caller ID name", cnam.as_str().to_owned()),
+                    };
+                    ZoomEventRow {
+                        changed: when(r.changed_at),
+                        received: when(r.received_at),
+                        what,
+                        value,
+                        account: r.zoom_account,
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 struct EventRow {
@@ -263,6 +383,9 @@ async fn detail(
 ) -> Result<Response, PageError> {
     let id: NumberId = id.parse().map_err(|_| AppError::NotFound)?;
     let (n, events) = state.app.number_detail(id).await?;
+    let facts = state.app.number_facts(std::slice::from_ref(&n)).await?;
+    let history = state.app.number_fact_history(id).await?;
+    let zoom = ZoomView::new(&state.app, &n, facts.get(&n.id), history);
     let customer = match n.customer_id {
         Some(c) => Some(state.app.customer(c).await?),
         None => None,
@@ -286,6 +409,7 @@ async fn detail(
         n,
         customer,
         events,
+        zoom,
     }))
 }
 

@@ -253,6 +253,11 @@ pub struct PortalNumber {
     /// "Assigned to a user", "Unassigned", or "" when Zoom has not been asked yet.
     pub zoom: &'static str,
     pub reason: String,
+    /// The emergency address set in Zoom, on one line; empty when none is known.
+    pub emergency_address: String,
+    /// Active without the emergency address the carrier requires.
+    pub e911_missing: bool,
+    pub cnam: String,
 }
 
 pub struct PortalOrder {
@@ -313,13 +318,26 @@ async fn home_page(
     let numbers = state.app.search_numbers(&query).await?;
     let presence: HashMap<PhoneNumber, (Option<bool>, Option<OffsetDateTime>)> =
         state.app.zoom_presence(c).await?.into_iter().map(|(n, a, at)| (n, (a, at))).collect();
+    let facts = state.app.number_facts(&numbers).await?;
     let numbers = numbers
         .iter()
-        .map(|n| PortalNumber {
-            e164: n.e164.to_string(),
-            state: n.state.as_str(),
-            zoom: zoom_label(&presence, n),
-            reason: n.reason.clone().unwrap_or_default(),
+        .map(|n| {
+            let f = facts.get(&n.id);
+            PortalNumber {
+                e164: n.e164.to_string(),
+                state: n.state.as_str(),
+                zoom: zoom_label(&presence, n),
+                reason: n.reason.clone().unwrap_or_default(),
+                emergency_address: f
+                    .and_then(|f| f.emergency_address.as_ref())
+                    .map(|a| a.one_line())
+                    .unwrap_or_default(),
+                e911_missing: state.app.e911_flagged(n, f),
+                cnam: f
+                    .and_then(|f| f.cnam.as_ref())
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default(),
+            }
         })
         .collect();
     let orders = state.app.orders(Some(c), 50).await?.iter().map(PortalOrder::new).collect();
