@@ -40,6 +40,11 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Run only call routing (the route-lookup API and the SIP redirect server, as configured in
+    /// [routing]) following the database, typically a read replica beside an SBC pair. Never
+    /// writes to the database; answers inbound calls from the last-known-good snapshot in
+    /// [routing] state_dir (default: data_dir) while the database cannot be reached.
+    Route,
     /// Apply database migrations and exit.
     Migrate,
     /// Start a seeded platform on a throw-away SQLite database and print where to look.
@@ -283,6 +288,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Demo { listen } => return crate::demo::run(config, listen).await,
+        Command::Route => {
+            crate::serve::init_logging(&config)?;
+            return crate::route_cmd::run(&config).await;
+        }
         Command::Bench(cmd) => return crate::bench::run(cmd).await,
         Command::ZoomSim(args) => {
             crate::serve::init_logging(&config)?;
@@ -327,7 +336,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("password: {password}");
             }
         }
-        Command::Config(_) | Command::Demo { .. } | Command::Bench(_) | Command::ZoomSim(_) => {
+        Command::Config(_)
+        | Command::Demo { .. }
+        | Command::Route
+        | Command::Bench(_)
+        | Command::ZoomSim(_) => {
             unreachable!("handled above")
         }
     }

@@ -137,6 +137,23 @@ max_connections_per_source = 64
 # one to two of these otherwise), and seconds it may stay idle between requests.
 header_timeout_seconds = 5
 idle_timeout_seconds = 120
+# Seconds the routing snapshot may go without a successful check against the database before
+# outbound calls are refused (503) and answers, /healthz and the peerex_routing_snapshot_stale
+# metric say it is stale (X-Peerex-Stale in SIP answers, stale_seconds in lookups). Inbound calls
+# are answered from it however old.
+stale_after_seconds = 30
+# Directory of the last-known-good snapshot (routing-snapshot.bin): written while the database
+# answers, and answered from when it does not, a restart included. Empty: none for `peerex serve`;
+# `peerex route` uses data_dir.
+state_dir = ""
+# Seconds between writes of that snapshot while it keeps changing.
+snapshot_write_seconds = 60
+# Seconds one database round trip may take before the database counts as unreachable.
+query_timeout_seconds = 10
+# Threads answering SIP over UDP and serving the lookup API, each with a socket of its own on the
+# same address (SO_REUSEPORT); no lock is shared between them per call. 0: one per core.
+sip_threads = 1
+http_threads = 1
 
 # What the carrier requires of its numbers (see README, "Emergency addresses and caller ID names").
 [numbers]

@@ -10,6 +10,7 @@ mod config;
 mod demo;
 mod reconcile_cmd;
 mod releases_cmd;
+mod route_cmd;
 mod routing_demo;
 mod serve;
 mod trunks_cmd;

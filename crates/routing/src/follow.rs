@@ -1,12 +1,17 @@
 //! Keeping the snapshot current: a full load at start, then the `routing_changes` feed applied in
-//! order whenever the store wakes us or the periodic check finds the generation moved.
+//! order whenever the store wakes us or the periodic check finds the generation moved. With a
+//! last-known-good file ([`crate::lkg`]) the snapshot is also kept on local disk, and answered
+//! from at start while the database cannot be reached.
 
+use crate::lkg;
 use crate::snapshot::{e164_key, Snapshot};
 use crate::Routing;
 use domain::PhoneNumber;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use store::{DbError, Store};
+use store::{DbError, RoutingWake, Store};
 
 /// Numbers read per page during a full load.
 const LOAD_PAGE: i64 = 50_000;
@@ -19,6 +24,48 @@ pub const KEEP_CHANGES: i64 = 1_000_000;
 const PRUNE_GRACE: Duration = Duration::from_secs(600);
 /// How often the feed is checked for pruning (and a horizon for it sampled).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often LISTEN is tried again when there is none (a lost connection; a replica, where
+/// LISTEN is refused and the feed is polled).
+const LISTEN_AGAIN: Duration = Duration::from_secs(30);
+/// How often "still cannot reach the database" is logged while it lasts.
+const REPEAT_LOG: Duration = Duration::from_secs(60);
+
+/// How a [`Follower`] behaves beyond following.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Write to the database: prune the feed to [`KEEP_CHANGES`] and report the generation applied
+    /// (for the reconciler). Off for routing-only instances: they never write to the database (it
+    /// may be a read-only replica), so the reconciler does not see them.
+    pub writes: bool,
+    /// The last-known-good file: read at start, written after each load and when the snapshot
+    /// moved.
+    pub file: Option<PathBuf>,
+    /// At most one write of the file per this while the snapshot keeps moving; an unchanged
+    /// snapshot is written again after ten of these (so the time it was last checked against the
+    /// database, which the file records, stays close).
+    pub write_every: Duration,
+    /// The longest one database round trip may take before the database counts as unreachable.
+    pub query_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            writes: true,
+            file: None,
+            write_every: Duration::from_secs(60),
+            query_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
+}
 
 /// Follows the `routing_changes` feed into a [`Routing`] snapshot.
 ///
@@ -42,6 +89,11 @@ pub struct Follower {
     instance: String,
     /// The generation last reported there, and when.
     reported: Option<(i64, Instant)>,
+    options: Options,
+    /// The last write of the file: when, and the generation written.
+    written: Option<(Instant, i64)>,
+    /// Since when the database cannot be reached, and when that was last logged.
+    unreachable: Option<(Instant, Instant)>,
 }
 
 /// How often a follower whose generation has not moved still says where it is.
@@ -49,6 +101,10 @@ const REPORT_EVERY: Duration = Duration::from_secs(30);
 
 impl Follower {
     pub fn new(store: Store, routing: Routing) -> Self {
+        Self::with_options(store, routing, Options::default())
+    }
+
+    pub fn with_options(store: Store, routing: Routing, options: Options) -> Self {
         Self {
             store,
             routing,
@@ -57,33 +113,47 @@ impl Follower {
             horizons: VecDeque::new(),
             instance: instance_name(),
             reported: None,
+            options,
+            written: None,
+            unreachable: None,
+        }
+    }
+
+    /// One database round trip, given up after the query timeout.
+    async fn db<T>(&self, f: impl Future<Output = Result<T, DbError>>) -> Result<T, FollowError> {
+        match tokio::time::timeout(self.options.query_timeout, f).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(FollowError::Timeout(self.options.query_timeout)),
         }
     }
 
     /// Records the generation this snapshot has applied in the database, when it moved or every
     /// [`REPORT_EVERY`]: the reconciler reports a follower left behind.
-    async fn report(&mut self) -> Result<(), DbError> {
+    async fn report(&mut self) -> Result<(), FollowError> {
         let generation = self.routing.generation();
-        if self.reported.is_some_and(|(g, at)| g == generation && at.elapsed() < REPORT_EVERY) {
+        if !self.options.writes
+            || self.reported.is_some_and(|(g, at)| g == generation && at.elapsed() < REPORT_EVERY)
+        {
             return Ok(());
         }
         let now = time::OffsetDateTime::now_utc();
-        self.store.report_routing_instance(&self.instance, generation, now).await?;
+        self.db(self.store.report_routing_instance(&self.instance, generation, now)).await?;
         self.reported = Some((generation, Instant::now()));
         Ok(())
     }
 
     /// Rebuilds the snapshot from the database.
-    pub async fn load(&mut self) -> Result<(), DbError> {
+    pub async fn load(&mut self) -> Result<(), FollowError> {
         let started = Instant::now();
         // The transactions open now may commit changes below `high` after the numbers are read:
         // they are watched from here on.
-        let head = self.store.routing_feed_head().await?;
+        let head = self.db(self.store.routing_feed_head()).await?;
         let mut s = Snapshot::default();
-        s.set_customers(self.store.routing_customers().await?, self.store.list_trunks().await?);
+        let customers = self.db(self.store.routing_customers()).await?;
+        s.set_customers(customers, self.db(self.store.list_trunks()).await?);
         let mut after = None;
         loop {
-            let page = self.store.routing_numbers(after.as_ref(), LOAD_PAGE).await?;
+            let page = self.db(self.store.routing_numbers(after.as_ref(), LOAD_PAGE)).await?;
             s.load(&page);
             match page.last() {
                 Some(last) if page.len() as i64 == LOAD_PAGE => after = Some(last.e164.clone()),
@@ -108,12 +178,14 @@ impl Follower {
             "routing snapshot loaded"
         );
         metrics::gauge!("peerex_routing_numbers").set(n as f64);
+        self.written = None;
+        self.write_file().await;
         Ok(())
     }
 
     /// Applies every change after the snapshot's generation, and every change of a watched
     /// transaction that has committed since; returns how many were applied.
-    pub async fn catch_up(&mut self) -> Result<usize, DbError> {
+    pub async fn catch_up(&mut self) -> Result<usize, FollowError> {
         if !self.watched.is_empty() && self.last_read.elapsed() > PRUNE_GRACE / 2 {
             // Unable to read for so long that a watched transaction's changes may have been pruned
             // meanwhile (by another instance): rebuild rather than risk missing them.
@@ -122,7 +194,8 @@ impl Follower {
         let mut generation = self.routing.generation();
         let mut applied = 0;
         loop {
-            let read = self.store.routing_feed(generation, CHANGE_PAGE, &self.watched).await?;
+            let read =
+                self.db(self.store.routing_feed(generation, CHANGE_PAGE, &self.watched)).await?;
             self.last_read = Instant::now();
             if read.high < generation || (read.low > generation + 1 && read.high > generation) {
                 // The feed was pruned past us (or the database was replaced): start over.
@@ -147,8 +220,8 @@ impl Follower {
 
     /// Keeps the feed to [`KEEP_CHANGES`], sparing changes of transactions that ended within
     /// [`PRUNE_GRACE`] (by a horizon sampled at least that long ago).
-    async fn prune(&mut self) -> Result<(), DbError> {
-        let head = self.store.routing_feed_head().await?;
+    async fn prune(&mut self) -> Result<(), FollowError> {
+        let head = self.db(self.store.routing_feed_head()).await?;
         let now = Instant::now();
         if let Some(h) = head.horizon {
             self.horizons.push_back((now, h));
@@ -163,7 +236,7 @@ impl Follower {
             .filter(|(at, _)| now.duration_since(*at) >= PRUNE_GRACE)
             .map(|(_, h)| *h);
         if head.high - head.low > KEEP_CHANGES {
-            self.store.prune_routing_changes(head.high - KEEP_CHANGES, horizon).await?;
+            self.db(self.store.prune_routing_changes(head.high - KEEP_CHANGES, horizon)).await?;
         }
         Ok(())
     }
@@ -172,7 +245,7 @@ impl Follower {
         &mut self,
         changes: &[(i64, Option<PhoneNumber>)],
         generation: i64,
-    ) -> Result<(), DbError> {
+    ) -> Result<(), FollowError> {
         let mut numbers: HashSet<PhoneNumber> = HashSet::new();
         let mut reload_customers = false;
         for (_, e164) in changes {
@@ -184,14 +257,17 @@ impl Follower {
             }
         }
         let numbers: Vec<PhoneNumber> = numbers.into_iter().collect();
-        let facts = self.store.routing_numbers_by_e164(&numbers).await?;
+        let facts = self.db(self.store.routing_numbers_by_e164(&numbers)).await?;
         {
             let s = self.routing.read();
             reload_customers |=
                 facts.iter().any(|f| f.customer.is_some_and(|c| !s.knows_customer(c)));
         }
         let customers = if reload_customers {
-            Some((self.store.routing_customers().await?, self.store.list_trunks().await?))
+            Some((
+                self.db(self.store.routing_customers()).await?,
+                self.db(self.store.list_trunks()).await?,
+            ))
         } else {
             None
         };
@@ -211,14 +287,139 @@ impl Follower {
         Ok(())
     }
 
-    /// Loads, then follows the feed until the process ends: woken by the store, and every `period`
-    /// regardless. Errors are logged and retried; the snapshot keeps answering from what it has.
+    /// Writes the last-known-good file (off the async threads; the follower waits, so nothing
+    /// changes the snapshot while it is read): after a load, when the snapshot moved and the last
+    /// write is `write_every` old, and when it is ten of those old anyway. Only a snapshot
+    /// checked against the database lately is written.
+    async fn write_file(&mut self) {
+        let Some(path) = self.options.file.clone() else { return };
+        let generation = self.routing.generation();
+        let due = match self.written {
+            None => true,
+            Some((at, g)) => {
+                let age = at.elapsed();
+                (g != generation && age >= self.options.write_every)
+                    || age >= self.options.write_every * 10
+            }
+        };
+        if !due || !self.routing.is_fresh() {
+            return;
+        }
+        self.written = Some((Instant::now(), generation));
+        let routing = self.routing.clone();
+        let started = Instant::now();
+        let synced_ms = crate::now_ms() - routing.age_ms();
+        let wrote = tokio::task::spawn_blocking(move || {
+            lkg::write(&path, &routing.read(), synced_ms).map(|bytes| (path, bytes))
+        })
+        .await;
+        match wrote {
+            Ok(Ok((path, bytes))) => tracing::debug!(
+                path = %path.display(),
+                bytes,
+                generation,
+                took_ms = started.elapsed().as_millis() as u64,
+                "routing: last-known-good snapshot written"
+            ),
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "routing: cannot write the last-known-good snapshot"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "routing: writing the last-known-good snapshot failed")
+            }
+        }
+    }
+
+    /// At start, with a last-known-good file: answers from it at once (inbound calls; outbound
+    /// ones only while it is fresh), unless it is missing, corrupt or of another format. A load
+    /// from the database replaces it as soon as the database answers.
+    async fn restore(&mut self) {
+        let Some(path) = self.options.file.clone() else { return };
+        let read_path = path.clone();
+        let started = Instant::now();
+        let saved = match tokio::task::spawn_blocking(move || lkg::read(&read_path)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(lkg::LkgError::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                tracing::info!(path = %path.display(), "routing: no last-known-good snapshot yet");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "routing: last-known-good snapshot refused");
+                return;
+            }
+            Err(_) => return,
+        };
+        tracing::warn!(
+            path = %path.display(),
+            generation = saved.snapshot.generation,
+            numbers = saved.numbers,
+            age_s = (crate::now_ms() - saved.synced_ms).max(0) / 1000,
+            took_ms = started.elapsed().as_millis() as u64,
+            "routing: answering from the last-known-good snapshot until the database answers"
+        );
+        self.routing.restored(saved.snapshot, saved.synced_ms);
+    }
+
+    fn failed(&mut self, what: &str, e: &FollowError) {
+        let now = Instant::now();
+        match &mut self.unreachable {
+            None => {
+                tracing::error!(
+                    error = %e,
+                    generation = self.routing.generation(),
+                    "routing snapshot: {what}; inbound calls are answered from the snapshot held, \
+                     outbound calls are refused once it is stale"
+                );
+                self.unreachable = Some((now, now));
+            }
+            Some((since, logged)) if now.duration_since(*logged) >= REPEAT_LOG => {
+                tracing::warn!(
+                    error = %e,
+                    for_s = now.duration_since(*since).as_secs(),
+                    age_s = self.routing.age_ms() / 1000,
+                    "routing snapshot: still {what}"
+                );
+                *logged = now;
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn recovered(&mut self) {
+        if let Some((since, _)) = self.unreachable.take() {
+            tracing::info!(
+                after_s = since.elapsed().as_secs(),
+                generation = self.routing.generation(),
+                "routing snapshot: the database answers again; caught up"
+            );
+        }
+    }
+
+    async fn wake(&self) -> Option<RoutingWake> {
+        match tokio::time::timeout(self.options.query_timeout, self.store.routing_wake()).await {
+            Ok(Ok(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Loads (answering from the last-known-good file meanwhile, if there is one), then follows
+    /// the feed until the process ends: woken by the store, and every `period` regardless. Errors
+    /// are logged and retried; the snapshot keeps answering from what it has.
     pub async fn run(mut self, period: Duration) {
-        while let Err(e) = self.load().await {
-            tracing::error!(error = %e, "routing snapshot: cannot load; retrying");
+        self.restore().await;
+        loop {
+            match self.load().await {
+                Ok(()) => break,
+                Err(e) => self.failed("cannot load from the database", &e),
+            }
             tokio::time::sleep(period).await;
         }
-        let mut wake = self.store.routing_wake().await.ok();
+        self.recovered();
+        let mut wake = self.wake().await;
+        let mut last_listen = Instant::now();
         let mut last_prune = Instant::now();
         loop {
             match wake.as_mut() {
@@ -226,20 +427,29 @@ impl Follower {
                     r = w.changed() => if let Err(e) = r {
                         tracing::warn!(error = %e, "routing change feed lost; polling until it is back");
                         wake = None;
+                        last_listen = Instant::now();
                     },
                     _ = tokio::time::sleep(period) => {}
                 },
                 None => {
                     tokio::time::sleep(period).await;
-                    wake = self.store.routing_wake().await.ok();
+                    if last_listen.elapsed() >= LISTEN_AGAIN {
+                        last_listen = Instant::now();
+                        wake = self.wake().await;
+                    }
                 }
             }
-            if let Err(e) = self.catch_up().await {
-                tracing::error!(error = %e, "routing snapshot: cannot read changes");
-            } else if let Err(e) = self.report().await {
-                tracing::warn!(error = %e, "routing snapshot: cannot report its generation");
+            match self.catch_up().await {
+                Ok(_) => {
+                    self.recovered();
+                    if let Err(e) = self.report().await {
+                        tracing::warn!(error = %e, "routing snapshot: cannot report its generation");
+                    }
+                }
+                Err(e) => self.failed("cannot read changes", &e),
             }
-            if last_prune.elapsed() > PRUNE_EVERY {
+            self.write_file().await;
+            if self.options.writes && last_prune.elapsed() > PRUNE_EVERY {
                 last_prune = Instant::now();
                 if let Err(e) = self.prune().await {
                     tracing::warn!(error = %e, "routing change feed: cannot prune");

@@ -31,6 +31,7 @@ const MAX_HEADERS: usize = 32;
 struct Shared {
     routing: Routing,
     secret: Option<Box<str>>,
+    metrics: Option<crate::RenderMetrics>,
 }
 
 /// Serves the lookup API on `listener` from a thread of its own ("peerex-lookup"); `secret`, when
@@ -53,17 +54,51 @@ pub fn spawn_with(
     secret: Option<String>,
     limits: Limits,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    listener.set_nonblocking(true)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-    let listener = {
-        let _in_rt = rt.enter();
-        TcpListener::from_std(listener)?
-    };
+    spawn_serving(routing, listener, secret, limits, None)
+}
+
+/// [`spawn_with`], also serving `GET /metrics` from `metrics` (behind the same secret as lookups).
+pub fn spawn_serving(
+    routing: Routing,
+    listener: std::net::TcpListener,
+    secret: Option<String>,
+    limits: Limits,
+    metrics: Option<crate::RenderMetrics>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let mut threads = spawn_threads(routing, vec![listener], secret, limits, metrics)?;
+    threads.pop().ok_or_else(|| std::io::Error::other("no listener"))
+}
+
+/// [`spawn_serving`] on several listeners of one address (`crate::listen::bind_tcp`), a thread
+/// each, with one bound on connections for all of them. Each thread answers the connections its
+/// listener accepted from start to end: nothing is shared between them per request.
+pub fn spawn_threads(
+    routing: Routing,
+    listeners: Vec<std::net::TcpListener>,
+    secret: Option<String>,
+    limits: Limits,
+    metrics: Option<crate::RenderMetrics>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let gate = Gate::new(limits, routing.trusted_proxies().clone(), "lookup");
-    let shared = Arc::new(Shared { routing, secret: secret.map(String::into_boxed_str) });
-    std::thread::Builder::new()
-        .name("peerex-lookup".into())
-        .spawn(move || rt.block_on(accept(listener, shared, gate)))
+    let shared = Arc::new(Shared { routing, secret: secret.map(String::into_boxed_str), metrics });
+    let n = listeners.len();
+    let mut threads = Vec::with_capacity(n);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        listener.set_nonblocking(true)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+        let listener = {
+            let _in_rt = rt.enter();
+            TcpListener::from_std(listener)?
+        };
+        let (shared, gate) = (shared.clone(), gate.clone());
+        let name = if n == 1 { "peerex-lookup".to_owned() } else { format!("peerex-lookup-{i}") };
+        threads.push(
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || rt.block_on(accept(listener, shared, gate)))?,
+        );
+    }
+    Ok(threads)
 }
 
 /// Sent (if the socket takes it at once) to a connection over the listener's bounds, then closed.
@@ -260,7 +295,11 @@ enum Persist {
     Close,
 }
 
-/// Appends one answer; `head` leaves the body out (HEAD) but keeps its length.
+const JSON: &[u8] = b"application/json";
+/// Prometheus' text exposition format.
+const TEXT: &[u8] = b"text/plain; version=0.0.4";
+
+/// Appends one JSON answer; `head` leaves the body out (HEAD) but keeps its length.
 fn respond(
     out: &mut Vec<u8>,
     status: Status,
@@ -269,8 +308,23 @@ fn respond(
     persist: Persist,
     head: bool,
 ) {
+    respond_typed(out, status, JSON, extra, body, persist, head)
+}
+
+/// [`respond`] with a body of another type.
+fn respond_typed(
+    out: &mut Vec<u8>,
+    status: Status,
+    content_type: &[u8],
+    extra: &[&str],
+    body: &[u8],
+    persist: Persist,
+    head: bool,
+) {
     out.extend_from_slice(status.line());
-    out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
+    out.extend_from_slice(b"Content-Type: ");
+    out.extend_from_slice(content_type);
+    out.extend_from_slice(b"\r\nContent-Length: ");
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     DATE.with(|d| out.extend_from_slice(d.borrow().as_bytes()));
@@ -370,10 +424,15 @@ struct Unavailable<'a> {
     detail: &'a str,
 }
 
+/// `/healthz`: `ok`, or `stale` while the snapshot has not been checked against the database for
+/// longer than `stale_after_seconds` (inbound calls are still answered from it; outbound ones are
+/// refused). HTTP 200 either way: the instance answers calls.
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
     generation: i64,
+    /// Seconds since the snapshot was last checked against the database.
+    age_seconds: i64,
 }
 
 /// An E.164 number as `+digits`, written without going through `fmt`.
@@ -408,10 +467,14 @@ struct Body<'a> {
     /// An outbound call to an emergency number, let through whatever else is true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     emergency: bool,
+    /// Decided on a snapshot not checked against the database for this many seconds (the
+    /// database cannot be reached; inbound answers come from the last-known-good copy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale_seconds: Option<i64>,
 }
 
 impl<'a> Body<'a> {
-    fn new(a: &'a Answer, from: Option<u64>, to: Option<u64>) -> Self {
+    fn new(a: &'a Answer, from: Option<u64>, to: Option<u64>, stale_seconds: Option<i64>) -> Self {
         let decision = match a.status {
             302 => "route",
             200 => "allow",
@@ -431,6 +494,7 @@ impl<'a> Body<'a> {
             routing: "serial",
             routes: Routes { answer: a, to },
             emergency: a.emergency,
+            stale_seconds,
         }
     }
 }
@@ -579,7 +643,7 @@ impl Conn {
         let allowed = matches!(r.method, "GET" | "HEAD");
         let head = r.method == "HEAD";
         match r.path {
-            "/route" | "/healthz" if !allowed => {
+            "/route" | "/healthz" | "/metrics" if !allowed => {
                 self.json(&Detail { detail: "the lookup API answers GET only" });
                 respond(
                     out,
@@ -592,13 +656,34 @@ impl Conn {
             }
             "/route" => self.route(r, out, head),
             "/healthz" => {
-                if self.shared.routing.is_ready() {
-                    let generation = self.shared.routing.generation();
-                    self.json(&Health { status: "ok", generation });
+                let routing = &self.shared.routing;
+                if routing.is_ready() {
+                    let generation = routing.generation();
+                    let status = if routing.is_fresh() { "ok" } else { "stale" };
+                    self.json(&Health { status, generation, age_seconds: routing.age_ms() / 1000 });
                     respond(out, Status::Ok, &[], &self.body, r.persist, head);
                 } else {
                     self.unavailable(out, "the routing snapshot is loading", r.persist, head);
                 }
+            }
+            "/metrics" if self.shared.metrics.is_some() => {
+                if !self.authorized(r.authorization) {
+                    self.json(&Detail {
+                        detail: "send the lookup secret as 'Authorization: Bearer <secret>'",
+                    });
+                    return respond(
+                        out,
+                        Status::Unauthorized,
+                        &["WWW-Authenticate: Bearer"],
+                        &self.body,
+                        r.persist,
+                        head,
+                    );
+                }
+                let text = self.shared.metrics.as_ref().map(|m| m()).unwrap_or_default();
+                self.body.clear();
+                self.body.extend_from_slice(text.as_bytes());
+                respond_typed(out, Status::Ok, TEXT, &[], &self.body, r.persist, head);
             }
             _ => {
                 self.json(&Detail {
@@ -676,7 +761,8 @@ impl Conn {
             Err(why) => return self.unavailable(out, why, r.persist, head),
         };
         self.histogram.record(started.elapsed().as_secs_f64());
-        self.json(&Body::new(&answer, from, to));
+        let stale = self.shared.routing.stale_seconds();
+        self.json(&Body::new(&answer, from, to, stale));
         respond(out, Status::Ok, &[], &self.body, r.persist, head);
     }
 

@@ -10,24 +10,27 @@
 pub mod follow;
 pub mod http;
 pub mod listen;
+pub mod lkg;
 pub mod sip;
 pub mod snapshot;
+pub mod striped;
 
 use domain::routing::EmergencyNumbers;
 use domain::trunk::NumberingRule;
 use snapshot::Snapshot;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How long the snapshot may go without a successful check against the database before outbound
-/// calls fail closed (503) rather than being decided on an old copy.
+/// How long the snapshot may go, by default, without a successful check against the database
+/// before outbound calls fail closed (503) rather than being decided on an old copy.
 pub const STALE_AFTER_MS: i64 = 30_000;
 
 /// The shared routing state: the snapshot and whether it can be trusted.
 #[derive(Clone)]
 pub struct Routing {
-    snapshot: Arc<RwLock<Snapshot>>,
+    /// Read by every call on every core, written by the follower: see [`striped`].
+    snapshot: Arc<striped::Striped<Snapshot>>,
     ready: Arc<AtomicBool>,
     last_sync_ms: Arc<AtomicI64>,
     /// How inbound Request-URIs without a `+` become E.164 when no trunk is named.
@@ -38,6 +41,7 @@ pub struct Routing {
     /// Outbound calls to these are let through whatever else is true.
     emergency: Arc<EmergencyNumbers>,
     emergency_calls: metrics::Counter,
+    stale_after_ms: i64,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -54,6 +58,7 @@ impl Routing {
             trusted: Arc::default(),
             emergency: Arc::default(),
             emergency_calls: metrics::counter!("peerex_routing_emergency_calls_total"),
+            stale_after_ms: STALE_AFTER_MS,
         }
     }
 
@@ -73,6 +78,13 @@ impl Routing {
             self.emergency_calls.increment(1);
         }
         found
+    }
+
+    /// How long the snapshot may go unchecked against the database before outbound calls fail
+    /// closed and answers say it is stale.
+    pub fn with_stale_after(mut self, after: std::time::Duration) -> Self {
+        self.stale_after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX).max(1);
+        self
     }
 
     /// Believes trunk assertions (SIP `X-Peerex-Trunk`, outbound lookups) from these sources only.
@@ -100,12 +112,12 @@ impl Routing {
     }
 
     /// The snapshot, for one decision. Hold the guard only as long as that takes.
-    pub fn read(&self) -> RwLockReadGuard<'_, Snapshot> {
-        self.snapshot.read().unwrap_or_else(|e| e.into_inner())
+    pub fn read(&self) -> striped::ReadGuard<'_, Snapshot> {
+        self.snapshot.read()
     }
 
-    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
-        self.snapshot.write().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn write(&self) -> striped::WriteGuard<'_, Snapshot> {
+        self.snapshot.write()
     }
 
     pub(crate) fn replace(&self, s: Snapshot) {
@@ -119,7 +131,30 @@ impl Routing {
 
     /// Checked against the database recently enough to trust for outbound calls.
     pub fn is_fresh(&self) -> bool {
-        self.is_ready() && now_ms() - self.last_sync_ms.load(Ordering::Acquire) < STALE_AFTER_MS
+        self.is_ready() && self.age_ms() < self.stale_after_ms
+    }
+
+    /// Milliseconds since the snapshot was last checked against the database (for a snapshot
+    /// restored from the last-known-good file: since the file's copy was).
+    pub fn age_ms(&self) -> i64 {
+        (now_ms() - self.last_sync_ms.load(Ordering::Acquire)).max(0)
+    }
+
+    /// Whole seconds since the last check against the database when that is too long ago to
+    /// trust for outbound calls: what answers show (inbound answered from the last-known-good
+    /// copy); `None` while fresh or not loaded.
+    pub fn stale_seconds(&self) -> Option<i64> {
+        let age = self.age_ms();
+        (self.is_ready() && age >= self.stale_after_ms).then_some(age / 1000)
+    }
+
+    /// Answers from a snapshot last checked against the database at `synced_ms` (wall clock),
+    /// restored from the last-known-good file: inbound calls are decided from it, outbound calls
+    /// only while that check is recent enough.
+    pub(crate) fn restored(&self, s: Snapshot, synced_ms: i64) {
+        self.replace(s);
+        self.last_sync_ms.store(synced_ms.min(now_ms()), Ordering::Release);
+        self.ready.store(true, Ordering::Release);
     }
 
     pub(crate) fn synced(&self) {
@@ -172,6 +207,25 @@ pub struct RoutingConfig {
     pub header_timeout_seconds: u64,
     /// Seconds a TCP connection may go without a request before it is closed.
     pub idle_timeout_seconds: u64,
+    /// Seconds the snapshot may go without a successful check against the database before
+    /// outbound calls fail closed (503) and answers, metrics and `/healthz` say it is stale.
+    /// Inbound calls are answered from it however old.
+    pub stale_after_seconds: u64,
+    /// Directory of the last-known-good snapshot (`routing-snapshot.bin`), written while the
+    /// database is reachable and answered from when it is not, a restart included. Empty: none
+    /// (`peerex route` then uses `data_dir`).
+    pub state_dir: String,
+    /// Seconds between writes of the last-known-good snapshot while it keeps changing.
+    pub snapshot_write_seconds: u64,
+    /// Seconds one database round trip may take before the database counts as unreachable
+    /// (a network that silently drops packets would otherwise hold the follower for minutes).
+    pub query_timeout_seconds: u64,
+    /// Threads answering SIP over UDP, each on a socket of its own bound to `sip_listen` with
+    /// `SO_REUSEPORT` (the kernel spreads senders over them by address and port). 0: one per core.
+    pub sip_threads: usize,
+    /// Threads serving the lookup API, each with a listener of its own on `http_listen`
+    /// (`SO_REUSEPORT`). 0: one per core.
+    pub http_threads: usize,
 }
 
 impl Default for RoutingConfig {
@@ -191,6 +245,12 @@ impl Default for RoutingConfig {
             max_connections_per_source: listen::Limits::default().max_per_source,
             header_timeout_seconds: listen::Limits::default().header_timeout.as_secs(),
             idle_timeout_seconds: listen::Limits::default().idle_timeout.as_secs(),
+            stale_after_seconds: (STALE_AFTER_MS / 1000) as u64,
+            state_dir: String::new(),
+            snapshot_write_seconds: 60,
+            query_timeout_seconds: 10,
+            sip_threads: 1,
+            http_threads: 1,
         }
     }
 }
@@ -198,6 +258,14 @@ impl Default for RoutingConfig {
 impl RoutingConfig {
     pub fn enabled(&self) -> bool {
         !self.http_listen.is_empty() || !self.sip_listen.is_empty()
+    }
+
+    /// Threads for `n` (0: one per core).
+    fn threads(n: usize) -> usize {
+        match n {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// The bounds on each TCP listener.
@@ -231,8 +299,31 @@ pub struct Started {
     pub sip: Option<std::net::SocketAddr>,
 }
 
+/// Renders the process's metrics in Prometheus' text format (the lookup API serves it as
+/// `GET /metrics` on a routing-only instance, which has no other listener).
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// How [`start_with`] runs beyond the configuration.
+#[derive(Clone, Default)]
+pub struct StartOptions {
+    /// A routing-only instance (`peerex route`): never writes to the database (no pruning of the
+    /// change feed), so it may follow a read-only replica.
+    pub routing_only: bool,
+    /// Serve `GET /metrics` on the lookup API.
+    pub metrics: Option<RenderMetrics>,
+}
+
 /// Binds the configured listeners and spawns the snapshot follower and the servers.
 pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Started, StartError> {
+    start_with(store, config, StartOptions::default()).await
+}
+
+/// [`start`] with [`StartOptions`].
+pub async fn start_with(
+    store: store::Store,
+    config: &RoutingConfig,
+    options: StartOptions,
+) -> Result<Started, StartError> {
     let numbering = NumberingRule::new(
         &config.country_code,
         &config.national_prefix,
@@ -244,8 +335,10 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
     } else {
         EmergencyNumbers::parse(&config.emergency_numbers)?
     };
-    let routing =
-        Routing::new(numbering).with_trusted_proxies(trusted).with_emergency_numbers(emergency);
+    let routing = Routing::new(numbering)
+        .with_trusted_proxies(trusted)
+        .with_emergency_numbers(emergency)
+        .with_stale_after(std::time::Duration::from_secs(config.stale_after_seconds.max(1)));
     let limits = config.limits();
     let listen_err = |addr: &str| {
         let addr = addr.to_owned();
@@ -253,40 +346,68 @@ pub async fn start(store: store::Store, config: &RoutingConfig) -> Result<Starte
     };
     let mut started = Started { routing: routing.clone(), http: None, sip: None };
     if !config.http_listen.is_empty() {
-        let l = std::net::TcpListener::bind(&config.http_listen)
+        let threads = RoutingConfig::threads(config.http_threads);
+        let listeners = listen::bind_tcp(&config.http_listen, threads)
             .map_err(listen_err(&config.http_listen))?;
-        started.http = l.local_addr().ok();
+        started.http = listeners.first().and_then(|l| l.local_addr().ok());
         let secret = Some(config.http_secret.clone()).filter(|s| !s.is_empty());
-        // Its own thread: lookups never queue behind portal or follower tasks.
-        http::spawn_with(routing.clone(), l, secret, limits)
+        // Threads of their own: lookups never queue behind portal or follower tasks.
+        http::spawn_threads(routing.clone(), listeners, secret, limits, options.metrics.clone())
             .map_err(listen_err(&config.http_listen))?;
     }
     if !config.sip_listen.is_empty() {
+        let threads = RoutingConfig::threads(config.sip_threads);
         let (udp, tcp, addr) =
-            bind_sip(&config.sip_listen).await.map_err(listen_err(&config.sip_listen))?;
+            bind_sip(&config.sip_listen, threads).await.map_err(listen_err(&config.sip_listen))?;
         started.sip = Some(addr);
-        sip::spawn_udp(routing.clone(), udp, config.sip_source_limit)
-            .map_err(listen_err(&config.sip_listen))?;
+        for socket in udp {
+            sip::spawn_udp(routing.clone(), socket, config.sip_source_limit)
+                .map_err(listen_err(&config.sip_listen))?;
+        }
         tokio::spawn(sip::serve_tcp_with(routing.clone(), tcp, limits));
     }
     let listeners = usize::from(started.http.is_some()) + usize::from(started.sip.is_some());
     listen::check_descriptors(listeners * limits.max_connections);
     let period = std::time::Duration::from_secs(config.check_seconds.max(1));
-    tokio::spawn(follow::Follower::new(store, routing).run(period));
+    let follow = follow::Options {
+        writes: !options.routing_only,
+        file: Some(config.state_dir.trim())
+            .filter(|d| !d.is_empty())
+            .map(|d| std::path::Path::new(d).join(lkg::FILE_NAME)),
+        write_every: std::time::Duration::from_secs(config.snapshot_write_seconds.max(1)),
+        query_timeout: std::time::Duration::from_secs(config.query_timeout_seconds.max(1)),
+    };
+    tokio::spawn(follow::Follower::with_options(store, routing.clone(), follow).run(period));
+    tokio::spawn(report_age(routing));
     tracing::info!(http = ?started.http, sip = ?started.sip, "call routing started");
     Ok(started)
 }
 
-/// The redirect server's UDP socket and, on the same port as SIP peers expect, its TCP listener.
-/// With port 0 the port UDP got may be taken for TCP already (other programs, parallel tests):
-/// then another port is tried.
+/// Keeps the staleness gauges current, whatever the follower is waiting for.
+async fn report_age(routing: Routing) {
+    let age = metrics::gauge!("peerex_routing_snapshot_age_seconds");
+    let stale = metrics::gauge!("peerex_routing_snapshot_stale");
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if routing.is_ready() {
+            age.set(routing.age_ms() as f64 / 1000.0);
+            stale.set(if routing.is_fresh() { 0.0 } else { 1.0 });
+        }
+    }
+}
+
+/// The redirect server's UDP sockets (`threads` of them on one address) and, on the same port as
+/// SIP peers expect, its TCP listener. With port 0 the port UDP got may be taken for TCP already
+/// (other programs, parallel tests): then another port is tried.
 async fn bind_sip(
     listen: &str,
-) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener, std::net::SocketAddr)> {
+    threads: usize,
+) -> std::io::Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener, std::net::SocketAddr)> {
     let mut attempts = 0;
     loop {
-        let udp = sip::bind_udp(listen)?;
-        let addr = udp.local_addr()?;
+        let udp = sip::bind_udp_shared(listen, threads)?;
+        let addr = udp[0].local_addr()?;
         match tokio::net::TcpListener::bind(addr).await {
             Ok(tcp) => return Ok((udp, tcp, addr)),
             Err(e)

@@ -253,6 +253,62 @@ pub(crate) fn check_descriptors(wanted: usize) {
     }
 }
 
+/// Lets several sockets bind one address and port, the kernel spreading what arrives over them
+/// (Linux's `SO_REUSEPORT`): one socket per thread, no lock shared between them.
+pub(crate) fn reuse_port(socket: &socket2::Socket) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from the pointer, which points at
+        // `one`; the descriptor is the socket's own.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = socket;
+    Ok(())
+}
+
+/// `n` TCP listeners on `addr`, one per thread (`SO_REUSEPORT` when more than one; with port 0,
+/// all on the port the first got).
+pub fn bind_tcp(addr: &str, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if n <= 1 {
+        return Ok(vec![std::net::TcpListener::bind(addr)?]);
+    }
+    use std::net::ToSocketAddrs;
+    let mut at = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..n {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(at),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        reuse_port(&socket)?;
+        socket.bind(&at.into())?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        at = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -321,6 +321,63 @@ impl Snapshot {
     }
 }
 
+/// A customer as the last-known-good file keeps it: id, trunk index, app removed.
+pub(crate) type SavedCustomer = (CustomerId, Option<u16>, bool);
+
+impl Snapshot {
+    /// Every number with its packed value, in key order, the recent changes merged in (for the
+    /// last-known-good file; packed values refer to [`Snapshot::saved_customers`] by index).
+    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(u64, u32)) {
+        let mut changes: Vec<(u64, u32)> = self.overlay.iter().map(|(k, v)| (*k, *v)).collect();
+        changes.sort_unstable_by_key(|c| c.0);
+        let (old, mut j) = (&self.entries, 0);
+        let mut i = 0;
+        while i < old.len() || j < changes.len() {
+            if j < changes.len() && (i >= old.len() || changes[j].0 <= old[i].0) {
+                if i < old.len() && old[i].0 == changes[j].0 {
+                    i += 1;
+                }
+                if changes[j].1 != GONE {
+                    f(changes[j].0, changes[j].1);
+                }
+                j += 1;
+            } else {
+                f(old[i].0, old[i].1);
+                i += 1;
+            }
+        }
+    }
+
+    pub(crate) fn saved_customers(&self) -> Vec<SavedCustomer> {
+        self.customers.iter().map(|c| (c.id, c.trunk, c.app_removed)).collect()
+    }
+
+    pub(crate) fn trunks(&self) -> &[Arc<Trunk>] {
+        &self.trunks
+    }
+
+    /// How many values a number's state field may take (for checking a file).
+    pub(crate) const STATES: u32 = NumberState::ALL.len() as u32;
+
+    /// A snapshot from the last-known-good file's parts: `entries` sorted by key, without
+    /// duplicates, each value naming a state and a customer that exist (the reader checks).
+    pub(crate) fn from_parts(
+        entries: Vec<(u64, u32)>,
+        customers: Vec<SavedCustomer>,
+        trunks: Vec<Arc<Trunk>>,
+        generation: i64,
+    ) -> Snapshot {
+        let mut s = Snapshot { entries, trunks, generation, ..Snapshot::default() };
+        for (i, (id, trunk, app_removed)) in customers.into_iter().enumerate() {
+            s.customer_index.insert(id, i as u32);
+            s.customers.push(Customer { id, trunk, app_removed });
+        }
+        huge_pages(&s.entries);
+        s.build_index();
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

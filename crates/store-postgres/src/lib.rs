@@ -54,6 +54,16 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// A pool that connects when a query needs it, waiting at most `acquire` for a connection.
+    pub fn connect_lazy(url: &str, acquire: Duration) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(acquire)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
     /// Where writes go (one pool serves writes and reads on PostgreSQL).
     pub(crate) fn writer(&self) -> &PgPool {
         &self.pool

@@ -72,6 +72,24 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
+    /// A store whose connections open when a query needs one, waiting at most `acquire` for one.
+    pub fn connect_lazy(url: &str, acquire: Duration) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = routing::with_wake_hooks(SqlitePoolOptions::new())
+            .max_connections(1)
+            .acquire_timeout(acquire)
+            .connect_lazy_with(options.clone());
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(acquire)
+            .connect_lazy_with(options);
+        Ok(Self { writer, reader })
+    }
+
     /// Where writes go: the single writer connection.
     pub(crate) fn writer(&self) -> &SqlitePool {
         &self.writer

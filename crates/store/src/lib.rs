@@ -213,6 +213,17 @@ impl Store {
         }
     }
 
+    /// Like [`Store::connect`], but connecting only when a query needs it: a routing-only
+    /// instance starts (and answers from its last-known-good snapshot) while the database cannot
+    /// be reached, and each query waits at most `acquire` for a connection.
+    pub fn connect_lazy(url: &str, acquire: std::time::Duration) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect_lazy(url, acquire)?))
+        } else {
+            Ok(Store::Sqlite(SqliteStore::connect_lazy(url, acquire)?))
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",

@@ -63,6 +63,12 @@ pub fn install_metrics() {
     prometheus();
 }
 
+/// The process's metrics in Prometheus' text format (a routing-only instance serves them on its
+/// lookup API, having no other listener).
+pub fn render_metrics() -> String {
+    prometheus().render()
+}
+
 /// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -24,7 +24,9 @@ mod udp;
 pub use message::{parse, reply_to, Malformed, Request};
 pub use reply::{contact_uri, handle, handle_into, is_expected_answer};
 pub use tcp::{serve_tcp, serve_tcp_with};
-pub use udp::{answers_options, bind_udp, spawn_udp, SourceLimit, UDP_RECEIVE_BUFFER};
+pub use udp::{
+    answers_options, bind_udp, bind_udp_shared, spawn_udp, SourceLimit, UDP_RECEIVE_BUFFER,
+};
 
 use std::time::Instant;
 

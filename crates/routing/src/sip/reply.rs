@@ -61,10 +61,18 @@ fn put_reason(out: &mut Vec<u8>, status: u16, reason: &str) {
     out.extend_from_slice(b"\"\r\n");
 }
 
-fn put_generation(out: &mut Vec<u8>, generation: i64) {
+/// The snapshot's generation, and `X-Peerex-Stale: <seconds>` when it has not been checked
+/// against the database for longer than `stale_after_seconds` (inbound calls answered from the
+/// last-known-good copy while the database cannot be reached).
+fn put_generation(out: &mut Vec<u8>, generation: i64, stale_seconds: Option<i64>) {
     out.extend_from_slice(b"X-Peerex-Generation: ");
     put_number(out, generation);
     out.extend_from_slice(b"\r\n");
+    if let Some(s) = stale_seconds {
+        out.extend_from_slice(b"X-Peerex-Stale: ");
+        put_number(out, s);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// `sip:host...` with the E.164 number as its user part: the Contact of a 302.
@@ -356,7 +364,7 @@ fn invite(
                 put_reason(out, answer.status, reason);
             }
         }
-        put_generation(out, answer.generation);
+        put_generation(out, answer.generation, routing.stale_seconds());
     });
 }
 
@@ -432,6 +440,6 @@ fn outbound(
             let reason = answer.reason.map_or("not_customer_number", |r| r.as_str());
             put_reason(out, status, reason);
         }
-        put_generation(out, answer.generation);
+        put_generation(out, answer.generation, routing.stale_seconds());
     });
 }

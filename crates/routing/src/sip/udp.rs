@@ -28,6 +28,35 @@ pub fn bind_udp(addr: &str) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// `n` UDP sockets bound to `addr` with `SO_REUSEPORT`, one per thread that answers SIP (the
+/// kernel spreads senders over them by address and port, so each keeps its own order); with port
+/// 0, all on the port the first got. One socket is [`bind_udp`].
+pub fn bind_udp_shared(addr: &str, n: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
+    if n <= 1 {
+        return Ok(vec![bind_udp(addr)?]);
+    }
+    use std::net::ToSocketAddrs;
+    let mut at = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+    let mut sockets = Vec::with_capacity(n);
+    for _ in 0..n {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(at),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        let _ = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
+        crate::listen::reuse_port(&socket)?;
+        socket.bind(&at.into())?;
+        let socket: std::net::UdpSocket = socket.into();
+        at = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
 /// Serves UDP on `socket` from a thread of its own until the process ends. A decision takes
 /// microseconds, so one thread blocking in the kernel costs less per call than an async runtime's
 /// readiness round trips, and call traffic never waits behind anything else in the process.

@@ -41,6 +41,34 @@ pub async fn world(db: Db) -> World {
 
 /// [`world`] with its routing configuration changed by `tune` first.
 pub async fn world_with(db: Db, tune: impl FnOnce(&mut RoutingConfig)) -> World {
+    let seeded = seed(db).await;
+    let mut config = RoutingConfig {
+        http_listen: "127.0.0.1:0".into(),
+        sip_listen: "127.0.0.1:0".into(),
+        // The tests' proxies (sipp, Kamailio) ask from 127.0.0.1; strangers from elsewhere on
+        // loopback (adversarial_sip.rs).
+        trusted_proxies: vec!["127.0.0.1".into()],
+        ..Default::default()
+    };
+    tune(&mut config);
+    let started = routing::start(seeded.store.clone(), &config).await.unwrap();
+    assert!(
+        routing::wait_ready(&started.routing, Duration::from_secs(10)).await,
+        "snapshot loaded"
+    );
+    World { store: seeded.store, customer: seeded.customer, started, _dir: seeded.dir }
+}
+
+/// A fresh database with trunk `zoom-a`, a customer on it, and the numbers [`ACTIVE`],
+/// [`SUSPENDED`] (the customer's) and [`RELEASED`].
+pub struct Seeded {
+    pub url: String,
+    pub store: Store,
+    pub customer: CustomerId,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+pub async fn seed(db: Db) -> Seeded {
     let (url, dir) = match db {
         Db::Sqlite => {
             let (dir, path) = testkit::sqlite_path();
@@ -82,21 +110,7 @@ pub async fn world_with(db: Db, tune: impl FnOnce(&mut RoutingConfig)) -> World 
     set_state(&store, ACTIVE, NumberState::Active, Some(c.id)).await;
     set_state(&store, SUSPENDED, NumberState::Suspended, Some(c.id)).await;
     set_state(&store, RELEASED, NumberState::Aging, None).await;
-    let mut config = RoutingConfig {
-        http_listen: "127.0.0.1:0".into(),
-        sip_listen: "127.0.0.1:0".into(),
-        // The tests' proxies (sipp, Kamailio) ask from 127.0.0.1; strangers from elsewhere on
-        // loopback (adversarial_sip.rs).
-        trusted_proxies: vec!["127.0.0.1".into()],
-        ..Default::default()
-    };
-    tune(&mut config);
-    let started = routing::start(store.clone(), &config).await.unwrap();
-    assert!(
-        routing::wait_ready(&started.routing, Duration::from_secs(10)).await,
-        "snapshot loaded"
-    );
-    World { store, customer: c.id, started, _dir: dir }
+    Seeded { url, store, customer: c.id, dir }
 }
 
 pub async fn lookup(w: &World, query: &str) -> (u16, Value) {

@@ -1,0 +1,171 @@
+//! `peerex route`, the routing-only instance, run as an operator runs it beside an SBC pair: it
+//! answers lookups and exposes its staleness in `/healthz` and `/metrics`; restarted while the
+//! database cannot be reached, it answers inbound calls from the snapshot it kept on disk.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ACTIVE: &str = "+15550100001";
+
+/// A `peerex route` process, stopped (SIGTERM) when dropped.
+struct Route {
+    child: Child,
+    http: String,
+}
+
+impl Route {
+    fn start(database_url: &str, data_dir: &Path) -> Route {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_peerex"))
+            .arg("route")
+            .env("PEEREX_DATABASE_URL", database_url)
+            .env("PEEREX_DATA_DIR", data_dir)
+            .env("PEEREX_LOG_LEVEL", "warn")
+            .env("PEEREX_ROUTING__HTTP_LISTEN", "127.0.0.1:0")
+            .env("PEEREX_ROUTING__SIP_LISTEN", "127.0.0.1:0")
+            .env("PEEREX_ROUTING__STALE_AFTER_SECONDS", "1")
+            .env("PEEREX_ROUTING__QUERY_TIMEOUT_SECONDS", "2")
+            .current_dir(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start peerex route");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = loop {
+            assert!(Instant::now() < deadline, "peerex route did not print its lookup API");
+            if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+                if let Some(url) = line.strip_prefix("lookup API: ") {
+                    break url.trim().to_owned();
+                }
+            }
+        };
+        Route { child, http }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("{}{path}", self.http)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get(path).await.1).unwrap_or_default()
+    }
+
+    /// Waits up to 20 s for `path` to answer something `ok` accepts.
+    async fn until(&self, path: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+        let t0 = Instant::now();
+        loop {
+            let v = self.json(path).await;
+            if ok(&v) {
+                return;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "{path}: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A metric's value in Prometheus' text format.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_route_answers_and_restarts_from_its_file() {
+    let (dir, path) = testkit::sqlite_path();
+    route_answers_and_restarts_from_its_file(&testkit::sqlite_url(&path), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_route_answers_and_restarts_from_its_file() {
+    let dir = tempfile_dir();
+    route_answers_and_restarts_from_its_file(&testkit::postgres_url().await, dir.path()).await;
+}
+
+fn tempfile_dir() -> testkit::TempDir {
+    testkit::sqlite_path().0
+}
+
+async fn route_answers_and_restarts_from_its_file(url: &str, dir: &Path) {
+    let store = testkit::migrated_store(url).await;
+    let now = time::OffsetDateTime::now_utc();
+    let trunk = domain::trunk::ZoomTrunk::parse(
+        "zoom-a",
+        &["sip:zoom-a.example"],
+        domain::trunk::NumberingRule::nanp(),
+        now,
+    )
+    .unwrap();
+    store.insert_trunk(&trunk).await.unwrap();
+    let customer = testkit::insert_customer(&store, "Acme").await;
+    store.set_customer_trunk(customer, Some(&trunk.name)).await.unwrap();
+    let by = domain::Actor::System("test".into());
+    let number = domain::Number::imported(
+        domain::PhoneNumber::parse(ACTIVE).unwrap(),
+        Default::default(),
+        &by,
+        now,
+    );
+    store.insert_numbers(&[number], &|_| {}).await.unwrap();
+    assert!(store
+        .force_number_state(
+            &domain::PhoneNumber::parse(ACTIVE).unwrap(),
+            domain::NumberState::Active,
+            Some(customer)
+        )
+        .await
+        .unwrap());
+
+    let state = dir.join("state");
+    let route = Route::start(url, &state);
+    route.until("/route?to=%2B15550100001", |v| v["status"] == 302).await;
+    route.until("/healthz", |v| v["status"] == "ok").await;
+    let (status, metrics) = route.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metric(&metrics, "peerex_routing_snapshot_age_seconds").is_some(), "{metrics}");
+    let t0 = Instant::now();
+    while !state.join("routing-snapshot.bin").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no last-known-good file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(route);
+
+    // Restarted where the database cannot be reached at all.
+    let unreachable = if url.starts_with("postgres") {
+        "postgres://peerex@127.0.0.1:1/peerex".to_owned()
+    } else {
+        format!("sqlite://{}/missing/peerex.db?mode=rw", dir.display())
+    };
+    let route = Route::start(&unreachable, &state);
+    route.until("/healthz", |v| v["status"] == "stale").await;
+    let answer = route.json("/route?to=%2B15550100001").await;
+    assert_eq!(answer["status"], 302, "{answer}");
+    assert!(answer["stale_seconds"].as_i64().is_some(), "{answer}");
+    let t0 = Instant::now();
+    loop {
+        let metrics = route.get("/metrics").await.1;
+        if metric(&metrics, "peerex_routing_snapshot_stale") == Some(1.0) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,418 @@
+//! The last-known-good snapshot on local disk. A routing instance with a state directory writes it
+//! after every load from the database and then whenever the snapshot moved (at most once a
+//! `write_every`), and reads it at start: while the database cannot be reached, inbound calls are
+//! answered from it, so a restart during an outage still answers.
+//!
+//! Written to a temporary file beside it, flushed to disk, then renamed over it: a crash leaves
+//! the old file or the new one, never half of one. Little-endian, checked by a CRC-64 of
+//! everything before it; every count is checked against what is left of the file before anything
+//! is allocated for it, so a corrupt or foreign file is refused, never believed or crashed on.
+//!
+//! ```text
+//! magic "PEEREX ROUTING SNAPSHOT\n" (24 bytes), format version u32
+//! generation i64, checked against the database at (ms since 1970) i64, written at (ms) i64
+//! trunks u32, each: name, destinations u32 × str, country code, national prefix, international prefix
+//! customers u32, each: id (16 bytes), trunk index u16 (0xFFFF: none), app removed u8
+//! numbers u32, each in key order: E.164 digits u64, state | (customer index + 1) << 4 u32
+//! CRC-64/XZ of all of the above u64
+//! ```
+//! (str: length u32, UTF-8 bytes.)
+
+use crate::snapshot::{SavedCustomer, Snapshot, Trunk};
+use domain::trunk::NumberingRule;
+use domain::CustomerId;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const MAGIC: &[u8; 24] = b"PEEREX ROUTING SNAPSHOT\n";
+const VERSION: u32 = 1;
+const CRC: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_XZ);
+/// Longest string field (trunk names and SIP URIs are far shorter).
+const MAX_STR: u32 = 4096;
+/// E.164 numbers have at most 15 digits.
+const MAX_KEY: u64 = 999_999_999_999_999;
+/// The file's name in the state directory.
+pub const FILE_NAME: &str = "routing-snapshot.bin";
+
+/// A snapshot read back from the file.
+pub struct Saved {
+    pub snapshot: Snapshot,
+    /// When it was last checked against the database (ms since 1970).
+    pub synced_ms: i64,
+    pub written_ms: i64,
+    pub numbers: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LkgError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a peerex routing snapshot (it does not start with peerex's marker)")]
+    Foreign { path: PathBuf },
+    #[error("{path} is a routing snapshot of format {found}; this peerex reads format {VERSION}")]
+    Version { path: PathBuf, found: u32 },
+    #[error("{path} is corrupt: {why}")]
+    Corrupt { path: PathBuf, why: String },
+}
+
+/// Adds the bytes written through it to the CRC.
+struct Summing<W> {
+    inner: W,
+    digest: crc::Digest<'static, u64, crc::Table<16>>,
+}
+
+impl<W: Write> Summing<W> {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.digest.update(bytes);
+        self.inner.write_all(bytes)
+    }
+    fn str(&mut self, s: &str) -> std::io::Result<()> {
+        self.put(&(s.len() as u32).to_le_bytes())?;
+        self.put(s.as_bytes())
+    }
+}
+
+/// Writes `snapshot`, last checked against the database at `synced_ms`, to `path` atomically
+/// (temporary file, fsync, rename, fsync of the directory); returns the bytes written. Blocking:
+/// run it off the async threads.
+pub fn write(path: &Path, snapshot: &Snapshot, synced_ms: i64) -> std::io::Result<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let bytes = match write_to(&tmp, snapshot, synced_ms) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, path)?;
+    // The rename itself must reach the disk, or a power cut may bring back the old file.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(bytes)
+}
+
+fn write_to(tmp: &Path, s: &Snapshot, synced_ms: i64) -> std::io::Result<u64> {
+    let file = std::fs::File::create(tmp)?;
+    let mut w = Summing { inner: BufWriter::with_capacity(1 << 20, file), digest: CRC.digest() };
+    w.put(MAGIC)?;
+    w.put(&VERSION.to_le_bytes())?;
+    w.put(&s.generation.to_le_bytes())?;
+    w.put(&synced_ms.to_le_bytes())?;
+    w.put(&crate::now_ms().to_le_bytes())?;
+    w.put(&(s.trunks().len() as u32).to_le_bytes())?;
+    for t in s.trunks() {
+        w.str(&t.name)?;
+        w.put(&(t.destinations.len() as u32).to_le_bytes())?;
+        for d in &t.destinations {
+            w.str(d)?;
+        }
+        w.str(t.numbering.country_code())?;
+        w.str(t.numbering.national_prefix())?;
+        w.str(t.numbering.international_prefix())?;
+    }
+    let customers = s.saved_customers();
+    w.put(&(customers.len() as u32).to_le_bytes())?;
+    for (id, trunk, app_removed) in &customers {
+        w.put(id.as_uuid().as_bytes())?;
+        w.put(&trunk.unwrap_or(u16::MAX).to_le_bytes())?;
+        w.put(&[u8::from(*app_removed)])?;
+    }
+    // Counted rather than taken from `len()`, which counts a changed number twice.
+    let mut count = 0u32;
+    s.for_each_entry(|_, _| count += 1);
+    w.put(&count.to_le_bytes())?;
+    let mut buf: Vec<u8> = Vec::with_capacity(12 * 4096);
+    let mut result = Ok(());
+    s.for_each_entry(|key, value| {
+        buf.extend_from_slice(&key.to_le_bytes());
+        buf.extend_from_slice(&value.to_le_bytes());
+        if buf.len() >= 12 * 4096 && result.is_ok() {
+            result = w.put(&buf);
+            buf.clear();
+        }
+    });
+    result?;
+    w.put(&buf)?;
+    let sum = w.digest.finalize();
+    let mut inner = w.inner;
+    inner.write_all(&sum.to_le_bytes())?;
+    let file = inner.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    file.metadata().map(|m| m.len())
+}
+
+/// Reads through the CRC, counting what is left of the file.
+struct Checked<R> {
+    inner: R,
+    digest: crc::Digest<'static, u64, crc::Table<16>>,
+    left: u64,
+    path: PathBuf,
+}
+
+impl<R: Read> Checked<R> {
+    fn corrupt(&self, why: impl Into<String>) -> LkgError {
+        LkgError::Corrupt { path: self.path.clone(), why: why.into() }
+    }
+    fn take(&mut self, buf: &mut [u8]) -> Result<(), LkgError> {
+        // The last 8 bytes are the checksum: the contents end before them.
+        if (buf.len() as u64) > self.left.saturating_sub(8) {
+            return Err(self.corrupt("it ends too soon"));
+        }
+        self.inner.read_exact(buf).map_err(|_| self.corrupt("it ends too soon"))?;
+        self.digest.update(buf);
+        self.left -= buf.len() as u64;
+        Ok(())
+    }
+    fn u8(&mut self) -> Result<u8, LkgError> {
+        let mut b = [0; 1];
+        self.take(&mut b)?;
+        Ok(b[0])
+    }
+    fn u16(&mut self) -> Result<u16, LkgError> {
+        let mut b = [0; 2];
+        self.take(&mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+    fn u32(&mut self) -> Result<u32, LkgError> {
+        let mut b = [0; 4];
+        self.take(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn i64(&mut self) -> Result<i64, LkgError> {
+        let mut b = [0; 8];
+        self.take(&mut b)?;
+        Ok(i64::from_le_bytes(b))
+    }
+    fn str(&mut self, what: &str) -> Result<String, LkgError> {
+        let len = self.u32()?;
+        if len > MAX_STR {
+            return Err(self.corrupt(format!("{what} is {len} bytes long")));
+        }
+        let mut b = vec![0; len as usize];
+        self.take(&mut b)?;
+        String::from_utf8(b).map_err(|_| self.corrupt(format!("{what} is not UTF-8")))
+    }
+    /// A count of items of at least `size` bytes each, checked against what is left.
+    fn count(&mut self, what: &str, size: u64) -> Result<usize, LkgError> {
+        let n = self.u32()?;
+        if u64::from(n).saturating_mul(size) > self.left {
+            return Err(self.corrupt(format!("it says {n} {what}, more than the file holds")));
+        }
+        Ok(n as usize)
+    }
+}
+
+/// Reads the file at `path`, checking all of it. A missing file is `Io` with `NotFound`.
+/// Blocking: run it off the async threads.
+pub fn read(path: &Path) -> Result<Saved, LkgError> {
+    let io = |source| LkgError::Io { path: path.to_owned(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut r = Checked {
+        inner: BufReader::with_capacity(1 << 20, file),
+        digest: CRC.digest(),
+        left: len,
+        path: path.to_owned(),
+    };
+    let mut magic = [0u8; 24];
+    if len < 24 + 8 || r.take(&mut magic).is_err() || &magic != MAGIC {
+        return Err(LkgError::Foreign { path: path.to_owned() });
+    }
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(LkgError::Version { path: path.to_owned(), found: version });
+    }
+    let generation = r.i64()?;
+    let synced_ms = r.i64()?;
+    let written_ms = r.i64()?;
+    let trunk_count = r.count("trunks", 4 * 5)?;
+    let mut trunks = Vec::with_capacity(trunk_count);
+    for _ in 0..trunk_count {
+        let name = r.str("a trunk name")?;
+        let n = r.count("destinations", 4)?;
+        let destinations = (0..n).map(|_| r.str("a destination")).collect::<Result<_, _>>()?;
+        let cc = r.str("a country code")?;
+        let np = r.str("a national prefix")?;
+        let ip = r.str("an international prefix")?;
+        let numbering = NumberingRule::new(&cc, &np, &ip)
+            .map_err(|e| r.corrupt(format!("trunk {name:?}: {e}")))?;
+        trunks.push(Arc::new(Trunk { name, destinations, numbering }));
+    }
+    let customer_count = r.count("customers", 19)?;
+    let mut customers: Vec<SavedCustomer> = Vec::with_capacity(customer_count);
+    for _ in 0..customer_count {
+        let mut id = [0u8; 16];
+        r.take(&mut id)?;
+        let trunk = r.u16()?;
+        let app_removed = r.u8()?;
+        let trunk = match trunk {
+            u16::MAX => None,
+            t if (t as usize) < trunks.len() => Some(t),
+            t => return Err(r.corrupt(format!("a customer's trunk {t} does not exist"))),
+        };
+        if app_removed > 1 {
+            return Err(r.corrupt("a customer's app-removed flag is neither 0 nor 1"));
+        }
+        customers.push((
+            CustomerId::from_uuid(uuid::Uuid::from_bytes(id)),
+            trunk,
+            app_removed == 1,
+        ));
+    }
+    let n = r.count("numbers", 12)?;
+    let mut entries: Vec<(u64, u32)> = Vec::with_capacity(n);
+    let mut bytes = vec![0u8; 12 * 4096];
+    let mut last = None;
+    let mut left = n;
+    while left > 0 {
+        let now = left.min(4096);
+        r.take(&mut bytes[..now * 12])?;
+        for e in bytes[..now * 12].chunks_exact(12) {
+            let key = u64::from_le_bytes(e[..8].try_into().unwrap_or_default());
+            let value = u32::from_le_bytes(e[8..].try_into().unwrap_or_default());
+            if key == 0
+                || key > MAX_KEY
+                || last.is_some_and(|l| key <= l)
+                || value & 0xF >= Snapshot::STATES
+                || (value >> 4) as usize > customers.len()
+            {
+                return Err(r.corrupt(format!("number {key} (value {value:#x}) is out of place")));
+            }
+            last = Some(key);
+            entries.push((key, value));
+        }
+        left -= now;
+    }
+    if r.left != 8 {
+        return Err(r.corrupt(format!("{} bytes after the numbers", r.left.saturating_sub(8))));
+    }
+    let computed = r.digest.finalize();
+    let mut trailer = [0u8; 8];
+    r.inner.read_exact(&mut trailer).map_err(io)?;
+    if u64::from_le_bytes(trailer) != computed {
+        return Err(LkgError::Corrupt {
+            path: path.to_owned(),
+            why: "its checksum does not match its contents".into(),
+        });
+    }
+    let snapshot = Snapshot::from_parts(entries, customers, trunks, generation);
+    Ok(Saved { snapshot, synced_ms, written_ms, numbers: n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::routing::{Direction, NumberFacts, RoutingCustomer};
+    use domain::trunk::ZoomTrunk;
+    use domain::{NumberState, PhoneNumber};
+
+    /// A snapshot with numbers loaded and changed since (changed and removed ones in its overlay).
+    fn snapshot(numbers: u64) -> (Snapshot, CustomerId) {
+        let c = CustomerId::new();
+        let trunk = ZoomTrunk::parse(
+            "zoom-uk",
+            &["sip:zoom-a.example:5061;transport=tls", "sip:zoom-b.example"],
+            NumberingRule::new("44", "0", "00").unwrap(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let mut s = Snapshot::default();
+        s.set_customers(
+            vec![
+                RoutingCustomer { id: c, trunk: Some("zoom-uk".into()), app_removed: false },
+                RoutingCustomer { id: CustomerId::new(), trunk: None, app_removed: true },
+            ],
+            vec![trunk],
+        );
+        let facts = |n: u64, state| NumberFacts {
+            e164: PhoneNumber::from_trusted(format!("+{n}")),
+            state,
+            customer: Some(c),
+            reason: None,
+        };
+        let page: Vec<NumberFacts> =
+            (0..numbers).map(|i| facts(442071000000 + i, NumberState::Active)).collect();
+        s.load(&page);
+        s.finish_load();
+        s.apply(442071000001, Some(&facts(442071000001, NumberState::Suspended)));
+        s.apply(442071000002, None);
+        s.apply(449999999999, Some(&facts(449999999999, NumberState::Active)));
+        s.generation = 4242;
+        (s, c)
+    }
+
+    fn inbound(s: &Snapshot, n: u64) -> u16 {
+        s.decide(Direction::Inbound, None, Some(n), None).status
+    }
+
+    #[test]
+    fn a_written_snapshot_reads_back_deciding_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let (s, c) = snapshot(20_000);
+        let bytes = write(&path, &s, 1_700_000_000_000).unwrap();
+        assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
+        let saved = read(&path).map_err(|e| e.to_string()).unwrap();
+        assert_eq!((saved.synced_ms, saved.numbers), (1_700_000_000_000, 20_000));
+        assert_eq!(saved.snapshot.generation, 4242);
+        let back = saved.snapshot;
+        for n in
+            [442071000000, 442071000001, 442071000002, 442071000003, 449999999999, 442071999999]
+        {
+            assert_eq!(inbound(&back, n), inbound(&s, n), "{n}");
+        }
+        assert_eq!(inbound(&back, 442071000001), 480);
+        assert_eq!(inbound(&back, 442071000002), 404);
+        let a = back.decide(Direction::Inbound, None, Some(442071000000), None);
+        assert_eq!(a.customer, Some(c));
+        let t = a.trunk.unwrap();
+        assert_eq!(t.destinations, ["sip:zoom-a.example:5061;transport=tls", "sip:zoom-b.example"]);
+        assert_eq!(t.numbering, NumberingRule::new("44", "0", "00").unwrap());
+        // Nothing is left beside it.
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [FILE_NAME]);
+    }
+
+    #[test]
+    fn corrupt_cut_short_foreign_and_other_format_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.bin");
+        let (s, _) = snapshot(1_000);
+        write(&path, &s, 1).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let refused = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            read(&path).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        // One bit flipped anywhere: in a number, in the header, in the checksum.
+        for at in [good.len() / 2, 30, good.len() - 3] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x10;
+            let e = refused(&bad);
+            assert!(e.contains("is corrupt"), "byte {at}: {e}");
+        }
+        assert!(refused(&good[..good.len() - 100]).contains("is corrupt"));
+        let mut longer = good.clone();
+        longer.extend_from_slice(b"junk");
+        assert!(refused(&longer).contains("is corrupt"));
+        assert!(refused(b"#!/bin/sh\necho hello, this is not a snapshot at all\n")
+            .contains("is not a peerex routing snapshot"));
+        assert!(refused(b"").contains("is not a peerex routing snapshot"));
+        let mut v2 = good.clone();
+        v2[24..28].copy_from_slice(&2u32.to_le_bytes());
+        assert!(refused(&v2).contains("format 2; this peerex reads format 1"));
+        // A count far beyond the file is refused before anything is allocated for it.
+        let mut huge = good.clone();
+        let at = 24 + 4 + 8 + 8 + 8; // the trunk count
+        huge[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(refused(&huge).contains("more than the file holds"));
+        std::fs::write(&path, &good).unwrap();
+        assert!(read(&path).is_ok());
+    }
+}

@@ -1,0 +1,278 @@
+//! A routing-only instance at a remote site, following the central database over a link that
+//! goes down. While it is down calls keep arriving: inbound ones are answered from the
+//! last-known-good snapshot (and say it is stale), outbound ones are refused, emergency ones pass.
+//! An instance restarted meanwhile answers from the snapshot it kept on disk. When the link comes
+//! back every change made meanwhile reaches the instances, a big one included.
+//!
+//! The link is a TCP proxy the test cuts (`testkit::proxy`), in front of PostgreSQL as a replica
+//! at a remote site would be reached; the restart test also runs on SQLite.
+
+mod common;
+
+use common::*;
+use routing::{RoutingConfig, StartOptions, Started};
+use serde_json::Value;
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use store::Store;
+use testkit::{on_both, Db};
+
+/// Numbers of the customer's changed in one transaction while the link is down.
+const BIG: u64 = 30_000;
+const BIG_FIRST: u64 = 15_770_000_000;
+/// A PSTN number the customer's numbers call out to.
+const DIALLED: &str = "+442071234567";
+/// Seconds without a check against the database before answers say they are stale.
+const STALE_AFTER: u64 = 2;
+
+/// A routing-only instance following `url`, keeping its last-known-good snapshot in `state`.
+async fn remote(url: &str, state: &Path) -> Started {
+    let store = Store::connect_lazy(url, Duration::from_secs(2)).unwrap();
+    let config = RoutingConfig {
+        http_listen: "127.0.0.1:0".into(),
+        sip_listen: "127.0.0.1:0".into(),
+        trusted_proxies: vec!["127.0.0.1".into()],
+        state_dir: state.display().to_string(),
+        stale_after_seconds: STALE_AFTER,
+        snapshot_write_seconds: 1,
+        query_timeout_seconds: 2,
+        ..Default::default()
+    };
+    let options = StartOptions { routing_only: true, ..Default::default() };
+    routing::start_with(store, &config, options).await.unwrap()
+}
+
+/// Waits up to `within` for `ok`, asking again every 20 ms; panics naming `what` otherwise.
+async fn until<F: Future<Output = bool>>(what: &str, within: Duration, mut ok: impl FnMut() -> F) {
+    let t0 = Instant::now();
+    while !ok().await {
+        assert!(t0.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn get(s: &Started, path_and_query: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("http://{}{path_and_query}", s.http.unwrap())).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn escaped(n: &str) -> String {
+    n.replace('+', "%2B")
+}
+
+async fn inbound(s: &Started, to: &str) -> (u16, Value) {
+    get(s, &format!("/route?to={}", escaped(to))).await
+}
+
+async fn outbound(s: &Started, from: &str, to: &str) -> (u16, Value) {
+    get(
+        s,
+        &format!(
+            "/route?direction=outbound&trunk=zoom-a&from={}&to={}",
+            escaped(from),
+            escaped(to)
+        ),
+    )
+    .await
+}
+
+/// The redirect server's whole answer to an INVITE for `to` (outbound over `zoom-a` from `from`
+/// when given).
+async fn invite(s: &Started, to: &str, from: Option<&str>) -> String {
+    let (sip, to, from) = (s.sip.unwrap(), to.to_owned(), from.map(str::to_owned));
+    tokio::task::spawn_blocking(move || invite_blocking(sip, &to, from.as_deref())).await.unwrap()
+}
+
+fn invite_blocking(server: SocketAddr, to: &str, from: Option<&str>) -> String {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = s.local_addr().unwrap();
+    let (caller, trunk) = match from {
+        Some(f) => (f, "X-Peerex-Trunk: zoom-a\r\n"),
+        None => ("+15559990000", ""),
+    };
+    let msg = format!(
+        "INVITE sip:{to}@peerex.example SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-r{p};rport\r\nMax-Forwards: 70\r\nTo: <sip:{to}@peerex.example>\r\nFrom: <sip:{caller}@sbc.example>;tag=r1\r\nCall-ID: remote-{p}@{me}\r\nCSeq: 1 INVITE\r\n{trunk}Content-Length: 0\r\n\r\n",
+        p = me.port()
+    );
+    s.send_to(msg.as_bytes(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.recv(&mut buf).expect("the redirect server answers");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// How many of the big change's numbers `s` does not decide `want` for.
+fn big_not(s: &Started, want: u16) -> usize {
+    let snapshot = s.routing.read();
+    (BIG_FIRST..BIG_FIRST + BIG)
+        .filter(|n| {
+            snapshot.decide(domain::routing::Direction::Inbound, None, Some(*n), None).status
+                != want
+        })
+        .count()
+}
+
+/// What a stale instance answers: inbound from its copy (saying how stale), outbound refused,
+/// emergency let through; `/healthz` says so.
+async fn answers_as_stale(s: &Started) {
+    let (status, body) = inbound(s, ACTIVE).await;
+    assert_eq!((status, body["status"].as_u64()), (200, Some(302)), "{body}");
+    assert!(body["stale_seconds"].as_i64().is_some_and(|a| a >= STALE_AFTER as i64), "{body}");
+    let sip = invite(s, ACTIVE, None).await;
+    assert!(sip.starts_with("SIP/2.0 302 "), "{sip}");
+    assert!(sip.contains("\r\nX-Peerex-Stale: "), "{sip}");
+    assert!(sip.contains("Contact: <sip:+15550100001@zoom-a.example:5061;transport=tls>"), "{sip}");
+
+    let (status, body) = outbound(s, ACTIVE, DIALLED).await;
+    assert_eq!((status, body["decision"].as_str()), (503, Some("unavailable")), "{body}");
+    assert!(invite(s, DIALLED, Some(ACTIVE)).await.starts_with("SIP/2.0 503 "));
+
+    let (status, body) = outbound(s, SUSPENDED, "+44999").await;
+    assert_eq!(
+        (status, body["decision"].as_str(), body["emergency"].as_bool()),
+        (200, Some("allow"), Some(true)),
+        "{body}"
+    );
+    let sip = invite(s, "+44999", Some(SUSPENDED)).await;
+    assert!(sip.starts_with("SIP/2.0 302 ") && sip.contains("X-Peerex-Emergency: yes"), "{sip}");
+
+    let (status, health) = get(s, "/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("stale")), "{health}");
+    assert!(health["age_seconds"].as_i64().is_some_and(|a| a >= STALE_AFTER as i64));
+}
+
+async fn fresh(s: &Started) -> bool {
+    let (status, body) = outbound(s, ACTIVE, DIALLED).await;
+    status == 200 && body.get("stale_seconds").is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_link_goes_down_while_calls_arrive_and_comes_back() {
+    let seeded = seed(Db::Postgres).await;
+    let store = &seeded.store;
+    let by = domain::Actor::System("test".into());
+    let now = time::OffsetDateTime::now_utc();
+    let numbers: Vec<_> = (BIG_FIRST..BIG_FIRST + BIG)
+        .map(|n| {
+            let e164 = domain::PhoneNumber::from_trusted(format!("+{n}"));
+            domain::Number::imported(e164, Default::default(), &by, now)
+        })
+        .collect();
+    store.insert_numbers(&numbers, &|_| {}).await.unwrap();
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&seeded.url).await.unwrap();
+    let range = format!("e164 >= '+{BIG_FIRST}' AND e164 < '+{}'", BIG_FIRST + BIG);
+    let activated = sqlx::query(&format!(
+        "UPDATE numbers SET state = 'active', customer_id = (SELECT id FROM customers) WHERE {range}"
+    ))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(activated.rows_affected(), BIG);
+
+    let upstream: SocketAddr = {
+        let opts: sqlx::postgres::PgConnectOptions = seeded.url.parse().unwrap();
+        let host = if opts.get_host().starts_with('/') { "127.0.0.1" } else { opts.get_host() };
+        let addr = tokio::net::lookup_host((host, opts.get_port())).await.unwrap().next().unwrap();
+        addr
+    };
+    let link = testkit::proxy::Proxy::start(upstream).await;
+    let through = link.url_through(&seeded.url);
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join(routing::lkg::FILE_NAME);
+    let a = remote(&through, state.path()).await;
+    assert!(routing::wait_ready(&a.routing, Duration::from_secs(20)).await);
+    until("every number routed", Duration::from_secs(20), || async { big_not(&a, 302) == 0 }).await;
+    until("the last-known-good file written", Duration::from_secs(10), || async {
+        routing::lkg::read(&file).is_ok_and(|s| s.snapshot.generation == a.routing.generation())
+    })
+    .await;
+    assert!(fresh(&a).await);
+    assert_eq!(inbound(&a, ACTIVE).await.1["status"], 302);
+
+    // The link goes down. Changes go on at the centre: a big one (every number of the customer's
+    // range suspended in one transaction, as an app removal does) and a small one.
+    link.cut();
+    let suspended = sqlx::query(&format!("UPDATE numbers SET state = 'suspended' WHERE {range}"))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(suspended.rows_affected(), BIG);
+    set_state(store, SUSPENDED, domain::NumberState::Active, Some(seeded.customer)).await;
+
+    until("outbound refused once stale", Duration::from_secs(20), || async {
+        outbound(&a, ACTIVE, DIALLED).await.0 == 503
+    })
+    .await;
+    answers_as_stale(&a).await;
+    // Still the copy from before the link went down.
+    assert_eq!(big_not(&a, 302), 0);
+    assert_eq!(inbound(&a, SUSPENDED).await.1["status"], 480);
+
+    // An instance restarted while the link is down answers from the file it kept.
+    let generation = a.routing.generation();
+    let b = remote(&through, state.path()).await;
+    assert!(routing::wait_ready(&b.routing, Duration::from_secs(10)).await);
+    assert_eq!(b.routing.generation(), generation);
+    answers_as_stale(&b).await;
+    assert_eq!(big_not(&b, 302), 0);
+
+    // The link comes back: both catch up on every change made meanwhile.
+    link.open();
+    for s in [&a, &b] {
+        until("fresh again", Duration::from_secs(30), || fresh(s)).await;
+        until("the big change applied", Duration::from_secs(30), || async { big_not(s, 480) == 0 })
+            .await;
+        let (_, body) = inbound(s, SUSPENDED).await;
+        assert_eq!(body["status"], 302, "{body}");
+        assert!(body.get("stale_seconds").is_none(), "{body}");
+        let sip = invite(s, ACTIVE, None).await;
+        assert!(sip.starts_with("SIP/2.0 302 ") && !sip.contains("X-Peerex-Stale"), "{sip}");
+        assert_eq!(get(s, "/healthz").await.1["status"], "ok");
+    }
+    // And the file follows.
+    let caught_up = a.routing.generation();
+    assert!(caught_up > generation);
+    until("the file rewritten", Duration::from_secs(10), || async {
+        routing::lkg::read(&file).is_ok_and(|s| s.snapshot.generation >= caught_up)
+    })
+    .await;
+}
+
+on_both!(an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file);
+
+async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file(db: Db) {
+    let seeded = seed(db).await;
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join(routing::lkg::FILE_NAME);
+    let first = remote(&seeded.url, state.path()).await;
+    assert!(routing::wait_ready(&first.routing, Duration::from_secs(20)).await);
+    until("the last-known-good file written", Duration::from_secs(10), || async { file.exists() })
+        .await;
+
+    // Nothing answers at this address: the database cannot be reached at all.
+    let unreachable = match db {
+        Db::Postgres => "postgres://peerex@127.0.0.1:1/peerex".to_owned(),
+        Db::Sqlite => {
+            format!("sqlite://{}/missing/peerex.db?mode=rw", state.path().display())
+        }
+    };
+    let restarted = remote(&unreachable, state.path()).await;
+    assert!(routing::wait_ready(&restarted.routing, Duration::from_secs(10)).await);
+    until("stale", Duration::from_secs(10), || async {
+        restarted.routing.stale_seconds().is_some()
+    })
+    .await;
+    answers_as_stale(&restarted).await;
+    assert_eq!(inbound(&restarted, SUSPENDED).await.1["status"], 480);
+    assert_eq!(inbound(&restarted, UNKNOWN).await.1["status"], 404);
+
+    // Without a file there is nothing to answer from: inbound calls get 503, emergency still passes.
+    let empty = tempfile::tempdir().unwrap();
+    let bare = remote(&unreachable, empty.path()).await;
+    let (status, _) = inbound(&bare, ACTIVE).await;
+    assert_eq!(status, 503);
+    let (status, body) = outbound(&bare, SUSPENDED, "+44999").await;
+    assert_eq!((status, body["emergency"].as_bool()), (200, Some(true)), "{body}");
+}
