@@ -247,8 +247,11 @@ async fn a_number_sold_again_to_the_same_customer_starts_without_an_address(stor
     let id = n.id;
     store.insert_numbers(&[(n, e)], &|_| {}).await.unwrap();
     let pick = OrderPick { count: 1, ..Default::default() };
-    let (first, _) =
-        store.create_order(acme, &pick, &[e164.clone()], &by, now()).await.unwrap().unwrap();
+    let (first, _) = store
+        .create_order(acme, &pick, std::slice::from_ref(&e164), &by, now())
+        .await
+        .unwrap()
+        .unwrap();
     let set = event("e1", 1_000, &["+15550100009"], address("1 FIRST ST"));
     assert_eq!(store.record_number_fact(acme, &set, now()).await.unwrap(), [FactOutcome::Recorded]);
     assert_eq!(line1(&store, id).await.as_deref(), Some("1 FIRST ST"));
