@@ -432,20 +432,33 @@ pub(crate) fn remove_all(
     Ok(keys.len())
 }
 
-/// The numbers this carrier added to `account_id` (or to every account when None), sorted, optionally
-/// only `filter`.
-pub(crate) fn carrier_numbers(
-    state: &SimState,
+/// The carrier's numbers in one account (Some) or in all of them (None), with E.164 `filter` if given,
+/// that sort after `after`, in E.164 order; and how many there are in all (after or not). Costs what is
+/// taken from the iterator, not the account's size.
+pub(crate) fn carrier_numbers<'s>(
+    state: &'s SimState,
     world: &World,
     account_id: Option<&str>,
     filter: Option<&str>,
-) -> Vec<(String, Number)> {
+    after: Option<&'s str>,
+) -> (usize, Box<dyn Iterator<Item = &'s Number> + 's>) {
     let code = world.carrier().carrier_code;
-    let keep = |n: &&Number| n.carrier_code == code && filter.is_none_or(|f| n.phone_number == f);
-    let pick = |n: &Number| (n.phone_number.clone(), n.clone());
-    match account_id {
-        Some(a) => state.account_numbers(a).filter(keep).map(pick).collect(),
-        None => state.numbers.values().filter(keep).map(pick).collect(),
+    match filter {
+        Some(f) => {
+            let found = state
+                .numbers
+                .get(f)
+                .filter(|n| n.carrier_code == code && account_id.is_none_or(|a| n.account_id == a));
+            let total = usize::from(found.is_some());
+            let rest = found.filter(|n| after.is_none_or(|a| n.phone_number.as_str() > a));
+            (total, Box::new(rest.into_iter()))
+        }
+        None => (
+            state.carrier_count(account_id, code),
+            Box::new(
+                state.numbers_after(account_id, after).filter(move |n| n.carrier_code == code),
+            ),
+        ),
     }
 }
 

@@ -389,8 +389,17 @@ pub(crate) async fn page_of_numbers(
     // listing then costs no write.
     let (page, cursor) = sim
         .read(|s| {
-            let all = numbers::carrier_numbers(s, sim.world(), account, filter.as_deref());
-            s.paginate_view(&scope, q.get("next_page_token"), page_size, now, ttl, all)
+            let after = s.resume_after(&scope, q.get("next_page_token"), now)?;
+            let (total, rest) =
+                numbers::carrier_numbers(s, sim.world(), account, filter.as_deref(), after);
+            let rest = rest.map(|n| (n.phone_number.clone(), n));
+            let (page, cursor) = crate::state::page_from(&scope, page_size, now, ttl, total, rest);
+            let page = crate::state::Page {
+                items: page.items.into_iter().cloned().collect(),
+                next_page_token: page.next_page_token,
+                total_records: page.total_records,
+            };
+            Ok::<_, crate::state::BadPageToken>((page, cursor))
         })
         // Zoom's answer to an unknown or expired page token is not published [assume].
         .map_err(|_| ApiError::bad_request(300, "The next page token is invalid or expired."))?;

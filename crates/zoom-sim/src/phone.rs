@@ -260,22 +260,28 @@ async fn phone_numbers(
     let scope = format!("phone:{}:{kind}:{}", account.id, filter.as_deref().unwrap_or(""));
     let (now, ttl) =
         (sim.now(), i64::try_from(sim.options().page_token_ttl.as_secs()).unwrap_or(i64::MAX));
-    let page = sim
-        .write(|s| {
-            let all: Vec<(String, Number)> = s
-                .numbers
-                .values()
-                .filter(|n| {
-                    n.account_id == account.id
-                        && want(n)
-                        && filter.as_ref().is_none_or(|f| &n.phone_number == f)
-                })
-                .map(|n| (n.phone_number.clone(), n.clone()))
-                .collect();
-            s.paginate(&scope, q.get("next_page_token"), page_size, now, ttl, all)
+    let keep = |n: &&Number| want(n) && filter.as_ref().is_none_or(|f| &n.phone_number == f);
+    // Read under the lock, cloning only the page; write only a next page's token.
+    let (page, cursor) = sim
+        .read(|s| {
+            let after = s.resume_after(&scope, q.get("next_page_token"), now)?;
+            let total = s.account_numbers(&account.id).filter(keep).count();
+            let rest = s
+                .numbers_after(Some(&account.id), after)
+                .filter(keep)
+                .map(|n| (n.phone_number.clone(), n));
+            let (page, cursor) = crate::state::page_from(&scope, page_size, now, ttl, total, rest);
+            let page = crate::state::Page {
+                items: page.items.into_iter().cloned().collect::<Vec<Number>>(),
+                next_page_token: page.next_page_token,
+                total_records: page.total_records,
+            };
+            Ok::<_, crate::state::BadPageToken>((page, cursor))
         })
-        .await
         .map_err(|_| ApiError::bad_request(300, "The next page token is invalid or expired."))?;
+    if let Some((token, c)) = cursor {
+        sim.write(|s| s.page_tokens.insert(token, c)).await;
+    }
     let numbers: Vec<Value> =
         page.items.iter().map(|n| number_json(sim.world(), account, n)).collect();
     Ok(Json(json!({ "next_page_token": page.next_page_token, "page_size": page_size, "phone_numbers": numbers, "total_records": page.total_records })).into_response())

@@ -39,6 +39,10 @@ pub(crate) struct SimState {
     /// walk every account's. Kept by [`SimState::insert_number`] and [`SimState::remove_number`].
     #[serde(skip)]
     pub by_account: HashMap<String, BTreeSet<String>>,
+    /// How many numbers of each carrier (by code) each account holds, so a listing's `total_records`
+    /// is known without counting the account. Kept with [`SimState::by_account`].
+    #[serde(skip)]
+    pub carrier_counts: HashMap<String, HashMap<u32, usize>>,
 }
 
 /// One app authorized on one account by one user. A new authorization of the same app on the same
@@ -172,21 +176,37 @@ impl SimState {
             version: 0,
             purged_at: 0,
             by_account: HashMap::new(),
+            carrier_counts: HashMap::new(),
         };
         state.index_numbers();
         state
     }
 
-    /// Rebuilds [`SimState::by_account`] (after a load).
+    /// Rebuilds [`SimState::by_account`] and [`SimState::carrier_counts`] (after a load).
     pub fn index_numbers(&mut self) {
         self.by_account.clear();
+        self.carrier_counts.clear();
         for (e164, n) in &self.numbers {
             self.by_account.entry(n.account_id.clone()).or_default().insert(e164.clone());
+            *self
+                .carrier_counts
+                .entry(n.account_id.clone())
+                .or_default()
+                .entry(n.carrier_code)
+                .or_insert(0) += 1;
         }
     }
 
+    /// Adds a number (replacing one with the same E.164), keeping the indexes right.
     pub fn insert_number(&mut self, n: Number) {
+        self.remove_number(&n.phone_number);
         self.by_account.entry(n.account_id.clone()).or_default().insert(n.phone_number.clone());
+        *self
+            .carrier_counts
+            .entry(n.account_id.clone())
+            .or_default()
+            .entry(n.carrier_code)
+            .or_insert(0) += 1;
         self.numbers.insert(n.phone_number.clone(), n);
     }
 
@@ -195,7 +215,21 @@ impl SimState {
         if let Some(set) = self.by_account.get_mut(&n.account_id) {
             set.remove(e164);
         }
+        if let Some(count) =
+            self.carrier_counts.get_mut(&n.account_id).and_then(|c| c.get_mut(&n.carrier_code))
+        {
+            *count = count.saturating_sub(1);
+        }
         Some(n)
+    }
+
+    /// How many numbers of carrier `code` one account (Some) or all accounts hold.
+    pub fn carrier_count(&self, account_id: Option<&str>, code: u32) -> usize {
+        let of = |c: &HashMap<u32, usize>| c.get(&code).copied().unwrap_or(0);
+        match account_id {
+            Some(a) => self.carrier_counts.get(a).map_or(0, of),
+            None => self.carrier_counts.values().map(of).sum(),
+        }
     }
 
     /// Moves a number to another account, keeping the index right.
@@ -212,6 +246,29 @@ impl SimState {
         account_id: &str,
     ) -> impl Iterator<Item = &'s Number> + 's {
         self.by_account.get(account_id).into_iter().flatten().filter_map(|k| self.numbers.get(k))
+    }
+
+    /// The numbers of one account (Some) or of all accounts whose E.164 sorts after `after`, in E.164
+    /// order: a page's worth costs a page's worth, however many numbers the account holds.
+    pub fn numbers_after<'s>(
+        &'s self,
+        account_id: Option<&str>,
+        after: Option<&'s str>,
+    ) -> Box<dyn Iterator<Item = &'s Number> + 's> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        match account_id {
+            Some(a) => Box::new(
+                self.by_account
+                    .get(a)
+                    .into_iter()
+                    .flat_map(move |set| set.range::<str, _>((from, Bound::Unbounded)))
+                    .filter_map(|k| self.numbers.get(k)),
+            ),
+            None => {
+                Box::new(self.numbers.range::<str, _>((from, Bound::Unbounded)).map(|(_, n)| n))
+            }
+        }
     }
 
     /// Forgets what has expired. Expired access tokens are kept a day longer so a caller is told its
@@ -236,7 +293,9 @@ impl SimState {
         self.grants.remove(grant_id)
     }
 
-    /// One page of `all` (sorted by key) after the cursor `token` names, and a token for the next page.
+    /// One page of `all` (sorted by key) after the cursor `token` names, and a token for the next page:
+    /// what a listing does with [`SimState::resume_after`] and [`page_from`], for the tests.
+    #[cfg(test)]
     pub fn paginate<T>(
         &mut self,
         scope: &str,
@@ -246,51 +305,62 @@ impl SimState {
         ttl_secs: i64,
         all: Vec<(String, T)>,
     ) -> Result<Page<T>, BadPageToken> {
-        let (page, cursor) = self.paginate_view(scope, token, page_size, now, ttl_secs, all)?;
+        let after = self.resume_after(scope, token, now)?.map(str::to_owned);
+        let total_records = all.len();
+        let rest = all.into_iter().filter(|(k, _)| after.as_ref().is_none_or(|a| k > a));
+        let (page, cursor) = page_from(scope, page_size, now, ttl_secs, total_records, rest);
         if let Some((t, c)) = cursor {
             self.page_tokens.insert(t, c);
         }
         Ok(page)
     }
 
-    /// [`SimState::paginate`] without changing the state: the next page's cursor, if there is a next
-    /// page, is returned for the caller to keep, so a last (or only) page needs no write.
-    pub fn paginate_view<T>(
+    /// The key a listing resumes after: None without a token (the first page), that of the cursor
+    /// `token` names if it is this listing's (`scope`) and has not expired, else an error.
+    pub fn resume_after(
         &self,
         scope: &str,
         token: Option<&str>,
-        page_size: usize,
         now: i64,
-        ttl_secs: i64,
-        all: Vec<(String, T)>,
-    ) -> Result<(Page<T>, Option<NewCursor>), BadPageToken> {
-        let after = match token.filter(|t| !t.is_empty()) {
-            None => None,
+    ) -> Result<Option<&str>, BadPageToken> {
+        match token.filter(|t| !t.is_empty()) {
+            None => Ok(None),
             Some(t) => match self.page_tokens.get(t) {
-                Some(c) if c.scope == scope && c.expires_at > now => Some(c.after.clone()),
-                _ => return Err(BadPageToken),
+                Some(c) if c.scope == scope && c.expires_at > now => Ok(Some(c.after.as_str())),
+                _ => Err(BadPageToken),
             },
-        };
-        let total_records = all.len();
-        let mut rest =
-            all.into_iter().filter(|(k, _)| after.as_ref().is_none_or(|a| k > a)).peekable();
-        let mut items = Vec::new();
-        let mut last = None;
-        while items.len() < page_size {
-            let Some((k, v)) = rest.next() else { break };
-            last = Some(k);
-            items.push(v);
         }
-        let cursor = match (rest.peek(), last) {
-            (Some(_), Some(after)) => Some((
-                random_token(24),
-                PageCursor { scope: scope.to_owned(), after, expires_at: now + ttl_secs },
-            )),
-            _ => None,
-        };
-        let next_page_token = cursor.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
-        Ok((Page { items, next_page_token, total_records }, cursor))
     }
+}
+
+/// One page of `rest` (a listing's entries after its cursor, in key order, each with its key) and the
+/// cursor of the next page if there is one. Only the page and one entry beyond it are taken from
+/// `rest`, so a page costs its own size, not the listing's.
+pub(crate) fn page_from<T>(
+    scope: &str,
+    page_size: usize,
+    now: i64,
+    ttl_secs: i64,
+    total_records: usize,
+    rest: impl Iterator<Item = (String, T)>,
+) -> (Page<T>, Option<NewCursor>) {
+    let mut rest = rest.peekable();
+    let mut items = Vec::with_capacity(page_size.min(1000));
+    let mut last = None;
+    while items.len() < page_size {
+        let Some((k, v)) = rest.next() else { break };
+        last = Some(k);
+        items.push(v);
+    }
+    let cursor = match (rest.peek(), last) {
+        (Some(_), Some(after)) => Some((
+            random_token(24),
+            PageCursor { scope: scope.to_owned(), after, expires_at: now + ttl_secs },
+        )),
+        _ => None,
+    };
+    let next_page_token = cursor.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+    (Page { items, next_page_token, total_records }, cursor)
 }
 
 /// `bytes` random bytes as base64url: codes, tokens, ids.

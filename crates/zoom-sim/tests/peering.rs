@@ -63,6 +63,54 @@ async fn pushed_numbers_are_listed_page_by_page_and_the_last_page_has_an_empty_t
         .contains(&"+12065550900".to_owned()));
 }
 
+/// A page token remembers where its listing stopped, not what it held: numbers added or removed between
+/// pages neither repeat nor hide a number that stayed, a number added beyond the cursor is listed, and
+/// each page's `total_records` counts the account as it is now.
+#[tokio::test]
+async fn numbers_added_or_removed_between_pages_are_neither_repeated_nor_skipped() {
+    let sim = Sim::start().await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    sim.add_numbers(&token, &(0..10).step_by(2).map(number).collect::<Vec<_>>()).await;
+
+    let first = list(&sim, &token, &[("page_size", "2")]).await;
+    assert_eq!(phone_numbers(&first), [number(0), number(2)]);
+    assert_eq!(first["total_records"], 5);
+    // One before the cursor and one beyond it arrive; one already listed and one not yet listed go.
+    sim.add_numbers(&token, &[number(1), number(5)]).await;
+    assert_eq!(remove(&sim, &token, &[&number(2), &number(6)]).await.status(), StatusCode::OK);
+
+    let mut seen = phone_numbers(&first);
+    let mut page = first;
+    loop {
+        let next = page["next_page_token"].as_str().expect("next_page_token").to_owned();
+        if next.is_empty() {
+            break;
+        }
+        page = list(&sim, &token, &[("page_size", "2"), ("next_page_token", &next)]).await;
+        assert_eq!(page["total_records"], 5, "{page}");
+        seen.extend(phone_numbers(&page));
+    }
+    assert_eq!(seen, [number(0), number(2), number(4), number(5), number(8)]);
+
+    // A token belongs to its filter: the same listing narrowed to one number refuses it.
+    let page = list(&sim, &token, &[("page_size", "1")]).await;
+    let next = page["next_page_token"].as_str().expect("token").to_owned();
+    let r = api(&token)
+        .get(sim.url(PEERING))
+        .query(&[("page_size", "1"), ("phone_number", &number(4)), ("next_page_token", &next)])
+        .send()
+        .await
+        .expect("list");
+    assert_zoom_error(r, 400, 300).await;
+    let one = list(&sim, &token, &[("phone_number", &number(4))]).await;
+    assert_eq!((phone_numbers(&one), one["total_records"].clone()), (vec![number(4)], json!(1)));
+    let gone = list(&sim, &token, &[("phone_number", &number(6))]).await;
+    assert_eq!(
+        (gone["total_records"].clone(), gone["next_page_token"].clone()),
+        (json!(0), json!(""))
+    );
+}
+
 #[tokio::test]
 async fn page_tokens_expire_after_fifteen_minutes() {
     let sim = Sim::start().await;
