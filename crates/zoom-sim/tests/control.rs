@@ -340,8 +340,14 @@ async fn numbers_are_deleted_re_trunked_deactivated_and_reassigned_silently() {
     // Totals count each account as it is now: the moved number in its new account, the deleted in none.
     assert_eq!(page["total_records"], 4);
     for (token, total) in [(acme.clone(), 3), (globex, 1)] {
-        let v: Value =
-            api(&token).get(sim.url(PEERING)).send().await.expect("list").json().await.expect("json");
+        let v: Value = api(&token)
+            .get(sim.url(PEERING))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(v["total_records"], total, "{v}");
     }
     let log: Value =
