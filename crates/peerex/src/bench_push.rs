@@ -124,36 +124,11 @@ async fn bench_one(
         .await
         .with_context(|| format!("cannot open {}", crate::config::redact_url(url)))?;
     store.migrate().await?;
-    let mut settings = crate::demo::zoom_settings(zoom_url, PLATFORM);
-    // A hair under Zoom's limit: pacing exactly at it meets the edge of Zoom's one-second windows.
-    settings.requests_per_second = f64::from(args.rate) * 0.99;
-    settings.workers = args.workers;
-    settings.poll_seconds = 3600;
-    let zoom = settings.setup("Bench Carrier")?.context("zoom settings")?;
-    let app =
-        App::new(store, Arc::new(domain::SystemClock), app::Settings::default()).with_zoom(zoom);
+    let (app, customer) = carrier_app(store, zoom_url, args.rate, args.workers).await?;
     let err = |e: app::AppError| anyhow::anyhow!("{e}");
 
     eprintln!("{backend}: importing and ordering {} numbers...", args.numbers);
     let by = Actor::System("bench".into());
-    let customer = app.create_customer("Acme Corp", "ACME-BENCH").await.map_err(err)?;
-    // Numbers are pushed on the customer's own Zoom trunk.
-    let trunk = app::trunks::TrunkInput {
-        destinations: vec!["sip:sbc.zoom-bench.invalid:5061;transport=tls"],
-        country_code: "1",
-        national_prefix: "1",
-        international_prefix: "011",
-    };
-    app.create_trunk(demo::SIP_TRUNK, &trunk).await.map_err(err)?;
-    app.set_customer_trunk(customer.id, Some(demo::SIP_TRUNK)).await.map_err(err)?;
-    app.create_user(
-        demo::ACME_ADMIN_EMAIL,
-        "bench-password-123",
-        Role::CustomerAdmin,
-        Some(customer.id),
-    )
-    .await
-    .map_err(err)?;
     let last = 15_550_000_000u64 + u64::from(args.numbers) - 1;
     app.import_range(&format!("+15550000000-+{last}"), &Default::default(), &by, false, &|_| {})
         .await
@@ -276,4 +251,42 @@ pub(crate) async fn authorize(zoom_url: &str) -> anyhow::Result<String> {
         .map(|(_, v)| v.into_owned())
         .context("no code in the redirect")?;
     Ok(code)
+}
+
+/// The carrier's peerex as the benchmarks run it against the simulator at `rate` requests a second:
+/// the Zoom app, the customer Acme on the demo's SIP trunk, and Acme's admin (to install the app).
+pub(crate) async fn carrier_app(
+    store: store::Store,
+    zoom_url: &str,
+    rate: u32,
+    workers: usize,
+) -> anyhow::Result<(App, domain::customer::Customer)> {
+    let mut settings = crate::demo::zoom_settings(zoom_url, PLATFORM);
+    // A hair under Zoom's limit: pacing exactly at it meets the edge of Zoom's one-second windows.
+    settings.requests_per_second = f64::from(rate) * 0.99;
+    settings.workers = workers;
+    settings.poll_seconds = 3600;
+    let zoom = settings.setup("Bench Carrier")?.context("zoom settings")?;
+    let app =
+        App::new(store, Arc::new(domain::SystemClock), app::Settings::default()).with_zoom(zoom);
+    let err = |e: app::AppError| anyhow::anyhow!("{e}");
+    let customer = app.create_customer("Acme Corp", "ACME-BENCH").await.map_err(err)?;
+    // Numbers are pushed on the customer's own Zoom trunk.
+    let trunk = app::trunks::TrunkInput {
+        destinations: vec!["sip:sbc.zoom-bench.invalid:5061;transport=tls"],
+        country_code: "1",
+        national_prefix: "1",
+        international_prefix: "011",
+    };
+    app.create_trunk(demo::SIP_TRUNK, &trunk).await.map_err(err)?;
+    app.set_customer_trunk(customer.id, Some(demo::SIP_TRUNK)).await.map_err(err)?;
+    app.create_user(
+        demo::ACME_ADMIN_EMAIL,
+        "bench-password-123",
+        Role::CustomerAdmin,
+        Some(customer.id),
+    )
+    .await
+    .map_err(err)?;
+    Ok((app, customer))
 }

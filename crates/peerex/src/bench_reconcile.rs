@@ -12,14 +12,12 @@
 use anyhow::Context;
 use app::reconcile::{Outcome, ReconcileRequest, RepairWhich};
 use app::App;
-use domain::auth::Role;
 use domain::customer::{OrderPick, MAX_ORDER_NUMBERS};
 use domain::reconcile::FindingKind;
 use domain::{Actor, NumberState};
 use rand::seq::SliceRandom;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zoom_sim::{demo, Options, RateLimit, Simulator};
 
@@ -68,35 +66,11 @@ pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
 async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Result<ExitCode> {
     let store = store::Store::connect(url).await?;
     store.migrate().await?;
-    let mut settings = crate::demo::zoom_settings(zoom_url, PLATFORM);
-    // A hair under Zoom's limit: pacing exactly at it meets the edge of Zoom's one-second windows.
-    settings.requests_per_second = f64::from(args.rate) * 0.99;
-    settings.workers = 8;
-    settings.poll_seconds = 3600;
-    let zoom = settings.setup("Bench Carrier")?.context("zoom settings")?;
-    let app =
-        App::new(store, Arc::new(domain::SystemClock), app::Settings::default()).with_zoom(zoom);
+    let (app, customer) = crate::bench_push::carrier_app(store, zoom_url, args.rate, 8).await?;
     let err = |e: app::AppError| anyhow::anyhow!("{e}");
 
     eprintln!("setting up {} active numbers...", args.numbers);
     let by = Actor::System("bench".into());
-    let customer = app.create_customer("Acme Corp", "ACME-BENCH").await.map_err(err)?;
-    let trunk = app::trunks::TrunkInput {
-        destinations: vec!["sip:sbc.zoom-bench.invalid:5061;transport=tls"],
-        country_code: "1",
-        national_prefix: "1",
-        international_prefix: "011",
-    };
-    app.create_trunk(demo::SIP_TRUNK, &trunk).await.map_err(err)?;
-    app.set_customer_trunk(customer.id, Some(demo::SIP_TRUNK)).await.map_err(err)?;
-    app.create_user(
-        demo::ACME_ADMIN_EMAIL,
-        "bench-password-123",
-        Role::CustomerAdmin,
-        Some(customer.id),
-    )
-    .await
-    .map_err(err)?;
     let first = 15_550_000_000u64;
     let last = first + u64::from(args.numbers) - 1;
     app.import_range(&format!("+{first}-+{last}"), &Default::default(), &by, false, &|_| {})

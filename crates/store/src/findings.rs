@@ -8,6 +8,52 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 impl Store {
+    forward! {
+        pub async fn list_findings(&self, q: &FindingQuery) -> Result<Vec<Finding>>;
+
+        /// Marks the findings' repairs queued by `by` and writes the jobs carrying them, in one
+        /// transaction; false (nothing written) if any was queued by someone else first, or closed.
+        pub async fn queue_repairs(
+            &self,
+            findings: &[Uuid],
+            jobs: &[domain::onboarding::Job],
+            by: &str,
+        ) -> Result<bool>;
+
+        pub async fn report_routing_instance(
+            &self,
+            instance: &str,
+            generation: i64,
+            now: OffsetDateTime,
+        ) -> Result<()>;
+
+        pub async fn routing_instances(&self, since: OffsetDateTime) -> Result<Vec<InstanceSeen>>;
+
+        pub async fn sample_routing_generation(
+            &self,
+            generation: i64,
+            now: OffsetDateTime,
+            keep_since: OffsetDateTime,
+            as_of: OffsetDateTime,
+        ) -> Result<Option<(i64, OffsetDateTime)>>;
+
+        pub async fn take_reconcile_lease(
+            &self,
+            scope: &str,
+            owner: &str,
+            now: OffsetDateTime,
+            until: OffsetDateTime,
+            due_before: OffsetDateTime,
+        ) -> Result<bool>;
+
+        pub async fn release_reconcile_lease(
+            &self,
+            scope: &str,
+            owner: &str,
+            completed: Option<OffsetDateTime>,
+        ) -> Result<bool>;
+    }
+
     /// Records one cycle of `scope` in one transaction: opens new findings, keeps the ones seen
     /// again, closes the scope's open ones not seen by `cycle`.
     pub async fn record_findings(
@@ -22,10 +68,6 @@ impl Store {
         dispatch!(self.record_findings(scope, account, seen, cycle, now))
     }
 
-    pub async fn list_findings(&self, q: &FindingQuery) -> Result<Vec<Finding>> {
-        dispatch!(self.list_findings(q))
-    }
-
     /// Open findings per kind, every kind included (0 when none).
     pub async fn open_finding_counts(&self) -> Result<Vec<(FindingKind, i64)>> {
         let counts = dispatch!(self.open_finding_counts())?;
@@ -33,17 +75,6 @@ impl Store {
             .into_iter()
             .map(|k| (k, counts.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n)))
             .collect())
-    }
-
-    /// Marks the findings' repairs queued by `by` and writes the jobs carrying them, in one
-    /// transaction; false (nothing written) if any was queued by someone else first, or closed.
-    pub async fn queue_repairs(
-        &self,
-        findings: &[Uuid],
-        jobs: &[domain::onboarding::Job],
-        by: &str,
-    ) -> Result<bool> {
-        dispatch!(self.queue_repairs(findings, jobs, by))
     }
 
     /// Every live link: (customer, Zoom account).
@@ -65,48 +96,5 @@ impl Store {
         let also: Vec<String> = listed.iter().map(|p| p.as_str().to_owned()).collect();
         let c = customer.as_uuid();
         dispatch!(self.held_for_reconcile(c, &also))
-    }
-
-    pub async fn report_routing_instance(
-        &self,
-        instance: &str,
-        generation: i64,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        dispatch!(self.report_routing_instance(instance, generation, now))
-    }
-
-    pub async fn routing_instances(&self, since: OffsetDateTime) -> Result<Vec<InstanceSeen>> {
-        dispatch!(self.routing_instances(since))
-    }
-
-    pub async fn sample_routing_generation(
-        &self,
-        generation: i64,
-        now: OffsetDateTime,
-        keep_since: OffsetDateTime,
-        as_of: OffsetDateTime,
-    ) -> Result<Option<(i64, OffsetDateTime)>> {
-        dispatch!(self.sample_routing_generation(generation, now, keep_since, as_of))
-    }
-
-    pub async fn take_reconcile_lease(
-        &self,
-        scope: &str,
-        owner: &str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-        due_before: OffsetDateTime,
-    ) -> Result<bool> {
-        dispatch!(self.take_reconcile_lease(scope, owner, now, until, due_before))
-    }
-
-    pub async fn release_reconcile_lease(
-        &self,
-        scope: &str,
-        owner: &str,
-        completed: Option<OffsetDateTime>,
-    ) -> Result<bool> {
-        dispatch!(self.release_reconcile_lease(scope, owner, completed))
     }
 }
