@@ -280,62 +280,31 @@ async fn addresses_and_names_set_in_zoom_are_recorded_shown_and_flagged(db: Db) 
     // The operator's number page, with the history; the flag on a number without an address.
     let (op, _) = l.t.platform.operator_browser(ADMIN_EMAIL).await;
     let id = |v: Value| v["id"].as_str().unwrap().to_owned();
-    let page = op
-        .get(format!("{}/operator/numbers/{}", l.t.platform.url, id(l.number(N0).await)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page =
+        text(&op, format!("{}/operator/numbers/{}", l.t.platform.url, id(l.number(N0).await)))
+            .await;
     assert!(
         page.contains("1 NEW ST, SAN JOSE, CA 95113, US") && page.contains("ACME SUPPORT"),
         "{page}"
     );
     assert!(page.contains("Changes made in Zoom") && page.contains("55 ALMADEN BLVD"), "{page}");
     assert!(page.contains("INBOUND_AND_OUTBOUND"), "{page}");
-    let page = op
-        .get(format!("{}/operator/numbers/{}", l.t.platform.url, id(l.number(N1).await)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page =
+        text(&op, format!("{}/operator/numbers/{}", l.t.platform.url, id(l.number(N1).await)))
+            .await;
     assert!(page.contains("Missing: active without the emergency address"), "{page}");
     assert!(page.contains("no outbound dialer"), "{page}");
     // The inventory finds the flagged numbers, and its export takes the same filter.
     let filtered = format!("customer={}&e911=missing", l.acme);
-    let page = op
-        .get(format!("{}/operator/numbers?{filtered}", l.t.platform.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(&op, format!("{}/operator/numbers?{filtered}", l.t.platform.url)).await;
     assert!(page.contains(N1) && page.contains(N2) && !page.contains(N0), "{page}");
     assert_eq!(page.matches("no emergency address</span>").count(), 2, "{page}");
-    let csv = op
-        .get(format!("{}/operator/numbers/export.csv?{filtered}", l.t.platform.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv =
+        text(&op, format!("{}/operator/numbers/export.csv?{filtered}", l.t.platform.url)).await;
     assert_eq!(csv.lines().count(), 3, "{csv}");
 
     // The customer portal's number list.
-    let home = l
-        .portal
-        .get(format!("{}/portal", l.t.platform.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = text(&l.portal, format!("{}/portal", l.t.platform.url)).await;
     assert!(
         home.contains("1 NEW ST, SAN JOSE, CA 95113, US") && home.contains("ACME SUPPORT"),
         "{home}"
@@ -472,4 +441,9 @@ async fn a_lost_event_leaves_the_flag_until_the_customer_saves_again_and_twins_c
     let answer: Value = r.json().await.unwrap();
     assert_eq!(answer["already_recorded"], json!([N0.trim_start_matches('+')]), "{answer}");
     assert_eq!(l.detail(N0).await["zoom_events"].as_array().unwrap().len(), 1);
+}
+
+/// The body of a GET with `client`'s session.
+async fn text(client: &reqwest::Client, url: String) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
 }
