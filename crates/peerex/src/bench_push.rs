@@ -55,14 +55,7 @@ pub async fn run(args: PushBench) -> anyhow::Result<ExitCode> {
     );
     anyhow::ensure!((1..=1000).contains(&args.rate), "--rate must be 1 to 1000");
     anyhow::ensure!((1..=64).contains(&args.workers), "--workers must be 1 to 64");
-    let options = Options {
-        control_api: true,
-        rate_limit: RateLimit::PerSecond(args.rate),
-        ..Options::default()
-    };
-    let sim = Simulator::new(demo::world(PLATFORM)?, options)?;
-    let (addr, _handle) = sim.spawn(([127, 0, 0, 1], 0).into()).await?;
-    let zoom_url = format!("http://{addr}");
+    let (zoom_url, sim, _serving) = spawn_sim(args.rate).await?;
     let dir = std::env::temp_dir().join(format!("peerex-bench-push-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut runs = Vec::new();
@@ -289,4 +282,16 @@ pub(crate) async fn carrier_app(
     .await
     .map_err(err)?;
     Ok((app, customer))
+}
+
+/// The simulator's demo world on a free loopback port at `rate` requests a second, with its control
+/// API: its URL, the simulator, and the handle that keeps it serving.
+pub(crate) async fn spawn_sim(
+    rate: u32,
+) -> anyhow::Result<(String, Simulator, zoom_sim::SimHandle)> {
+    let options =
+        Options { control_api: true, rate_limit: RateLimit::PerSecond(rate), ..Options::default() };
+    let sim = Simulator::new(demo::world(PLATFORM)?, options)?;
+    let (addr, handle) = sim.spawn(([127, 0, 0, 1], 0).into()).await?;
+    Ok((format!("http://{addr}"), sim, handle))
 }

@@ -19,7 +19,7 @@ use rand::seq::SliceRandom;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use zoom_sim::{demo, Options, RateLimit, Simulator};
+use zoom_sim::demo;
 
 #[derive(clap::Args)]
 pub struct ReconcileBench {
@@ -34,9 +34,6 @@ pub struct ReconcileBench {
     drift: usize,
 }
 
-/// Where the platform would be; the simulator never calls it in this benchmark.
-const PLATFORM: &str = "http://127.0.0.1:9";
-
 pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         (300..=1_000_000).contains(&args.numbers),
@@ -47,14 +44,7 @@ pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
         args.drift * 3 <= args.numbers as usize / 2,
         "--drift is too many for --numbers"
     );
-    let options = Options {
-        control_api: true,
-        rate_limit: RateLimit::PerSecond(args.rate),
-        ..Options::default()
-    };
-    let sim = Simulator::new(demo::world(PLATFORM)?, options)?;
-    let (addr, _handle) = sim.spawn(([127, 0, 0, 1], 0).into()).await?;
-    let zoom_url = format!("http://{addr}");
+    let (zoom_url, _sim, _serving) = crate::bench_push::spawn_sim(args.rate).await?;
     let dir = std::env::temp_dir().join(format!("peerex-bench-reconcile-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());

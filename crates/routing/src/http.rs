@@ -668,17 +668,7 @@ impl Conn {
             }
             "/metrics" if self.shared.metrics.is_some() => {
                 if !self.authorized(r.authorization) {
-                    self.json(&Detail {
-                        detail: "send the lookup secret as 'Authorization: Bearer <secret>'",
-                    });
-                    return respond(
-                        out,
-                        Status::Unauthorized,
-                        &["WWW-Authenticate: Bearer"],
-                        &self.body,
-                        r.persist,
-                        head,
-                    );
+                    return self.unauthorized(out, r.persist, head);
                 }
                 let text = self.shared.metrics.as_ref().map(|m| m()).unwrap_or_default();
                 self.body.clear();
@@ -697,17 +687,7 @@ impl Conn {
     fn route(&mut self, r: &Request<'_>, out: &mut Vec<u8>, head: bool) {
         let started = std::time::Instant::now();
         if !self.authorized(r.authorization) {
-            self.json(&Detail {
-                detail: "send the lookup secret as 'Authorization: Bearer <secret>'",
-            });
-            return respond(
-                out,
-                Status::Unauthorized,
-                &["WWW-Authenticate: Bearer"],
-                &self.body,
-                r.persist,
-                head,
-            );
+            return self.unauthorized(out, r.persist, head);
         }
         let p = match Params::parse(r.query) {
             Ok(p) => p,
@@ -772,6 +752,19 @@ impl Conn {
         // Constant time: the comparison must not tell how much of a guess was right.
         given.len() == secret.len()
             && given.iter().zip(secret.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// A request without the lookup secret (`/route` and `/metrics` both need it).
+    fn unauthorized(&mut self, out: &mut Vec<u8>, persist: Persist, head: bool) {
+        self.json(&Detail { detail: "send the lookup secret as 'Authorization: Bearer <secret>'" });
+        respond(
+            out,
+            Status::Unauthorized,
+            &["WWW-Authenticate: Bearer"],
+            &self.body,
+            persist,
+            head,
+        );
     }
 
     fn unavailable(&mut self, out: &mut Vec<u8>, why: &str, persist: Persist, head: bool) {
