@@ -14,9 +14,9 @@ use super::{push_list, save_moves, step, Db, DialectStore, Result, INSERT_CHUNK}
 use domain::machine::StateMachine;
 use domain::onboarding::JobState;
 use domain::release::{
-    cut_release_jobs, plan_stale_lines, plan_unfinished_release, release_job_ended,
-    stale_number_states, ApproveRefused, LineEvent, LineState, OpenLine, Release, ReleaseLine,
-    RemoveResult, StartRefused, UNBIND_MESSAGE,
+    blocked_message, cut_release_jobs, plan_stale_lines, plan_unfinished_release,
+    release_job_ended, stale_number_states, ApproveRefused, CarrierRelease, LineEvent, LineState,
+    OpenLine, Release, ReleaseKind, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE,
 };
 use domain::{
     Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, PhoneNumber, ZoomAccountId,
@@ -33,9 +33,16 @@ fn bad(what: &str, value: &str) -> sqlx::Error {
 /// Problems listed in a refusal before "and N more".
 const PROBLEMS_SHOWN: usize = 20;
 
+fn kind(s: &str) -> Result<ReleaseKind> {
+    ReleaseKind::parse(s).ok_or_else(|| bad("release kind", s))
+}
+
 struct ReleaseRow {
     id: Uuid,
     customer_id: Uuid,
+    kind: String,
+    due_at: Option<OffsetDateTime>,
+    gaining_carrier: Option<String>,
     reason: String,
     started_by: String,
     started_at: OffsetDateTime,
@@ -47,10 +54,13 @@ struct ReleaseRow {
 }
 
 impl ReleaseRow {
-    fn into_release(self) -> Release {
-        Release {
+    fn into_release(self) -> Result<Release> {
+        Ok(Release {
             id: self.id,
             customer_id: CustomerId::from_uuid(self.customer_id),
+            kind: kind(&self.kind)?,
+            due_at: self.due_at,
+            gaining_carrier: self.gaining_carrier,
             reason: self.reason,
             started_by: self.started_by,
             started_at: self.started_at,
@@ -59,7 +69,7 @@ impl ReleaseRow {
             released: self.released,
             refused: self.refused,
             withdrawn: self.withdrawn,
-        }
+        })
     }
 }
 
@@ -68,6 +78,7 @@ struct LineRow {
     number_id: Uuid,
     e164: String,
     state: String,
+    kind: String,
     release_reason: String,
     message: Option<String>,
     updated_at: OffsetDateTime,
@@ -83,6 +94,7 @@ impl LineRow {
             e164: PhoneNumber::from_trusted(self.e164),
             state: LineState::parse(&self.state)
                 .ok_or_else(|| bad("release line state", &self.state))?,
+            kind: kind(&self.kind)?,
             release_reason: self.release_reason,
             message: self.message,
             updated_at: self.updated_at,
@@ -96,7 +108,7 @@ macro_rules! select_lines {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             LineRow,
-            "SELECT l.release_id AS \"release_id!: Uuid\", l.number_id AS \"number_id!: Uuid\", l.e164 AS \"e164!\", l.state AS \"state!\", r.reason AS \"release_reason!\", l.message AS \"message?\", \
+            "SELECT l.release_id AS \"release_id!: Uuid\", l.number_id AS \"number_id!: Uuid\", l.e164 AS \"e164!\", l.state AS \"state!\", r.kind AS \"kind!\", r.reason AS \"release_reason!\", l.message AS \"message?\", \
              l.updated_at AS \"updated_at!: OffsetDateTime\", n.zoom_assigned AS \"zoom_assigned?: bool\", n.zoom_seen_at AS \"zoom_seen_at?: OffsetDateTime\" \
              FROM release_numbers l JOIN releases r ON r.id = l.release_id JOIN numbers n ON n.id = l.number_id " + $rest $(, $arg)*
         )
@@ -112,6 +124,33 @@ impl DialectStore {
         customer: CustomerId,
         e164s: &[PhoneNumber],
         reason: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Release, StartRefused>> {
+        self.start_any_release(customer, e164s, reason, None, by, now).await
+    }
+
+    /// Starts a release without the customer's approval (`carrier`: port-out, contract end,
+    /// returned): like [`Self::start_release`], and from `carrier.due_at` the periodic scan
+    /// ([`Self::take_due_releases`]) removes the numbers from Zoom.
+    pub async fn start_carrier_release(
+        &self,
+        customer: CustomerId,
+        e164s: &[PhoneNumber],
+        reason: &str,
+        carrier: &CarrierRelease,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Release, StartRefused>> {
+        self.start_any_release(customer, e164s, reason, Some(carrier), by, now).await
+    }
+
+    async fn start_any_release(
+        &self,
+        customer: CustomerId,
+        e164s: &[PhoneNumber],
+        reason: &str,
+        carrier: Option<&CarrierRelease>,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<Release, StartRefused>> {
@@ -142,6 +181,7 @@ impl DialectStore {
             }
         }
         let mut problems = Vec::new();
+        let mut busy = Vec::new();
         let mut moves: Vec<(Number, NumberEvent)> = Vec::with_capacity(wanted.len());
         for e164 in &wanted {
             match found.remove(*e164) {
@@ -149,21 +189,28 @@ impl DialectStore {
                 Some(n) if n.customer_id != Some(customer) => {
                     problems.push(format!("{e164} is not this customer's number"))
                 }
-                Some(n) if n.state != NumberState::Active => problems
-                    .push(format!("{e164} is {}; only active numbers can be released", n.state)),
+                Some(n) if n.state != NumberState::Active => {
+                    busy.push(format!("{e164} is {}; only active numbers can be released", n.state))
+                }
                 Some(n) => match n.start_release(reason, by, now) {
                     Ok(m) => moves.push(m),
                     Err(e) => problems.push(e.to_string()),
                 },
             }
         }
+        let only_busy = problems.is_empty() && !busy.is_empty();
+        problems.append(&mut busy);
         if !problems.is_empty() {
             let more = problems.len().saturating_sub(PROBLEMS_SHOWN);
             problems.truncate(PROBLEMS_SHOWN);
             if more > 0 {
                 problems.push(format!("and {more} more"));
             }
-            return Ok(Err(StartRefused::Numbers(problems)));
+            return Ok(Err(if only_busy {
+                StartRefused::Busy(problems)
+            } else {
+                StartRefused::Numbers(problems)
+            }));
         }
         let moved = save_moves(&mut tx, &moves).await?;
         if !moved.is_empty() {
@@ -173,12 +220,16 @@ impl DialectStore {
                 .filter(|(n, _)| moved.contains(&n.id))
                 .map(|(n, _)| format!("{} changed meanwhile; try again", n.e164))
                 .collect();
-            return Ok(Err(StartRefused::Numbers(changed)));
+            return Ok(Err(StartRefused::Busy(changed)));
         }
         let id = Uuid::now_v7();
         let c = customer.as_uuid();
         let started_by = by.to_string();
-        sqlx::query!("INSERT INTO releases (id, customer_id, reason, started_by, started_at) VALUES ($1, $2, $3, $4, $5)", id, c, reason, started_by, now).execute(&mut *tx).await?;
+        let release_kind = carrier.map_or(ReleaseKind::Approval, |r| r.kind);
+        let kind_str = release_kind.as_str();
+        let due_at = carrier.map(|r| r.due_at);
+        let gaining_carrier = carrier.and_then(|r| r.gaining_carrier.clone());
+        sqlx::query!("INSERT INTO releases (id, customer_id, reason, started_by, started_at, kind, due_at, gaining_carrier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", id, c, reason, started_by, now, kind_str, due_at, gaining_carrier).execute(&mut *tx).await?;
         let start = LineState::START.as_str();
         for (n, _) in &moves {
             let nid = n.id.as_uuid();
@@ -192,6 +243,9 @@ impl DialectStore {
         Ok(Ok(Release {
             id,
             customer_id: customer,
+            kind: release_kind,
+            due_at,
+            gaining_carrier,
             reason: reason.to_owned(),
             started_by,
             started_at: now,
@@ -263,7 +317,7 @@ impl DialectStore {
         let limit = i64::from(limit);
         let rows = sqlx::query_as!(
             ReleaseRow,
-            r#"SELECT r.id AS "id!: Uuid", r.customer_id AS "customer_id!: Uuid", r.reason AS "reason!", r.started_by AS "started_by!", r.started_at AS "started_at!: OffsetDateTime",
+            r#"SELECT r.id AS "id!: Uuid", r.customer_id AS "customer_id!: Uuid", r.kind AS "kind!", r.due_at AS "due_at?: OffsetDateTime", r.gaining_carrier AS "gaining_carrier?", r.reason AS "reason!", r.started_by AS "started_by!", r.started_at AS "started_at!: OffsetDateTime",
                       COUNT(CASE WHEN l.state = 'waiting' THEN 1 END) AS "waiting!: i64",
                       COUNT(CASE WHEN l.state = 'releasing' THEN 1 END) AS "releasing!: i64",
                       COUNT(CASE WHEN l.state = 'released' THEN 1 END) AS "released!: i64",
@@ -278,7 +332,7 @@ impl DialectStore {
         )
         .fetch_all(self.reader())
         .await?;
-        Ok(rows.into_iter().map(ReleaseRow::into_release).collect())
+        rows.into_iter().map(ReleaseRow::into_release).collect()
     }
 
     /// Every number of one release.
@@ -298,7 +352,7 @@ impl DialectStore {
     ) -> Result<Vec<ReleaseLine>> {
         let c = customer.as_uuid();
         let rows = select_lines!(
-            "WHERE r.customer_id = $1 AND ((l.state IN ('waiting', 'refused') AND n.state = 'release_pending') OR l.state = 'releasing' OR (l.state = 'released' AND l.updated_at >= $2)) ORDER BY l.e164, l.updated_at DESC",
+            "WHERE r.customer_id = $1 AND ((l.state IN ('waiting', 'refused') AND n.state = 'release_pending') OR (l.state = 'refused' AND n.state = 'releasing') OR l.state = 'releasing' OR (l.state = 'released' AND l.updated_at >= $2)) ORDER BY l.e164, l.updated_at DESC",
             c,
             released_since
         )
@@ -343,8 +397,9 @@ impl DialectStore {
             else {
                 return Ok(Err(ApproveRefused::NotFound));
             };
+            // Lines of releases without approval run on their due date, not on the customer's word.
             let lines = sqlx::query_scalar!(
-                r#"SELECT state AS "state!" FROM release_numbers WHERE number_id = $1"#,
+                r#"SELECT l.state AS "state!" FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.number_id = $1 AND r.kind = 'approval'"#,
                 id
             )
             .fetch_all(&mut *tx)
@@ -425,9 +480,27 @@ impl DialectStore {
             };
             let n = row.into_number()?;
             let nid = n.id.as_uuid();
+            let release_kind = match sqlx::query_scalar!(
+                r#"SELECT r.kind AS "kind!" FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.number_id = $1 AND l.state = 'releasing'"#,
+                nid
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            {
+                Some(k) => kind(&k)?,
+                None => ReleaseKind::Approval,
+            };
+            let blocked;
             let (moved, message) = match result {
                 RemoveResult::Removed => (n.zoom_removed(until, by, now), None),
-                RemoveResult::Refused(m) => (n.zoom_refused_release(m, by, now), Some(m.as_str())),
+                RemoveResult::Refused(m) if release_kind.needs_approval() => {
+                    (n.zoom_refused_release(m, by, now), Some(m.as_str()))
+                }
+                // Released without approval: it stays out of routing and is tried again.
+                RemoveResult::Refused(m) => {
+                    blocked = blocked_message(m);
+                    (n.removal_blocked(&blocked, by, now), Some(blocked.as_str()))
+                }
             };
             let Ok(m) = moved else { continue };
             if !save_moves(&mut tx, std::slice::from_ref(&m)).await?.is_empty() {
@@ -479,15 +552,16 @@ impl DialectStore {
     ) -> Result<usize> {
         let mut tx = self.writer().begin().await?;
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT l.number_id, j.state, j.last_error FROM release_numbers l LEFT JOIN jobs j ON j.id = l.job_id WHERE l.state = ",
+            "SELECT l.number_id, j.state, j.last_error, r.kind FROM release_numbers l JOIN releases r ON r.id = l.release_id LEFT JOIN jobs j ON j.id = l.job_id WHERE l.state = ",
         );
         q.push_bind(LineState::Releasing.as_str()).push(" AND (j.id IS NULL OR j.state IN ");
         push_list(&mut q, JobState::ALL.into_iter().filter(|s| s.ended()).map(JobState::as_str));
         q.push(")");
-        let stuck: Vec<(Uuid, Option<String>, Option<String>)> =
+        let stuck: Vec<(Uuid, Option<String>, Option<String>, String)> =
             q.build_query_as().fetch_all(&mut *tx).await?;
         let mut count = 0;
-        for (number_id, job_state, last_error) in stuck {
+        for (number_id, job_state, last_error, release_kind) in stuck {
+            let release_kind = kind(&release_kind)?;
             let job = match job_state {
                 Some(s) => Some(JobState::parse(&s).ok_or_else(|| bad("job state", &s))?),
                 None => None,
@@ -503,6 +577,7 @@ impl DialectStore {
             };
             let Some((n, event, line, why)) = plan_unfinished_release(
                 row.into_number()?,
+                release_kind,
                 message,
                 last_error.as_deref(),
                 by,
@@ -566,6 +641,166 @@ impl DialectStore {
         }
         tx.commit().await?;
         Ok(usize::try_from(closed).unwrap_or(usize::MAX))
+    }
+
+    /// Takes the lines of releases without approval that are due: numbers waiting whose release is
+    /// due by `now` go `releasing` (they stop routing), and numbers Zoom refused to remove before
+    /// `retry_before` are tried again; jobs carry them to Zoom, in one transaction. With `only`, an
+    /// operator forces that release now: all its waiting and refused lines, due or not.
+    ///
+    /// Each line moves by compare-and-set on its state, and each number on its state and version, so
+    /// of two scans (two instances, or a scan and a forcing operator) racing for a line, one takes it
+    /// and the other passes it over. Lines of customers without a live Zoom link wait. Returns how
+    /// many lines were taken.
+    pub async fn take_due_releases(
+        &self,
+        only: Option<Uuid>,
+        retry_before: OffsetDateTime,
+        limit: u32,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<usize> {
+        let mut tx = self.writer().begin().await?;
+        let limit = i64::from(limit);
+        let forced = only.is_some();
+        let rows = sqlx::query!(
+            r#"SELECT l.release_id AS "release_id!: Uuid", l.number_id AS "number_id!: Uuid", l.state AS "state!", r.customer_id AS "customer_id!: Uuid", r.reason AS "reason!", z.zoom_account_id AS "zoom_account_id!"
+               FROM release_numbers l JOIN releases r ON r.id = l.release_id JOIN numbers n ON n.id = l.number_id
+                    JOIN zoom_links z ON z.customer_id = r.customer_id AND z.state = 'linked'
+               WHERE r.kind <> 'approval' AND r.id = COALESCE($1, r.id)
+                 AND ((l.state = 'waiting' AND n.state = 'release_pending' AND (r.due_at <= $2 OR $3))
+                   OR (l.state = 'refused' AND n.state = 'releasing' AND (l.updated_at <= $4 OR $3)))
+               ORDER BY l.number_id LIMIT $5"#,
+            only,
+            now,
+            forced,
+            retry_before,
+            limit
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let taken_by = by.to_string();
+        let mut taken: HashMap<(Uuid, String), Vec<(Uuid, Number)>> = HashMap::new();
+        for row in rows {
+            let from = LineState::parse(&row.state)
+                .ok_or_else(|| bad("release line state", &row.state))?;
+            let line = step(from, LineEvent::Approve)?;
+            let (to, from_str) = (line.to.as_str(), line.from.as_str());
+            // The line first: of two racing scans, the second waits here and then finds it moved.
+            let won = sqlx::query!(
+                "UPDATE release_numbers SET state = $1, message = NULL, approved_by = $2, approved_at = $3, updated_at = $4 WHERE release_id = $5 AND number_id = $6 AND state = $7",
+                to,
+                taken_by,
+                now,
+                now,
+                row.release_id,
+                row.number_id,
+                from_str
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if won != 1 {
+                continue;
+            }
+            let number = if from == LineState::Waiting {
+                let Some(n) =
+                    select_numbers!("WHERE id = $1 AND state = 'release_pending'", row.number_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                else {
+                    return Err(sqlx::Error::Protocol(
+                        "a due number moved while its line was taken".into(),
+                    ));
+                };
+                let why = if forced {
+                    format!("{} (forced now by {taken_by})", row.reason)
+                } else {
+                    format!("{} (due)", row.reason)
+                };
+                let m = n
+                    .into_number()?
+                    .release_due(&why, by, now)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                if !save_moves(&mut tx, std::slice::from_ref(&m)).await?.is_empty() {
+                    // Moved since it was read (withdrawn, suspended): this scan takes nothing.
+                    return Err(sqlx::Error::Protocol(
+                        "a due number moved while its line was taken".into(),
+                    ));
+                }
+                m.0
+            } else {
+                let Some(n) =
+                    select_numbers!("WHERE id = $1 AND state = 'releasing'", row.number_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                else {
+                    continue;
+                };
+                n.into_number()?
+            };
+            taken
+                .entry((row.customer_id, row.zoom_account_id))
+                .or_default()
+                .push((row.release_id, number));
+        }
+        let mut count = 0;
+        for ((customer, account), lines) in taken {
+            let numbers: Vec<Number> = lines.iter().map(|(_, n)| n.clone()).collect();
+            let release_of: HashMap<NumberId, Uuid> =
+                lines.iter().map(|(r, n)| (n.id, *r)).collect();
+            for (job, ids) in cut_release_jobs(
+                CustomerId::from_uuid(customer),
+                &ZoomAccountId::from_trusted(account.clone()),
+                &numbers,
+                now,
+            ) {
+                insert_job(&mut tx, &job).await?;
+                for id in ids {
+                    let nid = id.as_uuid();
+                    let rid = release_of.get(&id).copied().unwrap_or_default();
+                    sqlx::query!(
+                        "UPDATE release_numbers SET job_id = $1 WHERE release_id = $2 AND number_id = $3 AND state = 'releasing'",
+                        job.id,
+                        rid,
+                        nid
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    count += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// Customers whose contract ended (a contract-end release due by `now`, with numbers released
+    /// and none still open) and whose Zoom link, made before that date, is still live: (customer,
+    /// Zoom account). Their link ends.
+    pub async fn contract_ends_done(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(CustomerId, ZoomAccountId)>> {
+        let rows = sqlx::query!(
+            r#"SELECT DISTINCT r.customer_id AS "customer_id!: Uuid", z.zoom_account_id AS "zoom_account_id!"
+               FROM releases r JOIN zoom_links z ON z.customer_id = r.customer_id AND z.state = 'linked' AND z.linked_at <= r.due_at
+               WHERE r.kind = 'contract_end' AND r.due_at <= $1
+                 AND EXISTS (SELECT 1 FROM release_numbers l WHERE l.release_id = r.id AND l.state = 'released')
+                 AND NOT EXISTS (SELECT 1 FROM release_numbers l WHERE l.release_id = r.id AND l.state IN ('waiting', 'releasing', 'refused'))"#,
+            now
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    CustomerId::from_uuid(r.customer_id),
+                    ZoomAccountId::from_trusted(r.zoom_account_id),
+                )
+            })
+            .collect())
     }
 
     /// `aging` numbers whose quarantine ended by `now` go back to `available` (at most `limit`).

@@ -342,6 +342,7 @@ impl App {
         let mut token = self.access_token(&link, None).await?;
         let mut seen = Vec::new();
         let mut listed = Vec::new();
+        let mut returned = Vec::new();
         let mut page_token: Option<String> = None;
         let mut refreshed = false;
         loop {
@@ -357,6 +358,9 @@ impl App {
             for n in page.numbers {
                 let Some(number) = PhoneNumber::listed(&n.phone_number) else { continue };
                 listed.push((number.clone(), crate::number_facts::listing(&n.capabilities)));
+                if n.returned {
+                    returned.push(number.clone());
+                }
                 seen.push((number, n.assigned));
             }
             match page.next_page_token {
@@ -368,6 +372,12 @@ impl App {
         let next =
             now + time::Duration::try_from(z.poll_every).unwrap_or(time::Duration::minutes(5));
         self.store.complete_poll(job.id, worker, link.customer_id, &seen, now, next).await?;
+        // Numbers the customer gave back in Zoom are taken back through the release path.
+        if !returned.is_empty() {
+            if let Err(e) = self.take_back_returned(link.customer_id, returned).await {
+                tracing::warn!(customer = %link.customer_id, error = %e, "returned numbers not taken back this poll");
+            }
+        }
         // What the numbers can do is shown, never acted on: the poll is done (and rescheduled)
         // whether or not it is kept this time; the next poll keeps it.
         if let Err(e) = self.store.record_zoom_listing(link.customer_id, &listed, now).await {

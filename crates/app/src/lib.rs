@@ -32,6 +32,9 @@ pub struct Settings {
     pub hash_queue: usize,
     /// How long a number released from Zoom rests (`aging`) before it can be sold again.
     pub release_quarantine: time::Duration,
+    /// How often a number released without approval that Zoom keeps (assigned to a user there)
+    /// is tried again by the release sweep.
+    pub blocked_retry_every: time::Duration,
     /// Which active numbers must have an emergency address in Zoom (flagged when they have none).
     pub e911_required: domain::zoom_facts::E911Required,
 }
@@ -47,6 +50,7 @@ impl Default for Settings {
                 .max(1),
             hash_queue: 64,
             release_quarantine: domain::release::DEFAULT_QUARANTINE,
+            blocked_retry_every: time::Duration::minutes(15),
             e911_required: domain::zoom_facts::E911Required::default(),
         }
     }

@@ -11,7 +11,8 @@ use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::onboarding::{Job, JobEnd, LinkState};
 use domain::release::{
-    refusal_message, ApproveRefused, Release, ReleaseLine, RemoveResult, StartRefused,
+    refusal_message, ApproveRefused, CarrierRelease, Release, ReleaseKind, ReleaseLine,
+    RemoveResult, StartRefused, RETURNED_REASON,
 };
 use domain::search::NumberQuery;
 use domain::{Actor, CustomerId, NumberId, NumberState, PhoneNumber};
@@ -26,6 +27,9 @@ pub const MAX_RELEASE: usize = 100_000;
 
 /// What a number left `releasing` by a job that ended without Zoom's answer says to the customer.
 pub const UNFINISHED: &str = "The removal from Zoom did not finish; release it again";
+
+/// Why a Zoom link ended with the customer's contract.
+pub const CONTRACT_ENDED: &str = "contract ended";
 
 /// How long the "Wait for Release" tab keeps showing released numbers.
 const RESULTS_SHOWN_FOR: time::Duration = time::Duration::days(7);
@@ -116,10 +120,157 @@ impl App {
             Err(StartRefused::NoReason) => {
                 Err(AppError::invalid("reason", "say why the numbers are released"))
             }
-            Err(StartRefused::Numbers(problems)) => {
+            Err(StartRefused::Numbers(problems) | StartRefused::Busy(problems)) => {
                 Err(AppError::invalid("numbers", problems.join("; ")))
             }
         }
+    }
+
+    /// Another carrier won `numbers` of `customer`: they wait (still routing) until `due`, then
+    /// stop routing and are removed from Zoom without the customer's approval. The customer sees
+    /// why ("Ported out to <carrier> on <date>").
+    pub async fn start_port_out(
+        &self,
+        customer: CustomerId,
+        numbers: &[String],
+        gaining_carrier: &str,
+        due: time::Date,
+        by: &Actor,
+    ) -> Result<Release> {
+        self.customer(customer).await?;
+        domain::release::check_carrier(gaining_carrier)
+            .map_err(|e| AppError::invalid("gaining_carrier", e))?;
+        let e164s = parse_numbers(
+            "numbers",
+            numbers.iter().map(String::as_str).enumerate().map(|(i, s)| (i + 1, s)),
+        )?;
+        let reason = domain::release::port_out_reason(gaining_carrier, due);
+        let carrier = CarrierRelease {
+            kind: ReleaseKind::PortOut,
+            due_at: due.midnight().assume_utc(),
+            gaining_carrier: Some(gaining_carrier.trim().to_owned()),
+        };
+        self.start_without_approval(customer, e164s, &reason, carrier, by).await
+    }
+
+    /// The customer's contract ends on `due`: all its active numbers wait (still routing) until
+    /// then, stop routing and leave Zoom; once they are all out, its Zoom link ends.
+    pub async fn start_contract_end(
+        &self,
+        customer: CustomerId,
+        due: time::Date,
+        by: &Actor,
+    ) -> Result<Release> {
+        self.customer(customer).await?;
+        let e164s = self.active_matching(customer, None, None, None).await?;
+        let reason = domain::release::contract_end_reason(due);
+        let carrier = CarrierRelease {
+            kind: ReleaseKind::ContractEnd,
+            due_at: due.midnight().assume_utc(),
+            gaining_carrier: None,
+        };
+        self.start_without_approval(customer, e164s, &reason, carrier, by).await
+    }
+
+    /// The customer gave `numbers` back in Zoom ("Returned"): those still active are taken back now
+    /// through the same path (removed from Zoom, then quarantine). Returns the release, if any.
+    pub async fn take_back_returned(
+        &self,
+        customer: CustomerId,
+        numbers: Vec<PhoneNumber>,
+    ) -> Result<Option<Release>> {
+        let by = Actor::System("zoom-returned".into());
+        let mut active = Vec::new();
+        for n in self.store.numbers_in(&numbers).await? {
+            if n.state == NumberState::Active && n.customer_id == Some(customer) {
+                active.push(n.e164);
+            }
+        }
+        if active.is_empty() {
+            return Ok(None);
+        }
+        let carrier = CarrierRelease {
+            kind: ReleaseKind::Returned,
+            due_at: self.now(),
+            gaining_carrier: None,
+        };
+        let now = self.now();
+        match self
+            .store
+            .start_carrier_release(customer, &active, RETURNED_REASON, &carrier, &by, now)
+            .await?
+        {
+            Ok(r) => {
+                tracing::info!(release = %r.id, customer = %customer, numbers = r.waiting, "numbers returned in Zoom: taken back");
+                self.store.take_due_releases(Some(r.id), now, 10_000, &by, now).await?;
+                Ok(Some(r))
+            }
+            // Moved meanwhile: the next poll sees them again.
+            Err(e) => {
+                tracing::info!(customer = %customer, refused = %e, "returned numbers not taken back this time");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn start_without_approval(
+        &self,
+        customer: CustomerId,
+        e164s: Vec<PhoneNumber>,
+        reason: &str,
+        carrier: CarrierRelease,
+        by: &Actor,
+    ) -> Result<Release> {
+        if e164s.is_empty() {
+            return Err(AppError::invalid(
+                "numbers",
+                "no number to release: give at least one of the customer's active numbers",
+            ));
+        }
+        if e164s.len() > MAX_RELEASE {
+            return Err(AppError::invalid(
+                "numbers",
+                format!("{} numbers; one release takes at most {MAX_RELEASE}", e164s.len()),
+            ));
+        }
+        let now = self.now();
+        match self.store.start_carrier_release(customer, &e164s, reason, &carrier, by, now).await? {
+            Ok(r) => {
+                tracing::info!(release = %r.id, kind = %r.kind, customer = %customer, numbers = r.waiting, due = %carrier.due_at, by = %by, "release without approval started");
+                if carrier.due_at <= now {
+                    self.store.take_due_releases(Some(r.id), now, 10_000, by, now).await?;
+                }
+                Ok(r)
+            }
+            Err(StartRefused::Empty) => {
+                Err(AppError::invalid("numbers", "give at least one number to release"))
+            }
+            Err(StartRefused::NoReason) => Err(AppError::invalid("reason", "say why")),
+            Err(StartRefused::Numbers(problems)) => {
+                Err(AppError::invalid("numbers", problems.join("; ")))
+            }
+            Err(StartRefused::Busy(problems)) => {
+                Err(AppError::Conflict { field: "numbers", message: problems.join("; ") })
+            }
+        }
+    }
+
+    /// An operator forces a release without approval now: its numbers still waiting stop routing
+    /// and are removed from Zoom, and those Zoom refused are tried again at once. Returns how many
+    /// numbers were sent to Zoom.
+    pub async fn force_release(&self, id: Uuid, by: &Actor) -> Result<usize> {
+        let (r, _) = self.release(id).await?;
+        if r.kind.needs_approval() {
+            return Err(AppError::Conflict {
+                field: "kind",
+                message: "this release waits for the customer's approval; it cannot be forced"
+                    .into(),
+            });
+        }
+        let now = self.now();
+        let n = self.store.take_due_releases(Some(id), now, 10_000, by, now).await?;
+        tracing::info!(release = %id, numbers = n, by = %by, "release forced now");
+        Ok(n)
     }
 
     async fn active_matching(
@@ -441,10 +592,25 @@ impl App {
             }
         }
         let converged = self.store.converge_stuck_releases(UNFINISHED, &by, self.now()).await?;
+        // Releases without approval that came due stop routing and leave Zoom; numbers Zoom
+        // refused (assigned there) are tried again every so often until it lets them go.
+        let now = self.now();
+        let due_by = Actor::System("release-due".into());
+        let retry_before = now - self.settings.blocked_retry_every;
+        let due = self.store.take_due_releases(None, retry_before, 10_000, &due_by, now).await?;
+        // Contracts that ended with every number out: the Zoom link ends.
+        for (customer, account) in self.store.contract_ends_done(now).await? {
+            let ended = self
+                .store
+                .unlink_zoom_account(&account, CONTRACT_ENDED, &due_by, now)
+                .await?
+                .is_some();
+            tracing::info!(customer = %customer, account = %account, ended, "contract ended: Zoom link ended");
+        }
         // Numbers that left their release another way than the app's removal: their lines say so.
         let closed = self.store.close_stale_release_lines(self.now()).await?;
-        if expired > 0 || converged > 0 || closed > 0 {
-            tracing::info!(expired, converged, closed, "release sweep");
+        if expired > 0 || converged > 0 || closed > 0 || due > 0 {
+            tracing::info!(expired, converged, closed, due, "release sweep");
         }
         Ok((expired, converged))
     }

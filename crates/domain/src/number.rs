@@ -227,6 +227,22 @@ impl Number {
         Ok(self.moved(NumberState::Releasing, by, now, Some("release approved".into())))
     }
 
+    /// release_pending → releasing without the customer: a release the carrier started without
+    /// approval (port-out, contract end, returned in Zoom) is due; the number stops routing and is
+    /// removed from Zoom. It keeps the release's reason; the event says why it moved now.
+    pub fn release_due(self, why: &str, by: &Actor, now: OffsetDateTime) -> Moved {
+        self.require(&[NumberState::ReleasePending], "released without approval")?;
+        Ok(self.moved(NumberState::Releasing, by, now, Some(why.to_owned())))
+    }
+
+    /// releasing → releasing: Zoom refused to remove a number released without approval (e.g. it is
+    /// still assigned to a user there). It does not route again: it stays `releasing`, keeping the
+    /// release's reason, and its removal is tried again; the event records what blocks it.
+    pub fn removal_blocked(self, why: &str, by: &Actor, now: OffsetDateTime) -> Moved {
+        self.require(&[NumberState::Releasing], "kept releasing")?;
+        Ok(self.moved(NumberState::Releasing, by, now, Some(why.to_owned())))
+    }
+
     /// releasing → aging: Zoom removed the number; it rests until `until` before resale.
     pub fn zoom_removed(self, until: OffsetDateTime, by: &Actor, now: OffsetDateTime) -> Moved {
         self.require(&[NumberState::Releasing], "aged")?;
@@ -356,6 +372,12 @@ mod tests {
             }),
             ("withdraw_release", |n| n.withdraw_release(&Actor::System("t".into()), now())),
             ("approve_release", |n| n.approve_release(&Actor::System("t".into()), now())),
+            ("release_due", |n| {
+                n.release_due("ported out to B on 2026-12-01", &Actor::System("t".into()), now())
+            }),
+            ("removal_blocked", |n| {
+                n.removal_blocked("assigned in Zoom", &Actor::System("t".into()), now())
+            }),
             ("zoom_removed", |n| {
                 n.zoom_removed(now() + time::Duration::days(90), &Actor::System("t".into()), now())
             }),
@@ -382,6 +404,8 @@ mod tests {
         ("start_release", Active, ReleasePending),
         ("withdraw_release", ReleasePending, Active),
         ("approve_release", ReleasePending, Releasing),
+        ("release_due", ReleasePending, Releasing),
+        ("removal_blocked", Releasing, Releasing),
         ("zoom_removed", Releasing, Aging),
         ("zoom_refused_release", Releasing, ReleasePending),
         ("quarantine_over", Aging, Available),
@@ -424,7 +448,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 13 * 8);
+        assert_eq!(checked, 15 * 8);
         // Every state can be reached and left.
         for state in NumberState::ALL {
             assert!(LEGAL.iter().any(|(_, f, _)| *f == state), "{state} has no way out");

@@ -145,11 +145,117 @@ impl fmt::Display for LineState {
     }
 }
 
+/// Why a release happens, which says whether the customer approves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseKind {
+    /// The carrier asks, the customer approves ("Wait for Release").
+    Approval,
+    /// Another carrier won the numbers: from the due date they stop routing and leave Zoom.
+    PortOut,
+    /// The customer's contract ends: all its numbers, on a date; the Zoom link ends afterwards.
+    ContractEnd,
+    /// The customer gave the number back in Zoom ("Returned"): taken back now.
+    Returned,
+}
+
+impl ReleaseKind {
+    pub const ALL: [ReleaseKind; 4] = [
+        ReleaseKind::Approval,
+        ReleaseKind::PortOut,
+        ReleaseKind::ContractEnd,
+        ReleaseKind::Returned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseKind::Approval => "approval",
+            ReleaseKind::PortOut => "port_out",
+            ReleaseKind::ContractEnd => "contract_end",
+            ReleaseKind::Returned => "returned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether the customer approves the release; the others run on their due date.
+    pub fn needs_approval(self) -> bool {
+        self == ReleaseKind::Approval
+    }
+
+    /// The kinds that run on their due date without the customer.
+    pub fn carrier_started() -> Vec<ReleaseKind> {
+        Self::ALL.into_iter().filter(|k| !k.needs_approval()).collect()
+    }
+}
+
+impl fmt::Display for ReleaseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The reason a port-out carries (what the customer and the audit trail read).
+pub fn port_out_reason(gaining_carrier: &str, due: time::Date) -> String {
+    format!("Ported out to {} on {due}", gaining_carrier.trim())
+}
+
+/// The reason a contract end carries.
+pub fn contract_end_reason(due: time::Date) -> String {
+    format!("Contract ended on {due}")
+}
+
+/// The reason a number the customer gave back in Zoom carries.
+pub const RETURNED_REASON: &str = "Returned by the customer in Zoom";
+
+/// What a number released without approval says while Zoom keeps it because it is assigned to a user
+/// there: it no longer routes, and its removal is tried again until Zoom lets it go.
+pub const BLOCKED_ASSIGNED: &str =
+    "Assigned to a user in Zoom: unassign it (Unbind) in Zoom; peerex removes it then";
+
+/// What the line of a number released without approval says of Zoom's refusal.
+pub fn blocked_message(zoom_refusal: &str) -> String {
+    if zoom_refusal == UNBIND_MESSAGE {
+        BLOCKED_ASSIGNED.to_owned()
+    } else {
+        zoom_refusal.to_owned()
+    }
+}
+
+/// Checks the carrier that wins a port-out: named, at most 100 characters.
+pub fn check_carrier(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("name the carrier that wins the numbers");
+    }
+    if name.trim().chars().count() > 100 {
+        return Err("is longer than 100 characters");
+    }
+    Ok(())
+}
+
+/// What a release started without the customer's approval carries besides its reason.
+#[derive(Clone, Debug)]
+pub struct CarrierRelease {
+    pub kind: ReleaseKind,
+    /// From when the numbers stop routing and leave Zoom.
+    pub due_at: OffsetDateTime,
+    /// The carrier that wins the numbers (port-out).
+    pub gaining_carrier: Option<String>,
+}
+
 /// A release the carrier started, with how many of its numbers are where.
 #[derive(Clone, Debug, Serialize)]
 pub struct Release {
     pub id: Uuid,
     pub customer_id: CustomerId,
+    pub kind: ReleaseKind,
+    /// When the numbers stop routing and leave Zoom (releases without approval).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub due_at: Option<OffsetDateTime>,
+    /// The carrier that wins the numbers (port-out).
+    pub gaining_carrier: Option<String>,
     pub reason: String,
     pub started_by: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -175,6 +281,7 @@ pub struct ReleaseLine {
     pub number_id: NumberId,
     pub e164: PhoneNumber,
     pub state: LineState,
+    pub kind: ReleaseKind,
     /// Why the release was started.
     pub release_reason: String,
     /// Zoom's refusal, or what to do about it.
@@ -262,6 +369,10 @@ pub enum StartRefused {
     NoReason,
     #[error("numbers: {}", .0.join("; "))]
     Numbers(Vec<String>),
+    /// Every number is the customer's, but some are not active (already in a release, or moved by
+    /// a request that came first): a conflict with what is under way.
+    #[error("numbers: {}", .0.join("; "))]
+    Busy(Vec<String>),
 }
 
 /// Why an approval was refused; nothing changed.
@@ -290,10 +401,15 @@ impl RemoveResult {
 /// number waits for approval (`release_pending`), or is on hold while the app is removed in Zoom
 /// (`suspended`) or being pushed again after its re-install (`provisioning`). In any other state
 /// the number left the release another way, and its line is closed.
+/// A number kept `releasing` because Zoom refused to remove it after a release without approval
+/// came due stays open too: its removal is tried again.
 pub fn line_stays_open(number: NumberState) -> bool {
     matches!(
         number,
-        NumberState::ReleasePending | NumberState::Suspended | NumberState::Provisioning
+        NumberState::ReleasePending
+            | NumberState::Suspended
+            | NumberState::Provisioning
+            | NumberState::Releasing
     )
 }
 
@@ -346,9 +462,12 @@ pub fn release_job_ended(job: Option<JobState>) -> bool {
 
 /// What a number left `releasing` by a job that ended without answering for it becomes: back to
 /// `release_pending`, its line refused with `message` and the job's last error, so the customer
-/// can approve it again. `None` when the number is no longer `releasing` (it moved meanwhile).
+/// can approve it again. A number released without approval (`kind`) stays `releasing` (it does not
+/// route again) and its removal is tried again. `None` when the number is no longer `releasing`
+/// (it moved meanwhile).
 pub fn plan_unfinished_release(
     number: Number,
+    kind: ReleaseKind,
     message: &str,
     last_error: Option<&str>,
     by: &Actor,
@@ -358,7 +477,11 @@ pub fn plan_unfinished_release(
         Some(e) if !e.is_empty() => format!("{message} ({e})"),
         _ => message.to_owned(),
     };
-    let (n, e) = number.zoom_refused_release(&why, by, now).ok()?;
+    let (n, e) = if kind.needs_approval() {
+        number.zoom_refused_release(&why, by, now).ok()?
+    } else {
+        number.removal_blocked(&why, by, now).ok()?
+    };
     let step = LineState::Releasing.on(LineEvent::ZoomRefused).ok()?;
     Some((n, e, step, why))
 }
@@ -450,6 +573,7 @@ mod tests {
         for l in &lines {
             let close = closed.iter().find(|c| c.number_id == l.number_id);
             let stays = l.number == NumberState::ReleasePending
+                || l.number == NumberState::Releasing
                 || l.number == NumberState::Suspended
                 || l.number == NumberState::Provisioning
                 || !l.state.approvable();
@@ -495,23 +619,64 @@ mod tests {
             now,
         );
         n.state = NumberState::Releasing;
-        let (moved, event, step, why) =
-            plan_unfinished_release(n.clone(), "unfinished", Some("503"), &by, now).unwrap();
+        let (moved, event, step, why) = plan_unfinished_release(
+            n.clone(),
+            ReleaseKind::Approval,
+            "unfinished",
+            Some("503"),
+            &by,
+            now,
+        )
+        .unwrap();
         assert_eq!(
             (moved.state, event.to, why.as_str()),
             (NumberState::ReleasePending, NumberState::ReleasePending, "unfinished (503)")
         );
         assert_eq!((step.from, step.to), (LineState::Releasing, LineState::Refused));
         for none in [None, Some("")] {
-            let (.., why) =
-                plan_unfinished_release(n.clone(), "unfinished", none, &by, now).unwrap();
+            let (.., why) = plan_unfinished_release(
+                n.clone(),
+                ReleaseKind::Approval,
+                "unfinished",
+                none,
+                &by,
+                now,
+            )
+            .unwrap();
             assert_eq!(why, "unfinished");
         }
+        let (kept, event, step, _) =
+            plan_unfinished_release(n.clone(), ReleaseKind::PortOut, "unfinished", None, &by, now)
+                .unwrap();
+        assert_eq!(
+            (kept.state, event.to, step.to),
+            (NumberState::Releasing, NumberState::Releasing, LineState::Refused),
+            "a port-out does not route again"
+        );
         n.state = NumberState::Aging;
         assert!(
-            plan_unfinished_release(n, "unfinished", None, &by, now).is_none(),
+            plan_unfinished_release(n, ReleaseKind::Approval, "unfinished", None, &by, now)
+                .is_none(),
             "moved meanwhile"
         );
+    }
+
+    #[test]
+    fn carrier_started_kinds_run_without_approval_and_say_why() {
+        for k in ReleaseKind::ALL {
+            assert_eq!(ReleaseKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(
+            ReleaseKind::carrier_started(),
+            vec![ReleaseKind::PortOut, ReleaseKind::ContractEnd, ReleaseKind::Returned]
+        );
+        let d = time::macros::date!(2026 - 12 - 01);
+        assert_eq!(port_out_reason(" Other Telco ", d), "Ported out to Other Telco on 2026-12-01");
+        assert_eq!(contract_end_reason(d), "Contract ended on 2026-12-01");
+        assert_eq!(blocked_message(UNBIND_MESSAGE), BLOCKED_ASSIGNED);
+        assert_eq!(blocked_message("Zoom refused to remove it: x"), "Zoom refused to remove it: x");
+        assert!(check_carrier(" ").is_err() && check_carrier(&"a".repeat(101)).is_err());
+        assert!(check_carrier("Other Telco").is_ok());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Releases approved by the customer (issue 6; see the dialects).
 
 use crate::{Result, Store};
-use domain::release::{ApproveRefused, Release, ReleaseLine, RemoveResult, StartRefused};
+use domain::release::{
+    ApproveRefused, CarrierRelease, Release, ReleaseLine, RemoveResult, StartRefused,
+};
 use domain::{Actor, CustomerId, NumberId, PhoneNumber};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -18,6 +20,35 @@ impl Store {
             by: &Actor,
             now: OffsetDateTime,
         ) -> Result<std::result::Result<Release, StartRefused>>;
+
+        /// Starts a release without the customer's approval (port-out, contract end, returned);
+        /// due from `carrier.due_at`.
+        pub async fn start_carrier_release(
+            &self,
+            customer: CustomerId,
+            numbers: &[PhoneNumber],
+            reason: &str,
+            carrier: &CarrierRelease,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<std::result::Result<Release, StartRefused>>;
+
+        /// Takes the due lines of releases without approval (or all of `only`'s, forced) into
+        /// removal jobs; returns how many.
+        pub async fn take_due_releases(
+            &self,
+            only: Option<Uuid>,
+            retry_before: OffsetDateTime,
+            limit: u32,
+            by: &Actor,
+            now: OffsetDateTime,
+        ) -> Result<usize>;
+
+        /// Customers whose contract ended with every number out, with their live Zoom account.
+        pub async fn contract_ends_done(
+            &self,
+            now: OffsetDateTime,
+        ) -> Result<Vec<(CustomerId, domain::ZoomAccountId)>>;
 
         /// Withdraws what still waits in a release; `None` for an unknown release.
         pub async fn withdraw_release(
