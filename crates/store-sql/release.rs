@@ -33,6 +33,13 @@ fn bad(what: &str, value: &str) -> sqlx::Error {
 /// Problems listed in a refusal before "and N more".
 const PROBLEMS_SHOWN: usize = 20;
 
+/// Due dates are kept, and compared, in whole seconds: SQLite compares timestamps as RFC 3339 text,
+/// where `…00Z` sorts after `…00.5Z`, so a due time without a fraction would not be reached by a
+/// clock reading with one.
+fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
 fn kind(s: &str) -> Result<ReleaseKind> {
     ReleaseKind::parse(s).ok_or_else(|| bad("release kind", s))
 }
@@ -227,7 +234,7 @@ impl DialectStore {
         let started_by = by.to_string();
         let release_kind = carrier.map_or(ReleaseKind::Approval, |r| r.kind);
         let kind_str = release_kind.as_str();
-        let due_at = carrier.map(|r| r.due_at);
+        let due_at = carrier.map(|r| whole_seconds(r.due_at));
         let gaining_carrier = carrier.and_then(|r| r.gaining_carrier.clone());
         sqlx::query!("INSERT INTO releases (id, customer_id, reason, started_by, started_at, kind, due_at, gaining_carrier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", id, c, reason, started_by, now, kind_str, due_at, gaining_carrier).execute(&mut *tx).await?;
         let start = LineState::START.as_str();
@@ -663,6 +670,7 @@ impl DialectStore {
         let mut tx = self.writer().begin().await?;
         let limit = i64::from(limit);
         let forced = only.is_some();
+        let due_by = whole_seconds(now);
         let rows = sqlx::query!(
             r#"SELECT l.release_id AS "release_id!: Uuid", l.number_id AS "number_id!: Uuid", l.state AS "state!", r.customer_id AS "customer_id!: Uuid", r.reason AS "reason!", z.zoom_account_id AS "zoom_account_id!"
                FROM release_numbers l JOIN releases r ON r.id = l.release_id JOIN numbers n ON n.id = l.number_id
@@ -672,7 +680,7 @@ impl DialectStore {
                    OR (l.state = 'refused' AND n.state = 'releasing' AND (l.updated_at <= $4 OR $3)))
                ORDER BY l.number_id LIMIT $5"#,
             only,
-            now,
+            due_by,
             forced,
             retry_before,
             limit
@@ -782,6 +790,7 @@ impl DialectStore {
         &self,
         now: OffsetDateTime,
     ) -> Result<Vec<(CustomerId, ZoomAccountId)>> {
+        let now = whole_seconds(now);
         let rows = sqlx::query!(
             r#"SELECT DISTINCT r.customer_id AS "customer_id!: Uuid", z.zoom_account_id AS "zoom_account_id!"
                FROM releases r JOIN zoom_links z ON z.customer_id = r.customer_id AND z.state = 'linked' AND z.linked_at <= r.due_at

@@ -32,6 +32,7 @@ use utoipa::OpenApi;
         orders::list_orders, orders::create_order, orders::get_order, orders::cancel_order,
         trunks::list_trunks, trunks::create_trunk, trunks::get_trunk, trunks::update_trunk, trunks::delete_trunk, trunks::set_customer_trunk,
         releases::start_release, releases::list_releases, releases::get_release, releases::withdraw_release,
+        releases::start_port_out, releases::start_contract_end, releases::force_release,
         findings::list_findings, findings::repair_findings,
     ),
     components(schemas(Problem)),

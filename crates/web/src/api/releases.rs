@@ -25,12 +25,22 @@ pub fn router() -> Router<WebState> {
         .route("/releases", get(list_releases).post(start_release))
         .route("/releases/{id}", get(get_release))
         .route("/releases/{id}/withdraw", post(withdraw_release))
+        .route("/releases/{id}/force", post(force_release))
+        .route("/port-outs", post(start_port_out))
+        .route("/customers/{id}/contract-end", post(start_contract_end))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ReleaseOut {
     pub id: String,
     pub customer_id: String,
+    /// `approval` (the customer approves), or one the carrier runs on its due date without approval:
+    /// `port_out`, `contract_end`, `returned`.
+    pub kind: String,
+    /// When the numbers stop routing and are removed from Zoom (releases without approval).
+    pub due_at: Option<String>,
+    /// The carrier that won the numbers (port-out).
+    pub gaining_carrier: Option<String>,
     pub reason: String,
     pub started_by: String,
     pub started_at: String,
@@ -52,6 +62,9 @@ impl ReleaseOut {
         Self {
             id: r.id.to_string(),
             customer_id: r.customer_id.to_string(),
+            kind: r.kind.as_str().to_owned(),
+            due_at: r.due_at.map(rfc3339),
+            gaining_carrier: r.gaining_carrier,
             age_seconds: (now - r.started_at).whole_seconds().max(0),
             reason: r.reason,
             started_by: r.started_by,
@@ -72,7 +85,8 @@ pub struct ReleaseLineOut {
     pub number: String,
     /// `waiting`, `releasing`, `released`, `refused` or `withdrawn`.
     pub state: String,
-    /// Zoom's refusal as the customer reads it, e.g. "Unassign (Unbind) this number in Zoom, then release it again".
+    /// Zoom's refusal as the customer reads it, e.g. "Unassign (Unbind) this number in Zoom, then
+    /// release it again"; for a release without approval, what keeps the number in Zoom.
     pub message: Option<String>,
     pub updated_at: String,
     /// Assigned to a user in Zoom when last seen; absent when Zoom has not been asked.
@@ -295,4 +309,136 @@ pub async fn withdraw_release(
     let withdrawn = state.app.withdraw_release(id, &caller.actor()).await?;
     let (release, _) = state.app.release(id).await?;
     Ok(Json(Withdrawn { withdrawn, release: ReleaseOut::new(release, state.app.now()) }))
+}
+
+/// A port-out: another carrier won some of a customer's numbers.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPortOut {
+    #[schema(value_type = String, format = Uuid)]
+    customer_id: CustomerId,
+    /// The customer's active numbers the other carrier won (E.164).
+    #[schema(example = json!(["+15550100000"]))]
+    numbers: Vec<String>,
+    /// The carrier that won them; the customer reads it.
+    #[schema(example = "Other Telco", min_length = 1, max_length = 100)]
+    gaining_carrier: String,
+    /// From this day (00:00 UTC) the numbers no longer route and are removed from Zoom.
+    #[schema(example = "2026-12-31", format = Date)]
+    due_date: String,
+}
+
+/// The end of a customer's contract.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewContractEnd {
+    /// From this day (00:00 UTC) all the customer's numbers no longer route and are removed from
+    /// Zoom; once they are all out, its Zoom link ends.
+    #[schema(example = "2026-12-31", format = Date)]
+    due_date: String,
+}
+
+/// How many numbers were sent to Zoom now.
+#[derive(Serialize, ToSchema)]
+pub struct Forced {
+    pub sent_to_zoom: usize,
+    pub release: ReleaseOut,
+}
+
+fn due_date(raw: &str) -> Result<time::Date, AppError> {
+    time::Date::parse(raw.trim(), time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| AppError::invalid("due_date", "is not a date like 2026-12-31"))
+}
+
+async fn created(state: &WebState, id: uuid::Uuid) -> Result<impl IntoResponse, ApiError> {
+    let (release, lines) = state.app.release(id).await?;
+    let location = format!("/api/v1/releases/{}", release.id);
+    let detail = ReleaseDetail {
+        release: ReleaseOut::new(release, state.app.now()),
+        numbers: lines.into_iter().map(ReleaseLineOut::from).collect(),
+    };
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(detail)))
+}
+
+/// Record a port-out: another carrier won some of a customer's numbers.
+///
+/// No approval is asked of the customer. Until `due_date` the numbers route (`release_pending`);
+/// from then they no longer route (`releasing`) and are removed from Zoom; a number Zoom keeps
+/// (assigned to a user there) is shown with what blocks it and tried again until Zoom lets it go.
+/// The customer's portal shows the reason ("Ported out to <carrier> on <date>").
+#[utoipa::path(post, path = "/api/v1/port-outs", tag = "releases", request_body = NewPortOut,
+    responses(
+        (status = 201, description = "recorded; `Location` is the release's URL", body = ReleaseDetail),
+        (status = 409, description = "a number is not active (already in a release, or moved meanwhile); `field` is `numbers`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "a field is missing or malformed, a number is not the customer's, or `customer_id` names no customer; `field` names it", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start_port_out(
+    State(state): State<WebState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewPortOut>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Write)?;
+    let due = due_date(&body.due_date)?;
+    let release = state
+        .app
+        .start_port_out(
+            body.customer_id,
+            &body.numbers,
+            &body.gaining_carrier,
+            due,
+            &caller.actor(),
+        )
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound => AppError::invalid("customer_id", "no such customer"),
+            e => e,
+        })?;
+    created(&state, release.id).await
+}
+
+/// End a customer's contract on a date: all its active numbers leave.
+///
+/// No approval is asked. Until `due_date` the numbers route; from then they no longer route and are
+/// removed from Zoom; once they are all out, the customer's Zoom link ends.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/contract-end", tag = "releases", request_body = NewContractEnd,
+    params(("id" = String, Path, description = "customer id")),
+    responses(
+        (status = 201, description = "recorded; `Location` is the release's URL", body = ReleaseDetail),
+        (status = 404, description = "no customer has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "a number changed meanwhile; `field` is `numbers`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`due_date` is malformed, or the customer has no active number (`numbers`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start_contract_end(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<NewContractEnd>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Write)?;
+    let customer: CustomerId = id.parse().map_err(|_| ApiError(AppError::NotFound))?;
+    let due = due_date(&body.due_date)?;
+    let release = state.app.start_contract_end(customer, due, &caller.actor()).await?;
+    created(&state, release.id).await
+}
+
+/// Force a release without approval now.
+///
+/// Its numbers still waiting stop routing and are removed from Zoom now, before the due date, and
+/// those Zoom refused (e.g. assigned to a user there) are tried again at once.
+#[utoipa::path(post, path = "/api/v1/releases/{id}/force", tag = "releases", params(("id" = String, Path, description = "release id")),
+    responses(
+        (status = 200, description = "how many numbers were sent to Zoom, and the release now", body = Forced),
+        (status = 404, description = "no release has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the release waits for the customer's approval; `field` is `kind`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn force_release(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Forced>, ApiError> {
+    caller.require(Scope::Write)?;
+    let id = release_id(&id)?;
+    let sent_to_zoom = state.app.force_release(id, &caller.actor()).await?;
+    let (release, _) = state.app.release(id).await?;
+    Ok(Json(Forced { sent_to_zoom, release: ReleaseOut::new(release, state.app.now()) }))
 }

@@ -24,6 +24,9 @@ pub fn router() -> Router<WebState> {
         .route("/releases", get(list).post(start))
         .route("/releases/{id}", get(detail))
         .route("/releases/{id}/withdraw", post(withdraw))
+        .route("/releases/{id}/force", post(force))
+        .route("/port-outs", post(port_out))
+        .route("/contract-ends", post(contract_end))
 }
 
 const RELEASES_SHOWN: u32 = 200;
@@ -144,11 +147,47 @@ struct ListPage {
     customers: Vec<Customer>,
     form: NewRelease,
     error: Option<FormError>,
+    /// The port-out / contract-end form, and its refusal.
+    port: CarrierForm,
+    port_error: Option<FormError>,
 }
 
 impl ListPage {
     fn bad(&self, field: &str) -> bool {
         super::bad(&self.error, field)
+    }
+
+    fn port_bad(&self, field: &str) -> bool {
+        super::bad(&self.port_error, field)
+    }
+}
+
+/// A port-out (numbers won by another carrier) or a contract end (all the customer's numbers), on a
+/// due date; no approval is asked of the customer.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CarrierForm {
+    pub csrf: String,
+    pub customer: String,
+    pub numbers: String,
+    pub gaining_carrier: String,
+    pub due_date: String,
+}
+
+impl CarrierForm {
+    fn customer(&self) -> Result<CustomerId, FormError> {
+        match self.customer.trim() {
+            "" => Err(FormError::new("customer", "choose a customer")),
+            c => c.parse().map_err(|_| FormError::new("customer", "no such customer")),
+        }
+    }
+
+    fn due(&self) -> Result<time::Date, FormError> {
+        time::Date::parse(
+            self.due_date.trim(),
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| FormError::new("due_date", "is not a date like 2026-12-31"))
     }
 }
 
@@ -166,6 +205,18 @@ async fn list_page(
     form: NewRelease,
     error: Option<FormError>,
 ) -> Result<Response, PageError> {
+    list_page_with(state, op, all, form, error, CarrierForm::default(), None).await
+}
+
+async fn list_page_with(
+    state: &WebState,
+    op: &Operator,
+    all: bool,
+    form: NewRelease,
+    error: Option<FormError>,
+    port: CarrierForm,
+    port_error: Option<FormError>,
+) -> Result<Response, PageError> {
     let customers = state.app.customers().await?;
     let names: HashMap<CustomerId, String> =
         customers.iter().map(|c| (c.id, c.name.clone())).collect();
@@ -179,9 +230,18 @@ async fn list_page(
         .map(|r| ReleaseRow::new(r, &names, now))
         .collect();
     let chrome = Chrome::new(state, op, "releases");
-    let page =
-        ListPage { carrier: chrome.carrier.clone(), chrome, rows, all, customers, form, error };
-    Ok(render_with(&page, page.error.as_ref()))
+    let page = ListPage {
+        carrier: chrome.carrier.clone(),
+        chrome,
+        rows,
+        all,
+        customers,
+        form,
+        error,
+        port,
+        port_error,
+    };
+    Ok(render_with(&page, page.error.as_ref().or(page.port_error.as_ref())))
 }
 
 async fn list(
@@ -241,6 +301,8 @@ struct DetailPage {
     chrome: Chrome,
     carrier: String,
     row: ReleaseRow,
+    /// When a release without approval is due.
+    due: Option<String>,
     lines: Vec<LineRow>,
 }
 
@@ -267,6 +329,7 @@ async fn detail(
     let chrome = Chrome::new(&state, &op, "releases");
     Ok(render(&DetailPage {
         carrier: chrome.carrier.clone(),
+        due: release.due_at.map(when),
         chrome,
         row: ReleaseRow::new(release, &names, state.app.now()),
         lines,
@@ -290,5 +353,83 @@ async fn withdraw(
         return Ok(refused);
     }
     state.app.withdraw_release(id, &domain::Actor::Operator(op.user.email.clone())).await?;
+    Ok(Redirect::to(&format!("/operator/releases/{id}")).into_response())
+}
+
+/// Records a port-out (`numbers` given) or a contract end (no `numbers`: all the customer's active
+/// numbers) from the releases page.
+async fn carrier_release(
+    state: &WebState,
+    op: &Operator,
+    form: CarrierForm,
+    contract_end: bool,
+) -> Result<Response, PageError> {
+    if let Err(refused) = may_change(op, &form.csrf) {
+        return Ok(refused);
+    }
+    let refuse = |form, e| async move {
+        list_page_with(state, op, false, NewRelease::default(), None, form, Some(e)).await
+    };
+    let customer = match form.customer() {
+        Ok(c) => c,
+        Err(e) => return refuse(form, e).await,
+    };
+    let due = match form.due() {
+        Ok(d) => d,
+        Err(e) => return refuse(form, e).await,
+    };
+    let by = domain::Actor::Operator(op.user.email.clone());
+    let started = if contract_end {
+        state.app.start_contract_end(customer, due, &by).await
+    } else {
+        let numbers: Vec<String> = form
+            .numbers
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        state.app.start_port_out(customer, &numbers, &form.gaining_carrier, due, &by).await
+    };
+    match started {
+        Ok(r) => Ok(Redirect::to(&format!("/operator/releases/{}", r.id)).into_response()),
+        Err(AppError::NotFound) => {
+            refuse(form, FormError::new("customer", "no such customer")).await
+        }
+        Err(e) => {
+            let e = FormError::try_from(e)?;
+            refuse(form, e).await
+        }
+    }
+}
+
+async fn port_out(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(form): Form<CarrierForm>,
+) -> Result<Response, PageError> {
+    carrier_release(&state, &op, form, false).await
+}
+
+async fn contract_end(
+    State(state): State<WebState>,
+    op: Operator,
+    Form(form): Form<CarrierForm>,
+) -> Result<Response, PageError> {
+    carrier_release(&state, &op, form, true).await
+}
+
+/// Forces a release without approval now: what still waits stops routing and leaves Zoom, and
+/// what Zoom refused is tried again at once.
+async fn force(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let id: uuid::Uuid = id.parse().map_err(|_| PageError(AppError::NotFound))?;
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    state.app.force_release(id, &domain::Actor::Operator(op.user.email.clone())).await?;
     Ok(Redirect::to(&format!("/operator/releases/{id}")).into_response())
 }

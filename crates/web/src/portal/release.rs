@@ -98,7 +98,20 @@ fn results_of(lines: &[ReleaseLine], zoom: &ZoomLook) -> Results {
     let rows: Vec<Row> = lines
         .iter()
         .map(|l| {
+            let asked = l.kind.needs_approval();
             let (kind, result) = match l.state {
+                LineState::Waiting if !asked => (
+                    "waiting",
+                    "No approval needed: from that date it no longer routes and leaves Zoom"
+                        .to_owned(),
+                ),
+                LineState::Refused if !asked => (
+                    "refused",
+                    format!(
+                        "No longer routes; not removed from Zoom yet: {}",
+                        l.message.clone().unwrap_or_default()
+                    ),
+                ),
                 LineState::Waiting => ("waiting", "Waiting for your approval".to_owned()),
                 LineState::Releasing => ("releasing", "Being removed from Zoom…".to_owned()),
                 LineState::Released => {
@@ -112,7 +125,7 @@ fn results_of(lines: &[ReleaseLine], zoom: &ZoomLook) -> Results {
             Row {
                 id: l.number_id.to_string(),
                 e164: l.e164.to_string(),
-                tick: l.state.approvable(),
+                tick: asked && l.state.approvable(),
                 kind,
                 why: l.release_reason.clone(),
                 zoom: zoom_text(l, zoom),
@@ -126,7 +139,7 @@ fn results_of(lines: &[ReleaseLine], zoom: &ZoomLook) -> Results {
         any_tick: rows.iter().any(|r| r.tick),
         released: count("released"),
         refused: count("refused"),
-        waiting: count("waiting"),
+        waiting: rows.iter().filter(|r| r.tick && r.kind == "waiting").count(),
         rows,
     }
 }
@@ -218,7 +231,9 @@ async fn waiting_banner(
     admin: CustomerAdmin,
 ) -> Result<Response, PageError> {
     let lines = state.app.release_lines_shown(admin.customer.id).await?;
-    Ok(render(&Banner { waiting: lines.iter().filter(|l| l.state.approvable()).count() }))
+    Ok(render(&Banner {
+        waiting: lines.iter().filter(|l| l.kind.needs_approval() && l.state.approvable()).count(),
+    }))
 }
 
 #[cfg(test)]
