@@ -19,7 +19,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 26] = [
+const ROUTES: [(&str, &str, &str); 29] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -63,6 +63,13 @@ const ROUTES: [(&str, &str, &str); 26] = [
         "post",
         "/api/v1/releases/{id}/withdraw",
         "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/withdraw",
+    ),
+    ("post", "/api/v1/releases/{id}/force", "/releases/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/force"),
+    ("post", "/api/v1/port-outs", "/port-outs"),
+    (
+        "post",
+        "/api/v1/customers/{id}/contract-end",
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/contract-end",
     ),
     ("get", "/api/v1/findings", "/findings"),
     ("post", "/api/v1/findings/repair", "/findings/repair"),
