@@ -1,5 +1,7 @@
-//! `peerex releases start|list|show|withdraw` (issue 6): the carrier starts the release of some of a
+//! `peerex releases start|list|show|withdraw`: the carrier starts the release of some of a
 //! customer's active numbers; they wait for the customer's approval in the customer portal.
+//! `peerex releases port-out|contract-end|force`: releases without the customer's approval, which
+//! run on their due date (or now, forced).
 
 use anyhow::Context;
 use app::release::Selection;
@@ -54,6 +56,63 @@ pub enum ReleasesCmd {
     },
     /// Withdraw what still waits in a release: those numbers go back to active.
     Withdraw { id: String },
+    /// Record a port-out: another carrier won some of a customer's numbers. From the due date they
+    /// no longer route and are removed from Zoom; no approval is asked of the customer.
+    PortOut {
+        /// The customer's id.
+        #[arg(long)]
+        customer: String,
+        /// The numbers won (E.164; repeat, or separate with commas).
+        #[arg(long = "number", value_delimiter = ',', value_name = "E164", required = true)]
+        numbers: Vec<String>,
+        /// The carrier that won them; the customer reads it.
+        #[arg(long)]
+        gaining_carrier: String,
+        /// From this day (00:00 UTC), like 2026-12-31.
+        #[arg(long)]
+        due: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a customer's contract on a date: all its active numbers leave, then its Zoom link ends.
+    ContractEnd {
+        /// The customer's id.
+        #[arg(long)]
+        customer: String,
+        /// From this day (00:00 UTC), like 2026-12-31.
+        #[arg(long)]
+        due: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Force a release without approval now: what still waits stops routing and leaves Zoom, and
+    /// what Zoom refused (assigned to a user there) is tried again.
+    Force { id: String },
+}
+
+fn due_date(raw: &str) -> anyhow::Result<time::Date> {
+    time::Date::parse(raw.trim(), time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| anyhow::anyhow!("--due: {raw:?} is not a date like 2026-12-31"))
+}
+
+fn customer_id(raw: &str) -> anyhow::Result<domain::CustomerId> {
+    raw.parse().map_err(|_| anyhow::anyhow!("--customer: {raw:?} is not a customer id"))
+}
+
+fn print_started(r: &domain::release::Release, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        let due = r.due_at.map(|d| d.date().to_string()).unwrap_or_default();
+        println!(
+            "release {} ({}) recorded: {} numbers leave on {due} ({})",
+            r.id,
+            r.kind,
+            r.waiting + r.releasing + r.refused + r.released,
+            r.reason
+        );
+    }
+    Ok(())
 }
 
 fn actor() -> Actor {
@@ -150,9 +209,11 @@ pub async fn run(app: &App, cmd: ReleasesCmd) -> anyhow::Result<()> {
                     )?
                 );
             } else {
+                let due = r.due_at.map(|d| format!(", due {}", d.date())).unwrap_or_default();
                 println!(
-                    "release {} for customer {}: {} (started by {}, {} ago)",
+                    "release {} ({}{due}) for customer {}: {} (started by {}, {} ago)",
                     r.id,
+                    r.kind,
                     r.customer_id,
                     r.reason,
                     r.started_by,
@@ -172,6 +233,31 @@ pub async fn run(app: &App, cmd: ReleasesCmd) -> anyhow::Result<()> {
             let id = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a release id"))?;
             let n = app.withdraw_release(id, &actor()).await.map_err(user)?;
             println!("release {id} withdrawn: {n} numbers are active again");
+        }
+        ReleasesCmd::PortOut { customer, numbers, gaining_carrier, due, json } => {
+            let r = app
+                .start_port_out(
+                    customer_id(&customer)?,
+                    &numbers,
+                    &gaining_carrier,
+                    due_date(&due)?,
+                    &actor(),
+                )
+                .await
+                .map_err(user)?;
+            print_started(&r, json)?;
+        }
+        ReleasesCmd::ContractEnd { customer, due, json } => {
+            let r = app
+                .start_contract_end(customer_id(&customer)?, due_date(&due)?, &actor())
+                .await
+                .map_err(user)?;
+            print_started(&r, json)?;
+        }
+        ReleasesCmd::Force { id } => {
+            let id = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a release id"))?;
+            let n = app.force_release(id, &actor()).await.map_err(user)?;
+            println!("release {id} forced: {n} numbers sent to Zoom for removal");
         }
     }
     Ok(())

@@ -47,7 +47,10 @@ macro_rules! on_both {
     };
 }
 
-on_both!(releases_are_started_followed_and_withdrawn_from_the_command_line);
+on_both!(
+    releases_are_started_followed_and_withdrawn_from_the_command_line,
+    port_outs_and_contract_ends_are_recorded_and_forced_from_the_command_line,
+);
 
 /// A customer with 5 active numbers from +15550100000 (linked and pushed, Zoom's answers recorded).
 async fn customer_with_active_numbers(w: &World) -> String {
@@ -219,4 +222,66 @@ fn the_quarantine_is_configured_in_days_and_checked() {
 
 fn acct(id: &str) -> domain::ZoomAccountId {
     domain::ZoomAccountId::parse(id).unwrap()
+}
+
+async fn port_outs_and_contract_ends_are_recorded_and_forced_from_the_command_line(w: World) {
+    let c = customer_with_active_numbers(&w).await;
+    let out = w.cli.ok(&[
+        "releases",
+        "port-out",
+        "--customer",
+        &c,
+        "--number",
+        "+15550100000,+15550100001",
+        "--gaining-carrier",
+        "Other Telco",
+        "--due",
+        "2099-01-31",
+    ]);
+    assert!(
+        out.contains("(port_out) recorded: 2 numbers leave on 2099-01-31 (Ported out to Other Telco on 2099-01-31)"),
+        "{out}"
+    );
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(w.state("+15550100000").await, NumberState::ReleasePending, "routes until due");
+    let out = w.cli.ok(&["releases", "show", &id]);
+    assert!(out.contains("(port_out, due 2099-01-31)"), "{out}");
+
+    // Bad input names the flag; a number already leaving is a conflict naming it.
+    let e = w.cli.err(&[
+        "releases",
+        "port-out",
+        "--customer",
+        &c,
+        "--number",
+        "+15550100002",
+        "--gaining-carrier",
+        "X",
+        "--due",
+        "31/01/2099",
+    ]);
+    assert!(e.contains("--due"), "{e}");
+    let e = w.cli.err(&[
+        "releases",
+        "port-out",
+        "--customer",
+        &c,
+        "--number",
+        "+15550100000",
+        "--gaining-carrier",
+        "X",
+        "--due",
+        "2099-01-31",
+    ]);
+    assert!(e.contains("numbers: +15550100000 is release_pending"), "{e}");
+
+    // Forced now: they stop routing and a job carries them to Zoom.
+    let out = w.cli.ok(&["releases", "force", &id]);
+    assert!(out.contains("2 numbers sent to Zoom"), "{out}");
+    assert_eq!(w.state("+15550100001").await, NumberState::Releasing);
+
+    let out =
+        w.cli.ok(&["releases", "contract-end", "--customer", &c, "--due", "2099-02-01", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((r["kind"].as_str(), r["waiting"].as_i64()), (Some("contract_end"), Some(3)));
 }
