@@ -7,7 +7,7 @@
 mod release_support;
 
 use domain::auth::Scope;
-use domain::onboarding::{JobKind, LinkState};
+use domain::onboarding::{JobEnd, JobKind, JobState, LinkState};
 use domain::release::{ReleaseKind, BLOCKED_ASSIGNED, RETURNED_REASON};
 use domain::{Actor, CustomerId, NumberState};
 use release_support::*;
@@ -23,6 +23,8 @@ on_both!(
     a_contract_end_takes_every_number_and_then_ends_the_zoom_link,
     a_number_returned_in_zoom_is_taken_back_through_the_release_path,
     bad_input_names_the_field,
+    a_worker_dying_mid_removal_is_replaced_and_each_number_leaves_once,
+    a_removal_that_ended_unanswered_keeps_the_number_out_of_routing_and_is_tried_again,
 );
 
 const A: &str = "+15550100000";
@@ -367,4 +369,82 @@ async fn bad_input_names_the_field(db: Db) {
         .unwrap();
     let (s, b) = api(&t, &format!("/api/v1/releases/{}/force", r.id), json!({})).await;
     assert_eq!((s.as_u16(), b["field"].as_str()), (409, Some("kind")), "{b}");
+}
+
+/// The instance dies (its workers with it) while Zoom is answering the removal: once the dead
+/// worker's lease runs out, the next instance's workers take the job again and every number leaves
+/// once.
+async fn a_worker_dying_mid_removal_is_replaced_and_each_number_leaves_once(db: Db) {
+    let t = ZoomApp::spawn_tuned(db, |z| z.lease = Duration::from_secs(60)).await;
+    let (acme, _) = acme_with_active_numbers(&t, 3).await;
+    fault(&t, json!({ "path": PEERING, "method": "DELETE", "delay_ms": 800, "count": 1 })).await;
+    let numbers: Vec<String> = states(&t, acme).await.into_iter().map(|(n, _, _)| n).collect();
+    let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    port_out(&t, acme, &refs, t.app().now().date()).await;
+    let workers = t.app().spawn_workers();
+    let waited = std::time::Instant::now();
+    loop {
+        let listed: Value = reqwest::get(format!("{}/_sim/faults", t.zoom.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["faults"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(10), "no worker called Zoom: {listed}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(workers);
+    let jobs = t.app().jobs(None, 100).await.unwrap();
+    assert!(jobs.iter().any(|j| j.kind == JobKind::ReleaseNumbers && j.state == JobState::Running));
+    assert!(states(&t, acme).await.iter().all(|(_, s, _)| *s == NumberState::Releasing));
+
+    let workers = t.app().spawn_workers();
+    t.clock().advance(time::Duration::seconds(61));
+    let start = std::time::Instant::now();
+    while !states(&t, acme).await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "{:?}", states(&t, acme).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(workers);
+    for n in &numbers {
+        let trail = reasons(&t, n).await;
+        assert_eq!(trail.iter().filter(|(s, _)| *s == NumberState::Aging).count(), 1, "{n}");
+    }
+    assert!(zoom_numbers(&t).await.is_empty());
+}
+
+async fn a_removal_that_ended_unanswered_keeps_the_number_out_of_routing_and_is_tried_again(
+    db: Db,
+) {
+    let t = ZoomApp::spawn(db).await;
+    let (acme, _) = acme_with_active_numbers(&t, 2).await;
+    port_out(&t, acme, &[A, B], t.app().now().date()).await;
+    // The removal job fails with the numbers still releasing.
+    let now = t.app().now();
+    let job =
+        t.store().claim_job("w", now + time::Duration::seconds(30), now).await.unwrap().unwrap();
+    assert_eq!(job.kind, JobKind::ReleaseNumbers);
+    assert!(t
+        .store()
+        .finish_job(job.id, "w", &JobEnd::Failed { error: "boom".into() }, now)
+        .await
+        .unwrap());
+    assert_eq!(t.app().release_tick().await.unwrap(), (0, 2));
+    // Not back to routing: still releasing, the line saying why, tried again later.
+    for n in [A, B] {
+        assert_eq!(state_of(&t, n).await.0, NumberState::Releasing, "{n}");
+    }
+    let r = t.app().releases(Some(acme), 1).await.unwrap().remove(0);
+    assert_eq!((r.refused, r.releasing), (2, 0));
+    t.run_pending_jobs().await;
+    assert_eq!(zoom_numbers(&t).await.len(), 2, "not before the retry interval");
+    t.clock().advance(time::Duration::minutes(16));
+    run_until_quiet(&t, Duration::from_secs(20)).await;
+    for n in [A, B] {
+        assert_eq!(state_of(&t, n).await.0, NumberState::Aging, "{n}");
+    }
+    assert!(zoom_numbers(&t).await.is_empty());
 }
