@@ -307,7 +307,9 @@ impl DialectStore {
         let moved = save_moves(&mut tx, &moves).await?;
         for line in withdraw {
             let (to, from) = (line.to.as_str(), line.from.as_str());
-            sqlx::query!("UPDATE release_numbers SET state = $1, updated_at = $2 WHERE release_id = $3 AND state = $4", to, now, id, from).execute(&mut *tx).await?;
+            // A number Zoom kept after a release without approval came due no longer routes and
+            // stays in its release until Zoom lets it go: its line is not withdrawn.
+            sqlx::query!("UPDATE release_numbers SET state = $1, updated_at = $2 WHERE release_id = $3 AND state = $4 AND number_id NOT IN (SELECT id FROM numbers WHERE state = 'releasing')", to, now, id, from).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Some(moves.len() - moved.len()))

@@ -99,6 +99,11 @@ pub fn journey(base: &str, zoom_url: &str) -> String {
             or Save Caller ID Name: both portals show it, and the operator's number page its history.\n  \
          8. In Zoom: Manage > Added Apps > Remove ({zoom_url}/marketplace/manage). Both portals say the numbers are\n     \
             suspended; add the app again (steps 2-3) and they come back.\n  \
+         9. Port-out: operator portal > Releases > \"Port-out or contract end\": Acme, two active numbers (one\n     \
+            assigned in Zoom), gaining carrier, due date today > Record port-out. They stop routing and leave Zoom;\n     \
+            the assigned one shows what blocks it until it is unbound in Zoom (then \"Try removing from Zoom again\n     \
+            now\"). Acme's Wait for Release tab shows \"Ported out to <carrier> on <date>\". In Zoom, a number's\n     \
+            Return to Carrier is taken back at the next poll the same way.\n  \
          Operators watch the work at {base}/operator/jobs\n\n",
         zoom_admin = demo::ACME_ADMIN_EMAIL,
         zoom_password = demo::ACME_ADMIN_PASSWORD,

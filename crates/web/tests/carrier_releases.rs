@@ -188,6 +188,11 @@ async fn a_number_assigned_in_zoom_blocks_the_operator_sees_it_and_it_leaves_onc
     let page = wait_page(&t, &portal).await;
     assert!(row(&page, A).contains("No longer routes"), "{page}");
 
+    // Withdrawing the port-out now leaves the blocked number in it: it does not route again.
+    let (status, body) = api(&t, &format!("/api/v1/releases/{id}/withdraw"), json!({})).await;
+    assert_eq!((status, body["withdrawn"].as_u64()), (StatusCode::OK, Some(0)), "{body}");
+    assert_eq!(body["release"]["refused"].as_i64(), Some(1), "{body}");
+    assert_eq!(state_of(&t, A).await.0, NumberState::Releasing);
     // Forced while still assigned: refused again, nothing lost.
     let (status, _) = api(&t, &format!("/api/v1/releases/{id}/force"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
