@@ -248,12 +248,30 @@ mod tests {
             number_id: NumberId::new(),
             e164: domain::PhoneNumber::parse(e164).unwrap(),
             state,
+            kind: domain::release::ReleaseKind::Approval,
             release_reason: "contract ends".into(),
             message: None,
             updated_at: at,
             zoom_assigned: assigned,
             zoom_seen_at: assigned.map(|_| at),
         }
+    }
+
+    #[test]
+    fn a_release_without_approval_cannot_be_ticked_and_says_why() {
+        let mut waiting = line("+15550100000", LineState::Waiting, None);
+        waiting.kind = domain::release::ReleaseKind::PortOut;
+        waiting.release_reason = "Ported out to Other Telco on 2026-12-01".into();
+        let mut blocked = line("+15550100001", LineState::Refused, Some(true));
+        blocked.kind = domain::release::ReleaseKind::PortOut;
+        blocked.message = Some(domain::release::BLOCKED_ASSIGNED.into());
+        let asked = line("+15550100002", LineState::Waiting, None);
+        let r = results_of(&[waiting, blocked, asked], &ZoomLook::NotAsked);
+        assert_eq!(r.rows.iter().map(|r| r.tick).collect::<Vec<_>>(), [false, false, true]);
+        assert_eq!(r.waiting, 1, "only what waits for the customer counts as waiting for them");
+        assert!(r.rows[0].result.starts_with("No approval needed"), "{}", r.rows[0].result);
+        assert_eq!(r.rows[0].why, "Ported out to Other Telco on 2026-12-01");
+        assert!(r.rows[1].result.starts_with("No longer routes"), "{}", r.rows[1].result);
     }
 
     #[test]
