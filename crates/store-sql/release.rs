@@ -696,6 +696,8 @@ impl DialectStore {
                 .ok_or_else(|| bad("release line state", &row.state))?;
             let line = step(from, LineEvent::Approve)?;
             let (to, from_str) = (line.to.as_str(), line.from.as_str());
+            // Each line in a savepoint: a number that moved meanwhile leaves its line as it was.
+            let mut sp = sqlx::Acquire::begin(&mut tx).await?;
             // The line first: of two racing scans, the second waits here and then finds it moved.
             let won = sqlx::query!(
                 "UPDATE release_numbers SET state = $1, message = NULL, approved_by = $2, approved_at = $3, updated_at = $4 WHERE release_id = $5 AND number_id = $6 AND state = $7",
@@ -707,21 +709,22 @@ impl DialectStore {
                 row.number_id,
                 from_str
             )
-            .execute(&mut *tx)
+            .execute(&mut *sp)
             .await?
             .rows_affected();
             if won != 1 {
+                sp.rollback().await?;
                 continue;
             }
             let number = if from == LineState::Waiting {
                 let Some(n) =
                     select_numbers!("WHERE id = $1 AND state = 'release_pending'", row.number_id)
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(&mut *sp)
                         .await?
                 else {
-                    return Err(sqlx::Error::Protocol(
-                        "a due number moved while its line was taken".into(),
-                    ));
+                    // Moved since it was read (withdrawn, suspended): not taken.
+                    sp.rollback().await?;
+                    continue;
                 };
                 let why = if forced {
                     format!("{} (forced now by {taken_by})", row.reason)
@@ -732,23 +735,23 @@ impl DialectStore {
                     .into_number()?
                     .release_due(&why, by, now)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                if !save_moves(&mut tx, std::slice::from_ref(&m)).await?.is_empty() {
-                    // Moved since it was read (withdrawn, suspended): this scan takes nothing.
-                    return Err(sqlx::Error::Protocol(
-                        "a due number moved while its line was taken".into(),
-                    ));
+                if !save_moves(&mut sp, std::slice::from_ref(&m)).await?.is_empty() {
+                    sp.rollback().await?;
+                    continue;
                 }
                 m.0
             } else {
                 let Some(n) =
                     select_numbers!("WHERE id = $1 AND state = 'releasing'", row.number_id)
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(&mut *sp)
                         .await?
                 else {
+                    sp.rollback().await?;
                     continue;
                 };
                 n.into_number()?
             };
+            sp.commit().await?;
             taken
                 .entry((row.customer_id, row.zoom_account_id))
                 .or_default()
