@@ -125,4 +125,7 @@ async fn reconcile_prints_drift_and_two_processes_record_it_once(db: testkit::Db
         .expect("text");
     assert!(metrics.contains("peerex_findings_open{kind=\"gone_from_zoom\"} 1"), "{metrics}");
     assert!(metrics.contains("peerex_findings_open{kind=\"routing_behind\"} 0"), "{metrics}");
+    // The outbox drained: the push is done, nothing waits past the threshold.
+    assert!(metrics.contains("peerex_jobs{state=\"failed\"} 0"), "{metrics}");
+    assert!(metrics.contains("peerex_jobs_stuck 0"), "{metrics}");
 }
