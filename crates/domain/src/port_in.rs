@@ -121,6 +121,16 @@ impl StateMachine for PortInState {
     }
 }
 
+/// How a move of a port-in (complete, cancel, reschedule) went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortInMove {
+    /// Moved; the state it is in now.
+    Done(PortInState),
+    NotFound,
+    /// Not in a state that allows the move (another request or instance moved it first): why.
+    Conflict(String),
+}
+
 /// A port-in as operators and the customer see it.
 #[derive(Clone, Debug, Serialize)]
 pub struct PortIn {
