@@ -22,6 +22,7 @@ on_both!(
     the_port_date_activates_it_and_a_moved_date_waits,
     a_cancelled_port_in_leaves_zoom_and_the_customer,
     bad_requests_name_the_field_and_numbers_of_another_customer_are_a_conflict,
+    the_api_records_lists_completes_reschedules_and_cancels_naming_bad_fields,
 );
 
 const PORTED: [&str; 2] = ["+15550109000", "+15550109001"];
@@ -337,4 +338,123 @@ async fn bad_requests_name_the_field_and_numbers_of_another_customer_are_a_confl
         "all or nothing"
     );
     assert!(app.port_ins(None).await.unwrap().is_empty());
+}
+
+async fn call(
+    t: &ZoomApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    let mut r = reqwest::Client::new()
+        .request(method, format!("{}/api/v1{path}", t.platform.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn the_api_records_lists_completes_reschedules_and_cancels_naming_bad_fields(db: Db) {
+    use reqwest::{Method, StatusCode};
+    let t = ZoomApp::spawn(db).await;
+    let (acme, _) = acme_with_active_numbers(&t, 1).await;
+    let (token, _) = t.app().create_token("oss", domain::auth::Scope::Write, "test").await.unwrap();
+    let date = in_days(&t, 3);
+    let new = |numbers: Value, date: &str| json!({ "customer_id": acme, "numbers": numbers, "losing_carrier": "Old Tel", "requested_date": date });
+
+    for (body, status, field) in [
+        (
+            new(json!(["+15550109000", "not-a-number"]), &date),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "numbers",
+        ),
+        (
+            new(json!(["+15550109000"]), "2020-01-01"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "requested_date",
+        ),
+        (
+            new(json!(["+15550109000"]), "tomorrow"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "requested_date",
+        ),
+        (
+            json!({ "customer_id": CustomerId::new(), "numbers": ["+15550109000"], "losing_carrier": "X", "requested_date": date }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "customer_id",
+        ),
+        (new(json!(["+15550100000"]), &date), StatusCode::CONFLICT, "numbers"),
+    ] {
+        let (got, problem) = call(&t, &token, Method::POST, "/port-ins", Some(body.clone())).await;
+        assert_eq!((got, problem["field"].as_str()), (status, Some(field)), "{body}: {problem}");
+    }
+    let (_, problem) = call(
+        &t,
+        &token,
+        Method::POST,
+        "/port-ins",
+        Some(new(json!(["+15550109000", "not-a-number"]), &date)),
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("numbers[1]"),
+        "the row is named: {problem}"
+    );
+
+    let (status, p) =
+        call(&t, &token, Method::POST, "/port-ins", Some(new(json!(PORTED), &date))).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(
+        (p["state"].as_str(), p["requested_date"].as_str()),
+        (Some("requested"), Some(date.as_str()))
+    );
+    assert_eq!(p["numbers"][0]["state"], "porting");
+    let id = p["id"].as_str().unwrap().to_owned();
+
+    let (_, list) =
+        call(&t, &token, Method::GET, &format!("/port-ins?customer_id={acme}"), None).await;
+    assert_eq!(list["port_ins"].as_array().unwrap().len(), 1);
+    let (status, _) =
+        call(&t, &token, Method::POST, &format!("/port-ins/{id}/complete"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "not in Zoom yet");
+    t.run_pending_jobs().await;
+    let later = in_days(&t, 6);
+    let (status, p) = call(
+        &t,
+        &token,
+        Method::POST,
+        &format!("/port-ins/{id}/reschedule"),
+        Some(json!({ "requested_date": later })),
+    )
+    .await;
+    assert_eq!(
+        (status, p["requested_date"].as_str()),
+        (StatusCode::OK, Some(later.as_str())),
+        "{p}"
+    );
+    let (status, p) =
+        call(&t, &token, Method::POST, &format!("/port-ins/{id}/complete"), None).await;
+    assert_eq!((status, p["state"].as_str()), (StatusCode::OK, Some("activating")), "{p}");
+    let (status, problem) =
+        call(&t, &token, Method::POST, &format!("/port-ins/{id}/cancel"), None).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (StatusCode::CONFLICT, Some("state")),
+        "{problem}"
+    );
+    t.run_pending_jobs().await;
+    let (_, p) = call(&t, &token, Method::GET, &format!("/port-ins/{id}"), None).await;
+    assert_eq!(p["state"], "active", "{p}");
+    assert_eq!(
+        p["history"].as_array().unwrap().len(),
+        5,
+        "requested, moved, pushed, activating, active: {p}"
+    );
+    let (status, _) =
+        call(&t, &token, Method::GET, "/port-ins/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
