@@ -536,6 +536,19 @@ impl DialectStore {
             };
             let step_name = step_name(step);
             let mut tx = self.writer().begin().await?;
+            // A write on the port-in's row first: on PostgreSQL a second instance's scan waits here
+            // for this one to commit, then sees its jobs, so the two never queue the same step twice.
+            // It also skips a port-in whose state moved since the list was read.
+            let held = sqlx::query!(
+                "UPDATE port_ins SET updated_at = updated_at WHERE id = $1 AND state = $2",
+                p.id,
+                p.state
+            )
+            .execute(&mut *tx)
+            .await?;
+            if held.rows_affected() != 1 {
+                continue;
+            }
             let busy = sqlx::query_scalar!(
                 r#"SELECT COUNT(*) AS "n!: i64" FROM port_in_jobs pj JOIN jobs j ON j.id = pj.job_id WHERE pj.port_in_id = $1 AND pj.step = $2 AND j.state IN ('pending', 'running', 'failed')"#,
                 p.id,
@@ -544,16 +557,6 @@ impl DialectStore {
             .fetch_one(&mut *tx)
             .await?;
             if busy > 0 {
-                continue;
-            }
-            // Re-read under the writer: the state may have moved since the list was read.
-            let now_state = sqlx::query_scalar!(
-                r#"SELECT state AS "state!" FROM port_ins WHERE id = $1"#,
-                p.id
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            if now_state != p.state {
                 continue;
             }
             queued += queue_step(&mut tx, p.id, p.customer_id, step, now).await?;
