@@ -99,6 +99,10 @@ pub fn journey(base: &str, zoom_url: &str) -> String {
             or Save Caller ID Name: both portals show it, and the operator's number page its history.\n  \
          8. In Zoom: Manage > Added Apps > Remove ({zoom_url}/marketplace/manage). Both portals say the numbers are\n     \
             suspended; add the app again (steps 2-3) and they come back.\n  \
+         9. Port-in: {base}/operator/port-ins > Record a port-in for Acme Corp (say +15550109000 and +15550109001\n     \
+            from \"Old Tel\", tomorrow). Zoom's Phone Numbers shows them Pending, the portal lists the port-in, and\n     \
+            calls to them get 404 not_provisioned; Mark complete (or wait for the date) and they become Normal\n     \
+            in Zoom, active in both portals, and route.\n  \
          Operators watch the work at {base}/operator/jobs\n\n",
         zoom_admin = demo::ACME_ADMIN_EMAIL,
         zoom_password = demo::ACME_ADMIN_PASSWORD,
