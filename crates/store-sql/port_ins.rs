@@ -16,7 +16,7 @@ use domain::machine::StateMachine;
 use domain::onboarding::{Job, JobEnd, JobKind, ZOOM_BATCH};
 use domain::port_in::{
     port_in_refusal, PortIn, PortInEvent, PortInHistory, PortInJob, PortInMove, PortInNumber,
-    PortInRefused, PortInRequest, PortInState, PortInStep,
+    PortInOutcome, PortInRefused, PortInRequest, PortInState, PortInStep,
 };
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberState, PhoneNumber, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
@@ -507,13 +507,13 @@ impl DialectStore {
     /// Port-ins waiting in Zoom whose date has come (`requested_date` ≤ `today`).
     pub async fn due_port_ins(&self, today: Date) -> Result<Vec<Uuid>> {
         let state = PortInState::PushedInactive.as_str();
-        Ok(sqlx::query_scalar!(
+        sqlx::query_scalar!(
             r#"SELECT id AS "id!: Uuid" FROM port_ins WHERE state = $1 AND requested_date <= $2 ORDER BY requested_date, id"#,
             state,
             today
         )
         .fetch_all(self.reader())
-        .await?)
+        .await
     }
 
     /// Queues the jobs a port-in still needs and has none open for (no pending, running or failed
@@ -569,17 +569,15 @@ impl DialectStore {
     /// took (`accepted`) moves on (pushed inactive: remembered; activated: `active`; removed: back in
     /// the inventory, leaving the customer), and the port-in moves on once every number has. False
     /// if `owner` lost the lease (nothing recorded; the retaken job converges).
-    #[allow(clippy::too_many_arguments)]
     pub async fn complete_port_in_job(
         &self,
         job_id: Uuid,
         owner: &str,
-        job: PortInJob,
-        accepted: &[PhoneNumber],
-        end: &JobEnd,
+        outcome: &PortInOutcome,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<bool> {
+        let PortInOutcome { job, accepted, end } = outcome;
         let mut tx = self.writer().begin().await?;
         if !end_held_job(&mut tx, job_id, owner, end, now).await? {
             return Ok(false);

@@ -14,8 +14,8 @@ use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::onboarding::{Job, JobEnd};
 use domain::port_in::{
-    parse_date, PortIn, PortInJob, PortInMove, PortInRefused, PortInRequest, PortInState,
-    PortInStep,
+    parse_date, PortIn, PortInJob, PortInMove, PortInOutcome, PortInRefused, PortInRequest,
+    PortInState, PortInStep,
 };
 use domain::{Actor, CustomerId, NumberState, PhoneNumber};
 use std::time::Duration;
@@ -248,11 +248,8 @@ impl App {
         end: &JobEnd,
         by: &Actor,
     ) -> std::result::Result<(), ZoomCallError> {
-        if !self
-            .store
-            .complete_port_in_job(job.id, worker, pj, accepted, end, by, self.now())
-            .await?
-        {
+        let outcome = PortInOutcome { job: pj, accepted: accepted.to_vec(), end: end.clone() };
+        if !self.store.complete_port_in_job(job.id, worker, &outcome, by, self.now()).await? {
             tracing::warn!(job = %job.id, "lease lost before Zoom's answer was recorded; the job will be retaken and converge");
         } else if let JobEnd::Failed { error } = end {
             tracing::warn!(job = %job.id, port_in = %pj.id, %error, "port-in job failed; an operator can retry it");

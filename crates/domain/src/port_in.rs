@@ -191,6 +191,15 @@ pub struct PortInJob {
     pub step: PortInStep,
 }
 
+/// What a port-in job learned from Zoom: the numbers Zoom took, and how the job ends (failed with
+/// Zoom's reasons when it refused some).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInOutcome {
+    pub job: PortInJob,
+    pub accepted: Vec<PhoneNumber>,
+    pub end: crate::onboarding::JobEnd,
+}
+
 /// Why a port-in cannot be recorded (nothing is saved). Each names the field (or row) at fault.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PortInRefused {

@@ -1,9 +1,8 @@
 //! Port-ins: a customer's numbers brought from another carrier (see the dialects).
 
 use crate::{Result, Store};
-use domain::onboarding::JobEnd;
-use domain::port_in::{PortIn, PortInJob, PortInMove, PortInRefused, PortInRequest};
-use domain::{Actor, CustomerId, PhoneNumber};
+use domain::port_in::{PortIn, PortInMove, PortInOutcome, PortInRefused, PortInRequest};
+use domain::{Actor, CustomerId};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -51,9 +50,7 @@ impl Store {
             &self,
             job_id: Uuid,
             owner: &str,
-            job: PortInJob,
-            accepted: &[PhoneNumber],
-            end: &JobEnd,
+            outcome: &PortInOutcome,
             by: &Actor,
             now: OffsetDateTime,
         ) -> Result<bool>;

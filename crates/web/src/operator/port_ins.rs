@@ -130,7 +130,7 @@ async fn create(
     // One per line, or separated by commas or spaces.
     let numbers: Vec<String> = form
         .numbers
-        .split(|c: char| c == '\n' || c == ',' || c == '\r' || c == ' ' || c == ';')
+        .split(['\n', ',', '\r', ' ', ';'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
