@@ -231,12 +231,27 @@ impl DialectStore {
     ) -> Result<std::result::Result<Uuid, PortInRefused>> {
         let mut tx = self.writer().begin().await?;
         let c = req.customer_id.as_uuid();
-        let known =
-            sqlx::query_scalar!(r#"SELECT id AS "id!: Uuid" FROM customers WHERE id = $1"#, c)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if known.is_none() {
+        let Some(customer) = sqlx::query!(
+            r#"SELECT contract_state AS "contract_state!", number_limit AS "number_limit?: i64" FROM customers WHERE id = $1"#,
+            c
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
             return Ok(Err(PortInRefused::UnknownCustomer));
+        };
+        if customer.contract_state != "active" {
+            return Ok(Err(PortInRefused::invalid(
+                "customer_id",
+                "the customer's contract has ended; no new numbers",
+            )));
+        }
+        // A ported number counts against the customer's number limit like an ordered one.
+        let limit = customer.number_limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX));
+        let held = super::customers::numbers_held(&mut *tx, c).await?;
+        let wanted = u32::try_from(req.numbers.len()).unwrap_or(u32::MAX);
+        if let Err(e) = domain::customer::check_number_limit(limit, held, wanted) {
+            return Ok(Err(PortInRefused::Taken(vec![e.to_string()])));
         }
         let mut found = std::collections::HashMap::with_capacity(req.numbers.len());
         for chunk in req.numbers.chunks(INSERT_CHUNK) {

@@ -338,6 +338,23 @@ async fn bad_requests_name_the_field_and_numbers_of_another_customer_are_a_confl
         "all or nothing"
     );
     assert!(app.port_ins(None).await.unwrap().is_empty());
+
+    // Ported numbers count against the customer's number limit, as ordered ones do.
+    app.set_number_limit(acme, Some(2)).await.unwrap();
+    let two = vec!["+15550109000".to_owned(), "+15550109001".to_owned()];
+    match app.create_port_in(acme, &two, "Old Tel", &date, &ops()).await.unwrap_err() {
+        AppError::Conflict { field: "numbers", message } => {
+            assert!(message.starts_with("number limit"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    app.set_number_limit(acme, None).await.unwrap();
+    // A customer whose contract ended gets no new numbers.
+    app.set_contract_state(globex, domain::customer::ContractState::Ended).await.unwrap();
+    assert_eq!(
+        invalid(app.create_port_in(globex, &one, "Old Tel", &date, &ops()).await).0,
+        "customer_id"
+    );
 }
 
 async fn call(

@@ -298,6 +298,9 @@ fn zoom_label(
     presence: &HashMap<PhoneNumber, (Option<bool>, Option<OffsetDateTime>)>,
     n: &Number,
 ) -> &'static str {
+    if n.state == NumberState::Porting {
+        return "Pending until its port completes";
+    }
     if n.state != NumberState::Active && n.state != NumberState::ReleasePending {
         return "";
     }
