@@ -29,6 +29,8 @@ mod links;
 mod numbers;
 #[path = "orders.rs"]
 mod orders;
+#[path = "port_ins.rs"]
+mod port_ins;
 #[path = "release.rs"]
 mod release;
 #[path = "routing_facts.rs"]

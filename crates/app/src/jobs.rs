@@ -104,6 +104,13 @@ impl App {
                 JobKind::PushNumbers if job.payload.repair.is_some() => {
                     self.run_repair(z, &job).await
                 }
+                // A port-in's push, activation or removal (see `port_in`).
+                JobKind::PushNumbers | JobKind::ReleaseNumbers if job.payload.port_in.is_some() => {
+                    match job.payload.port_in {
+                        Some(pj) => self.run_port_in(z, &job, pj, worker).await,
+                        None => Ok(None),
+                    }
+                }
                 JobKind::PushNumbers => self.run_push(z, &job, worker).await,
                 JobKind::PollNumbers => self.run_poll(z, &job, worker).await,
                 JobKind::ReleaseNumbers => self.run_release(z, &job, worker).await,

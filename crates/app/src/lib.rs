@@ -10,6 +10,7 @@ pub mod links;
 pub mod number_facts;
 pub mod onboarding;
 pub mod orders;
+pub mod port_in;
 pub mod reconcile;
 pub mod release; // issue 6
 pub mod token_keys;

@@ -637,6 +637,13 @@ pub struct Sweep {
     handle: tokio::task::JoinHandle<()>,
 }
 
+impl Sweep {
+    /// A periodic task that stops when the handle is dropped.
+    pub(crate) fn new(handle: tokio::task::JoinHandle<()>) -> Self {
+        Sweep { handle }
+    }
+}
+
 impl Drop for Sweep {
     fn drop(&mut self) {
         self.handle.abort();

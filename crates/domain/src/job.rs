@@ -130,11 +130,14 @@ pub struct JobPayload {
     /// A push that repairs drift the reconciler found, rather than one of an order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair: Option<crate::findings::ZoomRepair>,
+    /// A job of a port-in: which, and what it does in Zoom (push inactive, activate, remove).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_in: Option<crate::port_in::PortInJob>,
 }
 
 impl JobPayload {
     pub fn numbers(numbers: Vec<PhoneNumber>) -> Self {
-        JobPayload { numbers, repair: None }
+        JobPayload { numbers, repair: None, port_in: None }
     }
 
     /// Whether the job carries `number`.

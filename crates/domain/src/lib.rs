@@ -17,6 +17,7 @@ pub mod machine;
 pub mod number;
 pub mod onboarding;
 pub mod phone;
+pub mod port_in;
 pub mod push;
 pub mod reconcile;
 pub mod release;

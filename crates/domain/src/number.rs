@@ -20,10 +20,12 @@ pub enum NumberState {
     Releasing,
     Aging,
     Suspended,
+    /// Being ported in from another carrier: the customer's, in Zoom inactive (pending), not routing.
+    Porting,
 }
 
 impl NumberState {
-    pub const ALL: [NumberState; 8] = [
+    pub const ALL: [NumberState; 9] = [
         NumberState::Available,
         NumberState::Reserved,
         NumberState::Provisioning,
@@ -32,6 +34,7 @@ impl NumberState {
         NumberState::Releasing,
         NumberState::Aging,
         NumberState::Suspended,
+        NumberState::Porting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl NumberState {
             NumberState::Releasing => "releasing",
             NumberState::Aging => "aging",
             NumberState::Suspended => "suspended",
+            NumberState::Porting => "porting",
         }
     }
 
@@ -153,6 +157,68 @@ impl Number {
             reason: Some("imported".into()),
         };
         (number, event)
+    }
+
+    /// A number the inventory did not have, entering it with a port-in: `porting`, the customer's.
+    pub fn ported_in(
+        e164: PhoneNumber,
+        customer: CustomerId,
+        losing_carrier: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> (Number, NumberEvent) {
+        let (mut n, _) = Number::imported(e164, NumberAttrs::default(), by, now);
+        n.state = NumberState::Porting;
+        n.customer_id = Some(customer);
+        let event = NumberEvent {
+            number_id: n.id,
+            at: now,
+            actor: by.to_string(),
+            from: None,
+            to: NumberState::Porting,
+            reason: Some(format!("port-in from {losing_carrier}")),
+        };
+        (n, event)
+    }
+
+    /// available → porting: a port-in brings a number the inventory already had to a customer.
+    pub fn start_port_in(
+        self,
+        customer: CustomerId,
+        losing_carrier: &str,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Moved {
+        self.require(&[NumberState::Available], "ported in")?;
+        let mut n = self;
+        n.customer_id = Some(customer);
+        n.order_id = None;
+        n.reason = None;
+        Ok(n.moved(NumberState::Porting, by, now, Some(format!("port-in from {losing_carrier}"))))
+    }
+
+    /// porting → active: the port completed and Zoom activated the number; it routes.
+    pub fn port_completed(self, by: &Actor, now: OffsetDateTime) -> Moved {
+        self.require(&[NumberState::Porting], "activated")?;
+        let mut n = self;
+        n.reason = None;
+        Ok(n.moved(NumberState::Active, by, now, Some("port-in complete; active in Zoom".into())))
+    }
+
+    /// porting → available: the port-in was cancelled and Zoom no longer has the number; it leaves
+    /// the customer.
+    pub fn port_cancelled(self, by: &Actor, now: OffsetDateTime) -> Moved {
+        self.require(&[NumberState::Porting], "returned to inventory")?;
+        let mut n = self;
+        n.customer_id = None;
+        n.order_id = None;
+        n.reason = None;
+        Ok(n.moved(
+            NumberState::Available,
+            by,
+            now,
+            Some("port-in cancelled; removed from Zoom".into()),
+        ))
     }
 
     /// available → reserved: an order picks the number for a customer.
@@ -391,6 +457,11 @@ mod tests {
             ("quarantine_over", |n| n.quarantine_over(&Actor::System("t".into()), now())),
             ("suspend", |n| n.suspend("app removed in Zoom", &Actor::System("t".into()), now())),
             ("resume", |n| n.resume(&Actor::System("t".into()), now())),
+            ("start_port_in", |n| {
+                n.start_port_in(CustomerId::new(), "Old Tel", &Actor::System("t".into()), now())
+            }),
+            ("port_completed", |n| n.port_completed(&Actor::System("t".into()), now())),
+            ("port_cancelled", |n| n.port_cancelled(&Actor::System("t".into()), now())),
         ]
     }
 
@@ -412,6 +483,9 @@ mod tests {
         ("suspend", Active, Suspended),
         ("suspend", ReleasePending, Suspended),
         ("resume", Suspended, Provisioning),
+        ("start_port_in", Available, Porting),
+        ("port_completed", Porting, Active),
+        ("port_cancelled", Porting, Available),
     ];
 
     #[test]
@@ -448,7 +522,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 15 * 8);
+        assert_eq!(checked, 18 * 9);
         // Every state can be reached and left.
         for state in NumberState::ALL {
             assert!(LEGAL.iter().any(|(_, f, _)| *f == state), "{state} has no way out");
@@ -488,6 +562,23 @@ mod tests {
         n.aging_until = Some(now() + time::Duration::days(1));
         let err = n.quarantine_over(&Actor::System("scheduler".into()), now()).unwrap_err();
         assert_eq!(err.from, Aging);
+    }
+
+    #[test]
+    fn a_port_in_binds_the_customer_and_its_cancel_frees_it() {
+        let by = Actor::Operator("ops@example.net".into());
+        let c = CustomerId::new();
+        let (n, ev) = Number::ported_in(
+            PhoneNumber::parse("+15550109000").unwrap(),
+            c,
+            "Old Tel",
+            &by,
+            now(),
+        );
+        assert_eq!((n.state, n.customer_id, ev.from, ev.to), (Porting, Some(c), None, Porting));
+        assert_eq!(ev.reason.as_deref(), Some("port-in from Old Tel"));
+        let (n, _) = n.port_cancelled(&by, now()).unwrap();
+        assert_eq!((n.state, n.customer_id), (Available, None));
     }
 
     #[test]

@@ -292,6 +292,9 @@ fn compare_listed(h: &Held, l: &Listed) -> Option<Observation> {
         }
         // Suspended numbers' account unlinked the app: Zoom may keep or drop them, either is fine.
         NumberState::Suspended => return None,
+        // A number being ported in is in Zoom inactive until its port date; its port-in's jobs
+        // carry it there and activate it.
+        NumberState::Porting => return None,
         NumberState::Provisioning
         | NumberState::Active
         | NumberState::ReleasePending

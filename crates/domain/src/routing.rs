@@ -152,9 +152,10 @@ fn not_routable(n: &NumberRouting<'_>) -> Option<Reason> {
         NumberState::Suspended if n.deauthorized => Some(Reason::Deauthorized),
         NumberState::Suspended => Some(Reason::Suspended),
         NumberState::Aging | NumberState::Releasing => Some(Reason::Released),
-        NumberState::Available | NumberState::Reserved | NumberState::Provisioning => {
-            Some(Reason::NotProvisioned)
-        }
+        NumberState::Available
+        | NumberState::Reserved
+        | NumberState::Provisioning
+        | NumberState::Porting => Some(Reason::NotProvisioned),
     }
 }
 

@@ -74,6 +74,9 @@ enum Command {
     /// Releases of customers' numbers, approved by the customer (issue 6).
     #[command(subcommand)]
     Releases(crate::releases_cmd::ReleasesCmd),
+    /// Port-ins: customers' numbers brought from other carriers.
+    #[command(subcommand, name = "port-in")]
+    PortIn(crate::port_in_cmd::PortInCmd),
     /// Compare peerex with Zoom and the routing instances now, and print what disagrees.
     Reconcile(crate::reconcile_cmd::ReconcileArgs),
     /// Configuration.
@@ -135,7 +138,7 @@ struct Filter {
     /// E.164 prefix, like +1555.
     #[arg(long)]
     prefix: Option<String>,
-    /// available, reserved, provisioning, active, release_pending, releasing, aging or suspended.
+    /// available, reserved, provisioning, active, release_pending, releasing, aging, suspended or porting.
     #[arg(long)]
     state: Option<String>,
     /// Customer id.
@@ -313,6 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(cmd) => orders(&app, cmd).await?,
         Command::Trunks(cmd) => crate::trunks_cmd::run(&app, cmd).await?,
         Command::Releases(cmd) => crate::releases_cmd::run(&app, cmd).await?,
+        Command::PortIn(cmd) => crate::port_in_cmd::run(&app, cmd).await?,
         Command::Reconcile(args) => crate::reconcile_cmd::run(&app, args).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
             let scope = Scope::parse(&scope).context("--scope must be read or write")?;

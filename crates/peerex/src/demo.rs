@@ -104,6 +104,10 @@ pub fn journey(base: &str, zoom_url: &str) -> String {
             the assigned one shows what blocks it until it is unbound in Zoom (then \"Try removing from Zoom again\n     \
             now\"). Acme's Wait for Release tab shows \"Ported out to <carrier> on <date>\". In Zoom, a number's\n     \
             Return to Carrier is taken back at the next poll the same way.\n  \
+         10. Port-in: {base}/operator/port-ins > Record a port-in for Acme Corp (say +15550109000 and +15550109001\n     \
+            from \"Old Tel\", tomorrow). Zoom's Phone Numbers shows them Pending, the portal lists the port-in, and\n     \
+            calls to them get 404 not_provisioned; Mark complete (or wait for the date) and they become Normal\n     \
+            in Zoom, active in both portals, and route.\n  \
          Operators watch the work at {base}/operator/jobs\n\n",
         zoom_admin = demo::ACME_ADMIN_EMAIL,
         zoom_password = demo::ACME_ADMIN_PASSWORD,

@@ -8,6 +8,7 @@ mod bench_zoom_sim;
 mod cli;
 mod config;
 mod demo;
+mod port_in_cmd;
 mod reconcile_cmd;
 mod releases_cmd;
 mod route_cmd;

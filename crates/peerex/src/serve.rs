@@ -43,6 +43,8 @@ pub async fn serve(
     let workers = app.spawn_workers();
     // Quarantines end and unanswered releases converge by themselves (issue 6).
     let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
+    // Port-ins whose date has come are activated; jobs a port-in still needs are queued.
+    let _port_in_scan = app.spawn_port_in_scan(std::time::Duration::from_secs(60));
     // Each linked account is compared with Zoom when due; the database's lease picks one instance.
     let _reconciler = (config.zoom.enabled() && config.zoom.reconcile_minutes > 0)
         .then(|| app.spawn_reconciler(std::time::Duration::from_secs(60)));

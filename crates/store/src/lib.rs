@@ -199,6 +199,7 @@ mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;
 mod findings;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
+mod port_ins;
 mod release; // issue 6: releases approved by the customer
 mod sign_in;
 mod zoom_facts;

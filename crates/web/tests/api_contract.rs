@@ -19,7 +19,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 29] = [
+const ROUTES: [(&str, &str, &str); 35] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -73,6 +73,24 @@ const ROUTES: [(&str, &str, &str); 29] = [
     ),
     ("get", "/api/v1/findings", "/findings"),
     ("post", "/api/v1/findings/repair", "/findings/repair"),
+    ("get", "/api/v1/port-ins", "/port-ins"),
+    ("post", "/api/v1/port-ins", "/port-ins"),
+    ("get", "/api/v1/port-ins/{id}", "/port-ins/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    (
+        "post",
+        "/api/v1/port-ins/{id}/complete",
+        "/port-ins/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/complete",
+    ),
+    (
+        "post",
+        "/api/v1/port-ins/{id}/cancel",
+        "/port-ins/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/cancel",
+    ),
+    (
+        "post",
+        "/api/v1/port-ins/{id}/reschedule",
+        "/port-ins/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/reschedule",
+    ),
 ];
 
 fn method(name: &str) -> Method {

@@ -211,10 +211,22 @@ impl Client {
         sip_trunk_name: &str,
         numbers: &[String],
     ) -> Result<Vec<NumberResult>, ZoomError> {
+        self.add_peering_numbers_with_status(access_token, sip_trunk_name, numbers, true).await
+    }
+
+    /// `POST` with `status` `active`: inactive (`false`) is how a number still being ported in is
+    /// added; Zoom shows it pending until it is set active (`update_peering_numbers`).
+    pub async fn add_peering_numbers_with_status(
+        &self,
+        access_token: &str,
+        sip_trunk_name: &str,
+        numbers: &[String],
+        active: bool,
+    ) -> Result<Vec<NumberResult>, ZoomError> {
         check_batch(numbers.iter().map(String::as_str))?;
         let items: Vec<Value> = numbers
             .iter()
-            .map(|n| json!({ "phone_number": n, "sip_trunk_name": sip_trunk_name, "status": true }))
+            .map(|n| json!({ "phone_number": n, "sip_trunk_name": sip_trunk_name, "status": active }))
             .collect();
         let body = json!({ "allocated_product": "ZOOM_PHONE", "phone_numbers": items });
         let a = self.call(Method::POST, PEERING_NUMBERS, access_token, &[], Some(body), true).await;

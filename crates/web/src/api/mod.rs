@@ -7,6 +7,7 @@ mod extract;
 mod findings;
 mod numbers;
 mod orders;
+mod port_ins;
 mod releases; // issue 6
 mod trunks;
 
@@ -34,6 +35,7 @@ use utoipa::OpenApi;
         releases::start_release, releases::list_releases, releases::get_release, releases::withdraw_release,
         releases::start_port_out, releases::start_contract_end, releases::force_release,
         findings::list_findings, findings::repair_findings,
+        port_ins::create_port_in, port_ins::list_port_ins, port_ins::get_port_in, port_ins::complete_port_in, port_ins::cancel_port_in, port_ins::reschedule_port_in,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -111,6 +113,7 @@ pub fn router() -> Router<WebState> {
         .merge(orders::router())
         .merge(trunks::router())
         .merge(releases::router())
+        .merge(port_ins::router())
         .merge(findings::router())
 }
 

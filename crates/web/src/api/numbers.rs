@@ -218,6 +218,7 @@ pub enum StateName {
     Releasing,
     Aging,
     Suspended,
+    Porting,
 }
 
 impl SearchParams {

@@ -11,6 +11,7 @@ mod jobs;
 mod login;
 mod numbers;
 mod orders;
+mod port_ins;
 mod releases; // issue 6
 mod tokens;
 mod trunks;
@@ -44,6 +45,7 @@ pub fn router() -> Router<WebState> {
         .merge(drift::router())
         .merge(trunks::router())
         .merge(releases::router())
+        .merge(port_ins::router())
 }
 
 /// What every operator page's layout needs.

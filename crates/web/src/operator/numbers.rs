@@ -132,7 +132,7 @@ struct SearchPage {
     chrome: Chrome,
     carrier: String,
     f: Filters,
-    states: [NumberState; 8],
+    states: [NumberState; 9],
     customers: Vec<Customer>,
     rows: Vec<NumberRow>,
     /// The `after=` of the next page (URL-encoded), when there is one.

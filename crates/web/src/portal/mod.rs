@@ -288,6 +288,8 @@ struct HomePage {
     link: LinkView,
     numbers: Vec<PortalNumber>,
     orders: Vec<PortalOrder>,
+    /// The customer's numbers coming from other carriers, newest first.
+    port_ins: Vec<domain::port_in::PortIn>,
     count: String,
     error: Option<String>,
 }
@@ -296,6 +298,9 @@ fn zoom_label(
     presence: &HashMap<PhoneNumber, (Option<bool>, Option<OffsetDateTime>)>,
     n: &Number,
 ) -> &'static str {
+    if n.state == NumberState::Porting {
+        return "Pending until its port completes";
+    }
     if n.state != NumberState::Active && n.state != NumberState::ReleasePending {
         return "";
     }
@@ -341,6 +346,7 @@ async fn home_page(
         })
         .collect();
     let orders = state.app.orders(Some(c), 50).await?.iter().map(PortalOrder::new).collect();
+    let port_ins = state.app.port_ins(Some(c)).await?;
     let status = if error.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
     let page = HomePage {
         carrier: state.ui.carrier_name.clone(),
@@ -350,6 +356,7 @@ async fn home_page(
         link: LinkView::new(link.as_ref()),
         numbers,
         orders,
+        port_ins,
         count,
         error,
     };
