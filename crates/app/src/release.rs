@@ -471,6 +471,13 @@ pub struct Sweep {
     handle: tokio::task::JoinHandle<()>,
 }
 
+impl Sweep {
+    /// Runs `task` until the sweep is dropped.
+    pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        Self { handle: tokio::spawn(task) }
+    }
+}
+
 impl Drop for Sweep {
     fn drop(&mut self) {
         self.handle.abort();
