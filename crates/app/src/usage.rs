@@ -55,7 +55,11 @@ impl App {
     }
 
     /// Sets (or clears, with an empty one) the customer's billing reference.
-    pub async fn set_billing_ref(&self, customer: CustomerId, billing_ref: &str) -> Result<()> {
+    pub async fn set_billing_ref(
+        &self,
+        customer: CustomerId,
+        billing_ref: &str,
+    ) -> Result<domain::customer::Customer> {
         let billing_ref = billing_ref.trim();
         if billing_ref.chars().count() > 64 {
             return Err(AppError::invalid("billing_ref", "at most 64 characters"));
@@ -64,7 +68,7 @@ impl App {
         if !self.store.set_billing_ref(customer, value).await? {
             return Err(AppError::NotFound);
         }
-        Ok(())
+        self.store.get_customer(customer).await?.ok_or(AppError::NotFound)
     }
 
     /// Takes the records of the day that ended, every `every`: the first instance to get there
