@@ -9,6 +9,7 @@ mod drift;
 mod import;
 mod jobs;
 mod login;
+mod mails;
 mod numbers;
 mod orders;
 mod releases; // issue 6
@@ -42,6 +43,7 @@ pub fn router() -> Router<WebState> {
         .merge(tokens::router())
         .merge(jobs::router())
         .merge(drift::router())
+        .merge(mails::router())
         .merge(trunks::router())
         .merge(releases::router())
 }
