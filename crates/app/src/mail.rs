@@ -114,6 +114,35 @@ impl Mailer {
         Ok(Self { transport: builder.build(), sender, settings })
     }
 
+    /// Sends a sample mail (an order applied, for a made-up customer) to `to`: checks the
+    /// configuration end to end.
+    pub async fn send_sample(&self, to: &str) -> std::result::Result<(), String> {
+        let now = time::OffsetDateTime::now_utc();
+        let mail = Mail {
+            id: uuid::Uuid::now_v7(),
+            key: "sample".into(),
+            kind: domain::mail::MailKind::OrderApplied,
+            customer_id: domain::CustomerId::new(),
+            facts: domain::mail::MailFacts {
+                customer_name: "Sample Customer".into(),
+                numbers: vec!["+15550100000".into()],
+                reason: None,
+                release_id: None,
+                order_id: None,
+                started_at: None,
+                deadline: None,
+            },
+            state: domain::mail::MailState::Sending,
+            attempts: 1,
+            run_after: now,
+            last_error: None,
+            recipients: None,
+            created_at: now,
+            sent_at: None,
+        };
+        self.send(&mail, &[to.to_owned()]).await.map_err(|(_, e)| e)
+    }
+
     /// Sends one rendered mail; the error says whether trying again may help.
     async fn send(&self, mail: &Mail, to: &[String]) -> std::result::Result<(), (bool, String)> {
         let mut facts = mail.facts.clone();

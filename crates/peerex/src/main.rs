@@ -8,6 +8,7 @@ mod bench_zoom_sim;
 mod cli;
 mod config;
 mod demo;
+mod mail_catcher;
 mod mail_config;
 mod reconcile_cmd;
 mod releases_cmd;
