@@ -22,6 +22,7 @@ use time::Duration;
 testkit::store_tests_on_both!(
     each_mail_reaches_the_server_once_through_faults_and_a_dead_sender,
     a_refused_recipient_fails_the_mail_for_operators_to_see,
+    two_instances_sending_at_once_send_each_mail_once,
 );
 
 const NUMBERS: [&str; 3] = ["+15550100000", "+15550100001", "+15550100002"];
@@ -251,4 +252,34 @@ async fn a_refused_recipient_fails_the_mail_for_operators_to_see(store: Store) {
     // An operator sends one again by hand: refused again, failed again.
     assert!(app.retry_mail(failed[0].id).await.unwrap());
     assert_eq!(app.send_one_mail("w").await.unwrap(), Some(MailOutcome::Failed));
+}
+
+async fn two_instances_sending_at_once_send_each_mail_once(store: Store) {
+    let smtp = Smtp::start().await;
+    let clock = TestClock::new();
+    let instance = || {
+        App::new(store.clone(), Arc::new(clock.clone()), Settings::default())
+            .with_mail(mailer(smtp.port))
+    };
+    let (a, b) = (instance(), instance());
+    let c = releasing_customer(&store, &a, "admin@acme.example").await;
+    // More mails: another release, and the app removed.
+    let now = a.now();
+    store.start_release(c, &[pn(NUMBERS[2])], "moving", &by(), now).await.unwrap().unwrap();
+    let account = ZoomAccountId::parse("acct-1").unwrap();
+    store.unlink_zoom_account(&account, "removed in Zoom", &by(), now).await.unwrap().unwrap();
+    let written = a.mails(None, 100).await.unwrap().len();
+    assert_eq!(written, 4);
+    let drain = |app: App, name: &'static str| async move {
+        let mut sent = 0;
+        while let Some(outcome) = app.send_one_mail(name).await.unwrap() {
+            assert_eq!(outcome, MailOutcome::Sent);
+            sent += 1;
+        }
+        sent
+    };
+    let (sent_a, sent_b) = tokio::join!(drain(a.clone(), "a"), drain(b, "b"));
+    assert_eq!(sent_a + sent_b, written);
+    assert_eq!(smtp.received().len(), written, "each mail reached the server once");
+    assert!(a.mails(None, 100).await.unwrap().iter().all(|m| m.state == MailState::Sent));
 }
