@@ -247,7 +247,7 @@ pub fn render(kind: MailKind, facts: &MailFacts, brand: &Branding) -> Rendered {
     let reason = facts.reason.as_deref().unwrap_or("");
     let deadline =
         facts.deadline.and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok());
-    let (subject, intro, after, link): (String, Vec<String>, Vec<String>, Option<(&str, String)>) =
+    let (subject, intro, after, link): Words =
         match kind {
             MailKind::ReleaseWaiting => (
                 format!("{carrier}: {count} {plural} waiting for your approval to release"),
@@ -338,6 +338,9 @@ pub fn render(kind: MailKind, facts: &MailFacts, brand: &Branding) -> Rendered {
     let _ = write!(html, "<p>{}</p></body></html>", escape(carrier));
     Rendered { subject, text, html }
 }
+
+/// A mail's subject, its paragraphs before the numbers and after them, and its link (label, URL).
+type Words = (String, Vec<String>, Vec<String>, Option<(&'static str, String)>);
 
 /// HTML-escapes text for an element or a quoted attribute.
 pub fn escape(s: &str) -> String {
