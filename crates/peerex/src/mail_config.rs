@@ -27,6 +27,9 @@ pub struct MailConfig {
     pub timeout_seconds: u64,
     /// Senders on this instance.
     pub senders: usize,
+    /// Seconds (beyond three timeouts) a sender holds a mail before another instance may take it:
+    /// how soon a mail held by an instance that died is sent by another.
+    pub lease_seconds: u64,
 }
 
 impl Default for MailConfig {
@@ -44,6 +47,7 @@ impl Default for MailConfig {
             operators: Vec::new(),
             timeout_seconds: 30,
             senders: 1,
+            lease_seconds: 60,
         }
     }
 }
@@ -88,6 +92,8 @@ operators = []
 # Seconds one SMTP conversation may take, and senders on each instance.
 timeout_seconds = 30
 senders = 1
+# Seconds (beyond three timeouts) before a mail held by an instance that died is taken by another.
+lease_seconds = 60
 "#;
 
 impl MailConfig {
@@ -110,6 +116,9 @@ impl MailConfig {
         }
         if !(1..=600).contains(&self.timeout_seconds) {
             return Err(bad("timeout_seconds", "must be 1 to 600"));
+        }
+        if !(1..=3600).contains(&self.lease_seconds) {
+            return Err(bad("lease_seconds", "must be 1 to 3600"));
         }
         let mut reminders: Vec<time::Duration> =
             self.reminder_hours.iter().map(|h| time::Duration::hours(*h)).collect();
@@ -138,7 +147,7 @@ impl MailConfig {
                 max_attempts: 40,
             },
             timeout,
-            lease: std::time::Duration::from_secs(60),
+            lease: std::time::Duration::from_secs(self.lease_seconds),
             senders: self.senders.clamp(1, 16),
         };
         app::mail::Mailer::new(settings)

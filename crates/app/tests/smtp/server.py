@@ -2,9 +2,9 @@
 
     python3 server.py DIR
 
-Listens on 127.0.0.1 (a free port, written to DIR/port once listening) and appends every mail it
-accepts to DIR/mails.jsonl as {"from", "to", "data"}. Before each mail's DATA is answered it takes
-the first line of DIR/faults (if any) and acts on it:
+Listens on 127.0.0.1 (a free port, written to DIR/port once listening), appends every mail it
+accepts to DIR/mails.jsonl as {"from", "to", "data"} and a line to DIR/attempts for every DATA.
+Before each mail's DATA is answered it takes the first line of DIR/faults (if any) and acts on it:
 
     451      answer 451 (a transient refusal)
     554      answer 554 (a permanent refusal)
@@ -17,10 +17,9 @@ A recipient starting with "refuse" is refused at RCPT with 550.
 import asyncio
 import json
 import os
-import socket
 import sys
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 class Handler:
@@ -47,6 +46,9 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        # Every attempt is counted, taken or not: a test waits on it to act mid-message.
+        with open(os.path.join(self.dir, "attempts"), "a") as f:
+            f.write("data\n")
         fault = self.next_fault()
         if fault == "451":
             return "451 4.3.0 try again later"
@@ -69,25 +71,18 @@ class Handler:
         return "250 2.0.0 accepted"
 
 
-def main():
-    directory = sys.argv[1]
-    # aiosmtpd's controller checks it is up by connecting to its port: it needs a real one.
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    controller = Controller(Handler(directory), hostname="127.0.0.1", port=port)
-    controller.start()
+async def serve(directory):
+    loop = asyncio.get_running_loop()
+    # Port 0: the system picks a free port and it stays ours (no probe another test could race).
+    server = await loop.create_server(lambda: SMTP(Handler(directory)), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
     tmp = os.path.join(directory, "port.tmp")
     with open(tmp, "w") as f:
         f.write(str(port))
     os.rename(tmp, os.path.join(directory, "port"))
-    # Runs until the test kills it (or its stdin closes).
-    try:
-        sys.stdin.read()
-    finally:
-        controller.stop()
+    # Runs until the test kills it.
+    await server.serve_forever()
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(serve(sys.argv[1]))
