@@ -12,7 +12,7 @@ impl DialectStore {
         let db_id = c.id.as_uuid();
         let db_contract_state = c.contract_state.as_str();
         let limit = c.number_limit.map(i64::from);
-        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at, number_limit) VALUES ($1, $2, $3, $4, $5, $6)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at, limit)
+        sqlx::query!("INSERT INTO customers (id, name, contract_ref, contract_state, created_at, number_limit, billing_ref) VALUES ($1, $2, $3, $4, $5, $6, $7)", db_id, c.name, c.contract_ref, db_contract_state, c.created_at, limit, c.billing_ref)
             .execute(self.writer())
             .await
             .map(|_| ())
@@ -24,6 +24,16 @@ impl DialectStore {
         let limit = limit.map(i64::from);
         let done =
             sqlx::query!("UPDATE customers SET number_limit = $1 WHERE id = $2", limit, db_id)
+                .execute(self.writer())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets (or, with `None`, clears) the customer's billing reference. False for an unknown id.
+    pub async fn set_billing_ref(&self, id: CustomerId, billing_ref: Option<&str>) -> Result<bool> {
+        let db_id = id.as_uuid();
+        let done =
+            sqlx::query!("UPDATE customers SET billing_ref = $1 WHERE id = $2", billing_ref, db_id)
                 .execute(self.writer())
                 .await?;
         Ok(done.rows_affected() == 1)

@@ -6,6 +6,7 @@
 //! than the removal; numbers move only from the state they were read in (`save_state_moves`).
 
 use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job};
+use super::mail::{customer_name, enqueue_mail};
 use super::rows::{bad, NumberRow};
 use super::{push_list, save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::customer::{ContractState, OrderEvent, OrderState};
@@ -13,6 +14,7 @@ use domain::link::{
     plan_app_removal, plan_link, plan_suspension, removal_message, KeepLink, LinkFacts, LinkPlan,
 };
 use domain::machine::StateMachine;
+use domain::mail::{key as mail_key, MailFacts, MailKind, NewMail};
 use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
 use domain::push::{cut_push_jobs, plan_apply, Application};
 use domain::release::{LineState, ON_HOLD_MESSAGE};
@@ -339,6 +341,25 @@ impl DialectStore {
         let moves = plan_suspension(link.customer_id, numbers, reason, by, now);
         let suspended_ids = save_state_moves(&mut tx, &moves).await?;
         let suspended = suspended_ids.len();
+        let mail = NewMail {
+            key: mail_key::app_removed(db_id, now),
+            kind: MailKind::AppRemoved,
+            customer_id: link.customer_id,
+            facts: MailFacts {
+                customer_name: customer_name(&mut tx, c).await?,
+                numbers: moves
+                    .iter()
+                    .filter(|(n, _)| suspended_ids.contains(&n.id.as_uuid()))
+                    .map(|(n, _)| n.e164.to_string())
+                    .collect(),
+                reason: Some(reason.to_owned()),
+                release_id: None,
+                order_id: None,
+                started_at: None,
+                deadline: None,
+            },
+        };
+        enqueue_mail(&mut tx, &mail, now).await?;
         // A release waiting for these numbers waits on: the numbers come back when the app is
         // installed again (see `resume_releases`).
         let held: Vec<Uuid> = suspended_ids.into_iter().collect();
@@ -616,13 +637,47 @@ async fn apply_in_tx(
     let cut =
         cut_push_jobs(customer, &ZoomAccountId::from_trusted(account.to_owned()), &to_push, now);
     // The orders of these numbers are applied now (those applied before stay as they are).
+    let mut applied = Vec::new();
     for apply in OrderState::steps(OrderEvent::Apply) {
         let (to, from) = (apply.to.as_str(), apply.from.as_str());
         for order in &cut.orders {
             let o = order.as_uuid();
-            sqlx::query!("UPDATE orders SET state = $1 WHERE id = $2 AND state = $3", to, o, from)
-                .execute(&mut **tx)
-                .await?;
+            let done = sqlx::query!(
+                "UPDATE orders SET state = $1 WHERE id = $2 AND state = $3",
+                to,
+                o,
+                from
+            )
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                applied.push(*order);
+            }
+        }
+    }
+    // The customer's admins hear of each order applied, once.
+    if !applied.is_empty() {
+        let name = customer_name(tx, c).await?;
+        for order in applied {
+            let mail = NewMail {
+                key: mail_key::order_applied(order),
+                kind: MailKind::OrderApplied,
+                customer_id: customer,
+                facts: MailFacts {
+                    customer_name: name.clone(),
+                    numbers: to_push
+                        .iter()
+                        .filter(|n| n.order_id == Some(order))
+                        .map(|n| n.e164.to_string())
+                        .collect(),
+                    reason: None,
+                    release_id: None,
+                    order_id: Some(order),
+                    started_at: None,
+                    deadline: None,
+                },
+            };
+            enqueue_mail(tx, &mail, now).await?;
         }
     }
     for job in &cut.jobs {

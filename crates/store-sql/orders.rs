@@ -60,7 +60,7 @@ impl DialectStore {
             CustomerRow,
             r#"UPDATE customers SET number_limit = number_limit WHERE id = $1
                RETURNING id AS "id!: Uuid", name AS "name!", contract_ref AS "contract_ref!", contract_state AS "contract_state!",
-                         created_at AS "created_at!: OffsetDateTime", zoom_trunk AS "zoom_trunk?", number_limit AS "number_limit?: i64""#,
+                         created_at AS "created_at!: OffsetDateTime", zoom_trunk AS "zoom_trunk?", number_limit AS "number_limit?: i64", billing_ref AS "billing_ref?""#,
             customer_uuid
         )
         .fetch_optional(&mut *tx)

@@ -9,9 +9,11 @@
 //! (withdrawal, sweeps).
 
 use super::jobs::{finish_held_job, insert_job};
+use super::mail::{customer_name, enqueue_mail};
 use super::rows::NumberRow;
 use super::{push_list, save_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::machine::StateMachine;
+use domain::mail::{key as mail_key, MailFacts, MailKind, NewMail};
 use domain::onboarding::JobState;
 use domain::release::{
     blocked_message, cut_release_jobs, plan_stale_lines, plan_unfinished_release,
@@ -245,6 +247,21 @@ impl DialectStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let mail = NewMail {
+            key: mail_key::release_waiting(id),
+            kind: MailKind::ReleaseWaiting,
+            customer_id: customer,
+            facts: MailFacts {
+                customer_name: customer_name(&mut tx, c).await?,
+                numbers: moves.iter().map(|(n, _)| n.e164.to_string()).collect(),
+                reason: Some(reason.to_owned()),
+                release_id: Some(id),
+                order_id: None,
+                started_at: Some(now),
+                deadline: None,
+            },
+        };
+        enqueue_mail(&mut tx, &mail, now).await?;
         tx.commit().await?;
         let waiting = i64::try_from(moves.len()).unwrap_or(i64::MAX);
         Ok(Ok(Release {

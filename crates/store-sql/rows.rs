@@ -103,6 +103,7 @@ pub struct CustomerRow {
     pub created_at: OffsetDateTime,
     pub zoom_trunk: Option<String>,
     pub number_limit: Option<i64>,
+    pub billing_ref: Option<String>,
 }
 
 impl CustomerRow {
@@ -119,6 +120,7 @@ impl CustomerRow {
                 .map(|t| TrunkName::parse(&t).map_err(|_| bad("trunk name", &t)))
                 .transpose()?,
             number_limit: self.number_limit.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            billing_ref: self.billing_ref,
         })
     }
 }

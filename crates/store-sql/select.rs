@@ -8,7 +8,7 @@ macro_rules! select_customers {
         sqlx::query_as!(
             CustomerRow,
             "SELECT id AS \"id!: Uuid\", name AS \"name!\", contract_ref AS \"contract_ref!\", contract_state AS \"contract_state!\", \
-             created_at AS \"created_at!: OffsetDateTime\", zoom_trunk AS \"zoom_trunk?\", number_limit AS \"number_limit?: i64\" FROM customers " + $rest $(, $arg)*
+             created_at AS \"created_at!: OffsetDateTime\", zoom_trunk AS \"zoom_trunk?\", number_limit AS \"number_limit?: i64\", billing_ref AS \"billing_ref?\" FROM customers " + $rest $(, $arg)*
         )
     };
 }

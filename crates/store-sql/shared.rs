@@ -25,6 +25,8 @@ mod findings;
 mod installs;
 #[path = "links.rs"]
 mod links;
+#[path = "mail.rs"]
+mod mail;
 #[path = "numbers.rs"]
 mod numbers;
 #[path = "orders.rs"]
@@ -41,6 +43,8 @@ mod sign_in;
 mod tokens;
 #[path = "trunks.rs"]
 mod trunks;
+#[path = "usage.rs"]
+mod usage;
 #[path = "users.rs"]
 mod users;
 #[path = "zoom_facts.rs"]

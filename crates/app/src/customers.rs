@@ -28,6 +28,7 @@ impl App {
             created_at: self.now(),
             zoom_trunk: None,
             number_limit: None,
+            billing_ref: None,
         };
         self.store.insert_customer(&customer).await.map_err(|e| {
             conflict(e, "contract_ref", "another customer has this contract reference")

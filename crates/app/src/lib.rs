@@ -7,6 +7,7 @@ pub mod customers;
 pub mod inventory;
 pub mod jobs;
 pub mod links;
+pub mod mail;
 pub mod number_facts;
 pub mod onboarding;
 pub mod orders;
@@ -15,6 +16,7 @@ pub mod reconcile;
 pub mod release; // issue 6
 pub mod token_keys;
 pub mod trunks;
+pub mod usage;
 
 use domain::Clock;
 use std::sync::Arc;
@@ -68,12 +70,15 @@ pub struct App {
     pub zoom: Option<Arc<onboarding::ZoomSetup>>,
     /// Password checks in flight and what they share; clones share it.
     pub hashing: Arc<auth::Hashing>,
+    /// How to send mail; `None` when no SMTP host is configured: mails are then kept in the
+    /// outbox, unsent, and no reminder is written.
+    pub mail: Option<Arc<mail::Mailer>>,
 }
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let hashing = Arc::new(auth::Hashing::new(settings.hash_concurrency, settings.hash_queue));
-        Self { store, clock, settings, zoom: None, hashing }
+        Self { store, clock, settings, zoom: None, hashing, mail: None }
     }
 
     pub fn with_zoom(mut self, zoom: onboarding::ZoomSetup) -> Self {

@@ -103,7 +103,7 @@ impl App {
     /// Runs [`App::port_in_tick`] every `every` until the returned handle is dropped.
     pub fn spawn_port_in_scan(&self, every: Duration) -> crate::release::Sweep {
         let app = self.clone();
-        let handle = tokio::spawn(async move {
+        crate::release::Sweep::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -112,8 +112,7 @@ impl App {
                     tracing::error!(error = %e, "port-in scan: database error");
                 }
             }
-        });
-        crate::release::Sweep::new(handle)
+        })
     }
 
     /// A port-in job: adds its numbers still `porting` to Zoom inactive, activates them, or removes

@@ -638,9 +638,9 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// A periodic task that stops when the handle is dropped.
-    pub(crate) fn new(handle: tokio::task::JoinHandle<()>) -> Self {
-        Sweep { handle }
+    /// Runs `task` until the sweep is dropped.
+    pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        Self { handle: tokio::spawn(task) }
     }
 }
 

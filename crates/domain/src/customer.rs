@@ -44,6 +44,8 @@ pub struct Customer {
     /// release, suspended), set by the carrier's operators; `None`: no limit. Orders beyond it are
     /// refused.
     pub number_limit: Option<u32>,
+    /// The customer's reference in the carrier's billing system, carried on its usage records.
+    pub billing_ref: Option<String>,
 }
 
 /// Highest number limit an operator can set.

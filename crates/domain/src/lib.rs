@@ -14,6 +14,7 @@ pub mod import;
 pub mod job;
 pub mod link;
 pub mod machine;
+pub mod mail;
 pub mod number;
 pub mod onboarding;
 pub mod phone;
@@ -25,6 +26,7 @@ pub mod routing;
 pub mod search;
 pub mod sign_in;
 pub mod trunk;
+pub mod usage;
 pub mod zoom_account;
 pub mod zoom_facts;
 

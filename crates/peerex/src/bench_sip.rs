@@ -761,6 +761,7 @@ async fn change_latency(url: &str, changes: usize) -> anyhow::Result<Vec<f64>> {
         created_at: now,
         zoom_trunk: None,
         number_limit: None,
+        billing_ref: None,
     };
     store.insert_customer(&c).await?;
     store.set_customer_trunk(c.id, Some(&domain::trunk::TrunkName::parse(TRUNK).unwrap())).await?;

@@ -77,6 +77,8 @@ enum Command {
     /// Port-ins: customers' numbers brought from other carriers.
     #[command(subcommand, name = "port-in")]
     PortIn(crate::port_in_cmd::PortInCmd),
+    /// Daily usage records per customer for billing, as CSV or JSON.
+    Usage(crate::usage_cmd::UsageArgs),
     /// Compare peerex with Zoom and the routing instances now, and print what disagrees.
     Reconcile(crate::reconcile_cmd::ReconcileArgs),
     /// Configuration.
@@ -279,10 +281,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(ConfigCmd::Example) => {
             print!(
-                "{}{}{}",
+                "{}{}{}{}",
                 config::EXAMPLE,
                 crate::zoom_config::EXAMPLE,
-                web::http_config::EXAMPLE
+                web::http_config::EXAMPLE,
+                crate::mail_config::EXAMPLE
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -318,6 +321,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Releases(cmd) => crate::releases_cmd::run(&app, cmd).await?,
         Command::PortIn(cmd) => crate::port_in_cmd::run(&app, cmd).await?,
         Command::Reconcile(args) => crate::reconcile_cmd::run(&app, args).await?,
+        Command::Usage(args) => crate::usage_cmd::run(&app, args).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
             let scope = Scope::parse(&scope).context("--scope must be read or write")?;
             let (clear, token) = app
@@ -365,6 +369,10 @@ pub async fn open(config: &Config) -> anyhow::Result<App> {
         ..app::Settings::default()
     };
     let app = App::new(store, Arc::new(domain::SystemClock), settings);
+    let app = match config.mail.setup(&config.carrier_name)? {
+        Some(mailer) => app.with_mail(mailer),
+        None => app,
+    };
     Ok(match config.zoom.setup(&config.carrier_name)? {
         Some(zoom) => app.with_zoom(zoom),
         None => app,

@@ -40,6 +40,9 @@ pub struct Config {
     /// What the carrier requires of its numbers.
     #[serde(default)]
     pub numbers: NumbersConfig,
+    /// Email to customers' admins.
+    #[serde(default)]
+    pub mail: crate::mail_config::MailConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +70,7 @@ impl Default for Config {
             zoom: crate::zoom_config::ZoomConfig::default(),
             http: web::http_config::HttpConfig::default(),
             numbers: NumbersConfig::default(),
+            mail: crate::mail_config::MailConfig::default(),
         }
     }
 }
@@ -201,6 +205,7 @@ impl Config {
             "configuration: carrier_name must not be empty"
         );
         self.zoom.setup(&self.carrier_name)?;
+        self.mail.setup(&self.carrier_name)?;
         self.numbers
             .e911_required
             .check()
@@ -247,6 +252,7 @@ impl fmt::Debug for Config {
             .field("zoom", &self.zoom)
             .field("http", &self.http)
             .field("numbers", &self.numbers)
+            .field("mail", &self.mail)
             .finish()
     }
 }

@@ -39,6 +39,23 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
         config.numbers.e911_required =
             domain::zoom_facts::E911Required::Countries(vec!["+1".into()]);
     }
+    // Mail goes to a catcher on loopback whose page lists it, unless the configuration names a server.
+    let catcher = if config.mail.host.is_empty() {
+        let catcher = crate::mail_catcher::start().await?;
+        config.mail = crate::mail_config::MailConfig {
+            host: "127.0.0.1".into(),
+            port: catcher.smtp_port,
+            tls: "none".into(),
+            sender: format!("{} <numbers@carrier.example>", config.carrier_name),
+            portal_url: base.clone(),
+            operators: vec![OPERATOR_EMAIL.into()],
+            timeout_seconds: 10,
+            ..crate::mail_config::MailConfig::default()
+        };
+        Some(catcher)
+    } else {
+        None
+    };
     // /metrics needs a token; the demo makes one and prints it.
     config.http.metrics_token = app::auth::random_secret();
     let app = crate::cli::open(&config).await?;
@@ -49,9 +66,14 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
          Customer portal  {base}/portal\n                   Acme Corp (contract ACME-001), admin {CUSTOMER_EMAIL} / {DEMO_PASSWORD}\n  \
          JSON API         {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)\n  \
          Health           {base}/healthz\n  \
-         Metrics          curl -H 'Authorization: Bearer {token}' {base}/metrics\n",
+         Metrics          curl -H 'Authorization: Bearer {token}' {base}/metrics\n  \
+         Mail             {mail}\n",
         dir = dir.display(),
         token = config.http.metrics_token,
+        mail = catcher.as_ref().map_or_else(
+            || format!("sent through {}:{}", config.mail.host, config.mail.port),
+            |c| format!("{} (what the platform mailed to customers' admins and operators)", c.url)
+        ),
     );
     print!("{}", journey(&base, &zoom.url));
     crate::routing_demo::start_routing_for_demo(&app, &mut config).await?;

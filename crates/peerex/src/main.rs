@@ -9,12 +9,15 @@ mod cli;
 mod config;
 mod demo;
 mod port_in_cmd;
+mod mail_catcher;
+mod mail_config;
 mod reconcile_cmd;
 mod releases_cmd;
 mod route_cmd;
 mod routing_demo;
 mod serve;
 mod trunks_cmd;
+mod usage_cmd;
 mod zoom_config;
 mod zoom_sim_cmd;
 

@@ -48,6 +48,10 @@ pub async fn serve(
     // Each linked account is compared with Zoom when due; the database's lease picks one instance.
     let _reconciler = (config.zoom.enabled() && config.zoom.reconcile_minutes > 0)
         .then(|| app.spawn_reconciler(std::time::Duration::from_secs(60)));
+    // Mails to customers' admins go out, and the reminders fall due (nothing without [mail] host).
+    let mail = app.spawn_mail(std::time::Duration::from_secs(60));
+    // Each customer's usage of the day that ended is recorded once (the first instance makes it).
+    let _usage = app.spawn_usage_taker(std::time::Duration::from_secs(600));
     let mut limits = config.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let access = config.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     limits.max_connections = fit_connections(limits.max_connections);
@@ -57,6 +61,7 @@ pub async fn serve(
         shutdown.wait().await;
         tracing::info!("stopping: handing jobs back");
         workers.shutdown().await;
+        mail.shutdown().await;
     };
     web::listener::serve(listener, web::router(state), limits, stop).await?;
     tracing::info!("peerex stopped");

@@ -205,16 +205,23 @@ async fn demo_starts_seeded_and_prints_working_urls() {
             }
         }
     });
-    let mut portal = None;
+    let (mut portal, mut mail) = (None, None);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while portal.is_none() && std::time::Instant::now() < deadline {
+    while (portal.is_none() || mail.is_none()) && std::time::Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
             if let Some(url) = line.trim().strip_prefix("Operator portal") {
                 portal = Some(url.trim().to_owned());
             }
+            if let Some(rest) = line.trim().strip_prefix("Mail ") {
+                mail = rest.split_whitespace().next().map(str::to_owned);
+            }
         }
     }
     let portal = portal.expect("the demo prints the operator portal URL");
+    // The mail catcher's page answers where the demo says.
+    let mail = mail.expect("the demo prints where to read its mail");
+    let caught = reqwest::get(&mail).await.unwrap().text().await.unwrap();
+    assert!(caught.contains("Mail caught"), "{caught}");
     let base = portal.trim_end_matches("/operator").to_owned();
     let health: serde_json::Value =
         reqwest::get(format!("{base}/healthz")).await.unwrap().json().await.unwrap();

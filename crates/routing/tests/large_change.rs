@@ -170,6 +170,7 @@ async fn a_large_change_reaches_every_instance_while_others_commit(db: Db) {
         created_at: now,
         zoom_trunk: None,
         number_limit: None,
+        billing_ref: None,
     };
     store.insert_customer(&customer).await.unwrap();
     store

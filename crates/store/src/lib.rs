@@ -198,6 +198,7 @@ mod routing; // issue 7: the routing snapshot's reads and change feed
 mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;
 mod findings;
+mod mail;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
 mod port_ins;
 mod release; // issue 6: releases approved by the customer

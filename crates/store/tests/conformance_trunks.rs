@@ -70,6 +70,7 @@ async fn customer_is_bound_to_a_trunk_that_then_cannot_be_deleted(store: Store) 
         created_at: now(),
         zoom_trunk: None,
         number_limit: None,
+        billing_ref: None,
     };
     store.insert_customer(&c).await.unwrap();
     assert_eq!(store.get_customer(c.id).await.unwrap().unwrap().zoom_trunk, None);

@@ -62,6 +62,7 @@ async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId)
         created_at: now(),
         zoom_trunk: None,
         number_limit: None,
+        billing_ref: None,
     };
     store.insert_customer(&c).await.unwrap();
     let (order, _) = store

@@ -140,6 +140,7 @@ pub async fn insert_customer(store: &store::Store, name: &str) -> domain::Custom
         created_at: time::OffsetDateTime::now_utc(),
         zoom_trunk: None,
         number_limit: None,
+        billing_ref: None,
     };
     store.insert_customer(&c).await.unwrap();
     c.id

@@ -19,7 +19,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 35] = [
+const ROUTES: [(&str, &str, &str); 39] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -91,6 +91,14 @@ const ROUTES: [(&str, &str, &str); 35] = [
         "/api/v1/port-ins/{id}/reschedule",
         "/port-ins/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/reschedule",
     ),
+    (
+        "post",
+        "/api/v1/customers/{id}/billing_ref",
+        "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/billing_ref",
+    ),
+    ("get", "/api/v1/usage", "/usage"),
+    ("get", "/api/v1/mails", "/mails"),
+    ("post", "/api/v1/mails/{id}/retry", "/mails/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/retry"),
 ];
 
 fn method(name: &str) -> Method {

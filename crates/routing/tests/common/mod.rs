@@ -95,6 +95,7 @@ pub async fn seed(db: Db) -> Seeded {
         created_at: now,
         zoom_trunk: None,
         number_limit: None,
+        billing_ref: None,
     };
     store.insert_customer(&c).await.unwrap();
     store

@@ -23,6 +23,7 @@ pub fn router() -> Router<WebState> {
         .route("/customers/{id}", get(get_customer))
         .route("/customers/{id}/contract", post(set_contract))
         .route("/customers/{id}/number_limit", post(set_number_limit))
+        .route("/customers/{id}/billing_ref", post(set_billing_ref))
         .route("/customers/{id}/admins", post(create_admin))
 }
 
@@ -66,6 +67,8 @@ pub struct CustomerOut {
     /// The most numbers it may hold at once (reserved, being pushed, active, waiting for release,
     /// suspended); orders beyond it are refused. `null`: no limit.
     pub number_limit: Option<u32>,
+    /// The customer's reference in the carrier's billing system, carried on its usage records.
+    pub billing_ref: Option<String>,
 }
 
 impl From<Customer> for CustomerOut {
@@ -78,6 +81,7 @@ impl From<Customer> for CustomerOut {
             created_at: rfc3339(c.created_at),
             zoom_trunk: c.zoom_trunk.map(|t| t.to_string()),
             number_limit: c.number_limit,
+            billing_ref: c.billing_ref,
         }
     }
 }
@@ -210,6 +214,33 @@ pub async fn set_number_limit(
         })?),
     };
     Ok(Json(state.app.set_number_limit(id, limit).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillingRef {
+    /// The customer's reference in the billing system (at most 64 characters), or `null` to clear it.
+    #[schema(example = "ACCT-20931")]
+    billing_ref: Option<String>,
+}
+
+/// Set (or clear) a customer's billing reference, carried on its usage records from then on.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/billing_ref", tag = "customers", params(("id" = String, Path, description = "customer id")), request_body = BillingRef,
+    responses(
+        (status = 200, description = "the customer as it is now", body = CustomerOut),
+        (status = 404, description = "no customer has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`billing_ref` is too long", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_billing_ref(
+    State(state): State<WebState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<BillingRef>,
+) -> Result<Json<CustomerOut>, ApiError> {
+    caller.require(Scope::Write)?;
+    let id = customer_id(&id)?;
+    let value = body.billing_ref.unwrap_or_default();
+    Ok(Json(state.app.set_billing_ref(id, &value).await?.into()))
 }
 
 /// No `Debug`: the password must not reach a log.

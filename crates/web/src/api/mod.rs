@@ -10,6 +10,7 @@ mod orders;
 mod port_ins;
 mod releases; // issue 6
 mod trunks;
+mod usage;
 
 use crate::error::{ApiError, Problem};
 use crate::WebState;
@@ -29,13 +30,14 @@ use utoipa::OpenApi;
     info(title = "peerex API", description = "Number inventory, customers and orders of a carrier selling numbers to Zoom Phone."),
     paths(
         numbers::search, numbers::detail, numbers::import, numbers::export,
-        customers::list_customers, customers::create_customer, customers::get_customer, customers::set_contract, customers::set_number_limit, customers::create_admin,
+        customers::list_customers, customers::create_customer, customers::get_customer, customers::set_contract, customers::set_number_limit, customers::set_billing_ref, customers::create_admin,
         orders::list_orders, orders::create_order, orders::get_order, orders::cancel_order,
         trunks::list_trunks, trunks::create_trunk, trunks::get_trunk, trunks::update_trunk, trunks::delete_trunk, trunks::set_customer_trunk,
         releases::start_release, releases::list_releases, releases::get_release, releases::withdraw_release,
         releases::start_port_out, releases::start_contract_end, releases::force_release,
         findings::list_findings, findings::repair_findings,
         port_ins::create_port_in, port_ins::list_port_ins, port_ins::get_port_in, port_ins::complete_port_in, port_ins::cancel_port_in, port_ins::reschedule_port_in,
+        usage::list_usage, usage::list_mails, usage::retry_mail,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -115,6 +117,7 @@ pub fn router() -> Router<WebState> {
         .merge(releases::router())
         .merge(port_ins::router())
         .merge(findings::router())
+        .merge(usage::router())
 }
 
 /// The caller of an API request, authenticated by `Authorization: Bearer pxt_...`.

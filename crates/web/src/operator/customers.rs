@@ -23,6 +23,7 @@ pub fn router() -> Router<WebState> {
         .route("/customers/{id}", get(detail))
         .route("/customers/{id}/contract", post(set_contract))
         .route("/customers/{id}/number-limit", post(set_number_limit))
+        .route("/customers/{id}/billing-ref", post(set_billing_ref))
         .route("/customers/{id}/users", post(add_user))
 }
 
@@ -291,6 +292,31 @@ async fn set_number_limit(
             }
             Err(e) => detail_page(&state, &op, id, String::new(), Some(e.try_into()?)).await,
         },
+        Err(e) => detail_page(&state, &op, id, String::new(), Some(e.try_into()?)).await,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BillingRefForm {
+    csrf: String,
+    /// Empty to clear it.
+    billing_ref: String,
+}
+
+async fn set_billing_ref(
+    State(state): State<WebState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<BillingRefForm>,
+) -> Result<Response, PageError> {
+    let id = customer_id(&id)?;
+    if let Err(refused) = may_change(&op, &form.csrf) {
+        return Ok(refused);
+    }
+    state.app.customer(id).await?;
+    match state.app.set_billing_ref(id, &form.billing_ref).await {
+        Ok(_) => Ok(Redirect::to(&format!("/operator/customers/{id}#billing-ref")).into_response()),
         Err(e) => detail_page(&state, &op, id, String::new(), Some(e.try_into()?)).await,
     }
 }

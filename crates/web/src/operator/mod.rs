@@ -9,6 +9,7 @@ mod drift;
 mod import;
 mod jobs;
 mod login;
+mod mails;
 mod numbers;
 mod orders;
 mod port_ins;
@@ -43,6 +44,7 @@ pub fn router() -> Router<WebState> {
         .merge(tokens::router())
         .merge(jobs::router())
         .merge(drift::router())
+        .merge(mails::router())
         .merge(trunks::router())
         .merge(releases::router())
         .merge(port_ins::router())
