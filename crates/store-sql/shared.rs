@@ -41,6 +41,8 @@ mod tokens;
 mod trunks;
 #[path = "users.rs"]
 mod users;
+#[path = "webhooks.rs"]
+pub(crate) mod webhooks;
 #[path = "zoom_facts.rs"]
 mod zoom_facts;
 

@@ -14,6 +14,7 @@ pub mod reconcile;
 pub mod release; // issue 6
 pub mod token_keys;
 pub mod trunks;
+pub mod webhooks;
 
 use domain::Clock;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub release_quarantine: time::Duration,
     /// Which active numbers must have an emergency address in Zoom (flagged when they have none).
     pub e911_required: domain::zoom_facts::E911Required,
+    /// How webhooks are delivered.
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             hash_queue: 64,
             release_quarantine: domain::release::DEFAULT_QUARANTINE,
             e911_required: domain::zoom_facts::E911Required::default(),
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -63,16 +67,23 @@ pub struct App {
     pub zoom: Option<Arc<onboarding::ZoomSetup>>,
     /// Password checks in flight and what they share; clones share it.
     pub hashing: Arc<auth::Hashing>,
+    /// Seals webhook endpoints' secrets; Zoom's token keys when `None`.
+    pub webhook_keys: Option<Arc<token_keys::TokenKeys>>,
 }
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let hashing = Arc::new(auth::Hashing::new(settings.hash_concurrency, settings.hash_queue));
-        Self { store, clock, settings, zoom: None, hashing }
+        Self { store, clock, settings, zoom: None, hashing, webhook_keys: None }
     }
 
     pub fn with_zoom(mut self, zoom: onboarding::ZoomSetup) -> Self {
         self.zoom = Some(Arc::new(zoom));
+        self
+    }
+
+    pub fn with_webhook_keys(mut self, keys: token_keys::TokenKeys) -> Self {
+        self.webhook_keys = Some(Arc::new(keys));
         self
     }
 

@@ -24,6 +24,7 @@ pub mod routing;
 pub mod search;
 pub mod sign_in;
 pub mod trunk;
+pub mod webhook;
 pub mod zoom_account;
 pub mod zoom_facts;
 

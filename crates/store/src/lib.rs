@@ -201,6 +201,7 @@ mod findings;
 mod onboarding; // issue 5: Zoom links, tokens, jobs
 mod release; // issue 6: releases approved by the customer
 mod sign_in;
+mod webhooks;
 mod zoom_facts;
 
 impl Store {

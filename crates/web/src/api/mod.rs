@@ -9,6 +9,7 @@ mod numbers;
 mod orders;
 mod releases; // issue 6
 mod trunks;
+mod webhooks;
 
 use crate::error::{ApiError, Problem};
 use crate::WebState;
@@ -33,6 +34,8 @@ use utoipa::OpenApi;
         trunks::list_trunks, trunks::create_trunk, trunks::get_trunk, trunks::update_trunk, trunks::delete_trunk, trunks::set_customer_trunk,
         releases::start_release, releases::list_releases, releases::get_release, releases::withdraw_release,
         findings::list_findings, findings::repair_findings,
+        webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint, webhooks::delete_endpoint,
+        webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -104,13 +107,21 @@ impl utoipa::Modify for CommonResponses {
 
 pub fn router() -> Router<WebState> {
     Router::new()
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(|| async { Json(openapi_document()) }))
         .merge(numbers::router())
         .merge(customers::router())
         .merge(orders::router())
         .merge(trunks::router())
         .merge(releases::router())
         .merge(findings::router())
+        .merge(webhooks::router())
+}
+
+/// The API's OpenAPI document, with the events peerex sends in its `webhooks` section.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    webhooks::add_webhooks(&mut doc);
+    doc
 }
 
 /// The caller of an API request, authenticated by `Authorization: Bearer pxt_...`.
