@@ -74,6 +74,9 @@ enum Command {
     /// Releases of customers' numbers, approved by the customer (issue 6).
     #[command(subcommand)]
     Releases(crate::releases_cmd::ReleasesCmd),
+    /// Signed webhooks: the endpoints the carrier's systems hear events on, and their deliveries.
+    #[command(subcommand)]
+    Webhooks(crate::webhooks_cmd::WebhooksCmd),
     /// Compare peerex with Zoom and the routing instances now, and print what disagrees.
     Reconcile(crate::reconcile_cmd::ReconcileArgs),
     /// Configuration.
@@ -276,10 +279,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(ConfigCmd::Example) => {
             print!(
-                "{}{}{}",
+                "{}{}{}{}",
                 config::EXAMPLE,
                 crate::zoom_config::EXAMPLE,
-                web::http_config::EXAMPLE
+                web::http_config::EXAMPLE,
+                crate::webhooks_cmd::EXAMPLE
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -313,6 +317,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(cmd) => orders(&app, cmd).await?,
         Command::Trunks(cmd) => crate::trunks_cmd::run(&app, cmd).await?,
         Command::Releases(cmd) => crate::releases_cmd::run(&app, cmd).await?,
+        Command::Webhooks(cmd) => crate::webhooks_cmd::run(&app, &cli_actor(), cmd).await?,
         Command::Reconcile(args) => crate::reconcile_cmd::run(&app, args).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
             let scope = Scope::parse(&scope).context("--scope must be read or write")?;
@@ -358,9 +363,13 @@ pub async fn open(config: &Config) -> anyhow::Result<App> {
         session_ttl: time::Duration::hours(config.session_hours),
         release_quarantine: time::Duration::days(config.release_quarantine_days),
         e911_required: config.numbers.e911_required.clone(),
+        webhooks: config.webhooks.settings()?,
         ..app::Settings::default()
     };
-    let app = App::new(store, Arc::new(domain::SystemClock), settings);
+    let mut app = App::new(store, Arc::new(domain::SystemClock), settings);
+    if let Some(keys) = config.webhooks.keys()? {
+        app = app.with_webhook_keys(keys);
+    }
     Ok(match config.zoom.setup(&config.carrier_name)? {
         Some(zoom) => app.with_zoom(zoom),
         None => app,

@@ -40,6 +40,9 @@ pub struct Config {
     /// What the carrier requires of its numbers.
     #[serde(default)]
     pub numbers: NumbersConfig,
+    /// Signed webhooks to the carrier's systems.
+    #[serde(default)]
+    pub webhooks: crate::webhooks_cmd::WebhooksConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +70,7 @@ impl Default for Config {
             zoom: crate::zoom_config::ZoomConfig::default(),
             http: web::http_config::HttpConfig::default(),
             numbers: NumbersConfig::default(),
+            webhooks: crate::webhooks_cmd::WebhooksConfig::default(),
         }
     }
 }
@@ -207,6 +211,8 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("configuration: numbers.{e}"))?;
         self.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         self.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        self.webhooks.settings()?;
+        self.webhooks.keys()?;
         Ok(())
     }
 
@@ -247,6 +253,11 @@ impl fmt::Debug for Config {
             .field("zoom", &self.zoom)
             .field("http", &self.http)
             .field("numbers", &self.numbers)
+            .field("webhooks.allow_private_targets", &self.webhooks.allow_private_targets)
+            .field(
+                "webhooks.secret_key",
+                &if self.webhooks.secret_key.is_empty() { "" } else { "***" },
+            )
             .finish()
     }
 }
@@ -295,7 +306,10 @@ mod tests {
 
     #[test]
     fn the_example_is_the_defaults() {
-        let from_example: Config = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
+        let from_example: Config =
+            Figment::from(Toml::string(&format!("{EXAMPLE}{}", crate::webhooks_cmd::EXAMPLE)))
+                .extract()
+                .unwrap();
         let defaults = Config::default();
         assert_eq!(
             serde_json::to_value(&from_example).unwrap(),

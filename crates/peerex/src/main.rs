@@ -14,6 +14,7 @@ mod route_cmd;
 mod routing_demo;
 mod serve;
 mod trunks_cmd;
+mod webhooks_cmd;
 mod zoom_config;
 mod zoom_sim_cmd;
 
