@@ -311,7 +311,6 @@ impl App {
         let d = dispatcher.clone();
         let poll = self.settings.webhooks.poll;
         let task = tokio::spawn(async move {
-            let mut last_gauge = std::time::Instant::now() - Duration::from_secs(60);
             loop {
                 match d.run_once().await {
                     Ok(0) => tokio::time::sleep(poll).await,
@@ -319,13 +318,6 @@ impl App {
                     Err(e) => {
                         tracing::error!(error = %e, "webhook dispatcher: database error; pausing");
                         tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                }
-                if last_gauge.elapsed() > Duration::from_secs(5) {
-                    last_gauge = std::time::Instant::now();
-                    if let Ok((waiting, disabled)) = d.app.webhook_backlog().await {
-                        metrics::gauge!("peerex_webhook_deliveries_waiting").set(waiting as f64);
-                        metrics::gauge!("peerex_webhook_endpoints_disabled").set(disabled as f64);
                     }
                 }
             }

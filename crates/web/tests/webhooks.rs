@@ -23,6 +23,7 @@ testkit::on_both!(
     two_dispatchers_deliver_each_event_once,
     a_dispatcher_that_dies_holding_deliveries_loses_none,
     endpoints_are_managed_through_the_api_and_secrets_rotate_with_an_overlap,
+    operators_manage_endpoints_in_the_portal_and_see_disabled_ones,
 );
 
 /// What a test receiver does with a request.
@@ -618,4 +619,63 @@ async fn endpoints_are_managed_through_the_api_and_secrets_rotate_with_an_overla
         assert!(doc["webhooks"][t.as_str()]["post"].is_object(), "{t} is missing from webhooks");
     }
     assert!(doc["paths"]["/api/v1/webhook-endpoints"].is_object());
+}
+
+async fn operators_manage_endpoints_in_the_portal_and_see_disabled_ones(db: Db) {
+    let h = Hooks::start(db).await;
+    let rx = Receiver::start().await;
+    rx.answer_always(Answer::Status(500));
+    let (browser, csrf) = h.t.operator_browser(testkit::ADMIN_EMAIL).await;
+    let page = |path: &str| {
+        let (browser, url) = (browser.clone(), format!("{}{path}", h.t.url));
+        async move { browser.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let added = browser
+        .post(format!("{}/operator/webhooks", h.t.url))
+        .form(&[("csrf", csrf.as_str()), ("url", rx.url.as_str()), ("events", "order.placed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.headers()["cache-control"], "no-store");
+    let html = added.text().await.unwrap();
+    assert!(html.contains("whsec_"), "the secret is shown once: {html}");
+    assert!(!page("/operator/webhooks").await.contains("whsec_"), "and only once");
+    let refused = browser
+        .post(format!("{}/operator/webhooks", h.t.url))
+        .form(&[("csrf", csrf.as_str()), ("url", "gopher://x"), ("events", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    // The receiver keeps failing: the endpoint is disabled and the page says so.
+    h.order(15550900000, 1).await;
+    let d = h.dispatcher("d1");
+    for _ in 0..3 {
+        d.run_once().await.unwrap();
+        h.t.clock.advance(time::Duration::seconds(11));
+    }
+    let list = page("/operator/webhooks").await;
+    assert!(list.contains("disabled-banner"), "{list}");
+    let id = h.t.app.webhook_endpoints().await.unwrap()[0].id;
+    let detail = page(&format!("/operator/webhooks/{id}")).await;
+    assert!(detail.contains("HTTP 500") && detail.contains("order.placed"), "{detail}");
+    let enabled = browser
+        .post(format!("{}/operator/webhooks/{id}/toggle", h.t.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enabled.status().as_u16(), 303);
+    assert!(!page("/operator/webhooks").await.contains("disabled-banner"));
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.t.url))
+        .bearer_auth(testkit::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("peerex_webhook_endpoints_disabled 0"), "{metrics}");
 }

@@ -14,6 +14,7 @@ mod orders;
 mod releases; // issue 6
 mod tokens;
 mod trunks;
+mod webhooks;
 
 use crate::error::{error_page, render, PageError};
 use crate::session::Operator;
@@ -40,6 +41,7 @@ pub fn router() -> Router<WebState> {
         .merge(customers::router())
         .merge(orders::router())
         .merge(tokens::router())
+        .merge(webhooks::router())
         .merge(jobs::router())
         .merge(drift::router())
         .merge(trunks::router())
