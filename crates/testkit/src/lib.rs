@@ -374,3 +374,22 @@ mod tests {
         assert!(repo_root().join("scripts/pg-throwaway").is_file());
     }
 }
+
+/// The types of the events written to the webhook outbox so far, each with its `data`, oldest first.
+pub async fn told(app: &app::App) -> Vec<(String, serde_json::Value)> {
+    let mut events = app.outbound_events(1_000).await.expect("outbound events");
+    events.reverse();
+    events.into_iter().map(|e| (e.event_type.as_str().to_owned(), e.data)).collect()
+}
+
+/// Asserts that events of each of `types` were written to the webhook outbox.
+pub async fn assert_told(app: &app::App, types: &[&str]) {
+    let told = told(app).await;
+    for t in types {
+        assert!(
+            told.iter().any(|(k, _)| k == t),
+            "no {t} event in {:?}",
+            told.iter().map(|(k, _)| k).collect::<Vec<_>>()
+        );
+    }
+}
