@@ -244,7 +244,7 @@ impl DialectStore {
         for s in &seqs {
             sep.push_bind(*s);
         }
-        q.push(") ORDER BY e.seq ON CONFLICT (endpoint_id, event_seq) DO NOTHING");
+        q.push(") ORDER BY e.seq, w.id ON CONFLICT (endpoint_id, event_seq) DO NOTHING");
         q.build().execute(&mut *tx).await?;
         let mut q =
             QueryBuilder::<Db>::new("UPDATE outbound_events SET fanned = TRUE WHERE seq IN (");
@@ -337,77 +337,31 @@ impl DialectStore {
             .collect())
     }
 
-    /// Records how an attempt ended, if `owner` still holds the delivery's lease. A failure is
-    /// retried at `retry_at`, or given up when that is `None`; the endpoint is disabled once it has
-    /// failed `disable_after` times in a row over at least `disable_span`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn finish_delivery(
+    /// Records how attempts ended, in one transaction, for those whose lease `owner` still holds
+    /// (the answer says, per attempt, whether it did). A failure is retried at its `retry_at`, or
+    /// given up when that is `None`; an endpoint is disabled once it has failed `disable_after`
+    /// times in a row over at least `disable_span`. Endpoints are written in id order, so two
+    /// dispatchers finishing at once never wait on each other in a cycle.
+    pub async fn finish_deliveries(
         &self,
-        d: &LeasedDelivery,
+        attempts: &[(LeasedDelivery, AttemptOutcome, Option<OffsetDateTime>)],
         owner: &str,
-        outcome: &AttemptOutcome,
-        retry_at: Option<OffsetDateTime>,
         disable_after: i64,
         disable_span: time::Duration,
         now: OffsetDateTime,
-    ) -> Result<Finished> {
+    ) -> Result<Vec<Finished>> {
+        let mut order: Vec<usize> = (0..attempts.len()).collect();
+        order.sort_by_key(|&i| (attempts[i].0.endpoint_id, attempts[i].0.id));
+        let mut out = vec![Finished::default(); attempts.len()];
         let mut tx = self.writer().begin().await?;
-        let (state, status, error) = match outcome {
-            AttemptOutcome::Delivered { status } => ("delivered", Some(i64::from(*status)), None),
-            AttemptOutcome::Failed { status, error } => (
-                if retry_at.is_some() { "pending" } else { "failed" },
-                status.map(i64::from),
-                Some(error.as_str()),
-            ),
-        };
-        let delivered = matches!(outcome, AttemptOutcome::Delivered { .. });
-        let done = sqlx::query::<Db>(
-            "UPDATE webhook_deliveries SET state = $1, run_after = $2, lease_owner = NULL, lease_until = NULL, last_status = $3, last_error = $4, \
-             delivered_at = CASE WHEN $5 THEN $6 ELSE delivered_at END WHERE id = $7 AND lease_owner = $8 AND state = 'running'",
-        )
-        .bind(state)
-        .bind(retry_at.unwrap_or(now))
-        .bind(status)
-        .bind(error)
-        .bind(delivered)
-        .bind(now)
-        .bind(d.id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(Finished::default());
-        }
-        let mut disabled = false;
-        if delivered {
-            sqlx::query::<Db>("UPDATE webhook_endpoints SET failures = 0, failing_since = NULL WHERE id = $1 AND failures <> 0")
-                .bind(d.endpoint_id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query::<Db>("UPDATE webhook_endpoints SET failures = failures + 1, failing_since = COALESCE(failing_since, $1) WHERE id = $2")
-                .bind(now)
-                .bind(d.endpoint_id)
-                .execute(&mut *tx)
-                .await?;
-            let off = sqlx::query::<Db>(
-                "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
-                 WHERE id = $3 AND enabled AND failures >= $4 AND failing_since <= $5",
-            )
-            .bind(format!(
-                "disabled by peerex after {disable_after} failed attempts in a row; last: {}",
-                error.unwrap_or_default()
-            ))
-            .bind(now)
-            .bind(d.endpoint_id)
-            .bind(disable_after)
-            .bind(now - disable_span)
-            .execute(&mut *tx)
-            .await?;
-            disabled = off.rows_affected() == 1;
+        for i in order {
+            let (d, outcome, retry_at) = &attempts[i];
+            out[i] =
+                finish_one(&mut tx, d, owner, outcome, *retry_at, disable_after, disable_span, now)
+                    .await?;
         }
         tx.commit().await?;
-        Ok(Finished { held: true, disabled })
+        Ok(out)
     }
 
     /// Hands back the deliveries `owner` holds (a clean stop): pending again at once, the attempt
@@ -540,4 +494,77 @@ impl DialectStore {
         .await?;
         Ok((waiting, disabled))
     }
+}
+
+/// Records one attempt (see `finish_deliveries`).
+#[allow(clippy::too_many_arguments)]
+async fn finish_one(
+    tx: &mut Transaction<'_, Db>,
+    d: &LeasedDelivery,
+    owner: &str,
+    outcome: &AttemptOutcome,
+    retry_at: Option<OffsetDateTime>,
+    disable_after: i64,
+    disable_span: time::Duration,
+    now: OffsetDateTime,
+) -> Result<Finished> {
+    let (state, status, error) = match outcome {
+        AttemptOutcome::Delivered { status } => ("delivered", Some(i64::from(*status)), None),
+        AttemptOutcome::Failed { status, error } => (
+            if retry_at.is_some() { "pending" } else { "failed" },
+            status.map(i64::from),
+            Some(error.as_str()),
+        ),
+    };
+    let delivered = matches!(outcome, AttemptOutcome::Delivered { .. });
+    let done = sqlx::query::<Db>(
+        "UPDATE webhook_deliveries SET state = $1, run_after = $2, lease_owner = NULL, lease_until = NULL, last_status = $3, last_error = $4, \
+         delivered_at = CASE WHEN $5 THEN $6 ELSE delivered_at END WHERE id = $7 AND lease_owner = $8 AND state = 'running'",
+    )
+    .bind(state)
+    .bind(retry_at.unwrap_or(now))
+    .bind(status)
+    .bind(error)
+    .bind(delivered)
+    .bind(now)
+    .bind(d.id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(Finished::default());
+    }
+    let mut disabled = false;
+    if delivered {
+        sqlx::query::<Db>(
+            "UPDATE webhook_endpoints SET failures = 0, failing_since = NULL WHERE id = $1 AND failures <> 0",
+        )
+        .bind(d.endpoint_id)
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        sqlx::query::<Db>(
+            "UPDATE webhook_endpoints SET failures = failures + 1, failing_since = COALESCE(failing_since, $1) WHERE id = $2",
+        )
+        .bind(now)
+        .bind(d.endpoint_id)
+        .execute(&mut **tx)
+        .await?;
+        let off = sqlx::query::<Db>(
+            "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
+             WHERE id = $3 AND enabled AND failures >= $4 AND failing_since <= $5",
+        )
+        .bind(format!(
+            "disabled by peerex after {disable_after} failed attempts in a row; last: {}",
+            error.unwrap_or_default()
+        ))
+        .bind(now)
+        .bind(d.endpoint_id)
+        .bind(disable_after)
+        .bind(now - disable_span)
+        .execute(&mut **tx)
+        .await?;
+        disabled = off.rows_affected() == 1;
+    }
+    Ok(Finished { held: true, disabled })
 }

@@ -436,46 +436,57 @@ impl Dispatcher {
             .await?;
         let n = leased.len();
         let results = futures_util::future::join_all(leased.iter().map(|d| self.attempt(d))).await;
-        for (d, outcome) in leased.iter().zip(results) {
-            self.record(d, &outcome).await?;
-        }
+        self.record(leased.into_iter().zip(results).collect()).await?;
         Ok(fanned + n)
     }
 
-    async fn record(&self, d: &LeasedDelivery, outcome: &AttemptOutcome) -> Result<()> {
+    /// Records a round's attempts in one transaction, and tells what they did.
+    async fn record(&self, attempts: Vec<(LeasedDelivery, AttemptOutcome)>) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
         let s = &self.app.settings.webhooks;
         let now = self.app.now();
-        let retry_at = match outcome {
-            AttemptOutcome::Delivered { .. } => None,
-            AttemptOutcome::Failed { .. } => next_attempt(&s.retry_schedule, d.attempts, now),
-        };
-        let label = match outcome {
-            AttemptOutcome::Delivered { .. } => "delivered",
-            AttemptOutcome::Failed { .. } if retry_at.is_some() => "retry",
-            AttemptOutcome::Failed { .. } => "given_up",
-        };
-        metrics::counter!("peerex_webhook_attempts_total", "outcome" => label).increment(1);
-        let done = self
+        let attempts: Vec<(LeasedDelivery, AttemptOutcome, Option<time::OffsetDateTime>)> =
+            attempts
+                .into_iter()
+                .map(|(d, outcome)| {
+                    let retry_at = match outcome {
+                        AttemptOutcome::Delivered { .. } => None,
+                        AttemptOutcome::Failed { .. } => {
+                            next_attempt(&s.retry_schedule, d.attempts, now)
+                        }
+                    };
+                    (d, outcome, retry_at)
+                })
+                .collect();
+        let finished = self
             .app
             .store
-            .finish_delivery(
-                d,
+            .finish_deliveries(
+                &attempts,
                 &self.owner,
-                outcome,
-                retry_at,
                 s.disable_after_failures,
                 s.disable_after,
                 now,
             )
             .await?;
-        if !done.held {
-            tracing::warn!(event = %d.event_id, endpoint = %d.endpoint_id, "webhook lease lost before the outcome was recorded");
-        }
-        if done.disabled {
-            tracing::error!(endpoint = %d.endpoint_id, url = %d.url, "webhook endpoint disabled: it kept failing; an operator must enable it again");
-        }
-        if let AttemptOutcome::Failed { error, .. } = outcome {
-            tracing::warn!(event = %d.event_id, endpoint = %d.endpoint_id, attempts = d.attempts, %error, "webhook delivery failed");
+        for ((d, outcome, retry_at), done) in attempts.iter().zip(finished) {
+            let label = match outcome {
+                AttemptOutcome::Delivered { .. } => "delivered",
+                AttemptOutcome::Failed { .. } if retry_at.is_some() => "retry",
+                AttemptOutcome::Failed { .. } => "given_up",
+            };
+            metrics::counter!("peerex_webhook_attempts_total", "outcome" => label).increment(1);
+            if !done.held {
+                tracing::warn!(event = %d.event_id, endpoint = %d.endpoint_id, "webhook lease lost before the outcome was recorded");
+            }
+            if done.disabled {
+                tracing::error!(endpoint = %d.endpoint_id, url = %d.url, "webhook endpoint disabled: it kept failing; an operator must enable it again");
+            }
+            if let AttemptOutcome::Failed { error, .. } = outcome {
+                tracing::warn!(event = %d.event_id, endpoint = %d.endpoint_id, attempts = d.attempts, %error, "webhook delivery failed");
+            }
         }
         Ok(())
     }

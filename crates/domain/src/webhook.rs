@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The kinds of event peerex sends. Each is written in the transaction of the change it reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
     NumberStateChanged,
     OrderPlaced,
@@ -81,6 +81,12 @@ impl EventType {
             EventType::NumberEmergencyAddressChanged => "The customer set a number's emergency (E911) address in Zoom. data: number_id, e164, customer_id, address.",
             EventType::NumberCnamChanged => "The customer set a number's caller ID name (CNAM) in Zoom. data: number_id, e164, customer_id, cnam.",
         }
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

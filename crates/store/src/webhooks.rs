@@ -43,17 +43,16 @@ impl Store {
             now: OffsetDateTime,
         ) -> Result<Vec<LeasedDelivery>>;
 
-        /// Records an attempt if `owner` still holds the lease; may disable the endpoint.
-        pub async fn finish_delivery(
+        /// Records attempts (one transaction) where `owner` still holds the lease; may disable
+        /// endpoints.
+        pub async fn finish_deliveries(
             &self,
-            d: &LeasedDelivery,
+            attempts: &[(LeasedDelivery, AttemptOutcome, Option<OffsetDateTime>)],
             owner: &str,
-            outcome: &AttemptOutcome,
-            retry_at: Option<OffsetDateTime>,
             disable_after: i64,
             disable_span: time::Duration,
             now: OffsetDateTime,
-        ) -> Result<Finished>;
+        ) -> Result<Vec<Finished>>;
 
         /// Hands back what `owner` holds (a clean stop).
         pub async fn hand_back_deliveries(&self, owner: &str, now: OffsetDateTime) -> Result<u64>;
