@@ -150,7 +150,9 @@ impl DialectStore {
             }
         }
         // One whose repair was queued is gone because of it: it says who repaired it.
-        let closed: Vec<(Uuid, String, String, Option<Uuid>, Option<String>)> = sqlx::query_as(
+        // id, kind, subject, customer, who closed it.
+        type Closed = (Uuid, String, String, Option<Uuid>, Option<String>);
+        let closed: Vec<Closed> = sqlx::query_as(
             "UPDATE findings SET resolved_at = $1, resolved_by = CASE WHEN repair_state = 'queued' THEN 'repaired by ' || repaired_by ELSE $2 END, repair_state = CASE WHEN repair_state = 'queued' THEN 'repaired' ELSE repair_state END, version = version + 1 WHERE scope = $3 AND resolved_at IS NULL AND seen_in <> $4 \
              RETURNING id, kind, subject, customer_id, resolved_by",
         )
