@@ -212,7 +212,7 @@ pub async fn run(args: WebhooksBench) -> anyhow::Result<ExitCode> {
     );
     println!(
         "\n{:<9} {:>9} {:>8} {:>14} {:>9}",
-        "database", "endpoints", "events", "deliveries/s", "ratio"
+        "database", "endpoints", "events", "deliveries/s", "baseline/peerex"
     );
     let mut paths = Vec::new();
     for (backend, pg) in &dbs {
