@@ -347,6 +347,23 @@ impl DialectStore {
             .collect()
     }
 
+    /// Jobs still waiting or running that should have reached Zoom before `cutoff`: due before it
+    /// and not run since, or (all but the customer's recurring poll) written before it and retried
+    /// ever since. An outbox that no longer drains.
+    pub async fn stuck_job_count(&self, cutoff: OffsetDateTime) -> Result<i64> {
+        let (pending, running) = (JobState::Pending.as_str(), JobState::Running.as_str());
+        let poll = JobKind::PollNumbers.as_str();
+        Ok(sqlx::query_scalar!(
+            r#"SELECT COUNT(*) AS "n!: i64" FROM jobs WHERE state IN ($1, $2) AND (run_after < $3 OR (kind <> $4 AND created_at < $3))"#,
+            pending,
+            running,
+            cutoff,
+            poll
+        )
+        .fetch_one(self.reader())
+        .await?)
+    }
+
     pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>> {
         let o = order.as_uuid();
         let rows =

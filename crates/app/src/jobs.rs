@@ -15,6 +15,7 @@
 use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::onboarding::{Job, JobEnd, JobKind, JobState, PushResult};
+use domain::reconcile::Thresholds;
 use domain::{Actor, NumberState, PhoneNumber, ZoomAccountId};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -386,6 +387,16 @@ impl App {
     /// How many jobs are in each state (states with none are left out).
     pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
         Ok(self.store.job_counts().await?)
+    }
+
+    /// How many jobs are still waiting or running past the threshold after which a number is
+    /// reported stuck (`zoom.reconcile_stuck_minutes`): the alarm for an outbox that no longer drains.
+    pub async fn stuck_jobs(&self) -> Result<i64> {
+        let after = self.zoom.as_deref().map_or_else(
+            || Thresholds::default().stuck_after,
+            |z| z.reconcile.thresholds.stuck_after,
+        );
+        Ok(self.store.stuck_job_count(self.now() - after).await?)
     }
 
     /// Jobs newest first (at most `limit`), all or those in `state`.

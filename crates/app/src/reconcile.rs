@@ -170,8 +170,18 @@ impl App {
             }
             cycles.push(self.reconcile_account(z, customer, &account, req.dry_run, every).await?);
         }
-        if req.customer.is_none() {
-            cycles.push(self.reconcile_routing(z, req.dry_run, every).await?);
+        match req.customer {
+            None => cycles.push(self.reconcile_routing(z, req.dry_run, every).await?),
+            // Asked for one customer and nothing was compared: say why rather than "no drift".
+            Some(c) if cycles.is_empty() => {
+                return Err(match self.store.get_customer(c).await? {
+                    None => AppError::invalid("customer", format!("no customer has the id {c}")),
+                    Some(_) => AppError::Refused(format!(
+                        "customer {c} has no Zoom account linked: there is nothing in Zoom to compare"
+                    )),
+                });
+            }
+            Some(_) => {}
         }
         Ok(ReconcileReport { dry_run: req.dry_run, cycles })
     }

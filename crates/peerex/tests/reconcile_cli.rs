@@ -48,6 +48,15 @@ async fn reconcile_prints_drift_and_two_processes_record_it_once(db: testkit::Db
     assert_eq!((cycle["outcome"].as_str(), cycle["listed"].as_u64()), (Some("complete"), Some(5)));
     assert_eq!(cycle["findings"], serde_json::json!([]), "{report}");
     assert!(c.cli(&["reconcile"]).contains("no drift found"));
+    // A customer the operator mistyped is not reported as "no drift".
+    for (id, says) in [
+        ("acme", "--customer is not a customer id"),
+        ("0190f5a0-0000-7000-8000-000000000000", "no customer has the id"),
+    ] {
+        let out = c.command().args(["reconcile", "--customer", id]).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{id}: {err}");
+    }
 
     // Zoom support deletes a number; two operators reconcile at the same moment.
     let r = reqwest::Client::new()
@@ -116,4 +125,7 @@ async fn reconcile_prints_drift_and_two_processes_record_it_once(db: testkit::Db
         .expect("text");
     assert!(metrics.contains("peerex_findings_open{kind=\"gone_from_zoom\"} 1"), "{metrics}");
     assert!(metrics.contains("peerex_findings_open{kind=\"routing_behind\"} 0"), "{metrics}");
+    // The outbox drained: the push is done, nothing waits past the threshold.
+    assert!(metrics.contains("peerex_jobs{state=\"failed\"} 0"), "{metrics}");
+    assert!(metrics.contains("peerex_jobs_stuck 0"), "{metrics}");
 }

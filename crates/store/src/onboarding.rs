@@ -220,6 +220,8 @@ impl Store {
 
         pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>>;
 
+        pub async fn stuck_job_count(&self, cutoff: OffsetDateTime) -> Result<i64>;
+
         pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>>;
 
         pub async fn retry_job(&self, id: Uuid, now: OffsetDateTime) -> Result<bool>;

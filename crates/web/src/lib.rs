@@ -154,6 +154,21 @@ async fn metrics_text(State(state): State<WebState>, headers: HeaderMap) -> Resp
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count open findings"),
     }
+    // The outbox to Zoom: every state (0 included), and the jobs waiting past the stuck threshold,
+    // which an alert rule watches.
+    match state.app.job_counts().await {
+        Ok(found) => {
+            for s in domain::onboarding::JobState::ALL {
+                let n = found.iter().find(|(f, _)| *f == s).map_or(0, |(_, n)| *n);
+                metrics::gauge!("peerex_jobs", "state" => s.as_str()).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count jobs"),
+    }
+    match state.app.stuck_jobs().await {
+        Ok(n) => metrics::gauge!("peerex_jobs_stuck").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count stuck jobs"),
+    }
     // Endpoints peerex disabled for failing need an operator; a growing backlog is a slow receiver.
     match state.app.webhook_backlog().await {
         Ok((waiting, disabled)) => {

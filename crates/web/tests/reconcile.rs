@@ -29,6 +29,7 @@ on_both!(
     repairs_go_through_the_outbox_once_and_the_next_cycle_closes_them,
     a_repair_whose_worker_died_is_taken_again_and_converges,
     a_repair_never_takes_a_number_from_another_zoom_account,
+    a_job_waiting_past_the_threshold_raises_the_alarm,
 );
 
 const UNKNOWN: &str = "+15559990001";
@@ -624,4 +625,32 @@ async fn a_repair_never_takes_a_number_from_another_zoom_account(db: Db) {
     assert_eq!(moved["numbers"][0]["phone_number"], n(0).as_str(), "left where it is");
     reconcile(&t).await;
     assert_eq!(open(&t).await, vec![(FindingKind::GoneFromZoom, n(0))], "still open");
+}
+
+/// An outbox that no longer drains is an alarm: the Jobs page says so and `/metrics` counts it, until
+/// the job runs. The customer's recurring poll of Zoom is not stuck for being old, only for being
+/// overdue.
+async fn a_job_waiting_past_the_threshold_raises_the_alarm(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 2).await;
+    let ops = operator(&t).await;
+    let jobs_page = || get_text(&ops, format!("{}/operator/jobs", t.platform.url));
+    let pending = t.app().jobs(Some(domain::onboarding::JobState::Pending), 10).await.unwrap();
+    let [poll] = &pending[..] else { panic!("the poll alone waits: {pending:?}") };
+    assert_eq!(poll.kind, domain::onboarding::JobKind::PollNumbers);
+    assert_eq!(t.app().stuck_jobs().await.unwrap(), 0);
+    assert!(!jobs_page().await.contains("id=\"stuck\""));
+
+    // Nothing drains the outbox: 29 minutes past its time the poll is late, 31 minutes stuck.
+    let now = t.app().now();
+    t.clock().advance(poll.run_after - now + time::Duration::minutes(29));
+    assert_eq!(t.app().stuck_jobs().await.unwrap(), 0, "within the 30 minutes");
+    t.clock().advance(time::Duration::minutes(2));
+    assert_eq!(t.app().stuck_jobs().await.unwrap(), 1);
+    let page = jobs_page().await;
+    assert!(page.contains("id=\"stuck\"") && page.contains("1 job has waited longer"), "{page}");
+
+    t.run_pending_jobs().await;
+    assert_eq!(t.app().stuck_jobs().await.unwrap(), 0, "it ran");
+    assert!(!jobs_page().await.contains("id=\"stuck\""));
 }

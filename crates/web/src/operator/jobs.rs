@@ -38,6 +38,8 @@ struct JobsPage {
     /// Links Zoom no longer accepts: (customer id, Zoom account, since, what Zoom said). Their jobs
     /// wait, so they are named above the jobs.
     reauth: Vec<(String, String, String, String)>,
+    /// Jobs waiting or running past the stuck threshold.
+    stuck: i64,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,6 +93,7 @@ async fn list(
             )
         })
         .collect();
+    let stuck = state.app.stuck_jobs().await?;
     let chrome = Chrome::new(&state, &op, "jobs");
     Ok(render(&JobsPage {
         carrier: chrome.carrier.clone(),
@@ -99,6 +102,7 @@ async fn list(
         shown: filter.map_or("all", JobState::as_str),
         jobs,
         reauth,
+        stuck,
     }))
 }
 
