@@ -353,7 +353,7 @@ impl DialectStore {
     pub async fn stuck_job_count(&self, cutoff: OffsetDateTime) -> Result<i64> {
         let (pending, running) = (JobState::Pending.as_str(), JobState::Running.as_str());
         let poll = JobKind::PollNumbers.as_str();
-        Ok(sqlx::query_scalar!(
+        sqlx::query_scalar!(
             r#"SELECT COUNT(*) AS "n!: i64" FROM jobs WHERE state IN ($1, $2) AND (run_after < $3 OR (kind <> $4 AND created_at < $3))"#,
             pending,
             running,
@@ -361,7 +361,7 @@ impl DialectStore {
             poll
         )
         .fetch_one(self.reader())
-        .await?)
+        .await
     }
 
     pub async fn order_jobs(&self, order: OrderId) -> Result<Vec<Job>> {
