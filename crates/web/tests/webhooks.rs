@@ -327,6 +327,12 @@ async fn events_arrive_signed_and_in_order_per_number_after_a_5xx(db: Db) {
     let (_, secret) = h.endpoint(&rx.url, &[]).await;
     let order = h.order(15550100000, 3).await;
     h.t.app.cancel_order(order, None, &Actor::System("test".into())).await.unwrap();
+    // A change refused writes no event: the outbox is written in the change's transaction.
+    let before = h.t.app.outbound_events(1_000).await.unwrap().len();
+    let c = testkit::insert_customer(&h.t.store, "greedy").await;
+    let pick = OrderPick { count: 50, ..Default::default() };
+    assert!(h.t.app.create_order(c, pick, &[], &Actor::System("test".into())).await.is_err());
+    assert_eq!(h.t.app.outbound_events(1_000).await.unwrap().len(), before);
     // The first attempt meets a server error; it is retried, and nothing of its number overtakes it.
     rx.answer_next(&[Answer::Status(503)]);
     let d = h.dispatcher("d1");
