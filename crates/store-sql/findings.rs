@@ -7,10 +7,12 @@
 
 use super::jobs::insert_job;
 use super::rows::bad;
+use super::webhooks::emit;
 use super::{Db, DialectStore, Result, INSERT_CHUNK};
 use domain::findings::{Finding, FindingQuery, Recorded, RepairState, Seen, NO_LONGER_SEEN};
 use domain::onboarding::Job;
 use domain::reconcile::{FindingKind, InstanceSeen};
+use domain::webhook::{EventType, OutboundEvent};
 use domain::{CustomerId, NumberState};
 use sqlx::{FromRow, QueryBuilder};
 use time::OffsetDateTime;
@@ -105,6 +107,7 @@ impl DialectStore {
         seen.dedup_by(|a, b| a.kind == b.kind && a.subject == b.subject);
         let mut out = Recorded::default();
         let mut tx = self.writer().begin().await?;
+        let mut opened = Vec::new();
         for s in seen {
             let id = Uuid::now_v7();
             let (kind, repair) = (s.kind.as_str(), s.kind.repair());
@@ -135,21 +138,37 @@ impl DialectStore {
             .await?;
             if kept == id {
                 out.opened += 1;
+                let data = serde_json::json!({ "finding_id": id, "kind": kind, "subject": s.subject, "scope": scope, "customer_id": customer, "detail": s.detail, "repair": repair_s });
+                opened.push(OutboundEvent::new(
+                    EventType::FindingOpened,
+                    s.subject.clone(),
+                    now,
+                    data,
+                ));
             } else {
                 out.still_open += 1;
             }
         }
         // One whose repair was queued is gone because of it: it says who repaired it.
-        let closed = sqlx::query!(
-            "UPDATE findings SET resolved_at = $1, resolved_by = CASE WHEN repair_state = 'queued' THEN 'repaired by ' || repaired_by ELSE $2 END, repair_state = CASE WHEN repair_state = 'queued' THEN 'repaired' ELSE repair_state END, version = version + 1 WHERE scope = $3 AND resolved_at IS NULL AND seen_in <> $4",
-            now,
-            NO_LONGER_SEEN,
-            scope,
-            cycle
+        // id, kind, subject, customer, who closed it.
+        type Closed = (Uuid, String, String, Option<Uuid>, Option<String>);
+        let closed: Vec<Closed> = sqlx::query_as(
+            "UPDATE findings SET resolved_at = $1, resolved_by = CASE WHEN repair_state = 'queued' THEN 'repaired by ' || repaired_by ELSE $2 END, repair_state = CASE WHEN repair_state = 'queued' THEN 'repaired' ELSE repair_state END, version = version + 1 WHERE scope = $3 AND resolved_at IS NULL AND seen_in <> $4 \
+             RETURNING id, kind, subject, customer_id, resolved_by",
         )
-        .execute(&mut *tx)
+        .bind(now)
+        .bind(NO_LONGER_SEEN)
+        .bind(scope)
+        .bind(cycle)
+        .fetch_all(&mut *tx)
         .await?;
-        out.closed = closed.rows_affected();
+        out.closed = closed.len() as u64;
+        // Opened and closed findings are told to the carrier's systems.
+        for (id, kind, subject, customer, by) in closed {
+            let data = serde_json::json!({ "finding_id": id, "kind": kind, "subject": subject, "scope": scope, "customer_id": customer, "by": by });
+            opened.push(OutboundEvent::new(EventType::FindingClosed, subject, now, data));
+        }
+        emit(&mut tx, &opened).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -8,6 +8,7 @@
 use super::jobs::{cancel_account_jobs, enqueue_poll, insert_job};
 use super::mail::{customer_name, enqueue_mail};
 use super::rows::{bad, NumberRow};
+use super::webhooks::emit;
 use super::{push_list, save_state_moves, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::customer::{ContractState, OrderEvent, OrderState};
 use domain::link::{
@@ -18,6 +19,7 @@ use domain::mail::{key as mail_key, MailFacts, MailKind, NewMail};
 use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
 use domain::push::{cut_push_jobs, plan_apply, Application};
 use domain::release::{LineState, ON_HOLD_MESSAGE};
+use domain::webhook::{EventType, OutboundEvent};
 use domain::{Actor, CustomerId, Number, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
@@ -601,8 +603,19 @@ async fn insert_link_event(
     let c = customer.map(|c| c.as_uuid());
     sqlx::query!("INSERT INTO zoom_link_events (customer_id, zoom_account_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)", c, account, now, kind, message)
         .execute(&mut **tx)
-        .await
-        .map(|_| ())
+        .await?;
+    // Links made and removed are told to the carrier's systems too.
+    let told = match kind {
+        "linked" | "relinked" => Some(EventType::ZoomLinkCreated),
+        "removed" => Some(EventType::ZoomLinkRemoved),
+        _ => None,
+    };
+    if let Some(t) = told {
+        let data = serde_json::json!({ "customer_id": c, "zoom_account_id": account, "kind": kind, "message": message });
+        let key = c.map_or_else(|| format!("zoom_account:{account}"), |c| format!("customer:{c}"));
+        emit(tx, &[OutboundEvent::new(t, key, now, data)]).await?;
+    }
+    Ok(())
 }
 
 /// Applies the customer's waiting numbers to its Zoom `account` ([`plan_apply`] decides which move
@@ -652,6 +665,10 @@ async fn apply_in_tx(
             .await?;
             if done.rows_affected() == 1 {
                 applied.push(*order);
+                let data = serde_json::json!({ "order_id": o, "customer_id": customer.as_uuid(), "zoom_account_id": account, "actor": by.to_string() });
+                let event =
+                    OutboundEvent::new(EventType::OrderApplied, format!("order:{o}"), now, data);
+                emit(tx, &[event]).await?;
             }
         }
     }

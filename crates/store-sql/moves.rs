@@ -136,15 +136,18 @@ pub(crate) async fn save_state_moves(
     Ok(moved)
 }
 
+/// Writes number events (the audit trail) and, for the carrier's systems, a `number.state_changed`
+/// event each in the outbox: every change of a number's state passes here.
 pub(crate) async fn insert_events<'a>(
     tx: &mut Transaction<'_, Db>,
     events: impl Iterator<Item = &'a NumberEvent>,
 ) -> Result<()> {
+    let events: Vec<&NumberEvent> = events.collect();
     let mut q = QueryBuilder::<Db>::new(
         "INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ",
     );
-    let mut any = false;
-    q.push_values(events.inspect(|_| any = true), |mut b, e| {
+    let any = !events.is_empty();
+    q.push_values(events.iter(), |mut b, e| {
         b.push_bind(e.number_id.as_uuid())
             .push_bind(e.at)
             .push_bind(e.actor.as_str())
@@ -155,5 +158,5 @@ pub(crate) async fn insert_events<'a>(
     if any {
         q.build().execute(&mut **tx).await?;
     }
-    Ok(())
+    super::webhooks::emit_state_changes(tx, &events).await
 }

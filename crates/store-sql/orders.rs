@@ -8,12 +8,14 @@
 use super::customers::numbers_held;
 use super::numbers::push_tag_filter;
 use super::rows::{CustomerRow, NumberRow, OrderRow};
+use super::webhooks::emit;
 use super::{save_moves, Db, DialectStore, Result};
 use domain::customer::{
     check_number_limit, ContractState, Order, OrderError, OrderEvent, OrderPick, OrderState,
 };
 use domain::machine::StateMachine;
 use domain::search::NumberQuery;
+use domain::webhook::{EventType, OutboundEvent};
 use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber};
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
@@ -142,6 +144,18 @@ impl DialectStore {
             // Reserved by another order since it was read: nothing is saved.
             return Ok(Err(OrderError::NumberNotAvailable(first.0.e164.to_string())));
         }
+        let numbers: Vec<String> = moves.iter().map(|(n, _)| n.e164.to_string()).collect();
+        emit(
+            &mut tx,
+            &[order_event(
+                EventType::OrderPlaced,
+                &order,
+                &by.to_string(),
+                serde_json::json!({ "quantity": order.number_count, "numbers": numbers }),
+                now,
+            )],
+        )
+        .await?;
         tx.commit().await?;
         Ok(Ok((order, moves.into_iter().map(|(n, _)| n).collect())))
     }
@@ -210,6 +224,17 @@ impl DialectStore {
         if done.rows_affected() != 1 {
             return Ok(None);
         }
+        emit(
+            &mut tx,
+            &[order_event(
+                EventType::OrderCancelled,
+                &order,
+                &by.to_string(),
+                serde_json::json!({}),
+                now,
+            )],
+        )
+        .await?;
         tx.commit().await?;
         order.state = cancel.to;
         Ok(Some(Ok(order)))
@@ -253,4 +278,23 @@ async fn fetch_order(tx: &mut Transaction<'_, Db>, id: OrderId) -> Result<Option
     let id = id.as_uuid();
     let row = select_orders!("WHERE id = $1", id).fetch_optional(&mut **tx).await?;
     row.map(OrderRow::into_order).transpose()
+}
+
+/// An order's event: `extra` joins the order's id, customer and who acted.
+pub(crate) fn order_event(
+    t: EventType,
+    order: &Order,
+    actor: &str,
+    extra: serde_json::Value,
+    at: OffsetDateTime,
+) -> OutboundEvent {
+    let mut data = serde_json::json!({
+        "order_id": order.id.as_uuid(),
+        "customer_id": order.customer_id.as_uuid(),
+        "actor": actor,
+    });
+    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    OutboundEvent::new(t, format!("order:{}", order.id.as_uuid()), at, data)
 }

@@ -11,6 +11,7 @@
 use super::jobs::{finish_held_job, insert_job};
 use super::mail::{customer_name, enqueue_mail};
 use super::rows::NumberRow;
+use super::webhooks::emit;
 use super::{push_list, save_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
 use domain::machine::StateMachine;
 use domain::mail::{key as mail_key, MailFacts, MailKind, NewMail};
@@ -20,10 +21,11 @@ use domain::release::{
     release_job_ended, stale_number_states, ApproveRefused, CarrierRelease, LineEvent, LineState,
     OpenLine, Release, ReleaseKind, ReleaseLine, RemoveResult, StartRefused, UNBIND_MESSAGE,
 };
+use domain::webhook::{EventType, OutboundEvent};
 use domain::{
     Actor, CustomerId, Number, NumberEvent, NumberId, NumberState, PhoneNumber, ZoomAccountId,
 };
-use sqlx::QueryBuilder;
+use sqlx::{QueryBuilder, Transaction};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -262,6 +264,13 @@ impl DialectStore {
             },
         };
         enqueue_mail(&mut tx, &mail, now).await?;
+        let numbers: Vec<&str> = moves.iter().map(|(n, _)| n.e164.as_str()).collect();
+        let data = serde_json::json!({ "release_id": id, "customer_id": c, "numbers": numbers, "reason": reason, "actor": started_by });
+        emit(
+            &mut tx,
+            &[OutboundEvent::new(EventType::ReleaseStarted, format!("release:{id}"), now, data)],
+        )
+        .await?;
         tx.commit().await?;
         let waiting = i64::try_from(moves.len()).unwrap_or(i64::MAX);
         Ok(Ok(Release {
@@ -327,6 +336,19 @@ impl DialectStore {
             // A number Zoom kept after a release without approval came due no longer routes and
             // stays in its release until Zoom lets it go: its line is not withdrawn.
             sqlx::query!("UPDATE release_numbers SET state = $1, updated_at = $2 WHERE release_id = $3 AND state = $4 AND number_id NOT IN (SELECT id FROM numbers WHERE state = 'releasing')", to, now, id, from).execute(&mut *tx).await?;
+        }
+        let by_text = by.to_string();
+        for (n, _) in moves.iter().filter(|(n, _)| !moved.contains(&n.id)) {
+            line_finished(
+                &mut tx,
+                n.id.as_uuid(),
+                Some(id),
+                LineState::Withdrawn,
+                None,
+                &by_text,
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Some(moves.len() - moved.len()))
@@ -476,6 +498,14 @@ impl DialectStore {
                 }
             }
         }
+        let numbers: Vec<&str> = approved.iter().map(|n| n.e164.as_str()).collect();
+        let data =
+            serde_json::json!({ "customer_id": c, "numbers": numbers, "actor": approved_by });
+        emit(
+            &mut tx,
+            &[OutboundEvent::new(EventType::ReleaseApproved, format!("customer:{c}"), now, data)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(Ok(approved.len()))
     }
@@ -537,6 +567,7 @@ impl DialectStore {
             sqlx::query!("UPDATE release_numbers SET state = $1, message = $2, updated_at = $3 WHERE number_id = $4 AND state = $5", to, message, now, nid, from)
                 .execute(&mut *tx)
                 .await?;
+            line_finished(&mut tx, nid, None, line.to, message, &by.to_string(), now).await?;
             match result {
                 // Gone from Zoom: nothing to say of it there any more.
                 RemoveResult::Removed => {
@@ -618,6 +649,8 @@ impl DialectStore {
             sqlx::query!("UPDATE release_numbers SET state = $1, message = $2, updated_at = $3 WHERE number_id = $4 AND state = $5", to, why, now, number_id, from)
                 .execute(&mut *tx)
                 .await?;
+            line_finished(&mut tx, number_id, None, line.to, Some(&why), &by.to_string(), now)
+                .await?;
             count += 1;
         }
         tx.commit().await?;
@@ -652,7 +685,7 @@ impl DialectStore {
         for close in plan_stale_lines(&lines) {
             let (to, from) = (close.step.to.as_str(), close.step.from.as_str());
             let nid = close.number_id.as_uuid();
-            closed += sqlx::query!(
+            let done = sqlx::query!(
                 "UPDATE release_numbers SET state = $1, message = $2, updated_at = $3 WHERE release_id = $4 AND number_id = $5 AND state = $6",
                 to,
                 close.message,
@@ -664,6 +697,20 @@ impl DialectStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if done == 1 {
+                let why = close.message.as_str();
+                line_finished(
+                    &mut tx,
+                    nid,
+                    Some(close.release_id),
+                    close.step.to,
+                    Some(why),
+                    "system:release-sweep",
+                    now,
+                )
+                .await?;
+            }
+            closed += done;
         }
         tx.commit().await?;
         Ok(usize::try_from(closed).unwrap_or(usize::MAX))
@@ -877,4 +924,35 @@ impl DialectStore {
         }
         tx.commit().await
     }
+}
+
+/// `release.number_finished` for a number whose line in a release (`release`, else its latest)
+/// just reached `outcome`.
+async fn line_finished(
+    tx: &mut Transaction<'_, Db>,
+    number: Uuid,
+    release: Option<Uuid>,
+    outcome: LineState,
+    message: Option<&str>,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut q = QueryBuilder::<Db>::new(
+        "SELECT l.release_id, r.customer_id, l.e164 FROM release_numbers l JOIN releases r ON r.id = l.release_id WHERE l.number_id = ",
+    );
+    q.push_bind(number);
+    if let Some(r) = release {
+        q.push(" AND l.release_id = ").push_bind(r);
+    }
+    q.push(" ORDER BY r.started_at DESC LIMIT 1");
+    let Some((release_id, customer, e164)): Option<(Uuid, Uuid, String)> =
+        q.build_query_as().fetch_optional(&mut **tx).await?
+    else {
+        return Ok(());
+    };
+    let data = serde_json::json!({
+        "release_id": release_id, "number_id": number, "e164": e164, "customer_id": customer,
+        "outcome": outcome.as_str(), "message": message, "actor": actor,
+    });
+    emit(tx, &[OutboundEvent::new(EventType::ReleaseNumberFinished, e164, now, data)]).await
 }

@@ -47,6 +47,8 @@ mod trunks;
 mod usage;
 #[path = "users.rs"]
 mod users;
+#[path = "webhooks.rs"]
+pub(crate) mod webhooks;
 #[path = "zoom_facts.rs"]
 mod zoom_facts;
 

@@ -5,7 +5,9 @@
 //! unique key `number_zoom_events_once`, and a current value is replaced only by a newer event in
 //! the upsert's own `WHERE`, so two instances taking the same or crossing events agree.
 
+use super::webhooks::emit;
 use super::{Db, DialectStore, Result, INSERT_CHUNK};
+use domain::webhook::{EventType, OutboundEvent};
 use domain::zoom_facts::{
     Cnam, EmergencyAddress, FactChange, FactOutcome, FactRecord, NumberFacts, ZoomListing,
 };
@@ -209,7 +211,7 @@ impl DialectStore {
                 out.push(FactOutcome::AlreadyRecorded);
                 continue;
             }
-            if address.is_some() {
+            let changed = if address.is_some() {
                 sqlx::query!(
                     "INSERT INTO number_zoom_facts (number_id, customer_id, address_line1, address_line2, city, zip, state_code, country, \
                      address_event_ts, address_event_id, address_received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -223,7 +225,8 @@ impl DialectStore {
                     id, customer, line1, line2, city, zip, state_code, country, event_ts, event_id, now
                 )
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
             } else {
                 sqlx::query!(
                     "INSERT INTO number_zoom_facts (number_id, customer_id, cnam, cnam_event_ts, cnam_event_id, cnam_received_at) \
@@ -236,7 +239,26 @@ impl DialectStore {
                     id, customer, cnam, event_ts, event_id, now
                 )
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+            };
+            // A newer value than the one held is told to the carrier's systems (a late, older
+            // event is kept in the history only).
+            if changed == 1 {
+                let (t, value) = match change {
+                    FactChange::EmergencyAddress { .. } => (
+                        EventType::NumberEmergencyAddressChanged,
+                        serde_json::json!({ "address": { "line1": line1, "line2": line2, "city": city, "zip": zip, "state_code": state_code, "country": country } }),
+                    ),
+                    FactChange::Cnam { .. } => {
+                        (EventType::NumberCnamChanged, serde_json::json!({ "cnam": cnam }))
+                    }
+                };
+                let mut data = serde_json::json!({ "number_id": id, "e164": e164, "customer_id": customer, "zoom_account_id": account });
+                if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), value) {
+                    d.extend(more);
+                }
+                emit(&mut tx, &[OutboundEvent::new(t, e164, now, data)]).await?;
             }
             out.push(FactOutcome::Recorded);
         }

@@ -17,6 +17,7 @@ pub mod release; // issue 6
 pub mod token_keys;
 pub mod trunks;
 pub mod usage;
+pub mod webhooks;
 
 use domain::Clock;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub blocked_retry_every: time::Duration,
     /// Which active numbers must have an emergency address in Zoom (flagged when they have none).
     pub e911_required: domain::zoom_facts::E911Required,
+    /// How webhooks are delivered.
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             release_quarantine: domain::release::DEFAULT_QUARANTINE,
             blocked_retry_every: time::Duration::minutes(15),
             e911_required: domain::zoom_facts::E911Required::default(),
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -73,16 +77,23 @@ pub struct App {
     /// How to send mail; `None` when no SMTP host is configured: mails are then kept in the
     /// outbox, unsent, and no reminder is written.
     pub mail: Option<Arc<mail::Mailer>>,
+    /// Seals webhook endpoints' secrets; Zoom's token keys when `None`.
+    pub webhook_keys: Option<Arc<token_keys::TokenKeys>>,
 }
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let hashing = Arc::new(auth::Hashing::new(settings.hash_concurrency, settings.hash_queue));
-        Self { store, clock, settings, zoom: None, hashing, mail: None }
+        Self { store, clock, settings, zoom: None, hashing, mail: None, webhook_keys: None }
     }
 
     pub fn with_zoom(mut self, zoom: onboarding::ZoomSetup) -> Self {
         self.zoom = Some(Arc::new(zoom));
+        self
+    }
+
+    pub fn with_webhook_keys(mut self, keys: token_keys::TokenKeys) -> Self {
+        self.webhook_keys = Some(Arc::new(keys));
         self
     }
 

@@ -27,6 +27,7 @@ pub mod search;
 pub mod sign_in;
 pub mod trunk;
 pub mod usage;
+pub mod webhook;
 pub mod zoom_account;
 pub mod zoom_facts;
 

@@ -36,6 +36,9 @@ pub enum BenchCmd {
     /// numbers at 10,000 calls/s, each pinned to one core; the lookup API under wrk; change to
     /// decision latency; snapshot memory per number.
     Sip(crate::bench_sip::SipBench),
+    /// Signed webhooks: events delivered per second with 1, 10 and 100 endpoints against a plain
+    /// client loop, and the change path's p99 with and without endpoints.
+    Webhooks(crate::bench_webhooks::WebhooksBench),
 }
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
@@ -45,6 +48,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         BenchCmd::Push(args) => return crate::bench_push::run(args).await,
         BenchCmd::Reconcile(args) => return crate::bench_reconcile::run(args).await,
         BenchCmd::Sip(args) => return crate::bench_sip::run(args).await,
+        BenchCmd::Webhooks(args) => return crate::bench_webhooks::run(args).await,
     };
     anyhow::ensure!(
         (1..=domain::import::MAX_IMPORT_NUMBERS as u64).contains(&count),

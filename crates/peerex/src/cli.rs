@@ -79,6 +79,9 @@ enum Command {
     PortIn(crate::port_in_cmd::PortInCmd),
     /// Daily usage records per customer for billing, as CSV or JSON.
     Usage(crate::usage_cmd::UsageArgs),
+    /// Signed webhooks: the endpoints the carrier's systems hear events on, and their deliveries.
+    #[command(subcommand)]
+    Webhooks(crate::webhooks_cmd::WebhooksCmd),
     /// Compare peerex with Zoom and the routing instances now, and print what disagrees.
     Reconcile(crate::reconcile_cmd::ReconcileArgs),
     /// Configuration.
@@ -281,11 +284,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(ConfigCmd::Example) => {
             print!(
-                "{}{}{}{}",
+                "{}{}{}{}{}",
                 config::EXAMPLE,
                 crate::zoom_config::EXAMPLE,
                 web::http_config::EXAMPLE,
-                crate::mail_config::EXAMPLE
+                crate::mail_config::EXAMPLE,
+                crate::webhooks_cmd::EXAMPLE
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -320,6 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trunks(cmd) => crate::trunks_cmd::run(&app, cmd).await?,
         Command::Releases(cmd) => crate::releases_cmd::run(&app, cmd).await?,
         Command::PortIn(cmd) => crate::port_in_cmd::run(&app, cmd).await?,
+        Command::Webhooks(cmd) => crate::webhooks_cmd::run(&app, &cli_actor(), cmd).await?,
         Command::Reconcile(args) => crate::reconcile_cmd::run(&app, args).await?,
         Command::Usage(args) => crate::usage_cmd::run(&app, args).await?,
         Command::Tokens(TokensCmd::Create { name, scope }) => {
@@ -366,13 +371,16 @@ pub async fn open(config: &Config) -> anyhow::Result<App> {
         session_ttl: time::Duration::hours(config.session_hours),
         release_quarantine: time::Duration::days(config.release_quarantine_days),
         e911_required: config.numbers.e911_required.clone(),
+        webhooks: config.webhooks.settings()?,
         ..app::Settings::default()
     };
-    let app = App::new(store, Arc::new(domain::SystemClock), settings);
-    let app = match config.mail.setup(&config.carrier_name)? {
-        Some(mailer) => app.with_mail(mailer),
-        None => app,
-    };
+    let mut app = App::new(store, Arc::new(domain::SystemClock), settings);
+    if let Some(mailer) = config.mail.setup(&config.carrier_name)? {
+        app = app.with_mail(mailer);
+    }
+    if let Some(keys) = config.webhooks.keys()? {
+        app = app.with_webhook_keys(keys);
+    }
     Ok(match config.zoom.setup(&config.carrier_name)? {
         Some(zoom) => app.with_zoom(zoom),
         None => app,

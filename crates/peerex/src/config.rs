@@ -43,6 +43,9 @@ pub struct Config {
     /// Email to customers' admins.
     #[serde(default)]
     pub mail: crate::mail_config::MailConfig,
+    /// Signed webhooks to the carrier's systems.
+    #[serde(default)]
+    pub webhooks: crate::webhooks_cmd::WebhooksConfig,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -71,6 +74,7 @@ impl Default for Config {
             http: web::http_config::HttpConfig::default(),
             numbers: NumbersConfig::default(),
             mail: crate::mail_config::MailConfig::default(),
+            webhooks: crate::webhooks_cmd::WebhooksConfig::default(),
         }
     }
 }
@@ -212,6 +216,8 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("configuration: numbers.{e}"))?;
         self.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         self.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        self.webhooks.settings()?;
+        self.webhooks.keys()?;
         Ok(())
     }
 
@@ -253,6 +259,11 @@ impl fmt::Debug for Config {
             .field("http", &self.http)
             .field("numbers", &self.numbers)
             .field("mail", &self.mail)
+            .field("webhooks.allow_private_targets", &self.webhooks.allow_private_targets)
+            .field(
+                "webhooks.secret_key",
+                &if self.webhooks.secret_key.is_empty() { "" } else { "***" },
+            )
             .finish()
     }
 }
@@ -301,7 +312,10 @@ mod tests {
 
     #[test]
     fn the_example_is_the_defaults() {
-        let from_example: Config = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
+        let from_example: Config =
+            Figment::from(Toml::string(&format!("{EXAMPLE}{}", crate::webhooks_cmd::EXAMPLE)))
+                .extract()
+                .unwrap();
         let defaults = Config::default();
         assert_eq!(
             serde_json::to_value(&from_example).unwrap(),

@@ -58,6 +58,8 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
     };
     // /metrics needs a token; the demo makes one and prints it.
     config.http.metrics_token = app::auth::random_secret();
+    // The demo's webhook receivers run on this machine.
+    config.webhooks.allow_private_targets = true;
     let app = crate::cli::open(&config).await?;
     seed(&app).await?;
     println!(

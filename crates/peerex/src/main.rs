@@ -4,6 +4,7 @@ mod bench;
 mod bench_push;
 mod bench_reconcile;
 mod bench_sip;
+mod bench_webhooks;
 mod bench_zoom_sim;
 mod cli;
 mod config;
@@ -18,6 +19,7 @@ mod routing_demo;
 mod serve;
 mod trunks_cmd;
 mod usage_cmd;
+mod webhooks_cmd;
 mod zoom_config;
 mod zoom_sim_cmd;
 

@@ -41,6 +41,9 @@ pub async fn serve(
     // Workers drain the outbox of changes for Zoom until the process is told to stop; then they hand
     // the jobs they hold back at once, for another instance to take (requests in flight still finish).
     let workers = app.spawn_workers();
+    // Dispatchers deliver the outbox's events to the carrier's webhook endpoints; the change path
+    // only writes them.
+    let hooks = app.spawn_webhook_dispatcher();
     // Quarantines end and unanswered releases converge by themselves (issue 6).
     let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
     // Port-ins whose date has come are activated; jobs a port-in still needs are queued.
@@ -62,6 +65,7 @@ pub async fn serve(
         tracing::info!("stopping: handing jobs back");
         workers.shutdown().await;
         mail.shutdown().await;
+        hooks.shutdown().await;
     };
     web::listener::serve(listener, web::router(state), limits, stop).await?;
     tracing::info!("peerex stopped");

@@ -24,6 +24,10 @@ const SUBSTRING_POSITION: &str = "strpos";
 /// The store the shared query modules add their methods to.
 pub(crate) type DialectStore = PgStore;
 
+/// What leasing webhook deliveries adds to the query that picks them: dispatchers on several
+/// instances pass over the rows others are leasing.
+const DELIVERY_CLAIM_LOCK: &str = "FOR UPDATE OF d SKIP LOCKED";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// What claiming a job adds to the query that picks it (see `claim_job_with!`): workers on several

@@ -38,6 +38,9 @@ macro_rules! job_claim_lock {
         $define!("");
     };
 }
+/// What leasing webhook deliveries adds to the query that picks them: nothing, SQLite's single writer
+/// connection runs one lease at a time.
+const DELIVERY_CLAIM_LOCK: &str = "";
 #[macro_use]
 #[path = "../../store-sql/shared.rs"]
 mod shared;

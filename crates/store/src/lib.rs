@@ -203,6 +203,7 @@ mod onboarding; // issue 5: Zoom links, tokens, jobs
 mod port_ins;
 mod release; // issue 6: releases approved by the customer
 mod sign_in;
+mod webhooks;
 mod zoom_facts;
 
 impl Store {

@@ -324,6 +324,25 @@ fn created_at(name: &str) -> Option<Duration> {
     Some(Duration::new(secs, nanos))
 }
 
+/// The types of the events written to the webhook outbox so far, each with its `data`, oldest first.
+pub async fn told(app: &app::App) -> Vec<(String, serde_json::Value)> {
+    let mut events = app.outbound_events(1_000).await.expect("outbound events");
+    events.reverse();
+    events.into_iter().map(|e| (e.event_type.as_str().to_owned(), e.data)).collect()
+}
+
+/// Asserts that events of each of `types` were written to the webhook outbox.
+pub async fn assert_told(app: &app::App, types: &[&str]) {
+    let told = told(app).await;
+    for t in types {
+        assert!(
+            told.iter().any(|(k, _)| k == t),
+            "no {t} event in {:?}",
+            told.iter().map(|(k, _)| k).collect::<Vec<_>>()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,19 @@ impl TestApp {
 
     /// As [`TestApp::spawn`], with the listener's limits given.
     pub async fn spawn_limited(db: Db, limits: web::listener::Limits) -> TestApp {
+        Self::spawn_configured(db, limits, Settings::default()).await
+    }
+
+    /// As [`TestApp::spawn`], with the use-cases' settings given.
+    pub async fn spawn_with(db: Db, settings: Settings) -> TestApp {
+        Self::spawn_configured(db, web::listener::Limits::default(), settings).await
+    }
+
+    async fn spawn_configured(
+        db: Db,
+        limits: web::listener::Limits,
+        settings: Settings,
+    ) -> TestApp {
         let (dir, url) = match db {
             Db::Sqlite => {
                 let (dir, path) = crate::sqlite_path();
@@ -68,7 +81,9 @@ impl TestApp {
         let store = Store::connect(&url).await.expect("connect to test database");
         store.migrate().await.expect("migrate test database");
         let clock = crate::TestClock::new();
-        let app = App::new(store.clone(), Arc::new(clock.clone()), Settings::default());
+        // Webhook secrets are sealed with a key of their own (no Zoom here).
+        let app = App::new(store.clone(), Arc::new(clock.clone()), settings)
+            .with_webhook_keys(app::token_keys::TokenKeys::generate("test"));
         app.create_user(ADMIN_EMAIL, PASSWORD, Role::Admin, None).await.expect("create admin");
         app.create_user(READER_EMAIL, PASSWORD, Role::ReadOnly, None).await.expect("create reader");
         let state = web::WebState::new(app.clone(), web::Ui::default());

@@ -169,6 +169,14 @@ async fn metrics_text(State(state): State<WebState>, headers: HeaderMap) -> Resp
         Ok(n) => metrics::gauge!("peerex_jobs_stuck").set(n as f64),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count stuck jobs"),
     }
+    // Endpoints peerex disabled for failing need an operator; a growing backlog is a slow receiver.
+    match state.app.webhook_backlog().await {
+        Ok((waiting, disabled)) => {
+            metrics::gauge!("peerex_webhook_deliveries_waiting").set(waiting as f64);
+            metrics::gauge!("peerex_webhook_endpoints_disabled").set(disabled as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count webhook deliveries"),
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
         .into_response()
 }

@@ -19,7 +19,7 @@ on_both!(
 );
 
 /// Every route the API serves, with an example path. The OpenAPI document must list exactly these.
-const ROUTES: [(&str, &str, &str); 39] = [
+const ROUTES: [(&str, &str, &str); 47] = [
     ("get", "/api/v1/trunks", "/trunks"),
     ("post", "/api/v1/trunks", "/trunks"),
     ("get", "/api/v1/trunks/{name}", "/trunks/zoom-a"),
@@ -72,6 +72,26 @@ const ROUTES: [(&str, &str, &str); 39] = [
         "/customers/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/contract-end",
     ),
     ("get", "/api/v1/findings", "/findings"),
+    ("get", "/api/v1/webhook-endpoints", "/webhook-endpoints"),
+    ("post", "/api/v1/webhook-endpoints", "/webhook-endpoints"),
+    ("get", "/api/v1/webhook-endpoints/{id}", "/webhook-endpoints/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    ("put", "/api/v1/webhook-endpoints/{id}", "/webhook-endpoints/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    ("delete", "/api/v1/webhook-endpoints/{id}", "/webhook-endpoints/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e"),
+    (
+        "post",
+        "/api/v1/webhook-endpoints/{id}/rotate-secret",
+        "/webhook-endpoints/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/rotate-secret",
+    ),
+    (
+        "get",
+        "/api/v1/webhook-endpoints/{id}/deliveries",
+        "/webhook-endpoints/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/deliveries",
+    ),
+    (
+        "post",
+        "/api/v1/webhook-endpoints/{id}/deliveries/{event_id}/replay",
+        "/webhook-endpoints/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e/deliveries/0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5f/replay",
+    ),
     ("post", "/api/v1/findings/repair", "/findings/repair"),
     ("get", "/api/v1/port-ins", "/port-ins"),
     ("post", "/api/v1/port-ins", "/port-ins"),

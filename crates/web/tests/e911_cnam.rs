@@ -322,6 +322,8 @@ async fn addresses_and_names_set_in_zoom_are_recorded_shown_and_flagged(db: Db) 
         .await
         .unwrap();
     assert!(metrics.contains("peerex_numbers_missing_emergency_address 2"), "{metrics}");
+    testkit::assert_told(l.t.app(), &["number.emergency_address_changed", "number.cnam_changed"])
+        .await;
 }
 
 async fn replayed_late_forged_and_foreign_events_change_nothing(db: Db) {

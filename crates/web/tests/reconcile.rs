@@ -287,6 +287,7 @@ async fn each_drift_is_found_as_its_kind_and_closed_once_gone(db: Db) {
     t.run_pending_jobs().await;
     reconcile(&t).await;
     assert!(!open(&t).await.contains(&(GoneFromZoom, n(0))), "pushed again and closed");
+    testkit::assert_told(t.app(), &["finding.opened", "finding.closed"]).await;
 }
 
 /// Acme with `count` active numbers from +15550200000 (several pages of Zoom's listing).

@@ -162,6 +162,17 @@ async fn assigned_number_is_refused_and_the_other_released_then_unbind_and_relea
     let (release, lines) = t.app().release(r.id).await.unwrap();
     assert_eq!((release.released, release.open()), (2, 0));
     assert!(lines.iter().all(|l| l.state == domain::release::LineState::Released));
+    testkit::assert_told(t.app(), &["release.started", "release.approved"]).await;
+    let outcomes: Vec<String> = testkit::told(t.app())
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "release.number_finished")
+        .map(|(_, d)| d["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        outcomes.iter().any(|o| o == "refused") && outcomes.iter().any(|o| o == "released"),
+        "{outcomes:?}"
+    );
 }
 
 async fn another_customers_number_or_a_forged_form_changes_nothing(db: Db) {
@@ -284,6 +295,12 @@ async fn a_withdrawn_release_returns_the_numbers_to_active(db: Db) {
         t.app().withdraw_release(uuid::Uuid::now_v7(), &by).await,
         Err(app::AppError::NotFound)
     ));
+    let withdrawn = testkit::told(t.app())
+        .await
+        .into_iter()
+        .filter(|(k, d)| k == "release.number_finished" && d["outcome"] == "withdrawn")
+        .count();
+    assert_eq!(withdrawn, 2, "each withdrawn number is told");
 }
 
 async fn quarantine_ends_by_itself_on_the_injected_clock(db: Db) {

@@ -297,6 +297,18 @@ async fn install_sign_in_link_push_assign_order_more_remove_and_reinstall(db: Db
         trail,
         vec![Available, Reserved, Provisioning, Active, Suspended, Provisioning, Active]
     );
+    // The carrier's systems were told of each step.
+    testkit::assert_told(
+        t.app(),
+        &[
+            "zoom_link.created",
+            "order.placed",
+            "order.applied",
+            "number.state_changed",
+            "zoom_link.removed",
+        ],
+    )
+    .await;
 }
 
 async fn a_zoom_account_linked_twice_is_refused_and_operators_see_it(db: Db) {

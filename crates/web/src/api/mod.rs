@@ -11,6 +11,7 @@ mod port_ins;
 mod releases; // issue 6
 mod trunks;
 mod usage;
+mod webhooks;
 
 use crate::error::{ApiError, Problem};
 use crate::WebState;
@@ -38,6 +39,8 @@ use utoipa::OpenApi;
         findings::list_findings, findings::repair_findings,
         port_ins::create_port_in, port_ins::list_port_ins, port_ins::get_port_in, port_ins::complete_port_in, port_ins::cancel_port_in, port_ins::reschedule_port_in,
         usage::list_usage, usage::list_mails, usage::retry_mail,
+        webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint, webhooks::update_endpoint, webhooks::delete_endpoint,
+        webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth, &CommonResponses)
@@ -109,7 +112,7 @@ impl utoipa::Modify for CommonResponses {
 
 pub fn router() -> Router<WebState> {
     Router::new()
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(|| async { Json(openapi_document()) }))
         .merge(numbers::router())
         .merge(customers::router())
         .merge(orders::router())
@@ -118,6 +121,14 @@ pub fn router() -> Router<WebState> {
         .merge(port_ins::router())
         .merge(findings::router())
         .merge(usage::router())
+        .merge(webhooks::router())
+}
+
+/// The API's OpenAPI document, with the events peerex sends in its `webhooks` section.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    webhooks::add_webhooks(&mut doc);
+    doc
 }
 
 /// The caller of an API request, authenticated by `Authorization: Bearer pxt_...`.

@@ -16,6 +16,7 @@ mod port_ins;
 mod releases; // issue 6
 mod tokens;
 mod trunks;
+mod webhooks;
 
 use crate::error::{error_page, render, PageError};
 use crate::session::Operator;
@@ -42,6 +43,7 @@ pub fn router() -> Router<WebState> {
         .merge(customers::router())
         .merge(orders::router())
         .merge(tokens::router())
+        .merge(webhooks::router())
         .merge(jobs::router())
         .merge(drift::router())
         .merge(mails::router())
