@@ -238,6 +238,34 @@ impl DialectStore {
         Ok(true)
     }
 
+    /// Closes the queued repairs of `account`'s findings on `subjects` as repaired, when Zoom has
+    /// confirmed the fix (the check after a repair job, before the next cycle's full comparison).
+    /// Returns how many closed.
+    pub async fn close_repaired_findings(
+        &self,
+        account: &str,
+        subjects: &[String],
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        let mut closed = 0;
+        let mut tx = self.writer().begin().await?;
+        for chunk in subjects.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("UPDATE findings SET resolved_at = ");
+            q.push_bind(now)
+                .push(", resolved_by = 'repaired by ' || repaired_by || ', confirmed by Zoom', repair_state = 'repaired', version = version + 1 WHERE resolved_at IS NULL AND repair_state = 'queued' AND zoom_account = ")
+                .push_bind(account.to_owned())
+                .push(" AND subject IN (");
+            let mut sep = q.separated(", ");
+            for s in chunk {
+                sep.push_bind(s.clone());
+            }
+            q.push(")");
+            closed += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(closed)
+    }
+
     /// Every live link: (customer, Zoom account), by account.
     pub async fn live_links(&self) -> Result<Vec<(Uuid, String)>> {
         let rows = sqlx::query!(

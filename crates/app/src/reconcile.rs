@@ -705,20 +705,23 @@ impl App {
                 other => break other?,
             }
         };
-        let mut refused = Vec::new();
+        // What Zoom's answer confirms as fixed, and what it refused.
+        let (mut accepted, mut refused) = (Vec::new(), Vec::new());
         for r in results {
             match r.outcome {
-                zoom::Outcome::Refused { message, .. } => {
-                    refused.push(format!("{}: {message}", r.phone_number))
-                }
+                zoom::Outcome::Done => accepted.push(r.phone_number),
+                zoom::Outcome::Refused { message, .. } => refused.push((r.phone_number, message)),
                 // Zoom says "already exists" for a number in any account: added again only if it is
                 // in this one; one in another account is not peerex's to move.
                 zoom::Outcome::AlreadyDone if repair.fix == ZoomFix::Add => {
                     self.zoom_slot(z, account).await?;
-                    if z.client.find_peering_number(&token, &r.phone_number).await?.is_none() {
-                        refused.push(format!(
-                            "{}: Zoom has it in another account; move it back there, or correct peerex",
-                            r.phone_number
+                    if z.client.find_peering_number(&token, &r.phone_number).await?.is_some() {
+                        accepted.push(r.phone_number);
+                    } else {
+                        refused.push((
+                            r.phone_number,
+                            "Zoom has it in another account; move it back there, or correct peerex"
+                                .into(),
                         ));
                     }
                 }
@@ -726,10 +729,14 @@ impl App {
             }
         }
         tracing::info!(by = %repair.by, fix = ?repair.fix, numbers = numbers.len(), refused = refused.len(), "repair carried to Zoom");
+        // The check after the job: what Zoom accepted is repaired now, not at the next full cycle
+        // (which still compares everything, and reopens what drifts again).
+        self.store.close_repaired_findings(account, &accepted, self.now()).await?;
         Ok(Some(if refused.is_empty() {
             JobEnd::Done
         } else {
-            JobEnd::Failed { error: format!("Zoom refused the repair of {}", refused.join("; ")) }
+            let why: Vec<String> = refused.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+            JobEnd::Failed { error: format!("Zoom refused the repair of {}", why.join("; ")) }
         }))
     }
 }

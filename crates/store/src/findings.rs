@@ -77,6 +77,17 @@ impl Store {
             .collect())
     }
 
+    /// Closes the queued repairs of `account`'s findings on `numbers` as repaired: Zoom confirmed
+    /// the fix. Returns how many closed.
+    pub async fn close_repaired_findings(
+        &self,
+        account: &ZoomAccountId,
+        numbers: &[String],
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        dispatch!(self.close_repaired_findings(account.as_str(), numbers, now))
+    }
+
     /// Every live link: (customer, Zoom account).
     pub async fn live_links(&self) -> Result<Vec<(CustomerId, ZoomAccountId)>> {
         let rows = dispatch!(self.live_links())?;
