@@ -247,7 +247,8 @@ impl DialectStore {
         subjects: &[String],
         now: OffsetDateTime,
     ) -> Result<u64> {
-        let mut closed = 0;
+        type Closed = (Uuid, String, String, Option<Uuid>, Option<String>, String);
+        let mut closed: Vec<Closed> = Vec::new();
         let mut tx = self.writer().begin().await?;
         for chunk in subjects.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new("UPDATE findings SET resolved_at = ");
@@ -259,11 +260,20 @@ impl DialectStore {
             for s in chunk {
                 sep.push_bind(s.clone());
             }
-            q.push(")");
-            closed += q.build().execute(&mut *tx).await?.rows_affected();
+            q.push(") RETURNING id, kind, subject, customer_id, resolved_by, scope");
+            closed.extend(q.build_query_as::<Closed>().fetch_all(&mut *tx).await?);
         }
+        // Told to the carrier's systems like a finding a cycle closes.
+        let events: Vec<OutboundEvent> = closed
+            .iter()
+            .map(|(id, kind, subject, customer, by, scope)| {
+                let data = serde_json::json!({ "finding_id": id, "kind": kind, "subject": subject, "scope": scope, "customer_id": customer, "by": by });
+                OutboundEvent::new(EventType::FindingClosed, subject.clone(), now, data)
+            })
+            .collect();
+        emit(&mut tx, &events).await?;
         tx.commit().await?;
-        Ok(closed)
+        Ok(closed.len() as u64)
     }
 
     /// Every live link: (customer, Zoom account), by account.
