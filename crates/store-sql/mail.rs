@@ -201,8 +201,9 @@ impl DialectStore {
         let mut q = QueryBuilder::<Db>::new(
             "SELECT r.id, r.customer_id, r.reason, r.started_at, l.e164, c.name FROM releases r \
              JOIN release_numbers l ON l.release_id = r.id JOIN customers c ON c.id = r.customer_id \
-             WHERE l.state IN ",
+             WHERE r.kind = 'approval' AND l.state IN ",
         );
+        // Only releases that wait for the customer: a port-out or a contract end asks nothing.
         push_list(&mut q, LineState::approvable_states().into_iter().map(LineState::as_str));
         q.push(" ORDER BY r.id, l.e164");
         let rows: Vec<(Uuid, Uuid, String, OffsetDateTime, String, String)> =

@@ -80,7 +80,8 @@ impl DialectStore {
                COALESCE(SUM(CASE WHEN n.state = 'releasing' THEN 1 ELSE 0 END), 0), \
                COALESCE(SUM(CASE WHEN n.state = 'suspended' THEN 1 ELSE 0 END), 0), \
                COALESCE(SUM(CASE WHEN n.state IN ('active', 'release_pending', 'releasing') AND n.zoom_assigned THEN 1 ELSE 0 END), 0), \
-               0, \
+               (SELECT COUNT(*) FROM port_in_numbers pn JOIN port_ins p ON p.id = pn.port_in_id \
+                WHERE p.customer_id = c.id AND p.state = 'active' AND p.updated_at >= $2 AND p.updated_at < $3), \
                (SELECT COUNT(*) FROM release_numbers l JOIN releases r ON r.id = l.release_id \
                 WHERE r.customer_id = c.id AND l.state = 'released' AND l.updated_at >= $2 AND l.updated_at < $3), \
                $4 \

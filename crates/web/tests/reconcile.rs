@@ -530,7 +530,8 @@ async fn repairs_go_through_the_outbox_once_and_close_when_zoom_confirms_them(db
         (FindingKind::UnknownToPeerex, UNKNOWN.to_owned()),
         (FindingKind::PushAnswerLost, n(3)),
     ];
-    (left.sort(), expected.sort());
+    left.sort();
+    expected.sort();
     assert_eq!(left, expected);
     let r = reconcile(&t).await;
     assert_eq!(
