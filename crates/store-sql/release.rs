@@ -249,21 +249,24 @@ impl DialectStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mail = NewMail {
-            key: mail_key::release_waiting(id),
-            kind: MailKind::ReleaseWaiting,
-            customer_id: customer,
-            facts: MailFacts {
-                customer_name: customer_name(&mut tx, c).await?,
-                numbers: moves.iter().map(|(n, _)| n.e164.to_string()).collect(),
-                reason: Some(reason.to_owned()),
-                release_id: Some(id),
-                order_id: None,
-                started_at: Some(now),
-                deadline: None,
-            },
-        };
-        enqueue_mail(&mut tx, &mail, now).await?;
+        // Only a release that waits for the customer asks the customer's admins to approve it.
+        if release_kind == ReleaseKind::Approval {
+            let mail = NewMail {
+                key: mail_key::release_waiting(id),
+                kind: MailKind::ReleaseWaiting,
+                customer_id: customer,
+                facts: MailFacts {
+                    customer_name: customer_name(&mut tx, c).await?,
+                    numbers: moves.iter().map(|(n, _)| n.e164.to_string()).collect(),
+                    reason: Some(reason.to_owned()),
+                    release_id: Some(id),
+                    order_id: None,
+                    started_at: Some(now),
+                    deadline: None,
+                },
+            };
+            enqueue_mail(&mut tx, &mail, now).await?;
+        }
         let numbers: Vec<&str> = moves.iter().map(|(n, _)| n.e164.as_str()).collect();
         let data = serde_json::json!({ "release_id": id, "customer_id": c, "numbers": numbers, "reason": reason, "actor": started_by });
         emit(

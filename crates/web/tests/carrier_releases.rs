@@ -25,6 +25,7 @@ on_both!(
     bad_input_names_the_field,
     a_worker_dying_mid_removal_is_replaced_and_each_number_leaves_once,
     a_removal_that_ended_unanswered_keeps_the_number_out_of_routing_and_is_tried_again,
+    a_port_out_asks_the_customer_nothing_by_mail,
 );
 
 const A: &str = "+15550100000";
@@ -451,4 +452,30 @@ async fn a_removal_that_ended_unanswered_keeps_the_number_out_of_routing_and_is_
         assert_eq!(state_of(&t, n).await.0, NumberState::Aging, "{n}");
     }
     assert!(zoom_numbers(&t).await.is_empty());
+}
+
+/// A port-out waits for its date, not for the customer: no "waiting for approval" mail, no reminder,
+/// no deadline passed, however long it waits.
+async fn a_port_out_asks_the_customer_nothing_by_mail(db: Db) {
+    use domain::mail::{MailKind, ReminderSchedule};
+    let t = ZoomApp::spawn(db).await;
+    let (acme, _) = acme_with_active_numbers(&t, 2).await;
+    let due = t.app().now().date() + time::Duration::days(10);
+    port_out(&t, acme, &[A], due).await;
+    t.clock().advance(time::Duration::days(8));
+    let written =
+        t.store().enqueue_release_reminders(&ReminderSchedule::default(), t.app().now()).await;
+    assert_eq!(written.unwrap(), 0, "past every reminder and the approval deadline");
+    let mails = t.store().list_mails(None, 100).await.unwrap();
+    let asked: Vec<_> = mails
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.kind,
+                MailKind::ReleaseWaiting | MailKind::ReleaseReminder | MailKind::ReleaseDeadline
+            )
+        })
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
+    assert_eq!(state_of(&t, A).await.0, NumberState::ReleasePending, "still waiting for its date");
 }

@@ -186,6 +186,11 @@ async fn a_port_in_is_pending_in_zoom_then_routes_once_completed_and_of_two_comp
             PortInState::Active
         ]
     );
+    // The day's usage record counts the numbers ported in.
+    let (day, made) = t.app().take_usage(None).await.unwrap();
+    assert_eq!(made, 1, "one customer, one record");
+    let records = t.app().usage(Some(&day), Some(&day), None).await.unwrap();
+    assert_eq!(records[0].port_ins, all_ported().len() as i64, "{records:?}");
 }
 
 async fn zoom_429_and_5xx_during_the_push_and_the_activation_are_retried_and_converge(db: Db) {
