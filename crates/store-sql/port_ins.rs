@@ -18,6 +18,7 @@ use domain::port_in::{
     port_in_refusal, PortIn, PortInEvent, PortInHistory, PortInJob, PortInMove, PortInNumber,
     PortInOutcome, PortInRefused, PortInRequest, PortInState, PortInStep,
 };
+use domain::webhook::{EventType, OutboundEvent};
 use domain::{Actor, CustomerId, Number, NumberEvent, NumberState, PhoneNumber, ZoomAccountId};
 use sqlx::{QueryBuilder, Transaction};
 use time::{Date, OffsetDateTime};
@@ -85,7 +86,10 @@ async fn record(
     )
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    // Each step is told to the carrier's systems, in order per port-in.
+    let data = serde_json::json!({ "port_in_id": id, "from": from, "to": to, "note": note, "actor": actor });
+    let event = OutboundEvent::new(EventType::PortInChanged, format!("port_in:{id}"), now, data);
+    super::webhooks::emit(tx, &[event]).await
 }
 
 /// Moves the port-in by `event` from whichever state allows it, by compare-and-set: the state it

@@ -268,7 +268,7 @@ impl DialectStore {
             enqueue_mail(&mut tx, &mail, now).await?;
         }
         let numbers: Vec<&str> = moves.iter().map(|(n, _)| n.e164.as_str()).collect();
-        let data = serde_json::json!({ "release_id": id, "customer_id": c, "numbers": numbers, "reason": reason, "actor": started_by });
+        let data = serde_json::json!({ "release_id": id, "customer_id": c, "numbers": numbers, "reason": reason, "actor": started_by, "kind": kind_str, "due_at": due_at.map(|d| d.unix_timestamp()), "gaining_carrier": gaining_carrier });
         emit(
             &mut tx,
             &[OutboundEvent::new(EventType::ReleaseStarted, format!("release:{id}"), now, data)],

@@ -23,10 +23,11 @@ pub enum EventType {
     FindingClosed,
     NumberEmergencyAddressChanged,
     NumberCnamChanged,
+    PortInChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::NumberStateChanged,
         EventType::OrderPlaced,
         EventType::OrderApplied,
@@ -40,6 +41,7 @@ impl EventType {
         EventType::FindingClosed,
         EventType::NumberEmergencyAddressChanged,
         EventType::NumberCnamChanged,
+        EventType::PortInChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +59,7 @@ impl EventType {
             EventType::FindingClosed => "finding.closed",
             EventType::NumberEmergencyAddressChanged => "number.emergency_address_changed",
             EventType::NumberCnamChanged => "number.cnam_changed",
+            EventType::PortInChanged => "port_in.changed",
         }
     }
 
@@ -71,7 +74,7 @@ impl EventType {
             EventType::OrderPlaced => "A customer's order was placed. data: order_id, customer_id, quantity, actor.",
             EventType::OrderApplied => "An order's numbers were sent to the customer's Zoom account. data: order_id, customer_id, zoom_account_id, actor.",
             EventType::OrderCancelled => "An order was cancelled. data: order_id, customer_id, actor.",
-            EventType::ReleaseStarted => "A release of numbers was started. data: release_id, customer_id, numbers, reason, actor.",
+            EventType::ReleaseStarted => "A release of numbers was started. data: release_id, customer_id, numbers, reason, actor, kind (approval: the customer approves it; port_out, contract_end, returned: no approval), due_at (Unix seconds, or null), gaining_carrier (a port-out's, or null).",
             EventType::ReleaseApproved => "The customer approved the release of numbers (Wait for Release). data: customer_id, numbers, actor.",
             EventType::ReleaseNumberFinished => "One number of a release reached an outcome: released (removed from Zoom, now aging), refused (Zoom refused; waiting again) or withdrawn. data: release_id, number_id, e164, customer_id, outcome, message, actor.",
             EventType::ZoomLinkCreated => "A customer linked a Zoom account (or installed the app again). data: customer_id, zoom_account_id, kind (linked, relinked), message.",
@@ -80,6 +83,7 @@ impl EventType {
             EventType::FindingClosed => "A disagreement is no longer seen, or was repaired. data: finding_id, kind, subject, customer_id, by.",
             EventType::NumberEmergencyAddressChanged => "The customer set a number's emergency (E911) address in Zoom. data: number_id, e164, customer_id, address.",
             EventType::NumberCnamChanged => "The customer set a number's caller ID name (CNAM) in Zoom. data: number_id, e164, customer_id, cnam.",
+            EventType::PortInChanged => "A port-in was recorded, pushed to Zoom inactive, completed (activating, active), cancelled, or moved to another date (from = to, with a note). data: port_in_id, from (null when recorded), to, note, actor.",
         }
     }
 }

@@ -186,6 +186,21 @@ async fn a_port_in_is_pending_in_zoom_then_routes_once_completed_and_of_two_comp
             PortInState::Active
         ]
     );
+    // Each step was told to the carrier's systems (a webhook event written with it).
+    let mut told: Vec<String> = t
+        .app()
+        .outbound_events(1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.event_type == domain::webhook::EventType::PortInChanged
+                && e.data["port_in_id"] == id.to_string()
+        })
+        .map(|e| e.data["to"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    told.sort();
+    assert_eq!(told, ["activating", "active", "pushed_inactive", "requested"]);
     // The day's usage record counts the numbers ported in.
     let (day, made) = t.app().take_usage(None).await.unwrap();
     assert_eq!(made, 1, "one customer, one record");
