@@ -235,8 +235,11 @@ impl DialectStore {
     ) -> Result<std::result::Result<Uuid, PortInRefused>> {
         let mut tx = self.writer().begin().await?;
         let c = req.customer_id.as_uuid();
+        // Read by writing the customer's row (it does not change), as an order does: concurrent
+        // port-ins and orders for one customer take their turn on it, so each counts against the
+        // number limit what the others took, and none passes a contract ending meanwhile.
         let Some(customer) = sqlx::query!(
-            r#"SELECT contract_state AS "contract_state!", number_limit AS "number_limit?: i64" FROM customers WHERE id = $1"#,
+            r#"UPDATE customers SET number_limit = number_limit WHERE id = $1 RETURNING contract_state AS "contract_state!", number_limit AS "number_limit?: i64""#,
             c
         )
         .fetch_optional(&mut *tx)

@@ -17,6 +17,7 @@ struct UsageRow {
     release_pending: i64,
     releasing: i64,
     suspended: i64,
+    porting: i64,
     zoom_assigned: i64,
     port_ins: i64,
     releases: i64,
@@ -36,6 +37,7 @@ impl UsageRow {
             release_pending: self.release_pending,
             releasing: self.releasing,
             suspended: self.suspended,
+            porting: self.porting,
             zoom_assigned: self.zoom_assigned,
             port_ins: self.port_ins,
             releases: self.releases,
@@ -50,7 +52,7 @@ macro_rules! select_usage {
             UsageRow,
             "SELECT u.customer_id AS \"customer_id!: Uuid\", c.name AS \"customer_name!\", u.day AS \"day!\", u.billing_ref AS \"billing_ref?\", \
              u.reserved AS \"reserved!: i64\", u.provisioning AS \"provisioning!: i64\", u.active AS \"active!: i64\", \
-             u.release_pending AS \"release_pending!: i64\", u.releasing AS \"releasing!: i64\", u.suspended AS \"suspended!: i64\", \
+             u.release_pending AS \"release_pending!: i64\", u.releasing AS \"releasing!: i64\", u.suspended AS \"suspended!: i64\", u.porting AS \"porting!: i64\", \
              u.zoom_assigned AS \"zoom_assigned!: i64\", u.port_ins AS \"port_ins!: i64\", u.releases AS \"releases!: i64\", \
              u.taken_at AS \"taken_at!: OffsetDateTime\" FROM usage_records u JOIN customers c ON c.id = u.customer_id " + $rest $(, $arg)*
         )
@@ -71,7 +73,7 @@ impl DialectStore {
     ) -> Result<u64> {
         // `WHERE true` lets SQLite read the ON CONFLICT as the insert's, not the join's.
         let done = sqlx::query!(
-            "INSERT INTO usage_records (customer_id, day, billing_ref, reserved, provisioning, active, release_pending, releasing, suspended, zoom_assigned, port_ins, releases, taken_at) \
+            "INSERT INTO usage_records (customer_id, day, billing_ref, reserved, provisioning, active, release_pending, releasing, suspended, porting, zoom_assigned, port_ins, releases, taken_at) \
              SELECT c.id, $1, c.billing_ref, \
                COALESCE(SUM(CASE WHEN n.state = 'reserved' THEN 1 ELSE 0 END), 0), \
                COALESCE(SUM(CASE WHEN n.state = 'provisioning' THEN 1 ELSE 0 END), 0), \
@@ -79,6 +81,7 @@ impl DialectStore {
                COALESCE(SUM(CASE WHEN n.state = 'release_pending' THEN 1 ELSE 0 END), 0), \
                COALESCE(SUM(CASE WHEN n.state = 'releasing' THEN 1 ELSE 0 END), 0), \
                COALESCE(SUM(CASE WHEN n.state = 'suspended' THEN 1 ELSE 0 END), 0), \
+               COALESCE(SUM(CASE WHEN n.state = 'porting' THEN 1 ELSE 0 END), 0), \
                COALESCE(SUM(CASE WHEN n.state IN ('active', 'release_pending', 'releasing') AND n.zoom_assigned THEN 1 ELSE 0 END), 0), \
                (SELECT COUNT(*) FROM port_in_numbers pn JOIN port_ins p ON p.id = pn.port_in_id \
                 WHERE p.customer_id = c.id AND p.state = 'active' AND p.updated_at >= $2 AND p.updated_at < $3), \

@@ -7,6 +7,9 @@ use domain::CustomerId;
 use std::time::Duration;
 use time::{Date, OffsetDateTime, Time};
 
+/// The most days one usage export covers.
+pub const MAX_DAYS: i64 = 366;
+
 impl App {
     /// Takes every customer's record of `day` (today, UTC, when `None`) unless it was taken;
     /// returns the day and how many records were made.
@@ -38,6 +41,13 @@ impl App {
         let (from, to) = (day("from", from)?, day("to", to)?);
         if from > to {
             return Err(AppError::invalid("to", "must not be before from"));
+        }
+        // One export is at most a year of days: a longer one is asked for in pieces.
+        if to - from > time::Duration::days(MAX_DAYS - 1) {
+            return Err(AppError::invalid(
+                "to",
+                format!("at most {MAX_DAYS} days from `from`; ask for longer periods in pieces"),
+            ));
         }
         let customer = match customer.map(str::trim).filter(|s| !s.is_empty()) {
             None => None,

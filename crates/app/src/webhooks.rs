@@ -155,9 +155,16 @@ impl App {
         };
         if let Some((ip, why)) = addrs.iter().find_map(|ip| forbidden_address(*ip).map(|w| (ip, w)))
         {
+            // A name's address is not told: that would map the carrier's internal names for
+            // whoever holds a token.
+            let what = if host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok() {
+                format!("{host} is {ip}, a {why} address")
+            } else {
+                format!("{host} resolves to an address that is not public")
+            };
             return Err(AppError::invalid(
                 "url",
-                format!("{host} is {ip}, a {why} address; webhooks go only to public addresses (see webhooks.allow_private_targets)"),
+                format!("{what}; webhooks go only to public addresses (see webhooks.allow_private_targets)"),
             ));
         }
         Ok(url.to_owned())
@@ -398,7 +405,9 @@ impl Dispatcher {
             .user_agent(concat!("peerex-webhooks/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(CheckedResolver { allow_private: s.allow_private_targets }))
             .build()
-            .unwrap_or_default();
+            // Never a default client in its place: that one follows redirects, proxies and
+            // resolves without the address checks. Building fails only if TLS cannot start.
+            .expect("the webhook HTTP client (TLS) cannot be built");
         Self { app, owner: owner.to_owned(), client }
     }
 

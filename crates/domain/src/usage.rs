@@ -22,6 +22,8 @@ pub struct UsageRecord {
     pub release_pending: i64,
     pub releasing: i64,
     pub suspended: i64,
+    /// Ported in, waiting for the port date (inactive in Zoom).
+    pub porting: i64,
     /// Numbers Zoom last said are assigned to a user.
     pub zoom_assigned: i64,
     /// Numbers ported in during the day.
@@ -41,11 +43,12 @@ impl UsageRecord {
             + self.release_pending
             + self.releasing
             + self.suspended
+            + self.porting
     }
 }
 
 /// The CSV header of [`to_csv`].
-pub const CSV_HEADER: [&str; 14] = [
+pub const CSV_HEADER: [&str; 15] = [
     "day",
     "customer_id",
     "customer_name",
@@ -56,6 +59,7 @@ pub const CSV_HEADER: [&str; 14] = [
     "release_pending",
     "releasing",
     "suspended",
+    "porting",
     "zoom_assigned",
     "port_ins",
     "releases",
@@ -71,14 +75,17 @@ pub fn to_csv(records: &[UsageRecord]) -> String {
         w.write_record([
             r.day.clone(),
             r.customer_id.to_string(),
-            r.customer_name.clone(),
-            r.billing_ref.clone().unwrap_or_default(),
+            // Written by operators and API clients: neutralised so a spreadsheet shows, not runs, them.
+            crate::import::spreadsheet_cell(&r.customer_name).into_owned(),
+            crate::import::spreadsheet_cell(r.billing_ref.as_deref().unwrap_or_default())
+                .into_owned(),
             r.reserved.to_string(),
             r.provisioning.to_string(),
             r.active.to_string(),
             r.release_pending.to_string(),
             r.releasing.to_string(),
             r.suspended.to_string(),
+            r.porting.to_string(),
             r.zoom_assigned.to_string(),
             r.port_ins.to_string(),
             r.releases.to_string(),

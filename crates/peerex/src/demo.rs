@@ -58,8 +58,9 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<E
     };
     // /metrics needs a token; the demo makes one and prints it.
     config.http.metrics_token = app::auth::random_secret();
-    // The demo's webhook receivers run on this machine.
-    config.webhooks.allow_private_targets = true;
+    // The demo's webhook receivers run on this machine; only a demo reachable from this machine
+    // alone may send to private addresses (its sign-ins are printed for all to read).
+    config.webhooks.allow_private_targets = listener.local_addr()?.ip().is_loopback();
     let app = crate::cli::open(&config).await?;
     seed(&app).await?;
     println!(

@@ -22,10 +22,32 @@ pub struct Caught {
 
 type Inbox = Arc<Mutex<Vec<Caught>>>;
 
+/// Bounds on what a client (the demo's own platform, or anything else on this machine) makes it
+/// hold: a line, a mail, the mails kept (the oldest go first), and a silent connection.
+const MAX_LINE: u64 = 64 * 1024;
+const MAX_MAIL: usize = 10 * 1024 * 1024;
+const KEPT: usize = 500;
+const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads one line of at most [`MAX_LINE`] bytes within [`IDLE`]; `Ok(0)` at the end of the stream.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    line: &mut String,
+) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let mut limited = r.take(MAX_LINE);
+    match tokio::time::timeout(IDLE, tokio::io::AsyncBufReadExt::read_line(&mut limited, line))
+        .await
+    {
+        Ok(read) => read,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle")),
+    }
+}
+
 /// Answers one SMTP client: the few commands a mail client sends (RFC 5321's minimum), keeping each
 /// mail's envelope and text. No TLS, no authentication: it listens on loopback only.
 async fn converse(stream: tokio::net::TcpStream, inbox: Inbox) -> std::io::Result<()> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::{AsyncWriteExt, BufReader};
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 peerex-demo-mail ESMTP\r\n").await?;
@@ -33,7 +55,7 @@ async fn converse(stream: tokio::net::TcpStream, inbox: Inbox) -> std::io::Resul
     let mut line = String::new();
     loop {
         line.clear();
-        if lines.read_line(&mut line).await? == 0 {
+        if read_line(&mut lines, &mut line).await? == 0 {
             return Ok(());
         }
         let command = line.trim_end().to_owned();
@@ -66,7 +88,11 @@ async fn converse(stream: tokio::net::TcpStream, inbox: Inbox) -> std::io::Resul
                 write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                 loop {
                     line.clear();
-                    if lines.read_line(&mut line).await? == 0 {
+                    if read_line(&mut lines, &mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    if mail.data.len() + line.len() > MAX_MAIL {
+                        write.write_all(b"552 too big\r\n").await?;
                         return Ok(());
                     }
                     if line == ".\r\n" || line == ".\n" {
@@ -79,7 +105,11 @@ async fn converse(stream: tokio::net::TcpStream, inbox: Inbox) -> std::io::Resul
                     &mut mail,
                     Caught { from: String::new(), to: Vec::new(), data: String::new() },
                 );
-                inbox.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+                let mut kept = inbox.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() >= KEPT {
+                    kept.remove(0);
+                }
+                kept.push(done);
                 b"250 OK caught\r\n"
             }
             "QUIT" => {

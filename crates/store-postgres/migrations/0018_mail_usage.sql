@@ -40,6 +40,7 @@ CREATE TABLE usage_records (
     release_pending bigint NOT NULL,
     releasing       bigint NOT NULL,
     suspended       bigint NOT NULL,
+    porting         bigint NOT NULL,
     zoom_assigned   bigint NOT NULL,
     port_ins        bigint NOT NULL,
     releases        bigint NOT NULL,

@@ -40,6 +40,7 @@ CREATE TABLE usage_records (
     release_pending INTEGER NOT NULL,
     releasing       INTEGER NOT NULL,
     suspended       INTEGER NOT NULL,
+    porting         INTEGER NOT NULL,
     zoom_assigned   INTEGER NOT NULL,
     port_ins        INTEGER NOT NULL,
     releases        INTEGER NOT NULL,

@@ -50,6 +50,8 @@ async fn usage_is_exported_as_json_and_csv_and_bad_input_names_the_field(db: Db)
         ("from=2026-13-01", "from"),
         ("to=yesterday", "to"),
         ("from=2026-11-02&to=2026-11-01", "to"),
+        ("from=0001-01-01&to=9999-12-31", "to"),
+        ("from=2025-01-01&to=2026-01-02", "to"),
         ("customer=nope", "customer"),
         ("customer=0190b6a4-7d2c-7c4e-9a51-3f1f2b3c4d5e", "customer"),
         ("format=xml", "format"),

@@ -155,6 +155,8 @@ async fn a_port_out_routes_until_due_then_leaves_zoom_through_429_and_5xx_and_th
     let left = zoom_numbers(&t).await;
     assert!(!left.contains(&A.to_owned()) && !left.contains(&B.to_owned()), "{left:?}");
     assert_eq!(state_of(&t, "+15550100002").await.0, NumberState::Active, "not ported");
+    // The customer looks again after the due date (a new day: signed in again).
+    let portal = portal_sign_in(&t).await;
     let page = wait_page(&t, &portal).await;
     assert!(row(&page, A).contains(&why) && row(&page, A).contains("Released"), "{page}");
 }

@@ -65,11 +65,19 @@ pub fn start_sim(platform: &str, extra: &[&str]) -> (Proc, String) {
     panic!("peerex zoom-sim did not print its sign-in URL");
 }
 
+/// A port free now for `peerex serve --listen`, taken below Linux's ephemeral range (32768-60999):
+/// a port from that range, free when probed, can be taken as the source port of any outgoing
+/// connection of the tests running beside this one before the instance binds it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1_000 {
+        let port = rng.gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 pub struct Cluster {

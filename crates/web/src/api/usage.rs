@@ -41,6 +41,8 @@ pub struct UsageOut {
     release_pending: i64,
     releasing: i64,
     suspended: i64,
+    /// Ported in, waiting for the port date.
+    porting: i64,
     /// Numbers Zoom last said are assigned to a user.
     zoom_assigned: i64,
     port_ins: i64,
@@ -62,6 +64,7 @@ impl From<UsageRecord> for UsageOut {
             release_pending: r.release_pending,
             releasing: r.releasing,
             suspended: r.suspended,
+            porting: r.porting,
             zoom_assigned: r.zoom_assigned,
             port_ins: r.port_ins,
             releases: r.releases,

@@ -214,3 +214,23 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<&str>) -> (String, Vec<u8
     body.push_str(&format!("--{BOUNDARY}--\r\n"));
     (format!("multipart/form-data; boundary={BOUNDARY}"), body.into_bytes())
 }
+
+/// Acme's admin signs in to the customer portal again (a session lasts 12 hours: a test that moves
+/// the clock a day on signs in again, as the person would). Returns the signed-in browser.
+pub async fn portal_sign_in(t: &ZoomApp) -> Client {
+    let b = Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = get_text(&b, format!("{}/portal/login", t.platform.url)).await;
+    let csrf = testkit::hidden_value(&page, "csrf").expect("csrf");
+    let r = b
+        .post(format!("{}/portal/login", t.platform.url))
+        .form(&[("email", ACME_ADMIN), ("password", PASSWORD), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "portal sign-in: {}", r.status());
+    b
+}
