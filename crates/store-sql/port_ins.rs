@@ -440,15 +440,11 @@ impl DialectStore {
         now: OffsetDateTime,
     ) -> Result<PortInMove> {
         let mut tx = self.writer().begin().await?;
-        let Some((customer, state)) = self.port_in_head(&mut tx, id).await? else {
-            return Ok(PortInMove::NotFound);
-        };
-        let Some((from, to)) = move_port_in(&mut tx, id, PortInEvent::Complete, now).await? else {
-            return Ok(PortInMove::Conflict(refusal(
-                self.port_in_head(&mut tx, id).await?.map_or(state, |h| h.1),
-                "complete",
-            )));
-        };
+        let (customer, from, to) =
+            match self.operator_move(&mut tx, id, PortInEvent::Complete, "complete", now).await? {
+                Ok(moved) => moved,
+                Err(refused) => return Ok(refused),
+            };
         record(&mut tx, id, Some(from), to, Some("marked complete"), by, now).await?;
         queue_step(&mut tx, id, customer, PortInStep::Activate, now).await?;
         tx.commit().await?;
@@ -464,15 +460,11 @@ impl DialectStore {
         now: OffsetDateTime,
     ) -> Result<PortInMove> {
         let mut tx = self.writer().begin().await?;
-        let Some((customer, state)) = self.port_in_head(&mut tx, id).await? else {
-            return Ok(PortInMove::NotFound);
-        };
-        let Some((from, to)) = move_port_in(&mut tx, id, PortInEvent::Cancel, now).await? else {
-            return Ok(PortInMove::Conflict(refusal(
-                self.port_in_head(&mut tx, id).await?.map_or(state, |h| h.1),
-                "cancel",
-            )));
-        };
+        let (customer, from, to) =
+            match self.operator_move(&mut tx, id, PortInEvent::Cancel, "cancel", now).await? {
+                Ok(moved) => moved,
+                Err(refused) => return Ok(refused),
+            };
         record(&mut tx, id, Some(from), to, Some("cancelled"), by, now).await?;
         if queue_step(&mut tx, id, customer, PortInStep::Remove, now).await? == 0 {
             self.free_port_in_numbers(&mut tx, id, None, by, now).await?;
@@ -698,6 +690,27 @@ impl DialectStore {
                 .await?;
         }
         Ok(())
+    }
+
+    /// An operator's move of the port-in by `event` (to `action` it), by compare-and-set in `tx`:
+    /// its customer and the states it went from and to, or the answer when it is unknown or not in
+    /// a state the move starts from (named in the refusal, as it is now).
+    async fn operator_move(
+        &self,
+        tx: &mut Transaction<'_, Db>,
+        id: Uuid,
+        event: PortInEvent,
+        action: &str,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<(Uuid, PortInState, PortInState), PortInMove>> {
+        let Some((customer, state)) = self.port_in_head(tx, id).await? else {
+            return Ok(Err(PortInMove::NotFound));
+        };
+        let Some((from, to)) = move_port_in(tx, id, event, now).await? else {
+            let now_in = self.port_in_head(tx, id).await?.map_or(state, |h| h.1);
+            return Ok(Err(PortInMove::Conflict(refusal(now_in, action))));
+        };
+        Ok(Ok((customer, from, to)))
     }
 
     /// The port-in's customer and state, read in the writer's transaction.
