@@ -193,6 +193,18 @@ fn step_name(step: PortInStep) -> &'static str {
     }
 }
 
+/// Whether a job of the port-in's `step` is pending, running or failed (an operator retries it).
+async fn step_open(tx: &mut Transaction<'_, Db>, id: Uuid, step: &str) -> Result<bool> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM port_in_jobs pj JOIN jobs j ON j.id = pj.job_id WHERE pj.port_in_id = $1 AND pj.step = $2 AND j.state IN ('pending', 'running', 'failed')"#,
+        id,
+        step
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n > 0)
+}
+
 /// Ends a job inside the caller's transaction, only if `owner` still holds it.
 async fn end_held_job(
     tx: &mut Transaction<'_, Db>,
@@ -466,9 +478,7 @@ impl DialectStore {
                 Err(refused) => return Ok(refused),
             };
         record(&mut tx, id, Some(from), to, Some("cancelled"), by, now).await?;
-        if queue_step(&mut tx, id, customer, PortInStep::Remove, now).await? == 0 {
-            self.free_port_in_numbers(&mut tx, id, None, by, now).await?;
-        }
+        self.queue_removal(&mut tx, id, customer, by, now).await?;
         tx.commit().await?;
         Ok(PortInMove::Done(to))
     }
@@ -518,6 +528,21 @@ impl DialectStore {
         Ok(PortInMove::Done(s.to))
     }
 
+    /// The port-in's state as a job about to call Zoom must see it: read through a write on its
+    /// row, so a cancel being committed is waited for (and a cancel committed after sees the job
+    /// running, and leaves the removal to the job's end).
+    pub async fn port_in_state_for_job(&self, id: Uuid) -> Result<Option<PortInState>> {
+        let mut tx = self.writer().begin().await?;
+        let state = sqlx::query_scalar!(
+            r#"UPDATE port_ins SET updated_at = updated_at WHERE id = $1 RETURNING state AS "state!""#,
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        state.map(|s| port_in_state(&s)).transpose()
+    }
+
     /// Port-ins waiting in Zoom whose date has come (`requested_date` ≤ `today`).
     pub async fn due_port_ins(&self, today: Date) -> Result<Vec<Uuid>> {
         let state = PortInState::PushedInactive.as_str();
@@ -563,14 +588,13 @@ impl DialectStore {
             if held.rows_affected() != 1 {
                 continue;
             }
-            let busy = sqlx::query_scalar!(
-                r#"SELECT COUNT(*) AS "n!: i64" FROM port_in_jobs pj JOIN jobs j ON j.id = pj.job_id WHERE pj.port_in_id = $1 AND pj.step = $2 AND j.state IN ('pending', 'running', 'failed')"#,
-                p.id,
-                step_name
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            if busy > 0 {
+            if step == PortInStep::Remove {
+                let by = Actor::System("port-in-scan".into());
+                queued += self.queue_removal(&mut tx, p.id, p.customer_id, &by, now).await?;
+                tx.commit().await?;
+                continue;
+            }
+            if step_open(&mut tx, p.id, step_name).await? {
                 continue;
             }
             queued += queue_step(&mut tx, p.id, p.customer_id, step, now).await?;
@@ -611,7 +635,23 @@ impl DialectStore {
                 )
                 .fetch_one(&mut *tx)
                 .await?;
-                if missing == 0 {
+                let cancelled = sqlx::query_scalar!(
+                    r#"SELECT state AS "state!" FROM port_ins WHERE id = $1"#,
+                    id
+                )
+                .fetch_one(&mut *tx)
+                .await?
+                    == PortInState::Cancelled.as_str();
+                if cancelled {
+                    // Cancelled while this push was under way: what it added is removed now.
+                    let customer = sqlx::query_scalar!(
+                        r#"SELECT customer_id AS "customer_id!: Uuid" FROM port_ins WHERE id = $1"#,
+                        id
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    self.queue_removal(&mut tx, id, customer, by, now).await?;
+                } else if missing == 0 {
                     if let Some((from, to)) =
                         move_port_in(&mut tx, id, PortInEvent::Pushed, now).await?
                     {
@@ -656,6 +696,34 @@ impl DialectStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Queues the removal from Zoom of a cancelled port-in's numbers, unless a push of it is still
+    /// under way (it may add numbers after a removal ran: its end queues the removal instead) or a
+    /// removal is already open. With nothing to remove from Zoom (no live link, nothing porting)
+    /// the numbers leave the customer at once. Returns how many jobs were queued.
+    async fn queue_removal(
+        &self,
+        tx: &mut Transaction<'_, Db>,
+        id: Uuid,
+        customer: Uuid,
+        by: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<usize> {
+        let pushing = sqlx::query_scalar!(
+            r#"SELECT COUNT(*) AS "n!: i64" FROM port_in_jobs pj JOIN jobs j ON j.id = pj.job_id WHERE pj.port_in_id = $1 AND pj.step <> 'remove' AND j.state = 'running'"#,
+            id
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        if pushing > 0 || step_open(tx, id, step_name(PortInStep::Remove)).await? {
+            return Ok(0);
+        }
+        let queued = queue_step(tx, id, customer, PortInStep::Remove, now).await?;
+        if queued == 0 {
+            self.free_port_in_numbers(tx, id, None, by, now).await?;
+        }
+        Ok(queued)
     }
 
     /// The port-in's numbers still `porting` (all, or those in `only`) leave the customer for the

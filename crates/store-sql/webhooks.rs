@@ -480,6 +480,48 @@ impl DialectStore {
             .collect())
     }
 
+    /// Removes up to `limit` events written before `before` whose deliveries have all ended
+    /// (delivered or given up), with those deliveries; returns how many events. An event with a
+    /// delivery still waiting (an endpoint disabled for a while) is kept until it ends.
+    pub async fn prune_webhook_history(&self, before: OffsetDateTime, limit: i64) -> Result<u64> {
+        let mut tx = self.writer().begin().await?;
+        let seqs: Vec<i64> = sqlx::query_scalar::<Db, i64>(
+            "SELECT e.seq FROM outbound_events e WHERE e.fanned AND e.at < $1 \
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq \
+                                AND d.state IN ('pending', 'running')) \
+             ORDER BY e.seq LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        // A delivery replayed meanwhile is waiting again: it and its event stay.
+        let mut removed = 0;
+        for (sql, end) in [
+            (
+                "DELETE FROM webhook_deliveries WHERE state IN ('delivered', 'failed') AND event_seq IN (",
+                ")",
+            ),
+            (
+                "DELETE FROM outbound_events WHERE seq IN (",
+                ") AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = outbound_events.seq)",
+            ),
+        ] {
+            let mut q = QueryBuilder::<Db>::new(sql);
+            let mut sep = q.separated(", ");
+            for s in &seqs {
+                sep.push_bind(*s);
+            }
+            q.push(end);
+            removed = q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
     /// Deliveries waiting (pending or running) and endpoints disabled, for the metrics.
     pub async fn webhook_backlog(&self) -> Result<(i64, i64)> {
         let waiting: i64 = sqlx::query_scalar::<Db, i64>(

@@ -41,7 +41,7 @@ impl SmtpTls {
 }
 
 /// What sending mail needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MailSettings {
     pub host: String,
     pub port: u16,
@@ -61,6 +61,23 @@ pub struct MailSettings {
     pub lease: Duration,
     /// Senders running on this instance.
     pub senders: usize,
+}
+
+/// The SMTP password never appears in logs.
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &if self.password.is_empty() { "" } else { "***" })
+            .field("sender", &self.sender)
+            .field("operators", &self.operators)
+            .field("timeout", &self.timeout)
+            .field("senders", &self.senders)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The SMTP transport and the settings it was built from.

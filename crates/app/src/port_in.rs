@@ -138,7 +138,7 @@ impl App {
             .map(|n| n.e164)
             .collect();
         // Still wanted? A cancelled port-in's push or activation has nothing left to do.
-        let state = self.store.list_port_ins(Some(pj.id), None, 1).await?.pop().map(|p| p.state);
+        let state = self.store.port_in_state_for_job(pj.id).await?;
         let wanted = match pj.step {
             PortInStep::PushInactive => {
                 matches!(state, Some(PortInState::Requested | PortInState::PushedInactive))

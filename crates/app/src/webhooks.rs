@@ -26,6 +26,8 @@ use uuid::Uuid;
 
 /// What the sealed secrets are bound to (see `TokenKeys`).
 const SECRET_PURPOSE: &str = "webhook";
+/// How often each dispatcher removes old history (`WebhookSettings::keep`).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How much of an answer is read (the rest is dropped with the connection).
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024;
 
@@ -48,6 +50,8 @@ pub struct WebhookSettings {
     pub rotation_overlap: time::Duration,
     /// Pause of an idle dispatcher before it looks for new events again.
     pub poll: Duration,
+    /// How long events and their ended deliveries are kept (`None`: for ever).
+    pub keep: Option<time::Duration>,
 }
 
 impl Default for WebhookSettings {
@@ -61,6 +65,7 @@ impl Default for WebhookSettings {
             concurrency: 32,
             rotation_overlap: time::Duration::hours(24),
             poll: Duration::from_millis(500),
+            keep: Some(time::Duration::days(30)),
         }
     }
 }
@@ -306,6 +311,21 @@ impl App {
         Ok(self.store.webhook_backlog().await?)
     }
 
+    /// Removes events older than `webhooks.keep` whose deliveries have all ended, with those
+    /// deliveries, in batches; returns how many events. Any instance may run it at any time.
+    pub async fn prune_webhook_history(&self) -> Result<u64> {
+        let Some(keep) = self.settings.webhooks.keep else { return Ok(0) };
+        let before = self.now() - keep;
+        let mut removed = 0;
+        loop {
+            let n = self.store.prune_webhook_history(before, 500).await?;
+            removed += n;
+            if n == 0 {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// A dispatcher named `owner` (its name in the deliveries it leases).
     pub fn webhook_dispatcher(&self, owner: &str) -> Dispatcher {
         Dispatcher::new(self.clone(), owner)
@@ -317,8 +337,18 @@ impl App {
         let dispatcher = Arc::new(self.webhook_dispatcher(&format!("hooks-{}", &instance[20..])));
         let d = dispatcher.clone();
         let poll = self.settings.webhooks.poll;
+        let app = self.clone();
         let task = tokio::spawn(async move {
+            let mut pruned_at: Option<tokio::time::Instant> = None;
             loop {
+                if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    pruned_at = Some(tokio::time::Instant::now());
+                    match app.prune_webhook_history().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(events = n, "webhooks: old events removed"),
+                        Err(e) => tracing::warn!(error = %e, "webhooks: cannot remove old events"),
+                    }
+                }
                 match d.run_once().await {
                     Ok(0) => tokio::time::sleep(poll).await,
                     Ok(_) => {}

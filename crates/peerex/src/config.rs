@@ -281,6 +281,13 @@ mod tests {
         assert_eq!(redact_url("sqlite://peerex-data/peerex.db"), "sqlite://peerex-data/peerex.db");
         let c = Config { database_url: "postgres://u:topsecret@h/d".into(), ..Config::default() };
         assert!(!format!("{c:?}").contains("topsecret"));
+        let webhooks = crate::webhooks_cmd::WebhooksConfig {
+            secret_key: "k1:c2VjcmV0LWtleQ==".into(),
+            old_secret_keys: vec!["k0:b2xkLWtleQ==".into()],
+            ..Default::default()
+        };
+        let printed = format!("{webhooks:?}");
+        assert!(!printed.contains("c2VjcmV0") && !printed.contains("b2xk"), "{printed}");
     }
 
     #[test]

@@ -182,6 +182,7 @@ mod tests {
         let c = MailConfig { tls: "starttls".into(), ..c };
         assert!(c.setup("C").unwrap_err().to_string().contains("mail.sender"));
         let c = MailConfig { sender: "Carrier <n@carrier.example>".into(), ..c };
-        assert!(c.setup("C").unwrap().is_some());
+        let mailer = c.setup("C").unwrap().expect("mail is on");
+        assert!(!format!("{:?}", mailer.settings).contains("hunter2"));
     }
 }

@@ -8,7 +8,7 @@ use domain::Actor;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     /// Endpoints may point at private, loopback and link-local addresses (tests, the demo).
@@ -28,6 +28,8 @@ pub struct WebhooksConfig {
     pub concurrency: usize,
     /// Hours a rotated secret keeps signing beside the new one.
     pub rotation_overlap_hours: i64,
+    /// Days events and their ended deliveries are kept for operators to read; 0: for ever.
+    pub keep_days: i64,
 }
 
 impl Default for WebhooksConfig {
@@ -43,7 +45,26 @@ impl Default for WebhooksConfig {
             timeout_seconds: s.timeout.as_secs(),
             concurrency: s.concurrency,
             rotation_overlap_hours: s.rotation_overlap.whole_hours(),
+            keep_days: s.keep.map_or(0, |k| k.whole_days()),
         }
+    }
+}
+
+/// The sealing keys never appear in logs or `peerex config`.
+impl std::fmt::Debug for WebhooksConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhooksConfig")
+            .field("allow_private_targets", &self.allow_private_targets)
+            .field("secret_key", &if self.secret_key.is_empty() { "" } else { "***" })
+            .field("old_secret_keys", &self.old_secret_keys.iter().map(|_| "***").collect::<Vec<_>>())
+            .field("retry_seconds", &self.retry_seconds)
+            .field("disable_after_failures", &self.disable_after_failures)
+            .field("disable_after_hours", &self.disable_after_hours)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("concurrency", &self.concurrency)
+            .field("rotation_overlap_hours", &self.rotation_overlap_hours)
+            .field("keep_days", &self.keep_days)
+            .finish()
     }
 }
 
@@ -67,6 +88,9 @@ timeout_seconds = 15
 concurrency = 32
 # Hours a rotated secret keeps signing beside the new one.
 rotation_overlap_hours = 24
+# Days events and their ended deliveries (delivered or given up) are kept; 0: for ever. An event
+# with a delivery still waiting is kept until it ends.
+keep_days = 30
 "#;
 
 impl WebhooksConfig {
@@ -92,7 +116,12 @@ impl WebhooksConfig {
             (0..=24 * 30).contains(&self.rotation_overlap_hours),
             "configuration: webhooks.rotation_overlap_hours must be 0 to 720"
         );
+        anyhow::ensure!(
+            (0..=3650).contains(&self.keep_days),
+            "configuration: webhooks.keep_days must be 0 to 3650"
+        );
         Ok(WebhookSettings {
+            keep: (self.keep_days > 0).then(|| time::Duration::days(self.keep_days)),
             allow_private_targets: self.allow_private_targets,
             retry_schedule: self
                 .retry_seconds

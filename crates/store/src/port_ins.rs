@@ -1,7 +1,9 @@
 //! Port-ins: a customer's numbers brought from another carrier (see the dialects).
 
 use crate::{Result, Store};
-use domain::port_in::{PortIn, PortInMove, PortInOutcome, PortInRefused, PortInRequest};
+use domain::port_in::{
+    PortIn, PortInMove, PortInOutcome, PortInRefused, PortInRequest, PortInState,
+};
 use domain::{Actor, CustomerId};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -26,6 +28,10 @@ impl Store {
 
         /// `pushed_inactive` → `activating` with the activation jobs; one of two racing wins.
         pub async fn complete_port_in(&self, id: Uuid, by: &Actor, now: OffsetDateTime) -> Result<PortInMove>;
+
+        /// The port-in's state, read through a write on its row (a cancel being committed is
+        /// waited for): what a job checks before it calls Zoom.
+        pub async fn port_in_state_for_job(&self, id: Uuid) -> Result<Option<PortInState>>;
 
         /// Cancels a port-in that has not completed; its numbers are removed from Zoom.
         pub async fn cancel_port_in(&self, id: Uuid, by: &Actor, now: OffsetDateTime) -> Result<PortInMove>;

@@ -31,6 +31,10 @@ impl Store {
 
         pub async fn delete_webhook_endpoint(&self, id: Uuid) -> Result<bool>;
 
+        /// Removes up to `limit` events written before `before` whose deliveries have all ended,
+        /// with those deliveries; how many events.
+        pub async fn prune_webhook_history(&self, before: OffsetDateTime, limit: i64) -> Result<u64>;
+
         /// Fans up to `limit` new events out to the endpoints that want them; how many events.
         pub async fn fan_out_events(&self, limit: i64, now: OffsetDateTime) -> Result<usize>;
 

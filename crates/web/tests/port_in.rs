@@ -21,6 +21,7 @@ on_both!(
     a_worker_dying_mid_push_is_replaced_when_its_lease_runs_out,
     the_port_date_activates_it_and_a_moved_date_waits,
     a_cancelled_port_in_leaves_zoom_and_the_customer,
+    a_cancel_while_the_push_is_at_zoom_removes_what_the_push_added,
     bad_requests_name_the_field_and_numbers_of_another_customer_are_a_conflict,
     the_api_records_lists_completes_reschedules_and_cancels_naming_bad_fields,
 );
@@ -308,6 +309,40 @@ async fn a_cancelled_port_in_leaves_zoom_and_the_customer(db: Db) {
     let again = t.app().complete_port_in(id, &ops()).await.unwrap_err();
     assert!(matches!(again, AppError::Conflict { .. }), "{again:?}");
     // Nothing more for the scan to do.
+    assert_eq!(t.app().port_in_tick().await.unwrap(), (0, 0));
+}
+
+async fn a_cancel_while_the_push_is_at_zoom_removes_what_the_push_added(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let (_, id) = acme_porting_in(&t, 5).await;
+    // Zoom holds the push's request for 2 s, then serves it.
+    fault(&t, json!({ "path": PEERING, "method": "POST", "delay_ms": 2000, "count": 1 })).await;
+    let push = t.run_pending_jobs();
+    let cancel = async {
+        // The fault is spent when the request reaches Zoom: from then on the push is at Zoom.
+        let faults = format!("{}/_sim/faults", t.zoom.url);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v: Value = reqwest::get(&faults).await.unwrap().json().await.unwrap();
+            if v["faults"].as_array().is_some_and(|f| f.is_empty()) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the push never reached Zoom: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let p = t.app().cancel_port_in(id, &ops()).await.unwrap();
+        assert_eq!(p.state, PortInState::Cancelled);
+        // Another worker runs what is due meanwhile: a removal queued now would reach Zoom before
+        // the held push lands, and the push would leave the numbers in Zoom.
+        t.run_pending_jobs().await;
+    };
+    tokio::join!(push, cancel);
+    settle(&t, Duration::from_secs(40)).await;
+    for n in all_ported() {
+        assert_eq!(zoom_status(&t, n).await, None, "{n} removed from Zoom");
+        let n = number(&t, n).await;
+        assert_eq!((n.state, n.customer_id), (NumberState::Available, None), "{}", n.e164);
+    }
     assert_eq!(t.app().port_in_tick().await.unwrap(), (0, 0));
 }
 

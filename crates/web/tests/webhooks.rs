@@ -24,6 +24,7 @@ testkit::on_both!(
     a_dispatcher_that_dies_holding_deliveries_loses_none,
     endpoints_are_managed_through_the_api_and_secrets_rotate_with_an_overlap,
     operators_manage_endpoints_in_the_portal_and_see_disabled_ones,
+    old_history_is_removed_once_every_delivery_of_it_has_ended,
 );
 
 /// What a test receiver does with a request.
@@ -688,4 +689,66 @@ async fn operators_manage_endpoints_in_the_portal_and_see_disabled_ones(db: Db) 
         .await
         .unwrap();
     assert!(metrics.contains("peerex_webhook_endpoints_disabled 0"), "{metrics}");
+}
+
+async fn old_history_is_removed_once_every_delivery_of_it_has_ended(db: Db) {
+    let h = Hooks::start(db).await;
+    let (ok, failing) = (Receiver::start().await, Receiver::start().await);
+    failing.answer_always(Answer::Status(500));
+    let (all, _) = h.endpoint(&ok.url, &[]).await;
+    let (placed, _) = h.endpoint(&failing.url, &["order.placed"]).await;
+    h.order(15550700000, 2).await;
+    let old: Vec<uuid::Uuid> =
+        h.t.app.outbound_events(1_000).await.unwrap().iter().map(|e| e.id).collect();
+    assert!(old.len() >= 3, "two numbers changed and the order placed: {old:?}");
+    let d = h.dispatcher("d1");
+    // Every event reaches the working endpoint; the failing one is disabled with its delivery waiting.
+    h.drive(&d, || ok.got().len() == old.len()).await;
+    for _ in 0..3 {
+        d.run_once().await.unwrap();
+        h.t.clock.advance(time::Duration::seconds(11));
+    }
+    assert_eq!(h.t.app.webhook_backlog().await.unwrap(), (1, 1));
+
+    // Nothing is younger than 30 days yet: nothing goes.
+    assert_eq!(h.t.app.prune_webhook_history().await.unwrap(), 0);
+    h.t.clock.advance(time::Duration::days(31));
+    h.order(15550710000, 1).await;
+    let all_events = h.t.app.outbound_events(1_000).await.unwrap();
+    let new: Vec<uuid::Uuid> =
+        all_events.iter().map(|e| e.id).filter(|id| !old.contains(id)).collect();
+    h.drive(&d, || ok.got().len() == old.len() + new.len()).await;
+
+    let removed = h.t.app.prune_webhook_history().await.unwrap();
+    assert_eq!(removed as usize, old.len() - 1, "all old events but the one still waiting");
+    let left: Vec<(uuid::Uuid, String)> = h
+        .t
+        .app
+        .outbound_events(1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.id, e.event_type.as_str().to_owned()))
+        .collect();
+    let old_left: Vec<&(uuid::Uuid, String)> =
+        left.iter().filter(|(id, _)| old.contains(id)).collect();
+    assert_eq!(old_left.len(), 1, "{left:?}");
+    assert_eq!(old_left[0].1, "order.placed");
+    assert!(new.iter().all(|id| left.iter().any(|(l, _)| l == id)), "young events stay");
+    assert_eq!(h.deliveries(&all).await.len(), new.len(), "the ended deliveries went with them");
+
+    // The endpoint works again: its delivery ends, and the last old event goes too.
+    failing.answer_always(Answer::Ok);
+    let (s, e) = h
+        .api(
+            reqwest::Method::PUT,
+            &format!("/webhook-endpoints/{placed}"),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
+    h.drive(&d, || failing.got().len() == 4).await;
+    assert_eq!(h.t.app.prune_webhook_history().await.unwrap(), 1);
+    assert!(h.deliveries(&placed).await.is_empty());
+    assert_eq!(h.t.app.outbound_events(1_000).await.unwrap().len(), new.len());
 }
