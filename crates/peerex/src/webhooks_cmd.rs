@@ -56,7 +56,10 @@ impl std::fmt::Debug for WebhooksConfig {
         f.debug_struct("WebhooksConfig")
             .field("allow_private_targets", &self.allow_private_targets)
             .field("secret_key", &if self.secret_key.is_empty() { "" } else { "***" })
-            .field("old_secret_keys", &self.old_secret_keys.iter().map(|_| "***").collect::<Vec<_>>())
+            .field(
+                "old_secret_keys",
+                &self.old_secret_keys.iter().map(|_| "***").collect::<Vec<_>>(),
+            )
             .field("retry_seconds", &self.retry_seconds)
             .field("disable_after_failures", &self.disable_after_failures)
             .field("disable_after_hours", &self.disable_after_hours)
