@@ -49,7 +49,7 @@ pub(crate) async fn save_moves(
         .execute(&mut **tx)
         .await?;
         if done.rows_affected() == 1 {
-            saved.push(e);
+            saved.push((n, e));
         } else {
             moved_away.push(n.id);
         }
@@ -128,8 +128,11 @@ pub(crate) async fn save_state_moves(
             moved.extend(q.build_query_scalar::<Uuid>().fetch_all(&mut **tx).await?);
         }
     }
-    let events: Vec<&domain::NumberEvent> =
-        moves.iter().map(|(_, e)| e).filter(|e| moved.contains(&e.number_id.as_uuid())).collect();
+    let events: Vec<(&Number, &NumberEvent)> = moves
+        .iter()
+        .map(|(n, e)| (n, e))
+        .filter(|(_, e)| moved.contains(&e.number_id.as_uuid()))
+        .collect();
     for chunk in events.chunks(INSERT_CHUNK) {
         insert_events(tx, chunk.iter().copied()).await?;
     }
@@ -137,12 +140,14 @@ pub(crate) async fn save_state_moves(
 }
 
 /// Writes number events (the audit trail) and, for the carrier's systems, a `number.state_changed`
-/// event each in the outbox: every change of a number's state passes here.
+/// event each in the outbox: every change of a number's state passes here, with the number as it is
+/// after the change.
 pub(crate) async fn insert_events<'a>(
     tx: &mut Transaction<'_, Db>,
-    events: impl Iterator<Item = &'a NumberEvent>,
+    changes: impl Iterator<Item = (&'a Number, &'a NumberEvent)>,
 ) -> Result<()> {
-    let events: Vec<&NumberEvent> = events.collect();
+    let changes: Vec<(&Number, &NumberEvent)> = changes.collect();
+    let events: Vec<&NumberEvent> = changes.iter().map(|(_, e)| *e).collect();
     let mut q = QueryBuilder::<Db>::new(
         "INSERT INTO number_events (number_id, at, actor, from_state, to_state, reason) ",
     );
@@ -158,5 +163,5 @@ pub(crate) async fn insert_events<'a>(
     if any {
         q.build().execute(&mut **tx).await?;
     }
-    super::webhooks::emit_state_changes(tx, &events).await
+    super::webhooks::emit_state_changes(tx, &changes).await
 }

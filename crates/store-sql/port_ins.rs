@@ -334,7 +334,7 @@ impl DialectStore {
             .await?;
         }
         for chunk in added.chunks(INSERT_CHUNK) {
-            super::moves::insert_events(&mut tx, chunk.iter().map(|(_, e)| e)).await?;
+            super::moves::insert_events(&mut tx, chunk.iter().map(|(n, e)| (n, e))).await?;
         }
         let id = Uuid::now_v7();
         let (created_by, state) = (by.to_string(), PortInState::Requested.as_str());

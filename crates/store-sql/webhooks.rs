@@ -13,9 +13,8 @@ use domain::webhook::{
     AttemptOutcome, Delivery, DeliveryState, Endpoint, EventType, Finished, LeasedDelivery,
     OutboundEvent,
 };
-use domain::NumberEvent;
+use domain::{Number, NumberEvent};
 use sqlx::{QueryBuilder, Transaction};
-use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -42,36 +41,23 @@ pub(crate) async fn emit(tx: &mut Transaction<'_, Db>, events: &[OutboundEvent])
 /// number's E.164 and customer as they are after the change.
 pub(crate) async fn emit_state_changes(
     tx: &mut Transaction<'_, Db>,
-    events: &[&NumberEvent],
+    changes: &[(&Number, &NumberEvent)],
 ) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut q = QueryBuilder::<Db>::new("SELECT id, e164, customer_id FROM numbers WHERE id IN (");
-    let mut sep = q.separated(", ");
-    for e in events {
-        sep.push_bind(e.number_id.as_uuid());
-    }
-    q.push(")");
-    let rows: Vec<(Uuid, String, Option<Uuid>)> = q.build_query_as().fetch_all(&mut **tx).await?;
-    let numbers: HashMap<Uuid, (String, Option<Uuid>)> =
-        rows.into_iter().map(|(id, e164, c)| (id, (e164, c))).collect();
-    let out: Vec<OutboundEvent> = events
+    let out: Vec<OutboundEvent> = changes
         .iter()
-        .map(|e| {
-            let id = e.number_id.as_uuid();
-            let (e164, customer) = numbers.get(&id).cloned().unwrap_or_default();
+        .map(|(n, e)| {
+            let e164 = n.e164.as_str();
             OutboundEvent::new(
                 EventType::NumberStateChanged,
-                e164.clone(),
+                e164.to_owned(),
                 e.at,
                 serde_json::json!({
-                    "number_id": id,
+                    "number_id": e.number_id.as_uuid(),
                     "e164": e164,
                     "from": e.from.map(|s| s.as_str()),
                     "to": e.to.as_str(),
                     "reason": e.reason,
-                    "customer_id": customer,
+                    "customer_id": n.customer_id.map(|c| c.as_uuid()),
                     "actor": e.actor,
                 }),
             )
