@@ -32,9 +32,16 @@ struct Route {
 }
 
 impl Route {
-    fn start(replica: &str, primary: &str, data_dir: &Path) -> Route {
+    /// Follows `replica`; reports to `primary` when given.
+    fn start(replica: &str, primary: Option<&str>, data_dir: &Path) -> Route {
         std::fs::create_dir_all(data_dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peerex"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_peerex"));
+        if let Some(primary) = primary {
+            command
+                .env("PEEREX_ROUTING__REPORT_DATABASE_URL", primary)
+                .env("PEEREX_ROUTING__INSTANCE_NAME", NAME);
+        }
+        let mut child = command
             .arg("route")
             .env("PEEREX_DATABASE_URL", replica)
             .env("PEEREX_DATA_DIR", data_dir)
@@ -45,8 +52,6 @@ impl Route {
             .env("PEEREX_ROUTING__HEARTBEAT_SECONDS", HEARTBEAT.to_string())
             .env("PEEREX_ROUTING__CHECK_SECONDS", CHECK.to_string())
             .env("PEEREX_ROUTING__QUERY_TIMEOUT_SECONDS", "2")
-            .env("PEEREX_ROUTING__REPORT_DATABASE_URL", primary)
-            .env("PEEREX_ROUTING__INSTANCE_NAME", NAME)
             .current_dir(data_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -172,7 +177,7 @@ async fn a_replica_cut_off_from_its_primary_turns_stale_and_catches_up() {
     assert!(replica.routing_heartbeat().await.unwrap().replica);
 
     let state = tempfile_dir();
-    let route = Route::start(&replica_pg.url, &primary_pg.url, &state.path().join("state"));
+    let route = Route::start(&replica_pg.url, Some(&primary_pg.url), &state.path().join("state"));
     let within = Duration::from_secs(30);
     until("the instance answers from the replica", within, || async {
         route.inbound(ACTIVE).await["status"] == 302
@@ -239,6 +244,15 @@ async fn a_replica_cut_off_from_its_primary_turns_stale_and_catches_up() {
         route.metric("peerex_routing_snapshot_stale").await == Some(1.0)
     })
     .await;
+    // An instance started on the replica while it is cut off (no file to start from; reporting
+    // nowhere) is stale from its first answer: the first beat it sees is judged by the replica's
+    // clock against the primary's, there being no progress yet to go by.
+    let late = Route::start(&replica_pg.url, None, &state.path().join("late"));
+    until("the late instance loaded", within, || async { !late.health().await.is_empty() }).await;
+    assert_eq!(late.health().await, "stale");
+    assert_eq!(late.inbound(ACTIVE).await["status"], 302);
+    assert_eq!(late.inbound(SECOND).await["status"], 302);
+    assert_eq!(late.outbound(ACTIVE, "+442071234567").await.0, 503);
     // The reconciler's input: the instance reports, from behind, a generation the primary passed.
     let (head, reported) = positions(&primary).await;
     assert!(reported.is_some_and(|g| g < head), "reported {reported:?}, primary at {head}");
@@ -253,12 +267,14 @@ async fn a_replica_cut_off_from_its_primary_turns_stale_and_catches_up() {
     assert!(answer.get("stale_seconds").is_none(), "{answer}");
     let (status, _) = route.outbound(ACTIVE, "+442071234567").await;
     assert_eq!(status, 200);
+    until("the late instance fresh too", within, || async { late.health().await == "ok" }).await;
+    assert_eq!(late.inbound(SECOND).await["status"], 480);
     until("level with the primary again", within, || async {
         let (head, reported) = positions(&primary).await;
         reported == Some(head)
     })
     .await;
-    drop(route);
+    drop((route, late));
     drop(replica_pg);
 }
 
