@@ -5,7 +5,7 @@
 //! outbound refused, emergency let through) instead of answering as current; when replication
 //! resumes it catches up on the change made meanwhile and is fresh again. The instance reports
 //! its generation to the primary (`[routing] report_database_url`), where the reconciler compares
-//! it: behind while cut, level again after.
+//! it: a `routing_behind` finding while cut, closed once it caught up.
 //!
 //! The test starts its own primary and replica (`scripts/pg-throwaway replica`), whatever
 //! `PEEREX_TEST_PG_URL` says: it must cut their link. Replication runs through a TCP proxy the test
@@ -128,6 +128,27 @@ async fn until<F: std::future::Future<Output = bool>>(
 async fn set(store: &store::Store, e164: &str, state: domain::NumberState, c: domain::CustomerId) {
     let n = domain::PhoneNumber::parse(e164).unwrap();
     assert!(store.force_number_state(&n, state, Some(c)).await.unwrap());
+}
+
+/// The reconciler, on the primary, on a clock the test moves (its routing cycle compares each
+/// instance with the generation the database had a minute earlier). No Zoom account is linked: it
+/// runs the routing cycle only.
+fn reconciler(primary: &store::Store, clock: &testkit::TestClock) -> app::App {
+    let nowhere = "http://127.0.0.1:9";
+    app::App::new(primary.clone(), std::sync::Arc::new(clock.clone()), app::Settings::default())
+        .with_zoom(testkit::zoom_setup_on(nowhere, nowhere, clock))
+}
+
+/// The routing instances the reconciler has open `routing_behind` findings for, after a cycle.
+async fn behind(app: &app::App) -> Vec<String> {
+    app.reconcile(&app::reconcile::ReconcileRequest::default()).await.unwrap();
+    let q = domain::findings::FindingQuery { open: Some(true), ..Default::default() };
+    let found = app.findings(&q).await.unwrap();
+    found
+        .into_iter()
+        .filter(|f| f.kind == domain::reconcile::FindingKind::RoutingBehind)
+        .map(|f| f.subject)
+        .collect()
 }
 
 /// The generation the primary reached, and the one the instance last reported there.
@@ -256,6 +277,12 @@ async fn a_replica_cut_off_from_its_primary_turns_stale_and_catches_up() {
     // The reconciler's input: the instance reports, from behind, a generation the primary passed.
     let (head, reported) = positions(&primary).await;
     assert!(reported.is_some_and(|g| g < head), "reported {reported:?}, primary at {head}");
+    // The reconciler samples the primary's generation, and a minute on finds the instance behind.
+    let clock = testkit::TestClock::new();
+    let reconcile = reconciler(&primary, &clock);
+    assert_eq!(behind(&reconcile).await, Vec::<String>::new());
+    clock.advance(time::Duration::minutes(2));
+    assert_eq!(behind(&reconcile).await, [NAME]);
     assert!(cut.elapsed() < Duration::from_secs(60));
 
     // Replication resumes: the instance catches up on the change made meanwhile, fresh again.
@@ -274,6 +301,8 @@ async fn a_replica_cut_off_from_its_primary_turns_stale_and_catches_up() {
         reported == Some(head)
     })
     .await;
+    clock.advance(time::Duration::minutes(2));
+    assert_eq!(behind(&reconcile).await, Vec::<String>::new(), "caught up: the finding closed");
     drop((route, late));
     drop(replica_pg);
 }
