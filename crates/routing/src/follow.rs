@@ -144,7 +144,22 @@ impl Follower {
     /// stale at once), and any skew in that lasts only until the next beat arrives or fails to.
     async fn current_as_of(&mut self) -> Result<Option<i64>, FollowError> {
         let started = crate::now_ms();
-        let h = self.db(self.store.routing_heartbeat()).await?;
+        let h = match self.db(self.store.routing_heartbeat()).await {
+            Ok(h) => h,
+            Err(FollowError::Db(e)) if e.is_missing_table() => {
+                // A schema from before the heartbeat (the primary not yet upgraded): answer as
+                // before it, rather than refuse every outbound call at every site meanwhile.
+                if !std::mem::replace(&mut self.no_beat_logged, true) {
+                    tracing::error!(
+                        "routing snapshot: the database has no routing_heartbeat table (its \
+                         migrations are older than this peerex); a replica cut off from its \
+                         primary is not detected until `peerex serve` has migrated it"
+                    );
+                }
+                return Ok(Some(started));
+            }
+            Err(e) => return Err(e),
+        };
         if !h.replica {
             self.beat = None;
             return Ok(Some(started));
