@@ -116,6 +116,21 @@ pub struct FeedRead {
     pub horizon: Option<i64>,
 }
 
+/// How current the database a routing follower reads is. A read replica cut off from its primary
+/// keeps answering queries with nothing new in them; the writers' heartbeat, replicated like any
+/// row, is what shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The database is a replica (PostgreSQL in recovery): its reads are only as current as the
+    /// last heartbeat that reached it. On a primary (or SQLite) every read is current.
+    pub replica: bool,
+    /// The last heartbeat written on the primary as this database has it, by the primary's clock.
+    /// `None`: no heartbeat row.
+    pub beat_at: Option<time::OffsetDateTime>,
+    /// This database's clock at the read.
+    pub now: time::OffsetDateTime,
+}
+
 /// The answer, as both the HTTP API and the redirect server give it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision<'a> {

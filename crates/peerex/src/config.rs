@@ -162,6 +162,20 @@ query_timeout_seconds = 10
 # same address (SO_REUSEPORT); no lock is shared between them per call. 0: one per core.
 sip_threads = 1
 http_threads = 1
+# Seconds between heartbeats in the database. Every `peerex serve` (and every `peerex route` with
+# report_database_url) beats; the database lets about one beat through per interval however many
+# instances try. A `peerex route` on a read replica counts its snapshot current only as of the last
+# beat that reached the replica: a replica cut off from its primary keeps answering, but turns stale
+# after stale_after_seconds like an unreachable database. Keep it well below stale_after_seconds.
+heartbeat_seconds = 5
+# `peerex route` only: the primary database (a role that may write routing_instances and
+# routing_heartbeat), where the instance reports the generation it serves, so the reconciler
+# compares it (finding routing_behind), and beats the heartbeat. Empty: the instance writes nowhere
+# and the reconciler does not see it.
+report_database_url = ""
+# This instance's name in routing_instances and the reconciler's findings (unique per instance).
+# Empty: host name, process id and a random part.
+instance_name = ""
 
 # What the carrier requires of its numbers (see README, "Emergency addresses and caller ID names").
 [numbers]

@@ -34,6 +34,12 @@ pub async fn serve(
         carrier_name: config.carrier_name.clone(),
         secure_cookies: config.secure_cookies,
     };
+    // The heartbeat by which routing instances on read replicas tell whether changes still reach
+    // them (every instance beats; the database lets one through per half interval).
+    tokio::spawn(routing::report::heartbeat(
+        app.routing_source(),
+        std::time::Duration::from_secs(config.routing.heartbeat_seconds.max(1)),
+    ));
     if config.routing.enabled() {
         web::install_metrics();
         routing::start(app.routing_source(), &config.routing).await?;

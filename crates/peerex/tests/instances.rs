@@ -244,3 +244,32 @@ async fn a_webhook_replayed_to_another_instance_is_refused() {
         .expect("json");
     assert_eq!(customer["numbers"].as_array().map(Vec::len), Some(5), "still active: {customer}");
 }
+
+/// Every instance beats the routing heartbeat (how routing instances on read replicas tell that
+/// changes still reach them), and the database lets one beat through per half interval however
+/// many instances beat: three instances beating every second move it on every 0.5 to 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_beat_the_routing_heartbeat_once_per_half_interval_between_them() {
+    let mut c = Cluster::new(testkit::Db::Postgres, 3).await;
+    c.set("PEEREX_ROUTING__HEARTBEAT_SECONDS", "1");
+    c.serve_all().await;
+    let store = store::Store::connect(&c.db_url).await.unwrap();
+    let mut beats = Vec::new();
+    let t0 = Instant::now();
+    while beats.len() < 6 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "beats so far: {beats:?}");
+        let at = store.routing_heartbeat().await.unwrap().beat_at.unwrap();
+        if beats.last() != Some(&at) {
+            beats.push(at);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first was the migration's, or a beat from before the last instance started.
+    for pair in beats[1..].windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= time::Duration::milliseconds(500) && gap <= time::Duration::milliseconds(2500),
+            "{beats:?}"
+        );
+    }
+}

@@ -33,9 +33,9 @@ const REPEAT_LOG: Duration = Duration::from_secs(60);
 /// How a [`Follower`] behaves beyond following.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Write to the database: prune the feed to [`KEEP_CHANGES`] and report the generation applied
-    /// (for the reconciler). Off for routing-only instances: they never write to the database (it
-    /// may be a read-only replica), so the reconciler does not see them.
+    /// Write to the database followed: prune the feed to [`KEEP_CHANGES`]. Off for routing-only
+    /// instances: they never write to the database they follow (it may be a read-only replica).
+    /// (Where the generation applied is reported is [`crate::report`]'s.)
     pub writes: bool,
     /// The last-known-good file: read at start, written after each load and when the snapshot
     /// moved.
@@ -85,19 +85,19 @@ pub struct Follower {
     last_read: Instant,
     /// Pruning horizons sampled along the way, oldest first (PostgreSQL).
     horizons: VecDeque<(Instant, i64)>,
-    /// This follower's name in `routing_instances`, where the reconciler reads how far it has got.
-    instance: String,
-    /// The generation last reported there, and when.
-    reported: Option<(i64, Instant)>,
+    /// The last heartbeat read, and the time (wall clock, ms) the database was current as of
+    /// when it was first seen: see [`Follower::current_as_of`].
+    beat: Option<(time::OffsetDateTime, i64)>,
+    /// A replica without a heartbeat was logged.
+    no_beat_logged: bool,
+    /// A replica's heartbeat standing still was logged (until it moves again).
+    beat_still_logged: bool,
     options: Options,
     /// The last write of the file: when, and the generation written.
     written: Option<(Instant, i64)>,
     /// Since when the database cannot be reached, and when that was last logged.
     unreachable: Option<(Instant, Instant)>,
 }
-
-/// How often a follower whose generation has not moved still says where it is.
-const REPORT_EVERY: Duration = Duration::from_secs(30);
 
 impl Follower {
     pub fn new(store: Store, routing: Routing) -> Self {
@@ -111,8 +111,9 @@ impl Follower {
             watched: Vec::new(),
             last_read: Instant::now(),
             horizons: VecDeque::new(),
-            instance: instance_name(),
-            reported: None,
+            beat: None,
+            no_beat_logged: false,
+            beat_still_logged: false,
             options,
             written: None,
             unreachable: None,
@@ -127,24 +128,93 @@ impl Follower {
         }
     }
 
-    /// Records the generation this snapshot has applied in the database, when it moved or every
-    /// [`REPORT_EVERY`]: the reconciler reports a follower left behind.
-    async fn report(&mut self) -> Result<(), FollowError> {
-        let generation = self.routing.generation();
-        if !self.options.writes
-            || self.reported.is_some_and(|(g, at)| g == generation && at.elapsed() < REPORT_EVERY)
-        {
-            return Ok(());
+    /// Reads how current the database is, before reading the feed (whatever that read shows is
+    /// at least as new as the heartbeat read here). Returns the wall-clock time (ms) the snapshot
+    /// will be current as of once the read that follows succeeds; `None` when that cannot be told.
+    ///
+    /// On a primary (and SQLite) it is now. On a replica it is when the last heartbeat was first
+    /// seen: a replica cut off from its primary keeps answering, but its heartbeat stops moving, so
+    /// the snapshot ages and turns stale as if the database could not be reached. The beat is
+    /// measured by its progress as seen here (a new value: current now; the same value: as
+    /// current as when it arrived), not by comparing the primary's clock with this site's: clocks
+    /// of two sites disagree by however far their NTP drifted, and that error would go straight
+    /// into the staleness, where a heartbeat that moves or does not is immune to it. Only the
+    /// first beat an instance sees has no progress to go by; its age is then taken from the
+    /// replica's clock against the primary's (so an instance started on a replica long cut off is
+    /// stale at once), and any skew in that lasts only until the next beat arrives or fails to.
+    async fn current_as_of(&mut self) -> Result<Option<i64>, FollowError> {
+        let started = crate::now_ms();
+        let h = match self.db(self.store.routing_heartbeat()).await {
+            Ok(h) => h,
+            Err(FollowError::Db(e)) if e.is_missing_table() => {
+                // A schema from before the heartbeat (the primary not yet upgraded): answer as
+                // before it, rather than refuse every outbound call at every site meanwhile.
+                if !std::mem::replace(&mut self.no_beat_logged, true) {
+                    tracing::error!(
+                        "routing snapshot: the database has no routing_heartbeat table (its \
+                         migrations are older than this peerex); a replica cut off from its \
+                         primary is not detected until `peerex serve` has migrated it"
+                    );
+                }
+                return Ok(Some(started));
+            }
+            Err(e) => return Err(e),
+        };
+        if !h.replica {
+            self.beat = None;
+            return Ok(Some(started));
         }
-        let now = time::OffsetDateTime::now_utc();
-        self.db(self.store.report_routing_instance(&self.instance, generation, now)).await?;
-        self.reported = Some((generation, Instant::now()));
-        Ok(())
+        let Some(at) = h.beat_at else {
+            if !std::mem::replace(&mut self.no_beat_logged, true) {
+                tracing::error!(
+                    "routing snapshot: the database is a replica without a routing heartbeat; \
+                     its snapshot counts as stale (outbound calls are refused) until one arrives"
+                );
+            }
+            return Ok(None);
+        };
+        self.no_beat_logged = false;
+        let as_of = match self.beat {
+            Some((seen, as_of)) if seen == at => as_of,
+            Some(_) => started,
+            None => {
+                let behind = i64::try_from((h.now - at).whole_milliseconds()).unwrap_or(i64::MAX);
+                started.saturating_sub(behind.max(0))
+            }
+        };
+        self.beat = Some((at, as_of));
+        Ok(Some(as_of))
+    }
+
+    /// The snapshot has just been read from the database, which was current as of `as_of`.
+    fn checked(&mut self, as_of: Option<i64>) {
+        match as_of {
+            Some(ms) => self.routing.synced_as_of(ms),
+            None => self.routing.loaded_unchecked(),
+        }
+        if self.beat.is_none() {
+            return;
+        }
+        let fresh = self.routing.is_fresh();
+        if !fresh && !self.beat_still_logged {
+            tracing::error!(
+                age_s = self.routing.age_ms() / 1000,
+                generation = self.routing.generation(),
+                "routing snapshot: the replica answers but its heartbeat has stopped (cut off from \
+                 its primary, or no `peerex serve` beats); inbound calls are answered from it, \
+                 outbound calls are refused while it is stale"
+            );
+            self.beat_still_logged = true;
+        } else if fresh && self.beat_still_logged {
+            tracing::info!("routing snapshot: the replica's heartbeat moves again; current");
+            self.beat_still_logged = false;
+        }
     }
 
     /// Rebuilds the snapshot from the database.
     pub async fn load(&mut self) -> Result<(), FollowError> {
         let started = Instant::now();
+        let as_of = self.current_as_of().await?;
         // The transactions open now may commit changes below `high` after the numbers are read:
         // they are watched from here on.
         let head = self.db(self.store.routing_feed_head()).await?;
@@ -166,7 +236,7 @@ impl Follower {
         self.routing.replace(s);
         self.watched = head.open;
         self.last_read = Instant::now();
-        self.routing.synced();
+        self.checked(as_of);
         // Changes committed during the load have ids above `high`, or belong to a watched
         // transaction: the next catch-up applies them.
         self.catch_up().await?;
@@ -191,6 +261,7 @@ impl Follower {
             // meanwhile (by another instance): rebuild rather than risk missing them.
             return Box::pin(self.load()).await.map(|_| 0);
         }
+        let as_of = self.current_as_of().await?;
         let mut generation = self.routing.generation();
         let mut applied = 0;
         loop {
@@ -214,7 +285,7 @@ impl Follower {
                 break;
             }
         }
-        self.routing.synced();
+        self.checked(as_of);
         Ok(applied)
     }
 
@@ -440,12 +511,7 @@ impl Follower {
                 }
             }
             match self.catch_up().await {
-                Ok(_) => {
-                    self.recovered();
-                    if let Err(e) = self.report().await {
-                        tracing::warn!(error = %e, "routing snapshot: cannot report its generation");
-                    }
-                }
+                Ok(_) => self.recovered(),
                 Err(e) => self.failed("cannot read changes", &e),
             }
             self.write_file().await;
@@ -457,13 +523,4 @@ impl Follower {
             }
         }
     }
-}
-
-/// A name for this follower that no other process shares: the host, the process and a random part
-/// (two followers in one process are two instances).
-fn instance_name() -> String {
-    let host =
-        std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "peerex".into());
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &id[20..])
 }

@@ -11,6 +11,7 @@ pub mod follow;
 pub mod http;
 pub mod listen;
 pub mod lkg;
+pub mod report;
 pub mod sip;
 pub mod snapshot;
 pub mod striped;
@@ -158,7 +159,19 @@ impl Routing {
     }
 
     pub(crate) fn synced(&self) {
-        self.last_sync_ms.store(now_ms(), Ordering::Release);
+        self.synced_as_of(now_ms());
+    }
+
+    /// Loaded from a database whose contents are current as of `ms` (wall clock): a replica's are
+    /// only as current as the last heartbeat that reached it.
+    pub(crate) fn synced_as_of(&self, ms: i64) {
+        self.last_sync_ms.store(ms.min(now_ms()), Ordering::Release);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Loaded, from a database that cannot say how current it is (a replica without a
+    /// heartbeat): decisions can be made, but the time of the last good check stays as it was.
+    pub(crate) fn loaded_unchecked(&self) {
         self.ready.store(true, Ordering::Release);
     }
 
@@ -226,6 +239,19 @@ pub struct RoutingConfig {
     /// Threads serving the lookup API, each with a listener of its own on `http_listen`
     /// (`SO_REUSEPORT`). 0: one per core.
     pub http_threads: usize,
+    /// Seconds between the heartbeats the writing side keeps in the database (`peerex serve`, and
+    /// `peerex route` with `report_database_url`). A routing instance on a replica counts its
+    /// snapshot current only as of the last beat that reached the replica, so keep this well
+    /// below `stale_after_seconds` (less `check_seconds`).
+    pub heartbeat_seconds: u64,
+    /// `peerex route` only: the primary database (a role that may write `routing_instances` and
+    /// `routing_heartbeat`), where the instance reports the generation it serves, so the reconciler
+    /// compares it, and beats the heartbeat. Empty: the instance writes nowhere and the reconciler
+    /// does not see it.
+    pub report_database_url: String,
+    /// This instance's name in `routing_instances` and in the reconciler's findings; unique per
+    /// instance. Empty: the host name, the process id and a random part.
+    pub instance_name: String,
 }
 
 impl Default for RoutingConfig {
@@ -251,6 +277,9 @@ impl Default for RoutingConfig {
             query_timeout_seconds: 10,
             sip_threads: 1,
             http_threads: 1,
+            heartbeat_seconds: 5,
+            report_database_url: String::new(),
+            instance_name: String::new(),
         }
     }
 }
@@ -311,6 +340,10 @@ pub struct StartOptions {
     pub routing_only: bool,
     /// Serve `GET /metrics` on the lookup API.
     pub metrics: Option<RenderMetrics>,
+    /// A routing-only instance's primary database ([`RoutingConfig::report_database_url`]): it
+    /// reports its generation there, and beats the heartbeat. (An instance that may write reports
+    /// to the database it follows.)
+    pub report_to: Option<store::Store>,
 }
 
 /// Binds the configured listeners and spawns the snapshot follower and the servers.
@@ -369,6 +402,27 @@ pub async fn start_with(
     let listeners = usize::from(started.http.is_some()) + usize::from(started.sip.is_some());
     listen::check_descriptors(listeners * limits.max_connections);
     let period = std::time::Duration::from_secs(config.check_seconds.max(1));
+    let instance = match config.instance_name.trim() {
+        "" => report::instance_name(),
+        name => name.to_owned(),
+    };
+    let report_to =
+        if options.routing_only { options.report_to.clone() } else { Some(store.clone()) };
+    if let Some(primary) = report_to {
+        // Beside the follower, so a primary that cannot be reached never holds up following the
+        // replica. `peerex serve` beats from its own task, with or without routing.
+        let beat = options
+            .routing_only
+            .then(|| std::time::Duration::from_secs(config.heartbeat_seconds.max(1)));
+        tokio::spawn(report::report(
+            primary,
+            routing.clone(),
+            instance,
+            period,
+            std::time::Duration::from_secs(config.query_timeout_seconds.max(1)),
+            beat,
+        ));
+    }
     let follow = follow::Options {
         writes: !options.routing_only,
         file: Some(config.state_dir.trim())

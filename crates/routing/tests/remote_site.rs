@@ -240,7 +240,11 @@ async fn postgres_the_link_goes_down_while_calls_arrive_and_comes_back() {
     .await;
 }
 
-on_both!(an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file);
+on_both!(
+    an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file,
+    a_follower_of_the_primary_stays_current_without_heartbeats,
+    a_database_from_before_the_heartbeat_is_followed_as_before,
+);
 
 async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file(db: Db) {
     let seeded = seed(db).await;
@@ -275,4 +279,54 @@ async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_it
     assert_eq!(status, 503);
     let (status, body) = outbound(&bare, SUSPENDED, "+44999").await;
     assert_eq!((status, body["emergency"].as_bool()), (200, Some(true)), "{body}");
+}
+
+/// Nothing beats the heartbeat here (no `peerex serve`): on a primary, and on SQLite, which has no
+/// replica, every read is current, so the instance stays fresh whatever the heartbeat's age.
+async fn a_follower_of_the_primary_stays_current_without_heartbeats(db: Db) {
+    let seeded = seed(db).await;
+    let state = tempfile::tempdir().unwrap();
+    let s = remote(&seeded.url, state.path()).await;
+    assert!(routing::wait_ready(&s.routing, Duration::from_secs(20)).await);
+    until("fresh", Duration::from_secs(10), || fresh(&s)).await;
+    let heartbeat = seeded.store.routing_heartbeat().await.unwrap();
+    assert!(!heartbeat.replica);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2 * STALE_AFTER + 1) {
+        assert!(s.routing.is_fresh(), "stale {:?} after start", t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fresh(&s).await);
+    assert_eq!(get(&s, "/healthz").await.1["status"], "ok");
+    // It did not beat either: the heartbeat is the writers'.
+    assert_eq!(seeded.store.routing_heartbeat().await.unwrap().beat_at, heartbeat.beat_at);
+}
+
+/// A schema older than this peerex (a replica of a primary not yet upgraded: no
+/// `routing_heartbeat`) is followed as before there was one, not refused.
+async fn a_database_from_before_the_heartbeat_is_followed_as_before(db: Db) {
+    use sqlx::Connection;
+    let seeded = seed(db).await;
+    match db {
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&seeded.url).await.unwrap();
+            sqlx::query("DROP TABLE routing_heartbeat").execute(&mut c).await.unwrap();
+        }
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&seeded.url).await.unwrap();
+            sqlx::query("DROP TABLE routing_heartbeat").execute(&mut c).await.unwrap();
+        }
+    }
+    assert!(seeded.store.routing_heartbeat().await.is_err_and(|e| e.is_missing_table()));
+    let state = tempfile::tempdir().unwrap();
+    let s = remote(&seeded.url, state.path()).await;
+    assert!(routing::wait_ready(&s.routing, Duration::from_secs(20)).await);
+    until("fresh", Duration::from_secs(10), || fresh(&s)).await;
+    assert_eq!(inbound(&s, ACTIVE).await.1["status"], 302);
+    set_state(&seeded.store, SUSPENDED, domain::NumberState::Active, Some(seeded.customer)).await;
+    until("a change applied", Duration::from_secs(10), || async {
+        inbound(&s, SUSPENDED).await.1["status"] == 302
+    })
+    .await;
+    assert_eq!(get(&s, "/healthz").await.1["status"], "ok");
 }

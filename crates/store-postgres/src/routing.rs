@@ -3,7 +3,7 @@
 //! `NOTIFY peerex_routing` at commit, which every instance's snapshot LISTENs to.
 
 use crate::{PgStore, Result};
-use domain::routing::FeedRead;
+use domain::routing::{FeedRead, Heartbeat};
 use domain::PhoneNumber;
 
 /// Listens for `NOTIFY peerex_routing`, which the `routing_changes` triggers send at commit.
@@ -34,6 +34,32 @@ impl PgStore {
     /// transactions open now may still commit changes with ids at or below `high`.
     pub async fn routing_feed_head(&self) -> Result<FeedRead> {
         head(&mut *self.pool.acquire().await?).await
+    }
+
+    /// Whether this database is a replica, the routing heartbeat as it has reached it, and its
+    /// clock, in one statement.
+    pub async fn routing_heartbeat(&self) -> Result<Heartbeat> {
+        let r = sqlx::query!(
+            r#"SELECT pg_is_in_recovery() AS "replica!", now() AS "now!",
+                      (SELECT beat_at FROM routing_heartbeat WHERE id = 1) AS beat_at"#
+        )
+        .fetch_one(self.reader())
+        .await?;
+        Ok(Heartbeat { replica: r.replica, beat_at: r.beat_at, now: r.now })
+    }
+
+    /// Moves the heartbeat to the primary's now() unless a beat younger than `min_gap_ms` is
+    /// there already (another instance beat first); true when this call wrote. One clock for
+    /// every writer: a beat from the future (the primary's clock stepped back) is replaced too.
+    pub async fn beat_routing_heartbeat(&self, min_gap_ms: i64) -> Result<bool> {
+        let r = sqlx::query!(
+            "UPDATE routing_heartbeat SET beat_at = now()
+             WHERE id = 1 AND (beat_at <= now() - $1 * interval '1 millisecond' OR beat_at > now())",
+            min_gap_ms as f64
+        )
+        .execute(self.writer())
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// The changes after `after` (at most `limit`) and those of the `watched` transactions at or

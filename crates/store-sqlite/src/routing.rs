@@ -3,7 +3,7 @@
 //! added to the feed also wakes the snapshot in this process (see [`install_wake_hooks`]).
 
 use crate::{Result, SqliteStore};
-use domain::routing::FeedRead;
+use domain::routing::{FeedRead, Heartbeat};
 use domain::PhoneNumber;
 use sqlx::SqliteConnection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +45,37 @@ impl SqliteStore {
     pub async fn routing_feed_head(&self) -> Result<FeedRead> {
         let r = sqlx::query!(r#"SELECT COALESCE(MIN(id), 0) AS "low!: i64", COALESCE(MAX(id), 0) AS "high!: i64" FROM routing_changes"#).fetch_one(&self.reader).await?;
         Ok(FeedRead { low: r.low, high: r.high, ..FeedRead::default() })
+    }
+
+    /// The routing heartbeat. A SQLite file is never a replica: every read is current.
+    pub async fn routing_heartbeat(&self) -> Result<Heartbeat> {
+        let beat = sqlx::query_scalar!(
+            r#"SELECT beat_ms AS "beat_ms!: i64" FROM routing_heartbeat WHERE id = 1"#
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        let at = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        };
+        Ok(Heartbeat {
+            replica: false,
+            beat_at: beat.and_then(at),
+            now: time::OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// Moves the heartbeat to now unless a beat younger than `min_gap_ms` is there already; true
+    /// when this call wrote.
+    pub async fn beat_routing_heartbeat(&self, min_gap_ms: i64) -> Result<bool> {
+        let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let r = sqlx::query!(
+            "UPDATE routing_heartbeat SET beat_ms = ?1 WHERE id = 1 AND (beat_ms <= ?1 - ?2 OR beat_ms > ?1)",
+            now,
+            min_gap_ms
+        )
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// The changes after `after`, at most `limit`, oldest first. SQLite's one writer commits change

@@ -47,6 +47,19 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+impl DbError {
+    /// The statement named a table the database does not have: a schema older than this peerex
+    /// (its migrations not yet run there, as on a replica of a primary not yet upgraded).
+    pub fn is_missing_table(&self) -> bool {
+        match self {
+            DbError::Other(sqlx::Error::Database(db)) => {
+                db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// SQLite names no constraint in its error, only "UNIQUE constraint failed: table.column"; map the
 /// columns back to the constraint names the PostgreSQL schema uses, so callers handle one name.
 fn unique_from_message(message: &str) -> String {

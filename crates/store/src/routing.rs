@@ -3,7 +3,7 @@
 //! either misses (another process writing to the SQLite file, a dropped LISTEN connection).
 
 use crate::{DbError, Result, Store};
-use domain::routing::{FeedRead, NumberFacts, RoutingCustomer};
+use domain::routing::{FeedRead, Heartbeat, NumberFacts, RoutingCustomer};
 use domain::{CustomerId, NumberState, PhoneNumber};
 
 /// Wakes when the routing feed may have grown.
@@ -54,6 +54,16 @@ impl Store {
             limit: i64,
             watched: &[i64],
         ) -> Result<FeedRead>;
+
+        /// Whether this database is a replica, the routing heartbeat as it has reached it (read
+        /// before the feed, a follower on a replica knows its reads are at least that current), and
+        /// the database's clock.
+        pub async fn routing_heartbeat(&self) -> Result<Heartbeat>;
+
+        /// Moves the routing heartbeat to the database's now unless a beat younger than
+        /// `min_gap_ms` is there (so several writers make one beat); true when this call wrote. On
+        /// the primary only: a replica refuses writes.
+        pub async fn beat_routing_heartbeat(&self, min_gap_ms: i64) -> Result<bool>;
 
         /// Forgets changes up to `upto`, sparing those of transactions from `horizon` on.
         pub async fn prune_routing_changes(&self, upto: i64, horizon: Option<i64>) -> Result<u64>;

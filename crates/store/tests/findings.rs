@@ -1,6 +1,7 @@
-//! Findings, routing positions and the reconciliation lease, on SQLite and PostgreSQL: a cycle's
-//! write opens, keeps and closes findings in one transaction; an open finding exists once per kind
-//! and number however many cycles race; a lease is held by one owner at a time.
+//! Findings, routing positions, the routing heartbeat and the reconciliation lease, on SQLite and
+//! PostgreSQL: a cycle's write opens, keeps and closes findings in one transaction; an open finding
+//! exists once per kind and number however many cycles race; a lease is held by one owner at a
+//! time; the heartbeat moves at most once per gap however many instances beat.
 
 use domain::findings::{FindingQuery, RepairState, Seen, NO_LONGER_SEEN};
 use domain::reconcile::FindingKind;
@@ -15,6 +16,7 @@ testkit::store_tests_on_both!(
     racing_cycles_leave_one_open_finding_per_kind_and_number,
     the_reconciliation_lease_is_one_owners_until_given_back,
     routing_positions_are_kept_and_stale_instances_forgotten,
+    the_heartbeat_moves_once_per_gap_however_many_beat,
 );
 
 fn t0() -> OffsetDateTime {
@@ -181,4 +183,35 @@ async fn routing_positions_are_kept_and_stale_instances_forgotten(store: Store) 
         Some((8, t1)),
         "the newest sample old enough stays when older ones are pruned"
     );
+}
+
+async fn the_heartbeat_moves_once_per_gap_however_many_beat(store: Store) {
+    // A database migrated just now has a beat from the migration, and is no replica.
+    let first = store.routing_heartbeat().await.unwrap();
+    assert!(!first.replica);
+    let at = first.beat_at.expect("a heartbeat row from the migration");
+    assert!((first.now - at).abs() < Duration::minutes(5), "{at} vs {}", first.now);
+    // Younger than the gap: nobody writes.
+    assert!(!store.beat_routing_heartbeat(3_600_000).await.unwrap());
+    assert_eq!(store.routing_heartbeat().await.unwrap().beat_at, Some(at));
+    // Ten instances beating at once with no gap left: the beat moves, forward.
+    let store = Arc::new(store);
+    let mut beats = Vec::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        beats.push(tokio::spawn(async move { store.beat_routing_heartbeat(0).await.unwrap() }));
+    }
+    let mut wrote = 0;
+    for b in beats {
+        wrote += usize::from(b.await.unwrap());
+    }
+    assert!(wrote >= 1);
+    let moved = store.routing_heartbeat().await.unwrap().beat_at.unwrap();
+    assert!(moved >= at, "{moved} < {at}");
+    // With a gap of an hour the ten would have made none: one beat per gap whoever beats.
+    let mut wrote = 0;
+    for _ in 0..10 {
+        wrote += usize::from(store.beat_routing_heartbeat(3_600_000).await.unwrap());
+    }
+    assert_eq!(wrote, 0);
 }

@@ -36,6 +36,7 @@ pub use browser::{chromium, run_browser_script, CHROMIUM_ENV, SCRIPT_TIME_LIMIT}
 mod clock;
 pub use clock::TestClock;
 pub mod proxy;
+pub mod replica;
 pub mod sim;
 mod zoom_app;
 pub use zoom_app::{confirm_install, link_acme_at, zoom_setup, zoom_setup_on, ZoomApp};
