@@ -236,12 +236,14 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
             drive_measured(&echo, echo_requests.clone(), args.rate, args.seconds, &load_cpus)?;
         let px_gen = drive_measured(&px, requests.clone(), args.rate, args.seconds, &load_cpus)?;
         println!(
-            "same generator at {} datagrams/s: UDP echo floor {} answered, {:.2} us CPU/datagram; peerex {} answered, {:.2} us CPU/INVITE ({:.2}x the floor)",
+            "same generator at {} datagrams/s: UDP echo floor {} answered, {:.2} us CPU/datagram (on a CPU {:.2} times each); peerex {} answered, {:.2} us CPU/INVITE ({:.2} times each; {:.2}x the floor)",
             args.rate,
             floor.0.answered,
             floor.1,
+            floor.2,
             px_gen.0.answered,
             px_gen.1,
+            px_gen.2,
             px_gen.1 / floor.1
         );
         let (rps, p99) = wrk(&load_cores, &dir, &px.http, args.numbers, args.http_seconds)?;
@@ -565,16 +567,16 @@ impl Server {
     }
 }
 
-/// The generator at `rate` against `server` for `seconds`; what it saw, and the server's CPU
-/// microseconds per answer.
+/// The generator at `rate` against `server` for `seconds`; what it saw, the server's CPU
+/// microseconds per answer and the times it was put on a CPU per answer.
 fn drive_measured(
     server: &Server,
     requests: Vec<Vec<u8>>,
     rate: u64,
     seconds: u64,
     cpus: &[usize],
-) -> anyhow::Result<(crate::bench_udp::Driven, f64)> {
-    let cpu0 = tree_cpu_seconds(server.pid());
+) -> anyhow::Result<(crate::bench_udp::Driven, f64, f64)> {
+    let (cpu0, slices0) = (tree_cpu_seconds(server.pid()), tree_slices(server.pid()));
     let d = crate::bench_udp::drive(
         server.sip,
         requests,
@@ -584,7 +586,8 @@ fn drive_measured(
         cpus.to_vec(),
     )?;
     let cpu = tree_cpu_seconds(server.pid()) - cpu0;
-    Ok((d, cpu * 1e6 / d.answered.max(1) as f64))
+    let slices = tree_slices(server.pid()) - slices0;
+    Ok((d, cpu * 1e6 / d.answered.max(1) as f64, slices as f64 / d.answered.max(1) as f64))
 }
 
 /// INVITEs for the generator, to the numbers sipp calls (the same mix of known and unknown).
@@ -610,14 +613,16 @@ struct Load {
     answered: usize,
     cpu_percent: f64,
     cpu_us_per_call: f64,
+    /// Times the server was put on a CPU, per answered call.
+    wakeups_per_call: f64,
     p50_ms: f64,
     p99_ms: f64,
 }
 
 fn print_load(name: &str, l: &Load) {
     println!(
-        "{name}: {} INVITEs, {} answered, server CPU {:.1}% of a core, {:.2} us CPU/call, INVITE->final p50 {:.3} ms p99 {:.3} ms",
-        l.sent, l.answered, l.cpu_percent, l.cpu_us_per_call, l.p50_ms, l.p99_ms
+        "{name}: {} INVITEs, {} answered, server CPU {:.1}% of a core, {:.2} us CPU/call, on a CPU {:.2} times a call, INVITE->final p50 {:.3} ms p99 {:.3} ms",
+        l.sent, l.answered, l.cpu_percent, l.cpu_us_per_call, l.wakeups_per_call, l.p50_ms, l.p99_ms
     );
 }
 
@@ -646,6 +651,7 @@ fn load(
     std::thread::sleep(Duration::from_millis(800));
     let calls = args.rate * args.seconds;
     let cpu0 = tree_cpu_seconds(server_pid);
+    let slices0 = tree_slices(server_pid);
     let t0 = Instant::now();
     let out = taskset()
         .args(["-c", load_cores, "sipp"])
@@ -676,6 +682,7 @@ fn load(
         .status()?;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = tree_cpu_seconds(server_pid) - cpu0;
+    let slices = tree_slices(server_pid) - slices0;
     std::thread::sleep(Duration::from_millis(500));
     let _ = Command::new("kill").args(["-INT", &dump.0.id().to_string()]).status();
     let _ = dump.0.wait();
@@ -691,6 +698,7 @@ fn load(
         answered,
         cpu_percent: cpu / wall * 100.0,
         cpu_us_per_call: cpu * 1e6 / answered.max(1) as f64,
+        wakeups_per_call: slices as f64 / answered.max(1) as f64,
         p50_ms: pct(&latencies, 0.50),
         p99_ms: pct(&latencies, 0.99),
     })
@@ -796,12 +804,36 @@ fn tree_cpu_seconds(pid: u32) -> f64 {
 
 /// Nanoseconds on a CPU of every thread of the process at `proc_dir`, in seconds.
 fn schedstat_seconds(proc_dir: &Path) -> Option<f64> {
-    let mut ns = 0u64;
+    Some(schedstat(proc_dir)?.0)
+}
+
+/// Of every thread of the process at `proc_dir`: seconds on a CPU, and how many times it was put
+/// on one (each wakeup is one).
+fn schedstat(proc_dir: &Path) -> Option<(f64, u64)> {
+    let (mut ns, mut slices) = (0u64, 0u64);
     for t in std::fs::read_dir(proc_dir.join("task")).ok()?.flatten() {
         let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
-        ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
+        let mut f = s.split_whitespace();
+        ns += f.next()?.parse::<u64>().ok()?;
+        slices += f.nth(1)?.parse::<u64>().ok()?;
     }
-    Some(ns as f64 / 1e9)
+    Some((ns as f64 / 1e9, slices))
+}
+
+/// Times `pid` and its direct children were put on a CPU (0 where the kernel does not say).
+fn tree_slices(pid: u32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let mut total = 0;
+    for e in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else { continue };
+        let ppid: u32 = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let me: u32 = e.file_name().to_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        if me == pid || ppid == pid {
+            total += schedstat(&e.path()).map_or(0, |(_, n)| n);
+        }
+    }
+    total
 }
 
 /// The baseline configuration on free ports, loading `numbers` rows from a db_text table.
