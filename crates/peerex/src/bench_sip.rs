@@ -59,10 +59,41 @@ pub struct SipBench {
     /// Messages handled per round for `--in-process`.
     #[arg(long, default_value_t = 200_000)]
     iterations: usize,
+    /// Times each figure is measured (Kamailio, peerex, the echo floor, the lookup API); the worst
+    /// run of each is what is held against its goal.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Threads answering SIP over UDP in peerex's server (`[routing] sip_threads`), all on the
+    /// server core for the comparison with Kamailio.
+    #[arg(long, default_value_t = 1)]
+    sip_threads: usize,
+    /// Threads serving the lookup API (`[routing] http_threads`), likewise.
+    #[arg(long, default_value_t = 1)]
+    http_threads: usize,
+    /// Seconds of saturation load for the scale figures (server on one core, then on every core).
+    #[arg(long, default_value_t = 10)]
+    scale_seconds: u64,
+    /// Internal: the per-address datagram limit of the server child (the saturation load comes
+    /// from one address, so the scale figures run without it).
+    #[arg(long, hide = true, default_value_t = routing::RoutingConfig::default().sip_source_limit)]
+    sip_source_limit: u32,
+    /// Run every server and load tool of the bench (Kamailio and peerex alike, sipp, tcpdump, wrk,
+    /// and this process, which runs the generator) in scheduling groups of their own at nice -20
+    /// (root; Linux autogroups), so that other work on a shared machine takes less of their cores.
+    /// This process's group is its terminal session's: what else runs in that session is raised
+    /// with it.
+    #[arg(long)]
+    isolate: bool,
+    /// Serve without the Prometheus recorder `peerex serve` installs (to see what metrics cost).
+    #[arg(long)]
+    no_metrics: bool,
     /// Internal: serve the redirect server and the lookup API over generated numbers (the child
     /// process the benchmark pins to one core).
     #[arg(long, hide = true)]
     serve_only: bool,
+    /// Internal: a bare recvmmsg/sendmmsg UDP echo (the physical floor), in a child process.
+    #[arg(long, hide = true)]
+    echo_only: bool,
 }
 
 const TRUNK: &str = "zoom-a";
@@ -82,6 +113,12 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     if args.serve_only {
         return serve_only(&args).await;
     }
+    if args.echo_only {
+        let socket = routing::sip::bind_udp("127.0.0.1:0")?;
+        println!("echo={}\nready", socket.local_addr()?);
+        crate::bench_udp::serve_echo(&socket)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.in_process {
         return in_process(&args);
     }
@@ -94,33 +131,42 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     ] {
         anyhow::ensure!(which(tool), "bench sip needs `{tool}`: apt-get install {package}");
     }
+    anyhow::ensure!(args.runs >= 1, "--runs: at least 1");
+    if args.isolate {
+        ISOLATE.store(true, std::sync::atomic::Ordering::Relaxed);
+        std::fs::write("/proc/self/autogroup", "-20")
+            .map_err(|e| anyhow::anyhow!("--isolate: /proc/self/autogroup: {e} (needs root)"))?;
+    }
     let dir = tempdir()?;
     let baseline = baseline_dir(args.baseline.clone(), &dir)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load_cores = (0..cores)
-        .filter(|c| *c != args.server_core)
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let load_cpus: Vec<usize> = (0..cores).filter(|c| *c != args.server_core).collect();
+    let load_cores = cpu_list(&load_cpus);
     anyhow::ensure!(
         !load_cores.is_empty(),
         "bench sip needs two cores: one for the server, one for sipp"
     );
     println!(
-        "bench sip: {} numbers, {} INVITE/s for {} s per server, server on core {}, load on {load_cores} ({cores} cores; other builds on this machine add noise)",
-        args.numbers, args.rate, args.seconds, args.server_core
+        "bench sip: {} numbers, {} INVITE/s for {} s per server, {} runs, server on core {}, load on {load_cores} ({cores} cores; other work on this machine adds noise: load average {}){}",
+        args.numbers,
+        args.rate,
+        args.seconds,
+        args.runs,
+        args.server_core,
+        load_average(),
+        if args.isolate { "; servers and load in scheduling groups of their own at nice -20" } else { "" }
     );
     let csv = dir.join("calls.csv");
     write_calls_csv(&csv, args.numbers, 100_000)?;
     let scenario = baseline.join("sipp-redirect-uac.xml");
 
-    // --- Kamailio htable baseline
-    let kam = {
-        let port = free_udp_port()?;
-        let cfg = kamailio_config(&baseline, &dir, args.numbers, port)?;
+    // --- the servers, started once and measured in turn in each run
+    let kam_port = free_udp_port()?;
+    let mut kam_child = {
+        let cfg = kamailio_config(&baseline, &dir, args.numbers, kam_port)?;
         let started = Instant::now();
         let mut child = Guard(
-            Command::new("taskset")
+            taskset()
                 .args(["-c", &args.server_core.to_string(), "kamailio", "-f"])
                 .arg(&cfg)
                 .args(["-DD", "-E", "-x", "tlsf", "-X", "tlsf", "-M", "256", "-Y"])
@@ -131,7 +177,7 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
                 .stderr(std::fs::File::create(dir.join("kamailio.log"))?)
                 .spawn()?,
         );
-        while !routing::sip::answers_options(port, Duration::from_secs(2)) {
+        while !routing::sip::answers_options(kam_port, Duration::from_secs(2)) {
             let gone = child.0.try_wait()?.is_some();
             anyhow::ensure!(
                 !gone && started.elapsed() < Duration::from_secs(1800),
@@ -144,61 +190,122 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
             args.numbers,
             started.elapsed().as_secs_f64()
         );
-        let r = load(&args, &load_cores, &dir, "kamailio", port, &scenario, &csv, child.0.id())?;
-        child.stop();
-        r
+        child
     };
-    print_load("kamailio htable", &kam);
-
-    // --- peerex's redirect server (and, after it, its lookup API) in a child pinned to one core
-    let exe = std::env::current_exe()?;
-    let mut child = Guard(
-        Command::new("taskset")
-            .args(["-c", &args.server_core.to_string()])
-            .arg(exe)
-            .args(["bench", "sip", "--serve-only", "--numbers", &args.numbers.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?,
-    );
-    let mut lines = std::io::BufReader::new(child.0.stdout.take().expect("piped")).lines();
-    let mut ready = HashMap::new();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some((k, v)) = line.split_once('=') {
-            ready.insert(k.to_owned(), v.to_owned());
-        }
-        if line == "ready" {
-            break;
-        }
-    }
-    let sip: std::net::SocketAddr = ready
-        .get("sip")
-        .ok_or_else(|| anyhow::anyhow!("the server child did not start"))?
-        .parse()?;
-    let http = ready.get("http").cloned().unwrap_or_default();
+    let server_core = args.server_core.to_string();
+    let mut px = Server::start(
+        &args,
+        &server_core,
+        args.sip_threads,
+        args.http_threads,
+        args.sip_source_limit,
+    )?;
     println!(
-        "peerex snapshot: {} numbers built in {} ms, {} bytes for the numbers ({:.1} bytes/number; goal <= 64), process RSS +{:.1} MB",
+        "peerex snapshot: {} numbers built in {} ms, {} bytes for the numbers ({:.1} bytes/number; goal <= 64), process RSS +{:.1} MB; {} SIP and {} lookup thread(s) on core {server_core}{}",
         args.numbers,
-        ready.get("build_ms").map_or("?", |s| s.as_str()),
-        ready.get("number_bytes").map_or("?", |s| s.as_str()),
-        ready.get("number_bytes").and_then(|b| b.parse::<f64>().ok()).unwrap_or(0.0) / args.numbers as f64,
-        ready.get("rss_delta").and_then(|b| b.parse::<f64>().ok()).unwrap_or(0.0) / 1e6,
+        px.ready.get("build_ms").map_or("?", |s| s.as_str()),
+        px.ready.get("number_bytes").map_or("?", |s| s.as_str()),
+        px.ready.get("number_bytes").and_then(|b| b.parse::<f64>().ok()).unwrap_or(0.0) / args.numbers as f64,
+        px.ready.get("rss_delta").and_then(|b| b.parse::<f64>().ok()).unwrap_or(0.0) / 1e6,
+        args.sip_threads,
+        args.http_threads,
+        if args.no_metrics { ", without the metrics recorder" } else { ", metrics recorded as `serve` does" },
     );
-    let px = load(&args, &load_cores, &dir, "peerex", sip.port(), &scenario, &csv, child.0.id())?;
-    print_load("peerex redirect", &px);
-    println!(
-        "\n{:<18} {:>9} {:>10} {:>13} {:>10} {:>10}\n{:<18} {:>9} {:>10.1} {:>13.2} {:>10.3} {:>10.3}\n{:<18} {:>9} {:>10.1} {:>13.2} {:>10.3} {:>10.3}\n{:<18} {:>9} {:>10} {:>13.2} {:>10} {:>10.2}   (goals: <= 0.5 and <= 0.5)\n",
-        "server", "answered", "server CPU%", "CPU us/call", "p50 ms", "p99 ms",
-        "kamailio htable", kam.answered, kam.cpu_percent, kam.cpu_us_per_call, kam.p50_ms, kam.p99_ms,
-        "peerex redirect", px.answered, px.cpu_percent, px.cpu_us_per_call, px.p50_ms, px.p99_ms,
-        "peerex / kamailio", "", "", px.cpu_us_per_call / kam.cpu_us_per_call, "", px.p99_ms / kam.p99_ms,
-    );
+    let mut echo = Server::echo(&server_core)?;
+    let requests = generator_requests(px.sip, args.numbers);
+    let echo_requests = generator_requests(echo.sip, args.numbers);
 
-    // --- the lookup API under wrk
-    let (rps, p99) = wrk(&load_cores, &dir, &http, args.numbers, args.http_seconds, child.0.id())?;
-    println!("lookup API under wrk (16 connections, one core): {rps:.0} lookups/s (goal >= 80,000), p99 {p99:.3} ms (goal <= 0.5)");
-    child.stop();
+    let mut runs = Vec::with_capacity(args.runs);
+    for run in 1..=args.runs {
+        println!("\n--- run {run} of {} (load average {})", args.runs, load_average());
+        let kam = load(
+            &args,
+            &load_cores,
+            &dir,
+            "kamailio",
+            kam_port,
+            &scenario,
+            &csv,
+            kam_child.0.id(),
+        )?;
+        print_load("kamailio htable", &kam);
+        let sip =
+            load(&args, &load_cores, &dir, "peerex", px.sip.port(), &scenario, &csv, px.pid())?;
+        print_load("peerex redirect", &sip);
+        let floor =
+            drive_measured(&echo, echo_requests.clone(), args.rate, args.seconds, &load_cpus)?;
+        let px_gen = drive_measured(&px, requests.clone(), args.rate, args.seconds, &load_cpus)?;
+        println!(
+            "same generator at {} datagrams/s: UDP echo floor {} answered, {:.2} us CPU/datagram (on a CPU {:.2} times each); peerex {} answered, {:.2} us CPU/INVITE ({:.2} times each; {:.2}x the floor)",
+            args.rate,
+            floor.0.answered,
+            floor.1,
+            floor.2,
+            px_gen.0.answered,
+            px_gen.1,
+            px_gen.2,
+            px_gen.1 / floor.1
+        );
+        let (rps, p99) = wrk(&load_cores, &dir, &px.http, args.numbers, args.http_seconds)?;
+        println!(
+            "lookup API under wrk (16 connections, {} thread(s) on one core): {rps:.0} lookups/s, p99 {p99:.3} ms",
+            args.http_threads
+        );
+        runs.push(Run {
+            kam,
+            px: sip,
+            floor_us: floor.1,
+            px_gen_us: px_gen.1,
+            lookups: rps,
+            lookup_p99: p99,
+        });
+    }
+    kam_child.stop();
+    echo.child.stop();
+    px.child.stop();
+    print_runs(&runs);
+    let figures = figures(&runs);
+    println!("\nworst of {} runs against the goals:", runs.len());
+    for f in &figures {
+        println!("{}", f.line());
+    }
+
+    // --- scale: calls/s and lookups/s at saturation, on one core and on every core
+    println!(
+        "\nscale at saturation ({} s each, 8 generator sockets per server thread with 32 INVITEs outstanding on each, per-address limit off as they share one address; the load generators run on the same {cores} cores, so with every core serving they share them with the server and the figure is a floor on what the server does alone):",
+        args.scale_seconds
+    );
+    let all: Vec<usize> = (0..cores).collect();
+    for (threads, server_cpus, gen_cpus) in
+        [(1, vec![args.server_core], load_cpus.clone()), (cores, all.clone(), all.clone())]
+    {
+        let mut s = Server::start(&args, &cpu_list(&server_cpus), threads, threads, 0)?;
+        let requests = generator_requests(s.sip, args.numbers);
+        let cpu0 = tree_cpu_seconds(s.pid());
+        let d = crate::bench_udp::drive(
+            s.sip,
+            requests,
+            crate::bench_udp::Pace::Window(32),
+            8 * threads,
+            args.scale_seconds as f64,
+            gen_cpus.clone(),
+        )?;
+        let cpu = tree_cpu_seconds(s.pid()) - cpu0;
+        let (rps, p99) =
+            wrk(&cpu_list(&gen_cpus), &dir, &s.http, args.numbers, args.scale_seconds)?;
+        s.child.stop();
+        println!(
+            "  {threads} core(s) ({} SIP + {} lookup threads on cores {}, load on {}): {:.0} calls/s ({} of {} INVITEs answered, server CPU {:.0}% of one core), {rps:.0} lookups/s (p99 {p99:.3} ms)",
+            threads,
+            threads,
+            cpu_list(&server_cpus),
+            cpu_list(&gen_cpus),
+            d.per_second(),
+            d.answered,
+            d.sent,
+            cpu / d.seconds * 100.0,
+        );
+    }
 
     // --- change -> decision, through the database
     let mut databases = vec![("SQLite", format!("sqlite://{}", dir.join("changes.db").display()))];
@@ -218,8 +325,287 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
             lat.last().copied().unwrap_or(0.0)
         );
     }
+    println!("(load average at the end: {})", load_average());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One run's figures.
+struct Run {
+    kam: Load,
+    px: Load,
+    /// The bare UDP echo's CPU per datagram, under the generator at `--rate`.
+    floor_us: f64,
+    /// peerex's CPU per INVITE under the same generator.
+    px_gen_us: f64,
+    lookups: f64,
+    lookup_p99: f64,
+}
+
+fn print_runs(runs: &[Run]) {
+    println!(
+        "\n{:<5} {:<18} {:>9} {:>11} {:>12} {:>9} {:>9}",
+        "run", "server", "answered", "server CPU%", "CPU us/call", "p50 ms", "p99 ms"
+    );
+    for (i, r) in runs.iter().enumerate() {
+        for (name, l) in [("kamailio htable", &r.kam), ("peerex redirect", &r.px)] {
+            println!(
+                "{:<5} {:<18} {:>9} {:>11.1} {:>12.2} {:>9.3} {:>9.3}",
+                i + 1,
+                name,
+                l.answered,
+                l.cpu_percent,
+                l.cpu_us_per_call,
+                l.p50_ms,
+                l.p99_ms
+            );
+        }
+        println!(
+            "{:<5} {:<18} {:>9} {:>11} {:>12.2} {:>9} {:>9.2}",
+            i + 1,
+            "peerex / kamailio",
+            "",
+            "",
+            r.px.cpu_us_per_call / r.kam.cpu_us_per_call,
+            "",
+            r.px.p99_ms / r.kam.p99_ms
+        );
+        println!(
+            "{:<5} {:<18} {:>9} {:>11} {:>12.2} {:>9} {:>9}   (peerex under the same generator: {:.2} us, {:.2}x the floor)",
+            i + 1,
+            "UDP echo floor",
+            "",
+            "",
+            r.floor_us,
+            "",
+            "",
+            r.px_gen_us,
+            r.px_gen_us / r.floor_us
+        );
+        println!(
+            "{:<5} {:<18} {:>9.0} lookups/s, p99 {:.3} ms",
+            i + 1,
+            "lookup API",
+            r.lookups,
+            r.lookup_p99
+        );
+    }
+}
+
+/// The figures held against goals, and those shown beside them (the floor), over every run.
+fn figures(runs: &[Run]) -> Vec<Figure> {
+    let each = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    vec![
+        Figure::new(
+            "SIP CPU per call, peerex / kamailio",
+            "x",
+            each(&|r| r.px.cpu_us_per_call / r.kam.cpu_us_per_call),
+            Goal::AtMost(0.5),
+        ),
+        Figure::new(
+            "SIP p99, peerex / kamailio",
+            "x",
+            each(&|r| r.px.p99_ms / r.kam.p99_ms),
+            Goal::AtMost(0.5),
+        ),
+        Figure::new("lookups/s on one core", "/s", each(&|r| r.lookups), Goal::AtLeast(80_000.0)),
+        Figure::new("lookup p99", " ms", each(&|r| r.lookup_p99), Goal::AtMost(0.5)),
+        Figure::new("UDP echo floor, CPU per datagram", " us", each(&|r| r.floor_us), Goal::None),
+        Figure::new(
+            "peerex / floor, CPU per answer",
+            "x",
+            each(&|r| r.px_gen_us / r.floor_us),
+            Goal::None,
+        ),
+    ]
+}
+
+/// What a figure must be in every run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+    /// Shown, not judged (its worst is its highest).
+    None,
+}
+
+/// One figure over every run.
+struct Figure {
+    name: &'static str,
+    unit: &'static str,
+    values: Vec<f64>,
+    goal: Goal,
+}
+
+impl Figure {
+    fn new(name: &'static str, unit: &'static str, values: Vec<f64>, goal: Goal) -> Self {
+        Self { name, unit, values, goal }
+    }
+
+    /// Whether one run's value meets the goal (a run that measured nothing does not).
+    fn meets(&self, v: f64) -> bool {
+        match self.goal {
+            Goal::AtMost(g) => v <= g,
+            Goal::AtLeast(g) => v >= g,
+            Goal::None => true,
+        }
+    }
+
+    /// The worst run: the highest for an upper bound, the lowest for a lower bound; a run that
+    /// measured nothing (NaN) is the worst of all.
+    fn worst(&self) -> f64 {
+        if self.values.iter().any(|v| v.is_nan()) || self.values.is_empty() {
+            return f64::NAN;
+        }
+        let at_least = matches!(self.goal, Goal::AtLeast(_));
+        self.values
+            .iter()
+            .copied()
+            .reduce(|a, b| if at_least { a.min(b) } else { a.max(b) })
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Runs that met the goal.
+    fn passed(&self) -> usize {
+        self.values.iter().filter(|v| self.meets(**v)).count()
+    }
+
+    fn line(&self) -> String {
+        let runs = self.values.iter().map(|v| fmt_figure(*v)).collect::<Vec<_>>().join(", ");
+        let n = self.values.len();
+        let verdict = match self.goal {
+            Goal::AtMost(g) | Goal::AtLeast(g) => format!(
+                "goal {} {}{}: {} {} of {n}",
+                if matches!(self.goal, Goal::AtMost(_)) { "<=" } else { ">=" },
+                fmt_figure(g),
+                self.unit,
+                if self.passed() == n && n > 0 { "PASS" } else { "FAIL" },
+                self.passed()
+            ),
+            Goal::None => "(no goal: shown beside the others)".into(),
+        };
+        format!(
+            "  {:<38} worst {:>9}{:<4} (runs: {runs})  {verdict}",
+            self.name,
+            fmt_figure(self.worst()),
+            self.unit
+        )
+    }
+}
+
+fn fmt_figure(v: f64) -> String {
+    if v.is_nan() {
+        "n/a".into()
+    } else if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A child process serving peerex's redirect server and lookup API (or the bare echo), pinned.
+struct Server {
+    child: Guard,
+    sip: std::net::SocketAddr,
+    http: String,
+    ready: HashMap<String, String>,
+}
+
+impl Server {
+    fn start(
+        args: &SipBench,
+        cpus: &str,
+        sip_threads: usize,
+        http_threads: usize,
+        source_limit: u32,
+    ) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut cmd = taskset();
+        cmd.args(["-c", cpus])
+            .arg(exe)
+            .args(["bench", "sip", "--serve-only", "--numbers", &args.numbers.to_string()])
+            .args(["--sip-threads", &sip_threads.to_string()])
+            .args(["--http-threads", &http_threads.to_string()])
+            .args(["--sip-source-limit", &source_limit.to_string()]);
+        if args.no_metrics {
+            cmd.arg("--no-metrics");
+        }
+        Self::spawn(cmd, "sip")
+    }
+
+    fn echo(cpus: &str) -> anyhow::Result<Self> {
+        let mut cmd = taskset();
+        cmd.args(["-c", cpus]).arg(std::env::current_exe()?).args(["bench", "sip", "--echo-only"]);
+        Self::spawn(cmd, "echo")
+    }
+
+    fn spawn(mut cmd: Command, udp: &str) -> anyhow::Result<Self> {
+        let mut child = Guard(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?);
+        let mut lines = std::io::BufReader::new(child.0.stdout.take().expect("piped")).lines();
+        let mut ready = HashMap::new();
+        for line in lines.by_ref() {
+            let line = line?;
+            if let Some((k, v)) = line.split_once('=') {
+                ready.insert(k.to_owned(), v.to_owned());
+            }
+            if line == "ready" {
+                break;
+            }
+        }
+        let sip: std::net::SocketAddr = ready
+            .get(udp)
+            .ok_or_else(|| anyhow::anyhow!("the server child did not start"))?
+            .parse()?;
+        let http = ready.get("http").cloned().unwrap_or_default();
+        Ok(Self { child, sip, http, ready })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+}
+
+/// The generator at `rate` against `server` for `seconds`; what it saw, the server's CPU
+/// microseconds per answer and the times it was put on a CPU per answer.
+fn drive_measured(
+    server: &Server,
+    requests: Vec<Vec<u8>>,
+    rate: u64,
+    seconds: u64,
+    cpus: &[usize],
+) -> anyhow::Result<(crate::bench_udp::Driven, f64, f64)> {
+    let (cpu0, slices0) = (tree_cpu_seconds(server.pid()), tree_slices(server.pid()));
+    let d = crate::bench_udp::drive(
+        server.sip,
+        requests,
+        crate::bench_udp::Pace::Rate(rate),
+        1,
+        seconds as f64,
+        cpus.to_vec(),
+    )?;
+    let cpu = tree_cpu_seconds(server.pid()) - cpu0;
+    let slices = tree_slices(server.pid()) - slices0;
+    Ok((d, cpu * 1e6 / d.answered.max(1) as f64, slices as f64 / d.answered.max(1) as f64))
+}
+
+/// INVITEs for the generator, to the numbers sipp calls (the same mix of known and unknown).
+fn generator_requests(target: std::net::SocketAddr, numbers: u64) -> Vec<Vec<u8>> {
+    call_numbers(numbers, 4096)
+        .enumerate()
+        .map(|(i, n)| crate::bench_udp::invite(target, n, i))
+        .collect()
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 struct Load {
@@ -227,14 +613,16 @@ struct Load {
     answered: usize,
     cpu_percent: f64,
     cpu_us_per_call: f64,
+    /// Times the server was put on a CPU, per answered call.
+    wakeups_per_call: f64,
     p50_ms: f64,
     p99_ms: f64,
 }
 
 fn print_load(name: &str, l: &Load) {
     println!(
-        "{name}: {} INVITEs, {} answered, server CPU {:.1}% of a core, {:.2} us CPU/call, INVITE->final p50 {:.3} ms p99 {:.3} ms",
-        l.sent, l.answered, l.cpu_percent, l.cpu_us_per_call, l.p50_ms, l.p99_ms
+        "{name}: {} INVITEs, {} answered, server CPU {:.1}% of a core, {:.2} us CPU/call, on a CPU {:.2} times a call, INVITE->final p50 {:.3} ms p99 {:.3} ms",
+        l.sent, l.answered, l.cpu_percent, l.cpu_us_per_call, l.wakeups_per_call, l.p50_ms, l.p99_ms
     );
 }
 
@@ -252,7 +640,7 @@ fn load(
 ) -> anyhow::Result<Load> {
     let pcap = dir.join(format!("{name}.pcap"));
     let mut dump = Guard(
-        Command::new("taskset")
+        taskset()
             .args(["-c", load_cores, "tcpdump", "-i", "lo", "-n", "-s", "600", "-B", "65536", "-w"])
             .arg(&pcap)
             .arg(format!("udp port {port}"))
@@ -263,8 +651,9 @@ fn load(
     std::thread::sleep(Duration::from_millis(800));
     let calls = args.rate * args.seconds;
     let cpu0 = tree_cpu_seconds(server_pid);
+    let slices0 = tree_slices(server_pid);
     let t0 = Instant::now();
-    let out = Command::new("taskset")
+    let out = taskset()
         .args(["-c", load_cores, "sipp"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("-sf")
@@ -293,6 +682,7 @@ fn load(
         .status()?;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = tree_cpu_seconds(server_pid) - cpu0;
+    let slices = tree_slices(server_pid) - slices0;
     std::thread::sleep(Duration::from_millis(500));
     let _ = Command::new("kill").args(["-INT", &dump.0.id().to_string()]).status();
     let _ = dump.0.wait();
@@ -308,6 +698,7 @@ fn load(
         answered,
         cpu_percent: cpu / wall * 100.0,
         cpu_us_per_call: cpu * 1e6 / answered.max(1) as f64,
+        wakeups_per_call: slices as f64 / answered.max(1) as f64,
         p50_ms: pct(&latencies, 0.50),
         p99_ms: pct(&latencies, 0.99),
     })
@@ -383,11 +774,12 @@ fn header<'a>(msg: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     Some(rest[..end].trim_ascii())
 }
 
-/// User + system seconds of `pid` and its direct children (Kamailio's workers are its children).
+/// CPU seconds of `pid` and its direct children (Kamailio's workers are its children), every
+/// thread of each: the scheduler's nanosecond count (`schedstat`) where the kernel keeps one, else
+/// user + system ticks.
 fn tree_cpu_seconds(pid: u32) -> f64 {
-    let tick = 100.0; // USER_HZ on Linux
-    let mut ticks = 0u64;
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    let mut total = 0.0;
     for e in entries.flatten() {
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
         // Fields after the command name, which may hold spaces: state ppid ... utime(14) stime(15).
@@ -399,11 +791,49 @@ fn tree_cpu_seconds(pid: u32) -> f64 {
         let me: u32 = e.file_name().to_str().and_then(|s| s.parse().ok()).unwrap_or(0);
         let ppid: u32 = f[1].parse().unwrap_or(0);
         // taskset exec()s the server: same pid.
+        if me != pid && ppid != pid {
+            continue;
+        }
+        total += schedstat_seconds(&e.path()).unwrap_or_else(|| {
+            let ticks = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+            ticks as f64 / 100.0 // USER_HZ on Linux
+        });
+    }
+    total
+}
+
+/// Nanoseconds on a CPU of every thread of the process at `proc_dir`, in seconds.
+fn schedstat_seconds(proc_dir: &Path) -> Option<f64> {
+    Some(schedstat(proc_dir)?.0)
+}
+
+/// Of every thread of the process at `proc_dir`: seconds on a CPU, and how many times it was put
+/// on one (each wakeup is one).
+fn schedstat(proc_dir: &Path) -> Option<(f64, u64)> {
+    let (mut ns, mut slices) = (0u64, 0u64);
+    for t in std::fs::read_dir(proc_dir.join("task")).ok()?.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+        let mut f = s.split_whitespace();
+        ns += f.next()?.parse::<u64>().ok()?;
+        slices += f.nth(1)?.parse::<u64>().ok()?;
+    }
+    Some((ns as f64 / 1e9, slices))
+}
+
+/// Times `pid` and its direct children were put on a CPU (0 where the kernel does not say).
+fn tree_slices(pid: u32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let mut total = 0;
+    for e in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else { continue };
+        let ppid: u32 = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let me: u32 = e.file_name().to_str().and_then(|s| s.parse().ok()).unwrap_or(0);
         if me == pid || ppid == pid {
-            ticks += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+            total += schedstat(&e.path()).map_or(0, |(_, n)| n);
         }
     }
-    ticks as f64 / tick
+    total
 }
 
 /// The baseline configuration on free ports, loading `numbers` rows from a db_text table.
@@ -449,16 +879,26 @@ fn kamailio_config(
 fn write_calls_csv(path: &Path, numbers: u64, calls: u64) -> anyhow::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(f, "SEQUENTIAL")?;
-    let mut x: u64 = 0x2545F4914F6CDD1D;
-    for n in 0..calls {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let e164 = if n % 20 == 19 { FIRST + numbers + x % 1_000_000 } else { FIRST + x % numbers };
+    for e164 in call_numbers(numbers, calls) {
         writeln!(f, "+{e164};")?;
     }
     f.flush()?;
     Ok(())
+}
+
+/// The numbers called: drawn from the table's `numbers`, 1 in 20 outside it, in random order.
+fn call_numbers(numbers: u64, calls: u64) -> impl Iterator<Item = u64> {
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    (0..calls).map(move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if n % 20 == 19 {
+            FIRST + numbers + x % 1_000_000
+        } else {
+            FIRST + x % numbers
+        }
+    })
 }
 
 fn rss_bytes() -> u64 {
@@ -621,6 +1061,10 @@ fn thread_cpu_seconds() -> f64 {
 /// The child: builds the snapshot, serves SIP (UDP) and the lookup API, prints where, then runs
 /// until killed.
 async fn serve_only(args: &SipBench) -> anyhow::Result<ExitCode> {
+    if !args.no_metrics {
+        // As `peerex serve` runs: the servers' latency histograms go to the Prometheus recorder.
+        web::install_metrics();
+    }
     let rss0 = rss_bytes();
     let started = Instant::now();
     let snapshot = build_snapshot(args.numbers)?;
@@ -628,18 +1072,27 @@ async fn serve_only(args: &SipBench) -> anyhow::Result<ExitCode> {
     let number_bytes = snapshot.number_bytes();
     let routing = routing::Routing::from_snapshot(NumberingRule::nanp(), snapshot);
     let rss_delta = rss_bytes().saturating_sub(rss0);
-    let udp = routing::sip::bind_udp("127.0.0.1:0")?;
-    let http = std::net::TcpListener::bind("127.0.0.1:0")?;
-    println!("sip={}\nhttp={}\nbuild_ms={build_ms}\nnumber_bytes={number_bytes}\nrss_delta={rss_delta}\nready", udp.local_addr()?, http.local_addr()?);
-    // With the default per-source limit, as `serve` runs it (sipp's rate stays under it).
-    routing::sip::spawn_udp(
-        routing.clone(),
-        udp,
-        routing::RoutingConfig::default().sip_source_limit,
+    let udp = routing::sip::bind_udp_shared("127.0.0.1:0", args.sip_threads.max(1))?;
+    let http = routing::listen::bind_tcp("127.0.0.1:0", args.http_threads.max(1))?;
+    println!(
+        "sip={}\nhttp={}\nbuild_ms={build_ms}\nnumber_bytes={number_bytes}\nrss_delta={rss_delta}\nready",
+        udp[0].local_addr()?,
+        http[0].local_addr()?
+    );
+    // By default with the default per-source limit, as `serve` runs it (sipp's rate stays under it).
+    for socket in udp {
+        routing::sip::spawn_udp(routing.clone(), socket, args.sip_source_limit)?;
+    }
+    let mut lookup = routing::http::spawn_threads(
+        routing,
+        http,
+        None,
+        routing::listen::Limits::default(),
+        None,
     )?;
-    let lookup = routing::http::spawn(routing, http, None)?;
-    // Until killed (or the lookup thread dies).
-    tokio::task::spawn_blocking(move || lookup.join())
+    // Until killed (or a lookup thread dies).
+    let first = lookup.pop().ok_or_else(|| anyhow::anyhow!("no lookup thread"))?;
+    tokio::task::spawn_blocking(move || first.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the lookup API thread panicked"))?;
     Ok(ExitCode::SUCCESS)
@@ -691,7 +1144,6 @@ fn wrk(
     http: &str,
     numbers: u64,
     seconds: u64,
-    _server: u32,
 ) -> anyhow::Result<(f64, f64)> {
     let script = dir.join("lookup.lua");
     std::fs::write(
@@ -703,7 +1155,7 @@ fn wrk(
             numbers - 1
         ),
     )?;
-    let out = Command::new("taskset")
+    let out = taskset()
         // One wrk thread per load core: two threads on one core time-slice each other, and wrk's own
         // waiting shows up as lookup latency (p99 0.8-1.7 ms with -t2 against 0.2 ms with -t1 here).
         .args([
@@ -848,6 +1300,32 @@ impl Drop for Guard {
     }
 }
 
+/// Set by `--isolate`.
+static ISOLATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `taskset`, the way every server and load tool of the bench starts: with `--isolate`, in a
+/// session of its own (so a scheduling group of its own) raised to nice -20.
+fn taskset() -> Command {
+    let mut cmd = Command::new("taskset");
+    if ISOLATE.load(std::sync::atomic::Ordering::Relaxed) {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec only async-signal-safe calls (setsid, open, write, close)
+        // on a static path and value.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                let fd = libc::open(c"/proc/self/autogroup".as_ptr(), libc::O_WRONLY);
+                if fd >= 0 {
+                    libc::write(fd, b"-20".as_ptr().cast(), 3);
+                    libc::close(fd);
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
 fn which(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
@@ -895,4 +1373,60 @@ fn free_udp_port() -> anyhow::Result<u16> {
 
 fn free_tcp_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_run_is_held_against_the_goal() {
+        let ratio = Figure::new("cpu", "x", vec![0.41, 0.52, 0.47], Goal::AtMost(0.5));
+        assert_eq!(ratio.worst(), 0.52);
+        assert_eq!(ratio.passed(), 2);
+        let line = ratio.line();
+        assert!(line.contains("worst      0.52x") && line.contains("FAIL 2 of 3"), "{line}");
+
+        let rate = Figure::new(
+            "lookups",
+            "/s",
+            vec![150_000.0, 81_000.0, 120_000.0],
+            Goal::AtLeast(80_000.0),
+        );
+        assert_eq!(rate.worst(), 81_000.0, "the lowest rate is the worst");
+        assert!(rate.line().contains("PASS 3 of 3"), "{}", rate.line());
+
+        let edge = Figure::new("p99", " ms", vec![0.5, 0.5, 0.5], Goal::AtMost(0.5));
+        assert!(edge.line().contains("PASS 3 of 3"), "the goal itself meets the goal");
+    }
+
+    #[test]
+    fn a_run_that_measured_nothing_fails_and_is_the_worst() {
+        let f = Figure::new("p99", " ms", vec![0.2, f64::NAN, 0.3], Goal::AtMost(0.5));
+        assert!(f.worst().is_nan());
+        assert_eq!(f.passed(), 2);
+        assert!(
+            f.line().contains("worst       n/a") && f.line().contains("FAIL 2 of 3"),
+            "{}",
+            f.line()
+        );
+        let none = Figure::new("rate", "/s", vec![], Goal::AtLeast(1.0));
+        assert!(none.line().contains("FAIL 0 of 0"), "{}", none.line());
+    }
+
+    #[test]
+    fn figures_without_a_goal_show_their_highest_and_no_verdict() {
+        let f = Figure::new("floor", " us", vec![1.2, 1.5, 1.1], Goal::None);
+        assert_eq!(f.worst(), 1.5);
+        assert!(!f.line().contains("PASS") && !f.line().contains("FAIL"), "{}", f.line());
+    }
+
+    #[test]
+    fn calls_go_to_the_table_and_one_in_twenty_outside_it() {
+        let calls: Vec<u64> = call_numbers(1000, 2000).collect();
+        let outside = calls.iter().filter(|n| **n >= FIRST + 1000).count();
+        assert_eq!(outside, 100);
+        assert!(calls.iter().all(|n| *n >= FIRST));
+        assert_eq!(calls, call_numbers(1000, 2000).collect::<Vec<_>>(), "the same calls every run");
+    }
 }
