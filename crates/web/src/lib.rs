@@ -83,6 +83,13 @@ fn prometheus() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then this handle still renders.
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples wait in the recorder until they are folded into their buckets, which
+            // a scrape of `/metrics` does; an instance nobody scrapes would keep every one of them.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            });
             handle
         })
         .clone()
