@@ -313,7 +313,7 @@ mod tests {
     use domain::trunk::ZoomTrunk;
     use domain::{NumberState, PhoneNumber};
 
-    /// A snapshot with numbers loaded and changed since (changed and removed ones in its overlay).
+    /// A snapshot with numbers loaded, then some changed, removed and added.
     fn snapshot(numbers: u64) -> (Snapshot, CustomerId) {
         let c = CustomerId::new();
         let trunk = ZoomTrunk::parse(

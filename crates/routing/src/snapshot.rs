@@ -16,8 +16,6 @@ use domain::{CustomerId, NumberState};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A number removed from the snapshot (made `available` again).
-const GONE: u32 = u32::MAX;
 /// log2 of the number of shards: enough that one shard is small at carrier scale (10 million
 /// numbers: ~2,400 a shard, ~40 KB) and few enough that their headers cost nothing (~100 KB).
 const SHARD_BITS: u32 = 12;
