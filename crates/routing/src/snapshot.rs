@@ -652,7 +652,7 @@ mod tests {
         for round in 0..300_000u64 {
             // Early rounds mostly add, later ones mostly remove: shards grow, then shrink.
             let adding = rng.next() % 100 < if round < 150_000 { 60 } else { 20 };
-            let key = if rng.next() % 2 == 0 {
+            let key = if rng.next().is_multiple_of(2) {
                 keys[(rng.next() % keys.len() as u64) as usize]
             } else {
                 44_200_000_000 + rng.next() % 400_000
