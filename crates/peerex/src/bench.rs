@@ -36,6 +36,10 @@ pub enum BenchCmd {
     /// numbers at 10,000 calls/s, each pinned to one core; the lookup API under wrk; change to
     /// decision latency; snapshot memory per number.
     Sip(crate::bench_sip::SipBench),
+    /// The routing snapshot at 10,000,000 numbers: bytes a number, build and last-known-good
+    /// load times, lookup latency alone and while changes are applied, against a plain HashMap
+    /// and a sorted Vec in the same process.
+    Snapshot(crate::bench_snapshot::SnapshotBench),
     /// Signed webhooks: events delivered per second with 1, 10 and 100 endpoints against a plain
     /// client loop, and the change path's p99 with and without endpoints.
     Webhooks(crate::bench_webhooks::WebhooksBench),
@@ -48,6 +52,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
         BenchCmd::Push(args) => return crate::bench_push::run(args).await,
         BenchCmd::Reconcile(args) => return crate::bench_reconcile::run(args).await,
         BenchCmd::Sip(args) => return crate::bench_sip::run(args).await,
+        BenchCmd::Snapshot(args) => return crate::bench_snapshot::run(args).await,
         BenchCmd::Webhooks(args) => return crate::bench_webhooks::run(args).await,
     };
     anyhow::ensure!(

@@ -4,6 +4,7 @@ mod bench;
 mod bench_push;
 mod bench_reconcile;
 mod bench_sip;
+mod bench_snapshot;
 mod bench_udp;
 mod bench_webhooks;
 mod bench_zoom_sim;

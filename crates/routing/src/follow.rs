@@ -344,15 +344,18 @@ impl Follower {
         };
         let by_key: HashMap<u64, &domain::routing::NumberFacts> =
             facts.iter().filter_map(|f| e164_key(f.e164.as_str()).map(|k| (k, f))).collect();
-        let mut s = self.routing.write();
         if let Some((customers, trunks)) = customers {
-            s.set_customers(customers, trunks);
+            // First: the numbers below may name a new customer.
+            self.routing.write().set_customers(customers, trunks);
         }
-        for n in &numbers {
-            if let Some(k) = e164_key(n.as_str()) {
-                s.apply(k, by_key.get(&k).copied());
-            }
-        }
+        self.routing.apply_numbers(
+            numbers
+                .iter()
+                .filter_map(|n| e164_key(n.as_str()))
+                .map(|k| (k, by_key.get(&k).copied())),
+        );
+        // The generation moves once every change up to it is in.
+        let mut s = self.routing.write();
         s.generation = s.generation.max(generation);
         metrics::gauge!("peerex_routing_generation").set(s.generation as f64);
         Ok(())

@@ -68,6 +68,17 @@ impl<T> Striped<T> {
         ReadGuard { _lock: lock, value: unsafe { &*self.value.get() } }
     }
 
+    /// Shared access if no writer holds the value now (and none is waiting for this stripe).
+    pub fn try_read(&self) -> Option<ReadGuard<'_, T>> {
+        let lock = match self.stripes[my_stripe()].0.try_read() {
+            Ok(l) => l,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        // SAFETY: as in `read`.
+        Some(ReadGuard { _lock: lock, value: unsafe { &*self.value.get() } })
+    }
+
     /// Exclusive access, holding every stripe (always in the same order, so writers cannot
     /// deadlock each other).
     pub fn write(&self) -> WriteGuard<'_, T> {
