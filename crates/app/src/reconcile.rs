@@ -48,6 +48,9 @@ pub struct ReconcileSettings {
     /// Queue the automatic repairs of what each cycle finds (by "reconciler"); off, an operator
     /// asks for them.
     pub auto_repair: bool,
+    /// Accounts compared at once (each within its own request budget), and the carrier-wide
+    /// listing beside them.
+    pub parallel: usize,
 }
 
 impl Default for ReconcileSettings {
@@ -60,6 +63,7 @@ impl Default for ReconcileSettings {
             routing_silent: time::Duration::minutes(10),
             max_failures: 5,
             auto_repair: false,
+            parallel: 4,
         }
     }
 }
@@ -236,6 +240,17 @@ impl App {
         self.reconcile_due(req, None).await
     }
 
+    /// Runs the carrier-wide cycle alone now; `None` without the carrier's Server-to-Server app.
+    pub async fn reconcile_carrier(&self, dry_run: bool) -> Result<Option<Cycle>> {
+        let z = self.zoom()?;
+        match &z.carrier {
+            Some(c) => {
+                Ok(Some(self.reconcile_scope(z, Compared::Carrier(c), dry_run, None).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The scheduled run: the scopes whose last complete cycle is at least `every` old.
     pub async fn reconcile_scheduled(&self) -> Result<ReconcileReport> {
         let every = self.zoom.as_deref().map(|z| z.reconcile.every).unwrap_or_default();
@@ -247,24 +262,40 @@ impl App {
         req: &ReconcileRequest,
         every: Option<Duration>,
     ) -> Result<ReconcileReport> {
+        use futures_util::stream::{self, StreamExt};
         let z = self.zoom()?;
-        let mut cycles = Vec::new();
-        let links = self.store.live_links().await?;
-        for (customer, account) in links {
-            if req.customer.is_some_and(|c| c != customer) {
-                continue;
+        let mut links = self.store.live_links().await?;
+        links.retain(|(customer, _)| req.customer.is_none_or(|c| c == *customer));
+        // Each account within its own budget: several at once, the carrier-wide listing (its own
+        // budget too) beside them.
+        // Boxed: a stream over a closure's futures would not be `Send` for the scheduler's task.
+        let cycles: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>> =
+            links
+                .iter()
+                .map(|(customer, account)| {
+                    let what = Compared::Account(*customer, account);
+                    Box::pin(self.reconcile_scope(z, what, req.dry_run, every)) as _
+                })
+                .collect();
+        let accounts = stream::iter(cycles)
+            .buffer_unordered(z.reconcile.parallel.max(1))
+            .collect::<Vec<Result<Cycle>>>();
+        let carrier = async {
+            match (&z.carrier, req.customer) {
+                (Some(c), None) => {
+                    Some(self.reconcile_scope(z, Compared::Carrier(c), req.dry_run, every).await)
+                }
+                _ => None,
             }
-            let what = Compared::Account(customer, &account);
-            cycles.push(self.reconcile_scope(z, what, req.dry_run, every).await?);
+        };
+        let (accounts, carrier) = tokio::join!(accounts, carrier);
+        let mut cycles = accounts.into_iter().collect::<Result<Vec<_>>>()?;
+        cycles.sort_by(|a, b| a.scope.cmp(&b.scope));
+        if let Some(c) = carrier {
+            cycles.push(c?);
         }
         match req.customer {
-            None => {
-                if let Some(c) = &z.carrier {
-                    let what = Compared::Carrier(c);
-                    cycles.push(self.reconcile_scope(z, what, req.dry_run, every).await?);
-                }
-                cycles.push(self.reconcile_routing(z, req.dry_run, every).await?)
-            }
+            None => cycles.push(self.reconcile_routing(z, req.dry_run, every).await?),
             // Asked for one customer and nothing was compared: say why rather than "no drift".
             Some(c) if cycles.is_empty() => {
                 return Err(match self.store.get_customer(c).await? {

@@ -48,6 +48,8 @@ pub struct ZoomConfig {
     /// Minutes a number may stay `provisioning` or `releasing` with no job working on it before
     /// reconciliation reports it stuck.
     pub reconcile_stuck_minutes: u64,
+    /// Linked accounts compared at once (each within its own request budget).
+    pub reconcile_parallel: usize,
     /// The carrier's own Server-to-Server OAuth app (made in the carrier's own Zoom account, with
     /// the Provider Portal's read scope): reconciliation lists every number the carrier pushed, in
     /// every account, with it. Empty: only each linked account is compared.
@@ -79,6 +81,7 @@ impl Default for ZoomConfig {
             reconcile_minutes: 15,
             reconcile_auto_repair: false,
             reconcile_stuck_minutes: 30,
+            reconcile_parallel: 4,
             carrier_client_id: String::new(),
             carrier_client_secret: String::new(),
             carrier_account_id: String::new(),
@@ -122,6 +125,8 @@ reconcile_minutes = 15
 reconcile_auto_repair = false
 # Minutes a number may stay provisioning or releasing with no job on it before it is reported stuck.
 reconcile_stuck_minutes = 30
+# Linked accounts compared at once (each within its own request budget).
+reconcile_parallel = 4
 # The carrier's own Server-to-Server OAuth app (in the carrier's own Zoom account): reconciliation
 # compares every number the carrier pushed, in every account, with it: numbers in Zoom accounts no
 # customer linked, numbers peerex does not have, numbers in another customer's account. Empty: off.
@@ -160,6 +165,7 @@ impl fmt::Debug for ZoomConfig {
             .field("reconcile_minutes", &self.reconcile_minutes)
             .field("reconcile_auto_repair", &self.reconcile_auto_repair)
             .field("reconcile_stuck_minutes", &self.reconcile_stuck_minutes)
+            .field("reconcile_parallel", &self.reconcile_parallel)
             .field("carrier_client_id", &self.carrier_client_id)
             .field("carrier_client_secret", &redacted(&self.carrier_client_secret))
             .field("carrier_account_id", &self.carrier_account_id)
@@ -218,6 +224,10 @@ impl ZoomConfig {
             (1..=7 * 24 * 60).contains(&self.reconcile_stuck_minutes),
             "configuration: zoom.reconcile_stuck_minutes must be 1 to 10080"
         );
+        anyhow::ensure!(
+            (1..=256).contains(&self.reconcile_parallel),
+            "configuration: zoom.reconcile_parallel must be 1 to 256"
+        );
         let url = |field: &str, v: &str| {
             v.trim()
                 .parse::<url::Url>()
@@ -263,6 +273,7 @@ impl ZoomConfig {
         setup.reconcile.every = Duration::from_secs(self.reconcile_minutes * 60);
         setup.reconcile.auto_repair = self.reconcile_auto_repair;
         setup.carrier = carrier;
+        setup.reconcile.parallel = self.reconcile_parallel;
         setup.reconcile.thresholds.stuck_after = time::Duration::minutes(
             i64::try_from(self.reconcile_stuck_minutes).unwrap_or(i64::MAX / 60_000),
         );
