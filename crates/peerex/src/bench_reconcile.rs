@@ -291,7 +291,7 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
         repairs.jobs
     );
 
-    if let Some(c) = carrier {
+    if let (true, Some(c)) = (args.carrier, carrier) {
         carrier_cycle(&store, &settings, c, args).await?;
     }
     if args.push > 0 {
