@@ -311,6 +311,34 @@ impl DialectStore {
         rows.into_iter().map(HeldRow::into_held).collect()
     }
 
+    /// Every live link with its Zoom account's number when known: (customer, account id, number).
+    pub async fn live_link_numbers(&self) -> Result<Vec<(Uuid, String, Option<String>)>> {
+        sqlx::query_as(
+            "SELECT customer_id, zoom_account_id, zoom_account_number FROM zoom_links WHERE state = 'linked' ORDER BY zoom_account_id",
+        )
+        .fetch_all(self.reader())
+        .await
+    }
+
+    /// Remembers the live link of `account`'s Zoom account number.
+    pub async fn set_link_account_number(&self, account: &str, number: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE zoom_links SET zoom_account_number = $1 WHERE zoom_account_id = $2 AND state = 'linked'",
+        )
+        .bind(number)
+        .bind(account)
+        .execute(self.writer())
+        .await
+        .map(|_| ())
+    }
+
+    /// Every number sold to a customer, with the customer: (e164, customer).
+    pub async fn number_holders(&self) -> Result<Vec<(String, Uuid)>> {
+        sqlx::query_as("SELECT e164, customer_id FROM numbers WHERE customer_id IS NOT NULL")
+            .fetch_all(self.reader())
+            .await
+    }
+
     /// A routing follower's position: the generation it has applied, as of `now`. A report older than
     /// the one stored is ignored.
     pub async fn report_routing_instance(
@@ -407,6 +435,34 @@ impl DialectStore {
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves `owner`'s lease on `scope` on to `until`, compare-and-set on the owner: false when the
+    /// lease is no longer `owner`'s (it ran out and another instance took it).
+    pub async fn renew_reconcile_lease(
+        &self,
+        scope: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE reconcile_leases SET lease_until = $1 WHERE scope = $2 AND owner = $3",
+        )
+        .bind(until)
+        .bind(scope)
+        .bind(owner)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Makes `scope`'s next scheduled cycle due at once (a scope never run is due already).
+    pub async fn reconcile_soon(&self, scope: &str) -> Result<()> {
+        sqlx::query("UPDATE reconcile_leases SET completed_at = NULL WHERE scope = $1")
+            .bind(scope)
+            .execute(self.writer())
+            .await
+            .map(|_| ())
     }
 
     /// Gives the lease back; `completed` records the cycle as complete (the schedule counts from it).

@@ -110,6 +110,11 @@ impl App {
             return Ok(Err(WebhookRefused::NotTheAccountsNumbers(done.refused)));
         }
         tracing::info!(customer = %link.customer_id, zoom_account = %event.account, kind = event.change.kind(), recorded = done.recorded.len(), already = done.already.len(), "number event from Zoom");
+        // The check after a webhook. Zoom's number events carry only the emergency address or the
+        // caller ID name, nothing of what reconciliation compares (account, trunk, status,
+        // Returned), and Zoom sends no event when those change: the account's next full cycle is
+        // brought forward instead, so what changed with the event is compared within a tick.
+        self.reconcile_soon(&crate::reconcile::account_scope(&event.account)).await;
         Ok(Ok(WebhookAnswer::NumberFacts(done)))
     }
 

@@ -45,6 +45,9 @@ pub struct ZoomSetup {
     pub stats: PushStats,
     /// How the reconciler compares Zoom with peerex (through the same request budget).
     pub reconcile: crate::reconcile::ReconcileSettings,
+    /// The carrier's own Server-to-Server app, for the carrier-wide comparison; none: only each
+    /// linked account is compared.
+    pub carrier: Option<crate::reconcile::CarrierApp>,
 }
 
 impl ZoomSetup {
@@ -63,6 +66,7 @@ impl ZoomSetup {
             carrier_name: "the carrier".into(),
             stats: PushStats::default(),
             reconcile: crate::reconcile::ReconcileSettings::default(),
+            carrier: None,
         }
     }
 }
@@ -305,6 +309,12 @@ impl App {
                     + time::Duration::try_from(z.poll_every.min(Duration::from_secs(60)))
                         .unwrap_or(time::Duration::minutes(1));
                 self.store.poll_now(customer, first).await?;
+                // The carrier-wide listing names the account by its number.
+                if !p.zoom_account_number.trim().is_empty() {
+                    self.store
+                        .set_link_account_number(account, p.zoom_account_number.trim())
+                        .await?;
+                }
                 tracing::info!(customer = %customer, zoom_account = %account, queued = done.1, by = %by, "Zoom account linked");
                 Ok(done)
             }
@@ -436,6 +446,9 @@ impl App {
                 {
                     Unlinked::Removed { link, suspended } => {
                         tracing::info!(customer = %link.customer_id, zoom_account = %account_id, suspended, "app removed in Zoom");
+                        // The account's numbers stay in Zoom, in an account no customer links now:
+                        // only the carrier-wide listing sees them, so its cycle comes forward.
+                        self.reconcile_soon(crate::reconcile::CARRIER).await;
                         Ok(Ok(WebhookAnswer::AppRemoved { customer: link.customer_id, suspended }))
                     }
                     Unlinked::Newer(link) => {
@@ -559,9 +572,18 @@ impl App {
         z: &ZoomSetup,
         account: &ZoomAccountId,
     ) -> std::result::Result<(), ZoomCallError> {
+        self.zoom_slot_at(account, z.requests_per_second).await
+    }
+
+    /// As [`App::zoom_slot`], for a budget of `requests_per_second` (the carrier's own account's).
+    pub(crate) async fn zoom_slot_at(
+        &self,
+        account: &ZoomAccountId,
+        requests_per_second: f64,
+    ) -> std::result::Result<(), ZoomCallError> {
         const LONGEST_WAIT: Duration = Duration::from_secs(5);
-        let gap_us = if z.requests_per_second > 0.0 {
-            (1_000_000.0 / z.requests_per_second).ceil() as i64
+        let gap_us = if requests_per_second > 0.0 {
+            (1_000_000.0 / requests_per_second).ceil() as i64
         } else {
             0
         };

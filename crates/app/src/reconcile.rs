@@ -3,7 +3,11 @@
 //!
 //! One cycle per linked Zoom account: every page of the account's peering numbers is read through the
 //! account's request budget (the one pushes use, shared by every instance), then the listing is
-//! compared with what peerex holds ([`domain::reconcile::compare`]). A listing is compared only
+//! compared with what peerex holds ([`domain::reconcile::compare`]). One more, carrier-wide, when the
+//! carrier's Server-to-Server app is configured: every number the carrier pushed, in every account,
+//! through the carrier account's own request budget, finds what no account's listing shows: numbers
+//! in Zoom accounts no customer linked, numbers peerex has nowhere, numbers in a customer's account
+//! that peerex holds for another customer. A listing is compared only
 //! when every page of it was read: a cycle that Zoom interrupts (429s past the budget's patience, 5xx,
 //! timeouts, page tokens that keep expiring) records nothing and is run again on the next schedule, so
 //! a missing page never looks like numbers gone from Zoom. One more cycle compares every routing
@@ -21,7 +25,7 @@ use domain::onboarding::{Job, JobEnd, JobKind, ZoomLink};
 use domain::reconcile::{compare, routing_behind, FindingKind, Listed, Repair, Scope, Thresholds};
 use domain::{Actor, CustomerId, NumberState, PhoneNumber, ZoomAccountId};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use tracing::Instrument;
 use zoom::ZoomError;
@@ -44,6 +48,9 @@ pub struct ReconcileSettings {
     /// Queue the automatic repairs of what each cycle finds (by "reconciler"); off, an operator
     /// asks for them.
     pub auto_repair: bool,
+    /// Accounts compared at once (each within its own request budget), and the carrier-wide
+    /// listing beside them.
+    pub parallel: usize,
 }
 
 impl Default for ReconcileSettings {
@@ -56,7 +63,57 @@ impl Default for ReconcileSettings {
             routing_silent: time::Duration::minutes(10),
             max_failures: 5,
             auto_repair: false,
+            parallel: 4,
         }
+    }
+}
+
+/// The carrier's own Server-to-Server app (Zoom App Marketplace > Develop > Server-to-Server OAuth,
+/// made in the carrier's own Zoom account): its token lists every number the carrier pushed, in
+/// every customer's account, each with the account's number.
+pub struct CarrierApp {
+    /// A client with the Server-to-Server app's credentials.
+    pub client: zoom::Client,
+    /// The carrier's own Zoom account, which owns the app: its tokens act on it, and its request
+    /// budget is kept in the database under it, shared by every instance like a linked account's.
+    pub account: ZoomAccountId,
+    /// Calls per second to the carrier-wide listing; 0: no pacing (Zoom's 429s still move it on).
+    pub requests_per_second: f64,
+    token: tokio::sync::Mutex<Option<zoom::AccountToken>>,
+}
+
+impl std::fmt::Debug for CarrierApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierApp")
+            .field("account", &self.account)
+            .field("requests_per_second", &self.requests_per_second)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CarrierApp {
+    pub fn new(client: zoom::Client, account: ZoomAccountId, requests_per_second: f64) -> Self {
+        Self { client, account, requests_per_second, token: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The app's access token, asked again once it nears its end or Zoom refused it (`stale`).
+    async fn token(
+        &self,
+        stale: Option<&str>,
+        now: time::OffsetDateTime,
+    ) -> std::result::Result<String, ZoomError> {
+        let mut held = self.token.lock().await;
+        if let Some(t) = held.as_ref() {
+            if Some(t.access_token.as_str()) != stale
+                && t.expires_at - time::Duration::minutes(1) > now
+            {
+                return Ok(t.access_token.clone());
+            }
+        }
+        let fresh = self.client.account_token(self.account.as_str()).await?;
+        let token = fresh.access_token.clone();
+        *held = Some(fresh);
+        Ok(token)
     }
 }
 
@@ -84,7 +141,7 @@ pub enum Outcome {
 /// One scope's cycle.
 #[derive(Clone, Debug, Serialize)]
 pub struct Cycle {
-    /// `account:<Zoom account id>` or `routing`.
+    /// `account:<Zoom account id>`, `carrier` or `routing`.
     pub scope: String,
     pub customer: Option<CustomerId>,
     pub zoom_account: Option<ZoomAccountId>,
@@ -137,9 +194,42 @@ impl ReconcileReport {
 /// A listing Zoom did not let the cycle finish.
 struct Interrupted(String);
 
-const ROUTING_SCOPE: &str = "routing";
+const LEASE_LOST: &str =
+    "another instance took the cycle over (this one's lease ran out): nothing recorded";
 
-fn account_scope(account: &ZoomAccountId) -> String {
+fn lease_length(z: &ZoomSetup) -> time::Duration {
+    time::Duration::try_from(z.reconcile.lease).unwrap_or(time::Duration::minutes(10))
+}
+
+/// The lease a recording cycle holds on its scope.
+#[derive(Clone, Copy)]
+struct Lease<'a> {
+    scope: &'a str,
+    owner: &'a str,
+}
+
+const ROUTING_SCOPE: &str = "routing";
+const CARRIER_SCOPE: &str = "carrier";
+
+/// Whose listing a cycle reads.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// A linked account's, with its customer's token.
+    Account(&'a ZoomLink),
+    /// Every account's, with the carrier's Server-to-Server token.
+    Carrier(&'a CarrierApp),
+}
+
+/// What a cycle compares: one linked account, or every number the carrier pushed.
+#[derive(Clone, Copy)]
+enum Compared<'a> {
+    Account(CustomerId, &'a ZoomAccountId),
+    Carrier(&'a CarrierApp),
+}
+
+pub(crate) const CARRIER: &str = CARRIER_SCOPE;
+
+pub(crate) fn account_scope(account: &ZoomAccountId) -> String {
     format!("account:{account}")
 }
 
@@ -148,6 +238,17 @@ impl App {
     /// whenever they last ran; a scope another instance is running now is skipped.
     pub async fn reconcile(&self, req: &ReconcileRequest) -> Result<ReconcileReport> {
         self.reconcile_due(req, None).await
+    }
+
+    /// Runs the carrier-wide cycle alone now; `None` without the carrier's Server-to-Server app.
+    pub async fn reconcile_carrier(&self, dry_run: bool) -> Result<Option<Cycle>> {
+        let z = self.zoom()?;
+        match &z.carrier {
+            Some(c) => {
+                Ok(Some(self.reconcile_scope(z, Compared::Carrier(c), dry_run, None).await?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// The scheduled run: the scopes whose last complete cycle is at least `every` old.
@@ -161,14 +262,37 @@ impl App {
         req: &ReconcileRequest,
         every: Option<Duration>,
     ) -> Result<ReconcileReport> {
+        use futures_util::stream::{self, StreamExt};
         let z = self.zoom()?;
-        let mut cycles = Vec::new();
-        let links = self.store.live_links().await?;
-        for (customer, account) in links {
-            if req.customer.is_some_and(|c| c != customer) {
-                continue;
+        let mut links = self.store.live_links().await?;
+        links.retain(|(customer, _)| req.customer.is_none_or(|c| c == *customer));
+        // Each account within its own budget: several at once, the carrier-wide listing (its own
+        // budget too) beside them.
+        // Boxed: a stream over a closure's futures would not be `Send` for the scheduler's task.
+        let cycles: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>> =
+            links
+                .iter()
+                .map(|(customer, account)| {
+                    let what = Compared::Account(*customer, account);
+                    Box::pin(self.reconcile_scope(z, what, req.dry_run, every)) as _
+                })
+                .collect();
+        let accounts = stream::iter(cycles)
+            .buffer_unordered(z.reconcile.parallel.max(1))
+            .collect::<Vec<Result<Cycle>>>();
+        let carrier = async {
+            match (&z.carrier, req.customer) {
+                (Some(c), None) => {
+                    Some(self.reconcile_scope(z, Compared::Carrier(c), req.dry_run, every).await)
+                }
+                _ => None,
             }
-            cycles.push(self.reconcile_account(z, customer, &account, req.dry_run, every).await?);
+        };
+        let (accounts, carrier) = tokio::join!(accounts, carrier);
+        let mut cycles = accounts.into_iter().collect::<Result<Vec<_>>>()?;
+        cycles.sort_by(|a, b| a.scope.cmp(&b.scope));
+        if let Some(c) = carrier {
+            cycles.push(c?);
         }
         match req.customer {
             None => cycles.push(self.reconcile_routing(z, req.dry_run, every).await?),
@@ -195,8 +319,7 @@ impl App {
         every: Option<Duration>,
     ) -> Result<Option<String>> {
         let now = self.now();
-        let lease =
-            time::Duration::try_from(z.reconcile.lease).unwrap_or(time::Duration::minutes(10));
+        let lease = lease_length(z);
         let due_before = match every {
             Some(e) => now - time::Duration::try_from(e).unwrap_or(time::Duration::minutes(15)),
             None => now,
@@ -210,19 +333,46 @@ impl App {
         }
     }
 
-    async fn reconcile_account(
+    /// One cycle of an account or of the carrier-wide listing: under the scope's lease (none in a
+    /// dry run), compared only once every page was read, recorded unless a dry run.
+    /// Moves the cycle's lease on by a full lease, if it is still the cycle's.
+    async fn renew_lease(&self, z: &ZoomSetup, l: Lease<'_>) -> store::Result<bool> {
+        let until = self.now() + lease_length(z);
+        let kept = self.store.renew_reconcile_lease(l.scope, l.owner, until).await?;
+        if !kept {
+            tracing::warn!(
+                scope = l.scope,
+                "reconciliation lease lost to another instance; stopping"
+            );
+        }
+        Ok(kept)
+    }
+
+    /// Makes `scope`'s next scheduled cycle due now, on whichever instance looks first (after a
+    /// webhook that says something changed in Zoom).
+    pub(crate) async fn reconcile_soon(&self, scope: &str) {
+        if let Err(e) = self.store.reconcile_soon(scope).await {
+            tracing::warn!(scope, error = %e, "cannot bring the reconciliation forward");
+        }
+    }
+
+    async fn reconcile_scope(
         &self,
         z: &ZoomSetup,
-        customer: CustomerId,
-        account: &ZoomAccountId,
+        what: Compared<'_>,
         dry_run: bool,
         every: Option<Duration>,
     ) -> Result<Cycle> {
-        let scope = account_scope(account);
+        let (scope, customer, account) = match what {
+            Compared::Account(customer, account) => {
+                (account_scope(account), Some(customer), Some(account))
+            }
+            Compared::Carrier(_) => (CARRIER_SCOPE.to_owned(), None, None),
+        };
         let mut cycle = Cycle {
             scope: scope.clone(),
-            customer: Some(customer),
-            zoom_account: Some(account.clone()),
+            customer,
+            zoom_account: account.cloned(),
             outcome: Outcome::Complete,
             pages: 0,
             listed: 0,
@@ -236,19 +386,37 @@ impl App {
                 return Ok(cycle);
             }
         }
-        let span = tracing::info_span!("reconcile", %account, %customer);
-        let result = self.compare_account(z, customer, account, &mut cycle).instrument(span).await;
+        let lease = (!dry_run).then_some(Lease { scope: &scope, owner: &owner });
+        let result = match what {
+            Compared::Account(customer, account) => {
+                let span = tracing::info_span!("reconcile", %account, %customer);
+                self.compare_account(z, customer, account, lease, &mut cycle).instrument(span).await
+            }
+            Compared::Carrier(c) => {
+                let span = tracing::info_span!("reconcile", scope = CARRIER_SCOPE);
+                self.compare_carrier(z, c, lease, &mut cycle).instrument(span).await
+            }
+        };
+        // Recorded only while the lease is still this cycle's, renewed for the writing.
+        let result = match (result, lease) {
+            (Ok(Ok(seen)), Some(l)) => match self.renew_lease(z, l).await {
+                Ok(true) => Ok(Ok(seen)),
+                Ok(false) => Ok(Err(Interrupted(LEASE_LOST.into()))),
+                Err(e) => Err(e.into()),
+            },
+            (other, _) => other,
+        };
         let completed = match result {
             Ok(Ok(seen)) => {
                 cycle.findings = seen.iter().map(SeenOut::from).collect();
                 if !dry_run {
                     let (id, now) = (uuid::Uuid::now_v7(), self.now());
                     let recorded =
-                        self.store.record_findings(&scope, Some(account), &seen, id, now).await;
+                        self.store.record_findings(&scope, account, &seen, id, now).await;
                     match recorded {
                         Ok(r) => {
                             cycle.recorded = Some(r);
-                            if z.reconcile.auto_repair {
+                            if let (true, Some(customer)) = (z.reconcile.auto_repair, customer) {
                                 let which = RepairWhich::Automatic { customer: Some(customer) };
                                 let by = Actor::System("reconciler".into());
                                 if let Err(e) = self.repair_findings(&which, &by).await {
@@ -289,12 +457,14 @@ impl App {
         z: &ZoomSetup,
         customer: CustomerId,
         account: &ZoomAccountId,
+        lease: Option<Lease<'_>>,
         cycle: &mut Cycle,
     ) -> Result<std::result::Result<Vec<Seen>, Interrupted>> {
         let Some(link) = self.store.zoom_link(customer).await? else {
             return Ok(Err(Interrupted("the account's link is gone".into())));
         };
-        let listed = match self.list_account(z, &link, cycle).await {
+        let keep = |n| listed(account.as_str(), n);
+        let listed = match self.list_pages(z, Source::Account(&link), lease, cycle, keep).await {
             Ok(l) => l,
             Err(ZoomCallError::Db(e)) => return Err(e.into()),
             Err(e) => return Ok(Err(Interrupted(e.to_string()))),
@@ -318,22 +488,39 @@ impl App {
         Ok(Ok(observations.into_iter().map(Seen::from).collect()))
     }
 
-    /// Every page of the account's peering numbers, each call through the account's request budget.
-    /// A 429 moves the budget on for every instance and the page is asked again when it allows; a
-    /// 5xx or timeout is retried with backoff; an expired page token starts the listing over. More
-    /// than `max_failures` in a row, or a budget spent for longer than a call may wait, interrupts.
-    async fn list_account(
+    /// Every page of a listing (an account's, or the carrier's), each call through the request budget
+    /// of the account it is made with, each number kept as `keep` makes it. A 429 moves the budget on
+    /// for every instance and the page is asked again when it allows; a 5xx or timeout is retried
+    /// with backoff; an expired page token starts the listing over. More than `max_failures` in a
+    /// row, or a budget spent for longer than a call may wait, interrupts.
+    async fn list_pages<T>(
         &self,
         z: &ZoomSetup,
-        link: &ZoomLink,
+        source: Source<'_>,
+        lease: Option<Lease<'_>>,
         cycle: &mut Cycle,
-    ) -> std::result::Result<std::result::Result<Vec<Listed>, Interrupted>, ZoomCallError> {
-        let account = &link.zoom_account_id;
-        let mut token = self.access_token(link, None).await?;
+        mut keep: impl FnMut(zoom::PeeringNumber) -> Option<T>,
+    ) -> std::result::Result<std::result::Result<Vec<T>, Interrupted>, ZoomCallError> {
+        let mut renewed = self.now();
+        let (budget, rate) = match source {
+            Source::Account(link) => (&link.zoom_account_id, z.requests_per_second),
+            Source::Carrier(c) => (&c.account, c.requests_per_second),
+        };
+        let mut token = self.source_token(source, None).await?;
         let (mut all, mut next) = (Vec::new(), None::<String>);
         let (mut refreshed, mut restarts, mut failures) = (false, 0u32, 0u32);
         loop {
-            match self.zoom_slot(z, account).await {
+            // A long listing keeps its lease: renewed every third of it, so no other instance takes
+            // the scope over while this one still reads; one that lost it stops here.
+            if let Some(l) = lease {
+                if self.now() - renewed >= lease_length(z) / 3 {
+                    if !self.renew_lease(z, l).await? {
+                        return Ok(Err(Interrupted(LEASE_LOST.into())));
+                    }
+                    renewed = self.now();
+                }
+            }
+            match self.zoom_slot_at(budget, rate).await {
                 Ok(()) => {}
                 Err(ZoomCallError::Budget(at)) => {
                     return Ok(Err(Interrupted(format!(
@@ -343,11 +530,17 @@ impl App {
                 }
                 Err(e) => return Err(e),
             }
-            match z.client.list_peering_numbers(&token, next.as_deref()).await {
+            let page = match source {
+                Source::Account(_) => z.client.list_peering_numbers(&token, next.as_deref()).await,
+                Source::Carrier(c) => {
+                    c.client.list_carrier_peering_numbers(&token, next.as_deref(), None).await
+                }
+            };
+            match page {
                 Ok(page) => {
                     cycle.pages += 1;
                     failures = 0;
-                    all.extend(page.numbers.into_iter().filter_map(|n| listed(account, n)));
+                    all.extend(page.numbers.into_iter().filter_map(&mut keep));
                     match page.next_page_token {
                         Some(t) => next = Some(t),
                         None => return Ok(Ok(all)),
@@ -355,7 +548,7 @@ impl App {
                 }
                 Err(ZoomError::Unauthorized { .. }) if !refreshed => {
                     refreshed = true;
-                    token = self.access_token(link, Some(&token)).await?;
+                    token = self.source_token(source, Some(&token)).await?;
                 }
                 Err(ZoomError::Refused { status: 400, code: 300, .. })
                     if next.is_some() && restarts < 2 =>
@@ -373,7 +566,7 @@ impl App {
                     let until = self.now()
                         + time::Duration::try_from(retry_after)
                             .unwrap_or(time::Duration::seconds(1));
-                    self.store.set_not_before(account, until).await?;
+                    self.store.set_not_before(budget, until).await?;
                 }
                 Err(e) if e.is_retryable() && failures < z.reconcile.max_failures => {
                     failures += 1;
@@ -384,6 +577,135 @@ impl App {
                 Err(e) => return Ok(Err(Interrupted(format!("Zoom: {e}")))),
             }
         }
+    }
+
+    /// The token a listing is read with: the customer's, or the carrier app's.
+    async fn source_token(
+        &self,
+        source: Source<'_>,
+        stale: Option<&str>,
+    ) -> std::result::Result<String, ZoomCallError> {
+        match source {
+            Source::Account(link) => self.access_token(link, stale).await,
+            Source::Carrier(c) => Ok(c.token(stale, self.now()).await?),
+        }
+    }
+
+    /// Lists every number the carrier pushed and compares what only this listing can show: numbers
+    /// in Zoom accounts no customer linked (known to peerex or not at all), and numbers in a linked
+    /// account that peerex holds for another customer, or for nobody. What a linked account's own
+    /// listing shows of its customer's numbers (gone, trunk, status, Returned) is its cycle's.
+    async fn compare_carrier(
+        &self,
+        z: &ZoomSetup,
+        c: &CarrierApp,
+        lease: Option<Lease<'_>>,
+        cycle: &mut Cycle,
+    ) -> Result<std::result::Result<Vec<Seen>, Interrupted>> {
+        // Which linked account each account number names.
+        let mut by_number: HashMap<String, (CustomerId, ZoomAccountId)> = HashMap::new();
+        for (customer, account, number) in self.store.live_link_numbers().await? {
+            let number = match number {
+                Some(n) => n,
+                None => match self.learn_account_number(z, customer).await {
+                    Ok(Some(n)) => n,
+                    Ok(None) => continue,
+                    Err(ZoomCallError::Db(e)) => return Err(e.into()),
+                    // Without it, the account's numbers would look like an unlinked account's.
+                    Err(e) => {
+                        return Ok(Err(Interrupted(format!(
+                            "the number of linked Zoom account {account} is not known yet ({e})"
+                        ))))
+                    }
+                },
+            };
+            by_number.insert(number, (customer, account));
+        }
+        let keep = |n: zoom::PeeringNumber| {
+            let label = match n.customer_account_number.as_deref() {
+                Some(a) => match by_number.get(a) {
+                    Some((_, account)) => account.as_str().to_owned(),
+                    None => format!("no. {a} (not linked)"),
+                },
+                None => "(no account number)".to_owned(),
+            };
+            listed(&label, n)
+        };
+        let listed = match self.list_pages(z, Source::Carrier(c), lease, cycle, keep).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(i)) => return Ok(Err(i)),
+            Err(ZoomCallError::Db(e)) => return Err(e.into()),
+            Err(e) => return Ok(Err(Interrupted(e.to_string()))),
+        };
+        cycle.listed = listed.len();
+        let holders = self.store.number_holders().await?;
+        let customer_of: HashMap<&str, CustomerId> =
+            by_number.values().map(|(c, a)| (a.as_str(), *c)).collect();
+        // In a linked account and held for its customer: the account's own cycle compares it.
+        let odd: Vec<Listed> = listed
+            .into_iter()
+            .filter(|l| {
+                let holder = holders.get(l.e164.as_str());
+                customer_of.get(l.account.as_str()).is_none_or(|c| holder != Some(c))
+            })
+            .collect();
+        let numbers: Vec<PhoneNumber> = odd.iter().map(|l| l.e164.clone()).collect();
+        let held = self.store.held_among(&numbers).await?;
+        let known: HashSet<&PhoneNumber> = held.iter().map(|h| &h.e164).collect();
+        let observations = compare(
+            Scope::Carrier,
+            &held,
+            &odd,
+            |p| known.contains(p),
+            z.reconcile.thresholds,
+            self.now(),
+        );
+        Ok(Ok(observations
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o.kind,
+                    FindingKind::UnknownToPeerex
+                        | FindingKind::NotSoldButInZoom
+                        | FindingKind::OtherAccount
+                )
+            })
+            .map(Seen::from)
+            .collect()))
+    }
+
+    /// Asks Zoom, with the customer's own token, for the number of the account the customer linked,
+    /// and keeps it on the link (links made before it was kept at the install). None: no link now.
+    async fn learn_account_number(
+        &self,
+        z: &ZoomSetup,
+        customer: CustomerId,
+    ) -> std::result::Result<Option<String>, ZoomCallError> {
+        let Some(link) = self.store.zoom_link(customer).await? else {
+            return Ok(None);
+        };
+        let account = &link.zoom_account_id;
+        let mut token = self.access_token(&link, None).await?;
+        let mut refreshed = false;
+        let me = loop {
+            self.zoom_slot(z, account).await?;
+            match z.client.me(&token).await {
+                Err(ZoomError::Unauthorized { .. }) if !refreshed => {
+                    refreshed = true;
+                    token = self.access_token(&link, Some(&token)).await?;
+                }
+                other => break other?,
+            }
+        };
+        if me.account_id != account.as_str() || me.account_number.trim().is_empty() {
+            return Err(ZoomCallError::Zoom(ZoomError::Invalid(format!(
+                "users/me answered account {} with account number {:?}",
+                me.account_id, me.account_number
+            ))));
+        }
+        let number = me.account_number.trim().to_owned();
+        self.store.set_link_account_number(account, &number).await?;
+        Ok(Some(number))
     }
 
     /// Compares every routing instance's position with the generation the database had
@@ -506,13 +828,13 @@ impl Drop for Reconciler {
 
 /// One number of Zoom's listing, as the comparison reads it; a number that is not E.164 is left out
 /// (and logged): peerex holds only E.164 numbers, and Zoom may drop the `+` (REFERENCE §6).
-fn listed(account: &ZoomAccountId, n: zoom::PeeringNumber) -> Option<Listed> {
+fn listed(account: &str, n: zoom::PeeringNumber) -> Option<Listed> {
     let raw = n.phone_number.trim();
     let e164 = if raw.starts_with('+') { raw.to_owned() } else { format!("+{raw}") };
     match PhoneNumber::parse(&e164) {
         Ok(e164) => Some(Listed {
             e164,
-            account: account.as_str().to_owned(),
+            account: account.to_owned(),
             trunk: n.sip_trunk_name,
             active: n.active,
             returned: n.returned,

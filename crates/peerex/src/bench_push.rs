@@ -200,16 +200,22 @@ async fn bench_one(
 
 /// Acme's admin signs in to Zoom and allows the carrier's app; the code Zoom redirects with.
 pub(crate) async fn authorize(zoom_url: &str) -> anyhow::Result<String> {
+    authorize_as(zoom_url, demo::ACME_ADMIN_EMAIL, demo::ACME_ADMIN_PASSWORD).await
+}
+
+/// An account's admin (`email`) signs in to Zoom and allows the carrier's app; the code Zoom
+/// redirects with.
+pub(crate) async fn authorize_as(
+    zoom_url: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     http.post(format!("{zoom_url}/signin"))
-        .form(&[
-            ("email", demo::ACME_ADMIN_EMAIL),
-            ("password", demo::ACME_ADMIN_PASSWORD),
-            ("next", "/profile"),
-        ])
+        .form(&[("email", email), ("password", password), ("next", "/profile")])
         .send()
         .await?;
     let redirect = format!("{PLATFORM}/zoom/oauth/callback");

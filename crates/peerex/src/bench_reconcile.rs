@@ -1,123 +1,237 @@
-//! `peerex bench reconcile`: how close a full reconciliation of a converged Zoom account comes to the
-//! bound Zoom's page size and rate limit allow, and whether injected drift is found exactly and
-//! repaired.
+//! `peerex bench reconcile`: how close a full reconciliation of a converged carrier comes to the
+//! bound Zoom's page size and rate limits allow, whether injected drift is found exactly and
+//! repaired, and whether a customer's push keeps its pace while a full cycle runs.
 //!
-//! One Zoom account (the simulator's demo world at `--rate` requests a second) and one customer with
-//! `--numbers` numbers pushed and active. A full cycle lists every page (300 numbers each): no client
-//! can list them faster than `pages / rate` seconds, printed beside the time taken. Then `--drift`
-//! numbers of each kind the simulator can inject are changed silently (deleted, re-trunked,
-//! deactivated), picked at random: one cycle must find every one and nothing else, and after the
-//! automatic repairs run through the outbox the next cycle must find nothing.
+//! `--accounts` simulated Zoom accounts, each a customer of peerex with the carrier's app installed,
+//! share `--numbers` numbers between them. Setting up a million numbers through pushes would take
+//! longer than the benchmark itself, so the numbers are seeded into the simulator's world (each
+//! account starts with its share, on the carrier's trunk, active) and written active for their
+//! customer into peerex's inventory with the store's bulk import: the two sides start converged, as
+//! after the pushes. Each account is listed through its own request budget (`--rate` requests a
+//! second, Zoom's per-account limit), 300 numbers a page: no client lists an account faster than
+//! `pages / rate`, and the accounts are independent, so Zoom's bound for the whole carrier is one
+//! account's when all are listed at once (the reconciler lists `--parallel` at once: its own bound
+//! is printed beside Zoom's). Then `--drift` numbers of each kind the simulator changes silently
+//! (deleted, re-trunked, deactivated) are picked at random among all accounts: one cycle must find
+//! every one and nothing else, and after the automatic repairs run through the outbox the next cycle
+//! must find nothing. Last, `--push` numbers are pushed to one more customer alone, then as many
+//! again while a full cycle runs (its account is compared too, sharing the push's budget).
 
 use anyhow::Context;
-use app::reconcile::{Outcome, ReconcileRequest, RepairWhich};
+use app::reconcile::{Outcome, ReconcileReport, ReconcileRequest, RepairWhich};
 use app::App;
 use domain::customer::{OrderPick, MAX_ORDER_NUMBERS};
+use domain::onboarding::{JobKind, JobState};
 use domain::reconcile::FindingKind;
-use domain::{Actor, NumberState};
+use domain::{Actor, CustomerId, NumberState, PhoneNumber};
 use rand::seq::SliceRandom;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zoom_sim::demo;
+use zoom_sim::{demo, Options, RateLimit, Simulator};
+
+const PLATFORM: &str = "http://127.0.0.1:9";
+const FIRST: u64 = 15_550_000_000;
+/// The numbers pushed to the push customer come after every account's.
+const PUSH_FIRST: u64 = 15_559_000_000;
+const PAGE: u64 = 300;
+const ADMIN_PASSWORD: &str = "bench-admin-password";
 
 #[derive(clap::Args)]
 pub struct ReconcileBench {
-    /// Numbers in the Zoom account.
+    /// Numbers in Zoom, in all, shared evenly by the accounts (up to 1,000,000).
     #[arg(long, default_value_t = 30_000)]
     numbers: u32,
-    /// Zoom's requests per second for the account (40: Business plan and up).
+    /// Simulated Zoom accounts, each a customer with the carrier's app installed.
+    #[arg(long, default_value_t = 100)]
+    accounts: u32,
+    /// Zoom's requests per second per account (40: Business plan and up).
     #[arg(long, default_value_t = 40)]
     rate: u32,
+    /// Accounts the reconciler compares at once.
+    #[arg(long, default_value_t = 16)]
+    parallel: usize,
     /// Numbers of each drift kind injected.
     #[arg(long, default_value_t = 20)]
     drift: usize,
+    /// Numbers pushed to one customer, alone and then beside a full cycle (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    push: u32,
+    /// Also time the carrier-wide cycle (every number through the carrier's own budget at --rate).
+    #[arg(long)]
+    carrier: bool,
+    /// A PostgreSQL server to run on (a fresh database is made on it), instead of SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        (300..=1_000_000).contains(&args.numbers),
-        "--numbers must be 300 to 1,000,000"
-    );
+    anyhow::ensure!((1..=1_000_000).contains(&args.numbers), "--numbers must be 1 to 1,000,000");
+    anyhow::ensure!((1..=10_000).contains(&args.accounts), "--accounts must be 1 to 10,000");
+    anyhow::ensure!(args.numbers >= args.accounts, "--numbers must be at least --accounts");
     anyhow::ensure!((1..=1000).contains(&args.rate), "--rate must be 1 to 1000");
+    anyhow::ensure!((1..=1000).contains(&args.parallel), "--parallel must be 1 to 1000");
+    anyhow::ensure!(args.push <= 500_000, "--push must be at most 500,000");
     anyhow::ensure!(
         args.drift * 3 <= args.numbers as usize / 2,
         "--drift is too many for --numbers"
     );
-    let (zoom_url, _sim, _serving) = crate::bench_push::spawn_sim(args.rate).await?;
-    let dir = std::env::temp_dir().join(format!("peerex-bench-reconcile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    let t = Instant::now();
+    eprintln!("seeding the simulator: {} accounts, {} numbers...", args.accounts, args.numbers);
+    let world = world(&args)?;
+    let options = Options {
+        control_api: true,
+        rate_limit: RateLimit::PerSecond(args.rate),
+        ..Options::default()
+    };
+    let sim = Simulator::new(world, options)?;
+    let (addr, _serving) = sim.spawn(([127, 0, 0, 1], 0).into()).await?;
+    let zoom_url = format!("http://{addr}");
+    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
+    let (url, dir) = match &args.postgres {
+        Some(base) => (crate::bench::fresh_pg(base, "reconcile").await?, None),
+        None => {
+            let dir =
+                std::env::temp_dir().join(format!("peerex-bench-reconcile-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            (format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()), Some(dir))
+        }
+    };
     let result = bench(&url, &zoom_url, &args).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 
+fn account_id(i: u32) -> String {
+    format!("benchZoomAccount{i:05}")
+}
+
+fn admin_email(i: u32) -> String {
+    format!("admin{i}@bench{i}.example")
+}
+
+/// The first number of account `i` and how many it has.
+fn share(args: &ReconcileBench, i: u32) -> (u64, u64) {
+    let (n, a) = (u64::from(args.numbers), u64::from(args.accounts));
+    let from = n * u64::from(i) / a;
+    let to = n * (u64::from(i) + 1) / a;
+    (FIRST + from, to - from)
+}
+
+/// The demo world (the carrier, its apps, Acme, the carrier's own account) and `--accounts` more,
+/// each starting with its share of the numbers, active on the carrier's trunk.
+fn world(args: &ReconcileBench) -> anyhow::Result<zoom_sim::World> {
+    let mut w = serde_json::to_value(demo::world(PLATFORM)?)?;
+    let accounts = w["accounts"].as_array_mut().context("the demo world's accounts")?;
+    for i in 0..args.accounts {
+        let (first, count) = share(args, i);
+        let numbers: Vec<serde_json::Value> = (first..first + count)
+            .map(|n| serde_json::json!({ "phone_number": format!("+{n}"), "sip_trunk_name": demo::SIP_TRUNK }))
+            .collect();
+        accounts.push(serde_json::json!({
+            "id": account_id(i),
+            "name": format!("Bench Customer {i}"),
+            "plan": "business",
+            "zoom_phone": true,
+            "admin": { "email": admin_email(i), "password": ADMIN_PASSWORD, "first_name": "Admin", "last_name": format!("{i}") },
+            "phone_numbers": numbers,
+        }));
+    }
+    Ok(zoom_sim::World::from_json(&w.to_string())?)
+}
+
 async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Result<ExitCode> {
+    let err = |e: app::AppError| anyhow::anyhow!("{e}");
     let store = store::Store::connect(url).await?;
     store.migrate().await?;
-    let (app, customer) = crate::bench_push::carrier_app(store, zoom_url, args.rate, 8).await?;
-    let err = |e: app::AppError| anyhow::anyhow!("{e}");
-
-    eprintln!("setting up {} active numbers...", args.numbers);
+    let mut settings = crate::demo::zoom_settings(zoom_url, PLATFORM);
+    // A hair under Zoom's limit: pacing exactly at it meets the edge of Zoom's one-second windows.
+    settings.requests_per_second = f64::from(args.rate) * 0.99;
+    settings.carrier_requests_per_second = f64::from(args.rate) * 0.99;
+    settings.workers = 8;
+    settings.poll_seconds = 3600;
+    let mut zoom = settings.setup("Bench Carrier")?.context("zoom settings")?;
+    zoom.reconcile.parallel = args.parallel;
+    let carrier = zoom.carrier.take();
+    let app = App::new(store.clone(), Arc::new(domain::SystemClock), app::Settings::default())
+        .with_zoom(zoom);
     let by = Actor::System("bench".into());
-    let first = 15_550_000_000u64;
-    let last = first + u64::from(args.numbers) - 1;
-    app.import_range(&format!("+{first}-+{last}"), &Default::default(), &by, false, &|_| {})
-        .await
-        .map_err(err)?;
-    let mut left = args.numbers;
-    while left > 0 {
-        let count = left.min(MAX_ORDER_NUMBERS);
-        app.create_order(customer.id, OrderPick { count, ..Default::default() }, &[], &by)
+    let backend = if args.postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+
+    let t = Instant::now();
+    eprintln!("linking {} customers to their Zoom accounts...", args.accounts);
+    let trunk = app::trunks::TrunkInput {
+        destinations: vec!["sip:sbc.zoom-bench.invalid:5061;transport=tls"],
+        country_code: "1",
+        national_prefix: "1",
+        international_prefix: "011",
+    };
+    app.create_trunk(demo::SIP_TRUNK, &trunk).await.map_err(err)?;
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let mut customers = Vec::new();
+    for i in 0..args.accounts {
+        let c = app
+            .create_customer(&format!("Bench Customer {i}"), &format!("BENCH-{i:05}"))
             .await
             .map_err(err)?;
-        left -= count;
+        app.set_customer_trunk(c.id, Some(demo::SIP_TRUNK)).await.map_err(err)?;
+        let code =
+            crate::bench_push::authorize_as(zoom_url, &admin_email(i), ADMIN_PASSWORD).await?;
+        let started = app.begin_install(&code).await.map_err(err)?;
+        app.confirm_install(c.id, &started.cookie, &account_id(i), &by).await.map_err(err)?;
+        // The hourly listing that learns assignments is not what is measured here.
+        store.poll_now(c.id, later).await?;
+        customers.push(c.id);
     }
-    let code = crate::bench_push::authorize(zoom_url).await?;
-    let started = app.begin_install(&code).await.map_err(err)?;
-    let account = started.pending.zoom_account_id.clone();
-    app.confirm_install(customer.id, &started.cookie, account.as_str(), &by).await.map_err(err)?;
-    let workers = app.spawn_workers();
-    wait_for_no_job(&app).await?;
-    let req = ReconcileRequest { customer: Some(customer.id), dry_run: false };
-
-    // The floor: the same listing straight through the client, with no pacing and no database.
-    let link = app.zoom_link(customer.id).await.map_err(err)?.context("the link")?;
-    let token = app.access_token(&link, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let z = app.zoom.as_deref().context("zoom")?;
+    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let raw = raw_listing(&z.client, &token).await?;
-    let raw_took = t.elapsed();
-    anyhow::ensure!(
-        raw.numbers == args.numbers as usize,
-        "the raw listing has {} numbers",
-        raw.numbers
-    );
-    // Its calls count against the account's limit: let that second pass.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eprintln!("writing {} active numbers into peerex (bulk import)...", args.numbers);
+    let now = time::OffsetDateTime::now_utc();
+    for (i, customer) in customers.iter().enumerate() {
+        let (first, count) = share(args, i as u32);
+        let numbers: Vec<_> = (first..first + count)
+            .map(|n| {
+                let (mut number, event) = domain::Number::imported(
+                    PhoneNumber::from_trusted(format!("+{n}")),
+                    Default::default(),
+                    &by,
+                    now,
+                );
+                number.state = NumberState::Active;
+                number.customer_id = Some(*customer);
+                (number, event)
+            })
+            .collect();
+        store.insert_numbers(&numbers, &|_| {}).await?;
+    }
+    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
 
-    // A converged account: nothing found, at the pace Zoom allows.
+    // A converged carrier: nothing found, at the pace Zoom allows.
+    let all = ReconcileRequest::default();
     let t = Instant::now();
-    let report = app.reconcile(&req).await.map_err(err)?;
+    let report = app.reconcile(&all).await.map_err(err)?;
     let took = t.elapsed();
-    let cycle = &report.cycles[0];
-    anyhow::ensure!(
-        cycle.outcome == Outcome::Complete,
-        "the cycle did not complete: {:?}",
-        cycle.outcome
-    );
+    complete(&report)?;
     let converged = report.findings().count();
-    let pages = u64::from(args.numbers).div_ceil(300);
-    let bound = pages as f64 / f64::from(args.rate);
+    let listed: usize = report.cycles.iter().map(|c| c.listed).sum();
+    let pages: u32 = report.cycles.iter().map(|c| c.pages).sum();
+    let (_, most) = share(args, args.accounts - 1);
+    let (_, least) = share(args, 0);
+    let per_account = most.max(least).div_ceil(PAGE);
+    let rate = f64::from(args.rate);
+    let zoom_bound = per_account as f64 / rate;
+    let waves = u64::from(args.accounts).div_ceil(args.parallel as u64);
+    let own_bound = (waves * per_account) as f64 / rate;
 
-    // Drift of each kind the simulator injects, at random among the numbers.
-    let mut all: Vec<u64> = (first..=last).collect();
-    all.shuffle(&mut rand::thread_rng());
+    // Drift of each kind the simulator injects, at random among every account's numbers.
+    let mut picks: Vec<u64> = (FIRST..FIRST + u64::from(args.numbers)).collect();
+    picks.shuffle(&mut rand::thread_rng());
     let http = reqwest::Client::new();
     let mut injected = BTreeSet::new();
-    for (i, n) in all.iter().take(args.drift * 3).enumerate() {
-        let e164 = format!("+{n}");
+    for (i, n) in picks.iter().take(args.drift * 3).enumerate() {
         let path = format!("{zoom_url}/_sim/numbers/%2B{n}");
         let (kind, r) = match i % 3 {
             0 => (FindingKind::GoneFromZoom, http.delete(&path).send().await?),
@@ -134,133 +248,202 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
             ),
         };
         anyhow::ensure!(r.status().is_success(), "injecting drift: {}", r.status());
-        injected.insert((kind, e164));
+        injected.insert((kind, format!("+{n}")));
     }
     let t = Instant::now();
-    let report = app.reconcile(&req).await.map_err(err)?;
+    let report = app.reconcile(&all).await.map_err(err)?;
     let drift_took = t.elapsed();
+    complete(&report)?;
     let found: BTreeSet<_> = report.findings().map(|f| (f.kind, f.subject.clone())).collect();
     let missed = injected.difference(&found).count();
     let extra = found.difference(&injected).count();
+    let workers = app.spawn_workers();
     let repairs =
         app.repair_findings(&RepairWhich::Automatic { customer: None }, &by).await.map_err(err)?;
     wait_for_no_job(&app).await?;
-    let report = app.reconcile(&req).await.map_err(err)?;
+    let report = app.reconcile(&all).await.map_err(err)?;
+    complete(&report)?;
     let after = report.findings().count();
-    drop(workers);
-    let active = app
-        .count_by_state()
-        .await
-        .map_err(err)?
-        .into_iter()
-        .find(|(s, _)| *s == NumberState::Active)
-        .map_or(0, |(_, n)| n);
-
     println!(
-        "\n{} numbers in one Zoom account at {} requests/s: {pages} pages, bound {bound:.2} s (pages / rate)",
-        args.numbers, args.rate
+        "\nbench reconcile on {backend}: {} numbers in {} Zoom accounts ({least}-{most} each), {} requests/s per account, {} accounts compared at once",
+        args.numbers, args.accounts, args.rate, args.parallel
     );
     println!(
-        "raw listing (the client alone, no pacing, no database): {:.2} s, {:.1}% of the bound",
-        raw_took.as_secs_f64(),
-        100.0 * bound / raw_took.as_secs_f64()
+        "bound: {per_account} pages of {PAGE} per account / {} requests/s = {zoom_bound:.2} s with every account at once (Zoom's limits); {own_bound:.2} s with {} at once ({waves} rounds)",
+        args.rate, args.parallel
     );
     println!(
-        "per page (request to answer, client side): median {:.1} ms, slowest {:.1} ms, first {:.1} ms, last {:.1} ms; {} waits on 429",
-        ms(raw.median()),
-        ms(raw.page_times.iter().max().copied().unwrap_or_default()),
-        ms(raw.page_times.first().copied().unwrap_or_default()),
-        ms(raw.page_times.last().copied().unwrap_or_default()),
-        raw.waits
-    );
-    println!(
-        "converged cycle: {:.2} s, {:.1}% of the bound, {converged} findings",
+        "converged cycle: {:.2} s, {listed} numbers listed in {pages} pages, {converged} findings; {:.1}% of Zoom's bound, {:.1}% of the {}-at-once bound",
         took.as_secs_f64(),
-        100.0 * bound / took.as_secs_f64()
+        100.0 * zoom_bound / took.as_secs_f64(),
+        100.0 * own_bound / took.as_secs_f64(),
+        args.parallel
     );
     println!(
-        "drift cycle: {:.2} s; {} injected, {} found, {missed} missed, {extra} not injected",
+        "drift cycle: {:.2} s; {} injected at random across the accounts, {} found, {missed} missed, {extra} not injected",
         drift_took.as_secs_f64(),
         injected.len(),
         found.len()
     );
     println!(
-        "repairs: {} queued in {} jobs; after them {after} findings; {active} numbers active",
+        "repairs: {} queued in {} jobs; after them {after} findings (Zoom agrees with peerex again)",
         repairs.queued.len(),
         repairs.jobs
     );
-    println!("(Goal: converged >= 90% of the bound with 0 findings; every drift found, none extra; 0 findings after the repairs.)");
+
+    if let (true, Some(c)) = (args.carrier, carrier) {
+        carrier_cycle(&store, &settings, c, args).await?;
+    }
+    if args.push > 0 {
+        push_beside_a_cycle(&app, zoom_url, args).await?;
+    }
+    drop(workers);
+    println!("(Goals: converged >= 90% of the bound with 0 findings; every drift found, none extra; 0 findings after the repairs; a push beside a full cycle >= 90% of its pace alone.)");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The raw listing: every page straight through the client, each timed from request to answer; a 429
-/// is waited out (its wait is no page's time), so the listing outruns the rate limit only as far as
-/// the pages are fast.
-struct RawListing {
-    numbers: usize,
-    page_times: Vec<Duration>,
-    waits: usize,
-}
-
-impl RawListing {
-    fn median(&self) -> Duration {
-        let mut times = self.page_times.clone();
-        times.sort_unstable();
-        times.get(times.len() / 2).copied().unwrap_or_default()
+/// Fails unless every cycle of the run read every page.
+fn complete(report: &ReconcileReport) -> anyhow::Result<()> {
+    for c in &report.cycles {
+        anyhow::ensure!(
+            c.outcome == Outcome::Complete,
+            "cycle {} did not complete: {:?}",
+            c.scope,
+            c.outcome
+        );
     }
+    Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// The carrier-wide cycle alone: every number through the carrier's own budget.
+async fn carrier_cycle(
+    store: &store::Store,
+    settings: &crate::zoom_config::ZoomConfig,
+    carrier: app::reconcile::CarrierApp,
+    args: &ReconcileBench,
+) -> anyhow::Result<()> {
+    let mut zoom = settings.setup("Bench Carrier")?.context("zoom settings")?;
+    zoom.carrier = Some(carrier);
+    let app = App::new(store.clone(), Arc::new(domain::SystemClock), app::Settings::default())
+        .with_zoom(zoom);
+    let t = Instant::now();
+    let cycle = app.reconcile_carrier(false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let took = t.elapsed();
+    let cycle = cycle.context("the carrier app")?;
+    let pages = u64::from(args.numbers).div_ceil(PAGE);
+    let bound = pages as f64 / f64::from(args.rate);
+    println!(
+        "carrier-wide cycle: {:.2} s, {:?}, {} numbers in {} pages, {} findings; bound {pages} pages / {} requests/s = {bound:.2} s, {:.1}% of it",
+        took.as_secs_f64(),
+        cycle.outcome,
+        cycle.listed,
+        cycle.pages,
+        cycle.findings.len(),
+        args.rate,
+        100.0 * bound / took.as_secs_f64()
+    );
+    Ok(())
 }
 
-async fn raw_listing(client: &zoom::Client, token: &str) -> anyhow::Result<RawListing> {
-    let mut raw = RawListing { numbers: 0, page_times: Vec::new(), waits: 0 };
-    let mut next: Option<String> = None;
-    loop {
-        let asked = Instant::now();
-        match client.list_peering_numbers(token, next.as_deref()).await {
-            Ok(page) => {
-                raw.page_times.push(asked.elapsed());
-                raw.numbers += page.numbers.len();
-                match page.next_page_token {
-                    Some(t) => next = Some(t),
-                    None => return Ok(raw),
-                }
-            }
-            Err(zoom::ZoomError::RateLimited { retry_after }) => {
-                raw.waits += 1;
-                tokio::time::sleep(retry_after).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
+/// Pushes `--push` numbers to one customer alone, then as many more while a full cycle runs; prints
+/// each pace and their ratio.
+async fn push_beside_a_cycle(
+    app: &App,
+    zoom_url: &str,
+    args: &ReconcileBench,
+) -> anyhow::Result<()> {
+    let err = |e: app::AppError| anyhow::anyhow!("{e}");
+    let by = Actor::System("bench".into());
+    let customer = app.create_customer("Acme Corp", "ACME-BENCH").await.map_err(err)?;
+    app.set_customer_trunk(customer.id, Some(demo::SIP_TRUNK)).await.map_err(err)?;
+    let last = PUSH_FIRST + 2 * u64::from(args.push) - 1;
+    app.import_range(&format!("+{PUSH_FIRST}-+{last}"), &Default::default(), &by, false, &|_| {})
+        .await
+        .map_err(err)?;
+    let code = crate::bench_push::authorize(zoom_url).await?;
+    let started = app.begin_install(&code).await.map_err(err)?;
+    let account = started.pending.zoom_account_id.clone();
+    app.confirm_install(customer.id, &started.cookie, account.as_str(), &by).await.map_err(err)?;
+    wait_for_no_job(app).await?;
+
+    let alone = push(app, customer.id, args.push).await?;
+    let cycle = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let r = app.reconcile(&ReconcileRequest::default()).await;
+            (t.elapsed(), r)
+        })
+    };
+    let beside = push(app, customer.id, args.push).await?;
+    let (cycle_took, report) = cycle.await?;
+    let report = report.map_err(err)?;
+    complete(&report)?;
+    let pace = |d: Duration| f64::from(args.push) / d.as_secs_f64();
+    println!(
+        "push of {} numbers to one customer: alone {:.2} s ({:.0}/s); beside a full cycle {:.2} s ({:.0}/s), {:.1}% of its pace alone; the cycle took {:.2} s and found {}",
+        args.push,
+        alone.as_secs_f64(),
+        pace(alone),
+        beside.as_secs_f64(),
+        pace(beside),
+        100.0 * alone.as_secs_f64() / beside.as_secs_f64(),
+        cycle_took.as_secs_f64(),
+        report.findings().count()
+    );
+    Ok(())
+}
+
+/// Orders `count` numbers for `customer` (pushed at once: the customer is linked) and waits until
+/// Zoom has answered for each of them.
+async fn push(app: &App, customer: CustomerId, count: u32) -> anyhow::Result<Duration> {
+    use std::sync::atomic::Ordering;
+    let by = Actor::System("bench".into());
+    let stats = &app.zoom.as_deref().context("zoom")?.stats;
+    let answered = || {
+        stats.added.load(Ordering::Relaxed)
+            + stats.already_done.load(Ordering::Relaxed)
+            + stats.refused.load(Ordering::Relaxed)
+    };
+    let goal = answered() + u64::from(count);
+    let t = Instant::now();
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(MAX_ORDER_NUMBERS);
+        app.order_numbers(customer, OrderPick { count: n, ..Default::default() }, &[], &by)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        left -= n;
     }
+    while answered() < goal {
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(3600), "pushes still busy");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = t.elapsed();
+    wait_for_no_job(app).await?;
+    Ok(took)
 }
 
-/// Waits until no push or repair job is waiting or running (the poll job waits an hour).
+/// Waits until no push or repair job is waiting or running (the poll jobs wait a day).
 async fn wait_for_no_job(app: &App) -> anyhow::Result<()> {
     let started = Instant::now();
-    loop {
-        let busy = app
-            .jobs(None, 100_000)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .into_iter()
-            .filter(|j| j.kind != domain::onboarding::JobKind::PollNumbers)
-            .filter(|j| {
-                matches!(
-                    j.state,
-                    domain::onboarding::JobState::Pending | domain::onboarding::JobState::Running
-                )
-            })
-            .count();
-        if busy == 0 {
-            return Ok(());
-        }
+    while busy(app).await? > 0 {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(3600),
             "jobs still busy after an hour"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    Ok(())
+}
+
+async fn busy(app: &App) -> anyhow::Result<usize> {
+    Ok(app
+        .jobs(None, 100_000)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_iter()
+        .filter(|j| j.kind != JobKind::PollNumbers)
+        .filter(|j| matches!(j.state, JobState::Pending | JobState::Running))
+        .count())
 }

@@ -101,6 +101,10 @@ pub fn zoom_settings(zoom_url: &str, base: &str) -> crate::zoom_config::ZoomConf
         // Short, so an assignment made in Zoom shows in the portal while you watch.
         poll_seconds: 10,
         requests_per_second: 40.0,
+        // The demo carrier's own Server-to-Server app: the carrier-wide comparison.
+        carrier_client_id: demo::S2S_CLIENT_ID.into(),
+        carrier_client_secret: demo::S2S_CLIENT_SECRET.into(),
+        carrier_account_id: demo::CARRIER_ACCOUNT_ID.into(),
         ..crate::zoom_config::ZoomConfig::default()
     }
 }

@@ -48,6 +48,17 @@ pub struct ZoomConfig {
     /// Minutes a number may stay `provisioning` or `releasing` with no job working on it before
     /// reconciliation reports it stuck.
     pub reconcile_stuck_minutes: u64,
+    /// Linked accounts compared at once (each within its own request budget).
+    pub reconcile_parallel: usize,
+    /// The carrier's own Server-to-Server OAuth app (made in the carrier's own Zoom account, with
+    /// the Provider Portal's read scope): reconciliation lists every number the carrier pushed, in
+    /// every account, with it. Empty: only each linked account is compared.
+    pub carrier_client_id: String,
+    pub carrier_client_secret: String,
+    /// The carrier's own Zoom account id (the app's Account ID).
+    pub carrier_account_id: String,
+    /// Calls per second to the carrier-wide listing, shared by every instance; 0: no pacing.
+    pub carrier_requests_per_second: f64,
 }
 
 impl Default for ZoomConfig {
@@ -70,6 +81,11 @@ impl Default for ZoomConfig {
             reconcile_minutes: 15,
             reconcile_auto_repair: false,
             reconcile_stuck_minutes: 30,
+            reconcile_parallel: 4,
+            carrier_client_id: String::new(),
+            carrier_client_secret: String::new(),
+            carrier_account_id: String::new(),
+            carrier_requests_per_second: 20.0,
         }
     }
 }
@@ -109,6 +125,16 @@ reconcile_minutes = 15
 reconcile_auto_repair = false
 # Minutes a number may stay provisioning or releasing with no job on it before it is reported stuck.
 reconcile_stuck_minutes = 30
+# Linked accounts compared at once (each within its own request budget).
+reconcile_parallel = 4
+# The carrier's own Server-to-Server OAuth app (in the carrier's own Zoom account): reconciliation
+# compares every number the carrier pushed, in every account, with it: numbers in Zoom accounts no
+# customer linked, numbers peerex does not have, numbers in another customer's account. Empty: off.
+carrier_client_id = ""
+carrier_client_secret = ""
+carrier_account_id = ""
+# Calls per second to the carrier-wide listing, shared by every instance; 0: no pacing.
+carrier_requests_per_second = 20.0
 "#;
 
 fn redacted(s: &str) -> &'static str {
@@ -139,6 +165,11 @@ impl fmt::Debug for ZoomConfig {
             .field("reconcile_minutes", &self.reconcile_minutes)
             .field("reconcile_auto_repair", &self.reconcile_auto_repair)
             .field("reconcile_stuck_minutes", &self.reconcile_stuck_minutes)
+            .field("reconcile_parallel", &self.reconcile_parallel)
+            .field("carrier_client_id", &self.carrier_client_id)
+            .field("carrier_client_secret", &redacted(&self.carrier_client_secret))
+            .field("carrier_account_id", &self.carrier_account_id)
+            .field("carrier_requests_per_second", &self.carrier_requests_per_second)
             .finish()
     }
 }
@@ -193,6 +224,10 @@ impl ZoomConfig {
             (1..=7 * 24 * 60).contains(&self.reconcile_stuck_minutes),
             "configuration: zoom.reconcile_stuck_minutes must be 1 to 10080"
         );
+        anyhow::ensure!(
+            (1..=256).contains(&self.reconcile_parallel),
+            "configuration: zoom.reconcile_parallel must be 1 to 256"
+        );
         let url = |field: &str, v: &str| {
             v.trim()
                 .parse::<url::Url>()
@@ -206,6 +241,25 @@ impl ZoomConfig {
             redirect_uri: url("redirect_uri", &self.redirect_uri)?,
             timeout: Duration::from_secs(self.timeout_seconds),
         };
+        let carrier = if self.carrier_client_id.trim().is_empty() {
+            None
+        } else {
+            need("carrier_client_secret", &self.carrier_client_secret)?;
+            anyhow::ensure!(
+                (0.0..=1000.0).contains(&self.carrier_requests_per_second),
+                "configuration: zoom.carrier_requests_per_second must be 0 to 1000"
+            );
+            let account = domain::ZoomAccountId::parse(self.carrier_account_id.trim())
+                .map_err(|e| anyhow::anyhow!("configuration: zoom.carrier_account_id: {e}"))?;
+            let s2s = zoom::Config {
+                client_id: self.carrier_client_id.trim().to_owned(),
+                client_secret: self.carrier_client_secret.trim().to_owned(),
+                ..config.clone()
+            };
+            let client = zoom::Client::new(s2s)
+                .map_err(|e| anyhow::anyhow!("configuration: zoom (carrier app): {e}"))?;
+            Some(app::reconcile::CarrierApp::new(client, account, self.carrier_requests_per_second))
+        };
         let client =
             zoom::Client::new(config).map_err(|e| anyhow::anyhow!("configuration: zoom: {e}"))?;
         let keys = TokenKeys::new(&self.token_key, &self.old_token_keys)
@@ -218,6 +272,8 @@ impl ZoomConfig {
         setup.carrier_name = carrier_name.to_owned();
         setup.reconcile.every = Duration::from_secs(self.reconcile_minutes * 60);
         setup.reconcile.auto_repair = self.reconcile_auto_repair;
+        setup.carrier = carrier;
+        setup.reconcile.parallel = self.reconcile_parallel;
         setup.reconcile.thresholds.stuck_after = time::Duration::minutes(
             i64::try_from(self.reconcile_stuck_minutes).unwrap_or(i64::MAX / 60_000),
         );
@@ -267,6 +323,22 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "configuration: zoom.webhook_secret is required when zoom.client_id is set"
+        );
+        let with_carrier = ZoomConfig {
+            carrier_client_id: "s2s".into(),
+            carrier_client_secret: "s2s-secret".into(),
+            carrier_account_id: "carrierOwnAccount".into(),
+            ..configured()
+        };
+        assert!(with_carrier.setup("C").unwrap().unwrap().carrier.is_some());
+        assert!(configured().setup("C").unwrap().unwrap().carrier.is_none());
+        let e = ZoomConfig { carrier_client_secret: String::new(), ..with_carrier }
+            .setup("C")
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "configuration: zoom.carrier_client_secret is required when zoom.client_id is set"
         );
         let e =
             ZoomConfig { token_key: "k1:short".into(), ..configured() }.setup("C").err().unwrap();

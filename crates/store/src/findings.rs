@@ -46,6 +46,17 @@ impl Store {
             due_before: OffsetDateTime,
         ) -> Result<bool>;
 
+        /// Moves `owner`'s lease on `scope` on to `until`; false when it is no longer `owner`'s.
+        pub async fn renew_reconcile_lease(
+            &self,
+            scope: &str,
+            owner: &str,
+            until: OffsetDateTime,
+        ) -> Result<bool>;
+
+        /// Makes `scope`'s next scheduled cycle due at once.
+        pub async fn reconcile_soon(&self, scope: &str) -> Result<()>;
+
         pub async fn release_reconcile_lease(
             &self,
             scope: &str,
@@ -95,6 +106,45 @@ impl Store {
             .into_iter()
             .map(|(c, a)| (CustomerId::from_uuid(c), ZoomAccountId::from_trusted(a)))
             .collect())
+    }
+
+    /// Every live link with its Zoom account's number when known.
+    pub async fn live_link_numbers(
+        &self,
+    ) -> Result<Vec<(CustomerId, ZoomAccountId, Option<String>)>> {
+        let rows = dispatch!(self.live_link_numbers())?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, a, n)| {
+                (
+                    CustomerId::from_uuid(c),
+                    ZoomAccountId::from_trusted(a),
+                    n.filter(|n| !n.is_empty()),
+                )
+            })
+            .collect())
+    }
+
+    /// Remembers `account`'s Zoom account number on its live link.
+    pub async fn set_link_account_number(
+        &self,
+        account: &ZoomAccountId,
+        number: &str,
+    ) -> Result<()> {
+        dispatch!(self.set_link_account_number(account.as_str(), number))
+    }
+
+    /// Every number sold to a customer, by number.
+    pub async fn number_holders(&self) -> Result<std::collections::HashMap<String, CustomerId>> {
+        let rows = dispatch!(self.number_holders())?;
+        Ok(rows.into_iter().map(|(e, c)| (e, CustomerId::from_uuid(c))).collect())
+    }
+
+    /// peerex's numbers among `numbers`, whoever holds them.
+    pub async fn held_among(&self, numbers: &[PhoneNumber]) -> Result<Vec<Held>> {
+        let also: Vec<String> = numbers.iter().map(|p| p.as_str().to_owned()).collect();
+        let nobody = uuid::Uuid::nil();
+        dispatch!(self.held_for_reconcile(nobody, &also))
     }
 
     /// The numbers a comparison of `customer`'s Zoom account covers: the customer's own, and those

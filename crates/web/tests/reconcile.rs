@@ -3,7 +3,10 @@
 //! deleting, re-trunking or deactivating a number, the customer marking one Returned, the carrier's
 //! staff adding one in the Provider Portal, a row edited by hand) is found as exactly its kind, and
 //! closed once it is gone; Zoom failing mid-listing never produces a finding; two cycles at once
-//! leave one set of findings; the API and the Drift page show them.
+//! leave one set of findings; the API and the Drift page show them. The carrier-wide listing (the
+//! carrier's Server-to-Server app) finds numbers in accounts no customer linked and numbers in another
+//! customer's account; a long cycle keeps its lease, one that lost it records nothing; a number event
+//! from Zoom brings the account's cycle forward.
 
 mod release_support;
 
@@ -30,6 +33,10 @@ on_both!(
     a_repair_whose_worker_died_is_taken_again_and_converges,
     a_repair_never_takes_a_number_from_another_zoom_account,
     a_job_waiting_past_the_threshold_raises_the_alarm,
+    the_carrier_wide_listing_finds_what_no_account_listing_shows,
+    the_carrier_cycle_compares_nothing_when_zoom_fails_mid_listing,
+    a_long_cycle_keeps_its_lease_and_one_that_lost_it_records_nothing,
+    a_number_event_from_zoom_brings_the_accounts_cycle_forward,
 );
 
 const UNKNOWN: &str = "+15559990001";
@@ -664,4 +671,243 @@ async fn a_job_waiting_past_the_threshold_raises_the_alarm(db: Db) {
     t.run_pending_jobs().await;
     assert_eq!(t.app().stuck_jobs().await.unwrap(), 0, "it ran");
     assert!(!jobs_page().await.contains("id=\"stuck\""));
+}
+
+const CARRIER_PATH: &str = "/v2/number_management/carrier/peering_numbers";
+
+/// Another instance on the same database, with the carrier's Server-to-Server app configured.
+fn carrier_instance(t: &ZoomApp) -> app::App {
+    let mut setup = testkit::zoom_setup_on(&t.zoom.url, &t.platform.url, t.clock());
+    setup.keys = t.app().zoom.as_ref().unwrap().keys.clone();
+    let url = |s: String| s.parse::<url::Url>().unwrap();
+    let clock = t.clock().clone();
+    let s2s = zoom::Client::with_clock(
+        zoom::Config {
+            oauth_base: url(t.zoom.url.clone()),
+            api_base: url(t.zoom.api_base()),
+            client_id: demo::S2S_CLIENT_ID.into(),
+            client_secret: demo::S2S_CLIENT_SECRET.into(),
+            redirect_uri: url(format!("{}/zoom/oauth/callback", t.platform.url)),
+            timeout: std::time::Duration::from_secs(2),
+        },
+        move || clock.now(),
+    )
+    .unwrap();
+    let account = domain::ZoomAccountId::parse(demo::CARRIER_ACCOUNT_ID).unwrap();
+    setup.carrier = Some(app::reconcile::CarrierApp::new(s2s, account, 0.0));
+    t.app().clone().with_zoom(setup)
+}
+
+fn carrier_cycle(r: &ReconcileReport) -> &app::reconcile::Cycle {
+    r.cycles.iter().find(|c| c.scope == "carrier").expect("a carrier cycle")
+}
+
+fn cycle_findings(c: &app::reconcile::Cycle) -> Vec<(FindingKind, String)> {
+    let mut v: Vec<_> = c.findings.iter().map(|f| (f.kind, f.subject.clone())).collect();
+    v.sort();
+    v
+}
+
+/// Waits until the simulator has `left` faults not yet used (the calls they delay have arrived).
+async fn until_faults_left(t: &ZoomApp, left: usize) {
+    for _ in 0..500 {
+        if faults_left(t).await == left {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the simulator still has other than {left} faults after 5 s");
+}
+
+async fn the_carrier_wide_listing_finds_what_no_account_listing_shows(db: Db) {
+    use FindingKind::*;
+    let t = ZoomApp::spawn(db).await;
+    let (acme, _) = acme_with_active_numbers(&t, 6).await;
+    let carrier = carrier_instance(&t);
+    let req = ReconcileRequest::default();
+
+    // Converged: every number the carrier pushed is its customer's, in the customer's account.
+    let r = carrier.reconcile(&req).await.unwrap();
+    let c = carrier_cycle(&r);
+    assert_eq!((&c.outcome, c.listed, c.pages), (&Outcome::Complete, 6, 1), "{r:?}");
+    assert!(r.findings().next().is_none(), "{r:?}");
+
+    // What only the carrier's view shows: a number moved to an account no customer linked (the
+    // carrier's own), a number peerex holds for another customer in Acme's account, numbers the
+    // carrier's staff put in Zoom that peerex does not have or never sold.
+    let beta = t.app().create_customer("Beta Ltd", "BETA-001").await.unwrap().id;
+    sim_patch(&t, &n(0), json!({ "account_id": demo::CARRIER_ACCOUNT_ID })).await;
+    force(&t, &n(1), "active", Some(beta)).await;
+    for e164 in [UNKNOWN.to_owned(), n(10)] {
+        provider_portal_import(&t, &e164).await;
+        sim_patch(&t, &e164, json!({ "account_id": demo::CARRIER_ACCOUNT_ID })).await;
+    }
+    t.clock().advance(time::Duration::minutes(1));
+
+    let r = carrier.reconcile(&req).await.unwrap();
+    let c = carrier_cycle(&r);
+    assert_eq!((&c.outcome, c.listed), (&Outcome::Complete, 8), "{r:?}");
+    let mut expected = vec![
+        (OtherAccount, n(0)),
+        (OtherAccount, n(1)),
+        (NotSoldButInZoom, n(10)),
+        (UnknownToPeerex, UNKNOWN.to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(cycle_findings(c), expected);
+    let moved = c.findings.iter().find(|f| f.subject == n(0)).unwrap();
+    assert!(moved.detail.contains("not linked"), "{}", moved.detail);
+    assert!(c.findings.iter().all(|f| !f.repair.automatic()), "a person decides each");
+    // Acme's own listing sees n(0) gone from it, and n(1) too; the rest only the carrier sees.
+    let mut all = expected.clone();
+    all.push((GoneFromZoom, n(0)));
+    all.sort();
+    assert_eq!(open(&t).await, all);
+    let acme_only = t.app().reconcile(&req).await.unwrap();
+    assert!(acme_only.cycles.iter().all(|c| c.scope != "carrier"), "no carrier app, no cycle");
+    assert_eq!(
+        acme_only.findings().map(|f| (f.kind, f.subject.clone())).collect::<Vec<_>>().len(),
+        2,
+        "{acme_only:?}"
+    );
+
+    // Put right by hand: every finding closes.
+    sim_patch(&t, &n(0), json!({ "account_id": demo::ACME_ACCOUNT_ID })).await;
+    force(&t, &n(1), "active", Some(acme)).await;
+    for e164 in [UNKNOWN.to_owned(), n(10)] {
+        sim_send(&t, reqwest::Method::DELETE, &format!("/_sim/numbers/{}", enc(&e164))).await;
+    }
+    t.clock().advance(time::Duration::minutes(1));
+    let r = carrier.reconcile(&req).await.unwrap();
+    assert!(r.findings().next().is_none(), "{r:?}");
+    assert!(open(&t).await.is_empty());
+}
+
+async fn the_carrier_cycle_compares_nothing_when_zoom_fails_mid_listing(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    acme_with_many(&t, 700).await;
+    let moved = "+15550200650"; // on the listing's third page
+    sim_patch(&t, moved, json!({ "account_id": demo::CARRIER_ACCOUNT_ID })).await;
+    let carrier = carrier_instance(&t);
+    let req = ReconcileRequest::default();
+
+    // The first page is served; the second fails past the cycle's patience.
+    fault(&t, json!({ "path": CARRIER_PATH, "method": "GET", "delay_ms": 1, "count": 1 })).await;
+    fault(&t, json!({ "path": CARRIER_PATH, "method": "GET", "status": 503, "count": 6 })).await;
+    let r = carrier.reconcile(&req).await.unwrap();
+    let c = carrier_cycle(&r);
+    assert!(matches!(c.outcome, Outcome::Incomplete(_)), "{r:?}");
+    assert_eq!(c.pages, 1);
+    assert!(c.findings.is_empty() && c.recorded.is_none(), "{c:?}");
+    assert_eq!(faults_left(&t).await, 0);
+    assert!(!open(&t).await.iter().any(|(k, _)| *k == FindingKind::OtherAccount));
+
+    // A 429 mid-listing: waited out, the page asked again; complete, and exact.
+    fault(&t, json!({ "path": CARRIER_PATH, "method": "GET", "delay_ms": 1, "count": 1 })).await;
+    fault(&t, json!({ "path": CARRIER_PATH, "method": "GET", "status": 429, "retry_after": 1, "count": 1 })).await;
+    let r = carrier.reconcile(&req).await.unwrap();
+    let c = carrier_cycle(&r);
+    assert_eq!((&c.outcome, c.listed, c.pages), (&Outcome::Complete, 700, 3), "{r:?}");
+    assert_eq!(cycle_findings(c), [(FindingKind::OtherAccount, moved.to_owned())]);
+    assert_eq!(faults_left(&t).await, 0);
+}
+
+async fn a_long_cycle_keeps_its_lease_and_one_that_lost_it_records_nothing(db: Db) {
+    let t =
+        ZoomApp::spawn_tuned(db, |z| z.reconcile.lease = std::time::Duration::from_secs(60)).await;
+    let acme = acme_with_many(&t, 700).await;
+    let gone = "+15550200650";
+    sim_send(&t, reqwest::Method::DELETE, &format!("/_sim/numbers/{}", enc(gone))).await;
+    let req = ReconcileRequest { customer: Some(acme), dry_run: false };
+    let (a, b) = (t.app().clone(), t.app().clone());
+    let run = |a: app::App, req: ReconcileRequest| {
+        tokio::spawn(async move { a.reconcile(&req).await.unwrap() })
+    };
+
+    // Pages 2 and 3 are slow; the clock moves on while the cycle waits for them.
+    fault(&t, json!({ "path": PEERING, "method": "GET", "delay_ms": 1, "count": 1 })).await;
+    for _ in 0..2 {
+        fault(&t, json!({ "path": PEERING, "method": "GET", "delay_ms": 1500, "count": 1 })).await;
+    }
+    let first = run(a.clone(), req.clone());
+    until_faults_left(&t, 1).await; // page 2 asked
+    t.clock().advance(time::Duration::seconds(40));
+    until_faults_left(&t, 0).await; // page 3 asked, after the lease was renewed
+    t.clock().advance(time::Duration::seconds(30)); // past the first lease, within the renewed one
+    let other = b.reconcile(&req).await.unwrap();
+    assert_eq!(
+        account_cycle(&other).outcome,
+        Outcome::Skipped("another instance is running it now".into())
+    );
+    let done = first.await.unwrap();
+    let c = account_cycle(&done);
+    assert_eq!(c.outcome, Outcome::Complete, "{done:?}");
+    assert_eq!(cycle_findings(c), [(FindingKind::GoneFromZoom, gone.to_owned())]);
+    assert_eq!(c.recorded.as_ref().map(|r| r.opened), Some(1));
+
+    // A cycle that waited on Zoom past its lease: another instance took the scope and ran it; the
+    // first stops when it tries to renew and records nothing.
+    fault(&t, json!({ "path": PEERING, "method": "GET", "delay_ms": 1, "count": 1 })).await;
+    fault(&t, json!({ "path": PEERING, "method": "GET", "delay_ms": 1500, "count": 1 })).await;
+    let late = run(a.clone(), req.clone());
+    until_faults_left(&t, 0).await; // page 2 asked
+    t.clock().advance(time::Duration::seconds(61));
+    let other = b.reconcile(&req).await.unwrap();
+    let c = account_cycle(&other);
+    assert_eq!(c.outcome, Outcome::Complete, "{other:?}");
+    assert_eq!(c.recorded.as_ref().map(|r| r.still_open), Some(1));
+    let late = late.await.unwrap();
+    let c = account_cycle(&late);
+    assert!(
+        matches!(&c.outcome, Outcome::Incomplete(why) if why.contains("another instance took")),
+        "{late:?}"
+    );
+    assert!(c.recorded.is_none() && c.findings.is_empty(), "{c:?}");
+    assert_eq!(open(&t).await, [(FindingKind::GoneFromZoom, gone.to_owned())]);
+}
+
+async fn a_number_event_from_zoom_brings_the_accounts_cycle_forward(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 3).await;
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert_eq!(account_cycle(&r).outcome, Outcome::Complete);
+    t.clock().advance(time::Duration::minutes(1));
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert!(matches!(account_cycle(&r).outcome, Outcome::Skipped(_)), "not due for 15 minutes");
+
+    // Zoom support re-trunks a number silently; then the customer changes another number's caller
+    // ID name, and Zoom tells peerex of that.
+    sim_patch(&t, &n(0), json!({ "sip_trunk_name": demo::SIP_TRUNK_2 })).await;
+    let r = Client::new()
+        .put(format!("{}/_sim/numbers/{}/cnam", t.zoom.url, enc(&n(1))))
+        .json(&json!({ "cnam": "ACME SUPPORT" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "set the CNAM in Zoom: {}", r.status());
+    let mut delivered = false;
+    for _ in 0..200 {
+        let log: Value = reqwest::get(format!("{}/_sim/webhooks", t.zoom.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let all = log["deliveries"].as_array().cloned().unwrap_or_default();
+        if !all.is_empty()
+            && all.iter().all(|d| d["outcome"] != "pending" && d["outcome"] != "sending")
+        {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the CNAM event was not delivered");
+
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    let c = account_cycle(&r);
+    assert_eq!(c.outcome, Outcome::Complete, "brought forward by the event: {r:?}");
+    assert_eq!(cycle_findings(c), [(FindingKind::WrongTrunk, n(0))]);
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert!(matches!(account_cycle(&r).outcome, Outcome::Skipped(_)), "then on schedule again");
 }
