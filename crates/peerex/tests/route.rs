@@ -2,55 +2,25 @@
 //! answers lookups and exposes its staleness in `/healthz` and `/metrics`; restarted while the
 //! database cannot be reached, it answers inbound calls from the snapshot it kept on disk.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::route::RouteProcess;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACTIVE: &str = "+15550100001";
 
-/// A `peerex route` process, stopped (SIGTERM) when dropped.
+/// A `peerex route` process and its lookup API.
 struct Route {
-    child: Child,
+    _process: RouteProcess,
     http: String,
 }
 
 impl Route {
     fn start(database_url: &str, data_dir: &Path) -> Route {
-        std::fs::create_dir_all(data_dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peerex"))
-            .arg("route")
-            .env("PEEREX_DATABASE_URL", database_url)
-            .env("PEEREX_DATA_DIR", data_dir)
-            .env("PEEREX_LOG_LEVEL", "warn")
-            .env("PEEREX_ROUTING__HTTP_LISTEN", "127.0.0.1:0")
-            .env("PEEREX_ROUTING__SIP_LISTEN", "127.0.0.1:0")
-            .env("PEEREX_ROUTING__STALE_AFTER_SECONDS", "1")
-            .env("PEEREX_ROUTING__QUERY_TIMEOUT_SECONDS", "2")
-            .current_dir(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start peerex route");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = loop {
-            assert!(Instant::now() < deadline, "peerex route did not print its lookup API");
-            if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-                if let Some(url) = line.strip_prefix("lookup API: ") {
-                    break url.trim().to_owned();
-                }
-            }
-        };
-        Route { child, http }
+        let env = [("PEEREX_ROUTING__STALE_AFTER_SECONDS", "1".to_owned())];
+        let process = RouteProcess::start(database_url, data_dir, &env);
+        Route { http: process.http.clone(), _process: process }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -73,13 +43,6 @@ impl Route {
             assert!(t0.elapsed() < Duration::from_secs(20), "{path}: {v}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for Route {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
     }
 }
 

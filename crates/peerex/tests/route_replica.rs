@@ -11,9 +11,10 @@
 //! `PEEREX_TEST_PG_URL` says: it must cut their link. Replication runs through a TCP proxy the test
 //! cuts, as the link between the central site and a remote one would be.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::route::RouteProcess;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::replica::PgServer;
 
@@ -25,57 +26,27 @@ const HEARTBEAT: u64 = 1;
 const CHECK: u64 = 1;
 const NAME: &str = "site-a-route-1";
 
-/// A `peerex route` process, stopped (SIGTERM) when dropped.
+/// A `peerex route` process and its lookup API.
 struct Route {
-    child: Child,
+    _process: RouteProcess,
     http: String,
 }
 
 impl Route {
     /// Follows `replica`; reports to `primary` when given.
     fn start(replica: &str, primary: Option<&str>, data_dir: &Path) -> Route {
-        std::fs::create_dir_all(data_dir).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_peerex"));
+        let mut env = vec![
+            ("PEEREX_ROUTING__TRUSTED_PROXIES", r#"["127.0.0.1"]"#.to_owned()),
+            ("PEEREX_ROUTING__STALE_AFTER_SECONDS", STALE_AFTER.to_string()),
+            ("PEEREX_ROUTING__HEARTBEAT_SECONDS", HEARTBEAT.to_string()),
+            ("PEEREX_ROUTING__CHECK_SECONDS", CHECK.to_string()),
+        ];
         if let Some(primary) = primary {
-            command
-                .env("PEEREX_ROUTING__REPORT_DATABASE_URL", primary)
-                .env("PEEREX_ROUTING__INSTANCE_NAME", NAME);
+            env.push(("PEEREX_ROUTING__REPORT_DATABASE_URL", primary.to_owned()));
+            env.push(("PEEREX_ROUTING__INSTANCE_NAME", NAME.to_owned()));
         }
-        let mut child = command
-            .arg("route")
-            .env("PEEREX_DATABASE_URL", replica)
-            .env("PEEREX_DATA_DIR", data_dir)
-            .env("PEEREX_LOG_LEVEL", "warn")
-            .env("PEEREX_ROUTING__HTTP_LISTEN", "127.0.0.1:0")
-            .env("PEEREX_ROUTING__TRUSTED_PROXIES", r#"["127.0.0.1"]"#)
-            .env("PEEREX_ROUTING__STALE_AFTER_SECONDS", STALE_AFTER.to_string())
-            .env("PEEREX_ROUTING__HEARTBEAT_SECONDS", HEARTBEAT.to_string())
-            .env("PEEREX_ROUTING__CHECK_SECONDS", CHECK.to_string())
-            .env("PEEREX_ROUTING__QUERY_TIMEOUT_SECONDS", "2")
-            .current_dir(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start peerex route");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = loop {
-            assert!(Instant::now() < deadline, "peerex route did not print its lookup API");
-            if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-                if let Some(url) = line.strip_prefix("lookup API: ") {
-                    break url.trim().to_owned();
-                }
-            }
-        };
-        Route { child, http }
+        let process = RouteProcess::start(replica, data_dir, &env);
+        Route { http: process.http.clone(), _process: process }
     }
 
     async fn get(&self, path: &str) -> (u16, serde_json::Value) {
@@ -100,13 +71,6 @@ impl Route {
     async fn metric(&self, name: &str) -> Option<f64> {
         let text = reqwest::get(format!("{}/metrics", self.http)).await.ok()?.text().await.ok()?;
         text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-    }
-}
-
-impl Drop for Route {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod route;
 
 use std::io::Write;
 use std::process::{Command, Output};
