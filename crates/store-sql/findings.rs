@@ -213,15 +213,16 @@ impl DialectStore {
             .collect()
     }
 
-    /// Queues repairs: the `findings` (each still open with its repair proposed) are marked queued by
-    /// `by`, and the `jobs` that carry the repairs are written, in one transaction. False, with
-    /// nothing written, if any of them is no longer open and proposed (queued by someone else first,
-    /// or closed meanwhile): a repair is never queued twice.
+    /// Queues repairs: the `findings` (each still open with its repair proposed, or waiting for a
+    /// person who has now confirmed it) are marked queued by `by`, and the `jobs` that carry the
+    /// repairs are written, in one transaction. False, with nothing written, if any of them is no
+    /// longer open and unqueued (queued by someone else first, or closed meanwhile): a repair is
+    /// never queued twice.
     pub async fn queue_repairs(&self, findings: &[Uuid], jobs: &[Job], by: &str) -> Result<bool> {
         let mut tx = self.writer().begin().await?;
         for id in findings {
             let done = sqlx::query!(
-                "UPDATE findings SET repair_state = 'queued', repaired_by = $1, version = version + 1 WHERE id = $2 AND repair_state = 'proposed' AND resolved_at IS NULL",
+                "UPDATE findings SET repair_state = 'queued', repaired_by = $1, version = version + 1 WHERE id = $2 AND repair_state IN ('proposed', 'manual') AND resolved_at IS NULL",
                 by,
                 id
             )
@@ -456,13 +457,18 @@ impl DialectStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Makes `scope`'s next scheduled cycle due at once (a scope never run is due already).
-    pub async fn reconcile_soon(&self, scope: &str) -> Result<()> {
-        sqlx::query("UPDATE reconcile_leases SET completed_at = NULL WHERE scope = $1")
-            .bind(scope)
-            .execute(self.writer())
-            .await
-            .map(|_| ())
+    /// Makes `scope`'s next scheduled cycle due at once (a scope never run is due already), unless
+    /// its last cycle completed after `unless_since`: events coming thick and fast bring at most
+    /// one full listing forward per gap.
+    pub async fn reconcile_soon(&self, scope: &str, unless_since: OffsetDateTime) -> Result<()> {
+        sqlx::query(
+            "UPDATE reconcile_leases SET completed_at = NULL WHERE scope = $1 AND completed_at < $2",
+        )
+        .bind(scope)
+        .bind(unless_since)
+        .execute(self.writer())
+        .await
+        .map(|_| ())
     }
 
     /// Gives the lease back; `completed` records the cycle as complete (the schedule counts from it).

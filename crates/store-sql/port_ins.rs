@@ -635,22 +635,17 @@ impl DialectStore {
                 )
                 .fetch_one(&mut *tx)
                 .await?;
-                let cancelled = sqlx::query_scalar!(
-                    r#"SELECT state AS "state!" FROM port_ins WHERE id = $1"#,
+                // Read through a write on the row: a cancel being committed on another instance
+                // is waited for, so of the two one sees the other and queues the removal.
+                let head = sqlx::query!(
+                    r#"UPDATE port_ins SET updated_at = updated_at WHERE id = $1 RETURNING state AS "state!", customer_id AS "customer_id!: Uuid""#,
                     id
                 )
                 .fetch_one(&mut *tx)
-                .await?
-                    == PortInState::Cancelled.as_str();
-                if cancelled {
+                .await?;
+                if head.state == PortInState::Cancelled.as_str() {
                     // Cancelled while this push was under way: what it added is removed now.
-                    let customer = sqlx::query_scalar!(
-                        r#"SELECT customer_id AS "customer_id!: Uuid" FROM port_ins WHERE id = $1"#,
-                        id
-                    )
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    self.queue_removal(&mut tx, id, customer, by, now).await?;
+                    self.queue_removal(&mut tx, id, head.customer_id, by, now).await?;
                 } else if missing == 0 {
                     if let Some((from, to)) =
                         move_port_in(&mut tx, id, PortInEvent::Pushed, now).await?

@@ -208,6 +208,9 @@ struct Lease<'a> {
     owner: &'a str,
 }
 
+/// A webhook brings a scope's full cycle forward at most this often (a customer editing caller ID
+/// names all day would otherwise spend the account's request budget, which pushes share, on listings).
+const SOON_AT_MOST_EVERY: time::Duration = time::Duration::minutes(5);
 const ROUTING_SCOPE: &str = "routing";
 const CARRIER_SCOPE: &str = "carrier";
 
@@ -351,7 +354,8 @@ impl App {
     /// Makes `scope`'s next scheduled cycle due now, on whichever instance looks first (after a
     /// webhook that says something changed in Zoom).
     pub(crate) async fn reconcile_soon(&self, scope: &str) {
-        if let Err(e) = self.store.reconcile_soon(scope).await {
+        let unless_since = self.now() - SOON_AT_MOST_EVERY;
+        if let Err(e) = self.store.reconcile_soon(scope, unless_since).await {
             tracing::warn!(scope, error = %e, "cannot bring the reconciliation forward");
         }
     }
@@ -868,9 +872,12 @@ pub struct Repairs {
 
 impl App {
     /// Queues the repairs of findings through the outbox, like every change carried to Zoom
-    /// (retried, rate-limited, audited with `by`). Only automatic repairs run this way: the others
-    /// (a number peerex does not know, one in another account, one to remove or release) wait for a
-    /// person. A finding already queued is not queued again, whoever asks.
+    /// (retried, rate-limited, audited with `by`). On their own (`Automatic`) only the repairs that
+    /// bring Zoom back to what peerex recorded run. Asked for by id, a person also confirms the
+    /// removal from Zoom of a number peerex holds unsold (in an account a customer linked), and the
+    /// release of a number its customer marked Returned (a carrier-started release). A number
+    /// peerex does not know, or one in another account, is never moved: a person looks. A finding
+    /// already queued is not queued again, whoever asks.
     pub async fn repair_findings(&self, which: &RepairWhich, by: &Actor) -> Result<Repairs> {
         let open = FindingQuery { open: Some(true), limit: 100_000, ..Default::default() };
         let mut open = self.store.list_findings(&open).await?;
@@ -892,9 +899,14 @@ impl App {
         }
         type Key = (CustomerId, ZoomAccountId, Option<ZoomFix>);
         let mut groups: BTreeMap<Key, Vec<PhoneNumber>> = BTreeMap::new();
+        let mut returned: BTreeMap<CustomerId, Vec<(uuid::Uuid, PhoneNumber)>> = BTreeMap::new();
         let mut ids = Vec::new();
         for f in open {
-            if f.repair_state != RepairState::Proposed {
+            // A person asked for this one by its id: the repairs a person confirms go too.
+            let confirmed = matches!(which, RepairWhich::Ids(_))
+                && f.repair_state == RepairState::Manual
+                && f.repair.confirmable();
+            if f.repair_state != RepairState::Proposed && !confirmed {
                 let why = match f.repair_state {
                     RepairState::Manual => {
                         format!("not automatic ({}): a person decides", f.repair.as_str())
@@ -904,12 +916,31 @@ impl App {
                 out.refused.push((f.id, why));
                 continue;
             }
+            // A number nobody bought is removed with the token of the customer who linked the
+            // account it sits in; an account no customer linked is Zoom's Provider Portal's to fix.
+            let customer = match (f.customer, f.repair, f.zoom_account.as_deref()) {
+                (None, Repair::RemoveFromZoom, Some(account)) => self
+                    .store
+                    .live_link_by_account(&ZoomAccountId::from_trusted(account.to_owned()))
+                    .await?
+                    .map(|l| l.customer_id),
+                (c, _, _) => c,
+            };
             let (Some(customer), Some(account), Ok(number)) =
-                (f.customer, f.zoom_account.clone(), PhoneNumber::parse(&f.subject))
+                (customer, f.zoom_account.clone(), PhoneNumber::parse(&f.subject))
             else {
-                out.refused.push((f.id, "no customer's number to repair".into()));
+                let why = if f.repair == Repair::RemoveFromZoom {
+                    "no customer linked that Zoom account: remove the number in Zoom's Provider Portal"
+                } else {
+                    "no customer's number to repair"
+                };
+                out.refused.push((f.id, why.into()));
                 continue;
             };
+            if f.repair == Repair::StartRelease {
+                returned.entry(customer).or_default().push((f.id, number));
+                continue;
+            }
             let fix = match (ZoomFix::of(f.repair), f.repair) {
                 (Some(fix), _) => Some(fix),
                 // Zoom has it, or the push never ran: the push job converges either way.
@@ -934,6 +965,31 @@ impl App {
                 .or_default()
                 .push(number);
             ids.push(f.id);
+        }
+        // Numbers the customer marked Returned in Zoom are taken back by a carrier-started release
+        // (the one the poll of Zoom starts on its own), before their findings are marked queued.
+        for (customer, found) in returned {
+            let numbers: Vec<PhoneNumber> = found.iter().map(|(_, n)| n.clone()).collect();
+            let held = self.store.numbers_in(&numbers).await?;
+            let (active, gone): (Vec<_>, Vec<_>) = found.into_iter().partition(|(_, e164)| {
+                held.iter().any(|n| {
+                    n.e164 == *e164
+                        && n.state == NumberState::Active
+                        && n.customer_id == Some(customer)
+                })
+            });
+            let not_active = "not active for its customer any more: nothing to release";
+            out.refused.extend(gone.into_iter().map(|(id, _)| (id, not_active.into())));
+            if active.is_empty() {
+                continue;
+            }
+            let numbers = active.iter().map(|(_, n)| n.clone()).collect();
+            match self.take_back_returned(customer, numbers).await? {
+                Some(_) => ids.extend(active.into_iter().map(|(id, _)| id)),
+                None => out.refused.extend(
+                    active.into_iter().map(|(id, _)| (id, "changed meanwhile: look again".into())),
+                ),
+            }
         }
         let now = self.now();
         let mut jobs = Vec::new();
@@ -980,21 +1036,31 @@ impl App {
         let Some(link) = self.store.live_link_by_account(account).await? else {
             return Err(ZoomCallError::NoLink);
         };
+        let removing = repair.fix == ZoomFix::Remove;
         let numbers: Vec<String> = self
             .store
             .numbers_in(&job.payload.numbers)
             .await?
             .into_iter()
-            .filter(|n| {
-                n.customer_id == Some(link.customer_id)
-                    && matches!(n.state, NumberState::Active | NumberState::ReleasePending)
+            .filter(|n| match removing {
+                // Still nobody's, as the operator saw it: sold meanwhile, it stays in Zoom.
+                true => {
+                    n.customer_id.is_none()
+                        && matches!(n.state, NumberState::Available | NumberState::Aging)
+                }
+                false => {
+                    n.customer_id == Some(link.customer_id)
+                        && matches!(n.state, NumberState::Active | NumberState::ReleasePending)
+                }
             })
             .map(|n| n.e164.to_string())
             .collect();
         if numbers.is_empty() {
             return Ok(Some(JobEnd::Done));
         }
-        let trunk = match self.store.get_customer(link.customer_id).await? {
+        let customer = self.store.get_customer(link.customer_id).await?;
+        let trunk = match customer {
+            _ if removing => String::new(),
             Some(c) => match c.zoom_trunk {
                 Some(t) => t.as_str().to_owned(),
                 None => return Ok(Some(JobEnd::Failed { error: crate::jobs::NO_TRUNK.into() })),
@@ -1018,6 +1084,7 @@ impl App {
             let answer = match repair.fix {
                 ZoomFix::Add => z.client.add_peering_numbers(&token, &trunk, &numbers).await,
                 ZoomFix::Update => z.client.update_peering_numbers(&token, &updates).await,
+                ZoomFix::Remove => z.client.remove_peering_numbers(&token, &numbers).await,
             };
             match answer {
                 Err(ZoomError::Unauthorized { .. }) if !refreshed => {
@@ -1032,6 +1099,8 @@ impl App {
         for r in results {
             match r.outcome {
                 zoom::Outcome::Done => accepted.push(r.phone_number),
+                // Gone from the account already: what the removal wanted.
+                zoom::Outcome::AlreadyDone if removing => accepted.push(r.phone_number),
                 zoom::Outcome::Refused { message, .. } => refused.push((r.phone_number, message)),
                 // Zoom says "already exists" for a number in any account: added again only if it is
                 // in this one; one in another account is not peerex's to move.

@@ -81,6 +81,9 @@ pub enum ZoomFix {
     Add,
     /// Set them on the customer's trunk, active ([`Repair::SetTrunk`], [`Repair::Activate`]).
     Update,
+    /// Remove them from the account ([`Repair::RemoveFromZoom`]): only numbers peerex holds
+    /// unsold, and only when an operator confirms.
+    Remove,
 }
 
 impl ZoomFix {
@@ -89,6 +92,7 @@ impl ZoomFix {
         match repair {
             Repair::PushAgain => Some(ZoomFix::Add),
             Repair::SetTrunk | Repair::Activate => Some(ZoomFix::Update),
+            Repair::RemoveFromZoom => Some(ZoomFix::Remove),
             _ => None,
         }
     }

@@ -148,6 +148,12 @@ impl Repair {
         )
     }
 
+    /// Whether an operator may have peerex carry it out: the automatic ones, and the two a person
+    /// confirms (removing from Zoom a number peerex holds unsold; releasing a Returned one).
+    pub fn confirmable(self) -> bool {
+        self.automatic() || matches!(self, Repair::RemoveFromZoom | Repair::StartRelease)
+    }
+
     /// Whether the repair does anything at all (as opposed to asking a person to look).
     pub fn acts(self) -> bool {
         self != Repair::Investigate

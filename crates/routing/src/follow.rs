@@ -146,14 +146,16 @@ impl Follower {
         let started = crate::now_ms();
         let h = match self.db(self.store.routing_heartbeat()).await {
             Ok(h) => h,
-            Err(FollowError::Db(e)) if e.is_missing_table() => {
-                // A schema from before the heartbeat (the primary not yet upgraded): answer as
-                // before it, rather than refuse every outbound call at every site meanwhile.
+            Err(FollowError::Db(e)) if e.is_missing_table() || e.is_permission_denied() => {
+                // A schema from before the heartbeat (the primary not yet upgraded), or a read-only
+                // role not yet granted the table: answer as before it, rather than refuse every
+                // outbound call at every site meanwhile.
                 if !std::mem::replace(&mut self.no_beat_logged, true) {
                     tracing::error!(
-                        "routing snapshot: the database has no routing_heartbeat table (its \
-                         migrations are older than this peerex); a replica cut off from its \
-                         primary is not detected until `peerex serve` has migrated it"
+                        error = %e,
+                        "routing snapshot: cannot read the routing_heartbeat table (migrations \
+                         older than this peerex, or no SELECT granted on it); a replica cut off \
+                         from its primary is not detected until it can be read"
                     );
                 }
                 return Ok(Some(started));
@@ -174,14 +176,8 @@ impl Follower {
             return Ok(None);
         };
         self.no_beat_logged = false;
-        let as_of = match self.beat {
-            Some((seen, as_of)) if seen == at => as_of,
-            Some(_) => started,
-            None => {
-                let behind = i64::try_from((h.now - at).whole_milliseconds()).unwrap_or(i64::MAX);
-                started.saturating_sub(behind.max(0))
-            }
-        };
+        let behind = i64::try_from((h.now - at).whole_milliseconds()).unwrap_or(i64::MAX);
+        let as_of = beat_as_of(self.beat.map(|(seen, as_of)| (seen == at, as_of)), behind, started);
         self.beat = Some((at, as_of));
         Ok(Some(as_of))
     }
@@ -525,5 +521,48 @@ impl Follower {
                 }
             }
         }
+    }
+}
+
+/// How far two sites' clocks may disagree before a beat's age by the clocks counts against it.
+const CLOCK_SKEW_ALLOWANCE_MS: i64 = 30_000;
+
+/// When the snapshot read with a heartbeat was current, given what this follower saw before
+/// (`previous`: whether the beat is the same as last time, and the moment that one counted as
+/// current), how old the beat is by the replica's clock against the primary's (`behind_ms`), and
+/// `now_ms`. The same beat: as current as when it arrived. A new one: current now, unless the clocks
+/// say it is older than a skew allowance (a replica replaying far behind its primary: a new beat
+/// arrives every few seconds, each of them old). The first one: by the clocks alone.
+fn beat_as_of(previous: Option<(bool, i64)>, behind_ms: i64, now_ms: i64) -> i64 {
+    let by_clocks = now_ms.saturating_sub(behind_ms.max(0));
+    match previous {
+        Some((true, as_of)) => as_of,
+        Some((false, _)) => now_ms.min(by_clocks.saturating_add(CLOCK_SKEW_ALLOWANCE_MS)),
+        None => by_clocks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_beat_counts_by_its_progress_and_a_replica_replaying_far_behind_by_the_clocks() {
+        let now = 1_000_000;
+        // The first beat: by the clocks.
+        assert_eq!(beat_as_of(None, 5_000, now), now - 5_000);
+        assert_eq!(beat_as_of(None, -2_000, now), now, "a beat from the future is now");
+        // The same beat again: as current as when it arrived, however the clocks disagree.
+        assert_eq!(beat_as_of(Some((true, now - 40_000)), 0, now), now - 40_000);
+        // A new beat, within the skew allowance: current now (clocks of two sites differ).
+        assert_eq!(beat_as_of(Some((false, now - 5_000)), 20_000, now), now);
+        assert_eq!(beat_as_of(Some((false, now - 5_000)), -60_000, now), now);
+        // A new beat an hour old (a replica applying changes an hour late): an hour, less the
+        // allowance, old.
+        let hour = 3_600_000;
+        assert_eq!(
+            beat_as_of(Some((false, now - 5_000)), hour, now + hour),
+            now + CLOCK_SKEW_ALLOWANCE_MS
+        );
     }
 }

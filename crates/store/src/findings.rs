@@ -55,7 +55,7 @@ impl Store {
         ) -> Result<bool>;
 
         /// Makes `scope`'s next scheduled cycle due at once.
-        pub async fn reconcile_soon(&self, scope: &str) -> Result<()>;
+        pub async fn reconcile_soon(&self, scope: &str, unless_since: OffsetDateTime) -> Result<()>;
 
         pub async fn release_reconcile_lease(
             &self,

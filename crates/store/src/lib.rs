@@ -51,12 +51,21 @@ impl DbError {
     /// The statement named a table the database does not have: a schema older than this peerex
     /// (its migrations not yet run there, as on a replica of a primary not yet upgraded).
     pub fn is_missing_table(&self) -> bool {
-        match self {
-            DbError::Other(sqlx::Error::Database(db)) => {
-                db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table")
-            }
-            _ => false,
-        }
+        self.sql_state("42P01") || self.message_starts("no such table")
+    }
+
+    /// The database refused the statement for lack of a privilege (PostgreSQL's 42501: a
+    /// read-only role not granted a table added since it was set up).
+    pub fn is_permission_denied(&self) -> bool {
+        self.sql_state("42501")
+    }
+
+    fn sql_state(&self, code: &str) -> bool {
+        matches!(self, DbError::Other(sqlx::Error::Database(db)) if db.code().as_deref() == Some(code))
+    }
+
+    fn message_starts(&self, prefix: &str) -> bool {
+        matches!(self, DbError::Other(sqlx::Error::Database(db)) if db.message().starts_with(prefix))
     }
 }
 

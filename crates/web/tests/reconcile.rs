@@ -37,6 +37,7 @@ on_both!(
     the_carrier_cycle_compares_nothing_when_zoom_fails_mid_listing,
     a_long_cycle_keeps_its_lease_and_one_that_lost_it_records_nothing,
     a_number_event_from_zoom_brings_the_accounts_cycle_forward,
+    a_person_confirms_removing_an_unsold_number_and_releasing_a_returned_one,
 );
 
 const UNKNOWN: &str = "+15559990001";
@@ -866,26 +867,16 @@ async fn a_long_cycle_keeps_its_lease_and_one_that_lost_it_records_nothing(db: D
     assert_eq!(open(&t).await, [(FindingKind::GoneFromZoom, gone.to_owned())]);
 }
 
-async fn a_number_event_from_zoom_brings_the_accounts_cycle_forward(db: Db) {
-    let t = ZoomApp::spawn(db).await;
-    acme_with_active_numbers(&t, 3).await;
-    let r = t.app().reconcile_scheduled().await.unwrap();
-    assert_eq!(account_cycle(&r).outcome, Outcome::Complete);
-    t.clock().advance(time::Duration::minutes(1));
-    let r = t.app().reconcile_scheduled().await.unwrap();
-    assert!(matches!(account_cycle(&r).outcome, Outcome::Skipped(_)), "not due for 15 minutes");
-
-    // Zoom support re-trunks a number silently; then the customer changes another number's caller
-    // ID name, and Zoom tells peerex of that.
-    sim_patch(&t, &n(0), json!({ "sip_trunk_name": demo::SIP_TRUNK_2 })).await;
+/// The customer changes `e164`'s caller ID name in Zoom, and Zoom tells peerex of it (waits until
+/// every webhook the simulator sent was answered).
+async fn cnam_changed_in_zoom(t: &ZoomApp, e164: &str, cnam: &str) {
     let r = Client::new()
-        .put(format!("{}/_sim/numbers/{}/cnam", t.zoom.url, enc(&n(1))))
-        .json(&json!({ "cnam": "ACME SUPPORT" }))
+        .put(format!("{}/_sim/numbers/{}/cnam", t.zoom.url, enc(e164)))
+        .json(&json!({ "cnam": cnam }))
         .send()
         .await
         .unwrap();
     assert!(r.status().is_success(), "set the CNAM in Zoom: {}", r.status());
-    let mut delivered = false;
     for _ in 0..200 {
         let log: Value = reqwest::get(format!("{}/_sim/webhooks", t.zoom.url))
             .await
@@ -894,15 +885,38 @@ async fn a_number_event_from_zoom_brings_the_accounts_cycle_forward(db: Db) {
             .await
             .unwrap();
         let all = log["deliveries"].as_array().cloned().unwrap_or_default();
-        if !all.is_empty()
-            && all.iter().all(|d| d["outcome"] != "pending" && d["outcome"] != "sending")
+        if all.iter().filter(|d| d["outcome"] != "pending" && d["outcome"] != "sending").count()
+            == all.len()
+            && all.iter().any(|d| d.to_string().contains(cnam))
         {
-            delivered = true;
-            break;
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(delivered, "the CNAM event was not delivered");
+    panic!("the CNAM event was not delivered");
+}
+
+async fn a_number_event_from_zoom_brings_the_accounts_cycle_forward(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 3).await;
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert_eq!(account_cycle(&r).outcome, Outcome::Complete);
+    // Six minutes on, for Zoom too (its webhooks carry its time, and peerex refuses stale ones).
+    t.clock().advance(time::Duration::minutes(6));
+    let r = Client::new()
+        .post(format!("{}/_sim/clock/advance", t.zoom.url))
+        .json(&json!({ "seconds": 360 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "advance Zoom's clock: {}", r.status());
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert!(matches!(account_cycle(&r).outcome, Outcome::Skipped(_)), "not due for 15 minutes");
+
+    // Zoom support re-trunks a number silently; then the customer changes another number's caller
+    // ID name, and Zoom tells peerex of that.
+    sim_patch(&t, &n(0), json!({ "sip_trunk_name": demo::SIP_TRUNK_2 })).await;
+    cnam_changed_in_zoom(&t, &n(1), "ACME SUPPORT").await;
 
     let r = t.app().reconcile_scheduled().await.unwrap();
     let c = account_cycle(&r);
@@ -910,4 +924,96 @@ async fn a_number_event_from_zoom_brings_the_accounts_cycle_forward(db: Db) {
     assert_eq!(cycle_findings(c), [(FindingKind::WrongTrunk, n(0))]);
     let r = t.app().reconcile_scheduled().await.unwrap();
     assert!(matches!(account_cycle(&r).outcome, Outcome::Skipped(_)), "then on schedule again");
+
+    // Events thick and fast bring a full listing forward at most once in five minutes.
+    cnam_changed_in_zoom(&t, &n(2), "ACME SALES").await;
+    let r = t.app().reconcile_scheduled().await.unwrap();
+    assert!(matches!(account_cycle(&r).outcome, Outcome::Skipped(_)), "just listed: {r:?}");
+}
+
+/// Acme's numbers in its Zoom account, as the simulator holds them.
+async fn in_acme_account(t: &ZoomApp) -> Vec<String> {
+    let v: Value =
+        reqwest::get(format!("{}/_sim/numbers?account_id={}", t.zoom.url, demo::ACME_ACCOUNT_ID))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    v["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["phone_number"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn a_person_confirms_removing_an_unsold_number_and_releasing_a_returned_one(db: Db) {
+    use app::reconcile::RepairWhich;
+    let t = ZoomApp::spawn(db).await;
+    let (acme, _) = acme_with_active_numbers(&t, 4).await;
+    force(&t, &n(0), "available", None).await; // nobody bought it, yet it is in Acme's account
+    sim_send(&t, reqwest::Method::PUT, &format!("/_sim/numbers/{}/returned", enc(&n(1)))).await;
+    force(&t, &n(2), "available", None).await; // sold again before the operator confirms
+    provider_portal_import(&t, UNKNOWN).await;
+    reconcile(&t).await;
+    use FindingKind::*;
+    let mut expected = vec![
+        (NotSoldButInZoom, n(0)),
+        (ReturnedByCustomer, n(1)),
+        (NotSoldButInZoom, n(2)),
+        (UnknownToPeerex, UNKNOWN.to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(open(&t).await, expected);
+
+    // The Drift page asks a person to confirm the two, and offers nothing for the unknown number.
+    let ops = operator(&t).await;
+    let page = get_text(&ops, format!("{}/operator/drift", t.platform.url)).await;
+    let row = |subject: &str| {
+        let start = page.find(&format!("data-subject=\"{subject}\"")).unwrap();
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row(&n(0)).contains("Confirm:"), "{}", row(&n(0)));
+    assert!(row(&n(1)).contains("Confirm:"), "{}", row(&n(1)));
+    assert!(testkit::hidden_value(&row(UNKNOWN), "finding").is_none(), "a person decides");
+
+    // None of them is repaired on its own.
+    let by = Actor::Operator("ops@carrier.example".into());
+    let auto = RepairWhich::Automatic { customer: None };
+    assert!(t.app().repair_findings(&auto, &by).await.unwrap().queued.is_empty());
+
+    // Confirmed one by one: the unsold number leaves Zoom, the returned one is released; the
+    // number sold meanwhile stays; the unknown one is never touched.
+    force(&t, &n(2), "active", Some(acme)).await;
+    let all =
+        t.app().findings(&FindingQuery { open: Some(true), ..Default::default() }).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|f| f.id).collect();
+    let r = t.app().repair_findings(&RepairWhich::Ids(ids), &by).await.unwrap();
+    let id_of = |subject: &str| all.iter().find(|f| f.subject == subject).unwrap().id;
+    let mut queued = r.queued.clone();
+    queued.sort();
+    let mut want = vec![id_of(&n(0)), id_of(&n(1)), id_of(&n(2))];
+    want.sort();
+    assert_eq!(queued, want, "{r:?}");
+    let why = &r.refused.iter().find(|(id, _)| *id == id_of(UNKNOWN)).unwrap().1;
+    assert!(why.contains("a person decides"), "{why}");
+    assert_ne!(number(&t, &n(1)).await.state, domain::NumberState::Active, "release started");
+
+    t.run_pending_jobs().await;
+    let zoom = in_acme_account(&t).await;
+    assert!(!zoom.contains(&n(0)), "the unsold number left Zoom: {zoom:?}");
+    assert!(!zoom.contains(&n(1)), "the returned number was released: {zoom:?}");
+    assert!(zoom.contains(&n(2)) && zoom.contains(&n(3)), "sold numbers stay: {zoom:?}");
+    assert!(zoom.contains(&UNKNOWN.to_owned()), "peerex never removes what it does not know");
+    let n2 = number(&t, &n(2)).await;
+    assert_eq!((n2.state, n2.customer_id), (domain::NumberState::Active, Some(acme)));
+
+    // Asked again, nothing is queued twice.
+    let again = t.app().repair_findings(&RepairWhich::Ids(want.clone()), &by).await.unwrap();
+    assert!(again.queued.is_empty(), "{again:?}");
+
+    t.clock().advance(time::Duration::minutes(1));
+    reconcile(&t).await;
+    assert_eq!(open(&t).await, vec![(UnknownToPeerex, UNKNOWN.to_owned())]);
 }

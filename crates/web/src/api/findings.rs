@@ -47,6 +47,9 @@ pub struct FindingOut {
     repair: String,
     /// Whether peerex may run the repair by itself.
     repair_automatic: bool,
+    /// Whether peerex runs it when asked for this finding by id (`POST /findings/repair`): the
+    /// automatic ones, and `remove_from_zoom` and `start_release`, which a person confirms.
+    repair_confirmable: bool,
     /// `proposed`, `queued`, `repaired`, or `manual` (a person decides).
     repair_state: String,
     repaired_by: Option<String>,
@@ -68,6 +71,7 @@ impl From<Finding> for FindingOut {
             detail: f.detail,
             repair: f.repair.as_str().into(),
             repair_automatic: f.repair.automatic(),
+            repair_confirmable: f.repair.confirmable(),
             repair_state: f.repair_state.as_str().into(),
             repaired_by: f.repaired_by,
             first_seen: rfc3339(f.first_seen),

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Form;
 use axum::Router;
-use domain::findings::{Finding, FindingQuery};
+use domain::findings::{Finding, FindingQuery, RepairState};
 use domain::reconcile::{FindingKind, Repair};
 use serde::Deserialize;
 
@@ -66,6 +66,8 @@ pub struct DriftRow {
     pub last_seen: String,
     pub repair: &'static str,
     pub automatic: bool,
+    /// Waits for a person to confirm it (the button says so).
+    pub confirm: bool,
     pub repair_state: &'static str,
 }
 
@@ -73,8 +75,8 @@ impl From<Finding> for DriftRow {
     fn from(f: Finding) -> Self {
         DriftRow {
             id: f.id.to_string(),
-            repairable: f.repair.automatic()
-                && f.repair_state == domain::findings::RepairState::Proposed,
+            repairable: f.repair.confirmable()
+                && matches!(f.repair_state, RepairState::Proposed | RepairState::Manual),
             kind: kind_words(f.kind),
             kind_code: f.kind.as_str(),
             subject: f.subject,
@@ -84,6 +86,7 @@ impl From<Finding> for DriftRow {
             last_seen: when(f.last_seen),
             repair: repair_words(f.repair),
             automatic: f.repair.automatic(),
+            confirm: f.repair_state == RepairState::Manual,
             repair_state: f.repair_state.as_str(),
         }
     }
