@@ -1,5 +1,6 @@
 //! What the routing snapshot reads of numbers and customers: each number's routing facts and each
-//! customer's trunk. The `routing_changes` feed that tells the snapshot what changed, and how a
+//! customer's trunk. The full load's pages are each dialect's own (`routing_numbers`: SQLite's are
+//! read below sqlx). The `routing_changes` feed that tells the snapshot what changed, and how a
 //! commit wakes it, are each dialect's own (its `routing.rs`).
 
 use super::{Db, DialectStore, Result, INSERT_CHUNK};
@@ -8,15 +9,15 @@ use domain::{CustomerId, NumberState, PhoneNumber};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-struct FactsRow {
-    e164: String,
-    state: String,
-    customer_id: Option<Uuid>,
-    reason: Option<String>,
+pub(crate) struct FactsRow {
+    pub(crate) e164: String,
+    pub(crate) state: String,
+    pub(crate) customer_id: Option<Uuid>,
+    pub(crate) reason: Option<String>,
 }
 
 impl FactsRow {
-    fn into_facts(self) -> Result<NumberFacts> {
+    pub(crate) fn into_facts(self) -> Result<NumberFacts> {
         let state = NumberState::parse(&self.state).ok_or_else(|| {
             sqlx::Error::Decode(format!("unexpected number state {:?}", self.state).into())
         })?;
@@ -30,25 +31,6 @@ impl FactsRow {
 }
 
 impl DialectStore {
-    /// Every number that is not `available` (those decide like unknown ones), in E.164 order after
-    /// `after` (from the first when `None`), at most `limit`.
-    pub async fn routing_numbers(
-        &self,
-        after: Option<&PhoneNumber>,
-        limit: i64,
-    ) -> Result<Vec<NumberFacts>> {
-        let after = after.map_or("", PhoneNumber::as_str);
-        let rows = sqlx::query_as!(
-            FactsRow,
-            r#"SELECT e164 AS "e164!", state AS "state!", customer_id AS "customer_id?: Uuid", reason AS "reason?" FROM numbers WHERE state <> 'available' AND e164 > $1 ORDER BY e164 LIMIT $2"#,
-            after,
-            limit
-        )
-        .fetch_all(self.reader())
-        .await?;
-        rows.into_iter().map(FactsRow::into_facts).collect()
-    }
-
     /// The routing facts of these numbers (those not in the inventory are absent).
     pub async fn routing_numbers_by_e164(&self, e164s: &[PhoneNumber]) -> Result<Vec<NumberFacts>> {
         let mut out = Vec::with_capacity(e164s.len());

@@ -36,7 +36,7 @@ mod port_ins;
 #[path = "release.rs"]
 mod release;
 #[path = "routing_facts.rs"]
-mod routing_facts;
+pub(crate) mod routing_facts;
 #[path = "sign_in.rs"]
 mod sign_in;
 #[path = "tokens.rs"]

@@ -154,6 +154,10 @@ pub struct Cycle {
     pub findings: Vec<SeenOut>,
     /// What recording them changed (`None` in a dry run or when not complete).
     pub recorded: Option<Recorded>,
+    /// What the cycle could not look at, though complete (a linked account whose numbers the
+    /// carrier-wide listing could not attribute).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A finding as one cycle saw it.
@@ -382,6 +386,7 @@ impl App {
             listed: 0,
             findings: Vec::new(),
             recorded: None,
+            notes: Vec::new(),
         };
         let owner = uuid::Uuid::now_v7().to_string();
         if !dry_run {
@@ -606,20 +611,25 @@ impl App {
         lease: Option<Lease<'_>>,
         cycle: &mut Cycle,
     ) -> Result<std::result::Result<Vec<Seen>, Interrupted>> {
-        // Which linked account each account number names.
+        // Which linked account each account number names. A link whose number cannot be learned
+        // now (Zoom refuses its token, or fails) does not hold up the rest: its customer's numbers
+        // are left to its own cycle, as Zoom's carrier listing cannot tell which account is its.
         let mut by_number: HashMap<String, (CustomerId, ZoomAccountId)> = HashMap::new();
+        let mut unattributed: HashSet<CustomerId> = HashSet::new();
         for (customer, account, number) in self.store.live_link_numbers().await? {
-            let number = match number {
+            let number = match number.filter(|n| !n.trim().is_empty()) {
                 Some(n) => n,
                 None => match self.learn_account_number(z, customer).await {
                     Ok(Some(n)) => n,
                     Ok(None) => continue,
                     Err(ZoomCallError::Db(e)) => return Err(e.into()),
-                    // Without it, the account's numbers would look like an unlinked account's.
                     Err(e) => {
-                        return Ok(Err(Interrupted(format!(
-                            "the number of linked Zoom account {account} is not known yet ({e})"
-                        ))))
+                        tracing::warn!(%account, error = %e, "the number of a linked Zoom account is not known; its numbers are left to its own cycle");
+                        cycle.notes.push(format!(
+                            "the number of linked Zoom account {account} is not known yet ({e}): its customer's numbers were left to the account's own cycle"
+                        ));
+                        unattributed.insert(customer);
+                        continue;
                     }
                 },
             };
@@ -650,7 +660,12 @@ impl App {
             .into_iter()
             .filter(|l| {
                 let holder = holders.get(l.e164.as_str());
-                customer_of.get(l.account.as_str()).is_none_or(|c| holder != Some(c))
+                match customer_of.get(l.account.as_str()) {
+                    Some(c) => holder != Some(c),
+                    // In an account no known number names, held for a customer whose account's
+                    // number is not known: most likely in that account; not judged here.
+                    None => holder.is_none_or(|h| !unattributed.contains(h)),
+                }
             })
             .collect();
         let numbers: Vec<PhoneNumber> = odd.iter().map(|l| l.e164.clone()).collect();
@@ -729,6 +744,7 @@ impl App {
             listed: 0,
             findings: Vec::new(),
             recorded: None,
+            notes: Vec::new(),
         };
         if dry_run {
             cycle.outcome = Outcome::Skipped(

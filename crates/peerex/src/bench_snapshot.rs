@@ -8,7 +8,8 @@
 //! with the same hash and no lock, and a sorted `Vec<(u64, u32)>` searched by halves.
 //!
 //! `--sqlite` also times the full load from a SQLite database of the same numbers (generated
-//! first; minutes at 10 million), split into the database's part and the snapshot's.
+//! first; minutes at 10 million), split into the database's part and the snapshot's;
+//! `--postgres URL` the same from a fresh database on that PostgreSQL server.
 
 use domain::routing::{Direction, NumberFacts, RoutingCustomer};
 use domain::trunk::{NumberingRule, ZoomTrunk};
@@ -36,6 +37,10 @@ pub struct SnapshotBench {
     /// temporary directory; about 1.5 GB and several minutes at 10 million).
     #[arg(long)]
     sqlite: bool,
+    /// Also time a full load from PostgreSQL: a fresh database is made on this server, filled
+    /// with the numbers (COPY, not timed) and dropped after.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 const TRUNK: &str = "zoom-a";
@@ -460,6 +465,9 @@ pub async fn run(args: SnapshotBench) -> anyhow::Result<ExitCode> {
     if args.sqlite {
         from_sqlite(&numbers, n).await?;
     }
+    if let Some(base) = &args.postgres {
+        from_postgres(base, &numbers, n).await?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -519,7 +527,69 @@ async fn from_sqlite_in(dir: &std::path::Path, numbers: &Numbers, n: u64) -> any
     })
     .await??;
     eprintln!("sqlite: written in {:.0} s", t.elapsed().as_secs_f64());
+    time_full_load(&store, "SQLite", n).await
+}
 
+/// Times a routing instance's full load from PostgreSQL, in a fresh database on `base`.
+async fn from_postgres(base: &str, numbers: &Numbers, n: u64) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let url = crate::bench::fresh_pg(base, "snapshot").await?;
+    let store = store::Store::connect(&url).await?;
+    store.migrate().await?;
+    eprintln!("postgres: writing {n} numbers (not timed)...");
+    let t = Instant::now();
+    let mut conn = sqlx::PgConnection::connect(&url).await?;
+    let ids: Vec<uuid::Uuid> = (0..CUSTOMERS).map(|_| uuid::Uuid::now_v7()).collect();
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY customers (id, name, contract_ref, contract_state, created_at) FROM STDIN",
+        )
+        .await?;
+    let mut buf = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        buf.push_str(&format!("{id}\tbench {i}\tbench {i}\tactive\t2026-01-01T00:00:00Z\n"));
+    }
+    copy.send(buf.as_bytes()).await?;
+    copy.finish().await?;
+    let mut copy = conn
+        .copy_in_raw("COPY numbers (id, e164, state, customer_id, tags, updated_at) FROM STDIN")
+        .await?;
+    let mut buf = String::with_capacity(1 << 21);
+    for i in 0..numbers.total {
+        let state = state_of(i);
+        let customer = match state {
+            NumberState::Aging => "\\N".to_owned(),
+            _ => ids[(i / 100) as usize % ids.len()].to_string(),
+        };
+        buf.push_str(&format!(
+            "{}\t+{}\t{}\t{customer}\t,bench,\t2026-01-01T00:00:00Z\n",
+            uuid::Uuid::now_v7(),
+            numbers.key(i),
+            state.as_str()
+        ));
+        if buf.len() > 1 << 20 {
+            copy.send(buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    copy.send(buf.as_bytes()).await?;
+    copy.finish().await?;
+    sqlx::raw_sql("ANALYZE numbers").execute(&mut conn).await?;
+    conn.close().await?;
+    eprintln!("postgres: written in {:.0} s", t.elapsed().as_secs_f64());
+    let result = time_full_load(&store, "PostgreSQL", n).await;
+    drop(store);
+    let mut conn = sqlx::PgConnection::connect(base).await?;
+    let name = url.rsplit_once('/').map_or("", |(_, name)| name);
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    result
+}
+
+/// Times the full load from `store` once as the follower does it, and once split into reading the
+/// pages and putting them in the snapshot.
+async fn time_full_load(store: &store::Store, backend: &str, n: u64) -> anyhow::Result<()> {
     // As the follower loads (pages of 50,000 in E.164 order, then the snapshot's finish).
     let routing = Routing::new(NumberingRule::nanp());
     let mut follower = routing::follow::Follower::new(store.clone(), routing.clone());
@@ -551,7 +621,7 @@ async fn from_sqlite_in(dir: &std::path::Path, numbers: &Numbers, n: u64) -> any
     s.finish_load();
     loading += t.elapsed();
     println!(
-        "\nfull load from SQLite ({n} numbers): {:.2} s as the follower does it (goal <= 5 s); apart: reading the pages {:.2} s, the snapshot's part {:.2} s",
+        "\nfull load from {backend} ({n} numbers): {:.2} s as the follower does it (goal <= 5 s); apart: reading the pages {:.2} s, the snapshot's part {:.2} s",
         full.as_secs_f64(),
         reading.as_secs_f64(),
         loading.as_secs_f64()

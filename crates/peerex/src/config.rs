@@ -247,15 +247,8 @@ impl Config {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((creds, host)) = rest.rsplit_once('@') else { return url.to_owned() };
-    match creds.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db` (and `?password=` too).
+pub use store::redact_url;
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -273,11 +266,8 @@ impl fmt::Debug for Config {
             .field("http", &self.http)
             .field("numbers", &self.numbers)
             .field("mail", &self.mail)
-            .field("webhooks.allow_private_targets", &self.webhooks.allow_private_targets)
-            .field(
-                "webhooks.secret_key",
-                &if self.webhooks.secret_key.is_empty() { "" } else { "***" },
-            )
+            .field("webhooks", &self.webhooks)
+            .field("routing", &self.routing)
             .finish()
     }
 }
@@ -293,8 +283,21 @@ mod tests {
             "postgres://peerex:***@db/peerex"
         );
         assert_eq!(redact_url("sqlite://peerex-data/peerex.db"), "sqlite://peerex-data/peerex.db");
-        let c = Config { database_url: "postgres://u:topsecret@h/d".into(), ..Config::default() };
-        assert!(!format!("{c:?}").contains("topsecret"));
+        let mut c =
+            Config { database_url: "postgres://u:topsecret@h/d".into(), ..Config::default() };
+        c.routing.http_secret = "lookup-bearer-secret".into();
+        c.routing.report_database_url = "postgres://route:primary-pw@central/peerex".into();
+        c.routing.sip_listen = "0.0.0.0:5060".into();
+        // `peerex config show` prints this: every section, no secret.
+        let shown = format!("{c:#?}");
+        for secret in ["topsecret", "lookup-bearer-secret", "primary-pw"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for setting in
+            ["0.0.0.0:5060", "postgres://route:***@central/peerex", "http_secret: \"***\""]
+        {
+            assert!(shown.contains(setting), "{setting} not in {shown}");
+        }
         let webhooks = crate::webhooks_cmd::WebhooksConfig {
             secret_key: "k1:c2VjcmV0LWtleQ==".into(),
             old_secret_keys: vec!["k0:b2xkLWtleQ==".into()],

@@ -70,6 +70,9 @@ pub async fn run(app: &App, args: ReconcileArgs) -> anyhow::Result<()> {
             None => String::new(),
         };
         println!("{}: {what}{recorded}", c.scope);
+        for note in &c.notes {
+            println!("  note: {note}");
+        }
     }
     let findings: Vec<_> = report.findings().collect();
     if findings.is_empty() {

@@ -209,7 +209,8 @@ impl Routing {
 }
 
 /// `[routing]` in peerex's configuration. Each listener is off while its address is empty.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// `Debug` (what `peerex config show` prints) hides the lookup secret and the primary's password.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingConfig {
     /// Address of the route-lookup HTTP API, e.g. "127.0.0.1:8081".
@@ -309,6 +310,62 @@ impl Default for RoutingConfig {
             report_database_url: String::new(),
             instance_name: String::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for RoutingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so a setting added later cannot be left out (or printed unredacted) unseen.
+        let RoutingConfig {
+            http_listen,
+            sip_listen,
+            http_secret,
+            trusted_proxies,
+            country_code,
+            national_prefix,
+            international_prefix,
+            check_seconds,
+            emergency_numbers,
+            sip_source_limit,
+            max_connections,
+            max_connections_per_source,
+            header_timeout_seconds,
+            idle_timeout_seconds,
+            stale_after_seconds,
+            state_dir,
+            snapshot_write_seconds,
+            query_timeout_seconds,
+            sip_threads,
+            http_threads,
+            heartbeat_seconds,
+            report_database_url,
+            instance_name,
+        } = self;
+        f.debug_struct("RoutingConfig")
+            .field("http_listen", http_listen)
+            .field("sip_listen", sip_listen)
+            .field("http_secret", &if http_secret.is_empty() { "" } else { "***" })
+            .field("trusted_proxies", trusted_proxies)
+            .field("country_code", country_code)
+            .field("national_prefix", national_prefix)
+            .field("international_prefix", international_prefix)
+            .field("check_seconds", check_seconds)
+            .field("emergency_numbers", emergency_numbers)
+            .field("sip_source_limit", sip_source_limit)
+            .field("max_connections", max_connections)
+            .field("max_connections_per_source", max_connections_per_source)
+            .field("header_timeout_seconds", header_timeout_seconds)
+            .field("idle_timeout_seconds", idle_timeout_seconds)
+            .field("stale_after_seconds", stale_after_seconds)
+            .field("state_dir", state_dir)
+            .field("snapshot_write_seconds", snapshot_write_seconds)
+            .field("query_timeout_seconds", query_timeout_seconds)
+            .field("sip_threads", sip_threads)
+            .field("http_threads", http_threads)
+            .field("heartbeat_seconds", heartbeat_seconds)
+            .field("report_database_url", &store::redact_url(report_database_url))
+            .field("instance_name", instance_name)
+            .finish()
     }
 }
 

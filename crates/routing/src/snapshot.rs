@@ -6,6 +6,8 @@
 //! only that shard is rebuilt (at 10 million numbers, about 2,400 of them: microseconds), so
 //! applying a change never holds the lock for work proportional to the whole snapshot and never
 //! needs a second copy of it.
+//! A full load is staged: the pages' numbers are packed into a list (12 bytes each), counted by
+//! shard, and each shard is made once at its final size, so no shard is rebuilt while loading.
 //! Customers and trunks are small tables beside it.
 
 use domain::routing::{
@@ -120,6 +122,35 @@ fn slots_for(len: usize) -> usize {
     }
 }
 
+/// Puts the entries of `staged` whose shard is among `shards` (numbered from `first`) in them, in
+/// the list's order (a number given twice keeps its last value), each shard first sized for all
+/// it will hold; how many numbers were new.
+fn fill_shards(shards: &mut [Shard], first: usize, staged: &[Slot]) -> usize {
+    let mine = first..first + shards.len();
+    let mut counts = vec![0usize; shards.len()];
+    for e in staged {
+        let at = shard_of(mix(e.key()));
+        if mine.contains(&at) {
+            counts[at - first] += 1;
+        }
+    }
+    for (shard, count) in shards.iter_mut().zip(counts) {
+        let cap = slots_for(shard.len as usize + count);
+        if count > 0 && cap > shard.slots.len() {
+            shard.rebuild(cap);
+        }
+    }
+    let mut added = 0;
+    for e in staged {
+        let (key, h) = (e.key(), mix(e.key()));
+        let at = shard_of(h);
+        if mine.contains(&at) {
+            added += usize::from(shards[at - first].insert(key, h, e.value));
+        }
+    }
+    added
+}
+
 impl Shard {
     /// The slot a key with hash `h` would sit in with no collisions (multiply-shift over the bits
     /// below the shard's: any table size, not only powers of two).
@@ -224,6 +255,11 @@ pub struct Snapshot {
     customers: Vec<Customer>,
     customer_index: HashMap<CustomerId, u32>,
     trunks: Vec<Arc<Trunk>>,
+    /// Numbers a full load has packed and [`Snapshot::finish_load`] has not yet put in shards.
+    staged: Vec<Slot>,
+    /// The customer [`Snapshot::pack`] looked up last, with its packed index: a page in E.164
+    /// order holds long runs of one customer's numbers.
+    last_customer: Option<(CustomerId, u32)>,
     /// The highest change id applied.
     pub generation: i64,
 }
@@ -236,6 +272,8 @@ impl Default for Snapshot {
             customers: Vec::new(),
             customer_index: HashMap::new(),
             trunks: Vec::new(),
+            staged: Vec::new(),
+            last_customer: None,
             generation: 0,
         }
     }
@@ -252,6 +290,8 @@ pub fn e164_key(digits: &str) -> Option<u64> {
 impl Snapshot {
     /// Replaces customers and trunks (they are small; any change to them reloads both).
     pub fn set_customers(&mut self, customers: Vec<RoutingCustomer>, trunks: Vec<ZoomTrunk>) {
+        // A customer packed as unknown may be known now.
+        self.last_customer = None;
         self.trunks = trunks
             .into_iter()
             .map(|t| {
@@ -296,25 +336,60 @@ impl Snapshot {
         self.customer_index.contains_key(&id)
     }
 
-    fn pack(&self, f: &NumberFacts) -> u32 {
-        let customer = f.customer.and_then(|c| self.customer_index.get(&c)).map_or(0, |i| i + 1);
+    fn pack(&mut self, f: &NumberFacts) -> u32 {
+        let customer = match f.customer {
+            None => 0,
+            Some(c) => match self.last_customer {
+                Some((last, packed)) if last == c => packed,
+                _ => {
+                    let packed = self.customer_index.get(&c).map_or(0, |i| i + 1);
+                    self.last_customer = Some((c, packed));
+                    packed
+                }
+            },
+        };
         state_code(f.state) | (customer << 4)
     }
 
-    /// Adds numbers during a full load; call [`Snapshot::finish_load`] after the last. A number
-    /// given twice keeps the last value.
+    /// Adds numbers during a full load: packed and staged, in no shard yet (lookups do not see
+    /// them) until [`Snapshot::finish_load`], to be called after the last page. A number given
+    /// twice keeps the last value.
     pub fn load(&mut self, facts: &[NumberFacts]) {
+        self.staged.reserve(facts.len());
         for f in facts {
-            if let Some(k) = e164_key(f.e164.as_str()) {
-                let v = self.pack(f);
-                self.insert(k, v);
+            match e164_key(f.e164.as_str()) {
+                Some(k) if k != 0 => {
+                    let v = self.pack(f);
+                    self.staged.push(Slot::new(k, v));
+                }
+                _ => {}
             }
         }
     }
 
-    /// Brings every shard the load left less than 2/3 full back to 3/4 (a shard grows by 8/5
-    /// while it loads), one shard at a time.
+    /// Puts the staged numbers in their shards, each shard made once at 3/4 full for what it
+    /// will hold (on every core: each thread builds its own range of shards from the whole list);
+    /// then brings every shard left less than 2/3 full back to 3/4, one at a time.
     pub fn finish_load(&mut self) {
+        let staged = std::mem::take(&mut self.staged);
+        if !staged.is_empty() {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+            let per_thread = SHARDS.div_ceil(threads);
+            let added: usize = std::thread::scope(|scope| {
+                let staged = &staged;
+                let builders: Vec<_> = self
+                    .shards
+                    .chunks_mut(per_thread)
+                    .enumerate()
+                    .map(|(t, shards)| {
+                        scope.spawn(move || fill_shards(shards, t * per_thread, staged))
+                    })
+                    .collect();
+                builders.into_iter().map(|b| b.join().expect("a shard builder panicked")).sum()
+            });
+            self.len += added;
+        }
+        drop(staged);
         for shard in self.shards.iter_mut() {
             let (len, cap) = (shard.len as usize, shard.slots.len());
             if len * 3 < cap * 2 && slots_for(len) < cap {
@@ -694,7 +769,8 @@ mod tests {
     fn a_change_rebuilds_at_most_one_shard() {
         let mut s = Snapshot::default();
         let ids = customers(&mut s, 10);
-        s.load(&mixed_numbers(400_000, &ids));
+        // Small shards (about 10 numbers), so that a few thousand changes make some of them grow.
+        s.load(&mixed_numbers(40_000, &ids));
         s.finish_load();
         let where_ = |s: &Snapshot| -> Vec<(usize, usize)> {
             s.shards.iter().map(|sh| (sh.slots.as_ptr() as usize, sh.slots.len())).collect()
@@ -715,5 +791,53 @@ mod tests {
         let average = s.len() / SHARDS;
         let largest = s.shards.iter().map(|sh| sh.slots.len()).max().unwrap();
         assert!(largest < 2 * average + 64, "largest shard {largest} slots, average {average}");
+    }
+
+    /// A full load makes each shard once, at 3/4 full for what it holds (numbers given twice
+    /// counted once, the last value kept); the numbers are seen only once the load is finished.
+    #[test]
+    fn a_load_sizes_each_shard_once_and_keeps_the_last_value() {
+        let mut s = Snapshot::default();
+        let ids = customers(&mut s, 10);
+        let numbers = mixed_numbers(200_000, &ids);
+        s.load(&numbers[..120_000]);
+        assert_eq!(s.len(), 0, "not in the shards before the load finishes");
+        assert_eq!(s.packed(e164_key(numbers[0].e164.as_str()).unwrap()), None);
+        // The next page repeats 1,000 numbers with another state: the later one is kept.
+        let repeated: Vec<NumberFacts> = numbers[..1_000]
+            .iter()
+            .map(|f| facts(f.e164.as_str(), NumberState::Porting, f.customer))
+            .collect();
+        s.load(&repeated);
+        s.load(&numbers[120_000..]);
+        s.finish_load();
+        assert_eq!(s.len(), 200_000);
+        for (i, f) in numbers.iter().enumerate() {
+            let want = if i < 1_000 { NumberState::Porting } else { f.state };
+            assert_eq!(s.number_state(e164_key(f.e164.as_str()).unwrap()), Some(want), "{i}");
+        }
+        // Each shard sized once for what the load gave it (a number given twice counted twice).
+        let mut given = vec![0usize; SHARDS];
+        for f in numbers.iter().chain(&repeated) {
+            given[shard_of(mix(e164_key(f.e164.as_str()).unwrap()))] += 1;
+        }
+        for (sh, given) in s.shards.iter().zip(given) {
+            assert_eq!(sh.slots.len(), slots_for(given), "a shard of {} sized once", sh.len);
+        }
+        // A customer unknown when a number was packed, then known: later numbers carry it.
+        let late = CustomerId::new();
+        s.load(&[facts("+4420000001", NumberState::Active, Some(late))]);
+        s.finish_load();
+        assert_eq!(s.packed(4_420_000_001).map(|v| v >> 4), Some(0), "unknown customer");
+        let mut all: Vec<RoutingCustomer> = ids
+            .iter()
+            .chain([&late])
+            .map(|c| RoutingCustomer { id: *c, trunk: None, app_removed: false })
+            .collect();
+        s.set_customers(std::mem::take(&mut all), vec![]);
+        s.load(&[facts("+4420000002", NumberState::Active, Some(late))]);
+        s.finish_load();
+        assert_eq!(s.packed(4_420_000_002).map(|v| v >> 4), Some(11), "the 11th customer");
+        assert_eq!(s.len(), 200_002);
     }
 }

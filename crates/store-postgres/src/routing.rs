@@ -2,9 +2,11 @@
 //! customers' routing facts are shared: `store-sql/routing_facts.rs`). Its triggers
 //! `NOTIFY peerex_routing` at commit, which every instance's snapshot LISTENs to.
 
+use crate::shared::routing_facts::FactsRow;
 use crate::{PgStore, Result};
-use domain::routing::{FeedRead, Heartbeat};
+use domain::routing::{FeedRead, Heartbeat, NumberFacts};
 use domain::PhoneNumber;
+use uuid::Uuid;
 
 /// Listens for `NOTIFY peerex_routing`, which the `routing_changes` triggers send at commit.
 pub const ROUTING_CHANNEL: &str = "peerex_routing";
@@ -117,5 +119,26 @@ impl PgStore {
         .execute(&self.pool)
         .await?
         .rows_affected())
+    }
+}
+
+impl PgStore {
+    /// Every number that is not `available` (those decide like unknown ones), in E.164 order after
+    /// `after` (from the first when `None`), at most `limit`.
+    pub async fn routing_numbers(
+        &self,
+        after: Option<&PhoneNumber>,
+        limit: i64,
+    ) -> Result<Vec<NumberFacts>> {
+        let after = after.map_or("", PhoneNumber::as_str);
+        let rows = sqlx::query_as!(
+            FactsRow,
+            r#"SELECT e164 AS "e164!", state AS "state!", customer_id AS "customer_id?: Uuid", reason AS "reason?" FROM numbers WHERE state <> 'available' AND e164 > $1 ORDER BY e164 LIMIT $2"#,
+            after,
+            limit
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(FactsRow::into_facts).collect()
     }
 }

@@ -33,7 +33,7 @@ const IMPORT_SLICE: usize = 25 * ROWS_PER_STATEMENT;
 
 /// Runs SQLite work that takes a while on this thread, telling a multi-threaded runtime to move its
 /// other tasks elsewhere meanwhile (a current-thread runtime, as in tests, just runs it).
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
@@ -218,7 +218,7 @@ impl DatabaseError for BulkError {
     }
 }
 
-fn from_rusqlite(e: rusqlite::Error) -> sqlx::Error {
+pub(crate) fn from_rusqlite(e: rusqlite::Error) -> sqlx::Error {
     match e {
         rusqlite::Error::SqliteFailure(failure, message) => {
             sqlx::Error::Database(Box::new(BulkError {

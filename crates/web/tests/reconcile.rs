@@ -35,6 +35,7 @@ on_both!(
     a_job_waiting_past_the_threshold_raises_the_alarm,
     the_carrier_wide_listing_finds_what_no_account_listing_shows,
     the_carrier_cycle_compares_nothing_when_zoom_fails_mid_listing,
+    a_linked_account_whose_number_zoom_will_not_give_holds_up_no_other,
     a_long_cycle_keeps_its_lease_and_one_that_lost_it_records_nothing,
     a_number_event_from_zoom_brings_the_accounts_cycle_forward,
     a_person_confirms_removing_an_unsold_number_and_releasing_a_returned_one,
@@ -782,6 +783,44 @@ async fn the_carrier_wide_listing_finds_what_no_account_listing_shows(db: Db) {
     let r = carrier.reconcile(&req).await.unwrap();
     assert!(r.findings().next().is_none(), "{r:?}");
     assert!(open(&t).await.is_empty());
+}
+
+/// A link made before peerex kept the account's number learns it on the carrier cycle; while Zoom
+/// will not give it, that customer's numbers are left to its own cycle (and the cycle says so), and
+/// every other finding of the carrier's listing is still made.
+async fn a_linked_account_whose_number_zoom_will_not_give_holds_up_no_other(db: Db) {
+    use FindingKind::*;
+    let t = ZoomApp::spawn(db).await;
+    acme_with_active_numbers(&t, 3).await;
+    let acme_account = domain::ZoomAccountId::parse(demo::ACME_ACCOUNT_ID).unwrap();
+    t.store().set_link_account_number(&acme_account, "").await.unwrap();
+    let carrier = carrier_instance(&t);
+    let req = ReconcileRequest::default();
+    // The carrier's staff put a number peerex does not have in the carrier's own account.
+    provider_portal_import(&t, UNKNOWN).await;
+    sim_patch(&t, UNKNOWN, json!({ "account_id": demo::CARRIER_ACCOUNT_ID })).await;
+    fault(&t, json!({ "path": "/v2/users/me", "method": "GET", "status": 503, "count": 50 })).await;
+
+    let r = carrier.reconcile(&req).await.unwrap();
+    let c = carrier_cycle(&r);
+    assert_eq!((&c.outcome, c.listed), (&Outcome::Complete, 4), "{r:?}");
+    // Acme's three numbers, in an account no known number names, are not called misplaced.
+    assert_eq!(cycle_findings(c), [(UnknownToPeerex, UNKNOWN.to_owned())], "{r:?}");
+    assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
+    assert!(c.notes[0].contains(demo::ACME_ACCOUNT_ID), "{}", c.notes[0]);
+
+    // Zoom answers again: the number is learnt and kept, and the cycle has nothing to note.
+    sim_send(&t, reqwest::Method::DELETE, "/_sim/faults").await;
+    t.clock().advance(time::Duration::minutes(1));
+    let r = carrier.reconcile(&req).await.unwrap();
+    let c = carrier_cycle(&r);
+    assert_eq!(cycle_findings(c), [(UnknownToPeerex, UNKNOWN.to_owned())], "{r:?}");
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+    let kept = t.store().live_link_numbers().await.unwrap();
+    assert!(
+        matches!(&kept[..], [(_, a, Some(n))] if a == &acme_account && !n.is_empty()),
+        "{kept:?}"
+    );
 }
 
 async fn the_carrier_cycle_compares_nothing_when_zoom_fails_mid_listing(db: Db) {
