@@ -123,8 +123,7 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// Every number that is not `available` (those decide like unknown ones), in E.164 order after
-    /// `after` (from the first when `None`), at most `limit`.
+    /// A page of the routing snapshot's full load (see `Store::routing_numbers`).
     pub async fn routing_numbers(
         &self,
         after: Option<&PhoneNumber>,
