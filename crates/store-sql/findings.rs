@@ -97,6 +97,7 @@ impl DialectStore {
         scope: &str,
         zoom_account: Option<&str>,
         seen: &[Seen],
+        spared: &[Uuid],
         cycle: Uuid,
         now: OffsetDateTime,
     ) -> Result<Recorded> {
@@ -152,16 +153,26 @@ impl DialectStore {
         // One whose repair was queued is gone because of it: it says who repaired it.
         // id, kind, subject, customer, who closed it.
         type Closed = (Uuid, String, String, Option<Uuid>, Option<String>);
-        let closed: Vec<Closed> = sqlx::query_as(
-            "UPDATE findings SET resolved_at = $1, resolved_by = CASE WHEN repair_state = 'queued' THEN 'repaired by ' || repaired_by ELSE $2 END, repair_state = CASE WHEN repair_state = 'queued' THEN 'repaired' ELSE repair_state END, version = version + 1 WHERE scope = $3 AND resolved_at IS NULL AND seen_in <> $4 \
-             RETURNING id, kind, subject, customer_id, resolved_by",
-        )
-        .bind(now)
-        .bind(NO_LONGER_SEEN)
-        .bind(scope)
-        .bind(cycle)
-        .fetch_all(&mut *tx)
-        .await?;
+        // Findings of the `spared` customers' numbers were not judged this cycle: they stay as they are.
+        let mut close = QueryBuilder::<Db>::new("UPDATE findings SET resolved_at = ");
+        close
+            .push_bind(now)
+            .push(", resolved_by = CASE WHEN repair_state = 'queued' THEN 'repaired by ' || repaired_by ELSE ")
+            .push_bind(NO_LONGER_SEEN)
+            .push(" END, repair_state = CASE WHEN repair_state = 'queued' THEN 'repaired' ELSE repair_state END, version = version + 1 WHERE scope = ")
+            .push_bind(scope)
+            .push(" AND resolved_at IS NULL AND seen_in <> ")
+            .push_bind(cycle);
+        if !spared.is_empty() {
+            close.push(" AND (customer_id IS NULL OR customer_id NOT IN (");
+            let mut sep = close.separated(", ");
+            for c in spared {
+                sep.push_bind(*c);
+            }
+            close.push("))");
+        }
+        close.push(" RETURNING id, kind, subject, customer_id, resolved_by");
+        let closed: Vec<Closed> = close.build_query_as().fetch_all(&mut *tx).await?;
         out.closed = closed.len() as u64;
         // Opened and closed findings are told to the carrier's systems.
         for (id, kind, subject, customer, by) in closed {

@@ -158,6 +158,9 @@ pub struct Cycle {
     /// carrier-wide listing could not attribute).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Customers whose numbers the cycle could not judge: their open findings stay open.
+    #[serde(skip)]
+    pub spared: Vec<CustomerId>,
 }
 
 /// A finding as one cycle saw it.
@@ -387,6 +390,7 @@ impl App {
             findings: Vec::new(),
             recorded: None,
             notes: Vec::new(),
+            spared: Vec::new(),
         };
         let owner = uuid::Uuid::now_v7().to_string();
         if !dry_run {
@@ -420,8 +424,10 @@ impl App {
                 cycle.findings = seen.iter().map(SeenOut::from).collect();
                 if !dry_run {
                     let (id, now) = (uuid::Uuid::now_v7(), self.now());
-                    let recorded =
-                        self.store.record_findings(&scope, account, &seen, id, now).await;
+                    let recorded = self
+                        .store
+                        .record_findings(&scope, account, &seen, &cycle.spared, id, now)
+                        .await;
                     match recorded {
                         Ok(r) => {
                             cycle.recorded = Some(r);
@@ -629,6 +635,7 @@ impl App {
                             "the number of linked Zoom account {account} is not known yet ({e}): its customer's numbers were left to the account's own cycle"
                         ));
                         unattributed.insert(customer);
+                        cycle.spared.push(customer);
                         continue;
                     }
                 },
@@ -639,7 +646,8 @@ impl App {
             let label = match n.customer_account_number.as_deref() {
                 Some(a) => match by_number.get(a) {
                     Some((_, account)) => account.as_str().to_owned(),
-                    None => format!("no. {a} (not linked)"),
+                    None if unattributed.is_empty() => format!("no. {a} (not linked)"),
+                    None => format!("no. {a} (not a linked account whose number is known)"),
                 },
                 None => "(no account number)".to_owned(),
             };
@@ -745,6 +753,7 @@ impl App {
             findings: Vec::new(),
             recorded: None,
             notes: Vec::new(),
+            spared: Vec::new(),
         };
         if dry_run {
             cycle.outcome = Outcome::Skipped(
@@ -784,7 +793,7 @@ impl App {
             cycle.findings = seen.iter().map(SeenOut::from).collect();
             let recorded = self
                 .store
-                .record_findings(ROUTING_SCOPE, None, &seen, uuid::Uuid::now_v7(), now)
+                .record_findings(ROUTING_SCOPE, None, &seen, &[], uuid::Uuid::now_v7(), now)
                 .await?;
             cycle.recorded = Some(recorded);
             Ok::<_, store::DbError>(())

@@ -377,15 +377,30 @@ impl Snapshot {
             let per_thread = SHARDS.div_ceil(threads);
             let added: usize = std::thread::scope(|scope| {
                 let staged = &staged;
-                let builders: Vec<_> = self
-                    .shards
-                    .chunks_mut(per_thread)
-                    .enumerate()
-                    .map(|(t, shards)| {
-                        scope.spawn(move || fill_shards(shards, t * per_thread, staged))
-                    })
-                    .collect();
-                builders.into_iter().map(|b| b.join().expect("a shard builder panicked")).sum()
+                let mut added = 0;
+                let mut builders = Vec::new();
+                for (t, shards) in self.shards.chunks_mut(per_thread).enumerate() {
+                    // A thread the system refuses: that range is built here instead.
+                    let first = t * per_thread;
+                    let mine = Arc::new(std::sync::Mutex::new(Some(shards)));
+                    let theirs = Arc::clone(&mine);
+                    let build = move || {
+                        let taken = theirs.lock().map(|mut s| s.take()).unwrap_or(None);
+                        taken.map_or(0, |s| fill_shards(s, first, staged))
+                    };
+                    match std::thread::Builder::new().spawn_scoped(scope, build) {
+                        Ok(b) => builders.push(b),
+                        Err(_) => {
+                            let taken = mine.lock().map(|mut s| s.take()).unwrap_or(None);
+                            added += taken.map_or(0, |s| fill_shards(s, first, staged));
+                        }
+                    }
+                }
+                added
+                    + builders
+                        .into_iter()
+                        .map(|b| b.join().expect("a shard builder panicked"))
+                        .sum::<usize>()
             });
             self.len += added;
         }
@@ -412,6 +427,7 @@ impl Snapshot {
     /// Applies a changed number (`facts`), or its absence (`None`: made available or gone): in
     /// place, in the number's shard; at worst that one shard is rebuilt.
     pub fn apply(&mut self, key: u64, facts: Option<&NumberFacts>) {
+        debug_assert!(self.staged.is_empty(), "a change applied during a full load would be lost");
         match facts {
             Some(f) if f.state != NumberState::Available => {
                 let v = self.pack(f);

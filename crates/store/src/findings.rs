@@ -66,17 +66,20 @@ impl Store {
     }
 
     /// Records one cycle of `scope` in one transaction: opens new findings, keeps the ones seen
-    /// again, closes the scope's open ones not seen by `cycle`.
+    /// again, closes the scope's open ones not seen by `cycle`, except those of the `spared`
+    /// customers (whose numbers the cycle could not judge).
     pub async fn record_findings(
         &self,
         scope: &str,
         zoom_account: Option<&ZoomAccountId>,
         seen: &[Seen],
+        spared: &[CustomerId],
         cycle: Uuid,
         now: OffsetDateTime,
     ) -> Result<Recorded> {
         let account = zoom_account.map(ZoomAccountId::as_str);
-        dispatch!(self.record_findings(scope, account, seen, cycle, now))
+        let spared: Vec<Uuid> = spared.iter().map(|c| c.as_uuid()).collect();
+        dispatch!(self.record_findings(scope, account, seen, &spared, cycle, now))
     }
 
     /// Open findings per kind, every kind included (0 when none).

@@ -43,15 +43,16 @@ async fn a_cycle_opens_keeps_and_closes_the_findings_of_its_scope(store: Store) 
         seen(FindingKind::WrongTrunk, "+15550100002"),
         seen(FindingKind::UnknownToPeerex, "+15550100003"),
     ];
-    let r = store.record_findings(a, Some(&acct), &first, Uuid::now_v7(), t0()).await.unwrap();
+    let r = store.record_findings(a, Some(&acct), &first, &[], Uuid::now_v7(), t0()).await.unwrap();
     assert_eq!((r.opened, r.still_open, r.closed), (3, 0, 0));
     // Another scope's findings are not this one's to close.
     let other = [seen(FindingKind::RoutingBehind, "instance-1")];
-    store.record_findings("routing", None, &other, Uuid::now_v7(), t0()).await.unwrap();
+    store.record_findings("routing", None, &other, &[], Uuid::now_v7(), t0()).await.unwrap();
 
     // The same clock reading: only the cycle tells old sightings from new ones.
     let second = [first[0].clone(), first[2].clone()];
-    let r = store.record_findings(a, Some(&acct), &second, Uuid::now_v7(), t0()).await.unwrap();
+    let r =
+        store.record_findings(a, Some(&acct), &second, &[], Uuid::now_v7(), t0()).await.unwrap();
     assert_eq!((r.opened, r.still_open, r.closed), (0, 2, 1));
     assert_eq!(
         open(&store).await,
@@ -71,7 +72,7 @@ async fn a_cycle_opens_keeps_and_closes_the_findings_of_its_scope(store: Store) 
 
     // Seen again later: first seen stays, last seen moves.
     let later = t0() + Duration::minutes(15);
-    store.record_findings(a, Some(&acct), &second, Uuid::now_v7(), later).await.unwrap();
+    store.record_findings(a, Some(&acct), &second, &[], Uuid::now_v7(), later).await.unwrap();
     let gone = store
         .list_findings(&FindingQuery {
             kind: Some(FindingKind::GoneFromZoom),
@@ -84,7 +85,8 @@ async fn a_cycle_opens_keeps_and_closes_the_findings_of_its_scope(store: Store) 
     assert_eq!((gone[0].first_seen, gone[0].last_seen), (t0(), later));
 
     // The drift comes back after it was closed: a new finding, the old one stays closed.
-    let r = store.record_findings(a, Some(&acct), &first, Uuid::now_v7(), later).await.unwrap();
+    let r =
+        store.record_findings(a, Some(&acct), &first, &[], Uuid::now_v7(), later).await.unwrap();
     assert_eq!((r.opened, r.still_open, r.closed), (1, 2, 0));
     let trunk = FindingQuery { kind: Some(FindingKind::WrongTrunk), ..Default::default() };
     assert_eq!(store.list_findings(&trunk).await.unwrap().len(), 2);
@@ -116,6 +118,7 @@ async fn racing_cycles_leave_one_open_finding_per_kind_and_number(store: Store) 
                             "account:acct-a",
                             Some(&acct),
                             &findings,
+                            &[],
                             Uuid::now_v7(),
                             t0() + Duration::minutes(round),
                         )

@@ -792,29 +792,42 @@ async fn a_linked_account_whose_number_zoom_will_not_give_holds_up_no_other(db: 
     use FindingKind::*;
     let t = ZoomApp::spawn(db).await;
     acme_with_active_numbers(&t, 3).await;
-    let acme_account = domain::ZoomAccountId::parse(demo::ACME_ACCOUNT_ID).unwrap();
-    t.store().set_link_account_number(&acme_account, "").await.unwrap();
     let carrier = carrier_instance(&t);
     let req = ReconcileRequest::default();
+    // Found while Acme's account number is known: one of its numbers moved to the carrier's account.
+    sim_patch(&t, &n(0), json!({ "account_id": demo::CARRIER_ACCOUNT_ID })).await;
+    let r = carrier.reconcile(&req).await.unwrap();
+    assert_eq!(cycle_findings(carrier_cycle(&r)), [(OtherAccount, n(0))], "{r:?}");
+
+    // The link forgets its number (as links made before peerex kept it), and Zoom will not say it.
+    let acme_account = domain::ZoomAccountId::parse(demo::ACME_ACCOUNT_ID).unwrap();
+    t.store().set_link_account_number(&acme_account, "").await.unwrap();
     // The carrier's staff put a number peerex does not have in the carrier's own account.
     provider_portal_import(&t, UNKNOWN).await;
     sim_patch(&t, UNKNOWN, json!({ "account_id": demo::CARRIER_ACCOUNT_ID })).await;
     fault(&t, json!({ "path": "/v2/users/me", "method": "GET", "status": 503, "count": 50 })).await;
+    t.clock().advance(time::Duration::minutes(1));
 
     let r = carrier.reconcile(&req).await.unwrap();
     let c = carrier_cycle(&r);
     assert_eq!((&c.outcome, c.listed), (&Outcome::Complete, 4), "{r:?}");
-    // Acme's three numbers, in an account no known number names, are not called misplaced.
+    // Acme's numbers, in accounts no known number names, are not judged; the rest is.
     assert_eq!(cycle_findings(c), [(UnknownToPeerex, UNKNOWN.to_owned())], "{r:?}");
     assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
     assert!(c.notes[0].contains(demo::ACME_ACCOUNT_ID), "{}", c.notes[0]);
+    // What was found of Acme's numbers before stays open: not judged is not put right.
+    let still = open(&t).await;
+    assert!(still.contains(&(OtherAccount, n(0))), "{still:?}");
+    assert!(still.contains(&(UnknownToPeerex, UNKNOWN.to_owned())), "{still:?}");
 
-    // Zoom answers again: the number is learnt and kept, and the cycle has nothing to note.
+    // Zoom answers again: the number is learnt and kept, and Acme's numbers are judged again.
     sim_send(&t, reqwest::Method::DELETE, "/_sim/faults").await;
     t.clock().advance(time::Duration::minutes(1));
     let r = carrier.reconcile(&req).await.unwrap();
     let c = carrier_cycle(&r);
-    assert_eq!(cycle_findings(c), [(UnknownToPeerex, UNKNOWN.to_owned())], "{r:?}");
+    let mut expected = vec![(OtherAccount, n(0)), (UnknownToPeerex, UNKNOWN.to_owned())];
+    expected.sort();
+    assert_eq!(cycle_findings(c), expected, "{r:?}");
     assert!(c.notes.is_empty(), "{:?}", c.notes);
     let kept = t.store().live_link_numbers().await.unwrap();
     assert!(
