@@ -809,8 +809,9 @@ mod tests {
         assert!(largest < 2 * average + 64, "largest shard {largest} slots, average {average}");
     }
 
-    /// A full load makes each shard once, at 3/4 full for what it holds (numbers given twice
-    /// counted once, the last value kept); the numbers are seen only once the load is finished.
+    /// A full load makes each shard once, at 3/4 full for what the load gave it (a number given
+    /// twice keeps its last value, and counts twice in the sizing); the numbers are seen only once
+    /// the load is finished.
     #[test]
     fn a_load_sizes_each_shard_once_and_keeps_the_last_value() {
         let mut s = Snapshot::default();
