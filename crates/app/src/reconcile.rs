@@ -621,7 +621,6 @@ impl App {
         // now (Zoom refuses its token, or fails) does not hold up the rest: its customer's numbers
         // are left to its own cycle, as Zoom's carrier listing cannot tell which account is its.
         let mut by_number: HashMap<String, (CustomerId, ZoomAccountId)> = HashMap::new();
-        let mut unattributed: HashSet<CustomerId> = HashSet::new();
         for (customer, account, number) in self.store.live_link_numbers().await? {
             let number = match number.filter(|n| !n.trim().is_empty()) {
                 Some(n) => n,
@@ -634,7 +633,6 @@ impl App {
                         cycle.notes.push(format!(
                             "the number of linked Zoom account {account} is not known yet ({e}): its customer's numbers were left to the account's own cycle"
                         ));
-                        unattributed.insert(customer);
                         cycle.spared.push(customer);
                         continue;
                     }
@@ -642,6 +640,7 @@ impl App {
             };
             by_number.insert(number, (customer, account));
         }
+        let unattributed: HashSet<CustomerId> = cycle.spared.iter().copied().collect();
         let keep = |n: zoom::PeeringNumber| {
             let label = match n.customer_account_number.as_deref() {
                 Some(a) => match by_number.get(a) {

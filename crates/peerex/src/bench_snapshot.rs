@@ -99,11 +99,15 @@ impl Numbers {
         NumberFacts {
             e164: PhoneNumber::from_trusted(format!("+{}", self.key(i))),
             state,
-            customer: (state != NumberState::Aging)
-                .then(|| customers[(i / 100) as usize % customers.len()]),
+            customer: customer_of(i).map(|c| customers[c]),
             reason: None,
         }
     }
+}
+
+/// Which of the [`CUSTOMERS`] holds the `i`th number, in blocks of 100; none while it is aging.
+fn customer_of(i: u64) -> Option<usize> {
+    (state_of(i) != NumberState::Aging).then_some((i / 100) as usize % CUSTOMERS)
 }
 
 /// 85% active, 5% each suspended, released (aging, no customer) and porting.
@@ -511,8 +515,7 @@ async fn from_sqlite_in(dir: &std::path::Path, numbers: &Numbers, n: u64) -> any
             )?;
             for i in 0..numbers.total {
                 let state = state_of(i);
-                let customer = (state != NumberState::Aging)
-                    .then(|| ids[(i / 100) as usize % ids.len()].as_bytes().to_vec());
+                let customer = customer_of(i).map(|c| ids[c].as_bytes().to_vec());
                 insert.execute(rusqlite::params![
                     &uuid::Uuid::now_v7().as_bytes()[..],
                     format!("+{}", numbers.key(i)),
@@ -557,10 +560,7 @@ async fn from_postgres(base: &str, numbers: &Numbers, n: u64) -> anyhow::Result<
     let mut buf = String::with_capacity(1 << 21);
     for i in 0..numbers.total {
         let state = state_of(i);
-        let customer = match state {
-            NumberState::Aging => "\\N".to_owned(),
-            _ => ids[(i / 100) as usize % ids.len()].to_string(),
-        };
+        let customer = customer_of(i).map_or_else(|| "\\N".to_owned(), |c| ids[c].to_string());
         buf.push_str(&format!(
             "{}\t+{}\t{}\t{customer}\t,bench,\t2026-01-01T00:00:00Z\n",
             uuid::Uuid::now_v7(),

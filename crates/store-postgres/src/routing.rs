@@ -120,9 +120,7 @@ impl PgStore {
         .await?
         .rows_affected())
     }
-}
 
-impl PgStore {
     /// A page of the routing snapshot's full load (see `Store::routing_numbers`).
     pub async fn routing_numbers(
         &self,

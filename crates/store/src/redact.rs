@@ -4,26 +4,21 @@
 /// every query parameter that carries one (`?password=`, `sslpassword=`, anything naming a secret
 /// or a token), as libpq and sqlx both accept a password there.
 pub fn redact_url(url: &str) -> String {
-    // The password is in the authority: after `scheme://`, up to the last `@` before the path
-    // (a password may hold `?`, `/`, `:` or `@` unencoded, the host none of them).
     let (mut out, rest) = match url.split_once("://") {
+        // The password is in the authority, before the last `@` that comes before any `?` (else the
+        // last at all: a `?` in the password); a password may hold `?`, `/`, `:` or `@`
+        // unencoded, the host none of them.
         Some((scheme, rest)) => {
-            // The last `@` before any `?`; else the last at all (a `?` in the password).
-            let before_query = rest.split('?').next().unwrap_or(rest);
-            let host_from = match before_query.rfind('@').or_else(|| rest.rfind('@')) {
-                Some(at) => at + 1,
-                None => 0,
-            };
+            let before_query = rest.split_once('?').map_or(rest, |(head, _)| head);
+            let at = before_query.rfind('@').or_else(|| rest.rfind('@'));
+            let host_from = at.map_or(0, |a| a + 1);
             let path_at = rest[host_from..].find(['/', '?']).map_or(rest.len(), |i| host_from + i);
-            let (authority, rest) = rest.split_at(path_at);
-            let authority = match authority.rsplit_once('@') {
-                Some((creds, host)) => match creds.split_once(':') {
-                    Some((user, _)) => format!("{user}:***@{host}"),
-                    None => authority.to_owned(),
-                },
-                None => authority.to_owned(),
+            let user = at.and_then(|a| rest[..a].split_once(':')).map(|(user, _)| user);
+            let authority = match user {
+                Some(user) => format!("{user}:***@{}", &rest[host_from..path_at]),
+                None => rest[..path_at].to_owned(),
             };
-            (format!("{scheme}://{authority}"), rest)
+            (format!("{scheme}://{authority}"), &rest[path_at..])
         }
         None => (String::new(), url),
     };
@@ -48,27 +43,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// Whether a query parameter carries a secret, its name read as sqlx reads it (percent-decoded).
 fn is_secret(key: &str) -> bool {
-    let mut decoded = Vec::with_capacity(key.len());
-    let bytes = key.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                decoded.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                decoded.push(b);
-                i += 1;
-            }
-        }
-    }
-    let key = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy().to_ascii_lowercase();
     ["password", "secret", "token"].iter().any(|s| key.contains(s))
 }
 
