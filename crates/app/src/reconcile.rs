@@ -276,19 +276,25 @@ impl App {
         let z = self.zoom()?;
         let mut links = self.store.live_links().await?;
         links.retain(|(customer, _)| req.customer.is_none_or(|c| c == *customer));
-        // Each account within its own budget: several at once, the carrier-wide listing (its own
-        // budget too) beside them.
-        // Boxed: a stream over a closure's futures would not be `Send` for the scheduler's task.
-        let cycles: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>> =
-            links
-                .iter()
-                .map(|(customer, account)| {
-                    let what = Compared::Account(*customer, account);
-                    Box::pin(self.reconcile_scope(z, what, req.dry_run, every)) as _
+        // Each account within its own budget: several at once, each its own task (so on every
+        // core: a listing's pages are parsed and compared as they come), the carrier-wide listing
+        // (its own budget too) beside them.
+        let (dry_run, parallel) = (req.dry_run, z.reconcile.parallel.max(1));
+        let accounts = stream::iter(links)
+            .map(|(customer, account)| {
+                let app = self.clone();
+                tokio::spawn(async move {
+                    let z = app.zoom()?;
+                    let what = Compared::Account(customer, &account);
+                    app.reconcile_scope(z, what, dry_run, every).await
                 })
-                .collect();
-        let accounts = stream::iter(cycles)
-            .buffer_unordered(z.reconcile.parallel.max(1))
+            })
+            .buffer_unordered(parallel)
+            .map(|joined| match joined {
+                Ok(cycle) => cycle,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Err(AppError::Refused("the reconciler is shutting down".into())),
+            })
             .collect::<Vec<Result<Cycle>>>();
         let carrier = async {
             match (&z.carrier, req.customer) {
@@ -478,7 +484,7 @@ impl App {
         let Some(link) = self.store.zoom_link(customer).await? else {
             return Ok(Err(Interrupted("the account's link is gone".into())));
         };
-        let keep = |n| listed(account.as_str(), n);
+        let keep = |n| Some(with_plus(n));
         let listed = match self.list_pages(z, Source::Account(&link), lease, cycle, keep).await {
             Ok(l) => l,
             Err(ZoomCallError::Db(e)) => return Err(e.into()),
@@ -488,9 +494,26 @@ impl App {
             Ok(l) => l,
             Err(i) => return Ok(Err(i)),
         };
+        // The customer's own numbers first: those Zoom lists are E.164 already (checked when they
+        // came into peerex), so only the rest are parsed, and looked up whoever holds them.
+        let mut held = self.store.held_for_reconcile(customer, &[]).await?;
+        let own: HashMap<&str, &PhoneNumber> =
+            held.iter().map(|h| (h.e164.as_str(), &h.e164)).collect();
+        let listed: Vec<Listed> = listed
+            .into_iter()
+            .filter_map(|n| {
+                let known = own.get(n.phone_number.as_str()).map(|p| (*p).clone());
+                checked(account.as_str().to_owned(), n, known)
+            })
+            .collect();
         cycle.listed = listed.len();
-        let numbers: Vec<PhoneNumber> = listed.iter().map(|l| l.e164.clone()).collect();
-        let held = self.store.held_for_reconcile(customer, &numbers).await?;
+        let others: Vec<PhoneNumber> = listed
+            .iter()
+            .filter(|l| !own.contains_key(l.e164.as_str()))
+            .map(|l| l.e164.clone())
+            .collect();
+        drop(own);
+        held.extend(self.store.held_among(&others).await?);
         let known: HashSet<&PhoneNumber> = held.iter().map(|h| &h.e164).collect();
         let observations = compare(
             Scope::Account(account.as_str()),
@@ -650,7 +673,7 @@ impl App {
                 },
                 None => "(no account number)".to_owned(),
             };
-            listed(&label, n)
+            Some((label, with_plus(n)))
         };
         let listed = match self.list_pages(z, Source::Carrier(c), lease, cycle, keep).await {
             Ok(Ok(l)) => l,
@@ -658,8 +681,18 @@ impl App {
             Err(ZoomCallError::Db(e)) => return Err(e.into()),
             Err(e) => return Ok(Err(Interrupted(e.to_string()))),
         };
-        cycle.listed = listed.len();
         let holders = self.store.number_holders().await?;
+        // A number sold to a customer is E.164 already (checked when it came into peerex).
+        let listed: Vec<Listed> = listed
+            .into_iter()
+            .filter_map(|(label, n)| {
+                let known = holders
+                    .get_key_value(n.phone_number.as_str())
+                    .map(|(e164, _)| PhoneNumber::from_trusted(e164.clone()));
+                checked(label, n, known)
+            })
+            .collect();
+        cycle.listed = listed.len();
         let customer_of: HashMap<&str, CustomerId> =
             by_number.values().map(|(c, a)| (a.as_str(), *c)).collect();
         // In a linked account and held for its customer: the account's own cycle compares it.
@@ -854,24 +887,28 @@ impl Drop for Reconciler {
     }
 }
 
-/// One number of Zoom's listing, as the comparison reads it; a number that is not E.164 is left out
-/// (and logged): peerex holds only E.164 numbers, and Zoom may drop the `+` (REFERENCE §6).
-fn listed(account: &str, n: zoom::PeeringNumber) -> Option<Listed> {
+/// A number of Zoom's listing with its `+`, which Zoom may drop (REFERENCE §6).
+fn with_plus(mut n: zoom::PeeringNumber) -> zoom::PeeringNumber {
     let raw = n.phone_number.trim();
-    let e164 = if raw.starts_with('+') { raw.to_owned() } else { format!("+{raw}") };
-    match PhoneNumber::parse(&e164) {
-        Ok(e164) => Some(Listed {
-            e164,
-            account: account.to_owned(),
-            trunk: n.sip_trunk_name,
-            active: n.active,
-            returned: n.returned,
-        }),
-        Err(e) => {
-            tracing::warn!(number = %n.phone_number, error = %e, "Zoom listed a number that is not E.164");
-            None
-        }
-    }
+    n.phone_number = if raw.starts_with('+') { raw.to_owned() } else { format!("+{raw}") };
+    n
+}
+
+/// One number of Zoom's listing (after [`with_plus`]), as the comparison reads it in `account`:
+/// `known` when peerex holds it (so it is E.164 already), parsed otherwise; a number that is not
+/// E.164 is left out (and logged): peerex holds only E.164 numbers.
+fn checked(account: String, n: zoom::PeeringNumber, known: Option<PhoneNumber>) -> Option<Listed> {
+    let e164 = match known {
+        Some(e164) => e164,
+        None => match PhoneNumber::parse(&n.phone_number) {
+            Ok(e164) => e164,
+            Err(e) => {
+                tracing::warn!(number = %n.phone_number, error = %e, "Zoom listed a number that is not E.164");
+                return None;
+            }
+        },
+    };
+    Some(Listed { e164, account, trunk: n.sip_trunk_name, active: n.active, returned: n.returned })
 }
 
 /// Which findings to repair.
@@ -1153,5 +1190,40 @@ impl App {
             let why: Vec<String> = refused.iter().map(|(n, m)| format!("{n}: {m}")).collect();
             JobEnd::Failed { error: format!("Zoom refused the repair of {}", why.join("; ")) }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zoom_lists(phone_number: &str) -> zoom::PeeringNumber {
+        zoom::PeeringNumber {
+            phone_number: phone_number.into(),
+            sip_trunk_name: Some("trunk".into()),
+            assigned: false,
+            active: true,
+            returned: false,
+            customer_account_number: None,
+            capabilities: zoom::Capabilities::default(),
+        }
+    }
+
+    fn read(phone_number: &str, known: Option<&str>) -> Option<String> {
+        let known = known.map(|k| PhoneNumber::from_trusted(k.into()));
+        checked("acct".into(), with_plus(zoom_lists(phone_number)), known)
+            .map(|l| l.e164.as_str().to_owned())
+    }
+
+    #[test]
+    fn a_listed_number_is_read_as_e164_whether_peerex_holds_it_or_not() {
+        // Not held: parsed, with the `+` Zoom may drop put back and spaces trimmed.
+        assert_eq!(read(" 15550100123 ", None).as_deref(), Some("+15550100123"));
+        assert_eq!(read("+15550100123", None).as_deref(), Some("+15550100123"));
+        // Not E.164: left out, whatever else is listed.
+        assert_eq!(read("+1555", None), None);
+        assert_eq!(read("call me", None), None);
+        // Held by peerex: the number it holds, not parsed again.
+        assert_eq!(read("+15550100123", Some("+15550100123")).as_deref(), Some("+15550100123"));
     }
 }

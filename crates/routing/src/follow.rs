@@ -10,11 +10,10 @@ use domain::PhoneNumber;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use store::{DbError, RoutingWake, Store};
 
-/// Numbers read per page during a full load.
-const LOAD_PAGE: i64 = 50_000;
 /// Changes applied per round.
 const CHANGE_PAGE: i64 = 20_000;
 /// Changes kept in the feed; an instance further behind rebuilds from the numbers.
@@ -207,6 +206,31 @@ impl Follower {
         }
     }
 
+    /// Reads every routed number into `s`. The load is one long read (one statement on
+    /// PostgreSQL), so the query timeout bounds the wait for each chunk, not the whole.
+    async fn read_numbers(&self, s: &mut Snapshot) -> Result<(), FollowError> {
+        let chunks = AtomicU64::new(0);
+        let mut sink = |facts: &[domain::routing::NumberFacts]| {
+            s.load(facts);
+            chunks.fetch_add(1, Ordering::Relaxed);
+        };
+        let read = self.store.routing_numbers_each(&mut sink);
+        tokio::pin!(read);
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                r = &mut read => return r.map(|_| ()).map_err(FollowError::from),
+                _ = tokio::time::sleep(self.options.query_timeout) => {
+                    let now = chunks.load(Ordering::Relaxed);
+                    if now == seen {
+                        return Err(FollowError::Timeout(self.options.query_timeout));
+                    }
+                    seen = now;
+                }
+            }
+        }
+    }
+
     /// Rebuilds the snapshot from the database.
     pub async fn load(&mut self) -> Result<(), FollowError> {
         let started = Instant::now();
@@ -217,15 +241,7 @@ impl Follower {
         let mut s = Snapshot::default();
         let customers = self.db(self.store.routing_customers()).await?;
         s.set_customers(customers, self.db(self.store.list_trunks()).await?);
-        let mut after = None;
-        loop {
-            let page = self.db(self.store.routing_numbers(after.as_ref(), LOAD_PAGE)).await?;
-            s.load(&page);
-            match page.last() {
-                Some(last) if page.len() as i64 == LOAD_PAGE => after = Some(last.e164.clone()),
-                _ => break,
-            }
-        }
+        self.read_numbers(&mut s).await?;
         s.finish_load();
         s.generation = head.high;
         let (n, bytes) = (s.len(), s.number_bytes());

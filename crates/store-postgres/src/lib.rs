@@ -6,6 +6,7 @@
 //! `FOR UPDATE SKIP LOCKED`, and the routing feed's LISTEN/NOTIFY. Only `store` should use this crate.
 
 mod bulk;
+mod copy;
 mod routing;
 
 use domain::{Number, NumberEvent};

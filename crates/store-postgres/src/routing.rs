@@ -2,6 +2,7 @@
 //! customers' routing facts are shared: `store-sql/routing_facts.rs`). Its triggers
 //! `NOTIFY peerex_routing` at commit, which every instance's snapshot LISTENs to.
 
+use crate::copy::{BinaryCopy, CopyError, Field};
 use crate::shared::routing_facts::FactsRow;
 use crate::{PgStore, Result};
 use domain::routing::{FeedRead, Heartbeat, NumberFacts};
@@ -121,21 +122,85 @@ impl PgStore {
         .rows_affected())
     }
 
-    /// A page of the routing snapshot's full load (see `Store::routing_numbers`).
-    pub async fn routing_numbers(
+    /// Every number that is not `available`, from one snapshot, handed to `sink` in chunks as
+    /// PostgreSQL sends them; returns how many. One `COPY ... TO STDOUT (FORMAT binary)`: the server
+    /// scans and sends while this side parses (see `copy.rs`), where the pages of
+    /// [`PgStore::routing_numbers`] left each side waiting for the other.
+    pub async fn routing_numbers_each(
         &self,
-        after: Option<&PhoneNumber>,
-        limit: i64,
-    ) -> Result<Vec<NumberFacts>> {
-        let after = after.map_or("", PhoneNumber::as_str);
-        let rows = sqlx::query_as!(
-            FactsRow,
-            r#"SELECT e164 AS "e164!", state AS "state!", customer_id AS "customer_id?: Uuid", reason AS "reason?" FROM numbers WHERE state <> 'available' AND e164 > $1 ORDER BY e164 LIMIT $2"#,
-            after,
-            limit
-        )
-        .fetch_all(self.reader())
-        .await?;
-        rows.into_iter().map(FactsRow::into_facts).collect()
+        sink: &mut (dyn FnMut(&[NumberFacts]) + Send),
+    ) -> Result<u64> {
+        let mut conn = self.reader().acquire().await?;
+        // Closed after, never pooled: a load stopped mid-COPY (its caller timed out and dropped
+        // this future, or an error) would leave the COPY's own answers for the connection's next
+        // user. A full load is rare; one connection made again costs nothing.
+        conn.close_on_drop();
+        copy_facts(&mut conn, sink).await
     }
+}
+
+/// How many numbers the full load hands its sink at a time.
+const FACTS_CHUNK: usize = 16_384;
+
+async fn copy_facts(
+    conn: &mut sqlx::PgConnection,
+    sink: &mut (dyn FnMut(&[NumberFacts]) + Send),
+) -> Result<u64> {
+    let mut stream = conn
+        .copy_out_raw(
+            "COPY (SELECT e164, state, customer_id, reason FROM numbers WHERE state <> 'available') TO STDOUT (FORMAT binary)",
+        )
+        .await?;
+    let mut copy = BinaryCopy::<4>::default();
+    let mut batch = Vec::with_capacity(FACTS_CHUNK);
+    let mut total = 0u64;
+    while let Some(bytes) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        copy.feed(&bytes?, &mut |f: &[Field<'_>; 4]| -> Result<()> {
+            batch.push(facts(f)?);
+            Ok(())
+        })?;
+        if batch.len() >= FACTS_CHUNK {
+            total += batch.len() as u64;
+            sink(&batch);
+            batch.clear();
+        }
+    }
+    copy.finish().map_err(decode)?;
+    total += batch.len() as u64;
+    sink(&batch);
+    Ok(total)
+}
+
+fn decode(e: CopyError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+impl From<CopyError> for sqlx::Error {
+    fn from(e: CopyError) -> Self {
+        decode(e)
+    }
+}
+
+/// One row of the full load's COPY: e164, state, customer_id (a uuid's 16 bytes), reason.
+fn facts(f: &[Field<'_>; 4]) -> Result<NumberFacts> {
+    let text = |i: usize, name: &str| -> Result<Option<String>> {
+        f[i].map(|b| {
+            String::from_utf8(b.to_vec())
+                .map_err(|_| decode(CopyError(format!("{name} is not UTF-8"))))
+        })
+        .transpose()
+    };
+    let missing = |name: &str| decode(CopyError(format!("{name} is NULL")));
+    let customer_id = f[2]
+        .map(|b| {
+            Uuid::from_slice(b).map_err(|_| decode(CopyError("customer_id is not a uuid".into())))
+        })
+        .transpose()?;
+    FactsRow {
+        e164: text(0, "e164")?.ok_or_else(|| missing("e164"))?,
+        state: text(1, "state")?.ok_or_else(|| missing("state"))?,
+        customer_id,
+        reason: text(3, "reason")?,
+    }
+    .into_facts()
 }

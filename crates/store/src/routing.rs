@@ -27,13 +27,14 @@ impl RoutingWake {
 
 impl Store {
     forward! {
-        /// Every number that is not `available`, in E.164 order after `after` (from the first when
-        /// `None`), at most `limit`.
-        pub async fn routing_numbers(
+        /// Every number that is not `available` (in no set order), handed to `sink` in chunks as
+        /// they are read; returns how many. PostgreSQL reads them in one statement, so from one
+        /// snapshot; SQLite in pages of E.164 order. Changes committed meanwhile are the routing
+        /// feed's to tell (see [`FeedRead`]).
+        pub async fn routing_numbers_each(
             &self,
-            after: Option<&PhoneNumber>,
-            limit: i64,
-        ) -> Result<Vec<NumberFacts>>;
+            sink: &mut (dyn FnMut(&[NumberFacts]) + Send),
+        ) -> Result<u64>;
 
         pub async fn routing_numbers_by_e164(
             &self,
