@@ -61,20 +61,20 @@ impl FindingRow {
 /// One number as the reconciler compares it: its state and customer, the customer's trunk and live
 /// Zoom account, and whether a push or release job of the customer is still waiting or running.
 #[derive(FromRow)]
-struct HeldRow {
-    e164: String,
-    state: String,
-    customer_id: Option<Uuid>,
-    updated_at: OffsetDateTime,
-    zoom_trunk: Option<String>,
-    zoom_account: Option<String>,
-    job_open: bool,
+pub(crate) struct HeldRow {
+    pub(crate) e164: String,
+    pub(crate) state: String,
+    pub(crate) customer_id: Option<Uuid>,
+    pub(crate) updated_at: OffsetDateTime,
+    pub(crate) zoom_trunk: Option<String>,
+    pub(crate) zoom_account: Option<String>,
+    pub(crate) job_open: bool,
 }
 
 impl HeldRow {
-    const SELECT: &'static str = "SELECT n.e164, n.state, n.customer_id, n.updated_at, c.zoom_trunk, l.zoom_account_id AS zoom_account, EXISTS (SELECT 1 FROM jobs j WHERE j.customer_id = n.customer_id AND j.state IN ('pending', 'running') AND j.kind <> 'poll_numbers') AS job_open FROM numbers n LEFT JOIN customers c ON c.id = n.customer_id LEFT JOIN zoom_links l ON l.customer_id = n.customer_id AND l.state = 'linked'";
+    pub(crate) const SELECT: &'static str = "SELECT n.e164, n.state, n.customer_id, n.updated_at, c.zoom_trunk, l.zoom_account_id AS zoom_account, EXISTS (SELECT 1 FROM jobs j WHERE j.customer_id = n.customer_id AND j.state IN ('pending', 'running') AND j.kind <> 'poll_numbers') AS job_open FROM numbers n LEFT JOIN customers c ON c.id = n.customer_id LEFT JOIN zoom_links l ON l.customer_id = n.customer_id AND l.state = 'linked'";
 
-    fn into_held(self) -> Result<domain::reconcile::Held> {
+    pub(crate) fn into_held(self) -> Result<domain::reconcile::Held> {
         Ok(domain::reconcile::Held {
             state: NumberState::parse(&self.state)
                 .ok_or_else(|| bad("number state", &self.state))?,

@@ -20,7 +20,7 @@ mod jobs;
 #[path = "customers.rs"]
 mod customers;
 #[path = "findings.rs"]
-mod findings;
+pub(crate) mod findings;
 #[path = "installs.rs"]
 mod installs;
 #[path = "links.rs"]

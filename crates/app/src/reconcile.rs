@@ -496,7 +496,7 @@ impl App {
         };
         // The customer's own numbers first: those Zoom lists are E.164 already (checked when they
         // came into peerex), so only the rest are parsed, and looked up whoever holds them.
-        let mut held = self.store.held_for_reconcile(customer, &[]).await?;
+        let mut held = self.store.held_by_customer(customer).await?;
         let own: HashMap<&str, &PhoneNumber> =
             held.iter().map(|h| (h.e164.as_str(), &h.e164)).collect();
         let listed: Vec<Listed> = listed

@@ -9,6 +9,7 @@
 //! connecting and migrating, the import's multi-row inserts, and the routing feed's wake hooks.
 
 mod bulk;
+mod held;
 mod routing;
 pub use routing::routing_wake;
 

@@ -2,7 +2,7 @@
 //! customers' routing facts are shared: `store-sql/routing_facts.rs`). On SQLite, a commit that
 //! added to the feed also wakes the snapshot in this process (see [`install_wake_hooks`]).
 
-use crate::bulk::{blocking, from_rusqlite};
+use crate::bulk::{from_rusqlite, on_reader, uuid_at};
 use crate::shared::routing_facts::FactsRow;
 use crate::{Result, SqliteStore};
 use domain::routing::{FeedRead, Heartbeat, NumberFacts};
@@ -130,24 +130,17 @@ impl SqliteStore {
     /// Every number that is not `available` (those decide like unknown ones), in E.164 order after
     /// `after` (from the first when `None`), at most `limit`.
     ///
-    /// Stepped through SQLite's C API on a reader connection's own handle, as the import's bulk
-    /// path writes (see `bulk.rs`): through sqlx, every row crosses from its connection's worker
-    /// thread to the caller as an owned row of copied values, which cost 4.2 s of the 4.3 s a
-    /// routing instance took to load 1,000,000 numbers on this 2-core machine.
+    /// Stepped through SQLite's C API on a reader connection's own handle (`bulk::on_reader`): through
+    /// sqlx, every row crossed from its connection's worker thread to the caller as an owned row of
+    /// copied values, which cost 4.2 s of the 4.3 s a routing instance took to load 1,000,000
+    /// numbers on this 2-core machine.
     async fn routing_numbers(
         &self,
         after: Option<&PhoneNumber>,
         limit: i64,
     ) -> Result<Vec<NumberFacts>> {
         let after = after.map_or("", PhoneNumber::as_str);
-        let mut conn = self.reader().acquire().await?;
-        let mut handle = conn.lock_handle().await?;
-        let rows = blocking(|| -> std::result::Result<Vec<FactsRow>, sqlx::Error> {
-            // SAFETY: as in `bulk::insert_slice`: the handle is a live connection, locked for the
-            // whole of this closure, and `db` (not owned: dropping it leaves the connection open)
-            // is dropped before the lock is released.
-            let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
-                .map_err(from_rusqlite)?;
+        let rows = on_reader(self, |db| {
             let mut stmt = db
                 .prepare(
                     "SELECT e164, state, customer_id, reason FROM numbers WHERE state <> 'available' AND e164 > ?1 ORDER BY e164 LIMIT ?2",
@@ -156,24 +149,16 @@ impl SqliteStore {
             let mut rows = stmt.query(rusqlite::params![after, limit]).map_err(from_rusqlite)?;
             let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(100_000));
             while let Some(r) = rows.next().map_err(from_rusqlite)? {
-                let customer_id = r
-                    .get_ref(2)
-                    .map_err(from_rusqlite)?
-                    .as_blob_or_null()
-                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
-                    .map(uuid::Uuid::from_slice)
-                    .transpose()
-                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
                 out.push(FactsRow {
                     e164: r.get(0).map_err(from_rusqlite)?,
                     state: r.get(1).map_err(from_rusqlite)?,
-                    customer_id,
+                    customer_id: uuid_at(r, 2)?,
                     reason: r.get(3).map_err(from_rusqlite)?,
                 });
             }
             Ok(out)
-        })?;
-        drop(handle);
+        })
+        .await?;
         rows.into_iter().map(FactsRow::into_facts).collect()
     }
 

@@ -17,6 +17,7 @@ testkit::store_tests_on_both!(
     the_reconciliation_lease_is_one_owners_until_given_back,
     routing_positions_are_kept_and_stale_instances_forgotten,
     the_heartbeat_moves_once_per_gap_however_many_beat,
+    a_customers_numbers_read_for_reconciliation_are_the_same_read_by_number,
 );
 
 fn t0() -> OffsetDateTime {
@@ -217,4 +218,64 @@ async fn the_heartbeat_moves_once_per_gap_however_many_beat(store: Store) {
         wrote += usize::from(store.beat_routing_heartbeat(3_600_000).await.unwrap());
     }
     assert_eq!(wrote, 0);
+}
+
+/// The reconciler's read of a customer's numbers (below sqlx on SQLite) gives what the same query
+/// through sqlx gives by number: state, customer, its linked account and trunk, when it entered its
+/// state (to the microsecond), and whether a push is still waiting.
+async fn a_customers_numbers_read_for_reconciliation_are_the_same_read_by_number(store: Store) {
+    use domain::customer::OrderPick;
+    use domain::number::NumberAttrs;
+    use domain::onboarding::StoredTokens;
+    use domain::trunk::{NumberingRule, TrunkName, ZoomTrunk};
+    use domain::{Actor, Number, PhoneNumber};
+    let by = Actor::Operator("ops@carrier.example".into());
+    let at = t0() + Duration::microseconds(123_457);
+    let batch: Vec<_> = (0..5)
+        .map(|i| {
+            let e164 = PhoneNumber::parse(&format!("+1555010010{i}")).unwrap();
+            Number::imported(e164, NumberAttrs::default(), &by, at)
+        })
+        .collect();
+    store.insert_numbers(&batch, &|_| {}).await.unwrap();
+    let acme = testkit::insert_customer(&store, "Acme").await;
+    let rule = NumberingRule::new("1", "1", "011").unwrap();
+    let trunk = ZoomTrunk::parse("zoom-a", &["sip:a.zoom.example"], rule, at).unwrap();
+    store.insert_trunk(&trunk).await.unwrap();
+    let name = TrunkName::parse("zoom-a").unwrap();
+    assert!(store.set_customer_trunk(acme, Some(&name)).await.unwrap());
+    let pick = OrderPick { count: 3, ..Default::default() };
+    store.create_order(acme, &pick, &[], &by, at).await.unwrap().unwrap();
+    let tokens = StoredTokens {
+        access_token: "k1:access".into(),
+        refresh_token: "k1:refresh".into(),
+        expires_at: at + Duration::hours(1),
+        generation: 0,
+    };
+    let account = ZoomAccountId::parse("acmeZoomAccount").unwrap();
+    store
+        .link_zoom_account(acme, &account, "u", &tokens, "Carrier", &by, at)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut mine = store.held_by_customer(acme).await.unwrap();
+    mine.sort_by(|a, b| a.e164.cmp(&b.e164));
+    let numbers: Vec<PhoneNumber> = batch.iter().map(|(n, _)| n.e164.clone()).collect();
+    let mut by_number = store.held_among(&numbers).await.unwrap();
+    by_number.retain(|h| h.customer == Some(acme));
+    by_number.sort_by(|a, b| a.e164.cmp(&b.e164));
+    assert_eq!(mine, by_number);
+    assert_eq!(mine.len(), 3, "{mine:?}");
+    for h in &mine {
+        assert_eq!(h.account.as_deref(), Some("acmeZoomAccount"));
+        assert_eq!(h.trunk.as_deref(), Some("zoom-a"));
+        assert!(h.job_open, "the push the link queued is waiting: {h:?}");
+        assert_eq!(h.since, at);
+    }
+    assert!(store
+        .held_by_customer(testkit::insert_customer(&store, "Globex").await)
+        .await
+        .unwrap()
+        .is_empty());
 }
