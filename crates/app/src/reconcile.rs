@@ -283,11 +283,14 @@ impl App {
         let accounts = stream::iter(links)
             .map(|(customer, account)| {
                 let app = self.clone();
-                tokio::spawn(async move {
-                    let z = app.zoom()?;
-                    let what = Compared::Account(customer, &account);
-                    app.reconcile_scope(z, what, dry_run, every).await
-                })
+                StopWithCaller(tokio::spawn(
+                    async move {
+                        let z = app.zoom()?;
+                        let what = Compared::Account(customer, &account);
+                        app.reconcile_scope(z, what, dry_run, every).await
+                    }
+                    .in_current_span(),
+                ))
             })
             .buffer_unordered(parallel)
             .map(|joined| match joined {
@@ -884,6 +887,27 @@ pub struct Reconciler {
 impl Drop for Reconciler {
     fn drop(&mut self) {
         self.handle.abort();
+    }
+}
+
+/// A spawned task that stops when whoever awaits it goes away (a cycle is stopped by dropping the
+/// reconciler, or the request that asked for it), as a future polled in the caller's task would.
+struct StopWithCaller<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for StopWithCaller<T> {
+    type Output = std::result::Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for StopWithCaller<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

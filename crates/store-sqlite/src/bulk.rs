@@ -54,9 +54,19 @@ pub(crate) async fn on_reader<R>(
         // SAFETY: as in `insert_slice`: the handle is a live connection, locked for the whole of
         // this closure, and `db` (not owned: dropping it leaves the connection open) is dropped
         // before the lock is released.
+        // (rusqlite's `hooks` feature must stay off: with it, dropping `db` would clear the hooks
+        // sqlx installed on the connection.)
         let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
             .map_err(from_rusqlite)?;
-        f(&db)
+        let out = f(&db);
+        // The connection goes back to sqlx's pool as it came: no transaction left open.
+        if !db.is_autocommit() {
+            let _ = db.execute_batch("ROLLBACK");
+            return Err(sqlx::Error::Protocol(
+                "a read below sqlx left a transaction open; rolled back".into(),
+            ));
+        }
+        out
     })
 }
 
@@ -256,6 +266,13 @@ pub(crate) fn from_rusqlite(e: rusqlite::Error) -> sqlx::Error {
                 message: message.unwrap_or_else(|| failure.to_string()),
             }))
         }
-        other => sqlx::Error::Protocol(format!("SQLite bulk insert: {other}")),
+        rusqlite::Error::FromSqlConversionFailure(index, _, source) => {
+            sqlx::Error::ColumnDecode { index: index.to_string(), source }
+        }
+        rusqlite::Error::InvalidColumnType(_, name, ty) => sqlx::Error::ColumnDecode {
+            index: name,
+            source: format!("SQLite holds a {ty} value there").into(),
+        },
+        other => sqlx::Error::Protocol(format!("SQLite, read or written below sqlx: {other}")),
     }
 }

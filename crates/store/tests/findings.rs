@@ -273,9 +273,28 @@ async fn a_customers_numbers_read_for_reconciliation_are_the_same_read_by_number
         assert!(h.job_open, "the push the link queued is waiting: {h:?}");
         assert_eq!(h.since, at);
     }
-    assert!(store
-        .held_by_customer(testkit::insert_customer(&store, "Globex").await)
-        .await
-        .unwrap()
-        .is_empty());
+    // Numbers of a customer with no trunk, no link and nothing waiting, written by the bulk import.
+    let globex = testkit::insert_customer(&store, "Globex").await;
+    let theirs: Vec<_> = (0..2)
+        .map(|i| {
+            let e164 = PhoneNumber::parse(&format!("+1555010020{i}")).unwrap();
+            let (mut n, e) = Number::imported(e164, NumberAttrs::default(), &by, at);
+            (n.state, n.customer_id) = (domain::NumberState::Active, Some(globex));
+            (n, e)
+        })
+        .collect();
+    store.insert_numbers(&theirs, &|_| {}).await.unwrap();
+    let mut held = store.held_by_customer(globex).await.unwrap();
+    held.sort_by(|a, b| a.e164.cmp(&b.e164));
+    let numbers: Vec<PhoneNumber> = theirs.iter().map(|(n, _)| n.e164.clone()).collect();
+    let mut by_number = store.held_among(&numbers).await.unwrap();
+    by_number.sort_by(|a, b| a.e164.cmp(&b.e164));
+    assert_eq!(held, by_number);
+    assert_eq!(held.len(), 2, "{held:?}");
+    for h in &held {
+        assert_eq!((h.account.as_deref(), h.trunk.as_deref(), h.job_open), (None, None, false));
+        assert_eq!((h.state, h.since), (domain::NumberState::Active, at));
+    }
+    let initech = testkit::insert_customer(&store, "Initech").await;
+    assert!(store.held_by_customer(initech).await.unwrap().is_empty());
 }
