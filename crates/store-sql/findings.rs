@@ -298,24 +298,15 @@ impl DialectStore {
         Ok(rows.into_iter().map(|r| (r.customer_id, r.zoom_account_id)).collect())
     }
 
-    /// The numbers a comparison of `customer`'s account covers: the customer's own and any of
-    /// `also` (the numbers the account's listing names), each once.
-    pub async fn held_for_reconcile(
-        &self,
-        customer: Uuid,
-        also: &[String],
-    ) -> Result<Vec<domain::reconcile::Held>> {
-        let mut b = QueryBuilder::<Db>::new(HeldRow::SELECT);
-        b.push(" WHERE n.customer_id = ").push_bind(customer);
-        let mut rows: Vec<HeldRow> = b.build_query_as().fetch_all(self.reader()).await?;
-        let mine: std::collections::HashSet<String> = rows.iter().map(|r| r.e164.clone()).collect();
-        let others: Vec<&String> = also.iter().filter(|e| !mine.contains(*e)).collect();
-        for chunk in others.chunks(INSERT_CHUNK) {
+    /// peerex's numbers among `e164s`, whoever holds them.
+    pub async fn held_among(&self, e164s: &[String]) -> Result<Vec<domain::reconcile::Held>> {
+        let mut rows: Vec<HeldRow> = Vec::new();
+        for chunk in e164s.chunks(INSERT_CHUNK) {
             let mut b = QueryBuilder::<Db>::new(HeldRow::SELECT);
             b.push(" WHERE n.e164 IN (");
             let mut sep = b.separated(", ");
             for e in chunk {
-                sep.push_bind((*e).clone());
+                sep.push_bind(e.clone());
             }
             b.push(")");
             rows.extend(b.build_query_as::<HeldRow>().fetch_all(self.reader()).await?);

@@ -1,7 +1,7 @@
 //! What the routing snapshot reads of numbers and customers: each number's routing facts and each
 //! customer's trunk. The full load is each dialect's own (`routing_numbers_each`: one binary COPY on
-//! PostgreSQL, pages read below sqlx on SQLite). The `routing_changes` feed that tells the snapshot what changed, and how a
-//! commit wakes it, are each dialect's own (its `routing.rs`).
+//! PostgreSQL, pages read below sqlx on SQLite). The `routing_changes` feed that tells the snapshot
+//! what changed, and how a commit wakes it, are each dialect's own (its `routing.rs`).
 
 use super::{Db, DialectStore, Result, INSERT_CHUNK};
 use domain::routing::{NumberFacts, RoutingCustomer};

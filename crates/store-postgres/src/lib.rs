@@ -7,6 +7,7 @@
 
 mod bulk;
 mod copy;
+mod held;
 mod routing;
 
 use domain::{Number, NumberEvent};

@@ -124,8 +124,8 @@ impl PgStore {
 
     /// Every number that is not `available`, from one snapshot, handed to `sink` in chunks as
     /// PostgreSQL sends them; returns how many. One `COPY ... TO STDOUT (FORMAT binary)`: the server
-    /// scans and sends while this side parses (see `copy.rs`), where the pages of
-    /// [`PgStore::routing_numbers`] left each side waiting for the other.
+    /// scans and sends while this side parses (see `copy.rs`), where the pages it replaced (`LIMIT`
+    /// after the last E.164 read) left each side waiting for the other.
     pub async fn routing_numbers_each(
         &self,
         sink: &mut (dyn FnMut(&[NumberFacts]) + Send),
@@ -165,19 +165,15 @@ async fn copy_facts(
             batch.clear();
         }
     }
-    copy.finish().map_err(decode)?;
+    copy.finish()?;
     total += batch.len() as u64;
     sink(&batch);
     Ok(total)
 }
 
-fn decode(e: CopyError) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(e))
-}
-
 impl From<CopyError> for sqlx::Error {
     fn from(e: CopyError) -> Self {
-        decode(e)
+        sqlx::Error::Decode(Box::new(e))
     }
 }
 
@@ -186,14 +182,15 @@ fn facts(f: &[Field<'_>; 4]) -> Result<NumberFacts> {
     let text = |i: usize, name: &str| -> Result<Option<String>> {
         f[i].map(|b| {
             String::from_utf8(b.to_vec())
-                .map_err(|_| decode(CopyError(format!("{name} is not UTF-8"))))
+                .map_err(|_| sqlx::Error::from(CopyError(format!("{name} is not UTF-8"))))
         })
         .transpose()
     };
-    let missing = |name: &str| decode(CopyError(format!("{name} is NULL")));
+    let missing = |name: &str| sqlx::Error::from(CopyError(format!("{name} is NULL")));
     let customer_id = f[2]
         .map(|b| {
-            Uuid::from_slice(b).map_err(|_| decode(CopyError("customer_id is not a uuid".into())))
+            Uuid::from_slice(b)
+                .map_err(|_| sqlx::Error::from(CopyError("customer_id is not a uuid".into())))
         })
         .transpose()?;
     FactsRow {

@@ -51,23 +51,34 @@ pub(crate) async fn on_reader<R>(
     let mut conn = store.reader().acquire().await?;
     let mut handle = conn.lock_handle().await?;
     blocking(|| {
-        // SAFETY: as in `insert_slice`: the handle is a live connection, locked for the whole of
-        // this closure, and `db` (not owned: dropping it leaves the connection open) is dropped
-        // before the lock is released.
-        // (rusqlite's `hooks` feature must stay off: with it, dropping `db` would clear the hooks
-        // sqlx installed on the connection.)
-        let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
-            .map_err(from_rusqlite)?;
-        let out = f(&db);
-        // The connection goes back to sqlx's pool as it came: no transaction left open.
-        if !db.is_autocommit() {
-            let _ = db.execute_batch("ROLLBACK");
-            return Err(sqlx::Error::Protocol(
-                "a read below sqlx left a transaction open; rolled back".into(),
-            ));
-        }
-        out
+        with_rusqlite(&mut handle, |db| {
+            let out = f(db);
+            // The connection goes back to sqlx's pool as it came: no transaction left open.
+            if !db.is_autocommit() {
+                let _ = db.execute_batch("ROLLBACK");
+                return Err(sqlx::Error::Protocol(
+                    "a read below sqlx left a transaction open; rolled back".into(),
+                ));
+            }
+            out
+        })
     })
+}
+
+/// Runs `f` with the locked connection as rusqlite's: the one place peerex borrows a connection of
+/// sqlx's below it.
+fn with_rusqlite<R>(
+    handle: &mut LockedSqliteHandle<'_>,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<R, sqlx::Error>,
+) -> Result<R, sqlx::Error> {
+    // SAFETY: the handle is a live connection, and locked: sqlx's worker does not touch it until
+    // `handle` is released, which the borrow keeps from happening before `db` (not owned: dropping
+    // it finalizes its statements and leaves the connection open) is dropped at the end of this
+    // call. (rusqlite's `hooks` feature must stay off: with it, dropping `db` would clear the hooks
+    // sqlx installed on the connection.)
+    let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
+        .map_err(from_rusqlite)?;
+    f(&db)
 }
 
 /// A UUID column (SQLite keeps them as 16-byte blobs, as sqlx writes them), or NULL.
@@ -122,24 +133,19 @@ pub(crate) async fn insert_numbers(
 ) -> Result<(), sqlx::Error> {
     for slice in numbers.chunks(IMPORT_SLICE) {
         let mut handle = tx.lock_handle().await?;
-        blocking(|| insert_slice(&mut handle, slice))?;
+        blocking(|| with_rusqlite(&mut handle, |db| insert_slice(db, slice)))?;
         drop(handle);
         progress(slice.len());
     }
     Ok(())
 }
 
-/// Writes `numbers` and their events with multi-row INSERTs on the locked connection, in whatever
+/// Writes `numbers` and their events with multi-row INSERTs on the connection, in whatever
 /// transaction it has open.
 fn insert_slice(
-    handle: &mut LockedSqliteHandle<'_>,
+    db: &rusqlite::Connection,
     numbers: &[(Number, NumberEvent)],
 ) -> Result<(), sqlx::Error> {
-    // SAFETY: the handle is a live connection, and locked: sqlx's worker does not touch it until
-    // `handle` is released, which the borrow keeps from happening before `db` (not owned: dropping
-    // it finalizes its statements and leaves the connection open) is dropped at the end of this call.
-    let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
-        .map_err(from_rusqlite)?;
     let mut stamp = Stamp::default();
     let mut aging = Stamp::default();
     let mut tags = (None::<&[String]>, String::new());
@@ -148,12 +154,12 @@ fn insert_slice(
         let mut partial;
         let (insert, events) = if chunk.len() == ROWS_PER_STATEMENT {
             if full.is_none() {
-                full = Some(prepare(&db, ROWS_PER_STATEMENT)?);
+                full = Some(prepare(db, ROWS_PER_STATEMENT)?);
             }
             let (n, e) = full.as_mut().expect("prepared above");
             (n, e)
         } else {
-            partial = prepare(&db, chunk.len())?;
+            partial = prepare(db, chunk.len())?;
             (&mut partial.0, &mut partial.1)
         };
         for (i, (n, _)) in chunk.iter().enumerate() {

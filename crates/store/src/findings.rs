@@ -145,18 +145,14 @@ impl Store {
 
     /// peerex's numbers among `numbers`, whoever holds them.
     pub async fn held_among(&self, numbers: &[PhoneNumber]) -> Result<Vec<Held>> {
-        let also: Vec<String> = numbers.iter().map(|p| p.as_str().to_owned()).collect();
-        let nobody = uuid::Uuid::nil();
-        dispatch!(self.held_for_reconcile(nobody, &also))
+        let e164s: Vec<String> = numbers.iter().map(|p| p.as_str().to_owned()).collect();
+        dispatch!(self.held_among(&e164s))
     }
 
     /// Every number `customer` holds, as the reconciler compares them (SQLite reads them below
     /// sqlx: a full cycle reads every linked account's numbers).
     pub async fn held_by_customer(&self, customer: CustomerId) -> Result<Vec<Held>> {
         let c = customer.as_uuid();
-        Ok(match self {
-            Store::Sqlite(s) => s.held_by_customer(c).await?,
-            Store::Postgres(p) => p.held_for_reconcile(c, &[]).await?,
-        })
+        dispatch!(self.held_by_customer(c))
     }
 }
