@@ -48,7 +48,7 @@ pub struct ReconcileSettings {
     /// Queue the automatic repairs of what each cycle finds (by "reconciler"); off, an operator
     /// asks for them.
     pub auto_repair: bool,
-    /// Accounts compared at once (each within its own request budget), and the carrier-wide
+    /// Accounts listed at once (each within its own request budget), and the carrier-wide
     /// listing beside them.
     pub parallel: usize,
 }
@@ -255,7 +255,7 @@ impl App {
         let z = self.zoom()?;
         match &z.carrier {
             Some(c) => {
-                Ok(Some(self.reconcile_scope(z, Compared::Carrier(c), dry_run, None).await?))
+                Ok(Some(self.reconcile_scope(z, Compared::Carrier(c), dry_run, None, None).await?))
             }
             None => Ok(None),
         }
@@ -276,23 +276,25 @@ impl App {
         let z = self.zoom()?;
         let mut links = self.store.live_links().await?;
         links.retain(|(customer, _)| req.customer.is_none_or(|c| c == *customer));
-        // Each account within its own budget: several at once, each its own task (so on every
-        // core: a listing's pages are parsed and compared as they come), the carrier-wide listing
-        // (its own budget too) beside them.
+        // Each account within its own budget, each its own task (so on every core), the
+        // carrier-wide listing (its own budget too) beside them. `parallel` accounts are listed at
+        // once; an account whose listing is read gives its turn to the next at once, and is
+        // compared and recorded beside the next ones' listings (so twice `parallel` in hand at most).
         let (dry_run, parallel) = (req.dry_run, z.reconcile.parallel.max(1));
+        let listing = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
         let accounts = stream::iter(links)
             .map(|(customer, account)| {
-                let app = self.clone();
+                let (app, listing) = (self.clone(), listing.clone());
                 StopWithCaller(tokio::spawn(
                     async move {
                         let z = app.zoom()?;
                         let what = Compared::Account(customer, &account);
-                        app.reconcile_scope(z, what, dry_run, every).await
+                        app.reconcile_scope(z, what, dry_run, every, Some(&listing)).await
                     }
                     .in_current_span(),
                 ))
             })
-            .buffer_unordered(parallel)
+            .buffer_unordered(2 * parallel)
             .map(|joined| match joined {
                 Ok(cycle) => cycle,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -301,9 +303,9 @@ impl App {
             .collect::<Vec<Result<Cycle>>>();
         let carrier = async {
             match (&z.carrier, req.customer) {
-                (Some(c), None) => {
-                    Some(self.reconcile_scope(z, Compared::Carrier(c), req.dry_run, every).await)
-                }
+                (Some(c), None) => Some(
+                    self.reconcile_scope(z, Compared::Carrier(c), req.dry_run, every, None).await,
+                ),
                 _ => None,
             }
         };
@@ -382,6 +384,7 @@ impl App {
         what: Compared<'_>,
         dry_run: bool,
         every: Option<Duration>,
+        listing: Option<&tokio::sync::Semaphore>,
     ) -> Result<Cycle> {
         let (scope, customer, account) = match what {
             Compared::Account(customer, account) => {
@@ -401,6 +404,15 @@ impl App {
             notes: Vec::new(),
             spared: Vec::new(),
         };
+        // A turn to list (taken before the lease, so waiting for one holds no lease).
+        let turn = match listing {
+            Some(s) => Some(
+                s.acquire()
+                    .await
+                    .map_err(|_| AppError::Refused("the reconciler is shutting down".into()))?,
+            ),
+            None => None,
+        };
         let owner = uuid::Uuid::now_v7().to_string();
         if !dry_run {
             if let Some(why) = self.take_scope(z, &scope, &owner, every).await? {
@@ -412,7 +424,9 @@ impl App {
         let result = match what {
             Compared::Account(customer, account) => {
                 let span = tracing::info_span!("reconcile", %account, %customer);
-                self.compare_account(z, customer, account, lease, &mut cycle).instrument(span).await
+                self.compare_account(z, customer, account, lease, &mut cycle, turn)
+                    .instrument(span)
+                    .await
             }
             Compared::Carrier(c) => {
                 let span = tracing::info_span!("reconcile", scope = CARRIER_SCOPE);
@@ -483,12 +497,16 @@ impl App {
         account: &ZoomAccountId,
         lease: Option<Lease<'_>>,
         cycle: &mut Cycle,
+        turn: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Result<std::result::Result<Vec<Seen>, Interrupted>> {
         let Some(link) = self.store.zoom_link(customer).await? else {
             return Ok(Err(Interrupted("the account's link is gone".into())));
         };
         let keep = |n| Some(with_plus(n));
-        let listed = match self.list_pages(z, Source::Account(&link), lease, cycle, keep).await {
+        let listed = self.list_pages(z, Source::Account(&link), lease, cycle, keep).await;
+        // Read (or given up): the next account's listing may start.
+        drop(turn);
+        let listed = match listed {
             Ok(l) => l,
             Err(ZoomCallError::Db(e)) => return Err(e.into()),
             Err(e) => return Ok(Err(Interrupted(e.to_string()))),

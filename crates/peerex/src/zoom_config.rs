@@ -125,7 +125,7 @@ reconcile_minutes = 15
 reconcile_auto_repair = false
 # Minutes a number may stay provisioning or releasing with no job on it before it is reported stuck.
 reconcile_stuck_minutes = 30
-# Linked accounts compared at once (each within its own request budget).
+# Linked accounts listed at once (each within its own request budget).
 reconcile_parallel = 4
 # The carrier's own Server-to-Server OAuth app (in the carrier's own Zoom account): reconciliation
 # compares every number the carrier pushed, in every account, with it: numbers in Zoom accounts no

@@ -9,7 +9,7 @@ use uuid::Uuid;
 impl PgStore {
     /// Every number `customer` holds, as the reconciler compares it.
     pub async fn held_by_customer(&self, customer: Uuid) -> Result<Vec<Held>> {
-        let sql = format!("{} WHERE n.customer_id = $1", HeldRow::SELECT);
+        let sql = HeldRow::by_customer("$1");
         let rows: Vec<HeldRow> =
             sqlx::query_as(&sql).bind(customer).fetch_all(self.reader()).await?;
         rows.into_iter().map(HeldRow::into_held).collect()

@@ -14,7 +14,7 @@ use uuid::Uuid;
 impl SqliteStore {
     /// Every number `customer` holds, as the reconciler compares it.
     pub async fn held_by_customer(&self, customer: Uuid) -> Result<Vec<Held>> {
-        let sql = format!("{} WHERE n.customer_id = ?1", HeldRow::SELECT);
+        let sql = HeldRow::by_customer("?1");
         let rows = on_reader(self, |db| {
             let mut stmt = db.prepare(&sql).map_err(from_rusqlite)?;
             let mut rows = stmt.query([customer.as_bytes().as_slice()]).map_err(from_rusqlite)?;
