@@ -5,7 +5,9 @@
 //! its lease ran out, or an app removed meanwhile, can never be overwritten by a late answer.
 
 use super::rows::{bad, NumberRow};
-use super::{push_list, save_state_moves, step, Db, DialectStore, Result, INSERT_CHUNK};
+use super::{
+    push_list, save_pushed_moves, save_state_moves, step, Db, DialectStore, Result, INSERT_CHUNK,
+};
 use domain::job::{plan_poll, JobEvent};
 use domain::link::plan_restore_releases;
 use domain::machine::StateMachine;
@@ -229,26 +231,13 @@ impl DialectStore {
             }
         }
         let moves = plan_push_answers(numbers, results, by, now);
-        let moved = save_state_moves(&mut tx, &moves).await?;
+        // Just added: Zoom lists it Unassigned until the customer assigns it.
+        let moved = save_pushed_moves(&mut tx, &moves, now).await?;
         let accepted: Vec<Uuid> = moves
             .iter()
             .filter(|(n, _)| n.state == NumberState::Active && moved.contains(&n.id.as_uuid()))
             .map(|(n, _)| n.id.as_uuid())
             .collect();
-        // Just added: Zoom lists it Unassigned until the customer assigns it.
-        for chunk in accepted.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::<Db>::new("UPDATE numbers SET zoom_assigned = ");
-            q.push_bind(false)
-                .push(", zoom_seen_at = ")
-                .push_bind(now)
-                .push(" WHERE zoom_assigned IS NULL AND id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
-        }
         resume_releases(&mut tx, &moves, &accepted, by, now).await?;
         tx.commit().await?;
         Ok(true)

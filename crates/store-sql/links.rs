@@ -252,7 +252,9 @@ impl DialectStore {
         insert_link_event(&mut tx, Some(customer), account, kind, &message, now).await?;
         // Whatever was in flight for this account before is superseded by this link.
         cancel_account_jobs(&mut tx, account, "superseded by a new link", now).await?;
-        let queued = apply_in_tx(&mut tx, customer, account, Application::NewLink, by, now).await?;
+        let queued = apply_in_tx(&mut tx, customer, account, Application::NewLink, &[], by, now)
+            .await?
+            .queued;
         enqueue_poll(&mut tx, customer, account, now).await?;
         let link =
             select_links!("WHERE id = $1", link_id).fetch_one(&mut *tx).await?.into_link()?;
@@ -269,16 +271,12 @@ impl DialectStore {
         now: OffsetDateTime,
     ) -> Result<Option<usize>> {
         let mut tx = self.writer().begin().await?;
-        let c = customer.as_uuid();
-        let Some(link) = select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(account) = live_link_account(&mut tx, customer).await? else {
             return Ok(None);
         };
-        let queued =
-            apply_in_tx(&mut tx, customer, &link.zoom_account_id, Application::LiveLink, by, now)
-                .await?;
+        let queued = apply_in_tx(&mut tx, customer, &account, Application::LiveLink, &[], by, now)
+            .await?
+            .queued;
         tx.commit().await?;
         Ok(Some(queued))
     }
@@ -621,15 +619,18 @@ async fn insert_link_event(
 /// Applies the customer's waiting numbers to its Zoom `account` ([`plan_apply`] decides which move
 /// and which are pushed again), applies their orders, and queues the push jobs [`cut_push_jobs`]
 /// cuts. Jobs are cut only from the numbers this transaction moved: an order applied at the same
-/// time by another request queues the others.
-async fn apply_in_tx(
+/// time by another request queues the others. `fresh` are moves this transaction has planned but
+/// not written (an order's numbers being reserved): those numbers are applied too, and written once
+/// with both steps.
+pub(crate) async fn apply_in_tx(
     tx: &mut Transaction<'_, Db>,
     customer: CustomerId,
     account: &str,
     why: Application,
+    fresh: &[(Number, domain::NumberEvent)],
     by: &Actor,
     now: OffsetDateTime,
-) -> Result<usize> {
+) -> Result<Applied> {
     let c = customer.as_uuid();
     let rows = select_numbers!(
         "WHERE customer_id = $1 AND state IN ('reserved', 'suspended', 'provisioning') ORDER BY e164",
@@ -637,9 +638,12 @@ async fn apply_in_tx(
     )
     .fetch_all(&mut **tx)
     .await?;
-    let numbers = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
+    let mut numbers = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
+    numbers.extend(fresh.iter().map(|(n, _)| n.clone()));
     let plan = plan_apply(customer, numbers, why, by, now);
-    let moved = save_state_moves(tx, &plan.moves).await?;
+    let steps: Vec<(Number, domain::NumberEvent)> =
+        fresh.iter().cloned().chain(plan.moves.iter().cloned()).collect();
+    let moved = save_state_moves(tx, &steps).await?;
     let mut to_push: Vec<Number> = plan
         .moves
         .into_iter()
@@ -700,5 +704,23 @@ async fn apply_in_tx(
     for job in &cut.jobs {
         insert_job(tx, job).await?;
     }
-    Ok(to_push.len())
+    Ok(Applied { queued: to_push.len(), moved })
+}
+
+/// The Zoom account of the customer's live link, if it has one.
+pub(crate) async fn live_link_account(
+    tx: &mut Transaction<'_, Db>,
+    customer: CustomerId,
+) -> Result<Option<String>> {
+    let c = customer.as_uuid();
+    Ok(select_links!("WHERE customer_id = $1 AND state = 'linked'", c)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|l| l.zoom_account_id))
+}
+
+/// What [`apply_in_tx`] did: how many numbers it queued to push, and which it moved.
+pub(crate) struct Applied {
+    pub queued: usize,
+    pub moved: std::collections::HashSet<Uuid>,
 }

@@ -17,53 +17,21 @@ pub(crate) const INSERT_CHUNK: usize = 1_000;
 /// Writes numbers after domain transitions, with their events, inside the caller's transaction. A
 /// number no longer in the state its transition started from is left alone and gets no event; their
 /// ids are returned, so an empty list means every move was saved. A caller that needs all or nothing
-/// drops the transaction when the list is not empty.
+/// drops the transaction when the list is not empty. A number that left its customer also forgets
+/// what Zoom said of it for that customer.
 pub(crate) async fn save_moves(
     tx: &mut Transaction<'_, Db>,
     moves: &[(Number, NumberEvent)],
 ) -> Result<Vec<NumberId>> {
-    let mut moved_away = Vec::new();
-    let mut saved = Vec::with_capacity(moves.len());
-    for (n, e) in moves {
-        let db_state = n.state.as_str();
-        let db_customer_id = n.customer_id.map(|c| c.as_uuid());
-        let db_order_id = n.order_id.map(|o| o.as_uuid());
-        let db_reason = n.reason.as_deref();
-        let db_id = n.id.as_uuid();
-        let expected = e.from.map(NumberState::as_str);
-        let read_version = n.version - 1;
-        let done = sqlx::query!(
-            "UPDATE numbers SET state = $1, customer_id = $2, order_id = $3, reason = $4, aging_until = $5, updated_at = $6, version = $7 \
-             WHERE id = $8 AND state = COALESCE($9, state) AND version = $10",
-            db_state,
-            db_customer_id,
-            db_order_id,
-            db_reason,
-            n.aging_until,
-            n.updated_at,
-            n.version,
-            db_id,
-            expected,
-            read_version
-        )
-        .execute(&mut **tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            saved.push((n, e));
-        } else {
-            moved_away.push(n.id);
-        }
-    }
-    for chunk in saved.chunks(INSERT_CHUNK) {
-        insert_events(tx, chunk.iter().copied()).await?;
-    }
+    let moved = save_state_moves(tx, moves).await?;
     // A number that left its customer forgets what Zoom said of it for that customer (its emergency
     // address, caller ID name, listing): sold again, even to the same customer, it starts with none,
     // as Zoom does. The history of events stays.
     let left: Vec<Uuid> = moves
         .iter()
-        .filter(|(n, _)| n.customer_id.is_none() && !moved_away.contains(&n.id))
-        .map(|(n, _)| n.id.as_uuid())
+        .map(|(n, _)| n)
+        .filter(|n| n.customer_id.is_none() && moved.contains(&n.id.as_uuid()))
+        .map(|n| n.id.as_uuid())
         .collect();
     for chunk in left.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::<Db>::new("DELETE FROM number_zoom_facts WHERE number_id IN (");
@@ -74,48 +42,100 @@ pub(crate) async fn save_moves(
         q.push(")");
         q.build().execute(&mut **tx).await?;
     }
-    Ok(moved_away)
+    Ok(moves.iter().map(|(n, _)| n.id).filter(|id| !moved.contains(&id.as_uuid())).collect())
 }
 
-/// Saves moves that change only a number's state, reason and time (every onboarding transition), one
-/// UPDATE per (from, to, reason, version) and chunk instead of one per number, with their events
-/// (numbers moved together have mostly been through the same changes, so share a version). Each UPDATE
-/// is a compare-and-set on the state the move starts from and the version it was read at: a number
-/// another transaction moved first is left alone and gets no event. Returns the ids of the numbers
-/// this transaction moved.
+/// Writes moves with their events: one UPDATE per chunk of numbers that end alike (the same state,
+/// customer, order, reason, ageing, time and version) and start alike (the same state and version),
+/// not one per number: numbers moved together have mostly been through the same changes, so share a
+/// version. A number may take several steps in one call (reserved, then provisioning), its steps in
+/// order: it is written once, as its last step leaves it, compared with what its first step started
+/// from, and every step's event is recorded. Each UPDATE is a compare-and-set on the state the first
+/// step starts from and the version the number was read at: a number another transaction moved
+/// first is left alone and gets no event. Returns the ids of the numbers this transaction moved.
 pub(crate) async fn save_state_moves(
     tx: &mut Transaction<'_, Db>,
-    moves: &[(Number, domain::NumberEvent)],
+    moves: &[(Number, NumberEvent)],
 ) -> Result<std::collections::HashSet<Uuid>> {
-    type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>, OffsetDateTime, i64);
+    write_moves(tx, moves, None).await
+}
+
+/// [`save_state_moves`] for Zoom's answers to a push: a number that goes `active` is, in the same
+/// UPDATE, one Zoom lists Unassigned as of `now` until the customer assigns it (unless peerex
+/// already knows otherwise).
+pub(crate) async fn save_pushed_moves(
+    tx: &mut Transaction<'_, Db>,
+    moves: &[(Number, NumberEvent)],
+    now: OffsetDateTime,
+) -> Result<std::collections::HashSet<Uuid>> {
+    write_moves(tx, moves, Some(now)).await
+}
+
+async fn write_moves(
+    tx: &mut Transaction<'_, Db>,
+    moves: &[(Number, NumberEvent)],
+    unassigned_since: Option<OffsetDateTime>,
+) -> Result<std::collections::HashSet<Uuid>> {
+    type Group<'a> = (
+        (Option<&'a str>, i64),
+        &'a str,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<&'a str>,
+        Option<OffsetDateTime>,
+        OffsetDateTime,
+        i64,
+    );
+    // Each number's first step (what it is compared with) and last (what is written).
+    let mut steps: std::collections::HashMap<Uuid, (&Number, &NumberEvent, &Number)> =
+        std::collections::HashMap::with_capacity(moves.len());
+    for (n, e) in moves {
+        steps.entry(n.id.as_uuid()).and_modify(|s| s.2 = n).or_insert((n, e, n));
+    }
     let mut groups: std::collections::BTreeMap<Group<'_>, Vec<Uuid>> =
         std::collections::BTreeMap::new();
-    for (n, e) in moves {
+    for (id, (first, e, n)) in &steps {
         groups
             .entry((
-                e.from.map(NumberState::as_str),
+                (e.from.map(NumberState::as_str), first.version - 1),
                 n.state.as_str(),
+                n.customer_id.map(|c| c.as_uuid()),
+                n.order_id.map(|o| o.as_uuid()),
                 n.reason.as_deref(),
+                n.aging_until,
                 n.updated_at,
                 n.version,
             ))
             .or_default()
-            .push(n.id.as_uuid());
+            .push(*id);
     }
     let mut moved = std::collections::HashSet::with_capacity(moves.len());
-    for ((from, state, reason, at, version), ids) in groups {
+    for (((from, read), state, customer, order, reason, aging, at, version), ids) in groups {
         for chunk in ids.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new("UPDATE numbers SET state = ");
             q.push_bind(state)
+                .push(", customer_id = ")
+                .push_bind(customer)
+                .push(", order_id = ")
+                .push_bind(order)
                 .push(", reason = ")
                 .push_bind(reason.map(str::to_owned))
+                .push(", aging_until = ")
+                .push_bind(aging)
                 .push(", updated_at = ")
                 .push_bind(at)
                 .push(", version = ")
-                .push_bind(version)
-                .push(" WHERE version = ")
-                .push_bind(version - 1)
-                .push(" AND id IN (");
+                .push_bind(version);
+            if let Some(since) = unassigned_since.filter(|_| state == NumberState::Active.as_str())
+            {
+                // Both read the row as it was: the time is set only where nothing was known.
+                q.push(", zoom_seen_at = CASE WHEN zoom_assigned IS NULL THEN ")
+                    .push_bind(since)
+                    .push(" ELSE zoom_seen_at END, zoom_assigned = COALESCE(zoom_assigned, ")
+                    .push_bind(false)
+                    .push(")");
+            }
+            q.push(" WHERE version = ").push_bind(read).push(" AND id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);

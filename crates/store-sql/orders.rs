@@ -6,6 +6,7 @@
 //! (`... WHERE state = <from>`, the step taken from the order's state machine), after its numbers, the order an install takes them in too.
 
 use super::customers::numbers_held;
+use super::links::{apply_in_tx, live_link_account};
 use super::numbers::push_tag_filter;
 use super::rows::{CustomerRow, NumberRow, OrderRow};
 use super::webhooks::emit;
@@ -14,6 +15,7 @@ use domain::customer::{
     check_number_limit, ContractState, Order, OrderError, OrderEvent, OrderPick, OrderState,
 };
 use domain::machine::StateMachine;
+use domain::push::Application;
 use domain::search::NumberQuery;
 use domain::webhook::{EventType, OutboundEvent};
 use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber};
@@ -27,22 +29,26 @@ const ORDER_ATTEMPTS: usize = 5;
 impl DialectStore {
     /// Creates an order and reserves its numbers in one transaction. With `explicit` numbers, each
     /// must be available; otherwise `pick.count` numbers matching the filters are taken in E.164 order.
+    /// With `apply`, when the customer's Zoom account is linked the order is applied in the same
+    /// transaction (its numbers written once, reserved then provisioning, and their push jobs queued,
+    /// as [`DialectStore::apply_pending_orders`] does); the numbers returned are as reserved.
     pub async fn create_order(
         &self,
         customer: CustomerId,
         pick: &OrderPick,
         explicit: &[PhoneNumber],
+        apply: bool,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
         // Picked numbers another order reserved first: pick again, from what is left.
         for _ in 1..ORDER_ATTEMPTS {
-            match self.try_create_order(customer, pick, explicit, by, now).await? {
+            match self.try_create_order(customer, pick, explicit, apply, by, now).await? {
                 Err(OrderError::NumberNotAvailable(_)) if explicit.is_empty() => continue,
                 done => return Ok(done),
             }
         }
-        self.try_create_order(customer, pick, explicit, by, now).await
+        self.try_create_order(customer, pick, explicit, apply, by, now).await
     }
 
     async fn try_create_order(
@@ -50,6 +56,7 @@ impl DialectStore {
         customer: CustomerId,
         pick: &OrderPick,
         explicit: &[PhoneNumber],
+        apply: bool,
         by: &Actor,
         now: OffsetDateTime,
     ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>> {
@@ -139,11 +146,6 @@ impl DialectStore {
                 Err(_) => return Ok(Err(OrderError::NumberNotAvailable(e164))),
             }
         }
-        let moved = save_moves(&mut tx, &moves).await?;
-        if let Some(first) = moves.iter().find(|(n, _)| moved.contains(&n.id)) {
-            // Reserved by another order since it was read: nothing is saved.
-            return Ok(Err(OrderError::NumberNotAvailable(first.0.e164.to_string())));
-        }
         let numbers: Vec<String> = moves.iter().map(|(n, _)| n.e164.to_string()).collect();
         emit(
             &mut tx,
@@ -156,6 +158,30 @@ impl DialectStore {
             )],
         )
         .await?;
+        let link = if apply { live_link_account(&mut tx, customer).await? } else { None };
+        let taken = match link {
+            Some(account) => {
+                let applied = apply_in_tx(
+                    &mut tx,
+                    customer,
+                    &account,
+                    Application::LiveLink,
+                    &moves,
+                    by,
+                    now,
+                )
+                .await?;
+                moves.iter().find(|(n, _)| !applied.moved.contains(&n.id.as_uuid()))
+            }
+            None => {
+                let moved = save_moves(&mut tx, &moves).await?;
+                moves.iter().find(|(n, _)| moved.contains(&n.id))
+            }
+        };
+        if let Some((n, _)) = taken {
+            // Reserved by another order since it was read: nothing is saved.
+            return Ok(Err(OrderError::NumberNotAvailable(n.e164.to_string())));
+        }
         tx.commit().await?;
         Ok(Ok((order, moves.into_iter().map(|(n, _)| n).collect())))
     }

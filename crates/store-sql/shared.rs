@@ -54,7 +54,7 @@ mod zoom_facts;
 
 use crate::{Db, DialectStore, Result, SUBSTRING_POSITION};
 pub(crate) use moves::INSERT_CHUNK;
-use moves::{save_moves, save_state_moves};
+use moves::{save_moves, save_pushed_moves, save_state_moves};
 pub(crate) use rows::encode_tags;
 
 /// Appends `(<each value bound>)` to a query, for an `IN` whose values (states) a domain rule

@@ -364,9 +364,10 @@ impl App {
                 l.zoom_account_id
             )));
         }
-        let (order, numbers) = self.create_order(customer, pick, explicit, by).await?;
+        let (order, numbers) =
+            self.place_order(customer, pick, explicit, link.is_some(), by).await?;
         if link.is_some() {
-            self.store.apply_pending_orders(customer, by, self.now()).await?;
+            // Applied with it: read again, as it is now.
             let (order, numbers) = self.order(order.id, Some(customer)).await?;
             return Ok((order, numbers));
         }

@@ -16,6 +16,19 @@ impl App {
         explicit: &[String],
         by: &Actor,
     ) -> Result<(Order, Vec<Number>)> {
+        self.place_order(customer, pick, explicit, false, by).await
+    }
+
+    /// [`App::create_order`]; with `apply`, an order for a customer whose Zoom account is linked is
+    /// applied in the same transaction (its numbers go to `provisioning` and their pushes are queued).
+    pub(crate) async fn place_order(
+        &self,
+        customer: CustomerId,
+        pick: OrderPick,
+        explicit: &[String],
+        apply: bool,
+        by: &Actor,
+    ) -> Result<(Order, Vec<Number>)> {
         let mut list = Vec::with_capacity(explicit.len());
         for raw in explicit {
             let n = PhoneNumber::parse(raw)
@@ -36,7 +49,7 @@ impl App {
             domain::import::parse_tags(tag).map_err(|m| AppError::invalid("tag", m))?;
         }
         let pick = OrderPick { count, ..pick };
-        match self.store.create_order(customer, &pick, &list, by, self.now()).await? {
+        match self.store.create_order(customer, &pick, &list, apply, by, self.now()).await? {
             Ok(done) => Ok(done),
             Err(OrderError::CustomerNotFound) => Err(AppError::NotFound),
             Err(e) => Err(AppError::Refused(e.to_string())),

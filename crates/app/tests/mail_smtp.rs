@@ -124,7 +124,7 @@ async fn releasing_customer(store: &Store, app: &App, admin: &str) -> CustomerId
         .await
         .unwrap();
     let pick = OrderPick { count: 3, ..Default::default() };
-    store.create_order(c, &pick, &[], &by(), now).await.unwrap().unwrap();
+    store.create_order(c, &pick, &[], false, &by(), now).await.unwrap().unwrap();
     let tokens = StoredTokens {
         access_token: "k1:access".into(),
         refresh_token: "k1:refresh".into(),

@@ -355,6 +355,7 @@ impl Store {
             customer: CustomerId,
             pick: &OrderPick,
             explicit: &[PhoneNumber],
+            apply: bool,
             by: &Actor,
             now: OffsetDateTime,
         ) -> Result<std::result::Result<(Order, Vec<Number>), OrderError>>;

@@ -194,7 +194,7 @@ async fn order_reserves_numbers_and_cancel_returns_them(store: Store) {
         tag: Some("nyc".into()),
     };
     let (order, reserved) =
-        store.create_order(acme, &pick, &[], &ops(), now()).await.unwrap().unwrap();
+        store.create_order(acme, &pick, &[], false, &ops(), now()).await.unwrap().unwrap();
     assert_eq!(order.state, OrderState::Pending);
     assert_eq!(order.number_count, 5);
     assert_eq!(reserved.len(), 5);
@@ -245,7 +245,14 @@ async fn order_for_more_than_available_changes_nothing(store: Store) {
     store.insert_numbers(&numbers(15550100000, 3, "US", &[]), &|_| {}).await.unwrap();
     let acme = customer(&store, "acme").await;
     let err = store
-        .create_order(acme, &OrderPick { count: 4, ..Default::default() }, &[], &ops(), now())
+        .create_order(
+            acme,
+            &OrderPick { count: 4, ..Default::default() },
+            &[],
+            false,
+            &ops(),
+            now(),
+        )
         .await
         .unwrap()
         .unwrap_err();
@@ -257,6 +264,7 @@ async fn order_for_more_than_available_changes_nothing(store: Store) {
             CustomerId::new(),
             &OrderPick { count: 1, ..Default::default() },
             &[],
+            false,
             &ops(),
             now(),
         )
@@ -270,10 +278,14 @@ async fn explicit_order_refuses_a_taken_number_and_changes_nothing(store: Store)
     store.insert_numbers(&numbers(15550100000, 3, "US", &[]), &|_| {}).await.unwrap();
     let acme = customer(&store, "acme").await;
     let first = e164s(&["+15550100001"]);
-    store.create_order(acme, &OrderPick::default(), &first, &ops(), now()).await.unwrap().unwrap();
+    store
+        .create_order(acme, &OrderPick::default(), &first, false, &ops(), now())
+        .await
+        .unwrap()
+        .unwrap();
     let second = e164s(&["+15550100000", "+15550100001"]);
     let err = store
-        .create_order(acme, &OrderPick::default(), &second, &ops(), now())
+        .create_order(acme, &OrderPick::default(), &second, false, &ops(), now())
         .await
         .unwrap()
         .unwrap_err();
@@ -290,7 +302,7 @@ async fn explicit_order_refuses_a_taken_number_and_changes_nothing(store: Store)
     assert_eq!(store.list_orders(None, 10).await.unwrap().len(), 1);
     let unknown = e164s(&["+15559999999"]);
     let err = store
-        .create_order(acme, &OrderPick::default(), &unknown, &ops(), now())
+        .create_order(acme, &OrderPick::default(), &unknown, false, &ops(), now())
         .await
         .unwrap()
         .unwrap_err();
@@ -309,6 +321,7 @@ async fn concurrent_orders_never_get_the_same_number(store: Store) {
                     acme,
                     &OrderPick { count: 20, ..Default::default() },
                     &[],
+                    false,
                     &ops(),
                     now(),
                 )
@@ -337,7 +350,14 @@ async fn ended_contract_takes_no_orders(store: Store) {
     let acme = customer(&store, "acme").await;
     assert!(store.set_contract_state(acme, ContractState::Ended).await.unwrap());
     let err = store
-        .create_order(acme, &OrderPick { count: 1, ..Default::default() }, &[], &ops(), now())
+        .create_order(
+            acme,
+            &OrderPick { count: 1, ..Default::default() },
+            &[],
+            false,
+            &ops(),
+            now(),
+        )
         .await
         .unwrap()
         .unwrap_err();
@@ -418,7 +438,7 @@ async fn concurrent_orders_never_pass_the_customers_number_limit(store: Store) {
     let acme = customer(&store, "acme").await;
     let globex = customer(&store, "globex").await;
     let five = OrderPick { count: 5, ..Default::default() };
-    store.create_order(acme, &five, &[], &ops(), now()).await.unwrap().unwrap();
+    store.create_order(acme, &five, &[], false, &ops(), now()).await.unwrap().unwrap();
     assert!(store.set_number_limit(acme, Some(25)).await.unwrap());
     assert!(!store.set_number_limit(CustomerId::new(), Some(25)).await.unwrap());
     assert_eq!(store.get_customer(acme).await.unwrap().unwrap().number_limit, Some(25));
@@ -426,7 +446,7 @@ async fn concurrent_orders_never_pass_the_customers_number_limit(store: Store) {
     for _ in 0..8 {
         let (store, five) = (store.clone(), five.clone());
         tasks.push(tokio::spawn(async move {
-            store.create_order(acme, &five, &[], &ops(), now()).await.unwrap()
+            store.create_order(acme, &five, &[], false, &ops(), now()).await.unwrap()
         }));
     }
     let (mut placed, mut refused) = (0, Vec::new());
@@ -444,7 +464,14 @@ async fn concurrent_orders_never_pass_the_customers_number_limit(store: Store) {
     assert_eq!(store.numbers_held(acme).await.unwrap(), 25);
     // Another customer has no limit; an explicit list counts its numbers.
     store
-        .create_order(globex, &OrderPick { count: 50, ..Default::default() }, &[], &ops(), now())
+        .create_order(
+            globex,
+            &OrderPick { count: 50, ..Default::default() },
+            &[],
+            false,
+            &ops(),
+            now(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -452,14 +479,18 @@ async fn concurrent_orders_never_pass_the_customers_number_limit(store: Store) {
     let two = e164s(&["+15550100199", "+15550100198"]);
     assert_eq!(
         store
-            .create_order(acme, &OrderPick::default(), &two, &ops(), now())
+            .create_order(acme, &OrderPick::default(), &two, false, &ops(), now())
             .await
             .unwrap()
             .unwrap_err(),
         OrderError::OverLimit { limit: 26, held: 25, wanted: 2 }
     );
     assert!(store.set_number_limit(acme, None).await.unwrap());
-    store.create_order(acme, &OrderPick::default(), &two, &ops(), now()).await.unwrap().unwrap();
+    store
+        .create_order(acme, &OrderPick::default(), &two, false, &ops(), now())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 fn e164s(numbers: &[&str]) -> Vec<PhoneNumber> {

@@ -245,7 +245,7 @@ async fn a_customers_numbers_read_for_reconciliation_are_the_same_read_by_number
     let name = TrunkName::parse("zoom-a").unwrap();
     assert!(store.set_customer_trunk(acme, Some(&name)).await.unwrap());
     let pick = OrderPick { count: 3, ..Default::default() };
-    store.create_order(acme, &pick, &[], &by, at).await.unwrap().unwrap();
+    store.create_order(acme, &pick, &[], false, &by, at).await.unwrap().unwrap();
     let tokens = StoredTokens {
         access_token: "k1:access".into(),
         refresh_token: "k1:refresh".into(),

@@ -46,7 +46,7 @@ async fn releasing_customer(store: &Store) -> (CustomerId, Release) {
     store.insert_numbers(&batch, &|_| {}).await.unwrap();
     let c = testkit::insert_customer(store, "acme").await;
     let pick = OrderPick { count: 3, ..Default::default() };
-    store.create_order(c, &pick, &[], &by(), now()).await.unwrap().unwrap();
+    store.create_order(c, &pick, &[], false, &by(), now()).await.unwrap().unwrap();
     let tokens = StoredTokens {
         access_token: "k1:access".into(),
         refresh_token: "k1:refresh".into(),
@@ -192,7 +192,7 @@ async fn usage_totals_agree_with_a_count_and_two_takers_make_one_record(store: S
     assert!(store.set_billing_ref(c, Some("BILL-7")).await.unwrap());
     // Another order waits (reserved) beside the numbers in Zoom.
     let pick = OrderPick { count: 1, ..Default::default() };
-    store.create_order(other, &pick, &[], &by(), now()).await.unwrap().unwrap();
+    store.create_order(other, &pick, &[], false, &by(), now()).await.unwrap().unwrap();
     let start = time::macros::datetime!(2026-11-23 0:00 UTC);
     let end = start + Duration::days(1);
     let (a, b) = tokio::join!(

@@ -28,6 +28,7 @@ testkit::store_tests_on_both!(
     a_webhook_delivery_is_remembered_once_until_its_window_ends,
     a_removal_older_than_the_link_leaves_it_alone,
     a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back,
+    an_order_for_a_linked_customer_is_applied_with_it_and_routing_hears_each_change_once,
 );
 
 fn now() -> OffsetDateTime {
@@ -79,7 +80,7 @@ async fn customer_with_order(
         prefix: Some(format!("+{first}").chars().take(8).collect()),
         ..Default::default()
     };
-    let (order, _) = store.create_order(c, &pick, &[], &by(), now()).await.unwrap().unwrap();
+    let (order, _) = store.create_order(c, &pick, &[], false, &by(), now()).await.unwrap().unwrap();
     (c, order.id)
 }
 
@@ -564,8 +565,9 @@ async fn poll_records_assignment_and_reschedules(store: Store) {
 }
 
 /// Four clients each place one-number orders for one linked customer at once; every order applies the
-/// customer's waiting numbers. Each number is moved to `provisioning` by exactly one of them and
-/// carried by exactly one push job.
+/// customer's waiting numbers, two clients in the order's own transaction (as an order for a linked
+/// customer is placed), two after it. Each number is moved to `provisioning` by exactly one of them,
+/// carried by exactly one push job, and its trail says reserved, then provisioning, once each.
 async fn concurrent_orders_queue_each_number_once(store: Store) {
     const CLIENTS: u64 = 4;
     const ORDERS: u64 = 60;
@@ -588,12 +590,13 @@ async fn concurrent_orders_queue_each_number_once(store: Store) {
         .unwrap()
         .unwrap();
     let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
+    for client in 0..CLIENTS {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
+            let with_order = client % 2 == 0;
             for _ in 0..ORDERS {
                 let pick = OrderPick { count: 1, ..Default::default() };
-                store.create_order(c, &pick, &[], &by(), now()).await.unwrap().unwrap();
+                store.create_order(c, &pick, &[], with_order, &by(), now()).await.unwrap().unwrap();
                 store.apply_pending_orders(c, &by(), now()).await.unwrap().unwrap();
             }
         }));
@@ -616,20 +619,20 @@ async fn concurrent_orders_queue_each_number_once(store: Store) {
         queued.len(),
         distinct.len()
     );
-    for e164 in queued.iter().take(40) {
+    for e164 in &queued {
         let n = store
             .get_number_by_e164(&domain::PhoneNumber::parse(e164).unwrap())
             .await
             .unwrap()
             .unwrap();
-        let to_provisioning = store
-            .number_events(n.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.to == NumberState::Provisioning)
-            .count();
-        assert_eq!(to_provisioning, 1, "{e164}: one move to provisioning in its trail");
+        assert_eq!((n.state, n.customer_id, n.version), (NumberState::Provisioning, Some(c), 2));
+        let trail: Vec<NumberState> =
+            store.number_events(n.id).await.unwrap().into_iter().map(|e| e.to).collect();
+        assert_eq!(
+            trail,
+            [NumberState::Available, NumberState::Reserved, NumberState::Provisioning],
+            "{e164}: imported, reserved once, then to provisioning once"
+        );
     }
 }
 
@@ -755,6 +758,88 @@ async fn a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back(store: Store) {
     assert!(!store.extend_job_lease(job.id, "w1", t1 + Duration::seconds(15)).await.unwrap());
     let again = store.claim_job("w2", t1 + Duration::seconds(15), t1).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (job.id, 1), "handed back: the attempt is not counted");
+}
+
+/// The numbers of the routing feed's changes after `after`.
+async fn routing_changes_after(store: &Store, after: i64) -> Vec<String> {
+    let read = store.routing_feed(after, 10_000, &[]).await.unwrap();
+    read.changes.into_iter().filter_map(|(_, e164)| e164.map(|n| n.to_string())).collect()
+}
+
+/// An order placed for a linked customer with `apply` is applied in its transaction: its numbers go
+/// straight to `provisioning` (written once, both steps in their trail), its push job is queued and
+/// the order is applied; the routing feed hears one change per number each time its state changes
+/// (the order, Zoom's answer) and none when only what Zoom lists of it changes (a poll). Zoom's
+/// answer makes an accepted number Unassigned in Zoom, as of the answer, in the same write.
+async fn an_order_for_a_linked_customer_is_applied_with_it_and_routing_hears_each_change_once(
+    store: Store,
+) {
+    let batch: Vec<_> = (15550100000u64..15550100003)
+        .map(|n| Number::imported(pn(&format!("+{n}")), NumberAttrs::default(), &by(), now()))
+        .collect();
+    store.insert_numbers(&batch, &|_| {}).await.unwrap();
+    let c = customer(&store, "acme").await;
+    store
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let head = store.routing_feed_head().await.unwrap().high;
+    let pick = OrderPick { count: 3, ..Default::default() };
+    let (order, reserved) =
+        store.create_order(c, &pick, &[], true, &by(), now()).await.unwrap().unwrap();
+    assert!(reserved.iter().all(|n| n.state == NumberState::Reserved), "returned as reserved");
+    assert_eq!(store.get_order(order.id).await.unwrap().unwrap().state, OrderState::Applied);
+    let numbers = store.order_numbers(order.id).await.unwrap();
+    assert_eq!(
+        numbers.iter().map(|n| (n.state, n.version)).collect::<Vec<_>>(),
+        vec![(NumberState::Provisioning, 2); 3]
+    );
+    for n in &numbers {
+        let trail: Vec<_> =
+            store.number_events(n.id).await.unwrap().into_iter().map(|e| (e.from, e.to)).collect();
+        assert_eq!(
+            trail,
+            vec![
+                (None, NumberState::Available),
+                (Some(NumberState::Available), NumberState::Reserved),
+                (Some(NumberState::Reserved), NumberState::Provisioning),
+            ]
+        );
+    }
+    let mut changed = routing_changes_after(&store, head).await;
+    changed.sort();
+    assert_eq!(changed, ["+15550100000", "+15550100001", "+15550100002"], "one change each");
+    let push = claim_all(&store, "w", now())
+        .await
+        .into_iter()
+        .find(|j| j.kind == JobKind::PushNumbers)
+        .unwrap();
+    assert_eq!(push.payload.numbers.len(), 3);
+    // Peerex learnt of +15550100001 being assigned in Zoom (a poll) before Zoom's answer is recorded.
+    store.poll_now(c, now()).await.unwrap();
+    let poll = claim_all(&store, "w", now())
+        .await
+        .into_iter()
+        .find(|j| j.kind == JobKind::PollNumbers)
+        .unwrap();
+    let head = store.routing_feed_head().await.unwrap().high;
+    let seen_at = now() - Duration::minutes(1);
+    let seen = vec![(pn("+15550100001"), true)];
+    assert!(store.complete_poll(poll.id, "w", c, &seen, seen_at, now()).await.unwrap());
+    assert!(routing_changes_after(&store, head).await.is_empty(), "what Zoom lists is not routing");
+    let results: Vec<_> = numbers.iter().map(|n| (n.e164.clone(), PushResult::Accepted)).collect();
+    assert!(store.complete_push(push.id, "w", &results, &by(), now()).await.unwrap());
+    assert_eq!(routing_changes_after(&store, head).await.len(), 3, "each activation once");
+    let presence = store.zoom_presence(c).await.unwrap();
+    assert_eq!(
+        presence.iter().map(|(n, a, at)| (n.as_str(), *a, *at)).collect::<Vec<_>>(),
+        vec![
+            ("+15550100000", Some(false), Some(now())),
+            ("+15550100001", Some(true), Some(seen_at)),
+            ("+15550100002", Some(false), Some(now())),
+        ]
+    );
 }
 
 fn acct(id: &str) -> domain::ZoomAccountId {

@@ -66,7 +66,7 @@ async fn customer_with_order(store: &Store, round: u64) -> (CustomerId, OrderId)
     };
     store.insert_customer(&c).await.unwrap();
     let (order, _) = store
-        .create_order(c.id, &OrderPick::default(), &e164s(round), &by(), now())
+        .create_order(c.id, &OrderPick::default(), &e164s(round), false, &by(), now())
         .await
         .unwrap()
         .unwrap();
@@ -336,8 +336,12 @@ async fn two_orders_taking_the_same_numbers_in_opposite_order_end_one_way(store:
             (e164s(round), e164s(round).into_iter().rev().collect::<Vec<_>>());
         let (s1, s2) = (store.clone(), store.clone());
         let (got_a, got_b) = race(
-            async move { s1.create_order(a, &OrderPick::default(), &forward, &by(), now()).await },
-            async move { s2.create_order(b, &OrderPick::default(), &backward, &by(), now()).await },
+            async move {
+                s1.create_order(a, &OrderPick::default(), &forward, false, &by(), now()).await
+            },
+            async move {
+                s2.create_order(b, &OrderPick::default(), &backward, false, &by(), now()).await
+            },
         )
         .await;
         let got_a = got_a.unwrap_or_else(|e| panic!("round {round}: order a: {e}"));
@@ -389,7 +393,7 @@ async fn a_number_that_left_and_came_back_is_not_reserved_on_what_was_read_befor
     let s = store.clone();
     let names = vec![held.clone(), aba.clone()];
     let order = tokio::spawn(async move {
-        s.create_order(first, &OrderPick::default(), &names, &by(), now()).await.unwrap()
+        s.create_order(first, &OrderPick::default(), &names, false, &by(), now()).await.unwrap()
     });
     // The first order has read both numbers and waits to write the held one.
     loop {
@@ -405,7 +409,14 @@ async fn a_number_that_left_and_came_back_is_not_reserved_on_what_was_read_befor
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let (other, _) = store
-        .create_order(second, &OrderPick::default(), std::slice::from_ref(&aba), &by(), now())
+        .create_order(
+            second,
+            &OrderPick::default(),
+            std::slice::from_ref(&aba),
+            false,
+            &by(),
+            now(),
+        )
         .await
         .unwrap()
         .unwrap();

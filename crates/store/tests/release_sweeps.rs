@@ -38,7 +38,7 @@ async fn releasing_customer(store: &Store) -> (CustomerId, Release) {
     store.insert_numbers(&batch, &|_| {}).await.unwrap();
     let c = testkit::insert_customer(store, "acme").await;
     let pick = OrderPick { count: 3, ..Default::default() };
-    store.create_order(c, &pick, &[], &by(), now()).await.unwrap().unwrap();
+    store.create_order(c, &pick, &[], false, &by(), now()).await.unwrap().unwrap();
     let tokens = StoredTokens {
         access_token: "k1:access".into(),
         refresh_token: "k1:refresh".into(),

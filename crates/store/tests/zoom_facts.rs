@@ -248,7 +248,7 @@ async fn a_number_sold_again_to_the_same_customer_starts_without_an_address(stor
     store.insert_numbers(&[(n, e)], &|_| {}).await.unwrap();
     let pick = OrderPick { count: 1, ..Default::default() };
     let (first, _) = store
-        .create_order(acme, &pick, std::slice::from_ref(&e164), &by, now())
+        .create_order(acme, &pick, std::slice::from_ref(&e164), false, &by, now())
         .await
         .unwrap()
         .unwrap();
@@ -257,7 +257,7 @@ async fn a_number_sold_again_to_the_same_customer_starts_without_an_address(stor
     assert_eq!(line1(&store, id).await.as_deref(), Some("1 FIRST ST"));
 
     store.cancel_order(first.id, Some(acme), &by, now()).await.unwrap().unwrap();
-    store.create_order(acme, &pick, &[e164], &by, now()).await.unwrap().unwrap();
+    store.create_order(acme, &pick, &[e164], false, &by, now()).await.unwrap().unwrap();
     assert_eq!(
         line1(&store, id).await,
         None,
