@@ -572,23 +572,7 @@ async fn concurrent_orders_queue_each_number_once(store: Store) {
     const CLIENTS: u64 = 4;
     const ORDERS: u64 = 60;
     let first = 15550100000;
-    let batch: Vec<_> = (first..first + CLIENTS * ORDERS)
-        .map(|n| {
-            Number::imported(
-                PhoneNumber::parse(&format!("+{n}")).unwrap(),
-                NumberAttrs::default(),
-                &by(),
-                now(),
-            )
-        })
-        .collect();
-    store.insert_numbers(&batch, &|_| {}).await.unwrap();
-    let c = customer(&store, "acme").await;
-    store
-        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = linked_customer_with_numbers(&store, first, CLIENTS * ORDERS).await;
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
         let store = store.clone();
@@ -760,6 +744,21 @@ async fn a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back(store: Store) {
     assert_eq!((again.id, again.attempts), (job.id, 1), "handed back: the attempt is not counted");
 }
 
+/// `count` available numbers from `+first`, and a customer linked to `acct-1` with nothing ordered.
+async fn linked_customer_with_numbers(store: &Store, first: u64, count: u64) -> CustomerId {
+    let batch: Vec<_> = (first..first + count)
+        .map(|n| Number::imported(pn(&format!("+{n}")), NumberAttrs::default(), &by(), now()))
+        .collect();
+    store.insert_numbers(&batch, &|_| {}).await.unwrap();
+    let c = customer(store, "acme").await;
+    store
+        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    c
+}
+
 /// The numbers of the routing feed's changes after `after`.
 async fn routing_changes_after(store: &Store, after: i64) -> Vec<String> {
     let read = store.routing_feed(after, 10_000, &[]).await.unwrap();
@@ -774,16 +773,7 @@ async fn routing_changes_after(store: &Store, after: i64) -> Vec<String> {
 async fn an_order_for_a_linked_customer_is_applied_with_it_and_routing_hears_each_change_once(
     store: Store,
 ) {
-    let batch: Vec<_> = (15550100000u64..15550100003)
-        .map(|n| Number::imported(pn(&format!("+{n}")), NumberAttrs::default(), &by(), now()))
-        .collect();
-    store.insert_numbers(&batch, &|_| {}).await.unwrap();
-    let c = customer(&store, "acme").await;
-    store
-        .link_zoom_account(c, &acct("acct-1"), "u", &tokens("a"), "Carrier", &by(), now())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = linked_customer_with_numbers(&store, 15550100000, 3).await;
     let head = store.routing_feed_head().await.unwrap().high;
     let pick = OrderPick { count: 3, ..Default::default() };
     let (order, reserved) =
