@@ -86,11 +86,23 @@ async fn write_moves(
         OffsetDateTime,
         i64,
     );
-    // Each number's first step (what it is compared with) and last (what is written).
+    // Each number's first step (what it is compared with) and last (what is written). A later
+    // step continues the one before it (callers build them so: the same number moved twice from
+    // what was read is not two steps, and is refused before it comes here).
     let mut steps: std::collections::HashMap<Uuid, (&Number, &NumberEvent, &Number)> =
         std::collections::HashMap::with_capacity(moves.len());
     for (n, e) in moves {
-        steps.entry(n.id.as_uuid()).and_modify(|s| s.2 = n).or_insert((n, e, n));
+        steps
+            .entry(n.id.as_uuid())
+            .and_modify(|s| {
+                debug_assert!(
+                    e.from == Some(s.2.state) && n.version == s.2.version + 1,
+                    "{}: a step that does not continue the one before it",
+                    n.e164
+                );
+                s.2 = n;
+            })
+            .or_insert((n, e, n));
     }
     let mut groups: std::collections::BTreeMap<Group<'_>, Vec<Uuid>> =
         std::collections::BTreeMap::new();
@@ -110,7 +122,10 @@ async fn write_moves(
             .push(*id);
     }
     let mut moved = std::collections::HashSet::with_capacity(moves.len());
-    for (((from, read), state, customer, order, reason, aging, at, version), ids) in groups {
+    for (((from, read), state, customer, order, reason, aging, at, version), mut ids) in groups {
+        // In id order, as other writers take numbers: on PostgreSQL two transactions then queue on
+        // the first number they share rather than each holding one the other waits for.
+        ids.sort_unstable();
         for chunk in ids.chunks(INSERT_CHUNK) {
             let mut q = QueryBuilder::<Db>::new("UPDATE numbers SET state = ");
             q.push_bind(state)

@@ -115,7 +115,12 @@ impl DialectStore {
             found
         } else {
             let mut found = Vec::with_capacity(explicit.len());
+            let mut listed = std::collections::HashSet::with_capacity(explicit.len());
             for e164 in explicit {
+                // Listed twice: the second is not available once the first is reserved.
+                if !listed.insert(e164) {
+                    return Ok(Err(OrderError::NumberNotAvailable(e164.to_string())));
+                }
                 let text = e164.as_str();
                 match select_numbers!("WHERE e164 = $1", text).fetch_optional(&mut *tx).await? {
                     None => return Ok(Err(OrderError::UnknownNumber(e164.to_string()))),

@@ -5,17 +5,22 @@
 -- the statement's transition tables; the NOTIFY is sent once, and only when something changed.
 -- (PostgreSQL allows no column list on a trigger with transition tables: every UPDATE of numbers
 -- runs it, and the comparison below keeps the rows the column list and WHEN clause used to keep.)
+-- The INSERT is planned at each run (EXECUTE): a plan kept from a connection's first run, sized for
+-- the one row it changed, would join thousands of rows the slow way.
 DROP TRIGGER numbers_routing_changed ON numbers;
 
 CREATE FUNCTION numbers_routing_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    appended bigint;
 BEGIN
-    INSERT INTO routing_changes (e164)
-    SELECT n.e164
-      FROM numbers_after n JOIN numbers_before o ON o.id = n.id
-     WHERE o.state IS DISTINCT FROM n.state
-        OR o.customer_id IS DISTINCT FROM n.customer_id
-        OR o.reason IS DISTINCT FROM n.reason;
-    IF FOUND THEN
+    EXECUTE 'INSERT INTO routing_changes (e164)
+             SELECT n.e164
+               FROM numbers_after n JOIN numbers_before o ON o.id = n.id
+              WHERE o.state IS DISTINCT FROM n.state
+                 OR o.customer_id IS DISTINCT FROM n.customer_id
+                 OR o.reason IS DISTINCT FROM n.reason';
+    GET DIAGNOSTICS appended = ROW_COUNT;
+    IF appended > 0 THEN
         -- Identical notifications in one transaction are delivered once, at commit.
         PERFORM pg_notify('peerex_routing', '');
     END IF;

@@ -290,6 +290,14 @@ async fn explicit_order_refuses_a_taken_number_and_changes_nothing(store: Store)
         .unwrap()
         .unwrap_err();
     assert_eq!(err, OrderError::NumberNotAvailable("+15550100001".into()));
+    // One number listed twice is not reserved twice (nor once).
+    let twice = e164s(&["+15550100000", "+15550100002", "+15550100000"]);
+    let err = store
+        .create_order(acme, &OrderPick::default(), &twice, false, &ops(), now())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err, OrderError::NumberNotAvailable("+15550100000".into()));
     assert_eq!(
         store
             .get_number_by_e164(&domain::PhoneNumber::parse("+15550100000").unwrap())
