@@ -641,12 +641,13 @@ pub(crate) async fn apply_in_tx(
     let mut numbers = rows.into_iter().map(NumberRow::into_number).collect::<Result<Vec<_>>>()?;
     numbers.extend(fresh.iter().map(|(n, _)| n.clone()));
     let plan = plan_apply(customer, numbers, why, by, now);
-    let steps: Vec<(Number, domain::NumberEvent)> =
-        fresh.iter().cloned().chain(plan.moves.iter().cloned()).collect();
+    // The order's steps first, then what the plan moves (its own numbers among them, a step on).
+    let mut steps = fresh.to_vec();
+    let planned = steps.len();
+    steps.extend(plan.moves);
     let moved = save_state_moves(tx, &steps).await?;
-    let mut to_push: Vec<Number> = plan
-        .moves
-        .into_iter()
+    let mut to_push: Vec<Number> = steps
+        .drain(planned..)
         .map(|(n, _)| n)
         .filter(|n| moved.contains(&n.id.as_uuid()))
         .collect();
