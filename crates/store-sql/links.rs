@@ -16,7 +16,9 @@ use domain::link::{
 };
 use domain::machine::StateMachine;
 use domain::mail::{key as mail_key, MailFacts, MailKind, NewMail};
-use domain::onboarding::{LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink};
+use domain::onboarding::{
+    BudgetUse, LinkEvent, LinkRefused, LinkState, StoredTokens, Unlinked, ZoomLink,
+};
 use domain::push::{cut_push_jobs, plan_apply, Application};
 use domain::release::{LineState, ON_HOLD_MESSAGE};
 use domain::webhook::{EventType, OutboundEvent};
@@ -543,28 +545,40 @@ impl DialectStore {
         tx.commit().await
     }
 
-    /// Takes the next slot of the account's request budget, shared by every worker of every instance:
-    /// returns when the call may be made (microseconds since the epoch, never before `now_us`) and
-    /// moves the budget on by `gap_us`, in one statement.
+    /// Takes the account's next slot (at the earliest `now_us`) and moves the budget on by `gap_us`,
+    /// in one statement, for every instance alike. A `Call` marks the budget busy until its slot has
+    /// passed; a `Listing` takes nothing while it is (None: try again a gap later), an
+    /// `OverdueListing` takes the next slot anyway. Microseconds since the epoch.
     pub async fn take_zoom_slot(
         &self,
         account: &ZoomAccountId,
         now_us: i64,
         gap_us: i64,
-    ) -> Result<i64> {
+        by: BudgetUse,
+    ) -> Result<Option<i64>> {
         let account = account.as_str();
+        let (call, anyway) = match by {
+            BudgetUse::Call => (true, true),
+            BudgetUse::Listing => (false, false),
+            BudgetUse::OverdueListing => (false, true),
+        };
         let next = sqlx::query_scalar!(
-            r#"INSERT INTO zoom_rate_budget (zoom_account, next_slot_us) VALUES ($1, CAST($2 AS BIGINT) + CAST($3 AS BIGINT))
-               ON CONFLICT (zoom_account) DO UPDATE SET next_slot_us =
-                   CASE WHEN zoom_rate_budget.next_slot_us > CAST($2 AS BIGINT) THEN zoom_rate_budget.next_slot_us ELSE CAST($2 AS BIGINT) END + CAST($3 AS BIGINT)
+            r#"INSERT INTO zoom_rate_budget (zoom_account, next_slot_us, busy_until_us)
+               VALUES ($1, CAST($2 AS BIGINT) + CAST($3 AS BIGINT), CASE WHEN $4 THEN CAST($2 AS BIGINT) + CAST($3 AS BIGINT) ELSE 0 END)
+               ON CONFLICT (zoom_account) DO UPDATE SET
+                   next_slot_us = CASE WHEN zoom_rate_budget.next_slot_us > CAST($2 AS BIGINT) THEN zoom_rate_budget.next_slot_us ELSE CAST($2 AS BIGINT) END + CAST($3 AS BIGINT),
+                   busy_until_us = CASE WHEN $4 THEN CASE WHEN zoom_rate_budget.next_slot_us > CAST($2 AS BIGINT) THEN zoom_rate_budget.next_slot_us ELSE CAST($2 AS BIGINT) END + CAST($3 AS BIGINT) ELSE zoom_rate_budget.busy_until_us END
+               WHERE $5 OR zoom_rate_budget.busy_until_us <= CAST($2 AS BIGINT)
                RETURNING next_slot_us AS "next_slot_us!: i64""#,
             account,
             now_us,
-            gap_us
+            gap_us,
+            call,
+            anyway
         )
-        .fetch_one(self.writer())
+        .fetch_optional(self.writer())
         .await?;
-        Ok(next - gap_us)
+        Ok(next.map(|n| n - gap_us))
     }
 
     /// Remembers a webhook delivery by the digest of its verified content until `keep_until`: true the

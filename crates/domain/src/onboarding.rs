@@ -112,6 +112,20 @@ pub enum Unlinked {
     NoLink,
 }
 
+/// Who takes a slot of an account's shared request budget (Zoom's per-account rate limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BudgetUse {
+    /// A call made for someone (a push, a release, an install): takes the next slot, and marks the
+    /// budget busy until it.
+    Call,
+    /// A page of a reconciliation's listing: gives way (takes nothing) while a call's slot is
+    /// still ahead, so a reconciliation never slows a customer's push much.
+    Listing,
+    /// A page of a listing that has given way long enough: takes the next slot as a call would,
+    /// without marking the budget busy (so a listing is never starved either).
+    OverdueListing,
+}
+
 /// Encrypted tokens as stored: each token is `"<key id>:<base64>"`, opaque to the store.
 #[derive(Clone, Debug)]
 pub struct StoredTokens {

@@ -86,7 +86,16 @@ pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
         ..Options::default()
     };
     let sim = Simulator::new(world, options)?;
-    let (addr, _serving) = sim.spawn(([127, 0, 0, 1], 0).into()).await?;
+    // Zoom is another service on other machines: the simulator gets a runtime of its own (its own
+    // threads, which the operating system schedules beside peerex's as it would another process),
+    // not a share of the tasks queued on peerex's workers, whose pacing it would disturb.
+    let zoom_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("zoom-sim")
+        .enable_all()
+        .build()?;
+    let (addr, serving) =
+        zoom_runtime.spawn(async move { sim.spawn(([127, 0, 0, 1], 0).into()).await }).await??;
     let zoom_url = format!("http://{addr}");
     eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
     let (url, dir) = match &args.postgres {
@@ -102,6 +111,8 @@ pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    drop(serving);
+    zoom_runtime.shutdown_background();
     result
 }
 

@@ -2,8 +2,8 @@
 
 use crate::{Result, Store};
 use domain::onboarding::{
-    Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult, StoredTokens,
-    Unlinked, ZoomLink,
+    BudgetUse, Job, JobEnd, JobState, LinkEvent, LinkRefused, PendingInstall, PushResult,
+    StoredTokens, Unlinked, ZoomLink,
 };
 use domain::{Actor, CustomerId, Number, OrderId, PhoneNumber, ZoomAccountId};
 use time::OffsetDateTime;
@@ -130,13 +130,14 @@ impl Store {
         ) -> Result<()>;
 
         /// Takes the next slot of the account's shared request budget (see the dialects); when the
-        /// call may be made, in microseconds since the epoch.
+        /// call may be made, in microseconds since the epoch; None when a listing gives way.
         pub async fn take_zoom_slot(
             &self,
             account: &ZoomAccountId,
             now_us: i64,
             gap_us: i64,
-        ) -> Result<i64>;
+            by: BudgetUse,
+        ) -> Result<Option<i64>>;
 
         /// Remembers a webhook delivery by the digest of its verified content: false when any
         /// instance has seen it already.

@@ -3,6 +3,7 @@
 
 use domain::customer::{OrderPick, OrderState};
 use domain::number::NumberAttrs;
+use domain::onboarding::BudgetUse::{Call, Listing, OverdueListing};
 use domain::onboarding::{
     JobEnd, JobKind, JobState, LinkRefused, LinkState, PendingInstall, PushResult, StoredTokens,
 };
@@ -25,6 +26,7 @@ testkit::store_tests_on_both!(
     poll_records_assignment_and_reschedules,
     concurrent_orders_queue_each_number_once,
     the_request_budget_is_shared_and_a_429_moves_it,
+    a_listing_gives_way_to_calls_of_the_same_account,
     a_webhook_delivery_is_remembered_once_until_its_window_ends,
     a_removal_older_than_the_link_leaves_it_alone,
     a_heartbeat_keeps_a_job_and_a_clean_stop_hands_it_back,
@@ -633,7 +635,7 @@ async fn the_request_budget_is_shared_and_a_429_moves_it(store: Store) {
     for _ in 0..8 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.take_zoom_slot(&acct("acct-1"), start, gap).await.unwrap()
+            store.take_zoom_slot(&acct("acct-1"), start, gap, Call).await.unwrap().unwrap()
         }));
     }
     let mut slots = Vec::new();
@@ -643,19 +645,61 @@ async fn the_request_budget_is_shared_and_a_429_moves_it(store: Store) {
     slots.sort_unstable();
     assert_eq!(slots, (0..8).map(|k| start + k * gap).collect::<Vec<_>>());
     assert_eq!(
-        store.take_zoom_slot(&acct("acct-2"), start, gap).await.unwrap(),
-        start,
+        store.take_zoom_slot(&acct("acct-2"), start, gap, Call).await.unwrap(),
+        Some(start),
         "its own budget"
     );
     // Idle for a while: the next call may go at once.
     let later = start + 10_000_000;
-    assert_eq!(store.take_zoom_slot(&acct("acct-1"), later, gap).await.unwrap(), later);
+    assert_eq!(store.take_zoom_slot(&acct("acct-1"), later, gap, Call).await.unwrap(), Some(later));
     // Zoom answered 429 with Retry-After: no slot before it, for calls already under way too.
     store.set_not_before(&acct("acct-1"), now() + Duration::seconds(60)).await.unwrap();
-    let slot = store.take_zoom_slot(&acct("acct-1"), later + gap, gap).await.unwrap();
+    let slot =
+        store.take_zoom_slot(&acct("acct-1"), later + gap, gap, Call).await.unwrap().unwrap();
     assert_eq!(slot, micros(now() + Duration::seconds(60)));
     store.set_not_before(&acct("acct-1"), now() + Duration::seconds(30)).await.unwrap(); // never earlier
-    assert_eq!(store.take_zoom_slot(&acct("acct-1"), later, gap).await.unwrap(), slot + gap);
+    assert_eq!(
+        store.take_zoom_slot(&acct("acct-1"), later, gap, Call).await.unwrap(),
+        Some(slot + gap)
+    );
+}
+
+/// A reconciliation's listing gives way while a call (a push) has a slot planned, takes its slot
+/// once the calls' slots have passed, or anyway once it has waited long enough: then without
+/// holding up a listing that comes after it.
+async fn a_listing_gives_way_to_calls_of_the_same_account(store: Store) {
+    let (start, gap) = (micros(now()), 25_000);
+    let a = acct("acct-3");
+    // Nothing planned: a listing takes the next slot as a call would.
+    assert_eq!(store.take_zoom_slot(&a, start, gap, Listing).await.unwrap(), Some(start));
+    // A push takes the next three slots: the budget is busy until the last of them has passed.
+    for k in 1..=3 {
+        let slot = store.take_zoom_slot(&a, start, gap, Call).await.unwrap();
+        assert_eq!(slot, Some(start + k * gap));
+    }
+    let busy_until = start + 4 * gap;
+    assert_eq!(store.take_zoom_slot(&a, start, gap, Listing).await.unwrap(), None);
+    assert_eq!(store.take_zoom_slot(&a, busy_until - 1, gap, Listing).await.unwrap(), None);
+    // Another account's budget is not this one's.
+    assert_eq!(
+        store.take_zoom_slot(&acct("acct-4"), start, gap, Listing).await.unwrap(),
+        Some(start)
+    );
+    // Given way long enough: the listing takes the next slot, after the push's.
+    assert_eq!(
+        store.take_zoom_slot(&a, start + gap, gap, OverdueListing).await.unwrap(),
+        Some(busy_until)
+    );
+    // That slot did not make the budget busy: once the push's slots have passed, a listing goes on.
+    assert_eq!(
+        store.take_zoom_slot(&a, busy_until, gap, Listing).await.unwrap(),
+        Some(busy_until + gap)
+    );
+    // A call made meanwhile: the listing gives way again until it has passed.
+    let call = store.take_zoom_slot(&a, busy_until, gap, Call).await.unwrap().unwrap();
+    assert_eq!(call, busy_until + 2 * gap);
+    assert_eq!(store.take_zoom_slot(&a, busy_until + gap, gap, Listing).await.unwrap(), None);
+    assert_eq!(store.take_zoom_slot(&a, call + gap, gap, Listing).await.unwrap(), Some(call + gap));
 }
 
 /// The replay memory: a delivery is taken once, by whichever instance gets it first; it is forgotten
