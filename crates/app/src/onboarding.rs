@@ -583,52 +583,43 @@ impl App {
         account: &ZoomAccountId,
         requests_per_second: f64,
     ) -> std::result::Result<(), ZoomCallError> {
-        let slot = self.reserve_zoom_slot(account, requests_per_second, false).await?;
-        self.wait_for_zoom_slot(slot).await
+        self.zoom_slot_as(account, requests_per_second, false).await
     }
 
-    /// Takes the account's next slot of its budget (at the earliest now), without waiting for it: a
-    /// caller that knows its next call can take the slot while its current call is under way, and
-    /// wait for it with [`App::wait_for_zoom_slot`]. A `listing` (a reconciliation's page) gives way
-    /// to the account's other calls while one is planned, a gap at a time, up to
-    /// [`LISTING_GIVES_WAY`] gaps in a row: a push keeps nearly all of the budget beside a
-    /// reconciliation, which still moves on.
-    pub(crate) async fn reserve_zoom_slot(
+    /// As [`App::zoom_slot_at`]; a `listing` (a reconciliation's page) gives way to the account's
+    /// other calls while one has a slot planned, a gap at a time, up to [`LISTING_GIVES_WAY`] gaps
+    /// in a row: a push keeps nearly all of the budget beside a reconciliation, which still moves
+    /// on. A slot further off than a few seconds is not waited for: `Budget` says until when (a job
+    /// is retried then).
+    pub(crate) async fn zoom_slot_as(
         &self,
         account: &ZoomAccountId,
         requests_per_second: f64,
         listing: bool,
-    ) -> std::result::Result<ZoomSlot, ZoomCallError> {
+    ) -> std::result::Result<(), ZoomCallError> {
+        const LONGEST_WAIT: Duration = Duration::from_secs(5);
         let gap_us = if requests_per_second > 0.0 {
             (1_000_000.0 / requests_per_second).ceil() as i64
         } else {
             0
         };
         let mut gave_way = 0;
-        loop {
+        let slot = loop {
             let by = match (listing, gave_way < LISTING_GIVES_WAY) {
                 (false, _) => BudgetUse::Call,
                 (true, true) => BudgetUse::Listing,
                 (true, false) => BudgetUse::OverdueListing,
             };
             let now_us = micros(self.now());
-            if let Some(at_us) = self.store.take_zoom_slot(account, now_us, gap_us, by).await? {
-                return Ok(ZoomSlot { at_us, gap_us });
+            if let Some(slot) = self.store.take_zoom_slot(account, now_us, gap_us, by).await? {
+                break slot;
             }
             gave_way += 1;
-            tokio::time::sleep(Duration::from_micros(gap_us.unsigned_abs())).await;
-        }
-    }
-
-    /// Waits until `slot`; a slot further off than a few seconds is not waited for: `Budget` says
-    /// until when (a job is retried then).
-    pub(crate) async fn wait_for_zoom_slot(
-        &self,
-        slot: ZoomSlot,
-    ) -> std::result::Result<(), ZoomCallError> {
-        const LONGEST_WAIT: Duration = Duration::from_secs(5);
+            // At least a millisecond: an unpaced budget (no rate) still waits between two tries.
+            tokio::time::sleep(Duration::from_micros(gap_us.unsigned_abs().max(1000))).await;
+        };
         let now = self.now();
-        let wait = Duration::from_micros(u64::try_from(slot.at_us - micros(now)).unwrap_or(0));
+        let wait = Duration::from_micros(u64::try_from(slot - micros(now)).unwrap_or(0));
         if wait > LONGEST_WAIT {
             let until = now + time::Duration::try_from(wait).unwrap_or(time::Duration::minutes(1));
             return Err(ZoomCallError::Budget(until));
@@ -639,25 +630,8 @@ impl App {
 }
 
 /// How many of the account's slots in a row a reconciliation's listing leaves to its other calls
-/// before it takes one anyway: beside a push, the listing gets one slot in twenty.
+/// before it takes one anyway: beside a push, the listing gets at most one slot in twenty.
 pub(crate) const LISTING_GIVES_WAY: u32 = 19;
-
-/// A slot of an account's request budget: the earliest a call may be made, and the budget's gap
-/// between two calls (both in microseconds).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ZoomSlot {
-    pub(crate) at_us: i64,
-    pub(crate) gap_us: i64,
-}
-
-impl ZoomSlot {
-    /// Whether a call can still be made in this slot at `now`: not when it has passed by more than
-    /// a quarter of the gap (the call would then come closer to the next slot's than the budget
-    /// means; a fresh slot is taken instead).
-    pub(crate) fn usable_at(self, now: OffsetDateTime) -> bool {
-        micros(now) - self.at_us <= self.gap_us / 4
-    }
-}
 
 fn micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)

@@ -17,7 +17,7 @@
 //! account's cycle at once, and the schedule is shared: a scope is due `every` after its last
 //! complete cycle, whichever instance ran it.
 
-use crate::onboarding::{ZoomCallError, ZoomSetup, ZoomSlot};
+use crate::onboarding::{ZoomCallError, ZoomSetup};
 use crate::{App, AppError, Result};
 use domain::findings::{Finding, FindingQuery, Recorded, RepairState, Seen, ZoomFix, ZoomRepair};
 use domain::job::JobPayload;
@@ -591,9 +591,6 @@ impl App {
         let mut token = self.source_token(source, None).await?;
         let (mut all, mut next) = (Vec::new(), None::<String>);
         let (mut refreshed, mut restarts, mut failures) = (false, 0u32, 0u32);
-        // Zoom's count of the listing and how many of it came so far, and a slot taken ahead.
-        let (mut total, mut read, mut last_page) = (None::<u64>, 0u64, 0u64);
-        let mut ahead: Option<ZoomSlot> = None;
         loop {
             // A long listing keeps its lease: renewed every third of it, so no other instance takes
             // the scope over while this one still reads; one that lost it stops here.
@@ -605,11 +602,7 @@ impl App {
                     renewed = self.now();
                 }
             }
-            let slot = match ahead.take() {
-                Some(s) if s.usable_at(self.now()) => s,
-                _ => self.reserve_zoom_slot(budget, rate, true).await?,
-            };
-            match self.wait_for_zoom_slot(slot).await {
+            match self.zoom_slot_as(budget, rate, true).await {
                 Ok(()) => {}
                 Err(ZoomCallError::Budget(at)) => {
                     return Ok(Err(Interrupted(format!(
@@ -619,35 +612,16 @@ impl App {
                 }
                 Err(e) => return Err(e),
             }
-            let call = async {
-                match source {
-                    Source::Account(_) => {
-                        z.client.list_peering_numbers(&token, next.as_deref()).await
-                    }
-                    Source::Carrier(c) => {
-                        c.client.list_carrier_peering_numbers(&token, next.as_deref(), None).await
-                    }
+            let page = match source {
+                Source::Account(_) => z.client.list_peering_numbers(&token, next.as_deref()).await,
+                Source::Carrier(c) => {
+                    c.client.list_carrier_peering_numbers(&token, next.as_deref(), None).await
                 }
             };
-            // The next page's slot is taken while this one is read, when Zoom's count says there
-            // is a next page: the database's answer is then not waited for between two pages.
-            let more = total.is_some_and(|t| read + last_page < t);
-            let take_next = async {
-                match more {
-                    true => Some(self.reserve_zoom_slot(budget, rate, true).await),
-                    false => None,
-                }
-            };
-            let (page, taken) = tokio::join!(call, take_next);
-            if let Some(taken) = taken {
-                ahead = Some(taken?);
-            }
             match page {
                 Ok(page) => {
                     cycle.pages += 1;
                     failures = 0;
-                    (total, last_page) = (page.total_records, page.numbers.len() as u64);
-                    read += last_page;
                     all.extend(page.numbers.into_iter().filter_map(&mut keep));
                     match page.next_page_token {
                         Some(t) => next = Some(t),
@@ -665,7 +639,7 @@ impl App {
                         "Zoom's page token expired mid-listing; listing again from the start"
                     );
                     restarts += 1;
-                    (all, next, read) = (Vec::new(), None, 0);
+                    (all, next) = (Vec::new(), None);
                 }
                 Err(ZoomError::RateLimited { retry_after })
                     if failures < z.reconcile.max_failures =>
@@ -675,8 +649,6 @@ impl App {
                         + time::Duration::try_from(retry_after)
                             .unwrap_or(time::Duration::seconds(1));
                     self.store.set_not_before(budget, until).await?;
-                    // A slot taken before Zoom said so would come before the budget's new start.
-                    ahead = None;
                 }
                 Err(e) if e.is_retryable() && failures < z.reconcile.max_failures => {
                     failures += 1;
@@ -987,21 +959,22 @@ fn with_plus(mut n: zoom::PeeringNumber) -> zoom::PeeringNumber {
     n
 }
 
-/// One number of Zoom's listing (after [`with_plus`]), as the comparison reads it in `account`:
-/// `known` when peerex holds it (so it is E.164 already), parsed otherwise; a number that is not
-/// E.164 is left out (and logged): peerex holds only E.164 numbers.
 /// Runs `work` to its end on a thread of the runtime's blocking pool (its database calls still
 /// driven by the runtime), for CPU work that would otherwise hold a worker for many milliseconds.
 async fn off_the_workers<T: Send + 'static>(
-    work: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
     let runtime = tokio::runtime::Handle::current();
     match tokio::task::spawn_blocking(move || runtime.block_on(work)).await {
         Ok(done) => done,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(AppError::Refused("the reconciler is shutting down".into())),
     }
 }
 
+/// One number of Zoom's listing (after [`with_plus`]), as the comparison reads it in `account`:
+/// `known` when peerex holds it (so it is E.164 already), parsed otherwise; a number that is not
+/// E.164 is left out (and logged): peerex holds only E.164 numbers.
 fn checked(account: String, n: zoom::PeeringNumber, known: Option<PhoneNumber>) -> Option<Listed> {
     let e164 = match known {
         Some(e164) => e164,

@@ -116,10 +116,10 @@ pub enum Unlinked {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BudgetUse {
     /// A call made for someone (a push, a release, an install): takes the next slot, and marks the
-    /// budget busy until it.
+    /// budget busy until a gap after it.
     Call,
-    /// A page of a reconciliation's listing: gives way (takes nothing) while a call's slot is
-    /// still ahead, so a reconciliation never slows a customer's push much.
+    /// A page of a reconciliation's listing: gives way (takes nothing) while the budget is busy
+    /// with a call's slot, so a reconciliation never slows a customer's push much.
     Listing,
     /// A page of a listing that has given way long enough: takes the next slot as a call would,
     /// without marking the budget busy (so a listing is never starved either).

@@ -89,12 +89,14 @@ pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
     // Zoom is another service on other machines: the simulator gets a runtime of its own (its own
     // threads, which the operating system schedules beside peerex's as it would another process),
     // not a share of the tasks queued on peerex's workers, whose pacing it would disturb.
-    let zoom_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("zoom-sim")
-        .enable_all()
-        .build()?;
-    let (addr, serving) =
+    let zoom_runtime = ZoomRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("zoom-sim")
+            .enable_all()
+            .build()?,
+    ));
+    let (addr, _serving) =
         zoom_runtime.spawn(async move { sim.spawn(([127, 0, 0, 1], 0).into()).await }).await??;
     let zoom_url = format!("http://{addr}");
     eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
@@ -111,9 +113,26 @@ pub async fn run(args: ReconcileBench) -> anyhow::Result<ExitCode> {
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    drop(serving);
-    zoom_runtime.shutdown_background();
     result
+}
+
+/// The simulator's own runtime, shut down without waiting (a runtime dropped inside async code,
+/// as on an early return, would panic).
+struct ZoomRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for ZoomRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("the runtime lives until dropped")
+    }
+}
+
+impl Drop for ZoomRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 fn account_id(i: u32) -> String {

@@ -137,8 +137,6 @@ impl Client {
             // Required by the schema, but an account with none may leave it out.
             #[serde(default)]
             numbers: Vec<Item>,
-            #[serde(default)]
-            total_records: Option<u64>,
         }
         #[derive(Deserialize)]
         struct Item {
@@ -202,7 +200,6 @@ impl Client {
                 .collect(),
             // Zoom marks the last page with an empty string [doc].
             next_page_token: b.next_page_token.filter(|t| !t.is_empty()),
-            total_records: b.total_records,
         })
     }
 

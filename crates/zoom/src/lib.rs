@@ -224,8 +224,6 @@ pub struct Page {
     pub numbers: Vec<PeeringNumber>,
     /// None on the last page (Zoom sends an empty string there).
     pub next_page_token: Option<String>,
-    /// How many numbers the whole listing holds, as Zoom counts them (None when it did not say).
-    pub total_records: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
