@@ -546,8 +546,8 @@ impl DialectStore {
     }
 
     /// Takes the account's next slot (at the earliest `now_us`) and moves the budget on by `gap_us`,
-    /// in one statement, for every instance alike. A `Call` marks the budget busy until its slot has
-    /// passed; a `Listing` takes nothing while it is (None: try again a gap later), an
+    /// in one statement, for every instance alike. A `Call` marks the budget busy until a gap after
+    /// its slot; a `Listing` takes nothing while it is (None: try again a gap later), an
     /// `OverdueListing` takes the next slot anyway. Microseconds since the epoch.
     pub async fn take_zoom_slot(
         &self,
