@@ -574,24 +574,14 @@ impl App {
         z: &ZoomSetup,
         account: &ZoomAccountId,
     ) -> std::result::Result<(), ZoomCallError> {
-        self.zoom_slot_at(account, z.requests_per_second).await
+        self.zoom_slot_at(account, z.requests_per_second, false).await
     }
 
-    /// As [`App::zoom_slot`], for a budget of `requests_per_second` (the carrier's own account's).
+    /// As [`App::zoom_slot`], for a budget of `requests_per_second` (the carrier's own account's);
+    /// a `listing` (a reconciliation's page) gives way to the account's other calls while one has
+    /// a slot planned, a gap at a time, up to [`LISTING_GIVES_WAY`] gaps in a row: a push keeps
+    /// nearly all of the budget beside a reconciliation, which still moves on.
     pub(crate) async fn zoom_slot_at(
-        &self,
-        account: &ZoomAccountId,
-        requests_per_second: f64,
-    ) -> std::result::Result<(), ZoomCallError> {
-        self.zoom_slot_as(account, requests_per_second, false).await
-    }
-
-    /// As [`App::zoom_slot_at`]; a `listing` (a reconciliation's page) gives way to the account's
-    /// other calls while one has a slot planned, a gap at a time, up to [`LISTING_GIVES_WAY`] gaps
-    /// in a row: a push keeps nearly all of the budget beside a reconciliation, which still moves
-    /// on. A slot further off than a few seconds is not waited for: `Budget` says until when (a job
-    /// is retried then).
-    pub(crate) async fn zoom_slot_as(
         &self,
         account: &ZoomAccountId,
         requests_per_second: f64,

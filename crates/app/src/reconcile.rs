@@ -602,7 +602,7 @@ impl App {
                     renewed = self.now();
                 }
             }
-            match self.zoom_slot_as(budget, rate, true).await {
+            match self.zoom_slot_at(budget, rate, true).await {
                 Ok(()) => {}
                 Err(ZoomCallError::Budget(at)) => {
                     return Ok(Err(Interrupted(format!(
