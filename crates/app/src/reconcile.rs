@@ -502,7 +502,7 @@ impl App {
         let Some(link) = self.store.zoom_link(customer).await? else {
             return Ok(Err(Interrupted("the account's link is gone".into())));
         };
-        let keep = |n| Some(with_plus(n));
+        let keep = |n| Some(Zoomed::from(n));
         let listed = self.list_pages(z, Source::Account(&link), lease, cycle, keep).await;
         // Read (or given up): the next account's listing may start.
         drop(turn);
@@ -535,7 +535,7 @@ impl App {
         &self,
         customer: CustomerId,
         account: &ZoomAccountId,
-        listed: Vec<zoom::PeeringNumber>,
+        listed: Vec<Zoomed>,
         thresholds: Thresholds,
     ) -> Result<(Vec<Seen>, usize)> {
         // The customer's own numbers first: those Zoom lists are E.164 already (checked when they
@@ -717,7 +717,7 @@ impl App {
                 },
                 None => "(no account number)".to_owned(),
             };
-            Some((label, with_plus(n)))
+            Some((label, Zoomed::from(n)))
         };
         let listed = match self.list_pages(z, Source::Carrier(c), lease, cycle, keep).await {
             Ok(Ok(l)) => l,
@@ -952,11 +952,29 @@ impl<T> Drop for StopWithCaller<T> {
     }
 }
 
-/// A number of Zoom's listing with its `+`, which Zoom may drop (REFERENCE §6).
-fn with_plus(mut n: zoom::PeeringNumber) -> zoom::PeeringNumber {
-    let raw = n.phone_number.trim();
-    n.phone_number = if raw.starts_with('+') { raw.to_owned() } else { format!("+{raw}") };
-    n
+/// What the comparison reads of a number Zoom lists, kept as each page is read: an account's
+/// listing is held whole until it is compared, and Zoom's other fields (its capabilities among
+/// them) made it four times the size, most of a cycle's time going to copying it as it grew.
+struct Zoomed {
+    /// With its `+`, which Zoom may drop (REFERENCE §6), as peerex holds numbers.
+    phone_number: String,
+    trunk: Option<String>,
+    active: bool,
+    returned: bool,
+}
+
+impl From<zoom::PeeringNumber> for Zoomed {
+    fn from(n: zoom::PeeringNumber) -> Self {
+        let raw = n.phone_number.trim();
+        let phone_number = if raw.len() == n.phone_number.len() && raw.starts_with('+') {
+            n.phone_number
+        } else if raw.starts_with('+') {
+            raw.to_owned()
+        } else {
+            format!("+{raw}")
+        };
+        Self { phone_number, trunk: n.sip_trunk_name, active: n.active, returned: n.returned }
+    }
 }
 
 /// Runs `work` to its end on a thread of the runtime's blocking pool (its database calls still
@@ -972,10 +990,10 @@ async fn off_the_workers<T: Send + 'static>(
     }
 }
 
-/// One number of Zoom's listing (after [`with_plus`]), as the comparison reads it in `account`:
+/// One number of Zoom's listing, as the comparison reads it in `account`:
 /// `known` when peerex holds it (so it is E.164 already), parsed otherwise; a number that is not
 /// E.164 is left out (and logged): peerex holds only E.164 numbers.
-fn checked(account: String, n: zoom::PeeringNumber, known: Option<PhoneNumber>) -> Option<Listed> {
+fn checked(account: String, n: Zoomed, known: Option<PhoneNumber>) -> Option<Listed> {
     let e164 = match known {
         Some(e164) => e164,
         None => match PhoneNumber::parse(&n.phone_number) {
@@ -986,7 +1004,7 @@ fn checked(account: String, n: zoom::PeeringNumber, known: Option<PhoneNumber>) 
             }
         },
     };
-    Some(Listed { e164, account, trunk: n.sip_trunk_name, active: n.active, returned: n.returned })
+    Some(Listed { e164, account, trunk: n.trunk, active: n.active, returned: n.returned })
 }
 
 /// Which findings to repair.
@@ -1289,7 +1307,7 @@ mod tests {
 
     fn read(phone_number: &str, known: Option<&str>) -> Option<String> {
         let known = known.map(|k| PhoneNumber::from_trusted(k.into()));
-        checked("acct".into(), with_plus(zoom_lists(phone_number)), known)
+        checked("acct".into(), Zoomed::from(zoom_lists(phone_number)), known)
             .map(|l| l.e164.as_str().to_owned())
     }
 
@@ -1298,6 +1316,7 @@ mod tests {
         // Not held: parsed, with the `+` Zoom may drop put back and spaces trimmed.
         assert_eq!(read(" 15550100123 ", None).as_deref(), Some("+15550100123"));
         assert_eq!(read("+15550100123", None).as_deref(), Some("+15550100123"));
+        assert_eq!(read(" +15550100123\t", None).as_deref(), Some("+15550100123"));
         // Not E.164: left out, whatever else is listed.
         assert_eq!(read("+1555", None), None);
         assert_eq!(read("call me", None), None);

@@ -11,7 +11,9 @@
 //! second, Zoom's per-account limit), 300 numbers a page: no client lists an account faster than
 //! `pages / rate`, and the accounts are independent, so Zoom's bound for the whole carrier is one
 //! account's when all are listed at once (the reconciler lists `--parallel` at once: its own bound
-//! is printed beside Zoom's). Then `--drift` numbers of each kind the simulator changes silently
+//! is printed beside Zoom's). A baseline then does the least any reconciler must (every account at
+//! once, paced by its own clock, read from the store and compared by number) to show how much of
+//! Zoom's bound this machine allows with the simulator and the database on the same cores. Then `--drift` numbers of each kind the simulator changes silently
 //! (deleted, re-trunked, deactivated) are picked at random among all accounts: one cycle must find
 //! every one and nothing else, and after the automatic repairs run through the outbox the next cycle
 //! must find nothing. Last, `--push` numbers are pushed to one more customer alone, then as many
@@ -263,6 +265,10 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
     let zoom_bound = per_account as f64 / rate;
     let waves = u64::from(args.accounts).div_ceil(args.parallel as u64);
     let own_bound = (waves * per_account) as f64 / rate;
+    // Zoom counts requests in one-second windows: the baseline's first pages must not share one
+    // with the cycle's last.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let floor = baseline(&app, &store, &customers, settings.requests_per_second).await?;
 
     // Drift of each kind the simulator injects, at random among every account's numbers.
     let mut picks: Vec<u64> = (FIRST..FIRST + u64::from(args.numbers)).collect();
@@ -318,6 +324,14 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
         args.parallel
     );
     println!(
+        "baseline (every account listed at once, each paced by its own clock, then read from the store and compared by number; no budget, lease or findings): {:.2} s, {} numbers, {} differences; {:.1}% of Zoom's bound on this machine; the converged cycle took {:.2}x its time",
+        floor.took.as_secs_f64(),
+        floor.listed,
+        floor.differences,
+        100.0 * zoom_bound / floor.took.as_secs_f64(),
+        took.as_secs_f64() / floor.took.as_secs_f64()
+    );
+    println!(
         "drift cycle: {:.2} s; {} injected at random across the accounts, {} found, {missed} missed, {extra} not injected",
         drift_took.as_secs_f64(),
         injected.len(),
@@ -338,6 +352,75 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
     drop(workers);
     println!("(Goals: converged >= 90% of the bound with 0 findings; every drift found, none extra; 0 findings after the repairs; a push beside a full cycle >= 90% of its pace alone.)");
     Ok(ExitCode::SUCCESS)
+}
+
+struct Baseline {
+    took: Duration,
+    listed: usize,
+    differences: usize,
+}
+
+/// The least any reconciler does for the same comparison, as fast as Zoom's limits and this
+/// machine allow: every account listed at once through the same Zoom client, each account's pages
+/// paced by its own clock at the same rate (no budget shared through the database, no lease), then
+/// its numbers read from the store with the reconciler's query and compared by number (trunk,
+/// status, Returned, and those Zoom lacks). It shows what the machine itself allows: the simulator,
+/// the database and the comparison share its cores with peerex.
+async fn baseline(
+    app: &App,
+    store: &store::Store,
+    customers: &[CustomerId],
+    rate: f64,
+) -> anyhow::Result<Baseline> {
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let t = Instant::now();
+    let mut accounts = tokio::task::JoinSet::new();
+    for &customer in customers {
+        let (app, store) = (app.clone(), store.clone());
+        accounts.spawn(async move {
+            let z = app.zoom.as_deref().context("zoom")?;
+            let err = |e: app::onboarding::ZoomCallError| anyhow::anyhow!("{e}");
+            let link = app.zoom_link(customer).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let link = link.context("a bench customer is not linked")?;
+            let token = app.access_token(&link, None).await.map_err(err)?;
+            let (mut listed, mut next, mut slot) = (Vec::new(), None::<String>, Instant::now());
+            loop {
+                tokio::time::sleep_until(slot.into()).await;
+                slot += gap;
+                let page = z.client.list_peering_numbers(&token, next.as_deref()).await?;
+                // Only what is compared: Zoom's other fields are four times its size.
+                listed.extend(
+                    page.numbers
+                        .into_iter()
+                        .map(|n| (n.phone_number, n.sip_trunk_name, n.active && !n.returned)),
+                );
+                match page.next_page_token {
+                    Some(t) => next = Some(t),
+                    None => break,
+                }
+            }
+            let held = store.held_by_customer(customer).await?;
+            let by_number: std::collections::HashMap<&str, &domain::reconcile::Held> =
+                held.iter().map(|h| (h.e164.as_str(), h)).collect();
+            let mut differences = 0;
+            let mut matched = 0;
+            for (number, trunk, in_service) in &listed {
+                match by_number.get(number.as_str()) {
+                    Some(h) if h.trunk == *trunk && *in_service => matched += 1,
+                    _ => differences += 1,
+                }
+            }
+            differences += held.len() - matched.min(held.len());
+            anyhow::Ok((listed.len(), differences))
+        });
+    }
+    let (mut listed, mut differences) = (0, 0);
+    while let Some(r) = accounts.join_next().await {
+        let (l, d) = r??;
+        listed += l;
+        differences += d;
+    }
+    Ok(Baseline { took: t.elapsed(), listed, differences })
 }
 
 /// Fails unless every cycle of the run read every page.
@@ -419,22 +502,30 @@ async fn push_beside_a_cycle(
     complete(&report)?;
     let pace = |d: Duration| f64::from(args.push) / d.as_secs_f64();
     println!(
-        "push of {} numbers to one customer: alone {:.2} s ({:.0}/s); beside a full cycle {:.2} s ({:.0}/s), {:.1}% of its pace alone; the cycle took {:.2} s and found {}",
+        "push of {} numbers to one customer: alone {:.2} s ({:.0}/s; ordered in {:.2} s); beside a full cycle {:.2} s ({:.0}/s; ordered in {:.2} s), {:.1}% of its pace alone; the cycle took {:.2} s and found {}",
         args.push,
-        alone.as_secs_f64(),
-        pace(alone),
-        beside.as_secs_f64(),
-        pace(beside),
-        100.0 * alone.as_secs_f64() / beside.as_secs_f64(),
+        alone.took.as_secs_f64(),
+        pace(alone.took),
+        alone.ordered.as_secs_f64(),
+        beside.took.as_secs_f64(),
+        pace(beside.took),
+        beside.ordered.as_secs_f64(),
+        100.0 * alone.took.as_secs_f64() / beside.took.as_secs_f64(),
         cycle_took.as_secs_f64(),
         report.findings().count()
     );
     Ok(())
 }
 
+/// How long a push took: until every order was placed, and until Zoom had answered for every number.
+struct Pushed {
+    ordered: Duration,
+    took: Duration,
+}
+
 /// Orders `count` numbers for `customer` (pushed at once: the customer is linked) and waits until
 /// Zoom has answered for each of them.
-async fn push(app: &App, customer: CustomerId, count: u32) -> anyhow::Result<Duration> {
+async fn push(app: &App, customer: CustomerId, count: u32) -> anyhow::Result<Pushed> {
     use std::sync::atomic::Ordering;
     let by = Actor::System("bench".into());
     let stats = &app.zoom.as_deref().context("zoom")?.stats;
@@ -453,13 +544,14 @@ async fn push(app: &App, customer: CustomerId, count: u32) -> anyhow::Result<Dur
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         left -= n;
     }
+    let ordered = t.elapsed();
     while answered() < goal {
         anyhow::ensure!(t.elapsed() < Duration::from_secs(3600), "pushes still busy");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let took = t.elapsed();
     wait_for_no_job(app).await?;
-    Ok(took)
+    Ok(Pushed { ordered, took })
 }
 
 /// Waits until no push or repair job is waiting or running (the poll jobs wait a day).
