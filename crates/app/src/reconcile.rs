@@ -541,19 +541,18 @@ impl App {
         // The customer's own numbers first: those Zoom lists are E.164 already (checked when they
         // came into peerex), so only the rest are parsed, and looked up whoever holds them.
         let mut held = self.store.held_by_customer(customer).await?;
-        let own: HashMap<&str, &PhoneNumber> =
-            held.iter().map(|h| (h.e164.as_str(), &h.e164)).collect();
+        let own: HashSet<&str> = held.iter().map(|h| h.e164.as_str()).collect();
         let listed: Vec<Listed> = listed
             .into_iter()
             .filter_map(|n| {
-                let known = own.get(n.phone_number.as_str()).map(|p| (*p).clone());
-                checked(account.as_str().to_owned(), n, known)
+                let held = own.contains(n.phone_number.as_str());
+                checked(account.as_str().to_owned(), n, held)
             })
             .collect();
         let count = listed.len();
         let others: Vec<PhoneNumber> = listed
             .iter()
-            .filter(|l| !own.contains_key(l.e164.as_str()))
+            .filter(|l| !own.contains(l.e164.as_str()))
             .map(|l| l.e164.clone())
             .collect();
         drop(own);
@@ -730,10 +729,8 @@ impl App {
         let listed: Vec<Listed> = listed
             .into_iter()
             .filter_map(|(label, n)| {
-                let known = holders
-                    .get_key_value(n.phone_number.as_str())
-                    .map(|(e164, _)| PhoneNumber::from_trusted(e164.clone()));
-                checked(label, n, known)
+                let held = holders.contains_key(n.phone_number.as_str());
+                checked(label, n, held)
             })
             .collect();
         cycle.listed = listed.len();
@@ -990,13 +987,14 @@ async fn off_the_workers<T: Send + 'static>(
     }
 }
 
-/// One number of Zoom's listing, as the comparison reads it in `account`:
-/// `known` when peerex holds it (so it is E.164 already), parsed otherwise; a number that is not
-/// E.164 is left out (and logged): peerex holds only E.164 numbers.
-fn checked(account: String, n: Zoomed, known: Option<PhoneNumber>) -> Option<Listed> {
-    let e164 = match known {
-        Some(e164) => e164,
-        None => match PhoneNumber::parse(&n.phone_number) {
+/// One number of Zoom's listing, as the comparison reads it in `account`: as it is when peerex
+/// holds a number written exactly so (`held`: E.164 already, checked when it came into peerex),
+/// parsed otherwise; a number that is not E.164 is left out (and logged): peerex holds only E.164
+/// numbers.
+fn checked(account: String, n: Zoomed, held: bool) -> Option<Listed> {
+    let e164 = match held {
+        true => PhoneNumber::from_trusted(n.phone_number),
+        false => match PhoneNumber::parse(&n.phone_number) {
             Ok(e164) => e164,
             Err(e) => {
                 tracing::warn!(number = %n.phone_number, error = %e, "Zoom listed a number that is not E.164");
@@ -1305,10 +1303,10 @@ mod tests {
         }
     }
 
-    fn read(phone_number: &str, known: Option<&str>) -> Option<String> {
-        let known = known.map(|k| PhoneNumber::from_trusted(k.into()));
-        checked("acct".into(), Zoomed::from(zoom_lists(phone_number)), known)
-            .map(|l| l.e164.as_str().to_owned())
+    fn read(phone_number: &str, held: Option<&str>) -> Option<String> {
+        let n = Zoomed::from(zoom_lists(phone_number));
+        let held = held == Some(n.phone_number.as_str());
+        checked("acct".into(), n, held).map(|l| l.e164.as_str().to_owned())
     }
 
     #[test]

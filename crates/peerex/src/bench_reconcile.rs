@@ -402,15 +402,20 @@ async fn baseline(
             let held = store.held_by_customer(customer).await?;
             let by_number: std::collections::HashMap<&str, &domain::reconcile::Held> =
                 held.iter().map(|h| (h.e164.as_str(), h)).collect();
-            let mut differences = 0;
-            let mut matched = 0;
+            // Numbers Zoom lists that peerex lacks or holds otherwise, and numbers Zoom lacks.
+            let (mut differences, mut found) = (0, 0);
             for (number, trunk, in_service) in &listed {
                 match by_number.get(number.as_str()) {
-                    Some(h) if h.trunk == *trunk && *in_service => matched += 1,
-                    _ => differences += 1,
+                    Some(h) => {
+                        found += 1;
+                        if h.trunk != *trunk || !*in_service {
+                            differences += 1;
+                        }
+                    }
+                    None => differences += 1,
                 }
             }
-            differences += held.len() - matched.min(held.len());
+            differences += held.len().saturating_sub(found);
             anyhow::Ok((listed.len(), differences))
         });
     }
