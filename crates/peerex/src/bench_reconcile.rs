@@ -269,6 +269,15 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
     // with the cycle's last.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let floor = baseline(&app, &store, &customers, settings.requests_per_second).await?;
+    anyhow::ensure!(
+        floor.listed == args.numbers as usize && floor.differences == 0,
+        "the baseline listed {} numbers of {} and found {} differences in a converged carrier",
+        floor.listed,
+        args.numbers,
+        floor.differences
+    );
+    // Likewise between the baseline's last pages and the drift cycle's first.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // Drift of each kind the simulator injects, at random among every account's numbers.
     let mut picks: Vec<u64> = (FIRST..FIRST + u64::from(args.numbers)).collect();
@@ -360,12 +369,13 @@ struct Baseline {
     differences: usize,
 }
 
-/// The least any reconciler does for the same comparison, as fast as Zoom's limits and this
-/// machine allow: every account listed at once through the same Zoom client, each account's pages
-/// paced by its own clock at the same rate (no budget shared through the database, no lease), then
-/// its numbers read from the store with the reconciler's query and compared by number (trunk,
-/// status, Returned, and those Zoom lacks). It shows what the machine itself allows: the simulator,
-/// the database and the comparison share its cores with peerex.
+/// Less than any reconciler does, as fast as Zoom's limits and this machine allow: every account
+/// listed at once through the same Zoom client, each account's pages paced by its own clock at the
+/// same rate as the reconciler's budget (none shared through the database, no lease), then its
+/// numbers read from the store with the reconciler's query and checked by number as a converged
+/// carrier's must agree (on both sides, the customer's trunk, active, not Returned), with none of
+/// the reconciler's judgement by state nor its findings. It shows what the machine itself allows:
+/// the simulator, the database and the comparison share its cores with peerex.
 async fn baseline(
     app: &App,
     store: &store::Store,
@@ -385,8 +395,11 @@ async fn baseline(
             let token = app.access_token(&link, None).await.map_err(err)?;
             let (mut listed, mut next, mut slot) = (Vec::new(), None::<String>, Instant::now());
             loop {
-                tokio::time::sleep_until(slot.into()).await;
-                slot += gap;
+                // Paced as the reconciler's budget paces: a gap after the later of the last slot
+                // and now (a listing that fell behind does not catch up in a burst).
+                let at = slot.max(Instant::now());
+                tokio::time::sleep_until(at.into()).await;
+                slot = at + gap;
                 let page = z.client.list_peering_numbers(&token, next.as_deref()).await?;
                 // Only what is compared: Zoom's other fields are four times its size.
                 listed.extend(
