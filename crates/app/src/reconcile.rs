@@ -951,7 +951,7 @@ impl<T> Drop for StopWithCaller<T> {
 
 /// What the comparison reads of a number Zoom lists, kept as each page is read: an account's
 /// listing is held whole until it is compared, and Zoom's other fields (its capabilities among
-/// them) made it four times the size, most of a cycle's time going to copying it as it grew.
+/// them) made it four times the size, and growing it by copying took a quarter of a cycle's CPU.
 struct Zoomed {
     /// With its `+`, which Zoom may drop (REFERENCE §6), as peerex holds numbers.
     phone_number: String,
