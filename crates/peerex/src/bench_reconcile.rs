@@ -11,9 +11,10 @@
 //! second, Zoom's per-account limit), 300 numbers a page: no client lists an account faster than
 //! `pages / rate`, and the accounts are independent, so Zoom's bound for the whole carrier is one
 //! account's when all are listed at once (the reconciler lists `--parallel` at once: its own bound
-//! is printed beside Zoom's). A baseline then does the least any reconciler must (every account at
-//! once, paced by its own clock, read from the store and compared by number) to show how much of
-//! Zoom's bound this machine allows with the simulator and the database on the same cores. Then `--drift` numbers of each kind the simulator changes silently
+//! is printed beside Zoom's). A baseline then does less than any reconciler must (every account
+//! at once, paced by its own clock, read from the store and checked by number) to show how much of
+//! Zoom's bound this machine allows with the simulator and the database on the same cores. Then
+//! `--drift` numbers of each kind the simulator changes silently
 //! (deleted, re-trunked, deactivated) are picked at random among all accounts: one cycle must find
 //! every one and nothing else, and after the automatic repairs run through the outbox the next cycle
 //! must find nothing. Last, `--push` numbers are pushed to one more customer alone, then as many
@@ -333,7 +334,7 @@ async fn bench(url: &str, zoom_url: &str, args: &ReconcileBench) -> anyhow::Resu
         args.parallel
     );
     println!(
-        "baseline (every account listed at once, each paced by its own clock, then read from the store and compared by number; no budget, lease or findings): {:.2} s, {} numbers, {} differences; {:.1}% of Zoom's bound on this machine; the converged cycle took {:.2}x its time",
+        "baseline (every account listed at once, each paced by its own clock, then read from the store and checked by number; no budget, lease or findings): {:.2} s, {} numbers, {} differences; {:.1}% of Zoom's bound on this machine; the converged cycle took {:.2}x its time",
         floor.took.as_secs_f64(),
         floor.listed,
         floor.differences,
