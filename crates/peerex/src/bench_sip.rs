@@ -218,20 +218,20 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
     let mut runs = Vec::with_capacity(args.runs);
     for run in 1..=args.runs {
         println!("\n--- run {run} of {} (load average {})", args.runs, load_average());
-        let kam = load(
-            &args,
-            &load_cores,
-            &dir,
-            "kamailio",
-            kam_port,
-            &scenario,
-            &csv,
-            kam_child.0.id(),
-        )?;
-        print_load("kamailio htable", &kam);
-        let sip =
-            load(&args, &load_cores, &dir, "peerex", px.sip.port(), &scenario, &csv, px.pid())?;
-        print_load("peerex redirect", &sip);
+        // Each server twice: with the capture for latencies, then without it for CPU.
+        let mut passes = Vec::with_capacity(4);
+        for watch in [Watch::Capture, Watch::Cpu] {
+            for (name, port, pid) in [
+                ("kamailio htable", kam_port, kam_child.0.id()),
+                ("peerex redirect", px.sip.port(), px.pid()),
+            ] {
+                let l = load(&args, &load_cores, &dir, name, port, &scenario, &csv, pid, watch)?;
+                print_load(name, &l, watch);
+                passes.push(l);
+            }
+        }
+        let [kam, sip, kam_cpu, px_cpu] =
+            <[Load; 4]>::try_from(passes).map_err(|_| anyhow::anyhow!("four passes"))?;
         let floor =
             drive_measured(&echo, echo_requests.clone(), args.rate, args.seconds, &load_cpus)?;
         let px_gen = drive_measured(&px, requests.clone(), args.rate, args.seconds, &load_cpus)?;
@@ -254,6 +254,8 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
         runs.push(Run {
             kam,
             px: sip,
+            kam_cpu,
+            px_cpu,
             floor_us: floor.1,
             px_gen_us: px_gen.1,
             lookups: rps,
@@ -332,8 +334,12 @@ pub async fn run(args: SipBench) -> anyhow::Result<ExitCode> {
 
 /// One run's figures.
 struct Run {
+    /// Under sipp with the capture: latencies (and CPU with the capture's cost in it).
     kam: Load,
     px: Load,
+    /// Under sipp without the capture: each server's own CPU.
+    kam_cpu: Load,
+    px_cpu: Load,
     /// The bare UDP echo's CPU per datagram, under the generator at `--rate`.
     floor_us: f64,
     /// peerex's CPU per INVITE under the same generator.
@@ -344,39 +350,44 @@ struct Run {
 
 fn print_runs(runs: &[Run]) {
     println!(
-        "\n{:<5} {:<18} {:>9} {:>11} {:>12} {:>9} {:>9}",
-        "run", "server", "answered", "server CPU%", "CPU us/call", "p50 ms", "p99 ms"
+        "\n{:<5} {:<18} {:>9} {:>11} {:>12} {:>14} {:>9} {:>9}",
+        "run", "server", "answered", "server CPU%", "CPU us/call", "(captured)", "p50 ms", "p99 ms"
     );
     for (i, r) in runs.iter().enumerate() {
-        for (name, l) in [("kamailio htable", &r.kam), ("peerex redirect", &r.px)] {
+        for (name, l, c) in
+            [("kamailio htable", &r.kam, &r.kam_cpu), ("peerex redirect", &r.px, &r.px_cpu)]
+        {
             println!(
-                "{:<5} {:<18} {:>9} {:>11.1} {:>12.2} {:>9.3} {:>9.3}",
+                "{:<5} {:<18} {:>9} {:>11.1} {:>12.2} {:>14.2} {:>9.3} {:>9.3}",
                 i + 1,
                 name,
-                l.answered,
-                l.cpu_percent,
+                c.answered,
+                c.cpu_percent,
+                c.cpu_us_per_call,
                 l.cpu_us_per_call,
                 l.p50_ms,
                 l.p99_ms
             );
         }
         println!(
-            "{:<5} {:<18} {:>9} {:>11} {:>12.2} {:>9} {:>9.2}",
+            "{:<5} {:<18} {:>9} {:>11} {:>12.2} {:>14.2} {:>9} {:>9.2}",
             i + 1,
             "peerex / kamailio",
             "",
             "",
+            r.px_cpu.cpu_us_per_call / r.kam_cpu.cpu_us_per_call,
             r.px.cpu_us_per_call / r.kam.cpu_us_per_call,
             "",
             r.px.p99_ms / r.kam.p99_ms
         );
         println!(
-            "{:<5} {:<18} {:>9} {:>11} {:>12.2} {:>9} {:>9}   (peerex under the same generator: {:.2} us, {:.2}x the floor)",
+            "{:<5} {:<18} {:>9} {:>11} {:>12.2} {:>14} {:>9} {:>9}   (peerex under the same generator: {:.2} us, {:.2}x the floor)",
             i + 1,
             "UDP echo floor",
             "",
             "",
             r.floor_us,
+            "",
             "",
             "",
             r.px_gen_us,
@@ -399,7 +410,7 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
         Figure::new(
             "SIP CPU per call, peerex / kamailio",
             "x",
-            each(&|r| r.px.cpu_us_per_call / r.kam.cpu_us_per_call),
+            each(&|r| r.px_cpu.cpu_us_per_call / r.kam_cpu.cpu_us_per_call),
             Goal::AtMost(0.5),
         ),
         Figure::new(
@@ -410,6 +421,12 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
         ),
         Figure::new("lookups/s on one core", "/s", each(&|r| r.lookups), Goal::AtLeast(80_000.0)),
         Figure::new("lookup p99", " ms", each(&|r| r.lookup_p99), Goal::AtMost(0.5)),
+        Figure::new(
+            "SIP CPU per call with the capture's cost",
+            "x",
+            each(&|r| r.px.cpu_us_per_call / r.kam.cpu_us_per_call),
+            Goal::None,
+        ),
         Figure::new("UDP echo floor, CPU per datagram", " us", each(&|r| r.floor_us), Goal::None),
         Figure::new(
             "peerex / floor, CPU per answer",
@@ -619,14 +636,32 @@ struct Load {
     p99_ms: f64,
 }
 
-fn print_load(name: &str, l: &Load) {
+fn print_load(name: &str, l: &Load, watch: Watch) {
+    let watched = match watch {
+        Watch::Capture => {
+            format!("INVITE->final p50 {:.3} ms p99 {:.3} ms (captured)", l.p50_ms, l.p99_ms)
+        }
+        Watch::Cpu => "no capture".to_owned(),
+    };
     println!(
-        "{name}: {} INVITEs, {} answered, server CPU {:.1}% of a core, {:.2} us CPU/call, on a CPU {:.2} times a call, INVITE->final p50 {:.3} ms p99 {:.3} ms",
-        l.sent, l.answered, l.cpu_percent, l.cpu_us_per_call, l.wakeups_per_call, l.p50_ms, l.p99_ms
+        "{name}: {} INVITEs, {} answered, server CPU {:.1}% of a core, {:.2} us CPU/call, on a CPU {:.2} times a call, {watched}",
+        l.sent, l.answered, l.cpu_percent, l.cpu_us_per_call, l.wakeups_per_call
     );
 }
 
-/// sipp at `rate` for `seconds` against `port`, with tcpdump on it; the server's CPU from /proc.
+/// How a pass of sipp is watched.
+#[derive(Clone, Copy, PartialEq)]
+enum Watch {
+    /// tcpdump on the server's port: every INVITE's latency to its final answer. The capture costs
+    /// the server CPU (the kernel copies each answer it sends to tcpdump, in the sender's context).
+    Capture,
+    /// No capture, so the server's CPU is its own; calls answered are counted by sipp
+    /// (`-trace_stat`), and there are no latencies.
+    Cpu,
+}
+
+/// sipp at `rate` for `seconds` against `port`, watched as `watch` says; the server's CPU from
+/// /proc.
 #[allow(clippy::too_many_arguments)]
 fn load(
     args: &SipBench,
@@ -637,25 +672,35 @@ fn load(
     scenario: &Path,
     csv: &Path,
     server_pid: u32,
+    watch: Watch,
 ) -> anyhow::Result<Load> {
     let pcap = dir.join(format!("{name}.pcap"));
-    let mut dump = Guard(
-        taskset()
-            .args(["-c", load_cores, "tcpdump", "-i", "lo", "-n", "-s", "600", "-B", "65536", "-w"])
-            .arg(&pcap)
-            .arg(format!("udp port {port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let stats = dir.join(format!("{name}-stats.csv"));
+    let _ = std::fs::remove_file(&stats);
+    let mut dump = match watch {
+        Watch::Capture => Some(Guard(
+            taskset()
+                .args(["-c", load_cores, "tcpdump", "-i", "lo", "-n", "-s", "600", "-B", "65536"])
+                .arg("-w")
+                .arg(&pcap)
+                .arg(format!("udp port {port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        )),
+        Watch::Cpu => None,
+    };
     std::thread::sleep(Duration::from_millis(800));
     let calls = args.rate * args.seconds;
     let cpu0 = tree_cpu_seconds(server_pid);
     let slices0 = tree_slices(server_pid);
     let t0 = Instant::now();
-    let out = taskset()
-        .args(["-c", load_cores, "sipp"])
-        .arg(format!("127.0.0.1:{port}"))
+    let mut sipp = taskset();
+    sipp.args(["-c", load_cores, "sipp"]).arg(format!("127.0.0.1:{port}"));
+    if watch == Watch::Cpu {
+        sipp.args(["-trace_stat", "-stf"]).arg(&stats);
+    }
+    let out = sipp
         .arg("-sf")
         .arg(scenario)
         .arg("-inf")
@@ -683,16 +728,25 @@ fn load(
     let wall = t0.elapsed().as_secs_f64();
     let cpu = tree_cpu_seconds(server_pid) - cpu0;
     let slices = tree_slices(server_pid) - slices0;
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill").args(["-INT", &dump.0.id().to_string()]).status();
-    let _ = dump.0.wait();
-    let (sent, latencies) = invite_to_final(&std::fs::read(&pcap)?, port)?;
-    let _ = std::fs::remove_file(&pcap);
     if !out.success() {
         eprintln!("{name}: sipp ended with {out} (some calls failed or timed out)");
     }
+    let (sent, answered, latencies) = match dump.as_mut() {
+        Some(dump) => {
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = Command::new("kill").args(["-INT", &dump.0.id().to_string()]).status();
+            let _ = dump.0.wait();
+            let (sent, latencies) = invite_to_final(&std::fs::read(&pcap)?, port)?;
+            let _ = std::fs::remove_file(&pcap);
+            (sent, latencies.len(), latencies)
+        }
+        None => {
+            // A call that succeeded had its INVITE answered; no latencies without the capture.
+            let (created, successful) = sipp_calls(&std::fs::read_to_string(&stats)?)?;
+            (created, successful, Vec::new())
+        }
+    };
     anyhow::ensure!(sent > 0, "{name}: sipp sent no INVITE (see {})", dir.display());
-    let answered = latencies.len();
     Ok(Load {
         sent,
         answered,
@@ -702,6 +756,23 @@ fn load(
         p50_ms: pct(&latencies, 0.50),
         p99_ms: pct(&latencies, 0.99),
     })
+}
+
+/// Calls created and calls that succeeded, from the last line of sipp's `-trace_stat` file
+/// (`;`-separated, a header line naming the columns).
+fn sipp_calls(stats: &str) -> anyhow::Result<(usize, usize)> {
+    let mut lines = stats.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap_or_default().split(';').collect();
+    let column = |name: &str| -> anyhow::Result<usize> {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| anyhow::anyhow!("sipp's statistics have no column {name}"))?;
+        let v = last.get(i).ok_or_else(|| anyhow::anyhow!("sipp's statistics: no {name}"))?;
+        v.trim().parse().map_err(|_| anyhow::anyhow!("sipp's statistics: {name} is {v:?}"))
+    };
+    Ok((column("TotalCallCreated")?, column("SuccessfulCall(C)")?))
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -1419,6 +1490,18 @@ mod tests {
         let f = Figure::new("floor", " us", vec![1.2, 1.5, 1.1], Goal::None);
         assert_eq!(f.worst(), 1.5);
         assert!(!f.line().contains("PASS") && !f.line().contains("FAIL"), "{}", f.line());
+    }
+
+    #[test]
+    fn sipp_statistics_give_calls_created_and_succeeded_from_the_last_line() {
+        // The shape sipp 3.6 writes with -trace_stat (columns cut down, same names and separator).
+        let stats = "StartTime;LastResetTime;CurrentTime;ElapsedTime(P);ElapsedTime(C);TargetRate;CallRate(P);CallRate(C);IncomingCall(P);IncomingCall(C);OutgoingCall(P);OutgoingCall(C);TotalCallCreated;CurrentCall;SuccessfulCall(P);SuccessfulCall(C);FailedCall(P);FailedCall(C);\n\
+            2026-12-05\t06:22:10;2026-12-05\t06:22:10;2026-12-05\t06:22:10;00:00:00;00:00:00;100;0;0;0;0;0;0;0;0;0;0;0;0;\n\
+            2026-12-05\t06:22:10;2026-12-05\t06:22:11;2026-12-05\t06:22:11;00:00:00;00:00:01;100;0;49.85;0;0;0;50;50;2;0;47;0;1;\n";
+        assert_eq!(sipp_calls(stats).unwrap(), (50, 47));
+        let err = sipp_calls("StartTime;TotalCallCreated;\nx;12;\n").unwrap_err().to_string();
+        assert!(err.contains("SuccessfulCall(C)"), "{err}");
+        assert!(sipp_calls("").is_err(), "no statistics is not zero calls");
     }
 
     #[test]
