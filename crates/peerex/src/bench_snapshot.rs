@@ -278,7 +278,7 @@ pub async fn run(args: SnapshotBench) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir)?;
     let file = dir.join(routing::lkg::FILE_NAME);
     let t = Instant::now();
-    let file_bytes = routing::lkg::write(&file, &s, 0)?;
+    let file_bytes = routing::lkg::write(&file, &s, 0, "")?;
     let written = t.elapsed();
     let rss1 = rss();
     reset_peak();

@@ -55,6 +55,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         routing_only: true,
         metrics: Some(Arc::new(web::render_metrics)),
         report_to,
+        database: store::database_identity(&url),
     };
     let started = routing::start_with(store, &routing, options).await?;
     // For scripts and supervisors: where it listens, one line each, before serving.

@@ -42,7 +42,12 @@ pub async fn serve(
     ));
     if config.routing.enabled() {
         web::install_metrics();
-        routing::start(app.routing_source(), &config.routing).await?;
+        // The database is named for the last-known-good file, when `[routing] state_dir` is set.
+        let options = routing::StartOptions {
+            database: store::database_identity(&config.database_url()?),
+            ..Default::default()
+        };
+        routing::start_with(app.routing_source(), &config.routing, options).await?;
     }
     // Workers drain the outbox of changes for Zoom until the process is told to stop; then they hand
     // the jobs they hold back at once, for another instance to take (requests in flight still finish).

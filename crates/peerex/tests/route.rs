@@ -1,6 +1,7 @@
 //! `peerex route`, the routing-only instance, run as an operator runs it beside an SBC pair: it
 //! answers lookups and exposes its staleness in `/healthz` and `/metrics`; restarted while the
-//! database cannot be reached, it answers inbound calls from the snapshot it kept on disk.
+//! database cannot be reached, it answers inbound calls from the snapshot it kept on disk, and
+//! refuses a snapshot written by an instance following another database.
 
 mod common;
 
@@ -54,20 +55,40 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_route_answers_and_restarts_from_its_file() {
     let (dir, path) = testkit::sqlite_path();
-    route_answers_and_restarts_from_its_file(&testkit::sqlite_url(&path), dir.path()).await;
+    let url = testkit::sqlite_url(&path);
+    // Cut: the file moved away and a directory in its place, which SQLite cannot open.
+    let cut = move || {
+        std::fs::rename(&path, path.with_extension("moved")).unwrap();
+        std::fs::create_dir(&path).unwrap();
+    };
+    route_answers_and_restarts_from_its_file(&url, &url, cut, dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_route_answers_and_restarts_from_its_file() {
     let dir = tempfile_dir();
-    route_answers_and_restarts_from_its_file(&testkit::postgres_url().await, dir.path()).await;
+    let url = testkit::postgres_url().await;
+    // Followed through a proxy the test cuts, as a remote site's link goes down.
+    let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let host = if opts.get_host().starts_with('/') { "127.0.0.1" } else { opts.get_host() };
+    let upstream = tokio::net::lookup_host((host, opts.get_port())).await.unwrap().next().unwrap();
+    let link = testkit::proxy::Proxy::start(upstream).await;
+    let through = link.url_through(&url);
+    route_answers_and_restarts_from_its_file(&url, &through, move || link.cut(), dir.path()).await;
 }
 
 fn tempfile_dir() -> testkit::TempDir {
     testkit::sqlite_path().0
 }
 
-async fn route_answers_and_restarts_from_its_file(url: &str, dir: &Path) {
+/// `url` is where the test writes, `followed` the same database as `peerex route` reaches it,
+/// until `cut` makes it unreachable there.
+async fn route_answers_and_restarts_from_its_file(
+    url: &str,
+    followed: &str,
+    cut: impl FnOnce(),
+    dir: &Path,
+) {
     let store = testkit::migrated_store(url).await;
     let now = time::OffsetDateTime::now_utc();
     let trunk = domain::trunk::ZoomTrunk::parse(
@@ -98,7 +119,7 @@ async fn route_answers_and_restarts_from_its_file(url: &str, dir: &Path) {
         .unwrap());
 
     let state = dir.join("state");
-    let route = Route::start(url, &state);
+    let route = Route::start(followed, &state);
     route.until("/route?to=%2B15550100001", |v| v["status"] == 302).await;
     route.until("/healthz", |v| v["status"] == "ok").await;
     let (status, metrics) = route.get("/metrics").await;
@@ -111,13 +132,9 @@ async fn route_answers_and_restarts_from_its_file(url: &str, dir: &Path) {
     }
     drop(route);
 
-    // Restarted where the database cannot be reached at all.
-    let unreachable = if url.starts_with("postgres") {
-        "postgres://peerex@127.0.0.1:1/peerex".to_owned()
-    } else {
-        format!("sqlite://{}/missing/peerex.db?mode=rw", dir.display())
-    };
-    let route = Route::start(&unreachable, &state);
+    // Restarted while the database cannot be reached at all.
+    cut();
+    let route = Route::start(followed, &state);
     route.until("/healthz", |v| v["status"] == "stale").await;
     let answer = route.json("/route?to=%2B15550100001").await;
     assert_eq!(answer["status"], 302, "{answer}");
@@ -131,4 +148,20 @@ async fn route_answers_and_restarts_from_its_file(url: &str, dir: &Path) {
         assert!(t0.elapsed() < Duration::from_secs(10), "{metrics}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    drop(route);
+
+    // The state directory under an instance of another deployment (another database, which
+    // cannot be reached either): the file is refused, so nothing is answered from it.
+    let elsewhere = if url.starts_with("postgres") {
+        "postgres://peerex@127.0.0.1:1/peerex".to_owned()
+    } else {
+        format!("sqlite://{}/missing/peerex.db?mode=rw", dir.display())
+    };
+    let route = Route::start(&elsewhere, &state);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = route.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("loading"), "{body}");
+    let (status, body) = route.get("/route?to=%2B15550100001").await;
+    assert_eq!(status, 503, "{body}");
 }

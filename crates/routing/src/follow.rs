@@ -45,6 +45,9 @@ pub struct Options {
     pub write_every: Duration,
     /// The longest one database round trip may take before the database counts as unreachable.
     pub query_timeout: Duration,
+    /// The database followed, as `store::database_identity` names it (empty: not known): the
+    /// file records it, and a file recording another is refused at start.
+    pub database: String,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             file: None,
             write_every: Duration::from_secs(60),
             query_timeout: Duration::from_secs(10),
+            database: String::new(),
         }
     }
 }
@@ -395,8 +399,9 @@ impl Follower {
         let routing = self.routing.clone();
         let started = Instant::now();
         let synced_ms = crate::now_ms() - routing.age_ms();
+        let database = self.options.database.clone();
         let wrote = tokio::task::spawn_blocking(move || {
-            lkg::write(&path, &routing.read(), synced_ms).map(|bytes| (path, bytes))
+            lkg::write(&path, &routing.read(), synced_ms, &database).map(|bytes| (path, bytes))
         })
         .await;
         match wrote {
@@ -418,13 +423,16 @@ impl Follower {
     }
 
     /// At start, with a last-known-good file: answers from it at once (inbound calls; outbound
-    /// ones only while it is fresh), unless it is missing, corrupt or of another format. A load
-    /// from the database replaces it as soon as the database answers.
+    /// ones only while it is fresh), unless it is missing, corrupt, of another format or written
+    /// following another database. A load from the database replaces it as soon as the database
+    /// answers.
     async fn restore(&mut self) {
         let Some(path) = self.options.file.clone() else { return };
         let read_path = path.clone();
+        let database = self.options.database.clone();
         let started = Instant::now();
-        let saved = match tokio::task::spawn_blocking(move || lkg::read(&read_path)).await {
+        let read = move || lkg::read_following(&read_path, &database);
+        let saved = match tokio::task::spawn_blocking(read).await {
             Ok(Ok(s)) => s,
             Ok(Err(lkg::LkgError::Io { source, .. }))
                 if source.kind() == std::io::ErrorKind::NotFound =>

@@ -429,6 +429,9 @@ pub struct StartOptions {
     /// reports its generation there, and beats the heartbeat. (An instance that may write reports
     /// to the database it follows.)
     pub report_to: Option<store::Store>,
+    /// The database followed, as [`store::database_identity`] names its URL (empty: not known).
+    /// The last-known-good file records it; a file written following another is refused.
+    pub database: String,
 }
 
 /// Binds the configured listeners and spawns the snapshot follower and the servers.
@@ -515,6 +518,7 @@ pub async fn start_with(
             .map(|d| std::path::Path::new(d).join(lkg::FILE_NAME)),
         write_every: std::time::Duration::from_secs(config.snapshot_write_seconds.max(1)),
         query_timeout: std::time::Duration::from_secs(config.query_timeout_seconds.max(1)),
+        database: options.database.clone(),
     };
     tokio::spawn(follow::Follower::with_options(store, routing.clone(), follow).run(period));
     tokio::spawn(report_age(routing));

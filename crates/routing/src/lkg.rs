@@ -11,13 +11,16 @@
 //! ```text
 //! magic "PEEREX ROUTING SNAPSHOT\n" (24 bytes), format version u32
 //! generation i64, checked against the database at (ms since 1970) i64, written at (ms) i64
+//! the database followed, str (format 3; `store::database_identity`, empty: not known)
 //! trunks u32, each: name, destinations u32 × str, country code, national prefix, international prefix
 //! customers u32, each: id (16 bytes), trunk index u16 (0xFFFF: none), app removed u8
 //! numbers u32, each: E.164 digits u64, state | (customer index + 1) << 4 u32
 //! CRC-64/XZ of all of the above u64
 //! ```
-//! (str: length u32, UTF-8 bytes.) The numbers come in the snapshot's shard order (format 2); format
-//! 1 had them in key order and is read the same way. Read back in big blocks straight into the
+//! (str: length u32, UTF-8 bytes.) The numbers come in the snapshot's shard order (formats 2 and
+//! 3); format 1 had them in key order and is read the same way. Formats 1 and 2 do not say which
+//! database they came from, and are read as from the one followed (a peerex upgraded during an
+//! outage keeps answering from the file its predecessor wrote). Read back in big blocks straight into the
 //! snapshot's shards, sized from the count first: nothing is allocated per number, and no copy of
 //! the numbers is held beside the snapshot (10 million: about a second).
 
@@ -29,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 24] = b"PEEREX ROUTING SNAPSHOT\n";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// The oldest format read (1: the same records, in key order).
 const OLDEST: u32 = 1;
 const CRC: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_XZ);
@@ -47,6 +50,9 @@ pub struct Saved {
     pub synced_ms: i64,
     pub written_ms: i64,
     pub numbers: usize,
+    /// The database followed when it was written (`store::database_identity`); `None` when the
+    /// file does not say (formats 1 and 2, or written without it).
+    pub database: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,8 @@ pub enum LkgError {
     Version { path: PathBuf, found: u32 },
     #[error("{path} is corrupt: {why}")]
     Corrupt { path: PathBuf, why: String },
+    #[error("{path} was written following the database {written}, not {followed}, which this instance follows (was the state directory copied from another deployment?)")]
+    OtherDatabase { path: PathBuf, written: String, followed: String },
 }
 
 /// Adds the bytes written through it to the CRC.
@@ -78,15 +86,20 @@ impl<W: Write> Summing<W> {
     }
 }
 
-/// Writes `snapshot`, last checked against the database at `synced_ms`, to `path` atomically
-/// (temporary file, fsync, rename, fsync of the directory); returns the bytes written. Blocking:
-/// run it off the async threads.
-pub fn write(path: &Path, snapshot: &Snapshot, synced_ms: i64) -> std::io::Result<u64> {
+/// Writes `snapshot`, last checked against `database` (`store::database_identity`; empty: not
+/// known) at `synced_ms`, to `path` atomically (temporary file, fsync, rename, fsync of the
+/// directory); returns the bytes written. Blocking: run it off the async threads.
+pub fn write(
+    path: &Path,
+    snapshot: &Snapshot,
+    synced_ms: i64,
+    database: &str,
+) -> std::io::Result<u64> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let bytes = match write_to(&tmp, snapshot, synced_ms) {
+    let bytes = match write_to(&tmp, snapshot, synced_ms, database) {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -101,7 +114,7 @@ pub fn write(path: &Path, snapshot: &Snapshot, synced_ms: i64) -> std::io::Resul
     Ok(bytes)
 }
 
-fn write_to(tmp: &Path, s: &Snapshot, synced_ms: i64) -> std::io::Result<u64> {
+fn write_to(tmp: &Path, s: &Snapshot, synced_ms: i64, database: &str) -> std::io::Result<u64> {
     let file = std::fs::File::create(tmp)?;
     let mut w = Summing { inner: BufWriter::with_capacity(1 << 20, file), digest: CRC.digest() };
     w.put(MAGIC)?;
@@ -109,6 +122,7 @@ fn write_to(tmp: &Path, s: &Snapshot, synced_ms: i64) -> std::io::Result<u64> {
     w.put(&s.generation.to_le_bytes())?;
     w.put(&synced_ms.to_le_bytes())?;
     w.put(&crate::now_ms().to_le_bytes())?;
+    w.str(database)?;
     w.put(&(s.trunks().len() as u32).to_le_bytes())?;
     for t in s.trunks() {
         w.str(&t.name)?;
@@ -232,6 +246,10 @@ pub fn read(path: &Path) -> Result<Saved, LkgError> {
     let generation = r.i64()?;
     let synced_ms = r.i64()?;
     let written_ms = r.i64()?;
+    let database = match version {
+        3.. => Some(r.str("the database followed")?).filter(|d| !d.is_empty()),
+        _ => None,
+    };
     let trunk_count = r.count("trunks", 4 * 5)?;
     let mut trunks = Vec::with_capacity(trunk_count);
     for _ in 0..trunk_count {
@@ -303,7 +321,23 @@ pub fn read(path: &Path) -> Result<Saved, LkgError> {
         });
     }
     snapshot.finish_load();
-    Ok(Saved { snapshot, synced_ms, written_ms, numbers: n })
+    Ok(Saved { snapshot, synced_ms, written_ms, numbers: n, database })
+}
+
+/// [`read`], refusing a file that says it was written following another database than
+/// `followed` (`store::database_identity`; empty: no check). A file that does not say is read.
+pub fn read_following(path: &Path, followed: &str) -> Result<Saved, LkgError> {
+    let saved = read(path)?;
+    match &saved.database {
+        Some(written) if !followed.is_empty() && written != followed => {
+            Err(LkgError::OtherDatabase {
+                path: path.to_owned(),
+                written: written.clone(),
+                followed: followed.to_owned(),
+            })
+        }
+        _ => Ok(saved),
+    }
 }
 
 #[cfg(test)]
@@ -357,10 +391,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let (s, c) = snapshot(20_000);
-        let bytes = write(&path, &s, 1_700_000_000_000).unwrap();
+        let site_a = "postgres://replica.site-a:5432/peerex";
+        let bytes = write(&path, &s, 1_700_000_000_000, site_a).unwrap();
         assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
-        let saved = read(&path).map_err(|e| e.to_string()).unwrap();
+        let saved = read_following(&path, site_a).map_err(|e| e.to_string()).unwrap();
         assert_eq!((saved.synced_ms, saved.numbers), (1_700_000_000_000, 20_000));
+        assert_eq!(saved.database.as_deref(), Some(site_a));
         assert_eq!(saved.snapshot.generation, 4242);
         let back = saved.snapshot;
         for n in
@@ -386,7 +422,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snap.bin");
         let (s, _) = snapshot(1_000);
-        write(&path, &s, 1).unwrap();
+        write(&path, &s, 1, "").unwrap();
         let good = std::fs::read(&path).unwrap();
         let refused = |bytes: &[u8]| {
             std::fs::write(&path, bytes).unwrap();
@@ -406,12 +442,12 @@ mod tests {
         assert!(refused(b"#!/bin/sh\necho hello, this is not a snapshot at all\n")
             .contains("is not a peerex routing snapshot"));
         assert!(refused(b"").contains("is not a peerex routing snapshot"));
-        let mut v3 = good.clone();
-        v3[24..28].copy_from_slice(&3u32.to_le_bytes());
-        assert!(refused(&v3).contains("format 3; this peerex reads formats 1 to 2"));
+        let mut v4 = good.clone();
+        v4[24..28].copy_from_slice(&4u32.to_le_bytes());
+        assert!(refused(&v4).contains("format 4; this peerex reads formats 1 to 3"));
         // A count far beyond the file is refused before anything is allocated for it.
         let mut huge = good.clone();
-        let at = 24 + 4 + 8 + 8 + 8; // the trunk count
+        let at = 24 + 4 + 8 + 8 + 8 + 4; // the trunk count, after an empty database name
         huge[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(refused(&huge).contains("more than the file holds"));
         std::fs::write(&path, &good).unwrap();
@@ -461,7 +497,7 @@ mod tests {
         s.generation = 7;
         let mut entries = Vec::new();
         s.for_each_entry(|k, v| entries.push((k, v)));
-        write(&path, &s, 1).unwrap();
+        write(&path, &s, 1, "").unwrap();
         let saved = read(&path).map_err(|e| e.to_string()).unwrap();
         assert_eq!(saved.numbers, s.len());
         let back = saved.snapshot;
@@ -481,15 +517,53 @@ mod tests {
         }
     }
 
-    /// A file of format 1 (numbers in key order, from the peerex before this one) is read; a file
-    /// giving a number twice is refused.
+    /// The file says which database it was written following: read following another, it is
+    /// refused, naming both; following the same one, or with no database to check against, it is
+    /// read.
     #[test]
-    fn format_1_files_are_read_and_a_number_twice_is_refused() {
+    fn a_file_written_following_another_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let (s, _) = snapshot(1_000);
+        write(&path, &s, 1, "postgres://staging-db:5432/peerex").unwrap();
+        let e = read_following(&path, "postgres://replica.site-a:5432/peerex")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("written following the database postgres://staging-db:5432/peerex")
+                && e.contains("not postgres://replica.site-a:5432/peerex"),
+            "{e}"
+        );
+        assert!(read_following(&path, "postgres://staging-db:5432/peerex").is_ok());
+        assert!(read_following(&path, "").is_ok(), "nothing to check against");
+        // Written without knowing the database: read whatever is followed.
+        write(&path, &s, 1, "").unwrap();
+        let saved = read_following(&path, "postgres://replica.site-a:5432/peerex").unwrap();
+        assert_eq!(saved.database, None);
+    }
+
+    /// Files of formats 1 (numbers in key order) and 2 (no database named), from earlier peerex
+    /// versions, are read, whatever database is followed; a file giving a number twice is refused.
+    #[test]
+    fn format_1_and_2_files_are_read_and_a_number_twice_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let (s, _) = snapshot(5_000);
-        write(&path, &s, 1).unwrap();
-        let good = std::fs::read(&path).unwrap();
+        write(&path, &s, 1, "").unwrap();
+        // Format 2: format 3 without the database's name (here empty: its length's 4 bytes).
+        let at = 24 + 4 + 8 + 8 + 8;
+        let mut good = std::fs::read(&path).unwrap();
+        assert_eq!(good[at..at + 4], [0; 4]);
+        good.drain(at..at + 4);
+        good[24..28].copy_from_slice(&2u32.to_le_bytes());
+        reseal(&mut good);
+        std::fs::write(&path, &good).unwrap();
+        let v2 = read_following(&path, "postgres://replica.site-a:5432/peerex").unwrap();
+        assert_eq!((v2.database, v2.numbers), (None, s.len()));
+        for n in [442071000000, 442071000001, 442071000002, 449999999999] {
+            assert_eq!(inbound(&v2.snapshot, n), inbound(&s, n), "{n}");
+        }
         let numbers = good.len() - 8 - s.len() * 12;
         let mut v1 = good.clone();
         v1[24..28].copy_from_slice(&1u32.to_le_bytes());

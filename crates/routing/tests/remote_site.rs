@@ -27,7 +27,8 @@ const DIALLED: &str = "+442071234567";
 /// Seconds without a check against the database before answers say they are stale.
 const STALE_AFTER: u64 = 2;
 
-/// A routing-only instance following `url`, keeping its last-known-good snapshot in `state`.
+/// A routing-only instance following `url`, keeping its last-known-good snapshot in `state`
+/// (named by the database it follows, as `peerex route` names it).
 async fn remote(url: &str, state: &Path) -> Started {
     let store = Store::connect_lazy(url, Duration::from_secs(2)).unwrap();
     let config = RoutingConfig {
@@ -40,7 +41,11 @@ async fn remote(url: &str, state: &Path) -> Started {
         query_timeout_seconds: 2,
         ..Default::default()
     };
-    let options = StartOptions { routing_only: true, ..Default::default() };
+    let options = StartOptions {
+        routing_only: true,
+        database: store::database_identity(url),
+        ..Default::default()
+    };
     routing::start_with(store, &config, options).await.unwrap()
 }
 
@@ -246,23 +251,60 @@ on_both!(
     a_database_from_before_the_heartbeat_is_followed_as_before,
 );
 
+/// The database at `url` made unreachable, at the same address: PostgreSQL behind a proxy that is
+/// cut; SQLite's file moved away and a directory put in its place (which cannot be opened).
+/// Returns the URL to follow it by and what keeps it cut.
+async fn cut_off(db: Db, url: &str) -> (String, Option<testkit::proxy::Proxy>) {
+    match db {
+        Db::Postgres => {
+            let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+            let host = if opts.get_host().starts_with('/') { "127.0.0.1" } else { opts.get_host() };
+            let upstream =
+                tokio::net::lookup_host((host, opts.get_port())).await.unwrap().next().unwrap();
+            let link = testkit::proxy::Proxy::start(upstream).await;
+            link.cut();
+            (link.url_through(url), Some(link))
+        }
+        Db::Sqlite => {
+            let path = url.trim_start_matches("sqlite://");
+            let path = Path::new(path.split_once('?').map_or(path, |(p, _)| p));
+            std::fs::rename(path, path.with_extension("moved")).unwrap();
+            std::fs::create_dir(path).unwrap();
+            (url.to_owned(), None)
+        }
+    }
+}
+
 async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file(db: Db) {
     let seeded = seed(db).await;
     let state = tempfile::tempdir().unwrap();
     let file = state.path().join(routing::lkg::FILE_NAME);
-    let first = remote(&seeded.url, state.path()).await;
-    assert!(routing::wait_ready(&first.routing, Duration::from_secs(20)).await);
-    until("the last-known-good file written", Duration::from_secs(10), || async { file.exists() })
-        .await;
-
-    // Nothing answers at this address: the database cannot be reached at all.
-    let unreachable = match db {
-        Db::Postgres => "postgres://peerex@127.0.0.1:1/peerex".to_owned(),
-        Db::Sqlite => {
-            format!("sqlite://{}/missing/peerex.db?mode=rw", state.path().display())
+    // PostgreSQL is followed through a proxy from the start, so the restart follows the same
+    // address, cut.
+    let (url, link) = match db {
+        Db::Postgres => {
+            let (url, link) = cut_off(db, &seeded.url).await;
+            link.as_ref().unwrap().open();
+            (url, link)
         }
+        Db::Sqlite => (seeded.url.clone(), None),
     };
-    let restarted = remote(&unreachable, state.path()).await;
+    let first = remote(&url, state.path()).await;
+    assert!(routing::wait_ready(&first.routing, Duration::from_secs(20)).await);
+    until("the last-known-good file written", Duration::from_secs(10), || async {
+        routing::lkg::read(&file).is_ok_and(|s| s.database == Some(store::database_identity(&url)))
+    })
+    .await;
+
+    // The same database, which cannot be reached at all now.
+    let _cut = match link {
+        Some(link) => {
+            link.cut();
+            Some(link)
+        }
+        None => cut_off(db, &url).await.1,
+    };
+    let restarted = remote(&url, state.path()).await;
     assert!(routing::wait_ready(&restarted.routing, Duration::from_secs(10)).await);
     until("stale", Duration::from_secs(10), || async {
         restarted.routing.stale_seconds().is_some()
@@ -274,11 +316,27 @@ async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_it
 
     // Without a file there is nothing to answer from: inbound calls get 503, emergency still passes.
     let empty = tempfile::tempdir().unwrap();
-    let bare = remote(&unreachable, empty.path()).await;
+    let bare = remote(&url, empty.path()).await;
     let (status, _) = inbound(&bare, ACTIVE).await;
     assert_eq!(status, 503);
     let (status, body) = outbound(&bare, SUSPENDED, "+44999").await;
     assert_eq!((status, body["emergency"].as_bool()), (200, Some(true)), "{body}");
+
+    // The state directory copied to an instance of another deployment (it follows another
+    // database, unreachable too): the file is refused, not answered from.
+    let elsewhere = match db {
+        Db::Postgres => "postgres://peerex@127.0.0.1:1/peerex".to_owned(),
+        Db::Sqlite => format!("sqlite://{}/missing/peerex.db?mode=rw", state.path().display()),
+    };
+    let other = remote(&elsewhere, state.path()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!other.routing.is_ready(), "answering from another deployment's snapshot");
+    let (status, body) = inbound(&other, ACTIVE).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = outbound(&other, SUSPENDED, "+44999").await;
+    assert_eq!((status, body["emergency"].as_bool()), (200, Some(true)), "{body}");
+    // The file is left as it was, for the instance it belongs to.
+    assert_eq!(routing::lkg::read(&file).unwrap().database, Some(store::database_identity(&url)));
 }
 
 /// Nothing beats the heartbeat here (no `peerex serve`): on a primary, and on SQLite, which has no

@@ -217,7 +217,7 @@ impl<'a> ProgressOnce<'a> {
 }
 
 mod redact;
-pub use redact::redact_url;
+pub use redact::{database_identity, redact_url};
 mod routing; // issue 7: the routing snapshot's reads and change feed
 mod trunks; // issue 7: Zoom trunks
 pub use routing::RoutingWake;

@@ -41,6 +41,52 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// What names the database `url` reaches, whoever connects and however: the scheme, host, port
+/// and path (PostgreSQL's default port made explicit), and of the query only the parameters that
+/// say where (`host`, `hostaddr`, `port`, `dbname`, sorted). The user, the password and the
+/// connection's options (`sslmode`, SQLite's `mode`, ...) are left out. Two URLs naming the same
+/// database the same way give the same string; a URL of another host, port or database gives
+/// another. It is a name as configured, not the database's own identity: a host reached by two
+/// names gives two.
+pub fn database_identity(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // `sqlite:peerex.db` and the like: no authority.
+        let (path, _) = url.split_once('?').unwrap_or((url, ""));
+        return path.to_owned();
+    };
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "postgresql" => "postgres".to_owned(),
+        other => other.to_owned(),
+    };
+    let rest = rest.split_once('#').map_or(rest, |(head, _)| head);
+    // As in `redact_url`: the host is after the last `@` of the authority.
+    let before_query = rest.split_once('?').map_or(rest, |(head, _)| head);
+    let at = before_query.rfind('@').or_else(|| rest.rfind('@'));
+    let host_from = at.map_or(0, |a| a + 1);
+    let path_at = rest[host_from..].find(['/', '?']).map_or(rest.len(), |i| host_from + i);
+    let mut host = rest[host_from..path_at].to_ascii_lowercase();
+    let has_port = if host.starts_with('[') { host.contains("]:") } else { host.contains(':') };
+    if scheme == "postgres" && !host.is_empty() && !has_port {
+        host.push_str(":5432");
+    }
+    let (path, query) = rest[path_at..].split_once('?').unwrap_or((&rest[path_at..], ""));
+    let mut out = format!("{scheme}://{host}{path}");
+    let mut wheres: Vec<&str> = query
+        .split('&')
+        .filter(|p| {
+            let key = p.split_once('=').map_or(*p, |(k, _)| k).to_ascii_lowercase();
+            matches!(key.as_str(), "host" | "hostaddr" | "port" | "dbname")
+        })
+        .collect();
+    if !wheres.is_empty() {
+        wheres.sort_unstable();
+        out.push('?');
+        out.push_str(&wheres.join("&"));
+    }
+    out
+}
+
 /// Whether a query parameter carries a secret, its name read as sqlx reads it (percent-decoded).
 fn is_secret(key: &str) -> bool {
     let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy().to_ascii_lowercase();
@@ -49,7 +95,41 @@ fn is_secret(key: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{database_identity, redact_url};
+
+    #[test]
+    fn a_database_is_named_by_where_it_is_not_by_who_connects() {
+        let id = database_identity;
+        assert_eq!(
+            id("postgres://peerex_ro:s3cret@Replica.site-a/peerex"),
+            "postgres://replica.site-a:5432/peerex"
+        );
+        // The same database however the user, password, options or scheme's spelling differ.
+        assert_eq!(
+            id("postgresql://other:p@ss@replica.site-a:5432/peerex?sslmode=require&application_name=x"),
+            id("postgres://replica.site-a/peerex")
+        );
+        // Another host, port or database is another.
+        assert_ne!(id("postgres://replica.site-b/peerex"), id("postgres://replica.site-a/peerex"));
+        assert_ne!(id("postgres://db:5433/peerex"), id("postgres://db/peerex"));
+        assert_ne!(id("postgres://db/peerex_staging"), id("postgres://db/peerex"));
+        // Where a Unix socket is, said in the query, counts; in any order.
+        assert_eq!(
+            id("postgres://peerex@/peerex?sslmode=disable&port=5433&host=/run/postgresql"),
+            "postgres:///peerex?host=/run/postgresql&port=5433"
+        );
+        assert_ne!(
+            id("postgres:///peerex?host=/run/postgresql"),
+            id("postgres:///peerex?host=/tmp")
+        );
+        // SQLite: the file, whatever the mode.
+        assert_eq!(id("sqlite://data/peerex.db?mode=rwc"), "sqlite://data/peerex.db");
+        assert_eq!(id("sqlite://data/peerex.db?mode=rw"), id("sqlite://data/peerex.db"));
+        assert_ne!(id("sqlite://data/other.db"), id("sqlite://data/peerex.db"));
+        assert_eq!(id("sqlite:peerex.db?mode=rwc"), "sqlite:peerex.db");
+        assert_eq!(id("postgres://[::1]/peerex"), id("postgres://u@[::1]:5432/peerex"));
+        assert_eq!(id("postgres://[::1]/peerex"), "postgres://[::1]:5432/peerex");
+    }
 
     #[test]
     fn passwords_in_the_authority_and_the_query_are_hidden() {
