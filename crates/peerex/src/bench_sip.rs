@@ -763,7 +763,7 @@ fn load(
 fn sipp_calls(stats: &str) -> anyhow::Result<(usize, usize)> {
     let mut lines = stats.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
-    let last: Vec<&str> = lines.last().unwrap_or_default().split(';').collect();
+    let last: Vec<&str> = lines.next_back().unwrap_or_default().split(';').collect();
     let column = |name: &str| -> anyhow::Result<usize> {
         let i = header
             .iter()
