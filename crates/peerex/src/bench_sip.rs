@@ -422,7 +422,7 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
         Figure::new("lookups/s on one core", "/s", each(&|r| r.lookups), Goal::AtLeast(80_000.0)),
         Figure::new("lookup p99", " ms", each(&|r| r.lookup_p99), Goal::AtMost(0.5)),
         Figure::new(
-            "SIP CPU per call with the capture's cost",
+            "SIP CPU per call, capture included",
             "x",
             each(&|r| r.px.cpu_us_per_call / r.kam.cpu_us_per_call),
             Goal::None,

@@ -1,7 +1,8 @@
 //! The stateless SIP redirect server (RFC 3261 §8.3, §16.11 for statelessness): an INVITE gets 302
 //! with the customer's Zoom trunk in Contact, or 404 / 480 / 403 with `Reason` and `Warning`.
 //! Nothing is kept per call: a retransmitted INVITE gets the same bytes (the To-tag is derived from
-//! Call-ID and the Via branch), ACK is absorbed, CANCEL finds no transaction (481), OPTIONS gets
+//! Call-ID and the Via branch), ACK is absorbed (over UDP on Linux by the kernel, before the
+//! socket: `udp::drop_acks`), CANCEL finds no transaction (481), OPTIONS gets
 //! 200 so SBC keep-alives work, other methods 405 (known) or 501 (unknown) with `Allow`; before
 //! that a request is checked as a UAS must (RFC 3261 §8.2: 505, 416, 420, 415). Responses go where
 //! the top Via says, with `received`/`rport` (RFC 3581). The parser reads RFC 3261's grammar

@@ -192,7 +192,9 @@ pub fn handle_into(
 ) -> Option<SocketAddr> {
     if msg.starts_with(b"ACK ") {
         // Absorbed without reading further: nothing ever answers an ACK, not even a 400
-        // (RFC 3261 §17.2.1). Half of a redirect server's traffic is ACKs of its 3xx/4xx.
+        // (RFC 3261 §17.2.1). Half of a redirect server's traffic is ACKs of its 3xx/4xx. (Over
+        // UDP on Linux the kernel drops these before the socket: `udp::drop_acks` drops exactly
+        // what this test matches.)
         return None;
     }
     // Only a message with folded lines or bytes that are not UTF-8 is copied into this.

@@ -358,6 +358,45 @@ fn a_burst_over_udp_is_answered_once_per_invite() {
     assert!(client.recv(&mut buf).is_err(), "nothing more: no answer to the garbage or the ACK");
 }
 
+/// The kernel drops ACKs before they reach the redirect server's socket, and only them: what
+/// reaches it is everything else, in order, short datagrams and methods that merely start with
+/// the letters included. Over IPv4 and, where the machine has it, IPv6.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_socket_filter_drops_acks_and_nothing_else() {
+    let ack = invite("sip:+15550100001@x").replace("INVITE", "ACK");
+    let call = invite("sip:+15550100001@x");
+    let sent: [&[u8]; 7] = [
+        ack.as_bytes(),
+        b"AC",
+        b"ACK",
+        b"ACKS sip:x SIP/2.0\r\n\r\n",
+        b"ack sip:x SIP/2.0\r\n\r\n",
+        ack.as_bytes(),
+        call.as_bytes(),
+    ];
+    let kept: Vec<&[u8]> = sent.iter().copied().filter(|d| !d.starts_with(b"ACK ")).collect();
+    assert_eq!(kept.len(), 5);
+    for (server_at, client_at) in [("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:0", "[::1]:0")] {
+        let Ok(server) = bind_udp(server_at) else {
+            eprintln!("no {server_at} on this machine: not tried");
+            continue;
+        };
+        udp::drop_acks(&server).unwrap();
+        server.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+        let client = std::net::UdpSocket::bind(client_at).unwrap();
+        for d in sent {
+            client.send_to(d, server.local_addr().unwrap()).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = server.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(got, kept, "over {server_at}");
+    }
+}
+
 /// Outbound (Zoom to PSTN): the proxy names the Zoom trunk the call came over; the calling
 /// number decides. Allowed goes back to the dialled URI; refused is 403 with the reason.
 #[test]

@@ -68,9 +68,46 @@ pub fn spawn_udp(
     per_source: u32,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     socket.set_nonblocking(false)?;
+    #[cfg(target_os = "linux")]
+    drop_acks(&socket)?;
     std::thread::Builder::new()
         .name("peerex-sip-udp".into())
         .spawn(move || udp_loop(&routing, &socket, per_source))
+}
+
+/// Has the kernel drop every ACK before it reaches `socket` (a classic BPF socket filter,
+/// `SO_ATTACH_FILTER`). Why: nothing ever answers an ACK (RFC 3261 §17.2.1), and a redirect server
+/// answers no INVITE with 2xx, so [`handle_into`] absorbs every datagram starting `ACK ` unread;
+/// they are half of what SBCs send it (one per 3xx/4xx). Dropped at the socket, they are never
+/// queued, so they neither wake the thread nor are copied out, and the filter runs in the
+/// sender's context. The filter drops exactly what `handle_into` absorbs without parsing: a
+/// datagram whose payload starts with the four bytes `ACK `; anything shorter than four bytes is
+/// kept and handled as before.
+#[cfg(target_os = "linux")]
+pub fn drop_acks(socket: &std::net::UdpSocket) -> std::io::Result<()> {
+    use socket2::SockFilter;
+    // The kernel filters a UDP datagram from its UDP header: the payload starts at offset 8, and
+    // the length is the header's and the payload's.
+    const PAYLOAD: u32 = 8;
+    const ACK: u32 = u32::from_be_bytes(*b"ACK ");
+    const fn op(code: u32) -> u16 {
+        code as u16
+    }
+    let program = [
+        // 0: A = length
+        SockFilter::new(op(libc::BPF_LD | libc::BPF_W | libc::BPF_LEN), 0, 0, 0),
+        // 1: at least four bytes of payload? to 2, else to 5 (keep)
+        SockFilter::new(op(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K), 0, 3, PAYLOAD + 4),
+        // 2: A = the payload's first four bytes (big-endian)
+        SockFilter::new(op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS), 0, 0, PAYLOAD),
+        // 3: "ACK "? to 4 (drop), else to 5 (keep)
+        SockFilter::new(op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K), 0, 1, ACK),
+        // 4: drop
+        SockFilter::new(op(libc::BPF_RET | libc::BPF_K), 0, 0, 0),
+        // 5: keep all of it
+        SockFilter::new(op(libc::BPF_RET | libc::BPF_K), 0, 0, u32::MAX),
+    ];
+    socket2::SockRef::from(socket).attach_filter(&program)
 }
 
 /// At most `per_second` datagrams a second are read from one address; the rest are dropped unread.
