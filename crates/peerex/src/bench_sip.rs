@@ -742,7 +742,10 @@ fn load(
         }
         None => {
             // A call that succeeded had its INVITE answered; no latencies without the capture.
-            let (created, successful) = sipp_calls(&std::fs::read_to_string(&stats)?)?;
+            let stats = std::fs::read_to_string(&stats).map_err(|e| {
+                anyhow::anyhow!("{name}: sipp's statistics {}: {e}", stats.display())
+            })?;
+            let (created, successful) = sipp_calls(&stats)?;
             (created, successful, Vec::new())
         }
     };

@@ -158,10 +158,13 @@ async fn route_answers_and_restarts_from_its_file(
         format!("sqlite://{}/missing/peerex.db?mode=rw", dir.display())
     };
     let route = Route::start(&elsewhere, &state);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    route
+        .until("/healthz", |v| {
+            v["detail"].as_str().is_some_and(|d| d.contains("was written following the database"))
+        })
+        .await;
     let (status, body) = route.get("/healthz").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("loading"), "{body}");
     let (status, body) = route.get("/route?to=%2B15550100001").await;
     assert_eq!(status, 503, "{body}");
 }

@@ -442,6 +442,7 @@ impl Follower {
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "routing: last-known-good snapshot refused");
+                self.routing.refuse_file(e.to_string());
                 return;
             }
             Err(_) => return,

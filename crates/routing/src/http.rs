@@ -662,6 +662,12 @@ impl Conn {
                     let status = if routing.is_fresh() { "ok" } else { "stale" };
                     self.json(&Health { status, generation, age_seconds: routing.age_ms() / 1000 });
                     respond(out, Status::Ok, &[], &self.body, r.persist, head);
+                } else if let Some(why) = routing.refused_file() {
+                    // Not answering because the file was refused: say so, not just "loading".
+                    let why = format!(
+                        "the routing snapshot is loading; its last-known-good file was refused: {why}"
+                    );
+                    self.unavailable(out, &why, r.persist, head);
                 } else {
                     self.unavailable(out, "the routing snapshot is loading", r.persist, head);
                 }

@@ -47,6 +47,8 @@ pub struct Routing {
     emergency: Arc<EmergencyNumbers>,
     emergency_calls: metrics::Counter,
     stale_after_ms: i64,
+    /// Why the last-known-good file was not answered from at start, when it was refused.
+    refused_file: Arc<std::sync::OnceLock<String>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -64,6 +66,7 @@ impl Routing {
             emergency: Arc::default(),
             emergency_calls: metrics::counter!("peerex_routing_emergency_calls_total"),
             stale_after_ms: STALE_AFTER_MS,
+            refused_file: Arc::default(),
         }
     }
 
@@ -153,6 +156,16 @@ impl Routing {
         }
     }
 
+    /// Why the last-known-good file was refused at start (corrupt, of another format, written
+    /// following another database), if it was: shown by `/healthz` until the database answers.
+    pub fn refused_file(&self) -> Option<&str> {
+        self.refused_file.get().map(String::as_str)
+    }
+
+    pub(crate) fn refuse_file(&self, why: String) {
+        let _ = self.refused_file.set(why);
+    }
+
     /// Loaded at least once: decisions can be made.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
@@ -237,7 +250,8 @@ pub struct RoutingConfig {
     pub emergency_numbers: Vec<String>,
     /// Most UDP datagrams a second read from one address by the redirect server; the rest are
     /// dropped unread so a flood from one address cannot crowd out calls. 0: no limit. Keep it
-    /// above twice the calls a second of the busiest SBC (INVITE and ACK).
+    /// above twice the calls a second of the busiest SBC (INVITE and ACK; on Linux the kernel
+    /// drops ACKs before they are read, so they do not count there, but keep the margin).
     pub sip_source_limit: u32,
     /// Connections open at once on each TCP listener (the lookup API, SIP over TCP) from addresses
     /// that are not trusted proxies; more are closed as they arrive.

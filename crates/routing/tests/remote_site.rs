@@ -329,8 +329,16 @@ async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_it
         Db::Sqlite => format!("sqlite://{}/missing/peerex.db?mode=rw", state.path().display()),
     };
     let other = remote(&elsewhere, state.path()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    until("the file refused", Duration::from_secs(10), || async {
+        other.routing.refused_file().is_some()
+    })
+    .await;
+    let why = other.routing.refused_file().unwrap_or_default();
+    assert!(why.contains("was written following the database"), "{why}");
     assert!(!other.routing.is_ready(), "answering from another deployment's snapshot");
+    let (status, health) = get(&other, "/healthz").await;
+    assert_eq!(status, 503, "{health}");
+    assert!(health["detail"].as_str().is_some_and(|d| d.contains("was refused")), "{health}");
     let (status, body) = inbound(&other, ACTIVE).await;
     assert_eq!(status, 503, "{body}");
     let (status, body) = outbound(&other, SUSPENDED, "+44999").await;

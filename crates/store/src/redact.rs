@@ -41,46 +41,53 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// What names the database `url` reaches, whoever connects and however: the scheme, host, port
-/// and path (PostgreSQL's default port made explicit), and of the query only the parameters that
-/// say where (`host`, `hostaddr`, `port`, `dbname`, sorted). The user, the password and the
-/// connection's options (`sslmode`, SQLite's `mode`, ...) are left out. Two URLs naming the same
-/// database the same way give the same string; a URL of another host, port or database gives
-/// another. It is a name as configured, not the database's own identity: a host reached by two
-/// names gives two.
+/// What names the database `url` reaches, whoever connects and however, for the last-known-good
+/// routing file: PostgreSQL's host, port (5432 when not given) and database (the user's name when
+/// not given, as the server takes it), and of the query only the parameters that say where
+/// (`host`, `hostaddr`, `port`, `dbname`, sorted); SQLite's file. Never the user's password, nor
+/// the connection's options (`sslmode`, SQLite's `mode`, ...). The URL is parsed as sqlx parses
+/// it (`url::Url` for PostgreSQL); one it cannot parse names nothing (empty). It is a name as
+/// configured, not the database's own identity: a host reached by two names gives two.
 pub fn database_identity(url: &str) -> String {
     let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // `sqlite:peerex.db` and the like: no authority.
-        let (path, _) = url.split_once('?').unwrap_or((url, ""));
-        return path.to_owned();
-    };
-    let scheme = match scheme.to_ascii_lowercase().as_str() {
-        "postgresql" => "postgres".to_owned(),
-        other => other.to_owned(),
-    };
-    let rest = rest.split_once('#').map_or(rest, |(head, _)| head);
-    // As in `redact_url`: the host is after the last `@` of the authority.
-    let before_query = rest.split_once('?').map_or(rest, |(head, _)| head);
-    let at = before_query.rfind('@').or_else(|| rest.rfind('@'));
-    let host_from = at.map_or(0, |a| a + 1);
-    let path_at = rest[host_from..].find(['/', '?']).map_or(rest.len(), |i| host_from + i);
-    let mut host = rest[host_from..path_at].to_ascii_lowercase();
-    let has_port = if host.starts_with('[') { host.contains("]:") } else { host.contains(':') };
-    if scheme == "postgres" && !host.is_empty() && !has_port {
-        host.push_str(":5432");
+    if url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("sqlite:")) {
+        // sqlx reads SQLite's URLs itself: the file is what comes before any `?`, as written
+        // (paths are case-sensitive).
+        let rest = &url[7..];
+        let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+        return format!("sqlite:{path}");
     }
-    let (path, query) = rest[path_at..].split_once('?').unwrap_or((&rest[path_at..], ""));
-    let mut out = format!("{scheme}://{host}{path}");
-    let mut wheres: Vec<&str> = query
-        .split('&')
-        .filter(|p| {
-            let key = p.split_once('=').map_or(*p, |(k, _)| k).to_ascii_lowercase();
-            matches!(key.as_str(), "host" | "hostaddr" | "port" | "dbname")
+    let Ok(parsed) = url::Url::parse(url) else { return String::new() };
+    let scheme = match parsed.scheme() {
+        "postgresql" => "postgres",
+        s => s,
+    };
+    let mut wheres: Vec<String> = parsed
+        .query_pairs()
+        .filter(|(k, _)| {
+            matches!(k.to_ascii_lowercase().as_str(), "host" | "hostaddr" | "port" | "dbname")
         })
+        .map(|(k, v)| format!("{}={v}", k.to_ascii_lowercase()))
         .collect();
+    wheres.sort_unstable();
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let mut out = format!("{scheme}://{host}");
+    if !host.is_empty() {
+        match (parsed.port(), scheme) {
+            (Some(port), _) => out.push_str(&format!(":{port}")),
+            (None, "postgres") => out.push_str(":5432"),
+            (None, _) => {}
+        }
+    }
+    let database = parsed.path().trim_start_matches('/');
+    out.push('/');
+    if !database.is_empty() {
+        out.push_str(database);
+    } else if scheme == "postgres" && !wheres.iter().any(|w| w.starts_with("dbname=")) {
+        // No database named: the server takes the user's.
+        out.push_str(parsed.username());
+    }
     if !wheres.is_empty() {
-        wheres.sort_unstable();
         out.push('?');
         out.push_str(&wheres.join("&"));
     }
@@ -113,22 +120,49 @@ mod tests {
         assert_ne!(id("postgres://replica.site-b/peerex"), id("postgres://replica.site-a/peerex"));
         assert_ne!(id("postgres://db:5433/peerex"), id("postgres://db/peerex"));
         assert_ne!(id("postgres://db/peerex_staging"), id("postgres://db/peerex"));
+        // No database named: the user's, as the server takes it.
+        assert_eq!(id("postgres://alice@db"), "postgres://db:5432/alice");
+        assert_ne!(id("postgres://alice@db"), id("postgres://bob@db"));
         // Where a Unix socket is, said in the query, counts; in any order.
         assert_eq!(
-            id("postgres://peerex@/peerex?sslmode=disable&port=5433&host=/run/postgresql"),
+            id("postgres:///peerex?sslmode=disable&port=5433&host=/run/postgresql"),
             "postgres:///peerex?host=/run/postgresql&port=5433"
         );
         assert_ne!(
             id("postgres:///peerex?host=/run/postgresql"),
             id("postgres:///peerex?host=/tmp")
         );
-        // SQLite: the file, whatever the mode.
+        assert_eq!(id("postgres://[::1]/peerex"), id("postgres://u@[::1]:5432/peerex"));
+        // SQLite: the file as written, whatever the mode.
         assert_eq!(id("sqlite://data/peerex.db?mode=rwc"), "sqlite://data/peerex.db");
         assert_eq!(id("sqlite://data/peerex.db?mode=rw"), id("sqlite://data/peerex.db"));
         assert_ne!(id("sqlite://data/other.db"), id("sqlite://data/peerex.db"));
+        assert_ne!(id("sqlite://Data/peerex.db"), id("sqlite://data/peerex.db"));
         assert_eq!(id("sqlite:peerex.db?mode=rwc"), "sqlite:peerex.db");
-        assert_eq!(id("postgres://[::1]/peerex"), id("postgres://u@[::1]:5432/peerex"));
-        assert_eq!(id("postgres://[::1]/peerex"), "postgres://[::1]:5432/peerex");
+    }
+
+    /// Nothing of a password reaches the name, wherever it was put and whatever it holds.
+    #[test]
+    fn a_database_name_never_holds_a_password() {
+        for url in [
+            "postgres://u:hunter2@db/peerex",
+            "postgres://u:hun@ter2@db/peerex",
+            "postgres://db/peerex?password=hunt@2secret",
+            "postgres://db/peerex?user=u&password=hunter2&sslpassword=s3cret",
+            "postgres://u:pa%23ss@db/peerex",
+            "postgres://u:pa#ss@db/peerex",
+            "postgres://u:p?w/x@db/peerex",
+            "sqlite://data/peerex.db?password=hunter2",
+        ] {
+            let name = database_identity(url);
+            for secret in ["hunter2", "hunt", "2secret", "s3cret", "ter2", "pa%23ss", "pa", "p?w"] {
+                assert!(!name.contains(secret), "{url}: {name}");
+            }
+        }
+        assert_eq!(
+            database_identity("postgres://db/peerex?password=hunt@2secret"),
+            "postgres://db:5432/peerex"
+        );
     }
 
     #[test]

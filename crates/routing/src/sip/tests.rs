@@ -397,6 +397,34 @@ fn the_socket_filter_drops_acks_and_nothing_else() {
     }
 }
 
+/// The running server has the filter: ACKs sent to it are dropped by the kernel (counted as its
+/// socket's drops in /proc/net/udp, where an operator sees them), and an OPTIONS sent after them is
+/// answered as ever.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_running_server_has_the_kernel_drop_acks() {
+    let server = bind_udp("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    spawn_udp(ready(), server, 0).unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let me = client.local_addr().unwrap().to_string();
+    let msg = invite("sip:+15550100000@x").replace("192.0.2.10:5070", &me);
+    for _ in 0..10 {
+        client.send_to(msg.replace("INVITE", "ACK").as_bytes(), ("127.0.0.1", port)).unwrap();
+    }
+    client.send_to(msg.replace("INVITE", "OPTIONS").as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = client.recv(&mut buf).expect("the OPTIONS answered");
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 "), "{}", String::from_utf8_lossy(&buf[..n]));
+    // `sl local_address rem_address st tx_queue:rx_queue ... drops`, addresses in hex.
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    let line = table.lines().find(|l| l.split_whitespace().nth(1) == Some(local.as_str()));
+    let drops: u64 = line.and_then(|l| l.split_whitespace().last()).unwrap().parse().unwrap();
+    assert_eq!(drops, 10, "{line:?}");
+}
+
 /// Outbound (Zoom to PSTN): the proxy names the Zoom trunk the call came over; the calling
 /// number decides. Allowed goes back to the dialled URI; refused is 403 with the reason.
 #[test]

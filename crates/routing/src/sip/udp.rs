@@ -69,7 +69,13 @@ pub fn spawn_udp(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     socket.set_nonblocking(false)?;
     #[cfg(target_os = "linux")]
-    drop_acks(&socket)?;
+    if let Err(e) = drop_acks(&socket) {
+        // Only a saving: the loop absorbs ACKs itself.
+        tracing::warn!(
+            error = %e,
+            "sip udp: the kernel cannot drop ACKs before the socket; they are read and absorbed"
+        );
+    }
     std::thread::Builder::new()
         .name("peerex-sip-udp".into())
         .spawn(move || udp_loop(&routing, &socket, per_source))
@@ -79,8 +85,10 @@ pub fn spawn_udp(
 /// `SO_ATTACH_FILTER`). Why: nothing ever answers an ACK (RFC 3261 §17.2.1), and a redirect server
 /// answers no INVITE with 2xx, so [`handle_into`] absorbs every datagram starting `ACK ` unread;
 /// they are half of what SBCs send it (one per 3xx/4xx). Dropped at the socket, they are never
-/// queued, so they neither wake the thread nor are copied out, and the filter runs in the
-/// sender's context. The filter drops exactly what `handle_into` absorbs without parsing: a
+/// queued, so they neither wake the thread nor are copied out (the filter runs in the kernel's
+/// receive processing: the sender's context on loopback, the network's softirq otherwise). The
+/// kernel counts them as the socket's drops (`/proc/net/udp`) and in `Udp: InErrors`; a full
+/// buffer shows in `RcvbufErrors`. The filter drops exactly what `handle_into` absorbs without parsing: a
 /// datagram whose payload starts with the four bytes `ACK `; anything shorter than four bytes is
 /// kept and handled as before.
 #[cfg(target_os = "linux")]
@@ -114,7 +122,8 @@ pub fn drop_acks(socket: &std::net::UdpSocket) -> std::io::Result<()> {
 /// Why: when datagrams come faster than they are answered, the kernel drops whatever no longer fits
 /// in the socket buffer, calls included. Dropping a flood unread costs next to nothing, so one
 /// address flooding (OPTIONS storms, scanners) cannot crowd out everyone else. Set it above what
-/// the busiest SBC sends (two datagrams a call: INVITE and ACK).
+/// the busiest SBC sends (two datagrams a call: INVITE and ACK, though on Linux ACKs are dropped
+/// by [`drop_acks`] before they are read and never reach this count).
 pub struct SourceLimit {
     per_second: u32,
     window: Option<Instant>,
