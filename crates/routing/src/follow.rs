@@ -288,13 +288,16 @@ impl Follower {
                 // The feed was pruned past us (or the database was replaced): start over.
                 return Box::pin(self.load()).await.map(|_| 0);
             }
-            self.watched = read.open;
             if read.changes.is_empty() {
+                self.watched = read.open;
                 break;
             }
             let last =
                 read.changes[..read.newer].last().map_or(generation, |c| c.0).max(generation);
             self.apply(&read.changes, last).await?;
+            // Only now may the transactions this read saw ended stop being watched: their changes
+            // (below the generation) came in this read, and a failed apply must read them again.
+            self.watched = read.open;
             applied += read.changes.len();
             generation = last;
             if (read.newer as i64) < CHANGE_PAGE {
