@@ -84,7 +84,7 @@ pub struct Follower {
     routing: Routing,
     /// Transactions open at the last read (PostgreSQL; always empty on SQLite).
     watched: Vec<i64>,
-    /// When the feed was last read.
+    /// When the feed was last read and what it brought applied.
     last_read: Instant,
     /// Pruning horizons sampled along the way, oldest first (PostgreSQL).
     horizons: VecDeque<(Instant, i64)>,
@@ -283,13 +283,13 @@ impl Follower {
         loop {
             let read =
                 self.db(self.store.routing_feed(generation, CHANGE_PAGE, &self.watched)).await?;
-            self.last_read = Instant::now();
             if read.high < generation || (read.low > generation + 1 && read.high > generation) {
                 // The feed was pruned past us (or the database was replaced): start over.
                 return Box::pin(self.load()).await.map(|_| 0);
             }
             if read.changes.is_empty() {
                 self.watched = read.open;
+                self.last_read = Instant::now();
                 break;
             }
             let last =
@@ -297,7 +297,11 @@ impl Follower {
             self.apply(&read.changes, last).await?;
             // Only now may the transactions this read saw ended stop being watched: their changes
             // (below the generation) came in this read, and a failed apply must read them again.
+            // Nor does a read count as one until applied: a follower whose applies keep failing
+            // while it watches a transaction rebuilds before that transaction's changes may be
+            // pruned (above).
             self.watched = read.open;
+            self.last_read = Instant::now();
             applied += read.changes.len();
             generation = last;
             if (read.newer as i64) < CHANGE_PAGE {
