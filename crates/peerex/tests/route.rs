@@ -56,11 +56,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 async fn sqlite_route_answers_and_restarts_from_its_file() {
     let (dir, path) = testkit::sqlite_path();
     let url = testkit::sqlite_url(&path);
-    // Cut: the file moved away and a directory in its place, which SQLite cannot open.
-    let cut = move || {
-        std::fs::rename(&path, path.with_extension("moved")).unwrap();
-        std::fs::create_dir(&path).unwrap();
-    };
+    let cut = move || testkit::cut_off_sqlite(&path);
     route_answers_and_restarts_from_its_file(&url, &url, cut, dir.path()).await;
 }
 
@@ -69,11 +65,7 @@ async fn postgres_route_answers_and_restarts_from_its_file() {
     let dir = tempfile_dir();
     let url = testkit::postgres_url().await;
     // Followed through a proxy the test cuts, as a remote site's link goes down.
-    let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let host = if opts.get_host().starts_with('/') { "127.0.0.1" } else { opts.get_host() };
-    let upstream = tokio::net::lookup_host((host, opts.get_port())).await.unwrap().next().unwrap();
-    let link = testkit::proxy::Proxy::start(upstream).await;
-    let through = link.url_through(&url);
+    let (link, through) = testkit::proxy::Proxy::in_front_of(&url).await;
     route_answers_and_restarts_from_its_file(&url, &through, move || link.cut(), dir.path()).await;
 }
 

@@ -176,14 +176,7 @@ async fn postgres_the_link_goes_down_while_calls_arrive_and_comes_back() {
     .unwrap();
     assert_eq!(activated.rows_affected(), BIG);
 
-    let upstream: SocketAddr = {
-        let opts: sqlx::postgres::PgConnectOptions = seeded.url.parse().unwrap();
-        let host = if opts.get_host().starts_with('/') { "127.0.0.1" } else { opts.get_host() };
-        let addr = tokio::net::lookup_host((host, opts.get_port())).await.unwrap().next().unwrap();
-        addr
-    };
-    let link = testkit::proxy::Proxy::start(upstream).await;
-    let through = link.url_through(&seeded.url);
+    let (link, through) = testkit::proxy::Proxy::in_front_of(&seeded.url).await;
     let state = tempfile::tempdir().unwrap();
     let file = state.path().join(routing::lkg::FILE_NAME);
     let a = remote(&through, state.path()).await;
@@ -251,43 +244,18 @@ on_both!(
     a_database_from_before_the_heartbeat_is_followed_as_before,
 );
 
-/// The database at `url` made unreachable, at the same address: PostgreSQL behind a proxy that is
-/// cut; SQLite's file moved away and a directory put in its place (which cannot be opened).
-/// Returns the URL to follow it by and what keeps it cut.
-async fn cut_off(db: Db, url: &str) -> (String, Option<testkit::proxy::Proxy>) {
-    match db {
-        Db::Postgres => {
-            let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-            let host = if opts.get_host().starts_with('/') { "127.0.0.1" } else { opts.get_host() };
-            let upstream =
-                tokio::net::lookup_host((host, opts.get_port())).await.unwrap().next().unwrap();
-            let link = testkit::proxy::Proxy::start(upstream).await;
-            link.cut();
-            (link.url_through(url), Some(link))
-        }
-        Db::Sqlite => {
-            let path = url.trim_start_matches("sqlite://");
-            let path = Path::new(path.split_once('?').map_or(path, |(p, _)| p));
-            std::fs::rename(path, path.with_extension("moved")).unwrap();
-            std::fs::create_dir(path).unwrap();
-            (url.to_owned(), None)
-        }
-    }
-}
-
 async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file(db: Db) {
     let seeded = seed(db).await;
     let state = tempfile::tempdir().unwrap();
     let file = state.path().join(routing::lkg::FILE_NAME);
     // PostgreSQL is followed through a proxy from the start, so the restart follows the same
     // address, cut.
-    let (url, link) = match db {
+    let (link, url) = match db {
         Db::Postgres => {
-            let (url, link) = cut_off(db, &seeded.url).await;
-            link.as_ref().unwrap().open();
-            (url, link)
+            let (link, url) = testkit::proxy::Proxy::in_front_of(&seeded.url).await;
+            (Some(link), url)
         }
-        Db::Sqlite => (seeded.url.clone(), None),
+        Db::Sqlite => (None, seeded.url.clone()),
     };
     let first = remote(&url, state.path()).await;
     assert!(routing::wait_ready(&first.routing, Duration::from_secs(20)).await);
@@ -297,13 +265,13 @@ async fn an_instance_restarted_while_the_database_is_unreachable_answers_from_it
     .await;
 
     // The same database, which cannot be reached at all now.
-    let _cut = match link {
-        Some(link) => {
-            link.cut();
-            Some(link)
+    match &link {
+        Some(link) => link.cut(),
+        None => {
+            let path = url.trim_start_matches("sqlite://");
+            testkit::cut_off_sqlite(Path::new(path.split_once('?').map_or(path, |(p, _)| p)));
         }
-        None => cut_off(db, &url).await.1,
-    };
+    }
     let restarted = remote(&url, state.path()).await;
     assert!(routing::wait_ready(&restarted.routing, Duration::from_secs(10)).await);
     until("stale", Duration::from_secs(10), || async {

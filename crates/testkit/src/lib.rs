@@ -166,6 +166,13 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// Makes the SQLite database at `path` unreachable at the same URL, as a lost database is: its
+/// file moved away beside it and a directory put in its place, which SQLite cannot open.
+pub fn cut_off_sqlite(path: &Path) {
+    std::fs::rename(path, path.with_extension("moved")).expect("testkit: move the database away");
+    std::fs::create_dir(path).expect("testkit: a directory in the database's place");
+}
+
 /// The repository root, found from this crate's manifest directory.
 pub fn repo_root() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

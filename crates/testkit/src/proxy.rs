@@ -45,6 +45,22 @@ impl Proxy {
         Proxy { addr, open, carried, accept }
     }
 
+    /// A proxy, open, in front of the PostgreSQL server `url` names (a Unix socket's server
+    /// through its TCP port on loopback), and `url` with the proxy in its place.
+    pub async fn in_front_of(url: &str) -> (Proxy, String) {
+        let opts: sqlx::postgres::PgConnectOptions =
+            url.parse().expect("testkit: a PostgreSQL URL");
+        let host = if opts.get_host().starts_with('/') { "127.0.0.1" } else { opts.get_host() };
+        let upstream = tokio::net::lookup_host((host, opts.get_port()))
+            .await
+            .expect("testkit: the PostgreSQL host")
+            .next()
+            .expect("testkit: an address for the PostgreSQL host");
+        let proxy = Proxy::start(upstream).await;
+        let through = proxy.url_through(url);
+        (proxy, through)
+    }
+
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
