@@ -506,54 +506,23 @@ impl App {
                 .begin_token_refresh(link.id, t.generation, &owner, now + lease, now)
                 .await?
             {
-                let refresh = z.keys.open("refresh", &t.refresh_token)?;
-                let answer = tokio::time::timeout(call, z.client.refresh(&refresh))
-                    .await
-                    .unwrap_or(Err(zoom::ZoomError::Timeout));
-                match answer {
-                    Ok(new) => {
-                        // Stored before use: once the new pair is used the old refresh token is dead.
-                        let sealed = StoredTokens {
-                            access_token: z.keys.seal("access", &new.access_token),
-                            refresh_token: z.keys.seal("refresh", &new.refresh_token),
-                            expires_at: new.expires_at,
-                            generation: t.generation + 1,
-                        };
-                        if self
-                            .store
-                            .finish_token_refresh(
-                                link.id,
-                                t.generation,
-                                &owner,
-                                &sealed,
-                                self.now(),
-                            )
-                            .await?
-                        {
-                            return Ok(new.access_token);
-                        }
-                    }
-                    Err(zoom::ZoomError::InvalidGrant { message }) => {
-                        // Zoom will not take this refresh token again (the app was authorized
-                        // again, or the grant revoked): say so where operators and the customer
-                        // look, instead of failing job after job behind a healthy-looking link.
-                        self.store.abandon_token_refresh(link.id, &owner).await?;
-                        if self
-                            .store
-                            .mark_link_reauth(link.id, t.generation, &message, self.now())
-                            .await?
-                        {
-                            tracing::warn!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, %message, "Zoom refused the link's refresh token: it needs the app authorized again");
-                        }
-                        return Err(ZoomCallError::NeedsReauth {
-                            account: link.zoom_account_id.clone(),
-                            reason: message,
-                        });
-                    }
-                    Err(e) => {
-                        self.store.abandon_token_refresh(link.id, &owner).await?;
-                        return Err(e.into());
-                    }
+                // Zoom's refresh tokens are spent once: from the moment the refresh is sent, its
+                // answer must reach the database whatever becomes of this caller (a job dropped
+                // when its lease is lost, a stop that aborts the workers). So the exchange and the
+                // store run on a task of their own, which the caller only waits for.
+                let app = self.clone();
+                let (link, owner) = (link.clone(), owner.clone());
+                let refreshing = tokio::spawn(async move {
+                    app.refresh_and_store(&link, t, &owner, call, lease).await
+                });
+                match refreshing.await {
+                    Ok(Ok(Some(access))) => return Ok(access),
+                    // The lease was lost meanwhile: the row says what happened.
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // The runtime is stopping.
+                    Err(_) => return Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout)),
                 }
             } else {
                 // Another worker is refreshing; its result lands in the row.
@@ -561,6 +530,73 @@ impl App {
             }
         }
         Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout))
+    }
+
+    /// Spends `t`'s refresh token (the caller holds its lease as `owner`) and stores the new pair:
+    /// the new access token, or `None` when the lease was lost before the store. A store that fails
+    /// is tried again while the lease lasts: the new pair exists nowhere else, and once it is lost
+    /// the link needs the customer to authorize the app again.
+    async fn refresh_and_store(
+        &self,
+        link: &ZoomLink,
+        t: StoredTokens,
+        owner: &str,
+        call: Duration,
+        lease: time::Duration,
+    ) -> std::result::Result<Option<String>, ZoomCallError> {
+        let z = self.zoom.as_deref().ok_or(ZoomCallError::NotConfigured)?;
+        let until = std::time::Instant::now() + lease.unsigned_abs();
+        let refresh = z.keys.open("refresh", &t.refresh_token)?;
+        let answer = tokio::time::timeout(call, z.client.refresh(&refresh))
+            .await
+            .unwrap_or(Err(zoom::ZoomError::Timeout));
+        let new = match answer {
+            Ok(new) => new,
+            Err(zoom::ZoomError::InvalidGrant { message }) => {
+                // Zoom will not take this refresh token again (the app was authorized again, or
+                // the grant revoked): say so where operators and the customer look, instead of
+                // failing job after job behind a healthy-looking link.
+                self.store.abandon_token_refresh(link.id, owner).await?;
+                if self.store.mark_link_reauth(link.id, t.generation, &message, self.now()).await? {
+                    tracing::warn!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, %message, "Zoom refused the link's refresh token: it needs the app authorized again");
+                }
+                return Err(ZoomCallError::NeedsReauth {
+                    account: link.zoom_account_id.clone(),
+                    reason: message,
+                });
+            }
+            Err(e) => {
+                self.store.abandon_token_refresh(link.id, owner).await?;
+                return Err(e.into());
+            }
+        };
+        // Stored before use: once the new pair is used the old refresh token is dead.
+        let sealed = StoredTokens {
+            access_token: z.keys.seal("access", &new.access_token),
+            refresh_token: z.keys.seal("refresh", &new.refresh_token),
+            expires_at: new.expires_at,
+            generation: t.generation + 1,
+        };
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self
+                .store
+                .finish_token_refresh(link.id, t.generation, owner, &sealed, self.now())
+                .await
+            {
+                Ok(true) => return Ok(Some(new.access_token)),
+                Ok(false) => return Ok(None),
+                Err(e) if std::time::Instant::now() + wait < until => {
+                    tracing::warn!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, error = %e, "storing refreshed Zoom tokens failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, error = %e, "refreshed Zoom tokens could not be stored while the refresh was leased: they are lost");
+                    return Err(e.into());
+                }
+            }
+        }
     }
 }
 

@@ -173,6 +173,18 @@ pub fn cut_off_sqlite(path: &Path) {
     std::fs::create_dir(path).expect("testkit: a directory in the database's place");
 }
 
+/// Runs `sql` (statements separated by `;`) on the database at `url`, SQLite or PostgreSQL, on a
+/// connection of its own: for a test that changes the database behind the use-cases' back.
+pub async fn execute_sql(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("testkit: open SQLite");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("testkit: run SQL on SQLite");
+    } else {
+        let mut c = PgConnection::connect(url).await.expect("testkit: connect to PostgreSQL");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("testkit: run SQL on PostgreSQL");
+    }
+}
+
 /// The repository root, found from this crate's manifest directory.
 pub fn repo_root() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub clock: crate::TestClock,
     /// The database under `app`, for tests that set up or check what no use-case shows.
     pub store: Store,
+    /// The URL of the database under `app`, for tests that change it behind the use-cases' back.
+    pub db_url: String,
     pub(crate) _dir: Option<crate::TempDir>,
 }
 
@@ -90,7 +92,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         serve(listener, state, limits);
-        TestApp { addr, url: format!("http://{addr}"), app, clock, store, _dir: dir }
+        TestApp { addr, url: format!("http://{addr}"), app, clock, store, db_url: url, _dir: dir }
     }
 
     /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).

@@ -111,7 +111,15 @@ impl ZoomApp {
         let state = web::WebState::new(app.clone(), ui);
         crate::test_app::serve(listener, state, web::listener::Limits::default());
         ZoomApp {
-            platform: TestApp { addr, url: platform_url, app, clock, store, _dir: dir },
+            platform: TestApp {
+                addr,
+                url: platform_url,
+                app,
+                clock,
+                store,
+                db_url: url,
+                _dir: dir,
+            },
             zoom,
         }
     }

@@ -18,6 +18,8 @@ use testkit::{on_both, Db, ZoomApp, PASSWORD};
 on_both!(
     a_replayed_or_late_removal_never_undoes_a_reinstall,
     a_refresh_slower_than_30_seconds_keeps_its_lease,
+    a_refresh_whose_caller_is_dropped_is_stored_all_the_same,
+    refreshed_tokens_outlast_a_database_that_refuses_them_for_a_while,
     a_customer_without_a_trunk_is_not_pushed_and_operators_see_why,
     a_slow_call_keeps_its_job_and_a_clean_stop_hands_it_back,
 );
@@ -213,6 +215,85 @@ async fn a_refresh_slower_than_30_seconds_keeps_its_lease(db: Db) {
     let waited = waited.expect("the second worker waits for the first's refresh");
     assert_ne!(refreshed, stale);
     assert_eq!(waited, refreshed, "both use the one refreshed token");
+}
+
+/// Zoom rotating refresh tokens at once, a linked Acme, and the access token its link has now.
+async fn linked_with_rotation(db: Db) -> (ZoomApp, domain::onboarding::ZoomLink, String) {
+    let options = testkit::sim::Options {
+        control_api: true,
+        refresh_rotation: testkit::sim::RefreshRotation::Immediate,
+        ..Default::default()
+    };
+    let t = ZoomApp::spawn_full(db, options, |_| {}).await;
+    let c = acme(&t, 0, true).await;
+    t.link_acme(ADMIN).await;
+    let link = t.app().zoom_link(c).await.unwrap().unwrap();
+    let token = t.app().access_token(&link, None).await.unwrap();
+    (t, link, token)
+}
+
+/// What the link holds is what Zoom holds: a refresh forced past `access` succeeds (Zoom takes the
+/// stored refresh token) and the link is not waiting for the customer.
+async fn assert_link_refreshes(t: &ZoomApp, link: &domain::onboarding::ZoomLink, access: &str) {
+    let again = another_instance(t).access_token(link, Some(access)).await;
+    let again = again.expect("the stored refresh token is the one Zoom holds");
+    assert_ne!(again, access);
+    let now = t.app().zoom_link(link.customer_id).await.unwrap().unwrap();
+    assert_eq!(now.reauth_needed_at, None, "{:?}", now.reauth_reason);
+}
+
+/// A worker starts a refresh and is dropped (its job's lease lost, or a stop) after Zoom has
+/// served it but before its answer arrives. Zoom has spent the old refresh token; the new pair
+/// still reaches the database, and the next worker uses it.
+async fn a_refresh_whose_caller_is_dropped_is_stored_all_the_same(db: Db) {
+    let (t, link, stale) = linked_with_rotation(db).await;
+    fault(&t, json!({"path": "/oauth/token", "method": "POST", "answer_delay_ms": 600})).await;
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(200), t.app().access_token(&link, Some(&stale)))
+            .await;
+    assert!(dropped.is_err(), "the caller was to be dropped mid-refresh: {dropped:?}");
+    assert!(faults_left(&t).await.is_empty(), "the refresh reached Zoom");
+
+    let next = another_instance(&t).access_token(&link, Some(&stale)).await;
+    let next = next.expect("the dropped caller's refresh, stored");
+    assert_ne!(next, stale);
+    assert_link_refreshes(&t, &link, &next).await;
+}
+
+/// The database refuses to store the refreshed pair for a while (here a trigger; in life a lost
+/// connection, a failover): the refresh keeps trying while its lease lasts, instead of dropping a
+/// pair that exists nowhere else.
+async fn refreshed_tokens_outlast_a_database_that_refuses_them_for_a_while(db: Db) {
+    let (t, link, stale) = linked_with_rotation(db).await;
+    let url = t.platform.db_url.clone();
+    let refuse = match db {
+        Db::Sqlite => {
+            "CREATE TABLE refuse_tokens (x INTEGER); INSERT INTO refuse_tokens VALUES (1);
+             CREATE TRIGGER refuse_tokens BEFORE UPDATE OF generation ON zoom_tokens
+             WHEN EXISTS (SELECT 1 FROM refuse_tokens)
+             BEGIN SELECT RAISE(ABORT, 'injected: tokens refused'); END;"
+        }
+        Db::Postgres => {
+            "CREATE TABLE refuse_tokens (x INTEGER); INSERT INTO refuse_tokens VALUES (1);
+             CREATE FUNCTION refuse_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF EXISTS (SELECT 1 FROM refuse_tokens) THEN
+               RAISE EXCEPTION 'injected: tokens refused'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER refuse_tokens BEFORE UPDATE OF generation ON zoom_tokens
+             FOR EACH ROW EXECUTE FUNCTION refuse_tokens();"
+        }
+    };
+    testkit::execute_sql(&url, refuse).await;
+    let refreshing = {
+        let (app, link, stale) = (t.app().clone(), link.clone(), stale.clone());
+        tokio::spawn(async move { app.access_token(&link, Some(&stale)).await })
+    };
+    // Long enough for the refresh and several refused stores.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!refreshing.is_finished(), "the refresh gave up while the database refused it");
+    testkit::execute_sql(&url, "DELETE FROM refuse_tokens").await;
+    let refreshed = refreshing.await.unwrap().expect("stored once the database took it");
+    assert_ne!(refreshed, stale);
+    assert_link_refreshes(&t, &link, &refreshed).await;
 }
 
 /// A customer with no Zoom trunk of its own: its push job fails with the reason and Zoom gets

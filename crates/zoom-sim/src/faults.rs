@@ -5,6 +5,8 @@
 //!   seed and the same sequence of calls fail the same calls;
 //! - timeouts: the call is held past the client's patience, then the connection is closed with no answer
 //!   (the call is not served);
+//! - late answers: the call is served at once and its answer held, so a client that gives up meanwhile
+//!   never learns what Zoom did (a refreshed token, a number added);
 //! - partial `1000` failures: a POST, PATCH or DELETE of peering numbers is served, except that the
 //!   chosen numbers fail with a per-number reason, in each generation's own shape;
 //! - dropped webhooks: the next `count` deliveries of an event never reach the app and are not retried.
@@ -59,6 +61,10 @@ pub struct Fault {
     /// an answer. The call is not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Serve the call at once, then hold its answer this long: a client that gives up meanwhile has
+    /// had the call served without learning its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_delay_ms: Option<u64>,
     /// Serve the call, but fail these numbers with `reason` (peering-number POST, PATCH, DELETE):
     /// `400 {"code":1000,...,"errors":[...]}` in the new generation, `unprocessed_numbers` in the legacy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -105,6 +111,7 @@ impl Fault {
                 || self.delay_ms.is_some()
                 || self.error_rate.is_some()
                 || self.timeout_ms.is_some()
+                || self.answer_delay_ms.is_some()
                 || !self.fail_numbers.is_empty();
             if http_only {
                 return Err("a webhook fault takes only webhook and count".into());
@@ -124,9 +131,13 @@ impl Fault {
             && self.delay_ms.is_none()
             && self.error_rate.is_none()
             && self.timeout_ms.is_none()
+            && self.answer_delay_ms.is_none()
             && self.fail_numbers.is_empty()
         {
-            return Err("give a status, delay_ms, error_rate, timeout_ms or fail_numbers".into());
+            return Err(
+                "give a status, delay_ms, error_rate, timeout_ms, answer_delay_ms or fail_numbers"
+                    .into(),
+            );
         }
         if let Some(s) = self.status {
             if !(400..=599).contains(&s) {
@@ -140,6 +151,14 @@ impl Fault {
         }
         if self.timeout_ms.is_some() && (self.status.is_some() || !self.fail_numbers.is_empty()) {
             return Err("a timeout gives no answer: it takes no status or fail_numbers".into());
+        }
+        if self.answer_delay_ms.is_some()
+            && (self.status.is_some() || self.error_rate.is_some() || self.timeout_ms.is_some())
+        {
+            return Err(
+                "answer_delay_ms serves the call: it takes no status, error_rate or timeout_ms"
+                    .into(),
+            );
         }
         if !self.fail_numbers.is_empty() && (self.status.is_some() || self.error_rate.is_some()) {
             return Err("fail_numbers serves the call: it takes no status or error_rate".into());
@@ -248,8 +267,13 @@ pub(crate) async fn inject(
         let reason = fault.reason.clone().unwrap_or_else(|| DEFAULT_NUMBER_REASON.to_owned());
         let numbers = fault.fail_numbers.iter().map(|n| (n.clone(), reason.clone())).collect();
         request.extensions_mut().insert(InjectedFailures { numbers });
-        return next.run(request).await;
     }
+    if let Some(ms) = fault.answer_delay_ms {
+        let answer = next.run(request).await;
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        return answer;
+    }
+    // `fail_numbers` takes no status: served below.
     let status = fault.status.or(fault.error_rate.map(|_| 500));
     match status.and_then(|s| StatusCode::from_u16(s).ok()) {
         Some(StatusCode::TOO_MANY_REQUESTS) => {

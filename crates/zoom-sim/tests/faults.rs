@@ -123,6 +123,42 @@ async fn a_timeout_holds_the_call_past_the_clients_patience_and_serves_nothing()
 }
 
 #[tokio::test]
+async fn a_late_answer_serves_the_call_even_for_a_client_that_gave_up() {
+    let sim = Sim::start().await;
+    let token = sim.carrier_token(ACME_ADMIN).await;
+    post_fault(&sim, json!({ "path": PEERING, "method": "POST", "answer_delay_ms": 1500 })).await;
+    let impatient =
+        reqwest::Client::builder().timeout(Duration::from_millis(500)).build().expect("client");
+    let body = json!({ "phone_numbers": [{ "phone_number": number(1), "sip_trunk_name": TRUNK, "status": true }] });
+    let started = Instant::now();
+    let e = impatient
+        .post(sim.url(PEERING))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .expect_err("no answer in time");
+    assert!(e.is_timeout(), "{e}");
+    assert!(started.elapsed() < Duration::from_millis(1400));
+    assert_eq!(sim_numbers(&sim).await, vec![number(1)], "served although unanswered");
+
+    // A patient client gets the answer, late.
+    post_fault(&sim, json!({ "path": PEERING, "method": "POST", "answer_delay_ms": 300 })).await;
+    let body = json!({ "phone_numbers": [{ "phone_number": number(2), "sip_trunk_name": TRUNK, "status": true }] });
+    let started = Instant::now();
+    let r = reqwest::Client::new()
+        .post(sim.url(PEERING))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(sim_numbers(&sim).await, vec![number(1), number(2)]);
+}
+
+#[tokio::test]
 async fn chosen_numbers_fail_with_a_1000_in_the_new_generation_and_the_rest_is_served() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
@@ -210,6 +246,8 @@ async fn faults_that_cannot_happen_are_refused_with_the_reason() {
         (json!({ "path": PEERING, "error_rate": 1.5 }), "error_rate"),
         (json!({ "path": PEERING, "error_rate": 0 }), "error_rate"),
         (json!({ "path": PEERING, "timeout_ms": 100, "status": 500 }), "timeout"),
+        (json!({ "path": PEERING, "answer_delay_ms": 100, "status": 500 }), "answer_delay_ms"),
+        (json!({ "path": PEERING, "answer_delay_ms": 100, "timeout_ms": 500 }), "answer_delay_ms"),
         (json!({ "path": PEERING, "fail_numbers": ["not a number"] }), "fail_numbers[0]"),
         (
             json!({ "path": PEERING, "method": "GET", "fail_numbers": [number(1)] }),
