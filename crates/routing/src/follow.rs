@@ -411,6 +411,9 @@ impl Follower {
             lkg::write(&path, &routing.read(), synced_ms, &database).map(|bytes| (path, bytes))
         })
         .await;
+        // A write that fails is tried again `write_every` later, as for a snapshot that moved (no
+        // generation is `i64::MIN`), not ten of those later.
+        let failed = Some((Instant::now(), i64::MIN));
         match wrote {
             Ok(Ok((path, bytes))) => tracing::debug!(
                 path = %path.display(),
@@ -419,12 +422,13 @@ impl Follower {
                 took_ms = started.elapsed().as_millis() as u64,
                 "routing: last-known-good snapshot written"
             ),
-            Ok(Err(e)) => tracing::warn!(
-                error = %e,
-                "routing: cannot write the last-known-good snapshot"
-            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "routing: cannot write the last-known-good snapshot");
+                self.written = failed;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "routing: writing the last-known-good snapshot failed")
+                tracing::warn!(error = %e, "routing: writing the last-known-good snapshot failed");
+                self.written = failed;
             }
         }
     }

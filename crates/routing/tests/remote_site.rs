@@ -238,6 +238,27 @@ async fn postgres_the_link_goes_down_while_calls_arrive_and_comes_back() {
     .await;
 }
 
+/// The last-known-good file cannot be written (a directory is in its place, as a full or
+/// read-only disk refuses it); once it can, it is written within a few `write_every`s (1 s here),
+/// not ten of them later, although the snapshot has not moved since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_known_good_file_that_could_not_be_written_is_written_soon_after() {
+    let seeded = seed(Db::Sqlite).await;
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join(routing::lkg::FILE_NAME);
+    std::fs::create_dir(&file).unwrap();
+    let s = remote(&seeded.url, state.path()).await;
+    assert!(routing::wait_ready(&s.routing, Duration::from_secs(20)).await);
+    // The load's write failed; the next tries fail as long as the directory is there.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(file.is_dir());
+    std::fs::remove_dir(&file).unwrap();
+    until("the file written", Duration::from_secs(4), || async {
+        routing::lkg::read(&file).is_ok()
+    })
+    .await;
+}
+
 on_both!(
     an_instance_restarted_while_the_database_is_unreachable_answers_from_its_file,
     a_follower_of_the_primary_stays_current_without_heartbeats,
