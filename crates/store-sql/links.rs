@@ -602,6 +602,13 @@ impl DialectStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    pub async fn forget_webhook(&self, digest: &str) -> Result<()> {
+        sqlx::query!("DELETE FROM zoom_webhook_deliveries WHERE digest = $1", digest)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
 }
 
 async fn insert_link_event(

@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod release; // issue 6
 pub mod token_keys;
 pub mod trunks;
+pub mod unfinished;
 pub mod usage;
 pub mod webhooks;
 
@@ -79,12 +80,42 @@ pub struct App {
     pub mail: Option<Arc<mail::Mailer>>,
     /// Seals webhook endpoints' secrets; Zoom's token keys when `None`.
     pub webhook_keys: Option<Arc<token_keys::TokenKeys>>,
+    /// Work that outlives its caller; a stop waits for it ([`App::finish_unfinished`]).
+    pub(crate) unfinished: Arc<unfinished::Unfinished>,
 }
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let hashing = Arc::new(auth::Hashing::new(settings.hash_concurrency, settings.hash_queue));
-        Self { store, clock, settings, zoom: None, hashing, mail: None, webhook_keys: None }
+        Self {
+            store,
+            clock,
+            settings,
+            zoom: None,
+            hashing,
+            mail: None,
+            webhook_keys: None,
+            unfinished: Default::default(),
+        }
+    }
+
+    /// At a stop, once nothing starts new work: waits up to `most` for the work that outlives its
+    /// caller (a Zoom token refresh under way, whose new pair exists nowhere else until stored).
+    /// Whether it all ended.
+    pub async fn finish_unfinished(&self, most: std::time::Duration) -> bool {
+        let running = self.unfinished.running();
+        if running == 0 {
+            return true;
+        }
+        tracing::info!(running, "stopping: waiting for work that must not be cut short");
+        let done = self.unfinished.wait(most).await;
+        if !done {
+            tracing::warn!(
+                running = self.unfinished.running(),
+                "stopping: work still running was cut short"
+            );
+        }
+        done
     }
 
     pub fn with_zoom(mut self, zoom: onboarding::ZoomSetup) -> Self {

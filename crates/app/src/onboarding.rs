@@ -159,6 +159,33 @@ pub enum WebhookRefused {
 
 pub const REMOVED_REASON: &str = "app removed in Zoom";
 
+/// Tries `step` up to four times, 0.2, 0.4 and 0.8 s apart, for a step after one that cannot be
+/// undone (a code exchanged, a token rotated): what it leaves is lost if the step fails for a
+/// moment (Zoom's 5xx or 429, a database failing over).
+async fn again<
+    T,
+    E: std::fmt::Display,
+    F: std::future::Future<Output = std::result::Result<T, E>>,
+>(
+    mut step: impl FnMut() -> F,
+) -> std::result::Result<T, E> {
+    let mut wait = Duration::from_millis(200);
+    for _ in 0..3 {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "a step after an exchange with Zoom failed; trying again")
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    step().await
+}
+
+/// How long a refreshed token pair the database refuses is tried again before it is given up.
+const STORE_REFRESHED_FOR: Duration = Duration::from_secs(300);
+
 impl App {
     pub fn zoom(&self) -> Result<&ZoomSetup> {
         self.zoom
@@ -186,9 +213,21 @@ impl App {
             .exchange_code(code, None)
             .await
             .map_err(|e| zoom_refusal("exchange the authorization code with Zoom", e))?;
-        let me = z
-            .client
-            .me(&tokens.access_token)
+        // Zoom has spent the code and, for an account authorized before, revoked the link's old
+        // tokens: from here on the new pair exists only here. The rest runs on a task of its own
+        // (the browser hanging up does not cut it short; a stop waits for it), each step tried
+        // again when it fails.
+        let app = self.clone();
+        self.unfinished
+            .run(async move { app.install_with(tokens).await })
+            .await
+            .unwrap_or_else(|| Err(AppError::Refused("peerex is stopping: add the app again from the Zoom App Marketplace in a minute.".into())))
+    }
+
+    /// [`App::begin_install`] once the code is exchanged for `tokens`.
+    async fn install_with(&self, tokens: zoom::Tokens) -> Result<InstallStarted> {
+        let z = self.zoom()?;
+        let me = again(|| z.client.me(&tokens.access_token))
             .await
             .map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
         let account = ZoomAccountId::parse(&me.account_id).map_err(|e| {
@@ -202,7 +241,8 @@ impl App {
             generation: 0,
         };
         let now = self.now();
-        let renewed = self.store.renew_link_tokens(&account, &me.user_id, &sealed, now).await?;
+        let renewed =
+            again(|| self.store.renew_link_tokens(&account, &me.user_id, &sealed, now)).await?;
         if let Some(link) = &renewed {
             tracing::info!(customer = %link.customer_id, zoom_account = %account, "app authorized again: the link's tokens renewed");
         }
@@ -218,7 +258,8 @@ impl App {
             valid_until: now + ttl,
         };
         let cookie = crate::auth::random_secret();
-        self.store.insert_pending_install(&crate::auth::digest(&cookie), &pending).await?;
+        let digest = crate::auth::digest(&cookie);
+        again(|| self.store.insert_pending_install(&digest, &pending)).await?;
         Ok(InstallStarted { cookie, renewed, pending })
     }
 
@@ -283,11 +324,31 @@ impl App {
         account: &str,
         by: &Actor,
     ) -> Result<(ZoomLink, usize)> {
+        // The waiting install (its tokens the only copy) is taken, then linked: on a task of its
+        // own, so that the browser hanging up between the two does not lose it.
+        let (app, cookie, account, by) =
+            (self.clone(), cookie.to_owned(), account.to_owned(), by.clone());
+        self.unfinished
+            .run(async move { app.take_and_link(customer, &cookie, &account, &by).await })
+            .await
+            .unwrap_or_else(|| {
+                Err(AppError::Refused("peerex is stopping: confirm again in a minute.".into()))
+            })
+    }
+
+    async fn take_and_link(
+        &self,
+        customer: CustomerId,
+        cookie: &str,
+        account: &str,
+        by: &Actor,
+    ) -> Result<(ZoomLink, usize)> {
         let z = self.zoom()?;
+        let digest = crate::auth::digest(cookie);
         let taken = if cookie.is_empty() || cookie.len() > 128 {
             None
         } else {
-            self.store.take_pending_install(&crate::auth::digest(cookie), self.now()).await?
+            self.store.take_pending_install(&digest, self.now()).await?
         };
         let Some(p) = taken else {
             return Err(AppError::Refused("No Zoom install is waiting for this browser (it was confirmed already, or waited too long). Add the app again from the Zoom App Marketplace.".into()));
@@ -298,7 +359,7 @@ impl App {
         let account = &p.zoom_account_id;
         let carrier = z.carrier_name.clone();
         let now = self.now();
-        let stored = StoredTokens { generation: 0, ..p.tokens };
+        let stored = StoredTokens { generation: 0, ..p.tokens.clone() };
         match self
             .store
             .link_zoom_account(customer, account, &p.zoom_user_id, &stored, &carrier, by, now)
@@ -336,7 +397,13 @@ impl App {
                     .await?;
                 Err(AppError::Refused(refused.to_string()))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                // Nothing was linked: the install waits again, for the admin to confirm again.
+                if let Err(back) = again(|| self.store.insert_pending_install(&digest, &p)).await {
+                    tracing::error!(customer = %customer, zoom_account = %account, error = %back, "a Zoom install taken but not linked could not be put back: the customer must add the app again");
+                }
+                Err(e.into())
+            }
         }
     }
 
@@ -431,6 +498,31 @@ impl App {
         if !self.store.remember_webhook(&digest, now, keep_until).await? {
             return Ok(Err(WebhookRefused::Replayed));
         }
+        // Remembered, so acted on whatever becomes of this request (Zoom hanging up, a stop); if
+        // acting fails, forgotten again, so that Zoom's retry is taken.
+        let app = self.clone();
+        let body = body.to_vec();
+        let acted =
+            self.unfinished.run(async move { app.act_on_webhook(event, &body, sent).await });
+        let acted = acted
+            .await
+            .unwrap_or_else(|| Err(AppError::Refused("peerex is stopping: send it again".into())));
+        if acted.is_err() {
+            if let Err(e) = self.store.forget_webhook(&digest).await {
+                tracing::warn!(error = %e, "a Zoom webhook not acted on could not be forgotten: Zoom's retry of it will be refused as a replay");
+            }
+        }
+        acted
+    }
+
+    /// What a verified, first-seen webhook from Zoom does.
+    async fn act_on_webhook(
+        &self,
+        event: Event,
+        body: &[u8],
+        sent: OffsetDateTime,
+    ) -> Result<std::result::Result<WebhookAnswer, WebhookRefused>> {
+        let now = self.now();
         match event {
             Event::AppDeauthorized { account_id, .. } => {
                 // An id no link can have is no link's.
@@ -491,7 +583,9 @@ impl App {
         let call = z.client.timeout() + Duration::from_secs(1);
         let lease = time::Duration::try_from(call + Duration::from_secs(30))
             .unwrap_or(time::Duration::minutes(10));
-        for _ in 0..100 {
+        // Another worker's refresh is waited for as long as its lease may last.
+        let wait_until = std::time::Instant::now() + lease.unsigned_abs();
+        loop {
             let Some(t) = self.store.zoom_tokens(link.id).await? else {
                 return Err(ZoomCallError::NoLink);
             };
@@ -509,33 +603,36 @@ impl App {
                 // Zoom's refresh tokens are spent once: from the moment the refresh is sent, its
                 // answer must reach the database whatever becomes of this caller (a job dropped
                 // when its lease is lost, a stop that aborts the workers). So the exchange and the
-                // store run on a task of their own, which the caller only waits for.
+                // store run on a task of their own, which the caller only waits for and a stop
+                // waits for too.
                 let app = self.clone();
                 let (link, owner) = (link.clone(), owner.clone());
-                let refreshing = tokio::spawn(async move {
-                    app.refresh_and_store(&link, t, &owner, call, lease).await
-                });
+                let refreshing = self
+                    .unfinished
+                    .run(async move { app.refresh_and_store(&link, t, &owner, call, lease).await });
                 match refreshing.await {
-                    Ok(Ok(Some(access))) => return Ok(access),
-                    // The lease was lost meanwhile: the row says what happened.
-                    Ok(Ok(None)) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Some(Ok(Some(access))) => return Ok(access),
+                    // Another worker took the refresh over: the row says what happened.
+                    Some(Ok(None)) => {}
+                    Some(Err(e)) => return Err(e),
                     // The runtime is stopping.
-                    Err(_) => return Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout)),
+                    None => return Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout)),
                 }
-            } else {
+            } else if std::time::Instant::now() < wait_until {
                 // Another worker is refreshing; its result lands in the row.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            } else {
+                return Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout));
             }
         }
-        Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout))
     }
 
     /// Spends `t`'s refresh token (the caller holds its lease as `owner`) and stores the new pair:
-    /// the new access token, or `None` when the lease was lost before the store. A store that fails
-    /// is tried again while the lease lasts: the new pair exists nowhere else, and once it is lost
-    /// the link needs the customer to authorize the app again.
+    /// the new access token, or `None` when another worker took the refresh over before the store.
+    /// A store that fails is tried again for up to [`STORE_REFRESHED_FOR`]: the new pair exists
+    /// nowhere else, and once it is lost the link needs the customer to authorize the app again.
+    /// (Trying past the lease is safe: the store is a compare-and-set on this owner, which a worker
+    /// taking the refresh over replaces.)
     async fn refresh_and_store(
         &self,
         link: &ZoomLink,
@@ -545,7 +642,7 @@ impl App {
         lease: time::Duration,
     ) -> std::result::Result<Option<String>, ZoomCallError> {
         let z = self.zoom.as_deref().ok_or(ZoomCallError::NotConfigured)?;
-        let until = std::time::Instant::now() + lease.unsigned_abs();
+        let until = std::time::Instant::now() + lease.unsigned_abs().max(STORE_REFRESHED_FOR);
         let refresh = z.keys.open("refresh", &t.refresh_token)?;
         let answer = tokio::time::timeout(call, z.client.refresh(&refresh))
             .await
@@ -592,7 +689,7 @@ impl App {
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => {
-                    tracing::error!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, error = %e, "refreshed Zoom tokens could not be stored while the refresh was leased: they are lost");
+                    tracing::error!(customer = %link.customer_id, zoom_account = %link.zoom_account_id, error = %e, "refreshed Zoom tokens could not be stored: they are lost");
                     return Err(e.into());
                 }
             }

@@ -69,7 +69,7 @@ pub async fn serve(
     let mut limits = config.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let access = config.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     limits.max_connections = fit_connections(limits.max_connections);
-    let state = web::WebState::new(app, ui).with_access(access);
+    let state = web::WebState::new(app.clone(), ui).with_access(access);
     tracing::info!(address = %listener.local_addr()?, max_connections = limits.max_connections, "peerex is serving");
     let stop = async move {
         shutdown.wait().await;
@@ -79,6 +79,8 @@ pub async fn serve(
         hooks.shutdown().await;
     };
     web::listener::serve(listener, web::router(state), limits, stop).await?;
+    // Nothing starts new work now; what must not be cut short (a Zoom token refresh under way) ends.
+    app.finish_unfinished(std::time::Duration::from_secs(60)).await;
     tracing::info!("peerex stopped");
     Ok(())
 }

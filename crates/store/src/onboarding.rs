@@ -148,6 +148,10 @@ impl Store {
             keep_until: OffsetDateTime,
         ) -> Result<bool>;
 
+        /// Forgets a webhook delivery remembered by [`Store::remember_webhook`] whose action then
+        /// failed: Zoom's retry of it is taken as new.
+        pub async fn forget_webhook(&self, digest: &str) -> Result<()>;
+
         pub async fn zoom_tokens(&self, link_id: Uuid) -> Result<Option<StoredTokens>>;
 
         pub async fn begin_token_refresh(

@@ -39,7 +39,9 @@ pub mod proxy;
 pub mod replica;
 pub mod sim;
 mod zoom_app;
-pub use zoom_app::{confirm_install, link_acme_at, zoom_setup, zoom_setup_on, ZoomApp};
+pub use zoom_app::{
+    confirm_install, install_acme_at, link_acme_at, zoom_setup, zoom_setup_on, ZoomApp,
+};
 mod test_app;
 pub use test_app::{hidden_value, Db, TestApp, ADMIN_EMAIL, METRICS_TOKEN, PASSWORD, READER_EMAIL};
 

@@ -215,6 +215,20 @@ pub async fn link_acme_at(
     portal_email: &str,
     portal_password: &str,
 ) -> reqwest::Client {
+    let b = install_acme_at(zoom, platform_url, portal_email, portal_password).await;
+    let r = confirm_install(&b, platform_url).await;
+    assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
+    b
+}
+
+/// As [`link_acme_at`], up to the confirmation: the browser, signed in to the portal as
+/// `portal_email`, has the install waiting on `/portal/install`.
+pub async fn install_acme_at(
+    zoom: &str,
+    platform_url: &str,
+    portal_email: &str,
+    portal_password: &str,
+) -> reqwest::Client {
     let b = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -271,8 +285,6 @@ pub async fn link_acme_at(
         .await
         .expect("portal sign-in");
     assert_eq!(location(&r), "/portal/install", "{}", r.text().await.unwrap_or_default());
-    let r = confirm_install(&b, platform_url).await;
-    assert_eq!(location(&r), "/portal", "linked: {}", r.text().await.unwrap_or_default());
     b
 }
 

@@ -20,6 +20,9 @@ on_both!(
     a_refresh_slower_than_30_seconds_keeps_its_lease,
     a_refresh_whose_caller_is_dropped_is_stored_all_the_same,
     refreshed_tokens_outlast_a_database_that_refuses_them_for_a_while,
+    a_removal_not_recorded_is_taken_when_zoom_sends_it_again,
+    an_install_the_database_could_not_link_can_be_confirmed_again,
+    authorizing_again_survives_a_moment_of_zoom_failures,
     a_customer_without_a_trunk_is_not_pushed_and_operators_see_why,
     a_slow_call_keeps_its_job_and_a_clean_stop_hands_it_back,
 );
@@ -217,6 +220,30 @@ async fn a_refresh_slower_than_30_seconds_keeps_its_lease(db: Db) {
     assert_eq!(waited, refreshed, "both use the one refreshed token");
 }
 
+/// The database refuses the writes `on` names (`UPDATE ON table`, `UPDATE OF column ON table`,
+/// `INSERT ON table`) until [`allow`]: a trigger, standing in for a lost connection or a failover.
+async fn refuse(t: &ZoomApp, db: Db, on: &str) {
+    let sql = match db {
+        Db::Sqlite => format!(
+            "CREATE TABLE refuse (x INTEGER); INSERT INTO refuse VALUES (1);
+             CREATE TRIGGER refuse BEFORE {on} WHEN EXISTS (SELECT 1 FROM refuse)
+             BEGIN SELECT RAISE(ABORT, 'injected: refused'); END;"
+        ),
+        Db::Postgres => format!(
+            "CREATE TABLE refuse (x INTEGER); INSERT INTO refuse VALUES (1);
+             CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF EXISTS (SELECT 1 FROM refuse) THEN
+               RAISE EXCEPTION 'injected: refused'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER refuse BEFORE {on} FOR EACH ROW EXECUTE FUNCTION refuse();"
+        ),
+    };
+    testkit::execute_sql(&t.platform.db_url, &sql).await;
+}
+
+async fn allow(t: &ZoomApp) {
+    testkit::execute_sql(&t.platform.db_url, "DELETE FROM refuse").await;
+}
+
 /// Zoom rotating refresh tokens at once, a linked Acme, and the access token its link has now.
 async fn linked_with_rotation(db: Db) -> (ZoomApp, domain::onboarding::ZoomLink, String) {
     let options = testkit::sim::Options {
@@ -253,6 +280,8 @@ async fn a_refresh_whose_caller_is_dropped_is_stored_all_the_same(db: Db) {
             .await;
     assert!(dropped.is_err(), "the caller was to be dropped mid-refresh: {dropped:?}");
     assert!(faults_left(&t).await.is_empty(), "the refresh reached Zoom");
+    // A stop now (the workers aborted, as this caller was) waits for the refresh to be stored.
+    assert!(t.app().finish_unfinished(Duration::from_secs(5)).await, "the refresh ended");
 
     let next = another_instance(&t).access_token(&link, Some(&stale)).await;
     let next = next.expect("the dropped caller's refresh, stored");
@@ -265,24 +294,7 @@ async fn a_refresh_whose_caller_is_dropped_is_stored_all_the_same(db: Db) {
 /// pair that exists nowhere else.
 async fn refreshed_tokens_outlast_a_database_that_refuses_them_for_a_while(db: Db) {
     let (t, link, stale) = linked_with_rotation(db).await;
-    let url = t.platform.db_url.clone();
-    let refuse = match db {
-        Db::Sqlite => {
-            "CREATE TABLE refuse_tokens (x INTEGER); INSERT INTO refuse_tokens VALUES (1);
-             CREATE TRIGGER refuse_tokens BEFORE UPDATE OF generation ON zoom_tokens
-             WHEN EXISTS (SELECT 1 FROM refuse_tokens)
-             BEGIN SELECT RAISE(ABORT, 'injected: tokens refused'); END;"
-        }
-        Db::Postgres => {
-            "CREATE TABLE refuse_tokens (x INTEGER); INSERT INTO refuse_tokens VALUES (1);
-             CREATE FUNCTION refuse_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN IF EXISTS (SELECT 1 FROM refuse_tokens) THEN
-               RAISE EXCEPTION 'injected: tokens refused'; END IF; RETURN NEW; END $$;
-             CREATE TRIGGER refuse_tokens BEFORE UPDATE OF generation ON zoom_tokens
-             FOR EACH ROW EXECUTE FUNCTION refuse_tokens();"
-        }
-    };
-    testkit::execute_sql(&url, refuse).await;
+    refuse(&t, db, "UPDATE OF generation ON zoom_tokens").await;
     let refreshing = {
         let (app, link, stale) = (t.app().clone(), link.clone(), stale.clone());
         tokio::spawn(async move { app.access_token(&link, Some(&stale)).await })
@@ -290,10 +302,86 @@ async fn refreshed_tokens_outlast_a_database_that_refuses_them_for_a_while(db: D
     // Long enough for the refresh and several refused stores.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!refreshing.is_finished(), "the refresh gave up while the database refused it");
-    testkit::execute_sql(&url, "DELETE FROM refuse_tokens").await;
+    allow(&t).await;
     let refreshed = refreshing.await.unwrap().expect("stored once the database took it");
     assert_ne!(refreshed, stale);
     assert_link_refreshes(&t, &link, &refreshed).await;
+}
+
+/// The app is removed while the database refuses to record it: Zoom's delivery fails (no 2xx)
+/// and nothing changed; Zoom sends it again, the same delivery with the same signature, and this
+/// time it suspends the numbers. (The first delivery was remembered against replays, and must not
+/// be counted as seen when it was not acted on.)
+async fn a_removal_not_recorded_is_taken_when_zoom_sends_it_again(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let c = acme(&t, 3, true).await;
+    t.link_acme(ADMIN).await;
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+
+    refuse(&t, db, "UPDATE ON zoom_links").await;
+    let removed_at = t.clock().now();
+    let (ts, sig, body) = deauthorization(removed_at, removed_at);
+    let failed = t.app().zoom_webhook(&ts, &sig, &body).await;
+    assert!(failed.is_err(), "the database refused it: {failed:?}");
+    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+
+    allow(&t).await;
+    match another_instance(&t).zoom_webhook(&ts, &sig, &body).await.unwrap() {
+        Ok(app::onboarding::WebhookAnswer::AppRemoved { suspended: 3, .. }) => {}
+        other => panic!("Zoom's retry suspends the three numbers: {other:?}"),
+    }
+    assert_eq!(states(&t, c).await, vec![NumberState::Suspended; 3]);
+    // Acted on now: a replay is refused.
+    match t.app().zoom_webhook(&ts, &sig, &body).await.unwrap() {
+        Err(app::onboarding::WebhookRefused::Replayed) => {}
+        other => panic!("a replay is refused: {other:?}"),
+    }
+}
+
+/// The admin confirms the install while the database cannot link it: nothing is linked and the
+/// install waits again (its tokens are the only copy), so confirming again links it.
+async fn an_install_the_database_could_not_link_can_be_confirmed_again(db: Db) {
+    let t = ZoomApp::spawn(db).await;
+    let c = acme(&t, 0, true).await;
+    let b = testkit::install_acme_at(&t.zoom.url, &t.platform.url, ADMIN, PASSWORD).await;
+    refuse(&t, db, "INSERT ON zoom_links").await;
+    let r = testkit::confirm_install(&b, &t.platform.url).await;
+    assert_ne!(r.headers().get("location").map(|l| l.to_str().unwrap()), Some("/portal"));
+    assert!(t.app().zoom_link(c).await.unwrap().is_none(), "nothing linked");
+    allow(&t).await;
+    let r = testkit::confirm_install(&b, &t.platform.url).await;
+    let to = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+    assert_eq!(to.as_deref(), Some("/portal"), "linked: {}", r.text().await.unwrap_or_default());
+    let link = t.app().zoom_link(c).await.unwrap().expect("linked");
+    assert_eq!(link.state, domain::onboarding::LinkState::Linked);
+    // Its tokens work.
+    t.app().access_token(&link, None).await.expect("a token");
+}
+
+/// The admin authorizes the app again for a linked account (Zoom revokes the link's old tokens)
+/// while Zoom's `users/me` fails twice: the callback tries again instead of dropping the new pair,
+/// and the link works on it.
+async fn authorizing_again_survives_a_moment_of_zoom_failures(db: Db) {
+    let options = testkit::sim::Options {
+        control_api: true,
+        refresh_rotation: testkit::sim::RefreshRotation::Immediate,
+        ..Default::default()
+    };
+    let t = ZoomApp::spawn_full(db, options, |_| {}).await;
+    let c = acme(&t, 0, true).await;
+    t.link_acme(ADMIN).await;
+    let link = t.app().zoom_link(c).await.unwrap().unwrap();
+    let before = t.app().access_token(&link, None).await.unwrap();
+
+    fault(&t, json!({"path": "/v2/users/me", "status": 500, "count": 2})).await;
+    testkit::install_acme_at(&t.zoom.url, &t.platform.url, ADMIN, PASSWORD).await;
+    assert!(faults_left(&t).await.is_empty(), "users/me failed twice");
+    let link = t.app().zoom_link(c).await.unwrap().unwrap();
+    assert_eq!(link.state, domain::onboarding::LinkState::Linked);
+    let renewed = t.app().access_token(&link, None).await.unwrap();
+    assert_ne!(renewed, before, "the link holds the new authorization's tokens");
+    assert_link_refreshes(&t, &link, &renewed).await;
 }
 
 /// A customer with no Zoom trunk of its own: its push job fails with the reason and Zoom gets
