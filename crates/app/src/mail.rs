@@ -17,6 +17,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How the connection to the SMTP server is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +226,17 @@ impl App {
         };
         let span =
             tracing::info_span!("mail", id = %mail.id, key = %mail.key, attempt = mail.attempts);
-        let _enter = span.enter();
+        // Entered only across the awaits of this mail (a guard held across them would lend the
+        // span to whatever else the thread runs meanwhile).
+        self.send_claimed(mailer, mail, owner).instrument(span).await
+    }
+
+    async fn send_claimed(
+        &self,
+        mailer: Arc<Mailer>,
+        mail: Mail,
+        owner: &str,
+    ) -> Result<Option<MailOutcome>> {
         let mut to = self.store.customer_admin_emails(mail.customer_id).await?;
         if mail.kind.to_operators() {
             to.extend(mailer.settings.operators.iter().cloned());
