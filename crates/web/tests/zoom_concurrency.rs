@@ -50,6 +50,26 @@ async fn acme(t: &ZoomApp, ordered: u32, trunk: bool) -> CustomerId {
     c.id
 }
 
+/// The platform beside a simulator whose refresh tokens stop working once exchanged.
+async fn rotating_at_once(db: Db) -> ZoomApp {
+    let options = testkit::sim::Options {
+        control_api: true,
+        refresh_rotation: testkit::sim::RefreshRotation::Immediate,
+        ..Default::default()
+    };
+    ZoomApp::spawn_full(db, options, |_| {}).await
+}
+
+/// Acme linked, its three numbers pushed and active in Zoom.
+async fn acme_active(db: Db) -> (ZoomApp, CustomerId) {
+    let t = ZoomApp::spawn(db).await;
+    let c = acme(&t, 3, true).await;
+    t.link_acme(ADMIN).await;
+    t.run_pending_jobs().await;
+    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+    (t, c)
+}
+
 /// Another instance on the same database: its own Zoom wiring and memory, the same store and
 /// token keys (as every instance of one deployment has).
 fn another_instance(t: &ZoomApp) -> App {
@@ -137,11 +157,7 @@ fn deauthorization(
 /// Zoom's re-sending of the old removal (signed afresh) is ignored, being older than the install.
 /// The fresh install stays linked and its numbers active throughout.
 async fn a_replayed_or_late_removal_never_undoes_a_reinstall(db: Db) {
-    let t = ZoomApp::spawn(db).await;
-    let c = acme(&t, 3, true).await;
-    t.link_acme(ADMIN).await;
-    t.run_pending_jobs().await;
-    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+    let (t, c) = acme_active(db).await;
     let (one, two) = (t.app().clone(), another_instance(&t));
 
     let removed_at = t.clock().now();
@@ -185,12 +201,7 @@ async fn a_replayed_or_late_removal_never_undoes_a_reinstall(db: Db) {
 /// the first's result instead of spending the same rotating refresh token (Zoom would answer
 /// `invalid_grant` to one of them).
 async fn a_refresh_slower_than_30_seconds_keeps_its_lease(db: Db) {
-    let options = testkit::sim::Options {
-        control_api: true,
-        refresh_rotation: testkit::sim::RefreshRotation::Immediate,
-        ..Default::default()
-    };
-    let t = ZoomApp::spawn_full(db, options, |_| {}).await;
+    let t = rotating_at_once(db).await;
     let c = acme(&t, 0, true).await;
     t.link_acme(ADMIN).await;
     let link = t.app().zoom_link(c).await.unwrap().unwrap();
@@ -246,12 +257,7 @@ async fn allow(t: &ZoomApp) {
 
 /// Zoom rotating refresh tokens at once, a linked Acme, and the access token its link has now.
 async fn linked_with_rotation(db: Db) -> (ZoomApp, domain::onboarding::ZoomLink, String) {
-    let options = testkit::sim::Options {
-        control_api: true,
-        refresh_rotation: testkit::sim::RefreshRotation::Immediate,
-        ..Default::default()
-    };
-    let t = ZoomApp::spawn_full(db, options, |_| {}).await;
+    let t = rotating_at_once(db).await;
     let c = acme(&t, 0, true).await;
     t.link_acme(ADMIN).await;
     let link = t.app().zoom_link(c).await.unwrap().unwrap();
@@ -313,11 +319,7 @@ async fn refreshed_tokens_outlast_a_database_that_refuses_them_for_a_while(db: D
 /// time it suspends the numbers. (The first delivery was remembered against replays, and must not
 /// be counted as seen when it was not acted on.)
 async fn a_removal_not_recorded_is_taken_when_zoom_sends_it_again(db: Db) {
-    let t = ZoomApp::spawn(db).await;
-    let c = acme(&t, 3, true).await;
-    t.link_acme(ADMIN).await;
-    t.run_pending_jobs().await;
-    assert_eq!(states(&t, c).await, vec![NumberState::Active; 3]);
+    let (t, c) = acme_active(db).await;
 
     refuse(&t, db, "UPDATE ON zoom_links").await;
     let removed_at = t.clock().now();
@@ -363,12 +365,7 @@ async fn an_install_the_database_could_not_link_can_be_confirmed_again(db: Db) {
 /// while Zoom's `users/me` fails twice: the callback tries again instead of dropping the new pair,
 /// and the link works on it.
 async fn authorizing_again_survives_a_moment_of_zoom_failures(db: Db) {
-    let options = testkit::sim::Options {
-        control_api: true,
-        refresh_rotation: testkit::sim::RefreshRotation::Immediate,
-        ..Default::default()
-    };
-    let t = ZoomApp::spawn_full(db, options, |_| {}).await;
+    let t = rotating_at_once(db).await;
     let c = acme(&t, 0, true).await;
     t.link_acme(ADMIN).await;
     let link = t.app().zoom_link(c).await.unwrap().unwrap();
