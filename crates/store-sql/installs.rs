@@ -40,6 +40,8 @@ impl PendingRow {
 }
 
 impl DialectStore {
+    /// Keeps `p` waiting under `id_hash`; once (a retry after a commit whose answer was lost finds
+    /// it there).
     pub async fn insert_pending_install(&self, id_hash: &str, p: &PendingInstall) -> Result<()> {
         sqlx::query!("DELETE FROM zoom_pending_installs WHERE valid_until <= $1", p.created_at)
             .execute(self.writer())
@@ -47,7 +49,8 @@ impl DialectStore {
         let account = p.zoom_account_id.as_str();
         sqlx::query!(
             "INSERT INTO zoom_pending_installs (id_hash, zoom_account_id, zoom_user_id, zoom_email, zoom_name, zoom_account_number, \
-             access_token, refresh_token, token_expires_at, created_at, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             access_token, refresh_token, token_expires_at, created_at, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (id_hash) DO NOTHING",
             id_hash,
             account,
             p.zoom_user_id,

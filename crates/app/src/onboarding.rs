@@ -183,8 +183,10 @@ async fn again<
     step().await
 }
 
-/// How long a refreshed token pair the database refuses is tried again before it is given up.
-const STORE_REFRESHED_FOR: Duration = Duration::from_secs(300);
+/// How long a refreshed token pair the database refuses is tried again (a failover, a lost
+/// connection) before it is given up; the refresh lease covers it.
+const STORE_REFRESHED_FOR: Duration = Duration::from_secs(60);
+const SECOND: Duration = Duration::from_secs(1);
 
 impl App {
     pub fn zoom(&self) -> Result<&ZoomSetup> {
@@ -203,30 +205,31 @@ impl App {
     /// once: Zoom revoked the old ones when it authorized the app again, and these belong to the
     /// same account. (`renewed` says so; whoever confirms later is checked as usual.)
     pub async fn begin_install(&self, code: &str) -> Result<InstallStarted> {
-        let z = self.zoom()?;
+        self.zoom()?;
         let code = code.trim();
         if code.is_empty() || code.len() > 2048 {
             return Err(AppError::invalid("code", "is missing or too long"));
         }
+        // Once Zoom has the code it spends it and, for an account authorized before, revokes the
+        // link's old tokens: from then on the new pair exists only here. So the exchange and what
+        // follows run on a task of their own (the browser hanging up does not cut them short; a
+        // stop waits for them), each step after the exchange tried again when it fails.
+        let app = self.clone();
+        let code = code.to_owned();
+        self.unfinished
+            .run(async move { app.install_with(&code).await })
+            .await
+            .unwrap_or_else(|| Err(AppError::Refused("peerex is stopping: add the app again from the Zoom App Marketplace in a minute.".into())))
+    }
+
+    /// [`App::begin_install`]'s exchange of `code` and what follows.
+    async fn install_with(&self, code: &str) -> Result<InstallStarted> {
+        let z = self.zoom()?;
         let tokens = z
             .client
             .exchange_code(code, None)
             .await
             .map_err(|e| zoom_refusal("exchange the authorization code with Zoom", e))?;
-        // Zoom has spent the code and, for an account authorized before, revoked the link's old
-        // tokens: from here on the new pair exists only here. The rest runs on a task of its own
-        // (the browser hanging up does not cut it short; a stop waits for it), each step tried
-        // again when it fails.
-        let app = self.clone();
-        self.unfinished
-            .run(async move { app.install_with(tokens).await })
-            .await
-            .unwrap_or_else(|| Err(AppError::Refused("peerex is stopping: add the app again from the Zoom App Marketplace in a minute.".into())))
-    }
-
-    /// [`App::begin_install`] once the code is exchanged for `tokens`.
-    async fn install_with(&self, tokens: zoom::Tokens) -> Result<InstallStarted> {
-        let z = self.zoom()?;
         let me = again(|| z.client.me(&tokens.access_token))
             .await
             .map_err(|e| zoom_refusal("read the Zoom account (users/me)", e))?;
@@ -398,6 +401,13 @@ impl App {
                 Err(AppError::Refused(refused.to_string()))
             }
             Err(e) => {
+                // Linked after all (the commit landed, its answer was lost)? Then it is not put back.
+                if let Ok(Some(link)) = self.store.live_link_by_account(account).await {
+                    if link.customer_id == customer {
+                        tracing::warn!(customer = %customer, zoom_account = %account, error = %e, "Zoom account linked, though the database's answer was lost");
+                        return Err(e.into());
+                    }
+                }
                 // Nothing was linked: the install waits again, for the admin to confirm again.
                 if let Err(back) = again(|| self.store.insert_pending_install(&digest, &p)).await {
                     tracing::error!(customer = %customer, zoom_account = %account, error = %back, "a Zoom install taken but not linked could not be put back: the customer must add the app again");
@@ -502,17 +512,18 @@ impl App {
         // acting fails, forgotten again, so that Zoom's retry is taken.
         let app = self.clone();
         let body = body.to_vec();
-        let acted =
-            self.unfinished.run(async move { app.act_on_webhook(event, &body, sent).await });
-        let acted = acted
-            .await
-            .unwrap_or_else(|| Err(AppError::Refused("peerex is stopping: send it again".into())));
-        if acted.is_err() {
-            if let Err(e) = self.store.forget_webhook(&digest).await {
-                tracing::warn!(error = %e, "a Zoom webhook not acted on could not be forgotten: Zoom's retry of it will be refused as a replay");
+        let acted = self.unfinished.run(async move {
+            let acted = app.act_on_webhook(event, &body, sent).await;
+            if acted.is_err() {
+                if let Err(e) = app.store.forget_webhook(&digest).await {
+                    tracing::warn!(error = %e, "a Zoom webhook not acted on could not be forgotten: a retry of it with the same signature will be refused as a replay");
+                }
             }
-        }
+            acted
+        });
         acted
+            .await
+            .unwrap_or_else(|| Err(AppError::Refused("peerex is stopping: send it again".into())))
     }
 
     /// What a verified, first-seen webhook from Zoom does.
@@ -578,13 +589,15 @@ impl App {
             });
         }
         let owner = uuid::Uuid::now_v7().to_string();
-        // The refresh lease outlives the refresh call, whatever the configured timeout: while it is
-        // held no other worker spends the same rotating refresh token.
+        // The refresh lease outlives the refresh call, whatever the configured timeout, and the
+        // store's tries after it: while it is held no other worker spends the same rotating
+        // refresh token (which Zoom may have rotated away already).
         let call = z.client.timeout() + Duration::from_secs(1);
-        let lease = time::Duration::try_from(call + Duration::from_secs(30))
+        let lease = time::Duration::try_from(call + Duration::from_secs(30) + STORE_REFRESHED_FOR)
             .unwrap_or(time::Duration::minutes(10));
         // Another worker's refresh is waited for as long as its lease may last.
         let wait_until = std::time::Instant::now() + lease.unsigned_abs();
+        let mut pause = Duration::from_millis(50);
         loop {
             let Some(t) = self.store.zoom_tokens(link.id).await? else {
                 return Err(ZoomCallError::NoLink);
@@ -620,7 +633,8 @@ impl App {
                 }
             } else if std::time::Instant::now() < wait_until {
                 // Another worker is refreshing; its result lands in the row.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
             } else {
                 return Err(ZoomCallError::Zoom(zoom::ZoomError::Timeout));
             }
@@ -629,10 +643,9 @@ impl App {
 
     /// Spends `t`'s refresh token (the caller holds its lease as `owner`) and stores the new pair:
     /// the new access token, or `None` when another worker took the refresh over before the store.
-    /// A store that fails is tried again for up to [`STORE_REFRESHED_FOR`]: the new pair exists
-    /// nowhere else, and once it is lost the link needs the customer to authorize the app again.
-    /// (Trying past the lease is safe: the store is a compare-and-set on this owner, which a worker
-    /// taking the refresh over replaces.)
+    /// A store that fails is tried again while the lease lasts (it covers [`STORE_REFRESHED_FOR`]
+    /// of tries): the new pair exists nowhere else, and once it is lost the link needs the customer
+    /// to authorize the app again. (Past the lease another worker may spend the old refresh token.)
     async fn refresh_and_store(
         &self,
         link: &ZoomLink,
@@ -642,7 +655,8 @@ impl App {
         lease: time::Duration,
     ) -> std::result::Result<Option<String>, ZoomCallError> {
         let z = self.zoom.as_deref().ok_or(ZoomCallError::NotConfigured)?;
-        let until = std::time::Instant::now() + lease.unsigned_abs().max(STORE_REFRESHED_FOR);
+        // A little inside the lease, which the database measures from a moment earlier.
+        let until = std::time::Instant::now() + lease.unsigned_abs().saturating_sub(SECOND * 5);
         let refresh = z.keys.open("refresh", &t.refresh_token)?;
         let answer = tokio::time::timeout(call, z.client.refresh(&refresh))
             .await

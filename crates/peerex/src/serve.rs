@@ -56,20 +56,21 @@ pub async fn serve(
     // only writes them.
     let hooks = app.spawn_webhook_dispatcher();
     // Quarantines end and unanswered releases converge by themselves (issue 6).
-    let _release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
+    let release_sweep = app.spawn_release_sweep(std::time::Duration::from_secs(60));
     // Port-ins whose date has come are activated; jobs a port-in still needs are queued.
-    let _port_in_scan = app.spawn_port_in_scan(std::time::Duration::from_secs(60));
+    let port_in_scan = app.spawn_port_in_scan(std::time::Duration::from_secs(60));
     // Each linked account is compared with Zoom when due; the database's lease picks one instance.
-    let _reconciler = (config.zoom.enabled() && config.zoom.reconcile_minutes > 0)
+    let reconciler = (config.zoom.enabled() && config.zoom.reconcile_minutes > 0)
         .then(|| app.spawn_reconciler(std::time::Duration::from_secs(60)));
     // Mails to customers' admins go out, and the reminders fall due (nothing without [mail] host).
     let mail = app.spawn_mail(std::time::Duration::from_secs(60));
     // Each customer's usage of the day that ended is recorded once (the first instance makes it).
-    let _usage = app.spawn_usage_taker(std::time::Duration::from_secs(600));
+    let usage = app.spawn_usage_taker(std::time::Duration::from_secs(600));
     let mut limits = config.http.limits().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let access = config.http.access().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     limits.max_connections = fit_connections(limits.max_connections);
     let state = web::WebState::new(app.clone(), ui).with_access(access);
+    let finishing = app.clone();
     tracing::info!(address = %listener.local_addr()?, max_connections = limits.max_connections, "peerex is serving");
     let stop = async move {
         shutdown.wait().await;
@@ -77,10 +78,15 @@ pub async fn serve(
         workers.shutdown().await;
         mail.shutdown().await;
         hooks.shutdown().await;
+        // Nothing in the background starts work now; what must not be cut short (a Zoom token
+        // refresh under way, whose new pair exists nowhere else until stored) ends first.
+        drop((release_sweep, port_in_scan, reconciler, usage));
+        finishing.finish_unfinished(std::time::Duration::from_secs(60)).await;
     };
-    web::listener::serve(listener, web::router(state), limits, stop).await?;
-    // Nothing starts new work now; what must not be cut short (a Zoom token refresh under way) ends.
-    app.finish_unfinished(std::time::Duration::from_secs(60)).await;
+    let served = web::listener::serve(listener, web::router(state), limits, stop).await;
+    // And what requests still in flight started meanwhile.
+    app.finish_unfinished(std::time::Duration::from_secs(10)).await;
+    served?;
     tracing::info!("peerex stopped");
     Ok(())
 }

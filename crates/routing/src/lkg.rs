@@ -106,7 +106,10 @@ pub fn write(
             return Err(e);
         }
     };
-    std::fs::rename(&tmp, path)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     // The rename itself must reach the disk, or a power cut may bring back the old file.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

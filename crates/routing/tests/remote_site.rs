@@ -249,9 +249,13 @@ async fn a_last_known_good_file_that_could_not_be_written_is_written_soon_after(
     std::fs::create_dir(&file).unwrap();
     let s = remote(&seeded.url, state.path()).await;
     assert!(routing::wait_ready(&s.routing, Duration::from_secs(20)).await);
-    // The load's write failed; the next tries fail as long as the directory is there.
+    // The load's write failed; the next tries fail as long as the directory is there, and leave
+    // no temporary file behind.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(file.is_dir());
+    let left: Vec<_> =
+        std::fs::read_dir(state.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from(routing::lkg::FILE_NAME)], "{left:?}");
     std::fs::remove_dir(&file).unwrap();
     until("the file written", Duration::from_secs(4), || async {
         routing::lkg::read(&file).is_ok()
