@@ -84,6 +84,24 @@ async fn an_error_rate_fails_that_share_of_calls_and_the_same_calls_for_the_same
     );
 }
 
+/// The body of a POST adding number `i` on the carrier's trunk.
+fn adding(i: usize) -> Value {
+    json!({ "phone_numbers": [{ "phone_number": number(i), "sip_trunk_name": TRUNK, "status": true }] })
+}
+
+/// POSTs `body` to the peering numbers as a client with no timeout of its own: what came back, and
+/// after how long.
+async fn post_patiently(
+    sim: &Sim,
+    token: &str,
+    body: &Value,
+) -> (reqwest::Result<reqwest::Response>, Duration) {
+    let started = Instant::now();
+    let answer =
+        reqwest::Client::new().post(sim.url(PEERING)).bearer_auth(token).json(body).send().await;
+    (answer, started.elapsed())
+}
+
 /// POSTs `body` to the peering numbers as a client that waits 500 ms for the answer, and gets none
 /// (the fault holds it for 1.5 s).
 async fn give_up_after_500ms(sim: &Sim, token: &str, body: &Value) {
@@ -106,21 +124,15 @@ async fn a_timeout_holds_the_call_past_the_clients_patience_and_serves_nothing()
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
     post_fault(&sim, json!({ "path": PEERING, "method": "POST", "timeout_ms": 1500 })).await;
-    let body = json!({ "phone_numbers": [{ "phone_number": number(1), "sip_trunk_name": TRUNK, "status": true }] });
+    let body = adding(1);
     give_up_after_500ms(&sim, &token, &body).await;
     assert!(sim_numbers(&sim).await.is_empty(), "the call was not served");
 
     // A patient client: after the hold the connection is closed without any answer.
     post_fault(&sim, json!({ "path": PEERING, "method": "POST", "timeout_ms": 300 })).await;
-    let started = Instant::now();
-    let e = reqwest::Client::new()
-        .post(sim.url(PEERING))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect_err("no answer at all");
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    let (answer, took) = post_patiently(&sim, &token, &body).await;
+    let e = answer.expect_err("no answer at all");
+    assert!(took >= Duration::from_millis(300));
     assert!(!e.is_timeout() && e.status().is_none(), "the connection was closed: {e}");
     assert!(sim_numbers(&sim).await.is_empty());
 
@@ -133,23 +145,17 @@ async fn a_late_answer_serves_the_call_even_for_a_client_that_gave_up() {
     let sim = Sim::start().await;
     let token = sim.carrier_token(ACME_ADMIN).await;
     post_fault(&sim, json!({ "path": PEERING, "method": "POST", "answer_delay_ms": 1500 })).await;
-    let body = json!({ "phone_numbers": [{ "phone_number": number(1), "sip_trunk_name": TRUNK, "status": true }] });
+    let body = adding(1);
     give_up_after_500ms(&sim, &token, &body).await;
     assert_eq!(sim_numbers(&sim).await, vec![number(1)], "served although unanswered");
 
     // A patient client gets the answer, late.
     post_fault(&sim, json!({ "path": PEERING, "method": "POST", "answer_delay_ms": 300 })).await;
-    let body = json!({ "phone_numbers": [{ "phone_number": number(2), "sip_trunk_name": TRUNK, "status": true }] });
-    let started = Instant::now();
-    let r = reqwest::Client::new()
-        .post(sim.url(PEERING))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect("answered");
+    let body = adding(2);
+    let (answer, took) = post_patiently(&sim, &token, &body).await;
+    let r = answer.expect("answered");
     assert!(r.status().is_success(), "{}", r.status());
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(took >= Duration::from_millis(300));
     assert_eq!(sim_numbers(&sim).await, vec![number(1), number(2)]);
 }
 
